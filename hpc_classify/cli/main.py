@@ -1,0 +1,46 @@
+"""`hpc-classify` entry point: one small module per subcommand, each exposing `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hpc_classify._version import __version__
+from hpc_classify.errors import HpcClassifyError
+
+# Each module defines `register(subparsers)`, which adds its parser and sets `handler=fn(args) -> int`.
+SUBCOMMAND_MODULES = ("run", "status", "demo", "bench", "fetch_models", "node", "submit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpc-classify",
+        description="Label large sharded text corpora with pre-trained transformer classifiers on Dask/Slurm.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpc-classify {__version__}")
+    parser.add_argument("--log-level", default=None, help="logging level (default INFO, or $HPC_CLASSIFY_LOG_LEVEL)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"hpc_classify.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    from hpc_classify.logging_setup import configure_logging
+
+    configure_logging(args.log_level)
+    try:
+        return int(args.handler(args) or 0)
+    except HpcClassifyError as error:
+        print(f"hpc-classify {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
