@@ -1,0 +1,22 @@
+"""Classifiers: the user-extensible base class and the NVIDIA checkpoints, registered by name."""
+
+from hpc_classify.classifiers.base import DistributedDataClassifier, LoadedComponents
+from hpc_classify.classifiers.checkpoint_classifier import (
+    CheckpointClassifier,
+    DomainClassifier,
+    MultilingualDomainClassifier,
+    QualityClassifier,
+)
+from hpc_classify.classifiers.registry import CLASSIFIERS, build_classifier, get_cached_classifier
+
+__all__ = [
+    "CLASSIFIERS",
+    "CheckpointClassifier",
+    "DistributedDataClassifier",
+    "DomainClassifier",
+    "LoadedComponents",
+    "MultilingualDomainClassifier",
+    "QualityClassifier",
+    "build_classifier",
+    "get_cached_classifier",
+]

@@ -1,0 +1,42 @@
+"""hpc_classify: label large sharded text corpora with pre-trained transformer classifiers on Dask and Slurm.
+
+The public API mirrors NeMo Curator's distributed data classification:
+
+    from hpc_classify import DocumentDataset, DomainClassifier, get_all_files_paths_under
+
+Names are resolved lazily so that `import hpc_classify` stays light (no torch, no dask) for tools
+such as the cluster launcher that only need part of the package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hpc_classify._version import __version__
+
+_EXPORTS = {
+    "get_all_files_paths_under": "hpc_classify.io.discovery",
+    "DocumentDataset": "hpc_classify.dataset",
+    "DistributedDataClassifier": "hpc_classify.classifiers",
+    "CheckpointClassifier": "hpc_classify.classifiers",
+    "DomainClassifier": "hpc_classify.classifiers",
+    "QualityClassifier": "hpc_classify.classifiers",
+    "MultilingualDomainClassifier": "hpc_classify.classifiers",
+    "LoadedComponents": "hpc_classify.classifiers",
+    "ClassifierSettings": "hpc_classify.config",
+    "RunConfig": "hpc_classify.config",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hpc_classify' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

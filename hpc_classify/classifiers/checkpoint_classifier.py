@@ -1,0 +1,113 @@
+"""Classifiers backed by a checkpoint in the public NVIDIA layout (hub id or local directory)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from hpc_classify.classifiers.base import DistributedDataClassifier, LoadedComponents
+
+if TYPE_CHECKING:
+    import torch
+
+
+class CheckpointClassifier(DistributedDataClassifier):
+    """A `DistributedDataClassifier` whose model, tokenizer and labels come from one checkpoint."""
+
+    def __init__(self, model: str, *, revision: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.model = str(model)
+        self.revision = revision
+
+    def _model_dir(self):
+        from hpc_classify.models.hub import resolve_model_dir
+
+        return resolve_model_dir(self.model, revision=self.revision)
+
+    def load_labels(self) -> list[str]:
+        # config.json only: the driver asks for labels without loading any weights.
+        config = json.loads((self._model_dir() / "config.json").read_text())
+        from hpc_classify.models.checkpoint import labels_from_config
+
+        return labels_from_config(config, source=self.model)
+
+    def load_components(self, device: torch.device) -> LoadedComponents:
+        from hpc_classify.models.checkpoint import load_classifier_checkpoint
+
+        loaded = load_classifier_checkpoint(self.model, revision=self.revision, device=device)
+        self._checkpoint_hash = loaded.checkpoint_hash
+        return LoadedComponents(loaded.model, loaded.tokenizer, loaded.labels)
+
+    def load_model(self, device: torch.device) -> torch.nn.Module:
+        return self.load_components(device).model
+
+    def load_tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self._model_dir())
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "model": self.model, "revision": self.revision}
+
+    def fingerprint(self) -> dict[str, Any]:
+        from hpc_classify.models.checkpoint import checkpoint_hash
+
+        return {**super().fingerprint(), "checkpoint_hash": checkpoint_hash(self._model_dir())}
+
+
+class DomainClassifier(CheckpointClassifier):
+    """nvidia/domain-classifier: 26 domain labels (Adult ... Travel_and_Transportation)."""
+
+    default_pred_column = "domain_pred"
+
+    def __init__(
+        self, model: str | None = None, *, max_chars: int = 2000, max_tokens: int = 512, **kwargs: Any
+    ):
+        from hpc_classify.models.registry_defaults import DEFAULT_MODELS
+
+        super().__init__(
+            model or DEFAULT_MODELS["domain"], max_chars=max_chars, max_tokens=max_tokens, **kwargs
+        )
+
+
+class QualityClassifier(CheckpointClassifier):
+    """nvidia/quality-classifier-deberta: High / Medium / Low, with per-label probabilities by default."""
+
+    default_pred_column = "quality_pred"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        prob_column: str | None = "quality_prob",
+        max_chars: int = 6000,
+        max_tokens: int = 1024,
+        **kwargs: Any,
+    ):
+        from hpc_classify.models.registry_defaults import DEFAULT_MODELS
+
+        super().__init__(
+            model or DEFAULT_MODELS["quality"],
+            prob_column=prob_column,
+            max_chars=max_chars,
+            max_tokens=max_tokens,
+            **kwargs,
+        )
+
+
+class MultilingualDomainClassifier(CheckpointClassifier):
+    """nvidia/multilingual-domain-classifier: the 26 domain labels over 52 languages."""
+
+    default_pred_column = "domain_pred"
+
+    def __init__(
+        self, model: str | None = None, *, max_chars: int = 2000, max_tokens: int = 512, **kwargs: Any
+    ):
+        from hpc_classify.models.registry_defaults import DEFAULT_MODELS
+
+        super().__init__(
+            model or DEFAULT_MODELS["multilingual-domain"],
+            max_chars=max_chars,
+            max_tokens=max_tokens,
+            **kwargs,
+        )

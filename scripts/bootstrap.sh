@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh machine: a virtual environment in .venv with the package installed.
+#   scripts/bootstrap.sh          runtime only (enough for `hpc-classify demo`)
+#   scripts/bootstrap.sh --test   also the test tools, UCXX, and the system packages the tests drive
+#                                 for real: Slurm (slurm-wlm), munge and Lmod (apt, needs root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+[[ "${1:-}" == "--test" ]] && with_tests=1
+
+python=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$python" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+
+if (( with_tests )); then
+  missing=()
+  for binary in slurmctld slurmd munged; do command -v "$binary" >/dev/null || missing+=("$binary"); done
+  [[ -e /usr/share/lmod/lmod/init/bash ]] || missing+=(lmod)
+  if (( ${#missing[@]} )); then
+    echo "bootstrap: installing slurm-wlm, munge and lmod (missing: ${missing[*]})"
+    sudo_cmd=(); (( EUID == 0 )) || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq slurm-wlm munge lmod >/dev/null
+  fi
+  # torch==2.13.0 first: the CPU wheel on this machine's disk; the package's own `torch>=` then needs nothing more.
+  .venv/bin/python -m pip install --quiet torch==2.13.0
+  .venv/bin/python -m pip install --quiet -e ".[test]"
+else
+  .venv/bin/python -m pip install --quiet torch==2.13.0
+  .venv/bin/python -m pip install --quiet -e .
+fi
+echo "bootstrap: ready ($(.venv/bin/hpc-classify --version))"
