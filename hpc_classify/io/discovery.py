@@ -1,0 +1,168 @@
+"""Find the document files of a corpus, deterministically, and name their outputs.
+
+Hidden files and names starting with "_" are skipped everywhere: they are our own bookkeeping
+(`_markers/`, `_summary.json`, `.x.tmp-…` temp files) or other tools' (`.DS_Store`, `_SUCCESS`).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from hpc_classify.errors import ConfigError, InputFileError
+
+logger = logging.getLogger(__name__)
+
+# Longest first, so ".jsonl.gz" wins over a shorter match.
+JSONL_SUFFIXES = (".jsonl.gz", ".jsonl.zst", ".jsonl", ".json")
+SUPPORTED_SUFFIXES = (*JSONL_SUFFIXES, ".parquet")
+_OUTPUT_SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet"}
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True, order=True)
+class InputFile:
+    """An input document file: absolute path, and the relative path its output and marker take."""
+
+    path: str
+    relpath: str
+
+
+def document_suffix(name: str) -> str | None:
+    """The supported document suffix `name` ends with (".jsonl.gz", ".parquet", ...), or None."""
+    lower = name.lower()
+    return next((s for s in SUPPORTED_SUFFIXES if lower.endswith(s)), None)
+
+
+def get_all_files_paths_under(
+    root: str,
+    recurse_subdirectories: bool = True,
+    keep_extensions: str | Sequence[str] | None = None,
+) -> list[str]:
+    """All files under `root` (sorted), optionally only those ending with one of `keep_extensions`.
+
+    Extensions may be given with or without the dot and may have several parts ("jsonl.gz").
+    Hidden and "_"-prefixed files and directories are skipped.
+    """
+    if not os.path.isdir(root):
+        what = "no such directory" if not os.path.exists(root) else "not a directory"
+        raise InputFileError(root, what, hint="pass the directory that holds the corpus files")
+    suffixes = _normalise_extensions(keep_extensions)
+    paths = [
+        os.path.join(root, rel)
+        for rel in _walk_relpaths(root, recurse_subdirectories)
+        if suffixes is None or rel.lower().endswith(suffixes)
+    ]
+    return sorted(paths)
+
+
+def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
+    """Expand directories (recursively), files and globs into sorted, de-duplicated InputFiles.
+
+    A directory's files get relpaths relative to it; a file or glob match gets its base name.
+    Raises InputFileError for a missing path or a glob/directory with no document files, and
+    ConfigError when two different inputs would write to the same output relpath.
+    """
+    if isinstance(specs, str):
+        specs = [specs]
+    by_path: dict[str, InputFile] = {}
+    for spec in specs:
+        for item in _expand_one(spec):
+            by_path.setdefault(item.path, item)  # the same file named twice is one input
+    inputs = sorted(by_path.values())
+    _check_unique_relpaths(inputs)
+    return inputs
+
+
+def output_relpath(relpath: str, output_format: str) -> str:
+    """The output's relpath: same name, with the suffix of `output_format`.
+
+    JSONL inputs keep their suffix and compression for JSONL output (x.jsonl.gz -> x.jsonl.gz);
+    otherwise the document suffix is replaced (x.jsonl.gz -> x.parquet, x.parquet -> x.jsonl).
+    """
+    if output_format not in _OUTPUT_SUFFIX:
+        raise ConfigError(f"output format must be one of {', '.join(_OUTPUT_SUFFIX)}, not {output_format!r}")
+    suffix = document_suffix(relpath)
+    if suffix is None:
+        raise ConfigError(
+            f"{relpath!r} does not end with a document suffix ({', '.join(SUPPORTED_SUFFIXES)})"
+        )
+    if output_format == "jsonl" and suffix in JSONL_SUFFIXES:
+        return relpath
+    if output_format == "parquet" and suffix == ".parquet":
+        return relpath
+    return relpath[: -len(suffix)] + _OUTPUT_SUFFIX[output_format]
+
+
+def _normalise_extensions(keep_extensions: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if keep_extensions is None:
+        return None
+    if isinstance(keep_extensions, str):
+        keep_extensions = [keep_extensions]
+    return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in keep_extensions)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+def _walk_relpaths(root: str, recurse: bool) -> Iterator[str]:
+    """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        rel_dir = os.path.relpath(dirpath, root)
+        # Pruning in place stops os.walk from entering hidden dirs; sorting makes the walk deterministic.
+        dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d)) if recurse else []
+        for name in sorted(filenames):
+            if not _is_hidden(name):
+                yield name if rel_dir == "." else os.path.join(rel_dir, name)
+
+
+def _expand_one(spec: str) -> list[InputFile]:
+    if os.path.isdir(spec):
+        root = os.path.abspath(spec)
+        found = [
+            InputFile(os.path.join(root, rel), rel.replace(os.sep, "/"))
+            for rel in _walk_relpaths(root, recurse=True)
+            if document_suffix(rel) is not None
+        ]
+        if not found:
+            raise InputFileError(spec, "directory holds no document files", hint=_suffix_hint())
+        return found
+    if os.path.exists(spec):
+        if document_suffix(spec) is None:
+            raise InputFileError(spec, "not a supported document file", hint=_suffix_hint())
+        path = os.path.abspath(spec)
+        return [InputFile(path, os.path.basename(path))]
+    if _GLOB_CHARS & set(spec):
+        matches = [m for m in glob.glob(spec, recursive=True) if _is_document_match(spec, m)]
+        if not matches:
+            raise InputFileError(spec, "pattern matches no document files", hint=_suffix_hint())
+        return [InputFile(os.path.abspath(m), os.path.basename(m)) for m in matches]
+    raise InputFileError(spec, "no such file or directory", hint="check the --input path (and quote globs)")
+
+
+def _is_document_match(pattern: str, match: str) -> bool:
+    """A glob match that is a document file not inside hidden/bookkeeping dirs below the fixed prefix."""
+    if not os.path.isfile(match) or document_suffix(match) is None:
+        return False
+    fixed = os.path.dirname(pattern[: min(pattern.find(c) for c in _GLOB_CHARS if c in pattern)])
+    below = os.path.relpath(match, fixed or ".")
+    return not any(_is_hidden(part) for part in below.split(os.sep))
+
+
+def _check_unique_relpaths(inputs: list[InputFile]) -> None:
+    seen: dict[str, str] = {}
+    for item in inputs:
+        other = seen.setdefault(item.relpath, item.path)
+        if other != item.path:
+            raise ConfigError(
+                f"inputs {other} and {item.path} would both write output {item.relpath!r}",
+                hint="pass their common parent directory instead of the files or globs, or rename one",
+            )
+
+
+def _suffix_hint() -> str:
+    return f"supported files end with {', '.join(SUPPORTED_SUFFIXES)}"

@@ -1,0 +1,126 @@
+"""Completion markers: one small JSON file per finished input, written atomically after its output.
+
+A marker's presence is what makes a file "done" on resume (an output without a marker is redone), so
+markers live apart from the outputs under `<output>/_markers/<relpath>.done.json` and are written with
+`write_json_atomically`. `iter_marker_relpaths` lists them without parsing (the resume scan);
+`iter_markers` parses them (status, summary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpc_classify.errors import InputFileError
+from hpc_classify.io.writers import is_temp_file, write_json_atomically
+
+logger = logging.getLogger(__name__)
+
+MARKERS_DIRNAME = "_markers"
+MARKER_SUFFIX = ".done.json"
+
+
+@dataclass
+class CompletionMarker:
+    """What one finished input produced; small enough to send from a worker to the driver."""
+
+    input_path: str
+    input_size: int
+    input_mtime: float
+    output_path: str
+    rows_in: int
+    rows_out: int
+    rows_bad: int
+    label_counts: dict[str, int]
+    seconds: float
+    node: str
+    worker: str
+    fingerprint: str
+    quarantine_path: str | None = None
+    started_at: str | None = None  # ISO 8601
+    finished_at: str | None = None  # ISO 8601
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later fields without a format change
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompletionMarker:
+        """Build from a dict; unknown keys (from a newer version) are kept in `extra`, not rejected."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and _is_required(f)]
+        if missing:
+            raise ValueError(f"completion marker lacks field(s): {', '.join(missing)}")
+        values = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        if extra:
+            values["extra"] = {**values.get("extra", {}), **extra}
+        return cls(**values)
+
+
+def _is_required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def marker_path(output_dir: str, relpath: str) -> str:
+    """`<output_dir>/_markers/<relpath>.done.json` for the input with this relative path."""
+    parts = relpath.replace(os.sep, "/").split("/")
+    if os.path.isabs(relpath) or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"marker relpath must be a plain relative path, not {relpath!r}")
+    return os.path.join(output_dir, MARKERS_DIRNAME, *parts[:-1], parts[-1] + MARKER_SUFFIX)
+
+
+def write_marker(path: str, marker: CompletionMarker) -> None:
+    """Write the marker atomically (its directory is created as needed)."""
+    write_json_atomically(path, marker.to_dict())
+
+
+def read_marker(path: str) -> CompletionMarker:
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+        return CompletionMarker.from_dict(data)
+    except FileNotFoundError:
+        raise InputFileError(path, "no such completion marker") from None
+    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise InputFileError(
+            path,
+            f"corrupt completion marker ({exc})",
+            hint="delete it: the file it stands for will be redone",
+        ) from exc
+
+
+def iter_marker_relpaths(output_dir: str) -> Iterator[str]:
+    """Yield the relpath of every marker (forward slashes), without reading them; order is not sorted."""
+    for relpath, _ in _iter_marker_files(output_dir):
+        yield relpath
+
+
+def iter_markers(output_dir: str) -> Iterator[CompletionMarker]:
+    """Yield every readable marker under `output_dir`; corrupt ones are logged and skipped (redone on resume)."""
+    for _, path in _iter_marker_files(output_dir):
+        try:
+            yield read_marker(path)
+        except InputFileError as exc:
+            logger.warning("skipping unreadable marker: %s", exc)
+
+
+def _iter_marker_files(output_dir: str) -> Iterator[tuple[str, str]]:
+    """(relpath, marker file path) pairs, found with os.scandir: DirEntry knows its type, so no stat per file."""
+    root = os.path.join(output_dir, MARKERS_DIRNAME)
+    if not os.path.isdir(root):
+        return
+    stack = [(root, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{prefix}{entry.name}/"))
+                elif entry.name.endswith(MARKER_SUFFIX) and not is_temp_file(entry.name):
+                    yield prefix + entry.name[: -len(MARKER_SUFFIX)], entry.path

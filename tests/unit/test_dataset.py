@@ -1,0 +1,189 @@
+"""DocumentDataset: NeMo Curator's read/write API over Dask, one partition per file, order kept."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import pandas as pd
+import pytest
+import zstandard
+
+from hpc_classify.dataset import DocumentDataset
+from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.discovery import get_all_files_paths_under
+from hpc_classify.io.writers import is_temp_file
+
+NAMES = ["books_a.jsonl", "books_b.jsonl.gz", "books_c.jsonl.zst"]
+
+
+def _rows(name: str, n: int) -> list[dict]:
+    # Columns deliberately not alphabetical, ids descending: order must come from the file.
+    return [{"id": f"{name}-{n - i}", "text": f"{name} doc {i}", "score": i * 0.5} for i in range(n)]
+
+
+def _write_jsonl(path, rows) -> None:
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
+    elif str(path).endswith(".zst"):
+        data = zstandard.ZstdCompressor().compress(data)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _read_jsonl(path) -> list[dict]:
+    data = open(path, "rb").read()
+    if str(path).endswith(".gz"):
+        data = gzip.decompress(data)
+    elif str(path).endswith(".zst"):
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    for n, name in zip((4, 3, 5), NAMES, strict=True):
+        _write_jsonl(root / name, _rows(name, n))
+    return root
+
+
+def _files(directory) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
+def test_write_to_filename_gives_one_output_per_input(corpus, tmp_path):
+    files = get_all_files_paths_under(str(corpus))
+    dataset = DocumentDataset.read_json(files, backend="pandas", add_filename=True)
+    assert dataset.df.npartitions == 3
+    assert list(dataset.df.columns) == ["id", "text", "score", "file_name"]
+    out = tmp_path / "out"
+    dataset.to_json(str(out), write_to_filename=True)
+    assert _files(out) == NAMES
+    for n, name in zip((4, 3, 5), NAMES, strict=True):
+        assert _read_jsonl(out / name) == _rows(name, n)  # same columns, same order, file_name dropped
+
+
+def test_keep_filename_column_and_files_per_partition(corpus, tmp_path):
+    dataset = DocumentDataset.read_json(str(corpus), add_filename=True, files_per_partition=2)
+    assert dataset.df.npartitions == 2
+    dataset.to_json(str(tmp_path / "out"), write_to_filename=True, keep_filename_column=True)
+    assert _files(tmp_path / "out") == NAMES
+    rows = _read_jsonl(tmp_path / "out" / NAMES[1])
+    assert rows == [r | {"file_name": NAMES[1]} for r in _rows(NAMES[1], 3)]
+
+
+def test_to_json_one_file_per_partition(corpus, tmp_path):
+    dataset = DocumentDataset.read_json(str(corpus), add_filename=True)
+    dataset.to_json(str(tmp_path / "out"))
+    assert _files(tmp_path / "out") == ["part.0.jsonl", "part.1.jsonl", "part.2.jsonl"]
+    assert _read_jsonl(tmp_path / "out" / "part.2.jsonl") == _rows(NAMES[2], 5)
+
+
+def test_compute_gives_rows_in_file_order(corpus):
+    frame = DocumentDataset.read_json(str(corpus), add_filename=True).df.compute()
+    expected = [
+        r | {"file_name": name} for n, name in zip((4, 3, 5), NAMES, strict=True) for r in _rows(name, n)
+    ]
+    assert frame.to_dict("records") == expected
+
+
+def test_filtered_rows_keep_order_and_empty_files_get_no_output(corpus, tmp_path):
+    dataset = DocumentDataset.read_json(str(corpus), add_filename=True)
+    kept = DocumentDataset(dataset.df[(dataset.df["score"] != 0.5) & (dataset.df["file_name"] != NAMES[1])])
+    kept.to_json(str(tmp_path / "out"), write_to_filename=True)
+    assert _files(tmp_path / "out") == [NAMES[0], NAMES[2]]
+    assert [r["text"] for r in _read_jsonl(tmp_path / "out" / NAMES[2])] == [
+        f"{NAMES[2]} doc {i}" for i in (0, 2, 3, 4)
+    ]
+
+
+def test_parquet_round_trip_with_filenames(corpus, tmp_path):
+    DocumentDataset.read_json(str(corpus), add_filename=True).to_parquet(
+        str(tmp_path / "pq"), write_to_filename=True, keep_filename_column=True
+    )
+    assert _files(tmp_path / "pq") == ["books_a.parquet", "books_b.parquet", "books_c.parquet"]
+    back = DocumentDataset.read_parquet(str(tmp_path / "pq"), add_filename=True)
+    frame = back.df.compute()
+    assert frame["id"].tolist() == [
+        r["id"] for n, name in zip((4, 3, 5), NAMES, strict=True) for r in _rows(name, n)
+    ]
+    # add_filename overwrote the stored column with the parquet file names
+    assert frame["file_name"].tolist()[:4] == ["books_a.parquet"] * 4
+    back.to_json(str(tmp_path / "js"), write_to_filename=True)
+    assert _files(tmp_path / "js") == ["books_a.jsonl", "books_b.jsonl", "books_c.jsonl"]
+
+
+def test_empty_file_gets_the_dataset_columns(corpus, tmp_path):
+    (corpus / "a_empty.jsonl").write_bytes(b"")
+    dataset = DocumentDataset.read_json(str(corpus), add_filename=True)
+    assert dataset.df.npartitions == 4
+    assert list(dataset.df.columns) == ["id", "text", "score", "file_name"]
+    frame = dataset.df.compute()
+    assert len(frame) == 12 and list(frame.columns) == ["id", "text", "score", "file_name"]
+
+
+def test_from_pandas_and_len(tmp_path):
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "n": [1, 2, 3]})
+    dataset = DocumentDataset.from_pandas(frame, npartitions=2)
+    assert len(dataset) == 3
+    dataset.to_json(str(tmp_path / "o"))
+    assert [r for p in _files(tmp_path / "o") for r in _read_jsonl(tmp_path / "o" / p)] == frame.to_dict(
+        "records"
+    )
+
+
+def test_no_temp_files_left(corpus, tmp_path):
+    DocumentDataset.read_json(str(corpus), add_filename=True).to_json(
+        str(tmp_path / "out"), write_to_filename=True
+    )
+    assert [n for n in os.listdir(tmp_path / "out") if is_temp_file(n)] == []
+
+
+def test_write_to_filename_needs_file_name_column(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="add_filename=True"):
+        DocumentDataset.read_json(str(corpus)).to_json(str(tmp_path / "o"), write_to_filename=True)
+
+
+def test_same_base_name_twice_is_reported(tmp_path):
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        _write_jsonl(tmp_path / sub / "same.jsonl", _rows(sub, 2))
+    dataset = DocumentDataset.read_json(
+        [str(tmp_path / "x" / "same.jsonl"), str(tmp_path / "y" / "same.jsonl")], add_filename=True
+    )
+    with pytest.raises(ConfigError, match="same.jsonl"):
+        dataset.to_json(str(tmp_path / "o"), write_to_filename=True)
+
+
+def test_text_field_checks_rows(tmp_path):
+    _write_jsonl(tmp_path / "t.jsonl", [{"text": "ok"}, {"text": None}])
+    assert len(DocumentDataset.read_json(str(tmp_path / "t.jsonl")).df.compute()) == 2
+    with pytest.raises(InputFileError) as info:
+        DocumentDataset.read_json(str(tmp_path / "t.jsonl"), text_field="text")
+    assert info.value.line == 2
+
+
+def test_missing_file_and_bad_arguments(tmp_path):
+    with pytest.raises(InputFileError, match="no such file"):
+        DocumentDataset.read_json([str(tmp_path / "missing.jsonl")])
+    _write_jsonl(tmp_path / "a.jsonl", [{"text": "x"}])
+    with pytest.raises(ConfigError):
+        DocumentDataset.read_json(str(tmp_path / "a.jsonl"), files_per_partition=0)
+    with pytest.raises(ConfigError):
+        DocumentDataset.read_json(str(tmp_path / "a.jsonl"), backend="polars")
+
+
+def test_cudf_backend_is_a_clear_error_on_cpu(tmp_path):
+    try:
+        import cudf  # noqa: F401
+
+        pytest.skip("cudf is installed")
+    except Exception:
+        pass
+    _write_jsonl(tmp_path / "a.jsonl", [{"text": "x"}])
+    with pytest.raises(ConfigError, match="backend 'cudf' is not available"):
+        DocumentDataset.read_json(str(tmp_path / "a.jsonl"), backend="cudf")

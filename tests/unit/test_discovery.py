@@ -1,0 +1,135 @@
+"""File discovery: deterministic listing, input expansion, output names."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.discovery import InputFile, expand_inputs, get_all_files_paths_under, output_relpath
+
+
+def _touch(root, *relpaths):
+    for rel in relpaths:
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("{}\n")
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    _touch(
+        tmp_path,
+        "b.jsonl",
+        "a.jsonl.gz",
+        "c.parquet",
+        "notes.txt",
+        "sub/d.jsonl.zst",
+        "sub/deeper/e.json",
+        ".hidden.jsonl",
+        "_summary.json",
+        "_markers/a.jsonl.gz.done.json",
+        ".cache/f.jsonl",
+        ".b.jsonl.tmp-1-abcd",
+    )
+    return tmp_path
+
+
+def test_get_all_files_paths_under_sorted_and_skips_bookkeeping(corpus):
+    rels = [os.path.relpath(p, corpus) for p in get_all_files_paths_under(str(corpus))]
+    assert rels == ["a.jsonl.gz", "b.jsonl", "c.parquet", "notes.txt", "sub/d.jsonl.zst", "sub/deeper/e.json"]
+
+
+def test_get_all_files_paths_under_keeps_root_prefix(corpus):
+    paths = get_all_files_paths_under(str(corpus), keep_extensions="jsonl")
+    assert paths == [os.path.join(str(corpus), "b.jsonl")]
+
+
+def test_get_all_files_paths_under_no_recursion(corpus):
+    rels = [
+        os.path.relpath(p, corpus)
+        for p in get_all_files_paths_under(str(corpus), recurse_subdirectories=False)
+    ]
+    assert rels == ["a.jsonl.gz", "b.jsonl", "c.parquet", "notes.txt"]
+
+
+def test_get_all_files_paths_under_extensions_with_and_without_dot(corpus):
+    paths = get_all_files_paths_under(str(corpus), keep_extensions=[".jsonl.gz", "parquet", "jsonl.zst"])
+    assert [os.path.relpath(p, corpus) for p in paths] == ["a.jsonl.gz", "c.parquet", "sub/d.jsonl.zst"]
+
+
+def test_get_all_files_paths_under_missing_root(tmp_path):
+    with pytest.raises(InputFileError, match="no such directory"):
+        get_all_files_paths_under(str(tmp_path / "nope"))
+
+
+def test_expand_directory_relpaths(corpus):
+    inputs = expand_inputs([str(corpus)])
+    assert [i.relpath for i in inputs] == [
+        "a.jsonl.gz",
+        "b.jsonl",
+        "c.parquet",
+        "sub/d.jsonl.zst",
+        "sub/deeper/e.json",
+    ]
+    assert all(os.path.isabs(i.path) and i.path == os.path.join(str(corpus), i.relpath) for i in inputs)
+
+
+def test_expand_file_and_glob_use_base_name_and_dedupe(corpus):
+    inputs = expand_inputs(
+        [str(corpus / "sub" / "d.jsonl.zst"), str(corpus / "*.jsonl*"), str(corpus / "b.jsonl")]
+    )
+    assert inputs == [
+        InputFile(str(corpus / "a.jsonl.gz"), "a.jsonl.gz"),
+        InputFile(str(corpus / "b.jsonl"), "b.jsonl"),
+        InputFile(str(corpus / "sub" / "d.jsonl.zst"), "d.jsonl.zst"),
+    ]
+
+
+def test_recursive_glob_skips_bookkeeping_dirs(corpus):
+    inputs = expand_inputs([str(corpus / "**" / "*.json")])
+    assert [i.relpath for i in inputs] == ["e.json"]
+
+
+def test_expand_same_relpath_from_two_places_is_refused(tmp_path):
+    _touch(tmp_path, "x/a.jsonl", "y/a.jsonl")
+    with pytest.raises(ConfigError, match="would both write output 'a.jsonl'"):
+        expand_inputs([str(tmp_path / "x" / "a.jsonl"), str(tmp_path / "y" / "a.jsonl")])
+
+
+def test_expand_missing_path_and_empty_glob(tmp_path):
+    with pytest.raises(InputFileError, match="no such file or directory") as missing:
+        expand_inputs([str(tmp_path / "missing.jsonl")])
+    assert missing.value.hint is not None
+    with pytest.raises(InputFileError, match="pattern matches no document files"):
+        expand_inputs([str(tmp_path / "*.jsonl")])
+
+
+def test_expand_unsupported_file_is_refused(corpus):
+    with pytest.raises(InputFileError, match="not a supported document file"):
+        expand_inputs([str(corpus / "notes.txt")])
+
+
+@pytest.mark.parametrize(
+    ("relpath", "fmt", "expected"),
+    [
+        ("a/x.jsonl.gz", "jsonl", "a/x.jsonl.gz"),
+        ("x.jsonl.zst", "jsonl", "x.jsonl.zst"),
+        ("x.jsonl", "jsonl", "x.jsonl"),
+        ("x.jsonl.gz", "parquet", "x.parquet"),
+        ("x.parquet", "jsonl", "x.jsonl"),
+        ("x.parquet", "parquet", "x.parquet"),
+        ("x.json", "parquet", "x.parquet"),
+    ],
+)
+def test_output_relpath(relpath, fmt, expected):
+    assert output_relpath(relpath, fmt) == expected
+
+
+def test_output_relpath_rejects_unknown():
+    with pytest.raises(ConfigError):
+        output_relpath("x.txt", "jsonl")
+    with pytest.raises(ConfigError):
+        output_relpath("x.jsonl", "csv")

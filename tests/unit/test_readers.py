@@ -1,0 +1,222 @@
+"""read_documents / read_frame: exact rows, order, bad rows under both policies, compression, corrupt files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.readers import BAD_ROW_HINT, BadRow, read_documents, read_frame
+
+ROWS = [
+    {"id": 1, "text": "first", "meta": {"lang": "en"}},
+    {"id": 2, "text": "zweite \u00fc\u00df \u4e2d\u6587"},
+    {"id": 3, "text": "", "extra": [1, 2]},
+]
+
+
+def _jsonl_bytes(rows) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def _write(path, data: bytes):
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
+    elif str(path).endswith(".zst"):
+        data = zstandard.ZstdCompressor().compress(data)
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("name", ["docs.jsonl", "docs.jsonl.gz", "docs.jsonl.zst", "docs.json"])
+def test_reads_rows_columns_and_order_exactly(tmp_path, name):
+    result = read_documents(_write(tmp_path / name, _jsonl_bytes(ROWS)))
+    assert result.bad_rows == []
+    assert list(result.frame.columns) == ["id", "text", "meta", "extra"]
+    assert result.frame["text"].tolist() == [r["text"] for r in ROWS]
+    assert result.frame["id"].tolist() == [1, 2, 3]
+    assert result.frame["meta"].iloc[0] == {"lang": "en"}
+    assert result.frame["extra"].iloc[2] == [1, 2]
+
+
+def test_zstd_multiple_frames_read_in_full(tmp_path):
+    cctx = zstandard.ZstdCompressor()
+    data = cctx.compress(_jsonl_bytes(ROWS[:2])) + cctx.compress(_jsonl_bytes(ROWS[2:]))
+    path = tmp_path / "multi.jsonl.zst"
+    path.write_bytes(data)
+    assert read_documents(str(path)).frame["id"].tolist() == [1, 2, 3]
+
+
+BAD_LINES = [
+    b'{"text": "ok 1"}\n',  # 1
+    b"   \n",  # 2 blank: ignored, not bad
+    b'{"text": "bad \xff byte"}\n',  # 3 invalid UTF-8
+    b'{"text": "unterminated\n',  # 4 invalid JSON
+    b'["not", "an", "object"]\n',  # 5
+    b'{"body": "no text"}\n',  # 6
+    b'{"text": null}\n',  # 7
+    b'{"text": 42}\n',  # 8
+    b'{"text": "ok 2", "n": 1}\n',  # 9
+    b"\n",  # 10 blank
+    b'{"text": ["a"]}',  # 11 no final newline
+]
+
+
+def test_skip_collects_every_kind_of_bad_row_with_exact_lines(tmp_path):
+    result = read_documents(_write(tmp_path / "bad.jsonl", b"".join(BAD_LINES)), on_bad_row="skip")
+    assert result.frame["text"].tolist() == ["ok 1", "ok 2"]
+    assert list(result.frame.columns) == ["text", "n"]
+    assert [b.line for b in result.bad_rows] == [3, 4, 5, 6, 7, 8, 11]
+    reasons = [b.reason for b in result.bad_rows]
+    assert reasons[0] == "invalid UTF-8 (byte 14 of the line)"
+    assert reasons[1].startswith("invalid JSON (")
+    assert reasons[2:] == [
+        "not a JSON object (a JSON array)",
+        "missing text field 'text'",
+        "text field 'text' is null",
+        "text field 'text' is a JSON number, not a string",
+        "text field 'text' is a JSON array, not a string",
+    ]
+    # raw keeps the line (invalid bytes escaped, newline stripped) so the quarantine file loses nothing.
+    assert result.bad_rows[0] == BadRow(3, reasons[0], '{"text": "bad \\xff byte"}')
+    assert result.bad_rows[-1].raw == '{"text": ["a"]}'
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "reason"),
+    [
+        (BAD_LINES[:3], 3, "invalid UTF-8"),
+        ([BAD_LINES[0], BAD_LINES[3]], 2, "invalid JSON"),
+        ([BAD_LINES[0], BAD_LINES[1], BAD_LINES[4]], 3, "not a JSON object"),
+        ([BAD_LINES[5]], 1, "missing text field 'text'"),
+        ([BAD_LINES[6]], 1, "text field 'text' is null"),
+        ([BAD_LINES[7]], 1, "text field 'text' is a JSON number"),
+    ],
+)
+def test_error_policy_names_file_line_reason_and_remedy(tmp_path, lines, line, reason):
+    path = _write(tmp_path / "bad.jsonl.gz", b"".join(lines))
+    with pytest.raises(InputFileError) as info:
+        read_documents(path)
+    err = info.value
+    assert (err.path, err.line, err.hint) == (path, line, BAD_ROW_HINT)
+    assert str(err).startswith(f"{path}:{line}: {reason}")
+    assert "--on-bad-row skip" in str(err)
+
+
+def test_custom_text_field_and_columns(tmp_path):
+    rows = [{"a": 1, "content": "x", "b": 2}, {"a": 3, "content": "y", "b": 4}]
+    path = _write(tmp_path / "c.jsonl", _jsonl_bytes(rows))
+    frame = read_documents(path, text_field="content", columns=["b"]).frame
+    assert list(frame.columns) == ["b", "content"]
+    assert frame.to_dict("records") == [{"b": 2, "content": "x"}, {"b": 4, "content": "y"}]
+    with pytest.raises(InputFileError, match="missing text field 'text'"):
+        read_documents(path)
+
+
+@pytest.mark.parametrize("name", ["empty.jsonl", "empty.jsonl.gz", "empty.jsonl.zst"])
+def test_empty_file_gives_zero_rows_with_text_column(tmp_path, name):
+    result = read_documents(_write(tmp_path / name, b""))
+    assert len(result.frame) == 0 and list(result.frame.columns) == ["text"] and result.bad_rows == []
+    assert len(read_documents(_write(tmp_path / ("blank-" + name), b"\n \n")).frame) == 0
+
+
+def test_missing_path_and_directory(tmp_path):
+    with pytest.raises(InputFileError, match="no such file") as info:
+        read_documents(str(tmp_path / "missing.jsonl"))
+    assert info.value.hint
+    with pytest.raises(InputFileError, match="is a directory"):
+        read_documents(str(tmp_path))
+
+
+def test_ten_megabyte_document(tmp_path):
+    big = "word " * (2 * 1024 * 1024)  # 10 MiB
+    rows = [{"text": "small"}, {"text": big}, {"text": "after"}]
+    result = read_documents(_write(tmp_path / "big.jsonl.zst", _jsonl_bytes(rows)))
+    assert [len(t) for t in result.frame["text"]] == [5, len(big), 5]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("trunc.jsonl.gz", gzip.compress(_jsonl_bytes(ROWS))[:-12]),
+        ("garbage.jsonl.gz", b"this is not gzip at all\n"),
+        ("garbage.jsonl.zst", b"this is not zstd at all\n"),
+        ("garbage.parquet", b"PAR1 nope"),
+    ],
+)
+def test_corrupt_files_raise_input_file_error(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InputFileError, match="cannot read the file as") as info:
+        read_documents(str(path))
+    assert info.value.path == str(path) and info.value.hint
+
+
+def test_parquet_checks_rows_by_number(tmp_path):
+    path = str(tmp_path / "p.parquet")
+    table = pa.table({"id": [1, 2, 3, 4], "text": ["a", None, "c", None]})
+    pq.write_table(table, path)
+    with pytest.raises(InputFileError) as info:
+        read_documents(path)
+    assert info.value.line == 2 and "text field 'text' is null" in str(info.value)
+    result = read_documents(path, on_bad_row="skip")
+    assert result.frame.to_dict("records") == [{"id": 1, "text": "a"}, {"id": 3, "text": "c"}]
+    assert [(b.line, b.reason, json.loads(b.raw)) for b in result.bad_rows] == [
+        (2, "text field 'text' is null", {"id": 2, "text": None}),
+        (4, "text field 'text' is null", {"id": 4, "text": None}),
+    ]
+
+
+def test_parquet_non_string_or_missing_text_column(tmp_path):
+    path = str(tmp_path / "n.parquet")
+    pq.write_table(pa.table({"text": [1, 2]}), path)
+    result = read_documents(path, on_bad_row="skip")
+    assert len(result.frame) == 0 and [b.line for b in result.bad_rows] == [1, 2]
+    assert result.bad_rows[0].reason == "text field 'text' has type int64, not string"
+    with pytest.raises(InputFileError, match="missing text field 'body'"):
+        read_documents(path, text_field="body")
+
+
+def test_parquet_round_trip_keeps_columns_and_order(tmp_path):
+    path = str(tmp_path / "ok.parquet")
+    frame = pd.DataFrame({"z": [3, 2, 1], "text": ["c", "b", "a"]})
+    frame.to_parquet(path, index=False)
+    assert read_documents(path).frame.to_dict("records") == frame.to_dict("records")
+    assert list(read_documents(path).frame.columns) == ["z", "text"]
+
+
+def test_read_frame_has_no_text_checks_but_rejects_invalid_json(tmp_path):
+    path = _write(tmp_path / "f.jsonl", b'{"text": null, "a": 1}\n{"b": 2}\n')
+    frame = read_frame(path)
+    assert list(frame.columns) == ["text", "a", "b"] and len(frame) == 2
+    bad = _write(tmp_path / "g.jsonl", b'{"a": 1}\n{oops\n')
+    with pytest.raises(InputFileError) as info:
+        read_frame(bad)
+    assert info.value.line == 2
+
+
+def test_bad_policy_and_backend_names_are_refused(tmp_path):
+    path = _write(tmp_path / "x.jsonl", _jsonl_bytes(ROWS))
+    with pytest.raises(ConfigError):
+        read_documents(path, on_bad_row="ignore")
+    with pytest.raises(ConfigError):
+        read_frame(path, backend="polars")
+
+
+def test_cudf_backend_gives_clear_error_without_cudf(tmp_path):
+    try:
+        import cudf  # noqa: F401
+
+        pytest.skip("cudf is installed")
+    except Exception:
+        pass
+    path = _write(tmp_path / "x.jsonl", _jsonl_bytes(ROWS))
+    with pytest.raises(ConfigError, match="backend 'cudf' is not available") as info:
+        read_frame(path, backend="cudf")
+    assert "backend='pandas'" in info.value.hint
