@@ -1,0 +1,224 @@
+"""Loading a classifier checkpoint in the public NVIDIA layout.
+
+Layout: `config.json` (`base_model`, `fc_dropout`, `id2label`/`label2id`; sometimes the architecture
+itself), `model.safetensors` (`model.*`, `fc.weight`, `fc.bias`), tokenizer files. The backbone is
+built from the base model's *configuration* only; its weights are never read, the classifier's
+safetensors carry them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from transformers import DebertaV2Config
+
+from hpc_classify.errors import CheckpointFormatError
+from hpc_classify.models.head import ClassifierModel, backbone_config_from_dict
+from hpc_classify.models.hub import read_json_file, resolve_base_config, resolve_model_dir
+
+__all__ = [
+    "LoadedCheckpoint",
+    "WEIGHTS_FILE",
+    "backbone_config_for",
+    "checkpoint_hash",
+    "labels_from_config",
+    "load_classifier_checkpoint",
+    "resolve_model_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+DEFAULT_FC_DROPOUT = 0.2
+# Checkpoints saved with transformers < 4.31 also hold this buffer (persistent then); it is always
+# arange(max_positions), so dropping it loses nothing and keeps strict checking of everything else.
+_LEGACY_BUFFER_SUFFIXES = ("embeddings.position_ids",)
+_SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A classifier ready for inference (eval mode) with its tokenizer and labels."""
+
+    model: ClassifierModel
+    tokenizer: Any
+    labels: list[str]
+    model_dir: Path
+    checkpoint_hash: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def labels_from_config(config: dict[str, Any], source: str) -> list[str]:
+    """Label names in id order from `id2label` (keys are stringified ints in config.json)."""
+    id2label = config.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        raise CheckpointFormatError(
+            f"{source}: config.json has no id2label mapping",
+            hint="a classifier's config.json must map class ids to label names, e.g. {'0': 'Adult', ...}",
+        )
+    try:
+        ids = sorted((int(key), str(name)) for key, name in id2label.items())
+    except (TypeError, ValueError):
+        raise CheckpointFormatError(
+            f"{source}: id2label keys must be integers, got {sorted(id2label)[:5]}"
+        ) from None
+    if [i for i, _ in ids] != list(range(len(ids))):
+        raise CheckpointFormatError(
+            f"{source}: id2label ids must be 0..{len(ids) - 1}, got {[i for i, _ in ids]}"
+        )
+    return [name for _, name in ids]
+
+
+def backbone_config_for(config: dict[str, Any], source: str) -> DebertaV2Config:
+    """The backbone configuration: inline when config.json carries `model_type`, else the base model's."""
+    if "model_type" in config:
+        return backbone_config_from_dict(config, source=f"{source}/config.json")
+    base_model = config.get("base_model")
+    if not isinstance(base_model, str) or not base_model:
+        raise CheckpointFormatError(
+            f"{source}: config.json has neither model_type nor base_model",
+            hint="add base_model (e.g. microsoft/deberta-v3-base, or a local directory with its config.json)",
+        )
+    return backbone_config_from_dict(resolve_base_config(base_model), source=f"base model {base_model}")
+
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+_hash_lock = threading.Lock()
+
+
+def checkpoint_hash(model_dir: str | Path) -> str:
+    """sha256 of model.safetensors, first 16 hex digits; cached by (path, size, mtime)."""
+    path = Path(model_dir) / WEIGHTS_FILE
+    try:
+        real = path.resolve(strict=True)
+        stat = real.stat()
+    except OSError:
+        raise CheckpointFormatError(
+            f"{model_dir}: {WEIGHTS_FILE} is missing",
+            hint="re-run `hpc-classify fetch-models` (the cached snapshot is incomplete) or check the directory",
+        ) from None
+    key = (str(real), stat.st_size, stat.st_mtime_ns)
+    with _hash_lock:
+        if key in _hash_cache:
+            return _hash_cache[key]
+    if real.parent.name == "blobs" and _SHA256_BLOB.fullmatch(real.name):
+        # In the HF cache an LFS file's blob is named by its sha256: no need to read 700 MB.
+        digest = real.name
+    else:
+        sha = hashlib.sha256()
+        with open(real, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                sha.update(chunk)
+        digest = sha.hexdigest()
+    with _hash_lock:
+        _hash_cache[key] = digest[:16]
+    return digest[:16]
+
+
+def _read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    path = model_dir / WEIGHTS_FILE
+    if not path.exists():
+        others = sorted(p.name for p in model_dir.glob("*.bin")) + sorted(
+            p.name for p in model_dir.glob("*.pt")
+        )
+        extra = f" (found {', '.join(others)}: only safetensors are loaded)" if others else ""
+        raise CheckpointFormatError(
+            f"{model_dir}: {WEIGHTS_FILE} is missing{extra}",
+            hint="re-run `hpc-classify fetch-models` if the checkpoint came from the hub",
+        )
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointFormatError(f"{path}: not a readable safetensors file ({error})") from None
+    return {k: v for k, v in state.items() if not k.endswith(_LEGACY_BUFFER_SUFFIXES)}
+
+
+def _check_keys(expected: set[str], state: dict[str, torch.Tensor], where: Path) -> None:
+    missing = sorted(expected - state.keys())
+    unexpected = sorted(state.keys() - expected)
+    if not (missing or unexpected):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s) {missing[:5]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s) {unexpected[:5]}")
+    raise CheckpointFormatError(
+        f"{where}: weights do not match the classifier built from its config: {'; '.join(parts)}",
+        hint="expected keys model.* (DeBERTa-v2 backbone), fc.weight, fc.bias; check base_model / the architecture",
+    )
+
+
+def _materialize(
+    backbone: DebertaV2Config, num_labels: int, fc_dropout: float, state: dict[str, torch.Tensor], where: Path
+) -> ClassifierModel:
+    # Built on the meta device: random init of a base-sized model costs seconds and is overwritten anyway.
+    with torch.device("meta"):
+        net = ClassifierModel(backbone, num_labels, fc_dropout=fc_dropout)
+    _check_keys(set(net.state_dict().keys()), state, where)
+    try:
+        net.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as error:  # shape mismatches: config and weights disagree
+        first = str(error).strip().splitlines()[1:4]
+        raise CheckpointFormatError(
+            f"{where}: weight shapes do not match the configuration: {' '.join(s.strip() for s in first)}",
+            hint="the base_model config (hidden size, vocab, layers) and id2label must match the weights",
+        ) from None
+    # Non-persistent buffers are not in any state dict: rebuild the ones we know, else build on CPU.
+    for module in net.modules():
+        ids = getattr(module, "position_ids", None)
+        if isinstance(ids, torch.Tensor) and ids.is_meta:
+            module.position_ids = torch.arange(ids.shape[-1]).expand(ids.shape)
+    if any(t.is_meta for t in list(net.parameters()) + list(net.buffers())):
+        logger.debug("meta-device build left uninitialised tensors; building on CPU instead")
+        net = ClassifierModel(backbone, num_labels, fc_dropout=fc_dropout)
+        net.load_state_dict(state, strict=True)
+    return net
+
+
+def _load_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer  # lazy: pulls in tokenizers and sentencepiece glue
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except Exception as error:  # noqa: BLE001 — transformers raises OSError/ValueError/... for bad tokenizers
+        hint = "the directory needs tokenizer.json, or spm.model with tokenizer_config.json"
+        if not (model_dir / "tokenizer.json").exists() and any(model_dir.glob("*.model")):
+            # transformers 5 converts a sentencepiece model to a fast tokenizer only with protobuf.
+            hint = "no tokenizer.json here, only a sentencepiece model: `pip install protobuf` to convert it"
+        message = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+        raise CheckpointFormatError(
+            f"{model_dir}: cannot load the tokenizer ({type(error).__name__}: {message})", hint=hint
+        ) from None
+
+
+def load_classifier_checkpoint(
+    model: str | os.PathLike[str],
+    revision: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> LoadedCheckpoint:
+    """Load a classifier (hub id or local directory) for inference, with its tokenizer and labels."""
+    model = os.fspath(model)
+    model_dir = resolve_model_dir(model, revision=revision)
+    config = read_json_file(model_dir / "config.json", f"classifier {model}")
+    labels = labels_from_config(config, source=str(model))
+    backbone = backbone_config_for(config, source=str(model))
+    state = _read_weights(model_dir)
+    fc_dropout = float(config.get("fc_dropout", DEFAULT_FC_DROPOUT))
+    net = _materialize(backbone, len(labels), fc_dropout, state, model_dir / WEIGHTS_FILE)
+    net = net.to(device=device, dtype=dtype).eval()
+    tokenizer = _load_tokenizer(model_dir)
+    digest = checkpoint_hash(model_dir)
+    logger.info("loaded %s (%d labels, checkpoint %s) on %s as %s", model, len(labels), digest, device, dtype)
+    return LoadedCheckpoint(net, tokenizer, labels, model_dir, digest, config)

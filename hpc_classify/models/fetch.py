@@ -1,0 +1,162 @@
+"""Pre-populating the Hugging Face cache on a login node, so that compute nodes run with HF_HUB_OFFLINE=1.
+
+For each classifier: its repository's checkpoint files only (`hub.CLASSIFIER_FILE_PATTERNS`), then the
+`config.json` of its `base_model` (never the base model's weights: the classifier's safetensors carry them).
+Both land in the standard cache layout (`models--org--name/{blobs,snapshots/<commit>,refs/<revision>}`), which
+is exactly what `load_classifier_checkpoint` reads offline.
+
+With HF_HUB_OFFLINE=1 (the hpc-classify module's default) nothing is downloaded: the same call then checks that
+the cache already holds everything and reports the cached commits, or says how to fetch what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpc_classify.errors import CheckpointFormatError, ConfigError, ModelNotAvailableError
+from hpc_classify.models.hub import (
+    BASE_CONFIG_FILE,
+    CLASSIFIER_FILE_PATTERNS,
+    hub_cache_dir,
+    hub_offline,
+    read_json_file,
+)
+from hpc_classify.models.registry_defaults import DEFAULT_MODELS
+
+logger = logging.getLogger(__name__)
+
+# Without these two the checkpoint loader cannot work at all; the tokenizer files vary by model.
+REQUIRED_FILES = ("config.json", "model.safetensors")
+
+
+@dataclass(frozen=True)
+class FetchedModel:
+    """One classifier now in the cache: what was asked for and the commits it resolved to (pin these)."""
+
+    name: str  # as given: a built-in classifier name or a hub id
+    repo_id: str
+    revision: str  # as requested (branch, tag or commit)
+    commit: str  # the commit the revision resolved to
+    path: Path  # the snapshot directory
+    files: tuple[str, ...]
+    base_model: str | None  # hub id whose config.json was fetched (None: architecture inline or local path)
+    base_commit: str | None
+
+
+def parse_classifier_spec(spec: str, default_revision: str | None) -> tuple[str, str, str]:
+    """`domain`, `nvidia/domain-classifier` or either with `@REVISION` -> (name, repo_id, revision)."""
+    name, _, pinned = spec.partition("@")
+    name = name.strip()
+    revision = pinned.strip() or default_revision or "main"
+    if name in DEFAULT_MODELS:
+        return name, DEFAULT_MODELS[name], revision
+    if name.count("/") == 1 and all(name.split("/")):
+        return name, name, revision
+    known = ", ".join(DEFAULT_MODELS)
+    raise ConfigError(
+        f"unknown classifier {spec!r}",
+        hint=f"use one of {known}, a hub id such as nvidia/domain-classifier, optionally with @REVISION",
+    )
+
+
+def _commit_of(snapshot_file_or_dir: Path) -> str:
+    # .../models--org--name/snapshots/<commit>[/file]: the snapshot folder's name is the commit hash.
+    path = Path(snapshot_file_or_dir)
+    while path.parent.name != "snapshots":
+        if path == path.parent:
+            return "unknown"
+        path = path.parent
+    return path.name
+
+
+def _fetch_error(
+    what: str, repo_id: str, revision: str, cache: Path, error: Exception
+) -> ModelNotAvailableError:
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+    if hub_offline():
+        hint = (
+            "HF_HUB_OFFLINE=1 is set (the hpc-classify module sets it for compute nodes), so nothing was "
+            f"downloaded: on a login node with internet run `HF_HUB_OFFLINE=0 hpc-classify fetch-models "
+            f"--classifier {repo_id} --revision {revision} --cache {cache}`"
+        )
+    else:
+        hint = (
+            "check the name and revision on the Hugging Face hub, that this node reaches it (proxy settings, "
+            "HF_ENDPOINT), and HF_TOKEN for gated repositories"
+        )
+    return ModelNotAvailableError(
+        f"cannot fetch {what} {repo_id!r} at revision {revision!r} into {cache} ({reason})", hint=hint
+    )
+
+
+def _fetch_one(name: str, repo_id: str, revision: str, cache: Path, offline: bool) -> FetchedModel:
+    from huggingface_hub import hf_hub_download, snapshot_download  # lazy: the hub client is not free
+
+    try:
+        snapshot = Path(
+            snapshot_download(
+                repo_id,
+                revision=revision,
+                cache_dir=cache,
+                allow_patterns=list(CLASSIFIER_FILE_PATTERNS),
+                local_files_only=offline,
+            )
+        )
+    except Exception as error:  # noqa: BLE001 — every hub failure means the same thing to the user
+        raise _fetch_error("classifier", repo_id, revision, cache, error) from None
+    files = tuple(sorted(p.name for p in snapshot.iterdir() if p.is_file()))
+    missing = [f for f in REQUIRED_FILES if f not in files]
+    if missing:
+        raise CheckpointFormatError(
+            f"{repo_id}@{revision}: the repository has no {', '.join(missing)} (found: {', '.join(files)})",
+            hint="hpc-classify loads checkpoints in the public NVIDIA layout (config.json, model.safetensors, "
+            "tokenizer files); a repository with only pytorch_model.bin needs converting",
+        )
+    config = read_json_file(snapshot / "config.json", f"classifier {repo_id}")
+    base_model, base_commit = _fetch_base_config(config, repo_id, cache, offline, hf_hub_download)
+    return FetchedModel(
+        name, repo_id, revision, _commit_of(snapshot), snapshot, files, base_model, base_commit
+    )
+
+
+def _fetch_base_config(config: dict, repo_id: str, cache: Path, offline: bool, hf_hub_download) -> tuple:
+    base = config.get("base_model")
+    if not base or "model_type" in config:
+        return None, None  # the architecture is inline: the loader needs nothing else
+    if Path(str(base)).expanduser().exists() or str(base).startswith(("/", ".", "~")):
+        logger.warning(
+            "%s: base_model %s is a local path; compute nodes must see the same path", repo_id, base
+        )
+        return None, None
+    # Revision "main", as the loader asks for it: a base model's config does not change between commits
+    # in a way that matters here, and a classifier pins its own weights.
+    try:
+        path = hf_hub_download(str(base), BASE_CONFIG_FILE, cache_dir=cache, local_files_only=offline)
+    except Exception as error:  # noqa: BLE001
+        raise _fetch_error(f"base model config of {repo_id}:", str(base), "main", cache, error) from None
+    return str(base), _commit_of(Path(path))
+
+
+def fetch_models(
+    classifiers: Sequence[str], cache_dir: str | Path | None = None, revision: str | None = None
+) -> list[FetchedModel]:
+    """Put each classifier (name like `domain`, or hub id, optionally `@REVISION`) and its base model's
+    config.json into the hub cache (`cache_dir`, default `$HF_HOME/hub`). With HF_HUB_OFFLINE=1 only checks
+    the cache. Raises ModelNotAvailableError (naming model, revision and cache) when something cannot be had."""
+    if not classifiers:
+        raise ConfigError(
+            "no classifier given", hint=f"pass --classifier with any of {', '.join(DEFAULT_MODELS)}"
+        )
+    specs = [parse_classifier_spec(spec, revision) for spec in classifiers]  # all names checked first
+    cache = Path(cache_dir).expanduser().resolve() if cache_dir else hub_cache_dir()
+    offline = hub_offline()
+    if not offline:
+        cache.mkdir(parents=True, exist_ok=True)
+    fetched = []
+    for name, repo_id, rev in specs:
+        logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo_id, rev, cache)
+        fetched.append(_fetch_one(name, repo_id, rev, cache, offline))
+    return fetched

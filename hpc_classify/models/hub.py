@@ -1,0 +1,168 @@
+"""Finding a classifier's files: a local directory, or the Hugging Face cache/hub.
+
+Compute nodes are usually offline. Everything here reads `HF_HUB_OFFLINE`, `HF_HOME` and
+`HF_HUB_CACHE` when called, not when imported: huggingface_hub freezes them at its own import,
+which would ignore a value set later (by a test, a modulefile sourced in-process, a launcher).
+Every hub failure becomes one `ModelNotAvailableError` that names the model and the command that
+pre-fetches it, instead of a stack of hub exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from hpc_classify.errors import CheckpointFormatError, ModelNotAvailableError
+from hpc_classify.models.registry_defaults import DEFAULT_MODELS
+
+logger = logging.getLogger(__name__)
+
+# Exactly the files `load_classifier_checkpoint` reads, so that fetch-models pre-fetches no more
+# (never a pytorch_model.bin duplicate, README images, ONNX exports) and no less.
+CLASSIFIER_FILE_PATTERNS: tuple[str, ...] = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "*.model",  # sentencepiece (spm.model)
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
+
+# Of a base model (e.g. microsoft/deberta-v3-base) only its configuration is ever needed.
+BASE_CONFIG_FILE = "config.json"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def hub_offline() -> bool:
+    """Whether the hub must not be contacted (`HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE` truthy), read now."""
+    return any(
+        os.environ.get(name, "").strip().lower() in _TRUE
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def hub_cache_dir() -> Path:
+    """The hub cache directory as the environment says now (same precedence as huggingface_hub)."""
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(name):
+            return Path(os.path.expandvars(os.environ[name])).expanduser()
+    if os.environ.get("HF_HOME"):
+        home = Path(os.path.expandvars(os.environ["HF_HOME"])).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        home = Path(xdg) / "huggingface"
+    return home / "hub"
+
+
+def _looks_like_path(model: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else is meant as a directory on disk.
+    return model.startswith((os.sep, ".", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model)
+
+
+def _fetch_hint(model: str, revision: str | None, *, base: bool = False) -> str:
+    name = {hub_id: name for name, hub_id in DEFAULT_MODELS.items()}.get(model, model)
+    rev = f" --revision {revision}" if revision and not base else ""
+    what = "the classifier that uses it" if base else name
+    return (
+        f"on a login node with internet, run `hpc-classify fetch-models --classifier {what}{rev}` "
+        f"with the same HF_HOME as the compute nodes (now HF_HOME={os.environ.get('HF_HOME', '<unset>')}, "
+        f"cache {hub_cache_dir()}), or pass a local directory holding the checkpoint"
+    )
+
+
+def _not_available(
+    what: str, model: str, revision: str | None, error: Exception, *, base: bool = False
+) -> ModelNotAvailableError:
+    mode = "offline (HF_HUB_OFFLINE=1)" if hub_offline() else "online"
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+    return ModelNotAvailableError(
+        f"{what} {model!r} (revision {revision or 'main'}) is not available {mode}: "
+        f"not in the Hugging Face cache {hub_cache_dir()} and not downloadable ({reason})",
+        hint=_fetch_hint(model, revision, base=base),
+    )
+
+
+def _local_dir(model: str) -> Path | None:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    if _looks_like_path(model):
+        raise ModelNotAvailableError(
+            f"model directory {model!r} does not exist",
+            hint="pass an existing local checkpoint directory or a hub id such as nvidia/domain-classifier",
+        )
+    return None
+
+
+def resolve_model_dir(model: str | os.PathLike[str], revision: str | None = None) -> Path:
+    """The directory holding a classifier checkpoint: `model` itself if it is a local directory, else the
+    hub snapshot (cache first; downloads only the files in `CLASSIFIER_FILE_PATTERNS` when online)."""
+    model = os.fspath(model)
+    local = _local_dir(model)
+    if local is not None:
+        if revision:
+            logger.debug("model %s is a local directory: revision %s ignored", local, revision)
+        return local
+    from huggingface_hub import snapshot_download  # lazy: importing the hub client is not free
+
+    try:
+        path = snapshot_download(
+            model,
+            revision=revision,
+            cache_dir=hub_cache_dir(),
+            allow_patterns=list(CLASSIFIER_FILE_PATTERNS),
+            local_files_only=hub_offline(),
+        )
+    except Exception as error:  # noqa: BLE001 — every hub failure means the same thing to the user
+        raise _not_available("classifier", model, revision, error) from None
+    logger.debug("model %s@%s resolved to %s", model, revision or "main", path)
+    return Path(path)
+
+
+def read_json_file(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from `path`; a missing or malformed file is a CheckpointFormatError naming it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointFormatError(
+            f"{what}: {path} is missing",
+            hint="a checkpoint directory needs config.json, model.safetensors and the tokenizer files; "
+            "re-run `hpc-classify fetch-models` if it came from the hub",
+        ) from None
+    except (OSError, ValueError) as error:
+        raise CheckpointFormatError(f"{what}: {path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise CheckpointFormatError(f"{what}: {path} holds a {type(data).__name__}, expected a JSON object")
+    return data
+
+
+def resolve_base_config(base_model: str, revision: str | None = None) -> dict[str, Any]:
+    """The configuration dict of a base model (a local directory or config.json file, or a hub id whose
+    config.json is taken from the cache or the hub). Never touches the base model's weights."""
+    path = Path(base_model).expanduser()
+    if path.is_file():
+        return read_json_file(path, f"base model config {base_model}")
+    local = _local_dir(base_model)
+    if local is not None:
+        return read_json_file(local / BASE_CONFIG_FILE, f"base model {base_model}")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        downloaded = hf_hub_download(
+            base_model,
+            BASE_CONFIG_FILE,
+            revision=revision,
+            cache_dir=hub_cache_dir(),
+            local_files_only=hub_offline(),
+        )
+    except Exception as error:  # noqa: BLE001
+        raise _not_available("base model config of", base_model, revision, error, base=True) from None
+    return read_json_file(Path(downloaded), f"base model {base_model}")

@@ -1,0 +1,112 @@
+"""Root test fixtures: tiny classifiers in the exact public checkpoint layout, and small topic corpora.
+
+Fixtures (names are stable; other test modules rely on them):
+
+- `tiny_domain_model` (session) -> Path: a checkpoint directory with the 26 `DOMAIN_LABELS` of
+  nvidia/domain-classifier; its config.json has `base_model` = the absolute path of a sibling
+  directory `<dir>-base` that holds only the backbone's config.json (like microsoft/deberta-v3-base).
+- `tiny_quality_model` (session) -> Path: `QUALITY_LABELS` (High, Low, Medium in id order); its
+  config.json carries the architecture inline (`model_type` ...), no base_model.
+- `topic_corpus` (function) -> Path: a fresh directory with `shard-00.jsonl`, `shard-01.jsonl`,
+  `shard-02.jsonl` (20, 15 and 10 rows) of `synthetic_corpus` documents over `DOMAIN_LABELS`; each
+  row is {"id": "<shard>-<n>", "text": ..., "topic": <the label the text was worded from>}.
+
+The two models are read-only for tests: copy a directory before changing anything in it. They are
+built once (a few seconds each) and reused across sessions from `<repo>/.cache/tiny-models/<key>`,
+where the key covers the builder's parameters and source, the package and library versions; a fresh
+clone builds them on first use. `HPC_CLASSIFY_TINY_MODEL_CACHE` overrides the cache directory; an
+unwritable cache falls back to a per-session temporary directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_COMPLETE = ".complete"
+
+
+def _cache_key(params: dict[str, Any]) -> str:
+    import tokenizers
+    import torch
+    import transformers
+
+    import hpc_classify
+    from hpc_classify.models import head, tiny
+
+    parts = {
+        "params": params,
+        "versions": [
+            hpc_classify.__version__,
+            torch.__version__,
+            transformers.__version__,
+            tokenizers.__version__,
+        ],
+        "source": [hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in (tiny, head)],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cached_build(cache_root: Path, name: str, params: dict[str, Any], build: Callable[[Path], Any]) -> Path:
+    """Build into `<cache_root>/<name>-<key>/model` once; a lock file serialises concurrent sessions and
+    a `.complete` file (written last) tells a finished build from an interrupted one."""
+    entry = cache_root / f"{name}-{_cache_key(params)}"
+    model_dir = entry / "model"
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with open(cache_root / f".{entry.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (entry / _COMPLETE).exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            build(model_dir)
+            (entry / _COMPLETE).write_text("ok\n")
+    return model_dir
+
+
+def _tiny_model(tmp_path_factory: pytest.TempPathFactory, name: str, **params: Any) -> Path:
+    from hpc_classify.models.tiny import DOMAIN_LABELS, QUALITY_LABELS, build_tiny_checkpoint
+
+    labels = {"domain": DOMAIN_LABELS, "quality": QUALITY_LABELS}[name]
+
+    def build(out: Path) -> Path:
+        return build_tiny_checkpoint(out, labels, **params)
+
+    cache_root = Path(os.environ.get("HPC_CLASSIFY_TINY_MODEL_CACHE") or REPO_ROOT / ".cache" / "tiny-models")
+    try:
+        return _cached_build(cache_root, name, {"labels": labels, **params}, build)
+    except OSError:  # read-only checkout, full disk: build for this session only
+        return build(tmp_path_factory.mktemp(f"tiny-{name}") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_domain_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_model(tmp_path_factory, "domain", seed=0, base_model_as="dir")
+
+
+@pytest.fixture(scope="session")
+def tiny_quality_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_model(tmp_path_factory, "quality", seed=0, base_model_as="inline")
+
+
+@pytest.fixture
+def topic_corpus(tmp_path: Path) -> Path:
+    from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
+
+    root = tmp_path / "topic-corpus"
+    root.mkdir()
+    for shard, rows in enumerate((20, 15, 10)):
+        texts, label_ids = synthetic_corpus(rows, DOMAIN_LABELS, seed=100 + shard)
+        lines = [
+            json.dumps({"id": f"{shard:02d}-{n}", "text": text, "topic": DOMAIN_LABELS[label]})
+            for n, (text, label) in enumerate(zip(texts, label_ids, strict=True))
+        ]
+        (root / f"shard-{shard:02d}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root

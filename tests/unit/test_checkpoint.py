@@ -1,0 +1,291 @@
+"""Checkpoint loading: exact equality with plain transformers, strict keys, label order, offline hub behaviour."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model
+
+from hpc_classify.errors import CheckpointFormatError, ModelNotAvailableError
+from hpc_classify.models.checkpoint import checkpoint_hash, labels_from_config, load_classifier_checkpoint
+from hpc_classify.models.hub import CLASSIFIER_FILE_PATTERNS, resolve_base_config, resolve_model_dir
+from hpc_classify.models.tiny import DOMAIN_LABELS, QUALITY_LABELS, synthetic_corpus
+
+HEAD_KEYS = ("base_model", "fc_dropout", "id2label", "label2id")
+
+
+@pytest.fixture
+def offline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HF_HOME with the hub switched off, as on a compute node."""
+    home = tmp_path / "hf-home"
+    home.mkdir()
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def reference_probabilities(model_dir: Path, texts: list[str]) -> torch.Tensor:
+    """Plain transformers + safetensors, no package code: the reference the loader must equal."""
+    config = json.loads((model_dir / "config.json").read_text())
+    if "model_type" not in config:
+        config = json.loads((Path(config["base_model"]) / "config.json").read_text())
+    backbone = DebertaV2Model(
+        DebertaV2Config(**{k: v for k, v in config.items() if k not in HEAD_KEYS})
+    ).eval()
+    weights = load_file(str(model_dir / "model.safetensors"))
+    backbone.load_state_dict({k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")})
+    enc = AutoTokenizer.from_pretrained(model_dir)(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = backbone(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        return torch.softmax(hidden[:, 0, :] @ weights["fc.weight"].T + weights["fc.bias"], dim=-1)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "labels"), [("tiny_domain_model", DOMAIN_LABELS), ("tiny_quality_model", QUALITY_LABELS)]
+)
+def test_probabilities_equal_plain_transformers(
+    request: pytest.FixtureRequest, fixture: str, labels: list[str]
+):
+    model_dir: Path = request.getfixturevalue(fixture)
+    texts, _ = synthetic_corpus(24, labels, seed=11)
+    loaded = load_classifier_checkpoint(str(model_dir))
+    assert not loaded.model.training
+    enc = loaded.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        got = torch.softmax(loaded.model(enc["input_ids"], enc["attention_mask"]), dim=-1)
+    want = reference_probabilities(model_dir, texts)
+    assert got.shape == (24, len(labels))
+    assert (got - want).abs().max().item() <= 1e-5
+    assert loaded.labels == labels
+    assert loaded.model_dir == model_dir.resolve()
+    assert (
+        loaded.checkpoint_hash
+        == hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
+    )
+    assert loaded.config == json.loads((model_dir / "config.json").read_text())
+
+
+def test_dtype_and_device_are_applied(tiny_quality_model: Path):
+    loaded = load_classifier_checkpoint(str(tiny_quality_model), dtype=torch.bfloat16)
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.bfloat16}
+    assert {p.device.type for p in loaded.model.parameters()} == {"cpu"}
+    assert loaded.model.model.embeddings.position_ids[0, :4].tolist() == [0, 1, 2, 3]
+
+
+def test_labels_follow_id2label_sorted_as_integers():
+    config = {
+        "id2label": {"10": "k", "2": "c", "0": "a", "1": "b", **{str(i): chr(97 + i) for i in range(3, 10)}}
+    }
+    assert labels_from_config(config, "m") == list("abcdefghijk")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "no id2label"),
+        ({"id2label": {"a": "x"}}, "must be integers"),
+        ({"id2label": {"0": "x", "2": "y"}}, "must be 0..1"),
+    ],
+)
+def test_bad_id2label_is_a_checkpoint_format_error(config: dict, message: str):
+    with pytest.raises(CheckpointFormatError, match=message):
+        labels_from_config(config, "some/model")
+
+
+def test_missing_and_unexpected_keys_are_listed(tiny_quality_model: Path, tmp_path: Path):
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    weights = load_file(str(model_dir / "model.safetensors"))
+    del weights["fc.bias"]
+    weights["classifier.weight"] = torch.zeros(3, 64)
+    save_file(weights, str(model_dir / "model.safetensors"))
+    with pytest.raises(CheckpointFormatError) as info:
+        load_classifier_checkpoint(str(model_dir))
+    assert "1 missing key(s) ['fc.bias']" in str(info.value)
+    assert "1 unexpected key(s) ['classifier.weight']" in str(info.value)
+    assert info.value.hint and "fc.weight" in info.value.hint
+
+
+def test_legacy_position_ids_buffer_is_tolerated(tiny_quality_model: Path, tmp_path: Path):
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    weights = load_file(str(model_dir / "model.safetensors"))
+    weights["model.embeddings.position_ids"] = torch.arange(1024).expand(1, -1).contiguous()
+    save_file(weights, str(model_dir / "model.safetensors"))
+    assert load_classifier_checkpoint(str(model_dir)).labels == QUALITY_LABELS
+
+
+def test_shape_mismatch_names_the_configuration(tiny_domain_model: Path, tmp_path: Path):
+    model_dir = copy_model(tiny_domain_model, tmp_path / "m")
+    base = tmp_path / "other-base"
+    base.mkdir()
+    backbone = json.loads(
+        (tiny_domain_model.parent / f"{tiny_domain_model.name}-base" / "config.json").read_text()
+    )
+    (base / "config.json").write_text(json.dumps({**backbone, "vocab_size": backbone["vocab_size"] + 1}))
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "base_model": str(base)}))
+    with pytest.raises(CheckpointFormatError, match="shapes do not match"):
+        load_classifier_checkpoint(str(model_dir))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: {k: v for k, v in c.items() if k not in ("model_type", "base_model")},
+            "neither model_type nor",
+        ),
+        (lambda c: {**c, "model_type": "bert"}, "model_type 'bert' is not supported"),
+    ],
+)
+def test_config_without_a_usable_architecture(tiny_quality_model: Path, tmp_path: Path, edit, message: str):
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    (model_dir / "config.json").write_text(
+        json.dumps(edit(json.loads((model_dir / "config.json").read_text())))
+    )
+    with pytest.raises(CheckpointFormatError, match=message):
+        load_classifier_checkpoint(str(model_dir))
+
+
+def test_missing_weights_file(tiny_quality_model: Path, tmp_path: Path):
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
+    with pytest.raises(
+        CheckpointFormatError, match=r"model.safetensors is missing \(found pytorch_model.bin"
+    ):
+        load_classifier_checkpoint(str(model_dir))
+
+
+def test_inline_architecture_never_resolves_base_model(
+    tiny_quality_model: Path, tmp_path: Path, offline_home: Path
+):
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "base_model": "nobody/not-cached-anywhere"}))
+    assert load_classifier_checkpoint(str(model_dir)).labels == QUALITY_LABELS
+
+
+def test_offline_with_local_base_model_dir_holding_only_config(tiny_domain_model: Path, offline_home: Path):
+    base = Path(json.loads((tiny_domain_model / "config.json").read_text())["base_model"])
+    assert base.is_absolute() and [p.name for p in base.iterdir()] == ["config.json"]
+    loaded = load_classifier_checkpoint(str(tiny_domain_model))
+    assert loaded.labels == DOMAIN_LABELS
+    assert not any(offline_home.iterdir())  # nothing fetched, nothing cached
+
+
+def test_model_not_in_cache_is_one_clear_error(offline_home: Path):
+    with pytest.raises(ModelNotAvailableError) as info:
+        load_classifier_checkpoint("nvidia/domain-classifier", revision="v1.0")
+    message = str(info.value)
+    assert "'nvidia/domain-classifier' (revision v1.0)" in message and "HF_HUB_OFFLINE=1" in message
+    assert "hpc-classify fetch-models --classifier domain --revision v1.0" in message
+    assert str(offline_home) in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_base_model_not_in_cache_is_one_clear_error(offline_home: Path):
+    with pytest.raises(
+        ModelNotAvailableError, match="base model config of 'microsoft/deberta-v3-base'"
+    ) as info:
+        resolve_base_config("microsoft/deberta-v3-base")
+    assert "fetch-models" in str(info.value) and info.value.__suppress_context__
+
+
+def test_missing_local_path_is_not_looked_up_on_the_hub(tmp_path: Path, offline_home: Path):
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        resolve_model_dir(str(tmp_path / "no" / "such" / "dir"))
+
+
+def _cache_repo(hub: Path, repo_id: str, commit: str, files: dict[str, Path]) -> Path:
+    """The huggingface_hub cache layout, by hand: blobs named by content hash, snapshot symlinks, refs/main."""
+    repo = hub / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for name, src in files.items():
+        blob = repo / "blobs" / hashlib.sha256(src.read_bytes()).hexdigest()
+        shutil.copyfile(src, blob)
+        (snapshot / name).symlink_to(Path("../..") / "blobs" / blob.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def test_hub_cache_stand_in_is_found_offline(tiny_domain_model: Path, tmp_path: Path, offline_home: Path):
+    staged = copy_model(tiny_domain_model, tmp_path / "staged")
+    base_config = Path(json.loads((staged / "config.json").read_text())["base_model"]) / "config.json"
+    config = json.loads((staged / "config.json").read_text())
+    (staged / "config.json").write_text(json.dumps({**config, "base_model": "org/tiny-base"}))
+    hub = offline_home / "hub"
+    snapshot = _cache_repo(hub, "org/tiny-domain", "a" * 40, {p.name: p for p in staged.iterdir()})
+    _cache_repo(hub, "org/tiny-base", "b" * 40, {"config.json": base_config})
+
+    loaded = load_classifier_checkpoint("org/tiny-domain")
+    assert loaded.model_dir == snapshot
+    assert loaded.labels == DOMAIN_LABELS
+    # The blob name (sha256 of an LFS file) is used as is, and equals the content hash.
+    assert loaded.checkpoint_hash == checkpoint_hash(tiny_domain_model)
+    assert resolve_base_config("org/tiny-base") == json.loads(base_config.read_text())
+
+
+def test_file_patterns_cover_every_file_the_loader_reads(tiny_domain_model: Path):
+    names = [p.name for p in tiny_domain_model.iterdir()]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(names)
+    assert all(any(fnmatch.fnmatch(n, pat) for pat in CLASSIFIER_FILE_PATTERNS) for n in names)
+    assert not any(fnmatch.fnmatch("pytorch_model.bin", pat) for pat in CLASSIFIER_FILE_PATTERNS)
+    assert any(fnmatch.fnmatch("spm.model", pat) for pat in CLASSIFIER_FILE_PATTERNS)
+
+
+def test_checkpoint_hash_follows_content_changes(tiny_quality_model: Path, tmp_path: Path):
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    first = checkpoint_hash(model_dir)
+    (model_dir / "model.safetensors").write_bytes(b"different")
+    assert checkpoint_hash(model_dir) == hashlib.sha256(b"different").hexdigest()[:16] != first
+
+
+def test_sentencepiece_only_tokenizer_loads_or_names_the_missing_package(
+    tiny_quality_model: Path, tmp_path: Path
+):
+    """Some checkpoints ship only spm.model: transformers 5 needs protobuf to convert it."""
+    import sentencepiece as spm
+
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_quality_model / name, model_dir / name)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(synthetic_corpus(200, QUALITY_LABELS, seed=1)[0]))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(model_dir / "spm"), vocab_size=200, pad_id=0, bos_id=1, eos_id=2,
+        unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]", minloglevel=2,
+    )  # fmt: skip
+    (model_dir / "spm.vocab").unlink()
+    special = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]"}
+    (model_dir / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "DebertaV2Tokenizer", **special})
+    )
+    try:
+        import google.protobuf  # noqa: F401
+
+        has_protobuf = True
+    except ImportError:
+        has_protobuf = False
+    if has_protobuf:
+        assert load_classifier_checkpoint(str(model_dir)).tokenizer("High quality.")["input_ids"][0] == 1
+    else:
+        with pytest.raises(CheckpointFormatError, match="cannot load the tokenizer") as info:
+            load_classifier_checkpoint(str(model_dir))
+        assert "pip install protobuf" in info.value.hint
