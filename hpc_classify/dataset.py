@@ -117,7 +117,10 @@ class DocumentDataset:
         )
         reader.empty = _first_nonempty_meta(reader, paths)
         meta = reader.empty
-        return cls(dd.from_map(reader, groups, meta=meta, label="read-documents", enforce_metadata=False))
+        # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
+        with dask.config.set({"dataframe.convert-string": False}):
+            frame = dd.from_map(reader, groups, meta=meta, label="read-documents", enforce_metadata=False)
+        return cls(frame)
 
     def to_json(
         self, output_path: str, write_to_filename: bool = False, keep_filename_column: bool = False

@@ -207,6 +207,7 @@ class DistributedDataClassifier(ABC):
     def filter_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         if not self.filter_by:
             return frame
+        self.labels  # noqa: B018 -- validates filter_by against the model's labels (once)
         return frame[frame[self.pred_column].isin(self.filter_by)]
 
     def classify_frame(self, frame: Any, *, source: str = "<dataframe>") -> Any:

@@ -1,0 +1,131 @@
+"""Classifiers on tiny checkpoints in the public layout: exactness, autocast agreement, filtering, max_chars."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model
+
+from hpc_classify import DomainClassifier, QualityClassifier
+from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.models.tiny import DOMAIN_LABELS, QUALITY_LABELS, synthetic_corpus
+
+
+def independent_probabilities(model_dir, texts, max_chars, max_tokens):
+    """Plain transformers, one document at a time, no package code: the reference for exactness."""
+    config = json.loads((model_dir / "config.json").read_text())
+    backbone = config if "model_type" in config else None
+    if backbone is None:
+        base = config["base_model"]
+        backbone = json.loads((__import__("pathlib").Path(base) / "config.json").read_text())
+    backbone = {k: v for k, v in backbone.items() if k not in ("id2label", "label2id", "base_model", "fc_dropout")}
+    model = DebertaV2Model(DebertaV2Config(**backbone)).eval()
+    weights = load_file(str(model_dir / "model.safetensors"))
+    model.load_state_dict({k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")})
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    rows = []
+    with torch.no_grad():
+        for text in texts:
+            encoded = tokenizer(text[:max_chars], truncation=True, max_length=max_tokens, return_tensors="pt")
+            hidden = model(**{k: encoded[k] for k in ("input_ids", "attention_mask")}).last_hidden_state
+            logits = hidden[:, 0, :] @ weights["fc.weight"].T + weights["fc.bias"]
+            rows.append(torch.softmax(logits, dim=-1)[0].numpy())
+    return np.stack(rows)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    texts, label_ids = synthetic_corpus(120, DOMAIN_LABELS, seed=7)
+    return pd.DataFrame({"id": range(len(texts)), "text": texts, "expected": [DOMAIN_LABELS[i] for i in label_ids]})
+
+
+def test_fp32_probabilities_equal_plain_transformers(tiny_domain_model, corpus):
+    classifier = DomainClassifier(model=str(tiny_domain_model), autocast=False, prob_column="p", device="cpu")
+    result = classifier.predict_frame(corpus)
+    got = np.array(result["p"].tolist())
+    want = independent_probabilities(tiny_domain_model, corpus["text"].tolist(), 2000, 512)
+    assert got.shape == (len(corpus), len(DOMAIN_LABELS))
+    assert np.abs(got - want).max() <= 1e-5
+    assert result["domain_pred"].tolist() == [DOMAIN_LABELS[i] for i in want.argmax(axis=1)]
+    # Original columns and order are untouched.
+    assert result[["id", "text"]].equals(corpus[["id", "text"]])
+
+
+def test_autocast_argmax_agrees_with_fp32(tiny_domain_model, corpus):
+    exact = DomainClassifier(model=str(tiny_domain_model), autocast=False).predict_frame(corpus)["domain_pred"]
+    fast = DomainClassifier(model=str(tiny_domain_model), autocast=True).predict_frame(corpus)["domain_pred"]
+    agreement = (exact.to_numpy() == fast.to_numpy()).mean()
+    assert agreement >= 0.99, agreement
+
+
+def test_predictions_differ_by_document(tiny_domain_model, corpus):
+    predictions = DomainClassifier(model=str(tiny_domain_model)).predict_frame(corpus)["domain_pred"]
+    assert predictions.nunique() >= 5
+
+
+def test_filter_by_keeps_exactly_the_rows_with_those_labels(tiny_domain_model, corpus):
+    everything = DomainClassifier(model=str(tiny_domain_model)).predict_frame(corpus)
+    wanted = everything["domain_pred"].value_counts().index[:2].tolist()
+    kept = DomainClassifier(model=str(tiny_domain_model), filter_by=wanted).classify_frame(corpus)
+    expected_ids = everything.loc[everything["domain_pred"].isin(wanted), "id"].tolist()
+    assert kept["id"].tolist() == expected_ids
+    assert set(kept["domain_pred"]) == set(wanted)
+
+
+def test_filter_by_unknown_label_is_refused_with_the_valid_ones(tiny_domain_model, corpus):
+    classifier = DomainClassifier(model=str(tiny_domain_model), filter_by="Cooking")
+    with pytest.raises(ConfigError, match="Cooking") as error:
+        classifier.classify_frame(corpus)
+    assert "Games" in str(error.value)
+
+
+def test_max_chars_is_honoured(tiny_domain_model):
+    prefix = "The team scored in the final minute of the match. " * 4
+    frame = pd.DataFrame({"text": [prefix + "x" * 50, prefix + "completely different tail words " * 30]})
+    classifier = DomainClassifier(model=str(tiny_domain_model), max_chars=len(prefix), prob_column="p")
+    probabilities = classifier.predict_frame(frame)["p"].tolist()
+    assert probabilities[0] == probabilities[1]
+    wider = DomainClassifier(model=str(tiny_domain_model), max_chars=len(prefix) + 400, prob_column="p")
+    assert wider.predict_frame(frame)["p"].tolist()[0] != wider.predict_frame(frame)["p"].tolist()[1]
+
+
+def test_ten_megabyte_document_is_cut_not_blown_up(tiny_domain_model):
+    frame = pd.DataFrame({"text": ["word " * 2_000_000, ""]})
+    result = DomainClassifier(model=str(tiny_domain_model)).predict_frame(frame)
+    assert result["domain_pred"].isin(DOMAIN_LABELS).all() and len(result) == 2
+
+
+def test_quality_defaults_and_label_order_from_checkpoint(tiny_quality_model):
+    classifier = QualityClassifier(model=str(tiny_quality_model))
+    assert classifier.labels == QUALITY_LABELS
+    assert (classifier.pred_column, classifier.prob_column, classifier.max_chars) == (
+        "quality_pred",
+        "quality_prob",
+        6000,
+    )
+    result = classifier.predict_frame(pd.DataFrame({"text": ["short text", "another one entirely"]}))
+    probabilities = np.array(result["quality_prob"].tolist())
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
+    assert result["quality_pred"].tolist() == [QUALITY_LABELS[i] for i in probabilities.argmax(axis=1)]
+
+
+def test_rows_without_text_are_an_error_naming_the_row(tiny_domain_model):
+    frame = pd.DataFrame({"text": ["fine", None, "fine too"]})
+    with pytest.raises(InputFileError, match="first at row 2"):
+        DomainClassifier(model=str(tiny_domain_model)).predict_frame(frame, source="corpus.jsonl")
+    with pytest.raises(InputFileError, match="no text column 'body'"):
+        DomainClassifier(model=str(tiny_domain_model), text_field="body").predict_frame(frame)
+
+
+def test_classifier_pickles_without_its_model(tiny_domain_model, corpus):
+    import pickle
+
+    classifier = DomainClassifier(model=str(tiny_domain_model))
+    classifier.predict_frame(corpus.head(3))  # loads the engine into this process's cache
+    assert len(pickle.dumps(classifier)) < 5_000
