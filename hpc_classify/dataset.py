@@ -32,8 +32,15 @@ FILENAME_COLUMN = "file_name"
 class DocumentDataset:
     """A collection of documents backed by a Dask dataframe (`.df`)."""
 
-    def __init__(self, dataset_df: dd.DataFrame):
+    def __init__(self, dataset_df: dd.DataFrame, source_files: list[tuple[str, ...]] | None = None):
         self.df = dataset_df
+        # Base names of the files behind each partition (when read with add_filename): lets
+        # write_to_filename give every input its output, even one whose rows were all filtered out.
+        self.source_files = source_files
+
+    def map_partitions(self, func: Any, *args: Any, **kwargs: Any) -> DocumentDataset:
+        """A partition-wise map that keeps the link between partitions and their source files."""
+        return DocumentDataset(self.df.map_partitions(func, *args, **kwargs), self.source_files)
 
     def __len__(self) -> int:
         return len(self.df)
@@ -120,7 +127,8 @@ class DocumentDataset:
         # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
         with dask.config.set({"dataframe.convert-string": False}):
             frame = dd.from_map(reader, groups, meta=meta, label="read-documents", enforce_metadata=False)
-        return cls(frame)
+        names = [tuple(os.path.basename(p) for p in group) for group in groups] if add_filename else None
+        return cls(frame, names)
 
     def to_json(
         self, output_path: str, write_to_filename: bool = False, keep_filename_column: bool = False
@@ -142,9 +150,19 @@ class DocumentDataset:
             )
         os.makedirs(output_path, exist_ok=True)
         write = dask.delayed(_write_partition, pure=False)
+        parts = self.df.to_delayed()
+        expected = self.source_files if self.source_files and len(self.source_files) == len(parts) else None
         tasks = [
-            write(part, output_path, fmt, index, write_to_filename, keep_filename_column)
-            for index, part in enumerate(self.df.to_delayed())
+            write(
+                part,
+                output_path,
+                fmt,
+                index,
+                write_to_filename,
+                keep_filename_column,
+                expected and expected[index],
+            )
+            for index, part in enumerate(parts)
         ]
         written = [name for names in dask.compute(*tasks) for name in names]
         clashes = sorted(name for name, n in Counter(written).items() if n > 1)
@@ -202,22 +220,29 @@ def _first_nonempty_meta(reader: _PartitionReader, paths: list[str]) -> Any:
 
 
 def _write_partition(
-    part: Any, output_path: str, fmt: str, index: int, write_to_filename: bool, keep_filename_column: bool
+    part: Any,
+    output_path: str,
+    fmt: str,
+    index: int,
+    write_to_filename: bool,
+    keep_filename_column: bool,
+    source_names: tuple[str, ...] | None = None,
 ) -> list[str]:
-    """Write one partition; returns the file names written (for the clash check)."""
+    """Write one partition; returns the file names written (for the clash check).
+
+    With `source_names` (the files this partition was read from), a file whose rows were all filtered
+    out still gets its (empty) output, so every input has exactly one output."""
     if hasattr(part, "to_pandas"):  # cudf: the writers are pandas/pyarrow based
         part = part.to_pandas()
     if not write_to_filename:
         name = f"part.{index}.{fmt}"
         write_frame(_drop_filename(part, keep_filename_column), os.path.join(output_path, name), fmt)
         return [name]
-    if len(part) == 0:
-        # As NeMo Curator: a file whose rows were all filtered out gets no output (its name is gone with them).
-        logger.debug("partition %d is empty: nothing to write", index)
-        return []
+    present = list(part[FILENAME_COLUMN].unique())  # first-seen order
+    missing = [name for name in (source_names or ()) if name not in set(present)]
     names = []
-    # unique() keeps first-seen order; boolean selection keeps row order within each file.
-    for file_name in part[FILENAME_COLUMN].unique():
+    # Boolean selection keeps row order within each file.
+    for file_name in present + missing:
         rows = part[part[FILENAME_COLUMN] == file_name]
         name = output_relpath(str(file_name), fmt)
         write_frame(_drop_filename(rows, keep_filename_column), os.path.join(output_path, name), fmt)

@@ -239,11 +239,8 @@ class DistributedDataClassifier(ABC):
     # -- the Dask dataframe API ---------------------------------------------------------------
     def __call__(self, dataset: DocumentDataset) -> DocumentDataset:
         """Classify lazily: a map over partitions; the model loads once per worker process."""
-        from hpc_classify.dataset import DocumentDataset
-
         meta = dataset.df._meta.copy()
         meta[self.pred_column] = pd.Series([], dtype="str")
         if self.prob_column:
             meta[self.prob_column] = pd.Series([], dtype=object)
-        result = dataset.df.map_partitions(self.classify_frame, meta=meta)
-        return DocumentDataset(result)
+        return dataset.map_partitions(self.classify_frame, meta=meta)

@@ -23,7 +23,9 @@ def independent_probabilities(model_dir, texts, max_chars, max_tokens):
     if backbone is None:
         base = config["base_model"]
         backbone = json.loads((__import__("pathlib").Path(base) / "config.json").read_text())
-    backbone = {k: v for k, v in backbone.items() if k not in ("id2label", "label2id", "base_model", "fc_dropout")}
+    backbone = {
+        k: v for k, v in backbone.items() if k not in ("id2label", "label2id", "base_model", "fc_dropout")
+    }
     model = DebertaV2Model(DebertaV2Config(**backbone)).eval()
     weights = load_file(str(model_dir / "model.safetensors"))
     model.load_state_dict({k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")})
@@ -41,7 +43,9 @@ def independent_probabilities(model_dir, texts, max_chars, max_tokens):
 @pytest.fixture(scope="module")
 def corpus():
     texts, label_ids = synthetic_corpus(120, DOMAIN_LABELS, seed=7)
-    return pd.DataFrame({"id": range(len(texts)), "text": texts, "expected": [DOMAIN_LABELS[i] for i in label_ids]})
+    return pd.DataFrame(
+        {"id": range(len(texts)), "text": texts, "expected": [DOMAIN_LABELS[i] for i in label_ids]}
+    )
 
 
 def test_fp32_probabilities_equal_plain_transformers(tiny_domain_model, corpus):
@@ -57,7 +61,9 @@ def test_fp32_probabilities_equal_plain_transformers(tiny_domain_model, corpus):
 
 
 def test_autocast_argmax_agrees_with_fp32(tiny_domain_model, corpus):
-    exact = DomainClassifier(model=str(tiny_domain_model), autocast=False).predict_frame(corpus)["domain_pred"]
+    exact = DomainClassifier(model=str(tiny_domain_model), autocast=False).predict_frame(corpus)[
+        "domain_pred"
+    ]
     fast = DomainClassifier(model=str(tiny_domain_model), autocast=True).predict_frame(corpus)["domain_pred"]
     agreement = (exact.to_numpy() == fast.to_numpy()).mean()
     assert agreement >= 0.99, agreement

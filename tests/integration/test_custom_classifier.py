@@ -68,7 +68,9 @@ def test_custom_subclass_labels_filters_and_matches_its_model(tmp_path, toxicity
     rows = [{"text": f"document number {i} " + "words " * (i % 7)} for i in range(30)]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[12:]))
-    dataset = DocumentDataset.read_json([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")], add_filename=True)
+    dataset = DocumentDataset.read_json(
+        [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")], add_filename=True
+    )
 
     classifier = ToxicityClassifier(str(toxicity_model_dir), prob_column="toxicity_prob", autocast=False)
     labelled = classifier(dataset).df.compute()
@@ -78,7 +80,10 @@ def test_custom_subclass_labels_filters_and_matches_its_model(tmp_path, toxicity
     tokenizer = AutoTokenizer.from_pretrained(toxicity_model_dir)
     with torch.no_grad():
         expected = np.stack(
-            [torch.softmax(model(**tokenizer(r["text"], return_tensors="pt")).logits, -1)[0].numpy() for r in rows]
+            [
+                torch.softmax(model(**tokenizer(r["text"], return_tensors="pt")).logits, -1)[0].numpy()
+                for r in rows
+            ]
         )
     assert np.abs(np.array(labelled["toxicity_prob"].tolist()) - expected).max() <= 1e-5
     names = np.array(["non_toxic", "toxic"])
@@ -87,5 +92,7 @@ def test_custom_subclass_labels_filters_and_matches_its_model(tmp_path, toxicity
     kept = ToxicityClassifier(str(toxicity_model_dir), filter_by="non_toxic")(dataset)
     out = tmp_path / "clean"
     kept.to_json(str(out), write_to_filename=True)
-    written = [json.loads(line) for name in ("a.jsonl", "b.jsonl") for line in (out / name).read_text().splitlines()]
+    written = [
+        json.loads(line) for name in ("a.jsonl", "b.jsonl") for line in (out / name).read_text().splitlines()
+    ]
     assert [r["text"] for r in written] == [r["text"] for r, p in zip(rows, expected.argmax(1)) if p == 0]
