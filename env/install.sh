@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Install hpc-classify into a self-contained prefix on a shared filesystem and write its modulefiles.
+#
+#   env/install.sh PREFIX [--gpu] [--python PY] [--hf-home DIR] [--infiniband] [--setenv NAME=VALUE]...
+#
+# Creates (or updates, idempotently):
+#   PREFIX/venv/                                  pinned requirements (env/requirements[-gpu].txt) + this package
+#   PREFIX/modulefiles/hpc-classify/VERSION.lua   Lmod:                 module use PREFIX/modulefiles
+#   PREFIX/modulefiles-tcl/hpc-classify/VERSION   Environment Modules:  module use PREFIX/modulefiles-tcl
+#   PREFIX/hf-cache/                              default HF_HOME (unless --hf-home), filled by fetch-models
+#
+# Options:
+#   --gpu             add the GPU extra (cudf-cu12, dask-cuda, distributed-ucxx-cu12) and GPU defaults
+#   --python PY       interpreter for the venv (default: python3); Python >= 3.11
+#   --hf-home DIR     site default for HF_HOME instead of PREFIX/hf-cache (users may still override it)
+#   --infiniband      force UCX over InfiniBand (default: UCX chooses transports itself)
+#   --setenv N=V      bake another overridable default into the modulefile (e.g. UCX_NET_DEVICES=mlx5_0:1)
+# Re-running with the same arguments reinstalls only this package (pins already satisfied) and rewrites the
+# modulefiles atomically. Extra pip options (e.g. a CPU torch index) pass through PIP_* environment variables.
+set -euo pipefail
+
+die() { echo "install.sh: error: $*" >&2; exit 2; }
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PREFIX=""
+GPU=0
+PY="python3"
+RENDER_ARGS=()
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --gpu) GPU=1 ;;
+        --python) [ $# -ge 2 ] || die "--python needs a value"; PY="$2"; shift ;;
+        --hf-home) [ $# -ge 2 ] || die "--hf-home needs a value"; RENDER_ARGS+=(--hf-home "$2"); shift ;;
+        --infiniband) RENDER_ARGS+=(--infiniband) ;;
+        --setenv) [ $# -ge 2 ] || die "--setenv needs NAME=VALUE"; RENDER_ARGS+=(--setenv "$2"); shift ;;
+        -h|--help) usage; exit 0 ;;
+        -*) die "unknown option $1 (see --help)" ;;
+        *) [ -z "$PREFIX" ] || die "more than one PREFIX given ($PREFIX, $1)"; PREFIX="$1" ;;
+    esac
+    shift
+done
+[ -n "$PREFIX" ] || { usage >&2; die "PREFIX is required"; }
+
+PY_VERSION="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+    || die "cannot run python '$PY'; pass --python /path/to/python3.11 or newer"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "'$PY' is Python $PY_VERSION: hpc-classify needs Python >= 3.11 (pass --python)"
+
+mkdir -p "$PREFIX"
+PREFIX="$(cd "$PREFIX" && pwd -P)"
+VENV="$PREFIX/venv"
+VERSION="$(sed -n 's/^__version__ *= *"\([^"]*\)".*/\1/p' "$REPO/hpc_classify/_version.py")"
+[ -n "$VERSION" ] || die "cannot read __version__ from $REPO/hpc_classify/_version.py"
+
+if [ "$GPU" = 1 ]; then
+    REQUIREMENTS="$REPO/env/requirements-gpu.txt"
+    RENDER_ARGS+=(--gpu)
+else
+    REQUIREMENTS="$REPO/env/requirements.txt"
+fi
+
+# Reuse a working venv (idempotent re-runs); rebuild one whose interpreter is gone (e.g. Python was upgraded).
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    echo "install.sh: updating $VENV"
+else
+    echo "install.sh: creating $VENV with $("$PY" -V 2>&1)"
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+fi
+
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+echo "install.sh: installing pinned requirements from ${REQUIREMENTS#"$REPO"/}"
+"${PIP[@]}" install --quiet -r "$REQUIREMENTS"
+# The package itself without its dependencies (the pins above are the environment), and always reinstalled,
+# because pip would treat a same-version rebuild of a local directory as "already satisfied".
+# Built from a clean copy: setuptools reuses REPO/build/lib, where a module deleted from the source would
+# survive and be installed again; a copy also leaves the source tree (maybe read-only, shared) untouched.
+echo "install.sh: installing hpc-classify $VERSION from $REPO"
+STAGE="$(mktemp -d "${TMPDIR:-/tmp}/hpc-classify-build.XXXXXX")"
+trap 'rm -rf "$STAGE"' EXIT
+cp -R "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/hpc_classify" "$STAGE/"
+find "$STAGE" -name __pycache__ -prune -exec rm -rf {} +
+"${PIP[@]}" install --quiet --no-deps --force-reinstall "$STAGE"
+# The pins must satisfy every declared requirement (ours and transitive): fail here, not on a compute node.
+"${PIP[@]}" check
+
+"$VENV/bin/python" "$REPO/env/render_modulefiles.py" --prefix "$PREFIX" --version "$VERSION" \
+    --venv-bin "$VENV/bin" ${RENDER_ARGS[@]+"${RENDER_ARGS[@]}"}
+mkdir -p "$PREFIX/hf-cache"
+"${PIP[@]}" freeze --exclude-editable > "$PREFIX/venv/pip-freeze.txt"
+
+cat <<EOF
+install.sh: done.
+  Lmod:                 module use $PREFIX/modulefiles && module load hpc-classify/$VERSION
+  Environment Modules:  module use $PREFIX/modulefiles-tcl && module load hpc-classify/$VERSION
+  Models (login node):  HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier domain quality multilingual-domain
+EOF
