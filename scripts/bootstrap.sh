@@ -25,11 +25,11 @@ if (( with_tests )); then
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq slurm-wlm munge lmod >/dev/null
   fi
-  # torch==2.13.0 first: the CPU wheel on this machine's disk; the package's own `torch>=` then needs nothing more.
-  .venv/bin/python -m pip install --quiet torch==2.13.0
-  .venv/bin/python -m pip install --quiet -e ".[test]"
-else
-  .venv/bin/python -m pip install --quiet torch==2.13.0
-  .venv/bin/python -m pip install --quiet -e .
 fi
+
+extras=""
+(( with_tests )) && extras="[test]"
+# torch==2.13.0 first (the CPU wheel on this machine's disk), then the package under the same pins as env/install.sh.
+.venv/bin/python -m pip install --quiet torch==2.13.0
+.venv/bin/python -m pip install --quiet -c env/requirements.txt -e ".${extras}"
 echo "bootstrap: ready ($(.venv/bin/hpc-classify --version))"
