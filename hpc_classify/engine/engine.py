@@ -1,0 +1,225 @@
+"""`InferenceEngine`: texts -> per-label probabilities, as fast as the device allows.
+
+One call of `predict_proba` walks the input in chunks: a background thread tokenizes chunk k+1 (the Rust
+tokenizer releases the GIL) while the forward passes of chunk k run. Inside a chunk, documents are sorted
+by length and grouped under a padded-token budget; each batch is padded to its own longest document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hpc_classify.engine.attention import accelerate_attention
+from hpc_classify.engine.batching import pad_batch, plan_batches
+from hpc_classify.engine.device import (
+    MIN_TOKEN_BUDGET,
+    compute_dtype,
+    configure_allocator,
+    default_token_budget,
+    is_out_of_memory,
+    release_cached_memory,
+    resolve_device,
+)
+from hpc_classify.engine.tokenization import ChunkTokenizer
+from hpc_classify.models.head import ClassifierModel
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 2048  # documents tokenized (and length-sorted) together
+
+
+class InferenceEngine:
+    """Classifies texts with `model` (input_ids, attention_mask -> logits) and `tokenizer`.
+
+    The engine takes ownership of `model`: it is put in eval mode, moved to `device`, converted once
+    to the compute dtype where it matters (the Linear layers: bf16 on CPUs with native bf16 and on recent
+    GPUs, fp16 on older GPUs; everything fp32 with `autocast=False`, which is exact) and, for DeBERTa-v2,
+    given the fast exact attention. On CPU it also tunes the process's allocator (`configure_allocator`). Calls are serialised: one model, one forward at a time.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        *,
+        device: str | torch.device = "auto",
+        autocast: bool = True,
+        max_chars: int | None = 2000,
+        max_tokens: int | None = 512,
+        token_budget: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        fast_attention: bool = True,
+    ):
+        if token_budget is not None and token_budget < 1:
+            raise ValueError(f"token_budget must be >= 1, not {token_budget}")
+        self.device = resolve_device(device)
+        self.dtype = compute_dtype(self.device, autocast)
+        self.tokenize = ChunkTokenizer(tokenizer, max_chars=max_chars, max_tokens=max_tokens)
+        self.token_budget = token_budget or default_token_budget(self.device)
+        self.chunk_size = max(1, chunk_size)
+        if self.device.type == "cpu":
+            configure_allocator()  # activations come from malloc on CPU: keep them out of mmap/page faults
+        self.model = _prepare_model(model, self.device, self.dtype)
+        self.fast_attention_layers = accelerate_attention(self.model) if fast_attention else 0
+        self.num_labels = _num_labels(self.model)
+        self._lock = threading.Lock()
+        logger.info(
+            "inference engine on %s, %s, token budget %d, max_tokens %d, max_chars %s",
+            self.device,
+            str(self.dtype).removeprefix("torch."),
+            self.token_budget,
+            self.tokenize.max_tokens,
+            max_chars,
+        )
+
+    # -- public -------------------------------------------------------------------------------
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 [len(texts), num_labels] softmax probabilities, rows in input order."""
+        texts = list(texts)
+        result = np.empty((len(texts), self.num_labels), dtype=np.float32)
+        if not texts:
+            return result
+        starts = range(0, len(texts), self.chunk_size)
+        with self._lock, ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpc-tokenize") as pool:
+            pending = pool.submit(self.tokenize, texts[: self.chunk_size])
+            for start in starts:
+                token_ids = pending.result()
+                following = start + self.chunk_size
+                if following < len(texts):  # overlap: tokenize the next chunk during this one's forwards
+                    pending = pool.submit(self.tokenize, texts[following : following + self.chunk_size])
+                result[start : start + len(token_ids)] = self._predict_tokenized(token_ids)
+        return result
+
+    # -- internals ----------------------------------------------------------------------------
+    def _predict_tokenized(self, token_ids: list[list[int]]) -> np.ndarray:
+        lengths = [len(ids) for ids in token_ids]
+        batches = plan_batches(lengths, self.token_budget)
+        outputs: list[torch.Tensor] = []
+        for indices in batches:
+            input_ids, attention_mask = pad_batch([token_ids[i] for i in indices], self.tokenize.pad_id)
+            outputs.append(self._run_batch(self._to_device(input_ids), self._to_device(attention_mask)))
+        # One device->host copy per chunk: per-batch copies would synchronise the GPU every batch.
+        probabilities = torch.cat(outputs).cpu().numpy()
+        result = np.empty_like(probabilities)
+        result[np.concatenate(batches)] = probabilities
+        return result
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    def _run_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Probabilities of one batch; on out-of-memory, split it in two (or, for a single document,
+        keep only its first half of tokens) and retry. Lowers the budget so later batches fit."""
+        try:
+            return self._probabilities(input_ids, attention_mask)
+        except (RuntimeError, torch.OutOfMemoryError) as error:
+            if not is_out_of_memory(error):
+                raise
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        release_cached_memory(self.device)  # outside the except block: the traceback no longer pins memory
+        rows, width = input_ids.shape
+        if rows > 1:
+            self._lower_budget(rows * width, message)
+            half = rows // 2
+            return torch.cat(
+                [
+                    self._run_batch(*_trim_padding(input_ids[:half], attention_mask[:half])),
+                    self._run_batch(*_trim_padding(input_ids[half:], attention_mask[half:])),
+                ]
+            )
+        if width <= 2:
+            raise RuntimeError(f"out of memory even for one document of {width} tokens: {message}")
+        logger.warning(
+            "one document of %d tokens ran out of memory (%s): classifying its first %d tokens only",
+            width,
+            message,
+            width // 2,
+        )
+        return self._run_batch(input_ids[:, : width // 2], attention_mask[:, : width // 2])
+
+    def _lower_budget(self, failed_tokens: int, message: str) -> None:
+        lowered = max(MIN_TOKEN_BUDGET, min(self.token_budget, failed_tokens // 2))
+        if lowered < self.token_budget:
+            logger.warning(
+                "a batch of %d padded tokens ran out of memory (%s): token budget %d -> %d",
+                failed_tokens,
+                message,
+                self.token_budget,
+                lowered,
+            )
+            self.token_budget = lowered
+
+    def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), self._autocast():
+            if isinstance(self.model, ClassifierModel):
+                hidden = self.model.model(
+                    input_ids=input_ids, attention_mask=attention_mask
+                ).last_hidden_state
+                # The head in fp32: near-tied logits should not be decided by bf16 rounding.
+                with torch.autocast(self.device.type, enabled=False):
+                    logits = self.model.fc(self.model.dropout(hidden[:, 0, :].float()))
+            else:
+                logits = _logits_of(self.model(input_ids=input_ids, attention_mask=attention_mask))
+            return torch.softmax(logits.float(), dim=-1)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def _prepare_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """Eval mode on `device`; the Linear layers' weights converted once to `dtype` (autocast then finds
+    them ready, no per-op weight casts). Embeddings, LayerNorms and hence the residual stream stay fp32,
+    and so does a ClassifierModel's head: the matmuls run at bf16 speed, the normalisations stay exact."""
+    model.eval()
+    model.to(device=device)
+    if dtype != torch.float32:
+        head = model.fc if isinstance(model, ClassifierModel) else None
+        for module in model.modules():
+            if isinstance(module, nn.Linear) and module is not head:
+                module.to(dtype=dtype)
+    return model
+
+
+def _num_labels(model: nn.Module) -> int:
+    for candidate in (
+        getattr(model, "num_labels", None),
+        getattr(getattr(model, "config", None), "num_labels", None),
+    ):
+        if isinstance(candidate, int) and candidate > 0:
+            return candidate
+    for module in _last_modules(model):
+        if isinstance(module, nn.Linear):
+            return module.out_features
+    raise ValueError(f"cannot tell the number of labels of {type(model).__name__}: give it a `num_labels`")
+
+
+def _last_modules(model: nn.Module) -> Iterator[nn.Module]:
+    return reversed(list(model.modules()))
+
+
+def _logits_of(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if logits is None:
+        raise TypeError(f"the model returned {type(output).__name__}, not logits")
+    return logits
+
+
+def _trim_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    width = int(attention_mask.sum(dim=1).max())
+    return input_ids[:, :width], attention_mask[:, :width]

@@ -1,0 +1,218 @@
+"""InferenceEngine: exactness in fp32, bf16 agreement, input order, cuts, padding, OOM recovery."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hpc_classify.engine import InferenceEngine, configure_threads, resolve_device
+from hpc_classify.engine.tokenization import ChunkTokenizer
+from hpc_classify.errors import ConfigError
+from hpc_classify.models.checkpoint import load_classifier_checkpoint
+from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
+
+MAX_CHARS = 400
+MAX_TOKENS = 64
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    texts, _ = synthetic_corpus(60, DOMAIN_LABELS, seed=7)
+    return texts + ["", "x"]
+
+
+def _engine(model_dir: Path, **kwargs) -> InferenceEngine:
+    loaded = load_classifier_checkpoint(str(model_dir))
+    options = {"device": "cpu", "autocast": False, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS}
+    return InferenceEngine(loaded.model, loaded.tokenizer, **{**options, **kwargs})
+
+
+def _reference(model_dir: Path, texts: list[str]) -> np.ndarray:
+    """A plain per-document fp32 forward, the way a user would write it."""
+    loaded = load_classifier_checkpoint(str(model_dir))
+    rows = []
+    with torch.inference_mode():
+        for text in texts:
+            enc = loaded.tokenizer(
+                text[:MAX_CHARS], truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+            )
+            logits = loaded.model(enc["input_ids"], enc["attention_mask"])
+            rows.append(torch.softmax(logits, dim=-1)[0].numpy())
+    return np.stack(rows)
+
+
+def _record_batches(
+    engine: InferenceEngine, monkeypatch: pytest.MonkeyPatch, fail_rows_over: int | None = None
+):
+    """Wrap the backbone: record (rows, width, real lengths) per call; optionally raise OOM for big batches."""
+    backbone = engine.model.model
+    original = backbone.forward
+    calls: list[tuple[int, int, list[int]]] = []
+
+    def forward(input_ids, attention_mask, **kwargs):
+        rows, width = input_ids.shape
+        calls.append((rows, width, attention_mask.sum(dim=1).tolist()))
+        if fail_rows_over is not None and rows > fail_rows_over:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    monkeypatch.setattr(backbone, "forward", forward)
+    return calls
+
+
+def test_fp32_equals_a_per_document_forward_in_input_order(
+    tiny_domain_model: Path, corpus: list[str]
+) -> None:
+    engine = _engine(tiny_domain_model, token_budget=256, chunk_size=16)  # many batches, several chunks
+    probabilities = engine.predict_proba(corpus)
+
+    assert probabilities.dtype == np.float32
+    assert probabilities.shape == (len(corpus), len(DOMAIN_LABELS))
+    np.testing.assert_allclose(probabilities, _reference(tiny_domain_model, corpus), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_input_gives_zero_rows(tiny_domain_model: Path) -> None:
+    result = _engine(tiny_domain_model).predict_proba([])
+    assert result.shape == (0, len(DOMAIN_LABELS)) and result.dtype == np.float32
+
+
+def test_bf16_agrees_with_fp32_on_a_corpus(tiny_domain_model: Path) -> None:
+    texts, _ = synthetic_corpus(300, DOMAIN_LABELS, seed=11)
+    exact = _engine(tiny_domain_model).predict_proba(texts)
+    fast = _engine(tiny_domain_model, autocast=True).predict_proba(texts)
+
+    assert (fast.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.99
+    np.testing.assert_allclose(fast, exact, atol=0.05)
+
+
+def test_text_beyond_max_chars_is_ignored(tiny_domain_model: Path, corpus: list[str]) -> None:
+    base = max(corpus, key=len)[:MAX_CHARS]
+    assert len(base) == MAX_CHARS
+    texts = [base, base + " tail words that differ", base + " completely other ending", "Other " + base]
+    result = _engine(tiny_domain_model, max_tokens=512).predict_proba(texts)
+
+    np.testing.assert_array_equal(result[0], result[1])
+    np.testing.assert_array_equal(result[0], result[2])
+    assert not np.array_equal(result[0], result[3])
+
+
+def test_batches_are_padded_to_their_longest_within_budget(
+    tiny_domain_model: Path, corpus: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _engine(tiny_domain_model, token_budget=200)
+    calls = _record_batches(engine, monkeypatch)
+    engine.predict_proba(corpus)
+
+    assert sum(rows for rows, _, _ in calls) == len(corpus)
+    for rows, width, lengths in calls:
+        assert width == max(lengths) <= MAX_TOKENS
+        assert rows == 1 or rows * width <= 200
+    widths = [width for _, width, _ in calls]
+    assert widths == sorted(widths, reverse=True)  # length-sorted, longest first
+
+
+def test_out_of_memory_splits_the_batch_and_lowers_the_budget(
+    tiny_domain_model: Path,
+    corpus: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    expected = _engine(tiny_domain_model).predict_proba(corpus)
+    engine = _engine(tiny_domain_model, token_budget=4096)
+    calls = _record_batches(engine, monkeypatch, fail_rows_over=2)
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.engine"):
+        result = engine.predict_proba(corpus)
+
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+    assert calls[0][0] == len(corpus)  # the whole corpus fitted the budget: one batch first, then splits
+    assert engine.token_budget < 4096
+    assert "ran out of memory" in caplog.text
+
+
+def test_a_single_document_out_of_memory_is_truncated_not_fatal(
+    tiny_domain_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = _engine(tiny_domain_model)
+    backbone = engine.model.model
+    original = backbone.forward
+
+    def forward(input_ids, attention_mask, **kwargs):
+        if input_ids.shape[1] > 16:
+            raise RuntimeError("CUDA error: out of memory")
+        return original(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    monkeypatch.setattr(backbone, "forward", forward)
+    text = " ".join(["word"] * 200)
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.engine"):
+        result = engine.predict_proba([text])
+
+    assert result.shape == (1, len(DOMAIN_LABELS)) and np.isfinite(result).all()
+    assert "classifying its first" in caplog.text
+
+
+def test_other_errors_propagate(tiny_domain_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _engine(tiny_domain_model)
+
+    def forward(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(engine.model.model, "forward", forward)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        engine.predict_proba(["some text"])
+
+
+def test_chunk_tokenizer_matches_the_hf_tokenizer(tiny_domain_model: Path, corpus: list[str]) -> None:
+    tokenizer = load_classifier_checkpoint(str(tiny_domain_model)).tokenizer
+    chunked = ChunkTokenizer(tokenizer, max_chars=MAX_CHARS, max_tokens=MAX_TOKENS)
+    expected = tokenizer([t[:MAX_CHARS] for t in corpus], truncation=True, max_length=MAX_TOKENS)["input_ids"]
+
+    assert chunked(corpus) == expected
+    assert chunked.pad_id == tokenizer.pad_token_id
+
+
+def test_a_generic_logits_module_works(tiny_domain_model: Path, corpus: list[str]) -> None:
+    loaded = load_classifier_checkpoint(str(tiny_domain_model))
+
+    class Wrapped(torch.nn.Module):  # not a ClassifierModel: the engine calls it as a whole
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids, attention_mask)
+
+    engine = InferenceEngine(
+        Wrapped(loaded.model),
+        loaded.tokenizer,
+        device="cpu",
+        autocast=False,
+        max_chars=MAX_CHARS,
+        max_tokens=MAX_TOKENS,
+    )
+    assert engine.num_labels == len(DOMAIN_LABELS)
+    np.testing.assert_allclose(engine.predict_proba(corpus), _reference(tiny_domain_model, corpus), atol=1e-5)
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_configure_threads() -> None:
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+        with pytest.raises(ConfigError):
+            configure_threads(0)
+    finally:
+        torch.set_num_threads(before)
