@@ -7,7 +7,6 @@ seconds, then runs the resumable driver on a local Dask cluster over the sample 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 BANNER = (
@@ -41,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from hpc_classify.config import ClassifierSettings, RunConfig
     from hpc_classify.driver.run import run_classification
+    from hpc_classify.driver.status import compute_status, format_status
     from hpc_classify.errors import ConfigError
     from hpc_classify.models.tiny import DOMAIN_LABELS, build_tiny_checkpoint
 
@@ -61,14 +61,11 @@ def run_demo(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     result = run_classification(config)
-    summary_path = output / "_summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        print(
-            json.dumps(
-                {k: summary.get(k) for k in ("files", "documents", "labels") if k in summary}, indent=2
-            )
-        )
-    print(f"outputs: {output}   (rerun: a no-op; `hpc-classify status --output {output}`)")
+    print(format_status(compute_status(str(output))))
+    first_output = next(iter(sorted(output.glob("*.jsonl"))), None)
+    if first_output is not None:
+        with open(first_output, encoding="utf-8") as lines:
+            print(f"first row of {first_output.name}: {lines.readline().strip()}")
+    print(f"outputs in {output} (rerun: resumes, here a no-op; `hpc-classify status --output {output}`)")
     print(BANNER)
     return int(result.exit_code)
