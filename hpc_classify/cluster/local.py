@@ -1,0 +1,147 @@
+"""A Dask cluster on this machine: dask-cuda's LocalCUDACluster (one worker per GPU) when GPUs are visible,
+else a LocalCluster of worker processes. Never imports torch: starting a cluster stays light."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from hpc_classify.errors import ClusterError
+
+logger = logging.getLogger(__name__)
+
+# Read by hpc_classify.classifiers.base in each worker: its share of the cores for torch's intra-op pool.
+TORCH_THREADS_ENV = "HPC_CLASSIFY_TORCH_THREADS"
+
+
+def available_cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def visible_gpu_count() -> int:
+    """GPUs this process may use (honours CUDA_VISIBLE_DEVICES), found without importing torch or CUDA."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    listed: list[str] | None = None
+    if env is not None:
+        listed = [d.strip() for d in env.split(",") if d.strip()]
+        if not listed or listed[0] == "-1":
+            return 0
+    count = _nvml_device_count()
+    if count is None:
+        count = _nvidia_smi_device_count()
+    return min(count, len(listed)) if listed is not None else count
+
+
+def start_local_cluster(
+    workers: int | None = None,
+    threads_per_worker: int | None = None,
+    protocol: str = "tcp",
+    device: str = "auto",
+) -> Any:
+    """Start and return a local cluster (the caller closes it).
+
+    CPU: `workers` processes (default 1: one process whose torch pool uses every core is faster than
+    several small ones), each with `threads_per_worker` task threads (default 1) and cores/workers torch
+    threads. GPU (device "cuda", or "auto" with GPUs visible): dask-cuda, one worker per GPU.
+    """
+    if protocol == "ucxx":
+        # UCX warns about every UCX_* variable it does not use; the defaults dask sets trip this.
+        os.environ.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
+    gpus = visible_gpu_count() if device != "cpu" else 0
+    if device == "cuda" and gpus == 0:
+        raise ClusterError(
+            "--device cuda but no GPU is visible",
+            hint="check CUDA_VISIBLE_DEVICES/nvidia-smi, or use --device cpu",
+        )
+    if gpus:
+        return _start_cuda_cluster(gpus, workers, threads_per_worker, protocol, required=device == "cuda")
+    return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol)
+
+
+def _start_cpu_cluster(workers: int, threads_per_worker: int, protocol: str) -> Any:
+    from distributed import LocalCluster
+
+    torch_threads = max(1, available_cores() // workers)
+    logger.info(
+        "starting a local CPU cluster: %d worker process(es) x %d thread(s), %d torch thread(s) each, protocol %s",
+        workers,
+        threads_per_worker,
+        torch_threads,
+        protocol,
+    )
+    try:
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            protocol=protocol,
+            dashboard_address=":0",  # a free port: several runs (and test clusters) may share a node
+            env={TORCH_THREADS_ENV: str(torch_threads)},
+        )
+    except Exception as exc:
+        raise ClusterError(
+            f"could not start a local Dask cluster over {protocol}: {exc}",
+            hint="try --protocol tcp, fewer --workers, or check that distributed-ucxx is installed for ucxx",
+        ) from exc
+
+
+def _start_cuda_cluster(
+    gpus: int, workers: int | None, threads_per_worker: int | None, protocol: str, *, required: bool
+) -> Any:
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError as exc:
+        if required:
+            raise ClusterError(
+                f"{gpus} GPU(s) visible but dask-cuda is not installed ({exc})",
+                hint="pip install 'hpc-classify[gpu]', or run with --device cpu",
+            ) from exc
+        logger.warning(
+            "%d GPU(s) visible but dask-cuda is missing: one local worker will use the first GPU", gpus
+        )
+        return _start_cpu_cluster(1, threads_per_worker or 1, protocol)
+    n_workers = min(workers or gpus, gpus)
+    logger.info(
+        "starting a local dask-cuda cluster: %d worker(s), one per GPU, protocol %s", n_workers, protocol
+    )
+    try:
+        return LocalCUDACluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker or 1,
+            protocol=protocol,
+            dashboard_address=":0",
+        )
+    except Exception as exc:
+        raise ClusterError(
+            f"could not start a local dask-cuda cluster over {protocol}: {exc}",
+            hint="check the GPUs with nvidia-smi, try --protocol tcp, or run with --device cpu",
+        ) from exc
+
+
+def _nvml_device_count() -> int | None:
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no driver (NVMLError_LibraryNotFound and friends): no GPU
+        return 0
+
+
+def _nvidia_smi_device_count() -> int:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))

@@ -1,0 +1,25 @@
+"""Exit codes of `hpc-classify run` (documented in the CLI help and the README).
+
+They are distinct so that a Slurm script can tell "requeue me" (3) from "fix something" (1, 2):
+
+- 0 `OK`: every planned file has a completion marker.
+- 1 `FILES_FAILED`: the run finished, but some files kept failing; they are listed in `<output>/failures.jsonl`.
+- 2 `USAGE`: bad flags/config, output directory refused (fingerprint mismatch, locked by a live run),
+  or no cluster; nothing was classified. Raised as an HpcClassifyError and mapped by the CLI.
+- 3 `INTERRUPTED`: SIGTERM, SIGINT or SIGUSR1 stopped the run early; rerunning the same command resumes.
+  Takes precedence over 1, because the unfinished files are not failures.
+"""
+
+from __future__ import annotations
+
+OK = 0
+FILES_FAILED = 1
+USAGE = 2
+INTERRUPTED = 3
+
+DESCRIPTIONS = {
+    OK: "all files done",
+    FILES_FAILED: "some files failed (see failures.jsonl); the others are done",
+    USAGE: "usage, configuration, output-directory or cluster error; nothing classified",
+    INTERRUPTED: "interrupted by a signal (SIGTERM/SIGINT/SIGUSR1); rerun to resume",
+}

@@ -1,0 +1,57 @@
+"""`<output>/failures.jsonl`: one line per file that kept failing in the latest run (its retries spent).
+
+Rewritten from scratch by each run (the failed files of a previous run are retried), appended and fsynced
+one line at a time, so the file is accurate even when the driver is killed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+FAILURES_FILE = "failures.jsonl"
+
+
+def failures_path(output_dir: str) -> str:
+    return os.path.join(output_dir, FAILURES_FILE)
+
+
+class FailureLog:
+    def __init__(self, output_dir: str):
+        self.path = failures_path(output_dir)
+        self.relpaths: list[str] = []
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+    def record(self, *, relpath: str, input_path: str, attempts: int, error: BaseException) -> dict[str, Any]:
+        entry = {
+            "relpath": relpath,
+            "input_path": input_path,
+            "attempts": attempts,
+            "error_type": type(error).__name__,
+            "error": str(error),
+            "time": dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds"),
+        }
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.relpaths.append(relpath)
+        return entry
+
+
+def read_failures(output_dir: str) -> list[dict[str, Any]]:
+    """Entries of failures.jsonl (a torn last line from a crash is ignored)."""
+    entries: list[dict[str, Any]] = []
+    try:
+        with open(failures_path(output_dir), encoding="utf-8") as f:
+            for line in f:
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return entries

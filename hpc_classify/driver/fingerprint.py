@@ -1,0 +1,116 @@
+"""The run fingerprint: what an output directory's files were made with, stored as `<output>/_run.json`.
+
+Resuming into a directory is only safe when the new run would write the same outputs: same model (id and
+revision, and the checkpoint's hash, so a re-downloaded or retrained checkpoint counts as different),
+same classifier settings, same output format and same package version. Anything else is refused
+unless the user passes --overwrite, which discards the old run's bookkeeping so every file is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from typing import Any
+
+from hpc_classify._version import __version__
+from hpc_classify.config import stable_hash
+from hpc_classify.errors import OutputDirectoryError
+from hpc_classify.io.markers import MARKERS_DIRNAME
+from hpc_classify.io.writers import write_json_atomically
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "_run.json"
+# Bookkeeping that belongs to one run's fingerprint; removed when --overwrite takes a directory over.
+RUN_STATE = (MARKERS_DIRNAME, "failures.jsonl", "_summary.json", "_plan.json")
+
+
+def compute_run_fingerprint(classifier_fingerprint: dict[str, Any], *, output_format: str) -> dict[str, Any]:
+    """The fingerprint's details: everything that changes the bytes of an output file."""
+    return {
+        "package_version": __version__,
+        "classifier": classifier_fingerprint,
+        "output_format": output_format,
+    }
+
+
+def fingerprint_id(details: dict[str, Any]) -> str:
+    return stable_hash(details)
+
+
+def read_run_file(output_dir: str) -> dict[str, Any] | None:
+    path = os.path.join(output_dir, RUN_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise OutputDirectoryError(
+            f"{path} is not valid JSON ({exc})",
+            hint="restore it, or pass --overwrite to redo every file into this directory",
+        ) from exc
+
+
+def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, overwrite: bool) -> str:
+    """Return the fingerprint id, after checking it against `_run.json` (or writing that file).
+
+    On a mismatch: OutputDirectoryError naming the differences, or with `overwrite` the old run's
+    markers, failures, plan and summary are removed so that every file is redone.
+    """
+    new_id = fingerprint_id(details)
+    stored = read_run_file(output_dir)
+    if stored is not None and stored.get("fingerprint") == new_id:
+        return new_id
+    if stored is not None:
+        differences = describe_differences(stored.get("details", {}), details)
+        if not overwrite:
+            raise OutputDirectoryError(
+                f"{output_dir} holds the output of a different run (fingerprint {stored.get('fingerprint')} "
+                f"there, {new_id} now): {differences}",
+                hint="use the original model and settings to resume, a new --output, "
+                "or --overwrite to discard the old run's markers and redo every file",
+            )
+        logger.warning("--overwrite: discarding the previous run in %s (%s)", output_dir, differences)
+        discard_run_state(output_dir)
+    write_json_atomically(
+        os.path.join(output_dir, RUN_FILE),
+        {"fingerprint": new_id, "details": details, "created": time.time()},
+        indent=2,
+    )
+    return new_id
+
+
+def discard_run_state(output_dir: str) -> None:
+    """Remove the bookkeeping of a previous run (never the outputs themselves: they are rewritten atomically)."""
+    for name in RUN_STATE:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def describe_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """'classifier.model: 'a' -> 'b'; ...' for the keys whose values differ (dotted paths into nested dicts)."""
+    flat_old, flat_new = _flatten(old), _flatten(new)
+    changed = [
+        f"{key}: {flat_old.get(key)!r} -> {flat_new.get(key)!r}"
+        for key in sorted(set(flat_old) | set(flat_new))
+        if flat_old.get(key) != flat_new.get(key)
+    ]
+    return "; ".join(changed) if changed else "details equal but fingerprint differs"
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

@@ -1,0 +1,184 @@
+"""`<output>/_lock`: one driver per output directory.
+
+The lock file holds the host, pid and start time of the run that owns the directory; that run refreshes
+the file's mtime (a heartbeat) from a background thread. A lock is stale, and may be taken over, when
+- it was written on this host and its pid is dead (a driver killed with SIGKILL, a crashed node that came
+  back), or
+- it was written on another host and its heartbeat is older than `stale_after` seconds (we cannot see
+  processes on other hosts; a live driver refreshes the heartbeat every `heartbeat_interval` seconds).
+
+Creation uses O_CREAT|O_EXCL, which is atomic on local file systems and on NFSv3+/Lustre/GPFS. The
+take-over re-reads the stale lock just before removing it, so two drivers taking over the same stale lock
+at once can only both succeed in the tiny window between that read and the unlink.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from types import TracebackType
+
+from hpc_classify.errors import OutputDirectoryError
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = "_lock"
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+DEFAULT_STALE_AFTER = 300.0
+CORRUPT_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class LockOwner:
+    host: str
+    pid: int
+    started: float
+    token: str
+
+
+def lock_path(output_dir: str) -> str:
+    return os.path.join(output_dir, LOCK_FILE)
+
+
+def read_lock(path: str) -> LockOwner | None:
+    """The owner recorded in `path`, None if there is no lock; a corrupt lock reads as a dead owner."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return LockOwner(str(data["host"]), int(data["pid"]), float(data["started"]), str(data["token"]))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        # A driver killed between O_EXCL creation and the write leaves an empty file: treat as stale.
+        return LockOwner(host="?", pid=-1, started=0.0, token="corrupt")
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def is_stale(owner: LockOwner, heartbeat_age: float, *, stale_after: float, host: str | None = None) -> bool:
+    host = host or socket.gethostname()
+    if owner.token == "corrupt":
+        # Empty or partial: either a driver died right after creating it, or one is writing it this instant.
+        return heartbeat_age > min(stale_after, CORRUPT_GRACE)
+    if owner.host == host:
+        return not pid_alive(owner.pid)
+    return heartbeat_age > stale_after
+
+
+class RunLock:
+    """Context manager holding `<output>/_lock` with a heartbeat; raises OutputDirectoryError when held."""
+
+    def __init__(
+        self,
+        output_dir: str,
+        *,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        stale_after: float = DEFAULT_STALE_AFTER,
+    ):
+        self.path = lock_path(output_dir)
+        self.heartbeat_interval = heartbeat_interval
+        self.stale_after = stale_after
+        self.owner = LockOwner(socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> None:
+        # Two attempts: the second follows the removal of a stale lock.
+        for _ in range(2):
+            if self._try_create():
+                self._start_heartbeat()
+                return
+            holder = read_lock(self.path)
+            if holder is None:
+                continue  # released between our attempt and the read
+            age = self._heartbeat_age()
+            if not is_stale(holder, age, stale_after=self.stale_after):
+                raise OutputDirectoryError(
+                    f"{os.path.dirname(self.path)} is in use by another run (host {holder.host}, pid "
+                    f"{holder.pid}, started {time.ctime(holder.started)}, heartbeat {age:.0f} s ago)",
+                    hint="wait for that run to finish, or stop it; a lock whose run died is taken over "
+                    f"automatically (same host: dead pid; other host: no heartbeat for {self.stale_after:.0f} s)",
+                )
+            self._remove_stale(holder, age)
+        raise OutputDirectoryError(
+            f"could not take the lock {self.path}: another run keeps taking it",
+            hint="check for concurrent runs on this output directory",
+        )
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        holder = read_lock(self.path)
+        if holder is not None and holder.token == self.owner.token:
+            os.remove(self.path)
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    def _try_create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(asdict(self.owner), f)
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+
+    def _heartbeat_age(self) -> float:
+        try:
+            return max(0.0, time.time() - os.stat(self.path).st_mtime)
+        except FileNotFoundError:
+            return float("inf")
+
+    def _remove_stale(self, holder: LockOwner, age: float) -> None:
+        if read_lock(self.path) != holder:
+            return  # someone else took it over meanwhile; the next attempt will see their lock
+        logger.warning(
+            "taking over the stale lock of host %s pid %d (heartbeat %.0f s ago)",
+            holder.host,
+            holder.pid,
+            age,
+        )
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+    def _start_heartbeat(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, name="hpc-classify-lock-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_interval):
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                logger.error("the lock %s disappeared while this run holds it", self.path)
+                return

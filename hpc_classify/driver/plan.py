@@ -1,0 +1,126 @@
+"""What a run has to do: the input files, which of them are already done, in which order.
+
+The plan (every input's relpath and size) is stored as `<output>/_plan.json` at the start of each run so
+that `hpc-classify status` can count remaining files from the output directory alone. A file is done when
+its completion marker exists (an output without a marker is redone). Pending files go largest first, so the
+longest tasks start early and do not trail at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hpc_classify.errors import ConfigError
+from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
+from hpc_classify.io.markers import MARKERS_DIRNAME, iter_marker_relpaths
+from hpc_classify.io.writers import is_temp_file, write_json_atomically
+
+logger = logging.getLogger(__name__)
+
+PLAN_FILE = "_plan.json"
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    path: str
+    relpath: str
+    size: int
+
+    @property
+    def input_file(self) -> InputFile:
+        return InputFile(self.path, self.relpath)
+
+
+def list_input_files(inputs: Sequence[str], output_dir: str, output_format: str) -> list[PlannedFile]:
+    """Expand --input specs into files with their sizes; refuse an output that would overwrite an input."""
+    files = expand_inputs(list(inputs))
+    _check_output_apart(inputs, files, output_dir, output_format)
+    return [PlannedFile(f.path, f.relpath, os.stat(f.path).st_size) for f in files]
+
+
+def pending_files(files: Sequence[PlannedFile], output_dir: str) -> list[PlannedFile]:
+    """Files without a completion marker, largest first (ties by relpath, so the order is deterministic)."""
+    # One directory scan instead of a stat per file: the difference matters on Lustre with 100,000 files.
+    done = set(iter_marker_relpaths(output_dir))
+    pending = [f for f in files if f.relpath not in done]
+    pending.sort(key=lambda f: (-f.size, f.relpath))
+    return pending
+
+
+def write_plan(output_dir: str, inputs: Sequence[str], files: Sequence[PlannedFile]) -> bool:
+    """Store the plan; an unchanged plan is not rewritten (a finished run's rerun touches no file but
+    its summary). Returns whether the file was written."""
+    plan = {"inputs": list(inputs), "files": [{"relpath": f.relpath, "size": f.size} for f in files]}
+    try:
+        if read_plan(output_dir) == plan:
+            return False
+    except ValueError:  # a corrupt plan is simply replaced
+        pass
+    write_json_atomically(os.path.join(output_dir, PLAN_FILE), plan)
+    return True
+
+
+def read_plan(output_dir: str) -> dict[str, Any] | None:
+    """The stored plan ({"inputs": [...], "files": [{"relpath", "size"}, ...]}), or None before any run."""
+    try:
+        with open(os.path.join(output_dir, PLAN_FILE), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def remove_stale_temp_files(output_dir: str) -> int:
+    """Delete temp files a killed run left in the output tree (only our own `.<name>.tmp-…` pattern).
+
+    Safe only while holding the run lock: then no writer of ours is active in this directory.
+    """
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(output_dir):
+        # Only where a run of ours writes: outputs (their relpaths never have "_"/"." parts) and _markers/.
+        # Other bookkeeping dirs (e.g. the Slurm launcher's _jobs/) may be written by live processes.
+        dirnames[:] = [d for d in dirnames if not d.startswith(("_", ".")) or d == MARKERS_DIRNAME]
+        for name in filenames:
+            if is_temp_file(name):
+                try:
+                    os.remove(os.path.join(dirpath, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    if removed:
+        logger.info("removed %d temp file(s) left by an interrupted run in %s", removed, output_dir)
+    return removed
+
+
+def _check_output_apart(
+    inputs: Sequence[str], files: Sequence[InputFile], output_dir: str, output_format: str
+) -> None:
+    out = os.path.realpath(output_dir)
+    for spec in inputs:
+        if os.path.isdir(spec):
+            root = os.path.realpath(spec)
+            if out == root or out.startswith(root + os.sep):
+                raise ConfigError(
+                    f"--output {output_dir} is inside the input directory {spec}: outputs would be read as inputs",
+                    hint="choose an output directory outside the inputs",
+                )
+    # realpath once per directory, not per file: cheap with 100,000 inputs in a few directories.
+    real_dirs: dict[str, str] = {}
+
+    def real_dir(path: str) -> str:
+        directory = os.path.dirname(path)
+        if directory not in real_dirs:
+            real_dirs[directory] = os.path.realpath(directory)
+        return real_dirs[directory]
+
+    for f in files:
+        target = os.path.join(out, output_relpath(f.relpath, output_format))
+        same_name = os.path.basename(target) == os.path.basename(f.path)
+        if same_name and real_dir(target) == real_dir(f.path):
+            raise ConfigError(
+                f"the output for {f.path} would overwrite the input itself", hint="choose another --output"
+            )

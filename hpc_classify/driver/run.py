@@ -1,0 +1,196 @@
+"""`run_classification(config) -> RunResult`: one resumable run over a sharded corpus.
+
+Steps: take the output directory's lock; check (or store) the run fingerprint; remove temp files a killed
+run left; list the inputs and store the plan; skip files with a completion marker; connect to (or start)
+the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json`. Exit codes are in
+driver/exit_codes.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hpc_classify.config import RunConfig
+from hpc_classify.driver import exit_codes
+from hpc_classify.driver.dispatch import Dispatcher
+from hpc_classify.driver.failures import FailureLog
+from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
+from hpc_classify.driver.lock import RunLock
+from hpc_classify.driver.plan import (
+    PlannedFile,
+    list_input_files,
+    pending_files,
+    remove_stale_temp_files,
+    write_plan,
+)
+from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.signals import StopRequest
+from hpc_classify.driver.summary import RunStats, build_summary, write_summary
+from hpc_classify.errors import OutputDirectoryError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STOP_GRACE = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    summary: dict[str, Any]
+    summary_path: str
+
+
+def run_classification(
+    config: RunConfig,
+    *,
+    stop_grace: float = DEFAULT_STOP_GRACE,
+    connect_timeout: float | None = None,
+) -> RunResult:
+    """Classify every input file of `config` that has no completion marker yet in `config.output`.
+
+    Raises OutputDirectoryError (locked, fingerprint mismatch), ConfigError, InputFileError (inputs),
+    ModelNotAvailableError or ClusterError before any work; per-file errors end in failures.jsonl.
+    """
+    output_dir = os.path.abspath(config.output)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirectoryError(f"cannot create the output directory {output_dir}: {exc}") from exc
+    with RunLock(output_dir):
+        return _run_locked(config, output_dir, stop_grace=stop_grace, connect_timeout=connect_timeout)
+
+
+def _run_locked(
+    config: RunConfig, output_dir: str, *, stop_grace: float, connect_timeout: float | None
+) -> RunResult:
+    started = time.time()
+    fingerprint = check_or_store_fingerprint(
+        output_dir, _fingerprint_details(config), overwrite=config.overwrite
+    )
+    remove_stale_temp_files(output_dir)
+    files = list_input_files(config.inputs, output_dir, config.output_format)
+    write_plan(output_dir, config.inputs, files)
+    pending = pending_files(files, output_dir)
+    stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))
+    failures = FailureLog(output_dir)
+    logger.info(
+        "%d input file(s): %d already done, %d to classify into %s",
+        len(files),
+        stats.files_skipped,
+        len(pending),
+        output_dir,
+    )
+    stop = StopRequest()
+    cluster_info: dict[str, Any] = {
+        "scheduler_address": None,
+        "protocol": None,
+        "workers": 0,
+        "dashboard": None,
+    }
+    if pending:
+        cluster_info = _classify(
+            config, output_dir, fingerprint, pending, stats, failures, stop, stop_grace, connect_timeout
+        )
+    if stop.requested:
+        exit_code = exit_codes.INTERRUPTED
+    elif stats.files_failed:
+        exit_code = exit_codes.FILES_FAILED
+    else:
+        exit_code = exit_codes.OK
+    summary = build_summary(
+        stats,
+        started=started,
+        finished=time.time(),
+        exit_code=exit_code,
+        interrupted_by=stop.signal_name,
+        fingerprint=fingerprint,
+        cluster=cluster_info,
+    )
+    path = write_summary(output_dir, summary)
+    _log_outcome(summary, failures)
+    return RunResult(exit_code=exit_code, summary=summary, summary_path=path)
+
+
+def _classify(
+    config: RunConfig,
+    output_dir: str,
+    fingerprint: str,
+    pending: list[PlannedFile],
+    stats: RunStats,
+    failures: FailureLog,
+    stop: StopRequest,
+    stop_grace: float,
+    connect_timeout: float | None,
+) -> dict[str, Any]:
+    from hpc_classify.cluster.connect import DEFAULT_CONNECT_TIMEOUT, close_quietly, connect
+
+    # Signals are caught from here on: a SIGTERM while the cluster starts still ends in a clean summary.
+    with stop:
+        client, cluster = connect(config, timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
+        try:
+            info = _cluster_info(client)
+            logger.info(
+                "Dask scheduler %s with %d worker(s); dashboard: %s",
+                info["scheduler_address"],
+                info["workers"],
+                info["dashboard"],
+            )
+            progress = Progress(len(pending), interval=config.progress_interval)
+            dispatcher = Dispatcher(
+                client,
+                config,
+                output_dir=output_dir,
+                fingerprint=fingerprint,
+                stats=stats,
+                failures=failures,
+                progress=progress,
+                stop=stop,
+                stop_grace=stop_grace,
+            )
+            try:
+                dispatcher.run(pending)
+            finally:
+                progress.close()
+        finally:
+            close_quietly(client, cluster)
+    return info
+
+
+def _fingerprint_details(config: RunConfig) -> dict[str, Any]:
+    # Labels and the checkpoint's hash only: no weights are loaded in the driver.
+    from hpc_classify.classifiers import build_classifier
+
+    classifier = build_classifier(config.classifier)
+    return compute_run_fingerprint(classifier.fingerprint(), output_format=config.output_format)
+
+
+def _cluster_info(client: Any) -> dict[str, Any]:
+    address = client.scheduler.address
+    return {
+        "scheduler_address": address,
+        "protocol": address.split("://", 1)[0] if "://" in address else None,
+        "workers": len(client.nthreads()),
+        "dashboard": client.dashboard_link,
+    }
+
+
+def _log_outcome(summary: dict[str, Any], failures: FailureLog) -> None:
+    logger.info(
+        "run finished: %d processed, %d skipped (already done), %d failed, %d remaining; "
+        "%d documents in, %d out, %.1f docs/s; exit code %d (%s)",
+        summary["files_processed"],
+        summary["files_skipped"],
+        summary["files_failed"],
+        summary["files_remaining"],
+        summary["documents_in"],
+        summary["documents_out"],
+        summary["documents_per_second"],
+        summary["exit_code"],
+        summary["exit_meaning"],
+    )
+    if failures.relpaths:
+        logger.error("failed files (details in %s): %s", failures.path, ", ".join(failures.relpaths))

@@ -1,0 +1,66 @@
+"""Stop requests by signal, installed only while a run is in progress (never at import time).
+
+The first SIGTERM/SIGINT/SIGUSR1 asks the driver to stop submitting and to let in-flight files finish
+within a grace period; a second one asks it to abandon them at once. Abandoning is safe because a task
+writes its output and marker atomically: an unfinished file simply has no marker and is redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType, TracebackType
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+class StopRequest:
+    """Context manager: while active, the stop signals set `requested` (and `abandon` on the second)."""
+
+    def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS):
+        self.signals = signals
+        self.signal_name: str | None = None
+        self.requested_at: float | None = None
+        self.abandon = False
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def request(self, name: str) -> None:
+        """Ask to stop (what a signal does; also usable from code and tests)."""
+        if self.signal_name is None:
+            self.signal_name = name
+            self.requested_at = time.monotonic()
+        else:
+            self.abandon = True
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        again = self.requested
+        self.request(name)
+        # Logging from a handler is safe enough here: the handler runs in the main thread between bytecodes.
+        if again:
+            logger.warning("%s received again: abandoning the files in flight", name)
+        else:
+            logger.warning("%s received: no new files will be submitted; finishing the files in flight", name)
+
+    def __enter__(self) -> StopRequest:
+        # signal.signal only works in the main thread; elsewhere (an embedding application) we do without.
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()

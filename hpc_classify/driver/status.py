@@ -1,0 +1,128 @@
+"""`hpc-classify status`: where a run stands, computed from the output directory alone
+(the stored plan, the completion markers, failures.jsonl and the last `_summary.json`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+from hpc_classify.driver.failures import read_failures
+from hpc_classify.driver.plan import read_plan
+from hpc_classify.driver.summary import SUMMARY_FILE
+from hpc_classify.errors import InputFileError, OutputDirectoryError
+from hpc_classify.io.markers import iter_marker_relpaths, marker_path, read_marker
+
+logger = logging.getLogger(__name__)
+
+
+def compute_status(output_dir: str) -> dict[str, Any]:
+    """Counts over the planned files: files_done + files_failed + files_remaining == files_planned.
+
+    documents_in/out, labels and nodes are summed over the markers of planned files (markers of files no
+    longer among the inputs are counted in `files_outside_plan` only).
+    """
+    plan = read_plan(output_dir)
+    if plan is None:
+        raise OutputDirectoryError(
+            f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
+        )
+    sizes = {entry["relpath"]: int(entry["size"]) for entry in plan["files"]}
+    labels: Counter[str] = Counter()
+    nodes: set[str] = set()
+    workers: set[str] = set()
+    done_relpaths: set[str] = set()
+    outside = documents_in = documents_out = rows_bad = 0
+    bytes_done = 0
+    worker_seconds = 0.0
+    for relpath in iter_marker_relpaths(output_dir):
+        if relpath not in sizes:
+            outside += 1
+            continue
+        try:
+            marker = read_marker(marker_path(output_dir, relpath))
+        except InputFileError as exc:
+            logger.warning("%s", exc)
+            continue
+        done_relpaths.add(relpath)
+        bytes_done += sizes[relpath]
+        documents_in += marker.rows_in
+        documents_out += marker.rows_out
+        rows_bad += marker.rows_bad
+        worker_seconds += marker.seconds
+        labels.update(marker.label_counts)
+        nodes.add(marker.node)
+        workers.add(f"{marker.node}/{marker.worker}")
+    # A failure whose file has a marker by now (completed by a later run) no longer counts.
+    failed = [
+        e
+        for e in read_failures(output_dir)
+        if e.get("relpath") in sizes and e["relpath"] not in done_relpaths
+    ]
+    done = len(done_relpaths)
+    files_planned = len(sizes)
+    return {
+        "output": os.path.abspath(output_dir),
+        "files_planned": files_planned,
+        "files_done": done,
+        "files_failed": len(failed),
+        "files_remaining": files_planned - done - len(failed),
+        "files_outside_plan": outside,
+        "bytes_done": bytes_done,
+        "bytes_planned": sum(sizes.values()),
+        "documents_in": documents_in,
+        "documents_out": documents_out,
+        "rows_bad": rows_bad,
+        "labels": dict(sorted(labels.items())),
+        "nodes": sorted(nodes),
+        "workers": len(workers),
+        "worker_seconds": round(worker_seconds, 3),
+        "documents_per_worker_second": round(documents_in / worker_seconds, 3) if worker_seconds else None,
+        "failed": [{"relpath": e["relpath"], "error": e.get("error", "")} for e in failed],
+        "last_run": _last_run(output_dir),
+    }
+
+
+def _last_run(output_dir: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(output_dir, SUMMARY_FILE), encoding="utf-8") as f:
+            summary = json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+    keys = (
+        "finished_at",
+        "exit_code",
+        "interrupted",
+        "wall_seconds",
+        "documents_per_second",
+        "files_processed",
+    )
+    return {key: summary.get(key) for key in keys}
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """Human-readable form of compute_status's dict (the CLI prints it)."""
+    lines = [
+        f"output:          {status['output']}",
+        f"files:           {status['files_done']} done, {status['files_remaining']} remaining, "
+        f"{status['files_failed']} failed (of {status['files_planned']})",
+        f"documents:       {status['documents_in']} in, {status['documents_out']} out, {status['rows_bad']} bad rows",
+    ]
+    if status["documents_per_worker_second"] is not None:
+        lines.append(f"throughput:      {status['documents_per_worker_second']} docs per worker-second")
+    last = status.get("last_run")
+    if last and last.get("documents_per_second") is not None:
+        lines.append(
+            f"last run:        {last['documents_per_second']} docs/s over {last['wall_seconds']} s, "
+            f"exit code {last['exit_code']}"
+        )
+    lines.append(f"nodes:           {', '.join(status['nodes']) or '-'} ({status['workers']} workers)")
+    if status["labels"]:
+        width = max(len(label) for label in status["labels"])
+        lines.append("labels:")
+        lines.extend(f"  {label:<{width}}  {count}" for label, count in status["labels"].items())
+    for entry in status["failed"]:
+        lines.append(f"FAILED {entry['relpath']}: {entry['error'].splitlines()[0] if entry['error'] else ''}")
+    return "\n".join(lines)

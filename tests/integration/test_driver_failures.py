@@ -1,0 +1,132 @@
+"""Failures: a worker dying mid-file is retried; a file that keeps failing ends in failures.jsonl with exit 1;
+bad rows follow --on-bad-row with exact counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from driver_support import (
+    all_ids,
+    cli_env,
+    make_corpus,
+    markers,
+    output_ids,
+    read_jsonl,
+    run_args,
+    run_cli,
+    summary,
+    temp_files,
+)
+
+from hpc_classify.driver.failures import read_failures
+from hpc_classify.io.markers import marker_path, read_marker
+
+PRELOAD = str(Path(__file__).with_name("driver_crash_preload.py"))
+
+
+def crash_env(tmp_path: Path, filename: str, mode: str, allowed_failures: int) -> dict[str, str]:
+    return cli_env(
+        DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([PRELOAD]),
+        # The scheduler's own re-runs after a worker death; 0 hands the first death straight to the driver.
+        DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(allowed_failures),
+        HPC_CLASSIFY_TEST_CRASH_FILE=filename,
+        HPC_CLASSIFY_TEST_CRASH_FLAG=str(tmp_path / "crashed-once"),
+        HPC_CLASSIFY_TEST_CRASH_MODE=mode,
+    )
+
+
+def test_worker_killed_mid_file_is_retried_and_the_run_completes(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=5, docs_per_file=6)
+    env = crash_env(tmp_path, "part-002.jsonl", mode="once", allowed_failures=0)
+
+    # One task in flight: the worker's death then hits only the crashing file (not a bystander), so retries == 1.
+    args = run_args(inputs, output, tiny_domain_model, "--max-retries", "2", "--tasks-per-worker", "1")
+    result = run_cli(args, env=env)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "crashed-once").exists()  # the worker really died once
+    assert "part-002.jsonl failed (attempt 1 of 3), retrying: KilledWorker" in result.stderr
+    s = summary(output)
+    assert (s["files_processed"], s["files_failed"], s["retries"]) == (5, 0, 1)
+    assert markers(output) == set(expected)
+    assert sorted(output_ids(output)) == all_ids(expected)
+    assert temp_files(output) == []
+    assert read_failures(str(output)) == []
+
+
+def test_file_that_keeps_failing_is_recorded_and_the_others_finish(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=4, docs_per_file=5)
+    env = crash_env(tmp_path, "part-001.jsonl", mode="always", allowed_failures=0)
+
+    args = run_args(inputs, output, tiny_domain_model, "--max-retries", "1", "--tasks-per-worker", "1")
+    result = run_cli(args, env=env)
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    failures = read_jsonl(output / "failures.jsonl")
+    assert [(f["relpath"], f["attempts"], f["error_type"]) for f in failures] == [
+        ("part-001.jsonl", 2, "KilledWorker")
+    ]
+    s = summary(output)
+    assert (s["files_processed"], s["files_failed"], s["retries"], s["failures"]) == (
+        3,
+        1,
+        1,
+        ["part-001.jsonl"],
+    )
+    assert markers(output) == set(expected) - {"part-001.jsonl"}
+    # Its output was written before each crash, but it has no marker: not done, and redone by the next run.
+    assert (output / "part-001.jsonl").exists()
+    assert len(output_ids(output)) == len(all_ids(expected))
+
+
+BAD_LINES = {
+    1: ['{"id": "bad-json", "text": ', '{"id": "no-text"}'],
+    3: ['{"id": "number-text", "text": 42}'],
+}
+
+
+def test_bad_rows_fail_the_file_by_default(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=4, docs_per_file=5, bad_lines=BAD_LINES)
+
+    result = run_cli(run_args(inputs, output, tiny_domain_model, "--max-retries", "3"))
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    failures = {f["relpath"]: f for f in read_jsonl(output / "failures.jsonl")}
+    assert sorted(failures) == ["part-001.jsonl", "part-003.jsonl"]
+    # Deterministic input errors are not retried; the error names the file and line (6 good rows, then line 7).
+    assert failures["part-001.jsonl"]["attempts"] == 1
+    assert "part-001.jsonl:7" in failures["part-001.jsonl"]["error"]
+    assert "part-003.jsonl:6" in failures["part-003.jsonl"]["error"]
+    assert markers(output) == {"part-000.jsonl", "part-002.jsonl"}
+    assert summary(output)["retries"] == 0
+    assert len(output_ids(output)) == len(expected["part-000.jsonl"]) + len(expected["part-002.jsonl"])
+
+
+def test_bad_rows_are_quarantined_with_skip(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=4, docs_per_file=5, bad_lines=BAD_LINES)
+
+    result = run_cli(run_args(inputs, output, tiny_domain_model, "--on-bad-row", "skip"))
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(output_ids(output)) == all_ids(expected)  # every good row, once; no bad row
+    for relpath, ids in expected.items():
+        marker = read_marker(marker_path(str(output), relpath))
+        bad = BAD_LINES.get(int(relpath[5:8]), [])
+        assert (marker.rows_in, marker.rows_out, marker.rows_bad) == (len(ids), len(ids), len(bad))
+        assert sum(marker.label_counts.values()) == len(ids)
+        quarantine = output / f"_{relpath}.quarantine.jsonl"
+        if not bad:
+            assert marker.quarantine_path is None and not quarantine.exists()
+            continue
+        assert marker.quarantine_path == str(quarantine)
+        rows = read_jsonl(quarantine)
+        assert [r["raw"] for r in rows] == bad
+        assert [r["line"] for r in rows] == list(range(len(ids) + 1, len(ids) + 1 + len(bad)))
+        assert all(r["reason"] for r in rows)
+    s = summary(output)
+    assert (s["rows_bad"], s["documents_in"]) == (3, len(all_ids(expected)))

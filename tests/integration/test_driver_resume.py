@@ -1,0 +1,71 @@
+"""Kill the driver with SIGKILL in the middle of a run, rerun, and lose nothing, redo nothing, duplicate nothing."""
+
+from __future__ import annotations
+
+import signal
+
+from driver_support import (
+    all_ids,
+    kill_group,
+    make_corpus,
+    markers,
+    output_files,
+    output_ids,
+    run_args,
+    run_cli,
+    start_cli,
+    summary,
+    temp_files,
+    wait_for,
+)
+
+
+def test_sigkill_mid_run_then_resume_gives_every_document_exactly_once(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=24, docs_per_file=30)
+    args = run_args(inputs, output, tiny_domain_model, "--tasks-per-worker", "1")
+
+    proc = start_cli(args, tmp_path / "first.log")
+    wait_for(lambda: len(markers(output)) >= 3, timeout=120, what="three completion markers")
+    kill_group(proc, signal.SIGKILL)  # the driver and its local cluster's processes, no chance to clean up
+
+    done_before = markers(output)
+    assert 3 <= len(done_before) < len(expected), f"the kill was not mid-run: {len(done_before)} markers"
+    outputs_before = output_files(output)
+    # Outputs whose marker exists are complete and must not be rewritten by the resume.
+    mtimes_before = {rel: outputs_before[rel].stat().st_mtime_ns for rel in done_before}
+    assert (output / "_lock").exists()  # left behind by the killed driver: the rerun must take it over
+
+    second = run_cli(args)
+    assert second.returncode == 0, second.stderr[-3000:]
+
+    assert sorted(output_ids(output)) == all_ids(expected)  # every document, exactly once
+    assert markers(output) == set(expected)
+    assert temp_files(output) == []
+    assert not (output / "_lock").exists()
+    after = output_files(output)
+    assert {rel: after[rel].stat().st_mtime_ns for rel in done_before} == mtimes_before
+    s = summary(output)
+    assert s["files_skipped"] == len(done_before)
+    assert s["files_processed"] == len(expected) - len(done_before)
+    assert s["exit_code"] == 0
+
+
+def test_finished_run_reruns_as_a_no_op(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=4, docs_per_file=5)
+    args = run_args(inputs, output, tiny_domain_model)
+    first = run_cli(args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    tree = {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file() and p.name != "_summary.json"}
+
+    second = run_cli(args)
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "0 file(s) processed, 4 already done" in second.stdout
+    s = summary(output)
+    assert (s["files_processed"], s["files_skipped"], s["documents_in"]) == (0, 4, 0)
+    assert s["scheduler_address"] is None  # nothing to do: no cluster was started
+    # Nothing but the summary is rewritten: outputs, markers, plan and fingerprint keep their mtimes.
+    assert {p: p.stat().st_mtime_ns for p in tree} == tree
+    assert sorted(output_ids(output)) == all_ids(expected)

@@ -1,0 +1,101 @@
+"""SIGTERM stops a run cleanly (exit 3, no partial output under a final name) and the rerun completes;
+the ucxx protocol works end to end."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from driver_support import (
+    all_ids,
+    make_corpus,
+    markers,
+    output_files,
+    output_ids,
+    read_jsonl,
+    run_args,
+    run_cli,
+    start_cli,
+    summary,
+    temp_files,
+    wait_for,
+)
+
+
+def test_sigterm_exits_3_without_partial_outputs_and_the_rerun_completes(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=24, docs_per_file=30)
+    # Grace 0: the files in flight are abandoned at once (the harsher case: their workers are torn down).
+    args = run_args(inputs, output, tiny_domain_model, "--stop-grace", "0")
+    proc = start_cli(args, tmp_path / "first.log")
+    wait_for(lambda: len(markers(output)) >= 2, timeout=120, what="two completion markers")
+
+    proc.send_signal(signal.SIGTERM)
+
+    assert proc.wait(timeout=90) == 3, (tmp_path / "first.log").read_text()[-3000:]
+    done = markers(output)
+    assert len(done) < len(expected), "the run finished before SIGTERM: the test proved nothing"
+    s = summary(output)
+    assert (s["exit_code"], s["interrupted"], s["signal"]) == (3, True, "SIGTERM")
+    # An abandoned task may still finish (atomically) while the cluster shuts down: the summary counts what
+    # the driver collected, the markers are the truth.
+    assert s["files_processed"] <= len(done)
+    assert s["files_processed"] + s["files_remaining"] == len(expected)
+    # Whatever sits under a final name is complete: exactly its input's documents, in order.
+    for relpath, path in output_files(output).items():
+        assert [row["id"] for row in read_jsonl(path)] == expected[relpath]
+    assert not (output / "_lock").exists()
+
+    rerun = run_cli(args)
+
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert summary(output)["files_skipped"] == len(done)
+    assert markers(output) == set(expected)
+    assert sorted(output_ids(output)) == all_ids(expected)
+    assert temp_files(output) == []
+
+
+def test_ucxx_protocol_end_to_end_with_a_yaml_config(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=3, docs_per_file=4)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"protocol: ucxx\nmodel: {tiny_domain_model}\nmax-chars: 500\non_bad_row: skip\n")
+    args = [
+        "run",
+        "--config",
+        str(config),
+        "--input",
+        str(inputs),
+        "--output",
+        str(output),
+        "--max-chars",
+        "700",
+    ]
+
+    result = run_cli([*args, "--workers", "1", "--threads-per-worker", "1", "--device", "cpu"])
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    s = summary(output)
+    assert s["protocol"] == "ucxx" and s["scheduler_address"].startswith("ucxx://")
+    assert s["files_processed"] == 3 and s["workers"] == 1
+    assert sorted(output_ids(output)) == all_ids(expected)
+    details = json.loads((output / "_run.json").read_text())["details"]["classifier"]
+    assert (details["model"], details["max_chars"]) == (str(tiny_domain_model), 700)  # the flag beat the file
+
+
+def test_sigusr1_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=24, docs_per_file=30)
+    args = run_args(inputs, output, tiny_domain_model, "--stop-grace", "120", "--tasks-per-worker", "2")
+    proc = start_cli(args, tmp_path / "first.log")
+    wait_for(lambda: len(markers(output)) >= 2, timeout=120, what="two completion markers")
+
+    proc.send_signal(signal.SIGUSR1)  # what Slurm sends before the time limit (--signal=USR1@...)
+
+    assert proc.wait(timeout=150) == 3, (tmp_path / "first.log").read_text()[-3000:]
+    done = markers(output)
+    s = summary(output)
+    assert (s["signal"], len(done) < len(expected)) == ("SIGUSR1", True)
+    # Nothing was abandoned: every file the driver had submitted finished, with its marker, and was counted.
+    assert s["files_processed"] == len(done)
+    assert set(output_files(output)) == done

@@ -1,0 +1,69 @@
+"""The run fingerprint stored in `<output>/_run.json`: match resumes, mismatch refuses, --overwrite discards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hpc_classify._version import __version__
+from hpc_classify.driver.fingerprint import (
+    check_or_store_fingerprint,
+    compute_run_fingerprint,
+    describe_differences,
+    fingerprint_id,
+)
+from hpc_classify.errors import OutputDirectoryError
+
+
+def details(**classifier):
+    base = {"model": "/m", "checkpoint_hash": "abc", "max_chars": 2000, "filter_by": None}
+    return compute_run_fingerprint({**base, **classifier}, output_format="jsonl")
+
+
+def test_details_hold_version_format_and_classifier():
+    d = details()
+    assert d["package_version"] == __version__ and d["output_format"] == "jsonl"
+    assert d["classifier"]["checkpoint_hash"] == "abc"
+
+
+def test_first_run_stores_and_same_settings_resume(tmp_path):
+    fid = check_or_store_fingerprint(str(tmp_path), details(), overwrite=False)
+    stored = json.loads((tmp_path / "_run.json").read_text())
+    assert stored["fingerprint"] == fid == fingerprint_id(details())
+    mtime = (tmp_path / "_run.json").stat().st_mtime_ns
+    assert check_or_store_fingerprint(str(tmp_path), details(), overwrite=False) == fid
+    assert (tmp_path / "_run.json").stat().st_mtime_ns == mtime  # a resume does not rewrite it
+
+
+def test_fingerprint_is_stable_over_json_round_trip_and_key_order():
+    assert fingerprint_id(details(filter_by=["A", "B"])) == fingerprint_id(
+        json.loads(json.dumps(details(filter_by=("A", "B"))))
+    )
+
+
+def test_mismatch_is_refused_naming_the_difference(tmp_path):
+    check_or_store_fingerprint(str(tmp_path), details(), overwrite=False)
+    with pytest.raises(
+        OutputDirectoryError, match=r"classifier.checkpoint_hash: 'abc' -> 'def'.*\nHINT: .*--overwrite"
+    ):
+        check_or_store_fingerprint(str(tmp_path), details(checkpoint_hash="def"), overwrite=False)
+
+
+def test_overwrite_discards_the_old_runs_bookkeeping_but_not_outputs(tmp_path):
+    check_or_store_fingerprint(str(tmp_path), details(), overwrite=False)
+    (tmp_path / "_markers").mkdir()
+    (tmp_path / "_markers" / "a.jsonl.done.json").write_text("{}")
+    (tmp_path / "failures.jsonl").write_text("{}\n")
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    new = check_or_store_fingerprint(str(tmp_path), details(max_chars=10), overwrite=True)
+    assert json.loads((tmp_path / "_run.json").read_text())["fingerprint"] == new
+    assert not (tmp_path / "_markers").exists() and not (tmp_path / "failures.jsonl").exists()
+    assert (tmp_path / "a.jsonl").exists()
+
+
+def test_describe_differences_flattens_nested_keys():
+    assert (
+        describe_differences({"a": {"b": 1}, "c": 2}, {"a": {"b": 3}, "c": 2, "d": 4})
+        == "a.b: 1 -> 3; d: None -> 4"
+    )

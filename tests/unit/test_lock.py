@@ -1,0 +1,95 @@
+"""The output directory's run lock: exclusive, stale-lock take-over, heartbeat."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hpc_classify.driver.lock import LockOwner, RunLock, is_stale, read_lock
+from hpc_classify.errors import OutputDirectoryError
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def write_lock(tmp_path, *, host: str, pid: int, age: float = 0.0) -> None:
+    path = tmp_path / "_lock"
+    path.write_text(json.dumps({"host": host, "pid": pid, "started": time.time() - age, "token": "other"}))
+    os.utime(path, (time.time() - age, time.time() - age))
+
+
+def test_lock_records_owner_and_is_removed_on_release(tmp_path):
+    with RunLock(str(tmp_path)) as lock:
+        owner = read_lock(str(tmp_path / "_lock"))
+        assert owner == lock.owner
+        assert (owner.host, owner.pid) == (socket.gethostname(), os.getpid())
+    assert not (tmp_path / "_lock").exists()
+
+
+def test_second_lock_is_refused_while_the_first_is_held(tmp_path):
+    with RunLock(str(tmp_path)):
+        with pytest.raises(OutputDirectoryError, match=f"in use by another run .*pid {os.getpid()}"):
+            RunLock(str(tmp_path)).acquire()
+    RunLock(str(tmp_path)).acquire()  # free again
+
+
+def test_lock_of_a_dead_pid_on_this_host_is_taken_over(tmp_path):
+    write_lock(tmp_path, host=socket.gethostname(), pid=dead_pid())
+    with RunLock(str(tmp_path)) as lock:
+        assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
+
+
+def test_release_does_not_remove_a_lock_taken_over_by_another_run(tmp_path):
+    lock = RunLock(str(tmp_path))
+    lock.acquire()
+    write_lock(tmp_path, host="elsewhere", pid=1)
+    lock.release()
+    assert read_lock(str(tmp_path / "_lock")).host == "elsewhere"
+
+
+def test_other_host_lock_is_live_until_its_heartbeat_is_old(tmp_path):
+    write_lock(tmp_path, host="other-node", pid=1, age=10)
+    with pytest.raises(OutputDirectoryError, match="host other-node"):
+        RunLock(str(tmp_path), stale_after=60).acquire()
+    write_lock(tmp_path, host="other-node", pid=1, age=120)
+    with RunLock(str(tmp_path), stale_after=60) as lock:
+        assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
+
+
+def test_heartbeat_refreshes_the_lock_mtime(tmp_path):
+    path = tmp_path / "_lock"
+    with RunLock(str(tmp_path), heartbeat_interval=0.05):
+        old = time.time() - 1000
+        os.utime(path, (old, old))
+        deadline = time.monotonic() + 10
+        while path.stat().st_mtime == old:
+            assert time.monotonic() < deadline, "heartbeat never refreshed the lock"
+            time.sleep(0.01)
+
+
+def test_is_stale_rules():
+    here = socket.gethostname()
+    alive = LockOwner(here, os.getpid(), 0.0, "t")
+    assert not is_stale(alive, 1e9, stale_after=60, host=here)  # same host: the pid decides, not the age
+    assert is_stale(LockOwner(here, dead_pid(), 0.0, "t"), 0.0, stale_after=60, host=here)
+    assert not is_stale(LockOwner("b", 1, 0.0, "t"), 59.0, stale_after=60, host=here)
+    assert is_stale(LockOwner("b", 1, 0.0, "t"), 61.0, stale_after=60, host=here)
+
+
+def test_empty_lock_file_is_stale_only_after_a_grace(tmp_path):
+    path = tmp_path / "_lock"
+    path.write_text("")  # a driver killed between creating and writing it, or one writing it right now
+    with pytest.raises(OutputDirectoryError):
+        RunLock(str(tmp_path)).acquire()
+    os.utime(path, (time.time() - 100, time.time() - 100))
+    with RunLock(str(tmp_path)):
+        pass

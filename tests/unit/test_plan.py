@@ -1,0 +1,89 @@
+"""Planning a run: inputs with sizes, skipping completed files, largest first, stale temp cleanup."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpc_classify.driver.plan import (
+    list_input_files,
+    pending_files,
+    read_plan,
+    remove_stale_temp_files,
+    write_plan,
+)
+from hpc_classify.errors import ConfigError
+from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
+
+
+def make_inputs(root, sizes: dict[str, int]) -> None:
+    for rel, size in sizes.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+
+
+def mark_done(output, relpath: str) -> None:
+    marker = CompletionMarker(relpath, 0, 0.0, "o", 0, 0, 0, {}, 0.0, "n", "w", "f")
+    write_marker(marker_path(str(output), relpath), marker)
+
+
+def test_pending_skips_marked_files_and_orders_largest_first(tmp_path):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    make_inputs(inputs, {"a.jsonl": 10, "b.jsonl": 30, "sub/c.jsonl": 20, "sub/d.jsonl": 30, "e.parquet": 5})
+    files = list_input_files([str(inputs)], str(output), "jsonl")
+    assert {f.relpath: f.size for f in files} == {
+        "a.jsonl": 10, "b.jsonl": 30, "sub/c.jsonl": 20, "sub/d.jsonl": 30, "e.parquet": 5
+    }  # fmt: skip
+    mark_done(output, "b.jsonl")
+    mark_done(output, "e.parquet")
+    assert [f.relpath for f in pending_files(files, str(output))] == ["sub/d.jsonl", "sub/c.jsonl", "a.jsonl"]
+
+
+def test_an_output_without_marker_is_still_pending(tmp_path):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    make_inputs(inputs, {"a.jsonl": 3})
+    make_inputs(output, {"a.jsonl": 3})
+    files = list_input_files([str(inputs)], str(output), "jsonl")
+    assert [f.relpath for f in pending_files(files, str(output))] == ["a.jsonl"]
+
+
+def test_plan_round_trip_and_unchanged_plan_not_rewritten(tmp_path):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    make_inputs(inputs, {"a.jsonl": 3, "b.jsonl": 4})
+    output.mkdir()
+    files = list_input_files([str(inputs)], str(output), "jsonl")
+    assert write_plan(str(output), [str(inputs)], files) is True
+    assert read_plan(str(output)) == {
+        "inputs": [str(inputs)],
+        "files": [{"relpath": "a.jsonl", "size": 3}, {"relpath": "b.jsonl", "size": 4}],
+    }
+    assert write_plan(str(output), [str(inputs)], files) is False
+    assert read_plan(str(tmp_path)) is None
+
+
+def test_output_inside_the_input_directory_is_refused(tmp_path):
+    make_inputs(tmp_path, {"a.jsonl": 3})
+    with pytest.raises(ConfigError, match="inside the input directory"):
+        list_input_files([str(tmp_path)], str(tmp_path / "out"), "jsonl")
+
+
+def test_output_that_would_overwrite_an_input_file_is_refused(tmp_path):
+    make_inputs(tmp_path, {"a.jsonl": 3})
+    with pytest.raises(ConfigError, match="overwrite the input"):
+        list_input_files([str(tmp_path / "a.jsonl")], str(tmp_path), "jsonl")
+    list_input_files([str(tmp_path / "a.jsonl")], str(tmp_path), "parquet")  # a.parquet: no clash
+
+
+def test_remove_stale_temp_files_only_removes_our_pattern(tmp_path):
+    keep = [
+        "a.jsonl",
+        ".hidden",
+        "_markers/a.jsonl.done.json",
+        "x.tmp-1-2",
+        "_jobs/1/.scheduler.json.tmp-5-aa",
+    ]
+    stale = [".a.jsonl.tmp-123-abcd", "_markers/.a.jsonl.done.json.tmp-9-ffff", "sub/.b.parquet.tmp-1-0"]
+    make_inputs(tmp_path, dict.fromkeys(keep + stale, 1))
+    assert remove_stale_temp_files(str(tmp_path)) == 3
+    remaining = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert remaining == sorted(keep)
