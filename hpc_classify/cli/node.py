@@ -1,5 +1,137 @@
-"""Placeholder until the 'node' subcommand lands (its owner replaces this file)."""
+"""`hpc-classify node`: run once per node of a Slurm allocation (`srun --ntasks-per-node=1`).
+
+    srun --ntasks-per-node=1 hpc-classify node [NODE OPTIONS] -- --input IN --output OUT [RUN OPTIONS]
+
+Everything after `--` is `hpc-classify run`'s command line (node options found there are taken out,
+so that `sbatch slurm/classify.sbatch --input ... --interface ib0` works). `--protocol`, `--output` and
+`--device` are read by both. Rank 0 runs the driver against the Dask cluster the nodes start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from hpc_classify.errors import ConfigError, HpcClassifyError
+
+NODE_DESCRIPTION = __doc__
 
 
-def register(subparsers) -> None:
-    subparsers.add_parser("node", help="(not implemented yet)")
+def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
+    """The launcher's own options (also used by `hpc-classify submit`)."""
+    default = argparse.SUPPRESS if suppress_defaults else None
+    group = parser.add_argument_group("node launcher")
+    group.add_argument(
+        "--job-dir",
+        default=default,
+        help="directory for the scheduler file and node/worker logs (default: <output>/_jobs); "
+        "a subdirectory per job id (and restart) is created in it; must be on a shared filesystem",
+    )
+    group.add_argument(
+        "--interface",
+        default=default,
+        help="network interface for scheduler and workers, e.g. ib0 (default: the route to the scheduler)",
+    )
+    group.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=argparse.SUPPRESS if suppress_defaults else 300.0,
+        help="seconds to wait for the scheduler and for every node's workers (default 300)",
+    )
+    group.add_argument(
+        "--workers-per-node", type=int, default=default, help="default: one per visible GPU, or 1 on CPU"
+    )
+    group.add_argument(
+        "--worker-threads",
+        type=int,
+        default=argparse.SUPPRESS if suppress_defaults else 1,
+        help="task threads per worker (default 1; on CPU torch uses the node's cores)",
+    )
+    group.add_argument("--rmm-pool-size", default=default, help="dask-cuda RMM pool per GPU, e.g. 70GB")
+    group.add_argument(
+        "--enable-cudf-spill",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress_defaults else False,
+        help="dask-cuda: let cuDF spill device memory to host",
+    )
+    group.add_argument(
+        "--local-directory", default=default, help="worker scratch directory (node-local disk)"
+    )
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "node",
+        help="per-node entry inside a Slurm allocation (started by srun, one task per node)",
+        description=NODE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_node_options(parser)
+    parser.add_argument(
+        "run_args", nargs=argparse.REMAINDER, help="-- followed by `hpc-classify run` options"
+    )
+    parser.set_defaults(handler=handle)
+
+
+def split_node_args(args: argparse.Namespace) -> tuple[argparse.Namespace, list[str]]:
+    """Node options given before `--` or mixed into the run options; the rest is the run's command line."""
+    rest = list(args.run_args)
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    extra = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    add_node_options(extra, suppress_defaults=True)
+    found, run_args = extra.parse_known_args(rest)
+    merged = argparse.Namespace(**{**vars(args), **vars(found)})
+    return merged, run_args
+
+
+def peek_run_options(run_args: list[str]) -> argparse.Namespace:
+    """The run options the launcher also needs, read without consuming them."""
+    peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    peek.add_argument("--output")
+    peek.add_argument("--protocol", default="tcp")
+    peek.add_argument("--device", default="auto")
+    return peek.parse_known_args(run_args)[0]
+
+
+def handle(args: argparse.Namespace) -> int:
+    from hpc_classify.cluster.slurm_node import NodeOptions, run_node
+    from hpc_classify.driver.exit_codes import INTERRUPTED
+
+    node_args, run_args = split_node_args(args)
+    seen = peek_run_options(run_args)
+    job_root = node_args.job_dir or (os.path.join(seen.output, "_jobs") if seen.output else None)
+    if job_root is None:
+        raise ConfigError(
+            "no --output among the run options", hint="pass --job-dir DIR (on a shared filesystem)"
+        )
+    options = NodeOptions(
+        job_root=os.path.abspath(job_root),
+        protocol=seen.protocol,
+        interface=node_args.interface,
+        worker_timeout=node_args.worker_timeout,
+        device=seen.device,
+        workers_per_node=node_args.workers_per_node,
+        threads_per_worker=node_args.worker_threads,
+        rmm_pool_size=node_args.rmm_pool_size,
+        enable_cudf_spill=node_args.enable_cudf_spill,
+        local_directory=node_args.local_directory,
+    )
+    return run_node(
+        options, lambda scheduler_file: run_driver(run_args, scheduler_file), interrupted_code=INTERRUPTED
+    )
+
+
+def run_driver(run_args: list[str], scheduler_file: str) -> int:
+    """`hpc-classify run RUN_ARGS --scheduler-file F`, in this process (so it gets the signals)."""
+    from hpc_classify.cli.main import build_parser
+    from hpc_classify.driver.exit_codes import USAGE
+
+    args = build_parser().parse_args(["run", *run_args, "--scheduler-file", scheduler_file])
+    try:
+        return int(args.handler(args) or 0)
+    except HpcClassifyError as error:
+        print(f"hpc-classify run: error: {error}", file=sys.stderr)
+        return USAGE

@@ -1,0 +1,97 @@
+"""`--cluster jobqueue`: dask-jobqueue's SLURMCluster, for sites whose queues favour many small jobs.
+
+The scheduler runs in the driver's process; each worker is its own Slurm job (one worker per job on
+CPU; on GPU a dask-cuda worker per job, one per GPU it was given). Site settings (partition, account,
+walltime, cores, memory, job-script prologue such as `module load`, interface) come from Dask's
+configuration, `jobqueue.slurm.*` (~/.config/dask/jobqueue.yaml or DASK_JOBQUEUE__SLURM__QUEUE=...);
+the run decides the protocol, the worker count and the worker command. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from hpc_classify.cluster.local import TORCH_THREADS_ENV
+from hpc_classify.config import RunConfig
+from hpc_classify.errors import ClusterError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CORES = 1
+DEFAULT_MEMORY = "4GB"
+# Elastic mode (adapt) when HPC_CLASSIFY_JOBQUEUE_MAX_JOBS is above the --workers count.
+MAX_JOBS_ENV = "HPC_CLASSIFY_JOBQUEUE_MAX_JOBS"
+
+
+def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
+    """Keyword arguments for SLURMCluster: Dask's `jobqueue.slurm` config, completed by the run's choices."""
+    import dask
+
+    site = dask.config.get("jobqueue.slurm", default={}) or {}
+    cores = site.get("cores") or DEFAULT_CORES
+    gpu = config.classifier.device == "cuda"
+    settings: dict[str, Any] = {
+        "cores": cores,
+        "memory": site.get("memory") or DEFAULT_MEMORY,
+        "processes": 1,  # one worker per job: the model is loaded once per job
+        "protocol": config.protocol,
+        "python": site.get("python") or sys.executable,  # the same environment as the driver
+        "scheduler_options": {
+            "protocol": config.protocol,
+            "dashboard_address": ":0",
+            **site.get("scheduler-options", {}),
+        },
+        "job_script_prologue": [
+            *(site.get("job-script-prologue") or []),
+            f"export {TORCH_THREADS_ENV}={cores}",
+            "export UCX_WARN_UNUSED_ENV_VARS=n",
+        ],
+        "worker_extra_args": [
+            *(site.get("worker-extra-args") or []),
+            "--nthreads",
+            str(config.threads_per_worker or 1),
+        ],
+    }
+    if gpu:
+        # dask-cuda's worker through dask's CLI (`python -m dask cuda worker`): one worker per GPU of the job.
+        settings["worker_command"] = "dask cuda worker"
+    if site.get("log-directory") is None:
+        settings["log_directory"] = os.path.join(config.output, "_jobs", "jobqueue")
+    return settings
+
+
+def start_jobqueue_cluster(config: RunConfig) -> Any:
+    """Start a SLURMCluster and ask for `config.workers` worker jobs (default 1); with
+    $HPC_CLASSIFY_JOBQUEUE_MAX_JOBS above that, adapt between the two instead. The caller closes it."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:
+        raise ClusterError(
+            f"--cluster jobqueue needs dask-jobqueue ({exc})", hint="pip install dask-jobqueue"
+        ) from exc
+    settings = jobqueue_settings(config)
+    if settings.get("log_directory"):
+        os.makedirs(settings["log_directory"], exist_ok=True)
+    try:
+        cluster = SLURMCluster(**settings)
+    except Exception as exc:
+        raise ClusterError(
+            f"could not start the jobqueue SLURMCluster: {exc}",
+            hint="check the jobqueue.slurm settings in your Dask config (queue, account, cores, memory)",
+        ) from exc
+    jobs = config.workers or 1
+    max_jobs = int(os.environ.get(MAX_JOBS_ENV) or 0)
+    if max_jobs > jobs:
+        cluster.adapt(minimum_jobs=jobs, maximum_jobs=max_jobs)
+    else:
+        cluster.scale(jobs=jobs)
+    logger.info(
+        "jobqueue: scheduler %s, %d worker job(s) requested; job script:\n%s",
+        cluster.scheduler_address,
+        jobs,
+        cluster.job_script(),
+    )
+    return cluster

@@ -1,0 +1,421 @@
+"""The per-node entry inside a Slurm allocation (`srun --ntasks-per-node=1 hpc-classify node ...`).
+
+Rank 0 starts the Dask scheduler and publishes its scheduler file atomically in a job-scoped directory;
+every node starts its workers against that file; rank 0 waits (with a deadline) until all expected
+workers joined, runs the driver it is given, then shuts the scheduler and workers down so that every
+node's entry returns and the job ends at once. Non-zero ranks return when their workers exit.
+
+This is the one module that reads SLURM_* (through `submitit.JobEnvironment` where it fits). It never
+imports the driver (the CLI hands a callable in) nor torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpc_classify.cluster.local import TORCH_THREADS_ENV, available_cores, visible_gpu_count
+from hpc_classify.errors import ClusterError
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_FILE = "scheduler.json"
+# Rank 0 writes it when it is done (or failed): the other nodes then stop their workers at once,
+# also those that never reached the scheduler (they would otherwise wait for their death timeout).
+SHUTDOWN_FILE = "shutdown"
+# Test hook: a comma-separated list of Slurm node names whose worker command fails at once.
+FAIL_WORKERS_ENV = "HPC_CLASSIFY_TEST_FAIL_WORKERS_ON"
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """Launcher settings (the driver's own settings travel separately, as its command line)."""
+
+    job_root: str  # job-scoped directories are created below it: <job_root>/<job id>[.<restart>]
+    protocol: str = "tcp"
+    interface: str | None = None  # e.g. ib0; default: the address that routes to the scheduler
+    worker_timeout: float = 300.0  # deadline for the scheduler file and for all workers to join
+    device: str = "auto"
+    workers_per_node: int | None = None  # default: one per visible GPU, or one CPU worker
+    threads_per_worker: int = 1  # task threads; on CPU torch itself uses the node's cores
+    rmm_pool_size: str | None = None  # dask-cuda: e.g. "70GB"
+    enable_cudf_spill: bool = False  # dask-cuda: cuDF spilling to host memory
+    local_directory: str | None = None  # worker scratch (node-local disk); default: Dask's
+    death_timeout: float = 60.0  # a worker whose scheduler vanished exits after this
+    poll_interval: float = 0.2
+    shutdown_poll_interval: float = 1.0  # other ranks: how often to look for rank 0's shutdown file
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Who this task is in the job. Node names, not host names: emulated nodes share one host."""
+
+    rank: int
+    num_nodes: int
+    node_name: str
+    node_names: tuple[str, ...]
+    job_id: str
+    restart_count: int
+
+    @classmethod
+    def from_environment(cls) -> NodeIdentity:
+        """Read the task's place through submitit (Slurm, or its local executor); else a 1-node job."""
+        import submitit
+
+        if "SLURM_JOB_ID" in os.environ and "SUBMITIT_EXECUTOR" not in os.environ:
+            # submitit recognises Slurm only through this variable (its own sbatch scripts export it).
+            os.environ["SUBMITIT_EXECUTOR"] = "slurm"
+        try:
+            env = submitit.JobEnvironment()
+        except RuntimeError:  # neither Slurm nor submitit: a single-node run on this machine
+            host = socket.gethostname()
+            return cls(0, 1, host, (host,), f"local-{os.getpid()}", 0)
+        node_name = os.environ.get("SLURMD_NODENAME") or env.hostname
+        names = tuple(env.hostnames) if env.cluster == "slurm" else (node_name,)
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+        return cls(env.global_rank, env.num_nodes, node_name, names, str(env.job_id), restarts)
+
+
+def job_dir_for(options: NodeOptions, identity: NodeIdentity) -> Path:
+    """Job-scoped: a requeued job keeps its id, so each restart gets its own directory (no stale file)."""
+    suffix = f".{identity.restart_count}" if identity.restart_count else ""
+    return Path(options.job_root) / f"{identity.job_id}{suffix}"
+
+
+def node_cores() -> int:
+    """Cores Slurm gave this node's task (all of the node with --exclusive), else the visible ones."""
+    allocated = os.environ.get("SLURM_CPUS_ON_NODE")
+    return min(int(allocated), available_cores()) if allocated else available_cores()
+
+
+def run_node(
+    options: NodeOptions,
+    run_driver: Callable[[str], int],
+    *,
+    interrupted_code: int,
+    identity: NodeIdentity | None = None,
+) -> int:
+    """Run this node's part of the job; rank 0 returns the driver's exit code."""
+    identity = identity or NodeIdentity.from_environment()
+    launcher = NodeLauncher(options, identity)
+    logger.info(
+        "node %s: rank %d of %d, job %s, job dir %s",
+        identity.node_name,
+        identity.rank,
+        identity.num_nodes,
+        identity.job_id,
+        launcher.job_dir,
+    )
+    clean = False
+    try:
+        if identity.rank == 0:
+            code = launcher.run_rank0(run_driver, interrupted_code)
+        else:
+            code = launcher.run_other_rank()
+        clean = True
+        return code
+    finally:
+        if identity.rank == 0 and launcher.job_dir.is_dir():
+            _write_json(launcher.job_dir / SHUTDOWN_FILE, {"node": identity.node_name, "clean": clean})
+        # After rank 0's clean shutdown its children exit by themselves; otherwise nothing waits for them.
+        launcher.stop_processes(grace=2.0 if clean and identity.rank == 0 else 0.0)
+
+
+class NodeLauncher:
+    def __init__(self, options: NodeOptions, identity: NodeIdentity):
+        self.options = options
+        self.identity = identity
+        self.job_dir = job_dir_for(options, identity)
+        self.scheduler_file = self.job_dir / SCHEDULER_FILE
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.exit_files: dict[str, Path] = {}
+        self.deadline = time.monotonic() + options.worker_timeout
+        self.workers_per_node = options.workers_per_node or self._gpus() or 1
+
+    # ----- rank 0 ----------------------------------------------------------------------------
+    def run_rank0(self, run_driver: Callable[[str], int], interrupted_code: int) -> int:
+        stop: list[str] = []
+        client = None
+        try:
+            # Until the driver takes over the signals, a warning signal means: start nothing, requeue.
+            with _record_signals((signal.SIGUSR1, signal.SIGTERM), stop):
+                self.job_dir.mkdir(parents=True, exist_ok=True)
+                self.start_scheduler()
+                self.start_workers()
+                client = self._connect()
+                self.wait_for_workers(client, stop)
+            if stop:
+                logger.warning("%s received before the driver started: stopping", stop[0])
+                return interrupted_code
+            logger.info("all %d workers joined; running the driver", self.expected_workers)
+            return run_driver(str(self.scheduler_file))
+        finally:
+            if client is not None:
+                self._shutdown_cluster(client)
+
+    def start_scheduler(self) -> None:
+        """Start the scheduler, then publish its file under the final name in one atomic rename."""
+        private = self.job_dir / f".{SCHEDULER_FILE}.{os.getpid()}"
+        argv = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(private)]
+        argv += ["--protocol", self.options.protocol, "--port", "0", "--dashboard-address", ":0"]
+        if self.options.interface:
+            argv += ["--interface", self.options.interface]
+        self._spawn("scheduler", argv, env={"UCX_WARN_UNUSED_ENV_VARS": "n"})
+        info = self._poll(lambda: _read_json(private), "the scheduler to write its address", "scheduler")
+        os.replace(private, self.scheduler_file)
+        logger.info("scheduler at %s (dashboard port %s)", info["address"], info.get("services", {}))
+
+    @property
+    def expected_workers(self) -> int:
+        return self.identity.num_nodes * self.workers_per_node
+
+    def wait_for_workers(self, client: Any, stop: list[str]) -> None:
+        """Poll the scheduler until every node's workers joined; fail fast when a node reports that
+        its worker exited, else at the deadline, naming the missing nodes with their log tails."""
+        while True:
+            names = [w.get("name", "") for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+            missing = self._missing_nodes([str(n) for n in names])
+            if not missing or stop:
+                return
+            self._record_exit("worker")
+            exited = [n for n in missing if (self._node_dir(n) / "worker-exit.json").exists()]
+            if exited or time.monotonic() > self.deadline:
+                raise self._missing_error(exited or missing, bool(exited))
+            time.sleep(self.options.poll_interval)
+
+    def _missing_nodes(self, worker_names: list[str]) -> list[str]:
+        def joined(node: str) -> int:
+            prefix = f"{node}-"
+            return sum(
+                1 for n in worker_names if n == node or (n.startswith(prefix) and n[len(prefix) :].isdigit())
+            )
+
+        return [node for node in self.identity.node_names if joined(node) < self.workers_per_node]
+
+    def _missing_error(self, missing: list[str], exited: bool) -> ClusterError:
+        parts = []
+        for node in missing:
+            log = self._node_dir(node) / "worker.log"
+            parts.append(f"--- {node}: {log} ---\n{_tail(log)}")
+        why = "its worker exited" if exited else f"not within {self.options.worker_timeout:.0f} s"
+        return ClusterError(
+            f"no worker from {', '.join(missing)} joined the scheduler ({why}); "
+            f"expected {self.workers_per_node} per node on {self.identity.num_nodes} node(s).\n"
+            + "\n".join(parts),
+            hint="check --interface/--protocol (the workers must reach the scheduler), that the Python "
+            "environment is the same on every node, and the node logs in " + str(self.job_dir),
+        )
+
+    def _shutdown_cluster(self, client: Any) -> None:
+        """Retire the workers and stop the scheduler, so that every node's entry returns."""
+        try:
+            client.retire_workers(close_workers=True)
+        except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
+            logger.warning("retiring workers: %s", exc)
+        with contextlib.suppress(Exception):
+            client.shutdown()
+        client.close()
+
+    # ----- other ranks -----------------------------------------------------------------------
+    def run_other_rank(self) -> int:
+        # The warning signal is for the driver on rank 0 (srun forwards it to every task): ignore it here.
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        self._poll(lambda: _read_json(self.scheduler_file), f"the scheduler file {self.scheduler_file}")
+        self.start_workers()
+        worker = self.processes["worker"]
+        shutdown = self.job_dir / SHUTDOWN_FILE
+        while worker.poll() is None and not shutdown.exists():
+            time.sleep(self.options.shutdown_poll_interval)
+        if (_read_json(shutdown) or {}).get("clean"):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
+        self._record_exit("worker")
+        return worker.returncode or 0
+
+    # ----- workers ---------------------------------------------------------------------------
+    def start_workers(self) -> None:
+        node_dir = self._node_dir(self.identity.node_name)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.worker_command()
+        env = {"UCX_WARN_UNUSED_ENV_VARS": "n"}
+        if not self._gpus():
+            env[TORCH_THREADS_ENV] = str(max(1, node_cores() // self.workers_per_node))
+        self._spawn(
+            "worker", argv, env=env, log=node_dir / "worker.log", exit_file=node_dir / "worker-exit.json"
+        )
+
+    def worker_command(self) -> list[str]:
+        opts = self.options
+        name = self.identity.node_name
+        if name in os.environ.get(FAIL_WORKERS_ENV, "").split(","):
+            return [
+                sys.executable,
+                "-c",
+                f"raise SystemExit('worker disabled on {name} by ${FAIL_WORKERS_ENV}')",
+            ]
+        common = ["--scheduler-file", str(self.scheduler_file), "--nthreads", str(opts.threads_per_worker)]
+        common += ["--protocol", opts.protocol, "--death-timeout", str(opts.death_timeout)]
+        if opts.interface:
+            common += ["--interface", opts.interface]
+        else:
+            common += ["--host", self._address_towards_scheduler()]
+        if opts.local_directory:
+            common += ["--local-directory", opts.local_directory]
+        if self._gpus():
+            # dask-cuda: one worker per visible GPU, named <node>-<i> (or <node> with one GPU).
+            argv = [sys.executable, "-m", "dask", "cuda", "worker", *common, "--name", name]
+            if opts.rmm_pool_size:
+                argv += ["--rmm-pool-size", opts.rmm_pool_size]
+            if opts.enable_cudf_spill:
+                argv.append("--enable-cudf-spill")
+            return argv
+        argv = [sys.executable, "-m", "distributed.cli.dask_worker", *common, "--no-dashboard"]
+        return argv + [
+            "--nworkers",
+            str(self.workers_per_node),
+            "--name",
+            f"{name}-0" if self.workers_per_node == 1 else name,
+        ]
+
+    def _gpus(self) -> int:
+        return 0 if self.options.device == "cpu" else visible_gpu_count()
+
+    def _address_towards_scheduler(self) -> str:
+        """The local IP of the route to the scheduler (no packet is sent: UDP connect only picks a route)."""
+        address = str(_read_json(self.scheduler_file)["address"])
+        host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return probe.getsockname()[0]
+
+    # ----- processes -------------------------------------------------------------------------
+    def _node_dir(self, node: str) -> Path:
+        return self.job_dir / node
+
+    def _spawn(
+        self,
+        label: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        exit_file: Path | None = None,
+    ) -> None:
+        log = log or self._node_dir(self.identity.node_name) / f"{label}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("starting %s: %s (log %s)", label, " ".join(argv), log)
+        with open(log, "ab") as out, _signal_ignored(signal.SIGUSR1):
+            # Children inherit the ignored USR1: the warning signal must not kill scheduler or workers.
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+        self.processes[label] = proc
+        if exit_file is not None:
+            self.exit_files[label] = exit_file
+
+    def _record_exit(self, label: str) -> None:
+        """Tell rank 0, through the shared job dir, that our process failed (it then fails at once)."""
+        proc = self.processes.get(label)
+        path = self.exit_files.get(label)
+        if proc is not None and path is not None and proc.poll() and not path.exists():
+            _write_json(path, {"node": self.identity.node_name, "returncode": proc.returncode})
+
+    def _poll(self, read: Callable[[], Any], what: str, watch: str | None = None) -> Any:
+        """Poll `read()` until it returns a value; fail at the deadline or if process `watch` exits."""
+        while (value := read()) is None:
+            proc = self.processes.get(watch or "")
+            if proc is not None and proc.poll() is not None:
+                log = self._node_dir(self.identity.node_name) / f"{watch}.log"
+                raise ClusterError(
+                    f"the {watch} on {self.identity.node_name} exited with {proc.returncode} "
+                    f"while waiting for {what}; its log ends:\n{_tail(log)}",
+                    hint="check --protocol/--interface and the Python environment",
+                )
+            if time.monotonic() > self.deadline:
+                raise ClusterError(
+                    f"node {self.identity.node_name}: no {what} within {self.options.worker_timeout:.0f} s",
+                    hint=f"check rank 0's log and {self.job_dir}",
+                )
+            time.sleep(self.options.poll_interval)
+        return value
+
+    def _connect(self) -> Any:
+        from distributed import Client
+
+        return Client(
+            scheduler_file=str(self.scheduler_file), timeout=self.options.worker_timeout, set_as_default=False
+        )
+
+    def stop_processes(self, grace: float, kill_after: float = 5.0) -> None:
+        """Give our children `grace` seconds to exit (they do once the scheduler closes them), then
+        SIGTERM the rest together, and SIGKILL what is left after `kill_after` seconds."""
+        for sig_deadline, action in ((grace, None), (kill_after, "terminate"), (None, "kill")):
+            alive = [proc for proc in self.processes.values() if proc.poll() is None]
+            for proc in alive:
+                if action is not None:
+                    logger.info("%s pid %d: %s", action, proc.pid, " ".join(map(str, proc.args[:4])))
+                    getattr(proc, action)()
+            deadline = time.monotonic() + (sig_deadline or 0.0)
+            for proc in alive:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=None if sig_deadline is None else max(0.0, deadline - time.monotonic()))
+        for label in self.processes:
+            self._record_exit(label)
+
+
+@contextlib.contextmanager
+def _signal_ignored(sig: signal.Signals) -> Iterator[None]:
+    previous = signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(sig, previous)
+
+
+@contextlib.contextmanager
+def _record_signals(signals: tuple[signal.Signals, ...], received: list[str]) -> Iterator[None]:
+    previous = {
+        sig: signal.signal(sig, lambda num, _f: received.append(signal.Signals(num).name)) for sig in signals
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The file's JSON object, or None while it is missing or still being written."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
+    except OSError:
+        return "(no log)"

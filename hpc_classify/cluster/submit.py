@@ -1,0 +1,89 @@
+"""Submit the per-node entry as a Slurm job through submitit (or run it locally with submitit's local
+executor). submitit writes and submits the sbatch script (one task per node), exports
+SUBMITIT_EXECUTOR so that `submitit.JobEnvironment` works inside, and requeues checkpointable
+callables on timeout and preemption. Never imports the driver: the CLI hands the callable in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpc_classify.errors import ClusterError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    folder: str  # submitit's job files and logs (%j per job)
+    nodes: int = 1
+    gpus_per_node: int = 0
+    time_min: int = 60
+    partition: str | None = None
+    job_name: str = "hpc-classify"
+    local: bool = False  # submitit's LocalExecutor: one node, this machine, no Slurm
+    signal_delay_s: int = 300  # warning signal (USR2 in submitit) this long before the time limit
+    max_requeues: int = 10  # submitit's budget of automatic requeues after timeout/preemption
+    exclusive: bool = True
+    sbatch: dict[str, Any] = field(default_factory=dict)  # extra sbatch parameters (key without --)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise ConfigError(f"--nodes must be >= 1, not {self.nodes}")
+        if self.local and self.nodes != 1:
+            raise ConfigError("--local runs on one node only", hint="drop --nodes, or submit to Slurm")
+
+
+def make_executor(options: SubmitOptions) -> Any:
+    import submitit
+
+    extra = {} if options.local else {"slurm_max_num_timeout": options.max_requeues}
+    executor = submitit.AutoExecutor(
+        folder=options.folder, cluster="local" if options.local else None, **extra
+    )
+    params: dict[str, Any] = {
+        "name": options.job_name,
+        "timeout_min": options.time_min,
+        "nodes": options.nodes,
+        "tasks_per_node": 1,  # one node entry per node; it starts that node's workers
+    }
+    if not options.local:
+        if executor.cluster != "slurm":
+            raise ClusterError(
+                "submitit found no Slurm here (sbatch not on PATH)",
+                hint="run on a login node, or pass --local",
+            )
+        params["slurm_signal_delay_s"] = options.signal_delay_s
+        # Whole nodes, as in slurm/classify.sbatch: the node's workers use all of its cores.
+        params["slurm_exclusive"] = options.exclusive
+        if options.gpus_per_node:
+            params["gpus_per_node"] = options.gpus_per_node
+        if options.partition:
+            params["slurm_partition"] = options.partition
+        if options.sbatch:
+            params["slurm_additional_parameters"] = dict(options.sbatch)
+    executor.update_parameters(**params)
+    return executor
+
+
+def submit(options: SubmitOptions, function: Callable[..., Any], *args: Any) -> Any:
+    """Submit `function(*args)` (run once per node) and return the submitit job."""
+    job = make_executor(options).submit(function, *args)
+    logger.info("submitted job %s (%d node(s)); logs in %s", job.job_id, options.nodes, options.folder)
+    return job
+
+
+def parse_sbatch_params(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings (e.g. account=abc, qos=high, exclusive) into submitit's additional parameters."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not key:
+            raise ConfigError(
+                f"bad --sbatch parameter {pair!r}", hint="use KEY=VALUE, e.g. --sbatch account=abc"
+            )
+        params[key] = value if sep else True
+    return params

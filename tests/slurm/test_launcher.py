@@ -1,0 +1,171 @@
+"""The Slurm launcher end to end on the real test cluster (three emulated nodes), tiny CPU model:
+slurm/classify.sbatch over tcp and ucxx, a node whose workers never start, USR1 + requeue and
+cancel + resubmit mid-run (every document exactly once), `hpc-classify submit` and `--cluster jobqueue`."""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SBATCH_SCRIPT = REPO / "slurm" / "classify.sbatch"
+FILES = 9
+ROWS = 12
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, what: str, poll_interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(poll_interval)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for shard in range(FILES):
+        texts, _ = synthetic_corpus(ROWS, DOMAIN_LABELS, seed=shard)
+        rows = [json.dumps({"id": f"{shard}-{n}", "text": text}) for n, text in enumerate(texts)]
+        (root / f"shard-{shard:02d}.jsonl").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def run_args(corpus: Path, out: Path, model: Path, *extra: str) -> list[str]:
+    return ["--input", str(corpus), "--output", str(out), "--model", str(model), "--device", "cpu", *extra]
+
+
+def markers(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "_markers").glob("*.done.json"))]
+
+
+def assert_complete_exactly_once(corpus: Path, out: Path) -> list[dict]:
+    """Every input has its output and marker; every document appears once, in order; no temp file."""
+    for source in sorted(corpus.glob("*.jsonl")):
+        expected = [json.loads(line)["id"] for line in source.read_text().splitlines()]
+        written = [json.loads(line)["id"] for line in (out / source.name).read_text().splitlines()]
+        assert written == expected, source.name
+        assert (out / "_markers" / f"{source.name}.done.json").exists()
+    all_ids = collections.Counter(
+        json.loads(line)["id"] for path in out.glob("shard-*.jsonl") for line in path.read_text().splitlines()
+    )
+    assert len(all_ids) == FILES * ROWS and set(all_ids.values()) == {1}
+    assert [p for p in out.rglob("*") if ".tmp-" in p.name] == []
+    found = markers(out)
+    assert len(found) == FILES
+    return found
+
+
+def submit_classify(cluster, workdir: Path, args: list[str], *sbatch: str, env: dict | None = None) -> str:
+    return cluster.sbatch(
+        ["-N3", "-o", "job-%j.out", *sbatch, str(SBATCH_SCRIPT), *args], cwd=workdir, env=env
+    )
+
+
+def job_log(workdir: Path, job: str) -> str:
+    return (workdir / f"job-{job}.out").read_text()
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "ucxx"])
+def test_sbatch_classifies_on_all_three_nodes(
+    slurm_cluster, tiny_domain_model, corpus, tmp_path, protocol
+) -> None:
+    out = tmp_path / "out"
+    job = submit_classify(
+        slurm_cluster, tmp_path, run_args(corpus, out, tiny_domain_model, "--protocol", protocol)
+    )
+    assert slurm_cluster.wait_job(job, timeout=240) == "COMPLETED", job_log(tmp_path, job)
+    found = assert_complete_exactly_once(corpus, out)
+    assert {m["node"] for m in found} == {"node1", "node2", "node3"}
+    job_dir = out / "_jobs" / job
+    assert json.loads((job_dir / "scheduler.json").read_text())["address"].startswith(f"{protocol}://")
+    for node in ("node1", "node2", "node3"):
+        assert (job_dir / node / "worker.log").stat().st_size > 0
+
+
+def test_node_whose_workers_never_start_fails_fast_naming_it(
+    slurm_cluster, tiny_domain_model, corpus, tmp_path
+):
+    out = tmp_path / "out"
+    args = run_args(corpus, out, tiny_domain_model, "--worker-timeout", "90")
+    started = time.monotonic()
+    job = submit_classify(slurm_cluster, tmp_path, args, env={"HPC_CLASSIFY_TEST_FAIL_WORKERS_ON": "node3"})
+    assert slurm_cluster.wait_job(job, timeout=120) == "FAILED"
+    assert time.monotonic() - started < 90, "the launcher must fail before its deadline"
+    log = job_log(tmp_path, job)
+    assert "no worker from node3 joined the scheduler" in log
+    assert "worker disabled on node3" in log  # the tail of that node's worker log
+    assert not (out / "_markers").exists() or markers(out) == []
+
+
+def test_usr1_mid_run_stops_the_driver_requeues_and_resumes(
+    slurm_cluster, tiny_domain_model, corpus, tmp_path
+):
+    out = tmp_path / "out"
+    job = submit_classify(slurm_cluster, tmp_path, run_args(corpus, out, tiny_domain_model))
+    wait_until(
+        lambda: len(markers(out)) >= 1 if (out / "_markers").exists() else False, 180, "a first marker"
+    )
+    slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job])
+    assert slurm_cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
+    log = job_log(tmp_path, job)
+    assert slurm_cluster.job_info(job)["Restarts"] == "1", log
+    assert "requeueing job" in log
+    assert (out / "_jobs" / f"{job}.1" / "scheduler.json").exists()  # the restart's own job dir
+    assert_complete_exactly_once(corpus, out)
+
+
+def test_cancelled_mid_run_then_resubmitted_completes_exactly_once(
+    slurm_cluster, tiny_domain_model, corpus, tmp_path
+) -> None:
+    out = tmp_path / "out"
+    args = run_args(corpus, out, tiny_domain_model)
+    first = submit_classify(slurm_cluster, tmp_path, args)
+    wait_until(
+        lambda: len(markers(out)) >= 1 if (out / "_markers").exists() else False, 180, "a first marker"
+    )
+    slurm_cluster.run(["scancel", first])
+    assert slurm_cluster.wait_job(first, timeout=60) == "CANCELLED"
+    done_before = {m["input_path"] for m in markers(out)}
+    assert 0 < len(done_before) < FILES
+    second = submit_classify(slurm_cluster, tmp_path, args)
+    assert slurm_cluster.wait_job(second, timeout=240) == "COMPLETED", job_log(tmp_path, second)
+    assert_complete_exactly_once(corpus, out)
+    assert "already done" in job_log(tmp_path, second)
+
+
+def test_submit_through_submitit(slurm_cluster, tiny_domain_model, corpus, tmp_path) -> None:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hpc_classify.cli.main", "submit", "--nodes", "3", "--time", "10"]
+    cmd += ["--partition", "debug", "--", *run_args(corpus, out, tiny_domain_model)]
+    proc = subprocess.run(
+        cmd, env=slurm_cluster.env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "finished" in proc.stdout
+    found = assert_complete_exactly_once(corpus, out)
+    assert {m["node"] for m in found} == {"node1", "node2", "node3"}
+
+
+def test_jobqueue_cluster_completes(slurm_cluster, tiny_domain_model, corpus, tmp_path) -> None:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hpc_classify.cli.main", "run", "--cluster", "jobqueue", "--workers", "2"]
+    cmd += run_args(corpus, out, tiny_domain_model)
+    proc = subprocess.run(
+        cmd, env=slurm_cluster.env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_complete_exactly_once(corpus, out)
+    # The workers were Slurm jobs, and they are gone once the run has ended.
+    assert list((out / "_jobs" / "jobqueue").glob("*.out"))
+    wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")

@@ -1,0 +1,72 @@
+"""The launcher's command lines, without a cluster: option splitting, job directories, worker commands,
+and `hpc-classify submit --local` through submitit's local executor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from hpc_classify.cli.main import build_parser
+from hpc_classify.cli.node import peek_run_options, split_node_args
+from hpc_classify.cli.submit import node_argv
+from hpc_classify.cluster.slurm_node import NodeIdentity, NodeLauncher, NodeOptions, job_dir_for
+
+
+def test_node_options_are_taken_out_of_the_run_options() -> None:
+    args = build_parser().parse_args(
+        ["node", "--worker-timeout", "7", "--", "--input", "in", "--interface", "ib0", "--protocol", "ucxx"]
+    )
+    node_args, run_args = split_node_args(args)
+    assert (node_args.worker_timeout, node_args.interface) == (7.0, "ib0")
+    assert run_args == ["--input", "in", "--protocol", "ucxx"]
+    assert peek_run_options(run_args).protocol == "ucxx"
+    assert node_argv(node_args, run_args)[-5:] == ["--", "--input", "in", "--protocol", "ucxx"]
+
+
+def test_each_restart_of_a_job_gets_its_own_directory(tmp_path: Path) -> None:
+    options = NodeOptions(job_root=str(tmp_path))
+    first = NodeIdentity(0, 3, "node1", ("node1", "node2", "node3"), "42", 0)
+    again = NodeIdentity(0, 3, "node1", ("node1", "node2", "node3"), "42", 1)
+    assert job_dir_for(options, first) == tmp_path / "42"
+    assert job_dir_for(options, again) == tmp_path / "42.1"
+
+
+def test_cpu_worker_command_names_the_slurm_node(tmp_path: Path) -> None:
+    options = NodeOptions(job_root=str(tmp_path), protocol="ucxx", interface="ib0", device="cpu")
+    launcher = NodeLauncher(options, NodeIdentity(1, 2, "node2", ("node1", "node2"), "7", 0))
+    argv = launcher.worker_command()
+    assert argv[1:3] == ["-m", "distributed.cli.dask_worker"]
+    for flag, value in (
+        ("--name", "node2-0"),
+        ("--protocol", "ucxx"),
+        ("--interface", "ib0"),
+        ("--nworkers", "1"),
+    ):
+        assert argv[argv.index(flag) + 1] == value
+    assert launcher._missing_nodes(["node1-0"]) == ["node2"]
+    assert launcher._missing_nodes(["node1-0", "node2-0"]) == []
+
+
+def test_submit_local_runs_the_node_entry_through_submitit(
+    tiny_domain_model: Path, topic_corpus: Path, tmp_path
+):
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "hpc_classify.cli.main",
+        "submit",
+        "--local",
+        "--",
+        "--input",
+        str(topic_corpus),
+    ]
+    cmd += ["--output", str(out), "--model", str(tiny_domain_model), "--device", "cpu"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    done = sorted(p.name for p in (out / "_markers").glob("*.done.json"))
+    assert done == [f"shard-{i:02d}.jsonl.done.json" for i in range(3)]
+    rows = sum(json.loads(p.read_text())["rows_out"] for p in (out / "_markers").glob("*.done.json"))
+    assert rows == 45
