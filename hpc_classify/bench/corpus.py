@@ -63,33 +63,17 @@ def tokenizer_training_text(seed: int = 0, words: int = 400_000) -> list[str]:
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = TOKENIZER_VOCAB, model_max_length: int = 512) -> Any:
-    """A BPE fast tokenizer (Metaspace like DeBERTa-v3's sentencepiece) adding [CLS] ... [SEP]."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    """The tiny models' BPE fast tokenizer (Metaspace pieces like DeBERTa-v3's), with a larger vocabulary."""
+    from hpc_classify.models.tiny import train_tokenizer as train_tiny_tokenizer
 
-    special = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
-    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
-    tokenizer.train_from_iterator(texts, trainer)
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
-    )
-    return wrap_tokenizer(tokenizer.to_str(), model_max_length)
+    return train_tiny_tokenizer(texts, vocab_size, model_max_length)
 
 
 def wrap_tokenizer(tokenizer_json: str, model_max_length: int = 512) -> Any:
     """The transformers fast tokenizer for a `tokenizers` JSON string (how the tokenizer travels to
     Dask workers: the wrapper object itself holds locks and does not pickle)."""
     from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(tokenizer_json),
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        unk_token="[UNK]",
-        mask_token="[MASK]",
-        model_max_length=model_max_length,
-    )
+    from hpc_classify.models.tiny import as_fast_tokenizer
+
+    return as_fast_tokenizer(Tokenizer.from_str(tokenizer_json), model_max_length)

@@ -130,12 +130,11 @@ def synthetic_corpus(
     return texts, label_ids
 
 
-def _train_tokenizer(texts: Sequence[str], vocab_size: int, model_max_length: int) -> Any:
+def train_tokenizer(texts: Sequence[str], vocab_size: int, model_max_length: int) -> Any:
     """A byte-pair tokenizer over sentencepiece-style "▁" pieces, wrapped as a transformers fast tokenizer
     that adds [CLS] ... [SEP]. BPE, not Unigram (DeBERTa-v3's kind): the Unigram trainer's output varies
     between runs (hash-ordered scores), BPE's does not, and builds must be reproducible."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.normalizer = normalizers.NFKC()
@@ -149,8 +148,15 @@ def _train_tokenizer(texts: Sequence[str], vocab_size: int, model_max_length: in
         pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
+    return as_fast_tokenizer(tok, model_max_length)
+
+
+def as_fast_tokenizer(tokenizer_object: Any, model_max_length: int) -> Any:
+    """The transformers fast tokenizer around a `tokenizers.Tokenizer` with our special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+        tokenizer_object=tokenizer_object,
         pad_token="[PAD]",
         cls_token="[CLS]",
         sep_token="[SEP]",
@@ -266,7 +272,7 @@ def build_tiny_checkpoint(
     labels = list(labels)
     out_dir = Path(out_dir)
     texts, label_ids = synthetic_corpus(max(256, 25 * len(labels)), labels, seed=seed)
-    tokenizer = _train_tokenizer(texts, vocab_size, model_max_length=1024)
+    tokenizer = train_tokenizer(texts, vocab_size, model_max_length=1024)
     backbone = tiny_backbone_config(len(tokenizer), hidden=hidden, layers=layers, heads=heads)
     with _one_torch_thread():
         torch.manual_seed(seed)  # the initial weights (torch's global generator is the only way into nn.init)
@@ -284,7 +290,7 @@ def random_base_sized_checkpoint(out_dir: str | Path, labels: Sequence[str], *, 
     labels = list(labels)
     out_dir = Path(out_dir)
     texts, _ = synthetic_corpus(512, labels, seed=seed)
-    tokenizer = _train_tokenizer(texts, 2000, model_max_length=512)
+    tokenizer = train_tokenizer(texts, 2000, model_max_length=512)
     torch.manual_seed(seed)
     net = build_classifier_model(BASE_SIZED_BACKBONE, len(labels))
     _save_public_layout(out_dir, net, tokenizer, labels, BASE_SIZED_BACKBONE, "inline")
