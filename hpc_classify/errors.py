@@ -10,6 +10,18 @@ class HpcClassifyError(Exception):
         self.hint = hint
         super().__init__(message if hint is None else f"{message}\nHINT: {hint}")
 
+    def __reduce__(self):
+        # Errors cross process boundaries (Dask workers -> driver); subclasses' constructors take other
+        # arguments than `args`, so rebuild from the final message and attributes instead.
+        return _rebuild_error, (type(self), self.args, self.__dict__)
+
+
+def _rebuild_error(cls: type[HpcClassifyError], args: tuple, attributes: dict) -> HpcClassifyError:
+    error = Exception.__new__(cls)
+    error.args = args
+    error.__dict__.update(attributes)
+    return error
+
 
 class InputFileError(HpcClassifyError):
     """A document file that cannot be read as it is: names the file and, where known, the line."""

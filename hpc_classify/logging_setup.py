@@ -15,5 +15,8 @@ def configure_logging(level: str | int | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
-    for noisy in ("distributed.utils_perf", "distributed.shuffle", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Dask logs every worker start/stop at INFO: at our INFO level keep only its warnings (the driver logs
+    # the dashboard, workers and progress itself); --log-level DEBUG shows everything.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for noisy in ("distributed", "urllib3", "filelock", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)

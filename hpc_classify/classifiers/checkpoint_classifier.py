@@ -27,7 +27,7 @@ class CheckpointClassifier(DistributedDataClassifier):
     def load_labels(self) -> list[str]:
         # config.json only: the driver asks for labels without loading any weights.
         config = json.loads((self._model_dir() / "config.json").read_text())
-        from hpc_classify.models.checkpoint import labels_from_config
+        from hpc_classify.models.checkpoint_meta import labels_from_config
 
         return labels_from_config(config, source=self.model)
 
@@ -50,7 +50,7 @@ class CheckpointClassifier(DistributedDataClassifier):
         return {**super().identity(), "model": self.model, "revision": self.revision}
 
     def fingerprint(self) -> dict[str, Any]:
-        from hpc_classify.models.checkpoint import checkpoint_hash
+        from hpc_classify.models.checkpoint_meta import checkpoint_hash
 
         return {**super().fingerprint(), "checkpoint_hash": checkpoint_hash(self._model_dir())}
 

@@ -8,11 +8,8 @@ safetensors carry them all.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from safetensors.torch import load_file
 from transformers import DebertaV2Config
 
 from hpc_classify.errors import CheckpointFormatError
+from hpc_classify.models.checkpoint_meta import WEIGHTS_FILE, checkpoint_hash, labels_from_config
 from hpc_classify.models.head import ClassifierModel, backbone_config_from_dict
 from hpc_classify.models.hub import read_json_file, resolve_base_config, resolve_model_dir
 
@@ -38,12 +36,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_FILE = "model.safetensors"
 DEFAULT_FC_DROPOUT = 0.2
 # Checkpoints saved with transformers < 4.31 also hold this buffer (persistent then); it is always
 # arange(max_positions), so dropping it loses nothing and keeps strict checking of everything else.
 _LEGACY_BUFFER_SUFFIXES = ("embeddings.position_ids",)
-_SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -58,27 +54,6 @@ class LoadedCheckpoint:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def labels_from_config(config: dict[str, Any], source: str) -> list[str]:
-    """Label names in id order from `id2label` (keys are stringified ints in config.json)."""
-    id2label = config.get("id2label")
-    if not isinstance(id2label, dict) or not id2label:
-        raise CheckpointFormatError(
-            f"{source}: config.json has no id2label mapping",
-            hint="a classifier's config.json must map class ids to label names, e.g. {'0': 'Adult', ...}",
-        )
-    try:
-        ids = sorted((int(key), str(name)) for key, name in id2label.items())
-    except (TypeError, ValueError):
-        raise CheckpointFormatError(
-            f"{source}: id2label keys must be integers, got {sorted(id2label)[:5]}"
-        ) from None
-    if [i for i, _ in ids] != list(range(len(ids))):
-        raise CheckpointFormatError(
-            f"{source}: id2label ids must be 0..{len(ids) - 1}, got {[i for i, _ in ids]}"
-        )
-    return [name for _, name in ids]
-
-
 def backbone_config_for(config: dict[str, Any], source: str) -> DebertaV2Config:
     """The backbone configuration: inline when config.json carries `model_type`, else the base model's."""
     if "model_type" in config:
@@ -90,39 +65,6 @@ def backbone_config_for(config: dict[str, Any], source: str) -> DebertaV2Config:
             hint="add base_model (e.g. microsoft/deberta-v3-base, or a local directory with its config.json)",
         )
     return backbone_config_from_dict(resolve_base_config(base_model), source=f"base model {base_model}")
-
-
-_hash_cache: dict[tuple[str, int, int], str] = {}
-_hash_lock = threading.Lock()
-
-
-def checkpoint_hash(model_dir: str | Path) -> str:
-    """sha256 of model.safetensors, first 16 hex digits; cached by (path, size, mtime)."""
-    path = Path(model_dir) / WEIGHTS_FILE
-    try:
-        real = path.resolve(strict=True)
-        stat = real.stat()
-    except OSError:
-        raise CheckpointFormatError(
-            f"{model_dir}: {WEIGHTS_FILE} is missing",
-            hint="re-run `hpc-classify fetch-models` (the cached snapshot is incomplete) or check the directory",
-        ) from None
-    key = (str(real), stat.st_size, stat.st_mtime_ns)
-    with _hash_lock:
-        if key in _hash_cache:
-            return _hash_cache[key]
-    if real.parent.name == "blobs" and _SHA256_BLOB.fullmatch(real.name):
-        # In the HF cache an LFS file's blob is named by its sha256: no need to read 700 MB.
-        digest = real.name
-    else:
-        sha = hashlib.sha256()
-        with open(real, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                sha.update(chunk)
-        digest = sha.hexdigest()
-    with _hash_lock:
-        _hash_cache[key] = digest[:16]
-    return digest[:16]
 
 
 def _read_weights(model_dir: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,69 @@
+"""What the driver needs to know about a checkpoint without loading it: its labels and a hash of its
+weights. No torch here: the driver computes the run fingerprint with these and stays light."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from hpc_classify.errors import CheckpointFormatError
+
+WEIGHTS_FILE = "model.safetensors"
+_SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
+
+
+def labels_from_config(config: dict[str, Any], source: str) -> list[str]:
+    """Label names in id order from `id2label` (keys are stringified ints in config.json)."""
+    id2label = config.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        raise CheckpointFormatError(
+            f"{source}: config.json has no id2label mapping",
+            hint="a classifier's config.json must map class ids to label names, e.g. {'0': 'Adult', ...}",
+        )
+    try:
+        ids = sorted((int(key), str(name)) for key, name in id2label.items())
+    except (TypeError, ValueError):
+        raise CheckpointFormatError(
+            f"{source}: id2label keys must be integers, got {sorted(id2label)[:5]}"
+        ) from None
+    if [i for i, _ in ids] != list(range(len(ids))):
+        raise CheckpointFormatError(
+            f"{source}: id2label ids must be 0..{len(ids) - 1}, got {[i for i, _ in ids]}"
+        )
+    return [name for _, name in ids]
+
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+_hash_lock = threading.Lock()
+
+
+def checkpoint_hash(model_dir: str | Path) -> str:
+    """sha256 of model.safetensors, first 16 hex digits; cached by (path, size, mtime)."""
+    path = Path(model_dir) / WEIGHTS_FILE
+    try:
+        real = path.resolve(strict=True)
+        stat = real.stat()
+    except OSError:
+        raise CheckpointFormatError(
+            f"{model_dir}: {WEIGHTS_FILE} is missing",
+            hint="re-run `hpc-classify fetch-models` (the cached snapshot is incomplete) or check the directory",
+        ) from None
+    key = (str(real), stat.st_size, stat.st_mtime_ns)
+    with _hash_lock:
+        if key in _hash_cache:
+            return _hash_cache[key]
+    if real.parent.name == "blobs" and _SHA256_BLOB.fullmatch(real.name):
+        # In the HF cache an LFS file's blob is named by its sha256: no need to read 700 MB.
+        digest = real.name
+    else:
+        sha = hashlib.sha256()
+        with open(real, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                sha.update(chunk)
+        digest = sha.hexdigest()
+    with _hash_lock:
+        _hash_cache[key] = digest[:16]
+    return digest[:16]
