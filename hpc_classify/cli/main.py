@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label large sharded text corpora with pre-trained transformer classifiers on Dask/Slurm.",
     )
     parser.add_argument("--version", action="version", version=f"hpc-classify {__version__}")
-    parser.add_argument("--log-level", default=None, help="logging level (default INFO, or $HPC_CLASSIFY_LOG_LEVEL)")
+    parser.add_argument(
+        "--log-level", default=None, help="logging level (default INFO, or $HPC_CLASSIFY_LOG_LEVEL)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"hpc_classify.cli.{name}").register(subparsers)

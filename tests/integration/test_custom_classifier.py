@@ -95,4 +95,6 @@ def test_custom_subclass_labels_filters_and_matches_its_model(tmp_path, toxicity
     written = [
         json.loads(line) for name in ("a.jsonl", "b.jsonl") for line in (out / name).read_text().splitlines()
     ]
-    assert [r["text"] for r in written] == [r["text"] for r, p in zip(rows, expected.argmax(1)) if p == 0]
+    assert [r["text"] for r in written] == [
+        r["text"] for r, p in zip(rows, expected.argmax(1), strict=True) if p == 0
+    ]
