@@ -5,7 +5,7 @@ every node starts its workers against that file; rank 0 waits (with a deadline) 
 workers joined, runs the driver it is given, then shuts the scheduler and workers down so that every
 node's entry returns and the job ends at once. Non-zero ranks return when their workers exit.
 
-This is the one module that reads SLURM_* (through `submitit.JobEnvironment` where it fits). It never
+The job's SLURM_* facts come from `slurm_env` (the one module that reads them). This module never
 imports the driver (the CLI hands a callable in) nor torch.
 """
 
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpc_classify.cluster.local import TORCH_THREADS_ENV, available_cores, visible_gpu_count
+from hpc_classify.cluster.local import TORCH_THREADS_ENV, visible_gpu_count
+from hpc_classify.cluster.slurm_env import NodeIdentity, job_dir_for, node_cores
 from hpc_classify.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -56,48 +57,6 @@ class NodeOptions:
     death_timeout: float = 60.0  # a worker whose scheduler vanished exits after this
     poll_interval: float = 0.2
     shutdown_poll_interval: float = 1.0  # other ranks: how often to look for rank 0's shutdown file
-
-
-@dataclass(frozen=True)
-class NodeIdentity:
-    """Who this task is in the job. Node names, not host names: emulated nodes share one host."""
-
-    rank: int
-    num_nodes: int
-    node_name: str
-    node_names: tuple[str, ...]
-    job_id: str
-    restart_count: int
-
-    @classmethod
-    def from_environment(cls) -> NodeIdentity:
-        """Read the task's place through submitit (Slurm, or its local executor); else a 1-node job."""
-        import submitit
-
-        if "SLURM_JOB_ID" in os.environ and "SUBMITIT_EXECUTOR" not in os.environ:
-            # submitit recognises Slurm only through this variable (its own sbatch scripts export it).
-            os.environ["SUBMITIT_EXECUTOR"] = "slurm"
-        try:
-            env = submitit.JobEnvironment()
-        except RuntimeError:  # neither Slurm nor submitit: a single-node run on this machine
-            host = socket.gethostname()
-            return cls(0, 1, host, (host,), f"local-{os.getpid()}", 0)
-        node_name = os.environ.get("SLURMD_NODENAME") or env.hostname
-        names = tuple(env.hostnames) if env.cluster == "slurm" else (node_name,)
-        restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
-        return cls(env.global_rank, env.num_nodes, node_name, names, str(env.job_id), restarts)
-
-
-def job_dir_for(options: NodeOptions, identity: NodeIdentity) -> Path:
-    """Job-scoped: a requeued job keeps its id, so each restart gets its own directory (no stale file)."""
-    suffix = f".{identity.restart_count}" if identity.restart_count else ""
-    return Path(options.job_root) / f"{identity.job_id}{suffix}"
-
-
-def node_cores() -> int:
-    """Cores Slurm gave this node's task (all of the node with --exclusive), else the visible ones."""
-    allocated = os.environ.get("SLURM_CPUS_ON_NODE")
-    return min(int(allocated), available_cores()) if allocated else available_cores()
 
 
 def run_node(

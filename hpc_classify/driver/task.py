@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import socket
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.config import ClassifierSettings
 from hpc_classify.io.discovery import InputFile, output_relpath
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
@@ -24,11 +24,6 @@ from hpc_classify.io.writers import write_frame, write_jsonl_records
 logger = logging.getLogger(__name__)
 
 QUARANTINE_SUFFIX = ".quarantine.jsonl"
-
-
-def node_name() -> str:
-    """The Slurm node name under Slurm (emulated nodes share one host name), else the host name."""
-    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
 def quarantine_relpath(out_relpath: str) -> str:
@@ -80,7 +75,7 @@ def classify_file(
         rows_bad=len(result.bad_rows),
         label_counts=label_counts,
         seconds=round(finished - started, 6),
-        node=node_name(),
+        node=current_node_name(),
         worker=worker,
         fingerprint=fingerprint,
         quarantine_path=quarantine,

@@ -11,7 +11,8 @@ from pathlib import Path
 from hpc_classify.cli.main import build_parser
 from hpc_classify.cli.node import peek_run_options, split_node_args
 from hpc_classify.cli.submit import node_argv
-from hpc_classify.cluster.slurm_node import NodeIdentity, NodeLauncher, NodeOptions, job_dir_for
+from hpc_classify.cluster.slurm_env import NodeIdentity, job_dir_for
+from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
 
 
 def test_node_options_are_taken_out_of_the_run_options() -> None:
