@@ -229,6 +229,8 @@ class DistributedDataClassifier(ABC):
         column = frame[self.text_field]
         bad = [i for i, value in enumerate(column.tolist()) if not isinstance(value, str)]
         if bad:
+            if source == "<dataframe>" and "file_name" in frame.columns:
+                source = str(frame["file_name"].iloc[bad[0]])  # read with add_filename=True
             raise InputFileError(
                 source,
                 f"{len(bad)} row(s) whose {self.text_field!r} is missing or not a string, first at row {bad[0] + 1}",

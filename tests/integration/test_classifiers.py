@@ -135,3 +135,15 @@ def test_classifier_pickles_without_its_model(tiny_domain_model, corpus):
     classifier = DomainClassifier(model=str(tiny_domain_model))
     classifier.predict_frame(corpus.head(3))  # loads the engine into this process's cache
     assert len(pickle.dumps(classifier)) < 5_000
+
+
+def test_a_row_without_text_names_its_file_in_the_dataset_api(tmp_path, tiny_domain_model):
+    from hpc_classify import DocumentDataset
+
+    (tmp_path / "good.jsonl").write_text('{"text": "fine"}\n')
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"title": "no text here"}\n')
+    dataset = DocumentDataset.read_json(
+        [str(tmp_path / "good.jsonl"), str(tmp_path / "bad.jsonl")], add_filename=True
+    )
+    with pytest.raises(InputFileError, match=r"bad\.jsonl.*first at row 2"):
+        DomainClassifier(model=str(tiny_domain_model))(dataset).df.compute()
