@@ -20,3 +20,8 @@ def configure_logging(level: str | int | None = None) -> None:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for noisy in ("distributed", "urllib3", "filelock", "asyncio"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # distributed sets its loggers' levels from Dask's config when it is imported (later, lazily):
+        # say it there too. Local workers inherit this config; Slurm workers log to their own files.
+        import dask
+
+        dask.config.set({"logging.distributed": "warning"})

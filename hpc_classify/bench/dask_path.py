@@ -50,7 +50,11 @@ def _load_engine(spec: dict[str, Any]) -> None:
 
 
 def _classify_partition(texts: list[str], spec: dict[str, Any]) -> np.ndarray:
-    return _worker_engine(spec).predict_proba(texts)
+    from hpc_classify.engine import configure_threads
+
+    engine = _worker_engine(spec)
+    configure_threads(spec["threads"])  # this executor thread's OpenMP setting, not just the loader's
+    return engine.predict_proba(texts)
 
 
 def time_dask(
@@ -63,10 +67,13 @@ def time_dask(
     max_chars: int,
     max_tokens: int,
     workers: int,
-    threads_per_worker: int,
+    torch_threads: int,
     partitions: int,
 ) -> tuple[Timing, np.ndarray]:
-    """Time classifying `texts` split into `partitions` tasks (like files), after each worker loaded its model."""
+    """Time classifying `texts` split into `partitions` tasks (like files), after each worker loaded its model.
+
+    Workers are set up as `hpc-classify run` sets them up: one task at a time per worker, torch using the
+    worker's share of the cores (`torch_threads`)."""
     from distributed import Client, LocalCluster
 
     spec = {
@@ -74,12 +81,12 @@ def time_dask(
         "num_labels": num_labels,
         "max_chars": max_chars,
         "max_tokens": max_tokens,
-        "threads": threads_per_worker,
+        "threads": torch_threads,
         "tokenizer_json": tokenizer.backend_tokenizer.to_str(),
     }
     with (
         LocalCluster(
-            n_workers=workers, threads_per_worker=threads_per_worker, processes=True, dashboard_address=None
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -94,7 +101,8 @@ def time_dask(
         seconds = time.perf_counter() - start
     detail = {
         "workers": workers,
-        "threads_per_worker": threads_per_worker,
+        "threads_per_worker": 1,
+        "torch_threads": torch_threads,
         "partitions": len(pieces),
         "worker_model_load_s": round(load_seconds, 2),
     }

@@ -93,7 +93,7 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
             max_chars=settings.max_chars,
             max_tokens=settings.max_tokens,
             workers=settings.dask_workers,
-            threads_per_worker=max(1, threads // settings.dask_workers),
+            torch_threads=max(1, threads // settings.dask_workers),
             partitions=settings.dask_partitions,
         )
         timings.append(timing)
