@@ -81,6 +81,7 @@ class RunConfig:
     scheduler_address: str | None = None
     protocol: str = "tcp"
     workers: int | None = None
+    max_workers: int | None = None  # jobqueue: adapt between workers and this
     threads_per_worker: int | None = None
 
     def __post_init__(self) -> None:
@@ -94,6 +95,11 @@ class RunConfig:
         _check_choice("protocol", self.protocol, PROTOCOLS)
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, not {self.max_retries}")
+        if self.max_workers is not None and self.max_workers < (self.workers or 1):
+            raise ConfigError(
+                f"max_workers ({self.max_workers}) must be at least workers ({self.workers or 1})",
+                hint="--max-workers is the upper bound of the elastic jobqueue cluster",
+            )
         if self.tasks_per_worker < 1:
             raise ConfigError(f"tasks_per_worker must be >= 1, not {self.tasks_per_worker}")
 

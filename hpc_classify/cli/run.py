@@ -101,6 +101,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, metavar="N", help="local workers (default: 1 on CPU, 1 per GPU)"
     )
     cluster.add_argument(
+        "--max-workers",
+        type=int,
+        metavar="N",
+        help="--cluster jobqueue: adapt between --workers and N worker jobs as the queue allows",
+    )
+    cluster.add_argument(
         "--threads-per-worker", type=int, metavar="N", help="task threads per worker (default 1)"
     )
 

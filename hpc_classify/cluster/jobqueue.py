@@ -22,8 +22,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CORES = 1
 DEFAULT_MEMORY = "4GB"
-# Elastic mode (adapt) when HPC_CLASSIFY_JOBQUEUE_MAX_JOBS is above the --workers count.
-MAX_JOBS_ENV = "HPC_CLASSIFY_JOBQUEUE_MAX_JOBS"
 
 
 def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
@@ -64,8 +62,8 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
 
 
 def start_jobqueue_cluster(config: RunConfig) -> Any:
-    """Start a SLURMCluster and ask for `config.workers` worker jobs (default 1); with
-    $HPC_CLASSIFY_JOBQUEUE_MAX_JOBS above that, adapt between the two instead. The caller closes it."""
+    """Start a SLURMCluster and ask for `config.workers` worker jobs (default 1); with `max_workers`
+    above that, adapt between the two instead. The caller closes it."""
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:
@@ -83,9 +81,8 @@ def start_jobqueue_cluster(config: RunConfig) -> Any:
             hint="check the jobqueue.slurm settings in your Dask config (queue, account, cores, memory)",
         ) from exc
     jobs = config.workers or 1
-    max_jobs = int(os.environ.get(MAX_JOBS_ENV) or 0)
-    if max_jobs > jobs:
-        cluster.adapt(minimum_jobs=jobs, maximum_jobs=max_jobs)
+    if config.max_workers and config.max_workers > jobs:
+        cluster.adapt(minimum_jobs=jobs, maximum_jobs=config.max_workers)
     else:
         cluster.scale(jobs=jobs)
     logger.info(

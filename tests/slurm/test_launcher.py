@@ -157,9 +157,12 @@ def test_submit_through_submitit(slurm_cluster, tiny_domain_model, corpus, tmp_p
     assert {m["node"] for m in found} == {"node1", "node2", "node3"}
 
 
-def test_jobqueue_cluster_completes(slurm_cluster, tiny_domain_model, corpus, tmp_path) -> None:
+@pytest.mark.parametrize(
+    "sizing", [["--workers", "2"], ["--workers", "1", "--max-workers", "3"]], ids=["scale", "adapt"]
+)
+def test_jobqueue_cluster_completes(slurm_cluster, tiny_domain_model, corpus, tmp_path, sizing) -> None:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "hpc_classify.cli.main", "run", "--cluster", "jobqueue", "--workers", "2"]
+    cmd = [sys.executable, "-m", "hpc_classify.cli.main", "run", "--cluster", "jobqueue", *sizing]
     cmd += run_args(corpus, out, tiny_domain_model)
     proc = subprocess.run(
         cmd, env=slurm_cluster.env, cwd=tmp_path, capture_output=True, text=True, timeout=300
