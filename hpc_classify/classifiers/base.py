@@ -184,10 +184,6 @@ class DistributedDataClassifier(ABC):
         return engine, self._labels
 
     # -- classifying pandas frames ------------------------------------------------------------
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        engine, _ = self._engine()
-        return engine.predict_proba(list(texts))
-
     def predict_frame(self, frame: pd.DataFrame, *, source: str = "<dataframe>") -> pd.DataFrame:
         """Return `frame` with the prediction column (and the probability column when asked) added."""
         texts = self._texts(frame, source)

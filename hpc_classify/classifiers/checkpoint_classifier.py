@@ -42,9 +42,9 @@ class CheckpointClassifier(DistributedDataClassifier):
         return self.load_components(device).model
 
     def load_tokenizer(self) -> Any:
-        from transformers import AutoTokenizer
+        from hpc_classify.models.checkpoint import load_checkpoint_tokenizer
 
-        return AutoTokenizer.from_pretrained(self._model_dir())
+        return load_checkpoint_tokenizer(self._model_dir())
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "model": self.model, "revision": self.revision}

@@ -30,6 +30,7 @@ __all__ = [
     "backbone_config_for",
     "checkpoint_hash",
     "labels_from_config",
+    "load_checkpoint_tokenizer",
     "load_classifier_checkpoint",
     "resolve_model_dir",
 ]
@@ -128,7 +129,8 @@ def _materialize(
     return net
 
 
-def _load_tokenizer(model_dir: Path) -> Any:
+def load_checkpoint_tokenizer(model_dir: Path) -> Any:
+    """The checkpoint's fast tokenizer, or one CheckpointFormatError saying what the directory lacks."""
     from transformers import AutoTokenizer  # lazy: pulls in tokenizers and sentencepiece glue
 
     try:
@@ -160,7 +162,7 @@ def load_classifier_checkpoint(
     fc_dropout = float(config.get("fc_dropout", DEFAULT_FC_DROPOUT))
     net = _materialize(backbone, len(labels), fc_dropout, state, model_dir / WEIGHTS_FILE)
     net = net.to(device=device, dtype=dtype).eval()
-    tokenizer = _load_tokenizer(model_dir)
+    tokenizer = load_checkpoint_tokenizer(model_dir)
     digest = checkpoint_hash(model_dir)
     logger.info("loaded %s (%d labels, checkpoint %s) on %s as %s", model, len(labels), digest, device, dtype)
     return LoadedCheckpoint(net, tokenizer, labels, model_dir, digest, config)
