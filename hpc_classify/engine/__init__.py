@@ -1,4 +1,4 @@
-"""Inference engine: texts -> per-label probabilities (length-sorted token-budget batches, bf16, overlap).
+"""Inference engine: texts -> model outputs (length-sorted token-budget batches, bf16, overlap).
 
 Never imports dask.distributed or the cluster layer: it is driven by plain function calls."""
 
@@ -12,7 +12,7 @@ from hpc_classify.engine.device import (
     is_out_of_memory,
     resolve_device,
 )
-from hpc_classify.engine.engine import InferenceEngine
+from hpc_classify.engine.engine import InferenceEngine, predict_sharing_tokens, softmax
 
 __all__ = [
     "InferenceEngine",
@@ -24,6 +24,8 @@ __all__ = [
     "is_out_of_memory",
     "pad_batch",
     "plan_batches",
+    "predict_sharing_tokens",
     "resolve_device",
     "restore_attention",
+    "softmax",
 ]

@@ -1,6 +1,6 @@
-"""`InferenceEngine`: texts -> per-label probabilities, as fast as the device allows.
+"""`InferenceEngine`: texts -> the model's outputs (logits or scores), as fast as the device allows.
 
-One call of `predict_proba` walks the input in chunks: a background thread tokenizes chunk k+1 (the Rust
+One call of `predict_outputs` (or `predict_sharing_tokens`, for several models on one tokenization) walks the input in chunks: a background thread tokenizes chunk k+1 (the Rust
 tokenizer releases the GIL) while the forward passes of chunk k run. Inside a chunk, documents are sorted
 by length and grouped under a padded-token budget; each batch is padded to its own longest document.
 """
@@ -84,20 +84,16 @@ class InferenceEngine:
     # -- public -------------------------------------------------------------------------------
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """float32 [len(texts), num_labels] softmax probabilities, rows in input order."""
-        texts = list(texts)
-        result = np.empty((len(texts), self.num_labels), dtype=np.float32)
-        if not texts:
-            return result
-        starts = range(0, len(texts), self.chunk_size)
-        with self._lock, ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpc-tokenize") as pool:
-            pending = pool.submit(self.tokenize, texts[: self.chunk_size])
-            for start in starts:
-                token_ids = pending.result()
-                following = start + self.chunk_size
-                if following < len(texts):  # overlap: tokenize the next chunk during this one's forwards
-                    pending = pool.submit(self.tokenize, texts[following : following + self.chunk_size])
-                result[start : start + len(token_ids)] = self._predict_tokenized(token_ids)
-        return result
+        return softmax(self.predict_outputs(texts))
+
+    def predict_outputs(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 [len(texts), num_outputs]: the model's raw outputs (logits, or regression scores)."""
+        return predict_sharing_tokens([self], texts)[0]
+
+    def predict_tokenized(self, token_ids: list[list[int]]) -> np.ndarray:
+        """Raw outputs of already tokenized documents (this engine's `tokenize`), rows in input order."""
+        with self._lock:
+            return self._predict_tokenized(token_ids)
 
     # -- internals ----------------------------------------------------------------------------
     def _predict_tokenized(self, token_ids: list[list[int]]) -> np.ndarray:
@@ -107,10 +103,12 @@ class InferenceEngine:
         for indices in batches:
             input_ids, attention_mask = pad_batch([token_ids[i] for i in indices], self.tokenize.pad_id)
             outputs.append(self._run_batch(self._to_device(input_ids), self._to_device(attention_mask)))
+        if not outputs:
+            return np.empty((0, self.num_labels), dtype=np.float32)
         # One device->host copy per chunk: per-batch copies would synchronise the GPU every batch.
-        probabilities = torch.cat(outputs).cpu().numpy()
-        result = np.empty_like(probabilities)
-        result[np.concatenate(batches)] = probabilities
+        raw = torch.cat(outputs).cpu().numpy()
+        result = np.empty_like(raw)
+        result[np.concatenate(batches)] = raw
         return result
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
@@ -120,10 +118,10 @@ class InferenceEngine:
         return tensor
 
     def _run_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Probabilities of one batch; on out-of-memory, split it in two (or, for a single document,
+        """Raw outputs of one batch; on out-of-memory, split it in two (or, for a single document,
         keep only its first half of tokens) and retry. Lowers the budget so later batches fit."""
         try:
-            return self._probabilities(input_ids, attention_mask)
+            return self._outputs(input_ids, attention_mask)
         except (RuntimeError, torch.OutOfMemoryError) as error:
             if not is_out_of_memory(error):
                 raise
@@ -161,7 +159,7 @@ class InferenceEngine:
             )
             self.token_budget = lowered
 
-    def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), self._autocast():
             if isinstance(self.model, ClassifierModel):
                 hidden = self.model.model(
@@ -172,12 +170,43 @@ class InferenceEngine:
                     logits = self.model.fc(self.model.dropout(hidden[:, 0, :].float()))
             else:
                 logits = _logits_of(self.model(input_ids=input_ids, attention_mask=attention_mask))
-            return torch.softmax(logits.float(), dim=-1)
+            return logits.float()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32 (max-shifted, so large logits do not overflow)."""
+    if not len(logits):
+        return logits.astype(np.float32)
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def predict_sharing_tokens(engines: Sequence[InferenceEngine], texts: Sequence[str]) -> list[np.ndarray]:
+    """Raw outputs of every engine for `texts`, tokenized once with the first engine's tokenizer.
+
+    The engines must tokenize alike (same tokenizer, max_chars and max_tokens): the caller groups them.
+    Chunks overlap: a background thread tokenizes chunk k+1 (the Rust tokenizer releases the GIL) while
+    every engine runs its forward passes over chunk k."""
+    texts = list(texts)
+    results = [np.empty((len(texts), engine.num_labels), dtype=np.float32) for engine in engines]
+    if not texts:
+        return results
+    tokenize, chunk_size = engines[0].tokenize, engines[0].chunk_size
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpc-tokenize") as pool:
+        pending = pool.submit(tokenize, texts[:chunk_size])
+        for start in range(0, len(texts), chunk_size):
+            token_ids = pending.result()
+            following = start + chunk_size
+            if following < len(texts):  # overlap: tokenize the next chunk during this one's forwards
+                pending = pool.submit(tokenize, texts[following : following + chunk_size])
+            for engine, result in zip(engines, results, strict=True):
+                result[start : start + len(token_ids)] = engine.predict_tokenized(token_ids)
+    return results
 
 
 def _prepare_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +13,8 @@ DEFAULT_MAX_TOKENS = 512
 
 
 class ChunkTokenizer:
-    """Turns a chunk of texts into unpadded token-id lists (with the model's special tokens).
+    """Turns a chunk of texts into unpadded token-id lists (with the model's special tokens). Two with
+    the same `key` tokenize identically, so several models can share one tokenization.
 
     With a Hugging Face fast tokenizer it works on a private copy of the Rust backend, with truncation
     set once: the batch encode releases the GIL (so it overlaps the forward pass in a background thread)
@@ -26,6 +28,7 @@ class ChunkTokenizer:
         self._backend = _private_backend(tokenizer, self.max_tokens)
         if self._backend is None:
             logger.warning("%s is not a fast tokenizer: tokenization will be slow", type(tokenizer).__name__)
+        self.key = _tokenization_key(self._backend, max_chars)
 
     def cut(self, texts: Sequence[str]) -> list[str]:
         if self.max_chars is None:
@@ -49,6 +52,14 @@ class ChunkTokenizer:
             return_token_type_ids=False,
         )
         return list(encoded["input_ids"])
+
+
+def _tokenization_key(backend: Any, max_chars: int | None) -> str | None:
+    """Equal keys give equal token ids for every text: the whole backend (vocabulary, normalizer, special
+    tokens, truncation) and the character cut. None for a slow tokenizer (never shared)."""
+    if backend is None:
+        return None
+    return hashlib.sha256(f"{max_chars}\0{backend.to_str()}".encode()).hexdigest()[:16]
 
 
 def _model_max_length(tokenizer: Any) -> int | None:

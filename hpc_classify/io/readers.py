@@ -38,7 +38,9 @@ class BadRow:
 
 @dataclass
 class ReadResult:
-    """Good rows in file order with the file's columns, plus the rows that were set aside."""
+    """Good rows in file order with the file's columns, plus the rows that were set aside. The frame's
+    index is each row's 0-based position in the file (bad rows counted, blank lines not): the index
+    `pandas.read_json(path, lines=True)` or `read_parquet(path)` gives the same row."""
 
     frame: pd.DataFrame
     bad_rows: list[BadRow] = field(default_factory=list)
@@ -66,8 +68,9 @@ def read_documents(
     if is_parquet(path):
         frame, bad = _read_parquet_checked(path, text_field, on_bad_row, columns)
     else:
-        records, bad = _parse_jsonl(path, text_field, on_bad_row)
+        records, bad, positions = _parse_jsonl(path, text_field, on_bad_row)
         frame = _records_to_frame(records, text_field)
+        frame.index = pd.RangeIndex(0) if not positions else pd.Index(positions)
     if columns is not None:
         frame = _select_columns(frame, columns, text_field)
     if bad:
@@ -90,7 +93,7 @@ def read_frame(path: str, backend: str = "pandas", columns: Sequence[str] | None
     if is_parquet(path):
         frame = _read_parquet_table(path, columns).to_pandas()
     else:
-        records, _ = _parse_jsonl(path, None, "error")
+        records, _, _ = _parse_jsonl(path, None, "error")
         frame = _records_to_frame(records, None)
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
@@ -108,18 +111,25 @@ def _require_file(path: str) -> None:
         )
 
 
-def _parse_jsonl(path: str, text_field: str | None, on_bad_row: str) -> tuple[list[dict], list[BadRow]]:
-    """Parse line by line; text_field=None skips the text checks (objects are still required)."""
+def _parse_jsonl(
+    path: str, text_field: str | None, on_bad_row: str
+) -> tuple[list[dict], list[BadRow], list[int]]:
+    """Parse line by line; text_field=None skips the text checks (objects are still required).
+    Also returns each good record's 0-based position among the file's non-blank lines."""
     records: list[dict] = []
     bad: list[BadRow] = []
+    positions: list[int] = []
+    position = -1
     try:
         with open_decompressed(path) as stream:
             for lineno, raw in enumerate(stream, start=1):
                 if not raw.strip():
                     continue  # blank lines carry no document: not counted as bad
+                position += 1
                 record, reason = _parse_line(raw, text_field)
                 if reason is None:
                     records.append(record)
+                    positions.append(position)
                     continue
                 if on_bad_row == "error":
                     raise InputFileError(path, reason, line=lineno, hint=BAD_ROW_HINT)
@@ -128,7 +138,7 @@ def _parse_jsonl(path: str, text_field: str | None, on_bad_row: str) -> tuple[li
         raise _corrupt_file_error(path, exc) from exc
     except OSError as exc:  # gzip.BadGzipFile is an OSError; so are read errors mid-file
         raise _corrupt_file_error(path, exc) from exc
-    return records, bad
+    return records, bad, positions
 
 
 def _parse_line(raw: bytes, text_field: str | None) -> tuple[Any, str | None]:
@@ -234,6 +244,7 @@ def _read_parquet_checked(
         keep = pa.array([not b for b in bad_mask])
         table = table.filter(keep)
     frame = table.to_pandas()
+    frame.index = pd.Index([i for i, is_bad in enumerate(bad_mask) if not is_bad], dtype="int64")
     if text_field not in frame.columns:
         frame[text_field] = pd.Series([], dtype="str")  # only reachable with zero rows left
     return frame, bad
