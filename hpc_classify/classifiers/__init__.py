@@ -7,7 +7,7 @@ from hpc_classify.classifiers.checkpoint_classifier import (
     MultilingualDomainClassifier,
     QualityClassifier,
 )
-from hpc_classify.classifiers.registry import CLASSIFIERS, build_classifier, get_cached_classifier
+from hpc_classify.classifiers.registry import CLASSIFIERS, classifier_from_spec, resolve_classifier_class
 
 __all__ = [
     "CLASSIFIERS",
@@ -17,6 +17,6 @@ __all__ = [
     "LoadedComponents",
     "MultilingualDomainClassifier",
     "QualityClassifier",
-    "build_classifier",
-    "get_cached_classifier",
+    "classifier_from_spec",
+    "resolve_classifier_class",
 ]

@@ -1,8 +1,10 @@
 """`DistributedDataClassifier`: the base users extend with their own model.
 
-A classifier object holds settings only, so it pickles cheaply into every Dask task; the loaded model
-lives in a per-process cache (`_ENGINES`) and is reused by every partition and file that process
-classifies. Subclasses say how to load the model, the tokenizer and the labels.
+A classifier object holds settings only, so it pickles cheaply into every Dask task (and through
+submitit to every node); the loaded model lives in a per-process cache (`_ENGINES`) and is reused by
+every partition and file that process classifies. Subclasses say how to load the model, the tokenizer
+and the labels; a classifier whose model is not "argmax over labels" also says how its raw outputs
+become columns (`columns_from_outputs`, `output_meta`, `output_counts`, `filter_mask`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpc_classify.config import DEVICES
 from hpc_classify.errors import ConfigError, InputFileError
 
 if TYPE_CHECKING:
@@ -32,12 +35,12 @@ TORCH_THREADS_ENV = "HPC_CLASSIFY_TORCH_THREADS"
 
 @dataclass
 class LoadedComponents:
-    model: Any  # torch.nn.Module: (input_ids, attention_mask) -> logits [batch, num_labels]
+    model: Any  # torch.nn.Module: (input_ids, attention_mask) -> outputs [batch, num_outputs]
     tokenizer: Any  # a fast (Rust) Hugging Face tokenizer
     labels: list[str]
 
 
-# One engine per (classifier class, settings) per process: loaded on first use, kept between files.
+# One engine per engine_key() per process: loaded on first use, kept between files.
 _ENGINES: dict[tuple, tuple[Any, list[str]]] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -55,6 +58,22 @@ class DistributedDataClassifier(ABC):
     (or `load_components` when one checkpoint yields all three)."""
 
     default_pred_column = "pred"
+    # Attributes set by this base class. A subclass's *other* public attributes (e.g. a model path) are
+    # what `model_identity` reports by default.
+    BASE_ATTRIBUTES = frozenset(
+        {
+            "filter_by",
+            "batch_size",
+            "text_field",
+            "pred_column",
+            "prob_column",
+            "max_chars",
+            "max_tokens",
+            "device",
+            "autocast",
+            "token_budget",
+        }
+    )
 
     def __init__(
         self,
@@ -64,25 +83,21 @@ class DistributedDataClassifier(ABC):
         text_field: str = "text",
         pred_column: str | None = None,
         prob_column: str | None = None,
-        max_chars: int = 2000,
-        max_tokens: int = 512,
+        max_chars: int | None = 2000,
+        max_tokens: int | None = 512,
         device: str = "auto",
         autocast: bool = True,
         token_budget: int | None = None,
     ):
-        from hpc_classify.config import ClassifierSettings
-
-        # Validation shared with the CLI/YAML path.
-        ClassifierSettings(
-            filter_by=filter_by,
-            text_field=text_field,
-            max_chars=max_chars,
-            max_tokens=max_tokens,
-            batch_size=batch_size,
-            token_budget=token_budget,
-            device=device,
-            autocast=autocast,
+        _check_positive(
+            max_chars=max_chars, max_tokens=max_tokens, batch_size=batch_size, token_budget=token_budget
         )
+        if device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+        if not text_field or not isinstance(text_field, str):
+            raise ConfigError(f"text_field must be a non-empty column name, not {text_field!r}")
+        if not isinstance(autocast, bool):
+            raise ConfigError(f"autocast must be true or false, not {autocast!r}")
         self.filter_by = (
             [filter_by] if isinstance(filter_by, str) else (list(filter_by) if filter_by else None)
         )
@@ -113,20 +128,52 @@ class DistributedDataClassifier(ABC):
     def load_components(self, device: torch.device) -> LoadedComponents:
         return LoadedComponents(self.load_model(device), self.load_tokenizer(), self.load_labels())
 
-    def settings_snapshot(self) -> dict[str, Any]:
-        """The classifier's public, plain-valued attributes (a subclass's own, such as a model path, included)."""
+    # -- identity: what the model is, what changes predictions ---------------------------------
+    def model_identity(self) -> dict[str, Any]:
+        """What names the model to load (no file reads). Default: the subclass's own public attributes
+        of plain types, such as a model directory; override to be explicit."""
         plain = (str, int, float, bool, type(None), list, tuple)
-        snapshot = {k: v for k, v in vars(self).items() if not k.startswith("_") and isinstance(v, plain)}
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", **snapshot}
+        return {
+            k: v
+            for k, v in sorted(vars(self).items())
+            if not k.startswith("_") and k not in self.BASE_ATTRIBUTES and isinstance(v, plain)
+        }
 
-    def identity(self) -> dict[str, Any]:
-        """What makes two loaded engines interchangeable: the key of the per-process cache."""
-        output_only = ("filter_by", "text_field", "pred_column", "prob_column")
-        return {k: v for k, v in self.settings_snapshot().items() if k not in output_only}
+    def model_fingerprint(self) -> dict[str, Any]:
+        """`model_identity` plus, where the classifier knows it, a hash of the model's files."""
+        return self.model_identity()
+
+    def output_columns(self) -> list[str]:
+        """The columns this classifier adds to a frame."""
+        return [self.pred_column, *([self.prob_column] if self.prob_column else [])]
 
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that changes the output of a run (stored with the outputs to refuse mixed resumes)."""
-        return {**self.settings_snapshot(), "labels": self.labels}
+        """What changes this classifier's output rows. Speed settings (batch size, token budget, device
+        placement, workers) are deliberately absent: changing them resumes a run instead of refusing it."""
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "model": self.model_fingerprint(),
+            "labels": self.labels,
+            "max_chars": self.max_chars,
+            "max_tokens": self.max_tokens,
+            "precision": "autocast" if self.autocast else "fp32",
+            "text_field": self.text_field,
+            "filter_by": self.filter_by,
+            "columns": self.output_columns(),
+        }
+
+    def engine_key(self) -> tuple:
+        """Two classifiers with equal keys can use the same loaded engine (the per-process cache key)."""
+        identity = tuple(sorted((k, repr(v)) for k, v in self.model_identity().items()))
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            identity,
+            self.max_chars,
+            self.max_tokens,
+            self.autocast,
+            self.device,
+            self.effective_token_budget(),
+        )
 
     # -- labels and validation ---------------------------------------------------------------
     @property
@@ -135,6 +182,10 @@ class DistributedDataClassifier(ABC):
             self._labels = list(self.load_labels())
             self._check_filter_labels(self._labels)
         return self._labels
+
+    def get_labels(self) -> list[str]:
+        """NeMo Curator's name for `labels`."""
+        return self.labels
 
     def _check_filter_labels(self, labels: list[str]) -> None:
         unknown = sorted(set(self.filter_by or ()) - set(labels))
@@ -148,16 +199,19 @@ class DistributedDataClassifier(ABC):
         if self.token_budget is not None:
             return self.token_budget
         # NeMo Curator's batch_size is a number of documents: the equivalent padded-token budget.
-        return self.batch_size * self.max_tokens if self.batch_size else None
+        return self.batch_size * (self.max_tokens or 512) if self.batch_size else None
 
     # -- the engine, once per process ----------------------------------------------------------
-    def _engine(self) -> tuple[Any, list[str]]:
-        key = tuple(sorted((k, repr(v)) for k, v in self.identity().items()))
+    def engine(self) -> tuple[Any, list[str]]:
+        """(InferenceEngine, labels), loaded on first use in this process and cached."""
+        key = self.engine_key()
         with _ENGINES_LOCK:
             cached = _ENGINES.get(key)
             if cached is None:
                 cached = self._build_engine()
                 _ENGINES[key] = cached
+        self._check_filter_labels(cached[1])  # an engine cached for another filter_by: check this one's
+        self._labels = list(cached[1])
         return cached
 
     def _build_engine(self) -> tuple[Any, list[str]]:
@@ -168,11 +222,10 @@ class DistributedDataClassifier(ABC):
         if device.type == "cpu":
             configure_threads(torch_threads_for_this_process())
         components = self.load_components(device)
-        model = as_logits_module(components.model)
-        self._labels = list(components.labels)
-        self._check_filter_labels(self._labels)
+        labels = list(components.labels)
+        self._check_filter_labels(labels)
         engine = InferenceEngine(
-            model,
+            as_logits_module(components.model),
             components.tokenizer,
             device=device,
             autocast=self.autocast,
@@ -180,31 +233,53 @@ class DistributedDataClassifier(ABC):
             max_tokens=self.max_tokens,
             token_budget=self.effective_token_budget(),
         )
-        logger.info("loaded %s on %s (%d labels)", type(self).__name__, device, len(self._labels))
-        return engine, self._labels
+        logger.info("loaded %s on %s (%d labels)", type(self).__name__, device, len(labels))
+        return engine, labels
+
+    # -- from raw model outputs to columns (override for regressors and multi-head models) -------
+    def columns_from_outputs(self, outputs: np.ndarray, labels: list[str]) -> dict[str, Any]:
+        """Column name -> values (one per row) from the model's raw outputs [rows, num_outputs]."""
+        from hpc_classify.engine.engine import softmax
+
+        probabilities = softmax(outputs)
+        names = np.asarray(labels, dtype=object)
+        columns: dict[str, Any] = {
+            self.pred_column: names[probabilities.argmax(axis=1)] if len(outputs) else []
+        }
+        if self.prob_column:
+            columns[self.prob_column] = [row.tolist() for row in probabilities]
+        return columns
+
+    def output_meta(self) -> dict[str, Any]:
+        """Column name -> pandas dtype of what `columns_from_outputs` adds (for Dask's lazy metadata)."""
+        meta: dict[str, Any] = {self.pred_column: "str"}
+        if self.prob_column:
+            meta[self.prob_column] = object
+        return meta
+
+    def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+        """Per output column, value -> count over `frame` (every label listed, zero when unused)."""
+        counts = dict.fromkeys(self.labels, 0)
+        for label in frame[self.pred_column].tolist():
+            counts[label] = counts.get(label, 0) + 1
+        return {self.pred_column: counts}
+
+    def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows to keep (bool per row): all of them without `filter_by`."""
+        if not self.filter_by:
+            return np.ones(len(frame), dtype=bool)
+        self.labels  # noqa: B018 -- validates filter_by against the model's labels (once)
+        return frame[self.pred_column].isin(self.filter_by).to_numpy(dtype=bool)
 
     # -- classifying pandas frames ------------------------------------------------------------
     def predict_frame(self, frame: pd.DataFrame, *, source: str = "<dataframe>") -> pd.DataFrame:
-        """Return `frame` with the prediction column (and the probability column when asked) added."""
-        texts = self._texts(frame, source)
-        engine, labels = self._engine()
-        probabilities = engine.predict_proba(texts)
-        result = frame.copy()
-        names = np.asarray(labels, dtype=object)
-        result[self.pred_column] = pd.Series(
-            names[probabilities.argmax(axis=1)] if len(texts) else [], index=frame.index, dtype="str"
-        )
-        if self.prob_column:
-            result[self.prob_column] = pd.Series(
-                [row.tolist() for row in probabilities], index=frame.index, dtype=object
-            )
-        return result
+        """Return `frame` with this classifier's output columns added."""
+        from hpc_classify.classifiers.combine import predict_together
+
+        return predict_together([self], frame, source=source)
 
     def filter_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if not self.filter_by:
-            return frame
-        self.labels  # noqa: B018 -- validates filter_by against the model's labels (once)
-        return frame[frame[self.pred_column].isin(self.filter_by)]
+        return frame[self.filter_mask(frame)] if self.filter_by else frame
 
     def classify_frame(self, frame: Any, *, source: str = "<dataframe>") -> Any:
         """Predict and filter one partition: a pandas frame, or a cuDF frame on the GPU backend."""
@@ -215,7 +290,8 @@ class DistributedDataClassifier(ABC):
             return cudf.from_pandas(self.classify_frame(frame.to_pandas(), source=source))
         return self.filter_frame(self.predict_frame(frame, source=source))
 
-    def _texts(self, frame: pd.DataFrame, source: str) -> list[str]:
+    def texts(self, frame: pd.DataFrame, source: str) -> list[str]:
+        """The frame's documents, or InputFileError naming the source when a row has no string text."""
         if self.text_field not in frame.columns:
             raise InputFileError(
                 source,
@@ -238,7 +314,12 @@ class DistributedDataClassifier(ABC):
     def __call__(self, dataset: DocumentDataset) -> DocumentDataset:
         """Classify lazily: a map over partitions; the model loads once per worker process."""
         meta = dataset.df._meta.copy()
-        meta[self.pred_column] = pd.Series([], dtype="str")
-        if self.prob_column:
-            meta[self.prob_column] = pd.Series([], dtype=object)
+        for column, dtype in self.output_meta().items():
+            meta[column] = pd.Series([], dtype=dtype)
         return dataset.map_partitions(self.classify_frame, meta=meta)
+
+
+def _check_positive(**values: Any) -> None:
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ConfigError(f"{name} must be a positive integer, not {value!r}")

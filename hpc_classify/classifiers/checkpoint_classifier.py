@@ -46,13 +46,13 @@ class CheckpointClassifier(DistributedDataClassifier):
 
         return load_checkpoint_tokenizer(self._model_dir())
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "model": self.model, "revision": self.revision}
+    def model_identity(self) -> dict[str, Any]:
+        return {"model": self.model, "revision": self.revision}
 
-    def fingerprint(self) -> dict[str, Any]:
+    def model_fingerprint(self) -> dict[str, Any]:
         from hpc_classify.models.checkpoint_meta import checkpoint_hash
 
-        return {**super().fingerprint(), "checkpoint_hash": checkpoint_hash(self._model_dir())}
+        return {**self.model_identity(), "checkpoint_hash": checkpoint_hash(self._model_dir())}
 
 
 class DomainClassifier(CheckpointClassifier):

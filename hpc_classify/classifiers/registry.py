@@ -1,7 +1,13 @@
-"""Classifiers by name, as the CLI and the driver's tasks know them."""
+"""Classifiers by name: the built-ins' kebab-case names, or any `package.module:ClassName` import path.
+
+`classifier_from_spec({"classifier": NAME, **constructor arguments})` is how the CLI and YAML build the
+classifier objects of a run; everything that can go wrong is a ConfigError before any cluster starts.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from hpc_classify.classifiers.base import DistributedDataClassifier
@@ -10,7 +16,6 @@ from hpc_classify.classifiers.checkpoint_classifier import (
     MultilingualDomainClassifier,
     QualityClassifier,
 )
-from hpc_classify.config import ClassifierSettings
 from hpc_classify.errors import ConfigError
 
 CLASSIFIERS: dict[str, type[DistributedDataClassifier]] = {
@@ -19,38 +24,63 @@ CLASSIFIERS: dict[str, type[DistributedDataClassifier]] = {
     "multilingual-domain": MultilingualDomainClassifier,
 }
 
-# Settings that are only passed when given, so that each classifier keeps its own defaults.
-_OPTIONAL_SETTINGS = ("pred_column", "prob_column", "max_chars", "max_tokens", "batch_size", "token_budget")
+SPEC_CLASS_KEY = "classifier"
 
 
-def build_classifier(settings: ClassifierSettings) -> DistributedDataClassifier:
+def resolve_classifier_class(name: str) -> type[DistributedDataClassifier]:
+    """A built-in name, or `package.module:ClassName` naming a DistributedDataClassifier subclass."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"a classifier must be named by a string, not {name!r}")
+    if ":" not in name:
+        try:
+            return CLASSIFIERS[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown classifier {name!r}",
+                hint=f"built-in: {', '.join(CLASSIFIERS)}; or an import path package.module:ClassName",
+            ) from None
+    module_name, _, class_name = name.partition(":")
     try:
-        cls = CLASSIFIERS[settings.classifier]
-    except KeyError:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 -- any import failure of user code is a configuration error
         raise ConfigError(
-            f"unknown classifier {settings.classifier!r}", hint=f"choose one of: {', '.join(CLASSIFIERS)}"
+            f"classifier {name!r}: cannot import module {module_name!r} ({type(exc).__name__}: {exc})",
+            hint="check the spelling and that the module is on PYTHONPATH (on every node, for a cluster run)",
         ) from None
-    kwargs: dict[str, Any] = {
-        "model": settings.model,
-        "revision": settings.revision,
-        "filter_by": settings.filter_by,
-        "text_field": settings.text_field,
-        "device": settings.device,
-        "autocast": settings.autocast,
-    }
-    kwargs.update(
-        {name: getattr(settings, name) for name in _OPTIONAL_SETTINGS if getattr(settings, name) is not None}
-    )
-    return cls(**kwargs)
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ConfigError(f"classifier {name!r}: module {module_name!r} has no attribute {class_name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, DistributedDataClassifier)):
+        raise ConfigError(
+            f"classifier {name!r} is not a DistributedDataClassifier subclass",
+            hint="subclass hpc_classify.DistributedDataClassifier",
+        )
+    return cls
 
 
-# A task rebuilds its classifier from settings; keeping one object per settings per process keeps its
-# label cache warm (the loaded model itself is cached in classifiers.base regardless).
-_BY_SETTINGS: dict[ClassifierSettings, DistributedDataClassifier] = {}
+def classifier_from_spec(spec: Mapping[str, Any]) -> DistributedDataClassifier:
+    """Build one classifier from `{"classifier": NAME, **constructor arguments}` (YAML or CLI)."""
+    if not isinstance(spec, Mapping) or SPEC_CLASS_KEY not in spec:
+        raise ConfigError(
+            f"a classifier entry must be a mapping with a {SPEC_CLASS_KEY!r} key, not {spec!r}",
+            hint="e.g. {classifier: domain, filter_by: [Games]}",
+        )
+    name = spec[SPEC_CLASS_KEY]
+    cls = resolve_classifier_class(name)
+    arguments = {str(k).replace("-", "_"): v for k, v in spec.items() if k != SPEC_CLASS_KEY}
+    try:
+        return cls(**arguments)
+    except TypeError as exc:
+        # The constructor's own complaint names the argument (unexpected, missing, wrong kind).
+        raise ConfigError(
+            f"classifier {name!r}: invalid arguments {sorted(arguments)} ({exc})",
+            hint=f"see help({cls.__module__}.{cls.__qualname__}) for the arguments it takes",
+        ) from None
 
 
-def get_cached_classifier(settings: ClassifierSettings) -> DistributedDataClassifier:
-    classifier = _BY_SETTINGS.get(settings)
-    if classifier is None:
-        classifier = _BY_SETTINGS[settings] = build_classifier(settings)
-    return classifier
+def classifier_name(classifier: DistributedDataClassifier) -> str:
+    """The name `resolve_classifier_class` accepts for this object's class."""
+    for name, cls in CLASSIFIERS.items():
+        if type(classifier) is cls:
+            return name
+    return f"{type(classifier).__module__}:{type(classifier).__qualname__}"

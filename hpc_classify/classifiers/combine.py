@@ -1,0 +1,87 @@
+"""Several classifiers over one frame: checked together, tokenized once per shared tokenizer, filtered together.
+
+Classifiers whose engines tokenize identically (same tokenizer, max_chars and max_tokens: the engine's
+`tokenize.key`) on the same text column form one group: the group's documents are tokenized once and
+every member's model runs on those ids.
+A row is kept when it passes every classifier's `filter_by`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpc_classify.classifiers.base import DistributedDataClassifier
+from hpc_classify.errors import ConfigError
+
+
+def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassifier]:
+    """The classifiers as a list, or ConfigError: none given, not a DistributedDataClassifier, or two of
+    them writing the same column (named with both classifiers)."""
+    found = list(classifiers)
+    if not found:
+        raise ConfigError("no classifier given", hint="pass --classifier NAME|module:Class (repeatable)")
+    owners: dict[str, str] = {}
+    for position, classifier in enumerate(found, start=1):
+        if not isinstance(classifier, DistributedDataClassifier):
+            raise ConfigError(
+                f"classifier {position} is a {type(classifier).__name__}, not a DistributedDataClassifier",
+                hint="subclass hpc_classify.DistributedDataClassifier",
+            )
+        name = f"{position}: {type(classifier).__name__}"
+        for column in classifier.output_columns():
+            if column in owners:
+                raise ConfigError(
+                    f"column {column!r} is written by classifier {owners[column]} and by classifier {name}",
+                    hint="give one of them another pred_column / prob_column",
+                )
+            owners[column] = name
+    return found
+
+
+def sharing_groups(engines: Sequence[Any], text_fields: Sequence[str]) -> list[list[int]]:
+    """Indices of engines grouped by the tokenization they can share (singletons when they cannot)."""
+    groups: dict[Any, list[int]] = {}
+    for index, (engine, text_field) in enumerate(zip(engines, text_fields, strict=True)):
+        key = engine.tokenize.key
+        groups.setdefault(("alone", index) if key is None else (key, text_field), []).append(index)
+    return list(groups.values())
+
+
+def predict_together(
+    classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFrame, *, source: str = "<dataframe>"
+) -> pd.DataFrame:
+    """`frame` with every classifier's output columns added (rows and index unchanged)."""
+    from hpc_classify.engine import predict_sharing_tokens
+
+    loaded = [classifier.engine() for classifier in classifiers]  # (engine, labels), cached per process
+    engines = [engine for engine, _ in loaded]
+    result = frame.copy()
+    for group in sharing_groups(engines, [c.text_field for c in classifiers]):
+        texts = classifiers[group[0]].texts(frame, source)
+        outputs = predict_sharing_tokens([engines[i] for i in group], texts)
+        for index, raw in zip(group, outputs, strict=True):
+            classifier, labels = classifiers[index], loaded[index][1]
+            meta = classifier.output_meta()
+            for column, values in classifier.columns_from_outputs(raw, labels).items():
+                result[column] = pd.Series(values, index=frame.index, dtype=meta.get(column))
+    return result
+
+
+def keep_mask(classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFrame) -> np.ndarray:
+    """Rows that pass every classifier's filter."""
+    mask = np.ones(len(frame), dtype=bool)
+    for classifier in classifiers:
+        mask &= classifier.filter_mask(frame)
+    return mask
+
+
+def output_counts(classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFrame) -> dict[str, dict]:
+    """Every classifier's `output_counts`, merged (column names are unique across classifiers)."""
+    counts: dict[str, dict] = {}
+    for classifier in classifiers:
+        counts.update(classifier.output_counts(frame))
+    return counts
