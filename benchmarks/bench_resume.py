@@ -23,7 +23,8 @@ import threading
 import time
 from typing import Any
 
-from hpc_classify.config import ClassifierSettings, RunConfig
+from hpc_classify.classifiers import DomainClassifier
+from hpc_classify.config import RunConfig
 from hpc_classify.driver import dispatch
 from hpc_classify.driver import run as driver_run
 from hpc_classify.driver.status import compute_status
@@ -32,7 +33,7 @@ from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 LABELS = [f"label_{i:02d}" for i in range(26)]
 
 
-def stub_task(input_file, output_dir, settings, output_format, on_bad_row, fingerprint) -> dict[str, Any]:
+def stub_task(input_file, output_dir, config, fingerprint) -> dict[str, Any]:
     """Stands in for run_task_on_worker: a realistic marker (26 label counts), written for real."""
     counts = dict.fromkeys(LABELS, 0)
     counts[LABELS[hash(input_file.relpath) % 26]] = 1
@@ -44,7 +45,7 @@ def stub_task(input_file, output_dir, settings, output_format, on_bad_row, finge
         1,
         1,
         0,
-        counts,
+        {"domain_pred": counts},
         0.001,
         "bench",
         "w",
@@ -145,7 +146,7 @@ def main() -> None:
             scheduler_file=scheduler_file,
             inputs=(inputs,),
             output=output,
-            classifier=ClassifierSettings(device="cpu"),
+            classifiers=(DomainClassifier(device="cpu"),),
             workers=args.workers,
             threads_per_worker=args.threads,
             tasks_per_worker=args.tasks_per_worker,

@@ -24,8 +24,9 @@ _EXPORTS = {
     "QualityClassifier": "hpc_classify.classifiers",
     "MultilingualDomainClassifier": "hpc_classify.classifiers",
     "LoadedComponents": "hpc_classify.classifiers",
-    "ClassifierSettings": "hpc_classify.config",
     "RunConfig": "hpc_classify.config",
+    "RunResult": "hpc_classify.driver.run",
+    "run": "hpc_classify.driver.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

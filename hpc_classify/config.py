@@ -1,81 +1,44 @@
-"""Typed, validated settings. `ClassifierSettings` is what travels to workers (small, picklable);
-`RunConfig` is one driver run. Both serialise to plain dicts for the output directory's fingerprint."""
+"""`RunConfig`: one driver run, typed and validated. It holds the classifier objects themselves (settings
+only, small, picklable): the CLI and YAML build it once, Python's `hpc_classify.run` takes it directly,
+and `submit`/`node` carry it as this object, never as a command line to parse again."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 BAD_ROW_POLICIES = ("error", "skip")
+ROW_NUMBER_COLUMN = "row_number"
 OUTPUT_FORMATS = ("jsonl", "parquet")
 PROTOCOLS = ("tcp", "ucxx")
 
 
 @dataclass(frozen=True)
-class ClassifierSettings:
-    """Everything needed to rebuild a classifier in another process. `None` means the classifier's default."""
-
-    classifier: str = "domain"
-    model: str | None = None
-    revision: str | None = None
-    filter_by: tuple[str, ...] | None = None
-    text_field: str = "text"
-    pred_column: str | None = None
-    prob_column: str | None = None
-    max_chars: int | None = None
-    max_tokens: int | None = None
-    batch_size: int | None = None
-    token_budget: int | None = None
-    device: str = "auto"
-    autocast: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.filter_by, str):
-            object.__setattr__(self, "filter_by", (self.filter_by,))
-        elif self.filter_by is not None:
-            object.__setattr__(self, "filter_by", tuple(self.filter_by))
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        for name in ("max_chars", "max_tokens", "batch_size", "token_budget"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
-        if not self.text_field:
-            raise ConfigError("text_field must be a non-empty column name")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["filter_by"] = list(self.filter_by) if self.filter_by is not None else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClassifierSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown classifier setting(s): {', '.join(unknown)}")
-        return cls(**data)
-
-
-@dataclass(frozen=True)
 class RunConfig:
-    """One `hpc-classify run`: inputs, output, classifier, policies and the cluster to use."""
+    """One `hpc-classify run`: inputs, output, the classifiers, policies and the cluster to use.
+
+    `classifiers` are DistributedDataClassifier objects (one, or a sequence: all run in one pass over
+    each file). `keep_columns` limits the written input columns (the prediction columns are always
+    written); unless `key_column` names one of them, a 0-based `row_number` column is added to join on."""
 
     inputs: tuple[str, ...]
     output: str
-    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+    classifiers: tuple[Any, ...]
     output_format: str = "jsonl"
     on_bad_row: str = "error"
+    keep_columns: tuple[str, ...] | None = None
+    key_column: str | None = None
     max_retries: int = 2
     overwrite: bool = False
     tasks_per_worker: int = 2
     progress_interval: float = 30.0
+    stop_grace: float = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
     cluster: str = "local"
     scheduler_file: str | None = None
     scheduler_address: str | None = None
@@ -85,7 +48,16 @@ class RunConfig:
     threads_per_worker: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "inputs", tuple(self.inputs))
+        inputs = (self.inputs,) if isinstance(self.inputs, str | os.PathLike) else self.inputs
+        object.__setattr__(self, "inputs", tuple(os.fspath(i) for i in inputs))
+        object.__setattr__(self, "output", os.fspath(self.output) if self.output else self.output)
+        classifiers = self.classifiers
+        if not isinstance(classifiers, list | tuple):
+            classifiers = (classifiers,)
+        object.__setattr__(self, "classifiers", tuple(classifiers))
+        if not self.classifiers:
+            raise ConfigError("no classifier given", hint="pass --classifier NAME|module:Class (repeatable)")
+        self._check_columns()
         if not self.inputs:
             raise ConfigError("no --input given", hint="pass --input DIR|FILE|GLOB (repeatable)")
         if not self.output:
@@ -102,6 +74,32 @@ class RunConfig:
             )
         if self.tasks_per_worker < 1:
             raise ConfigError(f"tasks_per_worker must be >= 1, not {self.tasks_per_worker}")
+        if self.stop_grace < 0:
+            raise ConfigError(f"stop_grace must be >= 0, not {self.stop_grace}")
+
+    def _check_columns(self) -> None:
+        keep = self.keep_columns
+        if keep is not None:
+            keep = (keep,) if isinstance(keep, str) else tuple(keep)
+            if not keep or not all(isinstance(c, str) and c for c in keep):
+                raise ConfigError(f"keep_columns must be a list of column names, not {self.keep_columns!r}")
+            object.__setattr__(self, "keep_columns", keep)
+        if self.key_column is not None:
+            if keep is None:
+                raise ConfigError("key_column is only meaningful with keep_columns")
+            if self.key_column not in keep:
+                object.__setattr__(self, "keep_columns", (*keep, self.key_column))
+
+    @property
+    def device(self) -> str:
+        """The device the cluster's workers are for: cuda if any classifier asks for it, else auto/cpu."""
+        devices = {getattr(c, "device", "auto") for c in self.classifiers}
+        return "cuda" if "cuda" in devices else ("auto" if "auto" in devices else "cpu")
+
+    @property
+    def row_number_column(self) -> str | None:
+        """The join column added to lean outputs (keep_columns without a key_column), else None."""
+        return ROW_NUMBER_COLUMN if self.keep_columns is not None and self.key_column is None else None
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

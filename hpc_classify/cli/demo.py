@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from hpc_classify.config import ClassifierSettings, RunConfig
+    from hpc_classify.classifiers import DomainClassifier
+    from hpc_classify.config import RunConfig
     from hpc_classify.driver.run import run_classification
     from hpc_classify.driver.status import compute_status, format_status
     from hpc_classify.errors import ConfigError
@@ -57,7 +58,7 @@ def run_demo(args: argparse.Namespace) -> int:
     config = RunConfig(
         inputs=(str(corpus),),
         output=str(output),
-        classifier=ClassifierSettings(classifier="domain", model=str(model_dir), filter_by=args.filter_by),
+        classifiers=(DomainClassifier(str(model_dir), filter_by=args.filter_by),),
         workers=args.workers,
     )
     result = run_classification(config)

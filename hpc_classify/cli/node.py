@@ -3,18 +3,24 @@
     srun --ntasks-per-node=1 hpc-classify node [NODE OPTIONS] -- --input IN --output OUT [RUN OPTIONS]
 
 Everything after `--` is `hpc-classify run`'s command line (node options found there are taken out,
-so that `sbatch slurm/classify.sbatch --input ... --interface ib0` works). `--protocol`, `--output` and
-`--device` are read by both. Rank 0 runs the driver against the Dask cluster the nodes start.
+so that `sbatch slurm/classify.sbatch --config run.yaml --interface ib0` works). It is parsed once, into
+the run's configuration; the launcher takes the output, protocol and device from it, and rank 0 runs
+the driver with it against the Dask cluster the nodes start.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hpc_classify.errors import ConfigError, HpcClassifyError
+from hpc_classify.errors import HpcClassifyError
+
+if TYPE_CHECKING:
+    from hpc_classify.cluster.slurm_node import NodeOptions
+    from hpc_classify.config import RunConfig
 
 NODE_DESCRIPTION = __doc__
 
@@ -87,51 +93,54 @@ def split_node_args(args: argparse.Namespace) -> tuple[argparse.Namespace, list[
     return merged, run_args
 
 
-def peek_run_options(run_args: list[str]) -> argparse.Namespace:
-    """The run options the launcher also needs, read without consuming them."""
-    peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    peek.add_argument("--output")
-    peek.add_argument("--protocol", default="tcp")
-    peek.add_argument("--device", default="auto")
-    return peek.parse_known_args(run_args)[0]
+def node_options(node_args: argparse.Namespace, config: RunConfig) -> NodeOptions:
+    """The launcher's settings: its own options, plus the output, protocol and device of the run."""
+    from hpc_classify.cluster.slurm_node import NodeOptions
 
-
-def handle(args: argparse.Namespace) -> int:
-    from hpc_classify.cluster.slurm_node import NodeOptions, run_node
-    from hpc_classify.driver.exit_codes import INTERRUPTED
-
-    node_args, run_args = split_node_args(args)
-    seen = peek_run_options(run_args)
-    job_root = node_args.job_dir or (os.path.join(seen.output, "_jobs") if seen.output else None)
-    if job_root is None:
-        raise ConfigError(
-            "no --output among the run options", hint="pass --job-dir DIR (on a shared filesystem)"
-        )
-    options = NodeOptions(
+    job_root = node_args.job_dir or os.path.join(config.output, "_jobs")
+    return NodeOptions(
         job_root=os.path.abspath(job_root),
-        protocol=seen.protocol,
+        protocol=config.protocol,
         interface=node_args.interface,
         worker_timeout=node_args.worker_timeout,
-        device=seen.device,
+        device=config.device,
         workers_per_node=node_args.workers_per_node,
         threads_per_worker=node_args.worker_threads,
         rmm_pool_size=node_args.rmm_pool_size,
         enable_cudf_spill=node_args.enable_cudf_spill,
         local_directory=node_args.local_directory,
     )
+
+
+def handle(args: argparse.Namespace) -> int:
+    from hpc_classify.cli.run import parse_run_argv
+    from hpc_classify.cli.run_config import config_from_args
+
+    node_args, run_args = split_node_args(args)
+    config = config_from_args(parse_run_argv(run_args))
+    return run_this_node(node_options(node_args, config), config)
+
+
+def run_this_node(options: NodeOptions, config: RunConfig) -> int:
+    """This node's part of the job; rank 0 runs the driver with `config` and returns its exit code."""
+    from hpc_classify.cluster.slurm_node import run_node
+    from hpc_classify.driver.exit_codes import INTERRUPTED
+
     return run_node(
-        options, lambda scheduler_file: run_driver(run_args, scheduler_file), interrupted_code=INTERRUPTED
+        options, lambda scheduler_file: run_driver(config, scheduler_file), interrupted_code=INTERRUPTED
     )
 
 
-def run_driver(run_args: list[str], scheduler_file: str) -> int:
-    """`hpc-classify run RUN_ARGS --scheduler-file F`, in this process (so it gets the signals)."""
-    from hpc_classify.cli.main import build_parser
+def run_driver(config: RunConfig, scheduler_file: str) -> int:
+    """The driver on the cluster of this job, in this process (so it gets the signals)."""
+    from hpc_classify.cli.run import describe_result
     from hpc_classify.driver.exit_codes import USAGE
+    from hpc_classify.driver.run import run_classification
 
-    args = build_parser().parse_args(["run", *run_args, "--scheduler-file", scheduler_file])
     try:
-        return int(args.handler(args) or 0)
+        result = run_classification(dataclasses.replace(config, scheduler_file=scheduler_file))
     except HpcClassifyError as error:
         print(f"hpc-classify run: error: {error}", file=sys.stderr)
         return USAGE
+    print(describe_result(result), flush=True)
+    return result.exit_code

@@ -1,24 +1,16 @@
 """`hpc-classify run`: classify a sharded corpus into an output directory, resumably.
 
-Settings come from flags and/or a YAML `--config` file whose keys are the long flag names (dashes or
-underscores); flags given on the command line override the file. Unknown keys are an error.
+One or several classifiers (`--classifier`, repeatable: a built-in name or package.module:ClassName) run
+in one pass over each file. Settings come from flags and/or a YAML `--config` file whose keys are the
+long flag names, plus a `classifiers:` list of per-classifier arguments; flags override the file.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
-from hpc_classify.config import (
-    BAD_ROW_POLICIES,
-    DEVICES,
-    OUTPUT_FORMATS,
-    PROTOCOLS,
-    ClassifierSettings,
-    RunConfig,
-)
-from hpc_classify.errors import ConfigError
+from hpc_classify.config import BAD_ROW_POLICIES, DEVICES, OUTPUT_FORMATS, PROTOCOLS
 
 EXIT_CODES_HELP = """exit codes:
   0  every file done
@@ -26,13 +18,6 @@ EXIT_CODES_HELP = """exit codes:
   2  usage/config error, output directory refused (other run's fingerprint, locked), or no cluster
   3  interrupted by SIGTERM, SIGINT or SIGUSR1; rerun the same command to resume
 """
-
-CLASSIFIER_KEYS = tuple(f.name for f in dataclasses.fields(ClassifierSettings))
-RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("classifier", "inputs"))
-# Keys a YAML config may hold: the long flag names, as dests. "inputs" is accepted as an alias of "input".
-EXTRA_KEYS = ("input", "stop_grace")
-CONFIG_KEYS = frozenset(CLASSIFIER_KEYS + RUN_KEYS + EXTRA_KEYS)
-_LIST_KEYS = ("input", "filter_by")
 
 
 def register(subparsers: Any) -> None:
@@ -47,6 +32,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
+def parse_run_argv(argv: list[str]) -> argparse.Namespace:
+    """`hpc-classify run`'s options given after `--` to `node` or `submit` (exits with run's usage on errors)."""
+    parser = argparse.ArgumentParser(prog="hpc-classify run", description=__doc__, epilog=EXIT_CODES_HELP)
+    _add_arguments(parser)
+    return parser.parse_args(argv)
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     # Every default is None so that a flag the user did not give leaves the YAML value (or the dataclass default).
     io = parser.add_argument_group("input and output")
@@ -58,6 +50,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--on-bad-row", choices=BAD_ROW_POLICIES, help="error (default): the file fails; skip: quarantine"
     )
     io.add_argument(
+        "--keep-columns",
+        nargs="+",
+        metavar="COL",
+        help="write only these input columns plus the predictions (never the text unless listed); "
+        "adds a 0-based row_number column to join on, unless --key-column names one",
+    )
+    io.add_argument(
+        "--key-column", metavar="COL", help="with --keep-columns: the input column that identifies rows"
+    )
+    io.add_argument(
         "--overwrite",
         action="store_const",
         const=True,
@@ -65,8 +67,18 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "file; with the same settings this is a plain resume",
     )
 
-    clf = parser.add_argument_group("classifier")
-    clf.add_argument("--classifier", help="domain (default), quality or multilingual-domain")
+    clf = parser.add_argument_group(
+        "classifier",
+        "--model ... --max-tokens need exactly one classifier (several: use the YAML 'classifiers' list); "
+        "--text-field, --device, --no-autocast, --batch-size and --token-budget apply to every classifier",
+    )
+    clf.add_argument(
+        "--classifier",
+        action="append",
+        metavar="NAME|module:Class",
+        help="domain (default), quality, multilingual-domain, or an importable DistributedDataClassifier "
+        "subclass as package.module:ClassName; repeat to run several in one pass",
+    )
     clf.add_argument("--model", help="hub id or local checkpoint directory (default: the classifier's model)")
     clf.add_argument("--revision", help="hub revision (branch, tag or commit)")
     clf.add_argument("--filter-by", nargs="+", metavar="LABEL", help="write only rows with these labels")
@@ -112,66 +124,19 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hpc_classify.driver.run import DEFAULT_STOP_GRACE, run_classification
+    from hpc_classify.cli.run_config import config_from_args
+    from hpc_classify.driver.run import run_classification
 
-    settings = merge_settings(load_yaml_config(args.config) if args.config else {}, vars(args))
-    stop_grace = settings.pop("stop_grace", None)
-    config = build_run_config(settings)
-    result = run_classification(
-        config, stop_grace=DEFAULT_STOP_GRACE if stop_grace is None else float(stop_grace)
-    )
+    result = run_classification(config_from_args(args))
+    print(describe_result(result))
+    return result.exit_code
+
+
+def describe_result(result: Any) -> str:
+    """The one-line outcome the CLI prints (run, node)."""
     s = result.summary
-    print(
+    return (
         f"{s['files_processed']} file(s) processed, {s['files_skipped']} already done, {s['files_failed']} failed, "
         f"{s['files_remaining']} remaining; {s['documents_in']} documents in, {s['documents_out']} out; "
         f"exit code {result.exit_code} ({s['exit_meaning']}); summary: {result.summary_path}"
     )
-    return result.exit_code
-
-
-def load_yaml_config(path: str) -> dict[str, Any]:
-    """Read a YAML mapping of settings; keys normalised to flag dests; unknown keys -> ConfigError."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise ConfigError(f"cannot read --config {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config {path} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {path} must hold a mapping of settings, not a {type(data).__name__}")
-    settings: dict[str, Any] = {}
-    for key, value in data.items():
-        name = str(key).replace("-", "_")
-        name = "input" if name == "inputs" else name
-        if name not in CONFIG_KEYS:
-            raise ConfigError(
-                f"unknown key {key!r} in --config {path}",
-                hint=f"valid keys: {', '.join(sorted(CONFIG_KEYS))}",
-            )
-        if name in _LIST_KEYS and isinstance(value, str):
-            value = [value]
-        settings[name] = value
-    return settings
-
-
-def merge_settings(from_file: dict[str, Any], from_flags: dict[str, Any]) -> dict[str, Any]:
-    """YAML values, overridden by every flag that was given (flags left at None do not override)."""
-    merged = dict(from_file)
-    merged.update({k: v for k, v in from_flags.items() if k in CONFIG_KEYS and v is not None})
-    return merged
-
-
-def build_run_config(settings: dict[str, Any]) -> RunConfig:
-    """A validated RunConfig from merged settings (missing keys take the dataclass defaults)."""
-    classifier_values = {k: settings[k] for k in CLASSIFIER_KEYS if k in settings}
-    run_values = {k: settings[k] for k in RUN_KEYS if k in settings}
-    try:
-        classifier = ClassifierSettings(**classifier_values)
-        return RunConfig(inputs=tuple(settings.get("input") or ()), classifier=classifier, **run_values)
-    except TypeError as exc:  # a YAML value of the wrong kind reaching a dataclass
-        raise ConfigError(f"invalid setting: {exc}") from exc

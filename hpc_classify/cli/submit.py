@@ -3,31 +3,43 @@ through submitit (one task per node, each runs `hpc-classify node`), requeued au
 and preemption; completed files are skipped on every restart.
 
     hpc-classify submit --nodes 4 --gpus-per-node 8 --time 1440 --partition gpu -- \\
-        --input IN --output OUT --classifier domain --protocol ucxx
+        --config run.yaml --protocol ucxx
+
+The run's options are parsed and validated here, on the login node (a wrong classifier or argument
+fails before anything is queued); the job receives the resulting configuration as an object.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import submitit
 
 from hpc_classify.cli.node import add_node_options, split_node_args
 
+if TYPE_CHECKING:
+    from hpc_classify.cluster.slurm_node import NodeOptions
+    from hpc_classify.config import RunConfig
+
 
 class NodeEntry(submitit.helpers.Checkpointable):
-    """Runs `hpc-classify node ARGV` in every task. Checkpointable: on timeout or preemption submitit
-    requeues the same call; the markers make the rerun resume."""
+    """This node's part of the job in every task (`hpc-classify node`'s work), with the run's configuration
+    as an object. Checkpointable: on timeout or preemption submitit requeues the same call; the markers
+    make the rerun resume."""
 
-    def __init__(self, node_argv: list[str]):
-        self.node_argv = list(node_argv)
+    def __init__(self, options: NodeOptions, config: RunConfig, log_level: str | None = None):
+        self.options = options
+        self.config = config
+        self.log_level = log_level
 
     def __call__(self) -> int:
-        from hpc_classify.cli.main import main
+        from hpc_classify.cli.node import run_this_node
+        from hpc_classify.logging_setup import configure_logging
 
-        code = main(["node", *self.node_argv])
+        configure_logging(self.log_level)
+        code = run_this_node(self.options, self.config)
         if code:
             raise RuntimeError(f"hpc-classify node exited with code {code}; see the job's logs")
         return code
@@ -65,31 +77,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def node_argv(node_args: argparse.Namespace, run_args: list[str]) -> list[str]:
-    """The launcher options given to `submit`, as `hpc-classify node` arguments."""
-    argv: list[str] = []
-    for name in ("job_dir", "interface", "worker_timeout", "workers_per_node", "worker_threads"):
-        value = getattr(node_args, name)
-        if value is not None:
-            argv += [f"--{name.replace('_', '-')}", str(value)]
-    for name in ("rmm_pool_size", "local_directory"):
-        if getattr(node_args, name):
-            argv += [f"--{name.replace('_', '-')}", getattr(node_args, name)]
-    if node_args.enable_cudf_spill:
-        argv.append("--enable-cudf-spill")
-    return [*argv, "--", *run_args]
-
-
 def handle(args: argparse.Namespace) -> int:
-    from hpc_classify.cli.node import peek_run_options
+    from hpc_classify.cli.node import node_options
+    from hpc_classify.cli.run import parse_run_argv
+    from hpc_classify.cli.run_config import config_from_args
     from hpc_classify.cluster.submit import SubmitOptions, parse_sbatch_params, submit
-    from hpc_classify.errors import ConfigError
 
     node_args, run_args = split_node_args(args)
-    output = peek_run_options(run_args).output
-    folder = args.submitit_dir or (os.path.join(output, "_jobs", "submitit") if output else None)
-    if folder is None:
-        raise ConfigError("no --output among the run options", hint="pass --submitit-dir DIR")
+    config = config_from_args(parse_run_argv(run_args))
+    folder = args.submitit_dir or os.path.join(config.output, "_jobs", "submitit")
     options = SubmitOptions(
         folder=os.path.abspath(folder) + "/%j",
         nodes=args.nodes,
@@ -100,7 +96,7 @@ def handle(args: argparse.Namespace) -> int:
         local=args.local,
         sbatch=parse_sbatch_params(args.sbatch),
     )
-    job = submit(options, NodeEntry(node_argv(node_args, run_args)))
+    job = submit(options, NodeEntry(node_options(node_args, config), config, args.log_level))
     print(f"submitted job {job.job_id}; logs: {job.paths.stdout}")
     if args.no_wait:
         return 0

@@ -46,7 +46,7 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
             workers=config.workers,
             threads_per_worker=config.threads_per_worker,
             protocol=config.protocol,
-            device=config.classifier.device,
+            device=config.device,
         )
         target = "the local cluster"
         client = Client(cluster)

@@ -30,7 +30,7 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
 
     site = dask.config.get("jobqueue.slurm", default={}) or {}
     cores = site.get("cores") or DEFAULT_CORES
-    gpu = config.classifier.device == "cuda"
+    gpu = config.device == "cuda"
     settings: dict[str, Any] = {
         "cores": cores,
         "memory": site.get("memory") or DEFAULT_MEMORY,

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from hpc_classify.config import ClassifierSettings, RunConfig
+from hpc_classify.config import RunConfig
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
@@ -45,14 +45,10 @@ class FileTaskError(Exception):
 
 
 def run_task_on_worker(
-    input_file: InputFile,
-    output_dir: str,
-    settings: ClassifierSettings,
-    output_format: str,
-    on_bad_row: str,
-    fingerprint: str,
+    input_file: InputFile, output_dir: str, config: RunConfig, fingerprint: str
 ) -> dict[str, Any]:
-    """The Dask task: classify_file with the worker's name (only the driver layer may ask Dask for it)."""
+    """The Dask task: classify_file with the worker's name (only the driver layer may ask Dask for it).
+    `config` carries the classifier objects (settings only); each worker keeps their models loaded."""
     from distributed import get_worker
 
     try:
@@ -63,10 +59,12 @@ def run_task_on_worker(
         return classify_file(
             input_file,
             output_dir,
-            settings,
-            output_format=output_format,
-            on_bad_row=on_bad_row,
+            config.classifiers,
+            output_format=config.output_format,
+            on_bad_row=config.on_bad_row,
             fingerprint=fingerprint,
+            keep_columns=config.keep_columns,
+            row_number_column=config.row_number_column,
             worker=worker,
         )
     except HpcClassifyError as exc:
@@ -142,9 +140,7 @@ class Dispatcher:
                 run_task_on_worker,
                 planned.input_file,
                 self.output_dir,
-                self.config.classifier,
-                self.config.output_format,
-                self.config.on_bad_row,
+                self.config,
                 self.fingerprint,
                 # The run token keeps keys unique against a long-lived scheduler that may still run an
                 # abandoned task of an earlier driver for the same file.

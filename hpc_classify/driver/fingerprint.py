@@ -28,12 +28,20 @@ RUN_FILE = "_run.json"
 RUN_STATE = (MARKERS_DIRNAME, "failures.jsonl", "_summary.json", "_plan.json")
 
 
-def compute_run_fingerprint(classifier_fingerprint: dict[str, Any], *, output_format: str) -> dict[str, Any]:
-    """The fingerprint's details: everything that changes the bytes of an output file."""
+def compute_run_fingerprint(
+    classifier_fingerprints: list[dict[str, Any]],
+    *,
+    output_format: str,
+    keep_columns: tuple[str, ...] | None = None,
+    key_column: str | None = None,
+) -> dict[str, Any]:
+    """The fingerprint's details: everything that changes the rows of an output file (never speed settings)."""
     return {
         "package_version": __version__,
-        "classifier": classifier_fingerprint,
+        "classifiers": classifier_fingerprints,
         "output_format": output_format,
+        "keep_columns": list(keep_columns) if keep_columns is not None else None,
+        "key_column": key_column,
     }
 
 
@@ -111,6 +119,8 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(_flatten(value, name + "."))
+        elif isinstance(value, list) and any(isinstance(item, dict) for item in value):
+            flat.update(_flatten(dict(enumerate(value)), name + "."))  # classifiers.0.model...
         else:
             flat[name] = value
     return flat

@@ -30,11 +30,9 @@ from hpc_classify.driver.plan import (
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
-from hpc_classify.errors import OutputDirectoryError
+from hpc_classify.errors import ConfigError, OutputDirectoryError
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_STOP_GRACE = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
 
 
 @dataclass
@@ -45,32 +43,37 @@ class RunResult:
 
 
 def run_classification(
-    config: RunConfig,
-    *,
-    stop_grace: float = DEFAULT_STOP_GRACE,
-    connect_timeout: float | None = None,
+    config: RunConfig, *, client: Any | None = None, connect_timeout: float | None = None
 ) -> RunResult:
     """Classify every input file of `config` that has no completion marker yet in `config.output`.
 
-    Raises OutputDirectoryError (locked, fingerprint mismatch), ConfigError, InputFileError (inputs),
-    ModelNotAvailableError or ClusterError before any work; per-file errors end in failures.jsonl.
+    `client`: a `distributed.Client` to use (not closed here); None connects as `config` says.
+    Raises OutputDirectoryError (locked, fingerprint mismatch), ConfigError (classifiers, settings),
+    InputFileError (inputs), ModelNotAvailableError or ClusterError before any work; per-file errors
+    end in failures.jsonl.
     """
+    # The classifiers and their fingerprint (labels, checkpoint hashes: no weights) are checked before
+    # anything is written into the output directory.
+    details = _fingerprint_details(config)
     output_dir = os.path.abspath(config.output)
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as exc:
         raise OutputDirectoryError(f"cannot create the output directory {output_dir}: {exc}") from exc
     with RunLock(output_dir):
-        return _run_locked(config, output_dir, stop_grace=stop_grace, connect_timeout=connect_timeout)
+        return _run_locked(config, output_dir, details, client=client, connect_timeout=connect_timeout)
 
 
 def _run_locked(
-    config: RunConfig, output_dir: str, *, stop_grace: float, connect_timeout: float | None
+    config: RunConfig,
+    output_dir: str,
+    details: dict[str, Any],
+    *,
+    client: Any | None,
+    connect_timeout: float | None,
 ) -> RunResult:
     started = time.time()
-    fingerprint = check_or_store_fingerprint(
-        output_dir, _fingerprint_details(config), overwrite=config.overwrite
-    )
+    fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
     remove_stale_temp_files(output_dir)
     files = list_input_files(config.inputs, output_dir, config.output_format)
     write_plan(output_dir, config.inputs, files)
@@ -93,7 +96,7 @@ def _run_locked(
     }
     if pending:
         cluster_info = _classify(
-            config, output_dir, fingerprint, pending, stats, failures, stop, stop_grace, connect_timeout
+            config, output_dir, fingerprint, pending, stats, failures, stop, client, connect_timeout
         )
     if stop.requested:
         exit_code = exit_codes.INTERRUPTED
@@ -123,14 +126,17 @@ def _classify(
     stats: RunStats,
     failures: FailureLog,
     stop: StopRequest,
-    stop_grace: float,
+    given_client: Any | None,
     connect_timeout: float | None,
 ) -> dict[str, Any]:
     from hpc_classify.cluster.connect import DEFAULT_CONNECT_TIMEOUT, close_quietly, connect
 
     # Signals are caught from here on: a SIGTERM while the cluster starts still ends in a clean summary.
     with stop:
-        client, cluster = connect(config, timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
+        if given_client is not None:
+            client, cluster = given_client, None
+        else:
+            client, cluster = connect(config, timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
         try:
             info = _cluster_info(client)
             logger.info(
@@ -149,23 +155,32 @@ def _classify(
                 failures=failures,
                 progress=progress,
                 stop=stop,
-                stop_grace=stop_grace,
+                stop_grace=config.stop_grace,
             )
             try:
                 dispatcher.run(pending)
             finally:
                 progress.close()
         finally:
-            close_quietly(client, cluster)
+            if given_client is None:
+                close_quietly(client, cluster)
     return info
 
 
 def _fingerprint_details(config: RunConfig) -> dict[str, Any]:
-    # Labels and the checkpoint's hash only: no weights are loaded in the driver.
-    from hpc_classify.classifiers import build_classifier
+    # Labels and the checkpoints' hashes only: no weights are loaded in the driver.
+    from hpc_classify.classifiers.combine import check_classifiers
 
-    classifier = build_classifier(config.classifier)
-    return compute_run_fingerprint(classifier.fingerprint(), output_format=config.output_format)
+    classifiers = check_classifiers(config.classifiers)
+    row_column = config.row_number_column
+    if row_column is not None and row_column in {c for x in classifiers for c in x.output_columns()}:
+        raise ConfigError(f"a classifier writes the column {row_column!r} that keep_columns adds to join on")
+    return compute_run_fingerprint(
+        [classifier.fingerprint() for classifier in classifiers],
+        output_format=config.output_format,
+        keep_columns=config.keep_columns,
+        key_column=config.key_column,
+    )
 
 
 def _cluster_info(client: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.plan import read_plan
-from hpc_classify.driver.summary import SUMMARY_FILE
+from hpc_classify.driver.summary import SUMMARY_FILE, add_counts, plain_counts
 from hpc_classify.errors import InputFileError, OutputDirectoryError
 from hpc_classify.io.markers import iter_marker_relpaths, marker_path, read_marker
 
@@ -30,7 +30,7 @@ def compute_status(output_dir: str) -> dict[str, Any]:
             f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
         )
     sizes = {entry["relpath"]: int(entry["size"]) for entry in plan["files"]}
-    labels: Counter[str] = Counter()
+    labels: dict[str, Counter[str]] = {}
     nodes: set[str] = set()
     workers: set[str] = set()
     done_relpaths: set[str] = set()
@@ -52,7 +52,7 @@ def compute_status(output_dir: str) -> dict[str, Any]:
         documents_out += marker.rows_out
         rows_bad += marker.rows_bad
         worker_seconds += marker.seconds
-        labels.update(marker.label_counts)
+        add_counts(labels, marker.label_counts)
         nodes.add(marker.node)
         workers.add(f"{marker.node}/{marker.worker}")
     # A failure whose file has a marker by now (completed by a later run) no longer counts.
@@ -75,7 +75,7 @@ def compute_status(output_dir: str) -> dict[str, Any]:
         "documents_in": documents_in,
         "documents_out": documents_out,
         "rows_bad": rows_bad,
-        "labels": dict(sorted(labels.items())),
+        "labels": plain_counts(labels),
         "nodes": sorted(nodes),
         "workers": len(workers),
         "worker_seconds": round(worker_seconds, 3),
@@ -119,10 +119,10 @@ def format_status(status: dict[str, Any]) -> str:
             f"exit code {last['exit_code']}"
         )
     lines.append(f"nodes:           {', '.join(status['nodes']) or '-'} ({status['workers']} workers)")
-    if status["labels"]:
-        width = max(len(label) for label in status["labels"])
-        lines.append("labels:")
-        lines.extend(f"  {label:<{width}}  {count}" for label, count in status["labels"].items())
+    for column, counts in status["labels"].items():
+        width = max((len(str(value)) for value in counts), default=0)
+        lines.append(f"{column}:")
+        lines.extend(f"  {value:<{width}}  {count}" for value, count in counts.items())
     for entry in status["failed"]:
         lines.append(f"FAILED {entry['relpath']}: {entry['error'].splitlines()[0] if entry['error'] else ''}")
     return "\n".join(lines)

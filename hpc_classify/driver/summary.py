@@ -26,7 +26,9 @@ class RunStats:
     documents_in: int = 0
     documents_out: int = 0
     rows_bad: int = 0
-    labels: Counter[str] = field(default_factory=Counter)
+    labels: dict[str, Counter[str]] = field(default_factory=dict)  # per output column
+    bytes_read: int = 0
+    bytes_written: int = 0
     nodes: set[str] = field(default_factory=set)
     failed: list[str] = field(default_factory=list)
 
@@ -35,7 +37,9 @@ class RunStats:
         self.documents_in += int(marker["rows_in"])
         self.documents_out += int(marker["rows_out"])
         self.rows_bad += int(marker["rows_bad"])
-        self.labels.update(marker["label_counts"])
+        add_counts(self.labels, marker["label_counts"])
+        self.bytes_read += int(marker.get("input_size") or 0)
+        self.bytes_written += int(marker.get("output_size") or 0)
         self.nodes.add(str(marker["node"]))
 
     @property
@@ -73,7 +77,9 @@ def build_summary(
         "documents_in": stats.documents_in,
         "documents_out": stats.documents_out,
         "rows_bad": stats.rows_bad,
-        "labels": dict(sorted(stats.labels.items())),
+        "labels": plain_counts(stats.labels),
+        "bytes_read": stats.bytes_read,
+        "bytes_written": stats.bytes_written,
         "documents_per_second": round(stats.documents_in / wall, 3),
         "files_per_second": round(stats.files_processed / wall, 3),
         "failures": list(stats.failed),
@@ -81,6 +87,17 @@ def build_summary(
         "num_nodes": len(stats.nodes),
         **cluster,
     }
+
+
+def add_counts(totals: dict[str, Counter[str]], counts: dict[str, dict[str, int]]) -> None:
+    """Add one marker's per-column counts into running totals."""
+    for column, values in counts.items():
+        totals.setdefault(column, Counter()).update(values)
+
+
+def plain_counts(totals: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+    """Totals as JSON-ready dicts, each column's values in the order they were first counted."""
+    return {column: dict(counter) for column, counter in totals.items()}
 
 
 def write_summary(output_dir: str, summary: dict[str, Any]) -> str:

@@ -11,11 +11,13 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from hpc_classify.cluster.slurm_env import current_node_name
-from hpc_classify.config import ClassifierSettings
+from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile, output_relpath
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 from hpc_classify.io.readers import BadRow, read_documents
@@ -36,28 +38,34 @@ def quarantine_relpath(out_relpath: str) -> str:
 def classify_file(
     input_file: InputFile,
     output_dir: str,
-    settings: ClassifierSettings,
+    classifiers: Sequence[Any],
     *,
     output_format: str,
     on_bad_row: str,
     fingerprint: str,
+    keep_columns: Sequence[str] | None = None,
+    row_number_column: str | None = None,
     worker: str = "",
 ) -> dict[str, Any]:
-    """Classify `input_file` into `output_dir` and return its completion marker as a dict.
+    """Classify `input_file` with every classifier (one read, one output) and return its marker as a dict.
 
-    Labels are counted over every good row (before filtering); rows_out is what was written after
-    `filter_by`. Bad rows raise InputFileError (on_bad_row="error") or go to a quarantine file ("skip").
+    Counts are over every good row (before filtering); rows_out is what was written: the rows that pass
+    every classifier's `filter_by`. `keep_columns` limits the input columns written (prediction columns
+    always are), `row_number_column` adds each row's 0-based position in the input file. Bad rows raise
+    InputFileError (on_bad_row="error") or go to a quarantine file ("skip").
     """
     # Imported here: the driver process imports this module without loading torch/transformers.
-    from hpc_classify.classifiers import get_cached_classifier
+    from hpc_classify.classifiers.combine import keep_mask, output_counts, predict_together
 
     started = time.time()
     stat = os.stat(input_file.path)
-    result = read_documents(input_file.path, text_field=settings.text_field, on_bad_row=on_bad_row)
-    classifier = get_cached_classifier(settings)
-    predicted = classifier.predict_frame(result.frame, source=input_file.path)
-    label_counts = count_labels(predicted[classifier.pred_column], classifier.labels)
-    kept = classifier.filter_frame(predicted)
+    text_field = classifiers[0].text_field
+    result = read_documents(input_file.path, text_field=text_field, on_bad_row=on_bad_row)
+    predicted = predict_together(classifiers, result.frame, source=input_file.path)
+    counts = output_counts(classifiers, predicted)
+    kept = lean_columns(
+        predicted[keep_mask(classifiers, predicted)], classifiers, keep_columns, row_number_column, input_file
+    )
 
     out_relpath = output_relpath(input_file.relpath, output_format)
     output_path = os.path.abspath(os.path.join(output_dir, out_relpath))
@@ -73,7 +81,7 @@ def classify_file(
         rows_in=len(result.frame),
         rows_out=len(kept),
         rows_bad=len(result.bad_rows),
-        label_counts=label_counts,
+        label_counts=counts,
         seconds=round(finished - started, 6),
         node=current_node_name(),
         worker=worker,
@@ -81,6 +89,7 @@ def classify_file(
         quarantine_path=quarantine,
         started_at=_iso(started),
         finished_at=_iso(finished),
+        output_size=os.path.getsize(output_path),
     )
     write_marker(marker_path(output_dir, input_file.relpath), marker)
     logger.debug(
@@ -89,12 +98,30 @@ def classify_file(
     return marker.to_dict()
 
 
-def count_labels(predictions: Iterable[str], labels: list[str]) -> dict[str, int]:
-    """Count of each label, every label present (zero when unused), in the model's label order."""
-    counts = dict.fromkeys(labels, 0)
-    for label in predictions:
-        counts[label] = counts.get(label, 0) + 1
-    return counts
+def lean_columns(
+    frame: pd.DataFrame,
+    classifiers: Sequence[Any],
+    keep_columns: Sequence[str] | None,
+    row_number_column: str | None,
+    input_file: InputFile,
+) -> pd.DataFrame:
+    """`frame` as written: all columns, or the kept input columns + row number + prediction columns."""
+    if keep_columns is None:
+        return frame
+    predictions = [c for classifier in classifiers for c in classifier.output_columns()]
+    missing = [c for c in keep_columns if c not in frame.columns]
+    if missing and len(frame):
+        raise InputFileError(
+            input_file.path,
+            f"no column(s) {', '.join(map(repr, missing))} to keep (columns: {', '.join(map(str, frame.columns))})",
+            hint="fix --keep-columns, or leave it out to write every input column",
+        )
+    lean = frame[[c for c in keep_columns if c in frame.columns]].copy()
+    if row_number_column is not None:
+        lean.insert(0, row_number_column, frame.index.to_numpy(dtype="int64"))
+    for column in predictions:
+        lean[column] = frame[column]
+    return lean
 
 
 def _write_quarantine(path: str, bad_rows: list[BadRow]) -> str | None:

@@ -36,7 +36,7 @@ class CompletionMarker:
     rows_in: int
     rows_out: int
     rows_bad: int
-    label_counts: dict[str, int]
+    label_counts: dict[str, dict[str, int]]  # per output column: value -> rows (before filter_by)
     seconds: float
     node: str
     worker: str
@@ -44,6 +44,7 @@ class CompletionMarker:
     quarantine_path: str | None = None
     started_at: str | None = None  # ISO 8601
     finished_at: str | None = None  # ISO 8601
+    output_size: int | None = None  # bytes written (the input's are input_size)
     extra: dict[str, Any] = field(default_factory=dict)  # room for later fields without a format change
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,131 @@
+"""From `hpc-classify run` flags and a YAML `--config` file to one `RunConfig` (built once; `node` and
+`submit` reuse it as an object).
+
+YAML keys are the long flag names (dashes or underscores). Classifiers are given either as a list,
+
+    classifiers:
+      - classifier: domain            # a built-in name, or package.module:ClassName
+        filter_by: [Games, Sports]    # any constructor argument of that class
+      - classifier: mylab.tox:ToxicityClassifier
+        model_dir: /models/tox
+
+or, for one classifier, as top-level keys (`classifier: quality`, `model: ...`). Flags override the file:
+`--classifier` (repeatable) replaces its classifiers; the per-model flags (--model, --filter-by, ...) need
+exactly one classifier; the shared flags (--device, --batch-size, ...) apply to every classifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from hpc_classify.config import RunConfig
+from hpc_classify.errors import ConfigError
+
+# Constructor arguments that only make sense for one model at a time.
+PER_MODEL_KEYS = ("model", "revision", "filter_by", "pred_column", "prob_column", "max_chars", "max_tokens")
+# Constructor arguments every classifier takes, applied to all of them when given as flags.
+SHARED_KEYS = ("text_field", "device", "autocast", "batch_size", "token_budget")
+RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("classifiers", "inputs"))
+LIST_KEYS = ("input", "filter_by", "keep_columns", "classifier")
+TOP_LEVEL_KEYS = frozenset(("input", "classifiers", "classifier", *PER_MODEL_KEYS, *SHARED_KEYS, *RUN_KEYS))
+
+
+def load_yaml_config(path: str) -> dict[str, Any]:
+    """Read a YAML mapping of settings; top-level keys normalised to flag dests; unknown keys -> ConfigError."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read --config {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path} must hold a mapping of settings, not a {type(data).__name__}")
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        name = "input" if name == "inputs" else name
+        if name not in TOP_LEVEL_KEYS:
+            raise ConfigError(
+                f"unknown key {key!r} in --config {path}",
+                hint=f"valid keys: {', '.join(sorted(TOP_LEVEL_KEYS))}",
+            )
+        if name in LIST_KEYS and isinstance(value, str) and name != "classifier":
+            value = [value]
+        settings[name] = value
+    if "classifiers" in settings:
+        _check_classifier_list(settings, path)
+    return settings
+
+
+def _check_classifier_list(settings: dict[str, Any], path: str) -> None:
+    entries = settings["classifiers"]
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"--config {path}: 'classifiers' must be a non-empty list of mappings")
+    mixed = sorted(k for k in ("classifier", *PER_MODEL_KEYS) if k in settings)
+    if mixed:
+        raise ConfigError(
+            f"--config {path}: top-level {', '.join(mixed)} beside a 'classifiers' list",
+            hint="move them into the entries of 'classifiers'",
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig of parsed `run` flags (and the YAML file they name), validated."""
+    from hpc_classify.classifiers.registry import classifier_from_spec
+
+    from_file = load_yaml_config(args.config) if getattr(args, "config", None) else {}
+    flags = {k: v for k, v in vars(args).items() if v is not None}
+    specs = classifier_specs(from_file, flags)
+    classifiers = [classifier_from_spec(spec) for spec in specs]
+    run_values = {k: flags.get(k, from_file.get(k)) for k in RUN_KEYS if k in flags or k in from_file}
+    inputs = flags.get("input", from_file.get("input")) or ()
+    try:
+        return RunConfig(inputs=tuple(inputs), classifiers=tuple(classifiers), **run_values)
+    except TypeError as exc:  # a YAML value of the wrong kind reaching the dataclass
+        raise ConfigError(f"invalid setting: {exc}") from exc
+
+
+def classifier_specs(from_file: dict[str, Any], flags: dict[str, Any]) -> list[dict[str, Any]]:
+    """One `{"classifier": NAME, **arguments}` per classifier, flags applied over the file's entries."""
+    if "classifier" in flags:
+        specs = [{"classifier": name} for name in flags["classifier"]]
+    elif "classifiers" in from_file:
+        specs = [_entry(entry, position) for position, entry in enumerate(from_file["classifiers"], start=1)]
+    else:
+        single = {k: from_file[k] for k in ("classifier", *PER_MODEL_KEYS) if k in from_file}
+        single.setdefault("classifier", "domain")
+        specs = [single]
+    for spec in specs:  # the file's top-level shared keys are defaults for every classifier
+        spec.update({k: from_file[k] for k in SHARED_KEYS if k in from_file and k not in spec})
+    per_model = {k: flags[k] for k in PER_MODEL_KEYS if k in flags}
+    if per_model:
+        if len(specs) != 1:
+            flag_names = ", ".join(f"--{k.replace('_', '-')}" for k in per_model)
+            raise ConfigError(
+                f"{flag_names} given with {len(specs)} classifiers: it would be ambiguous",
+                hint="give per-classifier arguments in the YAML config's 'classifiers' list",
+            )
+        specs[0].update(per_model)
+    shared = {k: flags[k] for k in SHARED_KEYS if k in flags}
+    for spec in specs:
+        spec.update(shared)
+    return specs
+
+
+def _entry(entry: Any, position: int) -> dict[str, Any]:
+    if not isinstance(entry, dict) or "classifier" not in entry:
+        raise ConfigError(
+            f"classifiers entry {position} must be a mapping with a 'classifier' key, not {entry!r}",
+            hint="e.g. - classifier: domain\n    filter_by: [Games]",
+        )
+    spec = {str(k).replace("-", "_"): v for k, v in entry.items()}
+    if isinstance(spec.get("filter_by"), str):
+        spec["filter_by"] = [spec["filter_by"]]
+    return spec
