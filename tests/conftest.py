@@ -110,3 +110,72 @@ def topic_corpus(tmp_path: Path) -> Path:
         ]
         (root / f"shard-{shard:02d}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
+
+
+USER_PACKAGE = REPO_ROOT / "tests" / "user_package"
+TOXIC_TOPICS = 13  # documents worded from the first 13 domain topics are "toxic" for the user model
+
+
+@pytest.fixture(scope="session")
+def user_package_path() -> str:
+    """`tests/user_package` (the importable `mylab` package), put on sys.path and PYTHONPATH for the
+    session so that the driver, its Dask workers and Slurm jobs import `mylab.toxicity` alike."""
+    import sys
+
+    path = str(USER_PACKAGE)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (path, os.environ.get("PYTHONPATH")) if p)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_toxicity_model(tmp_path_factory: pytest.TempPathFactory, tiny_domain_model: Path) -> Path:
+    """A Hugging Face `DebertaV2ForSequenceClassification` directory (`save_pretrained` layout) with labels
+    non_toxic/toxic, trained a few dozen steps so that its predictions follow the documents' topics. It
+    copies the tiny domain model's tokenizer files, so the two share one tokenization in a joint run."""
+    import torch
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
+
+    from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
+
+    out = tmp_path_factory.mktemp("toxicity-model")
+    for name in tiny_domain_model.iterdir():
+        if "token" in name.name or name.suffix == ".model":
+            shutil.copy(name, out / name.name)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    torch.manual_seed(0)
+    config = DebertaV2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        relative_attention=True,
+        pos_att_type=["p2c", "c2p"],
+        position_buckets=64,
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+        position_biased_input=False,
+        id2label={0: "non_toxic", 1: "toxic"},
+        label2id={"non_toxic": 0, "toxic": 1},
+    )
+    model = DebertaV2ForSequenceClassification(config)
+    texts, topics = synthetic_corpus(400, DOMAIN_LABELS, seed=7)
+    targets = torch.tensor([int(topic < TOXIC_TOPICS) for topic in topics])
+    encoded = tokenizer(texts, truncation=True, max_length=64, padding="max_length", return_tensors="pt")
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(40):
+        idx = torch.randint(len(texts), (32,), generator=generator)
+        loss = model(
+            input_ids=encoded["input_ids"][idx],
+            attention_mask=encoded["attention_mask"][idx],
+            labels=targets[idx],
+        ).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval().save_pretrained(out)
+    return out

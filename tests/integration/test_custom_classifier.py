@@ -1,70 +1,23 @@
-"""The README's custom `DistributedDataClassifier` subclass, verbatim in spirit, on a local HF model."""
+"""The README's custom `DistributedDataClassifier` subclass (tests/user_package/mylab/toxicity.py) on a
+local Hugging Face model, through the lazy Dask API."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
-import pytest
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    DebertaV2Config,
-    DebertaV2ForSequenceClassification,
-)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from hpc_classify import DistributedDataClassifier, DocumentDataset
+from hpc_classify import DocumentDataset
 
 
-class ToxicityClassifier(DistributedDataClassifier):
-    default_pred_column = "toxicity_pred"
+def test_custom_subclass_labels_filters_and_matches_its_model(
+    tmp_path, tiny_toxicity_model, user_package_path
+):
+    from mylab.toxicity import ToxicityClassifier  # the README's example, as a user's importable module
 
-    def __init__(self, model_dir: str, **kwargs):
-        super().__init__(**kwargs)
-        self.model_dir = model_dir
-
-    def load_labels(self) -> list[str]:
-        config = AutoConfig.from_pretrained(self.model_dir)
-        return [config.id2label[i] for i in range(config.num_labels)]
-
-    def load_tokenizer(self):
-        return AutoTokenizer.from_pretrained(self.model_dir)
-
-    def load_model(self, device):
-        return AutoModelForSequenceClassification.from_pretrained(self.model_dir).to(device).eval()
-
-
-@pytest.fixture(scope="module")
-def toxicity_model_dir(tmp_path_factory, tiny_domain_model):
-    out = tmp_path_factory.mktemp("toxicity-model")
-    for name in tiny_domain_model.iterdir():
-        if "token" in name.name or name.suffix == ".model":
-            shutil.copy(name, out / name.name)
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    config = DebertaV2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        relative_attention=True,
-        pos_att_type=["p2c", "c2p"],
-        position_buckets=64,
-        norm_rel_ebd="layer_norm",
-        share_att_key=True,
-        position_biased_input=False,
-        id2label={0: "non_toxic", 1: "toxic"},
-        label2id={"non_toxic": 0, "toxic": 1},
-    )
-    DebertaV2ForSequenceClassification(config).save_pretrained(out)
-    return out
-
-
-def test_custom_subclass_labels_filters_and_matches_its_model(tmp_path, toxicity_model_dir):
+    toxicity_model_dir = tiny_toxicity_model
     rows = [{"text": f"document number {i} " + "words " * (i % 7)} for i in range(30)]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[12:]))

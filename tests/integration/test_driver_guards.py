@@ -31,7 +31,7 @@ def test_resume_with_other_settings_is_refused_unless_overwrite(tmp_path, tiny_d
 
     assert refused.returncode == 2
     assert "holds the output of a different run" in refused.stderr
-    assert "classifier.max_chars: 2000 -> 100" in refused.stderr
+    assert "classifiers.0.max_chars: 2000 -> 100" in refused.stderr
     assert "--overwrite" in refused.stderr  # the hint
     assert {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file()} == tree  # nothing touched
 
@@ -41,7 +41,7 @@ def test_resume_with_other_settings_is_refused_unless_overwrite(tmp_path, tiny_d
     s = summary(output)
     assert (s["files_processed"], s["files_skipped"]) == (3, 0)  # every file redone with the new settings
     run = json.loads((output / "_run.json").read_text())
-    assert run["fingerprint"] != old_fingerprint and run["details"]["classifier"]["max_chars"] == 100
+    assert run["fingerprint"] != old_fingerprint and run["details"]["classifiers"][0]["max_chars"] == 100
     assert sorted(output_ids(output)) == all_ids(expected)
 
 

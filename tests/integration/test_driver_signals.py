@@ -79,8 +79,11 @@ def test_ucxx_protocol_end_to_end_with_a_yaml_config(tmp_path, tiny_domain_model
     assert s["protocol"] == "ucxx" and s["scheduler_address"].startswith("ucxx://")
     assert s["files_processed"] == 3 and s["workers"] == 1
     assert sorted(output_ids(output)) == all_ids(expected)
-    details = json.loads((output / "_run.json").read_text())["details"]["classifier"]
-    assert (details["model"], details["max_chars"]) == (str(tiny_domain_model), 700)  # the flag beat the file
+    details = json.loads((output / "_run.json").read_text())["details"]["classifiers"][0]
+    assert (details["model"]["model"], details["max_chars"]) == (
+        str(tiny_domain_model),
+        700,
+    )  # the flag beat the file
 
 
 def test_sigusr1_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):

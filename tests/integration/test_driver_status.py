@@ -52,8 +52,8 @@ def test_status_json_has_exact_counts(tmp_path, tiny_domain_model):
     assert status["files_planned"] == 5
     assert (status["files_done"], status["files_remaining"], status["files_failed"]) == (3, 1, 1)
     assert status["documents_in"] == status["documents_out"] == sum(len(expected[rel]) for rel in done)
-    assert {k: v for k, v in status["labels"].items() if v} == dict(predictions)
-    assert sum(status["labels"].values()) == status["documents_in"]
+    assert {k: v for k, v in status["labels"]["domain_pred"].items() if v} == dict(predictions)
+    assert sum(status["labels"]["domain_pred"].values()) == status["documents_in"]
     assert status["nodes"] == [os.environ.get("SLURMD_NODENAME") or socket.gethostname()]
     assert [f["relpath"] for f in status["failed"]] == ["part-004.jsonl"]
 
@@ -72,8 +72,12 @@ def test_filter_by_writes_kept_rows_and_empty_outputs_count_as_done(tmp_path, ti
         rows = read_jsonl(output / relpath)
         assert all(row["domain_pred"] in ("Adult", "Games") and len(row["p"]) == 26 for row in rows)
         assert (marker.rows_in, marker.rows_out) == (len(ids), len(rows))
-        assert marker.label_counts["Adult"] + marker.label_counts["Games"] == len(rows)
-        assert sum(marker.label_counts.values()) == len(ids)  # labels are counted before filtering
+        assert marker.label_counts["domain_pred"]["Adult"] + marker.label_counts["domain_pred"][
+            "Games"
+        ] == len(rows)
+        assert sum(marker.label_counts["domain_pred"].values()) == len(
+            ids
+        )  # labels are counted before filtering
         kept_total += len(rows)
     assert any(not read_jsonl(path) for path in output_files(output).values()), "expected an empty output"
     assert summary(output)["documents_out"] == kept_total

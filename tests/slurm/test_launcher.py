@@ -28,17 +28,21 @@ def wait_until(ready: Callable[[], bool], timeout: float, what: str, poll_interv
         time.sleep(poll_interval)
 
 
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
+def write_corpus(root: Path) -> Path:
+    """FILES shards of ROWS topic documents each, ids `<shard>-<n>`."""
     from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
 
-    root = tmp_path / "in"
     root.mkdir()
     for shard in range(FILES):
         texts, _ = synthetic_corpus(ROWS, DOMAIN_LABELS, seed=shard)
         rows = [json.dumps({"id": f"{shard}-{n}", "text": text}) for n, text in enumerate(texts)]
         (root / f"shard-{shard:02d}.jsonl").write_text("\n".join(rows) + "\n")
     return root
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "in")
 
 
 def run_args(corpus: Path, out: Path, model: Path, *extra: str) -> list[str]:

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from hpc_classify.cli.main import build_parser
-from hpc_classify.cli.node import peek_run_options, split_node_args
-from hpc_classify.cli.submit import node_argv
+from hpc_classify.cli.node import node_options, split_node_args
+from hpc_classify.cli.run import parse_run_argv
+from hpc_classify.cli.run_config import config_from_args
 from hpc_classify.cluster.slurm_env import NodeIdentity, job_dir_for
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
 
@@ -22,8 +23,10 @@ def test_node_options_are_taken_out_of_the_run_options() -> None:
     node_args, run_args = split_node_args(args)
     assert (node_args.worker_timeout, node_args.interface) == (7.0, "ib0")
     assert run_args == ["--input", "in", "--protocol", "ucxx"]
-    assert peek_run_options(run_args).protocol == "ucxx"
-    assert node_argv(node_args, run_args)[-5:] == ["--", "--input", "in", "--protocol", "ucxx"]
+    config = config_from_args(parse_run_argv([*run_args, "--output", "out", "--device", "cpu"]))
+    options = node_options(node_args, config)
+    assert (options.protocol, options.device, options.interface) == ("ucxx", "cpu", "ib0")
+    assert options.job_root.endswith("/out/_jobs") and options.worker_timeout == 7.0
 
 
 def test_each_restart_of_a_job_gets_its_own_directory(tmp_path: Path) -> None:

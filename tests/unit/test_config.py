@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from hpc_classify.config import ClassifierSettings, RunConfig
+from hpc_classify.config import RunConfig
 from hpc_classify.errors import ConfigError
+
+NO_CLASSIFIER_NEEDED = ("a classifier object",)  # RunConfig only stores them; the driver checks them
 
 
 def test_max_workers_below_workers_is_refused():
     with pytest.raises(ConfigError, match=r"max_workers \(2\) must be at least workers \(3\)"):
-        RunConfig(inputs=("in",), output="out", workers=3, max_workers=2)
-    assert RunConfig(inputs=("in",), output="out", workers=1, max_workers=4).max_workers == 4
+        RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, workers=3, max_workers=2)
+    config = RunConfig(
+        inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, workers=1, max_workers=4
+    )
+    assert config.max_workers == 4
 
 
 @pytest.mark.parametrize(
@@ -19,14 +24,23 @@ def test_max_workers_below_workers_is_refused():
 )
 def test_unknown_choices_are_refused_by_name(field, value):
     with pytest.raises(ConfigError, match=field):
-        RunConfig(inputs=("in",), output="out", **{field: value})
+        RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, **{field: value})
 
 
-def test_classifier_settings_normalise_filter_by_and_round_trip():
-    settings = ClassifierSettings(filter_by="Games", max_chars=100)
-    assert settings.filter_by == ("Games",)
-    assert ClassifierSettings.from_dict(settings.to_dict()) == settings
-    with pytest.raises(ConfigError, match="max_chars"):
-        ClassifierSettings(max_chars=0)
-    with pytest.raises(ConfigError, match="unknown classifier setting"):
-        ClassifierSettings.from_dict({"colour": "red"})
+def test_one_classifier_a_path_and_keep_columns_are_normalised():
+    config = RunConfig(inputs="in", output="out", classifiers="c", keep_columns="id", key_column="id")
+    assert (config.inputs, config.classifiers, config.keep_columns) == (("in",), ("c",), ("id",))
+    assert config.row_number_column is None
+    lean = RunConfig(inputs=("in",), output="out", classifiers=("c",), keep_columns=["url"])
+    assert lean.row_number_column == "row_number"
+    with_key = RunConfig(
+        inputs=("in",), output="out", classifiers=("c",), keep_columns=["url"], key_column="id"
+    )
+    assert with_key.keep_columns == ("url", "id")  # the key is always written
+
+
+def test_empty_classifiers_and_key_without_keep_columns_are_refused():
+    with pytest.raises(ConfigError, match="no classifier given"):
+        RunConfig(inputs=("in",), output="out", classifiers=())
+    with pytest.raises(ConfigError, match="key_column is only meaningful with keep_columns"):
+        RunConfig(inputs=("in",), output="out", classifiers=("c",), key_column="id")

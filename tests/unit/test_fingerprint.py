@@ -18,13 +18,13 @@ from hpc_classify.errors import OutputDirectoryError
 
 def details(**classifier):
     base = {"model": "/m", "checkpoint_hash": "abc", "max_chars": 2000, "filter_by": None}
-    return compute_run_fingerprint({**base, **classifier}, output_format="jsonl")
+    return compute_run_fingerprint([{**base, **classifier}], output_format="jsonl")
 
 
 def test_details_hold_version_format_and_classifier():
     d = details()
     assert d["package_version"] == __version__ and d["output_format"] == "jsonl"
-    assert d["classifier"]["checkpoint_hash"] == "abc"
+    assert d["classifiers"][0]["checkpoint_hash"] == "abc" and d["keep_columns"] is None
 
 
 def test_first_run_stores_and_same_settings_resume(tmp_path):
@@ -45,7 +45,7 @@ def test_fingerprint_is_stable_over_json_round_trip_and_key_order():
 def test_mismatch_is_refused_naming_the_difference(tmp_path):
     check_or_store_fingerprint(str(tmp_path), details(), overwrite=False)
     with pytest.raises(
-        OutputDirectoryError, match=r"classifier.checkpoint_hash: 'abc' -> 'def'.*\nHINT: .*--overwrite"
+        OutputDirectoryError, match=r"classifiers.0.checkpoint_hash: 'abc' -> 'def'.*\nHINT: .*--overwrite"
     ):
         check_or_store_fingerprint(str(tmp_path), details(checkpoint_hash="def"), overwrite=False)
 
