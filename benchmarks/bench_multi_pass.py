@@ -34,7 +34,6 @@ from hpc_classify.models.tiny import (
     synthetic_corpus,
 )
 
-
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spm.model")
 
 
@@ -164,7 +163,9 @@ def main() -> None:
         "one_pass_seconds": one_pass,
         "target_met": one_pass <= target,
     }
-    print(f"CPU: {report['cpu']}; {report['documents']} documents in {args.files} files; models: {report['models']}")
+    print(
+        f"CPU: {report['cpu']}; {report['documents']} documents in {args.files} files; models: {report['models']}"
+    )
     print(f"{'run':<18} {'wall s':>8} {'docs/s':>8} {'MB read':>9} {'MB written':>11}")
     for name, r in runs.items():
         print(

@@ -179,3 +179,29 @@ def tiny_toxicity_model(tmp_path_factory: pytest.TempPathFactory, tiny_domain_mo
         optimizer.step()
     model.eval().save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_fineweb_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """HuggingFaceFW/fineweb-edu-classifier's layout: a trained tiny BERT regressor (tests/family_models.py)."""
+    from family_models import build_fineweb_regressor
+
+    return build_fineweb_regressor(tmp_path_factory.mktemp("fineweb") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_content_type_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nvidia/content-type-classifier-deberta's layout (the domain classifier's), its 11 labels."""
+    from family_models import CONTENT_TYPE_LABELS
+
+    from hpc_classify.models.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("content-type") / "model", CONTENT_TYPE_LABELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_prompt_complexity_model(tmp_path_factory: pytest.TempPathFactory, tiny_domain_model: Path) -> Path:
+    """nvidia/prompt-task-and-complexity-classifier's layout: backbone + 8 heads, random weights."""
+    from family_models import build_prompt_complexity
+
+    return build_prompt_complexity(tmp_path_factory.mktemp("prompt-complexity") / "model", tiny_domain_model)

@@ -72,8 +72,12 @@ class DistributedDataClassifier(ABC):
             "device",
             "autocast",
             "token_budget",
+            "max_mem_gb",
         }
     )
+    # False for classifiers that do not map token ids to outputs with an InferenceEngine (generative
+    # ones): they implement `columns_for_texts` themselves and never share a tokenization.
+    uses_inference_engine = True
 
     def __init__(
         self,
@@ -88,10 +92,25 @@ class DistributedDataClassifier(ABC):
         device: str = "auto",
         autocast: bool = True,
         token_budget: int | None = None,
+        device_type: str | None = None,
+        max_mem_gb: int | float | None = None,
     ):
         _check_positive(
             max_chars=max_chars, max_tokens=max_tokens, batch_size=batch_size, token_budget=token_budget
         )
+        if device_type not in (None, "auto"):  # NeMo Curator's name for `device`
+            if device not in ("auto", device_type):
+                raise ConfigError(
+                    f"device={device!r} and device_type={device_type!r} disagree: give one of them"
+                )
+            device = device_type
+        if max_mem_gb is not None and (isinstance(max_mem_gb, bool) or not max_mem_gb > 0):
+            raise ConfigError(f"max_mem_gb must be a positive number of GiB, not {max_mem_gb!r}")
+        if max_mem_gb is not None and device == "cpu":
+            raise ConfigError(
+                "max_mem_gb limits GPU memory and has no effect on CPU",
+                hint="leave it out on CPU; token_budget bounds the memory of a batch there",
+            )
         if device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
         if not text_field or not isinstance(text_field, str):
@@ -110,6 +129,7 @@ class DistributedDataClassifier(ABC):
         self.device = device
         self.autocast = autocast
         self.token_budget = token_budget
+        self.max_mem_gb = max_mem_gb
         self._labels: list[str] | None = None
 
     # -- what a subclass supplies ------------------------------------------------------------
@@ -201,6 +221,16 @@ class DistributedDataClassifier(ABC):
         # NeMo Curator's batch_size is a number of documents: the equivalent padded-token budget.
         return self.batch_size * (self.max_tokens or 512) if self.batch_size else None
 
+    def _token_budget_for(self, device: torch.device) -> int | None:
+        """On CPU a budget derived from a GPU-sized batch_size (NeMo's 256 documents) is capped at the CPU
+        default: batch size changes speed and memory, never predictions."""
+        from hpc_classify.engine.device import default_token_budget
+
+        budget = self.effective_token_budget()
+        if device.type == "cpu" and self.token_budget is None and budget is not None:
+            return min(budget, default_token_budget(device))
+        return budget
+
     # -- the engine, once per process ----------------------------------------------------------
     def engine(self) -> tuple[Any, list[str]]:
         """(InferenceEngine, labels), loaded on first use in this process and cached."""
@@ -220,7 +250,14 @@ class DistributedDataClassifier(ABC):
 
         device = resolve_device(self.device)
         if device.type == "cpu":
+            if self.max_mem_gb is not None:
+                raise ConfigError(
+                    f"max_mem_gb={self.max_mem_gb} was given but this worker has no GPU (it limits GPU memory)",
+                    hint="leave max_mem_gb out on CPU nodes",
+                )
             configure_threads(torch_threads_for_this_process())
+        else:
+            limit_gpu_memory(device, self.max_mem_gb)
         components = self.load_components(device)
         labels = list(components.labels)
         self._check_filter_labels(labels)
@@ -231,7 +268,7 @@ class DistributedDataClassifier(ABC):
             autocast=self.autocast,
             max_chars=self.max_chars,
             max_tokens=self.max_tokens,
-            token_budget=self.effective_token_budget(),
+            token_budget=self._token_budget_for(device),
         )
         logger.info("loaded %s on %s (%d labels)", type(self).__name__, device, len(labels))
         return engine, labels
@@ -278,6 +315,10 @@ class DistributedDataClassifier(ABC):
 
         return predict_together([self], frame, source=source)
 
+    def columns_for_texts(self, texts: list[str]) -> dict[str, Any]:
+        """Output columns for `texts`, for classifiers with `uses_inference_engine = False`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement columns_for_texts")
+
     def filter_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[self.filter_mask(frame)] if self.filter_by else frame
 
@@ -317,6 +358,19 @@ class DistributedDataClassifier(ABC):
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)
         return dataset.map_partitions(self.classify_frame, meta=meta)
+
+
+def limit_gpu_memory(device: torch.device, max_mem_gb: float | None) -> None:
+    """NeMo Curator's max_mem_gb: this process may use at most that much of the GPU (the engine's OOM
+    split-and-retry then keeps batches under it)."""
+    if max_mem_gb is None:
+        return
+    import torch
+
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction = min(1.0, max_mem_gb * 2**30 / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    logger.info("GPU memory of this process limited to %.1f GiB (%.0f%%)", max_mem_gb, fraction * 100)
 
 
 def _check_positive(**values: Any) -> None:

@@ -111,3 +111,46 @@ class MultilingualDomainClassifier(CheckpointClassifier):
             max_tokens=max_tokens,
             **kwargs,
         )
+
+
+class ContentTypeClassifier(CheckpointClassifier):
+    """nvidia/content-type-classifier-deberta: 11 content types (Blogs, News, Reviews, ...), NeMo's signature."""
+
+    default_pred_column = "content_pred"
+
+    def __init__(
+        self,
+        filter_by: str | list[str] | None = None,
+        batch_size: int = 256,
+        text_field: str = "text",
+        pred_column: str = "content_pred",
+        prob_column: str | None = None,
+        max_chars: int = 5000,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        max_tokens: int | None = None,  # None: the tokenizer's model_max_length, else 512 (as NeMo)
+        device: str = "auto",
+        token_budget: int | None = None,
+    ):
+        from hpc_classify.models.registry_defaults import DEFAULT_MODELS
+
+        super().__init__(
+            model or DEFAULT_MODELS["content-type"],
+            revision=revision,
+            filter_by=filter_by,
+            batch_size=batch_size,
+            text_field=text_field,
+            pred_column=pred_column,
+            prob_column=prob_column,
+            max_chars=max_chars,
+            max_tokens=max_tokens,
+            device=device,
+            device_type=device_type,
+            autocast=autocast,
+            max_mem_gb=max_mem_gb,
+            token_budget=token_budget,
+        )

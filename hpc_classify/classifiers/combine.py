@@ -57,17 +57,27 @@ def predict_together(
     """`frame` with every classifier's output columns added (rows and index unchanged)."""
     from hpc_classify.engine import predict_sharing_tokens
 
-    loaded = [classifier.engine() for classifier in classifiers]  # (engine, labels), cached per process
-    engines = [engine for engine, _ in loaded]
     result = frame.copy()
-    for group in sharing_groups(engines, [c.text_field for c in classifiers]):
-        texts = classifiers[group[0]].texts(frame, source)
-        outputs = predict_sharing_tokens([engines[i] for i in group], texts)
-        for index, raw in zip(group, outputs, strict=True):
-            classifier, labels = classifiers[index], loaded[index][1]
-            meta = classifier.output_meta()
-            for column, values in classifier.columns_from_outputs(raw, labels).items():
-                result[column] = pd.Series(values, index=frame.index, dtype=meta.get(column))
+
+    def add(classifier: DistributedDataClassifier, columns: dict[str, Any]) -> None:
+        meta = classifier.output_meta()
+        for column, values in columns.items():
+            result[column] = pd.Series(values, index=frame.index, dtype=meta.get(column))
+
+    on_engines = [i for i, c in enumerate(classifiers) if c.uses_inference_engine]
+    loaded = {i: classifiers[i].engine() for i in on_engines}  # (engine, labels), cached per process
+    groups = sharing_groups(
+        [loaded[i][0] for i in on_engines], [classifiers[i].text_field for i in on_engines]
+    )
+    for group in groups:
+        members = [on_engines[g] for g in group]
+        texts = classifiers[members[0]].texts(frame, source)
+        outputs = predict_sharing_tokens([loaded[i][0] for i in members], texts)
+        for index, raw in zip(members, outputs, strict=True):
+            add(classifiers[index], classifiers[index].columns_from_outputs(raw, loaded[index][1]))
+    for classifier in classifiers:
+        if not classifier.uses_inference_engine:
+            add(classifier, classifier.columns_for_texts(classifier.texts(frame, source)))
     return result
 
 

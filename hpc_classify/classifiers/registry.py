@@ -12,16 +12,28 @@ from typing import Any
 
 from hpc_classify.classifiers.base import DistributedDataClassifier
 from hpc_classify.classifiers.checkpoint_classifier import (
+    ContentTypeClassifier,
     DomainClassifier,
     MultilingualDomainClassifier,
     QualityClassifier,
 )
+from hpc_classify.classifiers.fineweb import (
+    FineWebEduClassifier,
+    FineWebMixtralEduClassifier,
+    FineWebNemotronEduClassifier,
+)
+from hpc_classify.classifiers.prompt_complexity import PromptTaskComplexityClassifier
 from hpc_classify.errors import ConfigError
 
 CLASSIFIERS: dict[str, type[DistributedDataClassifier]] = {
     "domain": DomainClassifier,
     "quality": QualityClassifier,
     "multilingual-domain": MultilingualDomainClassifier,
+    "content-type": ContentTypeClassifier,
+    "prompt-task-complexity": PromptTaskComplexityClassifier,
+    "fineweb-edu": FineWebEduClassifier,
+    "fineweb-mixtral-edu": FineWebMixtralEduClassifier,
+    "fineweb-nemotron-edu": FineWebNemotronEduClassifier,
 }
 
 SPEC_CLASS_KEY = "classifier"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def backbone_config_for(config: dict[str, Any], source: str) -> DebertaV2Config:
     return backbone_config_from_dict(resolve_base_config(base_model), source=f"base model {base_model}")
 
 
-def _read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     path = model_dir / WEIGHTS_FILE
     if not path.exists():
         others = sorted(p.name for p in model_dir.glob("*.bin")) + sorted(
@@ -86,7 +87,7 @@ def _read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if not k.endswith(_LEGACY_BUFFER_SUFFIXES)}
 
 
-def _check_keys(expected: set[str], state: dict[str, torch.Tensor], where: Path) -> None:
+def _check_keys(expected: set[str], state: dict[str, torch.Tensor], where: Path, layout: str) -> None:
     missing = sorted(expected - state.keys())
     unexpected = sorted(state.keys() - expected)
     if not (missing or unexpected):
@@ -98,24 +99,28 @@ def _check_keys(expected: set[str], state: dict[str, torch.Tensor], where: Path)
         parts.append(f"{len(unexpected)} unexpected key(s) {unexpected[:5]}")
     raise CheckpointFormatError(
         f"{where}: weights do not match the classifier built from its config: {'; '.join(parts)}",
-        hint="expected keys model.* (DeBERTa-v2 backbone), fc.weight, fc.bias; check base_model / the architecture",
+        hint=f"expected keys {layout}; check base_model / the architecture",
     )
 
 
-def _materialize(
-    backbone: DebertaV2Config, num_labels: int, fc_dropout: float, state: dict[str, torch.Tensor], where: Path
-) -> ClassifierModel:
-    # Built on the meta device: random init of a base-sized model costs seconds and is overwritten anyway.
+NVIDIA_HEAD_LAYOUT = "model.* (DeBERTa-v2 backbone), fc.weight, fc.bias"
+
+
+def materialize(
+    build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor], where: Path, layout: str
+) -> torch.nn.Module:
+    """`build()` on the meta device (random init of a base-sized model costs seconds and is overwritten
+    anyway), then `state` loaded strictly; mismatches are CheckpointFormatErrors naming `where`."""
     with torch.device("meta"):
-        net = ClassifierModel(backbone, num_labels, fc_dropout=fc_dropout)
-    _check_keys(set(net.state_dict().keys()), state, where)
+        net = build()
+    _check_keys(set(net.state_dict().keys()), state, where, layout)
     try:
         net.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:  # shape mismatches: config and weights disagree
         first = str(error).strip().splitlines()[1:4]
         raise CheckpointFormatError(
             f"{where}: weight shapes do not match the configuration: {' '.join(s.strip() for s in first)}",
-            hint="the base_model config (hidden size, vocab, layers) and id2label must match the weights",
+            hint="the base_model config (hidden size, vocab, layers) and the head sizes must match the weights",
         ) from None
     # Non-persistent buffers are not in any state dict: rebuild the ones we know, else build on CPU.
     for module in net.modules():
@@ -124,7 +129,7 @@ def _materialize(
             module.position_ids = torch.arange(ids.shape[-1]).expand(ids.shape)
     if any(t.is_meta for t in list(net.parameters()) + list(net.buffers())):
         logger.debug("meta-device build left uninitialised tensors; building on CPU instead")
-        net = ClassifierModel(backbone, num_labels, fc_dropout=fc_dropout)
+        net = build()
         net.load_state_dict(state, strict=True)
     return net
 
@@ -158,9 +163,14 @@ def load_classifier_checkpoint(
     config = read_json_file(model_dir / "config.json", f"classifier {model}")
     labels = labels_from_config(config, source=str(model))
     backbone = backbone_config_for(config, source=str(model))
-    state = _read_weights(model_dir)
+    state = read_weights(model_dir)
     fc_dropout = float(config.get("fc_dropout", DEFAULT_FC_DROPOUT))
-    net = _materialize(backbone, len(labels), fc_dropout, state, model_dir / WEIGHTS_FILE)
+    net = materialize(
+        lambda: ClassifierModel(backbone, len(labels), fc_dropout=fc_dropout),
+        state,
+        model_dir / WEIGHTS_FILE,
+        NVIDIA_HEAD_LAYOUT,
+    )
     net = net.to(device=device, dtype=dtype).eval()
     tokenizer = load_checkpoint_tokenizer(model_dir)
     digest = checkpoint_hash(model_dir)

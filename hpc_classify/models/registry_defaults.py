@@ -6,4 +6,9 @@ DEFAULT_MODELS: dict[str, str] = {
     "domain": "nvidia/domain-classifier",
     "quality": "nvidia/quality-classifier-deberta",
     "multilingual-domain": "nvidia/multilingual-domain-classifier",
+    "content-type": "nvidia/content-type-classifier-deberta",
+    "prompt-task-complexity": "nvidia/prompt-task-and-complexity-classifier",
+    "fineweb-edu": "HuggingFaceFW/fineweb-edu-classifier",
+    "fineweb-mixtral-edu": "nvidia/nemocurator-fineweb-mixtral-edu-classifier",
+    "fineweb-nemotron-edu": "nvidia/nemocurator-fineweb-nemotron-4-edu-classifier",
 }

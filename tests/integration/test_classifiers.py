@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from safetensors.torch import load_file
-from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model
+from reference_models import nvidia_checkpoint_probabilities
 
 from hpc_classify import DomainClassifier, QualityClassifier
 from hpc_classify.errors import ConfigError, InputFileError
 from hpc_classify.models.tiny import DOMAIN_LABELS, QUALITY_LABELS, synthetic_corpus
-
-
-def independent_probabilities(model_dir, texts, max_chars, max_tokens):
-    """Plain transformers, one document at a time, no package code: the reference for exactness."""
-    config = json.loads((model_dir / "config.json").read_text())
-    backbone = config if "model_type" in config else None
-    if backbone is None:
-        base = config["base_model"]
-        backbone = json.loads((__import__("pathlib").Path(base) / "config.json").read_text())
-    backbone = {
-        k: v for k, v in backbone.items() if k not in ("id2label", "label2id", "base_model", "fc_dropout")
-    }
-    model = DebertaV2Model(DebertaV2Config(**backbone)).eval()
-    weights = load_file(str(model_dir / "model.safetensors"))
-    model.load_state_dict({k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")})
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    rows = []
-    with torch.no_grad():
-        for text in texts:
-            encoded = tokenizer(text[:max_chars], truncation=True, max_length=max_tokens, return_tensors="pt")
-            hidden = model(**{k: encoded[k] for k in ("input_ids", "attention_mask")}).last_hidden_state
-            logits = hidden[:, 0, :] @ weights["fc.weight"].T + weights["fc.bias"]
-            rows.append(torch.softmax(logits, dim=-1)[0].numpy())
-    return np.stack(rows)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +24,7 @@ def test_fp32_probabilities_equal_plain_transformers(tiny_domain_model, corpus):
     classifier = DomainClassifier(model=str(tiny_domain_model), autocast=False, prob_column="p", device="cpu")
     result = classifier.predict_frame(corpus)
     got = np.array(result["p"].tolist())
-    want = independent_probabilities(tiny_domain_model, corpus["text"].tolist(), 2000, 512)
+    want = nvidia_checkpoint_probabilities(tiny_domain_model, corpus["text"].tolist(), 2000, 512)
     assert got.shape == (len(corpus), len(DOMAIN_LABELS))
     assert np.abs(got - want).max() <= 1e-5
     assert result["domain_pred"].tolist() == [DOMAIN_LABELS[i] for i in want.argmax(axis=1)]

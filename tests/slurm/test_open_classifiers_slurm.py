@@ -79,3 +79,32 @@ def test_submit_and_jobqueue_take_the_same_config(
         proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
         assert_both_columns_exactly_once(corpus, out, tiny_toxicity_model)
+
+
+def test_sbatch_runs_a_regressor_and_a_multi_head_classifier(
+    slurm_cluster, tiny_fineweb_model, tiny_prompt_complexity_model, corpus, tmp_path
+) -> None:
+    out = tmp_path / "out"
+    config = tmp_path / "family.yaml"
+    config.write_text(
+        f"input: {corpus}\noutput: {out}\ndevice: cpu\nautocast: false\n"
+        "classifiers:\n"
+        f"  - classifier: fineweb-edu\n    model: {tiny_fineweb_model}\n"
+        f"  - classifier: prompt-task-complexity\n    model: {tiny_prompt_complexity_model}\n"
+    )
+    job = submit_classify(slurm_cluster, tmp_path, ["--config", str(config)])
+    assert slurm_cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
+    found = [json.loads(p.read_text()) for p in sorted((out / "_markers").glob("*.done.json"))]
+    assert len(found) == FILES and {m["node"] for m in found} == {"node1", "node2", "node3"}
+    assert all(
+        set(m["label_counts"]) == {"fineweb-edu-score-int", "task_type_1", "prompt_complexity_score"}
+        for m in found
+    )
+    for source in sorted(corpus.glob("*.jsonl")):
+        rows = [json.loads(line) for line in source.read_text().splitlines()]
+        written = [json.loads(line) for line in (out / source.name).read_text().splitlines()]
+        assert [r["id"] for r in written] == [r["id"] for r in rows]
+        assert all(
+            0 <= r["fineweb-edu-score"] <= 5 and r["fineweb-edu-score-int"] in range(6) for r in written
+        )
+        assert all(isinstance(r["task_type_1"], str) and r["prompt_complexity_score"] >= 0 for r in written)

@@ -1,0 +1,253 @@
+"""The FineWeb-Edu family: BERT-family sequence regressors scoring educational value 0..5.
+
+As NeMo Curator 0.7.1 computes them: the model's single output is the score, clipped to [0, 5]; the
+integer column is the score rounded half to even (cuDF's `round`: 2.5 -> 2); the Mixtral- and
+Nemotron-annotated variants add a label column, `high_quality` when the score is >= 2.5, else
+`low_quality`. No `filter_by` (NeMo does not filter on a numeric score). Markers and `status` count the
+integer scores (and the labels).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from hpc_classify.classifiers.base import LoadedComponents
+from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
+from hpc_classify.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+FINEWEB_EDU_IDENTIFIER = "HuggingFaceFW/fineweb-edu-classifier"
+FINEWEB_MIXTRAL_IDENTIFIER = "nvidia/nemocurator-fineweb-mixtral-edu-classifier"
+FINEWEB_NEMOTRON_IDENTIFIER = "nvidia/nemocurator-fineweb-nemotron-4-edu-classifier"
+HIGH_QUALITY_THRESHOLD = 2.5
+SCORE_RANGE = (0.0, 5.0)
+
+
+def fineweb_scores(raw: np.ndarray) -> np.ndarray:
+    """Clip like NeMo (`where(s >= 0, 0)`, then `where(s <= 5, 5)`: NaN becomes 0), in float32."""
+    score = raw.astype(np.float32).reshape(-1)
+    score = np.where(score >= SCORE_RANGE[0], score, np.float32(SCORE_RANGE[0]))
+    return np.where(score <= SCORE_RANGE[1], score, np.float32(SCORE_RANGE[1])).astype(np.float32)
+
+
+class _FineWebBaseClassifier(CheckpointClassifier):
+    """A sequence-regression checkpoint in the Hugging Face layout (config.json, model.safetensors,
+    BERT tokenizer files), loaded with `AutoModelForSequenceClassification`."""
+
+    def __init__(
+        self,
+        fineweb_identifier: str,
+        pred_column: str,
+        int_column: str,
+        quality_label_column: str | None,
+        batch_size: int = 1024,
+        text_field: str = "text",
+        max_chars: int = -1,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        max_tokens: int | None = None,
+        device: str = "auto",
+        token_budget: int | None = None,
+    ):
+        if max_chars is None or max_chars == -1:
+            max_chars = None  # NeMo's default: no character cut, the tokenizer truncates
+        super().__init__(
+            model or fineweb_identifier,
+            revision=revision,
+            batch_size=batch_size,
+            text_field=text_field,
+            pred_column=pred_column,
+            max_chars=max_chars,
+            max_tokens=max_tokens,
+            device=device,
+            device_type=device_type,
+            autocast=autocast,
+            max_mem_gb=max_mem_gb,
+            token_budget=token_budget,
+        )
+        self.int_column = int_column
+        self.quality_label_column = quality_label_column
+
+    # -- loading: a plain Hugging Face regression checkpoint ------------------------------------
+    def load_labels(self) -> list[str]:
+        return []  # a score, not classes
+
+    def get_labels(self) -> None:
+        """As NeMo: a regressor has no labels."""
+        return None
+
+    def load_model(self, device: torch.device) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        model_dir = self._model_dir()
+        config = json.loads((model_dir / "config.json").read_text())
+        if config.get("num_labels", len(config.get("id2label") or {"0": 0})) != 1:
+            raise ConfigError(f"{self.model}: a FineWeb-Edu classifier has one output (a score), not several")
+        return AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(device).eval()
+
+    def load_components(self, device: torch.device) -> LoadedComponents:
+        return LoadedComponents(self.load_model(device), self.load_tokenizer(), [])
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def output_columns(self) -> list[str]:
+        label = [self.quality_label_column] if self.quality_label_column else []
+        return [self.pred_column, self.int_column, *label]
+
+    def output_meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {self.pred_column: "float32", self.int_column: "int64"}
+        if self.quality_label_column:
+            meta[self.quality_label_column] = "str"
+        return meta
+
+    def columns_from_outputs(self, outputs: np.ndarray, labels: list[str]) -> dict[str, Any]:
+        score = fineweb_scores(outputs[:, 0] if outputs.ndim == 2 else outputs)
+        columns: dict[str, Any] = {self.pred_column: score, self.int_column: np.round(score).astype(np.int64)}
+        if self.quality_label_column:
+            columns[self.quality_label_column] = np.where(
+                score >= HIGH_QUALITY_THRESHOLD, "high_quality", "low_quality"
+            )
+        return columns
+
+    def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+        histogram = {str(i): 0 for i in range(6)}
+        for value in frame[self.int_column].tolist():
+            histogram[str(value)] = histogram.get(str(value), 0) + 1
+        counts = {self.int_column: histogram}
+        if self.quality_label_column:
+            labels = {"high_quality": 0, "low_quality": 0}
+            for value in frame[self.quality_label_column].tolist():
+                labels[value] += 1
+            counts[self.quality_label_column] = labels
+        return counts
+
+    def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.ones(len(frame), dtype=bool)  # NeMo never filters on a score
+
+
+class FineWebEduClassifier(_FineWebBaseClassifier):
+    """HuggingFaceFW/fineweb-edu-classifier: `fineweb-edu-score` (0..5) and `fineweb-edu-score-int`."""
+
+    def __init__(
+        self,
+        batch_size: int = 256,
+        text_field: str = "text",
+        pred_column: str = "fineweb-edu-score",
+        int_column: str = "fineweb-edu-score-int",
+        max_chars: int = -1,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        max_tokens: int | None = None,
+        device: str = "auto",
+        token_budget: int | None = None,
+    ):
+        super().__init__(
+            FINEWEB_EDU_IDENTIFIER,
+            pred_column,
+            int_column,
+            None,
+            batch_size,
+            text_field,
+            max_chars,
+            device_type,
+            autocast,
+            max_mem_gb,
+            model=model,
+            revision=revision,
+            max_tokens=max_tokens,
+            device=device,
+            token_budget=token_budget,
+        )
+
+
+class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
+    """nvidia/nemocurator-fineweb-mixtral-edu-classifier: score, int score and high/low quality label."""
+
+    def __init__(
+        self,
+        batch_size: int = 1024,
+        text_field: str = "text",
+        pred_column: str = "fineweb-mixtral-edu-score",
+        int_column: str = "fineweb-mixtral-edu-score-int",
+        quality_label_column: str = "fineweb-mixtral-edu-score-label",
+        max_chars: int = -1,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        max_tokens: int | None = None,
+        device: str = "auto",
+        token_budget: int | None = None,
+    ):
+        super().__init__(
+            FINEWEB_MIXTRAL_IDENTIFIER,
+            pred_column,
+            int_column,
+            quality_label_column,
+            batch_size,
+            text_field,
+            max_chars,
+            device_type,
+            autocast,
+            max_mem_gb,
+            model=model,
+            revision=revision,
+            max_tokens=max_tokens,
+            device=device,
+            token_budget=token_budget,
+        )
+
+
+class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
+    """nvidia/nemocurator-fineweb-nemotron-4-edu-classifier: score, int score and high/low quality label."""
+
+    def __init__(
+        self,
+        batch_size: int = 1024,
+        text_field: str = "text",
+        pred_column: str = "fineweb-nemotron-edu-score",
+        int_column: str = "fineweb-nemotron-edu-score-int",
+        quality_label_column: str = "fineweb-nemotron-edu-score-label",
+        max_chars: int = -1,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        max_tokens: int | None = None,
+        device: str = "auto",
+        token_budget: int | None = None,
+    ):
+        super().__init__(
+            FINEWEB_NEMOTRON_IDENTIFIER,
+            pred_column,
+            int_column,
+            quality_label_column,
+            batch_size,
+            text_field,
+            max_chars,
+            device_type,
+            autocast,
+            max_mem_gb,
+            model=model,
+            revision=revision,
+            max_tokens=max_tokens,
+            device=device,
+            token_budget=token_budget,
+        )

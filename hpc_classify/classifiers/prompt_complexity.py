@@ -1,0 +1,167 @@
+"""`PromptTaskComplexityClassifier`: nvidia/prompt-task-and-complexity-classifier, as NeMo Curator 0.7.1 computes it.
+
+One column per target of the checkpoint's config (`targets`): the two most likely task types and the first
+one's probability, one score per complexity dimension (the softmax of its head weighted by `weights_map`,
+divided by `divisor_map`, rounded to 4 decimals; few-shot scores under 0.05 become 0), and
+`prompt_complexity_score` = 0.35 creativity + 0.25 reasoning + 0.15 constraints + 0.15 domain knowledge
++ 0.05 contextual knowledge + 0.05 few shots, rounded to 5 decimals. No `filter_by`, no labels (as NeMo).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from hpc_classify.classifiers.base import LoadedComponents
+from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
+from hpc_classify.config import stable_hash
+
+if TYPE_CHECKING:
+    import torch
+
+PROMPT_TASK_COMPLEXITY_IDENTIFIER = "nvidia/prompt-task-and-complexity-classifier"
+TASK_TYPE_TARGET = "task_type"
+SECOND_TASK_MIN_PROBABILITY = 0.1  # below it (after rounding to 3 decimals) task_type_2 is "NA"
+FEW_SHOTS_FLOOR = 0.05
+COMPLEXITY_WEIGHTS = {
+    "creativity_scope": 0.35,
+    "reasoning": 0.25,
+    "constraint_ct": 0.15,
+    "domain_knowledge": 0.15,
+    "contextual_knowledge": 0.05,
+    "number_of_few_shots": 0.05,
+}
+COMPLEXITY_COLUMN = "prompt_complexity_score"
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str, list]:
+    """The NeMo post-processing of every head's logits (side by side in `outputs`, heads in config order)."""
+    sizes = {name: int(size) for name, size in config["target_sizes"].items()}
+    bounds = np.cumsum([0, *sizes.values()])
+    logits = {name: outputs[:, bounds[i] : bounds[i + 1]] for i, name in enumerate(sizes)}
+    columns: dict[str, list] = {}
+    task_logits = logits[TASK_TYPE_TARGET]
+    top2 = np.argsort(-task_logits, axis=1, kind="stable")[:, :2]
+    top2_p = np.take_along_axis(_softmax(task_logits), top2, axis=1)
+    names = config["task_type_map"]
+    first, second, first_p = [], [], []
+    for indices, probabilities in zip(top2, top2_p, strict=True):
+        rounded = [round(float(p), 3) for p in probabilities]
+        first.append(names[str(indices[0])])
+        second.append(names[str(indices[1])] if rounded[1] >= SECOND_TASK_MIN_PROBABILITY else "NA")
+        first_p.append(rounded[0])
+    columns.update(task_type_1=first, task_type_2=second, task_type_prob=first_p)
+    for name in sizes:
+        if name == TASK_TYPE_TARGET:
+            continue
+        weights = np.asarray(config["weights_map"][name], dtype=np.float32)
+        raw = (_softmax(logits[name]) * weights).sum(axis=1) / np.float32(config["divisor_map"][name])
+        scores = [round(float(value), 4) for value in raw]
+        if name == "number_of_few_shots":
+            scores = [0 if value < FEW_SHOTS_FLOOR else value for value in scores]
+        columns[name] = scores
+    columns[COMPLEXITY_COLUMN] = [
+        round(sum(weight * columns[name][row] for name, weight in COMPLEXITY_WEIGHTS.items()), 5)
+        for row in range(len(outputs))
+    ]
+    return {target: columns[target] for target in config["targets"]}
+
+
+class PromptTaskComplexityClassifier(CheckpointClassifier):
+    """Task types and complexity dimensions of prompts (columns named by the checkpoint's `targets`)."""
+
+    def __init__(
+        self,
+        batch_size: int = 256,
+        text_field: str = "text",
+        max_chars: int = 2000,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        max_tokens: int | None = None,
+        device: str = "auto",
+        token_budget: int | None = None,
+    ):
+        super().__init__(
+            model or PROMPT_TASK_COMPLEXITY_IDENTIFIER,
+            revision=revision,
+            batch_size=batch_size,
+            text_field=text_field,
+            pred_column=COMPLEXITY_COLUMN,
+            max_chars=max_chars,
+            max_tokens=max_tokens,
+            device=device,
+            device_type=device_type,
+            autocast=autocast,
+            max_mem_gb=max_mem_gb,
+            token_budget=token_budget,
+        )
+        self._config: dict[str, Any] | None = None
+
+    def _checkpoint_config(self) -> dict[str, Any]:
+        from hpc_classify.models.multihead import read_multihead_config
+
+        if self._config is None:
+            self._config = read_multihead_config(self._model_dir(), self.model)
+        return self._config
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load_labels(self) -> list[str]:
+        """The task type names (what the markers count); NeMo's `get_labels` has none."""
+        task_types = self._checkpoint_config()["task_type_map"]
+        return [task_types[key] for key in sorted(task_types, key=int)]
+
+    def get_labels(self) -> list[str]:
+        raise NotImplementedError(
+            "PromptTaskComplexityClassifier has no single label set: its columns are the checkpoint's targets "
+            "(see the model card of nvidia/prompt-task-and-complexity-classifier)"
+        )
+
+    def load_components(self, device: torch.device) -> LoadedComponents:
+        from hpc_classify.models.multihead import load_multihead_checkpoint
+
+        loaded = load_multihead_checkpoint(self.model, revision=self.revision, device=device)
+        self._config = loaded.config
+        return LoadedComponents(loaded.model, self.load_tokenizer(), self.load_labels())
+
+    def load_model(self, device: torch.device) -> Any:
+        return self.load_components(device).model
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def output_columns(self) -> list[str]:
+        return list(self._checkpoint_config()["targets"])
+
+    def output_meta(self) -> dict[str, Any]:
+        kinds = self._checkpoint_config().get("model_output_type") or {}
+        strings = {"task_type_1", "task_type_2"} | {t for t, kind in kinds.items() if kind == "string"}
+        return {target: "str" if target in strings else "float64" for target in self.output_columns()}
+
+    def columns_from_outputs(self, outputs: np.ndarray, labels: list[str]) -> dict[str, Any]:
+        return complexity_columns(outputs, self._checkpoint_config())
+
+    def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+        task_types = dict.fromkeys(self.labels, 0)
+        for value in frame["task_type_1"].tolist():
+            task_types[value] = task_types.get(value, 0) + 1
+        histogram: dict[str, int] = {f"{tenth / 10:.1f}": 0 for tenth in range(11)}
+        for value in frame[COMPLEXITY_COLUMN].tolist():
+            key = f"{round(float(value), 1):.1f}"
+            histogram[key] = histogram.get(key, 0) + 1
+        return {"task_type_1": task_types, COMPLEXITY_COLUMN: histogram}
+
+    def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.ones(len(frame), dtype=bool)
+
+    def model_fingerprint(self) -> dict[str, Any]:
+        # The post-processing reads weights and divisors from config.json: part of what predicts.
+        return {**super().model_fingerprint(), "config_hash": stable_hash(self._checkpoint_config())}
