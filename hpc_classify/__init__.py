@@ -24,6 +24,8 @@ _EXPORTS = {
     "QualityClassifier": "hpc_classify.classifiers",
     "MultilingualDomainClassifier": "hpc_classify.classifiers",
     "ContentTypeClassifier": "hpc_classify.classifiers",
+    "AegisClassifier": "hpc_classify.classifiers",
+    "InstructionDataGuardClassifier": "hpc_classify.classifiers",
     "PromptTaskComplexityClassifier": "hpc_classify.classifiers",
     "FineWebEduClassifier": "hpc_classify.classifiers",
     "FineWebMixtralEduClassifier": "hpc_classify.classifiers",

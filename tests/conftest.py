@@ -205,3 +205,21 @@ def tiny_prompt_complexity_model(tmp_path_factory: pytest.TempPathFactory, tiny_
     from family_models import build_prompt_complexity
 
     return build_prompt_complexity(tmp_path_factory.mktemp("prompt-complexity") / "model", tiny_domain_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_guard(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(base, adapter): meta-llama/LlamaGuard-7b's layout as a tiny trained Llama, and an Aegis-style LoRA
+    adapter made with peft (tests/aegis_models.py)."""
+    from aegis_models import build_tiny_llama_guard
+
+    root = tmp_path_factory.mktemp("tiny-llama-guard")
+    return build_tiny_llama_guard(root / "base", root / "adapter")
+
+
+@pytest.fixture(scope="session")
+def tiny_guard_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nvidia/instruction-data-guard's layout (config.json, model.safetensors) for the tiny Llama's width."""
+    from aegis_models import build_tiny_guard_net
+
+    return build_tiny_guard_net(tmp_path_factory.mktemp("tiny-guard") / "guard", input_dim=32)

@@ -1,5 +1,6 @@
 """Classifiers: the user-extensible base class and the NVIDIA checkpoints, registered by name."""
 
+from hpc_classify.classifiers.aegis import AegisClassifier, InstructionDataGuardClassifier
 from hpc_classify.classifiers.base import DistributedDataClassifier, LoadedComponents
 from hpc_classify.classifiers.checkpoint_classifier import (
     CheckpointClassifier,
@@ -17,6 +18,8 @@ from hpc_classify.classifiers.prompt_complexity import PromptTaskComplexityClass
 from hpc_classify.classifiers.registry import CLASSIFIERS, classifier_from_spec, resolve_classifier_class
 
 __all__ = [
+    "AegisClassifier",
+    "InstructionDataGuardClassifier",
     "CLASSIFIERS",
     "CheckpointClassifier",
     "ContentTypeClassifier",

@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from hpc_classify.classifiers.aegis import AegisClassifier, InstructionDataGuardClassifier
 from hpc_classify.classifiers.base import DistributedDataClassifier
 from hpc_classify.classifiers.checkpoint_classifier import (
     ContentTypeClassifier,
@@ -34,6 +35,8 @@ CLASSIFIERS: dict[str, type[DistributedDataClassifier]] = {
     "fineweb-edu": FineWebEduClassifier,
     "fineweb-mixtral-edu": FineWebMixtralEduClassifier,
     "fineweb-nemotron-edu": FineWebNemotronEduClassifier,
+    "aegis": AegisClassifier,
+    "instruction-data-guard": InstructionDataGuardClassifier,
 }
 
 SPEC_CLASS_KEY = "classifier"

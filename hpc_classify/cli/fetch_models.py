@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from hpc_classify.models.registry_defaults import DEFAULT_MODELS
+from hpc_classify.models.registry_defaults import BUNDLED_MODELS, DEFAULT_MODELS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         required=True,
         metavar="NAME",
-        help=f"built-in names ({', '.join(DEFAULT_MODELS)}) or hub ids (org/name); NAME@REVISION pins one",
+        help=f"built-in names ({', '.join([*DEFAULT_MODELS, *BUNDLED_MODELS])}) or hub ids (org/name); "
+        "NAME@REVISION pins one. aegis* and instruction-data-guard also fetch the gated meta-llama/LlamaGuard-7b: "
+        "accept its license on the hub and log in (huggingface-cli login or HF_TOKEN) first",
     )
     parser.add_argument(
         "--revision",

@@ -24,7 +24,7 @@ from hpc_classify.models.hub import (
     hub_offline,
     read_json_file,
 )
-from hpc_classify.models.registry_defaults import DEFAULT_MODELS
+from hpc_classify.models.registry_defaults import BUNDLED_MODELS, DEFAULT_MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +53,11 @@ def parse_classifier_spec(spec: str, default_revision: str | None) -> tuple[str,
     revision = pinned.strip() or default_revision or "main"
     if name in DEFAULT_MODELS:
         return name, DEFAULT_MODELS[name], revision
+    if name in BUNDLED_MODELS:
+        return name, name, revision
     if name.count("/") == 1 and all(name.split("/")):
         return name, name, revision
-    known = ", ".join(DEFAULT_MODELS)
+    known = ", ".join([*DEFAULT_MODELS, *BUNDLED_MODELS])
     raise ConfigError(
         f"unknown classifier {spec!r}",
         hint=f"use one of {known}, a hub id such as nvidia/domain-classifier, optionally with @REVISION",
@@ -92,7 +94,16 @@ def _fetch_error(
     )
 
 
-def _fetch_one(name: str, repo_id: str, revision: str, cache: Path, offline: bool) -> FetchedModel:
+def _fetch_one(
+    name: str,
+    repo_id: str,
+    revision: str,
+    cache: Path,
+    offline: bool,
+    *,
+    patterns: Sequence[str] = CLASSIFIER_FILE_PATTERNS,
+    required: Sequence[str] = REQUIRED_FILES,
+) -> FetchedModel:
     from huggingface_hub import hf_hub_download, snapshot_download  # lazy: the hub client is not free
 
     try:
@@ -101,22 +112,24 @@ def _fetch_one(name: str, repo_id: str, revision: str, cache: Path, offline: boo
                 repo_id,
                 revision=revision,
                 cache_dir=cache,
-                allow_patterns=list(CLASSIFIER_FILE_PATTERNS),
+                allow_patterns=list(patterns),
                 local_files_only=offline,
             )
         )
     except Exception as error:  # noqa: BLE001 — every hub failure means the same thing to the user
         raise _fetch_error("classifier", repo_id, revision, cache, error) from None
     files = tuple(sorted(p.name for p in snapshot.iterdir() if p.is_file()))
-    missing = [f for f in REQUIRED_FILES if f not in files]
+    missing = [f for f in required if f not in files]
     if missing:
         raise CheckpointFormatError(
             f"{repo_id}@{revision}: the repository has no {', '.join(missing)} (found: {', '.join(files)})",
             hint="hpc-classify loads checkpoints in the public NVIDIA layout (config.json, model.safetensors, "
             "tokenizer files); a repository with only pytorch_model.bin needs converting",
         )
-    config = read_json_file(snapshot / "config.json", f"classifier {repo_id}")
-    base_model, base_commit = _fetch_base_config(config, repo_id, cache, offline, hf_hub_download)
+    base_model = base_commit = None
+    if patterns is CLASSIFIER_FILE_PATTERNS:  # a classifier checkpoint: its base model's config too
+        config = read_json_file(snapshot / "config.json", f"classifier {repo_id}")
+        base_model, base_commit = _fetch_base_config(config, repo_id, cache, offline, hf_hub_download)
     return FetchedModel(
         name, repo_id, revision, _commit_of(snapshot), snapshot, files, base_model, base_commit
     )
@@ -157,6 +170,30 @@ def fetch_models(
         cache.mkdir(parents=True, exist_ok=True)
     fetched = []
     for name, repo_id, rev in specs:
-        logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo_id, rev, cache)
-        fetched.append(_fetch_one(name, repo_id, rev, cache, offline))
+        for repo, revision, patterns, required in _repositories(name, repo_id, rev):
+            logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo, revision, cache)
+            fetched.append(
+                _fetch_one(name, repo, revision, cache, offline, patterns=patterns, required=required)
+            )
     return fetched
+
+
+def _repositories(
+    name: str, repo_id: str, revision: str
+) -> list[tuple[str, str, Sequence[str], Sequence[str]]]:
+    """(repository, revision, file patterns, required files) that classifier `name` loads. A bundle's
+    @REVISION pins its adapter (or guard net); the gated LlamaGuard base is taken at main."""
+    if name not in BUNDLED_MODELS:
+        return [(repo_id, revision, CLASSIFIER_FILE_PATTERNS, REQUIRED_FILES)]
+    from hpc_classify.models import llama_guard as lg
+
+    base = (lg.LLAMA_GUARD_BASE, "main", lg.BASE_PATTERNS, ("config.json",))
+    adapter_files = ("adapter_config.json", lg.ADAPTER_WEIGHTS)
+    if name == "instruction-data-guard":
+        return [
+            base,
+            (lg.AEGIS_DEFENSIVE, "main", lg.ADAPTER_PATTERNS, adapter_files),
+            (lg.INSTRUCTION_DATA_GUARD, revision, lg.GUARD_PATTERNS, ("config.json", "model.safetensors")),
+        ]
+    adapter = lg.AEGIS_PERMISSIVE if name == "aegis-permissive" else lg.AEGIS_DEFENSIVE
+    return [base, (adapter, revision, lg.ADAPTER_PATTERNS, adapter_files)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +103,19 @@ def _local_dir(model: str) -> Path | None:
     return None
 
 
-def resolve_model_dir(model: str | os.PathLike[str], revision: str | None = None) -> Path:
+def resolve_model_dir(
+    model: str | os.PathLike[str],
+    revision: str | None = None,
+    *,
+    allow_patterns: Sequence[str] | None = None,
+    token: str | bool | None = None,
+) -> Path:
     """The directory holding a classifier checkpoint: `model` itself if it is a local directory, else the
-    hub snapshot (cache first; downloads only the files in `CLASSIFIER_FILE_PATTERNS` when online)."""
+    hub snapshot (cache first; downloads only the files in `CLASSIFIER_FILE_PATTERNS` when online).
+
+    `allow_patterns` replaces `CLASSIFIER_FILE_PATTERNS` for models of another layout (a causal LM, a
+    LoRA adapter); `token` is the Hugging Face access token for gated or private repositories (None: the
+    hub client's default, i.e. HF_TOKEN or the `huggingface-cli login` token)."""
     model = os.fspath(model)
     local = _local_dir(model)
     if local is not None:
@@ -118,8 +129,9 @@ def resolve_model_dir(model: str | os.PathLike[str], revision: str | None = None
             model,
             revision=revision,
             cache_dir=hub_cache_dir(),
-            allow_patterns=list(CLASSIFIER_FILE_PATTERNS),
+            allow_patterns=list(CLASSIFIER_FILE_PATTERNS if allow_patterns is None else allow_patterns),
             local_files_only=hub_offline(),
+            token=token,
         )
     except Exception as error:  # noqa: BLE001 — every hub failure means the same thing to the user
         raise _not_available("classifier", model, revision, error) from None

@@ -12,3 +12,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "fineweb-mixtral-edu": "nvidia/nemocurator-fineweb-mixtral-edu-classifier",
     "fineweb-nemotron-edu": "nvidia/nemocurator-fineweb-nemotron-4-edu-classifier",
 }
+
+# Classifiers made of several repositories (a LlamaGuard base, a LoRA adapter, a guard net): fetch-models
+# fetches each (hpc_classify.models.llama_guard says which files).
+BUNDLED_MODELS: tuple[str, ...] = ("aegis", "aegis-permissive", "instruction-data-guard")

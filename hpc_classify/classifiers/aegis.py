@@ -1,0 +1,418 @@
+"""NeMo Curator's LlamaGuard-based classifiers: `AegisClassifier` (content safety) and
+`InstructionDataGuardClassifier` (LLM poisoning triggers), as NeMo Curator 0.7.1 computes them.
+
+- Aegis wraps each document's first `max_chars` characters in NeMo's LlamaGuard prompt (`format_aegis`,
+  with its 4-space indentation quirk and the O1..O13 category text), lets the model answer greedily
+  (at most 100 new tokens) and parses the answer: "safe", a single category "O1".."O13" on the second
+  line of an "unsafe" answer, anything else "unknown" (`parse_aegis_response`). `aegis_pred` holds one of
+  `AEGIS_LABELS`; `keep_raw_pred` keeps the answer text in `raw_pred_column`; `filter_by` filters on it.
+- Instruction data guard runs the raw document (truncated at 4,096 tokens; `max_chars` is accepted and
+  unused, as in NeMo 0.7.1; an empty document is read as "unknown", as crossfit does) through LlamaGuard
+  with the Defensive Aegis adapter, takes the last layer's hidden state at the last token and scores it
+  with the guard net: `instruction_data_guard_poisoning_score` (sigmoid) and `is_poisoned` (score >= 0.5).
+  It never filters and has no labels (`get_labels()` is None).
+
+Differences from NeMo kept on purpose: `device_type` defaults to "auto" (CUDA when visible, else CPU);
+the keywords `model=` (hub id or local dir: the adapter for Aegis, the guard net for instruction data
+guard), `revision=`, `base_model=` (LlamaGuard-7b or a local copy), `aegis_adapter=`, `device=` and
+`token_budget=`; precision follows `autocast` (bf16 on GPUs and CPUs with native bf16, else fp32).
+The model runs in this process, not through the DeBERTa inference engine (`uses_inference_engine`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from hpc_classify.classifiers.aegis_prompt import (
+    AEGIS_LABELS,
+    POISONED_THRESHOLD,
+    UNSAFE_CATEGORIES,
+    format_aegis,
+    parse_aegis_response,
+)
+from hpc_classify.classifiers.base import (
+    DistributedDataClassifier,
+    limit_gpu_memory,
+    torch_threads_for_this_process,
+)
+from hpc_classify.errors import ConfigError
+from hpc_classify.models.llama_guard import (  # constants only: no torch at import
+    AEGIS_DEFENSIVE,
+    AEGIS_PERMISSIVE,
+    CPU_MAX_DOCUMENTS,
+    INSTRUCTION_DATA_GUARD,
+    LLAMA_GUARD_BASE,
+    MAX_LENGTH,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "AEGIS_LABELS",
+    "POISONED_THRESHOLD",
+    "UNSAFE_CATEGORIES",
+    "AegisClassifier",
+    "InstructionDataGuardClassifier",
+    "format_aegis",
+    "parse_aegis_response",
+]
+
+
+def _check_name(**values: Any) -> None:
+    for name, value in values.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name} must be a non-empty string, not {value!r}")
+
+
+class _LlamaGuardClassifier(DistributedDataClassifier):
+    """What both classifiers share: LlamaGuard + a LoRA adapter, loaded once per process."""
+
+    uses_inference_engine = False
+
+    def __init__(
+        self,
+        *,
+        adapter: str,
+        revision: str | None,
+        base_model: str,
+        token: str | bool | None,
+        device_type: str | None,
+        device: str,
+        **kwargs: Any,
+    ):
+        _check_name(base_model=base_model, adapter=adapter)
+        if revision is not None:
+            _check_name(revision=revision)
+        if token is not None and not isinstance(token, str | bool):
+            raise ConfigError(
+                f"token must be a Hugging Face access token string, true or null, not {token!r}"
+            )
+        # device_type="auto" is the default: let `device` (the CLI's --device, YAML device:) decide then.
+        super().__init__(
+            device_type=None if device_type == "auto" else device_type,
+            device=device,
+            max_tokens=MAX_LENGTH,
+            **kwargs,
+        )
+        self.base_model = str(base_model)
+        self.token = token  # never part of the identity or the fingerprint (a secret)
+        self._adapter = str(adapter)
+        self._revision = revision
+
+    # -- where the files are ---------------------------------------------------------------------
+    def _base_dir(self):
+        from hpc_classify.models.llama_guard import resolve_base_dir
+
+        return resolve_base_dir(self.base_model, token=self.token)
+
+    def _adapter_dir(self, revision: str | None = None):
+        from hpc_classify.models.llama_guard import resolve_adapter_dir
+
+        return resolve_adapter_dir(self._adapter, revision, token=self.token)
+
+    def _device(self) -> torch.device:
+        from hpc_classify.engine.device import configure_threads, resolve_device
+
+        device = resolve_device(self.device)
+        if device.type == "cpu":
+            if self.max_mem_gb is not None:
+                raise ConfigError(
+                    f"max_mem_gb={self.max_mem_gb} was given but this worker has no GPU (it limits GPU memory)",
+                    hint="leave max_mem_gb out on CPU nodes",
+                )
+            configure_threads(torch_threads_for_this_process())
+        else:
+            limit_gpu_memory(device, self.max_mem_gb)
+        return device
+
+    def _loaded(self, device: torch.device | None = None):
+        """The base model + adapter and tokenizer on `device` (cached per process)."""
+        from hpc_classify.engine.device import compute_dtype
+        from hpc_classify.models.llama_guard import load_llama_guard
+
+        device = device or self._device()
+        adapter_revision = self._revision if self._adapter_has_revision else None
+        return load_llama_guard(
+            self._base_dir(),
+            self._adapter_dir(adapter_revision),
+            device,
+            compute_dtype(device, self.autocast),
+        )
+
+    _adapter_has_revision = True
+
+    def _batch_limits(self, device: torch.device) -> tuple[int, int]:
+        """(documents, padded tokens) per forward/generate call: NeMo's batch_size, capped on a CPU."""
+        from hpc_classify.engine.device import default_token_budget
+
+        if device.type == "cpu":
+            return min(self.batch_size, CPU_MAX_DOCUMENTS), self.token_budget or default_token_budget(device)
+        return self.batch_size, self.token_budget or default_token_budget(device) // 2
+
+    # -- the abstract loaders of the base ----------------------------------------------------------
+    def load_model(self, device: torch.device) -> Any:
+        """The peft model (LlamaGuard with the adapter), eval, on `device`."""
+        return self._loaded(device).model
+
+    def load_tokenizer(self) -> Any:
+        from hpc_classify.models.llama_guard import load_llama_guard_tokenizer
+
+        return load_llama_guard_tokenizer(self._base_dir())
+
+    def _common_fingerprint(self) -> dict[str, Any]:
+        from hpc_classify.models.llama_guard import adapter_hash, base_model_hash
+
+        adapter_revision = self._revision if self._adapter_has_revision else None
+        return {
+            "adapter_hash": adapter_hash(self._adapter_dir(adapter_revision)),
+            "base_model_hash": base_model_hash(self._base_dir()),
+        }
+
+
+class AegisClassifier(_LlamaGuardClassifier):
+    """NVIDIA Aegis content safety (LlamaGuard-7b + the Defensive or Permissive LoRA adapter): `aegis_pred`
+    is "safe", one of the categories "O1".."O13", or "unknown" (an answer that does not parse).
+
+    Arguments as NeMo Curator 0.7.1's (same order and defaults, except device_type "auto"), plus the
+    keywords `model` (the adapter: hub id or local directory; same as aegis_variant), `revision` (of the
+    adapter), `base_model` (hub id or local directory), `device` and `token_budget` (padded tokens per
+    generate() call). The base model is gated: accept its license on the hub and log in (or pass token).
+    """
+
+    default_pred_column = "aegis_pred"
+
+    def __init__(
+        self,
+        aegis_variant: str = AEGIS_DEFENSIVE,
+        token: str | bool | None = None,
+        filter_by: list[str] | None = None,
+        batch_size: int = 64,
+        text_field: str = "text",
+        pred_column: str = "aegis_pred",
+        raw_pred_column: str = "_aegis_raw_pred",
+        keep_raw_pred: bool = False,
+        max_chars: int = 6000,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        base_model: str = LLAMA_GUARD_BASE,
+        device: str = "auto",
+        token_budget: int | None = None,
+    ):
+        if model is not None and aegis_variant not in (AEGIS_DEFENSIVE, model):
+            raise ConfigError(
+                f"model={model!r} and aegis_variant={aegis_variant!r} disagree: give one of them",
+                hint=f"both name the Aegis LoRA adapter, e.g. {AEGIS_DEFENSIVE} or {AEGIS_PERMISSIVE}",
+            )
+        adapter = model if model is not None else aegis_variant
+        _check_name(pred_column=pred_column, raw_pred_column=raw_pred_column)
+        if not isinstance(keep_raw_pred, bool):
+            raise ConfigError(f"keep_raw_pred must be true or false, not {keep_raw_pred!r}")
+        if keep_raw_pred and raw_pred_column == pred_column:
+            raise ConfigError(f"raw_pred_column and pred_column are both {pred_column!r}: name them apart")
+        super().__init__(
+            adapter=adapter,
+            revision=revision,
+            base_model=base_model,
+            token=token,
+            device_type=device_type,
+            device=device,
+            filter_by=filter_by,
+            batch_size=batch_size,
+            text_field=text_field,
+            pred_column=pred_column,
+            max_chars=max_chars,
+            autocast=autocast,
+            max_mem_gb=max_mem_gb,
+            token_budget=token_budget,
+        )
+        self.aegis_variant = adapter
+        self.revision = revision
+        self.raw_pred_column = raw_pred_column
+        self.keep_raw_pred = keep_raw_pred
+        self.labels  # noqa: B018 -- filter_by checked against AEGIS_LABELS now, not on a worker
+
+    @property
+    def model(self) -> str:
+        """The adapter (hub id or directory): the `model=` keyword."""
+        return self.aegis_variant
+
+    def load_labels(self) -> list[str]:
+        return list(AEGIS_LABELS)
+
+    def model_identity(self) -> dict[str, Any]:
+        return {"aegis_variant": self.aegis_variant, "revision": self.revision, "base_model": self.base_model}
+
+    def model_fingerprint(self) -> dict[str, Any]:
+        return {**self.model_identity(), **self._common_fingerprint()}
+
+    def output_columns(self) -> list[str]:
+        return [self.pred_column, *([self.raw_pred_column] if self.keep_raw_pred else [])]
+
+    def output_meta(self) -> dict[str, Any]:
+        return dict.fromkeys(self.output_columns(), "str")
+
+    def prompts(self, texts: list[str]) -> list[str]:
+        return [format_aegis(text[: self.max_chars]) for text in texts]
+
+    def raw_responses(self, texts: list[str]) -> list[str]:
+        """The model's answers (prompt stripped) to `texts`, in order."""
+        from hpc_classify.models.llama_guard import generate_responses
+
+        if not texts:
+            return []
+        device = self._device()
+        max_documents, token_budget = self._batch_limits(device)
+        return generate_responses(
+            self._loaded(device), self.prompts(texts), max_documents=max_documents, token_budget=token_budget
+        )
+
+    def columns_for_texts(self, texts: list[str]) -> dict[str, Any]:
+        responses = self.raw_responses(texts)
+        columns: dict[str, Any] = {self.pred_column: [parse_aegis_response(r) for r in responses]}
+        if self.keep_raw_pred:
+            columns[self.raw_pred_column] = responses
+        return columns
+
+
+class InstructionDataGuardClassifier(_LlamaGuardClassifier):
+    """NVIDIA instruction data guard (LLM poisoning triggers): `instruction_data_guard_poisoning_score`
+    (0..1) and `is_poisoned` (score >= 0.5), from LlamaGuard-7b + the Defensive Aegis adapter's last hidden
+    state and the guard net of nvidia/instruction-data-guard. Expects "Instruction: ... Input: ...
+    Response: ..." text. No filter_by and no labels, as in NeMo.
+
+    Arguments as NeMo Curator 0.7.1's (note autocast before device_type; device_type defaults to "auto"),
+    plus the keywords `model` (the guard net: hub id or local directory), `revision` (of the guard net),
+    `base_model`, `aegis_adapter` (the LoRA adapter the guard net was trained on), `device`, `token_budget`.
+    """
+
+    default_pred_column = "is_poisoned"
+    _adapter_has_revision = False  # `revision` is the guard net's
+
+    def __init__(
+        self,
+        token: str | bool | None = None,
+        batch_size: int = 64,
+        text_field: str = "text",
+        pred_column: str = "is_poisoned",
+        prob_column: str = "instruction_data_guard_poisoning_score",
+        max_chars: int = 6000,
+        autocast: bool = True,
+        device_type: str = "auto",
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        base_model: str = LLAMA_GUARD_BASE,
+        aegis_adapter: str = AEGIS_DEFENSIVE,
+        device: str = "auto",
+        token_budget: int | None = None,
+    ):
+        _check_name(pred_column=pred_column, prob_column=prob_column)
+        if pred_column == prob_column:
+            raise ConfigError(f"pred_column and prob_column are both {pred_column!r}: name them apart")
+        guard = INSTRUCTION_DATA_GUARD if model is None else model
+        _check_name(model=guard)
+        super().__init__(
+            adapter=aegis_adapter,
+            revision=revision,
+            base_model=base_model,
+            token=token,
+            device_type=device_type,
+            device=device,
+            batch_size=batch_size,
+            text_field=text_field,
+            pred_column=pred_column,
+            prob_column=prob_column,
+            max_chars=max_chars,
+            autocast=autocast,
+            max_mem_gb=max_mem_gb,
+            token_budget=token_budget,
+        )
+        self.model = guard
+        self.revision = revision
+        self.aegis_adapter = aegis_adapter
+
+    def load_labels(self) -> list[str]:
+        return []  # a score, not classes
+
+    def get_labels(self) -> None:
+        """As NeMo: no labels."""
+        return None
+
+    def _guard_dir(self):
+        from hpc_classify.models.llama_guard import resolve_guard_dir
+
+        return resolve_guard_dir(self.model, self.revision, token=self.token)
+
+    def load_guard_net(self, device: torch.device) -> Any:
+        from hpc_classify.models.llama_guard import load_guard_net
+
+        return load_guard_net(self._guard_dir(), device)
+
+    def model_identity(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "revision": self.revision,
+            "aegis_adapter": self.aegis_adapter,
+            "base_model": self.base_model,
+        }
+
+    def model_fingerprint(self) -> dict[str, Any]:
+        from hpc_classify.models.checkpoint_meta import checkpoint_hash
+
+        return {
+            **self.model_identity(),
+            "guard_hash": checkpoint_hash(self._guard_dir()),
+            **self._common_fingerprint(),
+        }
+
+    def output_columns(self) -> list[str]:
+        return [self.pred_column, self.prob_column]
+
+    def output_meta(self) -> dict[str, Any]:
+        return {self.pred_column: "bool", self.prob_column: "float64"}
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Poisoning scores (float32) of `texts`, in order."""
+        from hpc_classify.errors import CheckpointFormatError
+        from hpc_classify.models.llama_guard import guard_scores, last_hidden_states
+
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        device = self._device()
+        loaded = self._loaded(device)
+        net = self.load_guard_net(device)
+        if net.input_layer.in_features != loaded.hidden_size:
+            raise CheckpointFormatError(
+                f"guard net {self.model} takes {net.input_layer.in_features} inputs but the base model "
+                f"{self.base_model} has hidden size {loaded.hidden_size}"
+            )
+        max_documents, token_budget = self._batch_limits(device)
+        documents = [text if text else "unknown" for text in texts]  # crossfit's Tokenizer does this
+        hidden = last_hidden_states(loaded, documents, max_documents=max_documents, token_budget=token_budget)
+        return guard_scores(net, hidden, device)
+
+    def columns_for_texts(self, texts: list[str]) -> dict[str, Any]:
+        score = self.scores(texts)
+        return {self.pred_column: score >= POISONED_THRESHOLD, self.prob_column: score.astype(np.float64)}
+
+    def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+        flags = {"True": 0, "False": 0}
+        for value in frame[self.pred_column].tolist():
+            flags[str(bool(value))] += 1
+        histogram = {f"{tenth / 10:.1f}": 0 for tenth in range(11)}
+        for value in np.round(frame[self.prob_column].to_numpy(dtype=np.float64), 1).tolist():
+            key = f"{value:.1f}"
+            histogram[key] = histogram.get(key, 0) + 1
+        return {self.pred_column: flags, self.prob_column: histogram}
+
+    def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.ones(len(frame), dtype=bool)  # NeMo never filters on the poisoning score
