@@ -188,13 +188,15 @@ def test_both_classifiers_in_one_pass(tmp_path, corpus, tiny_llama_guard, tiny_g
     }
 
 
-def test_aegis_through_the_cli_config(tmp_path, corpus, tiny_llama_guard):
+def test_aegis_through_the_cli_config(tmp_path, corpus, tiny_llama_guard, tiny_guard_net):
     base, adapter = tiny_llama_guard
     config = tmp_path / "run.yaml"
     config.write_text(
         f"input: {corpus}\noutput: {tmp_path / 'out'}\nworkers: 1\nthreads_per_worker: 1\ndevice: cpu\n"
         f"classifiers:\n  - classifier: {AEGIS_CLASS}\n    base_model: {base}\n    model: {adapter}\n"
         "    autocast: false\n    batch_size: 2\n    filter_by: [safe, O3]\n"
+        f"  - classifier: instruction-data-guard\n    base_model: {base}\n    aegis_adapter: {adapter}\n"
+        f"    model: {tiny_guard_net}\n    autocast: false\n"
     )
     proc = run_cli(["run", "--config", str(config)])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -205,6 +207,7 @@ def test_aegis_through_the_cli_config(tmp_path, corpus, tiny_llama_guard):
             (s["id"], w) for s, w in zip(source, want, strict=True) if w in ("safe", "O3")
         ]
         assert all("_aegis_raw_pred" not in r for r in rows)
+        assert all(isinstance(r["is_poisoned"], bool) for r in rows)  # the guard ran in the same pass
 
 
 def test_frames_fingerprint_and_the_cpu_warning(tiny_llama_guard, tiny_guard_net, monkeypatch, caplog):

@@ -282,6 +282,8 @@ def test_family_in_one_pass_through_hpc_classify_run(
         "on_bad_row: skip\nkeep_columns: [id]\nautocast: false\n"
         "classifiers:\n"
         f"  - classifier: fineweb-nemotron-edu\n    model: {tiny_fineweb_model}\n"
+        f"  - classifier: fineweb-edu\n    model: {tiny_fineweb_model}\n"
+        f"  - classifier: fineweb-mixtral-edu\n    model: {tiny_fineweb_model}\n"
         f"  - classifier: content-type\n    model: {tiny_content_type_model}\n"
         f"  - classifier: prompt-task-complexity\n    model: {tiny_prompt_complexity_model}\n"
     )
@@ -299,7 +301,8 @@ def test_family_in_one_pass_through_hpc_classify_run(
     want_score, _, _ = nemo_fineweb_columns(
         reference_fineweb(tiny_fineweb_model, [texts[r["id"]] for r in some])
     )
-    assert np.abs(np.array([r["fineweb-nemotron-edu-score"] for r in some]) - want_score).max() <= 1e-5
+    for variant in ("fineweb-nemotron-edu", "fineweb-edu", "fineweb-mixtral-edu"):  # one model, three columns
+        assert np.abs(np.array([r[f"{variant}-score"] for r in some]) - want_score).max() <= 1e-5
     assert all(
         {"content_pred", "task_type_1", "prompt_complexity_score", "row_number"} <= set(r) for r in some
     )
@@ -308,6 +311,9 @@ def test_family_in_one_pass_through_hpc_classify_run(
     assert set(summary["labels"]) == {
         "fineweb-nemotron-edu-score-int",
         "fineweb-nemotron-edu-score-label",
+        "fineweb-edu-score-int",
+        "fineweb-mixtral-edu-score-int",
+        "fineweb-mixtral-edu-score-label",
         "content_pred",
         "task_type_1",
         "prompt_complexity_score",
