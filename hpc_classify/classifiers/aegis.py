@@ -35,8 +35,6 @@ from hpc_classify.classifiers.aegis_prompt import (
 )
 from hpc_classify.classifiers.base import (
     DistributedDataClassifier,
-    limit_gpu_memory,
-    torch_threads_for_this_process,
 )
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.llama_guard import (  # constants only: no torch at import
@@ -115,19 +113,7 @@ class _LlamaGuardClassifier(DistributedDataClassifier):
         return resolve_adapter_dir(self._adapter, revision, token=self.token)
 
     def _device(self) -> torch.device:
-        from hpc_classify.engine.device import configure_threads, resolve_device
-
-        device = resolve_device(self.device)
-        if device.type == "cpu":
-            if self.max_mem_gb is not None:
-                raise ConfigError(
-                    f"max_mem_gb={self.max_mem_gb} was given but this worker has no GPU (it limits GPU memory)",
-                    hint="leave max_mem_gb out on CPU nodes",
-                )
-            configure_threads(torch_threads_for_this_process())
-        else:
-            limit_gpu_memory(device, self.max_mem_gb)
-        return device
+        return self.prepare_device()
 
     def _loaded(self, device: torch.device | None = None):
         """The base model + adapter and tokenizer on `device` (cached per process)."""

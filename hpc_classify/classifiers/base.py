@@ -221,6 +221,23 @@ class DistributedDataClassifier(ABC):
         # NeMo Curator's batch_size is a number of documents: the equivalent padded-token budget.
         return self.batch_size * (self.max_tokens or 512) if self.batch_size else None
 
+    def prepare_device(self) -> torch.device:
+        """This worker's device for the model: torch threads set on CPU (where max_mem_gb is an error),
+        the GPU memory limit applied on CUDA."""
+        from hpc_classify.engine import configure_threads, resolve_device
+
+        device = resolve_device(self.device)
+        if device.type == "cpu":
+            if self.max_mem_gb is not None:
+                raise ConfigError(
+                    f"max_mem_gb={self.max_mem_gb} was given but this worker has no GPU (it limits GPU memory)",
+                    hint="leave max_mem_gb out on CPU nodes",
+                )
+            configure_threads(torch_threads_for_this_process())
+        else:
+            limit_gpu_memory(device, self.max_mem_gb)
+        return device
+
     def _token_budget_for(self, device: torch.device) -> int | None:
         """On CPU a budget derived from a GPU-sized batch_size (NeMo's 256 documents) is capped at the CPU
         default: batch size changes speed and memory, never predictions."""
@@ -246,18 +263,9 @@ class DistributedDataClassifier(ABC):
 
     def _build_engine(self) -> tuple[Any, list[str]]:
         from hpc_classify.classifiers.adapters import as_logits_module
-        from hpc_classify.engine import InferenceEngine, configure_threads, resolve_device
+        from hpc_classify.engine import InferenceEngine
 
-        device = resolve_device(self.device)
-        if device.type == "cpu":
-            if self.max_mem_gb is not None:
-                raise ConfigError(
-                    f"max_mem_gb={self.max_mem_gb} was given but this worker has no GPU (it limits GPU memory)",
-                    hint="leave max_mem_gb out on CPU nodes",
-                )
-            configure_threads(torch_threads_for_this_process())
-        else:
-            limit_gpu_memory(device, self.max_mem_gb)
+        device = self.prepare_device()
         components = self.load_components(device)
         labels = list(components.labels)
         self._check_filter_labels(labels)

@@ -12,7 +12,7 @@ from typing import Any
 from hpc_classify.errors import CheckpointFormatError
 
 WEIGHTS_FILE = "model.safetensors"
-_SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
+SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
 
 
 def labels_from_config(config: dict[str, Any], source: str) -> list[str]:
@@ -42,20 +42,25 @@ _hash_lock = threading.Lock()
 
 def checkpoint_hash(model_dir: str | Path) -> str:
     """sha256 of model.safetensors, first 16 hex digits; cached by (path, size, mtime)."""
-    path = Path(model_dir) / WEIGHTS_FILE
+    return file_hash(Path(model_dir) / WEIGHTS_FILE, f"{model_dir}: {WEIGHTS_FILE}")
+
+
+def file_hash(path: str | Path, what: str) -> str:
+    """sha256 of a file, first 16 hex digits; free for a Hugging Face cache blob (named by its sha256);
+    cached by (path, size, mtime). A missing file is a CheckpointFormatError naming `what`."""
     try:
-        real = path.resolve(strict=True)
+        real = Path(path).resolve(strict=True)
         stat = real.stat()
     except OSError:
         raise CheckpointFormatError(
-            f"{model_dir}: {WEIGHTS_FILE} is missing",
+            f"{what} is missing",
             hint="re-run `hpc-classify fetch-models` (the cached snapshot is incomplete) or check the directory",
         ) from None
     key = (str(real), stat.st_size, stat.st_mtime_ns)
     with _hash_lock:
         if key in _hash_cache:
             return _hash_cache[key]
-    if real.parent.name == "blobs" and _SHA256_BLOB.fullmatch(real.name):
+    if real.parent.name == "blobs" and SHA256_BLOB.fullmatch(real.name):
         # In the HF cache an LFS file's blob is named by its sha256: no need to read 700 MB.
         digest = real.name
     else:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpc_classify.errors import CheckpointFormatError, ModelNotAvailableError
+from hpc_classify.models.checkpoint_meta import SHA256_BLOB, file_hash
 from hpc_classify.models.hub import hub_cache_dir, read_json_file, resolve_model_dir
 
 if TYPE_CHECKING:
@@ -59,7 +59,6 @@ AEGIS_MAX_NEW_TOKENS = 100
 PAD_TOKEN_ID = 0  # generate(pad_token_id=0) as NeMo; LlamaGuard's <unk>
 CPU_MAX_DOCUMENTS = 4  # documents per generate() call on a CPU: larger batches only add padding there
 LARGE_MODEL_PARAMETERS = 1_000_000_000
-_SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
 
 
 # -- finding the three parts ------------------------------------------------------------------
@@ -104,40 +103,8 @@ def resolve_guard_dir(guard: str, revision: str | None = None, token: str | bool
 
 
 # -- hashes for the run fingerprint (no torch) -------------------------------------------------------
-_hash_cache: dict[tuple[str, int, int], str] = {}
-_hash_lock = threading.Lock()
-
-
-def file_hash(path: str | Path, what: str = "weights") -> str:
-    """sha256 of a file, first 16 hex digits; free for a Hugging Face cache blob (named by its sha256);
-    cached by (path, size, mtime)."""
-    try:
-        real = Path(path).resolve(strict=True)
-        stat = real.stat()
-    except OSError:
-        raise CheckpointFormatError(
-            f"{what}: {path} is missing",
-            hint="re-run `hpc-classify fetch-models` (the cached snapshot is incomplete) or check the directory",
-        ) from None
-    key = (str(real), stat.st_size, stat.st_mtime_ns)
-    with _hash_lock:
-        if key in _hash_cache:
-            return _hash_cache[key]
-    if real.parent.name == "blobs" and _SHA256_BLOB.fullmatch(real.name):
-        digest = real.name
-    else:
-        sha = hashlib.sha256()
-        with open(real, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                sha.update(chunk)
-        digest = sha.hexdigest()
-    with _hash_lock:
-        _hash_cache[key] = digest[:16]
-    return digest[:16]
-
-
 def adapter_hash(adapter_dir: str | Path) -> str:
-    return file_hash(Path(adapter_dir) / ADAPTER_WEIGHTS, f"LoRA adapter {adapter_dir}")
+    return file_hash(Path(adapter_dir) / ADAPTER_WEIGHTS, f"LoRA adapter {adapter_dir}: {ADAPTER_WEIGHTS}")
 
 
 def base_model_hash(base_dir: str | Path) -> str:
@@ -147,7 +114,7 @@ def base_model_hash(base_dir: str | Path) -> str:
     sha = hashlib.sha256((base_dir / "config.json").read_bytes())
     for weights in sorted(base_dir.glob("*.safetensors")):
         real = weights.resolve()
-        tag = real.name if _SHA256_BLOB.fullmatch(real.name) else str(real.stat().st_size)
+        tag = real.name if SHA256_BLOB.fullmatch(real.name) else str(real.stat().st_size)
         sha.update(f"{weights.name}={tag};".encode())
     return sha.hexdigest()[:16]
 
