@@ -137,7 +137,7 @@ def tiny_toxicity_model(tmp_path_factory: pytest.TempPathFactory, tiny_domain_mo
     import torch
     from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
 
-    from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
+    from hpc_classify.models.tiny import DOMAIN_LABELS, one_torch_thread, synthetic_corpus
 
     out = tmp_path_factory.mktemp("toxicity-model")
     for name in tiny_domain_model.iterdir():
@@ -167,16 +167,17 @@ def tiny_toxicity_model(tmp_path_factory: pytest.TempPathFactory, tiny_domain_mo
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     model.train()
-    for _ in range(40):
-        idx = torch.randint(len(texts), (32,), generator=generator)
-        loss = model(
-            input_ids=encoded["input_ids"][idx],
-            attention_mask=encoded["attention_mask"][idx],
-            labels=targets[idx],
-        ).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    with one_torch_thread():  # the same float reductions, hence the same weights, on every machine
+        for _ in range(40):
+            idx = torch.randint(len(texts), (32,), generator=generator)
+            loss = model(
+                input_ids=encoded["input_ids"][idx],
+                attention_mask=encoded["attention_mask"][idx],
+                labels=targets[idx],
+            ).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     model.eval().save_pretrained(out)
     return out
 
@@ -186,7 +187,10 @@ def tiny_fineweb_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """HuggingFaceFW/fineweb-edu-classifier's layout: a trained tiny BERT regressor (tests/family_models.py)."""
     from family_models import build_fineweb_regressor
 
-    return build_fineweb_regressor(tmp_path_factory.mktemp("fineweb") / "model")
+    from hpc_classify.models.tiny import one_torch_thread
+
+    with one_torch_thread():  # the same float reductions, hence the same weights, on every machine
+        return build_fineweb_regressor(tmp_path_factory.mktemp("fineweb") / "model")
 
 
 @pytest.fixture(scope="session")
@@ -213,8 +217,11 @@ def tiny_llama_guard(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     adapter made with peft (tests/aegis_models.py)."""
     from aegis_models import build_tiny_llama_guard
 
+    from hpc_classify.models.tiny import one_torch_thread
+
     root = tmp_path_factory.mktemp("tiny-llama-guard")
-    return build_tiny_llama_guard(root / "base", root / "adapter")
+    with one_torch_thread():
+        return build_tiny_llama_guard(root / "base", root / "adapter")
 
 
 @pytest.fixture(scope="session")

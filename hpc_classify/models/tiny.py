@@ -202,7 +202,7 @@ def _train(
 
 
 @contextmanager
-def _one_torch_thread() -> Iterator[None]:
+def one_torch_thread() -> Iterator[None]:
     """Train on one intra-op thread, restoring the setting after: the ops of a tiny model are too small
     to share (on a busy machine, spinning OpenMP threads made a 2 s build take 30 s), and one thread
     gives the same float reductions, hence the same weights, on every machine."""
@@ -274,7 +274,7 @@ def build_tiny_checkpoint(
     texts, label_ids = synthetic_corpus(max(256, 25 * len(labels)), labels, seed=seed)
     tokenizer = train_tokenizer(texts, vocab_size, model_max_length=1024)
     backbone = tiny_backbone_config(len(tokenizer), hidden=hidden, layers=layers, heads=heads)
-    with _one_torch_thread():
+    with one_torch_thread():
         torch.manual_seed(seed)  # the initial weights (torch's global generator is the only way into nn.init)
         net = ClassifierModel(backbone_config_from_dict(backbone), len(labels), fc_dropout=0.2)
         _train(net, tokenizer, texts, label_ids, steps=steps, seed=seed)
