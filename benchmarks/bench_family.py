@@ -148,6 +148,7 @@ def main() -> None:
     )
     parser.add_argument("--documents", type=int, default=48)
     parser.add_argument("--no-autocast", action="store_true", help="exact fp32 instead of bf16 where native")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (default) or cuda")
     parser.add_argument("--output", help="also write the results as JSON here")
     args = parser.parse_args()
     autocast = not args.no_autocast
@@ -159,23 +160,25 @@ def main() -> None:
         work = Path(tmp)
         deberta = nvidia_head_checkpoint(work / "deberta-26", 26, tokenizer)
         cases = {
-            "DomainClassifier": lambda: DomainClassifier(str(deberta), device="cpu", autocast=autocast),
+            "DomainClassifier": lambda: DomainClassifier(str(deberta), device=args.device, autocast=autocast),
             "QualityClassifier": lambda: QualityClassifier(
-                str(nvidia_head_checkpoint(work / "deberta-3", 3, tokenizer)), device="cpu", autocast=autocast
+                str(nvidia_head_checkpoint(work / "deberta-3", 3, tokenizer)),
+                device=args.device,
+                autocast=autocast,
             ),
             "ContentTypeClassifier": lambda: ContentTypeClassifier(
                 model=str(nvidia_head_checkpoint(work / "deberta-11", 11, tokenizer)),
-                device="cpu",
+                device=args.device,
                 autocast=autocast,
             ),
             "PromptTaskComplexityClassifier": lambda: PromptTaskComplexityClassifier(
                 model=str(prompt_complexity_checkpoint(work / "prompt", tokenizer)),
-                device="cpu",
+                device=args.device,
                 autocast=autocast,
             ),
             "FineWebEduClassifier (and Mixtral/Nemotron)": lambda: FineWebEduClassifier(
                 model=str(bert_regressor_checkpoint(work / "bert", tokenizer)),
-                device="cpu",
+                device=args.device,
                 autocast=autocast,
             ),
         }
@@ -187,11 +190,14 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "cpu": f"{machine.get('cpu', '?')} ({cpu_isa()})",
         "torch_threads": machine["torch_threads"],
-        "precision": str(compute_dtype(torch.device("cpu"), autocast)).removeprefix("torch."),
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
+        "precision": str(compute_dtype(torch.device(args.device), autocast)).removeprefix("torch."),
         "documents": args.documents,
         "results": results,
     }
-    print(f"CPU: {report['cpu']}, {report['torch_threads']} threads, {report['precision']}")
+    print(
+        f"CPU: {report['cpu']}, {report['torch_threads']} threads; device {report['device']}, {report['precision']}"
+    )
     print(f"{'classifier':<45} {'s / 1,000 docs':>15} {'docs/s':>8} {'tokens/doc':>11}")
     for name, r in results.items():
         print(

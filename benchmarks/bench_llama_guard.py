@@ -66,9 +66,13 @@ def build_model(layers: int, dtype, lora_rank: int):
 
 
 def timed(fn, repeat: int = 1) -> float:
+    import torch
+
     start = time.perf_counter()
     for _ in range(repeat):
         fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # GPU work is asynchronous: time it to its end
     return (time.perf_counter() - start) / repeat
 
 
@@ -89,26 +93,27 @@ def main(argv: list[str] | None = None) -> None:
         "--short-answer", type=int, default=5, help="answer length when the model stops early"
     )
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda; on a GPU use --layers 32")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--lora-rank", type=int, default=8)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}.get(args.dtype) or compute_dtype(device, True)
     model_name, isa = cpu_description()
     print(f"CPU: {model_name} ({isa}); {torch.get_num_threads()} torch threads; torch {torch.__version__}")
     print(f"dtype: {dtype}; layers built: {args.layers} of {REAL_LAYERS} (times extrapolated linearly)")
 
     start = time.perf_counter()
-    model = build_model(args.layers, dtype, args.lora_rank)
+    model = build_model(args.layers, dtype, args.lora_rank).to(device)
     print(f"built in {time.perf_counter() - start:.1f} s")
     decoder = model.get_base_model().get_decoder()
     lm_head = model.get_base_model().lm_head
     generator = torch.Generator().manual_seed(0)
 
     def ids(length: int) -> torch.Tensor:
-        return torch.randint(3, LLAMA_GUARD_ARCH["vocab_size"], (1, length), generator=generator)
+        return torch.randint(3, LLAMA_GUARD_ARCH["vocab_size"], (1, length), generator=generator).to(device)
 
     def generate(prompt: torch.Tensor, new_tokens: int) -> None:
         model.generate(
@@ -122,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
 
     with torch.inference_mode():
         generate(ids(32), 2)  # warm-up
-        head = timed(lambda: lm_head(torch.zeros(1, 1, LLAMA_GUARD_ARCH["hidden_size"], dtype=dtype)), 5)
+        head = timed(
+            lambda: lm_head(torch.zeros(1, 1, LLAMA_GUARD_ARCH["hidden_size"], dtype=dtype, device=device)), 5
+        )
         prefill = [timed(lambda: decoder(input_ids=ids(args.prompt_tokens))) for _ in range(args.documents)]
         full = [
             timed(lambda: generate(ids(args.prompt_tokens), args.new_tokens)) for _ in range(args.documents)
