@@ -235,3 +235,28 @@ def test_frames_fingerprint_and_the_cpu_warning(tiny_llama_guard, tiny_guard_net
     with caplog.at_level(logging.WARNING, logger="hpc_classify.models.llama_guard"):
         aegis.load_model(torch.device("cpu"))
     assert any("very slow" in r.getMessage() and "GPU" in r.getMessage() for r in caplog.records)
+
+
+def test_autocast_stays_within_bf16_tolerance(tiny_llama_guard, tiny_guard_net):
+    """bf16 where the CPU has it natively (else both runs are fp32 and must agree exactly)."""
+    base, adapter = tiny_llama_guard
+    texts = [text for text, _ in documents(8, seed=13)]
+    frame = pd.DataFrame({"text": texts})
+    exact = _aegis(tiny_llama_guard).predict_frame(frame)["aegis_pred"]
+    fast = AegisClassifier(base_model=str(base), model=str(adapter), device_type="cpu").predict_frame(frame)
+    assert (exact == fast["aegis_pred"]).mean() >= 0.75  # greedy decoding may part ways on a near-tie
+
+    def guard(autocast: bool) -> pd.DataFrame:
+        classifier = InstructionDataGuardClassifier(
+            autocast=autocast,
+            device_type="cpu",
+            model=str(tiny_guard_net),
+            base_model=str(base),
+            aegis_adapter=str(adapter),
+        )
+        return classifier.predict_frame(frame)
+
+    a, b = guard(False), guard(True)
+    column = "instruction_data_guard_poisoning_score"
+    assert np.abs(a[column] - b[column]).max() <= 0.05
+    assert (a["is_poisoned"] == b["is_poisoned"]).mean() >= 0.75
