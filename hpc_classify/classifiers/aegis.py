@@ -33,17 +33,13 @@ from hpc_classify.classifiers.aegis_prompt import (
     format_aegis,
     parse_aegis_response,
 )
-from hpc_classify.classifiers.base import (
-    DistributedDataClassifier,
-)
+from hpc_classify.classifiers.llama_guard_base import LlamaGuardClassifier, check_name
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.llama_guard import (  # constants only: no torch at import
     AEGIS_DEFENSIVE,
     AEGIS_PERMISSIVE,
-    CPU_MAX_DOCUMENTS,
     INSTRUCTION_DATA_GUARD,
     LLAMA_GUARD_BASE,
-    MAX_LENGTH,
 )
 
 if TYPE_CHECKING:
@@ -60,106 +56,7 @@ __all__ = [
 ]
 
 
-def _check_name(**values: Any) -> None:
-    for name, value in values.items():
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{name} must be a non-empty string, not {value!r}")
-
-
-class _LlamaGuardClassifier(DistributedDataClassifier):
-    """What both classifiers share: LlamaGuard + a LoRA adapter, loaded once per process."""
-
-    uses_inference_engine = False
-
-    def __init__(
-        self,
-        *,
-        adapter: str,
-        revision: str | None,
-        base_model: str,
-        token: str | bool | None,
-        device_type: str | None,
-        device: str,
-        **kwargs: Any,
-    ):
-        _check_name(base_model=base_model, adapter=adapter)
-        if revision is not None:
-            _check_name(revision=revision)
-        if token is not None and not isinstance(token, str | bool):
-            raise ConfigError(
-                f"token must be a Hugging Face access token string, true or null, not {token!r}"
-            )
-        # device_type="auto" is the default: let `device` (the CLI's --device, YAML device:) decide then.
-        super().__init__(
-            device_type=None if device_type == "auto" else device_type,
-            device=device,
-            max_tokens=MAX_LENGTH,
-            **kwargs,
-        )
-        self.base_model = str(base_model)
-        self.token = token  # never part of the identity or the fingerprint (a secret)
-        self._adapter = str(adapter)
-        self._revision = revision
-
-    # -- where the files are ---------------------------------------------------------------------
-    def _base_dir(self):
-        from hpc_classify.models.llama_guard import resolve_base_dir
-
-        return resolve_base_dir(self.base_model, token=self.token)
-
-    def _adapter_dir(self, revision: str | None = None):
-        from hpc_classify.models.llama_guard import resolve_adapter_dir
-
-        return resolve_adapter_dir(self._adapter, revision, token=self.token)
-
-    def _device(self) -> torch.device:
-        return self.prepare_device()
-
-    def _loaded(self, device: torch.device | None = None):
-        """The base model + adapter and tokenizer on `device` (cached per process)."""
-        from hpc_classify.engine.device import compute_dtype
-        from hpc_classify.models.llama_guard import load_llama_guard
-
-        device = device or self._device()
-        adapter_revision = self._revision if self._adapter_has_revision else None
-        return load_llama_guard(
-            self._base_dir(),
-            self._adapter_dir(adapter_revision),
-            device,
-            compute_dtype(device, self.autocast),
-        )
-
-    _adapter_has_revision = True
-
-    def _batch_limits(self, device: torch.device) -> tuple[int, int]:
-        """(documents, padded tokens) per forward/generate call: NeMo's batch_size, capped on a CPU."""
-        from hpc_classify.engine.device import default_token_budget
-
-        if device.type == "cpu":
-            return min(self.batch_size, CPU_MAX_DOCUMENTS), self.token_budget or default_token_budget(device)
-        return self.batch_size, self.token_budget or default_token_budget(device) // 2
-
-    # -- the abstract loaders of the base ----------------------------------------------------------
-    def load_model(self, device: torch.device) -> Any:
-        """The peft model (LlamaGuard with the adapter), eval, on `device`."""
-        return self._loaded(device).model
-
-    def load_tokenizer(self) -> Any:
-        from hpc_classify.models.llama_guard import load_llama_guard_tokenizer
-
-        return load_llama_guard_tokenizer(self._base_dir())
-
-    def _common_fingerprint(self) -> dict[str, Any]:
-        from hpc_classify.models.llama_guard import adapter_hash, base_model_hash
-
-        adapter_revision = self._revision if self._adapter_has_revision else None
-        return {
-            "adapter_hash": adapter_hash(self._adapter_dir(adapter_revision)),
-            "base_model_hash": base_model_hash(self._base_dir()),
-        }
-
-
-class AegisClassifier(_LlamaGuardClassifier):
+class AegisClassifier(LlamaGuardClassifier):
     """NVIDIA Aegis content safety (LlamaGuard-7b + the Defensive or Permissive LoRA adapter): `aegis_pred`
     is "safe", one of the categories "O1".."O13", or "unknown" (an answer that does not parse).
 
@@ -198,7 +95,7 @@ class AegisClassifier(_LlamaGuardClassifier):
                 hint=f"both name the Aegis LoRA adapter, e.g. {AEGIS_DEFENSIVE} or {AEGIS_PERMISSIVE}",
             )
         adapter = model if model is not None else aegis_variant
-        _check_name(pred_column=pred_column, raw_pred_column=raw_pred_column)
+        check_name(pred_column=pred_column, raw_pred_column=raw_pred_column)
         if not isinstance(keep_raw_pred, bool):
             raise ConfigError(f"keep_raw_pred must be true or false, not {keep_raw_pred!r}")
         if keep_raw_pred and raw_pred_column == pred_column:
@@ -254,7 +151,7 @@ class AegisClassifier(_LlamaGuardClassifier):
 
         if not texts:
             return []
-        device = self._device()
+        device = self.prepare_device()
         max_documents, token_budget = self._batch_limits(device)
         return generate_responses(
             self._loaded(device), self.prompts(texts), max_documents=max_documents, token_budget=token_budget
@@ -268,7 +165,7 @@ class AegisClassifier(_LlamaGuardClassifier):
         return columns
 
 
-class InstructionDataGuardClassifier(_LlamaGuardClassifier):
+class InstructionDataGuardClassifier(LlamaGuardClassifier):
     """NVIDIA instruction data guard (LLM poisoning triggers): `instruction_data_guard_poisoning_score`
     (0..1) and `is_poisoned` (score >= 0.5), from LlamaGuard-7b + the Defensive Aegis adapter's last hidden
     state and the guard net of nvidia/instruction-data-guard. Expects "Instruction: ... Input: ...
@@ -301,11 +198,11 @@ class InstructionDataGuardClassifier(_LlamaGuardClassifier):
         device: str = "auto",
         token_budget: int | None = None,
     ):
-        _check_name(pred_column=pred_column, prob_column=prob_column)
+        check_name(pred_column=pred_column, prob_column=prob_column)
         if pred_column == prob_column:
             raise ConfigError(f"pred_column and prob_column are both {pred_column!r}: name them apart")
         guard = INSTRUCTION_DATA_GUARD if model is None else model
-        _check_name(model=guard)
+        check_name(model=guard)
         super().__init__(
             adapter=aegis_adapter,
             revision=revision,
@@ -373,7 +270,7 @@ class InstructionDataGuardClassifier(_LlamaGuardClassifier):
 
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        device = self._device()
+        device = self.prepare_device()
         loaded = self._loaded(device)
         net = self.load_guard_net(device)
         if net.input_layer.in_features != loaded.hidden_size:
