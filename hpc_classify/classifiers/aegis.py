@@ -33,6 +33,7 @@ from hpc_classify.classifiers.aegis_prompt import (
     format_aegis,
     parse_aegis_response,
 )
+from hpc_classify.classifiers.base import TENTHS, count_values
 from hpc_classify.classifiers.llama_guard_base import LlamaGuardClassifier, check_name
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.llama_guard import (  # constants only: no torch at import
@@ -288,14 +289,9 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         return {self.pred_column: score >= POISONED_THRESHOLD, self.prob_column: score.astype(np.float64)}
 
     def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
-        flags = {"True": 0, "False": 0}
-        for value in frame[self.pred_column].tolist():
-            flags[str(bool(value))] += 1
-        histogram = {f"{tenth / 10:.1f}": 0 for tenth in range(11)}
-        for value in np.round(frame[self.prob_column].to_numpy(dtype=np.float64), 1).tolist():
-            key = f"{value:.1f}"
-            histogram[key] = histogram.get(key, 0) + 1
-        return {self.pred_column: flags, self.prob_column: histogram}
-
-    def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.ones(len(frame), dtype=bool)  # NeMo never filters on the poisoning score
+        flags = (bool(value) for value in frame[self.pred_column].tolist())
+        scores = np.round(frame[self.prob_column].to_numpy(dtype=np.float64), 1).tolist()
+        return {
+            self.pred_column: count_values(flags, ("True", "False")),
+            self.prob_column: count_values((f"{value:.1f}" for value in scores), TENTHS),
+        }

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -304,10 +304,7 @@ class DistributedDataClassifier(ABC):
 
     def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
         """Per output column, value -> count over `frame` (every label listed, zero when unused)."""
-        counts = dict.fromkeys(self.labels, 0)
-        for label in frame[self.pred_column].tolist():
-            counts[label] = counts.get(label, 0) + 1
-        return {self.pred_column: counts}
+        return {self.pred_column: count_values(frame[self.pred_column].tolist(), self.labels)}
 
     def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows to keep (bool per row): all of them without `filter_by`."""
@@ -366,6 +363,19 @@ class DistributedDataClassifier(ABC):
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)
         return dataset.map_partitions(self.classify_frame, meta=meta)
+
+
+TENTHS = tuple(f"{tenth / 10:.1f}" for tenth in range(11))  # histogram bins of a score in [0, 1]
+
+
+def count_values(values: Iterable[Any], known: Iterable[str] = ()) -> dict[str, int]:
+    """value (as a string) -> rows, for markers, `status` and summaries: every `known` value listed
+    first, in its order, zero when unused; any other value after them."""
+    counts = dict.fromkeys(known, 0)
+    for value in values:
+        key = str(value)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def limit_gpu_memory(device: torch.device, max_mem_gb: float | None) -> None:

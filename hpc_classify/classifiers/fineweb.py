@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hpc_classify.classifiers.base import LoadedComponents
+from hpc_classify.classifiers.base import LoadedComponents, count_values
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
 from hpc_classify.errors import ConfigError
 
@@ -119,19 +119,11 @@ class _FineWebBaseClassifier(CheckpointClassifier):
         return columns
 
     def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
-        histogram = {str(i): 0 for i in range(6)}
-        for value in frame[self.int_column].tolist():
-            histogram[str(value)] = histogram.get(str(value), 0) + 1
-        counts = {self.int_column: histogram}
+        counts = {self.int_column: count_values(frame[self.int_column].tolist(), map(str, range(6)))}
         if self.quality_label_column:
-            labels = {"high_quality": 0, "low_quality": 0}
-            for value in frame[self.quality_label_column].tolist():
-                labels[value] += 1
-            counts[self.quality_label_column] = labels
+            values = frame[self.quality_label_column].tolist()
+            counts[self.quality_label_column] = count_values(values, ("high_quality", "low_quality"))
         return counts
-
-    def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.ones(len(frame), dtype=bool)  # NeMo never filters on a score
 
 
 class FineWebEduClassifier(_FineWebBaseClassifier):

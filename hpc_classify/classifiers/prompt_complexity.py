@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hpc_classify.classifiers.base import LoadedComponents
+from hpc_classify.classifiers.base import TENTHS, LoadedComponents, count_values
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
 from hpc_classify.config import stable_hash
 
@@ -150,17 +150,11 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
         return complexity_columns(outputs, self._checkpoint_config())
 
     def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
-        task_types = dict.fromkeys(self.labels, 0)
-        for value in frame["task_type_1"].tolist():
-            task_types[value] = task_types.get(value, 0) + 1
-        histogram: dict[str, int] = {f"{tenth / 10:.1f}": 0 for tenth in range(11)}
-        for value in frame[COMPLEXITY_COLUMN].tolist():
-            key = f"{round(float(value), 1):.1f}"
-            histogram[key] = histogram.get(key, 0) + 1
-        return {"task_type_1": task_types, COMPLEXITY_COLUMN: histogram}
-
-    def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.ones(len(frame), dtype=bool)
+        scores = (f"{round(float(value), 1):.1f}" for value in frame[COMPLEXITY_COLUMN].tolist())
+        return {
+            "task_type_1": count_values(frame["task_type_1"].tolist(), self.labels),
+            COMPLEXITY_COLUMN: count_values(scores, TENTHS),
+        }
 
     def model_fingerprint(self) -> dict[str, Any]:
         # The post-processing reads weights and divisors from config.json: part of what predicts.
