@@ -19,11 +19,9 @@ from hpc_classify.errors import ConfigError
 
 
 def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassifier]:
-    """The classifiers as a list, or ConfigError: none given, not a DistributedDataClassifier, or two of
-    them writing the same column (named with both classifiers)."""
+    """The classifiers as a list, or ConfigError: not a DistributedDataClassifier, or two of them writing
+    the same column (named with both classifiers). RunConfig has already refused an empty list."""
     found = list(classifiers)
-    if not found:
-        raise ConfigError("no classifier given", hint="pass --classifier NAME|module:Class (repeatable)")
     owners: dict[str, str] = {}
     for position, classifier in enumerate(found, start=1):
         if not isinstance(classifier, DistributedDataClassifier):

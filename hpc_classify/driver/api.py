@@ -57,10 +57,9 @@ def run(
                 hint="for a LocalCluster or SLURMCluster object, pass distributed.Client(cluster)",
             )
         client = cluster
-    inputs_list = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    config = RunConfig(
-        inputs=tuple(os.fspath(i) for i in inputs_list),
-        output=os.fspath(output),
+    config = RunConfig(  # normalises a single path, PathLike inputs and one classifier itself
+        inputs=inputs,
+        output=output,
         classifiers=classifiers,
         output_format=output_format,
         on_bad_row=on_bad_row,
