@@ -7,9 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def plan_batches(lengths: Sequence[int], token_budget: int) -> list[np.ndarray]:
+def plan_batches(
+    lengths: Sequence[int], token_budget: int, *, max_documents: int | None = None, extra_tokens: int = 0
+) -> list[np.ndarray]:
     """Group document indices into batches, longest first, so that each batch's padded size
-    (documents x its longest length) stays within `token_budget`.
+    (documents x (its longest length + `extra_tokens`)) stays within `token_budget`, with at most
+    `max_documents` documents each. `extra_tokens` is room a batch grows by (generated tokens).
 
     A document longer than the budget gets a batch of its own. Sorting by length keeps padding
     small; the caller puts results back in input order with the returned indices."""
@@ -20,8 +23,10 @@ def plan_batches(lengths: Sequence[int], token_budget: int) -> list[np.ndarray]:
     batches: list[np.ndarray] = []
     start = 0
     while start < len(order):
-        longest = max(int(lengths_array[order[start]]), 1)
+        longest = max(int(lengths_array[order[start]]) + extra_tokens, 1)
         size = max(1, token_budget // longest)  # sorted descending: the first one sets the width
+        if max_documents is not None:
+            size = min(size, max_documents)
         batches.append(order[start : start + size])
         start += size
     return batches

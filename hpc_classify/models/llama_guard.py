@@ -240,22 +240,15 @@ def _load_guard_net(guard_dir: Path, device: Any) -> Any:
 
 
 # -- running ----------------------------------------------------------------------------------
-def plan_generate_batches(
-    lengths: Sequence[int], *, max_documents: int, token_budget: int, extra_tokens: int = 0
+def _batches(
+    ids: list[list[int]], max_documents: int, token_budget: int, extra_tokens: int = 0
 ) -> list[list[int]]:
-    """Indices grouped longest first into batches of at most `max_documents` whose padded size
-    (count x (longest + extra_tokens)) stays within `token_budget` (a longer document goes alone)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for index in order:
-        if batches:
-            batch = batches[-1]
-            width = lengths[batch[0]] + extra_tokens
-            if len(batch) < max_documents and (len(batch) + 1) * width <= token_budget:
-                batch.append(index)
-                continue
-        batches.append([index])
-    return batches
+    """The engine's length-sorted token-budget batches, capped at `max_documents`, as index lists."""
+    from hpc_classify.engine.batching import plan_batches
+
+    lengths = [len(row) for row in ids]
+    planned = plan_batches(lengths, token_budget, max_documents=max_documents, extra_tokens=extra_tokens)
+    return [batch.tolist() for batch in planned]
 
 
 def _left_padded(ids: list[list[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
@@ -299,12 +292,7 @@ def generate_responses(
 
     tokenizer = loaded.tokenizer
     ids = tokenizer(list(prompts), truncation=True, max_length=MAX_LENGTH)["input_ids"]
-    batches = plan_generate_batches(
-        [len(row) for row in ids],
-        max_documents=max_documents,
-        token_budget=token_budget,
-        extra_tokens=AEGIS_MAX_NEW_TOKENS,
-    )
+    batches = _batches(ids, max_documents, token_budget, extra_tokens=AEGIS_MAX_NEW_TOKENS)
 
     def run_one(batch: list[int]) -> list[str]:
         input_ids, mask = _left_padded([ids[i] for i in batch], tokenizer.pad_token_id, loaded.device)
@@ -334,9 +322,7 @@ def last_hidden_states(
 
     tokenizer = loaded.tokenizer
     ids = tokenizer(list(texts), truncation=True, max_length=MAX_LENGTH)["input_ids"]
-    batches = plan_generate_batches(
-        [len(row) for row in ids], max_documents=max_documents, token_budget=token_budget
-    )
+    batches = _batches(ids, max_documents, token_budget)
     decoder = loaded.model.get_base_model().get_decoder()  # LlamaModel, LoRA layers injected
 
     def run_one(batch: list[int]) -> list[np.ndarray]:

@@ -232,10 +232,11 @@ def test_importing_the_classifiers_loads_no_torch():
 
 
 def test_batches_are_planned_longest_first_within_the_limits():
-    from hpc_classify.models.llama_guard import plan_generate_batches
+    from hpc_classify.engine.batching import plan_batches
 
     lengths = [10, 50, 30, 40, 20]
-    batches = plan_generate_batches(lengths, max_documents=2, token_budget=200, extra_tokens=10)
+    planned = plan_batches(lengths, max_documents=2, token_budget=200, extra_tokens=10)
+    batches = [batch.tolist() for batch in planned]
     assert batches == [[1, 3], [2, 4], [0]]
-    assert plan_generate_batches([500, 10], max_documents=4, token_budget=100) == [[0], [1]]
+    assert [b.tolist() for b in plan_batches([500, 10], max_documents=4, token_budget=100)] == [[0], [1]]
     assert sorted(np.concatenate(batches).tolist()) == list(range(5))
