@@ -36,20 +36,17 @@ COMPLEXITY_WEIGHTS = {
 COMPLEXITY_COLUMN = "prompt_complexity_score"
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str, list]:
     """The NeMo post-processing of every head's logits (side by side in `outputs`, heads in config order)."""
+    from hpc_classify.engine.engine import softmax
+
     sizes = {name: int(size) for name, size in config["target_sizes"].items()}
     bounds = np.cumsum([0, *sizes.values()])
     logits = {name: outputs[:, bounds[i] : bounds[i + 1]] for i, name in enumerate(sizes)}
     columns: dict[str, list] = {}
     task_logits = logits[TASK_TYPE_TARGET]
     top2 = np.argsort(-task_logits, axis=1, kind="stable")[:, :2]
-    top2_p = np.take_along_axis(_softmax(task_logits), top2, axis=1)
+    top2_p = np.take_along_axis(softmax(task_logits), top2, axis=1)
     names = config["task_type_map"]
     first, second, first_p = [], [], []
     for indices, probabilities in zip(top2, top2_p, strict=True):
@@ -62,7 +59,7 @@ def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str,
         if name == TASK_TYPE_TARGET:
             continue
         weights = np.asarray(config["weights_map"][name], dtype=np.float32)
-        raw = (_softmax(logits[name]) * weights).sum(axis=1) / np.float32(config["divisor_map"][name])
+        raw = (softmax(logits[name]) * weights).sum(axis=1) / np.float32(config["divisor_map"][name])
         scores = [round(float(value), 4) for value in raw]
         if name == "number_of_few_shots":
             scores = [0 if value < FEW_SHOTS_FLOOR else value for value in scores]
