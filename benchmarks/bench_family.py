@@ -33,7 +33,7 @@ from hpc_classify import (
     QualityClassifier,
 )
 from hpc_classify.bench.corpus import synthetic_documents, tokenizer_training_text, train_tokenizer
-from hpc_classify.bench.hardware import describe_machine
+from hpc_classify.bench.hardware import cpu_isa, describe_machine
 from hpc_classify.engine.device import compute_dtype
 from hpc_classify.models.head import ClassifierModel, backbone_config_from_dict
 from hpc_classify.models.multihead import MultiHeadDeberta
@@ -49,14 +49,6 @@ PROMPT_HEADS = {
     "no_label_reason": 1,
     "constraint_ct": 2,
 }
-
-
-def cpu_isa() -> str:
-    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
-    for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX-512 BF16"), ("avx2", "AVX2 only")):
-        if flag in flags:
-            return name
-    return "unknown ISA"
 
 
 def save_state(out: Path, module: torch.nn.Module, config: dict[str, Any], tokenizer: Any) -> Path:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hpc_classify import DomainClassifier, run
-from hpc_classify.bench.hardware import describe_machine
+from hpc_classify.bench.hardware import cpu_isa, describe_machine
 from hpc_classify.models.tiny import (
     DOMAIN_LABELS,
     build_tiny_checkpoint,
@@ -35,18 +35,6 @@ from hpc_classify.models.tiny import (
 )
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spm.model")
-
-
-def cpu_isa() -> str:
-    """The widest matrix ISA this CPU reports: the figures differ by an order of magnitude between them."""
-    try:
-        flags = set(open("/proc/cpuinfo").read().split())
-    except OSError:
-        return "unknown ISA"
-    for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX-512 BF16"), ("avx2", "AVX2 only")):
-        if flag in flags:
-            return name
-    return "no AVX2"
 
 
 def write_corpus(root: Path, files: int, docs: int) -> list[list[str]]:

@@ -45,3 +45,17 @@ def describe_machine() -> dict[str, object]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def cpu_isa() -> str:
+    """The widest matrix ISA this CPU reports (AMX-BF16, AVX-512 BF16, AVX2 only): figures differ by an
+    order of magnitude between them, so every benchmark says which one it ran on."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = set(cpuinfo.read().split())
+    except OSError:
+        return "unknown ISA"
+    for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX-512 BF16"), ("avx2", "AVX2 only")):
+        if flag in flags:
+            return name
+    return "no AVX2"
