@@ -125,7 +125,5 @@ def _entry(entry: Any, position: int) -> dict[str, Any]:
             f"classifiers entry {position} must be a mapping with a 'classifier' key, not {entry!r}",
             hint="e.g. - classifier: domain\n    filter_by: [Games]",
         )
-    spec = {str(k).replace("-", "_"): v for k, v in entry.items()}
-    if isinstance(spec.get("filter_by"), str):
-        spec["filter_by"] = [spec["filter_by"]]
-    return spec
+    # Dashes normalised here, so that the shared keys merged into the entry are recognised.
+    return {str(k).replace("-", "_"): v for k, v in entry.items()}
