@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 # Read by hpc_classify.classifiers.base in each worker: its share of the cores for torch's intra-op pool.
 TORCH_THREADS_ENV = "HPC_CLASSIFY_TORCH_THREADS"
+# Preloaded into every local worker (and into workers the nanny restarts): ignore the terminal's Ctrl-C.
+WORKER_PRELOAD = ("hpc_classify.cluster.worker_signals",)
 
 
 def available_cores() -> int:
@@ -80,6 +82,7 @@ def _start_cpu_cluster(workers: int, threads_per_worker: int, protocol: str) -> 
             protocol=protocol,
             dashboard_address=":0",  # a free port: several runs (and test clusters) may share a node
             env={TORCH_THREADS_ENV: str(torch_threads)},
+            preload=list(WORKER_PRELOAD),
         )
     except Exception as exc:
         raise ClusterError(
@@ -113,6 +116,7 @@ def _start_cuda_cluster(
             threads_per_worker=threads_per_worker or 1,
             protocol=protocol,
             dashboard_address=":0",
+            preload=list(WORKER_PRELOAD),
         )
     except Exception as exc:
         raise ClusterError(

@@ -283,6 +283,9 @@ class NodeLauncher:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
+                # Own process group: a Ctrl-C typed where `hpc-classify node` runs in a terminal (salloc)
+                # reaches only the launcher; the driver then retires the workers and the scheduler itself.
+                process_group=0,
             )
         self.processes[label] = proc
         if exit_file is not None:

@@ -98,6 +98,9 @@ class Dispatcher:
         self.stop_grace = stop_grace
         self.in_flight: dict[Any, PlannedFile] = {}
         self.attempts: dict[str, int] = {}  # only files that failed at least once
+        # Files left unfinished by a stop (at most the tasks in flight): one may still have written its
+        # marker; the run counts those once the cluster is closed (count_late_markers).
+        self.unfinished: list[PlannedFile] = []
         self._workers = 1
         self._run_token = uuid.uuid4().hex[:8]
         self._workers_counted_at = float("-inf")
@@ -161,6 +164,7 @@ class Dispatcher:
         if self.stop.requested:
             # Workers may be dying from the same signal: not the file's fault; it stays pending.
             logger.info("%s not finished before the stop (%s); it will be redone", planned.relpath, error)
+            self.unfinished.append(planned)
             return
         attempts = self.attempts.get(planned.relpath, 0) + 1
         self.attempts[planned.relpath] = attempts
@@ -199,6 +203,7 @@ class Dispatcher:
             self.client.cancel(list(self.in_flight))
         except Exception as exc:  # the cluster may be going down with the same signal
             logger.debug("cancel failed: %s", exc)
+        self.unfinished.extend(self.in_flight.values())
         self.in_flight.clear()
 
 
