@@ -10,6 +10,10 @@ class HpcClassifyError(Exception):
         self.hint = hint
         super().__init__(message if hint is None else f"{message}\nHINT: {hint}")
 
+    def one_line(self) -> str:
+        """The message and its remedy on one line (what the CLI prints): `message; HINT: remedy`."""
+        return " ".join(str(self).replace("\nHINT: ", "; HINT: ").split())
+
     def __reduce__(self):
         # Errors cross process boundaries (Dask workers -> driver); subclasses' constructors take other
         # arguments than `args`, so rebuild from the final message and attributes instead.

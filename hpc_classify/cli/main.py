@@ -25,23 +25,32 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"hpc_classify.cli.{name}").register(subparsers)
+    for subparser in subparsers.choices.values():
+        # An unknown flag is reported with the subcommand's usage, not the top-level one (see main).
+        subparser.set_defaults(subparser=subparser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        (getattr(args, "subparser", None) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    from hpc_classify.driver.exit_codes import INTERRUPTED, USAGE
     from hpc_classify.logging_setup import configure_logging
 
     configure_logging(args.log_level)
     try:
         return int(args.handler(args) or 0)
     except HpcClassifyError as error:
-        print(f"hpc-classify {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        print(f"hpc-classify {args.command}: error: {error.one_line()}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:  # Ctrl-C before a run took over the signals (checking inputs, loading)
+        print(f"hpc-classify {args.command}: interrupted before any file was started", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

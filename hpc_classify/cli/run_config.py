@@ -86,6 +86,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     classifiers = [classifier_from_spec(spec) for spec in specs]
     run_values = {k: flags.get(k, from_file.get(k)) for k in RUN_KEYS if k in flags or k in from_file}
     inputs = flags.get("input", from_file.get("input")) or ()
+    run_values.setdefault("output", None)  # missing: RunConfig's own error names the flag
     try:
         return RunConfig(inputs=tuple(inputs), classifiers=tuple(classifiers), **run_values)
     except TypeError as exc:  # a YAML value of the wrong kind reaching the dataclass

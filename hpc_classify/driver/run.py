@@ -30,7 +30,8 @@ from hpc_classify.driver.plan import (
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
-from hpc_classify.errors import ConfigError, OutputDirectoryError
+from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
+from hpc_classify.io.markers import marker_path, read_marker
 
 logger = logging.getLogger(__name__)
 
@@ -52,22 +53,37 @@ def run_classification(
     InputFileError (inputs), ModelNotAvailableError or ClusterError before any work; per-file errors
     end in failures.jsonl.
     """
-    # The classifiers and their fingerprint (labels, checkpoint hashes: no weights) are checked before
-    # anything is written into the output directory.
-    details = _fingerprint_details(config)
+    # Everything that can be wrong with the command is checked before anything is written into the
+    # output directory: the inputs, the classifiers and their fingerprint (labels, checkpoint hashes: no
+    # weights), and the output path itself. A corrected command then starts afresh.
     output_dir = os.path.abspath(config.output)
+    files = list_input_files(config.inputs, output_dir, config.output_format)
+    details = _fingerprint_details(config)
+    _make_output_dir(output_dir)
+    with RunLock(output_dir):
+        return _run_locked(config, output_dir, details, files, client=client, connect_timeout=connect_timeout)
+
+
+def _make_output_dir(output_dir: str) -> None:
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise OutputDirectoryError(
+            f"--output {output_dir} is a file, not a directory",
+            hint="give a directory path (created if missing)",
+        )
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as exc:
-        raise OutputDirectoryError(f"cannot create the output directory {output_dir}: {exc}") from exc
-    with RunLock(output_dir):
-        return _run_locked(config, output_dir, details, client=client, connect_timeout=connect_timeout)
+        raise OutputDirectoryError(
+            f"cannot create the output directory {output_dir}: {exc.strerror or exc}",
+            hint="check the path and its permissions, or choose another --output",
+        ) from exc
 
 
 def _run_locked(
     config: RunConfig,
     output_dir: str,
     details: dict[str, Any],
+    files: list[PlannedFile],
     *,
     client: Any | None,
     connect_timeout: float | None,
@@ -75,7 +91,6 @@ def _run_locked(
     started = time.time()
     fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
     remove_stale_temp_files(output_dir)
-    files = list_input_files(config.inputs, output_dir, config.output_format)
     write_plan(output_dir, config.inputs, files)
     pending = pending_files(files, output_dir)
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))
@@ -164,7 +179,24 @@ def _classify(
         finally:
             if given_client is None:
                 close_quietly(client, cluster)
+        count_late_markers(dispatcher.unfinished, output_dir, stats)
     return info
+
+
+def count_late_markers(unfinished: list[PlannedFile], output_dir: str, stats: RunStats) -> None:
+    """Count the stopped files that finished anyway: a task abandoned at the stop may still complete (its
+    output and marker are atomic) before its worker is retired. The marker on disk is the truth."""
+    for planned in unfinished:
+        path = marker_path(output_dir, planned.relpath)
+        if not os.path.exists(path):
+            continue
+        try:
+            marker = read_marker(path)
+        except InputFileError as exc:  # unreadable: the file is redone on resume, as any unfinished one
+            logger.warning("%s", exc)
+            continue
+        stats.add_marker(marker.to_dict())
+        logger.info("%s finished while the run was stopping: counted as processed", planned.relpath)
 
 
 def _fingerprint_details(config: RunConfig) -> dict[str, Any]:
