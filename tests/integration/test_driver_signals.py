@@ -1,13 +1,17 @@
 """SIGTERM stops a run cleanly (exit 3, no partial output under a final name) and the rerun completes;
-the ucxx protocol works end to end."""
+Ctrl-C as a terminal sends it spares the workers; the ucxx protocol works end to end."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 
 from driver_support import (
+    CLI,
     all_ids,
+    cli_env,
     make_corpus,
     markers,
     output_files,
@@ -51,6 +55,45 @@ def test_sigterm_exits_3_without_partial_outputs_and_the_rerun_completes(tmp_pat
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert summary(output)["files_skipped"] == len(done)
     assert markers(output) == set(expected)
+    assert sorted(output_ids(output)) == all_ids(expected)
+    assert temp_files(output) == []
+
+
+def test_ctrl_c_to_the_whole_process_group_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=12, docs_per_file=150)
+    # Two tasks per worker: when the first marker appears, the next file is already on the worker.
+    args = run_args(inputs, output, tiny_domain_model, "--stop-grace", "300", "--tasks-per-worker", "2")
+    stderr_path = tmp_path / "stderr.log"
+    with open(stderr_path, "w") as stderr:
+        # A process group of its own, as a shell gives a foreground job; killpg is what a terminal's Ctrl-C does.
+        proc = subprocess.Popen(
+            [*CLI, *args],
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+        wait_for(lambda: markers(output), timeout=180, what="a first completion marker")
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=300)
+    log = stderr_path.read_text()
+
+    assert proc.returncode == 3, log[-3000:]
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+    done = markers(output)
+    s = summary(output)
+    assert (s["interrupted"], s["signal"]) == (True, "SIGINT")
+    # The file that was running when Ctrl-C came finished and is counted (the workers survived the signal).
+    assert 2 <= s["files_processed"] == len(done) < len(expected), log[-3000:]
+    assert f"{len(done)} file(s) processed" in stdout
+    assert sorted(output_ids(output)) == sorted(i for rel in done for i in expected[rel])
+
+    rerun = run_cli(args)
+
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert summary(output)["files_processed"] == len(expected) - len(done)
     assert sorted(output_ids(output)) == all_ids(expected)
     assert temp_files(output) == []
 
