@@ -26,7 +26,7 @@ from hpc_classify.errors import ConfigError, InputFileError
 if TYPE_CHECKING:
     import torch
 
-    from hpc_classify.dataset import DocumentDataset
+    from hpc_classify.datasets import DocumentDataset
 
 logger = logging.getLogger(__name__)
 
