@@ -152,9 +152,11 @@ def main() -> None:
         work = Path(tmp)
         deberta = nvidia_head_checkpoint(work / "deberta-26", 26, tokenizer)
         cases = {
-            "DomainClassifier": lambda: DomainClassifier(str(deberta), device=args.device, autocast=autocast),
+            "DomainClassifier": lambda: DomainClassifier(
+                model=str(deberta), device=args.device, autocast=autocast
+            ),
             "QualityClassifier": lambda: QualityClassifier(
-                str(nvidia_head_checkpoint(work / "deberta-3", 3, tokenizer)),
+                model=str(nvidia_head_checkpoint(work / "deberta-3", 3, tokenizer)),
                 device=args.device,
                 autocast=autocast,
             ),

@@ -112,8 +112,8 @@ def main() -> None:
         work = Path(tmp)
         files = write_corpus(work / "in", args.files, args.docs)
         model_a, model_b = build_models(work, args.base_sized)
-        first = DomainClassifier(str(model_a), device="cpu")
-        second = DomainClassifier(str(model_b), device="cpu", pred_column="domain_b_pred")
+        first = DomainClassifier(model=str(model_a), device="cpu")
+        second = DomainClassifier(model=str(model_b), device="cpu", pred_column="domain_b_pred")
         shared = first.engine()[0].tokenize.key == second.engine()[0].tokenize.key
         cluster: LocalCluster = start_local_cluster(
             workers=1, threads_per_worker=1, protocol="tcp", device="cpu"

@@ -17,7 +17,7 @@ from hpc_classify._version import __version__
 
 _EXPORTS = {
     "get_all_files_paths_under": "hpc_classify.io.discovery",
-    "DocumentDataset": "hpc_classify.dataset",
+    "DocumentDataset": "hpc_classify.datasets",
     "DistributedDataClassifier": "hpc_classify.classifiers",
     "CheckpointClassifier": "hpc_classify.classifiers",
     "DomainClassifier": "hpc_classify.classifiers",
@@ -31,6 +31,11 @@ _EXPORTS = {
     "FineWebMixtralEduClassifier": "hpc_classify.classifiers",
     "FineWebNemotronEduClassifier": "hpc_classify.classifiers",
     "LoadedComponents": "hpc_classify.classifiers",
+    "get_client": "hpc_classify.utils.distributed_utils",
+    "start_dask_cpu_local_cluster": "hpc_classify.utils.distributed_utils",
+    "start_dask_gpu_local_cluster": "hpc_classify.utils.distributed_utils",
+    "read_data": "hpc_classify.utils.distributed_utils",
+    "write_to_disk": "hpc_classify.utils.distributed_utils",
     "RunConfig": "hpc_classify.config",
     "RunResult": "hpc_classify.driver.run",
     "run": "hpc_classify.driver.api",

@@ -26,7 +26,7 @@ from hpc_classify.errors import ConfigError, InputFileError
 if TYPE_CHECKING:
     import torch
 
-    from hpc_classify.dataset import DocumentDataset
+    from hpc_classify.datasets import DocumentDataset
 
 logger = logging.getLogger(__name__)
 
@@ -347,11 +347,16 @@ class DistributedDataClassifier(ABC):
         column = frame[self.text_field]
         bad = [i for i, value in enumerate(column.tolist()) if not isinstance(value, str)]
         if bad:
-            if source == "<dataframe>" and "file_name" in frame.columns:
-                source = str(frame["file_name"].iloc[bad[0]])  # read with add_filename=True
+            row = bad[0] + 1
+            if source == "<dataframe>" and "file_name" in frame.columns:  # read with add_filename=True
+                names = frame["file_name"].tolist()
+                source = str(names[bad[0]])
+                row = names[: bad[0] + 1].count(
+                    names[bad[0]]
+                )  # its row in that file (a partition may hold several)
             raise InputFileError(
                 source,
-                f"{len(bad)} row(s) whose {self.text_field!r} is missing or not a string, first at row {bad[0] + 1}",
+                f"{len(bad)} row(s) whose {self.text_field!r} is missing or not a string, first at row {row}",
                 hint="fix or drop those rows (the driver's --on-bad-row skip quarantines them)",
             )
         return column.tolist()

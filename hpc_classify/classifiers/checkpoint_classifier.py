@@ -55,68 +55,108 @@ class CheckpointClassifier(DistributedDataClassifier):
         return {**self.model_identity(), "checkpoint_hash": checkpoint_hash(self._model_dir())}
 
 
-class DomainClassifier(CheckpointClassifier):
-    """nvidia/domain-classifier: 26 domain labels (Adult ... Travel_and_Transportation)."""
+class _NemoCheckpointClassifier(CheckpointClassifier):
+    """NeMo Curator's classifier signature: its arguments, in its order, positionally; then ours, keyword-only.
+    Subclasses restate the signature with their own defaults and pass everything here."""
 
     default_pred_column = "domain_pred"
-
-    def __init__(
-        self, model: str | None = None, *, max_chars: int = 2000, max_tokens: int = 512, **kwargs: Any
-    ):
-        from hpc_classify.models.registry_defaults import DEFAULT_MODELS
-
-        super().__init__(
-            model or DEFAULT_MODELS["domain"], max_chars=max_chars, max_tokens=max_tokens, **kwargs
-        )
-
-
-class QualityClassifier(CheckpointClassifier):
-    """nvidia/quality-classifier-deberta: High / Medium / Low, with per-label probabilities by default."""
-
-    default_pred_column = "quality_pred"
+    default_model_key = "domain"
 
     def __init__(
         self,
-        model: str | None = None,
+        filter_by: str | list[str] | None = None,
+        batch_size: int = 256,
+        text_field: str = "text",
+        pred_column: str = "domain_pred",
+        prob_column: str | None = None,
+        max_chars: int = 2000,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
         *,
-        prob_column: str | None = "quality_prob",
-        max_chars: int = 6000,
-        max_tokens: int = 1024,
-        **kwargs: Any,
+        model: str | None = None,
+        revision: str | None = None,
+        max_tokens: int | None = 512,
+        device: str = "auto",
+        token_budget: int | None = None,
     ):
         from hpc_classify.models.registry_defaults import DEFAULT_MODELS
 
         super().__init__(
-            model or DEFAULT_MODELS["quality"],
+            model or DEFAULT_MODELS[self.default_model_key],
+            revision=revision,
+            filter_by=filter_by,
+            batch_size=batch_size,
+            text_field=text_field,
+            pred_column=pred_column,
             prob_column=prob_column,
             max_chars=max_chars,
             max_tokens=max_tokens,
-            **kwargs,
+            device=device,
+            device_type=device_type,
+            autocast=autocast,
+            max_mem_gb=max_mem_gb,
+            token_budget=token_budget,
         )
 
 
-class MultilingualDomainClassifier(CheckpointClassifier):
-    """nvidia/multilingual-domain-classifier: the 26 domain labels over 52 languages."""
+class DomainClassifier(_NemoCheckpointClassifier):
+    """nvidia/domain-classifier: 26 domain labels (Adult ... Travel_and_Transportation), NeMo's signature."""
 
-    default_pred_column = "domain_pred"
+
+class MultilingualDomainClassifier(_NemoCheckpointClassifier):
+    """nvidia/multilingual-domain-classifier: the 26 domain labels over 52 languages, NeMo's signature."""
+
+    default_model_key = "multilingual-domain"
+
+
+class QualityClassifier(_NemoCheckpointClassifier):
+    """nvidia/quality-classifier-deberta: High / Medium / Low, with per-label probabilities by default."""
+
+    default_pred_column = "quality_pred"
+    default_model_key = "quality"
 
     def __init__(
-        self, model: str | None = None, *, max_chars: int = 2000, max_tokens: int = 512, **kwargs: Any
+        self,
+        filter_by: str | list[str] | None = None,
+        batch_size: int = 256,
+        text_field: str = "text",
+        pred_column: str = "quality_pred",
+        prob_column: str | None = "quality_prob",
+        max_chars: int = 6000,
+        device_type: str = "auto",
+        autocast: bool = True,
+        max_mem_gb: int | None = None,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        max_tokens: int | None = 1024,
+        device: str = "auto",
+        token_budget: int | None = None,
     ):
-        from hpc_classify.models.registry_defaults import DEFAULT_MODELS
-
         super().__init__(
-            model or DEFAULT_MODELS["multilingual-domain"],
-            max_chars=max_chars,
+            filter_by,
+            batch_size,
+            text_field,
+            pred_column,
+            prob_column,
+            max_chars,
+            device_type,
+            autocast,
+            max_mem_gb,
+            model=model,
+            revision=revision,
             max_tokens=max_tokens,
-            **kwargs,
+            device=device,
+            token_budget=token_budget,
         )
 
 
-class ContentTypeClassifier(CheckpointClassifier):
+class ContentTypeClassifier(_NemoCheckpointClassifier):
     """nvidia/content-type-classifier-deberta: 11 content types (Blogs, News, Reviews, ...), NeMo's signature."""
 
     default_pred_column = "content_pred"
+    default_model_key = "content-type"
 
     def __init__(
         self,
@@ -136,21 +176,19 @@ class ContentTypeClassifier(CheckpointClassifier):
         device: str = "auto",
         token_budget: int | None = None,
     ):
-        from hpc_classify.models.registry_defaults import DEFAULT_MODELS
-
         super().__init__(
-            model or DEFAULT_MODELS["content-type"],
+            filter_by,
+            batch_size,
+            text_field,
+            pred_column,
+            prob_column,
+            max_chars,
+            device_type,
+            autocast,
+            max_mem_gb,
+            model=model,
             revision=revision,
-            filter_by=filter_by,
-            batch_size=batch_size,
-            text_field=text_field,
-            pred_column=pred_column,
-            prob_column=prob_column,
-            max_chars=max_chars,
             max_tokens=max_tokens,
             device=device,
-            device_type=device_type,
-            autocast=autocast,
-            max_mem_gb=max_mem_gb,
             token_budget=token_budget,
         )

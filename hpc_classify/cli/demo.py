@@ -58,7 +58,7 @@ def run_demo(args: argparse.Namespace) -> int:
     config = RunConfig(
         inputs=(str(corpus),),
         output=str(output),
-        classifiers=(DomainClassifier(str(model_dir), filter_by=args.filter_by),),
+        classifiers=(DomainClassifier(model=str(model_dir), filter_by=args.filter_by),),
         workers=args.workers,
     )
     result = run_classification(config)

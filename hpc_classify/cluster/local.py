@@ -63,27 +63,32 @@ def start_local_cluster(
     return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol)
 
 
-def _start_cpu_cluster(workers: int, threads_per_worker: int, protocol: str) -> Any:
+def _start_cpu_cluster(
+    workers: int | None, threads_per_worker: int, protocol: str, **cluster_kwargs: Any
+) -> Any:
+    """A LocalCluster of worker processes; `cluster_kwargs` (LocalCluster's own options) override ours."""
     from distributed import LocalCluster
 
-    torch_threads = max(1, available_cores() // workers)
+    torch_threads = max(1, available_cores() // (workers or available_cores()))
     logger.info(
-        "starting a local CPU cluster: %d worker process(es) x %d thread(s), %d torch thread(s) each, protocol %s",
-        workers,
+        "starting a local CPU cluster: %s worker process(es) x %d thread(s), %d torch thread(s) each, protocol %s",
+        workers or "dask's default number of",
         threads_per_worker,
         torch_threads,
         protocol,
     )
+    options = {
+        "n_workers": workers,
+        "threads_per_worker": threads_per_worker,
+        "processes": True,
+        "protocol": protocol,
+        "dashboard_address": ":0",  # a free port: several runs (and test clusters) may share a node
+        **cluster_kwargs,
+    }
+    options["env"] = {TORCH_THREADS_ENV: str(torch_threads), **cluster_kwargs.get("env", {})}
+    options["preload"] = [*WORKER_PRELOAD, *_as_list(cluster_kwargs.get("preload"))]
     try:
-        return LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            protocol=protocol,
-            dashboard_address=":0",  # a free port: several runs (and test clusters) may share a node
-            env={TORCH_THREADS_ENV: str(torch_threads)},
-            preload=list(WORKER_PRELOAD),
-        )
+        return LocalCluster(**options)
     except Exception as exc:
         raise ClusterError(
             f"could not start a local Dask cluster over {protocol}: {exc}",
@@ -123,6 +128,12 @@ def _start_cuda_cluster(
             f"could not start a local dask-cuda cluster over {protocol}: {exc}",
             hint="check the GPUs with nvidia-smi, try --protocol tcp, or run with --device cpu",
         ) from exc
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _nvml_device_count() -> int | None:

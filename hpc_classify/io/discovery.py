@@ -40,9 +40,11 @@ def document_suffix(name: str) -> str | None:
 def get_all_files_paths_under(
     root: str,
     recurse_subdirectories: bool = True,
+    followlinks: bool = False,
     keep_extensions: str | Sequence[str] | None = None,
 ) -> list[str]:
-    """All files under `root` (sorted), optionally only those ending with one of `keep_extensions`.
+    """All files under `root` (sorted), optionally only those ending with one of `keep_extensions`
+    (NeMo Curator's signature; `followlinks` enters linked directories).
 
     Extensions may be given with or without the dot and may have several parts ("jsonl.gz").
     Hidden and "_"-prefixed files and directories are skipped.
@@ -53,7 +55,7 @@ def get_all_files_paths_under(
     suffixes = _normalise_extensions(keep_extensions)
     paths = [
         os.path.join(root, rel)
-        for rel in _walk_relpaths(root, recurse_subdirectories)
+        for rel in _walk_relpaths(root, recurse_subdirectories, followlinks)
         if suffixes is None or rel.lower().endswith(suffixes)
     ]
     return sorted(paths)
@@ -109,9 +111,9 @@ def _is_hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def _walk_relpaths(root: str, recurse: bool) -> Iterator[str]:
+def _walk_relpaths(root: str, recurse: bool, followlinks: bool = True) -> Iterator[str]:
     """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=followlinks):
         rel_dir = os.path.relpath(dirpath, root)
         # Pruning in place stops os.walk from entering hidden dirs; sorting makes the walk deterministic.
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d)) if recurse else []

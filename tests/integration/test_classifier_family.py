@@ -20,10 +20,13 @@ from safetensors.torch import load_file
 
 from hpc_classify import (
     ContentTypeClassifier,
+    DomainClassifier,
     FineWebEduClassifier,
     FineWebMixtralEduClassifier,
     FineWebNemotronEduClassifier,
+    MultilingualDomainClassifier,
     PromptTaskComplexityClassifier,
+    QualityClassifier,
 )
 from hpc_classify.errors import ConfigError, InputFileError
 from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
@@ -240,6 +243,12 @@ NEMO_SIGNATURES = {
     "prob_column=None max_chars=5000 device_type autocast=True max_mem_gb=None",
     PromptTaskComplexityClassifier: "batch_size=256 text_field='text' max_chars=2000 device_type autocast=True "
     "max_mem_gb=None",
+    DomainClassifier: "filter_by=None batch_size=256 text_field='text' pred_column='domain_pred' "
+    "prob_column=None max_chars=2000 device_type autocast=True max_mem_gb=None",
+    MultilingualDomainClassifier: "filter_by=None batch_size=256 text_field='text' pred_column='domain_pred' "
+    "prob_column=None max_chars=2000 device_type autocast=True max_mem_gb=None",
+    QualityClassifier: "filter_by=None batch_size=256 text_field='text' pred_column='quality_pred' "
+    "prob_column='quality_prob' max_chars=6000 device_type autocast=True max_mem_gb=None",
 }
 
 

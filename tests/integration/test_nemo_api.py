@@ -1,12 +1,16 @@
-"""The NeMo Curator excerpt from the README, end to end on files, with the pandas backend."""
+"""The NeMo Curator excerpt from the README end to end on files (pandas backend), NeMo's get_client and
+classifier arguments."""
 
 from __future__ import annotations
 
 import json
 
 import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
 
-from hpc_classify import DocumentDataset, DomainClassifier, get_all_files_paths_under
+from hpc_classify import DocumentDataset, DomainClassifier, get_all_files_paths_under, get_client
+from hpc_classify.errors import ConfigError
 from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
 
 
@@ -59,3 +63,88 @@ def test_unfiltered_output_has_every_row_exactly_once(tmp_path, tiny_domain_mode
     assert sorted(result["id"]) == sorted(f"s{s}-{i}" for s, n in ((0, 5), (2, 8)) for i in range(n))
     assert result["domain_pred"].isin(DOMAIN_LABELS).all()
     assert isinstance(result, pd.DataFrame)
+
+
+# -- NeMo Curator's cluster helpers and classifier arguments ----------------------------------------
+
+
+def _workers_answer(client):
+    return client.submit(lambda x: x + 1, 41).result(timeout=60) == 42
+
+
+def test_seed_excerpt_with_get_client_in_front(tmp_path, tiny_domain_model):
+    books = tmp_path / "books_dataset"
+    books.mkdir()
+    write_shards(books, [6, 5])
+    client = get_client(cluster_type="gpu", n_workers=1)  # no GPU here: a CPU cluster, with a warning
+    try:
+        files = get_all_files_paths_under(str(books), keep_extensions="jsonl")
+        input_dataset = DocumentDataset.read_json(files, backend="pandas", add_filename=True)
+        labels = DomainClassifier(model=str(tiny_domain_model)).get_labels()
+        domain_classifier = DomainClassifier(
+            labels[:13], model=str(tiny_domain_model)
+        )  # filter_by, positionally
+        result_dataset = domain_classifier(dataset=input_dataset)
+        result_dataset.to_json(str(tmp_path / "games_and_sports"), write_to_filename=True)
+    finally:
+        client.shutdown()
+    assert sorted(p.name for p in (tmp_path / "games_and_sports").iterdir()) == [
+        "shard_00.jsonl",
+        "shard_01.jsonl",
+    ]
+    rows = [r for p in (tmp_path / "games_and_sports").iterdir() for r in read_jsonl(p)]
+    assert rows and all(r["domain_pred"] in labels[:13] for r in rows)
+
+
+def test_get_client_local_cpu_cluster_and_ucx_means_ucxx():
+    client = get_client(n_workers=1, protocol="ucx")
+    try:
+        assert client.scheduler.address.startswith("ucxx://")
+        assert _workers_answer(client)
+    finally:
+        client.shutdown()
+
+
+@pytest.fixture(scope="module")
+def running_cluster():
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster
+
+
+def test_get_client_by_scheduler_file_and_address(tmp_path, running_cluster):
+    with Client(running_cluster) as owner:
+        owner.write_scheduler_file(str(tmp_path / "scheduler.json"))
+    for kwargs in (
+        {"scheduler_file": str(tmp_path / "scheduler.json")},
+        {"scheduler_address": running_cluster.scheduler_address},
+        {"scheduler_address": running_cluster.scheduler_address.removeprefix("tcp://"), "protocol": "tcp"},
+    ):
+        client = get_client(**kwargs)
+        try:
+            assert _workers_answer(client)
+        finally:
+            client.close()
+    with pytest.raises(ConfigError, match="not both"):
+        get_client(scheduler_file="x", scheduler_address="y")
+    with pytest.raises(ConfigError, match="cluster_type"):
+        get_client(cluster_type="tpu")
+
+
+def test_get_client_by_address_over_ucxx():
+    with LocalCluster(n_workers=1, processes=True, protocol="ucxx", dashboard_address=":0") as cluster:
+        client = get_client(scheduler_address=cluster.scheduler_address)
+        try:
+            assert client.scheduler.address.startswith("ucxx://")
+            assert _workers_answer(client)
+        finally:
+            client.close()
+
+
+def test_classifier_arguments_take_effect(tiny_domain_model):
+    positional = DomainClassifier(["Games"], 8, "body", "label", "probs", 100, "cpu", False)
+    assert (positional.filter_by, positional.batch_size, positional.text_field) == (["Games"], 8, "body")
+    assert (positional.pred_column, positional.prob_column, positional.max_chars) == ("label", "probs", 100)
+    assert (positional.device, positional.autocast) == ("cpu", False)
+    with pytest.raises(ConfigError, match="max_mem_gb"):
+        DomainClassifier(device_type="cpu", max_mem_gb=4)
+    assert DomainClassifier(model=str(tiny_domain_model)).get_labels() == DOMAIN_LABELS

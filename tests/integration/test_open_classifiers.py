@@ -101,7 +101,7 @@ def test_two_classifiers_in_one_pass_read_each_file_once(
 
     monkeypatch.setattr(task, "read_documents", counting_read)
     monkeypatch.setattr(ChunkTokenizer, "__call__", counting_tokenize)
-    domain = DomainClassifier(str(tiny_domain_model), autocast=False, device="cpu")
+    domain = DomainClassifier(model=str(tiny_domain_model), autocast=False, device="cpu")
     both = [domain, toxicity(tiny_toxicity_model)]
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
@@ -129,7 +129,7 @@ def test_a_row_is_written_when_it_passes_every_filter(
     from distributed import Client, LocalCluster
 
     everything = tmp_path / "all"
-    domain = DomainClassifier(str(tiny_domain_model), autocast=False, device="cpu")
+    domain = DomainClassifier(model=str(tiny_domain_model), autocast=False, device="cpu")
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
         Client(cluster) as client,
@@ -144,7 +144,7 @@ def test_a_row_is_written_when_it_passes_every_filter(
         filtered = tmp_path / "filtered"
         result = run(
             [
-                DomainClassifier(str(tiny_domain_model), autocast=False, device="cpu", filter_by=keep),
+                DomainClassifier(model=str(tiny_domain_model), autocast=False, device="cpu", filter_by=keep),
                 toxicity(tiny_toxicity_model, filter_by=tox_label),
             ],
             corpus,
@@ -192,7 +192,7 @@ def test_keep_columns_writes_no_text_and_the_row_number_joins_back(tmp_path, tin
     first = inputs / "part-000.jsonl"
     lines = first.read_text().splitlines()
     first.write_text("\n".join([*lines[:5], lines[-1], *lines[5:-1]]) + "\n")
-    domain = DomainClassifier(str(tiny_domain_model), device="cpu", autocast=False)
+    domain = DomainClassifier(model=str(tiny_domain_model), device="cpu", autocast=False)
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
         Client(cluster) as client,
@@ -226,10 +226,12 @@ def test_fingerprint_resumes_on_speed_settings_and_refuses_prediction_changes(tm
         Client(cluster) as client,
     ):
         assert (
-            run(DomainClassifier(str(tiny_domain_model), device="cpu"), inputs, out, cluster=client).exit_code
+            run(
+                DomainClassifier(model=str(tiny_domain_model), device="cpu"), inputs, out, cluster=client
+            ).exit_code
             == 0
         )
-        faster = DomainClassifier(str(tiny_domain_model), device="cpu", batch_size=3, token_budget=999)
+        faster = DomainClassifier(model=str(tiny_domain_model), device="cpu", batch_size=3, token_budget=999)
         again = run(faster, inputs, out, cluster=client)
         assert again.exit_code == 0 and again.summary["files_skipped"] == 2  # resumed, nothing redone
 
@@ -240,11 +242,13 @@ def test_fingerprint_resumes_on_speed_settings_and_refuses_prediction_changes(tm
         (relabelled / "config.json").write_text(json.dumps(config))
         refused = {
             "classifiers.0.filter_by": DomainClassifier(
-                str(tiny_domain_model), device="cpu", filter_by="Games"
+                model=str(tiny_domain_model), device="cpu", filter_by="Games"
             ),
-            "classifiers.0.model.model": DomainClassifier(str(relabelled), device="cpu"),
-            "classifiers.0.labels": DomainClassifier(str(relabelled), device="cpu"),
-            "classifiers.0.max_chars": DomainClassifier(str(tiny_domain_model), device="cpu", max_chars=10),
+            "classifiers.0.model.model": DomainClassifier(model=str(relabelled), device="cpu"),
+            "classifiers.0.labels": DomainClassifier(model=str(relabelled), device="cpu"),
+            "classifiers.0.max_chars": DomainClassifier(
+                model=str(tiny_domain_model), device="cpu", max_chars=10
+            ),
         }
         for key, classifier in refused.items():
             with pytest.raises(OutputDirectoryError, match=rf"different run.*{key}"):
@@ -252,11 +256,11 @@ def test_fingerprint_resumes_on_speed_settings_and_refuses_prediction_changes(tm
 
 
 def test_column_clash_and_non_classifiers_are_refused_before_anything_is_written(tmp_path, tiny_domain_model):
-    one = DomainClassifier(str(tiny_domain_model))
+    one = DomainClassifier(model=str(tiny_domain_model))
     with pytest.raises(
         ConfigError, match=r"'domain_pred' is written by classifier 1: DomainClassifier and by classifier 2"
     ):
-        run([one, DomainClassifier(str(tiny_domain_model))], tmp_path, tmp_path / "out")
+        run([one, DomainClassifier(model=str(tiny_domain_model))], tmp_path, tmp_path / "out")
     with pytest.raises(ConfigError, match="classifier 2 is a str"):
         run([one, "domain"], tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()

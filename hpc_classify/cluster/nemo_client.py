@@ -1,0 +1,207 @@
+"""NeMo Curator 0.7.1's client helpers: `get_client`, `start_dask_cpu_local_cluster`, `start_dask_gpu_local_cluster`.
+
+Same names, arguments and defaults. Differences that make them work everywhere: `protocol` applies to CPU
+clusters too, NeMo's "ucx" means UCXX ("ucxx"), `cluster_type="gpu"` on a machine without a GPU starts a
+CPU cluster with a warning, and options that cannot apply (GPU options on CPU, local-cluster options when
+joining a scheduler) are named in a warning instead of being dropped without a word. Never imports torch,
+except on GPU workers when `set_torch_to_use_rmm` asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from hpc_classify.cluster.local import _start_cpu_cluster, visible_gpu_count
+from hpc_classify.errors import ClusterError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = {"tcp": "tcp", "ucx": "ucxx", "ucxx": "ucxx"}
+CONNECT_TIMEOUT_S = 30
+_GPU_DEFAULTS = {
+    "nvlink_only": False,
+    "rmm_pool_size": "1024M",
+    "enable_spilling": True,
+    "set_torch_to_use_rmm": False,
+    "rmm_async": True,
+    "rmm_maximum_pool_size": None,
+    "rmm_managed_memory": False,
+    "rmm_release_threshold": None,
+}
+
+
+def dask_protocol(protocol: str) -> str:
+    """Dask's name for a NeMo protocol: "ucx" is UCXX (distributed-ucxx), "tcp" is tcp."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if PROTOCOLS[protocol] == "ucxx":
+        # UCX warns about every UCX_* variable it does not use; the defaults dask sets trip this.
+        os.environ.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
+    return PROTOCOLS[protocol]
+
+
+def get_client(
+    cluster_type: str = "cpu",
+    scheduler_address: str | None = None,
+    scheduler_file: str | None = None,
+    n_workers: int | None = os.cpu_count(),
+    threads_per_worker: int = 1,
+    nvlink_only: bool = False,
+    protocol: str = "tcp",
+    rmm_pool_size: int | str | None = "1024M",
+    enable_spilling: bool = True,
+    set_torch_to_use_rmm: bool = False,
+    rmm_async: bool = True,
+    rmm_maximum_pool_size: int | str | None = None,
+    rmm_managed_memory: bool = False,
+    rmm_release_threshold: int | str | None = None,
+    **cluster_kwargs: Any,
+) -> Any:
+    """A `distributed.Client`: joined to `scheduler_address` or `scheduler_file`, else on a new local CPU or
+    GPU cluster (`cluster_kwargs` go to LocalCluster / LocalCUDACluster). Close it with `client.shutdown()`
+    to stop a cluster started here."""
+    if cluster_type not in ("cpu", "gpu"):
+        raise ConfigError(f"cluster_type must be 'cpu' or 'gpu', not {cluster_type!r}")
+    protocol = dask_protocol(protocol)
+    gpu_options = {
+        "nvlink_only": nvlink_only,
+        "rmm_pool_size": rmm_pool_size,
+        "enable_spilling": enable_spilling,
+        "set_torch_to_use_rmm": set_torch_to_use_rmm,
+        "rmm_async": rmm_async,
+        "rmm_maximum_pool_size": rmm_maximum_pool_size,
+        "rmm_managed_memory": rmm_managed_memory,
+        "rmm_release_threshold": rmm_release_threshold,
+    }
+    if scheduler_address or scheduler_file:
+        if scheduler_address and scheduler_file:
+            raise ConfigError("give scheduler_address or scheduler_file, not both")
+        local = {"n_workers": n_workers, "threads_per_worker": threads_per_worker}
+        _warn_unused(
+            "joining a running scheduler",
+            {**_changed(gpu_options), **_changed_local(local), **cluster_kwargs},
+        )
+        return _join(scheduler_address, scheduler_file, protocol)
+    if cluster_type == "gpu" and visible_gpu_count() > 0:
+        return start_dask_gpu_local_cluster(protocol=protocol, **gpu_options, **cluster_kwargs)
+    if cluster_type == "gpu":
+        logger.warning("cluster_type='gpu' but no GPU is visible: starting a local CPU cluster instead")
+        n_workers = 1  # one process whose torch pool uses every core (as a GPU worker uses its GPU)
+    _warn_unused("a CPU cluster (they are for GPU clusters)", _changed(gpu_options))
+    return start_dask_cpu_local_cluster(n_workers, threads_per_worker, protocol=protocol, **cluster_kwargs)
+
+
+def start_dask_cpu_local_cluster(
+    n_workers: int | None = os.cpu_count(), threads_per_worker: int = 1, **cluster_kwargs: Any
+) -> Any:
+    """A client on a new LocalCluster of `n_workers` processes (each with its share of the cores for torch)."""
+    from distributed import Client
+
+    protocol = dask_protocol(cluster_kwargs.pop("protocol", "tcp"))
+    cluster = _start_cpu_cluster(n_workers, threads_per_worker, protocol, **cluster_kwargs)
+    return _client_with_workers(Client(cluster), "the local CPU cluster")
+
+
+def start_dask_gpu_local_cluster(
+    nvlink_only: bool = False,
+    protocol: str = "tcp",
+    rmm_pool_size: int | str | None = "1024M",
+    enable_spilling: bool = True,
+    set_torch_to_use_rmm: bool = True,
+    rmm_async: bool = True,
+    rmm_maximum_pool_size: int | str | None = None,
+    rmm_managed_memory: bool = False,
+    rmm_release_threshold: int | str | None = None,
+    **cluster_kwargs: Any,
+) -> Any:
+    """A client on a new dask-cuda LocalCUDACluster: one worker per visible GPU, with RMM and cuDF spilling."""
+    from distributed import Client
+
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError as exc:
+        raise ClusterError(
+            f"a GPU cluster needs dask-cuda ({exc})",
+            hint="pip install 'hpc-classify[gpu]' on a GPU node, or use cluster_type='cpu'",
+        ) from exc
+    protocol = dask_protocol(protocol)
+    if nvlink_only and protocol == "ucxx":
+        nvlink = {"enable_tcp_over_ucx": True, "enable_nvlink": True, "enable_infiniband": False}
+        cluster_kwargs = {**nvlink, "enable_rdmacm": False, **cluster_kwargs}
+    elif nvlink_only:
+        raise ConfigError(
+            "nvlink_only needs protocol='ucx'", hint="pass protocol='ucx' (UCXX) with nvlink_only=True"
+        )
+    cluster = LocalCUDACluster(
+        protocol=protocol,
+        rmm_pool_size=rmm_pool_size,
+        enable_cudf_spill=enable_spilling,
+        rmm_async=rmm_async,
+        rmm_maximum_pool_size=rmm_maximum_pool_size,
+        rmm_managed_memory=rmm_managed_memory,
+        rmm_release_threshold=rmm_release_threshold,
+        **{"dashboard_address": ":0", **cluster_kwargs},
+    )
+    client = _client_with_workers(Client(cluster), "the local GPU cluster")
+    if set_torch_to_use_rmm:
+        client.run(_set_torch_to_use_rmm)
+        logger.info("torch on the workers allocates from the RMM pool")
+    return client
+
+
+def _set_torch_to_use_rmm() -> None:
+    """On a GPU worker: PyTorch allocates from RAPIDS' memory pool, so both share one pool (NeMo's setting)."""
+    import torch
+    from rmm.allocators.torch import rmm_torch_allocator
+
+    if torch.cuda.get_allocator_backend() != "pluggable":
+        torch.cuda.memory.change_current_allocator(rmm_torch_allocator)
+
+
+def _join(scheduler_address: str | None, scheduler_file: str | None, protocol: str) -> Any:
+    from distributed import Client
+
+    if scheduler_file:
+        target = f"scheduler file {scheduler_file}"
+        make = lambda: Client(scheduler_file=scheduler_file, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
+    else:
+        address = scheduler_address if "://" in scheduler_address else f"{protocol}://{scheduler_address}"
+        target = f"scheduler {address}"
+        make = lambda: Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
+    try:
+        client = make()
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"could not connect to {target}: {exc}",
+            hint="is the scheduler running, and reachable over this protocol ('tcp' or 'ucx')?",
+        ) from exc
+    return _client_with_workers(client, target)
+
+
+def _client_with_workers(client: Any, target: str) -> Any:
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+    except TimeoutError as exc:
+        client.close()
+        raise ClusterError(
+            f"no worker joined {target} within {CONNECT_TIMEOUT_S} s",
+            hint="check that the workers started and can reach the scheduler",
+        ) from exc
+    return client
+
+
+def _changed(gpu_options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in gpu_options.items() if v != _GPU_DEFAULTS[k]}
+
+
+def _changed_local(local: dict[str, Any]) -> dict[str, Any]:
+    defaults = {"n_workers": os.cpu_count(), "threads_per_worker": 1}
+    return {k: v for k, v in local.items() if v != defaults[k]}
+
+
+def _warn_unused(where: str, options: dict[str, Any]) -> None:
+    if options:
+        settings = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        logger.warning("get_client: %s do(es) not apply to %s and are not used", settings, where)

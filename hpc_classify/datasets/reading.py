@@ -1,0 +1,377 @@
+"""Reading document files into a Dask dataframe with NeMo Curator 0.7.1's `read_data` semantics.
+
+Partitions follow `files_per_partition` (N files each) or `blocksize` (consecutive files packed up to that
+many bytes on disk; a file is never split, so its rows stay together and in order). `input_meta` (a dict or
+a JSON/Python-literal string of column -> dtype) casts those columns and keeps only them; `columns` keeps
+only these; `add_filename` adds each row's file base name in `file_name` or in the column it names.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import pickle
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+from dask.utils import parse_bytes
+
+from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.discovery import JSONL_SUFFIXES, get_all_files_paths_under
+from hpc_classify.io.readers import import_cudf, read_documents, read_frame
+
+FILENAME_COLUMN = "file_name"
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+FILE_TYPES = ("jsonl", "json", "parquet", "pickle")
+
+
+class DefaultStr(str):
+    """A default the caller left in place, told apart from the same value passed on purpose."""
+
+
+class DefaultInt(int):
+    """See DefaultStr."""
+
+
+DEFAULT_BLOCKSIZE = DefaultStr("1gb")
+DEFAULT_FILES_PER_PARTITION = DefaultInt(1)
+
+
+def filename_column(add_filename: bool | str) -> str | None:
+    """NeMo's add_filename / write_to_filename: False -> None, True -> "file_name", a string -> that column."""
+    if add_filename is False or add_filename is None:
+        return None
+    if add_filename is True:
+        return FILENAME_COLUMN
+    if isinstance(add_filename, str) and add_filename:
+        return add_filename
+    raise ConfigError(f"a file name column must be True, False or a column name, not {add_filename!r}")
+
+
+def parse_input_meta(input_meta: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """input_meta as a dict of column -> dtype; a string may be JSON or a Python dict literal (as NeMo's)."""
+    if input_meta is None:
+        return None
+    meta = input_meta
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            try:
+                meta = ast.literal_eval(meta)
+            except (ValueError, SyntaxError) as exc:
+                raise ConfigError(
+                    f"input_meta {input_meta!r} is neither JSON nor a Python dict literal ({exc})",
+                    hint='write it as \'{"id": "int64", "text": "str"}\'',
+                ) from exc
+    if not isinstance(meta, Mapping) or not meta:
+        raise ConfigError(f"input_meta must map column names to dtypes, not {input_meta!r}")
+    for column, dtype in meta.items():
+        try:
+            pd.api.types.pandas_dtype(dtype)
+        except TypeError as exc:
+            raise ConfigError(f"input_meta: {dtype!r} (column {column!r}) is not a dtype ({exc})") from exc
+    return dict(meta)
+
+
+def read_data(
+    input_files: str | Sequence[str],
+    file_type: str = "pickle",
+    backend: str = "cudf",
+    blocksize: str | int | None = None,
+    files_per_partition: int | None = DEFAULT_FILES_PER_PARTITION,
+    add_filename: bool | str = False,
+    input_meta: str | Mapping[str, Any] | None = None,
+    columns: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> dd.DataFrame:
+    """NeMo's `read_data`: a Dask dataframe of the files (JSONL, Parquet or pickle; directories are listed).
+
+    `kwargs` are passed to `pandas.read_pickle` for pickles; other file types take none (an error)."""
+    frame, _ = read_frame_and_sources(
+        input_files,
+        file_type,
+        backend,
+        blocksize,
+        files_per_partition,
+        add_filename,
+        input_meta,
+        columns,
+        kwargs,
+    )
+    return frame
+
+
+def read_frame_and_sources(
+    input_files: str | Sequence[str],
+    file_type: str,
+    backend: str,
+    blocksize: str | int | None,
+    files_per_partition: int | None,
+    add_filename: bool | str,
+    input_meta: str | Mapping[str, Any] | None,
+    columns: Sequence[str] | None,
+    read_kwargs: Mapping[str, Any],
+    text_field: str | None = None,
+) -> tuple[dd.DataFrame, list[tuple[str, ...]] | None]:
+    """The dataframe, and the base names of the files behind each partition (with add_filename)."""
+    kind = "jsonl" if file_type == "json" else file_type
+    if kind not in FILE_TYPES:
+        raise ConfigError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
+    if read_kwargs and kind != "pickle":
+        raise ConfigError(
+            f"read_{kind} does not take {', '.join(sorted(read_kwargs))}",
+            hint="these files are parsed here, not by pandas/cuDF: use columns=, input_meta= or add_filename=",
+        )
+    if backend == "cudf":
+        _require_dask_cudf()
+    elif backend != "pandas":
+        raise ConfigError(f"backend must be 'pandas' or 'cudf', not {backend!r}")
+    paths = list_input_files(input_files, kind)
+    groups = partition_groups(paths, files_per_partition, blocksize)
+    column = filename_column(add_filename)
+    reader = PartitionReader(
+        kind, backend, column, text_field, columns, parse_input_meta(input_meta), dict(read_kwargs)
+    )
+    reader.empty = _first_nonempty_meta(reader, paths)
+    # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
+    names = [tuple(os.path.basename(p) for p in group) for group in groups] if column else None
+    return frame, names
+
+
+def select_columns(df: Any, columns: Sequence[str] | None, filetype: str, add_filename: bool | str) -> Any:
+    """NeMo's `select_columns`: only `columns` (plus the file name column, when there is one)."""
+    if columns is None:
+        return df
+    wanted = list(columns)
+    column = filename_column(add_filename)
+    if column and column not in wanted:
+        wanted.append(column)
+    return df[wanted]
+
+
+def file_type_of(path: str) -> str:
+    lower = path.lower()
+    if lower.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if lower.endswith(".parquet"):
+        return "parquet"
+    if lower.endswith(PICKLE_SUFFIXES):
+        return "pickle"
+    return os.path.splitext(lower)[1] or os.path.basename(path)
+
+
+def list_input_files(input_files: str | Sequence[str], kind: str) -> list[str]:
+    """Files in order; a directory's files (recursively, hidden ones skipped) must all be of `kind`."""
+    if isinstance(input_files, str | os.PathLike):
+        input_files = [input_files]
+    paths: list[str] = []
+    for item in map(os.fspath, input_files):
+        if os.path.isdir(item):
+            found = get_all_files_paths_under(item)
+            _check_one_type(found, kind, f"directory {item}", listed=True)
+            paths.extend(found)
+        else:
+            paths.append(item)  # a missing file raises InputFileError when read (the first one: right here)
+    if not paths:
+        raise ConfigError(f"no input files in {list(input_files)}", hint="check the path")
+    _check_one_type(paths, kind, "the input files", listed=False)
+    return paths
+
+
+def _check_one_type(paths: list[str], kind: str, where: str, *, listed: bool) -> None:
+    types = Counter(file_type_of(p) for p in paths)
+    # Named files of one unknown suffix are read as `kind` (NeMo reads any suffix); listed ones must match.
+    if not types or types.keys() == {kind}:
+        return
+    if not listed and len(types) == 1 and next(iter(types)) not in FILE_TYPES:
+        return
+    found = ", ".join(f"{n} {t}" for t, n in sorted(types.items()))
+    example = next(p for p in paths if file_type_of(p) != kind)
+    raise ConfigError(
+        f"{where} holds files of several types or not {kind} ({found}, e.g. {example}): read_{kind} reads {kind} only",
+        hint=f'select them with get_all_files_paths_under(dir, keep_extensions="{_extension(kind)}"), '
+        "or keep each type in its own directory",
+    )
+
+
+def _extension(kind: str) -> str:
+    return {"pickle": "pkl"}.get(kind, kind)
+
+
+def partition_groups(
+    paths: list[str], files_per_partition: int | None, blocksize: str | int | None
+) -> list[tuple[str, ...]]:
+    """Files per partition: N at a time, or packed up to `blocksize` bytes; an explicit value beats a default."""
+    explicit_fpp = files_per_partition is not None and not isinstance(files_per_partition, DefaultInt)
+    explicit_bs = blocksize is not None and not isinstance(blocksize, DefaultStr)
+    if explicit_fpp and explicit_bs:
+        raise ConfigError(
+            f"blocksize={blocksize!r} and files_per_partition={files_per_partition!r} cannot both be set",
+            hint="give one: files_per_partition=N reads N files per partition, blocksize packs files up to a size",
+        )
+    if files_per_partition is not None and (explicit_fpp or blocksize is None):
+        if (
+            isinstance(files_per_partition, bool)
+            or not isinstance(files_per_partition, int)
+            or files_per_partition < 1
+        ):
+            raise ConfigError(f"files_per_partition must be an integer >= 1, not {files_per_partition!r}")
+        step = int(files_per_partition)
+        return [tuple(paths[i : i + step]) for i in range(0, len(paths), step)]
+    if blocksize is None:
+        return [(path,) for path in paths]
+    return _pack_by_size(paths, _parse_blocksize(blocksize))
+
+
+def _parse_blocksize(blocksize: str | int) -> int:
+    try:
+        limit = parse_bytes(blocksize)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"blocksize {blocksize!r} is not a size ({exc})", hint='e.g. "256MB" or "1gb"'
+        ) from exc
+    if limit <= 0:
+        raise ConfigError(f"blocksize must be positive, not {blocksize!r}")
+    return limit
+
+
+def _pack_by_size(paths: list[str], limit: int) -> list[tuple[str, ...]]:
+    groups: list[tuple[str, ...]] = []
+    current: list[str] = []
+    size = 0
+    for path in paths:
+        try:
+            file_size = os.path.getsize(path)
+        except OSError as exc:
+            what = (
+                "no such file"
+                if isinstance(exc, FileNotFoundError)
+                else f"cannot stat the file ({exc.strerror})"
+            )
+            raise InputFileError(path, what, hint="check the input path") from exc
+        if current and size + file_size > limit:
+            groups.append(tuple(current))
+            current, size = [], 0
+        current.append(path)
+        size += file_size
+    if current:
+        groups.append(tuple(current))
+    return groups
+
+
+class PartitionReader:
+    """Reads one group of files into one frame; a plain picklable object so Dask can ship it to workers."""
+
+    def __init__(
+        self,
+        kind: str,
+        backend: str,
+        filename_column: str | None,
+        text_field: str | None,
+        columns: Sequence[str] | None,
+        dtypes: dict[str, Any] | None,
+        read_kwargs: dict[str, Any],
+    ):
+        self.kind = kind
+        self.backend = backend
+        self.filename_column = filename_column
+        self.text_field = text_field
+        wanted = columns if columns is not None else (list(dtypes) if dtypes else None)
+        self.columns = None if wanted is None else tuple(wanted)
+        self.dtypes = dtypes
+        self.read_kwargs = read_kwargs
+        self.empty: Any = None  # zero-row frame with the dataset's columns, given to empty files
+
+    def __call__(self, paths: tuple[str, ...]) -> Any:
+        frames = [self._read_one(path) for path in paths]
+        if self.empty is not None:
+            # An empty file has no columns to infer (or only the text column): give it the dataset's.
+            frames = [self.empty.copy() if len(f) == 0 else f for f in frames]
+        frame = frames[0] if len(frames) == 1 else _concat(frames)
+        if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
+            frame = import_cudf().from_pandas(frame)
+        return frame
+
+    def _read_one(self, path: str) -> Any:
+        if self.kind == "pickle":
+            frame = _read_pickle(path, self.read_kwargs)
+        elif self.text_field is not None and self.backend == "pandas":
+            frame = read_documents(
+                path, text_field=self.text_field, on_bad_row="error", columns=self.columns
+            ).frame
+        else:
+            frame = read_frame(path, backend=self.backend, columns=self.columns)
+        if len(frame) > 0:
+            frame = self._select_and_cast(frame, path)
+        if self.filename_column:
+            frame[self.filename_column] = os.path.basename(path)
+        return frame
+
+    def _select_and_cast(self, frame: Any, path: str) -> Any:
+        if self.columns is not None:
+            missing = [c for c in self.columns if c not in frame.columns]
+            if missing:
+                raise InputFileError(
+                    path,
+                    f"no column(s) {', '.join(map(repr, missing))} (columns: {', '.join(map(str, frame.columns))})",
+                    hint="drop them from columns= / input_meta=, or fix the file",
+                )
+            frame = frame[list(self.columns)]
+        for column, dtype in (self.dtypes or {}).items():
+            if column in frame.columns:
+                try:
+                    frame[column] = frame[column].astype(dtype)
+                except (ValueError, TypeError) as exc:
+                    raise InputFileError(
+                        path,
+                        f"column {column!r} cannot be read as {dtype} ({exc})",
+                        hint="fix input_meta or the data",
+                    ) from exc
+        return frame
+
+
+def _read_pickle(path: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
+    if not os.path.isfile(path):
+        raise InputFileError(path, "no such file", hint="check the input path")
+    try:
+        frame = pd.read_pickle(path, **read_kwargs)
+    except (pickle.UnpicklingError, EOFError, OSError) as exc:
+        raise InputFileError(path, f"cannot read the pickle ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(frame, pd.DataFrame):
+        raise InputFileError(path, f"holds a {type(frame).__name__}, not a pandas DataFrame")
+    return frame
+
+
+def _concat(frames: list[Any]) -> Any:
+    if type(frames[0]).__module__.startswith("cudf"):
+        return import_cudf().concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _first_nonempty_meta(reader: PartitionReader, paths: list[str]) -> Any:
+    """Columns and dtypes from the first file with rows (read twice: once here, once in its partition)."""
+    frame = None
+    for path in paths:
+        frame = reader((path,))
+        if len(frame) > 0:
+            break
+    return frame.iloc[:0]
+
+
+def _require_dask_cudf() -> None:
+    import_cudf()
+    try:
+        import dask_cudf  # noqa: F401  (registers the cudf backend with dask.dataframe)
+    except Exception as exc:
+        raise ConfigError(
+            f"backend 'cudf' needs dask_cudf ({type(exc).__name__}: {exc})",
+            hint="use backend='pandas' on CPU machines, or install the GPU extra (pip install 'hpc-classify[gpu]')",
+        ) from exc

@@ -1,0 +1,180 @@
+"""Writing a Dask dataframe of documents with NeMo Curator 0.7.1's `write_to_disk` semantics, atomically.
+
+One file per partition (`part.N.<ext>`); with `write_to_filename` one file per value of the file name column
+(an input whose rows were all filtered out still gets its empty output when the dataset knows its sources);
+with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`); a JSONL path for a
+single-partition dataset writes that one file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections import Counter
+from typing import Any
+from urllib.parse import quote
+
+import dask
+import pandas as pd
+
+from hpc_classify.datasets.reading import filename_column
+from hpc_classify.errors import ConfigError
+from hpc_classify.io.discovery import JSONL_SUFFIXES, document_suffix, output_relpath
+from hpc_classify.io.writers import write_atomically, write_frame
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_TYPES = {"jsonl": "jsonl", "parquet": "parquet", "pickle": "pkl"}
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # pyarrow's directory name for a null partition value
+
+
+def write_to_disk(
+    df: Any,
+    output_path: str,
+    write_to_filename: bool | str = False,
+    keep_filename_column: bool = False,
+    output_type: str = "jsonl",
+    partition_on: str | None = None,
+) -> None:
+    """NeMo's `write_to_disk` for a Dask dataframe (or a DocumentDataset: then an input whose rows were all
+    filtered out still gets its empty output with write_to_filename)."""
+    source_files = getattr(df, "source_files", None)
+    frame = getattr(df, "df", df)
+    if output_type not in OUTPUT_TYPES:
+        raise ConfigError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}")
+    output_path = os.fspath(output_path)
+    column = filename_column(write_to_filename)
+    if output_type == "jsonl" and output_path.lower().endswith(JSONL_SUFFIXES):
+        _write_single_jsonl(frame, output_path, column, partition_on)
+        return
+    _check_columns(frame, column, partition_on)
+    if column and source_files:
+        _check_distinct_sources(source_files)
+    os.makedirs(output_path, exist_ok=True)
+    spec = _PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on)
+    parts = frame.to_delayed()
+    expected = source_files if source_files and len(source_files) == len(parts) else None
+    write = dask.delayed(spec, pure=False)
+    tasks = [write(part, index, expected and expected[index]) for index, part in enumerate(parts)]
+    written = [name for names in dask.compute(*tasks) for name in names]
+    clashes = sorted(name for name, n in Counter(written).items() if n > 1)
+    if clashes:
+        raise ConfigError(
+            f"several partitions wrote the same output file(s) {clashes}: the last write won",
+            hint="input files in different directories share a base name; give them distinct names",
+        )
+    logger.info("wrote %d %s file(s) to %s", len(written), output_type, output_path)
+
+
+def _write_single_jsonl(frame: Any, output_path: str, column: str | None, partition_on: str | None) -> None:
+    if column or partition_on:
+        raise ConfigError(
+            f"{output_path} is one file: write_to_filename and partition_on need a directory",
+            hint="give a directory as output_path",
+        )
+    if frame.npartitions != 1:
+        raise ConfigError(
+            f"cannot write {frame.npartitions} partitions to the single file {output_path}",
+            hint="give a directory as output_path, or dataset.repartition(npartitions=1) first",
+        )
+    write_frame(_to_pandas(frame.partitions[0].compute()), output_path, "jsonl")
+
+
+def _check_columns(frame: Any, column: str | None, partition_on: str | None) -> None:
+    if column and partition_on:
+        raise ConfigError(
+            "write_to_filename and partition_on cannot be used together",
+            hint="write per input file or per column value, not both",
+        )
+    if column and column not in frame.columns:
+        hint = "add_filename=True" if column == "file_name" else f"add_filename={column!r}"
+        raise ConfigError(
+            f"write_to_filename needs a {column!r} column", hint=f"read the dataset with {hint}"
+        )
+    if partition_on and partition_on not in frame.columns:
+        raise ConfigError(
+            f"partition_on={partition_on!r} is not a column (columns: {', '.join(map(str, frame.columns))})"
+        )
+
+
+def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
+    shared = sorted(name for name, n in Counter(n for group in source_files for n in group).items() if n > 1)
+    if shared:
+        raise ConfigError(
+            f"input files in different directories share the base name(s) {shared}: "
+            "write_to_filename would write them to one file",
+            hint="give them distinct names, or write without write_to_filename",
+        )
+
+
+class _PartitionWriter:
+    """Writes one partition; returns the relative names written (for the clash check). Picklable."""
+
+    def __init__(
+        self,
+        output_path: str,
+        fmt: str,
+        column: str | None,
+        keep_filename_column: bool,
+        partition_on: str | None,
+    ):
+        self.output_path = output_path
+        self.fmt = fmt
+        self.column = column
+        self.keep_filename_column = keep_filename_column
+        self.partition_on = partition_on
+
+    def __call__(self, part: Any, index: int, source_names: tuple[str, ...] | None = None) -> list[str]:
+        part = _to_pandas(part)
+        ext = OUTPUT_TYPES[self.fmt]
+        if self.partition_on:
+            return self._write_partitioned(part, f"part.{index}.{ext}")
+        if not self.column:
+            return [self._write(part, f"part.{index}.{ext}")]
+        present = list(part[self.column].unique())  # first-seen order
+        missing = [name for name in (source_names or ()) if name not in set(present)]
+        rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
+        names = []
+        for file_name in present + missing:
+            rows = part[rows_of[file_name]] if file_name in rows_of else part.iloc[:0]
+            if not self.keep_filename_column:
+                rows = rows.drop(columns=[self.column])
+            names.append(self._write(rows, output_name(str(file_name), self.fmt)))
+        return names
+
+    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[str]:
+        names = []
+        for value, rows in part.groupby(self.partition_on, dropna=False, sort=False):
+            directory = f"{self.partition_on}={HIVE_NULL if pd.isna(value) else quote(str(value), safe='')}"
+            if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
+                rows = rows.drop(columns=[self.partition_on])
+            names.append(self._write(rows, f"{directory}/{base}"))
+        return names
+
+    def _write(self, rows: pd.DataFrame, name: str) -> str:
+        path = os.path.join(self.output_path, name)
+        if self.fmt == "pickle":
+            data = rows.reset_index(drop=True)
+            write_atomically(path, lambda f: pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL))
+        else:
+            write_frame(rows, path, self.fmt)
+        return name
+
+
+def output_name(file_name: str, fmt: str) -> str:
+    """The output of an input file: x.jsonl.gz -> x.jsonl.gz (JSONL keeps its compression), x.jsonl ->
+    x.parquet, x.parquet -> x.jsonl, x.jsonl -> x.pkl; a name with no known suffix gets one (doc -> doc.jsonl)."""
+    suffix = document_suffix(file_name)
+    if fmt == "pickle":
+        stem = file_name[: -len(suffix)] if suffix else os.path.splitext(file_name)[0]
+        return stem + ".pkl"
+    if suffix is None:
+        return f"{file_name}.{OUTPUT_TYPES[fmt]}"
+    return output_relpath(file_name, fmt)
+
+
+def _to_pandas(part: Any) -> pd.DataFrame:
+    return (
+        part.to_pandas() if hasattr(part, "to_pandas") else part
+    )  # cudf: the writers are pandas/pyarrow based

@@ -1,0 +1,59 @@
+"""NeMo Curator's GPU calls: get_client(cluster_type="gpu") on dask-cuda and DocumentDataset on cuDF."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from hpc_classify import DocumentDataset, get_client
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture
+def shards(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    for s in range(3):
+        rows = [{"text": f"doc {s}-{i}", "id": f"{s}{i}", "lang": "en" if i % 2 else "de"} for i in range(4)]
+        (root / f"shard_{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_get_client_gpu_starts_dask_cuda():
+    pytest.importorskip("dask_cuda")
+    client = get_client(cluster_type="gpu", rmm_pool_size=None, rmm_async=False)
+    try:
+        assert type(client.cluster).__name__ == "LocalCUDACluster"
+        assert client.submit(lambda: 1).result(timeout=120) == 1
+    finally:
+        client.shutdown()
+
+
+def test_cudf_backend_reads_with_input_meta_and_writes_by_file_name(shards, tmp_path):
+    pytest.importorskip("dask_cudf")
+    dataset = DocumentDataset.read_json(
+        str(shards),
+        backend="cudf",
+        files_per_partition=2,
+        add_filename="src",
+        input_meta={"id": "int64", "text": "str"},
+    )
+    assert dataset.df.npartitions == 2
+    frame = dataset.to_pandas()
+    assert isinstance(frame, pd.DataFrame) and str(frame["id"].dtype) == "int64"
+    assert list(frame.columns) == ["id", "text", "src"]
+    dataset.to_json(str(tmp_path / "out"), write_to_filename="src")
+    assert sorted(os.listdir(tmp_path / "out")) == [f"shard_{s}.jsonl" for s in range(3)]
+
+
+def test_cudf_backend_partition_on(shards, tmp_path):
+    pytest.importorskip("dask_cudf")
+    DocumentDataset.read_json(str(shards), backend="cudf").to_parquet(
+        str(tmp_path / "pq"), partition_on="lang"
+    )
+    assert sorted(os.listdir(tmp_path / "pq")) == ["lang=de", "lang=en"]
+    assert len(pd.read_parquet(tmp_path / "pq")) == 12
