@@ -65,6 +65,7 @@ class RunConfig:
         _check_choice("output_format", self.output_format, OUTPUT_FORMATS)
         _check_choice("on_bad_row", self.on_bad_row, BAD_ROW_POLICIES)
         _check_choice("protocol", self.protocol, PROTOCOLS)
+        self._check_number_types()
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, not {self.max_retries}")
         if self.max_workers is not None and self.max_workers < (self.workers or 1):
@@ -76,6 +77,17 @@ class RunConfig:
             raise ConfigError(f"tasks_per_worker must be >= 1, not {self.tasks_per_worker}")
         if self.stop_grace < 0:
             raise ConfigError(f"stop_grace must be >= 0, not {self.stop_grace}")
+
+    def _check_number_types(self) -> None:
+        # A YAML value such as `max_retries: many` must fail here by name, not later in a comparison.
+        for name in ("max_retries", "tasks_per_worker", "workers", "max_workers", "threads_per_worker"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{name} must be an integer, not {value!r}")
+        for name in ("progress_interval", "stop_grace"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
 
     def _check_columns(self) -> None:
         keep = self.keep_columns

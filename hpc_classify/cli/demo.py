@@ -7,6 +7,8 @@ seconds, then runs the resumable driver on a local Dask cluster over the sample 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 from pathlib import Path
 
 BANNER = (
@@ -14,6 +16,15 @@ BANNER = (
     "      Its labels are MEANINGLESS; only the pipeline is real. For real labels use the published\n"
     "      checkpoints, e.g. `hpc-classify run --classifier domain --input DIR --output DIR`."
 )
+
+
+def _own_command() -> str:
+    """How the user can type this command again: bare when it is on PATH, else its full path."""
+    found = shutil.which("hpc-classify")
+    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if found and script and Path(found).resolve() == script:
+        return "hpc-classify"
+    return str(script) if script and script.name == "hpc-classify" else "hpc-classify"
 
 
 def _default_corpus() -> Path | None:
@@ -68,5 +79,9 @@ def run_demo(args: argparse.Namespace) -> int:
         with open(first_output, encoding="utf-8") as lines:
             print(f"first row of {first_output.name}: {lines.readline().strip()}")
     print(f"outputs in {output} (rerun: resumes, here a no-op; `hpc-classify status --output {output}`)")
+    print(
+        "classify your own JSONL/Parquet files with this model:\n"
+        f"  {_own_command()} run --model {model_dir} --input YOUR_FILES_OR_DIR --output YOUR_OUTPUT_DIR"
+    )
     print(BANNER)
     return int(result.exit_code)

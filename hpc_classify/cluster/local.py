@@ -86,7 +86,7 @@ def _start_cpu_cluster(
         **cluster_kwargs,
     }
     options["env"] = {TORCH_THREADS_ENV: str(torch_threads), **cluster_kwargs.get("env", {})}
-    options["preload"] = [*WORKER_PRELOAD, *_as_list(cluster_kwargs.get("preload"))]
+    options["preload"] = worker_preloads(cluster_kwargs.get("preload"))
     try:
         return LocalCluster(**options)
     except Exception as exc:
@@ -121,7 +121,7 @@ def _start_cuda_cluster(
             threads_per_worker=threads_per_worker or 1,
             protocol=protocol,
             dashboard_address=":0",
-            preload=list(WORKER_PRELOAD),
+            preload=worker_preloads(),
         )
     except Exception as exc:
         raise ClusterError(
@@ -130,7 +130,16 @@ def _start_cuda_cluster(
         ) from exc
 
 
-def _as_list(value: Any) -> list[Any]:
+def worker_preloads(given: Any = None) -> list[str]:
+    """Our preload, then the ones Dask's config names (an explicit `preload=` replaces those: keep them),
+    then the caller's."""
+    import dask
+
+    configured = dask.config.get("distributed.worker.preload", default=None)
+    return [*WORKER_PRELOAD, *_as_list(configured), *_as_list(given)]
+
+
+def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)

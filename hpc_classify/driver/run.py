@@ -54,11 +54,11 @@ def run_classification(
     end in failures.jsonl.
     """
     # Everything that can be wrong with the command is checked before anything is written into the
-    # output directory: the inputs, the classifiers and their fingerprint (labels, checkpoint hashes: no
-    # weights), and the output path itself. A corrected command then starts afresh.
+    # output directory: the classifiers and their fingerprint (labels, checkpoint hashes: no weights), the
+    # inputs, and the output path itself. A corrected command then starts afresh.
+    details = _fingerprint_details(config)
     output_dir = os.path.abspath(config.output)
     files = list_input_files(config.inputs, output_dir, config.output_format)
-    details = _fingerprint_details(config)
     _make_output_dir(output_dir)
     with RunLock(output_dir):
         return _run_locked(config, output_dir, details, files, client=client, connect_timeout=connect_timeout)

@@ -17,7 +17,7 @@ from hpc_classify.io.markers import iter_marker_relpaths
 from hpc_classify.io.writers import is_temp_file
 
 CLI = [sys.executable, "-m", "hpc_classify.cli.main"]
-RUN_TIMEOUT = 240
+RUN_TIMEOUT = 600  # a hang guard, not a speed check: a busy 2-core machine can take minutes
 
 
 def make_corpus(
