@@ -51,3 +51,7 @@ class OutputDirectoryError(HpcClassifyError):
 
 class ClusterError(HpcClassifyError):
     """A Dask cluster that could not be started or joined in time."""
+
+
+class InputsChangedError(HpcClassifyError):
+    """Inputs that changed (size, mtime or content) after their completion marker was written."""
