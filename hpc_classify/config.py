@@ -42,6 +42,7 @@ class RunConfig:
     stop_grace: float = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
     on_changed_input: str = "error"  # an input changed after its marker: "error" (exit 2) or "redo"
     verify_inputs: bool = False  # compare done inputs by content hash rather than size and mtime
+    worker_wait: float = 300.0  # no worker at all for this long -> stop, exit 3 (0: wait forever)
     cluster: str = "local"
     scheduler_file: str | None = None
     scheduler_address: str | None = None
@@ -69,6 +70,8 @@ class RunConfig:
         _check_choice("on_bad_row", self.on_bad_row, BAD_ROW_POLICIES)
         _check_choice("protocol", self.protocol, PROTOCOLS)
         _check_choice("on_changed_input", self.on_changed_input, CHANGED_INPUT_POLICIES)
+        if self.worker_wait < 0:
+            raise ConfigError(f"worker_wait must be >= 0 (0: wait forever), not {self.worker_wait}")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, not {self.max_retries}")
         if self.max_workers is not None and self.max_workers < (self.workers or 1):

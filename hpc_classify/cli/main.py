@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except HpcClassifyError as error:
         print(f"hpc-classify {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
 
 
 if __name__ == "__main__":

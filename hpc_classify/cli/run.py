@@ -17,7 +17,9 @@ EXIT_CODES_HELP = """exit codes:
   1  some files failed after their retries (listed in OUTPUT/failures.jsonl); the others are done
   2  usage/config error, output directory refused (other run's fingerprint, locked), inputs changed
      since they were classified (see --on-changed-input), or no cluster
-  3  interrupted by SIGTERM, SIGINT or SIGUSR1; rerun the same command to resume
+  3  interrupted by SIGTERM, SIGINT or SIGUSR1, or no worker left for --worker-wait seconds;
+     rerun the same command to resume
+  4  the output file system refused a write (full, quota, read-only); fix it, then rerun to resume
 """
 
 
@@ -113,6 +115,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--stop-grace", type=float, metavar="SECONDS", help="after a signal, wait this long (20)"
+    )
+    run.add_argument(
+        "--worker-wait",
+        type=float,
+        metavar="SECONDS",
+        help="no worker at all for this long: stop, exit 3 (resumable) (default 300; 0 waits forever)",
     )
 
     cluster = parser.add_argument_group("cluster")

@@ -103,6 +103,8 @@ def _run_locked(
         )
     if stop.requested:
         exit_code = exit_codes.INTERRUPTED
+    elif stats.stop_exit_code is not None:  # no workers left, output unwritable
+        exit_code = stats.stop_exit_code
     elif stats.files_failed:
         exit_code = exit_codes.FILES_FAILED
     else:

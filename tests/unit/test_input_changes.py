@@ -103,3 +103,5 @@ def test_markers_without_hash_fall_back_to_size_and_mtime(tmp_path):
 def test_config_checks_the_new_policies():
     with pytest.raises(ConfigError, match="on_changed_input"):
         RunConfig(inputs=("x",), output="o", classifiers=(object(),), on_changed_input="ignore")
+    with pytest.raises(ConfigError, match="worker_wait"):
+        RunConfig(inputs=("x",), output="o", classifiers=(object(),), worker_wait=-1)
