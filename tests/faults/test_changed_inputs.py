@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 from driver_support import (
-    CLI,
     all_ids,
-    cli_env,
     make_corpus,
     markers,
     output_ids,
     run_args,
     run_cli,
+    status_json,
     summary,
     temp_files,
 )
-
-
-def status_json(output, *extra: str) -> dict:
-    result = subprocess.run(
-        [*CLI, "status", "--output", str(output), "--json", *extra],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def append_doc(path, doc_id: str) -> None:
