@@ -14,6 +14,7 @@ from hpc_classify.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 BAD_ROW_POLICIES = ("error", "skip")
+CHANGED_INPUT_POLICIES = ("error", "redo")
 ROW_NUMBER_COLUMN = "row_number"
 OUTPUT_FORMATS = ("jsonl", "parquet")
 PROTOCOLS = ("tcp", "ucxx")
@@ -39,6 +40,9 @@ class RunConfig:
     tasks_per_worker: int = 2
     progress_interval: float = 30.0
     stop_grace: float = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
+    on_changed_input: str = "error"  # an input changed after its marker: "error" (exit 2) or "redo"
+    verify_inputs: bool = False  # compare done inputs by content hash rather than size and mtime
+    worker_wait: float = 300.0  # no worker at all for this long -> stop, exit 3 (0: wait forever)
     cluster: str = "local"
     scheduler_file: str | None = None
     scheduler_address: str | None = None
@@ -65,7 +69,10 @@ class RunConfig:
         _check_choice("output_format", self.output_format, OUTPUT_FORMATS)
         _check_choice("on_bad_row", self.on_bad_row, BAD_ROW_POLICIES)
         _check_choice("protocol", self.protocol, PROTOCOLS)
+        _check_choice("on_changed_input", self.on_changed_input, CHANGED_INPUT_POLICIES)
         self._check_number_types()
+        if self.worker_wait < 0:
+            raise ConfigError(f"worker_wait must be >= 0 (0: wait forever), not {self.worker_wait}")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, not {self.max_retries}")
         if self.max_workers is not None and self.max_workers < (self.workers or 1):
@@ -84,7 +91,7 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"{name} must be an integer, not {value!r}")
-        for name in ("progress_interval", "stop_grace"):
+        for name in ("progress_interval", "stop_grace", "worker_wait"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{name} must be a number of seconds, not {value!r}")

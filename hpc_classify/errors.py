@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 
 class HpcClassifyError(Exception):
-    """Base of every error this package raises on purpose (the CLI prints these without a traceback)."""
+    """Base of every error this package raises on purpose (the CLI prints these without a traceback).
+
+    `retryable`: False for project errors (the input, the settings: the same attempt fails the same way),
+    True for infrastructure errors (cluster, I/O), which the driver retries. `exit_code`: the CLI's.
+    """
+
+    retryable = False
+    exit_code = 2
 
     def __init__(self, message: str, *, hint: str | None = None):
         self.hint = hint
@@ -55,3 +64,25 @@ class OutputDirectoryError(HpcClassifyError):
 
 class ClusterError(HpcClassifyError):
     """A Dask cluster that could not be started or joined in time."""
+
+    retryable = True
+
+
+class OutputWriteError(HpcClassifyError):
+    """The output file system refuses writes (full, over quota, read-only, no permission): the run stops,
+    nothing partial is left under a final name, and rerunning once it is fixed resumes."""
+
+    exit_code = 4
+
+    def __init__(self, path: str, reason: str, *, errno: int | None = None):
+        self.path = str(path)
+        self.errno = errno
+        super().__init__(
+            f"cannot write {self.path}: {reason}",
+            hint="free space (or raise the quota, or make it writable) on the file system of "
+            f"{os.path.dirname(self.path) or '.'}, then rerun the same command: it resumes where it stopped",
+        )
+
+
+class InputsChangedError(HpcClassifyError):
+    """Inputs that changed (size, mtime or content) after their completion marker was written."""

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    from hpc_classify.driver.exit_codes import INTERRUPTED, USAGE
+    from hpc_classify.driver.exit_codes import INTERRUPTED
     from hpc_classify.logging_setup import configure_logging
 
     configure_logging(args.log_level)
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except HpcClassifyError as error:
         print(f"hpc-classify {args.command}: error: {error.one_line()}", file=sys.stderr)
-        return USAGE
+        return error.exit_code
     except KeyboardInterrupt:  # Ctrl-C before a run took over the signals (checking inputs, loading)
         print(f"hpc-classify {args.command}: interrupted before any file was started", file=sys.stderr)
         return INTERRUPTED

@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hpc_classify.config import BAD_ROW_POLICIES, DEVICES, OUTPUT_FORMATS, PROTOCOLS
+from hpc_classify.config import BAD_ROW_POLICIES, CHANGED_INPUT_POLICIES, DEVICES, OUTPUT_FORMATS, PROTOCOLS
 
 EXIT_CODES_HELP = """exit codes:
   0  every file done
   1  some files failed after their retries (listed in OUTPUT/failures.jsonl); the others are done
-  2  usage/config error, output directory refused (other run's fingerprint, locked), or no cluster
-  3  interrupted by SIGTERM, SIGINT or SIGUSR1; rerun the same command to resume
+  2  usage/config error, output directory refused (other run's fingerprint, locked), inputs changed
+     since they were classified (see --on-changed-input), or no cluster
+  3  interrupted by SIGTERM, SIGINT or SIGUSR1, or no worker left for --worker-wait seconds;
+     rerun the same command to resume
+  4  the output file system refused a write (full, quota, read-only); fix it, then rerun to resume
 """
 
 
@@ -60,6 +63,18 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--key-column", metavar="COL", help="with --keep-columns: the input column that identifies rows"
     )
     io.add_argument(
+        "--on-changed-input",
+        choices=CHANGED_INPUT_POLICIES,
+        help="an input changed since it was classified: error (default: exit 2 naming the files) or redo "
+        "(classify it again, replacing its output)",
+    )
+    io.add_argument(
+        "--verify-inputs",
+        action="store_const",
+        const=True,
+        help="compare done inputs with their markers by content hash (reads them all) instead of size and mtime",
+    )
+    io.add_argument(
         "--overwrite",
         action="store_const",
         const=True,
@@ -100,6 +115,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--stop-grace", type=float, metavar="SECONDS", help="after a signal, wait this long (20)"
+    )
+    run.add_argument(
+        "--worker-wait",
+        type=float,
+        metavar="SECONDS",
+        help="no worker at all for this long: stop, exit 3 (resumable) (default 300; 0 waits forever)",
     )
 
     cluster = parser.add_argument_group("cluster")

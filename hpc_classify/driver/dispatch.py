@@ -14,34 +14,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from hpc_classify.config import RunConfig
+from hpc_classify.driver import exit_codes
 from hpc_classify.driver.failures import FailureLog
+from hpc_classify.driver.liveness import WorkerWatch
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.driver.task import classify_file
-from hpc_classify.errors import HpcClassifyError
+from hpc_classify.errors import HpcClassifyError, OutputWriteError
 from hpc_classify.io.discovery import InputFile
 
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # longest the loop blocks before it looks at signals and progress again
 WORKER_COUNT_REFRESH = 10.0  # workers may join later (jobqueue scaling); recount this often
-
-
-class FileTaskError(Exception):
-    """A deterministic per-file error (bad input, bad settings) raised on a worker: not retried.
-
-    Carries only strings, so it survives pickling between processes (our errors with keyword-only
-    constructor arguments do not)."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(kind, message)
-        self.kind = kind
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.message}"
 
 
 def run_task_on_worker(
@@ -55,20 +42,18 @@ def run_task_on_worker(
         worker = str(get_worker().name)
     except ValueError:  # called outside a worker (e.g. a synchronous scheduler)
         worker = ""
-    try:
-        return classify_file(
-            input_file,
-            output_dir,
-            config.classifiers,
-            output_format=config.output_format,
-            on_bad_row=config.on_bad_row,
-            fingerprint=fingerprint,
-            keep_columns=config.keep_columns,
-            row_number_column=config.row_number_column,
-            worker=worker,
-        )
-    except HpcClassifyError as exc:
-        raise FileTaskError(type(exc).__name__, str(exc)) from None
+    # Errors travel as themselves (ours pickle with their attributes): failures.jsonl shows the real type.
+    return classify_file(
+        input_file,
+        output_dir,
+        config.classifiers,
+        output_format=config.output_format,
+        on_bad_row=config.on_bad_row,
+        fingerprint=fingerprint,
+        keep_columns=config.keep_columns,
+        row_number_column=config.row_number_column,
+        worker=worker,
+    )
 
 
 class Dispatcher:
@@ -101,6 +86,9 @@ class Dispatcher:
         # Files left unfinished by a stop (at most the tasks in flight): one may still have written its
         # marker; the run counts those once the cluster is closed (count_late_markers).
         self.unfinished: list[PlannedFile] = []
+        self.deaths: dict[str, int] = {}  # attempts that ended with the worker process dying
+        self.halted: str | None = None  # why the run stopped on its own (no workers, output unwritable)
+        self.watch = WorkerWatch(client, config)
         self._workers = 1
         self._run_token = uuid.uuid4().hex[:8]
         self._workers_counted_at = float("-inf")
@@ -110,11 +98,16 @@ class Dispatcher:
 
         queue: deque[PlannedFile] = deque(pending)
         while True:
-            if not self.stop.requested:
+            if not self.stop.requested and self.halted is None:
                 self._top_up(queue)
             if not self.in_flight:
                 break
             if self.stop.requested and self._should_abandon():
+                self._abandon()
+                break
+            if self.halted is None and (lost := self.watch.check()):
+                self._halt(lost, exit_codes.INTERRUPTED)
+                logger.error("%s", lost)
                 self._abandon()
                 break
             try:
@@ -161,15 +154,19 @@ class Dispatcher:
             self.progress.file_done(int(marker["rows_in"]))
             return
         error = _future_error(future)
-        if self.stop.requested:
+        if self.stop.requested or self.halted is not None:
             # Workers may be dying from the same signal: not the file's fault; it stays pending.
             logger.info("%s not finished before the stop (%s); it will be redone", planned.relpath, error)
             self.unfinished.append(planned)
             return
+        if isinstance(error, OutputWriteError):
+            self._halt_unwritable(planned, error)
+            return
         attempts = self.attempts.get(planned.relpath, 0) + 1
         self.attempts[planned.relpath] = attempts
-        retryable = not isinstance(error, FileTaskError)
-        if retryable and attempts <= self.config.max_retries:
+        if _worker_died(error):
+            self.deaths[planned.relpath] = self.deaths.get(planned.relpath, 0) + 1
+        if is_retryable(error) and attempts <= self.config.max_retries:
             self.stats.retries += 1
             logger.warning(
                 "%s failed (attempt %d of %d), retrying: %s: %s",
@@ -181,11 +178,23 @@ class Dispatcher:
             )
             queue.appendleft(planned)
             return
-        self.failures.record(relpath=planned.relpath, input_path=planned.path, attempts=attempts, error=error)
+        reason = failure_reason(error, attempts, self.deaths.get(planned.relpath, 0))
+        self.failures.record(
+            relpath=planned.relpath, input_path=planned.path, attempts=attempts, error=error, reason=reason
+        )
         self.stats.files_failed += 1
         self.stats.failed.append(planned.relpath)
         self.progress.file_failed()
-        logger.error("%s failed after %d attempt(s): %s", planned.relpath, attempts, error)
+        logger.error("%s failed: %s; %s: %s", planned.relpath, reason, type(error).__name__, error)
+
+    def _halt_unwritable(self, planned: PlannedFile, error: OutputWriteError) -> None:
+        # The file system, not the file: the file stays pending, nothing more is submitted.
+        self._halt(str(error), exit_codes.OUTPUT_UNWRITABLE)
+        logger.error("stopping: %s (while writing the output of %s)", error, planned.relpath)
+
+    def _halt(self, reason: str, exit_code: int) -> None:
+        self.halted = reason
+        self.stats.stop_reason, self.stats.stop_exit_code = reason, exit_code
 
     def _should_abandon(self) -> bool:
         if self.stop.abandon:
@@ -216,3 +225,27 @@ def _future_error(future: Any) -> BaseException:
         return future.exception()
     except Exception as exc:  # the exception itself could not be unpickled, or the client lost the scheduler
         return exc
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Project errors (ours, unless marked retryable: bad input, settings) are not retried; infrastructure
+    errors (a worker lost, a timeout, I/O) and unknown ones are."""
+    if isinstance(error, HpcClassifyError):
+        return error.retryable
+    return True
+
+
+def failure_reason(error: BaseException, attempts: int, deaths: int) -> str:
+    """Why a file ended in failures.jsonl, in words (its `reason`)."""
+    if deaths:
+        return (
+            f"the worker process running it died (KilledWorker) in {deaths} of {attempts} attempt(s): "
+            "a document that crashes the tokenizer or model, or exhausts memory? see the worker's log"
+        )
+    if not is_retryable(error):
+        return "a problem with the file or the settings (not retried)"
+    return f"still failing after {attempts} attempt(s)"
+
+
+def _worker_died(error: BaseException) -> bool:
+    return type(error).__name__ == "KilledWorker"

@@ -6,8 +6,11 @@ They are distinct so that a Slurm script can tell "requeue me" (3) from "fix som
 - 1 `FILES_FAILED`: the run finished, but some files kept failing; they are listed in `<output>/failures.jsonl`.
 - 2 `USAGE`: bad flags/config, output directory refused (fingerprint mismatch, locked by a live run),
   or no cluster; nothing was classified. Raised as an HpcClassifyError and mapped by the CLI.
-- 3 `INTERRUPTED`: SIGTERM, SIGINT or SIGUSR1 stopped the run early; rerunning the same command resumes.
-  Takes precedence over 1, because the unfinished files are not failures.
+- 3 `INTERRUPTED`: SIGTERM, SIGINT or SIGUSR1 stopped the run early, or no worker was left for
+  --worker-wait seconds; rerunning the same command resumes. Takes precedence over 1, because the
+  unfinished files are not failures.
+- 4 `OUTPUT_UNWRITABLE`: the output file system refused a write (full, over quota, read-only); nothing
+  partial is left; rerun once it is fixed to resume. Distinct from 3 so that a requeue loop stops.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ OK = 0
 FILES_FAILED = 1
 USAGE = 2
 INTERRUPTED = 3
+OUTPUT_UNWRITABLE = 4
 
 DESCRIPTIONS = {
     OK: "all files done",
     FILES_FAILED: "some files failed (see failures.jsonl); the others are done",
     USAGE: "usage, configuration, output-directory or cluster error; nothing classified",
-    INTERRUPTED: "interrupted by a signal (SIGTERM/SIGINT/SIGUSR1); rerun to resume",
+    INTERRUPTED: "interrupted by a signal (SIGTERM/SIGINT/SIGUSR1) or no worker left; rerun to resume",
+    OUTPUT_UNWRITABLE: "the output file system refused a write (full, quota, read-only); fix it, rerun to resume",
 }

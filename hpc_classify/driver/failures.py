@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 FAILURES_FILE = "failures.jsonl"
 
@@ -25,20 +28,27 @@ class FailureLog:
         if os.path.exists(self.path):
             os.remove(self.path)
 
-    def record(self, *, relpath: str, input_path: str, attempts: int, error: BaseException) -> dict[str, Any]:
+    def record(
+        self, *, relpath: str, input_path: str, attempts: int, error: BaseException, reason: str = ""
+    ) -> dict[str, Any]:
+        """Append one entry: the error's real type and message, and `reason` in words."""
         entry = {
             "relpath": relpath,
             "input_path": input_path,
             "attempts": attempts,
             "error_type": type(error).__name__,
             "error": str(error),
+            "reason": reason,
             "time": dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds"),
         }
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
         self.relpaths.append(relpath)
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # e.g. the disk filled up: the log and the summary still name the file
+            logger.error("could not record the failure of %s in %s: %s", relpath, self.path, exc)
         return entry
 
 

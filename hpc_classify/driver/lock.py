@@ -14,6 +14,7 @@ at once can only both succeed in the tiny window between that read and the unlin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from types import TracebackType
 
-from hpc_classify.errors import OutputDirectoryError
+from hpc_classify.errors import OutputDirectoryError, OutputWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,10 @@ class RunLock:
             self._thread = None
         holder = read_lock(self.path)
         if holder is not None and holder.token == self.owner.token:
-            os.remove(self.path)
+            try:
+                os.remove(self.path)
+            except OSError as exc:  # e.g. remounted read-only: the next run takes the stale lock over
+                logger.warning("could not remove the lock %s: %s", self.path, exc)
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -144,10 +148,17 @@ class RunLock:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asdict(self.owner), f)
-            f.flush()
-            os.fsync(f.fileno())
+        except OSError as exc:  # read-only, no permission
+            raise OutputWriteError(self.path, exc.strerror or str(exc), errno=exc.errno) from exc
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(asdict(self.owner), f)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # disk full: an empty lock left behind would block every later run
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+            raise OutputWriteError(self.path, exc.strerror or str(exc), errno=exc.errno) from exc
         return True
 
     def _heartbeat_age(self) -> float:

@@ -19,6 +19,7 @@ from hpc_classify.driver import exit_codes
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
+from hpc_classify.driver.input_changes import apply_changed_input_policy, find_changed_inputs
 from hpc_classify.driver.lock import RunLock
 from hpc_classify.driver.plan import (
     PlannedFile,
@@ -91,8 +92,10 @@ def _run_locked(
     started = time.time()
     fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
     remove_stale_temp_files(output_dir)
+    changes = find_changed_inputs(files, output_dir, verify=config.verify_inputs)
+    redo = apply_changed_input_policy(changes, config.on_changed_input, output_dir)
     write_plan(output_dir, config.inputs, files)
-    pending = pending_files(files, output_dir)
+    pending = pending_files(files, output_dir, redo=redo)
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))
     failures = FailureLog(output_dir)
     logger.info(
@@ -115,6 +118,8 @@ def _run_locked(
         )
     if stop.requested:
         exit_code = exit_codes.INTERRUPTED
+    elif stats.stop_exit_code is not None:  # no workers left, output unwritable
+        exit_code = stats.stop_exit_code
     elif stats.files_failed:
         exit_code = exit_codes.FILES_FAILED
     else:

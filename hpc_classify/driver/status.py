@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 from hpc_classify.driver.failures import read_failures
+from hpc_classify.driver.input_changes import describe_change
 from hpc_classify.driver.plan import read_plan
 from hpc_classify.driver.summary import SUMMARY_FILE, add_counts, plain_counts
 from hpc_classify.errors import InputFileError, OutputDirectoryError
@@ -18,11 +19,16 @@ from hpc_classify.io.markers import iter_marker_relpaths, marker_path, read_mark
 logger = logging.getLogger(__name__)
 
 
-def compute_status(output_dir: str) -> dict[str, Any]:
-    """Counts over the planned files: files_done + files_failed + files_remaining == files_planned.
+def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str, Any]:
+    """Counts over the planned files: files_done + files_failed + files_remaining + files_vanished ==
+    files_planned.
 
-    documents_in/out, labels and nodes are summed over the markers of planned files (markers of files no
-    longer among the inputs are counted in `files_outside_plan` only).
+    A marker counts as done only while its input is unchanged (size and mtime; content hash with
+    `verify_inputs`): a changed input is listed in `changed` and counted as remaining. A marker whose input
+    no longer exists is listed in `vanished` (its output is kept, never deleted; `files_vanished` counts the
+    planned ones). documents_in/out, labels and
+    nodes are summed over the done files (markers of files no longer among the inputs are counted in
+    `files_outside_plan` only).
     """
     plan = read_plan(output_dir)
     if plan is None:
@@ -35,16 +41,30 @@ def compute_status(output_dir: str) -> dict[str, Any]:
     workers: set[str] = set()
     done_relpaths: set[str] = set()
     outside = documents_in = documents_out = rows_bad = 0
+    changed: list[dict[str, str]] = []
+    vanished: list[dict[str, str]] = []
+    vanished_planned = 0
     bytes_done = 0
     worker_seconds = 0.0
     for relpath in iter_marker_relpaths(output_dir):
-        if relpath not in sizes:
-            outside += 1
-            continue
         try:
             marker = read_marker(marker_path(output_dir, relpath))
         except InputFileError as exc:
             logger.warning("%s", exc)
+            continue
+        planned = relpath in sizes
+        outside += not planned
+        if not os.path.exists(marker.input_path):
+            vanished.append(
+                {"relpath": relpath, "input_path": marker.input_path, "output": marker.output_path}
+            )
+            vanished_planned += planned
+            continue
+        if not planned:
+            continue
+        what = describe_change(marker, marker.input_path, verify=verify_inputs)
+        if what is not None:
+            changed.append({"relpath": relpath, "input_path": marker.input_path, "change": what})
             continue
         done_relpaths.add(relpath)
         bytes_done += sizes[relpath]
@@ -68,7 +88,9 @@ def compute_status(output_dir: str) -> dict[str, Any]:
         "files_planned": files_planned,
         "files_done": done,
         "files_failed": len(failed),
-        "files_remaining": files_planned - done - len(failed),
+        "files_remaining": files_planned - done - len(failed) - vanished_planned,
+        "files_changed": len(changed),
+        "files_vanished": vanished_planned,
         "files_outside_plan": outside,
         "bytes_done": bytes_done,
         "bytes_planned": sum(sizes.values()),
@@ -80,7 +102,12 @@ def compute_status(output_dir: str) -> dict[str, Any]:
         "workers": len(workers),
         "worker_seconds": round(worker_seconds, 3),
         "documents_per_worker_second": round(documents_in / worker_seconds, 3) if worker_seconds else None,
-        "failed": [{"relpath": e["relpath"], "error": e.get("error", "")} for e in failed],
+        "failed": [
+            {"relpath": e["relpath"], "error_type": e.get("error_type", ""), "error": e.get("error", "")}
+            for e in failed
+        ],
+        "changed": changed,
+        "vanished": vanished,
         "last_run": _last_run(output_dir),
     }
 
@@ -123,6 +150,10 @@ def format_status(status: dict[str, Any]) -> str:
         width = max((len(str(value)) for value in counts), default=0)
         lines.append(f"{column}:")
         lines.extend(f"  {value:<{width}}  {count}" for value, count in counts.items())
+    for entry in status["changed"]:
+        lines.append(f"CHANGED {entry['relpath']}: {entry['change']} (rerun with --on-changed-input redo)")
+    for entry in status["vanished"]:
+        lines.append(f"VANISHED {entry['relpath']}: the input is gone; its output is kept: {entry['output']}")
     for entry in status["failed"]:
         lines.append(f"FAILED {entry['relpath']}: {entry['error'].splitlines()[0] if entry['error'] else ''}")
     return "\n".join(lines)

@@ -31,6 +31,8 @@ class RunStats:
     bytes_written: int = 0
     nodes: set[str] = field(default_factory=set)
     failed: list[str] = field(default_factory=list)
+    stop_reason: str | None = None  # why the run stopped on its own before the end (no workers, disk full)
+    stop_exit_code: int | None = None
 
     def add_marker(self, marker: dict[str, Any]) -> None:
         self.files_processed += 1
@@ -67,6 +69,7 @@ def build_summary(
         "exit_meaning": exit_codes.DESCRIPTIONS.get(exit_code, ""),
         "interrupted": interrupted_by is not None,
         "signal": interrupted_by,
+        "stop_reason": stats.stop_reason,
         "fingerprint": fingerprint,
         "files_planned": stats.files_planned,
         "files_skipped": stats.files_skipped,

@@ -19,6 +19,7 @@ import pandas as pd
 from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile, output_relpath
+from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 from hpc_classify.io.readers import BadRow, read_documents
 from hpc_classify.io.writers import write_frame, write_jsonl_records
@@ -59,6 +60,8 @@ def classify_file(
 
     started = time.time()
     stat = os.stat(input_file.path)
+    # Before the read: a file rewritten meanwhile then differs from its marker, and the next resume sees it.
+    input_sha256 = file_sha256(input_file.path)
     text_field = classifiers[0].text_field
     result = read_documents(input_file.path, text_field=text_field, on_bad_row=on_bad_row)
     predicted = predict_together(classifiers, result.frame, source=input_file.path)
@@ -90,6 +93,7 @@ def classify_file(
         started_at=_iso(started),
         finished_at=_iso(finished),
         output_size=os.path.getsize(output_path),
+        input_sha256=input_sha256,
     )
     write_marker(marker_path(output_dir, input_file.relpath), marker)
     logger.debug(

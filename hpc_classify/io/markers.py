@@ -45,6 +45,7 @@ class CompletionMarker:
     started_at: str | None = None  # ISO 8601
     finished_at: str | None = None  # ISO 8601
     output_size: int | None = None  # bytes written (the input's are input_size)
+    input_sha256: str | None = None  # of the input's bytes as read (resume/status --verify-inputs compare it)
     extra: dict[str, Any] = field(default_factory=dict)  # room for later fields without a format change
 
     def to_dict(self) -> dict[str, Any]:

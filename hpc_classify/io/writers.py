@@ -8,6 +8,7 @@ is fsynced so the rename survives a node crash. A killed writer leaves only a hi
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -19,13 +20,15 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from hpc_classify.errors import ConfigError
+from hpc_classify.errors import ConfigError, OutputWriteError
 from hpc_classify.io.compression import open_compressed_writer
 
 logger = logging.getLogger(__name__)
 
 TEMP_MARKER = ".tmp-"
 WRITE_FORMATS = ("jsonl", "parquet")
+# errno values that mean "this file system takes no more writes from us", not "this file is bad".
+UNWRITABLE_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM))
 _LINES_PER_CHUNK = 2048  # JSONL lines encoded per write call: few syscalls, bounded extra memory
 
 
@@ -44,19 +47,25 @@ def write_atomically(final_path: str, write_fn: Callable[[BinaryIO], Any]) -> No
     """Call write_fn(binary file) on a temp file, then fsync and rename it to `final_path`.
 
     The parent directory is created if needed. If write_fn (or anything after it) fails, the temp file is
-    removed and the exception re-raised; `final_path` is then untouched.
+    removed and the exception re-raised; `final_path` is then untouched. A file system that refuses writes
+    (full, over quota, read-only, no permission) raises OutputWriteError naming `final_path`.
     """
     directory = os.path.dirname(os.path.abspath(final_path))
-    os.makedirs(directory, exist_ok=True)
     tmp = temp_path_for(final_path)
     try:
-        with open(tmp, "xb") as fileobj:  # "x": never clobber another writer's temp file
-            write_fn(fileobj)
-            fileobj.flush()
-            os.fsync(fileobj.fileno())
-        os.replace(tmp, final_path)
-    except BaseException:  # also KeyboardInterrupt/SystemExit: never leave a temp file behind
-        _remove_quietly(tmp)
+        os.makedirs(directory, exist_ok=True)
+        try:
+            with open(tmp, "xb") as fileobj:  # "x": never clobber another writer's temp file
+                write_fn(fileobj)
+                fileobj.flush()
+                os.fsync(fileobj.fileno())
+            os.replace(tmp, final_path)
+        except BaseException:  # also KeyboardInterrupt/SystemExit: never leave a temp file behind
+            _remove_quietly(tmp)
+            raise
+    except OSError as exc:
+        if exc.errno in UNWRITABLE_ERRNOS:
+            raise OutputWriteError(final_path, exc.strerror or str(exc), errno=exc.errno) from exc
         raise
     _fsync_directory(directory)
 

@@ -137,5 +137,12 @@ def all_ids(expected: dict[str, list[str]]) -> list[str]:
     return sorted(i for ids in expected.values() for i in ids)
 
 
+def status_json(output: Path, *extra: str) -> dict[str, Any]:
+    """`hpc-classify status --output OUTPUT --json [extra...]`, parsed (it must succeed)."""
+    result = run_cli(["status", "--output", str(output), "--json", *extra], timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def summary(output: Path) -> dict[str, Any]:
     return json.loads((output / "_summary.json").read_text())

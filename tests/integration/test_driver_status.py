@@ -3,39 +3,22 @@ with empty outputs that still count as done."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections import Counter
 
 from driver_support import (
-    CLI,
-    cli_env,
     make_corpus,
     markers,
     output_files,
     read_jsonl,
     run_args,
     run_cli,
+    status_json,
     summary,
 )
 
 from hpc_classify.io.markers import marker_path, read_marker
-
-
-def status_json(output) -> dict:
-    import subprocess
-
-    result = subprocess.run(
-        [*CLI, "status", "--output", str(output), "--json"],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_status_json_has_exact_counts(tmp_path, tiny_domain_model):

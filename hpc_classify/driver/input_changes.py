@@ -1,0 +1,112 @@
+"""Inputs that changed after they were classified: found on resume (and by `status`), handled by a policy.
+
+A completion marker stores the input's size, mtime and SHA-256 as the worker read it. A file regenerated or
+appended to later no longer matches: by default (size and mtime) or, with --verify-inputs, by content hash
+(streamed; a touched but identical file then counts as unchanged, and its marker takes the new mtime). The policy --on-changed-input is `error`
+(stop before any work, naming the files: exit 2) or `redo` (classify them again; their outputs are replaced
+atomically and their markers rewritten last, so a kill in between is caught again by the next resume).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.errors import InputFileError, InputsChangedError
+from hpc_classify.io.hashing import file_sha256
+from hpc_classify.io.markers import (
+    CompletionMarker,
+    iter_marker_relpaths,
+    marker_path,
+    read_marker,
+    write_marker,
+)
+
+logger = logging.getLogger(__name__)
+
+VANISHED = "input vanished"
+_LISTED = 20  # files named in a message; the rest are counted
+
+
+@dataclass(frozen=True)
+class InputChange:
+    relpath: str
+    input_path: str
+    what: str  # e.g. "size 120 -> 240 bytes"
+
+
+def describe_change(marker: CompletionMarker, path: str, *, verify: bool) -> str | None:
+    """What differs between the input at `path` now and the version `marker` was made from, or None."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return VANISHED
+    if stat.st_size != marker.input_size:
+        return f"size {marker.input_size} -> {stat.st_size} bytes"
+    if verify and marker.input_sha256:
+        return None if file_sha256(path) == marker.input_sha256 else "same size, different content (SHA-256)"
+    if stat.st_mtime != marker.input_mtime:
+        return (
+            f"modified at {_iso(stat.st_mtime)}, after the classified version of {_iso(marker.input_mtime)}"
+        )
+    return None
+
+
+def find_changed_inputs(files: Sequence[PlannedFile], output_dir: str, *, verify: bool) -> list[InputChange]:
+    """Planned files whose completion marker no longer matches the input (an unreadable marker counts too)."""
+    by_relpath = {f.relpath: f for f in files}
+    changes: list[InputChange] = []
+    unhashed = 0
+    for relpath in sorted(set(iter_marker_relpaths(output_dir)) & by_relpath.keys()):
+        planned = by_relpath[relpath]
+        try:
+            marker = read_marker(marker_path(output_dir, relpath))
+        except InputFileError as exc:
+            changes.append(InputChange(relpath, planned.path, f"unreadable completion marker ({exc})"))
+            continue
+        unhashed += verify and not marker.input_sha256
+        what = describe_change(marker, planned.path, verify=verify)
+        if what is not None:
+            changes.append(InputChange(relpath, planned.path, what))
+        elif verify and planned.mtime is not None and planned.mtime != marker.input_mtime:
+            # Touched, same content: record the new mtime, so that checks by size and mtime agree again.
+            marker.input_mtime = planned.mtime
+            write_marker(marker_path(output_dir, relpath), marker)
+    if unhashed:
+        logger.warning(
+            "%d completion marker(s) hold no content hash (written by an older version): those inputs "
+            "were compared by size and mtime only",
+            unhashed,
+        )
+    return changes
+
+
+def apply_changed_input_policy(changes: Sequence[InputChange], policy: str, output_dir: str) -> set[str]:
+    """The relpaths to classify again (policy `redo`); raises InputsChangedError with policy `error`."""
+    if not changes:
+        return set()
+    listing = format_changes(changes)
+    if policy == "error":
+        raise InputsChangedError(
+            f"{len(changes)} input file(s) changed after they were classified into {output_dir}:\n{listing}",
+            hint="rerun with --on-changed-input redo to classify them again (their outputs are replaced), "
+            "or restore the original inputs; if only their timestamps changed (a copied corpus), "
+            "--verify-inputs compares contents instead",
+        )
+    logger.warning("%d changed input file(s) will be classified again:\n%s", len(changes), listing)
+    return {c.relpath for c in changes}
+
+
+def format_changes(changes: Sequence[InputChange]) -> str:
+    lines = [f"  {c.input_path}: {c.what}" for c in changes[:_LISTED]]
+    if len(changes) > _LISTED:
+        lines.append(f"  ... and {len(changes) - _LISTED} more")
+    return "\n".join(lines)
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat(timespec="milliseconds")

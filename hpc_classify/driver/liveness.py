@@ -1,0 +1,90 @@
+"""Liveness of the cluster: a run whose workers are all gone (node lost, OOM-killed) stops instead of
+waiting until its walltime.
+
+`WorkerWatch.check()` is called from the dispatch loop; once the scheduler has had no worker at all for
+`worker_wait` seconds it returns a message naming the workers last seen and where their logs are, and the
+driver stops with the resumable exit code (3). Workers that come back in time (a nanny restart, a
+requeued node job) reset the clock.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from typing import Any
+
+from hpc_classify.config import RunConfig
+
+logger = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 2.0  # seconds between two looks at the scheduler's worker list (one RPC each)
+_LISTED = 10
+
+
+class WorkerWatch:
+    def __init__(self, client: Any, config: RunConfig):
+        self.client = client
+        self.wait = config.worker_wait
+        self.log_hint = worker_log_hint(config)
+        self.last_seen: dict[str, str] = {}  # worker address -> "name on host"
+        self.none_since: float | None = None
+        self._checked_at = float("-inf")
+
+    def check(self) -> str | None:
+        """None while workers exist (or the wait is not over); else why the run must stop."""
+        now = time.monotonic()
+        if now - self._checked_at < CHECK_INTERVAL:
+            return None
+        self._checked_at = now
+        workers = self._workers()
+        if workers:
+            if self.none_since is not None:
+                logger.info("%d worker(s) connected again", len(workers))
+            self.last_seen, self.none_since = workers, None
+            return None
+        if self.none_since is None:
+            self.none_since = now
+            limit = (
+                f"stopping in {self.wait:g} s (--worker-wait)" if self.wait else "waiting (--worker-wait 0)"
+            )
+            logger.warning("no Dask worker connected to the scheduler; %s unless one joins", limit)
+        if not self.wait or now - self.none_since < self.wait:
+            return None
+        seen = sorted(self.last_seen.values())
+        listed = ", ".join(seen[:_LISTED]) + (
+            f" and {len(seen) - _LISTED} more" if len(seen) > _LISTED else ""
+        )
+        return (
+            f"no Dask worker for {self.wait:g} s (--worker-wait): the workers last seen were "
+            f"{listed or 'none'}; {self.log_hint}. Rerun the same command to resume once workers can run"
+        )
+
+    def _workers(self) -> dict[str, str]:
+        try:
+            info = self.client.scheduler_info(n_workers=-1)
+        except Exception as exc:  # a scheduler that went away has no workers either
+            logger.debug("scheduler_info failed: %s", exc)
+            return {}
+        return {
+            address: f"{w.get('name', address)} on {w.get('host', '?')}"
+            for address, w in (info.get("workers") or {}).items()
+        }
+
+
+def worker_log_hint(config: RunConfig) -> str:
+    """Where the workers' logs are, as far as the driver can tell from how it reached the cluster."""
+    if config.scheduler_file:
+        # The Slurm launcher (cluster/slurm_node.py) keeps <job dir>/<node>/worker.log beside the file.
+        logs = sorted(
+            glob.glob(os.path.join(os.path.dirname(os.path.abspath(config.scheduler_file)), "*", "*.log"))
+        )
+        if logs:
+            return "their logs: " + ", ".join(logs[:_LISTED])
+        return f"their logs are where the workers of {config.scheduler_file} were started"
+    if config.scheduler_address:
+        return f"their logs are where the workers of {config.scheduler_address} were started"
+    if config.cluster == "jobqueue":
+        return "their logs are the worker jobs' output files (see squeue/sacct for the jobs and their state)"
+    return "local workers log into this process's output above (an OOM kill shows in dmesg)"

@@ -1,0 +1,41 @@
+"""TEST-ONLY Dask worker preload for the fault tier: real process deaths and stalls inside the model call.
+
+Loaded with DASK_DISTRIBUTED__WORKER__PRELOAD='["<this file>"]'; production code has no hook. It wraps
+`hpc_classify.classifiers.combine.predict_together` (looked up by the task at call time):
+
+HPC_CLASSIFY_TEST_POISON: a document containing this text makes the worker process die by SIGSEGV, every
+    time, as a tokenizer or model crash would.
+HPC_CLASSIFY_TEST_STALL_DIR: a directory; every classification first creates `started-<pid>` there, then
+    waits forever (until the worker is killed), so that a test can kill workers mid-file. While a file
+    `no-workers` exists in it, a worker process exits as soon as it starts (a node that cannot run one:
+    the nanny's restarts never reach the scheduler).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from hpc_classify.classifiers import combine
+
+_stall_dir = os.environ.get("HPC_CLASSIFY_TEST_STALL_DIR")
+if _stall_dir and os.path.exists(os.path.join(_stall_dir, "no-workers")):
+    os._exit(1)
+
+_real_predict = getattr(combine.predict_together, "__wrapped_original__", combine.predict_together)
+
+
+def _faulty_predict(classifiers, frame, *args, **kwargs):
+    poison = os.environ.get("HPC_CLASSIFY_TEST_POISON")
+    if poison and frame[classifiers[0].text_field].astype(str).str.contains(poison, regex=False).any():
+        os.kill(os.getpid(), signal.SIGSEGV)
+    stall_dir = os.environ.get("HPC_CLASSIFY_TEST_STALL_DIR")
+    if stall_dir:
+        open(os.path.join(stall_dir, f"started-{os.getpid()}"), "w").close()
+        threading.Event().wait()
+    return _real_predict(classifiers, frame, *args, **kwargs)
+
+
+_faulty_predict.__wrapped_original__ = _real_predict
+combine.predict_together = _faulty_predict

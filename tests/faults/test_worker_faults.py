@@ -1,0 +1,96 @@
+"""Workers that die: a poison document fails only its file (with the real reason); all workers gone and
+none coming back stops the run with exit 3 within --worker-wait, naming them; a rerun completes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psutil
+from driver_support import (
+    all_ids,
+    cli_env,
+    make_corpus,
+    markers,
+    output_ids,
+    read_jsonl,
+    run_args,
+    run_cli,
+    start_cli,
+    summary,
+    temp_files,
+    wait_for,
+)
+
+PRELOAD = str(Path(__file__).with_name("fault_preload.py"))
+
+
+def fault_env(**extra: str) -> dict[str, str]:
+    # The scheduler's own re-runs after a worker death: 0 hands each death straight to the driver.
+    return cli_env(
+        DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([PRELOAD]),
+        DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0",
+        **extra,
+    )
+
+
+def test_poison_document_fails_only_its_file(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=5, docs_per_file=6)
+    with open(inputs / "part-002.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "poison", "text": "a document that crashes the tokenizer XPOISONX"}) + "\n")
+
+    args = run_args(inputs, output, tiny_domain_model, "--max-retries", "2")
+    result = run_cli(args, env=fault_env(HPC_CLASSIFY_TEST_POISON="XPOISONX"))
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    [failure] = read_jsonl(output / "failures.jsonl")
+    assert (failure["relpath"], failure["attempts"], failure["error_type"]) == (
+        "part-002.jsonl",
+        3,
+        "KilledWorker",
+    )
+    assert "worker process running it died (KilledWorker) in 3 of 3 attempt(s)" in failure["reason"]
+    assert "part-002.jsonl failed: the worker process running it died" in result.stderr
+    del expected["part-002.jsonl"]
+    assert markers(output) == set(expected)
+    assert sorted(i for i in output_ids(output) if not i.startswith("f002-")) == all_ids(expected)
+    assert temp_files(output) == []
+    assert summary(output)["failures"] == ["part-002.jsonl"]
+
+
+def test_all_workers_killed_and_none_back_stops_with_exit_3_then_resumes(tmp_path, tiny_domain_model):
+    inputs, output, stall = tmp_path / "in", tmp_path / "out", tmp_path / "stall"
+    stall.mkdir()
+    expected = make_corpus(inputs, n_files=4, docs_per_file=5)
+    args = run_args(inputs, output, tiny_domain_model, "--worker-wait", "15")
+    proc = start_cli(args, tmp_path / "run1.log", env=fault_env(HPC_CLASSIFY_TEST_STALL_DIR=str(stall)))
+    try:
+        wait_for(lambda: list(stall.iterdir()), timeout=240, what="a worker to start classifying")
+        (stall / "no-workers").touch()  # from now on, the nanny's restarted workers exit at once
+        # The worker processes (the scheduler and the nannies live in the driver process).
+        workers = [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if "resource_tracker" not in str(p.cmdline())
+        ]
+        assert workers
+        for child in workers:
+            child.kill()
+        code = proc.wait(timeout=180)  # 15 s --worker-wait plus generous slack on a busy machine
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "run1.log").read_text()
+    assert code == 3, log[-3000:]
+    assert "no Dask worker for 15 s (--worker-wait): the workers last seen were" in log
+    assert "local workers log into this process's output above" in log
+    s = summary(output)
+    assert s["exit_code"] == 3 and s["stop_reason"].startswith("no Dask worker for 15 s")
+    assert temp_files(output) == []
+
+    result = run_cli(args)  # workers can run again: the rerun resumes and completes
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert markers(output) == set(expected)
+    assert sorted(output_ids(output)) == all_ids(expected)
+    assert temp_files(output) == []
