@@ -18,6 +18,24 @@ CHANGED_INPUT_POLICIES = ("error", "redo")
 ROW_NUMBER_COLUMN = "row_number"
 OUTPUT_FORMATS = ("jsonl", "parquet")
 PROTOCOLS = ("tcp", "ucxx")
+# What the backbone's matrix products run in: auto = bf16 where the hardware has it natively (fp16 on older
+# GPUs), else fp32; int8 = dynamically quantized Linear layers (CPU only). See hpc_classify.engine.precision.
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def check_precision(precision: str, autocast: bool = True) -> None:
+    """ConfigError unless `precision` is one of PRECISIONS and agrees with `autocast` (False: exact fp32)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}",
+            hint="auto picks bf16 where the hardware has it natively and fp32 elsewhere",
+        )
+    if not autocast and precision not in ("auto", "fp32"):
+        raise ConfigError(
+            f"autocast=False (--no-autocast) means exact fp32, but precision={precision!r} was also given",
+            hint="give one of them: --precision fp32 (same as --no-autocast) or --precision "
+            f"{precision} without --no-autocast",
+        )
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def _worker_engine(spec: dict[str, Any]) -> Any:
                 model,
                 wrap_tokenizer(spec["tokenizer_json"], spec["max_tokens"]),
                 device="cpu",
-                autocast=True,
+                precision=spec["precision"],
                 max_chars=spec["max_chars"],
                 max_tokens=spec["max_tokens"],
             )
@@ -69,6 +69,7 @@ def time_dask(
     workers: int,
     torch_threads: int,
     partitions: int,
+    precision: str = "auto",
 ) -> tuple[Timing, np.ndarray]:
     """Time classifying `texts` split into `partitions` tasks (like files), after each worker loaded its model.
 
@@ -82,6 +83,7 @@ def time_dask(
         "max_chars": max_chars,
         "max_tokens": max_tokens,
         "threads": torch_threads,
+        "precision": precision,
         "tokenizer_json": tokenizer.backend_tokenizer.to_str(),
     }
     with (
@@ -105,6 +107,7 @@ def time_dask(
         "torch_threads": torch_threads,
         "partitions": len(pieces),
         "worker_model_load_s": round(load_seconds, 2),
+        "precision": precision,
     }
     logger.info("Dask path: %.1f s (+ %.1f s model load)", seconds, load_seconds)
     return Timing("engine_dask", seconds, len(texts), tokens, detail), probabilities

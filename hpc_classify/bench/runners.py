@@ -67,7 +67,7 @@ def time_engine(
     start = time.perf_counter()
     probabilities = engine.predict_proba(list(texts))
     seconds = time.perf_counter() - start
-    detail = {"dtype": str(engine.dtype).removeprefix("torch."), "token_budget": engine.token_budget}
+    detail = {"precision": engine.precision, "token_budget": engine.token_budget}
     logger.info("%s: %.1f s", name, seconds)
     return Timing(name, seconds, len(texts), tokens, detail), probabilities
 

@@ -15,7 +15,8 @@
 Differences from NeMo kept on purpose: `device_type` defaults to "auto" (CUDA when visible, else CPU);
 the keywords `model=` (hub id or local dir: the adapter for Aegis, the guard net for instruction data
 guard), `revision=`, `base_model=` (LlamaGuard-7b or a local copy), `aegis_adapter=`, `device=` and
-`token_budget=`; precision follows `autocast` (bf16 on GPUs and CPUs with native bf16, else fp32).
+`token_budget=`; `precision=` auto, bf16 or fp32 (auto: bf16 on GPUs and CPUs with native bf16, else
+fp32; int8 is refused).
 The model runs in this process, not through the DeBERTa inference engine (`uses_inference_engine`).
 """
 
@@ -89,6 +90,7 @@ class AegisClassifier(LlamaGuardClassifier):
         base_model: str = LLAMA_GUARD_BASE,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         if model is not None and aegis_variant not in (AEGIS_DEFENSIVE, model):
             raise ConfigError(
@@ -116,6 +118,7 @@ class AegisClassifier(LlamaGuardClassifier):
             autocast=autocast,
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
+            precision=precision,
         )
         self.aegis_variant = adapter
         self.revision = revision
@@ -198,6 +201,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         aegis_adapter: str = AEGIS_DEFENSIVE,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         check_name(pred_column=pred_column, prob_column=prob_column)
         if pred_column == prob_column:
@@ -219,6 +223,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
             autocast=autocast,
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
+            precision=precision,
         )
         self.model = guard
         self.revision = revision

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hpc_classify.config import DEVICES
+from hpc_classify.config import DEVICES, check_precision
 from hpc_classify.errors import ConfigError, InputFileError
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class DistributedDataClassifier(ABC):
             "max_tokens",
             "device",
             "autocast",
+            "precision",
             "token_budget",
             "max_mem_gb",
         }
@@ -94,6 +95,7 @@ class DistributedDataClassifier(ABC):
         token_budget: int | None = None,
         device_type: str | None = None,
         max_mem_gb: int | float | None = None,
+        precision: str = "auto",
     ):
         _check_positive(
             max_chars=max_chars, max_tokens=max_tokens, batch_size=batch_size, token_budget=token_budget
@@ -117,6 +119,12 @@ class DistributedDataClassifier(ABC):
             raise ConfigError(f"text_field must be a non-empty column name, not {text_field!r}")
         if not isinstance(autocast, bool):
             raise ConfigError(f"autocast must be true or false, not {autocast!r}")
+        check_precision(precision, autocast)
+        if precision == "int8" and device == "cuda":
+            raise ConfigError(
+                "precision int8 (dynamically quantized Linear layers) runs on CPU only, not on device cuda",
+                hint="use precision auto (bf16/fp16) on GPUs, or device cpu",
+            )
         self.filter_by = (
             [filter_by] if isinstance(filter_by, str) else (list(filter_by) if filter_by else None)
         )
@@ -128,6 +136,7 @@ class DistributedDataClassifier(ABC):
         self.max_tokens = max_tokens
         self.device = device
         self.autocast = autocast
+        self.precision = precision
         self.token_budget = token_budget
         self.max_mem_gb = max_mem_gb
         self._labels: list[str] | None = None
@@ -176,11 +185,19 @@ class DistributedDataClassifier(ABC):
             "labels": self.labels,
             "max_chars": self.max_chars,
             "max_tokens": self.max_tokens,
-            "precision": "autocast" if self.autocast else "fp32",
+            "precision": self.precision_key(),
             "text_field": self.text_field,
             "filter_by": self.filter_by,
             "columns": self.output_columns(),
         }
+
+    def precision_key(self) -> str:
+        """The precision as the fingerprint records it: "fp32" (exact: `autocast=False` or precision fp32),
+        "bf16", "int8", or "autocast" for precision auto, which each worker resolves on its own hardware
+        (bf16 where native, else fp32); "autocast" is also what runs before the precision policy stored."""
+        if not self.autocast or self.precision == "fp32":
+            return "fp32"
+        return "autocast" if self.precision == "auto" else self.precision
 
     def engine_key(self) -> tuple:
         """Two classifiers with equal keys can use the same loaded engine (the per-process cache key)."""
@@ -191,6 +208,7 @@ class DistributedDataClassifier(ABC):
             self.max_chars,
             self.max_tokens,
             self.autocast,
+            self.precision,
             self.device,
             self.effective_token_budget(),
         )
@@ -274,6 +292,7 @@ class DistributedDataClassifier(ABC):
             components.tokenizer,
             device=device,
             autocast=self.autocast,
+            precision=self.precision,
             max_chars=self.max_chars,
             max_tokens=self.max_tokens,
             token_budget=self._token_budget_for(device),

@@ -79,6 +79,7 @@ class _NemoCheckpointClassifier(CheckpointClassifier):
         max_tokens: int | None = 512,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         from hpc_classify.models.registry_defaults import DEFAULT_MODELS
 
@@ -97,6 +98,7 @@ class _NemoCheckpointClassifier(CheckpointClassifier):
             autocast=autocast,
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
+            precision=precision,
         )
 
 
@@ -133,6 +135,7 @@ class QualityClassifier(_NemoCheckpointClassifier):
         max_tokens: int | None = 1024,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         super().__init__(
             filter_by,
@@ -149,6 +152,7 @@ class QualityClassifier(_NemoCheckpointClassifier):
             max_tokens=max_tokens,
             device=device,
             token_budget=token_budget,
+            precision=precision,
         )
 
 
@@ -175,6 +179,7 @@ class ContentTypeClassifier(_NemoCheckpointClassifier):
         max_tokens: int | None = None,  # None: the tokenizer's model_max_length, else 512 (as NeMo)
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         super().__init__(
             filter_by,
@@ -191,4 +196,5 @@ class ContentTypeClassifier(_NemoCheckpointClassifier):
             max_tokens=max_tokens,
             device=device,
             token_budget=token_budget,
+            precision=precision,
         )

@@ -58,6 +58,7 @@ class _FineWebBaseClassifier(CheckpointClassifier):
         max_tokens: int | None = None,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         if max_chars is None or max_chars == -1:
             max_chars = None  # NeMo's default: no character cut, the tokenizer truncates
@@ -74,6 +75,7 @@ class _FineWebBaseClassifier(CheckpointClassifier):
             autocast=autocast,
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
+            precision=precision,
         )
         self.int_column = int_column
         self.quality_label_column = quality_label_column
@@ -145,6 +147,7 @@ class FineWebEduClassifier(_FineWebBaseClassifier):
         max_tokens: int | None = None,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         super().__init__(
             FINEWEB_EDU_IDENTIFIER,
@@ -162,6 +165,7 @@ class FineWebEduClassifier(_FineWebBaseClassifier):
             max_tokens=max_tokens,
             device=device,
             token_budget=token_budget,
+            precision=precision,
         )
 
 
@@ -185,6 +189,7 @@ class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
         max_tokens: int | None = None,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         super().__init__(
             FINEWEB_MIXTRAL_IDENTIFIER,
@@ -202,6 +207,7 @@ class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
             max_tokens=max_tokens,
             device=device,
             token_budget=token_budget,
+            precision=precision,
         )
 
 
@@ -225,6 +231,7 @@ class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
         max_tokens: int | None = None,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         super().__init__(
             FINEWEB_NEMOTRON_IDENTIFIER,
@@ -242,4 +249,5 @@ class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
             max_tokens=max_tokens,
             device=device,
             token_budget=token_budget,
+            precision=precision,
         )

@@ -43,6 +43,11 @@ class LlamaGuardClassifier(DistributedDataClassifier):
             raise ConfigError(
                 f"token must be a Hugging Face access token string, true or null, not {token!r}"
             )
+        if kwargs.get("precision") == "int8":
+            raise ConfigError(
+                f"precision int8 is not supported by {type(self).__name__} (a generative LlamaGuard model)",
+                hint="use precision auto, bf16 or fp32 for it; int8 is for the encoder classifiers",
+            )
         # device_type="auto" is the default: let `device` (the CLI's --device, YAML device:) decide then.
         super().__init__(
             device_type=None if device_type == "auto" else device_type,
@@ -77,7 +82,10 @@ class LlamaGuardClassifier(DistributedDataClassifier):
 
         device = device or self.prepare_device()
         return load_llama_guard(
-            self._base_dir(), self._adapter_dir(), device, compute_dtype(device, self.autocast)
+            self._base_dir(),
+            self._adapter_dir(),
+            device,
+            compute_dtype(device, self.autocast, self.precision),
         )
 
     def _batch_limits(self, device: torch.device) -> tuple[int, int]:

@@ -88,6 +88,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
         max_tokens: int | None = None,
         device: str = "auto",
         token_budget: int | None = None,
+        precision: str = "auto",
     ):
         super().__init__(
             model or PROMPT_TASK_COMPLEXITY_IDENTIFIER,
@@ -102,6 +103,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
             autocast=autocast,
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
+            precision=precision,
         )
         self._config: dict[str, Any] | None = None
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hpc_classify.config import BAD_ROW_POLICIES, CHANGED_INPUT_POLICIES, DEVICES, OUTPUT_FORMATS, PROTOCOLS
+from hpc_classify.config import (
+    BAD_ROW_POLICIES,
+    CHANGED_INPUT_POLICIES,
+    DEVICES,
+    OUTPUT_FORMATS,
+    PRECISIONS,
+    PROTOCOLS,
+)
 
 EXIT_CODES_HELP = """exit codes:
   0  every file done
@@ -85,7 +92,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     clf = parser.add_argument_group(
         "classifier",
         "--model ... --max-tokens need exactly one classifier (several: use the YAML 'classifiers' list); "
-        "--text-field, --device, --no-autocast, --batch-size and --token-budget apply to every classifier",
+        "--text-field, --device, --no-autocast, --precision, --batch-size and --token-budget apply to every "
+        "classifier",
     )
     clf.add_argument(
         "--classifier",
@@ -102,6 +110,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     clf.add_argument("--prob-column", help="also write per-label probabilities into this column")
     clf.add_argument("--device", choices=DEVICES, help="auto (default), cpu or cuda")
     clf.add_argument("--no-autocast", dest="autocast", action="store_const", const=False, help="exact fp32")
+    clf.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto (default): bf16 where the CPU/GPU has it natively, else fp32; fp32: exact; bf16: also where "
+        "only emulated (slow); int8: dynamically quantized Linear layers, CPU only, not exact",
+    )
     for name in ("max-chars", "max-tokens", "batch-size", "token-budget"):
         clf.add_argument(f"--{name}", type=int, metavar="N")
 

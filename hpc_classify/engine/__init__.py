@@ -13,6 +13,7 @@ from hpc_classify.engine.device import (
     resolve_device,
 )
 from hpc_classify.engine.engine import InferenceEngine, predict_sharing_tokens, softmax
+from hpc_classify.engine.precision import resolve_precision
 
 __all__ = [
     "InferenceEngine",
@@ -26,6 +27,7 @@ __all__ = [
     "plan_batches",
     "predict_sharing_tokens",
     "resolve_device",
+    "resolve_precision",
     "restore_attention",
     "softmax",
 ]

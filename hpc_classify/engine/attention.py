@@ -140,8 +140,7 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
         value), so a reloaded, converted or edited model recomputes."""
         key_proj = self.key_proj if self.share_att_key else self.pos_key_proj
         query_proj = self.query_proj if self.share_att_key else self.pos_query_proj
-        weights = (key_proj.weight, key_proj.bias, query_proj.weight, query_proj.bias)
-        stamp = (dtype, scale, *((id(w), w._version, w.dtype, w.device) for w in weights if w is not None))
+        stamp = (dtype, scale, *_weights_stamp(key_proj), *_weights_stamp(query_proj))
         cached = self._pos_cache
         if cached is not None and cached[0] == stamp:
             if cached[1] is rel_embeddings or (
@@ -157,6 +156,21 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
         if not torch.is_grad_enabled():
             self._pos_cache = (stamp, rel_embeddings, rel_embeddings.clone(), pos_key, pos_query)
         return pos_key, pos_query
+
+
+def _weights_stamp(projection: nn.Module) -> tuple:
+    """What identifies a projection's current weights: each tensor's identity, version, dtype and device
+    for an `nn.Linear`; for a dynamically quantized Linear (int8 precision), whose `weight` is a method,
+    its packed weights object, which `set_weight_bias` (the only way to change them) replaces."""
+    weight = getattr(projection, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        tensors = (weight, getattr(projection, "bias", None))
+        return tuple((id(t), t._version, t.dtype, t.device) for t in tensors if t is not None)
+    packed = getattr(getattr(projection, "_packed_params", None), "_packed_params", None)
+    if packed is None:  # an unknown module: no safe cache key, so a key that never matches twice
+        return (object(),)
+    # The object itself too (it has no ==): kept alive by the cache, its id cannot be reused meanwhile.
+    return ((id(projection), id(packed), packed),)
 
 
 class CachedRelEmbeddingEncoder(DebertaV2Encoder):

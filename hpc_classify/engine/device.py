@@ -9,6 +9,7 @@ import sys
 
 import torch
 
+from hpc_classify.engine.precision import precision_dtype, resolve_precision
 from hpc_classify.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -78,24 +79,11 @@ def configure_allocator() -> bool:
     return applied
 
 
-def compute_dtype(device: torch.device, autocast: bool) -> torch.dtype:
-    """The dtype the backbone runs in: bf16 where the hardware does it natively, fp16 on older GPUs,
-    fp32 when autocast is off (exact) or the CPU would only emulate bf16 (slower than fp32)."""
-    if not autocast:
-        return torch.float32
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and _cpu_has_native_bf16():
-        return torch.bfloat16
-    logger.info("no native bf16 on this %s: running in fp32", device.type)
-    return torch.float32
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+def compute_dtype(device: torch.device, autocast: bool, precision: str = "auto") -> torch.dtype:
+    """The dtype the backbone runs in (see `hpc_classify.engine.precision`): bf16 where the hardware does it
+    natively, fp16 on older GPUs, fp32 when autocast is off (exact), for int8 (its non-quantized parts) or
+    where the CPU would only emulate bf16 (slower than fp32)."""
+    return precision_dtype(resolve_precision(device, precision, autocast))
 
 
 def default_token_budget(device: torch.device) -> int:

@@ -22,13 +22,13 @@ from hpc_classify.engine.attention import accelerate_attention
 from hpc_classify.engine.batching import pad_batch, plan_batches
 from hpc_classify.engine.device import (
     MIN_TOKEN_BUDGET,
-    compute_dtype,
     configure_allocator,
     default_token_budget,
     is_out_of_memory,
     release_cached_memory,
     resolve_device,
 )
+from hpc_classify.engine.precision import precision_dtype, quantize_linear_layers, resolve_precision
 from hpc_classify.engine.tokenization import ChunkTokenizer
 from hpc_classify.models.head import ClassifierModel
 
@@ -42,8 +42,9 @@ class InferenceEngine:
 
     The engine takes ownership of `model`: it is put in eval mode, moved to `device`, converted once
     to the compute dtype where it matters (the Linear layers: bf16 on CPUs with native bf16 and on recent
-    GPUs, fp16 on older GPUs; everything fp32 with `autocast=False`, which is exact) and, for DeBERTa-v2,
-    given the fast exact attention. On CPU it also tunes the process's allocator (`configure_allocator`). Calls are serialised: one model, one forward at a time.
+    GPUs, fp16 on older GPUs; everything fp32 with `autocast=False` or `precision="fp32"`, which is exact;
+    int8-quantized Linear layers with `precision="int8"`, CPU only: see `hpc_classify.engine.precision`)
+    and, for DeBERTa-v2, given the fast exact attention. On CPU it also tunes the process's allocator (`configure_allocator`). Calls are serialised: one model, one forward at a time.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class InferenceEngine:
         *,
         device: str | torch.device = "auto",
         autocast: bool = True,
+        precision: str = "auto",
         max_chars: int | None = 2000,
         max_tokens: int | None = 512,
         token_budget: int | None = None,
@@ -62,20 +64,21 @@ class InferenceEngine:
         if token_budget is not None and token_budget < 1:
             raise ValueError(f"token_budget must be >= 1, not {token_budget}")
         self.device = resolve_device(device)
-        self.dtype = compute_dtype(self.device, autocast)
+        self.precision = resolve_precision(self.device, precision, autocast)
+        self.dtype = precision_dtype(self.precision)
         self.tokenize = ChunkTokenizer(tokenizer, max_chars=max_chars, max_tokens=max_tokens)
         self.token_budget = token_budget or default_token_budget(self.device)
         self.chunk_size = max(1, chunk_size)
         if self.device.type == "cpu":
             configure_allocator()  # activations come from malloc on CPU: keep them out of mmap/page faults
-        self.model = _prepare_model(model, self.device, self.dtype)
+        self.model = _prepare_model(model, self.device, self.precision)
         self.fast_attention_layers = accelerate_attention(self.model) if fast_attention else 0
         self.num_labels = _num_labels(self.model)
         self._lock = threading.Lock()
         logger.info(
             "inference engine on %s, %s, token budget %d, max_tokens %d, max_chars %s",
             self.device,
-            str(self.dtype).removeprefix("torch."),
+            self.precision,
             self.token_budget,
             self.tokenize.max_tokens,
             max_chars,
@@ -209,18 +212,31 @@ def predict_sharing_tokens(engines: Sequence[InferenceEngine], texts: Sequence[s
     return results
 
 
-def _prepare_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """Eval mode on `device`; the Linear layers' weights converted once to `dtype` (autocast then finds
-    them ready, no per-op weight casts). Embeddings, LayerNorms and hence the residual stream stay fp32,
-    and so does a ClassifierModel's head: the matmuls run at bf16 speed, the normalisations stay exact."""
+def _prepare_model(model: nn.Module, device: torch.device, precision: str) -> nn.Module:
+    """Eval mode on `device`; the Linear layers' weights converted once to the precision's dtype (autocast
+    then finds them ready, no per-op weight casts) or, for int8, quantized once. Embeddings, LayerNorms and
+    hence the residual stream stay fp32, and so does the head (a ClassifierModel's `fc`; for int8 also a
+    generic model's last Linear): the matmuls run at bf16/int8 speed, the normalisations stay exact."""
     model.eval()
     model.to(device=device)
+    if precision == "int8":
+        quantize_linear_layers(model, keep=_head_of(model))
+        return model
+    dtype = precision_dtype(precision)
     if dtype != torch.float32:
-        head = model.fc if isinstance(model, ClassifierModel) else None
+        head = model.fc if isinstance(model, ClassifierModel) else None  # others: autocast decides
         for module in model.modules():
             if isinstance(module, nn.Linear) and module is not head:
                 module.to(dtype=dtype)
     return model
+
+
+def _head_of(model: nn.Module) -> nn.Module | None:
+    """The output layer kept in fp32: a ClassifierModel's `fc`, else the model's last Linear module
+    (a Hugging Face `*ForSequenceClassification`'s classifier); None for a model without Linear layers."""
+    if isinstance(model, ClassifierModel):
+        return model.fc
+    return next((m for m in _last_modules(model) if isinstance(m, nn.Linear)), None)
 
 
 def _num_labels(model: nn.Module) -> int:

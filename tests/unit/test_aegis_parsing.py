@@ -114,10 +114,10 @@ def test_constructors_match_nemo_curator():
         ("max_mem_gb", None),
     ]
     for cls, extra in [
-        (AegisClassifier, ["model", "revision", "base_model", "device", "token_budget"]),
+        (AegisClassifier, ["model", "revision", "base_model", "device", "token_budget", "precision"]),
         (
             InstructionDataGuardClassifier,
-            ["model", "revision", "base_model", "aegis_adapter", "device", "token_budget"],
+            ["model", "revision", "base_model", "aegis_adapter", "device", "token_budget", "precision"],
         ),
     ]:
         keywords = [p for p in inspect.signature(cls).parameters.values() if p.kind is p.KEYWORD_ONLY]

@@ -1,0 +1,206 @@
+"""The precision policy (auto | fp32 | bf16 | int8): resolution per ISA, int8 agreement with fp32 on a trained
+tiny model, the fast attention on quantized projections, classifiers' keyword and fingerprint, the CLI flag."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier, QualityClassifier
+from hpc_classify.classifiers.registry import CLASSIFIERS
+from hpc_classify.cli.run import parse_run_argv
+from hpc_classify.cli.run_config import config_from_args
+from hpc_classify.engine import InferenceEngine, compute_dtype, resolve_precision
+from hpc_classify.engine import precision as precision_module
+from hpc_classify.engine.attention import FastDisentangledSelfAttention, _weights_stamp
+from hpc_classify.errors import ConfigError
+from hpc_classify.models.checkpoint import load_classifier_checkpoint
+from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
+
+CPU = torch.device("cpu")
+# int8 moves a probability of the tiny domain model by at most 0.010 on these 300 documents (per-tensor
+# weight quantization); 3x that leaves room for other CPUs' int8 kernels, and is still far below any
+# difference between topics.
+INT8_PROBABILITY_TOLERANCE = 0.03
+
+
+@pytest.fixture
+def native_bf16(monkeypatch: pytest.MonkeyPatch):
+    def set_native(native: bool) -> None:
+        monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
+
+    return set_native
+
+
+@pytest.mark.parametrize(
+    ("native", "asked", "autocast", "resolved"),
+    [
+        (True, "auto", True, "bf16"),  # AVX-512 BF16 / AMX
+        (False, "auto", True, "fp32"),  # AVX2 only: emulated bf16 would be slower than fp32
+        (True, "fp32", True, "fp32"),
+        (False, "int8", True, "int8"),
+        (True, "int8", True, "int8"),
+        (True, "auto", False, "fp32"),  # autocast=False keeps meaning exact fp32
+        (True, "fp32", False, "fp32"),
+    ],
+)
+def test_policy_resolution_per_isa(native_bf16, native, asked, autocast, resolved) -> None:
+    native_bf16(native)
+    assert resolve_precision(CPU, asked, autocast) == resolved
+    expected_dtype = torch.bfloat16 if resolved == "bf16" else torch.float32
+    assert compute_dtype(CPU, autocast, asked) == expected_dtype
+
+
+def test_bf16_where_only_emulated_is_allowed_with_a_warning(native_bf16, caplog) -> None:
+    native_bf16(False)
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.engine.precision"):
+        assert resolve_precision(CPU, "bf16") == "bf16"
+    assert "emulates" in caplog.text and "slower than fp32" in caplog.text
+    caplog.clear()
+    native_bf16(True)
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.engine.precision"):
+        assert resolve_precision(CPU, "bf16") == "bf16"
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("asked", ["bf16", "int8"])
+def test_no_autocast_with_a_lower_precision_is_a_config_error(asked) -> None:
+    with pytest.raises(ConfigError, match=f"autocast=False.*precision='{asked}'"):
+        resolve_precision(CPU, asked, autocast=False)
+    with pytest.raises(ConfigError, match="--no-autocast"):
+        DomainClassifier(autocast=False, precision=asked)
+
+
+def test_unknown_precision_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, bf16, int8, not 'fp8'"):
+        resolve_precision(CPU, "fp8")
+    with pytest.raises(ConfigError, match="not 'fp8'"):
+        DomainClassifier(precision="fp8")
+
+
+def test_gpu_refuses_int8_and_bf16_where_it_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = torch.device("cuda")
+    with pytest.raises(ConfigError, match="int8.*CPU only"):
+        resolve_precision(gpu, "int8")
+    with pytest.raises(ConfigError, match="CPU only, not on device cuda"):
+        DomainClassifier(precision="int8", device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100")
+    assert resolve_precision(gpu, "auto") == "fp16"
+    with pytest.raises(ConfigError, match="Tesla V100 has no bf16"):
+        resolve_precision(gpu, "bf16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision(gpu, "auto") == resolve_precision(gpu, "bf16") == "bf16"
+
+
+def _engine(model_dir: Path, **kwargs) -> InferenceEngine:
+    loaded = load_classifier_checkpoint(str(model_dir))
+    options = {"device": "cpu", "max_chars": 400, "max_tokens": 64}
+    return InferenceEngine(loaded.model, loaded.tokenizer, **{**options, **kwargs})
+
+
+def test_int8_agrees_with_fp32_on_a_trained_tiny_model(tiny_domain_model: Path) -> None:
+    texts, _ = synthetic_corpus(300, DOMAIN_LABELS, seed=11)
+    exact = _engine(tiny_domain_model, precision="fp32").predict_proba(texts)
+    engine = _engine(tiny_domain_model, precision="int8")
+    quantized = engine.predict_proba(texts)
+
+    assert engine.precision == "int8" and engine.dtype == torch.float32
+    assert engine.fast_attention_layers == 2
+    backbone = list(engine.model.model.modules())
+    assert not any(type(m) is nn.Linear for m in backbone)  # every backbone Linear is int8
+    assert sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in backbone) == 2 * 6
+    assert type(engine.model.fc) is nn.Linear  # the head stays fp32
+    np.testing.assert_allclose(quantized, exact, atol=INT8_PROBABILITY_TOLERANCE, rtol=0)
+    # Where fp32's top two labels are further apart than twice the tolerance, int8 cannot flip them.
+    top_two = np.sort(exact, axis=1)[:, -2:]
+    clear = top_two[:, 1] - top_two[:, 0] > 2 * INT8_PROBABILITY_TOLERANCE
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(quantized[clear].argmax(axis=1), exact[clear].argmax(axis=1))
+    assert (quantized.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.99
+
+
+def test_fast_attention_on_quantized_projections_equals_transformers(tiny_domain_model: Path) -> None:
+    texts, _ = synthetic_corpus(40, DOMAIN_LABELS, seed=3)
+    # The same batches for both: int8 quantizes each batch's activations with one scale, so another
+    # batching would change the outputs slightly (within the tolerance above) for a reason of its own.
+    fast = _engine(tiny_domain_model, precision="int8", token_budget=256).predict_proba(texts)
+    plain = _engine(tiny_domain_model, precision="int8", token_budget=256, fast_attention=False)
+    np.testing.assert_allclose(fast, plain.predict_proba(texts), atol=1e-5, rtol=0)
+
+
+def test_position_cache_follows_quantized_weights(tiny_domain_model: Path) -> None:
+    engine = _engine(tiny_domain_model, precision="int8")
+    attention = next(m for m in engine.model.modules() if isinstance(m, FastDisentangledSelfAttention))
+    projection = attention.key_proj
+    assert _weights_stamp(projection) == _weights_stamp(projection)  # stable: the cache is reused
+    before = _weights_stamp(projection)
+    projection.set_weight_bias(projection.weight(), projection.bias())  # new packed weights
+    assert _weights_stamp(projection) != before  # the cache recomputes
+
+
+def test_precision_is_in_the_fingerprint_and_the_engine_key() -> None:
+    def key_and_print(**kwargs):
+        classifier = DomainClassifier(model="/m", **kwargs)
+        classifier.model_fingerprint = lambda: {"model": "/m"}  # no checkpoint to hash
+        classifier._labels = list(DOMAIN_LABELS)
+        return classifier.engine_key(), classifier.fingerprint()["precision"]
+
+    results = {
+        name: key_and_print(**kwargs)
+        for name, kwargs in {
+            "default": {},
+            "no-autocast": {"autocast": False},
+            "fp32": {"precision": "fp32"},
+            "bf16": {"precision": "bf16"},
+            "int8": {"precision": "int8"},
+        }.items()
+    }
+    # "autocast" as before the policy existed: output directories of earlier runs still resume.
+    assert {name: printed for name, (_, printed) in results.items()} == {
+        "default": "autocast",
+        "no-autocast": "fp32",
+        "fp32": "fp32",
+        "bf16": "bf16",
+        "int8": "int8",
+    }
+    assert len({key for key, _ in results.values()}) == len(results)  # one cached engine per precision
+
+
+def test_precision_is_keyword_only_after_nemos_positional_arguments() -> None:
+    classifier = QualityClassifier(["High"], 8, "text", "q", None, 100, "cpu", True, None, precision="int8")
+    assert classifier.filter_by == ["High"] and classifier.batch_size == 8 and classifier.max_chars == 100
+    assert classifier.device == "cpu" and classifier.precision == "int8"
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_every_built_in_classifier_takes_precision(name: str) -> None:
+    classifier = CLASSIFIERS[name](precision="bf16")
+    assert classifier.precision == "bf16" and classifier.engine_key()
+
+
+@pytest.mark.parametrize("name", ["aegis", "instruction-data-guard"])
+def test_llama_guard_classifiers_refuse_int8(name: str) -> None:
+    with pytest.raises(ConfigError, match="int8 is not supported.*LlamaGuard"):
+        CLASSIFIERS[name](precision="int8")
+
+
+def test_the_precision_flag_reaches_every_classifier(tmp_path: Path) -> None:
+    argv = ["--input", "in", "--output", "out", "--classifier", "domain", "--classifier", "quality"]
+    config = config_from_args(parse_run_argv([*argv, "--precision", "int8"]))
+    assert [c.precision for c in config.classifiers] == ["int8", "int8"]
+    (tmp_path / "c.yaml").write_text(
+        "input: in\noutput: out\nprecision: bf16\nclassifiers:\n  - classifier: domain\n"
+    )
+    config = config_from_args(parse_run_argv(["--config", str(tmp_path / "c.yaml")]))
+    assert [c.precision for c in config.classifiers] == ["bf16"]
+    assert [c.precision for c in config_from_args(parse_run_argv(argv)).classifiers] == ["auto", "auto"]
+    with pytest.raises(ConfigError, match="--no-autocast"):
+        config_from_args(parse_run_argv([*argv, "--no-autocast", "--precision", "bf16"]))
+    with pytest.raises(SystemExit):
+        parse_run_argv([*argv, "--precision", "fp8"])
