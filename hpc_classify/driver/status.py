@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.driver.failures import read_failures
@@ -14,7 +15,7 @@ from hpc_classify.driver.input_changes import describe_change
 from hpc_classify.driver.plan import read_plan
 from hpc_classify.driver.summary import SUMMARY_FILE, add_counts, plain_counts
 from hpc_classify.errors import InputFileError, OutputDirectoryError
-from hpc_classify.io.markers import iter_marker_relpaths, marker_path, read_marker
+from hpc_classify.io.markers import CompletionMarker, iter_marker_relpaths, marker_path, read_marker
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,8 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
     A marker counts as done only while its input is unchanged (size and mtime; content hash with
     `verify_inputs`): a changed input is listed in `changed` and counted as remaining. A marker whose input
     no longer exists is listed in `vanished` (its output is kept, never deleted; `files_vanished` counts the
-    planned ones). documents_in/out, labels and
-    nodes are summed over the done files (markers of files no longer among the inputs are counted in
-    `files_outside_plan` only).
+    planned ones). documents_in/out, labels and nodes are summed over the done files (markers of files no
+    longer among the inputs are counted in `files_outside_plan` only).
     """
     plan = read_plan(output_dir)
     if plan is None:
@@ -36,16 +36,74 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
             f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
         )
     sizes = {entry["relpath"]: int(entry["size"]) for entry in plan["files"]}
-    labels: dict[str, Counter[str]] = {}
-    nodes: set[str] = set()
-    workers: set[str] = set()
-    done_relpaths: set[str] = set()
-    outside = documents_in = documents_out = rows_bad = 0
-    changed: list[dict[str, str]] = []
-    vanished: list[dict[str, str]] = []
-    vanished_planned = 0
-    bytes_done = 0
-    worker_seconds = 0.0
+    tally = _tally_markers(output_dir, sizes, verify_inputs)
+    # A failure whose file has a marker by now (completed by a later run) no longer counts.
+    failed = [
+        e for e in read_failures(output_dir) if e.get("relpath") in sizes and e["relpath"] not in tally.done
+    ]
+    done = len(tally.done)
+    seconds = tally.worker_seconds
+    return {
+        "output": os.path.abspath(output_dir),
+        "files_planned": len(sizes),
+        "files_done": done,
+        "files_failed": len(failed),
+        "files_remaining": len(sizes) - done - len(failed) - tally.vanished_planned,
+        "files_changed": len(tally.changed),
+        "files_vanished": tally.vanished_planned,
+        "files_outside_plan": tally.outside,
+        "bytes_done": tally.bytes_done,
+        "bytes_planned": sum(sizes.values()),
+        "documents_in": tally.documents_in,
+        "documents_out": tally.documents_out,
+        "rows_bad": tally.rows_bad,
+        "labels": plain_counts(tally.labels),
+        "nodes": sorted(tally.nodes),
+        "workers": len(tally.workers),
+        "worker_seconds": round(seconds, 3),
+        "documents_per_worker_second": round(tally.documents_in / seconds, 3) if seconds else None,
+        "failed": [
+            {"relpath": e["relpath"], "error_type": e.get("error_type", ""), "error": e.get("error", "")}
+            for e in failed
+        ],
+        "changed": tally.changed,
+        "vanished": tally.vanished,
+        "last_run": _last_run(output_dir),
+    }
+
+
+@dataclass
+class _MarkerTally:
+    """The markers of an output directory, sorted into done / changed / vanished, with the done files' sums."""
+
+    done: set[str] = field(default_factory=set)
+    changed: list[dict[str, str]] = field(default_factory=list)
+    vanished: list[dict[str, str]] = field(default_factory=list)
+    vanished_planned: int = 0
+    outside: int = 0  # markers of files no longer among the planned inputs
+    bytes_done: int = 0
+    documents_in: int = 0
+    documents_out: int = 0
+    rows_bad: int = 0
+    worker_seconds: float = 0.0
+    labels: dict[str, Counter[str]] = field(default_factory=dict)
+    nodes: set[str] = field(default_factory=set)
+    workers: set[str] = field(default_factory=set)
+
+    def add_done(self, relpath: str, size: int, marker: CompletionMarker) -> None:
+        self.done.add(relpath)
+        self.bytes_done += size
+        self.documents_in += marker.rows_in
+        self.documents_out += marker.rows_out
+        self.rows_bad += marker.rows_bad
+        self.worker_seconds += marker.seconds
+        add_counts(self.labels, marker.label_counts)
+        self.nodes.add(marker.node)
+        self.workers.add(f"{marker.node}/{marker.worker}")
+
+
+def _tally_markers(output_dir: str, sizes: dict[str, int], verify_inputs: bool) -> _MarkerTally:
+    tally = _MarkerTally()
     for relpath in iter_marker_relpaths(output_dir):
         try:
             marker = read_marker(marker_path(output_dir, relpath))
@@ -53,63 +111,21 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
             logger.warning("%s", exc)
             continue
         planned = relpath in sizes
-        outside += not planned
+        tally.outside += not planned
         if not os.path.exists(marker.input_path):
-            vanished.append(
+            tally.vanished.append(
                 {"relpath": relpath, "input_path": marker.input_path, "output": marker.output_path}
             )
-            vanished_planned += planned
+            tally.vanished_planned += planned
             continue
         if not planned:
             continue
         what = describe_change(marker, marker.input_path, verify=verify_inputs)
         if what is not None:
-            changed.append({"relpath": relpath, "input_path": marker.input_path, "change": what})
+            tally.changed.append({"relpath": relpath, "input_path": marker.input_path, "change": what})
             continue
-        done_relpaths.add(relpath)
-        bytes_done += sizes[relpath]
-        documents_in += marker.rows_in
-        documents_out += marker.rows_out
-        rows_bad += marker.rows_bad
-        worker_seconds += marker.seconds
-        add_counts(labels, marker.label_counts)
-        nodes.add(marker.node)
-        workers.add(f"{marker.node}/{marker.worker}")
-    # A failure whose file has a marker by now (completed by a later run) no longer counts.
-    failed = [
-        e
-        for e in read_failures(output_dir)
-        if e.get("relpath") in sizes and e["relpath"] not in done_relpaths
-    ]
-    done = len(done_relpaths)
-    files_planned = len(sizes)
-    return {
-        "output": os.path.abspath(output_dir),
-        "files_planned": files_planned,
-        "files_done": done,
-        "files_failed": len(failed),
-        "files_remaining": files_planned - done - len(failed) - vanished_planned,
-        "files_changed": len(changed),
-        "files_vanished": vanished_planned,
-        "files_outside_plan": outside,
-        "bytes_done": bytes_done,
-        "bytes_planned": sum(sizes.values()),
-        "documents_in": documents_in,
-        "documents_out": documents_out,
-        "rows_bad": rows_bad,
-        "labels": plain_counts(labels),
-        "nodes": sorted(nodes),
-        "workers": len(workers),
-        "worker_seconds": round(worker_seconds, 3),
-        "documents_per_worker_second": round(documents_in / worker_seconds, 3) if worker_seconds else None,
-        "failed": [
-            {"relpath": e["relpath"], "error_type": e.get("error_type", ""), "error": e.get("error", "")}
-            for e in failed
-        ],
-        "changed": changed,
-        "vanished": vanished,
-        "last_run": _last_run(output_dir),
-    }
+        tally.add_done(relpath, sizes[relpath], marker)
+    return tally
 
 
 def _last_run(output_dir: str) -> dict[str, Any] | None:
