@@ -51,10 +51,10 @@ class HeartbeatWriter:
     def beat(self) -> None:
         self._beats += 1
         data = {"node": self.node, "beat": self._beats, "time": time.time()}
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        # Rewritten in place, no temp file (none can be left behind when rank 0's node dies mid-write):
+        # a reader that catches it half-written only sees one more change, which it counts as alive.
         try:
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.path)
+            self.path.write_text(json.dumps(data))
         except OSError as exc:  # a shared file system hiccup: the next beat tries again
             logger.warning("could not write the heartbeat %s: %s", self.path, exc)
 
@@ -87,6 +87,13 @@ class HeartbeatWatch:
 
     def stale(self) -> bool:
         return self.seconds_silent() >= self.timeout
+
+    def node(self) -> str | None:
+        """The node that wrote the last complete heartbeat read, if any."""
+        try:
+            return str(json.loads(self._last or b"")["node"])
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def last_beat(self) -> str:
         """The last heartbeat as read (node and wall-clock time), for messages."""

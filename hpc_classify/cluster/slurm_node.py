@@ -242,7 +242,7 @@ class NodeLauncher:
         """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may
         not), end the job once for all nodes so it restarts, and leave with the resumable code."""
         name = self.identity.node_name
-        first = self.identity.node_names[0] if self.identity.node_names else "rank 0"
+        first = rank0.node() or (self.identity.node_names or ("rank 0",))[0]
         address = (_read_json(self.scheduler_file) or {}).get("address", "?")
         reason = (
             f"node {name}: rank 0 ({first}) and its scheduler at {address} are gone: "

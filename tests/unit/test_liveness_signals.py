@@ -32,6 +32,8 @@ def test_heartbeat_goes_stale_only_when_it_stops_changing(tmp_path: Path) -> Non
     finally:
         writer.stop()
     assert watch.last_beat().startswith("last heartbeat from node1 at ")
+    assert watch.node() == "node1"
+    assert [p.name for p in tmp_path.iterdir()] == ["heartbeat.json"]  # written in place: no temp file
 
 
 def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path) -> None:
@@ -39,7 +41,7 @@ def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path) -> None:
     assert not watch.stale()
     time.sleep(0.3)
     assert watch.stale()
-    assert watch.last_beat() == "no heartbeat was ever read"
+    assert watch.last_beat() == "no heartbeat was ever read" and watch.node() is None
 
 
 def test_only_one_node_claims_ending_the_job(tmp_path: Path) -> None:
