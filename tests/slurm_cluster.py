@@ -92,8 +92,12 @@ def _pid_alive(pid: int) -> bool:
 class SlurmCluster:
     """A Slurm cluster living in `state_dir`. Use as a context manager, or `start()`/`stop()`."""
 
-    def __init__(self, state_dir: str | Path, nodes: int = 3, cpus_per_node: int = 2):
+    def __init__(
+        self, state_dir: str | Path, nodes: int = 3, cpus_per_node: int = 2, slurmd_timeout: int = 60
+    ):
         self.state_dir = Path(state_dir).resolve()
+        # Seconds before slurmctld declares a silent node DOWN (and fails or shrinks its jobs).
+        self.slurmd_timeout = slurmd_timeout
         self.node_names = tuple(f"node{i}" for i in range(1, nodes + 1))
         self.cpus_per_node = cpus_per_node
         self.conf_path = self.state_dir / "etc" / "slurm.conf"
@@ -192,7 +196,7 @@ KillWait=2
 MinJobAge=3600
 InactiveLimit=0
 MessageTimeout=10
-SlurmdTimeout=60
+SlurmdTimeout={self.slurmd_timeout}
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_interval=2,sched_min_interval=0,bf_interval=1
 {chr(10).join(node_lines)}
@@ -334,6 +338,61 @@ PartitionName=debug Nodes={",".join(self.node_names)} Default=YES MaxTime=INFINI
                     f"job {job_id} still {state or 'unknown'} after {timeout:.0f} s\n{self.log_tails()}"
                 )
             time.sleep(poll_interval)
+
+    # ----- node faults -----------------------------------------------------------------------
+    def node_processes(self, name: str) -> list[int]:
+        """Pids of this cluster's job processes on node `name` (their environment has
+        SLURMD_NODENAME=name), plus the slurmstepd daemons that are their parents."""
+        needle = f"SLURMD_NODENAME={name}\0".encode()
+        tasks = set()
+        for pid in self.job_processes():
+            try:
+                if needle in Path(f"/proc/{pid}/environ").read_bytes():
+                    tasks.add(pid)
+            except OSError:
+                continue
+        stepds = set()
+        for pid in tasks:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+                if Path(f"/proc/{parent}/cmdline").read_bytes().startswith(b"slurmstepd"):
+                    stepds.add(parent)
+        return sorted(tasks | stepds)
+
+    def kill_node(self, name: str, timeout: float = 30.0) -> list[int]:
+        """Emulate the loss of node `name`: SIGKILL its slurmd, then every job process on it (tasks,
+        their children, their slurmstepd) until none is left. slurmctld notices only when the node stops
+        answering (SlurmdTimeout). Returns the pids killed."""
+        slurmd = self._pids().get(f"slurmd-{name}")
+        killed = [slurmd] if slurmd else []
+        if slurmd:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slurmd, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while pids := self.node_processes(name):  # a task may fork while we kill: look again
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed += pids
+            if time.monotonic() > deadline:
+                raise SlurmClusterError(f"processes of {name} survived SIGKILL: {pids}")
+            time.sleep(0.1)
+        proc = self._procs.pop(f"slurmd-{name}", None)  # so that _poll does not count it as a failure
+        if proc is not None:
+            proc.wait()
+        return killed
+
+    def node_state(self, name: str) -> str:
+        """The node's state in sinfo (`idle`, `mix`, `alloc`, `down*`, ...), empty if unknown."""
+        return self.run(["sinfo", "-h", "-n", name, "-o", "%t"], check=False).stdout.strip()
+
+    def restart_node(self, name: str, timeout: float = 120.0) -> None:
+        """Start node `name`'s slurmd again (after `kill_node`) and wait until it is usable:
+        ReturnToService=2 returns a DOWN node to service when its slurmd registers."""
+        self._spawn(f"slurmd-{name}", [_which("slurmd"), "-D", "-N", name, "-f", str(self.conf_path)])
+        self._poll(
+            lambda: self.node_state(name) in ("idle", "mix", "alloc"), timeout, f"{name} did not come back"
+        )
 
     # ----- teardown --------------------------------------------------------------------------
     def _pids(self) -> dict[str, int | None]:

@@ -6,6 +6,11 @@ Everything after `--` is `hpc-classify run`'s command line (node options found t
 so that `sbatch slurm/classify.sbatch --config run.yaml --interface ib0` works). It is parsed once, into
 the run's configuration; the launcher takes the output, protocol and device from it, and rank 0 runs
 the driver with it against the Dask cluster the nodes start.
+
+Exit status: rank 0 returns the driver's exit code (see `hpc-classify run --help`); the other nodes return
+once rank 0 shuts the cluster down, or with 3 (resumable) when rank 0's heartbeat stops for --death-timeout
+seconds (its node or its scheduler lost): the first of them then requeues the job (or cancels it when it
+may not be requeued) and writes why in <job dir>/<node>/node-exit.json.
 """
 
 from __future__ import annotations
@@ -45,6 +50,13 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
         type=float,
         default=argparse.SUPPRESS if suppress_defaults else 300.0,
         help="seconds to wait for the scheduler and for every node's workers (default 300)",
+    )
+    group.add_argument(
+        "--death-timeout",
+        type=float,
+        default=argparse.SUPPRESS if suppress_defaults else 60.0,
+        help="seconds without rank 0 (its heartbeat file, its scheduler) after which the other nodes stop "
+        "their workers, exit 3 (resumable) and requeue the job (default 60)",
     )
     group.add_argument(
         "--workers-per-node", type=int, default=default, help="default: one per visible GPU, or 1 on CPU"
@@ -103,6 +115,7 @@ def node_options(node_args: argparse.Namespace, config: RunConfig) -> NodeOption
         protocol=config.protocol,
         interface=node_args.interface,
         worker_timeout=node_args.worker_timeout,
+        death_timeout=node_args.death_timeout,
         device=config.device,
         workers_per_node=node_args.workers_per_node,
         threads_per_worker=node_args.worker_threads,

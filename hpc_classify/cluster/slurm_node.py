@@ -26,6 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from hpc_classify.cluster.local import TORCH_THREADS_ENV, visible_gpu_count
+from hpc_classify.cluster.rank0_heartbeat import (
+    HEARTBEAT_FILE,
+    HeartbeatWatch,
+    HeartbeatWriter,
+    claim,
+    end_job_for_restart,
+    job_may_be_requeued,
+    planned_ending,
+)
 from hpc_classify.cluster.slurm_env import NodeIdentity, job_dir_for, node_cores
 from hpc_classify.errors import ClusterError
 
@@ -35,6 +44,10 @@ SCHEDULER_FILE = "scheduler.json"
 # Rank 0 writes it when it is done (or failed): the other nodes then stop their workers at once,
 # also those that never reached the scheduler (they would otherwise wait for their death timeout).
 SHUTDOWN_FILE = "shutdown"
+# The first node that finds rank 0 lost creates it, and only that node ends (requeues) the job.
+ENDING_FILE = "ending-after-rank0-loss"
+# Written by a node that stopped because rank 0 was lost: its srun output may be lost with rank 0's node.
+NODE_EXIT_FILE = "node-exit.json"
 # Test hook: a comma-separated list of Slurm node names whose worker command fails at once.
 FAIL_WORKERS_ENV = "HPC_CLASSIFY_TEST_FAIL_WORKERS_ON"
 LOG_TAIL_LINES = 20
@@ -54,7 +67,10 @@ class NodeOptions:
     rmm_pool_size: str | None = None  # dask-cuda: e.g. "70GB"
     enable_cudf_spill: bool = False  # dask-cuda: cuDF spilling to host memory
     local_directory: str | None = None  # worker scratch (node-local disk); default: Dask's
-    death_timeout: float = 60.0  # a worker whose scheduler vanished exits after this
+    # A worker whose scheduler vanished exits after this; another node that sees no heartbeat from rank 0
+    # for this long stops its workers and exits with the resumable code (ending the job).
+    death_timeout: float = 60.0
+    heartbeat_interval: float = 5.0  # rank 0 rewrites <job dir>/heartbeat.json this often
     poll_interval: float = 0.2
     shutdown_poll_interval: float = 1.0  # other ranks: how often to look for rank 0's shutdown file
 
@@ -82,7 +98,7 @@ def run_node(
         if identity.rank == 0:
             code = launcher.run_rank0(run_driver, interrupted_code)
         else:
-            code = launcher.run_other_rank()
+            code = launcher.run_other_rank(interrupted_code)
         clean = True
         return code
     finally:
@@ -107,11 +123,19 @@ class NodeLauncher:
     def run_rank0(self, run_driver: Callable[[str], int], interrupted_code: int) -> int:
         stop: list[str] = []
         client = None
+        heartbeat = None
         try:
             # Until the driver takes over the signals, a warning signal means: start nothing, requeue.
             with _record_signals((signal.SIGUSR1, signal.SIGTERM), stop):
                 self.job_dir.mkdir(parents=True, exist_ok=True)
                 self.start_scheduler()
+                scheduler = self.processes["scheduler"]
+                heartbeat = HeartbeatWriter(
+                    self.job_dir / HEARTBEAT_FILE,
+                    self.identity.node_name,
+                    alive=lambda: scheduler.poll() is None,
+                    interval=self.options.heartbeat_interval,
+                ).start()
                 self.start_workers()
                 client = self._connect()
                 self.wait_for_workers(client, stop)
@@ -123,6 +147,8 @@ class NodeLauncher:
         finally:
             if client is not None:
                 self._shutdown_cluster(client)
+            if heartbeat is not None:
+                heartbeat.stop()
 
     def start_scheduler(self) -> None:
         """Start the scheduler, then publish its file under the final name in one atomic rename."""
@@ -188,20 +214,59 @@ class NodeLauncher:
         client.close()
 
     # ----- other ranks -----------------------------------------------------------------------
-    def run_other_rank(self) -> int:
+    def run_other_rank(self, interrupted_code: int) -> int:
+        """Run this node's workers until rank 0 writes the shutdown file; if rank 0's heartbeat stops
+        (its node or its scheduler lost), stop them and return `interrupted_code`, ending the job."""
         # The warning signal is for the driver on rank 0 (srun forwards it to every task): ignore it here.
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         self._poll(lambda: _read_json(self.scheduler_file), f"the scheduler file {self.scheduler_file}")
+        rank0 = HeartbeatWatch(self.job_dir / HEARTBEAT_FILE, self.options.death_timeout)
         self.start_workers()
         worker = self.processes["worker"]
         shutdown = self.job_dir / SHUTDOWN_FILE
-        while worker.poll() is None and not shutdown.exists():
+        # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0
+        # writes the shutdown file right after retiring the workers, or its heartbeat stops.
+        while not shutdown.exists():
+            if worker.poll() is not None:
+                self._record_exit("worker")  # rank 0 fails at once if it still waits for our worker
+            if rank0.stale():
+                return self._rank0_lost(rank0, interrupted_code)
             time.sleep(self.options.shutdown_poll_interval)
         if (_read_json(shutdown) or {}).get("clean"):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
         self._record_exit("worker")
         return worker.returncode or 0
+
+    def _rank0_lost(self, rank0: HeartbeatWatch, interrupted_code: int) -> int:
+        """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may
+        not), end the job once for all nodes so it restarts, and leave with the resumable code."""
+        name = self.identity.node_name
+        first = rank0.node() or (self.identity.node_names or ("rank 0",))[0]
+        address = (_read_json(self.scheduler_file) or {}).get("address", "?")
+        reason = (
+            f"node {name}: rank 0 ({first}) and its scheduler at {address} are gone: "
+            f"{self.job_dir / HEARTBEAT_FILE} unchanged for {self.options.death_timeout:.0f} s "
+            f"({rank0.last_beat()}); stopping this node's workers and exiting with {interrupted_code} "
+            f"(resumable). Rank 0's logs: {self._node_dir(first)}; the markers keep every finished file"
+        )
+        logger.error("%s", reason)
+        self.stop_processes(grace=0.0)
+        record = {"node": name, "exit_code": interrupted_code, "reason": reason}
+        _write_json(self._node_dir(name) / NODE_EXIT_FILE, record)
+        if self.identity.job_id.startswith("local-") or not claim(self.job_dir / ENDING_FILE):
+            return interrupted_code
+        # With --no-kill, Slurm keeps a job whose batch host failed running on the other nodes until
+        # its time limit: end it here, once. A requeue also ends this process, so log first.
+        job = self.identity.job_id
+        requeue = job_may_be_requeued(job)
+        ending = planned_ending(job, requeue)
+        logger.error("%s", ending)
+        _write_json(self._node_dir(name) / NODE_EXIT_FILE, {**record, "job": ending})
+        done = end_job_for_restart(job, requeue)
+        logger.error("%s", done)  # if we are still here: the requeue or cancel ends this task too
+        _write_json(self._node_dir(name) / NODE_EXIT_FILE, {**record, "job": done})
+        return interrupted_code
 
     # ----- workers ---------------------------------------------------------------------------
     def start_workers(self) -> None:

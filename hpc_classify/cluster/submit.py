@@ -62,8 +62,10 @@ def make_executor(options: SubmitOptions) -> Any:
             params["gpus_per_node"] = options.gpus_per_node
         if options.partition:
             params["slurm_partition"] = options.partition
-        if options.sbatch:
-            params["slurm_additional_parameters"] = dict(options.sbatch)
+        # As in slurm/classify.sbatch: a failed node other than rank 0's does not end the job or its step
+        # (the run finishes on the others); rank 0's loss makes the other nodes requeue the job.
+        params["slurm_srun_args"] = ["--no-kill", "--kill-on-bad-exit=0"]
+        params["slurm_additional_parameters"] = {"no_kill": True, **options.sbatch}
     executor.update_parameters(**params)
     return executor
 

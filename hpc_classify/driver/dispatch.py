@@ -110,6 +110,7 @@ class Dispatcher:
                 logger.error("%s", lost)
                 self._abandon()
                 break
+            self.stats.workers_lost = sorted(self.watch.lost.values())
             try:
                 # A wait with a timeout, rather than a blocking as_completed iterator: the loop must also
                 # notice signals and write progress while no file finishes for minutes.

@@ -4,7 +4,8 @@ waiting until its walltime.
 `WorkerWatch.check()` is called from the dispatch loop; once the scheduler has had no worker at all for
 `worker_wait` seconds it returns a message naming the workers last seen and where their logs are, and the
 driver stops with the resumable exit code (3). Workers that come back in time (a nanny restart, a
-requeued node job) reset the clock.
+requeued node job) reset the clock. A worker that leaves while others remain (one node of a Slurm job
+lost) is named in the log and in the summary's `workers_lost`; Dask reruns its tasks on the others.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -28,8 +30,10 @@ class WorkerWatch:
         self.client = client
         self.wait = config.worker_wait
         self.log_hint = worker_log_hint(config)
+        self.config_scheduler_file = config.scheduler_file
         self.last_seen: dict[str, str] = {}  # worker address -> "name on host"
         self.none_since: float | None = None
+        self.lost: dict[str, str] = {}  # worker name -> "name on host": left and not back (by name)
         self._checked_at = float("-inf")
 
     def check(self) -> str | None:
@@ -39,6 +43,7 @@ class WorkerWatch:
             return None
         self._checked_at = now
         workers = self._workers()
+        self._note_departures(workers)
         if workers:
             if self.none_since is not None:
                 logger.info("%d worker(s) connected again", len(workers))
@@ -61,6 +66,35 @@ class WorkerWatch:
             f"{listed or 'none'}; {self.log_hint}. Rerun the same command to resume once workers can run"
         )
 
+    def _note_departures(self, workers: dict[str, str]) -> None:
+        names = {_name(seen) for seen in workers.values()}
+        for name in [n for n in self.lost if n in names]:
+            logger.info("worker %s is back", name)
+            del self.lost[name]
+        for address, seen in self.last_seen.items():
+            name = _name(seen)
+            if address in workers or name in names or name in self.lost:
+                continue
+            self.lost[name] = seen
+            logger.warning(
+                "worker %s left the cluster (its node lost, or the process died); Dask reruns its tasks on "
+                "the %d worker(s) left; %s",
+                seen,
+                len(workers),
+                self._log_of(name),
+            )
+
+    def _log_of(self, worker_name: str) -> str:
+        if self.config_scheduler_file:
+            # The Slurm launcher names workers <node>-<i> and logs them in <job dir>/<node>/worker.log.
+            node = re.sub(r"-\d+$", "", worker_name)
+            log = os.path.join(
+                os.path.dirname(os.path.abspath(self.config_scheduler_file)), node, "worker.log"
+            )
+            if os.path.exists(log):
+                return f"its log: {log}"
+        return self.log_hint
+
     def _workers(self) -> dict[str, str]:
         try:
             info = self.client.scheduler_info(n_workers=-1)
@@ -71,6 +105,10 @@ class WorkerWatch:
             address: f"{w.get('name', address)} on {w.get('host', '?')}"
             for address, w in (info.get("workers") or {}).items()
         }
+
+
+def _name(seen: str) -> str:
+    return seen.split(" on ", 1)[0]
 
 
 def worker_log_hint(config: RunConfig) -> str:

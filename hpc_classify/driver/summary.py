@@ -31,6 +31,7 @@ class RunStats:
     bytes_written: int = 0
     nodes: set[str] = field(default_factory=set)
     failed: list[str] = field(default_factory=list)
+    workers_lost: list[str] = field(default_factory=list)  # "name on host" of workers that left mid-run
     stop_reason: str | None = None  # why the run stopped on its own before the end (no workers, disk full)
     stop_exit_code: int | None = None
 
@@ -88,6 +89,7 @@ def build_summary(
         "failures": list(stats.failed),
         "nodes": sorted(stats.nodes),
         "num_nodes": len(stats.nodes),
+        "workers_lost": list(stats.workers_lost),
         **cluster,
     }
 

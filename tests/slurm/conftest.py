@@ -75,3 +75,14 @@ def slurm_cluster(slurm_harness: ModuleType, tmp_path_factory: pytest.TempPathFa
     """
     with slurm_harness.SlurmCluster(state_dir_for(tmp_path_factory, "slurm")) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def fragile_slurm_cluster(
+    slurm_harness: ModuleType, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[object]:
+    """A three-node cluster of the test's own, for tests that kill nodes (`kill_node`, `restart_node`).
+    slurmctld declares a silent node DOWN after 20 s (SlurmdTimeout) instead of 60."""
+    state_dir = state_dir_for(tmp_path_factory, "fragile")
+    with slurm_harness.SlurmCluster(state_dir, slurmd_timeout=20) as cluster:
+        yield cluster

@@ -29,6 +29,16 @@ def test_node_options_are_taken_out_of_the_run_options() -> None:
     assert options.job_root.endswith("/out/_jobs") and options.worker_timeout == 7.0
 
 
+def test_death_timeout_given_after_the_separator_reaches_the_launcher() -> None:
+    args = build_parser().parse_args(["node", "--", "--input", "in", "--death-timeout", "20"])
+    node_args, run_args = split_node_args(args)
+    assert run_args == ["--input", "in"]
+    config = config_from_args(parse_run_argv([*run_args, "--output", "out", "--device", "cpu"]))
+    assert node_options(node_args, config).death_timeout == 20.0
+    default = split_node_args(build_parser().parse_args(["node", "--", "--input", "in"]))[0]
+    assert node_options(default, config).death_timeout == 60.0
+
+
 def test_each_restart_of_a_job_gets_its_own_directory(tmp_path: Path) -> None:
     options = NodeOptions(job_root=str(tmp_path))
     first = NodeIdentity(0, 3, "node1", ("node1", "node2", "node3"), "42", 0)

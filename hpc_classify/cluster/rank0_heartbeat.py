@@ -1,0 +1,167 @@
+"""Rank 0's heartbeat in the shared job directory, and how the other nodes tell that rank 0 is gone.
+
+Rank 0 (the scheduler and the driver) rewrites `<job dir>/heartbeat.json` every few seconds while its
+scheduler process runs. Another node that sees the file unchanged for `death_timeout` seconds of its own
+clock (no clock skew between nodes matters) concludes that rank 0's node, or its scheduler, was lost:
+it stops its workers and leaves with the resumable exit code, so that the job ends instead of idling until
+its time limit. With `sbatch --no-kill` Slurm keeps a job whose batch host (rank 0's node) failed running
+on the other nodes, with nothing left to end it: `end_job_for_restart` requeues it (or cancels it when it
+may not be requeued), and the markers make the restart or a resubmission resume exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_FILE = "heartbeat.json"
+
+
+class HeartbeatWriter:
+    """A daemon thread that rewrites the heartbeat file every `interval` seconds while `alive()`."""
+
+    def __init__(self, path: Path, node: str, alive: Callable[[], bool], interval: float = 5.0):
+        self.path = path
+        self.node = node
+        self.alive = alive
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rank0-heartbeat", daemon=True)
+        self._beats = 0
+
+    def start(self) -> HeartbeatWriter:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def beat(self) -> None:
+        self._beats += 1
+        data = {"node": self.node, "beat": self._beats, "time": time.time()}
+        # Rewritten in place, no temp file (none can be left behind when rank 0's node dies mid-write):
+        # a reader that catches it half-written only sees one more change, which it counts as alive.
+        try:
+            self.path.write_text(json.dumps(data))
+        except OSError as exc:  # a shared file system hiccup: the next beat tries again
+            logger.warning("could not write the heartbeat %s: %s", self.path, exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if not self.alive():
+                logger.warning("the scheduler exited: no more heartbeats in %s", self.path)
+                return
+            self.beat()
+
+
+class HeartbeatWatch:
+    """Another node's view of rank 0: stale once the heartbeat file has not changed for `timeout` s."""
+
+    def __init__(self, path: Path, timeout: float):
+        self.path = path
+        self.timeout = timeout
+        self._last: bytes | None = None
+        self._changed_at = time.monotonic()
+
+    def seconds_silent(self) -> float:
+        try:
+            content: bytes | None = self.path.read_bytes()
+        except OSError:
+            content = None
+        now = time.monotonic()
+        if content is not None and content != self._last:
+            self._last, self._changed_at = content, now
+        return now - self._changed_at
+
+    def stale(self) -> bool:
+        return self.seconds_silent() >= self.timeout
+
+    def node(self) -> str | None:
+        """The node that wrote the last complete heartbeat read, if any."""
+        try:
+            return str(json.loads(self._last or b"")["node"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def last_beat(self) -> str:
+        """The last heartbeat as read (node and wall-clock time), for messages."""
+        try:
+            data = json.loads(self._last or b"")
+        except ValueError:
+            return "no heartbeat was ever read"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(float(data.get("time", 0))))
+        return f"last heartbeat from {data.get('node', '?')} at {stamp}"
+
+
+def claim(path: Path) -> bool:
+    """True for exactly one caller across the nodes (atomic exclusive create in the shared job dir):
+    only one node may end the job, or a second one would cancel the job the first had just requeued."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
+def job_may_be_requeued(job_id: str) -> bool:
+    """Whether Slurm would requeue the job (`Requeue=1` in `scontrol show job`; submitted with --requeue)."""
+    scontrol = shutil.which("scontrol")
+    if scontrol is None:
+        return False
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        proc = subprocess.run(
+            [scontrol, "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60
+        )
+        return re.search(r"\bRequeue=1\b", proc.stdout) is not None
+    return False
+
+
+def planned_ending(job_id: str, requeue: bool) -> str:
+    """What `end_job_for_restart` is about to do, in words (recorded before it runs)."""
+    if requeue:
+        return f"requeueing job {job_id} (scontrol requeue): it restarts and resumes from the markers"
+    return (
+        f"cancelling job {job_id} (scancel; it was submitted with --no-requeue): "
+        "submit the same command again to resume"
+    )
+
+
+def end_job_for_restart(job_id: str, requeue: bool) -> str:
+    """End Slurm job `job_id` so that it restarts or can be resubmitted: `scontrol requeue` (the job
+    restarts and resumes), or `scancel` (it may not be requeued, or the requeue was refused). Returns what
+    was done, in words. Ending the job ends this process too (one of its tasks): say what you do first."""
+    scontrol, scancel = shutil.which("scontrol"), shutil.which("scancel")
+    if scontrol is None or scancel is None:
+        return "scontrol/scancel not found: the job stays until Slurm ends it"
+    refused = ""
+    if requeue:
+        error = _run([scontrol, "requeue", job_id])
+        if error is None:
+            return f"requeued job {job_id}: it restarts and resumes from the markers"
+        refused = f" (the requeue was refused: {error})"
+    error = _run([scancel, job_id])
+    if error is None:
+        return f"cancelled job {job_id}{refused}; submit the same command again to resume"
+    return f"could not end job {job_id}{refused}; scancel: {error}"
+
+
+def _run(argv: list[str]) -> str | None:
+    """None if the command succeeded, else its error output."""
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if proc.returncode == 0:
+            return None
+        return (proc.stderr or proc.stdout).strip() or f"exit status {proc.returncode}"
+    return f"{argv[0]} did not run"

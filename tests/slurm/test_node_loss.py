@@ -1,0 +1,162 @@
+"""Losing a node of a Slurm job, for real (#12 item 2): on the emulated three-node cluster a node's slurmd
+and every process of the job on it are SIGKILLed while each node has a file in flight.
+
+- a node other than rank 0: the run finishes on the other two (exit 0), naming the lost worker;
+- rank 0's node (scheduler, driver, batch script): the other nodes stop within --death-timeout, exit 3
+  and end the job; a resubmission (or the requeued job, once the node is back) finishes the run.
+
+Each ends with every document exactly once and no partial or temp file. The files are held at a gate
+(tests/slurm/gate_preload.py) until the node is dead, so the lost node always had work in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from test_launcher import (
+    FILES,
+    assert_complete_exactly_once,
+    job_log,
+    markers,
+    run_args,
+    submit_classify,
+    wait_until,
+    write_corpus,
+)
+
+GATE_PRELOAD = Path(__file__).with_name("gate_preload.py")
+NODES = ("node1", "node2", "node3")
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A closed gate and the environment that makes every worker wait at it."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "hold").touch()
+    env = {
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(GATE_PRELOAD)]),
+        "HPC_CLASSIFY_TEST_GATE_DIR": str(gate),
+    }
+    return gate, env
+
+
+def wait_for_a_file_in_flight_on_every_node(gate: Path) -> None:
+    def every_node_started() -> bool:
+        return all(list(gate.glob(f"started-{node}-*")) for node in NODES)
+
+    wait_until(every_node_started, 240, "a file in flight on each of node1..node3")
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "_summary.json").read_text())
+
+
+def test_losing_a_node_other_than_rank0_the_run_finishes_on_the_other_two(
+    fragile_slurm_cluster, tiny_domain_model, tmp_path, gated
+) -> None:
+    cluster = fragile_slurm_cluster
+    gate, env = gated
+    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    job = submit_classify(cluster, tmp_path, run_args(corpus, out, tiny_domain_model), env=env)
+    wait_for_a_file_in_flight_on_every_node(gate)
+    assert cluster.kill_node("node3")
+    wait_until(lambda: "left the cluster" in job_log(tmp_path, job), 120, "the driver to notice node3's loss")
+    (gate / "hold").unlink()
+
+    state = cluster.wait_job(job, timeout=300)
+    log = job_log(tmp_path, job)
+    assert state == "COMPLETED", log
+    assert cluster.job_info(job)["NodeList"] == "node[1-2]", "Slurm shrank the job (--no-kill)"
+    found = assert_complete_exactly_once(corpus, out)
+    assert {m["node"] for m in found} == {"node1", "node2"}
+    s = summary(out)
+    assert s["exit_code"] == 0 and s["files_processed"] == FILES
+    assert [w.split(" on ")[0] for w in s["workers_lost"]] == ["node3-0"]
+    assert "worker node3-0 on" in log and "left the cluster (its node lost, or the process died)" in log
+    assert f"its log: {out / '_jobs' / job / 'node3' / 'worker.log'}" in log
+    assert "exit code 0" in log
+
+
+def _node_exits(out: Path, job: str) -> dict[str, dict]:
+    found = {}
+    for node in ("node2", "node3"):
+        path = out / "_jobs" / job / node / "node-exit.json"
+        if path.exists():
+            found[node] = json.loads(path.read_text())
+    return found
+
+
+def _kill_rank0_and_check_the_others_stop(cluster, gate: Path, out: Path, job: str) -> dict:
+    """Kill node1 mid-run; the first of node2/node3 to find rank 0's heartbeat stale stops its workers,
+    exits 3 and ends the job (which also ends the other one). Returns that node's exit record."""
+    wait_for_a_file_in_flight_on_every_node(gate)
+    assert cluster.kill_node("node1")
+    killed_at = time.monotonic()
+    (gate / "hold").unlink()  # node2's and node3's files in flight may still finish (atomically)
+    wait_until(lambda: _node_exits(out, job), 180, "node2 or node3 to stop after rank 0's loss")
+    took = time.monotonic() - killed_at
+    assert took < 20 + 60, f"the other nodes took {took:.0f} s to notice (--death-timeout 20)"
+    wait_until(lambda: any("job" in r for r in _node_exits(out, job).values()), 60, "the job to be ended")
+    exits = _node_exits(out, job)
+    enders = [r for r in exits.values() if "job" in r]
+    assert len(enders) == 1, exits  # only one node ends the job (the ending-after-rank0-loss claim)
+    for node, record in exits.items():
+        assert record["exit_code"] == 3, record
+        assert record["reason"].startswith(f"node {node}: rank 0 (node1) and its scheduler at tcp://")
+        assert "unchanged for 20 s" in record["reason"] and "exiting with 3 (resumable)" in record["reason"]
+        assert f"Rank 0's logs: {out / '_jobs' / job / 'node1'}" in record["reason"]
+    assert [p for p in out.rglob("*") if ".tmp-" in p.name] == []
+    return enders[0]
+
+
+def test_losing_rank0_node_ends_the_job_with_code_3_and_a_resubmission_resumes(
+    fragile_slurm_cluster, tiny_domain_model, tmp_path, gated
+) -> None:
+    cluster = fragile_slurm_cluster
+    gate, env = gated
+    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    args = run_args(corpus, out, tiny_domain_model, "--death-timeout", "20")
+    first = submit_classify(cluster, tmp_path, args, "--no-requeue", env=env)
+    ender = _kill_rank0_and_check_the_others_stop(cluster, gate, out, first)
+    assert cluster.wait_job(first, timeout=120) == "CANCELLED", ender
+    # Submitted with --no-requeue: cancelled. The record says so before the scancel, and again after it
+    # if the scancel did not end its writer first.
+    assert ender["job"] in (
+        f"cancelling job {first} (scancel; it was submitted with --no-requeue): "
+        "submit the same command again to resume",
+        f"cancelled job {first}; submit the same command again to resume",
+    )
+    assert len(markers(out)) < FILES
+
+    # node1 is still down: resubmit the same command on the two nodes left.
+    second = submit_classify(cluster, tmp_path, args, "-N2")
+    assert cluster.wait_job(second, timeout=300) == "COMPLETED", job_log(tmp_path, second)
+    assert_complete_exactly_once(corpus, out)
+    assert summary(out)["exit_code"] == 0
+    assert "exit code 0" in job_log(tmp_path, second)
+
+
+def test_losing_rank0_node_requeues_the_job_which_resumes_once_the_node_is_back(
+    fragile_slurm_cluster, tiny_domain_model, tmp_path, gated
+) -> None:
+    cluster = fragile_slurm_cluster
+    gate, env = gated
+    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    args = run_args(corpus, out, tiny_domain_model, "--death-timeout", "20")
+    job = submit_classify(cluster, tmp_path, args, env=env)  # the script's default: --requeue
+    ender = _kill_rank0_and_check_the_others_stop(cluster, gate, out, job)
+    wait_until(lambda: cluster.job_info(job).get("Restarts") == "1", 120, "the job to be requeued")
+    # node1 is down: the requeued job waits for enough nodes.
+    wait_until(lambda: cluster.job_info(job).get("JobState") == "PENDING", 120, "the requeued job to pend")
+    assert ender["job"].startswith(f"requeueing job {job} (scontrol requeue)") or ender["job"].startswith(
+        f"requeued job {job}"
+    )
+    cluster.restart_node("node1")  # the node is back (rebooted): the requeued job can start again
+    assert cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
+    assert (out / "_jobs" / f"{job}.1" / "scheduler.json").exists()  # the restart's own job dir
+    assert_complete_exactly_once(corpus, out)
+    assert summary(out)["exit_code"] == 0

@@ -1,0 +1,90 @@
+"""Rank 0's heartbeat (cluster/rank0_heartbeat.py) and the driver's record of workers that left
+(driver/liveness.py), as plain functions: no cluster, no Slurm."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter, claim
+from hpc_classify.driver import liveness
+from hpc_classify.driver.liveness import WorkerWatch
+
+
+def test_heartbeat_goes_stale_only_when_it_stops_changing(tmp_path: Path) -> None:
+    path = tmp_path / "heartbeat.json"
+    alive = threading.Event()
+    alive.set()
+    writer = HeartbeatWriter(path, "node1", alive=alive.is_set, interval=0.05).start()
+    watch = HeartbeatWatch(path, timeout=0.5)
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            assert not watch.stale()
+            time.sleep(0.05)
+        alive.clear()  # the scheduler exited: no more beats
+        deadline = time.monotonic() + 10.0
+        while not watch.stale():
+            assert time.monotonic() < deadline, "the heartbeat never went stale"
+            time.sleep(0.05)
+    finally:
+        writer.stop()
+    assert watch.last_beat().startswith("last heartbeat from node1 at ")
+    assert watch.node() == "node1"
+    assert [p.name for p in tmp_path.iterdir()] == ["heartbeat.json"]  # written in place: no temp file
+
+
+def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path) -> None:
+    watch = HeartbeatWatch(tmp_path / "heartbeat.json", timeout=0.2)
+    assert not watch.stale()
+    time.sleep(0.3)
+    assert watch.stale()
+    assert watch.last_beat() == "no heartbeat was ever read" and watch.node() is None
+
+
+def test_only_one_node_claims_ending_the_job(tmp_path: Path) -> None:
+    assert claim(tmp_path / "ending") is True
+    assert claim(tmp_path / "ending") is False
+
+
+class _FakeClient:
+    def __init__(self) -> None:
+        self.workers: dict[str, dict] = {}
+
+    def scheduler_info(self, n_workers: int = -1) -> dict:
+        return {"workers": dict(self.workers)}
+
+
+def test_worker_watch_names_a_worker_that_left_and_forgets_it_when_back(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    caplog.set_level("INFO")
+    monkeypatch.setattr(liveness, "CHECK_INTERVAL", 0.0)
+    job_dir = tmp_path / "_jobs" / "42"
+    (job_dir / "node3").mkdir(parents=True)
+    (job_dir / "node3" / "worker.log").write_text("")
+    (job_dir / "scheduler.json").write_text("{}")
+    # Only what WorkerWatch reads of a RunConfig.
+    config = SimpleNamespace(
+        worker_wait=300.0,
+        scheduler_file=str(job_dir / "scheduler.json"),
+        scheduler_address=None,
+        cluster=None,
+    )
+    client = _FakeClient()
+    client.workers = {
+        "tcp://a:1": {"name": "node2-0", "host": "10.0.0.2"},
+        "tcp://b:1": {"name": "node3-0", "host": "10.0.0.3"},
+    }
+    watch = WorkerWatch(client, config)
+    assert watch.check() is None
+    del client.workers["tcp://b:1"]
+    assert watch.check() is None  # one worker left: the run goes on
+    assert watch.lost == {"node3-0": "node3-0 on 10.0.0.3"}
+    assert "worker node3-0 on 10.0.0.3 left the cluster" in caplog.text
+    assert f"its log: {job_dir / 'node3' / 'worker.log'}" in caplog.text
+    client.workers["tcp://c:2"] = {"name": "node3-0", "host": "10.0.0.3"}  # a restarted worker
+    assert watch.check() is None
+    assert watch.lost == {}
