@@ -12,7 +12,6 @@ imports the driver (the CLI hands a callable in) nor torch.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -20,12 +19,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hpc_classify.cluster.local import TORCH_THREADS_ENV, visible_gpu_count
+from hpc_classify.cluster.node_files import log_tail, read_json, record_signals, signal_ignored, write_json
 from hpc_classify.cluster.rank0_heartbeat import (
     HEARTBEAT_FILE,
     HeartbeatWatch,
@@ -50,7 +50,6 @@ ENDING_FILE = "ending-after-rank0-loss"
 NODE_EXIT_FILE = "node-exit.json"
 # Test hook: a comma-separated list of Slurm node names whose worker command fails at once.
 FAIL_WORKERS_ENV = "HPC_CLASSIFY_TEST_FAIL_WORKERS_ON"
-LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def run_node(
         return code
     finally:
         if identity.rank == 0 and launcher.job_dir.is_dir():
-            _write_json(launcher.job_dir / SHUTDOWN_FILE, {"node": identity.node_name, "clean": clean})
+            write_json(launcher.job_dir / SHUTDOWN_FILE, {"node": identity.node_name, "clean": clean})
         # After rank 0's clean shutdown its children exit by themselves; otherwise nothing waits for them.
         launcher.stop_processes(grace=2.0 if clean and identity.rank == 0 else 0.0)
 
@@ -126,7 +125,7 @@ class NodeLauncher:
         heartbeat = None
         try:
             # Until the driver takes over the signals, a warning signal means: start nothing, requeue.
-            with _record_signals((signal.SIGUSR1, signal.SIGTERM), stop):
+            with record_signals((signal.SIGUSR1, signal.SIGTERM), stop):
                 self.job_dir.mkdir(parents=True, exist_ok=True)
                 self.start_scheduler()
                 scheduler = self.processes["scheduler"]
@@ -158,7 +157,7 @@ class NodeLauncher:
         if self.options.interface:
             argv += ["--interface", self.options.interface]
         self._spawn("scheduler", argv, env={"UCX_WARN_UNUSED_ENV_VARS": "n"})
-        info = self._poll(lambda: _read_json(private), "the scheduler to write its address", "scheduler")
+        info = self._poll(lambda: read_json(private), "the scheduler to write its address", "scheduler")
         os.replace(private, self.scheduler_file)
         logger.info("scheduler at %s (dashboard port %s)", info["address"], info.get("services", {}))
 
@@ -193,7 +192,7 @@ class NodeLauncher:
         parts = []
         for node in missing:
             log = self._node_dir(node) / "worker.log"
-            parts.append(f"--- {node}: {log} ---\n{_tail(log)}")
+            parts.append(f"--- {node}: {log} ---\n{log_tail(log)}")
         why = "its worker exited" if exited else f"not within {self.options.worker_timeout:.0f} s"
         return ClusterError(
             f"no worker from {', '.join(missing)} joined the scheduler ({why}); "
@@ -219,7 +218,7 @@ class NodeLauncher:
         (its node or its scheduler lost), stop them and return `interrupted_code`, ending the job."""
         # The warning signal is for the driver on rank 0 (srun forwards it to every task): ignore it here.
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-        self._poll(lambda: _read_json(self.scheduler_file), f"the scheduler file {self.scheduler_file}")
+        self._poll(lambda: read_json(self.scheduler_file), f"the scheduler file {self.scheduler_file}")
         rank0 = HeartbeatWatch(self.job_dir / HEARTBEAT_FILE, self.options.death_timeout)
         self.start_workers()
         worker = self.processes["worker"]
@@ -232,7 +231,7 @@ class NodeLauncher:
             if rank0.stale():
                 return self._rank0_lost(rank0, interrupted_code)
             time.sleep(self.options.shutdown_poll_interval)
-        if (_read_json(shutdown) or {}).get("clean"):
+        if (read_json(shutdown) or {}).get("clean"):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
         self._record_exit("worker")
@@ -243,7 +242,7 @@ class NodeLauncher:
         not), end the job once for all nodes so it restarts, and leave with the resumable code."""
         name = self.identity.node_name
         first = rank0.node() or (self.identity.node_names or ("rank 0",))[0]
-        address = (_read_json(self.scheduler_file) or {}).get("address", "?")
+        address = (read_json(self.scheduler_file) or {}).get("address", "?")
         reason = (
             f"node {name}: rank 0 ({first}) and its scheduler at {address} are gone: "
             f"{self.job_dir / HEARTBEAT_FILE} unchanged for {self.options.death_timeout:.0f} s "
@@ -253,7 +252,7 @@ class NodeLauncher:
         logger.error("%s", reason)
         self.stop_processes(grace=0.0)
         record = {"node": name, "exit_code": interrupted_code, "reason": reason}
-        _write_json(self._node_dir(name) / NODE_EXIT_FILE, record)
+        write_json(self._node_dir(name) / NODE_EXIT_FILE, record)
         if self.identity.job_id.startswith("local-") or not claim(self.job_dir / ENDING_FILE):
             return interrupted_code
         # With --no-kill, Slurm keeps a job whose batch host failed running on the other nodes until
@@ -262,10 +261,10 @@ class NodeLauncher:
         requeue = job_may_be_requeued(job)
         ending = planned_ending(job, requeue)
         logger.error("%s", ending)
-        _write_json(self._node_dir(name) / NODE_EXIT_FILE, {**record, "job": ending})
+        write_json(self._node_dir(name) / NODE_EXIT_FILE, {**record, "job": ending})
         done = end_job_for_restart(job, requeue)
         logger.error("%s", done)  # if we are still here: the requeue or cancel ends this task too
-        _write_json(self._node_dir(name) / NODE_EXIT_FILE, {**record, "job": done})
+        write_json(self._node_dir(name) / NODE_EXIT_FILE, {**record, "job": done})
         return interrupted_code
 
     # ----- workers ---------------------------------------------------------------------------
@@ -318,7 +317,7 @@ class NodeLauncher:
 
     def _address_towards_scheduler(self) -> str:
         """The local IP of the route to the scheduler (no packet is sent: UDP connect only picks a route)."""
-        address = str(_read_json(self.scheduler_file)["address"])
+        address = str(read_json(self.scheduler_file)["address"])
         host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect((host, 9))
@@ -340,7 +339,7 @@ class NodeLauncher:
         log = log or self._node_dir(self.identity.node_name) / f"{label}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         logger.info("starting %s: %s (log %s)", label, " ".join(argv), log)
-        with open(log, "ab") as out, _signal_ignored(signal.SIGUSR1):
+        with open(log, "ab") as out, signal_ignored(signal.SIGUSR1):
             # Children inherit the ignored USR1: the warning signal must not kill scheduler or workers.
             proc = subprocess.Popen(
                 argv,
@@ -361,7 +360,7 @@ class NodeLauncher:
         proc = self.processes.get(label)
         path = self.exit_files.get(label)
         if proc is not None and path is not None and proc.poll() and not path.exists():
-            _write_json(path, {"node": self.identity.node_name, "returncode": proc.returncode})
+            write_json(path, {"node": self.identity.node_name, "returncode": proc.returncode})
 
     def _poll(self, read: Callable[[], Any], what: str, watch: str | None = None) -> Any:
         """Poll `read()` until it returns a value; fail at the deadline or if process `watch` exits."""
@@ -371,7 +370,7 @@ class NodeLauncher:
                 log = self._node_dir(self.identity.node_name) / f"{watch}.log"
                 raise ClusterError(
                     f"the {watch} on {self.identity.node_name} exited with {proc.returncode} "
-                    f"while waiting for {what}; its log ends:\n{_tail(log)}",
+                    f"while waiting for {what}; its log ends:\n{log_tail(log)}",
                     hint="check --protocol/--interface and the Python environment",
                 )
             if time.monotonic() > self.deadline:
@@ -404,45 +403,3 @@ class NodeLauncher:
                     proc.wait(timeout=None if sig_deadline is None else max(0.0, deadline - time.monotonic()))
         for label in self.processes:
             self._record_exit(label)
-
-
-@contextlib.contextmanager
-def _signal_ignored(sig: signal.Signals) -> Iterator[None]:
-    previous = signal.signal(sig, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(sig, previous)
-
-
-@contextlib.contextmanager
-def _record_signals(signals: tuple[signal.Signals, ...], received: list[str]) -> Iterator[None]:
-    previous = {
-        sig: signal.signal(sig, lambda num, _f: received.append(signal.Signals(num).name)) for sig in signals
-    }
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """The file's JSON object, or None while it is missing or still being written."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
-    except OSError:
-        return "(no log)"

@@ -1,0 +1,56 @@
+"""Small helpers of the per-node launcher (slurm_node.py): signal dispositions held for a block, and the
+JSON/log files the nodes of one job share through the job directory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+LOG_TAIL_LINES = 20
+
+
+@contextlib.contextmanager
+def signal_ignored(sig: signal.Signals) -> Iterator[None]:
+    previous = signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(sig, previous)
+
+
+@contextlib.contextmanager
+def record_signals(signals: tuple[signal.Signals, ...], received: list[str]) -> Iterator[None]:
+    previous = {
+        sig: signal.signal(sig, lambda num, _f: received.append(signal.Signals(num).name)) for sig in signals
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The file's JSON object, or None while it is missing or still being written."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
+    except OSError:
+        return "(no log)"
