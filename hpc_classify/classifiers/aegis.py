@@ -34,8 +34,8 @@ from hpc_classify.classifiers.aegis_prompt import (
     format_aegis,
     parse_aegis_response,
 )
-from hpc_classify.classifiers.base import TENTHS, count_values
 from hpc_classify.classifiers.llama_guard_base import LlamaGuardClassifier, check_name
+from hpc_classify.classifiers.value_counts import TENTHS, count_values
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.llama_guard import (  # constants only: no torch at import
     AEGIS_DEFENSIVE,

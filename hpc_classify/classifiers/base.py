@@ -10,16 +10,17 @@ become columns (`columns_from_outputs`, `output_meta`, `output_counts`, `filter_
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from hpc_classify.classifiers.value_counts import count_values
+from hpc_classify.classifiers.worker_resources import limit_gpu_memory, torch_threads_for_this_process
 from hpc_classify.config import DEVICES, check_precision
 from hpc_classify.errors import ConfigError, InputFileError
 
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from hpc_classify.datasets import DocumentDataset
 
 logger = logging.getLogger(__name__)
-
-TORCH_THREADS_ENV = "HPC_CLASSIFY_TORCH_THREADS"
 
 
 @dataclass
@@ -43,14 +42,6 @@ class LoadedComponents:
 # One engine per engine_key() per process: loaded on first use, kept between files.
 _ENGINES: dict[tuple, tuple[Any, list[str]]] = {}
 _ENGINES_LOCK = threading.Lock()
-
-
-def torch_threads_for_this_process() -> int:
-    """Intra-op threads: the cluster layer sets the worker's share of cores in the environment; default all ours."""
-    configured = os.environ.get(TORCH_THREADS_ENV)
-    if configured:
-        return max(1, int(configured))
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 class DistributedDataClassifier(ABC):
@@ -387,32 +378,6 @@ class DistributedDataClassifier(ABC):
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)
         return dataset.map_partitions(self.classify_frame, meta=meta)
-
-
-TENTHS = tuple(f"{tenth / 10:.1f}" for tenth in range(11))  # histogram bins of a score in [0, 1]
-
-
-def count_values(values: Iterable[Any], known: Iterable[str] = ()) -> dict[str, int]:
-    """value (as a string) -> rows, for markers, `status` and summaries: every `known` value listed
-    first, in its order, zero when unused; any other value after them."""
-    counts = dict.fromkeys(known, 0)
-    for value in values:
-        key = str(value)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
-def limit_gpu_memory(device: torch.device, max_mem_gb: float | None) -> None:
-    """NeMo Curator's max_mem_gb: this process may use at most that much of the GPU (the engine's OOM
-    split-and-retry then keeps batches under it)."""
-    if max_mem_gb is None:
-        return
-    import torch
-
-    total = torch.cuda.get_device_properties(device).total_memory
-    fraction = min(1.0, max_mem_gb * 2**30 / total)
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
-    logger.info("GPU memory of this process limited to %.1f GiB (%.0f%%)", max_mem_gb, fraction * 100)
 
 
 def _check_positive(**values: Any) -> None:

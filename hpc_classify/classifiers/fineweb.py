@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hpc_classify.classifiers.base import LoadedComponents, count_values
+from hpc_classify.classifiers.base import LoadedComponents
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
+from hpc_classify.classifiers.value_counts import count_values
 from hpc_classify.errors import ConfigError
 
 if TYPE_CHECKING:

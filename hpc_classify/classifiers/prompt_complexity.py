@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hpc_classify.classifiers.base import TENTHS, LoadedComponents, count_values
+from hpc_classify.classifiers.base import LoadedComponents
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
+from hpc_classify.classifiers.value_counts import TENTHS, count_values
 from hpc_classify.config import stable_hash
 
 if TYPE_CHECKING:
