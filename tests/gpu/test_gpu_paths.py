@@ -52,21 +52,39 @@ def test_cudf_backend_gives_the_pandas_result(tmp_path, tiny_domain_model, frame
     assert on_gpu["domain_pred"].tolist() == on_cpu["domain_pred"].tolist()
 
 
-def test_driver_on_a_dask_cuda_local_cluster(tmp_path, tiny_domain_model, frame):
-    pytest.importorskip("dask_cuda")
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for shard in range(4):
-        rows = frame.iloc[shard::4].to_dict("records")
-        (inputs / f"s{shard}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    output = tmp_path / "out"
+def _run_driver(inputs, output, model, device):
     command = [sys.executable, "-m", "hpc_classify.cli.main", "run", "--input", str(inputs)]
-    command += ["--output", str(output), "--model", str(tiny_domain_model), "--device", "cuda"]
+    command += ["--output", str(output), "--model", str(model), "--device", device, "--precision", "fp32"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((output / "_summary.json").read_text())
-    assert summary["files_processed"] == 4 and summary["documents_in"] == len(frame)
-    ids = [
-        json.loads(line)["id"] for p in sorted(output.glob("*.jsonl")) for line in p.read_text().splitlines()
-    ]
-    assert sorted(ids) == list(range(len(frame)))
+    return json.loads((output / "_summary.json").read_text()), done.stderr
+
+
+def _rows(output):
+    return [json.loads(line) for p in sorted(output.glob("*.jsonl")) for line in p.read_text().splitlines()]
+
+
+def test_driver_on_a_dask_cuda_local_cluster(tmp_path, tiny_domain_model):
+    """A few hundred documents through `hpc-classify run --device cuda`: dask-cuda's LocalCUDACluster (one
+    worker per GPU), every document exactly once, the CPU run's labels, and a rerun that does nothing."""
+    pytest.importorskip("dask_cuda")
+    texts, _ = synthetic_corpus(400, DOMAIN_LABELS, seed=13)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for shard in range(8):
+        rows = [{"id": i, "text": texts[i]} for i in range(shard, len(texts), 8)]
+        (inputs / f"s{shard}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    summary, log = _run_driver(inputs, tmp_path / "gpu", tiny_domain_model, "cuda")
+    assert "starting a local dask-cuda cluster: 1 worker(s)" in log
+    assert (summary["files_processed"], summary["documents_in"], summary["documents_out"]) == (8, 400, 400)
+    on_gpu = _rows(tmp_path / "gpu")
+    assert sorted(row["id"] for row in on_gpu) == list(range(400))
+
+    _run_driver(inputs, tmp_path / "cpu", tiny_domain_model, "cpu")
+    by_id = {row["id"]: row["domain_pred"] for row in _rows(tmp_path / "cpu")}
+    assert [row["domain_pred"] for row in on_gpu] == [by_id[row["id"]] for row in on_gpu]
+
+    rerun, _ = _run_driver(inputs, tmp_path / "gpu", tiny_domain_model, "cuda")
+    assert (rerun["files_processed"], rerun["files_skipped"]) == (0, 8)
+    assert _rows(tmp_path / "gpu") == on_gpu

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The GPU check, in one call on a machine with a CUDA GPU (see README "GPU"): the GPU tests and the engine's
+# CUDA tests, then benchmarks/bench_gpu.py. Wheels from scripts/gpu_wheels.sh in .whl/ (Dask, dask-cuda, ...).
+# Logs and the benchmark's JSON go to $OUT (default ./gpu-check).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONUNBUFFERED=1 HPC_CLASSIFY_TINY_MODEL_CACHE=${HPC_CLASSIFY_TINY_MODEL_CACHE:-/tmp/tiny-models}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+python3 - <<'PY' 2>&1 | tee -a "$OUT/gpu.txt"
+import importlib, os
+for name in ("torch", "transformers", "tokenizers", "pandas", "pyarrow", "dask", "distributed", "dask_cuda", "cudf"):
+    try:
+        print(name, importlib.import_module(name).__version__)
+    except Exception as error:  # report and go on: the tests skip what is missing
+        print(name, "unavailable:", type(error).__name__, str(error)[:200])
+import torch
+print("cuda", torch.version.cuda, torch.cuda.get_device_name(), "host cpus", os.cpu_count())
+PY
+timeout "${TEST_SECONDS:-240}" python3 -m pytest -p no:cacheprovider -q -rs --timeout 200 \
+  tests/gpu tests/unit/test_engine.py tests/unit/test_precision.py 2>&1 | tee "$OUT/pytest.log"
+tests=${PIPESTATUS[0]}
+timeout "${BENCH_SECONDS:-200}" python3 benchmarks/bench_gpu.py --output "$OUT/gpu.json" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+bench=${PIPESTATUS[0]}
+echo "tests exit $tests, benchmark exit $bench"
+exit $(( tests || bench ))
