@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ import torch
 from hpc_classify.bench.corpus import synthetic_documents, tokenizer_training_text, train_tokenizer
 from hpc_classify.bench.hardware import matmul_gflops
 from hpc_classify.bench.model import build_base_sized_classifier, flops_per_token, hf_sequence_classifier
+from hpc_classify.bench.runners import PARALLELISM, tokenizers_parallelism_kept
 from hpc_classify.engine import InferenceEngine
 from hpc_classify.engine.device import default_token_budget
+from hpc_classify.engine.tokenization import ChunkTokenizer
 
 NUM_LABELS = 26
 MAX_CHARS, MAX_TOKENS = 2000, 512
@@ -40,10 +43,10 @@ MAX_CHARS, MAX_TOKENS = 2000, 512
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--documents", type=int, default=8192)
+    parser.add_argument("--documents", type=int, default=4096)
     parser.add_argument("--pipeline-documents", type=int, default=1024)
-    parser.add_argument("--pipeline-batch-sizes", default="8,32,128,512")
-    parser.add_argument("--budgets", default="16384,32768,65536,131072", help="engine token budgets (bf16)")
+    parser.add_argument("--pipeline-batch-sizes", default="32,128,512")
+    parser.add_argument("--budgets", default="32768,65536,131072", help="engine token budgets (bf16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="bench-results/gpu.json")
     parser.add_argument("--device", default="cuda", help="cpu: a smoke run of this script, not a figure")
@@ -77,12 +80,17 @@ def main() -> None:
 
     default_budget = default_token_budget(device)
     tokens = int(lengths.sum())
-    runs = [("bf16", int(b)) for b in args.budgets.split(",")]
-    runs += [("fp16", default_budget), ("fp32", default_budget)] if device.type == "cuda" else []
-    for precision, budget in runs:
-        results.append(
-            time_engine(model, tokenizer, texts, tokens, precision, budget, default_budget, device)
-        )
+    tokenization = tokenizer_probe(tokenizer, texts)
+    print(json.dumps({"tokenization": tokenization}), flush=True)
+    token_ids = ChunkTokenizer(tokenizer, max_chars=MAX_CHARS, max_tokens=MAX_TOKENS)(texts)
+    runs = [("bf16", int(b), True) for b in args.budgets.split(",")]
+    runs += [("bf16", default_budget, False)]  # transformers' own attention, for comparison
+    runs += [("fp16", default_budget, True), ("fp32", default_budget, True)] if device.type == "cuda" else []
+    profile: dict[str, Any] = {}
+    for precision, budget, fast in runs:
+        run = EngineRun(precision, budget, default_budget, fast)
+        profiled = profile if run.name.endswith("_default") and precision == "bf16" and fast else None
+        results.append(time_engine(model, tokenizer, texts, token_ids, tokens, run, device, profiled))
         print(json.dumps(results[-1]), flush=True)
 
     timed = [r for r in results if "error" not in r]
@@ -109,6 +117,8 @@ def main() -> None:
         "default_token_budget": default_budget,
         "best_pipeline": best["name"],
         "results": results,
+        "tokenization": tokenization,
+        "profile_bf16_default": profile,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
@@ -128,7 +138,8 @@ def time_pipeline(
 
     hf_model = hf_sequence_classifier(model).to(device=device, dtype=dtype)
     classify = pipeline("text-classification", model=hf_model, tokenizer=tokenizer, device=device)
-    classify(texts[:8], batch_size=8, truncation=True, max_length=MAX_TOKENS)  # warm-up
+    with tokenizers_parallelism_kept():
+        classify(texts[:8], batch_size=8, truncation=True, max_length=MAX_TOKENS)  # warm-up
     name = {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype]
     timings = []
     for batch_size in (int(b) for b in batch_sizes.split(",")):
@@ -136,7 +147,8 @@ def time_pipeline(
         _reset_peak_memory(device)
         try:
             start = time.perf_counter()
-            classify(texts, batch_size=batch_size, truncation=True, max_length=MAX_TOKENS)
+            with tokenizers_parallelism_kept():
+                classify(texts, batch_size=batch_size, truncation=True, max_length=MAX_TOKENS)
             result.update(_rates(time.perf_counter() - start, len(texts), tokens))
         except torch.OutOfMemoryError as error:
             result["error"] = f"out of memory: {str(error).splitlines()[0]}"
@@ -148,51 +160,115 @@ def time_pipeline(
     return timings
 
 
+@dataclass(frozen=True)
+class EngineRun:
+    precision: str
+    budget: int
+    default_budget: int
+    fast_attention: bool = True
+
+    @property
+    def name(self) -> str:
+        attention = "" if self.fast_attention else "_hf_attention"
+        default = "_default" if self.budget == self.default_budget else ""
+        return f"engine_{self.precision}_budget{self.budget}{attention}{default}"
+
+
 def time_engine(
     model: Any,
     tokenizer: Any,
     texts: list[str],
+    token_ids: list[list[int]],
     tokens: int,
-    precision: str,
-    budget: int,
-    default: int,
+    run: EngineRun,
     device: torch.device,
+    profile: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """The whole engine (tokenizing in its background thread) over `texts`, then its forward passes alone
+    over `token_ids`; with `profile` given, fill it with where the forward passes' GPU time goes."""
     engine = InferenceEngine(
         copy.deepcopy(model),
         tokenizer,
         device=device,
-        precision=precision,
+        precision=run.precision,
         max_chars=MAX_CHARS,
         max_tokens=MAX_TOKENS,
-        token_budget=budget,
+        token_budget=run.budget,
+        fast_attention=run.fast_attention,
     )
-    engine.predict_proba(texts[:1024])  # warm-up: kernels, allocator, position caches
+    engine.predict_proba(texts[:512])  # warm-up: kernels, allocator, position caches
     _reset_peak_memory(device)
     start = time.perf_counter()
     engine.predict_proba(texts)
     seconds = time.perf_counter() - start
     start = time.perf_counter()
-    token_ids = engine.tokenize(texts)
-    tokenize_seconds = time.perf_counter() - start
-    start = time.perf_counter()
     engine.predict_tokenized(token_ids)  # returns host arrays: the GPU is done when it returns
     forward_seconds = time.perf_counter() - start
-    name = f"engine_{precision}_budget{budget}" + ("_default" if budget == default else "")
     result = {
-        "name": name,
+        "name": run.name,
         "precision": engine.precision,
-        "token_budget": budget,
+        "token_budget": run.budget,
         **_rates(seconds, len(texts), tokens),
-        "tokenize_only_s": round(tokenize_seconds, 3),
         "forward_only_s": round(forward_seconds, 3),
         "forward_only_docs_per_s": round(len(texts) / forward_seconds, 1),
         "peak_gpu_memory_gib": _peak_memory_gib(device),
         "budget_after_run": engine.token_budget,  # lower than asked: a batch ran out of memory
     }
+    if profile is not None and device.type == "cuda":
+        profile.update(profile_forward(engine, token_ids[:1024]))
     del engine
     _release(device)
     return result
+
+
+def profile_forward(engine: InferenceEngine, token_ids: list[list[int]], top: int = 15) -> dict[str, Any]:
+    """GPU kernels by their share of device time, and how busy the GPU was over the call's wall time
+    (well under 100%: the host - Python, launches, copies - is what limits)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        start = time.perf_counter()
+        engine.predict_tokenized(token_ids)
+        wall = time.perf_counter() - start
+    events = [e for e in profiler.key_averages() if e.self_device_time_total > 0]
+    events.sort(key=lambda e: e.self_device_time_total, reverse=True)
+    busy = sum(e.self_device_time_total for e in events) / 1e6
+    return {
+        "documents": len(token_ids),
+        "wall_s": round(wall, 3),
+        "gpu_busy_s": round(busy, 3),
+        "kernels": [
+            {
+                "name": e.key[:90],
+                "ms": round(e.self_device_time_total / 1e3, 2),
+                "share": round(e.self_device_time_total / 1e6 / busy, 3),
+                "calls": e.count,
+            }
+            for e in events[:top]
+        ],
+    }
+
+
+def tokenizer_probe(tokenizer: Any, texts: list[str]) -> dict[str, Any]:
+    """Host-side tokenization rate (documents/s): the engine's chunk tokenizer as it runs (the Rust
+    tokenizer's own thread pool), with TOKENIZERS_PARALLELISM=false (one core), and one document at a time."""
+    chunked = ChunkTokenizer(tokenizer, max_chars=MAX_CHARS, max_tokens=MAX_TOKENS)
+    rates: dict[str, Any] = {"TOKENIZERS_PARALLELISM": os.environ.get(PARALLELISM)}
+    start = time.perf_counter()
+    chunked(texts)
+    rates["engine_chunk_docs_per_s"] = round(len(texts) / (time.perf_counter() - start), 1)
+    with tokenizers_parallelism_kept():
+        os.environ[PARALLELISM] = "false"
+        start = time.perf_counter()
+        chunked(texts)
+        rates["parallelism_off_docs_per_s"] = round(len(texts) / (time.perf_counter() - start), 1)
+    sample = texts[:256]
+    start = time.perf_counter()
+    for text in sample:
+        chunked([text])
+    rates["one_at_a_time_docs_per_s"] = round(len(sample) / (time.perf_counter() - start), 1)
+    return rates
 
 
 def _reset_peak_memory(device: torch.device) -> None:
@@ -242,6 +318,17 @@ def format_table(report: dict[str, Any]) -> str:
     rows.append(
         f"best pipeline: {report['best_pipeline']}; MFU: model FLOPs over the measured bf16 matmul peak"
     )
+    rows.append(f"host tokenization (docs/s): {report['tokenization']}")
+    profile = report.get("profile_bf16_default") or {}
+    if profile:
+        rows.append(
+            f"profile, bf16 default budget, {profile['documents']} docs: GPU busy {profile['gpu_busy_s']} s "
+            f"of {profile['wall_s']} s wall; top kernels:"
+        )
+        rows += [
+            f"  {k['share']:>6.1%} {k['ms']:>8.1f} ms {k['calls']:>6} x {k['name']}"
+            for k in profile["kernels"]
+        ]
     return "\n".join(rows)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,8 @@ import numpy as np
 from hpc_classify.engine import InferenceEngine
 
 logger = logging.getLogger(__name__)
+
+PARALLELISM = "TOKENIZERS_PARALLELISM"
 
 
 @dataclass
@@ -35,6 +39,20 @@ class Timing:
         }
 
 
+@contextlib.contextmanager
+def tokenizers_parallelism_kept() -> Iterator[None]:
+    """transformers' pipeline sets TOKENIZERS_PARALLELISM=false for the whole process when it is unset,
+    which would leave the engine measured after it tokenizing on one core: restore the variable."""
+    previous = os.environ.get(PARALLELISM)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(PARALLELISM, None)
+        else:
+            os.environ[PARALLELISM] = previous
+
+
 def time_pipeline(
     hf_model: Any,
     tokenizer: Any,
@@ -47,11 +65,13 @@ def time_pipeline(
     from transformers import pipeline
 
     classify = pipeline("text-classification", model=hf_model, tokenizer=tokenizer, device="cpu")
-    classify(list(texts[:1]), truncation=True, max_length=max_tokens)  # warm-up
+    with tokenizers_parallelism_kept():
+        classify(list(texts[:1]), truncation=True, max_length=max_tokens)  # warm-up
     timings = []
     for batch_size in batch_sizes:
         start = time.perf_counter()
-        classify(list(texts), batch_size=batch_size, truncation=True, max_length=max_tokens)
+        with tokenizers_parallelism_kept():
+            classify(list(texts), batch_size=batch_size, truncation=True, max_length=max_tokens)
         seconds = time.perf_counter() - start
         timings.append(
             Timing(f"hf_pipeline_bs{batch_size}", seconds, len(texts), tokens, {"batch_size": batch_size})

@@ -9,6 +9,7 @@ except on GPU workers when `set_torch_to_use_rmm` asks for it.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from typing import Any
@@ -119,6 +120,17 @@ def start_dask_gpu_local_cluster(
     """A client on a new dask-cuda LocalCUDACluster: one worker per visible GPU, with RMM and cuDF spilling."""
     from distributed import Client
 
+    _check_rapids_for(
+        {
+            "enable_spilling": ("cudf", enable_spilling),
+            "rmm_pool_size": ("rmm", rmm_pool_size),
+            "rmm_async": ("rmm", rmm_async),
+            "rmm_maximum_pool_size": ("rmm", rmm_maximum_pool_size),
+            "rmm_managed_memory": ("rmm", rmm_managed_memory),
+            "rmm_release_threshold": ("rmm", rmm_release_threshold),
+            "set_torch_to_use_rmm": ("rmm", set_torch_to_use_rmm),
+        }
+    )
     try:
         from dask_cuda import LocalCUDACluster
     except ImportError as exc:
@@ -149,6 +161,22 @@ def start_dask_gpu_local_cluster(
         client.run(_set_torch_to_use_rmm)
         logger.info("torch on the workers allocates from the RMM pool")
     return client
+
+
+def _check_rapids_for(options: dict[str, tuple[str, Any]]) -> None:
+    """NeMo's GPU defaults (cuDF spilling, an RMM pool, torch on RMM) need RAPIDS; the classifiers do not.
+    Where it is missing, one clear error naming the options set, instead of an ImportError inside dask-cuda
+    or on every worker."""
+    missing = {package for package, _ in options.values() if importlib.util.find_spec(package) is None}
+    needing = [
+        f"{name}={value!r}" for name, (package, value) in options.items() if value and package in missing
+    ]
+    if needing:
+        raise ConfigError(
+            f"{', '.join(needing)} need(s) RAPIDS ({' and '.join(sorted(missing))} not installed)",
+            hint="install RAPIDS (pip install 'hpc-classify[gpu]'), or pass enable_spilling=False, "
+            "rmm_pool_size=None, rmm_async=False, set_torch_to_use_rmm=False: the classifiers need neither",
+        )
 
 
 def _set_torch_to_use_rmm() -> None:

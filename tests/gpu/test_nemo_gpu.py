@@ -25,7 +25,9 @@ def shards(tmp_path):
 
 def test_get_client_gpu_starts_dask_cuda():
     pytest.importorskip("dask_cuda")
-    client = get_client(cluster_type="gpu", rmm_pool_size=None, rmm_async=False)
+    # Without RAPIDS (cuDF, RMM) NeMo's spilling and RMM defaults cannot take effect: turn them off.
+    options = {"enable_spilling": False, "set_torch_to_use_rmm": False}
+    client = get_client(cluster_type="gpu", rmm_pool_size=None, rmm_async=False, **options)
     try:
         assert type(client.cluster).__name__ == "LocalCUDACluster"
         assert client.submit(lambda: 1).result(timeout=120) == 1

@@ -201,3 +201,35 @@ def test_get_all_files_paths_under_followlinks(tmp_path):
     os.symlink(tmp_path / "real", root / "linked")
     assert get_all_files_paths_under(str(root)) == []
     assert get_all_files_paths_under(str(root), True, True) == [str(root / "linked" / "a.jsonl")]
+
+
+def test_gpu_cluster_without_rapids_names_the_options_that_need_it(monkeypatch):
+    """NeMo's GPU defaults need cuDF (spilling) and RMM (pool, torch allocator): without RAPIDS, one clear
+    error naming them, before dask-cuda or any worker fails on an import; turned off, they are not named."""
+    import importlib.util
+
+    from hpc_classify.cluster import nemo_client
+    from hpc_classify.errors import ConfigError
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("cudf", "rmm") else real_find_spec(name, *a),
+    )
+    with pytest.raises(ConfigError) as error:
+        nemo_client.start_dask_gpu_local_cluster()
+    message = error.value.one_line()
+    for option in (
+        "enable_spilling=True",
+        "rmm_pool_size='1024M'",
+        "rmm_async=True",
+        "set_torch_to_use_rmm=True",
+    ):
+        assert option in message
+    assert "cudf and rmm not installed" in message and "enable_spilling=False" in message
+    with pytest.raises(ConfigError) as error:
+        nemo_client.start_dask_gpu_local_cluster(enable_spilling=False, rmm_pool_size=None)
+    message = error.value.one_line()
+    assert "enable_spilling=True" not in message and "rmm_pool_size=" not in message.split(";")[0]
+    assert "rmm_async=True" in message

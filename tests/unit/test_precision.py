@@ -131,7 +131,12 @@ def test_fast_attention_on_quantized_projections_equals_transformers(tiny_domain
     # batching would change the outputs slightly (within the tolerance above) for a reason of its own.
     fast = _engine(tiny_domain_model, precision="int8", token_budget=256).predict_proba(texts)
     plain = _engine(tiny_domain_model, precision="int8", token_budget=256, fast_attention=False)
-    np.testing.assert_allclose(fast, plain.predict_proba(texts), atol=1e-5, rtol=0)
+    # Not 1e-5: the two attentions sum in another order (1e-7 apart in fp32), and the next layer's int8
+    # rounding can turn that into one quantization step. Seen on a 16-core AMD EPYC host: 1.3e-4 on 1 of
+    # 40 documents. A stale or fp32 position cache would be off by far more (see the next test).
+    expected = plain.predict_proba(texts)
+    np.testing.assert_allclose(fast, expected, atol=1e-3, rtol=0)
+    np.testing.assert_array_equal(fast.argmax(axis=1), expected.argmax(axis=1))
 
 
 def test_position_cache_follows_quantized_weights(tiny_domain_model: Path) -> None:
