@@ -21,6 +21,11 @@ PROTOCOLS = ("tcp", "ucxx")
 # What the backbone's matrix products run in: auto = bf16 where the hardware has it natively (fp16 on older
 # GPUs), else fp32; int8 = dynamically quantized Linear layers (CPU only). See hpc_classify.engine.precision.
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+# torch.compile of the model: auto = where measured faster (so far nowhere: eager; HPC_CLASSIFY_COMPILE=on
+# makes auto compile), True, False (the eager path).
+# A speed setting: outputs stay within the precision's tolerance, so it is not in the fingerprint.
+# See hpc_classify.engine.compiled.
+COMPILE_CHOICES = ("auto", True, False)
 
 
 def check_precision(precision: str, autocast: bool = True) -> None:
@@ -35,6 +40,15 @@ def check_precision(precision: str, autocast: bool = True) -> None:
             f"autocast=False (--no-autocast) means exact fp32, but precision={precision!r} was also given",
             hint="give one of them: --precision fp32 (same as --no-autocast) or --precision "
             f"{precision} without --no-autocast",
+        )
+
+
+def check_compile(compile: object) -> None:
+    """ConfigError unless `compile` is "auto", True or False."""
+    if not (compile == "auto" or isinstance(compile, bool)):
+        raise ConfigError(
+            f"compile must be auto, true or false, not {compile!r}",
+            hint="auto: compiled where measured faster (HPC_CLASSIFY_COMPILE=on|off sets it); false: eager",
         )
 
 

@@ -32,6 +32,16 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # compile="auto" is eager today, but HPC_CLASSIFY_COMPILE=on in a site's environment would make every
+    # engine the suite builds, in every Dask/Slurm worker too, compile for tens of seconds on 2 cores:
+    # pinned off unless set explicitly (=on runs the whole suite compiled). The compile tests
+    # (tests/unit/test_compiled.py) ask for compile=True themselves.
+    os.environ.setdefault("HPC_CLASSIFY_COMPILE", "off")
+
+
 _COMPLETE = ".complete"
 
 

@@ -37,6 +37,8 @@ def _worker_engine(spec: dict[str, Any]) -> Any:
                 wrap_tokenizer(spec["tokenizer_json"], spec["max_tokens"]),
                 device="cpu",
                 precision=spec["precision"],
+                # Eager, like engine_<precision>: this row measures the Dask overhead, not compiling.
+                compile=False,
                 max_chars=spec["max_chars"],
                 max_tokens=spec["max_tokens"],
             )

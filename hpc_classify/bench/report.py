@@ -30,11 +30,12 @@ def build_report(
     pipelines = [v for k, v in by_name.items() if k.startswith("hf_pipeline")]
     best_pipeline = max(pipelines, key=lambda v: v["tokens_per_s"])
     precisions = {}
-    for precision in outputs:
-        engine = by_name[f"engine_{precision}"]
+    for name in outputs:  # "bf16", and "bf16_compiled" for the torch.compile'd engine
+        precision = name.removesuffix("_compiled")
+        engine = by_name[f"engine_{name}"]
         gflops = engine["tokens_per_s"] * flops["total"] / 1e9
         peak = peaks.get(precision)
-        precisions[precision] = {
+        precisions[name] = {
             "tokens_per_s": engine["tokens_per_s"],
             "gflops": round(gflops, 1),
             "matmul_peak_gflops": round(peak, 1) if peak else None,  # None: emulated, not measured
@@ -42,6 +43,16 @@ def build_report(
             "vs_best_pipeline": round(engine["tokens_per_s"] / best_pipeline["tokens_per_s"], 2),
             **agreement.get(precision, {}),
         }
+        if name != precision:
+            eager = by_name[f"engine_{precision}"]
+            precisions[name].update(
+                compiled=engine.get("compiled", False),  # False: it fell back to eager (see the log)
+                compile_seconds=engine.get("compile_seconds"),
+                vs_eager=round(engine["tokens_per_s"] / eager["tokens_per_s"], 2),
+                max_abs_probability_difference_vs_eager=float(
+                    np.abs(outputs[name] - outputs[precision]).max()
+                ),
+            )
     summary: dict[str, Any] = {
         "default_precision": default_precision,
         "best_pipeline": best_pipeline["name"],
@@ -93,24 +104,27 @@ def format_table(report: dict[str, Any]) -> str:
         )
     rows += [
         "",
-        f"{'precision':<11}{'tokens/s':>10}{'GFLOP/s':>9}{'peak':>8}{'of peak':>9}{'x pipeline':>12}"
-        f"{'agree fp32':>12}{'max |dp|':>10}",
+        f"{'precision':<15}{'tokens/s':>10}{'GFLOP/s':>9}{'peak':>8}{'of peak':>9}{'x pipeline':>12}"
+        f"{'agree fp32':>12}{'max |dp|':>10}{'compile s':>11}",
     ]
     for name, figures in summary["precisions"].items():
         peak, fraction = figures["matmul_peak_gflops"], figures["fraction_of_peak"]
         agreement = figures.get("argmax_agreement_with_fp32", 1.0)
         difference = figures.get("max_abs_probability_difference_vs_fp32", 0.0)
+        compile_seconds = figures.get("compile_seconds")
         rows.append(
-            f"{name + (' (auto)' if name == summary['default_precision'] else ''):<11}"
+            f"{name + (' (auto)' if name == summary['default_precision'] else ''):<15}"
             f"{figures['tokens_per_s']:>10.0f}{figures['gflops']:>9.0f}"
             f"{(f'{peak:.0f}' if peak else 'n/a'):>8}{(f'{fraction:.0%}' if fraction else 'n/a'):>9}"
             f"{figures['vs_best_pipeline']:>11.2f}x{agreement:>12.1%}{difference:>10.1e}"
+            f"{(f'{compile_seconds:.0f}' if compile_seconds is not None else ''):>11}"
         )
     model = summary["agreement_model"]
     rows += [
         f"x pipeline: tokens/s over the best HF pipeline ({summary['best_pipeline']}, "
         f"{summary['best_pipeline_tokens_per_s']:.0f} tokens/s); peak: that precision's measured matmul "
-        f"GFLOP/s (n/a: not native here, not measured); agreement: {model['model']}, {model['documents']} docs",
+        f"GFLOP/s (n/a: not native here, not measured); agreement: {model['model']}, {model['documents']} docs "
+        "(eager); *_compiled: torch.compile'd engine, compile s = its first batch, paid once per worker",
     ]
     if "dask_over_single_process" in summary:
         rows.append(

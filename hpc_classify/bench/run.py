@@ -43,6 +43,7 @@ class BenchSettings:
     peak_size: int = 2048  # of the square matmul that measures each precision's peak
     peak_seconds: float = 2.0  # at most about this long per peak
     agreement_documents: int = 300  # texts of the trained tiny model the agreement with fp32 is measured on
+    compile: bool = True  # also time the torch.compile'd engine per precision (fp32, bf16; never int8)
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchSettings:
@@ -53,6 +54,7 @@ class BenchSettings:
             "peak_size": 1024,
             "peak_seconds": 1.0,
             "agreement_documents": 200,
+            "compile": False,  # tens of seconds per precision on a few cores: not in a one-minute run
         }
         return cls(**{**quick, **overrides})
 
@@ -94,13 +96,19 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
     for precision in precisions:
         # Each peak just before its engine run: on a shared machine the load drifts between minutes.
         peaks.update(measure_peaks([precision], size=settings.peak_size, max_seconds=settings.peak_seconds))
-        engine = InferenceEngine(copy.deepcopy(model), tokenizer, precision=precision, **options)
-        timing, outputs[precision] = time_engine(engine, texts, tokens, f"engine_{precision}")
-        timings.append(timing)
-        if settings.profile_documents:
-            profiles[precision] = profile_engine(engine, texts[: settings.profile_documents])
-        del engine
-        gc.collect()
+        for compiled in (False, True) if settings.compile and precision != "int8" else (False,):
+            name = f"engine_{precision}" + ("_compiled" if compiled else "")
+            engine = InferenceEngine(
+                copy.deepcopy(model), tokenizer, precision=precision, compile=compiled, **options
+            )
+            timing, outputs[name.removeprefix("engine_")] = time_engine(engine, texts, tokens, name)
+            timings.append(timing)
+            if settings.profile_documents:
+                profiles[name.removeprefix("engine_")] = profile_engine(
+                    engine, texts[: settings.profile_documents]
+                )
+            del engine
+            gc.collect()
     del model
     gc.collect()
 

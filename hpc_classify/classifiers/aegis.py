@@ -91,6 +91,7 @@ class AegisClassifier(LlamaGuardClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         if model is not None and aegis_variant not in (AEGIS_DEFENSIVE, model):
             raise ConfigError(
@@ -119,6 +120,7 @@ class AegisClassifier(LlamaGuardClassifier):
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )
         self.aegis_variant = adapter
         self.revision = revision
@@ -202,6 +204,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         check_name(pred_column=pred_column, prob_column=prob_column)
         if pred_column == prob_column:
@@ -224,6 +227,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )
         self.model = guard
         self.revision = revision

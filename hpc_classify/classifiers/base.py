@@ -21,7 +21,7 @@ import pandas as pd
 
 from hpc_classify.classifiers.value_counts import count_values
 from hpc_classify.classifiers.worker_resources import limit_gpu_memory, torch_threads_for_this_process
-from hpc_classify.config import DEVICES, check_precision
+from hpc_classify.config import DEVICES, check_compile, check_precision
 from hpc_classify.errors import ConfigError, InputFileError
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class DistributedDataClassifier(ABC):
             "device",
             "autocast",
             "precision",
+            "compile",
             "token_budget",
             "max_mem_gb",
         }
@@ -87,6 +88,7 @@ class DistributedDataClassifier(ABC):
         device_type: str | None = None,
         max_mem_gb: int | float | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         _check_positive(
             max_chars=max_chars, max_tokens=max_tokens, batch_size=batch_size, token_budget=token_budget
@@ -111,6 +113,12 @@ class DistributedDataClassifier(ABC):
         if not isinstance(autocast, bool):
             raise ConfigError(f"autocast must be true or false, not {autocast!r}")
         check_precision(precision, autocast)
+        check_compile(compile)
+        if compile is True and precision == "int8":
+            raise ConfigError(
+                "compile=True with precision int8: the dynamically quantized Linear layers are not compiled",
+                hint="use compile auto/false with int8, or precision bf16/fp32 with compile",
+            )
         if precision == "int8" and device == "cuda":
             raise ConfigError(
                 "precision int8 (dynamically quantized Linear layers) runs on CPU only, not on device cuda",
@@ -128,6 +136,7 @@ class DistributedDataClassifier(ABC):
         self.device = device
         self.autocast = autocast
         self.precision = precision
+        self.compile = compile  # a speed setting: in engine_key, not in the fingerprint
         self.token_budget = token_budget
         self.max_mem_gb = max_mem_gb
         self._labels: list[str] | None = None
@@ -200,6 +209,7 @@ class DistributedDataClassifier(ABC):
             self.max_tokens,
             self.autocast,
             self.precision,
+            self.compile,
             self.device,
             self.effective_token_budget(),
         )
@@ -284,6 +294,7 @@ class DistributedDataClassifier(ABC):
             device=device,
             autocast=self.autocast,
             precision=self.precision,
+            compile=self.compile,
             max_chars=self.max_chars,
             max_tokens=self.max_tokens,
             token_budget=self._token_budget_for(device),

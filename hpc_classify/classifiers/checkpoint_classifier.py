@@ -80,6 +80,7 @@ class _NemoCheckpointClassifier(CheckpointClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         from hpc_classify.models.registry_defaults import DEFAULT_MODELS
 
@@ -99,6 +100,7 @@ class _NemoCheckpointClassifier(CheckpointClassifier):
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )
 
 
@@ -136,6 +138,7 @@ class QualityClassifier(_NemoCheckpointClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         super().__init__(
             filter_by,
@@ -153,6 +156,7 @@ class QualityClassifier(_NemoCheckpointClassifier):
             device=device,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )
 
 
@@ -180,6 +184,7 @@ class ContentTypeClassifier(_NemoCheckpointClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         super().__init__(
             filter_by,
@@ -197,4 +202,5 @@ class ContentTypeClassifier(_NemoCheckpointClassifier):
             device=device,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )

@@ -60,6 +60,7 @@ class _FineWebBaseClassifier(CheckpointClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         if max_chars is None or max_chars == -1:
             max_chars = None  # NeMo's default: no character cut, the tokenizer truncates
@@ -77,6 +78,7 @@ class _FineWebBaseClassifier(CheckpointClassifier):
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )
         self.int_column = int_column
         self.quality_label_column = quality_label_column
@@ -149,6 +151,7 @@ class FineWebEduClassifier(_FineWebBaseClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         super().__init__(
             FINEWEB_EDU_IDENTIFIER,
@@ -167,6 +170,7 @@ class FineWebEduClassifier(_FineWebBaseClassifier):
             device=device,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )
 
 
@@ -191,6 +195,7 @@ class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         super().__init__(
             FINEWEB_MIXTRAL_IDENTIFIER,
@@ -209,6 +214,7 @@ class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
             device=device,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )
 
 
@@ -233,6 +239,7 @@ class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         super().__init__(
             FINEWEB_NEMOTRON_IDENTIFIER,
@@ -251,4 +258,5 @@ class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
             device=device,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )

@@ -48,6 +48,12 @@ class LlamaGuardClassifier(DistributedDataClassifier):
                 f"precision int8 is not supported by {type(self).__name__} (a generative LlamaGuard model)",
                 hint="use precision auto, bf16 or fp32 for it; int8 is for the encoder classifiers",
             )
+        if kwargs.get("compile") is True:
+            raise ConfigError(
+                f"compile=True is not supported by {type(self).__name__} (a generative LlamaGuard model, "
+                "which runs outside the compiled inference engine)",
+                hint="leave compile at auto (or false) for it",
+            )
         # device_type="auto" is the default: let `device` (the CLI's --device, YAML device:) decide then.
         super().__init__(
             device_type=None if device_type == "auto" else device_type,

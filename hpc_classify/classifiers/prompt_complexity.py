@@ -90,6 +90,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
         device: str = "auto",
         token_budget: int | None = None,
         precision: str = "auto",
+        compile: bool | str = "auto",
     ):
         super().__init__(
             model or PROMPT_TASK_COMPLEXITY_IDENTIFIER,
@@ -105,6 +106,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
             max_mem_gb=max_mem_gb,
             token_budget=token_budget,
             precision=precision,
+            compile=compile,
         )
         self._config: dict[str, Any] | None = None
 

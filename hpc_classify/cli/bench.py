@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the reference; bf16 where only emulated is timed but its peak is not measured)",
     )
     parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the torch.compile'd engine in fp32 and bf16, with its compile seconds (default: on; "
+        "off with --quick: compiling takes tens of seconds per precision on a few cores)",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         default=None,
@@ -56,6 +63,8 @@ def run_bench(args: argparse.Namespace) -> int:
         overrides["profile_documents"] = max(0, 16 if args.profile is None else args.profile)
     if args.precision:
         overrides["precisions"] = tuple(args.precision)
+    if args.compile is not None:
+        overrides["compile"] = args.compile
     if args.documents is not None:
         if args.documents < 1:
             print("hpc-classify bench: --documents must be >= 1")

@@ -92,8 +92,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     clf = parser.add_argument_group(
         "classifier",
         "--model ... --max-tokens need exactly one classifier (several: use the YAML 'classifiers' list); "
-        "--text-field, --device, --no-autocast, --precision, --batch-size and --token-budget apply to every "
-        "classifier",
+        "--text-field, --device, --no-autocast, --precision, --compile, --batch-size and --token-budget apply "
+        "to every classifier",
     )
     clf.add_argument(
         "--classifier",
@@ -115,6 +115,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         help="auto (default): bf16 where the CPU/GPU has it natively, else fp32; fp32: exact; bf16: also where "
         "only emulated (slow); int8: dynamically quantized Linear layers, CPU only, not exact",
+    )
+    clf.add_argument(
+        "--compile",
+        type=_compile_flag,
+        metavar="{auto,on,off}",
+        help="torch.compile the model (fuses the non-GEMM work; compiled once per worker, 25-45 s on 2 "
+        "cores): auto (default) = eager, as no device was measured faster compiled yet "
+        "(HPC_CLASSIFY_COMPILE=on|off changes auto); on (not with int8); off = the eager path",
     )
     for name in ("max-chars", "max-tokens", "batch-size", "token-budget"):
         clf.add_argument(f"--{name}", type=int, metavar="N")
@@ -156,6 +164,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument(
         "--threads-per-worker", type=int, metavar="N", help="task threads per worker (default 1)"
     )
+
+
+def _compile_flag(value: str) -> bool | str:
+    """--compile auto|on|off as the classifiers' `compile` argument ("auto", True, False)."""
+    choices = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
+    if value.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from auto, on, off)")
+    return choices[value.lower()]
 
 
 def handle(args: argparse.Namespace) -> int:

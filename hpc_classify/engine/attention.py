@@ -27,6 +27,8 @@ from torch import nn
 from torch.nn import functional as F
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder, DisentangledSelfAttention
 
+from hpc_classify.engine.fused_attention import fused_attention
+
 logger = logging.getLogger(__name__)
 
 # Largest c2p/p2c temporary per attention call on CPU: below glibc's 32 MiB mmap threshold, so freed
@@ -63,6 +65,8 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
             return super().forward(
                 hidden_states, attention_mask, output_attentions, query_states, relative_pos, rel_embeddings
             )
+        if torch.compiler.is_compiling():  # traced by torch.compile: the same math, tensor ops only
+            return (fused_attention(self, hidden_states, attention_mask, relative_pos, rel_embeddings), None)
         batch, length, _ = hidden_states.shape
         device_type = hidden_states.device.type
         if torch.is_autocast_enabled(device_type) and hidden_states.dtype == torch.float32:
@@ -180,7 +184,8 @@ class CachedRelEmbeddingEncoder(DebertaV2Encoder):
     _rel_cache: tuple | None = None
 
     def get_rel_embedding(self):
-        if torch.is_grad_enabled() or not self.relative_attention:
+        # Traced by torch.compile: no identity cache (a graph cannot check it); fused_attention needs none.
+        if torch.is_grad_enabled() or not self.relative_attention or torch.compiler.is_compiling():
             return super().get_rel_embedding()
         params = [self.rel_embeddings.weight]
         if "layer_norm" in self.norm_rel_ebd:

@@ -20,6 +20,7 @@ from torch import nn
 
 from hpc_classify.engine.attention import accelerate_attention
 from hpc_classify.engine.batching import pad_batch, plan_batches
+from hpc_classify.engine.compiled import CompiledModule, resolve_compile
 from hpc_classify.engine.device import (
     MIN_TOKEN_BUDGET,
     configure_allocator,
@@ -60,6 +61,7 @@ class InferenceEngine:
         token_budget: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         fast_attention: bool = True,
+        compile: bool | str = "auto",
     ):
         if token_budget is not None and token_budget < 1:
             raise ValueError(f"token_budget must be >= 1, not {token_budget}")
@@ -74,17 +76,35 @@ class InferenceEngine:
         self.model = _prepare_model(model, self.device, self.precision)
         self.fast_attention_layers = accelerate_attention(self.model) if fast_attention else 0
         self.num_labels = _num_labels(self.model)
+        # The backbone (a ClassifierModel's head stays an eager fp32 Linear) or the whole generic model.
+        backbone = self.model.model if isinstance(self.model, ClassifierModel) else self.model
+        self._compiled = (
+            CompiledModule(backbone, self.device)
+            if resolve_compile(compile, self.device, self.precision)
+            else None
+        )
         self._lock = threading.Lock()
         logger.info(
-            "inference engine on %s, %s, token budget %d, max_tokens %d, max_chars %s",
+            "inference engine on %s, %s%s, token budget %d, max_tokens %d, max_chars %s",
             self.device,
             self.precision,
+            ", compiled" if self.compiled else "",
             self.token_budget,
             self.tokenize.max_tokens,
             max_chars,
         )
 
     # -- public -------------------------------------------------------------------------------
+    @property
+    def compiled(self) -> bool:
+        """Whether forward passes go through torch.compile (False after a fallback to eager)."""
+        return self._compiled is not None and self._compiled.active
+
+    @property
+    def compile_seconds(self) -> float:
+        """Wall time of the batches during which a graph was compiled (0.0 when not compiling)."""
+        return self._compiled.compile_seconds if self._compiled is not None else 0.0
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """float32 [len(texts), num_labels] softmax probabilities, rows in input order."""
         return softmax(self.predict_outputs(texts))
@@ -165,14 +185,14 @@ class InferenceEngine:
     def _outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), self._autocast():
             if isinstance(self.model, ClassifierModel):
-                hidden = self.model.model(
-                    input_ids=input_ids, attention_mask=attention_mask
-                ).last_hidden_state
+                backbone = self._compiled or self.model.model
+                hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
                 # The head in fp32: near-tied logits should not be decided by bf16 rounding.
                 with torch.autocast(self.device.type, enabled=False):
                     logits = self.model.fc(self.model.dropout(hidden[:, 0, :].float()))
             else:
-                logits = _logits_of(self.model(input_ids=input_ids, attention_mask=attention_mask))
+                model = self._compiled or self.model
+                logits = _logits_of(model(input_ids=input_ids, attention_mask=attention_mask))
             return logits.float()
 
     def _autocast(self) -> contextlib.AbstractContextManager:

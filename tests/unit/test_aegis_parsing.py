@@ -114,10 +114,22 @@ def test_constructors_match_nemo_curator():
         ("max_mem_gb", None),
     ]
     for cls, extra in [
-        (AegisClassifier, ["model", "revision", "base_model", "device", "token_budget", "precision"]),
+        (
+            AegisClassifier,
+            ["model", "revision", "base_model", "device", "token_budget", "precision", "compile"],
+        ),
         (
             InstructionDataGuardClassifier,
-            ["model", "revision", "base_model", "aegis_adapter", "device", "token_budget", "precision"],
+            [
+                "model",
+                "revision",
+                "base_model",
+                "aegis_adapter",
+                "device",
+                "token_budget",
+                "precision",
+                "compile",
+            ],
         ),
     ]:
         keywords = [p for p in inspect.signature(cls).parameters.values() if p.kind is p.KEYWORD_ONLY]

@@ -105,3 +105,29 @@ def test_the_report_gives_each_precision_its_peak_fraction_ratio_and_agreement()
     assert report["machine"]["isa"] == hardware.cpu_isa()
     table = format_table(report)
     assert "ISA:" in table and "fp32 (auto)" in table and "n/a" in table and "int8" in table
+
+
+def test_the_compiled_rows_use_their_precisions_peak_and_compare_with_eager() -> None:
+    timings = [Timing("hf_pipeline_bs1", 4.0, 4, 1600, {})]
+    timings += [
+        Timing("engine_fp32", 2.0, 4, 1600, {}),
+        Timing("engine_fp32_compiled", 1.0, 4, 1600, {"compiled": True, "compile_seconds": 37.5}),
+    ]
+    outputs = {"fp32": np.full((4, 3), 1 / 3, dtype=np.float32)}
+    outputs["fp32_compiled"] = outputs["fp32"] + np.float32(1e-6)
+    report = build_report(
+        BenchSettings.quick(),
+        2,
+        np.array([300, 500]),
+        {"fp32": 100.0},
+        timings,
+        outputs,
+        {"model": "tiny", "documents": 10},
+        "fp32",
+        None,
+    )
+    compiled = report["summary"]["precisions"]["fp32_compiled"]
+    assert compiled["matmul_peak_gflops"] == 100.0 and compiled["fraction_of_peak"] is not None
+    assert compiled["vs_eager"] == 2.0 and compiled["compile_seconds"] == 37.5 and compiled["compiled"]
+    assert compiled["max_abs_probability_difference_vs_eager"] == pytest.approx(1e-6, rel=0.1)
+    assert "fp32_compiled" in format_table(report) and "38" in format_table(report)
