@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from hpc_classify.driver.task import FileSettings, InputRead, read_input, write_classified
+from hpc_classify.errors import HpcClassifyError
 from hpc_classify.io.discovery import InputFile
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,10 @@ def _predict(reads: list[InputRead], classifiers: Sequence[Any]) -> list[pd.Data
 
 
 def _failed(input_file: InputFile, error: Exception) -> FileOutcome:
-    # Logged here, with its traceback: an error returned in the task's result never reaches Dask's own log.
-    logger.warning("%s failed: %s: %s", input_file.relpath, type(error).__name__, error, exc_info=error)
+    # Logged here: an error returned in the task's result never reaches Dask's own log. A project error
+    # (bad rows, settings) says all in its message; anything else keeps its traceback for the worker's log.
+    traceback = None if isinstance(error, HpcClassifyError) else error
+    logger.warning("%s failed: %s: %s", input_file.relpath, type(error).__name__, error, exc_info=traceback)
     return FileOutcome(input_file.relpath, error=_picklable(error))
 
 
