@@ -56,6 +56,59 @@ def read_probabilities(output_dir: str, inputs: Sequence[str]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
+def bench_classifier(
+    tokenizer: Any, *, seed: int, num_labels: int, max_chars: int, max_tokens: int, precision: str
+) -> BenchClassifier:
+    return BenchClassifier(
+        tokenizer_json=tokenizer.backend_tokenizer.to_str(),
+        seed=seed,
+        num_labels=num_labels,
+        max_chars=max_chars,
+        max_tokens=max_tokens,
+        precision=precision,
+    )
+
+
+def load_workers(client: Any, classifier: BenchClassifier) -> float:
+    """Every worker builds and warms its engine; returns the seconds it took (not part of any timing)."""
+    started = time.perf_counter()
+    for address in client.scheduler_info()["workers"]:
+        client.submit(_load_engine, classifier, workers=[address], pure=False).result()
+    return time.perf_counter() - started
+
+
+def time_run(
+    client: Any,
+    classifier: BenchClassifier,
+    input_dir: str,
+    output_dir: str,
+    *,
+    group_bytes: int,
+    name: str,
+    documents: int,
+    tokens: int,
+    detail: dict[str, Any],
+) -> Timing:
+    """One `run_classification` of `input_dir` into the fresh `output_dir` on `client`, timed."""
+    from hpc_classify.config import RunConfig
+    from hpc_classify.driver.run import run_classification
+
+    config = RunConfig(
+        inputs=(input_dir,),
+        output=output_dir,
+        classifiers=(classifier,),
+        group_bytes=group_bytes,
+        progress_interval=3600.0,
+    )
+    start = time.perf_counter()
+    result = run_classification(config, client=client)
+    seconds = time.perf_counter() - start
+    if result.exit_code != 0:
+        raise RuntimeError(f"the benchmark's Dask run failed: {result.summary}")
+    logger.info("Dask path, group_bytes %d: %.1f s", group_bytes, seconds)
+    return Timing(name, seconds, documents, tokens, {**detail, "group_bytes": group_bytes})
+
+
 def time_dask(
     texts: Sequence[str],
     tokens: int,
@@ -70,16 +123,14 @@ def time_dask(
     precision: str = "auto",
 ) -> tuple[list[Timing], np.ndarray]:
     """Time `run_classification` over `texts` split into `partitions` files, after each worker loaded its
-    model: grouped (`engine_dask`, the default) and one file per task (`engine_dask_per_file`). Returns
+    model: one file per task (`engine_dask_per_file`), then grouped (`engine_dask`, the default). Returns
     both timings and the grouped run's probabilities in text order."""
     from distributed import Client
 
     from hpc_classify.cluster.local import available_cores, start_local_cluster
-    from hpc_classify.config import RunConfig
-    from hpc_classify.driver.run import run_classification
 
-    classifier = BenchClassifier(
-        tokenizer_json=tokenizer.backend_tokenizer.to_str(),
+    classifier = bench_classifier(
+        tokenizer,
         seed=seed,
         num_labels=num_labels,
         max_chars=max_chars,
@@ -88,13 +139,11 @@ def time_dask(
     )
     timings: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="hpc-classify-bench-") as scratch:
-        inputs = write_input_files(texts, partitions, os.path.join(scratch, "input"))
+        input_dir = os.path.join(scratch, "input")
+        inputs = write_input_files(texts, partitions, input_dir)
         cluster = start_local_cluster(workers=workers, threads_per_worker=1, device="cpu")
         with cluster, Client(cluster) as client:
-            started = time.perf_counter()
-            for address in client.scheduler_info()["workers"]:
-                client.submit(_load_engine, classifier, workers=[address], pure=False).result()
-            load_seconds = time.perf_counter() - started
+            load_seconds = load_workers(client, classifier)
             detail = {
                 "workers": workers,
                 "threads_per_worker": 1,
@@ -105,22 +154,19 @@ def time_dask(
             }
             for name, group_bytes in (("engine_dask_per_file", 0), ("engine_dask", DEFAULT_GROUP_BYTES)):
                 output = os.path.join(scratch, name)
-                config = RunConfig(
-                    inputs=(os.path.join(scratch, "input"),),
-                    output=output,
-                    classifiers=(classifier,),
-                    group_bytes=group_bytes,
-                    progress_interval=3600.0,
-                )
-                start = time.perf_counter()
-                result = run_classification(config, client=client)
-                seconds = time.perf_counter() - start
-                if result.exit_code != 0:
-                    raise RuntimeError(f"the benchmark's Dask run failed: {result.summary}")
                 timings.append(
-                    Timing(name, seconds, len(texts), tokens, {**detail, "group_bytes": group_bytes})
+                    time_run(
+                        client,
+                        classifier,
+                        input_dir,
+                        output,
+                        group_bytes=group_bytes,
+                        name=name,
+                        documents=len(texts),
+                        tokens=tokens,
+                        detail=detail,
+                    )
                 )
-                logger.info("Dask path, group_bytes %d: %.1f s", group_bytes, seconds)
         probabilities = read_probabilities(output, inputs)
     logger.info("Dask path: worker model load %.1f s (not timed)", load_seconds)
     return timings, probabilities
