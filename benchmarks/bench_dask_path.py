@@ -9,7 +9,8 @@ worker, torch on all cores), the workers' engines loaded once. Then, `--repeats`
 (c) `run_classification` over the pieces written as files, one file per task (`group_bytes` 0),
 (d) the same with the default `group_bytes` (small files grouped: one task, batches across files).
 Reported: each contender's best and median seconds, and (b), (c), (d) as fractions of (a) (best over
-best: the least disturbed run of each). The engine sleeps while the cluster runs and vice versa.
+best: the least disturbed run of each); for (c) and (d) also the time inside the worker's tasks (from the
+first file's read to the last file's marker, by the markers), the rest being the driver's and Dask's. The engine sleeps while the cluster runs and vice versa.
 
     .venv/bin/python benchmarks/bench_dask_path.py [--documents 48] [--files 4] [--repeats 3]
 """
@@ -17,6 +18,7 @@ best: the least disturbed run of each). The engine sleeps while the cluster runs
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import statistics
@@ -29,6 +31,7 @@ from hpc_classify.bench.hardware import cpu_isa, describe_machine
 from hpc_classify.bench.model import build_base_sized_classifier
 from hpc_classify.config import DEFAULT_GROUP_BYTES
 from hpc_classify.engine import InferenceEngine, configure_threads
+from hpc_classify.io.markers import iter_markers
 
 NUM_LABELS, MAX_CHARS, MAX_TOKENS, SEED = 26, 2000, 512, 0
 
@@ -64,7 +67,9 @@ def main() -> None:
         "one_call": [],
         "one_call_per_file": [],
         "dask_per_file": [],
+        "dask_per_file_in_tasks": [],
         "dask_grouped": [],
+        "dask_grouped_in_tasks": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-dask-path-") as scratch:
         input_dir = os.path.join(scratch, "input")
@@ -94,6 +99,12 @@ def main() -> None:
                         detail={},
                     )
                     seconds[name].append(timing.seconds)
+                    # The worker's own time (reading the first file to writing the last one's marker): the
+                    # rest of the run's time is the driver's and Dask's.
+                    markers = list(iter_markers(os.path.join(scratch, f"{name}-{repeat}")))
+                    first = min(dt.datetime.fromisoformat(m.started_at).timestamp() for m in markers)
+                    last = max(dt.datetime.fromisoformat(m.finished_at).timestamp() for m in markers)
+                    seconds[f"{name}_in_tasks"].append(last - first)
     best = {name: min(values) for name, values in seconds.items()}
     report = {
         "machine": {**describe_machine(), "isa": cpu_isa(), "torch_threads": threads},
