@@ -7,6 +7,7 @@ import signal
 import pytest
 from driver_support import (
     all_ids,
+    group_bytes_for,
     kill_group,
     make_corpus,
     markers,
@@ -29,9 +30,9 @@ def test_sigkill_mid_run_then_resume_gives_every_document_exactly_once(
     expected = make_corpus(inputs, n_files=24, docs_per_file=30)
     # Groups of three small files (sizes differ by a few percent), each file written and marked on its own:
     # the kill lands between groups or inside one, and the resume must neither lose nor repeat a file.
-    group_bytes = 0 if files_per_task == 1 else 3 * max(p.stat().st_size for p in inputs.iterdir())
+    group_bytes = group_bytes_for(inputs, files_per_task) if files_per_task > 1 else "0"
     args = run_args(
-        inputs, output, tiny_domain_model, "--tasks-per-worker", "1", "--group-bytes", str(group_bytes)
+        inputs, output, tiny_domain_model, "--tasks-per-worker", "1", "--group-bytes", group_bytes
     )
 
     proc = start_cli(args, tmp_path / "first.log")
