@@ -27,6 +27,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 # See hpc_classify.engine.compiled.
 COMPILE_CHOICES = ("auto", True, False)
 
+# About 4,000 documents of 2 kB: enough for full batches on any device, small enough that a killed task
+# loses little and a stop's grace period is not spent on one long task.
+DEFAULT_GROUP_BYTES = 8 * 1024 * 1024
+
 
 def check_precision(precision: str, autocast: bool = True) -> None:
     """ConfigError unless `precision` is one of PRECISIONS and agrees with `autocast` (False: exact fp32)."""
@@ -70,6 +74,9 @@ class RunConfig:
     max_retries: int = 2
     overwrite: bool = False
     tasks_per_worker: int = 2
+    # Files smaller than this go to a worker together, up to this many bytes per task, and share the
+    # engine's batches (driver/grouping.py); 0: one file per task.
+    group_bytes: int = DEFAULT_GROUP_BYTES
     progress_interval: float = 30.0
     stop_grace: float = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
     on_changed_input: str = "error"  # an input changed after its marker: "error" (exit 2) or "redo"
@@ -114,12 +121,23 @@ class RunConfig:
             )
         if self.tasks_per_worker < 1:
             raise ConfigError(f"tasks_per_worker must be >= 1, not {self.tasks_per_worker}")
+        if self.group_bytes < 0:
+            raise ConfigError(
+                f"group_bytes must be >= 0, not {self.group_bytes}", hint="0 sends one file per task"
+            )
         if self.stop_grace < 0:
             raise ConfigError(f"stop_grace must be >= 0, not {self.stop_grace}")
 
     def _check_number_types(self) -> None:
         # A YAML value such as `max_retries: many` must fail here by name, not later in a comparison.
-        for name in ("max_retries", "tasks_per_worker", "workers", "max_workers", "threads_per_worker"):
+        for name in (
+            "max_retries",
+            "tasks_per_worker",
+            "group_bytes",
+            "workers",
+            "max_workers",
+            "threads_per_worker",
+        ):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"{name} must be an integer, not {value!r}")

@@ -67,6 +67,10 @@ def build_report(
             summary["dask_over_single_process"] = round(
                 by_name["engine_dask"]["docs_per_s"] / engine["docs_per_s"], 3
             )
+            if "engine_dask_per_file" in by_name:  # the same run with one file per task (no grouping)
+                summary["dask_per_file_over_single_process"] = round(
+                    by_name["engine_dask_per_file"]["docs_per_s"] / engine["docs_per_s"], 3
+                )
             summary["dask_max_abs_difference_vs_engine"] = float(
                 np.abs(dask_probabilities - outputs[default_precision]).max()
             )
@@ -127,8 +131,10 @@ def format_table(report: dict[str, Any]) -> str:
         "(eager); *_compiled: torch.compile'd engine, compile s = its first batch, paid once per worker",
     ]
     if "dask_over_single_process" in summary:
+        per_file = summary.get("dask_per_file_over_single_process")
         rows.append(
             f"Dask path ({summary['dask_precision']}) / single process: {summary['dask_over_single_process']:.0%}"
+            + (f" (one file per task: {per_file:.0%})" if per_file is not None else "")
         )
     for name, profile in report.get("engine_profiles", {}).items():
         rows.append(

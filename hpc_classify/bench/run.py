@@ -119,8 +119,8 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
     )
     dask_probabilities = None
     if settings.include_dask:
-        timing, dask_probabilities = _time_dask(settings, texts, tokens, tokenizer, threads)
-        timings.append(timing)
+        dask_timings, dask_probabilities = _time_dask(settings, texts, tokens, tokenizer)
+        timings.extend(dask_timings)
     report = build_report(
         settings, threads, lengths, peaks, timings, outputs, agreement, default, dask_probabilities
     )
@@ -130,8 +130,8 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
 
 
 def _time_dask(
-    settings: BenchSettings, texts: list[str], tokens: int, tokenizer: Any, threads: int
-) -> tuple[Timing, np.ndarray]:
+    settings: BenchSettings, texts: list[str], tokens: int, tokenizer: Any
+) -> tuple[list[Timing], np.ndarray]:
     from hpc_classify.bench.dask_path import time_dask
 
     return time_dask(
@@ -142,7 +142,6 @@ def _time_dask(
         num_labels=NUM_LABELS,
         max_chars=settings.max_chars,
         max_tokens=settings.max_tokens,
-        workers=settings.dask_workers,
-        torch_threads=max(1, threads // settings.dask_workers),
+        workers=settings.dask_workers,  # torch threads: the cores shared by the workers, as a run sets them
         partitions=settings.dask_partitions,
     )

@@ -79,6 +79,31 @@ def predict_together(
     return result
 
 
+def predict_frames(
+    classifiers: Sequence[DistributedDataClassifier], frames: Sequence[pd.DataFrame], *, source: str
+) -> list[pd.DataFrame]:
+    """Every frame with every classifier's output columns added, classified as one stream of documents:
+    the documents of all frames share the engine's length-sorted batches (several small files give full
+    batches, not one short batch each). Each frame's texts must already be valid (`texts`): an error here
+    is the whole group's (`source` names it)."""
+    fields = list(dict.fromkeys(classifier.text_field for classifier in classifiers))
+    union = pd.concat([frame[fields] for frame in frames], ignore_index=True)
+    # predict_together is looked up at call time (a module global), so a wrapper of it sees the group too.
+    predicted = predict_together(classifiers, union, source=source)
+    added = [column for column in predicted.columns if column not in union.columns]
+    results: list[pd.DataFrame] = []
+    start = 0
+    for frame in frames:
+        stop = start + len(frame)
+        result = frame.copy()
+        for column in added:
+            values = predicted[column].iloc[start:stop].to_numpy()
+            result[column] = pd.Series(values, index=frame.index, dtype=predicted[column].dtype)
+        results.append(result)
+        start = stop
+    return results
+
+
 def keep_mask(classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFrame) -> np.ndarray:
     """Rows that pass every classifier's filter."""
     mask = np.ones(len(frame), dtype=bool)

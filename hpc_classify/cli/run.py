@@ -130,7 +130,17 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("execution")
     run.add_argument("--max-retries", type=int, metavar="N", help="retries of a failing file (default 2)")
     run.add_argument(
-        "--tasks-per-worker", type=int, metavar="N", help="files in flight per worker (default 2)"
+        "--tasks-per-worker",
+        type=int,
+        metavar="N",
+        help="tasks (a file, or a group of small files) in flight per worker (default 2)",
+    )
+    run.add_argument(
+        "--group-bytes",
+        type=int,
+        metavar="BYTES",
+        help="files smaller than this go to a worker together, up to this many bytes per task, and share "
+        "full batches; outputs and markers stay per file (default 8388608 = 8 MiB; 0: one file per task)",
     )
     run.add_argument(
         "--progress-interval", type=float, metavar="SECONDS", help="log progress every (default 30)"

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from hpc_classify.config import RunConfig
+from hpc_classify.config import DEFAULT_GROUP_BYTES, RunConfig
 from hpc_classify.driver.run import RunResult, run_classification
 from hpc_classify.errors import ConfigError
 
@@ -33,6 +33,7 @@ def run(
     overwrite: bool = False,
     max_retries: int = 2,
     tasks_per_worker: int = 2,
+    group_bytes: int = DEFAULT_GROUP_BYTES,
     workers: int | None = None,
     threads_per_worker: int | None = None,
     progress_interval: float = 30.0,
@@ -68,6 +69,7 @@ def run(
         overwrite=overwrite,
         max_retries=max_retries,
         tasks_per_worker=tasks_per_worker,
+        group_bytes=group_bytes,
         progress_interval=progress_interval,
         stop_grace=stop_grace,
         scheduler_file=scheduler_file,

@@ -9,19 +9,21 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
+from hpc_classify.driver.done_markers import marker_written_since
 from hpc_classify.driver.failures import FailureLog
+from hpc_classify.driver.file_group import FileOutcome, classify_files
+from hpc_classify.driver.grouping import FileQueue, group_budget
 from hpc_classify.driver.liveness import WorkerWatch
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats
-from hpc_classify.driver.task import classify_file
+from hpc_classify.driver.task import FileSettings
 from hpc_classify.errors import HpcClassifyError, OutputWriteError
 from hpc_classify.io.discovery import InputFile
 
@@ -32,21 +34,19 @@ WORKER_COUNT_REFRESH = 10.0  # workers may join later (jobqueue scaling); recoun
 
 
 def run_task_on_worker(
-    input_file: InputFile, output_dir: str, config: RunConfig, fingerprint: str
-) -> dict[str, Any]:
-    """The Dask task: classify_file with the worker's name (only the driver layer may ask Dask for it).
-    `config` carries the classifier objects (settings only); each worker keeps their models loaded."""
+    input_files: list[InputFile], output_dir: str, config: RunConfig, fingerprint: str
+) -> list[FileOutcome]:
+    """The Dask task: classify_files (one file, or a group of small files classified together) with the
+    worker's name (only the driver layer may ask Dask for it). `config` carries the classifier objects
+    (settings only); each worker keeps their models loaded. One outcome per file, in order."""
     from distributed import get_worker
 
     try:
         worker = str(get_worker().name)
     except ValueError:  # called outside a worker (e.g. a synchronous scheduler)
         worker = ""
-    # Errors travel as themselves (ours pickle with their attributes): failures.jsonl shows the real type.
-    return classify_file(
-        input_file,
-        output_dir,
-        config.classifiers,
+    settings = FileSettings(
+        output_dir=output_dir,
         output_format=config.output_format,
         on_bad_row=config.on_bad_row,
         fingerprint=fingerprint,
@@ -54,10 +54,14 @@ def run_task_on_worker(
         row_number_column=config.row_number_column,
         worker=worker,
     )
+    # Per-file errors come back as themselves (ours pickle with their attributes): failures.jsonl shows
+    # the real type.
+    return classify_files(input_files, config.classifiers, settings)
 
 
 class Dispatcher:
-    """Submits `pending` files to `client`, keeping at most tasks_per_worker x workers in flight."""
+    """Submits `pending` files to `client` as tasks (one file, or a group of small files up to
+    `group_bytes`), keeping at most tasks_per_worker x workers tasks in flight."""
 
     def __init__(
         self,
@@ -81,7 +85,7 @@ class Dispatcher:
         self.progress = progress
         self.stop = stop
         self.stop_grace = stop_grace
-        self.in_flight: dict[Any, PlannedFile] = {}
+        self.in_flight: dict[Any, list[PlannedFile]] = {}  # task -> its files
         self.attempts: dict[str, int] = {}  # only files that failed at least once
         # Files left unfinished by a stop (at most the tasks in flight): one may still have written its
         # marker; the run counts those once the cluster is closed (count_late_markers).
@@ -92,11 +96,12 @@ class Dispatcher:
         self._workers = 1
         self._run_token = uuid.uuid4().hex[:8]
         self._workers_counted_at = float("-inf")
+        self._started = time.time()  # markers written since then are this run's
 
     def run(self, pending: Sequence[PlannedFile]) -> None:
         from distributed import wait
 
-        queue: deque[PlannedFile] = deque(pending)
+        queue = FileQueue(pending)
         while True:
             if not self.stop.requested and self.halted is None:
                 self._top_up(queue)
@@ -128,33 +133,49 @@ class Dispatcher:
             self._workers_counted_at = now
         return self.config.tasks_per_worker * self._workers
 
-    def _top_up(self, queue: deque[PlannedFile]) -> None:
+    def _top_up(self, queue: FileQueue) -> None:
         capacity = self.capacity()
+        budget = group_budget(self.config.group_bytes, queue.queued_bytes, self._workers)
         while queue and len(self.in_flight) < capacity:
-            planned = queue.popleft()
-            attempt = self.attempts.get(planned.relpath, 0)
+            group = queue.take(budget)
+            attempt = self.attempts.get(group[0].relpath, 0)
             future = self.client.submit(
                 run_task_on_worker,
-                planned.input_file,
+                [planned.input_file for planned in group],
                 self.output_dir,
                 self.config,
                 self.fingerprint,
                 # The run token keeps keys unique against a long-lived scheduler that may still run an
-                # abandoned task of an earlier driver for the same file.
-                key=f"classify_file-{planned.relpath}-{attempt}-{self._run_token}",
+                # abandoned task of an earlier driver for the same file (a retried file goes alone).
+                key=f"classify_files-{group[0].relpath}-{len(group)}-{attempt}-{self._run_token}",
                 pure=False,
                 retries=0,  # retries are ours: they are counted and end in failures.jsonl
             )
-            self.in_flight[future] = planned
+            self.in_flight[future] = group
 
-    def _collect(self, future: Any, queue: deque[PlannedFile]) -> None:
-        planned = self.in_flight.pop(future)
+    def _collect(self, future: Any, queue: FileQueue) -> None:
+        group = self.in_flight.pop(future)
         if future.status == "finished":
-            marker = future.result()
+            outcomes: list[FileOutcome] = future.result()
+            for planned, outcome in zip(group, outcomes, strict=True):
+                if outcome.error is not None:
+                    self._file_failed(planned, outcome.error, queue)
+                    continue
+                self.stats.add_marker(outcome.marker)
+                self.progress.file_done(int(outcome.marker["rows_in"]))
+            return
+        error = _future_error(future)  # the whole task failed (its worker died, say)
+        for planned in group:
+            # Files of the task that were finished before it failed keep their output and marker.
+            marker = marker_written_since(self.output_dir, planned.relpath, self.fingerprint, self._started)
+            if marker is None:
+                self._file_failed(planned, error, queue)
+                continue
+            logger.info("%s was finished before its task failed (%s): not redone", planned.relpath, error)
             self.stats.add_marker(marker)
             self.progress.file_done(int(marker["rows_in"]))
-            return
-        error = _future_error(future)
+
+    def _file_failed(self, planned: PlannedFile, error: BaseException, queue: FileQueue) -> None:
         if self.stop.requested or self.halted is not None:
             # Workers may be dying from the same signal: not the file's fault; it stays pending.
             logger.info("%s not finished before the stop (%s); it will be redone", planned.relpath, error)
@@ -177,7 +198,7 @@ class Dispatcher:
                 type(error).__name__,
                 error,
             )
-            queue.appendleft(planned)
+            queue.retry_first(planned)
             return
         reason = failure_reason(error, attempts, self.deaths.get(planned.relpath, 0))
         self.failures.record(
@@ -204,16 +225,13 @@ class Dispatcher:
         return time.monotonic() - requested_at >= self.stop_grace
 
     def _abandon(self) -> None:
-        logger.warning(
-            "abandoning %d file(s) in flight: %s",
-            len(self.in_flight),
-            ", ".join(sorted(p.relpath for p in self.in_flight.values())[:10]),
-        )
+        files = sorted(p.relpath for group in self.in_flight.values() for p in group)
+        logger.warning("abandoning %d file(s) in flight: %s", len(files), ", ".join(files[:10]))
         try:
             self.client.cancel(list(self.in_flight))
         except Exception as exc:  # the cluster may be going down with the same signal
             logger.debug("cancel failed: %s", exc)
-        self.unfinished.extend(self.in_flight.values())
+        self.unfinished.extend(p for group in self.in_flight.values() for p in group)
         self.in_flight.clear()
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -21,7 +22,7 @@ from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile, output_relpath
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
-from hpc_classify.io.readers import BadRow, read_documents
+from hpc_classify.io.readers import BadRow, ReadResult, read_documents
 from hpc_classify.io.writers import write_frame, write_jsonl_records
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,30 @@ def quarantine_relpath(out_relpath: str) -> str:
     skips it when this output directory is the input of a next classification stage."""
     directory, name = os.path.split(out_relpath)
     return os.path.join(directory, f"_{name}{QUARANTINE_SUFFIX}")
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """Where and how a task writes each file's output and marker (the run's settings, per task)."""
+
+    output_dir: str
+    output_format: str
+    on_bad_row: str
+    fingerprint: str
+    keep_columns: Sequence[str] | None = None
+    row_number_column: str | None = None
+    worker: str = ""
+
+
+@dataclass
+class InputRead:
+    """One input file read: its documents, bad rows, and what its marker records about the input."""
+
+    input_file: InputFile
+    started: float
+    stat: os.stat_result
+    input_sha256: str
+    result: ReadResult
 
 
 def classify_file(
@@ -56,44 +81,74 @@ def classify_file(
     InputFileError (on_bad_row="error") or go to a quarantine file ("skip").
     """
     # Imported here: the driver process imports this module without loading torch/transformers.
-    from hpc_classify.classifiers.combine import keep_mask, output_counts, predict_together
+    from hpc_classify.classifiers.combine import predict_together
 
+    settings = FileSettings(
+        output_dir=output_dir,
+        output_format=output_format,
+        on_bad_row=on_bad_row,
+        fingerprint=fingerprint,
+        keep_columns=keep_columns,
+        row_number_column=row_number_column,
+        worker=worker,
+    )
+    read = read_input(input_file, classifiers[0].text_field, on_bad_row)
+    predicted = predict_together(classifiers, read.result.frame, source=input_file.path)
+    return write_classified(read, predicted, classifiers, settings)
+
+
+def read_input(input_file: InputFile, text_field: str, on_bad_row: str) -> InputRead:
+    """Read `input_file` (InputFileError for bad rows under on_bad_row="error")."""
     started = time.time()
     stat = os.stat(input_file.path)
     # Before the read: a file rewritten meanwhile then differs from its marker, and the next resume sees it.
     input_sha256 = file_sha256(input_file.path)
-    text_field = classifiers[0].text_field
     result = read_documents(input_file.path, text_field=text_field, on_bad_row=on_bad_row)
-    predicted = predict_together(classifiers, result.frame, source=input_file.path)
+    return InputRead(input_file, started, stat, input_sha256, result)
+
+
+def write_classified(
+    read: InputRead, predicted: pd.DataFrame, classifiers: Sequence[Any], settings: FileSettings
+) -> dict[str, Any]:
+    """Write the output (and quarantine) of one classified file atomically, then its marker; return the
+    marker as a dict. `predicted` is the file's frame with every classifier's output columns."""
+    from hpc_classify.classifiers.combine import keep_mask, output_counts
+
+    input_file, result = read.input_file, read.result
     counts = output_counts(classifiers, predicted)
     kept = lean_columns(
-        predicted[keep_mask(classifiers, predicted)], classifiers, keep_columns, row_number_column, input_file
+        predicted[keep_mask(classifiers, predicted)],
+        classifiers,
+        settings.keep_columns,
+        settings.row_number_column,
+        input_file,
     )
 
-    out_relpath = output_relpath(input_file.relpath, output_format)
+    out_relpath = output_relpath(input_file.relpath, settings.output_format)
+    output_dir = settings.output_dir
     output_path = os.path.abspath(os.path.join(output_dir, out_relpath))
-    write_frame(kept, output_path, output_format)
+    write_frame(kept, output_path, settings.output_format)
     quarantine = _write_quarantine(os.path.join(output_dir, quarantine_relpath(out_relpath)), result.bad_rows)
 
     finished = time.time()
     marker = CompletionMarker(
         input_path=input_file.path,
-        input_size=stat.st_size,
-        input_mtime=stat.st_mtime,
+        input_size=read.stat.st_size,
+        input_mtime=read.stat.st_mtime,
         output_path=output_path,
         rows_in=len(result.frame),
         rows_out=len(kept),
         rows_bad=len(result.bad_rows),
         label_counts=counts,
-        seconds=round(finished - started, 6),
+        seconds=round(finished - read.started, 6),
         node=current_node_name(),
-        worker=worker,
-        fingerprint=fingerprint,
+        worker=settings.worker,
+        fingerprint=settings.fingerprint,
         quarantine_path=quarantine,
-        started_at=_iso(started),
+        started_at=_iso(read.started),
         finished_at=_iso(finished),
         output_size=os.path.getsize(output_path),
-        input_sha256=input_sha256,
+        input_sha256=read.input_sha256,
     )
     write_marker(marker_path(output_dir, input_file.relpath), marker)
     logger.debug(

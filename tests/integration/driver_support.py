@@ -48,6 +48,12 @@ def make_corpus(
     return expected
 
 
+def group_bytes_for(inputs: Path, files: int) -> str:
+    """`--group-bytes` that puts about `files` of the corpus's (similar-sized) files in one task: the stop
+    and kill tests need several tasks, which a tiny corpus would otherwise fill with a single group."""
+    return str(files * max(path.stat().st_size for path in inputs.iterdir()))
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"UCX_WARN_UNUSED_ENV_VARS": "n", "HPC_CLASSIFY_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})

@@ -41,8 +41,19 @@ def test_worker_killed_mid_file_is_retried_and_the_run_completes(tmp_path, tiny_
     expected = make_corpus(inputs, n_files=5, docs_per_file=6)
     env = crash_env(tmp_path, "part-002.jsonl", mode="once", allowed_failures=0)
 
-    # One task in flight: the worker's death then hits only the crashing file (not a bystander), so retries == 1.
-    args = run_args(inputs, output, tiny_domain_model, "--max-retries", "2", "--tasks-per-worker", "1")
+    # One file per task, one task in flight: the worker's death then hits only the crashing file (not a
+    # bystander), so retries == 1. (Deaths inside a group of files: the test after the next.)
+    args = run_args(
+        inputs,
+        output,
+        tiny_domain_model,
+        "--max-retries",
+        "2",
+        "--tasks-per-worker",
+        "1",
+        "--group-bytes",
+        "0",
+    )
     result = run_cli(args, env=env)
 
     assert result.returncode == 0, result.stderr[-3000:]
@@ -61,7 +72,17 @@ def test_file_that_keeps_failing_is_recorded_and_the_others_finish(tmp_path, tin
     expected = make_corpus(inputs, n_files=4, docs_per_file=5)
     env = crash_env(tmp_path, "part-001.jsonl", mode="always", allowed_failures=0)
 
-    args = run_args(inputs, output, tiny_domain_model, "--max-retries", "1", "--tasks-per-worker", "1")
+    args = run_args(
+        inputs,
+        output,
+        tiny_domain_model,
+        "--max-retries",
+        "1",
+        "--tasks-per-worker",
+        "1",
+        "--group-bytes",
+        "0",
+    )
     result = run_cli(args, env=env)
 
     assert result.returncode == 1, result.stderr[-3000:]
@@ -80,6 +101,33 @@ def test_file_that_keeps_failing_is_recorded_and_the_others_finish(tmp_path, tin
     # Its output was written before each crash, but it has no marker: not done, and redone by the next run.
     assert (output / "part-001.jsonl").exists()
     assert len(output_ids(output)) == len(all_ids(expected))
+
+
+def test_a_worker_death_in_a_group_redoes_only_the_unfinished_files_each_alone(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=4, docs_per_file=5)
+    # The group holds the small files largest first: the worker finishes the largest, then dies writing the
+    # second one's marker, every time.
+    by_size = sorted(expected, key=lambda name: -(inputs / name).stat().st_size)
+    first, crasher = by_size[0], by_size[1]
+    env = crash_env(tmp_path, crasher, mode="always", allowed_failures=0)
+
+    args = run_args(inputs, output, tiny_domain_model, "--max-retries", "1", "--tasks-per-worker", "1")
+    result = run_cli(args, env=env)
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    failures = read_jsonl(output / "failures.jsonl")
+    assert [(f["relpath"], f["attempts"], f["error_type"]) for f in failures] == [
+        (crasher, 2, "KilledWorker")
+    ]
+    assert f"{first} was finished before its task failed" in result.stderr
+    s = summary(output)
+    # Retried: the crasher and the two files after it in the group (each alone); not the finished one.
+    assert (s["files_processed"], s["files_failed"], s["retries"]) == (3, 1, 3)
+    assert markers(output) == set(expected) - {crasher}
+    ids = [i for i in output_ids(output) if not i.startswith(f"f{crasher[5:8]}-")]
+    assert sorted(ids) == sorted(i for name in set(expected) - {crasher} for i in expected[name])
+    assert temp_files(output) == []
 
 
 BAD_LINES = {

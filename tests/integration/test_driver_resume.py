@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import signal
 
+import pytest
 from driver_support import (
     all_ids,
+    group_bytes_for,
     kill_group,
     make_corpus,
     markers,
@@ -20,10 +22,18 @@ from driver_support import (
 )
 
 
-def test_sigkill_mid_run_then_resume_gives_every_document_exactly_once(tmp_path, tiny_domain_model):
+@pytest.mark.parametrize("files_per_task", [1, 3], ids=["one-file-per-task", "groups-of-three"])
+def test_sigkill_mid_run_then_resume_gives_every_document_exactly_once(
+    tmp_path, tiny_domain_model, files_per_task
+):
     inputs, output = tmp_path / "in", tmp_path / "out"
     expected = make_corpus(inputs, n_files=24, docs_per_file=30)
-    args = run_args(inputs, output, tiny_domain_model, "--tasks-per-worker", "1")
+    # Groups of three small files (sizes differ by a few percent), each file written and marked on its own:
+    # the kill lands between groups or inside one, and the resume must neither lose nor repeat a file.
+    group_bytes = group_bytes_for(inputs, files_per_task) if files_per_task > 1 else "0"
+    args = run_args(
+        inputs, output, tiny_domain_model, "--tasks-per-worker", "1", "--group-bytes", group_bytes
+    )
 
     proc = start_cli(args, tmp_path / "first.log")
     wait_for(lambda: len(markers(output)) >= 3, timeout=120, what="three completion markers")

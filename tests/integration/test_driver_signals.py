@@ -12,6 +12,7 @@ from driver_support import (
     CLI,
     all_ids,
     cli_env,
+    group_bytes_for,
     make_corpus,
     markers,
     output_files,
@@ -30,7 +31,10 @@ def test_sigterm_exits_3_without_partial_outputs_and_the_rerun_completes(tmp_pat
     inputs, output = tmp_path / "in", tmp_path / "out"
     expected = make_corpus(inputs, n_files=24, docs_per_file=30)
     # Grace 0: the files in flight are abandoned at once (the harsher case: their workers are torn down).
-    args = run_args(inputs, output, tiny_domain_model, "--stop-grace", "0")
+    # Tasks of three files: a group may be abandoned with some of its files written and marked.
+    args = run_args(
+        inputs, output, tiny_domain_model, "--stop-grace", "0", "--group-bytes", group_bytes_for(inputs, 3)
+    )
     proc = start_cli(args, tmp_path / "first.log")
     wait_for(lambda: len(markers(output)) >= 2, timeout=120, what="two completion markers")
 
@@ -62,8 +66,19 @@ def test_sigterm_exits_3_without_partial_outputs_and_the_rerun_completes(tmp_pat
 def test_ctrl_c_to_the_whole_process_group_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):
     inputs, output = tmp_path / "in", tmp_path / "out"
     expected = make_corpus(inputs, n_files=12, docs_per_file=150)
-    # Two tasks per worker: when the first marker appears, the next file is already on the worker.
-    args = run_args(inputs, output, tiny_domain_model, "--stop-grace", "300", "--tasks-per-worker", "2")
+    # Two tasks (of three files) per worker: when the first marker appears, the next task is already on the
+    # worker.
+    args = run_args(
+        inputs,
+        output,
+        tiny_domain_model,
+        "--stop-grace",
+        "300",
+        "--tasks-per-worker",
+        "2",
+        "--group-bytes",
+        group_bytes_for(inputs, 3),
+    )
     stderr_path = tmp_path / "stderr.log"
     with open(stderr_path, "w") as stderr:
         # A process group of its own, as a shell gives a foreground job; killpg is what a terminal's Ctrl-C does.
@@ -132,7 +147,17 @@ def test_ucxx_protocol_end_to_end_with_a_yaml_config(tmp_path, tiny_domain_model
 def test_sigusr1_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):
     inputs, output = tmp_path / "in", tmp_path / "out"
     expected = make_corpus(inputs, n_files=24, docs_per_file=30)
-    args = run_args(inputs, output, tiny_domain_model, "--stop-grace", "120", "--tasks-per-worker", "2")
+    args = run_args(
+        inputs,
+        output,
+        tiny_domain_model,
+        "--stop-grace",
+        "120",
+        "--tasks-per-worker",
+        "2",
+        "--group-bytes",
+        group_bytes_for(inputs, 3),
+    )
     proc = start_cli(args, tmp_path / "first.log")
     wait_for(lambda: len(markers(output)) >= 2, timeout=120, what="two completion markers")
 

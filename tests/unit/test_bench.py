@@ -3,6 +3,8 @@ per-precision table (no timings asserted: benchmarks print figures)."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import numpy as np
@@ -131,3 +133,44 @@ def test_the_compiled_rows_use_their_precisions_peak_and_compare_with_eager() ->
     assert compiled["vs_eager"] == 2.0 and compiled["compile_seconds"] == 37.5 and compiled["compiled"]
     assert compiled["max_abs_probability_difference_vs_eager"] == pytest.approx(1e-6, rel=0.1)
     assert "fp32_compiled" in format_table(report) and "38" in format_table(report)
+
+
+def test_the_dask_path_figures_compare_grouped_and_per_file_runs_with_one_process() -> None:
+    timings = [Timing("hf_pipeline_bs1", 4.0, 4, 1600, {}), Timing("engine_fp32", 1.0, 4, 1600, {})]
+    timings += [Timing("engine_dask_per_file", 1.25, 4, 1600, {}), Timing("engine_dask", 1.05, 4, 1600, {})]
+    outputs = {"fp32": np.full((4, 3), 1 / 3, dtype=np.float32)}
+    dask = outputs["fp32"] + np.float32(1e-6)
+    report = build_report(
+        BenchSettings.quick(),
+        2,
+        np.array([300, 500]),
+        {},
+        timings,
+        outputs,
+        {"model": "m", "documents": 1},
+        "fp32",
+        dask,
+    )
+    summary = report["summary"]
+    assert summary["dask_over_single_process"] == pytest.approx(1 / 1.05, abs=1e-3)
+    assert summary["dask_per_file_over_single_process"] == pytest.approx(0.8, abs=1e-3)
+    assert summary["dask_max_abs_difference_vs_engine"] == pytest.approx(1e-6, abs=1e-7)
+    assert "Dask path (fp32) / single process: 95% (one file per task: 80%)" in format_table(report)
+
+
+def test_the_dask_path_input_files_split_the_texts_in_order(tmp_path) -> None:
+    from hpc_classify.bench.dask_path import read_probabilities, write_input_files
+
+    texts = [f"document {i}" for i in range(10)]
+    paths = write_input_files(texts, 4, str(tmp_path / "in"))
+    assert [len(open(p).readlines()) for p in paths] == [2, 3, 2, 3]
+    out = tmp_path / "out"
+    out.mkdir()
+    for path in paths:  # an output as the driver writes it: the input rows plus the probabilities column
+        rows = [json.loads(line) for line in open(path)]
+        (out / os.path.basename(path)).write_text(
+            "".join(
+                json.dumps({**r, "probabilities": [float(r["text"].split()[1]), 0.0]}) + "\n" for r in rows
+            )
+        )
+    assert read_probabilities(str(out), paths)[:, 0].tolist() == list(range(10))

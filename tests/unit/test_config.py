@@ -44,3 +44,16 @@ def test_empty_classifiers_and_key_without_keep_columns_are_refused():
         RunConfig(inputs=("in",), output="out", classifiers=())
     with pytest.raises(ConfigError, match="key_column is only meaningful with keep_columns"):
         RunConfig(inputs=("in",), output="out", classifiers=("c",), key_column="id")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(-1, "group_bytes must be >= 0, not -1"), ("8MB", "group_bytes must be an integer, not '8MB'")],
+)
+def test_group_bytes_must_be_a_non_negative_integer(value, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, group_bytes=value)
+    assert (
+        RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, group_bytes=0).group_bytes
+        == 0
+    )

@@ -1,0 +1,37 @@
+"""Did a file finish although its task failed? A task of several files writes each file's output and
+marker as it goes: when its worker dies half-way, the files it finished are done and must not be redone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any
+
+from hpc_classify.errors import InputFileError
+from hpc_classify.io.markers import marker_path, read_marker
+
+logger = logging.getLogger(__name__)
+
+# Workers' clocks (other nodes) may lag the driver's a little; a marker of an earlier run, which this run
+# redoes (a changed input), was written long before this run started.
+CLOCK_SKEW_SECONDS = 5.0
+
+
+def marker_written_since(
+    output_dir: str, relpath: str, fingerprint: str, since: float
+) -> dict[str, Any] | None:
+    """`relpath`'s completion marker (as a dict) when this run wrote it: the run's fingerprint, and started
+    no earlier than `since` (the run's start, epoch seconds) less CLOCK_SKEW_SECONDS. None otherwise."""
+    path = marker_path(output_dir, relpath)
+    if not os.path.exists(path):
+        return None
+    try:
+        marker = read_marker(path)
+    except InputFileError as exc:  # torn or unreadable: the file is redone, as one without a marker
+        logger.warning("%s", exc)
+        return None
+    if marker.fingerprint != fingerprint or not marker.started_at:
+        return None
+    started = dt.datetime.fromisoformat(marker.started_at).timestamp()
+    return marker.to_dict() if started >= since - CLOCK_SKEW_SECONDS else None

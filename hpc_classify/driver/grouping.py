@@ -1,0 +1,75 @@
+"""Small files travel together: the driver's queue of pending files, taken one task at a time.
+
+A task is one file, or a group of small files that one worker classifies as one stream of documents
+(driver/file_group.py), so that their documents share length-sorted, full batches instead of each file
+ending in a short, ragged one, and the per-task overhead is paid once per group. Outputs and markers
+stay per file. A group is bounded in bytes (`group_bytes`) and files, and never takes more than an even
+share of what is queued, so that a few small files still spread over every worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+
+from hpc_classify.driver.plan import PlannedFile
+
+# Each file of a group costs its own output, quarantine check and marker (fsyncs) at the end of the task,
+# and a kill loses the whole group's work: bound the count as well as the bytes.
+MAX_FILES_PER_GROUP = 256
+
+
+class FileQueue:
+    """Pending files in order (largest first), with their total size, handed out as task groups.
+
+    A file that failed once is retried alone: a file that kills its worker cannot take others down with it
+    twice, and its retries are counted against it only."""
+
+    def __init__(self, files: Iterable[PlannedFile] = ()):
+        self._files: deque[PlannedFile] = deque(files)
+        self._alone: set[str] = set()
+        self.queued_bytes = sum(f.size for f in self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __bool__(self) -> bool:
+        return bool(self._files)
+
+    def retry_first(self, planned: PlannedFile) -> None:
+        """Put a failed file back at the front, to be taken alone."""
+        self._files.appendleft(planned)
+        self._alone.add(planned.relpath)
+        self.queued_bytes += planned.size
+
+    def take(self, budget: int) -> list[PlannedFile]:
+        """The next task's files: the next file, and while they fit, the files after it, at most `budget`
+        bytes in all (`group_budget`; 0: one file)."""
+        group = [self._pop()]
+        if budget <= 0 or group[0].relpath in self._alone:
+            return group
+        total = group[0].size
+        while (
+            self._files
+            and len(group) < MAX_FILES_PER_GROUP
+            and self._files[0].relpath not in self._alone
+            and total + self._files[0].size <= budget
+        ):
+            group.append(self._pop())
+            total += group[-1].size
+        return group
+
+    def _pop(self) -> PlannedFile:
+        planned = self._files.popleft()
+        self.queued_bytes -= planned.size
+        return planned
+
+
+def group_budget(group_bytes: int, queued_bytes: int, workers: int) -> int:
+    """Bytes one task may hold: `group_bytes`, but no more than the queued bytes shared by the workers
+    (rounded up), so that grouping never leaves a worker idle while another holds all the files. The
+    driver computes it once per round of submissions: the tasks of one round get equal shares."""
+    if group_bytes <= 0:
+        return 0
+    return min(group_bytes, math.ceil(queued_bytes / max(1, workers)))
