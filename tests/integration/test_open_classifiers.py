@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from driver_support import (
+    group_bytes_for,
     kill_group,
     make_corpus,
     markers,
@@ -167,7 +168,9 @@ def test_joint_run_killed_and_resumed_is_exactly_once_then_a_no_op(
     config = write_yaml(
         tmp_path / "run.yaml",
         f"input: {tmp_path / 'in'}\noutput: {out}\nworkers: 1\nthreads_per_worker: 1\ndevice: cpu\n"
-        "progress_interval: 2\ntasks_per_worker: 1\n"
+        # Tasks of about three files: grouped by default, the 16 small files would be one task and the kill
+        # could not land between markers.
+        f"progress_interval: 2\ntasks_per_worker: 1\ngroup_bytes: {group_bytes_for(tmp_path / 'in', 3)}\n"
         f"classifiers:\n  - classifier: domain\n    model: {tiny_domain_model}\n"
         f"  - classifier: {USER_CLASS}\n    model_dir: {tiny_toxicity_model}\n",
     )
