@@ -14,7 +14,8 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 
-from hpc_classify.datasets.reading import DEFAULT_BLOCKSIZE, read_frame_and_sources
+from hpc_classify.datasets.partitioning import DEFAULT_BLOCKSIZE
+from hpc_classify.datasets.reading import read_frame_and_sources
 from hpc_classify.datasets.writing import write_to_disk
 from hpc_classify.errors import ConfigError
 

@@ -19,27 +19,23 @@ from typing import Any
 import dask
 import dask.dataframe as dd
 import pandas as pd
-from dask.utils import parse_bytes
 
-from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.datasets.partitioning import DEFAULT_FILES_PER_PARTITION, partition_groups
+from hpc_classify.datasets.schema import conform, dataset_meta
+from hpc_classify.errors import (
+    ConfigError,
+    DataLayoutError,
+    InputFileError,
+    MissingColumnError,
+    MissingInputFileError,
+    UnexpectedArgumentError,
+)
 from hpc_classify.io.discovery import JSONL_SUFFIXES, get_all_files_paths_under
 from hpc_classify.io.readers import import_cudf, read_documents, read_frame
 
 FILENAME_COLUMN = "file_name"
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 FILE_TYPES = ("jsonl", "json", "parquet", "pickle")
-
-
-class DefaultStr(str):
-    """A default the caller left in place, told apart from the same value passed on purpose."""
-
-
-class DefaultInt(int):
-    """See DefaultStr."""
-
-
-DEFAULT_BLOCKSIZE = DefaultStr("1gb")
-DEFAULT_FILES_PER_PARTITION = DefaultInt(1)
 
 
 def filename_column(add_filename: bool | str) -> str | None:
@@ -122,9 +118,9 @@ def read_frame_and_sources(
     """The dataframe, and the base names of the files behind each partition (with add_filename)."""
     kind = "jsonl" if file_type == "json" else file_type
     if kind not in FILE_TYPES:
-        raise ConfigError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
+        raise DataLayoutError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
     if read_kwargs and kind != "pickle":
-        raise ConfigError(
+        raise UnexpectedArgumentError(
             f"read_{kind} does not take {', '.join(sorted(read_kwargs))}",
             hint="these files are parsed here, not by pandas/cuDF: use columns=, input_meta= or add_filename=",
         )
@@ -138,7 +134,7 @@ def read_frame_and_sources(
     reader = PartitionReader(
         kind, backend, column, text_field, columns, parse_input_meta(input_meta), dict(read_kwargs)
     )
-    reader.empty = _first_nonempty_meta(reader, paths)
+    reader.empty = dataset_meta(_first_partition_with_rows(reader, groups), kind)
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
     with dask.config.set({"dataframe.convert-string": False}):
         frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
@@ -195,7 +191,7 @@ def _check_one_type(paths: list[str], kind: str, where: str, *, listed: bool) ->
         return
     found = ", ".join(f"{n} {t}" for t, n in sorted(types.items()))
     example = next(p for p in paths if file_type_of(p) != kind)
-    raise ConfigError(
+    raise DataLayoutError(
         f"{where} holds files of several types or not {kind} ({found}, e.g. {example}): read_{kind} reads {kind} only",
         hint=f'select them with get_all_files_paths_under(dir, keep_extensions="{_extension(kind)}"), '
         "or keep each type in its own directory",
@@ -204,67 +200,6 @@ def _check_one_type(paths: list[str], kind: str, where: str, *, listed: bool) ->
 
 def _extension(kind: str) -> str:
     return {"pickle": "pkl"}.get(kind, kind)
-
-
-def partition_groups(
-    paths: list[str], files_per_partition: int | None, blocksize: str | int | None
-) -> list[tuple[str, ...]]:
-    """Files per partition: N at a time, or packed up to `blocksize` bytes; an explicit value beats a default."""
-    explicit_fpp = files_per_partition is not None and not isinstance(files_per_partition, DefaultInt)
-    explicit_bs = blocksize is not None and not isinstance(blocksize, DefaultStr)
-    if explicit_fpp and explicit_bs:
-        raise ConfigError(
-            f"blocksize={blocksize!r} and files_per_partition={files_per_partition!r} cannot both be set",
-            hint="give one: files_per_partition=N reads N files per partition, blocksize packs files up to a size",
-        )
-    if files_per_partition is not None and (explicit_fpp or blocksize is None):
-        if (
-            isinstance(files_per_partition, bool)
-            or not isinstance(files_per_partition, int)
-            or files_per_partition < 1
-        ):
-            raise ConfigError(f"files_per_partition must be an integer >= 1, not {files_per_partition!r}")
-        step = int(files_per_partition)
-        return [tuple(paths[i : i + step]) for i in range(0, len(paths), step)]
-    if blocksize is None:
-        return [(path,) for path in paths]
-    return _pack_by_size(paths, _parse_blocksize(blocksize))
-
-
-def _parse_blocksize(blocksize: str | int) -> int:
-    try:
-        limit = parse_bytes(blocksize)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"blocksize {blocksize!r} is not a size ({exc})", hint='e.g. "256MB" or "1gb"'
-        ) from exc
-    if limit <= 0:
-        raise ConfigError(f"blocksize must be positive, not {blocksize!r}")
-    return limit
-
-
-def _pack_by_size(paths: list[str], limit: int) -> list[tuple[str, ...]]:
-    groups: list[tuple[str, ...]] = []
-    current: list[str] = []
-    size = 0
-    for path in paths:
-        try:
-            file_size = os.path.getsize(path)
-        except OSError as exc:
-            what = (
-                "no such file"
-                if isinstance(exc, FileNotFoundError)
-                else f"cannot stat the file ({exc.strerror})"
-            )
-            raise InputFileError(path, what, hint="check the input path") from exc
-        if current and size + file_size > limit:
-            groups.append(tuple(current))
-            current, size = [], 0
-        current.append(path)
-        size += file_size
-    if current:
-        groups.append(tuple(current))
-    return groups
 
 
 class PartitionReader:
@@ -293,8 +228,12 @@ class PartitionReader:
     def __call__(self, paths: tuple[str, ...]) -> Any:
         frames = [self._read_one(path) for path in paths]
         if self.empty is not None:
-            # An empty file has no columns to infer (or only the text column): give it the dataset's.
-            frames = [self.empty.copy() if len(f) == 0 else f for f in frames]
+            # Every partition matches the dataset's metadata (see schema.py); an empty file has no columns
+            # to infer (or only the text column): it gets the dataset's.
+            frames = [
+                conform(f, self.empty, path) if len(f) else self.empty.copy()
+                for f, path in zip(frames, paths, strict=True)
+            ]
         frame = frames[0] if len(frames) == 1 else _concat(frames)
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
@@ -319,7 +258,7 @@ class PartitionReader:
         if self.columns is not None:
             missing = [c for c in self.columns if c not in frame.columns]
             if missing:
-                raise InputFileError(
+                raise MissingColumnError(
                     path,
                     f"no column(s) {', '.join(map(repr, missing))} (columns: {', '.join(map(str, frame.columns))})",
                     hint="drop them from columns= / input_meta=, or fix the file",
@@ -340,7 +279,7 @@ class PartitionReader:
 
 def _read_pickle(path: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     if not os.path.isfile(path):
-        raise InputFileError(path, "no such file", hint="check the input path")
+        raise MissingInputFileError(path, hint="check the input path")
     try:
         frame = pd.read_pickle(path, **read_kwargs)
     except (pickle.UnpicklingError, EOFError, OSError) as exc:
@@ -356,14 +295,15 @@ def _concat(frames: list[Any]) -> Any:
     return pd.concat(frames, ignore_index=True)
 
 
-def _first_nonempty_meta(reader: PartitionReader, paths: list[str]) -> Any:
-    """Columns and dtypes from the first file with rows (read twice: once here, once in its partition)."""
+def _first_partition_with_rows(reader: PartitionReader, groups: list[tuple[str, ...]]) -> Any:
+    """The first partition with rows (or the last one), as Dask infers metadata: read twice, here and as
+    itself. Its files' columns are united, so files with other keys may share it, as in NeMo."""
     frame = None
-    for path in paths:
-        frame = reader((path,))
+    for group in groups:
+        frame = reader(group)
         if len(frame) > 0:
             break
-    return frame.iloc[:0]
+    return frame
 
 
 def _require_dask_cudf() -> None:

@@ -19,7 +19,7 @@ import dask
 import pandas as pd
 
 from hpc_classify.datasets.reading import filename_column
-from hpc_classify.errors import ConfigError
+from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.io.discovery import JSONL_SUFFIXES, document_suffix, output_relpath
 from hpc_classify.io.writers import write_atomically, write_frame
 
@@ -74,7 +74,7 @@ def _write_single_jsonl(frame: Any, output_path: str, column: str | None, partit
             hint="give a directory as output_path",
         )
     if frame.npartitions != 1:
-        raise ConfigError(
+        raise DataLayoutError(
             f"cannot write {frame.npartitions} partitions to the single file {output_path}",
             hint="give a directory as output_path, or dataset.repartition(npartitions=1) first",
         )
