@@ -119,11 +119,8 @@ def read_frame_and_sources(
     kind = "jsonl" if file_type == "json" else file_type
     if kind not in FILE_TYPES:
         raise DataLayoutError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
-    if read_kwargs and kind != "pickle":
-        raise UnexpectedArgumentError(
-            f"read_{kind} does not take {', '.join(sorted(read_kwargs))}",
-            hint="these files are parsed here, not by pandas/cuDF: use columns=, input_meta= or add_filename=",
-        )
+    if kind != "pickle":
+        refuse_reader_kwargs(f"read_{kind}", read_kwargs)
     if backend == "cudf":
         _require_dask_cudf()
     elif backend != "pandas":
@@ -140,6 +137,15 @@ def read_frame_and_sources(
         frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
     names = [tuple(os.path.basename(p) for p in group) for group in groups] if column else None
     return frame, names
+
+
+def refuse_reader_kwargs(function: str, kwargs: Mapping[str, Any]) -> None:
+    """NeMo passes these to pandas/cuDF readers; here the files are parsed by our readers."""
+    if kwargs:
+        raise UnexpectedArgumentError(
+            f"{function} does not take {', '.join(sorted(kwargs))}",
+            hint="these files are parsed here, not by pandas/cuDF: use columns=, input_meta= or add_filename=",
+        )
 
 
 def select_columns(df: Any, columns: Sequence[str] | None, filetype: str, add_filename: bool | str) -> Any:

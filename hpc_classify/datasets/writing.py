@@ -52,7 +52,7 @@ def write_to_disk(
     if column and source_files:
         _check_distinct_sources(source_files)
     os.makedirs(output_path, exist_ok=True)
-    spec = _PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on)
+    spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on)
     parts = frame.to_delayed()
     expected = source_files if source_files and len(source_files) == len(parts) else None
     write = dask.delayed(spec, pure=False)
@@ -108,7 +108,7 @@ def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
         )
 
 
-class _PartitionWriter:
+class PartitionWriter:
     """Writes one partition; returns the relative names written (for the clash check). Picklable."""
 
     def __init__(
