@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +69,7 @@ def read_documents(
         frame, bad = _read_parquet_checked(path, text_field, on_bad_row, columns)
     else:
         records, bad, positions = _parse_jsonl(path, text_field, on_bad_row)
-        frame = _records_to_frame(records, text_field)
+        frame = records_to_frame(records, text_field)
         frame.index = pd.RangeIndex(0) if not positions else pd.Index(positions)
     if columns is not None:
         frame = _select_columns(frame, columns, text_field)
@@ -94,7 +94,7 @@ def read_frame(path: str, backend: str = "pandas", columns: Sequence[str] | None
         frame = _read_parquet_table(path, columns).to_pandas()
     else:
         records, _, _ = _parse_jsonl(path, None, "error")
-        frame = _records_to_frame(records, None)
+        frame = records_to_frame(records, None)
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
     return frame
@@ -112,30 +112,44 @@ def _require_file(path: str) -> None:
 def _parse_jsonl(
     path: str, text_field: str | None, on_bad_row: str
 ) -> tuple[list[dict], list[BadRow], list[int]]:
-    """Parse line by line; text_field=None skips the text checks (objects are still required).
+    """Parse the whole file line by line (see `parse_jsonl_lines`)."""
+    try:
+        with open_decompressed(path) as stream:
+            return parse_jsonl_lines(path, stream, text_field, on_bad_row)
+    except DECOMPRESSION_ERRORS as exc:
+        raise corrupt_file_error(path, exc) from exc
+    except OSError as exc:  # gzip.BadGzipFile is an OSError; so are read errors mid-file
+        raise corrupt_file_error(path, exc) from exc
+
+
+def parse_jsonl_lines(
+    path: str,
+    lines: Iterable[bytes],
+    text_field: str | None,
+    on_bad_row: str,
+    *,
+    first_lineno: int = 1,
+    first_position: int = 0,
+) -> tuple[list[dict], list[BadRow], list[int]]:
+    """Parse raw lines of `path` (the first one is line `first_lineno` of the file, and the file's row
+    `first_position` unless blank); text_field=None skips the text checks (objects are still required).
     Also returns each good record's 0-based position among the file's non-blank lines."""
     records: list[dict] = []
     bad: list[BadRow] = []
     positions: list[int] = []
-    position = -1
-    try:
-        with open_decompressed(path) as stream:
-            for lineno, raw in enumerate(stream, start=1):
-                if not raw.strip():
-                    continue  # blank lines carry no document: not counted as bad
-                position += 1
-                record, reason = _parse_line(raw, text_field)
-                if reason is None:
-                    records.append(record)
-                    positions.append(position)
-                    continue
-                if on_bad_row == "error":
-                    raise InputFileError(path, reason, line=lineno, hint=BAD_ROW_HINT)
-                bad.append(BadRow(lineno, reason, _raw_text(raw)))
-    except DECOMPRESSION_ERRORS as exc:
-        raise _corrupt_file_error(path, exc) from exc
-    except OSError as exc:  # gzip.BadGzipFile is an OSError; so are read errors mid-file
-        raise _corrupt_file_error(path, exc) from exc
+    position = first_position - 1
+    for lineno, raw in enumerate(lines, start=first_lineno):
+        if not raw.strip():
+            continue  # blank lines carry no document: not counted as bad
+        position += 1
+        record, reason = _parse_line(raw, text_field)
+        if reason is None:
+            records.append(record)
+            positions.append(position)
+            continue
+        if on_bad_row == "error":
+            raise InputFileError(path, reason, line=lineno, hint=BAD_ROW_HINT)
+        bad.append(BadRow(lineno, reason, _raw_text(raw)))
     return records, bad, positions
 
 
@@ -190,7 +204,7 @@ def _raw_text(raw: bytes) -> str:
     return raw.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
 
 
-def _records_to_frame(records: list[dict], text_field: str | None) -> pd.DataFrame:
+def records_to_frame(records: list[dict], text_field: str | None) -> pd.DataFrame:
     if not records:
         # An empty file is valid: zero rows, but the text column exists so downstream code can rely on it.
         return pd.DataFrame({text_field: pd.Series([], dtype="str")}) if text_field else pd.DataFrame()
@@ -215,16 +229,24 @@ def _read_parquet_table(path: str, columns: Sequence[str] | None):
             columns = [c for c in columns if c in present]
         return pq.read_table(path, columns=None if columns is None else list(columns))
     except (pa.ArrowException, OSError) as exc:
-        raise _corrupt_file_error(path, exc) from exc
+        raise corrupt_file_error(path, exc) from exc
 
 
 def _read_parquet_checked(
     path: str, text_field: str, on_bad_row: str, columns: Sequence[str] | None
 ) -> tuple[pd.DataFrame, list[BadRow]]:
+    table = _read_parquet_table(path, None if columns is None else [*columns, text_field])
+    return check_parquet_table(path, table, text_field, on_bad_row)
+
+
+def check_parquet_table(
+    path: str, table: Any, text_field: str, on_bad_row: str, *, first_row: int = 0
+) -> tuple[pd.DataFrame, list[BadRow]]:
+    """Check the text field of a pyarrow table read from `path` (its first row is the file's row
+    `first_row`, 0-based): the good rows as a frame indexed by file row, and the bad ones."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = _read_parquet_table(path, None if columns is None else [*columns, text_field])
     if text_field not in table.column_names:
         problem = f"missing text field {text_field!r}"
         bad_mask = [True] * table.num_rows
@@ -236,13 +258,13 @@ def _read_parquet_checked(
         bad_mask = pc.is_null(table.column(text_field)).to_pylist()
     bad_rows = [i for i, is_bad in enumerate(bad_mask) if is_bad]
     if bad_rows and on_bad_row == "error":
-        raise InputFileError(path, problem, line=bad_rows[0] + 1, hint=BAD_ROW_HINT)
-    bad = [BadRow(i + 1, problem, _row_json(table, i)) for i in bad_rows]
+        raise InputFileError(path, problem, line=first_row + bad_rows[0] + 1, hint=BAD_ROW_HINT)
+    bad = [BadRow(first_row + i + 1, problem, _row_json(table, i)) for i in bad_rows]
     if bad_rows:
         keep = pa.array([not b for b in bad_mask])
         table = table.filter(keep)
     frame = table.to_pandas()
-    frame.index = pd.Index([i for i, is_bad in enumerate(bad_mask) if not is_bad], dtype="int64")
+    frame.index = pd.Index([first_row + i for i, is_bad in enumerate(bad_mask) if not is_bad], dtype="int64")
     if text_field not in frame.columns:
         frame[text_field] = pd.Series([], dtype="str")  # only reachable with zero rows left
     return frame, bad
@@ -260,7 +282,7 @@ def _row_json(table, index: int) -> str:
     return json.dumps(row, ensure_ascii=False, default=str)
 
 
-def _corrupt_file_error(path: str, exc: BaseException) -> InputFileError:
+def corrupt_file_error(path: str, exc: BaseException) -> InputFileError:
     kind = "Parquet" if is_parquet(path) else (compression_of(path) or "text")
     return InputFileError(
         path,
