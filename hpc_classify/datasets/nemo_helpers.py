@@ -17,6 +17,7 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
+from hpc_classify.datasets.partitioning import FilePart
 from hpc_classify.datasets.reading import (
     PartitionReader,
     filename_column,
@@ -63,7 +64,7 @@ def read_single_partition(
         parse_input_meta(input_meta),
         {},
     )
-    return reader(tuple(os.fspath(f) for f in files))
+    return reader(tuple(FilePart(os.fspath(f)) for f in files))
 
 
 def read_data_files_per_partition(

@@ -1,16 +1,21 @@
 """Which files (or pieces of files) form each partition of a dataset read from files.
 
 `files_per_partition=N` takes N consecutive files; `blocksize` packs consecutive files up to that many bytes
-on disk. An explicit value beats the other's default.
+on disk, and, where `split` allows (the pandas backend, as NeMo), cuts a file larger than `blocksize` into
+pieces of about that size, one partition each (`hpc_classify.io.pieces` decides how a file is cut: plain
+JSONL at line starts, Parquet by row groups and row ranges; compressed JSONL cannot be cut up front and
+stays whole). An explicit value beats the other's default.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from dask.utils import parse_bytes
 
 from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
+from hpc_classify.io.pieces import Piece, is_streamed, plan_pieces
 
 
 class DefaultStr(str):
@@ -25,10 +30,26 @@ DEFAULT_BLOCKSIZE = DefaultStr("1gb")
 DEFAULT_FILES_PER_PARTITION = DefaultInt(1)
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """A whole file (piece None) or one piece of it: what a partition reads, in order."""
+
+    path: str
+    piece: Piece | None = None
+
+    def describe(self) -> str:
+        """The file, and the piece where there is one, for error messages."""
+        if self.piece is None:
+            return self.path
+        unit = "rows" if self.path.lower().endswith(".parquet") else "bytes"
+        return f"{self.path} ({unit} {self.piece.start}-{self.piece.stop})"
+
+
 def partition_groups(
-    paths: list[str], files_per_partition: int | None, blocksize: str | int | None
-) -> list[tuple[str, ...]]:
-    """Files per partition: N at a time, or packed up to `blocksize` bytes; an explicit value beats a default."""
+    paths: list[str], files_per_partition: int | None, blocksize: str | int | None, *, split: bool = False
+) -> list[tuple[FilePart, ...]]:
+    """The parts of each partition: N files at a time, or packed up to `blocksize` bytes (and, with `split`,
+    a larger file cut into pieces of about `blocksize`); an explicit value beats a default."""
     explicit_fpp = files_per_partition is not None and not isinstance(files_per_partition, DefaultInt)
     explicit_bs = blocksize is not None and not isinstance(blocksize, DefaultStr)
     if explicit_fpp and explicit_bs:
@@ -44,10 +65,10 @@ def partition_groups(
         ):
             raise ConfigError(f"files_per_partition must be an integer >= 1, not {files_per_partition!r}")
         step = int(files_per_partition)
-        return [tuple(paths[i : i + step]) for i in range(0, len(paths), step)]
+        return [tuple(map(FilePart, paths[i : i + step])) for i in range(0, len(paths), step)]
     if blocksize is None:
-        return [(path,) for path in paths]
-    return _pack_by_size(paths, _parse_blocksize(blocksize))
+        return [(FilePart(path),) for path in paths]
+    return _pack_by_size(paths, _parse_blocksize(blocksize), split)
 
 
 def _parse_blocksize(blocksize: str | int) -> int:
@@ -62,9 +83,9 @@ def _parse_blocksize(blocksize: str | int) -> int:
     return limit
 
 
-def _pack_by_size(paths: list[str], limit: int) -> list[tuple[str, ...]]:
-    groups: list[tuple[str, ...]] = []
-    current: list[str] = []
+def _pack_by_size(paths: list[str], limit: int, split: bool) -> list[tuple[FilePart, ...]]:
+    groups: list[tuple[FilePart, ...]] = []
+    current: list[FilePart] = []
     size = 0
     for path in paths:
         try:
@@ -78,7 +99,10 @@ def _pack_by_size(paths: list[str], limit: int) -> list[tuple[str, ...]]:
         if current and size + file_size > limit:
             groups.append(tuple(current))
             current, size = [], 0
-        current.append(path)
+        if split and file_size > limit and not is_streamed(path):
+            groups.extend((FilePart(path, piece),) for piece in plan_pieces(path, file_size, limit))
+            continue
+        current.append(FilePart(path))
         size += file_size
     if current:
         groups.append(tuple(current))

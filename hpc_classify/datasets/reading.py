@@ -20,7 +20,7 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 
-from hpc_classify.datasets.partitioning import DEFAULT_FILES_PER_PARTITION, partition_groups
+from hpc_classify.datasets.partitioning import DEFAULT_FILES_PER_PARTITION, FilePart, partition_groups
 from hpc_classify.datasets.schema import conform, dataset_meta
 from hpc_classify.errors import (
     ConfigError,
@@ -31,6 +31,7 @@ from hpc_classify.errors import (
     UnexpectedArgumentError,
 )
 from hpc_classify.io.discovery import JSONL_SUFFIXES, get_all_files_paths_under
+from hpc_classify.io.pieces import read_piece
 from hpc_classify.io.readers import import_cudf, read_documents, read_frame
 
 FILENAME_COLUMN = "file_name"
@@ -115,7 +116,8 @@ def read_frame_and_sources(
     read_kwargs: Mapping[str, Any],
     text_field: str | None = None,
 ) -> tuple[dd.DataFrame, list[tuple[str, ...]] | None]:
-    """The dataframe, and the base names of the files behind each partition (with add_filename)."""
+    """The dataframe, and the paths of the files behind each partition (with add_filename; a file cut into
+    pieces is behind each of its pieces' partitions)."""
     kind = "jsonl" if file_type == "json" else file_type
     if kind not in FILE_TYPES:
         raise DataLayoutError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
@@ -126,7 +128,8 @@ def read_frame_and_sources(
     elif backend != "pandas":
         raise ConfigError(f"backend must be 'pandas' or 'cudf', not {backend!r}")
     paths = list_input_files(input_files, kind)
-    groups = partition_groups(paths, files_per_partition, blocksize)
+    split = backend == "pandas" and kind in ("jsonl", "parquet")
+    groups = partition_groups(paths, files_per_partition, blocksize, split=split)
     column = filename_column(add_filename)
     reader = PartitionReader(
         kind, backend, column, text_field, columns, parse_input_meta(input_meta), dict(read_kwargs)
@@ -135,8 +138,8 @@ def read_frame_and_sources(
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
     with dask.config.set({"dataframe.convert-string": False}):
         frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
-    names = [tuple(os.path.basename(p) for p in group) for group in groups] if column else None
-    return frame, names
+    sources = [tuple(part.path for part in group) for group in groups] if column else None
+    return frame, sources
 
 
 def refuse_reader_kwargs(function: str, kwargs: Mapping[str, Any]) -> None:
@@ -231,23 +234,28 @@ class PartitionReader:
         self.read_kwargs = read_kwargs
         self.empty: Any = None  # zero-row frame with the dataset's columns, given to empty files
 
-    def __call__(self, paths: tuple[str, ...]) -> Any:
-        frames = [self._read_one(path) for path in paths]
+    def __call__(self, parts: tuple[FilePart, ...]) -> Any:
+        frames = [self._read_one(part) for part in parts]
         if self.empty is not None:
             # Every partition matches the dataset's metadata (see schema.py); an empty file has no columns
             # to infer (or only the text column): it gets the dataset's.
             frames = [
-                conform(f, self.empty, path) if len(f) else self.empty.copy()
-                for f, path in zip(frames, paths, strict=True)
+                conform(f, self.empty, part.describe()) if len(f) else self.empty.copy()
+                for f, part in zip(frames, parts, strict=True)
             ]
         frame = frames[0] if len(frames) == 1 else _concat(frames)
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
         return frame
 
-    def _read_one(self, path: str) -> Any:
+    def _read_one(self, part: FilePart) -> Any:
+        path = part.path
         if self.kind == "pickle":
             frame = _read_pickle(path, self.read_kwargs)
+        elif part.piece is not None:  # pandas only (see partition_groups' split)
+            frame = read_piece(
+                path, part.piece, text_field=self.text_field, on_bad_row="error", columns=self.columns
+            ).frame
         elif self.text_field is not None and self.backend == "pandas":
             frame = read_documents(
                 path, text_field=self.text_field, on_bad_row="error", columns=self.columns
@@ -255,7 +263,7 @@ class PartitionReader:
         else:
             frame = read_frame(path, backend=self.backend, columns=self.columns)
         if len(frame) > 0:
-            frame = self._select_and_cast(frame, path)
+            frame = self._select_and_cast(frame, part.describe())
         if self.filename_column:
             frame[self.filename_column] = os.path.basename(path)
         return frame

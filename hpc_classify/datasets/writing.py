@@ -1,7 +1,8 @@
 """Writing a Dask dataframe of documents with NeMo Curator 0.7.1's `write_to_disk` semantics, atomically.
 
-One file per partition (`part.N.<ext>`); with `write_to_filename` one file per value of the file name column
-(an input whose rows were all filtered out still gets its empty output when the dataset knows its sources);
+One file per partition (`part.N.<ext>`); with `write_to_filename` one file per value of the file name column,
+its rows in order even when they span partitions (see `assembly`; an input whose rows were all filtered out
+still gets its empty output when the dataset knows its sources);
 with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`); a JSONL path for a
 single-partition dataset writes that one file.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import secrets
 from collections import Counter
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +20,7 @@ from urllib.parse import quote
 import dask
 import pandas as pd
 
+from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_parts
 from hpc_classify.datasets.reading import filename_column
 from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.io.discovery import JSONL_SUFFIXES, document_suffix, output_relpath
@@ -52,19 +55,24 @@ def write_to_disk(
     if column and source_files:
         _check_distinct_sources(source_files)
     os.makedirs(output_path, exist_ok=True)
-    spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on)
+    token = (
+        secrets.token_hex(4) if column else None
+    )  # per file name: parts first, joined once all are written
+    spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on, token)
     parts = frame.to_delayed()
     expected = source_files if source_files and len(source_files) == len(parts) else None
     write = dask.delayed(spec, pure=False)
-    tasks = [write(part, index, expected and expected[index]) for index, part in enumerate(parts)]
-    written = [name for names in dask.compute(*tasks) for name in names]
-    clashes = sorted(name for name, n in Counter(written).items() if n > 1)
-    if clashes:
-        raise ConfigError(
-            f"several partitions wrote the same output file(s) {clashes}: the last write won",
-            hint="input files in different directories share a base name; give them distinct names",
-        )
-    logger.info("wrote %d %s file(s) to %s", len(written), output_type, output_path)
+    tasks = [
+        write(part, index, expected and _base_names(expected[index])) for index, part in enumerate(parts)
+    ]
+    try:
+        written = [pair for pairs in dask.compute(*tasks) for pair in pairs]
+    except BaseException:
+        if token:
+            remove_parts(output_path, token)
+        raise
+    names = finish_outputs(output_path, written, output_type) if token else [name for name, _ in written]
+    logger.info("wrote %d %s file(s) to %s", len(names), output_type, output_path)
 
 
 def _write_single_jsonl(frame: Any, output_path: str, column: str | None, partition_on: str | None) -> None:
@@ -98,8 +106,14 @@ def _check_columns(frame: Any, column: str | None, partition_on: str | None) -> 
         )
 
 
+def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(os.path.basename(p) for p in paths))
+
+
 def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
-    shared = sorted(name for name, n in Counter(n for group in source_files for n in group).items() if n > 1)
+    """Different input files with one base name would write one output (a file in pieces is one file)."""
+    paths = dict.fromkeys(p for group in source_files for p in group)
+    shared = sorted(name for name, n in Counter(map(os.path.basename, paths)).items() if n > 1)
     if shared:
         raise ConfigError(
             f"input files in different directories share the base name(s) {shared}: "
@@ -109,7 +123,8 @@ def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
 
 
 class PartitionWriter:
-    """Writes one partition; returns the relative names written (for the clash check). Picklable."""
+    """Writes one partition; returns (output name, name written) pairs. With `token`, a file name's rows go
+    to a part file of that write (see `assembly`), else straight to the output. Picklable."""
 
     def __init__(
         self,
@@ -118,20 +133,25 @@ class PartitionWriter:
         column: str | None,
         keep_filename_column: bool,
         partition_on: str | None,
+        token: str | None = None,
     ):
         self.output_path = output_path
         self.fmt = fmt
         self.column = column
         self.keep_filename_column = keep_filename_column
         self.partition_on = partition_on
+        self.token = token
 
-    def __call__(self, part: Any, index: int, source_names: tuple[str, ...] | None = None) -> list[str]:
+    def __call__(
+        self, part: Any, index: int, source_names: tuple[str, ...] | None = None
+    ) -> list[tuple[str, str]]:
         part = _to_pandas(part)
         ext = OUTPUT_TYPES[self.fmt]
         if self.partition_on:
             return self._write_partitioned(part, f"part.{index}.{ext}")
         if not self.column:
-            return [self._write(part, f"part.{index}.{ext}")]
+            name = f"part.{index}.{ext}"
+            return [(name, self._write(part, name))]
         present = list(part[self.column].unique())  # first-seen order
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
@@ -140,16 +160,19 @@ class PartitionWriter:
             rows = part[rows_of[file_name]] if file_name in rows_of else part.iloc[:0]
             if not self.keep_filename_column:
                 rows = rows.drop(columns=[self.column])
-            names.append(self._write(rows, output_name(str(file_name), self.fmt)))
+            name = output_name(str(file_name), self.fmt)
+            written = name if self.token is None else part_name(self.token, index, name)
+            names.append((name, self._write(rows, written)))
         return names
 
-    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[str]:
+    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[tuple[str, str]]:
         names = []
         for value, rows in part.groupby(self.partition_on, dropna=False, sort=False):
             directory = f"{self.partition_on}={HIVE_NULL if pd.isna(value) else quote(str(value), safe='')}"
             if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
                 rows = rows.drop(columns=[self.partition_on])
-            names.append(self._write(rows, f"{directory}/{base}"))
+            name = f"{directory}/{base}"
+            names.append((name, self._write(rows, name)))
         return names
 
     def _write(self, rows: pd.DataFrame, name: str) -> str:

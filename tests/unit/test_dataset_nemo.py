@@ -70,7 +70,9 @@ def test_partition_counts_files_per_partition_and_blocksize(shards):
     assert DocumentDataset.read_json(files, files_per_partition=3).df.npartitions == 2
     assert DocumentDataset.read_json(files, files_per_partition=1, blocksize=None).df.npartitions == 4
     assert DocumentDataset.read_json(files, blocksize=2 * size).df.npartitions == 2
-    assert DocumentDataset.read_json(files, blocksize="1B").df.npartitions == 4  # a file is never split
+    tiny = DocumentDataset.read_json(files, blocksize=size // 2)  # each file cut in pieces, as NeMo (pandas)
+    assert tiny.df.npartitions > 4
+    assert tiny.df.compute()["id"].tolist() == [f"{s}{i}" for s in range(4) for i in range(3)]
     with pytest.raises(ConfigError, match="cannot both be set"):
         DocumentDataset.read_json(files, files_per_partition=2, blocksize="256MB")
     with pytest.raises(ConfigError, match="not a size"):
