@@ -14,41 +14,12 @@ import os
 import dask.dataframe as dd
 import pandas as pd
 import pytest
+from nemo_corpus import NUM_FILES, NUM_RECORDS
 
 from hpc_classify.datasets import DocumentDataset
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.writers import is_temp_file
 from hpc_classify.utils.distributed_utils import read_data_blocksize, write_to_disk
-
-NUM_FILES, NUM_RECORDS = 5, 100
-
-
-@pytest.fixture
-def jsonl_files(tmp_path):
-    """NeMo's fixture: five JSONL files of 100 rows, about 5 kB each."""
-    root = tmp_path / "jsonl"
-    root.mkdir()
-    paths = []
-    for f in range(NUM_FILES):
-        rows = [{"id": f"id_{f}_{r}", "text": f"A longish string {f}_{r}"} for r in range(NUM_RECORDS)]
-        path = root / f"test_{f}.jsonl"
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        paths.append(str(path))
-    return paths
-
-
-@pytest.fixture
-def parquet_files(tmp_path):
-    root = tmp_path / "parquet"
-    root.mkdir()
-    paths = []
-    for f in range(NUM_FILES):
-        frame = pd.DataFrame({"id": [f"id_{f}_{r}" for r in range(NUM_RECORDS)]})
-        frame["text"] = [f"A string {f}_{r}" for r in range(NUM_RECORDS)]
-        path = root / f"test_{f}.parquet"
-        frame.to_parquet(path, compression=None, row_group_size=10)  # NeMo's: row groups to split by
-        paths.append(str(path))
-    return paths
 
 
 def _source(path: str) -> pd.DataFrame:
@@ -70,17 +41,19 @@ def _check_split_read(dataset, files):
         assert part["file_name"].nunique() <= 1
 
 
-def test_jsonl_files_larger_than_blocksize_are_split(jsonl_files):
-    _check_split_read(DocumentDataset.read_json(jsonl_files, blocksize="1kb", add_filename=True), jsonl_files)
+def test_jsonl_files_larger_than_blocksize_are_split(nemo_jsonl_files):
+    _check_split_read(
+        DocumentDataset.read_json(nemo_jsonl_files, blocksize="1kb", add_filename=True), nemo_jsonl_files
+    )
 
 
-def test_parquet_files_larger_than_blocksize_are_split(parquet_files):
-    dataset = DocumentDataset.read_parquet(parquet_files, blocksize="1kb", add_filename=True)
-    _check_split_read(dataset, parquet_files)
+def test_parquet_files_larger_than_blocksize_are_split(nemo_parquet_files):
+    dataset = DocumentDataset.read_parquet(nemo_parquet_files, blocksize="1kb", add_filename=True)
+    _check_split_read(dataset, nemo_parquet_files)
 
 
-def test_read_data_blocksize_splits_as_nemo(jsonl_files, parquet_files):
-    for files, file_type in ((jsonl_files, "jsonl"), (parquet_files, "parquet")):
+def test_read_data_blocksize_splits_as_nemo(nemo_jsonl_files, nemo_parquet_files):
+    for files, file_type in ((nemo_jsonl_files, "jsonl"), (nemo_parquet_files, "parquet")):
         df = read_data_blocksize(files, backend="pandas", file_type=file_type, blocksize="1kb")
         assert df.npartitions > NUM_FILES
         assert df.compute()["id"].tolist() == [
@@ -89,13 +62,13 @@ def test_read_data_blocksize_splits_as_nemo(jsonl_files, parquet_files):
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-def test_write_to_filename_gives_one_output_per_source_in_order(jsonl_files, tmp_path, fmt):
-    dataset = DocumentDataset.read_json(jsonl_files, blocksize="1kb", add_filename=True)
+def test_write_to_filename_gives_one_output_per_source_in_order(nemo_jsonl_files, tmp_path, fmt):
+    dataset = DocumentDataset.read_json(nemo_jsonl_files, blocksize="1kb", add_filename=True)
     kept = dataset.map_partitions(lambda d: d[d["id"].str[-1] != "3"])  # filter rows in every piece
     out = tmp_path / f"out_{fmt}"
     getattr(kept, {"jsonl": "to_json", "parquet": "to_parquet"}[fmt])(str(out), write_to_filename=True)
     assert sorted(os.listdir(out)) == [f"test_{f}.{fmt}" for f in range(NUM_FILES)]  # no part left behind
-    for path in jsonl_files:
+    for path in nemo_jsonl_files:
         expected = _source(path)
         expected = expected[expected["id"].str[-1] != "3"].reset_index(drop=True)
         written = str(out / os.path.basename(path).replace(".jsonl", f".{fmt}"))
@@ -114,13 +87,13 @@ def test_a_name_in_several_partitions_is_joined_in_order(tmp_path):
         assert _source(str(out / f"y.{fmt}"))["a"].tolist() == [2, 4]
 
 
-def test_a_failed_write_leaves_no_output_name(jsonl_files, tmp_path):
+def test_a_failed_write_leaves_no_output_name(nemo_jsonl_files, tmp_path):
     def fail_on_file_3(part):
         if (part["file_name"] == "test_3.jsonl").any():
             raise RuntimeError("boom")
         return part
 
-    dataset = DocumentDataset.read_json(jsonl_files, blocksize="1kb", add_filename=True)
+    dataset = DocumentDataset.read_json(nemo_jsonl_files, blocksize="1kb", add_filename=True)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="boom"):
         dataset.map_partitions(fail_on_file_3).to_json(str(out), write_to_filename=True)
@@ -137,10 +110,10 @@ def test_compressed_jsonl_is_not_split(tmp_path):
     assert dataset.df.npartitions == 1 and len(dataset) == 200
 
 
-def test_a_bad_row_in_a_piece_names_its_file_line(jsonl_files):
-    lines = open(jsonl_files[2]).read().splitlines()
+def test_a_bad_row_in_a_piece_names_its_file_line(nemo_jsonl_files):
+    lines = open(nemo_jsonl_files[2]).read().splitlines()
     lines[80] = '{"id": "bad", "text": 7}'
-    with open(jsonl_files[2], "w") as f:
+    with open(nemo_jsonl_files[2], "w") as f:
         f.write("\n".join(lines) + "\n")
     with pytest.raises(InputFileError, match=r"test_2\.jsonl:81: text field 'text' is a JSON number"):
-        DocumentDataset.read_json(jsonl_files, blocksize="1kb", text_field="text").df.compute()
+        DocumentDataset.read_json(nemo_jsonl_files, blocksize="1kb", text_field="text").df.compute()

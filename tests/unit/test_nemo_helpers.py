@@ -6,12 +6,12 @@ Expected values are read from NeMo 0.7.1's `nemo_curator/utils/distributed_utils
 
 from __future__ import annotations
 
-import json
 import os
 
 import dask.dataframe as dd
 import pandas as pd
 import pytest
+from nemo_corpus import NUM_FILES, NUM_RECORDS
 
 from hpc_classify.datasets import DocumentDataset
 from hpc_classify.errors import HpcClassifyError
@@ -23,32 +23,6 @@ from hpc_classify.utils.distributed_utils import (
     single_partition_write_with_filename,
     write_to_disk,
 )
-
-NUM_FILES, NUM_RECORDS = 5, 100
-
-
-@pytest.fixture
-def jsonl_files(tmp_path):
-    """NeMo's fixture: five files of 100 rows (about 5 kB each), `id` then `text`."""
-    paths = []
-    for f in range(NUM_FILES):
-        path = tmp_path / f"test_{f}.jsonl"
-        rows = [{"id": f"id_{f}_{r}", "text": f"A longish string {f}_{r}"} for r in range(NUM_RECORDS)]
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        paths.append(str(path))
-    return paths
-
-
-@pytest.fixture
-def parquet_files(tmp_path):
-    paths = []
-    for f in range(NUM_FILES):
-        path = tmp_path / f"test_{f}.parquet"
-        frame = pd.DataFrame({"text": [f"A string {f}_{r}" for r in range(NUM_RECORDS)]})
-        frame["id"] = [f"id_{f}_{r}" for r in range(NUM_RECORDS)]
-        frame.to_parquet(path, compression=None, row_group_size=10)
-        paths.append(str(path))
-    return paths
 
 
 def _raises(builtin, call, match):
@@ -104,24 +78,28 @@ def test_single_partition_write_with_filename_empty_and_errors(tmp_path):
     )
 
 
-def test_read_single_partition_adds_filename_selects_and_casts(jsonl_files):
-    frame = read_single_partition(jsonl_files[:2], backend="pandas", filetype="jsonl", add_filename=True)
+def test_read_single_partition_adds_filename_selects_and_casts(nemo_jsonl_files):
+    frame = read_single_partition(nemo_jsonl_files[:2], backend="pandas", filetype="jsonl", add_filename=True)
     assert list(frame.columns) == ["id", "text", "file_name"]  # not sorted: the dataset readers sort
     assert frame["file_name"].tolist() == ["test_0.jsonl"] * NUM_RECORDS + ["test_1.jsonl"] * NUM_RECORDS
     assert frame["id"].tolist()[NUM_RECORDS] == "id_1_0"
     # NeMo: input_meta without io_columns keeps only input_meta's columns, cast to its dtypes.
-    meta = read_single_partition(jsonl_files[:1], backend="pandas", input_meta='{"text": "str"}')
+    meta = read_single_partition(nemo_jsonl_files[:1], backend="pandas", input_meta='{"text": "str"}')
     assert list(meta.columns) == ["text"] and len(meta) == NUM_RECORDS
-    picked = read_single_partition(jsonl_files[:1], backend="pandas", io_columns=["text"], add_filename="src")
+    picked = read_single_partition(
+        nemo_jsonl_files[:1], backend="pandas", io_columns=["text"], add_filename="src"
+    )
     assert list(picked.columns) == ["text", "src"]
-    _raises(RuntimeError, lambda: read_single_partition(jsonl_files, backend="pandas", filetype="csv"), "csv")
-    _raises(TypeError, lambda: read_single_partition(jsonl_files, backend="pandas", lines=True), "lines")
+    _raises(
+        RuntimeError, lambda: read_single_partition(nemo_jsonl_files, backend="pandas", filetype="csv"), "csv"
+    )
+    _raises(TypeError, lambda: read_single_partition(nemo_jsonl_files, backend="pandas", lines=True), "lines")
 
 
 @pytest.mark.parametrize("file_type", ["jsonl", "parquet"])
 @pytest.mark.parametrize("fpp, partitions", [(1, 5), (2, 3), (5, 1), (10, 1)])
-def test_read_data_files_per_partition(jsonl_files, parquet_files, file_type, fpp, partitions):
-    files = jsonl_files if file_type == "jsonl" else parquet_files
+def test_read_data_files_per_partition(nemo_jsonl_files, nemo_parquet_files, file_type, fpp, partitions):
+    files = nemo_jsonl_files if file_type == "jsonl" else nemo_parquet_files
     df = read_data_files_per_partition(files, file_type=file_type, backend="pandas", files_per_partition=fpp)
     assert df.npartitions == partitions
     assert list(df.columns) == ["id", "text"]  # sorted, as NeMo's output[sorted(output.columns)]
@@ -137,8 +115,10 @@ def test_read_data_files_per_partition(jsonl_files, parquet_files, file_type, fp
 
 @pytest.mark.parametrize("file_type", ["jsonl", "parquet"])
 @pytest.mark.parametrize("columns", [None, ["id"], ["text", "id"]])
-def test_read_data_blocksize_columns_sorted_and_rows_complete(jsonl_files, parquet_files, file_type, columns):
-    files = jsonl_files if file_type == "jsonl" else parquet_files
+def test_read_data_blocksize_columns_sorted_and_rows_complete(
+    nemo_jsonl_files, nemo_parquet_files, file_type, columns
+):
+    files = nemo_jsonl_files if file_type == "jsonl" else nemo_parquet_files
     df = read_data_blocksize(
         files, backend="pandas", file_type=file_type, blocksize="128MiB", columns=columns
     )
@@ -153,18 +133,18 @@ def test_read_data_blocksize_columns_sorted_and_rows_complete(jsonl_files, parqu
         assert set(named["file_name"].unique().compute()) == {f"test_{f}.jsonl" for f in range(NUM_FILES)}
 
 
-def test_read_data_blocksize_input_meta_keeps_its_columns(jsonl_files):
-    df = read_data_blocksize(jsonl_files, "pandas", "jsonl", "128MiB", input_meta={"id": "str"})
+def test_read_data_blocksize_input_meta_keeps_its_columns(nemo_jsonl_files):
+    df = read_data_blocksize(nemo_jsonl_files, "pandas", "jsonl", "128MiB", input_meta={"id": "str"})
     assert list(df.columns) == ["id"] and len(df) == NUM_FILES * NUM_RECORDS
 
 
-def test_read_data_blocksize_errors(jsonl_files, parquet_files):
+def test_read_data_blocksize_errors(nemo_jsonl_files, nemo_parquet_files):
     _raises(
         ValueError,
-        lambda: read_data_blocksize(parquet_files, "pandas", "parquet", "128MiB", add_filename=True),
+        lambda: read_data_blocksize(nemo_parquet_files, "pandas", "parquet", "128MiB", add_filename=True),
         "Parquet",
     )
-    _raises(ValueError, lambda: read_data_blocksize(jsonl_files, "pandas", "json", "1kb"), "'json'")
+    _raises(ValueError, lambda: read_data_blocksize(nemo_jsonl_files, "pandas", "json", "1kb"), "'json'")
 
 
 # --- NeMo's error sites: its built-in type, our message -------------------------------------------
@@ -186,32 +166,32 @@ def test_write_to_disk_error_types(tmp_path):
     _raises(ValueError, lambda: DocumentDataset(ddf).to_json(out, write_to_filename=5), "5")
 
 
-def test_read_data_error_types(tmp_path, jsonl_files, parquet_files):
-    mixed = [jsonl_files[0], parquet_files[0]]
+def test_read_data_error_types(tmp_path, nemo_jsonl_files, nemo_parquet_files):
+    mixed = [nemo_jsonl_files[0], nemo_parquet_files[0]]
     error = _raises(
         RuntimeError, lambda: read_data(mixed, file_type="jsonl", backend="pandas"), "several types"
     )
     assert "keep_extensions" in error.hint
     (tmp_path / "notes.csv").write_text("a,b\n")
     _raises(RuntimeError, lambda: DocumentDataset.read_json(str(tmp_path)), "several types")
-    _raises(RuntimeError, lambda: read_data(jsonl_files, file_type="csv", backend="pandas"), "csv")
+    _raises(RuntimeError, lambda: read_data(nemo_jsonl_files, file_type="csv", backend="pandas"), "csv")
     _raises(
         ValueError,
-        lambda: read_data(jsonl_files, "jsonl", "pandas", blocksize="1kb", files_per_partition=2),
+        lambda: read_data(nemo_jsonl_files, "jsonl", "pandas", blocksize="1kb", files_per_partition=2),
         "cannot both be set",
     )
-    _raises(TypeError, lambda: DocumentDataset.read_json(jsonl_files, lines=True), "lines")
+    _raises(TypeError, lambda: DocumentDataset.read_json(nemo_jsonl_files, lines=True), "lines")
     with pytest.raises(TypeError):  # NeMo: "File input must be a string or list."
         DocumentDataset.read_json(5)
 
 
-def test_input_file_error_types(tmp_path, jsonl_files):
+def test_input_file_error_types(tmp_path, nemo_jsonl_files):
     missing = str(tmp_path / "absent.jsonl")
     error = _raises(
         FileNotFoundError, lambda: DocumentDataset.read_json([missing]), "absent.jsonl: no such file"
     )
     assert error.filename == missing and error.path == missing
-    _raises(KeyError, lambda: DocumentDataset.read_json(jsonl_files, columns=["nope"]), "'nope'")
+    _raises(KeyError, lambda: DocumentDataset.read_json(nemo_jsonl_files, columns=["nope"]), "'nope'")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1}\n{not json\n')
     _raises(ValueError, lambda: DocumentDataset.read_json([str(bad)]), r"bad\.jsonl:2: invalid JSON")
