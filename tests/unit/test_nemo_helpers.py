@@ -16,6 +16,7 @@ from nemo_corpus import NUM_FILES, NUM_RECORDS
 from hpc_classify.datasets import DocumentDataset
 from hpc_classify.errors import HpcClassifyError
 from hpc_classify.utils.distributed_utils import (
+    get_client,
     read_data,
     read_data_blocksize,
     read_data_files_per_partition,
@@ -195,3 +196,9 @@ def test_input_file_error_types(tmp_path, nemo_jsonl_files):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1}\n{not json\n')
     _raises(ValueError, lambda: DocumentDataset.read_json([str(bad)]), r"bad\.jsonl:2: invalid JSON")
+
+
+def test_get_client_error_types(tmp_path):
+    _raises(ValueError, lambda: get_client(cluster_type="tpu"), "cluster_type")
+    both = {"scheduler_address": "tcp://127.0.0.1:1", "scheduler_file": str(tmp_path / "s.json")}
+    _raises(ValueError, lambda: get_client(**both), "not both")
