@@ -1,7 +1,8 @@
 """Reading document files into a Dask dataframe with NeMo Curator 0.7.1's `read_data` semantics.
 
 Partitions follow `files_per_partition` (N files each) or `blocksize` (consecutive files packed up to that
-many bytes on disk; a file is never split, so its rows stay together and in order). `input_meta` (a dict or
+many bytes on disk; on pandas a larger file cut into pieces: see `partitioning`), rows in file order; every
+partition matches the dataset's metadata, columns sorted as NeMo sorts them (see `schema`). `input_meta` (a dict or
 a JSON/Python-literal string of column -> dtype) casts those columns and keeps only them; `columns` keeps
 only these; `add_filename` adds each row's file base name in `file_name` or in the column it names.
 """
