@@ -23,9 +23,10 @@ from hpc_classify.io.writers import TEMP_MARKER, write_atomically
 PART_MARK = f"{TEMP_MARKER}part."
 
 
-def part_name(token: str, index: int, name: str) -> str:
-    """The hidden part of output `name` written by partition `index` of the write `token`."""
-    return f".{token}-{index:06d}{PART_MARK}{name}"
+def part_name(token: str, index: int, position: int, name: str) -> str:
+    """The hidden part of output `name` written by partition `index` (its `position`-th file) of the write
+    `token`."""
+    return f".{token}-{index:06d}-{position}{PART_MARK}{name}"
 
 
 def finish_outputs(output_path: str, written: Sequence[tuple[str, str]], fmt: str) -> list[str]:

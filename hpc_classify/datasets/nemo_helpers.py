@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from hpc_classify.datasets.reading import (
     read_data,
     refuse_reader_kwargs,
 )
-from hpc_classify.datasets.writing import PartitionWriter
+from hpc_classify.datasets.writing import PartitionWriter, finish_file_name_write
 from hpc_classify.errors import ConfigError, DataLayoutError
 
 logger = logging.getLogger(__name__)
@@ -153,10 +154,9 @@ def single_partition_write_with_filename(
     if empty:
         logger.warning("empty partition: no file written to %s", output_file_dir)
     else:
-        writer = PartitionWriter(
-            os.fspath(output_file_dir), output_type, filename_col, keep_filename_column, None
-        )
-        writer(df, 0)
+        directory, token = os.fspath(output_file_dir), secrets.token_hex(4)
+        writer = PartitionWriter(directory, output_type, filename_col, keep_filename_column, None, token)
+        finish_file_name_write(directory, writer(df, 0), output_type, token)
     if type(df).__module__.startswith("cudf"):
         import cudf
 

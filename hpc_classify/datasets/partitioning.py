@@ -37,13 +37,6 @@ class FilePart:
     path: str
     piece: Piece | None = None
 
-    def describe(self) -> str:
-        """The file, and the piece where there is one, for error messages."""
-        if self.piece is None:
-            return self.path
-        unit = "rows" if self.path.lower().endswith(".parquet") else "bytes"
-        return f"{self.path} ({unit} {self.piece.start}-{self.piece.stop})"
-
 
 def partition_groups(
     paths: list[str], files_per_partition: int | None, blocksize: str | int | None, *, split: bool = False

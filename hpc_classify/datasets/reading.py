@@ -241,7 +241,7 @@ class PartitionReader:
             # Every partition matches the dataset's metadata (see schema.py); an empty file has no columns
             # to infer (or only the text column): it gets the dataset's.
             frames = [
-                conform(f, self.empty, part.describe()) if len(f) else self.empty.copy()
+                conform(f, self.empty, part.path) if len(f) else self.empty.copy()
                 for f, part in zip(frames, parts, strict=True)
             ]
         frame = frames[0] if len(frames) == 1 else _concat(frames)
@@ -264,7 +264,7 @@ class PartitionReader:
         else:
             frame = read_frame(path, backend=self.backend, columns=self.columns)
         if len(frame) > 0:
-            frame = self._select_and_cast(frame, part.describe())
+            frame = self._select_and_cast(frame, path)
         if self.filename_column:
             frame[self.filename_column] = os.path.basename(path)
         return frame

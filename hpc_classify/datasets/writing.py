@@ -55,9 +55,8 @@ def write_to_disk(
     if column and source_files:
         _check_distinct_sources(source_files)
     os.makedirs(output_path, exist_ok=True)
-    token = (
-        secrets.token_hex(4) if column else None
-    )  # per file name: parts first, joined once all are written
+    # With a file name column: parts first, joined per name once every partition has written (assembly.py).
+    token = secrets.token_hex(4) if column else None
     spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on, token)
     parts = frame.to_delayed()
     expected = source_files if source_files and len(source_files) == len(parts) else None
@@ -66,12 +65,15 @@ def write_to_disk(
         write(part, index, expected and _base_names(expected[index])) for index, part in enumerate(parts)
     ]
     try:
-        written = [pair for pairs in dask.compute(*tasks) for pair in pairs]
+        written = [entry for entries in dask.compute(*tasks) for entry in entries]
     except BaseException:
         if token:
             remove_parts(output_path, token)
         raise
-    names = finish_outputs(output_path, written, output_type) if token else [name for name, _ in written]
+    if token:
+        names = finish_file_name_write(output_path, written, output_type, token)
+    else:
+        names = [name for name, _, _ in written]
     logger.info("wrote %d %s file(s) to %s", len(names), output_type, output_path)
 
 
@@ -106,6 +108,22 @@ def _check_columns(frame: Any, column: str | None, partition_on: str | None) -> 
         )
 
 
+def finish_file_name_write(
+    output_path: str, written: list[tuple[str, str, str]], fmt: str, token: str
+) -> list[str]:
+    """The outputs of a `write_to_filename` write from its parts (see `assembly`); two file names with one
+    output name (`a` and `a.jsonl`) would be joined into one file: refused, the parts removed."""
+    source_of: dict[str, str] = {}
+    for name, _, source in written:
+        if source_of.setdefault(name, source) != source:
+            remove_parts(output_path, token)
+            raise ConfigError(
+                f"the file names {source_of[name]!r} and {source!r} would both be written to {name}",
+                hint="give the rows distinct file names",
+            )
+    return finish_outputs(output_path, [(name, part) for name, part, _ in written], fmt)
+
+
 def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.path.basename(p) for p in paths))
 
@@ -123,8 +141,8 @@ def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
 
 
 class PartitionWriter:
-    """Writes one partition; returns (output name, name written) pairs. With `token`, a file name's rows go
-    to a part file of that write (see `assembly`), else straight to the output. Picklable."""
+    """Writes one partition; returns (output name, name written, file name) for each file written. With a
+    file name column, each name's rows go to a part file of the write `token` (see `assembly`). Picklable."""
 
     def __init__(
         self,
@@ -144,14 +162,14 @@ class PartitionWriter:
 
     def __call__(
         self, part: Any, index: int, source_names: tuple[str, ...] | None = None
-    ) -> list[tuple[str, str]]:
+    ) -> list[tuple[str, str, str]]:
         part = _to_pandas(part)
         ext = OUTPUT_TYPES[self.fmt]
         if self.partition_on:
             return self._write_partitioned(part, f"part.{index}.{ext}")
         if not self.column:
             name = f"part.{index}.{ext}"
-            return [(name, self._write(part, name))]
+            return [(name, self._write(part, name), "")]
         present = list(part[self.column].unique())  # first-seen order
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
@@ -161,18 +179,18 @@ class PartitionWriter:
             if not self.keep_filename_column:
                 rows = rows.drop(columns=[self.column])
             name = output_name(str(file_name), self.fmt)
-            written = name if self.token is None else part_name(self.token, index, name)
-            names.append((name, self._write(rows, written)))
+            written = part_name(self.token, index, len(names), name)
+            names.append((name, self._write(rows, written), str(file_name)))
         return names
 
-    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[tuple[str, str]]:
+    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[tuple[str, str, str]]:
         names = []
         for value, rows in part.groupby(self.partition_on, dropna=False, sort=False):
             directory = f"{self.partition_on}={HIVE_NULL if pd.isna(value) else quote(str(value), safe='')}"
             if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
                 rows = rows.drop(columns=[self.partition_on])
             name = f"{directory}/{base}"
-            names.append((name, self._write(rows, name)))
+            names.append((name, self._write(rows, name), ""))
         return names
 
     def _write(self, rows: pd.DataFrame, name: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 from nemo_corpus import NUM_FILES, NUM_RECORDS
 
 from hpc_classify.datasets import DocumentDataset
-from hpc_classify.errors import InputFileError
+from hpc_classify.errors import ConfigError, InputFileError
 from hpc_classify.io.writers import is_temp_file
 from hpc_classify.utils.distributed_utils import read_data_blocksize, write_to_disk
 
@@ -85,6 +85,15 @@ def test_a_name_in_several_partitions_is_joined_in_order(tmp_path):
         assert sorted(os.listdir(out)) == [f"x.{fmt}", f"y.{fmt}"]
         assert _source(str(out / f"x.{fmt}"))["a"].tolist() == [0, 1, 3, 5]
         assert _source(str(out / f"y.{fmt}"))["a"].tolist() == [2, 4]
+
+
+@pytest.mark.parametrize("npartitions", [1, 2])
+def test_two_file_names_for_one_output_are_refused(tmp_path, npartitions):
+    frame = pd.DataFrame({"a": range(4), "file_name": ["doc", "doc", "doc.jsonl", "doc.jsonl"]})
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"'doc' and 'doc\.jsonl' would both be written to doc\.jsonl"):
+        write_to_disk(dd.from_pandas(frame, npartitions=npartitions), str(out), write_to_filename=True)
+    assert os.listdir(out) == []
 
 
 def test_a_failed_write_leaves_no_output_name(nemo_jsonl_files, tmp_path):
