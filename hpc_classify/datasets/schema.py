@@ -36,7 +36,7 @@ def conform(frame: Any, meta: Any, source: str) -> Any:
         raise InputFileError(
             source,
             f"has column(s) {', '.join(map(repr, extra))} that the dataset does not have "
-            f"(its columns, from its first file with rows: {', '.join(map(str, meta.columns))})",
+            f"(its columns, from its first partition with rows: {', '.join(map(str, meta.columns))})",
             hint="pass columns=[...] to read only the columns you need, or read files with different "
             "columns as separate datasets",
         )
@@ -64,10 +64,10 @@ def _cast_without_loss(series: Any, dtype: Any, source: str, column: Any) -> Any
         return cast
     raise InputFileError(
         source,
-        f"column {column!r} is {series.dtype} here but {dtype} in the dataset's first file, "
+        f"column {column!r} is {series.dtype} here but {dtype} in the dataset (its first partition with rows), "
         f"and cannot be converted ({problem})",
-        hint=f"give its type with input_meta={{{str(column)!r}: 'object'}} (or a type that holds both), "
-        "or fix the data",
+        hint=f"give it a type that holds both in input_meta, e.g. {{{str(column)!r}: 'object', ...}} "
+        "(input_meta keeps only the columns it lists), or fix the data",
     )
 
 

@@ -111,7 +111,11 @@ def test_dtypes_are_cast_only_without_loss(tmp_path):
         InputFileError, match=r"b_floats\.jsonl: column 'score' is float64 here but int64"
     ) as caught:
         narrowed.df.compute()
-    assert "input_meta=" in caught.value.hint
+    assert "input_meta" in caught.value.hint  # the remedy it names works:
+    remedied = DocumentDataset.read_json(
+        [ints, floats], files_per_partition=1, blocksize=None, input_meta={"id": "int64", "score": "float64"}
+    )
+    assert remedied.df.compute()["score"].tolist() == [2.0, 0.5]
     # A later file without the int column cannot hold its nulls either: the same error, naming it.
     no_score = _write_jsonl(tmp_path / "c.jsonl", [{"id": 3}])
     with pytest.raises(InputFileError, match=r"c\.jsonl: column 'score'"):
