@@ -43,6 +43,22 @@ def partition_groups(
 ) -> list[tuple[FilePart, ...]]:
     """The parts of each partition: N files at a time, or packed up to `blocksize` bytes (and, with `split`,
     a larger file cut into pieces of about `blocksize`); an explicit value beats a default."""
+    if packs_by_size(files_per_partition, blocksize):
+        return _pack_by_size(paths, _parse_blocksize(blocksize), split)
+    if files_per_partition is None:
+        return [(FilePart(path),) for path in paths]
+    if (
+        isinstance(files_per_partition, bool)
+        or not isinstance(files_per_partition, int)
+        or files_per_partition < 1
+    ):
+        raise ConfigError(f"files_per_partition must be an integer >= 1, not {files_per_partition!r}")
+    step = int(files_per_partition)
+    return [tuple(map(FilePart, paths[i : i + step])) for i in range(0, len(paths), step)]
+
+
+def packs_by_size(files_per_partition: int | None, blocksize: str | int | None) -> bool:
+    """Whether `blocksize` forms the partitions (else `files_per_partition`, or one file each)."""
     explicit_fpp = files_per_partition is not None and not isinstance(files_per_partition, DefaultInt)
     explicit_bs = blocksize is not None and not isinstance(blocksize, DefaultStr)
     if explicit_fpp and explicit_bs:
@@ -50,18 +66,7 @@ def partition_groups(
             f"blocksize={blocksize!r} and files_per_partition={files_per_partition!r} cannot both be set",
             hint="give one: files_per_partition=N reads N files per partition, blocksize packs files up to a size",
         )
-    if files_per_partition is not None and (explicit_fpp or blocksize is None):
-        if (
-            isinstance(files_per_partition, bool)
-            or not isinstance(files_per_partition, int)
-            or files_per_partition < 1
-        ):
-            raise ConfigError(f"files_per_partition must be an integer >= 1, not {files_per_partition!r}")
-        step = int(files_per_partition)
-        return [tuple(map(FilePart, paths[i : i + step])) for i in range(0, len(paths), step)]
-    if blocksize is None:
-        return [(FilePart(path),) for path in paths]
-    return _pack_by_size(paths, _parse_blocksize(blocksize), split)
+    return blocksize is not None and not (files_per_partition is not None and explicit_fpp)
 
 
 def _parse_blocksize(blocksize: str | int) -> int:

@@ -21,7 +21,12 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 
-from hpc_classify.datasets.partitioning import DEFAULT_FILES_PER_PARTITION, FilePart, partition_groups
+from hpc_classify.datasets.partitioning import (
+    DEFAULT_FILES_PER_PARTITION,
+    FilePart,
+    packs_by_size,
+    partition_groups,
+)
 from hpc_classify.datasets.schema import conform, dataset_meta
 from hpc_classify.errors import (
     ConfigError,
@@ -135,6 +140,7 @@ def read_frame_and_sources(
     reader = PartitionReader(
         kind, backend, column, text_field, columns, parse_input_meta(input_meta), dict(read_kwargs)
     )
+    reader.keep_file_index = packs_by_size(files_per_partition, blocksize)
     reader.empty = dataset_meta(_first_partition_with_rows(reader, groups), kind)
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
     with dask.config.set({"dataframe.convert-string": False}):
@@ -234,6 +240,9 @@ class PartitionReader:
         self.dtypes = dtypes
         self.read_kwargs = read_kwargs
         self.empty: Any = None  # zero-row frame with the dataset's columns, given to empty files
+        # Files packed by blocksize keep their own row index, as NeMo's one partition per file has;
+        # files_per_partition renumbers, as NeMo's concatenation does.
+        self.keep_file_index = False
 
     def __call__(self, parts: tuple[FilePart, ...]) -> Any:
         frames = [self._read_one(part) for part in parts]
@@ -244,7 +253,7 @@ class PartitionReader:
                 conform(f, self.empty, part.path) if len(f) else self.empty.copy()
                 for f, part in zip(frames, parts, strict=True)
             ]
-        frame = frames[0] if len(frames) == 1 else _concat(frames)
+        frame = frames[0] if len(frames) == 1 else _concat(frames, self.keep_file_index)
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
         return frame
@@ -304,10 +313,10 @@ def _read_pickle(path: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _concat(frames: list[Any]) -> Any:
+def _concat(frames: list[Any], keep_index: bool) -> Any:
     if type(frames[0]).__module__.startswith("cudf"):
-        return import_cudf().concat(frames, ignore_index=True)
-    return pd.concat(frames, ignore_index=True)
+        return import_cudf().concat(frames, ignore_index=not keep_index)
+    return pd.concat(frames, ignore_index=not keep_index)
 
 
 def _first_partition_with_rows(reader: PartitionReader, groups: list[tuple[str, ...]]) -> Any:

@@ -235,3 +235,16 @@ def test_gpu_cluster_without_rapids_names_the_options_that_need_it(monkeypatch):
     message = error.value.one_line()
     assert "enable_spilling=True" not in message and "rmm_pool_size=" not in message.split(";")[0]
     assert "rmm_async=True" in message
+
+
+def test_packed_files_keep_their_own_index_as_nemo(tmp_path):
+    # NeMo's test_keep_extensions: with the default blocksize NeMo reads one partition per file, so the rows
+    # keep each file's index (pd.concat of the files); files_per_partition renumbers (NeMo concatenates).
+    first = pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]})
+    second = pd.DataFrame({"a": [7, 8, 9], "b": [10, 11, 12]})
+    first.to_json(tmp_path / "json_1.jsonl", orient="records", lines=True)
+    second.to_json(tmp_path / "json_2.jsonl", orient="records", lines=True)
+    files = get_all_files_paths_under(str(tmp_path), keep_extensions="jsonl")
+    assert pd.concat([first, second]).equals(DocumentDataset.read_json(files).df.compute())
+    renumbered = DocumentDataset.read_json(files, files_per_partition=2).df.compute()
+    assert renumbered.index.tolist() == list(range(6))
