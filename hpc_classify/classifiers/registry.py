@@ -6,8 +6,11 @@ classifier objects of a run; everything that can go wrong is a ConfigError befor
 
 from __future__ import annotations
 
+import difflib
 import importlib
-from collections.abc import Mapping
+import inspect
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpc_classify.classifiers.aegis import AegisClassifier, InstructionDataGuardClassifier
@@ -50,8 +53,9 @@ def resolve_classifier_class(name: str) -> type[DistributedDataClassifier]:
         try:
             return CLASSIFIERS[name]
         except KeyError:
+            close = difflib.get_close_matches(name, CLASSIFIERS, n=1)
             raise ConfigError(
-                f"unknown classifier {name!r}",
+                f"unknown classifier {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
                 hint=f"built-in: {', '.join(CLASSIFIERS)}; or an import path package.module:ClassName",
             ) from None
     module_name, _, class_name = name.partition(":")
@@ -83,14 +87,33 @@ def classifier_from_spec(spec: Mapping[str, Any]) -> DistributedDataClassifier:
     name = spec[SPEC_CLASS_KEY]
     cls = resolve_classifier_class(name)
     arguments = {str(k).replace("-", "_"): v for k, v in spec.items() if k != SPEC_CLASS_KEY}
+    valid = _argument_names(cls)
+    unknown = [key for key in arguments if valid is not None and key not in valid]
+    if unknown:
+        raise ConfigError(
+            f"classifier {name!r} ({cls.__name__}): unknown argument{'s' if len(unknown) > 1 else ''} "
+            + ", ".join(_with_suggestion(key, valid or ()) for key in unknown),
+            hint=f"{cls.__name__} takes {', '.join(valid or ())}",
+        )
     try:
         return cls(**arguments)
     except TypeError as exc:
-        # The constructor's own complaint names the argument (unexpected, missing, wrong kind).
-        raise ConfigError(
-            f"classifier {name!r}: invalid arguments {sorted(arguments)} ({exc})",
-            hint=f"see help({cls.__module__}.{cls.__qualname__}) for the arguments it takes",
-        ) from None
+        # The constructor's own complaint (missing, wrong kind), without the name of the class defining it.
+        reason = re.sub(r"^[\w.]+\(\) ", "", str(exc))
+        raise ConfigError(f"classifier {name!r} ({cls.__name__}): {reason}") from None
+
+
+def _argument_names(cls: type) -> list[str] | None:
+    """The keyword arguments the constructor takes, in order; None when it takes any (**kwargs)."""
+    parameters = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _with_suggestion(key: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
 
 
 def classifier_name(classifier: DistributedDataClassifier) -> str:
