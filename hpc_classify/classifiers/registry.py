@@ -89,26 +89,43 @@ def classifier_from_spec(spec: Mapping[str, Any]) -> DistributedDataClassifier:
     arguments = {str(k).replace("-", "_"): v for k, v in spec.items() if k != SPEC_CLASS_KEY}
     valid = _argument_names(cls)
     unknown = [key for key in arguments if valid is not None and key not in valid]
-    if unknown:
-        raise ConfigError(
-            f"classifier {name!r} ({cls.__name__}): unknown argument{'s' if len(unknown) > 1 else ''} "
-            + ", ".join(_with_suggestion(key, valid or ()) for key in unknown),
-            hint=f"{cls.__name__} takes {', '.join(valid or ())}",
-        )
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values())
+    if unknown and not takes_any:
+        raise _unknown_arguments(name, cls, unknown, valid or [])
     try:
         return cls(**arguments)
     except TypeError as exc:
+        if unknown:  # a constructor taking **kwargs passed them on to one that did not take them
+            raise _unknown_arguments(name, cls, unknown, valid or []) from None
         # The constructor's own complaint (missing, wrong kind), without the name of the class defining it.
         reason = re.sub(r"^[\w.]+\(\) ", "", str(exc))
         raise ConfigError(f"classifier {name!r} ({cls.__name__}): {reason}") from None
 
 
+def _unknown_arguments(name: str, cls: type, unknown: list[str], valid: list[str]) -> ConfigError:
+    return ConfigError(
+        f"classifier {name!r} ({cls.__name__}): unknown argument{'s' if len(unknown) > 1 else ''} "
+        + ", ".join(_with_suggestion(key, valid) for key in unknown),
+        hint=f"{cls.__name__} takes {', '.join(valid)}",
+    )
+
+
 def _argument_names(cls: type) -> list[str] | None:
-    """The keyword arguments the constructor takes, in order; None when it takes any (**kwargs)."""
-    parameters = inspect.signature(cls).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    """The keyword arguments the constructor takes, in order, assuming `**kwargs` are passed on to the base
+    classes' constructors (the usual subclass pattern); None when no class in the chain names them all."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]  # without self
+        names += [
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names
+        ]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+    return None
 
 
 def _with_suggestion(key: str, valid: Sequence[str]) -> str:

@@ -86,11 +86,16 @@ def _missing_dir_message(model: str) -> str:
     return f"model directory {model!r} does not exist{suggestion}"
 
 
+# A sentence advising one of the hub client's own arguments: `pass 'local_files_only=False'`, `set
+# 'local_files_only' to False`.
+_NAMES_AN_ARGUMENT = re.compile(r"\w=\w|'\w+_\w+'")
+
+
 def hub_failure_reason(error: Exception) -> str:
     """The hub client's error in one line, without its advice about its own keyword arguments
     (`pass 'local_files_only=False'`), which is no option of ours."""
     first_line = str(error).splitlines()[0] if str(error) else ""
-    sentences = [s for s in re.split(r"(?<=\.)\s+", first_line) if not re.search(r"\w=\w", s)]
+    sentences = [s for s in re.split(r"(?<=\.)\s+", first_line) if not _NAMES_AN_ARGUMENT.search(s)]
     return f"{type(error).__name__}: {' '.join(sentences)}".rstrip(": ")
 
 
