@@ -130,10 +130,14 @@ def _local_dir(model: str) -> Path | None:
     if path.is_dir():
         return path.resolve()
     if _looks_like_path(model):
-        raise ModelNotAvailableError(
-            _missing_dir_message(model),
-            hint="pass an existing local checkpoint directory or a hub id such as nvidia/domain-classifier",
-        )
+        hint = "pass an existing local checkpoint directory or a hub id such as nvidia/domain-classifier"
+        first, slash, rest = model.partition("/")
+        if slash and "/" not in rest and not model.startswith((".", "~", os.sep)):  # could be org/name
+            hint = (
+                f"pass an existing local checkpoint directory ({model} is taken as a path, not a hub id, "
+                f"because {first} is a local directory)"
+            )
+        raise ModelNotAvailableError(_missing_dir_message(model), hint=hint)
     return None
 
 

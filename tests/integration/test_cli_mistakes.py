@@ -136,8 +136,8 @@ def test_a_mistyped_local_model_directory_says_it_does_not_exist(tmp_path, tiny_
     assert result.returncode == 2
     assert error_lines(result) == [
         "hpc-classify run: error: model directory 'demo-output/tiny-model' does not exist "
-        "(did you mean demo-output/tiny-domain-model?); "
-        "HINT: pass an existing local checkpoint directory or a hub id such as nvidia/domain-classifier"
+        "(did you mean demo-output/tiny-domain-model?); HINT: pass an existing local checkpoint directory "
+        "(demo-output/tiny-model is taken as a path, not a hub id, because demo-output is a local directory)"
     ]
     assert not (tmp_path / "out").exists()
 
