@@ -24,6 +24,7 @@ from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_par
 from hpc_classify.datasets.reading import filename_column
 from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.io.discovery import JSONL_SUFFIXES, document_suffix, output_relpath
+from hpc_classify.io.output_clashes import refuse_output_clashes
 from hpc_classify.io.writers import write_atomically, write_frame
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def write_to_disk(
     _check_columns(frame, column, partition_on)
     if column and source_files:
         _check_distinct_sources(source_files)
+        _refuse_shared_outputs([os.path.basename(p) for group in source_files for p in group], output_type)
     os.makedirs(output_path, exist_ok=True)
     # With a file name column: parts first, joined per name once every partition has written (assembly.py).
     token = secrets.token_hex(4) if column else None
@@ -111,16 +113,16 @@ def _check_columns(frame: Any, column: str | None, partition_on: str | None) -> 
 def finish_file_name_write(
     output_path: str, written: list[tuple[str, str, str]], fmt: str, token: str
 ) -> list[str]:
-    """The outputs of a `write_to_filename` write from its parts (see `assembly`); two file names with one
-    output name (`a` and `a.jsonl`) would be joined into one file: refused, the parts removed."""
-    source_of: dict[str, str] = {}
-    for name, _, source in written:
-        if source_of.setdefault(name, source) != source:
-            remove_parts(output_path, token)
-            raise ConfigError(
-                f"the file names {source_of[name]!r} and {source!r} would both be written to {name}",
-                hint="give the rows distinct file names",
-            )
+    """The outputs of a `write_to_filename` write from its parts (see `assembly`). File name values that
+    share an output name (`a` and `a.jsonl`) are refused, as inputs are (io/output_clashes), parts removed."""
+    try:
+        refuse_output_clashes(
+            ((source, name) for name, _, source in written),
+            hint="give the rows distinct file names (without their suffixes)",
+        )
+    except ConfigError:
+        remove_parts(output_path, token)
+        raise
     return finish_outputs(output_path, [(name, part) for name, part, _ in written], fmt)
 
 
@@ -138,6 +140,14 @@ def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
             "write_to_filename would write them to one file",
             hint="give them distinct names, or write without write_to_filename",
         )
+
+
+def _refuse_shared_outputs(file_names: list[str], fmt: str) -> None:
+    # a.jsonl and a.jsonl.gz both become a.parquet: refused before writing, as in the CLI's planning.
+    refuse_output_clashes(
+        ((name, output_name(name, fmt)) for name in file_names),
+        hint="give the input files distinct names (without their suffixes), or write without write_to_filename",
+    )
 
 
 class PartitionWriter:
@@ -173,6 +183,7 @@ class PartitionWriter:
         present = list(part[self.column].unique())  # first-seen order
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
+        _refuse_shared_outputs([str(name) for name in present + missing], self.fmt)  # before any write
         names = []
         for file_name in present + missing:
             rows = part[rows_of[file_name]] if file_name in rows_of else part.iloc[:0]
