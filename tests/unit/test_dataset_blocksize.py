@@ -91,7 +91,9 @@ def test_a_name_in_several_partitions_is_joined_in_order(tmp_path):
 def test_two_file_names_for_one_output_are_refused(tmp_path, npartitions):
     frame = pd.DataFrame({"a": range(4), "file_name": ["doc", "doc", "doc.jsonl", "doc.jsonl"]})
     out = tmp_path / "out"
-    with pytest.raises(ConfigError, match=r"inputs doc and doc\.jsonl would both write the output 'doc\.jsonl'"):
+    with pytest.raises(
+        ConfigError, match=r"inputs doc and doc\.jsonl would both write the output 'doc\.jsonl'"
+    ):
         write_to_disk(dd.from_pandas(frame, npartitions=npartitions), str(out), write_to_filename=True)
     assert os.listdir(out) == []
 
