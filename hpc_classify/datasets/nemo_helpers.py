@@ -137,9 +137,13 @@ def single_partition_write_with_filename(
 ) -> Any:
     """Write `df`'s rows to one file per value of `filename_col` in `output_file_dir`, rows in order, each
     file atomically. Returns a one-element Series: True when `df` was empty (nothing written), as NeMo's."""
+    if output_type == "bitext":  # NeMo: a RuntimeError (its bitext writer is another function)
+        raise DataLayoutError(
+            "single_partition_write_with_filename does not write NeMo's bitext (parallel text) files",
+            hint="write jsonl or parquet",
+        )
     if output_type not in FILENAME_WRITE_TYPES:
-        error = DataLayoutError if output_type == "bitext" else ConfigError
-        raise error(
+        raise ConfigError(
             f"single_partition_write_with_filename writes {' or '.join(FILENAME_WRITE_TYPES)}, "
             f"not {output_type!r}",
             hint="write pickles with DocumentDataset.to_pickle(..., write_to_filename=True)",
