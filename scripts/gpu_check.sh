@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, in one call on a machine with a CUDA GPU (README, "Development"): the GPU tests and the engine's
+# The GPU check, in one call on a machine with a CUDA GPU (docs/development.md, "GPU notes"): the GPU tests and the engine's
 # CUDA tests, then benchmarks/bench_gpu.py. Wheels from scripts/gpu_wheels.sh in .whl/ (Dask, dask-cuda, ...).
 # Logs and the benchmark's JSON go to $OUT (default ./gpu-check).
 set -uo pipefail

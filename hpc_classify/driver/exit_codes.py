@@ -1,4 +1,4 @@
-"""Exit codes of `hpc-classify run` (documented in the CLI help and the README).
+"""Exit codes of `hpc-classify run` (documented in the CLI help, the README and docs/running.md).
 
 They are distinct so that a Slurm script can tell "requeue me" (3) from "fix something" (1, 2):
 

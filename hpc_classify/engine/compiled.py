@@ -5,7 +5,7 @@ transposes around every projection, GELU, residual adds, LayerNorm) and the memo
 cost a share of every forward pass. Inductor fuses them into a few generated C++ loops (Triton kernels on
 GPU); the matrix products and the attention kernel stay library calls.
 
-Measured (README, Performance; `hpc-classify bench` times both paths side by side): on 2 dedicated cores
+Measured (docs/performance.md, "Compiled path"; `hpc-classify bench` times both paths): on 2 dedicated cores
 of an AVX-512 BF16 EPYC the eager path is as fast or faster (compiled 0.7-0.93x in bf16, 0.9x in fp32),
 because it already runs attention in cache-sized chunks of documents, which a graph over the whole batch
 cannot; on the same cores shared with other processes (load 3-4) the compiled path was 1.0-2.3x faster
