@@ -15,13 +15,13 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / "hpc_classify"
 # Top to bottom, as docs/CONTRACTS.md states them; parts of one layer do not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("hpc_classify", "cli"),  # the package root resolves its public names lazily, by name
-    ("bench",),
+    ("bench", "report"),  # report: reads what a run wrote (markers, summary, plan, failures)
     ("driver", "utils", "dataset"),  # utils and dataset: NeMo Curator's import paths, re-exported
     ("cluster", "classifiers"),
     ("models", "datasets"),
     ("engine", "io"),
     ("config",),
-    ("errors", "logging_setup", "_version"),
+    ("errors", "logging_setup", "_version", "worker_env"),  # standard library only
 )
 
 # (importing module, imported module): why it is allowed for now. Delete a line once its import is gone.
