@@ -40,6 +40,22 @@ KNOWN_CIRCLES: dict[frozenset[str], str] = {
 }
 
 
+# Libraries a part must never import (shared/ARCHITECTURE.md): the per-file work runs without a cluster, and
+# starting a cluster stays light. (module, library): why it is allowed.
+FORBIDDEN_LIBRARIES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("engine", "classifiers", "models", "io"), ("distributed", "dask.distributed", "dask_jobqueue")
+    ),
+    "cluster": ("torch", "transformers"),
+}
+KNOWN_LIBRARY_EXCEPTIONS: dict[tuple[str, str], str] = {
+    (
+        "hpc_classify.cluster.nemo_client",
+        "torch",
+    ): "NeMo's set_torch_to_use_rmm, run lazily on a GPU worker only",
+}
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -92,6 +108,18 @@ def _imports(module: str, *, module_level_only: bool) -> list[tuple[str, int]]:
         if not skip:
             pending.extend(ast.iter_child_nodes(node))
     return found
+
+
+def _libraries(module: str) -> set[str]:
+    """Every absolute import of `module` outside hpc_classify, as written (`dask.distributed`, `torch`)."""
+    tree = ast.parse(MODULES[module].read_text(), filename=str(MODULES[module]))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.update({node.module, *(f"{node.module}.{alias.name}" for alias in node.names)})
+    return {name for name in names if name.split(".")[0] != "hpc_classify"}
 
 
 def _layer_of(part: str) -> int:
@@ -191,3 +219,17 @@ def test_the_checks_see_imports_inside_functions_and_relative_imports():
     lazy = {target for target, _ in _imports("hpc_classify.driver.run", module_level_only=False)}
     eager = {target for target, _ in _imports("hpc_classify.driver.run", module_level_only=True)}
     assert "hpc_classify.cluster.connect" in lazy - eager
+
+
+def test_light_parts_never_import_heavy_libraries():
+    found = {
+        (module, library): library
+        for module in MODULES
+        for library in _libraries(module)
+        for forbidden in FORBIDDEN_LIBRARIES.get(_part(module), ())
+        if library == forbidden or library.startswith(forbidden + ".")
+    }
+    assert sorted(set(found) - set(KNOWN_LIBRARY_EXCEPTIONS)) == []
+    assert sorted(set(KNOWN_LIBRARY_EXCEPTIONS) - set(found)) == [], (
+        "delete these from KNOWN_LIBRARY_EXCEPTIONS"
+    )
