@@ -98,10 +98,10 @@ def _failed(input_file: InputFile, error: Exception) -> FileOutcome:
     # (bad rows, settings) says all in its message; anything else keeps its traceback for the worker's log.
     traceback = None if isinstance(error, HpcClassifyError) else error
     logger.warning("%s failed: %s: %s", input_file.relpath, type(error).__name__, error, exc_info=traceback)
-    return FileOutcome(input_file.relpath, error=_picklable(error))
+    return FileOutcome(input_file.relpath, error=picklable(error))
 
 
-def _picklable(error: Exception) -> BaseException:
+def picklable(error: BaseException) -> BaseException:
     """`error` itself when it pickles (ours do, with their attributes: failures.jsonl shows the real type);
     otherwise a RuntimeError naming it, since one unpicklable error must not lose the group's markers."""
     try:

@@ -22,6 +22,7 @@ class RunStats:
     files_skipped: int = 0  # done by an earlier run (marker present at start)
     files_processed: int = 0
     files_failed: int = 0
+    pieces_processed: int = 0  # pieces of large files classified by this run
     retries: int = 0
     documents_in: int = 0
     documents_out: int = 0
@@ -36,14 +37,28 @@ class RunStats:
     stop_exit_code: int | None = None
 
     def add_marker(self, marker: dict[str, Any]) -> None:
-        self.files_processed += 1
+        """A whole file classified by this run."""
+        self.add_documents(marker)
+        self.add_file(marker)
+
+    def add_documents(self, marker: dict[str, Any]) -> None:
+        """The documents of a file's or a piece's marker: this run classified them."""
         self.documents_in += int(marker["rows_in"])
         self.documents_out += int(marker["rows_out"])
         self.rows_bad += int(marker["rows_bad"])
         add_counts(self.labels, marker["label_counts"])
+        self.nodes.add(str(marker["node"]))
+
+    def add_piece(self, marker: dict[str, Any]) -> None:
+        self.pieces_processed += 1
+        self.add_documents(marker)
+
+    def add_file(self, marker: dict[str, Any]) -> None:
+        """A file finished by this run (for a file in pieces: assembled; its documents were counted with
+        the pieces this run classified)."""
+        self.files_processed += 1
         self.bytes_read += int(marker.get("input_size") or 0)
         self.bytes_written += int(marker.get("output_size") or 0)
-        self.nodes.add(str(marker["node"]))
 
     @property
     def files_remaining(self) -> int:
@@ -77,6 +92,7 @@ def build_summary(
         "files_processed": stats.files_processed,
         "files_failed": stats.files_failed,
         "files_remaining": stats.files_remaining,
+        "pieces_processed": stats.pieces_processed,
         "retries": stats.retries,
         "documents_in": stats.documents_in,
         "documents_out": stats.documents_out,

@@ -57,7 +57,7 @@ class InputRead:
     input_file: InputFile
     started: float
     stat: os.stat_result
-    input_sha256: str
+    input_sha256: str | None
     result: ReadResult
 
 
@@ -107,11 +107,36 @@ def read_input(input_file: InputFile, text_field: str, on_bad_row: str) -> Input
     return InputRead(input_file, started, stat, input_sha256, result)
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where one classified unit (a file, or a piece of one) is written: output, quarantine, marker."""
+
+    output_path: str
+    quarantine_path: str
+    marker_path: str
+
+
+def file_destination(settings: FileSettings, relpath: str) -> Destination:
+    """A whole file's: its output under the output directory, its marker under _markers/."""
+    out_relpath = output_relpath(relpath, settings.output_format)
+    return Destination(
+        output_path=os.path.abspath(os.path.join(settings.output_dir, out_relpath)),
+        quarantine_path=os.path.join(settings.output_dir, quarantine_relpath(out_relpath)),
+        marker_path=marker_path(settings.output_dir, relpath),
+    )
+
+
 def write_classified(
-    read: InputRead, predicted: pd.DataFrame, classifiers: Sequence[Any], settings: FileSettings
+    read: InputRead,
+    predicted: pd.DataFrame,
+    classifiers: Sequence[Any],
+    settings: FileSettings,
+    destination: Destination | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the output (and quarantine) of one classified file atomically, then its marker; return the
-    marker as a dict. `predicted` is the file's frame with every classifier's output columns."""
+    """Write the output (and quarantine) of one classified file, or piece of one, atomically, then its
+    marker; return the marker as a dict. `predicted` is the frame with every classifier's output columns;
+    `destination` defaults to the whole file's (`file_destination`); `extra` goes to the marker's extra."""
     from hpc_classify.classifiers.combine import keep_mask, output_counts
 
     input_file, result = read.input_file, read.result
@@ -123,12 +148,10 @@ def write_classified(
         settings.row_number_column,
         input_file,
     )
-
-    out_relpath = output_relpath(input_file.relpath, settings.output_format)
-    output_dir = settings.output_dir
-    output_path = os.path.abspath(os.path.join(output_dir, out_relpath))
+    destination = destination or file_destination(settings, input_file.relpath)
+    output_path = destination.output_path
     write_frame(kept, output_path, settings.output_format)
-    quarantine = _write_quarantine(os.path.join(output_dir, quarantine_relpath(out_relpath)), result.bad_rows)
+    quarantine = _write_quarantine(destination.quarantine_path, result.bad_rows)
 
     finished = time.time()
     marker = CompletionMarker(
@@ -145,12 +168,13 @@ def write_classified(
         worker=settings.worker,
         fingerprint=settings.fingerprint,
         quarantine_path=quarantine,
-        started_at=_iso(read.started),
-        finished_at=_iso(finished),
+        started_at=iso_time(read.started),
+        finished_at=iso_time(finished),
         output_size=os.path.getsize(output_path),
         input_sha256=read.input_sha256,
+        extra=dict(extra or {}),
     )
-    write_marker(marker_path(output_dir, input_file.relpath), marker)
+    write_marker(destination.marker_path, marker)
     logger.debug(
         "%s: %d rows in, %d out, %d bad", input_file.relpath, marker.rows_in, marker.rows_out, marker.rows_bad
     )
@@ -193,5 +217,5 @@ def _write_quarantine(path: str, bad_rows: list[BadRow]) -> str | None:
     return os.path.abspath(path)
 
 
-def _iso(timestamp: float) -> str:
+def iso_time(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat(timespec="milliseconds")
