@@ -204,3 +204,24 @@ def remove_finished_pieces(output_dir: str, done: set[str]) -> None:
     for relpath in piece_files.files_in_pieces(output_dir):
         if relpath in done:
             piece_files.remove_pieces(output_dir, relpath)
+
+
+def partly_done(output_dir: str, planned: set[str]) -> list[dict[str, Any]]:
+    """The planned files started in pieces and not finished: pieces done (of how many; None while a
+    compressed file's count is unknown) and their documents."""
+    found = []
+    for relpath in piece_files.files_in_pieces(output_dir):
+        layout = piece_files.read_layout(output_dir, relpath)
+        if relpath not in planned or layout is None:
+            continue
+        done = sorted(piece_files.done_piece_indices(output_dir, relpath))
+        markers = piece_files.read_piece_markers(output_dir, relpath, done)
+        found.append(
+            {
+                "relpath": relpath,
+                "pieces_done": len(done),
+                "pieces": None if layout.pieces is None else len(layout.pieces),
+                "documents_done": sum(int(m["rows_in"]) for m in markers),
+            }
+        )
+    return found

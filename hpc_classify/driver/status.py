@@ -12,6 +12,7 @@ from typing import Any
 
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.input_changes import describe_change
+from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import read_plan
 from hpc_classify.driver.summary import SUMMARY_FILE, add_counts, plain_counts
 from hpc_classify.errors import InputFileError, OutputDirectoryError
@@ -68,6 +69,8 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         ],
         "changed": tally.changed,
         "vanished": tally.vanished,
+        # Started in pieces, not finished: counted as remaining above; their documents are not in the sums.
+        "partly_done": partly_done(output_dir, set(sizes) - tally.done),
         "last_run": _last_run(output_dir),
     }
 
@@ -168,6 +171,12 @@ def format_status(status: dict[str, Any]) -> str:
         lines.extend(f"  {value:<{width}}  {count}" for value, count in counts.items())
     for entry in status["changed"]:
         lines.append(f"CHANGED {entry['relpath']}: {entry['change']} (rerun with --on-changed-input redo)")
+    for entry in status["partly_done"]:
+        of = f" of {entry['pieces']}" if entry["pieces"] is not None else ""
+        lines.append(
+            f"PARTLY DONE {entry['relpath']}: {entry['pieces_done']}{of} pieces, "
+            f"{entry['documents_done']} documents (the rerun continues from there)"
+        )
     for entry in status["vanished"]:
         lines.append(f"VANISHED {entry['relpath']}: the input is gone; its output is kept: {entry['output']}")
     for entry in status["failed"]:
