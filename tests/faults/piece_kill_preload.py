@@ -13,6 +13,9 @@ import signal
 from hpc_classify.driver import assembly, task
 
 _where = os.environ.get("HPC_CLASSIFY_TEST_KILL_RUN_AT")
+# Dask may run a preload file more than once in one namespace: wrap the originals, never a wrapper.
+_real_write_marker = getattr(task.write_marker, "__wrapped_original__", task.write_marker)
+_real_concat = getattr(assembly._concat_bytes, "__wrapped_original__", assembly._concat_bytes)
 
 
 def _kill_run() -> None:
@@ -20,7 +23,6 @@ def _kill_run() -> None:
 
 
 if _where == "piece":
-    _real_write_marker = task.write_marker
     _pieces_marked = []
 
     def _write_marker(path, marker):
@@ -30,14 +32,15 @@ if _where == "piece":
                 _kill_run()
         return _real_write_marker(path, marker)
 
+    _write_marker.__wrapped_original__ = _real_write_marker
     task.write_marker = _write_marker
 
 if _where == "assembly":
-    _real_concat = assembly._concat_bytes
 
     def _concat_bytes(paths, out):
         _real_concat(paths[: len(paths) // 2], out)
         out.flush()
         _kill_run()
 
+    _concat_bytes.__wrapped_original__ = _real_concat
     assembly._concat_bytes = _concat_bytes
