@@ -6,8 +6,11 @@ classifier objects of a run; everything that can go wrong is a ConfigError befor
 
 from __future__ import annotations
 
+import difflib
 import importlib
-from collections.abc import Mapping
+import inspect
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpc_classify.classifiers.aegis import AegisClassifier, InstructionDataGuardClassifier
@@ -50,8 +53,9 @@ def resolve_classifier_class(name: str) -> type[DistributedDataClassifier]:
         try:
             return CLASSIFIERS[name]
         except KeyError:
+            close = difflib.get_close_matches(name, CLASSIFIERS, n=1)
             raise ConfigError(
-                f"unknown classifier {name!r}",
+                f"unknown classifier {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
                 hint=f"built-in: {', '.join(CLASSIFIERS)}; or an import path package.module:ClassName",
             ) from None
     module_name, _, class_name = name.partition(":")
@@ -83,14 +87,50 @@ def classifier_from_spec(spec: Mapping[str, Any]) -> DistributedDataClassifier:
     name = spec[SPEC_CLASS_KEY]
     cls = resolve_classifier_class(name)
     arguments = {str(k).replace("-", "_"): v for k, v in spec.items() if k != SPEC_CLASS_KEY}
+    valid = _argument_names(cls)
+    unknown = [key for key in arguments if valid is not None and key not in valid]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values())
+    if unknown and not takes_any:
+        raise _unknown_arguments(name, cls, unknown, valid or [])
     try:
         return cls(**arguments)
     except TypeError as exc:
-        # The constructor's own complaint names the argument (unexpected, missing, wrong kind).
-        raise ConfigError(
-            f"classifier {name!r}: invalid arguments {sorted(arguments)} ({exc})",
-            hint=f"see help({cls.__module__}.{cls.__qualname__}) for the arguments it takes",
-        ) from None
+        if unknown:  # a constructor taking **kwargs passed them on to one that did not take them
+            raise _unknown_arguments(name, cls, unknown, valid or []) from None
+        # The constructor's own complaint (missing, wrong kind), without the name of the class defining it.
+        reason = re.sub(r"^[\w.]+\(\) ", "", str(exc))
+        raise ConfigError(f"classifier {name!r} ({cls.__name__}): {reason}") from None
+
+
+def _unknown_arguments(name: str, cls: type, unknown: list[str], valid: list[str]) -> ConfigError:
+    return ConfigError(
+        f"classifier {name!r} ({cls.__name__}): unknown argument{'s' if len(unknown) > 1 else ''} "
+        + ", ".join(_with_suggestion(key, valid) for key in unknown),
+        hint=f"{cls.__name__} takes {', '.join(valid)}",
+    )
+
+
+def _argument_names(cls: type) -> list[str] | None:
+    """The keyword arguments the constructor takes, in order, assuming `**kwargs` are passed on to the base
+    classes' constructors (the usual subclass pattern); None when no class in the chain names them all."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]  # without self
+        names += [
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names
+        ]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+    return None
+
+
+def _with_suggestion(key: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
 
 
 def classifier_name(classifier: DistributedDataClassifier) -> str:

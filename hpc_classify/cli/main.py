@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from hpc_classify._version import __version__
+from hpc_classify.cli.flag_typos import unrecognized_arguments
 from hpc_classify.errors import HpcClassifyError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `handler=fn(args) -> int`.
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        (getattr(args, "subparser", None) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+        subparser = getattr(args, "subparser", None) or parser
+        subparser.error(unrecognized_arguments(subparser, unknown))
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2

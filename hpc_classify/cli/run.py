@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hpc_classify.cli.flag_typos import unrecognized_arguments
 from hpc_classify.config import (
     BAD_ROW_POLICIES,
     CHANGED_INPUT_POLICIES,
@@ -30,13 +31,27 @@ EXIT_CODES_HELP = """exit codes:
 """
 
 
+# Replaced by the registry's names when help is shown: importing the registry (about 1 s) is only paid then.
+BUILTIN_CLASSIFIERS = "<built-in classifiers>"
+
+
+class _RunHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and BUILTIN_CLASSIFIERS in text:
+            from hpc_classify.classifiers.registry import CLASSIFIERS
+
+            text = text.replace(BUILTIN_CLASSIFIERS, ", ".join(CLASSIFIERS))
+        return text
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
         help="classify a corpus (resumable: rerun the same command to continue)",
         description=__doc__,
         epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RunHelpFormatter,
     )
     _add_arguments(parser)
     parser.set_defaults(handler=handle)
@@ -44,9 +59,17 @@ def register(subparsers: Any) -> None:
 
 def parse_run_argv(argv: list[str]) -> argparse.Namespace:
     """`hpc-classify run`'s options given after `--` to `node` or `submit` (exits with run's usage on errors)."""
-    parser = argparse.ArgumentParser(prog="hpc-classify run", description=__doc__, epilog=EXIT_CODES_HELP)
+    parser = argparse.ArgumentParser(
+        prog="hpc-classify run",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=_RunHelpFormatter,
+    )
     _add_arguments(parser)
-    return parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(unrecognized_arguments(parser, unknown))
+    return args
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,8 +122,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--classifier",
         action="append",
         metavar="NAME|module:Class",
-        help="domain (default), quality, multilingual-domain, or an importable DistributedDataClassifier "
-        "subclass as package.module:ClassName; repeat to run several in one pass",
+        help=f"a built-in ({BUILTIN_CLASSIFIERS}; default domain), or an importable "
+        "DistributedDataClassifier subclass as package.module:ClassName; repeat to run several in one pass",
     )
     clf.add_argument("--model", help="hub id or local checkpoint directory (default: the classifier's model)")
     clf.add_argument("--revision", help="hub revision (branch, tag or commit)")

@@ -21,6 +21,7 @@ import pandas as pd
 from hpc_classify.datasets.reading import filename_column
 from hpc_classify.errors import ConfigError
 from hpc_classify.io.discovery import JSONL_SUFFIXES, document_suffix, output_relpath
+from hpc_classify.io.output_clashes import refuse_output_clashes
 from hpc_classify.io.writers import write_atomically, write_frame
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def write_to_disk(
     _check_columns(frame, column, partition_on)
     if column and source_files:
         _check_distinct_sources(source_files)
+        _refuse_shared_outputs([name for group in source_files for name in group], output_type)
     os.makedirs(output_path, exist_ok=True)
     spec = _PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on)
     parts = frame.to_delayed()
@@ -108,6 +110,14 @@ def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
         )
 
 
+def _refuse_shared_outputs(file_names: list[str], fmt: str) -> None:
+    # a.jsonl and a.jsonl.gz both become a.parquet: refused before writing, as in the CLI's planning.
+    refuse_output_clashes(
+        ((name, output_name(name, fmt)) for name in file_names),
+        hint="give the input files distinct names (without their suffixes), or write without write_to_filename",
+    )
+
+
 class _PartitionWriter:
     """Writes one partition; returns the relative names written (for the clash check). Picklable."""
 
@@ -135,6 +145,7 @@ class _PartitionWriter:
         present = list(part[self.column].unique())  # first-seen order
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
+        _refuse_shared_outputs([str(name) for name in present + missing], self.fmt)  # before any write
         names = []
         for file_name in present + missing:
             rows = part[rows_of[file_name]] if file_name in rows_of else part.iloc[:0]

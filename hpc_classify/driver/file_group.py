@@ -94,10 +94,18 @@ def _predict(reads: list[InputRead], classifiers: Sequence[Any]) -> list[pd.Data
 
 
 def _failed(input_file: InputFile, error: Exception) -> FileOutcome:
-    # Logged here: an error returned in the task's result never reaches Dask's own log. A project error
-    # (bad rows, settings) says all in its message; anything else keeps its traceback for the worker's log.
-    traceback = None if isinstance(error, HpcClassifyError) else error
-    logger.warning("%s failed: %s: %s", input_file.relpath, type(error).__name__, error, exc_info=traceback)
+    # An error returned in the task's result never reaches Dask's own log, so an unexpected one is logged
+    # here with its traceback. A project error (bad rows, settings) says all in its message, which the
+    # driver reports: here it is only a debug line, or the user would read it twice.
+    expected = isinstance(error, HpcClassifyError)
+    logger.log(
+        logging.DEBUG if expected else logging.WARNING,
+        "%s failed: %s: %s",
+        input_file.relpath,
+        type(error).__name__,
+        error,
+        exc_info=None if expected else error,
+    )
     return FileOutcome(input_file.relpath, error=picklable(error))
 
 

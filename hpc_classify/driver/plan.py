@@ -18,6 +18,7 @@ from typing import Any
 from hpc_classify.errors import ConfigError
 from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
 from hpc_classify.io.markers import MARKERS_DIRNAME, iter_marker_relpaths
+from hpc_classify.io.output_clashes import refuse_output_clashes
 from hpc_classify.io.writers import is_temp_file, write_json_atomically
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ class PlannedFile:
 
 
 def list_input_files(inputs: Sequence[str], output_dir: str, output_format: str) -> list[PlannedFile]:
-    """Expand --input specs into files with their sizes; refuse an output that would overwrite an input."""
+    """Expand --input specs into files with their sizes; refuse an output that would overwrite an input
+    or that two inputs would share."""
     files = expand_inputs(list(inputs))
+    refuse_output_clashes((f.path, output_relpath(f.relpath, output_format)) for f in files)
     _check_output_apart(inputs, files, output_dir, output_format)
     planned = []
     for f in files:

@@ -33,6 +33,7 @@ from hpc_classify.driver.plan import (
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
+from hpc_classify.driver.text_field_check import check_text_fields
 from hpc_classify.errors import ConfigError, OutputDirectoryError
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def run_classification(
     details = _fingerprint_details(config)
     output_dir = os.path.abspath(config.output)
     files = list_input_files(config.inputs, output_dir, config.output_format)
+    check_text_fields(config.classifiers, files)
     _make_output_dir(output_dir)
     with RunLock(output_dir):
         return _run_locked(config, output_dir, details, files, client=client, connect_timeout=connect_timeout)
@@ -121,7 +123,13 @@ def _run_locked(
         cluster_info = _classify(
             config, output_dir, fingerprint, pending, stats, failures, stop, client, connect_timeout
         )
-    if stop.requested:
+    finished_anyway = stop.requested and stats.files_remaining == 0
+    if finished_anyway:  # the stop came, but the files in flight finished within the grace period
+        logger.info(
+            "%s received, but every file had finished (done or failed): the run is complete, not interrupted",
+            stop.signal_name,
+        )
+    if stop.requested and not finished_anyway:
         exit_code = exit_codes.INTERRUPTED
     elif stats.stop_exit_code is not None:  # no workers left, output unwritable
         exit_code = stats.stop_exit_code
@@ -134,7 +142,7 @@ def _run_locked(
         started=started,
         finished=time.time(),
         exit_code=exit_code,
-        interrupted_by=stop.signal_name,
+        interrupted_by=None if finished_anyway else stop.signal_name,
         fingerprint=fingerprint,
         cluster=cluster_info,
     )

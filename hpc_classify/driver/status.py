@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         e for e in read_failures(output_dir) if e.get("relpath") in sizes and e["relpath"] not in tally.done
     ]
     done = len(tally.done)
-    seconds = tally.worker_seconds
+    seconds = tally.worker_seconds()
     return {
         "output": os.path.abspath(output_dir),
         "files_planned": len(sizes),
@@ -88,7 +89,7 @@ class _MarkerTally:
     documents_in: int = 0
     documents_out: int = 0
     rows_bad: int = 0
-    worker_seconds: float = 0.0
+    busy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # per worker: (start, end)
     labels: dict[str, Counter[str]] = field(default_factory=dict)
     nodes: set[str] = field(default_factory=set)
     workers: set[str] = field(default_factory=set)
@@ -99,10 +100,35 @@ class _MarkerTally:
         self.documents_in += marker.rows_in
         self.documents_out += marker.rows_out
         self.rows_bad += marker.rows_bad
-        self.worker_seconds += marker.seconds
         add_counts(self.labels, marker.label_counts)
         self.nodes.add(marker.node)
-        self.workers.add(f"{marker.node}/{marker.worker}")
+        worker = f"{marker.node}/{marker.worker}"
+        self.workers.add(worker)
+        self.busy.setdefault(worker, []).append(_interval(marker))
+
+    def worker_seconds(self) -> float:
+        """Time the workers spent on the done files. Files classified together in one task overlap in time:
+        each worker's intervals are merged, so that a group's time is counted once, not once per file."""
+        return sum(_merged_length(intervals) for intervals in self.busy.values())
+
+
+def _interval(marker: CompletionMarker) -> tuple[float, float]:
+    if marker.started_at and marker.finished_at:
+        try:
+            start = dt.datetime.fromisoformat(marker.started_at).timestamp()
+            return start, max(start, dt.datetime.fromisoformat(marker.finished_at).timestamp())
+        except ValueError:
+            pass
+    return 0.0, float(marker.seconds)  # an older marker without times: its own duration, unmerged
+
+
+def _merged_length(intervals: list[tuple[float, float]]) -> float:
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def _tally_markers(output_dir: str, sizes: dict[str, int], verify_inputs: bool) -> _MarkerTally:
@@ -156,13 +182,17 @@ def format_status(status: dict[str, Any]) -> str:
         f"{status['files_failed']} failed (of {status['files_planned']})",
         f"documents:       {status['documents_in']} in, {status['documents_out']} out, {status['rows_bad']} bad rows",
     ]
+    # Two different rates, each saying what it divides by: the first excludes start-up and idle workers.
     if status["documents_per_worker_second"] is not None:
-        lines.append(f"throughput:      {status['documents_per_worker_second']} docs per worker-second")
+        lines.append(
+            f"throughput:      {status['documents_per_worker_second']} docs per worker-second "
+            "(done files' documents / time workers spent on them, all runs)"
+        )
     last = status.get("last_run")
     if last and last.get("documents_per_second") is not None:
         lines.append(
-            f"last run:        {last['documents_per_second']} docs/s over {last['wall_seconds']} s, "
-            f"exit code {last['exit_code']}"
+            f"last run:        {last['documents_per_second']} docs/s wall-clock over {last['wall_seconds']} s "
+            f"(start-up included), exit code {last['exit_code']}"
         )
     lines.append(f"nodes:           {', '.join(status['nodes']) or '-'} ({status['workers']} workers)")
     for column, counts in status["labels"].items():

@@ -164,7 +164,8 @@ def _parse_line(raw: bytes, text_field: str | None) -> tuple[Any, str | None]:
     try:
         record = json.loads(decoded)
     except json.JSONDecodeError as exc:
-        return None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+        # Some messages end in "at" ("Unterminated string starting at"): no "at at".
+        return None, f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
     if not isinstance(record, dict):
         return None, f"not a JSON object (a JSON {_json_type(record)})"
     if text_field is not None:

@@ -21,6 +21,7 @@ from hpc_classify.models.hub import (
     BASE_CONFIG_FILE,
     CLASSIFIER_FILE_PATTERNS,
     hub_cache_dir,
+    hub_failure_reason,
     hub_offline,
     read_json_file,
 )
@@ -77,7 +78,7 @@ def _commit_of(snapshot_file_or_dir: Path) -> str:
 def _fetch_error(
     what: str, repo_id: str, revision: str, cache: Path, error: Exception
 ) -> ModelNotAvailableError:
-    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+    reason = hub_failure_reason(error)
     if hub_offline():
         hint = (
             "HF_HUB_OFFLINE=1 is set (the hpc-classify module sets it for compute nodes), so nothing was "

@@ -9,9 +9,11 @@ pre-fetches it, instead of a stack of hub exceptions.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,8 +66,37 @@ def hub_cache_dir() -> Path:
 
 
 def _looks_like_path(model: str) -> bool:
-    # A hub id is "name" or "org/name"; anything else is meant as a directory on disk.
-    return model.startswith((os.sep, ".", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model)
+    """Whether `model` is meant as a directory on disk rather than a hub id ("name" or "org/name").
+
+    `org/name` is ambiguous: it is taken as a local path when `org` is a local directory (a typo'd
+    `demo-output/tiny-model` then says the directory does not exist, instead of failing a hub download)."""
+    if model.startswith((os.sep, ".", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model):
+        return True
+    first, slash, _ = model.partition("/")
+    return bool(slash) and os.path.isdir(first)
+
+
+def _missing_dir_message(model: str) -> str:
+    """'model directory ... does not exist', with the closest checkpoint directory beside it, if any."""
+    path = Path(model).expanduser()
+    parent = path.parent if path.parent.is_dir() else None
+    siblings = sorted(p.name for p in parent.iterdir() if (p / "config.json").is_file()) if parent else []
+    close = difflib.get_close_matches(path.name, siblings, n=1)
+    suggestion = f" (did you mean {os.path.join(os.path.dirname(model), close[0])}?)" if close else ""
+    return f"model directory {model!r} does not exist{suggestion}"
+
+
+# A sentence advising one of the hub client's own arguments: `pass 'local_files_only=False'`, `set
+# 'local_files_only' to False`.
+_NAMES_AN_ARGUMENT = re.compile(r"\w=\w|'\w+_\w+'")
+
+
+def hub_failure_reason(error: Exception) -> str:
+    """The hub client's error in one line, without its advice about its own keyword arguments
+    (`pass 'local_files_only=False'`), which is no option of ours."""
+    first_line = str(error).splitlines()[0] if str(error) else ""
+    sentences = [s for s in re.split(r"(?<=\.)\s+", first_line) if not _NAMES_AN_ARGUMENT.search(s)]
+    return f"{type(error).__name__}: {' '.join(sentences)}".rstrip(": ")
 
 
 def _fetch_hint(model: str, revision: str | None, *, base: bool = False) -> str:
@@ -82,11 +113,14 @@ def _fetch_hint(model: str, revision: str | None, *, base: bool = False) -> str:
 def _not_available(
     what: str, model: str, revision: str | None, error: Exception, *, base: bool = False
 ) -> ModelNotAvailableError:
-    mode = "offline (HF_HUB_OFFLINE=1)" if hub_offline() else "online"
-    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+    if hub_offline():
+        where = f"not in the Hugging Face cache {hub_cache_dir()}, and offline (HF_HUB_OFFLINE=1)"
+    else:
+        where = f"not in the Hugging Face cache {hub_cache_dir()} and not downloadable ({hub_failure_reason(error)})"
+    # An "org/name" may have been meant as a local path: say that no such directory exists either.
+    local = "no local directory of that name, " if "/" in model else ""
     return ModelNotAvailableError(
-        f"{what} {model!r} (revision {revision or 'main'}) is not available {mode}: "
-        f"not in the Hugging Face cache {hub_cache_dir()} and not downloadable ({reason})",
+        f"{what} {model!r} (revision {revision or 'main'}) is not available: {local}{where}",
         hint=_fetch_hint(model, revision, base=base),
     )
 
@@ -96,10 +130,14 @@ def _local_dir(model: str) -> Path | None:
     if path.is_dir():
         return path.resolve()
     if _looks_like_path(model):
-        raise ModelNotAvailableError(
-            f"model directory {model!r} does not exist",
-            hint="pass an existing local checkpoint directory or a hub id such as nvidia/domain-classifier",
-        )
+        hint = "pass an existing local checkpoint directory or a hub id such as nvidia/domain-classifier"
+        first, slash, rest = model.partition("/")
+        if slash and "/" not in rest and not model.startswith((".", "~", os.sep)):  # could be org/name
+            hint = (
+                f"pass an existing local checkpoint directory ({model} is taken as a path, not a hub id, "
+                f"because {first} is a local directory)"
+            )
+        raise ModelNotAvailableError(_missing_dir_message(model), hint=hint)
     return None
 
 

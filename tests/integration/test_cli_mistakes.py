@@ -3,7 +3,10 @@ subcommand's own usage, and nothing written into --output until the command is v
 
 from __future__ import annotations
 
-from driver_support import make_corpus, run_args, run_cli, summary
+import inspect
+import subprocess
+
+from driver_support import CLI, cli_env, make_corpus, run_args, run_cli, summary
 
 
 def error_lines(result) -> list[str]:
@@ -74,3 +77,166 @@ def test_library_errors_do_not_reach_the_user_as_tracebacks(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert error_lines(result) == ["hpc-classify run: error: max_retries must be an integer, not 'many'"]
+
+
+def _write_parquet(path, ids: list[str]) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"id": ids, "text": [f"document {i}" for i in ids]}).to_parquet(path)
+
+
+def test_a_jsonl_and_a_parquet_file_of_one_name_are_refused_before_anything_is_written(
+    tmp_path, tiny_domain_model
+):
+    # Both map to part-00.jsonl: the run used to write one over the other and report every row.
+    make_corpus(tmp_path / "in", n_files=1, docs_per_file=3)
+    (tmp_path / "in" / "part-000.jsonl").rename(tmp_path / "in" / "part-00.jsonl")
+    _write_parquet(tmp_path / "in" / "part-00.parquet", ["p0", "p1"])
+
+    result = run_cli(run_args(tmp_path / "in", tmp_path / "out", tiny_domain_model))
+
+    assert result.returncode == 2
+    assert error_lines(result) == [
+        f"hpc-classify run: error: inputs {tmp_path / 'in' / 'part-00.jsonl'} and "
+        f"{tmp_path / 'in' / 'part-00.parquet'} would both write the output 'part-00.jsonl'; HINT: rename one "
+        "of them (each output takes its input's name with the output format's suffix), or classify them "
+        "into different --output directories"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_compressed_and_plain_jsonl_of_one_name_clash_only_for_parquet_output(tmp_path, tiny_domain_model):
+    import gzip
+
+    make_corpus(tmp_path / "in", n_files=1, docs_per_file=3)
+    plain = tmp_path / "in" / "part-000.jsonl"
+    (tmp_path / "in" / "part-000.jsonl.gz").write_bytes(gzip.compress(plain.read_bytes()))
+
+    result = run_cli(
+        run_args(tmp_path / "in", tmp_path / "out", tiny_domain_model, "--output-format", "parquet")
+    )
+
+    assert result.returncode == 2
+    assert error_lines(result)[0].startswith(
+        f"hpc-classify run: error: inputs {plain} and {plain}.gz would both write the output 'part-000.parquet';"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_mistyped_local_model_directory_says_it_does_not_exist(tmp_path, tiny_domain_model):
+    # `demo-output/tiny-model` looks like a hub id (org/name); `demo-output` being a local directory decides.
+    make_corpus(tmp_path / "in", n_files=1, docs_per_file=2)
+    (tmp_path / "demo-output").mkdir()
+    (tmp_path / "demo-output" / "tiny-domain-model").symlink_to(tiny_domain_model)
+    args = run_args(tmp_path / "in", tmp_path / "out", tiny_domain_model)
+    args[args.index("--model") + 1] = "demo-output/tiny-model"
+
+    result = subprocess.run([*CLI, *args], env=cli_env(), cwd=tmp_path, capture_output=True, text=True)
+
+    assert result.returncode == 2
+    assert error_lines(result) == [
+        "hpc-classify run: error: model directory 'demo-output/tiny-model' does not exist "
+        "(did you mean demo-output/tiny-domain-model?); HINT: pass an existing local checkpoint directory "
+        "(demo-output/tiny-model is taken as a path, not a hub id, because demo-output is a local directory)"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_id_missing_offline_says_both_what_it_is_not_without_library_advice(tmp_path):
+    make_corpus(tmp_path / "in", n_files=1, docs_per_file=2)
+    home = tmp_path / "hf"
+    env = cli_env(HF_HUB_OFFLINE="1", HF_HOME=str(home))
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HUGGINGFACE_HUB_CACHE", None)
+
+    result = run_cli(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--output",
+            str(tmp_path / "out"),
+            "--model",
+            "nvidia/no-such",
+        ],
+        env=env,
+    )
+
+    assert result.returncode == 2
+    assert error_lines(result) == [
+        "hpc-classify run: error: classifier 'nvidia/no-such' (revision main) is not available: no local "
+        f"directory of that name, not in the Hugging Face cache {home / 'hub'}, and offline (HF_HUB_OFFLINE=1); "
+        "HINT: on a login node with internet, run `hpc-classify fetch-models --classifier nvidia/no-such` with "
+        f"the same HF_HOME as the compute nodes (now HF_HOME={home}, cache {home / 'hub'}), or pass a local "
+        "directory holding the checkpoint"
+    ]
+
+
+def test_a_typo_in_a_yaml_classifier_entry_names_only_the_unknown_key(tmp_path, tiny_domain_model):
+    from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier
+
+    (tmp_path / "run.yaml").write_text(
+        f"classifiers:\n  - classifier: domain\n    model: {tiny_domain_model}\n    filter_bye: [Sports]\n"
+    )
+    make_corpus(tmp_path / "in", n_files=1, docs_per_file=2)
+
+    result = run_cli(
+        ["run", "--config", str(tmp_path / "run.yaml"), "--input", str(tmp_path / "in"), "--output", "o"]
+    )
+
+    assert result.returncode == 2
+    valid = ", ".join(inspect.signature(DomainClassifier).parameters)
+    assert error_lines(result) == [
+        "hpc-classify run: error: classifier 'domain' (DomainClassifier): unknown argument 'filter_bye' "
+        f"(did you mean 'filter_by'?); HINT: DomainClassifier takes {valid}"
+    ]
+    assert "model" in valid.split(", ")
+
+
+def test_a_text_field_no_row_has_is_one_setting_error(tmp_path, tiny_domain_model):
+    make_corpus(tmp_path / "in", n_files=3, docs_per_file=2)
+
+    result = run_cli(run_args(tmp_path / "in", tmp_path / "out", tiny_domain_model, "--text-field", "body"))
+
+    assert result.returncode == 2
+    assert error_lines(result) == [
+        f"hpc-classify run: error: --text-field 'body': no row of {tmp_path / 'in' / 'part-000.jsonl'} has that "
+        "field (its fields: id, text); HINT: set --text-field (text_field in a YAML config) to the field that "
+        "holds the documents"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_mistyped_flag_gets_a_suggestion(tmp_path):
+    result = run_cli(["run", "--input", str(tmp_path), "--outptu", str(tmp_path / "o"), "--text-fild=body"])
+
+    assert result.returncode == 2
+    assert error_lines(result)[-1] == (
+        f"hpc-classify run: error: unrecognized arguments: --outptu {tmp_path / 'o'} --text-fild=body "
+        "(--outptu: did you mean --output?; --text-fild: did you mean --text-field?)"
+    )
+
+
+def test_run_help_lists_every_built_in_classifier():
+    from hpc_classify.classifiers.registry import CLASSIFIERS
+
+    result = run_cli(["run", "--help"])
+
+    assert result.returncode == 0
+    flat = " ".join(result.stdout.split())
+    assert f"a built-in ({', '.join(CLASSIFIERS)}; default domain)" in flat
+    assert len(CLASSIFIERS) == 10
+
+
+def test_a_bad_row_is_reported_once_and_reads_well(tmp_path, tiny_domain_model):
+    make_corpus(tmp_path / "in", n_files=1, docs_per_file=2)
+    with open(tmp_path / "in" / "part-000.jsonl", "a") as f:
+        f.write('{"id": "x", "text": "cut')  # a truncated last line
+
+    result = run_cli(run_args(tmp_path / "in", tmp_path / "out", tiny_domain_model))
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    message = (
+        f"{tmp_path / 'in' / 'part-000.jsonl'}:3: invalid JSON (Unterminated string starting at column 21)"
+    )
+    assert result.stderr.count(message) == 1, result.stderr[-3000:]

@@ -64,7 +64,8 @@ def test_classifier_mistakes_are_config_errors_naming_them(tmp_path, user_packag
         "classifier: mylab.toxicity:Missing": r"module 'mylab.toxicity' has no attribute 'Missing'",
         "classifier: mylab.toxicity:ToxicityClassifier\ncolour: red": r"unknown key 'colour'",
         "classifiers:\n  - classifier: mylab.toxicity:ToxicityClassifier\n    model_dir: m\n    colour: red": (
-            r"classifier 'mylab.toxicity:ToxicityClassifier': invalid arguments .*colour"
+            r"classifier 'mylab.toxicity:ToxicityClassifier' \(ToxicityClassifier\): unknown argument 'colour'"
+            r"\nHINT: ToxicityClassifier takes model_dir, filter_by, batch_size"
         ),
         "classifiers:\n  - classifier: domain\n    max_chars: 0": r"max_chars must be a positive integer",
         "classifiers:\n  - model: m": r"classifiers entry 1 must be a mapping with a 'classifier' key",

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 from driver_support import (
     CLI,
@@ -170,3 +171,41 @@ def test_sigusr1_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):
     # Nothing was abandoned: every file the driver had submitted finished, with its marker, and was counted.
     assert s["files_processed"] == len(done)
     assert set(output_files(output)) == done
+
+
+def test_ctrl_c_when_the_last_files_then_finish_within_the_grace_exits_0(tmp_path, tiny_domain_model):
+    inputs, output, gate = tmp_path / "in", tmp_path / "out", tmp_path / "gate"
+    expected = make_corpus(inputs, n_files=2, docs_per_file=5)  # one task: both files in one group
+    gate.mkdir()
+    (gate / "hold").touch()
+    preload = Path(__file__).parents[1] / "slurm" / "gate_preload.py"
+    env = cli_env(
+        HPC_CLASSIFY_TEST_GATE_DIR=str(gate), DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(preload)])
+    )
+    log_path = tmp_path / "run.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*CLI, *run_args(inputs, output, tiny_domain_model, "--stop-grace", "300")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        # The only task is on the worker, held at the gate: Ctrl-C now, then let it finish.
+        wait_for(lambda: list(gate.glob("started-*")), timeout=180, what="the task to start classifying")
+        os.killpg(proc.pid, signal.SIGINT)
+        wait_for(lambda: "SIGINT received" in log_path.read_text(), timeout=60, what="the stop request")
+        (gate / "hold").unlink()
+        returncode = proc.wait(timeout=300)
+    output_log = log_path.read_text()
+
+    assert returncode == 0, output_log[-3000:]
+    assert (
+        "SIGINT received, but every file had finished (done or failed): the run is complete, not interrupted"
+        in output_log
+    )
+    assert "exit code 0 (all files done)" in output_log
+    s = summary(output)
+    assert (s["exit_code"], s["interrupted"], s["files_processed"], s["files_remaining"]) == (0, False, 2, 0)
+    assert markers(output) == set(expected)
+    assert sorted(output_ids(output)) == all_ids(expected)

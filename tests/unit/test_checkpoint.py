@@ -193,7 +193,27 @@ def test_model_not_in_cache_is_one_clear_error(offline_home: Path):
     assert "'nvidia/domain-classifier' (revision v1.0)" in message and "HF_HUB_OFFLINE=1" in message
     assert "hpc-classify fetch-models --classifier domain --revision v1.0" in message
     assert str(offline_home) in message
+    assert "local_files_only" not in message  # the hub client's advice is no option of ours
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_hub_errors_lose_the_clients_advice_about_its_own_arguments():
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from hpc_classify.models.hub import hub_failure_reason
+
+    error = LocalEntryNotFoundError(
+        "Cannot find the requested files in the disk cache and outgoing traffic has been disabled. "
+        "To enable hf.co look-ups and downloads online, set 'local_files_only' to False."
+    )
+    assert hub_failure_reason(error) == (
+        "LocalEntryNotFoundError: Cannot find the requested files in the disk cache and outgoing traffic has "
+        "been disabled."
+    )
+    quoted = LocalEntryNotFoundError(
+        "Not cached. To enable downloads, pass 'local_files_only=False' as input."
+    )
+    assert hub_failure_reason(quoted) == "LocalEntryNotFoundError: Not cached."
 
 
 def test_base_model_not_in_cache_is_one_clear_error(offline_home: Path):

@@ -162,6 +162,36 @@ def test_same_base_name_twice_is_reported(tmp_path):
         dataset.to_json(str(tmp_path / "o"), write_to_filename=True)
 
 
+def test_two_sources_of_one_output_name_are_refused_before_writing(tmp_path):
+    # a.jsonl and a.jsonl.gz are different files, but both would be written as a.parquet.
+    _write_jsonl(tmp_path / "a.jsonl", _rows("plain", 2))
+    _write_jsonl(tmp_path / "a.jsonl.gz", _rows("gz", 3))
+    dataset = DocumentDataset.read_json(
+        [str(tmp_path / "a.jsonl"), str(tmp_path / "a.jsonl.gz")], add_filename=True
+    )
+    dataset.to_json(str(tmp_path / "as-jsonl"), write_to_filename=True)  # JSONL keeps the suffixes apart
+    assert sorted(os.listdir(tmp_path / "as-jsonl")) == ["a.jsonl", "a.jsonl.gz"]
+
+    with pytest.raises(ConfigError) as info:
+        dataset.to_parquet(str(tmp_path / "o"), write_to_filename=True)
+
+    assert info.value.one_line() == (
+        "inputs a.jsonl and a.jsonl.gz would both write the output 'a.parquet'; HINT: give the input files "
+        "distinct names (without their suffixes), or write without write_to_filename"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_file_names_of_one_output_in_a_frame_without_sources_are_refused_before_writing(tmp_path):
+    frame = pd.DataFrame({"text": ["x", "y", "z"], "file_name": ["b.json", "b.jsonl", "c.jsonl"]})
+    dataset = DocumentDataset.from_pandas(frame, npartitions=1)
+
+    with pytest.raises(ConfigError, match="inputs b.json and b.jsonl would both write the output 'b.pkl'"):
+        dataset.to_pickle(str(tmp_path / "o"), write_to_filename=True)
+
+    assert os.listdir(tmp_path / "o") == []
+
+
 def test_text_field_checks_rows(tmp_path):
     _write_jsonl(tmp_path / "t.jsonl", [{"text": "ok"}, {"text": None}])
     assert len(DocumentDataset.read_json(str(tmp_path / "t.jsonl")).df.compute()) == 2
