@@ -1,7 +1,12 @@
-"""Errors users see. Each says what was wrong, where, and what to do about it."""
+"""Errors users see. Each says what was wrong, where, and what to do about it.
+
+Each is also the built-in type NeMo Curator 0.7.1 raises in the same situation (a bad argument is a
+`ValueError`, an unreadable file a `ValueError` or `FileNotFoundError`, a missing column a `KeyError`), so
+code written against NeMo (`except ValueError:`) still catches it."""
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -17,7 +22,8 @@ class HpcClassifyError(Exception):
 
     def __init__(self, message: str, *, hint: str | None = None):
         self.hint = hint
-        super().__init__(message if hint is None else f"{message}\nHINT: {hint}")
+        self._text = message if hint is None else f"{message}\nHINT: {hint}"
+        super().__init__(self._text)
 
     def one_line(self) -> str:
         """The message and its remedy on one line (what the CLI prints): `message; HINT: remedy`."""
@@ -36,14 +42,44 @@ def _rebuild_error(cls: type[HpcClassifyError], args: tuple, attributes: dict) -
     return error
 
 
-class InputFileError(HpcClassifyError):
-    """A document file that cannot be read as it is: names the file and, where known, the line."""
+class InputFileError(HpcClassifyError, ValueError):
+    """A document file that cannot be read as it is: names the file and, where known, the line.
+    A ValueError, as pandas' and pyarrow's parse errors are."""
 
     def __init__(self, path: str, message: str, *, line: int | None = None, hint: str | None = None):
         self.path = str(path)
         self.line = line
+        self.reason = message
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {message}", hint=hint)
+
+
+class MissingColumnError(InputFileError, KeyError):
+    """A file without a column that was asked for (NeMo: pandas' KeyError)."""
+
+    __str__ = Exception.__str__  # KeyError's would quote the whole message
+
+
+class MissingInputFileError(InputFileError, FileNotFoundError):
+    """An input file that does not exist (NeMo: FileNotFoundError from the reader)."""
+
+    def __new__(cls, *args, **kwargs):
+        # OSError.__new__ would read (path, message) as (errno, strerror): give it nothing to parse.
+        return FileNotFoundError.__new__(cls)
+
+    def __init__(self, path: str, message: str = "no such file", *, hint: str | None = None):
+        super().__init__(path, message, hint=hint)
+        self.args = (self._text,)
+        self.errno, self.strerror, self.filename = errno.ENOENT, message, self.path
+
+    __str__ = Exception.__str__
+
+    def __reduce__(self):
+        return _rebuild_missing_file, (type(self), self.path, self.reason, self.hint)
+
+
+def _rebuild_missing_file(cls, path: str, reason: str, hint: str | None) -> MissingInputFileError:
+    return cls(path, reason, hint=hint)
 
 
 class ModelNotAvailableError(HpcClassifyError):
@@ -54,8 +90,18 @@ class CheckpointFormatError(HpcClassifyError):
     """A checkpoint directory whose files do not match the expected layout."""
 
 
-class ConfigError(HpcClassifyError):
-    """Invalid settings (flags, YAML config, classifier parameters)."""
+class ConfigError(HpcClassifyError, ValueError):
+    """Invalid settings (flags, YAML config, classifier parameters). A ValueError, as NeMo raises for bad
+    arguments."""
+
+
+class DataLayoutError(ConfigError, RuntimeError):
+    """Settings that do not fit the data: several file types in one read, an unknown file type, a dataset
+    of many partitions written to one file. Also a RuntimeError, which NeMo raises there."""
+
+
+class UnexpectedArgumentError(ConfigError, TypeError):
+    """A keyword argument this function does not take (a TypeError, as Python raises for one)."""
 
 
 class OutputDirectoryError(HpcClassifyError):

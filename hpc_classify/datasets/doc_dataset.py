@@ -14,7 +14,8 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 
-from hpc_classify.datasets.reading import DEFAULT_BLOCKSIZE, read_frame_and_sources
+from hpc_classify.datasets.partitioning import DEFAULT_BLOCKSIZE
+from hpc_classify.datasets.reading import read_frame_and_sources
 from hpc_classify.datasets.writing import write_to_disk
 from hpc_classify.errors import ConfigError
 
@@ -24,8 +25,8 @@ class DocumentDataset:
 
     def __init__(self, dataset_df: dd.DataFrame, source_files: list[tuple[str, ...]] | None = None):
         self.df = dataset_df
-        # Base names of the files behind each partition (when read with add_filename): lets
-        # write_to_filename give every input its output, even one whose rows were all filtered out.
+        # Paths of the files behind each partition (when read with add_filename): lets write_to_filename
+        # give every input its output, even one whose rows were all filtered out.
         self.source_files = source_files
 
     def map_partitions(self, func: Any, *args: Any, **kwargs: Any) -> DocumentDataset:

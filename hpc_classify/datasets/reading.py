@@ -1,7 +1,8 @@
 """Reading document files into a Dask dataframe with NeMo Curator 0.7.1's `read_data` semantics.
 
 Partitions follow `files_per_partition` (N files each) or `blocksize` (consecutive files packed up to that
-many bytes on disk; a file is never split, so its rows stay together and in order). `input_meta` (a dict or
+many bytes on disk; on pandas a larger file cut into pieces: see `partitioning`), rows in file order; every
+partition matches the dataset's metadata, columns sorted as NeMo sorts them (see `schema`). `input_meta` (a dict or
 a JSON/Python-literal string of column -> dtype) casts those columns and keeps only them; `columns` keeps
 only these; `add_filename` adds each row's file base name in `file_name` or in the column it names.
 """
@@ -19,27 +20,29 @@ from typing import Any
 import dask
 import dask.dataframe as dd
 import pandas as pd
-from dask.utils import parse_bytes
 
-from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.datasets.partitioning import (
+    DEFAULT_FILES_PER_PARTITION,
+    FilePart,
+    packs_by_size,
+    partition_groups,
+)
+from hpc_classify.datasets.schema import conform, dataset_meta
+from hpc_classify.errors import (
+    ConfigError,
+    DataLayoutError,
+    InputFileError,
+    MissingColumnError,
+    MissingInputFileError,
+    UnexpectedArgumentError,
+)
 from hpc_classify.io.discovery import JSONL_SUFFIXES, get_all_files_paths_under
+from hpc_classify.io.pieces import read_piece
 from hpc_classify.io.readers import import_cudf, read_documents, read_frame
 
 FILENAME_COLUMN = "file_name"
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 FILE_TYPES = ("jsonl", "json", "parquet", "pickle")
-
-
-class DefaultStr(str):
-    """A default the caller left in place, told apart from the same value passed on purpose."""
-
-
-class DefaultInt(int):
-    """See DefaultStr."""
-
-
-DEFAULT_BLOCKSIZE = DefaultStr("1gb")
-DEFAULT_FILES_PER_PARTITION = DefaultInt(1)
 
 
 def filename_column(add_filename: bool | str) -> str | None:
@@ -119,31 +122,40 @@ def read_frame_and_sources(
     read_kwargs: Mapping[str, Any],
     text_field: str | None = None,
 ) -> tuple[dd.DataFrame, list[tuple[str, ...]] | None]:
-    """The dataframe, and the base names of the files behind each partition (with add_filename)."""
+    """The dataframe, and the paths of the files behind each partition (with add_filename; a file cut into
+    pieces is behind each of its pieces' partitions)."""
     kind = "jsonl" if file_type == "json" else file_type
     if kind not in FILE_TYPES:
-        raise ConfigError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
-    if read_kwargs and kind != "pickle":
-        raise ConfigError(
-            f"read_{kind} does not take {', '.join(sorted(read_kwargs))}",
-            hint="these files are parsed here, not by pandas/cuDF: use columns=, input_meta= or add_filename=",
-        )
+        raise DataLayoutError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
+    if kind != "pickle":
+        refuse_reader_kwargs(f"read_{kind}", read_kwargs)
     if backend == "cudf":
         _require_dask_cudf()
     elif backend != "pandas":
         raise ConfigError(f"backend must be 'pandas' or 'cudf', not {backend!r}")
     paths = list_input_files(input_files, kind)
-    groups = partition_groups(paths, files_per_partition, blocksize)
+    split = backend == "pandas" and kind in ("jsonl", "parquet")
+    groups = partition_groups(paths, files_per_partition, blocksize, split=split)
     column = filename_column(add_filename)
     reader = PartitionReader(
         kind, backend, column, text_field, columns, parse_input_meta(input_meta), dict(read_kwargs)
     )
-    reader.empty = _first_nonempty_meta(reader, paths)
+    reader.keep_file_index = packs_by_size(files_per_partition, blocksize)
+    reader.empty = dataset_meta(_first_partition_with_rows(reader, groups), kind)
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
     with dask.config.set({"dataframe.convert-string": False}):
         frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
-    names = [tuple(os.path.basename(p) for p in group) for group in groups] if column else None
-    return frame, names
+    sources = [tuple(part.path for part in group) for group in groups] if column else None
+    return frame, sources
+
+
+def refuse_reader_kwargs(function: str, kwargs: Mapping[str, Any]) -> None:
+    """NeMo passes these to pandas/cuDF readers; here the files are parsed by our readers."""
+    if kwargs:
+        raise UnexpectedArgumentError(
+            f"{function} does not take {', '.join(sorted(kwargs))}",
+            hint="these files are parsed here, not by pandas/cuDF: use columns=, input_meta= or add_filename=",
+        )
 
 
 def select_columns(df: Any, columns: Sequence[str] | None, filetype: str, add_filename: bool | str) -> Any:
@@ -195,7 +207,7 @@ def _check_one_type(paths: list[str], kind: str, where: str, *, listed: bool) ->
         return
     found = ", ".join(f"{n} {t}" for t, n in sorted(types.items()))
     example = next(p for p in paths if file_type_of(p) != kind)
-    raise ConfigError(
+    raise DataLayoutError(
         f"{where} holds files of several types or not {kind} ({found}, e.g. {example}): read_{kind} reads {kind} only",
         hint=f'select them with get_all_files_paths_under(dir, keep_extensions="{_extension(kind)}"), '
         "or keep each type in its own directory",
@@ -204,67 +216,6 @@ def _check_one_type(paths: list[str], kind: str, where: str, *, listed: bool) ->
 
 def _extension(kind: str) -> str:
     return {"pickle": "pkl"}.get(kind, kind)
-
-
-def partition_groups(
-    paths: list[str], files_per_partition: int | None, blocksize: str | int | None
-) -> list[tuple[str, ...]]:
-    """Files per partition: N at a time, or packed up to `blocksize` bytes; an explicit value beats a default."""
-    explicit_fpp = files_per_partition is not None and not isinstance(files_per_partition, DefaultInt)
-    explicit_bs = blocksize is not None and not isinstance(blocksize, DefaultStr)
-    if explicit_fpp and explicit_bs:
-        raise ConfigError(
-            f"blocksize={blocksize!r} and files_per_partition={files_per_partition!r} cannot both be set",
-            hint="give one: files_per_partition=N reads N files per partition, blocksize packs files up to a size",
-        )
-    if files_per_partition is not None and (explicit_fpp or blocksize is None):
-        if (
-            isinstance(files_per_partition, bool)
-            or not isinstance(files_per_partition, int)
-            or files_per_partition < 1
-        ):
-            raise ConfigError(f"files_per_partition must be an integer >= 1, not {files_per_partition!r}")
-        step = int(files_per_partition)
-        return [tuple(paths[i : i + step]) for i in range(0, len(paths), step)]
-    if blocksize is None:
-        return [(path,) for path in paths]
-    return _pack_by_size(paths, _parse_blocksize(blocksize))
-
-
-def _parse_blocksize(blocksize: str | int) -> int:
-    try:
-        limit = parse_bytes(blocksize)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"blocksize {blocksize!r} is not a size ({exc})", hint='e.g. "256MB" or "1gb"'
-        ) from exc
-    if limit <= 0:
-        raise ConfigError(f"blocksize must be positive, not {blocksize!r}")
-    return limit
-
-
-def _pack_by_size(paths: list[str], limit: int) -> list[tuple[str, ...]]:
-    groups: list[tuple[str, ...]] = []
-    current: list[str] = []
-    size = 0
-    for path in paths:
-        try:
-            file_size = os.path.getsize(path)
-        except OSError as exc:
-            what = (
-                "no such file"
-                if isinstance(exc, FileNotFoundError)
-                else f"cannot stat the file ({exc.strerror})"
-            )
-            raise InputFileError(path, what, hint="check the input path") from exc
-        if current and size + file_size > limit:
-            groups.append(tuple(current))
-            current, size = [], 0
-        current.append(path)
-        size += file_size
-    if current:
-        groups.append(tuple(current))
-    return groups
 
 
 class PartitionReader:
@@ -289,20 +240,32 @@ class PartitionReader:
         self.dtypes = dtypes
         self.read_kwargs = read_kwargs
         self.empty: Any = None  # zero-row frame with the dataset's columns, given to empty files
+        # Files packed by blocksize keep their own row index, as NeMo's one partition per file has;
+        # files_per_partition renumbers, as NeMo's concatenation does.
+        self.keep_file_index = False
 
-    def __call__(self, paths: tuple[str, ...]) -> Any:
-        frames = [self._read_one(path) for path in paths]
+    def __call__(self, parts: tuple[FilePart, ...]) -> Any:
+        frames = [self._read_one(part) for part in parts]
         if self.empty is not None:
-            # An empty file has no columns to infer (or only the text column): give it the dataset's.
-            frames = [self.empty.copy() if len(f) == 0 else f for f in frames]
-        frame = frames[0] if len(frames) == 1 else _concat(frames)
+            # Every partition matches the dataset's metadata (see schema.py); an empty file has no columns
+            # to infer (or only the text column): it gets the dataset's.
+            frames = [
+                conform(f, self.empty, part.path) if len(f) else self.empty.copy()
+                for f, part in zip(frames, parts, strict=True)
+            ]
+        frame = frames[0] if len(frames) == 1 else _concat(frames, self.keep_file_index)
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
         return frame
 
-    def _read_one(self, path: str) -> Any:
+    def _read_one(self, part: FilePart) -> Any:
+        path = part.path
         if self.kind == "pickle":
             frame = _read_pickle(path, self.read_kwargs)
+        elif part.piece is not None:  # pandas only (see partition_groups' split)
+            frame = read_piece(
+                path, part.piece, text_field=self.text_field, on_bad_row="error", columns=self.columns
+            ).frame
         elif self.text_field is not None and self.backend == "pandas":
             frame = read_documents(
                 path, text_field=self.text_field, on_bad_row="error", columns=self.columns
@@ -319,7 +282,7 @@ class PartitionReader:
         if self.columns is not None:
             missing = [c for c in self.columns if c not in frame.columns]
             if missing:
-                raise InputFileError(
+                raise MissingColumnError(
                     path,
                     f"no column(s) {', '.join(map(repr, missing))} (columns: {', '.join(map(str, frame.columns))})",
                     hint="drop them from columns= / input_meta=, or fix the file",
@@ -340,7 +303,7 @@ class PartitionReader:
 
 def _read_pickle(path: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     if not os.path.isfile(path):
-        raise InputFileError(path, "no such file", hint="check the input path")
+        raise MissingInputFileError(path, hint="check the input path")
     try:
         frame = pd.read_pickle(path, **read_kwargs)
     except (pickle.UnpicklingError, EOFError, OSError) as exc:
@@ -350,20 +313,21 @@ def _read_pickle(path: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _concat(frames: list[Any]) -> Any:
+def _concat(frames: list[Any], keep_index: bool) -> Any:
     if type(frames[0]).__module__.startswith("cudf"):
-        return import_cudf().concat(frames, ignore_index=True)
-    return pd.concat(frames, ignore_index=True)
+        return import_cudf().concat(frames, ignore_index=not keep_index)
+    return pd.concat(frames, ignore_index=not keep_index)
 
 
-def _first_nonempty_meta(reader: PartitionReader, paths: list[str]) -> Any:
-    """Columns and dtypes from the first file with rows (read twice: once here, once in its partition)."""
+def _first_partition_with_rows(reader: PartitionReader, groups: list[tuple[str, ...]]) -> Any:
+    """The first partition with rows (or the last one), as Dask infers metadata: read twice, here and as
+    itself. Its files' columns are united, so files with other keys may share it, as in NeMo."""
     frame = None
-    for path in paths:
-        frame = reader((path,))
+    for group in groups:
+        frame = reader(group)
         if len(frame) > 0:
             break
-    return frame.iloc[:0]
+    return frame
 
 
 def _require_dask_cudf() -> None:

@@ -1,7 +1,8 @@
 """Writing a Dask dataframe of documents with NeMo Curator 0.7.1's `write_to_disk` semantics, atomically.
 
-One file per partition (`part.N.<ext>`); with `write_to_filename` one file per value of the file name column
-(an input whose rows were all filtered out still gets its empty output when the dataset knows its sources);
+One file per partition (`part.N.<ext>`); with `write_to_filename` one file per value of the file name column,
+its rows in order even when they span partitions (see `assembly`; an input whose rows were all filtered out
+still gets its empty output when the dataset knows its sources);
 with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`); a JSONL path for a
 single-partition dataset writes that one file.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import secrets
 from collections import Counter
 from typing import Any
 from urllib.parse import quote
@@ -18,8 +20,9 @@ from urllib.parse import quote
 import dask
 import pandas as pd
 
+from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_parts
 from hpc_classify.datasets.reading import filename_column
-from hpc_classify.errors import ConfigError
+from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.io.discovery import JSONL_SUFFIXES, document_suffix, output_relpath
 from hpc_classify.io.output_clashes import refuse_output_clashes
 from hpc_classify.io.writers import write_atomically, write_frame
@@ -52,21 +55,28 @@ def write_to_disk(
     _check_columns(frame, column, partition_on)
     if column and source_files:
         _check_distinct_sources(source_files)
-        _refuse_shared_outputs([name for group in source_files for name in group], output_type)
+        _refuse_shared_outputs([os.path.basename(p) for group in source_files for p in group], output_type)
     os.makedirs(output_path, exist_ok=True)
-    spec = _PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on)
+    # With a file name column: parts first, joined per name once every partition has written (assembly.py).
+    token = secrets.token_hex(4) if column else None
+    spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on, token)
     parts = frame.to_delayed()
     expected = source_files if source_files and len(source_files) == len(parts) else None
     write = dask.delayed(spec, pure=False)
-    tasks = [write(part, index, expected and expected[index]) for index, part in enumerate(parts)]
-    written = [name for names in dask.compute(*tasks) for name in names]
-    clashes = sorted(name for name, n in Counter(written).items() if n > 1)
-    if clashes:
-        raise ConfigError(
-            f"several partitions wrote the same output file(s) {clashes}: the last write won",
-            hint="input files in different directories share a base name; give them distinct names",
-        )
-    logger.info("wrote %d %s file(s) to %s", len(written), output_type, output_path)
+    tasks = [
+        write(part, index, expected and _base_names(expected[index])) for index, part in enumerate(parts)
+    ]
+    try:
+        written = [entry for entries in dask.compute(*tasks) for entry in entries]
+    except BaseException:
+        if token:
+            remove_parts(output_path, token)
+        raise
+    if token:
+        names = finish_file_name_write(output_path, written, output_type, token)
+    else:
+        names = [name for name, _, _ in written]
+    logger.info("wrote %d %s file(s) to %s", len(names), output_type, output_path)
 
 
 def _write_single_jsonl(frame: Any, output_path: str, column: str | None, partition_on: str | None) -> None:
@@ -76,7 +86,7 @@ def _write_single_jsonl(frame: Any, output_path: str, column: str | None, partit
             hint="give a directory as output_path",
         )
     if frame.npartitions != 1:
-        raise ConfigError(
+        raise DataLayoutError(
             f"cannot write {frame.npartitions} partitions to the single file {output_path}",
             hint="give a directory as output_path, or dataset.repartition(npartitions=1) first",
         )
@@ -100,8 +110,30 @@ def _check_columns(frame: Any, column: str | None, partition_on: str | None) -> 
         )
 
 
+def finish_file_name_write(
+    output_path: str, written: list[tuple[str, str, str]], fmt: str, token: str
+) -> list[str]:
+    """The outputs of a `write_to_filename` write from its parts (see `assembly`). File name values that
+    share an output name (`a` and `a.jsonl`) are refused, as inputs are (io/output_clashes), parts removed."""
+    try:
+        refuse_output_clashes(
+            ((source, name) for name, _, source in written),
+            hint="give the rows distinct file names (without their suffixes)",
+        )
+    except ConfigError:
+        remove_parts(output_path, token)
+        raise
+    return finish_outputs(output_path, [(name, part) for name, part, _ in written], fmt)
+
+
+def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(os.path.basename(p) for p in paths))
+
+
 def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
-    shared = sorted(name for name, n in Counter(n for group in source_files for n in group).items() if n > 1)
+    """Different input files with one base name would write one output (a file in pieces is one file)."""
+    paths = dict.fromkeys(p for group in source_files for p in group)
+    shared = sorted(name for name, n in Counter(map(os.path.basename, paths)).items() if n > 1)
     if shared:
         raise ConfigError(
             f"input files in different directories share the base name(s) {shared}: "
@@ -118,8 +150,9 @@ def _refuse_shared_outputs(file_names: list[str], fmt: str) -> None:
     )
 
 
-class _PartitionWriter:
-    """Writes one partition; returns the relative names written (for the clash check). Picklable."""
+class PartitionWriter:
+    """Writes one partition; returns (output name, name written, file name) for each file written. With a
+    file name column, each name's rows go to a part file of the write `token` (see `assembly`). Picklable."""
 
     def __init__(
         self,
@@ -128,20 +161,25 @@ class _PartitionWriter:
         column: str | None,
         keep_filename_column: bool,
         partition_on: str | None,
+        token: str | None = None,
     ):
         self.output_path = output_path
         self.fmt = fmt
         self.column = column
         self.keep_filename_column = keep_filename_column
         self.partition_on = partition_on
+        self.token = token
 
-    def __call__(self, part: Any, index: int, source_names: tuple[str, ...] | None = None) -> list[str]:
+    def __call__(
+        self, part: Any, index: int, source_names: tuple[str, ...] | None = None
+    ) -> list[tuple[str, str, str]]:
         part = _to_pandas(part)
         ext = OUTPUT_TYPES[self.fmt]
         if self.partition_on:
             return self._write_partitioned(part, f"part.{index}.{ext}")
         if not self.column:
-            return [self._write(part, f"part.{index}.{ext}")]
+            name = f"part.{index}.{ext}"
+            return [(name, self._write(part, name), "")]
         present = list(part[self.column].unique())  # first-seen order
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
@@ -151,16 +189,19 @@ class _PartitionWriter:
             rows = part[rows_of[file_name]] if file_name in rows_of else part.iloc[:0]
             if not self.keep_filename_column:
                 rows = rows.drop(columns=[self.column])
-            names.append(self._write(rows, output_name(str(file_name), self.fmt)))
+            name = output_name(str(file_name), self.fmt)
+            written = part_name(self.token, index, len(names), name)
+            names.append((name, self._write(rows, written), str(file_name)))
         return names
 
-    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[str]:
+    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[tuple[str, str, str]]:
         names = []
         for value, rows in part.groupby(self.partition_on, dropna=False, sort=False):
             directory = f"{self.partition_on}={HIVE_NULL if pd.isna(value) else quote(str(value), safe='')}"
             if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
                 rows = rows.drop(columns=[self.partition_on])
-            names.append(self._write(rows, f"{directory}/{base}"))
+            name = f"{directory}/{base}"
+            names.append((name, self._write(rows, name), ""))
         return names
 
     def _write(self, rows: pd.DataFrame, name: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
 from hpc_classify.io.compression import DECOMPRESSION_ERRORS, compression_of, open_decompressed
 
 logger = logging.getLogger(__name__)
@@ -102,9 +102,7 @@ def read_frame(path: str, backend: str = "pandas", columns: Sequence[str] | None
 
 def _require_file(path: str) -> None:
     if not os.path.exists(path):
-        raise InputFileError(
-            path, "no such file", hint="check the input path (was the file moved or deleted?)"
-        )
+        raise MissingInputFileError(path, hint="check the input path (was the file moved or deleted?)")
     if os.path.isdir(path):
         raise InputFileError(
             path, "is a directory, not a document file", hint="list the files inside it instead"

@@ -47,7 +47,7 @@ def test_cudf_backend_reads_with_input_meta_and_writes_by_file_name(shards, tmp_
     assert dataset.df.npartitions == 2
     frame = dataset.to_pandas()
     assert isinstance(frame, pd.DataFrame) and str(frame["id"].dtype) == "int64"
-    assert list(frame.columns) == ["id", "text", "src"]
+    assert list(frame.columns) == ["id", "src", "text"]  # sorted, as NeMo
     dataset.to_json(str(tmp_path / "out"), write_to_filename="src")
     assert sorted(os.listdir(tmp_path / "out")) == [f"shard_{s}.jsonl" for s in range(3)]
 
@@ -59,3 +59,19 @@ def test_cudf_backend_partition_on(shards, tmp_path):
     )
     assert sorted(os.listdir(tmp_path / "pq")) == ["lang=de", "lang=en"]
     assert len(pd.read_parquet(tmp_path / "pq")) == 12
+
+
+def test_cudf_partitions_match_the_dataset_metadata(tmp_path):
+    pytest.importorskip("dask_cudf")
+    (tmp_path / "a.jsonl").write_text(
+        "".join(json.dumps({"id": i, "text": f"a{i}"}) + "\n" for i in range(3))
+    )
+    (tmp_path / "b.jsonl").write_text(
+        "".join(json.dumps({"text": f"b{i}", "id": i}) + "\n" for i in range(2))
+    )
+    ddf = DocumentDataset.read_json(str(tmp_path), backend="cudf", files_per_partition=1, blocksize=None).df
+    assert list(ddf.columns) == ["id", "text"]  # sorted, as NeMo
+    for index in range(ddf.npartitions):
+        part = ddf.partitions[index].compute()
+        assert list(part.columns) == ["id", "text"] and list(part.dtypes) == list(ddf._meta.dtypes)
+    assert ddf.map_partitions(lambda d: d.iloc[:, 0]).compute().to_pandas().tolist() == [0, 1, 2, 0, 1]

@@ -59,7 +59,7 @@ def test_write_to_filename_gives_one_output_per_input(corpus, tmp_path):
     files = get_all_files_paths_under(str(corpus))
     dataset = DocumentDataset.read_json(files, backend="pandas", add_filename=True)
     assert dataset.df.npartitions == 1  # blocksize="1gb" (NeMo's default) packs the small files together
-    assert list(dataset.df.columns) == ["id", "text", "score", "file_name"]
+    assert list(dataset.df.columns) == ["file_name", "id", "score", "text"]  # sorted, as NeMo
     out = tmp_path / "out"
     dataset.to_json(str(out), write_to_filename=True)
     assert _files(out) == NAMES
@@ -124,9 +124,9 @@ def test_empty_file_gets_the_dataset_columns(corpus, tmp_path):
     (corpus / "a_empty.jsonl").write_bytes(b"")
     dataset = DocumentDataset.read_json(str(corpus), add_filename=True, files_per_partition=1)
     assert dataset.df.npartitions == 4
-    assert list(dataset.df.columns) == ["id", "text", "score", "file_name"]
+    assert list(dataset.df.columns) == ["file_name", "id", "score", "text"]
     frame = dataset.df.compute()
-    assert len(frame) == 12 and list(frame.columns) == ["id", "text", "score", "file_name"]
+    assert len(frame) == 12 and list(frame.columns) == ["file_name", "id", "score", "text"]
 
 
 def test_from_pandas_and_len(tmp_path):

@@ -52,7 +52,7 @@ def test_columns_and_input_meta_together_and_errors(shards):
     frame = DocumentDataset.read_json(
         str(shards), columns=["x", "text"], input_meta={"x": "float64"}
     ).to_pandas()
-    assert list(frame.columns) == ["x", "text"] and str(frame["x"].dtype) == "float64"
+    assert list(frame.columns) == ["text", "x"] and str(frame["x"].dtype) == "float64"  # sorted, as NeMo
     with pytest.raises(InputFileError, match="'nope'"):
         DocumentDataset.read_json(str(shards), columns=["nope"])
     with pytest.raises(InputFileError, match="cannot be read as int64"):
@@ -70,7 +70,9 @@ def test_partition_counts_files_per_partition_and_blocksize(shards):
     assert DocumentDataset.read_json(files, files_per_partition=3).df.npartitions == 2
     assert DocumentDataset.read_json(files, files_per_partition=1, blocksize=None).df.npartitions == 4
     assert DocumentDataset.read_json(files, blocksize=2 * size).df.npartitions == 2
-    assert DocumentDataset.read_json(files, blocksize="1B").df.npartitions == 4  # a file is never split
+    tiny = DocumentDataset.read_json(files, blocksize=size // 2)  # each file cut in pieces, as NeMo (pandas)
+    assert tiny.df.npartitions > 4
+    assert tiny.df.compute()["id"].tolist() == [f"{s}{i}" for s in range(4) for i in range(3)]
     with pytest.raises(ConfigError, match="cannot both be set"):
         DocumentDataset.read_json(files, files_per_partition=2, blocksize="256MB")
     with pytest.raises(ConfigError, match="not a size"):
@@ -80,7 +82,7 @@ def test_partition_counts_files_per_partition_and_blocksize(shards):
 
 def test_custom_filename_column_through_read_and_write(shards, tmp_path):
     dataset = DocumentDataset.read_json(str(shards), add_filename="source")
-    assert list(dataset.df.columns)[-1] == "source"
+    assert list(dataset.df.columns) == ["id", "lang", "source", "text", "x"]  # sorted, as NeMo
     kept = dataset.df[dataset.df["x"] > 0]
     out = tmp_path / "out"
     DocumentDataset(kept, dataset.source_files).to_json(str(out), write_to_filename="source")
@@ -233,3 +235,16 @@ def test_gpu_cluster_without_rapids_names_the_options_that_need_it(monkeypatch):
     message = error.value.one_line()
     assert "enable_spilling=True" not in message and "rmm_pool_size=" not in message.split(";")[0]
     assert "rmm_async=True" in message
+
+
+def test_packed_files_keep_their_own_index_as_nemo(tmp_path):
+    # NeMo's test_keep_extensions: with the default blocksize NeMo reads one partition per file, so the rows
+    # keep each file's index (pd.concat of the files); files_per_partition renumbers (NeMo concatenates).
+    first = pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]})
+    second = pd.DataFrame({"a": [7, 8, 9], "b": [10, 11, 12]})
+    first.to_json(tmp_path / "json_1.jsonl", orient="records", lines=True)
+    second.to_json(tmp_path / "json_2.jsonl", orient="records", lines=True)
+    files = get_all_files_paths_under(str(tmp_path), keep_extensions="jsonl")
+    assert pd.concat([first, second]).equals(DocumentDataset.read_json(files).df.compute())
+    renumbered = DocumentDataset.read_json(files, files_per_partition=2).df.compute()
+    assert renumbered.index.tolist() == list(range(6))

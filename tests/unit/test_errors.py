@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pickle
 
-from hpc_classify.errors import ClusterError, InputFileError
+import pytest
+
+from hpc_classify.errors import (
+    ClusterError,
+    ConfigError,
+    DataLayoutError,
+    InputFileError,
+    MissingColumnError,
+    MissingInputFileError,
+    UnexpectedArgumentError,
+)
 
 
 def test_input_file_error_survives_pickling_with_file_line_and_hint():
@@ -18,3 +28,26 @@ def test_input_file_error_survives_pickling_with_file_line_and_hint():
 def test_plain_errors_survive_pickling():
     copy = pickle.loads(pickle.dumps(ClusterError("no worker from node3", hint="check --interface")))
     assert str(copy) == "no worker from node3\nHINT: check --interface" and copy.hint == "check --interface"
+
+
+@pytest.mark.parametrize(
+    ("error", "builtins"),
+    [
+        (ConfigError("bad blocksize", hint="e.g. 1gb"), (ValueError,)),
+        (DataLayoutError("several file types", hint="keep_extensions"), (ValueError, RuntimeError)),
+        (UnexpectedArgumentError("does not take lines", hint="columns="), (ValueError, TypeError)),
+        (MissingColumnError("/d/a.jsonl", "no column 'x'", hint="fix columns="), (ValueError, KeyError)),
+        (MissingInputFileError("/d/a.jsonl", hint="check the path"), (ValueError, FileNotFoundError)),
+    ],
+)
+def test_nemo_builtin_types_survive_pickling_with_message_and_hint(error, builtins):
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and isinstance(copy, builtins)
+    assert str(copy) == str(error) and "\nHINT: " in str(copy) and copy.hint == error.hint
+    assert not str(copy).startswith(("'", "[Errno"))  # neither KeyError's quotes nor OSError's prefix
+
+
+def test_missing_input_file_error_is_a_complete_file_not_found_error():
+    error = pickle.loads(pickle.dumps(MissingInputFileError("/d/a.jsonl")))
+    assert (error.errno, error.filename, error.path) == (2, "/d/a.jsonl", "/d/a.jsonl")
+    assert str(error) == "/d/a.jsonl: no such file" and error.one_line() == "/d/a.jsonl: no such file"

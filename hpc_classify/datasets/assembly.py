@@ -1,0 +1,83 @@
+"""One output file per input file name, whatever the partitions: parts written per partition, then joined.
+
+With `write_to_filename`, a file name can be in several partitions (a file read in pieces with `blocksize`,
+a repartitioned dataset). Each partition writes its rows for a name to a hidden part file; once every
+partition has written, each name's parts are joined in partition order (so rows keep their order) into the
+final file, atomically, and the parts removed. A name in one partition only: its part is simply renamed.
+Part names are temp names (`hpc_classify.io.writers.is_temp_file`) ending with the output's own name, so
+compression by suffix applies to them too, and a crash leaves nothing under a final name.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from collections.abc import Sequence
+from typing import BinaryIO
+
+import pandas as pd
+
+from hpc_classify.io.writers import TEMP_MARKER, write_atomically
+
+PART_MARK = f"{TEMP_MARKER}part."
+
+
+def part_name(token: str, index: int, position: int, name: str) -> str:
+    """The hidden part of output `name` written by partition `index` (its `position`-th file) of the write
+    `token`."""
+    return f".{token}-{index:06d}-{position}{PART_MARK}{name}"
+
+
+def finish_outputs(output_path: str, written: Sequence[tuple[str, str]], fmt: str) -> list[str]:
+    """Turn (final name, part name) pairs, in partition order, into the final files; returns their names."""
+    parts_of: dict[str, list[str]] = {}
+    for name, part in written:
+        parts_of.setdefault(name, []).append(os.path.join(output_path, part))
+    for name, parts in parts_of.items():
+        final = os.path.join(output_path, name)
+        if len(parts) == 1:
+            os.replace(parts[0], final)
+            continue
+        write_atomically(final, lambda f, parts=parts: _JOINERS[fmt](parts, f))
+        for part in parts:
+            os.remove(part)
+    return list(parts_of)
+
+
+def remove_parts(output_path: str, token: str) -> None:
+    """Remove the parts of the write `token` after a failure. Best effort: a partition still being written
+    when another failed may add its part afterwards (a hidden temp file, never a final name)."""
+    prefix = f".{token}-"
+    for entry in os.listdir(output_path):
+        if entry.startswith(prefix) and PART_MARK in entry:
+            os.remove(os.path.join(output_path, entry))
+
+
+def _join_bytes(parts: list[str], out: BinaryIO) -> None:
+    # JSONL lines concatenate; so do gzip members and zstd frames.
+    for part in parts:
+        with open(part, "rb") as source:
+            shutil.copyfileobj(source, out)
+
+
+def _join_parquet(parts: list[str], out: BinaryIO) -> None:
+    """Row group by row group: one part's group in memory at a time. A column all null in one part
+    (Arrow type null) takes the type the others give it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    with pq.ParquetWriter(out, schema) as writer:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                writer.write_table(source.read_row_group(group).cast(schema))
+
+
+def _join_pickles(parts: list[str], out: BinaryIO) -> None:
+    frame = pd.concat([pd.read_pickle(p) for p in parts], ignore_index=True)
+    pickle.dump(frame, out, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_JOINERS = {"jsonl": _join_bytes, "parquet": _join_parquet, "pickle": _join_pickles}

@@ -1,0 +1,79 @@
+"""One rule for the columns of a dataset read from files: every partition matches the dataset's metadata.
+
+Dask requires each partition to have exactly the columns and dtypes of `ddf._meta`; files that write their
+keys in another order, or that lack or add keys, would otherwise give partitions that disagree with their
+dataset. The metadata is the first partition with rows, as NeMo Curator infers it, with JSONL and Parquet
+columns sorted as NeMo sorts them. Then each file (or piece of one) is conformed to it:
+- a column in another order: reordered;
+- a column the file lacks: filled with nulls (a JSON row without a key is a null, as pandas reads it);
+- a column of another dtype: cast when no value changes (int -> float, anything -> object), else an error;
+- a column the dataset does not declare: an error naming the file and the column (NeMo drops it silently).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from hpc_classify.errors import InputFileError
+
+SORTED_KINDS = ("jsonl", "parquet")  # NeMo sorts these; pickles keep their own order
+
+
+def dataset_meta(first: Any, kind: str) -> Any:
+    """The zero-row frame every partition must match, from the first partition with rows."""
+    meta = first.iloc[:0]
+    if kind in SORTED_KINDS:
+        meta = meta[sorted(meta.columns)]
+    return meta
+
+
+def conform(frame: Any, meta: Any, source: str) -> Any:
+    """`frame` with exactly `meta`'s columns, order and dtypes; `source` names the file in errors."""
+    extra = [c for c in frame.columns if c not in meta.columns]
+    if extra:
+        raise InputFileError(
+            source,
+            f"has column(s) {', '.join(map(repr, extra))} that the dataset does not have "
+            f"(its columns, from its first partition with rows: {', '.join(map(str, meta.columns))})",
+            hint="pass columns=[...] to read only the columns you need, or read files with different "
+            "columns as separate datasets",
+        )
+    if list(frame.columns) != list(meta.columns):
+        frame = frame.reindex(
+            columns=list(meta.columns)
+        )  # a missing column: NaN, as pandas reads a missing key
+    for column, dtype in meta.dtypes.items():
+        if frame[column].dtype != dtype:
+            frame[column] = _cast_without_loss(frame[column], dtype, source, column)
+    return frame
+
+
+def _cast_without_loss(series: Any, dtype: Any, source: str, column: Any) -> Any:
+    if not isinstance(series, pd.Series):  # cudf: its astype raises on values that do not fit
+        return series.astype(dtype)
+    problem = None
+    try:
+        cast = series.astype(dtype)
+        if not pd.api.types.is_object_dtype(dtype) and not _same_values(series, cast):
+            problem = "some values would change"
+    except (ValueError, TypeError, OverflowError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if problem is None:
+        return cast
+    raise InputFileError(
+        source,
+        f"column {column!r} is {series.dtype} here but {dtype} in the dataset (its first partition with rows), "
+        f"and cannot be converted ({problem})",
+        hint=f"give it a type that holds both in input_meta, e.g. {{{str(column)!r}: 'object', ...}} "
+        "(input_meta keeps only the columns it lists), or fix the data",
+    )
+
+
+def _same_values(before: pd.Series, after: pd.Series) -> bool:
+    old, new = before.astype(object), after.astype(object)
+    try:
+        return bool(((old == new) | (old.isna() & new.isna())).all())
+    except (ValueError, TypeError):  # values without a plain equality (arrays): not provably the same
+        return False

@@ -1,0 +1,142 @@
+"""Every partition of a DocumentDataset read from files matches the dataset's metadata (issue 22 item 1).
+
+Expected columns are NeMo Curator 0.7.1's, read from its code: `read_data_files_per_partition` and
+`read_data_blocksize` end with `output[sorted(output.columns)]` (the file name column among them), and the
+metadata is Dask's inference from the first partition (its files concatenated, so their keys united).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hpc_classify.datasets import DocumentDataset
+from hpc_classify.errors import InputFileError
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _check_partitions_match_meta(ddf):
+    """Dask's contract: each computed partition has `_meta`'s columns, in order, and its dtypes."""
+    meta = ddf._meta
+    for index in range(ddf.npartitions):
+        part = ddf.partitions[index].compute()
+        assert list(part.columns) == list(meta.columns), f"partition {index}"
+        assert list(part.dtypes) == list(meta.dtypes), f"partition {index}"
+
+
+def _mixed_order_files(tmp_path):
+    a = _write_jsonl(tmp_path / "a.jsonl", [{"id": f"a{i}", "text": f"alpha {i}"} for i in range(3)])
+    b = _write_jsonl(tmp_path / "b.jsonl", [{"text": f"beta {i}", "id": f"b{i}"} for i in range(2)])
+    return [a, b]
+
+
+@pytest.mark.parametrize("add_filename", [False, True, "source"])
+def test_mixed_key_orders_give_sorted_consistent_partitions(tmp_path, add_filename):
+    files = _mixed_order_files(tmp_path)
+    dataset = DocumentDataset.read_json(
+        files, files_per_partition=1, blocksize=None, add_filename=add_filename
+    )
+    extra = [] if add_filename is False else ["file_name" if add_filename is True else "source"]
+    assert list(dataset.df.columns) == sorted(["id", "text", *extra])
+    assert dataset.df.npartitions == 2
+    _check_partitions_match_meta(dataset.df)
+    # The first column is the same column in every partition: ids for one and texts for the other before.
+    first = "file_name" if add_filename is True else "id"
+    expected = ["a.jsonl"] * 3 + ["b.jsonl"] * 2 if first == "file_name" else ["a0", "a1", "a2", "b0", "b1"]
+    assert dataset.df.map_partitions(lambda d: d.iloc[:, 0]).compute().tolist() == expected
+
+
+def test_parquet_column_orders_are_sorted_and_consistent(tmp_path):
+    pq.write_table(pa.table({"text": ["x", "y"], "id": [1, 2]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"id": [3], "text": ["z"]}), tmp_path / "b.parquet")
+    dataset = DocumentDataset.read_parquet(str(tmp_path), files_per_partition=1, blocksize=None)
+    assert list(dataset.df.columns) == ["id", "text"]
+    _check_partitions_match_meta(dataset.df)
+    assert dataset.df.map_partitions(lambda d: d.iloc[:, 0]).compute().tolist() == [1, 2, 3]
+
+
+def test_extra_key_in_a_later_partition_is_an_error_naming_file_and_column(tmp_path):
+    a = _write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "text": "x"}])
+    b = _write_jsonl(tmp_path / "b.jsonl", [{"id": 2, "text": "y", "lang": "en"}])
+    dataset = DocumentDataset.read_json([a, b], files_per_partition=1, blocksize=None)
+    assert list(dataset.df.columns) == ["id", "text"]  # the first partition's, as Dask infers
+    with pytest.raises(InputFileError, match=r"b\.jsonl: has column\(s\) 'lang'") as caught:
+        dataset.df.compute()
+    assert "columns=" in caught.value.hint
+    # Selecting the columns is the remedy the error names: then every partition agrees.
+    selected = DocumentDataset.read_json(
+        [a, b], files_per_partition=1, blocksize=None, columns=["id", "text"]
+    )
+    assert selected.df.compute()["id"].tolist() == [1, 2]
+
+
+def test_files_sharing_the_first_partition_unite_their_keys(tmp_path):
+    # NeMo: one partition's files are concatenated (pandas unites the keys), then its columns sorted.
+    a = _write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "text": "x"}])
+    b = _write_jsonl(tmp_path / "b.jsonl", [{"text": "y", "lang": "en", "id": 2}])
+    dataset = DocumentDataset.read_json([a, b], files_per_partition=2, blocksize=None)
+    assert list(dataset.df.columns) == ["id", "lang", "text"]
+    _check_partitions_match_meta(dataset.df)
+    frame = dataset.df.compute()
+    assert frame["lang"].isna().tolist() == [True, False] and frame["id"].tolist() == [1, 2]
+
+
+def test_a_key_missing_from_a_later_file_is_null(tmp_path):
+    a = _write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "text": "x", "lang": "en"}])
+    b = _write_jsonl(tmp_path / "b.jsonl", [{"text": "y", "id": 2}])
+    dataset = DocumentDataset.read_json([a, b], files_per_partition=1, blocksize=None)
+    _check_partitions_match_meta(dataset.df)
+    frame = dataset.df.compute()
+    assert list(frame.columns) == ["id", "lang", "text"]
+    assert frame["lang"].iloc[0] == "en" and pd.isna(frame["lang"].iloc[1])
+
+
+def test_dtypes_are_cast_only_without_loss(tmp_path):
+    ints = _write_jsonl(tmp_path / "a_ints.jsonl", [{"id": 1, "score": 2}])
+    floats = _write_jsonl(tmp_path / "b_floats.jsonl", [{"id": 2, "score": 0.5}])
+    widened = DocumentDataset.read_json([floats, ints], files_per_partition=1, blocksize=None)
+    _check_partitions_match_meta(widened.df)  # int 2 -> float 2.0 changes no value
+    assert widened.df.compute()["score"].tolist() == [0.5, 2.0]
+    narrowed = DocumentDataset.read_json([ints, floats], files_per_partition=1, blocksize=None)
+    assert str(narrowed.df.dtypes["score"]) == "int64"
+    with pytest.raises(
+        InputFileError, match=r"b_floats\.jsonl: column 'score' is float64 here but int64"
+    ) as caught:
+        narrowed.df.compute()
+    assert "input_meta" in caught.value.hint  # the remedy it names works:
+    remedied = DocumentDataset.read_json(
+        [ints, floats], files_per_partition=1, blocksize=None, input_meta={"id": "int64", "score": "float64"}
+    )
+    assert remedied.df.compute()["score"].tolist() == [2.0, 0.5]
+    # A later file without the int column cannot hold its nulls either: the same error, naming it.
+    no_score = _write_jsonl(tmp_path / "c.jsonl", [{"id": 3}])
+    with pytest.raises(InputFileError, match=r"c\.jsonl: column 'score'"):
+        DocumentDataset.read_json([ints, no_score], files_per_partition=1, blocksize=None).df.compute()
+
+
+def test_empty_first_file_takes_the_metadata_of_the_first_with_rows(tmp_path):
+    empty = tmp_path / "a.jsonl"
+    empty.write_text("")
+    b = _write_jsonl(tmp_path / "b.jsonl", [{"text": "y", "id": 2}])
+    dataset = DocumentDataset.read_json(
+        [str(empty), b], files_per_partition=1, blocksize=None, add_filename=True
+    )
+    assert list(dataset.df.columns) == ["file_name", "id", "text"]
+    _check_partitions_match_meta(dataset.df)
+
+
+def test_pickles_keep_their_column_order_but_agree(tmp_path):
+    # NeMo does not sort pickles; the first file's order is the dataset's, and every partition follows it.
+    pd.DataFrame({"text": ["x"], "id": [1]}).to_pickle(tmp_path / "a.pkl")
+    pd.DataFrame({"id": [2], "text": ["y"]}).to_pickle(tmp_path / "b.pkl")
+    dataset = DocumentDataset.read_pickle(str(tmp_path))
+    assert list(dataset.df.columns) == ["text", "id"]
+    _check_partitions_match_meta(dataset.df)
