@@ -22,11 +22,11 @@ from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.driver import piece_files
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import check_unchanged
-from hpc_classify.driver.task import FileSettings, file_destination, iso_time
+from hpc_classify.driver.task import FileSettings, file_destination
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile
 from hpc_classify.io.hashing import file_sha256
-from hpc_classify.io.markers import CompletionMarker, write_marker
+from hpc_classify.io.markers import CompletionMarker, iso_time, write_marker
 from hpc_classify.io.writers import write_atomically
 
 logger = logging.getLogger(__name__)
@@ -48,12 +48,12 @@ def piece_indices_needed(
     if set(range(top + 1)) - done:
         return None
     (last,) = piece_files.read_piece_markers(output_dir, relpath, [top])
-    return list(range(top + 1)) if last.get("extra", {}).get("last") else None
+    return list(range(top + 1)) if last.extra.get("last") else None
 
 
-def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSettings) -> dict[str, Any]:
+def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSettings) -> CompletionMarker:
     """Write the file's output and quarantine from its pieces, then its completion marker; remove the
-    pieces; return the marker as a dict."""
+    pieces; return the marker."""
     started = time.time()
     out, relpath = settings.output_dir, input_file.relpath
     stat = check_unchanged(input_file.path, layout)
@@ -62,12 +62,12 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
         raise InputFileError(input_file.path, "cannot assemble: some of its pieces are not done")
     markers = piece_files.read_piece_markers(out, relpath, indices)
     destination = file_destination(settings, relpath)
-    parts = [m["output_path"] for m in markers]
+    parts = [m.output_path for m in markers]
     if settings.output_format == "parquet":
         write_atomically(destination.output_path, lambda f: _concat_parquet(parts, f))
     else:
         write_atomically(destination.output_path, lambda f: _concat_bytes(parts, f))
-    quarantines = [m["quarantine_path"] for m in markers if m.get("quarantine_path")]
+    quarantines = [m.quarantine_path for m in markers if m.quarantine_path]
     if quarantines:
         write_atomically(destination.quarantine_path, lambda f: _concat_bytes(quarantines, f))
     elif os.path.exists(destination.quarantine_path):
@@ -80,16 +80,16 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
         input_size=stat.st_size,
         input_mtime=stat.st_mtime,
         output_path=destination.output_path,
-        rows_in=sum(int(m["rows_in"]) for m in markers),
-        rows_out=sum(int(m["rows_out"]) for m in markers),
-        rows_bad=sum(int(m["rows_bad"]) for m in markers),
-        label_counts=_sum_counts(m["label_counts"] for m in markers),
-        seconds=round(sum(float(m["seconds"]) for m in markers) + finished - started, 6),
+        rows_in=sum(m.rows_in for m in markers),
+        rows_out=sum(m.rows_out for m in markers),
+        rows_bad=sum(m.rows_bad for m in markers),
+        label_counts=_sum_counts(m.label_counts for m in markers),
+        seconds=round(sum(m.seconds for m in markers) + finished - started, 6),
         node=current_node_name(),
         worker=settings.worker,
         fingerprint=settings.fingerprint,
         quarantine_path=os.path.abspath(destination.quarantine_path) if quarantines else None,
-        started_at=min(m["started_at"] for m in markers),
+        started_at=min(m.started_at or "" for m in markers) or None,
         finished_at=iso_time(finished),
         output_size=os.path.getsize(destination.output_path),
         input_sha256=input_sha256,
@@ -98,13 +98,13 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
     write_marker(destination.marker_path, marker)
     piece_files.remove_pieces(out, relpath)
     logger.debug("%s: assembled from %d piece(s)", relpath, len(markers))
-    return marker.to_dict()
+    return marker
 
 
-def _piece_summary(marker: dict[str, Any]) -> dict[str, Any]:
+def _piece_summary(marker: CompletionMarker) -> dict[str, Any]:
     """What the file's marker keeps of each piece: who classified it, when, and how much."""
     keys = ("rows_in", "rows_out", "rows_bad", "seconds", "node", "worker", "started_at", "finished_at")
-    return {"piece": marker["extra"]["piece"], **{k: marker[k] for k in keys}}
+    return {"piece": marker.extra["piece"], **{k: getattr(marker, k) for k in keys}}
 
 
 def _sum_counts(all_counts: Any) -> dict[str, dict[str, int]]:

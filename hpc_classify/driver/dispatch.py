@@ -181,7 +181,7 @@ class Dispatcher:
                     continue
                 self.stats.add_marker(outcome.marker)
                 documents, size, files = (
-                    documents + int(outcome.marker["rows_in"]),
+                    documents + outcome.marker.rows_in,
                     size + planned.size,
                     files + 1,
                 )
@@ -197,7 +197,7 @@ class Dispatcher:
                     continue
                 logger.info("%s was finished before its task failed (%s): not redone", planned.relpath, error)
                 self.stats.add_marker(marker)
-                documents, size, files = documents + int(marker["rows_in"]), size + planned.size, files + 1
+                documents, size, files = documents + marker.rows_in, size + planned.size, files + 1
         self.progress.unit_done(future.key, documents=documents, size=size, files=files)
 
     def _collect_piece_job(self, future: Any, job: PieceJob, queue: FileQueue) -> None:
@@ -212,7 +212,7 @@ class Dispatcher:
         done = outcome.error is None or (one_piece and bool(outcome.markers))  # its marker is what counts
         self.progress.unit_done(
             future.key,
-            documents=0 if assembling else sum(int(m["rows_in"]) for m in outcome.markers),
+            documents=0 if assembling else sum(m.rows_in for m in outcome.markers),
             size=job.size if done else 0,
             files=int(assembling and done),
             pieces=0 if assembling else len(outcome.markers),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.io.discovery import output_relpath
+from hpc_classify.io.markers import CompletionMarker, read_marker
 from hpc_classify.io.pieces import Piece
 from hpc_classify.io.writers import is_temp_file, write_json_atomically
 
@@ -119,13 +120,9 @@ def done_piece_indices(output_dir: str, relpath: str) -> set[int]:
     }
 
 
-def read_piece_markers(output_dir: str, relpath: str, indices: Sequence[int]) -> list[dict[str, Any]]:
+def read_piece_markers(output_dir: str, relpath: str, indices: Sequence[int]) -> list[CompletionMarker]:
     """The markers of the given pieces, in that order."""
-    markers = []
-    for index in indices:
-        with open(piece_marker_path(output_dir, relpath, index), encoding="utf-8") as f:
-            markers.append(json.load(f))
-    return markers
+    return [read_marker(piece_marker_path(output_dir, relpath, index)) for index in indices]
 
 
 def files_in_pieces(output_dir: str) -> list[str]:

@@ -16,6 +16,7 @@ from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.task import Destination, FileSettings, InputRead, write_classified
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile
+from hpc_classify.io.markers import CompletionMarker
 from hpc_classify.io.pieces import Piece, iter_stream_pieces, read_piece
 from hpc_classify.io.readers import ReadResult
 
@@ -42,8 +43,10 @@ def piece_destination(settings: FileSettings, relpath: str, index: int) -> Desti
     )
 
 
-def classify_pieces(work: PieceWork, classifiers: Sequence[Any], settings: FileSettings) -> Iterator[dict]:
-    """Classify the work's piece(s), yielding each piece's marker (a dict) once it is written."""
+def classify_pieces(
+    work: PieceWork, classifiers: Sequence[Any], settings: FileSettings
+) -> Iterator[CompletionMarker]:
+    """Classify the work's piece(s), yielding each piece's marker once it is written."""
     from hpc_classify.classifiers.combine import predict_together
 
     input_file = work.input_file

@@ -23,6 +23,7 @@ from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import PieceWork
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.io.hashing import file_sha256
+from hpc_classify.io.markers import CompletionMarker
 from hpc_classify.io.pieces import is_streamed, plan_pieces
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class PieceScheduler:
             return None
         return PieceJob(job.planned, None, 0)
 
-    def markers_of_failed(self, job: PieceJob) -> list[dict[str, Any]]:
+    def markers_of_failed(self, job: PieceJob) -> list[CompletionMarker]:
         """The piece markers a failed job wrote before it failed (a stream checkpoints as it goes)."""
         work = job.work
         if work is None:
@@ -154,7 +155,7 @@ class PieceScheduler:
         skip_lines = skip_rows = 0
         if contiguous:
             (marker,) = piece_files.read_piece_markers(self.output_dir, planned.relpath, [contiguous - 1])
-            skip_lines, skip_rows = marker["extra"]["end_line"], marker["extra"]["end_row"]
+            skip_lines, skip_rows = marker.extra["end_line"], marker.extra["end_row"]
         work = PieceWork(planned.input_file, layout, None, contiguous, skip_lines, skip_rows)
         return PieceJob(planned, work, planned.size)
 
@@ -221,7 +222,7 @@ def partly_done(output_dir: str, planned: set[str]) -> list[dict[str, Any]]:
                 "relpath": relpath,
                 "pieces_done": len(done),
                 "pieces": None if layout.pieces is None else len(layout.pieces),
-                "documents_done": sum(int(m["rows_in"]) for m in markers),
+                "documents_done": sum(m.rows_in for m in markers),
             }
         )
     return found

@@ -15,6 +15,7 @@ from hpc_classify.config import RunConfig
 from hpc_classify.driver.file_group import FileOutcome, classify_files, picklable
 from hpc_classify.driver.task import FileSettings
 from hpc_classify.io.discovery import InputFile
+from hpc_classify.io.markers import CompletionMarker
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class PieceOutcome:
     """How a piece job ended: the markers it wrote (pieces, or the assembled file's), and the error that
     stopped it, if any (a stream keeps the pieces it finished before the error)."""
 
-    markers: list[dict[str, Any]] = field(default_factory=list)
+    markers: list[CompletionMarker] = field(default_factory=list)
     error: BaseException | None = None
 
 

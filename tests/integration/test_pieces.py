@@ -136,7 +136,7 @@ def test_sigterm_at_half_then_rerun_classifies_at_most_1_3x_the_file(
     from mylab.counting import counted
 
     inputs, output = tmp_path / "in", tmp_path / "out"
-    ids = write_big(inputs, "big", fmt, 480, seed=3)
+    ids = write_big(inputs, "big", fmt, 240, seed=3)
     pieces = 16
     config = counting_config(
         tmp_path, inputs, output, tiny_toxicity_model, decompressed_size(next(inputs.iterdir())) // pieces
