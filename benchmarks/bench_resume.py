@@ -39,10 +39,11 @@ def stub_task(input_files, output_dir, config, fingerprint, unit="", size=0) -> 
     for input_file in input_files:
         counts = dict.fromkeys(LABELS, 0)
         counts[LABELS[hash(input_file.relpath) % 26]] = 1
+        stat = os.stat(input_file.path)
         marker = CompletionMarker(
             input_file.path,
-            1,
-            0.0,
+            stat.st_size,
+            stat.st_mtime,
             os.path.join(output_dir, input_file.relpath),
             1,
             1,
