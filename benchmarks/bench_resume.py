@@ -21,38 +21,42 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
 
 from hpc_classify.classifiers import DomainClassifier
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import dispatch
 from hpc_classify.driver import run as driver_run
+from hpc_classify.driver.file_group import FileOutcome
 from hpc_classify.driver.status import compute_status
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 
 LABELS = [f"label_{i:02d}" for i in range(26)]
 
 
-def stub_task(input_file, output_dir, config, fingerprint) -> dict[str, Any]:
-    """Stands in for run_task_on_worker: a realistic marker (26 label counts), written for real."""
-    counts = dict.fromkeys(LABELS, 0)
-    counts[LABELS[hash(input_file.relpath) % 26]] = 1
-    marker = CompletionMarker(
-        input_file.path,
-        1,
-        0.0,
-        os.path.join(output_dir, input_file.relpath),
-        1,
-        1,
-        0,
-        {"domain_pred": counts},
-        0.001,
-        "bench",
-        "w",
-        fingerprint,
-    )
-    write_marker(marker_path(output_dir, input_file.relpath), marker)
-    return marker.to_dict()
+def stub_task(input_files, output_dir, config, fingerprint, unit="", size=0) -> list[FileOutcome]:
+    """Stands in for run_task_on_worker: a realistic marker (26 label counts) per file, written for real."""
+    outcomes = []
+    for input_file in input_files:
+        counts = dict.fromkeys(LABELS, 0)
+        counts[LABELS[hash(input_file.relpath) % 26]] = 1
+        stat = os.stat(input_file.path)
+        marker = CompletionMarker(
+            input_file.path,
+            stat.st_size,
+            stat.st_mtime,
+            os.path.join(output_dir, input_file.relpath),
+            1,
+            1,
+            0,
+            {"domain_pred": counts},
+            0.001,
+            "bench",
+            "w",
+            fingerprint,
+        )
+        write_marker(marker_path(output_dir, input_file.relpath), marker)
+        outcomes.append(FileOutcome(input_file.relpath, marker=marker))
+    return outcomes
 
 
 def rss_mib() -> float:

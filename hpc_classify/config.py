@@ -77,6 +77,9 @@ class RunConfig:
     # Files smaller than this go to a worker together, up to this many bytes per task, and share the
     # engine's batches (driver/grouping.py); 0: one file per task.
     group_bytes: int = DEFAULT_GROUP_BYTES
+    # Files larger than this are cut into pieces of about this size, classified by any worker and
+    # checkpointed each (driver/pieces.py); None: by device (4 MiB on CPU, 256 MiB on GPUs); 0: whole files.
+    piece_bytes: int | None = None
     progress_interval: float = 30.0
     stop_grace: float = 20.0  # below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
     on_changed_input: str = "error"  # an input changed after its marker: "error" (exit 2) or "redo"
@@ -125,6 +128,10 @@ class RunConfig:
             raise ConfigError(
                 f"group_bytes must be >= 0, not {self.group_bytes}", hint="0 sends one file per task"
             )
+        if self.piece_bytes is not None and self.piece_bytes < 0:
+            raise ConfigError(
+                f"piece_bytes must be >= 0, not {self.piece_bytes}", hint="0 classifies every file whole"
+            )
         if self.stop_grace < 0:
             raise ConfigError(f"stop_grace must be >= 0, not {self.stop_grace}")
 
@@ -134,6 +141,7 @@ class RunConfig:
             "max_retries",
             "tasks_per_worker",
             "group_bytes",
+            "piece_bytes",
             "workers",
             "max_workers",
             "threads_per_worker",

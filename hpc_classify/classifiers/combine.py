@@ -53,7 +53,7 @@ def predict_together(
     classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFrame, *, source: str = "<dataframe>"
 ) -> pd.DataFrame:
     """`frame` with every classifier's output columns added (rows and index unchanged)."""
-    from hpc_classify.engine import predict_sharing_tokens
+    from hpc_classify.engine import batch_progress, predict_sharing_tokens
 
     result = frame.copy()
 
@@ -70,7 +70,8 @@ def predict_together(
     for group in groups:
         members = [on_engines[g] for g in group]
         texts = classifiers[members[0]].texts(frame, source)
-        outputs = predict_sharing_tokens([loaded[i][0] for i in members], texts)
+        with batch_progress.scaled(1 / len(groups)):  # every group passes over the same documents
+            outputs = predict_sharing_tokens([loaded[i][0] for i in members], texts)
         for index, raw in zip(members, outputs, strict=True):
             add(classifiers[index], classifiers[index].columns_from_outputs(raw, loaded[index][1]))
     for classifier in classifiers:

@@ -166,6 +166,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "full batches; outputs and markers stay per file (default 8388608 = 8 MiB; 0: one file per task)",
     )
     run.add_argument(
+        "--piece-bytes",
+        type=int,
+        metavar="BYTES",
+        help="files larger than this are cut into pieces of about this size, shared by all workers and "
+        "checkpointed each (default by device: 4194304 = 4 MiB on CPU, 268435456 = 256 MiB on GPUs; "
+        "0: whole files)",
+    )
+    run.add_argument(
         "--progress-interval", type=float, metavar="SECONDS", help="log progress every (default 30)"
     )
     run.add_argument(

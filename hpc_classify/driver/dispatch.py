@@ -16,16 +16,21 @@ from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.done_markers import marker_written_since
 from hpc_classify.driver.failures import FailureLog
-from hpc_classify.driver.file_group import FileOutcome, classify_files
+from hpc_classify.driver.file_group import FileOutcome
 from hpc_classify.driver.grouping import FileQueue, group_budget
 from hpc_classify.driver.liveness import WorkerWatch
+from hpc_classify.driver.pieces import PieceJob, PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats
-from hpc_classify.driver.task import FileSettings
+from hpc_classify.driver.worker_tasks import (
+    PROGRESS_TOPIC,
+    PieceOutcome,
+    run_piece_job_on_worker,
+    run_task_on_worker,
+)
 from hpc_classify.errors import HpcClassifyError, OutputWriteError
-from hpc_classify.io.discovery import InputFile
 
 logger = logging.getLogger(__name__)
 
@@ -33,35 +38,10 @@ TICK_SECONDS = 1.0  # longest the loop blocks before it looks at signals and pro
 WORKER_COUNT_REFRESH = 10.0  # workers may join later (jobqueue scaling); recount this often
 
 
-def run_task_on_worker(
-    input_files: list[InputFile], output_dir: str, config: RunConfig, fingerprint: str
-) -> list[FileOutcome]:
-    """The Dask task: classify_files (one file, or a group of small files classified together) with the
-    worker's name (only the driver layer may ask Dask for it). `config` carries the classifier objects
-    (settings only); each worker keeps their models loaded. One outcome per file, in order."""
-    from distributed import get_worker
-
-    try:
-        worker = str(get_worker().name)
-    except ValueError:  # called outside a worker (e.g. a synchronous scheduler)
-        worker = ""
-    settings = FileSettings(
-        output_dir=output_dir,
-        output_format=config.output_format,
-        on_bad_row=config.on_bad_row,
-        fingerprint=fingerprint,
-        keep_columns=config.keep_columns,
-        row_number_column=config.row_number_column,
-        worker=worker,
-    )
-    # Per-file errors come back as themselves (ours pickle with their attributes): failures.jsonl shows
-    # the real type.
-    return classify_files(input_files, config.classifiers, settings)
-
-
 class Dispatcher:
-    """Submits `pending` files to `client` as tasks (one file, or a group of small files up to
-    `group_bytes`), keeping at most tasks_per_worker x workers tasks in flight."""
+    """Submits `pending` files to `client` as tasks (one file, a group of small files up to `group_bytes`,
+    or one piece of a file larger than `piece_bytes`: driver/pieces.py), keeping at most
+    tasks_per_worker x workers tasks in flight."""
 
     def __init__(
         self,
@@ -75,6 +55,7 @@ class Dispatcher:
         progress: Progress,
         stop: StopRequest,
         stop_grace: float,
+        piece_bytes: int = 0,
     ):
         self.client = client
         self.config = config
@@ -85,11 +66,17 @@ class Dispatcher:
         self.progress = progress
         self.stop = stop
         self.stop_grace = stop_grace
-        self.in_flight: dict[Any, list[PlannedFile]] = {}  # task -> its files
+        self.in_flight: dict[Any, list[Any]] = {}  # task -> its files, or its one piece job
+        self.pieces = PieceScheduler(output_dir, piece_bytes)
+        # A group never holds more work than a piece.
+        self.group_bytes = (
+            min(b for b in (config.group_bytes, piece_bytes) if b > 0) if config.group_bytes else 0
+        )
+        self.failed_files: set[str] = set()  # a file whose piece failed is failed: its other pieces stop
         self.attempts: dict[str, int] = {}  # only files that failed at least once
         # Files left unfinished by a stop (at most the tasks in flight): one may still have written its
         # marker; the run counts those once the cluster is closed (count_late_markers).
-        self.unfinished: list[PlannedFile] = []
+        self.unfinished: list[Any] = []
         self.deaths: dict[str, int] = {}  # attempts that ended with the worker process dying
         self.halted: str | None = None  # why the run stopped on its own (no workers, output unwritable)
         self.watch = WorkerWatch(client, config)
@@ -102,6 +89,20 @@ class Dispatcher:
         from distributed import wait
 
         queue = FileQueue(pending)
+        self.client.subscribe_topic(PROGRESS_TOPIC, self._on_progress_event)
+        try:
+            self._loop(queue, wait)
+        finally:
+            try:
+                self.client.unsubscribe_topic(PROGRESS_TOPIC)
+            except Exception as exc:  # the cluster may be gone already (a stop, a lost scheduler)
+                logger.debug("unsubscribe failed: %s", exc)
+
+    def _on_progress_event(self, event: Any) -> None:
+        _, message = event
+        self.progress.documents_classified(message["unit"], message["documents"], message["bytes"])
+
+    def _loop(self, queue: FileQueue, wait: Any) -> None:
         while True:
             if not self.stop.requested and self.halted is None:
                 self._top_up(queue)
@@ -135,26 +136,43 @@ class Dispatcher:
 
     def _top_up(self, queue: FileQueue) -> None:
         capacity = self.capacity()
-        budget = group_budget(self.config.group_bytes, queue.queued_bytes, self._workers)
+        budget = group_budget(self.group_bytes, queue.queued_bytes, self._workers)
         while queue and len(self.in_flight) < capacity:
+            head = queue.peek()
+            if isinstance(head, PieceJob) and head.planned.relpath in self.failed_files:
+                queue.take(0)  # its file failed: the file's other pieces would never be assembled
+                continue
+            if isinstance(head, PlannedFile) and self.pieces.needs_pieces(head):
+                try:
+                    queue.replace_first(self.pieces.expand(head))
+                except Exception as error:  # e.g. a Parquet footer that cannot be read
+                    queue.take(0)
+                    self._file_failed(head, error, queue)
+                continue
             group = queue.take(budget)
-            attempt = self.attempts.get(group[0].relpath, 0)
-            future = self.client.submit(
-                run_task_on_worker,
-                [planned.input_file for planned in group],
-                self.output_dir,
-                self.config,
-                self.fingerprint,
-                # The run token keeps keys unique against a long-lived scheduler that may still run an
-                # abandoned task of an earlier driver for the same file (a retried file goes alone).
-                key=f"classify_files-{group[0].relpath}-{len(group)}-{attempt}-{self._run_token}",
-                pure=False,
-                retries=0,  # retries are ours: they are counted and end in failures.jsonl
-            )
-            self.in_flight[future] = group
+            self.in_flight[self._submit(group)] = group
+
+    def _submit(self, group: list[Any]) -> Any:
+        first = group[0]
+        attempt = self.attempts.get(first.relpath, 0)
+        # The run token keeps keys unique against a long-lived scheduler that may still run an abandoned
+        # task of an earlier driver for the same file (a retried file goes alone).
+        key = f"classify-{first.relpath}-{len(group)}-{attempt}-{self._run_token}"
+        self.progress.unit_started(key)
+        common = {"key": key, "pure": False, "retries": 0}  # retries are ours: counted, in failures.jsonl
+        args = (self.output_dir, self.config, self.fingerprint)
+        if isinstance(first, PieceJob):
+            return self.client.submit(run_piece_job_on_worker, first, *args, key, **common)
+        files = [planned.input_file for planned in group]
+        size = sum(planned.size for planned in group)
+        return self.client.submit(run_task_on_worker, files, *args, key, size, **common)
 
     def _collect(self, future: Any, queue: FileQueue) -> None:
         group = self.in_flight.pop(future)
+        if isinstance(group[0], PieceJob):
+            self._collect_piece_job(future, group[0], queue)
+            return
+        documents = size = files = 0
         if future.status == "finished":
             outcomes: list[FileOutcome] = future.result()
             for planned, outcome in zip(group, outcomes, strict=True):
@@ -162,54 +180,96 @@ class Dispatcher:
                     self._file_failed(planned, outcome.error, queue)
                     continue
                 self.stats.add_marker(outcome.marker)
-                self.progress.file_done(int(outcome.marker["rows_in"]))
-            return
-        error = _future_error(future)  # the whole task failed (its worker died, say)
-        for planned in group:
-            # Files of the task that were finished before it failed keep their output and marker.
-            marker = marker_written_since(self.output_dir, planned.relpath, self.fingerprint, self._started)
-            if marker is None:
-                self._file_failed(planned, error, queue)
-                continue
-            logger.info("%s was finished before its task failed (%s): not redone", planned.relpath, error)
-            self.stats.add_marker(marker)
-            self.progress.file_done(int(marker["rows_in"]))
+                documents, size, files = (
+                    documents + outcome.marker.rows_in,
+                    size + planned.size,
+                    files + 1,
+                )
+        else:
+            error = _future_error(future)  # the whole task failed (its worker died, say)
+            for planned in group:
+                # Files of the task that were finished before it failed keep their output and marker.
+                marker = marker_written_since(
+                    self.output_dir, planned.relpath, self.fingerprint, self._started
+                )
+                if marker is None:
+                    self._file_failed(planned, error, queue)
+                    continue
+                logger.info("%s was finished before its task failed (%s): not redone", planned.relpath, error)
+                self.stats.add_marker(marker)
+                documents, size, files = documents + marker.rows_in, size + planned.size, files + 1
+        self.progress.unit_done(future.key, documents=documents, size=size, files=files)
 
-    def _file_failed(self, planned: PlannedFile, error: BaseException, queue: FileQueue) -> None:
+    def _collect_piece_job(self, future: Any, job: PieceJob, queue: FileQueue) -> None:
+        if future.status == "finished":
+            outcome: PieceOutcome = future.result()
+        else:  # the worker died: a stream keeps the pieces it checkpointed; so does a finished piece
+            outcome = PieceOutcome(self.pieces.markers_of_failed(job), _future_error(future))
+        assembling = job.work is None
+        for marker in outcome.markers:
+            (self.stats.add_file if assembling else self.stats.add_piece)(marker)
+        one_piece = job.work is not None and job.work.piece is not None
+        done = outcome.error is None or (one_piece and bool(outcome.markers))  # its marker is what counts
+        self.progress.unit_done(
+            future.key,
+            documents=0 if assembling else sum(m.rows_in for m in outcome.markers),
+            size=job.size if done else 0,
+            files=int(assembling and done),
+            pieces=0 if assembling else len(outcome.markers),
+        )
+        if not done:
+            retry = job
+            if not one_piece and not assembling and outcome.markers:
+                retry = self.pieces.expand(job.planned)[0]  # a stream resumes after its last checkpoint
+            self._file_failed(retry, outcome.error, queue)
+            return
+        if (follow := self.pieces.after(job)) is not None:
+            queue.push_front(follow)
+
+    def _file_failed(self, item: Any, error: BaseException, queue: FileQueue) -> None:
+        """A file, or a piece job of one (`item.relpath` is its key), failed: retry it, or record its file
+        as failed (once, however many of its pieces fail)."""
         if self.stop.requested or self.halted is not None:
             # Workers may be dying from the same signal: not the file's fault; it stays pending.
-            logger.info("%s not finished before the stop (%s); it will be redone", planned.relpath, error)
-            self.unfinished.append(planned)
+            logger.info("%s not finished before the stop (%s); it will be redone", item.relpath, error)
+            self.unfinished.append(item)
             return
         if isinstance(error, OutputWriteError):
-            self._halt_unwritable(planned, error)
+            self._halt_unwritable(item, error)
             return
-        attempts = self.attempts.get(planned.relpath, 0) + 1
-        self.attempts[planned.relpath] = attempts
+        key = item.relpath
+        attempts = self.attempts.get(key, 0) + 1
+        self.attempts[key] = attempts
         if _worker_died(error):
-            self.deaths[planned.relpath] = self.deaths.get(planned.relpath, 0) + 1
+            self.deaths[key] = self.deaths.get(key, 0) + 1
         if is_retryable(error) and attempts <= self.config.max_retries:
             self.stats.retries += 1
             logger.warning(
                 "%s failed (attempt %d of %d), retrying: %s: %s",
-                planned.relpath,
+                key,
                 attempts,
                 self.config.max_retries + 1,
                 type(error).__name__,
                 error,
             )
-            queue.retry_first(planned)
+            queue.retry_first(item)
             return
-        reason = failure_reason(error, attempts, self.deaths.get(planned.relpath, 0))
+        reason = failure_reason(error, attempts, self.deaths.get(key, 0))
+        relpath = item.relpath
+        if isinstance(item, PieceJob):
+            relpath, reason = item.planned.relpath, f"{item.describe()}: {reason}"
+        logger.error("%s failed: %s; %s: %s", relpath, reason, type(error).__name__, error)
+        if relpath in self.failed_files:
+            return
+        self.failed_files.add(relpath)
         self.failures.record(
-            relpath=planned.relpath, input_path=planned.path, attempts=attempts, error=error, reason=reason
+            relpath=relpath, input_path=item.path, attempts=attempts, error=error, reason=reason
         )
         self.stats.files_failed += 1
-        self.stats.failed.append(planned.relpath)
+        self.stats.failed.append(relpath)
         self.progress.file_failed()
-        logger.error("%s failed: %s; %s: %s", planned.relpath, reason, type(error).__name__, error)
 
-    def _halt_unwritable(self, planned: PlannedFile, error: OutputWriteError) -> None:
+    def _halt_unwritable(self, planned: Any, error: OutputWriteError) -> None:
         # The file system, not the file: the file stays pending, nothing more is submitted.
         self._halt(str(error), exit_codes.OUTPUT_UNWRITABLE)
         logger.error("stopping: %s (while writing the output of %s)", error, planned.relpath)
@@ -232,7 +292,28 @@ class Dispatcher:
         except Exception as exc:  # the cluster may be going down with the same signal
             logger.debug("cancel failed: %s", exc)
         self.unfinished.extend(p for group in self.in_flight.values() for p in group)
+        for future in self.in_flight:
+            self.progress.unit_dropped(future.key)
         self.in_flight.clear()
+
+    def count_late_markers(self) -> None:
+        """Count the stopped work that finished anyway: a task abandoned at the stop may still complete
+        (its output and marker are atomic) before its worker is retired. The marker on disk is the truth."""
+        for item in self.unfinished:
+            if isinstance(item, PieceJob):
+                markers = self.pieces.markers_of_failed(item)
+                if item.work is None:
+                    late = marker_written_since(
+                        self.output_dir, item.planned.relpath, self.fingerprint, self._started
+                    )
+                    markers = [late] if late is not None else []
+                for marker in markers:
+                    (self.stats.add_file if item.work is None else self.stats.add_piece)(marker)
+                continue
+            marker = marker_written_since(self.output_dir, item.relpath, self.fingerprint, self._started)
+            if marker is not None:
+                self.stats.add_marker(marker)
+                logger.info("%s finished while the run was stopping: counted as processed", item.relpath)
 
 
 def _future_error(future: Any) -> BaseException:

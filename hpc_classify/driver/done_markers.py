@@ -6,10 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from typing import Any
 
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.markers import marker_path, read_marker
+from hpc_classify.io.markers import CompletionMarker, marker_path, read_marker
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +19,8 @@ CLOCK_SKEW_SECONDS = 5.0
 
 def marker_written_since(
     output_dir: str, relpath: str, fingerprint: str, since: float
-) -> dict[str, Any] | None:
-    """`relpath`'s completion marker (as a dict) when this run wrote it: the run's fingerprint, and started
+) -> CompletionMarker | None:
+    """`relpath`'s completion marker when this run wrote it: the run's fingerprint, and started
     no earlier than `since` (the run's start, epoch seconds) less CLOCK_SKEW_SECONDS. None otherwise."""
     path = marker_path(output_dir, relpath)
     if not os.path.exists(path):
@@ -34,4 +33,4 @@ def marker_written_since(
     if marker.fingerprint != fingerprint or not marker.started_at:
         return None
     started = dt.datetime.fromisoformat(marker.started_at).timestamp()
-    return marker.to_dict() if started >= since - CLOCK_SKEW_SECONDS else None
+    return marker if started >= since - CLOCK_SKEW_SECONDS else None

@@ -1,8 +1,7 @@
 """Several small files in one task: read each, classify their documents together, write each on its own.
 
 The documents of all the group's files go through the engine as one stream (length-sorted across files),
-so that small files share full batches. Everything else stays per file, exactly as `classify_file` does
-it: each file is read and checked on its own (a bad file fails alone, under the same on_bad_row policy
+so that small files share full batches. Everything else stays per file, exactly as for a file alone: each file is read and checked on its own (a bad file fails alone, under the same on_bad_row policy
 and with the same counts), and each file's output, quarantine and marker are written atomically, marker
 last (driver/task.py). One file's failure never stops another file's output from being written. A plain
 function, no Dask: the driver's task (dispatch.py) calls it on a worker.
@@ -21,16 +20,17 @@ import pandas as pd
 from hpc_classify.driver.task import FileSettings, InputRead, read_input, write_classified
 from hpc_classify.errors import HpcClassifyError
 from hpc_classify.io.discovery import InputFile
+from hpc_classify.io.markers import CompletionMarker
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class FileOutcome:
-    """How one file of a group ended: its marker (as a dict), or the error that stopped it."""
+    """How one file of a group ended: its marker, or the error that stopped it."""
 
     relpath: str
-    marker: dict[str, Any] | None = None
+    marker: CompletionMarker | None = None
     error: BaseException | None = None
 
 
@@ -106,10 +106,10 @@ def _failed(input_file: InputFile, error: Exception) -> FileOutcome:
         error,
         exc_info=None if expected else error,
     )
-    return FileOutcome(input_file.relpath, error=_picklable(error))
+    return FileOutcome(input_file.relpath, error=picklable(error))
 
 
-def _picklable(error: Exception) -> BaseException:
+def picklable(error: BaseException) -> BaseException:
     """`error` itself when it pickles (ours do, with their attributes: failures.jsonl shows the real type);
     otherwise a RuntimeError naming it, since one unpicklable error must not lose the group's markers."""
     try:

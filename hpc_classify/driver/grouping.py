@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from hpc_classify.driver.plan import PlannedFile
 
@@ -21,7 +22,8 @@ MAX_FILES_PER_GROUP = 256
 
 
 class FileQueue:
-    """Pending files in order (largest first), with their total size, handed out as task groups.
+    """Pending files in order (largest first), with their total size, handed out as task groups. A
+    piece job of a large file (driver/pieces.py) takes the place of its file and is always taken alone.
 
     A file that failed once is retried alone: a file that kills its worker cannot take others down with it
     twice, and its retries are counted against it only."""
@@ -37,22 +39,38 @@ class FileQueue:
     def __bool__(self) -> bool:
         return bool(self._files)
 
-    def retry_first(self, planned: PlannedFile) -> None:
-        """Put a failed file back at the front, to be taken alone."""
+    def retry_first(self, planned: Any) -> None:
+        """Put a failed file (or piece job) back at the front, to be taken alone."""
         self._files.appendleft(planned)
         self._alone.add(planned.relpath)
         self.queued_bytes += planned.size
+
+    def peek(self) -> Any:
+        return self._files[0]
+
+    def replace_first(self, jobs: Sequence[Any]) -> None:
+        """Put `jobs` (a large file's piece jobs) in place of the file at the front."""
+        self._pop()
+        for job in reversed(jobs):
+            self._files.appendleft(job)
+            self.queued_bytes += job.size
+
+    def push_front(self, job: Any) -> None:
+        """Run `job` next (a file's assembly, once its last piece is done)."""
+        self._files.appendleft(job)
+        self.queued_bytes += job.size
 
     def take(self, budget: int) -> list[PlannedFile]:
         """The next task's files: the next file, and while they fit, the files after it, at most `budget`
         bytes in all (`group_budget`; 0: one file)."""
         group = [self._pop()]
-        if budget <= 0 or group[0].relpath in self._alone:
+        if budget <= 0 or group[0].relpath in self._alone or not isinstance(group[0], PlannedFile):
             return group
         total = group[0].size
         while (
             self._files
             and len(group) < MAX_FILES_PER_GROUP
+            and isinstance(self._files[0], PlannedFile)
             and self._files[0].relpath not in self._alone
             and total + self._files[0].size <= budget
         ):

@@ -9,7 +9,6 @@ atomically and their markers rewritten last, so a kill in between is caught agai
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from hpc_classify.errors import InputFileError, InputsChangedError
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import (
     CompletionMarker,
+    iso_time,
     iter_marker_relpaths,
     marker_path,
     read_marker,
@@ -50,9 +50,7 @@ def describe_change(marker: CompletionMarker, path: str, *, verify: bool) -> str
     if verify and marker.input_sha256:
         return None if file_sha256(path) == marker.input_sha256 else "same size, different content (SHA-256)"
     if stat.st_mtime != marker.input_mtime:
-        return (
-            f"modified at {_iso(stat.st_mtime)}, after the classified version of {_iso(marker.input_mtime)}"
-        )
+        return f"modified at {iso_time(stat.st_mtime)}, after the classified version of {iso_time(marker.input_mtime)}"
     return None
 
 
@@ -106,7 +104,3 @@ def format_changes(changes: Sequence[InputChange]) -> str:
     if len(changes) > _LISTED:
         lines.append(f"  ... and {len(changes) - _LISTED} more")
     return "\n".join(lines)
-
-
-def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat(timespec="milliseconds")

@@ -24,6 +24,7 @@ from hpc_classify.io.writers import is_temp_file, write_json_atomically
 logger = logging.getLogger(__name__)
 
 PLAN_FILE = "_plan.json"
+OUR_DIRNAMES = (MARKERS_DIRNAME, "_pieces")  # bookkeeping directories only a run holding the lock writes
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,10 @@ def remove_stale_temp_files(output_dir: str) -> int:
     """
     removed = 0
     for dirpath, dirnames, filenames in os.walk(output_dir):
-        # Only where a run of ours writes: outputs (their relpaths never have "_"/"." parts) and _markers/.
+        # Only where a run of ours writes: outputs (their relpaths never have "_"/"." parts), _markers/ and
+        # _pieces/ (whose own names are plain, so the walk goes on inside them).
         # Other bookkeeping dirs (e.g. the Slurm launcher's _jobs/) may be written by live processes.
-        dirnames[:] = [d for d in dirnames if not d.startswith(("_", ".")) or d == MARKERS_DIRNAME]
+        dirnames[:] = [d for d in dirnames if not d.startswith(("_", ".")) or d in OUR_DIRNAMES]
         for name in filenames:
             if is_temp_file(name):
                 try:

@@ -21,6 +21,8 @@ from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
 from hpc_classify.driver.input_changes import apply_changed_input_policy, find_changed_inputs
 from hpc_classify.driver.lock import RunLock
+from hpc_classify.driver.piece_files import remove_pieces
+from hpc_classify.driver.pieces import changed_partial_inputs, default_piece_bytes, remove_finished_pieces
 from hpc_classify.driver.plan import (
     PlannedFile,
     list_input_files,
@@ -32,8 +34,7 @@ from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.text_field_check import check_text_fields
-from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
-from hpc_classify.io.markers import marker_path, read_marker
+from hpc_classify.errors import ConfigError, OutputDirectoryError
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +96,13 @@ def _run_locked(
     fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
     remove_stale_temp_files(output_dir)
     changes = find_changed_inputs(files, output_dir, verify=config.verify_inputs)
+    changes += changed_partial_inputs(files, output_dir, verify=config.verify_inputs)
     redo = apply_changed_input_policy(changes, config.on_changed_input, output_dir)
+    for relpath in redo:  # a changed file in pieces starts again from its first piece
+        remove_pieces(output_dir, relpath)
     write_plan(output_dir, config.inputs, files)
     pending = pending_files(files, output_dir, redo=redo)
+    remove_finished_pieces(output_dir, {f.relpath for f in files} - {f.relpath for f in pending})
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))
     failures = FailureLog(output_dir)
     logger.info(
@@ -173,7 +178,14 @@ def _classify(
                 info["workers"],
                 info["dashboard"],
             )
-            progress = Progress(len(pending), interval=config.progress_interval)
+            piece_bytes = config.piece_bytes
+            if piece_bytes is None:
+                piece_bytes = default_piece_bytes(config.device)
+            if piece_bytes:
+                logger.info("files over %d bytes are classified in pieces of that size", piece_bytes)
+            progress = Progress(
+                len(pending), interval=config.progress_interval, total_bytes=sum(f.size for f in pending)
+            )
             dispatcher = Dispatcher(
                 client,
                 config,
@@ -184,6 +196,7 @@ def _classify(
                 progress=progress,
                 stop=stop,
                 stop_grace=config.stop_grace,
+                piece_bytes=piece_bytes,
             )
             try:
                 dispatcher.run(pending)
@@ -192,24 +205,8 @@ def _classify(
         finally:
             if given_client is None:
                 close_quietly(client, cluster)
-        count_late_markers(dispatcher.unfinished, output_dir, stats)
+        dispatcher.count_late_markers()
     return info
-
-
-def count_late_markers(unfinished: list[PlannedFile], output_dir: str, stats: RunStats) -> None:
-    """Count the stopped files that finished anyway: a task abandoned at the stop may still complete (its
-    output and marker are atomic) before its worker is retired. The marker on disk is the truth."""
-    for planned in unfinished:
-        path = marker_path(output_dir, planned.relpath)
-        if not os.path.exists(path):
-            continue
-        try:
-            marker = read_marker(path)
-        except InputFileError as exc:  # unreadable: the file is redone on resume, as any unfinished one
-            logger.warning("%s", exc)
-            continue
-        stats.add_marker(marker.to_dict())
-        logger.info("%s finished while the run was stopping: counted as processed", planned.relpath)
 
 
 def _fingerprint_details(config: RunConfig) -> dict[str, Any]:

@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.input_changes import describe_change
+from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import read_plan
-from hpc_classify.driver.summary import SUMMARY_FILE, add_counts, plain_counts
+from hpc_classify.driver.summary import SUMMARY_FILE
+from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.errors import InputFileError, OutputDirectoryError
 from hpc_classify.io.markers import CompletionMarker, iter_marker_relpaths, marker_path, read_marker
 
@@ -43,7 +43,8 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         e for e in read_failures(output_dir) if e.get("relpath") in sizes and e["relpath"] not in tally.done
     ]
     done = len(tally.done)
-    seconds = tally.worker_seconds()
+    seconds = tally.markers.worker_seconds()
+    totals = tally.markers
     return {
         "output": os.path.abspath(output_dir),
         "files_planned": len(sizes),
@@ -55,27 +56,29 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         "files_outside_plan": tally.outside,
         "bytes_done": tally.bytes_done,
         "bytes_planned": sum(sizes.values()),
-        "documents_in": tally.documents_in,
-        "documents_out": tally.documents_out,
-        "rows_bad": tally.rows_bad,
-        "labels": plain_counts(tally.labels),
-        "nodes": sorted(tally.nodes),
-        "workers": len(tally.workers),
+        "documents_in": totals.documents_in,
+        "documents_out": totals.documents_out,
+        "rows_bad": totals.rows_bad,
+        "labels": totals.plain_labels(),
+        "nodes": sorted(totals.nodes),
+        "workers": len(totals.workers),
         "worker_seconds": round(seconds, 3),
-        "documents_per_worker_second": round(tally.documents_in / seconds, 3) if seconds else None,
+        "documents_per_worker_second": round(totals.documents_in / seconds, 3) if seconds else None,
         "failed": [
             {"relpath": e["relpath"], "error_type": e.get("error_type", ""), "error": e.get("error", "")}
             for e in failed
         ],
         "changed": tally.changed,
         "vanished": tally.vanished,
+        # Started in pieces, not finished: counted as remaining above; their documents are not in the sums.
+        "partly_done": partly_done(output_dir, set(sizes) - tally.done),
         "last_run": _last_run(output_dir),
     }
 
 
 @dataclass
-class _MarkerTally:
-    """The markers of an output directory, sorted into done / changed / vanished, with the done files' sums."""
+class _StatusTally:
+    """The markers of an output directory, sorted into done / changed / vanished; the done ones tallied."""
 
     done: set[str] = field(default_factory=set)
     changed: list[dict[str, str]] = field(default_factory=list)
@@ -83,53 +86,16 @@ class _MarkerTally:
     vanished_planned: int = 0
     outside: int = 0  # markers of files no longer among the planned inputs
     bytes_done: int = 0
-    documents_in: int = 0
-    documents_out: int = 0
-    rows_bad: int = 0
-    busy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # per worker: (start, end)
-    labels: dict[str, Counter[str]] = field(default_factory=dict)
-    nodes: set[str] = field(default_factory=set)
-    workers: set[str] = field(default_factory=set)
+    markers: MarkerTally = field(default_factory=MarkerTally)
 
     def add_done(self, relpath: str, size: int, marker: CompletionMarker) -> None:
         self.done.add(relpath)
         self.bytes_done += size
-        self.documents_in += marker.rows_in
-        self.documents_out += marker.rows_out
-        self.rows_bad += marker.rows_bad
-        add_counts(self.labels, marker.label_counts)
-        self.nodes.add(marker.node)
-        worker = f"{marker.node}/{marker.worker}"
-        self.workers.add(worker)
-        self.busy.setdefault(worker, []).append(_interval(marker))
-
-    def worker_seconds(self) -> float:
-        """Time the workers spent on the done files. Files classified together in one task overlap in time:
-        each worker's intervals are merged, so that a group's time is counted once, not once per file."""
-        return sum(_merged_length(intervals) for intervals in self.busy.values())
+        self.markers.add(marker)
 
 
-def _interval(marker: CompletionMarker) -> tuple[float, float]:
-    if marker.started_at and marker.finished_at:
-        try:
-            start = dt.datetime.fromisoformat(marker.started_at).timestamp()
-            return start, max(start, dt.datetime.fromisoformat(marker.finished_at).timestamp())
-        except ValueError:
-            pass
-    return 0.0, float(marker.seconds)  # an older marker without times: its own duration, unmerged
-
-
-def _merged_length(intervals: list[tuple[float, float]]) -> float:
-    total, reach = 0.0, float("-inf")
-    for start, end in sorted(intervals):
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
-    return total
-
-
-def _tally_markers(output_dir: str, sizes: dict[str, int], verify_inputs: bool) -> _MarkerTally:
-    tally = _MarkerTally()
+def _tally_markers(output_dir: str, sizes: dict[str, int], verify_inputs: bool) -> _StatusTally:
+    tally = _StatusTally()
     for relpath in iter_marker_relpaths(output_dir):
         try:
             marker = read_marker(marker_path(output_dir, relpath))
@@ -198,6 +164,12 @@ def format_status(status: dict[str, Any]) -> str:
         lines.extend(f"  {value:<{width}}  {count}" for value, count in counts.items())
     for entry in status["changed"]:
         lines.append(f"CHANGED {entry['relpath']}: {entry['change']} (rerun with --on-changed-input redo)")
+    for entry in status["partly_done"]:
+        of = f" of {entry['pieces']}" if entry["pieces"] is not None else ""
+        lines.append(
+            f"PARTLY DONE {entry['relpath']}: {entry['pieces_done']}{of} pieces, "
+            f"{entry['documents_done']} documents (the rerun continues from there)"
+        )
     for entry in status["vanished"]:
         lines.append(f"VANISHED {entry['relpath']}: the input is gone; its output is kept: {entry['output']}")
     for entry in status["failed"]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.driver import exit_codes
+from hpc_classify.driver.tally import MarkerTally
+from hpc_classify.io.markers import CompletionMarker, iso_time
 from hpc_classify.io.writers import write_json_atomically
 
 SUMMARY_FILE = "_summary.json"
@@ -22,28 +22,32 @@ class RunStats:
     files_skipped: int = 0  # done by an earlier run (marker present at start)
     files_processed: int = 0
     files_failed: int = 0
+    pieces_processed: int = 0  # pieces of large files classified by this run
     retries: int = 0
-    documents_in: int = 0
-    documents_out: int = 0
-    rows_bad: int = 0
-    labels: dict[str, Counter[str]] = field(default_factory=dict)  # per output column
+    classified: MarkerTally = field(default_factory=MarkerTally)  # the documents this run classified
     bytes_read: int = 0
     bytes_written: int = 0
-    nodes: set[str] = field(default_factory=set)
     failed: list[str] = field(default_factory=list)
     workers_lost: list[str] = field(default_factory=list)  # "name on host" of workers that left mid-run
     stop_reason: str | None = None  # why the run stopped on its own before the end (no workers, disk full)
     stop_exit_code: int | None = None
 
-    def add_marker(self, marker: dict[str, Any]) -> None:
+    def add_marker(self, marker: CompletionMarker) -> None:
+        """A whole file classified by this run."""
+        self.classified.add(marker)
+        self.add_file(marker)
+
+    def add_piece(self, marker: CompletionMarker) -> None:
+        """A piece of a large file classified by this run: its documents."""
+        self.pieces_processed += 1
+        self.classified.add(marker)
+
+    def add_file(self, marker: CompletionMarker) -> None:
+        """A file finished by this run (for a file in pieces: assembled; its documents were counted with
+        the pieces this run classified)."""
         self.files_processed += 1
-        self.documents_in += int(marker["rows_in"])
-        self.documents_out += int(marker["rows_out"])
-        self.rows_bad += int(marker["rows_bad"])
-        add_counts(self.labels, marker["label_counts"])
-        self.bytes_read += int(marker.get("input_size") or 0)
-        self.bytes_written += int(marker.get("output_size") or 0)
-        self.nodes.add(str(marker["node"]))
+        self.bytes_read += marker.input_size
+        self.bytes_written += marker.output_size or 0
 
     @property
     def files_remaining(self) -> int:
@@ -63,8 +67,8 @@ def build_summary(
     """`cluster`: scheduler_address, protocol, workers (and dashboard) as the driver saw them."""
     wall = max(finished - started, 1e-9)
     return {
-        "started_at": _iso(started),
-        "finished_at": _iso(finished),
+        "started_at": iso_time(started, "seconds"),
+        "finished_at": iso_time(finished, "seconds"),
         "wall_seconds": round(wall, 3),
         "exit_code": exit_code,
         "exit_meaning": exit_codes.DESCRIPTIONS.get(exit_code, ""),
@@ -77,39 +81,25 @@ def build_summary(
         "files_processed": stats.files_processed,
         "files_failed": stats.files_failed,
         "files_remaining": stats.files_remaining,
+        "pieces_processed": stats.pieces_processed,
         "retries": stats.retries,
-        "documents_in": stats.documents_in,
-        "documents_out": stats.documents_out,
-        "rows_bad": stats.rows_bad,
-        "labels": plain_counts(stats.labels),
+        "documents_in": stats.classified.documents_in,
+        "documents_out": stats.classified.documents_out,
+        "rows_bad": stats.classified.rows_bad,
+        "labels": stats.classified.plain_labels(),
         "bytes_read": stats.bytes_read,
         "bytes_written": stats.bytes_written,
-        "documents_per_second": round(stats.documents_in / wall, 3),
+        "documents_per_second": round(stats.classified.documents_in / wall, 3),
         "files_per_second": round(stats.files_processed / wall, 3),
         "failures": list(stats.failed),
-        "nodes": sorted(stats.nodes),
-        "num_nodes": len(stats.nodes),
+        "nodes": sorted(stats.classified.nodes),
+        "num_nodes": len(stats.classified.nodes),
         "workers_lost": list(stats.workers_lost),
         **cluster,
     }
-
-
-def add_counts(totals: dict[str, Counter[str]], counts: dict[str, dict[str, int]]) -> None:
-    """Add one marker's per-column counts into running totals."""
-    for column, values in counts.items():
-        totals.setdefault(column, Counter()).update(values)
-
-
-def plain_counts(totals: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
-    """Totals as JSON-ready dicts, each column's values in the order they were first counted."""
-    return {column: dict(counter) for column, counter in totals.items()}
 
 
 def write_summary(output_dir: str, summary: dict[str, Any]) -> str:
     path = os.path.join(output_dir, SUMMARY_FILE)
     write_json_atomically(path, summary, indent=2)
     return path
-
-
-def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat(timespec="seconds")

@@ -1,4 +1,6 @@
-"""One input file, start to finish: the unit of work a Dask task runs. A plain function, no Dask.
+"""One input file read, then (once classified) written: `read_input` and `write_classified`, plain functions
+(no Dask) that driver/file_group.py runs for a file or a group of small files, and driver/piece_task.py for
+the pieces of a large file.
 
 Order matters for resumability: the output (and quarantine) are written atomically first, the completion
 marker last. A crash at any point leaves either nothing under a final name, or an output without a
@@ -7,7 +9,6 @@ marker, which the next run redoes; a marker therefore always stands for a comple
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile, output_relpath
 from hpc_classify.io.hashing import file_sha256
-from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
+from hpc_classify.io.markers import CompletionMarker, iso_time, marker_path, write_marker
 from hpc_classify.io.readers import BadRow, ReadResult, read_documents
 from hpc_classify.io.writers import write_frame, write_jsonl_records
 
@@ -57,44 +58,8 @@ class InputRead:
     input_file: InputFile
     started: float
     stat: os.stat_result
-    input_sha256: str
+    input_sha256: str | None
     result: ReadResult
-
-
-def classify_file(
-    input_file: InputFile,
-    output_dir: str,
-    classifiers: Sequence[Any],
-    *,
-    output_format: str,
-    on_bad_row: str,
-    fingerprint: str,
-    keep_columns: Sequence[str] | None = None,
-    row_number_column: str | None = None,
-    worker: str = "",
-) -> dict[str, Any]:
-    """Classify `input_file` with every classifier (one read, one output) and return its marker as a dict.
-
-    Counts are over every good row (before filtering); rows_out is what was written: the rows that pass
-    every classifier's `filter_by`. `keep_columns` limits the input columns written (prediction columns
-    always are), `row_number_column` adds each row's 0-based position in the input file. Bad rows raise
-    InputFileError (on_bad_row="error") or go to a quarantine file ("skip").
-    """
-    # Imported here: the driver process imports this module without loading torch/transformers.
-    from hpc_classify.classifiers.combine import predict_together
-
-    settings = FileSettings(
-        output_dir=output_dir,
-        output_format=output_format,
-        on_bad_row=on_bad_row,
-        fingerprint=fingerprint,
-        keep_columns=keep_columns,
-        row_number_column=row_number_column,
-        worker=worker,
-    )
-    read = read_input(input_file, classifiers[0].text_field, on_bad_row)
-    predicted = predict_together(classifiers, read.result.frame, source=input_file.path)
-    return write_classified(read, predicted, classifiers, settings)
 
 
 def read_input(input_file: InputFile, text_field: str, on_bad_row: str) -> InputRead:
@@ -107,11 +72,36 @@ def read_input(input_file: InputFile, text_field: str, on_bad_row: str) -> Input
     return InputRead(input_file, started, stat, input_sha256, result)
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where one classified unit (a file, or a piece of one) is written: output, quarantine, marker."""
+
+    output_path: str
+    quarantine_path: str
+    marker_path: str
+
+
+def file_destination(settings: FileSettings, relpath: str) -> Destination:
+    """A whole file's: its output under the output directory, its marker under _markers/."""
+    out_relpath = output_relpath(relpath, settings.output_format)
+    return Destination(
+        output_path=os.path.abspath(os.path.join(settings.output_dir, out_relpath)),
+        quarantine_path=os.path.join(settings.output_dir, quarantine_relpath(out_relpath)),
+        marker_path=marker_path(settings.output_dir, relpath),
+    )
+
+
 def write_classified(
-    read: InputRead, predicted: pd.DataFrame, classifiers: Sequence[Any], settings: FileSettings
-) -> dict[str, Any]:
-    """Write the output (and quarantine) of one classified file atomically, then its marker; return the
-    marker as a dict. `predicted` is the file's frame with every classifier's output columns."""
+    read: InputRead,
+    predicted: pd.DataFrame,
+    classifiers: Sequence[Any],
+    settings: FileSettings,
+    destination: Destination | None = None,
+    extra: dict[str, Any] | None = None,
+) -> CompletionMarker:
+    """Write the output (and quarantine) of one classified file, or piece of one, atomically, then its
+    marker; return the marker. `predicted` is the frame with every classifier's output columns;
+    `destination` defaults to the whole file's (`file_destination`); `extra` goes to the marker's extra."""
     from hpc_classify.classifiers.combine import keep_mask, output_counts
 
     input_file, result = read.input_file, read.result
@@ -123,12 +113,10 @@ def write_classified(
         settings.row_number_column,
         input_file,
     )
-
-    out_relpath = output_relpath(input_file.relpath, settings.output_format)
-    output_dir = settings.output_dir
-    output_path = os.path.abspath(os.path.join(output_dir, out_relpath))
+    destination = destination or file_destination(settings, input_file.relpath)
+    output_path = destination.output_path
     write_frame(kept, output_path, settings.output_format)
-    quarantine = _write_quarantine(os.path.join(output_dir, quarantine_relpath(out_relpath)), result.bad_rows)
+    quarantine = _write_quarantine(destination.quarantine_path, result.bad_rows)
 
     finished = time.time()
     marker = CompletionMarker(
@@ -145,16 +133,17 @@ def write_classified(
         worker=settings.worker,
         fingerprint=settings.fingerprint,
         quarantine_path=quarantine,
-        started_at=_iso(read.started),
-        finished_at=_iso(finished),
+        started_at=iso_time(read.started),
+        finished_at=iso_time(finished),
         output_size=os.path.getsize(output_path),
         input_sha256=read.input_sha256,
+        extra=dict(extra or {}),
     )
-    write_marker(marker_path(output_dir, input_file.relpath), marker)
+    write_marker(destination.marker_path, marker)
     logger.debug(
         "%s: %d rows in, %d out, %d bad", input_file.relpath, marker.rows_in, marker.rows_out, marker.rows_bad
     )
-    return marker.to_dict()
+    return marker
 
 
 def lean_columns(
@@ -191,7 +180,3 @@ def _write_quarantine(path: str, bad_rows: list[BadRow]) -> str | None:
         return None
     write_jsonl_records(path, ({"line": b.line, "reason": b.reason, "raw": b.raw} for b in bad_rows))
     return os.path.abspath(path)
-
-
-def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat(timespec="milliseconds")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpc_classify.engine import batch_progress
 from hpc_classify.engine.attention import accelerate_attention
 from hpc_classify.engine.batching import pad_batch, plan_batches
 from hpc_classify.engine.compiled import CompiledModule, resolve_compile
@@ -229,6 +230,7 @@ def predict_sharing_tokens(engines: Sequence[InferenceEngine], texts: Sequence[s
                 pending = pool.submit(tokenize, texts[following : following + chunk_size])
             for engine, result in zip(engines, results, strict=True):
                 result[start : start + len(token_ids)] = engine.predict_tokenized(token_ids)
+            batch_progress.report(len(token_ids), len(texts))
     return results
 
 

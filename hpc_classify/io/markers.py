@@ -9,6 +9,7 @@ markers live apart from the outputs under `<output>/_markers/<relpath>.done.json
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import logging
 import os
@@ -63,6 +64,11 @@ class CompletionMarker:
         if extra:
             values["extra"] = {**values.get("extra", {}), **extra}
         return cls(**values)
+
+
+def iso_time(timestamp: float, timespec: str = "milliseconds") -> str:
+    """An epoch time as ISO 8601 in UTC: what markers, summaries and messages show."""
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat(timespec=timespec)
 
 
 def _is_required(f: dataclasses.Field) -> bool:

@@ -1,0 +1,148 @@
+"""A file's one output, assembled from its done pieces in input order, then its completion marker.
+
+JSONL: the pieces' bytes concatenated (compressed pieces are whole gzip members or zstd frames, which
+concatenate into a valid stream). Parquet: the pieces' row groups streamed into one file under their
+unified schema (a column all null in one piece and text in another becomes text). Never the whole file in
+memory. The output is written atomically, then the completion marker, then the pieces are removed: a kill
+at any point leaves either the pieces (assembled again) or the finished file (its pieces removed by the
+next run's plan).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from hpc_classify.cluster.slurm_env import current_node_name
+from hpc_classify.driver import piece_files
+from hpc_classify.driver.piece_files import PieceLayout
+from hpc_classify.driver.piece_task import check_unchanged
+from hpc_classify.driver.task import FileSettings, file_destination
+from hpc_classify.errors import InputFileError
+from hpc_classify.io.discovery import InputFile
+from hpc_classify.io.hashing import file_sha256
+from hpc_classify.io.markers import CompletionMarker, iso_time, write_marker
+from hpc_classify.io.writers import write_atomically
+
+logger = logging.getLogger(__name__)
+
+_COPY_CHUNK = 8 << 20
+
+
+def piece_indices_needed(
+    layout: PieceLayout, done: set[int], output_dir: str, relpath: str
+) -> list[int] | None:
+    """The pieces that make the whole file, when all are done; None while some are missing. A streamed
+    file is whole once the piece marked `last` and every piece before it are done."""
+    if layout.pieces is not None:
+        indices = [p.index for p in layout.pieces]
+        return indices if done.issuperset(indices) else None
+    if not done:
+        return None
+    top = max(done)
+    if set(range(top + 1)) - done:
+        return None
+    (last,) = piece_files.read_piece_markers(output_dir, relpath, [top])
+    return list(range(top + 1)) if last.extra.get("last") else None
+
+
+def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSettings) -> CompletionMarker:
+    """Write the file's output and quarantine from its pieces, then its completion marker; remove the
+    pieces; return the marker."""
+    started = time.time()
+    out, relpath = settings.output_dir, input_file.relpath
+    stat = check_unchanged(input_file.path, layout)
+    indices = piece_indices_needed(layout, piece_files.done_piece_indices(out, relpath), out, relpath)
+    if indices is None:
+        raise InputFileError(input_file.path, "cannot assemble: some of its pieces are not done")
+    markers = piece_files.read_piece_markers(out, relpath, indices)
+    destination = file_destination(settings, relpath)
+    parts = [m.output_path for m in markers]
+    if settings.output_format == "parquet":
+        write_atomically(destination.output_path, lambda f: _concat_parquet(parts, f))
+    else:
+        write_atomically(destination.output_path, lambda f: _concat_bytes(parts, f))
+    quarantines = [m.quarantine_path for m in markers if m.quarantine_path]
+    if quarantines:
+        write_atomically(destination.quarantine_path, lambda f: _concat_bytes(quarantines, f))
+    elif os.path.exists(destination.quarantine_path):
+        os.remove(destination.quarantine_path)  # from an earlier attempt: would be misleading
+    # The pieces checked size and mtime against the layout, which holds the content hash.
+    input_sha256 = layout.input_sha256 or file_sha256(input_file.path)
+    finished = time.time()
+    marker = CompletionMarker(
+        input_path=input_file.path,
+        input_size=stat.st_size,
+        input_mtime=stat.st_mtime,
+        output_path=destination.output_path,
+        rows_in=sum(m.rows_in for m in markers),
+        rows_out=sum(m.rows_out for m in markers),
+        rows_bad=sum(m.rows_bad for m in markers),
+        label_counts=_sum_counts(m.label_counts for m in markers),
+        seconds=round(sum(m.seconds for m in markers) + finished - started, 6),
+        node=current_node_name(),
+        worker=settings.worker,
+        fingerprint=settings.fingerprint,
+        quarantine_path=os.path.abspath(destination.quarantine_path) if quarantines else None,
+        started_at=min(m.started_at or "" for m in markers) or None,
+        finished_at=iso_time(finished),
+        output_size=os.path.getsize(destination.output_path),
+        input_sha256=input_sha256,
+        extra={"pieces": [_piece_summary(m) for m in markers], "piece_bytes": layout.piece_bytes},
+    )
+    write_marker(destination.marker_path, marker)
+    piece_files.remove_pieces(out, relpath)
+    logger.debug("%s: assembled from %d piece(s)", relpath, len(markers))
+    return marker
+
+
+def _piece_summary(marker: CompletionMarker) -> dict[str, Any]:
+    """What the file's marker keeps of each piece: who classified it, when, and how much."""
+    keys = ("rows_in", "rows_out", "rows_bad", "seconds", "node", "worker", "started_at", "finished_at")
+    return {"piece": marker.extra["piece"], **{k: getattr(marker, k) for k in keys}}
+
+
+def _sum_counts(all_counts: Any) -> dict[str, dict[str, int]]:
+    total: dict[str, Counter] = {}
+    for counts in all_counts:
+        for column, values in counts.items():
+            total.setdefault(column, Counter()).update(values)
+    return {column: dict(values) for column, values in total.items()}
+
+
+def _concat_bytes(paths: Sequence[str], out: BinaryIO) -> None:
+    for path in paths:
+        with open(path, "rb") as part:
+            shutil.copyfileobj(part, out, _COPY_CHUNK)
+
+
+def _concat_parquet(paths: Sequence[str], out: BinaryIO) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = [pq.ParquetFile(path) for path in paths]
+    schema = pa.unify_schemas([f.schema_arrow for f in files], promote_options="permissive")
+    with pq.ParquetWriter(out, schema) as writer:
+        for parquet in files:
+            for group in range(parquet.metadata.num_row_groups):
+                writer.write_table(_conform(parquet.read_row_group(group), schema))
+        if all(f.metadata.num_rows == 0 for f in files):
+            writer.write_table(schema.empty_table())
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """`table` with `schema`'s columns in its order and types (columns it lacks are all null)."""
+    import pyarrow as pa
+
+    columns = [
+        table.column(field.name).cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(table.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

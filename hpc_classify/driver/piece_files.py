@@ -1,0 +1,157 @@
+"""The files of a file in pieces, all under `<output>/_pieces/<relpath>/` (one owner of that layout).
+
+    layout.json           how the file is cut: fixed when its first piece starts, kept until it is done
+    000003.<suffix>       piece 3's output (the output format's suffix, compressed as the final output)
+    _000003.quarantine.jsonl   its bad rows, when it has some
+    000003.done.json      its marker, written last (atomically): the piece is done
+
+A piece's output is written atomically before its marker, so a marker always stands for a complete
+piece. When every piece is done, the file's output is assembled from them (driver/assembly.py) and its
+completion marker written; only then is this directory removed. The "_" prefix keeps it out of input
+discovery and out of the completion-marker scan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hpc_classify.io.discovery import output_relpath
+from hpc_classify.io.markers import CompletionMarker, read_marker
+from hpc_classify.io.pieces import Piece
+from hpc_classify.io.writers import is_temp_file, write_json_atomically
+
+PIECES_DIRNAME = "_pieces"
+LAYOUT_FILE = "layout.json"
+PIECE_MARKER_SUFFIX = ".done.json"
+
+
+@dataclass(frozen=True)
+class PieceLayout:
+    """How one input file is cut. `pieces` is None for a compressed file (its pieces are found while it
+    is streamed, each about `piece_bytes` decompressed). `input_size`/`input_mtime`: the input as it was
+    when the first piece started; a piece or resume that sees another input refuses to mix versions."""
+
+    piece_bytes: int
+    input_size: int
+    input_mtime: float
+    pieces: tuple[Piece, ...] | None
+    input_sha256: str | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return self.pieces is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "piece_bytes": self.piece_bytes,
+            "input_size": self.input_size,
+            "input_mtime": self.input_mtime,
+            "pieces": None if self.pieces is None else [p.to_list() for p in self.pieces],
+            "input_sha256": self.input_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PieceLayout:
+        pieces = data["pieces"]
+        return cls(
+            piece_bytes=int(data["piece_bytes"]),
+            input_size=int(data["input_size"]),
+            input_mtime=float(data["input_mtime"]),
+            pieces=None if pieces is None else tuple(Piece(*map(int, p)) for p in pieces),
+            input_sha256=data.get("input_sha256"),
+        )
+
+
+def pieces_dir(output_dir: str, relpath: str) -> str:
+    return os.path.join(output_dir, PIECES_DIRNAME, *relpath.split("/"))
+
+
+def layout_path(output_dir: str, relpath: str) -> str:
+    return os.path.join(pieces_dir(output_dir, relpath), LAYOUT_FILE)
+
+
+def read_layout(output_dir: str, relpath: str) -> PieceLayout | None:
+    """The file's stored layout, or None when none of its pieces has started."""
+    try:
+        with open(layout_path(output_dir, relpath), encoding="utf-8") as f:
+            return PieceLayout.from_dict(json.load(f))
+    except FileNotFoundError:
+        return None
+
+
+def write_layout(output_dir: str, relpath: str, layout: PieceLayout) -> None:
+    write_json_atomically(layout_path(output_dir, relpath), layout.to_dict())
+
+
+def piece_stem(index: int) -> str:
+    return f"{index:06d}"
+
+
+def piece_output_path(output_dir: str, relpath: str, index: int, output_format: str) -> str:
+    """Piece `index`'s output: the final output's suffix (and compression) on the piece's number."""
+    suffix = output_relpath(relpath, output_format)[len(_stem_of(relpath, output_format)) :]
+    return os.path.join(pieces_dir(output_dir, relpath), piece_stem(index) + suffix)
+
+
+def piece_quarantine_path(output_dir: str, relpath: str, index: int) -> str:
+    return os.path.join(pieces_dir(output_dir, relpath), f"_{piece_stem(index)}.quarantine.jsonl")
+
+
+def piece_marker_path(output_dir: str, relpath: str, index: int) -> str:
+    return os.path.join(pieces_dir(output_dir, relpath), piece_stem(index) + PIECE_MARKER_SUFFIX)
+
+
+def done_piece_indices(output_dir: str, relpath: str) -> set[int]:
+    """Indices of the file's pieces with a marker (a directory listing: no marker is parsed)."""
+    try:
+        with os.scandir(pieces_dir(output_dir, relpath)) as entries:
+            names = [e.name for e in entries]
+    except FileNotFoundError:
+        return set()
+    return {
+        int(name[: -len(PIECE_MARKER_SUFFIX)])
+        for name in names
+        if name.endswith(PIECE_MARKER_SUFFIX) and not is_temp_file(name)
+    }
+
+
+def read_piece_markers(output_dir: str, relpath: str, indices: Sequence[int]) -> list[CompletionMarker]:
+    """The markers of the given pieces, in that order."""
+    return [read_marker(piece_marker_path(output_dir, relpath, index)) for index in indices]
+
+
+def files_in_pieces(output_dir: str) -> list[str]:
+    """Relpaths of the files that have a pieces directory (a layout), sorted."""
+    root = os.path.join(output_dir, PIECES_DIRNAME)
+    found = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        if LAYOUT_FILE in filenames:
+            found.append(os.path.relpath(dirpath, root).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def remove_pieces(output_dir: str, relpath: str) -> None:
+    """Remove the file's pieces directory, then any parent left empty (up to `_pieces/`)."""
+    directory = pieces_dir(output_dir, relpath)
+    shutil.rmtree(directory, ignore_errors=True)
+    root = os.path.join(output_dir, PIECES_DIRNAME)
+    parent = os.path.dirname(directory)
+    while parent.startswith(root):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            break
+        parent = os.path.dirname(parent)
+
+
+def _stem_of(relpath: str, output_format: str) -> str:
+    """The output relpath without its document suffix (`dir/x` for `dir/x.jsonl.gz`)."""
+    from hpc_classify.io.discovery import document_suffix
+
+    out = output_relpath(relpath, output_format)
+    return out[: -len(document_suffix(out) or "")]

@@ -1,0 +1,228 @@
+"""The driver's side of files in pieces: when a file is cut, which of its pieces are left, when it is whole.
+
+A pending file larger than `piece_bytes` (or one already started in pieces) is expanded, when the queue
+reaches it, into jobs: one per remaining piece (plain JSONL, Parquet: any worker can take any piece), or
+one stream job (compressed JSONL: read from its first remaining piece to its end), or, when every piece is
+done, one assembly job. Its layout is written then, before its first piece runs, and kept for the file's
+life: a rerun with another --piece-bytes keeps it. Everything is recomputed from the pieces directory
+(a listing, no marker parsed but a streamed file's last), so a resume redoes at most the pieces in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hpc_classify.driver import piece_files
+from hpc_classify.driver.assembly import piece_indices_needed
+from hpc_classify.driver.input_changes import VANISHED, InputChange
+from hpc_classify.driver.piece_files import PieceLayout
+from hpc_classify.driver.piece_task import PieceWork
+from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.io.hashing import file_sha256
+from hpc_classify.io.markers import CompletionMarker
+from hpc_classify.io.pieces import is_streamed, plan_pieces
+
+logger = logging.getLogger(__name__)
+
+# Device-dependent default for --piece-bytes: a piece should take minutes, not hours. On CPU a worker
+# classifies about 5-50 documents/s (2-64 cores; about 10-100 KB/s of 2 kB documents), on a GPU about
+# 800-2,000 (2-4 MB/s): 4 MiB is 1-7 minutes on CPU, 256 MiB 1-2 minutes on a GPU.
+CPU_PIECE_BYTES = 4 << 20
+GPU_PIECE_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class PieceJob:
+    """A queued job for a file in pieces: `work` (a piece, or a stream from a piece on), or, with work
+    None, the assembly of its output. `relpath` is the job's key (attempts, task names)."""
+
+    planned: PlannedFile
+    work: PieceWork | None
+    size: int
+
+    @property
+    def relpath(self) -> str:
+        if self.work is None:
+            return f"{self.planned.relpath}#assemble"
+        if self.work.piece is None:
+            return f"{self.planned.relpath}#stream-from-{self.work.first_index}"
+        return f"{self.planned.relpath}#piece-{self.work.piece.index}"
+
+    @property
+    def path(self) -> str:
+        return self.planned.path
+
+    def describe(self) -> str:
+        if self.work is None:
+            return "assembling its output"
+        if self.work.piece is None:
+            return f"pieces {self.work.first_index} on (streamed)"
+        count = len(self.work.layout.pieces or ())
+        return f"piece {self.work.piece.index} of {count}"
+
+
+def default_piece_bytes(device: str) -> int:
+    """The --piece-bytes default for the workers' device ("cuda", or "auto"/"cpu")."""
+    if device == "cuda":
+        return GPU_PIECE_BYTES
+    if device == "auto":
+        from hpc_classify.cluster.local import visible_gpu_count
+
+        return GPU_PIECE_BYTES if visible_gpu_count() else CPU_PIECE_BYTES
+    return CPU_PIECE_BYTES
+
+
+class PieceScheduler:
+    """Expands large pending files into piece jobs and notices when a file's pieces are all done."""
+
+    def __init__(self, output_dir: str, piece_bytes: int):
+        self.output_dir = output_dir
+        self.piece_bytes = piece_bytes
+        self.started = set(piece_files.files_in_pieces(output_dir))  # files with a layout already
+
+    def needs_pieces(self, planned: PlannedFile) -> bool:
+        return planned.relpath in self.started or (0 < self.piece_bytes < planned.size)
+
+    def expand(self, planned: PlannedFile) -> list[PieceJob]:
+        """The file's remaining jobs (its layout written first if it has none)."""
+        layout = piece_files.read_layout(self.output_dir, planned.relpath)
+        if layout is None:
+            layout = self._new_layout(planned)
+            piece_files.write_layout(self.output_dir, planned.relpath, layout)
+            self.started.add(planned.relpath)
+        elif layout.piece_bytes != self.piece_bytes:
+            logger.info(
+                "%s: continuing with the %d-byte pieces it was started with (not %d)",
+                planned.relpath,
+                layout.piece_bytes,
+                self.piece_bytes,
+            )
+        done = piece_files.done_piece_indices(self.output_dir, planned.relpath)
+        if piece_indices_needed(layout, done, self.output_dir, planned.relpath) is not None:
+            return [PieceJob(planned, None, 0)]
+        if layout.pieces is None:
+            return [self._stream_job(planned, layout, done)]
+        return [
+            PieceJob(
+                planned, PieceWork(planned.input_file, layout, piece), _piece_size(planned, layout, piece)
+            )
+            for piece in layout.pieces
+            if piece.index not in done
+        ]
+
+    def after(self, job: PieceJob) -> PieceJob | None:
+        """The job that follows `job`'s success: the file's assembly once all its pieces are done."""
+        if job.work is None:
+            return None
+        done = piece_files.done_piece_indices(self.output_dir, job.planned.relpath)
+        if piece_indices_needed(job.work.layout, done, self.output_dir, job.planned.relpath) is None:
+            return None
+        return PieceJob(job.planned, None, 0)
+
+    def markers_of_failed(self, job: PieceJob) -> list[CompletionMarker]:
+        """The piece markers a failed job wrote before it failed (a stream checkpoints as it goes)."""
+        work = job.work
+        if work is None:
+            return []
+        done = piece_files.done_piece_indices(self.output_dir, job.planned.relpath)
+        mine = {work.piece.index} if work.piece is not None else {i for i in done if i >= work.first_index}
+        return piece_files.read_piece_markers(self.output_dir, job.planned.relpath, sorted(mine & done))
+
+    def _new_layout(self, planned: PlannedFile) -> PieceLayout:
+        stat = os.stat(planned.path)
+        pieces = None
+        if not is_streamed(planned.path):
+            pieces = tuple(plan_pieces(planned.path, stat.st_size, self.piece_bytes))
+        # Hashed once here (about 1 s per GB): --verify-inputs then compares a partly done file's content.
+        sha256 = file_sha256(planned.path)
+        layout = PieceLayout(self.piece_bytes, stat.st_size, stat.st_mtime, pieces, sha256)
+        logger.info(
+            "%s: %d bytes, classified in %s",
+            planned.relpath,
+            stat.st_size,
+            "streamed pieces" if pieces is None else f"{len(pieces)} pieces",
+        )
+        return layout
+
+    def _stream_job(self, planned: PlannedFile, layout: PieceLayout, done: set[int]) -> PieceJob:
+        contiguous = 0
+        while contiguous in done:
+            contiguous += 1
+        skip_lines = skip_rows = 0
+        if contiguous:
+            (marker,) = piece_files.read_piece_markers(self.output_dir, planned.relpath, [contiguous - 1])
+            skip_lines, skip_rows = marker.extra["end_line"], marker.extra["end_row"]
+        work = PieceWork(planned.input_file, layout, None, contiguous, skip_lines, skip_rows)
+        return PieceJob(planned, work, planned.size)
+
+
+def _piece_size(planned: PlannedFile, layout: PieceLayout, piece: Any) -> int:
+    """A piece's share of the file's bytes (Parquet pieces are row ranges: pro rata)."""
+    if planned.path.lower().endswith(".parquet"):
+        rows = layout.pieces[-1].stop if layout.pieces else 0
+        return planned.size * (piece.stop - piece.start) // max(1, rows)
+    return piece.stop - piece.start
+
+
+def changed_partial_inputs(
+    files: Sequence[PlannedFile], output_dir: str, *, verify: bool
+) -> list[InputChange]:
+    """Files partly done in pieces whose input differs from the version their first piece read (size and
+    mtime; content hash with `verify`, which also records a touched but identical file's new mtime)."""
+    by_relpath = {f.relpath: f for f in files}
+    changes = []
+    for relpath in piece_files.files_in_pieces(output_dir):
+        planned = by_relpath.get(relpath)
+        layout = piece_files.read_layout(output_dir, relpath)
+        if planned is None or layout is None:
+            continue
+        try:
+            stat = os.stat(planned.path)
+        except FileNotFoundError:
+            changes.append(InputChange(relpath, planned.path, VANISHED))
+            continue
+        if stat.st_size != layout.input_size:
+            what = f"size {layout.input_size} -> {stat.st_size} bytes since its first piece"
+        elif stat.st_mtime == layout.input_mtime:
+            continue
+        elif verify and layout.input_sha256:
+            if file_sha256(planned.path) == layout.input_sha256:
+                piece_files.write_layout(output_dir, relpath, replace(layout, input_mtime=stat.st_mtime))
+                continue
+            what = "same size, different content (SHA-256) since its first piece"
+        else:
+            what = f"modified after its first piece (mtime {layout.input_mtime} -> {stat.st_mtime})"
+        changes.append(InputChange(relpath, planned.path, what))
+    return changes
+
+
+def remove_finished_pieces(output_dir: str, done: set[str]) -> None:
+    """Pieces left by a run killed between a file's completion marker and their removal."""
+    for relpath in piece_files.files_in_pieces(output_dir):
+        if relpath in done:
+            piece_files.remove_pieces(output_dir, relpath)
+
+
+def partly_done(output_dir: str, planned: set[str]) -> list[dict[str, Any]]:
+    """The planned files started in pieces and not finished: pieces done (of how many; None while a
+    compressed file's count is unknown) and their documents."""
+    found = []
+    for relpath in piece_files.files_in_pieces(output_dir):
+        layout = piece_files.read_layout(output_dir, relpath)
+        if relpath not in planned or layout is None:
+            continue
+        done = sorted(piece_files.done_piece_indices(output_dir, relpath))
+        markers = piece_files.read_piece_markers(output_dir, relpath, done)
+        found.append(
+            {
+                "relpath": relpath,
+                "pieces_done": len(done),
+                "pieces": None if layout.pieces is None else len(layout.pieces),
+                "documents_done": sum(m.rows_in for m in markers),
+            }
+        )
+    return found
