@@ -2,7 +2,8 @@
 
 Steps: take the output directory's lock; check (or store) the run fingerprint; remove temp files a killed
 run left; list the inputs and store the plan; skip files with a completion marker; connect to (or start)
-the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json`. Exit codes are in
+the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json` and the report
+(`_report.html`, `_report.json`: hpc_classify/report/). Exit codes are in
 driver/exit_codes.py.
 """
 
@@ -135,6 +136,7 @@ def _run_locked(
     )
     path = write_summary(output_dir, summary)
     _log_outcome(summary, failures)
+    write_report_quietly(output_dir)
     return RunResult(exit_code=exit_code, summary=summary, summary_path=path)
 
 
@@ -186,6 +188,22 @@ def _classify(
                 close_quietly(client, cluster)
         count_late_markers(dispatcher.unfinished, output_dir, stats)
     return info
+
+
+def write_report_quietly(output_dir: str) -> None:
+    """The run's HTML report and its numbers; a report that cannot be written never fails the run."""
+    try:
+        from hpc_classify.report import write_report
+
+        write_report(output_dir)
+    except Exception as exc:  # noqa: BLE001 - any bug or missing library in the report is only a warning
+        logger.warning(
+            "the run report could not be written (%s: %s); the run itself is unaffected. "
+            "Retry with `hpc-classify report --output %s`",
+            type(exc).__name__,
+            exc,
+            output_dir,
+        )
 
 
 def count_late_markers(unfinished: list[PlannedFile], output_dir: str, stats: RunStats) -> None:

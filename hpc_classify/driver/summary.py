@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,8 +92,14 @@ def build_summary(
         "nodes": sorted(stats.nodes),
         "num_nodes": len(stats.nodes),
         "workers_lost": list(stats.workers_lost),
+        "command": invocation(),
         **cluster,
     }
+
+
+def invocation() -> str:
+    """This process's command line, for the report's provenance (a Python API run shows its script)."""
+    return shlex.join(sys.argv) if sys.argv and sys.argv[0] else ""
 
 
 def add_counts(totals: dict[str, Counter[str]], counts: dict[str, dict[str, int]]) -> None:

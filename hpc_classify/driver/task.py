@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -149,6 +150,7 @@ def write_classified(
         finished_at=_iso(finished),
         output_size=os.path.getsize(output_path),
         input_sha256=read.input_sha256,
+        bad_rows_by_kind=dict(Counter(bad_row_kind(b.reason) for b in result.bad_rows)),
     )
     write_marker(marker_path(output_dir, input_file.relpath), marker)
     logger.debug(
@@ -181,6 +183,12 @@ def lean_columns(
     for column in predictions:
         lean[column] = frame[column]
     return lean
+
+
+def bad_row_kind(reason: str) -> str:
+    """The kind of a bad row's problem, for grouping: its reason without the details in parentheses
+    ("invalid JSON (Expecting value at column 1)" -> "invalid JSON")."""
+    return reason.split(" (", 1)[0]
 
 
 def _write_quarantine(path: str, bad_rows: list[BadRow]) -> str | None:

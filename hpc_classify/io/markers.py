@@ -46,6 +46,7 @@ class CompletionMarker:
     finished_at: str | None = None  # ISO 8601
     output_size: int | None = None  # bytes written (the input's are input_size)
     input_sha256: str | None = None  # of the input's bytes as read (resume/status --verify-inputs compare it)
+    bad_rows_by_kind: dict[str, int] | None = None  # rows_bad per kind of problem (None: an older marker)
     extra: dict[str, Any] = field(default_factory=dict)  # room for later fields without a format change
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,9 +106,16 @@ def iter_marker_relpaths(output_dir: str) -> Iterator[str]:
 
 def iter_markers(output_dir: str) -> Iterator[CompletionMarker]:
     """Yield every readable marker under `output_dir`; corrupt ones are logged and skipped (redone on resume)."""
-    for _, path in _iter_marker_files(output_dir):
+    for _, marker in iter_markers_with_relpaths(output_dir):
+        yield marker
+
+
+def iter_markers_with_relpaths(output_dir: str) -> Iterator[tuple[str, CompletionMarker]]:
+    """(relpath, marker) for every readable marker (the report needs the shard's name beside its counts);
+    corrupt ones are logged and skipped, as by `iter_markers`."""
+    for relpath, path in _iter_marker_files(output_dir):
         try:
-            yield read_marker(path)
+            yield relpath, read_marker(path)
         except InputFileError as exc:
             logger.warning("skipping unreadable marker: %s", exc)
 
