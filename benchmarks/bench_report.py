@@ -8,7 +8,9 @@ histogram in tenths), 16 nodes x 4 workers, one shard in 500 skewed to one label
 Markers are written plainly (no fsync: building is not what is measured) and read from the page cache
 (a cold Lustre read is slower; run it twice on the real file system to see both).
 
-    .venv/bin/python benchmarks/bench_report.py [--files 100000] [--dir DIR] [--keep]
+    .venv/bin/python benchmarks/bench_report.py [--files 100000] [--dir DIR] [--keep] [--reuse]
+
+Wall and CPU seconds are printed for each phase: on a shared machine the CPU seconds are the steadier figure.
 """
 
 from __future__ import annotations
@@ -126,39 +128,44 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
 
 
+def timed(fn, *args):
+    """fn(*args) and 'W s wall, C s CPU'."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args)
+    return result, f"{time.perf_counter() - wall:.2f} s wall, {time.process_time() - cpu:.2f} s CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--dir", default=None, help="where to build the run (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the built run (to open its report)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the run kept in --dir by an earlier --keep"
+    )
     args = parser.parse_args()
     root = args.dir or tempfile.mkdtemp(prefix="bench-report-")
     output = os.path.join(root, "out")
     os.makedirs(output, exist_ok=True)
     try:
-        began = time.perf_counter()
-        build_run(output, args.files)
-        print(f"built {args.files} files' bookkeeping in {time.perf_counter() - began:.1f} s ({machine()})")
-        began = time.perf_counter()
-        report = collect_report(output)
-        gathered = time.perf_counter() - began
-        began = time.perf_counter()
-        page = render_page(report)
-        rendered = time.perf_counter() - began
-        began = time.perf_counter()
-        write_report(output)
-        total = time.perf_counter() - began
+        if not (args.reuse and os.path.exists(os.path.join(output, "_plan.json"))):
+            began = time.perf_counter()
+            build_run(output, args.files)
+            print(f"built {args.files} files' bookkeeping in {time.perf_counter() - began:.1f} s")
+        print(f"machine: {machine()}")
+        report, gathered = timed(collect_report, output)
+        page, rendered = timed(render_page, report)
+        _, total = timed(write_report, output)
         size = os.path.getsize(os.path.join(output, "_report.html"))
         json_size = os.path.getsize(os.path.join(output, "_report.json"))
         print(f"markers read: {report['files']['done']}, failed: {report['files']['failed']}")
-        print(f"gather {gathered:.2f} s, render {rendered:.2f} s (page {len(page) / 1e6:.1f} MB)")
+        print(f"gather {gathered}, render {rendered} (page {len(page) / 1e6:.1f} MB)")
         print(
-            f"write_report (gather + render + write) {total:.2f} s: _report.html {size / 1e6:.1f} MB, "
+            f"write_report (gather + render + write) {total}: _report.html {size / 1e6:.1f} MB, "
             f"_report.json {json_size / 1e6:.1f} MB; load average now {os.getloadavg()[0]:.2f}"
         )
-        print(
-            f"most drifted: {report['drift']['ranking'][0]['relpath']} ({report['drift']['ranking'][0]['distance']})"
-        )
+        top = report["drift"]["ranking"][0]
+        print(f"most drifted: {top['relpath']} ({top['distance']})")
     finally:
         if args.keep:
             print(f"kept: {output}")

@@ -45,11 +45,9 @@ def rank_drift(
     detail: dict[str, tuple[np.ndarray, list[str]]] = {}
     for column, per_shard in shard_counts.items():
         values = sorted({value for counts in per_shard for value in counts})
-        index = {value: i for i, value in enumerate(values)}
-        matrix = np.zeros((len(relpaths), len(values)))
-        for row, counts in enumerate(per_shard):
-            for value, n in counts.items():
-                matrix[row, index[value]] = n
+        matrix = np.array(
+            [[counts.get(value, 0) for value in values] for counts in per_shard], dtype=np.float64
+        ).reshape(len(relpaths), len(values))
         distances = jensen_shannon_distances(matrix, matrix.sum(axis=0))
         detail[column] = (matrix, values)
         better = ~np.isnan(distances) & ~(distances <= best)  # nan in `best` compares False: taken

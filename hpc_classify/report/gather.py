@@ -51,9 +51,10 @@ class _MarkerScan:
         shard = len(self.relpaths)
         self.relpaths.append(relpath)
         for column, counts in marker.label_counts.items():
-            # A column first seen at shard k (markers of an earlier classifier set) is empty before it.
-            per_shard = self.shard_counts.setdefault(column, [{} for _ in range(shard)])
-            per_shard.append(counts)
+            if column not in self.shard_counts:
+                # A column first seen at shard k (markers of an earlier classifier set) is empty before it.
+                self.shard_counts[column] = [{} for _ in range(shard)]
+            self.shard_counts[column].append(counts)
         for per_shard in self.shard_counts.values():
             if len(per_shard) == shard:
                 per_shard.append({})
