@@ -11,6 +11,8 @@ BAR_COLOR = "#4c72b0"
 DRIFT_COLOR = "#c44e52"
 DRIFT_BARS = 30  # the chart shows the most drifted shards; the table and _report.json have the ranking
 _ROW_HEIGHT = 22
+# Pixels: thousands of workers share it (thinner rows) rather than make the page metres long.
+MAX_TIMELINE_HEIGHT = 3000
 
 
 def label_chart(column: str, kind: str, counts: dict[str, int]) -> Any:
@@ -110,7 +112,7 @@ def timeline_chart(timeline: list[dict[str, Any]]) -> Any:
     source = ColumnDataSource({"worker": workers, "left": lefts, "right": rights})
     fig = figure(
         y_range=names,
-        height=100 + _ROW_HEIGHT * len(names),
+        height=100 + min(_ROW_HEIGHT * len(names), MAX_TIMELINE_HEIGHT),
         title="Busy time per node/worker (gaps: idle)",
         sizing_mode="stretch_width",
     )

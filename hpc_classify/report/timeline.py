@@ -30,7 +30,7 @@ class Interval:
 
 def marker_interval(
     worker: str, started_at: str | None, finished_at: str | None, seconds: float, documents: int
-):
+) -> Interval | None:
     """The marker's interval, or None when it records no time (markers written before times were kept).
     A marker with only `finished_at` (none is written so today) starts `seconds` earlier."""
     if finished_at is None:
