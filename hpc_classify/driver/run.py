@@ -9,6 +9,7 @@ driver/exit_codes.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -180,7 +181,8 @@ def _classify(
                 stop_grace=config.stop_grace,
             )
             try:
-                dispatcher.run(pending)
+                with _dask_report(config, output_dir):
+                    dispatcher.run(pending)
             finally:
                 progress.close()
         finally:
@@ -188,6 +190,18 @@ def _classify(
                 close_quietly(client, cluster)
         count_late_markers(dispatcher.unfinished, output_dir, stats)
     return info
+
+
+def _dask_report(config: RunConfig, output_dir: str) -> Any:
+    """Dask's performance_report around the classifying with `dask_report`, else nothing."""
+    if not config.dask_report:
+        return contextlib.nullcontext()
+    from distributed import performance_report
+
+    from hpc_classify.report import DASK_REPORT_HTML
+
+    # mode="inline": Bokeh's scripts inside the file (the default loads them from a CDN: offline nodes).
+    return performance_report(filename=os.path.join(output_dir, DASK_REPORT_HTML), mode="inline")
 
 
 def write_report_quietly(output_dir: str) -> None:

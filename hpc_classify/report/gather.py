@@ -129,6 +129,22 @@ def collect_report(output_dir: str) -> dict[str, Any]:
             "files": sorted(scan.quarantined, key=lambda q: (-q["rows_bad"], q["relpath"])),
         },
         "provenance": _provenance(run_file, summary, plan, scan.fingerprints),
+        "dask_report": _dask_report(output_dir),
+    }
+
+
+def _dask_report(output_dir: str) -> dict[str, str] | None:
+    """The `run --dask-report` page (of the last run that asked for one), with its time, or None."""
+    from hpc_classify.report.write import DASK_REPORT_HTML
+
+    path = os.path.join(output_dir, DASK_REPORT_HTML)
+    try:
+        written = os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+    return {
+        "file": DASK_REPORT_HTML,
+        "written_at": dt.datetime.fromtimestamp(written, tz=dt.UTC).isoformat(timespec="seconds"),
     }
 
 

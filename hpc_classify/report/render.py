@@ -121,6 +121,12 @@ def _drift_section(report: dict[str, Any], divs: dict[str, str]) -> str:
 
 def _time_section(report: dict[str, Any], divs: dict[str, str]) -> str:
     parts = ["<section><h2>Throughput and timeline</h2>"]
+    dask = report["dask_report"]
+    if dask:
+        parts.append(
+            f'<p><a id="dask-report" href="{_e(dask["file"])}">Dask\'s performance report</a> (task stream, '
+            f"worker profiles) of the last run with <code>--dask-report</code>, written {_e(dask['written_at'])}.</p>"
+        )
     without = report["files"]["without_times"]
     if without:
         parts.append(f"<p>{without} marker(s) record no start or end time and are left out here.</p>")

@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 REPORT_HTML = "_report.html"
 REPORT_JSON = "_report.json"
+DASK_REPORT_HTML = "_dask-report.html"  # `run --dask-report`: Dask's performance_report, linked from the page
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,13 @@ def write_off_shard(path: Path, rows: int) -> None:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_domain_model) -> Path:
     """A run over 5 ordinary shards (one with 2 bad rows, quarantined), the off shard, and a corrupt .gz
-    file that fails; `--on-bad-row skip`. Returns its output directory."""
+    file that fails; `--on-bad-row skip --dask-report`. Returns its output directory."""
     root = tmp_path_factory.mktemp("report-run")
     inputs, output = root / "in", root / "out"
     make_corpus(inputs, n_files=5, docs_per_file=12, bad_lines={1: ["not json", '{"id": "no text"}']})
     write_off_shard(inputs / OFF_SHARD, 14)
     (inputs / "part-broken.jsonl.gz").write_bytes(b"this is not gzip data")
-    result = run_cli(run_args(inputs, output, tiny_domain_model, "--on-bad-row", "skip"))
+    result = run_cli(run_args(inputs, output, tiny_domain_model, "--on-bad-row", "skip", "--dask-report"))
     assert result.returncode == 1, result.stderr[-3000:]  # the corrupt file failed, the rest are done
     return output
 
@@ -200,6 +200,12 @@ def test_report_counts_equal_the_markers_and_the_off_shard_drifts_most(finished_
     run_file = json.loads((output / "_run.json").read_text())
     assert provenance["run fingerprint"] == run_file["fingerprint"]
     assert "run --input" in provenance["command (last run)"]
+    # --dask-report: Dask's own page, linked from ours
+    assert report["dask_report"]["file"] == "_dask-report.html"
+    dask_page = (output / "_dask-report.html").read_text(encoding="utf-8")
+    assert "Dask Performance Report" in dask_page
+    assert "cdn.bokeh.org" not in dask_page  # inlined: opens offline like ours
+    assert 'href="_dask-report.html"' in (output / "_report.html").read_text(encoding="utf-8")
 
 
 def test_report_command_rewrites_the_same_numbers(finished_run, tmp_path):
@@ -213,7 +219,7 @@ def test_report_command_rewrites_the_same_numbers(finished_run, tmp_path):
 
     assert result.returncode == 0, result.stderr[-3000:]
     after = json.loads((output / "_report.json").read_text())
-    for key in ("files", "documents", "labels", "timeline", "failures", "quarantine"):
+    for key in ("files", "documents", "labels", "timeline", "failures", "quarantine", "dask_report"):
         assert after[key] == before[key], key
     assert [e["relpath"] for e in after["drift"]["ranking"]] == [
         e["relpath"] for e in before["drift"]["ranking"]
