@@ -85,6 +85,9 @@ class RunConfig:
     on_changed_input: str = "error"  # an input changed after its marker: "error" (exit 2) or "redo"
     verify_inputs: bool = False  # compare done inputs by content hash rather than size and mtime
     worker_wait: float = 300.0  # no worker at all for this long -> stop, exit 3 (0: wait forever)
+    dask_report: bool = (
+        False  # also Dask's performance_report of the classifying as <output>/_dask-report.html
+    )
     cluster: str = "local"
     scheduler_file: str | None = None
     scheduler_address: str | None = None

@@ -2,7 +2,8 @@
 # Set up this checkout on a fresh machine: a virtual environment in .venv with the package installed.
 #   scripts/bootstrap.sh          runtime only (enough for `hpc-classify demo`)
 #   scripts/bootstrap.sh --test   also the test tools, UCXX, and the system packages the tests drive
-#                                 for real: Slurm (slurm-wlm), munge and Lmod (apt, needs root).
+#                                 for real: Slurm (slurm-wlm), munge, Lmod and headless Chromium for the
+#                                 report page's browser test (apt, needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +20,12 @@ if (( with_tests )); then
   missing=()
   for binary in slurmctld slurmd munged; do command -v "$binary" >/dev/null || missing+=("$binary"); done
   [[ -e /usr/share/lmod/lmod/init/bash ]] || missing+=(lmod)
+  command -v chromium >/dev/null || missing+=(chromium)
   if (( ${#missing[@]} )); then
-    echo "bootstrap: installing slurm-wlm, munge and lmod (missing: ${missing[*]})"
+    echo "bootstrap: installing slurm-wlm, munge, lmod and chromium (missing: ${missing[*]})"
     sudo_cmd=(); (( EUID == 0 )) || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq slurm-wlm munge lmod >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq slurm-wlm munge lmod chromium >/dev/null
   fi
 fi
 

@@ -11,7 +11,7 @@ from hpc_classify.cli.flag_typos import unrecognized_arguments
 from hpc_classify.errors import HpcClassifyError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `handler=fn(args) -> int`.
-SUBCOMMAND_MODULES = ("run", "status", "demo", "bench", "fetch_models", "node", "submit")
+SUBCOMMAND_MODULES = ("run", "status", "report", "demo", "bench", "fetch_models", "node", "submit")
 
 
 def build_parser() -> argparse.ArgumentParser:

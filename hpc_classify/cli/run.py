@@ -185,6 +185,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="no worker at all for this long: stop, exit 3 (resumable) (default 300; 0 waits forever)",
     )
+    run.add_argument(
+        "--dask-report",
+        action="store_const",
+        const=True,
+        help="also write Dask's performance report of the classifying (task stream, worker profiles) as "
+        "OUT/_dask-report.html, linked from OUT/_report.html",
+    )
 
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument(

@@ -84,6 +84,7 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
         rows_out=sum(m.rows_out for m in markers),
         rows_bad=sum(m.rows_bad for m in markers),
         label_counts=_sum_counts(m.label_counts for m in markers),
+        bad_rows_by_kind=dict(sum((Counter(m.bad_rows_by_kind or {}) for m in markers), Counter())),
         seconds=round(sum(m.seconds for m in markers) + finished - started, 6),
         node=current_node_name(),
         worker=settings.worker,

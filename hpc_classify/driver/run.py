@@ -2,12 +2,14 @@
 
 Steps: take the output directory's lock; check (or store) the run fingerprint; remove temp files a killed
 run left; list the inputs and store the plan; skip files with a completion marker; connect to (or start)
-the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json`. Exit codes are in
+the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json` and the report
+(`_report.html`, `_report.json`: hpc_classify/report/). Exit codes are in
 driver/exit_codes.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -148,6 +150,7 @@ def _run_locked(
     )
     path = write_summary(output_dir, summary)
     _log_outcome(summary, failures)
+    write_report_quietly(output_dir)
     return RunResult(exit_code=exit_code, summary=summary, summary_path=path)
 
 
@@ -199,7 +202,8 @@ def _classify(
                 piece_bytes=piece_bytes,
             )
             try:
-                dispatcher.run(pending)
+                with _dask_report(config, output_dir):
+                    dispatcher.run(pending)
             finally:
                 progress.close()
         finally:
@@ -207,6 +211,34 @@ def _classify(
                 close_quietly(client, cluster)
         dispatcher.count_late_markers()
     return info
+
+
+def _dask_report(config: RunConfig, output_dir: str) -> Any:
+    """Dask's performance_report around the classifying with `dask_report`, else nothing."""
+    if not config.dask_report:
+        return contextlib.nullcontext()
+    from distributed import performance_report
+
+    from hpc_classify.report import DASK_REPORT_HTML
+
+    # mode="inline": Bokeh's scripts inside the file (the default loads them from a CDN: offline nodes).
+    return performance_report(filename=os.path.join(output_dir, DASK_REPORT_HTML), mode="inline")
+
+
+def write_report_quietly(output_dir: str) -> None:
+    """The run's HTML report and its numbers; a report that cannot be written never fails the run."""
+    try:
+        from hpc_classify.report import write_report
+
+        write_report(output_dir)
+    except Exception as exc:  # noqa: BLE001 - any bug or missing library in the report is only a warning
+        logger.warning(
+            "the run report could not be written (%s: %s); the run itself is unaffected. "
+            "Retry with `hpc-classify report --output %s`",
+            type(exc).__name__,
+            exc,
+            output_dir,
+        )
 
 
 def _fingerprint_details(config: RunConfig) -> dict[str, Any]:

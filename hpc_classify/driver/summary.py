@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,8 +97,14 @@ def build_summary(
         "nodes": sorted(stats.classified.nodes),
         "num_nodes": len(stats.classified.nodes),
         "workers_lost": list(stats.workers_lost),
+        "command": invocation(),
         **cluster,
     }
+
+
+def invocation() -> str:
+    """This process's command line, for the report's provenance (a Python API run shows its script)."""
+    return shlex.join(sys.argv) if sys.argv and sys.argv[0] else ""
 
 
 def write_summary(output_dir: str, summary: dict[str, Any]) -> str:

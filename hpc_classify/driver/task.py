@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -138,6 +139,7 @@ def write_classified(
         output_size=os.path.getsize(output_path),
         input_sha256=read.input_sha256,
         extra=dict(extra or {}),
+        bad_rows_by_kind=dict(Counter(bad_row_kind(b.reason) for b in result.bad_rows)),
     )
     write_marker(destination.marker_path, marker)
     logger.debug(
@@ -170,6 +172,12 @@ def lean_columns(
     for column in predictions:
         lean[column] = frame[column]
     return lean
+
+
+def bad_row_kind(reason: str) -> str:
+    """The kind of a bad row's problem, for grouping: its reason without the details in parentheses
+    ("invalid JSON (Expecting value at column 1)" -> "invalid JSON")."""
+    return reason.split(" (", 1)[0]
 
 
 def _write_quarantine(path: str, bad_rows: list[BadRow]) -> str | None:

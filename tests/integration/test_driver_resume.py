@@ -67,7 +67,8 @@ def test_finished_run_reruns_as_a_no_op(tmp_path, tiny_domain_model):
     args = run_args(inputs, output, tiny_domain_model)
     first = run_cli(args)
     assert first.returncode == 0, first.stderr[-3000:]
-    tree = {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file() and p.name != "_summary.json"}
+    rewritten = {"_summary.json", "_report.html", "_report.json"}  # each run's summary and report
+    tree = {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file() and p.name not in rewritten}
 
     second = run_cli(args)
 
@@ -76,6 +77,6 @@ def test_finished_run_reruns_as_a_no_op(tmp_path, tiny_domain_model):
     s = summary(output)
     assert (s["files_processed"], s["files_skipped"], s["documents_in"]) == (0, 4, 0)
     assert s["scheduler_address"] is None  # nothing to do: no cluster was started
-    # Nothing but the summary is rewritten: outputs, markers, plan and fingerprint keep their mtimes.
+    # Nothing but the summary and report is rewritten: outputs, markers, plan and fingerprint keep their mtimes.
     assert {p: p.stat().st_mtime_ns for p in tree} == tree
     assert sorted(output_ids(output)) == all_ids(expected)

@@ -1,0 +1,22 @@
+"""`hpc-classify report --output DIR`: write `DIR/_report.html` (labels, drift, throughput, timeline,
+failures, provenance; opens offline) and `DIR/_report.json`, from the run's bookkeeping alone. Every run
+writes them at its end too; this command redraws them, e.g. while a run is still going."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("report", help="write an HTML report of a run into its output directory")
+    parser.add_argument("--output", required=True, metavar="DIR", help="the run's --output directory")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from hpc_classify.report import write_report
+
+    paths = write_report(args.output)
+    print(f"report: {paths.html}\nnumbers: {paths.json}")
+    return 0

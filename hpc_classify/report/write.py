@@ -1,0 +1,36 @@
+"""Write `_report.json` and `_report.html` into a run's output directory (both atomically: a browser or
+script reading the previous report never sees half of the new one)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from hpc_classify.io.writers import write_atomically, write_json_atomically
+
+logger = logging.getLogger(__name__)
+
+REPORT_HTML = "_report.html"
+REPORT_JSON = "_report.json"
+DASK_REPORT_HTML = "_dask-report.html"  # `run --dask-report`: Dask's performance_report, linked from the page
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    html: str
+    json: str
+
+
+def write_report(output_dir: str) -> ReportPaths:
+    """Collect the run's numbers from `output_dir` and write the page and its JSON beside the outputs."""
+    from hpc_classify.report.gather import collect_report
+    from hpc_classify.report.render import render_page
+
+    report = collect_report(output_dir)
+    page = render_page(report).encode("utf-8")
+    paths = ReportPaths(os.path.join(output_dir, REPORT_HTML), os.path.join(output_dir, REPORT_JSON))
+    write_json_atomically(paths.json, report)
+    write_atomically(paths.html, lambda f: f.write(page))
+    logger.info("report: %s (numbers in %s)", paths.html, paths.json)
+    return paths

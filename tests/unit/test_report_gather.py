@@ -1,0 +1,113 @@
+"""The report's numbers from hand-written bookkeeping: markers of older versions (no start time, no kinds of
+bad rows, no times at all) stay readable, worker timelines keep idle gaps and count busy time exactly, and a
+column that only later markers have is aligned with its shards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
+from hpc_classify.report.gather import UNKNOWN_KIND, collect_report
+from hpc_classify.report.timeline import Interval, worker_timeline
+
+
+def marker(relpath: str, counts: dict, **fields) -> CompletionMarker:
+    rows = sum(next(iter(counts.values())).values())
+    values = {
+        "input_path": f"/in/{relpath}",
+        "input_size": 10,
+        "input_mtime": 0.0,
+        "output_path": f"/out/{relpath}",
+        "rows_in": rows,
+        "rows_out": rows,
+        "rows_bad": 0,
+        "label_counts": counts,
+        "seconds": 4.0,
+        "node": "n1",
+        "worker": "w0",
+        "fingerprint": "f",
+    }
+    return CompletionMarker(**{**values, **fields})
+
+
+def write_run(output, markers: dict[str, CompletionMarker]) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    plan = {"inputs": ["/in"], "files": [{"relpath": rel, "size": 10} for rel in markers]}
+    (output / "_plan.json").write_text(json.dumps(plan))
+    for relpath, m in markers.items():
+        write_marker(marker_path(str(output), relpath), m)
+
+
+def test_older_markers_are_read_with_what_they_have(tmp_path):
+    output = tmp_path / "out"
+    write_run(
+        output,
+        {
+            # before start times and kinds of bad rows were recorded
+            "a.jsonl": marker(
+                "a.jsonl", {"c": {"x": 3}}, rows_bad=2, finished_at="2026-01-01T00:00:10+00:00"
+            ),
+            "b.jsonl": marker("b.jsonl", {"c": {"x": 1, "y": 1}}),  # no times at all
+            "c.jsonl": marker(
+                "c.jsonl",
+                {"c": {"y": 4}},
+                rows_bad=1,
+                bad_rows_by_kind={"invalid JSON": 1},
+                started_at="2026-01-01T00:00:10+00:00",
+                finished_at="2026-01-01T00:00:12+00:00",
+            ),
+        },
+    )
+
+    report = collect_report(str(output))
+
+    assert report["files"]["without_times"] == 1
+    assert report["quarantine"]["by_kind"] == {UNKNOWN_KIND: 2, "invalid JSON": 1}
+    assert report["labels"] == {"c": {"x": 4, "y": 5}}
+    # a.jsonl ran from 00:00:06 (finished_at - seconds) to 00:00:10, c.jsonl from 00:00:10 to 00:00:12
+    assert report["timeline"] == [
+        {"worker": "n1/w0", "files": 2, "busy_seconds": 6.0, "segments": [[0.0, 6.0]]}
+    ]
+    series = report["throughput"]
+    assert sum(series["documents_per_second"]) * series["bin_seconds"] == pytest.approx(3 + 4)
+
+
+def test_a_column_only_later_markers_have_is_aligned_with_its_shards(tmp_path):
+    output = tmp_path / "out"
+    write_run(
+        output,
+        {
+            "a.jsonl": marker("a.jsonl", {"c": {"x": 5, "y": 5}}),
+            "b.jsonl": marker("b.jsonl", {"c": {"x": 5, "y": 5}, "d": {"p": 10}}),
+            "c.jsonl": marker("c.jsonl", {"c": {"x": 10}, "d": {"p": 2, "q": 8}}),
+        },
+    )
+
+    ranking = collect_report(str(output))["drift"]["ranking"]
+
+    # By hand (base 2): b.jsonl's "d" (1, 0) against the corpus's (0.6, 0.4): divergence 0.2365, distance
+    # 0.4863; c.jsonl's "c" (1, 0) against (2/3, 1/3): 0.1908, 0.4368 (its "d", 0.1245, 0.3528, is smaller).
+    by_shard = {entry["relpath"]: entry for entry in ranking}
+    assert [entry["relpath"] for entry in ranking] == ["b.jsonl", "c.jsonl", "a.jsonl"]
+    assert (by_shard["b.jsonl"]["column"], by_shard["b.jsonl"]["top_value"]) == ("d", "p")
+    assert by_shard["b.jsonl"]["distance"] == pytest.approx(0.4863, abs=1e-4)
+    assert (by_shard["c.jsonl"]["column"], by_shard["c.jsonl"]["top_value"]) == ("c", "x")
+    assert by_shard["c.jsonl"]["distance"] == pytest.approx(0.4368, abs=1e-4)
+    assert by_shard["a.jsonl"]["column"] == "c"  # it has no "d" rows: its drift is over "c" alone
+
+
+def test_timeline_keeps_idle_gaps_and_counts_overlaps_once():
+    intervals = [
+        Interval("n/w", 0.0, 10.0, 5),
+        Interval("n/w", 5.0, 12.0, 5),  # overlaps the first (two tasks in flight)
+        Interval("n/w", 100.0, 110.0, 5),  # after an idle gap
+        Interval("n/v", 0.0, 200.0, 5),
+    ]
+
+    timeline = {entry["worker"]: entry for entry in worker_timeline(intervals)}
+
+    assert timeline["n/w"]["segments"] == [[0.0, 12.0], [100.0, 110.0]]
+    assert timeline["n/w"]["busy_seconds"] == 22.0 and timeline["n/w"]["files"] == 3
+    assert timeline["n/v"]["segments"] == [[0.0, 200.0]]
