@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpc_classify.classifiers.engine_options import OPTION_NAMES, EngineOptions
+from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.value_counts import count_values
 from hpc_classify.classifiers.worker_resources import limit_gpu_memory, torch_threads_for_this_process
-from hpc_classify.config import DEVICES, check_compile, check_precision
 from hpc_classify.errors import ConfigError, InputFileError
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ _ENGINES: dict[tuple, tuple[Any, list[str]]] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+@inherited_keywords
 class DistributedDataClassifier(ABC):
     """Base of every classifier. Subclasses implement `load_model`, `load_tokenizer` and `load_labels`
     (or `load_components` when one checkpoint yields all three)."""
@@ -51,94 +53,42 @@ class DistributedDataClassifier(ABC):
     default_pred_column = "pred"
     # Attributes set by this base class. A subclass's *other* public attributes (e.g. a model path) are
     # what `model_identity` reports by default.
-    BASE_ATTRIBUTES = frozenset(
-        {
-            "filter_by",
-            "batch_size",
-            "text_field",
-            "pred_column",
-            "prob_column",
-            "max_chars",
-            "max_tokens",
-            "device",
-            "autocast",
-            "precision",
-            "compile",
-            "token_budget",
-            "max_mem_gb",
-        }
-    )
+    BASE_ATTRIBUTES = frozenset({"filter_by", "text_field", "pred_column", "prob_column", *OPTION_NAMES})
     # False for classifiers that do not map token ids to outputs with an InferenceEngine (generative
     # ones): they implement `columns_for_texts` themselves and never share a tokenization.
     uses_inference_engine = True
+    # Engine options a subclass sets itself, so that they are not constructor arguments.
+    fixed_engine_options: tuple[str, ...] = ()
 
     def __init__(
         self,
         *,
         filter_by: str | Sequence[str] | None = None,
-        batch_size: int | None = None,
         text_field: str = "text",
         pred_column: str | None = None,
         prob_column: str | None = None,
-        max_chars: int | None = 2000,
-        max_tokens: int | None = 512,
-        device: str = "auto",
-        autocast: bool = True,
-        token_budget: int | None = None,
         device_type: str | None = None,
-        max_mem_gb: int | float | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
-        _check_positive(
-            max_chars=max_chars, max_tokens=max_tokens, batch_size=batch_size, token_budget=token_budget
-        )
+        """The keywords, and the engine options (`EngineOptions`: device, precision, max_chars, ...)."""
         if device_type not in (None, "auto"):  # NeMo Curator's name for `device`
+            device = inherited.get("device", "auto")
             if device not in ("auto", device_type):
                 raise ConfigError(
                     f"device={device!r} and device_type={device_type!r} disagree: give one of them"
                 )
-            device = device_type
-        if max_mem_gb is not None and (isinstance(max_mem_gb, bool) or not max_mem_gb > 0):
-            raise ConfigError(f"max_mem_gb must be a positive number of GiB, not {max_mem_gb!r}")
-        if max_mem_gb is not None and device == "cpu":
-            raise ConfigError(
-                "max_mem_gb limits GPU memory and has no effect on CPU",
-                hint="leave it out on CPU; token_budget bounds the memory of a batch there",
-            )
-        if device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+            inherited["device"] = device_type
+        options = EngineOptions(**inherited)
         if not text_field or not isinstance(text_field, str):
             raise ConfigError(f"text_field must be a non-empty column name, not {text_field!r}")
-        if not isinstance(autocast, bool):
-            raise ConfigError(f"autocast must be true or false, not {autocast!r}")
-        check_precision(precision, autocast)
-        check_compile(compile)
-        if compile is True and precision == "int8":
-            raise ConfigError(
-                "compile=True with precision int8: the dynamically quantized Linear layers are not compiled",
-                hint="use compile auto/false with int8, or precision bf16/fp32 with compile",
-            )
-        if precision == "int8" and device == "cuda":
-            raise ConfigError(
-                "precision int8 (dynamically quantized Linear layers) runs on CPU only, not on device cuda",
-                hint="use precision auto (bf16/fp16) on GPUs, or device cpu",
-            )
         self.filter_by = (
             [filter_by] if isinstance(filter_by, str) else (list(filter_by) if filter_by else None)
         )
-        self.batch_size = batch_size
         self.text_field = text_field
         self.pred_column = pred_column or self.default_pred_column
         self.prob_column = prob_column
-        self.max_chars = max_chars
-        self.max_tokens = max_tokens
-        self.device = device
-        self.autocast = autocast
-        self.precision = precision
-        self.compile = compile  # a speed setting: in engine_key, not in the fingerprint
-        self.token_budget = token_budget
-        self.max_mem_gb = max_mem_gb
+        for name, value in options.as_dict().items():  # plain attributes: what subclasses and users read
+            setattr(self, name, value)
         self._labels: list[str] | None = None
 
     # -- what a subclass supplies ------------------------------------------------------------
@@ -389,9 +339,3 @@ class DistributedDataClassifier(ABC):
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)
         return dataset.map_partitions(self.classify_frame, meta=meta)
-
-
-def _check_positive(**values: Any) -> None:
-    for name, value in values.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise ConfigError(f"{name} must be a positive integer, not {value!r}")

@@ -24,6 +24,7 @@ class LlamaGuardClassifier(DistributedDataClassifier):
     """What both classifiers share: LlamaGuard + a LoRA adapter, loaded once per process."""
 
     uses_inference_engine = False
+    fixed_engine_options = ("max_tokens",)  # LlamaGuard's MAX_LENGTH
 
     def __init__(
         self,
@@ -33,7 +34,6 @@ class LlamaGuardClassifier(DistributedDataClassifier):
         base_model: str,
         token: str | bool | None,
         device_type: str | None,
-        device: str,
         **kwargs: Any,
     ):
         check_name(base_model=base_model, adapter=adapter)
@@ -56,10 +56,7 @@ class LlamaGuardClassifier(DistributedDataClassifier):
             )
         # device_type="auto" is the default: let `device` (the CLI's --device, YAML device:) decide then.
         super().__init__(
-            device_type=None if device_type == "auto" else device_type,
-            device=device,
-            max_tokens=MAX_LENGTH,
-            **kwargs,
+            device_type=None if device_type == "auto" else device_type, max_tokens=MAX_LENGTH, **kwargs
         )
         self.base_model = str(base_model)
         self.token = token  # never part of the identity or the fingerprint (a secret)
