@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpc_classify.classifiers import runtime
 from hpc_classify.classifiers.aegis_prompt import (
     AEGIS_LABELS,
     POISONED_THRESHOLD,
@@ -237,9 +238,13 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         return resolve_guard_dir(self.model, self.revision, token=self.token)
 
     def load_guard_net(self, device: torch.device) -> Any:
+        """The guard net on `device`, cached per process."""
         from hpc_classify.models.llama_guard import load_guard_net
 
-        return load_guard_net(self._guard_dir(), device)
+        guard_dir = self._guard_dir()
+        return runtime.cached_model(
+            ("guard-net", str(guard_dir), str(device)), lambda: load_guard_net(guard_dir, device)
+        )
 
     def model_identity(self) -> dict[str, Any]:
         return {

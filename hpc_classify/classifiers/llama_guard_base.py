@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hpc_classify.classifiers import runtime
 from hpc_classify.classifiers.base import DistributedDataClassifier
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.llama_guard import CPU_MAX_DOCUMENTS, MAX_LENGTH  # constants only: no torch
@@ -84,12 +85,10 @@ class LlamaGuardClassifier(DistributedDataClassifier):
         from hpc_classify.models.llama_guard import load_llama_guard
 
         device = device or self.prepare_device()
-        return load_llama_guard(
-            self._base_dir(),
-            self._adapter_dir(),
-            device,
-            compute_dtype(device, self.autocast, self.precision),
-        )
+        base_dir, adapter_dir = self._base_dir(), self._adapter_dir()
+        dtype = compute_dtype(device, self.autocast, self.precision)
+        key = ("llama-guard", str(base_dir), str(adapter_dir), str(device), str(dtype))
+        return runtime.cached_model(key, lambda: load_llama_guard(base_dir, adapter_dir, device, dtype))
 
     def _batch_limits(self, device: torch.device) -> tuple[int, int]:
         """(documents, padded tokens) per forward/generate call: NeMo's batch_size, capped on a CPU."""
