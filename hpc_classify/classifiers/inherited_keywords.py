@@ -51,7 +51,7 @@ def inherited_keywords(cls: type) -> type:
         try:
             signature.bind(self, *args, **kwargs)
         except TypeError as error:  # a keyword this class does not take, too many positional arguments
-            raise TypeError(f"{type(self).__name__}(): {error}") from None
+            raise TypeError(f"{type(self).__name__}.__init__() {error}") from None
         init(self, *args, **kwargs)
 
     checked_init.__signature__ = signature  # type: ignore[attr-defined]
