@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from hpc_classify.classifiers.engine_options import OPTION_FIELDS
@@ -21,8 +22,11 @@ from hpc_classify.classifiers.engine_options import OPTION_FIELDS
 _MARK = "__inherited_keywords__"
 
 
-def inherited_keywords(cls: type) -> type:
-    """Class decorator: `cls.__init__(self, ..., **inherited)` gets its full signature (see the module)."""
+def inherited_keywords(cls: type | None = None, *, order: Sequence[str] = ()) -> Any:
+    """Class decorator: `cls.__init__(self, ..., **inherited)` gets its full signature (see the module).
+    `order` (names) orders its keyword-only parameters; those it does not list follow, in their order."""
+    if cls is None:
+        return functools.partial(inherited_keywords, order=order)
     init = cls.__dict__["__init__"]
     own = list(inspect.signature(init).parameters.values())
     if not own or own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
@@ -44,6 +48,11 @@ def inherited_keywords(cls: type) -> type:
             for f in OPTION_FIELDS
             if f.name not in named and f.name not in fixed
         ]
+    unknown = set(order) - {p.name for p in keywords}
+    if unknown:
+        raise TypeError(f"{cls.__qualname__}: order names no keyword of it: {', '.join(sorted(unknown))}")
+    rank = {name: index for index, name in enumerate(order)}
+    keywords.sort(key=lambda p: rank.get(p.name, len(rank)))  # stable: the unlisted keep their order
     signature = inspect.signature(init).replace(parameters=[*positional, *keywords])
 
     @functools.wraps(init)

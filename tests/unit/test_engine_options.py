@@ -59,6 +59,10 @@ def test_every_builtin_is_registered_with_its_recorded_keywords():
 
 def test_the_base_takes_every_engine_option_with_its_declared_default():
     parameters = inspect.signature(DistributedDataClassifier).parameters
+    assert " ".join(parameters) == (  # the order help() and the registry's hints have always shown
+        "filter_by batch_size text_field pred_column prob_column max_chars max_tokens device autocast "
+        "token_budget device_type max_mem_gb precision compile"
+    )
     for option in dataclasses.fields(EngineOptions):
         assert parameters[option.name].kind is inspect.Parameter.KEYWORD_ONLY
         assert parameters[option.name].default == option.default
@@ -102,6 +106,13 @@ def test_a_subclass_states_only_its_delta():
     keywords = keywords_of(Wider)
     assert keywords == f"model=None revision=None max_tokens=2048 {ENGINE_KEYWORDS} max_chars_note="
     assert Wider(precision="fp32", max_chars_note="n").max_tokens == 2048
+    with pytest.raises(TypeError, match="order names no keyword of it: colour"):
+
+        @inherited_keywords(order=("colour",))
+        class Ordered(DistributedDataClassifier):
+            def __init__(self, **inherited):
+                super().__init__(**inherited)
+
     with pytest.raises(TypeError, match="must end with \\*\\*inherited"):
 
         @inherited_keywords
