@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpc_classify.classifiers import runtime
 from hpc_classify.classifiers.aegis_prompt import (
     AEGIS_LABELS,
     POISONED_THRESHOLD,
@@ -34,6 +35,7 @@ from hpc_classify.classifiers.aegis_prompt import (
     format_aegis,
     parse_aegis_response,
 )
+from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.llama_guard_base import LlamaGuardClassifier, check_name
 from hpc_classify.classifiers.value_counts import TENTHS, count_values
 from hpc_classify.errors import ConfigError
@@ -58,6 +60,7 @@ __all__ = [
 ]
 
 
+@inherited_keywords
 class AegisClassifier(LlamaGuardClassifier):
     """NVIDIA Aegis content safety (LlamaGuard-7b + the Defensive or Permissive LoRA adapter): `aegis_pred`
     is "safe", one of the categories "O1".."O13", or "unknown" (an answer that does not parse).
@@ -88,10 +91,7 @@ class AegisClassifier(LlamaGuardClassifier):
         model: str | None = None,
         revision: str | None = None,
         base_model: str = LLAMA_GUARD_BASE,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         if model is not None and aegis_variant not in (AEGIS_DEFENSIVE, model):
             raise ConfigError(
@@ -110,7 +110,6 @@ class AegisClassifier(LlamaGuardClassifier):
             base_model=base_model,
             token=token,
             device_type=device_type,
-            device=device,
             filter_by=filter_by,
             batch_size=batch_size,
             text_field=text_field,
@@ -118,9 +117,7 @@ class AegisClassifier(LlamaGuardClassifier):
             max_chars=max_chars,
             autocast=autocast,
             max_mem_gb=max_mem_gb,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )
         self.aegis_variant = adapter
         self.revision = revision
@@ -171,6 +168,7 @@ class AegisClassifier(LlamaGuardClassifier):
         return columns
 
 
+@inherited_keywords
 class InstructionDataGuardClassifier(LlamaGuardClassifier):
     """NVIDIA instruction data guard (LLM poisoning triggers): `instruction_data_guard_poisoning_score`
     (0..1) and `is_poisoned` (score >= 0.5), from LlamaGuard-7b + the Defensive Aegis adapter's last hidden
@@ -201,10 +199,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         revision: str | None = None,
         base_model: str = LLAMA_GUARD_BASE,
         aegis_adapter: str = AEGIS_DEFENSIVE,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         check_name(pred_column=pred_column, prob_column=prob_column)
         if pred_column == prob_column:
@@ -217,7 +212,6 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
             base_model=base_model,
             token=token,
             device_type=device_type,
-            device=device,
             batch_size=batch_size,
             text_field=text_field,
             pred_column=pred_column,
@@ -225,9 +219,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
             max_chars=max_chars,
             autocast=autocast,
             max_mem_gb=max_mem_gb,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )
         self.model = guard
         self.revision = revision
@@ -246,9 +238,13 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         return resolve_guard_dir(self.model, self.revision, token=self.token)
 
     def load_guard_net(self, device: torch.device) -> Any:
+        """The guard net on `device`, cached per process."""
         from hpc_classify.models.llama_guard import load_guard_net
 
-        return load_guard_net(self._guard_dir(), device)
+        guard_dir = self._guard_dir()
+        return runtime.cached_model(
+            ("guard-net", str(guard_dir), str(device)), lambda: load_guard_net(guard_dir, device)
+        )
 
     def model_identity(self) -> dict[str, Any]:
         return {

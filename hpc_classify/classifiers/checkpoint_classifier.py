@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from hpc_classify.classifiers.base import DistributedDataClassifier, LoadedComponents
+from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 
 if TYPE_CHECKING:
     import torch
@@ -55,9 +56,10 @@ class CheckpointClassifier(DistributedDataClassifier):
         return {**self.model_identity(), "checkpoint_hash": checkpoint_hash(self._model_dir())}
 
 
+@inherited_keywords
 class _NemoCheckpointClassifier(CheckpointClassifier):
-    """NeMo Curator's classifier signature: its arguments, in its order, positionally; then ours, keyword-only.
-    Subclasses restate the signature with their own defaults and pass everything here."""
+    """NeMo Curator's classifier signature: its arguments, in its order, positionally; then ours, keyword-only
+    (`model`, `revision` and the engine options). Subclasses restate the positional part with their defaults."""
 
     default_pred_column = "domain_pred"
     default_model_key = "domain"
@@ -76,11 +78,7 @@ class _NemoCheckpointClassifier(CheckpointClassifier):
         *,
         model: str | None = None,
         revision: str | None = None,
-        max_tokens: int | None = 512,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         from hpc_classify.models.registry_defaults import DEFAULT_MODELS
 
@@ -93,14 +91,10 @@ class _NemoCheckpointClassifier(CheckpointClassifier):
             pred_column=pred_column,
             prob_column=prob_column,
             max_chars=max_chars,
-            max_tokens=max_tokens,
-            device=device,
             device_type=device_type,
             autocast=autocast,
             max_mem_gb=max_mem_gb,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )
 
 
@@ -114,6 +108,7 @@ class MultilingualDomainClassifier(_NemoCheckpointClassifier):
     default_model_key = "multilingual-domain"
 
 
+@inherited_keywords
 class QualityClassifier(_NemoCheckpointClassifier):
     """nvidia/quality-classifier-deberta: High / Medium / Low, with per-label probabilities by default."""
 
@@ -132,13 +127,8 @@ class QualityClassifier(_NemoCheckpointClassifier):
         autocast: bool = True,
         max_mem_gb: int | None = None,
         *,
-        model: str | None = None,
-        revision: str | None = None,
         max_tokens: int | None = 1024,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         super().__init__(
             filter_by,
@@ -150,16 +140,12 @@ class QualityClassifier(_NemoCheckpointClassifier):
             device_type,
             autocast,
             max_mem_gb,
-            model=model,
-            revision=revision,
             max_tokens=max_tokens,
-            device=device,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )
 
 
+@inherited_keywords
 class ContentTypeClassifier(_NemoCheckpointClassifier):
     """nvidia/content-type-classifier-deberta: 11 content types (Blogs, News, Reviews, ...), NeMo's signature."""
 
@@ -178,13 +164,8 @@ class ContentTypeClassifier(_NemoCheckpointClassifier):
         autocast: bool = True,
         max_mem_gb: int | None = None,
         *,
-        model: str | None = None,
-        revision: str | None = None,
         max_tokens: int | None = None,  # None: the tokenizer's model_max_length, else 512 (as NeMo)
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         super().__init__(
             filter_by,
@@ -196,11 +177,6 @@ class ContentTypeClassifier(_NemoCheckpointClassifier):
             device_type,
             autocast,
             max_mem_gb,
-            model=model,
-            revision=revision,
             max_tokens=max_tokens,
-            device=device,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )

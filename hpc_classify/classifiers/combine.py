@@ -3,7 +3,8 @@
 Classifiers whose engines tokenize identically (same tokenizer, max_chars and max_tokens: the engine's
 `tokenize.key`) on the same text column form one group: the group's documents are tokenized once and
 every member's model runs on those ids.
-A row is kept when it passes every classifier's `filter_by`.
+A row is kept when it passes every classifier's `filter_by`. (Whether a list of objects is a valid set of
+classifiers for one run is `base.check_classifiers`: this module knows classifiers only by what they do.)
 """
 
 from __future__ import annotations
@@ -14,30 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpc_classify.classifiers.base import DistributedDataClassifier
-from hpc_classify.errors import ConfigError
-
-
-def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassifier]:
-    """The classifiers as a list, or ConfigError: not a DistributedDataClassifier, or two of them writing
-    the same column (named with both classifiers). RunConfig has already refused an empty list."""
-    found = list(classifiers)
-    owners: dict[str, str] = {}
-    for position, classifier in enumerate(found, start=1):
-        if not isinstance(classifier, DistributedDataClassifier):
-            raise ConfigError(
-                f"classifier {position} is a {type(classifier).__name__}, not a DistributedDataClassifier",
-                hint="subclass hpc_classify.DistributedDataClassifier",
-            )
-        name = f"{position}: {type(classifier).__name__}"
-        for column in classifier.output_columns():
-            if column in owners:
-                raise ConfigError(
-                    f"column {column!r} is written by classifier {owners[column]} and by classifier {name}",
-                    hint="give one of them another pred_column / prob_column",
-                )
-            owners[column] = name
-    return found
+# The classifiers here are DistributedDataClassifier objects, known by what they do (base.py imports this
+# module through frames.py: naming the class here would close an import circle).
+Classifier = Any
 
 
 def sharing_groups(engines: Sequence[Any], text_fields: Sequence[str]) -> list[list[int]]:
@@ -50,14 +30,14 @@ def sharing_groups(engines: Sequence[Any], text_fields: Sequence[str]) -> list[l
 
 
 def predict_together(
-    classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFrame, *, source: str = "<dataframe>"
+    classifiers: Sequence[Classifier], frame: pd.DataFrame, *, source: str = "<dataframe>"
 ) -> pd.DataFrame:
     """`frame` with every classifier's output columns added (rows and index unchanged)."""
     from hpc_classify.engine import batch_progress, predict_sharing_tokens
 
     result = frame.copy()
 
-    def add(classifier: DistributedDataClassifier, columns: dict[str, Any]) -> None:
+    def add(classifier: Classifier, columns: dict[str, Any]) -> None:
         meta = classifier.output_meta()
         for column, values in columns.items():
             result[column] = pd.Series(values, index=frame.index, dtype=meta.get(column))
@@ -81,7 +61,7 @@ def predict_together(
 
 
 def predict_frames(
-    classifiers: Sequence[DistributedDataClassifier], frames: Sequence[pd.DataFrame], *, source: str
+    classifiers: Sequence[Classifier], frames: Sequence[pd.DataFrame], *, source: str
 ) -> list[pd.DataFrame]:
     """Every frame with every classifier's output columns added, classified as one stream of documents:
     the documents of all frames share the engine's length-sorted batches (several small files give full
@@ -105,7 +85,7 @@ def predict_frames(
     return results
 
 
-def keep_mask(classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFrame) -> np.ndarray:
+def keep_mask(classifiers: Sequence[Classifier], frame: pd.DataFrame) -> np.ndarray:
     """Rows that pass every classifier's filter."""
     mask = np.ones(len(frame), dtype=bool)
     for classifier in classifiers:
@@ -113,7 +93,7 @@ def keep_mask(classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFr
     return mask
 
 
-def output_counts(classifiers: Sequence[DistributedDataClassifier], frame: pd.DataFrame) -> dict[str, dict]:
+def output_counts(classifiers: Sequence[Classifier], frame: pd.DataFrame) -> dict[str, dict]:
     """Every classifier's `output_counts`, merged (column names are unique across classifiers)."""
     counts: dict[str, dict] = {}
     for classifier in classifiers:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from hpc_classify.classifiers.base import LoadedComponents
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
+from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.value_counts import count_values
 from hpc_classify.errors import ConfigError
 
@@ -37,6 +38,7 @@ def fineweb_scores(raw: np.ndarray) -> np.ndarray:
     return np.where(score <= SCORE_RANGE[1], score, np.float32(SCORE_RANGE[1])).astype(np.float32)
 
 
+@inherited_keywords
 class _FineWebBaseClassifier(CheckpointClassifier):
     """A sequence-regression checkpoint in the Hugging Face layout (config.json, model.safetensors,
     BERT tokenizer files), loaded with `AutoModelForSequenceClassification`."""
@@ -57,10 +59,7 @@ class _FineWebBaseClassifier(CheckpointClassifier):
         model: str | None = None,
         revision: str | None = None,
         max_tokens: int | None = None,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         if max_chars is None or max_chars == -1:
             max_chars = None  # NeMo's default: no character cut, the tokenizer truncates
@@ -72,13 +71,10 @@ class _FineWebBaseClassifier(CheckpointClassifier):
             pred_column=pred_column,
             max_chars=max_chars,
             max_tokens=max_tokens,
-            device=device,
             device_type=device_type,
             autocast=autocast,
             max_mem_gb=max_mem_gb,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )
         self.int_column = int_column
         self.quality_label_column = quality_label_column
@@ -131,6 +127,7 @@ class _FineWebBaseClassifier(CheckpointClassifier):
         return counts
 
 
+@inherited_keywords
 class FineWebEduClassifier(_FineWebBaseClassifier):
     """HuggingFaceFW/fineweb-edu-classifier: `fineweb-edu-score` (0..5) and `fineweb-edu-score-int`."""
 
@@ -144,14 +141,7 @@ class FineWebEduClassifier(_FineWebBaseClassifier):
         device_type: str = "auto",
         autocast: bool = True,
         max_mem_gb: int | None = None,
-        *,
-        model: str | None = None,
-        revision: str | None = None,
-        max_tokens: int | None = None,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         super().__init__(
             FINEWEB_EDU_IDENTIFIER,
@@ -164,16 +154,11 @@ class FineWebEduClassifier(_FineWebBaseClassifier):
             device_type,
             autocast,
             max_mem_gb,
-            model=model,
-            revision=revision,
-            max_tokens=max_tokens,
-            device=device,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )
 
 
+@inherited_keywords
 class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
     """nvidia/nemocurator-fineweb-mixtral-edu-classifier: score, int score and high/low quality label."""
 
@@ -188,14 +173,7 @@ class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
         device_type: str = "auto",
         autocast: bool = True,
         max_mem_gb: int | None = None,
-        *,
-        model: str | None = None,
-        revision: str | None = None,
-        max_tokens: int | None = None,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         super().__init__(
             FINEWEB_MIXTRAL_IDENTIFIER,
@@ -208,16 +186,11 @@ class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
             device_type,
             autocast,
             max_mem_gb,
-            model=model,
-            revision=revision,
-            max_tokens=max_tokens,
-            device=device,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )
 
 
+@inherited_keywords
 class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
     """nvidia/nemocurator-fineweb-nemotron-4-edu-classifier: score, int score and high/low quality label."""
 
@@ -232,14 +205,7 @@ class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
         device_type: str = "auto",
         autocast: bool = True,
         max_mem_gb: int | None = None,
-        *,
-        model: str | None = None,
-        revision: str | None = None,
-        max_tokens: int | None = None,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         super().__init__(
             FINEWEB_NEMOTRON_IDENTIFIER,
@@ -252,11 +218,5 @@ class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
             device_type,
             autocast,
             max_mem_gb,
-            model=model,
-            revision=revision,
-            max_tokens=max_tokens,
-            device=device,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hpc_classify.classifiers import runtime
 from hpc_classify.classifiers.base import DistributedDataClassifier
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.llama_guard import CPU_MAX_DOCUMENTS, MAX_LENGTH  # constants only: no torch
@@ -24,6 +25,7 @@ class LlamaGuardClassifier(DistributedDataClassifier):
     """What both classifiers share: LlamaGuard + a LoRA adapter, loaded once per process."""
 
     uses_inference_engine = False
+    fixed_engine_options = ("max_tokens",)  # LlamaGuard's MAX_LENGTH
 
     def __init__(
         self,
@@ -33,7 +35,6 @@ class LlamaGuardClassifier(DistributedDataClassifier):
         base_model: str,
         token: str | bool | None,
         device_type: str | None,
-        device: str,
         **kwargs: Any,
     ):
         check_name(base_model=base_model, adapter=adapter)
@@ -56,10 +57,7 @@ class LlamaGuardClassifier(DistributedDataClassifier):
             )
         # device_type="auto" is the default: let `device` (the CLI's --device, YAML device:) decide then.
         super().__init__(
-            device_type=None if device_type == "auto" else device_type,
-            device=device,
-            max_tokens=MAX_LENGTH,
-            **kwargs,
+            device_type=None if device_type == "auto" else device_type, max_tokens=MAX_LENGTH, **kwargs
         )
         self.base_model = str(base_model)
         self.token = token  # never part of the identity or the fingerprint (a secret)
@@ -87,12 +85,10 @@ class LlamaGuardClassifier(DistributedDataClassifier):
         from hpc_classify.models.llama_guard import load_llama_guard
 
         device = device or self.prepare_device()
-        return load_llama_guard(
-            self._base_dir(),
-            self._adapter_dir(),
-            device,
-            compute_dtype(device, self.autocast, self.precision),
-        )
+        base_dir, adapter_dir = self._base_dir(), self._adapter_dir()
+        dtype = compute_dtype(device, self.autocast, self.precision)
+        key = ("llama-guard", str(base_dir), str(adapter_dir), str(device), str(dtype))
+        return runtime.cached_model(key, lambda: load_llama_guard(base_dir, adapter_dir, device, dtype))
 
     def _batch_limits(self, device: torch.device) -> tuple[int, int]:
         """(documents, padded tokens) per forward/generate call: NeMo's batch_size, capped on a CPU."""

@@ -16,6 +16,7 @@ import pandas as pd
 
 from hpc_classify.classifiers.base import LoadedComponents
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
+from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.value_counts import TENTHS, count_values
 from hpc_classify.config import stable_hash
 
@@ -72,6 +73,7 @@ def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str,
     return {target: columns[target] for target in config["targets"]}
 
 
+@inherited_keywords
 class PromptTaskComplexityClassifier(CheckpointClassifier):
     """Task types and complexity dimensions of prompts (columns named by the checkpoint's `targets`)."""
 
@@ -87,10 +89,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
         model: str | None = None,
         revision: str | None = None,
         max_tokens: int | None = None,
-        device: str = "auto",
-        token_budget: int | None = None,
-        precision: str = "auto",
-        compile: bool | str = "auto",
+        **inherited: Any,
     ):
         super().__init__(
             model or PROMPT_TASK_COMPLEXITY_IDENTIFIER,
@@ -100,13 +99,10 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
             pred_column=COMPLEXITY_COLUMN,
             max_chars=max_chars,
             max_tokens=max_tokens,
-            device=device,
             device_type=device_type,
             autocast=autocast,
             max_mem_gb=max_mem_gb,
-            token_budget=token_budget,
-            precision=precision,
-            compile=compile,
+            **inherited,
         )
         self._config: dict[str, Any] | None = None
 

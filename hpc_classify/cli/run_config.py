@@ -20,13 +20,14 @@ import argparse
 import dataclasses
 from typing import Any
 
+from hpc_classify.classifiers.engine_options import PER_MODEL, SHARED, option_names
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ConfigError
 
 # Constructor arguments that only make sense for one model at a time.
-PER_MODEL_KEYS = ("model", "revision", "filter_by", "pred_column", "prob_column", "max_chars", "max_tokens")
+PER_MODEL_KEYS = ("model", "revision", "filter_by", "pred_column", "prob_column", *option_names(PER_MODEL))
 # Constructor arguments every classifier takes, applied to all of them when given as flags.
-SHARED_KEYS = ("text_field", "device", "autocast", "precision", "compile", "batch_size", "token_budget")
+SHARED_KEYS = ("text_field", *option_names(SHARED))
 RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("classifiers", "inputs"))
 LIST_KEYS = ("input", "filter_by", "keep_columns", "classifier")
 TOP_LEVEL_KEYS = frozenset(("input", "classifiers", "classifier", *PER_MODEL_KEYS, *SHARED_KEYS, *RUN_KEYS))

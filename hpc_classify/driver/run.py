@@ -243,7 +243,7 @@ def write_report_quietly(output_dir: str) -> None:
 
 def _fingerprint_details(config: RunConfig) -> dict[str, Any]:
     # Labels and the checkpoints' hashes only: no weights are loaded in the driver.
-    from hpc_classify.classifiers.combine import check_classifiers
+    from hpc_classify.classifiers.base import check_classifiers
 
     classifiers = check_classifiers(config.classifiers)
     row_column = config.row_number_column

@@ -20,6 +20,7 @@ from torch import nn
 
 from hpc_classify.engine import batch_progress
 from hpc_classify.engine.attention import accelerate_attention
+from hpc_classify.engine.backbone_head import BackboneAndHead, head_linears
 from hpc_classify.engine.batching import pad_batch, plan_batches
 from hpc_classify.engine.compiled import CompiledModule, resolve_compile
 from hpc_classify.engine.device import (
@@ -32,7 +33,6 @@ from hpc_classify.engine.device import (
 )
 from hpc_classify.engine.precision import precision_dtype, quantize_linear_layers, resolve_precision
 from hpc_classify.engine.tokenization import ChunkTokenizer
-from hpc_classify.models.head import ClassifierModel
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ class InferenceEngine:
         self.model = _prepare_model(model, self.device, self.precision)
         self.fast_attention_layers = accelerate_attention(self.model) if fast_attention else 0
         self.num_labels = _num_labels(self.model)
-        # The backbone (a ClassifierModel's head stays an eager fp32 Linear) or the whole generic model.
-        backbone = self.model.model if isinstance(self.model, ClassifierModel) else self.model
+        # The backbone (a BackboneAndHead's head stays eager fp32) or the whole generic model.
+        backbone = self.model.backbone if isinstance(self.model, BackboneAndHead) else self.model
         self._compiled = (
             CompiledModule(backbone, self.device)
             if resolve_compile(compile, self.device, self.precision)
@@ -185,12 +185,12 @@ class InferenceEngine:
 
     def _outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), self._autocast():
-            if isinstance(self.model, ClassifierModel):
-                backbone = self._compiled or self.model.model
+            if isinstance(self.model, BackboneAndHead):
+                backbone = self._compiled or self.model.backbone
                 hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
                 # The head in fp32: near-tied logits should not be decided by bf16 rounding.
                 with torch.autocast(self.device.type, enabled=False):
-                    logits = self.model.fc(self.model.dropout(hidden[:, 0, :].float()))
+                    logits = self.model.head_logits(hidden.float())
             else:
                 model = self._compiled or self.model
                 logits = _logits_of(model(input_ids=input_ids, attention_mask=attention_mask))
@@ -237,8 +237,8 @@ def predict_sharing_tokens(engines: Sequence[InferenceEngine], texts: Sequence[s
 def _prepare_model(model: nn.Module, device: torch.device, precision: str) -> nn.Module:
     """Eval mode on `device`; the Linear layers' weights converted once to the precision's dtype (autocast
     then finds them ready, no per-op weight casts) or, for int8, quantized once. Embeddings, LayerNorms and
-    hence the residual stream stay fp32, and so does the head (a ClassifierModel's `fc`; for int8 also a
-    generic model's last Linear): the matmuls run at bf16/int8 speed, the normalisations stay exact."""
+    hence the residual stream stay fp32, and so does the head (a BackboneAndHead's Linear layers outside
+    its backbone; for int8 its last one, or a generic model's last Linear): the matmuls run at bf16/int8 speed, the normalisations stay exact."""
     model.eval()
     model.to(device=device)
     if precision == "int8":
@@ -246,18 +246,19 @@ def _prepare_model(model: nn.Module, device: torch.device, precision: str) -> nn
         return model
     dtype = precision_dtype(precision)
     if dtype != torch.float32:
-        head = model.fc if isinstance(model, ClassifierModel) else None  # others: autocast decides
+        head = head_linears(model)  # none for generic models: autocast decides there
         for module in model.modules():
-            if isinstance(module, nn.Linear) and module is not head:
+            if isinstance(module, nn.Linear) and module not in head:
                 module.to(dtype=dtype)
     return model
 
 
 def _head_of(model: nn.Module) -> nn.Module | None:
-    """The output layer kept in fp32: a ClassifierModel's `fc`, else the model's last Linear module
-    (a Hugging Face `*ForSequenceClassification`'s classifier); None for a model without Linear layers."""
-    if isinstance(model, ClassifierModel):
-        return model.fc
+    """The output layer kept in fp32: a BackboneAndHead's last head Linear, else the model's last Linear
+    module (a Hugging Face `*ForSequenceClassification`'s classifier); None for a model without Linear layers."""
+    head = head_linears(model)
+    if head:
+        return head[-1]
     return next((m for m in _last_modules(model) if isinstance(m, nn.Linear)), None)
 
 

@@ -8,8 +8,9 @@ instruction data guard takes the prefill's last-layer hidden state at the last p
 small guard net of `nvidia/instruction-data-guard` on it.
 
 Importing this module imports neither torch nor transformers (the driver and `fetch-models` read the
-repository constants below). The loaded models are cached per process (`_MODELS`): the Aegis classifier
-and the instruction data guard with the same adapter share one copy of the 7B model.
+repository constants below). The loaders here load afresh; the classifiers keep what they load in the one
+per-process model cache (`hpc_classify.classifiers.runtime`), so the Aegis classifier and the instruction
+data guard with the same adapter share one copy of the 7B model.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def base_model_hash(base_dir: str | Path) -> str:
     return sha.hexdigest()[:16]
 
 
-# -- loading, once per process --------------------------------------------------------------------
+# -- loading (the classifiers cache what they load: classifiers.runtime) ---------------------------
 @dataclass
 class LoadedLlamaGuard:
     model: Any  # peft.PeftModel over a LlamaForCausalLM, eval, on `device`
@@ -133,10 +134,6 @@ class LoadedLlamaGuard:
         return int(self.model.get_base_model().config.hidden_size)
 
 
-_MODELS: dict[tuple, Any] = {}
-_MODELS_LOCK = threading.Lock()
-
-
 def load_llama_guard_tokenizer(base_dir: str | Path) -> Any:
     from transformers import AutoTokenizer
 
@@ -148,19 +145,11 @@ def load_llama_guard_tokenizer(base_dir: str | Path) -> Any:
 def load_llama_guard(
     base_dir: str | Path, adapter_dir: str | Path, device: torch.device, dtype: torch.dtype
 ) -> LoadedLlamaGuard:
-    """The base model with the LoRA adapter and the tokenizer, loaded once per process and device/dtype."""
-    key = ("llama-guard", str(base_dir), str(adapter_dir), str(device), str(dtype))
-    with _MODELS_LOCK:
-        cached = _MODELS.get(key)
-        if cached is None:
-            cached = _load_llama_guard(Path(base_dir), Path(adapter_dir), device, dtype)
-            _MODELS[key] = cached
-    return cached
-
-
-def _load_llama_guard(base_dir: Path, adapter_dir: Path, device: Any, dtype: Any) -> LoadedLlamaGuard:
+    """The base model with the LoRA adapter and the tokenizer, on `device` in `dtype`."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+
+    base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
 
     placement = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
     base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype, **placement)
@@ -203,19 +192,10 @@ def _guard_net_class() -> type:
 
 
 def load_guard_net(guard_dir: str | Path, device: torch.device) -> Any:
-    """The instruction-data-guard net (fp32, eval) from config.json + model.safetensors, cached per process."""
-    key = ("guard-net", str(guard_dir), str(device))
-    with _MODELS_LOCK:
-        cached = _MODELS.get(key)
-        if cached is None:
-            cached = _load_guard_net(Path(guard_dir), device)
-            _MODELS[key] = cached
-    return cached
-
-
-def _load_guard_net(guard_dir: Path, device: Any) -> Any:
+    """The instruction-data-guard net (fp32, eval) from config.json + model.safetensors, on `device`."""
     from safetensors.torch import load_file
 
+    guard_dir = Path(guard_dir)
     config = read_json_file(guard_dir / "config.json", f"instruction data guard {guard_dir}")
     weights_path = guard_dir / "model.safetensors"
     if not weights_path.is_file():

@@ -23,9 +23,9 @@ def texts():
 @pytest.fixture(autouse=True)
 def fresh_engine_cache(monkeypatch):
     """Engines are cached per process by the precision asked for ("auto"), not the one it resolved to."""
-    from hpc_classify.classifiers import base
+    from hpc_classify.classifiers import runtime
 
-    monkeypatch.setattr(base, "_ENGINES", {})
+    monkeypatch.setattr(runtime, "_MODELS", {})
 
 
 def probabilities(model, texts, **kwargs):

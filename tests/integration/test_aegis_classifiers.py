@@ -212,6 +212,7 @@ def test_aegis_through_the_cli_config(tmp_path, corpus, tiny_llama_guard, tiny_g
 
 def test_frames_fingerprint_and_the_cpu_warning(tiny_llama_guard, tiny_guard_net, monkeypatch, caplog):
     import hpc_classify.models.llama_guard as llama_guard
+    from hpc_classify.classifiers import runtime
 
     base, adapter = tiny_llama_guard
     aegis = _aegis(tiny_llama_guard, token="hf_not_a_real_token")
@@ -230,7 +231,7 @@ def test_frames_fingerprint_and_the_cpu_warning(tiny_llama_guard, tiny_guard_net
     assert guard.model_fingerprint()["adapter_hash"] == fingerprint["model"]["adapter_hash"]
     assert len(guard.model_fingerprint()["guard_hash"]) == 16
 
-    monkeypatch.setattr(llama_guard, "_MODELS", {})  # load afresh, as a "7B" model
+    monkeypatch.setattr(runtime, "_MODELS", {})  # load afresh, as a "7B" model
     monkeypatch.setattr(llama_guard, "LARGE_MODEL_PARAMETERS", 1000)
     with caplog.at_level(logging.WARNING, logger="hpc_classify.models.llama_guard"):
         aegis.load_model(torch.device("cpu"))

@@ -21,7 +21,7 @@ from hpc_classify.classifiers.aegis import (
     format_aegis,
     parse_aegis_response,
 )
-from hpc_classify.classifiers.combine import check_classifiers
+from hpc_classify.classifiers.base import check_classifiers
 from hpc_classify.errors import ConfigError, ModelNotAvailableError
 
 # NeMo Curator v0.7.1 (d0cc62de), nemo_curator/utils/aegis_utils.py: sha256 of `unsafe_categories`.

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import subprocess
+import sys
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from hpc_classify.engine import InferenceEngine, configure_threads, resolve_device
+from hpc_classify.engine.backbone_head import BackboneAndHead, head_linears
 from hpc_classify.engine.tokenization import ChunkTokenizer
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.checkpoint import load_classifier_checkpoint
@@ -216,3 +222,94 @@ def test_configure_threads() -> None:
             configure_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+class _TinyBackbone(torch.nn.Module):
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, 16)
+        self.proj = torch.nn.Linear(16, 16)
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.proj(self.embed(input_ids)) * attention_mask.unsqueeze(-1)
+        return SimpleNamespace(last_hidden_state=hidden)
+
+
+class _TwoLayerHead(torch.nn.Module):
+    """Not models' ClassifierModel: a backbone and a two-layer head, known to the engine by its protocol."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.encoder = _TinyBackbone(vocab)
+        self.hidden, self.out = torch.nn.Linear(16, 8), torch.nn.Linear(8, 3)
+
+    @property
+    def backbone(self) -> torch.nn.Module:
+        return self.encoder
+
+    def head_logits(self, last_hidden_state):
+        return self.out(torch.relu(self.hidden(last_hidden_state[:, 0, :])))
+
+    def forward(self, input_ids, attention_mask):
+        return self.head_logits(self.encoder(input_ids, attention_mask).last_hidden_state)
+
+
+class _NamedLikeIt(torch.nn.Module):
+    """Submodules called backbone and head, but no head_logits: run whole, as its forward says."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.backbone, self.head = _TinyBackbone(vocab), torch.nn.Linear(16, 3)
+
+    def forward(self, input_ids, attention_mask):
+        return self.head(self.backbone(input_ids, attention_mask).last_hidden_state.mean(dim=1))
+
+
+def _per_document(model: torch.nn.Module, tokenizer, texts: list[str]) -> np.ndarray:
+    rows = []
+    with torch.inference_mode():
+        for text in texts:
+            enc = tokenizer(text[:MAX_CHARS], truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+            rows.append(torch.softmax(model(enc["input_ids"], enc["attention_mask"]).float(), -1)[0].numpy())
+    return np.stack(rows)
+
+
+def test_the_engine_knows_a_split_model_by_its_protocol_only(
+    tiny_domain_model: Path, corpus: list[str]
+) -> None:
+    tokenizer = load_classifier_checkpoint(str(tiny_domain_model)).tokenizer
+    torch.manual_seed(0)
+    model = _TwoLayerHead(len(tokenizer))
+    reference = _per_document(copy.deepcopy(model), tokenizer, corpus)
+    assert isinstance(model, BackboneAndHead) and head_linears(model) == [model.hidden, model.out]
+    assert isinstance(load_classifier_checkpoint(str(tiny_domain_model)).model, BackboneAndHead)
+
+    exact = _engine_of(copy.deepcopy(model), tokenizer, precision="fp32")
+    np.testing.assert_allclose(exact.predict_proba(corpus), reference, atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bf16 where the CPU only emulates it: a warning, still bf16
+        fast = _engine_of(model, tokenizer, precision="bf16")
+    assert fast.model.encoder.proj.weight.dtype == torch.bfloat16  # the backbone in the compute dtype
+    assert model.hidden.weight.dtype == model.out.weight.dtype == torch.float32  # the whole head in fp32
+    np.testing.assert_allclose(fast.predict_proba(corpus), reference, atol=0.02)
+
+    whole = _NamedLikeIt(len(tokenizer))
+    assert not isinstance(whole, BackboneAndHead)
+    expected = _per_document(
+        copy.deepcopy(whole), tokenizer, corpus[:1]
+    )  # one document: no padding in the mean
+    np.testing.assert_allclose(
+        _engine_of(whole, tokenizer, precision="fp32").predict_proba(corpus[:1]), expected, atol=1e-5
+    )
+
+
+def _engine_of(model: torch.nn.Module, tokenizer, **kwargs) -> InferenceEngine:
+    return InferenceEngine(
+        model, tokenizer, device="cpu", max_chars=MAX_CHARS, max_tokens=MAX_TOKENS, **kwargs
+    )
+
+
+def test_the_engine_does_not_import_the_models_layer() -> None:
+    code = "import sys, hpc_classify.engine; print(sorted(m for m in sys.modules if m.startswith('hpc_classify.models')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

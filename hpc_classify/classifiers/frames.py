@@ -1,0 +1,68 @@
+"""Applying a classifier to frames: pandas (`predict_frame`, `filter_frame`), a cuDF partition on the GPU
+backend (`classify_frame`), a Dask `DocumentDataset` (`__call__`), and the documents of a frame (`texts`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hpc_classify.classifiers import combine
+from hpc_classify.errors import InputFileError
+
+if TYPE_CHECKING:
+    from hpc_classify.datasets import DocumentDataset
+
+
+class FrameMethods:
+    """Mixed into `DistributedDataClassifier`: uses its `text_field`, `filter_by`, `filter_mask` and
+    `output_meta`; prediction goes through `combine.predict_together` (looked up at call time)."""
+
+    def predict_frame(self, frame: pd.DataFrame, *, source: str = "<dataframe>") -> pd.DataFrame:
+        """Return `frame` with this classifier's output columns added."""
+        return combine.predict_together([self], frame, source=source)
+
+    def filter_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[self.filter_mask(frame)] if self.filter_by else frame
+
+    def classify_frame(self, frame: Any, *, source: str = "<dataframe>") -> Any:
+        """Predict and filter one partition: a pandas frame, or a cuDF frame on the GPU backend."""
+        if type(frame).__module__.startswith("cudf"):
+            # The tokenizer needs Python strings anyway: classify on the host, hand cuDF back. (GPU-only path.)
+            import cudf
+
+            return cudf.from_pandas(self.classify_frame(frame.to_pandas(), source=source))
+        return self.filter_frame(self.predict_frame(frame, source=source))
+
+    def texts(self, frame: pd.DataFrame, source: str) -> list[str]:
+        """The frame's documents, or InputFileError naming the source when a row has no string text."""
+        if self.text_field not in frame.columns:
+            raise InputFileError(
+                source,
+                f"no text column {self.text_field!r} (columns: {', '.join(map(str, frame.columns))})",
+                hint="set text_field / --text-field to the column that holds the documents",
+            )
+        column = frame[self.text_field]
+        bad = [i for i, value in enumerate(column.tolist()) if not isinstance(value, str)]
+        if bad:
+            row = bad[0] + 1
+            if source == "<dataframe>" and "file_name" in frame.columns:  # read with add_filename=True
+                names = frame["file_name"].tolist()
+                source = str(names[bad[0]])
+                row = names[: bad[0] + 1].count(
+                    names[bad[0]]
+                )  # its row in that file (a partition may hold several)
+            raise InputFileError(
+                source,
+                f"{len(bad)} row(s) whose {self.text_field!r} is missing or not a string, first at row {row}",
+                hint="fix or drop those rows (the driver's --on-bad-row skip quarantines them)",
+            )
+        return column.tolist()
+
+    # -- the Dask dataframe API ---------------------------------------------------------------
+    def __call__(self, dataset: DocumentDataset) -> DocumentDataset:
+        """Classify lazily: a map over partitions; the model loads once per worker process."""
+        meta = dataset.df._meta.copy()
+        for column, dtype in self.output_meta().items():
+            meta[column] = pd.Series([], dtype=dtype)
+        return dataset.map_partitions(self.classify_frame, meta=meta)

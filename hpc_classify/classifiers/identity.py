@@ -1,0 +1,75 @@
+"""A classifier's identity: what model it loads, what changes its output rows (the run fingerprint that
+resume compares) and which classifiers can share one loaded engine (the per-process cache key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpc_classify.classifiers.engine_options import OPTION_NAMES
+
+
+class ClassifierIdentity:
+    """Mixed into `DistributedDataClassifier`: reads its settings (text_field, filter_by, the engine options)
+    and calls its `labels` and `output_columns`."""
+
+    # Attributes set by DistributedDataClassifier. A subclass's *other* public attributes (e.g. a model
+    # path) are what `model_identity` reports by default.
+    BASE_ATTRIBUTES = frozenset({"filter_by", "text_field", "pred_column", "prob_column", *OPTION_NAMES})
+
+    def model_identity(self) -> dict[str, Any]:
+        """What names the model to load (no file reads). Default: the subclass's own public attributes
+        of plain types, such as a model directory; override to be explicit."""
+        plain = (str, int, float, bool, type(None), list, tuple)
+        return {
+            k: v
+            for k, v in sorted(vars(self).items())
+            if not k.startswith("_") and k not in self.BASE_ATTRIBUTES and isinstance(v, plain)
+        }
+
+    def model_fingerprint(self) -> dict[str, Any]:
+        """`model_identity` plus, where the classifier knows it, a hash of the model's files."""
+        return self.model_identity()
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes this classifier's output rows. Speed settings (batch size, token budget, device
+        placement, workers) are deliberately absent: changing them resumes a run instead of refusing it."""
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "model": self.model_fingerprint(),
+            "labels": self.labels,
+            "max_chars": self.max_chars,
+            "max_tokens": self.max_tokens,
+            "precision": self.precision_key(),
+            "text_field": self.text_field,
+            "filter_by": self.filter_by,
+            "columns": self.output_columns(),
+        }
+
+    def precision_key(self) -> str:
+        """The precision as the fingerprint records it: "fp32" (exact: `autocast=False` or precision fp32),
+        "bf16", "int8", or "autocast" for precision auto, which each worker resolves on its own hardware
+        (bf16 where native, else fp32); "autocast" is also what runs before the precision policy stored."""
+        if not self.autocast or self.precision == "fp32":
+            return "fp32"
+        return "autocast" if self.precision == "auto" else self.precision
+
+    def engine_key(self) -> tuple:
+        """Two classifiers with equal keys can use the same loaded engine (the per-process cache key)."""
+        identity = tuple(sorted((k, repr(v)) for k, v in self.model_identity().items()))
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            identity,
+            self.max_chars,
+            self.max_tokens,
+            self.autocast,
+            self.precision,
+            self.compile,
+            self.device,
+            self.effective_token_budget(),
+        )
+
+    def effective_token_budget(self) -> int | None:
+        if self.token_budget is not None:
+            return self.token_budget
+        # NeMo Curator's batch_size is a number of documents: the equivalent padded-token budget.
+        return self.batch_size * (self.max_tokens or 512) if self.batch_size else None

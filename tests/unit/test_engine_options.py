@@ -1,0 +1,170 @@
+"""Engine options declared once (`EngineOptions`): every classifier's signature gets them from there (its
+own parameters stated as NeMo Curator 0.7.1 has them), they take effect as attributes, the CLI/YAML keys
+derive from them, and a bad value is one ConfigError naming the option."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+
+from hpc_classify.classifiers import DistributedDataClassifier
+from hpc_classify.classifiers.engine_options import PER_MODEL, SHARED, EngineOptions, option_names
+from hpc_classify.classifiers.inherited_keywords import inherited_keywords
+from hpc_classify.classifiers.registry import CLASSIFIERS
+from hpc_classify.cli.run import parse_run_argv
+from hpc_classify.cli.run_config import PER_MODEL_KEYS, SHARED_KEYS, TOP_LEVEL_KEYS, config_from_args
+from hpc_classify.errors import ConfigError
+
+ENGINE_KEYWORDS = "device=auto token_budget=None precision=auto compile=auto"
+# Each built-in's keyword-only parameters (name=default), as they were written out in every class before
+# the options were declared once (NeMo's positional part is held by test_classifier_family/test_aegis_parsing).
+RECORDED_KEYWORDS = {
+    "domain": f"model=None revision=None max_tokens=512 {ENGINE_KEYWORDS}",
+    "multilingual-domain": f"model=None revision=None max_tokens=512 {ENGINE_KEYWORDS}",
+    "quality": f"model=None revision=None max_tokens=1024 {ENGINE_KEYWORDS}",
+    "content-type": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
+    "prompt-task-complexity": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
+    "fineweb-edu": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
+    "fineweb-mixtral-edu": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
+    "fineweb-nemotron-edu": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
+    "aegis": f"model=None revision=None base_model=meta-llama/LlamaGuard-7b {ENGINE_KEYWORDS}",
+    "instruction-data-guard": "model=None revision=None base_model=meta-llama/LlamaGuard-7b "
+    f"aegis_adapter=nvidia/Aegis-AI-Content-Safety-LlamaGuard-Defensive-1.0 {ENGINE_KEYWORDS}",
+}
+# A value other than every default, valid on CPU and together.
+NON_DEFAULT = {
+    "max_chars": 123,
+    "max_tokens": 77,
+    "batch_size": 9,
+    "device": "cpu",
+    "autocast": False,
+    "token_budget": 4321,
+    "precision": "fp32",
+    "compile": False,
+}
+
+
+def keywords_of(cls: type) -> str:
+    parameters = inspect.signature(cls).parameters.values()
+    return " ".join(f"{p.name}={p.default}" for p in parameters if p.kind is p.KEYWORD_ONLY)
+
+
+def test_every_builtin_is_registered_with_its_recorded_keywords():
+    assert set(RECORDED_KEYWORDS) == set(CLASSIFIERS)
+    for name, cls in CLASSIFIERS.items():
+        assert keywords_of(cls) == RECORDED_KEYWORDS[name], name
+
+
+def test_the_base_takes_every_engine_option_with_its_declared_default():
+    parameters = inspect.signature(DistributedDataClassifier).parameters
+    assert " ".join(parameters) == (  # the order help() and the registry's hints have always shown
+        "filter_by batch_size text_field pred_column prob_column max_chars max_tokens device autocast "
+        "token_budget device_type max_mem_gb precision compile"
+    )
+    for option in dataclasses.fields(EngineOptions):
+        assert parameters[option.name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert parameters[option.name].default == option.default
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_each_engine_option_a_classifier_takes_becomes_its_attribute(name):
+    cls = CLASSIFIERS[name]
+    taken = {k: v for k, v in NON_DEFAULT.items() if k in inspect.signature(cls).parameters}
+    # LlamaGuard sets max_tokens itself (its 4,096-token window): not a constructor argument there.
+    assert set(NON_DEFAULT) - set(taken) == (
+        {"max_tokens"} if name in ("aegis", "instruction-data-guard") else set()
+    )
+    classifier = cls(**taken)
+    assert {k: getattr(classifier, k) for k in taken} == taken
+    with pytest.raises(
+        TypeError, match=rf"^{cls.__name__}\.__init__\(\) got an unexpected keyword argument 'no_such_option'"
+    ):
+        cls(no_such_option=1)
+
+
+def test_fineweb_takes_no_filter_by_and_positional_arguments_stay_nemos():
+    fineweb, quality = CLASSIFIERS["fineweb-edu"], CLASSIFIERS["quality"]
+    with pytest.raises(TypeError, match="filter_by"):
+        fineweb(filter_by=["high_quality"])
+    classifier = quality(["High"], 16, "body", "q", "qp", 700, "cpu", False, None, max_tokens=64)
+    assert (classifier.filter_by, classifier.batch_size, classifier.text_field) == (["High"], 16, "body")
+    assert (classifier.pred_column, classifier.prob_column, classifier.max_chars) == ("q", "qp", 700)
+    assert (classifier.device, classifier.autocast, classifier.max_tokens) == ("cpu", False, 64)
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        quality(None, 16, "body", "q", "qp", 700, "cpu", False, None, 512)
+
+
+def test_a_subclass_states_only_its_delta():
+    @inherited_keywords
+    class Wider(CLASSIFIERS["quality"]):
+        def __init__(self, *args, max_chars_note: str = "", max_tokens: int | None = 2048, **inherited):
+            super().__init__(*args, max_tokens=max_tokens, **inherited)
+            self.note = max_chars_note
+
+    keywords = keywords_of(Wider)
+    assert keywords == f"model=None revision=None max_tokens=2048 {ENGINE_KEYWORDS} max_chars_note="
+    assert Wider(precision="fp32", max_chars_note="n").max_tokens == 2048
+    with pytest.raises(TypeError, match="order names no keyword of it: colour"):
+
+        @inherited_keywords(order=("colour",))
+        class Ordered(DistributedDataClassifier):
+            def __init__(self, **inherited):
+                super().__init__(**inherited)
+
+    with pytest.raises(TypeError, match="must end with \\*\\*inherited"):
+
+        @inherited_keywords
+        class Closed(DistributedDataClassifier):
+            def __init__(self, x: int = 1):
+                super().__init__()
+
+
+def test_cli_and_yaml_keys_come_from_the_options():
+    assert set(option_names(SHARED)) <= set(SHARED_KEYS) and set(option_names(PER_MODEL)) <= set(
+        PER_MODEL_KEYS
+    )
+    scoped = set(option_names(SHARED)) | set(option_names(PER_MODEL))
+    assert scoped == set(NON_DEFAULT) and scoped <= TOP_LEVEL_KEYS  # max_mem_gb: per classifier only
+    argv = ["--input", "a", "--output", "o", "--classifier", "domain", "--classifier", "quality"]
+    for name in option_names(SHARED):  # a shared flag reaches every classifier
+        value = NON_DEFAULT[name]
+        flag = {"autocast": ["--no-autocast"], "compile": ["--compile", "off"]}.get(
+            name, [f"--{name.replace('_', '-')}", str(value)]
+        )
+        config = config_from_args(parse_run_argv([*argv, *flag]))
+        assert [getattr(c, name) for c in config.classifiers] == [value, value], name
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("max_chars", 0, "max_chars must be a positive integer, not 0"),
+        ("batch_size", True, "batch_size must be a positive integer, not True"),
+        ("token_budget", 1.5, "token_budget must be a positive integer"),
+        ("device", "tpu", "device must be one of auto, cpu, cuda, not 'tpu'"),
+        ("autocast", "yes", "autocast must be true or false"),
+        ("precision", "fp8", "precision must be one of"),
+        ("compile", "sometimes", "compile must be auto, true or false"),
+        ("max_mem_gb", -1, "max_mem_gb must be a positive number of GiB"),
+    ],
+)
+def test_a_bad_value_is_one_config_error_naming_the_option(option, value, message):
+    with pytest.raises(ConfigError, match=message):
+        EngineOptions(**{option: value})
+    with pytest.raises(ConfigError, match=message):  # the same check, through any classifier
+        CLASSIFIERS["domain"](**{option: value})
+
+
+def test_combinations_are_checked_once():
+    with pytest.raises(ConfigError, match="max_mem_gb limits GPU memory"):
+        EngineOptions(device="cpu", max_mem_gb=8)
+    with pytest.raises(ConfigError, match="compile=True with precision int8"):
+        EngineOptions(precision="int8", compile=True)
+    with pytest.raises(ConfigError, match="runs on CPU only"):
+        EngineOptions(precision="int8", device="cuda")
+    with pytest.raises(ConfigError, match="autocast=False"):
+        EngineOptions(autocast=False, precision="bf16")
+    with pytest.raises(ConfigError, match="device='cpu' and device_type='cuda' disagree"):
+        CLASSIFIERS["domain"](device_type="cuda", device="cpu")
