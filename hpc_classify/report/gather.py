@@ -128,7 +128,7 @@ def collect_report(output_dir: str) -> dict[str, Any]:
         "timeline": worker_timeline(scan.intervals),
         "failures": _group_failures(failures),
         "quarantine": {
-            "rows": scan.rows_bad,
+            "rows": scan.tally.rows_bad,
             "by_kind": dict(scan.bad_kinds.most_common()),
             "files": sorted(scan.quarantined, key=lambda q: (-q["rows_bad"], q["relpath"])),
         },
