@@ -280,6 +280,14 @@ class DistributedDataClassifier(ABC):
         self._labels = list(cached[1])
         return cached
 
+    def engine_description(self) -> str | None:
+        """How this process's engine for this classifier runs ("bf16, eager, bias attention"), for markers
+        and the run summary; None before it is loaded (never loads it)."""
+        with _ENGINES_LOCK:
+            cached = _ENGINES.get(self.engine_key())
+        describe = getattr(cached[0], "describe", None) if cached else None
+        return describe() if describe else None
+
     def _build_engine(self) -> tuple[Any, list[str]]:
         from hpc_classify.classifiers.adapters import as_logits_module
         from hpc_classify.engine import InferenceEngine

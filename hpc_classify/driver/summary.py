@@ -34,6 +34,7 @@ class RunStats:
     workers_lost: list[str] = field(default_factory=list)  # "name on host" of workers that left mid-run
     stop_reason: str | None = None  # why the run stopped on its own before the end (no workers, disk full)
     stop_exit_code: int | None = None
+    engines: dict[str, Counter[str]] = field(default_factory=dict)  # classifier -> how it ran -> files
 
     def add_marker(self, marker: dict[str, Any]) -> None:
         self.files_processed += 1
@@ -44,6 +45,8 @@ class RunStats:
         self.bytes_read += int(marker.get("input_size") or 0)
         self.bytes_written += int(marker.get("output_size") or 0)
         self.nodes.add(str(marker["node"]))
+        engines = marker.get("engines") or (marker.get("extra") or {}).get("engines") or {}
+        add_counts(self.engines, {name: {description: 1} for name, description in engines.items()})
 
     @property
     def files_remaining(self) -> int:
@@ -90,6 +93,9 @@ def build_summary(
         "nodes": sorted(stats.nodes),
         "num_nodes": len(stats.nodes),
         "workers_lost": list(stats.workers_lost),
+        "engines": plain_counts(
+            stats.engines
+        ),  # classifier -> "precision, compiled/eager, attention" -> files
         **cluster,
     }
 

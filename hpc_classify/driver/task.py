@@ -149,12 +149,24 @@ def write_classified(
         finished_at=_iso(finished),
         output_size=os.path.getsize(output_path),
         input_sha256=read.input_sha256,
+        extra=_engine_descriptions(classifiers),
     )
     write_marker(marker_path(output_dir, input_file.relpath), marker)
     logger.debug(
         "%s: %d rows in, %d out, %d bad", input_file.relpath, marker.rows_in, marker.rows_out, marker.rows_bad
     )
     return marker.to_dict()
+
+
+def _engine_descriptions(classifiers: Sequence[Any]) -> dict[str, Any]:
+    """{"engines": {classifier: "bf16, eager, bias attention"}} for the classifiers whose engine ran here."""
+    engines = {}
+    for classifier in classifiers:
+        describe = getattr(classifier, "engine_description", None)
+        description = describe() if describe else None
+        if description:
+            engines[type(classifier).__name__] = description
+    return {"engines": engines} if engines else {}
 
 
 def lean_columns(

@@ -4,16 +4,20 @@ transformers' DeBERTa-v2 attention on real tokens.
 FlexAttention called eagerly computes the same scores as its compiled kernel, materialised: the exact
 reference of the math (buckets, shared index, scale, mask). The layers take the flex branch only while
 traced, so these tests run that branch eagerly by making `torch.compiler.is_compiling()` true; the
-compiled kernel itself is checked in tests/unit/test_compiled.py (CPU) and tests/gpu (CUDA)."""
+compiled kernel itself runs only on CUDA (tests/gpu; on CPU it is refused, see attention_choice.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from test_attention import _backbone, _inputs
 from transformers import DebertaV2Config, DebertaV2Model
 
+from hpc_classify.engine import attention_choice
 from hpc_classify.engine.attention import accelerate_attention, restore_attention
+from hpc_classify.engine.attention_choice import ATTENTION_ENV, MEASURED_FASTER, resolve_attention
+from hpc_classify.errors import ConfigError
 from hpc_classify.models.tiny import BASE_SIZED_BACKBONE
 
 
@@ -114,3 +118,79 @@ def test_eager_calls_keep_the_bias_path(monkeypatch: pytest.MonkeyPatch) -> None
 def test_unknown_kernel_is_an_error() -> None:
     with pytest.raises(ValueError, match="'bias' or 'flex'"):
         accelerate_attention(_backbone(), kernel="flash")
+
+
+def test_the_engine_runs_flex_where_it_compiles_and_says_so(
+    tiny_domain_model, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """attention="flex": the layers take the flex branch inside the (here identity) compiled backbone; the
+    probabilities equal transformers' per-document fp32 ones on a ragged corpus; the log says flex."""
+    import logging
+
+    from reference_models import nvidia_checkpoint_probabilities
+
+    from hpc_classify.engine import InferenceEngine, compiled
+    from hpc_classify.models.checkpoint import load_classifier_checkpoint
+    from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
+
+    texts, _ = synthetic_corpus(12, DOMAIN_LABELS, seed=5)
+    texts = [text[: 12 + 61 * i] for i, text in enumerate(texts)] + [""]
+    reference = nvidia_checkpoint_probabilities(tiny_domain_model, texts, 2000, 512)
+    monkeypatch.setattr(compiled, "unavailable_reason", lambda device: None)
+    monkeypatch.setattr(attention_choice, "flex_unavailable_reason", lambda device: None)
+    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
+    checkpoint = load_classifier_checkpoint(tiny_domain_model)
+    with caplog.at_level(logging.INFO, logger="hpc_classify.engine.engine"):
+        engine = InferenceEngine(
+            checkpoint.model, checkpoint.tokenizer, device="cpu", precision="fp32", attention="flex"
+        )
+    assert engine.compiled and engine.attention == "flex"
+    assert engine.describe() == "fp32, compiled, flex attention"
+    assert any("flex attention" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # what the real compile traces
+    probabilities = engine.predict_proba(texts)
+    np.testing.assert_allclose(probabilities, reference, atol=1e-5, rtol=0)
+
+
+def test_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv(ATTENTION_ENV, raising=False)
+    with pytest.raises(ConfigError, match="cannot run on cpu"):  # Inductor's CPU template: not yet
+        resolve_attention("flex", cpu, "auto", "bf16")
+    monkeypatch.setenv(ATTENTION_ENV, "flex")
+    assert resolve_attention("auto", cpu, "auto", "bf16") == ("bias", "auto")  # with a warning
+    assert resolve_attention("auto", cuda, "auto", "bf16") == ("flex", True)
+    monkeypatch.delenv(ATTENTION_ENV)
+    # Below, a device where flex can run (CPU as the stand-in: the rules do not depend on the device).
+    monkeypatch.setattr(attention_choice, "flex_unavailable_reason", lambda device: None)
+    for device in (cpu, cuda):  # what was measured faster (MEASURED_FASTER), compile left as asked
+        assert resolve_attention("auto", device, "auto", "bf16") == (MEASURED_FASTER[device.type], "auto")
+    assert resolve_attention("flex", cpu, "auto", "bf16") == ("flex", True)  # flex turns compiling on
+    assert resolve_attention("bias", cuda, True, "bf16") == ("bias", True)
+    with pytest.raises(ConfigError, match="compile is false"):
+        resolve_attention("flex", cpu, False, "bf16")
+    with pytest.raises(ConfigError, match="int8"):
+        resolve_attention("flex", cpu, "auto", "int8")
+    with pytest.raises(ConfigError, match="attention must be one of"):
+        resolve_attention("flash", cpu, "auto", "bf16")
+    monkeypatch.setenv(ATTENTION_ENV, "flex")  # the site-wide switch changes auto only
+    assert resolve_attention("auto", cpu, "auto", "bf16") == ("flex", True)
+    assert resolve_attention("auto", cpu, False, "bf16") == ("bias", False)  # never overrides compile=False
+    assert resolve_attention("auto", cpu, "auto", "int8") == ("bias", "auto")
+    assert resolve_attention("bias", cpu, "auto", "bf16") == ("bias", "auto")
+
+
+def test_the_run_summary_counts_how_each_engine_ran() -> None:
+    from hpc_classify.driver.summary import RunStats, build_summary
+
+    stats = RunStats()
+    base = {"rows_in": 2, "rows_out": 2, "rows_bad": 0, "label_counts": {}, "node": "n1"}
+    for description in ("bf16, eager, bias attention", "bf16, eager, bias attention", "bf16, compiled, flex"):
+        stats.add_marker({**base, "extra": {"engines": {"DomainClassifier": description}}})
+    stats.add_marker(base)  # a marker written before engines were recorded
+    summary = build_summary(
+        stats, started=0.0, finished=1.0, exit_code=0, interrupted_by=None, fingerprint="f", cluster={}
+    )
+    assert summary["engines"] == {
+        "DomainClassifier": {"bf16, eager, bias attention": 2, "bf16, compiled, flex": 1}
+    }
