@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
+from hpc_classify.engine.fused_attention import bucket_projections, project_heads
+
 
 def flex_disentangled_attention(
     module: nn.Module,
@@ -39,14 +41,7 @@ def flex_disentangled_attention(
     """Context [B, L, H*d] of a DeBERTa-v2 `DisentangledSelfAttention` (c2p + p2c, relative attention)
     for a [B, 1, L, L] `attention_mask` (nonzero: attend)."""
     batch, length, _ = hidden_states.shape
-    device_type = hidden_states.device.type
-    if torch.is_autocast_enabled(device_type):
-        # One cast for Q, K and V (autocast would cast once per projection).
-        hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
-    heads = module.num_attention_heads
-    query = _heads(module.query_proj(hidden_states), batch, length, heads)
-    key = _heads(module.key_proj(hidden_states), batch, length, heads)
-    value = _heads(module.value_proj(hidden_states), batch, length, heads)
+    query, key, value = project_heads(module, hidden_states)
     scale = (query.size(-1) * 3) ** 0.5
     pos_key, pos_query = bucket_projections(module, rel_embeddings, scale, query.dtype)
     c2p = torch.matmul(query, pos_key.transpose(-1, -2))  # [B, H, L, 2S]: query i . bucket b
@@ -67,21 +62,3 @@ def flex_disentangled_attention(
         query, key, value, score_mod=add_position_terms, block_mask=block_mask, scale=1.0 / scale
     )
     return context.transpose(1, 2).reshape(batch, length, -1)
-
-
-def bucket_projections(
-    module: nn.Module, rel_embeddings: torch.Tensor, scale: float, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """[H, 2S, d] position keys (c2p) and queries (p2c), one row per relative-position bucket, divided by
-    `scale`. Computed in the graph (2S rows per layer, weights only): no identity cache to check there."""
-    key_proj = module.key_proj if module.share_att_key else module.pos_key_proj
-    query_proj = module.query_proj if module.share_att_key else module.pos_query_proj
-    rel = rel_embeddings[: module.pos_ebd_size * 2]
-    heads = module.num_attention_heads
-    pos_key = key_proj(rel).view(rel.size(0), heads, -1).transpose(0, 1).to(dtype) / scale
-    pos_query = query_proj(rel).view(rel.size(0), heads, -1).transpose(0, 1).to(dtype) / scale
-    return pos_key, pos_query
-
-
-def _heads(x: torch.Tensor, batch: int, length: int, heads: int) -> torch.Tensor:
-    return x.view(batch, length, heads, -1).transpose(1, 2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_attention import _backbone, _inputs
+from test_attention import BACKBONE_VARIANTS, _backbone, _inputs
 from transformers import DebertaV2Config, DebertaV2Model
 
 from hpc_classify.engine import attention_choice
@@ -37,16 +37,7 @@ def _original_and_flex(model, input_ids, attention_mask) -> tuple[torch.Tensor, 
     return original, flex
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {},  # DeBERTa-v3: shared keys, 256 log buckets
-        {"share_att_key": False},  # separate pos_key_proj / pos_query_proj
-        {"position_buckets": -1},  # no buckets: plain clamped relative positions
-        {"position_buckets": 8},  # log buckets from distance 4 on
-        {"position_buckets": 16, "max_relative_positions": 64},
-    ],
-)
+@pytest.mark.parametrize("overrides", BACKBONE_VARIANTS)
 @pytest.mark.parametrize("length", [1, 7, 160, 300])
 def test_fp32_matches_the_original_on_real_tokens(traced, overrides: dict, length: int) -> None:
     model = _backbone(**overrides)
