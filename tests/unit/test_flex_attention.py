@@ -185,3 +185,25 @@ def test_the_run_summary_counts_how_each_engine_ran() -> None:
     assert summary["engines"] == {
         "DomainClassifier": {"bf16, eager, bias attention": 2, "bf16, compiled, flex": 1}
     }
+
+
+def test_flex_layers_trace_with_dynamic_shapes_in_bounded_graphs() -> None:
+    """torch.compile traces the flex layers with dynamic shapes (backend aot_eager: dynamo and AOT autograd, the
+    FlexAttention operator run by its reference implementation, as Inductor's CPU template cannot): at most
+    COMPILE_GRAPHS_BOUND graphs across batch sizes and lengths below and above a 128-token block, exact."""
+    from torch._dynamo.utils import counters
+
+    from hpc_classify.engine.compiled import COMPILE_GRAPHS_BOUND
+
+    model, reference = _backbone(), _backbone()
+    accelerate_attention(model, kernel="flex")
+    compiled = torch.compile(model, dynamic=True, backend="aot_eager")
+    before = counters["stats"]["unique_graphs"]
+    with torch.inference_mode():
+        for rows, length in [(3, 40), (2, 77), (4, 130), (3, 260), (5, 31)]:
+            input_ids, attention_mask = _inputs(rows, length)
+            got = compiled(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            expected = reference(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            real = attention_mask.bool()
+            torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+    assert 1 <= counters["stats"]["unique_graphs"] - before <= COMPILE_GRAPHS_BOUND
