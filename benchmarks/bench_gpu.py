@@ -5,8 +5,11 @@ Same corpus, tokenizer and DeBERTa-v3-base-sized backbone (random weights: the r
 
 - the measured bf16 and fp16 matmul peaks (8192^3 products on random data);
 - `pipeline("text-classification")` in fp32 and bf16 at several batch sizes (its best is the baseline);
-- the engine in bf16 at several token budgets (the default one marked), and in fp16 and fp32 at the default:
+- the engine in bf16 at several token budgets (the default one marked), and in fp32 at the default:
   documents/s, tokens/s, model TFLOP/s and its fraction of the bf16 peak (MFU), peak GPU memory;
+- at the default budget in bf16, side by side: today's engine (auto), `--compile on` (the bias attention
+  compiled) and the FlexAttention kernel (`attention="flex"`, compiled, no [B, H, L, L] bias), each
+  compiled one with its compile seconds, and a GPU profile of today's engine and of flex;
 - where the engine's time goes: tokenization alone (host CPU) and forward passes alone (pre-tokenized).
 
     python benchmarks/bench_gpu.py [--documents 8192] [--pipeline-documents 1024] [--output gpu.json]
@@ -83,14 +86,18 @@ def main() -> None:
     tokenization = tokenizer_probe(tokenizer, texts)
     print(json.dumps({"tokenization": tokenization}), flush=True)
     token_ids = ChunkTokenizer(tokenizer, max_chars=MAX_CHARS, max_tokens=MAX_TOKENS)(texts)
-    runs = [("bf16", int(b), True) for b in args.budgets.split(",")]
-    runs += [("bf16", default_budget, False)]  # transformers' own attention, for comparison
-    runs += [("fp32", default_budget, True)] if device.type == "cuda" else []
-    profile: dict[str, Any] = {}
-    for precision, budget, fast in runs:
-        run = EngineRun(precision, budget, default_budget, fast)
-        profiled = profile if run.name.endswith("_default") and precision == "bf16" and fast else None
-        results.append(time_engine(model, tokenizer, texts, token_ids, tokens, run, device, profiled))
+    runs = [EngineRun("bf16", int(b), default_budget) for b in args.budgets.split(",")]
+    if device.type == "cuda":  # the attention kernels side by side (flex is refused on CPU)
+        # flex first: if the time limit cuts the run short, the new kernel's figures are already printed
+        runs += [EngineRun("bf16", default_budget, default_budget, attention="flex")]
+        runs += [EngineRun("bf16", default_budget, default_budget, compile=True)]
+    runs += [EngineRun("bf16", default_budget, default_budget, fast_attention=False)]  # transformers'
+    runs += [EngineRun("fp32", default_budget, default_budget)] if device.type == "cuda" else []
+    profiles: dict[str, Any] = {}
+    for run in runs:
+        profiled = run.name.endswith("_default") and run.precision == "bf16" and run.fast_attention
+        profile = profiles.setdefault(run.name, {}) if profiled and not run.compile else None
+        results.append(time_engine(model, tokenizer, texts, token_ids, tokens, run, device, profile))
         print(json.dumps(results[-1]), flush=True)
 
     timed = [r for r in results if "error" not in r]
@@ -118,7 +125,7 @@ def main() -> None:
         "best_pipeline": best["name"],
         "results": results,
         "tokenization": tokenization,
-        "profile_bf16_default": profile,
+        "profiles": {name: profile for name, profile in profiles.items() if profile},
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
@@ -166,12 +173,16 @@ class EngineRun:
     budget: int
     default_budget: int
     fast_attention: bool = True
+    compile: bool | str = "auto"
+    attention: str = "auto"
 
     @property
     def name(self) -> str:
-        attention = "" if self.fast_attention else "_hf_attention"
+        variant = "" if self.fast_attention else "_hf_attention"
+        variant += "_compiled" if self.compile is True else ""
+        variant += f"_{self.attention}" if self.attention != "auto" else ""
         default = "_default" if self.budget == self.default_budget else ""
-        return f"engine_{self.precision}_budget{self.budget}{attention}{default}"
+        return f"engine_{self.precision}_budget{self.budget}{variant}{default}"
 
 
 def time_engine(
@@ -195,8 +206,12 @@ def time_engine(
         max_tokens=MAX_TOKENS,
         token_budget=run.budget,
         fast_attention=run.fast_attention,
+        compile=run.compile,
+        attention=run.attention,
     )
-    engine.predict_proba(texts[:512])  # warm-up: kernels, allocator, position caches
+    start = time.perf_counter()
+    engine.predict_proba(texts[:512])  # warm-up: kernels, allocator, position caches; compiling
+    warm_up_seconds = time.perf_counter() - start
     _reset_peak_memory(device)
     start = time.perf_counter()
     engine.predict_proba(texts)
@@ -213,6 +228,9 @@ def time_engine(
         "forward_only_docs_per_s": round(len(texts) / forward_seconds, 1),
         "peak_gpu_memory_gib": _peak_memory_gib(device),
         "budget_after_run": engine.token_budget,  # lower than asked: a batch ran out of memory
+        "engine": engine.describe(),  # what ran: precision, compiled or eager (after any fallback), attention
+        "warm_up_s": round(warm_up_seconds, 1),
+        "compile_s": round(engine.compile_seconds, 1),
     }
     if profile is not None and device.type == "cuda":
         profile.update(profile_forward(engine, token_ids[:1024]))
@@ -319,10 +337,12 @@ def format_table(report: dict[str, Any]) -> str:
         f"best pipeline: {report['best_pipeline']}; MFU: model FLOPs over the measured bf16 matmul peak"
     )
     rows.append(f"host tokenization (docs/s): {report['tokenization']}")
-    profile = report.get("profile_bf16_default") or {}
-    if profile:
+    rows += [
+        f"{r['name']}: {r['engine']}, compile {r['compile_s']} s" for r in report["results"] if "engine" in r
+    ]
+    for name, profile in report.get("profiles", {}).items():
         rows.append(
-            f"profile, bf16 default budget, {profile['documents']} docs: GPU busy {profile['gpu_busy_s']} s "
+            f"profile, {name}, {profile['documents']} docs: GPU busy {profile['gpu_busy_s']} s "
             f"of {profile['wall_s']} s wall; top kernels:"
         )
         rows += [

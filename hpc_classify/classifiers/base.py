@@ -145,6 +145,13 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
         self._labels = list(cached[1])
         return cached
 
+    def engine_description(self) -> str | None:
+        """How this process's engine for this classifier runs ("bf16, eager, bias attention"), for markers
+        and the run summary; None before it is loaded (never loads it)."""
+        cached = runtime.loaded_model(self.engine_key())
+        describe = getattr(cached[0], "describe", None) if cached else None
+        return describe() if describe else None
+
     # -- from raw model outputs to columns (override for regressors and multi-head models) -------
     def output_columns(self) -> list[str]:
         """The columns this classifier adds to a frame."""

@@ -36,6 +36,12 @@ def cached_model(key: tuple[Hashable, ...], load: Callable[[], Loaded]) -> Loade
         return _MODELS[key]
 
 
+def loaded_model(key: tuple[Hashable, ...]) -> Any | None:
+    """What `cached_model` holds under `key`, or None: never loads."""
+    with _MODELS_LOCK:
+        return _MODELS.get(key)
+
+
 def prepare_device(device_name: str, max_mem_gb: float | None) -> torch.device:
     """This process's device for a model: torch threads set on CPU (where max_mem_gb is an error), the GPU
     memory limit applied on CUDA."""

@@ -94,7 +94,11 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
         finished_at=iso_time(finished),
         output_size=os.path.getsize(destination.output_path),
         input_sha256=input_sha256,
-        extra={"pieces": [_piece_summary(m) for m in markers], "piece_bytes": layout.piece_bytes},
+        extra={
+            "pieces": [_piece_summary(m) for m in markers],
+            "piece_bytes": layout.piece_bytes,
+            **({"engines": engines} if (engines := _engines(markers)) else {}),
+        },
     )
     write_marker(destination.marker_path, marker)
     piece_files.remove_pieces(out, relpath)
@@ -106,6 +110,12 @@ def _piece_summary(marker: CompletionMarker) -> dict[str, Any]:
     """What the file's marker keeps of each piece: who classified it, when, and how much."""
     keys = ("rows_in", "rows_out", "rows_bad", "seconds", "node", "worker", "started_at", "finished_at")
     return {"piece": marker.extra["piece"], **{k: getattr(marker, k) for k in keys}}
+
+
+def _engines(markers: Sequence[CompletionMarker]) -> dict[str, str] | None:
+    """How the engines ran, as the first piece that says records it (a marker holds one description per
+    classifier; the pieces may have run on several workers alike)."""
+    return next((m.extra["engines"] for m in markers if m.extra.get("engines")), None)
 
 
 def _sum_counts(all_counts: Any) -> dict[str, dict[str, int]]:

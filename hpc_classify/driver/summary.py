@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ class RunStats:
     workers_lost: list[str] = field(default_factory=list)  # "name on host" of workers that left mid-run
     stop_reason: str | None = None  # why the run stopped on its own before the end (no workers, disk full)
     stop_exit_code: int | None = None
+    engines: dict[str, Counter[str]] = field(default_factory=dict)  # classifier -> how it ran -> files
 
     def add_marker(self, marker: CompletionMarker) -> None:
         """A whole file classified by this run."""
@@ -50,6 +52,12 @@ class RunStats:
         self.files_processed += 1
         self.bytes_read += marker.input_size
         self.bytes_written += marker.output_size or 0
+        self.count_engines(marker)
+
+    def count_engines(self, marker: CompletionMarker) -> None:
+        """How each classifier's engine ran for this file ("bf16, eager, bias attention"): files per kind."""
+        for name, description in (marker.extra.get("engines") or {}).items():
+            self.engines.setdefault(name, Counter())[description] += 1
 
     @property
     def files_remaining(self) -> int:
@@ -98,6 +106,9 @@ def build_summary(
         "num_nodes": len(stats.classified.nodes),
         "workers_lost": list(stats.workers_lost),
         "command": invocation(),
+        "engines": plain_counts(
+            stats.engines
+        ),  # classifier -> "precision, compiled/eager, attention" -> files
         **cluster,
     }
 
@@ -105,6 +116,10 @@ def build_summary(
 def invocation() -> str:
     """This process's command line, for the report's provenance (a Python API run shows its script)."""
     return shlex.join(sys.argv) if sys.argv and sys.argv[0] else ""
+
+
+def plain_counts(totals: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+    return {name: dict(counter) for name, counter in totals.items()}
 
 
 def write_summary(output_dir: str, summary: dict[str, Any]) -> str:

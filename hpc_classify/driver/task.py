@@ -138,7 +138,7 @@ def write_classified(
         finished_at=iso_time(finished),
         output_size=os.path.getsize(output_path),
         input_sha256=read.input_sha256,
-        extra=dict(extra or {}),
+        extra={**_engine_descriptions(classifiers), **(extra or {})},
         bad_rows_by_kind=dict(Counter(bad_row_kind(b.reason) for b in result.bad_rows)),
     )
     write_marker(destination.marker_path, marker)
@@ -146,6 +146,17 @@ def write_classified(
         "%s: %d rows in, %d out, %d bad", input_file.relpath, marker.rows_in, marker.rows_out, marker.rows_bad
     )
     return marker
+
+
+def _engine_descriptions(classifiers: Sequence[Any]) -> dict[str, Any]:
+    """{"engines": {classifier: "bf16, eager, bias attention"}} for the classifiers whose engine ran here."""
+    engines = {}
+    for classifier in classifiers:
+        describe = getattr(classifier, "engine_description", None)
+        description = describe() if describe else None
+        if description:
+            engines[type(classifier).__name__] = description
+    return {"engines": engines} if engines else {}
 
 
 def lean_columns(

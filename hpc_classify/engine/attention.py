@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder, DisentangledSelfAttention
 
+from hpc_classify.engine.flex_attention import flex_disentangled_attention
 from hpc_classify.engine.fused_attention import fused_attention
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
 
     _pos_cache: tuple | None = None
     _mask_cache: tuple | None = None  # shared: (this forward's mask, ~mask, lengths, lengths computed)
+    # "bias": the [L, L] bias built per chunk (below; fused_attention.py when compiled). "flex": under
+    # torch.compile, flex_attention.py (no bias); eager it would materialise the scores, so eager runs "bias".
+    attention_kernel: str = "bias"
 
     def forward(
         self,
@@ -66,7 +70,8 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
                 hidden_states, attention_mask, output_attentions, query_states, relative_pos, rel_embeddings
             )
         if torch.compiler.is_compiling():  # traced by torch.compile: the same math, tensor ops only
-            return (fused_attention(self, hidden_states, attention_mask, relative_pos, rel_embeddings), None)
+            attend = flex_disentangled_attention if self.attention_kernel == "flex" else fused_attention
+            return (attend(self, hidden_states, attention_mask, relative_pos, rel_embeddings), None)
         batch, length, _ = hidden_states.shape
         device_type = hidden_states.device.type
         if torch.is_autocast_enabled(device_type) and hidden_states.dtype == torch.float32:
@@ -272,18 +277,21 @@ def _skew(scores: torch.Tensor, length: int, *, transpose: bool) -> torch.Tensor
     )
 
 
-def accelerate_attention(model: nn.Module) -> int:
+def accelerate_attention(model: nn.Module, kernel: str = "bias") -> int:
     """Swap every `DisentangledSelfAttention` in `model` for the fast exact version (and DeBERTa-v2 encoders
     for the one caching its relative embeddings); returns how many attention layers were swapped.
+    `kernel` ("bias" or "flex", see `FastDisentangledSelfAttention.attention_kernel`) is set on every layer.
 
     Idempotent; weights and state-dict keys are unchanged (only the classes, hence `forward`, change)."""
+    if kernel not in ("bias", "flex"):
+        raise ValueError(f"attention kernel must be 'bias' or 'flex', not {kernel!r}")
     count = 0
     for module in model.modules():
-        if isinstance(module, DisentangledSelfAttention) and not isinstance(
-            module, FastDisentangledSelfAttention
-        ):
-            module.__class__ = FastDisentangledSelfAttention
-            count += 1
+        if isinstance(module, DisentangledSelfAttention):
+            if not isinstance(module, FastDisentangledSelfAttention):
+                module.__class__ = FastDisentangledSelfAttention
+                count += 1
+            module.attention_kernel = kernel
         elif type(module) is DebertaV2Encoder:
             module.__class__ = CachedRelEmbeddingEncoder
     if count:
@@ -298,6 +306,7 @@ def restore_attention(model: nn.Module) -> int:
         if isinstance(module, FastDisentangledSelfAttention):
             module.__class__ = DisentangledSelfAttention
             module.__dict__.pop("_pos_cache", None)
+            module.__dict__.pop("attention_kernel", None)
             count += 1
         elif isinstance(module, CachedRelEmbeddingEncoder):
             module.__class__ = DebertaV2Encoder

@@ -20,6 +20,7 @@ from torch import nn
 
 from hpc_classify.engine import batch_progress
 from hpc_classify.engine.attention import accelerate_attention
+from hpc_classify.engine.attention_choice import resolve_attention
 from hpc_classify.engine.backbone_head import BackboneAndHead, head_linears
 from hpc_classify.engine.batching import pad_batch, plan_batches
 from hpc_classify.engine.compiled import CompiledModule, resolve_compile
@@ -63,6 +64,7 @@ class InferenceEngine:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         fast_attention: bool = True,
         compile: bool | str = "auto",
+        attention: str = "auto",
     ):
         if token_budget is not None and token_budget < 1:
             raise ValueError(f"token_budget must be >= 1, not {token_budget}")
@@ -75,7 +77,9 @@ class InferenceEngine:
         if self.device.type == "cpu":
             configure_allocator()  # activations come from malloc on CPU: keep them out of mmap/page faults
         self.model = _prepare_model(model, self.device, self.precision)
-        self.fast_attention_layers = accelerate_attention(self.model) if fast_attention else 0
+        kernel, compile = resolve_attention(attention, self.device, compile, self.precision)
+        self.fast_attention_layers = accelerate_attention(self.model, kernel) if fast_attention else 0
+        self._attention_kernel = kernel
         self.num_labels = _num_labels(self.model)
         # The backbone (a BackboneAndHead's head stays eager fp32) or the whole generic model.
         backbone = self.model.backbone if isinstance(self.model, BackboneAndHead) else self.model
@@ -86,10 +90,11 @@ class InferenceEngine:
         )
         self._lock = threading.Lock()
         logger.info(
-            "inference engine on %s, %s%s, token budget %d, max_tokens %d, max_chars %s",
+            "inference engine on %s, %s%s, %s attention, token budget %d, max_tokens %d, max_chars %s",
             self.device,
             self.precision,
             ", compiled" if self.compiled else "",
+            self.attention,
             self.token_budget,
             self.tokenize.max_tokens,
             max_chars,
@@ -100,6 +105,19 @@ class InferenceEngine:
     def compiled(self) -> bool:
         """Whether forward passes go through torch.compile (False after a fallback to eager)."""
         return self._compiled is not None and self._compiled.active
+
+    @property
+    def attention(self) -> str:
+        """The DeBERTa attention that runs: "flex" (compiled FlexAttention, no materialised bias), "bias"
+        (the per-chunk bias and SDPA; also after a compile fallback), or "model" (the model's own: not a
+        DeBERTa-v2 model, or fast_attention=False). See engine/attention_choice.py."""
+        if not self.fast_attention_layers:
+            return "model"
+        return "flex" if self._attention_kernel == "flex" and self.compiled else "bias"
+
+    def describe(self) -> str:
+        """One line for logs and run summaries: precision, compiled or eager, attention kernel."""
+        return f"{self.precision}, {'compiled' if self.compiled else 'eager'}, {self.attention} attention"
 
     @property
     def compile_seconds(self) -> float:

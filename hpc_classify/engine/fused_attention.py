@@ -30,14 +30,7 @@ def fused_attention(
     """Context [B, L, H*d] of a DeBERTa-v2 `DisentangledSelfAttention` (c2p + p2c, relative attention)
     for a [B, 1, L, L] `attention_mask`; padded positions' outputs are unspecified, as in attention.py."""
     batch, length, _ = hidden_states.shape
-    device_type = hidden_states.device.type
-    if torch.is_autocast_enabled(device_type):
-        # One cast for Q, K and V (autocast would cast once per projection); fused into the producer.
-        hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
-    heads = module.num_attention_heads
-    query = _heads(module.query_proj(hidden_states), batch, length, heads)
-    key = _heads(module.key_proj(hidden_states), batch, length, heads)
-    value = _heads(module.value_proj(hidden_states), batch, length, heads)
+    query, key, value = project_heads(module, hidden_states)
     scale = (query.size(-1) * 3) ** 0.5
     pos_key, pos_query = _relative_projections(
         module, relative_pos, rel_embeddings, length, scale, query.dtype
@@ -50,8 +43,20 @@ def fused_attention(
     return context.transpose(1, 2).reshape(batch, length, -1)
 
 
-def _heads(x: torch.Tensor, batch: int, length: int, heads: int) -> torch.Tensor:
-    return x.view(batch, length, heads, -1).transpose(1, 2)
+def project_heads(
+    module: nn.Module, hidden_states: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Query, key and value [B, H, L, d] of a DisentangledSelfAttention for [B, L, H*d] hidden states."""
+    batch, length, _ = hidden_states.shape
+    device_type = hidden_states.device.type
+    if torch.is_autocast_enabled(device_type):
+        # One cast for Q, K and V (autocast would cast once per projection); fused into the producer.
+        hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
+    heads = module.num_attention_heads
+    return tuple(
+        projection(hidden_states).view(batch, length, heads, -1).transpose(1, 2)
+        for projection in (module.query_proj, module.key_proj, module.value_proj)
+    )
 
 
 def _relative_projections(
@@ -73,13 +78,22 @@ def _relative_projections(
     rel_by_offset = torch.cat([rel[-1], rel[0, 1:]])
     c2p_index = torch.clamp(rel_by_offset + span, 0, span * 2 - 1)
     p2c_index = torch.clamp(-rel_by_offset + span, 0, span * 2 - 1)
+    pos_key, pos_query = bucket_projections(module, rel_embeddings, scale, dtype)
+    return pos_key.index_select(1, c2p_index), pos_query.index_select(1, p2c_index)
+
+
+def bucket_projections(
+    module: nn.Module, rel_embeddings: torch.Tensor, scale: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[H, 2S, d] position keys (c2p) and queries (p2c), one row per relative-position bucket, divided by
+    `scale`. Computed in the graph (2S rows per layer, weights only): no identity cache to check there."""
     key_proj = module.key_proj if module.share_att_key else module.pos_key_proj
     query_proj = module.query_proj if module.share_att_key else module.pos_query_proj
-    rel = rel_embeddings[: span * 2]
+    rel = rel_embeddings[: module.pos_ebd_size * 2]
     heads = module.num_attention_heads
     pos_key = key_proj(rel).view(rel.size(0), heads, -1).transpose(0, 1).to(dtype) / scale
     pos_query = query_proj(rel).view(rel.size(0), heads, -1).transpose(0, 1).to(dtype) / scale
-    return pos_key.index_select(1, c2p_index), pos_query.index_select(1, p2c_index)
+    return pos_key, pos_query
 
 
 def skew(scores: torch.Tensor, length: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 
 import pytest
+import torch
 from driver_support import (
     all_ids,
     group_bytes_for,
@@ -20,6 +21,8 @@ from driver_support import (
     temp_files,
     wait_for,
 )
+
+from hpc_classify.engine import resolve_precision
 
 
 @pytest.mark.parametrize("files_per_task", [1, 3], ids=["one-file-per-task", "groups-of-three"])
@@ -67,6 +70,10 @@ def test_finished_run_reruns_as_a_no_op(tmp_path, tiny_domain_model):
     args = run_args(inputs, output, tiny_domain_model)
     first = run_cli(args)
     assert first.returncode == 0, first.stderr[-3000:]
+    # How the engine ran, per classifier, counted over the 4 files' markers (auto: bias attention, eager).
+    (engines,) = summary(output)["engines"].values()
+    precision = resolve_precision(torch.device("cpu"), "auto")
+    assert engines == {f"{precision}, eager, bias attention": 4}
     rewritten = {"_summary.json", "_report.html", "_report.json"}  # each run's summary and report
     tree = {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file() and p.name not in rewritten}
 

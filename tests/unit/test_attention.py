@@ -54,16 +54,16 @@ def _both(model: DebertaV2Model, input_ids, attention_mask) -> tuple[torch.Tenso
     return original, fast
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {},  # DeBERTa-v3: shared keys, 256 log buckets
-        {"share_att_key": False},  # separate pos_key_proj / pos_query_proj
-        {"position_buckets": -1},  # no buckets: plain clamped relative positions
-        {"position_buckets": 8},  # log buckets from distance 4 on
-        {"position_buckets": 16, "max_relative_positions": 64},
-    ],
-)
+BACKBONE_VARIANTS = [
+    {},  # DeBERTa-v3: shared keys, 256 log buckets
+    {"share_att_key": False},  # separate pos_key_proj / pos_query_proj
+    {"position_buckets": -1},  # no buckets: plain clamped relative positions
+    {"position_buckets": 8},  # log buckets from distance 4 on
+    {"position_buckets": 16, "max_relative_positions": 64},
+]
+
+
+@pytest.mark.parametrize("overrides", BACKBONE_VARIANTS)
 @pytest.mark.parametrize("length", [1, 7, 160, 300])
 def test_fp32_matches_the_original_including_padding(overrides: dict, length: int) -> None:
     model = _backbone(**overrides)

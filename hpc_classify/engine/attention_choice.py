@@ -1,0 +1,91 @@
+"""Which DeBERTa attention kernel an engine runs: "bias" or "flex" (no import-time effects).
+
+- "bias": the relative-position bias built per chunk of documents over the 2L-1 offsets, then
+  scaled-dot-product attention (attention.py eager; fused_attention.py when compiled).
+- "flex": FlexAttention reading the bucket products per tile, no [B, H, L, L] bias (flex_attention.py).
+  It is a compiled kernel, so it needs the backbone compiled: asking for it turns compile "auto" on, and
+  is a ConfigError with compile=False or int8 (whose quantized layers are not compiled), and on CPU
+  (`flex_unavailable_reason`: Inductor's CPU template cannot compile it there yet).
+- "auto" (default): the kernel measured faster on this kind of device (MEASURED_FASTER, docs/attention.md).
+  HPC_CLASSIFY_ATTENTION=flex|bias changes what auto means (a site-wide switch; explicit values win).
+
+An engine whose compile falls back to eager (engine/compiled.py) runs "bias": `InferenceEngine.attention`
+reports what actually runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from hpc_classify.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+ATTENTION_ENV = "HPC_CLASSIFY_ATTENTION"
+ATTENTIONS = ("auto", "bias", "flex")
+# The kernel measured faster per device type (docs/attention.md). CPU (AMD EPYC, AVX-512 BF16, torch 2.13):
+# flex compiled was 1.0-1.3x slower than the eager bias path, and Inductor's CPU FlexAttention template
+# does not compile with dynamic shapes there; AMX and AVX2-only CPUs were not measured, so they keep
+# bias too. CUDA: not measured yet (scripts/gpu_check.sh measures both): bias until it is.
+MEASURED_FASTER = {"cpu": "bias", "cuda": "bias"}
+
+
+def resolve_attention(
+    attention: str, device: torch.device, compile: bool | str, precision: str
+) -> tuple[str, bool | str]:
+    """(kernel, compile setting to use): the kernel this engine's DeBERTa layers run, and `compile`,
+    turned on where "flex" was asked for with compile "auto" (the module docstring gives the policy)."""
+    if attention not in ATTENTIONS:
+        raise ConfigError(
+            f"attention must be one of {', '.join(ATTENTIONS)}, not {attention!r}",
+            hint="auto picks the kernel measured faster on this device",
+        )
+    if attention == "auto":
+        kernel = _auto_kernel(device)
+        if kernel == "flex" and (compile is False or precision == "int8"):
+            return "bias", compile  # auto never overrides an explicit compile=False (or int8)
+        if kernel == "flex" and flex_unavailable_reason(device):
+            logger.warning("%s=flex ignored: %s", ATTENTION_ENV, flex_unavailable_reason(device))
+            return "bias", compile
+        return kernel, (True if kernel == "flex" else compile)
+    if attention == "flex":
+        reason = flex_unavailable_reason(device)
+        if reason:
+            raise ConfigError(
+                f"attention flex cannot run on {device.type}: {reason}", hint="use attention auto"
+            )
+        if precision == "int8":
+            raise ConfigError(
+                "attention flex with precision int8: the quantized Linear layers are not compiled",
+                hint="use attention auto/bias with int8, or precision bf16/fp32 with flex",
+            )
+        if compile is False:
+            raise ConfigError(
+                "attention flex needs the compiled backbone (FlexAttention is a compiled kernel), "
+                "but compile is false",
+                hint="use compile auto/true with attention flex, or attention bias",
+            )
+        return "flex", True
+    return "bias", compile
+
+
+def flex_unavailable_reason(device: torch.device) -> str | None:
+    """Why the flex kernel cannot run compiled on `device` (None: it can). On CPU, torch 2.13's Inductor
+    FlexAttention template refuses the score_mod's in-graph buffers (bucket index, mask: "No choices to
+    select") and, given them precomputed, fails to compile its C++ with dynamic shapes; the engine's
+    compile would spend minutes and then fall back to eager (measured, docs/attention.md)."""
+    if device.type == "cpu":
+        return "Inductor's CPU FlexAttention template cannot compile it with dynamic shapes (torch 2.13)"
+    return None
+
+
+def _auto_kernel(device: torch.device) -> str:
+    setting = os.environ.get(ATTENTION_ENV, "").strip().lower()
+    if setting in ("bias", "flex"):
+        return setting
+    if setting and setting != "auto":
+        logger.warning("%s=%r is neither flex, bias nor auto: ignored", ATTENTION_ENV, setting)
+    return MEASURED_FASTER.get(device.type, "bias")
