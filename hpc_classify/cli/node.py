@@ -107,9 +107,10 @@ def split_node_args(args: argparse.Namespace) -> tuple[argparse.Namespace, list[
 
 def node_options(node_args: argparse.Namespace, config: RunConfig) -> NodeOptions:
     """The launcher's settings: its own options, plus the output, protocol and device of the run."""
+    from hpc_classify.cluster.job_layout import default_job_root
     from hpc_classify.cluster.slurm_node import NodeOptions
 
-    job_root = node_args.job_dir or os.path.join(config.output, "_jobs")
+    job_root = node_args.job_dir or default_job_root(config.output)
     return NodeOptions(
         job_root=os.path.abspath(job_root),
         protocol=config.protocol,

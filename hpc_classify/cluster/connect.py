@@ -4,11 +4,11 @@ Slurm launcher uses), start a jobqueue cluster, or start a local one. Never impo
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.worker_env import quiet_ucx_here
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
     from distributed import Client
 
     if config.protocol == "ucxx":
-        os.environ.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
+        quiet_ucx_here()
     cluster = None
     if config.scheduler_file:
         target = f"scheduler file {config.scheduler_file}"

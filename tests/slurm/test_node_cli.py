@@ -12,7 +12,8 @@ from hpc_classify.cli.main import build_parser
 from hpc_classify.cli.node import node_options, split_node_args
 from hpc_classify.cli.run import parse_run_argv
 from hpc_classify.cli.run_config import config_from_args
-from hpc_classify.cluster.slurm_env import NodeIdentity, job_dir_for
+from hpc_classify.cluster.job_layout import JobPaths
+from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
 
 
@@ -40,11 +41,11 @@ def test_death_timeout_given_after_the_separator_reaches_the_launcher() -> None:
 
 
 def test_each_restart_of_a_job_gets_its_own_directory(tmp_path: Path) -> None:
-    options = NodeOptions(job_root=str(tmp_path))
-    first = NodeIdentity(0, 3, "node1", ("node1", "node2", "node3"), "42", 0)
-    again = NodeIdentity(0, 3, "node1", ("node1", "node2", "node3"), "42", 1)
-    assert job_dir_for(options, first) == tmp_path / "42"
-    assert job_dir_for(options, again) == tmp_path / "42.1"
+    nodes = ("node1", "node2", "node3")
+    first = NodeLauncher(NodeOptions(job_root=str(tmp_path)), NodeIdentity(0, 3, "node1", nodes, "42", 0))
+    again = NodeLauncher(NodeOptions(job_root=str(tmp_path)), NodeIdentity(0, 3, "node1", nodes, "42", 1))
+    assert first.job_dir == tmp_path / "42" and again.job_dir == tmp_path / "42.1"
+    assert JobPaths.for_job(tmp_path, "42", 1).scheduler_file == tmp_path / "42.1" / "scheduler.json"
 
 
 def test_cpu_worker_command_names_the_slurm_node(tmp_path: Path) -> None:

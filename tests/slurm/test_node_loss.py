@@ -20,6 +20,7 @@ from test_launcher import (
     FILES,
     assert_complete_exactly_once,
     job_log,
+    job_paths,
     markers,
     run_args,
     submit_classify,
@@ -77,7 +78,7 @@ def test_losing_a_node_other_than_rank0_the_run_finishes_on_the_other_two(
     assert s["exit_code"] == 0 and s["files_processed"] == FILES
     assert [w.split(" on ")[0] for w in s["workers_lost"]] == ["node3-0"]
     assert "worker node3-0 on" in log and "left the cluster (its node lost, or the process died)" in log
-    assert f"its log: {out / '_jobs' / job / 'node3' / 'worker.log'}" in log
+    assert f"its log: {job_paths(out, job).log('node3', 'worker')}" in log
     assert "exit code 0" in log
 
 
@@ -88,7 +89,7 @@ def _survivors_gone(cluster) -> bool:
 def _node_exits(out: Path, job: str) -> dict[str, dict]:
     found = {}
     for node in ("node2", "node3"):
-        path = out / "_jobs" / job / node / "node-exit.json"
+        path = job_paths(out, job).exit_record(node, "node")
         if path.exists():
             found[node] = json.loads(path.read_text())
     return found
@@ -128,7 +129,7 @@ def _kill_rank0_and_check_the_others_stop(cluster, gate: Path, out: Path, job: s
         assert record["exit_code"] == 3, record
         assert record["reason"].startswith(f"node {node}: rank 0 (node1) and its scheduler at tcp://")
         assert "unchanged for 20 s" in record["reason"] and "exiting with 3 (resumable)" in record["reason"]
-        assert f"Rank 0's logs: {out / '_jobs' / job / 'node1'}" in record["reason"]
+        assert f"Rank 0's logs: {job_paths(out, job).node_dir('node1')}" in record["reason"]
     assert [p for p in out.rglob("*") if ".tmp-" in p.name] == []
     return enders[0]
 
@@ -183,6 +184,6 @@ def test_losing_rank0_node_requeues_the_job_which_resumes_once_the_node_is_back(
     )
     cluster.restart_node("node1")  # the node is back (rebooted): the requeued job can start again
     assert cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
-    assert (out / "_jobs" / f"{job}.1" / "scheduler.json").exists()  # the restart's own job dir
+    assert job_paths(out, job, restart=1).scheduler_file.exists()  # the restart's own job dir
     assert_complete_exactly_once(corpus, out)
     assert summary(out)["exit_code"] == 0
