@@ -1,8 +1,8 @@
-"""TEST-ONLY Dask nanny preload: the worker command fails at once on the named Slurm nodes.
+"""TEST-ONLY Dask worker preload: the worker command fails at once on the named Slurm nodes.
 
-Loaded with DASK_DISTRIBUTED__NANNY__PRELOAD='["<this file>"]' (sbatch exports the environment to every
-task); production code has no hook. The nanny runs in the `dask worker` command's own process, so importing
-this file there ends that command, as a broken environment on one node would:
+Loaded with DASK_DISTRIBUTED__WORKER__PRELOAD='["<this file>"]' (sbatch exports the environment to every
+task); production code has no hook. The worker process exits while it starts, so its nanny fails to start
+and the node's `dask worker` command exits 1, as with a broken environment on that node:
 
 HPC_CLASSIFY_TEST_FAIL_WORKERS_ON: a comma-separated list of Slurm node names (SLURMD_NODENAME).
 """
