@@ -256,7 +256,7 @@ class NodeLauncher:
         ending = planned_ending(job, requeue)
         logger.error("%s", ending)
         write_json(exit_record, {**record, "job": ending})
-        done = end_job_for_restart(job, requeue)
+        done = end_job_for_restart(job, requeue, self.identity.restart_count)
         logger.error("%s", done)  # if we are still here: the requeue or cancel ends this task too
         write_json(exit_record, {**record, "job": done})
         return interrupted_code
