@@ -137,6 +137,7 @@ def driver_cost(args: argparse.Namespace, workdir: str) -> None:
     from hpc_classify.driver import piece_files
     from hpc_classify.driver.pieces import PieceScheduler, partly_done
     from hpc_classify.driver.plan import PlannedFile
+    from hpc_classify.io.markers import CompletionMarker, write_marker
     from hpc_classify.io.pieces import plan_pieces
 
     out = os.path.join(workdir, "cost")
@@ -151,9 +152,22 @@ def driver_cost(args: argparse.Namespace, workdir: str) -> None:
         layout = piece_files.PieceLayout(1024, size, 0.0, tuple(plan_pieces(source, size, 1024)))
         piece_files.write_layout(out, relpath, layout)
         for index in range(per_file - 1):  # all but the last piece done
-            path = piece_files.piece_marker_path(out, relpath, index)
-            with open(path, "w") as f:
-                json.dump({"rows_in": 1, "extra": {"piece": index}}, f)
+            marker = CompletionMarker(
+                source,
+                size,
+                0.0,
+                source,
+                1,
+                1,
+                0,
+                {"pred": {"a": 1}},
+                0.1,
+                "node",
+                "w",
+                "f",
+                extra={"piece": index},
+            )
+            write_marker(piece_files.piece_marker_path(out, relpath, index), marker)
     written = time.perf_counter() - started
     planned = [PlannedFile(source, f"shard-{i:05d}.jsonl", size) for i in range(files)]
     started = time.perf_counter()

@@ -151,8 +151,9 @@ def main() -> None:
             inputs=(inputs,),
             output=output,
             classifiers=(DomainClassifier(device="cpu"),),
-            workers=args.workers,
-            threads_per_worker=args.threads,
+            # An external cluster's workers were started with these (RunConfig refuses them with a scheduler).
+            workers=None if scheduler_file else args.workers,
+            threads_per_worker=None if scheduler_file else args.threads,
             tasks_per_worker=args.tasks_per_worker,
             progress_interval=30,
         )

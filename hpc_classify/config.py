@@ -18,6 +18,11 @@ CHANGED_INPUT_POLICIES = ("error", "redo")
 ROW_NUMBER_COLUMN = "row_number"
 OUTPUT_FORMATS = ("jsonl", "parquet")
 PROTOCOLS = ("tcp", "ucxx")
+# The clusters a run starts itself; on Slurm the launcher (slurm/classify.sbatch, `hpc-classify submit`)
+# starts the cluster and the run joins it by its scheduler file.
+CLUSTER_KINDS = ("local", "jobqueue")
+# Settings of the workers a run starts itself: they do not apply when it joins a running scheduler.
+WORKER_SETTINGS = ("workers", "max_workers", "threads_per_worker")
 # What the backbone's matrix products run in: auto = bf16 where the hardware has it natively (fp16 on older
 # GPUs), else fp32; int8 = dynamically quantized Linear layers (CPU only). See hpc_classify.engine.precision.
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -116,6 +121,7 @@ class RunConfig:
         _check_choice("protocol", self.protocol, PROTOCOLS)
         _check_choice("on_changed_input", self.on_changed_input, CHANGED_INPUT_POLICIES)
         self._check_number_types()
+        self._check_cluster()
         if self.worker_wait < 0:
             raise ConfigError(f"worker_wait must be >= 0 (0: wait forever), not {self.worker_wait}")
         if self.max_retries < 0:
@@ -156,6 +162,32 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
+
+    def _check_cluster(self) -> None:
+        """How the run reaches its workers; a setting that would not apply on that path is refused."""
+        if self.cluster not in CLUSTER_KINDS:
+            raise ConfigError(
+                f"cluster must be one of {', '.join(CLUSTER_KINDS)}, not {self.cluster!r}",
+                hint="on Slurm, submit slurm/classify.sbatch or use `hpc-classify submit`: they start the "
+                "cluster across the allocation and run the driver on it",
+            )
+        if self.scheduler_file and self.scheduler_address:
+            raise ConfigError("scheduler_file and scheduler_address both given: join one scheduler")
+        joined = self.scheduler_file or self.scheduler_address
+        if joined:
+            started = [n for n in WORKER_SETTINGS if getattr(self, n) is not None]
+            started += ["cluster"] if self.cluster != "local" else []
+            if started:
+                raise ConfigError(
+                    f"{', '.join(started)} given with a scheduler to join ({joined}): they apply only to "
+                    "a cluster the run starts itself",
+                    hint="set the workers where that scheduler's workers are started, or drop the scheduler",
+                )
+        if self.max_workers is not None and self.cluster != "jobqueue":
+            raise ConfigError(
+                f"max_workers applies only to cluster jobqueue (an elastic cluster), not {self.cluster!r}",
+                hint="use --workers for the local cluster's size, or --cluster jobqueue",
+            )
 
     def _check_columns(self) -> None:
         keep = self.keep_columns

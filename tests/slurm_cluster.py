@@ -362,7 +362,12 @@ PartitionName=debug Nodes={",".join(self.node_names)} Default=YES MaxTime=INFINI
     def kill_node(self, name: str, timeout: float = 30.0) -> list[int]:
         """Emulate the loss of node `name`: SIGKILL its slurmd, then every job process on it (tasks,
         their children, their slurmstepd) until none is left. slurmctld notices only when the node stops
-        answering (SlurmdTimeout). Returns the pids killed."""
+        answering (SlurmdTimeout). Returns the pids killed.
+
+        A lost node's processes stop all at once. Killed one by one, they can react to each other's
+        deaths in between, as no process of a lost node can: srun's shepherd (a child srun forks, see
+        Slurm's srun_job.c) cancels the step on every node when srun dies before it, and the batch
+        step's slurmstepd ends the whole job when the batch script dies before it. See _kill_together."""
         slurmd = self._pids().get(f"slurmd-{name}")
         killed = [slurmd] if slurmd else []
         if slurmd:
@@ -370,9 +375,7 @@ PartitionName=debug Nodes={",".join(self.node_names)} Default=YES MaxTime=INFINI
                 os.kill(slurmd, signal.SIGKILL)
         deadline = time.monotonic() + timeout
         while pids := self.node_processes(name):  # a task may fork while we kill: look again
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            _kill_together(pids)
             killed += pids
             if time.monotonic() > deadline:
                 raise SlurmClusterError(f"processes of {name} survived SIGKILL: {pids}")
@@ -452,6 +455,47 @@ PartitionName=debug Nodes={",".join(self.node_names)} Default=YES MaxTime=INFINI
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _kill_together(pids: list[int]) -> None:
+    """SIGKILL `pids` so that none of them can see another one die: the slurmstepds first (nothing of
+    ours watches them), then each process group in a single kill(2) (srun and its shepherd share the
+    batch script's group), the older groups first (a parent watches its children). A group with members
+    outside `pids` is killed member by member."""
+    stepds = [pid for pid in pids if _cmdline(pid).startswith(b"slurmstepd")]
+    groups: dict[int, list[int]] = {}
+    for pid in sorted(set(pids) - set(stepds)):
+        with contextlib.suppress(ProcessLookupError):
+            groups.setdefault(os.getpgid(pid), []).append(pid)
+    for pid in stepds:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    members = _process_groups()
+    for pgid, group in sorted(groups.items()):
+        with contextlib.suppress(ProcessLookupError):
+            if members.get(pgid, set()) <= set(pids):
+                os.killpg(pgid, signal.SIGKILL)
+                continue
+        for pid in group:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _process_groups() -> dict[int, set[int]]:
+    """Every process group of this machine: pgid -> its members' pids."""
+    groups: dict[int, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                groups.setdefault(os.getpgid(int(entry.name)), set()).add(int(entry.name))
+    return groups
 
 
 def _wait_gone(

@@ -6,14 +6,12 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from hpc_classify.worker_env import TORCH_THREADS_ENV  # set by the cluster layer in each worker
+
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
-
-# Set by the cluster layer (cluster/local.py) in each worker's environment; not imported from there:
-# classifiers never import cluster.
-TORCH_THREADS_ENV = "HPC_CLASSIFY_TORCH_THREADS"
 
 
 def torch_threads_for_this_process() -> int:

@@ -21,7 +21,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from hpc_classify.errors import HpcClassifyError
+from hpc_classify.errors import ConfigError, HpcClassifyError
 
 if TYPE_CHECKING:
     from hpc_classify.cluster.slurm_node import NodeOptions
@@ -64,8 +64,9 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
     group.add_argument(
         "--worker-threads",
         type=int,
-        default=argparse.SUPPRESS if suppress_defaults else 1,
-        help="task threads per worker (default 1; on CPU torch uses the node's cores)",
+        default=default,
+        help="task threads per worker, the same as the run's --threads-per-worker (default 1; on CPU torch "
+        "uses the node's cores)",
     )
     group.add_argument("--rmm-pool-size", default=default, help="dask-cuda RMM pool per GPU, e.g. 70GB")
     group.add_argument(
@@ -106,10 +107,13 @@ def split_node_args(args: argparse.Namespace) -> tuple[argparse.Namespace, list[
 
 
 def node_options(node_args: argparse.Namespace, config: RunConfig) -> NodeOptions:
-    """The launcher's settings: its own options, plus the output, protocol and device of the run."""
+    """The launcher's settings: its own options, plus the output, protocol, device and worker threads of
+    the run. The run's settings for a cluster it would start or join itself do not apply here: refused."""
+    from hpc_classify.cluster.job_layout import default_job_root
     from hpc_classify.cluster.slurm_node import NodeOptions
 
-    job_root = node_args.job_dir or os.path.join(config.output, "_jobs")
+    _refuse_settings_of_other_clusters(config)
+    job_root = node_args.job_dir or default_job_root(config.output)
     return NodeOptions(
         job_root=os.path.abspath(job_root),
         protocol=config.protocol,
@@ -118,11 +122,51 @@ def node_options(node_args: argparse.Namespace, config: RunConfig) -> NodeOption
         death_timeout=node_args.death_timeout,
         device=config.device,
         workers_per_node=node_args.workers_per_node,
-        threads_per_worker=node_args.worker_threads,
+        threads_per_worker=_worker_threads(node_args.worker_threads, config.threads_per_worker),
         rmm_pool_size=node_args.rmm_pool_size,
         enable_cudf_spill=node_args.enable_cudf_spill,
         local_directory=node_args.local_directory,
     )
+
+
+def _refuse_settings_of_other_clusters(config: RunConfig) -> None:
+    """On Slurm the launcher starts the scheduler and each node's workers: the run's settings for a cluster
+    it would start (--workers, --max-workers, --cluster) or join (--scheduler-*) would be ignored."""
+    replaced = {
+        "--workers": (
+            config.workers,
+            "each node starts --workers-per-node workers (default: one per GPU, or 1)",
+        ),
+        "--max-workers": (
+            config.max_workers,
+            "the allocation's nodes are the cluster (--cluster jobqueue only)",
+        ),
+        "--cluster": (
+            None if config.cluster == "local" else config.cluster,
+            "the launcher starts the cluster across the allocation",
+        ),
+        "--scheduler-file": (config.scheduler_file, "the launcher starts the scheduler on the first node"),
+        "--scheduler-address": (
+            config.scheduler_address,
+            "the launcher starts the scheduler on the first node",
+        ),
+    }
+    given = [(flag, why) for flag, (value, why) in replaced.items() if value is not None]
+    if given:
+        raise ConfigError(
+            "; ".join(f"{flag} does not apply on Slurm: {why}" for flag, why in given),
+            hint="drop it from the command or YAML config given to slurm/classify.sbatch or `hpc-classify submit`",
+        )
+
+
+def _worker_threads(launcher_flag: int | None, run_setting: int | None) -> int:
+    """--worker-threads (the launcher's name) and --threads-per-worker (the run's) set the same thing."""
+    if launcher_flag is not None and run_setting is not None and launcher_flag != run_setting:
+        raise ConfigError(
+            f"--worker-threads {launcher_flag} and --threads-per-worker {run_setting} disagree",
+            hint="give one of them: they set the same task threads per worker",
+        )
+    return launcher_flag or run_setting or 1
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -151,7 +195,9 @@ def run_driver(config: RunConfig, scheduler_file: str) -> int:
     from hpc_classify.driver.run import run_classification
 
     try:
-        result = run_classification(dataclasses.replace(config, scheduler_file=scheduler_file))
+        # The launcher started the workers (with the run's threads): the driver joins them.
+        joined = dataclasses.replace(config, scheduler_file=scheduler_file, threads_per_worker=None)
+        result = run_classification(joined)
     except HpcClassifyError as error:
         print(f"hpc-classify run: error: {error}", file=sys.stderr)
         return USAGE

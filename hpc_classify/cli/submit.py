@@ -81,11 +81,12 @@ def handle(args: argparse.Namespace) -> int:
     from hpc_classify.cli.node import node_options
     from hpc_classify.cli.run import parse_run_argv
     from hpc_classify.cli.run_config import config_from_args
+    from hpc_classify.cluster.job_layout import submitit_dir
     from hpc_classify.cluster.submit import SubmitOptions, parse_sbatch_params, submit
 
     node_args, run_args = split_node_args(args)
     config = config_from_args(parse_run_argv(run_args))
-    folder = args.submitit_dir or os.path.join(config.output, "_jobs", "submitit")
+    folder = args.submitit_dir or submitit_dir(config.output)
     options = SubmitOptions(
         folder=os.path.abspath(folder) + "/%j",
         nodes=args.nodes,

@@ -4,16 +4,15 @@ Slurm launcher uses), start a jobqueue cluster, or start a local one. Never impo
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from hpc_classify.config import RunConfig
-from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.errors import ClusterError
+from hpc_classify.worker_env import quiet_ucx_here
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 120.0
-CLUSTER_KINDS = ("local", "jobqueue")
 
 
 def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> tuple[Any, Any | None]:
@@ -22,7 +21,7 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
     from distributed import Client
 
     if config.protocol == "ucxx":
-        os.environ.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
+        quiet_ucx_here()
     cluster = None
     if config.scheduler_file:
         target = f"scheduler file {config.scheduler_file}"
@@ -39,7 +38,7 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
         cluster = jobqueue.start_jobqueue_cluster(config)
         target = "the jobqueue cluster"
         client = Client(cluster)
-    elif config.cluster == "local":
+    else:  # "local": RunConfig refuses any other kind
         from hpc_classify.cluster.local import start_local_cluster
 
         cluster = start_local_cluster(
@@ -50,8 +49,6 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
         )
         target = "the local cluster"
         client = Client(cluster)
-    else:
-        raise ConfigError(f"cluster must be one of {', '.join(CLUSTER_KINDS)}, not {config.cluster!r}")
     try:
         client.wait_for_workers(1, timeout=timeout)
     except TimeoutError as exc:

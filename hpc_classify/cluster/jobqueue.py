@@ -14,9 +14,10 @@ import os
 import sys
 from typing import Any
 
-from hpc_classify.cluster.local import TORCH_THREADS_ENV
+from hpc_classify.cluster.job_layout import jobqueue_log_dir
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError
+from hpc_classify.worker_env import cpu_worker_environment
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
         },
         "job_script_prologue": [
             *(site.get("job-script-prologue") or []),
-            f"export {TORCH_THREADS_ENV}={cores}",
-            "export UCX_WARN_UNUSED_ENV_VARS=n",
+            # One worker process per job: torch gets the job's cores.
+            *(f"export {name}={value}" for name, value in cpu_worker_environment(cores, 1).items()),
         ],
         "worker_extra_args": [
             *(site.get("worker-extra-args") or []),
@@ -57,7 +58,7 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
         # dask-cuda's worker through dask's CLI (`python -m dask cuda worker`): one worker per GPU of the job.
         settings["worker_command"] = "dask cuda worker"
     if site.get("log-directory") is None:
-        settings["log_directory"] = os.path.join(config.output, "_jobs", "jobqueue")
+        settings["log_directory"] = jobqueue_log_dir(config.output)
     return settings
 
 

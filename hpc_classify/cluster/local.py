@@ -10,11 +10,10 @@ import subprocess
 from typing import Any
 
 from hpc_classify.errors import ClusterError
+from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads
 
 logger = logging.getLogger(__name__)
 
-# Read by hpc_classify.classifiers.base in each worker: its share of the cores for torch's intra-op pool.
-TORCH_THREADS_ENV = "HPC_CLASSIFY_TORCH_THREADS"
 # Preloaded into every local worker (and into workers the nanny restarts): ignore the terminal's Ctrl-C.
 WORKER_PRELOAD = ("hpc_classify.cluster.worker_signals",)
 
@@ -50,8 +49,7 @@ def start_local_cluster(
     threads. GPU (device "cuda", or "auto" with GPUs visible): dask-cuda, one worker per GPU.
     """
     if protocol == "ucxx":
-        # UCX warns about every UCX_* variable it does not use; the defaults dask sets trip this.
-        os.environ.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
+        quiet_ucx_here()  # the workers inherit it
     gpus = visible_gpu_count() if device != "cpu" else 0
     if device == "cuda" and gpus == 0:
         raise ClusterError(
@@ -69,12 +67,12 @@ def _start_cpu_cluster(
     """A LocalCluster of worker processes; `cluster_kwargs` (LocalCluster's own options) override ours."""
     from distributed import LocalCluster
 
-    torch_threads = max(1, available_cores() // (workers or available_cores()))
+    threads = torch_threads(available_cores(), workers or available_cores())
     logger.info(
         "starting a local CPU cluster: %s worker process(es) x %d thread(s), %d torch thread(s) each, protocol %s",
         workers or "dask's default number of",
         threads_per_worker,
-        torch_threads,
+        threads,
         protocol,
     )
     options = {
@@ -85,7 +83,7 @@ def _start_cpu_cluster(
         "dashboard_address": ":0",  # a free port: several runs (and test clusters) may share a node
         **cluster_kwargs,
     }
-    options["env"] = {TORCH_THREADS_ENV: str(torch_threads), **cluster_kwargs.get("env", {})}
+    options["env"] = {TORCH_THREADS_ENV: str(threads), **cluster_kwargs.get("env", {})}
     options["preload"] = worker_preloads(cluster_kwargs.get("preload"))
     try:
         return LocalCluster(**options)

@@ -16,6 +16,7 @@ from typing import Any
 
 from hpc_classify.cluster.local import _start_cpu_cluster, visible_gpu_count
 from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.worker_env import quiet_ucx_here
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,7 @@ def dask_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if PROTOCOLS[protocol] == "ucxx":
-        # UCX warns about every UCX_* variable it does not use; the defaults dask sets trip this.
-        os.environ.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
+        quiet_ucx_here()
     return PROTOCOLS[protocol]
 
 

@@ -117,15 +117,25 @@ def claim(path: Path) -> bool:
 
 def job_may_be_requeued(job_id: str) -> bool:
     """Whether Slurm would requeue the job (`Requeue=1` in `scontrol show job`; submitted with --requeue)."""
+    return re.search(r"\bRequeue=1\b", _show_job(job_id)) is not None
+
+
+def job_restarts(job_id: str) -> int | None:
+    """How often the job was requeued so far (`Restarts=` in `scontrol show job`), None if unknown."""
+    found = re.search(r"\bRestarts=(\d+)\b", _show_job(job_id))
+    return int(found.group(1)) if found else None
+
+
+def _show_job(job_id: str) -> str:
     scontrol = shutil.which("scontrol")
     if scontrol is None:
-        return False
+        return ""
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         proc = subprocess.run(
             [scontrol, "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60
         )
-        return re.search(r"\bRequeue=1\b", proc.stdout) is not None
-    return False
+        return proc.stdout
+    return ""
 
 
 def planned_ending(job_id: str, requeue: bool) -> str:
@@ -138,13 +148,20 @@ def planned_ending(job_id: str, requeue: bool) -> str:
     )
 
 
-def end_job_for_restart(job_id: str, requeue: bool) -> str:
+def end_job_for_restart(job_id: str, requeue: bool, restart_count: int = 0) -> str:
     """End Slurm job `job_id` so that it restarts or can be resubmitted: `scontrol requeue` (the job
     restarts and resumes), or `scancel` (it may not be requeued, or the requeue was refused). Returns what
-    was done, in words. Ending the job ends this process too (one of its tasks): say what you do first."""
+    was done, in words. Ending the job ends this process too (one of its tasks): say what you do first.
+
+    `restart_count` is the caller's instance of the job: Slurm itself requeues a --requeue job whose batch
+    host it declares DOWN (after SlurmdTimeout), and a requeue or cancel sent after that would end the
+    restarted instance instead."""
     scontrol, scancel = shutil.which("scontrol"), shutil.which("scancel")
     if scontrol is None or scancel is None:
         return "scontrol/scancel not found: the job stays until Slurm ends it"
+    restarts = job_restarts(job_id)
+    if restarts is not None and restarts > restart_count:
+        return f"job {job_id} was requeued already (restart {restarts}; this was restart {restart_count})"
     refused = ""
     if requeue:
         error = _run([scontrol, "requeue", job_id])

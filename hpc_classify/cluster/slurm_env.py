@@ -6,13 +6,8 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hpc_classify.cluster.local import available_cores
-
-if TYPE_CHECKING:
-    from hpc_classify.cluster.slurm_node import NodeOptions
 
 
 def current_node_name() -> str:
@@ -48,12 +43,6 @@ class NodeIdentity:
         names = tuple(env.hostnames) if env.cluster == "slurm" else (node_name,)
         restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
         return cls(env.global_rank, env.num_nodes, node_name, names, str(env.job_id), restarts)
-
-
-def job_dir_for(options: NodeOptions, identity: NodeIdentity) -> Path:
-    """Job-scoped: a requeued job keeps its id, so each restart gets its own directory (no stale file)."""
-    suffix = f".{identity.restart_count}" if identity.restart_count else ""
-    return Path(options.job_root) / f"{identity.job_id}{suffix}"
 
 
 def node_cores() -> int:

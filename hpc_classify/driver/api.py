@@ -5,18 +5,24 @@
     result = run([DomainClassifier(filter_by=["News"]), QualityClassifier()], "/data/corpus", "/data/out")
     result.exit_code, result.summary["documents_out"]
 
-Same resumability, markers, fingerprint, lock, signals and exit codes as `hpc-classify run`.
+Same resumability, markers, fingerprint, lock, signals and exit codes as `hpc-classify run`. Its settings
+are RunConfig's fields, by the same names, defaults and meanings (its signature is built from them).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from hpc_classify.config import DEFAULT_GROUP_BYTES, RunConfig
+from hpc_classify.config import CLUSTER_KINDS, WORKER_SETTINGS, RunConfig
 from hpc_classify.driver.run import RunResult, run_classification
 from hpc_classify.errors import ConfigError
+
+_POSITIONAL = ("classifiers", "inputs", "output")
+_SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in _POSITIONAL)
 
 
 def run(
@@ -24,59 +30,83 @@ def run(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     *,
-    cluster: Any | None = None,
-    protocol: str = "tcp",
-    output_format: str = "jsonl",
-    on_bad_row: str = "error",
-    keep_columns: Sequence[str] | None = None,
-    key_column: str | None = None,
-    overwrite: bool = False,
-    max_retries: int = 2,
-    tasks_per_worker: int = 2,
-    group_bytes: int = DEFAULT_GROUP_BYTES,
-    piece_bytes: int | None = None,
-    workers: int | None = None,
-    threads_per_worker: int | None = None,
-    progress_interval: float = 30.0,
-    stop_grace: float = 20.0,
+    client: Any | None = None,
+    **settings: Any,
 ) -> RunResult:
     """Classify `inputs` (a directory, file or glob, or a list of them) into `output` with `classifiers`
     (one DistributedDataClassifier or a list: one pass over each file) and return a RunResult
     (`.exit_code`, `.summary` = the `_summary.json` dict).
 
-    `cluster`: None starts a local cluster (`workers`, `threads_per_worker`, `protocol`) and stops it at
-    the end; a `distributed.Client` is used as it is (and left open); a string or path is a Dask
-    scheduler file to join.
+    Every other keyword is a field of `hpc_classify.config.RunConfig` (e.g. `on_bad_row`, `workers`,
+    `cluster="local"|"jobqueue"`, `scheduler_file`, `worker_wait`): the same name, default, meaning and
+    validation as the CLI's flag. `client`: a `distributed.Client` to use as it is (left open) instead of
+    a cluster the run starts or joins.
+
+    `cluster` also takes, as it did before `client=` existed, a Client (the same as `client=`) or the path
+    of a scheduler file (the same as `scheduler_file=`).
     """
-    client = None
-    scheduler_file = None
-    if isinstance(cluster, str | os.PathLike):
-        scheduler_file = os.fspath(cluster)
-    elif cluster is not None:
-        if not hasattr(cluster, "submit") or not hasattr(cluster, "nthreads"):
+    unknown = sorted(set(settings) - set(_SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"run() got unknown setting(s): {', '.join(unknown)}",
+            hint=f"its settings are RunConfig's fields: {', '.join(_SETTINGS)}",
+        )
+    client = _client_given_as_cluster(settings, client)
+    if client is not None:
+        if not hasattr(client, "submit") or not hasattr(client, "nthreads"):
             raise ConfigError(
-                f"cluster must be None, a distributed.Client or a scheduler file, not {type(cluster).__name__}",
+                f"client must be a distributed.Client, not {type(client).__name__}",
                 hint="for a LocalCluster or SLURMCluster object, pass distributed.Client(cluster)",
             )
-        client = cluster
-    config = RunConfig(  # normalises a single path, PathLike inputs and one classifier itself
-        inputs=inputs,
-        output=output,
-        classifiers=classifiers,
-        output_format=output_format,
-        on_bad_row=on_bad_row,
-        keep_columns=keep_columns,
-        key_column=key_column,
-        overwrite=overwrite,
-        max_retries=max_retries,
-        tasks_per_worker=tasks_per_worker,
-        group_bytes=group_bytes,
-        piece_bytes=piece_bytes,
-        progress_interval=progress_interval,
-        stop_grace=stop_grace,
-        scheduler_file=scheduler_file,
-        protocol=protocol,
-        workers=workers,
-        threads_per_worker=threads_per_worker,
-    )
+        ignored = [
+            n
+            for n in (*WORKER_SETTINGS, "scheduler_file", "scheduler_address")
+            if settings.get(n) is not None
+        ]
+        ignored += ["cluster"] if settings.get("cluster", "local") != "local" else []
+        if ignored:
+            raise ConfigError(
+                f"{', '.join(ignored)} given with client=: the client's cluster is used as it is",
+                hint="drop them, or drop client= to let the run start or join a cluster",
+            )
+    config = RunConfig(inputs=inputs, output=output, classifiers=classifiers, **settings)
     return run_classification(config, client=client)
+
+
+def _client_given_as_cluster(settings: dict[str, Any], client: Any | None) -> Any | None:
+    """`cluster` beyond RunConfig's kinds, as documented before `client=` existed: a Client (used as it is)
+    or a scheduler file (joined); None is the default (a local cluster). Returns the client to use."""
+    cluster = settings.get("cluster")
+    if "cluster" in settings and cluster is None:
+        del settings["cluster"]
+    elif isinstance(cluster, os.PathLike) or (
+        isinstance(cluster, str) and cluster not in CLUSTER_KINDS and _looks_like_a_file(cluster)
+    ):
+        if settings.get("scheduler_file"):
+            raise ConfigError("a scheduler file given both as scheduler_file= and as cluster=")
+        settings["scheduler_file"] = os.fspath(settings.pop("cluster"))
+    elif cluster is not None and not isinstance(cluster, str):
+        if client is not None:
+            raise ConfigError("a client given both as client= and as cluster=")
+        return settings.pop("cluster")
+    return client
+
+
+def _looks_like_a_file(value: str) -> bool:
+    return os.sep in value or value.endswith(".json") or os.path.exists(value)
+
+
+def _signature() -> inspect.Signature:
+    """run's signature with RunConfig's fields spelled out (for help(), IDEs and inspect)."""
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    params = list(inspect.signature(run).parameters.values())[:-1]  # without **settings
+    for name in _SETTINGS:
+        field = fields[name]
+        default = field.default if field.default is not dataclasses.MISSING else None
+        params.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=field.type)
+        )
+    return inspect.Signature(params, return_annotation=RunResult)
+
+
+run.__signature__ = _signature()  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from hpc_classify.classifiers import combine
 from hpc_classify.driver.task import FileSettings, InputRead, read_input, write_classified
 from hpc_classify.errors import HpcClassifyError
 from hpc_classify.io.discovery import InputFile
@@ -68,9 +69,6 @@ def classify_files(
 def _predict(reads: list[InputRead], classifiers: Sequence[Any]) -> list[pd.DataFrame | BaseException]:
     """Every read file's frame with the output columns: all files together, or, should that fail (a
     document that breaks the model), each file alone, so that the failure lands on its own file only."""
-    # Looked up at call time: the fault tier's worker preload wraps predict_together.
-    from hpc_classify.classifiers import combine
-
     if not reads:
         return []
     frames = [read.result.frame for read in reads]

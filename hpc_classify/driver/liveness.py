@@ -10,13 +10,13 @@ lost) is named in the log and in the summary's `workers_lost`; Dask reruns its t
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
+from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -86,12 +86,11 @@ class WorkerWatch:
 
     def _log_of(self, worker_name: str) -> str:
         if self.config_scheduler_file:
-            # The Slurm launcher names workers <node>-<i> and logs them in <job dir>/<node>/worker.log.
+            # The Slurm launcher names workers <node>-<i> and publishes the scheduler file in its job dir.
             node = re.sub(r"-\d+$", "", worker_name)
-            log = os.path.join(
-                os.path.dirname(os.path.abspath(self.config_scheduler_file)), node, "worker.log"
-            )
-            if os.path.exists(log):
+            job_dir = Path(self.config_scheduler_file).absolute().parent
+            log = JobPaths(job_dir).log(node, "worker")
+            if log.exists():
                 return f"its log: {log}"
         return self.log_hint
 
@@ -114,12 +113,10 @@ def _name(seen: str) -> str:
 def worker_log_hint(config: RunConfig) -> str:
     """Where the workers' logs are, as far as the driver can tell from how it reached the cluster."""
     if config.scheduler_file:
-        # The Slurm launcher (cluster/slurm_node.py) keeps <job dir>/<node>/worker.log beside the file.
-        logs = sorted(
-            glob.glob(os.path.join(os.path.dirname(os.path.abspath(config.scheduler_file)), "*", "*.log"))
-        )
+        # The Slurm launcher keeps its nodes' logs in the job dir, beside the file.
+        logs = JobPaths(Path(config.scheduler_file).absolute().parent).node_logs()
         if logs:
-            return "their logs: " + ", ".join(logs[:_LISTED])
+            return "their logs: " + ", ".join(map(str, logs[:_LISTED]))
         return f"their logs are where the workers of {config.scheduler_file} were started"
     if config.scheduler_address:
         return f"their logs are where the workers of {config.scheduler_address} were started"

@@ -14,8 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from hpc_classify.cluster.job_layout import JobPaths, default_job_root, jobqueue_log_dir
+
 REPO = Path(__file__).resolve().parents[2]
 SBATCH_SCRIPT = REPO / "slurm" / "classify.sbatch"
+FAIL_WORKERS_PRELOAD = Path(__file__).with_name("fail_workers_preload.py")
+
+
+def job_paths(out: Path, job: str, restart: int = 0) -> JobPaths:
+    """The launcher's files of Slurm job `job` writing into `out` (the default --job-dir)."""
+    return JobPaths.for_job(default_job_root(str(out)), job, restart)
+
+
 FILES = 9
 ROWS = 12
 
@@ -91,10 +101,10 @@ def test_sbatch_classifies_on_all_three_nodes(
     assert slurm_cluster.wait_job(job, timeout=240) == "COMPLETED", job_log(tmp_path, job)
     found = assert_complete_exactly_once(corpus, out)
     assert {m["node"] for m in found} == {"node1", "node2", "node3"}
-    job_dir = out / "_jobs" / job
-    assert json.loads((job_dir / "scheduler.json").read_text())["address"].startswith(f"{protocol}://")
+    paths = job_paths(out, job)
+    assert json.loads(paths.scheduler_file.read_text())["address"].startswith(f"{protocol}://")
     for node in ("node1", "node2", "node3"):
-        assert (job_dir / node / "worker.log").stat().st_size > 0
+        assert paths.log(node, "worker").stat().st_size > 0
 
 
 def test_node_whose_workers_never_start_fails_fast_naming_it(
@@ -103,12 +113,17 @@ def test_node_whose_workers_never_start_fails_fast_naming_it(
     out = tmp_path / "out"
     args = run_args(corpus, out, tiny_domain_model, "--worker-timeout", "90")
     started = time.monotonic()
-    job = submit_classify(slurm_cluster, tmp_path, args, env={"HPC_CLASSIFY_TEST_FAIL_WORKERS_ON": "node3"})
+    env = {
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(FAIL_WORKERS_PRELOAD)]),
+        "HPC_CLASSIFY_TEST_FAIL_WORKERS_ON": "node3",
+    }
+    job = submit_classify(slurm_cluster, tmp_path, args, env=env)
     assert slurm_cluster.wait_job(job, timeout=120) == "FAILED"
     assert time.monotonic() - started < 90, "the launcher must fail before its deadline"
     log = job_log(tmp_path, job)
     assert "no worker from node3 joined the scheduler" in log
-    assert "worker disabled on node3" in log  # the tail of that node's worker log
+    assert "Nanny failed to start" in log  # the tail of that node's worker log
+    assert "worker disabled on node3" in job_paths(out, job).log("node3", "worker").read_text()
     assert not (out / "_markers").exists() or markers(out) == []
 
 
@@ -125,7 +140,7 @@ def test_usr1_mid_run_stops_the_driver_requeues_and_resumes(
     log = job_log(tmp_path, job)
     assert slurm_cluster.job_info(job)["Restarts"] == "1", log
     assert "requeueing job" in log
-    assert (out / "_jobs" / f"{job}.1" / "scheduler.json").exists()  # the restart's own job dir
+    assert job_paths(out, job, restart=1).scheduler_file.exists()  # the restart's own job dir
     assert_complete_exactly_once(corpus, out)
 
 
@@ -174,5 +189,5 @@ def test_jobqueue_cluster_completes(slurm_cluster, tiny_domain_model, corpus, tm
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_complete_exactly_once(corpus, out)
     # The workers were Slurm jobs, and they are gone once the run has ended.
-    assert list((out / "_jobs" / "jobqueue").glob("*.out"))
+    assert list(Path(jobqueue_log_dir(str(out))).glob("*.out"))
     wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")

@@ -8,12 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hpc_classify.cli.main import build_parser
 from hpc_classify.cli.node import node_options, split_node_args
 from hpc_classify.cli.run import parse_run_argv
 from hpc_classify.cli.run_config import config_from_args
-from hpc_classify.cluster.slurm_env import NodeIdentity, job_dir_for
+from hpc_classify.cluster.job_layout import JobPaths
+from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
+from hpc_classify.errors import ConfigError
 
 
 def test_node_options_are_taken_out_of_the_run_options() -> None:
@@ -40,11 +44,11 @@ def test_death_timeout_given_after_the_separator_reaches_the_launcher() -> None:
 
 
 def test_each_restart_of_a_job_gets_its_own_directory(tmp_path: Path) -> None:
-    options = NodeOptions(job_root=str(tmp_path))
-    first = NodeIdentity(0, 3, "node1", ("node1", "node2", "node3"), "42", 0)
-    again = NodeIdentity(0, 3, "node1", ("node1", "node2", "node3"), "42", 1)
-    assert job_dir_for(options, first) == tmp_path / "42"
-    assert job_dir_for(options, again) == tmp_path / "42.1"
+    nodes = ("node1", "node2", "node3")
+    first = NodeLauncher(NodeOptions(job_root=str(tmp_path)), NodeIdentity(0, 3, "node1", nodes, "42", 0))
+    again = NodeLauncher(NodeOptions(job_root=str(tmp_path)), NodeIdentity(0, 3, "node1", nodes, "42", 1))
+    assert first.job_dir == tmp_path / "42" and again.job_dir == tmp_path / "42.1"
+    assert JobPaths.for_job(tmp_path, "42", 1).scheduler_file == tmp_path / "42.1" / "scheduler.json"
 
 
 def test_cpu_worker_command_names_the_slurm_node(tmp_path: Path) -> None:
@@ -84,3 +88,36 @@ def test_submit_local_runs_the_node_entry_through_submitit(
     assert done == [f"shard-{i:02d}.jsonl.done.json" for i in range(3)]
     rows = sum(json.loads(p.read_text())["rows_out"] for p in (out / "_markers").glob("*.done.json"))
     assert rows == 45
+
+
+def _node_options(*argv: str):
+    node_args, run_args = split_node_args(build_parser().parse_args(["node", "--", *argv]))
+    config = config_from_args(
+        parse_run_argv([*run_args, "--input", "in", "--output", "out", "--device", "cpu"])
+    )
+    return node_options(node_args, config)
+
+
+def test_threads_per_worker_takes_effect_on_slurm(tmp_path: Path) -> None:
+    options = _node_options("--threads-per-worker", "3", "--interface", "ib0")
+    assert options.threads_per_worker == 3
+    launcher = NodeLauncher(options, NodeIdentity(1, 2, "node2", ("node1", "node2"), "7", 0))
+    argv = launcher.worker_command()
+    assert argv[argv.index("--nthreads") + 1] == "3"
+    assert _node_options("--worker-threads", "2").threads_per_worker == 2
+    assert _node_options().threads_per_worker == 1
+    with pytest.raises(ConfigError, match=r"--worker-threads 2 and --threads-per-worker 3 disagree"):
+        _node_options("--worker-threads", "2", "--threads-per-worker", "3")
+
+
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [
+        (["--workers", "4"], "--workers does not apply on Slurm"),
+        (["--cluster", "jobqueue"], "--cluster does not apply on Slurm"),
+        (["--scheduler-file", "s.json"], "--scheduler-file does not apply on Slurm"),
+    ],
+)
+def test_settings_of_another_cluster_are_refused_on_slurm(flags: list[str], refused: str) -> None:
+    with pytest.raises(ConfigError, match=refused):
+        _node_options(*flags)

@@ -31,11 +31,9 @@ KNOWN_LAYER_EXCEPTIONS: dict[tuple[str, str], str] = {
     ),
 }
 
-# Modules that import each other (lazily: at module level there is no circle): why it is allowed for now. Delete a line once the circle is gone.
+# Modules that import each other (lazily: at module level there is no circle): why it is allowed for now.
+# Delete a line once the circle is gone.
 KNOWN_CIRCLES: dict[frozenset[str], str] = {
-    frozenset({"hpc_classify.cluster.slurm_env", "hpc_classify.cluster.slurm_node"}): (
-        "being removed by issue 21 items 2/3/5"
-    ),
     frozenset({"hpc_classify.report.gather", "hpc_classify.report.write"}): (
         "gather imports write's DASK_REPORT_HTML lazily, write imports gather lazily: the name belongs below both"
     ),

@@ -1,0 +1,84 @@
+"""Where the launchers keep their files: every path under `<output>/_jobs/` is named here and only here
+(as submitit's JobPaths does for its own folder).
+
+    <output>/_jobs/                     the job root (`--job-dir` replaces it)
+      <job id>[.<restart>]/             one Slurm launcher job; a requeued job gets one per restart
+        scheduler.json                  rank 0's scheduler, published by an atomic rename
+        heartbeat.json                  rank 0 rewrites it while its scheduler runs
+        shutdown                        rank 0 is done: the other nodes stop their workers
+        ending-after-rank0-loss         claimed by the one node that ends the job after rank 0's loss
+        <node>/scheduler.log, <node>/worker.log
+        <node>/worker-exit.json         this node's worker command failed (rank 0 then fails at once)
+        <node>/node-exit.json           why this node stopped after rank 0's loss
+      submitit/                         `hpc-classify submit`: submitit's job files and logs
+      jobqueue/                         `--cluster jobqueue`: the worker jobs' logs
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+JOBS_DIR = "_jobs"
+SCHEDULER_FILE = "scheduler.json"
+
+
+def default_job_root(output: str) -> str:
+    return os.path.join(output, JOBS_DIR)
+
+
+def submitit_dir(output: str) -> str:
+    return os.path.join(output, JOBS_DIR, "submitit")
+
+
+def jobqueue_log_dir(output: str) -> str:
+    return os.path.join(output, JOBS_DIR, "jobqueue")
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """The files of one launcher job (one Slurm job id and restart), shared by its nodes."""
+
+    job_dir: Path
+
+    @classmethod
+    def for_job(cls, job_root: str | os.PathLike[str], job_id: str, restart_count: int = 0) -> JobPaths:
+        """Job-scoped: a requeued job keeps its id, so each restart gets its own directory (no stale file)."""
+        suffix = f".{restart_count}" if restart_count else ""
+        return cls(Path(job_root) / f"{job_id}{suffix}")
+
+    @property
+    def scheduler_file(self) -> Path:
+        return self.job_dir / SCHEDULER_FILE
+
+    def private_scheduler_file(self, pid: int) -> Path:
+        """Where the scheduler writes its file before rank 0 publishes it under the final name."""
+        return self.job_dir / f".{SCHEDULER_FILE}.{pid}"
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.job_dir / "heartbeat.json"
+
+    @property
+    def shutdown(self) -> Path:
+        return self.job_dir / "shutdown"
+
+    @property
+    def ending_claim(self) -> Path:
+        return self.job_dir / "ending-after-rank0-loss"
+
+    def node_dir(self, node: str) -> Path:
+        return self.job_dir / node
+
+    def log(self, node: str, process: str) -> Path:
+        """The log of `process` ("scheduler" or "worker") on `node`."""
+        return self.node_dir(node) / f"{process}.log"
+
+    def node_logs(self) -> list[Path]:
+        """Every node's logs, sorted."""
+        return sorted(self.job_dir.glob("*/*.log"))
+
+    def exit_record(self, node: str, process: str) -> Path:
+        """Written when `process` on `node` failed; `process` "node" is the launcher itself."""
+        return self.node_dir(node) / f"{process}-exit.json"
