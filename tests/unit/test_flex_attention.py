@@ -173,12 +173,15 @@ def test_policy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_run_summary_counts_how_each_engine_ran() -> None:
     from hpc_classify.driver.summary import RunStats, build_summary
+    from hpc_classify.io.markers import CompletionMarker
+
+    def marker(**extra):
+        return CompletionMarker("in", 1, 0.0, "out", 2, 2, 0, {}, 0.1, "n1", "w", "f", extra=extra)
 
     stats = RunStats()
-    base = {"rows_in": 2, "rows_out": 2, "rows_bad": 0, "label_counts": {}, "node": "n1"}
     for description in ("bf16, eager, bias attention", "bf16, eager, bias attention", "bf16, compiled, flex"):
-        stats.add_marker({**base, "extra": {"engines": {"DomainClassifier": description}}})
-    stats.add_marker(base)  # a marker written before engines were recorded
+        stats.add_marker(marker(engines={"DomainClassifier": description}))
+    stats.add_marker(marker())  # a marker written before engines were recorded
     summary = build_summary(
         stats, started=0.0, finished=1.0, exit_code=0, interrupted_by=None, fingerprint="f", cluster={}
     )
