@@ -15,7 +15,7 @@ from typing import Any
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.done_markers import marker_written_since
-from hpc_classify.driver.failures import FailureLog
+from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable, worker_died
 from hpc_classify.driver.file_group import FileOutcome
 from hpc_classify.driver.grouping import FileQueue, group_budget
 from hpc_classify.driver.liveness import WorkerWatch
@@ -30,7 +30,7 @@ from hpc_classify.driver.worker_tasks import (
     run_piece_job_on_worker,
     run_task_on_worker,
 )
-from hpc_classify.errors import HpcClassifyError, OutputWriteError
+from hpc_classify.errors import OutputWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class Dispatcher:
         key = item.relpath
         attempts = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempts
-        if _worker_died(error):
+        if worker_died(error):
             self.deaths[key] = self.deaths.get(key, 0) + 1
         if is_retryable(error) and attempts <= self.config.max_retries:
             self.stats.retries += 1
@@ -325,27 +325,3 @@ def _future_error(future: Any) -> BaseException:
         return future.exception()
     except Exception as exc:  # the exception itself could not be unpickled, or the client lost the scheduler
         return exc
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Project errors (ours, unless marked retryable: bad input, settings) are not retried; infrastructure
-    errors (a worker lost, a timeout, I/O) and unknown ones are."""
-    if isinstance(error, HpcClassifyError):
-        return error.retryable
-    return True
-
-
-def failure_reason(error: BaseException, attempts: int, deaths: int) -> str:
-    """Why a file ended in failures.jsonl, in words (its `reason`)."""
-    if deaths:
-        return (
-            f"the worker process running it died (KilledWorker) in {deaths} of {attempts} attempt(s): "
-            "a document that crashes the tokenizer or model, or exhausts memory? see the worker's log"
-        )
-    if not is_retryable(error):
-        return "a problem with the file or the settings (not retried)"
-    return f"still failing after {attempts} attempt(s)"
-
-
-def _worker_died(error: BaseException) -> bool:
-    return type(error).__name__ == "KilledWorker"

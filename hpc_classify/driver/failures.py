@@ -6,11 +6,14 @@ one line at a time, so the file is accurate even when the driver is killed.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
+import time
 from typing import Any
+
+from hpc_classify.errors import HpcClassifyError
+from hpc_classify.io.markers import iso_time
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ class FailureLog:
             "error_type": type(error).__name__,
             "error": str(error),
             "reason": reason,
-            "time": dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds"),
+            "time": iso_time(time.time(), "seconds"),
         }
         self.relpaths.append(relpath)
         try:
@@ -65,3 +68,27 @@ def read_failures(output_dir: str) -> list[dict[str, Any]]:
     except FileNotFoundError:
         pass
     return entries
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Project errors (ours, unless marked retryable: bad input, settings) are not retried; infrastructure
+    errors (a worker lost, a timeout, I/O) and unknown ones are."""
+    if isinstance(error, HpcClassifyError):
+        return error.retryable
+    return True
+
+
+def failure_reason(error: BaseException, attempts: int, deaths: int) -> str:
+    """Why a file ended in failures.jsonl, in words (its `reason`)."""
+    if deaths:
+        return (
+            f"the worker process running it died (KilledWorker) in {deaths} of {attempts} attempt(s): "
+            "a document that crashes the tokenizer or model, or exhausts memory? see the worker's log"
+        )
+    if not is_retryable(error):
+        return "a problem with the file or the settings (not retried)"
+    return f"still failing after {attempts} attempt(s)"
+
+
+def worker_died(error: BaseException) -> bool:
+    return type(error).__name__ == "KilledWorker"

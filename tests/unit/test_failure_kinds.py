@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from hpc_classify.driver.dispatch import failure_reason, is_retryable
+from hpc_classify.driver.failures import failure_reason, is_retryable
 from hpc_classify.errors import ClusterError, ConfigError, InputFileError, OutputWriteError
 from hpc_classify.io.writers import write_json_atomically
 
