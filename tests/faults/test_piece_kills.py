@@ -3,9 +3,12 @@ every document exactly once, in input order, one output, no piece or temp file l
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from driver_support import cli_env, output_files, read_jsonl, run_args, run_cli, start_cli, temp_files
 
@@ -14,29 +17,55 @@ from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
 PRELOAD = Path(__file__).with_name("piece_kill_preload.py")
 
 
+def write_input(inputs: Path, fmt: str, ids: list[str]) -> tuple[Path, int]:
+    """The file, and piece_bytes giving it about 6 pieces (compressed: of its decompressed bytes)."""
+    texts, _ = synthetic_corpus(len(ids), DOMAIN_LABELS, seed=11)
+    path = inputs / f"big.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.table({"id": ids, "text": texts}), path, row_group_size=len(ids) // 6)
+        return path, path.stat().st_size // 6
+    data = "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in zip(ids, texts, strict=True)).encode()
+    path.write_bytes(gzip.compress(data) if fmt.endswith(".gz") else data)
+    return path, len(data) // 6
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "parquet"])
 @pytest.mark.parametrize("where", ["piece", "assembly"])
-def test_kill_9_during_a_piece_or_the_assembly_then_rerun_is_exactly_once(tmp_path, tiny_domain_model, where):
+def test_kill_9_during_a_piece_or_the_assembly_then_rerun_is_exactly_once(
+    tmp_path, tiny_domain_model, where, fmt
+):
     inputs, output = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
-    texts, _ = synthetic_corpus(300, DOMAIN_LABELS, seed=11)
-    ids = [f"d{i}" for i in range(300)]
-    path = inputs / "big.jsonl"
-    path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in zip(ids, texts, strict=True)))
-    args = run_args(inputs, output, tiny_domain_model, "--piece-bytes", str(path.stat().st_size // 6))
+    ids = [f"d{i}" for i in range(240)]
+    path, piece_bytes = write_input(inputs, fmt, ids)
+    args = run_args(inputs, output, tiny_domain_model, "--piece-bytes", str(piece_bytes))
     env = cli_env(
         HPC_CLASSIFY_TEST_KILL_RUN_AT=where, DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)])
     )
     proc = start_cli(args, tmp_path / "killed.log", env=env)
     assert proc.wait(timeout=600) == -9, (tmp_path / "killed.log").read_text()[-3000:]
     assert not output_files(output), "nothing may sit under a final name after the kill"
-    layout = json.loads((output / "_pieces" / "big.jsonl" / "layout.json").read_text())
     pieces_left = list((output / "_pieces").rglob("*.done.json"))
-    assert len(pieces_left) == (2 if where == "piece" else len(layout["pieces"]))
+    if where == "piece":
+        assert len(pieces_left) == 2
+    else:  # every piece done: the last one of a streamed file says so
+        last = json.loads(max(pieces_left).read_text())
+        assert len(pieces_left) == last["extra"]["piece"] + 1 >= 5
+        layout = json.loads((output / "_pieces" / path.name / "layout.json").read_text())
+        assert (
+            last["extra"].get("last")
+            if layout["pieces"] is None
+            else len(layout["pieces"]) == len(pieces_left)
+        )
 
     rerun = run_cli(args)
 
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     (written,) = output_files(output).values()
-    assert [row["id"] for row in read_jsonl(written)] == ids
+    if written.name.endswith(".gz"):  # gzip members, one per piece: read as one stream
+        rows = [json.loads(line) for line in gzip.decompress(written.read_bytes()).decode().splitlines()]
+    else:
+        rows = read_jsonl(written)
+    assert [row["id"] for row in rows] == ids
     assert not (output / "_pieces").exists()
     assert temp_files(output) == []

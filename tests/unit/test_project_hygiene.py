@@ -39,3 +39,10 @@ def test_every_runtime_dependency_is_pinned_for_the_module_install():
     unpinned = [dep for dep in project["dependencies"] if _name(dep) not in pins]
     assert unpinned == []
     assert all("==" in pins[_name(dep)] for dep in project["dependencies"])
+
+
+def test_test_module_basenames_are_unique():
+    # pytest imports test modules by basename (no packages under tests/): a second test_x.py anywhere makes
+    # collection fail on a fresh clone with "import file mismatch".
+    names = sorted(path.name for path in (ROOT / "tests").rglob("test_*.py"))
+    assert sorted({name for name in names if names.count(name) > 1}) == []
