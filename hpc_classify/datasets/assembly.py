@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 from collections.abc import Sequence
 from typing import BinaryIO
 
 import pandas as pd
 
+from hpc_classify.io.formats import output_format
 from hpc_classify.io.writers import TEMP_MARKER, write_atomically
 
 PART_MARK = f"{TEMP_MARKER}part."
@@ -39,7 +39,7 @@ def finish_outputs(output_path: str, written: Sequence[tuple[str, str]], fmt: st
         if len(parts) == 1:
             os.replace(parts[0], final)
             continue
-        write_atomically(final, lambda f, parts=parts: _JOINERS[fmt](parts, f))
+        write_atomically(final, lambda f, parts=parts: _join(fmt, parts, f))
         for part in parts:
             os.remove(part)
     return list(parts_of)
@@ -54,30 +54,14 @@ def remove_parts(output_path: str, token: str) -> None:
             os.remove(os.path.join(output_path, entry))
 
 
-def _join_bytes(parts: list[str], out: BinaryIO) -> None:
-    # JSONL lines concatenate; so do gzip members and zstd frames.
-    for part in parts:
-        with open(part, "rb") as source:
-            shutil.copyfileobj(source, out)
-
-
-def _join_parquet(parts: list[str], out: BinaryIO) -> None:
-    """Row group by row group: one part's group in memory at a time. A column all null in one part
-    (Arrow type null) takes the type the others give it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
-    with pq.ParquetWriter(out, schema) as writer:
-        for part in parts:
-            source = pq.ParquetFile(part)
-            for group in range(source.num_row_groups):
-                writer.write_table(source.read_row_group(group).cast(schema))
-
-
 def _join_pickles(parts: list[str], out: BinaryIO) -> None:
     frame = pd.concat([pd.read_pickle(p) for p in parts], ignore_index=True)
     pickle.dump(frame, out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-_JOINERS = {"jsonl": _join_bytes, "parquet": _join_parquet, "pickle": _join_pickles}
+def _join(fmt: str, parts: list[str], out: BinaryIO) -> None:
+    """Pickles here; document formats as their format object assembles them (as the driver's pieces)."""
+    if fmt == "pickle":
+        _join_pickles(parts, out)
+    else:
+        output_format(fmt).assemble(parts, out)

@@ -36,7 +36,8 @@ from hpc_classify.errors import (
     MissingInputFileError,
     UnexpectedArgumentError,
 )
-from hpc_classify.io.discovery import JSONL_SUFFIXES, get_all_files_paths_under
+from hpc_classify.io.discovery import get_all_files_paths_under
+from hpc_classify.io.formats import known_format
 from hpc_classify.io.pieces import read_piece
 from hpc_classify.io.readers import import_cudf, read_documents, read_frame
 
@@ -171,10 +172,9 @@ def select_columns(df: Any, columns: Sequence[str] | None, filetype: str, add_fi
 
 def file_type_of(path: str) -> str:
     lower = path.lower()
-    if lower.endswith(JSONL_SUFFIXES):
-        return "jsonl"
-    if lower.endswith(".parquet"):
-        return "parquet"
+    document_format = known_format(lower)
+    if document_format is not None:
+        return document_format.name
     if lower.endswith(PICKLE_SUFFIXES):
         return "pickle"
     return os.path.splitext(lower)[1] or os.path.basename(path)

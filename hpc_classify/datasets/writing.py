@@ -23,7 +23,7 @@ import pandas as pd
 from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_parts
 from hpc_classify.datasets.reading import filename_column
 from hpc_classify.errors import ConfigError, DataLayoutError
-from hpc_classify.io.discovery import JSONL_SUFFIXES, document_suffix, output_relpath
+from hpc_classify.io.formats import document_suffix, known_format, output_relpath
 from hpc_classify.io.output_clashes import refuse_output_clashes
 from hpc_classify.io.writers import write_atomically, write_frame
 
@@ -49,7 +49,7 @@ def write_to_disk(
         raise ConfigError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}")
     output_path = os.fspath(output_path)
     column = filename_column(write_to_filename)
-    if output_type == "jsonl" and output_path.lower().endswith(JSONL_SUFFIXES):
+    if output_type == "jsonl" and getattr(known_format(output_path), "name", None) == "jsonl":
         _write_single_jsonl(frame, output_path, column, partition_on)
         return
     _check_columns(frame, column, partition_on)

@@ -1,9 +1,7 @@
 """A file's one output, assembled from its done pieces in input order, then its completion marker.
 
-JSONL: the pieces' bytes concatenated (compressed pieces are whole gzip members or zstd frames, which
-concatenate into a valid stream). Parquet: the pieces' row groups streamed into one file under their
-unified schema (a column all null in one piece and text in another becomes text). Never the whole file in
-memory. The output is written atomically, then the completion marker, then the pieces are removed: a kill
+The output format's `assemble` joins the pieces (JSONL: bytes concatenated, compressed pieces being whole
+gzip members or zstd frames; Parquet: row groups streamed into one file). Never the whole file in memory. The output is written atomically, then the completion marker, then the pieces are removed: a kill
 at any point leaves either the pieces (assembled again) or the finished file (its pieces removed by the
 next run's plan).
 """
@@ -12,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import Any
 
 from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.driver import piece_files
@@ -25,13 +22,12 @@ from hpc_classify.driver.piece_task import check_unchanged
 from hpc_classify.driver.task import FileSettings, file_destination
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile
+from hpc_classify.io.formats import JSONL, output_format
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker, iso_time, write_marker
 from hpc_classify.io.writers import write_atomically
 
 logger = logging.getLogger(__name__)
-
-_COPY_CHUNK = 8 << 20
 
 
 def piece_indices_needed(
@@ -63,13 +59,11 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
     markers = piece_files.read_piece_markers(out, relpath, indices)
     destination = file_destination(settings, relpath)
     parts = [m.output_path for m in markers]
-    if settings.output_format == "parquet":
-        write_atomically(destination.output_path, lambda f: _concat_parquet(parts, f))
-    else:
-        write_atomically(destination.output_path, lambda f: _concat_bytes(parts, f))
+    document_format = output_format(settings.output_format)
+    write_atomically(destination.output_path, lambda f: document_format.assemble(parts, f))
     quarantines = [m.quarantine_path for m in markers if m.quarantine_path]
-    if quarantines:
-        write_atomically(destination.quarantine_path, lambda f: _concat_bytes(quarantines, f))
+    if quarantines:  # JSONL, whatever the output format
+        write_atomically(destination.quarantine_path, lambda f: JSONL.assemble(quarantines, f))
     elif os.path.exists(destination.quarantine_path):
         os.remove(destination.quarantine_path)  # from an earlier attempt: would be misleading
     # The pieces checked size and mtime against the layout, which holds the content hash.
@@ -124,36 +118,3 @@ def _sum_counts(all_counts: Any) -> dict[str, dict[str, int]]:
         for column, values in counts.items():
             total.setdefault(column, Counter()).update(values)
     return {column: dict(values) for column, values in total.items()}
-
-
-def _concat_bytes(paths: Sequence[str], out: BinaryIO) -> None:
-    for path in paths:
-        with open(path, "rb") as part:
-            shutil.copyfileobj(part, out, _COPY_CHUNK)
-
-
-def _concat_parquet(paths: Sequence[str], out: BinaryIO) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    files = [pq.ParquetFile(path) for path in paths]
-    schema = pa.unify_schemas([f.schema_arrow for f in files], promote_options="permissive")
-    with pq.ParquetWriter(out, schema) as writer:
-        for parquet in files:
-            for group in range(parquet.metadata.num_row_groups):
-                writer.write_table(_conform(parquet.read_row_group(group), schema))
-        if all(f.metadata.num_rows == 0 for f in files):
-            writer.write_table(schema.empty_table())
-
-
-def _conform(table: Any, schema: Any) -> Any:
-    """`table` with `schema`'s columns in its order and types (columns it lacks are all null)."""
-    import pyarrow as pa
-
-    columns = [
-        table.column(field.name).cast(field.type)
-        if field.name in table.column_names
-        else pa.nulls(table.num_rows, field.type)
-        for field in schema
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)

@@ -22,6 +22,7 @@ from hpc_classify.driver.input_changes import VANISHED, InputChange
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import PieceWork
 from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.io.formats import format_of
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker
 from hpc_classify.io.pieces import is_streamed, plan_pieces
@@ -162,7 +163,7 @@ class PieceScheduler:
 
 def _piece_size(planned: PlannedFile, layout: PieceLayout, piece: Any) -> int:
     """A piece's share of the file's bytes (Parquet pieces are row ranges: pro rata)."""
-    if planned.path.lower().endswith(".parquet"):
+    if format_of(planned.path).pieces_in_rows:
         rows = layout.pieces[-1].stop if layout.pieces else 0
         return planned.size * (piece.stop - piece.start) // max(1, rows)
     return piece.stop - piece.start

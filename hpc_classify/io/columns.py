@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from hpc_classify.io.compression import DECOMPRESSION_ERRORS, open_decompressed
-from hpc_classify.io.discovery import document_suffix
+from hpc_classify.io.formats import PARQUET, known_format
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class ColumnSample:
 def sample_columns(path: str, max_rows: int) -> ColumnSample:
     """A Parquet file's schema (every row has its columns), or the keys of a JSONL file's first `max_rows`
     JSON objects. Unreadable files and lines are skipped silently: reading the file reports them properly."""
-    if document_suffix(path) == ".parquet":
+    if known_format(path) is PARQUET:
         import pyarrow as pa
         import pyarrow.parquet as pq
 

@@ -13,13 +13,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.formats import (  # noqa: F401  (document_suffix, output_relpath: this module's API)
+    SUPPORTED_SUFFIXES,
+    document_suffix,
+    output_relpath,
+)
 
 logger = logging.getLogger(__name__)
 
-# Longest first, so ".jsonl.gz" wins over a shorter match.
-JSONL_SUFFIXES = (".jsonl.gz", ".jsonl.zst", ".jsonl", ".json")
-SUPPORTED_SUFFIXES = (*JSONL_SUFFIXES, ".parquet")
-_OUTPUT_SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet"}
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -29,12 +30,6 @@ class InputFile:
 
     path: str
     relpath: str
-
-
-def document_suffix(name: str) -> str | None:
-    """The supported document suffix `name` ends with (".jsonl.gz", ".parquet", ...), or None."""
-    lower = name.lower()
-    return next((s for s in SUPPORTED_SUFFIXES if lower.endswith(s)), None)
 
 
 def get_all_files_paths_under(
@@ -77,26 +72,6 @@ def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
     inputs = sorted(by_path.values())
     _check_unique_relpaths(inputs)
     return inputs
-
-
-def output_relpath(relpath: str, output_format: str) -> str:
-    """The output's relpath: same name, with the suffix of `output_format`.
-
-    JSONL inputs keep their suffix and compression for JSONL output (x.jsonl.gz -> x.jsonl.gz);
-    otherwise the document suffix is replaced (x.jsonl.gz -> x.parquet, x.parquet -> x.jsonl).
-    """
-    if output_format not in _OUTPUT_SUFFIX:
-        raise ConfigError(f"output format must be one of {', '.join(_OUTPUT_SUFFIX)}, not {output_format!r}")
-    suffix = document_suffix(relpath)
-    if suffix is None:
-        raise ConfigError(
-            f"{relpath!r} does not end with a document suffix ({', '.join(SUPPORTED_SUFFIXES)})"
-        )
-    if output_format == "jsonl" and suffix in JSONL_SUFFIXES:
-        return relpath
-    if output_format == "parquet" and suffix == ".parquet":
-        return relpath
-    return relpath[: -len(suffix)] + _OUTPUT_SUFFIX[output_format]
 
 
 def _normalise_extensions(keep_extensions: str | Sequence[str] | None) -> tuple[str, ...] | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import signal
 
-from hpc_classify.driver import assembly, task
+from hpc_classify.driver import task
+from hpc_classify.io.jsonl_format import JsonlFormat
 
 _where = os.environ.get("HPC_CLASSIFY_TEST_KILL_RUN_AT")
 # Dask may run a preload file more than once in one namespace: wrap the originals, never a wrapper.
 _real_write_marker = getattr(task.write_marker, "__wrapped_original__", task.write_marker)
-_real_concat = getattr(assembly._concat_bytes, "__wrapped_original__", assembly._concat_bytes)
+_real_assemble = getattr(JsonlFormat.assemble, "__wrapped_original__", JsonlFormat.assemble)
 
 
 def _kill_run() -> None:
@@ -37,10 +38,10 @@ if _where == "piece":
 
 if _where == "assembly":
 
-    def _concat_bytes(paths, out):
-        _real_concat(paths[: len(paths) // 2], out)
+    def _assemble(self, paths, out):
+        _real_assemble(self, paths[: len(paths) // 2], out)
         out.flush()
         _kill_run()
 
-    _concat_bytes.__wrapped_original__ = _real_concat
-    assembly._concat_bytes = _concat_bytes
+    _assemble.__wrapped_original__ = _real_assemble
+    JsonlFormat.assemble = _assemble

@@ -1,0 +1,79 @@
+"""Rows as JSON Lines: frames and dicts encoded to UTF-8 lines, compressed as the file name says.
+
+NaN/NA become null, numpy scalars and arrays Python values, timestamps ISO strings: what a JSONL reader
+reads back as the same values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+
+from hpc_classify.io.compression import open_compressed_writer
+
+_LINES_PER_CHUNK = 2048  # JSONL lines encoded per write call: few syscalls, bounded extra memory
+
+
+def write_jsonl_rows(rows: Iterable[Mapping[str, Any]], fileobj: BinaryIO, path: str) -> None:
+    encoder = json.JSONEncoder(ensure_ascii=False, default=json_default, allow_nan=False)
+    with open_compressed_writer(fileobj, path) as out:
+        chunk: list[str] = []
+        for row in rows:
+            chunk.append(encoder.encode(row))
+            if len(chunk) >= _LINES_PER_CHUNK:
+                out.write(("\n".join(chunk) + "\n").encode("utf-8"))
+                chunk.clear()
+        if chunk:
+            out.write(("\n".join(chunk) + "\n").encode("utf-8"))
+
+
+def frame_rows(df: pd.DataFrame) -> Iterable[dict[str, Any]]:
+    """Rows of `df` as JSON-ready dicts: NaN/NA -> None, numpy scalars and arrays -> Python values."""
+    names = [str(c) for c in df.columns]
+    columns = [_column_values(df.iloc[:, i]) for i in range(df.shape[1])]
+    for values in zip(*columns, strict=True):
+        yield dict(zip(names, values, strict=True))
+
+
+def _column_values(series: pd.Series) -> list[Any]:
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+        return series.tolist()  # numpy ints/bools hold no missing values; tolist gives Python scalars
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        return [None if math.isnan(v) else v for v in series.tolist()]
+    return [_to_json_value(v) for v in series.tolist()]
+
+
+def _to_json_value(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, np.ndarray):
+        return [_to_json_value(v) for v in value.tolist()]
+    if isinstance(value, list | tuple):
+        return [_to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json_value(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return _to_json_value(value.item())
+    return value  # anything else goes to json_default
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")

@@ -1,0 +1,220 @@
+"""JSON Lines documents (.jsonl, .json; .jsonl.gz and .jsonl.zst compressed): read, cut, write, assemble.
+
+Plain JSONL is cut into byte ranges of about `piece_bytes`; a piece owns the lines that *start* in its range
+[start, stop), so pieces never split a line and every line belongs to exactly one piece (the layout is
+arithmetic on the file size: no scan). Compressed JSONL is not seekable, so it is not cut up front: one task
+reads it as a stream and ends a piece after each `piece_bytes` of decompressed lines.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import shutil
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from hpc_classify.io.compression import DECOMPRESSION_ERRORS, open_decompressed
+from hpc_classify.io.json_lines import frame_rows, write_jsonl_rows
+from hpc_classify.io.rows import (
+    Piece,
+    ReadResult,
+    StreamPiece,
+    corrupt_file_error,
+    import_cudf,
+    parse_jsonl_lines,
+    records_to_frame,
+)
+
+_COPY_CHUNK = 8 << 20
+
+
+class JsonlFormat:
+    """JSONL with one compression (None, "gzip" or "zstd"); `suffixes` are the names it is recognised by."""
+
+    name = "jsonl"
+    output_suffix = ".jsonl"
+    pieces_in_rows = False  # pieces are byte ranges of the file
+
+    def __init__(self, compression: str | None, suffixes: tuple[str, ...]):
+        self.compression = compression
+        self.suffixes = suffixes
+
+    def __repr__(self) -> str:
+        return f"JsonlFormat({self.compression!r})"
+
+    @property
+    def streamed(self) -> bool:
+        """Compressed: read as one stream, its pieces found while reading (not planned up front)."""
+        return self.compression is not None
+
+    def corrupt_error(self, path: str, exc: BaseException):
+        return corrupt_file_error(path, self.compression or "text", exc)
+
+    def read(
+        self, path: str, text_field: str | None, on_bad_row: str, columns: Sequence[str] | None = None
+    ) -> ReadResult:
+        """The whole file (text_field=None: objects only, no text checks), rows indexed by file position."""
+        try:
+            with open_decompressed(path) as stream:
+                records, bad, positions = parse_jsonl_lines(path, stream, text_field, on_bad_row)
+        except DECOMPRESSION_ERRORS as exc:
+            raise self.corrupt_error(path, exc) from exc
+        except OSError as exc:  # gzip.BadGzipFile is an OSError; so are read errors mid-file
+            raise self.corrupt_error(path, exc) from exc
+        return _result(records, bad, positions, text_field, columns)
+
+    def read_frame(self, path: str, columns: Sequence[str] | None) -> pd.DataFrame:
+        """The whole file as pandas, objects only, with a fresh RangeIndex (as `pandas.read_json` gives)."""
+        frame = self.read(path, None, "error").frame.reset_index(drop=True)
+        if columns is not None:
+            frame = frame[[c for c in columns if c in frame.columns]]
+        return frame
+
+    def read_cudf(self, path: str, columns: Sequence[str] | None) -> Any:
+        frame = import_cudf().read_json(path, lines=True, compression=self.compression)
+        if columns is not None:
+            frame = frame[[c for c in columns if c in frame.columns]]
+        return frame
+
+    def plan_pieces(self, path: str, size: int, piece_bytes: int) -> list[Piece]:
+        if self.streamed:
+            raise ValueError(f"{path} is compressed: its pieces are found while streaming it")
+        count = max(1, math.ceil(size / piece_bytes))
+        bounds = [min(size, i * piece_bytes) for i in range(count)] + [size]
+        return [Piece(i, bounds[i], bounds[i + 1]) for i in range(count)]
+
+    def read_piece(
+        self,
+        path: str,
+        piece: Piece,
+        text_field: str | None,
+        on_bad_row: str,
+        columns: Sequence[str] | None,
+    ) -> ReadResult:
+        try:
+            with open(path, "rb") as stream:
+                offset, lines_before, rows_before = _first_line_at(stream, piece.start)
+                stream.seek(offset)
+                records, bad, positions = parse_jsonl_lines(
+                    path,
+                    _lines_starting_before(stream, offset, piece.stop),
+                    text_field,
+                    on_bad_row,
+                    first_lineno=lines_before + 1,
+                    first_position=rows_before,
+                )
+        except OSError as exc:
+            raise self.corrupt_error(path, exc) from exc
+        return _result(records, bad, positions, text_field, columns)
+
+    def iter_stream_pieces(
+        self,
+        path: str,
+        piece_bytes: int,
+        *,
+        text_field: str | None,
+        on_bad_row: str,
+        first_index: int,
+        skip_lines: int,
+        skip_rows: int,
+    ) -> Iterator[StreamPiece]:
+        try:
+            with open_decompressed(path) as stream:
+                skipped = sum(1 for _ in itertools.islice(stream, skip_lines))
+                if skipped < skip_lines:
+                    raise self.corrupt_error(
+                        path, EOFError(f"the file ends at line {skipped}, before line {skip_lines}")
+                    )
+                index, line, row = first_index, skip_lines, skip_rows
+                while True:
+                    chunk, size = [], 0
+                    while size < piece_bytes:
+                        raw = stream.readline()
+                        if not raw:
+                            break
+                        chunk.append(raw)
+                        size += len(raw)
+                    last = size < piece_bytes or not _has_more(stream)
+                    records, bad, positions = parse_jsonl_lines(
+                        path, chunk, text_field, on_bad_row, first_lineno=line + 1, first_position=row
+                    )
+                    rows = sum(1 for raw in chunk if raw.strip())
+                    result = _result(records, bad, positions, text_field, None)
+                    yield StreamPiece(index, result, line + 1, line + len(chunk), row + rows, last)
+                    if last:
+                        return
+                    index, line, row = index + 1, line + len(chunk), row + rows
+        except DECOMPRESSION_ERRORS as exc:
+            raise self.corrupt_error(path, exc) from exc
+        except OSError as exc:
+            raise self.corrupt_error(path, exc) from exc
+
+    def write(self, df: pd.DataFrame, fileobj: BinaryIO, path: str) -> None:
+        """`df` (index dropped) as JSONL, compressed as `path`'s extension says."""
+        write_jsonl_rows(frame_rows(df), fileobj, path)
+
+    def assemble(self, parts: Sequence[str], out: BinaryIO) -> None:
+        """Parts written by `write`, in order: lines concatenate, and so do gzip members and zstd frames."""
+        concat_files(parts, out)
+
+
+def concat_files(paths: Sequence[str], out: BinaryIO) -> None:
+    for path in paths:
+        with open(path, "rb") as part:
+            shutil.copyfileobj(part, out, _COPY_CHUNK)
+
+
+def _result(
+    records: list[dict],
+    bad: list,
+    positions: list[int],
+    text_field: str | None,
+    columns: Sequence[str] | None,
+) -> ReadResult:
+    frame = records_to_frame(records, text_field)
+    frame.index = pd.RangeIndex(0) if not positions else pd.Index(positions, dtype="int64")
+    if columns is not None:
+        keep = [c for c in columns if c in frame.columns]
+        if text_field is not None and text_field in frame.columns and text_field not in keep:
+            keep.append(text_field)
+        frame = frame[keep]
+    return ReadResult(frame=frame, bad_rows=bad)
+
+
+def _first_line_at(stream: BinaryIO, start: int) -> tuple[int, int, int]:
+    """(offset of the first line starting at or after `start`, lines before it, non-blank lines before it).
+
+    Counting the lines before a piece reads the file up to it: that is what gives bad rows their file line
+    numbers and lean outputs their row numbers, exactly as a whole-file read would."""
+    if start <= 0:
+        return 0, 0, 0
+    offset = lines = rows = 0
+    for raw in stream:
+        if offset >= start:
+            break
+        offset += len(raw)
+        lines += 1
+        rows += bool(raw.strip())
+    return offset, lines, rows
+
+
+def _lines_starting_before(stream: BinaryIO, offset: int, stop: int) -> Iterator[bytes]:
+    for raw in stream:
+        if offset >= stop:
+            return
+        offset += len(raw)
+        yield raw
+
+
+def _has_more(stream: Any) -> bool:
+    """Whether the stream holds another byte, without consuming it (peek on buffered readers)."""
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        return bool(peek(1))
+    position = stream.tell()  # gzip.GzipFile: tell/seek back within the decompressed stream are cheap
+    more = bool(stream.read(1))
+    stream.seek(position)
+    return more

@@ -1,0 +1,190 @@
+"""Parquet documents: read, cut into row ranges, write, assemble; pyarrow is imported when used.
+
+A file is cut by row groups (consecutive groups up to `piece_bytes` on disk), a row group larger than that
+into row ranges; a piece is read a row group (or a batch of one) at a time, never the whole file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from hpc_classify.io.rows import Piece, ReadResult, check_parquet_table, corrupt_file_error, import_cudf
+
+_PARQUET_BATCH_ROWS = 8192  # rows decoded at a time inside a row group larger than a piece
+
+
+class ParquetFormat:
+    name = "parquet"
+    suffixes = (".parquet",)
+    output_suffix = ".parquet"
+    compression = None  # inside the file, per column: nothing to choose by name
+    streamed = False
+    pieces_in_rows = True  # pieces are row ranges of the file
+
+    def __repr__(self) -> str:
+        return "ParquetFormat()"
+
+    def corrupt_error(self, path: str, exc: BaseException):
+        return corrupt_file_error(path, "Parquet", exc)
+
+    def read(
+        self, path: str, text_field: str | None, on_bad_row: str, columns: Sequence[str] | None = None
+    ) -> ReadResult:
+        """The whole file with its text field checked, rows indexed by file position."""
+        table = self._read_table(path, None if columns is None else [*columns, text_field])
+        frame, bad = check_parquet_table(path, table, text_field, on_bad_row)
+        if columns is not None:
+            wanted = [c for c in columns if c in frame.columns]
+            frame = frame[wanted if text_field in wanted else [*wanted, text_field]]
+        return ReadResult(frame=frame, bad_rows=bad)
+
+    def read_frame(self, path: str, columns: Sequence[str] | None) -> pd.DataFrame:
+        """The whole file as pandas, without text checks."""
+        return self._read_table(path, columns).to_pandas()
+
+    def read_cudf(self, path: str, columns: Sequence[str] | None) -> Any:
+        return import_cudf().read_parquet(path, columns=None if columns is None else list(columns))
+
+    def _read_table(self, path: str, columns: Sequence[str] | None) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if columns is not None:
+                present = set(pq.read_schema(path).names)
+                columns = [c for c in columns if c in present]
+            return pq.read_table(path, columns=None if columns is None else list(columns))
+        except (pa.ArrowException, OSError) as exc:
+            raise self.corrupt_error(path, exc) from exc
+
+    def plan_pieces(self, path: str, size: int, piece_bytes: int) -> list[Piece]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            metadata = pq.ParquetFile(path).metadata
+        except (pa.ArrowException, OSError) as exc:
+            raise self.corrupt_error(path, exc) from exc
+        ranges: list[tuple[int, int]] = []
+        start = row = pending_bytes = 0
+        for group in range(metadata.num_row_groups):
+            meta = metadata.row_group(group)
+            rows = meta.num_rows
+            on_disk = sum(meta.column(c).total_compressed_size for c in range(meta.num_columns))
+            if on_disk > piece_bytes:  # a large row group: cut into row ranges of about piece_bytes
+                if row > start:
+                    ranges.append((start, row))
+                cuts = min(rows, math.ceil(on_disk / piece_bytes))
+                edges = [row + rows * i // cuts for i in range(cuts + 1)]
+                ranges.extend(zip(edges[:-1], edges[1:], strict=True))
+                start, pending_bytes = row + rows, 0
+            elif pending_bytes + on_disk > piece_bytes and row > start:
+                ranges.append((start, row))
+                start, pending_bytes = row, on_disk
+            else:
+                pending_bytes += on_disk
+            row += rows
+        if row > start or not ranges:
+            ranges.append((start, row))
+        return [Piece(i, lo, hi) for i, (lo, hi) in enumerate(ranges)]
+
+    def read_piece(
+        self,
+        path: str,
+        piece: Piece,
+        text_field: str | None,
+        on_bad_row: str,
+        columns: Sequence[str] | None,
+    ) -> ReadResult:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+            wanted = None
+            if columns is not None:
+                present = set(parquet.schema_arrow.names)
+                extra = [text_field] if text_field else []
+                wanted = [c for c in dict.fromkeys([*columns, *extra]) if c in present]
+            tables = list(_parquet_rows(parquet, piece.start, piece.stop, wanted))
+            table = pa.concat_tables(tables) if tables else parquet.schema_arrow.empty_table()
+            if wanted is not None and not tables:
+                table = table.select(wanted)
+        except (pa.ArrowException, OSError) as exc:
+            raise self.corrupt_error(path, exc) from exc
+        if text_field is None:
+            frame = table.to_pandas()
+            frame.index = pd.RangeIndex(piece.start, piece.start + len(frame))
+            return ReadResult(frame=frame)
+        frame, bad = check_parquet_table(path, table, text_field, on_bad_row, first_row=piece.start)
+        return ReadResult(frame=frame, bad_rows=bad)
+
+    def iter_stream_pieces(self, path: str, piece_bytes: int, **_: Any) -> Iterator[Any]:
+        raise ValueError(f"{path} is Parquet: its pieces are planned, not streamed")
+
+    def write(self, df: pd.DataFrame, fileobj: BinaryIO, path: str) -> None:
+        """`df` (index dropped) as one Parquet file."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), fileobj)
+
+    def assemble(self, parts: Sequence[str], out: BinaryIO) -> None:
+        """Parts written by `write`, in order, streamed row group by row group into one file under their
+        unified schema (a column all null in one part and text in another becomes text)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        files = [pq.ParquetFile(path) for path in parts]
+        schema = pa.unify_schemas([f.schema_arrow for f in files], promote_options="permissive")
+        with pq.ParquetWriter(out, schema) as writer:
+            for parquet in files:
+                for group in range(parquet.metadata.num_row_groups):
+                    writer.write_table(_conform(parquet.read_row_group(group), schema))
+            if all(f.metadata.num_rows == 0 for f in files):
+                writer.write_table(schema.empty_table())
+
+
+def _parquet_rows(parquet: Any, start: int, stop: int, columns: list[str] | None) -> Iterator[Any]:
+    """Tables holding rows [start, stop) of the file, decoded a row group (or a batch of one) at a time."""
+    import pyarrow as pa
+
+    metadata = parquet.metadata
+    first = 0
+    for group in range(metadata.num_row_groups):
+        rows = metadata.row_group(group).num_rows
+        lo, hi = max(start, first), min(stop, first + rows)
+        if lo < hi:
+            if lo == first and hi == first + rows:
+                yield parquet.read_row_group(group, columns=columns)
+            else:  # part of a large row group: stream its batches, keep the slice
+                at = first
+                for batch in parquet.iter_batches(
+                    batch_size=_PARQUET_BATCH_ROWS, row_groups=[group], columns=columns
+                ):
+                    b_lo, b_hi = max(lo, at), min(hi, at + batch.num_rows)
+                    if b_lo < b_hi:
+                        yield pa.Table.from_batches([batch.slice(b_lo - at, b_hi - b_lo)])
+                    at += batch.num_rows
+                    if at >= hi:
+                        break
+        first += rows
+        if first >= stop:
+            break
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """`table` with `schema`'s columns in its order and types (columns it lacks are all null)."""
+    import pyarrow as pa
+
+    columns = [
+        table.column(field.name).cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(table.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

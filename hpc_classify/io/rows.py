@@ -1,0 +1,234 @@
+"""What every document reader returns, and the row checks shared by all formats.
+
+A `ReadResult` holds the good rows in file order (indexed by their 0-based position in the file) and the
+`BadRow`s set aside; `parse_jsonl_lines` and `check_parquet_table` decide which rows are good, so a whole
+file, a byte range and a stream of one format all judge rows alike. A `Piece` is a planned part of a file
+(see `io/pieces.py`), a `StreamPiece` one found while streaming a compressed file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from hpc_classify.config import BAD_ROW_POLICIES
+from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
+
+BAD_ROW_HINT = "fix the row, or run with --on-bad-row skip to quarantine bad rows"
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that cannot be classified: 1-based line (Parquet: row number), why, and its content."""
+
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass
+class ReadResult:
+    """Good rows in file order with the file's columns, plus the rows that were set aside. The frame's
+    index is each row's 0-based position in the file (bad rows counted, blank lines not): the index
+    `pandas.read_json(path, lines=True)` or `read_parquet(path)` gives the same row."""
+
+    frame: pd.DataFrame
+    bad_rows: list[BadRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Piece `index` of a file: bytes [start, stop) of a plain JSONL file, rows [start, stop) of Parquet."""
+
+    index: int
+    start: int
+    stop: int
+
+    def to_list(self) -> list[int]:
+        return [self.index, self.start, self.stop]
+
+
+@dataclass
+class StreamPiece:
+    """One piece of a compressed file read as a stream: its rows, and where it ends in the file."""
+
+    index: int
+    result: ReadResult
+    first_line: int  # 1-based line number of its first line
+    end_line: int  # lines of the file up to the end of this piece
+    end_row: int  # non-blank lines of the file up to the end of this piece
+    last: bool  # the file ends with this piece
+
+
+def check_bad_row_policy(on_bad_row: str) -> None:
+    if on_bad_row not in BAD_ROW_POLICIES:
+        raise ConfigError(f"on_bad_row must be one of {', '.join(BAD_ROW_POLICIES)}, not {on_bad_row!r}")
+
+
+def require_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise MissingInputFileError(path, hint="check the input path (was the file moved or deleted?)")
+    if os.path.isdir(path):
+        raise InputFileError(
+            path, "is a directory, not a document file", hint="list the files inside it instead"
+        )
+
+
+def corrupt_file_error(path: str, kind: str, exc: BaseException) -> InputFileError:
+    """The error for a file that cannot be read as `kind` ("Parquet", "gzip", "zstd", "text")."""
+    return InputFileError(
+        path,
+        f"cannot read the file as {kind} ({type(exc).__name__}: {exc})",
+        hint="the file is truncated or corrupt: re-copy or regenerate it, or remove it from the inputs",
+    )
+
+
+def parse_jsonl_lines(
+    path: str,
+    lines: Iterable[bytes],
+    text_field: str | None,
+    on_bad_row: str,
+    *,
+    first_lineno: int = 1,
+    first_position: int = 0,
+) -> tuple[list[dict], list[BadRow], list[int]]:
+    """Parse raw lines of `path` (the first one is line `first_lineno` of the file, and the file's row
+    `first_position` unless blank); text_field=None skips the text checks (objects are still required).
+    Also returns each good record's 0-based position among the file's non-blank lines."""
+    records: list[dict] = []
+    bad: list[BadRow] = []
+    positions: list[int] = []
+    position = first_position - 1
+    for lineno, raw in enumerate(lines, start=first_lineno):
+        if not raw.strip():
+            continue  # blank lines carry no document: not counted as bad
+        position += 1
+        record, reason = _parse_line(raw, text_field)
+        if reason is None:
+            records.append(record)
+            positions.append(position)
+            continue
+        if on_bad_row == "error":
+            raise InputFileError(path, reason, line=lineno, hint=BAD_ROW_HINT)
+        bad.append(BadRow(lineno, reason, _raw_text(raw)))
+    return records, bad, positions
+
+
+def _parse_line(raw: bytes, text_field: str | None) -> tuple[Any, str | None]:
+    """Return (record, None) for a good line, else (None, reason)."""
+    try:
+        decoded = raw.decode("utf-8")  # strict: a bad byte is a bad row, never silently replaced
+    except UnicodeDecodeError as exc:
+        return None, f"invalid UTF-8 (byte {exc.start} of the line)"
+    try:
+        record = json.loads(decoded)
+    except json.JSONDecodeError as exc:
+        # Some messages end in "at" ("Unterminated string starting at"): no "at at".
+        return None, f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
+    if not isinstance(record, dict):
+        return None, f"not a JSON object (a JSON {_json_type(record)})"
+    if text_field is not None:
+        reason = _text_problem(record, text_field)
+        if reason is not None:
+            return None, reason
+    return record, None
+
+
+def _text_problem(record: dict, text_field: str) -> str | None:
+    if text_field not in record:
+        return f"missing text field {text_field!r}"
+    value = record[text_field]
+    if value is None:
+        return f"text field {text_field!r} is null"
+    if not isinstance(value, str):
+        return f"text field {text_field!r} is a JSON {_json_type(value)}, not a string"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _raw_text(raw: bytes) -> str:
+    # backslashreplace keeps invalid bytes recoverable in the quarantine file (\xff rather than U+FFFD).
+    return raw.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
+
+
+def records_to_frame(records: list[dict], text_field: str | None) -> pd.DataFrame:
+    if not records:
+        # An empty file is valid: zero rows, but the text column exists so downstream code can rely on it.
+        return pd.DataFrame({text_field: pd.Series([], dtype="str")}) if text_field else pd.DataFrame()
+    # from_records on dicts: columns are the union of keys in first-seen order, rows in file order.
+    return pd.DataFrame.from_records(records)
+
+
+def check_parquet_table(
+    path: str, table: Any, text_field: str, on_bad_row: str, *, first_row: int = 0
+) -> tuple[pd.DataFrame, list[BadRow]]:
+    """Check the text field of a pyarrow table read from `path` (its first row is the file's row
+    `first_row`, 0-based): the good rows as a frame indexed by file row, and the bad ones."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if text_field not in table.column_names:
+        problem = f"missing text field {text_field!r}"
+        bad_mask = [True] * table.num_rows
+    elif not _is_string_type(table.schema.field(text_field).type):
+        problem = f"text field {text_field!r} has type {table.schema.field(text_field).type}, not string"
+        bad_mask = [True] * table.num_rows
+    else:
+        problem = f"text field {text_field!r} is null"
+        bad_mask = pc.is_null(table.column(text_field)).to_pylist()
+    bad_rows = [i for i, is_bad in enumerate(bad_mask) if is_bad]
+    if bad_rows and on_bad_row == "error":
+        raise InputFileError(path, problem, line=first_row + bad_rows[0] + 1, hint=BAD_ROW_HINT)
+    bad = [BadRow(first_row + i + 1, problem, _row_json(table, i)) for i in bad_rows]
+    if bad_rows:
+        keep = pa.array([not b for b in bad_mask])
+        table = table.filter(keep)
+    frame = table.to_pandas()
+    frame.index = pd.Index([first_row + i for i, is_bad in enumerate(bad_mask) if not is_bad], dtype="int64")
+    if text_field not in frame.columns:
+        frame[text_field] = pd.Series([], dtype="str")  # only reachable with zero rows left
+    return frame, bad
+
+
+def _is_string_type(arrow_type) -> bool:
+    import pyarrow as pa
+
+    is_view = getattr(pa.types, "is_string_view", lambda _t: False)  # pyarrow >= 16
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or is_view(arrow_type)
+
+
+def _row_json(table, index: int) -> str:
+    row = table.slice(index, 1).to_pylist()[0]
+    return json.dumps(row, ensure_ascii=False, default=str)
+
+
+def import_cudf() -> Any:
+    """Import cudf on demand, with a clear error on machines without it (or without a GPU)."""
+    try:
+        import cudf
+    except Exception as exc:  # ImportError, or a CUDA runtime error from a GPU-less machine
+        raise ConfigError(
+            f"backend 'cudf' is not available here ({type(exc).__name__}: {exc})",
+            hint="use backend='pandas' on CPU machines, or install the GPU extra (pip install 'hpc-classify[gpu]') on a GPU node",
+        ) from exc
+    return cudf

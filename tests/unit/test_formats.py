@@ -1,0 +1,99 @@
+"""The format registry: every document format one object, found by file name or output format name, whose
+write, pieces and assemble give back exactly what an independent reader (pandas, gzip, zstd) reads."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pandas as pd
+import pytest
+import zstandard
+
+from hpc_classify.config import OUTPUT_FORMATS
+from hpc_classify.errors import ConfigError
+from hpc_classify.io.formats import (
+    DOCUMENT_FORMATS,
+    JSONL,
+    JSONL_GZIP,
+    JSONL_ZSTD,
+    PARQUET,
+    SUPPORTED_SUFFIXES,
+    format_of,
+    known_format,
+    output_format,
+)
+
+FRAME = pd.DataFrame({"id": list(range(7)), "text": [f"doc {i} é" for i in range(7)]})
+
+
+def _independent_read(path) -> pd.DataFrame:
+    """pandas/pyarrow and the compression libraries, not our readers."""
+    name = str(path)
+    if name.endswith(".parquet"):
+        return pd.read_parquet(path)
+    data = path.read_bytes()
+    if name.endswith(".gz"):
+        data = gzip.decompress(data)
+    elif name.endswith(".zst"):
+        data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    return pd.DataFrame([json.loads(line) for line in data.decode("utf-8").splitlines()])
+
+
+def test_every_output_format_name_in_config_has_its_object():
+    assert tuple(output_format(name).name for name in OUTPUT_FORMATS) == OUTPUT_FORMATS
+    with pytest.raises(ConfigError, match="output format must be one of jsonl, parquet, not 'csv'"):
+        output_format("csv")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.jsonl", JSONL),
+        ("a.JSON", JSONL),
+        ("a.jsonl.gz", JSONL_GZIP),
+        ("a.jsonl.zst", JSONL_ZSTD),
+        ("d/a.parquet", PARQUET),
+        ("a.txt.gz", JSONL_GZIP),  # read as JSONL compressed as its last suffix says, as before
+        ("a.txt", JSONL),
+    ],
+)
+def test_format_of_a_file_name(name, expected):
+    assert format_of(name) is expected
+    assert known_format(name) is (None if name.startswith("a.txt") else expected)
+
+
+def test_suffixes_are_the_formats_suffixes_longest_match_first():
+    assert SUPPORTED_SUFFIXES == (".jsonl.gz", ".jsonl.zst", ".jsonl", ".json", ".parquet")
+    assert [f.streamed for f in DOCUMENT_FORMATS] == [True, True, False, False]
+
+
+@pytest.mark.parametrize("fmt", DOCUMENT_FORMATS, ids=repr)
+def test_parts_written_then_assembled_read_back_as_the_whole_frame(tmp_path, fmt):
+    suffix = fmt.suffixes[0]
+    parts = []
+    for i, rows in enumerate((FRAME.iloc[:3], FRAME.iloc[3:3], FRAME.iloc[3:])):
+        part = tmp_path / f"part{i}{suffix}"
+        with open(part, "wb") as out:
+            fmt.write(rows, out, str(part))
+        parts.append(str(part))
+    whole = tmp_path / f"whole{suffix}"
+    with open(whole, "wb") as out:
+        fmt.assemble(parts, out)
+    pd.testing.assert_frame_equal(_independent_read(whole), FRAME)
+    result = fmt.read(str(whole), "text", "error")
+    pd.testing.assert_frame_equal(result.frame.reset_index(drop=True), FRAME)
+    assert list(result.frame.index) == list(range(len(FRAME)))
+
+
+@pytest.mark.parametrize("fmt", [JSONL, PARQUET], ids=repr)
+def test_planned_pieces_read_back_every_row_once_in_order(tmp_path, fmt):
+    path = tmp_path / f"f{fmt.suffixes[0]}"
+    with open(path, "wb") as out:
+        fmt.write(FRAME, out, str(path))
+    size = path.stat().st_size
+    pieces = fmt.plan_pieces(str(path), size, max(1, size // 3))
+    frames = [fmt.read_piece(str(path), p, "text", "error", None).frame for p in pieces]
+    assert len(pieces) >= (3 if fmt is JSONL else 1)
+    pd.testing.assert_frame_equal(pd.concat(frames), _independent_read(path), check_index_type=False)
