@@ -90,9 +90,6 @@ class Progress:
             self.bytes_done -= seen_bytes
         self._refresh(-seen_bytes)
 
-    def file_done(self, documents: int, size: int = 0) -> None:
-        self.unit_done("", documents=documents, size=size, files=1)
-
     def file_failed(self) -> None:
         self.files_failed += 1
         self._refresh(0)
