@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # longest the loop blocks before it looks at signals and progress again
 WORKER_COUNT_REFRESH = 10.0  # workers may join later (jobqueue scaling); recount this often
+# A task still queued on a worker when it died is not to blame: it is requeued without counting an attempt,
+# at most this often per file (a bound in case a task's "started" event was lost with its worker).
+NOT_STARTED_REQUEUES = 8
 
 
 class Dispatcher:
@@ -78,6 +81,9 @@ class Dispatcher:
         # marker; the run counts those once the cluster is closed (count_late_markers).
         self.unfinished: list[Any] = []
         self.deaths: dict[str, int] = {}  # attempts that ended with the worker process dying
+        self._started_units: set[str] = set()  # keys of tasks in flight that a worker began to run
+        self._not_started_requeues: dict[str, int] = {}
+        self._submitted = 0  # numbers each task's key: a requeued file must not reuse its erred key
         self.halted: str | None = None  # why the run stopped on its own (no workers, output unwritable)
         self.watch = WorkerWatch(client, config)
         self._workers = 1
@@ -100,6 +106,9 @@ class Dispatcher:
 
     def _on_progress_event(self, event: Any) -> None:
         _, message = event
+        if message.get("started"):
+            self._started_units.add(message["unit"])
+            return
         self.progress.documents_classified(message["unit"], message["documents"], message["bytes"])
 
     def _loop(self, queue: FileQueue, wait: Any) -> None:
@@ -154,10 +163,10 @@ class Dispatcher:
 
     def _submit(self, group: list[Any]) -> Any:
         first = group[0]
-        attempt = self.attempts.get(first.relpath, 0)
+        self._submitted += 1
         # The run token keeps keys unique against a long-lived scheduler that may still run an abandoned
         # task of an earlier driver for the same file (a retried file goes alone).
-        key = f"classify-{first.relpath}-{len(group)}-{attempt}-{self._run_token}"
+        key = f"classify-{first.relpath}-{len(group)}-{self._submitted}-{self._run_token}"
         self.progress.unit_started(key)
         common = {"key": key, "pure": False, "retries": 0}  # retries are ours: counted, in failures.jsonl
         args = (self.output_dir, self.config, self.fingerprint)
@@ -169,8 +178,10 @@ class Dispatcher:
 
     def _collect(self, future: Any, queue: FileQueue) -> None:
         group = self.in_flight.pop(future)
+        started = future.key in self._started_units
+        self._started_units.discard(future.key)
         if isinstance(group[0], PieceJob):
-            self._collect_piece_job(future, group[0], queue)
+            self._collect_piece_job(future, group[0], queue, started)
             return
         documents = size = files = 0
         if future.status == "finished":
@@ -193,14 +204,14 @@ class Dispatcher:
                     self.output_dir, planned.relpath, self.fingerprint, self._started
                 )
                 if marker is None:
-                    self._file_failed(planned, error, queue)
+                    self._file_failed(planned, error, queue, started)
                     continue
                 logger.info("%s was finished before its task failed (%s): not redone", planned.relpath, error)
                 self.stats.add_marker(marker)
                 documents, size, files = documents + marker.rows_in, size + planned.size, files + 1
         self.progress.unit_done(future.key, documents=documents, size=size, files=files)
 
-    def _collect_piece_job(self, future: Any, job: PieceJob, queue: FileQueue) -> None:
+    def _collect_piece_job(self, future: Any, job: PieceJob, queue: FileQueue, started: bool) -> None:
         if future.status == "finished":
             outcome: PieceOutcome = future.result()
         else:  # the worker died: a stream keeps the pieces it checkpointed; so does a finished piece
@@ -221,14 +232,14 @@ class Dispatcher:
             retry = job
             if not one_piece and not assembling and outcome.markers:
                 retry = self.pieces.expand(job.planned)[0]  # a stream resumes after its last checkpoint
-            self._file_failed(retry, outcome.error, queue)
+            self._file_failed(retry, outcome.error, queue, started)
             return
         if (follow := self.pieces.after(job)) is not None:
             queue.push_front(follow)
 
-    def _file_failed(self, item: Any, error: BaseException, queue: FileQueue) -> None:
+    def _file_failed(self, item: Any, error: BaseException, queue: FileQueue, started: bool = True) -> None:
         """A file, or a piece job of one (`item.relpath` is its key), failed: retry it, or record its file
-        as failed (once, however many of its pieces fail)."""
+        as failed (once, however many of its pieces fail). `started`: a worker began running its task."""
         if self.stop.requested or self.halted is not None:
             # Workers may be dying from the same signal: not the file's fault; it stays pending.
             logger.info("%s not finished before the stop (%s); it will be redone", item.relpath, error)
@@ -238,6 +249,16 @@ class Dispatcher:
             self._halt_unwritable(item, error)
             return
         key = item.relpath
+        if (
+            worker_died(error)
+            and not started
+            and self._not_started_requeues.get(key, 0) < NOT_STARTED_REQUEUES
+        ):
+            # Queued behind the task that killed its worker (Dask fails every task assigned to a dead worker).
+            self._not_started_requeues[key] = self._not_started_requeues.get(key, 0) + 1
+            logger.info("%s was waiting on a worker that died before it began: requeued, not counted", key)
+            queue.retry_first(item)
+            return
         attempts = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempts
         if worker_died(error):

@@ -100,7 +100,8 @@ def _run_piece_job(
 @contextlib.contextmanager
 def reporting_to_driver(unit: str, unit_bytes: int) -> Iterator[None]:
     """While classifying, send the driver the documents that went through the model (and their share of
-    the unit's input bytes), at most every PROGRESS_EVENT_SECONDS; outside a worker, nothing."""
+    the unit's input bytes), at most every PROGRESS_EVENT_SECONDS; outside a worker, nothing. The first
+    event says the task began: a worker death blames only the tasks that had begun on it."""
     from distributed import get_worker
 
     from hpc_classify.engine.batch_progress import reporting_batches
@@ -110,6 +111,7 @@ def reporting_to_driver(unit: str, unit_bytes: int) -> Iterator[None]:
     except ValueError:
         yield
         return
+    announce_start(worker, unit)
     pending = {"documents": 0.0, "bytes": 0.0}
     last_sent = time.monotonic()
 
@@ -125,6 +127,19 @@ def reporting_to_driver(unit: str, unit_bytes: int) -> Iterator[None]:
 
     with reporting_batches(on_batch):
         yield
+
+
+def announce_start(worker: Any, unit: str) -> None:
+    """Tell the driver that `unit` began, and wait until the scheduler has it: a batched event could die
+    unsent with a worker that a document kills a few milliseconds later."""
+    from distributed.utils import sync
+
+    try:
+        sync(
+            worker.loop, worker.scheduler.log_event, topic=PROGRESS_TOPIC, msg={"unit": unit, "started": True}
+        )
+    except Exception as exc:  # the scheduler is going away; the task's own outcome will say what happened
+        logger.debug("could not announce the start of %s: %s", unit, exc)
 
 
 def _layout(output_dir: str, relpath: str) -> Any:

@@ -4,6 +4,7 @@ none coming back stops the run with exit 3 within --worker-wait, naming them; a 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import psutil
@@ -57,6 +58,40 @@ def test_poison_document_fails_only_its_file(tmp_path, tiny_domain_model):
     assert sorted(i for i in output_ids(output) if not i.startswith("f002-")) == all_ids(expected)
     assert temp_files(output) == []
     assert summary(output)["failures"] == ["part-002.jsonl"]
+
+
+def test_a_file_queued_behind_a_poison_document_is_not_blamed(tmp_path, tiny_domain_model):
+    # One worker, one file per task, two tasks in flight: the next file waits on the worker part-000 kills
+    # (Dask fails every task assigned to a dead worker); it never began, so its attempts are not spent.
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=3, docs_per_file=4)
+    with open(inputs / "part-000.jsonl", "a", encoding="utf-8") as f:  # the largest file: submitted first
+        f.write(json.dumps({"id": "poison", "text": "XPOISONX " + "filler " * 300}) + "\n")
+
+    args = run_args(
+        inputs,
+        output,
+        tiny_domain_model,
+        "--max-retries",
+        "1",
+        "--tasks-per-worker",
+        "2",
+        "--group-bytes",
+        "0",
+    )
+    result = run_cli(args, env=fault_env(HPC_CLASSIFY_TEST_POISON="XPOISONX"))
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert [(f["relpath"], f["attempts"]) for f in read_jsonl(output / "failures.jsonl")] == [
+        ("part-000.jsonl", 2)
+    ]
+    assert re.findall(
+        r"(part-00[12]\.jsonl) was waiting on a worker that died before it began", result.stderr
+    )
+    assert set(re.findall(r"(part-\d+\.jsonl) failed", result.stderr)) == {"part-000.jsonl"}
+    del expected["part-000.jsonl"]
+    assert markers(output) == set(expected)
+    assert sorted(i for i in output_ids(output) if not i.startswith("f000-")) == all_ids(expected)
 
 
 def test_all_workers_killed_and_none_back_stops_with_exit_3_then_resumes(tmp_path, tiny_domain_model):
