@@ -191,10 +191,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from hpc_classify.api import classify
     from hpc_classify.cli.run_config import config_from_args
-    from hpc_classify.driver.run import run_classification
 
-    result = run_classification(config_from_args(args))
+    result = classify(config_from_args(args))
     print(describe_result(result))
     return result.exit_code
 
