@@ -38,7 +38,7 @@ _EXPORTS = {
     "write_to_disk": "hpc_classify.utils.distributed_utils",
     "RunConfig": "hpc_classify.config",
     "RunResult": "hpc_classify.driver.run",
-    "run": "hpc_classify.driver.api",
+    "run": "hpc_classify.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

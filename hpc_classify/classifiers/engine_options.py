@@ -5,42 +5,100 @@ Every classifier takes each option as a constructor keyword (NeMo Curator's clas
 positionally, with their own defaults: see `inherited_keywords`) and keeps it as a plain attribute of the
 same name. The CLI's and YAML's keys come from here too: a `SHARED` option given as a flag or top-level
 YAML key applies to every classifier of a run, a `PER_MODEL` one needs exactly one classifier, and an
-option without a scope is a constructor argument only (a YAML `classifiers:` entry). A new option is a
-new field here (plus where it takes effect: the engine, or the runtime).
+option without a scope is a constructor argument only (a YAML `classifiers:` entry). A scoped option's
+`Flag` is its `run` flag (cli/engine_flags.py builds them). A new option is a new field here (plus where it
+takes effect: the engine, or the runtime).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpc_classify.config import DEVICES, check_compile, check_precision
+from hpc_classify.config import DEVICES, PRECISIONS, check_compile, check_precision
 from hpc_classify.errors import ConfigError
 
 SHARED = "shared"
 PER_MODEL = "per-model"
 
 
-def _option(default: Any, scope: str | None) -> Any:
-    return field(default=default, metadata={"scope": scope})
+@dataclass(frozen=True)
+class Flag:
+    """How an option is given on the `run` command line: `--<name>` (dashes), or `--no-<name>` for a
+    boolean that is on by default (`turns_off`)."""
+
+    help: str
+    choices: tuple[str, ...] | None = None
+    parse: Callable[[str], Any] | None = None  # text -> value; ValueError names the accepted values
+    metavar: str | None = None
+    turns_off: bool = False
+
+
+def _option(default: Any, scope: str | None, flag: Flag | None = None) -> Any:
+    if (scope is None) != (flag is None):
+        raise TypeError("an option has a flag exactly when it has a CLI/YAML scope")
+    return field(default=default, metadata={"scope": scope, "flag": flag})
+
+
+def compile_from_text(text: str) -> bool | str:
+    """--compile auto|on|off as the `compile` option ("auto", True, False)."""
+    choices = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
+    if text.lower() not in choices:
+        raise ValueError(f"invalid choice: {text!r} (choose from auto, on, off)")
+    return choices[text.lower()]
+
+
+_POSITIVE = {"parse": int, "metavar": "N"}
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     """The engine settings of one classifier (field order = their order in generated signatures)."""
 
-    max_chars: int | None = _option(2000, PER_MODEL)  # characters kept per document (None: all)
-    max_tokens: int | None = _option(512, PER_MODEL)  # tokens kept per document (None: the tokenizer's)
-    batch_size: int | None = _option(None, SHARED)  # NeMo's documents per batch (a token budget here)
-    device: str = _option("auto", SHARED)
-    autocast: bool = _option(True, SHARED)  # False: exact fp32
-    token_budget: int | None = _option(None, SHARED)  # padded tokens per batch (None: per device)
+    max_chars: int | None = _option(
+        2000, PER_MODEL, Flag("characters kept per document (default 2000)", **_POSITIVE)
+    )
+    max_tokens: int | None = _option(
+        512, PER_MODEL, Flag("tokens kept per document (default 512)", **_POSITIVE)
+    )
+    batch_size: int | None = _option(
+        None,
+        SHARED,
+        Flag(
+            "NeMo Curator's documents per batch: a token budget of N x max-tokens (capped on CPU)",
+            **_POSITIVE,
+        ),
+    )
+    device: str = _option("auto", SHARED, Flag("auto (default), cpu or cuda", choices=DEVICES))
+    autocast: bool = _option(True, SHARED, Flag("exact fp32 (no reduced precision)", turns_off=True))
+    token_budget: int | None = _option(
+        None, SHARED, Flag("padded tokens per batch (default: chosen per device)", **_POSITIVE)
+    )
     # GPU memory cap of the process (NeMo's); no flag or top-level key: set per classifier in YAML.
     max_mem_gb: int | float | None = _option(None, None)
-    precision: str = _option("auto", SHARED)
+    precision: str = _option(
+        "auto",
+        SHARED,
+        Flag(
+            "auto (default): bf16 where the CPU/GPU has it natively, else fp32; fp32: exact; bf16: also where "
+            "only emulated (slow); int8: dynamically quantized Linear layers, CPU only, not exact",
+            choices=PRECISIONS,
+        ),
+    )
     # A speed setting: in the engine cache key, not in the fingerprint (see hpc_classify.engine.compiled).
-    compile: bool | str = _option("auto", SHARED)
+    compile: bool | str = _option(
+        "auto",
+        SHARED,
+        Flag(
+            "torch.compile the model (fuses the non-GEMM work; compiled once per worker, 25-45 s on 2 "
+            "cores): auto (default) = eager, as no device was measured faster compiled yet "
+            "(HPC_CLASSIFY_COMPILE=on|off changes auto); on (not with int8); off = the eager path",
+            parse=compile_from_text,
+            metavar="{auto,on,off}",
+        ),
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_chars", "max_tokens", "batch_size", "token_budget"):
@@ -83,3 +141,15 @@ OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in OPTION_FIELDS)
 def option_names(scope: str) -> tuple[str, ...]:
     """The options of a CLI/YAML scope (SHARED or PER_MODEL), in declaration order."""
     return tuple(f.name for f in OPTION_FIELDS if f.metadata["scope"] == scope)
+
+
+def option_flags() -> tuple[tuple[str, Flag], ...]:
+    """(name, Flag) of every option given on the command line, in declaration order."""
+    return tuple((f.name, f.metadata["flag"]) for f in OPTION_FIELDS if f.metadata["flag"] is not None)
+
+
+def flag_text(name: str) -> str:
+    """The command-line spelling of option `name`: --max-tokens, --no-autocast."""
+    flag = next(f.metadata["flag"] for f in OPTION_FIELDS if f.name == name)
+    dashed = name.replace("_", "-")
+    return f"--no-{dashed}" if flag.turns_off else f"--{dashed}"

@@ -49,9 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from hpc_classify.api import classify
     from hpc_classify.classifiers import DomainClassifier
     from hpc_classify.config import RunConfig
-    from hpc_classify.driver.run import run_classification
     from hpc_classify.driver.status import compute_status, format_status
     from hpc_classify.errors import ConfigError
     from hpc_classify.models.tiny import DOMAIN_LABELS, build_tiny_checkpoint
@@ -72,7 +72,7 @@ def run_demo(args: argparse.Namespace) -> int:
         classifiers=(DomainClassifier(model=str(model_dir), filter_by=args.filter_by),),
         workers=args.workers,
     )
-    result = run_classification(config)
+    result = classify(config)
     print(format_status(compute_status(str(output))))
     first_output = next(iter(sorted(output.glob("*.jsonl"))), None)
     if first_output is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from hpc_classify._version import __version__
@@ -33,6 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit code. A reader that closes the pipe early (`status | head`) ends the output
+    quietly: the command's own exit code if it finished, else 141 (128 + SIGPIPE, as a shell reports)."""
+    code = None
+    try:
+        try:
+            code = _run_command(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's advice: point stdout at devnull, so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return code if code is not None else 141
+    return code
+
+
+def _run_command(argv: list[str] | None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:

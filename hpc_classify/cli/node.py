@@ -190,14 +190,14 @@ def run_this_node(options: NodeOptions, config: RunConfig) -> int:
 
 def run_driver(config: RunConfig, scheduler_file: str) -> int:
     """The driver on the cluster of this job, in this process (so it gets the signals)."""
+    from hpc_classify.api import classify
     from hpc_classify.cli.run import describe_result
     from hpc_classify.driver.exit_codes import USAGE
-    from hpc_classify.driver.run import run_classification
 
     try:
         # The launcher started the workers (with the run's threads): the driver joins them.
         joined = dataclasses.replace(config, scheduler_file=scheduler_file, threads_per_worker=None)
-        result = run_classification(joined)
+        result = classify(joined)
     except HpcClassifyError as error:
         print(f"hpc-classify run: error: {error}", file=sys.stderr)
         return USAGE

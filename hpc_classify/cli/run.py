@@ -10,15 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hpc_classify.cli.engine_flags import add_engine_flags, shared_flags_text
 from hpc_classify.cli.flag_typos import unrecognized_arguments
-from hpc_classify.config import (
-    BAD_ROW_POLICIES,
-    CHANGED_INPUT_POLICIES,
-    DEVICES,
-    OUTPUT_FORMATS,
-    PRECISIONS,
-    PROTOCOLS,
-)
+from hpc_classify.config import BAD_ROW_POLICIES, CHANGED_INPUT_POLICIES, OUTPUT_FORMATS, PROTOCOLS
 
 EXIT_CODES_HELP = """exit codes:
   0  every file done
@@ -115,8 +109,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     clf = parser.add_argument_group(
         "classifier",
         "--model ... --max-tokens need exactly one classifier (several: use the YAML 'classifiers' list); "
-        "--text-field, --device, --no-autocast, --precision, --compile, --batch-size and --token-budget apply "
-        "to every classifier",
+        f"--text-field, {shared_flags_text()} apply to every classifier",
     )
     clf.add_argument(
         "--classifier",
@@ -131,24 +124,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     clf.add_argument("--text-field", help="column holding the documents (default: text)")
     clf.add_argument("--pred-column", help="name of the prediction column")
     clf.add_argument("--prob-column", help="also write per-label probabilities into this column")
-    clf.add_argument("--device", choices=DEVICES, help="auto (default), cpu or cuda")
-    clf.add_argument("--no-autocast", dest="autocast", action="store_const", const=False, help="exact fp32")
-    clf.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="auto (default): bf16 where the CPU/GPU has it natively, else fp32; fp32: exact; bf16: also where "
-        "only emulated (slow); int8: dynamically quantized Linear layers, CPU only, not exact",
-    )
-    clf.add_argument(
-        "--compile",
-        type=_compile_flag,
-        metavar="{auto,on,off}",
-        help="torch.compile the model (fuses the non-GEMM work; compiled once per worker, 25-45 s on 2 "
-        "cores): auto (default) = eager, as no device was measured faster compiled yet "
-        "(HPC_CLASSIFY_COMPILE=on|off changes auto); on (not with int8); off = the eager path",
-    )
-    for name in ("max-chars", "max-tokens", "batch-size", "token-budget"):
-        clf.add_argument(f"--{name}", type=int, metavar="N")
+    add_engine_flags(clf)
 
     run = parser.add_argument_group("execution")
     run.add_argument("--max-retries", type=int, metavar="N", help="retries of a failing file (default 2)")
@@ -214,19 +190,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _compile_flag(value: str) -> bool | str:
-    """--compile auto|on|off as the classifiers' `compile` argument ("auto", True, False)."""
-    choices = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
-    if value.lower() not in choices:
-        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from auto, on, off)")
-    return choices[value.lower()]
-
-
 def handle(args: argparse.Namespace) -> int:
+    from hpc_classify.api import classify
     from hpc_classify.cli.run_config import config_from_args
-    from hpc_classify.driver.run import run_classification
 
-    result = run_classification(config_from_args(args))
+    result = classify(config_from_args(args))
     print(describe_result(result))
     return result.exit_code
 

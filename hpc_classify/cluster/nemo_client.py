@@ -3,8 +3,8 @@
 Same names, arguments and defaults. Differences that make them work everywhere: `protocol` applies to CPU
 clusters too, NeMo's "ucx" means UCXX ("ucxx"), `cluster_type="gpu"` on a machine without a GPU starts a
 CPU cluster with a warning, and options that cannot apply (GPU options on CPU, local-cluster options when
-joining a scheduler) are named in a warning instead of being dropped without a word. Never imports torch,
-except on GPU workers when `set_torch_to_use_rmm` asks for it.
+joining a scheduler) are named in a warning instead of being dropped without a word. Never imports torch
+(`set_torch_to_use_rmm` runs the engine's `use_rmm_for_torch` on the GPU workers).
 """
 
 from __future__ import annotations
@@ -158,7 +158,9 @@ def start_dask_gpu_local_cluster(
     )
     client = _client_with_workers(Client(cluster), "the local GPU cluster")
     if set_torch_to_use_rmm:
-        client.run(_set_torch_to_use_rmm)
+        from hpc_classify.engine.rmm_allocator import use_rmm_for_torch
+
+        client.run(use_rmm_for_torch)
         logger.info("torch on the workers allocates from the RMM pool")
     return client
 
@@ -177,15 +179,6 @@ def _check_rapids_for(options: dict[str, tuple[str, Any]]) -> None:
             hint="install RAPIDS (pip install 'hpc-classify[gpu]'), or pass enable_spilling=False, "
             "rmm_pool_size=None, rmm_async=False, set_torch_to_use_rmm=False: the classifiers need neither",
         )
-
-
-def _set_torch_to_use_rmm() -> None:
-    """On a GPU worker: PyTorch allocates from RAPIDS' memory pool, so both share one pool (NeMo's setting)."""
-    import torch
-    from rmm.allocators.torch import rmm_torch_allocator
-
-    if torch.cuda.get_allocator_backend() != "pluggable":
-        torch.cuda.memory.change_current_allocator(rmm_torch_allocator)
 
 
 def _join(scheduler_address: str | None, scheduler_file: str | None, protocol: str) -> Any:

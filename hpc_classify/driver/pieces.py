@@ -4,8 +4,10 @@ A pending file larger than `piece_bytes` (or one already started in pieces) is e
 reaches it, into jobs: one per remaining piece (plain JSONL, Parquet: any worker can take any piece), or
 one stream job (compressed JSONL: read from its first remaining piece to its end), or, when every piece is
 done, one assembly job. Its layout is written then, before its first piece runs, and kept for the file's
-life: a rerun with another --piece-bytes keeps it. Everything is recomputed from the pieces directory
-(a listing, no marker parsed but a streamed file's last), so a resume redoes at most the pieces in flight.
+life: a rerun with another --piece-bytes keeps it. What a rerun needs is recomputed from the pieces directory
+(a listing, no marker parsed but a streamed file's last), so a resume redoes at most the pieces in flight;
+within a run, the pieces still to finish are counted in memory. The input's SHA-256 (for --verify-inputs)
+is added to the layout by a background thread, so that hashing a large file never holds up the dispatch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -84,6 +87,12 @@ class PieceScheduler:
         self.output_dir = output_dir
         self.piece_bytes = piece_bytes
         self.started = set(piece_files.files_in_pieces(output_dir))  # files with a layout already
+        self._remaining: dict[str, set[int]] = {}  # per file: its pieces not yet done in this run
+        self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layout-sha256")
+
+    def close(self) -> None:
+        """Wait for the hash being computed; hashes not begun are left to the next run."""
+        self._hashing.shutdown(wait=True, cancel_futures=True)
 
     def needs_pieces(self, planned: PlannedFile) -> bool:
         return planned.relpath in self.started or (0 < self.piece_bytes < planned.size)
@@ -95,6 +104,8 @@ class PieceScheduler:
             layout = self._new_layout(planned)
             piece_files.write_layout(self.output_dir, planned.relpath, layout)
             self.started.add(planned.relpath)
+        if layout.input_sha256 is None:
+            self._hashing.submit(self._add_sha256, planned, layout)
         elif layout.piece_bytes != self.piece_bytes:
             logger.info(
                 "%s: continuing with the %d-byte pieces it was started with (not %d)",
@@ -107,6 +118,7 @@ class PieceScheduler:
             return [PieceJob(planned, None, 0)]
         if layout.pieces is None:
             return [self._stream_job(planned, layout, done)]
+        self._remaining[planned.relpath] = {p.index for p in layout.pieces} - done
         return [
             PieceJob(
                 planned, PieceWork(planned.input_file, layout, piece), _piece_size(planned, layout, piece)
@@ -119,6 +131,11 @@ class PieceScheduler:
         """The job that follows `job`'s success: the file's assembly once all its pieces are done."""
         if job.work is None:
             return None
+        remaining = self._remaining.get(job.planned.relpath)
+        if job.work.piece is not None and remaining is not None:
+            remaining.discard(job.work.piece.index)
+            if remaining:  # no listing of the pieces directory per piece (O(pieces^2) for a large file)
+                return None
         done = piece_files.done_piece_indices(self.output_dir, job.planned.relpath)
         if piece_indices_needed(job.work.layout, done, self.output_dir, job.planned.relpath) is None:
             return None
@@ -138,9 +155,7 @@ class PieceScheduler:
         pieces = None
         if not is_streamed(planned.path):
             pieces = tuple(plan_pieces(planned.path, stat.st_size, self.piece_bytes))
-        # Hashed once here (about 1 s per GB): --verify-inputs then compares a partly done file's content.
-        sha256 = file_sha256(planned.path)
-        layout = PieceLayout(self.piece_bytes, stat.st_size, stat.st_mtime, pieces, sha256)
+        layout = PieceLayout(self.piece_bytes, stat.st_size, stat.st_mtime, pieces, None)
         logger.info(
             "%s: %d bytes, classified in %s",
             planned.relpath,
@@ -148,6 +163,21 @@ class PieceScheduler:
             "streamed pieces" if pieces is None else f"{len(pieces)} pieces",
         )
         return layout
+
+    def _add_sha256(self, planned: PlannedFile, layout: PieceLayout) -> None:
+        """Store the input's SHA-256 in its layout (about 1 s per GB), if the file is still the version the
+        layout describes and still in pieces: --verify-inputs then compares a partly done file's content."""
+        try:
+            sha256 = file_sha256(planned.path)
+            stat = os.stat(planned.path)
+        except OSError as exc:  # vanished meanwhile: the next run reports it
+            logger.warning("could not hash %s: %s", planned.path, exc)
+            return
+        if (stat.st_size, stat.st_mtime) != (layout.input_size, layout.input_mtime):
+            return
+        if piece_files.read_layout(self.output_dir, planned.relpath) is None:  # assembled and removed
+            return
+        piece_files.write_layout(self.output_dir, planned.relpath, replace(layout, input_sha256=sha256))
 
     def _stream_job(self, planned: PlannedFile, layout: PieceLayout, done: set[int]) -> PieceJob:
         contiguous = 0

@@ -2,9 +2,9 @@
 
 Steps: take the output directory's lock; check (or store) the run fingerprint; remove temp files a killed
 run left; list the inputs and store the plan; skip files with a completion marker; connect to (or start)
-the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json` and the report
-(`_report.html`, `_report.json`: hpc_classify/report/). Exit codes are in
-driver/exit_codes.py.
+the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json`. Exit codes are in
+driver/exit_codes.py. What a caller above the driver adds to a run (the report: hpc_classify/api.py) comes
+in as `RunHooks`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +50,34 @@ class RunResult:
     summary_path: str
 
 
+def _no_context(config: RunConfig, output_dir: str) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
+def _nothing(output_dir: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What a layer above the driver adds to a run, given (config, output directory): a context around
+    the classifying (while the cluster is up), and a step after the summary is written."""
+
+    around_classifying: Callable[[RunConfig, str], AbstractContextManager[Any]] = _no_context
+    after_summary: Callable[[str], None] = _nothing
+
+
 def run_classification(
-    config: RunConfig, *, client: Any | None = None, connect_timeout: float | None = None
+    config: RunConfig,
+    *,
+    client: Any | None = None,
+    connect_timeout: float | None = None,
+    hooks: RunHooks = RunHooks(),
 ) -> RunResult:
     """Classify every input file of `config` that has no completion marker yet in `config.output`.
 
     `client`: a `distributed.Client` to use (not closed here); None connects as `config` says.
+    `hooks`: what the caller adds (hpc_classify.api.classify adds the report).
     Raises OutputDirectoryError (locked, fingerprint mismatch), ConfigError (classifiers, settings),
     InputFileError (inputs), ModelNotAvailableError or ClusterError before any work; per-file errors
     end in failures.jsonl.
@@ -67,7 +91,9 @@ def run_classification(
     check_text_fields(config.classifiers, files)
     _make_output_dir(output_dir)
     with RunLock(output_dir):
-        return _run_locked(config, output_dir, details, files, client=client, connect_timeout=connect_timeout)
+        return _run_locked(
+            config, output_dir, details, files, client=client, connect_timeout=connect_timeout, hooks=hooks
+        )
 
 
 def _make_output_dir(output_dir: str) -> None:
@@ -93,6 +119,7 @@ def _run_locked(
     *,
     client: Any | None,
     connect_timeout: float | None,
+    hooks: RunHooks,
 ) -> RunResult:
     started = time.time()
     fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
@@ -123,7 +150,7 @@ def _run_locked(
     }
     if pending:
         cluster_info = _classify(
-            config, output_dir, fingerprint, pending, stats, failures, stop, client, connect_timeout
+            config, output_dir, fingerprint, pending, stats, failures, stop, client, connect_timeout, hooks
         )
     finished_anyway = stop.requested and stats.files_remaining == 0
     if finished_anyway:  # the stop came, but the files in flight finished within the grace period
@@ -150,7 +177,7 @@ def _run_locked(
     )
     path = write_summary(output_dir, summary)
     _log_outcome(summary, failures)
-    write_report_quietly(output_dir)
+    hooks.after_summary(output_dir)
     return RunResult(exit_code=exit_code, summary=summary, summary_path=path)
 
 
@@ -164,6 +191,7 @@ def _classify(
     stop: StopRequest,
     given_client: Any | None,
     connect_timeout: float | None,
+    hooks: RunHooks,
 ) -> dict[str, Any]:
     from hpc_classify.cluster.connect import DEFAULT_CONNECT_TIMEOUT, close_quietly, connect
 
@@ -202,7 +230,7 @@ def _classify(
                 piece_bytes=piece_bytes,
             )
             try:
-                with _dask_report(config, output_dir):
+                with hooks.around_classifying(config, output_dir):
                     dispatcher.run(pending)
             finally:
                 progress.close()
@@ -211,34 +239,6 @@ def _classify(
                 close_quietly(client, cluster)
         dispatcher.count_late_markers()
     return info
-
-
-def _dask_report(config: RunConfig, output_dir: str) -> Any:
-    """Dask's performance_report around the classifying with `dask_report`, else nothing."""
-    if not config.dask_report:
-        return contextlib.nullcontext()
-    from distributed import performance_report
-
-    from hpc_classify.report import DASK_REPORT_HTML
-
-    # mode="inline": Bokeh's scripts inside the file (the default loads them from a CDN: offline nodes).
-    return performance_report(filename=os.path.join(output_dir, DASK_REPORT_HTML), mode="inline")
-
-
-def write_report_quietly(output_dir: str) -> None:
-    """The run's HTML report and its numbers; a report that cannot be written never fails the run."""
-    try:
-        from hpc_classify.report import write_report
-
-        write_report(output_dir)
-    except Exception as exc:  # noqa: BLE001 - any bug or missing library in the report is only a warning
-        logger.warning(
-            "the run report could not be written (%s: %s); the run itself is unaffected. "
-            "Retry with `hpc-classify report --output %s`",
-            type(exc).__name__,
-            exc,
-            output_dir,
-        )
 
 
 def _fingerprint_details(config: RunConfig) -> dict[str, Any]:

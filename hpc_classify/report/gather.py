@@ -25,6 +25,7 @@ from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.errors import OutputDirectoryError
 from hpc_classify.io.markers import CompletionMarker, iter_markers_with_relpaths
 from hpc_classify.report.drift import DISTANCE_NAME, rank_drift
+from hpc_classify.report.files import DASK_REPORT_HTML
 from hpc_classify.report.timeline import Interval, marker_interval, throughput_series, worker_timeline
 
 logger = logging.getLogger(__name__)
@@ -139,8 +140,6 @@ def collect_report(output_dir: str) -> dict[str, Any]:
 
 def _dask_report(output_dir: str) -> dict[str, str] | None:
     """The `run --dask-report` page (of the last run that asked for one), with its time, or None."""
-    from hpc_classify.report.write import DASK_REPORT_HTML
-
     path = os.path.join(output_dir, DASK_REPORT_HTML)
     try:
         written = os.stat(path).st_mtime

@@ -8,12 +8,10 @@ import os
 from dataclasses import dataclass
 
 from hpc_classify.io.writers import write_atomically, write_json_atomically
+from hpc_classify.report.files import REPORT_HTML, REPORT_JSON
+from hpc_classify.report.gather import collect_report
 
 logger = logging.getLogger(__name__)
-
-REPORT_HTML = "_report.html"
-REPORT_JSON = "_report.json"
-DASK_REPORT_HTML = "_dask-report.html"  # `run --dask-report`: Dask's performance_report, linked from the page
 
 
 @dataclass(frozen=True)
@@ -24,8 +22,7 @@ class ReportPaths:
 
 def write_report(output_dir: str) -> ReportPaths:
     """Collect the run's numbers from `output_dir` and write the page and its JSON beside the outputs."""
-    from hpc_classify.report.gather import collect_report
-    from hpc_classify.report.render import render_page
+    from hpc_classify.report.render import render_page  # Bokeh: only when a page is drawn
 
     report = collect_report(output_dir)
     page = render_page(report).encode("utf-8")

@@ -10,7 +10,15 @@ import inspect
 import pytest
 
 from hpc_classify.classifiers import DistributedDataClassifier
-from hpc_classify.classifiers.engine_options import PER_MODEL, SHARED, EngineOptions, option_names
+from hpc_classify.classifiers.engine_options import (
+    PER_MODEL,
+    SHARED,
+    EngineOptions,
+    Flag,
+    flag_text,
+    option_flags,
+    option_names,
+)
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.registry import CLASSIFIERS
 from hpc_classify.cli.run import parse_run_argv
@@ -127,14 +135,42 @@ def test_cli_and_yaml_keys_come_from_the_options():
     )
     scoped = set(option_names(SHARED)) | set(option_names(PER_MODEL))
     assert scoped == set(NON_DEFAULT) and scoped <= TOP_LEVEL_KEYS  # max_mem_gb: per classifier only
-    argv = ["--input", "a", "--output", "o", "--classifier", "domain", "--classifier", "quality"]
-    for name in option_names(SHARED):  # a shared flag reaches every classifier
-        value = NON_DEFAULT[name]
-        flag = {"autocast": ["--no-autocast"], "compile": ["--compile", "off"]}.get(
-            name, [f"--{name.replace('_', '-')}", str(value)]
-        )
-        config = config_from_args(parse_run_argv([*argv, *flag]))
-        assert [getattr(c, name) for c in config.classifiers] == [value, value], name
+    assert {name for name, _ in option_flags()} == scoped
+
+
+def flag_argv(name: str) -> list[str]:
+    """The command line that sets option `name` to its NON_DEFAULT value."""
+    value = NON_DEFAULT[name]
+    if value is False and name == "autocast":
+        return [flag_text(name)]
+    return [flag_text(name), {False: "off", True: "on"}.get(value, str(value))]
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT))
+def test_each_scoped_option_is_a_run_flag_that_takes_effect(name):
+    argv = ["--input", "a", "--output", "o"]
+    if name in option_names(SHARED):  # a shared flag reaches every classifier
+        argv += ["--classifier", "domain", "--classifier", "quality"]
+    config = config_from_args(parse_run_argv([*argv, *flag_argv(name)]))
+    assert {getattr(c, name) for c in config.classifiers} == {NON_DEFAULT[name]}
+
+
+def test_a_new_option_gets_its_flag_from_its_declaration(monkeypatch):
+    import argparse
+
+    from hpc_classify.cli import engine_flags
+
+    added = ("warmup_batches", Flag("batches run before timing", parse=int, metavar="N"))
+    monkeypatch.setattr(engine_flags, "option_flags", lambda: (*option_flags(), added))
+    monkeypatch.setattr(
+        engine_flags, "flag_text", lambda n: "--warmup-batches" if n == added[0] else flag_text(n)
+    )
+    parser = argparse.ArgumentParser()
+    engine_flags.add_engine_flags(parser)
+    assert parser.parse_args(["--warmup-batches", "3", "--no-autocast"]).warmup_batches == 3
+    assert "batches run before timing" in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--compile", "sometimes"])
 
 
 @pytest.mark.parametrize(

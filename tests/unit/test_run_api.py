@@ -9,8 +9,8 @@ import inspect
 import pytest
 
 from hpc_classify import run
+from hpc_classify.api import _client_given_as_cluster
 from hpc_classify.config import RunConfig
-from hpc_classify.driver.api import _client_given_as_cluster
 from hpc_classify.errors import ConfigError
 
 

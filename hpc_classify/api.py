@@ -1,4 +1,5 @@
-"""`hpc_classify.run(...)`: the resumable driver from Python, with classifier objects as they are.
+"""A run as users start it: `hpc_classify.run(...)` from Python, and `classify(config)` for the CLI's
+commands: the resumable driver plus the run report (driver/run.py never imports the report layer).
 
     from hpc_classify import DomainClassifier, QualityClassifier, run
 
@@ -20,8 +21,16 @@ from typing import Any
 from hpc_classify.config import CLUSTER_KINDS, WORKER_SETTINGS, RunConfig
 from hpc_classify.driver.run import RunResult, run_classification
 from hpc_classify.errors import ConfigError
+from hpc_classify.report.run_hooks import REPORT_HOOKS
 
 _POSITIONAL = ("classifiers", "inputs", "output")
+
+
+def classify(config: RunConfig, *, client: Any | None = None) -> RunResult:
+    """`run_classification(config)` that ends with the run report (and, with `dask_report`, Dask's)."""
+    return run_classification(config, client=client, hooks=REPORT_HOOKS)
+
+
 _SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in _POSITIONAL)
 
 
@@ -70,7 +79,7 @@ def run(
                 hint="drop them, or drop client= to let the run start or join a cluster",
             )
     config = RunConfig(inputs=inputs, output=output, classifiers=classifiers, **settings)
-    return run_classification(config, client=client)
+    return classify(config, client=client)
 
 
 def _client_given_as_cluster(settings: dict[str, Any], client: Any | None) -> Any | None:

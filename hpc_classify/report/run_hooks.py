@@ -1,0 +1,45 @@
+"""The report's part in a run (driver/run.RunHooks): Dask's performance report around the classifying when
+`dask_report` is set, and the run report after the summary. A report that cannot be written never fails
+the run."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from contextlib import AbstractContextManager
+from typing import Any
+
+from hpc_classify.config import RunConfig
+from hpc_classify.driver.run import RunHooks
+from hpc_classify.report.files import DASK_REPORT_HTML
+from hpc_classify.report.write import write_report
+
+logger = logging.getLogger(__name__)
+
+
+def dask_performance_report(config: RunConfig, output_dir: str) -> AbstractContextManager[Any]:
+    """Dask's performance_report around the classifying with `dask_report`, else nothing."""
+    if not config.dask_report:
+        return contextlib.nullcontext()
+    from distributed import performance_report
+
+    # mode="inline": Bokeh's scripts inside the file (the default loads them from a CDN: offline nodes).
+    return performance_report(filename=os.path.join(output_dir, DASK_REPORT_HTML), mode="inline")
+
+
+def write_report_quietly(output_dir: str) -> None:
+    """The run's HTML report and its numbers, or a warning saying how to retry."""
+    try:
+        write_report(output_dir)
+    except Exception as exc:  # noqa: BLE001 - any bug or missing library in the report is only a warning
+        logger.warning(
+            "the run report could not be written (%s: %s); the run itself is unaffected. "
+            "Retry with `hpc-classify report --output %s`",
+            type(exc).__name__,
+            exc,
+            output_dir,
+        )
+
+
+REPORT_HOOKS = RunHooks(around_classifying=dask_performance_report, after_summary=write_report_quietly)

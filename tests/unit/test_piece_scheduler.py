@@ -1,0 +1,66 @@
+"""The driver's piece bookkeeping on real files, without a cluster: the input's hash reaches the layout
+from the background thread (the dispatch never waits for it), a finished piece costs no listing of the
+pieces directory until the last one, and --verify-inputs tells a touched partly done file from a changed one."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from hpc_classify.driver import piece_files
+from hpc_classify.driver.pieces import PieceScheduler, changed_partial_inputs
+from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.io.hashing import file_sha256
+
+
+def big_jsonl(path, rows: int = 400) -> PlannedFile:
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(rows):
+            f.write(json.dumps({"id": i, "text": f"document {i} " + "word " * 20}) + "\n")
+    stat = os.stat(path)
+    return PlannedFile(str(path), path.name, stat.st_size, stat.st_mtime)
+
+
+def test_the_layout_gets_the_inputs_hash_from_the_background(tmp_path):
+    planned = big_jsonl(tmp_path / "big.jsonl")
+    out = str(tmp_path / "out")
+    scheduler = PieceScheduler(out, 4096)
+    jobs = scheduler.expand(planned)
+    scheduler.close()
+    layout = piece_files.read_layout(out, planned.relpath)
+    assert len(jobs) == len(layout.pieces) > 5
+    assert layout.input_sha256 == file_sha256(planned.path)
+    assert (layout.input_size, layout.input_mtime) == (planned.size, planned.mtime)
+
+
+def test_only_the_last_piece_lists_the_pieces_directory(tmp_path, monkeypatch):
+    planned = big_jsonl(tmp_path / "big.jsonl")
+    scheduler = PieceScheduler(str(tmp_path / "out"), 4096)
+    jobs = scheduler.expand(planned)
+    scheduler.close()
+    listings = []
+    all_done = {job.work.piece.index for job in jobs}
+    monkeypatch.setattr(piece_files, "done_piece_indices", lambda *a: listings.append(a) or all_done)
+    follows = [scheduler.after(job) for job in reversed(jobs)]  # in any order
+    assert follows[:-1] == [None] * (len(jobs) - 1) and len(listings) == 1
+    assert follows[-1].work is None and follows[-1].relpath == "big.jsonl#assemble"
+
+
+def test_verify_inputs_on_a_partly_done_file_compares_contents(tmp_path):
+    planned = big_jsonl(tmp_path / "big.jsonl")
+    out = str(tmp_path / "out")
+    scheduler = PieceScheduler(out, 4096)
+    scheduler.expand(planned)
+    scheduler.close()
+
+    os.utime(planned.path, (1, 1))  # touched: same content, another mtime
+    assert [c.relpath for c in changed_partial_inputs([planned], out, verify=False)] == ["big.jsonl"]
+    assert changed_partial_inputs([planned], out, verify=True) == []
+    assert piece_files.read_layout(out, planned.relpath).input_mtime == 1  # recorded: not hashed again
+
+    text = open(planned.path, encoding="utf-8").read()
+    with open(planned.path, "w", encoding="utf-8") as f:  # same size, other content
+        f.write(text.replace("document 7 ", "document X "))
+    os.utime(planned.path, (2, 2))
+    [change] = changed_partial_inputs([planned], out, verify=True)
+    assert "different content (SHA-256)" in change.what
