@@ -89,6 +89,7 @@ class PieceScheduler:
         self.started = set(piece_files.files_in_pieces(output_dir))  # files with a layout already
         self._remaining: dict[str, set[int]] = {}  # per file: its pieces not yet done in this run
         self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layout-sha256")
+        self._hash_requested: set[str] = set()
 
     def close(self) -> None:
         """Wait for the hash being computed; hashes not begun are left to the next run."""
@@ -104,8 +105,6 @@ class PieceScheduler:
             layout = self._new_layout(planned)
             piece_files.write_layout(self.output_dir, planned.relpath, layout)
             self.started.add(planned.relpath)
-        if layout.input_sha256 is None:
-            self._hashing.submit(self._add_sha256, planned, layout)
         elif layout.piece_bytes != self.piece_bytes:
             logger.info(
                 "%s: continuing with the %d-byte pieces it was started with (not %d)",
@@ -113,6 +112,9 @@ class PieceScheduler:
                 layout.piece_bytes,
                 self.piece_bytes,
             )
+        if layout.input_sha256 is None and planned.relpath not in self._hash_requested:
+            self._hash_requested.add(planned.relpath)  # a stream's retry expands its file again
+            self._hashing.submit(self._add_sha256, planned, layout)
         done = piece_files.done_piece_indices(self.output_dir, planned.relpath)
         if piece_indices_needed(layout, done, self.output_dir, planned.relpath) is not None:
             return [PieceJob(planned, None, 0)]
