@@ -1,16 +1,45 @@
-"""A Dask worker preload: the worker ignores SIGINT, so only the driver decides when it stops.
+"""A Dask worker preload for local clusters: the driver alone decides when a worker stops, and a stop it
+asked for logs no traceback.
 
 A Ctrl-C in a terminal reaches every process of the foreground process group, the local cluster's
 worker processes included. Left alone, a worker dies mid-file with a KeyboardInterrupt while the driver,
 which owns SIGINT, was going to let its in-flight files finish; the driver retires the workers itself.
+
+When a worker closes, distributed closes its connection pool while a heartbeat may still be in flight; that
+heartbeat then logs "Failed to communicate with scheduler during heartbeat" with a traceback, although
+nothing failed. The filter drops that one message once the worker is closing; a heartbeat failing while the
+worker runs is still logged.
 Loaded by `LocalCluster(preload=[__name__])`; Dask calls `dask_setup` in the worker's main thread.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 from typing import Any
+
+HEARTBEAT_FAILURE = "Failed to communicate with scheduler during heartbeat"
+
+
+class HeartbeatAtCloseFilter(logging.Filter):
+    """Drops the heartbeat failure that a closing worker's own connection pool causes."""
+
+    def __init__(self, worker: Any) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(HEARTBEAT_FAILURE):
+            return True
+        return _is_running(self._worker)
+
+
+def _is_running(worker: Any) -> bool:
+    from distributed.core import Status
+
+    return worker.status in (Status.running, Status.paused)
 
 
 def dask_setup(worker: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed.worker").addFilter(HeartbeatAtCloseFilter(worker))
