@@ -70,6 +70,25 @@ def measure_peaks(precisions: list[str], *, size: int = 2048, max_seconds: float
     return peaks
 
 
+class PeakProbes:
+    """Each precision's peak probed several times in one run (before and after its engine runs); the highest
+    reading is the peak. On a shared VM the speed drifts between minutes: one 2-second probe once read half the
+    bf16 peak that the next run read (docs/attention.md), which put the engine at 95% of it."""
+
+    def __init__(self, *, size: int, max_seconds: float) -> None:
+        self._size, self._max_seconds = size, max_seconds
+        self.readings: dict[str, list[float]] = {}
+
+    def probe(self, precision: str) -> None:
+        for name, gflops in measure_peaks(
+            [precision], size=self._size, max_seconds=self._max_seconds
+        ).items():
+            self.readings.setdefault(name, []).append(gflops)
+
+    def peaks(self) -> dict[str, float]:
+        return {name: max(readings) for name, readings in self.readings.items()}
+
+
 def describe_machine() -> dict[str, object]:
     import os
     import platform

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from hpc_classify.bench.corpus import synthetic_documents, tokenizer_training_text, train_tokenizer
-from hpc_classify.bench.hardware import cpu_isa, measure_peaks
+from hpc_classify.bench.hardware import PeakProbes, cpu_isa
 from hpc_classify.bench.model import build_base_sized_classifier, hf_sequence_classifier
 from hpc_classify.bench.report import build_report, format_table
 from hpc_classify.bench.runners import Timing, profile_engine, time_engine, time_pipeline
@@ -90,12 +90,11 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
     gc.collect()
 
     outputs: dict[str, np.ndarray] = {}
-    peaks: dict[str, float] = {}
+    probes = PeakProbes(size=settings.peak_size, max_seconds=settings.peak_seconds)
     profiles: dict[str, list[dict[str, Any]]] = {}
     options = {"device": "cpu", "max_chars": settings.max_chars, "max_tokens": settings.max_tokens}
     for precision in precisions:
-        # Each peak just before its engine run: on a shared machine the load drifts between minutes.
-        peaks.update(measure_peaks([precision], size=settings.peak_size, max_seconds=settings.peak_seconds))
+        probes.probe(precision)  # just before its engine runs, and again just after (the higher one counts)
         for compiled in (False, True) if settings.compile and precision != "int8" else (False,):
             name = f"engine_{precision}" + ("_compiled" if compiled else "")
             engine = InferenceEngine(
@@ -109,6 +108,8 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
                 )
             del engine
             gc.collect()
+        probes.probe(precision)
+    peaks = probes.peaks()
     del model
     gc.collect()
 
@@ -124,6 +125,7 @@ def run_benchmark(settings: BenchSettings) -> dict[str, Any]:
     report = build_report(
         settings, threads, lengths, peaks, timings, outputs, agreement, default, dask_probabilities
     )
+    report["matmul_gflops_readings"] = {k: [round(g, 1) for g in v] for k, v in probes.readings.items()}
     if profiles:
         report["engine_profiles"] = profiles
     return report

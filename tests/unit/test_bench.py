@@ -174,3 +174,20 @@ def test_the_dask_path_input_files_split_the_texts_in_order(tmp_path) -> None:
             )
         )
     assert read_probabilities(str(out), paths)[:, 0].tolist() == list(range(10))
+
+
+def test_the_highest_of_a_precisions_peak_readings_is_its_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    readings = iter([212.0, 430.0, 190.0, 180.0])  # bf16 dips before its engine; fp32 drifts down
+    asked: list[tuple[list[str], int, float]] = []
+
+    def measure(precisions, *, size, max_seconds):
+        asked.append((precisions, size, max_seconds))
+        return {precisions[0]: next(readings)}
+
+    monkeypatch.setattr(hardware, "measure_peaks", measure)
+    probes = hardware.PeakProbes(size=512, max_seconds=0.5)
+    for precision in ("bf16", "bf16", "fp32", "fp32"):
+        probes.probe(precision)
+    assert probes.peaks() == {"bf16": 430.0, "fp32": 190.0}
+    assert probes.readings == {"bf16": [212.0, 430.0], "fp32": [190.0, 180.0]}
+    assert asked[0] == (["bf16"], 512, 0.5)
