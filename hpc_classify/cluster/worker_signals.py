@@ -35,9 +35,9 @@ class HeartbeatAtCloseFilter(logging.Filter):
 
 
 def _is_running(worker: Any) -> bool:
-    from distributed.core import Status
+    from distributed.worker import WORKER_ANY_RUNNING  # the states before close() begins
 
-    return worker.status in (Status.running, Status.paused)
+    return worker.status in WORKER_ANY_RUNNING
 
 
 def dask_setup(worker: Any) -> None:
