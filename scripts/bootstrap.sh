@@ -34,4 +34,6 @@ extras=""
 # torch==2.13.0 first (the CPU wheel on this machine's disk), then the package under the same pins as env/install.sh.
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -c env/requirements.txt -e ".${extras}"
+# The CPU attention kernel, compiled once here (a minute) instead of in the first engine of a job or test.
+.venv/bin/python -m hpc_classify.build_kernels || echo "bootstrap: engines will use the bias attention"
 echo "bootstrap: ready ($(.venv/bin/hpc-classify --version))"

@@ -29,12 +29,14 @@ from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder,
 
 from hpc_classify.engine.flex_attention import flex_disentangled_attention
 from hpc_classify.engine.fused_attention import fused_attention
+from hpc_classify.engine.tiled_attention import tiled_attend
 
 logger = logging.getLogger(__name__)
 
 # Largest c2p/p2c temporary per attention call on CPU: below glibc's 32 MiB mmap threshold, so freed
 # blocks are reused instead of mmapped and page-faulted again in every layer.
 CPU_CHUNK_BYTES = 16 * 2**20
+KERNELS = ("bias", "flex", "tiled")
 
 
 class FastDisentangledSelfAttention(DisentangledSelfAttention):
@@ -44,6 +46,7 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
     _mask_cache: tuple | None = None  # shared: (this forward's mask, ~mask, lengths, lengths computed)
     # "bias": the [L, L] bias built per chunk (below; fused_attention.py when compiled). "flex": under
     # torch.compile, flex_attention.py (no bias); eager it would materialise the scores, so eager runs "bias".
+    # "tiled": on CPU and eager, tiled_attention.py (the position terms added per tile in C++, no bias).
     attention_kernel: str = "bias"
 
     def forward(
@@ -84,12 +87,13 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
         scale = (query.size(-1) * 3) ** 0.5  # 1 + c2p + p2c, as in the original
 
         blocked, lengths = _mask_layout(attention_mask, need_lengths=device_type == "cpu")
+        attend = tiled_attend if self.attention_kernel == "tiled" and device_type == "cpu" else _attend
         rows = _rows_per_chunk(query, length)
         if rows >= batch:
             pos_key, pos_query = self._relative_projections(
                 relative_pos, rel_embeddings, length, scale, query.dtype
             )
-            context = _attend(query, key, value, blocked, pos_key, pos_query, scale)
+            context = attend(query, key, value, blocked, pos_key, pos_query, scale)
             return (context.transpose(1, 2).reshape(batch, length, -1), None)
         # CPU: a few documents at a time keeps the [B, H, L, 2L-1] temporaries small enough to be reused
         # from the heap and to stay in cache, instead of being mmapped and page-faulted for every layer.
@@ -105,7 +109,7 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
             pos_key, pos_query = self._relative_projections(
                 relative_pos, rel_embeddings, width, scale, query.dtype
             )
-            chunk = _attend(
+            chunk = attend(
                 query[part, :, :width],
                 key[part, :, :width],
                 value[part, :, :width],
@@ -280,11 +284,12 @@ def _skew(scores: torch.Tensor, length: int, *, transpose: bool) -> torch.Tensor
 def accelerate_attention(model: nn.Module, kernel: str = "bias") -> int:
     """Swap every `DisentangledSelfAttention` in `model` for the fast exact version (and DeBERTa-v2 encoders
     for the one caching its relative embeddings); returns how many attention layers were swapped.
-    `kernel` ("bias" or "flex", see `FastDisentangledSelfAttention.attention_kernel`) is set on every layer.
+    `kernel` ("bias", "flex" or "tiled", see `FastDisentangledSelfAttention.attention_kernel`) is set on
+    every layer.
 
     Idempotent; weights and state-dict keys are unchanged (only the classes, hence `forward`, change)."""
-    if kernel not in ("bias", "flex"):
-        raise ValueError(f"attention kernel must be 'bias' or 'flex', not {kernel!r}")
+    if kernel not in KERNELS:
+        raise ValueError(f"attention kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
     count = 0
     for module in model.modules():
         if isinstance(module, DisentangledSelfAttention):

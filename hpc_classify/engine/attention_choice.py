@@ -1,7 +1,10 @@
-"""Which DeBERTa attention kernel an engine runs: "bias" or "flex" (no import-time effects).
+"""Which DeBERTa attention kernel an engine runs: "bias", "tiled" or "flex" (no import-time effects).
 
 - "bias": the relative-position bias built per chunk of documents over the 2L-1 offsets, then
   scaled-dot-product attention (attention.py eager; fused_attention.py when compiled).
+- "tiled": CPU, eager: the scores from one matmul, the position terms added per tile of query rows with the
+  mask and softmax in a C++ kernel built once per CPU kind (tiled_attention.py); no [B, H, L, L] bias. Asking
+  for it is a ConfigError off CPU, with compile=True, or where the kernel cannot be built (no compiler).
 - "flex": FlexAttention reading the bucket products per tile, no [B, H, L, L] bias (flex_attention.py).
   It is a compiled kernel, so it needs the backbone compiled: asking for it turns compile "auto" on, and
   is a ConfigError with compile=False or int8 (whose quantized layers are not compiled), and on CPU
@@ -25,12 +28,12 @@ from hpc_classify.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 ATTENTION_ENV = "HPC_CLASSIFY_ATTENTION"
-ATTENTIONS = ("auto", "bias", "flex")
+ATTENTIONS = ("auto", "bias", "flex", "tiled")
 # The kernel measured faster per device type (docs/attention.md). CPU (AMD EPYC, AVX-512 BF16, torch 2.13):
-# flex compiled was 1.0-1.3x slower than the eager bias path, and Inductor's CPU FlexAttention template
-# does not compile with dynamic shapes there; AMX and AVX2-only CPUs were not measured, so they keep
-# bias too. CUDA: not measured yet (scripts/gpu_check.sh measures both): bias until it is.
-MEASURED_FASTER = {"cpu": "bias", "cuda": "bias"}
+# tiled, eager, was faster than the eager bias path in bf16 and as fast in fp32; flex compiled was
+# 1.0-1.3x slower than bias, and Inductor's CPU FlexAttention template does not compile with dynamic shapes
+# there. CUDA: not measured yet (scripts/gpu_check.sh measures flex): bias until it is.
+MEASURED_FASTER = {"cpu": "tiled", "cuda": "bias"}
 
 
 def resolve_attention(
@@ -47,10 +50,23 @@ def resolve_attention(
         kernel = _auto_kernel(device)
         if kernel == "flex" and (compile is False or precision == "int8"):
             return "bias", compile  # auto never overrides an explicit compile=False (or int8)
-        if kernel == "flex" and flex_unavailable_reason(device):
-            logger.warning("%s=flex ignored: %s", ATTENTION_ENV, flex_unavailable_reason(device))
+        if kernel == "tiled" and compile is True:
+            return "bias", compile  # a compiled graph traces the bias path: tiled is an eager kernel
+        reason = _unavailable_reason(kernel, device)
+        if reason:
+            logger.warning("attention %s not used, bias instead: %s", kernel, reason)
             return "bias", compile
         return kernel, (True if kernel == "flex" else compile)
+    if attention == "tiled":
+        reason = _unavailable_reason("tiled", device)
+        if reason:
+            raise ConfigError(f"attention tiled cannot run: {reason}", hint="use attention auto or bias")
+        if compile is True:
+            raise ConfigError(
+                "attention tiled is an eager CPU kernel, but compile is true",
+                hint="use compile auto/false with attention tiled, or attention bias with compile",
+            )
+        return "tiled", compile
     if attention == "flex":
         reason = flex_unavailable_reason(device)
         if reason:
@@ -72,6 +88,18 @@ def resolve_attention(
     return "bias", compile
 
 
+def _unavailable_reason(kernel: str, device: torch.device) -> str | None:
+    if kernel == "flex":
+        return flex_unavailable_reason(device)
+    if kernel == "tiled":
+        if device.type != "cpu":
+            return f"it is a CPU kernel, and this engine runs on {device.type}"
+        from hpc_classify.engine.tiled_attention import unavailable_reason
+
+        return unavailable_reason()
+    return None
+
+
 def flex_unavailable_reason(device: torch.device) -> str | None:
     """Why the flex kernel cannot run compiled on `device` (None: it can). On CPU, torch 2.13's Inductor
     FlexAttention template refuses the score_mod's in-graph buffers (bucket index, mask: "No choices to
@@ -84,8 +112,8 @@ def flex_unavailable_reason(device: torch.device) -> str | None:
 
 def _auto_kernel(device: torch.device) -> str:
     setting = os.environ.get(ATTENTION_ENV, "").strip().lower()
-    if setting in ("bias", "flex"):
+    if setting in ("bias", "flex", "tiled"):
         return setting
     if setting and setting != "auto":
-        logger.warning("%s=%r is neither flex, bias nor auto: ignored", ATTENTION_ENV, setting)
+        logger.warning("%s=%r is none of %s: ignored", ATTENTION_ENV, setting, ", ".join(ATTENTIONS))
     return MEASURED_FASTER.get(device.type, "bias")

@@ -108,12 +108,15 @@ class InferenceEngine:
 
     @property
     def attention(self) -> str:
-        """The DeBERTa attention that runs: "flex" (compiled FlexAttention, no materialised bias), "bias"
-        (the per-chunk bias and SDPA; also after a compile fallback), or "model" (the model's own: not a
-        DeBERTa-v2 model, or fast_attention=False). See engine/attention_choice.py."""
+        """The DeBERTa attention that runs: "flex" (compiled FlexAttention, no materialised bias), "tiled"
+        (eager CPU, the position terms added per tile in C++), "bias" (the per-chunk bias and SDPA; also
+        what a compiled graph runs for tiled, and flex after a compile fallback), or "model" (the model's
+        own: not a DeBERTa-v2 model, or fast_attention=False). See engine/attention_choice.py."""
         if not self.fast_attention_layers:
             return "model"
-        return "flex" if self._attention_kernel == "flex" and self.compiled else "bias"
+        if self._attention_kernel == "flex" and self.compiled:
+            return "flex"
+        return "tiled" if self._attention_kernel == "tiled" and not self.compiled else "bias"
 
     def describe(self) -> str:
         """One line for logs and run summaries: precision, compiled or eager, attention kernel."""

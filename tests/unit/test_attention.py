@@ -45,11 +45,13 @@ def _inputs(rows: int, length: int, seed: int = 1) -> tuple[torch.Tensor, torch.
     return input_ids, attention_mask
 
 
-def _both(model: DebertaV2Model, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
+def _both(
+    model: DebertaV2Model, input_ids, attention_mask, kernel: str = "bias"
+) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.inference_mode():
         restore_attention(model)
         original = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        accelerate_attention(model)
+        accelerate_attention(model, kernel)
         fast = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     return original, fast
 
@@ -63,17 +65,23 @@ BACKBONE_VARIANTS = [
 ]
 
 
+# The eager CPU kernels: today's bias + SDPA, and the C++ one adding the position terms per tile.
+CPU_KERNELS = ["bias", "tiled"]
+
+
+@pytest.mark.parametrize("kernel", CPU_KERNELS)
 @pytest.mark.parametrize("overrides", BACKBONE_VARIANTS)
 @pytest.mark.parametrize("length", [1, 7, 160, 300])
-def test_fp32_matches_the_original_including_padding(overrides: dict, length: int) -> None:
+def test_fp32_matches_the_original_including_padding(overrides: dict, length: int, kernel: str) -> None:
     model = _backbone(**overrides)
-    original, fast = _both(model, *_inputs(3, length))
+    original, fast = _both(model, *_inputs(3, length), kernel)
     torch.testing.assert_close(fast, original, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", CPU_KERNELS)
 @pytest.mark.parametrize("padding", ["right", "left"])
 def test_documents_attended_in_chunks_match_on_real_tokens(
-    monkeypatch: pytest.MonkeyPatch, padding: str
+    monkeypatch: pytest.MonkeyPatch, padding: str, kernel: str
 ) -> None:
     """CPU chunks (here one document each) are cut to their longest document when the padding is on the
     right; padded positions' outputs are then unspecified (never read), real tokens' are exact."""
@@ -84,20 +92,21 @@ def test_documents_attended_in_chunks_match_on_real_tokens(
     input_ids, attention_mask = _inputs(5, 120)
     if padding == "left":
         attention_mask = attention_mask.flip(-1)
-    original, fast = _both(model, input_ids, attention_mask)
+    original, fast = _both(model, input_ids, attention_mask, kernel)
     real = attention_mask.bool()
     torch.testing.assert_close(fast[real], original[real], atol=1e-5, rtol=1e-5)
     assert torch.isfinite(fast).all()
 
 
-def test_bf16_stays_within_bf16_tolerance_of_fp32() -> None:
+@pytest.mark.parametrize("kernel", CPU_KERNELS)
+def test_bf16_stays_within_bf16_tolerance_of_fp32(kernel: str) -> None:
     model = _backbone()
     input_ids, attention_mask = _inputs(4, 200)
     with torch.inference_mode():
         exact = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     model.to(torch.bfloat16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        original, fast = _both(model, input_ids, attention_mask)
+        original, fast = _both(model, input_ids, attention_mask, kernel)
     mask = attention_mask.bool()
     error_fast = (fast.float() - exact)[mask].abs().max()
     error_original = (original.float() - exact)[mask].abs().max()

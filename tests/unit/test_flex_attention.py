@@ -107,7 +107,7 @@ def test_eager_calls_keep_the_bias_path(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_unknown_kernel_is_an_error() -> None:
-    with pytest.raises(ValueError, match="'bias' or 'flex'"):
+    with pytest.raises(ValueError, match="one of bias, flex, tiled, not 'flash'"):
         accelerate_attention(_backbone(), kernel="flash")
 
 

@@ -1,0 +1,178 @@
+// DeBERTa-v2/v3 attention probabilities on CPU without the [B, H, L, L] relative-position bias
+// (hpc_classify/engine/tiled_attention.py builds this file once per machine type and calls it).
+//
+// In place, per (batch x head) and per tile of 16 query rows, in fp32 whatever the storage dtype:
+//   scores[i, j] += c2p[i, j - i + L - 1] + p2c[j, i - j + L - 1]   (the Transformer-XL skew, read per tile)
+//   scores[i, j]  = lowest float where blocked[b, i, j]
+//   scores[i, :]  = softmax(scores[i, :])
+// c2p / p2c are the content->position and position->content products over the 2L-1 relative offsets
+// (already divided by the attention scale). The p2c term is a column skew: 16 consecutive query rows are
+// one contiguous load from p2c's row j, transposed through a 16 x 16 block into the row-major tile.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+namespace {
+
+using Vec = at::vec::Vectorized<float>;
+using BVec = at::vec::Vectorized<at::BFloat16>;
+constexpr int64_t kRows = 16;
+
+// dst[j] = a[j] + b[j] in fp32.
+void add_rows(float* dst, const float* a, const float* b, int64_t n) {
+  int64_t j = 0;
+  for (; j + Vec::size() <= n; j += Vec::size()) (Vec::loadu(a + j) + Vec::loadu(b + j)).store(dst + j);
+  for (; j < n; ++j) dst[j] = a[j] + b[j];
+}
+
+void add_rows(float* dst, const at::BFloat16* a, const at::BFloat16* b, int64_t n) {
+  int64_t j = 0;
+  for (; j + BVec::size() <= n; j += BVec::size()) {
+    auto [a0, a1] = at::vec::convert_to_float<at::BFloat16>(BVec::loadu(a + j));
+    auto [b0, b1] = at::vec::convert_to_float<at::BFloat16>(BVec::loadu(b + j));
+    (a0 + b0).store(dst + j);
+    (a1 + b1).store(dst + j + Vec::size());
+  }
+  for (; j < n; ++j) dst[j] = float(a[j]) + float(b[j]);
+}
+
+// dst[j] = src[j] * scale, stored in dst's dtype.
+void store_scaled(float* dst, const float* src, float scale, int64_t n) {
+  const Vec factor(scale);
+  int64_t j = 0;
+  for (; j + Vec::size() <= n; j += Vec::size()) (Vec::loadu(src + j) * factor).store(dst + j);
+  for (; j < n; ++j) dst[j] = src[j] * scale;
+}
+
+void store_scaled(at::BFloat16* dst, const float* src, float scale, int64_t n) {
+  const Vec factor(scale);
+  int64_t j = 0;
+  for (; j + BVec::size() <= n; j += BVec::size()) {
+    at::vec::convert_from_float<at::BFloat16>(
+        Vec::loadu(src + j) * factor, Vec::loadu(src + j + Vec::size()) * factor)
+        .store(dst + j);
+  }
+  for (; j < n; ++j) dst[j] = at::BFloat16(src[j] * scale);
+}
+
+// tile[r, jj] += src[jj * ld + r] for a whole 16 x 16 bf16 block, transposed in registers where at::vec has
+// a transpose for this instruction set; false: the caller adds it element by element.
+bool add_transposed_block(float* tile, int64_t ld_tile, const float*, int64_t, int64_t, int64_t) {
+  return false;
+}
+
+bool add_transposed_block(float* tile, int64_t ld_tile, const at::BFloat16* src, int64_t ld, int64_t rows,
+                          int64_t cols) {
+#if defined(CPU_CAPABILITY_AVX512)
+  static_assert(Vec::size() == kRows, "one row of a 16 x 16 block is one vector");
+  if (rows != kRows || cols != kRows) return false;
+  alignas(64) at::BFloat16 block[kRows * kRows];
+  at::vec::transpose_mxn<at::BFloat16, kRows, kRows>(src, ld, block, kRows);
+  for (int64_t r = 0; r < kRows; ++r) {
+    float* t = tile + r * ld_tile;
+    const Vec terms = std::get<0>(at::vec::convert_to_float<at::BFloat16>(
+        at::vec::Vectorized<at::BFloat16>::loadu(block + r * kRows, kRows)));
+    (Vec::loadu(t) + terms).store(t);
+  }
+  return true;
+#else
+  return false;
+#endif
+}
+
+void softmax_row(float* row, int64_t n) {
+  const float top = at::vec::reduce_all<float>([](Vec& a, Vec& b) { return at::vec::maximum(a, b); }, row, n);
+  const Vec shift(top);
+  at::vec::map([shift](Vec x) { return (x - shift).exp_u20(); }, row, row, n);
+}
+
+template <typename T>
+void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at::Tensor& p2c,
+                             const bool* blocked, int64_t heads) {
+  const int64_t groups = scores.size(0), length = scores.size(1), offsets = 2 * length - 1;
+  T* all_scores = scores.data_ptr<T>();
+  const T* all_c2p = c2p.data_ptr<T>();
+  const T* all_p2c = p2c.data_ptr<T>();
+  const int64_t tiles = (length + kRows - 1) / kRows;
+  at::parallel_for(0, groups * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> tile(kRows * length);
+    float block[kRows][kRows];
+    for (int64_t work = begin; work < end; ++work) {
+      const int64_t group = work / tiles, first = (work % tiles) * kRows;
+      const int64_t rows = std::min(kRows, length - first);
+      T* s = all_scores + group * length * length;
+      const T* c = all_c2p + group * length * offsets;
+      const T* p = all_p2c + group * length * offsets;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t i = first + r;
+        add_rows(tile.data() + r * length, s + i * length, c + i * offsets + (length - 1 - i), length);
+      }
+      for (int64_t j0 = 0; j0 < length; j0 += kRows) {
+        const int64_t cols = std::min(kRows, length - j0);
+        // Key j's terms for rows first..: p[j, first - j + L - 1 ...], one stride of 2L-2 per key.
+        const T* corner = p + j0 * offsets + (first - j0 + length - 1);
+        if (add_transposed_block(tile.data() + j0, length, corner, offsets - 1, rows, cols)) continue;
+        for (int64_t jj = 0; jj < cols; ++jj) {
+          const T* column = corner + jj * (offsets - 1);
+          for (int64_t r = 0; r < rows; ++r) block[r][jj] = float(column[r]);
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          float* t = tile.data() + r * length + j0;
+          for (int64_t jj = 0; jj < cols; ++jj) t[jj] += block[r][jj];
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t i = first + r;
+        float* t = tile.data() + r * length;
+        if (blocked != nullptr) {
+          const bool* masked = blocked + ((group / heads) * length + i) * length;
+          for (int64_t j = 0; j < length; ++j)
+            if (masked[j]) t[j] = std::numeric_limits<float>::lowest();
+        }
+        softmax_row(t, length);
+        const float total = at::vec::reduce_all<float>([](Vec& a, Vec& b) { return a + b; }, t, length);
+        store_scaled(s + i * length, t, 1.0f / total, length);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+// scores: [B*H, L, L] (q.k / scale), c2p / p2c: [B*H, L, 2L-1], blocked: [B, L, L] bool or None.
+void tiled_attention_probabilities_(at::Tensor scores, const at::Tensor& c2p, const at::Tensor& p2c,
+                                    const c10::optional<at::Tensor>& blocked, int64_t heads) {
+  TORCH_CHECK(scores.dim() == 3 && scores.size(1) == scores.size(2), "scores must be [B*H, L, L]");
+  const int64_t length = scores.size(1);
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&scores, &c2p, &p2c}) {
+    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "CPU contiguous tensors expected");
+    TORCH_CHECK(t->scalar_type() == scores.scalar_type(), "scores, c2p and p2c must share a dtype");
+  }
+  TORCH_CHECK(c2p.sizes() == p2c.sizes() && c2p.dim() == 3 && c2p.size(0) == scores.size(0) &&
+                  c2p.size(1) == length && c2p.size(2) == 2 * length - 1,
+              "c2p and p2c must be [B*H, L, 2L-1]");
+  TORCH_CHECK(heads > 0 && scores.size(0) % heads == 0, "B*H must be a multiple of heads");
+  const bool* mask = nullptr;
+  if (blocked.has_value()) {
+    const at::Tensor& m = *blocked;
+    TORCH_CHECK(m.scalar_type() == at::kBool && m.is_contiguous() && m.dim() == 3 &&
+                    m.size(0) * heads == scores.size(0) && m.size(1) == length && m.size(2) == length,
+                "blocked must be a contiguous bool [B, L, L]");
+    mask = m.data_ptr<bool>();
+  }
+  if (scores.scalar_type() == at::kBFloat16) {
+    attention_probabilities<at::BFloat16>(scores, c2p, p2c, mask, heads);
+  } else {
+    TORCH_CHECK(scores.scalar_type() == at::kFloat, "float32 or bfloat16 expected");
+    attention_probabilities<float>(scores, c2p, p2c, mask, heads);
+  }
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("attention_probabilities_", &tiled_attention_probabilities_);
+}

@@ -1,0 +1,159 @@
+"""The "tiled" CPU attention: DeBERTa's relative-position terms added per tile of query rows in C++.
+
+Today's CPU path (attention.py `_attend`) adds the c2p and p2c products into a [B, H, L, L] bias and hands it
+to PyTorch's CPU scaled-dot-product attention, which runs at about a quarter of the bf16 matmul peak with a
+bias input (docs/attention.md). Here the scores come from one batched matmul, `csrc/tiled_attention.cpp`
+adds c2p + p2c, masks and takes the softmax in place (fp32 arithmetic, 16 query rows per tile, no bias
+tensor), and a second batched matmul applies the probabilities to the values.
+
+The C++ file is compiled on first use (torch.utils.cpp_extension, about a minute on 2 cores) for the
+instruction set torch itself dispatches to here (AVX-512, AVX2 or the portable default), and cached under
+`$HPC_CLASSIFY_KERNEL_CACHE`, else `<venv>/share/hpc_classify/kernels` (beside the installation, which the
+cluster's nodes share) where that is writable, else `~/.cache/hpc_classify/kernels`; one directory per torch
+version, instruction set and source, so each CPU kind gets its own build. `python -m
+hpc_classify.build_kernels` builds it ahead (the bootstrap does). Where it cannot be built (no C++ compiler), `unavailable_reason()` says why and the engine
+keeps the bias path.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "tiled_attention.cpp"
+CACHE_ENV = "HPC_CLASSIFY_KERNEL_CACHE"
+# What torch.backends.cpu.get_cpu_capability() reports -> the flags at::vec needs for the same code path.
+ISA_FLAGS = {
+    "AVX512": [
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx512dq",
+        "-mfma",
+        "-mavx2",
+        "-DCPU_CAPABILITY=AVX512",
+        "-DCPU_CAPABILITY_AVX512",
+    ],
+    "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"],
+}
+
+
+def tiled_attend(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    blocked: torch.Tensor | None,
+    pos_key: torch.Tensor,
+    pos_query: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """softmax(q.k / scale + c2p + p2c, blocked -> lowest) @ v for [B, H, L, d] CPU inputs (`blocked`:
+    [B, 1, L, L] bool or None); the [H, 2L-1, d] position projections are already divided by `scale`."""
+    batch, heads, length, _ = query.shape
+    c2p = torch.matmul(query, pos_key.transpose(-1, -2)).view(batch * heads, length, -1)
+    p2c = torch.matmul(key, pos_query.transpose(-1, -2)).view(batch * heads, length, -1)
+    scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
+    mask = None if blocked is None else blocked[:, 0].contiguous()
+    with torch.profiler.record_function("tiled_attention_probabilities_"):  # a profile shows the kernel
+        _kernel().attention_probabilities_(scores, c2p, p2c, mask, heads)
+    del c2p, p2c
+    return torch.matmul(scores.view(batch, heads, length, length), value)
+
+
+def unavailable_reason() -> str | None:
+    """Why the tiled kernel cannot run in this process (None: it is built and loaded)."""
+    return _load()[1]
+
+
+def _kernel() -> ModuleType:
+    module, reason = _load()
+    if module is None:
+        raise RuntimeError(reason)
+    return module
+
+
+@functools.cache  # once per process, a failure included: a failed build is not retried in every layer
+def _load() -> tuple[ModuleType | None, str | None]:
+    try:
+        return _import_or_build(), None
+    except Exception as error:  # a missing compiler, ninja or header: any build failure means "bias"
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        first_error = next((line for line in lines if "error:" in line), lines[-1])  # the compiler's
+        return None, f"the tiled CPU attention kernel could not be built: {first_error.strip()}"
+
+
+def _import_or_build() -> ModuleType:
+    # -fopenmp: at::parallel_for is inline and runs serially unless OpenMP is on where it is compiled.
+    flags = ["-O3", "-fopenmp", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+    stamp = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, *flags]).encode()).hexdigest()
+    name = f"hpc_tiled_attention_{stamp[:16]}"
+    roots = _cache_roots()
+    for root in roots:
+        directory = root / name
+        built = directory / f"{name}.so"
+        # torch's builder holds `lock` in the directory while it compiles and links: a .so without it is
+        # whole (the name carries the source's hash, so a finished build is never rebuilt in place).
+        if built.exists() and not (directory / "lock").exists():
+            spec = importlib.util.spec_from_file_location(
+                name, built, loader=importlib.machinery.ExtensionFileLoader(name, str(built))
+            )
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    for root in roots:
+        directory = root / name
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(directory, os.W_OK):
+            logger.info("building the tiled CPU attention kernel once for this CPU kind in %s", directory)
+            return _build(name, flags, directory)
+    raise RuntimeError(f"no writable directory to build it in: {', '.join(map(str, roots))}")
+
+
+def _build(name: str, flags: list[str], directory: Path) -> ModuleType:
+    from torch.utils import cpp_extension
+
+    if shutil.which("ninja") is None:  # torch's builder runs `ninja`: the pip package ships one
+        import ninja
+
+        os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
+    # Concurrent builders (several workers on a fresh node) wait on torch's lock file in `directory`.
+    return cpp_extension.load(
+        name=name,
+        sources=[str(SOURCE)],
+        extra_cflags=flags,
+        extra_ldflags=["-fopenmp"],
+        build_directory=str(directory),
+        is_python_module=True,
+    )
+
+
+def _cache_roots() -> list[Path]:
+    """Where built kernels are looked for, in order; the first writable one is built in."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return [Path(configured)]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return [Path(sys.prefix) / "share" / "hpc_classify" / "kernels", Path(cache) / "hpc_classify" / "kernels"]
+
+
+def main() -> int:
+    """Build the kernel ahead (bootstrap, a login node): exit status 1 with the reason where it cannot be."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    reason = unavailable_reason()
+    print(reason or f"tiled CPU attention kernel ready: {_kernel().__file__}")
+    return 1 if reason else 0
