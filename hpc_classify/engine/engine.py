@@ -32,6 +32,7 @@ from hpc_classify.engine.device import (
     release_cached_memory,
     resolve_device,
 )
+from hpc_classify.engine.packed_linear import pack_linear_layers
 from hpc_classify.engine.precision import precision_dtype, quantize_linear_layers, resolve_precision
 from hpc_classify.engine.tokenization import ChunkTokenizer
 
@@ -47,7 +48,8 @@ class InferenceEngine:
     to the compute dtype where it matters (the Linear layers: bf16 on CPUs with native bf16 and on recent
     GPUs, fp16 on older GPUs; everything fp32 with `autocast=False` or `precision="fp32"`, which is exact;
     int8-quantized Linear layers with `precision="int8"`, CPU only: see `hpc_classify.engine.precision`)
-    and, for DeBERTa-v2, given the fast exact attention. On CPU it also tunes the process's allocator (`configure_allocator`). Calls are serialised: one model, one forward at a time.
+    and, for DeBERTa-v2, given the fast exact attention. Eager bf16 engines on CPU also pack their bf16 Linear
+    weights once for oneDNN, GELU fused (`hpc_classify.engine.packed_linear`). On CPU it also tunes the process's allocator (`configure_allocator`). Calls are serialised: one model, one forward at a time.
     """
 
     def __init__(
@@ -83,11 +85,10 @@ class InferenceEngine:
         self.num_labels = _num_labels(self.model)
         # The backbone (a BackboneAndHead's head stays eager fp32) or the whole generic model.
         backbone = self.model.backbone if isinstance(self.model, BackboneAndHead) else self.model
-        self._compiled = (
-            CompiledModule(backbone, self.device)
-            if resolve_compile(compile, self.device, self.precision)
-            else None
-        )
+        compiling = resolve_compile(compile, self.device, self.precision)
+        self._compiled = CompiledModule(backbone, self.device) if compiling else None
+        if not compiling and self.device.type == "cpu" and self.dtype == torch.bfloat16:
+            pack_linear_layers(backbone)  # eager bf16 on CPU: weights packed once, GELU fused
         self._lock = threading.Lock()
         logger.info(
             "inference engine on %s, %s%s, %s attention, token budget %d, max_tokens %d, max_chars %s",

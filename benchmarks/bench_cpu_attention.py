@@ -1,0 +1,136 @@
+"""Issue 25 on CPU: the engine before and after the tiled attention and packed weights, in one run (prints
+figures; not a test).
+
+Same corpus, tokenizer and DeBERTa-v3-base-sized backbone (random weights) as `hpc-classify bench`. In one
+process, on the same texts, interleaved rounds (the best of `--rounds` counts, so a slow minute of a shared
+VM hurts every contender alike):
+
+- `previous`: the engine as it was before (bias attention: the [B, H, L, L] bias and SDPA; Linear weights
+  reordered by oneDNN on every call);
+- `bias+packed`: the bias attention with the weights packed once and the GELU fused;
+- `tiled+packed`: what `auto` runs now on CPU (tiled attention, packed weights);
+
+in each precision asked for, with tokens/s, GFLOP/s, the fraction of that precision's matmul peak (probed
+before and after, the higher reading counting) and the ratio to the best HF pipeline (timed first), then a
+profile of the auto engine.
+
+    python benchmarks/bench_cpu_attention.py [--documents 48] [--precisions bf16 fp32] [--output F.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import logging
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+from hpc_classify.bench.corpus import synthetic_documents, tokenizer_training_text, train_tokenizer
+from hpc_classify.bench.hardware import PeakProbes, cpu_isa, describe_machine
+from hpc_classify.bench.model import build_base_sized_classifier, flops_per_token, hf_sequence_classifier
+from hpc_classify.bench.runners import profile_engine, time_pipeline
+from hpc_classify.engine import InferenceEngine, configure_threads
+from hpc_classify.engine import engine as engine_module
+
+CONTENDERS = {  # name: (attention, weights packed)
+    "previous": ("bias", False),
+    "bias+packed": ("bias", True),
+    "tiled+packed": ("auto", True),
+}
+
+
+def build_engine(model, tokenizer, precision: str, attention: str, packed: bool) -> InferenceEngine:
+    options = {"device": "cpu", "precision": precision, "compile": False, "attention": attention}
+    if packed:
+        return InferenceEngine(copy.deepcopy(model), tokenizer, **options)
+    with mock.patch.object(engine_module, "pack_linear_layers", lambda module: 0):
+        return InferenceEngine(copy.deepcopy(model), tokenizer, **options)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=48)
+    parser.add_argument("--precisions", nargs="+", default=["bf16", "fp32"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    threads = configure_threads(None)
+    texts = [text[:2000] for text in synthetic_documents(args.documents, seed=0)]
+    tokenizer = train_tokenizer(tokenizer_training_text(seed=0))
+    lengths = np.array([len(ids) for ids in tokenizer(texts, truncation=True, max_length=512)["input_ids"]])
+    tokens = int(lengths.sum())
+    flops = flops_per_token(float((lengths**2).sum() / lengths.sum()))["total"]
+    model = build_base_sized_classifier(26, seed=0)
+    pipeline = time_pipeline(hf_sequence_classifier(model), tokenizer, texts, tokens, [1], 512)[0]
+    best_pipeline = tokens / pipeline.seconds
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "machine": describe_machine(),
+        "isa": cpu_isa(),
+        "threads": threads,
+        "documents": len(texts),
+        "tokens": tokens,
+        "flops_per_token": flops,
+        "pipeline_bs1_tokens_per_s": round(best_pipeline, 1),
+        "precisions": {},
+    }
+    print(
+        f"CPU ISA {cpu_isa()}, {threads} threads; {len(texts)} docs, {tokens} tokens; pipeline bs1 "
+        f"{best_pipeline:.0f} tokens/s"
+    )
+    probes = PeakProbes(size=2048, max_seconds=2.0)
+    for precision in args.precisions:
+        probes.probe(precision)
+        engines = {name: build_engine(model, tokenizer, precision, *how) for name, how in CONTENDERS.items()}
+        outputs = {name: engine.predict_proba(texts) for name, engine in engines.items()}  # warm-up too
+        best = dict.fromkeys(engines, float("inf"))
+        for _ in range(args.rounds):
+            for name, engine in engines.items():
+                start = time.perf_counter()
+                engine.predict_proba(texts)
+                best[name] = min(best[name], time.perf_counter() - start)
+        probes.probe(precision)
+        peak = probes.peaks()[precision]
+        rows = {}
+        for name, seconds in best.items():
+            rate = tokens / seconds
+            rows[name] = {
+                "describe": engines[name].describe(),
+                "tokens_per_s": round(rate, 1),
+                "gflops": round(rate * flops / 1e9, 1),
+                "fraction_of_peak": round(rate * flops / 1e9 / peak, 3),
+                "x_pipeline": round(rate / best_pipeline, 2),
+                "x_previous": round(best["previous"] / seconds, 3),
+                "max_abs_probability_difference_vs_previous": float(
+                    np.abs(outputs[name] - outputs["previous"]).max()
+                ),
+            }
+            print(
+                f"{precision:>5} {name:<13} {rate:7.0f} tokens/s {rows[name]['gflops']:6.0f} GFLOP/s "
+                f"{rows[name]['fraction_of_peak']:5.0%} of {peak:.0f}  x{rows[name]['x_pipeline']:.2f} pipeline "
+                f"x{rows[name]['x_previous']:.3f} previous  ({rows[name]['describe']})"
+            )
+        profile = profile_engine(engines["tiled+packed"], texts[:8])
+        print(
+            f"{precision:>5} profile of tiled+packed: "
+            + ", ".join(f"{e['op']} {e['share']:.0%}" for e in profile[:8])
+        )
+        report["precisions"][precision] = {
+            "peak_gflops": round(peak, 1),
+            "contenders": rows,
+            "profile": profile,
+        }
+    report["matmul_gflops_readings"] = {k: [round(g, 1) for g in v] for k, v in probes.readings.items()}
+    if args.output:
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"results written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
