@@ -87,7 +87,7 @@ find "$STAGE" -name __pycache__ -prune -exec rm -rf {} +
 "${PIP[@]}" check
 # The CPU attention kernel, built once for this machine's CPU kind into the venv (nodes of another kind build
 # their own on first use); without a C++ compiler the engines run the bias attention.
-"$VENV/bin/python" -m hpc_classify.build_kernels || echo "install.sh: engines will use the bias attention"
+"$VENV/bin/python" -m hpc_classify.cli.build_kernels || echo "install.sh: engines will use the bias attention"
 
 "$VENV/bin/python" "$REPO/env/render_modulefiles.py" --prefix "$PREFIX" --version "$VERSION" \
     --venv-bin "$VENV/bin" ${RENDER_ARGS[@]+"${RENDER_ARGS[@]}"}

@@ -35,5 +35,5 @@ extras=""
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -c env/requirements.txt -e ".${extras}"
 # The CPU attention kernel, compiled once here (a minute) instead of in the first engine of a job or test.
-.venv/bin/python -m hpc_classify.build_kernels || echo "bootstrap: engines will use the bias attention"
+.venv/bin/python -m hpc_classify.cli.build_kernels || echo "bootstrap: engines will use the bias attention"
 echo "bootstrap: ready ($(.venv/bin/hpc-classify --version))"

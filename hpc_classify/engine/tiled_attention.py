@@ -11,8 +11,8 @@ instruction set torch itself dispatches to here (AVX-512, AVX2 or the portable d
 `$HPC_CLASSIFY_KERNEL_CACHE`, else `<venv>/share/hpc_classify/kernels` (beside the installation, which the
 cluster's nodes share) where that is writable, else `~/.cache/hpc_classify/kernels`; one directory per torch
 version, instruction set and source, so each CPU kind gets its own build. `python -m
-hpc_classify.build_kernels` builds it ahead (the bootstrap does). Where it cannot be built (no C++ compiler), `unavailable_reason()` says why and the engine
-keeps the bias path.
+hpc_classify.cli.build_kernels` builds it ahead (bootstrap.sh and env/install.sh do). Where it cannot be
+built (no C++ compiler), `unavailable_reason()` says why and the engine keeps the bias path.
 """
 
 from __future__ import annotations
