@@ -62,14 +62,26 @@ def tiled_attend(
     """softmax(q.k / scale + c2p + p2c, blocked -> lowest) @ v for [B, H, L, d] CPU inputs (`blocked`:
     [B, 1, L, L] bool or None); the [H, 2L-1, d] position projections are already divided by `scale`."""
     batch, heads, length, _ = query.shape
-    c2p = torch.matmul(query, pos_key.transpose(-1, -2)).view(batch * heads, length, -1)
-    p2c = torch.matmul(key, pos_query.transpose(-1, -2)).view(batch * heads, length, -1)
+    c2p, p2c = (
+        product.view(batch * heads, length, -1) for product in offset_products(query, key, pos_key, pos_query)
+    )
     scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
     mask = None if blocked is None else blocked[:, 0].contiguous()
     with torch.profiler.record_function("tiled_attention_probabilities_"):  # a profile shows the kernel
         _kernel().attention_probabilities_(scores, c2p, p2c, mask, heads)
     del c2p, p2c
     return torch.matmul(scores.view(batch, heads, length, length), value)
+
+
+def offset_products(
+    query: torch.Tensor, key: torch.Tensor, pos_key: torch.Tensor, pos_query: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """c2p [B, H, L, 2L-1] (query i . position key of offset c - (L-1)) and p2c [B, H, L(key), 2L-1]: one
+    matmul each over the relative offsets, read back as [i, j] by the bias path's strided view or by the
+    tiled kernel."""
+    c2p = torch.matmul(query, pos_key.transpose(-1, -2))
+    p2c = torch.matmul(key, pos_query.transpose(-1, -2))
+    return c2p, p2c
 
 
 def unavailable_reason() -> str | None:

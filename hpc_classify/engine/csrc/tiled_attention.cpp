@@ -85,10 +85,14 @@ bool add_transposed_block(float* tile, int64_t ld_tile, const at::BFloat16* src,
 #endif
 }
 
-void softmax_row(float* row, int64_t n) {
+// out[j] = softmax(row)[j], in out's dtype; `row` is overwritten with the unnormalised exponentials.
+template <typename T>
+void softmax_row(float* row, T* out, int64_t n) {
   const float top = at::vec::reduce_all<float>([](Vec& a, Vec& b) { return at::vec::maximum(a, b); }, row, n);
   const Vec shift(top);
   at::vec::map([shift](Vec x) { return (x - shift).exp_u20(); }, row, row, n);
+  const float total = at::vec::reduce_all<float>([](Vec& a, Vec& b) { return a + b; }, row, n);
+  store_scaled(out, row, 1.0f / total, n);
 }
 
 template <typename T>
@@ -134,9 +138,7 @@ void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at
           for (int64_t j = 0; j < length; ++j)
             if (masked[j]) t[j] = std::numeric_limits<float>::lowest();
         }
-        softmax_row(t, length);
-        const float total = at::vec::reduce_all<float>([](Vec& a, Vec& b) { return a + b; }, t, length);
-        store_scaled(s + i * length, t, 1.0f / total, length);
+        softmax_row(t, s + i * length, length);
       }
     }
   });
