@@ -120,10 +120,12 @@ def job_may_be_requeued(job_id: str) -> bool:
     return re.search(r"\bRequeue=1\b", _show_job(job_id)) is not None
 
 
-def job_restarts(job_id: str) -> int | None:
-    """How often the job was requeued so far (`Restarts=` in `scontrol show job`), None if unknown."""
-    found = re.search(r"\bRestarts=(\d+)\b", _show_job(job_id))
-    return int(found.group(1)) if found else None
+def job_instance(job_id: str) -> tuple[str, int] | None:
+    """The job's state and how often it was requeued so far (`JobState=`, `Restarts=` from one
+    `scontrol show job`), None if unknown."""
+    shown = _show_job(job_id)
+    state, restarts = re.search(r"\bJobState=(\S+)", shown), re.search(r"\bRestarts=(\d+)\b", shown)
+    return (state.group(1), int(restarts.group(1))) if state and restarts else None
 
 
 def _show_job(job_id: str) -> str:
@@ -148,6 +150,10 @@ def planned_ending(job_id: str, requeue: bool) -> str:
     )
 
 
+# Job states in which the instance that lost rank 0 still holds its nodes (`scontrol show job`).
+STILL_RUNNING = frozenset({"RUNNING", "CONFIGURING", "SUSPENDED", "STOPPED"})
+
+
 def end_job_for_restart(job_id: str, requeue: bool, restart_count: int = 0) -> str:
     """End Slurm job `job_id` so that it restarts or can be resubmitted: `scontrol requeue` (the job
     restarts and resumes), or `scancel` (it may not be requeued, or the requeue was refused). Returns what
@@ -155,13 +161,20 @@ def end_job_for_restart(job_id: str, requeue: bool, restart_count: int = 0) -> s
 
     `restart_count` is the caller's instance of the job: Slurm itself requeues a --requeue job whose batch
     host it declares DOWN (after SlurmdTimeout), and a requeue or cancel sent after that would end the
-    restarted instance instead."""
+    restarted instance instead. So nothing is sent unless the job still runs as that instance; what is
+    left is the milliseconds between that check and the command (scontrol cannot requeue one instance).
+    """
     scontrol, scancel = shutil.which("scontrol"), shutil.which("scancel")
     if scontrol is None or scancel is None:
         return "scontrol/scancel not found: the job stays until Slurm ends it"
-    restarts = job_restarts(job_id)
-    if restarts is not None and restarts > restart_count:
-        return f"job {job_id} was requeued already (restart {restarts}; this was restart {restart_count})"
+    instance = job_instance(job_id)
+    if instance is not None:
+        state, restarts = instance
+        if restarts > restart_count:
+            return f"job {job_id} was requeued already (restart {restarts}; this was restart {restart_count})"
+        if state not in STILL_RUNNING:
+            # Slurm requeued or ended it already: a requeue now would end the instance it starts next.
+            return f"job {job_id} is {state} already: nothing to end"
     refused = ""
     if requeue:
         error = _run([scontrol, "requeue", job_id])

@@ -1,0 +1,69 @@
+"""Ending a job after rank 0's loss (cluster/rank0_heartbeat.end_job_for_restart) on the real cluster: the
+node that ends the job requeues only the instance it belongs to. Slurm itself requeues a --requeue job whose
+batch host it declares DOWN; a requeue sent after that must not end the instance Slurm starts next."""
+
+from __future__ import annotations
+
+import pytest
+from test_launcher import wait_until
+
+from hpc_classify.cluster.rank0_heartbeat import end_job_for_restart, job_instance, job_may_be_requeued
+
+
+@pytest.fixture
+def slurm_env(slurm_cluster, monkeypatch: pytest.MonkeyPatch):
+    """This process talks to the test cluster, as a node's launcher does to its own."""
+    for key, value in slurm_cluster.env.items():
+        monkeypatch.setenv(key, value)
+    return slurm_cluster
+
+
+def _sleeper(cluster, *flags: str) -> str:
+    job = cluster.sbatch(["-N1", "-n1", *flags, "--wrap", "sleep 600"])
+    wait_until(lambda: job_instance(job) == ("RUNNING", 0), 60, f"job {job} to run")
+    return job
+
+
+def test_only_the_instance_that_lost_rank0_is_requeued(slurm_env) -> None:
+    cluster = slurm_env
+    job = _sleeper(cluster, "--requeue")
+    try:
+        assert job_may_be_requeued(job)
+        assert end_job_for_restart(job, True, restart_count=0) == (
+            f"requeued job {job}: it restarts and resumes from the markers"
+        )
+        assert job_instance(job)[1] == 1
+        # The requeued job pends until its old credential expires: the same node trying again sends nothing
+        # (nor does a node of the next instance that finds the job not running).
+        assert end_job_for_restart(job, True, restart_count=0) == (
+            f"job {job} was requeued already (restart 1; this was restart 0)"
+        )
+        state = job_instance(job)[0]
+        if state != "RUNNING":
+            assert (
+                end_job_for_restart(job, True, restart_count=1)
+                == f"job {job} is {state} already: nothing to end"
+            )
+        # Restart 1 runs: a late requeue from restart 0 leaves it running.
+        wait_until(lambda: job_instance(job) == ("RUNNING", 1), 90, f"job {job} to run again")
+        assert end_job_for_restart(job, True, restart_count=0).startswith(f"job {job} was requeued already")
+        assert job_instance(job) == ("RUNNING", 1)
+    finally:
+        cluster.run(["scancel", job], check=False)
+
+
+def test_a_job_that_may_not_be_requeued_is_cancelled(slurm_env) -> None:
+    cluster = slurm_env
+    job = _sleeper(cluster, "--no-requeue")
+    try:
+        assert not job_may_be_requeued(job)
+        assert end_job_for_restart(job, False, restart_count=0) == (
+            f"cancelled job {job}; submit the same command again to resume"
+        )
+        assert cluster.wait_job(job, timeout=60) == "CANCELLED"
+        assert (
+            end_job_for_restart(job, False, restart_count=0)
+            == f"job {job} is CANCELLED already: nothing to end"
+        )
+    finally:
+        cluster.run(["scancel", job], check=False)
