@@ -2,7 +2,8 @@
 
 Today's CPU path (attention.py `_attend`) adds the c2p and p2c products into a [B, H, L, L] bias and hands it
 to PyTorch's CPU scaled-dot-product attention, which runs at about a quarter of the bf16 matmul peak with a
-bias input (docs/attention.md). Here the scores come from one batched matmul, `csrc/tiled_attention.cpp`
+bias input (docs/attention.md). Here the scores come from one batched matmul, the c2p and p2c products from
+one each over only the offsets each window of rows meets (`window_products`), `csrc/tiled_attention.cpp`
 adds c2p + p2c, masks and takes the softmax in place (fp32 arithmetic, 16 query rows per tile, no bias
 tensor), and a second batched matmul applies the probabilities to the values.
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from torch.nn import functional as F
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,11 @@ ISA_FLAGS = {
     ],
     "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"],
 }
+# Query rows per window of the position products: each window needs L + 127 offsets instead of 2L-1 (0.63x
+# the work at L = 486). Smaller windows do fewer FLOPs but in matmuls too small to run near the peak
+# (docs/attention.md, measured on a Zen 4 VM: 128 was faster than 64 and 256).
+WINDOW_ROWS = 128
+TILE_ROWS = 16  # the kernel's tile (kRows): a window holds whole tiles
 
 
 def tiled_attend(
@@ -58,19 +65,53 @@ def tiled_attend(
     pos_key: torch.Tensor,
     pos_query: torch.Tensor,
     scale: float,
+    *,
+    window_rows: int | None = None,
 ) -> torch.Tensor:
     """softmax(q.k / scale + c2p + p2c, blocked -> lowest) @ v for [B, H, L, d] CPU inputs (`blocked`:
-    [B, 1, L, L] bool or None); the [H, 2L-1, d] position projections are already divided by `scale`."""
+    [B, 1, L, L] bool or None); the [H, 2L-1, d] position projections are already divided by `scale`.
+    `window_rows` (a multiple of 16; default WINDOW_ROWS): query rows (and keys) per window of the position
+    products."""
+    window_rows = WINDOW_ROWS if window_rows is None else window_rows
+    if window_rows <= 0 or window_rows % TILE_ROWS:
+        raise ValueError(f"window_rows must be a positive multiple of {TILE_ROWS}, not {window_rows}")
     batch, heads, length, _ = query.shape
+    rows = length if length <= window_rows else window_rows
     c2p, p2c = (
-        product.view(batch * heads, length, -1) for product in offset_products(query, key, pos_key, pos_query)
+        product.view(batch * heads, -1, length + rows - 1)
+        for product in window_products(query, key, pos_key, pos_query, rows)
     )
     scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
     mask = None if blocked is None else blocked[:, 0].contiguous()
     with torch.profiler.record_function("tiled_attention_probabilities_"):  # a profile shows the kernel
-        _kernel().attention_probabilities_(scores, c2p, p2c, mask, heads)
+        _kernel().attention_probabilities_(scores, c2p, p2c, mask, heads, rows)
     del c2p, p2c
     return torch.matmul(scores.view(batch, heads, length, length), value)
+
+
+def window_products(
+    query: torch.Tensor, key: torch.Tensor, pos_key: torch.Tensor, pos_query: torch.Tensor, rows: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """c2p and p2c [B, H, T, rows, L + rows - 1] (T = ceil(L / rows)): for each block of `rows` queries
+    (c2p) or keys (p2c), the products over only the L + rows - 1 offsets that block meets, not all 2L-1.
+
+    Block t's window starts at offset column s_t = L - rows * (t + 1), so row i = t * rows + r reads
+    column (j - i + L - 1) - s_t = j - r + rows - 1 for key j; the same for p2c with query and key swapped.
+    Columns before offset 0 (only the padded rows of the last block meet them) repeat offset 0."""
+    length = query.size(-2)
+    blocks = -(-length // rows)
+    width = length + rows - 1
+    starts = length - rows * torch.arange(1, blocks + 1, device=query.device)
+    columns = (starts[:, None] + torch.arange(width, device=query.device)).clamp_(min=0).flatten()
+    padding = (0, 0, 0, blocks * rows - length)  # whole blocks of rows
+
+    def product(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        windows = positions.index_select(1, columns).view(positions.size(0), blocks, width, -1)
+        padded = F.pad(states, padding) if padding[-1] else states
+        blocked_states = padded.unflatten(2, (blocks, rows))
+        return torch.matmul(blocked_states, windows.transpose(-1, -2))
+
+    return product(query, pos_key), product(key, pos_query)
 
 
 def offset_products(

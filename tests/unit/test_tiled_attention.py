@@ -52,13 +52,36 @@ def _case(batch: int, length: int, dtype: torch.dtype, masked: bool, seed: int =
 
 
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("batch,length", [(1, 1), (2, 2), (2, 17), (1, 33), (3, 48)])
-def test_fp32_equals_the_fp64_reference(batch: int, length: int, masked: bool) -> None:
-    """Lengths below, at and across the kernel's 16-row tiles and 16-wide blocks; masks of any shape."""
+@pytest.mark.parametrize("window_rows", [16, 32, tiled_attention.WINDOW_ROWS])
+@pytest.mark.parametrize("batch,length", [(1, 1), (2, 2), (2, 17), (1, 33), (3, 48), (1, 150)])
+def test_fp32_equals_the_fp64_reference(batch: int, length: int, window_rows: int, masked: bool) -> None:
+    """Lengths below, at and across the kernel's 16-row tiles and 16-wide blocks, in one window of the
+    position products or several (the last one partly padding); masks of any shape."""
     case = _case(batch, length, torch.float32, masked)
     with torch.inference_mode():
-        out = tiled_attend(*case)
+        out = tiled_attend(*case, window_rows=window_rows)
     torch.testing.assert_close(out.double(), _reference(*case), atol=1e-5, rtol=1e-5)
+
+
+def test_each_window_meets_only_its_offsets() -> None:
+    """The windowed products hold exactly the full products' columns each block of rows reads."""
+    query, key, _, _, pos_key, pos_query, _ = _case(2, 40, torch.float64, False)
+    c2p, p2c = (p.flatten(2, 3) for p in tiled_attention.window_products(query, key, pos_key, pos_query, 16))
+    assert c2p.shape == p2c.shape == (2, 3, 48, 40 + 15)  # 3 windows of 16 rows, the last one half padding
+    full_c2p, full_p2c = tiled_attention.offset_products(query, key, pos_key, pos_query)
+    for i in range(40):
+        base = 15 - i % 16  # column of key 0 in row i's window
+        torch.testing.assert_close(
+            c2p[..., i, base : base + 40], _skew(full_c2p, 40, transpose=False)[..., i, :]
+        )
+        torch.testing.assert_close(
+            p2c[..., i, base : base + 40], _skew(full_p2c, 40, transpose=True)[..., :, i]
+        )
+
+
+def test_window_rows_must_hold_whole_tiles() -> None:
+    with pytest.raises(ValueError, match="multiple of 16, not 24"):
+        tiled_attend(*_case(1, 40, torch.float32, False), window_rows=24)
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -68,7 +91,7 @@ def test_bf16_is_no_less_accurate_than_the_bias_path(masked: bool) -> None:
     case = _case(2, 80, torch.bfloat16, masked, seed=3)
     exact = _reference(*case)
     with torch.inference_mode():
-        tiled = (tiled_attend(*case).double() - exact).abs().max()
+        tiled = (tiled_attend(*case, window_rows=32).double() - exact).abs().max()
         bias = (_attend(*case).double() - exact).abs().max()
     assert tiled < 0.05
     assert tiled <= bias * 1.5

@@ -2,12 +2,14 @@
 // (hpc_classify/engine/tiled_attention.py builds this file once per machine type and calls it).
 //
 // In place, per (batch x head) and per tile of 16 query rows, in fp32 whatever the storage dtype:
-//   scores[i, j] += c2p[i, j - i + L - 1] + p2c[j, i - j + L - 1]   (the Transformer-XL skew, read per tile)
+//   scores[i, j] += c2p[i, j - i % R + R - 1] + p2c[j, i - j % R + R - 1]   (a skew, read per tile)
 //   scores[i, j]  = lowest float where blocked[b, i, j]
 //   scores[i, :]  = softmax(scores[i, :])
-// c2p / p2c are the content->position and position->content products over the 2L-1 relative offsets
-// (already divided by the attention scale). The p2c term is a column skew: 16 consecutive query rows are
-// one contiguous load from p2c's row j, transposed through a 16 x 16 block into the row-major tile.
+// c2p / p2c are the content->position and position->content products (already divided by the attention
+// scale) over the L + R - 1 relative offsets that each window of R query rows (c2p) or keys (p2c) meets
+// (tiled_attention.window_products; R = L: one window over all 2L-1 offsets). The p2c term is a column
+// skew: 16 consecutive query rows are one contiguous load from p2c's row j, transposed through a 16 x 16
+// block into the row-major tile; 16 consecutive keys lie in one window, so each is one stride further.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -97,8 +99,9 @@ void softmax_row(float* row, T* out, int64_t n) {
 
 template <typename T>
 void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at::Tensor& p2c,
-                             const bool* blocked, int64_t heads) {
-  const int64_t groups = scores.size(0), length = scores.size(1), offsets = 2 * length - 1;
+                             const bool* blocked, int64_t heads, int64_t window) {
+  const int64_t groups = scores.size(0), length = scores.size(1);
+  const int64_t padded = c2p.size(1), offsets = c2p.size(2);  // rows in whole windows, L + R - 1
   T* all_scores = scores.data_ptr<T>();
   const T* all_c2p = c2p.data_ptr<T>();
   const T* all_p2c = p2c.data_ptr<T>();
@@ -110,16 +113,17 @@ void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at
       const int64_t group = work / tiles, first = (work % tiles) * kRows;
       const int64_t rows = std::min(kRows, length - first);
       T* s = all_scores + group * length * length;
-      const T* c = all_c2p + group * length * offsets;
-      const T* p = all_p2c + group * length * offsets;
+      const T* c = all_c2p + group * padded * offsets;
+      const T* p = all_p2c + group * padded * offsets;
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = first + r;
-        add_rows(tile.data() + r * length, s + i * length, c + i * offsets + (length - 1 - i), length);
+        add_rows(tile.data() + r * length, s + i * length, c + i * offsets + (window - 1 - i % window), length);
       }
       for (int64_t j0 = 0; j0 < length; j0 += kRows) {
         const int64_t cols = std::min(kRows, length - j0);
-        // Key j's terms for rows first..: p[j, first - j + L - 1 ...], one stride of 2L-2 per key.
-        const T* corner = p + j0 * offsets + (first - j0 + length - 1);
+        // Key j's terms for rows first..: p[j, first - j % R + R - 1 ...]; keys j0..j0+15 share a window,
+        // so each next key is one row on and one column back: a stride of offsets - 1.
+        const T* corner = p + j0 * offsets + (first - j0 % window + window - 1);
         if (add_transposed_block(tile.data() + j0, length, corner, offsets - 1, rows, cols)) continue;
         for (int64_t jj = 0; jj < cols; ++jj) {
           const T* column = corner + jj * (offsets - 1);
@@ -146,18 +150,21 @@ void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at
 
 }  // namespace
 
-// scores: [B*H, L, L] (q.k / scale), c2p / p2c: [B*H, L, 2L-1], blocked: [B, L, L] bool or None.
+// scores: [B*H, L, L] (q.k / scale), c2p / p2c: [B*H, ceil(L / R) * R, L + R - 1] for windows of R rows,
+// blocked: [B, L, L] bool or None.
 void tiled_attention_probabilities_(at::Tensor scores, const at::Tensor& c2p, const at::Tensor& p2c,
-                                    const c10::optional<at::Tensor>& blocked, int64_t heads) {
+                                    const c10::optional<at::Tensor>& blocked, int64_t heads, int64_t window) {
   TORCH_CHECK(scores.dim() == 3 && scores.size(1) == scores.size(2), "scores must be [B*H, L, L]");
   const int64_t length = scores.size(1);
   for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&scores, &c2p, &p2c}) {
     TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "CPU contiguous tensors expected");
     TORCH_CHECK(t->scalar_type() == scores.scalar_type(), "scores, c2p and p2c must share a dtype");
   }
+  TORCH_CHECK(window == length || (window > 0 && window % kRows == 0),
+              "a window is all L rows or a multiple of 16 rows");
   TORCH_CHECK(c2p.sizes() == p2c.sizes() && c2p.dim() == 3 && c2p.size(0) == scores.size(0) &&
-                  c2p.size(1) == length && c2p.size(2) == 2 * length - 1,
-              "c2p and p2c must be [B*H, L, 2L-1]");
+                  c2p.size(1) == (length + window - 1) / window * window && c2p.size(2) == length + window - 1,
+              "c2p and p2c must be [B*H, ceil(L / R) * R, L + R - 1]");
   TORCH_CHECK(heads > 0 && scores.size(0) % heads == 0, "B*H must be a multiple of heads");
   const bool* mask = nullptr;
   if (blocked.has_value()) {
@@ -168,10 +175,10 @@ void tiled_attention_probabilities_(at::Tensor scores, const at::Tensor& c2p, co
     mask = m.data_ptr<bool>();
   }
   if (scores.scalar_type() == at::kBFloat16) {
-    attention_probabilities<at::BFloat16>(scores, c2p, p2c, mask, heads);
+    attention_probabilities<at::BFloat16>(scores, c2p, p2c, mask, heads, window);
   } else {
     TORCH_CHECK(scores.scalar_type() == at::kFloat, "float32 or bfloat16 expected");
-    attention_probabilities<float>(scores, c2p, p2c, mask, heads);
+    attention_probabilities<float>(scores, c2p, p2c, mask, heads, window);
   }
 }
 
