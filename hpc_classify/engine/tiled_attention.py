@@ -77,14 +77,11 @@ def tiled_attend(
         raise ValueError(f"window_rows must be a positive multiple of {TILE_ROWS}, not {window_rows}")
     batch, heads, length, _ = query.shape
     rows = length if length <= window_rows else window_rows
-    c2p, p2c = (
-        product.view(batch * heads, -1, length + rows - 1)
-        for product in window_products(query, key, pos_key, pos_query, rows)
-    )
+    c2p, p2c = window_products(query, key, pos_key, pos_query, rows)
     scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
     mask = None if blocked is None else blocked[:, 0].contiguous()
     with torch.profiler.record_function("tiled_attention_probabilities_"):  # a profile shows the kernel
-        _kernel().attention_probabilities_(scores, c2p, p2c, mask, heads, rows)
+        _kernel().attention_probabilities_(scores, c2p, p2c, mask)
     del c2p, p2c
     return torch.matmul(scores.view(batch, heads, length, length), value)
 
@@ -92,13 +89,15 @@ def tiled_attend(
 def window_products(
     query: torch.Tensor, key: torch.Tensor, pos_key: torch.Tensor, pos_query: torch.Tensor, rows: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """c2p and p2c [B, H, T, rows, L + rows - 1] (T = ceil(L / rows)): for each block of `rows` queries
+    """c2p and p2c [H, T, B, rows, L + rows - 1] (T = ceil(L / rows)): for each block of `rows` queries
     (c2p) or keys (p2c), the products over only the L + rows - 1 offsets that block meets, not all 2L-1.
 
     Block t's window starts at offset column s_t = L - rows * (t + 1), so row i = t * rows + r reads
     column (j - i + L - 1) - s_t = j - r + rows - 1 for key j; the same for p2c with query and key swapped.
-    Columns before offset 0 (only the padded rows of the last block meet them) repeat offset 0."""
-    length = query.size(-2)
+    Columns before offset 0 (only the padded rows of the last block meet them) repeat offset 0. The
+    documents of a chunk are stacked under each (head, window) so that one matmul per window serves them all
+    (a [B, ...] batch dimension would copy the windows once per document)."""
+    batch, heads, length, size = query.shape
     blocks = -(-length // rows)
     width = length + rows - 1
     starts = length - rows * torch.arange(1, blocks + 1, device=query.device)
@@ -106,10 +105,11 @@ def window_products(
     padding = (0, 0, 0, blocks * rows - length)  # whole blocks of rows
 
     def product(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        windows = positions.index_select(1, columns).view(positions.size(0), blocks, width, -1)
+        windows = positions.index_select(1, columns).view(heads * blocks, width, size)
         padded = F.pad(states, padding) if padding[-1] else states
-        blocked_states = padded.unflatten(2, (blocks, rows))
-        return torch.matmul(blocked_states, windows.transpose(-1, -2))
+        stacked = padded.view(batch, heads, blocks, rows, size).permute(1, 2, 0, 3, 4)
+        products = torch.bmm(stacked.reshape(heads * blocks, batch * rows, size), windows.transpose(1, 2))
+        return products.view(heads, blocks, batch, rows, width)
 
     return product(query, pos_key), product(key, pos_query)
 

@@ -66,7 +66,10 @@ def test_fp32_equals_the_fp64_reference(batch: int, length: int, window_rows: in
 def test_each_window_meets_only_its_offsets() -> None:
     """The windowed products hold exactly the full products' columns each block of rows reads."""
     query, key, _, _, pos_key, pos_query, _ = _case(2, 40, torch.float64, False)
-    c2p, p2c = (p.flatten(2, 3) for p in tiled_attention.window_products(query, key, pos_key, pos_query, 16))
+    c2p, p2c = (  # [H, T, B, R, W] -> [B, H, T * R, W]
+        p.permute(2, 0, 1, 3, 4).flatten(2, 3)
+        for p in tiled_attention.window_products(query, key, pos_key, pos_query, 16)
+    )
     assert c2p.shape == p2c.shape == (2, 3, 48, 40 + 15)  # 3 windows of 16 rows, the last one half padding
     full_c2p, full_p2c = tiled_attention.offset_products(query, key, pos_key, pos_query)
     for i in range(40):

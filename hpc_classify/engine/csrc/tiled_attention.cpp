@@ -99,9 +99,15 @@ void softmax_row(float* row, T* out, int64_t n) {
 
 template <typename T>
 void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at::Tensor& p2c,
-                             const bool* blocked, int64_t heads, int64_t window) {
+                             const bool* blocked) {
   const int64_t groups = scores.size(0), length = scores.size(1);
-  const int64_t padded = c2p.size(1), offsets = c2p.size(2);  // rows in whole windows, L + R - 1
+  const int64_t heads = c2p.size(0), windows = c2p.size(1), batch = c2p.size(2), window = c2p.size(3);
+  const int64_t offsets = c2p.size(4);  // L + R - 1
+  // Row i of document x head `group` in the [H, T, B, R, L + R - 1] products.
+  const auto row = [=](const T* products, int64_t group, int64_t i) {
+    const int64_t b = group / heads, h = group % heads, t = i / window, r = i % window;
+    return products + (((h * windows + t) * batch + b) * window + r) * offsets;
+  };
   T* all_scores = scores.data_ptr<T>();
   const T* all_c2p = c2p.data_ptr<T>();
   const T* all_p2c = p2c.data_ptr<T>();
@@ -113,17 +119,16 @@ void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at
       const int64_t group = work / tiles, first = (work % tiles) * kRows;
       const int64_t rows = std::min(kRows, length - first);
       T* s = all_scores + group * length * length;
-      const T* c = all_c2p + group * padded * offsets;
-      const T* p = all_p2c + group * padded * offsets;
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = first + r;
-        add_rows(tile.data() + r * length, s + i * length, c + i * offsets + (window - 1 - i % window), length);
+        add_rows(tile.data() + r * length, s + i * length, row(all_c2p, group, i) + (window - 1 - i % window),
+                 length);
       }
       for (int64_t j0 = 0; j0 < length; j0 += kRows) {
         const int64_t cols = std::min(kRows, length - j0);
         // Key j's terms for rows first..: p[j, first - j % R + R - 1 ...]; keys j0..j0+15 share a window,
         // so each next key is one row on and one column back: a stride of offsets - 1.
-        const T* corner = p + j0 * offsets + (first - j0 % window + window - 1);
+        const T* corner = row(all_p2c, group, j0) + (first - j0 % window + window - 1);
         if (add_transposed_block(tile.data() + j0, length, corner, offsets - 1, rows, cols)) continue;
         for (int64_t jj = 0; jj < cols; ++jj) {
           const T* column = corner + jj * (offsets - 1);
@@ -150,22 +155,23 @@ void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at
 
 }  // namespace
 
-// scores: [B*H, L, L] (q.k / scale), c2p / p2c: [B*H, ceil(L / R) * R, L + R - 1] for windows of R rows,
+// scores: [B*H, L, L] (q.k / scale), c2p / p2c: [H, ceil(L / R), B, R, L + R - 1] for windows of R rows,
 // blocked: [B, L, L] bool or None.
 void tiled_attention_probabilities_(at::Tensor scores, const at::Tensor& c2p, const at::Tensor& p2c,
-                                    const c10::optional<at::Tensor>& blocked, int64_t heads, int64_t window) {
+                                    const c10::optional<at::Tensor>& blocked) {
   TORCH_CHECK(scores.dim() == 3 && scores.size(1) == scores.size(2), "scores must be [B*H, L, L]");
   const int64_t length = scores.size(1);
   for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&scores, &c2p, &p2c}) {
     TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "CPU contiguous tensors expected");
     TORCH_CHECK(t->scalar_type() == scores.scalar_type(), "scores, c2p and p2c must share a dtype");
   }
+  TORCH_CHECK(c2p.sizes() == p2c.sizes() && c2p.dim() == 5, "c2p and p2c must be [H, T, B, R, L + R - 1]");
+  const int64_t heads = c2p.size(0), window = c2p.size(3);
   TORCH_CHECK(window == length || (window > 0 && window % kRows == 0),
               "a window is all L rows or a multiple of 16 rows");
-  TORCH_CHECK(c2p.sizes() == p2c.sizes() && c2p.dim() == 3 && c2p.size(0) == scores.size(0) &&
-                  c2p.size(1) == (length + window - 1) / window * window && c2p.size(2) == length + window - 1,
-              "c2p and p2c must be [B*H, ceil(L / R) * R, L + R - 1]");
-  TORCH_CHECK(heads > 0 && scores.size(0) % heads == 0, "B*H must be a multiple of heads");
+  TORCH_CHECK(c2p.size(1) == (length + window - 1) / window && c2p.size(2) * heads == scores.size(0) &&
+                  c2p.size(4) == length + window - 1,
+              "c2p and p2c must be [H, ceil(L / R), B, R, L + R - 1] for [B*H, L, L] scores");
   const bool* mask = nullptr;
   if (blocked.has_value()) {
     const at::Tensor& m = *blocked;
@@ -175,10 +181,10 @@ void tiled_attention_probabilities_(at::Tensor scores, const at::Tensor& c2p, co
     mask = m.data_ptr<bool>();
   }
   if (scores.scalar_type() == at::kBFloat16) {
-    attention_probabilities<at::BFloat16>(scores, c2p, p2c, mask, heads, window);
+    attention_probabilities<at::BFloat16>(scores, c2p, p2c, mask);
   } else {
     TORCH_CHECK(scores.scalar_type() == at::kFloat, "float32 or bfloat16 expected");
-    attention_probabilities<float>(scores, c2p, p2c, mask, heads, window);
+    attention_probabilities<float>(scores, c2p, p2c, mask);
   }
 }
 
