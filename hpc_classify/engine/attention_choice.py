@@ -68,7 +68,7 @@ def resolve_attention(
             )
         return "tiled", compile
     if attention == "flex":
-        reason = flex_unavailable_reason(device)
+        reason = _unavailable_reason("flex", device)
         if reason:
             raise ConfigError(
                 f"attention flex cannot run on {device.type}: {reason}", hint="use attention auto"
