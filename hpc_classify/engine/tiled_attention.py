@@ -52,7 +52,7 @@ ISA_FLAGS = {
 }
 # Query rows per window of the position products: each window needs L + 127 offsets instead of 2L-1 (0.63x
 # the work at L = 486). Smaller windows do fewer FLOPs but in matmuls too small to run near the peak
-# (docs/attention.md, measured on a Zen 4 VM: 128 was faster than 64 and 256).
+# (docs/attention.md, measured on a Zen 4 VM: 128 and 256 alike, 64 a little slower, 16 slower than one window).
 WINDOW_ROWS = 128
 TILE_ROWS = 16  # the kernel's tile (kRows): a window holds whole tiles
 
@@ -118,8 +118,8 @@ def offset_products(
     query: torch.Tensor, key: torch.Tensor, pos_key: torch.Tensor, pos_query: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """c2p [B, H, L, 2L-1] (query i . position key of offset c - (L-1)) and p2c [B, H, L(key), 2L-1]: one
-    matmul each over the relative offsets, read back as [i, j] by the bias path's strided view or by the
-    tiled kernel."""
+    matmul each over all relative offsets, read back as [i, j] by the bias path's strided view (the tiled
+    path computes only each window's offsets: `window_products`)."""
     c2p = torch.matmul(query, pos_key.transpose(-1, -2))
     p2c = torch.matmul(key, pos_query.transpose(-1, -2))
     return c2p, p2c

@@ -18,15 +18,15 @@ def slurm_env(slurm_cluster, monkeypatch: pytest.MonkeyPatch):
     return slurm_cluster
 
 
-def _sleeper(cluster, *flags: str) -> str:
-    job = cluster.sbatch(["-N1", "-n1", *flags, "--wrap", "sleep 600"])
+def _sleeper(cluster, tmp_path, *flags: str) -> str:
+    job = cluster.sbatch(["-N1", "-n1", *flags, "--wrap", "sleep 600"], cwd=tmp_path)  # its log goes there
     wait_until(lambda: job_instance(job) == ("RUNNING", 0), 60, f"job {job} to run")
     return job
 
 
-def test_only_the_instance_that_lost_rank0_is_requeued(slurm_env) -> None:
+def test_only_the_instance_that_lost_rank0_is_requeued(slurm_env, tmp_path) -> None:
     cluster = slurm_env
-    job = _sleeper(cluster, "--requeue")
+    job = _sleeper(cluster, tmp_path, "--requeue")
     try:
         assert job_may_be_requeued(job)
         assert end_job_for_restart(job, True, restart_count=0) == (
@@ -52,9 +52,9 @@ def test_only_the_instance_that_lost_rank0_is_requeued(slurm_env) -> None:
         cluster.run(["scancel", job], check=False)
 
 
-def test_a_job_that_may_not_be_requeued_is_cancelled(slurm_env) -> None:
+def test_a_job_that_may_not_be_requeued_is_cancelled(slurm_env, tmp_path) -> None:
     cluster = slurm_env
-    job = _sleeper(cluster, "--no-requeue")
+    job = _sleeper(cluster, tmp_path, "--no-requeue")
     try:
         assert not job_may_be_requeued(job)
         assert end_job_for_restart(job, False, restart_count=0) == (
