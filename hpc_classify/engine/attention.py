@@ -29,7 +29,7 @@ from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder,
 
 from hpc_classify.engine.flex_attention import flex_disentangled_attention
 from hpc_classify.engine.fused_attention import fused_attention
-from hpc_classify.engine.tiled_attention import offset_products, tiled_attend
+from hpc_classify.engine.tiled_attention import tiled_attend
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,8 @@ def _attend(
     position projections are already divided by the scale."""
     length = query.size(-2)
     # Offsets on the columns (c = j - i + L - 1), then a strided view reads them back as [i, j].
-    c2p, p2c = offset_products(query, key, pos_key, pos_query)
+    c2p = torch.matmul(query, pos_key.transpose(-1, -2))  # [B, H, L, 2L-1]
+    p2c = torch.matmul(key, pos_query.transpose(-1, -2))  # [B, H, L(key), 2L-1]
     bias = torch.add(_skew(c2p, length, transpose=False), _skew(p2c, length, transpose=True))
     del c2p, p2c
     if blocked is not None:

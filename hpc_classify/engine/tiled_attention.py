@@ -76,7 +76,7 @@ def tiled_attend(
     if window_rows <= 0 or window_rows % TILE_ROWS:
         raise ValueError(f"window_rows must be a positive multiple of {TILE_ROWS}, not {window_rows}")
     batch, heads, length, _ = query.shape
-    rows = length if length <= window_rows else window_rows
+    rows = min(length, window_rows)  # one window over all 2L-1 offsets for short documents
     c2p, p2c = window_products(query, key, pos_key, pos_query, rows)
     scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
     mask = None if blocked is None else blocked[:, 0].contiguous()
@@ -112,17 +112,6 @@ def window_products(
         return products.view(heads, blocks, batch, rows, width)
 
     return product(query, pos_key), product(key, pos_query)
-
-
-def offset_products(
-    query: torch.Tensor, key: torch.Tensor, pos_key: torch.Tensor, pos_query: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """c2p [B, H, L, 2L-1] (query i . position key of offset c - (L-1)) and p2c [B, H, L(key), 2L-1]: one
-    matmul each over all relative offsets, read back as [i, j] by the bias path's strided view (the tiled
-    path computes only each window's offsets: `window_products`)."""
-    c2p = torch.matmul(query, pos_key.transpose(-1, -2))
-    p2c = torch.matmul(key, pos_query.transpose(-1, -2))
-    return c2p, p2c
 
 
 def unavailable_reason() -> str | None:

@@ -71,7 +71,7 @@ def test_each_window_meets_only_its_offsets() -> None:
         for p in tiled_attention.window_products(query, key, pos_key, pos_query, 16)
     )
     assert c2p.shape == p2c.shape == (2, 3, 48, 40 + 15)  # 3 windows of 16 rows, the last one half padding
-    full_c2p, full_p2c = tiled_attention.offset_products(query, key, pos_key, pos_query)
+    full_c2p, full_p2c = query @ pos_key.transpose(-1, -2), key @ pos_query.transpose(-1, -2)  # all offsets
     for i in range(40):
         base = 15 - i % 16  # column of key 0 in row i's window
         torch.testing.assert_close(
