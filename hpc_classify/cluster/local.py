@@ -85,6 +85,7 @@ def _start_cpu_cluster(
     }
     options["env"] = {TORCH_THREADS_ENV: str(threads), **cluster_kwargs.get("env", {})}
     options["preload"] = worker_preloads(cluster_kwargs.get("preload"))
+    keep_restarting_local_workers()
     try:
         return LocalCluster(**options)
     except Exception as exc:
@@ -113,6 +114,7 @@ def _start_cuda_cluster(
     logger.info(
         "starting a local dask-cuda cluster: %d worker(s), one per GPU, protocol %s", n_workers, protocol
     )
+    keep_restarting_local_workers()
     try:
         return LocalCUDACluster(
             n_workers=n_workers,
@@ -126,6 +128,21 @@ def _start_cuda_cluster(
             f"could not start a local dask-cuda cluster over {protocol}: {exc}",
             hint="check the GPUs with nvidia-smi, try --protocol tcp, or run with --device cpu",
         ) from exc
+
+
+# A local cluster closes a worker's nanny for good when no worker of its name is connected this long after
+# any of its removals (distributed.deploy.lost-worker-timeout, 15 s): a worker that a document kills again
+# while its nanny restarts it would then never come back. Here the nanny restarts it, and the driver's
+# --worker-wait decides when workers are gone.
+LOST_LOCAL_WORKER_TIMEOUT = "3650 days"
+
+
+def keep_restarting_local_workers() -> None:
+    """Let the nannies of a local cluster in this process restart their workers however often they die
+    (the setting is read when a worker is removed, long after the cluster starts: it is set process-wide)."""
+    import dask
+
+    dask.config.set({"distributed.deploy.lost-worker-timeout": LOST_LOCAL_WORKER_TIMEOUT})
 
 
 def worker_preloads(given: Any = None) -> list[str]:

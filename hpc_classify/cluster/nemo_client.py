@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from hpc_classify.cluster.local import _start_cpu_cluster, visible_gpu_count
+from hpc_classify.cluster.local import _start_cpu_cluster, keep_restarting_local_workers, visible_gpu_count
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.worker_env import quiet_ucx_here
 
@@ -146,6 +146,7 @@ def start_dask_gpu_local_cluster(
         raise ConfigError(
             "nvlink_only needs protocol='ucx'", hint="pass protocol='ucx' (UCXX) with nvlink_only=True"
         )
+    keep_restarting_local_workers()
     cluster = LocalCUDACluster(
         protocol=protocol,
         rmm_pool_size=rmm_pool_size,
