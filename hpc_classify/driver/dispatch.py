@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 TICK_SECONDS = 1.0  # longest the loop blocks before it looks at signals and progress again
 WORKER_COUNT_REFRESH = 10.0  # workers may join later (jobqueue scaling); recount this often
 # A task still queued on a worker when it died is not to blame: it is requeued without counting an attempt,
-# at most this often per file (a bound in case a task's "started" event was lost with its worker).
+# at most this often per file (a bound in case a task's "started" event was lost with its worker). So is a
+# task that ran beside others in the worker process that died: it is retried alone in its process.
 NOT_STARTED_REQUEUES = 8
 
 
@@ -81,8 +82,11 @@ class Dispatcher:
         # marker; the run counts those once the cluster is closed (count_late_markers).
         self.unfinished: list[Any] = []
         self.deaths: dict[str, int] = {}  # attempts that ended with the worker process dying
-        self._started_units: set[str] = set()  # keys of tasks in flight that a worker began to run
+        self._started_units: dict[str, str] = {}  # task in flight that began -> its worker's address
+        self._died_in: dict[str, set[str]] = {}  # worker address -> tasks that began there and died with it
         self._not_started_requeues: dict[str, int] = {}
+        self._beside_requeues: dict[str, int] = {}
+        self._solo: set[str] = set()  # files (or piece jobs) to run alone in their worker process
         self._submitted = 0  # numbers each task's key: a requeued file must not reuse its erred key
         self.halted: str | None = None  # why the run stopped on its own (no workers, output unwritable)
         self.watch = WorkerWatch(client, config)
@@ -108,7 +112,9 @@ class Dispatcher:
     def _on_progress_event(self, event: Any) -> None:
         _, message = event
         if message.get("started"):
-            self._started_units.add(message["unit"])
+            worker = message.get("worker", "")
+            self._started_units[message["unit"]] = worker
+            self._died_in.pop(worker, None)  # alive at this address again (a restart with a fixed port)
             return
         self.progress.documents_classified(message["unit"], message["documents"], message["bytes"])
 
@@ -171,22 +177,28 @@ class Dispatcher:
         self.progress.unit_started(key)
         common = {"key": key, "pure": False, "retries": 0}  # retries are ours: counted, in failures.jsonl
         args = (self.output_dir, self.config, self.fingerprint)
+        solo = first.relpath in self._solo  # a retried file is taken alone: its group is itself
         if isinstance(first, PieceJob):
-            return self.client.submit(run_piece_job_on_worker, first, *args, key, **common)
+            return self.client.submit(run_piece_job_on_worker, first, *args, key, solo=solo, **common)
         files = [planned.input_file for planned in group]
         size = sum(planned.size for planned in group)
-        return self.client.submit(run_task_on_worker, files, *args, key, size, **common)
+        return self.client.submit(run_task_on_worker, files, *args, key, size, solo=solo, **common)
 
     def _collect(self, future: Any, queue: FileQueue) -> None:
         group = self.in_flight.pop(future)
-        started = future.key in self._started_units
-        self._started_units.discard(future.key)
+        key = future.key
+        result, error = _result_or_error(future)
+        # Released at once: while the client holds a finished task, its result stays on its worker, and
+        # should that worker die, Dask would run the task (the whole file) again.
+        future.release()
+        worker = self._started_units.pop(key, None)
+        started, beside = worker is not None, self._tasks_beside(key, worker, error)
         if isinstance(group[0], PieceJob):
-            self._collect_piece_job(future, group[0], queue, started)
+            self._collect_piece_job(key, result, error, group[0], queue, started, beside)
             return
         documents = size = files = 0
-        if future.status == "finished":
-            outcomes: list[FileOutcome] = future.result()
+        if error is None:
+            outcomes: list[FileOutcome] = result
             for planned, outcome in zip(group, outcomes, strict=True):
                 if outcome.error is not None:
                     self._file_failed(planned, outcome.error, queue)
@@ -197,33 +209,51 @@ class Dispatcher:
                     size + planned.size,
                     files + 1,
                 )
-        else:
-            error = _future_error(future)  # the whole task failed (its worker died, say)
+        else:  # the whole task failed (its worker died, say)
             for planned in group:
                 # Files of the task that were finished before it failed keep their output and marker.
                 marker = marker_written_since(
                     self.output_dir, planned.relpath, self.fingerprint, self._started
                 )
                 if marker is None:
-                    self._file_failed(planned, error, queue, started)
+                    self._file_failed(planned, error, queue, started, beside)
                     continue
                 logger.info("%s was finished before its task failed (%s): not redone", planned.relpath, error)
                 self.stats.add_marker(marker)
                 documents, size, files = documents + marker.rows_in, size + planned.size, files + 1
-        self.progress.unit_done(future.key, documents=documents, size=size, files=files)
+        self.progress.unit_done(key, documents=documents, size=size, files=files)
 
-    def _collect_piece_job(self, future: Any, job: PieceJob, queue: FileQueue, started: bool) -> None:
-        if future.status == "finished":
-            outcome: PieceOutcome = future.result()
+    def _tasks_beside(self, key: str, worker: str | None, error: BaseException | None) -> int:
+        """If task `key`'s worker process died running it, how many other tasks had begun in that process
+        (they ran beside it, or died with it); 0 if it ran alone, or did not die there."""
+        if worker is None or error is None or not worker_died(error):
+            return 0
+        died = self._died_in.setdefault(worker, set())
+        died.add(key)
+        running = {other for other, address in self._started_units.items() if address == worker}
+        return len((died | running) - {key})
+
+    def _collect_piece_job(
+        self,
+        key: str,
+        result: Any,
+        error: BaseException | None,
+        job: PieceJob,
+        queue: FileQueue,
+        started: bool,
+        beside: int,
+    ) -> None:
+        if error is None:
+            outcome: PieceOutcome = result
         else:  # the worker died: a stream keeps the pieces it checkpointed; so does a finished piece
-            outcome = PieceOutcome(self.pieces.markers_of_failed(job), _future_error(future))
+            outcome = PieceOutcome(self.pieces.markers_of_failed(job), error)
         assembling = job.work is None
         for marker in outcome.markers:
             (self.stats.add_file if assembling else self.stats.add_piece)(marker)
         one_piece = job.work is not None and job.work.piece is not None
         done = outcome.error is None or (one_piece and bool(outcome.markers))  # its marker is what counts
         self.progress.unit_done(
-            future.key,
+            key,
             documents=0 if assembling else sum(m.rows_in for m in outcome.markers),
             size=job.size if done else 0,
             files=int(assembling and done),
@@ -233,14 +263,17 @@ class Dispatcher:
             retry = job
             if not one_piece and not assembling and outcome.markers:
                 retry = self.pieces.expand(job.planned)[0]  # a stream resumes after its last checkpoint
-            self._file_failed(retry, outcome.error, queue, started)
+            self._file_failed(retry, outcome.error, queue, started, beside)
             return
         if (follow := self.pieces.after(job)) is not None:
             queue.push_front(follow)
 
-    def _file_failed(self, item: Any, error: BaseException, queue: FileQueue, started: bool = True) -> None:
+    def _file_failed(
+        self, item: Any, error: BaseException, queue: FileQueue, started: bool = True, beside: int = 0
+    ) -> None:
         """A file, or a piece job of one (`item.relpath` is its key), failed: retry it, or record its file
-        as failed (once, however many of its pieces fail). `started`: a worker began running its task."""
+        as failed (once, however many of its pieces fail). `started`: a worker began running its task;
+        `beside`: how many other tasks had begun in the worker process that died running it."""
         if self.stop.requested or self.halted is not None:
             # Workers may be dying from the same signal: not the file's fault; it stays pending.
             logger.info("%s not finished before the stop (%s); it will be redone", item.relpath, error)
@@ -260,6 +293,19 @@ class Dispatcher:
             logger.info("%s was waiting on a worker that died before it began: requeued, not counted", key)
             queue.retry_first(item)
             return
+        if worker_died(error):
+            self._solo.add(key)  # from now on its worker process runs it alone: a death is its own
+            if beside and self._beside_requeues.get(key, 0) < NOT_STARTED_REQUEUES:
+                # Any of them may have killed it: only a run alone tells.
+                self._beside_requeues[key] = self._beside_requeues.get(key, 0) + 1
+                logger.warning(
+                    "%s: the worker process running it died while %d other task(s) ran beside it: "
+                    "retried alone in its worker, not counted",
+                    key,
+                    beside,
+                )
+                queue.retry_first(item)
+                return
         attempts = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempts
         if worker_died(error):
@@ -336,6 +382,17 @@ class Dispatcher:
             if marker is not None:
                 self.stats.add_marker(marker)
                 logger.info("%s finished while the run was stopping: counted as processed", item.relpath)
+
+
+def _result_or_error(future: Any) -> tuple[Any, BaseException | None]:
+    """A done task's result, or what ended it: its error, a cancellation, or its worker's death between the
+    task's end and the gather (the result was lost with the worker)."""
+    if future.status == "finished":
+        try:
+            return future.result(), None
+        except Exception as exc:
+            return None, exc
+    return None, _future_error(future)
 
 
 def _future_error(future: Any) -> BaseException:

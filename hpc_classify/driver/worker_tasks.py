@@ -13,6 +13,7 @@ from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.driver.file_group import FileOutcome, classify_files, picklable
+from hpc_classify.driver.solo_gate import GATE
 from hpc_classify.driver.task import FileSettings
 from hpc_classify.io.discovery import InputFile
 from hpc_classify.io.markers import CompletionMarker
@@ -57,23 +58,25 @@ def run_task_on_worker(
     fingerprint: str,
     unit: str = "",
     size: int = 0,
+    solo: bool = False,
 ) -> list[FileOutcome]:
     """classify_files: one file, or a group of small files classified together. One outcome per file,
     in order; per-file errors come back as themselves (failures.jsonl shows the real type). `unit` (the
-    task's key) and `size` (its input bytes) label its progress events."""
+    task's key) and `size` (its input bytes) label its progress events; `solo`: nothing else runs in the
+    worker process meanwhile (driver/solo_gate.py)."""
     settings = file_settings(output_dir, config, fingerprint)
-    with reporting_to_driver(unit, size):
+    with GATE.entered(solo=solo), reporting_to_driver(unit, size):
         return classify_files(input_files, config.classifiers, settings)
 
 
 def run_piece_job_on_worker(
-    job: Any, output_dir: str, config: RunConfig, fingerprint: str, unit: str = ""
+    job: Any, output_dir: str, config: RunConfig, fingerprint: str, unit: str = "", solo: bool = False
 ) -> PieceOutcome:
     """A piece job (driver/pieces.PieceJob): classify its piece(s), or assemble its file."""
     settings = file_settings(output_dir, config, fingerprint)
     outcome = PieceOutcome()
     streamed = job.work is not None and job.work.piece is None  # its pieces' bytes are not known ahead
-    with reporting_to_driver(unit, 0 if streamed else job.size):
+    with GATE.entered(solo=solo), reporting_to_driver(unit, 0 if streamed else job.size):
         _run_piece_job(job, output_dir, config, settings, outcome)
     return outcome
 
@@ -101,7 +104,8 @@ def _run_piece_job(
 def reporting_to_driver(unit: str, unit_bytes: int) -> Iterator[None]:
     """While classifying, send the driver the documents that went through the model (and their share of
     the unit's input bytes), at most every PROGRESS_EVENT_SECONDS; outside a worker, nothing. The first
-    event says the task began: a worker death blames only the tasks that had begun on it."""
+    event says the task began, and in which worker process: a death blames only the tasks that had begun
+    in it, and alone only a task that ran alone."""
     from distributed import get_worker
 
     from hpc_classify.engine.batch_progress import reporting_batches
@@ -130,14 +134,13 @@ def reporting_to_driver(unit: str, unit_bytes: int) -> Iterator[None]:
 
 
 def announce_start(worker: Any, unit: str) -> None:
-    """Tell the driver that `unit` began, and wait until the scheduler has it: a batched event could die
-    unsent with a worker that a document kills a few milliseconds later."""
+    """Tell the driver that `unit` began in `worker`, and wait until the scheduler has it: a batched event
+    could die unsent with a worker that a document kills a few milliseconds later."""
     from distributed.utils import sync
 
+    message = {"unit": unit, "started": True, "worker": worker.address}
     try:
-        sync(
-            worker.loop, worker.scheduler.log_event, topic=PROGRESS_TOPIC, msg={"unit": unit, "started": True}
-        )
+        sync(worker.loop, worker.scheduler.log_event, topic=PROGRESS_TOPIC, msg=message)
     except Exception as exc:  # the scheduler is going away; the task's own outcome will say what happened
         logger.debug("could not announce the start of %s: %s", unit, exc)
 

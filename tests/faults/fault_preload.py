@@ -4,7 +4,8 @@ Loaded with DASK_DISTRIBUTED__WORKER__PRELOAD='["<this file>"]'; production code
 `hpc_classify.classifiers.combine.predict_together` (looked up by the task at call time):
 
 HPC_CLASSIFY_TEST_POISON: a document containing this text makes the worker process die by SIGSEGV, every
-    time, as a tokenizer or model crash would.
+    time, as a tokenizer or model crash would. While another task runs in the process (through the solo
+    gate), the crash waits until that task has reached the model: it dies in the middle of its file.
 HPC_CLASSIFY_TEST_STALL_DIR: a directory; every classification first creates `started-<pid>` there, then
     waits forever (until the worker is killed), so that a test can kill workers mid-file. While a file
     `no-workers` exists in it, a worker process exits as soon as it starts (a node that cannot run one:
@@ -18,18 +19,23 @@ import signal
 import threading
 
 from hpc_classify.classifiers import combine
+from hpc_classify.driver.solo_gate import GATE
 
 _stall_dir = os.environ.get("HPC_CLASSIFY_TEST_STALL_DIR")
 if _stall_dir and os.path.exists(os.path.join(_stall_dir, "no-workers")):
     os._exit(1)
 
 _real_predict = getattr(combine.predict_together, "__wrapped_original__", combine.predict_together)
+_innocent_in_model = threading.Event()  # a task of this process called the model with harmless documents
 
 
 def _faulty_predict(classifiers, frame, *args, **kwargs):
     poison = os.environ.get("HPC_CLASSIFY_TEST_POISON")
     if poison and frame[classifiers[0].text_field].astype(str).str.contains(poison, regex=False).any():
+        if GATE._running > 1:  # noqa: SLF001 - a task beside this one: crash while it classifies
+            _innocent_in_model.wait(timeout=60)
         os.kill(os.getpid(), signal.SIGSEGV)
+    _innocent_in_model.set()
     stall_dir = os.environ.get("HPC_CLASSIFY_TEST_STALL_DIR")
     if stall_dir:
         open(os.path.join(stall_dir, f"started-{os.getpid()}"), "w").close()

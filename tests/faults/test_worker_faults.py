@@ -60,38 +60,45 @@ def test_poison_document_fails_only_its_file(tmp_path, tiny_domain_model):
     assert summary(output)["failures"] == ["part-002.jsonl"]
 
 
-def test_a_file_queued_behind_a_poison_document_is_not_blamed(tmp_path, tiny_domain_model):
-    # One worker, one file per task, two tasks in flight: the next file waits on the worker part-000 kills
-    # (Dask fails every task assigned to a dead worker); it never began, so its attempts are not spent.
+def run_beside_poison(tmp_path, model, docs_per_file: int, *extra: str):
+    """part-000 (the largest: submitted first) holds a poison document; one file per task, two tasks in
+    flight on the one worker, one retry. Returns the run and the other files' expected ids."""
     inputs, output = tmp_path / "in", tmp_path / "out"
-    expected = make_corpus(inputs, n_files=3, docs_per_file=4)
-    with open(inputs / "part-000.jsonl", "a", encoding="utf-8") as f:  # the largest file: submitted first
+    expected = make_corpus(inputs, n_files=3, docs_per_file=docs_per_file)
+    with open(inputs / "part-000.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps({"id": "poison", "text": "XPOISONX " + "filler " * 300}) + "\n")
-
     args = run_args(
-        inputs,
-        output,
-        tiny_domain_model,
-        "--max-retries",
-        "1",
-        "--tasks-per-worker",
-        "2",
-        "--group-bytes",
-        "0",
+        inputs, output, model, "--max-retries", "1", "--tasks-per-worker", "2", "--group-bytes", "0", *extra
     )
     result = run_cli(args, env=fault_env(HPC_CLASSIFY_TEST_POISON="XPOISONX"))
-
     assert result.returncode == 1, result.stderr[-3000:]
-    assert [(f["relpath"], f["attempts"]) for f in read_jsonl(output / "failures.jsonl")] == [
-        ("part-000.jsonl", 2)
-    ]
-    assert re.findall(
-        r"(part-00[12]\.jsonl) was waiting on a worker that died before it began", result.stderr
-    )
+    [failure] = read_jsonl(output / "failures.jsonl")
+    assert (failure["relpath"], failure["attempts"]) == ("part-000.jsonl", 2)
     assert set(re.findall(r"(part-\d+\.jsonl) failed", result.stderr)) == {"part-000.jsonl"}
     del expected["part-000.jsonl"]
     assert markers(output) == set(expected)
     assert sorted(i for i in output_ids(output) if not i.startswith("f000-")) == all_ids(expected)
+    return result, failure
+
+
+def test_a_file_queued_behind_a_poison_document_is_not_blamed(tmp_path, tiny_domain_model):
+    # One task thread: the next file waits on the worker part-000 kills (Dask fails every task assigned to a
+    # dead worker); it never began, so its attempts are not spent.
+    result, _ = run_beside_poison(tmp_path, tiny_domain_model, 4)
+    assert re.findall(
+        r"(part-00[12]\.jsonl) was waiting on a worker that died before it began", result.stderr
+    )
+
+
+def test_a_file_running_beside_a_poison_document_is_retried_alone_and_not_blamed(tmp_path, tiny_domain_model):
+    # Two task threads: part-001 is in the middle of its file when part-000's poison kills their worker
+    # process. Either could be the killer: both are retried alone in their worker, uncounted; alone,
+    # part-001 finishes and part-000 dies again, which counts.
+    result, failure = run_beside_poison(tmp_path, tiny_domain_model, 8, "--threads-per-worker", "2")
+    assert "died (KilledWorker) in 2 of 2 attempt(s)" in failure["reason"]
+    beside = re.findall(r"(part-\d+\.jsonl): the worker process running it died while 1 other", result.stderr)
+    assert sorted(beside) == ["part-000.jsonl", "part-001.jsonl"]
+    assert temp_files(tmp_path / "out") == []
 
 
 def test_all_workers_killed_and_none_back_stops_with_exit_3_then_resumes(tmp_path, tiny_domain_model):
