@@ -15,7 +15,7 @@ from typing import Any
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.done_markers import marker_written_since
-from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable, worker_died
+from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable
 from hpc_classify.driver.file_group import FileOutcome
 from hpc_classify.driver.grouping import FileQueue, group_budget
 from hpc_classify.driver.liveness import WorkerWatch
@@ -24,6 +24,7 @@ from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats
+from hpc_classify.driver.worker_deaths import WorkerDeaths
 from hpc_classify.driver.worker_tasks import (
     PROGRESS_TOPIC,
     PieceOutcome,
@@ -36,10 +37,6 @@ logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # longest the loop blocks before it looks at signals and progress again
 WORKER_COUNT_REFRESH = 10.0  # workers may join later (jobqueue scaling); recount this often
-# A task still queued on a worker when it died is not to blame: it is requeued without counting an attempt,
-# at most this often per file (a bound in case a task's "started" event was lost with its worker). So is a
-# task that ran beside others in the worker process that died: it is retried alone in its process.
-NOT_STARTED_REQUEUES = 8
 
 
 class Dispatcher:
@@ -81,12 +78,7 @@ class Dispatcher:
         # Files left unfinished by a stop (at most the tasks in flight): one may still have written its
         # marker; the run counts those once the cluster is closed (count_late_markers).
         self.unfinished: list[Any] = []
-        self.deaths: dict[str, int] = {}  # attempts that ended with the worker process dying
-        self._started_units: dict[str, str] = {}  # task in flight that began -> its worker's address
-        self._died_in: dict[str, set[str]] = {}  # worker address -> tasks that began there and died with it
-        self._not_started_requeues: dict[str, int] = {}
-        self._beside_requeues: dict[str, int] = {}
-        self._solo: set[str] = set()  # files (or piece jobs) to run alone in their worker process
+        self.worker_deaths = WorkerDeaths()
         self._submitted = 0  # numbers each task's key: a requeued file must not reuse its erred key
         self.halted: str | None = None  # why the run stopped on its own (no workers, output unwritable)
         self.watch = WorkerWatch(client, config)
@@ -112,9 +104,7 @@ class Dispatcher:
     def _on_progress_event(self, event: Any) -> None:
         _, message = event
         if message.get("started"):
-            worker = message.get("worker", "")
-            self._started_units[message["unit"]] = worker
-            self._died_in.pop(worker, None)  # alive at this address again (a restart with a fixed port)
+            self.worker_deaths.began(message["unit"], message.get("worker", ""))
             return
         self.progress.documents_classified(message["unit"], message["documents"], message["bytes"])
 
@@ -177,7 +167,7 @@ class Dispatcher:
         self.progress.unit_started(key)
         common = {"key": key, "pure": False, "retries": 0}  # retries are ours: counted, in failures.jsonl
         args = (self.output_dir, self.config, self.fingerprint)
-        solo = first.relpath in self._solo  # a retried file is taken alone: its group is itself
+        solo = self.worker_deaths.solo(first.relpath)  # a retried file is taken alone: its group is itself
         if isinstance(first, PieceJob):
             return self.client.submit(run_piece_job_on_worker, first, *args, key, solo=solo, **common)
         files = [planned.input_file for planned in group]
@@ -191,8 +181,7 @@ class Dispatcher:
         # Released at once: while the client holds a finished task, its result stays on its worker, and
         # should that worker die, Dask would run the task (the whole file) again.
         future.release()
-        worker = self._started_units.pop(key, None)
-        started, beside = worker is not None, self._tasks_beside(key, worker, error)
+        started, beside = self.worker_deaths.ended(key, error)
         if isinstance(group[0], PieceJob):
             self._collect_piece_job(key, result, error, group[0], queue, started, beside)
             return
@@ -222,16 +211,6 @@ class Dispatcher:
                 self.stats.add_marker(marker)
                 documents, size, files = documents + marker.rows_in, size + planned.size, files + 1
         self.progress.unit_done(key, documents=documents, size=size, files=files)
-
-    def _tasks_beside(self, key: str, worker: str | None, error: BaseException | None) -> int:
-        """If task `key`'s worker process died running it, how many other tasks had begun in that process
-        (they ran beside it, or died with it); 0 if it ran alone, or did not die there."""
-        if worker is None or error is None or not worker_died(error):
-            return 0
-        died = self._died_in.setdefault(worker, set())
-        died.add(key)
-        running = {other for other, address in self._started_units.items() if address == worker}
-        return len((died | running) - {key})
 
     def _collect_piece_job(
         self,
@@ -283,33 +262,12 @@ class Dispatcher:
             self._halt_unwritable(item, error)
             return
         key = item.relpath
-        if (
-            worker_died(error)
-            and not started
-            and self._not_started_requeues.get(key, 0) < NOT_STARTED_REQUEUES
-        ):
-            # Queued behind the task that killed its worker (Dask fails every task assigned to a dead worker).
-            self._not_started_requeues[key] = self._not_started_requeues.get(key, 0) + 1
-            logger.info("%s was waiting on a worker that died before it began: requeued, not counted", key)
+        if self.worker_deaths.excused(key, error, started, beside):
             queue.retry_first(item)
             return
-        if worker_died(error):
-            self._solo.add(key)  # from now on its worker process runs it alone: a death is its own
-            if beside and self._beside_requeues.get(key, 0) < NOT_STARTED_REQUEUES:
-                # Any of them may have killed it: only a run alone tells.
-                self._beside_requeues[key] = self._beside_requeues.get(key, 0) + 1
-                logger.warning(
-                    "%s: the worker process running it died while %d other task(s) ran beside it: "
-                    "retried alone in its worker, not counted",
-                    key,
-                    beside,
-                )
-                queue.retry_first(item)
-                return
         attempts = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempts
-        if worker_died(error):
-            self.deaths[key] = self.deaths.get(key, 0) + 1
+        deaths = self.worker_deaths.charge(key, error)
         if is_retryable(error) and attempts <= self.config.max_retries:
             self.stats.retries += 1
             logger.warning(
@@ -322,7 +280,7 @@ class Dispatcher:
             )
             queue.retry_first(item)
             return
-        reason = failure_reason(error, attempts, self.deaths.get(key, 0))
+        reason = failure_reason(error, attempts, deaths)
         relpath = item.relpath
         if isinstance(item, PieceJob):
             relpath, reason = item.planned.relpath, f"{item.describe()}: {reason}"
