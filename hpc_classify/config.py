@@ -78,7 +78,7 @@ class RunConfig:
     key_column: str | None = None
     max_retries: int = 2
     overwrite: bool = False
-    tasks_per_worker: int = 2
+    tasks_per_worker: int = 2  # tasks in flight per task thread of each worker (dispatch.Dispatcher.capacity)
     # Files smaller than this go to a worker together, up to this many bytes per task, and share the
     # engine's batches (driver/grouping.py); 0: one file per task.
     group_bytes: int = DEFAULT_GROUP_BYTES

@@ -132,7 +132,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tasks-per-worker",
         type=int,
         metavar="N",
-        help="tasks (a file, or a group of small files) in flight per worker (default 2)",
+        help="tasks (a file, or a group of small files) in flight per worker thread (default 2)",
     )
     run.add_argument(
         "--group-bytes",

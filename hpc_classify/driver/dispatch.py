@@ -1,6 +1,6 @@
 """Stream files through the cluster: a bounded number of tasks in flight, retries, failures, stop requests.
 
-Memory on the driver is bounded by the number of tasks in flight (tasks_per_worker x workers): results
+Memory on the driver is bounded by the number of tasks in flight (tasks_per_worker x task threads): results
 are small marker dicts folded into counters as they arrive, and futures are dropped as soon as they finish.
 """
 
@@ -36,13 +36,13 @@ from hpc_classify.errors import OutputWriteError
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # longest the loop blocks before it looks at signals and progress again
-WORKER_COUNT_REFRESH = 10.0  # workers may join later (jobqueue scaling); recount this often
+THREAD_COUNT_REFRESH = 10.0  # workers may join later (jobqueue scaling); recount this often
 
 
 class Dispatcher:
     """Submits `pending` files to `client` as tasks (one file, a group of small files up to `group_bytes`,
     or one piece of a file larger than `piece_bytes`: driver/pieces.py), keeping at most
-    tasks_per_worker x workers tasks in flight."""
+    tasks_per_worker tasks per task thread of the cluster in flight."""
 
     def __init__(
         self,
@@ -82,9 +82,9 @@ class Dispatcher:
         self._submitted = 0  # numbers each task's key: a requeued file must not reuse its erred key
         self.halted: str | None = None  # why the run stopped on its own (no workers, output unwritable)
         self.watch = WorkerWatch(client, config)
-        self._workers = 1
+        self._task_threads = 1
         self._run_token = uuid.uuid4().hex[:8]
-        self._workers_counted_at = float("-inf")
+        self._threads_counted_at = float("-inf")
         self._started = time.time()  # markers written since then are this run's
 
     def run(self, pending: Sequence[PlannedFile]) -> None:
@@ -134,15 +134,18 @@ class Dispatcher:
             self.progress.tick()
 
     def capacity(self) -> int:
+        """Tasks kept in flight: `tasks_per_worker` per task thread, so that a worker with several
+        threads (--threads-per-worker) has a task queued behind each running one, as a one-thread
+        worker has."""
         now = time.monotonic()
-        if now - self._workers_counted_at >= WORKER_COUNT_REFRESH:
-            self._workers = max(1, len(self.client.nthreads()))
-            self._workers_counted_at = now
-        return self.config.tasks_per_worker * self._workers
+        if now - self._threads_counted_at >= THREAD_COUNT_REFRESH:
+            self._task_threads = max(1, sum(self.client.nthreads().values()))
+            self._threads_counted_at = now
+        return self.config.tasks_per_worker * self._task_threads
 
     def _top_up(self, queue: FileQueue) -> None:
         capacity = self.capacity()
-        budget = group_budget(self.group_bytes, queue.queued_bytes, self._workers)
+        budget = group_budget(self.group_bytes, queue.queued_bytes, self._task_threads)
         while queue and len(self.in_flight) < capacity:
             head = queue.peek()
             if isinstance(head, PieceJob) and head.planned.relpath in self.failed_files:

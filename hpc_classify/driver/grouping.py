@@ -84,10 +84,10 @@ class FileQueue:
         return planned
 
 
-def group_budget(group_bytes: int, queued_bytes: int, workers: int) -> int:
-    """Bytes one task may hold: `group_bytes`, but no more than the queued bytes shared by the workers
-    (rounded up), so that grouping never leaves a worker idle while another holds all the files. The
+def group_budget(group_bytes: int, queued_bytes: int, task_threads: int) -> int:
+    """Bytes one task may hold: `group_bytes`, but no more than the queued bytes shared by the cluster's
+    task threads (rounded up), so that grouping never leaves a thread idle while another holds all the files. The
     driver computes it once per round of submissions: the tasks of one round get equal shares."""
     if group_bytes <= 0:
         return 0
-    return min(group_bytes, math.ceil(queued_bytes / max(1, workers)))
+    return min(group_bytes, math.ceil(queued_bytes / max(1, task_threads)))
