@@ -17,7 +17,12 @@ in each precision asked for, with tokens/s, GFLOP/s, the fraction of that precis
 before and after, the higher reading counting) and the ratio to the best HF pipeline (timed first), then a
 profile of the auto engine.
 
-    python benchmarks/bench_cpu_attention.py [--documents 48] [--precisions bf16 fp32] [--output F.json]
+`--bounds` adds two ceilings, not engines (their outputs are wrong by construction): `bound:products-free`
+is `tiled+packed` with each layer's position products computed once per shape and then reused (what a
+kernel that made them cost nothing would reach), `bound:attention-free` returns the values instead of
+attending (the dense layers, norms and embeddings alone).
+
+    python benchmarks/bench_cpu_attention.py [--documents 48] [--precisions bf16 fp32] [--bounds] [--output F.json]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import argparse
 import contextlib
 import copy
 import datetime
+import functools
 import json
 import logging
 import time
@@ -39,6 +45,7 @@ from hpc_classify.bench.hardware import PeakProbes, cpu_isa, describe_machine
 from hpc_classify.bench.model import build_base_sized_classifier, flops_per_token, hf_sequence_classifier
 from hpc_classify.bench.runners import profile_engine, time_pipeline
 from hpc_classify.engine import InferenceEngine, configure_threads, tiled_attention
+from hpc_classify.engine import attention as attention_module
 from hpc_classify.engine import engine as engine_module
 
 CONTENDERS = {  # name: (attention, weights packed, rows per window of the tiled position products)
@@ -47,6 +54,7 @@ CONTENDERS = {  # name: (attention, weights packed, rows per window of the tiled
     "tiled-1window+packed": ("auto", True, 1 << 20),  # more rows than any document: a single window
     "tiled+packed": ("auto", True, None),
 }
+BOUNDS = {"bound:products-free": ("auto", True, None), "bound:attention-free": ("auto", True, None)}
 
 
 def build_engine(model, tokenizer, precision: str, attention: str, packed: bool) -> InferenceEngine:
@@ -57,11 +65,30 @@ def build_engine(model, tokenizer, precision: str, attention: str, packed: bool)
         return InferenceEngine(copy.deepcopy(model), tokenizer, **options)
 
 
-def window_rows(rows: int | None):
-    """The tiled attention's rows per window while a contender runs (None: the engine's own)."""
-    if rows is None:
+def running(name: str, how: tuple) -> contextlib.AbstractContextManager:
+    """What a contender changes while it runs: the tiled attention's rows per window, or a bound's shortcut."""
+    if name == "bound:products-free":
+        return mock.patch.object(tiled_attention, "window_products", products_reused())
+    if name == "bound:attention-free":
+        return mock.patch.object(attention_module, "tiled_attend", lambda query, key, value, *rest: value)
+    if how[2] is None:
         return contextlib.nullcontext()
-    return mock.patch.object(tiled_attention, "WINDOW_ROWS", rows)
+    return mock.patch.object(tiled_attention, "WINDOW_ROWS", how[2])
+
+
+@functools.cache
+def products_reused():
+    """window_products computed once per input shape, then returned again: free position products."""
+    computed = {}
+    real = tiled_attention.window_products
+
+    def reused(query, key, pos_key, pos_query, rows):
+        shape = (tuple(query.shape), query.dtype, rows)
+        if shape not in computed:
+            computed[shape] = real(query, key, pos_key, pos_query, rows)
+        return computed[shape]
+
+    return reused
 
 
 def main() -> None:
@@ -69,6 +96,7 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=48)
     parser.add_argument("--precisions", nargs="+", default=["bf16", "fp32"])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bounds", action="store_true", help="also time the two ceilings (module doc)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -96,20 +124,21 @@ def main() -> None:
         f"CPU ISA {cpu_isa()}, {threads} threads; {len(texts)} docs, {tokens} tokens; pipeline bs1 "
         f"{best_pipeline:.0f} tokens/s"
     )
+    contenders = {**CONTENDERS, **(BOUNDS if args.bounds else {})}
     probes = PeakProbes(size=2048, max_seconds=2.0)
     for precision in args.precisions:
         probes.probe(precision)
         engines = {
-            name: build_engine(model, tokenizer, precision, *how[:2]) for name, how in CONTENDERS.items()
+            name: build_engine(model, tokenizer, precision, *how[:2]) for name, how in contenders.items()
         }
         outputs = {}
         for name, engine in engines.items():  # warm-up too
-            with window_rows(CONTENDERS[name][2]):
+            with running(name, contenders[name]):
                 outputs[name] = engine.predict_proba(texts)
         best = dict.fromkeys(engines, float("inf"))
         for _ in range(args.rounds):
             for name, engine in engines.items():
-                with window_rows(CONTENDERS[name][2]):
+                with running(name, contenders[name]):
                     start = time.perf_counter()
                     engine.predict_proba(texts)
                     best[name] = min(best[name], time.perf_counter() - start)
