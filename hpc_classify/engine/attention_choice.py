@@ -88,6 +88,17 @@ def resolve_attention(
     return "bias", compile
 
 
+def attention_label(attention: str, dtype: torch.dtype) -> str:
+    """`attention` (what an engine runs) as logs, markers and summaries name it: the tiled kernel says where it
+    computes the position terms itself (bf16 on a CPU with AVX-512 BF16: tiled_attention.uses_fused)."""
+    if attention == "tiled":
+        from hpc_classify.engine.tiled_attention import uses_fused
+
+        if uses_fused(dtype):
+            return "tiled (fused position terms)"
+    return attention
+
+
 def _unavailable_reason(kernel: str, device: torch.device) -> str | None:
     if kernel == "flex":
         return flex_unavailable_reason(device)

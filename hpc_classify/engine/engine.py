@@ -20,7 +20,7 @@ from torch import nn
 
 from hpc_classify.engine import batch_progress
 from hpc_classify.engine.attention import accelerate_attention
-from hpc_classify.engine.attention_choice import resolve_attention
+from hpc_classify.engine.attention_choice import attention_label, resolve_attention
 from hpc_classify.engine.backbone_head import BackboneAndHead, head_linears
 from hpc_classify.engine.batching import pad_batch, plan_batches
 from hpc_classify.engine.compiled import CompiledModule, resolve_compile
@@ -95,7 +95,7 @@ class InferenceEngine:
             self.device,
             self.precision,
             ", compiled" if self.compiled else "",
-            self.attention,
+            self.attention_label,
             self.token_budget,
             self.tokenize.max_tokens,
             max_chars,
@@ -119,9 +119,16 @@ class InferenceEngine:
             return "flex"
         return "tiled" if self._attention_kernel == "tiled" and not self.compiled else "bias"
 
+    @property
+    def attention_label(self) -> str:
+        """`attention` as logs and summaries name it (attention_choice.attention_label)."""
+        return attention_label(self.attention, self.dtype)
+
     def describe(self) -> str:
         """One line for logs and run summaries: precision, compiled or eager, attention kernel."""
-        return f"{self.precision}, {'compiled' if self.compiled else 'eager'}, {self.attention} attention"
+        return (
+            f"{self.precision}, {'compiled' if self.compiled else 'eager'}, {self.attention_label} attention"
+        )
 
     @property
     def compile_seconds(self) -> float:

@@ -5,7 +5,9 @@ to PyTorch's CPU scaled-dot-product attention, which runs at about a quarter of 
 bias input (docs/attention.md). Here the scores come from one batched matmul, the c2p and p2c products from
 one each over only the offsets each window of rows meets (`window_products`), `csrc/tiled_attention.cpp`
 adds c2p + p2c, masks and takes the softmax in place (fp32 arithmetic, 16 query rows per tile, no bias
-tensor), and a second batched matmul applies the probabilities to the values.
+tensor), and a second batched matmul applies the probabilities to the values. In bf16 on a CPU with AVX-512
+BF16 the kernel computes c2p and p2c itself, per 16 x 16 block of a tile with vdpbf16ps (`uses_fused`): no
+position products are written, and each term costs its least, L x L x d multiply-adds.
 
 The C++ file is compiled on first use (torch.utils.cpp_extension, about a minute on 2 cores) for the
 instruction set torch itself dispatches to here (AVX-512, AVX2 or the portable default), and cached under
@@ -67,15 +69,21 @@ def tiled_attend(
     scale: float,
     *,
     window_rows: int | None = None,
+    fused: bool | None = None,
 ) -> torch.Tensor:
     """softmax(q.k / scale + c2p + p2c, blocked -> lowest) @ v for [B, H, L, d] CPU inputs (`blocked`:
     [B, 1, L, L] bool or None); the [H, 2L-1, d] position projections are already divided by `scale`.
     `window_rows` (a multiple of 16; default WINDOW_ROWS): query rows (and keys) per window of the position
-    products."""
+    products. `fused`: compute c2p and p2c inside the kernel (bf16 with AVX-512 BF16 only), or not; None:
+    where `uses_fused` says so."""
     window_rows = WINDOW_ROWS if window_rows is None else window_rows
     if window_rows <= 0 or window_rows % TILE_ROWS:
         raise ValueError(f"window_rows must be a positive multiple of {TILE_ROWS}, not {window_rows}")
     batch, heads, length, _ = query.shape
+    if fused is None:
+        fused = query.size(-1) % 2 == 0 and uses_fused(query.dtype)  # vdpbf16ps takes pairs
+    if fused:
+        return _fused_attend(query, key, value, blocked, pos_key, pos_query, scale)
     rows = min(length, window_rows)  # one window over all 2L-1 offsets for short documents
     c2p, p2c = window_products(query, key, pos_key, pos_query, rows)
     scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
@@ -84,6 +92,46 @@ def tiled_attend(
         _kernel().attention_probabilities_(scores, c2p, p2c, mask)
     del c2p, p2c
     return torch.matmul(scores.view(batch, heads, length, length), value)
+
+
+def uses_fused(dtype: torch.dtype) -> bool:
+    """Whether `tiled_attend` computes the position terms inside the kernel for inputs of `dtype`: bf16 (the
+    kernel's vdpbf16ps multiplies bf16 pairs) on a CPU with AVX-512 BF16 (the built kernel asks the CPU), and
+    without AMX: there oneDNN runs the windows' matmuls on the tile unit, and the fused kernel was measured
+    faster only on a CPU without it (docs/attention.md)."""
+    if dtype != torch.bfloat16:
+        return False
+    module, _ = _load()
+    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return module is not None and bool(module.fused_supported()) and not has_amx
+
+
+def _fused_attend(query, key, value, blocked, pos_key, pos_query, scale) -> torch.Tensor:
+    """tiled_attend with c2p and p2c computed per 16 x 16 block inside the kernel (never written): the
+    operands are packed in pairs of the head dimension, offsets (or keys) inner, as vdpbf16ps reads them."""
+    batch, heads, length, _ = query.shape
+    scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
+    mask = None if blocked is None else blocked[:, 0].contiguous()
+    with torch.profiler.record_function("fused_attention_probabilities_"):
+        _kernel().fused_attention_probabilities_(
+            scores,
+            query.contiguous(),
+            _pairs_inner(key, (0, TILE_ROWS)),
+            _pairs_inner(pos_key, (TILE_ROWS, 2 * TILE_ROWS)),
+            _pairs_inner(
+                pos_query.flip(-2), (TILE_ROWS, 2 * TILE_ROWS)
+            ),  # offsets reversed: see the C++ file
+            mask,
+        )
+    return torch.matmul(scores.view(batch, heads, length, length), value)
+
+
+def _pairs_inner(rows: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """[..., N, d] -> [..., d/2, before + N + after, 2]: row n's pair p at [..., p, before + n, :], between
+    zero rows (the kernel's windows of 16 lanes reach past both ends)."""
+    padded = F.pad(rows, (0, 0, *padding))
+    *outer, count, size = padded.shape
+    return padded.view(*outer, count, size // 2, 2).transpose(-2, -3).contiguous()
 
 
 def window_products(

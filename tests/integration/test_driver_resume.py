@@ -23,7 +23,8 @@ from driver_support import (
 )
 
 from hpc_classify.engine import resolve_precision
-from hpc_classify.engine.attention_choice import resolve_attention
+from hpc_classify.engine.attention_choice import attention_label, resolve_attention
+from hpc_classify.engine.precision import precision_dtype
 
 
 @pytest.mark.parametrize("files_per_task", [1, 3], ids=["one-file-per-task", "groups-of-three"])
@@ -77,7 +78,10 @@ def test_finished_run_reruns_as_a_no_op(tmp_path, tiny_domain_model):
     precision = resolve_precision(torch.device("cpu"), "auto")
     kernel, _ = resolve_attention("auto", torch.device("cpu"), "auto", precision)
     assert kernel in ("tiled", "bias")
-    assert engines == {f"{precision}, eager, {kernel} attention": 4}
+    label = attention_label(
+        kernel, precision_dtype(precision)
+    )  # tiled: "(fused ...)" in bf16 with AVX-512 BF16
+    assert engines == {f"{precision}, eager, {label} attention": 4}
     rewritten = {"_summary.json", "_report.html", "_report.json"}  # each run's summary and report
     tree = {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file() and p.name not in rewritten}
 

@@ -87,17 +87,57 @@ def test_window_rows_must_hold_whole_tiles() -> None:
         tiled_attend(*_case(1, 40, torch.float32, False), window_rows=24)
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_bf16_is_no_less_accurate_than_the_bias_path(masked: bool) -> None:
+def test_bf16_is_no_less_accurate_than_the_bias_path(masked: bool, fused: bool) -> None:
     from hpc_classify.engine.attention import _attend
 
+    if fused:
+        _needs_fused()
     case = _case(2, 80, torch.bfloat16, masked, seed=3)
     exact = _reference(*case)
     with torch.inference_mode():
-        tiled = (tiled_attend(*case, window_rows=32).double() - exact).abs().max()
+        tiled = (tiled_attend(*case, window_rows=32, fused=fused).double() - exact).abs().max()
         bias = (_attend(*case).double() - exact).abs().max()
     assert tiled < 0.05
     assert tiled <= bias * 1.5
+
+
+def _needs_fused() -> None:
+    if not tiled_attention._kernel().fused_supported():
+        pytest.skip("no AVX-512 BF16 (or a compiler other than GCC 12+): the fused kernel cannot run here")
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize(
+    "batch,length,size", [(1, 1, 16), (2, 2, 16), (2, 17, 16), (1, 33, 8), (3, 48, 64), (1, 150, 16)]
+)
+def test_fused_probabilities_equal_the_fp64_ones_to_bf16_rounding(
+    batch: int, length: int, size: int, masked: bool
+) -> None:
+    """The fused kernel's c2p and p2c (vdpbf16ps per 16 x 16 block, fp32 sums, never stored) against fp64
+    from the same bf16 inputs: the values are the identity, so the output is the probabilities themselves,
+    and they may differ only by their own bf16 rounding (the q.k scores are the same bf16 matmul on both
+    sides). Lengths inside, at and across the 16-row tiles and 16-key blocks; head sizes 8, 16 and 64."""
+    _needs_fused()
+    query, key, _, blocked, pos_key, pos_query, scale = _case(batch, length, torch.bfloat16, masked)
+    if size != query.size(-1):
+        query, key, pos_key, pos_query = (
+            t.repeat_interleave(size // 16, -1) if size > 16 else t[..., :size]
+            for t in (query, key, pos_key, pos_query)
+        )
+    identity = torch.eye(length, dtype=torch.bfloat16).expand(batch, query.size(1), length, length)
+    with torch.inference_mode():
+        probabilities = tiled_attend(
+            query, key, identity, blocked, pos_key, pos_query, scale, fused=True
+        ).double()
+        scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).double()
+    q, k, pk, pq = (t.double() for t in (query, key, pos_key, pos_query))
+    scores = scores + _skew(q @ pk.transpose(-1, -2), length, transpose=False)
+    scores = scores + _skew(k @ pq.transpose(-1, -2), length, transpose=True)
+    if blocked is not None:
+        scores = scores.masked_fill(blocked, float("-inf"))
+    torch.testing.assert_close(probabilities, scores.softmax(-1), rtol=2**-8, atol=1e-6)
 
 
 def test_the_engine_runs_tiled_on_cpu_and_equals_the_bias_path(tiny_domain_model, caplog) -> None:
@@ -120,6 +160,40 @@ def test_the_engine_runs_tiled_on_cpu_and_equals_the_bias_path(tiny_domain_model
             assert engine.describe() == "fp32, eager, tiled attention"
             assert any("tiled attention" in r.getMessage() for r in caplog.records)
     np.testing.assert_allclose(probabilities["auto"], probabilities["bias"], atol=1e-5, rtol=0)
+
+
+def test_the_bf16_engine_fuses_the_position_terms_where_the_cpu_can(
+    tiny_domain_model, caplog, monkeypatch
+) -> None:
+    """bf16 with AVX-512 BF16: auto runs the fused kernel, says so, and is no less accurate against the fp32
+    engine than the windows it replaces (the same engine with the fused kernel turned off)."""
+    from hpc_classify.engine import InferenceEngine
+    from hpc_classify.models.checkpoint import load_classifier_checkpoint
+    from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
+
+    if not tiled_attention.uses_fused(torch.bfloat16):
+        pytest.skip("auto does not fuse on this CPU (no AVX-512 BF16, or AMX: the windows run)")
+    texts, _ = synthetic_corpus(12, DOMAIN_LABELS, seed=6)
+    texts = [text[: 20 + 61 * i] for i, text in enumerate(texts)]
+
+    def probabilities(precision: str) -> np.ndarray:
+        checkpoint = load_classifier_checkpoint(tiny_domain_model)
+        engine = InferenceEngine(
+            checkpoint.model, checkpoint.tokenizer, device="cpu", precision=precision, attention="auto"
+        )
+        return engine.describe(), engine.predict_proba(texts)
+
+    with caplog.at_level(logging.INFO, logger="hpc_classify.engine.engine"):
+        described, fused = probabilities("bf16")
+    assert described == "bf16, eager, tiled (fused position terms) attention"
+    assert any("tiled (fused position terms) attention" in r.getMessage() for r in caplog.records)
+    _, exact = probabilities("fp32")
+    monkeypatch.setattr(tiled_attention, "uses_fused", lambda dtype: False)
+    described, windows = probabilities("bf16")
+    assert described == "bf16, eager, tiled attention"
+    fused_error, windows_error = np.abs(fused - exact).max(), np.abs(windows - exact).max()
+    assert fused_error < 0.05
+    assert fused_error <= windows_error * 1.5
 
 
 def test_policy(monkeypatch: pytest.MonkeyPatch, caplog) -> None:

@@ -10,20 +10,28 @@
 // (tiled_attention.window_products; R = L: one window over all 2L-1 offsets). The p2c term is a column
 // skew: 16 consecutive query rows are one contiguous load from p2c's row j, transposed through a 16 x 16
 // block into the row-major tile; 16 consecutive keys lie in one window, so each is one stride further.
+// fused_attention_probabilities_ (bf16, AVX-512 BF16 only; the CPU is asked at run time) computes c2p and
+// p2c itself per 16 x 16 block instead of reading them (see add_position_terms).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <utility>
 #include <limits>
 #include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
 using Vec = at::vec::Vectorized<float>;
 using BVec = at::vec::Vectorized<at::BFloat16>;
 constexpr int64_t kRows = 16;
+constexpr int64_t kLead = 16;  // zero columns before offset 0 in the fused kernel's packed pk and pq_rev
 
 // dst[j] = a[j] + b[j] in fp32.
 void add_rows(float* dst, const float* a, const float* b, int64_t n) {
@@ -41,6 +49,17 @@ void add_rows(float* dst, const at::BFloat16* a, const at::BFloat16* b, int64_t 
     (a1 + b1).store(dst + j + Vec::size());
   }
   for (; j < n; ++j) dst[j] = float(a[j]) + float(b[j]);
+}
+
+// dst[j] = float(src[j]).
+void load_row(float* dst, const at::BFloat16* src, int64_t n) {
+  int64_t j = 0;
+  for (; j + BVec::size() <= n; j += BVec::size()) {
+    auto [a0, a1] = at::vec::convert_to_float<at::BFloat16>(BVec::loadu(src + j));
+    a0.store(dst + j);
+    a1.store(dst + j + Vec::size());
+  }
+  for (; j < n; ++j) dst[j] = float(src[j]);
 }
 
 // dst[j] = src[j] * scale, stored in dst's dtype.
@@ -153,6 +172,117 @@ void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at
   });
 }
 
+
+// Only with the compiler it was built and tested with here (GCC 12: the avx512bf16 target, vdpbf16ps and
+// __builtin_cpu_supports("avx512bf16")); elsewhere fused_supported() is false and the windows run.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define FUSED_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+// The fused variant (bf16, AVX-512 BF16): the c2p and p2c terms computed per 16 x 16 block of the tile with
+// vdpbf16ps, never written. Lane jj of row r (query i = first + r, key j = j0 + jj):
+//   c2p = q_i . pk[j - i + L - 1]: pk packed [d/2, N, 2] (pairs of the head dimension, offsets inner), so the
+//         16 keys are 16 consecutive offsets: one load, times q_i's pair broadcast;
+//   p2c = k_j . pq[i - j + L - 1]: pq packed with its offsets reversed (column m = 2L - 2 - offset), so the
+//         16 keys are again 16 consecutive columns; the keys packed [d/2, L + 16, 2] give the other operand.
+// Packing is done in tiled_attention.py: pk and pq_rev with kLead zero columns first (the window of a row 0 may
+// start up to 16 columns before offset 0) and 2 x 16 after (the lanes past the last key).
+// Row r's 16 offsets start r columns before row 0's: one window [base - 16, base + 16) loaded per pair p, and
+// row r's vector taken from it with valignd (its shift must be a constant: hence the index sequence), rather
+// than 16 unaligned loads that mostly straddle cache lines.
+template <int r>
+FUSED_TARGET inline __m512i shifted(__m512i lo, __m512i hi) {
+  if constexpr (r == 0) {
+    return hi;
+  } else {
+    return _mm512_alignr_epi32(hi, lo, 16 - r);
+  }
+}
+
+template <int... r>
+FUSED_TARGET inline void rows_step(__m512* acc, const uint32_t* q, int64_t d2, int64_t p, __m512i kv,
+                                   const uint32_t* pk_p, const uint32_t* pq_p, std::integer_sequence<int, r...>) {
+  const __m512i pk_lo = _mm512_loadu_si512(pk_p - 16), pk_hi = _mm512_loadu_si512(pk_p);
+  const __m512i pq_lo = _mm512_loadu_si512(pq_p - 16), pq_hi = _mm512_loadu_si512(pq_p);
+  ((acc[r] = _mm512_dpbf16_ps(
+        _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32(int(q[r * d2 + p])),
+                         (__m512bh)shifted<r>(pk_lo, pk_hi)),
+        (__m512bh)kv, (__m512bh)shifted<r>(pq_lo, pq_hi))),
+   ...);
+}
+
+// The R (16, or 1 for a last partial tile: row by row) rows of the tile from `rows_first`, keys j0..j0+15.
+template <int R>
+FUSED_TARGET void add_position_terms(float* tile, int64_t ld_tile, int64_t rows_first, int64_t j0, int64_t cols,
+                                     const uint32_t* q, int64_t d2, const uint32_t* pk, const uint32_t* pq_rev,
+                                     const uint32_t* keys, int64_t n, int64_t lk, int64_t length) {
+  const __mmask16 lanes = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_maskz_loadu_ps(lanes, tile + r * ld_tile + j0);
+  for (int64_t p = 0; p < d2; ++p) {
+    const int64_t column = kLead + j0 + length - 1 - rows_first;  // row 0's first offset (both terms)
+    rows_step(acc, q, d2, p, _mm512_loadu_si512(keys + p * lk + j0), pk + p * n + column, pq_rev + p * n + column,
+              std::make_integer_sequence<int, R>{});
+  }
+  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(tile + r * ld_tile + j0, lanes, acc[r]);
+}
+
+bool fused_supported() { return __builtin_cpu_supports("avx512bf16"); }
+#else
+template <int R>
+void add_position_terms(float*, int64_t, int64_t, int64_t, int64_t, const uint32_t*, int64_t, const uint32_t*,
+                        const uint32_t*, const uint32_t*, int64_t, int64_t, int64_t) {}
+bool fused_supported() { return false; }
+#endif
+
+void fused_probabilities(at::Tensor& scores, const at::Tensor& query, const at::Tensor& keys,
+                         const at::Tensor& pk, const at::Tensor& pq_rev, const bool* blocked) {
+  const int64_t groups = scores.size(0), length = scores.size(1), heads = query.size(1);
+  const int64_t d2 = query.size(3) / 2, n = pk.size(2), lk = keys.size(3);
+  using BF = at::BFloat16;
+  BF* all_scores = scores.data_ptr<BF>();
+  const auto* all_q = reinterpret_cast<const uint32_t*>(query.data_ptr<BF>());
+  const auto* all_k = reinterpret_cast<const uint32_t*>(keys.data_ptr<BF>());
+  const auto* all_pk = reinterpret_cast<const uint32_t*>(pk.data_ptr<BF>());
+  const auto* all_pq = reinterpret_cast<const uint32_t*>(pq_rev.data_ptr<BF>());
+  const int64_t tiles = (length + kRows - 1) / kRows;
+  at::parallel_for(0, groups * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> tile(kRows * length);
+    for (int64_t work = begin; work < end; ++work) {
+      const int64_t group = work / tiles, first = (work % tiles) * kRows, h = group % heads;
+      const int64_t rows = std::min(kRows, length - first);
+      BF* s = all_scores + group * length * length;
+      for (int64_t r = 0; r < rows; ++r) {
+        float* t = tile.data() + r * length;
+        load_row(t, s + (first + r) * length, length);
+      }
+      const uint32_t* q = all_q + (group * length + first) * d2;
+      const uint32_t* k = all_k + group * d2 * lk;
+      const uint32_t* pk = all_pk + h * d2 * n;
+      const uint32_t* pq = all_pq + h * d2 * n;
+      for (int64_t j0 = 0; j0 < length; j0 += kRows) {
+        const int64_t cols = std::min(kRows, length - j0);
+        if (rows == kRows) {
+          add_position_terms<kRows>(tile.data(), length, first, j0, cols, q, d2, pk, pq, k, n, lk, length);
+          continue;
+        }
+        for (int64_t r = 0; r < rows; ++r)
+          add_position_terms<1>(tile.data() + r * length, length, first + r, j0, cols, q + r * d2, d2, pk, pq, k,
+                                n, lk, length);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t i = first + r;
+        float* t = tile.data() + r * length;
+        if (blocked != nullptr) {
+          const bool* masked = blocked + ((group / heads) * length + i) * length;
+          for (int64_t j = 0; j < length; ++j)
+            if (masked[j]) t[j] = std::numeric_limits<float>::lowest();
+        }
+        softmax_row(t, s + i * length, length);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 // scores: [B*H, L, L] (q.k / scale), c2p / p2c: [H, ceil(L / R), B, R, L + R - 1] for windows of R rows,
@@ -188,6 +318,39 @@ void tiled_attention_probabilities_(at::Tensor scores, const at::Tensor& c2p, co
   }
 }
 
+// The fused variant: scores [B*H, L, L] bf16 (q.k / scale); query [B, H, L, d] bf16; keys packed
+// [B, H, d/2, L + 16, 2]; pk and pq_rev packed [H, d/2, 16 + 2L - 1 + 32, 2] (tiled_attention.py).
+void fused_attention_probabilities_(at::Tensor scores, const at::Tensor& query, const at::Tensor& keys,
+                                    const at::Tensor& pk, const at::Tensor& pq_rev,
+                                    const c10::optional<at::Tensor>& blocked) {
+  TORCH_CHECK(fused_supported(), "the fused kernel needs AVX-512 BF16");
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&scores, &query, &keys, &pk, &pq_rev}) {
+    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == at::kBFloat16,
+                "CPU contiguous bfloat16 tensors expected");
+  }
+  const int64_t length = scores.size(1), heads = query.size(1), d = query.size(3);
+  TORCH_CHECK(scores.dim() == 3 && scores.size(2) == length && query.dim() == 4 && query.size(2) == length &&
+                  query.size(0) * heads == scores.size(0) && d % 2 == 0,
+              "scores [B*H, L, L] and query [B, H, L, d] (d even) expected");
+  TORCH_CHECK(keys.dim() == 5 && keys.size(0) * keys.size(1) == scores.size(0) && keys.size(2) == d / 2 &&
+                  keys.size(3) >= length + kRows && keys.size(4) == 2,
+              "keys must be packed [B, H, d/2, L + 16, 2]");
+  TORCH_CHECK(pk.sizes() == pq_rev.sizes() && pk.dim() == 4 && pk.size(0) == heads && pk.size(1) == d / 2 &&
+                  pk.size(2) >= kLead + 2 * length - 1 + 2 * kRows && pk.size(3) == 2,
+              "pk and pq_rev must be packed [H, d/2, 16 + 2L - 1 + 32, 2]");
+  const bool* mask = nullptr;
+  if (blocked.has_value()) {
+    const at::Tensor& m = *blocked;
+    TORCH_CHECK(m.scalar_type() == at::kBool && m.is_contiguous() && m.dim() == 3 &&
+                    m.size(0) * heads == scores.size(0) && m.size(1) == length && m.size(2) == length,
+                "blocked must be a contiguous bool [B, L, L]");
+    mask = m.data_ptr<bool>();
+  }
+  fused_probabilities(scores, query, keys, pk, pq_rev, mask);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("attention_probabilities_", &tiled_attention_probabilities_);
+  m.def("fused_attention_probabilities_", &fused_attention_probabilities_);
+  m.def("fused_supported", &fused_supported);
 }
