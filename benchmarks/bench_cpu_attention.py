@@ -10,16 +10,18 @@ VM hurts every contender alike):
 - `bias+packed`: the bias attention with the weights packed once and the GELU fused;
 - `tiled-1window+packed`: the tiled attention with its position products over all 2L-1 offsets (one
   window of rows, as it was first built);
-- `tiled+packed`: what `auto` runs now on CPU (tiled attention, position products per window of
-  `tiled_attention.WINDOW_ROWS` rows, packed weights);
+- `tiled-windows+packed`: the tiled attention with its position products per window of
+  `tiled_attention.WINDOW_ROWS` rows, as matmuls before the kernel;
+- `tiled+packed`: what `auto` runs now on CPU (packed weights, tiled attention; in bf16 on a CPU with
+  AVX-512 BF16 the position terms are computed inside the kernel, fused; elsewhere the windows);
 
 in each precision asked for, with tokens/s, GFLOP/s, the fraction of that precision's matmul peak (probed
 before and after, the higher reading counting) and the ratio to the best HF pipeline (timed first), then a
 profile of the auto engine.
 
 `--bounds` adds two ceilings, not engines (their outputs are wrong by construction): `bound:products-free`
-is `tiled+packed` with each layer's position products computed once per shape and then reused (what a
-kernel that made them cost nothing would reach), `bound:attention-free` returns the values instead of
+is `tiled-windows+packed` with each layer's position products computed once per shape and then reused (what
+a kernel that made them cost nothing would reach), `bound:attention-free` returns the values instead of
 attending (the dense layers, norms and embeddings alone).
 
     python benchmarks/bench_cpu_attention.py [--documents 48] [--precisions bf16 fp32] [--bounds] [--output F.json]
@@ -48,13 +50,17 @@ from hpc_classify.engine import InferenceEngine, configure_threads, tiled_attent
 from hpc_classify.engine import attention as attention_module
 from hpc_classify.engine import engine as engine_module
 
-CONTENDERS = {  # name: (attention, weights packed, rows per window of the tiled position products)
-    "previous": ("bias", False, None),
-    "bias+packed": ("bias", True, None),
-    "tiled-1window+packed": ("auto", True, 1 << 20),  # more rows than any document: a single window
-    "tiled+packed": ("auto", True, None),
+CONTENDERS = {  # name: (attention, weights packed, rows per window of the position products, fused allowed)
+    "previous": ("bias", False, None, False),
+    "bias+packed": ("bias", True, None, False),
+    "tiled-1window+packed": ("auto", True, 1 << 20, False),  # more rows than any document: a single window
+    "tiled-windows+packed": ("auto", True, None, False),
+    "tiled+packed": ("auto", True, None, True),
 }
-BOUNDS = {"bound:products-free": ("auto", True, None), "bound:attention-free": ("auto", True, None)}
+BOUNDS = {
+    "bound:products-free": ("auto", True, None, False),
+    "bound:attention-free": ("auto", True, None, True),
+}
 
 
 def build_engine(model, tokenizer, precision: str, attention: str, packed: bool) -> InferenceEngine:
@@ -65,15 +71,20 @@ def build_engine(model, tokenizer, precision: str, attention: str, packed: bool)
         return InferenceEngine(copy.deepcopy(model), tokenizer, **options)
 
 
-def running(name: str, how: tuple) -> contextlib.AbstractContextManager:
-    """What a contender changes while it runs: the tiled attention's rows per window, or a bound's shortcut."""
+def running(name: str, how: tuple) -> contextlib.ExitStack:
+    """What a contender changes while it runs: the windows' rows, the fused kernel off, or a bound's shortcut."""
+    stack = contextlib.ExitStack()
+    if how[2] is not None:
+        stack.enter_context(mock.patch.object(tiled_attention, "WINDOW_ROWS", how[2]))
+    if not how[3]:
+        stack.enter_context(mock.patch.object(tiled_attention, "uses_fused", lambda query: False))
     if name == "bound:products-free":
-        return mock.patch.object(tiled_attention, "window_products", products_reused())
+        stack.enter_context(mock.patch.object(tiled_attention, "window_products", products_reused()))
     if name == "bound:attention-free":
-        return mock.patch.object(attention_module, "tiled_attend", lambda query, key, value, *rest: value)
-    if how[2] is None:
-        return contextlib.nullcontext()
-    return mock.patch.object(tiled_attention, "WINDOW_ROWS", how[2])
+        stack.enter_context(
+            mock.patch.object(attention_module, "tiled_attend", lambda query, key, value, *rest, **kw: value)
+        )
+    return stack
 
 
 @functools.cache
@@ -131,10 +142,11 @@ def main() -> None:
         engines = {
             name: build_engine(model, tokenizer, precision, *how[:2]) for name, how in contenders.items()
         }
-        outputs = {}
+        outputs, described = {}, {}
         for name, engine in engines.items():  # warm-up too
             with running(name, contenders[name]):
                 outputs[name] = engine.predict_proba(texts)
+                described[name] = engine.describe()  # under the contender's patches: what it ran
         best = dict.fromkeys(engines, float("inf"))
         for _ in range(args.rounds):
             for name, engine in engines.items():
@@ -148,7 +160,7 @@ def main() -> None:
         for name, seconds in best.items():
             rate = tokens / seconds
             rows[name] = {
-                "describe": engines[name].describe(),
+                "describe": described[name],
                 "tokens_per_s": round(rate, 1),
                 "gflops": round(rate * flops / 1e9, 1),
                 "fraction_of_peak": round(rate * flops / 1e9 / peak, 3),
