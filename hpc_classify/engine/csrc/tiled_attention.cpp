@@ -116,6 +116,22 @@ void softmax_row(float* row, T* out, int64_t n) {
   store_scaled(out, row, 1.0f / total, n);
 }
 
+// Rows first.. of one (document, head): the mask applied to the fp32 tile, then the softmax stored into `s`.
+template <typename T>
+void masked_softmax_rows(float* tile, T* s, const bool* blocked, int64_t document, int64_t first, int64_t rows,
+                         int64_t length) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = first + r;
+    float* t = tile + r * length;
+    if (blocked != nullptr) {
+      const bool* masked = blocked + (document * length + i) * length;
+      for (int64_t j = 0; j < length; ++j)
+        if (masked[j]) t[j] = std::numeric_limits<float>::lowest();
+    }
+    softmax_row(t, s + i * length, length);
+  }
+}
+
 template <typename T>
 void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at::Tensor& p2c,
                              const bool* blocked) {
@@ -158,16 +174,7 @@ void attention_probabilities(at::Tensor& scores, const at::Tensor& c2p, const at
           for (int64_t jj = 0; jj < cols; ++jj) t[jj] += block[r][jj];
         }
       }
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t i = first + r;
-        float* t = tile.data() + r * length;
-        if (blocked != nullptr) {
-          const bool* masked = blocked + ((group / heads) * length + i) * length;
-          for (int64_t j = 0; j < length; ++j)
-            if (masked[j]) t[j] = std::numeric_limits<float>::lowest();
-        }
-        softmax_row(t, s + i * length, length);
-      }
+      masked_softmax_rows(tile.data(), s, blocked, group / heads, first, rows, length);
     }
   });
 }
@@ -269,18 +276,19 @@ void fused_probabilities(at::Tensor& scores, const at::Tensor& query, const at::
           add_position_terms<1>(tile.data() + r * length, length, first + r, j0, cols, q + r * d2, d2, pk, pq, k,
                                 n, lk, length);
       }
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t i = first + r;
-        float* t = tile.data() + r * length;
-        if (blocked != nullptr) {
-          const bool* masked = blocked + ((group / heads) * length + i) * length;
-          for (int64_t j = 0; j < length; ++j)
-            if (masked[j]) t[j] = std::numeric_limits<float>::lowest();
-        }
-        softmax_row(t, s + i * length, length);
-      }
+      masked_softmax_rows(tile.data(), s, blocked, group / heads, first, rows, length);
     }
   });
+}
+
+// The [B, L, L] bool mask's data, or nullptr without one.
+const bool* mask_data(const c10::optional<at::Tensor>& blocked, int64_t documents, int64_t length) {
+  if (!blocked.has_value()) return nullptr;
+  const at::Tensor& m = *blocked;
+  TORCH_CHECK(m.scalar_type() == at::kBool && m.is_contiguous() && m.dim() == 3 && m.size(0) == documents &&
+                  m.size(1) == length && m.size(2) == length,
+              "blocked must be a contiguous bool [B, L, L]");
+  return m.data_ptr<bool>();
 }
 
 }  // namespace
@@ -302,14 +310,7 @@ void tiled_attention_probabilities_(at::Tensor scores, const at::Tensor& c2p, co
   TORCH_CHECK(c2p.size(1) == (length + window - 1) / window && c2p.size(2) * heads == scores.size(0) &&
                   c2p.size(4) == length + window - 1,
               "c2p and p2c must be [H, ceil(L / R), B, R, L + R - 1] for [B*H, L, L] scores");
-  const bool* mask = nullptr;
-  if (blocked.has_value()) {
-    const at::Tensor& m = *blocked;
-    TORCH_CHECK(m.scalar_type() == at::kBool && m.is_contiguous() && m.dim() == 3 &&
-                    m.size(0) * heads == scores.size(0) && m.size(1) == length && m.size(2) == length,
-                "blocked must be a contiguous bool [B, L, L]");
-    mask = m.data_ptr<bool>();
-  }
+  const bool* mask = mask_data(blocked, scores.size(0) / heads, length);
   if (scores.scalar_type() == at::kBFloat16) {
     attention_probabilities<at::BFloat16>(scores, c2p, p2c, mask);
   } else {
@@ -338,14 +339,7 @@ void fused_attention_probabilities_(at::Tensor scores, const at::Tensor& query, 
   TORCH_CHECK(pk.sizes() == pq_rev.sizes() && pk.dim() == 4 && pk.size(0) == heads && pk.size(1) == d / 2 &&
                   pk.size(2) >= kLead + 2 * length - 1 + 2 * kRows && pk.size(3) == 2,
               "pk and pq_rev must be packed [H, d/2, 16 + 2L - 1 + 32, 2]");
-  const bool* mask = nullptr;
-  if (blocked.has_value()) {
-    const at::Tensor& m = *blocked;
-    TORCH_CHECK(m.scalar_type() == at::kBool && m.is_contiguous() && m.dim() == 3 &&
-                    m.size(0) * heads == scores.size(0) && m.size(1) == length && m.size(2) == length,
-                "blocked must be a contiguous bool [B, L, L]");
-    mask = m.data_ptr<bool>();
-  }
+  const bool* mask = mask_data(blocked, scores.size(0) / heads, length);
   fused_probabilities(scores, query, keys, pk, pq_rev, mask);
 }
 
