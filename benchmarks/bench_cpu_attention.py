@@ -24,7 +24,8 @@ is `tiled-windows+packed` with each layer's position products computed once per 
 a kernel that made them cost nothing would reach), `bound:attention-free` returns the values instead of
 attending (the dense layers, norms and embeddings alone).
 
-    python benchmarks/bench_cpu_attention.py [--documents 48] [--precisions bf16 fp32] [--bounds] [--output F.json]
+    python benchmarks/bench_cpu_attention.py [--documents 48] [--precisions bf16 fp32] [--contenders ...]
+        [--bounds] [--output F.json]
 """
 
 from __future__ import annotations
@@ -108,6 +109,13 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["bf16", "fp32"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bounds", action="store_true", help="also time the two ceilings (module doc)")
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=list(CONTENDERS),
+        default=list(CONTENDERS),
+        help="which engines to time (previous and tiled+packed always run: the baseline and the profile)",
+    )
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -135,7 +143,9 @@ def main() -> None:
         f"CPU ISA {cpu_isa()}, {threads} threads; {len(texts)} docs, {tokens} tokens; pipeline bs1 "
         f"{best_pipeline:.0f} tokens/s"
     )
-    contenders = {**CONTENDERS, **(BOUNDS if args.bounds else {})}
+    chosen = {"previous", "tiled+packed", *args.contenders}
+    contenders = {name: how for name, how in CONTENDERS.items() if name in chosen}
+    contenders.update(BOUNDS if args.bounds else {})
     probes = PeakProbes(size=2048, max_seconds=2.0)
     for precision in args.precisions:
         probes.probe(precision)
