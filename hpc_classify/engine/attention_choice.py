@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 ATTENTION_ENV = "HPC_CLASSIFY_ATTENTION"
 ATTENTIONS = ("auto", "bias", "flex", "tiled")
-# The kernel measured faster per device type (docs/attention.md). CPU (AMD EPYC, AVX-512 BF16, torch 2.13):
-# tiled, eager, was faster than the eager bias path in bf16 and as fast in fp32; flex compiled was
+# The kernel measured faster per device type (docs/attention.md). CPU, torch 2.13: on AMD EPYC with AVX-512
+# BF16, tiled (eager) was faster than the eager bias path in bf16 and as fast in fp32; on an AVX2-only EPYC
+# (Zen 3) 1.06x in fp32 and 1.07x in int8: one choice for both ISAs (AMX not measured). Flex compiled was
 # 1.0-1.3x slower than bias, and Inductor's CPU FlexAttention template does not compile with dynamic shapes
 # there. CUDA: not measured yet (scripts/gpu_check.sh measures flex): bias until it is.
 MEASURED_FASTER = {"cpu": "tiled", "cuda": "bias"}
