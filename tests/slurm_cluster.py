@@ -385,13 +385,28 @@ PartitionName=debug Nodes={",".join(self.node_names)} Default=YES MaxTime=INFINI
             proc.wait()
         return killed
 
+    def agent_queue_size(self) -> int:
+        """How many RPCs to slurmds slurmctld holds for retrying (sdiag's "Agent queue size")."""
+        out = self.run(["sdiag"]).stdout
+        found = re.search(r"Agent queue size:\s*(\d+)", out)
+        if found is None:
+            raise SlurmClusterError(f"sdiag printed no agent queue size:\n{out}")
+        return int(found.group(1))
+
     def node_state(self, name: str) -> str:
         """The node's state in sinfo (`idle`, `mix`, `alloc`, `down*`, ...), empty if unknown."""
         return self.run(["sinfo", "-h", "-n", name, "-o", "%t"], check=False).stdout.strip()
 
     def restart_node(self, name: str, timeout: float = 120.0) -> None:
         """Start node `name`'s slurmd again (after `kill_node`) and wait until it is usable:
-        ReturnToService=2 returns a DOWN node to service when its slurmd registers."""
+        ReturnToService=2 returns a DOWN node to service when its slurmd registers.
+
+        First slurmctld's retry list must be empty: an RPC it could not deliver to the dead slurmd (presumably
+        the old job's terminate, on a requeue) could otherwise reach the new one and end the job that restarted
+        there under the same ID. Seen once (CI, 2026-12-03): the requeued job was killed "DUE TO JOB REQUEUE"
+        0.15 s after it started on the node restarted 0.1 s after DOWN; the cause is not confirmed (the list
+        read 0 at that point in three later runs)."""
+        self._poll(lambda: self.agent_queue_size() == 0, timeout, f"slurmctld's undelivered RPCs (to {name})")
         self._spawn(f"slurmd-{name}", [_which("slurmd"), "-D", "-N", name, "-f", str(self.conf_path)])
         self._poll(
             lambda: self.node_state(name) in ("idle", "mix", "alloc"), timeout, f"{name} did not come back"
