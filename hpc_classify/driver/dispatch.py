@@ -24,6 +24,7 @@ from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats
+from hpc_classify.driver.task_futures import result_or_error
 from hpc_classify.driver.worker_deaths import WorkerDeaths
 from hpc_classify.driver.worker_tasks import (
     PROGRESS_TOPIC,
@@ -180,7 +181,7 @@ class Dispatcher:
     def _collect(self, future: Any, queue: FileQueue) -> None:
         group = self.in_flight.pop(future)
         key = future.key
-        result, error = _result_or_error(future)
+        result, error = result_or_error(future)
         # Released at once: while the client holds a finished task, its result stays on its worker, and
         # should that worker die, Dask would run the task (the whole file) again.
         future.release()
@@ -343,25 +344,3 @@ class Dispatcher:
             if marker is not None:
                 self.stats.add_marker(marker)
                 logger.info("%s finished while the run was stopping: counted as processed", item.relpath)
-
-
-def _result_or_error(future: Any) -> tuple[Any, BaseException | None]:
-    """A done task's result, or what ended it: its error, a cancellation, or its worker's death between the
-    task's end and the gather (the result was lost with the worker)."""
-    if future.status == "finished":
-        try:
-            return future.result(), None
-        except Exception as exc:
-            return None, exc
-    return None, _future_error(future)
-
-
-def _future_error(future: Any) -> BaseException:
-    if future.status == "cancelled":
-        from concurrent.futures import CancelledError
-
-        return CancelledError(f"task {future.key} was cancelled (its worker or the scheduler went away)")
-    try:
-        return future.exception()
-    except Exception as exc:  # the exception itself could not be unpickled, or the client lost the scheduler
-        return exc
