@@ -8,7 +8,7 @@ matmul's post-op (`_linear_pointwise`) made the engine 4-6% faster in bf16 on an
 rounding of the GELU's input with it.
 
 Only eager bf16 engines on CPU pack (engine.py decides), and only where oneDNN can reorder bf16 weights
-(`cpu_has_native_bf16`: AVX-512 or AVX-NE-CONVERT; on an AVX2-only CPU the reorder raises, and bf16 there runs
+(`onednn_reorders_bf16`: AVX-512 or AVX-NE-CONVERT; on an AVX2-only CPU the reorder raises, and bf16 there runs
 plain `nn.Linear`, emulated). Weights and state-dict keys are unchanged, and a weight changed in place is
 packed again before its next use.
 """
@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers.activations import GELUActivation
 
-from hpc_classify.engine.precision import cpu_has_native_bf16
+from hpc_classify.engine.precision import onednn_reorders_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def pack_linear_layers(model: nn.Module) -> int:
     intermediate blocks (a `dense` Linear followed by an exact-GELU `intermediate_act_fn`); returns how many.
     Linear layers in other dtypes (the fp32 head) are left alone, and nothing is packed on a CPU whose oneDNN
     cannot reorder bf16 weights (module docstring)."""
-    if not cpu_has_native_bf16():
+    if not onednn_reorders_bf16():
         logger.debug("bf16 Linear layers not packed: oneDNN has no bf16 weight reorder on this CPU")
         return 0
     count = 0

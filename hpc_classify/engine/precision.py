@@ -70,7 +70,19 @@ def precision_dtype(resolved: str) -> torch.dtype:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bf16 matmuls natively on this CPU (AVX-512 BF16, AMX), not emulated."""
+    """Whether this CPU has bf16 dot-product instructions (AVX-512 BF16 or AMX), so bf16 matmuls beat fp32.
+
+    Not the same question as `onednn_reorders_bf16`: oneDNN also runs bf16 on AVX-512 CPUs without BF16
+    (Skylake-X, Ice Lake), by converting to fp32, about as fast as fp32 at best; "auto" stays fp32 there."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def onednn_reorders_bf16() -> bool:
+    """Whether oneDNN can run (and pack weights for) bf16 matmuls on this CPU at all, natively or by conversion:
+    AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT. On an AVX2-only CPU its bf16 weight reorder raises."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

@@ -10,11 +10,11 @@ from torch.nn import functional as F
 
 from hpc_classify.engine import packed_linear
 from hpc_classify.engine.packed_linear import PackedLinear, pack_linear_layers
-from hpc_classify.engine.precision import cpu_has_native_bf16
+from hpc_classify.engine.precision import onednn_reorders_bf16
 
 # oneDNN reorders bf16 weights only with AVX-512 (or AVX-NE-CONVERT); an AVX2-only CPU raises.
 needs_bf16_reorder = pytest.mark.skipif(
-    not cpu_has_native_bf16(), reason="oneDNN cannot reorder bf16 weights on this CPU (AVX2 only)"
+    not onednn_reorders_bf16(), reason="oneDNN cannot reorder bf16 weights on this CPU (AVX2 only)"
 )
 
 
@@ -108,12 +108,12 @@ def test_the_engine_packs_in_eager_bf16_only_where_onednn_can(tiny_domain_model)
     for precision in ("fp32", "bf16"):
         engine, packed = _packed_engine(tiny_domain_model, precision)
         assert engine.dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
-        assert bool(packed) == (precision == "bf16" and cpu_has_native_bf16()), precision
+        assert bool(packed) == (precision == "bf16" and onednn_reorders_bf16()), precision
 
 
 def test_bf16_without_the_reorder_runs_plain_linear_layers(tiny_domain_model, monkeypatch) -> None:
     """An AVX2-only CPU (oneDNN's bf16 reorder raises there): bf16 still runs, unpacked, on every machine."""
-    monkeypatch.setattr(packed_linear, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(packed_linear, "onednn_reorders_bf16", lambda: False)
     assert pack_linear_layers(_backbone().to(torch.bfloat16)) == 0
     engine, packed = _packed_engine(tiny_domain_model, "bf16")
     assert engine.dtype == torch.bfloat16 and not packed

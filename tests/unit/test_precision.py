@@ -68,6 +68,29 @@ def test_bf16_where_only_emulated_is_allowed_with_a_warning(native_bf16, caplog)
     assert not caplog.records
 
 
+def test_native_bf16_follows_the_cpu_flags() -> None:
+    """Read independently from /proc/cpuinfo: bf16 dot products (AVX-512 BF16 or AMX) on this machine."""
+    from hpc_classify.bench.hardware import cpu_flags
+
+    flags = cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags to compare with")
+    assert precision_module.cpu_has_native_bf16() == bool({"avx512_bf16", "amx_bf16", "amx_tile"} & flags)
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "resolved"), [(False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")]
+)
+def test_auto_stays_fp32_where_onednn_only_converts_bf16(monkeypatch, avx512_bf16, amx, resolved) -> None:
+    """An AVX-512 CPU without BF16 (Skylake-X): oneDNN runs bf16 there by converting to fp32, no faster than
+    fp32, so its bf16 support alone must not make auto pick bf16."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert precision_module.onednn_reorders_bf16()
+    assert resolve_precision(CPU, "auto") == resolved
+
+
 @pytest.mark.parametrize("asked", ["bf16", "int8"])
 def test_no_autocast_with_a_lower_precision_is_a_config_error(asked) -> None:
     with pytest.raises(ConfigError, match=f"autocast=False.*precision='{asked}'"):
