@@ -73,7 +73,8 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU has bf16 dot-product instructions (AVX-512 BF16 or AMX), so bf16 matmuls beat fp32.
 
     Not the same question as `onednn_reorders_bf16`: oneDNN also runs bf16 on AVX-512 CPUs without BF16
-    (Skylake-X, Ice Lake), by converting to fp32, about as fast as fp32 at best; "auto" stays fp32 there."""
+    (Skylake-X, Ice Lake) by emulating the products with fp32 units, which cannot beat fp32 (no such CPU was
+    available to measure); "auto" stays fp32 there."""
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
