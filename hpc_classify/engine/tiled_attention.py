@@ -79,19 +79,18 @@ def tiled_attend(
     window_rows = WINDOW_ROWS if window_rows is None else window_rows
     if window_rows <= 0 or window_rows % TILE_ROWS:
         raise ValueError(f"window_rows must be a positive multiple of {TILE_ROWS}, not {window_rows}")
-    batch, heads, length, _ = query.shape
+    length = query.size(-2)
     if fused is None:
         fused = query.size(-1) % 2 == 0 and uses_fused(query.dtype)  # vdpbf16ps takes pairs
     if fused:
         return _fused_attend(query, key, value, blocked, pos_key, pos_query, scale)
     rows = min(length, window_rows)  # one window over all 2L-1 offsets for short documents
     c2p, p2c = window_products(query, key, pos_key, pos_query, rows)
-    scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
-    mask = None if blocked is None else blocked[:, 0].contiguous()
+    scores, mask = _scores_and_mask(query, key, blocked, scale)
     with torch.profiler.record_function("tiled_attention_probabilities_"):  # a profile shows the kernel
         _kernel().attention_probabilities_(scores, c2p, p2c, mask)
     del c2p, p2c
-    return torch.matmul(scores.view(batch, heads, length, length), value)
+    return _apply(scores, value)
 
 
 def uses_fused(dtype: torch.dtype) -> bool:
@@ -109,9 +108,7 @@ def uses_fused(dtype: torch.dtype) -> bool:
 def _fused_attend(query, key, value, blocked, pos_key, pos_query, scale) -> torch.Tensor:
     """tiled_attend with c2p and p2c computed per 16 x 16 block inside the kernel (never written): the
     operands are packed in pairs of the head dimension, offsets (or keys) inner, as vdpbf16ps reads them."""
-    batch, heads, length, _ = query.shape
-    scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
-    mask = None if blocked is None else blocked[:, 0].contiguous()
+    scores, mask = _scores_and_mask(query, key, blocked, scale)
     with torch.profiler.record_function("fused_attention_probabilities_"):
         _kernel().fused_attention_probabilities_(
             scores,
@@ -123,7 +120,21 @@ def _fused_attend(query, key, value, blocked, pos_key, pos_query, scale) -> torc
             ),  # offsets reversed: see the C++ file
             mask,
         )
-    return torch.matmul(scores.view(batch, heads, length, length), value)
+    return _apply(scores, value)
+
+
+def _scores_and_mask(query, key, blocked, scale) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The kernels' inputs: q.k / scale as [B*H, L, L] (turned into probabilities in place) and the
+    [B, L, L] padding mask, contiguous (or None)."""
+    batch, heads, length, _ = query.shape
+    scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
+    return scores, None if blocked is None else blocked[:, 0].contiguous()
+
+
+def _apply(probabilities: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """[B*H, L, L] probabilities @ [B, H, L, d] values -> [B, H, L, d]."""
+    batch, heads, length, _ = value.shape
+    return torch.matmul(probabilities.view(batch, heads, length, length), value)
 
 
 def _pairs_inner(rows: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
