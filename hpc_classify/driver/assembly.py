@@ -57,6 +57,12 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
     if indices is None:
         raise InputFileError(input_file.path, "cannot assemble: some of its pieces are not done")
     markers = piece_files.read_piece_markers(out, relpath, indices)
+    if stale := sorted(m.extra["piece"] for m in markers if m.fingerprint != settings.fingerprint):
+        raise InputFileError(
+            input_file.path,
+            f"pieces {stale} were classified by another run (a fingerprint other than {settings.fingerprint})",
+            hint=f"remove {piece_files.pieces_dir(out, relpath)}: its pieces will be classified again",
+        )
     destination = file_destination(settings, relpath)
     parts = [m.output_path for m in markers]
     document_format = output_format(settings.output_format)

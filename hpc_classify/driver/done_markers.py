@@ -20,8 +20,9 @@ CLOCK_SKEW_SECONDS = 5.0
 def marker_written_since(
     output_dir: str, relpath: str, fingerprint: str, since: float
 ) -> CompletionMarker | None:
-    """`relpath`'s completion marker when this run wrote it: the run's fingerprint, and started
-    no earlier than `since` (the run's start, epoch seconds) less CLOCK_SKEW_SECONDS. None otherwise."""
+    """`relpath`'s completion marker when this run wrote it: the run's fingerprint, and finished no earlier
+    than `since` (the run's start, epoch seconds) less CLOCK_SKEW_SECONDS. None otherwise. Finished, not
+    started: a file assembled from pieces is started when its first piece was, perhaps in an earlier run."""
     path = marker_path(output_dir, relpath)
     if not os.path.exists(path):
         return None
@@ -30,7 +31,7 @@ def marker_written_since(
     except InputFileError as exc:  # torn or unreadable: the file is redone, as one without a marker
         logger.warning("%s", exc)
         return None
-    if marker.fingerprint != fingerprint or not marker.started_at:
+    written = marker.finished_at or marker.started_at
+    if marker.fingerprint != fingerprint or not written:
         return None
-    started = dt.datetime.fromisoformat(marker.started_at).timestamp()
-    return marker if started >= since - CLOCK_SKEW_SECONDS else None
+    return marker if dt.datetime.fromisoformat(written).timestamp() >= since - CLOCK_SKEW_SECONDS else None

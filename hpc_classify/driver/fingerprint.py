@@ -17,6 +17,10 @@ from typing import Any
 
 from hpc_classify._version import __version__
 from hpc_classify.config import stable_hash
+from hpc_classify.driver.failures import FAILURES_FILE
+from hpc_classify.driver.piece_files import PIECES_DIRNAME
+from hpc_classify.driver.plan import PLAN_FILE
+from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.errors import OutputDirectoryError
 from hpc_classify.io.markers import MARKERS_DIRNAME
 from hpc_classify.io.writers import write_json_atomically
@@ -25,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 RUN_FILE = "_run.json"
 # Bookkeeping that belongs to one run's fingerprint; removed when --overwrite takes a directory over.
-RUN_STATE = (MARKERS_DIRNAME, "failures.jsonl", "_summary.json", "_plan.json")
+RUN_STATE = (MARKERS_DIRNAME, PIECES_DIRNAME, FAILURES_FILE, SUMMARY_FILE, PLAN_FILE)
 
 
 def compute_run_fingerprint(
@@ -67,7 +71,7 @@ def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, over
     """Return the fingerprint id, after checking it against `_run.json` (or writing that file).
 
     On a mismatch: OutputDirectoryError naming the differences, or with `overwrite` the old run's
-    markers, failures, plan and summary are removed so that every file is redone.
+    markers, pieces (with their markers), failures, plan and summary are removed so that every file is redone.
     """
     new_id = fingerprint_id(details)
     stored = read_run_file(output_dir)

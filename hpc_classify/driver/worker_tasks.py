@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,9 +15,9 @@ from typing import Any
 from hpc_classify.config import RunConfig
 from hpc_classify.driver.file_group import FileOutcome, classify_files, picklable
 from hpc_classify.driver.solo_gate import GATE
-from hpc_classify.driver.task import FileSettings
+from hpc_classify.driver.task import FileSettings, file_destination
 from hpc_classify.io.discovery import InputFile
-from hpc_classify.io.markers import CompletionMarker
+from hpc_classify.io.markers import CompletionMarker, read_marker
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +85,11 @@ def run_piece_job_on_worker(
 def _run_piece_job(
     job: Any, output_dir: str, config: RunConfig, settings: FileSettings, outcome: PieceOutcome
 ) -> None:
-    from hpc_classify.driver.assembly import assemble_file
     from hpc_classify.driver.piece_task import classify_pieces
 
     try:
         if job.work is None:
-            layout = _layout(output_dir, job.planned.relpath)
-            outcome.markers.append(assemble_file(job.planned.input_file, layout, settings))
+            outcome.markers.append(_assembled(job.planned, settings))
         else:
             outcome.markers.extend(classify_pieces(job.work, config.classifiers, settings))
     except Exception as error:
@@ -145,10 +144,18 @@ def announce_start(worker: Any, unit: str) -> None:
         logger.debug("could not announce the start of %s: %s", unit, exc)
 
 
-def _layout(output_dir: str, relpath: str) -> Any:
+def _assembled(planned: Any, settings: FileSettings) -> CompletionMarker:
+    """The file's marker once it is assembled from its pieces. An assembly runs again when its worker died
+    after it had finished (Dask reruns the task, or the driver retries it): its pieces are gone by then, and
+    the marker it wrote, with this run's fingerprint, is the result."""
+    from hpc_classify.driver.assembly import assemble_file
     from hpc_classify.driver.piece_files import read_layout
 
-    layout = read_layout(output_dir, relpath)
-    if layout is None:
-        raise FileNotFoundError(f"no piece layout for {relpath} in {output_dir}")
-    return layout
+    layout = read_layout(settings.output_dir, planned.relpath)
+    if layout is not None:
+        return assemble_file(planned.input_file, layout, settings)
+    path = file_destination(settings, planned.relpath).marker_path
+    if os.path.exists(path) and (marker := read_marker(path)).fingerprint == settings.fingerprint:
+        logger.info("%s: already assembled (its task ran again)", planned.relpath)
+        return marker
+    raise FileNotFoundError(f"no piece layout for {planned.relpath} in {settings.output_dir}")

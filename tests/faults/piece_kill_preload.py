@@ -1,8 +1,11 @@
 """TEST-ONLY Dask worker preload: kill -9 the whole run (driver and workers: the test starts it in its own
-process group) at a chosen point of a file in pieces, as a node crash would. Production code has no hook.
+process group) at a chosen point of a file in pieces, as a node crash would; or only the worker, as an
+out-of-memory kill would. Production code has no hook.
 
 HPC_CLASSIFY_TEST_KILL_RUN_AT=piece    a piece's output is written, its marker not yet (the 3rd piece)
 HPC_CLASSIFY_TEST_KILL_RUN_AT=assembly half of the file's output is written under its temp name
+HPC_CLASSIFY_TEST_KILL_RUN_AT=worker-after-assembly   the worker, once the file is assembled and marked and
+                                       its pieces removed, before the task's result reaches the driver
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import os
 import signal
 
-from hpc_classify.driver import task
+from hpc_classify.driver import piece_files, task
 from hpc_classify.io.jsonl_format import JsonlFormat
 
 _where = os.environ.get("HPC_CLASSIFY_TEST_KILL_RUN_AT")
 # Dask may run a preload file more than once in one namespace: wrap the originals, never a wrapper.
 _real_write_marker = getattr(task.write_marker, "__wrapped_original__", task.write_marker)
 _real_assemble = getattr(JsonlFormat.assemble, "__wrapped_original__", JsonlFormat.assemble)
+_real_remove_pieces = getattr(piece_files.remove_pieces, "__wrapped_original__", piece_files.remove_pieces)
 
 
 def _kill_run() -> None:
@@ -45,3 +49,15 @@ if _where == "assembly":
 
     _assemble.__wrapped_original__ = _real_assemble
     JsonlFormat.assemble = _assemble
+
+if _where == "worker-after-assembly":
+    _assembled_once = []
+
+    def _remove_pieces(output_dir, relpath):
+        _real_remove_pieces(output_dir, relpath)
+        if not _assembled_once:  # once per worker process: its replacement finds nothing to remove anyway
+            _assembled_once.append(relpath)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    _remove_pieces.__wrapped_original__ = _real_remove_pieces
+    piece_files.remove_pieces = _remove_pieces

@@ -10,7 +10,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from driver_support import cli_env, output_files, read_jsonl, run_args, run_cli, start_cli, temp_files
+from driver_support import (
+    cli_env,
+    output_files,
+    read_jsonl,
+    run_args,
+    run_cli,
+    start_cli,
+    summary,
+    temp_files,
+)
 
 from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
 
@@ -69,3 +78,49 @@ def test_kill_9_during_a_piece_or_the_assembly_then_rerun_is_exactly_once(
     assert [row["id"] for row in rows] == ids
     assert not (output / "_pieces").exists()
     assert temp_files(output) == []
+
+
+def test_overwrite_after_a_kill_redoes_the_old_runs_pieces(tmp_path, tiny_domain_model):
+    """Pieces classified before the kill belong to the old run's fingerprint: a rerun with other settings and
+    --overwrite classifies them again (the output once held the old run's rows for them: another column)."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    ids = [f"d{i}" for i in range(240)]
+    _, piece_bytes = write_input(inputs, "jsonl", ids)
+    args = run_args(inputs, output, tiny_domain_model, "--piece-bytes", str(piece_bytes))
+    env = cli_env(
+        HPC_CLASSIFY_TEST_KILL_RUN_AT="piece", DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)])
+    )
+    proc = start_cli(args, tmp_path / "killed.log", env=env)
+    assert proc.wait(timeout=600) == -9, (tmp_path / "killed.log").read_text()[-3000:]
+    assert len(list((output / "_pieces").rglob("*.done.json"))) == 2
+
+    rerun = run_cli([*args, "--pred-column", "label", "--overwrite"])
+
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (written,) = output_files(output).values()
+    rows = read_jsonl(written)
+    assert [row["id"] for row in rows] == ids
+    assert [row for row in rows if "label" not in row or "domain_pred" in row] == []
+    assert not (output / "_pieces").exists()
+
+
+def test_an_assembly_whose_worker_died_after_it_finished_counts_as_done(tmp_path, tiny_domain_model):
+    """The worker dies once the file is assembled and marked, before its result reaches the driver: the task
+    runs again, finds the file's marker instead of its pieces, and the file counts as processed, not failed."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    ids = [f"d{i}" for i in range(240)]
+    _, piece_bytes = write_input(inputs, "jsonl", ids)
+    env = cli_env(
+        HPC_CLASSIFY_TEST_KILL_RUN_AT="worker-after-assembly",
+        DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)]),
+    )
+    run = run_cli(run_args(inputs, output, tiny_domain_model, "--piece-bytes", str(piece_bytes)), env=env)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    totals = summary(output)
+    assert (totals["files_processed"], totals["files_failed"]) == (1, 0)
+    assert not (output / "failures.jsonl").exists() or not (output / "failures.jsonl").read_text().strip()
+    (written,) = output_files(output).values()
+    assert [row["id"] for row in read_jsonl(written)] == ids
