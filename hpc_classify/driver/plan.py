@@ -15,6 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hpc_classify.driver.failures import FAILURES_FILE
 from hpc_classify.errors import ConfigError
 from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
 from hpc_classify.io.markers import MARKERS_DIRNAME, iter_marker_relpaths
@@ -131,6 +132,13 @@ def _check_output_apart(
         return real_dirs[directory]
 
     for f in files:
+        if output_relpath(f.relpath, output_format) == FAILURES_FILE:
+            raise ConfigError(
+                f"the output for {f.path} would be {FAILURES_FILE} at the top of --output, which is the run's "
+                "failure log (rewritten by every run)",
+                hint="rename that input or move it into a sub-directory; if it is an earlier run's failure "
+                "log (the inputs are an hpc_classify output), move it out of the inputs",
+            )
         target = os.path.join(out, output_relpath(f.relpath, output_format))
         same_name = os.path.basename(target) == os.path.basename(f.path)
         if same_name and real_dir(target) == real_dir(f.path):

@@ -74,6 +74,21 @@ def test_output_that_would_overwrite_an_input_file_is_refused(tmp_path):
     list_input_files([str(tmp_path / "a.jsonl")], str(tmp_path), "parquet")  # a.parquet: no clash
 
 
+@pytest.mark.parametrize(
+    ("name", "output_format"), [("failures.jsonl", "jsonl"), ("failures.parquet", "jsonl")]
+)
+def test_an_input_whose_output_would_be_the_failure_log_is_refused(tmp_path, name, output_format):
+    """Every run starts the failure log afresh and appends to it: it would delete or corrupt that output."""
+    inputs = tmp_path / "in"
+    make_inputs(inputs, {name: 3, "sub/failures.jsonl": 3, "a.jsonl": 3})
+    with pytest.raises(ConfigError, match=rf"{name} would be failures.jsonl at the top of --output") as error:
+        list_input_files([str(inputs)], str(tmp_path / "out"), output_format)
+    assert "rename that input" in str(error.value)
+    (inputs / name).unlink()
+    files = list_input_files([str(inputs)], str(tmp_path / "out"), output_format)  # one level down: fine
+    assert sorted(f.relpath for f in files) == ["a.jsonl", "sub/failures.jsonl"]
+
+
 def test_remove_stale_temp_files_only_removes_our_pattern(tmp_path):
     keep = [
         "a.jsonl",
