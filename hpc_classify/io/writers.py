@@ -2,7 +2,8 @@
 
 Every write goes to `.<name>.tmp-<pid>-<random>` in the destination directory (same file system, so the
 rename is atomic), is flushed and fsynced, renamed over the final name with os.replace, and the directory
-is fsynced so the rename survives a node crash. A killed writer leaves only a hidden temp file, which
+is fsynced so the rename survives a node crash; so is the parent of each directory created on the way, or
+a marker's directory could survive a crash that loses its output's. A killed writer leaves only a hidden temp file, which
 `is_temp_file` recognises for cleanup.
 """
 
@@ -50,7 +51,7 @@ def write_atomically(final_path: str, write_fn: Callable[[BinaryIO], Any]) -> No
     directory = os.path.dirname(os.path.abspath(final_path))
     tmp = temp_path_for(final_path)
     try:
-        os.makedirs(directory, exist_ok=True)
+        _make_directories(directory)
         try:
             with open(tmp, "xb") as fileobj:  # "x": never clobber another writer's temp file
                 write_fn(fileobj)
@@ -82,6 +83,21 @@ def write_json_atomically(path: str, obj: Any, *, indent: int | None = None) -> 
     """Write one JSON document atomically (UTF-8, non-ASCII kept as is)."""
     data = json.dumps(obj, ensure_ascii=False, indent=indent, default=json_default).encode("utf-8")
     write_atomically(path, lambda f: f.write(data))
+
+
+def _make_directories(directory: str) -> None:
+    """os.makedirs, then fsync the parent of each directory it created (top down): the new entries are
+    on disk before any file renamed into them is."""
+    missing = []
+    path = directory
+    while not os.path.isdir(path) and path not in missing:
+        missing.append(path)
+        path = os.path.dirname(path)
+    if not missing:
+        return
+    os.makedirs(directory, exist_ok=True)
+    for created in reversed(missing):
+        _fsync_directory(os.path.dirname(created))
 
 
 def _fsync_directory(directory: str) -> None:

@@ -49,6 +49,22 @@ def test_write_atomically_failure_removes_temp_and_keeps_old_file(tmp_path):
     assert os.listdir(tmp_path) == ["out.bin"]
 
 
+def test_directories_created_on_the_way_are_synced_in_their_parents(tmp_path, monkeypatch):
+    """A node crash must not keep a marker's new directory and lose its output's: each directory made for a
+    file is made durable in its parent (top down) before the file is renamed into it."""
+    from hpc_classify.io import writers
+
+    synced = []
+    real_fsync_directory = writers._fsync_directory
+    monkeypatch.setattr(writers, "_fsync_directory", lambda d: synced.append(d) or real_fsync_directory(d))
+    write_atomically(str(tmp_path / "a" / "b" / "c.txt"), lambda f: f.write(b"x"))
+    assert synced == [str(tmp_path), str(tmp_path / "a"), str(tmp_path / "a" / "b")]
+    synced.clear()
+    write_atomically(str(tmp_path / "a" / "b" / "d.txt"), lambda f: f.write(b"y"))
+    assert synced == [str(tmp_path / "a" / "b")]  # nothing created: only the rename's directory
+    assert (tmp_path / "a" / "b" / "c.txt").read_bytes() == b"x"
+
+
 def test_temp_name_is_hidden_in_same_directory(tmp_path):
     tmp = temp_path_for(str(tmp_path / "x.jsonl.gz"))
     assert os.path.dirname(tmp) == str(tmp_path)
