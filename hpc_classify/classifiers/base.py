@@ -125,6 +125,15 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
         """NeMo Curator's name for `labels`."""
         return self.labels
 
+    @property
+    def device_type(self) -> str:
+        """NeMo Curator's name for `device` (auto, cpu or cuda): the same attribute."""
+        return self.device
+
+    @device_type.setter
+    def device_type(self, value: str) -> None:
+        self.device = value
+
     def _check_filter_labels(self, labels: list[str]) -> None:
         unknown = sorted(set(self.filter_by or ()) - set(labels))
         if unknown:

@@ -45,7 +45,7 @@ def dask_protocol(protocol: str) -> str:
 
 def get_client(
     cluster_type: str = "cpu",
-    scheduler_address: str | None = None,
+    scheduler_address: Any = None,
     scheduler_file: str | None = None,
     n_workers: int | None = os.cpu_count(),
     threads_per_worker: int = 1,
@@ -60,9 +60,9 @@ def get_client(
     rmm_release_threshold: int | str | None = None,
     **cluster_kwargs: Any,
 ) -> Any:
-    """A `distributed.Client`: joined to `scheduler_address` or `scheduler_file`, else on a new local CPU or
-    GPU cluster (`cluster_kwargs` go to LocalCluster / LocalCUDACluster). Close it with `client.shutdown()`
-    to stop a cluster started here."""
+    """A `distributed.Client`: joined to `scheduler_address` (an address, or a cluster object such as a
+    LocalCluster) or `scheduler_file`, else on a new local CPU or GPU cluster (`cluster_kwargs` go to
+    LocalCluster / LocalCUDACluster). Close it with `client.shutdown()` to stop a cluster started here."""
     if cluster_type not in ("cpu", "gpu"):
         raise ConfigError(f"cluster_type must be 'cpu' or 'gpu', not {cluster_type!r}")
     protocol = dask_protocol(protocol)
@@ -182,12 +182,16 @@ def _check_rapids_for(options: dict[str, tuple[str, Any]]) -> None:
         )
 
 
-def _join(scheduler_address: str | None, scheduler_file: str | None, protocol: str) -> Any:
+def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str) -> Any:
     from distributed import Client
 
     if scheduler_file:
         target = f"scheduler file {scheduler_file}"
         make = lambda: Client(scheduler_file=scheduler_file, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
+    elif not isinstance(scheduler_address, str):  # a cluster object, as NeMo's docstring allows
+        cluster = scheduler_address
+        target = f"{type(cluster).__name__} at {getattr(cluster, 'scheduler_address', '?')}"
+        make = lambda: Client(cluster, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
     else:
         address = scheduler_address if "://" in scheduler_address else f"{protocol}://{scheduler_address}"
         target = f"scheduler {address}"

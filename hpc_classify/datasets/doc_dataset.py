@@ -116,12 +116,27 @@ class DocumentDataset:
         input_files: str | Sequence[str],
         backend: str = "pandas",
         columns: Sequence[str] | None = None,
+        *,
+        files_per_partition: int | None = None,
+        blocksize: str | int | None = None,
+        add_filename: bool | str = False,
+        input_meta: str | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> DocumentDataset:
-        """Read pickled pandas DataFrames (.pkl, .pickle), one partition per file; `kwargs` go to
+        """Read pickled pandas DataFrames (.pkl, .pickle), one partition per file unless `files_per_partition`
+        or `blocksize` pack several. The keywords NeMo passes on to `read_data` work as there (NeMo itself
+        reads only the first file and only warns about add_filename); other `kwargs` go to
         `pandas.read_pickle` (compression, storage_options)."""
         frame, sources = read_frame_and_sources(
-            input_files, "pickle", backend, None, None, False, None, columns, kwargs
+            input_files,
+            "pickle",
+            backend,
+            blocksize,
+            files_per_partition,
+            add_filename,
+            input_meta,
+            columns,
+            kwargs,
         )
         return cls(frame, sources)
 

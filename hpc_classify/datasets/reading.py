@@ -44,6 +44,7 @@ from hpc_classify.io.readers import import_cudf, read_documents, read_frame
 FILENAME_COLUMN = "file_name"
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 FILE_TYPES = ("jsonl", "json", "parquet", "pickle")
+PICKLE_KWARGS = ("compression", "storage_options")  # what pandas.read_pickle takes besides the path
 
 
 def filename_column(add_filename: bool | str) -> str | None:
@@ -128,8 +129,8 @@ def read_frame_and_sources(
     kind = "jsonl" if file_type == "json" else file_type
     if kind not in FILE_TYPES:
         raise DataLayoutError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
-    if kind != "pickle":
-        refuse_reader_kwargs(f"read_{kind}", read_kwargs)
+    passed_on = PICKLE_KWARGS if kind == "pickle" else ()
+    refuse_reader_kwargs(f"read_{kind}", {k: v for k, v in read_kwargs.items() if k not in passed_on})
     if backend == "cudf":
         _require_dask_cudf()
     elif backend != "pandas":
@@ -151,11 +152,13 @@ def read_frame_and_sources(
 
 
 def refuse_reader_kwargs(function: str, kwargs: Mapping[str, Any]) -> None:
-    """NeMo passes these to pandas/cuDF readers; here the files are parsed by our readers."""
+    """NeMo passes these to pandas/cuDF readers; here JSONL and Parquet are parsed by our readers, and a
+    pickle by `pandas.read_pickle`, which takes only PICKLE_KWARGS."""
     if kwargs:
         raise UnexpectedArgumentError(
             f"{function} does not take {', '.join(sorted(kwargs))}",
-            hint="these files are parsed here, not by pandas/cuDF: use columns=, input_meta= or add_filename=",
+            hint="these files are parsed here, not by pandas/cuDF: use columns=, input_meta= or add_filename= "
+            f"(pickles also take {', '.join(PICKLE_KWARGS)})",
         )
 
 

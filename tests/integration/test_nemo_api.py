@@ -118,6 +118,7 @@ def test_get_client_by_scheduler_file_and_address(tmp_path, running_cluster):
         {"scheduler_file": str(tmp_path / "scheduler.json")},
         {"scheduler_address": running_cluster.scheduler_address},
         {"scheduler_address": running_cluster.scheduler_address.removeprefix("tcp://"), "protocol": "tcp"},
+        {"scheduler_address": running_cluster},  # a cluster object, as NeMo's docstring allows
     ):
         client = get_client(**kwargs)
         try:

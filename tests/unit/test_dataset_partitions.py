@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hpc_classify.datasets import DocumentDataset
-from hpc_classify.errors import InputFileError
+from hpc_classify.errors import InputFileError, UnexpectedArgumentError
 
 
 def _write_jsonl(path, rows):
@@ -140,3 +140,23 @@ def test_pickles_keep_their_column_order_but_agree(tmp_path):
     dataset = DocumentDataset.read_pickle(str(tmp_path))
     assert list(dataset.df.columns) == ["text", "id"]
     _check_partitions_match_meta(dataset.df)
+
+
+def test_read_pickle_takes_the_keywords_nemo_passes_to_read_data(tmp_path):
+    """NeMo's read_pickle hands add_filename and files_per_partition to read_data: they take effect here, and
+    what pandas.read_pickle takes (compression) still reaches it; anything else is a clear error."""
+    pd.DataFrame({"id": [1, 2], "text": ["x", "y"]}).to_pickle(tmp_path / "a.pkl")
+    pd.DataFrame({"id": [3], "text": ["z"]}).to_pickle(tmp_path / "b.pkl")
+    with pytest.raises(InputFileError, match="a.pkl"):  # gzip asked for, a.pkl is not: the file is named
+        DocumentDataset.read_pickle(str(tmp_path / "a.pkl"), compression="gzip").df.compute()
+    dataset = DocumentDataset.read_pickle(
+        str(tmp_path / "a.pkl"), add_filename=True, files_per_partition=1, compression=None
+    )
+    frame = dataset.df.compute()
+    assert frame["file_name"].tolist() == ["a.pkl", "a.pkl"] and frame["id"].tolist() == [1, 2]
+    packed = DocumentDataset.read_pickle(
+        [str(tmp_path / "a.pkl"), str(tmp_path / "a.pkl")], files_per_partition=2
+    )
+    assert packed.df.npartitions == 1 and len(packed.df.compute()) == 4
+    with pytest.raises(UnexpectedArgumentError, match="read_pickle does not take nrows"):
+        DocumentDataset.read_pickle(str(tmp_path / "a.pkl"), nrows=1)

@@ -204,3 +204,13 @@ def test_combinations_are_checked_once():
         EngineOptions(autocast=False, precision="bf16")
     with pytest.raises(ConfigError, match="device='cpu' and device_type='cuda' disagree"):
         CLASSIFIERS["domain"](device_type="cuda", device="cpu")
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_device_type_reads_back_as_nemo_code_expects(name: str) -> None:
+    """NeMo's classifiers keep `device_type` as an attribute: here it is `device` under NeMo's name."""
+    classifier = CLASSIFIERS[name](device_type="cpu")
+    assert classifier.device_type == classifier.device == "cpu"
+    assert CLASSIFIERS[name]().device_type == "auto"
+    classifier.device_type = "cuda"
+    assert classifier.device == "cuda"
