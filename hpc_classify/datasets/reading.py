@@ -269,10 +269,12 @@ class PartitionReader:
             frame = read_piece(
                 path, part.piece, text_field=self.text_field, on_bad_row="error", columns=self.columns
             ).frame
-        elif self.text_field is not None and self.backend == "pandas":
+        elif self.text_field is not None:  # rows checked on the host, cuDF or not: file:line in the error
             frame = read_documents(
                 path, text_field=self.text_field, on_bad_row="error", columns=self.columns
             ).frame
+            if self.backend == "cudf":
+                frame = import_cudf().from_pandas(frame)
         else:
             frame = read_frame(path, backend=self.backend, columns=self.columns)
         if len(frame) > 0:

@@ -75,3 +75,15 @@ def test_cudf_partitions_match_the_dataset_metadata(tmp_path):
         part = ddf.partitions[index].compute()
         assert list(part.columns) == ["id", "text"] and list(part.dtypes) == list(ddf._meta.dtypes)
     assert ddf.map_partitions(lambda d: d.iloc[:, 0]).compute().to_pandas().tolist() == [0, 1, 2, 0, 1]
+
+
+def test_cudf_backend_checks_the_text_field_naming_the_line(tmp_path):
+    pytest.importorskip("dask_cudf")
+    from hpc_classify.errors import InputFileError
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "fine", "id": 1}\n{"text": null, "id": 2}\n')
+    with pytest.raises(InputFileError, match=r"bad.jsonl:2: text field 'text' is null"):
+        DocumentDataset.read_json(str(path), backend="cudf", text_field="text").df.compute()
+    good = DocumentDataset.read_json(str(tmp_path / "bad.jsonl"), backend="cudf")  # no text_field: no check
+    assert type(good.df.compute()).__module__.startswith("cudf")
