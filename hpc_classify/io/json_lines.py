@@ -1,7 +1,8 @@
 """Rows as JSON Lines: frames and dicts encoded to UTF-8 lines, compressed as the file name says.
 
 NaN/NA become null, numpy scalars and arrays Python values, timestamps ISO strings: what a JSONL reader
-reads back as the same values.
+reads back as the same values. Infinities become null too, as pandas' `to_json` writes them: JSON has no
+infinity (Python's `json` reads a non-standard `Infinity` in an input, which other readers reject).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def write_jsonl_rows(rows: Iterable[Mapping[str, Any]], fileobj: BinaryIO, path:
 
 
 def frame_rows(df: pd.DataFrame) -> Iterable[dict[str, Any]]:
-    """Rows of `df` as JSON-ready dicts: NaN/NA -> None, numpy scalars and arrays -> Python values."""
+    """Rows of `df` as JSON-ready dicts: NaN/NA/infinity -> None, numpy scalars and arrays -> Python values."""
     names = [str(c) for c in df.columns]
     columns = [_column_values(df.iloc[:, i]) for i in range(df.shape[1])]
     for values in zip(*columns, strict=True):
@@ -45,7 +46,7 @@ def _column_values(series: pd.Series) -> list[Any]:
     if isinstance(dtype, np.dtype) and dtype.kind in "biu":
         return series.tolist()  # numpy ints/bools hold no missing values; tolist gives Python scalars
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
-        return [None if math.isnan(v) else v for v in series.tolist()]
+        return [v if math.isfinite(v) else None for v in series.tolist()]
     return [_to_json_value(v) for v in series.tolist()]
 
 
@@ -53,7 +54,7 @@ def _to_json_value(value: Any) -> Any:
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float):
-        return None if math.isnan(value) else value
+        return value if math.isfinite(value) else None
     if isinstance(value, str | int | bool):
         return value
     if isinstance(value, np.ndarray):

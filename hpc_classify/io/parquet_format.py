@@ -35,7 +35,9 @@ class ParquetFormat:
         self, path: str, text_field: str | None, on_bad_row: str, columns: Sequence[str] | None = None
     ) -> ReadResult:
         """The whole file with its text field checked, rows indexed by file position."""
-        table = self._read_table(path, None if columns is None else [*columns, text_field])
+        table = self._read_table(
+            path, None if columns is None else list(dict.fromkeys([*columns, text_field]))
+        )
         frame, bad = check_parquet_table(path, table, text_field, on_bad_row)
         if columns is not None:
             wanted = [c for c in columns if c in frame.columns]
@@ -75,7 +77,7 @@ class ParquetFormat:
             meta = metadata.row_group(group)
             rows = meta.num_rows
             on_disk = sum(meta.column(c).total_compressed_size for c in range(meta.num_columns))
-            if on_disk > piece_bytes:  # a large row group: cut into row ranges of about piece_bytes
+            if on_disk > piece_bytes and rows:  # a large row group: cut into row ranges of about piece_bytes
                 if row > start:
                     ranges.append((start, row))
                 cuts = min(rows, math.ceil(on_disk / piece_bytes))

@@ -65,6 +65,9 @@ class StreamPiece:
     last: bool  # the file ends with this piece
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def check_bad_row_policy(on_bad_row: str) -> None:
     if on_bad_row not in BAD_ROW_POLICIES:
         raise ConfigError(f"on_bad_row must be one of {', '.join(BAD_ROW_POLICIES)}, not {on_bad_row!r}")
@@ -105,6 +108,8 @@ def parse_jsonl_lines(
     positions: list[int] = []
     position = first_position - 1
     for lineno, raw in enumerate(lines, start=first_lineno):
+        if lineno == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[len(UTF8_BOM) :]  # a file saved "UTF-8 with BOM": the mark is not part of the document
         if not raw.strip():
             continue  # blank lines carry no document: not counted as bad
         position += 1
@@ -187,6 +192,12 @@ def check_parquet_table(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if text_field in table.column_names and _is_string_dictionary(table.schema.field(text_field).type):
+        # pandas writes a categorical text column dictionary-encoded: the same strings
+        index = table.column_names.index(text_field)
+        table = table.set_column(
+            index, text_field, table.column(index).cast(table.schema.field(index).type.value_type)
+        )
     if text_field not in table.column_names:
         problem = f"missing text field {text_field!r}"
         bad_mask = [True] * table.num_rows
@@ -215,6 +226,12 @@ def _is_string_type(arrow_type) -> bool:
 
     is_view = getattr(pa.types, "is_string_view", lambda _t: False)  # pyarrow >= 16
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or is_view(arrow_type)
+
+
+def _is_string_dictionary(arrow_type) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_dictionary(arrow_type) and _is_string_type(arrow_type.value_type)
 
 
 def _row_json(table, index: int) -> str:

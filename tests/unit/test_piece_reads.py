@@ -147,3 +147,15 @@ def test_compressed_stream_pieces_and_resume_after_done_pieces(tmp_path, suffix)
     for again, first in zip(rest, pieces[4:], strict=True):
         assert again.result.frame.equals(first.result.frame)
         assert again.result.frame.index.tolist() == first.result.frame.index.tolist()
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 10, 50, 10**6])
+def test_parquet_with_an_empty_row_group_in_any_piece_size(tmp_path, piece_bytes):
+    path = str(tmp_path / "e.parquet")
+    with pq.ParquetWriter(path, pa.schema([("id", pa.int64()), ("text", pa.string())])) as writer:
+        for ids in ([0, 1], [], [2, 3]):
+            writer.write_table(pa.table({"id": ids, "text": [f"t{i}" for i in ids]}, schema=writer.schema))
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3
+    whole, _, results = _whole_and_pieces(path, piece_bytes)
+    assert whole.frame["id"].tolist() == [0, 1, 2, 3]
+    _assert_same(whole, results)

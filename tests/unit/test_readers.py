@@ -191,6 +191,33 @@ def test_parquet_round_trip_keeps_columns_and_order(tmp_path):
     assert list(read_documents(path).frame.columns) == ["z", "text"]
 
 
+@pytest.mark.parametrize("columns", [["text", "id"], ["id", "text"], ["id"]])
+def test_parquet_columns_may_name_the_text_field(tmp_path, columns):
+    path = str(tmp_path / "c.parquet")
+    pq.write_table(pa.table({"id": [1, 2], "text": ["a", "b"], "other": [0, 0]}), path)
+    frame = read_documents(path, columns=columns).frame
+    assert list(frame.columns) == (columns if "text" in columns else [*columns, "text"])
+    assert frame["text"].tolist() == ["a", "b"] and frame["id"].tolist() == [1, 2]
+
+
+def test_parquet_dictionary_encoded_text_is_text(tmp_path):
+    """pandas writes a categorical column dictionary-encoded: the same strings, read as plain text."""
+    path = str(tmp_path / "d.parquet")
+    pd.DataFrame({"text": pd.Categorical(["a", "b", None, "a"]), "id": [1, 2, 3, 4]}).to_parquet(path)
+    result = read_documents(path, on_bad_row="skip")
+    assert result.frame["text"].tolist() == ["a", "b", "a"] and result.frame["id"].tolist() == [1, 2, 4]
+    assert [(b.line, b.reason) for b in result.bad_rows] == [(3, "text field 'text' is null")]
+
+
+@pytest.mark.parametrize("name", ["bom.jsonl", "bom.jsonl.gz"])
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_document(tmp_path, name):
+    data = b"\xef\xbb\xbf" + _jsonl_bytes([{"text": "a", "id": 1}, {"text": "\ufeffb", "id": 2}])
+    path = _write(tmp_path / name, data)
+    result = read_documents(path)
+    assert result.bad_rows == [] and result.frame["text"].tolist() == ["a", "\ufeffb"]  # only the file's mark
+    assert read_frame(path)["id"].tolist() == [1, 2]
+
+
 def test_read_frame_has_no_text_checks_but_rejects_invalid_json(tmp_path):
     path = _write(tmp_path / "f.jsonl", b'{"text": null, "a": 1}\n{"b": 2}\n')
     frame = read_frame(path)

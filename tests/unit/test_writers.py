@@ -28,6 +28,19 @@ def _leftovers(directory) -> list[str]:
     return sorted(n for n in os.listdir(directory) if is_temp_file(n))
 
 
+def test_jsonl_writes_nan_and_infinities_as_null_as_pandas_does(tmp_path):
+    """JSON has no infinity: an input's non-standard Infinity (Python's json reads it) or a Parquet inf."""
+    frame = pd.DataFrame(
+        {"x": [1.5, float("inf"), -float("inf"), float("nan")], "o": [{"v": float("inf")}] * 4}
+    )
+    path = tmp_path / "o.jsonl"
+    write_frame(frame, str(path), "jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    expected = [json.loads(line) for line in frame[["x"]].to_json(orient="records", lines=True).splitlines()]
+    assert [{"x": r["x"]} for r in rows] == expected == [{"x": 1.5}, {"x": None}, {"x": None}, {"x": None}]
+    assert [r["o"] for r in rows] == [{"v": None}] * 4
+
+
 def test_write_atomically_success_leaves_only_final_file(tmp_path):
     final = tmp_path / "sub" / "out.bin"
     write_atomically(str(final), lambda f: f.write(b"payload"))
