@@ -85,15 +85,25 @@ def run_classification(
     # Everything that can be wrong with the command is checked before anything is written into the
     # output directory: the classifiers and their fingerprint (labels, checkpoint hashes: no weights), the
     # inputs, and the output path itself. A corrected command then starts afresh.
-    details = _fingerprint_details(config)
-    output_dir = os.path.abspath(config.output)
-    files = list_input_files(config.inputs, output_dir, config.output_format)
-    check_text_fields(config.classifiers, files)
-    _make_output_dir(output_dir)
-    with RunLock(output_dir):
-        return _run_locked(
-            config, output_dir, details, files, client=client, connect_timeout=connect_timeout, hooks=hooks
-        )
+    # Signals are caught from the start: listing a large corpus and reading its markers can take minutes,
+    # and a stop asked for meanwhile must still end in a clean summary (nothing is submitted then).
+    with StopRequest() as stop:
+        details = _fingerprint_details(config)
+        output_dir = os.path.abspath(config.output)
+        files = list_input_files(config.inputs, output_dir, config.output_format)
+        check_text_fields(config.classifiers, files)
+        _make_output_dir(output_dir)
+        with RunLock(output_dir):
+            return _run_locked(
+                config,
+                output_dir,
+                details,
+                files,
+                stop,
+                client=client,
+                connect_timeout=connect_timeout,
+                hooks=hooks,
+            )
 
 
 def _make_output_dir(output_dir: str) -> None:
@@ -116,6 +126,7 @@ def _run_locked(
     output_dir: str,
     details: dict[str, Any],
     files: list[PlannedFile],
+    stop: StopRequest,
     *,
     client: Any | None,
     connect_timeout: float | None,
@@ -141,14 +152,15 @@ def _run_locked(
         len(pending),
         output_dir,
     )
-    stop = StopRequest()
     cluster_info: dict[str, Any] = {
         "scheduler_address": None,
         "protocol": None,
         "workers": 0,
         "dashboard": None,
     }
-    if pending:
+    if pending and stop.requested:
+        logger.warning("%s received before classifying began: nothing submitted", stop.signal_name)
+    elif pending:
         cluster_info = _classify(
             config, output_dir, fingerprint, pending, stats, failures, stop, client, connect_timeout, hooks
         )
@@ -195,49 +207,47 @@ def _classify(
 ) -> dict[str, Any]:
     from hpc_classify.cluster.connect import DEFAULT_CONNECT_TIMEOUT, close_quietly, connect
 
-    # Signals are caught from here on: a SIGTERM while the cluster starts still ends in a clean summary.
-    with stop:
-        if given_client is not None:
-            client, cluster = given_client, None
-        else:
-            client, cluster = connect(config, timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
+    if given_client is not None:
+        client, cluster = given_client, None
+    else:
+        client, cluster = connect(config, timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
+    try:
+        info = _cluster_info(client)
+        logger.info(
+            "Dask scheduler %s with %d worker(s); dashboard: %s",
+            info["scheduler_address"],
+            info["workers"],
+            info["dashboard"],
+        )
+        piece_bytes = config.piece_bytes
+        if piece_bytes is None:
+            piece_bytes = default_piece_bytes(config.device)
+        if piece_bytes:
+            logger.info("files over %d bytes are classified in pieces of that size", piece_bytes)
+        progress = Progress(
+            len(pending), interval=config.progress_interval, total_bytes=sum(f.size for f in pending)
+        )
+        dispatcher = Dispatcher(
+            client,
+            config,
+            output_dir=output_dir,
+            fingerprint=fingerprint,
+            stats=stats,
+            failures=failures,
+            progress=progress,
+            stop=stop,
+            stop_grace=config.stop_grace,
+            piece_bytes=piece_bytes,
+        )
         try:
-            info = _cluster_info(client)
-            logger.info(
-                "Dask scheduler %s with %d worker(s); dashboard: %s",
-                info["scheduler_address"],
-                info["workers"],
-                info["dashboard"],
-            )
-            piece_bytes = config.piece_bytes
-            if piece_bytes is None:
-                piece_bytes = default_piece_bytes(config.device)
-            if piece_bytes:
-                logger.info("files over %d bytes are classified in pieces of that size", piece_bytes)
-            progress = Progress(
-                len(pending), interval=config.progress_interval, total_bytes=sum(f.size for f in pending)
-            )
-            dispatcher = Dispatcher(
-                client,
-                config,
-                output_dir=output_dir,
-                fingerprint=fingerprint,
-                stats=stats,
-                failures=failures,
-                progress=progress,
-                stop=stop,
-                stop_grace=config.stop_grace,
-                piece_bytes=piece_bytes,
-            )
-            try:
-                with hooks.around_classifying(config, output_dir):
-                    dispatcher.run(pending)
-            finally:
-                progress.close()
+            with hooks.around_classifying(config, output_dir):
+                dispatcher.run(pending)
         finally:
-            if given_client is None:
-                close_quietly(client, cluster)
-        dispatcher.count_late_markers()
+            progress.close()
+    finally:
+        if given_client is None:
+            close_quietly(client, cluster)
+    dispatcher.count_late_markers()
     return info
 
 
