@@ -6,6 +6,9 @@ the file's mtime (a heartbeat) from a background thread. A lock is stale, and ma
   back), or
 - it was written on another host and its heartbeat is older than `stale_after` seconds (we cannot see
   processes on other hosts; a live driver refreshes the heartbeat every `heartbeat_interval` seconds).
+  A younger heartbeat of another host is watched, not trusted: a job restarted on another node soon after
+  its driver's node died (a requeue, a resubmission) would otherwise be refused. The lock is refused as
+  soon as the heartbeat beats, and taken over once it is `stale_after` old.
 
 Creation uses O_CREAT|O_EXCL, which is atomic on local file systems and on NFSv3+/Lustre/GPFS. The
 take-over re-reads the stale lock just before removing it, so two drivers taking over the same stale lock
@@ -33,6 +36,7 @@ LOCK_FILE = "_lock"
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 DEFAULT_STALE_AFTER = 300.0
 CORRUPT_GRACE = 10.0
+LOCK_POLL_SECONDS = 1.0  # how often another host's heartbeat is looked at while it is watched
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,13 @@ class RunLock:
             if holder is None:
                 continue  # released between our attempt and the read
             age = self._heartbeat_age()
-            if not is_stale(holder, age, stale_after=self.stale_after):
+            verdict = (
+                "stale" if is_stale(holder, age, stale_after=self.stale_after) else self._watch(holder, age)
+            )
+            if verdict == "gone":
+                continue
+            if verdict == "alive":
+                age = self._heartbeat_age()
                 raise OutputDirectoryError(
                     f"{os.path.dirname(self.path)} is in use by another run (host {holder.host}, pid "
                     f"{holder.pid}, started {time.ctime(holder.started)}, heartbeat {age:.0f} s ago)",
@@ -160,6 +170,33 @@ class RunLock:
                 os.remove(self.path)
             raise OutputWriteError(self.path, exc.strerror or str(exc), errno=exc.errno) from exc
         return True
+
+    def _watch(self, holder: LockOwner, age: float) -> str:
+        """ "alive" for a live lock of this host; for another host's, its heartbeat watched until it is
+        "stale", beats ("alive") or the lock is "gone"."""
+        if holder.host == self.owner.host or holder.token == "corrupt":
+            return "alive"
+        logger.warning(
+            "the lock %s is held by host %s (pid %d, heartbeat %.0f s ago): waiting up to %.0f s to see "
+            "whether that run is alive",
+            self.path,
+            holder.host,
+            holder.pid,
+            age,
+            self.stale_after - age,
+        )
+        beat = self._mtime()
+        while (now := self._mtime()) == beat and beat is not None:
+            if self._heartbeat_age() > self.stale_after:
+                return "stale"
+            time.sleep(LOCK_POLL_SECONDS)
+        return "gone" if now is None else "alive"
+
+    def _mtime(self) -> float | None:
+        try:
+            return os.stat(self.path).st_mtime
+        except FileNotFoundError:
+            return None
 
     def _heartbeat_age(self) -> float:
         try:

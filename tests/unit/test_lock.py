@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -56,11 +57,35 @@ def test_release_does_not_remove_a_lock_taken_over_by_another_run(tmp_path):
     assert read_lock(str(tmp_path / "_lock")).host == "elsewhere"
 
 
-def test_other_host_lock_is_live_until_its_heartbeat_is_old(tmp_path):
+def _after(seconds: float, action) -> threading.Thread:
+    thread = threading.Timer(seconds, action)
+    thread.start()
+    return thread
+
+
+def test_another_hosts_lock_that_beats_is_refused(tmp_path):
+    """A live run elsewhere refreshes its heartbeat: the watcher refuses as soon as it sees a beat."""
     write_lock(tmp_path, host="other-node", pid=1, age=10)
+    beat = _after(1.5, lambda: os.utime(tmp_path / "_lock"))
+    started = time.monotonic()
     with pytest.raises(OutputDirectoryError, match="host other-node"):
-        RunLock(str(tmp_path), stale_after=60).acquire()
-    write_lock(tmp_path, host="other-node", pid=1, age=120)
+        RunLock(str(tmp_path), stale_after=120).acquire()
+    beat.join()
+    assert time.monotonic() - started < 60  # refused at the beat, long before the heartbeat went stale
+
+
+def test_another_hosts_lock_whose_heartbeat_stops_is_taken_over(tmp_path):
+    """A driver whose node died: its job restarted on another node soon after is not refused (the lock is
+    taken over once its heartbeat is stale_after old), nor is a run whose predecessor released meanwhile."""
+    write_lock(tmp_path, host="other-node", pid=1, age=10)
+    with RunLock(str(tmp_path), stale_after=12) as lock:  # watched for about 2 s, no beat
+        assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
+    write_lock(tmp_path, host="other-node", pid=1, age=10)
+    released = _after(1.5, lambda: os.remove(tmp_path / "_lock"))
+    with RunLock(str(tmp_path), stale_after=120) as lock:
+        assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
+    released.join()
+    write_lock(tmp_path, host="other-node", pid=1, age=120)  # already stale: taken over at once
     with RunLock(str(tmp_path), stale_after=60) as lock:
         assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
 
