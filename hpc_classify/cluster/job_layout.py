@@ -8,6 +8,7 @@
         shutdown                        rank 0 is done: the other nodes stop their workers
         ending-after-rank0-loss         claimed by the one node that ends the job after rank 0's loss
         <node>/scheduler.log, <node>/worker.log
+        <node>/workers.json             how many workers this node starts (rank 0 waits for that many)
         <node>/worker-exit.json         this node's worker command failed (rank 0 then fails at once)
         <node>/node-exit.json           why this node stopped after rank 0's loss
       submitit/                         `hpc-classify submit`: submitit's job files and logs
@@ -70,6 +71,10 @@ class JobPaths:
 
     def node_dir(self, node: str) -> Path:
         return self.job_dir / node
+
+    def node_workers(self, node: str) -> Path:
+        """`{"workers": n}`: the workers `node` starts (GPU counts may differ between nodes)."""
+        return self.node_dir(node) / "workers.json"
 
     def log(self, node: str, process: str) -> Path:
         """The log of `process` ("scheduler" or "worker") on `node`."""

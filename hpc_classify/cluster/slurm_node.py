@@ -36,7 +36,7 @@ from hpc_classify.cluster.rank0_heartbeat import (
 )
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
 from hpc_classify.cluster.worker_command import WorkerSpec, worker_command
-from hpc_classify.errors import ClusterError
+from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.worker_env import QUIET_UCX, cpu_worker_environment
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,15 @@ class NodeLauncher:
         self.scheduler_file = self.paths.scheduler_file
         self.processes = NodeProcesses(self.paths, identity.node_name)
         self.deadline = time.monotonic() + options.worker_timeout
-        self.workers_per_node = options.workers_per_node or self._gpus() or 1
+        gpus = self._gpus()
+        if gpus and options.workers_per_node not in (None, gpus):
+            raise ConfigError(
+                f"--workers-per-node {options.workers_per_node} on {identity.node_name}, which has {gpus} "
+                "GPU(s): GPU nodes run one worker per visible GPU",
+                hint="drop --workers-per-node on GPU nodes (ask Slurm for the GPUs you want with "
+                "--gpus-per-node), or pass --device cpu for CPU workers",
+            )
+        self.workers_per_node = options.workers_per_node or gpus or 1
 
     # ----- rank 0 ----------------------------------------------------------------------------
     def run_rank0(self, run_driver: Callable[[str], int], interrupted_code: int) -> int:
@@ -133,7 +141,7 @@ class NodeLauncher:
             if stop:
                 logger.warning("%s received before the driver started: stopping", stop[0])
                 return interrupted_code
-            logger.info("all %d workers joined; running the driver", self.expected_workers)
+            logger.info("all %d workers joined; running the driver", sum(self.expected_workers().values()))
             return run_driver(str(self.scheduler_file))
         finally:
             if client is not None:
@@ -153,9 +161,14 @@ class NodeLauncher:
         os.replace(private, self.scheduler_file)
         logger.info("scheduler at %s (dashboard port %s)", info["address"], info.get("services", {}))
 
-    @property
-    def expected_workers(self) -> int:
-        return self.identity.num_nodes * self.workers_per_node
+    def expected_workers(self) -> dict[str, int | None]:
+        """Each node's worker count as that node published it (None until it has): nodes may differ, e.g.
+        8 and 4 GPUs."""
+        counts = {}
+        for node in self.identity.node_names:
+            published = read_json(self.paths.node_workers(node))
+            counts[node] = published.get("workers") if published else None
+        return counts
 
     def wait_for_workers(self, client: Any, stop: list[str]) -> None:
         """Poll the scheduler until every node's workers joined; fail fast when a node reports that
@@ -172,13 +185,19 @@ class NodeLauncher:
             time.sleep(self.options.poll_interval)
 
     def _missing_nodes(self, worker_names: list[str]) -> list[str]:
+        """The nodes whose workers have not all joined (or that have not said how many they start)."""
+
         def joined(node: str) -> int:
             prefix = f"{node}-"
             return sum(
                 1 for n in worker_names if n == node or (n.startswith(prefix) and n[len(prefix) :].isdigit())
             )
 
-        return [node for node in self.identity.node_names if joined(node) < self.workers_per_node]
+        return [
+            node
+            for node, expected in self.expected_workers().items()
+            if expected is None or joined(node) < expected
+        ]
 
     def _missing_error(self, missing: list[str], exited: bool) -> ClusterError:
         parts = []
@@ -188,7 +207,7 @@ class NodeLauncher:
         why = "its worker exited" if exited else f"not within {self.options.worker_timeout:.0f} s"
         return ClusterError(
             f"no worker from {', '.join(missing)} joined the scheduler ({why}); "
-            f"expected {self.workers_per_node} per node on {self.identity.num_nodes} node(s).\n"
+            f"expected per node: {self.expected_workers()} (None: the node never started its workers).\n"
             + "\n".join(parts),
             hint="check --interface/--protocol (the workers must reach the scheduler), that the Python "
             "environment is the same on every node, and the node logs in " + str(self.job_dir),
@@ -265,6 +284,9 @@ class NodeLauncher:
     def start_workers(self) -> None:
         # GPU workers: dask-cuda pins each to its GPU; CPU workers: an equal share of the node's cores.
         env = cpu_worker_environment(node_cores(), self.workers_per_node) if not self._gpus() else QUIET_UCX
+        directory = self.paths.node_dir(self.identity.node_name)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(self.paths.node_workers(self.identity.node_name), {"workers": self.workers_per_node})
         self.processes.spawn("worker", self.worker_command(), env, record_exit=True)
 
     def worker_command(self) -> list[str]:

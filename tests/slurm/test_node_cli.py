@@ -15,6 +15,7 @@ from hpc_classify.cli.node import node_options, split_node_args
 from hpc_classify.cli.run import parse_run_argv
 from hpc_classify.cli.run_config import config_from_args
 from hpc_classify.cluster.job_layout import JobPaths
+from hpc_classify.cluster.node_files import write_json
 from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
 from hpc_classify.errors import ConfigError
@@ -63,8 +64,47 @@ def test_cpu_worker_command_names_the_slurm_node(tmp_path: Path) -> None:
         ("--nworkers", "1"),
     ):
         assert argv[argv.index(flag) + 1] == value
+    for node in ("node1", "node2"):
+        launcher.paths.node_dir(node).mkdir(parents=True)
+    write_json(launcher.paths.node_workers("node1"), {"workers": 1})
+    assert launcher._missing_nodes(["node1-0", "node2-0"]) == ["node2"]  # node2 has not said how many
+    write_json(launcher.paths.node_workers("node2"), {"workers": 1})
     assert launcher._missing_nodes(["node1-0"]) == ["node2"]
     assert launcher._missing_nodes(["node1-0", "node2-0"]) == []
+
+
+def test_rank0_waits_for_each_nodes_own_worker_count(tmp_path: Path) -> None:
+    """An uneven allocation (8 GPUs on one node, 4 on the other): each node's count is its own."""
+    nodes = ("n1", "n2")
+    launcher = NodeLauncher(
+        NodeOptions(job_root=str(tmp_path), device="cpu"), NodeIdentity(0, 2, "n1", nodes, "9", 0)
+    )
+    for node, count in (("n1", 8), ("n2", 4)):
+        launcher.paths.node_dir(node).mkdir(parents=True)
+        write_json(launcher.paths.node_workers(node), {"workers": count})
+    n1 = [f"n1-{i}" for i in range(8)]
+    assert launcher._missing_nodes([*n1, "n2-0", "n2-1", "n2-2", "n2-3"]) == []
+    assert launcher._missing_nodes([*n1, "n2-0", "n2-1", "n2-2"]) == ["n2"]
+    assert launcher._missing_nodes(n1[:7] + ["n2-0", "n2-1", "n2-2", "n2-3"]) == ["n1"]
+    assert launcher.expected_workers() == {"n1": 8, "n2": 4}
+
+
+def test_workers_per_node_other_than_the_gpu_count_is_refused_on_gpu_nodes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """dask-cuda starts one worker per visible GPU: another count would never join (a timeout)."""
+    from hpc_classify.cluster import slurm_node
+
+    monkeypatch.setattr(slurm_node, "visible_gpu_count", lambda: 8)
+    identity = NodeIdentity(0, 1, "g1", ("g1",), "9", 0)
+    with pytest.raises(ConfigError, match="--workers-per-node 4 on g1, which has 8 GPU"):
+        NodeLauncher(NodeOptions(job_root=str(tmp_path), workers_per_node=4), identity)
+    assert (
+        NodeLauncher(NodeOptions(job_root=str(tmp_path), workers_per_node=8), identity).workers_per_node == 8
+    )
+    assert NodeLauncher(NodeOptions(job_root=str(tmp_path)), identity).workers_per_node == 8
+    cpu = NodeLauncher(NodeOptions(job_root=str(tmp_path), workers_per_node=4, device="cpu"), identity)
+    assert cpu.workers_per_node == 4
 
 
 def test_submit_local_runs_the_node_entry_through_submitit(
