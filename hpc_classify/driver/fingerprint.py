@@ -71,7 +71,8 @@ def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, over
     """Return the fingerprint id, after checking it against `_run.json` (or writing that file).
 
     On a mismatch: OutputDirectoryError naming the differences, or with `overwrite` the old run's
-    markers, pieces (with their markers), failures, plan and summary are removed so that every file is redone.
+    markers, pieces (with their markers), failures, plan and summary are removed so that every file is
+    redone.
     """
     new_id = fingerprint_id(details)
     stored = read_run_file(output_dir)

@@ -172,8 +172,8 @@ class RunLock:
         return True
 
     def _watch(self, holder: LockOwner, age: float) -> str:
-        """ "alive" for a live lock of this host; for another host's, its heartbeat watched until it is
-        "stale", beats ("alive") or the lock is "gone"."""
+        """Whether a fresh lock's run is alive: this host's is ("alive"); another host's heartbeat is watched
+        until it is "stale", beats ("alive") or the lock is "gone"."""
         if holder.host == self.owner.host or holder.token == "corrupt":
             return "alive"
         logger.warning(

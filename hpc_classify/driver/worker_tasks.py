@@ -78,13 +78,11 @@ def run_piece_job_on_worker(
     outcome = PieceOutcome()
     streamed = job.work is not None and job.work.piece is None  # its pieces' bytes are not known ahead
     with GATE.entered(solo=solo), reporting_to_driver(unit, 0 if streamed else job.size):
-        _run_piece_job(job, output_dir, config, settings, outcome)
+        _run_piece_job(job, config, settings, outcome)
     return outcome
 
 
-def _run_piece_job(
-    job: Any, output_dir: str, config: RunConfig, settings: FileSettings, outcome: PieceOutcome
-) -> None:
+def _run_piece_job(job: Any, config: RunConfig, settings: FileSettings, outcome: PieceOutcome) -> None:
     from hpc_classify.driver.piece_task import classify_pieces
 
     try:
