@@ -38,21 +38,28 @@ def write_input(inputs: Path, fmt: str, ids: list[str]) -> tuple[Path, int]:
     return path, len(data) // 6
 
 
+def start_with_kills(tmp_path, model, fmt: str, where: str):
+    """A file of 240 documents in about 6 pieces, and its run with the preload set to kill at `where`:
+    (the run's arguments, the input, its ids, the output directory, the run's exit status)."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    ids = [f"d{i}" for i in range(240)]
+    path, piece_bytes = write_input(inputs, fmt, ids)
+    args = run_args(inputs, output, model, "--piece-bytes", str(piece_bytes))
+    env = cli_env(
+        HPC_CLASSIFY_TEST_KILL_RUN_AT=where, DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)])
+    )
+    proc = start_cli(args, tmp_path / "first.log", env=env)
+    return args, path, ids, output, proc.wait(timeout=600)
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "parquet"])
 @pytest.mark.parametrize("where", ["piece", "assembly"])
 def test_kill_9_during_a_piece_or_the_assembly_then_rerun_is_exactly_once(
     tmp_path, tiny_domain_model, where, fmt
 ):
-    inputs, output = tmp_path / "in", tmp_path / "out"
-    inputs.mkdir()
-    ids = [f"d{i}" for i in range(240)]
-    path, piece_bytes = write_input(inputs, fmt, ids)
-    args = run_args(inputs, output, tiny_domain_model, "--piece-bytes", str(piece_bytes))
-    env = cli_env(
-        HPC_CLASSIFY_TEST_KILL_RUN_AT=where, DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)])
-    )
-    proc = start_cli(args, tmp_path / "killed.log", env=env)
-    assert proc.wait(timeout=600) == -9, (tmp_path / "killed.log").read_text()[-3000:]
+    args, path, ids, output, status = start_with_kills(tmp_path, tiny_domain_model, fmt, where)
+    assert status == -9, (tmp_path / "first.log").read_text()[-3000:]
     assert not output_files(output), "nothing may sit under a final name after the kill"
     pieces_left = list((output / "_pieces").rglob("*.done.json"))
     if where == "piece":
@@ -83,16 +90,8 @@ def test_kill_9_during_a_piece_or_the_assembly_then_rerun_is_exactly_once(
 def test_overwrite_after_a_kill_redoes_the_old_runs_pieces(tmp_path, tiny_domain_model):
     """Pieces classified before the kill belong to the old run's fingerprint: a rerun with other settings and
     --overwrite classifies them again (the output once held the old run's rows for them: another column)."""
-    inputs, output = tmp_path / "in", tmp_path / "out"
-    inputs.mkdir()
-    ids = [f"d{i}" for i in range(240)]
-    _, piece_bytes = write_input(inputs, "jsonl", ids)
-    args = run_args(inputs, output, tiny_domain_model, "--piece-bytes", str(piece_bytes))
-    env = cli_env(
-        HPC_CLASSIFY_TEST_KILL_RUN_AT="piece", DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)])
-    )
-    proc = start_cli(args, tmp_path / "killed.log", env=env)
-    assert proc.wait(timeout=600) == -9, (tmp_path / "killed.log").read_text()[-3000:]
+    args, _, ids, output, status = start_with_kills(tmp_path, tiny_domain_model, "jsonl", "piece")
+    assert status == -9, (tmp_path / "first.log").read_text()[-3000:]
     assert len(list((output / "_pieces").rglob("*.done.json"))) == 2
 
     rerun = run_cli([*args, "--pred-column", "label", "--overwrite"])
@@ -108,17 +107,11 @@ def test_overwrite_after_a_kill_redoes_the_old_runs_pieces(tmp_path, tiny_domain
 def test_an_assembly_whose_worker_died_after_it_finished_counts_as_done(tmp_path, tiny_domain_model):
     """The worker dies once the file is assembled and marked, before its result reaches the driver: the task
     runs again, finds the file's marker instead of its pieces, and the file counts as processed, not failed."""
-    inputs, output = tmp_path / "in", tmp_path / "out"
-    inputs.mkdir()
-    ids = [f"d{i}" for i in range(240)]
-    _, piece_bytes = write_input(inputs, "jsonl", ids)
-    env = cli_env(
-        HPC_CLASSIFY_TEST_KILL_RUN_AT="worker-after-assembly",
-        DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)]),
+    _, _, ids, output, status = start_with_kills(
+        tmp_path, tiny_domain_model, "jsonl", "worker-after-assembly"
     )
-    run = run_cli(run_args(inputs, output, tiny_domain_model, "--piece-bytes", str(piece_bytes)), env=env)
 
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert status == 0, (tmp_path / "first.log").read_text()[-3000:]
     totals = summary(output)
     assert (totals["files_processed"], totals["files_failed"]) == (1, 0)
     assert not (output / "failures.jsonl").exists() or not (output / "failures.jsonl").read_text().strip()
