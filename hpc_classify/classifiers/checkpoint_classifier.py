@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from hpc_classify.classifiers.base import DistributedDataClassifier, LoadedComponents
@@ -27,8 +26,10 @@ class CheckpointClassifier(DistributedDataClassifier):
 
     def load_labels(self) -> list[str]:
         # config.json only: the driver asks for labels without loading any weights.
-        config = json.loads((self._model_dir() / "config.json").read_text())
         from hpc_classify.models.checkpoint_meta import labels_from_config
+        from hpc_classify.models.hub import read_json_file
+
+        config = read_json_file(self._model_dir() / "config.json", f"classifier {self.model}")
 
         return labels_from_config(config, source=self.model)
 

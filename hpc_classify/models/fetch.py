@@ -23,6 +23,7 @@ from hpc_classify.models.hub import (
     hub_cache_dir,
     hub_failure_reason,
     hub_offline,
+    offline_variable,
     read_json_file,
 )
 from hpc_classify.models.registry_defaults import BUNDLED_MODELS, DEFAULT_MODELS
@@ -81,9 +82,9 @@ def _fetch_error(
     reason = hub_failure_reason(error)
     if hub_offline():
         hint = (
-            "HF_HUB_OFFLINE=1 is set (the hpc-classify module sets it for compute nodes), so nothing was "
-            f"downloaded: on a login node with internet run `HF_HUB_OFFLINE=0 hpc-classify fetch-models "
-            f"--classifier {repo_id} --revision {revision} --cache {cache}`"
+            f"{offline_variable()}=1 is set (the hpc-classify module sets HF_HUB_OFFLINE for compute "
+            "nodes), so nothing was downloaded: on a login node with internet run `HF_HUB_OFFLINE=0 "
+            f"hpc-classify fetch-models --classifier {repo_id} --revision {revision} --cache {cache}`"
         )
     else:
         hint = (

@@ -44,12 +44,17 @@ BASE_CONFIG_FILE = "config.json"
 _TRUE = {"1", "true", "yes", "on"}
 
 
+def offline_variable() -> str | None:
+    """The variable that makes the hub client offline now, as huggingface_hub reads it: `HF_HUB_OFFLINE`
+    when set (so `HF_HUB_OFFLINE=0` overrides a site's `TRANSFORMERS_OFFLINE=1`), else
+    `TRANSFORMERS_OFFLINE`; None when online."""
+    name = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
+    return name if os.environ.get(name, "").strip().lower() in _TRUE else None
+
+
 def hub_offline() -> bool:
-    """Whether the hub must not be contacted (`HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE` truthy), read now."""
-    return any(
-        os.environ.get(name, "").strip().lower() in _TRUE
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
+    """Whether the hub must not be contacted (see `offline_variable`), read now."""
+    return offline_variable() is not None
 
 
 def hub_cache_dir() -> Path:
@@ -73,7 +78,13 @@ def _looks_like_path(model: str) -> bool:
     if model.startswith((os.sep, ".", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model):
         return True
     first, slash, _ = model.partition("/")
-    return bool(slash) and os.path.isdir(first)
+    return bool(slash) and os.path.isdir(first) and not in_hub_cache(model)
+
+
+def in_hub_cache(model: str) -> bool:
+    """Whether the hub cache holds a snapshot directory of the hub id `model` (then it is one, whatever
+    local directory shares its organisation's name: an `nvidia/` folder beside the job)."""
+    return (hub_cache_dir() / f"models--{model.replace('/', '--')}" / "snapshots").is_dir()
 
 
 def _missing_dir_message(model: str) -> str:
@@ -114,7 +125,7 @@ def _not_available(
     what: str, model: str, revision: str | None, error: Exception, *, base: bool = False
 ) -> ModelNotAvailableError:
     if hub_offline():
-        where = f"not in the Hugging Face cache {hub_cache_dir()}, and offline (HF_HUB_OFFLINE=1)"
+        where = f"not in the Hugging Face cache {hub_cache_dir()}, and offline ({offline_variable()}=1)"
     else:
         where = f"not in the Hugging Face cache {hub_cache_dir()} and not downloadable ({hub_failure_reason(error)})"
     # An "org/name" may have been meant as a local path: say that no such directory exists either.

@@ -261,6 +261,60 @@ def test_hub_cache_stand_in_is_found_offline(tiny_domain_model: Path, tmp_path: 
     assert resolve_base_config("org/tiny-base") == json.loads(base_config.read_text())
 
 
+def test_a_cached_hub_id_is_found_beside_a_folder_named_like_its_organisation(
+    tiny_domain_model: Path, tmp_path: Path, offline_home: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`org/name` with an `org/` folder in the working directory is a (mistyped) local path, unless the hub
+    cache holds `org/name`: then it is the hub id, as for fetch-models."""
+    staged = copy_model(tiny_domain_model, tmp_path / "staged")
+    snapshot = _cache_repo(
+        offline_home / "hub", "org/tiny-domain", "c" * 40, {p.name: p for p in staged.iterdir()}
+    )
+    (tmp_path / "work" / "org").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    assert resolve_model_dir("org/tiny-domain") == snapshot
+    with pytest.raises(ModelNotAvailableError, match=r"(?s)does not exist.*because org is a local directory"):
+        resolve_model_dir("org/not-cached")
+
+
+@pytest.mark.parametrize(
+    ("hf_hub_offline", "transformers_offline", "offline"),
+    [
+        (None, None, False),
+        ("1", None, True),
+        (None, "1", True),
+        ("0", "1", False),
+        ("1", "0", True),
+        ("", "1", True),
+    ],
+)
+def test_offline_is_read_as_the_hub_client_reads_it(
+    monkeypatch, hf_hub_offline, transformers_offline, offline
+):
+    """HF_HUB_OFFLINE, when set, decides (so `HF_HUB_OFFLINE=0 hpc-classify fetch-models` works where a site
+    sets TRANSFORMERS_OFFLINE=1); else TRANSFORMERS_OFFLINE."""
+    from hpc_classify.models.hub import hub_offline, offline_variable
+
+    for name, value in (("HF_HUB_OFFLINE", hf_hub_offline), ("TRANSFORMERS_OFFLINE", transformers_offline)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert hub_offline() is offline
+    assert offline_variable() == (
+        None if not offline else "HF_HUB_OFFLINE" if hf_hub_offline else "TRANSFORMERS_OFFLINE"
+    )
+
+
+def test_a_torn_config_is_a_clear_error_when_labels_are_read(tiny_domain_model: Path, tmp_path: Path):
+    from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier
+
+    model_dir = copy_model(tiny_domain_model, tmp_path / "m")
+    (model_dir / "config.json").write_text("{")
+    with pytest.raises(CheckpointFormatError, match=r"config.json is not valid JSON"):
+        DomainClassifier(model=str(model_dir)).get_labels()
+
+
 def test_file_patterns_cover_every_file_the_loader_reads(tiny_domain_model: Path):
     names = [p.name for p in tiny_domain_model.iterdir()]
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(names)
