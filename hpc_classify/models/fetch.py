@@ -76,15 +76,21 @@ def _commit_of(snapshot_file_or_dir: Path) -> str:
     return path.name
 
 
+def _offline_setting() -> str:
+    if offline_variable() == "HF_HUB_OFFLINE":
+        return "HF_HUB_OFFLINE=1 is set (the hpc-classify module sets it for compute nodes)"
+    return "TRANSFORMERS_OFFLINE=1 is set (and HF_HUB_OFFLINE, which would override it, is not)"
+
+
 def _fetch_error(
     what: str, repo_id: str, revision: str, cache: Path, error: Exception
 ) -> ModelNotAvailableError:
     reason = hub_failure_reason(error)
     if hub_offline():
         hint = (
-            f"{offline_variable()}=1 is set (the hpc-classify module sets HF_HUB_OFFLINE for compute "
-            "nodes), so nothing was downloaded: on a login node with internet run `HF_HUB_OFFLINE=0 "
-            f"hpc-classify fetch-models --classifier {repo_id} --revision {revision} --cache {cache}`"
+            f"{_offline_setting()}, so nothing was downloaded: on a login node with internet run "
+            f"`HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier {repo_id} --revision {revision} "
+            f"--cache {cache}`"
         )
     else:
         hint = (
