@@ -117,6 +117,7 @@ class NodeLauncher:
                 "--gpus-per-node), or pass --device cpu for CPU workers",
             )
         self.workers_per_node = options.workers_per_node or gpus or 1
+        self._published: dict[str, int | None] = {}  # expected_workers' counts read so far
 
     # ----- rank 0 ----------------------------------------------------------------------------
     def run_rank0(self, run_driver: Callable[[str], int], interrupted_code: int) -> int:
@@ -163,12 +164,13 @@ class NodeLauncher:
 
     def expected_workers(self) -> dict[str, int | None]:
         """Each node's worker count as that node published it (None until it has): nodes may differ, e.g.
-        8 and 4 GPUs."""
-        counts = {}
+        8 and 4 GPUs. A published count never changes in a job: read once, not at every poll of the shared
+        file system."""
         for node in self.identity.node_names:
-            published = read_json(self.paths.node_workers(node))
-            counts[node] = published.get("workers") if published else None
-        return counts
+            if self._published.get(node) is None:
+                published = read_json(self.paths.node_workers(node))
+                self._published[node] = published.get("workers") if published else None
+        return dict(self._published)
 
     def wait_for_workers(self, client: Any, stop: list[str]) -> None:
         """Poll the scheduler until every node's workers joined; fail fast when a node reports that

@@ -187,7 +187,7 @@ class RunLock:
         )
         beat = self._mtime()
         while (now := self._mtime()) == beat and beat is not None:
-            if self._heartbeat_age() > self.stale_after:
+            if time.time() - now > self.stale_after:
                 return "stale"
             time.sleep(LOCK_POLL_SECONDS)
         return "gone" if now is None else "alive"
@@ -199,10 +199,8 @@ class RunLock:
             return None
 
     def _heartbeat_age(self) -> float:
-        try:
-            return max(0.0, time.time() - os.stat(self.path).st_mtime)
-        except FileNotFoundError:
-            return float("inf")
+        mtime = self._mtime()
+        return float("inf") if mtime is None else max(0.0, time.time() - mtime)
 
     def _remove_stale(self, holder: LockOwner, age: float) -> None:
         if read_lock(self.path) != holder:

@@ -132,14 +132,15 @@ def _check_output_apart(
         return real_dirs[directory]
 
     for f in files:
-        if output_relpath(f.relpath, output_format) == FAILURES_FILE:
+        out_relpath = output_relpath(f.relpath, output_format)
+        if out_relpath == FAILURES_FILE:
             raise ConfigError(
                 f"the output for {f.path} would be {FAILURES_FILE} at the top of --output, which is the run's "
                 "failure log (rewritten by every run)",
                 hint="rename that input or move it into a sub-directory; if it is an earlier run's failure "
                 "log (the inputs are an hpc_classify output), move it out of the inputs",
             )
-        target = os.path.join(out, output_relpath(f.relpath, output_format))
+        target = os.path.join(out, out_relpath)
         same_name = os.path.basename(target) == os.path.basename(f.path)
         if same_name and real_dir(target) == real_dir(f.path):
             raise ConfigError(

@@ -3,8 +3,8 @@
 Every write goes to `.<name>.tmp-<pid>-<random>` in the destination directory (same file system, so the
 rename is atomic), is flushed and fsynced, renamed over the final name with os.replace, and the directory
 is fsynced so the rename survives a node crash; so is the parent of each directory created on the way, or
-a marker's directory could survive a crash that loses its output's. A killed writer leaves only a hidden temp file, which
-`is_temp_file` recognises for cleanup.
+a marker's directory could survive a crash that loses its output's. A killed writer leaves only a hidden
+temp file, which `is_temp_file` recognises for cleanup.
 """
 
 from __future__ import annotations
