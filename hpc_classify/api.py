@@ -22,13 +22,15 @@ from hpc_classify.config import CLUSTER_KINDS, WORKER_SETTINGS, RunConfig
 from hpc_classify.driver.run import RunResult, run_classification
 from hpc_classify.errors import ConfigError
 from hpc_classify.report.run_hooks import REPORT_HOOKS
+from hpc_classify.stop_request import StopRequest
 
 _POSITIONAL = ("classifiers", "inputs", "output")
 
 
-def classify(config: RunConfig, *, client: Any | None = None) -> RunResult:
-    """`run_classification(config)` that ends with the run report (and, with `dask_report`, Dask's)."""
-    return run_classification(config, client=client, hooks=REPORT_HOOKS)
+def classify(config: RunConfig, *, client: Any | None = None, stop: StopRequest | None = None) -> RunResult:
+    """`run_classification(config)` that ends with the run report (and, with `dask_report`, Dask's).
+    `stop`: an entered StopRequest that the caller holds (see run_classification)."""
+    return run_classification(config, client=client, hooks=REPORT_HOOKS, stop=stop)
 
 
 _SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in _POSITIONAL)

@@ -26,6 +26,7 @@ from hpc_classify.errors import ConfigError, HpcClassifyError
 if TYPE_CHECKING:
     from hpc_classify.cluster.slurm_node import NodeOptions
     from hpc_classify.config import RunConfig
+    from hpc_classify.stop_request import StopRequest
 
 NODE_DESCRIPTION = __doc__
 
@@ -178,18 +179,23 @@ def handle(args: argparse.Namespace) -> int:
     return run_this_node(node_options(node_args, config), config)
 
 
-def run_this_node(options: NodeOptions, config: RunConfig) -> int:
-    """This node's part of the job; rank 0 runs the driver with `config` and returns its exit code."""
+def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | None = None) -> int:
+    """This node's part of the job; rank 0 runs the driver with `config` and returns its exit code.
+    `stop`: see run_node (the caller reads from it what stopped the run)."""
     from hpc_classify.cluster.slurm_node import run_node
     from hpc_classify.driver.exit_codes import INTERRUPTED
 
     return run_node(
-        options, lambda scheduler_file: run_driver(config, scheduler_file), interrupted_code=INTERRUPTED
+        options,
+        lambda scheduler_file, stop: run_driver(config, scheduler_file, stop),
+        interrupted_code=INTERRUPTED,
+        stop=stop,
     )
 
 
-def run_driver(config: RunConfig, scheduler_file: str) -> int:
-    """The driver on the cluster of this job, in this process (so it gets the signals)."""
+def run_driver(config: RunConfig, scheduler_file: str, stop: StopRequest | None = None) -> int:
+    """The driver on the cluster of this job, in this process (so it gets the signals); `stop`: the
+    StopRequest the node entry holds."""
     from hpc_classify.api import classify
     from hpc_classify.cli.run import describe_result
     from hpc_classify.driver.exit_codes import USAGE
@@ -197,7 +203,7 @@ def run_driver(config: RunConfig, scheduler_file: str) -> int:
     try:
         # The launcher started the workers (with the run's threads): the driver joins them.
         joined = dataclasses.replace(config, scheduler_file=scheduler_file, threads_per_worker=None)
-        result = classify(joined)
+        result = classify(joined, stop=stop)
     except HpcClassifyError as error:
         print(f"hpc-classify run: error: {error}", file=sys.stderr)
         return USAGE

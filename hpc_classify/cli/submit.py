@@ -12,12 +12,17 @@ fails before anything is queued); the job receives the resulting configuration a
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 from typing import TYPE_CHECKING, Any
 
 import submitit
 
 from hpc_classify.cli.node import add_node_options, split_node_args
+
+# The signal submitit asks Slurm for (`--signal=USR2@<delay>`) and handles in the job.
+SUBMITIT_WARNING = signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
 
 if TYPE_CHECKING:
     from hpc_classify.cluster.slurm_node import NodeOptions
@@ -27,7 +32,14 @@ if TYPE_CHECKING:
 class NodeEntry(submitit.helpers.Checkpointable):
     """This node's part of the job in every task (`hpc-classify node`'s work), with the run's configuration
     as an object. Checkpointable: on timeout or preemption submitit requeues the same call; the markers
-    make the rerun resume."""
+    make the rerun resume.
+
+    submitit's warning (USR2, `slurm_signal_delay_s` before the time limit, and at preemption where the site
+    sends it) would checkpoint, requeue and exit rank 0 at once, mid-file. Here the run drains first, as
+    slurm/classify.sbatch's does on USR1: the node entry catches the warning (the scheduler, the workers and
+    the other nodes ignore it), the driver submits nothing new and lets the files in flight finish, and only
+    then does rank 0 hand over to submitit's own handler, which checkpoints and requeues within its budget.
+    """
 
     def __init__(self, options: NodeOptions, config: RunConfig, log_level: str | None = None):
         self.options = options
@@ -36,10 +48,20 @@ class NodeEntry(submitit.helpers.Checkpointable):
 
     def __call__(self) -> int:
         from hpc_classify.cli.node import run_this_node
+        from hpc_classify.driver.exit_codes import INTERRUPTED
         from hpc_classify.logging_setup import configure_logging
+        from hpc_classify.stop_request import StopRequest
 
         configure_logging(self.log_level)
-        code = run_this_node(self.options, self.config)
+        submitit_requeue = signal.getsignal(SUBMITIT_WARNING)  # installed by submitit before this call
+        stop = StopRequest()
+        code = run_this_node(self.options, self.config, stop)
+        if code == INTERRUPTED and stop.warned and callable(submitit_requeue):
+            logging.getLogger(__name__).warning(
+                "%s: the files in flight have finished; submitit checkpoints and requeues the job",
+                stop.signal_name,
+            )
+            submitit_requeue(SUBMITIT_WARNING, None)  # requeues and exits (or raises: requeues used up)
         if code:
             raise RuntimeError(f"hpc-classify node exited with code {code}; see the job's logs")
         return code

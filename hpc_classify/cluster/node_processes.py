@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 from hpc_classify.cluster.job_layout import JobPaths
-from hpc_classify.cluster.node_files import signal_ignored, write_json
+from hpc_classify.cluster.node_files import signals_ignored, write_json
+from hpc_classify.stop_request import WARNING_SIGNALS
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ class NodeProcesses:
         log = self.log(label)
         log.parent.mkdir(parents=True, exist_ok=True)
         logger.info("starting %s: %s (log %s)", label, " ".join(argv), log)
-        with open(log, "ab") as out, signal_ignored(signal.SIGUSR1):
-            # Children inherit the ignored USR1: the warning signal must not kill scheduler or workers.
+        with open(log, "ab") as out, signals_ignored(WARNING_SIGNALS):
+            # Children inherit the ignored warning signals: they must not kill the scheduler or workers.
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

@@ -24,7 +24,7 @@ from typing import Any
 
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.local import visible_gpu_count
-from hpc_classify.cluster.node_files import log_tail, read_json, record_signals, write_json
+from hpc_classify.cluster.node_files import log_tail, read_json, write_json
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.rank0_heartbeat import (
     HeartbeatWatch,
@@ -37,6 +37,7 @@ from hpc_classify.cluster.rank0_heartbeat import (
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
 from hpc_classify.cluster.worker_command import WorkerSpec, worker_command
 from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
 from hpc_classify.worker_env import QUIET_UCX, cpu_worker_environment
 
 logger = logging.getLogger(__name__)
@@ -66,13 +67,17 @@ class NodeOptions:
 
 def run_node(
     options: NodeOptions,
-    run_driver: Callable[[str], int],
+    run_driver: Callable[[str, StopRequest], int],
     *,
     interrupted_code: int,
     identity: NodeIdentity | None = None,
+    stop: StopRequest | None = None,
 ) -> int:
-    """Run this node's part of the job; rank 0 returns the driver's exit code."""
+    """Run this node's part of the job; rank 0 returns the driver's exit code. `run_driver(scheduler file,
+    stop)`; on rank 0 `stop` (a new one if None) holds the stop signals for the whole entry, so that the
+    caller can read afterwards what stopped the run."""
     identity = identity or NodeIdentity.from_environment()
+    stop = stop if stop is not None else StopRequest()
     launcher = NodeLauncher(options, identity)
     logger.info(
         "node %s: rank %d of %d, job %s, job dir %s",
@@ -85,7 +90,8 @@ def run_node(
     clean = False
     try:
         if identity.rank == 0:
-            code = launcher.run_rank0(run_driver, interrupted_code)
+            with stop:
+                code = launcher.run_rank0(run_driver, interrupted_code, stop)
         else:
             code = launcher.run_other_rank(interrupted_code)
         clean = True
@@ -120,30 +126,32 @@ class NodeLauncher:
         self._published: dict[str, int | None] = {}  # expected_workers' counts read so far
 
     # ----- rank 0 ----------------------------------------------------------------------------
-    def run_rank0(self, run_driver: Callable[[str], int], interrupted_code: int) -> int:
-        stop: list[str] = []
+    def run_rank0(
+        self, run_driver: Callable[[str, StopRequest], int], interrupted_code: int, stop: StopRequest
+    ) -> int:
+        """Start the scheduler and this node's workers, wait for every node's, then run the driver with
+        `stop`, which the caller entered before anything started: a stop signal before the driver runs
+        means start nothing, and one while the driver starts up reaches it."""
         client = None
         heartbeat = None
         try:
-            # Until the driver takes over the signals, a warning signal means: start nothing, requeue.
-            with record_signals((signal.SIGUSR1, signal.SIGTERM), stop):
-                self.job_dir.mkdir(parents=True, exist_ok=True)
-                self.start_scheduler()
-                scheduler = self.processes.running["scheduler"]
-                heartbeat = HeartbeatWriter(
-                    self.paths.heartbeat,
-                    self.identity.node_name,
-                    alive=lambda: scheduler.poll() is None,
-                    interval=self.options.heartbeat_interval,
-                ).start()
-                self.start_workers()
-                client = self._connect()
-                self.wait_for_workers(client, stop)
-            if stop:
-                logger.warning("%s received before the driver started: stopping", stop[0])
+            self.job_dir.mkdir(parents=True, exist_ok=True)
+            self.start_scheduler()
+            scheduler = self.processes.running["scheduler"]
+            heartbeat = HeartbeatWriter(
+                self.paths.heartbeat,
+                self.identity.node_name,
+                alive=lambda: scheduler.poll() is None,
+                interval=self.options.heartbeat_interval,
+            ).start()
+            self.start_workers()
+            client = self._connect()
+            self.wait_for_workers(client, stop)
+            if stop.requested:
+                logger.warning("%s received before the driver started: stopping", stop.signal_name)
                 return interrupted_code
             logger.info("all %d workers joined; running the driver", sum(self.expected_workers().values()))
-            return run_driver(str(self.scheduler_file))
+            return run_driver(str(self.scheduler_file), stop)
         finally:
             if client is not None:
                 self._shutdown_cluster(client)
@@ -172,13 +180,13 @@ class NodeLauncher:
                 self._published[node] = published.get("workers") if published else None
         return dict(self._published)
 
-    def wait_for_workers(self, client: Any, stop: list[str]) -> None:
+    def wait_for_workers(self, client: Any, stop: StopRequest) -> None:
         """Poll the scheduler until every node's workers joined; fail fast when a node reports that
         its worker exited, else at the deadline, naming the missing nodes with their log tails."""
         while True:
             names = [w.get("name", "") for w in client.scheduler_info(n_workers=-1)["workers"].values()]
             missing = self._missing_nodes([str(n) for n in names])
-            if not missing or stop:
+            if not missing or stop.requested:
                 return
             self.processes.record_exit("worker")
             exited = [n for n in missing if self.paths.exit_record(n, "worker").exists()]
@@ -229,8 +237,9 @@ class NodeLauncher:
     def run_other_rank(self, interrupted_code: int) -> int:
         """Run this node's workers until rank 0 writes the shutdown file; if rank 0's heartbeat stops
         (its node or its scheduler lost), stop them and return `interrupted_code`, ending the job."""
-        # The warning signal is for the driver on rank 0 (srun forwards it to every task): ignore it here.
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        # The warning signal is for the driver on rank 0 (it reaches every task): ignore it here.
+        for sig in WARNING_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         self._poll(lambda: read_json(self.scheduler_file), f"the scheduler file {self.scheduler_file}")
         rank0 = HeartbeatWatch(self.paths.heartbeat, self.options.death_timeout)
         self.start_workers()

@@ -22,7 +22,6 @@ from hpc_classify.driver.liveness import WorkerWatch
 from hpc_classify.driver.pieces import PieceJob, PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
-from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.driver.task_futures import result_or_error
 from hpc_classify.driver.worker_deaths import WorkerDeaths
@@ -33,6 +32,7 @@ from hpc_classify.driver.worker_tasks import (
     run_task_on_worker,
 )
 from hpc_classify.errors import OutputWriteError
+from hpc_classify.stop_request import StopRequest
 
 logger = logging.getLogger(__name__)
 

@@ -9,12 +9,11 @@ in as `RunHooks`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +34,10 @@ from hpc_classify.driver.plan import (
     write_plan,
 )
 from hpc_classify.driver.progress import Progress
-from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.text_field_check import check_text_fields
 from hpc_classify.errors import ConfigError, OutputDirectoryError
+from hpc_classify.stop_request import StopRequest
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ class RunResult:
 
 
 def _no_context(config: RunConfig, output_dir: str) -> AbstractContextManager[Any]:
-    return contextlib.nullcontext()
+    return nullcontext()
 
 
 def _nothing(output_dir: str) -> None:
@@ -73,11 +72,14 @@ def run_classification(
     client: Any | None = None,
     connect_timeout: float | None = None,
     hooks: RunHooks = RunHooks(),
+    stop: StopRequest | None = None,
 ) -> RunResult:
     """Classify every input file of `config` that has no completion marker yet in `config.output`.
 
     `client`: a `distributed.Client` to use (not closed here); None connects as `config` says.
     `hooks`: what the caller adds (hpc_classify.api.classify adds the report).
+    `stop`: a StopRequest the caller has entered already and holds for longer than the run (the Slurm
+    node's rank 0, from before its cluster starts); None: the run holds the stop signals itself.
     Raises OutputDirectoryError (locked, fingerprint mismatch), ConfigError (classifiers, settings),
     InputFileError (inputs), ModelNotAvailableError or ClusterError before any work; per-file errors
     end in failures.jsonl.
@@ -87,7 +89,7 @@ def run_classification(
     # inputs, and the output path itself. A corrected command then starts afresh.
     # Signals are caught from the start: listing a large corpus and reading its markers can take minutes,
     # and a stop asked for meanwhile must still end in a clean summary (nothing is submitted then).
-    with StopRequest() as stop:
+    with nullcontext(stop) if stop is not None else StopRequest() as stop:
         details = _fingerprint_details(config)
         output_dir = os.path.abspath(config.output)
         files = list_input_files(config.inputs, output_dir, config.output_format)

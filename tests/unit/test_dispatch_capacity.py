@@ -13,8 +13,8 @@ from hpc_classify.config import RunConfig
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.progress import Progress
-from hpc_classify.driver.signals import StopRequest
 from hpc_classify.driver.summary import RunStats
+from hpc_classify.stop_request import StopRequest
 
 
 @pytest.mark.parametrize(("workers", "threads", "tasks_per_worker"), [(1, 1, 2), (2, 3, 2), (1, 4, 1)])

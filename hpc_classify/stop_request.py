@@ -1,8 +1,11 @@
 """Stop requests by signal, installed only while a run is in progress (never at import time).
 
-The first SIGTERM/SIGINT/SIGUSR1 asks the driver to stop submitting and to let in-flight files finish
-within a grace period; a second one asks it to abandon them at once. Abandoning is safe because a task
-writes its output and marker atomically: an unfinished file simply has no marker and is redone.
+The first stop signal asks the driver to stop submitting and to let in-flight files finish within a grace
+period; a second one asks it to abandon them at once. Abandoning is safe because a task writes its output
+and marker atomically: an unfinished file simply has no marker and is redone.
+
+Standard library only: the Slurm node entry (cluster layer) holds one from before its cluster starts and
+hands it to the driver, so a signal at any moment of the job reaches the run.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+# The time-limit or preemption warning: USR1 from slurm/classify.sbatch (srun forwards it to every task),
+# USR2 from `hpc-classify submit` (submitit's --signal; Slurm sends it to every process of the job step).
+# The driver stops on it; the scheduler, the workers and the other nodes' entries ignore it.
+WARNING_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, *WARNING_SIGNALS)
 
 
 class StopRequest:
@@ -32,6 +39,11 @@ class StopRequest:
     @property
     def requested(self) -> bool:
         return self.signal_name is not None
+
+    @property
+    def warned(self) -> bool:
+        """The stop was the time-limit or preemption warning (a requeue is wanted), not a cancel."""
+        return self.signal_name in {sig.name for sig in WARNING_SIGNALS}
 
     def request(self, name: str) -> None:
         """Ask to stop (what a signal does; also usable from code and tests)."""

@@ -1,0 +1,66 @@
+"""`hpc-classify submit` at its time limit, on the real test cluster: what Slurm does `slurm_signal_delay_s`
+before a submitit job's end (USR2 to every process of the job step, the scheduler and the workers included).
+The run must drain its files in flight, not die mid-file, and only then let submitit requeue the job, which
+resumes from the markers. A gate (tests/slurm/gate_preload.py) holds the files in flight until the signal has
+arrived, so that some files are always left for the requeued job."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from test_launcher import FILES, assert_complete_exactly_once, run_args, wait_until, write_corpus
+from test_node_loss import GATE_PRELOAD, wait_for_a_file_in_flight_on_every_node
+
+from hpc_classify.cluster.job_layout import submitit_dir
+
+FIRST_RUN = re.compile(
+    r"(\d+) file\(s\) processed, 0 already done, (\d+) failed, (\d+) remaining; .* exit code 3"
+)
+
+
+def submitit_logs(out: Path, job: str) -> str:
+    """Every task's stdout and stderr that submitit kept for `job` (appended across its requeues)."""
+    folder = Path(submitit_dir(str(out))) / job
+    return "\n".join(f"=== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(folder.glob("*_log.*")))
+
+
+def test_submitit_warning_drains_the_run_then_submitit_requeues_it(
+    slurm_cluster, tiny_domain_model, tmp_path
+) -> None:
+    corpus = write_corpus(tmp_path / "in")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "hold").touch()
+    env = {
+        **slurm_cluster.env,
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(GATE_PRELOAD)]),
+        "HPC_CLASSIFY_TEST_GATE_DIR": str(gate),
+    }
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hpc_classify.cli.main", "submit", "--nodes", "3", "--time", "10"]
+    cmd += ["--partition", "debug", "--no-wait", "--", *run_args(corpus, out, tiny_domain_model)]
+    cmd += ["--group-bytes", "0", "--tasks-per-worker", "1"]  # 3 files in flight, 6 left to the requeue
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job = re.search(r"submitted job (\d+)", proc.stdout).group(1)
+    wait_for_a_file_in_flight_on_every_node(gate)
+
+    slurm_cluster.run(["scancel", "--signal=USR2", job])
+    wait_until(lambda: "SIGUSR2 received" in submitit_logs(out, job), 60, "the driver to take the warning")
+    (gate / "hold").unlink()  # the files in flight may finish now
+    assert slurm_cluster.wait_job(job, timeout=300) == "COMPLETED", submitit_logs(out, job)
+
+    log = submitit_logs(out, job)
+    assert "SIGUSR2 received: no new files will be submitted; finishing the files in flight" in log
+    first = FIRST_RUN.search(log)  # the first run ended by itself: its files in flight finished
+    assert first is not None, log
+    processed, failed, remaining = map(int, first.groups())
+    assert (processed, failed, remaining) == (3, 0, FILES - 3), first.group(0)
+    assert "submitit checkpoints and requeues the job" in log
+    assert slurm_cluster.job_info(job)["Restarts"] == "1", log
+    assert "KilledWorker" not in log and "Worker process died" not in log, log
+    assert_complete_exactly_once(corpus, out)
