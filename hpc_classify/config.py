@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         inputs = (self.inputs,) if isinstance(self.inputs, str | os.PathLike) else self.inputs
+        for name, values in (("inputs", inputs), ("output", (self.output,))):
+            bad = [v for v in values if v is not None and not isinstance(v, str | os.PathLike)]
+            if bad:
+                raise ConfigError(
+                    f"{name} must be paths, not {bad[0]!r}", hint="give a file, directory or glob"
+                )
         object.__setattr__(self, "inputs", tuple(os.fspath(i) for i in inputs))
         object.__setattr__(self, "output", os.fspath(self.output) if self.output else self.output)
         classifiers = self.classifiers
@@ -145,23 +152,39 @@ class RunConfig:
             raise ConfigError(f"stop_grace must be >= 0, not {self.stop_grace}")
 
     def _check_number_types(self) -> None:
-        # A YAML value such as `max_retries: many` must fail here by name, not later in a comparison.
-        for name in (
-            "max_retries",
-            "tasks_per_worker",
-            "group_bytes",
-            "piece_bytes",
-            "workers",
-            "max_workers",
-            "threads_per_worker",
+        # A YAML value such as `max_retries: many`, `max_retries:` (null) or `overwrite: 'false'` must fail
+        # here by name, not later in a comparison or, worse, as a truthy string that discards a run.
+        for name, optional in (
+            ("max_retries", False),
+            ("tasks_per_worker", False),
+            ("group_bytes", False),
+            ("piece_bytes", True),
+            ("workers", True),
+            ("max_workers", True),
+            ("threads_per_worker", True),
         ):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be an integer, not {value!r}")
+        for name in ("workers", "max_workers", "threads_per_worker"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, not {value}", hint="leave it unset for the default")
         for name in ("progress_interval", "stop_grace", "worker_wait"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number of seconds, not {value!r}")
+        if self.progress_interval <= 0:
+            raise ConfigError(f"progress_interval must be > 0 seconds, not {self.progress_interval}")
+        for name in ("overwrite", "verify_inputs", "dask_report"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"{name} must be true or false, not {value!r}",
+                    hint="in a YAML config write it unquoted: `overwrite: true`",
+                )
 
     def _check_cluster(self) -> None:
         """How the run reaches its workers; a setting that would not apply on that path is refused."""

@@ -6,9 +6,22 @@ import logging
 import os
 import sys
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LEVEL_ENV = "HPC_CLASSIFY_LOG_LEVEL"
 
-def configure_logging(level: str | int | None = None) -> None:
-    level = level or os.environ.get("HPC_CLASSIFY_LOG_LEVEL", "INFO")
+
+def requested_level(level: str | None = None) -> str:
+    """The level asked for (`--log-level`, else $HPC_CLASSIFY_LOG_LEVEL, else INFO), in any case; a
+    ValueError naming the choices for anything else."""
+    name = (level or os.environ.get(LEVEL_ENV) or "INFO").upper()
+    if name not in LEVELS:
+        source = "--log-level" if level else LEVEL_ENV
+        raise ValueError(f"{source} {name.lower()!r} is not a logging level: use one of {', '.join(LEVELS)}")
+    return name
+
+
+def configure_logging(level: str | None = None) -> None:
+    level = requested_level(level)
     logging.basicConfig(
         level=level,
         stream=sys.stderr,

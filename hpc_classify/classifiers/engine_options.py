@@ -58,10 +58,14 @@ class EngineOptions:
     """The engine settings of one classifier (field order = their order in generated signatures)."""
 
     max_chars: int | None = _option(
-        2000, PER_MODEL, Flag("characters kept per document (default 2000)", **_POSITIVE)
+        2000,
+        PER_MODEL,
+        Flag("characters kept per document (default: the classifier's, 2000 for domain)", **_POSITIVE),
     )
     max_tokens: int | None = _option(
-        512, PER_MODEL, Flag("tokens kept per document (default 512)", **_POSITIVE)
+        512,
+        PER_MODEL,
+        Flag("tokens kept per document (default: the classifier's, 512 for domain)", **_POSITIVE),
     )
     batch_size: int | None = _option(
         None,

@@ -59,8 +59,12 @@ def _run_command(argv: list[str] | None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     from hpc_classify.driver.exit_codes import INTERRUPTED
-    from hpc_classify.logging_setup import configure_logging
+    from hpc_classify.logging_setup import configure_logging, requested_level
 
+    try:
+        requested_level(args.log_level)
+    except ValueError as error:
+        parser.error(str(error))  # exit 2: a usage error, before anything runs
     configure_logging(args.log_level)
     try:
         return int(args.handler(args) or 0)

@@ -39,7 +39,7 @@ def load_yaml_config(path: str) -> dict[str, Any]:
 
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_unique_keys_loader(yaml))
     except OSError as exc:
         raise ConfigError(f"cannot read --config {path}: {exc}") from exc
     except yaml.YAMLError as exc:
@@ -52,6 +52,11 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     for key, value in data.items():
         name = str(key).replace("-", "_")
         name = "input" if name == "inputs" else name
+        if name in settings:
+            raise ConfigError(
+                f"--config {path} sets {name!r} twice (as {key!r} and another spelling of it)",
+                hint="keep one of them: dashes and underscores, input and inputs name the same setting",
+            )
         if name not in TOP_LEVEL_KEYS:
             raise ConfigError(
                 f"unknown key {key!r} in --config {path}",
@@ -63,6 +68,24 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     if "classifiers" in settings:
         _check_classifier_list(settings, path)
     return settings
+
+
+def _unique_keys_loader(yaml: Any) -> type:
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last, silently)."""
+
+    class UniqueKeysLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeysLoader
 
 
 def _check_classifier_list(settings: dict[str, Any], path: str) -> None:
@@ -97,6 +120,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def classifier_specs(from_file: dict[str, Any], flags: dict[str, Any]) -> list[dict[str, Any]]:
     """One `{"classifier": NAME, **arguments}` per classifier, flags applied over the file's entries."""
     if "classifier" in flags:
+        dropped = sorted(k for k in ("classifier", "classifiers", *PER_MODEL_KEYS) if k in from_file)
+        if dropped:
+            raise ConfigError(
+                f"--classifier given, and the --config file sets {', '.join(dropped)}: the flag replaces "
+                "the file's classifier, so those settings would be dropped",
+                hint="name the classifier in one place: drop --classifier, or those keys from the file",
+            )
         specs = [{"classifier": name} for name in flags["classifier"]]
     elif "classifiers" in from_file:
         specs = [_entry(entry, position) for position, entry in enumerate(from_file["classifiers"], start=1)]

@@ -99,3 +99,75 @@ def test_a_yaml_cluster_slurm_is_refused_before_anything_is_written(tmp_path, ca
     assert main(["run", "--config", str(config), "--device", "cpu"]) == 2
     assert "cluster must be one of local, jobqueue, not 'slurm'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # no _run.json, no _plan.json
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("overwrite", "false", r"overwrite must be true or false, not 'false'"),
+        ("verify_inputs", "no", r"verify_inputs must be true or false"),
+        ("dask_report", 1, r"dask_report must be true or false"),
+        ("max_retries", None, r"max_retries must be an integer, not None"),
+        ("tasks_per_worker", None, r"tasks_per_worker must be an integer"),
+        ("workers", 0, r"workers must be >= 1, not 0"),
+        ("workers", -3, r"workers must be >= 1, not -3"),
+        ("threads_per_worker", -1, r"threads_per_worker must be >= 1"),
+        ("worker_wait", float("nan"), r"worker_wait must be a finite number of seconds, not nan"),
+        ("stop_grace", float("inf"), r"stop_grace must be a finite number"),
+        ("progress_interval", 0, r"progress_interval must be > 0 seconds, not 0"),
+        ("inputs", (5,), r"inputs must be paths, not 5"),
+    ],
+)
+def test_wrong_values_are_refused_by_name(setting, value, message):
+    settings = {"inputs": ("in",), "output": "out", "classifiers": NO_CLASSIFIER_NEEDED, setting: value}
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**settings)
+
+
+def _run_yaml(tmp_path, text: str, *flags: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from hpc_classify.cli.main import main
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"output: {tmp_path / 'out'}\n{text}")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["run", "--config", str(config), "--device", "cpu", *flags])
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("input: a.jsonl\ninputs: b.jsonl\n", "sets 'input' twice (as 'inputs' and another spelling of it)"),
+        ("input: a.jsonl\nmax-retries: 5\nmax_retries: 0\n", "sets 'max_retries' twice"),
+        ("input: a.jsonl\ninput: b.jsonl\n", "key 'input' given twice"),
+    ],
+)
+def test_a_yaml_setting_given_twice_is_refused(tmp_path, text, message):
+    code, err = _run_yaml(tmp_path, text)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_classifier_flag_beside_the_files_model_is_refused_not_dropped(tmp_path):
+    code, err = _run_yaml(
+        tmp_path, "input: a.jsonl\nmodel: /models/x\nfilter_by: [Games]\n", "--classifier", "domain"
+    )
+    assert code == 2, err
+    assert "--classifier given, and the --config file sets filter_by, model" in err
+
+
+def test_log_level_takes_any_case_and_refuses_unknown_levels(tmp_path, capsys, monkeypatch):
+    from hpc_classify.cli.main import main
+    from hpc_classify.logging_setup import requested_level
+
+    assert requested_level("debug") == "DEBUG"
+    monkeypatch.setenv("HPC_CLASSIFY_LOG_LEVEL", "warning")
+    assert requested_level(None) == "WARNING"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--log-level", "loud", "status", "--output", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--log-level 'loud' is not a logging level" in capsys.readouterr().err
