@@ -140,7 +140,7 @@ class AegisClassifier(LlamaGuardClassifier):
         return {**self.model_identity(), **self._common_fingerprint()}
 
     def output_columns(self) -> list[str]:
-        return [self.pred_column, *([self.raw_pred_column] if self.keep_raw_pred else [])]
+        return [*([self.raw_pred_column] if self.keep_raw_pred else []), self.pred_column]  # NeMo's order
 
     def output_meta(self) -> dict[str, Any]:
         return dict.fromkeys(self.output_columns(), "str")
@@ -162,9 +162,8 @@ class AegisClassifier(LlamaGuardClassifier):
 
     def columns_for_texts(self, texts: list[str]) -> dict[str, Any]:
         responses = self.raw_responses(texts)
-        columns: dict[str, Any] = {self.pred_column: [parse_aegis_response(r) for r in responses]}
-        if self.keep_raw_pred:
-            columns[self.raw_pred_column] = responses
+        columns: dict[str, Any] = {self.raw_pred_column: responses} if self.keep_raw_pred else {}
+        columns[self.pred_column] = [parse_aegis_response(r) for r in responses]
         return columns
 
 
@@ -264,10 +263,11 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         }
 
     def output_columns(self) -> list[str]:
-        return [self.pred_column, self.prob_column]
+        return [self.prob_column, self.pred_column]  # NeMo's order
 
     def output_meta(self) -> dict[str, Any]:
-        return {self.pred_column: "bool", self.prob_column: "float64"}
+        # float32, as NeMo's guard net returns it
+        return {self.prob_column: "float32", self.pred_column: "bool"}
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Poisoning scores (float32) of `texts`, in order."""
@@ -291,7 +291,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
 
     def columns_for_texts(self, texts: list[str]) -> dict[str, Any]:
         score = self.scores(texts)
-        return {self.pred_column: score >= POISONED_THRESHOLD, self.prob_column: score.astype(np.float64)}
+        return {self.prob_column: score.astype(np.float32), self.pred_column: score >= POISONED_THRESHOLD}
 
     def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
         flags = (bool(value) for value in frame[self.pred_column].tolist())

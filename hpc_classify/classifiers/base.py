@@ -87,8 +87,9 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
         options = EngineOptions(**inherited)
         if not text_field or not isinstance(text_field, str):
             raise ConfigError(f"text_field must be a non-empty column name, not {text_field!r}")
+        # An empty list keeps no row, as NeMo's `isin([])` does: never "no filter".
         self.filter_by = (
-            [filter_by] if isinstance(filter_by, str) else (list(filter_by) if filter_by else None)
+            [filter_by] if isinstance(filter_by, str) else (None if filter_by is None else list(filter_by))
         )
         self.text_field = text_field
         self.pred_column = pred_column or self.default_pred_column
@@ -163,8 +164,9 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
 
     # -- from raw model outputs to columns (override for regressors and multi-head models) -------
     def output_columns(self) -> list[str]:
-        """The columns this classifier adds to a frame."""
-        return [self.pred_column, *([self.prob_column] if self.prob_column else [])]
+        """The columns this classifier adds to a frame, in NeMo's order: the probabilities before the label
+        (NeMo adds the probability column first, then the prediction)."""
+        return [*([self.prob_column] if self.prob_column else []), self.pred_column]
 
     def columns_from_outputs(self, outputs: np.ndarray, labels: list[str]) -> dict[str, Any]:
         """Column name -> values (one per row) from the model's raw outputs [rows, num_outputs]."""
@@ -172,18 +174,16 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
 
         probabilities = softmax(outputs)
         names = np.asarray(labels, dtype=object)
-        columns: dict[str, Any] = {
-            self.pred_column: names[probabilities.argmax(axis=1)] if len(outputs) else []
-        }
+        columns: dict[str, Any] = {}
         if self.prob_column:
             columns[self.prob_column] = [row.tolist() for row in probabilities]
+        columns[self.pred_column] = names[probabilities.argmax(axis=1)] if len(outputs) else []
         return columns
 
     def output_meta(self) -> dict[str, Any]:
         """Column name -> pandas dtype of what `columns_from_outputs` adds (for Dask's lazy metadata)."""
-        meta: dict[str, Any] = {self.pred_column: "str"}
-        if self.prob_column:
-            meta[self.prob_column] = object
+        meta: dict[str, Any] = {self.prob_column: object} if self.prob_column else {}
+        meta[self.pred_column] = "str"
         return meta
 
     def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -192,7 +192,7 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
 
     def filter_mask(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows to keep (bool per row): all of them without `filter_by`."""
-        if not self.filter_by:
+        if self.filter_by is None:
             return np.ones(len(frame), dtype=bool)
         self.labels  # noqa: B018 -- validates filter_by against the model's labels (once)
         return frame[self.pred_column].isin(self.filter_by).to_numpy(dtype=bool)

@@ -23,7 +23,7 @@ class FrameMethods:
         return combine.predict_together([self], frame, source=source)
 
     def filter_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[self.filter_mask(frame)] if self.filter_by else frame
+        return frame[self.filter_mask(frame)] if self.filter_by is not None else frame
 
     def classify_frame(self, frame: Any, *, source: str = "<dataframe>") -> Any:
         """Predict and filter one partition: a pandas frame, or a cuDF frame on the GPU backend."""

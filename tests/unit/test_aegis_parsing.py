@@ -180,11 +180,14 @@ def test_columns_counts_and_filters():
     aegis = AegisClassifier(filter_by="safe")
     assert aegis.output_columns() == ["aegis_pred"]
     raw = AegisClassifier(keep_raw_pred=True)
-    assert raw.output_columns() == ["aegis_pred", "_aegis_raw_pred"]
+    assert raw.output_columns() == ["_aegis_raw_pred", "aegis_pred"]  # NeMo's order
     assert raw.output_meta() == {"aegis_pred": "str", "_aegis_raw_pred": "str"}
     guard = InstructionDataGuardClassifier()
-    assert guard.output_columns() == ["is_poisoned", "instruction_data_guard_poisoning_score"]
-    assert guard.output_meta() == {"is_poisoned": "bool", "instruction_data_guard_poisoning_score": "float64"}
+    assert guard.output_columns() == ["instruction_data_guard_poisoning_score", "is_poisoned"]
+    assert list(guard.output_meta().items()) == [
+        ("instruction_data_guard_poisoning_score", "float32"),  # as NeMo's guard net returns it
+        ("is_poisoned", "bool"),
+    ]
     check_classifiers([raw, guard])  # no shared column
 
     frame = pd.DataFrame({"aegis_pred": ["safe", "O3", "unknown", "safe"]})

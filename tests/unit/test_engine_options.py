@@ -214,3 +214,16 @@ def test_device_type_reads_back_as_nemo_code_expects(name: str) -> None:
     assert CLASSIFIERS[name]().device_type == "auto"
     classifier.device_type = "cuda"
     assert classifier.device == "cuda"
+
+
+@pytest.mark.parametrize(("filter_by", "kept"), [(None, 3), ([], 0), ("Games", 2), (["Games", "Sports"], 3)])
+def test_filter_by_keeps_rows_as_nemos_isin_does(tiny_domain_model, filter_by, kept):
+    """An empty list keeps no row (NeMo's `isin([])`), never every row: a computed label list that comes
+    out empty must not pass the whole corpus through."""
+    import pandas as pd
+
+    from hpc_classify.classifiers import DomainClassifier
+
+    classifier = DomainClassifier(filter_by=filter_by, model=str(tiny_domain_model), device_type="cpu")
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "domain_pred": ["Games", "Sports", "Games"]})
+    assert len(classifier.filter_frame(frame)) == kept
