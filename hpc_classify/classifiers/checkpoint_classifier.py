@@ -52,9 +52,20 @@ class CheckpointClassifier(DistributedDataClassifier):
         return {"model": self.model, "revision": self.revision}
 
     def model_fingerprint(self) -> dict[str, Any]:
-        from hpc_classify.models.checkpoint_meta import checkpoint_hash
+        """The checkpoint as resolved, not as typed: a local directory by its real path (`./ckpt` and
+        `/abs/ckpt/` are one model), a hub id by the snapshot's commit (no --revision and --revision <that
+        commit> are one model); plus the hashes of its weights and of its tokenizer files."""
+        from hpc_classify.models.checkpoint_meta import checkpoint_hash, tokenizer_hash
+        from hpc_classify.models.hub import is_local_model
 
-        return {**self.model_identity(), "checkpoint_hash": checkpoint_hash(self._model_dir())}
+        model_dir = self._model_dir()
+        local = is_local_model(self.model)
+        return {
+            "model": str(model_dir) if local else self.model,
+            "revision": None if local else model_dir.name,  # the hub cache names a snapshot by its commit
+            "checkpoint_hash": checkpoint_hash(model_dir),
+            "tokenizer_hash": tokenizer_hash(model_dir),
+        }
 
 
 @inherited_keywords

@@ -40,6 +40,30 @@ _hash_cache: dict[tuple[str, int, int], str] = {}
 _hash_lock = threading.Lock()
 
 
+# What a tokenizer is read from, in the layouts of the public checkpoints (DeBERTa's spm.model, BPE vocabularies).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "spm.model",
+    "sentencepiece.bpe.model",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
+
+
+def tokenizer_hash(model_dir: str | Path) -> str:
+    """One hash over the tokenizer files the checkpoint has (a new tokenizer_config.json alone changes the
+    tokens, hence the outputs, without touching the weights)."""
+    present = [name for name in TOKENIZER_FILES if (Path(model_dir) / name).is_file()]
+    digests = "".join(
+        f"{name}:{file_hash(Path(model_dir) / name, f'{model_dir}: {name}')};" for name in present
+    )
+    return hashlib.sha256(digests.encode()).hexdigest()[:16]
+
+
 def checkpoint_hash(model_dir: str | Path) -> str:
     """sha256 of model.safetensors, first 16 hex digits; cached by (path, size, mtime)."""
     return file_hash(Path(model_dir) / WEIGHTS_FILE, f"{model_dir}: {WEIGHTS_FILE}")

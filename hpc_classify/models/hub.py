@@ -136,6 +136,11 @@ def _not_available(
     )
 
 
+def is_local_model(model: str | os.PathLike[str]) -> bool:
+    """`model` names a local directory (else a hub id); raises as resolve_model_dir does for a missing path."""
+    return _local_dir(os.fspath(model)) is not None
+
+
 def _local_dir(model: str) -> Path | None:
     path = Path(model).expanduser()
     if path.is_dir():

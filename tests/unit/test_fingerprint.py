@@ -67,3 +67,29 @@ def test_describe_differences_flattens_nested_keys():
         describe_differences({"a": {"b": 1}, "c": 2}, {"a": {"b": 3}, "c": 2, "d": 4})
         == "a.b: 1 -> 3; d: None -> 4"
     )
+
+
+def test_a_checkpoint_counts_as_resolved_and_its_tokenizer_files_count(
+    tiny_domain_model, tmp_path, monkeypatch
+):
+    """`./ckpt`, `ckpt/` and the absolute path are one model; a changed tokenizer file is another."""
+    import shutil
+
+    from hpc_classify.classifiers import DomainClassifier
+
+    shutil.copytree(tiny_domain_model, tmp_path / "ckpt")
+    monkeypatch.chdir(tmp_path)
+
+    def fingerprint(model: str) -> dict:
+        return DomainClassifier(model=model, device_type="cpu").fingerprint()["model"]
+
+    typed = [fingerprint(spelling) for spelling in ("./ckpt", "ckpt/", str(tmp_path / "ckpt"))]
+    assert typed[0] == typed[1] == typed[2]
+    assert typed[0]["model"] == str((tmp_path / "ckpt").resolve()) and typed[0]["revision"] is None
+
+    config = tmp_path / "ckpt" / "tokenizer_config.json"
+    settings = json.loads(config.read_text())
+    config.write_text(json.dumps({**settings, "do_lower_case": not settings.get("do_lower_case", False)}))
+    changed = fingerprint("ckpt")
+    assert changed["tokenizer_hash"] != typed[0]["tokenizer_hash"]
+    assert changed["checkpoint_hash"] == typed[0]["checkpoint_hash"]
