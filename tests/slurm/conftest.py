@@ -7,6 +7,7 @@ are skipped, with the reason, where the Slurm/munge binaries are absent or we ar
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from types import ModuleType
 import pytest
 
 HARNESS_PATH = Path(__file__).resolve().parents[1] / "slurm_cluster.py"
+GATE_PRELOAD = Path(__file__).with_name("gate_preload.py")
 # munged's socket path must fit in a sockaddr_un (108 bytes): fall back to a short /tmp dir.
 MAX_STATE_DIR_CHARS = 70
 
@@ -86,3 +88,17 @@ def fragile_slurm_cluster(
     state_dir = state_dir_for(tmp_path_factory, "fragile")
     with slurm_harness.SlurmCluster(state_dir, slurmd_timeout=20) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A closed gate and the environment that makes every worker wait at it (tests/slurm/gate_preload.py):
+    each classification creates `started-<node>-...` in the gate, then waits while `hold` exists."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "hold").touch()
+    env = {
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(GATE_PRELOAD)]),
+        "HPC_CLASSIFY_TEST_GATE_DIR": str(gate),
+    }
+    return gate, env

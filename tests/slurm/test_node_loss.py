@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from test_launcher import (
     FILES,
     assert_complete_exactly_once,
@@ -27,21 +26,7 @@ from test_launcher import (
     write_corpus,
 )
 
-GATE_PRELOAD = Path(__file__).with_name("gate_preload.py")
 NODES = ("node1", "node2", "node3")
-
-
-@pytest.fixture
-def gated(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A closed gate and the environment that makes every worker wait at it."""
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    (gate / "hold").touch()
-    env = {
-        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(GATE_PRELOAD)]),
-        "HPC_CLASSIFY_TEST_GATE_DIR": str(gate),
-    }
-    return gate, env
 
 
 def wait_for_a_file_in_flight_on_every_node(gate: Path) -> None:

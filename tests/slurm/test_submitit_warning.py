@@ -6,14 +6,13 @@ arrived, so that some files are always left for the requeued job."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 from test_launcher import FILES, assert_complete_exactly_once, run_args, wait_until, write_corpus
-from test_node_loss import GATE_PRELOAD, wait_for_a_file_in_flight_on_every_node
+from test_node_loss import wait_for_a_file_in_flight_on_every_node
 
 from hpc_classify.cluster.job_layout import submitit_dir
 
@@ -29,17 +28,11 @@ def submitit_logs(out: Path, job: str) -> str:
 
 
 def test_submitit_warning_drains_the_run_then_submitit_requeues_it(
-    slurm_cluster, tiny_domain_model, tmp_path
+    slurm_cluster, tiny_domain_model, tmp_path, gated
 ) -> None:
     corpus = write_corpus(tmp_path / "in")
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    (gate / "hold").touch()
-    env = {
-        **slurm_cluster.env,
-        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(GATE_PRELOAD)]),
-        "HPC_CLASSIFY_TEST_GATE_DIR": str(gate),
-    }
+    gate, gate_env = gated
+    env = {**slurm_cluster.env, **gate_env}
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "hpc_classify.cli.main", "submit", "--nodes", "3", "--time", "10"]
     cmd += ["--partition", "debug", "--no-wait", "--", *run_args(corpus, out, tiny_domain_model)]
