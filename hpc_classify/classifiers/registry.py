@@ -92,6 +92,13 @@ def classifier_from_spec(spec: Mapping[str, Any]) -> DistributedDataClassifier:
     takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values())
     if unknown and not takes_any:
         raise _unknown_arguments(name, cls, unknown, valid or [])
+    unused = {key: why for key, why in getattr(cls, "UNUSED_ARGUMENTS", {}).items() if key in arguments}
+    if unused:
+        raise ConfigError(
+            f"classifier {name!r} ({cls.__name__}) does not use "
+            + "; ".join(f"{key}: {why}" for key, why in unused.items()),
+            hint=f"drop {', '.join(unused)} for this classifier",
+        )
     try:
         return cls(**arguments)
     except TypeError as exc:

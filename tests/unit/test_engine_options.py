@@ -227,3 +227,15 @@ def test_filter_by_keeps_rows_as_nemos_isin_does(tiny_domain_model, filter_by, k
     classifier = DomainClassifier(filter_by=filter_by, model=str(tiny_domain_model), device_type="cpu")
     frame = pd.DataFrame({"text": ["a", "b", "c"], "domain_pred": ["Games", "Sports", "Games"]})
     assert len(classifier.filter_frame(frame)) == kept
+
+
+def test_a_config_setting_the_classifier_cannot_use_is_refused_but_nemos_signature_keeps_it():
+    from hpc_classify.classifiers import InstructionDataGuardClassifier
+    from hpc_classify.classifiers.registry import classifier_from_spec
+
+    with pytest.raises(
+        ConfigError, match=r"does not use max_chars: it reads each document's first 4,096 tokens"
+    ):
+        classifier_from_spec({"classifier": "instruction-data-guard", "max_chars": 100})
+    assert classifier_from_spec({"classifier": "instruction-data-guard"}).max_chars == 6000
+    assert InstructionDataGuardClassifier(max_chars=100).max_chars == 100  # NeMo's scripts still run
