@@ -62,10 +62,10 @@ def _run_command(argv: list[str] | None) -> int:
     from hpc_classify.logging_setup import configure_logging, requested_level
 
     try:
-        requested_level(args.log_level)
+        level = requested_level(args.log_level)
     except ValueError as error:
         parser.error(str(error))  # exit 2: a usage error, before anything runs
-    configure_logging(args.log_level)
+    configure_logging(level)
     try:
         return int(args.handler(args) or 0)
     except HpcClassifyError as error:
