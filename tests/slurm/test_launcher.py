@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +29,11 @@ def job_paths(out: Path, job: str, restart: int = 0) -> JobPaths:
 
 FILES = 9
 ROWS = 12
+NODES = ("node1", "node2", "node3")
+# The driver's last line for a first run that a warning stopped: files processed, failed, remaining.
+INTERRUPTED_RUN = re.compile(
+    r"(\d+) file\(s\) processed, 0 already done, (\d+) failed, (\d+) remaining; .* exit code 3"
+)
 
 
 def wait_until(ready: Callable[[], bool], timeout: float, what: str, poll_interval: float = 0.2) -> None:
@@ -38,12 +44,21 @@ def wait_until(ready: Callable[[], bool], timeout: float, what: str, poll_interv
         time.sleep(poll_interval)
 
 
-def write_corpus(root: Path) -> Path:
-    """FILES shards of ROWS topic documents each, ids `<shard>-<n>`."""
+def wait_for_a_file_in_flight_on_every_node(gate: Path) -> None:
+    """Until every node's worker has a file held at the `gated` fixture's gate."""
+
+    def every_node_started() -> bool:
+        return all(list(gate.glob(f"started-{node}-*")) for node in NODES)
+
+    wait_until(every_node_started, 240, "a file in flight on each of node1..node3")
+
+
+def write_corpus(root: Path, files: int = FILES) -> Path:
+    """`files` shards of ROWS topic documents each, ids `<shard>-<n>`."""
     from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
 
     root.mkdir()
-    for shard in range(FILES):
+    for shard in range(files):
         texts, _ = synthetic_corpus(ROWS, DOMAIN_LABELS, seed=shard)
         rows = [json.dumps({"id": f"{shard}-{n}", "text": text}) for n, text in enumerate(texts)]
         (root / f"shard-{shard:02d}.jsonl").write_text("\n".join(rows) + "\n")
@@ -63,7 +78,7 @@ def markers(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "_markers").glob("*.done.json"))]
 
 
-def assert_complete_exactly_once(corpus: Path, out: Path) -> list[dict]:
+def assert_complete_exactly_once(corpus: Path, out: Path, files: int = FILES) -> list[dict]:
     """Every input has its output and marker; every document appears once, in order; no temp file."""
     for source in sorted(corpus.glob("*.jsonl")):
         expected = [json.loads(line)["id"] for line in source.read_text().splitlines()]
@@ -73,10 +88,10 @@ def assert_complete_exactly_once(corpus: Path, out: Path) -> list[dict]:
     all_ids = collections.Counter(
         json.loads(line)["id"] for path in out.glob("shard-*.jsonl") for line in path.read_text().splitlines()
     )
-    assert len(all_ids) == FILES * ROWS and set(all_ids.values()) == {1}
+    assert len(all_ids) == files * ROWS and set(all_ids.values()) == {1}
     assert [p for p in out.rglob("*") if ".tmp-" in p.name] == []
     found = markers(out)
-    assert len(found) == FILES
+    assert len(found) == files
     return found
 
 
@@ -128,20 +143,50 @@ def test_node_whose_workers_never_start_fails_fast_naming_it(
 
 
 def test_usr1_mid_run_stops_the_driver_requeues_and_resumes(
-    slurm_cluster, tiny_domain_model, corpus, tmp_path
+    slurm_cluster, tiny_domain_model, tmp_path, gated
 ):
-    out = tmp_path / "out"
-    job = submit_classify(slurm_cluster, tmp_path, run_args(corpus, out, tiny_domain_model))
-    wait_until(
-        lambda: len(markers(out)) >= 1 if (out / "_markers").exists() else False, 180, "a first marker"
-    )
+    """The gate holds one file per node in flight when the warning comes, so six files are left for the
+    requeued job: the first run drains its three and exits 3, the script requeues, the restart finishes."""
+    gate, env = gated
+    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    args = run_args(corpus, out, tiny_domain_model, "--group-bytes", "0", "--tasks-per-worker", "1")
+    job = submit_classify(slurm_cluster, tmp_path, args, env=env)
+    wait_for_a_file_in_flight_on_every_node(gate)
     slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job])
+    wait_until(lambda: "SIGUSR1 received" in job_log(tmp_path, job), 60, "the driver to take the warning")
+    (gate / "hold").unlink()
+
     assert slurm_cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
     log = job_log(tmp_path, job)
-    assert slurm_cluster.job_info(job)["Restarts"] == "1", log
+    first = INTERRUPTED_RUN.search(log)
+    assert first is not None, log
+    assert tuple(map(int, first.groups())) == (3, 0, FILES - 3), first.group(0)
     assert "requeueing job" in log
+    assert slurm_cluster.job_info(job)["Restarts"] == "1", log
     assert job_paths(out, job, restart=1).scheduler_file.exists()  # the restart's own job dir
     assert_complete_exactly_once(corpus, out)
+
+
+def test_usr1_when_the_files_in_flight_are_the_last_the_run_completes_without_a_requeue(
+    slurm_cluster, tiny_domain_model, tmp_path, gated
+) -> None:
+    """The warning came, but draining the files in flight finished the run: the driver exits 0 and the job
+    must not go back to the queue (a requeued job would wait for nodes only to find everything done)."""
+    gate, env = gated
+    corpus, out = write_corpus(tmp_path / "in", files=3), tmp_path / "out"
+    args = run_args(corpus, out, tiny_domain_model, "--group-bytes", "0", "--tasks-per-worker", "1")
+    job = submit_classify(slurm_cluster, tmp_path, args, env=env)  # one file in flight per node: all three
+    wait_for_a_file_in_flight_on_every_node(gate)
+    slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job])
+    wait_until(lambda: "SIGUSR1 received" in job_log(tmp_path, job), 60, "the driver to take the warning")
+    (gate / "hold").unlink()
+
+    assert slurm_cluster.wait_job(job, timeout=240) == "COMPLETED", job_log(tmp_path, job)
+    log = job_log(tmp_path, job)
+    assert "every file had finished (done or failed): the run is complete, not interrupted" in log
+    assert "requeueing job" not in log
+    assert slurm_cluster.job_info(job)["Restarts"] == "0", log
+    assert_complete_exactly_once(corpus, out, files=3)
 
 
 def test_cancelled_mid_run_then_resubmitted_completes_exactly_once(

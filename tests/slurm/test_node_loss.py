@@ -22,18 +22,10 @@ from test_launcher import (
     markers,
     run_args,
     submit_classify,
+    wait_for_a_file_in_flight_on_every_node,
     wait_until,
     write_corpus,
 )
-
-NODES = ("node1", "node2", "node3")
-
-
-def wait_for_a_file_in_flight_on_every_node(gate: Path) -> None:
-    def every_node_started() -> bool:
-        return all(list(gate.glob(f"started-{node}-*")) for node in NODES)
-
-    wait_until(every_node_started, 240, "a file in flight on each of node1..node3")
 
 
 def summary(out: Path) -> dict:

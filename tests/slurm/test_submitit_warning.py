@@ -11,14 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_launcher import FILES, assert_complete_exactly_once, run_args, wait_until, write_corpus
-from test_node_loss import wait_for_a_file_in_flight_on_every_node
+from test_launcher import (
+    FILES,
+    INTERRUPTED_RUN,
+    assert_complete_exactly_once,
+    run_args,
+    wait_for_a_file_in_flight_on_every_node,
+    wait_until,
+    write_corpus,
+)
 
 from hpc_classify.cluster.job_layout import submitit_dir
-
-FIRST_RUN = re.compile(
-    r"(\d+) file\(s\) processed, 0 already done, (\d+) failed, (\d+) remaining; .* exit code 3"
-)
 
 
 def submitit_logs(out: Path, job: str) -> str:
@@ -49,7 +52,7 @@ def test_submitit_warning_drains_the_run_then_submitit_requeues_it(
 
     log = submitit_logs(out, job)
     assert "SIGUSR2 received: no new files will be submitted; finishing the files in flight" in log
-    first = FIRST_RUN.search(log)  # the first run ended by itself: its files in flight finished
+    first = INTERRUPTED_RUN.search(log)  # the first run ended by itself: its files in flight finished
     assert first is not None, log
     processed, failed, remaining = map(int, first.groups())
     assert (processed, failed, remaining) == (3, 0, FILES - 3), first.group(0)
