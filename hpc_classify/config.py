@@ -19,6 +19,7 @@ CHANGED_INPUT_POLICIES = ("error", "redo")
 ROW_NUMBER_COLUMN = "row_number"
 OUTPUT_FORMATS = ("jsonl", "parquet")
 PROTOCOLS = ("tcp", "ucxx")
+DEFAULT_PROTOCOL = "tcp"
 # The clusters a run starts itself; on Slurm the launcher (slurm/classify.sbatch, `hpc-classify submit`)
 # starts the cluster and the run joins it by its scheduler file.
 CLUSTER_KINDS = ("local", "jobqueue")
@@ -97,7 +98,9 @@ class RunConfig:
     cluster: str = "local"
     scheduler_file: str | None = None
     scheduler_address: str | None = None
-    protocol: str = "tcp"
+    # None: tcp for a cluster the run starts; a scheduler it joins decides by its address (a given
+    # protocol must then match it: connect.py).
+    protocol: str | None = None
     workers: int | None = None
     max_workers: int | None = None  # jobqueue: adapt between workers and this
     threads_per_worker: int | None = None
@@ -125,7 +128,8 @@ class RunConfig:
             raise ConfigError("no --output given", hint="pass --output DIR")
         _check_choice("output_format", self.output_format, OUTPUT_FORMATS)
         _check_choice("on_bad_row", self.on_bad_row, BAD_ROW_POLICIES)
-        _check_choice("protocol", self.protocol, PROTOCOLS)
+        if self.protocol is not None:
+            _check_choice("protocol", self.protocol, PROTOCOLS)
         _check_choice("on_changed_input", self.on_changed_input, CHANGED_INPUT_POLICIES)
         self._check_number_types()
         self._check_cluster()
@@ -224,6 +228,11 @@ class RunConfig:
                 raise ConfigError("key_column is only meaningful with keep_columns")
             if self.key_column not in keep:
                 object.__setattr__(self, "keep_columns", (*keep, self.key_column))
+
+    @property
+    def cluster_protocol(self) -> str:
+        """The protocol of a cluster the run (or the Slurm launcher) starts itself."""
+        return self.protocol or DEFAULT_PROTOCOL
 
     @property
     def device(self) -> str:

@@ -117,7 +117,7 @@ def node_options(node_args: argparse.Namespace, config: RunConfig) -> NodeOption
     job_root = node_args.job_dir or default_job_root(config.output)
     return NodeOptions(
         job_root=os.path.abspath(job_root),
-        protocol=config.protocol,
+        protocol=config.cluster_protocol,
         interface=node_args.interface,
         worker_timeout=node_args.worker_timeout,
         death_timeout=node_args.death_timeout,

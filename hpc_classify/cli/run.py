@@ -175,7 +175,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     cluster.add_argument("--scheduler-file", metavar="PATH", help="join the scheduler of this scheduler file")
     cluster.add_argument("--scheduler-address", metavar="ADDR", help="join the scheduler at this address")
-    cluster.add_argument("--protocol", choices=PROTOCOLS, help="tcp (default) or ucxx")
+    cluster.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="tcp (default) or ucxx for a cluster the run starts; a joined scheduler speaks its own (must match)",
+    )
     cluster.add_argument(
         "--workers", type=int, metavar="N", help="local workers (default: 1 on CPU, 1 per GPU)"
     )

@@ -3,6 +3,7 @@ Slurm launcher uses), start a jobqueue cluster, or start a local one. Never impo
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -20,17 +21,17 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
     caller must not shut it down). Waits, up to `timeout`, until at least one worker has joined."""
     from distributed import Client
 
-    if config.protocol == "ucxx":
+    if "ucxx" in (config.protocol, protocol_of(_known_scheduler_address(config))):
         quiet_ucx_here()
     cluster = None
     if config.scheduler_file:
         target = f"scheduler file {config.scheduler_file}"
         client = _join(lambda: Client(scheduler_file=config.scheduler_file, timeout=timeout), target)
+        check_joined_protocol(client, config.protocol, target)
     elif config.scheduler_address:
-        address = config.scheduler_address
-        if "://" not in address:
-            address = f"{config.protocol}://{address}"
+        address = _known_scheduler_address(config)
         target = f"scheduler {address}"
+        check_joined_protocol(None, config.protocol, target, address=address)
         client = _join(lambda: Client(address, timeout=timeout), target)
     elif config.cluster == "jobqueue":
         from hpc_classify.cluster import jobqueue  # lazily: dask-jobqueue is only needed here
@@ -44,7 +45,7 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
         cluster = start_local_cluster(
             workers=config.workers,
             threads_per_worker=config.threads_per_worker,
-            protocol=config.protocol,
+            protocol=config.cluster_protocol,
             device=config.device,
         )
         target = "the local cluster"
@@ -79,3 +80,40 @@ def _join(make_client: Any, target: str) -> Any:
             f"could not connect to {target}: {exc}",
             hint="is the scheduler running, and reachable over this protocol and interface?",
         ) from exc
+
+
+def protocol_of(address: str | None) -> str | None:
+    """The scheme of a Dask address ("tcp", "ucxx", ...), None when it has none."""
+    return address.split("://", 1)[0] if address and "://" in address else None
+
+
+def check_joined_protocol(
+    client: Any, wanted: str | None, target: str, *, address: str | None = None
+) -> None:
+    """A protocol asked for must be the one a joined scheduler speaks: its address decides, and a `--protocol
+    ucxx` that silently ran over tcp would hide a slower interconnect from the user."""
+    address = address or client.scheduler.address
+    spoken = protocol_of(address)
+    if wanted is None or spoken == wanted:
+        return
+    if client is not None:
+        client.close()
+    raise ClusterError(
+        f"protocol {wanted} given, but {target} speaks {spoken} ({address})",
+        hint="drop --protocol (a scheduler you join decides it), or start that scheduler with the protocol you want",
+    )
+
+
+def _known_scheduler_address(config: RunConfig) -> str | None:
+    """The address of the scheduler to join where it is known before connecting: --scheduler-address (tcp
+    unless it names its scheme or --protocol does), or a scheduler file that exists already."""
+    if config.scheduler_address:
+        address = config.scheduler_address
+        return address if "://" in address else f"{config.cluster_protocol}://{address}"
+    if config.scheduler_file:
+        try:
+            with open(config.scheduler_file) as f:
+                return json.load(f).get("address")
+        except (OSError, ValueError, AttributeError):
+            return None  # not written yet (Client waits for it) or not ours to judge here
+    return None

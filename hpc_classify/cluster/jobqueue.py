@@ -36,10 +36,10 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
         "cores": cores,
         "memory": site.get("memory") or DEFAULT_MEMORY,
         "processes": 1,  # one worker per job: the model is loaded once per job
-        "protocol": config.protocol,
+        "protocol": config.cluster_protocol,
         "python": site.get("python") or sys.executable,  # the same environment as the driver
         "scheduler_options": {
-            "protocol": config.protocol,
+            "protocol": config.cluster_protocol,
             "dashboard_address": ":0",
             **site.get("scheduler-options", {}),
         },
