@@ -11,7 +11,7 @@ classifier to pandas, cuDF and Dask frames (`frames`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,10 +87,7 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
         options = EngineOptions(**inherited)
         if not text_field or not isinstance(text_field, str):
             raise ConfigError(f"text_field must be a non-empty column name, not {text_field!r}")
-        # An empty list keeps no row, as NeMo's `isin([])` does: never "no filter".
-        self.filter_by = (
-            [filter_by] if isinstance(filter_by, str) else (None if filter_by is None else list(filter_by))
-        )
+        self.filter_by = filter_labels(filter_by)
         self.text_field = text_field
         self.pred_column = pred_column or self.default_pred_column
         self.prob_column = prob_column
@@ -200,6 +197,23 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
     def columns_for_texts(self, texts: list[str]) -> dict[str, Any]:
         """Output columns for `texts`, for classifiers with `uses_inference_engine = False`."""
         raise NotImplementedError(f"{type(self).__name__} must implement columns_for_texts")
+
+
+def filter_labels(filter_by: Any) -> list[str] | None:
+    """`filter_by` as a list of labels. An empty list keeps no row, as NeMo's `isin([])` does: never "no
+    filter". A mapping (a YAML `filter_by: {News: 1}`) or a non-label is refused, not read as its keys."""
+    if filter_by is None:
+        return None
+    if isinstance(filter_by, str):
+        return [filter_by]
+    if isinstance(filter_by, Iterable) and not isinstance(filter_by, Mapping):
+        labels = list(filter_by)
+        if all(isinstance(label, str) for label in labels):
+            return labels
+    raise ConfigError(
+        f"filter_by must be a label or a list of labels, not {filter_by!r}",
+        hint="e.g. filter_by: [News, Games]",
+    )
 
 
 def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassifier]:

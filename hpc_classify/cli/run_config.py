@@ -62,12 +62,25 @@ def load_yaml_config(path: str) -> dict[str, Any]:
                 f"unknown key {key!r} in --config {path}",
                 hint=f"valid keys: {', '.join(sorted(TOP_LEVEL_KEYS))}",
             )
-        if name in LIST_KEYS and isinstance(value, str) and name != "classifier":
-            value = [value]
+        if name in LIST_KEYS and name != "classifier":
+            value = _as_list(value, key, path)
         settings[name] = value
     if "classifiers" in settings:
         _check_classifier_list(settings, path)
     return settings
+
+
+def _as_list(value: Any, key: str, path: str) -> list[Any]:
+    """A key that takes several values (input, filter_by, keep_columns): one value or a list, never a mapping
+    (whose keys would be taken silently) or a number."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise ConfigError(
+        f"--config {path}: {key!r} must be a value or a list of values, not {value!r}",
+        hint=f"e.g. `{key}: [a, b]` or `{key}: a`",
+    )
 
 
 def _unique_keys_loader(yaml: Any) -> type:

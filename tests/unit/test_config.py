@@ -171,3 +171,33 @@ def test_log_level_takes_any_case_and_refuses_unknown_levels(tmp_path, capsys, m
         main(["--log-level", "loud", "status", "--output", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "--log-level 'loud' is not a logging level" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("input: {a.jsonl: 1}\n", "'input' must be a value or a list of values, not {'a.jsonl': 1}"),
+        ("input: a.jsonl\nkeep_columns: 3\n", "'keep_columns' must be a value or a list of values, not 3"),
+        ("input: a.jsonl\nfilter_by: {News: 1}\n", "'filter_by' must be a value or a list of values"),
+        (
+            "input: a.jsonl\nclassifiers:\n  - {classifier: domain, filter_by: {News: 1}}\n",
+            "filter_by must be a label or a list of labels, not {'News': 1}",
+        ),
+    ],
+)
+def test_a_mapping_where_a_list_belongs_is_refused_not_read_as_its_keys(tmp_path, text, message):
+    code, err = _run_yaml(tmp_path, text)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_filter_by_takes_any_sequence_of_labels_from_python():
+    import numpy as np
+
+    from hpc_classify import DomainClassifier
+
+    assert DomainClassifier(filter_by=np.array(["News", "Games"])).filter_by == ["News", "Games"]
+    assert DomainClassifier(filter_by=("News",)).filter_by == ["News"]
+    for bad in ({"News": 1}, 3, ["News", 1]):
+        with pytest.raises(ConfigError, match="filter_by must be a label or a list of labels"):
+            DomainClassifier(filter_by=bad)
