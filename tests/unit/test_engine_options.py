@@ -239,3 +239,56 @@ def test_a_config_setting_the_classifier_cannot_use_is_refused_but_nemos_signatu
         classifier_from_spec({"classifier": "instruction-data-guard", "max_chars": 100})
     assert classifier_from_spec({"classifier": "instruction-data-guard"}).max_chars == 6000
     assert InstructionDataGuardClassifier(max_chars=100).max_chars == 100  # NeMo's scripts still run
+
+
+# -- NeMo Curator 0.7.1's BaseModule (nemo_curator/modules/base.py): name, input_backend, call -------------
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_nemo_module_attributes(name: str) -> None:
+    """`name` is the class's name (NeMo's classifiers pass none); `input_backend` says what `__call__` takes:
+    "any" (pandas and cuDF partitions alike), where NeMo's GPU-only classifiers say "cudf"."""
+    classifier = CLASSIFIERS[name](device_type="cpu")
+    assert classifier.name == type(classifier).__name__
+    assert classifier.input_backend == "any"
+    assert callable(classifier.call)
+
+
+def _small_dataset():
+    import pandas as pd
+
+    from hpc_classify import DocumentDataset
+
+    texts = ["the game went to overtime", "a recipe for bread", "stock markets fell", "the match ended"]
+    return DocumentDataset.from_pandas(pd.DataFrame({"id": range(4), "text": texts}), npartitions=2)
+
+
+def test_call_does_what_calling_the_module_does(tiny_domain_model):
+    """A NeMo `Sequential` or user module calls `module.call(ds)`: the same classification and filter."""
+    import pandas as pd
+
+    from hpc_classify.classifiers import DomainClassifier
+
+    dataset = _small_dataset()
+    classifier = DomainClassifier(model=str(tiny_domain_model), device_type="cpu")
+    labelled = classifier(dataset).df.compute()
+    pd.testing.assert_frame_equal(classifier.call(dataset).df.compute(), labelled)
+    wanted = [labelled["domain_pred"].iloc[0]]
+    filtering = DomainClassifier(wanted, model=str(tiny_domain_model), device_type="cpu")
+    kept = filtering.call(dataset).df.compute()
+    pd.testing.assert_frame_equal(kept, labelled[labelled["domain_pred"].isin(wanted)])
+
+
+def test_calling_the_module_checks_the_backend_then_runs_call(tiny_domain_model, monkeypatch):
+    from hpc_classify.classifiers import DomainClassifier
+
+    dataset = _small_dataset()
+    classifier = DomainClassifier(model=str(tiny_domain_model), device_type="cpu")
+    monkeypatch.setattr(classifier, "call", lambda ds: ("called", ds))  # a subclass's `call` is what runs
+    assert classifier(dataset) == ("called", dataset)
+    classifier.input_backend = "cudf"  # as NeMo: a module that asks for cuDF refuses a pandas dataset
+    with pytest.raises(ValueError, match="requires dataset to have backend cudf but got backend pandas"):
+        classifier(dataset)
+    classifier.input_backend = "gpu"
+    with pytest.raises(ValueError, match="gpu not one of the supported backends"):
+        classifier(dataset)
