@@ -292,3 +292,29 @@ def test_calling_the_module_checks_the_backend_then_runs_call(tiny_domain_model,
     classifier.input_backend = "gpu"
     with pytest.raises(ValueError, match="gpu not one of the supported backends"):
         classifier(dataset)
+
+
+# -- NeMo's other public attributes of the classifiers (nemo_curator/classifiers/*.py at v0.7.1) ----------
+
+
+def test_instruction_data_guard_pred_column_is_its_score_column_as_in_nemo():
+    """NeMo passes `pred_column=prob_column` to its base: `.pred_column` names the score column; the
+    flag column (the `pred_column` argument) is still what gets written next to it."""
+    import numpy as np
+    import pandas as pd
+
+    from hpc_classify.classifiers import InstructionDataGuardClassifier
+
+    score = "instruction_data_guard_poisoning_score"
+    guard = InstructionDataGuardClassifier(device_type="cpu")
+    assert guard.pred_column == guard.prob_column == score
+    assert guard.output_columns() == [score, "is_poisoned"]
+    custom = InstructionDataGuardClassifier(pred_column="flag", prob_column="p", device_type="cpu")
+    assert custom.pred_column == "p"
+    custom.scores = lambda texts: np.array([0.2, 0.7], dtype=np.float32)
+    columns = custom.columns_for_texts(["a", "b"])
+    assert list(columns) == ["p", "flag"] and columns["flag"].tolist() == [False, True]
+    assert set(custom.output_counts(pd.DataFrame(columns))) == {"p", "flag"}
+    assert list(custom.output_meta()) == ["p", "flag"]
+    custom.pred_column = "renamed"  # the attribute names the score column: setting it renames that column
+    assert custom.output_columns() == ["renamed", "flag"] and custom.prob_column == "renamed"
