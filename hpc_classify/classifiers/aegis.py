@@ -239,6 +239,8 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
     def pred_column(self, value: str) -> None:
         self.prob_column = value
 
+    out_dim = 1  # NeMo's value: one score
+
     def load_labels(self) -> list[str]:
         return []  # a score, not classes
 

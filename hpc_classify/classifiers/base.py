@@ -128,6 +128,11 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
         return self.labels
 
     @property
+    def out_dim(self) -> int | None:
+        """NeMo's number of model outputs: one per label here; regressors and multi-head models override it."""
+        return len(self.labels)
+
+    @property
     def device_type(self) -> str:
         """NeMo Curator's name for `device` (auto, cpu or cuda): the same attribute."""
         return self.device

@@ -318,3 +318,21 @@ def test_instruction_data_guard_pred_column_is_its_score_column_as_in_nemo():
     assert list(custom.output_meta()) == ["p", "flag"]
     custom.pred_column = "renamed"  # the attribute names the score column: setting it renames that column
     assert custom.output_columns() == ["renamed", "flag"] and custom.prob_column == "renamed"
+
+
+def test_nemo_classifier_attributes_out_dim_multilingual_fineweb_identifier(tiny_domain_model):
+    from hpc_classify.classifiers import AegisClassifier, DomainClassifier, MultilingualDomainClassifier
+    from hpc_classify.classifiers.fineweb import FINEWEB_MIXTRAL_IDENTIFIER
+    from hpc_classify.models.tiny import DOMAIN_LABELS
+
+    domain = DomainClassifier(model=str(tiny_domain_model), device_type="cpu")
+    assert domain.out_dim == len(DOMAIN_LABELS)  # NeMo: len(labels), read from the model's config
+    assert AegisClassifier(device_type="cpu").out_dim == 15
+    for name in ("fineweb-edu", "fineweb-mixtral-edu", "fineweb-nemotron-edu", "instruction-data-guard"):
+        assert CLASSIFIERS[name](device_type="cpu").out_dim == 1  # one score
+    assert CLASSIFIERS["prompt-task-complexity"](device_type="cpu").out_dim is None
+    assert domain.multilingual is False and MultilingualDomainClassifier().multilingual is True
+    mixtral = CLASSIFIERS["fineweb-mixtral-edu"](device_type="cpu")
+    assert mixtral.fineweb_identifier == mixtral.model == FINEWEB_MIXTRAL_IDENTIFIER
+    mixtral.fineweb_identifier = "/models/mine"  # the model it loads, so setting it takes effect
+    assert mixtral.model == "/models/mine"
