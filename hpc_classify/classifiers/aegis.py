@@ -10,7 +10,8 @@
   unused, as in NeMo 0.7.1; an empty document is read as "unknown", as crossfit does) through LlamaGuard
   with the Defensive Aegis adapter, takes the last layer's hidden state at the last token and scores it
   with the guard net: `instruction_data_guard_poisoning_score` (sigmoid) and `is_poisoned` (score >= 0.5).
-  It never filters and has no labels (`get_labels()` is None).
+  It never filters and has no labels (`get_labels()` is None). As in NeMo, its `pred_column` attribute
+  names the score column (the `pred_column` argument names the flag column, kept as `_pred_column`).
 
 Differences from NeMo kept on purpose: `device_type` defaults to "auto" (CUDA when visible, else CPU);
 the keywords `model=` (hub id or local dir: the adapter for Aegis, the guard net for instruction data
@@ -179,7 +180,6 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
     `base_model`, `aegis_adapter` (the LoRA adapter the guard net was trained on), `device`, `token_budget`.
     """
 
-    default_pred_column = "is_poisoned"
     _adapter_has_revision = False  # `revision` is the guard net's
     # Kept in the signature for NeMo's scripts, but a setting in a run's config that cannot take effect is
     # refused there (registry.classifier_from_spec), with why.
@@ -216,7 +216,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
             device_type=device_type,
             batch_size=batch_size,
             text_field=text_field,
-            pred_column=pred_column,
+            pred_column=prob_column,  # as NeMo passes it to its base: see the `pred_column` property
             prob_column=prob_column,
             max_chars=max_chars,
             autocast=autocast,
@@ -226,6 +226,20 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         self.model = guard
         self.revision = revision
         self.aegis_adapter = aegis_adapter
+        self._pred_column = pred_column  # the flag column, under NeMo's name for it
+
+    @property
+    def pred_column(self) -> str:
+        """The score column, as NeMo's `pred_column` attribute is (NeMo hands its base `prob_column` there;
+        this classifier filters nothing): the same attribute as `prob_column`, so setting it renames the
+        score column. The flag column (the `pred_column` argument) is `_pred_column`, as in NeMo."""
+        return self.prob_column
+
+    @pred_column.setter
+    def pred_column(self, value: str) -> None:
+        self.prob_column = value
+
+    out_dim = 1  # NeMo's value: one score
 
     def load_labels(self) -> list[str]:
         return []  # a score, not classes
@@ -266,11 +280,11 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         }
 
     def output_columns(self) -> list[str]:
-        return [self.prob_column, self.pred_column]  # NeMo's order
+        return [self.prob_column, self._pred_column]  # NeMo's order
 
     def output_meta(self) -> dict[str, Any]:
         # float32, as NeMo's guard net returns it
-        return {self.prob_column: "float32", self.pred_column: "bool"}
+        return {self.prob_column: "float32", self._pred_column: "bool"}
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Poisoning scores (float32) of `texts`, in order."""
@@ -294,12 +308,12 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
 
     def columns_for_texts(self, texts: list[str]) -> dict[str, Any]:
         score = self.scores(texts)
-        return {self.prob_column: score.astype(np.float32), self.pred_column: score >= POISONED_THRESHOLD}
+        return {self.prob_column: score.astype(np.float32), self._pred_column: score >= POISONED_THRESHOLD}
 
     def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
-        flags = (bool(value) for value in frame[self.pred_column].tolist())
+        flags = (bool(value) for value in frame[self._pred_column].tolist())
         scores = np.round(frame[self.prob_column].to_numpy(dtype=np.float64), 1).tolist()
         return {
-            self.pred_column: count_values(flags, ("True", "False")),
+            self._pred_column: count_values(flags, ("True", "False")),
             self.prob_column: count_values((f"{value:.1f}" for value in scores), TENTHS),
         }

@@ -5,7 +5,7 @@ A subclass says how to load the model, the tokenizer and the labels (`load_model
 its raw outputs become columns (`columns_from_outputs`, `output_meta`, `output_counts`, `filter_mask`).
 The rest is composed from one module per job: the engine options (`engine_options`), identity and
 fingerprint (`identity`), the per-process model cache and device setup (`runtime`), and applying a
-classifier to pandas, cuDF and Dask frames (`frames`).
+classifier to pandas, cuDF and Dask frames (`frames`), and NeMo's `BaseModule` surface (`nemo_module`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from hpc_classify.classifiers.engine_options import EngineOptions
 from hpc_classify.classifiers.frames import FrameMethods
 from hpc_classify.classifiers.identity import ClassifierIdentity
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
+from hpc_classify.classifiers.nemo_module import NemoModule
 from hpc_classify.classifiers.value_counts import count_values
 from hpc_classify.errors import ConfigError
 
@@ -55,7 +56,7 @@ _KEYWORD_ORDER = (
 
 
 @inherited_keywords(order=_KEYWORD_ORDER)
-class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
+class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, ABC):
     """Base of every classifier. Subclasses implement `load_model`, `load_tokenizer` and `load_labels`
     (or `load_components` when one checkpoint yields all three)."""
 
@@ -122,6 +123,11 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, ABC):
     def get_labels(self) -> list[str]:
         """NeMo Curator's name for `labels`."""
         return self.labels
+
+    @property
+    def out_dim(self) -> int | None:
+        """NeMo's number of model outputs: one per label here; regressors and multi-head models override it."""
+        return len(self.labels)
 
     @property
     def device_type(self) -> str:

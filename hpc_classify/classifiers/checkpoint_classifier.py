@@ -113,11 +113,14 @@ class _NemoCheckpointClassifier(CheckpointClassifier):
 class DomainClassifier(_NemoCheckpointClassifier):
     """nvidia/domain-classifier: 26 domain labels (Adult ... Travel_and_Transportation), NeMo's signature."""
 
+    multilingual = False  # NeMo's attribute (its two domain classifiers share one parent)
+
 
 class MultilingualDomainClassifier(_NemoCheckpointClassifier):
     """nvidia/multilingual-domain-classifier: the 26 domain labels over 52 languages, NeMo's signature."""
 
     default_model_key = "multilingual-domain"
+    multilingual = True
 
 
 @inherited_keywords

@@ -79,6 +79,17 @@ class _FineWebBaseClassifier(CheckpointClassifier):
         self.int_column = int_column
         self.quality_label_column = quality_label_column
 
+    out_dim = 1  # NeMo's value: one score
+
+    @property
+    def fineweb_identifier(self) -> str:
+        """NeMo's name for the checkpoint: `model` (setting it changes the model loaded)."""
+        return self.model
+
+    @fineweb_identifier.setter
+    def fineweb_identifier(self, value: str) -> None:
+        self.model = str(value)
+
     # -- loading: a plain Hugging Face regression checkpoint ------------------------------------
     def load_labels(self) -> list[str]:
         return []  # a score, not classes

@@ -1,5 +1,6 @@
 """Applying a classifier to frames: pandas (`predict_frame`, `filter_frame`), a cuDF partition on the GPU
-backend (`classify_frame`), a Dask `DocumentDataset` (`__call__`), and the documents of a frame (`texts`)."""
+backend (`classify_frame`), a Dask `DocumentDataset` (`call`, which NeMo's `__call__` runs), and the documents
+of a frame (`texts`)."""
 
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ class FrameMethods:
         return column.tolist()
 
     # -- the Dask dataframe API ---------------------------------------------------------------
-    def __call__(self, dataset: DocumentDataset) -> DocumentDataset:
-        """Classify lazily: a map over partitions; the model loads once per worker process."""
+    def call(self, dataset: DocumentDataset) -> DocumentDataset:
+        """Classify (and filter) lazily: a map over partitions; the model loads once per worker process.
+        `classifier(dataset)` runs this after checking the dataset's backend (`NemoModule.__call__`)."""
         meta = dataset.df._meta.copy()
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)

@@ -80,6 +80,8 @@ def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str,
 class PromptTaskComplexityClassifier(CheckpointClassifier):
     """Task types and complexity dimensions of prompts (columns named by the checkpoint's `targets`)."""
 
+    out_dim = None  # NeMo's value: several heads of different sizes
+
     def __init__(
         self,
         batch_size: int = 256,

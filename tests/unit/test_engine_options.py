@@ -239,3 +239,100 @@ def test_a_config_setting_the_classifier_cannot_use_is_refused_but_nemos_signatu
         classifier_from_spec({"classifier": "instruction-data-guard", "max_chars": 100})
     assert classifier_from_spec({"classifier": "instruction-data-guard"}).max_chars == 6000
     assert InstructionDataGuardClassifier(max_chars=100).max_chars == 100  # NeMo's scripts still run
+
+
+# -- NeMo Curator 0.7.1's BaseModule (nemo_curator/modules/base.py): name, input_backend, call -------------
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_nemo_module_attributes(name: str) -> None:
+    """`name` is the class's name (NeMo's classifiers pass none); `input_backend` says what `__call__` takes:
+    "any" (pandas and cuDF partitions alike), where NeMo's GPU-only classifiers say "cudf"."""
+    classifier = CLASSIFIERS[name](device_type="cpu")
+    assert classifier.name == type(classifier).__name__
+    assert classifier.input_backend == "any"
+    assert callable(classifier.call)
+
+
+def _small_dataset():
+    import pandas as pd
+
+    from hpc_classify import DocumentDataset
+
+    texts = ["the game went to overtime", "a recipe for bread", "stock markets fell", "the match ended"]
+    return DocumentDataset.from_pandas(pd.DataFrame({"id": range(4), "text": texts}), npartitions=2)
+
+
+def test_call_does_what_calling_the_module_does(tiny_domain_model):
+    """A NeMo `Sequential` or user module calls `module.call(ds)`: the same classification and filter."""
+    import pandas as pd
+
+    from hpc_classify.classifiers import DomainClassifier
+
+    dataset = _small_dataset()
+    classifier = DomainClassifier(model=str(tiny_domain_model), device_type="cpu")
+    labelled = classifier(dataset).df.compute()
+    pd.testing.assert_frame_equal(classifier.call(dataset).df.compute(), labelled)
+    wanted = [labelled["domain_pred"].iloc[0]]
+    filtering = DomainClassifier(wanted, model=str(tiny_domain_model), device_type="cpu")
+    kept = filtering.call(dataset).df.compute()
+    pd.testing.assert_frame_equal(kept, labelled[labelled["domain_pred"].isin(wanted)])
+
+
+def test_calling_the_module_checks_the_backend_then_runs_call(tiny_domain_model, monkeypatch):
+    from hpc_classify.classifiers import DomainClassifier
+
+    dataset = _small_dataset()
+    classifier = DomainClassifier(model=str(tiny_domain_model), device_type="cpu")
+    monkeypatch.setattr(classifier, "call", lambda ds: ("called", ds))  # a subclass's `call` is what runs
+    assert classifier(dataset) == ("called", dataset)
+    classifier.input_backend = "cudf"  # as NeMo: a module that asks for cuDF refuses a pandas dataset
+    with pytest.raises(ValueError, match="requires dataset to have backend cudf but got backend pandas"):
+        classifier(dataset)
+    classifier.input_backend = "gpu"
+    with pytest.raises(ValueError, match="gpu not one of the supported backends"):
+        classifier(dataset)
+
+
+# -- NeMo's other public attributes of the classifiers (nemo_curator/classifiers/*.py at v0.7.1) ----------
+
+
+def test_instruction_data_guard_pred_column_is_its_score_column_as_in_nemo():
+    """NeMo passes `pred_column=prob_column` to its base: `.pred_column` names the score column; the
+    flag column (the `pred_column` argument) is still what gets written next to it."""
+    import numpy as np
+    import pandas as pd
+
+    from hpc_classify.classifiers import InstructionDataGuardClassifier
+
+    score = "instruction_data_guard_poisoning_score"
+    guard = InstructionDataGuardClassifier(device_type="cpu")
+    assert guard.pred_column == guard.prob_column == score
+    assert guard.output_columns() == [score, "is_poisoned"]
+    custom = InstructionDataGuardClassifier(pred_column="flag", prob_column="p", device_type="cpu")
+    assert custom.pred_column == "p"
+    custom.scores = lambda texts: np.array([0.2, 0.7], dtype=np.float32)
+    columns = custom.columns_for_texts(["a", "b"])
+    assert list(columns) == ["p", "flag"] and columns["flag"].tolist() == [False, True]
+    assert set(custom.output_counts(pd.DataFrame(columns))) == {"p", "flag"}
+    assert list(custom.output_meta()) == ["p", "flag"]
+    custom.pred_column = "renamed"  # the attribute names the score column: setting it renames that column
+    assert custom.output_columns() == ["renamed", "flag"] and custom.prob_column == "renamed"
+
+
+def test_nemo_classifier_attributes_out_dim_multilingual_fineweb_identifier(tiny_domain_model):
+    from hpc_classify.classifiers import AegisClassifier, DomainClassifier, MultilingualDomainClassifier
+    from hpc_classify.classifiers.fineweb import FINEWEB_MIXTRAL_IDENTIFIER
+    from hpc_classify.models.tiny import DOMAIN_LABELS
+
+    domain = DomainClassifier(model=str(tiny_domain_model), device_type="cpu")
+    assert domain.out_dim == len(DOMAIN_LABELS)  # NeMo: len(labels), read from the model's config
+    assert AegisClassifier(device_type="cpu").out_dim == 15
+    for name in ("fineweb-edu", "fineweb-mixtral-edu", "fineweb-nemotron-edu", "instruction-data-guard"):
+        assert CLASSIFIERS[name](device_type="cpu").out_dim == 1  # one score
+    assert CLASSIFIERS["prompt-task-complexity"](device_type="cpu").out_dim is None
+    assert domain.multilingual is False and MultilingualDomainClassifier().multilingual is True
+    mixtral = CLASSIFIERS["fineweb-mixtral-edu"](device_type="cpu")
+    assert mixtral.fineweb_identifier == mixtral.model == FINEWEB_MIXTRAL_IDENTIFIER
+    mixtral.fineweb_identifier = "/models/mine"  # the model it loads, so setting it takes effect
+    assert mixtral.model == "/models/mine"
