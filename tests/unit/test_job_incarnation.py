@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,10 +15,11 @@ from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.node_files import read_json, write_json
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch
-from hpc_classify.cluster.slurm_env import NodeIdentity, incarnation_token
+from hpc_classify.cluster.slurm_env import JOB_TOKEN_EXPORT, NodeIdentity, incarnation_token
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
 from hpc_classify.errors import ClusterError
 
+REPO = Path(__file__).resolve().parents[2]
 OURS, THEIRS = "c1:42.0:1714557010:step 0", "c2:42.0:1714550000:step 0"
 NODES = ("node1", "node2")
 INTERRUPTED = 3
@@ -55,6 +57,12 @@ def test_every_task_of_a_run_derives_the_same_token_and_other_runs_another(monke
     assert incarnation_token("42", 0) != token  # another cluster on the same file system
     monkeypatch.setenv("SLURM_JOB_START_TIME", "1714557000")  # Slurm >= 23.02: its own start time first
     assert incarnation_token("42", 0) == "c2:42.0:1714557000:step 0"
+
+
+def test_the_batch_script_exports_the_token_before_srun() -> None:
+    lines = (REPO / "slurm" / "classify.sbatch").read_text().splitlines()
+    srun = next(i for i, line in enumerate(lines) if line.startswith("srun "))
+    assert JOB_TOKEN_EXPORT in lines[:srun]  # the same line that submit.py hands to submitit
 
 
 def test_another_runs_files_are_read_as_missing_and_this_runs_as_written(tmp_path: Path) -> None:
@@ -160,3 +168,10 @@ def test_a_failed_worker_replaces_another_runs_exit_record(tmp_path: Path) -> No
     processes.running["worker"].wait(timeout=60)
     processes.record_exit("worker")
     assert read_json(paths.exit_record("node2", "worker")) == {"node": "node2", "returncode": 5, STAMP: OURS}
+
+
+def test_the_sbatch_token_line_is_valid_shell() -> None:
+    done = subprocess.run(
+        ["bash", "-c", f"{JOB_TOKEN_EXPORT}; echo $HPC_CLASSIFY_JOB_TOKEN"], capture_output=True
+    )
+    assert done.returncode == 0 and done.stdout.strip()
