@@ -3,6 +3,7 @@
 
     <output>/_jobs/                     the job root (`--job-dir` replaces it)
       <job id>[.<restart>]/             one Slurm launcher job; a requeued job gets one per restart
+        incarnation.json                which run of the job id owns the directory (rank 0 writes it first)
         scheduler.json                  rank 0's scheduler, published by an atomic rename
         heartbeat.json                  rank 0 rewrites it while its scheduler runs
         shutdown                        rank 0 is done: the other nodes stop their workers
@@ -11,8 +12,12 @@
         <node>/workers.json             how many workers this node starts (rank 0 waits for that many)
         <node>/worker-exit.json         this node's worker command failed (rank 0 then fails at once)
         <node>/node-exit.json           why this node stopped after rank 0's loss
+      <job id>[.<restart>].replaced-<time>-<pid>/   another run's directory with the same job id, set aside
       submitit/                         `hpc-classify submit`: submitit's job files and logs
       jobqueue/                         `--cluster jobqueue`: the worker jobs' logs
+
+Job ids are reused (a slurmctld state reset, two clusters on one file system), so the directory keeps its
+name but every shared file in it carries the run's incarnation token: see job_incarnation.py.
 """
 
 from __future__ import annotations
@@ -48,6 +53,14 @@ class JobPaths:
         """Job-scoped: a requeued job keeps its id, so each restart gets its own directory (no stale file)."""
         suffix = f".{restart_count}" if restart_count else ""
         return cls(Path(job_root) / f"{job_id}{suffix}")
+
+    @property
+    def incarnation_file(self) -> Path:
+        return self.job_dir / "incarnation.json"
+
+    def set_aside(self, stamp: str) -> Path:
+        """Where rank 0 moves a directory that another run with the same job id left."""
+        return self.job_dir.with_name(f"{self.job_dir.name}.replaced-{stamp}")
 
     @property
     def scheduler_file(self) -> Path:

@@ -10,17 +10,19 @@ import subprocess
 import time
 from pathlib import Path
 
+from hpc_classify.cluster.job_incarnation import UNCHECKED, Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
-from hpc_classify.cluster.node_files import signals_ignored, write_json
+from hpc_classify.cluster.node_files import signals_ignored
 from hpc_classify.stop_request import WARNING_SIGNALS
 
 logger = logging.getLogger(__name__)
 
 
 class NodeProcesses:
-    def __init__(self, paths: JobPaths, node_name: str):
+    def __init__(self, paths: JobPaths, node_name: str, incarnation: Incarnation = UNCHECKED):
         self.paths = paths
         self.node_name = node_name
+        self.incarnation = incarnation
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self._exit_records: dict[str, Path] = {}
 
@@ -53,8 +55,9 @@ class NodeProcesses:
         """Tell rank 0, through the shared job dir, that our process failed (it then fails at once)."""
         proc = self.running.get(label)
         path = self._exit_records.get(label)
-        if proc is not None and path is not None and proc.poll() and not path.exists():
-            write_json(path, {"node": self.node_name, "returncode": proc.returncode})
+        # Another run's record with the same job id is replaced: it is no record of ours.
+        if proc is not None and path is not None and proc.poll() and self.incarnation.read(path) is None:
+            self.incarnation.write(path, {"node": self.node_name, "returncode": proc.returncode})
 
     def stop(self, grace: float, kill_after: float = 5.0) -> None:
         """Give our children `grace` seconds to exit (they do once the scheduler closes them), then

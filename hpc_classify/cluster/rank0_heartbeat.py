@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hpc_classify.cluster.job_incarnation import UNCHECKED, Incarnation
+
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_FILE = "heartbeat.json"
@@ -31,11 +33,19 @@ HEARTBEAT_FILE = "heartbeat.json"
 class HeartbeatWriter:
     """A daemon thread that rewrites the heartbeat file every `interval` seconds while `alive()`."""
 
-    def __init__(self, path: Path, node: str, alive: Callable[[], bool], interval: float = 5.0):
+    def __init__(
+        self,
+        path: Path,
+        node: str,
+        alive: Callable[[], bool],
+        interval: float = 5.0,
+        incarnation: Incarnation = UNCHECKED,
+    ):
         self.path = path
         self.node = node
         self.alive = alive
         self.interval = interval
+        self.incarnation = incarnation
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rank0-heartbeat", daemon=True)
         self._beats = 0
@@ -50,7 +60,7 @@ class HeartbeatWriter:
 
     def beat(self) -> None:
         self._beats += 1
-        data = {"node": self.node, "beat": self._beats, "time": time.time()}
+        data = self.incarnation.stamp({"node": self.node, "beat": self._beats, "time": time.time()})
         # Rewritten in place, no temp file (none can be left behind when rank 0's node dies mid-write):
         # a reader that catches it half-written only sees one more change, which it counts as alive.
         try:
@@ -67,11 +77,13 @@ class HeartbeatWriter:
 
 
 class HeartbeatWatch:
-    """Another node's view of rank 0: stale once the heartbeat file has not changed for `timeout` s."""
+    """Another node's view of rank 0: stale once the heartbeat file has not changed for `timeout` s.
+    A heartbeat of another run with the same job id (its token) is no heartbeat."""
 
-    def __init__(self, path: Path, timeout: float):
+    def __init__(self, path: Path, timeout: float, incarnation: Incarnation = UNCHECKED):
         self.path = path
         self.timeout = timeout
+        self.incarnation = incarnation
         self._last: bytes | None = None
         self._changed_at = time.monotonic()
 
@@ -81,9 +93,16 @@ class HeartbeatWatch:
         except OSError:
             content = None
         now = time.monotonic()
-        if content is not None and content != self._last:
+        if content is not None and content != self._last and self._ours(content):
             self._last, self._changed_at = content, now
         return now - self._changed_at
+
+    def _ours(self, content: bytes) -> bool:
+        try:
+            data = json.loads(content)
+        except ValueError:
+            return True  # caught half-written: a change, so alive (see HeartbeatWriter.beat)
+        return isinstance(data, dict) and self.incarnation.owns(data)
 
     def stale(self) -> bool:
         return self.seconds_silent() >= self.timeout

@@ -5,9 +5,29 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 
 from hpc_classify.cluster.local import available_cores
+
+# Slurm exports no start time before 23.02 (SLURM_JOB_START_TIME): a batch script that runs `hpc-classify node`
+# exports this variable before `srun` instead, fresh in every run of the script (a requeue runs it again).
+# slurm/classify.sbatch has the same line; submit.py hands it to submitit's sbatch script.
+JOB_TOKEN_VARIABLE = "HPC_CLASSIFY_JOB_TOKEN"
+JOB_TOKEN_EXPORT = f'export {JOB_TOKEN_VARIABLE}="$(date +%s.%N)-$$"'
+
+
+def incarnation_token(job_id: str, restart_count: int) -> str | None:
+    """The same string in every task of this run of the job, and in no other run that has the same job id
+    (ids are reused after a slurmctld state reset, and by two clusters that share a file system): the
+    cluster, the job id and restart, the job's start (Slurm's, else the batch script's token) and the
+    step. None without a start (a batch script of one's own on Slurm < 23.02): see job_incarnation.py."""
+    start = os.environ.get("SLURM_JOB_START_TIME") or os.environ.get(JOB_TOKEN_VARIABLE)
+    if not start:
+        return None
+    cluster = os.environ.get("SLURM_CLUSTER_NAME", "")
+    step = os.environ.get("SLURM_STEP_ID", "")
+    return f"{cluster}:{job_id}.{restart_count}:{start}:step {step}"
 
 
 def current_node_name() -> str:
@@ -25,6 +45,7 @@ class NodeIdentity:
     node_names: tuple[str, ...]
     job_id: str
     restart_count: int
+    incarnation: str | None = None  # incarnation_token(); None: files of another run are not told apart
 
     @classmethod
     def from_environment(cls) -> NodeIdentity:
@@ -38,11 +59,16 @@ class NodeIdentity:
             env = submitit.JobEnvironment()
         except RuntimeError:  # neither Slurm nor submitit: a single-node run on this machine
             host = socket.gethostname()
-            return cls(0, 1, host, (host,), f"local-{os.getpid()}", 0)
+            return cls(0, 1, host, (host,), f"local-{os.getpid()}", 0, uuid.uuid4().hex)
         node_name = current_node_name() if "SLURMD_NODENAME" in os.environ else env.hostname
         names = tuple(env.hostnames) if env.cluster == "slurm" else (node_name,)
         restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
-        return cls(env.global_rank, env.num_nodes, node_name, names, str(env.job_id), restarts)
+        job_id = str(env.job_id)
+        if env.cluster == "slurm":
+            token = incarnation_token(job_id, restarts)
+        else:  # submitit's local executor: one task, so any fresh token is agreed on
+            token = uuid.uuid4().hex if env.num_tasks == 1 else None
+        return cls(env.global_rank, env.num_nodes, node_name, names, job_id, restarts, token)
 
 
 def node_cores() -> int:

@@ -3,7 +3,8 @@
 Rank 0 starts the Dask scheduler and publishes its scheduler file atomically in a job-scoped directory;
 every node starts its workers against that file; rank 0 waits (with a deadline) until all expected
 workers joined, runs the driver it is given, then shuts the scheduler and workers down so that every
-node's entry returns and the job ends at once. Non-zero ranks return when their workers exit.
+node's entry returns and the job ends at once. Non-zero ranks return when their workers exit. Shared
+files go through `Incarnation` (job_incarnation.py): another run with the same job id may have left some.
 
 The job's SLURM_* facts come from `slurm_env` (the one module that reads them). This module never
 imports the driver (the CLI hands a callable in) nor torch.
@@ -22,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.local import visible_gpu_count
-from hpc_classify.cluster.node_files import log_tail, read_json, write_json
+from hpc_classify.cluster.node_files import log_tail, read_json
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.rank0_heartbeat import (
     HeartbeatWatch,
@@ -100,7 +102,7 @@ def run_node(
         if identity.rank == 0 and launcher.job_dir.is_dir():
             # The other nodes then stop their workers at once, also those that never reached the
             # scheduler (they would otherwise wait for their death timeout).
-            write_json(launcher.paths.shutdown, {"node": identity.node_name, "clean": clean})
+            launcher.incarnation.write(launcher.paths.shutdown, {"node": identity.node_name, "clean": clean})
         # After rank 0's clean shutdown its children exit by themselves; otherwise nothing waits for them.
         launcher.processes.stop(grace=2.0 if clean and identity.rank == 0 else 0.0)
 
@@ -112,7 +114,8 @@ class NodeLauncher:
         self.paths = JobPaths.for_job(options.job_root, identity.job_id, identity.restart_count)
         self.job_dir = self.paths.job_dir
         self.scheduler_file = self.paths.scheduler_file
-        self.processes = NodeProcesses(self.paths, identity.node_name)
+        self.incarnation = Incarnation(identity.incarnation)
+        self.processes = NodeProcesses(self.paths, identity.node_name, self.incarnation)
         self.deadline = time.monotonic() + options.worker_timeout
         gpus = self._gpus()
         if gpus and options.workers_per_node not in (None, gpus):
@@ -135,7 +138,7 @@ class NodeLauncher:
         client = None
         heartbeat = None
         try:
-            self.job_dir.mkdir(parents=True, exist_ok=True)
+            self.incarnation.take_job_dir(self.paths, self.identity.node_name)
             self.start_scheduler()
             scheduler = self.processes.running["scheduler"]
             heartbeat = HeartbeatWriter(
@@ -143,6 +146,7 @@ class NodeLauncher:
                 self.identity.node_name,
                 alive=lambda: scheduler.poll() is None,
                 interval=self.options.heartbeat_interval,
+                incarnation=self.incarnation,
             ).start()
             self.start_workers()
             client = self._connect()
@@ -159,7 +163,7 @@ class NodeLauncher:
                 heartbeat.stop()
 
     def start_scheduler(self) -> None:
-        """Start the scheduler, then publish its file under the final name in one atomic rename."""
+        """Start the scheduler, then publish its file with this run's token in one atomic rename."""
         private = self.paths.private_scheduler_file(os.getpid())
         argv = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(private)]
         argv += ["--protocol", self.options.protocol, "--port", "0", "--dashboard-address", ":0"]
@@ -167,7 +171,8 @@ class NodeLauncher:
             argv += ["--interface", self.options.interface]
         self.processes.spawn("scheduler", argv, QUIET_UCX)
         info = self._poll(lambda: read_json(private), "the scheduler to write its address", "scheduler")
-        os.replace(private, self.scheduler_file)
+        self.incarnation.write(self.scheduler_file, info)  # Dask reads only the keys it knows
+        private.unlink()
         logger.info("scheduler at %s (dashboard port %s)", info["address"], info.get("services", {}))
 
     def expected_workers(self) -> dict[str, int | None]:
@@ -176,7 +181,7 @@ class NodeLauncher:
         file system."""
         for node in self.identity.node_names:
             if self._published.get(node) is None:
-                published = read_json(self.paths.node_workers(node))
+                published = self.incarnation.read(self.paths.node_workers(node))
                 self._published[node] = published.get("workers") if published else None
         return dict(self._published)
 
@@ -189,7 +194,7 @@ class NodeLauncher:
             if not missing or stop.requested:
                 return
             self.processes.record_exit("worker")
-            exited = [n for n in missing if self.paths.exit_record(n, "worker").exists()]
+            exited = [n for n in missing if self.incarnation.read(self.paths.exit_record(n, "worker"))]
             if exited or time.monotonic() > self.deadline:
                 raise self._missing_error(exited or missing, bool(exited))
             time.sleep(self.options.poll_interval)
@@ -240,20 +245,22 @@ class NodeLauncher:
         # The warning signal is for the driver on rank 0 (it reaches every task): ignore it here.
         for sig in WARNING_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
-        self._poll(lambda: read_json(self.scheduler_file), f"the scheduler file {self.scheduler_file}")
-        rank0 = HeartbeatWatch(self.paths.heartbeat, self.options.death_timeout)
+        self._poll(
+            lambda: self.incarnation.read(self.scheduler_file), f"the scheduler file {self.scheduler_file}"
+        )
+        rank0 = HeartbeatWatch(self.paths.heartbeat, self.options.death_timeout, self.incarnation)
         self.start_workers()
         worker = self.processes.running["worker"]
         shutdown = self.paths.shutdown
         # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0
         # writes the shutdown file right after retiring the workers, or its heartbeat stops.
-        while not shutdown.exists():
+        while self.incarnation.read(shutdown) is None:
             if worker.poll() is not None:
                 self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
             if rank0.stale():
                 return self._rank0_lost(rank0, interrupted_code)
             time.sleep(self.options.shutdown_poll_interval)
-        if (read_json(shutdown) or {}).get("clean"):
+        if (self.incarnation.read(shutdown) or {}).get("clean"):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
         self.processes.record_exit("worker")
@@ -264,7 +271,7 @@ class NodeLauncher:
         not), end the job once for all nodes so it restarts, and leave with the resumable code."""
         name = self.identity.node_name
         first = rank0.node() or (self.identity.node_names or ("rank 0",))[0]
-        address = (read_json(self.scheduler_file) or {}).get("address", "?")
+        address = (self.incarnation.read(self.scheduler_file) or {}).get("address", "?")
         reason = (
             f"node {name}: rank 0 ({first}) and its scheduler at {address} are gone: "
             f"{self.paths.heartbeat} unchanged for {self.options.death_timeout:.0f} s "
@@ -275,7 +282,7 @@ class NodeLauncher:
         self.processes.stop(grace=0.0)
         record = {"node": name, "exit_code": interrupted_code, "reason": reason}
         exit_record = self.paths.exit_record(name, "node")
-        write_json(exit_record, record)
+        self.incarnation.write(exit_record, record)
         # Only the first node that finds rank 0 lost ends (requeues) the job.
         if self.identity.job_id.startswith("local-") or not claim(self.paths.ending_claim):
             return interrupted_code
@@ -285,10 +292,10 @@ class NodeLauncher:
         requeue = job_may_be_requeued(job)
         ending = planned_ending(job, requeue)
         logger.error("%s", ending)
-        write_json(exit_record, {**record, "job": ending})
+        self.incarnation.write(exit_record, {**record, "job": ending})
         done = end_job_for_restart(job, requeue, self.identity.restart_count)
         logger.error("%s", done)  # if we are still here: the requeue or cancel ends this task too
-        write_json(exit_record, {**record, "job": done})
+        self.incarnation.write(exit_record, {**record, "job": done})
         return interrupted_code
 
     # ----- workers ---------------------------------------------------------------------------
@@ -297,7 +304,9 @@ class NodeLauncher:
         env = cpu_worker_environment(node_cores(), self.workers_per_node) if not self._gpus() else QUIET_UCX
         directory = self.paths.node_dir(self.identity.node_name)
         directory.mkdir(parents=True, exist_ok=True)
-        write_json(self.paths.node_workers(self.identity.node_name), {"workers": self.workers_per_node})
+        self.incarnation.write(
+            self.paths.node_workers(self.identity.node_name), {"workers": self.workers_per_node}
+        )
         self.processes.spawn("worker", self.worker_command(), env, record_exit=True)
 
     def worker_command(self) -> list[str]:
@@ -305,7 +314,9 @@ class NodeLauncher:
         spec = WorkerSpec(
             node_name=self.identity.node_name,
             scheduler_file=str(self.scheduler_file),
-            scheduler_address="" if opts.interface else str(read_json(self.scheduler_file)["address"]),
+            scheduler_address=""
+            if opts.interface
+            else str((self.incarnation.read(self.scheduler_file) or {})["address"]),
             workers=self.workers_per_node,
             gpus=self._gpus(),
             threads_per_worker=opts.threads_per_worker,

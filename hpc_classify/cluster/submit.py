@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpc_classify.cluster.slurm_env import JOB_TOKEN_EXPORT
 from hpc_classify.errors import ClusterError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ def make_executor(options: SubmitOptions) -> Any:
         # (the run finishes on the others); rank 0's loss makes the other nodes requeue the job.
         params["slurm_srun_args"] = ["--no-kill", "--kill-on-bad-exit=0"]
         params["slurm_additional_parameters"] = {"no_kill": True, **options.sbatch}
+        # Before srun, in every run of the script (requeues too): the token that tells this run's files in
+        # the job directory from those of another job with the same id (job_incarnation.py).
+        params["slurm_setup"] = [JOB_TOKEN_EXPORT]
     executor.update_parameters(**params)
     return executor
 

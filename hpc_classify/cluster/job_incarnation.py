@@ -1,0 +1,94 @@
+"""Which run of a Slurm job the files in its shared job directory belong to.
+
+The job directory is named by job id and restart (job_layout.py), and Slurm reuses job ids: after a
+slurmctld state reset, or on two clusters that share a file system and an output directory. A new run
+would then find the old run's scheduler.json (its other nodes connect to a dead address), its `shutdown`
+(they stop at once), its worker-exit.json (rank 0 fails naming a node that is fine) and its heartbeat.
+
+Every task of one run derives the same token without talking to the others (slurm_env.incarnation_token:
+cluster, job id and restart, the job's start, the step), and:
+- rank 0, before it writes anything else, takes the directory: one that another run left is renamed
+  aside (`<job id>.replaced-<time>-<pid>`, with a log line), then incarnation.json records the token;
+- every shared file is written with the token (key "incarnation"), and a file with another token, or
+  none, is read as missing. The other nodes write nothing before they read a scheduler.json with their
+  token, which rank 0 publishes only after it took the directory: no sleep, no race.
+The directory keeps its name (`OUT/_jobs/<job id>/<node>/worker.log`, as documented); a token in the name
+would have isolated concurrent runs too, but those are refused by the output's lock anyway.
+
+Without a token (a batch script of one's own that does not export HPC_CLASSIFY_JOB_TOKEN, on Slurm
+< 23.02) nothing is checked, as before: rank 0 warns when it finds the directory already in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpc_classify.cluster.job_layout import JobPaths
+from hpc_classify.cluster.node_files import read_json, write_json
+from hpc_classify.cluster.slurm_env import JOB_TOKEN_VARIABLE
+from hpc_classify.errors import ClusterError
+
+logger = logging.getLogger(__name__)
+
+STAMP = "incarnation"
+
+
+@dataclass(frozen=True)
+class Incarnation:
+    """Reads and writes the job directory's shared JSON files as this run's (`token` None: unchecked)."""
+
+    token: str | None
+
+    def owns(self, data: dict[str, Any] | None) -> bool:
+        return data is not None and (self.token is None or data.get(STAMP) == self.token)
+
+    def read(self, path: Path) -> dict[str, Any] | None:
+        """The file's JSON object if this run wrote it; None while missing, incomplete, or another run's."""
+        data = read_json(path)
+        return data if self.owns(data) else None
+
+    def write(self, path: Path, data: dict[str, Any]) -> None:
+        write_json(path, self.stamp(data))
+
+    def stamp(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, STAMP: self.token} if self.token is not None else data
+
+    def take_job_dir(self, paths: JobPaths, node: str) -> None:
+        """Rank 0, first: make the job directory this run's, setting aside one that another run left."""
+        job_dir = paths.job_dir
+        in_use = job_dir.is_dir() and any(job_dir.iterdir())
+        if self.token is None:
+            if in_use:
+                logger.warning(
+                    "%s exists already: files that an earlier job with the same id left there would be taken "
+                    "as this job's; export %s before srun (see docs/slurm.md) to tell them apart",
+                    job_dir,
+                    JOB_TOKEN_VARIABLE,
+                )
+            job_dir.mkdir(parents=True, exist_ok=True)
+            return
+        found = read_json(paths.incarnation_file)
+        if in_use and not self.owns(found):
+            aside = paths.set_aside(f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+            try:
+                os.rename(job_dir, aside)
+            except OSError as exc:
+                raise ClusterError(
+                    f"{job_dir} belongs to another run with job id {job_dir.name} and could not be moved "
+                    f"aside: {exc}",
+                    hint="move or delete it, or pass --job-dir",
+                ) from exc
+            owner = (found or {}).get(STAMP) or "no token"
+            logger.warning(
+                "%s belonged to another run of this job id (%s): moved to %s", job_dir, owner, aside
+            )
+        job_dir.mkdir(parents=True, exist_ok=True)
+        self.write(paths.incarnation_file, {"node": node, "time": time.time()})
+
+
+UNCHECKED = Incarnation(None)  # no token: every file is taken as this run's
