@@ -3,6 +3,7 @@ Slurm launcher uses), start a jobqueue cluster, or start a local one. Never impo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -70,6 +71,17 @@ def close_quietly(client: Any, cluster: Any | None) -> None:
             thing.close()
         except Exception as exc:  # shutting down after a failure must not hide the original error
             logger.warning("error while closing %s: %s", type(thing).__name__, exc)
+
+
+def retire_and_shut_down(client: Any) -> None:
+    """Retire the workers, stop the scheduler and close the client: the end of a cluster we own."""
+    try:
+        client.retire_workers(close_workers=True)
+    except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
+        logger.warning("retiring workers: %s", exc)
+    with contextlib.suppress(Exception):
+        client.shutdown()
+    client.close()
 
 
 def _join(make_client: Any, target: str) -> Any:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hpc_classify.cluster.connect import retire_and_shut_down
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.local import visible_gpu_count
@@ -158,7 +159,7 @@ class NodeLauncher:
             return run_driver(str(self.scheduler_file), stop)
         finally:
             if client is not None:
-                self._shutdown_cluster(client)
+                retire_and_shut_down(client)  # so that every node's entry returns
             if heartbeat is not None:
                 heartbeat.stop()
 
@@ -227,16 +228,6 @@ class NodeLauncher:
             hint="check --interface/--protocol (the workers must reach the scheduler), that the Python "
             "environment is the same on every node, and the node logs in " + str(self.job_dir),
         )
-
-    def _shutdown_cluster(self, client: Any) -> None:
-        """Retire the workers and stop the scheduler, so that every node's entry returns."""
-        try:
-            client.retire_workers(close_workers=True)
-        except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
-            logger.warning("retiring workers: %s", exc)
-        with contextlib.suppress(Exception):
-            client.shutdown()
-        client.close()
 
     # ----- other ranks -----------------------------------------------------------------------
     def run_other_rank(self, interrupted_code: int) -> int:
