@@ -142,21 +142,29 @@ def test_node_whose_workers_never_start_fails_fast_naming_it(
     assert not (out / "_markers").exists() or markers(out) == []
 
 
+def usr1_with_one_file_in_flight_per_node(cluster, model: Path, tmp_path: Path, gated, files: int):
+    """Submit `files` shards, hold one file per node in flight at the gate, send the batch script USR1,
+    open the gate once the driver took it, and wait for the job to complete: `(job, corpus, out)`."""
+    gate, env = gated
+    corpus, out = write_corpus(tmp_path / "in", files=files), tmp_path / "out"
+    args = run_args(corpus, out, model, "--group-bytes", "0", "--tasks-per-worker", "1")
+    job = submit_classify(cluster, tmp_path, args, env=env)
+    wait_for_a_file_in_flight_on_every_node(gate)
+    cluster.run(["scancel", "--signal=USR1", "--batch", job])
+    wait_until(lambda: "SIGUSR1 received" in job_log(tmp_path, job), 60, "the driver to take the warning")
+    (gate / "hold").unlink()
+    assert cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
+    return job, corpus, out
+
+
 def test_usr1_mid_run_stops_the_driver_requeues_and_resumes(
     slurm_cluster, tiny_domain_model, tmp_path, gated
 ):
-    """The gate holds one file per node in flight when the warning comes, so six files are left for the
-    requeued job: the first run drains its three and exits 3, the script requeues, the restart finishes."""
-    gate, env = gated
-    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
-    args = run_args(corpus, out, tiny_domain_model, "--group-bytes", "0", "--tasks-per-worker", "1")
-    job = submit_classify(slurm_cluster, tmp_path, args, env=env)
-    wait_for_a_file_in_flight_on_every_node(gate)
-    slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job])
-    wait_until(lambda: "SIGUSR1 received" in job_log(tmp_path, job), 60, "the driver to take the warning")
-    (gate / "hold").unlink()
-
-    assert slurm_cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
+    """Six files are left when the warning comes: the first run drains its three in flight and exits 3,
+    the script requeues, the restart finishes."""
+    job, corpus, out = usr1_with_one_file_in_flight_per_node(
+        slurm_cluster, tiny_domain_model, tmp_path, gated, FILES
+    )
     log = job_log(tmp_path, job)
     first = INTERRUPTED_RUN.search(log)
     assert first is not None, log
@@ -172,16 +180,9 @@ def test_usr1_when_the_files_in_flight_are_the_last_the_run_completes_without_a_
 ) -> None:
     """The warning came, but draining the files in flight finished the run: the driver exits 0 and the job
     must not go back to the queue (a requeued job would wait for nodes only to find everything done)."""
-    gate, env = gated
-    corpus, out = write_corpus(tmp_path / "in", files=3), tmp_path / "out"
-    args = run_args(corpus, out, tiny_domain_model, "--group-bytes", "0", "--tasks-per-worker", "1")
-    job = submit_classify(slurm_cluster, tmp_path, args, env=env)  # one file in flight per node: all three
-    wait_for_a_file_in_flight_on_every_node(gate)
-    slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job])
-    wait_until(lambda: "SIGUSR1 received" in job_log(tmp_path, job), 60, "the driver to take the warning")
-    (gate / "hold").unlink()
-
-    assert slurm_cluster.wait_job(job, timeout=240) == "COMPLETED", job_log(tmp_path, job)
+    job, corpus, out = usr1_with_one_file_in_flight_per_node(
+        slurm_cluster, tiny_domain_model, tmp_path, gated, 3
+    )
     log = job_log(tmp_path, job)
     assert "every file had finished (done or failed): the run is complete, not interrupted" in log
     assert "requeueing job" not in log
