@@ -173,7 +173,7 @@ class NodeLauncher:
         self.processes.spawn("scheduler", argv, QUIET_UCX)
         info = self._poll(lambda: read_json(private), "the scheduler to write its address", "scheduler")
         self.incarnation.write(self.scheduler_file, info)  # Dask reads only the keys it knows
-        private.unlink()
+        private.unlink(missing_ok=True)  # a scheduler that died at once took its file along
         logger.info("scheduler at %s (dashboard port %s)", info["address"], info.get("services", {}))
 
     def expected_workers(self) -> dict[str, int | None]:
@@ -255,7 +255,13 @@ class NodeLauncher:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
         self.processes.record_exit("worker")
-        return worker.returncode or 0
+        if worker.returncode:  # already told to rank 0 (worker-exit.json), which reran its files
+            logger.warning(
+                "node %s: its worker command had exited with %s", self.identity.node_name, worker.returncode
+            )
+        # Rank 0 speaks for the job: srun reports the highest code of its tasks, and the batch script requeues
+        # on rank 0's 3 only if no other node's code hides it.
+        return 0
 
     def _rank0_lost(self, rank0: HeartbeatWatch, interrupted_code: int) -> int:
         """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may

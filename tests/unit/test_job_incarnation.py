@@ -175,3 +175,22 @@ def test_the_sbatch_token_line_is_valid_shell() -> None:
         ["bash", "-c", f"{JOB_TOKEN_EXPORT}; echo $HPC_CLASSIFY_JOB_TOKEN"], capture_output=True
     )
     assert done.returncode == 0 and done.stdout.strip()
+
+
+def test_after_rank0s_shutdown_a_node_exits_0_even_if_its_worker_had_died(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """srun reports the highest code of its tasks: a node's own worker failure (SIGKILL: 137 or 247) must not
+    hide rank 0's code, whose 3 makes the batch script requeue the job."""
+    launcher = _launcher(tmp_path, rank=1, shutdown_poll_interval=0.05)
+    paths = launcher.paths
+    paths.node_dir("node2").mkdir(parents=True)
+    launcher.incarnation.write(paths.scheduler_file, {"address": "tcp://127.0.0.1:1"})
+    worker = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    monkeypatch.setattr(launcher, "start_workers", lambda: launcher.processes.spawn("worker", worker, {}))
+    launcher.incarnation.write(paths.heartbeat, {"node": "node1", "beat": 1, "time": 0.0})
+    launcher.incarnation.write(paths.shutdown, {"node": "node1", "clean": True})
+    try:
+        assert launcher.run_other_rank(INTERRUPTED) == 0
+    finally:
+        launcher.processes.stop(grace=0.0)
