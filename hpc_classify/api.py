@@ -71,7 +71,7 @@ def run(
             )
         ignored = [
             n
-            for n in (*WORKER_SETTINGS, "scheduler_file", "scheduler_address")
+            for n in (*WORKER_SETTINGS, "scheduler_file", "scheduler_address", "protocol")
             if settings.get(n) is not None
         ]
         ignored += ["cluster"] if settings.get("cluster", "local") != "local" else []

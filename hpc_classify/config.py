@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +107,10 @@ class RunConfig:
     threads_per_worker: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.inputs, Mapping):  # its keys would be taken silently
+            raise ConfigError(
+                f"inputs must be paths, not {self.inputs!r}", hint="give a file, directory or glob"
+            )
         inputs = (self.inputs,) if isinstance(self.inputs, str | os.PathLike) else self.inputs
         for name, values in (("inputs", inputs), ("output", (self.output,))):
             bad = [v for v in values if v is not None and not isinstance(v, str | os.PathLike)]
@@ -219,7 +224,7 @@ class RunConfig:
     def _check_columns(self) -> None:
         keep = self.keep_columns
         if keep is not None:
-            keep = (keep,) if isinstance(keep, str) else tuple(keep)
+            keep = (keep,) if isinstance(keep, str) else (() if isinstance(keep, Mapping) else tuple(keep))
             if not keep or not all(isinstance(c, str) and c for c in keep):
                 raise ConfigError(f"keep_columns must be a list of column names, not {self.keep_columns!r}")
             object.__setattr__(self, "keep_columns", keep)

@@ -126,8 +126,14 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
 
     @property
     def out_dim(self) -> int | None:
-        """NeMo's number of model outputs: one per label here; regressors and multi-head models override it."""
-        return len(self.labels)
+        """NeMo's number of model outputs: one per label unless set (a NeMo-style subclass assigns it, as
+        NeMo's own classifiers do); regressors and multi-head models override it."""
+        given = self.__dict__.get("_out_dim")
+        return given if given is not None else len(self.labels)
+
+    @out_dim.setter
+    def out_dim(self, value: int | None) -> None:
+        self._out_dim = value
 
     @property
     def device_type(self) -> str:
@@ -218,7 +224,7 @@ def filter_labels(filter_by: Any) -> list[str] | None:
             return labels
     raise ConfigError(
         f"filter_by must be a label or a list of labels, not {filter_by!r}",
-        hint="e.g. filter_by: [News, Games]",
+        hint="e.g. filter_by: [News, Games]; in YAML quote labels that read as numbers or booleans: ['1', 'yes']",
     )
 
 

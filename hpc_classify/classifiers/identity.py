@@ -14,7 +14,18 @@ class ClassifierIdentity:
 
     # Attributes set by DistributedDataClassifier. A subclass's *other* public attributes (e.g. a model
     # path) are what `model_identity` reports by default.
-    BASE_ATTRIBUTES = frozenset({"filter_by", "text_field", "pred_column", "prob_column", *OPTION_NAMES})
+    # NeMo's BaseModule attributes (nemo_module.py) name no model either, also when set on an instance.
+    BASE_ATTRIBUTES = frozenset(
+        {
+            "filter_by",
+            "text_field",
+            "pred_column",
+            "prob_column",
+            "input_backend",
+            "multilingual",
+            *OPTION_NAMES,
+        }
+    )
 
     def model_identity(self) -> dict[str, Any]:
         """What names the model to load (no file reads). Default: the subclass's own public attributes

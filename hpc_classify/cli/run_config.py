@@ -70,13 +70,13 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     return settings
 
 
-def _as_list(value: Any, key: str, path: str) -> list[Any]:
+def _as_list(value: Any, key: str, path: str) -> list[Any] | None:
     """A key that takes several values (input, filter_by, keep_columns): one value or a list, never a mapping
     (whose keys would be taken silently) or a number."""
+    if value is None or isinstance(value, list):  # null: not set, as for every other key
+        return value
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list):
-        return value
     raise ConfigError(
         f"--config {path}: {key!r} must be a value or a list of values, not {value!r}",
         hint=f"e.g. `{key}: [a, b]` or `{key}: a`",

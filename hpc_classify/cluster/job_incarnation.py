@@ -12,8 +12,9 @@ cluster, job id and restart, the job's start, the step), and:
 - every shared file is written with the token (key "incarnation"), and a file with another token, or
   none, is read as missing. The other nodes write nothing before they read a scheduler.json with their
   token, which rank 0 publishes only after it took the directory: no sleep, no race.
-The directory keeps its name (`OUT/_jobs/<job id>/<node>/worker.log`, as documented); a token in the name
-would have isolated concurrent runs too, but those are refused by the output's lock anyway.
+The directory keeps its name (`OUT/_jobs/<job id>/<node>/worker.log`, as documented). Two runs with one id
+on one output at the same time are not kept apart: the second's rank 0 moves the first's directory aside
+(the stamps keep each from acting on the other's files) and then its driver is refused by the output's lock.
 
 Without a token (a batch script of one's own that does not export HPC_CLASSIFY_JOB_TOKEN, on Slurm
 < 23.02) nothing is checked, as before: rank 0 warns when it finds the directory already in use.

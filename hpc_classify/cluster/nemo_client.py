@@ -204,7 +204,7 @@ def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str) -> 
             f"could not connect to {target}: {exc}",
             hint="is the scheduler running, and reachable over this protocol ('tcp' or 'ucx')?",
         ) from exc
-    if protocol != "tcp" and isinstance(scheduler_address, str | None):  # ucx asked for, not the default
+    if protocol != "tcp":  # ucx asked for (tcp is the default: it cannot be told from "not given")
         check_joined_protocol(client, protocol, target)
     return _client_with_workers(client, target)
 

@@ -50,6 +50,10 @@ def test_ucxx_asked_for_but_the_scheduler_file_speaks_tcp(scheduler_file, tcp_cl
         connect(config(scheduler_address=tcp_cluster.scheduler_address, protocol="ucxx"))
 
 
-def test_nemo_get_client_with_ucx_and_a_tcp_scheduler_file(scheduler_file) -> None:
+def test_nemo_get_client_with_ucx_and_a_tcp_scheduler(scheduler_file, tcp_cluster) -> None:
     with pytest.raises(ClusterError, match="protocol ucxx given, but scheduler file .* speaks tcp"):
         get_client(scheduler_file=scheduler_file, protocol="ucx")
+    with pytest.raises(ClusterError, match="protocol ucxx given, but LocalCluster at tcp://.* speaks tcp"):
+        get_client(
+            scheduler_address=tcp_cluster, protocol="ucx"
+        )  # a cluster object, as NeMo's docstring allows

@@ -201,3 +201,18 @@ def test_filter_by_takes_any_sequence_of_labels_from_python():
     for bad in ({"News": 1}, 3, ["News", 1]):
         with pytest.raises(ConfigError, match="filter_by must be a label or a list of labels"):
             DomainClassifier(filter_by=bad)
+
+
+def test_a_yaml_null_for_a_list_key_means_not_set(tmp_path):
+    from hpc_classify.cli.run_config import load_yaml_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text("input: a.jsonl\nfilter_by: ~\nkeep_columns:\n")
+    assert load_yaml_config(str(path)) == {"input": ["a.jsonl"], "filter_by": None, "keep_columns": None}
+
+
+@pytest.mark.parametrize("field", ["inputs", "keep_columns"])
+def test_runconfig_refuses_a_mapping_for_a_list_of_names(field):
+    settings = {"inputs": ["a.jsonl"], field: {"id": 1}}
+    with pytest.raises(ConfigError, match=f"{field} must be"):
+        RunConfig(classifiers=["domain"], output="out", **settings)

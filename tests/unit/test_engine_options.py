@@ -336,3 +336,18 @@ def test_nemo_classifier_attributes_out_dim_multilingual_fineweb_identifier(tiny
     assert mixtral.fineweb_identifier == mixtral.model == FINEWEB_MIXTRAL_IDENTIFIER
     mixtral.fineweb_identifier = "/models/mine"  # the model it loads, so setting it takes effect
     assert mixtral.model == "/models/mine"
+
+
+def test_a_nemo_style_subclass_may_assign_out_dim_and_input_backend_without_changing_its_identity(
+    tiny_domain_model,
+):
+    from hpc_classify.classifiers import DomainClassifier
+    from hpc_classify.models.tiny import DOMAIN_LABELS
+
+    domain = DomainClassifier(model=str(tiny_domain_model), device_type="cpu")
+    identity = domain.model_identity()
+    domain.out_dim = 7  # as NeMo's own classifiers assign it in __init__
+    domain.input_backend = "pandas"
+    assert domain.out_dim == 7 and domain.model_identity() == identity
+    domain.out_dim = None
+    assert domain.out_dim == len(DOMAIN_LABELS)

@@ -50,3 +50,8 @@ def test_cluster_keeps_its_earlier_meanings_beside_runconfigs():
     assert _client_given_as_cluster(settings, None) is None and settings == {"cluster": "jobqueue"}
     settings = {"cluster": None}
     assert _client_given_as_cluster(settings, None) is None and settings == {}
+
+
+def test_a_protocol_with_a_client_is_refused_not_ignored(tmp_path):
+    with pytest.raises(ConfigError, match=r"protocol given with client="):
+        run("c", tmp_path, tmp_path / "out", client=_Client(), protocol="ucxx")
