@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -142,14 +144,19 @@ def test_node_whose_workers_never_start_fails_fast_naming_it(
     assert not (out / "_markers").exists() or markers(out) == []
 
 
-def usr1_with_one_file_in_flight_per_node(cluster, model: Path, tmp_path: Path, gated, files: int):
-    """Submit `files` shards, hold one file per node in flight at the gate, send the batch script USR1,
-    open the gate once the driver took it, and wait for the job to complete: `(job, corpus, out)`."""
+def usr1_with_one_file_in_flight_per_node(
+    cluster, model: Path, tmp_path: Path, gated, files: int, before_usr1: Callable[[str], None] | None = None
+):
+    """Submit `files` shards, hold one file per node in flight at the gate, (call `before_usr1(job)`,) send the
+    batch script USR1, open the gate once the driver took it, and wait for the job to complete:
+    `(job, corpus, out)`."""
     gate, env = gated
     corpus, out = write_corpus(tmp_path / "in", files=files), tmp_path / "out"
     args = run_args(corpus, out, model, "--group-bytes", "0", "--tasks-per-worker", "1")
     job = submit_classify(cluster, tmp_path, args, env=env)
     wait_for_a_file_in_flight_on_every_node(gate)
+    if before_usr1 is not None:
+        before_usr1(job)
     cluster.run(["scancel", "--signal=USR1", "--batch", job])
     wait_until(lambda: "SIGUSR1 received" in job_log(tmp_path, job), 60, "the driver to take the warning")
     (gate / "hold").unlink()
@@ -172,6 +179,34 @@ def test_usr1_mid_run_stops_the_driver_requeues_and_resumes(
     assert "requeueing job" in log
     assert slurm_cluster.job_info(job)["Restarts"] == "1", log
     assert job_paths(out, job, restart=1).scheduler_file.exists()  # the restart's own job dir
+    assert_complete_exactly_once(corpus, out)
+
+
+def test_usr1_after_another_nodes_worker_command_died_still_requeues(
+    slurm_cluster, tiny_domain_model, tmp_path, gated
+):
+    """node2's `dask worker` command (nanny and worker, its process group) is SIGKILLed mid-run: the run goes
+    on, and at the warning node2's task must not exit with the worker's code (-9: 247), which srun would
+    report over rank 0's 3, so that the script would not requeue a job with files left."""
+
+    def kill_node2_worker_command(job: str) -> None:
+        (pid,) = {
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-f", "--", "--name node2-0"], capture_output=True, text=True
+            ).stdout.split()
+        }
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        wait_until(
+            lambda: "left the cluster" in job_log(tmp_path, job), 120, "the driver to notice node2's worker"
+        )
+
+    job, corpus, out = usr1_with_one_file_in_flight_per_node(
+        slurm_cluster, tiny_domain_model, tmp_path, gated, FILES, before_usr1=kill_node2_worker_command
+    )
+    log = job_log(tmp_path, job)
+    assert "requeueing job" in log
+    assert slurm_cluster.job_info(job)["Restarts"] == "1", log
     assert_complete_exactly_once(corpus, out)
 
 
