@@ -26,7 +26,7 @@ class NemoModule:
     SUPPORTED_BACKENDS = list(SUPPORTED_BACKENDS)
     # NeMo's classifiers say "cudf" (they run on GPUs only). Ours take pandas and cuDF partitions alike
     # (a cuDF partition is classified on the host and handed back as cuDF: FrameMethods.classify_frame).
-    # A class attribute, not an instance one, so that it never enters a subclass's model identity.
+    # Set on an instance it stays out of the model identity too (ClassifierIdentity.BASE_ATTRIBUTES).
     input_backend: str = "any"
 
     @property

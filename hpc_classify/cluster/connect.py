@@ -22,7 +22,8 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
     caller must not shut it down). Waits, up to `timeout`, until at least one worker has joined."""
     from distributed import Client
 
-    if "ucxx" in (config.protocol, protocol_of(_known_scheduler_address(config))):
+    known_address = _known_scheduler_address(config)
+    if "ucxx" in (config.protocol, protocol_of(known_address)):
         quiet_ucx_here()
     cluster = None
     if config.scheduler_file:
@@ -30,10 +31,9 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
         client = _join(lambda: Client(scheduler_file=config.scheduler_file, timeout=timeout), target)
         check_joined_protocol(client, config.protocol, target)
     elif config.scheduler_address:
-        address = _known_scheduler_address(config)
-        target = f"scheduler {address}"
-        check_joined_protocol(None, config.protocol, target, address=address)
-        client = _join(lambda: Client(address, timeout=timeout), target)
+        target = f"scheduler {known_address}"
+        check_joined_protocol(None, config.protocol, target, address=known_address)
+        client = _join(lambda: Client(known_address, timeout=timeout), target)
     elif config.cluster == "jobqueue":
         from hpc_classify.cluster import jobqueue  # lazily: dask-jobqueue is only needed here
 

@@ -173,6 +173,21 @@ def planned_ending(job_id: str, requeue: bool) -> str:
 STILL_RUNNING = frozenset({"RUNNING", "CONFIGURING", "SUSPENDED", "STOPPED"})
 
 
+def end_job_once(job_id: str, restart_count: int, claim_path: Path, report: Callable[[str], None]) -> None:
+    """Rank 0 is lost: the first node that finds it so ends the job, once. With --no-kill, Slurm keeps a job
+    whose batch host failed running on the other nodes until its time limit. `report(ending)` records each
+    step before the next: a requeue or cancel also ends this process."""
+    if job_id.startswith("local-") or not claim(claim_path):
+        return
+    requeue = job_may_be_requeued(job_id)
+    ending = planned_ending(job_id, requeue)
+    logger.error("%s", ending)
+    report(ending)
+    done = end_job_for_restart(job_id, requeue, restart_count)
+    logger.error("%s", done)  # if we are still here: the requeue or cancel ends this task too
+    report(done)
+
+
 def end_job_for_restart(job_id: str, requeue: bool, restart_count: int = 0) -> str:
     """End Slurm job `job_id` so that it restarts or can be resubmitted: `scontrol requeue` (the job
     restarts and resumes), or `scancel` (it may not be requeued, or the requeue was refused). Returns what

@@ -29,14 +29,7 @@ from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.local import visible_gpu_count
 from hpc_classify.cluster.node_files import log_tail, read_json
 from hpc_classify.cluster.node_processes import NodeProcesses
-from hpc_classify.cluster.rank0_heartbeat import (
-    HeartbeatWatch,
-    HeartbeatWriter,
-    claim,
-    end_job_for_restart,
-    job_may_be_requeued,
-    planned_ending,
-)
+from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter, end_job_once
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
 from hpc_classify.cluster.worker_command import WorkerSpec, worker_command
 from hpc_classify.errors import ClusterError, ConfigError
@@ -245,13 +238,13 @@ class NodeLauncher:
         shutdown = self.paths.shutdown
         # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0
         # writes the shutdown file right after retiring the workers, or its heartbeat stops.
-        while self.incarnation.read(shutdown) is None:
+        while (ended := self.incarnation.read(shutdown)) is None:
             if worker.poll() is not None:
                 self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
             if rank0.stale():
                 return self._rank0_lost(rank0, interrupted_code)
             time.sleep(self.options.shutdown_poll_interval)
-        if (self.incarnation.read(shutdown) or {}).get("clean"):
+        if ended.get("clean"):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
         self.processes.record_exit("worker")
@@ -280,19 +273,12 @@ class NodeLauncher:
         record = {"node": name, "exit_code": interrupted_code, "reason": reason}
         exit_record = self.paths.exit_record(name, "node")
         self.incarnation.write(exit_record, record)
-        # Only the first node that finds rank 0 lost ends (requeues) the job.
-        if self.identity.job_id.startswith("local-") or not claim(self.paths.ending_claim):
-            return interrupted_code
-        # With --no-kill, Slurm keeps a job whose batch host failed running on the other nodes until
-        # its time limit: end it here, once. A requeue also ends this process, so log first.
-        job = self.identity.job_id
-        requeue = job_may_be_requeued(job)
-        ending = planned_ending(job, requeue)
-        logger.error("%s", ending)
-        self.incarnation.write(exit_record, {**record, "job": ending})
-        done = end_job_for_restart(job, requeue, self.identity.restart_count)
-        logger.error("%s", done)  # if we are still here: the requeue or cancel ends this task too
-        self.incarnation.write(exit_record, {**record, "job": done})
+        end_job_once(
+            self.identity.job_id,
+            self.identity.restart_count,
+            self.paths.ending_claim,
+            report=lambda ending: self.incarnation.write(exit_record, {**record, "job": ending}),
+        )
         return interrupted_code
 
     # ----- workers ---------------------------------------------------------------------------
