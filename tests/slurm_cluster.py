@@ -385,13 +385,16 @@ PartitionName=debug Nodes={",".join(self.node_names)} Default=YES MaxTime=INFINI
             proc.wait()
         return killed
 
-    def agent_queue_size(self) -> int:
-        """How many RPCs to slurmds slurmctld holds for retrying (sdiag's "Agent queue size")."""
+    def rpcs_to_slurmds(self) -> int:
+        """How many RPCs to slurmds slurmctld has queued or is sending now (sdiag's "Agent queue size"
+        plus "Agent count", the agents in flight)."""
         out = self.run(["sdiag"]).stdout
-        found = re.search(r"Agent queue size:\s*(\d+)", out)
-        if found is None:
-            raise SlurmClusterError(f"sdiag printed no agent queue size:\n{out}")
-        return int(found.group(1))
+        counts = [
+            re.search(rf"^\s*{label}:\s*(\d+)", out, re.M) for label in ("Agent queue size", "Agent count")
+        ]
+        if None in counts:
+            raise SlurmClusterError(f"sdiag printed no agent queue size or agent count:\n{out}")
+        return sum(int(found.group(1)) for found in counts)
 
     def node_state(self, name: str) -> str:
         """The node's state in sinfo (`idle`, `mix`, `alloc`, `down*`, ...), empty if unknown."""
@@ -401,12 +404,14 @@ PartitionName=debug Nodes={",".join(self.node_names)} Default=YES MaxTime=INFINI
         """Start node `name`'s slurmd again (after `kill_node`) and wait until it is usable:
         ReturnToService=2 returns a DOWN node to service when its slurmd registers.
 
-        First slurmctld's retry list must be empty: an RPC it could not deliver to the dead slurmd (presumably
-        the old job's terminate, on a requeue) could otherwise reach the new one and end the job that restarted
-        there under the same ID. Seen once (CI, 2026-12-03): the requeued job was killed "DUE TO JOB REQUEUE"
-        0.15 s after it started on the node restarted 0.1 s after DOWN; the cause is not confirmed (the list
-        read 0 at that point in three later runs)."""
-        self._poll(lambda: self.agent_queue_size() == 0, timeout, f"slurmctld's undelivered RPCs (to {name})")
+        First slurmctld must have no RPC queued or in flight. It sends a requeue's terminate to every node
+        of the job, and to a dead node that agent keeps trying for about MessageTimeout (11 s here): when
+        node1 was declared DOWN within that time and restarted at once, the terminate reached the new
+        slurmd and ended the job just restarted there under the same ID, "DUE TO JOB REQUEUE" (CI,
+        2026-12-03 and 2026-12-04; the slurmctld log with DebugFlags=Agent shows the agent ending 0.4 s
+        before DOWN in a passing run). A real node reboots for minutes; the wait stands for that.
+        Once the node is DOWN, slurmctld starts no new RPC to it, so one reading of zero suffices."""
+        self._poll(lambda: self.rpcs_to_slurmds() == 0, timeout, f"slurmctld's RPCs in flight (to {name})")
         self._spawn(f"slurmd-{name}", [_which("slurmd"), "-D", "-N", name, "-f", str(self.conf_path)])
         self._poll(
             lambda: self.node_state(name) in ("idle", "mix", "alloc"), timeout, f"{name} did not come back"
