@@ -29,10 +29,10 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
     if config.scheduler_file:
         target = f"scheduler file {config.scheduler_file}"
         client = _join(lambda: Client(scheduler_file=config.scheduler_file, timeout=timeout), target)
-        check_joined_protocol(client, config.protocol, target)
+        check_client_protocol(client, config.protocol, target)
     elif config.scheduler_address:
         target = f"scheduler {known_address}"
-        check_joined_protocol(None, config.protocol, target, address=known_address)
+        check_protocol(config.protocol, known_address, target)
         client = _join(lambda: Client(known_address, timeout=timeout), target)
     elif config.cluster == "jobqueue":
         from hpc_classify.cluster import jobqueue  # lazily: dask-jobqueue is only needed here
@@ -99,21 +99,25 @@ def protocol_of(address: str | None) -> str | None:
     return address.split("://", 1)[0] if address and "://" in address else None
 
 
-def check_joined_protocol(
-    client: Any, wanted: str | None, target: str, *, address: str | None = None
-) -> None:
+def check_protocol(wanted: str | None, address: str, target: str) -> None:
     """A protocol asked for must be the one a joined scheduler speaks: its address decides, and a `--protocol
     ucxx` that silently ran over tcp would hide a slower interconnect from the user."""
-    address = address or client.scheduler.address
     spoken = protocol_of(address)
     if wanted is None or spoken == wanted:
         return
-    if client is not None:
-        client.close()
     raise ClusterError(
         f"protocol {wanted} given, but {target} speaks {spoken} ({address})",
         hint="drop --protocol (a scheduler you join decides it), or start that scheduler with the protocol you want",
     )
+
+
+def check_client_protocol(client: Any, wanted: str | None, target: str) -> None:
+    """`check_protocol` on a connected client's scheduler; the client is closed if it fails."""
+    try:
+        check_protocol(wanted, client.scheduler.address, target)
+    except ClusterError:
+        client.close()
+        raise
 
 
 def _known_scheduler_address(config: RunConfig) -> str | None:

@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from hpc_classify.cluster.connect import check_joined_protocol
+from hpc_classify.cluster.connect import check_client_protocol
 from hpc_classify.cluster.local import _start_cpu_cluster, keep_restarting_local_workers, visible_gpu_count
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.worker_env import quiet_ucx_here
@@ -205,7 +205,7 @@ def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str) -> 
             hint="is the scheduler running, and reachable over this protocol ('tcp' or 'ucx')?",
         ) from exc
     if protocol != "tcp":  # ucx asked for (tcp is the default: it cannot be told from "not given")
-        check_joined_protocol(client, protocol, target)
+        check_client_protocol(client, protocol, target)
     return _client_with_workers(client, target)
 
 
