@@ -1,0 +1,70 @@
+"""slurm/classify.sbatch's own control flow, with `srun` and `scontrol` replaced by scripts that record what
+they were asked: the moments a real Slurm cannot be made to hit on purpose (a warning signal that arrives
+just as srun ends). The real-Slurm tests (tests/slurm/test_launcher.py) run the same script end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "slurm" / "classify.sbatch"
+
+
+def _stub(bin_dir: Path, name: str, body: str) -> None:
+    path = bin_dir / name
+    path.write_text("#!/bin/bash\n" + body)
+    path.chmod(0o755)
+
+
+def _run_script(
+    root: Path, srun_body: str, command: list[str] | None = None, **env: str
+) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the script (or `command`) with stub srun/scontrol; returns the result and scontrol's calls."""
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    calls = root / "scontrol-calls"
+    _stub(bin_dir, "srun", srun_body)
+    _stub(bin_dir, "scontrol", f'echo "$*" >> {calls}\n')
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_NODELIST": "node[1-3]",
+        "HOME": str(root),
+        **env,
+    }
+    argv = command or ["bash", str(SCRIPT), "--input", "IN"]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    return proc, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_a_warning_as_srun_ends_with_3_still_requeues_the_job_with_srun_status(tmp_path: Path) -> None:
+    # srun (rank 0's driver drained by the warning) exits 3 right after the warning reaches the script: the
+    # script's `wait` returns early for the trap, and srun is gone before it looks again. The 1 s lets the
+    # script reach its `wait` (its next statement after starting srun); were it late, the warning would come
+    # before the wait and the test would pass without exercising the race, never fail wrongly.
+    proc, calls = _run_script(tmp_path, "trap '' USR1\nsleep 1\nkill -USR1 $PPID\nexit 3\n")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert calls == ["requeue 42"], proc.stdout + proc.stderr
+    assert "USR1 at" in proc.stdout and "requeueing job 42 (exit status 3)" in proc.stdout
+
+
+def test_srun_status_other_than_3_is_the_script_status_without_a_requeue(tmp_path: Path) -> None:
+    for code in (0, 5):
+        proc, calls = _run_script(tmp_path / str(code), f"exit {code}\n")
+        assert (proc.returncode, calls) == (code, []), proc.stdout + proc.stderr
+
+
+def test_a_warning_before_srun_starts_requeues_without_starting_the_run(tmp_path: Path) -> None:
+    # The environment setup (HPC_CLASSIFY_MODULE's `module load`, a shell function on Lmod sites) is where the
+    # warning comes here. Untrapped there, it used to kill the script (no requeue); forwarded to an srun
+    # started after it, it would reach tasks that have not set their handlers yet.
+    srun_started = tmp_path / "srun-started"
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text(f"module() {{ kill -USR1 $$; }}\nexport -f module\nexec bash {SCRIPT} --input IN\n")
+    proc, calls = _run_script(
+        tmp_path, f"touch {srun_started}\n", ["bash", str(wrapper)], HPC_CLASSIFY_MODULE="site/hpc-classify"
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert calls == ["requeue 42"] and not srun_started.exists()
+    assert "the warning came before the run started: not starting it" in proc.stdout
