@@ -12,7 +12,14 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from hpc_classify.io.rows import Piece, ReadResult, check_parquet_table, corrupt_file_error, import_cudf
+from hpc_classify.io.rows import (
+    Piece,
+    ReadResult,
+    check_parquet_table,
+    corrupt_file_error,
+    import_cudf,
+    table_to_frame,
+)
 
 _PARQUET_BATCH_ROWS = 8192  # rows decoded at a time inside a row group larger than a piece
 
@@ -46,7 +53,7 @@ class ParquetFormat:
 
     def read_frame(self, path: str, columns: Sequence[str] | None) -> pd.DataFrame:
         """The whole file as pandas, without text checks."""
-        return self._read_table(path, columns).to_pandas()
+        return table_to_frame(self._read_table(path, columns))
 
     def read_cudf(self, path: str, columns: Sequence[str] | None) -> Any:
         return import_cudf().read_parquet(path, columns=None if columns is None else list(columns))
@@ -119,7 +126,7 @@ class ParquetFormat:
         except (pa.ArrowException, OSError) as exc:
             raise self.corrupt_error(path, exc) from exc
         if text_field is None:
-            frame = table.to_pandas()
+            frame = table_to_frame(table)
             frame.index = pd.RangeIndex(piece.start, piece.start + len(frame))
             return ReadResult(frame=frame)
         frame, bad = check_parquet_table(path, table, text_field, on_bad_row, first_row=piece.start)

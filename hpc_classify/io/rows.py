@@ -181,7 +181,29 @@ def records_to_frame(records: list[dict], text_field: str | None) -> pd.DataFram
         # An empty file is valid: zero rows, but the text column exists so downstream code can rely on it.
         return pd.DataFrame({text_field: pd.Series([], dtype="str")}) if text_field else pd.DataFrame()
     # from_records on dicts: columns are the union of keys in first-seen order, rows in file order.
-    return pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records)
+    for name in frame.columns[frame.dtypes == "float64"]:
+        values = [record.get(name) for record in records]
+        if all(value is None or (type(value) is int) for value in values):
+            frame[name] = pd.array(values, dtype="Int64")  # see table_to_frame
+    return frame
+
+
+def table_to_frame(table: Any) -> pd.DataFrame:
+    """A pyarrow table as pandas, every value kept. `to_pandas()` alone makes an integer column with a null
+    float64: 3 would be written back as 3.0 and an id above 2**53 changed. Such columns become pandas'
+    nullable integers."""
+    import pyarrow as pa
+
+    frame = table.to_pandas()
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if pa.types.is_integer(column.type) and column.null_count:
+            nullable = pd.api.types.pandas_dtype(
+                f"{'U' if pa.types.is_unsigned_integer(column.type) else ''}Int{column.type.bit_width}"
+            )
+            frame[name] = pd.array(column.to_pylist(), dtype=nullable)
+    return frame
 
 
 def check_parquet_table(
@@ -214,7 +236,7 @@ def check_parquet_table(
     if bad_rows:
         keep = pa.array([not b for b in bad_mask])
         table = table.filter(keep)
-    frame = table.to_pandas()
+    frame = table_to_frame(table)
     frame.index = pd.Index([first_row + i for i, is_bad in enumerate(bad_mask) if not is_bad], dtype="int64")
     if text_field not in frame.columns:
         frame[text_field] = pd.Series([], dtype="str")  # only reachable with zero rows left

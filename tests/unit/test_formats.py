@@ -97,3 +97,58 @@ def test_planned_pieces_read_back_every_row_once_in_order(tmp_path, fmt):
     frames = [fmt.read_piece(str(path), p, "text", "error", None).frame for p in pieces]
     assert len(pieces) >= (3 if fmt is JSONL else 1)
     pd.testing.assert_frame_equal(pd.concat(frames), _independent_read(path), check_index_type=False)
+
+
+# An integer column with a null: pandas alone makes it float64 (3 -> 3.0, 2**53 + 1 -> 2**53).
+RECORDS = [
+    {"id": 2**53 + 1, "n": 3, "text": "a"},
+    {"id": None, "n": 4, "text": "b"},
+    {"n": None, "text": "c"},  # no id at all: read as null
+    {"id": -(2**63), "n": 5, "text": "d"},
+]
+
+
+def _write_input(path, fmt) -> None:
+    if fmt is PARQUET:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {name: [r.get(name) for r in RECORDS] for name in ("id", "n", "text")}
+        pq.write_table(
+            pa.table(
+                columns, schema=pa.schema([("id", pa.int64()), ("n", pa.uint8()), ("text", pa.string())])
+            ),
+            path,
+        )
+        return
+    data = "".join(json.dumps(r) + "\n" for r in RECORDS).encode()
+    if fmt is JSONL_GZIP:
+        data = gzip.compress(data)
+    elif fmt is JSONL_ZSTD:
+        data = zstandard.ZstdCompressor().compress(data)
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("fmt", DOCUMENT_FORMATS, ids=repr)
+@pytest.mark.parametrize("out_fmt", [JSONL, PARQUET], ids=repr)
+def test_integers_beside_nulls_are_written_back_unchanged(tmp_path, fmt, out_fmt):
+    source = tmp_path / f"in{fmt.suffixes[0]}"
+    _write_input(source, fmt)
+    frames = [fmt.read(str(source), "text", "error").frame]
+    if not fmt.streamed:  # and read in pieces
+        pieces = fmt.plan_pieces(str(source), source.stat().st_size, 20)
+        frames.append(
+            pd.concat([fmt.read_piece(str(source), p, "text", "error", None).frame for p in pieces])
+        )
+    for frame in frames:
+        out = tmp_path / f"out{out_fmt.suffixes[0]}"
+        with open(out, "wb") as f:
+            out_fmt.write(frame, f, str(out))
+        if out_fmt is JSONL:
+            back = [json.loads(line) for line in out.read_text().splitlines()]
+        else:
+            back = pd.read_parquet(out, dtype_backend="pyarrow").astype(object).to_dict("records")
+        for row, record in zip(back, RECORDS, strict=True):
+            got = {k: (None if v is pd.NA else v) for k, v in row.items()}
+            assert (got["id"], got["n"], got["text"]) == (record.get("id"), record["n"], record["text"])
+            assert all(type(v) is int for v in (got["id"], got["n"]) if v is not None)  # 3, not 3.0
