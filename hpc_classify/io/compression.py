@@ -39,13 +39,50 @@ def open_decompressed(path: str) -> Iterator[BinaryIO]:
             with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
                 yield stream
         elif kind == "zstd":
-            # read_across_frames: files made by concatenating zstd frames (pzstd, appends) read in full.
-            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
-            # The zstd reader has no efficient readline; a BufferedReader gives linear-time line iteration.
-            with io.BufferedReader(reader, buffer_size=1 << 20) as stream:
+            # A BufferedReader gives linear-time line iteration over the raw decompressed bytes.
+            with io.BufferedReader(ZstdFramesReader(raw), buffer_size=1 << 20) as stream:
                 yield stream
         else:
             yield raw
+
+
+class ZstdFramesReader(io.RawIOBase):
+    """The decompressed bytes of a .zst file: its frames one after another (files made by concatenating
+    frames, as pzstd, appends and our assembled pieces do, read in full), and EOFError where the file ends
+    inside a frame. zstandard's stream reader returns a cut frame as a normal end of file, so a truncated
+    file read as a shorter valid one and got a completion marker; gzip raises on the same cut."""
+
+    def __init__(self, raw: BinaryIO, chunk_size: int = 1 << 20):
+        self._raw = raw
+        self._chunk_size = chunk_size
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._frame: zstandard.ZstdDecompressionObj | None = None  # the frame being decompressed
+        self._out = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self._out:
+            data = self._raw.read(self._chunk_size)
+            if not data:
+                if self._frame is not None and not self._frame.eof:
+                    raise EOFError("the zstd data ends inside a frame (a truncated file?)")
+                return 0
+            self._out = memoryview(self._decompress(data))
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def _decompress(self, data: bytes) -> bytes:
+        parts = []
+        while data:
+            if self._frame is None or self._frame.eof:
+                self._frame = self._decompressor.decompressobj()
+            parts.append(self._frame.decompress(data))
+            data = self._frame.unused_data if self._frame.eof else b""
+        return b"".join(parts)
 
 
 @contextmanager

@@ -141,20 +141,27 @@ def test_ten_megabyte_document(tmp_path):
     assert [len(t) for t in result.frame["text"]] == [5, len(big), 5]
 
 
+_ZSTD_FRAME = zstandard.ZstdCompressor().compress(_jsonl_bytes(ROWS))
+
+
 @pytest.mark.parametrize(
     ("name", "data"),
     [
         ("trunc.jsonl.gz", gzip.compress(_jsonl_bytes(ROWS))[:-12]),
         ("garbage.jsonl.gz", b"this is not gzip at all\n"),
         ("garbage.jsonl.zst", b"this is not zstd at all\n"),
+        # zstandard's own stream reader read these as shorter valid files: the rows after the cut lost
+        ("trunc.jsonl.zst", zstandard.ZstdCompressor().compress(_jsonl_bytes(ROWS))[:-12]),
+        ("trunc-frame2.jsonl.zst", (_ZSTD_FRAME + _ZSTD_FRAME)[: len(_ZSTD_FRAME) + 9]),
         ("garbage.parquet", b"PAR1 nope"),
     ],
 )
-def test_corrupt_files_raise_input_file_error(tmp_path, name, data):
+@pytest.mark.parametrize("on_bad_row", ["error", "skip"])
+def test_corrupt_files_raise_input_file_error(tmp_path, name, data, on_bad_row):
     path = tmp_path / name
     path.write_bytes(data)
     with pytest.raises(InputFileError, match="cannot read the file as") as info:
-        read_documents(str(path))
+        read_documents(str(path), on_bad_row=on_bad_row)
     assert info.value.path == str(path) and info.value.hint
 
 
