@@ -180,6 +180,13 @@ class PartitionWriter:
         if not self.column:
             name = f"part.{index}.{ext}"
             return [(name, self._write(part, name), "")]
+        nameless = int(part[self.column].isna().sum())
+        if nameless:  # they would match no name: an empty "nan" file, and the rows lost
+            raise DataLayoutError(
+                f"{nameless} row(s) have no file name in column {self.column!r} (null), so write_to_filename "
+                "cannot place them",
+                hint=f"fill {self.column!r} for those rows, or write without write_to_filename",
+            )
         present = list(part[self.column].unique())  # first-seen order
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order

@@ -11,7 +11,7 @@ import pytest
 import zstandard
 
 from hpc_classify.dataset import DocumentDataset
-from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.errors import ConfigError, DataLayoutError, InputFileError
 from hpc_classify.io.discovery import get_all_files_paths_under
 from hpc_classify.io.writers import is_temp_file
 
@@ -220,3 +220,13 @@ def test_cudf_backend_is_a_clear_error_on_cpu(tmp_path):
     _write_jsonl(tmp_path / "a.jsonl", [{"text": "x"}])
     with pytest.raises(ConfigError, match="backend 'cudf' is not available"):
         DocumentDataset.read_json(str(tmp_path / "a.jsonl"), backend="cudf")
+
+
+def test_write_to_filename_refuses_rows_without_a_file_name(corpus, tmp_path):
+    dataset = DocumentDataset.read_json(str(corpus), add_filename=True)
+    frame = dataset.df.compute()
+    frame.iloc[:2, frame.columns.get_loc("file_name")] = None  # two rows lose their file name
+    nameless = DocumentDataset.from_pandas(frame, npartitions=1)
+    with pytest.raises(DataLayoutError, match=r"2 row\(s\) have no file name in column 'file_name'"):
+        nameless.to_json(str(tmp_path / "out"), write_to_filename=True)
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []  # nothing half-written
