@@ -37,7 +37,7 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
             f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
         )
     sizes = {entry["relpath"]: int(entry["size"]) for entry in plan["files"]}
-    tally = _tally_markers(output_dir, sizes, verify_inputs)
+    tally = tally_markers(output_dir, sizes, verify_inputs)
     # A failure whose file has a marker by now (completed by a later run) no longer counts.
     failed = [
         e for e in read_failures(output_dir) if e.get("relpath") in sizes and e["relpath"] not in tally.done
@@ -77,8 +77,9 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
 
 
 @dataclass
-class _StatusTally:
-    """The markers of an output directory, sorted into done / changed / vanished; the done ones tallied."""
+class StatusTally:
+    """The markers of an output directory, sorted into done / changed / vanished; the done ones tallied. The
+    one place that decides which markers count: `status` and the report read the directory through it."""
 
     done: set[str] = field(default_factory=set)
     changed: list[dict[str, str]] = field(default_factory=list)
@@ -87,15 +88,17 @@ class _StatusTally:
     outside: int = 0  # markers of files no longer among the planned inputs
     bytes_done: int = 0
     markers: MarkerTally = field(default_factory=MarkerTally)
+    done_markers: list[tuple[str, CompletionMarker]] = field(default_factory=list)
 
     def add_done(self, relpath: str, size: int, marker: CompletionMarker) -> None:
         self.done.add(relpath)
         self.bytes_done += size
         self.markers.add(marker)
+        self.done_markers.append((relpath, marker))
 
 
-def _tally_markers(output_dir: str, sizes: dict[str, int], verify_inputs: bool) -> _StatusTally:
-    tally = _StatusTally()
+def tally_markers(output_dir: str, sizes: dict[str, int], verify_inputs: bool) -> StatusTally:
+    tally = StatusTally()
     for relpath in iter_marker_relpaths(output_dir):
         try:
             marker = read_marker(marker_path(output_dir, relpath))

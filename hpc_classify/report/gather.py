@@ -2,8 +2,9 @@
 the completion markers, `_plan.json`, `_run.json`, `_summary.json` and `failures.jsonl` (outputs and
 quarantine files are never read, so 100,000 files take seconds).
 
-One pass over the markers collects per-shard label counts (drift), per-column totals, the files'
-intervals (throughput, timeline) and the bad rows; the other files add the failures and the provenance.
+One pass over the markers that count (driver/status.tally_markers: of planned files whose input is unchanged,
+as `status` counts them) collects per-shard label counts (drift), per-column totals, the files' intervals
+(throughput, timeline) and the bad rows; the other files add the failures and the provenance.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from hpc_classify._version import __version__
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.fingerprint import read_run_file
 from hpc_classify.driver.plan import read_plan
+from hpc_classify.driver.status import tally_markers
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.errors import OutputDirectoryError
-from hpc_classify.io.markers import CompletionMarker, iter_markers_with_relpaths
+from hpc_classify.io.markers import CompletionMarker
 from hpc_classify.report.drift import DISTANCE_NAME, rank_drift
 from hpc_classify.report.files import DASK_REPORT_HTML
 from hpc_classify.report.timeline import Interval, marker_interval, throughput_series, worker_timeline
@@ -93,25 +95,30 @@ def collect_report(output_dir: str) -> dict[str, Any]:
         raise OutputDirectoryError(
             f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
         )
+    # The markers that count, as `status` counts them: of planned files whose input is unchanged.
+    sizes = {entry["relpath"]: int(entry["size"]) for entry in plan["files"]}
+    counted = tally_markers(output_dir, sizes, verify_inputs=False)
     scan = _MarkerScan()
-    for relpath, marker in iter_markers_with_relpaths(output_dir):
+    for relpath, marker in counted.done_markers:
         scan.add(relpath, marker)
-    done = set(scan.relpaths)
     # As in `status`: a failure whose file has a marker by now (a later run completed it) no longer counts.
-    failures = [entry for entry in read_failures(output_dir) if entry.get("relpath") not in done]
+    failures = [
+        e for e in read_failures(output_dir) if e.get("relpath") in sizes and e["relpath"] not in counted.done
+    ]
     run_file = read_run_file(output_dir) or {}
     summary = _read_summary(output_dir)
-    planned = {entry["relpath"] for entry in plan["files"]}
     return {
         "report_version": 1,
         "generated_at": dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds"),
         "output": output_dir,
         "files": {
-            "planned": len(planned),
-            "done": len(scan.relpaths),
-            "done_outside_plan": len(done - planned),
+            "planned": len(sizes),
+            "done": len(counted.done),
+            "done_outside_plan": counted.outside,
+            "changed": len(counted.changed),
+            "vanished": counted.vanished_planned,
             "failed": len(failures),
-            "remaining": len(planned - done) - len({e["relpath"] for e in failures} & planned),
+            "remaining": len(sizes) - len(counted.done) - len(failures) - counted.vanished_planned,
             "without_times": scan.without_times,
         },
         "documents": {

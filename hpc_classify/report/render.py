@@ -65,8 +65,13 @@ def _overview(report: dict[str, Any]) -> str:
         ("documents out", docs["out"]),
         ("bad rows (quarantined)", docs["bad"]),
     ]
-    if files["done_outside_plan"]:
-        rows.append(("done files no longer among the inputs", files["done_outside_plan"]))
+    for key, label in (
+        ("changed", "files whose input changed since (remaining)"),
+        ("vanished", "files whose input is gone"),
+        ("done_outside_plan", "done files no longer among the inputs"),
+    ):
+        if files.get(key):  # reports written before `changed` and `vanished` lack them
+            rows.append((label, files[key]))
     return "<section><h2>Overview</h2>" + _table("overview", ("", "count"), rows) + "</section>"
 
 

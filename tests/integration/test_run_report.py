@@ -136,6 +136,8 @@ def test_report_counts_equal_the_markers_and_the_off_shard_drifts_most(finished_
         "planned": 7,
         "done": len(markers),
         "done_outside_plan": 0,
+        "changed": 0,
+        "vanished": 0,
         "failed": 1,
         "remaining": 0,
         "without_times": 0,

@@ -4,10 +4,13 @@ column that only later markers have is aligned with its shards."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 
 import pytest
 
+from hpc_classify.driver.status import compute_status
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 from hpc_classify.report.gather import UNKNOWN_KIND, collect_report
 from hpc_classify.report.timeline import Interval, worker_timeline
@@ -32,12 +35,19 @@ def marker(relpath: str, counts: dict, **fields) -> CompletionMarker:
     return CompletionMarker(**{**values, **fields})
 
 
-def write_run(output, markers: dict[str, CompletionMarker]) -> None:
+def write_run(output, markers: dict[str, CompletionMarker], planned: list[str] | None = None) -> None:
+    """The bookkeeping of a run over `planned` (default: the markers' files), and the inputs the markers
+    were made from, unchanged (next to the output: the report, like `status`, counts a marker only then)."""
     output.mkdir(parents=True, exist_ok=True)
-    plan = {"inputs": ["/in"], "files": [{"relpath": rel, "size": 10} for rel in markers]}
+    inputs = output.parent / "in"
+    plan = {"inputs": [str(inputs)], "files": [{"relpath": rel, "size": 10} for rel in planned or markers]}
     (output / "_plan.json").write_text(json.dumps(plan))
     for relpath, m in markers.items():
-        write_marker(marker_path(str(output), relpath), m)
+        source = inputs / relpath
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(b"x" * m.input_size)
+        os.utime(source, (m.input_mtime, m.input_mtime))
+        write_marker(marker_path(str(output), relpath), dataclasses.replace(m, input_path=str(source)))
 
 
 def test_older_markers_are_read_with_what_they_have(tmp_path):
@@ -111,3 +121,36 @@ def test_timeline_keeps_idle_gaps_and_counts_overlaps_once():
     assert timeline["n/w"]["segments"] == [[0.0, 12.0], [100.0, 110.0]]
     assert timeline["n/w"]["busy_seconds"] == 22.0 and timeline["n/w"]["files"] == 3
     assert timeline["n/v"]["segments"] == [[0.0, 200.0]]
+
+
+def test_the_report_counts_files_as_status_does(tmp_path):
+    """Markers of changed inputs, of inputs gone and of files no longer planned are not done files: the
+    report's counts and sums are those of `hpc-classify status` on the same directory."""
+    output = tmp_path / "out"
+    counts = {"c": {"x": 2}}
+    markers = {
+        name: marker(name, counts) for name in ("kept.jsonl", "changed.jsonl", "gone.jsonl", "old.jsonl")
+    }
+    write_run(output, markers, planned=["kept.jsonl", "changed.jsonl", "gone.jsonl", "new.jsonl"])
+    (tmp_path / "in" / "changed.jsonl").write_bytes(b"longer than before")
+    (tmp_path / "in" / "gone.jsonl").unlink()
+
+    report, status = collect_report(str(output)), compute_status(str(output))
+
+    assert report["files"] == {
+        "planned": 4,
+        "done": 1,  # kept.jsonl
+        "done_outside_plan": 1,  # old.jsonl
+        "changed": 1,
+        "vanished": 1,
+        "failed": 0,
+        "remaining": 2,  # changed.jsonl and new.jsonl
+        "without_times": 1,
+    }
+    assert (report["files"]["done"], report["files"]["remaining"]) == (
+        status["files_done"],
+        status["files_remaining"],
+    )
+    assert report["documents"]["in"] == status["documents_in"] == 2
+    assert report["labels"] == status["labels"] == {"c": {"x": 2}}
+    assert [entry["relpath"] for entry in report["drift"]["ranking"]] == ["kept.jsonl"]
