@@ -62,9 +62,17 @@ class NodeEntry(submitit.helpers.Checkpointable):
                 stop.signal_name,
             )
             submitit_requeue(SUBMITIT_WARNING, None)  # requeues and exits (or raises: requeues used up)
-        if code:
+        if code and job_rank() == 0:
             raise RuntimeError(f"hpc-classify node exited with code {code}; see the job's logs")
+        # Another node's code is returned, not raised: rank 0's result speaks for the job (as its exit status
+        # does under srun). A raised error there would outlive a requeue in submitit's result file of that
+        # task, and read as the outcome of the restarted job that succeeded.
         return code
+
+
+def job_rank() -> int:
+    """This task's rank in the submitit job."""
+    return submitit.JobEnvironment().global_rank
 
 
 def register(subparsers: Any) -> None:
