@@ -1,12 +1,14 @@
 """`<output>/_lock`: one driver per output directory.
 
-The lock file holds the host, pid and start time of the run that owns the directory; that run refreshes
-the file's mtime (a heartbeat) from a background thread. A lock is stale, and may be taken over, when
-- it was written on this host and its pid is dead (a driver killed with SIGKILL, a crashed node that came
-  back), or
-- it was written on another host and its heartbeat is older than `stale_after` seconds (we cannot see
-  processes on other hosts; a live driver refreshes the heartbeat every `heartbeat_interval` seconds).
-  A younger heartbeat of another host is watched, not trusted: a job restarted on another node soon after
+The lock file holds the host, pid, pid space and start time of the run that owns the directory; that run
+refreshes the file's mtime (a heartbeat) from a background thread. A lock is stale, and may be taken over, when
+- it was written in this pid space (this host, this boot, this pid namespace) and its pid is dead (a driver
+  killed with SIGKILL), or
+- it was written elsewhere and its heartbeat is older than `stale_after` seconds (we cannot see those
+  processes; a live driver refreshes the heartbeat every `heartbeat_interval` seconds). Elsewhere includes
+  this host in another pid namespace (per-job containers, e.g. enroot/pyxis or `apptainer --pid`, share the
+  node's host name but not its pids) and this host before a reboot.
+  A younger heartbeat from elsewhere is watched, not trusted: a job restarted on another node soon after
   its driver's node died (a requeue, a resubmission) would otherwise be refused. The lock is refused as
   soon as the heartbeat beats, and taken over once it is `stale_after` old.
 
@@ -26,6 +28,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import TracebackType
 
 from hpc_classify.errors import OutputDirectoryError, OutputWriteError
@@ -45,6 +48,23 @@ class LockOwner:
     pid: int
     started: float
     token: str
+    pid_space: str = ""  # see pid_space(); "" in locks written before it was recorded
+
+
+def pid_space() -> str:
+    """The machine's boot and this process's pid namespace: processes with the same value see each other's
+    pids. "" where Linux does not say."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return f"{boot}/{namespace}"
+
+
+def shares_pids(owner: LockOwner, host: str, space: str) -> bool:
+    """Whether `owner`'s pid can be looked up from here (host `host`, pid space `space`)."""
+    return owner.host == host and (not owner.pid_space or not space or owner.pid_space == space)
 
 
 def lock_path(output_dir: str) -> str:
@@ -56,7 +76,13 @@ def read_lock(path: str) -> LockOwner | None:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        return LockOwner(str(data["host"]), int(data["pid"]), float(data["started"]), str(data["token"]))
+        return LockOwner(
+            str(data["host"]),
+            int(data["pid"]),
+            float(data["started"]),
+            str(data["token"]),
+            str(data.get("pid_space", "")),
+        )
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError):
@@ -76,12 +102,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def is_stale(owner: LockOwner, heartbeat_age: float, *, stale_after: float, host: str | None = None) -> bool:
-    host = host or socket.gethostname()
+def is_stale(
+    owner: LockOwner,
+    heartbeat_age: float,
+    *,
+    stale_after: float,
+    host: str | None = None,
+    space: str | None = None,
+) -> bool:
     if owner.token == "corrupt":
         # Empty or partial: either a driver died right after creating it, or one is writing it this instant.
         return heartbeat_age > min(stale_after, CORRUPT_GRACE)
-    if owner.host == host:
+    if shares_pids(owner, host or socket.gethostname(), pid_space() if space is None else space):
         return not pid_alive(owner.pid)
     return heartbeat_age > stale_after
 
@@ -99,7 +131,7 @@ class RunLock:
         self.path = lock_path(output_dir)
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
-        self.owner = LockOwner(socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex)
+        self.owner = LockOwner(socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex, pid_space())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -124,7 +156,7 @@ class RunLock:
                     f"{os.path.dirname(self.path)} is in use by another run (host {holder.host}, pid "
                     f"{holder.pid}, started {time.ctime(holder.started)}, heartbeat {age:.0f} s ago)",
                     hint="wait for that run to finish, or stop it; a lock whose run died is taken over "
-                    f"automatically (same host: dead pid; other host: no heartbeat for {self.stale_after:.0f} s)",
+                    f"automatically (same host and pid space: dead pid; elsewhere: no heartbeat for {self.stale_after:.0f} s)",
                 )
             self._remove_stale(holder, age)
         raise OutputDirectoryError(
@@ -172,9 +204,9 @@ class RunLock:
         return True
 
     def _watch(self, holder: LockOwner, age: float) -> str:
-        """Whether a fresh lock's run is alive: this host's is ("alive"); another host's heartbeat is watched
+        """Whether a fresh lock's run is alive: one in our pid space is ("alive"); another's heartbeat is watched
         until it is "stale", beats ("alive") or the lock is "gone"."""
-        if holder.host == self.owner.host or holder.token == "corrupt":
+        if shares_pids(holder, self.owner.host, self.owner.pid_space) or holder.token == "corrupt":
             return "alive"
         logger.warning(
             "the lock %s is held by host %s (pid %d, heartbeat %.0f s ago): waiting up to %.0f s to see "

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hpc_classify.driver.lock import LockOwner, RunLock, is_stale, read_lock
+from hpc_classify.driver.lock import LockOwner, RunLock, is_stale, pid_space, read_lock
 from hpc_classify.errors import OutputDirectoryError
 
 
@@ -108,6 +108,26 @@ def test_is_stale_rules():
     assert is_stale(LockOwner(here, dead_pid(), 0.0, "t"), 0.0, stale_after=60, host=here)
     assert not is_stale(LockOwner("b", 1, 0.0, "t"), 59.0, stale_after=60, host=here)
     assert is_stale(LockOwner("b", 1, 0.0, "t"), 61.0, stale_after=60, host=here)
+
+
+def test_a_lock_from_another_pid_space_of_this_host_goes_by_its_heartbeat(tmp_path):
+    """Per-job pid namespaces (enroot/pyxis, apptainer --pid) share the host name, not the pids; a reboot
+    reuses them. Such a lock is judged by its heartbeat, as another host's."""
+    here, ours = socket.gethostname(), pid_space()
+    assert ours  # Linux says: boot id and pid namespace
+    elsewhere = "another-boot/pid:[4026531836]"
+    invisible = LockOwner(here, dead_pid(), 0.0, "t", elsewhere)  # a live driver whose pid we cannot see
+    assert not is_stale(invisible, 59.0, stale_after=60, host=here, space=ours)
+    assert is_stale(invisible, 61.0, stale_after=60, host=here, space=ours)
+    reused = LockOwner(here, os.getpid(), 0.0, "t", elsewhere)  # its pid is another process's here
+    assert is_stale(reused, 61.0, stale_after=60, host=here, space=ours)
+    # In our pid space, or from a lock written before pid spaces were recorded: the pid decides.
+    for space in (ours, ""):
+        assert is_stale(
+            LockOwner(here, dead_pid(), 0.0, "t", space), 0.0, stale_after=60, host=here, space=ours
+        )
+    with RunLock(str(tmp_path)) as lock:
+        assert read_lock(lock.path) == lock.owner and lock.owner.pid_space == ours
 
 
 def test_empty_lock_file_is_stale_only_after_a_grace(tmp_path):
