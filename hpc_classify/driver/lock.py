@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +40,9 @@ LOCK_FILE = "_lock"
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 DEFAULT_STALE_AFTER = 300.0
 CORRUPT_GRACE = 10.0
+# What stops a driver whose lock was taken over (StopRequest's name for it, as a signal's): the summary's
+# interrupted_by and the log say it.
+LOCK_LOST = "LOCK_LOST"
 LOCK_POLL_SECONDS = 1.0  # how often another host's heartbeat is looked at while it is watched
 
 
@@ -119,7 +123,11 @@ def is_stale(
 
 
 class RunLock:
-    """Context manager holding `<output>/_lock` with a heartbeat; raises OutputDirectoryError when held."""
+    """Context manager holding `<output>/_lock` with a heartbeat; raises OutputDirectoryError when held.
+
+    `on_lost()` is called (from the heartbeat thread) if the lock stops being ours while held: another run
+    took it over after this one did not beat for `stale_after` (the job suspended, a stalled file system),
+    or it was removed. The heartbeat then stops: refreshing another run's lock would hide this one."""
 
     def __init__(
         self,
@@ -127,10 +135,12 @@ class RunLock:
         *,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         stale_after: float = DEFAULT_STALE_AFTER,
+        on_lost: Callable[[], None] | None = None,
     ):
         self.path = lock_path(output_dir)
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
+        self.on_lost = on_lost
         self.owner = LockOwner(socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex, pid_space())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,8 +265,22 @@ class RunLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_interval):
-            try:
-                os.utime(self.path)
-            except FileNotFoundError:
-                logger.error("the lock %s disappeared while this run holds it", self.path)
-                return
+            holder = read_lock(self.path)
+            if holder is not None and holder.token == self.owner.token:
+                with contextlib.suppress(FileNotFoundError):  # removed since: seen at the next beat
+                    os.utime(self.path)
+                continue
+            if holder is None:
+                logger.error("the lock %s disappeared while this run holds it: this run stops", self.path)
+            else:
+                logger.error(
+                    "the lock %s was taken over by host %s pid %d while this run held it (no heartbeat for "
+                    "%.0f s: suspended or stalled?): this run stops; that one goes on",
+                    self.path,
+                    holder.host,
+                    holder.pid,
+                    self.stale_after,
+                )
+            if self.on_lost is not None:
+                self.on_lost()
+            return

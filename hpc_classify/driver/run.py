@@ -23,7 +23,7 @@ from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
 from hpc_classify.driver.input_changes import apply_changed_input_policy, find_changed_inputs
-from hpc_classify.driver.lock import RunLock
+from hpc_classify.driver.lock import LOCK_LOST, RunLock
 from hpc_classify.driver.piece_files import remove_pieces
 from hpc_classify.driver.pieces import changed_partial_inputs, default_piece_bytes, remove_finished_pieces
 from hpc_classify.driver.plan import (
@@ -95,7 +95,7 @@ def run_classification(
         files = list_input_files(config.inputs, output_dir, config.output_format)
         check_text_fields(config.classifiers, files)
         _make_output_dir(output_dir)
-        with RunLock(output_dir):
+        with RunLock(output_dir, on_lost=lambda: stop.request(LOCK_LOST)):
             return _run_locked(
                 config,
                 output_dir,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +140,17 @@ def test_empty_lock_file_is_stale_only_after_a_grace(tmp_path):
     os.utime(path, (time.time() - 100, time.time() - 100))
     with RunLock(str(tmp_path)):
         pass
+
+
+def test_a_lock_taken_over_while_held_stops_the_run_and_its_heartbeat(tmp_path):
+    """A run that did not beat for stale_after (suspended, stalled) finds its lock taken over: it is told to
+    stop, and its heartbeat no longer refreshes the other run's lock."""
+    lost = threading.Event()
+    with RunLock(str(tmp_path), heartbeat_interval=0.02, on_lost=lost.set) as lock:
+        other = LockOwner("other-host", 4242, time.time(), "theirs", "")
+        Path(lock.path).write_text(json.dumps(dataclasses.asdict(other)))
+        os.utime(lock.path, (1000.0, 1000.0))  # their lock, with a heartbeat we can tell from ours
+        assert lost.wait(10), "the run was never told its lock was lost"
+        lock._thread.join(10)
+        assert not lock._thread.is_alive() and os.stat(lock.path).st_mtime == 1000.0
+    assert read_lock(lock.path) == other  # released: theirs is left alone
