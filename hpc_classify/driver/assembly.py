@@ -64,10 +64,17 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
             hint=f"remove {piece_files.pieces_dir(out, relpath)}: its pieces will be classified again",
         )
     destination = file_destination(settings, relpath)
-    parts = [m.output_path for m in markers]
+    # The pieces where they are now, not the absolute paths their markers recorded: the output directory
+    # may have moved, or be mounted elsewhere on the node of a requeue.
+    pieces = [m.extra["piece"] for m in markers]
+    parts = [piece_files.piece_output_path(out, relpath, i, settings.output_format) for i in pieces]
     document_format = output_format(settings.output_format)
     write_atomically(destination.output_path, lambda f: document_format.assemble(parts, f))
-    quarantines = [m.quarantine_path for m in markers if m.quarantine_path]
+    quarantines = [
+        piece_files.piece_quarantine_path(out, relpath, m.extra["piece"])
+        for m in markers
+        if m.quarantine_path
+    ]
     if quarantines:  # JSONL, whatever the output format
         write_atomically(destination.quarantine_path, lambda f: JSONL.assemble(quarantines, f))
     elif os.path.exists(destination.quarantine_path):

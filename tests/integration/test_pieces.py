@@ -1,7 +1,7 @@
 """Files in pieces, on a real local Dask cluster of 2 workers: every format's pieces are shared by both
 workers and assemble into exactly the whole-file output; a SIGTERM at about half, then the same command,
 puts at most 1.3x the file's documents through the model (counted by the model itself), every document
-once, in input order."""
+once, in input order, also when the output directory moved in between."""
 
 from __future__ import annotations
 
@@ -163,6 +163,12 @@ def test_sigterm_at_half_then_rerun_classifies_at_most_1_3x_the_file(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 3, (tmp_path / "first.log").read_text()[-3000:]
     assert not output_files(output), "the file was finished before SIGTERM: the test proved nothing"
+    # The output directory moves before the rerun (as on a requeue mounting it elsewhere): its pieces are
+    # found where they are now, not at the paths their markers recorded.
+    moved = tmp_path / "moved"
+    output.rename(moved)
+    config.write_text(config.read_text().replace(f"output: {output}", f"output: {moved}"))
+    output = moved
 
     rerun = run_cli(args)
 
