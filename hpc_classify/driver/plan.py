@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.driver.failures import FAILURES_FILE
-from hpc_classify.errors import ConfigError
+from hpc_classify.driver.task import QUARANTINE_SUFFIX
+from hpc_classify.errors import ConfigError, InputFileError
 from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
-from hpc_classify.io.markers import MARKERS_DIRNAME, iter_marker_relpaths
+from hpc_classify.io.markers import MARKER_SUFFIX, MARKERS_DIRNAME, iter_marker_relpaths
 from hpc_classify.io.output_clashes import refuse_output_clashes
-from hpc_classify.io.writers import is_temp_file, write_json_atomically
+from hpc_classify.io.writers import is_temp_file, temp_path_for, write_json_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +46,39 @@ def list_input_files(inputs: Sequence[str], output_dir: str, output_format: str)
     or that two inputs would share."""
     files = expand_inputs(list(inputs))
     refuse_output_clashes((f.path, output_relpath(f.relpath, output_format)) for f in files)
+    for f in files:
+        _refuse_a_name_too_long(f, output_format)
     _check_output_apart(inputs, files, output_dir, output_format)
     planned = []
     for f in files:
         stat = os.stat(f.path)
         planned.append(PlannedFile(f.path, f.relpath, stat.st_size, stat.st_mtime))
     return planned
+
+
+# Linux file systems (ext4, xfs, Lustre, GPFS, NFS) take names of up to 255 bytes.
+NAME_MAX = 255
+
+
+def _refuse_a_name_too_long(f: InputFile, output_format: str) -> None:
+    """The names a file's bookkeeping adds to its own (marker, quarantine, and their temp files) must fit:
+    found at the end, after classifying, the error was retried like any write and the work redone."""
+    output_name = os.path.basename(output_relpath(f.relpath, output_format))
+    temp_extra = len(os.path.basename(temp_path_for("x"))) - 1  # ".<name>.tmp-<pid>-<random>"
+    derived = (
+        os.path.basename(f.relpath) + MARKER_SUFFIX,
+        output_name,
+        f"_{output_name}{QUARANTINE_SUFFIX}",
+    )
+    longest = max(len(name.encode()) for name in derived) + temp_extra + 2  # pid digits to spare
+    if longest > NAME_MAX:
+        raise InputFileError(
+            f.path,
+            f"its name is too long for the files the run writes beside it: with a completion marker's "
+            f"'{MARKER_SUFFIX}' and a temp file's suffix they would have {longest} bytes, over {NAME_MAX}",
+            hint=f"rename the file (at most {len(os.path.basename(f.relpath).encode()) - (longest - NAME_MAX)} "
+            "bytes), or link it under a shorter name",
+        )
 
 
 def pending_files(

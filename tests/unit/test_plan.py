@@ -11,7 +11,7 @@ from hpc_classify.driver.plan import (
     remove_stale_temp_files,
     write_plan,
 )
-from hpc_classify.errors import ConfigError
+from hpc_classify.errors import ConfigError, InputFileError
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 
 
@@ -102,3 +102,22 @@ def test_remove_stale_temp_files_only_removes_our_pattern(tmp_path):
     assert remove_stale_temp_files(str(tmp_path)) == 3
     remaining = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert remaining == sorted(keep)
+
+
+def test_an_input_whose_bookkeeping_names_would_be_too_long_is_refused_before_any_work(tmp_path):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    fits = (
+        "a" * 200 + ".jsonl"
+    )  # its longest: the quarantine's temp file, "._<name>.quarantine.jsonl.tmp-<pid>-<8 hex>"
+    (inputs / fits).write_text('{"text": "x"}\n')
+    assert [f.relpath for f in list_input_files([str(inputs)], str(out), "jsonl")] == [fits]
+    long = "b" * 230 + ".jsonl"
+    (inputs / long).write_text('{"text": "x"}\n')
+    with pytest.raises(InputFileError, match="its name is too long for the files the run writes") as info:
+        list_input_files([str(inputs)], str(out), "jsonl")
+    assert info.value.path == str(inputs / long) and "rename the file (at most" in str(info.value)
+    # The limit told is the real one: a name of that many bytes is taken.
+    most = int(str(info.value).split("at most ")[1].split(" ")[0])
+    (inputs / long).rename(inputs / ("c" * (most - len(".jsonl")) + ".jsonl"))
+    assert len(list_input_files([str(inputs)], str(out), "jsonl")) == 2
