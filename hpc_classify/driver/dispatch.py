@@ -96,7 +96,7 @@ class Dispatcher:
         try:
             self._loop(queue, wait)
         finally:
-            self.pieces.close()
+            self.pieces.close(abandon=self.stop.requested)
             try:
                 self.client.unsubscribe_topic(PROGRESS_TOPIC)
             except Exception as exc:  # the cluster may be gone already (a stop, a lost scheduler)

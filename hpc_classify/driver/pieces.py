@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -26,8 +28,8 @@ from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import PieceWork
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.io.formats import format_of
-from hpc_classify.io.hashing import file_sha256
-from hpc_classify.io.markers import CompletionMarker
+from hpc_classify.io.hashing import HashCancelled, file_sha256
+from hpc_classify.io.markers import CompletionMarker, marker_path
 from hpc_classify.io.pieces import is_streamed, plan_pieces
 
 logger = logging.getLogger(__name__)
@@ -90,9 +92,13 @@ class PieceScheduler:
         self._remaining: dict[str, set[int]] = {}  # per file: its pieces not yet done in this run
         self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layout-sha256")
         self._hash_requested: set[str] = set()
+        self._closing = threading.Event()
 
-    def close(self) -> None:
-        """Wait for the hash being computed; hashes not begun are left to the next run."""
+    def close(self, *, abandon: bool = False) -> None:
+        """Wait for the hash being computed, or with `abandon` (a stop: a 100 GB file takes minutes, more
+        than a stop's grace) drop it; hashes not begun are dropped. The next run computes what is missing."""
+        if abandon:
+            self._closing.set()
         self._hashing.shutdown(wait=True, cancel_futures=True)
 
     def needs_pieces(self, planned: PlannedFile) -> bool:
@@ -170,8 +176,10 @@ class PieceScheduler:
         """Store the input's SHA-256 in its layout (about 1 s per GB), if the file is still the version the
         layout describes and still in pieces: --verify-inputs then compares a partly done file's content."""
         try:
-            sha256 = file_sha256(planned.path)
+            sha256 = file_sha256(planned.path, cancelled=self._closing.is_set)
             stat = os.stat(planned.path)
+        except HashCancelled:
+            return
         except OSError as exc:  # vanished meanwhile: the next run reports it
             logger.warning("could not hash %s: %s", planned.path, exc)
             return
@@ -180,6 +188,10 @@ class PieceScheduler:
         if piece_files.read_layout(self.output_dir, planned.relpath) is None:  # assembled and removed
             return
         piece_files.write_layout(self.output_dir, planned.relpath, replace(layout, input_sha256=sha256))
+        # The assembly writes the file's marker, then removes its pieces: if it did both between the look
+        # above and this write, the write brought back a _pieces directory for a finished file.
+        if os.path.exists(marker_path(self.output_dir, planned.relpath)):
+            shutil.rmtree(piece_files.pieces_dir(self.output_dir, planned.relpath), ignore_errors=True)
 
     def _stream_job(self, planned: PlannedFile, layout: PieceLayout, done: set[int]) -> PieceJob:
         contiguous = 0

@@ -4,13 +4,18 @@ pieces directory until the last one, and --verify-inputs tells a touched partly 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
+import threading
+import time
 
-from hpc_classify.driver import piece_files
+from hpc_classify.driver import piece_files, pieces
 from hpc_classify.driver.pieces import PieceScheduler, changed_partial_inputs
 from hpc_classify.driver.plan import PlannedFile
-from hpc_classify.io.hashing import file_sha256
+from hpc_classify.io.hashing import HashCancelled, file_sha256
+from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 
 
 def big_jsonl(path, rows: int = 400) -> PlannedFile:
@@ -64,3 +69,67 @@ def test_verify_inputs_on_a_partly_done_file_compares_contents(tmp_path):
     os.utime(planned.path, (2, 2))
     [change] = changed_partial_inputs([planned], out, verify=True)
     assert "different content (SHA-256)" in change.what
+
+
+def test_a_stop_abandons_the_hash_being_computed_and_the_next_run_computes_it(tmp_path, monkeypatch):
+    planned = big_jsonl(tmp_path / "big.jsonl")
+    out = str(tmp_path / "out")
+    scheduler = PieceScheduler(out, 4096)
+    started, chunks = threading.Event(), []
+
+    def slow_sha256(path, *, cancelled):  # a file too large to hash within a stop's grace
+        started.set()
+        while not cancelled():
+            chunks.append(1)
+            time.sleep(0.01)
+        raise HashCancelled(path)
+
+    monkeypatch.setattr(pieces, "file_sha256", slow_sha256)
+    scheduler.expand(planned)
+    assert started.wait(10)
+    scheduler.close(abandon=True)  # returns: it does not wait for the whole file
+    assert piece_files.read_layout(out, planned.relpath).input_sha256 is None
+    monkeypatch.undo()
+    rerun = PieceScheduler(out, 4096)
+    rerun.expand(planned)
+    rerun.close()
+    assert piece_files.read_layout(out, planned.relpath).input_sha256 == file_sha256(planned.path)
+
+
+def test_no_layout_is_left_for_a_file_assembled_just_before_its_hash_is_stored(tmp_path, monkeypatch):
+    planned = big_jsonl(tmp_path / "big.jsonl")
+    out = str(tmp_path / "out")
+    scheduler = PieceScheduler(out, 4096)
+    scheduler.expand(planned)
+    scheduler.close()  # the hash is stored: forget it, and store it again with the assembly in between
+    layout = piece_files.read_layout(out, planned.relpath)
+    piece_files.write_layout(out, planned.relpath, dataclasses.replace(layout, input_sha256=None))
+    real_write = piece_files.write_layout
+
+    def assembled_then_written(output_dir, relpath, new_layout):
+        # The assembly finishes between the look for the layout and this write: marker, then pieces removed.
+        write_marker(marker_path(out, relpath), _marker_of(planned))
+        shutil.rmtree(piece_files.pieces_dir(out, relpath))
+        real_write(output_dir, relpath, new_layout)
+
+    rerun = PieceScheduler(out, 4096)
+    monkeypatch.setattr(piece_files, "write_layout", assembled_then_written)
+    rerun._add_sha256(planned, piece_files.read_layout(out, planned.relpath))
+    assert not os.path.exists(piece_files.pieces_dir(out, planned.relpath))
+
+
+def _marker_of(planned: PlannedFile) -> CompletionMarker:
+    return CompletionMarker(
+        input_path=planned.path,
+        input_size=planned.size,
+        input_mtime=planned.mtime,
+        output_path=planned.path + ".out",
+        rows_in=1,
+        rows_out=1,
+        rows_bad=0,
+        label_counts={},
+        seconds=0.0,
+        node="n",
+        worker="w",
+        fingerprint="f",
+    )
