@@ -52,7 +52,7 @@ class ZstdFramesReader(io.RawIOBase):
     inside a frame. zstandard's stream reader returns a cut frame as a normal end of file, so a truncated
     file read as a shorter valid one and got a completion marker; gzip raises on the same cut."""
 
-    def __init__(self, raw: BinaryIO, chunk_size: int = 1 << 20):
+    def __init__(self, raw: BinaryIO, chunk_size: int = 1 << 16):  # small: its output is not capped
         self._raw = raw
         self._chunk_size = chunk_size
         self._decompressor = zstandard.ZstdDecompressor()

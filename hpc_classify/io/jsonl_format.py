@@ -22,6 +22,7 @@ from hpc_classify.io.rows import (
     Piece,
     ReadResult,
     StreamPiece,
+    as_pandas_reads_it,
     corrupt_file_error,
     import_cudf,
     parse_jsonl_lines,
@@ -68,7 +69,7 @@ class JsonlFormat:
 
     def read_frame(self, path: str, columns: Sequence[str] | None) -> pd.DataFrame:
         """The whole file as pandas, objects only, with a fresh RangeIndex (as `pandas.read_json` gives)."""
-        frame = self.read(path, None, "error").frame.reset_index(drop=True)
+        frame = as_pandas_reads_it(self.read(path, None, "error").frame.reset_index(drop=True))
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
         return frame

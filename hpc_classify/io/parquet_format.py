@@ -52,8 +52,8 @@ class ParquetFormat:
         return ReadResult(frame=frame, bad_rows=bad)
 
     def read_frame(self, path: str, columns: Sequence[str] | None) -> pd.DataFrame:
-        """The whole file as pandas, without text checks."""
-        return table_to_frame(self._read_table(path, columns))
+        """The whole file as pandas, without text checks, with the dtypes pandas gives (the dataset API's)."""
+        return self._read_table(path, columns).to_pandas()
 
     def read_cudf(self, path: str, columns: Sequence[str] | None) -> Any:
         return import_cudf().read_parquet(path, columns=None if columns is None else list(columns))
@@ -150,6 +150,11 @@ class ParquetFormat:
 
         files = [pq.ParquetFile(path) for path in parts]
         schema = pa.unify_schemas([f.schema_arrow for f in files], promote_options="permissive")
+        bare = [f.schema_arrow.remove_metadata() for f in files]
+        if any(not b.equals(bare[0]) for b in bare[1:]):
+            # The parts' schemas differed (a column int64 with nulls in one piece, fractional in another):
+            # the first part's pandas metadata ("Int64") no longer describes the unified column.
+            schema = schema.remove_metadata()
         with pq.ParquetWriter(out, schema) as writer:
             for parquet in files:
                 for group in range(parquet.metadata.num_row_groups):

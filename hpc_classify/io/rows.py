@@ -184,9 +184,21 @@ def records_to_frame(records: list[dict], text_field: str | None) -> pd.DataFram
     frame = pd.DataFrame.from_records(records)
     for name in frame.columns[frame.dtypes == "float64"]:
         values = [record.get(name) for record in records]
-        if all(value is None or (type(value) is int) for value in values):
-            frame[name] = pd.array(values, dtype="Int64")  # see table_to_frame
+        if all(value is None or (type(value) is int) for value in values):  # see table_to_frame
+            try:
+                frame[name] = pd.array(values, dtype="Int64")
+            except (OverflowError, TypeError):  # beyond int64 (uint64 hashes): Python ints, as read
+                frame[name] = pd.Series(values, index=frame.index, dtype=object)
     return frame
+
+
+def as_pandas_reads_it(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its nullable integer columns as float64, as pandas' own readers (and NeMo's datasets)
+    give them: the dataset API keeps their dtypes, so that files of one dataset conform as they do there."""
+    nullable = [
+        name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.core.arrays.integer.IntegerDtype)
+    ]
+    return frame.astype({name: "float64" for name in nullable}) if nullable else frame
 
 
 def table_to_frame(table: Any) -> pd.DataFrame:
@@ -202,7 +214,7 @@ def table_to_frame(table: Any) -> pd.DataFrame:
             nullable = pd.api.types.pandas_dtype(
                 f"{'U' if pa.types.is_unsigned_integer(column.type) else ''}Int{column.type.bit_width}"
             )
-            frame[name] = pd.array(column.to_pylist(), dtype=nullable)
+            frame[name] = column.to_pandas(types_mapper={column.type: nullable}.get).array
     return frame
 
 

@@ -152,3 +152,39 @@ def test_integers_beside_nulls_are_written_back_unchanged(tmp_path, fmt, out_fmt
             got = {k: (None if v is pd.NA else v) for k, v in row.items()}
             assert (got["id"], got["n"], got["text"]) == (record.get("id"), record["n"], record["text"])
             assert all(type(v) is int for v in (got["id"], got["n"]) if v is not None)  # 3, not 3.0
+
+
+def test_integers_beyond_int64_beside_nulls_are_kept_as_read(tmp_path):
+    path = tmp_path / "hashes.jsonl"
+    path.write_text('{"h": 18446744073709551615, "text": "a"}\n{"h": null, "text": "b"}\n')
+    frame = JSONL.read(str(path), "text", "error").frame
+    out = tmp_path / "out.jsonl"
+    with open(out, "wb") as f:
+        JSONL.write(frame, f, str(out))
+    assert [json.loads(line)["h"] for line in out.read_text().splitlines()] == [2**64 - 1, None]
+
+
+def test_parquet_pieces_whose_column_types_differ_assemble_into_a_readable_file(tmp_path):
+    # One piece's column is integers with a null (nullable Int64), the next one's fractional: the
+    # assembled file's column is double, and no piece's pandas metadata claims otherwise.
+    parts = []
+    for i, values in enumerate(([1, None], [2.5, 3.0])):
+        part = tmp_path / f"part{i}.parquet"
+        frame = pd.DataFrame(
+            {"x": pd.array(values, dtype="Int64" if i == 0 else "float64"), "text": ["a", "b"]}
+        )
+        with open(part, "wb") as f:
+            PARQUET.write(frame, f, str(part))
+        parts.append(str(part))
+    whole = tmp_path / "whole.parquet"
+    with open(whole, "wb") as f:
+        PARQUET.assemble(parts, f)
+    assert pd.read_parquet(whole)["x"].fillna(-1).tolist() == [1.0, -1.0, 2.5, 3.0]
+    assert PARQUET.read(str(whole), "text", "error").frame["x"].fillna(-1).tolist() == [1.0, -1.0, 2.5, 3.0]
+
+
+def test_the_dataset_api_reads_integers_with_nulls_as_pandas_does(tmp_path):
+    # As pandas' readers and NeMo's datasets: float64, so that a later file with fractions conforms.
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"n": 1, "text": "a"}\n{"n": null, "text": "b"}\n')
+    assert JSONL.read_frame(str(path), None)["n"].dtype == "float64"
