@@ -53,6 +53,14 @@ class StopRequest:
         else:
             self.abandon = True
 
+    def abandon_now(self, name: str) -> None:
+        """Stop at once, abandoning the files in flight; `name` says why from now on (a reason other than a
+        signal: the output's lock taken over), whatever stop came before."""
+        if self.requested_at is None:
+            self.requested_at = time.monotonic()
+        self.signal_name = name
+        self.abandon = True
+
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         again = self.requested

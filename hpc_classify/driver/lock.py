@@ -265,10 +265,14 @@ class RunLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_interval):
-            holder = read_lock(self.path)
-            if holder is not None and holder.token == self.owner.token:
-                with contextlib.suppress(FileNotFoundError):  # removed since: seen at the next beat
-                    os.utime(self.path)
+            try:
+                holder = read_lock(self.path)
+                if holder is not None and holder.token == self.owner.token:
+                    with contextlib.suppress(FileNotFoundError):  # removed since: seen at the next beat
+                        os.utime(self.path)
+                    continue
+            except OSError as exc:  # a file system hiccup (EIO, ESTALE): the next beat tries again
+                logger.warning("could not refresh the lock %s: %s", self.path, exc)
                 continue
             if holder is None:
                 logger.error("the lock %s disappeared while this run holds it: this run stops", self.path)

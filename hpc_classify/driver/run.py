@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 class RunResult:
     exit_code: int
     summary: dict[str, Any]
-    summary_path: str
+    summary_path: str | None  # None: not written (the output's lock was taken over)
 
 
 def _no_context(config: RunConfig, output_dir: str) -> AbstractContextManager[Any]:
@@ -95,7 +95,7 @@ def run_classification(
         files = list_input_files(config.inputs, output_dir, config.output_format)
         check_text_fields(config.classifiers, files)
         _make_output_dir(output_dir)
-        with RunLock(output_dir, on_lost=lambda: stop.request(LOCK_LOST)):
+        with RunLock(output_dir, on_lost=lambda: stop.abandon_now(LOCK_LOST)):
             return _run_locked(
                 config,
                 output_dir,
@@ -189,6 +189,10 @@ def _run_locked(
         fingerprint=fingerprint,
         cluster=cluster_info,
     )
+    if stop.signal_name == LOCK_LOST:
+        # The directory is another run's now: its summary and report are its own to write.
+        logger.error("the output directory's lock was taken over: no summary or report written by this run")
+        return RunResult(exit_code=exit_code, summary=summary, summary_path=None)
     path = write_summary(output_dir, summary)
     _log_outcome(summary, failures)
     hooks.after_summary(output_dir)

@@ -52,3 +52,27 @@ def test_a_signal_while_listing_inputs_stops_before_any_work(tmp_path, tiny_doma
     assert (summary["files_processed"], summary["files_remaining"]) == (0, 2)
     assert not (tmp_path / "out" / "_lock").exists()
     assert not list((tmp_path / "out").glob("*.jsonl"))
+
+
+def test_a_run_whose_lock_is_taken_over_stops_and_leaves_the_summary_to_the_other(
+    tmp_path, tiny_domain_model, monkeypatch
+):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.jsonl").write_text(json.dumps({"text": "document a"}) + "\n")
+
+    class TakenOverAtOnce(driver_run.RunLock):  # the heartbeat's finding, without waiting for a beat
+        def acquire(self) -> None:
+            super().acquire()
+            self.on_lost()
+
+    monkeypatch.setattr(driver_run, "RunLock", TakenOverAtOnce)
+    result = run(
+        DomainClassifier(model=str(tiny_domain_model), device="cpu"),
+        str(inputs),
+        str(tmp_path / "out"),
+        client=_UnusableClient(),
+    )
+    assert result.exit_code == exit_codes.INTERRUPTED and result.summary_path is None
+    assert result.summary["signal"] == "LOCK_LOST"
+    assert not (tmp_path / "out" / "_summary.json").exists()
