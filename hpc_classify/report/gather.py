@@ -10,6 +10,7 @@ as `status` counts them) collects per-shard label counts (drift), per-column tot
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 import logging
 import os
@@ -97,7 +98,9 @@ def collect_report(output_dir: str) -> dict[str, Any]:
         )
     # The markers that count, as `status` counts them: of planned files whose input is unchanged.
     sizes = {entry["relpath"]: int(entry["size"]) for entry in plan["files"]}
-    counted = tally_markers(output_dir, sizes, verify_inputs=False)
+    # A report of a copy of OUT, away from the inputs, cannot look at them: then every marker counts.
+    inputs_checked = all(glob.glob(spec, recursive=True) for spec in plan.get("inputs", []))
+    counted = tally_markers(output_dir, sizes, verify_inputs=False, check_inputs=inputs_checked)
     scan = _MarkerScan()
     for relpath, marker in counted.done_markers:
         scan.add(relpath, marker)
@@ -120,6 +123,7 @@ def collect_report(output_dir: str) -> dict[str, Any]:
             "failed": len(failures),
             "remaining": len(sizes) - len(counted.done) - len(failures) - counted.vanished_planned,
             "without_times": scan.without_times,
+            "inputs_checked": inputs_checked,
         },
         "documents": {
             "in": scan.tally.documents_in,

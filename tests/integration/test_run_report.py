@@ -141,6 +141,7 @@ def test_report_counts_equal_the_markers_and_the_off_shard_drifts_most(finished_
         "failed": 1,
         "remaining": 0,
         "without_times": 0,
+        "inputs_checked": True,
     }
     assert report["documents"] == {"in": docs_in, "out": docs_out, "bad": bad}
     assert report["labels"] == {column: dict(counts) for column, counts in totals.items()}

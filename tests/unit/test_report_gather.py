@@ -146,6 +146,7 @@ def test_the_report_counts_files_as_status_does(tmp_path):
         "failed": 0,
         "remaining": 2,  # changed.jsonl and new.jsonl
         "without_times": 1,
+        "inputs_checked": True,
     }
     assert (report["files"]["done"], report["files"]["remaining"]) == (
         status["files_done"],
@@ -154,3 +155,18 @@ def test_the_report_counts_files_as_status_does(tmp_path):
     assert report["documents"]["in"] == status["documents_in"] == 2
     assert report["labels"] == status["labels"] == {"c": {"x": 2}}
     assert [entry["relpath"] for entry in report["drift"]["ranking"]] == ["kept.jsonl"]
+
+
+def test_a_report_away_from_the_inputs_counts_every_planned_marker(tmp_path):
+    """A copy of OUT on a laptop: the inputs cannot be looked at, so the markers are taken as they are."""
+    output = tmp_path / "out"
+    counts = {"c": {"x": 2}}
+    write_run(
+        output,
+        {name: marker(name, counts) for name in ("a.jsonl", "b.jsonl", "old.jsonl")},
+        ["a.jsonl", "b.jsonl"],
+    )
+    (tmp_path / "in").rename(tmp_path / "elsewhere")
+    files = collect_report(str(output))["files"]
+    assert (files["done"], files["done_outside_plan"], files["remaining"]) == (2, 1, 0)
+    assert (files["changed"], files["vanished"], files["inputs_checked"]) == (0, 0, False)
