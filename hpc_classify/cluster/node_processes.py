@@ -57,7 +57,12 @@ class NodeProcesses:
         path = self._exit_records.get(label)
         # Another run's record with the same job id is replaced: it is no record of ours.
         if proc is not None and path is not None and proc.poll() and self.incarnation.read(path) is None:
-            self.incarnation.write(path, {"node": self.node_name, "returncode": proc.returncode})
+            try:
+                self.incarnation.write(path, {"node": self.node_name, "returncode": proc.returncode})
+            except (
+                OSError
+            ) as exc:  # a failing shared file system must not stop what comes next (ending the job)
+                logger.error("could not write %s: %s", path, exc)
 
     def stop(self, grace: float, kill_after: float = 5.0) -> None:
         """Give our children `grace` seconds to exit (they do once the scheduler closes them), then

@@ -77,15 +77,24 @@ class HeartbeatWriter:
 
 
 class HeartbeatWatch:
-    """Another node's view of rank 0: stale once the heartbeat file has not changed for `timeout` s.
-    A heartbeat of another run with the same job id (its token) is no heartbeat."""
+    """Another node's view of rank 0: stale once the heartbeat file has not changed for `timeout` s of the
+    time this process ran. A heartbeat of another run with the same job id (its token) is no heartbeat.
 
-    def __init__(self, path: Path, timeout: float, incarnation: Incarnation = UNCHECKED):
+    Two looks more than `pause_gap` s apart mean this process was not running in between: the job was
+    suspended (`scontrol suspend`, preemption by suspension: SIGSTOP, while the monotonic clock runs on), or
+    the node stalled. Rank 0 was stopped too, so that time is not silence; counted, every resumed job
+    would be taken for one whose rank 0 was lost, and requeued or cancelled. The caller looks far more often
+    (every `shutdown_poll_interval`)."""
+
+    def __init__(
+        self, path: Path, timeout: float, incarnation: Incarnation = UNCHECKED, *, pause_gap: float = 10.0
+    ):
         self.path = path
         self.timeout = timeout
         self.incarnation = incarnation
+        self.pause_gap = pause_gap
         self._last: bytes | None = None
-        self._changed_at = time.monotonic()
+        self._changed_at = self._looked_at = time.monotonic()
 
     def seconds_silent(self) -> float:
         try:
@@ -93,6 +102,14 @@ class HeartbeatWatch:
         except OSError:
             content = None
         now = time.monotonic()
+        if now - self._looked_at > self.pause_gap:
+            logger.info(
+                "no look at %s for %.0f s (job suspended?): not counted as rank 0's silence",
+                self.path,
+                now - self._looked_at,
+            )
+            self._changed_at += now - self._looked_at
+        self._looked_at = now
         if content is not None and content != self._last and self._ours(content):
             self._last, self._changed_at = content, now
         return now - self._changed_at
@@ -131,38 +148,59 @@ def claim(path: Path) -> bool:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except FileExistsError:
         return False
+    except OSError as exc:
+        # No claim can be made (a full or failing file system): end the job anyway. Another node may too; the
+        # instance check in end_job_for_restart keeps a second requeue off the restarted job.
+        logger.error("could not create %s (%s): ending the job without the claim", path, exc)
     return True
 
 
-def job_may_be_requeued(job_id: str) -> bool:
-    """Whether Slurm would requeue the job (`Requeue=1` in `scontrol show job`; submitted with --requeue)."""
-    return re.search(r"\bRequeue=1\b", _show_job(job_id)) is not None
+def job_may_be_requeued(job_id: str) -> bool | None:
+    """Whether Slurm would requeue the job (`Requeue=1` in `scontrol show job`; submitted with --requeue),
+    None if Slurm did not say."""
+    shown = _show_job(job_id)
+    return None if shown is None else re.search(r"\bRequeue=1\b", shown) is not None
 
 
 def job_instance(job_id: str) -> tuple[str, int] | None:
     """The job's state and how often it was requeued so far (`JobState=`, `Restarts=` from one
     `scontrol show job`), None if unknown."""
-    shown = _show_job(job_id)
+    shown = _show_job(job_id) or ""
     state, restarts = re.search(r"\bJobState=(\S+)", shown), re.search(r"\bRestarts=(\d+)\b", shown)
     return (state.group(1), int(restarts.group(1))) if state and restarts else None
 
 
-def _show_job(job_id: str) -> str:
+SHOW_JOB_TRIES = 3
+
+
+def _show_job(job_id: str) -> str | None:
+    """`scontrol show job -o` of the job, None if Slurm did not answer. Tried again after a pause: slurmctld
+    may be busy with the very node failure that brought us here."""
     scontrol = shutil.which("scontrol")
     if scontrol is None:
-        return ""
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        proc = subprocess.run(
-            [scontrol, "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60
-        )
-        return proc.stdout
-    return ""
+        return None
+    for attempt in range(1, SHOW_JOB_TRIES + 1):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            proc = subprocess.run(
+                [scontrol, "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60
+            )
+            if proc.returncode == 0 and "JobId=" in proc.stdout:
+                return proc.stdout
+            logger.warning("scontrol show job %s (try %d): %s", job_id, attempt, proc.stderr.strip())
+        if attempt < SHOW_JOB_TRIES:
+            time.sleep(2.0 * attempt)  # a back-off before asking a busy slurmctld again
+    return None
 
 
-def planned_ending(job_id: str, requeue: bool) -> str:
+def planned_ending(job_id: str, requeue: bool | None) -> str:
     """What `end_job_for_restart` is about to do, in words (recorded before it runs)."""
     if requeue:
         return f"requeueing job {job_id} (scontrol requeue): it restarts and resumes from the markers"
+    if requeue is None:
+        return (
+            f"requeueing job {job_id} (scontrol requeue; Slurm did not say whether it was submitted with "
+            "--requeue), or cancelling it if the requeue is refused"
+        )
     return (
         f"cancelling job {job_id} (scancel; it was submitted with --no-requeue): "
         "submit the same command again to resume"
@@ -188,7 +226,7 @@ def end_job_once(job_id: str, restart_count: int, claim_path: Path, report: Call
     report(done)
 
 
-def end_job_for_restart(job_id: str, requeue: bool, restart_count: int = 0) -> str:
+def end_job_for_restart(job_id: str, requeue: bool | None, restart_count: int = 0) -> str:
     """End Slurm job `job_id` so that it restarts or can be resubmitted: `scontrol requeue` (the job
     restarts and resumes), or `scancel` (it may not be requeued, or the requeue was refused). Returns what
     was done, in words. Ending the job ends this process too (one of its tasks): say what you do first.
@@ -197,6 +235,9 @@ def end_job_for_restart(job_id: str, requeue: bool, restart_count: int = 0) -> s
     host it declares DOWN (after SlurmdTimeout), and a requeue or cancel sent after that would end the
     restarted instance instead. So nothing is sent unless the job still runs as that instance; what is
     left is the milliseconds between that check and the command (scontrol cannot requeue one instance).
+    If Slurm does not say (`requeue` None, or no instance read), the job is taken as still ours (we run in
+    it: Slurm ending our instance would have ended us) and a requeue is tried first, the launcher's default:
+    Slurm refuses it for a job submitted with --no-requeue ("presently disabled"), which is then cancelled.
     """
     scontrol, scancel = shutil.which("scontrol"), shutil.which("scancel")
     if scontrol is None or scancel is None:
@@ -210,7 +251,7 @@ def end_job_for_restart(job_id: str, requeue: bool, restart_count: int = 0) -> s
             # Slurm requeued or ended it already: a requeue now would end the instance it starts next.
             return f"job {job_id} is {state} already: nothing to end"
     refused = ""
-    if requeue:
+    if requeue is not False:  # True, or not known: the launcher's default
         error = _run([scontrol, "requeue", job_id])
         if error is None:
             return f"requeued job {job_id}: it restarts and resumes from the markers"

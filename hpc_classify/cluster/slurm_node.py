@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,11 +26,12 @@ from hpc_classify.cluster.connect import retire_and_shut_down
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.local import visible_gpu_count
-from hpc_classify.cluster.node_files import log_tail, read_json
+from hpc_classify.cluster.node_files import log_tail, read_json, signals_ignored
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter, end_job_once
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
 from hpc_classify.cluster.worker_command import WorkerSpec, worker_command
+from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
 from hpc_classify.worker_env import QUIET_UCX, cpu_worker_environment
@@ -93,12 +93,18 @@ def run_node(
         clean = True
         return code
     finally:
-        if identity.rank == 0 and launcher.job_dir.is_dir():
-            # The other nodes then stop their workers at once, also those that never reached the
-            # scheduler (they would otherwise wait for their death timeout).
-            launcher.incarnation.write(launcher.paths.shutdown, {"node": identity.node_name, "clean": clean})
-        # After rank 0's clean shutdown its children exit by themselves; otherwise nothing waits for them.
-        launcher.processes.stop(grace=2.0 if clean and identity.rank == 0 else 0.0)
+        try:
+            if identity.rank == 0 and launcher.job_dir.is_dir():
+                # The other nodes then stop their workers at once, also those that never reached the
+                # scheduler (they would otherwise wait for their worker or death timeout).
+                launcher.incarnation.write(
+                    launcher.paths.shutdown, {"node": identity.node_name, "clean": clean}
+                )
+        except OSError as exc:  # a full or failing file system: the others notice the heartbeat stop instead
+            logger.error("could not write %s: %s", launcher.paths.shutdown, exc)
+        finally:
+            # After rank 0's clean shutdown its children exit by themselves; otherwise nothing waits for them.
+            launcher.processes.stop(grace=2.0 if clean and identity.rank == 0 else 0.0)
 
 
 class NodeLauncher:
@@ -120,7 +126,7 @@ class NodeLauncher:
                 "--gpus-per-node), or pass --device cpu for CPU workers",
             )
         self.workers_per_node = options.workers_per_node or gpus or 1
-        self._published: dict[str, int | None] = {}  # expected_workers' counts read so far
+        self.roster = WorkerRoster(self.paths, self.incarnation, identity.node_names, options.worker_timeout)
 
     # ----- rank 0 ----------------------------------------------------------------------------
     def run_rank0(
@@ -148,7 +154,9 @@ class NodeLauncher:
             if stop.requested:
                 logger.warning("%s received before the driver started: stopping", stop.signal_name)
                 return interrupted_code
-            logger.info("all %d workers joined; running the driver", sum(self.expected_workers().values()))
+            logger.info(
+                "all %d workers joined; running the driver", sum(self.roster.expected_workers().values())
+            )
             return run_driver(str(self.scheduler_file), stop)
         finally:
             if client is not None:
@@ -169,70 +177,44 @@ class NodeLauncher:
         private.unlink(missing_ok=True)  # a scheduler that died at once took its file along
         logger.info("scheduler at %s (dashboard port %s)", info["address"], info.get("services", {}))
 
-    def expected_workers(self) -> dict[str, int | None]:
-        """Each node's worker count as that node published it (None until it has): nodes may differ, e.g.
-        8 and 4 GPUs. A published count never changes in a job: read once, not at every poll of the shared
-        file system."""
-        for node in self.identity.node_names:
-            if self._published.get(node) is None:
-                published = self.incarnation.read(self.paths.node_workers(node))
-                self._published[node] = published.get("workers") if published else None
-        return dict(self._published)
-
     def wait_for_workers(self, client: Any, stop: StopRequest) -> None:
         """Poll the scheduler until every node's workers joined; fail fast when a node reports that
         its worker exited, else at the deadline, naming the missing nodes with their log tails."""
         while True:
             names = [w.get("name", "") for w in client.scheduler_info(n_workers=-1)["workers"].values()]
-            missing = self._missing_nodes([str(n) for n in names])
+            missing = self.roster.missing_nodes([str(n) for n in names])
             if not missing or stop.requested:
                 return
             self.processes.record_exit("worker")
             exited = [n for n in missing if self.incarnation.read(self.paths.exit_record(n, "worker"))]
             if exited or time.monotonic() > self.deadline:
-                raise self._missing_error(exited or missing, bool(exited))
+                raise self.roster.missing_error(exited or missing, bool(exited))
             time.sleep(self.options.poll_interval)
-
-    def _missing_nodes(self, worker_names: list[str]) -> list[str]:
-        """The nodes whose workers have not all joined (or that have not said how many they start)."""
-
-        def joined(node: str) -> int:
-            prefix = f"{node}-"
-            return sum(
-                1 for n in worker_names if n == node or (n.startswith(prefix) and n[len(prefix) :].isdigit())
-            )
-
-        return [
-            node
-            for node, expected in self.expected_workers().items()
-            if expected is None or joined(node) < expected
-        ]
-
-    def _missing_error(self, missing: list[str], exited: bool) -> ClusterError:
-        parts = []
-        for node in missing:
-            log = self.paths.log(node, "worker")
-            parts.append(f"--- {node}: {log} ---\n{log_tail(log)}")
-        why = "its worker exited" if exited else f"not within {self.options.worker_timeout:.0f} s"
-        return ClusterError(
-            f"no worker from {', '.join(missing)} joined the scheduler ({why}); "
-            f"expected per node: {self.expected_workers()} (None: the node never started its workers).\n"
-            + "\n".join(parts),
-            hint="check --interface/--protocol (the workers must reach the scheduler), that the Python "
-            "environment is the same on every node, and the node logs in " + str(self.job_dir),
-        )
 
     # ----- other ranks -----------------------------------------------------------------------
     def run_other_rank(self, interrupted_code: int) -> int:
         """Run this node's workers until rank 0 writes the shutdown file; if rank 0's heartbeat stops
         (its node or its scheduler lost), stop them and return `interrupted_code`, ending the job."""
-        # The warning signal is for the driver on rank 0 (it reaches every task): ignore it here.
-        for sig in WARNING_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        self._poll(
-            lambda: self.incarnation.read(self.scheduler_file), f"the scheduler file {self.scheduler_file}"
+        # The warning signal is for the driver on rank 0 (it reaches every task): ignored here and by the
+        # workers started meanwhile (they inherit it); restored after, for a caller that lives on.
+        with signals_ignored(WARNING_SIGNALS):
+            return self._serve_workers(interrupted_code)
+
+    def _serve_workers(self, interrupted_code: int) -> int:
+        if self._poll(self._scheduler_or_shutdown, f"the scheduler file {self.scheduler_file}") == "shutdown":
+            # Rank 0 ended before this node started its workers (it failed to start its scheduler, or ended
+            # while this node was still starting): its error, or its result, is the job's.
+            logger.error(
+                "node %s: rank 0 ended before this node started its workers; see rank 0's log: exiting",
+                self.identity.node_name,
+            )
+            return 0
+        rank0 = HeartbeatWatch(
+            self.paths.heartbeat,
+            self.options.death_timeout,
+            self.incarnation,
+            pause_gap=max(10.0, 5 * self.options.shutdown_poll_interval),
         )
-        rank0 = HeartbeatWatch(self.paths.heartbeat, self.options.death_timeout, self.incarnation)
         self.start_workers()
         worker = self.processes.running["worker"]
         shutdown = self.paths.shutdown
@@ -256,6 +238,12 @@ class NodeLauncher:
         # on rank 0's 3 only if no other node's code hides it.
         return 0
 
+    def _scheduler_or_shutdown(self) -> str | None:
+        """Which of rank 0's files is there: "scheduler" to join, or "shutdown" when rank 0 ended first."""
+        if self.incarnation.read(self.paths.shutdown) is not None:
+            return "shutdown"
+        return "scheduler" if self.incarnation.read(self.scheduler_file) is not None else None
+
     def _rank0_lost(self, rank0: HeartbeatWatch, interrupted_code: int) -> int:
         """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may
         not), end the job once for all nodes so it restarts, and leave with the resumable code."""
@@ -272,12 +260,16 @@ class NodeLauncher:
         self.processes.stop(grace=0.0)
         record = {"node": name, "exit_code": interrupted_code, "reason": reason}
         exit_record = self.paths.exit_record(name, "node")
-        self.incarnation.write(exit_record, record)
+
+        def report(ending: str | None = None) -> None:
+            try:  # the job must still be ended when the shared file system fails
+                self.incarnation.write(exit_record, record if ending is None else {**record, "job": ending})
+            except OSError as exc:
+                logger.error("could not write %s: %s", exit_record, exc)
+
+        report()
         end_job_once(
-            self.identity.job_id,
-            self.identity.restart_count,
-            self.paths.ending_claim,
-            report=lambda ending: self.incarnation.write(exit_record, {**record, "job": ending}),
+            self.identity.job_id, self.identity.restart_count, self.paths.ending_claim, report=report
         )
         return interrupted_code
 

@@ -4,16 +4,20 @@ batch host it declares DOWN; a requeue sent after that must not end the instance
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 
 import pytest
 from test_launcher import wait_until
 
+from hpc_classify.cluster import rank0_heartbeat
 from hpc_classify.cluster.rank0_heartbeat import (
     STILL_RUNNING,
     end_job_for_restart,
     job_instance,
     job_may_be_requeued,
+    planned_ending,
 )
 
 
@@ -71,5 +75,53 @@ def test_a_job_that_may_not_be_requeued_is_cancelled(slurm_env, tmp_path) -> Non
             end_job_for_restart(job, False, restart_count=0)
             == f"job {job} is CANCELLED already: nothing to end"
         )
+    finally:
+        cluster.run(["scancel", job], check=False)
+
+
+@pytest.fixture
+def show_job_fails(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """`set_failing(True)`: `scontrol show job` fails (a slurmctld too busy to answer, as it may be while it
+    handles a node failure); every other scontrol command is the real one. `set_failing(False)` undoes it."""
+    real = shutil.which("scontrol")
+    wrapper_dir = tmp_path / "busy-slurmctld"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "scontrol"
+    wrapper.write_text(
+        f'#!/bin/bash\nif [[ "$1" == show ]]; then echo "slurm_load_jobs error: Socket timed out" >&2; exit 1; fi\n'
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    real_path = os.environ["PATH"]
+    monkeypatch.setattr(rank0_heartbeat, "SHOW_JOB_TRIES", 1)  # no back-off pauses in the test
+
+    def set_failing(failing: bool) -> None:
+        monkeypatch.setenv("PATH", f"{wrapper_dir}:{real_path}" if failing else real_path)
+
+    return set_failing
+
+
+@pytest.mark.parametrize("flag", ["--requeue", "--no-requeue"])
+def test_when_slurm_does_not_say_a_requeue_is_tried_and_slurm_keeps_no_requeue(
+    slurm_env, tmp_path, show_job_fails, flag
+) -> None:
+    cluster = slurm_env
+    job = _sleeper(cluster, tmp_path, flag)
+    show_job_fails(True)
+    try:
+        requeue = job_may_be_requeued(job)
+        assert requeue is None and job_instance(job) is None
+        assert "Slurm did not say whether it was submitted with --requeue" in planned_ending(job, requeue)
+        done = end_job_for_restart(job, requeue, restart_count=0)
+        show_job_fails(False)  # read what Slurm did
+        if flag == "--requeue":
+            assert done == f"requeued job {job}: it restarts and resumes from the markers"
+            assert job_instance(job)[1] == 1
+        else:  # Slurm refuses to requeue a --no-requeue job: the user's choice holds
+            assert done == (
+                f"cancelled job {job} (the requeue was refused: Requested operation is presently disabled for "
+                f"job {job}); submit the same command again to resume"
+            )
+            assert cluster.wait_job(job, timeout=60) == "CANCELLED"
     finally:
         cluster.run(["scancel", job], check=False)

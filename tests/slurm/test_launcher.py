@@ -144,6 +144,27 @@ def test_node_whose_workers_never_start_fails_fast_naming_it(
     assert not (out / "_markers").exists() or markers(out) == []
 
 
+def test_when_rank0_fails_to_start_its_scheduler_the_other_nodes_leave_at_once(
+    slurm_cluster, tiny_domain_model, corpus, tmp_path
+):
+    # Only rank 0 runs a scheduler: a scheduler preload that cannot be imported makes it exit at start. The
+    # other nodes, waiting for a scheduler file, see rank 0's shutdown file instead and leave; without it
+    # they waited for --worker-timeout (600 s here, past wait_job's 150).
+    out = tmp_path / "out"
+    args = run_args(corpus, out, tiny_domain_model, "--worker-timeout", "600")
+    env = {"DASK_DISTRIBUTED__SCHEDULER__PRELOAD": json.dumps(["hpc_classify_no_such_preload"])}
+    job = submit_classify(slurm_cluster, tmp_path, args, env=env)
+    assert slurm_cluster.wait_job(job, timeout=150) == "FAILED"
+    log = job_log(tmp_path, job)
+    assert "the scheduler on node1 exited with" in log
+    for node in ("node2", "node3"):
+        assert (
+            f"node {node}: rank 0 ended before this node started its workers; see rank 0's log: exiting"
+            in log
+        )
+    assert not (out / "_markers").exists() or markers(out) == []
+
+
 def usr1_with_one_file_in_flight_per_node(
     cluster, model: Path, tmp_path: Path, gated, files: int, before_usr1: Callable[[str], None] | None = None
 ):

@@ -67,10 +67,10 @@ def test_cpu_worker_command_names_the_slurm_node(tmp_path: Path) -> None:
     for node in ("node1", "node2"):
         launcher.paths.node_dir(node).mkdir(parents=True)
     write_json(launcher.paths.node_workers("node1"), {"workers": 1})
-    assert launcher._missing_nodes(["node1-0", "node2-0"]) == ["node2"]  # node2 has not said how many
+    assert launcher.roster.missing_nodes(["node1-0", "node2-0"]) == ["node2"]  # node2 has not said how many
     write_json(launcher.paths.node_workers("node2"), {"workers": 1})
-    assert launcher._missing_nodes(["node1-0"]) == ["node2"]
-    assert launcher._missing_nodes(["node1-0", "node2-0"]) == []
+    assert launcher.roster.missing_nodes(["node1-0"]) == ["node2"]
+    assert launcher.roster.missing_nodes(["node1-0", "node2-0"]) == []
 
 
 def test_rank0_waits_for_each_nodes_own_worker_count(tmp_path: Path) -> None:
@@ -83,10 +83,10 @@ def test_rank0_waits_for_each_nodes_own_worker_count(tmp_path: Path) -> None:
         launcher.paths.node_dir(node).mkdir(parents=True)
         write_json(launcher.paths.node_workers(node), {"workers": count})
     n1 = [f"n1-{i}" for i in range(8)]
-    assert launcher._missing_nodes([*n1, "n2-0", "n2-1", "n2-2", "n2-3"]) == []
-    assert launcher._missing_nodes([*n1, "n2-0", "n2-1", "n2-2"]) == ["n2"]
-    assert launcher._missing_nodes(n1[:7] + ["n2-0", "n2-1", "n2-2", "n2-3"]) == ["n1"]
-    assert launcher.expected_workers() == {"n1": 8, "n2": 4}
+    assert launcher.roster.missing_nodes([*n1, "n2-0", "n2-1", "n2-2", "n2-3"]) == []
+    assert launcher.roster.missing_nodes([*n1, "n2-0", "n2-1", "n2-2"]) == ["n2"]
+    assert launcher.roster.missing_nodes(n1[:7] + ["n2-0", "n2-1", "n2-2", "n2-3"]) == ["n1"]
+    assert launcher.roster.expected_workers() == {"n1": 8, "n2": 4}
 
 
 def test_workers_per_node_other_than_the_gpu_count_is_refused_on_gpu_nodes(

@@ -12,6 +12,9 @@ Each ends with every document exactly once and no partial or temp file. The file
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 from test_launcher import (
@@ -145,3 +148,32 @@ def test_losing_rank0_node_requeues_the_job_which_resumes_once_the_node_is_back(
     assert job_paths(out, job, restart=1).scheduler_file.exists()  # the restart's own job dir
     assert_complete_exactly_once(corpus, out)
     assert summary(out)["exit_code"] == 0
+
+
+def test_a_job_suspended_for_longer_than_the_death_timeout_is_not_a_loss(
+    slurm_cluster, tiny_domain_model, tmp_path, gated
+) -> None:
+    """`scontrol suspend` (as preemption by suspension does) stops every process of the job, rank 0's
+    heartbeat writer included, while the clocks run on. Resumed, the other nodes must not take rank 0 for
+    lost: the job completes without a requeue. Here node2 and node3 go on 5 s before the rest (as when rank
+    0's next heartbeat is late to show on a shared file system): they find it unchanged for the whole
+    suspension, longer than --death-timeout."""
+    cluster = slurm_cluster
+    gate, env = gated
+    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    args = run_args(corpus, out, tiny_domain_model, "--death-timeout", "20")
+    job = submit_classify(cluster, tmp_path, args, env=env)
+    wait_for_a_file_in_flight_on_every_node(gate)
+    cluster.run(["scontrol", "suspend", job])
+    wait_until(lambda: cluster.job_info(job).get("JobState") == "SUSPENDED", 30, "the job to be suspended")
+    time.sleep(30)  # the suspension itself, longer than --death-timeout: the scenario, not a wait for a state
+    for pid in cluster.node_processes("node2") + cluster.node_processes("node3"):
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(5)  # their watchers look several times (every 1 s) while rank 0 is still stopped
+    cluster.run(["scontrol", "resume", job])
+    (gate / "hold").unlink()
+    assert cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
+    assert cluster.job_info(job)["Restarts"] == "0", job_log(tmp_path, job)
+    assert _node_exits(out, job) == {}  # no node stopped for rank 0's silence
+    assert_complete_exactly_once(corpus, out)
+    assert "(job suspended?): not counted as rank 0's silence" in job_log(tmp_path, job)

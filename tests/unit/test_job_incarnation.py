@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_every_task_of_a_run_derives_the_same_token_and_other_runs_another(monke
 
 def test_the_batch_script_exports_the_token_before_srun() -> None:
     lines = (REPO / "slurm" / "classify.sbatch").read_text().splitlines()
-    srun = next(i for i, line in enumerate(lines) if line.startswith("srun "))
+    srun = next(i for i, line in enumerate(lines) if line.lstrip().startswith("srun "))
     assert JOB_TOKEN_EXPORT in lines[:srun]  # the same line that submit.py hands to submitit
 
 
@@ -118,7 +119,7 @@ def test_rank0_ignores_another_runs_worker_exit_and_worker_counts(tmp_path: Path
             return {"workers": {f"tcp://w{i}": {"name": n} for i, n in enumerate(names)}}
 
     launcher.wait_for_workers(Client(), stop=_NoStop())
-    assert launcher.expected_workers() == {"node1": 1, "node2": 1}
+    assert launcher.roster.expected_workers() == {"node1": 1, "node2": 1}
 
 
 class _NoStop:
@@ -187,10 +188,29 @@ def test_after_rank0s_shutdown_a_node_exits_0_even_if_its_worker_had_died(
     paths.node_dir("node2").mkdir(parents=True)
     launcher.incarnation.write(paths.scheduler_file, {"address": "tcp://127.0.0.1:1"})
     worker = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
-    monkeypatch.setattr(launcher, "start_workers", lambda: launcher.processes.spawn("worker", worker, {}))
+
+    def start_workers() -> None:  # rank 0 ends its run once this node's worker has started (and died)
+        launcher.processes.spawn("worker", worker, {})
+        launcher.incarnation.write(paths.shutdown, {"node": "node1", "clean": True})
+
+    monkeypatch.setattr(launcher, "start_workers", start_workers)
     launcher.incarnation.write(paths.heartbeat, {"node": "node1", "beat": 1, "time": 0.0})
-    launcher.incarnation.write(paths.shutdown, {"node": "node1", "clean": True})
+    usr1 = signal.getsignal(signal.SIGUSR1)
     try:
         assert launcher.run_other_rank(INTERRUPTED) == 0
     finally:
         launcher.processes.stop(grace=0.0)
+    assert launcher.processes.running["worker"].returncode == -signal.SIGKILL  # it did start, and die
+    assert signal.getsignal(signal.SIGUSR1) == usr1  # the warning signals' handlers are put back
+
+
+def test_a_node_leaves_at_once_when_rank0_ended_before_publishing_a_scheduler(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Rank 0 failed to start its scheduler: its shutdown file comes instead of a scheduler file. The other
+    nodes leave with 0 (rank 0's code is the job's) instead of waiting for --worker-timeout."""
+    launcher = _launcher(tmp_path, rank=1, worker_timeout=600.0, poll_interval=0.01)
+    launcher.paths.job_dir.mkdir(parents=True)
+    launcher.incarnation.write(launcher.paths.shutdown, {"node": "node1", "clean": False})
+    monkeypatch.setattr(launcher, "start_workers", lambda: pytest.fail("no workers without a scheduler"))
+    assert launcher.run_other_rank(INTERRUPTED) == 0

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from hpc_classify.cluster import rank0_heartbeat
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter, claim
 from hpc_classify.driver import liveness
 from hpc_classify.driver.liveness import WorkerWatch
@@ -42,6 +43,29 @@ def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path) -> None:
     time.sleep(0.3)
     assert watch.stale()
     assert watch.last_beat() == "no heartbeat was ever read" and watch.node() is None
+
+
+def test_time_the_watcher_did_not_run_is_not_counted_as_rank0_silence(tmp_path: Path, monkeypatch) -> None:
+    """A suspended job (SIGSTOP on every node) resumes with the monotonic clock 60 s on: the watcher must not
+    take rank 0 for lost; silence it looked at goes on counting from where it was."""
+    now = [1000.0]
+    monkeypatch.setattr(rank0_heartbeat.time, "monotonic", lambda: now[0])
+    path = tmp_path / "heartbeat.json"
+    path.write_text('{"node": "node1", "beat": 1}')
+    watch = HeartbeatWatch(path, timeout=20.0, pause_gap=10.0)
+
+    def look_after(seconds: float) -> float:
+        now[0] += seconds
+        return watch.seconds_silent()
+
+    assert look_after(1.0) == 0.0  # the first beat read
+    assert look_after(3.0) == 3.0
+    assert look_after(60.0) == 3.0 and not watch.stale()  # suspended for 60 s: not silence
+    silences = [look_after(1.0) for _ in range(17)]
+    assert silences == [float(s) for s in range(4, 21)] and watch.stale()  # 20 s of looked-at silence
+    path.write_text('{"node": "node1", "beat": 2}')
+    assert look_after(1.0) == 0.0 and not watch.stale()
+    assert look_after(9.0) == 9.0  # a gap up to pause_gap is silence
 
 
 def test_only_one_node_claims_ending_the_job(tmp_path: Path) -> None:
@@ -88,3 +112,8 @@ def test_worker_watch_names_a_worker_that_left_and_forgets_it_when_back(
     client.workers["tcp://c:2"] = {"name": "node3-0", "host": "10.0.0.3"}  # a restarted worker
     assert watch.check() is None
     assert watch.lost == {}
+
+
+def test_a_claim_that_cannot_be_made_still_lets_this_node_end_the_job(tmp_path: Path) -> None:
+    # A failing shared file system (here: no such directory) must not leave the job running to its limit.
+    assert claim(tmp_path / "gone" / "ending") is True
