@@ -1,4 +1,4 @@
-"""Small helpers of the per-node launcher (slurm_node.py): signal dispositions held for a block, and the
+"""Small helpers of the per-node launcher (slurm_node.py): signals ignored or held back for a block, and the
 JSON/log files the nodes of one job share through the job directory."""
 
 from __future__ import annotations
@@ -22,6 +22,19 @@ def signals_ignored(signals: tuple[signal.Signals, ...]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_held(signals: tuple[signal.Signals, ...]) -> Iterator[None]:
+    """Block `signals` in this thread for the block: a process started meanwhile begins with them blocked
+    (never delivered: as good as ignored, whatever it installs), while for us one that arrives meanwhile is
+    only delayed: another thread takes it for our handler, or it is delivered when the block ends. Ignoring
+    them around the start instead (SIG_IGN) would lose a warning that comes in those milliseconds."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hpc_classify.cluster.job_incarnation import UNCHECKED, Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
-from hpc_classify.cluster.node_files import signals_ignored
+from hpc_classify.cluster.node_files import signals_held
 from hpc_classify.stop_request import WARNING_SIGNALS
 
 logger = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ class NodeProcesses:
         log = self.log(label)
         log.parent.mkdir(parents=True, exist_ok=True)
         logger.info("starting %s: %s (log %s)", label, " ".join(argv), log)
-        with open(log, "ab") as out, signals_ignored(WARNING_SIGNALS):
-            # Children inherit the ignored warning signals: they must not kill the scheduler or workers.
+        with open(log, "ab") as out, signals_held(WARNING_SIGNALS):
+            # Children start with the warning signals blocked: they must not kill the scheduler or workers.
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

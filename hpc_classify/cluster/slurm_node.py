@@ -84,27 +84,35 @@ def run_node(
         launcher.job_dir,
     )
     clean = False
-    try:
-        if identity.rank == 0:
-            with stop:
-                code = launcher.run_rank0(run_driver, interrupted_code, stop)
-        else:
-            code = launcher.run_other_rank(interrupted_code)
-        clean = True
-        return code
-    finally:
+    # Rank 0 holds the stop signals until its processes are stopped too: a warning while they stop must not
+    # kill it (USR1's default action) and turn the driver's exit code into a signal's.
+    with stop if identity.rank == 0 else contextlib.nullcontext():
         try:
-            if identity.rank == 0 and launcher.job_dir.is_dir():
-                # The other nodes then stop their workers at once, also those that never reached the
-                # scheduler (they would otherwise wait for their worker or death timeout).
-                launcher.incarnation.write(
-                    launcher.paths.shutdown, {"node": identity.node_name, "clean": clean}
-                )
-        except OSError as exc:  # a full or failing file system: the others notice the heartbeat stop instead
-            logger.error("could not write %s: %s", launcher.paths.shutdown, exc)
+            code = (
+                launcher.run_rank0(run_driver, interrupted_code, stop)
+                if identity.rank == 0
+                else launcher.run_other_rank(interrupted_code)
+            )
+            clean = True
+            return code
         finally:
-            # After rank 0's clean shutdown its children exit by themselves; otherwise nothing waits for them.
-            launcher.processes.stop(grace=2.0 if clean and identity.rank == 0 else 0.0)
+            _end_node(launcher, clean)
+
+
+def _end_node(launcher: NodeLauncher, clean: bool) -> None:
+    rank0 = launcher.identity.rank == 0
+    try:
+        if rank0 and launcher.job_dir.is_dir():
+            # The other nodes then stop their workers at once, also those that never reached the
+            # scheduler (they would otherwise wait for their worker or death timeout).
+            launcher.incarnation.write(
+                launcher.paths.shutdown, {"node": launcher.identity.node_name, "clean": clean}
+            )
+    except OSError as exc:  # a full or failing file system: the others notice the heartbeat stop instead
+        logger.error("could not write %s: %s", launcher.paths.shutdown, exc)
+    finally:
+        # After rank 0's clean shutdown its children exit by themselves; otherwise nothing waits for them.
+        launcher.processes.stop(grace=2.0 if clean and rank0 else 0.0)
 
 
 class NodeLauncher:

@@ -1,0 +1,74 @@
+"""The Slurm node entry and the warning signals (USR1 from classify.sbatch, USR2 from submitit): the
+processes it starts survive them, and rank 0's driver never loses one, nor dies of one on its way out."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpc_classify.cluster.job_layout import JobPaths
+from hpc_classify.cluster.node_processes import NodeProcesses
+from hpc_classify.cluster.slurm_env import NodeIdentity
+from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions, run_node
+from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
+
+# The child signals itself: with the signal blocked it stays pending and the child goes on; otherwise
+# USR1's default action kills it.
+SIGNALS_ITSELF = (
+    "import os, signal; os.kill(os.getpid(), signal.SIGUSR1); os.kill(os.getpid(), signal.SIGUSR2)"
+)
+
+
+def test_a_started_process_survives_the_warning_signals(tmp_path: Path) -> None:
+    processes = NodeProcesses(JobPaths.for_job(tmp_path, "42"), "node1")
+    processes.spawn("worker", [sys.executable, "-c", SIGNALS_ITSELF + "; print('alive')"], {})
+    assert processes.running["worker"].wait(timeout=60) == 0
+    assert processes.log("worker").read_text().strip() == "alive"
+
+
+@pytest.mark.parametrize("warning", WARNING_SIGNALS, ids=lambda sig: sig.name)
+def test_a_warning_that_comes_while_a_process_starts_reaches_the_driver(
+    tmp_path: Path, monkeypatch, warning: signal.Signals
+) -> None:
+    real_popen = subprocess.Popen
+
+    def popen_as_the_warning_comes(*args, **kwargs):
+        signal.raise_signal(warning)
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen_as_the_warning_comes)
+    processes = NodeProcesses(JobPaths.for_job(tmp_path, "42"), "node1")
+    with StopRequest() as stop:
+        processes.spawn("worker", [sys.executable, "-c", "pass"], {})
+        assert processes.running["worker"].wait(timeout=60) == 0
+        assert stop.signal_name == warning.name
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []).isdisjoint(WARNING_SIGNALS)
+
+
+def test_rank0_holds_the_stop_signals_until_its_processes_are_stopped(tmp_path: Path, monkeypatch) -> None:
+    """A warning while rank 0 stops its scheduler and workers (up to several seconds) must reach the stop
+    request, not kill the process and replace the driver's exit code."""
+    handlers_while_stopping = []
+    monkeypatch.setattr(NodeLauncher, "run_rank0", lambda self, run_driver, interrupted_code, stop: 0)
+    monkeypatch.setattr(
+        NodeProcesses,
+        "stop",
+        lambda self, grace, kill_after=5.0: handlers_while_stopping.append(signal.getsignal(signal.SIGUSR1)),
+    )
+    identity = NodeIdentity(0, 1, "node1", ("node1",), "42", 0, "c1:42.0:1714557010:step 0")
+    stop = StopRequest()
+    assert (
+        run_node(
+            NodeOptions(job_root=str(tmp_path), device="cpu"),
+            None,
+            interrupted_code=3,
+            identity=identity,
+            stop=stop,
+        )
+        == 0
+    )
+    assert handlers_while_stopping == [stop._handle]
