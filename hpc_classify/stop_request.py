@@ -27,7 +27,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, *WARNING_SIGNALS)
 
 
 class StopRequest:
-    """Context manager: while active, the stop signals set `requested` (and `abandon` on the second)."""
+    """Context manager: while active, the stop signals set `requested` (and `abandon` on the second).
+    Entered again inside itself, only the outermost exit restores the handlers from before."""
 
     def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS):
         self.signals = signals
@@ -35,6 +36,7 @@ class StopRequest:
         self.requested_at: float | None = None
         self.abandon = False
         self._previous: dict[int, Any] = {}
+        self._depth = 0
 
     @property
     def requested(self) -> bool:
@@ -73,7 +75,8 @@ class StopRequest:
 
     def __enter__(self) -> StopRequest:
         # signal.signal only works in the main thread; elsewhere (an embedding application) we do without.
-        if threading.current_thread() is threading.main_thread():
+        self._depth += 1
+        if self._depth == 1 and threading.current_thread() is threading.main_thread():
             for sig in self.signals:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
@@ -81,6 +84,9 @@ class StopRequest:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()

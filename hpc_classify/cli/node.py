@@ -171,12 +171,17 @@ def _worker_threads(launcher_flag: int | None, run_setting: int | None) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hpc_classify.cli.run import parse_run_argv
-    from hpc_classify.cli.run_config import config_from_args
+    from hpc_classify.stop_request import StopRequest
 
-    node_args, run_args = split_node_args(args)
-    config = config_from_args(parse_run_argv(run_args))
-    return run_this_node(node_options(node_args, config), config)
+    # The stop signals are ours from here on: a warning while the run's configuration is read (its imports
+    # take a second) must reach rank 0's driver, not kill the task (USR1's default action).
+    with StopRequest() as stop:
+        from hpc_classify.cli.run import parse_run_argv
+        from hpc_classify.cli.run_config import config_from_args
+
+        node_args, run_args = split_node_args(args)
+        config = config_from_args(parse_run_argv(run_args))
+        return run_this_node(node_options(node_args, config), config, stop)
 
 
 def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | None = None) -> int:

@@ -72,3 +72,36 @@ def test_rank0_holds_the_stop_signals_until_its_processes_are_stopped(tmp_path: 
         == 0
     )
     assert handlers_while_stopping == [stop._handle]
+
+
+def test_the_stop_request_nests_and_only_the_outermost_exit_restores_the_handlers() -> None:
+    before = signal.getsignal(signal.SIGUSR1)
+    stop = StopRequest()
+    with stop:
+        with stop:
+            assert signal.getsignal(signal.SIGUSR1) == stop._handle
+        assert signal.getsignal(signal.SIGUSR1) == stop._handle
+    assert signal.getsignal(signal.SIGUSR1) == before
+
+
+def test_a_warning_while_the_node_entry_reads_the_runs_configuration_reaches_the_driver(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Reading the configuration imports the classifiers (about a second): a warning then must not kill
+    rank 0 (USR1's default action) but reach the stop request its driver gets."""
+    from hpc_classify.cli import node, run_config
+    from hpc_classify.cli.main import build_parser
+
+    real_config_from_args = run_config.config_from_args
+
+    def config_as_the_warning_comes(args):
+        signal.raise_signal(signal.SIGUSR1)
+        return real_config_from_args(args)
+
+    handed_on = []
+    monkeypatch.setattr(run_config, "config_from_args", config_as_the_warning_comes)
+    monkeypatch.setattr(node, "run_this_node", lambda options, config, stop: handed_on.append(stop) or 3)
+    argv = ["node", "--", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    args = build_parser().parse_args(argv)
+    assert args.handler(args) == 3
+    assert [stop.signal_name for stop in handed_on] == ["SIGUSR1"]
