@@ -54,8 +54,8 @@ class CheckpointClassifier(DistributedDataClassifier):
     def model_fingerprint(self) -> dict[str, Any]:
         """The checkpoint as resolved, not as typed: a local directory by its real path (`./ckpt` and
         `/abs/ckpt/` are one model), a hub id by the snapshot's commit (no --revision and --revision <that
-        commit> are one model); plus the hashes of its weights and of its tokenizer files."""
-        from hpc_classify.models.checkpoint_meta import checkpoint_hash, tokenizer_hash
+        commit> are one model); plus the hashes of its weights, its configuration and its tokenizer files."""
+        from hpc_classify.models.checkpoint_meta import checkpoint_hash, config_hash, tokenizer_hash
         from hpc_classify.models.hub import is_local_model
 
         model_dir = self._model_dir()
@@ -64,6 +64,7 @@ class CheckpointClassifier(DistributedDataClassifier):
             "model": str(model_dir) if local else self.model,
             "revision": None if local else model_dir.name,  # the hub cache names a snapshot by its commit
             "checkpoint_hash": checkpoint_hash(model_dir),
+            "config_hash": config_hash(model_dir),
             "tokenizer_hash": tokenizer_hash(model_dir),
         }
 

@@ -18,7 +18,6 @@ from hpc_classify.classifiers.base import LoadedComponents
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.value_counts import TENTHS, count_values
-from hpc_classify.config import stable_hash
 
 if TYPE_CHECKING:
     import torch
@@ -159,6 +158,3 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
             COMPLEXITY_COLUMN: count_values(scores, TENTHS),
         }
 
-    def model_fingerprint(self) -> dict[str, Any]:
-        # The post-processing reads weights and divisors from config.json: part of what predicts.
-        return {**super().model_fingerprint(), "config_hash": stable_hash(self._checkpoint_config())}

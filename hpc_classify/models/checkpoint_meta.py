@@ -4,6 +4,7 @@ weights. No torch here: the driver computes the run fingerprint with these and s
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from pathlib import Path
@@ -62,6 +63,24 @@ def tokenizer_hash(model_dir: str | Path) -> str:
         f"{name}:{file_hash(Path(model_dir) / name, f'{model_dir}: {name}')};" for name in present
     )
     return hashlib.sha256(digests.encode()).hexdigest()[:16]
+
+
+def config_hash(model_dir: str | Path) -> str:
+    """One hash over config.json and, where it names a local base model, that model's config: settings that
+    leave the weights' shapes alone (max_position_embeddings sets the relative-position buckets,
+    layer_norm_eps, hidden_act) still change the outputs. A hub base model is named in config.json."""
+    config_path = Path(model_dir) / "config.json"
+    parts = [file_hash(config_path, f"{model_dir}: config.json")]
+    try:
+        base = json.loads(config_path.read_text(encoding="utf-8")).get("base_model")
+    except (OSError, ValueError, AttributeError):
+        base = None  # the loader reports an unreadable config.json, with its remedy
+    if isinstance(base, str) and base:
+        base_path = Path(base).expanduser()
+        base_config = base_path if base_path.is_file() else base_path / "config.json"
+        if base_config.is_file():
+            parts.append(file_hash(base_config, f"base model {base}"))
+    return hashlib.sha256(";".join(parts).encode()).hexdigest()[:16]
 
 
 def checkpoint_hash(model_dir: str | Path) -> str:

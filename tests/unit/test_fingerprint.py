@@ -93,3 +93,32 @@ def test_a_checkpoint_counts_as_resolved_and_its_tokenizer_files_count(
     changed = fingerprint("ckpt")
     assert changed["tokenizer_hash"] != typed[0]["tokenizer_hash"]
     assert changed["checkpoint_hash"] == typed[0]["checkpoint_hash"]
+
+
+def test_a_changed_configuration_or_local_base_configuration_is_another_model(tiny_domain_model, tmp_path):
+    """Settings that keep the weights' shapes still change the outputs (layer_norm_eps; the position
+    buckets from max_position_embeddings): a resume must not mix outputs of both."""
+    import shutil
+
+    from hpc_classify.classifiers import DomainClassifier
+
+    ckpt, base = tmp_path / "ckpt", tmp_path / "ckpt-base"
+    shutil.copytree(tiny_domain_model, ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    shutil.copytree(config["base_model"], base)
+    (ckpt / "config.json").write_text(json.dumps({**config, "base_model": str(base)}))
+
+    def fingerprint() -> dict:
+        return DomainClassifier(model=str(ckpt), device_type="cpu").fingerprint()["model"]
+
+    def edit(path, **changes) -> None:
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+    seen = [fingerprint()]
+    edit(base / "config.json", layer_norm_eps=1e-3)
+    seen.append(fingerprint())
+    edit(ckpt / "config.json", max_position_embeddings=128)
+    seen.append(fingerprint())
+    assert len({entry["config_hash"] for entry in seen}) == 3
+    assert len({entry["checkpoint_hash"] for entry in seen}) == 1
+    assert seen[-1] == fingerprint()  # and nothing else moves it
