@@ -157,4 +157,3 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
             "task_type_1": count_values(frame["task_type_1"].tolist(), self.labels),
             COMPLEXITY_COLUMN: count_values(scores, TENTHS),
         }
-

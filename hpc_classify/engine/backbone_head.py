@@ -22,8 +22,9 @@ class BackboneAndHead(Protocol):
         """(input_ids=, attention_mask=) -> an output with `last_hidden_state` [batch, tokens, hidden]."""
         ...
 
-    def head_logits(self, last_hidden_state: torch.Tensor) -> torch.Tensor:
-        """The head: logits [batch, outputs] from the backbone's last hidden state (pooling included).
+    def head_logits(self, last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The head: logits [batch, outputs] from the backbone's last hidden state (pooling included; the
+        mask [batch, tokens] tells a mean pooling which tokens are real).
         (Not named `head`: a module with `backbone` and `head` submodules of its own is run whole.)"""
         ...
 

@@ -219,7 +219,7 @@ class InferenceEngine:
                 hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
                 # The head in fp32: near-tied logits should not be decided by bf16 rounding.
                 with torch.autocast(self.device.type, enabled=False):
-                    logits = self.model.head_logits(hidden.float())
+                    logits = self.model.head_logits(hidden.float(), attention_mask)
             else:
                 model = self._compiled or self.model
                 logits = _logits_of(model(input_ids=input_ids, attention_mask=attention_mask))
@@ -267,7 +267,8 @@ def _prepare_model(model: nn.Module, device: torch.device, precision: str) -> nn
     """Eval mode on `device`; the Linear layers' weights converted once to the precision's dtype (autocast
     then finds them ready, no per-op weight casts) or, for int8, quantized once. Embeddings, LayerNorms and
     hence the residual stream stay fp32, and so does the head (a BackboneAndHead's Linear layers outside
-    its backbone; for int8 its last one, or a generic model's last Linear): the matmuls run at bf16/int8 speed, the normalisations stay exact."""
+    its backbone, or a generic model's last Linear for int8): the matmuls run at bf16/int8 speed, the
+    normalisations stay exact."""
     model.eval()
     model.to(device=device)
     if precision == "int8":
@@ -282,13 +283,13 @@ def _prepare_model(model: nn.Module, device: torch.device, precision: str) -> nn
     return model
 
 
-def _head_of(model: nn.Module) -> nn.Module | None:
-    """The output layer kept in fp32: a BackboneAndHead's last head Linear, else the model's last Linear
-    module (a Hugging Face `*ForSequenceClassification`'s classifier); None for a model without Linear layers."""
+def _head_of(model: nn.Module) -> list[nn.Linear]:
+    """The Linear layers kept in fp32 under int8: a BackboneAndHead's head (every one: a multi-head model
+    has eight), else the model's last Linear (a Hugging Face `*ForSequenceClassification`'s classifier)."""
     head = head_linears(model)
     if head:
-        return head[-1]
-    return next((m for m in _last_modules(model) if isinstance(m, nn.Linear)), None)
+        return head
+    return [m for m in _last_modules(model) if isinstance(m, nn.Linear)][:1]
 
 
 def _num_labels(model: nn.Module) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Collection
 
 import torch
 from torch import nn
@@ -90,8 +91,8 @@ def onednn_reorders_bf16() -> bool:
         return False
 
 
-def quantize_linear_layers(model: nn.Module, keep: nn.Module | None = None) -> int:
-    """Replace every `nn.Linear` of `model` except `keep` (the classification head: near-tied logits should
+def quantize_linear_layers(model: nn.Module, keep: Collection[nn.Module] = ()) -> int:
+    """Replace every `nn.Linear` of `model` except those in `keep` (the classification head: near-tied logits should
     not be decided by int8 rounding) by a dynamically quantized int8 one, in place; returns how many.
 
     Weights are quantized once (per tensor, symmetric), activations per call; bias and output are fp32."""
@@ -100,7 +101,7 @@ def quantize_linear_layers(model: nn.Module, keep: nn.Module | None = None) -> i
     names = {
         name: default_dynamic_qconfig
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and module is not keep
+        if isinstance(module, nn.Linear) and not any(module is kept for kept in keep)
     }
     if not names:
         return 0

@@ -39,13 +39,13 @@ class ClassifierModel(nn.Module):
     def backbone(self) -> DebertaV2Model:
         return self.model
 
-    def head_logits(self, last_hidden_state: torch.Tensor) -> torch.Tensor:
+    def head_logits(self, last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         # The head reads only the first token: project just that one instead of the whole sequence.
         return self.fc(self.dropout(last_hidden_state[:, 0, :]))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head_logits(hidden)
+        return self.head_logits(hidden, attention_mask)
 
 
 def backbone_config_from_dict(config: Mapping[str, Any], source: str = "backbone config") -> DebertaV2Config:

@@ -40,7 +40,8 @@ class MulticlassHead(nn.Module):
 
 class MultiHeadDeberta(nn.Module):
     """Backbone + masked mean pooling + heads; `forward` returns every head's logits side by side
-    ([batch, sum(head_sizes)], heads in order), the engine's one-tensor contract."""
+    ([batch, sum(head_sizes)], heads in order), the engine's one-tensor contract. The engine runs it in its
+    two parts (`backbone`, `head_logits`), so that the pooling and every head stay fp32 under bf16 or int8."""
 
     def __init__(self, backbone_config: DebertaV2Config, head_sizes: list[int]):
         super().__init__()
@@ -53,11 +54,14 @@ class MultiHeadDeberta(nn.Module):
     def num_labels(self) -> int:
         return sum(self.head_sizes)
 
+    def head_logits(self, last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
+        pooled = (last_hidden_state * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.cat([getattr(self, f"head_{i}")(pooled) for i in range(len(self.head_sizes))], dim=-1)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return torch.cat([getattr(self, f"head_{i}")(pooled) for i in range(len(self.head_sizes))], dim=-1)
+        return self.head_logits(hidden, attention_mask)
 
 
 @dataclass

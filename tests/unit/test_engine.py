@@ -247,11 +247,11 @@ class _TwoLayerHead(torch.nn.Module):
     def backbone(self) -> torch.nn.Module:
         return self.encoder
 
-    def head_logits(self, last_hidden_state):
+    def head_logits(self, last_hidden_state, attention_mask):
         return self.out(torch.relu(self.hidden(last_hidden_state[:, 0, :])))
 
     def forward(self, input_ids, attention_mask):
-        return self.head_logits(self.encoder(input_ids, attention_mask).last_hidden_state)
+        return self.head_logits(self.encoder(input_ids, attention_mask).last_hidden_state, attention_mask)
 
 
 class _NamedLikeIt(torch.nn.Module):
@@ -313,3 +313,50 @@ def test_the_engine_does_not_import_the_models_layer() -> None:
     code = "import sys, hpc_classify.engine; print(sorted(m for m in sys.modules if m.startswith('hpc_classify.models')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_a_multi_head_models_pooling_and_every_head_stay_fp32(
+    tiny_domain_model: Path, corpus: list[str], precision: str
+) -> None:
+    """Prompt complexity's eight heads: under int8 none is quantized, under bf16 none is converted (only the
+    last one was kept before); the backbone runs in the compute dtype. Outputs stay close to fp32's."""
+    from hpc_classify.models.head import backbone_config_from_dict
+    from hpc_classify.models.multihead import MultiHeadDeberta
+
+    tokenizer = load_classifier_checkpoint(str(tiny_domain_model)).tokenizer
+    config = backbone_config_from_dict(
+        {
+            "model_type": "deberta-v2",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "max_position_embeddings": 128,
+            "relative_attention": True,
+            "position_buckets": 32,
+            "pos_att_type": ["p2c", "c2p"],
+        }
+    )
+    torch.manual_seed(0)
+    model = MultiHeadDeberta(config, [3, 2, 4]).eval()
+    assert isinstance(model, BackboneAndHead)
+    exact = _engine_of(copy.deepcopy(model), tokenizer, precision="fp32").predict_outputs(corpus)
+    reference = np.concatenate(
+        [
+            model(**tokenizer(text[:MAX_CHARS], truncation=True, max_length=MAX_TOKENS, return_tensors="pt"))
+            .detach()
+            .numpy()
+            for text in corpus[:4]
+        ]
+    )
+    np.testing.assert_allclose(exact[:4], reference, atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bf16 where the CPU only emulates it: a warning, still bf16
+        fast = _engine_of(model, tokenizer, precision=precision)
+    heads = [getattr(fast.model, f"head_{i}").fc for i in range(3)]
+    assert all(type(fc) is torch.nn.Linear and fc.weight.dtype == torch.float32 for fc in heads)
+    dense = fast.model.backbone.encoder.layer[0].intermediate.dense
+    assert type(dense) is not torch.nn.Linear or dense.weight.dtype == torch.bfloat16
+    np.testing.assert_allclose(fast.predict_outputs(corpus), exact, atol=0.05)
