@@ -203,14 +203,15 @@ def run_driver(config: RunConfig, scheduler_file: str, stop: StopRequest | None 
     StopRequest the node entry holds."""
     from hpc_classify.api import classify
     from hpc_classify.cli.run import describe_result
-    from hpc_classify.driver.exit_codes import USAGE
 
     try:
         # The launcher started the workers (with the run's threads): the driver joins them.
         joined = dataclasses.replace(config, scheduler_file=scheduler_file, threads_per_worker=None)
         result = classify(joined, stop=stop)
-    except HpcClassifyError as error:
-        print(f"hpc-classify run: error: {error}", file=sys.stderr)
-        return USAGE
+    except (
+        HpcClassifyError
+    ) as error:  # its own exit code, as `hpc-classify run` returns (4: output unwritable)
+        print(f"hpc-classify run: error: {error.one_line()}", file=sys.stderr)
+        return error.exit_code
     print(describe_result(result), flush=True)
     return result.exit_code

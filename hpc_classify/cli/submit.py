@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ import submitit
 from hpc_classify.cli.node import add_node_options, split_node_args
 
 # The signal submitit asks Slurm for (`--signal=USR2@<delay>`) and handles in the job.
+# How rank 0 reports the driver's exit code through submitit, whose failures reach `submit` as text only.
+NODE_EXITED = "hpc-classify node exited with code"
 SUBMITIT_WARNING = signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
 
 if TYPE_CHECKING:
@@ -63,11 +66,18 @@ class NodeEntry(submitit.helpers.Checkpointable):
             )
             submitit_requeue(SUBMITIT_WARNING, None)  # requeues and exits (or raises: requeues used up)
         if code and job_rank() == 0:
-            raise RuntimeError(f"hpc-classify node exited with code {code}; see the job's logs")
+            raise RuntimeError(f"{NODE_EXITED} {code}; see the job's logs")
         # Another node's code is returned, not raised: rank 0's result speaks for the job (as its exit status
         # does under srun). A raised error there would outlive a requeue in submitit's result file of that
         # task, and read as the outcome of the restarted job that succeeded.
         return code
+
+
+def job_exit_code(failure: str) -> int:
+    """The driver's exit code that rank 0's failure reports (2 settings, 3 interrupted, 4 output
+    unwritable: as `hpc-classify run` and classify.sbatch return them); 1 for any other failure."""
+    found = re.search(rf"{NODE_EXITED} (\d+)", failure)
+    return int(found.group(1)) if found else 1
 
 
 def job_rank() -> int:
@@ -133,8 +143,8 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     try:
         job.results()
-    except Exception as error:  # submitit re-raises the task's failure with its traceback
+    except Exception as error:  # submitit re-raises the task's failure with its traceback, as text
         print(f"hpc-classify submit: job {job.job_id} failed: {error}")
-        return 1
+        return job_exit_code(str(error))
     print(f"job {job.job_id} finished")
     return 0
