@@ -28,6 +28,8 @@ from hpc_classify.errors import ConfigError
 PER_MODEL_KEYS = ("model", "revision", "filter_by", "pred_column", "prob_column", *option_names(PER_MODEL))
 # Constructor arguments every classifier takes, applied to all of them when given as flags.
 SHARED_KEYS = ("text_field", *option_names(SHARED))
+# Two spellings of one setting (autocast false is precision fp32): a flag for either overrides the file's both.
+ONE_SETTING = ("precision", "autocast")
 RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("classifiers", "inputs"))
 LIST_KEYS = ("input", "filter_by", "keep_columns", "classifier")
 TOP_LEVEL_KEYS = frozenset(("input", "classifiers", "classifier", *PER_MODEL_KEYS, *SHARED_KEYS, *RUN_KEYS))
@@ -160,6 +162,9 @@ def classifier_specs(from_file: dict[str, Any], flags: dict[str, Any]) -> list[d
         specs[0].update(per_model)
     shared = {k: flags[k] for k in SHARED_KEYS if k in flags}
     for spec in specs:
+        if any(k in shared for k in ONE_SETTING):  # the flag replaces the file's value in either spelling
+            for key in ONE_SETTING:
+                spec.pop(key, None)
         spec.update(shared)
     return specs
 

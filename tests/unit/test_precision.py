@@ -232,3 +232,25 @@ def test_the_precision_flag_reaches_every_classifier(tmp_path: Path) -> None:
         config_from_args(parse_run_argv([*argv, "--no-autocast", "--precision", "bf16"]))
     with pytest.raises(SystemExit):
         parse_run_argv([*argv, "--precision", "fp8"])
+
+
+@pytest.mark.parametrize(
+    ("in_file", "flag", "precision", "autocast"),
+    [
+        ("autocast: false", ["--precision", "bf16"], "bf16", True),
+        ("precision: bf16", ["--no-autocast"], "auto", False),
+        ("precision: int8\n    autocast: true", ["--no-autocast"], "auto", False),
+    ],
+)
+def test_a_precision_flag_overrides_the_files_setting_in_either_spelling(
+    tmp_path: Path, in_file: str, flag: list[str], precision: str, autocast: bool
+) -> None:
+    """autocast false and precision fp32 are one setting: a flag for one replaces the file's value of both
+    (the file's autocast false beside --precision bf16 was an error blaming a flag never given)."""
+    (tmp_path / "c.yaml").write_text(
+        f"input: in\noutput: out\nclassifiers:\n  - classifier: domain\n    {in_file}\n"
+    )
+    (classifier,) = config_from_args(
+        parse_run_argv(["--config", str(tmp_path / "c.yaml"), *flag])
+    ).classifiers
+    assert (classifier.precision, classifier.autocast) == (precision, autocast)
