@@ -43,7 +43,6 @@ class FastDisentangledSelfAttention(DisentangledSelfAttention):
     """Drop-in inference replacement; falls back to the original for training or unusual calls."""
 
     _pos_cache: tuple | None = None
-    _mask_cache: tuple | None = None  # shared: (this forward's mask, ~mask, lengths, lengths computed)
     # "bias": the [L, L] bias built per chunk (below; fused_attention.py when compiled). "flex": under
     # torch.compile, flex_attention.py (no bias); eager it would materialise the scores, so eager runs "bias".
     # "tiled": on CPU and eager, tiled_attention.py (the position terms added per tile in C++, no bias).
@@ -229,21 +228,26 @@ def _attend(
     return F.scaled_dot_product_attention(query, key, value, attn_mask=bias, scale=1.0 / scale)
 
 
+MASK_LAYOUT = "_hpc_mask_layout"  # (~mask, lengths, lengths computed), on the mask tensor itself
+
+
 def _mask_layout(
     attention_mask: torch.Tensor, *, need_lengths: bool
 ) -> tuple[torch.Tensor, list[int] | None]:
     """(~mask as bool, per-document lengths when the mask is right padding), once per forward pass.
 
-    Every layer receives the same mask object, so the result is cached on it. Lengths are None unless the
+    Every layer receives the same mask object, so the result is cached on it, as an attribute: it lives as
+    long as that forward's mask (a cache beside it held the last [B, 1, L, L] mask, ~300 MB on a GPU, through
+    out-of-memory retries and after the engine returned). Lengths are None unless the
     [B, 1, L, L] mask is exactly the outer product of a prefix of ones per document (what the encoder
     builds from a right-padded 2-D mask): only then may a chunk be cut to its longest document."""
-    cached = FastDisentangledSelfAttention._mask_cache
-    if cached is not None and cached[0] is attention_mask and (cached[3] or not need_lengths):
-        return cached[1], cached[2]
+    cached = getattr(attention_mask, MASK_LAYOUT, None)
+    if cached is not None and (cached[2] or not need_lengths):
+        return cached[0], cached[1]
     allowed = attention_mask.bool()
     lengths = _right_padded_lengths(allowed) if need_lengths else None
     blocked = ~allowed
-    FastDisentangledSelfAttention._mask_cache = (attention_mask, blocked, lengths, need_lengths)
+    setattr(attention_mask, MASK_LAYOUT, (blocked, lengths, need_lengths))
     return blocked, lengths
 
 

@@ -153,3 +153,26 @@ def test_cached_position_projections_follow_weight_changes() -> None:
         expected = reference(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         got = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_no_attention_mask_outlives_the_engines_call(tiny_domain_model) -> None:
+    """The per-forward mask layout lives on that forward's mask: after predict returns, no [B, 1, L, L] mask
+    is held (a cache beside it kept the last one, hundreds of MB on a GPU, through out-of-memory retries).
+    In a process of its own: other tests' leftovers would be counted too."""
+    import subprocess
+    import sys
+
+    code = f"""
+import gc, torch
+from hpc_classify.engine import InferenceEngine
+from hpc_classify.models.checkpoint import load_classifier_checkpoint
+loaded = load_classifier_checkpoint({str(tiny_domain_model)!r})
+engine = InferenceEngine(loaded.model, loaded.tokenizer, device="cpu", precision="fp32", max_chars=400, max_tokens=64)
+engine.predict_proba(["a short one", "a longer document " * 20, "mid length text here"])
+gc.collect()
+print(sum(isinstance(o, torch.Tensor) and o.dim() == 4 and o.shape[1] == 1 and o.shape[2] == o.shape[3] > 1
+          for o in gc.get_objects()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "0"
