@@ -195,11 +195,16 @@ def _load() -> tuple[ModuleType | None, str | None]:
         return None, f"the tiled CPU attention kernel could not be built: {first_error.strip()}"
 
 
-def _import_or_build() -> ModuleType:
+def _name_and_flags() -> tuple[str, list[str]]:
+    """The kernel's module name (a hash of the source, the torch version and the flags) and its flags."""
     # -fopenmp: at::parallel_for is inline and runs serially unless OpenMP is on where it is compiled.
     flags = ["-O3", "-fopenmp", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
     stamp = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, *flags]).encode()).hexdigest()
-    name = f"hpc_tiled_attention_{stamp[:16]}"
+    return f"hpc_tiled_attention_{stamp[:16]}", flags
+
+
+def _import_or_build() -> ModuleType:
+    name, flags = _name_and_flags()
     roots = _cache_roots()
     for root in roots:
         directory = root / name
