@@ -12,8 +12,10 @@ position products are written, and each term costs its least, L x L x d multiply
 The C++ file is compiled on first use (torch.utils.cpp_extension, about a minute on 2 cores) for the
 instruction set torch itself dispatches to here (AVX-512, AVX2 or the portable default), and cached under
 `$HPC_CLASSIFY_KERNEL_CACHE`, else `<venv>/share/hpc_classify/kernels` (beside the installation, which the
-cluster's nodes share) where that is writable, else `~/.cache/hpc_classify/kernels`; one directory per torch
-version, instruction set and source, so each CPU kind gets its own build. `python -m
+cluster's nodes share) where that is writable, else `~/.cache/hpc_classify/kernels`, as `<name>.so`, the name
+a hash of the torch version, instruction set and source, so each CPU kind gets its own build. A build runs in
+its own directory under the cache root and renames the finished library into place, so that the final path
+exists only whole and no process waits on another's (or a killed build's) lock. `python -m
 hpc_classify.cli.build_kernels` builds it ahead (bootstrap.sh and env/install.sh do). Where it cannot be
 built (no C++ compiler), `unavailable_reason()` says why and the engine keeps the bias path.
 """
@@ -24,10 +26,15 @@ import functools
 import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import logging
 import os
 import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -38,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "tiled_attention.cpp"
 CACHE_ENV = "HPC_CLASSIFY_KERNEL_CACHE"
+SCRATCH = ".building"  # the suffix of a builder's own directory under the cache root
+ABANDONED_AFTER_S = 24 * 3600  # a builder's directory this old is a killed build's (a build takes minutes)
 # What torch.backends.cpu.get_cpu_capability() reports -> the flags at::vec needs for the same code path.
 ISA_FLAGS = {
     "AVX512": [
@@ -195,52 +204,97 @@ def _load() -> tuple[ModuleType | None, str | None]:
         return None, f"the tiled CPU attention kernel could not be built: {first_error.strip()}"
 
 
-def _import_or_build() -> ModuleType:
+def _name_and_flags() -> tuple[str, list[str]]:
+    """The kernel's module name (a hash of the source, the torch version and the flags) and its flags."""
     # -fopenmp: at::parallel_for is inline and runs serially unless OpenMP is on where it is compiled.
     flags = ["-O3", "-fopenmp", *ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
     stamp = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, *flags]).encode()).hexdigest()
-    name = f"hpc_tiled_attention_{stamp[:16]}"
+    return f"hpc_tiled_attention_{stamp[:16]}", flags
+
+
+def _import_or_build() -> ModuleType:
+    name, flags = _name_and_flags()
     roots = _cache_roots()
     for root in roots:
-        directory = root / name
-        built = directory / f"{name}.so"
-        # torch's builder holds `lock` in the directory while it compiles and links: a .so without it is
-        # whole (the name carries the source's hash, so a finished build is never rebuilt in place).
-        if built.exists() and not (directory / "lock").exists():
-            spec = importlib.util.spec_from_file_location(
-                name, built, loader=importlib.machinery.ExtensionFileLoader(name, str(built))
-            )
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
+        # <root>/<name>.so only ever appears by a rename of a finished build: it exists whole or not at all.
+        # (The old layout, <root>/<name>/<name>.so beside torch's `lock`, is ignored: a killed build left
+        # a lock that made every later process wait forever, and perhaps a partial .so.)
+        if (root / f"{name}.so").exists():
+            return _import(name, root / f"{name}.so")
     for root in roots:
-        directory = root / name
+        builder = f"{name}.{socket.gethostname()}.{os.getpid()}."  # whose it is, if it is left behind
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix=builder, suffix=SCRATCH, dir=root))
         except OSError:
             continue
-        if os.access(directory, os.W_OK):
-            logger.info("building the tiled CPU attention kernel once for this CPU kind in %s", directory)
-            return _build(name, flags, directory)
+        logger.info("building the tiled CPU attention kernel once for this CPU kind in %s", root)
+        _remove_abandoned(root)
+        try:
+            return _import(name, _build(name, flags, scratch))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     raise RuntimeError(f"no writable directory to build it in: {', '.join(map(str, roots))}")
 
 
-def _build(name: str, flags: list[str], directory: Path) -> ModuleType:
-    from torch.utils import cpp_extension
+def _import(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        name, path, loader=importlib.machinery.ExtensionFileLoader(name, str(path))
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
+
+def _build(name: str, flags: list[str], scratch: Path) -> Path:
+    """Build in `scratch` (this process's own directory under the cache root) and publish the library as
+    <root>/<name>.so; its path. Concurrent builders (several workers on fresh nodes) each build, none waits on
+    another: no file locks, which a killed build leaves behind and which shared file systems do not honour."""
+    root = scratch.parent
     if shutil.which("ninja") is None:  # torch's builder runs `ninja`: the pip package ships one
         import ninja
 
         os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
-    # Concurrent builders (several workers on a fresh node) wait on torch's lock file in `directory`.
-    return cpp_extension.load(
-        name=name,
-        sources=[str(SOURCE)],
-        extra_cflags=flags,
-        extra_ldflags=["-fopenmp"],
-        build_directory=str(directory),
-        is_python_module=True,
+    # In a child process: torch's builder would name a second build in this process `<name>_v1` (it keys on
+    # the build directory, new each time; tests clear `_load`), and the child imports the library, so that
+    # only one that loads is published.
+    arguments = {
+        "name": name,
+        "sources": [str(SOURCE)],
+        "extra_cflags": flags,
+        "extra_ldflags": ["-fopenmp"],
+        "build_directory": str(scratch),
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", _BUILD_CHILD, json.dumps(arguments)], capture_output=True, text=True
     )
+    if child.returncode:
+        raise RuntimeError(child.stderr.strip() or child.stdout.strip() or f"exit status {child.returncode}")
+    final = root / f"{name}.so"
+    # Never over a published one (a concurrent builder's, identical): on NFS a node running it would lose it.
+    if not final.exists():
+        os.replace(scratch / f"{name}.so", final)  # atomic: the final path's existence means "whole"
+    return final
+
+
+_BUILD_CHILD = """
+import json, sys
+from torch.utils import cpp_extension
+try:
+    cpp_extension.load(**json.loads(sys.argv[1]))
+except Exception as error:
+    sys.exit(str(error))
+"""
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Best effort (never fails a build): remove the directories of builders killed long ago."""
+    try:
+        for scratch in root.glob(f"*{SCRATCH}"):
+            if time.time() - scratch.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(scratch, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def _cache_roots() -> list[Path]:

@@ -234,6 +234,6 @@ def test_a_kernel_that_does_not_compile_gives_the_compiler_s_error(
         assert reason is not None and reason.startswith("the tiled CPU attention kernel could not be built")
         assert "tiled_attention.cpp:2" in reason and "error:" in reason
         assert tiled_attention.unavailable_reason() == reason  # cached: not rebuilt per layer
-        assert not list((tmp_path / "cache").glob("*/*.so"))
+        assert not list((tmp_path / "cache").iterdir())  # its build directory is removed too
     finally:
         tiled_attention._load.cache_clear()
