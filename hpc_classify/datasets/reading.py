@@ -256,7 +256,10 @@ class PartitionReader:
                 conform(f, self.empty, part.path) if len(f) else self.empty.copy()
                 for f, part in zip(frames, parts, strict=True)
             ]
-        frame = frames[0] if len(frames) == 1 else _concat(frames, self.keep_file_index)
+        # A zero-row frame would change the others' dtypes in the concatenation (int64 -> float64): only
+        # frames with rows are joined, one empty frame kept when all are empty.
+        joined = [f for f in frames if len(f)] or frames[:1]
+        frame = frames[0] if len(frames) == 1 else _concat(joined, self.keep_file_index)
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
         return frame
@@ -277,16 +280,18 @@ class PartitionReader:
                 frame = import_cudf().from_pandas(frame)
         else:
             frame = read_frame(path, backend=self.backend, columns=self.columns)
-        if len(frame) > 0:
-            frame = self._select_and_cast(frame, path)
+        frame = self._select_and_cast(frame, path)
         if self.filename_column:
             frame[self.filename_column] = os.path.basename(path)
         return frame
 
     def _select_and_cast(self, frame: Any, path: str) -> Any:
+        """`columns` and `input_meta`'s dtypes; an empty file lacks columns without error (it has no values)."""
         if self.columns is not None:
             missing = [c for c in self.columns if c not in frame.columns]
-            if missing:
+            if missing and not len(frame):
+                frame = frame.reindex(columns=list(self.columns))
+            elif missing:
                 raise MissingColumnError(
                     path,
                     f"no column(s) {', '.join(map(repr, missing))} (columns: {', '.join(map(str, frame.columns))})",
