@@ -4,7 +4,8 @@ One file per partition (`part.N.<ext>`); with `write_to_filename` one file per v
 its rows in order even when they span partitions (see `assembly`; an input whose rows were all filtered out
 still gets its empty output when the dataset knows its sources);
 with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`); a JSONL path for a
-single-partition dataset writes that one file.
+single-partition dataset writes that one file. Parquet files of one write share one schema, so the
+directory reads as one dataset (see `assembly`).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def write_to_disk(
         _check_distinct_sources(source_files)
         _refuse_shared_outputs([os.path.basename(p) for group in source_files for p in group], output_type)
     os.makedirs(output_path, exist_ok=True)
-    # With a file name column: parts first, joined per name once every partition has written (assembly.py).
-    token = secrets.token_hex(4) if column else None
+    # With a file name column, or to Parquet: parts first, joined per name (and Parquet given one schema)
+    # once every partition has written (assembly.py).
+    token = secrets.token_hex(4) if column or output_type == "parquet" else None
     spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on, token)
     parts = frame.to_delayed()
     expected = source_files if source_files and len(source_files) == len(parts) else None
@@ -72,8 +74,10 @@ def write_to_disk(
         if token:
             remove_parts(output_path, token)
         raise
-    if token:
+    if column:
         names = finish_file_name_write(output_path, written, output_type, token)
+    elif token:
+        names = _finish(output_path, written, output_type, token)
     else:
         names = [name for name, _, _ in written]
     logger.info("wrote %d %s file(s) to %s", len(names), output_type, output_path)
@@ -123,7 +127,15 @@ def finish_file_name_write(
     except ConfigError:
         remove_parts(output_path, token)
         raise
-    return finish_outputs(output_path, [(name, part) for name, part, _ in written], fmt)
+    return _finish(output_path, written, fmt, token)
+
+
+def _finish(output_path: str, written: list[tuple[str, str, str]], fmt: str, token: str) -> list[str]:
+    try:
+        return finish_outputs(output_path, [(name, part) for name, part, _ in written], fmt)
+    except BaseException:  # e.g. Parquet parts without a common schema: nothing written, parts removed
+        remove_parts(output_path, token)
+        raise
 
 
 def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -176,10 +188,10 @@ class PartitionWriter:
         part = _to_pandas(part)
         ext = OUTPUT_TYPES[self.fmt]
         if self.partition_on:
-            return self._write_partitioned(part, f"part.{index}.{ext}")
+            return self._write_partitioned(part, index, f"part.{index}.{ext}")
         if not self.column:
             name = f"part.{index}.{ext}"
-            return [(name, self._write(part, name), "")]
+            return [(name, self._write(part, self._part(index, 0, name)), "")]
         nameless = int(part[self.column].isna().sum())
         if nameless:  # they would match no name: an empty "nan" file, and the rows lost
             raise DataLayoutError(
@@ -197,19 +209,22 @@ class PartitionWriter:
             if not self.keep_filename_column:
                 rows = rows.drop(columns=[self.column])
             name = output_name(str(file_name), self.fmt)
-            written = part_name(self.token, index, len(names), name)
+            written = self._part(index, len(names), name)
             names.append((name, self._write(rows, written), str(file_name)))
         return names
 
-    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[tuple[str, str, str]]:
+    def _write_partitioned(self, part: pd.DataFrame, index: int, base: str) -> list[tuple[str, str, str]]:
         names = []
         for value, rows in part.groupby(self.partition_on, dropna=False, sort=False):
             directory = f"{self.partition_on}={HIVE_NULL if pd.isna(value) else quote(str(value), safe='')}"
             if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
                 rows = rows.drop(columns=[self.partition_on])
             name = f"{directory}/{base}"
-            names.append((name, self._write(rows, name), ""))
+            names.append((name, self._write(rows, self._part(index, len(names), name)), ""))
         return names
+
+    def _part(self, index: int, position: int, name: str) -> str:
+        return part_name(self.token, index, position, name) if self.token else name
 
     def _write(self, rows: pd.DataFrame, name: str) -> str:
         path = os.path.join(self.output_path, name)
