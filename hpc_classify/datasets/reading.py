@@ -24,6 +24,7 @@ import pandas as pd
 from hpc_classify.datasets.partitioning import (
     DEFAULT_FILES_PER_PARTITION,
     FilePart,
+    SourceFiles,
     packs_by_size,
     partition_groups,
 )
@@ -147,7 +148,7 @@ def read_frame_and_sources(
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
     with dask.config.set({"dataframe.convert-string": False}):
         frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
-    sources = [tuple(part.path for part in group) for group in groups] if column else None
+    sources = SourceFiles([tuple(p.path for p in group) for group in groups], column) if column else None
     return frame, sources
 
 

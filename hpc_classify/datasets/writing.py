@@ -43,13 +43,15 @@ def write_to_disk(
     partition_on: str | None = None,
 ) -> None:
     """NeMo's `write_to_disk` for a Dask dataframe (or a DocumentDataset: then an input whose rows were all
-    filtered out still gets its empty output with write_to_filename)."""
+    filtered out still gets its empty output when written by the column add_filename filled)."""
     source_files = getattr(df, "source_files", None)
     frame = getattr(df, "df", df)
     if output_type not in OUTPUT_TYPES:
         raise ConfigError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}")
     output_path = os.fspath(output_path)
     column = filename_column(write_to_filename)
+    if getattr(source_files, "column", column) != column:
+        source_files = None  # written by another column than add_filename's: only its values name outputs
     if output_type == "jsonl" and getattr(known_format(output_path), "name", None) == "jsonl":
         _write_single_jsonl(frame, output_path, column, partition_on)
         return

@@ -4,6 +4,7 @@ Review findings on to_parquet / to_json (the reproductions were /tmp/review-ds/e
 
 from __future__ import annotations
 
+import json
 import os
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hpc_classify.datasets import DocumentDataset
-from hpc_classify.errors import DataLayoutError
+from hpc_classify.errors import ConfigError, DataLayoutError
 
 
 def _two_partitions(probs_first, probs_second) -> DocumentDataset:
@@ -62,3 +63,41 @@ def test_parquet_parts_without_a_common_type_are_refused_naming_the_column(tmp_p
     ):
         dataset.to_parquet(str(tmp_path / "out"))
     assert os.listdir(tmp_path / "out") == []  # no part left behind, hidden or not
+
+
+def _write_jsonl(path, rows) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_write_to_filename_by_another_column_writes_only_that_columns_names(tmp_path):
+    # NeMo 0.7.1 writes one file per value of the column written by; the input files (add_filename) neither
+    # get an empty output each nor are checked for shared base names.
+    _write_jsonl(
+        tmp_path / "in" / "a.jsonl", [{"text": f"doc {i}", "cat": "x" if i < 2 else "y"} for i in range(3)]
+    )
+    _write_jsonl(tmp_path / "in" / "b.jsonl", [{"text": f"b {i}", "cat": "x"} for i in range(2)])
+    dataset = DocumentDataset.read_json(str(tmp_path / "in"), add_filename=True)
+    dataset.to_json(str(tmp_path / "out"), write_to_filename="cat")
+    assert sorted(os.listdir(tmp_path / "out")) == ["x.jsonl", "y.jsonl"]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "x.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["doc 0", "doc 1", "b 0", "b 1"]
+    # Inputs sharing a base name in two directories: refused only when written by their own names.
+    one = _write_jsonl(tmp_path / "d1" / "a.jsonl", [{"text": "a", "cat": "x"}])
+    two = _write_jsonl(tmp_path / "d2" / "a.jsonl", [{"text": "b", "cat": "z"}])
+    shared = DocumentDataset.read_json([one, two], add_filename=True)
+    shared.to_json(str(tmp_path / "out2"), write_to_filename="cat")
+    assert sorted(os.listdir(tmp_path / "out2")) == ["x.jsonl", "z.jsonl"]
+    with pytest.raises(ConfigError, match="share the base name"):
+        shared.to_json(str(tmp_path / "out3"), write_to_filename=True)
+
+
+def test_sources_kept_through_a_filter_still_give_empty_outputs(tmp_path):
+    _write_jsonl(tmp_path / "in" / "a.jsonl", [{"text": "a", "keep": True}])
+    _write_jsonl(tmp_path / "in" / "b.jsonl", [{"text": "b", "keep": False}])
+    dataset = DocumentDataset.read_json(str(tmp_path / "in"), add_filename="src", files_per_partition=1)
+    kept = dataset.map_partitions(lambda d: d[d["keep"]])
+    kept.to_json(str(tmp_path / "out"), write_to_filename="src")
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.jsonl", "b.jsonl"]
+    assert (tmp_path / "out" / "b.jsonl").read_text() == ""
