@@ -140,6 +140,25 @@ def _finish(output_path: str, written: list[tuple[str, str, str]], fmt: str, tok
         raise
 
 
+def _refuse_unsafe_names(values: pd.Series, present: list[Any], column: str) -> None:
+    """A name with a path separator or `..` would write outside the output directory; an empty or
+    dot-leading one a hidden file, which the next read of the directory skips (its rows lost)."""
+    bad = [name for name in present if _unsafe_name(str(name))]
+    if bad:
+        count = int(values.astype(str).isin({str(name) for name in bad}).sum())
+        raise DataLayoutError(
+            f"{count} row(s) of a partition have a file name in column {column!r} that is not a plain file "
+            f"name (e.g. {str(bad[0])!r}): its file would land outside the output directory, or be hidden "
+            "(a directory read skips it)",
+            hint=f"give those rows base names without '/', '..' or a leading '.' in {column!r} "
+            "(e.g. os.path.basename), or write without write_to_filename",
+        )
+
+
+def _unsafe_name(name: str) -> bool:
+    return not name or name.startswith(".") or any(sep and sep in name for sep in ("/", os.sep, os.altsep))
+
+
 def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.path.basename(p) for p in paths))
 
@@ -202,6 +221,7 @@ class PartitionWriter:
                 hint=f"fill {self.column!r} for those rows, or write without write_to_filename",
             )
         present = list(part[self.column].unique())  # first-seen order
+        _refuse_unsafe_names(part[self.column], present, self.column)
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
         _refuse_shared_outputs([str(name) for name in present + missing], self.fmt)  # before any write

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -101,3 +102,19 @@ def test_sources_kept_through_a_filter_still_give_empty_outputs(tmp_path):
     kept.to_json(str(tmp_path / "out"), write_to_filename="src")
     assert sorted(os.listdir(tmp_path / "out")) == ["a.jsonl", "b.jsonl"]
     assert (tmp_path / "out" / "b.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize("bad", ["../esc.jsonl", "sub/x.jsonl", "", ".hidden.jsonl", ".."])
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_file_names_that_are_not_plain_names_are_refused_before_writing(tmp_path, bad, fmt):
+    # They escaped the output directory, or became hidden files (".jsonl") that a directory read skips.
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "file_name": ["ok.jsonl", bad, bad]})
+    dataset = DocumentDataset.from_pandas(frame, npartitions=1)
+    out = tmp_path / "deep" / "out"
+    writer = dataset.to_json if fmt == "jsonl" else dataset.to_parquet
+    with pytest.raises(
+        DataLayoutError, match=rf"2 row\(s\) .* column 'file_name' .*e\.g\. {re.escape(repr(bad))}"
+    ):
+        writer(str(out), write_to_filename=True)
+    assert os.listdir(out) == []
+    assert sorted(os.listdir(tmp_path)) == ["deep"] and os.listdir(tmp_path / "deep") == ["out"]
