@@ -44,7 +44,7 @@ from hpc_classify.io.readers import import_cudf, read_documents, read_frame
 
 FILENAME_COLUMN = "file_name"
 PICKLE_SUFFIXES = (".pkl", ".pickle")
-FILE_TYPES = ("jsonl", "json", "parquet", "pickle")
+FILE_TYPES = ("jsonl", "parquet", "pickle")
 PICKLE_KWARGS = ("compression", "storage_options")  # what pandas.read_pickle takes besides the path
 
 
@@ -127,7 +127,8 @@ def read_frame_and_sources(
 ) -> tuple[dd.DataFrame, list[tuple[str, ...]] | None]:
     """The dataframe, and the paths of the files behind each partition (with add_filename; a file cut into
     pieces is behind each of its pieces' partitions)."""
-    kind = "jsonl" if file_type == "json" else file_type
+    refuse_json_documents(file_type)
+    kind = file_type
     if kind not in FILE_TYPES:
         raise DataLayoutError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
     passed_on = PICKLE_KWARGS if kind == "pickle" else ()
@@ -150,6 +151,17 @@ def read_frame_and_sources(
         frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
     sources = SourceFiles([tuple(p.path for p in group) for group in groups], column) if column else None
     return frame, sources
+
+
+def refuse_json_documents(file_type: str) -> None:
+    """NeMo reads "json" as one JSON document per file (pandas read_json(lines=False)); not as lines here."""
+    if file_type == "json":
+        raise DataLayoutError(
+            "file_type 'json' (one JSON document per file, as NeMo reads it) is not supported: "
+            "only JSON Lines (file_type='jsonl', .json files included) are read",
+            hint="pass file_type='jsonl' for JSON Lines files; convert a JSON document with "
+            "pd.read_json(path).to_json(out, orient='records', lines=True)",
+        )
 
 
 def refuse_reader_kwargs(function: str, kwargs: Mapping[str, Any]) -> None:
