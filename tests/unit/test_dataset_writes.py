@@ -118,3 +118,24 @@ def test_file_names_that_are_not_plain_names_are_refused_before_writing(tmp_path
         writer(str(out), write_to_filename=True)
     assert os.listdir(out) == []
     assert sorted(os.listdir(tmp_path)) == ["deep"] and os.listdir(tmp_path / "deep") == ["out"]
+
+
+def test_to_json_of_a_parquet_binary_column_names_the_column(tmp_path):
+    # It failed with "TypeError: cannot write a bytes as JSON", naming nothing.
+    import pyarrow as pa
+
+    pq.write_table(
+        pa.table({"text": ["a", "b"], "blob": pa.array([b"x\xff", None], pa.binary())}),
+        tmp_path / "a.parquet",
+    )
+    dataset = DocumentDataset.read_parquet(str(tmp_path / "a.parquet"))
+    with pytest.raises(DataLayoutError, match=r"(?s)column 'blob' holds bytes.*drop the column"):
+        dataset.to_json(str(tmp_path / "out"))
+    assert os.listdir(tmp_path / "out") == []
+    nested = DocumentDataset.from_pandas(pd.DataFrame({"text": ["a"], "parts": [[b"x"]]}))
+    with pytest.raises(DataLayoutError, match="column 'parts' holds bytes"):
+        nested.to_json(str(tmp_path / "out2"))
+    DocumentDataset.read_parquet(str(tmp_path / "a.parquet"), columns=["text"]).to_json(
+        str(tmp_path / "out3")
+    )
+    assert os.listdir(tmp_path / "out3") == ["part.0.jsonl"]
