@@ -25,8 +25,8 @@ class DocumentDataset:
 
     def __init__(self, dataset_df: dd.DataFrame, source_files: list[tuple[str, ...]] | None = None):
         self.df = dataset_df
-        # Paths of the files behind each partition (when read with add_filename): lets write_to_filename
-        # give every input its output, even one whose rows were all filtered out.
+        # Paths of the files behind each partition (when read with add_filename): lets write_to_filename by
+        # that column give every input its output, even one whose rows were all filtered out.
         self.source_files = source_files
 
     def map_partitions(self, func: Any, *args: Any, **kwargs: Any) -> DocumentDataset:

@@ -24,6 +24,7 @@ from hpc_classify.datasets.reading import (
     filename_column,
     parse_input_meta,
     read_data,
+    refuse_json_documents,
     refuse_reader_kwargs,
 )
 from hpc_classify.datasets.writing import PartitionWriter, finish_file_name_write
@@ -32,7 +33,7 @@ from hpc_classify.errors import ConfigError, DataLayoutError
 logger = logging.getLogger(__name__)
 
 BLOCKSIZE_FILE_TYPES = ("jsonl", "parquet")
-SINGLE_PARTITION_FILE_TYPES = ("jsonl", "json", "parquet")
+SINGLE_PARTITION_FILE_TYPES = ("jsonl", "parquet")
 FILENAME_WRITE_TYPES = ("jsonl", "parquet")
 
 
@@ -47,6 +48,7 @@ def read_single_partition(
 ) -> Any:
     """The files read into one pandas (or cuDF) frame, rows in file order; their columns united, in the
     order they first appear (not sorted: the dataset readers sort), the file name column last."""
+    refuse_json_documents(filetype)
     if filetype not in SINGLE_PARTITION_FILE_TYPES:
         raise DataLayoutError(
             f"read_single_partition reads {', '.join(SINGLE_PARTITION_FILE_TYPES)} files, not {filetype!r}",
@@ -55,9 +57,8 @@ def read_single_partition(
     refuse_reader_kwargs("read_single_partition", kwargs)
     if backend not in ("pandas", "cudf"):
         raise ConfigError(f"backend must be 'pandas' or 'cudf', not {backend!r}")
-    kind = "parquet" if filetype == "parquet" else "jsonl"
     reader = PartitionReader(
-        kind,
+        filetype,
         backend,
         filename_column(add_filename),
         None,

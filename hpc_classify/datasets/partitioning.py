@@ -30,6 +30,15 @@ DEFAULT_BLOCKSIZE = DefaultStr("1gb")
 DEFAULT_FILES_PER_PARTITION = DefaultInt(1)
 
 
+class SourceFiles(list):
+    """The paths of the files behind each partition (a list of tuples), and the column add_filename filled
+    with their base names: they describe the output only when written by that column."""
+
+    def __init__(self, groups: list[tuple[str, ...]], column: str):
+        super().__init__(groups)
+        self.column = column
+
+
 @dataclass(frozen=True)
 class FilePart:
     """A whole file (piece None) or one piece of it: what a partition reads, in order."""

@@ -24,6 +24,7 @@ import pandas as pd
 from hpc_classify.datasets.partitioning import (
     DEFAULT_FILES_PER_PARTITION,
     FilePart,
+    SourceFiles,
     packs_by_size,
     partition_groups,
 )
@@ -43,7 +44,7 @@ from hpc_classify.io.readers import import_cudf, read_documents, read_frame
 
 FILENAME_COLUMN = "file_name"
 PICKLE_SUFFIXES = (".pkl", ".pickle")
-FILE_TYPES = ("jsonl", "json", "parquet", "pickle")
+FILE_TYPES = ("jsonl", "parquet", "pickle")
 PICKLE_KWARGS = ("compression", "storage_options")  # what pandas.read_pickle takes besides the path
 
 
@@ -126,7 +127,8 @@ def read_frame_and_sources(
 ) -> tuple[dd.DataFrame, list[tuple[str, ...]] | None]:
     """The dataframe, and the paths of the files behind each partition (with add_filename; a file cut into
     pieces is behind each of its pieces' partitions)."""
-    kind = "jsonl" if file_type == "json" else file_type
+    refuse_json_documents(file_type)
+    kind = file_type
     if kind not in FILE_TYPES:
         raise DataLayoutError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
     passed_on = PICKLE_KWARGS if kind == "pickle" else ()
@@ -147,8 +149,19 @@ def read_frame_and_sources(
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
     with dask.config.set({"dataframe.convert-string": False}):
         frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
-    sources = [tuple(part.path for part in group) for group in groups] if column else None
+    sources = SourceFiles([tuple(p.path for p in group) for group in groups], column) if column else None
     return frame, sources
+
+
+def refuse_json_documents(file_type: str) -> None:
+    """NeMo reads "json" as one JSON document per file (pandas read_json(lines=False)); not as lines here."""
+    if file_type == "json":
+        raise DataLayoutError(
+            "file_type 'json' (one JSON document per file, as NeMo reads it) is not supported: "
+            "only JSON Lines (file_type='jsonl', .json files included) are read",
+            hint="pass file_type='jsonl' for JSON Lines files; convert a JSON document with "
+            "pd.read_json(path).to_json(out, orient='records', lines=True)",
+        )
 
 
 def refuse_reader_kwargs(function: str, kwargs: Mapping[str, Any]) -> None:
@@ -256,7 +269,10 @@ class PartitionReader:
                 conform(f, self.empty, part.path) if len(f) else self.empty.copy()
                 for f, part in zip(frames, parts, strict=True)
             ]
-        frame = frames[0] if len(frames) == 1 else _concat(frames, self.keep_file_index)
+        # A zero-row frame would change the others' dtypes in the concatenation (int64 -> float64): only
+        # frames with rows are joined, one empty frame kept when all are empty.
+        joined = [f for f in frames if len(f)] or frames[:1]
+        frame = frames[0] if len(frames) == 1 else _concat(joined, self.keep_file_index)
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
         return frame
@@ -277,16 +293,18 @@ class PartitionReader:
                 frame = import_cudf().from_pandas(frame)
         else:
             frame = read_frame(path, backend=self.backend, columns=self.columns)
-        if len(frame) > 0:
-            frame = self._select_and_cast(frame, path)
+        frame = self._select_and_cast(frame, path)
         if self.filename_column:
             frame[self.filename_column] = os.path.basename(path)
         return frame
 
     def _select_and_cast(self, frame: Any, path: str) -> Any:
+        """`columns` and `input_meta`'s dtypes; an empty file lacks columns without error (it has no values)."""
         if self.columns is not None:
             missing = [c for c in self.columns if c not in frame.columns]
-            if missing:
+            if missing and not len(frame):
+                frame = frame.reindex(columns=list(self.columns))
+            elif missing:
                 raise MissingColumnError(
                     path,
                     f"no column(s) {', '.join(map(repr, missing))} (columns: {', '.join(map(str, frame.columns))})",

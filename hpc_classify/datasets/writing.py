@@ -4,7 +4,8 @@ One file per partition (`part.N.<ext>`); with `write_to_filename` one file per v
 its rows in order even when they span partitions (see `assembly`; an input whose rows were all filtered out
 still gets its empty output when the dataset knows its sources);
 with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`); a JSONL path for a
-single-partition dataset writes that one file.
+single-partition dataset writes that one file. Parquet files of one write share one schema, so the
+directory reads as one dataset (see `assembly`).
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ def write_to_disk(
     partition_on: str | None = None,
 ) -> None:
     """NeMo's `write_to_disk` for a Dask dataframe (or a DocumentDataset: then an input whose rows were all
-    filtered out still gets its empty output with write_to_filename)."""
+    filtered out still gets its empty output when written by the column add_filename filled)."""
     source_files = getattr(df, "source_files", None)
     frame = getattr(df, "df", df)
     if output_type not in OUTPUT_TYPES:
         raise ConfigError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}")
     output_path = os.fspath(output_path)
     column = filename_column(write_to_filename)
+    if getattr(source_files, "column", column) != column:
+        source_files = None  # written by another column than add_filename's: only its values name outputs
     if output_type == "jsonl" and getattr(known_format(output_path), "name", None) == "jsonl":
         _write_single_jsonl(frame, output_path, column, partition_on)
         return
@@ -57,8 +60,9 @@ def write_to_disk(
         _check_distinct_sources(source_files)
         _refuse_shared_outputs([os.path.basename(p) for group in source_files for p in group], output_type)
     os.makedirs(output_path, exist_ok=True)
-    # With a file name column: parts first, joined per name once every partition has written (assembly.py).
-    token = secrets.token_hex(4) if column else None
+    # With a file name column, or to Parquet: parts first, joined per name (and Parquet given one schema)
+    # once every partition has written (assembly.py).
+    token = secrets.token_hex(4) if column or output_type == "parquet" else None
     spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on, token)
     parts = frame.to_delayed()
     expected = source_files if source_files and len(source_files) == len(parts) else None
@@ -72,8 +76,10 @@ def write_to_disk(
         if token:
             remove_parts(output_path, token)
         raise
-    if token:
+    if column:
         names = finish_file_name_write(output_path, written, output_type, token)
+    elif token:
+        names = _finish(output_path, written, output_type, token)
     else:
         names = [name for name, _, _ in written]
     logger.info("wrote %d %s file(s) to %s", len(names), output_type, output_path)
@@ -123,7 +129,34 @@ def finish_file_name_write(
     except ConfigError:
         remove_parts(output_path, token)
         raise
-    return finish_outputs(output_path, [(name, part) for name, part, _ in written], fmt)
+    return _finish(output_path, written, fmt, token)
+
+
+def _finish(output_path: str, written: list[tuple[str, str, str]], fmt: str, token: str) -> list[str]:
+    try:
+        return finish_outputs(output_path, [(name, part) for name, part, _ in written], fmt)
+    except BaseException:  # e.g. Parquet parts without a common schema: nothing written, parts removed
+        remove_parts(output_path, token)
+        raise
+
+
+def _refuse_unsafe_names(values: pd.Series, present: list[Any], column: str) -> None:
+    """A name with a path separator or `..` would write outside the output directory; an empty or
+    dot-leading one a hidden file, which the next read of the directory skips (its rows lost)."""
+    bad = [name for name in present if _unsafe_name(str(name))]
+    if bad:
+        count = int(values.astype(str).isin({str(name) for name in bad}).sum())
+        raise DataLayoutError(
+            f"{count} row(s) of a partition have a file name in column {column!r} that is not a plain file "
+            f"name (e.g. {str(bad[0])!r}): its file would land outside the output directory, or be hidden "
+            "(a directory read skips it)",
+            hint=f"give those rows base names without '/', '..' or a leading '.' in {column!r} "
+            "(e.g. os.path.basename), or write without write_to_filename",
+        )
+
+
+def _unsafe_name(name: str) -> bool:
+    return not name or name.startswith(".") or any(sep and sep in name for sep in ("/", os.sep, os.altsep))
 
 
 def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -176,10 +209,10 @@ class PartitionWriter:
         part = _to_pandas(part)
         ext = OUTPUT_TYPES[self.fmt]
         if self.partition_on:
-            return self._write_partitioned(part, f"part.{index}.{ext}")
+            return self._write_partitioned(part, index, f"part.{index}.{ext}")
         if not self.column:
             name = f"part.{index}.{ext}"
-            return [(name, self._write(part, name), "")]
+            return [(name, self._write(part, self._part(index, 0, name)), "")]
         nameless = int(part[self.column].isna().sum())
         if nameless:  # they would match no name: an empty "nan" file, and the rows lost
             raise DataLayoutError(
@@ -188,6 +221,7 @@ class PartitionWriter:
                 hint=f"fill {self.column!r} for those rows, or write without write_to_filename",
             )
         present = list(part[self.column].unique())  # first-seen order
+        _refuse_unsafe_names(part[self.column], present, self.column)
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
         _refuse_shared_outputs([str(name) for name in present + missing], self.fmt)  # before any write
@@ -197,19 +231,22 @@ class PartitionWriter:
             if not self.keep_filename_column:
                 rows = rows.drop(columns=[self.column])
             name = output_name(str(file_name), self.fmt)
-            written = part_name(self.token, index, len(names), name)
+            written = self._part(index, len(names), name)
             names.append((name, self._write(rows, written), str(file_name)))
         return names
 
-    def _write_partitioned(self, part: pd.DataFrame, base: str) -> list[tuple[str, str, str]]:
+    def _write_partitioned(self, part: pd.DataFrame, index: int, base: str) -> list[tuple[str, str, str]]:
         names = []
         for value, rows in part.groupby(self.partition_on, dropna=False, sort=False):
             directory = f"{self.partition_on}={HIVE_NULL if pd.isna(value) else quote(str(value), safe='')}"
             if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
                 rows = rows.drop(columns=[self.partition_on])
             name = f"{directory}/{base}"
-            names.append((name, self._write(rows, name), ""))
+            names.append((name, self._write(rows, self._part(index, len(names), name)), ""))
         return names
+
+    def _part(self, index: int, position: int, name: str) -> str:
+        return part_name(self.token, index, position, name) if self.token else name
 
     def _write(self, rows: pd.DataFrame, name: str) -> str:
         path = os.path.join(self.output_path, name)

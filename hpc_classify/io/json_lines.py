@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.compression import open_compressed_writer
 
 _LINES_PER_CHUNK = 2048  # JSONL lines encoded per write call: few syscalls, bounded extra memory
@@ -36,7 +37,17 @@ def write_jsonl_rows(rows: Iterable[Mapping[str, Any]], fileobj: BinaryIO, path:
 def frame_rows(df: pd.DataFrame) -> Iterable[dict[str, Any]]:
     """Rows of `df` as JSON-ready dicts: NaN/NA/infinity -> None, numpy scalars and arrays -> Python values."""
     names = [str(c) for c in df.columns]
-    columns = [_column_values(df.iloc[:, i]) for i in range(df.shape[1])]
+    columns = []
+    for i, name in enumerate(names):
+        try:
+            columns.append(_column_values(df.iloc[:, i]))
+        except _BytesValue:
+            raise DataLayoutError(
+                f"column {name!r} holds bytes (e.g. a Parquet binary column): JSON has no bytes, and decoding "
+                "them as text could change them",
+                hint=f"drop the column (or read with columns=[...] without it), or decode it yourself "
+                f"(df[{name!r}].str.decode('utf-8')) before writing JSONL; Parquet output keeps bytes",
+            ) from None
     for values in zip(*columns, strict=True):
         yield dict(zip(names, values, strict=True))
 
@@ -65,7 +76,13 @@ def _to_json_value(value: Any) -> Any:
         return {str(k): _to_json_value(v) for k, v in value.items()}
     if isinstance(value, np.generic):
         return _to_json_value(value.item())
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise _BytesValue
     return value  # anything else goes to json_default
+
+
+class _BytesValue(Exception):
+    """A bytes value: frame_rows names its column (pandas' to_json decodes it as UTF-8, or fails)."""
 
 
 def json_default(value: Any) -> Any:

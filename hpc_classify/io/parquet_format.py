@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
+from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.rows import (
     Piece,
     ReadResult,
@@ -142,25 +143,67 @@ class ParquetFormat:
 
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), fileobj)
 
-    def assemble(self, parts: Sequence[str], out: BinaryIO) -> None:
-        """Parts written by `write`, in order, streamed row group by row group into one file under their
-        unified schema (a column all null in one part and text in another becomes text)."""
-        import pyarrow as pa
+    def assemble(self, parts: Sequence[str], out: BinaryIO, schema: Any = None) -> None:
+        """Parts written by `write`, in order, streamed row group by row group into one file under `schema`
+        (by default their `common_schema`)."""
         import pyarrow.parquet as pq
 
         files = [pq.ParquetFile(path) for path in parts]
-        schema = pa.unify_schemas([f.schema_arrow for f in files], promote_options="permissive")
-        bare = [f.schema_arrow.remove_metadata() for f in files]
-        if any(not b.equals(bare[0]) for b in bare[1:]):
-            # The parts' schemas differed (a column int64 with nulls in one piece, fractional in another):
-            # the first part's pandas metadata ("Int64") no longer describes the unified column.
-            schema = schema.remove_metadata()
+        if schema is None:
+            schema = _unify([f.schema_arrow for f in files])
         with pq.ParquetWriter(out, schema) as writer:
             for parquet in files:
                 for group in range(parquet.metadata.num_row_groups):
                     writer.write_table(_conform(parquet.read_row_group(group), schema))
             if all(f.metadata.num_rows == 0 for f in files):
                 writer.write_table(schema.empty_table())
+
+    def common_schema(self, paths: Sequence[str]) -> Any:
+        """One schema for files written by `write` from frames of one dataset, so that they read as one
+        dataset: their unified schema (a column all null in one and text or list<double> in another takes
+        the other's type)."""
+        import pyarrow.parquet as pq
+
+        return _unify([pq.read_schema(path) for path in paths])
+
+    def has_schema(self, path: str, schema: Any) -> bool:
+        """The file's columns are `schema`'s, in order and types (metadata aside): it needs no rewrite."""
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path).equals(schema, check_metadata=False)
+
+
+def _unify(schemas: Sequence[Any]) -> Any:
+    import pyarrow as pa
+
+    try:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        raise _type_clash(schemas, exc) from exc
+    bare = [s.remove_metadata() for s in schemas]
+    if any(not b.equals(bare[0]) for b in bare[1:]):
+        # The schemas differed (a column int64 with nulls in one part, fractional in another): the first
+        # part's pandas metadata ("Int64") no longer describes the unified column.
+        schema = schema.remove_metadata()
+    return schema
+
+
+def _type_clash(schemas: Sequence[Any], exc: BaseException) -> DataLayoutError:
+    """The error for parts whose column types have no common type, naming the first such column."""
+    import pyarrow as pa
+
+    for name in dict.fromkeys(n for s in schemas for n in s.names):
+        fields = [s.field(name) for s in schemas if name in s.names]
+        try:
+            pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive")
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            seen = dict.fromkeys(str(f.type) for f in fields)
+            return DataLayoutError(
+                f"column {name!r} holds values of the types {', '.join(seen)} in different partitions: "
+                "they cannot be written with one Parquet schema",
+                hint=f"give {name!r} one type before writing (e.g. df[{name!r}].astype(str)), or drop it",
+            )
+    return DataLayoutError(f"the partitions cannot be written as one Parquet dataset ({exc})")
 
 
 def _parquet_rows(parquet: Any, start: int, stop: int, columns: list[str] | None) -> Iterator[Any]:

@@ -10,8 +10,13 @@ import pandas as pd
 import pytest
 
 from hpc_classify.datasets import DocumentDataset
-from hpc_classify.errors import ConfigError, InputFileError
-from hpc_classify.utils.distributed_utils import read_data, select_columns, write_to_disk
+from hpc_classify.errors import ConfigError, DataLayoutError, InputFileError
+from hpc_classify.utils.distributed_utils import (
+    read_data,
+    read_single_partition,
+    select_columns,
+    write_to_disk,
+)
 from hpc_classify.utils.file_utils import get_all_files_paths_under
 
 
@@ -248,3 +253,15 @@ def test_packed_files_keep_their_own_index_as_nemo(tmp_path):
     assert pd.concat([first, second]).equals(DocumentDataset.read_json(files).df.compute())
     renumbered = DocumentDataset.read_json(files, files_per_partition=2).df.compute()
     assert renumbered.index.tolist() == list(range(6))
+
+
+def test_file_type_json_documents_are_refused_naming_the_difference(tmp_path):
+    # NeMo 0.7.1 reads file type "json" as one JSON document per file; it was read here as JSON Lines.
+    path = tmp_path / "recs.json"
+    path.write_text('[{"text": "a", "id": 1}, {"text": "b", "id": 2}]')
+    for read in (
+        lambda: read_data([str(path)], file_type="json", backend="pandas"),
+        lambda: read_single_partition([str(path)], backend="pandas", filetype="json"),
+    ):
+        with pytest.raises(DataLayoutError, match=r"(?s)one JSON document per file.*file_type='jsonl'"):
+            read()

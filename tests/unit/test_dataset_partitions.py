@@ -160,3 +160,35 @@ def test_read_pickle_takes_the_keywords_nemo_passes_to_read_data(tmp_path):
     assert packed.df.npartitions == 1 and len(packed.df.compute()) == 4
     with pytest.raises(UnexpectedArgumentError, match="read_pickle does not take nrows"):
         DocumentDataset.read_pickle(str(tmp_path / "a.pkl"), nrows=1)
+
+
+@pytest.mark.parametrize("option", [{"add_filename": True}, {"text_field": "text"}])
+def test_an_empty_file_sharing_a_partition_changes_no_dtype(tmp_path, option):
+    # Small files share a partition with the default blocksize: the empty one took part in the
+    # concatenation, and ids became floats ("id": 0.0 in to_json's output).
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "0empty.jsonl").write_text("")
+    _write_jsonl(tmp_path / "in" / "a.jsonl", [{"text": f"t{i}", "id": i} for i in range(3)])
+    _write_jsonl(tmp_path / "in" / "b.jsonl", [{"text": "u", "id": 10}])
+    dataset = DocumentDataset.read_json(str(tmp_path / "in"), **option)
+    assert dataset.df.npartitions == 1
+    assert dataset.df.dtypes["id"] == "int64"
+    assert dataset.df.compute()["id"].tolist() == [0, 1, 2, 10]
+    _check_partitions_match_meta(dataset.df)
+    dataset.to_json(str(tmp_path / "out"))
+    assert '"id":0,' in (tmp_path / "out" / "part.0.jsonl").read_text().replace(" ", "")
+
+
+def test_an_empty_parquet_file_keeps_the_input_meta_dtypes(tmp_path):
+    pq.write_table(
+        pa.table({"text": pa.array([], pa.string()), "id": pa.array([], pa.int64())}), tmp_path / "a.parquet"
+    )
+    pq.write_table(pa.table({"text": ["x", "y"], "id": [1, 2]}), tmp_path / "b.parquet")
+    dataset = DocumentDataset.read_parquet(str(tmp_path), input_meta={"id": "int32", "text": "str"})
+    assert dataset.df.dtypes["id"] == "int32"
+    frame = dataset.df.compute()
+    assert frame["id"].dtype == "int32" and frame["id"].tolist() == [1, 2]
+    # All files empty: the one empty frame kept has input_meta's columns and dtypes.
+    only_empty = DocumentDataset.read_parquet(str(tmp_path / "a.parquet"), input_meta={"id": "int32"})
+    assert list(only_empty.df.columns) == ["id"] and only_empty.df.dtypes["id"] == "int32"
+    assert len(only_empty.df.compute()) == 0
