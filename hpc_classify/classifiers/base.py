@@ -25,7 +25,7 @@ from hpc_classify.classifiers.identity import ClassifierIdentity
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.nemo_module import NemoModule
 from hpc_classify.classifiers.value_counts import count_values
-from hpc_classify.errors import ConfigError
+from hpc_classify.errors import CheckpointFormatError, ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -188,6 +188,20 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
             columns[self.prob_column] = [row.tolist() for row in probabilities]
         columns[self.pred_column] = names[probabilities.argmax(axis=1)] if len(outputs) else []
         return columns
+
+    def check_outputs(self, num_outputs: int, labels: list[str]) -> None:
+        """CheckpointFormatError unless the model has one output per label, when the default
+        `columns_from_outputs` (argmax over labels) reads them: fewer outputs never predicted the last
+        labels, more failed only where the argmax fell past them. Checked once, where the engine loads."""
+        if type(self).columns_from_outputs is not DistributedDataClassifier.columns_from_outputs:
+            return  # regressors, multi-head models: their own mapping from outputs to columns
+        if num_outputs != len(labels):
+            raise CheckpointFormatError(
+                f"{type(self).__name__}: the model has {num_outputs} output(s) but there are "
+                f"{len(labels)} label(s); each output is one label's score",
+                hint="make load_labels() return one label per model output, in the model's order "
+                "(or override columns_from_outputs for a model that is not argmax over labels)",
+            )
 
     def output_meta(self) -> dict[str, Any]:
         """Column name -> pandas dtype of what `columns_from_outputs` adds (for Dask's lazy metadata)."""

@@ -10,6 +10,7 @@ import pandas as pd
 
 from hpc_classify.classifiers import combine
 from hpc_classify.errors import InputFileError
+from hpc_classify.io.readers import FILE_ROWS
 
 if TYPE_CHECKING:
     from hpc_classify.datasets import DocumentDataset
@@ -46,16 +47,10 @@ class FrameMethods:
         column = frame[self.text_field]
         bad = [i for i, value in enumerate(column.tolist()) if not isinstance(value, str)]
         if bad:
-            row = bad[0] + 1
-            if source == "<dataframe>" and "file_name" in frame.columns:  # read with add_filename=True
-                names = frame["file_name"].tolist()
-                source = str(names[bad[0]])
-                row = names[: bad[0] + 1].count(
-                    names[bad[0]]
-                )  # its row in that file (a partition may hold several)
+            name, row = _bad_row(frame, bad[0], source)
             raise InputFileError(
-                source,
-                f"{len(bad)} row(s) whose {self.text_field!r} is missing or not a string, first at row {row}",
+                name,
+                f"{len(bad)} row(s) whose {self.text_field!r} is missing or not a string, first at {row}",
                 hint="fix or drop those rows (the driver's --on-bad-row skip quarantines them)",
             )
         return column.tolist()
@@ -68,3 +63,20 @@ class FrameMethods:
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)
         return dataset.map_partitions(self.classify_frame, meta=meta)
+
+
+def _bad_row(frame: pd.DataFrame, position: int, source: str) -> tuple[str, str]:
+    """The file and the row to name for the row at `position`. A partition whose index is its files' own
+    row numbers (marked FILE_ROWS by the dataset reader: one file, a piece of one, files packed by
+    blocksize) names the row in the file; one renumbered (files_per_partition) names the partition's row:
+    counting within a piece of a file named the wrong row."""
+    name = source
+    if source == "<dataframe>" and "file_name" in frame.columns:  # read with add_filename=True
+        name = str(frame["file_name"].iloc[position])
+    if frame.attrs.get(FILE_ROWS):
+        return name, f"row {int(frame.index[position]) + 1}" + (
+            " of its file" if name == "<dataframe>" else ""
+        )
+    if source != "<dataframe>":  # the caller's frame is that file
+        return name, f"row {position + 1}"
+    return name, f"row {position + 1} of the partition"

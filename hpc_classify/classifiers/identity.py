@@ -3,9 +3,13 @@ resume compares) and which classifiers can share one loaded engine (the per-proc
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hpc_classify.classifiers.engine_options import OPTION_NAMES
+from hpc_classify.errors import ConfigError
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 class ClassifierIdentity:
@@ -29,12 +33,13 @@ class ClassifierIdentity:
 
     def model_identity(self) -> dict[str, Any]:
         """What names the model to load (no file reads). Default: the subclass's own public attributes
-        of plain types, such as a model directory; override to be explicit."""
-        plain = (str, int, float, bool, type(None), list, tuple)
+        (those not in BASE_ATTRIBUTES, not starting with "_") as plain data, paths as strings; override to
+        be explicit. An attribute that is not plain data is a ConfigError, never skipped: a skipped model
+        path let two classifiers share one cached engine and one fingerprint."""
         return {
-            k: v
+            k: plain_identity(v, f"{type(self).__name__}.{k}")
             for k, v in sorted(vars(self).items())
-            if not k.startswith("_") and k not in self.BASE_ATTRIBUTES and isinstance(v, plain)
+            if not k.startswith("_") and k not in self.BASE_ATTRIBUTES
         }
 
     def model_fingerprint(self) -> dict[str, Any]:
@@ -84,3 +89,28 @@ class ClassifierIdentity:
             return self.token_budget
         # NeMo Curator's batch_size is a number of documents: the equivalent padded-token budget.
         return self.batch_size * (self.max_tokens or 512) if self.batch_size else None
+
+
+def plain_identity(value: Any, where: str) -> Any:
+    """`value` as data with a stable repr and JSON form: scalars as they are, os.PathLike as its path
+    string, numpy scalars as Python ones, lists, tuples, sets (sorted) and str-keyed dicts of those. Anything else has no stable
+    representation (a default repr holds a memory address, a custom one may omit state): ConfigError."""
+    if isinstance(value, _SCALARS):
+        return value
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, list | tuple):
+        items = [plain_identity(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, set | frozenset):
+        return sorted((plain_identity(item, f"{where} item") for item in value), key=repr)
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: plain_identity(item, f"{where}[{key!r}]") for key, item in sorted(value.items())}
+    raise ConfigError(
+        f"{where} is of type {type(value).__qualname__}: the default model_identity() takes a classifier's public "
+        "attributes as what names its model, and cannot tell this one's identity",
+        hint="override model_identity() to return what names the model (e.g. {'model_dir': str(self.model_dir)}), "
+        "or store the attribute under a name starting with '_' if it does not change predictions",
+    )

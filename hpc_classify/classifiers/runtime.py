@@ -91,5 +91,6 @@ def load_engine(classifier: Any) -> tuple[Any, list[str]]:
         max_tokens=classifier.max_tokens,
         token_budget=token_budget_for(classifier, device),
     )
+    classifier.check_outputs(engine.num_labels, labels)  # before caching: a mismatch never runs
     logger.info("loaded %s on %s (%d labels)", type(classifier).__name__, device, len(labels))
     return engine, labels

@@ -40,7 +40,7 @@ from hpc_classify.errors import (
 from hpc_classify.io.discovery import get_all_files_paths_under
 from hpc_classify.io.formats import known_format
 from hpc_classify.io.pieces import read_piece
-from hpc_classify.io.readers import import_cudf, read_documents, read_frame
+from hpc_classify.io.readers import FILE_ROWS, import_cudf, read_documents, read_frame
 
 FILENAME_COLUMN = "file_name"
 PICKLE_SUFFIXES = (".pkl", ".pickle")
@@ -273,6 +273,10 @@ class PartitionReader:
         # frames with rows are joined, one empty frame kept when all are empty.
         joined = [f for f in frames if len(f)] or frames[:1]
         frame = frames[0] if len(frames) == 1 else _concat(joined, self.keep_file_index)
+        if isinstance(frame, pd.DataFrame) and (len(frames) == 1 or self.keep_file_index):
+            # A piece's index is its rows' positions in the file; a whole file's is a RangeIndex from 0.
+            counted = all(p.piece is not None or _counts_rows(f) for f, p in zip(frames, parts, strict=True))
+            frame.attrs[FILE_ROWS] = counted
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
         return frame
@@ -334,6 +338,11 @@ def _read_pickle(path: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise InputFileError(path, f"holds a {type(frame).__name__}, not a pandas DataFrame")
     return frame
+
+
+def _counts_rows(frame: Any) -> bool:
+    index = frame.index
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
 
 def _concat(frames: list[Any], keep_index: bool) -> Any:

@@ -283,6 +283,32 @@ def test_a_row_without_text_names_its_source(tiny_fineweb_model):
         FineWebEduClassifier(model=str(tiny_fineweb_model)).predict_frame(frame, source="shard.jsonl")
 
 
+def test_a_row_without_text_is_named_by_its_row_in_the_file(tmp_path, tiny_fineweb_model):
+    from hpc_classify import DocumentDataset
+
+    for name, null_at in (("a.jsonl", 30), ("b.jsonl", 3), ("c.jsonl", None)):
+        rows = [{"text": None if i == null_at else f"football match goal team {i}"} for i in range(40)]
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    classifier = FineWebEduClassifier(model=str(tiny_fineweb_model), device_type="cpu")
+
+    def error_of(**read) -> str:
+        dataset = DocumentDataset.read_json(str(tmp_path / "a.jsonl"), add_filename=True, **read)
+        with pytest.raises(InputFileError) as raised:
+            classifier(dataset).df.compute()
+        return str(raised.value)
+
+    # a.jsonl cut into pieces of ~300 bytes: row 31 of the file (the piece's row 6 was named).
+    assert "a.jsonl: 1 row(s) whose 'text' is missing or not a string, first at row 31\n" in error_of(
+        blocksize=300
+    )
+    assert "first at row 31\n" in error_of()  # one partition per file
+    both = DocumentDataset.read_json(
+        [str(tmp_path / "c.jsonl"), str(tmp_path / "b.jsonl")], add_filename=True, files_per_partition=2
+    )  # renumbered partitions: the row is the partition's, and says so
+    with pytest.raises(InputFileError, match="b.jsonl: .*first at row 44 of the partition"):
+        classifier(both).df.compute()
+
+
 # -- the family in one pass through the CLI ----------------------------------------------------------
 def test_family_in_one_pass_through_hpc_classify_run(
     tmp_path, tiny_fineweb_model, tiny_content_type_model, tiny_prompt_complexity_model

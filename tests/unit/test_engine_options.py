@@ -351,3 +351,46 @@ def test_a_nemo_style_subclass_may_assign_out_dim_and_input_backend_without_chan
     assert domain.out_dim == 7 and domain.model_identity() == identity
     domain.out_dim = None
     assert domain.out_dim == len(DOMAIN_LABELS)
+
+
+class _Settings(DistributedDataClassifier):
+    """A user subclass whose public attributes are its default model identity."""
+
+    def __init__(self, **attributes):
+        super().__init__(device="cpu")
+        vars(self).update(attributes)
+
+    def load_labels(self):
+        return ["a", "b"]
+
+    def load_tokenizer(self):
+        raise NotImplementedError
+
+    def load_model(self, device):
+        raise NotImplementedError
+
+
+def test_the_default_identity_keeps_every_public_attribute_or_refuses_it():
+    import pathlib
+
+    import numpy as np
+
+    given = _Settings(model_dir=pathlib.Path("/m/one"), extra={"heads": (pathlib.Path("/h"), np.int64(3))})
+    assert given.model_identity() == {"model_dir": "/m/one", "extra": {"heads": ("/h", 3)}}
+    assert given.fingerprint()["model"] == given.model_identity()
+    assert _Settings(tags={"y", "x"}).model_identity() == {"tags": ["x", "y"]}
+    # Two instances that differ only in a non-path attribute never share an engine or a fingerprint.
+    assert (
+        _Settings(model_dir=pathlib.Path("/m/two")).engine_key()
+        != _Settings(model_dir=pathlib.Path("/m/one")).engine_key()
+    )
+    # An attribute with no stable form was skipped (an empty identity): now an error naming it.
+    loaded = _Settings(model_dir="/m/one", model=object())
+    for call in (loaded.model_identity, loaded.engine_key, loaded.fingerprint):
+        with pytest.raises(
+            ConfigError, match=r"(?s)_Settings\.model is of type object.*override model_identity"
+        ):
+            call()
+    with pytest.raises(ConfigError, match=r"_Settings\.extra\[.w.\]\[0\] is of type object"):
+        _Settings(extra={"w": [object()]}).model_identity()
+    assert _Settings(_model=object()).model_identity() == {}  # private: not part of the identity
