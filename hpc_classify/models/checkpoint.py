@@ -21,7 +21,12 @@ from safetensors.torch import load_file
 from transformers import DebertaV2Config
 
 from hpc_classify.errors import CheckpointFormatError
-from hpc_classify.models.checkpoint_meta import WEIGHTS_FILE, checkpoint_hash, labels_from_config
+from hpc_classify.models.checkpoint_meta import (
+    WEIGHTS_FILE,
+    checkpoint_hash,
+    labels_from_config,
+    require_tokenizer_files,
+)
 from hpc_classify.models.head import ClassifierModel, backbone_config_from_dict
 from hpc_classify.models.hub import read_json_file, resolve_base_config, resolve_model_dir
 
@@ -134,12 +139,14 @@ def materialize(
     return net
 
 
-def load_checkpoint_tokenizer(model_dir: Path) -> Any:
-    """The checkpoint's fast tokenizer, or one CheckpointFormatError saying what the directory lacks."""
+def load_checkpoint_tokenizer(model_dir: Path, **options: Any) -> Any:
+    """The checkpoint's fast tokenizer (`options` go to AutoTokenizer), or one CheckpointFormatError saying
+    what the directory lacks."""
     from transformers import AutoTokenizer  # lazy: pulls in tokenizers and sentencepiece glue
 
+    require_tokenizer_files(model_dir)
     try:
-        return AutoTokenizer.from_pretrained(str(model_dir))
+        return AutoTokenizer.from_pretrained(str(model_dir), **options)
     except Exception as error:  # noqa: BLE001 — transformers raises OSError/ValueError/... for bad tokenizers
         hint = "the directory needs tokenizer.json, or spm.model with tokenizer_config.json"
         if not (model_dir / "tokenizer.json").exists() and any(model_dir.glob("*.model")):

@@ -135,9 +135,9 @@ class LoadedLlamaGuard:
 
 
 def load_llama_guard_tokenizer(base_dir: str | Path) -> Any:
-    from transformers import AutoTokenizer
+    from hpc_classify.models.checkpoint import load_checkpoint_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(base_dir), padding_side="left")
+    tokenizer = load_checkpoint_tokenizer(Path(base_dir), padding_side="left")
     tokenizer.pad_token = tokenizer.unk_token
     return tokenizer
 

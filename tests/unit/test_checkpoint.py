@@ -363,3 +363,19 @@ def test_sentencepiece_only_tokenizer_loads_or_names_the_missing_package(
         with pytest.raises(CheckpointFormatError, match="cannot load the tokenizer") as info:
             load_classifier_checkpoint(str(model_dir))
         assert "pip install protobuf" in info.value.hint
+
+
+@pytest.mark.parametrize("keep", [(), ("tokenizer_config.json",)])
+def test_a_checkpoint_without_tokenizer_files_is_refused(tiny_quality_model: Path, tmp_path: Path, keep):
+    """With the architecture inline, transformers 5 would build an empty 7-token tokenizer from config.json:
+    every word [UNK], confident predictions all the same. The loader and the fingerprint refuse instead."""
+    from hpc_classify.models.checkpoint_meta import tokenizer_hash
+
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if name not in keep:
+            (model_dir / name).unlink()
+    for load in (lambda: load_classifier_checkpoint(str(model_dir)), lambda: tokenizer_hash(model_dir)):
+        with pytest.raises(CheckpointFormatError, match=f"^{model_dir}: no tokenizer files") as info:
+            load()
+        assert all(name in info.value.hint for name in ("tokenizer.json", "spm.model", "vocab.txt"))
