@@ -11,12 +11,14 @@ the cache already holds everything and reports the cached commits, or says how t
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hpc_classify.errors import CheckpointFormatError, ConfigError, ModelNotAvailableError
+from hpc_classify.models.checkpoint_meta import TOKENIZER_FILES_HINT, VOCABULARY_PATTERNS
 from hpc_classify.models.hub import (
     BASE_CONFIG_FILE,
     CLASSIFIER_FILE_PATTERNS,
@@ -30,8 +32,10 @@ from hpc_classify.models.registry_defaults import BUNDLED_MODELS, DEFAULT_MODELS
 
 logger = logging.getLogger(__name__)
 
-# Without these two the checkpoint loader cannot work at all; the tokenizer files vary by model.
-REQUIRED_FILES = ("config.json", "model.safetensors")
+# What a repository must hold for its loader: a file name, or a tuple of patterns of which one must match
+# (the tokenizer: its files vary by model, but without one transformers builds an empty tokenizer).
+Required = Sequence[str | tuple[str, ...]]
+REQUIRED_FILES: Required = ("config.json", "model.safetensors", VOCABULARY_PATTERNS)
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def _fetch_one(
     offline: bool,
     *,
     patterns: Sequence[str] = CLASSIFIER_FILE_PATTERNS,
-    required: Sequence[str] = REQUIRED_FILES,
+    required: Required = REQUIRED_FILES,
 ) -> FetchedModel:
     from huggingface_hub import hf_hub_download, snapshot_download  # lazy: the hub client is not free
 
@@ -127,12 +131,13 @@ def _fetch_one(
     except Exception as error:  # noqa: BLE001 — every hub failure means the same thing to the user
         raise _fetch_error("classifier", repo_id, revision, cache, error) from None
     files = tuple(sorted(p.name for p in snapshot.iterdir() if p.is_file()))
-    missing = [f for f in required if f not in files]
+    missing = _missing(required, files)
     if missing:
         raise CheckpointFormatError(
-            f"{repo_id}@{revision}: the repository has no {', '.join(missing)} (found: {', '.join(files)})",
+            f"{repo_id}@{revision}: the repository has no {'; no '.join(missing)} (found: {', '.join(files)})",
             hint="hpc-classify loads checkpoints in the public NVIDIA layout (config.json, model.safetensors, "
-            "tokenizer files); a repository with only pytorch_model.bin needs converting",
+            f"tokenizer files; {TOKENIZER_FILES_HINT}); a repository with only pytorch_model.bin needs "
+            "converting",
         )
     base_model = base_commit = None
     if patterns is CLASSIFIER_FILE_PATTERNS:  # a classifier checkpoint: its base model's config too
@@ -141,6 +146,17 @@ def _fetch_one(
     return FetchedModel(
         name, repo_id, revision, _commit_of(snapshot), snapshot, files, base_model, base_commit
     )
+
+
+def _missing(required: Required, files: Sequence[str]) -> list[str]:
+    missing = []
+    for need in required:
+        if isinstance(need, str):
+            if need not in files:
+                missing.append(need)
+        elif not any(fnmatch.fnmatch(name, pattern) for name in files for pattern in need):
+            missing.append(f"tokenizer file ({', '.join(need)})")
+    return missing
 
 
 def _fetch_base_config(config: dict, repo_id: str, cache: Path, offline: bool, hf_hub_download) -> tuple:
@@ -186,16 +202,15 @@ def fetch_models(
     return fetched
 
 
-def _repositories(
-    name: str, repo_id: str, revision: str
-) -> list[tuple[str, str, Sequence[str], Sequence[str]]]:
+def _repositories(name: str, repo_id: str, revision: str) -> list[tuple[str, str, Sequence[str], Required]]:
     """(repository, revision, file patterns, required files) that classifier `name` loads. A bundle's
-    @REVISION pins its adapter (or guard net); the gated LlamaGuard base is taken at main."""
+    @REVISION pins its adapter (or guard net); the gated LlamaGuard base is taken at main and carries the
+    tokenizer (the adapters and the guard net have none)."""
     if name not in BUNDLED_MODELS:
         return [(repo_id, revision, CLASSIFIER_FILE_PATTERNS, REQUIRED_FILES)]
     from hpc_classify.models import llama_guard as lg
 
-    base = (lg.LLAMA_GUARD_BASE, "main", lg.BASE_PATTERNS, ("config.json",))
+    base = (lg.LLAMA_GUARD_BASE, "main", lg.BASE_PATTERNS, ("config.json", VOCABULARY_PATTERNS))
     adapter_files = ("adapter_config.json", lg.ADAPTER_WEIGHTS)
     if name == "instruction-data-guard":
         return [

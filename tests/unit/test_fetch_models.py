@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from hpc_classify.cli.main import main
-from hpc_classify.errors import ConfigError, ModelNotAvailableError
+from hpc_classify.errors import CheckpointFormatError, ConfigError, ModelNotAvailableError
 from hpc_classify.models.fetch import fetch_models
 from hpc_classify.models.tiny import DOMAIN_LABELS
 
@@ -229,6 +229,47 @@ def test_unreachable_hub_is_a_model_not_available_error(tmp_path, monkeypatch):
         ModelNotAvailableError, match=r"cannot fetch classifier 'nvidia/quality-classifier-deberta'"
     ):
         fetch_models(["quality"], cache_dir=tmp_path / "hub")
+
+
+@pytest.mark.parametrize("keep", [(), ("tokenizer_config.json",)])
+def test_a_repository_or_cache_without_tokenizer_files_is_incomplete(fake_hub, tmp_path, monkeypatch, keep):
+    """The loader refuses such a checkpoint (transformers would build an empty tokenizer): fetch-models says
+    so on the login node, and its offline check of the cache says so before a job is submitted."""
+    cache = tmp_path / "hub"
+    tokenizer = {"tokenizer.json", "tokenizer_config.json"} - set(keep)
+    files = {k: v for k, v in fake_hub.repos[DOMAIN_REPO][COMMIT_NEW].items() if k not in tokenizer}
+    fake_hub.add("org/no-tokenizer", COMMIT_NEW, files, refs=("main",))
+    needle = r"the repository has no tokenizer file \(tokenizer.json, \*.model, vocab.txt, vocab.json\)"
+    with pytest.raises(CheckpointFormatError, match=f"^org/no-tokenizer@main: {needle}") as error:
+        fetch_models(["org/no-tokenizer"], cache_dir=cache)
+    assert "spm.model" in error.value.hint
+
+    [item] = fetch_models(["domain"], cache_dir=cache)
+    for name in tokenizer:
+        (item.path / name).unlink()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointFormatError, match=f"^{DOMAIN_REPO}@main: {needle}"):
+        fetch_models(["domain"], cache_dir=cache)
+
+
+def test_a_bundle_takes_its_tokenizer_from_the_llama_guard_base(fake_hub, tmp_path):
+    from hpc_classify.models import llama_guard as lg
+
+    base = {"config.json": b"{}", "model.safetensors": b"W", "tokenizer.model": b"T"}
+    adapter = {"adapter_config.json": b"{}", lg.ADAPTER_WEIGHTS: b"A"}  # no tokenizer: not needed
+    fake_hub.add(lg.LLAMA_GUARD_BASE, COMMIT_NEW, base, refs=("main",))
+    fake_hub.add(lg.AEGIS_DEFENSIVE, COMMIT_NEW, adapter, refs=("main",))
+    assert [item.repo_id for item in fetch_models(["aegis"], cache_dir=tmp_path / "hub")] == [
+        lg.LLAMA_GUARD_BASE,
+        lg.AEGIS_DEFENSIVE,
+    ]
+
+    del base["tokenizer.model"]
+    fake_hub.add(lg.LLAMA_GUARD_BASE, COMMIT_OLD, base, refs=("main",))
+    with pytest.raises(
+        CheckpointFormatError, match=f"^{lg.LLAMA_GUARD_BASE}@main: the repository has no tok"
+    ):
+        fetch_models(["aegis"], cache_dir=tmp_path / "hub")
 
 
 def test_unknown_classifier_name_is_a_config_error_before_any_download(fake_hub, tmp_path):
