@@ -34,6 +34,7 @@ __all__ = [
     "LoadedCheckpoint",
     "WEIGHTS_FILE",
     "backbone_config_for",
+    "check_tokenizer_fits",
     "checkpoint_hash",
     "labels_from_config",
     "load_checkpoint_tokenizer",
@@ -158,6 +159,18 @@ def load_checkpoint_tokenizer(model_dir: Path, **options: Any) -> Any:
         ) from None
 
 
+def check_tokenizer_fits(tokenizer: Any, embedding_rows: int, model_dir: Path) -> None:
+    """Refuse a tokenizer with more tokens than the model has embeddings: its extra ids would fail deep in
+    the first forward (a device-side assert on a GPU). Fewer is normal: DeBERTa-v3 pads its table."""
+    if len(tokenizer) > embedding_rows:
+        raise CheckpointFormatError(
+            f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model's embedding table only "
+            f"{embedding_rows} rows (vocab_size)",
+            hint="the tokenizer files do not belong to this checkpoint: put back the ones it was trained "
+            "with (re-run `hpc-classify fetch-models` if it came from the hub)",
+        )
+
+
 def load_classifier_checkpoint(
     model: str | os.PathLike[str],
     revision: str | None = None,
@@ -180,6 +193,7 @@ def load_classifier_checkpoint(
     )
     net = net.to(device=device, dtype=dtype).eval()
     tokenizer = load_checkpoint_tokenizer(model_dir)
+    check_tokenizer_fits(tokenizer, net.model.get_input_embeddings().num_embeddings, model_dir)
     digest = checkpoint_hash(model_dir)
     logger.info("loaded %s (%d labels, checkpoint %s) on %s as %s", model, len(labels), digest, device, dtype)
     return LoadedCheckpoint(net, tokenizer, labels, model_dir, digest, config)

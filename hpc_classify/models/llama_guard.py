@@ -149,10 +149,13 @@ def load_llama_guard(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
+    from hpc_classify.models.checkpoint import check_tokenizer_fits
 
+    base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
+    tokenizer = load_llama_guard_tokenizer(base_dir)  # first: a missing one is refused before 13 GB load
     placement = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
     base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype, **placement)
+    check_tokenizer_fits(tokenizer, base.get_input_embeddings().num_embeddings, base_dir)
     parameters = sum(p.numel() for p in base.parameters())
     if device.type == "cpu" and parameters >= LARGE_MODEL_PARAMETERS:
         logger.warning(
@@ -162,7 +165,6 @@ def load_llama_guard(
             parameters / 1e9,
         )
     model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False).to(device).eval()
-    tokenizer = load_llama_guard_tokenizer(base_dir)
     logger.info("loaded %s + adapter %s on %s (%s)", base_dir, adapter_dir, device, dtype)
     return LoadedLlamaGuard(model, tokenizer, device, dtype)
 

@@ -1,5 +1,6 @@
 """LlamaGuard's files refused at load with a CheckpointFormatError naming them, not deep in the first
-forward: a base model without tokenizer files. On an untrained two-layer Llama (no training: fast)."""
+forward: a base model without tokenizer files or with a tokenizer larger than its embedding table. On an
+untrained two-layer Llama (no training: fast)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,15 @@ def test_a_base_model_without_tokenizer_files_is_refused(tmp_path: Path):
         with pytest.raises(CheckpointFormatError, match=f"^{base_dir}: no tokenizer files") as info:
             load()
         assert "tokenizer.json" in info.value.hint
+
+
+def test_a_tokenizer_larger_than_the_embedding_table_is_refused(tmp_path: Path):
+    base_dir, adapter_dir = tmp_path / "base", tmp_path / "adapter"
+    save_tiny_llama(base_dir, adapter_dir, vocab_size=100)
+    size = save_tokenizer(base_dir, vocab_size=300)
+    with pytest.raises(CheckpointFormatError, match=f"^{base_dir}: the tokenizer has {size} tokens") as info:
+        load_llama_guard(base_dir, adapter_dir, torch.device("cpu"), torch.float32)
+    assert "embedding table only 100 rows" in str(info.value)
+
+    save_tiny_llama(base_dir, adapter_dir, vocab_size=size)  # its own tokenizer: loads
+    assert len(load_llama_guard(base_dir, adapter_dir, torch.device("cpu"), torch.float32).tokenizer) == size
