@@ -176,7 +176,10 @@ def test_offline_fetch_checks_the_cache_and_downloads_nothing(fake_hub, tmp_path
         fetch_models(["domain"], cache_dir=cache)
     message = str(missing.value)
     assert f"cannot fetch classifier '{DOMAIN_REPO}' at revision 'main' into {cache}" in message
-    assert f"HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier {DOMAIN_REPO} --revision main" in message
+    assert (
+        f"HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier domain --revision main --cache {cache}`"
+        in message
+    )
     assert fake_hub.downloaded == []
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -217,6 +220,48 @@ def test_hub_errors_become_one_model_not_available_error(fake_hub, tmp_path, spe
         fetch_models([spec], cache_dir=tmp_path / "hub", revision=revision)
     assert needle in str(error.value)
     assert "HINT: check the name and revision on the Hugging Face hub" in str(error.value)
+
+
+def test_hints_name_what_was_asked_for_not_the_repository_that_failed(fake_hub, tmp_path, monkeypatch):
+    """`--classifier microsoft/deberta-v3-base` (a base model) or `--classifier meta-llama/LlamaGuard-7b` (a
+    part of `aegis`) cannot work: the hint repeats the classifier and the revision the user asked for."""
+    import shutil
+
+    from hpc_classify.models import llama_guard as lg
+
+    cache = tmp_path / "hub"
+    fetch_models(["domain"], cache_dir=cache, revision="v1.0")
+    shutil.rmtree(cache / "models--fake-org--tiny-deberta-base")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError) as error:
+        fetch_models(["domain"], cache_dir=cache, revision="v1.0")
+    assert f"cannot fetch base model config of {DOMAIN_REPO}: '{BASE_REPO}'" in str(error.value)
+    assert error.value.hint.endswith(
+        f"`HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier domain --revision v1.0 --cache {cache}`"
+    )
+
+    with pytest.raises(ModelNotAvailableError) as error:
+        fetch_models(["aegis@r1"], cache_dir=cache)
+    assert f"cannot fetch aegis repository '{lg.LLAMA_GUARD_BASE}' at revision 'main'" in str(error.value)
+    assert (
+        f"`HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier aegis --revision r1 --cache {cache}`"
+        in (error.value.hint)
+    )
+    assert f"{lg.LLAMA_GUARD_BASE} is gated" in error.value.hint and "HF_TOKEN" in error.value.hint
+
+    def gated(repo_id, revision):
+        from huggingface_hub.errors import GatedRepoError
+
+        raise GatedRepoError(f"401 Client Error: access to model {repo_id} is restricted", response=None)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(fake_hub, "_resolve", gated)
+    with pytest.raises(ModelNotAvailableError) as error:
+        fetch_models(["aegis@r1"], cache_dir=cache)
+    assert error.value.hint.startswith(f"{lg.LLAMA_GUARD_BASE} is gated: accept its license on https://")
+    assert error.value.hint.endswith(
+        f"then run `hpc-classify fetch-models --classifier aegis --revision r1 --cache {cache}` again"
+    )
 
 
 def test_unreachable_hub_is_a_model_not_available_error(tmp_path, monkeypatch):
