@@ -86,11 +86,20 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
             f"{model_dir}: {WEIGHTS_FILE} is missing{extra}",
             hint="re-run `hpc-classify fetch-models` if the checkpoint came from the hub",
         )
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointFormatError(f"{path}: not a readable safetensors file ({error})") from None
+    state = read_safetensors(path)
     return {k: v for k, v in state.items() if not k.endswith(_LEGACY_BUFFER_SUFFIXES)}
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors on the CPU; a damaged one is a CheckpointFormatError naming it."""
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointFormatError(
+            f"{path}: not a readable safetensors file ({error})",
+            hint="the file is damaged or incomplete (an interrupted download, a Git LFS pointer): re-run "
+            "`hpc-classify fetch-models` if it came from the hub, else copy it again",
+        ) from None
 
 
 def _check_keys(expected: set[str], state: dict[str, torch.Tensor], where: Path, layout: str) -> None:

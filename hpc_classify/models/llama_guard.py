@@ -195,14 +195,14 @@ def _guard_net_class() -> type:
 
 def load_guard_net(guard_dir: str | Path, device: torch.device) -> Any:
     """The instruction-data-guard net (fp32, eval) from config.json + model.safetensors, on `device`."""
-    from safetensors.torch import load_file
+    from hpc_classify.models.checkpoint import read_safetensors
 
     guard_dir = Path(guard_dir)
     config = read_json_file(guard_dir / "config.json", f"instruction data guard {guard_dir}")
     weights_path = guard_dir / "model.safetensors"
     if not weights_path.is_file():
         raise CheckpointFormatError(f"instruction data guard {guard_dir}: model.safetensors is missing")
-    state = load_file(str(weights_path))
+    state = read_safetensors(weights_path)
     expected = {f"{name}.{kind}" for name in GUARD_LAYERS for kind in ("weight", "bias")}
     if set(state) != expected:
         raise CheckpointFormatError(

@@ -1,6 +1,6 @@
 """LlamaGuard's files refused at load with a CheckpointFormatError naming them, not deep in the first
-forward: a base model without tokenizer files or with a tokenizer larger than its embedding table. On an
-untrained two-layer Llama (no training: fast)."""
+forward: a base model without tokenizer files or with a tokenizer larger than its embedding table, a damaged
+guard net. On an untrained two-layer Llama (no training: fast)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,21 @@ def test_a_tokenizer_larger_than_the_embedding_table_is_refused(tmp_path: Path):
 
     save_tiny_llama(base_dir, adapter_dir, vocab_size=size)  # its own tokenizer: loads
     assert len(load_llama_guard(base_dir, adapter_dir, torch.device("cpu"), torch.float32).tokenizer) == size
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00" * 100, b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", b""],
+)
+def test_a_damaged_guard_net_names_its_file(tmp_path: Path, content: bytes):
+    """As a classifier's damaged model.safetensors does: one CheckpointFormatError with the re-fetch hint."""
+    from hpc_classify.models.llama_guard import load_guard_net
+
+    guard_dir = tmp_path / "guard"
+    guard_dir.mkdir()
+    (guard_dir / "config.json").write_text('{"dropout": 0.7, "input_dim": 32}')
+    (guard_dir / "model.safetensors").write_bytes(content)
+    path = guard_dir / "model.safetensors"
+    with pytest.raises(CheckpointFormatError, match=f"^{path}: not a readable safetensors file") as info:
+        load_guard_net(guard_dir, torch.device("cpu"))
+    assert "hpc-classify fetch-models" in info.value.hint
