@@ -122,10 +122,14 @@ NVIDIA_HEAD_LAYOUT = "model.* (DeBERTa-v2 backbone), fc.weight, fc.bias"
 
 
 def materialize(
-    build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor], where: Path, layout: str
+    build: Callable[[], torch.nn.Module],
+    state: dict[str, torch.Tensor],
+    where: Path,
+    layout: str,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.nn.Module:
     """`build()` on the meta device (random init of a base-sized model costs seconds and is overwritten
-    anyway), then `state` loaded strictly; mismatches are CheckpointFormatErrors naming `where`."""
+    anyway), then `state` loaded strictly, in `dtype`; mismatches are CheckpointFormatErrors naming `where`."""
     with torch.device("meta"):
         net = build()
     _check_keys(set(net.state_dict().keys()), state, where, layout)
@@ -146,7 +150,9 @@ def materialize(
         logger.debug("meta-device build left uninitialised tensors; building on CPU instead")
         net = build()
         net.load_state_dict(state, strict=True)
-    return net
+    # assign=True keeps the file's dtype: an fp16 checkpoint would run in fp16 whatever precision was asked
+    # (the engine casts from fp32 itself; on a CPU the tiled kernel refuses fp16).
+    return net.to(dtype)
 
 
 def load_checkpoint_tokenizer(model_dir: Path, **options: Any) -> Any:
@@ -199,8 +205,9 @@ def load_classifier_checkpoint(
         state,
         model_dir / WEIGHTS_FILE,
         NVIDIA_HEAD_LAYOUT,
+        dtype,
     )
-    net = net.to(device=device, dtype=dtype).eval()
+    net = net.to(device=device).eval()
     tokenizer = load_checkpoint_tokenizer(model_dir)
     check_tokenizer_fits(tokenizer, net.model.get_input_embeddings().num_embeddings, model_dir)
     digest = checkpoint_hash(model_dir)

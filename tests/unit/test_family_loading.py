@@ -42,3 +42,23 @@ def test_fineweb_refuses_a_tokenizer_larger_than_its_embedding_table(
     classifier = FineWebEduClassifier(model=str(model_dir), device_type="cpu", autocast=False)
     with pytest.raises(CheckpointFormatError, match=f"^{model_dir}: the tokenizer has {size} tokens"):
         classifier.load_components(torch.device("cpu"))
+
+
+def test_a_half_precision_multihead_checkpoint_loads_in_fp32(
+    tiny_prompt_complexity_model: Path, tmp_path: Path
+):
+    """As the single-head loader does: the file's fp16 would otherwise stay, whatever precision the engine
+    was asked for (and the CPU's tiled attention kernel refuses fp16: 'float32 or bfloat16 expected')."""
+    from safetensors.torch import load_file, save_file
+
+    from hpc_classify.engine import InferenceEngine
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_prompt_complexity_model, model_dir)
+    weights = load_file(str(model_dir / "model.safetensors"))
+    save_file({k: v.half().contiguous() for k, v in weights.items()}, str(model_dir / "model.safetensors"))
+    loaded = load_multihead_checkpoint(str(model_dir))
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+    engine = InferenceEngine(loaded.model, loaded.tokenizer, device="cpu", precision="fp32")
+    outputs = engine.predict_outputs(["Write a poem about the sea.", "Summarize this article."])
+    assert outputs.shape == (2, loaded.model.num_labels)
