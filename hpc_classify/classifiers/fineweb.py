@@ -108,7 +108,11 @@ class _FineWebBaseClassifier(CheckpointClassifier):
         return AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(device).eval()
 
     def load_components(self, device: torch.device) -> LoadedComponents:
-        return LoadedComponents(self.load_model(device), self.load_tokenizer(), [])
+        from hpc_classify.models.checkpoint import check_tokenizer_fits
+
+        model, tokenizer = self.load_model(device), self.load_tokenizer()
+        check_tokenizer_fits(tokenizer, model.get_input_embeddings().num_embeddings, self._model_dir())
+        return LoadedComponents(model, tokenizer, [])
 
     # -- outputs ---------------------------------------------------------------------------------
     def output_columns(self) -> list[str]:

@@ -134,7 +134,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
 
         loaded = load_multihead_checkpoint(self.model, revision=self.revision, device=device)
         self._config = loaded.config
-        return LoadedComponents(loaded.model, self.load_tokenizer(), self.load_labels())
+        return LoadedComponents(loaded.model, loaded.tokenizer, self.load_labels())
 
     def load_model(self, device: torch.device) -> Any:
         return self.load_components(device).model

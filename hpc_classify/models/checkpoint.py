@@ -21,7 +21,12 @@ from safetensors.torch import load_file
 from transformers import DebertaV2Config
 
 from hpc_classify.errors import CheckpointFormatError
-from hpc_classify.models.checkpoint_meta import WEIGHTS_FILE, checkpoint_hash, labels_from_config
+from hpc_classify.models.checkpoint_meta import (
+    WEIGHTS_FILE,
+    checkpoint_hash,
+    labels_from_config,
+    require_tokenizer_files,
+)
 from hpc_classify.models.head import ClassifierModel, backbone_config_from_dict
 from hpc_classify.models.hub import read_json_file, resolve_base_config, resolve_model_dir
 
@@ -29,6 +34,7 @@ __all__ = [
     "LoadedCheckpoint",
     "WEIGHTS_FILE",
     "backbone_config_for",
+    "check_tokenizer_fits",
     "checkpoint_hash",
     "labels_from_config",
     "load_checkpoint_tokenizer",
@@ -80,11 +86,20 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
             f"{model_dir}: {WEIGHTS_FILE} is missing{extra}",
             hint="re-run `hpc-classify fetch-models` if the checkpoint came from the hub",
         )
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointFormatError(f"{path}: not a readable safetensors file ({error})") from None
+    state = read_safetensors(path)
     return {k: v for k, v in state.items() if not k.endswith(_LEGACY_BUFFER_SUFFIXES)}
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors on the CPU; a damaged one is a CheckpointFormatError naming it."""
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointFormatError(
+            f"{path}: not a readable safetensors file ({error})",
+            hint="the file is damaged or incomplete (an interrupted download, a Git LFS pointer): re-run "
+            "`hpc-classify fetch-models` if it came from the hub, else copy it again",
+        ) from None
 
 
 def _check_keys(expected: set[str], state: dict[str, torch.Tensor], where: Path, layout: str) -> None:
@@ -107,10 +122,14 @@ NVIDIA_HEAD_LAYOUT = "model.* (DeBERTa-v2 backbone), fc.weight, fc.bias"
 
 
 def materialize(
-    build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor], where: Path, layout: str
+    build: Callable[[], torch.nn.Module],
+    state: dict[str, torch.Tensor],
+    where: Path,
+    layout: str,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.nn.Module:
     """`build()` on the meta device (random init of a base-sized model costs seconds and is overwritten
-    anyway), then `state` loaded strictly; mismatches are CheckpointFormatErrors naming `where`."""
+    anyway), then `state` loaded strictly, in `dtype`; mismatches are CheckpointFormatErrors naming `where`."""
     with torch.device("meta"):
         net = build()
     _check_keys(set(net.state_dict().keys()), state, where, layout)
@@ -131,15 +150,19 @@ def materialize(
         logger.debug("meta-device build left uninitialised tensors; building on CPU instead")
         net = build()
         net.load_state_dict(state, strict=True)
-    return net
+    # assign=True keeps the file's dtype: an fp16 checkpoint would run in fp16 whatever precision was asked
+    # (the engine casts from fp32 itself; on a CPU the tiled kernel refuses fp16).
+    return net.to(dtype)
 
 
-def load_checkpoint_tokenizer(model_dir: Path) -> Any:
-    """The checkpoint's fast tokenizer, or one CheckpointFormatError saying what the directory lacks."""
+def load_checkpoint_tokenizer(model_dir: Path, **options: Any) -> Any:
+    """The checkpoint's fast tokenizer (`options` go to AutoTokenizer), or one CheckpointFormatError saying
+    what the directory lacks."""
     from transformers import AutoTokenizer  # lazy: pulls in tokenizers and sentencepiece glue
 
+    require_tokenizer_files(model_dir)
     try:
-        return AutoTokenizer.from_pretrained(str(model_dir))
+        return AutoTokenizer.from_pretrained(str(model_dir), **options)
     except Exception as error:  # noqa: BLE001 — transformers raises OSError/ValueError/... for bad tokenizers
         hint = "the directory needs tokenizer.json, or spm.model with tokenizer_config.json"
         if not (model_dir / "tokenizer.json").exists() and any(model_dir.glob("*.model")):
@@ -149,6 +172,18 @@ def load_checkpoint_tokenizer(model_dir: Path) -> Any:
         raise CheckpointFormatError(
             f"{model_dir}: cannot load the tokenizer ({type(error).__name__}: {message})", hint=hint
         ) from None
+
+
+def check_tokenizer_fits(tokenizer: Any, embedding_rows: int, model_dir: Path) -> None:
+    """Refuse a tokenizer with more tokens than the model has embeddings: its extra ids would fail deep in
+    the first forward (a device-side assert on a GPU). Fewer is normal: DeBERTa-v3 pads its table."""
+    if len(tokenizer) > embedding_rows:
+        raise CheckpointFormatError(
+            f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model's embedding table only "
+            f"{embedding_rows} rows (vocab_size)",
+            hint="the tokenizer files do not belong to this checkpoint: put back the ones it was trained "
+            "with (re-run `hpc-classify fetch-models` if it came from the hub)",
+        )
 
 
 def load_classifier_checkpoint(
@@ -170,9 +205,11 @@ def load_classifier_checkpoint(
         state,
         model_dir / WEIGHTS_FILE,
         NVIDIA_HEAD_LAYOUT,
+        dtype,
     )
-    net = net.to(device=device, dtype=dtype).eval()
+    net = net.to(device=device).eval()
     tokenizer = load_checkpoint_tokenizer(model_dir)
+    check_tokenizer_fits(tokenizer, net.model.get_input_embeddings().num_embeddings, model_dir)
     digest = checkpoint_hash(model_dir)
     logger.info("loaded %s (%d labels, checkpoint %s) on %s as %s", model, len(labels), digest, device, dtype)
     return LoadedCheckpoint(net, tokenizer, labels, model_dir, digest, config)

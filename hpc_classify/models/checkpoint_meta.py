@@ -55,9 +55,35 @@ TOKENIZER_FILES = (
 )
 
 
+# A tokenizer is read from one of these; the other TOKENIZER_FILES only configure it. Without one,
+# transformers 5 quietly builds an empty tokenizer from config.json's model_type (every word [UNK]).
+VOCABULARY_PATTERNS = ("tokenizer.json", "*.model", "vocab.txt", "vocab.json")
+TOKENIZER_FILES_HINT = (
+    "a checkpoint needs its tokenizer: tokenizer.json, a sentencepiece model (*.model, e.g. spm.model) "
+    "or vocabulary files (vocab.txt; vocab.json with merges.txt)"
+)
+
+
+def require_tokenizer_files(model_dir: str | Path) -> list[str]:
+    """The vocabulary files in `model_dir`; none is a CheckpointFormatError naming the directory."""
+    model_dir = Path(model_dir)
+    found = sorted(
+        {p.name for pattern in VOCABULARY_PATTERNS for p in model_dir.glob(pattern) if p.is_file()}
+    )
+    if not found:
+        present = sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else []
+        raise CheckpointFormatError(
+            f"{model_dir}: no tokenizer files (the directory holds {', '.join(present) or 'nothing'})",
+            hint=f"{TOKENIZER_FILES_HINT}; copy them from where the checkpoint came from, or re-run "
+            "`hpc-classify fetch-models` if it came from the hub",
+        )
+    return found
+
+
 def tokenizer_hash(model_dir: str | Path) -> str:
     """One hash over the tokenizer files the checkpoint has (a new tokenizer_config.json alone changes the
-    tokens, hence the outputs, without touching the weights)."""
+    tokens, hence the outputs, without touching the weights); none at all is a CheckpointFormatError."""
+    require_tokenizer_files(model_dir)
     present = [name for name in TOKENIZER_FILES if (Path(model_dir) / name).is_file()]
     digests = "".join(
         f"{name}:{file_hash(Path(model_dir) / name, f'{model_dir}: {name}')};" for name in present

@@ -11,12 +11,14 @@ the cache already holds everything and reports the cached commits, or says how t
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hpc_classify.errors import CheckpointFormatError, ConfigError, ModelNotAvailableError
+from hpc_classify.models.checkpoint_meta import TOKENIZER_FILES_HINT, VOCABULARY_PATTERNS
 from hpc_classify.models.hub import (
     BASE_CONFIG_FILE,
     CLASSIFIER_FILE_PATTERNS,
@@ -30,8 +32,10 @@ from hpc_classify.models.registry_defaults import BUNDLED_MODELS, DEFAULT_MODELS
 
 logger = logging.getLogger(__name__)
 
-# Without these two the checkpoint loader cannot work at all; the tokenizer files vary by model.
-REQUIRED_FILES = ("config.json", "model.safetensors")
+# What a repository must hold for its loader: a file name, or a tuple of patterns of which one must match
+# (the tokenizer: its files vary by model, but without one transformers builds an empty tokenizer).
+Required = Sequence[str | tuple[str, ...]]
+REQUIRED_FILES: Required = ("config.json", "model.safetensors", VOCABULARY_PATTERNS)
 
 
 @dataclass(frozen=True)
@@ -82,16 +86,35 @@ def _offline_setting() -> str:
     return "TRANSFORMERS_OFFLINE=1 is set (and HF_HUB_OFFLINE, which would override it, is not)"
 
 
+def _fetch_command(name: str, revision: str, cache: Path) -> str:
+    # What the user asked for (`aegis`, not the LlamaGuard repository it needs; never a base model, which
+    # is no classifier), so that running it again fetches everything that classifier loads.
+    return f"hpc-classify fetch-models --classifier {name} --revision {revision} --cache {cache}"
+
+
+def _gated(repo_id: str, error: Exception) -> bool:
+    from huggingface_hub.errors import GatedRepoError
+
+    from hpc_classify.models.llama_guard import LLAMA_GUARD_BASE
+
+    return repo_id == LLAMA_GUARD_BASE or isinstance(error, GatedRepoError)
+
+
 def _fetch_error(
-    what: str, repo_id: str, revision: str, cache: Path, error: Exception
+    what: str, repo_id: str, revision: str, cache: Path, error: Exception, command: str
 ) -> ModelNotAvailableError:
     reason = hub_failure_reason(error)
+    login = (
+        f"{repo_id} is gated: accept its license on https://huggingface.co/{repo_id} with your Hugging Face "
+        "account and log in (`huggingface-cli login`, or set HF_TOKEN)"
+    )
     if hub_offline():
         hint = (
             f"{_offline_setting()}, so nothing was downloaded: on a login node with internet run "
-            f"`HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier {repo_id} --revision {revision} "
-            f"--cache {cache}`"
+            f"`HF_HUB_OFFLINE=0 {command}`" + (f" ({login} first)" if _gated(repo_id, error) else "")
         )
+    elif _gated(repo_id, error):
+        hint = f"{login}, then run `{command}` again"
     else:
         hint = (
             "check the name and revision on the Hugging Face hub, that this node reaches it (proxy settings, "
@@ -109,10 +132,11 @@ def _fetch_one(
     cache: Path,
     offline: bool,
     *,
+    command: str,
     patterns: Sequence[str] = CLASSIFIER_FILE_PATTERNS,
-    required: Sequence[str] = REQUIRED_FILES,
+    required: Required = REQUIRED_FILES,
 ) -> FetchedModel:
-    from huggingface_hub import hf_hub_download, snapshot_download  # lazy: the hub client is not free
+    from huggingface_hub import snapshot_download  # lazy: the hub client is not free
 
     try:
         snapshot = Path(
@@ -125,25 +149,40 @@ def _fetch_one(
             )
         )
     except Exception as error:  # noqa: BLE001 — every hub failure means the same thing to the user
-        raise _fetch_error("classifier", repo_id, revision, cache, error) from None
+        what = f"{name} repository" if name in BUNDLED_MODELS else "classifier"
+        raise _fetch_error(what, repo_id, revision, cache, error, command) from None
     files = tuple(sorted(p.name for p in snapshot.iterdir() if p.is_file()))
-    missing = [f for f in required if f not in files]
+    missing = _missing(required, files)
     if missing:
         raise CheckpointFormatError(
-            f"{repo_id}@{revision}: the repository has no {', '.join(missing)} (found: {', '.join(files)})",
+            f"{repo_id}@{revision}: the repository has no {'; no '.join(missing)} (found: {', '.join(files)})",
             hint="hpc-classify loads checkpoints in the public NVIDIA layout (config.json, model.safetensors, "
-            "tokenizer files); a repository with only pytorch_model.bin needs converting",
+            f"tokenizer files; {TOKENIZER_FILES_HINT}); a repository with only pytorch_model.bin needs "
+            "converting",
         )
     base_model = base_commit = None
     if patterns is CLASSIFIER_FILE_PATTERNS:  # a classifier checkpoint: its base model's config too
         config = read_json_file(snapshot / "config.json", f"classifier {repo_id}")
-        base_model, base_commit = _fetch_base_config(config, repo_id, cache, offline, hf_hub_download)
+        base_model, base_commit = _fetch_base_config(config, repo_id, cache, offline, command)
     return FetchedModel(
         name, repo_id, revision, _commit_of(snapshot), snapshot, files, base_model, base_commit
     )
 
 
-def _fetch_base_config(config: dict, repo_id: str, cache: Path, offline: bool, hf_hub_download) -> tuple:
+def _missing(required: Required, files: Sequence[str]) -> list[str]:
+    missing = []
+    for need in required:
+        if isinstance(need, str):
+            if need not in files:
+                missing.append(need)
+        elif not any(fnmatch.fnmatch(name, pattern) for name in files for pattern in need):
+            missing.append(f"tokenizer file ({', '.join(need)})")
+    return missing
+
+
+def _fetch_base_config(config: dict, repo_id: str, cache: Path, offline: bool, command: str) -> tuple:
+    from huggingface_hub import hf_hub_download
+
     base = config.get("base_model")
     if not base or "model_type" in config:
         return None, None  # the architecture is inline: the loader needs nothing else
@@ -157,7 +196,8 @@ def _fetch_base_config(config: dict, repo_id: str, cache: Path, offline: bool, h
     try:
         path = hf_hub_download(str(base), BASE_CONFIG_FILE, cache_dir=cache, local_files_only=offline)
     except Exception as error:  # noqa: BLE001
-        raise _fetch_error(f"base model config of {repo_id}:", str(base), "main", cache, error) from None
+        what = f"base model config of {repo_id}:"
+        raise _fetch_error(what, str(base), "main", cache, error, command) from None
     return str(base), _commit_of(Path(path))
 
 
@@ -178,24 +218,33 @@ def fetch_models(
         cache.mkdir(parents=True, exist_ok=True)
     fetched = []
     for name, repo_id, rev in specs:
+        command = _fetch_command(name, rev, cache)
         for repo, revision, patterns, required in _repositories(name, repo_id, rev):
             logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo, revision, cache)
             fetched.append(
-                _fetch_one(name, repo, revision, cache, offline, patterns=patterns, required=required)
+                _fetch_one(
+                    name,
+                    repo,
+                    revision,
+                    cache,
+                    offline,
+                    command=command,
+                    patterns=patterns,
+                    required=required,
+                )
             )
     return fetched
 
 
-def _repositories(
-    name: str, repo_id: str, revision: str
-) -> list[tuple[str, str, Sequence[str], Sequence[str]]]:
+def _repositories(name: str, repo_id: str, revision: str) -> list[tuple[str, str, Sequence[str], Required]]:
     """(repository, revision, file patterns, required files) that classifier `name` loads. A bundle's
-    @REVISION pins its adapter (or guard net); the gated LlamaGuard base is taken at main."""
+    @REVISION pins its adapter (or guard net); the gated LlamaGuard base is taken at main and carries the
+    tokenizer (the adapters and the guard net have none)."""
     if name not in BUNDLED_MODELS:
         return [(repo_id, revision, CLASSIFIER_FILE_PATTERNS, REQUIRED_FILES)]
     from hpc_classify.models import llama_guard as lg
 
-    base = (lg.LLAMA_GUARD_BASE, "main", lg.BASE_PATTERNS, ("config.json",))
+    base = (lg.LLAMA_GUARD_BASE, "main", lg.BASE_PATTERNS, ("config.json", VOCABULARY_PATTERNS))
     adapter_files = ("adapter_config.json", lg.ADAPTER_WEIGHTS)
     if name == "instruction-data-guard":
         return [

@@ -135,9 +135,9 @@ class LoadedLlamaGuard:
 
 
 def load_llama_guard_tokenizer(base_dir: str | Path) -> Any:
-    from transformers import AutoTokenizer
+    from hpc_classify.models.checkpoint import load_checkpoint_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(base_dir), padding_side="left")
+    tokenizer = load_checkpoint_tokenizer(Path(base_dir), padding_side="left")
     tokenizer.pad_token = tokenizer.unk_token
     return tokenizer
 
@@ -149,10 +149,13 @@ def load_llama_guard(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
+    from hpc_classify.models.checkpoint import check_tokenizer_fits
 
+    base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
+    tokenizer = load_llama_guard_tokenizer(base_dir)  # first: a missing one is refused before 13 GB load
     placement = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
     base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype, **placement)
+    check_tokenizer_fits(tokenizer, base.get_input_embeddings().num_embeddings, base_dir)
     parameters = sum(p.numel() for p in base.parameters())
     if device.type == "cpu" and parameters >= LARGE_MODEL_PARAMETERS:
         logger.warning(
@@ -162,7 +165,6 @@ def load_llama_guard(
             parameters / 1e9,
         )
     model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False).to(device).eval()
-    tokenizer = load_llama_guard_tokenizer(base_dir)
     logger.info("loaded %s + adapter %s on %s (%s)", base_dir, adapter_dir, device, dtype)
     return LoadedLlamaGuard(model, tokenizer, device, dtype)
 
@@ -193,14 +195,14 @@ def _guard_net_class() -> type:
 
 def load_guard_net(guard_dir: str | Path, device: torch.device) -> Any:
     """The instruction-data-guard net (fp32, eval) from config.json + model.safetensors, on `device`."""
-    from safetensors.torch import load_file
+    from hpc_classify.models.checkpoint import read_safetensors
 
     guard_dir = Path(guard_dir)
     config = read_json_file(guard_dir / "config.json", f"instruction data guard {guard_dir}")
     weights_path = guard_dir / "model.safetensors"
     if not weights_path.is_file():
         raise CheckpointFormatError(f"instruction data guard {guard_dir}: model.safetensors is missing")
-    state = load_file(str(weights_path))
+    state = read_safetensors(weights_path)
     expected = {f"{name}.{kind}" for name in GUARD_LAYERS for kind in ("weight", "bias")}
     if set(state) != expected:
         raise CheckpointFormatError(

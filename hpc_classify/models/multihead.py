@@ -19,7 +19,13 @@ from torch import nn
 from transformers import DebertaV2Config, DebertaV2Model
 
 from hpc_classify.errors import CheckpointFormatError
-from hpc_classify.models.checkpoint import backbone_config_for, materialize, read_weights
+from hpc_classify.models.checkpoint import (
+    backbone_config_for,
+    check_tokenizer_fits,
+    load_checkpoint_tokenizer,
+    materialize,
+    read_weights,
+)
 from hpc_classify.models.checkpoint_meta import WEIGHTS_FILE
 from hpc_classify.models.hub import read_json_file, resolve_model_dir
 
@@ -69,6 +75,7 @@ class LoadedMultiHead:
     model: MultiHeadDeberta
     config: dict[str, Any]
     model_dir: Path
+    tokenizer: Any
 
 
 def read_multihead_config(model_dir: Path, source: str) -> dict[str, Any]:
@@ -95,5 +102,7 @@ def load_multihead_checkpoint(
     net = materialize(
         lambda: MultiHeadDeberta(backbone, head_sizes), state, model_dir / WEIGHTS_FILE, MULTIHEAD_LAYOUT
     )
+    tokenizer = load_checkpoint_tokenizer(model_dir)
+    check_tokenizer_fits(tokenizer, net.backbone.get_input_embeddings().num_embeddings, model_dir)
     logger.info("loaded %s (%d heads) on %s", model, len(head_sizes), device)
-    return LoadedMultiHead(net.to(device=device).eval(), config, model_dir)
+    return LoadedMultiHead(net.to(device=device).eval(), config, model_dir, tokenizer)

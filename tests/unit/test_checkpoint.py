@@ -363,3 +363,51 @@ def test_sentencepiece_only_tokenizer_loads_or_names_the_missing_package(
         with pytest.raises(CheckpointFormatError, match="cannot load the tokenizer") as info:
             load_classifier_checkpoint(str(model_dir))
         assert "pip install protobuf" in info.value.hint
+
+
+@pytest.mark.parametrize("keep", [(), ("tokenizer_config.json",)])
+def test_a_checkpoint_without_tokenizer_files_is_refused(tiny_quality_model: Path, tmp_path: Path, keep):
+    """With the architecture inline, transformers 5 would build an empty 7-token tokenizer from config.json:
+    every word [UNK], confident predictions all the same. The loader and the fingerprint refuse instead."""
+    from hpc_classify.models.checkpoint_meta import tokenizer_hash
+
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if name not in keep:
+            (model_dir / name).unlink()
+    for load in (lambda: load_classifier_checkpoint(str(model_dir)), lambda: tokenizer_hash(model_dir)):
+        with pytest.raises(CheckpointFormatError, match=f"^{model_dir}: no tokenizer files") as info:
+            load()
+        assert all(name in info.value.hint for name in ("tokenizer.json", "spm.model", "vocab.txt"))
+
+
+def with_extra_tokens(model_dir: Path, count: int) -> int:
+    """Rewrites the checkpoint's tokenizer with `count` more tokens; returns its new size."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.add_tokens([f"extra_token_{i}" for i in range(count)])
+    tokenizer.save_pretrained(str(model_dir))
+    return len(tokenizer)
+
+
+def test_a_tokenizer_larger_than_the_embedding_table_is_refused(tiny_quality_model: Path, tmp_path: Path):
+    """Its extra ids would fail in the first forward (IndexError; a device-side assert on a GPU)."""
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    rows = json.loads((model_dir / "config.json").read_text())["vocab_size"]
+    size = with_extra_tokens(model_dir, 5)
+    with pytest.raises(CheckpointFormatError, match=f"^{model_dir}: the tokenizer has {size} tokens") as info:
+        load_classifier_checkpoint(str(model_dir))
+    assert f"embedding table only {rows} rows" in str(info.value)
+    assert "do not belong to this checkpoint" in info.value.hint
+
+
+def test_a_tokenizer_smaller_than_the_embedding_table_is_normal(tiny_quality_model: Path, tmp_path: Path):
+    """DeBERTa-v3 pads its table: 128,100 rows for 128,001 tokens."""
+    model_dir = copy_model(tiny_quality_model, tmp_path / "m")
+    config = json.loads((model_dir / "config.json").read_text())
+    weights = load_file(str(model_dir / "model.safetensors"))
+    table = weights["model.embeddings.word_embeddings.weight"]
+    weights["model.embeddings.word_embeddings.weight"] = torch.cat([table, torch.zeros(14, table.shape[1])])
+    save_file(weights, str(model_dir / "model.safetensors"))
+    (model_dir / "config.json").write_text(json.dumps({**config, "vocab_size": config["vocab_size"] + 14}))
+    loaded = load_classifier_checkpoint(str(model_dir))
+    assert len(loaded.tokenizer) == config["vocab_size"]

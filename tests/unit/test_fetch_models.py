@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from hpc_classify.cli.main import main
-from hpc_classify.errors import ConfigError, ModelNotAvailableError
+from hpc_classify.errors import CheckpointFormatError, ConfigError, ModelNotAvailableError
 from hpc_classify.models.fetch import fetch_models
 from hpc_classify.models.tiny import DOMAIN_LABELS
 
@@ -176,7 +176,10 @@ def test_offline_fetch_checks_the_cache_and_downloads_nothing(fake_hub, tmp_path
         fetch_models(["domain"], cache_dir=cache)
     message = str(missing.value)
     assert f"cannot fetch classifier '{DOMAIN_REPO}' at revision 'main' into {cache}" in message
-    assert f"HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier {DOMAIN_REPO} --revision main" in message
+    assert (
+        f"HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier domain --revision main --cache {cache}`"
+        in message
+    )
     assert fake_hub.downloaded == []
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -219,6 +222,48 @@ def test_hub_errors_become_one_model_not_available_error(fake_hub, tmp_path, spe
     assert "HINT: check the name and revision on the Hugging Face hub" in str(error.value)
 
 
+def test_hints_name_what_was_asked_for_not_the_repository_that_failed(fake_hub, tmp_path, monkeypatch):
+    """`--classifier microsoft/deberta-v3-base` (a base model) or `--classifier meta-llama/LlamaGuard-7b` (a
+    part of `aegis`) cannot work: the hint repeats the classifier and the revision the user asked for."""
+    import shutil
+
+    from hpc_classify.models import llama_guard as lg
+
+    cache = tmp_path / "hub"
+    fetch_models(["domain"], cache_dir=cache, revision="v1.0")
+    shutil.rmtree(cache / "models--fake-org--tiny-deberta-base")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError) as error:
+        fetch_models(["domain"], cache_dir=cache, revision="v1.0")
+    assert f"cannot fetch base model config of {DOMAIN_REPO}: '{BASE_REPO}'" in str(error.value)
+    assert error.value.hint.endswith(
+        f"`HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier domain --revision v1.0 --cache {cache}`"
+    )
+
+    with pytest.raises(ModelNotAvailableError) as error:
+        fetch_models(["aegis@r1"], cache_dir=cache)
+    assert f"cannot fetch aegis repository '{lg.LLAMA_GUARD_BASE}' at revision 'main'" in str(error.value)
+    assert (
+        f"`HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier aegis --revision r1 --cache {cache}`"
+        in (error.value.hint)
+    )
+    assert f"{lg.LLAMA_GUARD_BASE} is gated" in error.value.hint and "HF_TOKEN" in error.value.hint
+
+    def gated(repo_id, revision):
+        from huggingface_hub.errors import GatedRepoError
+
+        raise GatedRepoError(f"401 Client Error: access to model {repo_id} is restricted", response=None)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(fake_hub, "_resolve", gated)
+    with pytest.raises(ModelNotAvailableError) as error:
+        fetch_models(["aegis@r1"], cache_dir=cache)
+    assert error.value.hint.startswith(f"{lg.LLAMA_GUARD_BASE} is gated: accept its license on https://")
+    assert error.value.hint.endswith(
+        f"then run `hpc-classify fetch-models --classifier aegis --revision r1 --cache {cache}` again"
+    )
+
+
 def test_unreachable_hub_is_a_model_not_available_error(tmp_path, monkeypatch):
     # The real client against a closed local port: what a compute node without internet sees.
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -229,6 +274,47 @@ def test_unreachable_hub_is_a_model_not_available_error(tmp_path, monkeypatch):
         ModelNotAvailableError, match=r"cannot fetch classifier 'nvidia/quality-classifier-deberta'"
     ):
         fetch_models(["quality"], cache_dir=tmp_path / "hub")
+
+
+@pytest.mark.parametrize("keep", [(), ("tokenizer_config.json",)])
+def test_a_repository_or_cache_without_tokenizer_files_is_incomplete(fake_hub, tmp_path, monkeypatch, keep):
+    """The loader refuses such a checkpoint (transformers would build an empty tokenizer): fetch-models says
+    so on the login node, and its offline check of the cache says so before a job is submitted."""
+    cache = tmp_path / "hub"
+    tokenizer = {"tokenizer.json", "tokenizer_config.json"} - set(keep)
+    files = {k: v for k, v in fake_hub.repos[DOMAIN_REPO][COMMIT_NEW].items() if k not in tokenizer}
+    fake_hub.add("org/no-tokenizer", COMMIT_NEW, files, refs=("main",))
+    needle = r"the repository has no tokenizer file \(tokenizer.json, \*.model, vocab.txt, vocab.json\)"
+    with pytest.raises(CheckpointFormatError, match=f"^org/no-tokenizer@main: {needle}") as error:
+        fetch_models(["org/no-tokenizer"], cache_dir=cache)
+    assert "spm.model" in error.value.hint
+
+    [item] = fetch_models(["domain"], cache_dir=cache)
+    for name in tokenizer:
+        (item.path / name).unlink()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointFormatError, match=f"^{DOMAIN_REPO}@main: {needle}"):
+        fetch_models(["domain"], cache_dir=cache)
+
+
+def test_a_bundle_takes_its_tokenizer_from_the_llama_guard_base(fake_hub, tmp_path):
+    from hpc_classify.models import llama_guard as lg
+
+    base = {"config.json": b"{}", "model.safetensors": b"W", "tokenizer.model": b"T"}
+    adapter = {"adapter_config.json": b"{}", lg.ADAPTER_WEIGHTS: b"A"}  # no tokenizer: not needed
+    fake_hub.add(lg.LLAMA_GUARD_BASE, COMMIT_NEW, base, refs=("main",))
+    fake_hub.add(lg.AEGIS_DEFENSIVE, COMMIT_NEW, adapter, refs=("main",))
+    assert [item.repo_id for item in fetch_models(["aegis"], cache_dir=tmp_path / "hub")] == [
+        lg.LLAMA_GUARD_BASE,
+        lg.AEGIS_DEFENSIVE,
+    ]
+
+    del base["tokenizer.model"]
+    fake_hub.add(lg.LLAMA_GUARD_BASE, COMMIT_OLD, base, refs=("main",))
+    with pytest.raises(
+        CheckpointFormatError, match=f"^{lg.LLAMA_GUARD_BASE}@main: the repository has no tok"
+    ):
+        fetch_models(["aegis"], cache_dir=tmp_path / "hub")
 
 
 def test_unknown_classifier_name_is_a_config_error_before_any_download(fake_hub, tmp_path):
