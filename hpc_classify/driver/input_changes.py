@@ -64,7 +64,8 @@ def find_changed_inputs(files: Sequence[PlannedFile], output_dir: str, *, verify
         try:
             marker = read_marker(marker_path(output_dir, relpath))
         except InputFileError as exc:
-            changes.append(InputChange(relpath, planned.path, f"unreadable completion marker ({exc})"))
+            # Its reason only: the marker's own hint (delete it) would nest inside the policy's.
+            changes.append(InputChange(relpath, planned.path, exc.reason))
             continue
         unhashed += verify and not marker.input_sha256
         what = describe_change(marker, planned.path, verify=verify)

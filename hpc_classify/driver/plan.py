@@ -1,7 +1,8 @@
 """What a run has to do: the input files, which of them are already done, in which order.
 
-The plan (every input's relpath and size) is stored as `<output>/_plan.json` at the start of each run so
-that `hpc-classify status` can count remaining files from the output directory alone. A file is done when
+The plan (the --input specs made absolute, every input's relpath, size and absolute path) is stored as
+`<output>/_plan.json` at the start of each run so that `hpc-classify status` and the report can count
+remaining files from the output directory alone, from any working directory. A file is done when
 its completion marker exists (an output without a marker is redone). Pending files go largest first, so the
 longest tasks start early and do not trail at the end of the run.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from hpc_classify.driver.failures import FAILURES_FILE
 from hpc_classify.driver.task import QUARANTINE_SUFFIX
-from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
 from hpc_classify.io.markers import MARKER_SUFFIX, MARKERS_DIRNAME, iter_marker_relpaths
 from hpc_classify.io.output_clashes import refuse_output_clashes
@@ -93,26 +94,80 @@ def pending_files(
     return pending
 
 
+def absolute_spec(spec: str) -> str:
+    """An --input spec that names the same inputs from any working directory. Only the cwd is prepended
+    (no normalising: a glob's `..` stays the glob's); an existing path, which discovery takes literally
+    even with glob characters (`corp[1]`), is made absolute as a path."""
+    if os.path.exists(spec):
+        return os.path.abspath(spec)
+    return spec if os.path.isabs(spec) else os.path.join(os.getcwd(), spec)
+
+
 def write_plan(output_dir: str, inputs: Sequence[str], files: Sequence[PlannedFile]) -> bool:
     """Store the plan; an unchanged plan is not rewritten (a finished run's rerun touches no file but
     its summary). Returns whether the file was written."""
-    plan = {"inputs": list(inputs), "files": [{"relpath": f.relpath, "size": f.size} for f in files]}
+    plan = {
+        "inputs": [absolute_spec(spec) for spec in inputs],
+        "files": [{"relpath": f.relpath, "size": f.size, "path": os.path.abspath(f.path)} for f in files],
+    }
     try:
         if read_plan(output_dir) == plan:
             return False
-    except ValueError:  # a corrupt plan is simply replaced
+    except OutputDirectoryError:  # a corrupt plan is simply replaced
         pass
     write_json_atomically(os.path.join(output_dir, PLAN_FILE), plan)
     return True
 
 
+_REWRITE = "rerun the same `hpc-classify run` to rewrite it (finished files are kept)"
+
+
 def read_plan(output_dir: str) -> dict[str, Any] | None:
-    """The stored plan ({"inputs": [...], "files": [{"relpath", "size"}, ...]}), or None before any run."""
+    """The stored plan ({"inputs": [...], "files": [{"relpath", "size", "path"}, ...]}; "path" is missing
+    in plans of older versions), or None before any run. OutputDirectoryError for an unreadable one."""
+    path = os.path.join(output_dir, PLAN_FILE)
     try:
-        with open(os.path.join(output_dir, PLAN_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, encoding="utf-8") as f:
+            plan = json.load(f)
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        raise OutputDirectoryError(
+            f"{output_dir} is a file, not a run's output directory",
+            hint="pass the --output directory of a run",
+        ) from None
+    except OSError as exc:
+        raise OutputDirectoryError(
+            f"cannot read the run plan {path}: {exc.strerror or exc}", hint="check its permissions"
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise OutputDirectoryError(f"the run plan {path} is not valid JSON ({exc})", hint=_REWRITE) from None
+    if not _is_plan(plan):
+        raise OutputDirectoryError(
+            f'the run plan {path} is malformed: expected {{"inputs": [...], "files": [{{"relpath", "size"}}, ...]}}',
+            hint=_REWRITE,
+        )
+    return plan
+
+
+def _is_plan(plan: Any) -> bool:
+    if not isinstance(plan, dict) or not isinstance(plan.get("files"), list):
+        return False
+    inputs = plan.get("inputs", [])
+    if not isinstance(inputs, list) or not all(isinstance(spec, str) for spec in inputs):
+        return False
+    return all(
+        isinstance(e, dict)
+        and isinstance(e.get("relpath"), str)
+        and isinstance(e.get("size"), int)
+        and isinstance(e.get("path", ""), str)
+        for e in plan["files"]
+    )
+
+
+def stored_files(plan: dict[str, Any]) -> dict[str, PlannedFile]:
+    """The plan's files by relpath; `path` is "" in plans of older versions (then only the marker knows)."""
+    return {e["relpath"]: PlannedFile(e.get("path", ""), e["relpath"], e["size"]) for e in plan["files"]}
 
 
 def remove_stale_temp_files(output_dir: str) -> int:

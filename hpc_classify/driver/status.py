@@ -6,56 +6,63 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.driver.failures import read_failures
-from hpc_classify.driver.input_changes import describe_change
+from hpc_classify.driver.input_changes import VANISHED, describe_change
 from hpc_classify.driver.pieces import partly_done
-from hpc_classify.driver.plan import read_plan
+from hpc_classify.driver.plan import PlannedFile, read_plan, stored_files
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
-from hpc_classify.errors import InputFileError, OutputDirectoryError
+from hpc_classify.errors import HpcClassifyError, InputFileError, OutputDirectoryError
+from hpc_classify.io.discovery import InputFile, expand_inputs
 from hpc_classify.io.markers import CompletionMarker, iter_marker_relpaths, marker_path, read_marker
 
 logger = logging.getLogger(__name__)
 
 
 def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str, Any]:
-    """Counts over the planned files: files_done + files_failed + files_remaining + files_vanished ==
-    files_planned.
+    """What a rerun of the same command would do, counted: files_done + files_failed + files_remaining +
+    files_vanished == files_planned + files_new.
 
-    A marker counts as done only while its input is unchanged (size and mtime; content hash with
-    `verify_inputs`): a changed input is listed in `changed` and counted as remaining. A marker whose input
-    no longer exists is listed in `vanished` (its output is kept, never deleted; `files_vanished` counts the
-    planned ones). documents_in/out, labels and nodes are summed over the done files (markers of files no
-    longer among the inputs are counted in `files_outside_plan` only).
+    The files are the last run's plan plus `files_new`: inputs found since, by expanding the plan's --input
+    specs again as the driver does (`inputs_rechecked` is False where that is impossible: then the counts
+    are over the last run's plan). A marker counts as done only while the file's current input is unchanged
+    (size and mtime; content hash with `verify_inputs`): a changed input, or an unreadable marker, is listed
+    in `changed` and counted as remaining. A planned input that no longer exists is listed in `vanished`
+    (its output is kept, never deleted; `files_vanished` counts the planned ones). documents_in/out, labels
+    and nodes are summed over the done files (markers of files no longer among the inputs are counted in
+    `files_outside_plan` only).
     """
     plan = read_plan(output_dir)
     if plan is None:
         raise OutputDirectoryError(
             f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
         )
-    sizes = {entry["relpath"]: int(entry["size"]) for entry in plan["files"]}
-    tally = tally_markers(output_dir, sizes, verify_inputs)
+    planned, new, rechecked = files_of_a_rerun(plan)
+    tally = tally_markers(output_dir, planned, verify_inputs)
     # A failure whose file has a marker by now (completed by a later run) no longer counts.
     failed = [
-        e for e in read_failures(output_dir) if e.get("relpath") in sizes and e["relpath"] not in tally.done
+        e for e in read_failures(output_dir) if e.get("relpath") in planned and e["relpath"] not in tally.done
     ]
     done = len(tally.done)
     seconds = tally.markers.worker_seconds()
     totals = tally.markers
     return {
         "output": os.path.abspath(output_dir),
-        "files_planned": len(sizes),
+        "files_planned": len(planned) - new,
+        "files_new": new,
+        "inputs_rechecked": rechecked,
         "files_done": done,
         "files_failed": len(failed),
-        "files_remaining": len(sizes) - done - len(failed) - tally.vanished_planned,
+        "files_remaining": len(planned) - done - len(failed) - tally.vanished_planned,
         "files_changed": len(tally.changed),
         "files_vanished": tally.vanished_planned,
         "files_outside_plan": tally.outside,
         "bytes_done": tally.bytes_done,
-        "bytes_planned": sum(sizes.values()),
+        "bytes_planned": sum(f.size for f in planned.values()),
         "documents_in": totals.documents_in,
         "documents_out": totals.documents_out,
         "rows_bad": totals.rows_bad,
@@ -71,9 +78,42 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         "changed": tally.changed,
         "vanished": tally.vanished,
         # Started in pieces, not finished: counted as remaining above; their documents are not in the sums.
-        "partly_done": partly_done(output_dir, set(sizes) - tally.done),
+        "partly_done": partly_done(output_dir, set(planned) - tally.done),
         "last_run": _last_run(output_dir),
     }
+
+
+def files_of_a_rerun(plan: dict[str, Any]) -> tuple[dict[str, PlannedFile], int, bool]:
+    """The files a rerun would plan, by relpath: the stored plan's, at their current paths, plus the inputs
+    added since (how many: the second value). The third: whether the inputs could be listed again (if not,
+    the stored plan's files alone)."""
+    planned = stored_files(plan)
+    current = _current_inputs(plan)
+    new = 0
+    for f in current or ():
+        new += f.relpath not in planned
+        size = planned[f.relpath].size if f.relpath in planned else _size(f.path)
+        planned[f.relpath] = PlannedFile(f.path, f.relpath, size)
+    return planned, new, current is not None
+
+
+def _current_inputs(plan: dict[str, Any]) -> list[InputFile] | None:
+    """The plan's --input specs expanded now (the driver's discovery), or None where that is impossible:
+    inputs out of reach, or relative specs of an older plan (relative to a cwd no longer known)."""
+    specs = plan.get("inputs") or []
+    if not specs or not all(os.path.isabs(spec) for spec in specs):
+        return None
+    try:
+        return expand_inputs(specs)
+    except (HpcClassifyError, OSError):
+        return None
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 @dataclass
@@ -87,6 +127,7 @@ class StatusTally:
     vanished_planned: int = 0
     outside: int = 0  # markers of files no longer among the planned inputs
     bytes_done: int = 0
+    inputs_checked: bool = True
     markers: MarkerTally = field(default_factory=MarkerTally)
     done_markers: list[tuple[str, CompletionMarker]] = field(default_factory=list)
 
@@ -98,35 +139,57 @@ class StatusTally:
 
 
 def tally_markers(
-    output_dir: str, sizes: dict[str, int], verify_inputs: bool, *, check_inputs: bool = True
+    output_dir: str,
+    planned: Mapping[str, PlannedFile],
+    verify_inputs: bool,
+    *,
+    check_inputs: bool | None = True,
 ) -> StatusTally:
-    """`check_inputs=False`: every marker of a planned file counts as done (inputs out of reach)."""
+    """Each marker of a planned file is compared with the planned file's path, as the driver does (the
+    marker's own input_path only where an older plan has no paths): after the corpus moved, a rerun finds
+    the same files done. `check_inputs=False`: every readable marker of a planned file counts as done;
+    None: so only where no planned input can be reached (a copy of the output directory elsewhere)."""
     tally = StatusTally()
+    read: list[tuple[str, CompletionMarker]] = []
     for relpath in iter_marker_relpaths(output_dir):
         try:
-            marker = read_marker(marker_path(output_dir, relpath))
+            read.append((relpath, read_marker(marker_path(output_dir, relpath))))
         except InputFileError as exc:
-            logger.warning("%s", exc)
+            if relpath not in planned:
+                logger.warning("%s", exc)
+            else:  # as the driver: a changed input (exit 2, or redone with --on-changed-input redo)
+                tally.changed.append(
+                    {"relpath": relpath, "input_path": planned[relpath].path, "change": exc.reason}
+                )
+
+    def input_path(relpath: str, marker: CompletionMarker) -> str:
+        return planned[relpath].path or marker.input_path
+
+    if check_inputs is None:
+        check_inputs = any(os.path.exists(f.path) for f in planned.values() if f.path) or any(
+            os.path.exists(input_path(r, m)) for r, m in read if r in planned
+        )
+    tally.inputs_checked = check_inputs
+    for relpath, marker in read:
+        if relpath not in planned:
+            tally.outside += 1
+            if check_inputs and not os.path.exists(marker.input_path):
+                tally.vanished.append(
+                    {"relpath": relpath, "input_path": marker.input_path, "output": marker.output_path}
+                )
             continue
-        planned = relpath in sizes
-        tally.outside += not planned
         if not check_inputs:
-            if planned:
-                tally.add_done(relpath, sizes[relpath], marker)
+            tally.add_done(relpath, planned[relpath].size, marker)
             continue
-        if not os.path.exists(marker.input_path):
-            tally.vanished.append(
-                {"relpath": relpath, "input_path": marker.input_path, "output": marker.output_path}
-            )
-            tally.vanished_planned += planned
-            continue
-        if not planned:
-            continue
-        what = describe_change(marker, marker.input_path, verify=verify_inputs)
-        if what is not None:
-            tally.changed.append({"relpath": relpath, "input_path": marker.input_path, "change": what})
-            continue
-        tally.add_done(relpath, sizes[relpath], marker)
+        path = input_path(relpath, marker)
+        what = describe_change(marker, path, verify=verify_inputs)
+        if what == VANISHED:
+            tally.vanished.append({"relpath": relpath, "input_path": path, "output": marker.output_path})
+            tally.vanished_planned += 1
+        elif what is not None:
+            tally.changed.append({"relpath": relpath, "input_path": path, "change": what})
+        else:
+            tally.add_done(relpath, planned[relpath].size, marker)
     return tally
 
 
@@ -149,10 +212,23 @@ def _last_run(output_dir: str) -> dict[str, Any] | None:
 
 def format_status(status: dict[str, Any]) -> str:
     """Human-readable form of compute_status's dict (the CLI prints it)."""
+    new = status.get("files_new", 0)
+    of = f"{status['files_planned']} planned by the last run" + (f" + {new} new" if new else "")
     lines = [
         f"output:          {status['output']}",
-        f"files:           {status['files_done']} done, {status['files_remaining']} remaining, "
-        f"{status['files_failed']} failed (of {status['files_planned']})",
+        f"files:           {status['files_done']} done, {status['files_remaining']} remaining "
+        f"({status['files_changed']} of them changed), {status['files_failed']} failed, "
+        f"{status['files_vanished']} vanished (of {of})",
+    ]
+    if new:
+        lines.append(
+            f"new inputs:      {new} file(s) found since the last run's plan: the rerun classifies them"
+        )
+    if not status.get("inputs_rechecked", True):
+        lines.append(
+            "inputs:          not listed again (out of reach): the counts are over the last run's plan"
+        )
+    lines += [
         f"documents:       {status['documents_in']} in, {status['documents_out']} out, {status['rows_bad']} bad rows",
     ]
     # Two different rates, each saying what it divides by: the first excludes start-up and idle workers.
@@ -172,16 +248,38 @@ def format_status(status: dict[str, Any]) -> str:
         width = max((len(str(value)) for value in counts), default=0)
         lines.append(f"{column}:")
         lines.extend(f"  {value:<{width}}  {count}" for value, count in counts.items())
-    for entry in status["changed"]:
-        lines.append(f"CHANGED {entry['relpath']}: {entry['change']} (rerun with --on-changed-input redo)")
+    lines.extend(
+        _capped(
+            status["changed"],
+            lambda e: f"CHANGED {e['relpath']}: {e['change']} (rerun with --on-changed-input redo)",
+        )
+    )
     for entry in status["partly_done"]:
         of = f" of {entry['pieces']}" if entry["pieces"] is not None else ""
         lines.append(
             f"PARTLY DONE {entry['relpath']}: {entry['pieces_done']}{of} pieces, "
             f"{entry['documents_done']} documents (the rerun continues from there)"
         )
-    for entry in status["vanished"]:
-        lines.append(f"VANISHED {entry['relpath']}: the input is gone; its output is kept: {entry['output']}")
-    for entry in status["failed"]:
-        lines.append(f"FAILED {entry['relpath']}: {entry['error'].splitlines()[0] if entry['error'] else ''}")
+    lines.extend(
+        _capped(
+            status["vanished"],
+            lambda e: f"VANISHED {e['relpath']}: the input is gone; its output is kept: {e['output']}",
+        )
+    )
+    lines.extend(
+        _capped(
+            status["failed"],
+            lambda e: f"FAILED {e['relpath']}: {e['error'].splitlines()[0] if e['error'] else ''}",
+        )
+    )
     return "\n".join(lines)
+
+
+_LISTED = 20  # detail lines per kind; --json lists all
+
+
+def _capped(entries: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]) -> list[str]:
+    lines = [line(e) for e in entries[:_LISTED]]
+    if len(entries) > _LISTED:
+        lines.append(f"... and {len(entries) - _LISTED} more (--json for all)")
+    return lines

@@ -10,7 +10,6 @@ as `status` counts them) collects per-shard label counts (drift), per-column tot
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from hpc_classify._version import __version__
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.fingerprint import read_run_file
 from hpc_classify.driver.plan import read_plan
-from hpc_classify.driver.status import tally_markers
+from hpc_classify.driver.status import files_of_a_rerun, tally_markers
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.errors import OutputDirectoryError
@@ -96,17 +95,18 @@ def collect_report(output_dir: str) -> dict[str, Any]:
         raise OutputDirectoryError(
             f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
         )
-    # The markers that count, as `status` counts them: of planned files whose input is unchanged.
-    sizes = {entry["relpath"]: int(entry["size"]) for entry in plan["files"]}
-    # A report of a copy of OUT, away from the inputs, cannot look at them: then every marker counts.
-    inputs_checked = all(glob.glob(spec, recursive=True) for spec in plan.get("inputs", []))
-    counted = tally_markers(output_dir, sizes, verify_inputs=False, check_inputs=inputs_checked)
+    # The markers that count, as `status` counts them: of planned files whose input is unchanged. A report
+    # of a copy of OUT, where no planned input can be reached, cannot look at them: then every marker counts.
+    planned, new, _ = files_of_a_rerun(plan)
+    counted = tally_markers(output_dir, planned, verify_inputs=False, check_inputs=None)
     scan = _MarkerScan()
     for relpath, marker in counted.done_markers:
         scan.add(relpath, marker)
     # As in `status`: a failure whose file has a marker by now (a later run completed it) no longer counts.
     failures = [
-        e for e in read_failures(output_dir) if e.get("relpath") in sizes and e["relpath"] not in counted.done
+        e
+        for e in read_failures(output_dir)
+        if e.get("relpath") in planned and e["relpath"] not in counted.done
     ]
     run_file = read_run_file(output_dir) or {}
     summary = _read_summary(output_dir)
@@ -115,15 +115,16 @@ def collect_report(output_dir: str) -> dict[str, Any]:
         "generated_at": dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds"),
         "output": output_dir,
         "files": {
-            "planned": len(sizes),
+            "planned": len(planned) - new,
+            "new": new,  # inputs found since the last run's plan: remaining
             "done": len(counted.done),
             "done_outside_plan": counted.outside,
             "changed": len(counted.changed),
             "vanished": counted.vanished_planned,
             "failed": len(failures),
-            "remaining": len(sizes) - len(counted.done) - len(failures) - counted.vanished_planned,
+            "remaining": len(planned) - len(counted.done) - len(failures) - counted.vanished_planned,
             "without_times": scan.without_times,
-            "inputs_checked": inputs_checked,
+            "inputs_checked": counted.inputs_checked,
         },
         "documents": {
             "in": scan.tally.documents_in,

@@ -66,13 +66,20 @@ def _overview(report: dict[str, Any]) -> str:
         ("bad rows (quarantined)", docs["bad"]),
     ]
     for key, label in (
+        ("new", "new input files since the last run's plan (remaining)"),
         ("changed", "files whose input changed since (remaining)"),
         ("vanished", "files whose input is gone"),
         ("done_outside_plan", "done files no longer among the inputs"),
     ):
         if files.get(key):  # reports written before `changed` and `vanished` lack them
             rows.append((label, files[key]))
-    return "<section><h2>Overview</h2>" + _table("overview", ("", "count"), rows) + "</section>"
+    note = ""
+    if files.get("inputs_checked") is False:
+        note = (
+            "<p><strong>Note:</strong> the inputs could not be reached from here (a copy of the output directory?): "
+            "every completion marker of a planned file counts as done, changed or vanished inputs too.</p>"
+        )
+    return "<section><h2>Overview</h2>" + note + _table("overview", ("", "count"), rows) + "</section>"
 
 
 def _labels_section(report: dict[str, Any], divs: dict[str, str]) -> str:

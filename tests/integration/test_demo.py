@@ -58,4 +58,8 @@ def test_demo_classifies_the_sample_corpus_and_says_labels_are_meaningless(tmp_p
     status = subprocess.run(
         [*cli, "status", "--output", str(labelled)], capture_output=True, text=True, timeout=120
     )
-    assert status.returncode == 0 and "1 done, 0 remaining, 0 failed (of 1)" in status.stdout, status.stdout
+    assert (
+        status.returncode == 0
+        and "1 done, 0 remaining (0 of them changed), 0 failed, 0 vanished (of 1 planned by the last run)"
+        in status.stdout
+    ), status.stdout

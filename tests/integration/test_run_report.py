@@ -134,6 +134,7 @@ def test_report_counts_equal_the_markers_and_the_off_shard_drifts_most(finished_
     # _report.json
     assert report["files"] == {
         "planned": 7,
+        "new": 0,
         "done": len(markers),
         "done_outside_plan": 0,
         "changed": 0,

@@ -105,3 +105,21 @@ def test_config_checks_the_new_policies():
         RunConfig(inputs=("x",), output="o", classifiers=(object(),), on_changed_input="ignore")
     with pytest.raises(ConfigError, match="worker_wait"):
         RunConfig(inputs=("x",), output="o", classifiers=(object(),), worker_wait=-1)
+
+
+def test_a_corrupt_marker_is_a_changed_input_with_one_remedy(tmp_path):
+    """The marker's own hint (delete it) nested inside the policy's error gave two remedies in one line."""
+    inputs, output = tmp_path / "in", str(tmp_path / "out")
+    inputs.mkdir()
+    (inputs / "a.jsonl").write_text('{"text": "a"}\n')
+    _mark(output, str(inputs / "a.jsonl"), "a.jsonl")
+    with open(marker_path(output, "a.jsonl"), "w") as f:
+        f.write("{")
+    files = list_input_files([str(inputs)], output, "jsonl")
+
+    [change] = find_changed_inputs(files, output, verify=False)
+
+    assert change.what.startswith("corrupt completion marker (") and "HINT" not in change.what
+    with pytest.raises(InputsChangedError) as caught:
+        apply_changed_input_policy([change], "error", output)
+    assert str(caught.value).count("HINT") == 1

@@ -11,7 +11,7 @@ from hpc_classify.driver.plan import (
     remove_stale_temp_files,
     write_plan,
 )
-from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 
 
@@ -55,10 +55,57 @@ def test_plan_round_trip_and_unchanged_plan_not_rewritten(tmp_path):
     assert write_plan(str(output), [str(inputs)], files) is True
     assert read_plan(str(output)) == {
         "inputs": [str(inputs)],
-        "files": [{"relpath": "a.jsonl", "size": 3}, {"relpath": "b.jsonl", "size": 4}],
+        "files": [
+            {"relpath": "a.jsonl", "size": 3, "path": str(inputs / "a.jsonl")},
+            {"relpath": "b.jsonl", "size": 4, "path": str(inputs / "b.jsonl")},
+        ],
     }
     assert write_plan(str(output), [str(inputs)], files) is False
     assert read_plan(str(tmp_path)) is None
+
+
+def test_plan_stores_absolute_specs_so_it_reads_the_same_from_any_directory(tmp_path, monkeypatch):
+    make_inputs(tmp_path / "corp[1]", {"a.jsonl": 3})  # an existing path is taken literally, not as a glob
+    make_inputs(tmp_path / "g", {"b.jsonl": 4})
+    output = tmp_path / "out"
+    output.mkdir()
+    monkeypatch.chdir(tmp_path)
+    specs = ["corp[1]", "g/*.jsonl"]
+    write_plan(str(output), specs, list_input_files(specs, str(output), "jsonl"))
+    plan = read_plan(str(output))
+    assert plan["inputs"] == [str(tmp_path / "corp[1]"), str(tmp_path / "g/*.jsonl")]
+    assert [f["path"] for f in plan["files"]] == [
+        str(tmp_path / "corp[1]/a.jsonl"),
+        str(tmp_path / "g/b.jsonl"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"inputs": ["/in"], "files": [{"relpa', "not valid JSON"),  # truncated
+        ("[]", "is malformed"),
+        ('{"inputs": ["/in"]}', "is malformed"),
+        ('{"inputs": ["/in"], "files": [{"relpath": "a.jsonl"}]}', "is malformed"),
+    ],
+)
+def test_a_bad_plan_is_an_error_naming_it_with_a_remedy_and_a_run_replaces_it(tmp_path, content, expected):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "_plan.json").write_text(content)
+    with pytest.raises(OutputDirectoryError, match=expected) as caught:
+        read_plan(str(output))
+    assert str(output / "_plan.json") in str(caught.value) and "rerun the same" in caught.value.hint
+    make_inputs(tmp_path / "in", {"a.jsonl": 3})
+    files = list_input_files([str(tmp_path / "in")], str(output), "jsonl")
+    assert write_plan(str(output), [str(tmp_path / "in")], files) is True
+    assert read_plan(str(output))["files"][0]["relpath"] == "a.jsonl"
+
+
+def test_an_output_that_is_a_file_is_an_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputDirectoryError, match="is a file"):
+        read_plan(str(tmp_path / "f"))
 
 
 def test_output_inside_the_input_directory_is_refused(tmp_path):

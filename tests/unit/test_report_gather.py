@@ -10,9 +10,11 @@ import os
 
 import pytest
 
+from hpc_classify.driver.plan import list_input_files, write_plan
 from hpc_classify.driver.status import compute_status
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 from hpc_classify.report.gather import UNKNOWN_KIND, collect_report
+from hpc_classify.report.render import render_page
 from hpc_classify.report.timeline import Interval, worker_timeline
 
 
@@ -134,11 +136,13 @@ def test_the_report_counts_files_as_status_does(tmp_path):
     write_run(output, markers, planned=["kept.jsonl", "changed.jsonl", "gone.jsonl", "new.jsonl"])
     (tmp_path / "in" / "changed.jsonl").write_bytes(b"longer than before")
     (tmp_path / "in" / "gone.jsonl").unlink()
+    (tmp_path / "in" / "old.jsonl").unlink()  # no longer among the inputs
 
     report, status = collect_report(str(output)), compute_status(str(output))
 
     assert report["files"] == {
         "planned": 4,
+        "new": 0,
         "done": 1,  # kept.jsonl
         "done_outside_plan": 1,  # old.jsonl
         "changed": 1,
@@ -170,3 +174,52 @@ def test_a_report_away_from_the_inputs_counts_every_planned_marker(tmp_path):
     files = collect_report(str(output))["files"]
     assert (files["done"], files["done_outside_plan"], files["remaining"]) == (2, 1, 0)
     assert (files["changed"], files["vanished"], files["inputs_checked"]) == (0, 0, False)
+
+
+def _classified(output, files) -> None:
+    """Completion markers made from the inputs as they are now (as a run writes them)."""
+    for f in files:
+        stat = os.stat(f.path)
+        done = marker(f.relpath, {"c": {"x": 1}}, input_size=stat.st_size, input_mtime=stat.st_mtime)
+        write_marker(marker_path(str(output), f.relpath), dataclasses.replace(done, input_path=f.path))
+
+
+@pytest.mark.parametrize("spec", ["corpus", "corp[1]"])
+def test_the_report_checks_inputs_given_relative_or_with_brackets_from_another_directory(
+    tmp_path, monkeypatch, spec
+):
+    """A relative --input (globbed from another cwd) or a directory named like a glob class (never matching
+    itself) took the inputs for out of reach: a changed input then counted as done."""
+    corpus, output = tmp_path / spec, tmp_path / "out"
+    corpus.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        (corpus / name).write_text('{"text": "x"}\n')
+    output.mkdir()
+    monkeypatch.chdir(tmp_path)
+    files = list_input_files([spec], str(output), "jsonl")
+    write_plan(str(output), [spec], files)
+    _classified(output, files)
+    (corpus / "b.jsonl").write_text('{"text": "longer"}\n')
+    monkeypatch.chdir(output)  # `hpc-classify report` run from elsewhere
+
+    report = collect_report(str(output))
+
+    assert report["files"]["inputs_checked"] is True
+    assert (report["files"]["done"], report["files"]["changed"], report["files"]["remaining"]) == (1, 1, 1)
+
+
+def test_a_report_away_from_the_inputs_says_so_on_the_page(tmp_path):
+    output, corpus = tmp_path / "out", tmp_path / "in"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text('{"text": "x"}\n')
+    output.mkdir()
+    files = list_input_files([str(corpus)], str(output), "jsonl")
+    write_plan(str(output), [str(corpus)], files)
+    _classified(output, files)
+    assert "could not be reached" not in render_page(collect_report(str(output)))
+    corpus.rename(tmp_path / "elsewhere")
+
+    report = collect_report(str(output))
+
+    assert report["files"]["inputs_checked"] is False and report["files"]["done"] == 1
+    assert "could not be reached" in render_page(report)

@@ -1,11 +1,14 @@
-"""`status` rates: files classified together in one task overlap in time, and a worker's time is counted once."""
+"""`status`: rates (files classified together in one task overlap in time, and a worker's time is counted
+once), and counts that say what a rerun would do (moved corpus, new inputs, corrupt markers)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+from pathlib import Path
 
-from hpc_classify.driver.plan import PlannedFile, write_plan
+from hpc_classify.driver.plan import PlannedFile, list_input_files, write_plan
 from hpc_classify.driver.status import compute_status, format_status
 from hpc_classify.driver.summary import write_summary
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
@@ -66,3 +69,88 @@ def test_overlapping_files_of_one_worker_count_once_and_both_rates_say_what_they
         "throughput:      5.0 docs per worker-second (done files' documents / time workers spent on them, all runs)"
     )
     assert lines[4] == "last run:        4.0 docs/s wall-clock over 20.0 s (start-up included), exit code 0"
+
+
+def _finished_run(tmp_path, output, names) -> list[PlannedFile]:
+    """A run over tmp_path/in that classified every file in `names`."""
+    output.mkdir()
+    files = [_done(tmp_path, output, name, 3, "a", 0.0, 1.0) for name in names]
+    write_plan(str(output), [str(tmp_path / "in")], files)
+    return files
+
+
+def test_after_the_corpus_moved_status_counts_what_the_rerun_found_done(tmp_path):
+    output = tmp_path / "out"
+    _finished_run(tmp_path, output, ["a.jsonl", "b.jsonl"])
+    (tmp_path / "in").rename(tmp_path / "moved")
+    moved = str(tmp_path / "moved")
+    write_plan(str(output), [moved], list_input_files([moved], str(output), "jsonl"))  # as the rerun does
+
+    status = compute_status(str(output))
+
+    assert (status["files_done"], status["files_remaining"], status["files_vanished"]) == (2, 0, 0)
+    assert status["vanished"] == []
+
+
+def test_status_counts_inputs_added_since_the_last_run_as_remaining(tmp_path):
+    output = tmp_path / "out"
+    _finished_run(tmp_path, output, ["a.jsonl", "b.jsonl"])
+    (tmp_path / "in" / "c.jsonl").write_text('{"text": "new"}\n')
+
+    status = compute_status(str(output))
+
+    assert (status["files_done"], status["files_remaining"]) == (2, 1)
+    assert (status["files_planned"], status["files_new"], status["inputs_rechecked"]) == (2, 1, True)
+    lines = format_status(status).splitlines()
+    assert lines[1] == (
+        "files:           2 done, 1 remaining (0 of them changed), 0 failed, 0 vanished "
+        "(of 2 planned by the last run + 1 new)"
+    )
+    assert lines[2].startswith("new inputs:      1 file(s) found since the last run's plan")
+
+
+def test_status_says_when_the_inputs_cannot_be_listed_again(tmp_path):
+    output = tmp_path / "out"
+    _finished_run(tmp_path, output, ["a.jsonl"])
+    plan = json.loads((output / "_plan.json").read_text())
+    plan["inputs"] = ["in"]  # a plan of an older version: the spec as given, relative to a cwd unknown now
+    (output / "_plan.json").write_text(json.dumps(plan))
+
+    status = compute_status(str(output))
+
+    assert status["inputs_rechecked"] is False and status["files_done"] == 1
+    assert "the counts are over the last run's plan" in format_status(status)
+
+
+def test_a_corrupt_marker_is_a_changed_input_as_the_rerun_finds_it(tmp_path):
+    output = tmp_path / "out"
+    _finished_run(tmp_path, output, ["a.jsonl", "b.jsonl"])
+    Path(marker_path(str(output), "b.jsonl")).write_text("{")
+
+    status = compute_status(str(output))
+
+    assert (status["files_done"], status["files_remaining"], status["files_changed"]) == (1, 1, 1)
+    [changed] = status["changed"]
+    assert changed["relpath"] == "b.jsonl" and changed["change"].startswith("corrupt completion marker")
+    assert "CHANGED b.jsonl: corrupt completion marker" in format_status(status)
+    assert "--on-changed-input redo" in format_status(status)
+
+
+def test_the_files_line_adds_up_and_detail_lines_are_capped(tmp_path):
+    output = tmp_path / "out"
+    names = [f"f{n:02}.jsonl" for n in range(25)]
+    _finished_run(tmp_path, output, [*names, "changed.jsonl", "kept.jsonl"])
+    for name in names:
+        (tmp_path / "in" / name).unlink()
+    (tmp_path / "in" / "changed.jsonl").write_text("longer than before\n")
+
+    status = compute_status(str(output))
+    lines = format_status(status).splitlines()
+
+    assert lines[1] == (
+        "files:           1 done, 1 remaining (1 of them changed), 0 failed, 25 vanished "
+        "(of 27 planned by the last run)"
+    )
+    vanished = [line for line in lines if line.startswith("VANISHED")]
+    assert len(vanished) == 20 and "... and 5 more (--json for all)" in lines
+    assert len(status["vanished"]) == 25
