@@ -113,9 +113,15 @@ def hub_failure_reason(error: Exception) -> str:
 def _fetch_hint(model: str, revision: str | None, *, base: bool = False) -> str:
     name = {hub_id: name for name, hub_id in DEFAULT_MODELS.items()}.get(model, model)
     rev = f" --revision {revision}" if revision and not base else ""
-    what = "the classifier that uses it" if base else name
+    # A base model is fetched with the classifier that names it (its config only): say so beside the command.
+    command = (
+        "`hpc-classify fetch-models --classifier NAME` for the classifier whose base model it is "
+        "(it fetches that config too)"
+        if base
+        else f"`hpc-classify fetch-models --classifier {name}{rev}`"
+    )
     return (
-        f"on a login node with internet, run `hpc-classify fetch-models --classifier {what}{rev}` "
+        f"on a login node with internet, run {command} "
         f"with the same HF_HOME as the compute nodes (now HF_HOME={os.environ.get('HF_HOME', '<unset>')}, "
         f"cache {hub_cache_dir()}), or pass a local directory holding the checkpoint"
     )

@@ -349,3 +349,17 @@ def test_cli_requires_a_classifier(capsys):
         main(["fetch-models"])
     assert exit_info.value.code == 2
     assert "--classifier" in capsys.readouterr().err
+
+
+def test_a_missing_base_configs_hint_is_a_command_that_works(tmp_path, monkeypatch):
+    """The base model is fetched with the classifier that names it: the hint says so beside the command,
+    instead of a placeholder sentence inside it (`--classifier the classifier that uses it`)."""
+    from hpc_classify.models.hub import resolve_base_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelNotAvailableError) as missing:
+        resolve_base_config("microsoft/deberta-v3-base")
+    assert "`hpc-classify fetch-models --classifier NAME` for the classifier whose base model it is" in (
+        missing.value.hint
+    )
