@@ -120,12 +120,14 @@ class OutputWriteError(HpcClassifyError):
 
     exit_code = 4
 
-    def __init__(self, path: str, reason: str, *, errno: int | None = None):
+    def __init__(self, path: str, reason: str, *, errno: int | None = None, hint: str | None = None):
         self.path = str(path)
+        self.reason = reason
         self.errno = errno
         super().__init__(
             f"cannot write {self.path}: {reason}",
-            hint="free space (or raise the quota, or make it writable) on the file system of "
+            hint=hint
+            or "free space (or raise the quota, or make it writable) on the file system of "
             f"{os.path.dirname(self.path) or '.'}, then rerun the same command: it resumes where it stopped",
         )
 

@@ -11,12 +11,26 @@ from typing import Any
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("report", help="write an HTML report of a run into its output directory")
     parser.add_argument("--output", required=True, metavar="DIR", help="the run's --output directory")
+    parser.add_argument(
+        "--to",
+        metavar="DIR",
+        help="write the report into DIR instead of the output directory (one you cannot write to)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    from hpc_classify.errors import OutputWriteError
     from hpc_classify.report import write_report
 
-    paths = write_report(args.output)
+    try:
+        paths = write_report(args.output, args.to)
+    except OutputWriteError as error:  # its hint is a run's ("rerun: it resumes"): a report has another way
+        raise OutputWriteError(
+            error.path,
+            error.reason,
+            errno=error.errno,
+            hint="pass --to DIR to write the report elsewhere (the output directory is only read)",
+        ) from None
     print(f"report: {paths.html}\nnumbers: {paths.json}")
     return 0

@@ -20,13 +20,17 @@ class ReportPaths:
     json: str
 
 
-def write_report(output_dir: str) -> ReportPaths:
-    """Collect the run's numbers from `output_dir` and write the page and its JSON beside the outputs."""
+def write_report(output_dir: str, to_dir: str | None = None) -> ReportPaths:
+    """Collect the run's numbers from `output_dir` and write the page and its JSON beside the outputs, or
+    into `to_dir` (an output directory one may read but not write)."""
     from hpc_classify.report.render import render_page  # Bokeh: only when a page is drawn
 
     report = collect_report(output_dir)
     page = render_page(report).encode("utf-8")
-    paths = ReportPaths(os.path.join(output_dir, REPORT_HTML), os.path.join(output_dir, REPORT_JSON))
+    into = to_dir if to_dir is not None else output_dir
+    if to_dir is not None:
+        os.makedirs(to_dir, exist_ok=True)
+    paths = ReportPaths(os.path.join(into, REPORT_HTML), os.path.join(into, REPORT_JSON))
     write_json_atomically(paths.json, report)
     write_atomically(paths.html, lambda f: f.write(page))
     logger.info("report: %s (numbers in %s)", paths.html, paths.json)

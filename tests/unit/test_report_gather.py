@@ -223,3 +223,25 @@ def test_a_report_away_from_the_inputs_says_so_on_the_page(tmp_path):
 
     assert report["files"]["inputs_checked"] is False and report["files"]["done"] == 1
     assert "could not be reached" in render_page(report)
+
+
+def test_a_report_of_a_directory_one_cannot_write_goes_where_to_says(tmp_path, monkeypatch, capsys):
+    """Without write access to the run's directory (a colleague's run), --to writes the report elsewhere,
+    and the error without it says so (it said to free space and rerun, a run's remedy)."""
+    from hpc_classify.cli.main import main
+    from hpc_classify.io import writers
+    from hpc_classify.report import write as report_write
+
+    output = tmp_path / "out"
+    write_run(output, {"a.jsonl": marker("a.jsonl", {"domain_pred": {"Games": 2}})})
+    before = sorted(p.name for p in output.iterdir())
+    assert main(["report", "--output", str(output), "--to", str(tmp_path / "mine")]) == 0
+    assert sorted(p.name for p in output.iterdir()) == before
+    assert json.loads((tmp_path / "mine" / "_report.json").read_text())["files"]["done"] == 1
+
+    def refused(path, *args, **kwargs):
+        raise writers.OutputWriteError(path, "Permission denied")
+
+    monkeypatch.setattr(report_write, "write_json_atomically", refused)
+    assert main(["report", "--output", str(output)]) == 4
+    assert "HINT: pass --to DIR to write the report elsewhere" in capsys.readouterr().err
