@@ -171,11 +171,14 @@ def _worker_threads(launcher_flag: int | None, run_setting: int | None) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hpc_classify.stop_request import StopRequest
+    from hpc_classify.cluster.node_files import signals_ignored
+    from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
 
-    # The stop signals are ours from here on: a warning while the run's configuration is read (its imports
-    # take a second) must reach rank 0's driver, not kill the task (USR1's default action).
-    with StopRequest() as stop:
+    # From here on a warning while the run's configuration is read (its imports take a second) must not kill
+    # the task (USR1's default action): rank 0 holds every stop signal for its driver; the other ranks ignore
+    # the warnings, and TERM and INT end them as before. (srun's task rank is the node's: one task per node.)
+    stop = StopRequest() if int(os.environ.get("SLURM_PROCID") or 0) == 0 else None
+    with stop if stop is not None else signals_ignored(WARNING_SIGNALS):
         from hpc_classify.cli.run import parse_run_argv
         from hpc_classify.cli.run_config import config_from_args
 
@@ -208,9 +211,7 @@ def run_driver(config: RunConfig, scheduler_file: str, stop: StopRequest | None 
         # The launcher started the workers (with the run's threads): the driver joins them.
         joined = dataclasses.replace(config, scheduler_file=scheduler_file, threads_per_worker=None)
         result = classify(joined, stop=stop)
-    except (
-        HpcClassifyError
-    ) as error:  # its own exit code, as `hpc-classify run` returns (4: output unwritable)
+    except HpcClassifyError as error:  # its own code, as `hpc-classify run` returns it (4: output unwritable)
         print(f"hpc-classify run: error: {error.one_line()}", file=sys.stderr)
         return error.exit_code
     print(describe_result(result), flush=True)

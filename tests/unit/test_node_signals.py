@@ -105,3 +105,32 @@ def test_a_warning_while_the_node_entry_reads_the_runs_configuration_reaches_the
     args = build_parser().parse_args(argv)
     assert args.handler(args) == 3
     assert [stop.signal_name for stop in handed_on] == ["SIGUSR1"]
+
+
+def test_the_other_ranks_entry_ignores_only_the_warnings_term_and_int_still_end_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Only rank 0 runs a driver to stop: another rank that took TERM and INT as stop requests would
+    outlive a Ctrl-C or scancel's TERM."""
+    from hpc_classify.cli import node, run_config
+    from hpc_classify.cli.main import build_parser
+
+    real_config_from_args = run_config.config_from_args
+    seen = {}
+
+    def config_looking_at_the_handlers(args):
+        seen.update(
+            {sig.name: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+        )
+        return real_config_from_args(args)
+
+    handed_on = []
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    monkeypatch.setattr(run_config, "config_from_args", config_looking_at_the_handlers)
+    monkeypatch.setattr(node, "run_this_node", lambda options, config, stop: handed_on.append(stop) or 0)
+    before = {sig.name: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    argv = ["node", "--", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    args = build_parser().parse_args(argv)
+    assert args.handler(args) == 0
+    assert handed_on == [None]
+    assert seen == {**before, "SIGUSR1": signal.SIG_IGN}
