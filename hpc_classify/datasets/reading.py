@@ -221,10 +221,12 @@ class PartitionReader:
         # frames with rows are joined, one empty frame kept when all are empty.
         joined = [f for f in frames if len(f)] or frames[:1]
         frame = frames[0] if len(frames) == 1 else _concat(joined, self.keep_file_index)
-        if isinstance(frame, pd.DataFrame) and (len(frames) == 1 or self.keep_file_index):
+        if isinstance(frame, pd.DataFrame):
             # A piece's index is its rows' positions in the file; a whole file's is a RangeIndex from 0.
-            counted = all(p.piece is not None or _counts_rows(f) for f, p in zip(frames, parts, strict=True))
-            frame.attrs[FILE_ROWS] = counted
+            # Always set: a Parquet or pickle file our writer made may bring back an old value in its attrs.
+            frame.attrs[FILE_ROWS] = (len(frames) == 1 or self.keep_file_index) and all(
+                p.piece is not None or _counts_rows(f) for f, p in zip(frames, parts, strict=True)
+            )
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
         return frame

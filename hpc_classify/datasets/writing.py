@@ -26,6 +26,7 @@ from hpc_classify.datasets.reading import filename_column
 from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.io.formats import document_suffix, known_format, output_relpath
 from hpc_classify.io.output_clashes import refuse_output_clashes
+from hpc_classify.io.readers import FILE_ROWS
 from hpc_classify.io.writers import write_atomically, write_frame
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,9 @@ class PartitionWriter:
         self, part: Any, index: int, source_names: tuple[str, ...] | None = None
     ) -> list[tuple[str, str, str]]:
         part = _to_pandas(part)
+        if FILE_ROWS in part.attrs:  # the reader's note on this partition, not data (Parquet would keep it)
+            part = part.copy(deep=False)  # a persisted partition keeps its note
+            del part.attrs[FILE_ROWS]
         ext = OUTPUT_TYPES[self.fmt]
         if self.partition_on:
             return self._write_partitioned(part, index, f"part.{index}.{ext}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 from driver_support import make_corpus, output_files, read_jsonl, run_cli
@@ -307,6 +308,19 @@ def test_a_row_without_text_is_named_by_its_row_in_the_file(tmp_path, tiny_finew
     )  # renumbered partitions: the row is the partition's, and says so
     with pytest.raises(InputFileError, match="b.jsonl: .*first at row 44 of the partition"):
         classifier(both).df.compute()
+
+    # Written to Parquet and read back two files a partition: no note of the first read travels in the
+    # files' metadata to name a file's row for the renumbered partition.
+    DocumentDataset.read_json(
+        [str(tmp_path / "c.jsonl"), str(tmp_path / "b.jsonl")], files_per_partition=1
+    ).to_parquet(str(tmp_path / "pq"))
+    assert not any(
+        b"file_rows" in (pq.read_schema(path).metadata or {}).get(b"pandas", b"")
+        for path in (tmp_path / "pq").glob("*.parquet")
+    )
+    again = DocumentDataset.read_parquet(str(tmp_path / "pq"), files_per_partition=2)
+    with pytest.raises(InputFileError, match="first at row 44 of the partition"):
+        classifier(again).df.compute()
 
 
 # -- the family in one pass through the CLI ----------------------------------------------------------
