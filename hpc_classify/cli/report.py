@@ -30,7 +30,9 @@ def handle(args: argparse.Namespace) -> int:
             error.path,
             error.reason,
             errno=error.errno,
-            hint="pass --to DIR to write the report elsewhere (the output directory is only read)",
+            hint="choose a --to directory you can write to"
+            if args.to
+            else "pass --to DIR to write the report elsewhere (the output directory is only read)",
         ) from None
     print(f"report: {paths.html}\nnumbers: {paths.json}")
     return 0

@@ -104,6 +104,7 @@ def read_data_blocksize(
     **kwargs: Any,
 ) -> dd.DataFrame:
     """Partitions of about `blocksize` bytes (see `read_data`), columns sorted as NeMo's."""
+    refuse_json_documents(file_type)
     if file_type not in BLOCKSIZE_FILE_TYPES:
         raise ConfigError(
             f"read_data_blocksize reads {' or '.join(BLOCKSIZE_FILE_TYPES)} files, not {file_type!r}",

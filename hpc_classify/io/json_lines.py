@@ -45,8 +45,9 @@ def frame_rows(df: pd.DataFrame) -> Iterable[dict[str, Any]]:
             raise DataLayoutError(
                 f"column {name!r} holds bytes (e.g. a Parquet binary column): JSON has no bytes, and decoding "
                 "them as text could change them",
-                hint=f"drop the column (or read with columns=[...] without it), or decode it yourself "
-                f"(df[{name!r}].str.decode('utf-8')) before writing JSONL; Parquet output keeps bytes",
+                hint=f"write Parquet, which keeps bytes (hpc-classify run --output-format parquet); or drop the "
+                f"column (columns=[...] / --keep-columns without it), or decode it yourself "
+                f"(df[{name!r}].str.decode('utf-8')) before writing JSONL",
             ) from None
     for values in zip(*columns, strict=True):
         yield dict(zip(names, values, strict=True))

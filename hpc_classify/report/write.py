@@ -7,6 +7,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from hpc_classify.errors import OutputWriteError
 from hpc_classify.io.writers import write_atomically, write_json_atomically
 from hpc_classify.report.files import REPORT_HTML, REPORT_JSON
 from hpc_classify.report.gather import collect_report
@@ -29,7 +30,10 @@ def write_report(output_dir: str, to_dir: str | None = None) -> ReportPaths:
     page = render_page(report).encode("utf-8")
     into = to_dir if to_dir is not None else output_dir
     if to_dir is not None:
-        os.makedirs(to_dir, exist_ok=True)
+        try:
+            os.makedirs(to_dir, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(to_dir, exc.strerror or str(exc), errno=exc.errno) from None
     paths = ReportPaths(os.path.join(into, REPORT_HTML), os.path.join(into, REPORT_JSON))
     write_json_atomically(paths.json, report)
     write_atomically(paths.html, lambda f: f.write(page))

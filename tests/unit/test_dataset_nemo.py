@@ -13,6 +13,7 @@ from hpc_classify.datasets import DocumentDataset
 from hpc_classify.errors import ConfigError, DataLayoutError, InputFileError
 from hpc_classify.utils.distributed_utils import (
     read_data,
+    read_data_blocksize,
     read_single_partition,
     select_columns,
     write_to_disk,
@@ -262,6 +263,7 @@ def test_file_type_json_documents_are_refused_naming_the_difference(tmp_path):
     for read in (
         lambda: read_data([str(path)], file_type="json", backend="pandas"),
         lambda: read_single_partition([str(path)], backend="pandas", filetype="json"),
+        lambda: read_data_blocksize([str(path)], backend="pandas", file_type="json", blocksize="1MB"),
     ):
         with pytest.raises(DataLayoutError, match=r"(?s)one JSON document per file.*file_type='jsonl'"):
             read()

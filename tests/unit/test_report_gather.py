@@ -245,3 +245,6 @@ def test_a_report_of_a_directory_one_cannot_write_goes_where_to_says(tmp_path, m
     monkeypatch.setattr(report_write, "write_json_atomically", refused)
     assert main(["report", "--output", str(output)]) == 4
     assert "HINT: pass --to DIR to write the report elsewhere" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert main(["report", "--output", str(output), "--to", str(tmp_path / "a-file")]) == 4
+    assert "HINT: choose a --to directory you can write to" in capsys.readouterr().err
