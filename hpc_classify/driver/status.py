@@ -83,12 +83,14 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
     }
 
 
-def files_of_a_rerun(plan: dict[str, Any]) -> tuple[dict[str, PlannedFile], int, bool]:
+def files_of_a_rerun(
+    plan: dict[str, Any], *, relist: bool = True
+) -> tuple[dict[str, PlannedFile], int, bool]:
     """The files a rerun would plan, by relpath: the stored plan's, at their current paths, plus the inputs
-    added since (how many: the second value). The third: whether the inputs could be listed again (if not,
-    the stored plan's files alone)."""
+    added since (how many: the second value). The third: whether the inputs were listed again (if not,
+    the stored plan's files alone; `relist` False: not tried, for a plan the caller knows is current)."""
     planned = stored_files(plan)
-    current = _current_inputs(plan)
+    current = _current_inputs(plan) if relist else None
     new = 0
     for f in current or ():
         new += f.relpath not in planned

@@ -87,8 +87,9 @@ class _MarkerScan:
             )
 
 
-def collect_report(output_dir: str) -> dict[str, Any]:
-    """The report's numbers as one JSON-ready dict (see docs/report.md for its keys)."""
+def collect_report(output_dir: str, *, relist_inputs: bool = True) -> dict[str, Any]:
+    """The report's numbers as one JSON-ready dict (see docs/report.md for its keys). `relist_inputs` False:
+    count over the stored plan without listing the inputs again (a run's own report: it just listed them)."""
     output_dir = os.path.abspath(output_dir)
     plan = read_plan(output_dir)
     if plan is None:
@@ -97,7 +98,7 @@ def collect_report(output_dir: str) -> dict[str, Any]:
         )
     # The markers that count, as `status` counts them: of planned files whose input is unchanged. A report
     # of a copy of OUT, where no planned input can be reached, cannot look at them: then every marker counts.
-    planned, new, _ = files_of_a_rerun(plan)
+    planned, new, _ = files_of_a_rerun(plan, relist=relist_inputs)
     counted = tally_markers(output_dir, planned, verify_inputs=False, check_inputs=None)
     scan = _MarkerScan()
     for relpath, marker in counted.done_markers:

@@ -31,7 +31,9 @@ def dask_performance_report(config: RunConfig, output_dir: str) -> AbstractConte
 def write_report_quietly(output_dir: str) -> None:
     """The run's HTML report and its numbers, or a warning saying how to retry."""
     try:
-        write_report(output_dir)
+        # The run listed its inputs when it started (a walk of a million files on a parallel file system
+        # takes minutes): its report counts over that plan.
+        write_report(output_dir, relist_inputs=False)
     except Exception as exc:  # noqa: BLE001 - any bug or missing library in the report is only a warning
         logger.warning(
             "the run report could not be written (%s: %s); the run itself is unaffected. "

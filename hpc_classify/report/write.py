@@ -21,12 +21,12 @@ class ReportPaths:
     json: str
 
 
-def write_report(output_dir: str, to_dir: str | None = None) -> ReportPaths:
+def write_report(output_dir: str, to_dir: str | None = None, *, relist_inputs: bool = True) -> ReportPaths:
     """Collect the run's numbers from `output_dir` and write the page and its JSON beside the outputs, or
     into `to_dir` (an output directory one may read but not write)."""
     from hpc_classify.report.render import render_page  # Bokeh: only when a page is drawn
 
-    report = collect_report(output_dir)
+    report = collect_report(output_dir, relist_inputs=relist_inputs)
     page = render_page(report).encode("utf-8")
     into = to_dir if to_dir is not None else output_dir
     if to_dir is not None:

@@ -248,3 +248,23 @@ def test_a_report_of_a_directory_one_cannot_write_goes_where_to_says(tmp_path, m
     (tmp_path / "a-file").write_text("")
     assert main(["report", "--output", str(output), "--to", str(tmp_path / "a-file")]) == 4
     assert "HINT: choose a --to directory you can write to" in capsys.readouterr().err
+
+
+def test_the_report_a_run_writes_does_not_list_its_inputs_again(tmp_path, monkeypatch):
+    """A run lists its inputs when it starts; walking them again for its own report would double that walk
+    (minutes for a million files on a parallel file system). `hpc-classify report` does list them."""
+    from hpc_classify.driver import status
+    from hpc_classify.report.run_hooks import write_report_quietly
+
+    output, corpus = tmp_path / "out", tmp_path / "in"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text('{"text": "x"}\n')
+    output.mkdir()
+    write_plan(str(output), [str(corpus)], list_input_files([str(corpus)], str(output), "jsonl"))
+    listings = []
+    real_expand = status.expand_inputs
+    monkeypatch.setattr(status, "expand_inputs", lambda specs: listings.append(specs) or real_expand(specs))
+    write_report_quietly(str(output))
+    assert listings == [] and (output / "_report.json").exists()
+    collect_report(str(output))
+    assert listings == [[str(corpus)]]
