@@ -65,8 +65,13 @@ def test_one_file_in_pieces_on_three_nodes_survives_usr1_and_requeue(
     job = submit_classify(
         slurm_cluster, tmp_path, ["--config", str(config)], env={"PYTHONPATH": user_package_path}
     )
-    wait_until(lambda: pieces_done(out) >= PIECES // 2, 300, "half of the pieces done")
+    # Pieces left for certain when the warning comes: from a few done on, every piece waits at the hold
+    # until the driver has the warning (the second half took 2 s here, the warning's way up to 1 s).
+    wait_until(lambda: pieces_done(out) >= PIECES // 4, 300, "a quarter of the pieces done")
+    (counts / "hold").touch()
     slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job])
+    wait_until(lambda: "SIGUSR1 received" in job_log(tmp_path, job), 120, "the driver to have the warning")
+    (counts / "hold").unlink()
 
     assert slurm_cluster.wait_job(job, timeout=400) == "COMPLETED", job_log(tmp_path, job)
     assert slurm_cluster.job_info(job)["Restarts"] == "1", job_log(tmp_path, job)

@@ -1,11 +1,16 @@
 """A classifier that counts the documents it is given: the piece tests measure how many documents went
-through the model over a stopped run and its rerun (each call appends "<worker> <rows>" to a log)."""
+through the model over a stopped run and its rerun (each call appends "<worker> <rows>" to a log). While a
+file `hold` exists in the count directory, each call waits for it to go: a test can stop a run with pieces
+certainly left, whatever the speed of the machine."""
 
 from __future__ import annotations
 
 import os
+import time
 
 from mylab.toxicity import ToxicityClassifier
+
+HOLD_TIMEOUT_S = 600.0
 
 
 class CountingToxicityClassifier(ToxicityClassifier):
@@ -14,6 +19,9 @@ class CountingToxicityClassifier(ToxicityClassifier):
         self.count_dir = count_dir
 
     def texts(self, frame, source):
+        hold, deadline = os.path.join(self.count_dir, "hold"), time.monotonic() + HOLD_TIMEOUT_S
+        while os.path.exists(hold) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the test removes it once the stop it sent has reached the driver
         texts = super().texts(frame, source)
         worker = ""
         try:
