@@ -3,9 +3,9 @@
 One file per partition (`part.N.<ext>`); with `write_to_filename` one file per value of the file name column,
 its rows in order even when they span partitions (see `assembly`; an input whose rows were all filtered out
 still gets its empty output when the dataset knows its sources);
-with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`); a JSONL path for a
-single-partition dataset writes that one file. Parquet files of one write share one schema, so the
-directory reads as one dataset (see `assembly`).
+with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`; a failed write removes those it
+made, see `value_dirs`); a JSONL path for a single-partition dataset writes that one file. Parquet files of
+one write share one schema, so the directory reads as one dataset (see `assembly`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import pickle
 import secrets
 from collections import Counter
 from typing import Any
-from urllib.parse import quote
 
 import dask
 import pandas as pd
 
 from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_parts
 from hpc_classify.datasets.reading import filename_column
+from hpc_classify.datasets.value_dirs import partition_file, removing_new_value_dirs, value_dir
 from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.io.formats import document_suffix, known_format, output_relpath
 from hpc_classify.io.output_clashes import refuse_output_clashes
@@ -32,7 +32,6 @@ from hpc_classify.io.writers import write_atomically, write_frame
 logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = {"jsonl": "jsonl", "parquet": "parquet", "pickle": "pkl"}
-HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # pyarrow's directory name for a null partition value
 
 
 def write_to_disk(
@@ -71,18 +70,19 @@ def write_to_disk(
     tasks = [
         write(part, index, expected and _base_names(expected[index])) for index, part in enumerate(parts)
     ]
-    try:
-        written = [entry for entries in dask.compute(*tasks) for entry in entries]
-    except BaseException:
-        if token:
-            remove_parts(output_path, token)
-        raise
-    if column:
-        names = finish_file_name_write(output_path, written, output_type, token)
-    elif token:
-        names = _finish(output_path, written, output_type, token)
-    else:
-        names = [name for name, _, _ in written]
+    with removing_new_value_dirs(output_path, partition_on, OUTPUT_TYPES[output_type]):
+        try:
+            written = [entry for entries in dask.compute(*tasks) for entry in entries]
+        except BaseException:
+            if token:
+                remove_parts(output_path, token)
+            raise
+        if column:
+            names = finish_file_name_write(output_path, written, output_type, token)
+        elif token:
+            names = _finish(output_path, written, output_type, token)
+        else:
+            names = [name for name, _, _ in written]
     logger.info("wrote %d %s file(s) to %s", len(names), output_type, output_path)
 
 
@@ -213,9 +213,9 @@ class PartitionWriter:
             del part.attrs[FILE_ROWS]
         ext = OUTPUT_TYPES[self.fmt]
         if self.partition_on:
-            return self._write_partitioned(part, index, f"part.{index}.{ext}")
+            return self._write_partitioned(part, index, partition_file(index, ext))
         if not self.column:
-            name = f"part.{index}.{ext}"
+            name = partition_file(index, ext)
             return [(name, self._write(part, self._part(index, 0, name)), "")]
         nameless = int(part[self.column].isna().sum())
         if nameless:  # they would match no name: an empty "nan" file, and the rows lost
@@ -242,7 +242,7 @@ class PartitionWriter:
     def _write_partitioned(self, part: pd.DataFrame, index: int, base: str) -> list[tuple[str, str, str]]:
         names = []
         for value, rows in part.groupby(self.partition_on, dropna=False, sort=False):
-            directory = f"{self.partition_on}={HIVE_NULL if pd.isna(value) else quote(str(value), safe='')}"
+            directory = value_dir(self.partition_on, value)
             if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
                 rows = rows.drop(columns=[self.partition_on])
             name = f"{directory}/{base}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,21 +32,20 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
     are over the last run's plan). A marker counts as done only while the file's current input is unchanged
     (size and mtime; content hash with `verify_inputs`): a changed input, or an unreadable marker, is listed
     in `changed` and counted as remaining. A planned input that no longer exists is listed in `vanished`
-    (its output is kept, never deleted; `files_vanished` counts the planned ones). documents_in/out, labels
-    and nodes are summed over the done files (markers of files no longer among the inputs are counted in
-    `files_outside_plan` only).
+    (its output is kept, never deleted; `files_vanished` counts the planned ones), and so is a planned file
+    without a marker that the inputs listed again no longer have (its `output` None: a rerun does not plan
+    it, so it is neither remaining nor failed). documents_in/out, labels and nodes are summed over the done
+    files (markers of files no longer among the inputs are counted in `files_outside_plan` only).
     """
     plan = read_plan(output_dir)
     if plan is None:
         raise OutputDirectoryError(
             f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
         )
-    planned, new, rechecked = files_of_a_rerun(plan)
-    tally = tally_markers(output_dir, planned, verify_inputs)
-    # A failure whose file has a marker by now (completed by a later run) no longer counts.
-    failed = [
-        e for e in read_failures(output_dir) if e.get("relpath") in planned and e["relpath"] not in tally.done
-    ]
+    rerun = files_of_a_rerun(plan)
+    planned, new = rerun.planned, rerun.new
+    tally = tally_markers(output_dir, planned, verify_inputs, gone=rerun.gone)
+    failed = failures_of_a_rerun(output_dir, planned, tally)
     done = len(tally.done)
     seconds = tally.markers.worker_seconds()
     totals = tally.markers
@@ -54,7 +53,7 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         "output": os.path.abspath(output_dir),
         "files_planned": len(planned) - new,
         "files_new": new,
-        "inputs_rechecked": rechecked,
+        "inputs_rechecked": rerun.rechecked,
         "files_done": done,
         "files_failed": len(failed),
         "files_remaining": len(planned) - done - len(failed) - tally.vanished_planned,
@@ -78,25 +77,39 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         "changed": tally.changed,
         "vanished": tally.vanished,
         # Started in pieces, not finished: counted as remaining above; their documents are not in the sums.
-        "partly_done": partly_done(output_dir, set(planned) - tally.done),
+        "partly_done": partly_done(output_dir, set(planned) - tally.done - tally.vanished_relpaths()),
         "last_run": _last_run(output_dir),
     }
 
 
-def files_of_a_rerun(
-    plan: dict[str, Any], *, relist: bool = True
-) -> tuple[dict[str, PlannedFile], int, bool]:
-    """The files a rerun would plan, by relpath: the stored plan's, at their current paths, plus the inputs
-    added since (how many: the second value). The third: whether the inputs were listed again (if not,
-    the stored plan's files alone; `relist` False: not tried, for a plan the caller knows is current)."""
+@dataclass(frozen=True)
+class RerunFiles:
+    """`planned`: the stored plan's files, at their current paths, plus the inputs added since (`new` of
+    them), by relpath. `rechecked`: whether the inputs were listed again (if not, the stored plan's files
+    alone). `gone`: the stored plan's files that listing no longer has (a rerun does not plan them; kept
+    in `planned` so that the counts still add up to the last run's plan)."""
+
+    planned: dict[str, PlannedFile]
+    new: int
+    rechecked: bool
+    gone: frozenset[str]
+
+
+def files_of_a_rerun(plan: dict[str, Any], *, relist: bool = True) -> RerunFiles:
+    """The files a rerun would plan (`relist` False: the inputs are not listed again, for a plan the caller
+    knows is current)."""
     planned = stored_files(plan)
     current = _current_inputs(plan) if relist else None
+    if current is None:
+        return RerunFiles(planned, 0, False, frozenset())
+    gone = set(planned)
     new = 0
-    for f in current or ():
+    for f in current:
+        gone.discard(f.relpath)
         new += f.relpath not in planned
         size = planned[f.relpath].size if f.relpath in planned else _size(f.path)
         planned[f.relpath] = PlannedFile(f.path, f.relpath, size)
-    return planned, new, current is not None
+    return RerunFiles(planned, new, True, frozenset(gone))
 
 
 def _current_inputs(plan: dict[str, Any]) -> list[InputFile] | None:
@@ -139,6 +152,14 @@ class StatusTally:
         self.markers.add(marker)
         self.done_markers.append((relpath, marker))
 
+    def add_vanished(self, relpath: str, input_path: str, output: str | None) -> None:
+        """A planned file whose input is gone; `output` None: it has no marker that says it was classified."""
+        self.vanished.append({"relpath": relpath, "input_path": input_path, "output": output})
+        self.vanished_planned += 1
+
+    def vanished_relpaths(self) -> set[str]:
+        return {e["relpath"] for e in self.vanished}
+
 
 def tally_markers(
     output_dir: str,
@@ -146,11 +167,14 @@ def tally_markers(
     verify_inputs: bool,
     *,
     check_inputs: bool | None = True,
+    gone: Collection[str] = (),
 ) -> StatusTally:
     """Each marker of a planned file is compared with the planned file's path, as the driver does (the
     marker's own input_path only where an older plan has no paths): after the corpus moved, a rerun finds
     the same files done. `check_inputs=False`: every readable marker of a planned file counts as done;
-    None: so only where no planned input can be reached (a copy of the output directory elsewhere)."""
+    None: so only where no planned input can be reached (a copy of the output directory elsewhere).
+    `gone` (RerunFiles.gone): planned files the inputs listed again lack; those without a marker that
+    counts are vanished, not remaining."""
     tally = StatusTally()
     read: list[tuple[str, CompletionMarker]] = []
     for relpath in iter_marker_relpaths(output_dir):
@@ -159,7 +183,9 @@ def tally_markers(
         except InputFileError as exc:
             if relpath not in planned:
                 logger.warning("%s", exc)
-            else:  # as the driver: a changed input (exit 2, or redone with --on-changed-input redo)
+            elif (
+                relpath not in gone
+            ):  # as the driver: a changed input (exit 2, or redone with --on-changed-input redo)
                 tally.changed.append(
                     {"relpath": relpath, "input_path": planned[relpath].path, "change": exc.reason}
                 )
@@ -186,13 +212,27 @@ def tally_markers(
         path = input_path(relpath, marker)
         what = describe_change(marker, path, verify=verify_inputs)
         if what == VANISHED:
-            tally.vanished.append({"relpath": relpath, "input_path": path, "output": marker.output_path})
-            tally.vanished_planned += 1
+            tally.add_vanished(relpath, path, marker.output_path)
         elif what is not None:
             tally.changed.append({"relpath": relpath, "input_path": path, "change": what})
         else:
             tally.add_done(relpath, planned[relpath].size, marker)
+    # The rerun lists the inputs again and never plans these: not remaining, whatever the stored plan says.
+    counted = tally.done | tally.vanished_relpaths() | {e["relpath"] for e in tally.changed}
+    for relpath in sorted(set(gone) - counted):
+        tally.add_vanished(relpath, planned[relpath].path, None)
     return tally
+
+
+def failures_of_a_rerun(
+    output_dir: str, planned: Mapping[str, PlannedFile], tally: StatusTally
+) -> list[dict[str, Any]]:
+    """The entries of failures.jsonl that a rerun retries: of planned files with no marker that counts by
+    now (a later run completed them) and whose input is still there (a vanished one is not retried)."""
+    settled = tally.done | tally.vanished_relpaths()
+    return [
+        e for e in read_failures(output_dir) if e.get("relpath") in planned and e["relpath"] not in settled
+    ]
 
 
 def _last_run(output_dir: str) -> dict[str, Any] | None:
@@ -265,7 +305,11 @@ def format_status(status: dict[str, Any]) -> str:
     lines.extend(
         _capped(
             status["vanished"],
-            lambda e: f"VANISHED {e['relpath']}: the input is gone; its output is kept: {e['output']}",
+            lambda e: (
+                f"VANISHED {e['relpath']}: the input is gone; its output is kept: {e['output']}"
+                if e["output"]
+                else f"VANISHED {e['relpath']}: the input is gone, never classified (a rerun skips it)"
+            ),
         )
     )
     lines.extend(

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify._version import __version__
-from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.fingerprint import read_run_file
 from hpc_classify.driver.plan import read_plan
-from hpc_classify.driver.status import files_of_a_rerun, tally_markers
+from hpc_classify.driver.status import failures_of_a_rerun, files_of_a_rerun, tally_markers
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.errors import OutputDirectoryError
@@ -98,17 +97,13 @@ def collect_report(output_dir: str, *, relist_inputs: bool = True) -> dict[str, 
         )
     # The markers that count, as `status` counts them: of planned files whose input is unchanged. A report
     # of a copy of OUT, where no planned input can be reached, cannot look at them: then every marker counts.
-    planned, new, _ = files_of_a_rerun(plan, relist=relist_inputs)
-    counted = tally_markers(output_dir, planned, verify_inputs=False, check_inputs=None)
+    rerun = files_of_a_rerun(plan, relist=relist_inputs)
+    planned, new = rerun.planned, rerun.new
+    counted = tally_markers(output_dir, planned, verify_inputs=False, check_inputs=None, gone=rerun.gone)
     scan = _MarkerScan()
     for relpath, marker in counted.done_markers:
         scan.add(relpath, marker)
-    # As in `status`: a failure whose file has a marker by now (a later run completed it) no longer counts.
-    failures = [
-        e
-        for e in read_failures(output_dir)
-        if e.get("relpath") in planned and e["relpath"] not in counted.done
-    ]
+    failures = failures_of_a_rerun(output_dir, planned, counted)  # as `status` counts them
     run_file = read_run_file(output_dir) or {}
     summary = _read_summary(output_dir)
     return {

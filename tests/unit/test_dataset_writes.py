@@ -139,3 +139,48 @@ def test_to_json_of_a_parquet_binary_column_names_the_column(tmp_path):
         str(tmp_path / "out3")
     )
     assert os.listdir(tmp_path / "out3") == ["part.0.jsonl"]
+
+
+def _tree(directory) -> list[str]:
+    return sorted(
+        os.path.relpath(os.path.join(d, n), directory)
+        for d, dirs, names in os.walk(directory)
+        for n in dirs + names
+    )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_failed_partition_on_write_leaves_no_value_directories(tmp_path, fmt):
+    # Each value's directory was made before its file failed: a read of the directory saw empty partitions.
+    if fmt == "jsonl":  # a bytes column cannot be JSON
+        frame = pd.DataFrame({"id": [0, 1], "text": ["a", "b"], "blob": [b"x", b"y"]})
+        dataset, error = DocumentDataset.from_pandas(frame), "holds bytes"
+    else:  # found when the parts are joined, after every value's part is written
+        dataset, error = _two_partitions(["x", "y"], [[0.1], [0.2]]), "holds values of the types"
+    out = tmp_path / "out"
+    writer = dataset.to_json if fmt == "jsonl" else dataset.to_parquet
+    with pytest.raises(DataLayoutError, match=error):
+        writer(str(out), partition_on="id")
+    assert os.listdir(out) == []
+
+
+def test_a_failed_partition_on_write_removes_only_the_directories_it_made(tmp_path, monkeypatch):
+    from hpc_classify.io.jsonl_format import JsonlFormat
+
+    out = tmp_path / "out"
+    (out / "lang=de").mkdir(parents=True)
+    (out / "lang=de" / "notes.txt").write_text("the user's")
+    (out / "lang=it").mkdir()  # empty, but not this write's to remove
+    real_write = JsonlFormat.write
+
+    def write_failing_for_de(self, df, fileobj, path):
+        if (df["lang"] == "de").any():
+            raise OSError(5, "Input/output error (injected)")
+        real_write(self, df, fileobj, path)
+
+    monkeypatch.setattr(JsonlFormat, "write", write_failing_for_de)
+    frame = pd.DataFrame({"text": ["a", "b", "c", "d"], "lang": ["en", "fr", "de", "fr"]})
+    with pytest.raises(OSError, match="injected"):
+        DocumentDataset.from_pandas(frame).to_json(str(out), partition_on="lang")
+    # lang=en and lang=fr were made and written before lang=de failed: gone with their files.
+    assert _tree(out) == ["lang=de", os.path.join("lang=de", "notes.txt"), "lang=it"]

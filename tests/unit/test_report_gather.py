@@ -126,14 +126,17 @@ def test_timeline_keeps_idle_gaps_and_counts_overlaps_once():
 
 
 def test_the_report_counts_files_as_status_does(tmp_path):
-    """Markers of changed inputs, of inputs gone and of files no longer planned are not done files: the
+    """Markers of changed inputs, of inputs gone and of files no longer planned are not done files, and a
+    planned input deleted before it was classified is not remaining (a rerun does not list it): the
     report's counts and sums are those of `hpc-classify status` on the same directory."""
     output = tmp_path / "out"
     counts = {"c": {"x": 2}}
     markers = {
         name: marker(name, counts) for name in ("kept.jsonl", "changed.jsonl", "gone.jsonl", "old.jsonl")
     }
-    write_run(output, markers, planned=["kept.jsonl", "changed.jsonl", "gone.jsonl", "new.jsonl"])
+    planned = ["kept.jsonl", "changed.jsonl", "gone.jsonl", "new.jsonl", "never.jsonl"]
+    write_run(output, markers, planned=planned)
+    (tmp_path / "in" / "new.jsonl").write_bytes(b"not classified yet")  # never.jsonl: deleted meanwhile
     (tmp_path / "in" / "changed.jsonl").write_bytes(b"longer than before")
     (tmp_path / "in" / "gone.jsonl").unlink()
     (tmp_path / "in" / "old.jsonl").unlink()  # no longer among the inputs
@@ -141,20 +144,21 @@ def test_the_report_counts_files_as_status_does(tmp_path):
     report, status = collect_report(str(output)), compute_status(str(output))
 
     assert report["files"] == {
-        "planned": 4,
+        "planned": 5,
         "new": 0,
         "done": 1,  # kept.jsonl
         "done_outside_plan": 1,  # old.jsonl
         "changed": 1,
-        "vanished": 1,
+        "vanished": 2,  # gone.jsonl (its output kept) and never.jsonl
         "failed": 0,
         "remaining": 2,  # changed.jsonl and new.jsonl
         "without_times": 1,
         "inputs_checked": True,
     }
-    assert (report["files"]["done"], report["files"]["remaining"]) == (
+    assert (report["files"]["done"], report["files"]["remaining"], report["files"]["vanished"]) == (
         status["files_done"],
         status["files_remaining"],
+        status["files_vanished"],
     )
     assert report["documents"]["in"] == status["documents_in"] == 2
     assert report["labels"] == status["labels"] == {"c": {"x": 2}}

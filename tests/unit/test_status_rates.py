@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from hpc_classify.driver.plan import PlannedFile, list_input_files, write_plan
+from hpc_classify.driver.plan import PlannedFile, list_input_files, pending_files, write_plan
 from hpc_classify.driver.status import compute_status, format_status
 from hpc_classify.driver.summary import write_summary
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
@@ -154,3 +154,52 @@ def test_the_files_line_adds_up_and_detail_lines_are_capped(tmp_path):
     vanished = [line for line in lines if line.startswith("VANISHED")]
     assert len(vanished) == 20 and "... and 5 more (--json for all)" in lines
     assert len(status["vanished"]) == 25
+
+
+def _planned_not_done(tmp_path, output, names) -> None:
+    """Inputs added to the plan of the run in `output` that it has not classified yet (no marker)."""
+    for name in names:
+        (tmp_path / "in" / name).write_text('{"text": "x"}\n')
+    inputs = [str(tmp_path / "in")]
+    write_plan(str(output), inputs, list_input_files(inputs, str(output), "jsonl"))
+
+
+def test_a_planned_input_deleted_before_it_was_classified_is_vanished_not_remaining(tmp_path):
+    """A rerun lists the inputs again and never plans it: status counted it as remaining (and a failed
+    one as failed, though the rerun does not retry it either)."""
+    output = tmp_path / "out"
+    _finished_run(tmp_path, output, ["a.jsonl"])
+    _planned_not_done(tmp_path, output, ["b.jsonl", "c.jsonl", "d.jsonl"])
+    failure = {"relpath": "d.jsonl", "input_path": str(tmp_path / "in" / "d.jsonl"), "error": "boom"}
+    (output / "failures.jsonl").write_text(json.dumps(failure) + "\n")
+    (tmp_path / "in" / "b.jsonl").unlink()
+    (tmp_path / "in" / "d.jsonl").unlink()
+
+    status = compute_status(str(output))
+
+    rerun = pending_files(list_input_files([str(tmp_path / "in")], str(output), "jsonl"), str(output))
+    assert status["files_remaining"] == len(rerun) == 1  # c.jsonl
+    assert (status["files_done"], status["files_failed"], status["files_vanished"]) == (1, 0, 2)
+    assert [(v["relpath"], v["output"]) for v in status["vanished"]] == [("b.jsonl", None), ("d.jsonl", None)]
+    lines = format_status(status).splitlines()
+    assert lines[1] == (
+        "files:           1 done, 1 remaining (0 of them changed), 0 failed, 2 vanished "
+        "(of 4 planned by the last run)"
+    )
+    assert "VANISHED b.jsonl: the input is gone, never classified (a rerun skips it)" in lines
+
+
+def test_where_the_inputs_cannot_be_listed_again_a_planned_file_not_done_stays_remaining(tmp_path):
+    """Without a listing nothing says what a rerun would plan: the counts stay over the stored plan."""
+    output = tmp_path / "out"
+    _finished_run(tmp_path, output, ["a.jsonl"])
+    _planned_not_done(tmp_path, output, ["b.jsonl"])
+    (tmp_path / "in" / "b.jsonl").unlink()
+    plan = json.loads((output / "_plan.json").read_text())
+    plan["inputs"] = ["in"]  # an older plan's relative spec: the inputs cannot be listed again
+    (output / "_plan.json").write_text(json.dumps(plan))
+
+    status = compute_status(str(output))
+
+    assert status["inputs_rechecked"] is False
+    assert (status["files_done"], status["files_remaining"], status["files_vanished"]) == (1, 1, 0)
