@@ -183,9 +183,8 @@ def tally_markers(
         except InputFileError as exc:
             if relpath not in planned:
                 logger.warning("%s", exc)
-            elif (
-                relpath not in gone
-            ):  # as the driver: a changed input (exit 2, or redone with --on-changed-input redo)
+            # As the driver: a changed input (exit 2, or redone with --on-changed-input redo).
+            elif relpath not in gone:
                 tally.changed.append(
                     {"relpath": relpath, "input_path": planned[relpath].path, "change": exc.reason}
                 )
