@@ -71,15 +71,22 @@ class PieceJob:
         return f"piece {self.work.piece.index} of {count}"
 
 
-def default_piece_bytes(device: str) -> int:
-    """The --piece-bytes default for the workers' device ("cuda", or "auto"/"cpu")."""
-    if device == "cuda":
-        return GPU_PIECE_BYTES
+def default_piece_bytes(device: str, client: Any = None) -> int:
+    """The --piece-bytes default for the workers' device: "cuda", "cpu", or for "auto" the GPUs the workers
+    of `client` see (the driver may run on a login node without any)."""
     if device == "auto":
-        from hpc_classify.cluster.local import visible_gpu_count
+        return GPU_PIECE_BYTES if _workers_see_gpus(client) else CPU_PIECE_BYTES
+    return GPU_PIECE_BYTES if device == "cuda" else CPU_PIECE_BYTES
 
-        return GPU_PIECE_BYTES if visible_gpu_count() else CPU_PIECE_BYTES
-    return CPU_PIECE_BYTES
+
+def _workers_see_gpus(client: Any) -> bool:
+    """Whether every worker that answers sees a GPU; with no worker yet, whether the driver's node does (the
+    Slurm launchers run the driver on one of the workers' nodes)."""
+    from hpc_classify.cluster.local import visible_gpu_count
+
+    answers = client.run(visible_gpu_count, on_error="return") if client is not None else {}
+    counts = [n for n in answers.values() if isinstance(n, int)]  # a worker that failed to answer: unknown
+    return all(counts) if counts else bool(visible_gpu_count())
 
 
 class PieceScheduler:

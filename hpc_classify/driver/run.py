@@ -227,7 +227,7 @@ def _classify(
         )
         piece_bytes = config.piece_bytes
         if piece_bytes is None:
-            piece_bytes = default_piece_bytes(config.device)
+            piece_bytes = default_piece_bytes(config.device, client)
         if piece_bytes:
             logger.info("files over %d bytes are classified in pieces of that size", piece_bytes)
         progress = Progress(
