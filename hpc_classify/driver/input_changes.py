@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.errors import InputFileError, InputsChangedError
@@ -29,7 +30,9 @@ from hpc_classify.io.markers import (
 logger = logging.getLogger(__name__)
 
 VANISHED = "input vanished"
-_LISTED = 20  # files named in a message; the rest are counted
+T = TypeVar("T")
+
+LISTED = 20  # files named in a message or a status listing; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,14 @@ def apply_changed_input_policy(changes: Sequence[InputChange], policy: str, outp
 
 
 def format_changes(changes: Sequence[InputChange]) -> str:
-    lines = [f"  {c.input_path}: {c.what}" for c in changes[:_LISTED]]
-    if len(changes) > _LISTED:
-        lines.append(f"  ... and {len(changes) - _LISTED} more")
-    return "\n".join(lines)
+    return "\n".join(capped_lines(changes, lambda c: f"  {c.input_path}: {c.what}", indent="  "))
+
+
+def capped_lines(
+    items: Sequence[T], line: Callable[[T], str], *, indent: str = "", more: str = ""
+) -> list[str]:
+    """The first LISTED items as lines, then how many more there are (`more`: what to add to that line)."""
+    lines = [line(item) for item in items[:LISTED]]
+    if len(items) > LISTED:
+        lines.append(f"{indent}... and {len(items) - LISTED} more{more}")
+    return lines

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.driver.failures import read_failures
-from hpc_classify.driver.input_changes import VANISHED, describe_change
+from hpc_classify.driver.input_changes import VANISHED, capped_lines, describe_change
 from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import PlannedFile, read_plan, stored_files
 from hpc_classify.driver.summary import SUMMARY_FILE
@@ -320,11 +320,5 @@ def format_status(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_LISTED = 20  # detail lines per kind; --json lists all
-
-
 def _capped(entries: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]) -> list[str]:
-    lines = [line(e) for e in entries[:_LISTED]]
-    if len(entries) > _LISTED:
-        lines.append(f"... and {len(entries) - _LISTED} more (--json for all)")
-    return lines
+    return capped_lines(entries, line, more=" (--json for all)")
