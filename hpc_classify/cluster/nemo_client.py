@@ -77,20 +77,22 @@ def get_client(
         "rmm_managed_memory": rmm_managed_memory,
         "rmm_release_threshold": rmm_release_threshold,
     }
+    local = {"n_workers": n_workers, "threads_per_worker": threads_per_worker}
     if scheduler_address or scheduler_file:
         if scheduler_address and scheduler_file:
             raise ConfigError("give scheduler_address or scheduler_file, not both")
-        local = {"n_workers": n_workers, "threads_per_worker": threads_per_worker}
         _warn_unused(
             "joining a running scheduler",
             {**_changed(gpu_options), **_changed_local(local), **cluster_kwargs},
         )
         return _join(scheduler_address, scheduler_file, protocol)
     if cluster_type == "gpu" and visible_gpu_count() > 0:
+        _warn_unused("a GPU cluster (one worker per GPU, as in NeMo Curator)", _changed_local(local))
         return start_dask_gpu_local_cluster(protocol=protocol, **gpu_options, **cluster_kwargs)
     if cluster_type == "gpu":
         logger.warning("cluster_type='gpu' but no GPU is visible: starting a local CPU cluster instead")
-        n_workers = 1  # one process whose torch pool uses every core (as a GPU worker uses its GPU)
+        if "n_workers" not in _changed_local(local):
+            n_workers = 1  # by default one process whose torch pool uses every core (as a GPU worker its GPU)
     _warn_unused("a CPU cluster (they are for GPU clusters)", _changed(gpu_options))
     return start_dask_cpu_local_cluster(n_workers, threads_per_worker, protocol=protocol, **cluster_kwargs)
 

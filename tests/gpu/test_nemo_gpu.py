@@ -23,13 +23,15 @@ def shards(tmp_path):
     return root
 
 
-def test_get_client_gpu_starts_dask_cuda():
+def test_get_client_gpu_starts_dask_cuda(caplog):
     pytest.importorskip("dask_cuda")
     # Without RAPIDS (cuDF, RMM) NeMo's spilling and RMM defaults cannot take effect: turn them off.
     options = {"enable_spilling": False, "set_torch_to_use_rmm": False}
-    client = get_client(cluster_type="gpu", rmm_pool_size=None, rmm_async=False, **options)
+    client = get_client(cluster_type="gpu", rmm_pool_size=None, rmm_async=False, n_workers=3, **options)
     try:
         assert type(client.cluster).__name__ == "LocalCUDACluster"
+        # One worker per GPU, as in NeMo: the CPU cluster's n_workers is named as unused, not swallowed.
+        assert "n_workers=3 do(es) not apply to a GPU cluster" in caplog.text
         assert client.submit(lambda: 1).result(timeout=120) == 1
     finally:
         client.shutdown()

@@ -4,6 +4,7 @@ classifier arguments."""
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -101,6 +102,17 @@ def test_get_client_local_cpu_cluster_and_ucx_means_ucxx():
     try:
         assert client.scheduler.address.startswith("ucxx://")
         assert _workers_answer(client)
+    finally:
+        client.shutdown()
+
+
+def test_get_client_gpu_without_a_gpu_keeps_an_explicit_n_workers(caplog):
+    # The fallback's one worker is a default: a count the caller gave takes effect.
+    workers = (os.cpu_count() or 1) + 1  # not get_client's default
+    client = get_client(cluster_type="gpu", n_workers=workers)
+    try:
+        assert len(client.nthreads()) == workers
+        assert "no GPU is visible: starting a local CPU cluster instead" in caplog.text
     finally:
         client.shutdown()
 
