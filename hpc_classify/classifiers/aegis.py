@@ -251,7 +251,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
     def _guard_dir(self):
         from hpc_classify.models.llama_guard import resolve_guard_dir
 
-        return resolve_guard_dir(self.model, self.revision, token=self.token)
+        return self._hub_pins.resolve(resolve_guard_dir, self.model, self.revision, token=self.token)
 
     def load_guard_net(self, device: torch.device) -> Any:
         """The guard net on `device`, cached per process."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpc_classify.classifiers.base import DistributedDataClassifier, LoadedComponents
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
+from hpc_classify.models.hub_pins import HubPins
 
 if TYPE_CHECKING:
     import torch
@@ -18,11 +19,19 @@ class CheckpointClassifier(DistributedDataClassifier):
         super().__init__(**kwargs)
         self.model = str(model)
         self.revision = revision
+        # Pickled with the object: the workers load the commit the driver resolved and fingerprinted.
+        self._hub_pins = HubPins()
 
     def _model_dir(self):
         from hpc_classify.models.hub import resolve_model_dir
 
-        return resolve_model_dir(self.model, revision=self.revision)
+        return self._hub_pins.resolve(resolve_model_dir, self.model, self.revision)
+
+    def _load_revision(self) -> str | None:
+        """The revision for the loaders that resolve the model themselves: the commit `_model_dir` pinned."""
+        from hpc_classify.models.hub import resolve_model_dir
+
+        return self._hub_pins.revision(resolve_model_dir, self.model, self.revision)
 
     def load_labels(self) -> list[str]:
         # config.json only: the driver asks for labels without loading any weights.
@@ -36,7 +45,7 @@ class CheckpointClassifier(DistributedDataClassifier):
     def load_components(self, device: torch.device) -> LoadedComponents:
         from hpc_classify.models.checkpoint import load_classifier_checkpoint
 
-        loaded = load_classifier_checkpoint(self.model, revision=self.revision, device=device)
+        loaded = load_classifier_checkpoint(self.model, revision=self._load_revision(), device=device)
         self._checkpoint_hash = loaded.checkpoint_hash
         return LoadedComponents(loaded.model, loaded.tokenizer, loaded.labels)
 
@@ -48,6 +57,15 @@ class CheckpointClassifier(DistributedDataClassifier):
 
         return load_checkpoint_tokenizer(self._model_dir())
 
+    def engine(self) -> tuple[Any, list[str]]:
+        self._load_revision()  # pinned before engine_key names the commit: one key from the first call
+        return super().engine()
+
+    def engine_key(self) -> tuple:
+        # One engine per commit: a worker process that outlives a run must not serve the next run, pinned to
+        # a newer commit of the same hub id, with the older engine.
+        return (*super().engine_key(), self._hub_pins.pinned(self.model, self.revision))
+
     def model_identity(self) -> dict[str, Any]:
         return {"model": self.model, "revision": self.revision}
 
@@ -56,13 +74,13 @@ class CheckpointClassifier(DistributedDataClassifier):
         `/abs/ckpt/` are one model), a hub id by the snapshot's commit (no --revision and --revision <that
         commit> are one model); plus the hashes of its weights, its configuration and its tokenizer files."""
         from hpc_classify.models.checkpoint_meta import checkpoint_hash, config_hash, tokenizer_hash
-        from hpc_classify.models.hub import is_local_model
+        from hpc_classify.models.hub import snapshot_commit
 
         model_dir = self._model_dir()
-        local = is_local_model(self.model)
+        commit = snapshot_commit(self.model, model_dir)  # None for a local directory
         return {
-            "model": str(model_dir) if local else self.model,
-            "revision": None if local else model_dir.name,  # the hub cache names a snapshot by its commit
+            "model": self.model if commit else str(model_dir),
+            "revision": commit,
             "checkpoint_hash": checkpoint_hash(model_dir),
             "config_hash": config_hash(model_dir),
             "tokenizer_hash": tokenizer_hash(model_dir),

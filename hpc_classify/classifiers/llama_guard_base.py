@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from hpc_classify.classifiers import runtime
 from hpc_classify.classifiers.base import DistributedDataClassifier
 from hpc_classify.errors import ConfigError
+from hpc_classify.models.hub_pins import HubPins
 from hpc_classify.models.llama_guard import CPU_MAX_DOCUMENTS, MAX_LENGTH  # constants only: no torch
 
 if TYPE_CHECKING:
@@ -63,12 +64,14 @@ class LlamaGuardClassifier(DistributedDataClassifier):
         self.token = token  # never part of the identity or the fingerprint (a secret)
         self._adapter = str(adapter)
         self._revision = revision
+        # Pickled with the object: the workers load the commits the driver resolved and fingerprinted.
+        self._hub_pins = HubPins()
 
     # -- where the files are ---------------------------------------------------------------------
     def _base_dir(self):
         from hpc_classify.models.llama_guard import resolve_base_dir
 
-        return resolve_base_dir(self.base_model, token=self.token)
+        return self._hub_pins.resolve(resolve_base_dir, self.base_model, None, token=self.token)
 
     # Whether `revision` pins the adapter (Aegis) or another repository (the guard net).
     _adapter_has_revision = True
@@ -77,7 +80,7 @@ class LlamaGuardClassifier(DistributedDataClassifier):
         from hpc_classify.models.llama_guard import resolve_adapter_dir
 
         revision = self._revision if self._adapter_has_revision else None
-        return resolve_adapter_dir(self._adapter, revision, token=self.token)
+        return self._hub_pins.resolve(resolve_adapter_dir, self._adapter, revision, token=self.token)
 
     def _loaded(self, device: torch.device | None = None):
         """The base model + adapter and tokenizer on `device` (cached per process)."""

@@ -132,7 +132,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
     def load_components(self, device: torch.device) -> LoadedComponents:
         from hpc_classify.models.multihead import load_multihead_checkpoint
 
-        loaded = load_multihead_checkpoint(self.model, revision=self.revision, device=device)
+        loaded = load_multihead_checkpoint(self.model, revision=self._load_revision(), device=device)
         self._config = loaded.config
         return LoadedComponents(loaded.model, loaded.tokenizer, self.load_labels())
 

@@ -147,6 +147,12 @@ def is_local_model(model: str | os.PathLike[str]) -> bool:
     return _local_dir(os.fspath(model)) is not None
 
 
+def snapshot_commit(model: str | os.PathLike[str], model_dir: Path) -> str | None:
+    """The commit of the directory `resolve_model_dir(model, ...)` returned: the hub cache names each snapshot
+    directory by its commit. None for a local directory, which has no commit."""
+    return None if is_local_model(model) else Path(model_dir).name
+
+
 def _local_dir(model: str) -> Path | None:
     path = Path(model).expanduser()
     if path.is_dir():

@@ -79,11 +79,11 @@ def access_hint(base_model: str) -> str:
     )
 
 
-def resolve_base_dir(base_model: str, token: str | bool | None = None) -> Path:
+def resolve_base_dir(base_model: str, revision: str | None = None, token: str | bool | None = None) -> Path:
     """The LlamaGuard base model's directory (local, cache or hub). A gated model without access, or one
     missing offline, is one ModelNotAvailableError saying how to get access and how to pre-fetch."""
     try:
-        return resolve_model_dir(base_model, allow_patterns=BASE_PATTERNS, token=token)
+        return resolve_model_dir(base_model, revision, allow_patterns=BASE_PATTERNS, token=token)
     except ModelNotAvailableError as error:
         if Path(base_model).expanduser().exists() or "does not exist" in _message(error):
             raise  # a local directory that is not there: nothing about the hub to explain

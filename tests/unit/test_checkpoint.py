@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_cache import cache_snapshot
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model
 
@@ -19,18 +20,6 @@ from hpc_classify.models.hub import CLASSIFIER_FILE_PATTERNS, resolve_base_confi
 from hpc_classify.models.tiny import DOMAIN_LABELS, QUALITY_LABELS, synthetic_corpus
 
 HEAD_KEYS = ("base_model", "fc_dropout", "id2label", "label2id")
-
-
-@pytest.fixture
-def offline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HF_HOME with the hub switched off, as on a compute node."""
-    home = tmp_path / "hf-home"
-    home.mkdir()
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    return home
 
 
 def copy_model(src: Path, dst: Path) -> Path:
@@ -229,29 +218,14 @@ def test_missing_local_path_is_not_looked_up_on_the_hub(tmp_path: Path, offline_
         resolve_model_dir(str(tmp_path / "no" / "such" / "dir"))
 
 
-def _cache_repo(hub: Path, repo_id: str, commit: str, files: dict[str, Path]) -> Path:
-    """The huggingface_hub cache layout, by hand: blobs named by content hash, snapshot symlinks, refs/main."""
-    repo = hub / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / commit
-    (repo / "blobs").mkdir(parents=True)
-    snapshot.mkdir(parents=True)
-    for name, src in files.items():
-        blob = repo / "blobs" / hashlib.sha256(src.read_bytes()).hexdigest()
-        shutil.copyfile(src, blob)
-        (snapshot / name).symlink_to(Path("../..") / "blobs" / blob.name)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    return snapshot
-
-
 def test_hub_cache_stand_in_is_found_offline(tiny_domain_model: Path, tmp_path: Path, offline_home: Path):
     staged = copy_model(tiny_domain_model, tmp_path / "staged")
     base_config = Path(json.loads((staged / "config.json").read_text())["base_model"]) / "config.json"
     config = json.loads((staged / "config.json").read_text())
     (staged / "config.json").write_text(json.dumps({**config, "base_model": "org/tiny-base"}))
     hub = offline_home / "hub"
-    snapshot = _cache_repo(hub, "org/tiny-domain", "a" * 40, {p.name: p for p in staged.iterdir()})
-    _cache_repo(hub, "org/tiny-base", "b" * 40, {"config.json": base_config})
+    snapshot = cache_snapshot(hub, "org/tiny-domain", "a" * 40, {p.name: p for p in staged.iterdir()})
+    cache_snapshot(hub, "org/tiny-base", "b" * 40, {"config.json": base_config})
 
     loaded = load_classifier_checkpoint("org/tiny-domain")
     assert loaded.model_dir == snapshot
@@ -267,7 +241,7 @@ def test_a_cached_hub_id_is_found_beside_a_folder_named_like_its_organisation(
     """`org/name` with an `org/` folder in the working directory is a (mistyped) local path, unless the hub
     cache holds `org/name`: then it is the hub id, as for fetch-models."""
     staged = copy_model(tiny_domain_model, tmp_path / "staged")
-    snapshot = _cache_repo(
+    snapshot = cache_snapshot(
         offline_home / "hub", "org/tiny-domain", "c" * 40, {p.name: p for p in staged.iterdir()}
     )
     (tmp_path / "work" / "org").mkdir(parents=True)
