@@ -22,6 +22,7 @@ from hpc_classify.models.checkpoint_meta import TOKENIZER_FILES_HINT, VOCABULARY
 from hpc_classify.models.hub import (
     BASE_CONFIG_FILE,
     CLASSIFIER_FILE_PATTERNS,
+    fetch_models_command,
     hub_cache_dir,
     hub_failure_reason,
     hub_offline,
@@ -84,12 +85,6 @@ def _offline_setting() -> str:
     if offline_variable() == "HF_HUB_OFFLINE":
         return "HF_HUB_OFFLINE=1 is set (the hpc-classify module sets it for compute nodes)"
     return "TRANSFORMERS_OFFLINE=1 is set (and HF_HUB_OFFLINE, which would override it, is not)"
-
-
-def _fetch_command(name: str, revision: str, cache: Path) -> str:
-    # What the user asked for (`aegis`, not the LlamaGuard repository it needs; never a base model, which
-    # is no classifier), so that running it again fetches everything that classifier loads.
-    return f"hpc-classify fetch-models --classifier {name} --revision {revision} --cache {cache}"
 
 
 def _gated(repo_id: str, error: Exception) -> bool:
@@ -218,7 +213,9 @@ def fetch_models(
         cache.mkdir(parents=True, exist_ok=True)
     fetched = []
     for name, repo_id, rev in specs:
-        command = _fetch_command(name, rev, cache)
+        # What the user asked for (`aegis`, not the LlamaGuard repository it needs; never a base model, which
+        # is no classifier), so that running it again fetches everything that classifier loads.
+        command = fetch_models_command(name, rev, cache)
         for repo, revision, patterns, required in _repositories(name, repo_id, rev):
             logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo, revision, cache)
             fetched.append(

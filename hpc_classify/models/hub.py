@@ -110,15 +110,20 @@ def hub_failure_reason(error: Exception) -> str:
     return f"{type(error).__name__}: {' '.join(sentences)}".rstrip(": ")
 
 
+def fetch_models_command(classifier: str, revision: str | None = None, cache: Path | None = None) -> str:
+    """The `hpc-classify fetch-models` command line that fetches what `classifier` (a name or hub id) loads."""
+    revision_option = f" --revision {revision}" if revision else ""
+    cache_option = f" --cache {cache}" if cache else ""
+    return f"hpc-classify fetch-models --classifier {classifier}{revision_option}{cache_option}"
+
+
 def _fetch_hint(model: str, revision: str | None, *, base: bool = False) -> str:
     name = {hub_id: name for name, hub_id in DEFAULT_MODELS.items()}.get(model, model)
-    rev = f" --revision {revision}" if revision and not base else ""
     # A base model is fetched with the classifier that names it (its config only): say so beside the command.
     command = (
-        "`hpc-classify fetch-models --classifier NAME` for the classifier whose base model it is "
-        "(it fetches that config too)"
+        f"`{fetch_models_command('NAME')}` for the classifier whose base model it is (it fetches that config too)"
         if base
-        else f"`hpc-classify fetch-models --classifier {name}{rev}`"
+        else f"`{fetch_models_command(name, revision)}`"
     )
     return (
         f"on a login node with internet, run {command} "
