@@ -253,6 +253,10 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
 
         return self._hub_pins.resolve(resolve_guard_dir, self.model, self.revision, token=self.token)
 
+    def pin_models(self) -> None:
+        super().pin_models()
+        self._guard_dir()
+
     def load_guard_net(self, device: torch.device) -> Any:
         """The guard net on `device`, cached per process."""
         from hpc_classify.models.llama_guard import load_guard_net

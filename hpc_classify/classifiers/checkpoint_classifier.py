@@ -33,6 +33,9 @@ class CheckpointClassifier(DistributedDataClassifier):
 
         return self._hub_pins.revision(resolve_model_dir, self.model, self.revision)
 
+    def pin_models(self) -> None:
+        self._load_revision()
+
     def load_labels(self) -> list[str]:
         # config.json only: the driver asks for labels without loading any weights.
         from hpc_classify.models.checkpoint_meta import labels_from_config

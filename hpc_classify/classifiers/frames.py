@@ -59,6 +59,7 @@ class FrameMethods:
     def call(self, dataset: DocumentDataset) -> DocumentDataset:
         """Classify (and filter) lazily: a map over partitions; the model loads once per worker process.
         `classifier(dataset)` runs this after checking the dataset's backend (`NemoModule.__call__`)."""
+        self.pin_models()  # here, once: each worker process resolving `main` itself could find another commit
         meta = dataset.df._meta.copy()
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)

@@ -42,6 +42,10 @@ class ClassifierIdentity:
             if not k.startswith("_") and k not in self.BASE_ATTRIBUTES
         }
 
+    def pin_models(self) -> None:
+        """Resolve the hub models this classifier loads to their commits, on the client before it is shipped
+        to the workers (`fingerprint` does too), so that every worker loads those commits. No hub model: none."""
+
     def model_fingerprint(self) -> dict[str, Any]:
         """`model_identity` plus, where the classifier knows it, a hash of the model's files."""
         return self.model_identity()

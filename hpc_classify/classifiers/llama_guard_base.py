@@ -82,6 +82,10 @@ class LlamaGuardClassifier(DistributedDataClassifier):
         revision = self._revision if self._adapter_has_revision else None
         return self._hub_pins.resolve(resolve_adapter_dir, self._adapter, revision, token=self.token)
 
+    def pin_models(self) -> None:
+        self._base_dir()
+        self._adapter_dir()
+
     def _loaded(self, device: torch.device | None = None):
         """The base model + adapter and tokenizer on `device` (cached per process)."""
         from hpc_classify.engine.device import compute_dtype

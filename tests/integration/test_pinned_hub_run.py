@@ -53,3 +53,37 @@ def test_workers_classify_with_the_fingerprinted_commit(tiny_domain_model: Path,
     predicted = [row["domain_pred"] for row in rows]
     assert predicted == predictions_of(tiny_domain_model)  # the commit in _run.json
     assert predicted != predictions_of(update)  # what a worker resolving `main` again would have written
+
+
+def test_nemo_call_classifies_with_the_commit_resolved_when_called(
+    tiny_domain_model: Path, tmp_path: Path, monkeypatch
+):
+    """`classifier(dataset)` is lazy: the workers load the model when the result is computed. A hub update
+    between the call and the computation must not reach them (each worker process resolving `main`)."""
+    from distributed import Client, LocalCluster
+
+    from hpc_classify import DocumentDataset
+
+    home = tmp_path / "hf-home"
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache_checkpoint(home / "hub", "org/model", FIRST, tiny_domain_model)
+    update = updated_checkpoint(tiny_domain_model, tmp_path / "update", "fc.bias")
+    make_corpus(tmp_path / "in", 2, 12)
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster),
+    ):
+        dataset = DocumentDataset.read_json(str(tmp_path / "in"), backend="pandas")
+        result = DomainClassifier(model="org/model", device="cpu")(dataset)
+        cache_checkpoint(home / "hub", "org/model", SECOND, update)  # the hub moves on before any task
+        frame = result.to_pandas()
+
+    texts = pd.DataFrame({"text": frame["text"].tolist()})
+    expected = DomainClassifier(model=str(tiny_domain_model), device="cpu").predict_frame(texts)[
+        "domain_pred"
+    ]
+    assert frame["domain_pred"].tolist() == expected.tolist()

@@ -72,8 +72,9 @@ def _fake_snapshot(hub: Path, repo_id: str, commit: str, names: tuple[str, ...],
 
 
 @pytest.mark.parametrize("guard", [False, True], ids=["aegis", "instruction-data-guard"])
+@pytest.mark.parametrize("pin", ["fingerprint", "pin_models"])  # the driver's run, NeMo's classifier(dataset)
 def test_llama_guard_workers_load_the_commits_the_driver_fingerprinted(
-    guard: bool, offline_home: Path, tmp_path: Path, monkeypatch
+    guard: bool, pin: str, offline_home: Path, tmp_path: Path, monkeypatch
 ):
     """Base model, adapter and guard net: each is pinned, and `_loaded`/`load_guard_net` get those snapshots."""
     from hpc_classify.models import llama_guard
@@ -91,9 +92,10 @@ def test_llama_guard_workers_load_the_commits_the_driver_fingerprinted(
         )
     else:
         classifier = AegisClassifier(model="org/adapter", base_model="org/base")
-    printed = classifier.fingerprint()
+    getattr(classifier, pin)()
     for repo, names in repos.items():
         _fake_snapshot(hub, repo, SECOND, names, tmp_path)
+    printed = classifier.fingerprint()  # after the update: the commits pinned by the call above
 
     loads: list[tuple[Path, ...]] = []
 
