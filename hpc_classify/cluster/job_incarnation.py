@@ -12,7 +12,7 @@ cluster, job id and restart, the job's start, the step), and:
 - every shared file is written with the token (key "incarnation"), and a file with another token, or
   none, is read as missing. The other nodes write nothing before they read a scheduler.json with their
   token, which rank 0 publishes only after it took the directory: no sleep, no race.
-The directory keeps its name (`OUT/_jobs/<job id>/<node>/worker.log`, as documented). Two runs with one id
+The directory keeps its name (`OUT/_jobs/<job id>[.<restart>]/<node>/worker.log`, as documented). Two runs with one id
 on one output at the same time are not kept apart: the second's rank 0 moves the first's directory aside
 (the stamps keep each from acting on the other's files) and then its driver is refused by the output's lock.
 
