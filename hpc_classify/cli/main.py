@@ -58,7 +58,7 @@ def _run_command(argv: list[str] | None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    from hpc_classify.driver.exit_codes import INTERRUPTED
+    from hpc_classify.driver.exit_codes import STOPPED_BEFORE_PROGRESS
     from hpc_classify.logging_setup import configure_logging, requested_level
 
     try:
@@ -73,7 +73,7 @@ def _run_command(argv: list[str] | None) -> int:
         return error.exit_code
     except KeyboardInterrupt:  # Ctrl-C before a run took over the signals (checking inputs, loading)
         print(f"hpc-classify {args.command}: interrupted before any file was started", file=sys.stderr)
-        return INTERRUPTED
+        return STOPPED_BEFORE_PROGRESS
 
 
 if __name__ == "__main__":

@@ -191,12 +191,13 @@ def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | N
     """This node's part of the job; rank 0 runs the driver with `config` and returns its exit code.
     `stop`: see run_node (the caller reads from it what stopped the run)."""
     from hpc_classify.cluster.slurm_node import run_node
-    from hpc_classify.driver.exit_codes import INTERRUPTED
+    from hpc_classify.driver.exit_codes import INTERRUPTED, STOPPED_BEFORE_PROGRESS
 
     return run_node(
         options,
         lambda scheduler_file, stop: run_driver(config, scheduler_file, stop),
         interrupted_code=INTERRUPTED,
+        stopped_early_code=STOPPED_BEFORE_PROGRESS,
         stop=stop,
     )
 

@@ -22,6 +22,8 @@ EXIT_CODES_HELP = """exit codes:
   3  interrupted by SIGTERM, SIGINT or SIGUSR1, or no worker left for --worker-wait seconds;
      rerun the same command to resume
   4  the output file system refused a write (full, quota, read-only); fix it, then rerun to resume
+  5  stopped (as 3) before this run finished any file or piece; rerun to resume (batch scripts
+     do not requeue it: a time limit too short for start-up would stop every restart alike)
 """
 
 

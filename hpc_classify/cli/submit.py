@@ -75,7 +75,8 @@ class NodeEntry(submitit.helpers.Checkpointable):
 
 def job_exit_code(failure: str) -> int:
     """The driver's exit code that rank 0's failure reports (2 settings, 3 interrupted, 4 output
-    unwritable: as `hpc-classify run` and classify.sbatch return them); 1 for any other failure."""
+    unwritable, 5 stopped before any result: as `hpc-classify run` and classify.sbatch return them); 1 for
+    any other failure."""
     found = re.search(rf"{NODE_EXITED} (\d+)", failure)
     return int(found.group(1)) if found else 1
 

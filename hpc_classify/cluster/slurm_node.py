@@ -66,11 +66,12 @@ def run_node(
     run_driver: Callable[[str, StopRequest], int],
     *,
     interrupted_code: int,
+    stopped_early_code: int,
     identity: NodeIdentity | None = None,
     stop: StopRequest | None = None,
 ) -> int:
-    """Run this node's part of the job; rank 0 returns the driver's exit code. `run_driver(scheduler file,
-    stop)`; on rank 0 `stop` (a new one if None) holds the stop signals for the whole entry, so that the
+    """Run this node's part of the job; rank 0 returns the driver's exit code (`stopped_early_code` for a
+    stop before the driver started). `run_driver(scheduler file, stop)`; on rank 0 `stop` (a new one if None) holds the stop signals for the whole entry, so that the
     caller can read afterwards what stopped the run."""
     identity = identity or NodeIdentity.from_environment()
     stop = stop if stop is not None else StopRequest()
@@ -89,7 +90,7 @@ def run_node(
     with stop if identity.rank == 0 else contextlib.nullcontext():
         try:
             code = (
-                launcher.run_rank0(run_driver, interrupted_code, stop)
+                launcher.run_rank0(run_driver, stopped_early_code, stop)
                 if identity.rank == 0
                 else launcher.run_other_rank(interrupted_code)
             )
@@ -138,7 +139,7 @@ class NodeLauncher:
 
     # ----- rank 0 ----------------------------------------------------------------------------
     def run_rank0(
-        self, run_driver: Callable[[str, StopRequest], int], interrupted_code: int, stop: StopRequest
+        self, run_driver: Callable[[str, StopRequest], int], stopped_early_code: int, stop: StopRequest
     ) -> int:
         """Start the scheduler and this node's workers, wait for every node's, then run the driver with
         `stop`, which the caller entered before anything started: a stop signal before the driver runs
@@ -161,7 +162,7 @@ class NodeLauncher:
             self.wait_for_workers(client, stop)
             if stop.requested:
                 logger.warning("%s received before the driver started: stopping", stop.signal_name)
-                return interrupted_code
+                return stopped_early_code
             logger.info(
                 "all %d workers joined; running the driver", sum(self.roster.expected_workers().values())
             )

@@ -11,6 +11,9 @@ They are distinct so that a Slurm script can tell "requeue me" (3) from "fix som
   unfinished files are not failures.
 - 4 `OUTPUT_UNWRITABLE`: the output file system refused a write (full, over quota, read-only); nothing
   partial is left; rerun once it is fixed to resume. Distinct from 3 so that a requeue loop stops.
+- 5 `STOPPED_BEFORE_PROGRESS`: a stop (signal, lost lock) came before this run finished a single file or
+  piece; rerunning resumes. Distinct from 3 so that the batch scripts do not requeue it: a time limit too
+  short for start-up plus the warning's lead would stop every restart the same way, for ever.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ FILES_FAILED = 1
 USAGE = 2
 INTERRUPTED = 3
 OUTPUT_UNWRITABLE = 4
+STOPPED_BEFORE_PROGRESS = 5
 
 DESCRIPTIONS = {
     OK: "all files done",
@@ -27,4 +31,5 @@ DESCRIPTIONS = {
     USAGE: "usage, configuration, output-directory or cluster error; nothing classified",
     INTERRUPTED: "interrupted by a signal (SIGTERM/SIGINT/SIGUSR1) or no worker left; rerun to resume",
     OUTPUT_UNWRITABLE: "the output file system refused a write (full, quota, read-only); fix it, rerun to resume",
+    STOPPED_BEFORE_PROGRESS: "stopped before this run finished any file or piece; rerun to resume (not requeued)",
 }

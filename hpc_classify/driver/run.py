@@ -173,7 +173,8 @@ def _run_locked(
             stop.signal_name,
         )
     if stop.requested and not finished_anyway:
-        exit_code = exit_codes.INTERRUPTED
+        finished = stats.finished_something
+        exit_code = exit_codes.INTERRUPTED if finished else exit_codes.STOPPED_BEFORE_PROGRESS
     elif stats.stop_exit_code is not None:  # no workers left, output unwritable
         exit_code = stats.stop_exit_code
     elif stats.files_failed:

@@ -60,6 +60,11 @@ class RunStats:
             self.engines.setdefault(name, Counter())[description] += 1
 
     @property
+    def finished_something(self) -> bool:
+        """Whether this run finished a file or a piece (classified, or failed for good)."""
+        return bool(self.files_processed or self.pieces_processed or self.files_failed)
+
+    @property
     def files_remaining(self) -> int:
         return self.files_planned - self.files_skipped - self.files_processed - self.files_failed
 

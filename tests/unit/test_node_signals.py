@@ -66,6 +66,7 @@ def test_rank0_holds_the_stop_signals_until_its_processes_are_stopped(tmp_path: 
             NodeOptions(job_root=str(tmp_path), device="cpu"),
             None,
             interrupted_code=3,
+            stopped_early_code=5,
             identity=identity,
             stop=stop,
         )

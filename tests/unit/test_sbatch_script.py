@@ -19,14 +19,14 @@ def _stub(bin_dir: Path, name: str, body: str) -> None:
 
 
 def _run_script(
-    root: Path, srun_body: str, command: list[str] | None = None, **env: str
+    root: Path, srun_body: str, command: list[str] | None = None, scontrol_status: int = 0, **env: str
 ) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run the script (or `command`) with stub srun/scontrol; returns the result and scontrol's calls."""
     bin_dir = root / "bin"
     bin_dir.mkdir(parents=True)
     calls = root / "scontrol-calls"
     _stub(bin_dir, "srun", srun_body)
-    _stub(bin_dir, "scontrol", f'echo "$*" >> {calls}\n')
+    _stub(bin_dir, "scontrol", f'echo "$*" >> {calls}\nexit {scontrol_status}\n')
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "SLURM_JOB_ID": "42",
@@ -68,7 +68,41 @@ def test_a_warning_before_srun_starts_neither_starts_the_run_nor_requeues(tmp_pa
     proc, calls = _run_script(
         tmp_path, f"touch {srun_started}\n", ["bash", str(wrapper)], HPC_CLASSIFY_MODULE="site/hpc-classify"
     )
-    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.returncode == 5, proc.stdout + proc.stderr  # as the driver stopped before any result
     # No requeue: with a time limit under the warning's offset it would requeue for ever.
     assert calls == [] and not srun_started.exists()
     assert "the warning came before the run started: not starting it, and not requeueing" in proc.stdout
+
+
+def test_the_stop_before_any_result_code_5_is_not_requeued(tmp_path: Path) -> None:
+    # The driver stopped before this run finished anything (the warning came during start-up): a restart with
+    # the same time limit would stop alike, for ever.
+    proc, calls = _run_script(tmp_path, "exit 5\n")
+    assert (proc.returncode, calls) == (5, []), proc.stdout + proc.stderr
+
+
+def test_a_failed_module_load_ends_the_job_before_srun_naming_the_module(tmp_path: Path) -> None:
+    srun_started = tmp_path / "srun-started"
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text(
+        f"module() {{ echo 'Lmod has detected the following error' >&2; return 1; }}\n"
+        f"export -f module\nexec bash {SCRIPT} --input IN\n"
+    )
+    proc, calls = _run_script(
+        tmp_path, f"touch {srun_started}\n", ["bash", str(wrapper)], HPC_CLASSIFY_MODULE="site/missing"
+    )
+    assert (proc.returncode, calls) == (2, []), proc.stdout + proc.stderr
+    assert not srun_started.exists()
+    assert "module load site/missing failed" in proc.stderr
+
+
+def test_a_tmpdir_missing_on_the_node_falls_back_to_tmp(tmp_path: Path) -> None:
+    # TMPDIR comes with the submitting shell's environment (--export=ALL): an outer job's, or a login node's.
+    proc, calls = _run_script(tmp_path, "exit 0\n", TMPDIR=str(tmp_path / "not-here"))
+    assert (proc.returncode, calls) == (0, []), proc.stdout + proc.stderr
+
+
+def test_a_refused_requeue_is_said_and_the_status_kept(tmp_path: Path) -> None:
+    proc, calls = _run_script(tmp_path, "exit 3\n", scontrol_status=1)
+    assert (proc.returncode, calls) == (3, ["requeue 42"]), proc.stdout + proc.stderr
+    assert "scontrol requeue failed (submitted with --no-requeue?)" in proc.stderr

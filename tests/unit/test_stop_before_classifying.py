@@ -46,7 +46,7 @@ def test_a_signal_while_listing_inputs_stops_before_any_work(tmp_path, tiny_doma
     finally:
         assert signal.signal(signal.SIGUSR1, previous) is not None
     assert leaked == []  # the driver's handler had it
-    assert result.exit_code == exit_codes.INTERRUPTED
+    assert result.exit_code == exit_codes.STOPPED_BEFORE_PROGRESS  # not 3: a batch script must not requeue
     summary = result.summary
     assert summary["interrupted"] and summary["signal"] == "SIGUSR1"
     assert (summary["files_processed"], summary["files_remaining"]) == (0, 2)
@@ -73,6 +73,6 @@ def test_a_run_whose_lock_is_taken_over_stops_and_leaves_the_summary_to_the_othe
         str(tmp_path / "out"),
         client=_UnusableClient(),
     )
-    assert result.exit_code == exit_codes.INTERRUPTED and result.summary_path is None
+    assert result.exit_code == exit_codes.STOPPED_BEFORE_PROGRESS and result.summary_path is None
     assert result.summary["signal"] == "LOCK_LOST"
     assert not (tmp_path / "out" / "_summary.json").exists()
