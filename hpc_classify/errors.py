@@ -104,6 +104,11 @@ class UnexpectedArgumentError(ConfigError, TypeError):
     """A keyword argument this function does not take (a TypeError, as Python raises for one)."""
 
 
+class ArgumentTypeError(ConfigError, TypeError):
+    """An argument of the wrong type, such as input files that are neither a path nor a list of paths (a
+    TypeError, as NeMo raises there)."""
+
+
 class OutputDirectoryError(HpcClassifyError):
     """The output directory belongs to another run (fingerprint mismatch) or is locked by a live run."""
 

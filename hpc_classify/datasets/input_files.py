@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from hpc_classify.errors import ConfigError, DataLayoutError
+from hpc_classify.errors import ArgumentTypeError, ConfigError, DataLayoutError
 from hpc_classify.io.discovery import get_all_files_paths_under
 from hpc_classify.io.formats import known_format
 
@@ -27,10 +27,9 @@ def file_type_of(path: str) -> str:
 
 def list_input_files(input_files: str | Sequence[str], kind: str) -> list[str]:
     """Files in order; a directory's files (recursively, hidden ones skipped) must all be of `kind`."""
-    if isinstance(input_files, str | os.PathLike):
-        input_files = [input_files]
+    input_files = _given_paths(input_files)
     paths: list[str] = []
-    for item in map(os.fspath, input_files):
+    for item in input_files:
         if os.path.isdir(item):
             found = get_all_files_paths_under(item)
             _check_one_type(found, kind, f"directory {item}", listed=True)
@@ -41,6 +40,21 @@ def list_input_files(input_files: str | Sequence[str], kind: str) -> list[str]:
         raise ConfigError(f"no input files in {list(input_files)}", hint="check the path")
     _check_one_type(paths, kind, "the input files", listed=False)
     return paths
+
+
+def _given_paths(input_files: object) -> list[str]:
+    """A path, or an iterable of paths, as a list; anything else (a number, None) is refused by name, as NeMo
+    does ("File input must be a string or list"), rather than failing on some later use of it."""
+    if isinstance(input_files, str | os.PathLike):
+        input_files = [input_files]
+    if isinstance(input_files, Iterable) and not isinstance(input_files, bytes | Mapping):
+        items = list(input_files)
+        if all(isinstance(item, str | os.PathLike) for item in items):
+            return [os.fspath(item) for item in items]
+    raise ArgumentTypeError(
+        f"File input must be a string or list (of paths), not {input_files!r:.200}",
+        hint="pass a file or directory path, or a list of them",
+    )
 
 
 def _check_one_type(paths: list[str], kind: str, where: str, *, listed: bool) -> None:

@@ -4,9 +4,6 @@ and resumes cleanly once space is freed."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 from driver_support import (
     all_ids,
@@ -18,27 +15,14 @@ from driver_support import (
     run_cli,
     temp_files,
 )
-
-
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True, text=True, timeout=60)
+from mounts import mount, tmpfs
 
 
 @pytest.fixture
 def tiny_tmpfs(tmp_path):
     """A 96 KiB tmpfs (24 pages: a handful of outputs and markers) at tmp_path/out, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mountpoint = tmp_path / "out"
-    mountpoint.mkdir()
-    try:
-        _mount("-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mountpoint))
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    try:
+    with tmpfs(tmp_path / "out", "size=96k") as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False, timeout=60)
 
 
 def _assert_outputs_complete(output, expected) -> None:
@@ -60,12 +44,12 @@ def test_disk_full_then_read_only_then_resume(tmp_path, tiny_tmpfs, tiny_domain_
     assert 0 < len(markers(output)) < len(expected)
     _assert_outputs_complete(output, expected)
 
-    _mount("-o", "remount,ro", str(output))
+    mount("-o", "remount,ro", str(output))
     read_only = run_cli(args)
     assert read_only.returncode == 4, read_only.stderr[-3000:]
     assert f"cannot write {output}/" in read_only.stderr and "Read-only file system" in read_only.stderr
 
-    _mount("-o", "remount,rw,size=16m", str(output))  # space freed
+    mount("-o", "remount,rw,size=16m", str(output))  # space freed
     resumed = run_cli(args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert markers(output) == set(expected)

@@ -23,6 +23,7 @@ from hpc_classify.classifiers.aegis import (
     AegisClassifier,
     InstructionDataGuardClassifier,
 )
+from hpc_classify.engine.precision import cpu_has_native_bf16
 
 # The spec: NeMo Curator 0.7.1's format_aegis (its f-strings' 4-space indents included); the categories
 # text is checked against NeMo's by hash in tests/unit/test_aegis_parsing.py.
@@ -239,25 +240,37 @@ def test_frames_fingerprint_and_the_cpu_warning(tiny_llama_guard, tiny_guard_net
 
 
 def test_autocast_stays_within_bf16_tolerance(tiny_llama_guard, tiny_guard_net):
-    """bf16 where the CPU has it natively (else both runs are fp32 and must agree exactly)."""
+    """bf16 (forced, so the comparison is real on every CPU) stays within bf16 tolerance of fp32; precision
+    auto is bf16 where the CPU has it natively, else fp32 and then exactly the fp32 answers."""
     base, adapter = tiny_llama_guard
     texts = [text for text, _ in documents(8, seed=13)]
     frame = pd.DataFrame({"text": texts})
     exact = _aegis(tiny_llama_guard).predict_frame(frame)["aegis_pred"]
-    fast = AegisClassifier(base_model=str(base), model=str(adapter), device_type="cpu").predict_frame(frame)
-    assert (exact == fast["aegis_pred"]).mean() >= 0.75  # greedy decoding may part ways on a near-tie
 
-    def guard(autocast: bool) -> pd.DataFrame:
+    def aegis(**kwargs) -> pd.Series:
+        classifier = AegisClassifier(base_model=str(base), model=str(adapter), device_type="cpu", **kwargs)
+        return classifier.predict_frame(frame)["aegis_pred"]
+
+    fast = aegis(precision="bf16")
+    assert (exact == fast).mean() >= 0.75  # greedy decoding may part ways on a near-tie
+    if not cpu_has_native_bf16():
+        assert aegis().tolist() == exact.tolist()  # auto: fp32 here
+
+    def guard(**kwargs) -> pd.DataFrame:
         classifier = InstructionDataGuardClassifier(
-            autocast=autocast,
             device_type="cpu",
             model=str(tiny_guard_net),
             base_model=str(base),
             aegis_adapter=str(adapter),
+            **kwargs,
         )
         return classifier.predict_frame(frame)
 
-    a, b = guard(False), guard(True)
+    a, b = guard(autocast=False), guard(precision="bf16")
     column = "instruction_data_guard_poisoning_score"
     assert np.abs(a[column] - b[column]).max() <= 0.05
     assert (a["is_poisoned"] == b["is_poisoned"]).mean() >= 0.75
+    if not cpu_has_native_bf16():
+        auto = guard()
+        assert auto[column].tolist() == a[column].tolist()  # auto: fp32 here, the same computation
+        assert auto["is_poisoned"].tolist() == a["is_poisoned"].tolist()

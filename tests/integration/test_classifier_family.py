@@ -107,7 +107,8 @@ def test_fineweb_scores_match_the_reference_exactly_in_fp32(
 
 def test_fineweb_under_autocast_is_within_bf16_tolerance(tiny_fineweb_model, texts):
     exact = FineWebMixtralEduClassifier(model=str(tiny_fineweb_model), autocast=False, device="cpu")
-    fast = FineWebMixtralEduClassifier(model=str(tiny_fineweb_model), device="cpu")
+    # bf16 forced: precision auto is fp32 on a CPU without native bf16, which would compare fp32 with itself.
+    fast = FineWebMixtralEduClassifier(model=str(tiny_fineweb_model), device="cpu", precision="bf16")
     a, b = exact.predict_frame(frame_of(texts)), fast.predict_frame(frame_of(texts))
     assert np.abs(a["fineweb-mixtral-edu-score"] - b["fineweb-mixtral-edu-score"]).max() <= 0.1
     agreement = (a["fineweb-mixtral-edu-score-label"] == b["fineweb-mixtral-edu-score-label"]).mean()
@@ -223,7 +224,8 @@ def test_prompt_complexity_columns_match_the_reference(tiny_prompt_complexity_mo
 
 def test_prompt_complexity_under_autocast_is_within_bf16_tolerance(tiny_prompt_complexity_model, texts):
     exact = PromptTaskComplexityClassifier(model=str(tiny_prompt_complexity_model), autocast=False)
-    fast = PromptTaskComplexityClassifier(model=str(tiny_prompt_complexity_model))
+    # bf16 forced: precision auto is fp32 on a CPU without native bf16, which would compare fp32 with itself.
+    fast = PromptTaskComplexityClassifier(model=str(tiny_prompt_complexity_model), precision="bf16")
     a, b = exact.predict_frame(frame_of(texts)), fast.predict_frame(frame_of(texts))
     assert np.abs(a["prompt_complexity_score"] - b["prompt_complexity_score"]).max() <= 0.05
     assert (a["task_type_1"] == b["task_type_1"]).mean() >= 0.9

@@ -98,6 +98,8 @@ def test_ctrl_c_to_the_whole_process_group_lets_the_files_in_flight_finish(tmp_p
 
     assert proc.returncode == 3, log[-3000:]
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+    # The dispatcher waited for the files in flight (dispatch._abandon logs "abandoning N file(s) in flight").
+    assert "abandoning" not in log, log[-3000:]
     done = markers(output)
     s = summary(output)
     assert (s["interrupted"], s["signal"]) == (True, "SIGINT")
@@ -165,6 +167,10 @@ def test_sigusr1_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):
     proc.send_signal(signal.SIGUSR1)  # what Slurm sends before the time limit (--signal=USR1@...)
 
     assert proc.wait(timeout=150) == 3, (tmp_path / "first.log").read_text()[-3000:]
+    log = (tmp_path / "first.log").read_text()
+    # The dispatcher waited for the files in flight (dispatch._abandon logs "abandoning N file(s) in flight").
+    assert "abandoning" not in log, log[-3000:]
+    assert "SIGUSR1 received" in log, log[-3000:]
     done = markers(output)
     s = summary(output)
     assert (s["signal"], len(done) < len(expected)) == ("SIGUSR1", True)

@@ -79,8 +79,11 @@ def test_small_files_share_batches_and_give_the_same_outputs_as_one_file_at_a_ti
     assert max(batch_sizes) > max(alone_batches)
 
     want, got = outputs(tmp_path / "alone"), outputs(tmp_path / "together")
-    assert sorted(got) == sorted(expected)
+    assert sorted(got) == sorted(want) == sorted(expected)
     for name, rows in want.items():
+        # Each run holds exactly the file's good rows, in input order (the bad ones skipped), not only the
+        # same rows as the other run.
+        assert [r["id"] for r in rows] == [r["id"] for r in got[name]] == expected[name]
         assert [(r["row_number"], r["id"], r["domain_pred"]) for r in got[name]] == [
             (r["row_number"], r["id"], r["domain_pred"]) for r in rows
         ]

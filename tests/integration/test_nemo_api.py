@@ -87,14 +87,25 @@ def test_seed_excerpt_with_get_client_in_front(tmp_path, tiny_domain_model):
         )  # filter_by, positionally
         result_dataset = domain_classifier(dataset=input_dataset)
         result_dataset.to_json(str(tmp_path / "games_and_sports"), write_to_filename=True)
+        # The same documents unfiltered: the rows the filter must keep, independently of it.
+        everything = DomainClassifier(model=str(tiny_domain_model))(dataset=input_dataset).df.compute()
     finally:
         client.shutdown()
-    assert sorted(p.name for p in (tmp_path / "games_and_sports").iterdir()) == [
-        "shard_00.jsonl",
-        "shard_01.jsonl",
-    ]
-    rows = [r for p in (tmp_path / "games_and_sports").iterdir() for r in read_jsonl(p)]
-    assert rows and all(r["domain_pred"] in labels[:13] for r in rows)
+    out = tmp_path / "games_and_sports"
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["shard_00.jsonl", "shard_01.jsonl"]
+    predicted = dict(zip(everything["id"], everything["domain_pred"], strict=True))
+    assert len(predicted) == 11
+    kept = 0
+    for name in written:
+        expected = [
+            dict(row, domain_pred=predicted[row["id"]])
+            for row in read_jsonl(books / name)
+            if predicted[row["id"]] in labels[:13]
+        ]
+        assert read_jsonl(out / name) == expected  # the kept ids, in order, with all their columns
+        kept += len(expected)
+    assert 0 < kept < len(predicted)  # the filter kept some rows and dropped others
 
 
 def test_get_client_local_cpu_cluster_and_ucx_means_ucxx():

@@ -94,9 +94,12 @@ def test_every_format_in_pieces_is_shared_by_both_workers_and_equals_whole_files
 
     pieced_outputs, whole_outputs = output_files(pieced), output_files(whole)
     assert pieced_outputs.keys() == whole_outputs.keys() and len(pieced_outputs) == len(FORMATS)
+    ids_of = {f"big-{fmt.replace('.', '-')}": ids for fmt, ids in expected.items()}  # by input name stem
+    assert {relpath.split(".", 1)[0] for relpath in pieced_outputs} == set(ids_of)
     for relpath, path in pieced_outputs.items():
         got, want = read_output(path), read_output(whole_outputs[relpath])
-        assert got["id"].tolist() == want["id"].tolist()  # every document once, in input order
+        # Every document once, in input order: the known ids, not only the same as the whole-file run's.
+        assert got["id"].tolist() == want["id"].tolist() == ids_of[relpath.split(".", 1)[0]]
         assert got["domain_pred"].tolist() == want["domain_pred"].tolist()
     markers = {Path(m.input_path).name: m for m in iter_markers(str(pieced))}
     seekable_workers = set()

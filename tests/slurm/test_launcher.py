@@ -129,16 +129,15 @@ def test_node_whose_workers_never_start_fails_fast_naming_it(
 ):
     out = tmp_path / "out"
     args = run_args(corpus, out, tiny_domain_model, "--worker-timeout", "90")
-    started = time.monotonic()
     env = {
         "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(FAIL_WORKERS_PRELOAD)]),
         "HPC_CLASSIFY_TEST_FAIL_WORKERS_ON": "node3",
     }
     job = submit_classify(slurm_cluster, tmp_path, args, env=env)
     assert slurm_cluster.wait_job(job, timeout=120) == "FAILED"
-    assert time.monotonic() - started < 90, "the launcher must fail before its deadline"
     log = job_log(tmp_path, job)
-    assert "no worker from node3 joined the scheduler" in log
+    # Failed as soon as node3's worker exited, not when --worker-timeout ran out ("(not within 90 s)").
+    assert "no worker from node3 joined the scheduler (its worker exited)" in log
     assert "Nanny failed to start" in log  # the tail of that node's worker log
     assert "worker disabled on node3" in job_paths(out, job).log("node3", "worker").read_text()
     assert not (out / "_markers").exists() or markers(out) == []

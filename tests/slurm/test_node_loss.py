@@ -31,6 +31,14 @@ from test_launcher import (
 )
 
 
+def _program(pid: int) -> str:
+    """The name of the program process `pid` runs ("" once it is gone)."""
+    try:
+        return Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()).name
+    except OSError:
+        return ""
+
+
 def summary(out: Path) -> dict:
     return json.loads((out / "_summary.json").read_text())
 
@@ -155,9 +163,9 @@ def test_a_job_suspended_for_longer_than_the_death_timeout_is_not_a_loss(
 ) -> None:
     """`scontrol suspend` (as preemption by suspension does) stops every process of the job, rank 0's
     heartbeat writer included, while the clocks run on. Resumed, the other nodes must not take rank 0 for
-    lost: the job completes without a requeue. Here node2 and node3 go on 5 s before the rest (as when rank
-    0's next heartbeat is late to show on a shared file system): they find it unchanged for the whole
-    suspension, longer than --death-timeout."""
+    lost: the job completes without a requeue. Here node2 and node3 go on before the rest, until their
+    watchers have looked (as when rank 0's next heartbeat is late to show on a shared file system): they find
+    it unchanged for the whole suspension, longer than --death-timeout."""
     cluster = slurm_cluster
     gate, env = gated
     corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
@@ -167,13 +175,24 @@ def test_a_job_suspended_for_longer_than_the_death_timeout_is_not_a_loss(
     cluster.run(["scontrol", "suspend", job])
     wait_until(lambda: cluster.job_info(job).get("JobState") == "SUSPENDED", 30, "the job to be suspended")
     time.sleep(30)  # the suspension itself, longer than --death-timeout: the scenario, not a wait for a state
-    for pid in cluster.node_processes("node2") + cluster.node_processes("node3"):
+    looked = "(job suspended?): not counted as rank 0's silence"
+    looked_before = job_log(tmp_path, job).count(looked)
+    # srun on node1 goes on too: it relays node2's and node3's output into the job's log. Rank 0 (driver,
+    # scheduler, heartbeat writer) stays stopped.
+    relays = [pid for pid in cluster.node_processes("node1") if _program(pid) == "srun"]
+    assert relays, "no srun process found on node1"
+    for pid in cluster.node_processes("node2") + cluster.node_processes("node3") + relays:
         os.kill(pid, signal.SIGCONT)
-    time.sleep(5)  # their watchers look several times (every 1 s) while rank 0 is still stopped
+    # Until both watchers have looked while rank 0 is still stopped: each says so at its first look.
+    wait_until(
+        lambda: job_log(tmp_path, job).count(looked) >= looked_before + 2,
+        60,
+        "node2's and node3's watchers to look at the heartbeat after the suspension",
+    )
     cluster.run(["scontrol", "resume", job])
     (gate / "hold").unlink()
     assert cluster.wait_job(job, timeout=300) == "COMPLETED", job_log(tmp_path, job)
     assert cluster.job_info(job)["Restarts"] == "0", job_log(tmp_path, job)
     assert _node_exits(out, job) == {}  # no node stopped for rank 0's silence
     assert_complete_exactly_once(corpus, out)
-    assert "(job suspended?): not counted as rank 0's silence" in job_log(tmp_path, job)
+    assert looked in job_log(tmp_path, job)

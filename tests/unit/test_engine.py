@@ -90,7 +90,10 @@ def test_empty_input_gives_zero_rows(tiny_domain_model: Path) -> None:
 def test_bf16_agrees_with_fp32_on_a_corpus(tiny_domain_model: Path) -> None:
     texts, _ = synthetic_corpus(300, DOMAIN_LABELS, seed=11)
     exact = _engine(tiny_domain_model).predict_proba(texts)
-    fast = _engine(tiny_domain_model, autocast=True).predict_proba(texts)
+    # bf16 forced: precision auto is fp32 on a CPU without native bf16, which would compare fp32 with itself.
+    fast_engine = _engine(tiny_domain_model, autocast=True, precision="bf16")
+    assert fast_engine.dtype == torch.bfloat16
+    fast = fast_engine.predict_proba(texts)
 
     assert (fast.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.99
     np.testing.assert_allclose(fast, exact, atol=0.05)

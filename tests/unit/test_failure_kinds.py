@@ -7,6 +7,7 @@ import os
 import pickle
 
 import pytest
+from mounts import freezable_directory
 
 from hpc_classify.driver.failures import failure_reason, is_retryable
 from hpc_classify.errors import ClusterError, ConfigError, InputFileError, OutputWriteError
@@ -35,12 +36,10 @@ def test_output_write_error_pickles_with_path_errno_and_exit_code():
     assert str(copy).startswith("cannot write /out/a.jsonl: No space left on device\nHINT: free space")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_unwritable_directory_raises_output_write_error_and_leaves_no_temp(tmp_path):
-    tmp_path.chmod(0o555)
-    try:
+    # Read-only for whoever runs it: mode 0555, or a read-only tmpfs as root (root writes through 0555).
+    with freezable_directory(tmp_path / "out") as freeze:
+        freeze()
         with pytest.raises(OutputWriteError, match="cannot write .*a.json"):
-            write_json_atomically(str(tmp_path / "a.json"), {"a": 1})
-    finally:
-        tmp_path.chmod(0o755)
-    assert os.listdir(tmp_path) == []
+            write_json_atomically(str(tmp_path / "out" / "a.json"), {"a": 1})
+        assert os.listdir(tmp_path / "out") == []

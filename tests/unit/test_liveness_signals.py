@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -14,33 +16,71 @@ from hpc_classify.driver import liveness
 from hpc_classify.driver.liveness import WorkerWatch
 
 
-def test_heartbeat_goes_stale_only_when_it_stops_changing(tmp_path: Path) -> None:
+def _fake_monotonic(monkeypatch) -> list[float]:
+    """The heartbeat module's monotonic clock, moved on by hand: `now[0] += seconds`."""
+    now = [1000.0]
+    monkeypatch.setattr(rank0_heartbeat.time, "monotonic", lambda: now[0])
+    return now
+
+
+def _poll(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_heartbeat_goes_stale_only_when_it_stops_changing(tmp_path: Path, monkeypatch) -> None:
+    now = _fake_monotonic(monkeypatch)
     path = tmp_path / "heartbeat.json"
-    alive = threading.Event()
-    alive.set()
-    writer = HeartbeatWriter(path, "node1", alive=alive.is_set, interval=0.05).start()
-    watch = HeartbeatWatch(path, timeout=0.5)
-    try:
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            assert not watch.stale()
-            time.sleep(0.05)
-        alive.clear()  # the scheduler exited: no more beats
-        deadline = time.monotonic() + 10.0
-        while not watch.stale():
-            assert time.monotonic() < deadline, "the heartbeat never went stale"
-            time.sleep(0.05)
-    finally:
-        writer.stop()
+    writer = HeartbeatWriter(path, "node1", alive=lambda: True)  # beats by hand: no thread, no timing
+    watch = HeartbeatWatch(path, timeout=1.0)
+
+    def stale_after(seconds: float) -> bool:
+        now[0] += seconds
+        return watch.stale()
+
+    # A beat, then four looks 0.25 s apart: the first sees the change, the last 0.75 s of silence; the next
+    # look is 1 s after that change, and only the next beat keeps it from being stale.
+    for _ in range(20):
+        writer.beat()
+        assert [stale_after(0.25) for _ in range(4)] == [False] * 4
+    assert stale_after(0.25)  # no beat this time (the scheduler exited): 1 s of silence
     assert watch.last_beat().startswith("last heartbeat from node1 at ")
     assert watch.node() == "node1"
     assert [p.name for p in tmp_path.iterdir()] == ["heartbeat.json"]  # written in place: no temp file
 
 
-def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path) -> None:
-    watch = HeartbeatWatch(tmp_path / "heartbeat.json", timeout=0.2)
+def test_the_heartbeat_thread_beats_while_alive_and_stops_after(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "heartbeat.json"
+    alive = threading.Event()
+    alive.set()
+
+    def beats() -> int:
+        try:
+            return int(json.loads(path.read_text())["beat"])
+        except (OSError, ValueError):  # read while rewritten in place
+            return 0
+
+    with caplog.at_level(logging.WARNING, logger=rank0_heartbeat.__name__):
+        writer = HeartbeatWriter(path, "node1", alive=alive.is_set, interval=0.01).start()
+        try:
+            _poll(lambda: beats() >= 3, "three heartbeats")
+            alive.clear()  # the scheduler exited: the thread notices at its next beat and ends
+            _poll(lambda: "the scheduler exited: no more heartbeats" in caplog.text, "the writer to stop")
+        finally:
+            writer.stop()
+    assert json.loads(path.read_text())["node"] == "node1"
+    assert [p.name for p in tmp_path.iterdir()] == ["heartbeat.json"]  # written in place: no temp file
+
+
+def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path, monkeypatch) -> None:
+    now = _fake_monotonic(monkeypatch)
+    watch = HeartbeatWatch(tmp_path / "heartbeat.json", timeout=2.0)
     assert not watch.stale()
-    time.sleep(0.3)
+    now[0] += 1.0
+    assert not watch.stale()
+    now[0] += 1.0
     assert watch.stale()
     assert watch.last_beat() == "no heartbeat was ever read" and watch.node() is None
 
@@ -48,8 +88,7 @@ def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path) -> None:
 def test_time_the_watcher_did_not_run_is_not_counted_as_rank0_silence(tmp_path: Path, monkeypatch) -> None:
     """A suspended job (SIGSTOP on every node) resumes with the monotonic clock 60 s on: the watcher must not
     take rank 0 for lost; silence it looked at goes on counting from where it was."""
-    now = [1000.0]
-    monkeypatch.setattr(rank0_heartbeat.time, "monotonic", lambda: now[0])
+    now = _fake_monotonic(monkeypatch)
     path = tmp_path / "heartbeat.json"
     path.write_text('{"node": "node1", "beat": 1}')
     watch = HeartbeatWatch(path, timeout=20.0, pause_gap=10.0)

@@ -69,11 +69,10 @@ def test_another_hosts_lock_that_beats_is_refused(tmp_path):
     """A live run elsewhere refreshes its heartbeat: the watcher refuses as soon as it sees a beat."""
     write_lock(tmp_path, host="other-node", pid=1, age=10)
     beat = _after(1.5, lambda: os.utime(tmp_path / "_lock"))
-    started = time.monotonic()
+    # Refused at the beat: a watcher that waited for staleness (120 s) would take the lock over instead.
     with pytest.raises(OutputDirectoryError, match="host other-node"):
         RunLock(str(tmp_path), stale_after=120).acquire()
     beat.join()
-    assert time.monotonic() - started < 60  # refused at the beat, long before the heartbeat went stale
 
 
 def test_another_hosts_lock_whose_heartbeat_stops_is_taken_over(tmp_path):

@@ -182,8 +182,9 @@ def test_read_data_error_types(tmp_path, nemo_jsonl_files, nemo_parquet_files):
         "cannot both be set",
     )
     _raises(TypeError, lambda: DocumentDataset.read_json(nemo_jsonl_files, lines=True), "lines")
-    with pytest.raises(TypeError):  # NeMo: "File input must be a string or list."
-        DocumentDataset.read_json(5)
+    # NeMo's message, on purpose (not an accident of iterating over an int):
+    _raises(TypeError, lambda: DocumentDataset.read_json(5), r"File input must be a string or list .*not 5")
+    _raises(TypeError, lambda: DocumentDataset.read_json([nemo_jsonl_files[0], 5]), "not .*, 5]")
 
 
 def test_input_file_error_types(tmp_path, nemo_jsonl_files):

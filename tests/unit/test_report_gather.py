@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+from mounts import freezable_directory
 
 from hpc_classify.driver.plan import list_input_files, write_plan
 from hpc_classify.driver.status import compute_status
@@ -229,29 +230,29 @@ def test_a_report_away_from_the_inputs_says_so_on_the_page(tmp_path):
     assert "could not be reached" in render_page(report)
 
 
-def test_a_report_of_a_directory_one_cannot_write_goes_where_to_says(tmp_path, monkeypatch, capsys):
+def test_a_report_of_a_directory_one_cannot_write_goes_where_to_says(tmp_path, capsys):
     """Without write access to the run's directory (a colleague's run), --to writes the report elsewhere,
     and the error without it says so (it said to free space and rerun, a run's remedy)."""
     from hpc_classify.cli.main import main
-    from hpc_classify.io import writers
-    from hpc_classify.report import write as report_write
 
     output = tmp_path / "out"
-    write_run(output, {"a.jsonl": marker("a.jsonl", {"domain_pred": {"Games": 2}})})
-    before = sorted(p.name for p in output.iterdir())
-    assert main(["report", "--output", str(output), "--to", str(tmp_path / "mine")]) == 0
-    assert sorted(p.name for p in output.iterdir()) == before
-    assert json.loads((tmp_path / "mine" / "_report.json").read_text())["files"]["done"] == 1
+    # Unwritable for real: mode 0555, or a read-only tmpfs as root (root writes through 0555).
+    with freezable_directory(output) as freeze:
+        write_run(output, {"a.jsonl": marker("a.jsonl", {"domain_pred": {"Games": 2}})})
+        freeze()
+        before = sorted(p.name for p in output.iterdir())
+        assert main(["report", "--output", str(output), "--to", str(tmp_path / "mine")]) == 0
+        assert sorted(p.name for p in output.iterdir()) == before
+        assert json.loads((tmp_path / "mine" / "_report.json").read_text())["files"]["done"] == 1
 
-    def refused(path, *args, **kwargs):
-        raise writers.OutputWriteError(path, "Permission denied")
-
-    monkeypatch.setattr(report_write, "write_json_atomically", refused)
-    assert main(["report", "--output", str(output)]) == 4
-    assert "HINT: pass --to DIR to write the report elsewhere" in capsys.readouterr().err
-    (tmp_path / "a-file").write_text("")
-    assert main(["report", "--output", str(output), "--to", str(tmp_path / "a-file")]) == 4
-    assert "HINT: choose a --to directory you can write to" in capsys.readouterr().err
+        assert main(["report", "--output", str(output)]) == 4
+        err = capsys.readouterr().err
+        assert f"cannot write {output}/_report.json" in err
+        assert "HINT: pass --to DIR to write the report elsewhere" in err
+        assert sorted(p.name for p in output.iterdir()) == before  # no temp file left behind
+        (tmp_path / "a-file").write_text("")
+        assert main(["report", "--output", str(output), "--to", str(tmp_path / "a-file")]) == 4
+        assert "HINT: choose a --to directory you can write to" in capsys.readouterr().err
 
 
 def test_the_report_a_run_writes_does_not_list_its_inputs_again(tmp_path, monkeypatch):

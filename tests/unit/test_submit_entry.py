@@ -29,12 +29,13 @@ def test_submit_returns_the_drivers_exit_code_that_rank0_reported(tmp_path) -> N
 
     import cloudpickle
     import submitit
+    from submitit.core.utils import FailedJobError
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the job's function lives in this test
     executor = submitit.LocalExecutor(folder=str(tmp_path / "%j"))
     for code in (2, 3, 4):
         job = executor.submit(_rank0_reports, code)
-        with pytest.raises(Exception) as failure:
+        with pytest.raises(FailedJobError, match=f"{submit.NODE_EXITED} {code}") as failure:
             job.results()
         assert submit.job_exit_code(str(failure.value)) == code
     assert submit.job_exit_code("Traceback ...\nMemoryError") == 1

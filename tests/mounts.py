@@ -1,0 +1,50 @@
+"""File systems that refuse writes, for real, for the tests of what happens then: tmpfs mounts (root only:
+tests/faults/test_output_faults.py fills one up and remounts it read-only) and directories this process
+cannot write into, whoever runs the tests (root writes through permission bits: it gets a read-only tmpfs)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+
+def mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, text=True, timeout=60)
+
+
+@contextlib.contextmanager
+def tmpfs(mountpoint: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted with `options` at `mountpoint` (created), unmounted afterwards; the test is skipped
+    where it cannot be mounted (not root, or no mount permission in a container)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mountpoint.mkdir()
+    try:
+        mount("-t", "tmpfs", "-o", options, "tmpfs", str(mountpoint))
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False, timeout=60)
+
+
+@contextlib.contextmanager
+def freezable_directory(path: Path) -> Iterator[Callable[[], None]]:
+    """A fresh directory at `path`, writable until the function this yields is called; from then on this
+    process cannot write into it: a tmpfs remounted read-only when running as root, else mode 0555.
+    Undone afterwards (unmounted, or writable again so that pytest can remove it)."""
+    if os.geteuid() == 0:
+        with tmpfs(path, "size=1m") as mountpoint:
+            yield lambda: mount("-o", "remount,ro", str(mountpoint))
+        return
+    path.mkdir()
+    try:
+        yield lambda: path.chmod(0o555)
+    finally:
+        path.chmod(0o755)
