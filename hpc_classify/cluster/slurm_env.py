@@ -17,14 +17,14 @@ JOB_TOKEN_VARIABLE = "HPC_CLASSIFY_JOB_TOKEN"
 JOB_TOKEN_EXPORT = f'export {JOB_TOKEN_VARIABLE}="$(date +%s.%N)-$$"'
 
 
-def incarnation_token(job_id: str, restart_count: int) -> str | None:
+def incarnation_token(job_id: str, restart_count: int) -> str:
     """The same string in every task of this run of the job, and in no other run that has the same job id
     (ids are reused after a slurmctld state reset, and by two clusters that share a file system): the
     cluster, the job id and restart, the job's start (Slurm's, else the batch script's token) and the
-    step. None without a start (a batch script of one's own on Slurm < 23.02): see job_incarnation.py."""
-    start = os.environ.get("SLURM_JOB_START_TIME") or os.environ.get(JOB_TOKEN_VARIABLE)
-    if not start:
-        return None
+    step. Without a start (a batch script of one's own, or `salloc`, on Slurm < 23.02) the rest still tells
+    apart two steps of one allocation (`srun ... hpc-classify node` twice) and two clusters by name, not a
+    job whose id the same cluster reused after a state reset: see job_incarnation.py."""
+    start = os.environ.get("SLURM_JOB_START_TIME") or os.environ.get(JOB_TOKEN_VARIABLE) or "no start"
     cluster = os.environ.get("SLURM_CLUSTER_NAME", "")
     step = os.environ.get("SLURM_STEP_ID", "")
     return f"{cluster}:{job_id}.{restart_count}:{start}:step {step}"
