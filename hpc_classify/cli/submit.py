@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import signal
 from typing import TYPE_CHECKING, Any
@@ -107,7 +106,9 @@ def register(subparsers: Any) -> None:
         help="extra sbatch parameter (repeatable)",
     )
     job.add_argument(
-        "--submitit-dir", help="submitit's job files and logs (default: <output>/_jobs/submitit)"
+        "--submitit-dir",
+        help="submitit's job files and logs, in a folder <job id>-<time>-<random> per submission "
+        "(default: <output>/_jobs/submitit)",
     )
     job.add_argument("--local", action="store_true", help="run through submitit's local executor (no Slurm)")
     job.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
@@ -122,14 +123,14 @@ def handle(args: argparse.Namespace) -> int:
     from hpc_classify.cli.node import node_options
     from hpc_classify.cli.run import parse_run_argv
     from hpc_classify.cli.run_config import config_from_args
-    from hpc_classify.cluster.job_layout import submitit_dir
+    from hpc_classify.cluster.job_layout import submitit_dir, submitit_job_folder
     from hpc_classify.cluster.submit import SubmitOptions, parse_sbatch_params, submit
 
     node_args, run_args = split_node_args(args)
     config = config_from_args(parse_run_argv(run_args))
     folder = args.submitit_dir or submitit_dir(config.output)
     options = SubmitOptions(
-        folder=os.path.abspath(folder) + "/%j",
+        folder=submitit_job_folder(folder),
         nodes=args.nodes,
         gpus_per_node=args.gpus_per_node,
         time_min=args.time,

@@ -16,8 +16,13 @@ The directory keeps its name (`OUT/_jobs/<job id>[.<restart>]/<node>/worker.log`
 on one output at the same time are not kept apart: the second's rank 0 moves the first's directory aside
 (the stamps keep each from acting on the other's files) and then its driver is refused by the output's lock.
 
-Without a token (a batch script of one's own that does not export HPC_CLASSIFY_JOB_TOKEN, on Slurm
-< 23.02) nothing is checked, as before: rank 0 warns when it finds the directory already in use.
+Without a start in the token (a batch script of one's own, or `salloc`, that does not export
+HPC_CLASSIFY_JOB_TOKEN, on Slurm < 23.02) the token is the cluster, job id and restart, and step: two steps
+of one allocation (`srun ... hpc-classify node` twice) are still told apart, as are two clusters by name.
+A job whose id the same cluster reused after a state reset has the same token for the same step: its
+files are taken as this run's (the gap of this case), and rank 0 warns when it finds the directory in use
+with its own token (no run finds that otherwise). Without a token at all (no Slurm: submitit's local
+executor with several tasks) nothing is checked: rank 0 warns when it finds the directory already in use.
 """
 
 from __future__ import annotations
@@ -74,7 +79,16 @@ class Incarnation:
             job_dir.mkdir(parents=True, exist_ok=True)
             return
         found = read_json(paths.incarnation_file)
-        if in_use and not self.owns(found):
+        if in_use and self.owns(found):
+            logger.warning(
+                "%s holds files with this run's token (%s) already, taken as this run's: an earlier job with "
+                "the same id and step left them (Slurm's state was reset), and no start time tells the two "
+                "apart; export %s before srun (see docs/slurm.md)",
+                job_dir,
+                self.token,
+                JOB_TOKEN_VARIABLE,
+            )
+        elif in_use:
             aside = paths.set_aside(f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
             try:
                 os.rename(job_dir, aside)

@@ -13,16 +13,20 @@
         <node>/worker-exit.json         this node's worker command failed (rank 0 then fails at once)
         <node>/node-exit.json           why this node stopped after rank 0's loss
       <job id>[.<restart>].replaced-<time>-<pid>/   another run's directory with the same job id, set aside
-      submitit/                         `hpc-classify submit`: submitit's job files and logs
+      submitit/                         `hpc-classify submit`: submitit's job files and logs (`--submitit-dir`)
+        <job id>-<time>-<random>/       one submission: <job id>_<task>_log.out|err, its pickles
       jobqueue/                         `--cluster jobqueue`: the worker jobs' logs
 
 Job ids are reused (a slurmctld state reset, two clusters on one file system), so the directory keeps its
-name but every shared file in it carries the run's incarnation token: see job_incarnation.py.
+name but every shared file in it carries the run's incarnation token: see job_incarnation.py. submitit's
+folder cannot do that (a task's result pickle there is the job's result), so each submission gets its own.
 """
 
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,16 @@ def default_job_root(output: str) -> str:
 
 def submitit_dir(output: str) -> str:
     return os.path.join(output, JOBS_DIR, "submitit")
+
+
+def submitit_job_folder(submitit_root: str) -> str:
+    """submitit's folder for the job of one submission (submitit puts the job id in place of `%j`): the id
+    first, to find it by, then a stamp of this submission. submitit takes a job as done, with its result, as
+    soon as `<job id>_<task>_result.pkl` exists in that folder, and the job loads `<job id>_submitted.pkl`
+    from it: a folder of the id alone would hand an earlier job with the same id (a slurmctld state reset,
+    two clusters on one output) both to `submit` and to the new job. A requeue keeps the folder."""
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    return os.path.join(os.path.abspath(submitit_root), f"%j-{stamp}")
 
 
 def jobqueue_log_dir(output: str) -> str:

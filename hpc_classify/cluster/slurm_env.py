@@ -17,14 +17,14 @@ JOB_TOKEN_VARIABLE = "HPC_CLASSIFY_JOB_TOKEN"
 JOB_TOKEN_EXPORT = f'export {JOB_TOKEN_VARIABLE}="$(date +%s.%N)-$$"'
 
 
-def incarnation_token(job_id: str, restart_count: int) -> str | None:
+def incarnation_token(job_id: str, restart_count: int) -> str:
     """The same string in every task of this run of the job, and in no other run that has the same job id
     (ids are reused after a slurmctld state reset, and by two clusters that share a file system): the
     cluster, the job id and restart, the job's start (Slurm's, else the batch script's token) and the
-    step. None without a start (a batch script of one's own on Slurm < 23.02): see job_incarnation.py."""
-    start = os.environ.get("SLURM_JOB_START_TIME") or os.environ.get(JOB_TOKEN_VARIABLE)
-    if not start:
-        return None
+    step. Without a start (a batch script of one's own, or `salloc`, on Slurm < 23.02) the rest still tells
+    apart two steps of one allocation (`srun ... hpc-classify node` twice) and two clusters by name, not a
+    job whose id the same cluster reused after a state reset: see job_incarnation.py."""
+    start = os.environ.get("SLURM_JOB_START_TIME") or os.environ.get(JOB_TOKEN_VARIABLE) or "no start"
     cluster = os.environ.get("SLURM_CLUSTER_NAME", "")
     step = os.environ.get("SLURM_STEP_ID", "")
     return f"{cluster}:{job_id}.{restart_count}:{start}:step {step}"
@@ -49,7 +49,8 @@ class NodeIdentity:
 
     @classmethod
     def from_environment(cls) -> NodeIdentity:
-        """Read the task's place through submitit (Slurm, or its local executor); else a 1-node job."""
+        """Read the task's place through submitit (Slurm, or its local executor); else a 1-node job. Under
+        srun the nodes are the step's (SLURM_STEP_NODELIST), not the job's: rank 0 waits for their workers."""
         import submitit
 
         if "SLURM_JOB_ID" in os.environ and "SUBMITIT_EXECUTOR" not in os.environ:
@@ -62,13 +63,28 @@ class NodeIdentity:
             return cls(0, 1, host, (host,), f"local-{os.getpid()}", 0, uuid.uuid4().hex)
         node_name = current_node_name() if "SLURMD_NODENAME" in os.environ else env.hostname
         names = tuple(env.hostnames) if env.cluster == "slurm" else (node_name,)
+        num_nodes = env.num_nodes
+        if env.cluster == "slurm" and (step := step_nodes()) is not None:
+            num_nodes, names = step  # submitit reads the job's; the ranks (SLURM_PROCID) are the step's
         restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
         job_id = str(env.job_id)
         if env.cluster == "slurm":
             token = incarnation_token(job_id, restarts)
         else:  # submitit's local executor: one task, so any fresh token is agreed on
             token = uuid.uuid4().hex if env.num_tasks == 1 else None
-        return cls(env.global_rank, env.num_nodes, node_name, names, job_id, restarts, token)
+        return cls(env.global_rank, num_nodes, node_name, names, job_id, restarts, token)
+
+
+def step_nodes() -> tuple[int, tuple[str, ...]] | None:
+    """srun's step: its node count and node names; None outside a step. A run of the launcher is one step,
+    whose nodes may be fewer than the job's (`srun -N2` in `salloc -N4`; a --no-kill job that lost a node
+    before srun started): rank 0 waits for the workers of these nodes only."""
+    listed, count = os.environ.get("SLURM_STEP_NODELIST"), os.environ.get("SLURM_STEP_NUM_NODES")
+    if not (listed and count):
+        return None
+    from submitit.slurm.slurm import _parse_node_list  # submitit's parser of SLURM_JOB_NODELIST
+
+    return int(count), tuple(_parse_node_list(listed))
 
 
 def node_cores() -> int:

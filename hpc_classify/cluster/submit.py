@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SubmitOptions:
-    folder: str  # submitit's job files and logs (%j per job)
+    folder: str  # submitit's folder for the job (%j: its id), job_layout.submitit_job_folder
     nodes: int = 1
     gpus_per_node: int = 0
     time_min: int = 60

@@ -25,9 +25,10 @@ from hpc_classify.cluster.job_layout import submitit_dir
 
 
 def submitit_logs(out: Path, job: str) -> str:
-    """Every task's stdout and stderr that submitit kept for `job` (appended across its requeues)."""
-    folder = Path(submitit_dir(str(out))) / job
-    return "\n".join(f"=== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(folder.glob("*_log.*")))
+    """Every task's stdout and stderr that submitit kept for `job` (appended across its requeues), in the
+    submission's folder `<job id>-<time>-<random>` (job_layout.submitit_job_folder)."""
+    logs = sorted(Path(submitit_dir(str(out))).glob(f"{job}-*/*_log.*"))
+    return "\n".join(f"=== {p.name}\n{p.read_text(errors='replace')}" for p in logs)
 
 
 def test_submitit_warning_drains_the_run_then_submitit_requeues_it(

@@ -47,7 +47,6 @@ def _left_by_another_run(paths: JobPaths) -> None:
 def test_every_task_of_a_run_derives_the_same_token_and_other_runs_another(monkeypatch) -> None:
     for name in ("SLURM_JOB_START_TIME", "HPC_CLASSIFY_JOB_TOKEN", "SLURM_CLUSTER_NAME", "SLURM_STEP_ID"):
         monkeypatch.delenv(name, raising=False)
-    assert incarnation_token("42", 0) is None  # a batch script of one's own on Slurm < 23.02
     monkeypatch.setenv("HPC_CLASSIFY_JOB_TOKEN", "1714557010.123-991")
     monkeypatch.setenv("SLURM_CLUSTER_NAME", "c1")
     monkeypatch.setenv("SLURM_STEP_ID", "0")
@@ -58,6 +57,49 @@ def test_every_task_of_a_run_derives_the_same_token_and_other_runs_another(monke
     assert incarnation_token("42", 0) != token  # another cluster on the same file system
     monkeypatch.setenv("SLURM_JOB_START_TIME", "1714557000")  # Slurm >= 23.02: its own start time first
     assert incarnation_token("42", 0) == "c2:42.0:1714557000:step 0"
+
+
+def _no_start(monkeypatch, step: str) -> None:
+    """A step of `salloc`, or of a batch script of one's own without the token's export, on Slurm < 23.02."""
+    for name in ("SLURM_JOB_START_TIME", "HPC_CLASSIFY_JOB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_CLUSTER_NAME", "c1")
+    monkeypatch.setenv("SLURM_STEP_ID", step)
+
+
+def test_without_a_start_the_steps_of_one_allocation_still_have_tokens_of_their_own(monkeypatch) -> None:
+    _no_start(monkeypatch, "0")
+    first = incarnation_token("42", 0)
+    assert first == "c1:42.0:no start:step 0" and incarnation_token("42", 0) == first  # every task alike
+    _no_start(monkeypatch, "1")
+    assert incarnation_token("42", 0) not in (None, first)
+
+
+def test_the_second_step_of_an_allocation_does_not_take_the_first_steps_shutdown(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """`srun ... hpc-classify node` twice in one allocation, no start time: both steps use OUT/_jobs/42/. The
+    second step's other rank must wait for its own rank 0's scheduler file, not leave at the first's
+    `shutdown` (its rank 0 would then wait for its workers until --worker-timeout, and fail)."""
+    _no_start(monkeypatch, "0")
+    first = Incarnation(incarnation_token("42", 0))
+    paths = JobPaths.for_job(tmp_path, "42")
+    first.take_job_dir(paths, "node1")
+    first.write(paths.scheduler_file, {"address": "tcp://10.9.9.9:8786"})
+    first.write(paths.shutdown, {"node": "node1", "clean": True})
+
+    _no_start(monkeypatch, "1")
+    identity = NodeIdentity(1, 2, "node2", NODES, "42", 0, incarnation_token("42", 0))
+    options = NodeOptions(job_root=str(tmp_path), device="cpu", worker_timeout=0.3, poll_interval=0.05)
+    launcher = NodeLauncher(options, identity)
+    monkeypatch.setattr(
+        launcher, "start_workers", lambda: pytest.fail("workers for the first step's scheduler")
+    )
+    with pytest.raises(ClusterError, match="no the scheduler file"):  # its own rank 0 never started here
+        launcher.run_other_rank(INTERRUPTED)
+    launcher.incarnation.take_job_dir(paths, "node1")  # the second step's rank 0 sets the first's aside
+    assert sorted(p.name for p in paths.job_dir.iterdir()) == ["incarnation.json"]
+    assert len(list(tmp_path.glob("42.replaced-*"))) == 1
 
 
 def test_the_batch_script_exports_the_token_before_srun() -> None:
@@ -136,8 +178,10 @@ def test_rank0_sets_aside_a_directory_that_another_run_left(tmp_path: Path, capl
     assert Incarnation(THEIRS).read(aside / "scheduler.json") is not None
     assert f"belonged to another run of this job id ({THEIRS}): moved to {aside}" in caplog.text
     Incarnation(OURS).write(paths.scheduler_file, {"address": "tcp://a:1"})
-    Incarnation(OURS).take_job_dir(paths, "node1")  # its own directory stays
+    caplog.clear()
+    Incarnation(OURS).take_job_dir(paths, "node1")  # a directory with its own token stays, with a warning
     assert paths.scheduler_file.exists() and len(list(tmp_path.glob("42.replaced-*"))) == 1
+    assert f"holds files with this run's token ({OURS}) already, taken as this run's" in caplog.text
 
 
 def test_without_a_token_the_directory_is_used_as_before_with_a_warning(tmp_path: Path, caplog) -> None:

@@ -1,0 +1,70 @@
+"""Where a task stands in its Slurm job (cluster/slurm_env.py), read from the variables that srun sets in a
+task, without Slurm: the node launcher's runs are srun's steps, which may span fewer nodes than the job."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpc_classify.cluster.slurm_env import NodeIdentity
+from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
+
+JOB = {  # `salloc -N4`, or sbatch -N4
+    "SLURM_JOB_ID": "42",
+    "SLURM_JOB_NODELIST": "node[1-4]",
+    "SLURM_JOB_NUM_NODES": "4",
+    "SUBMITIT_EXECUTOR": "slurm",
+}
+STEP = {  # then `srun -N2 --ntasks-per-node=1 hpc-classify node`, on node2 and node4; this task is node4's
+    "SLURM_STEP_ID": "3",
+    "SLURM_STEP_NODELIST": "node[2,4]",
+    "SLURM_STEP_NUM_NODES": "2",
+    "SLURM_NTASKS": "2",
+    "SLURM_PROCID": "1",
+    "SLURM_NODEID": "1",
+    "SLURMD_NODENAME": "node4",
+}
+
+
+@pytest.fixture
+def task_environment(monkeypatch):
+    for name in (
+        "SLURM_JOB_START_TIME",
+        "HPC_CLASSIFY_JOB_TOKEN",
+        "SLURM_RESTART_COUNT",
+        "SLURM_CLUSTER_NAME",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**JOB, **STEP}.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def test_a_step_on_2_nodes_of_a_4_node_job_is_a_run_on_those_2_nodes(task_environment, tmp_path) -> None:
+    """Rank 0 waits for the workers of every node in the identity: the job's 4 would keep it waiting for
+    node1 and node3, which run no task of the step, until --worker-timeout (then exit 2)."""
+    identity = NodeIdentity.from_environment()
+    assert (identity.rank, identity.node_name, identity.job_id) == (1, "node4", "42")
+    assert (identity.num_nodes, identity.node_names) == (2, ("node2", "node4"))
+    launcher = NodeLauncher(NodeOptions(job_root=str(tmp_path), device="cpu"), identity)
+    assert launcher.roster.node_names == ("node2", "node4")
+    assert launcher.job_dir == tmp_path / "42"  # the job's directory, as before
+
+
+def test_without_step_variables_the_jobs_nodes_are_the_run(task_environment) -> None:
+    """A task started otherwise than by srun (no SLURM_STEP_*): the job's nodes, as submitit reads them."""
+    for name in ("SLURM_STEP_NODELIST", "SLURM_STEP_NUM_NODES"):
+        task_environment.delenv(name)
+    identity = NodeIdentity.from_environment()
+    assert (identity.num_nodes, identity.node_names) == (4, ("node1", "node2", "node3", "node4"))
+
+
+def test_rank0_of_the_step_waits_for_the_steps_nodes_only(task_environment, tmp_path) -> None:
+    task_environment.setenv("SLURM_PROCID", "0")
+    task_environment.setenv("SLURMD_NODENAME", "node2")
+    launcher = NodeLauncher(
+        NodeOptions(job_root=str(tmp_path), device="cpu"), NodeIdentity.from_environment()
+    )
+    for node in ("node2", "node4"):  # each node of the step publishes how many workers it starts
+        launcher.paths.node_dir(node).mkdir(parents=True)
+        launcher.incarnation.write(launcher.paths.node_workers(node), {"workers": 1})
+    assert launcher.roster.missing_nodes(["node2-0", "node4-0"]) == []
