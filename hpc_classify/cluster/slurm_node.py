@@ -102,6 +102,10 @@ def run_node(
 def _end_node(launcher: NodeLauncher, clean: bool) -> None:
     rank0 = launcher.identity.rank == 0
     try:
+        if rank0 and launcher.heartbeat is not None:
+            # First the ended beat: the other nodes read the heartbeat by content at every look, so they see
+            # the end even while their file system still shows no `shutdown` (see rank0_heartbeat.py).
+            launcher.heartbeat.end(clean)
         if rank0 and launcher.job_dir.is_dir():
             # The other nodes then stop their workers at once, also those that never reached the
             # scheduler (they would otherwise wait for their worker or death timeout).
@@ -124,6 +128,7 @@ class NodeLauncher:
         self.scheduler_file = self.paths.scheduler_file
         self.incarnation = Incarnation(identity.incarnation)
         self.processes = NodeProcesses(self.paths, identity.node_name, self.incarnation)
+        self.heartbeat: HeartbeatWriter | None = None  # rank 0's, from its scheduler's start to its end
         self.deadline = time.monotonic() + options.worker_timeout
         gpus = self._gpus()
         if gpus and options.workers_per_node not in (None, gpus):
@@ -144,12 +149,12 @@ class NodeLauncher:
         `stop`, which the caller entered before anything started: a stop signal before the driver runs
         means start nothing, and one while the driver starts up reaches it."""
         client = None
-        heartbeat = None
         try:
             self.incarnation.take_job_dir(self.paths, self.identity.node_name)
             self.start_scheduler()
             scheduler = self.processes.running["scheduler"]
-            heartbeat = HeartbeatWriter(
+            # It beats until _end_node writes its ended beat, after the driver returned.
+            self.heartbeat = HeartbeatWriter(
                 self.paths.heartbeat,
                 self.identity.node_name,
                 alive=lambda: scheduler.poll() is None,
@@ -169,8 +174,6 @@ class NodeLauncher:
         finally:
             if client is not None:
                 retire_and_shut_down(client)  # so that every node's entry returns
-            if heartbeat is not None:
-                heartbeat.stop()
 
     def start_scheduler(self) -> None:
         """Start the scheduler, then publish its file with this run's token in one atomic rename."""
@@ -201,8 +204,9 @@ class NodeLauncher:
 
     # ----- other ranks -----------------------------------------------------------------------
     def run_other_rank(self, interrupted_code: int) -> int:
-        """Run this node's workers until rank 0 writes the shutdown file; if rank 0's heartbeat stops
-        (its node or its scheduler lost), stop them and return `interrupted_code`, ending the job."""
+        """Run this node's workers until rank 0 ends (its ended beat, or the shutdown file); if rank 0's
+        heartbeat stops (its node or its scheduler lost), stop them and return `interrupted_code`, ending the
+        job."""
         # The warning signal is for the driver on rank 0 (it reaches every task): ignored here and by the
         # workers started meanwhile (they inherit it); restored after, for a caller that lives on.
         with signals_ignored(WARNING_SIGNALS):
@@ -225,15 +229,9 @@ class NodeLauncher:
         )
         self.start_workers()
         worker = self.processes.running["worker"]
-        shutdown = self.paths.shutdown
-        # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0
-        # writes the shutdown file right after retiring the workers, or its heartbeat stops.
-        while (ended := self.incarnation.read(shutdown)) is None:
-            if worker.poll() is not None:
-                self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
-            if rank0.stale():
-                return self._rank0_lost(rank0, interrupted_code)
-            time.sleep(self.options.shutdown_poll_interval)
+        ended = self._wait_for_rank0_end(rank0, worker)
+        if ended is None:
+            return self._rank0_lost(rank0, interrupted_code)
         if ended.get("clean"):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
@@ -245,6 +243,21 @@ class NodeLauncher:
         # Rank 0 speaks for the job: srun reports the highest code of its tasks, and the batch script requeues
         # on rank 0's 3 only if no other node's code hides it.
         return 0
+
+    def _wait_for_rank0_end(self, rank0: HeartbeatWatch, worker: subprocess.Popen[bytes]) -> dict | None:
+        """Rank 0's end as it wrote it (its ended beat or its shutdown file), or None when it was lost."""
+        # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0 writes its
+        # ended beat and the shutdown file right after retiring the workers, or its heartbeat stops. The ended
+        # beat decides where the new `shutdown` stays invisible (NFS caches a name looked for as missing).
+        while (ended := self.incarnation.read(self.paths.shutdown)) is None:
+            if worker.poll() is not None:
+                self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
+            if rank0.stale():  # reads the heartbeat: never stale once it is the ended beat
+                return None
+            if (ended := rank0.ending()) is not None:
+                return ended
+            time.sleep(self.options.shutdown_poll_interval)
+        return ended
 
     def _scheduler_or_shutdown(self) -> str | None:
         """Which of rank 0's files is there: "scheduler" to join, or "shutdown" when rank 0 ended first."""
