@@ -69,12 +69,16 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
         help="task threads per worker, the same as the run's --threads-per-worker (default 1; on CPU torch "
         "uses the node's cores)",
     )
-    group.add_argument("--rmm-pool-size", default=default, help="dask-cuda RMM pool per GPU, e.g. 70GB")
+    group.add_argument(
+        "--rmm-pool-size",
+        default=default,
+        help="dask-cuda RMM pool per GPU, e.g. 70GB (GPU nodes only: refused where no GPU is visible)",
+    )
     group.add_argument(
         "--enable-cudf-spill",
         action="store_true",
         default=argparse.SUPPRESS if suppress_defaults else False,
-        help="dask-cuda: let cuDF spill device memory to host",
+        help="dask-cuda: let cuDF spill device memory to host (GPU nodes only: refused where no GPU is visible)",
     )
     group.add_argument(
         "--local-directory", default=default, help="worker scratch directory (node-local disk)"

@@ -25,12 +25,12 @@ from typing import Any
 from hpc_classify.cluster.connect import retire_and_shut_down
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
-from hpc_classify.cluster.local import visible_gpu_count
+from hpc_classify.cluster.local import refuse_cuda_without_gpu, visible_gpu_count
 from hpc_classify.cluster.node_files import log_tail, read_json, signals_ignored
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter, end_job_once
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
-from hpc_classify.cluster.worker_command import WorkerSpec, worker_command
+from hpc_classify.cluster.worker_command import WorkerSpec, refuse_gpu_worker_options, worker_command
 from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
@@ -131,15 +131,30 @@ class NodeLauncher:
         self.heartbeat: HeartbeatWriter | None = None  # rank 0's, from its scheduler's start to its end
         self.deadline = time.monotonic() + options.worker_timeout
         gpus = self._gpus()
-        if gpus and options.workers_per_node not in (None, gpus):
+        self._refuse_what_this_node_cannot_do(gpus)
+        self.workers_per_node = options.workers_per_node or gpus or 1
+        self.roster = WorkerRoster(self.paths, self.incarnation, identity.node_names, options.worker_timeout)
+
+    def _refuse_what_this_node_cannot_do(self, gpus: int) -> None:
+        """Options that this node's workers could not honour are errors before anything starts."""
+        opts, node = self.options, self.identity.node_name
+        refuse_cuda_without_gpu(
+            opts.device,
+            gpus,
+            f"node {node}",
+            hint="ask Slurm for GPUs on a GPU partition (--gpus-per-node, on sbatch or `hpc-classify submit`), "
+            "check CUDA_VISIBLE_DEVICES there, or use --device cpu",
+        )
+        refuse_gpu_worker_options(
+            opts.rmm_pool_size, opts.enable_cudf_spill, gpus=gpus, device=opts.device, node_name=node
+        )
+        if gpus and opts.workers_per_node not in (None, gpus):
             raise ConfigError(
-                f"--workers-per-node {options.workers_per_node} on {identity.node_name}, which has {gpus} "
+                f"--workers-per-node {opts.workers_per_node} on {node}, which has {gpus} "
                 "GPU(s): GPU nodes run one worker per visible GPU",
                 hint="drop --workers-per-node on GPU nodes (ask Slurm for the GPUs you want with "
                 "--gpus-per-node), or pass --device cpu for CPU workers",
             )
-        self.workers_per_node = options.workers_per_node or gpus or 1
-        self.roster = WorkerRoster(self.paths, self.incarnation, identity.node_names, options.worker_timeout)
 
     # ----- rank 0 ----------------------------------------------------------------------------
     def run_rank0(
