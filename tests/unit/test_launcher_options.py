@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from hpc_classify.cli.main import main
 from hpc_classify.cluster import local, slurm_node
 from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
+from hpc_classify.cluster.submit import SubmitOptions
 from hpc_classify.errors import ConfigError
 
 NODE2 = NodeIdentity(1, 2, "node2", ("node1", "node2"), "42", 0)
@@ -70,3 +72,42 @@ def test_dask_cuda_options_reach_the_gpu_workers_and_their_defaults_need_no_gpu(
     assert argv[argv.index("--rmm-pool-size") + 1] == "70GB" and "--enable-cudf-spill" in argv
     cpu = _node(tmp_path, monkeypatch, 0).worker_command()  # neither given: the defaults are off
     assert "--rmm-pool-size" not in cpu and "--enable-cudf-spill" not in cpu
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"gpus_per_node": 8}, "--gpus-per-node given with --local"),
+        ({"partition": "gpu"}, "--partition given with --local"),
+        ({"sbatch": {"account": "abc"}}, "--sbatch given with --local"),
+        (
+            {"gpus_per_node": 8, "partition": "gpu", "sbatch": {"qos": "high"}},
+            "--gpus-per-node, --partition, --sbatch given with --local",
+        ),
+    ],
+)
+def test_submit_local_refuses_slurms_own_options(given: dict, named: str) -> None:
+    """submitit's local executor has no Slurm: they used to be dropped."""
+    with pytest.raises(ConfigError, match=named):
+        SubmitOptions(folder="f", local=True, **given)
+    assert SubmitOptions(folder="f", **given).local is False  # for Slurm they are fine
+    assert SubmitOptions(folder="f", local=True).local
+
+
+def test_the_submit_command_line_says_so_with_exit_code_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    from hpc_classify.cluster import submit
+
+    monkeypatch.setattr(submit, "submit", lambda *args: pytest.fail("a job was submitted"))
+    argv = [
+        "submit",
+        "--local",
+        "--partition",
+        "gpu",
+        "--",
+        "--input",
+        str(tmp_path),
+        "--output",
+        str(tmp_path),
+    ]
+    assert main([*argv, "--device", "cpu"]) == 2
+    assert "--partition given with --local" in capsys.readouterr().err
