@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hpc_classify.cli.main import main
+from hpc_classify.cli.main import build_parser, main
+from hpc_classify.cli.node import split_node_args
 from hpc_classify.cluster import local, slurm_node
 from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
@@ -111,3 +112,16 @@ def test_the_submit_command_line_says_so_with_exit_code_2(tmp_path: Path, monkey
     ]
     assert main([*argv, "--device", "cpu"]) == 2
     assert "--partition given with --local" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--worker-threads", "--workers-per-node"])
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_worker_counts_below_one_are_refused_when_parsed(flag: str, value: str, capsys) -> None:
+    """`--worker-threads 0` used to become 1, and `--workers-per-node 0` the default, without a word."""
+    for argv in (["node", flag, value, "--"], ["node", "--", "--input", "in", flag, value]):
+        with pytest.raises(SystemExit) as parsing:
+            split_node_args(build_parser().parse_args(argv))
+        assert parsing.value.code == 2
+        assert f"argument {flag}: must be >= 1, not {int(value)}" in capsys.readouterr().err
+    node_args, _ = split_node_args(build_parser().parse_args(["node", flag, "3", "--"]))
+    assert vars(node_args)[flag[2:].replace("-", "_")] == 3
