@@ -60,25 +60,43 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
         "their workers, exit 3 (resumable) and requeue the job (default 60)",
     )
     group.add_argument(
-        "--workers-per-node", type=int, default=default, help="default: one per visible GPU, or 1 on CPU"
+        "--workers-per-node",
+        type=positive_int,
+        default=default,
+        help="default: one per visible GPU, or 1 on CPU",
     )
     group.add_argument(
         "--worker-threads",
-        type=int,
+        type=positive_int,
         default=default,
-        help="task threads per worker, the same as the run's --threads-per-worker (default 1; on CPU torch "
-        "uses the node's cores)",
+        help="task threads per worker (>= 1), the same as the run's --threads-per-worker (default 1; on CPU "
+        "torch uses the node's cores)",
     )
-    group.add_argument("--rmm-pool-size", default=default, help="dask-cuda RMM pool per GPU, e.g. 70GB")
+    group.add_argument(
+        "--rmm-pool-size",
+        default=default,
+        help="dask-cuda RMM pool per GPU, e.g. 70GB (GPU nodes only: refused where no GPU is visible)",
+    )
     group.add_argument(
         "--enable-cudf-spill",
         action="store_true",
         default=argparse.SUPPRESS if suppress_defaults else False,
-        help="dask-cuda: let cuDF spill device memory to host",
+        help="dask-cuda: let cuDF spill device memory to host (GPU nodes only: refused where no GPU is visible)",
     )
     group.add_argument(
         "--local-directory", default=default, help="worker scratch directory (node-local disk)"
     )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (0 would silently become the default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
 
 
 def register(subparsers: Any) -> None:

@@ -5,8 +5,8 @@
       <job id>[.<restart>]/             one Slurm launcher job; a requeued job gets one per restart
         incarnation.json                which run of the job id owns the directory (rank 0 writes it first)
         scheduler.json                  rank 0's scheduler, published by an atomic rename
-        heartbeat.json                  rank 0 rewrites it while its scheduler runs
-        shutdown                        rank 0 is done: the other nodes stop their workers
+        heartbeat.json                  rank 0 rewrites it while its scheduler runs; its last write says it ended
+        shutdown                        rank 0 is done: the other nodes stop their workers (also told by the heartbeat)
         ending-after-rank0-loss         claimed by the one node that ends the job after rank 0's loss
         <node>/scheduler.log, <node>/worker.log
         <node>/workers.json             how many workers this node starts (rank 0 waits for that many)

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from hpc_classify.errors import ClusterError
+from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,13 @@ def visible_gpu_count() -> int:
     return min(count, len(listed)) if listed is not None else count
 
 
+def refuse_cuda_without_gpu(device: str, gpus: int, where: str, hint: str) -> None:
+    """`--device cuda` where no GPU is visible would start CPU workers, on which every file then fails in the
+    engine: refused up front (local clusters and each Slurm node), naming `where` and what to do (`hint`)."""
+    if device == "cuda" and gpus == 0:
+        raise ConfigError(f"--device cuda but no GPU is visible on {where}", hint=hint)
+
+
 def start_local_cluster(
     workers: int | None = None,
     threads_per_worker: int | None = None,
@@ -51,11 +58,9 @@ def start_local_cluster(
     if protocol == "ucxx":
         quiet_ucx_here()  # the workers inherit it
     gpus = visible_gpu_count() if device != "cpu" else 0
-    if device == "cuda" and gpus == 0:
-        raise ClusterError(
-            "--device cuda but no GPU is visible",
-            hint="check CUDA_VISIBLE_DEVICES/nvidia-smi, or use --device cpu",
-        )
+    refuse_cuda_without_gpu(
+        device, gpus, "this machine", hint="check CUDA_VISIBLE_DEVICES/nvidia-smi, or use --device cpu"
+    )
     if gpus:
         return _start_cuda_cluster(gpus, workers, threads_per_worker, protocol, required=device == "cuda")
     return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol)

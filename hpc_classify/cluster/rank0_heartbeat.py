@@ -7,6 +7,14 @@ it stops its workers and leaves with the resumable exit code, so that the job en
 its time limit. With `sbatch --no-kill` Slurm keeps a job whose batch host (rank 0's node) failed running
 on the other nodes, with nothing left to end it: `end_job_for_restart` requeues it (or cancels it when it
 may not be requeued), and the markers make the restart or a resubmission resume exactly once.
+
+Rank 0's end is told through the same file: its last write is an ended beat (`"ended": true`), once the
+driver has returned and before the writes stop. The other nodes read the heartbeat by content every poll,
+which a shared file system revalidates on each open (NFS close-to-open consistency), so they see the end at
+their next look. The `shutdown` file is written too, but it is a new name: an NFS client that looked for it
+every second caches its absence (lookupcache=all) for up to acdirmax (60 s by default), as long as the
+default --death-timeout, which counts from the last beat. Without the ended beat a node could take a run
+that ended cleanly for rank 0's loss and requeue it.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hpc_classify.cluster.job_incarnation import UNCHECKED, Incarnation
 
@@ -31,7 +40,8 @@ HEARTBEAT_FILE = "heartbeat.json"
 
 
 class HeartbeatWriter:
-    """A daemon thread that rewrites the heartbeat file every `interval` seconds while `alive()`."""
+    """A daemon thread that rewrites the heartbeat file every `interval` seconds while `alive()`, until
+    `end()` writes the ended beat (no beat of the thread follows it)."""
 
     def __init__(
         self,
@@ -49,6 +59,8 @@ class HeartbeatWriter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rank0-heartbeat", daemon=True)
         self._beats = 0
+        self._lock = threading.Lock()  # a beat of the thread never comes between end() and its write
+        self._ended = False
 
     def start(self) -> HeartbeatWriter:
         self.beat()
@@ -58,9 +70,22 @@ class HeartbeatWriter:
     def stop(self) -> None:
         self._stop.set()
 
+    def end(self, clean: bool) -> None:
+        """Write the last beat, which says that rank 0's run ended (`clean`: without an error), and stop.
+        Only once the driver has returned: the other nodes then stop their workers and exit 0."""
+        self._stop.set()
+        with self._lock:
+            self._ended = True
+            self._write({"ended": True, "clean": clean})
+
     def beat(self) -> None:
+        with self._lock:
+            if not self._ended:
+                self._write({})
+
+    def _write(self, extra: dict[str, Any]) -> None:
         self._beats += 1
-        data = self.incarnation.stamp({"node": self.node, "beat": self._beats, "time": time.time()})
+        data = self.incarnation.stamp({"node": self.node, "beat": self._beats, "time": time.time(), **extra})
         # Rewritten in place, no temp file (none can be left behind when rank 0's node dies mid-write):
         # a reader that catches it half-written only sees one more change, which it counts as alive.
         try:
@@ -122,7 +147,16 @@ class HeartbeatWatch:
         return isinstance(data, dict) and self.incarnation.owns(data)
 
     def stale(self) -> bool:
-        return self.seconds_silent() >= self.timeout
+        """Rank 0 lost: silent for `timeout` s. Never after its ended beat (rank 0 ended, it was not lost)."""
+        return self.seconds_silent() >= self.timeout and self.ending() is None
+
+    def ending(self) -> dict[str, Any] | None:
+        """Rank 0's ended beat (see HeartbeatWriter.end) if that is what the last look read, else None."""
+        try:
+            data = json.loads(self._last or b"")
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) and data.get("ended") is True else None
 
     def node(self) -> str | None:
         """The node that wrote the last complete heartbeat read, if any."""

@@ -25,12 +25,12 @@ from typing import Any
 from hpc_classify.cluster.connect import retire_and_shut_down
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
-from hpc_classify.cluster.local import visible_gpu_count
+from hpc_classify.cluster.local import refuse_cuda_without_gpu, visible_gpu_count
 from hpc_classify.cluster.node_files import log_tail, read_json, signals_ignored
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter, end_job_once
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
-from hpc_classify.cluster.worker_command import WorkerSpec, worker_command
+from hpc_classify.cluster.worker_command import WorkerSpec, refuse_gpu_worker_options, worker_command
 from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
@@ -103,6 +103,10 @@ def run_node(
 def _end_node(launcher: NodeLauncher, clean: bool) -> None:
     rank0 = launcher.identity.rank == 0
     try:
+        if rank0 and launcher.heartbeat is not None:
+            # First the ended beat: the other nodes read the heartbeat by content at every look, so they see
+            # the end even while their file system still shows no `shutdown` (see rank0_heartbeat.py).
+            launcher.heartbeat.end(clean)
         if rank0 and launcher.job_dir.is_dir():
             # The other nodes then stop their workers at once, also those that never reached the
             # scheduler (they would otherwise wait for their worker or death timeout).
@@ -125,17 +129,33 @@ class NodeLauncher:
         self.scheduler_file = self.paths.scheduler_file
         self.incarnation = Incarnation(identity.incarnation)
         self.processes = NodeProcesses(self.paths, identity.node_name, self.incarnation)
+        self.heartbeat: HeartbeatWriter | None = None  # rank 0's, from its scheduler's start to its end
         self.deadline = time.monotonic() + options.worker_timeout
         gpus = self._gpus()
-        if gpus and options.workers_per_node not in (None, gpus):
+        self._refuse_what_this_node_cannot_do(gpus)
+        self.workers_per_node = options.workers_per_node or gpus or 1
+        self.roster = WorkerRoster(self.paths, self.incarnation, identity.node_names, options.worker_timeout)
+
+    def _refuse_what_this_node_cannot_do(self, gpus: int) -> None:
+        """Options that this node's workers could not honour are errors before anything starts."""
+        opts, node = self.options, self.identity.node_name
+        refuse_cuda_without_gpu(
+            opts.device,
+            gpus,
+            f"node {node}",
+            hint="ask Slurm for GPUs on a GPU partition (--gpus-per-node, on sbatch or `hpc-classify submit`), "
+            "check CUDA_VISIBLE_DEVICES there, or use --device cpu",
+        )
+        refuse_gpu_worker_options(
+            opts.rmm_pool_size, opts.enable_cudf_spill, gpus=gpus, device=opts.device, node_name=node
+        )
+        if gpus and opts.workers_per_node not in (None, gpus):
             raise ConfigError(
-                f"--workers-per-node {options.workers_per_node} on {identity.node_name}, which has {gpus} "
+                f"--workers-per-node {opts.workers_per_node} on {node}, which has {gpus} "
                 "GPU(s): GPU nodes run one worker per visible GPU",
                 hint="drop --workers-per-node on GPU nodes (ask Slurm for the GPUs you want with "
                 "--gpus-per-node), or pass --device cpu for CPU workers",
             )
-        self.workers_per_node = options.workers_per_node or gpus or 1
-        self.roster = WorkerRoster(self.paths, self.incarnation, identity.node_names, options.worker_timeout)
 
     # ----- rank 0 ----------------------------------------------------------------------------
     def run_rank0(
@@ -145,12 +165,12 @@ class NodeLauncher:
         `stop`, which the caller entered before anything started: a stop signal before the driver runs
         means start nothing, and one while the driver starts up reaches it."""
         client = None
-        heartbeat = None
         try:
             self.incarnation.take_job_dir(self.paths, self.identity.node_name)
             self.start_scheduler()
             scheduler = self.processes.running["scheduler"]
-            heartbeat = HeartbeatWriter(
+            # It beats until _end_node writes its ended beat, after the driver returned.
+            self.heartbeat = HeartbeatWriter(
                 self.paths.heartbeat,
                 self.identity.node_name,
                 alive=lambda: scheduler.poll() is None,
@@ -170,8 +190,6 @@ class NodeLauncher:
         finally:
             if client is not None:
                 retire_and_shut_down(client)  # so that every node's entry returns
-            if heartbeat is not None:
-                heartbeat.stop()
 
     def start_scheduler(self) -> None:
         """Start the scheduler, then publish its file with this run's token in one atomic rename."""
@@ -202,8 +220,9 @@ class NodeLauncher:
 
     # ----- other ranks -----------------------------------------------------------------------
     def run_other_rank(self, interrupted_code: int) -> int:
-        """Run this node's workers until rank 0 writes the shutdown file; if rank 0's heartbeat stops
-        (its node or its scheduler lost), stop them and return `interrupted_code`, ending the job."""
+        """Run this node's workers until rank 0 ends (its ended beat, or the shutdown file); if rank 0's
+        heartbeat stops (its node or its scheduler lost), stop them and return `interrupted_code`, ending the
+        job."""
         # The warning signal is for the driver on rank 0 (it reaches every task): ignored here and by the
         # workers started meanwhile (they inherit it); restored after, for a caller that lives on.
         with signals_ignored(WARNING_SIGNALS):
@@ -226,15 +245,9 @@ class NodeLauncher:
         )
         self.start_workers()
         worker = self.processes.running["worker"]
-        shutdown = self.paths.shutdown
-        # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0
-        # writes the shutdown file right after retiring the workers, or its heartbeat stops.
-        while (ended := self.incarnation.read(shutdown)) is None:
-            if worker.poll() is not None:
-                self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
-            if rank0.stale():
-                return self._rank0_lost(rank0, interrupted_code)
-            time.sleep(self.options.shutdown_poll_interval)
+        ended = self._wait_for_rank0_end(rank0, worker)
+        if ended is None:
+            return self._rank0_lost(rank0, interrupted_code)
         if ended.get("clean"):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
@@ -246,6 +259,21 @@ class NodeLauncher:
         # Rank 0 speaks for the job: srun reports the highest code of its tasks, and the batch script requeues
         # on rank 0's 3 only if no other node's code hides it.
         return 0
+
+    def _wait_for_rank0_end(self, rank0: HeartbeatWatch, worker: subprocess.Popen[bytes]) -> dict | None:
+        """Rank 0's end as it wrote it (its ended beat or its shutdown file), or None when it was lost."""
+        # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0 writes its
+        # ended beat and the shutdown file right after retiring the workers, or its heartbeat stops. The ended
+        # beat decides where the new `shutdown` stays invisible (NFS caches a name looked for as missing).
+        while (ended := self.incarnation.read(self.paths.shutdown)) is None:
+            if worker.poll() is not None:
+                self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
+            if rank0.stale():  # reads the heartbeat: never stale once it is the ended beat
+                return None
+            if (ended := rank0.ending()) is not None:
+                return ended
+            time.sleep(self.options.shutdown_poll_interval)
+        return ended
 
     def _scheduler_or_shutdown(self) -> str | None:
         """Which of rank 0's files is there: "scheduler" to join, or "shutdown" when rank 0 ended first."""

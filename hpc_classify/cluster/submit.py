@@ -35,6 +35,22 @@ class SubmitOptions:
             raise ConfigError(f"--nodes must be >= 1, not {self.nodes}")
         if self.local and self.nodes != 1:
             raise ConfigError("--local runs on one node only", hint="drop --nodes, or submit to Slurm")
+        slurm_only = [
+            flag
+            for flag, value in (
+                ("--gpus-per-node", self.gpus_per_node),
+                ("--partition", self.partition),
+                ("--sbatch", self.sbatch),
+            )
+            if value
+        ]
+        if self.local and slurm_only:
+            raise ConfigError(
+                f"{', '.join(slurm_only)} given with --local: submitit's local executor runs the job on this "
+                "machine, without Slurm, and would ignore "
+                f"{'them' if len(slurm_only) > 1 else 'it'}",
+                hint=f"drop {', '.join(slurm_only)} for a local check, or drop --local to submit to Slurm",
+            )
 
 
 def make_executor(options: SubmitOptions) -> Any:

@@ -6,6 +6,8 @@ import socket
 import sys
 from dataclasses import dataclass
 
+from hpc_classify.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -25,9 +27,37 @@ class WorkerSpec:
     enable_cudf_spill: bool = False
 
 
+def refuse_gpu_worker_options(
+    rmm_pool_size: str | None, enable_cudf_spill: bool, *, gpus: int, device: str, node_name: str
+) -> None:
+    """dask-cuda's own options on a node that starts CPU workers, where `worker_command` has no use for them:
+    refused, naming them and the likely cause. Both are off unless given (no default turns them on)."""
+    given = [
+        flag
+        for flag, value in (("--rmm-pool-size", rmm_pool_size), ("--enable-cudf-spill", enable_cudf_spill))
+        if value
+    ]
+    if gpus or not given:
+        return
+    options = " and ".join(given)
+    if device == "cpu":
+        raise ConfigError(
+            f"{options} given with --device cpu: node {node_name} starts CPU workers, and "
+            f"{'these are' if len(given) > 1 else 'it is'} for dask-cuda's GPU workers only",
+            hint=f"drop {options}, or drop --device cpu on GPU nodes",
+        )
+    raise ConfigError(
+        f"{options} given, but no GPU is visible on node {node_name}: it starts CPU workers, and "
+        f"{'these are' if len(given) > 1 else 'it is'} for dask-cuda's GPU workers only",
+        hint="on a GPU partition ask Slurm for the GPUs (--gpus-per-node, on sbatch or `hpc-classify submit`; "
+        f"#SBATCH --gpus-per-node in slurm/classify.sbatch); on CPU nodes drop {options}",
+    )
+
+
 def worker_command(spec: WorkerSpec) -> list[str]:
     """dask-cuda's worker (one per visible GPU, named <node>-<i>, or <node> with one GPU) or Dask's CPU
-    worker (`spec.workers` processes named <node>-<i>), against the job's scheduler file."""
+    worker (`spec.workers` processes named <node>-<i>), against the job's scheduler file. The launcher has
+    refused dask-cuda's options on a CPU node already (refuse_gpu_worker_options)."""
     common = ["--scheduler-file", spec.scheduler_file, "--nthreads", str(spec.threads_per_worker)]
     common += ["--protocol", spec.protocol, "--death-timeout", str(spec.death_timeout)]
     if spec.interface:

@@ -1,0 +1,127 @@
+"""Launcher options that used to be accepted and then ignored are errors up front (an option we accept takes
+effect or says why it cannot): `--device cuda`, `--rmm-pool-size` and `--enable-cudf-spill` on a Slurm node
+with no visible GPU, `submit --local` with Slurm's own options, `--worker-threads 0`. No cluster, no Slurm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpc_classify.cli.main import build_parser, main
+from hpc_classify.cli.node import split_node_args
+from hpc_classify.cluster import local, slurm_node
+from hpc_classify.cluster.slurm_env import NodeIdentity
+from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
+from hpc_classify.cluster.submit import SubmitOptions
+from hpc_classify.errors import ConfigError
+
+NODE2 = NodeIdentity(1, 2, "node2", ("node1", "node2"), "42", 0)
+
+
+def _node(tmp_path: Path, monkeypatch, gpus: int, **options) -> NodeLauncher:
+    monkeypatch.setattr(slurm_node, "visible_gpu_count", lambda: gpus)
+    return NodeLauncher(NodeOptions(job_root=str(tmp_path), interface="ib0", **options), NODE2)
+
+
+def test_device_cuda_on_a_slurm_node_without_a_gpu_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """It used to start CPU workers, on which every file then failed in the engine."""
+    with pytest.raises(ConfigError, match="--device cuda but no GPU is visible on node node2") as refused:
+        _node(tmp_path, monkeypatch, 0, device="cuda")
+    assert "--gpus-per-node" in refused.value.hint and "--device cpu" in refused.value.hint
+    assert _node(tmp_path, monkeypatch, 4, device="cuda").worker_command()[1:5] == [
+        "-m",
+        "dask",
+        "cuda",
+        "worker",
+    ]
+    assert _node(tmp_path, monkeypatch, 0, device="auto").workers_per_node == 1  # auto: CPU workers
+
+
+def test_device_cuda_without_a_gpu_is_the_same_error_for_a_local_cluster(monkeypatch) -> None:
+    monkeypatch.setattr(local, "visible_gpu_count", lambda: 0)
+    with pytest.raises(ConfigError, match="--device cuda but no GPU is visible on this machine"):
+        local.start_local_cluster(device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"rmm_pool_size": "70GB"}, "--rmm-pool-size given"),
+        ({"enable_cudf_spill": True}, "--enable-cudf-spill given"),
+        (
+            {"rmm_pool_size": "70GB", "enable_cudf_spill": True},
+            "--rmm-pool-size and --enable-cudf-spill given",
+        ),
+    ],
+)
+def test_dask_cuda_options_on_a_node_without_a_gpu_are_refused(
+    tmp_path: Path, monkeypatch, options: dict, named: str
+) -> None:
+    """They used to be dropped from the CPU workers' command line without a word."""
+    with pytest.raises(ConfigError, match=f"{named}, but no GPU is visible on node node2") as refused:
+        _node(tmp_path, monkeypatch, 0, **options)
+    assert "--gpus-per-node" in refused.value.hint  # the likely cause: a GPU partition without GPUs asked for
+    with pytest.raises(ConfigError, match=f"{named} with --device cpu: node node2 starts CPU workers"):
+        _node(tmp_path, monkeypatch, 8, device="cpu", **options)
+
+
+def test_dask_cuda_options_reach_the_gpu_workers_and_their_defaults_need_no_gpu(
+    tmp_path: Path, monkeypatch
+) -> None:
+    argv = _node(tmp_path, monkeypatch, 2, rmm_pool_size="70GB", enable_cudf_spill=True).worker_command()
+    assert argv[argv.index("--rmm-pool-size") + 1] == "70GB" and "--enable-cudf-spill" in argv
+    cpu = _node(tmp_path, monkeypatch, 0).worker_command()  # neither given: the defaults are off
+    assert "--rmm-pool-size" not in cpu and "--enable-cudf-spill" not in cpu
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"gpus_per_node": 8}, "--gpus-per-node given with --local"),
+        ({"partition": "gpu"}, "--partition given with --local"),
+        ({"sbatch": {"account": "abc"}}, "--sbatch given with --local"),
+        (
+            {"gpus_per_node": 8, "partition": "gpu", "sbatch": {"qos": "high"}},
+            "--gpus-per-node, --partition, --sbatch given with --local",
+        ),
+    ],
+)
+def test_submit_local_refuses_slurms_own_options(given: dict, named: str) -> None:
+    """submitit's local executor has no Slurm: they used to be dropped."""
+    with pytest.raises(ConfigError, match=named):
+        SubmitOptions(folder="f", local=True, **given)
+    assert SubmitOptions(folder="f", **given).local is False  # for Slurm they are fine
+    assert SubmitOptions(folder="f", local=True).local
+
+
+def test_the_submit_command_line_says_so_with_exit_code_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    from hpc_classify.cluster import submit
+
+    monkeypatch.setattr(submit, "submit", lambda *args: pytest.fail("a job was submitted"))
+    argv = [
+        "submit",
+        "--local",
+        "--partition",
+        "gpu",
+        "--",
+        "--input",
+        str(tmp_path),
+        "--output",
+        str(tmp_path),
+    ]
+    assert main([*argv, "--device", "cpu"]) == 2
+    assert "--partition given with --local" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--worker-threads", "--workers-per-node"])
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_worker_counts_below_one_are_refused_when_parsed(flag: str, value: str, capsys) -> None:
+    """`--worker-threads 0` used to become 1, and `--workers-per-node 0` the default, without a word."""
+    for argv in (["node", flag, value, "--"], ["node", "--", "--input", "in", flag, value]):
+        with pytest.raises(SystemExit) as parsing:
+            split_node_args(build_parser().parse_args(argv))
+        assert parsing.value.code == 2
+        assert f"argument {flag}: must be >= 1, not {int(value)}" in capsys.readouterr().err
+    node_args, _ = split_node_args(build_parser().parse_args(["node", flag, "3", "--"]))
+    assert vars(node_args)[flag[2:].replace("-", "_")] == 3
