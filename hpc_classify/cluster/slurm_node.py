@@ -358,7 +358,7 @@ class NodeLauncher:
                 )
             if time.monotonic() > self.deadline:
                 raise ClusterError(
-                    f"node {self.identity.node_name}: no {what} within {self.options.worker_timeout:.0f} s",
+                    f"node {self.identity.node_name}: waited {self.options.worker_timeout:.0f} s for {what} in vain",
                     hint=f"check rank 0's log and {self.job_dir}",
                 )
             time.sleep(self.options.poll_interval)

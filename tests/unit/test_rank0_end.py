@@ -20,7 +20,7 @@ from hpc_classify.stop_request import StopRequest
 
 TOKEN = "c1:42.0:1714557010:step 0"
 NODES = ("node1", "node2")
-INTERRUPTED = 3
+INTERRUPTED, STOPPED_BEFORE_PROGRESS = 3, 5
 # A process that runs until stopped, and exits 0 when told to (as a retired worker does).
 SLEEPER = [
     sys.executable,
@@ -100,7 +100,14 @@ def test_other_nodes_see_rank0s_clean_end_through_its_heartbeat_and_requeue_noth
     try:
         identity = NodeIdentity(0, 2, "node1", NODES, "42", 0, TOKEN)
         assert (
-            run_node(NodeOptions(**options), run_driver, interrupted_code=INTERRUPTED, identity=identity) == 0
+            run_node(
+                NodeOptions(**options),
+                run_driver,
+                interrupted_code=INTERRUPTED,
+                stopped_early_code=STOPPED_BEFORE_PROGRESS,
+                identity=identity,
+            )
+            == 0
         )
         waiting.join(timeout=30)
     finally:
