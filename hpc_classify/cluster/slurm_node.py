@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,14 +25,15 @@ from hpc_classify.cluster.connect import retire_and_shut_down
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.local import refuse_cuda_without_gpu, visible_gpu_count
-from hpc_classify.cluster.node_files import log_tail, read_json, signals_ignored
+from hpc_classify.cluster.node_files import log_tail, read_json
 from hpc_classify.cluster.node_processes import NodeProcesses
-from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter, end_job_once
+from hpc_classify.cluster.other_rank import OtherRankRole
+from hpc_classify.cluster.rank0_heartbeat import HeartbeatWriter
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
 from hpc_classify.cluster.worker_command import WorkerSpec, refuse_gpu_worker_options, worker_command
 from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
-from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
+from hpc_classify.stop_request import StopRequest
 from hpc_classify.worker_env import QUIET_UCX, cpu_worker_environment
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def _end_node(launcher: NodeLauncher, clean: bool) -> None:
         launcher.processes.stop(grace=2.0 if clean and rank0 else 0.0)
 
 
-class NodeLauncher:
+class NodeLauncher(OtherRankRole):
     def __init__(self, options: NodeOptions, identity: NodeIdentity):
         self.options = options
         self.identity = identity
@@ -217,98 +217,6 @@ class NodeLauncher:
             if exited or time.monotonic() > self.deadline:
                 raise self.roster.missing_error(exited or missing, bool(exited))
             time.sleep(self.options.poll_interval)
-
-    # ----- other ranks -----------------------------------------------------------------------
-    def run_other_rank(self, interrupted_code: int) -> int:
-        """Run this node's workers until rank 0 ends (its ended beat, or the shutdown file); if rank 0's
-        heartbeat stops (its node or its scheduler lost), stop them and return `interrupted_code`, ending the
-        job."""
-        # The warning signal is for the driver on rank 0 (it reaches every task): ignored here and by the
-        # workers started meanwhile (they inherit it); restored after, for a caller that lives on.
-        with signals_ignored(WARNING_SIGNALS):
-            return self._serve_workers(interrupted_code)
-
-    def _serve_workers(self, interrupted_code: int) -> int:
-        if self._poll(self._scheduler_or_shutdown, f"the scheduler file {self.scheduler_file}") == "shutdown":
-            # Rank 0 ended before this node started its workers (it failed to start its scheduler, or ended
-            # while this node was still starting): its error, or its result, is the job's.
-            logger.error(
-                "node %s: rank 0 ended before this node started its workers; see rank 0's log: exiting",
-                self.identity.node_name,
-            )
-            return 0
-        rank0 = HeartbeatWatch(
-            self.paths.heartbeat,
-            self.options.death_timeout,
-            self.incarnation,
-            pause_gap=max(10.0, 5 * self.options.shutdown_poll_interval),
-        )
-        self.start_workers()
-        worker = self.processes.running["worker"]
-        ended = self._wait_for_rank0_end(rank0, worker)
-        if ended is None:
-            return self._rank0_lost(rank0, interrupted_code)
-        if ended.get("clean"):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
-        self.processes.record_exit("worker")
-        if worker.returncode:  # already told to rank 0 (worker-exit.json), which reran its files
-            logger.warning(
-                "node %s: its worker command had exited with %s", self.identity.node_name, worker.returncode
-            )
-        # Rank 0 speaks for the job: srun reports the highest code of its tasks, and the batch script requeues
-        # on rank 0's 3 only if no other node's code hides it.
-        return 0
-
-    def _wait_for_rank0_end(self, rank0: HeartbeatWatch, worker: subprocess.Popen[bytes]) -> dict | None:
-        """Rank 0's end as it wrote it (its ended beat or its shutdown file), or None when it was lost."""
-        # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0 writes its
-        # ended beat and the shutdown file right after retiring the workers, or its heartbeat stops. The ended
-        # beat decides where the new `shutdown` stays invisible (NFS caches a name looked for as missing).
-        while (ended := self.incarnation.read(self.paths.shutdown)) is None:
-            if worker.poll() is not None:
-                self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
-            if rank0.stale():  # reads the heartbeat: never stale once it is the ended beat
-                return None
-            if (ended := rank0.ending()) is not None:
-                return ended
-            time.sleep(self.options.shutdown_poll_interval)
-        return ended
-
-    def _scheduler_or_shutdown(self) -> str | None:
-        """Which of rank 0's files is there: "scheduler" to join, or "shutdown" when rank 0 ended first."""
-        if self.incarnation.read(self.paths.shutdown) is not None:
-            return "shutdown"
-        return "scheduler" if self.incarnation.read(self.scheduler_file) is not None else None
-
-    def _rank0_lost(self, rank0: HeartbeatWatch, interrupted_code: int) -> int:
-        """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may
-        not), end the job once for all nodes so it restarts, and leave with the resumable code."""
-        name = self.identity.node_name
-        first = rank0.node() or (self.identity.node_names or ("rank 0",))[0]
-        address = (self.incarnation.read(self.scheduler_file) or {}).get("address", "?")
-        reason = (
-            f"node {name}: rank 0 ({first}) and its scheduler at {address} are gone: "
-            f"{self.paths.heartbeat} unchanged for {self.options.death_timeout:.0f} s "
-            f"({rank0.last_beat()}); stopping this node's workers and exiting with {interrupted_code} "
-            f"(resumable). Rank 0's logs: {self.paths.node_dir(first)}; the markers keep every finished file"
-        )
-        logger.error("%s", reason)
-        self.processes.stop(grace=0.0)
-        record = {"node": name, "exit_code": interrupted_code, "reason": reason}
-        exit_record = self.paths.exit_record(name, "node")
-
-        def report(ending: str | None = None) -> None:
-            try:  # the job must still be ended when the shared file system fails
-                self.incarnation.write(exit_record, record if ending is None else {**record, "job": ending})
-            except OSError as exc:
-                logger.error("could not write %s: %s", exit_record, exc)
-
-        report()
-        end_job_once(
-            self.identity.job_id, self.identity.restart_count, self.paths.ending_claim, report=report
-        )
-        return interrupted_code
 
     # ----- workers ---------------------------------------------------------------------------
     def start_workers(self) -> None:

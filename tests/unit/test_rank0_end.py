@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from hpc_classify.cluster import slurm_node
+from hpc_classify.cluster import other_rank, slurm_node
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter
 from hpc_classify.cluster.slurm_env import NodeIdentity
@@ -53,7 +53,7 @@ def test_other_nodes_see_rank0s_clean_end_through_its_heartbeat_and_requeue_noth
     the workers; node2 waits for its end and cannot see the `shutdown` file. It must leave with 0 as soon as
     rank 0 ended, not find rank 0 lost --death-timeout later and end the job for a restart (exit 3)."""
     ended_job = []
-    monkeypatch.setattr(slurm_node, "end_job_once", lambda *args, **kwargs: ended_job.append(args))
+    monkeypatch.setattr(other_rank, "end_job_once", lambda *args, **kwargs: ended_job.append(args))
     options = dict(job_root=str(tmp_path), device="cpu", poll_interval=0.01, heartbeat_interval=0.05)
     node2 = NodeLauncher(
         NodeOptions(**options, death_timeout=1.0, shutdown_poll_interval=0.02),
