@@ -61,6 +61,7 @@ class HeartbeatWriter:
         self._beats = 0
         self._lock = threading.Lock()  # a beat of the thread never comes between end() and its write
         self._ended = False
+        self._scheduler_ending = False
 
     def start(self) -> HeartbeatWriter:
         self.beat()
@@ -69,6 +70,10 @@ class HeartbeatWriter:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def scheduler_ends(self) -> None:
+        """Rank 0 shuts its scheduler down: beat on while it lives, and stop without a warning once it exits."""
+        self._scheduler_ending = True
 
     def end(self, clean: bool) -> None:
         """Write the last beat, which says that rank 0's run ended (`clean`: without an error), and stop.
@@ -96,7 +101,8 @@ class HeartbeatWriter:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             if not self.alive():
-                logger.warning("the scheduler exited: no more heartbeats in %s", self.path)
+                if not self._scheduler_ending:
+                    logger.warning("the scheduler exited: no more heartbeats in %s", self.path)
                 return
             self.beat()
 

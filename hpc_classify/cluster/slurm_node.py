@@ -189,6 +189,8 @@ class NodeLauncher(OtherRankRole):
             return run_driver(str(self.scheduler_file), stop)
         finally:
             if client is not None:
+                if self.heartbeat is not None:
+                    self.heartbeat.scheduler_ends()  # on purpose now: its exit is no failure to report
                 retire_and_shut_down(client)  # so that every node's entry returns
 
     def start_scheduler(self) -> None:

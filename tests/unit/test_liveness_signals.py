@@ -74,6 +74,23 @@ def test_the_heartbeat_thread_beats_while_alive_and_stops_after(tmp_path: Path, 
     assert [p.name for p in tmp_path.iterdir()] == ["heartbeat.json"]  # written in place: no temp file
 
 
+def test_a_scheduler_shut_down_on_purpose_ends_the_beats_without_a_warning(tmp_path: Path, caplog) -> None:
+    # Rank 0 retires its workers and scheduler before the ended beat: that exit is no failure to report.
+    alive = threading.Event()
+    alive.set()
+    with caplog.at_level(logging.WARNING, logger=rank0_heartbeat.__name__):
+        writer = HeartbeatWriter(
+            tmp_path / "heartbeat.json", "node1", alive=alive.is_set, interval=0.01
+        ).start()
+        try:
+            writer.scheduler_ends()
+            alive.clear()
+            _poll(lambda: not writer._thread.is_alive(), "the writer to stop")
+        finally:
+            writer.stop()
+    assert "no more heartbeats" not in caplog.text
+
+
 def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path, monkeypatch) -> None:
     now = _fake_monotonic(monkeypatch)
     watch = HeartbeatWatch(tmp_path / "heartbeat.json", timeout=2.0)
