@@ -71,8 +71,9 @@ def run_node(
     stop: StopRequest | None = None,
 ) -> int:
     """Run this node's part of the job; rank 0 returns the driver's exit code (`stopped_early_code` for a
-    stop before the driver started). `run_driver(scheduler file, stop)`; on rank 0 `stop` (a new one if None) holds the stop signals for the whole entry, so that the
-    caller can read afterwards what stopped the run."""
+    stop before the driver started). `run_driver(scheduler file, stop)`; on rank 0 `stop` (a new one if
+    None) holds the stop signals for the whole entry, so that the caller can read afterwards what stopped
+    the run."""
     identity = identity or NodeIdentity.from_environment()
     stop = stop if stop is not None else StopRequest()
     launcher = NodeLauncher(options, identity)
