@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,41 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+# Signals that end a job's tasks (a requeue or scancel sends SIGTERM, Ctrl-C SIGINT).
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def ending_signals_deferred() -> Iterator[None]:
+    """Let the block finish before SIGTERM/SIGINT ends the process (their default action, or Python's
+    KeyboardInterrupt), then end it as they would have. A requeue signals every task of the job, also one
+    between writing a temp file and renaming it: that left `.x.tmp-<pid>` behind and the record unwritten.
+    Signals with a handler of our own (StopRequest: it only takes note) are left alone, as is every signal
+    outside the main thread (only it can set handlers; Python runs handlers there anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    deferred = {
+        sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+        for sig in ENDING_SIGNALS
+        if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler)
+    }
+    try:
+        yield
+    finally:
+        for sig, previous in deferred.items():
+            signal.signal(sig, previous)
+        for signum in dict.fromkeys(received):
+            os.kill(os.getpid(), signum)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write `path` atomically (temp file, then rename), also when a job-ending signal comes meanwhile."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    with ending_signals_deferred():
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -95,7 +95,8 @@ def _kill_rank0_and_check_the_others_stop(cluster, gate: Path, out: Path, job: s
         assert record["reason"].startswith(f"node {node}: rank 0 (node1) and its scheduler at tcp://")
         assert "unchanged for 20 s" in record["reason"] and "exiting with 3 (resumable)" in record["reason"]
         assert f"Rank 0's logs: {job_paths(out, job).node_dir('node1')}" in record["reason"]
-    assert [p for p in out.rglob("*") if ".tmp-" in p.name] == []
+    # No temp-file check here: the ender may be writing its last report. assert_complete_exactly_once
+    # checks the whole output tree, _jobs/ included, once the run is over.
     return enders[0]
 
 

@@ -3,6 +3,7 @@ processes it starts survive them, and rank 0's driver never loses one, nor dies 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -135,3 +136,36 @@ def test_the_other_ranks_entry_ignores_only_the_warnings_term_and_int_still_end_
     assert args.handler(args) == 0
     assert handed_on == [None]
     assert seen == {**before, "SIGUSR1": signal.SIG_IGN}
+
+
+# The signal comes between the temp file's write and its rename, as a requeue's SIGTERM can.
+SIGNALLED_BEFORE_THE_RENAME = """
+import json, os, signal, sys
+from pathlib import Path
+from hpc_classify.cluster import node_files
+real_replace = os.replace
+def replace_after_the_signal(src, dst):
+    os.kill(os.getpid(), signal.{sig})
+    real_replace(src, dst)
+node_files.os.replace = replace_after_the_signal
+node_files.write_json(Path(sys.argv[1]), {{"node": "node3"}})
+print("went on")
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_job_ending_signal_during_write_json_waits_for_the_rename_then_ends_the_process(
+    tmp_path: Path, sig: str
+) -> None:
+    record = tmp_path / "node-exit.json"
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNALLED_BEFORE_THE_RENAME.format(sig=sig), str(record)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # SIGINT: Python's KeyboardInterrupt, raised after the write, ends the process by SIGINT as well.
+    assert done.returncode == -getattr(signal, sig), done.stderr
+    assert "went on" not in done.stdout
+    assert json.loads(record.read_text()) == {"node": "node3"}
+    assert [p.name for p in tmp_path.iterdir()] == ["node-exit.json"]  # no `.node-exit.json.tmp-<pid>`
