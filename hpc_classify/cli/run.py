@@ -23,7 +23,8 @@ EXIT_CODES_HELP = """exit codes:
      rerun the same command to resume
   4  the output file system refused a write (full, quota, read-only); fix it, then rerun to resume
   5  stopped (as 3) before this run finished any file or piece; rerun to resume (batch scripts
-     do not requeue it: a time limit too short for start-up would stop every restart alike)
+     do not requeue it: a time limit too short for start-up, or workers that die at every start,
+     would stop every restart alike)
 """
 
 

@@ -11,9 +11,10 @@ They are distinct so that a Slurm script can tell "requeue me" (3) from "fix som
   unfinished files are not failures.
 - 4 `OUTPUT_UNWRITABLE`: the output file system refused a write (full, over quota, read-only); nothing
   partial is left; rerun once it is fixed to resume. Distinct from 3 so that a requeue loop stops.
-- 5 `STOPPED_BEFORE_PROGRESS`: a stop (signal, lost lock) came before this run finished a single file or
-  piece; rerunning resumes. Distinct from 3 so that the batch scripts do not requeue it: a time limit too
-  short for start-up plus the warning's lead would stop every restart the same way, for ever.
+- 5 `STOPPED_BEFORE_PROGRESS`: a stop that would be 3 (signal, lost lock, no worker for --worker-wait) came
+  before this run finished a single file or piece; rerunning resumes. Distinct from 3 so that the batch scripts do not requeue it: a time limit too
+  short for start-up plus the warning's lead, or workers that die at every start, would stop every restart
+  the same way, for ever.
 """
 
 from __future__ import annotations
@@ -31,5 +32,10 @@ DESCRIPTIONS = {
     USAGE: "usage, configuration, output-directory or cluster error; nothing classified",
     INTERRUPTED: "interrupted by a signal (SIGTERM/SIGINT/SIGUSR1) or no worker left; rerun to resume",
     OUTPUT_UNWRITABLE: "the output file system refused a write (full, quota, read-only); fix it, rerun to resume",
-    STOPPED_BEFORE_PROGRESS: "stopped before this run finished any file or piece; rerun to resume (not requeued)",
+    STOPPED_BEFORE_PROGRESS: "stopped (as 3) before this run finished any file or piece; rerun to resume (not requeued)",
 }
+
+
+def stopped(code: int, finished_something: bool) -> int:
+    """The code of a run that stopped early with `code`: 3 becomes 5 when this run finished nothing."""
+    return STOPPED_BEFORE_PROGRESS if code == INTERRUPTED and not finished_something else code

@@ -173,10 +173,9 @@ def _run_locked(
             stop.signal_name,
         )
     if stop.requested and not finished_anyway:
-        finished = stats.finished_something
-        exit_code = exit_codes.INTERRUPTED if finished else exit_codes.STOPPED_BEFORE_PROGRESS
+        exit_code = exit_codes.stopped(exit_codes.INTERRUPTED, stats.finished_something)
     elif stats.stop_exit_code is not None:  # no workers left, output unwritable
-        exit_code = stats.stop_exit_code
+        exit_code = exit_codes.stopped(stats.stop_exit_code, stats.finished_something)
     elif stats.files_failed:
         exit_code = exit_codes.FILES_FAILED
     else:

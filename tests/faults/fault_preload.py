@@ -10,6 +10,8 @@ HPC_CLASSIFY_TEST_STALL_DIR: a directory; every classification first creates `st
     waits forever (until the worker is killed), so that a test can kill workers mid-file. While a file
     `no-workers` exists in it, a worker process exits as soon as it starts (a node that cannot run one:
     the nanny's restarts never reach the scheduler).
+HPC_CLASSIFY_TEST_STALL_TEXT: with the stall directory, only a classification of documents containing this
+    text stalls; the others run (files finish before the stall).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ def _faulty_predict(classifiers, frame, *args, **kwargs):
         os.kill(os.getpid(), signal.SIGSEGV)
     _innocent_in_model.set()
     stall_dir = os.environ.get("HPC_CLASSIFY_TEST_STALL_DIR")
+    stall_text = os.environ.get("HPC_CLASSIFY_TEST_STALL_TEXT")
+    if (
+        stall_text
+        and not frame[classifiers[0].text_field].astype(str).str.contains(stall_text, regex=False).any()
+    ):
+        stall_dir = None
     if stall_dir:
         open(os.path.join(stall_dir, f"started-{os.getpid()}"), "w").close()
         threading.Event().wait()

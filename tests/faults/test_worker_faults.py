@@ -1,5 +1,6 @@
 """Workers that die: a poison document fails only its file (with the real reason); all workers gone and
-none coming back stops the run with exit 3 within --worker-wait, naming them; a rerun completes."""
+none coming back stops the run within --worker-wait, naming them (exit 3; 5 if no file had finished); a rerun
+completes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from pathlib import Path
 
 import psutil
+import pytest
 from driver_support import (
     all_ids,
     cli_env,
@@ -106,14 +108,35 @@ def test_a_file_running_beside_a_poison_document_is_retried_alone_and_not_blamed
     assert temp_files(tmp_path / "out") == []
 
 
-def test_all_workers_killed_and_none_back_stops_with_exit_3_then_resumes(tmp_path, tiny_domain_model):
+@pytest.mark.parametrize(
+    ("finished_before", "exit_code"),
+    [
+        (3, 3),
+        (0, 5),
+    ],  # 5: a run that finished nothing is not requeued (workers dying at every start would loop)
+    ids=["after-progress", "before-progress"],
+)
+def test_all_workers_killed_and_none_back_stops_then_resumes(
+    tmp_path, tiny_domain_model, finished_before, exit_code
+):
     inputs, output, stall = tmp_path / "in", tmp_path / "out", tmp_path / "stall"
     stall.mkdir()
     expected = make_corpus(inputs, n_files=4, docs_per_file=5)
-    args = run_args(inputs, output, tiny_domain_model, "--worker-wait", "15")
-    proc = start_cli(args, tmp_path / "run1.log", env=fault_env(HPC_CLASSIFY_TEST_STALL_DIR=str(stall)))
+    env = {"HPC_CLASSIFY_TEST_STALL_DIR": str(stall)}
+    if finished_before:  # only part-003 stalls: the others finish first
+        with open(inputs / "part-003.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"id": "stall", "text": "XSTALLX waits for the kill"}) + "\n")
+        expected["part-003.jsonl"] = [*expected["part-003.jsonl"], "stall"]
+        env["HPC_CLASSIFY_TEST_STALL_TEXT"] = "XSTALLX"
+    # Two task threads: the others finish beside the stalled file.
+    extra = ("--group-bytes", "0", "--threads-per-worker", "2")
+    args = run_args(inputs, output, tiny_domain_model, "--worker-wait", "15", *extra)
+    proc = start_cli(args, tmp_path / "run1.log", env=fault_env(**env))
     try:
         wait_for(lambda: list(stall.iterdir()), timeout=240, what="a worker to start classifying")
+        wait_for(
+            lambda: len(markers(output)) == finished_before, timeout=240, what="the other files to finish"
+        )
         (stall / "no-workers").touch()  # from now on, the nanny's restarted workers exit at once
         # The worker processes (the scheduler and the nannies live in the driver process).
         workers = [
@@ -129,11 +152,12 @@ def test_all_workers_killed_and_none_back_stops_with_exit_3_then_resumes(tmp_pat
         if proc.poll() is None:
             proc.kill()
     log = (tmp_path / "run1.log").read_text()
-    assert code == 3, log[-3000:]
+    assert code == exit_code, log[-3000:]
     assert "no Dask worker for 15 s (--worker-wait): the workers last seen were" in log
     assert "local workers log into this process's output above" in log
     s = summary(output)
-    assert s["exit_code"] == 3 and s["stop_reason"].startswith("no Dask worker for 15 s")
+    assert s["exit_code"] == exit_code and s["stop_reason"].startswith("no Dask worker for 15 s")
+    assert s["files_processed"] == finished_before == len(markers(output))
     assert temp_files(output) == []
 
     result = run_cli(args)  # workers can run again: the rerun resumes and completes
