@@ -83,8 +83,11 @@ def require_tokenizer_files(model_dir: str | Path) -> list[str]:
 def tokenizer_hash(model_dir: str | Path) -> str:
     """One hash over the tokenizer files the checkpoint has (a new tokenizer_config.json alone changes the
     tokens, hence the outputs, without touching the weights); none at all is a CheckpointFormatError."""
-    require_tokenizer_files(model_dir)
+    vocabularies = require_tokenizer_files(model_dir)
     present = [name for name in TOKENIZER_FILES if (Path(model_dir) / name).is_file()]
+    # A vocabulary under another name (Llama's tokenizer.model) counts too; appended, so that the
+    # checkpoints whose files are all listed keep the hash their outputs were fingerprinted with.
+    present += [name for name in vocabularies if name not in present]
     digests = "".join(
         f"{name}:{file_hash(Path(model_dir) / name, f'{model_dir}: {name}')};" for name in present
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -353,6 +354,22 @@ def test_a_checkpoint_without_tokenizer_files_is_refused(tiny_quality_model: Pat
         with pytest.raises(CheckpointFormatError, match=f"^{model_dir}: no tokenizer files") as info:
             load()
         assert all(name in info.value.hint for name in ("tokenizer.json", "spm.model", "vocab.txt"))
+
+
+def test_a_vocabulary_under_another_name_counts_in_the_tokenizer_hash(tmp_path: Path) -> None:
+    """A sentencepiece model named tokenizer.model (Llama's layout) is what the tokenizer reads: a new one
+    is another model for the fingerprint, while a file the tokenizer never reads changes nothing."""
+    from hpc_classify.models.checkpoint_meta import tokenizer_hash
+
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    vocabulary = tmp_path / "tokenizer.model"
+    vocabulary.write_bytes(b"first vocabulary")
+    before = tokenizer_hash(tmp_path)
+    (tmp_path / "README.md").write_text("notes")
+    assert tokenizer_hash(tmp_path) == before
+    vocabulary.write_bytes(b"other vocabulary")
+    os.utime(vocabulary, (1, 1))  # another mtime too: the hash cache is keyed by size and mtime
+    assert tokenizer_hash(tmp_path) != before
 
 
 def with_extra_tokens(model_dir: Path, count: int) -> int:
