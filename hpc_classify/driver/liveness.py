@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 2.0  # seconds between two looks at the scheduler's worker list (one RPC each)
 _LISTED = 10
+NO_ANSWER = "the scheduler did not answer"
+NO_WORKER = "no Dask worker connected to the scheduler"
 
 
 class WorkerWatch:
@@ -33,6 +35,7 @@ class WorkerWatch:
         self.config_scheduler_file = config.scheduler_file
         self.last_seen: dict[str, str] = {}  # worker address -> "name on host"
         self.none_since: float | None = None
+        self.none_why: str | None = None  # what was last said about having no worker
         self.lost: dict[str, str] = {}  # worker name -> "name on host": left and not back (by name)
         self._checked_at = float("-inf")
 
@@ -43,26 +46,40 @@ class WorkerWatch:
             return None
         self._checked_at = now
         workers = self._workers()
+        if workers is None:
+            # No answer is not an empty list: no worker is said to have left (a scheduler whose event loop
+            # was busy once made every worker "leave" and "come back" two seconds later). Only the wait's
+            # clock runs, as with no worker: a scheduler that never answers again ends the run alike.
+            return self._without_workers(now, NO_ANSWER)
         self._note_departures(workers)
         if workers:
-            if self.none_since is not None:
+            if self.none_why == NO_ANSWER:
+                logger.info("the scheduler answers again: %d worker(s)", len(workers))
+            elif self.none_since is not None:
                 logger.info("%d worker(s) connected again", len(workers))
-            self.last_seen, self.none_since = workers, None
+            self.last_seen, self.none_since, self.none_why = workers, None, None
             return None
-        if self.none_since is None:
-            self.none_since = now
+        return self._without_workers(now, NO_WORKER)
+
+    def _without_workers(self, now: float, why: str) -> str | None:
+        if self.none_why != why:  # said once per state, not at every check
             limit = (
                 f"stopping in {self.wait:g} s (--worker-wait)" if self.wait else "waiting (--worker-wait 0)"
             )
-            logger.warning("no Dask worker connected to the scheduler; %s unless one joins", limit)
+            until = "unless one joins" if why == NO_WORKER else "unless it answers with workers"
+            logger.warning("%s; %s %s", why, limit, until)
+            self.none_why = why
+        if self.none_since is None:
+            self.none_since = now
         if not self.wait or now - self.none_since < self.wait:
             return None
         seen = sorted(self.last_seen.values())
         listed = ", ".join(seen[:_LISTED]) + (
             f" and {len(seen) - _LISTED} more" if len(seen) > _LISTED else ""
         )
+        answer = "" if why == NO_WORKER else f" ({why})"
         return (
-            f"no Dask worker for {self.wait:g} s (--worker-wait): the workers last seen were "
+            f"no Dask worker for {self.wait:g} s (--worker-wait){answer}: the workers last seen were "
             f"{listed or 'none'}; {self.log_hint}. Rerun the same command to resume once workers can run"
         )
 
@@ -94,12 +111,13 @@ class WorkerWatch:
                 return f"its log: {log}"
         return self.log_hint
 
-    def _workers(self) -> dict[str, str]:
+    def _workers(self) -> dict[str, str] | None:
+        """The scheduler's workers; None when it did not answer (gone, or too busy to reply in time)."""
         try:
             info = self.client.scheduler_info(n_workers=-1)
-        except Exception as exc:  # a scheduler that went away has no workers either
+        except Exception as exc:
             logger.debug("scheduler_info failed: %s", exc)
-            return {}
+            return None
         return {
             address: f"{w.get('name', address)} on {w.get('host', '?')}"
             for address, w in (info.get("workers") or {}).items()

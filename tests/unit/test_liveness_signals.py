@@ -132,8 +132,12 @@ def test_only_one_node_claims_ending_the_job(tmp_path: Path) -> None:
 class _FakeClient:
     def __init__(self) -> None:
         self.workers: dict[str, dict] = {}
+        self.unanswered = 0  # how many of the next calls time out
 
     def scheduler_info(self, n_workers: int = -1) -> dict:
+        if self.unanswered:
+            self.unanswered -= 1
+            raise TimeoutError("scheduler_info timed out")
         return {"workers": dict(self.workers)}
 
 
@@ -173,3 +177,49 @@ def test_worker_watch_names_a_worker_that_left_and_forgets_it_when_back(
 def test_a_claim_that_cannot_be_made_still_lets_this_node_end_the_job(tmp_path: Path) -> None:
     # A failing shared file system (here: no such directory) must not leave the job running to its limit.
     assert claim(tmp_path / "gone" / "ending") is True
+
+
+def _watch(client, wait: float = 300.0) -> WorkerWatch:
+    config = SimpleNamespace(worker_wait=wait, scheduler_file=None, scheduler_address=None, cluster=None)
+    return WorkerWatch(client, config)
+
+
+def test_a_scheduler_that_does_not_answer_once_loses_no_worker(monkeypatch, caplog) -> None:
+    """Over UCX on a busy machine a scheduler_info call timed out once: every worker was reported as having
+    left the cluster, and back two seconds later. No answer is not an empty worker list."""
+    caplog.set_level("INFO")
+    monkeypatch.setattr(liveness, "CHECK_INTERVAL", 0.0)
+    client = _FakeClient()
+    client.workers = {
+        "ucxx://a:1": {"name": "node1-0", "host": "h1"},
+        "ucxx://b:1": {"name": "node2-0", "host": "h2"},
+    }
+    watch = _watch(client)
+    assert watch.check() is None
+    client.unanswered = 1
+    assert watch.check() is None
+    assert watch.lost == {} and "left the cluster" not in caplog.text
+    assert "the scheduler did not answer; stopping in 300 s (--worker-wait) unless it answers" in caplog.text
+    assert watch.check() is None
+    assert "the scheduler answers again: 2 worker(s)" in caplog.text
+    assert watch.none_since is None
+
+
+def test_a_scheduler_that_never_answers_again_ends_the_run_after_the_worker_wait(monkeypatch) -> None:
+    monkeypatch.setattr(liveness, "CHECK_INTERVAL", 0.0)
+    clock = [1000.0]
+    monkeypatch.setattr(liveness.time, "monotonic", lambda: clock[0])
+    client = _FakeClient()
+    client.workers = {"ucxx://a:1": {"name": "node1-0", "host": "h1"}}
+    watch = _watch(client, wait=30.0)
+    assert watch.check() is None
+    client.unanswered = 10**6
+    assert watch.check() is None
+    clock[0] += 29.0
+    assert watch.check() is None
+    clock[0] += 2.0
+    reason = watch.check()
+    assert reason is not None and reason.startswith(
+        "no Dask worker for 30 s (--worker-wait) (the scheduler did not answer): the workers last seen were "
+        "node1-0 on h1"
+    )
