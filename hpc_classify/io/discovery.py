@@ -6,6 +6,7 @@ Hidden files and names starting with "_" are skipped everywhere: they are our ow
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
@@ -87,14 +88,30 @@ def _is_hidden(name: str) -> bool:
 
 
 def _walk_relpaths(root: str, recurse: bool, followlinks: bool = True) -> Iterator[str]:
-    """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=followlinks):
+    """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order.
+
+    A directory that cannot be listed stops the walk with an InputFileError: skipping it would leave its
+    files out of the run unseen (os.walk alone ignores it)."""
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_unlistable, followlinks=followlinks):
         rel_dir = os.path.relpath(dirpath, root)
         # Pruning in place stops os.walk from entering hidden dirs; sorting makes the walk deterministic.
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d)) if recurse else []
         for name in sorted(filenames):
             if not _is_hidden(name):
                 yield name if rel_dir == "." else os.path.join(rel_dir, name)
+
+
+def _unlistable(error: OSError) -> None:
+    """os.walk's onerror: a directory it cannot list (no permission; EIO or ESTALE on NFS/Lustre)."""
+    where = error.filename or "a directory"
+    reason = error.strerror or str(error)
+    code = f"{errno.errorcode[error.errno]}: " if error.errno in errno.errorcode else ""
+    raise InputFileError(
+        where,
+        f"cannot list this input directory ({code}{reason}): its files would be left out",
+        hint="make it readable (permissions, ACLs) or remount the file system if it is stale or failing, "
+        "then rerun; or give only the directories you mean to read as inputs",
+    ) from error
 
 
 def _expand_one(spec: str) -> list[InputFile]:
