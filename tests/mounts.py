@@ -1,7 +1,8 @@
 """File systems that refuse writes or reads, for real, for the tests of what happens then: tmpfs mounts (root
 only: tests/faults/test_output_faults.py fills one up and remounts it read-only), directories this process
 cannot write into, whoever runs the tests (root writes through permission bits: it gets a read-only tmpfs),
-and commands that permission bits bind, root's included (`bound_by_permissions`: unreadable directories)."""
+commands that permission bits bind, root's included (`bound_by_permissions`: unreadable directories), and
+bind mounts (one directory at two paths)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,20 @@ def bound_by_permissions(probe: Path) -> list[str]:
     except subprocess.CalledProcessError:
         return prefix
     pytest.skip("this process reads a mode-000 directory even with its permission override dropped")
+
+
+@contextlib.contextmanager
+def bind_mount(source: Path, target: Path) -> Iterator[Path]:
+    """`source` bind-mounted at `target` (created): one directory at two paths with no link between them;
+    unmounted afterwards. Skipped where it cannot be mounted (not root, or no mount permission)."""
+    if os.geteuid() != 0:
+        pytest.skip("a bind mount needs root")
+    target.mkdir()
+    try:
+        mount("--bind", str(source), str(target))
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        pytest.skip(f"cannot bind-mount here: {exc}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False, timeout=60)

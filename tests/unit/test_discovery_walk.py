@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mounts import bound_by_permissions
+from mounts import bind_mount, bound_by_permissions
 
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import expand_inputs, get_all_files_paths_under
@@ -121,3 +121,94 @@ def test_the_run_planning_and_status_see_the_error(failing_listing, tmp_path):
     a = failing_listing / "a.jsonl"
     plan = {"inputs": [str(failing_listing)], "files": [{"relpath": "a.jsonl", "path": str(a), "size": 14}]}
     assert files_of_a_rerun(plan).rechecked is False
+
+
+# Directory links: followed by the run's listing (a corpus assembled from links), but a directory is read
+# once: a loop, or one directory reached by two paths, is an error naming the paths, not duplicated outputs.
+
+
+@pytest.mark.parametrize(
+    "target", ["..", ".", "ROOT", "../../.."], ids=["parent", "itself", "absolute", "above-the-input"]
+)
+def test_a_link_loop_is_an_error_naming_the_link(tmp_path, target):
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl", "sub/b.jsonl")
+    link = corpus / "sub" / "loop"
+    link.symlink_to(str(corpus) if target == "ROOT" else target, target_is_directory=True)
+    for listing in (
+        lambda: expand_inputs([str(corpus)]),
+        lambda: get_all_files_paths_under(str(corpus), followlinks=True),
+    ):
+        with pytest.raises(InputFileError, match="a directory loop: this symbolic link leads to") as raised:
+            listing()
+        assert raised.value.path == str(link)
+        assert "remove or retarget the link" in raised.value.hint
+
+
+def test_the_review_loop_lists_each_file_once_or_fails_never_forty_times(tmp_path):
+    """The reviewer's layout: c/sub -> .. made every file appear under ~40 relpaths."""
+    _touch(tmp_path / "loop" / "c", "a.jsonl")
+    (tmp_path / "loop" / "c" / "sub").symlink_to("..", target_is_directory=True)
+    with pytest.raises(InputFileError, match="directory loop"):
+        expand_inputs([str(tmp_path / "loop" / "c")])
+
+
+def test_a_directory_linked_twice_is_an_error_naming_both_paths(tmp_path):
+    _touch(tmp_path / "shared", "x.jsonl")
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl")
+    (corpus / "one").symlink_to(tmp_path / "shared", target_is_directory=True)
+    (corpus / "two").symlink_to(tmp_path / "shared", target_is_directory=True)
+    with pytest.raises(InputFileError) as raised:
+        expand_inputs([str(corpus)])
+    assert raised.value.path == str(corpus / "two")
+    assert raised.value.reason == (
+        f"the same directory as {corpus / 'one'}, reached again through the symbolic links "
+        f"{corpus / 'one'}, {corpus / 'two'}: its files would be classified and written twice"
+    )
+    assert "remove one of the links" in raised.value.hint
+    with pytest.raises(InputFileError, match="the same directory as"):
+        get_all_files_paths_under(str(corpus), followlinks=True)
+
+
+def test_a_real_directory_also_linked_is_an_error(tmp_path):
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "real/x.jsonl")
+    (corpus / "latest").symlink_to("real", target_is_directory=True)
+    with pytest.raises(InputFileError, match=r"the same directory as .*latest, reached again"):
+        expand_inputs([str(corpus)])
+
+
+def test_links_reaching_each_directory_once_are_followed(tmp_path):
+    _touch(tmp_path / "store", "p1/x.jsonl", "p2/y.jsonl")
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl")
+    (corpus / "p1").symlink_to(tmp_path / "store" / "p1", target_is_directory=True)
+    (corpus / "nested").mkdir()
+    (corpus / "nested" / "p2").symlink_to(tmp_path / "store" / "p2", target_is_directory=True)
+    assert [f.relpath for f in expand_inputs([str(corpus)])] == ["a.jsonl", "nested/p2/y.jsonl", "p1/x.jsonl"]
+
+
+def test_get_all_files_paths_under_does_not_enter_links_by_default_as_nemo(tmp_path):
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl", "real/x.jsonl")
+    (corpus / "loop").symlink_to(".", target_is_directory=True)
+    (corpus / "latest").symlink_to("real", target_is_directory=True)
+    assert get_all_files_paths_under(str(corpus)) == [
+        str(corpus / "a.jsonl"),
+        str(corpus / "real" / "x.jsonl"),
+    ]
+
+
+def test_a_bind_mount_loop_is_found_by_the_directory_identity(tmp_path):
+    """No link to see: the second visit of the same (st_dev, st_ino) names the loop, links followed or not."""
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl")
+    with bind_mount(corpus, corpus / "again"):
+        for listing in (lambda: expand_inputs([str(corpus)]), lambda: get_all_files_paths_under(str(corpus))):
+            with pytest.raises(InputFileError) as raised:
+                listing()
+            assert raised.value.path == str(corpus / "again")
+            assert raised.value.reason == (
+                f"a directory loop: this is {corpus} again, reached through no link (a bind mount?)"
+            )
