@@ -6,6 +6,7 @@ Hidden files and names starting with "_" are skipped everywhere: they are our ow
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
@@ -22,6 +23,10 @@ from hpc_classify.io.formats import (  # noqa: F401  (document_suffix, output_re
 logger = logging.getLogger(__name__)
 
 _GLOB_CHARS = frozenset("*?[")
+_LOOP_HINT = (
+    "remove or retarget the link: it points at a directory that holds it, so the files under it would be "
+    "listed again and again under ever longer paths"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -39,7 +44,8 @@ def get_all_files_paths_under(
     keep_extensions: str | Sequence[str] | None = None,
 ) -> list[str]:
     """All files under `root` (sorted), optionally only those ending with one of `keep_extensions`
-    (NeMo Curator's signature; `followlinks` enters linked directories).
+    (NeMo Curator's signature; `followlinks` enters linked directories: a link loop, or a directory reached
+    twice, is then an InputFileError naming the paths, where NeMo lists the files again under each path).
 
     Extensions may be given with or without the dot and may have several parts ("jsonl.gz").
     Hidden and "_"-prefixed files and directories are skipped.
@@ -59,7 +65,9 @@ def get_all_files_paths_under(
 def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
     """Expand directories (recursively), files and globs into sorted, de-duplicated InputFiles.
 
-    A directory's files get relpaths relative to it; a file or glob match gets its base name.
+    A directory's files get relpaths relative to it; a file or glob match gets its base name. Links to
+    directories are followed, each directory read once: a link loop, or a directory reached by two paths
+    (two links to it, a link to a directory also inside), is an InputFileError naming the paths.
     Raises InputFileError for a missing path or a glob/directory with no document files, and
     ConfigError when two different inputs would write to the same output relpath.
     """
@@ -87,14 +95,87 @@ def _is_hidden(name: str) -> bool:
 
 
 def _walk_relpaths(root: str, recurse: bool, followlinks: bool = True) -> Iterator[str]:
-    """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=followlinks):
+    """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order.
+
+    A directory that cannot be listed stops the walk with an InputFileError: skipping it would leave its
+    files out of the run unseen (os.walk alone ignores it). So does a directory reached a second time (by
+    its identity, st_dev and st_ino), which only links followed (or bind mounts) can do: a link loop would
+    list every file under ever longer paths, and two ways to one directory would list its files twice."""
+    seen: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_unlistable, followlinks=followlinks):
+        _visit_once(seen, root, dirpath)
         rel_dir = os.path.relpath(dirpath, root)
         # Pruning in place stops os.walk from entering hidden dirs; sorting makes the walk deterministic.
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d)) if recurse else []
+        if followlinks:
+            _refuse_link_loops(dirpath, dirnames)
         for name in sorted(filenames):
             if not _is_hidden(name):
                 yield name if rel_dir == "." else os.path.join(rel_dir, name)
+
+
+def _unlistable(error: OSError) -> None:
+    """os.walk's onerror: a directory it cannot list (no permission; EIO or ESTALE on NFS/Lustre)."""
+    where = error.filename or "a directory"
+    reason = error.strerror or str(error)
+    code = f"{errno.errorcode[error.errno]}: " if error.errno in errno.errorcode else ""
+    raise InputFileError(
+        where,
+        f"cannot list this input directory ({code}{reason}): its files would be left out",
+        hint="make it readable (permissions, ACLs) or remount the file system if it is stale or failing, "
+        "then rerun; or give only the directories you mean to read as inputs",
+    ) from error
+
+
+def _refuse_link_loops(dirpath: str, dirnames: list[str]) -> None:
+    """A link to a directory that holds it (`..`, `/`) is a loop: named before anything under it is walked."""
+    here = None
+    for name in dirnames:
+        link = os.path.join(dirpath, name)
+        if not os.path.islink(link):
+            continue
+        here = here or os.path.realpath(dirpath)
+        target = os.path.realpath(link)
+        if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+            raise InputFileError(
+                link,
+                f"a directory loop: this symbolic link leads to {target}, which holds it",
+                hint=_LOOP_HINT,
+            )
+
+
+def _visit_once(seen: dict[tuple[int, int], str], root: str, dirpath: str) -> None:
+    try:
+        stat = os.stat(dirpath)
+    except OSError as error:
+        _unlistable(error)
+    first = seen.setdefault((stat.st_dev, stat.st_ino), dirpath)
+    if first == dirpath:
+        return
+    links = list(
+        dict.fromkeys(p for p in _paths_below(root, first) + _paths_below(root, dirpath) if os.path.islink(p))
+    )
+    plural = "s" if len(links) > 1 else ""
+    through = f"the symbolic link{plural} {', '.join(links)}" if links else "no link (a bind mount?)"
+    if dirpath.startswith(first + os.sep):
+        raise InputFileError(
+            dirpath,
+            f"a directory loop: this is {first} again, reached through {through}",
+            hint=_LOOP_HINT,
+        )
+    raise InputFileError(
+        dirpath,
+        f"the same directory as {first}, reached again through {through}: its files would be "
+        "classified and written twice",
+        hint="keep one way to it under the input: remove one of the links, or give as inputs only "
+        "directories that do not reach it twice",
+    )
+
+
+def _paths_below(root: str, path: str) -> list[str]:
+    """`path` and its parents below `root` (root excluded): where a link on the way to `path` can be."""
+    parts = os.path.relpath(path, root).split(os.sep)
+    return [os.path.join(root, *parts[:n]) for n in range(1, len(parts) + 1)] if parts != ["."] else []
 
 
 def _expand_one(spec: str) -> list[InputFile]:

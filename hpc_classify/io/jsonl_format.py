@@ -25,6 +25,7 @@ from hpc_classify.io.rows import (
     as_pandas_reads_it,
     corrupt_file_error,
     import_cudf,
+    is_blank_line,
     parse_jsonl_lines,
     records_to_frame,
 )
@@ -142,7 +143,7 @@ class JsonlFormat:
                     records, bad, positions = parse_jsonl_lines(
                         path, chunk, text_field, on_bad_row, first_lineno=line + 1, first_position=row
                     )
-                    rows = sum(1 for raw in chunk if raw.strip())
+                    rows = sum(not is_blank_line(raw, n) for n, raw in enumerate(chunk, start=line + 1))
                     result = _result(records, bad, positions, text_field, None)
                     yield StreamPiece(index, result, line + 1, line + len(chunk), row + rows, last)
                     if last:
@@ -198,7 +199,7 @@ def _first_line_at(stream: BinaryIO, start: int) -> tuple[int, int, int]:
             break
         offset += len(raw)
         lines += 1
-        rows += bool(raw.strip())
+        rows += not is_blank_line(raw, lines)
     return offset, lines, rows
 
 

@@ -68,6 +68,19 @@ class StreamPiece:
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+def without_bom(raw: bytes, lineno: int) -> bytes:
+    """Line `lineno` (1-based) of a JSONL file as its document: a UTF-8 byte order mark opening the file (a
+    file saved "UTF-8 with BOM") is not part of it. Only line 1: elsewhere the bytes are the row's own."""
+    return raw[len(UTF8_BOM) :] if lineno == 1 and raw.startswith(UTF8_BOM) else raw
+
+
+def is_blank_line(raw: bytes, lineno: int) -> bool:
+    """Whether line `lineno` of a JSONL file holds no row: whitespace only, once a byte order mark opening the
+    file is set aside. The one test every count of rows makes (whole reads, byte-range pieces, streamed
+    pieces), so that a row's position in the file is the same however the file is read."""
+    return not without_bom(raw, lineno).strip()
+
+
 def check_bad_row_policy(on_bad_row: str) -> None:
     if on_bad_row not in BAD_ROW_POLICIES:
         raise ConfigError(f"on_bad_row must be one of {', '.join(BAD_ROW_POLICIES)}, not {on_bad_row!r}")
@@ -108,11 +121,10 @@ def parse_jsonl_lines(
     positions: list[int] = []
     position = first_position - 1
     for lineno, raw in enumerate(lines, start=first_lineno):
-        if lineno == 1 and raw.startswith(UTF8_BOM):
-            raw = raw[len(UTF8_BOM) :]  # a file saved "UTF-8 with BOM": the mark is not part of the document
-        if not raw.strip():
+        if is_blank_line(raw, lineno):
             continue  # blank lines carry no document: not counted as bad
         position += 1
+        raw = without_bom(raw, lineno)
         record, reason = _parse_line(raw, text_field)
         if reason is None:
             records.append(record)

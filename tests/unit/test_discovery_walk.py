@@ -1,0 +1,214 @@
+"""Walking input directories: a directory that cannot be listed is an error naming it, never a silent skip."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mounts import bind_mount, bound_by_permissions
+
+from hpc_classify.errors import InputFileError
+from hpc_classify.io.discovery import expand_inputs, get_all_files_paths_under
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _touch(root: Path, *relpaths: str) -> None:
+    for rel in relpaths:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{"text": "a"}\n')
+
+
+# Each way in to the listing, as a user calls it; prints {call: files listed, or [error type, message]}.
+_LIST_EVERY_WAY = """
+import json, sys
+from hpc_classify.datasets import DocumentDataset
+from hpc_classify.io.discovery import expand_inputs, get_all_files_paths_under
+root = sys.argv[1]
+calls = {
+    "expand_inputs": lambda: [f.relpath for f in expand_inputs([root])],
+    "get_all_files_paths_under": lambda: get_all_files_paths_under(root),
+    "read_json": lambda: DocumentDataset.read_json(root).df.compute()["text"].tolist(),
+}
+found = {}
+for name, call in calls.items():
+    try:
+        found[name] = call()
+    except Exception as exc:
+        found[name] = [type(exc).__name__, str(exc)]
+print(json.dumps(found))
+"""
+
+
+def test_a_directory_that_cannot_be_listed_is_an_error_for_every_caller(tmp_path):
+    """For real: a mode-000 subdirectory, listed by a process that permission bits bind (root included)."""
+    _touch(tmp_path / "corpus", "a.jsonl", "locked/b.jsonl")
+    locked = tmp_path / "corpus" / "locked"
+    locked.chmod(0)
+    try:
+        prefix = bound_by_permissions(locked)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        child = subprocess.run(
+            [*prefix, sys.executable, "-c", _LIST_EVERY_WAY, str(tmp_path / "corpus")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert child.returncode == 0, child.stderr
+    found = json.loads(child.stdout.splitlines()[-1])
+    for call, result in found.items():
+        assert result[0] == "InputFileError", (call, result)
+        assert result[1].startswith(f"{locked}: cannot list this input directory (EACCES"), (call, result)
+        assert "HINT: make it readable" in result[1], (call, result)
+
+
+@pytest.fixture
+def failing_listing(tmp_path, monkeypatch):
+    """A corpus whose `sub/` cannot be listed: os.scandir raises EIO there, as a failing NFS/Lustre does."""
+    _touch(tmp_path / "corpus", "a.jsonl", "sub/b.jsonl", "sub2/c.jsonl")
+    failing = str(tmp_path / "corpus" / "sub")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == failing:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), failing)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return tmp_path / "corpus"
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        lambda root: expand_inputs([str(root)]),
+        lambda root: get_all_files_paths_under(str(root)),
+        lambda root: get_all_files_paths_under(str(root), followlinks=True, keep_extensions="jsonl"),
+    ],
+    ids=["expand_inputs", "get_all_files_paths_under", "get_all_files_paths_under-followlinks"],
+)
+def test_an_io_error_listing_a_subdirectory_names_it(failing_listing, listing):
+    with pytest.raises(InputFileError) as raised:
+        listing(failing_listing)
+    assert raised.value.path == str(failing_listing / "sub")
+    assert "cannot list this input directory (EIO: Input/output error)" in str(raised.value)
+    assert "remount" in raised.value.hint
+
+
+def test_an_unlistable_input_root_is_named_not_called_empty(failing_listing):
+    with pytest.raises(InputFileError, match="cannot list this input directory") as raised:
+        expand_inputs([str(failing_listing / "sub")])
+    assert raised.value.path == str(failing_listing / "sub")
+
+
+def test_the_run_planning_and_status_see_the_error(failing_listing, tmp_path):
+    from hpc_classify.driver.plan import list_input_files
+    from hpc_classify.driver.status import files_of_a_rerun
+
+    with pytest.raises(InputFileError, match="cannot list"):
+        list_input_files([str(failing_listing)], str(tmp_path / "out"), "jsonl")
+    # status: the inputs cannot be listed again (its counts are then the last plan's, and it says so),
+    # rather than listed without sub/ and the run reported complete.
+    a = failing_listing / "a.jsonl"
+    plan = {"inputs": [str(failing_listing)], "files": [{"relpath": "a.jsonl", "path": str(a), "size": 14}]}
+    assert files_of_a_rerun(plan).rechecked is False
+
+
+# Directory links: followed by the run's listing (a corpus assembled from links), but a directory is read
+# once: a loop, or one directory reached by two paths, is an error naming the paths, not duplicated outputs.
+
+
+@pytest.mark.parametrize(
+    "target", ["..", ".", "ROOT", "../../.."], ids=["parent", "itself", "absolute", "above-the-input"]
+)
+def test_a_link_loop_is_an_error_naming_the_link(tmp_path, target):
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl", "sub/b.jsonl")
+    link = corpus / "sub" / "loop"
+    link.symlink_to(str(corpus) if target == "ROOT" else target, target_is_directory=True)
+    for listing in (
+        lambda: expand_inputs([str(corpus)]),
+        lambda: get_all_files_paths_under(str(corpus), followlinks=True),
+    ):
+        with pytest.raises(InputFileError, match="a directory loop: this symbolic link leads to") as raised:
+            listing()
+        assert raised.value.path == str(link)
+        assert "remove or retarget the link" in raised.value.hint
+
+
+def test_the_review_loop_lists_each_file_once_or_fails_never_forty_times(tmp_path):
+    """The reviewer's layout: c/sub -> .. made every file appear under ~40 relpaths."""
+    _touch(tmp_path / "loop" / "c", "a.jsonl")
+    (tmp_path / "loop" / "c" / "sub").symlink_to("..", target_is_directory=True)
+    with pytest.raises(InputFileError, match="directory loop"):
+        expand_inputs([str(tmp_path / "loop" / "c")])
+
+
+def test_a_directory_linked_twice_is_an_error_naming_both_paths(tmp_path):
+    _touch(tmp_path / "shared", "x.jsonl")
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl")
+    (corpus / "one").symlink_to(tmp_path / "shared", target_is_directory=True)
+    (corpus / "two").symlink_to(tmp_path / "shared", target_is_directory=True)
+    with pytest.raises(InputFileError) as raised:
+        expand_inputs([str(corpus)])
+    assert raised.value.path == str(corpus / "two")
+    assert raised.value.reason == (
+        f"the same directory as {corpus / 'one'}, reached again through the symbolic links "
+        f"{corpus / 'one'}, {corpus / 'two'}: its files would be classified and written twice"
+    )
+    assert "remove one of the links" in raised.value.hint
+    with pytest.raises(InputFileError, match="the same directory as"):
+        get_all_files_paths_under(str(corpus), followlinks=True)
+
+
+def test_a_real_directory_also_linked_is_an_error(tmp_path):
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "real/x.jsonl")
+    (corpus / "latest").symlink_to("real", target_is_directory=True)
+    with pytest.raises(InputFileError, match=r"the same directory as .*latest, reached again"):
+        expand_inputs([str(corpus)])
+
+
+def test_links_reaching_each_directory_once_are_followed(tmp_path):
+    _touch(tmp_path / "store", "p1/x.jsonl", "p2/y.jsonl")
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl")
+    (corpus / "p1").symlink_to(tmp_path / "store" / "p1", target_is_directory=True)
+    (corpus / "nested").mkdir()
+    (corpus / "nested" / "p2").symlink_to(tmp_path / "store" / "p2", target_is_directory=True)
+    assert [f.relpath for f in expand_inputs([str(corpus)])] == ["a.jsonl", "nested/p2/y.jsonl", "p1/x.jsonl"]
+
+
+def test_get_all_files_paths_under_does_not_enter_links_by_default_as_nemo(tmp_path):
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl", "real/x.jsonl")
+    (corpus / "loop").symlink_to(".", target_is_directory=True)
+    (corpus / "latest").symlink_to("real", target_is_directory=True)
+    assert get_all_files_paths_under(str(corpus)) == [
+        str(corpus / "a.jsonl"),
+        str(corpus / "real" / "x.jsonl"),
+    ]
+
+
+def test_a_bind_mount_loop_is_found_by_the_directory_identity(tmp_path):
+    """No link to see: the second visit of the same (st_dev, st_ino) names the loop, links followed or not."""
+    corpus = tmp_path / "corpus"
+    _touch(corpus, "a.jsonl")
+    with bind_mount(corpus, corpus / "again"):
+        for listing in (lambda: expand_inputs([str(corpus)]), lambda: get_all_files_paths_under(str(corpus))):
+            with pytest.raises(InputFileError) as raised:
+                listing()
+            assert raised.value.path == str(corpus / "again")
+            assert raised.value.reason == (
+                f"a directory loop: this is {corpus} again, reached through no link (a bind mount?)"
+            )
