@@ -159,7 +159,7 @@ class Dispatcher:
                     queue.take(0)
                     self._file_failed(head, error, queue)
                 continue
-            group = queue.take(budget)
+            group = queue.take(budget, alone=self.pieces.needs_pieces)  # a small file started in pieces
             self.in_flight[self._submit(group)] = group
 
     def _submit(self, group: list[Any]) -> Any:

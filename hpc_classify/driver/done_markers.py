@@ -12,8 +12,9 @@ from hpc_classify.io.markers import CompletionMarker, marker_path, read_marker
 
 logger = logging.getLogger(__name__)
 
-# Workers' clocks (other nodes) may lag the driver's a little; a marker of an earlier run, which this run
-# redoes (a changed input), was written long before this run started.
+# Workers' clocks (other nodes) may lag the driver's a little. A marker of an earlier run is never found for
+# a file this run classifies: a changed input's old marker is removed before the run submits anything
+# (driver/input_changes.forget_old_versions), so the allowance cannot let an old marker pass as this run's.
 CLOCK_SKEW_SECONDS = 5.0
 
 

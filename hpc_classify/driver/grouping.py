@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hpc_classify.driver.plan import PlannedFile
@@ -60,9 +60,10 @@ class FileQueue:
         self._files.appendleft(job)
         self.queued_bytes += job.size
 
-    def take(self, budget: int) -> list[PlannedFile]:
+    def take(self, budget: int, alone: Callable[[PlannedFile], bool] = lambda _: False) -> list[PlannedFile]:
         """The next task's files: the next file, and while they fit, the files after it, at most `budget`
-        bytes in all (`group_budget`; 0: one file)."""
+        bytes in all (`group_budget`; 0: one file). The group ends before a file for which `alone` is true
+        (one to go in pieces: the queue's head when its turn comes)."""
         group = [self._pop()]
         if budget <= 0 or group[0].relpath in self._alone or not isinstance(group[0], PlannedFile):
             return group
@@ -72,6 +73,7 @@ class FileQueue:
             and len(group) < MAX_FILES_PER_GROUP
             and isinstance(self._files[0], PlannedFile)
             and self._files[0].relpath not in self._alone
+            and not alone(self._files[0])
             and total + self._files[0].size <= budget
         ):
             group.append(self._pop())

@@ -3,8 +3,13 @@
 A completion marker stores the input's size, mtime and SHA-256 as the worker read it. A file regenerated or
 appended to later no longer matches: by default (size and mtime) or, with --verify-inputs, by content hash
 (streamed; a touched but identical file then counts as unchanged, and its marker takes the new mtime). The policy --on-changed-input is `error`
-(stop before any work, naming the files: exit 2) or `redo` (classify them again; their outputs are replaced
-atomically and their markers rewritten last, so a kill in between is caught again by the next resume).
+(stop before any work, naming the files: exit 2) or `redo` (classify them again). A redo first forgets the
+old version: pieces cut from another version of the input are removed, then the old completion markers.
+Each file is then pending as one never finished: its old output stays until the new one replaces it
+atomically, and an output without a marker is redone by any resume (no --on-changed-input needed again;
+pieces already cut from the new version are kept, so a stopped redo resumes where it stopped). While a
+run goes, a marker of a pending file is therefore always this run's: the old one is never taken for it.
+A kill between two of these steps leaves either the change (found again) or a pending file.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from hpc_classify.driver.piece_files import remove_pieces
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.errors import InputFileError, InputsChangedError
 from hpc_classify.io.hashing import file_sha256
@@ -101,6 +107,31 @@ def apply_changed_input_policy(changes: Sequence[InputChange], policy: str, outp
         )
     logger.warning("%d changed input file(s) will be classified again:\n%s", len(changes), listing)
     return {c.relpath for c in changes}
+
+
+def merge_changes(*lists: Sequence[InputChange]) -> list[InputChange]:
+    """One change per file (the first found: a done file with leftover pieces is in both lists)."""
+    merged: dict[str, InputChange] = {}
+    for changes in lists:
+        for change in changes:
+            merged.setdefault(change.relpath, change)
+    return list(merged.values())
+
+
+def forget_old_versions(
+    output_dir: str, classified: Sequence[InputChange], cut: Sequence[InputChange]
+) -> None:
+    """Under `redo`: remove the pieces cut from another version of their input (`cut`), then the completion
+    markers of the old versions (`classified`), so that the files are pending like files never finished.
+    Pieces cut from the current version stay: they are resumed. In this order, a kill in between leaves the
+    old marker, so the file is found changed again."""
+    for change in cut:
+        remove_pieces(output_dir, change.relpath)
+    for change in classified:
+        try:
+            os.remove(marker_path(output_dir, change.relpath))
+        except FileNotFoundError:
+            pass
 
 
 def format_changes(changes: Sequence[InputChange]) -> str:

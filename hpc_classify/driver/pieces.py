@@ -115,6 +115,9 @@ class PieceScheduler:
         """The file's remaining jobs (its layout written first if it has none)."""
         layout = piece_files.read_layout(self.output_dir, planned.relpath)
         if layout is None:
+            # A pieces directory without a layout holds nothing of this version (a layout is written before
+            # any piece, removed after all): leftovers of an interrupted removal, never to count as done.
+            shutil.rmtree(piece_files.pieces_dir(self.output_dir, planned.relpath), ignore_errors=True)
             layout = self._new_layout(planned)
             piece_files.write_layout(self.output_dir, planned.relpath, layout)
             self.started.add(planned.relpath)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +82,11 @@ def _refuse_a_name_too_long(f: InputFile, output_format: str) -> None:
         )
 
 
-def pending_files(
-    files: Sequence[PlannedFile], output_dir: str, *, redo: Collection[str] = ()
-) -> list[PlannedFile]:
-    """Files without a completion marker, plus those in `redo` (changed inputs), largest first (ties by
-    relpath, so the order is deterministic)."""
+def pending_files(files: Sequence[PlannedFile], output_dir: str) -> list[PlannedFile]:
+    """Files without a completion marker (a changed input to redo has had its marker removed: driver/
+    input_changes.py), largest first (ties by relpath, so the order is deterministic)."""
     # One directory scan instead of a stat per file: the difference matters on Lustre with 100,000 files.
-    done = set(iter_marker_relpaths(output_dir)) - set(redo)
+    done = set(iter_marker_relpaths(output_dir))
     pending = [f for f in files if f.relpath not in done]
     pending.sort(key=lambda f: (-f.size, f.relpath))
     return pending

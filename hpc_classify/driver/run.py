@@ -22,9 +22,13 @@ from hpc_classify.driver import exit_codes
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
-from hpc_classify.driver.input_changes import apply_changed_input_policy, find_changed_inputs
+from hpc_classify.driver.input_changes import (
+    apply_changed_input_policy,
+    find_changed_inputs,
+    forget_old_versions,
+    merge_changes,
+)
 from hpc_classify.driver.lock import LOCK_LOST, RunLock
-from hpc_classify.driver.piece_files import remove_pieces
 from hpc_classify.driver.pieces import changed_partial_inputs, default_piece_bytes, remove_finished_pieces
 from hpc_classify.driver.plan import (
     PlannedFile,
@@ -137,13 +141,12 @@ def _run_locked(
     started = time.time()
     fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
     remove_stale_temp_files(output_dir)
-    changes = find_changed_inputs(files, output_dir, verify=config.verify_inputs)
-    changes += changed_partial_inputs(files, output_dir, verify=config.verify_inputs)
-    redo = apply_changed_input_policy(changes, config.on_changed_input, output_dir)
-    for relpath in redo:  # a changed file in pieces starts again from its first piece
-        remove_pieces(output_dir, relpath)
+    classified = find_changed_inputs(files, output_dir, verify=config.verify_inputs)
+    cut = changed_partial_inputs(files, output_dir, verify=config.verify_inputs)
+    if apply_changed_input_policy(merge_changes(classified, cut), config.on_changed_input, output_dir):
+        forget_old_versions(output_dir, classified, cut)  # they are pending now, as if never classified
     write_plan(output_dir, config.inputs, files)
-    pending = pending_files(files, output_dir, redo=redo)
+    pending = pending_files(files, output_dir)
     remove_finished_pieces(output_dir, {f.relpath for f in files} - {f.relpath for f in pending})
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))
     failures = FailureLog(output_dir)

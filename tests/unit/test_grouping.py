@@ -68,3 +68,13 @@ def test_fresh_files_after_a_retried_one_still_group_with_each_other():
     failed = queue.take(10)  # f0 alone
     queue.retry_first(failed[0])
     assert drain(queue, group_bytes=100) == [["f0"], ["f1", "f2"]]
+
+
+def test_a_group_ends_before_a_file_that_goes_in_pieces():
+    # f2 is small, but was started in pieces by an earlier run (a larger --piece-bytes now): it must be
+    # expanded into its remaining pieces when it reaches the head, not classified whole inside a group.
+    queue = FileQueue(files(100, 100, 100, 100))
+    in_pieces = {"f2"}
+    assert names(queue.take(1000, alone=lambda f: f.relpath in in_pieces)) == ["f0", "f1"]
+    assert names(queue.take(0)) == ["f2"]
+    assert names(queue.take(1000, alone=lambda f: f.relpath in in_pieces)) == ["f3"]
