@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -59,6 +60,28 @@ class NodeOptions:
     heartbeat_interval: float = 5.0  # rank 0 rewrites <job dir>/heartbeat.json this often
     poll_interval: float = 0.2
     shutdown_poll_interval: float = 1.0  # other ranks: how often to look for rank 0's shutdown file
+
+    def __post_init__(self) -> None:
+        seconds = (
+            "worker_timeout",
+            "death_timeout",
+            "heartbeat_interval",
+            "poll_interval",
+            "shutdown_poll_interval",
+        )
+        for name in seconds:  # a negative or nan timeout would fail inside the job, after it was queued
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ConfigError(f"{name} must be a finite number of seconds > 0, not {value!r}")
+        for name in ("workers_per_node", "threads_per_worker"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a whole number >= 1, not {value!r}")
 
 
 def run_node(

@@ -31,8 +31,15 @@ class SubmitOptions:
     sbatch: dict[str, Any] = field(default_factory=dict)  # extra sbatch parameters (key without --)
 
     def __post_init__(self) -> None:
-        if self.nodes < 1:
-            raise ConfigError(f"--nodes must be >= 1, not {self.nodes}")
+        for flag, value, minimum in (
+            ("--nodes", self.nodes, 1),
+            ("--gpus-per-node", self.gpus_per_node, 0),
+            ("--time", self.time_min, 1),
+            ("signal_delay_s", self.signal_delay_s, 0),
+            ("max_requeues", self.max_requeues, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{flag} must be a whole number >= {minimum}, not {value!r}")
         if self.local and self.nodes != 1:
             raise ConfigError("--local runs on one node only", hint="drop --nodes, or submit to Slurm")
         slurm_only = [

@@ -125,3 +125,45 @@ def test_worker_counts_below_one_are_refused_when_parsed(flag: str, value: str, 
         assert f"argument {flag}: must be >= 1, not {int(value)}" in capsys.readouterr().err
     node_args, _ = split_node_args(build_parser().parse_args(["node", flag, "3", "--"]))
     assert vars(node_args)[flag[2:].replace("-", "_")] == 3
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "says"),
+    [
+        ("submit", "--time", "-5", "must be >= 1, not -5"),
+        ("submit", "--time", "0", "must be >= 1, not 0"),
+        ("submit", "--nodes", "0", "must be >= 1, not 0"),
+        ("submit", "--gpus-per-node", "-1", "must be >= 0, not -1"),
+        ("submit", "--worker-timeout", "inf", "must be a finite number of seconds > 0, not 'inf'"),
+        ("node", "--worker-timeout", "-1", "must be a finite number of seconds > 0, not '-1'"),
+        ("node", "--death-timeout", "nan", "must be a finite number of seconds > 0, not 'nan'"),
+        ("node", "--death-timeout", "0", "must be a finite number of seconds > 0, not '0'"),
+    ],
+)
+def test_job_numbers_that_would_fail_inside_the_job_are_refused_when_parsed(
+    command: str, flag: str, value: str, says: str, capsys
+) -> None:
+    """They used to be queued and then fail inside the job as a traceback."""
+    with pytest.raises(SystemExit) as parsing:
+        build_parser().parse_args([command, flag, value, "--"])
+    assert parsing.value.code == 2
+    assert f"argument {flag}: {says}" in capsys.readouterr().err
+
+
+def test_the_python_path_checks_the_same_numbers() -> None:
+    for options, says in [
+        ({"time_min": -5}, "--time must be a whole number >= 1, not -5"),
+        ({"gpus_per_node": -1}, "--gpus-per-node must be a whole number >= 0, not -1"),
+        ({"nodes": 0}, "--nodes must be a whole number >= 1, not 0"),
+    ]:
+        with pytest.raises(ConfigError, match=says):
+            SubmitOptions(folder="f", **options)
+    for options, says in [
+        ({"death_timeout": float("nan")}, "death_timeout must be a finite number of seconds > 0, not nan"),
+        ({"worker_timeout": -1.0}, "worker_timeout must be a finite number of seconds > 0, not -1.0"),
+        ({"workers_per_node": 0}, "workers_per_node must be a whole number >= 1, not 0"),
+    ]:
+        with pytest.raises(ConfigError, match=says):
+            NodeOptions(job_root="j", **options)
+    node_args, _ = split_node_args(build_parser().parse_args(["node", "--death-timeout", "2.5", "--"]))
+    assert node_args.death_timeout == 2.5
