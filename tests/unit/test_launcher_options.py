@@ -167,3 +167,44 @@ def test_the_python_path_checks_the_same_numbers() -> None:
             NodeOptions(job_root="j", **options)
     node_args, _ = split_node_args(build_parser().parse_args(["node", "--death-timeout", "2.5", "--"]))
     assert node_args.death_timeout == 2.5
+
+
+@pytest.mark.parametrize(
+    ("pairs", "names", "remedy"),
+    [
+        (["nodes=3"], "--sbatch nodes: `hpc-classify submit` sets it itself", "nodes: use --nodes"),
+        (["time=10"], "--sbatch time:", "time: use --time (minutes)"),
+        (
+            ["ntasks-per-node=4"],
+            "--sbatch ntasks-per-node:",
+            "ntasks-per-node: leave it out: the job runs one",
+        ),
+        (
+            ["gpus_per_node=2", "partition=x"],
+            "--sbatch gpus-per-node, partition: ",
+            "partition: use --partition",
+        ),
+        (["job-name=x", "signal=USR1@60"], "--sbatch job-name, signal:", "signal: leave it out"),
+    ],
+)
+def test_sbatch_keys_the_job_sets_itself_are_refused(
+    pairs: list[str], names: str, remedy: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`--sbatch nodes=3` used to beat --nodes (and ntasks-per-node=4 broke the one-task-per-node launcher)."""
+    from hpc_classify.cluster import submit
+
+    with pytest.raises(ConfigError, match=rf"^{names}") as refused:
+        SubmitOptions(folder="f", sbatch=submit.parse_sbatch_params(pairs))
+    assert remedy in refused.value.hint
+    others = submit.parse_sbatch_params(["account=abc", "qos=high", "exclusive=user", "mail-type=END"])
+    assert SubmitOptions(folder="f", sbatch=others).sbatch == {  # keys the job leaves alone pass through
+        "account": "abc",
+        "qos": "high",
+        "exclusive": "user",
+        "mail_type": "END",
+    }
+    monkeypatch.setattr(submit, "submit", lambda *args: pytest.fail("a job was submitted"))
+    sbatch = [arg for pair in pairs for arg in ("--sbatch", pair)]
+    argv = ["submit", *sbatch, "--", "--input", str(tmp_path), "--output", str(tmp_path), "--device", "cpu"]
+    assert main(argv) == 2
+    assert names in capsys.readouterr().err
