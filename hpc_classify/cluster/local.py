@@ -3,13 +3,17 @@ else a LocalCluster of worker processes. Never imports torch: starting a cluster
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from typing import Any
 
-from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
 from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -66,12 +70,55 @@ def start_local_cluster(
     return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol)
 
 
+def check_cluster_arguments(
+    cluster_class: type, n_workers: Any, threads_per_worker: Any, cluster_kwargs: Mapping[str, Any]
+) -> None:
+    """Before a local cluster starts: n_workers and threads_per_worker >= 1 (None: the default), and every
+    keyword one that `cluster_class`, or the Nanny and Worker it hands the others to, takes. Otherwise 0
+    workers wait 30 s for a worker that never joins, 0 threads become dask's default, and a misspelt keyword
+    ends in a worker's traceback that never names it."""
+    for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(
+                f"{name} must be a whole number >= 1, not {value!r}", hint=f"leave {name} out for the default"
+            )
+    accepted = cluster_keywords(cluster_class)
+    unknown = [name for name in cluster_kwargs if name not in accepted]
+    if unknown:
+        close = [match for name in unknown for match in difflib.get_close_matches(name, accepted, n=1)]
+        raise UnexpectedArgumentError(
+            f"unknown cluster argument(s) {', '.join(map(repr, unknown))}: {cluster_class.__name__} takes no "
+            "such keyword, nor do the Nanny and Worker it passes keywords on to",
+            hint=f"did you mean {', '.join(map(repr, close))}?"
+            if close
+            else f"see {cluster_class.__name__}'s parameters in the Dask documentation",
+        )
+
+
+@functools.cache
+def cluster_keywords(cluster_class: type) -> frozenset[str]:
+    """The keyword names `cluster_class(...)` accepts: its own (and its bases'), and those it forwards to its
+    workers (Nanny's and Worker's, with their bases')."""
+    from distributed import Nanny, Worker
+
+    names: set[str] = set()
+    for cls in (*cluster_class.__mro__, *Nanny.__mro__, *Worker.__mro__):
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        for parameter in list(inspect.signature(init).parameters.values())[1:]:
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                names.add(parameter.name)
+    return frozenset(names)
+
+
 def _start_cpu_cluster(
     workers: int | None, threads_per_worker: int, protocol: str, **cluster_kwargs: Any
 ) -> Any:
     """A LocalCluster of worker processes; `cluster_kwargs` (LocalCluster's own options) override ours."""
     from distributed import LocalCluster
 
+    check_cluster_arguments(LocalCluster, workers, threads_per_worker, cluster_kwargs)
     threads = torch_threads(available_cores(), workers or available_cores())
     logger.info(
         "starting a local CPU cluster: %s worker process(es) x %d thread(s), %d torch thread(s) each, protocol %s",
