@@ -47,6 +47,16 @@ def refuse_cuda_without_gpu(device: str, gpus: int, where: str, hint: str) -> No
         raise ConfigError(f"--device cuda but no GPU is visible on {where}", hint=hint)
 
 
+def refuse_workers_other_than_gpus(flag: str, workers: int | None, gpus: int, where: str, hint: str) -> None:
+    """GPU workers are one per visible GPU (dask-cuda on a local cluster, each Slurm node's launcher): another
+    count given (`flag`) would be changed without a word (locally) or never join (on Slurm), so it is refused."""
+    if gpus and workers is not None and workers != gpus:
+        raise ConfigError(
+            f"{flag} {workers} on {where}, which has {gpus} GPU(s): GPU nodes run one worker per visible GPU",
+            hint=hint,
+        )
+
+
 def start_local_cluster(
     workers: int | None = None,
     threads_per_worker: int | None = None,
@@ -66,6 +76,14 @@ def start_local_cluster(
         device, gpus, "this machine", hint="check CUDA_VISIBLE_DEVICES/nvidia-smi, or use --device cpu"
     )
     if gpus:
+        refuse_workers_other_than_gpus(
+            "--workers",
+            workers,
+            gpus,
+            "this machine",
+            hint="drop --workers (one worker per GPU), choose the GPUs with CUDA_VISIBLE_DEVICES, or pass "
+            "--device cpu for CPU workers",
+        )
         return _start_cuda_cluster(gpus, workers, threads_per_worker, protocol, required=device == "cuda")
     return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol)
 
@@ -153,7 +171,7 @@ def _start_cuda_cluster(
     try:
         from dask_cuda import LocalCUDACluster
     except ImportError as exc:
-        if required:
+        if required or (workers or 1) > 1:  # without it one worker on the first GPU, not the --workers given
             raise ClusterError(
                 f"{gpus} GPU(s) visible but dask-cuda is not installed ({exc})",
                 hint="pip install 'hpc-classify[gpu]', or run with --device cpu",
@@ -162,7 +180,7 @@ def _start_cuda_cluster(
             "%d GPU(s) visible but dask-cuda is missing: one local worker will use the first GPU", gpus
         )
         return _start_cpu_cluster(1, threads_per_worker or 1, protocol)
-    n_workers = min(workers or gpus, gpus)
+    n_workers = gpus  # start_local_cluster refused another --workers
     logger.info(
         "starting a local dask-cuda cluster: %d worker(s), one per GPU, protocol %s", n_workers, protocol
     )

@@ -25,7 +25,11 @@ from typing import Any
 from hpc_classify.cluster.connect import retire_and_shut_down
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
-from hpc_classify.cluster.local import refuse_cuda_without_gpu, visible_gpu_count
+from hpc_classify.cluster.local import (
+    refuse_cuda_without_gpu,
+    refuse_workers_other_than_gpus,
+    visible_gpu_count,
+)
 from hpc_classify.cluster.node_files import log_tail, read_json
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.other_rank import OtherRankRole
@@ -173,13 +177,14 @@ class NodeLauncher(OtherRankRole):
         refuse_gpu_worker_options(
             opts.rmm_pool_size, opts.enable_cudf_spill, gpus=gpus, device=opts.device, node_name=node
         )
-        if gpus and opts.workers_per_node not in (None, gpus):
-            raise ConfigError(
-                f"--workers-per-node {opts.workers_per_node} on {node}, which has {gpus} "
-                "GPU(s): GPU nodes run one worker per visible GPU",
-                hint="drop --workers-per-node on GPU nodes (ask Slurm for the GPUs you want with "
-                "--gpus-per-node), or pass --device cpu for CPU workers",
-            )
+        refuse_workers_other_than_gpus(
+            "--workers-per-node",
+            opts.workers_per_node,
+            gpus,
+            node,
+            hint="drop --workers-per-node on GPU nodes (ask Slurm for the GPUs you want with "
+            "--gpus-per-node), or pass --device cpu for CPU workers",
+        )
 
     # ----- rank 0 ----------------------------------------------------------------------------
     def run_rank0(

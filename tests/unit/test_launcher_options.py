@@ -14,7 +14,7 @@ from hpc_classify.cluster import local, slurm_node
 from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
 from hpc_classify.cluster.submit import SubmitOptions
-from hpc_classify.errors import ConfigError
+from hpc_classify.errors import ClusterError, ConfigError
 
 NODE2 = NodeIdentity(1, 2, "node2", ("node1", "node2"), "42", 0)
 
@@ -208,3 +208,31 @@ def test_sbatch_keys_the_job_sets_itself_are_refused(
     argv = ["submit", *sbatch, "--", "--input", str(tmp_path), "--output", str(tmp_path), "--device", "cpu"]
     assert main(argv) == 2
     assert names in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_local_workers_other_than_the_gpus_are_refused_as_on_slurm(monkeypatch, device: str) -> None:
+    """`--workers 4` with one GPU used to become one worker without a word (the Slurm path refused it)."""
+    monkeypatch.setattr(local, "visible_gpu_count", lambda: 1)
+    monkeypatch.setattr(local, "_start_cuda_cluster", lambda *a, **k: pytest.fail("a cluster was started"))
+    with pytest.raises(ConfigError, match=r"^--workers 4 on this machine, which has 1 GPU\(s\)") as refused:
+        local.start_local_cluster(workers=4, device=device)
+    assert "CUDA_VISIBLE_DEVICES" in refused.value.hint and "--device cpu" in refused.value.hint
+
+
+def test_local_workers_on_several_gpus_without_dask_cuda_are_refused(monkeypatch) -> None:
+    """Without dask-cuda one worker would use the first GPU: not the two workers asked for."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_dask_cuda(name, *args, **kwargs):
+        if name == "dask_cuda":
+            raise ImportError("No module named 'dask_cuda'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask_cuda)
+    monkeypatch.setattr(local, "visible_gpu_count", lambda: 2)
+    monkeypatch.setattr(local, "_start_cpu_cluster", lambda *a, **k: pytest.fail("a CPU cluster was started"))
+    with pytest.raises(ClusterError, match=r"2 GPU\(s\) visible but dask-cuda is not installed"):
+        local.start_local_cluster(workers=2, device="auto")
