@@ -37,7 +37,7 @@ from hpc_classify.classifiers.aegis_prompt import (
     parse_aegis_response,
 )
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
-from hpc_classify.classifiers.llama_guard_base import LlamaGuardClassifier, check_name
+from hpc_classify.classifiers.llama_guard_base import DEFAULT_BATCH_SIZE, LlamaGuardClassifier, check_name
 from hpc_classify.classifiers.value_counts import TENTHS, count_values
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.llama_guard import (  # constants only: no torch at import
@@ -79,7 +79,7 @@ class AegisClassifier(LlamaGuardClassifier):
         aegis_variant: str = AEGIS_DEFENSIVE,
         token: str | bool | None = None,
         filter_by: list[str] | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
         text_field: str = "text",
         pred_column: str = "aegis_pred",
         raw_pred_column: str = "_aegis_raw_pred",
@@ -188,7 +188,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
     def __init__(
         self,
         token: str | bool | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
         text_field: str = "text",
         pred_column: str = "is_poisoned",
         prob_column: str = "instruction_data_guard_poisoning_score",

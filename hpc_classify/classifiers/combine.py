@@ -20,6 +20,12 @@ import pandas as pd
 Classifier = Any
 
 
+def text_fields(classifiers: Sequence[Classifier]) -> tuple[str, ...]:
+    """The text columns the classifiers read, in order, without repeats: a row is classified only when its
+    text is a string in every one of them (the driver reads files checking them all)."""
+    return tuple(dict.fromkeys(classifier.text_field for classifier in classifiers))
+
+
 def sharing_groups(engines: Sequence[Any], text_fields: Sequence[str]) -> list[list[int]]:
     """Indices of engines grouped by the tokenization they can share (singletons when they cannot)."""
     groups: dict[Any, list[int]] = {}
@@ -67,7 +73,7 @@ def predict_frames(
     the documents of all frames share the engine's length-sorted batches (several small files give full
     batches, not one short batch each). Each frame's texts must already be valid (`texts`): an error here
     is the whole group's (`source` names it)."""
-    fields = list(dict.fromkeys(classifier.text_field for classifier in classifiers))
+    fields = list(text_fields(classifiers))
     union = pd.concat([frame[fields] for frame in frames], ignore_index=True)
     # predict_together is looked up at call time (a module global), so a wrapper of it sees the group too.
     predicted = predict_together(classifiers, union, source=source)

@@ -15,6 +15,9 @@ from hpc_classify.models.llama_guard import CPU_MAX_DOCUMENTS, MAX_LENGTH  # con
 if TYPE_CHECKING:
     import torch
 
+# NeMo Curator 0.7.1's batch_size for both (documents per generate call); batch_size=None means it.
+DEFAULT_BATCH_SIZE = 64
+
 
 def check_name(**values: Any) -> None:
     for name, value in values.items():
@@ -56,6 +59,8 @@ class LlamaGuardClassifier(DistributedDataClassifier):
                 "which runs outside the compiled inference engine)",
                 hint="leave compile at auto (or false) for it",
             )
+        if kwargs.get("batch_size") is None:  # these batch by documents: None is the class default
+            kwargs["batch_size"] = DEFAULT_BATCH_SIZE
         # device_type="auto" is the default: let `device` (the CLI's --device, YAML device:) decide then.
         super().__init__(
             device_type=None if device_type == "auto" else device_type, max_tokens=MAX_LENGTH, **kwargs

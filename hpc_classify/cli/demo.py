@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workdir", default="demo-output", help="where the model and outputs go (default: %(default)s)"
     )
-    parser.add_argument("--workers", type=int, default=1, help="local Dask workers (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="local Dask workers (default: 1 on CPU, one per GPU)"
+    )
     parser.add_argument("--filter-by", nargs="+", default=None, help="keep only rows with these labels")
     parser.set_defaults(handler=run_demo)
 

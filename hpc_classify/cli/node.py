@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -48,13 +49,13 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
     )
     group.add_argument(
         "--worker-timeout",
-        type=float,
+        type=positive_seconds,
         default=argparse.SUPPRESS if suppress_defaults else 300.0,
         help="seconds to wait for the scheduler and for every node's workers (default 300)",
     )
     group.add_argument(
         "--death-timeout",
-        type=float,
+        type=positive_seconds,
         default=argparse.SUPPRESS if suppress_defaults else 60.0,
         help="seconds without rank 0 (its heartbeat file, its scheduler) after which the other nodes stop "
         "their workers, exit 3 (resumable) and requeue the job (default 60)",
@@ -90,12 +91,32 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
 
 def positive_int(text: str) -> int:
     """An argparse type: a whole number >= 1 (0 would silently become the default)."""
+    return _whole_number(text, minimum=1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    return _whole_number(text, minimum=0)
+
+
+def _whole_number(text: str, *, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, not {value}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0 (a negative or nan timeout fails inside the job)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, not {text!r}")
     return value
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import submitit
 
-from hpc_classify.cli.node import add_node_options, split_node_args
+from hpc_classify.cli.node import add_node_options, non_negative_int, positive_int, split_node_args
 
 # The signal submitit asks Slurm for (`--signal=USR2@<delay>`) and handles in the job.
 # How rank 0 reports the driver's exit code through submitit, whose failures reach `submit` as text only.
@@ -93,9 +93,13 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     job = parser.add_argument_group("job")
-    job.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
-    job.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node (default 0: CPU)")
-    job.add_argument("--time", type=int, default=60, metavar="MIN", help="time limit in minutes (default 60)")
+    job.add_argument("--nodes", type=positive_int, default=1, help="nodes (default 1)")
+    job.add_argument(
+        "--gpus-per-node", type=non_negative_int, default=0, help="GPUs per node (default 0: CPU)"
+    )
+    job.add_argument(
+        "--time", type=positive_int, default=60, metavar="MIN", help="time limit in minutes (default 60)"
+    )
     job.add_argument("--partition", help="Slurm partition")
     job.add_argument("--job-name", default="hpc-classify")
     job.add_argument(

@@ -3,13 +3,17 @@ else a LocalCluster of worker processes. Never imports torch: starting a cluster
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from typing import Any
 
-from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
 from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -43,6 +47,16 @@ def refuse_cuda_without_gpu(device: str, gpus: int, where: str, hint: str) -> No
         raise ConfigError(f"--device cuda but no GPU is visible on {where}", hint=hint)
 
 
+def refuse_workers_other_than_gpus(flag: str, workers: int | None, gpus: int, where: str, hint: str) -> None:
+    """GPU workers are one per visible GPU (dask-cuda on a local cluster, each Slurm node's launcher): another
+    count given (`flag`) would be changed without a word (locally) or never join (on Slurm), so it is refused."""
+    if gpus and workers is not None and workers != gpus:
+        raise ConfigError(
+            f"{flag} {workers} on {where}, which has {gpus} GPU(s): GPU nodes run one worker per visible GPU",
+            hint=hint,
+        )
+
+
 def start_local_cluster(
     workers: int | None = None,
     threads_per_worker: int | None = None,
@@ -62,8 +76,58 @@ def start_local_cluster(
         device, gpus, "this machine", hint="check CUDA_VISIBLE_DEVICES/nvidia-smi, or use --device cpu"
     )
     if gpus:
+        refuse_workers_other_than_gpus(
+            "--workers",
+            workers,
+            gpus,
+            "this machine",
+            hint="drop --workers (one worker per GPU), choose the GPUs with CUDA_VISIBLE_DEVICES, or pass "
+            "--device cpu for CPU workers",
+        )
         return _start_cuda_cluster(gpus, workers, threads_per_worker, protocol, required=device == "cuda")
     return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol)
+
+
+def check_cluster_arguments(
+    cluster_class: type, n_workers: Any, threads_per_worker: Any, cluster_kwargs: Mapping[str, Any]
+) -> None:
+    """Before a local cluster starts: n_workers and threads_per_worker >= 1 (None: the default), and every
+    keyword one that `cluster_class`, or the Nanny and Worker it hands the others to, takes. Otherwise 0
+    workers wait 30 s for a worker that never joins, 0 threads become dask's default, and a misspelt keyword
+    ends in a worker's traceback that never names it."""
+    for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(
+                f"{name} must be a whole number >= 1, not {value!r}", hint=f"leave {name} out for the default"
+            )
+    accepted = cluster_keywords(cluster_class)
+    unknown = [name for name in cluster_kwargs if name not in accepted]
+    if unknown:
+        close = [match for name in unknown for match in difflib.get_close_matches(name, accepted, n=1)]
+        raise UnexpectedArgumentError(
+            f"unknown cluster argument(s) {', '.join(map(repr, unknown))}: {cluster_class.__name__} takes no "
+            "such keyword, nor do the Nanny and Worker it passes keywords on to",
+            hint=f"did you mean {', '.join(map(repr, close))}?"
+            if close
+            else f"see {cluster_class.__name__}'s parameters in the Dask documentation",
+        )
+
+
+@functools.cache
+def cluster_keywords(cluster_class: type) -> frozenset[str]:
+    """The keyword names `cluster_class(...)` accepts: its own (and its bases'), and those it forwards to its
+    workers (Nanny's and Worker's, with their bases')."""
+    from distributed import Nanny, Worker
+
+    names: set[str] = set()
+    for cls in (*cluster_class.__mro__, *Nanny.__mro__, *Worker.__mro__):
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        for parameter in list(inspect.signature(init).parameters.values())[1:]:
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                names.add(parameter.name)
+    return frozenset(names)
 
 
 def _start_cpu_cluster(
@@ -72,6 +136,7 @@ def _start_cpu_cluster(
     """A LocalCluster of worker processes; `cluster_kwargs` (LocalCluster's own options) override ours."""
     from distributed import LocalCluster
 
+    check_cluster_arguments(LocalCluster, workers, threads_per_worker, cluster_kwargs)
     threads = torch_threads(available_cores(), workers or available_cores())
     logger.info(
         "starting a local CPU cluster: %s worker process(es) x %d thread(s), %d torch thread(s) each, protocol %s",
@@ -106,7 +171,7 @@ def _start_cuda_cluster(
     try:
         from dask_cuda import LocalCUDACluster
     except ImportError as exc:
-        if required:
+        if required or (workers or 1) > 1:  # without it one worker on the first GPU, not the --workers given
             raise ClusterError(
                 f"{gpus} GPU(s) visible but dask-cuda is not installed ({exc})",
                 hint="pip install 'hpc-classify[gpu]', or run with --device cpu",
@@ -115,7 +180,7 @@ def _start_cuda_cluster(
             "%d GPU(s) visible but dask-cuda is missing: one local worker will use the first GPU", gpus
         )
         return _start_cpu_cluster(1, threads_per_worker or 1, protocol)
-    n_workers = min(workers or gpus, gpus)
+    n_workers = gpus  # start_local_cluster refused another --workers
     logger.info(
         "starting a local dask-cuda cluster: %d worker(s), one per GPU, protocol %s", n_workers, protocol
     )

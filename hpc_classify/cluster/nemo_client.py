@@ -15,7 +15,12 @@ import os
 from typing import Any
 
 from hpc_classify.cluster.connect import check_client_protocol
-from hpc_classify.cluster.local import _start_cpu_cluster, keep_restarting_local_workers, visible_gpu_count
+from hpc_classify.cluster.local import (
+    _start_cpu_cluster,
+    check_cluster_arguments,
+    keep_restarting_local_workers,
+    visible_gpu_count,
+)
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.worker_env import quiet_ucx_here
 
@@ -141,6 +146,7 @@ def start_dask_gpu_local_cluster(
             f"a GPU cluster needs dask-cuda ({exc})",
             hint="pip install 'hpc-classify[gpu]' on a GPU node, or use cluster_type='cpu'",
         ) from exc
+    check_cluster_arguments(LocalCUDACluster, None, None, cluster_kwargs)
     protocol = dask_protocol(protocol)
     if nvlink_only and protocol == "ucxx":
         nvlink = {"enable_tcp_over_ucx": True, "enable_nvlink": True, "enable_infiniband": False}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -24,7 +25,11 @@ from typing import Any
 from hpc_classify.cluster.connect import retire_and_shut_down
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
-from hpc_classify.cluster.local import refuse_cuda_without_gpu, visible_gpu_count
+from hpc_classify.cluster.local import (
+    refuse_cuda_without_gpu,
+    refuse_workers_other_than_gpus,
+    visible_gpu_count,
+)
 from hpc_classify.cluster.node_files import log_tail, read_json
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.other_rank import OtherRankRole
@@ -59,6 +64,28 @@ class NodeOptions:
     heartbeat_interval: float = 5.0  # rank 0 rewrites <job dir>/heartbeat.json this often
     poll_interval: float = 0.2
     shutdown_poll_interval: float = 1.0  # other ranks: how often to look for rank 0's shutdown file
+
+    def __post_init__(self) -> None:
+        seconds = (
+            "worker_timeout",
+            "death_timeout",
+            "heartbeat_interval",
+            "poll_interval",
+            "shutdown_poll_interval",
+        )
+        for name in seconds:  # a negative or nan timeout would fail inside the job, after it was queued
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ConfigError(f"{name} must be a finite number of seconds > 0, not {value!r}")
+        for name in ("workers_per_node", "threads_per_worker"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a whole number >= 1, not {value!r}")
 
 
 def run_node(
@@ -150,13 +177,14 @@ class NodeLauncher(OtherRankRole):
         refuse_gpu_worker_options(
             opts.rmm_pool_size, opts.enable_cudf_spill, gpus=gpus, device=opts.device, node_name=node
         )
-        if gpus and opts.workers_per_node not in (None, gpus):
-            raise ConfigError(
-                f"--workers-per-node {opts.workers_per_node} on {node}, which has {gpus} "
-                "GPU(s): GPU nodes run one worker per visible GPU",
-                hint="drop --workers-per-node on GPU nodes (ask Slurm for the GPUs you want with "
-                "--gpus-per-node), or pass --device cpu for CPU workers",
-            )
+        refuse_workers_other_than_gpus(
+            "--workers-per-node",
+            opts.workers_per_node,
+            gpus,
+            node,
+            hint="drop --workers-per-node on GPU nodes (ask Slurm for the GPUs you want with "
+            "--gpus-per-node), or pass --device cpu for CPU workers",
+        )
 
     # ----- rank 0 ----------------------------------------------------------------------------
     def run_rank0(

@@ -16,6 +16,46 @@ from hpc_classify.errors import ClusterError, ConfigError
 logger = logging.getLogger(__name__)
 
 
+# sbatch parameters the job sets itself (key as `parse_sbatch_params` writes it), and the remedy: an --sbatch of
+# one would override it without a word, so it is refused.
+_ONE_TASK = (
+    "leave it out: the job runs one task per node, which starts the node's workers (--workers-per-node)"
+)
+_LOGS = "leave it out: submitit's logs go to its job folder (--submitit-dir)"
+SET_BY_SUBMIT = {
+    "nodes": "use --nodes",
+    "time": "use --time (minutes)",
+    "partition": "use --partition",
+    "gpus_per_node": "use --gpus-per-node",
+    "job_name": "use --job-name",
+    "ntasks_per_node": _ONE_TASK,
+    "tasks_per_node": _ONE_TASK,
+    "ntasks": _ONE_TASK,
+    "signal": "leave it out: submitit's warning (USR2, 300 s before the time limit) drains the run",
+    "no_kill": "leave it out: a lost node other than rank 0's must not end the job",
+    "output": _LOGS,
+    "error": _LOGS,
+    "open_mode": _LOGS,
+}
+
+
+def sbatch_key(key: str) -> str:
+    """An sbatch parameter's name as submitit takes it: no leading dashes, "_" for "-"."""
+    return key.strip().lstrip("-").replace("-", "_")
+
+
+def refuse_sbatch_set_by_submit(sbatch: dict[str, Any]) -> None:
+    """ConfigError naming each --sbatch KEY that the job sets itself, and what to do instead."""
+    clashes = [sbatch_key(key) for key in sbatch if sbatch_key(key) in SET_BY_SUBMIT]
+    if clashes:
+        names = ", ".join(key.replace("_", "-") for key in clashes)
+        raise ConfigError(
+            f"--sbatch {names}: `hpc-classify submit` sets {'these' if len(clashes) > 1 else 'it'} itself "
+            "(an --sbatch value would silently override the job's own)",
+            hint="; ".join(f"{key.replace('_', '-')}: {SET_BY_SUBMIT[key]}" for key in clashes),
+        )
+
+
 @dataclass(frozen=True)
 class SubmitOptions:
     folder: str  # submitit's folder for the job (%j: its id), job_layout.submitit_job_folder
@@ -31,8 +71,16 @@ class SubmitOptions:
     sbatch: dict[str, Any] = field(default_factory=dict)  # extra sbatch parameters (key without --)
 
     def __post_init__(self) -> None:
-        if self.nodes < 1:
-            raise ConfigError(f"--nodes must be >= 1, not {self.nodes}")
+        for flag, value, minimum in (
+            ("--nodes", self.nodes, 1),
+            ("--gpus-per-node", self.gpus_per_node, 0),
+            ("--time", self.time_min, 1),
+            ("signal_delay_s", self.signal_delay_s, 0),
+            ("max_requeues", self.max_requeues, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{flag} must be a whole number >= {minimum}, not {value!r}")
+        refuse_sbatch_set_by_submit(self.sbatch)
         if self.local and self.nodes != 1:
             raise ConfigError("--local runs on one node only", hint="drop --nodes, or submit to Slurm")
         slurm_only = [
@@ -102,7 +150,7 @@ def parse_sbatch_params(pairs: list[str]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        key = key.strip().lstrip("-").replace("-", "_")
+        key = sbatch_key(key)
         if not key:
             raise ConfigError(
                 f"bad --sbatch parameter {pair!r}", hint="use KEY=VALUE, e.g. --sbatch account=abc"

@@ -180,6 +180,12 @@ class DocumentDataset:
                 f"from_pandas(name={name!r}) is not supported: dask.dataframe.from_pandas no longer takes a name",
                 hint="leave name out",
             )
+        for argument, value in (("npartitions", npartitions), ("chunksize", chunksize)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(
+                    f"from_pandas: {argument} must be a whole number >= 1, not {value!r}",
+                    hint="npartitions=N cuts the frame into N partitions; chunksize=N into partitions of N rows",
+                )
         if chunksize is not None and npartitions == 1:
             npartitions = None  # NeMo's default npartitions=1 with a chunksize: the chunksize decides
         with dask.config.set({"dataframe.convert-string": False}):

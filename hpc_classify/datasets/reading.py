@@ -124,6 +124,7 @@ def read_frame_and_sources(
     """The dataframe, and the paths of the files behind each partition (with add_filename; a file cut into
     pieces is behind each of its pieces' partitions)."""
     refuse_json_documents(file_type)
+    columns = column_list(columns)
     kind = file_type
     if kind not in FILE_TYPES:
         raise DataLayoutError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
@@ -171,11 +172,18 @@ def refuse_reader_kwargs(function: str, kwargs: Mapping[str, Any]) -> None:
         )
 
 
+def column_list(columns: str | Sequence[str] | None) -> list[str] | None:
+    """`columns` as a list: one name given as a string is that one column (as in pandas), not its letters."""
+    if columns is None:
+        return None
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
 def select_columns(df: Any, columns: Sequence[str] | None, filetype: str, add_filename: bool | str) -> Any:
     """NeMo's `select_columns`: only `columns` (plus the file name column, when there is one)."""
     if columns is None:
         return df
-    wanted = list(columns)
+    wanted = column_list(columns)
     column = filename_column(add_filename)
     if column and column not in wanted:
         wanted.append(column)

@@ -44,9 +44,10 @@ def classify_files(
     an error that stops the whole task (the worker dies) reaches the driver as the task's error."""
     outcomes: dict[str, FileOutcome] = {}
     reads: list[InputRead] = []
+    fields = combine.text_fields(classifiers)  # every classifier's: a row bad in any is bad for all
     for input_file in input_files:
         try:
-            read = read_input(input_file, classifiers[0].text_field, settings.on_bad_row)
+            read = read_input(input_file, fields, settings.on_bad_row)
             for classifier in classifiers:  # the file's own text errors, before it joins the batches
                 classifier.texts(read.result.frame, input_file.path)
             reads.append(read)

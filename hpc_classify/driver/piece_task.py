@@ -47,10 +47,11 @@ def classify_pieces(
     work: PieceWork, classifiers: Sequence[Any], settings: FileSettings
 ) -> Iterator[CompletionMarker]:
     """Classify the work's piece(s), yielding each piece's marker once it is written."""
-    from hpc_classify.classifiers.combine import predict_together
+    from hpc_classify.classifiers.combine import predict_together, text_fields
 
     input_file = work.input_file
-    for index, started, result, extra in _read_pieces(work, classifiers[0].text_field, settings.on_bad_row):
+    fields = text_fields(classifiers)  # every classifier's: a row bad in any is bad for all
+    for index, started, result, extra in _read_pieces(work, fields, settings.on_bad_row):
         stat = check_unchanged(input_file.path, work.layout)
         read = InputRead(input_file, started, stat, None, result)
         predicted = predict_together(classifiers, result.frame, source=f"{input_file.path} (piece {index})")
@@ -59,7 +60,7 @@ def classify_pieces(
 
 
 def _read_pieces(
-    work: PieceWork, text_field: str, on_bad_row: str
+    work: PieceWork, text_field: Sequence[str], on_bad_row: str
 ) -> Iterator[tuple[int, float, ReadResult, dict]]:
     path = work.input_file.path
     if work.piece is not None:

@@ -27,6 +27,7 @@ from hpc_classify.driver.input_changes import VANISHED, InputChange
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import PieceWork
 from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.driver.worker_gpus import workers_see_gpus
 from hpc_classify.io.formats import format_of
 from hpc_classify.io.hashing import HashCancelled, file_sha256
 from hpc_classify.io.markers import CompletionMarker, marker_path
@@ -75,18 +76,8 @@ def default_piece_bytes(device: str, client: Any = None) -> int:
     """The --piece-bytes default for the workers' device: "cuda", "cpu", or for "auto" the GPUs the workers
     of `client` see (the driver may run on a login node without any)."""
     if device == "auto":
-        return GPU_PIECE_BYTES if _workers_see_gpus(client) else CPU_PIECE_BYTES
+        return GPU_PIECE_BYTES if workers_see_gpus(client) else CPU_PIECE_BYTES
     return GPU_PIECE_BYTES if device == "cuda" else CPU_PIECE_BYTES
-
-
-def _workers_see_gpus(client: Any) -> bool:
-    """Whether every worker that answers sees a GPU; with no worker yet, whether the driver's node does (the
-    Slurm launchers run the driver on one of the workers' nodes)."""
-    from hpc_classify.cluster.local import visible_gpu_count
-
-    answers = client.run(visible_gpu_count, on_error="return") if client is not None else {}
-    counts = [n for n in answers.values() if isinstance(n, int)]  # a worker that failed to answer: unknown
-    return all(counts) if counts else bool(visible_gpu_count())
 
 
 class PieceScheduler:

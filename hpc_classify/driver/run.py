@@ -40,6 +40,7 @@ from hpc_classify.driver.plan import (
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.text_field_check import check_text_fields
+from hpc_classify.driver.worker_gpus import refuse_gpu_settings_without_gpus
 from hpc_classify.errors import ConfigError, OutputDirectoryError
 from hpc_classify.stop_request import StopRequest
 
@@ -228,6 +229,7 @@ def _classify(
             info["workers"],
             info["dashboard"],
         )
+        refuse_gpu_settings_without_gpus(config.classifiers, client)
         piece_bytes = config.piece_bytes
         if piece_bytes is None:
             piece_bytes = default_piece_bytes(config.device, client)

@@ -63,8 +63,9 @@ class InputRead:
     result: ReadResult
 
 
-def read_input(input_file: InputFile, text_field: str, on_bad_row: str) -> InputRead:
-    """Read `input_file` (InputFileError for bad rows under on_bad_row="error")."""
+def read_input(input_file: InputFile, text_field: str | Sequence[str], on_bad_row: str) -> InputRead:
+    """Read `input_file` (InputFileError for bad rows under on_bad_row="error"), checking the text of
+    every field in `text_field` (the run's classifiers': a row bad in any of them is bad for all)."""
     started = time.time()
     stat = os.stat(input_file.path)
     # Before the read: a file rewritten meanwhile then differs from its marker, and the next resume sees it.

@@ -22,12 +22,14 @@ from hpc_classify.io.rows import (
     Piece,
     ReadResult,
     StreamPiece,
+    TextFields,
     as_pandas_reads_it,
     corrupt_file_error,
     import_cudf,
     is_blank_line,
     parse_jsonl_lines,
     records_to_frame,
+    text_fields,
 )
 
 _COPY_CHUNK = 8 << 20
@@ -56,9 +58,10 @@ class JsonlFormat:
         return corrupt_file_error(path, self.compression or "text", exc)
 
     def read(
-        self, path: str, text_field: str | None, on_bad_row: str, columns: Sequence[str] | None = None
+        self, path: str, text_field: TextFields, on_bad_row: str, columns: Sequence[str] | None = None
     ) -> ReadResult:
-        """The whole file (text_field=None: objects only, no text checks), rows indexed by file position."""
+        """The whole file (text_field=None: objects only, no text checks; several: each checked), rows
+        indexed by file position."""
         try:
             with open_decompressed(path) as stream:
                 records, bad, positions = parse_jsonl_lines(path, stream, text_field, on_bad_row)
@@ -92,7 +95,7 @@ class JsonlFormat:
         self,
         path: str,
         piece: Piece,
-        text_field: str | None,
+        text_field: TextFields,
         on_bad_row: str,
         columns: Sequence[str] | None,
     ) -> ReadResult:
@@ -117,7 +120,7 @@ class JsonlFormat:
         path: str,
         piece_bytes: int,
         *,
-        text_field: str | None,
+        text_field: TextFields,
         on_bad_row: str,
         first_index: int,
         skip_lines: int,
@@ -173,15 +176,14 @@ def _result(
     records: list[dict],
     bad: list,
     positions: list[int],
-    text_field: str | None,
+    text_field: TextFields,
     columns: Sequence[str] | None,
 ) -> ReadResult:
     frame = records_to_frame(records, text_field)
     frame.index = pd.RangeIndex(0) if not positions else pd.Index(positions, dtype="int64")
     if columns is not None:
         keep = [c for c in columns if c in frame.columns]
-        if text_field is not None and text_field in frame.columns and text_field not in keep:
-            keep.append(text_field)
+        keep += [f for f in text_fields(text_field) if f in frame.columns and f not in keep]
         frame = frame[keep]
     return ReadResult(frame=frame, bad_rows=bad)
 

@@ -16,10 +16,12 @@ from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.rows import (
     Piece,
     ReadResult,
+    TextFields,
     check_parquet_table,
     corrupt_file_error,
     import_cudf,
     table_to_frame,
+    text_fields,
 )
 
 _PARQUET_BATCH_ROWS = 8192  # rows decoded at a time inside a row group larger than a piece
@@ -40,16 +42,15 @@ class ParquetFormat:
         return corrupt_file_error(path, "Parquet", exc)
 
     def read(
-        self, path: str, text_field: str | None, on_bad_row: str, columns: Sequence[str] | None = None
+        self, path: str, text_field: TextFields, on_bad_row: str, columns: Sequence[str] | None = None
     ) -> ReadResult:
-        """The whole file with its text field checked, rows indexed by file position."""
-        table = self._read_table(
-            path, None if columns is None else list(dict.fromkeys([*columns, text_field]))
-        )
+        """The whole file with its text field(s) checked, rows indexed by file position."""
+        fields = text_fields(text_field)
+        table = self._read_table(path, None if columns is None else list(dict.fromkeys([*columns, *fields])))
         frame, bad = check_parquet_table(path, table, text_field, on_bad_row)
         if columns is not None:
             wanted = [c for c in columns if c in frame.columns]
-            frame = frame[wanted if text_field in wanted else [*wanted, text_field]]
+            frame = frame[wanted + [f for f in fields if f not in wanted]]
         return ReadResult(frame=frame, bad_rows=bad)
 
     def read_frame(self, path: str, columns: Sequence[str] | None) -> pd.DataFrame:
@@ -106,7 +107,7 @@ class ParquetFormat:
         self,
         path: str,
         piece: Piece,
-        text_field: str | None,
+        text_field: TextFields,
         on_bad_row: str,
         columns: Sequence[str] | None,
     ) -> ReadResult:
@@ -118,8 +119,7 @@ class ParquetFormat:
             wanted = None
             if columns is not None:
                 present = set(parquet.schema_arrow.names)
-                extra = [text_field] if text_field else []
-                wanted = [c for c in dict.fromkeys([*columns, *extra]) if c in present]
+                wanted = [c for c in dict.fromkeys([*columns, *text_fields(text_field)]) if c in present]
             tables = list(_parquet_rows(parquet, piece.start, piece.stop, wanted))
             table = pa.concat_tables(tables) if tables else parquet.schema_arrow.empty_table()
             if wanted is not None and not tables:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 from hpc_classify.errors import ConfigError
 from hpc_classify.io.formats import format_of
-from hpc_classify.io.rows import Piece, ReadResult, StreamPiece, check_bad_row_policy
+from hpc_classify.io.rows import Piece, ReadResult, StreamPiece, TextFields, check_bad_row_policy
 
 __all__ = ["Piece", "StreamPiece", "is_streamed", "iter_stream_pieces", "plan_pieces", "read_piece"]
 
@@ -39,7 +39,7 @@ def read_piece(
     path: str,
     piece: Piece,
     *,
-    text_field: str | None = "text",
+    text_field: TextFields = "text",
     on_bad_row: str = "error",
     columns: Sequence[str] | None = None,
 ) -> ReadResult:
@@ -53,7 +53,7 @@ def iter_stream_pieces(
     path: str,
     piece_bytes: int,
     *,
-    text_field: str | None = "text",
+    text_field: TextFields = "text",
     on_bad_row: str = "error",
     first_index: int = 0,
     skip_lines: int = 0,

@@ -19,6 +19,7 @@ from hpc_classify.io.rows import (  # noqa: F401  (BadRow, BAD_ROW_HINT, import_
     BAD_ROW_HINT,
     BadRow,
     ReadResult,
+    TextFields,
     check_bad_row_policy,
     import_cudf,
     require_file,
@@ -35,14 +36,14 @@ FILE_ROWS = "hpc_classify.file_rows"
 def read_documents(
     path: str,
     *,
-    text_field: str = "text",
+    text_field: TextFields = "text",
     on_bad_row: str = "error",
     columns: Sequence[str] | None = None,
 ) -> ReadResult:
-    """Read `path` and check each row has a string `text_field`.
+    """Read `path` and check each row has a string `text_field` (several fields: a string in each).
 
     on_bad_row="error" raises InputFileError at the first bad row; "skip" returns bad rows in `bad_rows`.
-    `columns` (optional) limits the frame to these columns; the text field is always kept.
+    `columns` (optional) limits the frame to these columns; the text field(s) are always kept.
     """
     check_bad_row_policy(on_bad_row)
     require_file(path)

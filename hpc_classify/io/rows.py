@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,19 @@ from hpc_classify.config import BAD_ROW_POLICIES
 from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
 
 BAD_ROW_HINT = "fix the row, or run with --on-bad-row skip to quarantine bad rows"
+
+# The text field(s) a reader checks: None (objects only), one name, or several (classifiers reading other
+# fields of one file): a row whose text is bad in any of them is a bad row, set aside for all of them.
+TextFields = str | Sequence[str] | None
+
+
+def text_fields(text_field: TextFields) -> tuple[str, ...]:
+    """The names `text_field` stands for, in order, without repeats (None: none)."""
+    if text_field is None:
+        return ()
+    if isinstance(text_field, str):
+        return (text_field,)
+    return tuple(dict.fromkeys(text_field))
 
 
 @dataclass(frozen=True)
@@ -107,15 +120,17 @@ def corrupt_file_error(path: str, kind: str, exc: BaseException) -> InputFileErr
 def parse_jsonl_lines(
     path: str,
     lines: Iterable[bytes],
-    text_field: str | None,
+    text_field: TextFields,
     on_bad_row: str,
     *,
     first_lineno: int = 1,
     first_position: int = 0,
 ) -> tuple[list[dict], list[BadRow], list[int]]:
     """Parse raw lines of `path` (the first one is line `first_lineno` of the file, and the file's row
-    `first_position` unless blank); text_field=None skips the text checks (objects are still required).
-    Also returns each good record's 0-based position among the file's non-blank lines."""
+    `first_position` unless blank); text_field=None skips the text checks (objects are still required),
+    several fields check each. Also returns each good record's 0-based position among the file's non-blank
+    lines."""
+    fields = text_fields(text_field)
     records: list[dict] = []
     bad: list[BadRow] = []
     positions: list[int] = []
@@ -125,7 +140,7 @@ def parse_jsonl_lines(
             continue  # blank lines carry no document: not counted as bad
         position += 1
         raw = without_bom(raw, lineno)
-        record, reason = _parse_line(raw, text_field)
+        record, reason = _parse_line(raw, fields)
         if reason is None:
             records.append(record)
             positions.append(position)
@@ -136,7 +151,7 @@ def parse_jsonl_lines(
     return records, bad, positions
 
 
-def _parse_line(raw: bytes, text_field: str | None) -> tuple[Any, str | None]:
+def _parse_line(raw: bytes, fields: tuple[str, ...]) -> tuple[Any, str | None]:
     """Return (record, None) for a good line, else (None, reason)."""
     try:
         decoded = raw.decode("utf-8")  # strict: a bad byte is a bad row, never silently replaced
@@ -149,8 +164,8 @@ def _parse_line(raw: bytes, text_field: str | None) -> tuple[Any, str | None]:
         return None, f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
     if not isinstance(record, dict):
         return None, f"not a JSON object (a JSON {_json_type(record)})"
-    if text_field is not None:
-        reason = _text_problem(record, text_field)
+    for name in fields:
+        reason = _text_problem(record, name)
         if reason is not None:
             return None, reason
     return record, None
@@ -188,10 +203,10 @@ def _raw_text(raw: bytes) -> str:
     return raw.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
 
 
-def records_to_frame(records: list[dict], text_field: str | None) -> pd.DataFrame:
+def records_to_frame(records: list[dict], text_field: TextFields) -> pd.DataFrame:
     if not records:
-        # An empty file is valid: zero rows, but the text column exists so downstream code can rely on it.
-        return pd.DataFrame({text_field: pd.Series([], dtype="str")}) if text_field else pd.DataFrame()
+        # An empty file is valid: zero rows, but the text columns exist so downstream code can rely on them.
+        return pd.DataFrame({name: pd.Series([], dtype="str") for name in text_fields(text_field)})
     # from_records on dicts: columns are the union of keys in first-seen order, rows in file order.
     frame = pd.DataFrame.from_records(records)
     for name in frame.columns[frame.dtypes == "float64"]:
@@ -231,40 +246,56 @@ def table_to_frame(table: Any) -> pd.DataFrame:
 
 
 def check_parquet_table(
-    path: str, table: Any, text_field: str, on_bad_row: str, *, first_row: int = 0
+    path: str, table: Any, text_field: TextFields, on_bad_row: str, *, first_row: int = 0
 ) -> tuple[pd.DataFrame, list[BadRow]]:
-    """Check the text field of a pyarrow table read from `path` (its first row is the file's row
+    """Check the text field(s) of a pyarrow table read from `path` (its first row is the file's row
     `first_row`, 0-based): the good rows as a frame indexed by file row, and the bad ones."""
     import pyarrow as pa
+
+    fields = text_fields(text_field)
+    reasons: list[str | None] = [None] * table.num_rows  # each row's first problem
+    for name in fields:
+        table = _text_as_plain_strings(table, name)
+        for i, problem in enumerate(_parquet_problems(table, name)):
+            if problem is not None and reasons[i] is None:
+                reasons[i] = problem
+    bad_rows = [i for i, reason in enumerate(reasons) if reason is not None]
+    if bad_rows and on_bad_row == "error":
+        raise InputFileError(path, reasons[bad_rows[0]], line=first_row + bad_rows[0] + 1, hint=BAD_ROW_HINT)
+    bad = [BadRow(first_row + i + 1, reasons[i], _row_json(table, i)) for i in bad_rows]
+    if bad_rows:
+        table = table.filter(pa.array([reason is None for reason in reasons]))
+    frame = table_to_frame(table)
+    frame.index = pd.Index(
+        [first_row + i for i, reason in enumerate(reasons) if reason is None], dtype="int64"
+    )
+    for name in fields:
+        if name not in frame.columns:
+            frame[name] = pd.Series([], dtype="str")  # only reachable with zero rows left
+    return frame, bad
+
+
+def _text_as_plain_strings(table: Any, field: str) -> Any:
+    """pandas writes a categorical text column dictionary-encoded: the same strings, made plain."""
+    if field in table.column_names and _is_string_dictionary(table.schema.field(field).type):
+        index = table.column_names.index(field)
+        table = table.set_column(
+            index, field, table.column(index).cast(table.schema.field(index).type.value_type)
+        )
+    return table
+
+
+def _parquet_problems(table: Any, field: str) -> list[str | None]:
+    """Each row's problem with its text `field` (None: a string)."""
     import pyarrow.compute as pc
 
-    if text_field in table.column_names and _is_string_dictionary(table.schema.field(text_field).type):
-        # pandas writes a categorical text column dictionary-encoded: the same strings
-        index = table.column_names.index(text_field)
-        table = table.set_column(
-            index, text_field, table.column(index).cast(table.schema.field(index).type.value_type)
-        )
-    if text_field not in table.column_names:
-        problem = f"missing text field {text_field!r}"
-        bad_mask = [True] * table.num_rows
-    elif not _is_string_type(table.schema.field(text_field).type):
-        problem = f"text field {text_field!r} has type {table.schema.field(text_field).type}, not string"
-        bad_mask = [True] * table.num_rows
-    else:
-        problem = f"text field {text_field!r} is null"
-        bad_mask = pc.is_null(table.column(text_field)).to_pylist()
-    bad_rows = [i for i, is_bad in enumerate(bad_mask) if is_bad]
-    if bad_rows and on_bad_row == "error":
-        raise InputFileError(path, problem, line=first_row + bad_rows[0] + 1, hint=BAD_ROW_HINT)
-    bad = [BadRow(first_row + i + 1, problem, _row_json(table, i)) for i in bad_rows]
-    if bad_rows:
-        keep = pa.array([not b for b in bad_mask])
-        table = table.filter(keep)
-    frame = table_to_frame(table)
-    frame.index = pd.Index([first_row + i for i, is_bad in enumerate(bad_mask) if not is_bad], dtype="int64")
-    if text_field not in frame.columns:
-        frame[text_field] = pd.Series([], dtype="str")  # only reachable with zero rows left
-    return frame, bad
+    if field not in table.column_names:
+        return [f"missing text field {field!r}"] * table.num_rows
+    field_type = table.schema.field(field).type
+    if not _is_string_type(field_type):
+        return [f"text field {field!r} has type {field_type}, not string"] * table.num_rows
+    problem = f"text field {field!r} is null"
+    return [problem if is_null else None for is_null in pc.is_null(table.column(field)).to_pylist()]
 
 
 def _is_string_type(arrow_type) -> bool:

@@ -240,3 +240,25 @@ def test_a_bad_row_is_reported_once_and_reads_well(tmp_path, tiny_domain_model):
         f"{tmp_path / 'in' / 'part-000.jsonl'}:3: invalid JSON (Unterminated string starting at column 21)"
     )
     assert result.stderr.count(message) == 1, result.stderr[-3000:]
+
+
+def test_max_mem_gb_on_cpu_workers_is_one_setting_error_not_a_failure_per_file(tmp_path, tiny_domain_model):
+    """device auto (the default) runs on the CPU where the workers have no GPU: max_mem_gb, a GPU memory
+    limit, is refused once, before any file is submitted, instead of failing every file in turn."""
+    make_corpus(tmp_path / "in", n_files=3, docs_per_file=2)
+    config = tmp_path / "mem.yaml"
+    config.write_text(
+        f"input: {tmp_path / 'in'}\noutput: {tmp_path / 'out'}\nmax_retries: 0\n"
+        f"classifiers:\n  - classifier: domain\n    model: {tiny_domain_model}\n    max_mem_gb: 4\n"
+    )
+
+    result = run_cli(["run", "--config", str(config), "--workers", "1", "--threads-per-worker", "1"])
+
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert error_lines(result)[-1] == (
+        "hpc-classify run: error: max_mem_gb=4 was given for DomainClassifier (device 'auto'), but the workers "
+        "of this run have no GPU: max_mem_gb limits GPU memory; HINT: leave max_mem_gb out on CPU workers, or "
+        "run on GPU workers (a GPU node; --gpus-per-node with `hpc-classify submit`)"
+    )
+    assert not (tmp_path / "out" / "failures.jsonl").exists()
+    assert not (tmp_path / "out" / "_markers").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from driver_support import (
     all_ids,
     cli_env,
@@ -178,3 +179,48 @@ def test_bad_rows_are_quarantined_with_skip(tmp_path, tiny_domain_model):
         assert all(r["reason"] for r in rows)
     s = summary(output)
     assert (s["rows_bad"], s["documents_in"]) == (3, len(all_ids(expected)))
+
+
+@pytest.mark.parametrize("piece_bytes", ["0", "300"])  # the file whole (in a group), or cut into pieces
+def test_skip_sets_aside_rows_bad_in_any_classifiers_text_field(tmp_path, tiny_domain_model, piece_bytes):
+    """Two classifiers reading different fields: a row whose second field is null, missing or not a string is
+    quarantined (for both), not the whole file failed; the counts cover rows bad in either field."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    good = [{"id": f"g{i}", "text": f"sports game {i}", "prompt": f"a game {i}"} for i in range(6)]
+    bad = [
+        {"id": "null-prompt", "text": "sports", "prompt": None},
+        {"id": "no-prompt", "text": "sports"},
+        {"id": "number-prompt", "text": "sports", "prompt": 7},
+        {"id": "null-text", "text": None, "prompt": "a game"},
+    ]
+    rows = [good[0], bad[0], *good[1:3], bad[1], good[3], bad[2], *good[4:], bad[3]]
+    (inputs / "a.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = tmp_path / "two.yaml"
+    config.write_text(
+        f"input: {inputs}\noutput: {output}\non_bad_row: skip\ndevice: cpu\npiece_bytes: {piece_bytes}\n"
+        "classifiers:\n"
+        f"  - classifier: domain\n    model: {tiny_domain_model}\n"
+        f"  - classifier: domain\n    model: {tiny_domain_model}\n    text_field: prompt\n"
+        "    pred_column: prompt_pred\n"
+    )
+
+    result = run_cli(["run", "--config", str(config), "--workers", "1", "--threads-per-worker", "1"])
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = read_jsonl(output / "a.jsonl")
+    assert [row["id"] for row in written] == [row["id"] for row in good]
+    assert all(row["domain_pred"] and row["prompt_pred"] for row in written)
+    quarantined = {
+        json.loads(row["raw"])["id"]: row for row in read_jsonl(output / "_a.jsonl.quarantine.jsonl")
+    }
+    assert sorted(quarantined) == sorted(row["id"] for row in bad)
+    assert quarantined["null-prompt"]["reason"] == "text field 'prompt' is null"
+    assert quarantined["no-prompt"]["reason"] == "missing text field 'prompt'"
+    assert quarantined["number-prompt"]["reason"] == "text field 'prompt' is a JSON number, not a string"
+    assert quarantined["null-text"]["reason"] == "text field 'text' is null"
+    assert [quarantined[row["id"]]["line"] for row in bad] == [2, 5, 7, 10]
+    s = summary(output)
+    assert (s["rows_bad"], s["documents_in"], s["documents_out"]) == (4, 6, 6)
+    pieces = read_marker(marker_path(str(output), "a.jsonl")).extra.get("pieces", [])
+    assert (len(pieces) > 1) == (piece_bytes != "0")

@@ -23,6 +23,7 @@ from hpc_classify.classifiers.aegis import (
 )
 from hpc_classify.classifiers.base import check_classifiers
 from hpc_classify.errors import ConfigError, ModelNotAvailableError
+from hpc_classify.models.llama_guard import CPU_MAX_DOCUMENTS
 
 # NeMo Curator v0.7.1 (d0cc62de), nemo_curator/utils/aegis_utils.py: sha256 of `unsafe_categories`.
 NEMO_CATEGORIES_SHA256 = "ab5834f6f0e83fd79597eff3912ad225e36e13f1167fbf90ba4134ac64c181a9"
@@ -255,3 +256,17 @@ def test_batches_are_planned_longest_first_within_the_limits():
     assert batches == [[1, 3], [2, 4], [0]]
     assert [b.tolist() for b in plan_batches([500, 10], max_documents=4, token_budget=100)] == [[0], [1]]
     assert sorted(np.concatenate(batches).tolist()) == list(range(5))
+
+
+def test_batch_size_none_is_nemos_default_for_the_llama_guard_classifiers():
+    """batch_size=None was accepted, then a raw TypeError at the first batch on CPU."""
+    import torch
+
+    for cls in (AegisClassifier, InstructionDataGuardClassifier):
+        classifier = cls(batch_size=None, device_type="cpu")
+        assert classifier.batch_size == 64 == dict(_nemo_part(cls, 12))["batch_size"]
+        documents, _tokens = classifier._batch_limits(torch.device("cpu"))
+        assert documents == min(64, CPU_MAX_DOCUMENTS)
+    assert AegisClassifier(batch_size=8, device_type="cpu")._batch_limits(torch.device("cpu"))[0] == min(
+        8, CPU_MAX_DOCUMENTS
+    )

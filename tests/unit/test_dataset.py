@@ -139,6 +139,28 @@ def test_from_pandas_and_len(tmp_path):
     )
 
 
+@pytest.mark.parametrize("npartitions", [0, -1, 1.5])
+def test_from_pandas_refuses_a_partition_count_below_one(npartitions):
+    """npartitions=0 used to end in a dask TypeError that did not name it."""
+    frame = pd.DataFrame({"text": ["a", "b"]})
+    with pytest.raises(
+        ConfigError, match=rf"from_pandas: npartitions must be a whole number >= 1, not {npartitions}"
+    ):
+        DocumentDataset.from_pandas(frame, npartitions=npartitions)
+    with pytest.raises(ConfigError, match=r"chunksize must be a whole number >= 1, not 0"):
+        DocumentDataset.from_pandas(frame, npartitions=None, chunksize=0)
+
+
+def test_columns_given_as_one_name_is_that_column(tmp_path):
+    """columns="text" used to be split into its letters, the columns "t", "e", "x", "t"."""
+    _write_jsonl(tmp_path / "a.jsonl", _rows("a", 3))
+    pd.DataFrame(_rows("p", 2)).to_parquet(tmp_path / "p.parquet")
+    jsonl = DocumentDataset.read_json(str(tmp_path / "a.jsonl"), columns="text").df.compute()
+    assert list(jsonl.columns) == ["text"] and jsonl["text"].tolist() == [f"a doc {i}" for i in range(3)]
+    parquet = DocumentDataset.read_parquet(str(tmp_path / "p.parquet"), columns="id").df.compute()
+    assert parquet["id"].tolist() == ["p-2", "p-1"] and list(parquet.columns) == ["id"]
+
+
 def test_no_temp_files_left(corpus, tmp_path):
     DocumentDataset.read_json(str(corpus), add_filename=True).to_json(
         str(tmp_path / "out"), write_to_filename=True

@@ -14,7 +14,7 @@ from hpc_classify.cluster import local, slurm_node
 from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
 from hpc_classify.cluster.submit import SubmitOptions
-from hpc_classify.errors import ConfigError
+from hpc_classify.errors import ClusterError, ConfigError
 
 NODE2 = NodeIdentity(1, 2, "node2", ("node1", "node2"), "42", 0)
 
@@ -125,3 +125,114 @@ def test_worker_counts_below_one_are_refused_when_parsed(flag: str, value: str, 
         assert f"argument {flag}: must be >= 1, not {int(value)}" in capsys.readouterr().err
     node_args, _ = split_node_args(build_parser().parse_args(["node", flag, "3", "--"]))
     assert vars(node_args)[flag[2:].replace("-", "_")] == 3
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "says"),
+    [
+        ("submit", "--time", "-5", "must be >= 1, not -5"),
+        ("submit", "--time", "0", "must be >= 1, not 0"),
+        ("submit", "--nodes", "0", "must be >= 1, not 0"),
+        ("submit", "--gpus-per-node", "-1", "must be >= 0, not -1"),
+        ("submit", "--worker-timeout", "inf", "must be a finite number of seconds > 0, not 'inf'"),
+        ("node", "--worker-timeout", "-1", "must be a finite number of seconds > 0, not '-1'"),
+        ("node", "--death-timeout", "nan", "must be a finite number of seconds > 0, not 'nan'"),
+        ("node", "--death-timeout", "0", "must be a finite number of seconds > 0, not '0'"),
+    ],
+)
+def test_job_numbers_that_would_fail_inside_the_job_are_refused_when_parsed(
+    command: str, flag: str, value: str, says: str, capsys
+) -> None:
+    """They used to be queued and then fail inside the job as a traceback."""
+    with pytest.raises(SystemExit) as parsing:
+        build_parser().parse_args([command, flag, value, "--"])
+    assert parsing.value.code == 2
+    assert f"argument {flag}: {says}" in capsys.readouterr().err
+
+
+def test_the_python_path_checks_the_same_numbers() -> None:
+    for options, says in [
+        ({"time_min": -5}, "--time must be a whole number >= 1, not -5"),
+        ({"gpus_per_node": -1}, "--gpus-per-node must be a whole number >= 0, not -1"),
+        ({"nodes": 0}, "--nodes must be a whole number >= 1, not 0"),
+    ]:
+        with pytest.raises(ConfigError, match=says):
+            SubmitOptions(folder="f", **options)
+    for options, says in [
+        ({"death_timeout": float("nan")}, "death_timeout must be a finite number of seconds > 0, not nan"),
+        ({"worker_timeout": -1.0}, "worker_timeout must be a finite number of seconds > 0, not -1.0"),
+        ({"workers_per_node": 0}, "workers_per_node must be a whole number >= 1, not 0"),
+    ]:
+        with pytest.raises(ConfigError, match=says):
+            NodeOptions(job_root="j", **options)
+    node_args, _ = split_node_args(build_parser().parse_args(["node", "--death-timeout", "2.5", "--"]))
+    assert node_args.death_timeout == 2.5
+
+
+@pytest.mark.parametrize(
+    ("pairs", "names", "remedy"),
+    [
+        (["nodes=3"], "--sbatch nodes: `hpc-classify submit` sets it itself", "nodes: use --nodes"),
+        (["time=10"], "--sbatch time:", "time: use --time (minutes)"),
+        (
+            ["ntasks-per-node=4"],
+            "--sbatch ntasks-per-node:",
+            "ntasks-per-node: leave it out: the job runs one",
+        ),
+        (
+            ["gpus_per_node=2", "partition=x"],
+            "--sbatch gpus-per-node, partition: ",
+            "partition: use --partition",
+        ),
+        (["job-name=x", "signal=USR1@60"], "--sbatch job-name, signal:", "signal: leave it out"),
+    ],
+)
+def test_sbatch_keys_the_job_sets_itself_are_refused(
+    pairs: list[str], names: str, remedy: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`--sbatch nodes=3` used to beat --nodes (and ntasks-per-node=4 broke the one-task-per-node launcher)."""
+    from hpc_classify.cluster import submit
+
+    with pytest.raises(ConfigError, match=rf"^{names}") as refused:
+        SubmitOptions(folder="f", sbatch=submit.parse_sbatch_params(pairs))
+    assert remedy in refused.value.hint
+    others = submit.parse_sbatch_params(["account=abc", "qos=high", "exclusive=user", "mail-type=END"])
+    assert SubmitOptions(folder="f", sbatch=others).sbatch == {  # keys the job leaves alone pass through
+        "account": "abc",
+        "qos": "high",
+        "exclusive": "user",
+        "mail_type": "END",
+    }
+    monkeypatch.setattr(submit, "submit", lambda *args: pytest.fail("a job was submitted"))
+    sbatch = [arg for pair in pairs for arg in ("--sbatch", pair)]
+    argv = ["submit", *sbatch, "--", "--input", str(tmp_path), "--output", str(tmp_path), "--device", "cpu"]
+    assert main(argv) == 2
+    assert names in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_local_workers_other_than_the_gpus_are_refused_as_on_slurm(monkeypatch, device: str) -> None:
+    """`--workers 4` with one GPU used to become one worker without a word (the Slurm path refused it)."""
+    monkeypatch.setattr(local, "visible_gpu_count", lambda: 1)
+    monkeypatch.setattr(local, "_start_cuda_cluster", lambda *a, **k: pytest.fail("a cluster was started"))
+    with pytest.raises(ConfigError, match=r"^--workers 4 on this machine, which has 1 GPU\(s\)") as refused:
+        local.start_local_cluster(workers=4, device=device)
+    assert "CUDA_VISIBLE_DEVICES" in refused.value.hint and "--device cpu" in refused.value.hint
+
+
+def test_local_workers_on_several_gpus_without_dask_cuda_are_refused(monkeypatch) -> None:
+    """Without dask-cuda one worker would use the first GPU: not the two workers asked for."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_dask_cuda(name, *args, **kwargs):
+        if name == "dask_cuda":
+            raise ImportError("No module named 'dask_cuda'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask_cuda)
+    monkeypatch.setattr(local, "visible_gpu_count", lambda: 2)
+    monkeypatch.setattr(local, "_start_cpu_cluster", lambda *a, **k: pytest.fail("a CPU cluster was started"))
+    with pytest.raises(ClusterError, match=r"2 GPU\(s\) visible but dask-cuda is not installed"):
+        local.start_local_cluster(workers=2, device="auto")

@@ -203,3 +203,26 @@ def test_get_client_error_types(tmp_path):
     _raises(ValueError, lambda: get_client(cluster_type="tpu"), "cluster_type")
     both = {"scheduler_address": "tcp://127.0.0.1:1", "scheduler_file": str(tmp_path / "s.json")}
     _raises(ValueError, lambda: get_client(**both), "not both")
+
+
+def test_get_client_checks_cluster_arguments_before_starting_anything():
+    """`foo=1` ended in 62 lines of worker tracebacks that never named foo; n_workers=0 waited 30 s for a
+    worker; threads_per_worker=0 became dask's default. Each is now an error naming it, at once."""
+    _raises(
+        TypeError, lambda: get_client(foo=1), r"unknown cluster argument\(s\) 'foo': LocalCluster takes no"
+    )
+    _raises(TypeError, lambda: get_client(dashbord_address=":0"), r"did you mean 'dashboard_address'\?")
+    for n in (0, -2):
+        _raises(
+            ValueError, lambda n=n: get_client(n_workers=n), f"n_workers must be a whole number >= 1, not {n}"
+        )
+    _raises(
+        ValueError, lambda: get_client(threads_per_worker=0), "threads_per_worker must be a whole number >= 1"
+    )
+    # Keywords LocalCluster forwards to its Nanny and Worker are accepted.
+    from distributed import LocalCluster
+
+    from hpc_classify.cluster.local import cluster_keywords
+
+    keywords = cluster_keywords(LocalCluster)
+    assert {"memory_limit", "lifetime", "death_timeout", "local_directory", "dashboard_address"} <= keywords

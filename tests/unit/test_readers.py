@@ -216,6 +216,37 @@ def test_parquet_dictionary_encoded_text_is_text(tmp_path):
     assert [(b.line, b.reason) for b in result.bad_rows] == [(3, "text field 'text' is null")]
 
 
+TWO_FIELDS = [
+    {"id": 1, "text": "a", "prompt": "p"},
+    {"id": 2, "text": "b", "prompt": None},
+    {"id": 3, "text": None, "prompt": "q"},
+    {"id": 4, "text": "d", "prompt": "r"},
+]
+
+
+@pytest.mark.parametrize("name", ["two.jsonl", "two.jsonl.gz", "two.parquet"])
+def test_several_text_fields_a_row_bad_in_any_is_bad(tmp_path, name):
+    """The driver reads with every classifier's text field: a row bad in any of them is set aside (skip) or
+    the file's error names its line (error), whichever field it is bad in."""
+    if name.endswith(".parquet"):
+        path = str(tmp_path / name)
+        pq.write_table(pa.Table.from_pylist(TWO_FIELDS), path)
+    else:
+        path = _write(tmp_path / name, _jsonl_bytes(TWO_FIELDS))
+    result = read_documents(path, text_field=("text", "prompt"), on_bad_row="skip", columns=["id"])
+    assert result.frame.to_dict("records") == [
+        {"id": 1, "text": "a", "prompt": "p"},
+        {"id": 4, "text": "d", "prompt": "r"},
+    ]
+    assert [(b.line, b.reason) for b in result.bad_rows] == [
+        (2, "text field 'prompt' is null"),
+        (3, "text field 'text' is null"),
+    ]
+    with pytest.raises(InputFileError) as info:
+        read_documents(path, text_field=["prompt", "text"])
+    assert info.value.line == 2 and "text field 'prompt' is null" in str(info.value)
+
+
 @pytest.mark.parametrize("name", ["bom.jsonl", "bom.jsonl.gz"])
 def test_a_utf8_byte_order_mark_is_not_part_of_the_first_document(tmp_path, name):
     data = b"\xef\xbb\xbf" + _jsonl_bytes([{"text": "a", "id": 1}, {"text": "\ufeffb", "id": 2}])
