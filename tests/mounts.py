@@ -20,20 +20,25 @@ def mount(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def tmpfs(mountpoint: Path, options: str) -> Iterator[Path]:
-    """A tmpfs mounted with `options` at `mountpoint` (created), unmounted afterwards; the test is skipped
-    where it cannot be mounted (not root, or no mount permission in a container)."""
+def mounted(what: str, mountpoint: Path, *args: str) -> Iterator[Path]:
+    """`mount *args mountpoint` at `mountpoint` (created), unmounted afterwards; the test is skipped where
+    it cannot be mounted (not root, or no mount permission in a container). `what` names it in the skip."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        pytest.skip(f"{what} needs root")
     mountpoint.mkdir()
     try:
-        mount("-t", "tmpfs", "-o", options, "tmpfs", str(mountpoint))
+        mount(*args, str(mountpoint))
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+        pytest.skip(f"cannot mount {what} here: {exc}")
     try:
         yield mountpoint
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False, timeout=60)
+
+
+def tmpfs(mountpoint: Path, options: str) -> contextlib.AbstractContextManager[Path]:
+    """A tmpfs mounted with `options` at `mountpoint` (see `mounted`)."""
+    return mounted("a tmpfs", mountpoint, "-t", "tmpfs", "-o", options, "tmpfs")
 
 
 @contextlib.contextmanager
@@ -69,18 +74,7 @@ def bound_by_permissions(probe: Path) -> list[str]:
     pytest.skip("this process reads a mode-000 directory even with its permission override dropped")
 
 
-@contextlib.contextmanager
-def bind_mount(source: Path, target: Path) -> Iterator[Path]:
-    """`source` bind-mounted at `target` (created): one directory at two paths with no link between them;
-    unmounted afterwards. Skipped where it cannot be mounted (not root, or no mount permission)."""
-    if os.geteuid() != 0:
-        pytest.skip("a bind mount needs root")
-    target.mkdir()
-    try:
-        mount("--bind", str(source), str(target))
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot bind-mount here: {exc}")
-    try:
-        yield target
-    finally:
-        subprocess.run(["umount", "-l", str(target)], check=False, timeout=60)
+def bind_mount(source: Path, target: Path) -> contextlib.AbstractContextManager[Path]:
+    """`source` bind-mounted at `target` (see `mounted`): one directory at two paths with no link between
+    them."""
+    return mounted("a bind mount", target, "--bind", str(source))

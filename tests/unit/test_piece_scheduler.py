@@ -11,11 +11,13 @@ import shutil
 import threading
 import time
 
+from fake_markers import marker_of
+
 from hpc_classify.driver import piece_files, pieces
 from hpc_classify.driver.pieces import PieceScheduler, changed_partial_inputs
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.io.hashing import HashCancelled, file_sha256
-from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
+from hpc_classify.io.markers import marker_path, write_marker
 
 
 def big_jsonl(path, rows: int = 400) -> PlannedFile:
@@ -108,7 +110,7 @@ def test_no_layout_is_left_for_a_file_assembled_just_before_its_hash_is_stored(t
 
     def assembled_then_written(output_dir, relpath, new_layout):
         # The assembly finishes between the look for the layout and this write: marker, then pieces removed.
-        write_marker(marker_path(out, relpath), _marker_of(planned))
+        write_marker(marker_path(out, relpath), marker_of(planned))
         shutil.rmtree(piece_files.pieces_dir(out, relpath))
         real_write(output_dir, relpath, new_layout)
 
@@ -116,20 +118,3 @@ def test_no_layout_is_left_for_a_file_assembled_just_before_its_hash_is_stored(t
     monkeypatch.setattr(piece_files, "write_layout", assembled_then_written)
     rerun._add_sha256(planned, piece_files.read_layout(out, planned.relpath))
     assert not os.path.exists(piece_files.pieces_dir(out, planned.relpath))
-
-
-def _marker_of(planned: PlannedFile) -> CompletionMarker:
-    return CompletionMarker(
-        input_path=planned.path,
-        input_size=planned.size,
-        input_mtime=planned.mtime,
-        output_path=planned.path + ".out",
-        rows_in=1,
-        rows_out=1,
-        rows_bad=0,
-        label_counts={},
-        seconds=0.0,
-        node="n",
-        worker="w",
-        fingerprint="f",
-    )

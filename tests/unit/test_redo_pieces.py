@@ -8,6 +8,8 @@ import dataclasses
 import json
 import os
 
+from fake_markers import marker_of
+
 from hpc_classify.driver import piece_files
 from hpc_classify.driver.input_changes import (
     apply_changed_input_policy,
@@ -17,7 +19,7 @@ from hpc_classify.driver.input_changes import (
 )
 from hpc_classify.driver.pieces import PieceScheduler, changed_partial_inputs
 from hpc_classify.driver.plan import PlannedFile, pending_files
-from hpc_classify.io.markers import CompletionMarker, iter_marker_relpaths, marker_path, write_marker
+from hpc_classify.io.markers import iter_marker_relpaths, marker_path, write_marker
 
 
 def big_jsonl(path, rows: int = 400) -> PlannedFile:
@@ -30,21 +32,10 @@ def big_jsonl(path, rows: int = 400) -> PlannedFile:
 
 def old_marker(output: str, planned: PlannedFile) -> None:
     """A completion marker of an earlier, smaller version of the file."""
-    marker = CompletionMarker(
-        input_path=planned.path,
-        input_size=planned.size - 1,
-        input_mtime=planned.mtime - 60,
-        output_path=planned.path + ".out",
-        rows_in=1,
-        rows_out=1,
-        rows_bad=0,
-        label_counts={},
-        seconds=0.0,
-        node="n",
-        worker="w",
-        fingerprint="f",
+    write_marker(
+        marker_path(output, planned.relpath),
+        marker_of(planned, size=planned.size - 1, mtime=planned.mtime - 60),
     )
-    write_marker(marker_path(output, planned.relpath), marker)
 
 
 def test_a_redo_forgets_the_old_version_and_keeps_pieces_of_the_new_one(tmp_path):
