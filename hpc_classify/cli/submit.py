@@ -98,7 +98,11 @@ def register(subparsers: Any) -> None:
         "--gpus-per-node", type=non_negative_int, default=0, help="GPUs per node (default 0: CPU)"
     )
     job.add_argument(
-        "--time", type=positive_int, default=60, metavar="MIN", help="time limit in minutes (default 60)"
+        "--time",
+        type=non_negative_int,
+        default=60,
+        metavar="MIN",
+        help="time limit in minutes (default 60; 0: none, where the partition allows it)",
     )
     job.add_argument("--partition", help="Slurm partition")
     job.add_argument("--job-name", default="hpc-classify")

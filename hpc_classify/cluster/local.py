@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
+from hpc_classify.whole_numbers import is_whole_number
 from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def check_cluster_arguments(
     workers wait 30 s for a worker that never joins, 0 threads become dask's default, and a misspelt keyword
     ends in a worker's traceback that never names it."""
     for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and not is_whole_number(value, 1):
             raise ConfigError(
                 f"{name} must be a whole number >= 1, not {value!r}", hint=f"leave {name} out for the default"
             )

@@ -6,12 +6,14 @@ callables on timeout and preemption. Never imports the driver: the CLI hands the
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.cluster.slurm_env import JOB_TOKEN_EXPORT
 from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.whole_numbers import is_whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +28,10 @@ SET_BY_SUBMIT = {
     "nodes": "use --nodes",
     "time": "use --time (minutes)",
     "partition": "use --partition",
-    "gpus_per_node": "use --gpus-per-node",
     "job_name": "use --job-name",
     "ntasks_per_node": _ONE_TASK,
     "tasks_per_node": _ONE_TASK,
     "ntasks": _ONE_TASK,
-    "signal": "leave it out: submitit's warning (USR2, 300 s before the time limit) drains the run",
     "no_kill": "leave it out: a lost node other than rank 0's must not end the job",
     "output": _LOGS,
     "error": _LOGS,
@@ -44,8 +44,26 @@ def sbatch_key(key: str) -> str:
     return key.strip().lstrip("-").replace("-", "_")
 
 
-def refuse_sbatch_set_by_submit(sbatch: dict[str, Any]) -> None:
-    """ConfigError naming each --sbatch KEY that the job sets itself, and what to do instead."""
+# submitit drains and requeues on USR2: --sbatch signal=USR2@<seconds> may only move the warning.
+_WARNING = re.compile(r"USR2@\d+")
+
+
+def refuse_sbatch_set_by_submit(sbatch: dict[str, Any], gpus_per_node: int = 0) -> None:
+    """ConfigError naming each --sbatch KEY that the job sets itself, and what to do instead. Two are left
+    to --sbatch where no flag can say it: gpus-per-node with a GPU type (a100:4) unless --gpus-per-node is
+    given too, and signal=USR2@<seconds> (a longer lead for the warning; --time 0 has none)."""
+    for key, value in sbatch.items():
+        if sbatch_key(key) == "gpus_per_node" and gpus_per_node:
+            raise ConfigError(
+                f"--gpus-per-node {gpus_per_node} and --sbatch gpus-per-node={value} both given",
+                hint="give one: --sbatch gpus-per-node=TYPE:N where the GPU type matters",
+            )
+        if sbatch_key(key) == "signal" and not _WARNING.fullmatch(str(value)):
+            raise ConfigError(
+                f"--sbatch signal={value}: submitit drains the run and requeues the job on USR2 only",
+                hint="leave it out (USR2 300 s before the time limit), or give signal=USR2@SECONDS for "
+                "another lead",
+            )
     clashes = [sbatch_key(key) for key in sbatch if sbatch_key(key) in SET_BY_SUBMIT]
     if clashes:
         names = ", ".join(key.replace("_", "-") for key in clashes)
@@ -74,13 +92,13 @@ class SubmitOptions:
         for flag, value, minimum in (
             ("--nodes", self.nodes, 1),
             ("--gpus-per-node", self.gpus_per_node, 0),
-            ("--time", self.time_min, 1),
+            ("--time", self.time_min, 0),  # 0: no time limit, where the partition allows it
             ("signal_delay_s", self.signal_delay_s, 0),
             ("max_requeues", self.max_requeues, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            if not is_whole_number(value, minimum):
                 raise ConfigError(f"{flag} must be a whole number >= {minimum}, not {value!r}")
-        refuse_sbatch_set_by_submit(self.sbatch)
+        refuse_sbatch_set_by_submit(self.sbatch, self.gpus_per_node)
         if self.local and self.nodes != 1:
             raise ConfigError("--local runs on one node only", hint="drop --nodes, or submit to Slurm")
         slurm_only = [

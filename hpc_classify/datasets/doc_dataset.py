@@ -18,6 +18,7 @@ from hpc_classify.datasets.partitioning import DEFAULT_BLOCKSIZE
 from hpc_classify.datasets.reading import read_frame_and_sources
 from hpc_classify.datasets.writing import write_to_disk
 from hpc_classify.errors import ConfigError
+from hpc_classify.whole_numbers import is_whole_number
 
 
 class DocumentDataset:
@@ -181,7 +182,7 @@ class DocumentDataset:
                 hint="leave name out",
             )
         for argument, value in (("npartitions", npartitions), ("chunksize", chunksize)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and not is_whole_number(value, 1):
                 raise ConfigError(
                     f"from_pandas: {argument} must be a whole number >= 1, not {value!r}",
                     hint="npartitions=N cuts the frame into N partitions; chunksize=N into partitions of N rows",
@@ -189,9 +190,17 @@ class DocumentDataset:
         if chunksize is not None and npartitions == 1:
             npartitions = None  # NeMo's default npartitions=1 with a chunksize: the chunksize decides
         with dask.config.set({"dataframe.convert-string": False}):
-            return cls(dd.from_pandas(data, npartitions=npartitions, chunksize=chunksize, sort=sort))
+            return cls(
+                dd.from_pandas(
+                    data, npartitions=_int_or_none(npartitions), chunksize=_int_or_none(chunksize), sort=sort
+                )
+            )
 
     def to_pandas(self) -> pd.DataFrame:
         """All rows as one pandas frame (computed; a cuDF dataset is copied to the host)."""
         frame = self.df.compute()
         return frame.to_pandas() if not isinstance(frame, pd.DataFrame) else frame
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)  # numpy's integers as Python's, for dask

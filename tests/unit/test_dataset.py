@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 import zstandard
@@ -149,6 +150,8 @@ def test_from_pandas_refuses_a_partition_count_below_one(npartitions):
         DocumentDataset.from_pandas(frame, npartitions=npartitions)
     with pytest.raises(ConfigError, match=r"chunksize must be a whole number >= 1, not 0"):
         DocumentDataset.from_pandas(frame, npartitions=None, chunksize=0)
+    # A computed count (numpy's integer) is a whole number too.
+    assert DocumentDataset.from_pandas(frame, npartitions=np.int64(2)).df.npartitions == 2
 
 
 def test_columns_given_as_one_name_is_that_column(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hpc_classify.cli.main import build_parser, main
@@ -130,8 +131,7 @@ def test_worker_counts_below_one_are_refused_when_parsed(flag: str, value: str, 
 @pytest.mark.parametrize(
     ("command", "flag", "value", "says"),
     [
-        ("submit", "--time", "-5", "must be >= 1, not -5"),
-        ("submit", "--time", "0", "must be >= 1, not 0"),
+        ("submit", "--time", "-5", "must be >= 0, not -5"),
         ("submit", "--nodes", "0", "must be >= 1, not 0"),
         ("submit", "--gpus-per-node", "-1", "must be >= 0, not -1"),
         ("submit", "--worker-timeout", "inf", "must be a finite number of seconds > 0, not 'inf'"),
@@ -152,7 +152,7 @@ def test_job_numbers_that_would_fail_inside_the_job_are_refused_when_parsed(
 
 def test_the_python_path_checks_the_same_numbers() -> None:
     for options, says in [
-        ({"time_min": -5}, "--time must be a whole number >= 1, not -5"),
+        ({"time_min": -5}, "--time must be a whole number >= 0, not -5"),
         ({"gpus_per_node": -1}, "--gpus-per-node must be a whole number >= 0, not -1"),
         ({"nodes": 0}, "--nodes must be a whole number >= 1, not 0"),
     ]:
@@ -167,6 +167,9 @@ def test_the_python_path_checks_the_same_numbers() -> None:
             NodeOptions(job_root="j", **options)
     node_args, _ = split_node_args(build_parser().parse_args(["node", "--death-timeout", "2.5", "--"]))
     assert node_args.death_timeout == 2.5
+    # --time 0 is Slurm's "no time limit" (where the partition allows it); numpy's integers are counts too.
+    assert build_parser().parse_args(["submit", "--time", "0", "--"]).time == 0
+    assert SubmitOptions(folder="f", time_min=0, nodes=np.int64(2)).nodes == 2
 
 
 @pytest.mark.parametrize(
@@ -179,12 +182,8 @@ def test_the_python_path_checks_the_same_numbers() -> None:
             "--sbatch ntasks-per-node:",
             "ntasks-per-node: leave it out: the job runs one",
         ),
-        (
-            ["gpus_per_node=2", "partition=x"],
-            "--sbatch gpus-per-node, partition: ",
-            "partition: use --partition",
-        ),
-        (["job-name=x", "signal=USR1@60"], "--sbatch job-name, signal:", "signal: leave it out"),
+        (["partition=x", "job-name=x"], "--sbatch partition, job-name: ", "partition: use --partition"),
+        (["signal=USR1@60"], "--sbatch signal=USR1@60: submitit drains", "or give signal=USR2@SECONDS"),
     ],
 )
 def test_sbatch_keys_the_job_sets_itself_are_refused(
@@ -236,3 +235,16 @@ def test_local_workers_on_several_gpus_without_dask_cuda_are_refused(monkeypatch
     monkeypatch.setattr(local, "_start_cpu_cluster", lambda *a, **k: pytest.fail("a CPU cluster was started"))
     with pytest.raises(ClusterError, match=r"2 GPU\(s\) visible but dask-cuda is not installed"):
         local.start_local_cluster(workers=2, device="auto")
+
+
+def test_sbatch_may_say_what_no_flag_can() -> None:
+    """A GPU type (gpus-per-node=a100:4) and a longer warning (signal=USR2@900) have no flag: --sbatch
+    passes them to the job script, unless --gpus-per-node is given as well."""
+    from hpc_classify.cluster import submit
+
+    typed = SubmitOptions(
+        folder="f", sbatch=submit.parse_sbatch_params(["gpus-per-node=a100:4", "signal=USR2@900"])
+    )
+    assert typed.sbatch == {"gpus_per_node": "a100:4", "signal": "USR2@900"}
+    with pytest.raises(ConfigError, match=r"^--gpus-per-node 4 and --sbatch gpus-per-node=a100:4 both given"):
+        SubmitOptions(folder="f", gpus_per_node=4, sbatch={"gpus_per_node": "a100:4"})

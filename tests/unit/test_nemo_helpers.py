@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pytest
 from nemo_corpus import NUM_FILES, NUM_RECORDS
@@ -222,7 +223,8 @@ def test_get_client_checks_cluster_arguments_before_starting_anything():
     # Keywords LocalCluster forwards to its Nanny and Worker are accepted.
     from distributed import LocalCluster
 
-    from hpc_classify.cluster.local import cluster_keywords
+    from hpc_classify.cluster.local import check_cluster_arguments, cluster_keywords
 
+    check_cluster_arguments(LocalCluster, np.int64(2), np.int64(1), {})  # computed counts are counts too
     keywords = cluster_keywords(LocalCluster)
     assert {"memory_limit", "lifetime", "death_timeout", "local_directory", "dashboard_address"} <= keywords
