@@ -85,9 +85,11 @@ def tokenizer_hash(model_dir: str | Path) -> str:
     tokens, hence the outputs, without touching the weights); none at all is a CheckpointFormatError."""
     vocabularies = require_tokenizer_files(model_dir)
     present = [name for name in TOKENIZER_FILES if (Path(model_dir) / name).is_file()]
-    # A vocabulary under another name (Llama's tokenizer.model) counts too; appended, so that the
-    # checkpoints whose files are all listed keep the hash their outputs were fingerprinted with.
-    present += [name for name in vocabularies if name not in present]
+    if not set(vocabularies) & set(present):
+        # Only a vocabulary under another name (a lone tokenizer.model): the tokenizer reads it, so it counts.
+        # Beside a listed one (tokenizer.json) it is not read, and the hash stays what outputs were
+        # fingerprinted with before.
+        present += vocabularies
     digests = "".join(
         f"{name}:{file_hash(Path(model_dir) / name, f'{model_dir}: {name}')};" for name in present
     )

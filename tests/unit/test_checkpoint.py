@@ -357,8 +357,8 @@ def test_a_checkpoint_without_tokenizer_files_is_refused(tiny_quality_model: Pat
 
 
 def test_a_vocabulary_under_another_name_counts_in_the_tokenizer_hash(tmp_path: Path) -> None:
-    """A sentencepiece model named tokenizer.model (Llama's layout) is what the tokenizer reads: a new one
-    is another model for the fingerprint, while a file the tokenizer never reads changes nothing."""
+    """A lone sentencepiece model named tokenizer.model is what the tokenizer reads: a new one is another
+    model for the fingerprint, while a file the tokenizer never reads changes nothing."""
     from hpc_classify.models.checkpoint_meta import tokenizer_hash
 
     (tmp_path / "tokenizer_config.json").write_text("{}")
@@ -370,6 +370,12 @@ def test_a_vocabulary_under_another_name_counts_in_the_tokenizer_hash(tmp_path: 
     vocabulary.write_bytes(b"other vocabulary")
     os.utime(vocabulary, (1, 1))  # another mtime too: the hash cache is keyed by size and mtime
     assert tokenizer_hash(tmp_path) != before
+    # Beside tokenizer.json (what the tokenizer reads then) it is not read: the hash stays the one outputs
+    # were fingerprinted with before it counted.
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with_json = tokenizer_hash(tmp_path)
+    vocabulary.unlink()
+    assert tokenizer_hash(tmp_path) == with_json
 
 
 def with_extra_tokens(model_dir: Path, count: int) -> int:
