@@ -4,7 +4,8 @@ A completion marker stores the input's size, mtime and SHA-256 as the worker rea
 appended to later no longer matches: by default (size and mtime) or, with --verify-inputs, by content hash
 (streamed; a touched but identical file then counts as unchanged, and its marker takes the new mtime). The policy --on-changed-input is `error`
 (stop before any work, naming the files: exit 2) or `redo` (classify them again). A redo first forgets the
-old version: pieces cut from another version of the input are removed, then the old completion markers.
+old version: pieces cut from another version of the input, or left beside a completion marker, are removed,
+then the old completion markers.
 Each file is then pending as one never finished: its old output stays until the new one replaces it
 atomically, and an output without a marker is redone by any resume (no --on-changed-input needed again;
 pieces already cut from the new version are kept, so a stopped redo resumes where it stopped). While a
@@ -121,12 +122,14 @@ def merge_changes(*lists: Sequence[InputChange]) -> list[InputChange]:
 def forget_old_versions(
     output_dir: str, classified: Sequence[InputChange], cut: Sequence[InputChange]
 ) -> None:
-    """Under `redo`: remove the pieces cut from another version of their input (`cut`), then the completion
-    markers of the old versions (`classified`), so that the files are pending like files never finished.
-    Pieces cut from the current version stay: they are resumed. In this order, a kill in between leaves the
-    old marker, so the file is found changed again."""
-    for change in cut:
-        remove_pieces(output_dir, change.relpath)
+    """Under `redo`: remove the pieces cut from another version of their input (`cut`), and those of a
+    file with a completion marker (`classified`: pieces outlive the marker only when a kill came before
+    their removal, so they are the marker's version, even where size and mtime match the new one); then the
+    old versions' markers, so that the files are pending like files never finished. Pieces of a file without
+    a marker, cut from its current version (a stopped redo), stay: they are resumed. In this order, a kill
+    in between leaves the old marker, so the file is found changed again."""
+    for relpath in dict.fromkeys(change.relpath for change in (*cut, *classified)):
+        remove_pieces(output_dir, relpath)
     for change in classified:
         try:
             os.remove(marker_path(output_dir, change.relpath))

@@ -41,28 +41,37 @@ def old_marker(output: str, planned: PlannedFile) -> None:
 def test_a_redo_forgets_the_old_version_and_keeps_pieces_of_the_new_one(tmp_path):
     out = str(tmp_path / "out")
     (tmp_path / "in").mkdir()
-    resumed = big_jsonl(tmp_path / "in" / "resumed.jsonl")  # a stopped redo: pieces of the current version
+    resumed = big_jsonl(tmp_path / "in" / "resumed.jsonl")  # a stopped redo: pieces, no marker any more
     stale = big_jsonl(tmp_path / "in" / "stale.jsonl")  # done, with pieces left of a version since changed
+    # Done, with pieces left (a kill before their removal) whose layout matches the new version's size and
+    # mtime (`cp -p` of new content): they are still the marker's version.
+    leftover = big_jsonl(tmp_path / "in" / "leftover.jsonl")
     scheduler = PieceScheduler(out, 4096)
-    scheduler.expand(resumed)
-    scheduler.expand(stale)
+    for planned in (resumed, stale, leftover):
+        scheduler.expand(planned)
     scheduler.close()
     stale = big_jsonl(tmp_path / "in" / "stale.jsonl", rows=10)  # changed again
-    old_marker(out, resumed)
     old_marker(out, stale)
-    files = [resumed, stale]
+    old_marker(out, leftover)
+    files = [resumed, stale, leftover]
 
     classified = find_changed_inputs(files, out, verify=False)
     cut = changed_partial_inputs(files, out, verify=False)
+    assert [c.relpath for c in cut] == ["stale.jsonl"]  # leftover's pieces match its current size and mtime
     merged = merge_changes(classified, cut)
-    assert sorted(c.relpath for c in merged) == ["resumed.jsonl", "stale.jsonl"]  # each once
-    assert apply_changed_input_policy(merged, "redo", out) == {"resumed.jsonl", "stale.jsonl"}
+    assert sorted(c.relpath for c in merged) == ["leftover.jsonl", "stale.jsonl"]  # each once
+    assert apply_changed_input_policy(merged, "redo", out) == {"leftover.jsonl", "stale.jsonl"}
     forget_old_versions(out, classified, cut)
 
     assert list(iter_marker_relpaths(out)) == []  # pending now, as files never finished
-    assert [f.relpath for f in pending_files(files, out)] == ["stale.jsonl", "resumed.jsonl"]
+    assert sorted(f.relpath for f in pending_files(files, out)) == [
+        "leftover.jsonl",
+        "resumed.jsonl",
+        "stale.jsonl",
+    ]
     assert piece_files.read_layout(out, "resumed.jsonl") is not None  # resumed from its done pieces
     assert not os.path.exists(piece_files.pieces_dir(out, "stale.jsonl"))
+    assert not os.path.exists(piece_files.pieces_dir(out, "leftover.jsonl"))  # cut again from the new content
     # A resume finds nothing changed: the redo goes on without --on-changed-input redo.
     assert find_changed_inputs(files, out, verify=False) == []
     assert changed_partial_inputs(files, out, verify=False) == []
