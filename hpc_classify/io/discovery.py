@@ -1,7 +1,9 @@
 """Find the document files of a corpus, deterministically, and name their outputs.
 
 Hidden files and names starting with "_" are skipped everywhere: they are our own bookkeeping
-(`_markers/`, `_summary.json`, `.x.tmp-…` temp files) or other tools' (`.DS_Store`, `_SUCCESS`).
+(`_markers/`, `_summary.json`, `.x.tmp-…` temp files) or other tools' (`.DS_Store`, `_SUCCESS`). So is
+`lost+found`, fsck's directory at the root of a file system (only root may list it): a corpus on a volume of
+its own would otherwise be refused as unlistable.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def _normalise_extensions(keep_extensions: str | Sequence[str] | None) -> tuple[
 
 
 def _is_hidden(name: str) -> bool:
-    return name.startswith((".", "_"))
+    return name.startswith((".", "_")) or name == "lost+found"
 
 
 def _walk_relpaths(root: str, recurse: bool, followlinks: bool = True) -> Iterator[str]:

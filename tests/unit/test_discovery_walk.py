@@ -104,6 +104,31 @@ def test_an_io_error_listing_a_subdirectory_names_it(failing_listing, listing):
     assert "remount" in raised.value.hint
 
 
+def test_lost_and_found_at_a_volume_root_is_skipped_not_an_error(tmp_path):
+    """fsck's lost+found (mode 0700, root's) sits at the root of every ext4 volume: a corpus on a volume of its
+    own is read, for real, by a process that cannot list it."""
+    _touch(tmp_path / "volume", "a.jsonl", "lost+found/#1234.jsonl")
+    lost = tmp_path / "volume" / "lost+found"
+    lost.chmod(0)  # as unreadable to this process as root's 0700 is to a user
+    try:
+        prefix = bound_by_permissions(lost)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        child = subprocess.run(
+            [*prefix, sys.executable, "-c", _LIST_EVERY_WAY, str(tmp_path / "volume")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+    finally:
+        lost.chmod(0o755)
+    assert child.returncode == 0, child.stderr
+    found = json.loads(child.stdout.splitlines()[-1])
+    assert found["expand_inputs"] == ["a.jsonl"]
+    assert found["get_all_files_paths_under"] == [str(tmp_path / "volume" / "a.jsonl")]
+    assert found["read_json"] == ["a"]
+
+
 def test_an_unlistable_input_root_is_named_not_called_empty(failing_listing):
     with pytest.raises(InputFileError, match="cannot list this input directory") as raised:
         expand_inputs([str(failing_listing / "sub")])
