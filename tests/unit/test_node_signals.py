@@ -139,10 +139,13 @@ def test_the_other_ranks_entry_ignores_only_the_warnings_term_and_int_still_end_
 
 
 # The signal comes between the temp file's write and its rename, as a requeue's SIGTERM can.
+# The child starts with Python's own dispositions: a shell's background job (CI's) inherits SIGINT ignored.
 SIGNALLED_BEFORE_THE_RENAME = """
 import json, os, signal, sys
 from pathlib import Path
 from hpc_classify.cluster import node_files
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 real_replace = os.replace
 def replace_after_the_signal(src, dst):
     os.kill(os.getpid(), signal.{sig})
