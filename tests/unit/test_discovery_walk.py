@@ -46,25 +46,31 @@ print(json.dumps(found))
 """
 
 
-def test_a_directory_that_cannot_be_listed_is_an_error_for_every_caller(tmp_path):
-    """For real: a mode-000 subdirectory, listed by a process that permission bits bind (root included)."""
-    _touch(tmp_path / "corpus", "a.jsonl", "locked/b.jsonl")
-    locked = tmp_path / "corpus" / "locked"
-    locked.chmod(0)
+def _list_every_way_without(unreadable: Path, root: Path) -> dict:
+    """_LIST_EVERY_WAY's results for `root`, run by a process that permission bits bind (root included),
+    with `unreadable` at mode 000 (made listable again afterwards, for pytest's clean-up)."""
+    unreadable.chmod(0)
     try:
-        prefix = bound_by_permissions(locked)
+        prefix = bound_by_permissions(unreadable)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
         child = subprocess.run(
-            [*prefix, sys.executable, "-c", _LIST_EVERY_WAY, str(tmp_path / "corpus")],
+            [*prefix, sys.executable, "-c", _LIST_EVERY_WAY, str(root)],
             capture_output=True,
             text=True,
             timeout=300,
             env=env,
         )
     finally:
-        locked.chmod(0o755)
+        unreadable.chmod(0o755)
     assert child.returncode == 0, child.stderr
-    found = json.loads(child.stdout.splitlines()[-1])
+    return json.loads(child.stdout.splitlines()[-1])
+
+
+def test_a_directory_that_cannot_be_listed_is_an_error_for_every_caller(tmp_path):
+    """For real: a mode-000 subdirectory, listed by a process that permission bits bind (root included)."""
+    _touch(tmp_path / "corpus", "a.jsonl", "locked/b.jsonl")
+    locked = tmp_path / "corpus" / "locked"
+    found = _list_every_way_without(locked, tmp_path / "corpus")
     for call, result in found.items():
         assert result[0] == "InputFileError", (call, result)
         assert result[1].startswith(f"{locked}: cannot list this input directory (EACCES"), (call, result)
@@ -109,21 +115,8 @@ def test_lost_and_found_at_a_volume_root_is_skipped_not_an_error(tmp_path):
     own is read, for real, by a process that cannot list it."""
     _touch(tmp_path / "volume", "a.jsonl", "lost+found/#1234.jsonl")
     lost = tmp_path / "volume" / "lost+found"
-    lost.chmod(0)  # as unreadable to this process as root's 0700 is to a user
-    try:
-        prefix = bound_by_permissions(lost)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-        child = subprocess.run(
-            [*prefix, sys.executable, "-c", _LIST_EVERY_WAY, str(tmp_path / "volume")],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-        )
-    finally:
-        lost.chmod(0o755)
-    assert child.returncode == 0, child.stderr
-    found = json.loads(child.stdout.splitlines()[-1])
+    # Mode 000: as unreadable to this process as root's 0700 is to a user.
+    found = _list_every_way_without(lost, tmp_path / "volume")
     assert found["expand_inputs"] == ["a.jsonl"]
     assert found["get_all_files_paths_under"] == [str(tmp_path / "volume" / "a.jsonl")]
     assert found["read_json"] == ["a"]
