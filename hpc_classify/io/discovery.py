@@ -70,8 +70,9 @@ def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
     A directory's files get relpaths relative to it; a file or glob match gets its base name. Links to
     directories are followed, each directory read once: a link loop, or a directory reached by two paths
     (two links to it, a link to a directory also inside), is an InputFileError naming the paths.
-    Raises InputFileError for a missing path or a glob/directory with no document files, and
-    ConfigError when two different inputs would write to the same output relpath.
+    Raises InputFileError for a missing path, a glob/directory with no document files, or one file reached by
+    two paths (links, hard links), and ConfigError when two different inputs would write to the same output
+    relpath.
     """
     if isinstance(specs, str):
         specs = [specs]
@@ -80,6 +81,7 @@ def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
         for item in _expand_one(spec):
             by_path.setdefault(item.path, item)  # the same file named twice is one input
     inputs = sorted(by_path.values())
+    _refuse_files_reached_twice(inputs)
     _check_unique_relpaths(inputs)
     return inputs
 
@@ -138,12 +140,22 @@ def _refuse_link_loops(dirpath: str, dirnames: list[str]) -> None:
             continue
         here = here or os.path.realpath(dirpath)
         target = os.path.realpath(link)
-        if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+        if _walk_comes_back(target, here):
             raise InputFileError(
                 link,
                 f"a directory loop: this symbolic link leads to {target}, which holds it",
                 hint=_LOOP_HINT,
             )
+
+
+def _walk_comes_back(target: str, here: str) -> bool:
+    """Whether walking `target` reaches `here` again: it holds `here`, and no hidden directory (never
+    entered) lies on the way down."""
+    if here == target:
+        return True
+    if not here.startswith(target.rstrip(os.sep) + os.sep):
+        return False
+    return not any(_is_hidden(part) for part in os.path.relpath(here, target).split(os.sep))
 
 
 def _visit_once(seen: dict[tuple[int, int], str], root: str, dirpath: str) -> None:
@@ -211,6 +223,35 @@ def _is_document_match(pattern: str, match: str) -> bool:
     fixed = os.path.dirname(pattern[: min(pattern.find(c) for c in _GLOB_CHARS if c in pattern)])
     below = os.path.relpath(match, fixed or ".")
     return not any(_is_hidden(part) for part in below.split(os.sep))
+
+
+def _refuse_files_reached_twice(inputs: list[InputFile]) -> None:
+    """One file under two paths (a link to a file beside it, a hard link, a file given once by a linked
+    path): its documents would be classified and written twice, under two outputs."""
+    seen: dict[tuple[int, int], str] = {}
+    for item in inputs:
+        try:
+            stat = os.stat(item.path)
+        except OSError as error:
+            raise InputFileError(
+                item.path, f"cannot read this input file's status ({error.strerror})"
+            ) from error
+        first = seen.setdefault((stat.st_dev, stat.st_ino), item.path)
+        if first != item.path:
+            links = [p for p in (first, item.path) if os.path.islink(p)]
+            plural = "s" if len(links) > 1 else ""
+            how = (
+                f"the symbolic link{plural} {', '.join(links)}"
+                if links
+                else "a hard link or a linked directory on the way"
+            )
+            raise InputFileError(
+                item.path,
+                f"the same file as {first}, reached again through {how}: its documents would be classified "
+                "and written twice",
+                hint="keep one path to each file among the inputs: remove the extra link, or give as inputs "
+                "only the paths you mean to classify",
+            )
 
 
 def _check_unique_relpaths(inputs: list[InputFile]) -> None:

@@ -230,3 +230,45 @@ def test_a_bind_mount_loop_is_found_by_the_directory_identity(tmp_path):
             assert raised.value.reason == (
                 f"a directory loop: this is {corpus} again, reached through no link (a bind mount?)"
             )
+
+
+def test_a_link_to_a_file_beside_it_is_an_error_naming_both(tmp_path):
+    """`latest.jsonl -> v3.jsonl` would classify v3's documents twice, under two outputs."""
+    _touch(tmp_path / "corpus", "v3.jsonl", "other.jsonl")
+    (tmp_path / "corpus" / "latest.jsonl").symlink_to("v3.jsonl")
+    with pytest.raises(InputFileError) as raised:
+        expand_inputs([str(tmp_path / "corpus")])
+    message = str(raised.value)
+    assert (
+        str(tmp_path / "corpus" / "latest.jsonl") in message
+        and str(tmp_path / "corpus" / "v3.jsonl") in message
+    )
+    assert "classified and written twice" in message and "remove the extra link" in raised.value.hint
+
+
+def test_a_hard_link_is_the_same_file(tmp_path):
+    _touch(tmp_path / "corpus", "a.jsonl")
+    os.link(tmp_path / "corpus" / "a.jsonl", tmp_path / "corpus" / "b.jsonl")
+    with pytest.raises(InputFileError, match="same file as .*a.jsonl, reached again through a hard link"):
+        expand_inputs([str(tmp_path / "corpus")])
+
+
+def test_one_file_through_two_input_directories_is_an_error(tmp_path):
+    """Two inputs, a directory and a link to it: each walk is right alone, together they list its files twice."""
+    _touch(tmp_path / "corpus", "a.jsonl")
+    (tmp_path / "alias").symlink_to("corpus")
+    with pytest.raises(InputFileError, match="classified and written twice"):
+        expand_inputs([str(tmp_path / "corpus"), str(tmp_path / "alias")])
+    # The same path named twice stays one input.
+    assert [f.relpath for f in expand_inputs([str(tmp_path / "corpus"), str(tmp_path / "corpus")])] == [
+        "a.jsonl"
+    ]
+
+
+def test_a_link_up_to_an_ancestor_through_a_hidden_directory_is_not_a_loop(tmp_path):
+    """The walk never enters hidden directories, so `ref -> x` from x/.stage/corpus never comes back: x's
+    visible files are listed once."""
+    _touch(tmp_path / "x", "top.jsonl", ".stage/corpus/a.jsonl")
+    corpus = tmp_path / "x" / ".stage" / "corpus"
+    (corpus / "ref").symlink_to(tmp_path / "x")
+    assert [f.relpath for f in expand_inputs([str(corpus)])] == ["a.jsonl", "ref/top.jsonl"]
