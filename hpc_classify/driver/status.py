@@ -54,6 +54,7 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         "files_planned": len(planned) - new,
         "files_new": new,
         "inputs_rechecked": rerun.rechecked,
+        "inputs_not_rechecked_because": rerun.not_rechecked_because,
         "files_done": done,
         "files_failed": len(failed),
         "files_remaining": len(planned) - done - len(failed) - tally.vanished_planned,
@@ -86,22 +87,23 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
 class RerunFiles:
     """`planned`: the stored plan's files, at their current paths, plus the inputs added since (`new` of
     them), by relpath. `rechecked`: whether the inputs were listed again (if not, the stored plan's files
-    alone). `gone`: the stored plan's files that listing no longer has (a rerun does not plan them; kept
-    in `planned` so that the counts still add up to the last run's plan)."""
+    alone, and `not_rechecked_because` says why). `gone`: the stored plan's files that listing no longer has
+    (a rerun does not plan them; kept in `planned` so that the counts still add up to the last run's plan)."""
 
     planned: dict[str, PlannedFile]
     new: int
     rechecked: bool
     gone: frozenset[str]
+    not_rechecked_because: str | None = None
 
 
 def files_of_a_rerun(plan: dict[str, Any], *, relist: bool = True) -> RerunFiles:
     """The files a rerun would plan (`relist` False: the inputs are not listed again, for a plan the caller
     knows is current)."""
     planned = stored_files(plan)
-    current = _current_inputs(plan) if relist else None
+    current, why_not = _current_inputs(plan) if relist else (None, "the run's own plan is current")
     if current is None:
-        return RerunFiles(planned, 0, False, frozenset())
+        return RerunFiles(planned, 0, False, frozenset(), why_not)
     gone = set(planned)
     new = 0
     for f in current:
@@ -112,16 +114,19 @@ def files_of_a_rerun(plan: dict[str, Any], *, relist: bool = True) -> RerunFiles
     return RerunFiles(planned, new, True, frozenset(gone))
 
 
-def _current_inputs(plan: dict[str, Any]) -> list[InputFile] | None:
-    """The plan's --input specs expanded now (the driver's discovery), or None where that is impossible:
-    inputs out of reach, or relative specs of an older plan (relative to a cwd no longer known)."""
+def _current_inputs(plan: dict[str, Any]) -> tuple[list[InputFile] | None, str | None]:
+    """The plan's --input specs expanded now (the driver's discovery), or None and why that is impossible:
+    inputs out of reach (the listing's error, which a rerun would stop on), or relative specs of an older
+    plan (relative to a cwd no longer known)."""
     specs = plan.get("inputs") or []
-    if not specs or not all(os.path.isabs(spec) for spec in specs):
-        return None
+    if not specs:
+        return None, "the plan names no inputs"
+    if not all(os.path.isabs(spec) for spec in specs):
+        return None, "the plan's inputs are relative paths of an older version, their directory unknown"
     try:
-        return expand_inputs(specs)
-    except (HpcClassifyError, OSError):
-        return None
+        return expand_inputs(specs), None
+    except (HpcClassifyError, OSError) as error:
+        return None, f"out of reach: {error}"
 
 
 def _size(path: str) -> int:
@@ -266,9 +271,8 @@ def format_status(status: dict[str, Any]) -> str:
             f"new inputs:      {new} file(s) found since the last run's plan: the rerun classifies them"
         )
     if not status.get("inputs_rechecked", True):
-        lines.append(
-            "inputs:          not listed again (out of reach): the counts are over the last run's plan"
-        )
+        why = status.get("inputs_not_rechecked_because") or "out of reach"
+        lines.append(f"inputs:          not listed again ({why}): the counts are over the last run's plan")
     lines += [
         f"documents:       {status['documents_in']} in, {status['documents_out']} out, {status['rows_bad']} bad rows",
     ]

@@ -138,7 +138,10 @@ def test_the_run_planning_and_status_see_the_error(failing_listing, tmp_path):
     # rather than listed without sub/ and the run reported complete.
     a = failing_listing / "a.jsonl"
     plan = {"inputs": [str(failing_listing)], "files": [{"relpath": "a.jsonl", "path": str(a), "size": 14}]}
-    assert files_of_a_rerun(plan).rechecked is False
+    rerun = files_of_a_rerun(plan)
+    assert rerun.rechecked is False
+    # status says why, with the error a rerun would stop on.
+    assert rerun.not_rechecked_because.startswith(f"out of reach: {failing_listing / 'sub'}: cannot list")
 
 
 # Directory links: followed by the run's listing (a corpus assembled from links), but a directory is read

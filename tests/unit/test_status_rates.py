@@ -119,7 +119,10 @@ def test_status_says_when_the_inputs_cannot_be_listed_again(tmp_path):
     status = compute_status(str(output))
 
     assert status["inputs_rechecked"] is False and status["files_done"] == 1
-    assert "the counts are over the last run's plan" in format_status(status)
+    assert (
+        "inputs:          not listed again (the plan's inputs are relative paths of an older version, their "
+        "directory unknown): the counts are over the last run's plan"
+    ) in format_status(status)
 
 
 def test_a_corrupt_marker_is_a_changed_input_as_the_rerun_finds_it(tmp_path):
