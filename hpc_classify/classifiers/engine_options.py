@@ -19,6 +19,7 @@ from typing import Any
 
 from hpc_classify.config import DEVICES, PRECISIONS, check_compile, check_precision
 from hpc_classify.errors import ConfigError
+from hpc_classify.whole_numbers import is_whole_number
 
 SHARED = "shared"
 PER_MODEL = "per-model"
@@ -107,8 +108,10 @@ class EngineOptions:
     def __post_init__(self) -> None:
         for name in ("max_chars", "max_tokens", "batch_size", "token_budget"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            if value is not None and not is_whole_number(value, 1):
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+            if value is not None:  # a numpy integer (a computed batch size) as Python's, for JSON and torch
+                object.__setattr__(self, name, int(value))
         max_mem_gb, device = self.max_mem_gb, self.device
         if max_mem_gb is not None and (isinstance(max_mem_gb, bool) or not max_mem_gb > 0):
             raise ConfigError(f"max_mem_gb must be a positive number of GiB, not {max_mem_gb!r}")

@@ -39,6 +39,7 @@ from hpc_classify.cluster.worker_command import WorkerSpec, refuse_gpu_worker_op
 from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.stop_request import StopRequest
+from hpc_classify.whole_numbers import is_whole_number
 from hpc_classify.worker_env import QUIET_UCX, cpu_worker_environment
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class NodeOptions:
                 raise ConfigError(f"{name} must be a finite number of seconds > 0, not {value!r}")
         for name in ("workers_per_node", "threads_per_worker"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and not is_whole_number(value, 1):
                 raise ConfigError(f"{name} must be a whole number >= 1, not {value!r}")
 
 

@@ -16,6 +16,7 @@ from dask.utils import parse_bytes
 
 from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
 from hpc_classify.io.pieces import Piece, is_streamed, plan_pieces
+from hpc_classify.whole_numbers import is_whole_number
 
 
 class DefaultStr(str):
@@ -56,11 +57,7 @@ def partition_groups(
         return _pack_by_size(paths, _parse_blocksize(blocksize), split)
     if files_per_partition is None:
         return [(FilePart(path),) for path in paths]
-    if (
-        isinstance(files_per_partition, bool)
-        or not isinstance(files_per_partition, int)
-        or files_per_partition < 1
-    ):
+    if not is_whole_number(files_per_partition, 1):
         raise ConfigError(f"files_per_partition must be an integer >= 1, not {files_per_partition!r}")
     step = int(files_per_partition)
     return [tuple(map(FilePart, paths[i : i + step])) for i in range(0, len(paths), step)]

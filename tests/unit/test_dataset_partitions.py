@@ -192,3 +192,13 @@ def test_an_empty_parquet_file_keeps_the_input_meta_dtypes(tmp_path):
     only_empty = DocumentDataset.read_parquet(str(tmp_path / "a.parquet"), input_meta={"id": "int32"})
     assert list(only_empty.df.columns) == ["id"] and only_empty.df.dtypes["id"] == "int32"
     assert len(only_empty.df.compute()) == 0
+
+
+def test_a_numpy_files_per_partition_counts_like_an_int(tmp_path):
+    """files_per_partition computed with numpy (len(files) // np.int64(n)) partitions as the same int does."""
+    import numpy as np
+
+    files = [_write_jsonl(tmp_path / f"{n}.jsonl", [{"id": n, "text": "x"}]) for n in range(5)]
+    dataset = DocumentDataset.read_json(files, files_per_partition=np.int64(2), blocksize=None)
+    assert dataset.df.npartitions == 3
+    assert dataset.df.compute()["id"].tolist() == [0, 1, 2, 3, 4]

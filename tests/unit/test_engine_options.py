@@ -193,6 +193,15 @@ def test_a_bad_value_is_one_config_error_naming_the_option(option, value, messag
         CLASSIFIERS["domain"](**{option: value})
 
 
+def test_a_numpy_integer_is_a_whole_number_taken_as_python_int():
+    """A batch size computed with numpy (np.int64) is a count like any other; kept as Python's int."""
+    np = pytest.importorskip("numpy")
+    options = EngineOptions(batch_size=np.int64(16), max_tokens=np.int32(128))
+    assert (options.batch_size, options.max_tokens) == (16, 128)
+    assert type(options.batch_size) is int and type(options.max_tokens) is int
+    assert CLASSIFIERS["domain"](batch_size=np.int64(16)).batch_size == 16
+
+
 def test_combinations_are_checked_once():
     with pytest.raises(ConfigError, match="max_mem_gb limits GPU memory"):
         EngineOptions(device="cpu", max_mem_gb=8)
