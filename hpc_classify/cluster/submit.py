@@ -46,6 +46,8 @@ def sbatch_key(key: str) -> str:
 
 # submitit drains and requeues on USR2: --sbatch signal=USR2@<seconds> may only move the warning.
 _WARNING = re.compile(r"USR2@\d+")
+# Slurm checks time limits about once a minute: a warning may come up to this much before its lead.
+SLURM_SIGNAL_EARLY_S = 60
 
 
 def refuse_sbatch_set_by_submit(sbatch: dict[str, Any], gpus_per_node: int = 0) -> None:
@@ -99,6 +101,7 @@ class SubmitOptions:
             if not is_whole_number(value, minimum):
                 raise ConfigError(f"{flag} must be a whole number >= {minimum}, not {value!r}")
         refuse_sbatch_set_by_submit(self.sbatch, self.gpus_per_node)
+        self._refuse_a_time_limit_within_the_warning()
         if self.local and self.nodes != 1:
             raise ConfigError("--local runs on one node only", hint="drop --nodes, or submit to Slurm")
         slurm_only = [
@@ -116,6 +119,30 @@ class SubmitOptions:
                 "machine, without Slurm, and would ignore "
                 f"{'them' if len(slurm_only) > 1 else 'it'}",
                 hint=f"drop {', '.join(slurm_only)} for a local check, or drop --local to submit to Slurm",
+            )
+
+    def warning_lead_s(self) -> int:
+        """Seconds before the time limit at which Slurm sends the drain warning (USR2)."""
+        for key, value in self.sbatch.items():
+            if sbatch_key(key) == "signal":
+                return int(str(value).rpartition("@")[2])
+        return self.signal_delay_s
+
+    def _refuse_a_time_limit_within_the_warning(self) -> None:
+        """A job whose time limit is within the warning's lead (Slurm sends it up to a minute early) is
+        warned as it starts: it would drain at once and requeue itself to do the same, up to max_requeues
+        times, classifying nothing. (--local: submitit's own 30 s lead, no Slurm.)"""
+        if self.local or not self.time_min:
+            return
+        lead = self.warning_lead_s()
+        if self.time_min * 60 <= lead + SLURM_SIGNAL_EARLY_S:
+            shortest = (lead + SLURM_SIGNAL_EARLY_S) // 60 + 1
+            raise ConfigError(
+                f"--time {self.time_min} (minutes) leaves the job no time to classify: the drain warning "
+                f"comes {lead} s before the time limit (Slurm may send it up to {SLURM_SIGNAL_EARLY_S} s "
+                "earlier), so the job would stop as it started and requeue itself to do the same",
+                hint=f"give --time {shortest} or more, or a shorter warning lead with --sbatch "
+                "signal=USR2@SECONDS",
             )
 
 

@@ -172,6 +172,26 @@ def test_the_python_path_checks_the_same_numbers() -> None:
     assert SubmitOptions(folder="f", time_min=0, nodes=np.int64(2)).nodes == 2
 
 
+def _refusal_hint(options: dict) -> str:
+    with pytest.raises(ConfigError) as refused:
+        SubmitOptions(folder="f", **options)
+    return refused.value.hint
+
+
+def test_a_time_limit_within_the_drain_warning_is_refused() -> None:
+    """With --time 5 and the 300 s warning lead, Slurm warns the job as it starts: it would drain at once and
+    requeue itself max_requeues times, classifying nothing."""
+    for options in ({"time_min": 5}, {"time_min": 6}, {"time_min": 2, "sbatch": {"signal": "USR2@60"}}):
+        with pytest.raises(ConfigError, match="leaves the job no time to classify") as refused:
+            SubmitOptions(folder="f", **options)
+        assert "signal=USR2@SECONDS" in refused.value.hint
+    assert "give --time 7 or more" in _refusal_hint({"time_min": 5})
+    # Room left after the lead and Slurm's minute, no limit, or submitit's local executor (its own 30 s lead).
+    for options in ({"time_min": 7}, {"time_min": 3, "sbatch": {"signal": "USR2@60"}}, {"time_min": 0}):
+        assert SubmitOptions(folder="f", **options).time_min == options["time_min"]
+    assert SubmitOptions(folder="f", time_min=1, local=True).time_min == 1
+
+
 @pytest.mark.parametrize(
     ("pairs", "names", "remedy"),
     [

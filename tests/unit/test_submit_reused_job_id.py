@@ -53,7 +53,7 @@ def fake_slurm(tmp_path, monkeypatch):
 
 
 def _submit(corpus: Path, out: Path, *options: str) -> list[str]:
-    return ["submit", "--nodes", "1", "--time", "5", *options, "--"] + [
+    return ["submit", "--nodes", "1", "--time", "10", *options, "--"] + [
         "--input",
         str(corpus),
         "--output",
