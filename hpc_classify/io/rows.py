@@ -265,7 +265,7 @@ def check_parquet_table(
     bad = [BadRow(first_row + i + 1, reasons[i], _row_json(table, i)) for i in bad_rows]
     if bad_rows:
         table = table.filter(pa.array([reason is None for reason in reasons]))
-    frame = table_to_frame(table)
+    frame = _named_index_as_columns(table, table_to_frame(table))
     frame.index = pd.Index(
         [first_row + i for i, reason in enumerate(reasons) if reason is None], dtype="int64"
     )
@@ -273,6 +273,15 @@ def check_parquet_table(
         if name not in frame.columns:
             frame[name] = pd.Series([], dtype="str")  # only reachable with zero rows left
     return frame, bad
+
+
+def _named_index_as_columns(table: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """pandas stores a named index (`set_index("doc_id")`) as a column that `to_pandas()` makes the index
+    again, which the row numbering below would replace: it is data, so it stays a column. An unnamed one
+    (`__index_level_0__`, a filtered frame's row labels) is not."""
+    stored = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+    named = [name for name in frame.index.names if name is not None]
+    return frame.reset_index(level=named) if stored and named else frame
 
 
 def _text_as_plain_strings(table: Any, field: str) -> Any:

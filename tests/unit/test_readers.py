@@ -198,6 +198,25 @@ def test_parquet_round_trip_keeps_columns_and_order(tmp_path):
     assert list(read_documents(path).frame.columns) == ["z", "text"]
 
 
+def test_a_parquet_files_named_index_is_kept_as_a_column_whole_and_in_pieces(tmp_path):
+    """pandas stores `set_index("doc_id")` as a column that pyarrow turns back into the index: it was lost
+    (the output had text and predictions only). An unnamed index (a filtered frame's labels) is not data."""
+    from hpc_classify.io.pieces import plan_pieces, read_piece
+
+    path = str(tmp_path / "indexed.parquet")
+    source = pd.DataFrame({"doc_id": [f"d{i}" for i in range(50)], "text": [f"t{i}" for i in range(50)]})
+    source.set_index("doc_id").to_parquet(path, row_group_size=7)
+    expected = source.to_dict("records")
+    assert read_documents(path).frame.to_dict("records") == expected
+    pieces = plan_pieces(path, 0, 1)  # the smallest pieces: inside row groups too
+    assert len(pieces) > 8
+    read = pd.concat([read_piece(path, piece).frame for piece in pieces])
+    assert read.to_dict("records") == expected and read.index.tolist() == list(range(50))
+    filtered = str(tmp_path / "filtered.parquet")
+    source[source.index % 2 == 0].to_parquet(filtered)  # stored as __index_level_0__
+    assert read_documents(filtered).frame.to_dict("records") == expected[::2]
+
+
 @pytest.mark.parametrize("columns", [["text", "id"], ["id", "text"], ["id"]])
 def test_parquet_columns_may_name_the_text_field(tmp_path, columns):
     path = str(tmp_path / "c.parquet")
