@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,11 +165,27 @@ def _parse_line(raw: bytes, fields: tuple[str, ...]) -> tuple[Any, str | None]:
         return None, f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
     if not isinstance(record, dict):
         return None, f"not a JSON object (a JSON {_json_type(record)})"
+    if _LONE_SURROGATE.search(decoded) and not _encodes_as_utf8(record):
+        return None, "invalid Unicode: an escaped lone surrogate (half of a character, as \\ud83d)"
     for name in fields:
         reason = _text_problem(record, name)
         if reason is not None:
             return None, reason
     return record, None
+
+
+# JSON may escape half of a UTF-16 pair (`"\ud83d"`, an emoji cut in two); json.loads keeps it as a lone
+# surrogate, which no later step can encode (pandas, the writers): the file failed whole, every attempt. Only
+# lines with such an escape are checked further (valid pairs are joined by json.loads).
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodes_as_utf8(record: dict) -> bool:
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text_problem(record: dict, text_field: str) -> str | None:

@@ -88,6 +88,26 @@ def test_skip_collects_every_kind_of_bad_row_with_exact_lines(tmp_path):
     assert result.bad_rows[-1].raw == '{"text": ["a"]}'
 
 
+def test_an_escaped_lone_surrogate_is_a_bad_row_not_a_failed_file(tmp_path):
+    """`\\ud83d` alone (an emoji cut in half) is valid JSON but no text: pandas and the writers could not
+    encode it, and the whole file failed every attempt, `--on-bad-row skip` or not. A whole pair, or an
+    escaped backslash before `ud83d`, is fine."""
+    lines = [
+        b'{"text": "ok"}\n',
+        b'{"text": "emoji cut \\ud83d here"}\n',
+        b'{"text": "a pair \\ud83d\\ude00", "note": "\\\\ud83d is text"}\n',
+        b'{"text": "ok", "meta": {"k": "\\uDE00"}}\n',
+    ]
+    path = _write(tmp_path / "halves.jsonl", b"".join(lines))
+    result = read_documents(path, on_bad_row="skip")
+    assert result.frame["text"].tolist() == ["ok", "a pair \U0001f600"]
+    assert result.frame["note"].tolist()[1] == "\\ud83d is text"
+    reason = "invalid Unicode: an escaped lone surrogate (half of a character, as \\ud83d)"
+    assert [(b.line, b.reason) for b in result.bad_rows] == [(2, reason), (4, reason)]
+    with pytest.raises(InputFileError, match="halves.jsonl:2: invalid Unicode"):
+        read_documents(path)
+
+
 @pytest.mark.parametrize(
     ("lines", "line", "reason"),
     [
