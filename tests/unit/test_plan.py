@@ -122,6 +122,34 @@ def test_output_that_would_overwrite_an_input_file_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("first", "output", "output_format"),
+    [("x.parquet", "x.jsonl", "jsonl"), ("x.jsonl", "x.parquet", "parquet")],
+)
+def test_an_output_file_that_another_output_needs_as_its_directory_is_refused(
+    tmp_path, first, output, output_format
+):
+    """`x.parquet` writes `x.jsonl`, the directory of `x.jsonl/y.jsonl`'s output: the second to be written
+    failed after it was classified (which one depended on the order)."""
+    inputs = tmp_path / "in"
+    make_inputs(
+        inputs, {first: 3, f"{output}/y.jsonl": 3, f"{output}/deeper/z.jsonl": 3, f"{output}z.jsonl": 3}
+    )
+    with pytest.raises(ConfigError) as refused:
+        list_input_files([str(inputs)], str(tmp_path / "out"), output_format)
+    assert str(refused.value).startswith(
+        f"input {inputs / first} would write the output file {output!r}, which input "
+        f"{inputs / output / 'deeper' / 'z.jsonl'} needs as a directory (and 1 more input(s) like these)"
+    )
+    (inputs / first).unlink()
+    files = list_input_files([str(inputs)], str(tmp_path / "out"), output_format)  # a name's prefix: no clash
+    assert sorted(f.relpath for f in files) == [
+        f"{output}/deeper/z.jsonl",
+        f"{output}/y.jsonl",
+        f"{output}z.jsonl",
+    ]
+
+
+@pytest.mark.parametrize(
     ("name", "output_format"), [("failures.jsonl", "jsonl"), ("failures.parquet", "jsonl")]
 )
 def test_an_input_whose_output_would_be_the_failure_log_is_refused(tmp_path, name, output_format):
