@@ -81,6 +81,7 @@ def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
         for item in _expand_one(spec):
             by_path.setdefault(item.path, item)  # the same file named twice is one input
     inputs = sorted(by_path.values())
+    _refuse_names_not_utf8(inputs)
     _refuse_files_reached_twice(inputs)
     _check_unique_relpaths(inputs)
     return inputs
@@ -223,6 +224,22 @@ def _is_document_match(pattern: str, match: str) -> bool:
     fixed = os.path.dirname(pattern[: min(pattern.find(c) for c in _GLOB_CHARS if c in pattern)])
     below = os.path.relpath(match, fixed or ".")
     return not any(_is_hidden(part) for part in below.split(os.sep))
+
+
+def _refuse_names_not_utf8(inputs: list[InputFile]) -> None:
+    """A path with bytes that are not UTF-8 (a Latin-1 `café.jsonl`) cannot be written into the plan, the
+    markers or the failure log (JSON): refused before the run, named, rather than a traceback from the plan."""
+    for item in inputs:
+        try:
+            item.path.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(item.path).decode("utf-8", errors="backslashreplace")
+            raise InputFileError(
+                shown,
+                "this input's name is not valid UTF-8: the run's plan and completion markers cannot record it",
+                hint="rename it to UTF-8 (e.g. `convmv -f latin1 -t utf8 --notest FILE`), or move it out of the "
+                "inputs",
+            ) from None
 
 
 def _refuse_files_reached_twice(inputs: list[InputFile]) -> None:

@@ -275,3 +275,17 @@ def test_a_link_up_to_an_ancestor_through_a_hidden_directory_is_not_a_loop(tmp_p
     corpus = tmp_path / "x" / ".stage" / "corpus"
     (corpus / "ref").symlink_to(tmp_path / "x")
     assert [f.relpath for f in expand_inputs([str(corpus)])] == ["a.jsonl", "ref/top.jsonl"]
+
+
+def test_a_name_that_is_not_utf8_is_an_error_naming_it(tmp_path):
+    """A Latin-1 `café.jsonl`: the plan and markers (JSON) cannot hold its name; it was a traceback."""
+    _touch(tmp_path / "corpus", "ok.jsonl")
+    latin1 = os.path.join(os.fsencode(tmp_path / "corpus"), b"caf\xe9.jsonl")
+    with open(latin1, "wb") as f:
+        f.write(b'{"text": "a"}\n')
+    with pytest.raises(InputFileError) as raised:
+        expand_inputs([str(tmp_path / "corpus")])
+    assert str(raised.value).startswith(
+        f"{tmp_path / 'corpus'}/caf\\xe9.jsonl: this input's name is not valid UTF-8"
+    )
+    assert "convmv" in raised.value.hint
