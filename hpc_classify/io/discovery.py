@@ -196,13 +196,23 @@ def _paths_below(root: str, path: str) -> list[str]:
 def _expand_one(spec: str) -> list[InputFile]:
     if os.path.isdir(spec):
         root = os.path.abspath(spec)
-        found = [
-            InputFile(os.path.join(root, rel), rel.replace(os.sep, "/"))
-            for rel in _walk_relpaths(root, recurse=True)
-            if document_suffix(rel) is not None
-        ]
+        found, others = [], []
+        for rel in _walk_relpaths(root, recurse=True):
+            if document_suffix(rel) is None:
+                others.append(rel)
+            else:
+                found.append(InputFile(os.path.join(root, rel), rel.replace(os.sep, "/")))
         if not found:
             raise InputFileError(spec, "directory holds no document files", hint=_suffix_hint())
+        if others:  # said, never silent: a corpus of .ndjson or .txt files would be left out whole
+            logger.warning(
+                "%s: %d file(s) without a document suffix left out (%s%s); %s",
+                spec,
+                len(others),
+                ", ".join(others[:3]),
+                ", ..." if len(others) > 3 else "",
+                _suffix_hint(),
+            )
         return found
     if os.path.exists(spec):
         if document_suffix(spec) is None:

@@ -26,8 +26,9 @@ class DocumentFormat(Protocol):
     output_suffix: str
 
 
-JSONL_GZIP = JsonlFormat("gzip", (".jsonl.gz",))
-JSONL_ZSTD = JsonlFormat("zstd", (".jsonl.zst",))
+# .json is JSON Lines here as in NeMo's read_json(lines=True); compressed, it is the same format.
+JSONL_GZIP = JsonlFormat("gzip", (".jsonl.gz", ".json.gz"))
+JSONL_ZSTD = JsonlFormat("zstd", (".jsonl.zst", ".json.zst"))
 JSONL = JsonlFormat(None, (".jsonl", ".json"))
 PARQUET = ParquetFormat()
 # Longest suffixes first, so ".jsonl.gz" wins over a shorter match.

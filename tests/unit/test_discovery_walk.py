@@ -289,3 +289,25 @@ def test_a_name_that_is_not_utf8_is_an_error_naming_it(tmp_path):
         f"{tmp_path / 'corpus'}/caf\\xe9.jsonl: this input's name is not valid UTF-8"
     )
     assert "convmv" in raised.value.hint
+
+
+def test_compressed_json_files_are_inputs_and_other_files_are_said_to_be_left_out(tmp_path, caplog):
+    _touch(tmp_path / "corpus", "a.jsonl", "README.md", "sub/b.ndjson", "sub/c.txt", "sub/d.csv")
+    import gzip
+
+    import zstandard
+
+    from hpc_classify.io.readers import read_documents
+
+    line = b'{"text": "compressed"}\n'
+    (tmp_path / "corpus" / "e.json.gz").write_bytes(gzip.compress(line))
+    (tmp_path / "corpus" / "f.json.zst").write_bytes(zstandard.ZstdCompressor().compress(line))
+    with caplog.at_level("WARNING", logger="hpc_classify.io.discovery"):
+        found = expand_inputs([str(tmp_path / "corpus")])
+    assert [f.relpath for f in found] == ["a.jsonl", "e.json.gz", "f.json.zst"]
+    assert caplog.messages == [
+        f"{tmp_path / 'corpus'}: 4 file(s) without a document suffix left out (README.md, sub/b.ndjson, "
+        "sub/c.txt, ...); supported files end with .jsonl.gz, .json.gz, .jsonl.zst, .json.zst, .jsonl, .json, "
+        ".parquet"
+    ]
+    assert [read_documents(f.path).frame["text"].tolist() for f in found[1:]] == [["compressed"]] * 2

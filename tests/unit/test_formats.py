@@ -54,6 +54,8 @@ def test_every_output_format_name_in_config_has_its_object():
         ("a.JSON", JSONL),
         ("a.jsonl.gz", JSONL_GZIP),
         ("a.jsonl.zst", JSONL_ZSTD),
+        ("a.json.gz", JSONL_GZIP),  # listed too: a corpus of them was skipped as "no document files"
+        ("a.JSON.zst", JSONL_ZSTD),
         ("d/a.parquet", PARQUET),
         ("a.txt.gz", JSONL_GZIP),  # read as JSONL compressed as its last suffix says, as before
         ("a.txt", JSONL),
@@ -65,7 +67,15 @@ def test_format_of_a_file_name(name, expected):
 
 
 def test_suffixes_are_the_formats_suffixes_longest_match_first():
-    assert SUPPORTED_SUFFIXES == (".jsonl.gz", ".jsonl.zst", ".jsonl", ".json", ".parquet")
+    assert SUPPORTED_SUFFIXES == (
+        ".jsonl.gz",
+        ".json.gz",
+        ".jsonl.zst",
+        ".json.zst",
+        ".jsonl",
+        ".json",
+        ".parquet",
+    )
     assert [f.streamed for f in DOCUMENT_FORMATS] == [True, True, False, False]
 
 
