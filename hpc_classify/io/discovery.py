@@ -79,7 +79,11 @@ def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
     by_path: dict[str, InputFile] = {}
     for spec in specs:
         for item in _expand_one(spec):
-            by_path.setdefault(item.path, item)  # the same file named twice is one input
+            # The same file named twice is one input, under the longer relpath whatever the order (`d` and
+            # `d/sub`: d's `sub/x.jsonl`): reordering the --input flags must not rename outputs.
+            known = by_path.setdefault(item.path, item)
+            if len(item.relpath) > len(known.relpath):
+                by_path[item.path] = item
     inputs = sorted(by_path.values())
     _refuse_names_not_utf8(inputs)
     _refuse_files_reached_twice(inputs)

@@ -311,3 +311,18 @@ def test_compressed_json_files_are_inputs_and_other_files_are_said_to_be_left_ou
         ".parquet"
     ]
     assert [read_documents(f.path).frame["text"].tolist() for f in found[1:]] == [["compressed"]] * 2
+
+
+def test_a_file_under_two_inputs_keeps_one_relpath_whatever_their_order(tmp_path):
+    """`--input d --input d/sub` and the reverse: the output (and marker) names must not depend on the order,
+    else a rerun with the flags reordered would classify the file again under another name."""
+    _touch(tmp_path / "d", "a.jsonl", "sub/x.jsonl")
+    d, sub = str(tmp_path / "d"), str(tmp_path / "d" / "sub")
+    forward = [(f.path, f.relpath) for f in expand_inputs([d, sub])]
+    assert forward == [
+        (str(tmp_path / "d" / "a.jsonl"), "a.jsonl"),
+        (str(tmp_path / "d/sub/x.jsonl"), "sub/x.jsonl"),
+    ]
+    assert [(f.path, f.relpath) for f in expand_inputs([sub, d])] == forward
+    glob_first = [(f.path, f.relpath) for f in expand_inputs([str(tmp_path / "d/sub/*.jsonl"), d])]
+    assert glob_first == forward
