@@ -1,4 +1,5 @@
-"""The `partition_on` layout, a directory per value of the column (`<column>=<value>/part.N.<ext>`, as hive),
+"""The `partition_on` layout, a directory per value of the column (`<column>=<value>/part.N.<ext>`, as hive,
+the value as `str` gives it),
 what a failed write leaves of it, and the columns a Parquet read takes back from such directory names.
 
 Reading, as Dask and pyarrow read a list of Parquet files (NeMo's `read_parquet`): every `<column>=<value>`
@@ -22,10 +23,11 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import pandas as pd
 
+from hpc_classify.errors import ConfigError
 from hpc_classify.io.readers import import_cudf
 from hpc_classify.io.writers import is_temp_file
 
@@ -40,8 +42,18 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def value_dir(column: str, value: Any) -> str:
-    """The directory of the rows whose `column` is `value`."""
-    return f"{column}={HIVE_NULL if pd.isna(value) else quote(str(value), safe='')}"
+    """The directory of the rows whose `column` is `value`: `str(value)` as it is, as Dask and NeMo name it
+    (`lang=en US`); a value that cannot be part of a directory name is a ConfigError."""
+    if pd.isna(value):
+        return f"{column}={HIVE_NULL}"
+    text = str(value)
+    if "/" in text or "\0" in text:
+        raise ConfigError(
+            f"partition_on={column!r}: the value {text!r} cannot name a directory (it holds "
+            f"{'a /' if '/' in text else 'a NUL character'})",
+            hint=f"replace those characters in column {column!r} before writing, or partition on another column",
+        )
+    return f"{column}={text}"
 
 
 def partition_file(index: int, ext: str) -> str:

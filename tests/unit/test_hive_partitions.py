@@ -73,3 +73,26 @@ def test_jsonl_reads_take_no_columns_from_directory_names(tmp_path):
     (tmp_path / "lang=en").mkdir()
     (tmp_path / "lang=en" / "a.jsonl").write_text('{"text": "x"}\n')
     assert list(DocumentDataset.read_json(str(tmp_path)).df.columns) == ["text"]
+
+
+@pytest.mark.parametrize("writer", ["to_json", "to_parquet"])
+def test_value_directories_are_named_by_the_raw_value_as_dask_names_them(tmp_path, writer):
+    frame = pd.DataFrame({"text": list("abc"), "lang": ["en US", "Food & Drink", "50%"]})
+    out = tmp_path / "out"
+    getattr(DocumentDataset.from_pandas(frame), writer)(str(out), partition_on="lang")
+    assert sorted(os.listdir(out)) == ["lang=50%", "lang=Food & Drink", "lang=en US"]
+    dask_out = tmp_path / "dask"
+    dd.from_pandas(frame, npartitions=1).to_parquet(str(dask_out), partition_on="lang", write_index=False)
+    assert sorted(os.listdir(out)) == sorted(os.listdir(dask_out))
+
+
+@pytest.mark.parametrize("value", ["a/b", "a\0b"])
+def test_a_value_that_cannot_name_a_directory_is_an_error_and_leaves_no_directories(tmp_path, value):
+    frame = pd.DataFrame({"text": ["x", "y"], "lang": ["en", value]})
+    out = tmp_path / "out"
+    with pytest.raises(
+        ValueError, match=r"partition_on='lang': the value .* cannot name a directory"
+    ) as info:
+        DocumentDataset.from_pandas(frame).to_parquet(str(out), partition_on="lang")
+    assert repr(value) in str(info.value)
+    assert not [name for name in os.listdir(out) if name.startswith("lang=")]
