@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import pytest
 
-from hpc_classify.utils.file_utils import get_all_files_paths_under
+from hpc_classify.utils.file_utils import (
+    expand_outdir_and_mkdir,
+    filter_files_by_extension,
+    get_all_files_paths_under,
+    get_batched_files,
+    get_remaining_files,
+)
 
 
 @pytest.fixture
@@ -51,3 +58,58 @@ def test_without_recursion_only_the_top_level_files(tree):
         os.path.join(tree, "B.JSONL"),
         os.path.join(tree, "a.jsonl"),
     ]
+
+
+@pytest.fixture
+def resume(tmp_path):
+    """An input directory of 4 shards and an output directory where 2 are done (one under another type)."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    (inp / "nested").mkdir(parents=True)
+    out.mkdir()
+    for name in ["s0.jsonl", "s1.jsonl", "s2.jsonl", "s3.jsonl", "notes.txt", "nested/s9.jsonl"]:
+        (inp / name).write_text("{}\n")
+    (out / "s1.jsonl").write_text("{}\n")
+    (out / "s3.parquet").write_text("")
+    (out / ".s2.jsonl.tmp-123-abcd").write_text("")  # a stopped write's temp file: not an output
+    return str(inp), str(out)
+
+
+def test_get_remaining_files_as_nemos(resume):
+    inp, out = resume
+    assert get_remaining_files(inp, out, "jsonl") == [
+        os.path.join(inp, n) for n in ["s0.jsonl", "s2.jsonl", "s3.jsonl"]
+    ]
+    assert get_remaining_files(inp, out, "jsonl", "parquet") == [
+        os.path.join(inp, n) for n in ["s0.jsonl", "s2.jsonl"]
+    ]
+    assert get_remaining_files(inp, out, "jsonl", num_files=3) == [
+        os.path.join(inp, "s0.jsonl")
+    ]  # 3 - 2 outputs
+    assert get_remaining_files(inp, out, "jsonl", num_files=1) == []
+    assert get_remaining_files(inp, out, "pickle") == [inp]
+    fresh = os.path.join(out, "new", "deeper")
+    assert len(get_remaining_files(inp, fresh, "jsonl")) == 4 and os.path.isdir(fresh)
+    with pytest.raises(ValueError, match="num_files must be a whole number >= -1"):
+        get_remaining_files(inp, out, "jsonl", num_files=1.5)
+
+
+def test_get_batched_files_in_batches_of_the_remaining_ones(resume):
+    inp, out = resume
+    batches = get_batched_files(inp, out, "jsonl", batch_size=2)
+    assert list(batches) == [
+        [os.path.join(inp, "s0.jsonl"), os.path.join(inp, "s2.jsonl")],
+        [os.path.join(inp, "s3.jsonl")],
+    ]
+    with pytest.raises(ValueError, match="batch_size must be a whole number of files >= 1, not 0"):
+        get_batched_files(inp, out, "jsonl", batch_size=0)
+
+
+def test_expand_outdir_and_mkdir_and_filter_files_by_extension(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert expand_outdir_and_mkdir("a/b") == str(tmp_path / "a" / "b") and (tmp_path / "a" / "b").is_dir()
+    assert expand_outdir_and_mkdir(str(tmp_path / "a")) == str(tmp_path / "a")
+    files = ["x.jsonl", "y.parquet", "z.JSONL", "w.jsonl.gz"]
+    assert filter_files_by_extension(files, ["jsonl", ".jsonl.gz"]) == ["x.jsonl", "w.jsonl.gz"]  # warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert filter_files_by_extension(["x.jsonl"], "jsonl") == ["x.jsonl"]
