@@ -29,6 +29,7 @@ from hpc_classify.datasets.partitioning import (
     partition_groups,
 )
 from hpc_classify.datasets.schema import conform, dataset_meta
+from hpc_classify.datasets.value_dirs import add_partition_columns, partition_dtypes
 from hpc_classify.errors import (
     ConfigError,
     DataLayoutError,
@@ -142,6 +143,7 @@ def read_frame_and_sources(
         kind, backend, column, text_field, columns, parse_input_meta(input_meta), dict(read_kwargs)
     )
     reader.keep_file_index = packs_by_size(files_per_partition, blocksize)
+    reader.partition_dtypes = partition_dtypes(paths) if kind == "parquet" else {}
     reader.empty = dataset_meta(_first_partition_with_rows(reader, groups), kind)
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
     with dask.config.set({"dataframe.convert-string": False}):
@@ -215,6 +217,7 @@ class PartitionReader:
         # Files packed by blocksize keep their own row index, as NeMo's one partition per file has;
         # files_per_partition renumbers, as NeMo's concatenation does.
         self.keep_file_index = False
+        self.partition_dtypes: dict[str, Any] = {}  # Parquet: columns from `<column>=<value>` directories
 
     def __call__(self, parts: tuple[FilePart, ...]) -> Any:
         frames = [self._read_one(part) for part in parts]
@@ -255,7 +258,7 @@ class PartitionReader:
                 frame = import_cudf().from_pandas(frame)
         else:
             frame = read_frame(path, backend=self.backend, columns=self.columns)
-        frame = self._select_and_cast(frame, path)
+        frame = self._select_and_cast(add_partition_columns(frame, path, self.partition_dtypes), path)
         if self.filename_column:
             frame[self.filename_column] = os.path.basename(path)
         return frame

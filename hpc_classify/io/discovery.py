@@ -12,6 +12,7 @@ import errno
 import glob
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from hpc_classify.io.formats import (  # noqa: F401  (document_suffix, output_re
 logger = logging.getLogger(__name__)
 
 _GLOB_CHARS = frozenset("*?[")
+_SKIPPED_SHOWN = 3  # skipped names a listing's warning shows
 _LOOP_HINT = (
     "remove or retarget the link: it points at a directory that holds it, so the files under it would be "
     "listed again and again under ever longer paths"
@@ -49,19 +51,43 @@ def get_all_files_paths_under(
     (NeMo Curator's signature; `followlinks` enters linked directories: a link loop, or a directory reached
     twice, is then an InputFileError naming the paths, where NeMo lists the files again under each path).
 
-    Extensions may be given with or without the dot and may have several parts ("jsonl.gz").
-    Hidden and "_"-prefixed files and directories are skipped.
+    `keep_extensions` as NeMo's `filter_files_by_extension`: with or without the dot, case-sensitive, several
+    parts allowed ("jsonl.gz"). Hidden and "_"-prefixed files and directories are skipped (NeMo lists them):
+    a warning gives their count and first names.
     """
     if not os.path.isdir(root):
         what = "no such directory" if not os.path.exists(root) else "not a directory"
         raise InputFileError(root, what, hint="pass the directory that holds the corpus files")
-    suffixes = _normalise_extensions(keep_extensions)
-    paths = [
-        os.path.join(root, rel)
-        for rel in _walk_relpaths(root, recurse_subdirectories, followlinks)
-        if suffixes is None or rel.lower().endswith(suffixes)
-    ]
-    return sorted(paths)
+    skipped: list[str] = []
+    paths = sorted(
+        os.path.join(root, rel) for rel in _walk_relpaths(root, recurse_subdirectories, followlinks, skipped)
+    )
+    if skipped:
+        shown = ", ".join(skipped[:_SKIPPED_SHOWN]) + (", ..." if len(skipped) > _SKIPPED_SHOWN else "")
+        logger.warning(
+            "%s: %d hidden or '_'-prefixed name(s) skipped, not listed (%s): bookkeeping such as _SUCCESS, "
+            "_markers/ or temp files; NeMo would list them",
+            root,
+            len(skipped),
+            shown,
+        )
+    return paths if keep_extensions is None else filter_files_by_extension(paths, keep_extensions)
+
+
+def filter_files_by_extension(files_list: Sequence[str], keep_extensions: str | Sequence[str]) -> list[str]:
+    """The files of `files_list` (in order) whose names end with one of `keep_extensions` ("jsonl" or
+    ".jsonl"; case-sensitive, as NeMo's); a warning when any is left out, as NeMo's."""
+    if isinstance(keep_extensions, str):
+        keep_extensions = [keep_extensions]
+    suffixes = tuple(e if e.startswith(".") else "." + e for e in keep_extensions)
+    kept = [f for f in files_list if f.endswith(suffixes)]
+    if len(kept) != len(files_list):
+        warnings.warn(
+            f"Skipped {len(files_list) - len(kept)} of {len(files_list)} file(s) not ending with "
+            f"{' or '.join(suffixes)} (case-sensitive)",
+            stacklevel=2,
+        )
+    return kept
 
 
 def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
@@ -91,20 +117,15 @@ def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
     return inputs
 
 
-def _normalise_extensions(keep_extensions: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    if keep_extensions is None:
-        return None
-    if isinstance(keep_extensions, str):
-        keep_extensions = [keep_extensions]
-    return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in keep_extensions)
-
-
 def _is_hidden(name: str) -> bool:
     return name.startswith((".", "_")) or name == "lost+found"
 
 
-def _walk_relpaths(root: str, recurse: bool, followlinks: bool = True) -> Iterator[str]:
-    """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order.
+def _walk_relpaths(
+    root: str, recurse: bool, followlinks: bool = True, skipped: list[str] | None = None
+) -> Iterator[str]:
+    """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order; `skipped` (when
+    given) collects the relative paths of the hidden files and directories left out.
 
     A directory that cannot be listed stops the walk with an InputFileError: skipping it would leave its
     files out of the run unseen (os.walk alone ignores it). So does a directory reached a second time (by
@@ -115,6 +136,9 @@ def _walk_relpaths(root: str, recurse: bool, followlinks: bool = True) -> Iterat
         _visit_once(seen, root, dirpath)
         rel_dir = os.path.relpath(dirpath, root)
         # Pruning in place stops os.walk from entering hidden dirs; sorting makes the walk deterministic.
+        if skipped is not None:
+            hidden = sorted(n for n in (dirnames if recurse else []) + filenames if _is_hidden(n))
+            skipped.extend(n if rel_dir == "." else os.path.join(rel_dir, n) for n in hidden)
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d)) if recurse else []
         if followlinks:
             _refuse_link_loops(dirpath, dirnames)

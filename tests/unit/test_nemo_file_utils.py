@@ -1,0 +1,115 @@
+"""NeMo Curator 0.7.1's `nemo_curator.utils.file_utils` helpers, compared with what NeMo's return on small trees."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import pytest
+
+from hpc_classify.utils.file_utils import (
+    expand_outdir_and_mkdir,
+    filter_files_by_extension,
+    get_all_files_paths_under,
+    get_batched_files,
+    get_remaining_files,
+)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """NeMo would list every file here: .x.jsonl, B.JSONL, _private/c.jsonl, _shard_000.jsonl, a.jsonl, sub/d.jsonl."""
+    root = tmp_path / "gd"
+    for rel in [".x.jsonl", "B.JSONL", "_private/c.jsonl", "_shard_000.jsonl", "a.jsonl", "sub/d.jsonl"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text('{"text": "x"}\n')
+    return str(root)
+
+
+def test_hidden_and_underscore_names_are_skipped_with_a_warning_naming_them(tree, caplog):
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.discovery"):
+        paths = get_all_files_paths_under(tree)
+    assert paths == [os.path.join(tree, p) for p in ["B.JSONL", "a.jsonl", os.path.join("sub", "d.jsonl")]]
+    [record] = caplog.records
+    assert record.getMessage() == (
+        f"{tree}: 3 hidden or '_'-prefixed name(s) skipped, not listed (.x.jsonl, _private, _shard_000.jsonl): "
+        "bookkeeping such as _SUCCESS, _markers/ or temp files; NeMo would list them"
+    )
+
+
+def test_nothing_skipped_no_warning(tree, caplog):
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.discovery"):
+        assert get_all_files_paths_under(os.path.join(tree, "sub")) == [os.path.join(tree, "sub", "d.jsonl")]
+    assert not caplog.records
+
+
+def test_keep_extensions_is_case_sensitive_as_nemos_and_warns_when_it_leaves_files_out(tree):
+    with pytest.warns(
+        UserWarning, match=r"Skipped 1 of 3 file\(s\) not ending with \.jsonl \(case-sensitive\)"
+    ):
+        paths = get_all_files_paths_under(tree, keep_extensions="jsonl")
+    assert paths == [os.path.join(tree, "a.jsonl"), os.path.join(tree, "sub", "d.jsonl")]
+    assert get_all_files_paths_under(tree, keep_extensions=".JSONL") == [os.path.join(tree, "B.JSONL")]
+
+
+def test_without_recursion_only_the_top_level_files(tree):
+    assert get_all_files_paths_under(tree, recurse_subdirectories=False) == [
+        os.path.join(tree, "B.JSONL"),
+        os.path.join(tree, "a.jsonl"),
+    ]
+
+
+@pytest.fixture
+def resume(tmp_path):
+    """An input directory of 4 shards and an output directory where 2 are done (one under another type)."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    (inp / "nested").mkdir(parents=True)
+    out.mkdir()
+    for name in ["s0.jsonl", "s1.jsonl", "s2.jsonl", "s3.jsonl", "notes.txt", "nested/s9.jsonl"]:
+        (inp / name).write_text("{}\n")
+    (out / "s1.jsonl").write_text("{}\n")
+    (out / "s3.parquet").write_text("")
+    (out / ".s2.jsonl.tmp-123-abcd").write_text("")  # a stopped write's temp file: not an output
+    return str(inp), str(out)
+
+
+def test_get_remaining_files_as_nemos(resume):
+    inp, out = resume
+    assert get_remaining_files(inp, out, "jsonl") == [
+        os.path.join(inp, n) for n in ["s0.jsonl", "s2.jsonl", "s3.jsonl"]
+    ]
+    assert get_remaining_files(inp, out, "jsonl", "parquet") == [
+        os.path.join(inp, n) for n in ["s0.jsonl", "s2.jsonl"]
+    ]
+    assert get_remaining_files(inp, out, "jsonl", num_files=3) == [
+        os.path.join(inp, "s0.jsonl")
+    ]  # 3 - 2 outputs
+    assert get_remaining_files(inp, out, "jsonl", num_files=1) == []
+    assert get_remaining_files(inp, out, "pickle") == [inp]
+    fresh = os.path.join(out, "new", "deeper")
+    assert len(get_remaining_files(inp, fresh, "jsonl")) == 4 and os.path.isdir(fresh)
+    with pytest.raises(ValueError, match="num_files must be a whole number >= -1"):
+        get_remaining_files(inp, out, "jsonl", num_files=1.5)
+
+
+def test_get_batched_files_in_batches_of_the_remaining_ones(resume):
+    inp, out = resume
+    batches = get_batched_files(inp, out, "jsonl", batch_size=2)
+    assert list(batches) == [
+        [os.path.join(inp, "s0.jsonl"), os.path.join(inp, "s2.jsonl")],
+        [os.path.join(inp, "s3.jsonl")],
+    ]
+    with pytest.raises(ValueError, match="batch_size must be a whole number of files >= 1, not 0"):
+        get_batched_files(inp, out, "jsonl", batch_size=0)
+
+
+def test_expand_outdir_and_mkdir_and_filter_files_by_extension(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert expand_outdir_and_mkdir("a/b") == str(tmp_path / "a" / "b") and (tmp_path / "a" / "b").is_dir()
+    assert expand_outdir_and_mkdir(str(tmp_path / "a")) == str(tmp_path / "a")
+    files = ["x.jsonl", "y.parquet", "z.JSONL", "w.jsonl.gz"]
+    assert filter_files_by_extension(files, ["jsonl", ".jsonl.gz"]) == ["x.jsonl", "w.jsonl.gz"]  # warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert filter_files_by_extension(["x.jsonl"], "jsonl") == ["x.jsonl"]
