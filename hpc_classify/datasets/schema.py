@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from hpc_classify.errors import InputFileError
+from hpc_classify.io.file_rows import FILE_ROWS
 
 SORTED_KINDS = ("jsonl", "parquet")  # NeMo sorts these; pickles keep their own order
 
@@ -24,6 +25,8 @@ SORTED_KINDS = ("jsonl", "parquet")  # NeMo sorts these; pickles keep their own 
 def dataset_meta(first: Any, kind: str) -> Any:
     """The zero-row frame every partition must match, from the first partition with rows."""
     meta = first.iloc[:0]
+    if isinstance(meta, pd.DataFrame):
+        meta.attrs.pop(FILE_ROWS, None)  # the first partition's file rows are not the dataset's
     if kind in SORTED_KINDS:
         meta = meta[sorted(meta.columns)]
     return meta
