@@ -27,7 +27,7 @@ from hpc_classify.datasets.partitioning import (
     SourceFiles,
     partition_groups,
 )
-from hpc_classify.datasets.schema import conform, dataset_meta
+from hpc_classify.datasets.schema import conform, dataset_meta, keep_bools_apart
 from hpc_classify.errors import (
     ConfigError,
     DataLayoutError,
@@ -226,7 +226,7 @@ class PartitionReader:
             ]
         # A zero-row frame would change the others' dtypes in the concatenation (int64 -> float64): only
         # frames with rows are joined, one empty frame kept when all are empty.
-        joined = [f for f in frames if len(f)] or frames[:1]
+        joined = keep_bools_apart([f for f in frames if len(f)] or frames[:1])
         # NeMo's readers give every JSONL/Parquet partition a RangeIndex from 0 (a user's map_partitions may
         # align a new pd.Series on it); a pickle keeps the index it was saved with (pd.read_pickle, as NeMo).
         renumber = self.kind != "pickle"

@@ -6,7 +6,8 @@ dataset. The metadata is the first partition with rows, as NeMo Curator infers i
 columns sorted as NeMo sorts them. Then each file (or piece of one) is conformed to it:
 - a column in another order: reordered;
 - a column the file lacks: filled with nulls (a JSON row without a key is a null, as pandas reads it);
-- a column of another dtype: cast when no value changes (int -> float, anything -> object), else an error;
+- a column of another dtype: cast when no value changes (int -> float, anything -> object; a bool is not a
+  number here, though True == 1: 1 -> true changes the value), else an error;
 - a column the dataset does not declare: an error naming the file and the column (NeMo drops it silently).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hpc_classify.errors import InputFileError
@@ -30,6 +32,19 @@ def dataset_meta(first: Any, kind: str) -> Any:
     if kind in SORTED_KINDS:
         meta = meta[sorted(meta.columns)]
     return meta
+
+
+def keep_bools_apart(frames: list[Any]) -> list[Any]:
+    """The files of one partition before they are joined: pandas joins a bool column with an int one as
+    int64 (true -> 1); such a column becomes object in each, so every file's values stay as written."""
+    if not all(isinstance(f, pd.DataFrame) for f in frames):
+        return frames
+    kinds: dict[Any, set[str]] = {}
+    for frame in frames:
+        for column, dtype in frame.dtypes.items():
+            kinds.setdefault(column, set()).add(dtype.kind)
+    mixed = [c for c, k in kinds.items() if "b" in k and k & {"i", "u"}]
+    return [f.astype({c: object for c in mixed if c in f.columns}) if mixed else f for f in frames]
 
 
 def conform(frame: Any, meta: Any, source: str) -> Any:
@@ -59,8 +74,8 @@ def _cast_without_loss(series: Any, dtype: Any, source: str, column: Any) -> Any
     problem = None
     try:
         cast = series.astype(dtype)
-        if not pd.api.types.is_object_dtype(dtype) and not _same_values(series, cast):
-            problem = "some values would change"
+        if not pd.api.types.is_object_dtype(dtype):
+            problem = _value_change(series, cast)
     except (ValueError, TypeError, OverflowError) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if problem is None:
@@ -74,9 +89,27 @@ def _cast_without_loss(series: Any, dtype: Any, source: str, column: Any) -> Any
     )
 
 
-def _same_values(before: pd.Series, after: pd.Series) -> bool:
+def _value_change(before: pd.Series, after: pd.Series) -> str | None:
+    """Why the cast `before` -> `after` changes what would be written, or None when no value changes."""
     old, new = before.astype(object), after.astype(object)
     try:
-        return bool(((old == new) | (old.isna() & new.isna())).all())
+        if not bool(((old == new) | (old.isna() & new.isna())).all()):
+            return "some values would change"
     except (ValueError, TypeError):  # values without a plain equality (arrays): not provably the same
-        return False
+        return "some values would change"
+    # True == 1 in Python, but a file's 1 is not its true: a bool is not a number here.
+    if _may_hold_bools(before) or _may_hold_bools(after):
+        was, now = old.map(_is_bool), new.map(_is_bool)
+        if (was & ~now).any():
+            return "true/false would become numbers"
+        if (now & ~was).any():
+            return "numbers would become true/false"
+    return None
+
+
+def _may_hold_bools(series: pd.Series) -> bool:
+    return pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_object_dtype(series.dtype)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))

@@ -122,6 +122,27 @@ def test_dtypes_are_cast_only_without_loss(tmp_path):
         DocumentDataset.read_json([ints, no_score], files_per_partition=1, blocksize=None).df.compute()
 
 
+def test_a_bool_is_not_a_number_when_files_are_conformed(tmp_path):
+    # True == 1 in Python: a later file's 1/0 were written back as true/false (and false as 0 the other way).
+    flags = _write_jsonl(tmp_path / "a.jsonl", [{"text": "a", "flag": True}])
+    ones = _write_jsonl(tmp_path / "b.jsonl", [{"text": "b", "flag": 1}, {"text": "c", "flag": 0}])
+    for files, problem in (
+        ([flags, ones], r"b\.jsonl: column 'flag' is int64 here but bool .*numbers would become true/false"),
+        ([ones, flags], r"a\.jsonl: column 'flag' is bool here but int64 .*true/false would become numbers"),
+    ):
+        with pytest.raises(InputFileError, match=problem):
+            DocumentDataset.read_json(files, files_per_partition=1).df.compute()
+    # The remedy the error names keeps every file's values as written; so does a partition of both files.
+    as_written = [True, 1, 0]
+    for read in ({"files_per_partition": 1, "input_meta": {"text": "str", "flag": "object"}}, {}):
+        dataset = DocumentDataset.read_json([flags, ones], add_filename=True, **read)
+        assert [(v, type(v)) for v in dataset.df.compute()["flag"]] == [(v, type(v)) for v in as_written]
+        dataset.to_json(str(tmp_path / f"out{len(read)}"), write_to_filename=True)
+        written = (tmp_path / f"out{len(read)}" / "b.jsonl").read_text().splitlines()
+        assert [json.loads(line)["flag"] for line in written] == [1, 0]
+        assert all(type(json.loads(line)["flag"]) is int for line in written)
+
+
 def test_empty_first_file_takes_the_metadata_of_the_first_with_rows(tmp_path):
     empty = tmp_path / "a.jsonl"
     empty.write_text("")
