@@ -207,8 +207,9 @@ class PartitionReader:
         self.filename_column = filename_column
         self.text_field = text_field
         wanted = columns if columns is not None else (list(dtypes) if dtypes else None)
-        self.columns = None if wanted is None else tuple(wanted)
-        self.dtypes = dtypes
+        # The file name column is added after the read, then selected (as NeMo does): not read from the file.
+        self.columns = None if wanted is None else tuple(c for c in wanted if c != filename_column)
+        self.dtypes = {c: t for c, t in dtypes.items() if c != filename_column} if dtypes else dtypes
         self.read_kwargs = read_kwargs
         self.empty: Any = None  # zero-row frame with the dataset's columns, given to empty files
 
