@@ -84,19 +84,33 @@ def _cast_without_loss(series: Any, dtype: Any, source: str, column: Any) -> Any
         source,
         f"column {column!r} is {series.dtype} here but {dtype} in the dataset (its first partition with rows), "
         f"and cannot be converted ({problem})",
-        hint=f"give it a type that holds both in input_meta, e.g. {{{str(column)!r}: 'object', ...}} "
-        "(input_meta keeps only the columns it lists), or fix the data",
+        hint=f"give it a type that holds both in input_meta, e.g. {{{str(column)!r}: {_holding_both(series.dtype, dtype)!r}, "
+        "...} (input_meta keeps only the columns it lists), or fix the data",
     )
+
+
+def _holding_both(here: Any, dataset: Any) -> str:
+    """The dtype to suggest: numbers (not bools) widen, as int and float to float64; anything else: object.
+    Only a suggestion: the dataset's dtype is its first partition's, fixed before later files are read."""
+    numbers = [
+        pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d) for d in (here, dataset)
+    ]
+    try:
+        return str(np.result_type(here, dataset)) if all(numbers) else "object"
+    except TypeError:  # extension dtypes (Int64, ...)
+        return "object"
 
 
 def _value_change(before: pd.Series, after: pd.Series) -> str | None:
     """Why the cast `before` -> `after` changes what would be written, or None when no value changes."""
     old, new = before.astype(object), after.astype(object)
     try:
-        if not bool(((old == new) | (old.isna() & new.isna())).all()):
-            return "some values would change"
+        changed = ~((old == new) | (old.isna() & new.isna()))
     except (ValueError, TypeError):  # values without a plain equality (arrays): not provably the same
         return "some values would change"
+    if changed.any():
+        first = changed.to_numpy().nonzero()[0][0]
+        return f"some values would change, first {old.iloc[first]!r} to {new.iloc[first]!r}"
     # True == 1 in Python, but a file's 1 is not its true: a bool is not a number here.
     if _may_hold_bools(before) or _may_hold_bools(after):
         was, now = old.map(_is_bool), new.map(_is_bool)
