@@ -10,7 +10,7 @@ import pandas as pd
 
 from hpc_classify.classifiers import combine
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.readers import FILE_ROWS
+from hpc_classify.io.file_rows import FILE_ROWS, FileRows
 
 if TYPE_CHECKING:
     from hpc_classify.datasets import DocumentDataset
@@ -67,17 +67,16 @@ class FrameMethods:
 
 
 def _bad_row(frame: pd.DataFrame, position: int, source: str) -> tuple[str, str]:
-    """The file and the row to name for the row at `position`. A partition whose index is its files' own
-    row numbers (marked FILE_ROWS by the dataset reader: one file, a piece of one, files packed by
-    blocksize) names the row in the file; one renumbered (files_per_partition) names the partition's row:
-    counting within a piece of a file named the wrong row."""
-    name = source
-    if source == "<dataframe>" and "file_name" in frame.columns:  # read with add_filename=True
-        name = str(frame["file_name"].iloc[position])
-    if frame.attrs.get(FILE_ROWS):
-        return name, f"row {int(frame.index[position]) + 1}" + (
-            " of its file" if name == "<dataframe>" else ""
-        )
+    """The file and the row to name for the row at `position`. A partition of a dataset read from files
+    carries each row's file and row there (io/file_rows): the file's row is named, not the partition's
+    (counting within a piece of a file, or files packed in one partition, named the wrong row)."""
+    rows = frame.attrs.get(FILE_ROWS)
+    found = rows.locate(frame.index[position]) if isinstance(rows, FileRows) else None
+    if found is not None:
+        path, row = found
+        return (path if source == "<dataframe>" else source), f"row {row + 1}"
     if source != "<dataframe>":  # the caller's frame is that file
-        return name, f"row {position + 1}"
-    return name, f"row {position + 1} of the partition"
+        return source, f"row {position + 1}"
+    if "file_name" in frame.columns:  # read with add_filename=True
+        source = str(frame["file_name"].iloc[position])
+    return source, f"row {position + 1} of the partition"

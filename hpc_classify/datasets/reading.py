@@ -25,10 +25,9 @@ from hpc_classify.datasets.partitioning import (
     DEFAULT_FILES_PER_PARTITION,
     FilePart,
     SourceFiles,
-    packs_by_size,
     partition_groups,
 )
-from hpc_classify.datasets.schema import conform, dataset_meta
+from hpc_classify.datasets.schema import conform, dataset_meta, keep_bools_apart
 from hpc_classify.datasets.value_dirs import add_partition_columns, partition_dtypes
 from hpc_classify.errors import (
     ConfigError,
@@ -38,8 +37,9 @@ from hpc_classify.errors import (
     MissingInputFileError,
     UnexpectedArgumentError,
 )
+from hpc_classify.io.file_rows import FILE_ROWS, file_rows, file_run
 from hpc_classify.io.pieces import read_piece
-from hpc_classify.io.readers import FILE_ROWS, import_cudf, read_documents, read_frame
+from hpc_classify.io.readers import import_cudf, read_documents, read_frame
 
 FILENAME_COLUMN = "file_name"
 PICKLE_KWARGS = ("compression", "storage_options")  # what pandas.read_pickle takes besides the path
@@ -142,7 +142,6 @@ def read_frame_and_sources(
     reader = PartitionReader(
         kind, backend, column, text_field, columns, parse_input_meta(input_meta), dict(read_kwargs)
     )
-    reader.keep_file_index = packs_by_size(files_per_partition, blocksize)
     reader.partition_dtypes = partition_dtypes(paths) if kind == "parquet" else {}
     reader.empty = dataset_meta(_first_partition_with_rows(reader, groups), kind)
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
@@ -210,17 +209,18 @@ class PartitionReader:
         self.filename_column = filename_column
         self.text_field = text_field
         wanted = columns if columns is not None else (list(dtypes) if dtypes else None)
-        self.columns = None if wanted is None else tuple(wanted)
-        self.dtypes = dtypes
+        # The file name column is added after the read, then selected (as NeMo does): not read from the file.
+        self.columns = None if wanted is None else tuple(c for c in wanted if c != filename_column)
+        self.dtypes = {c: t for c, t in dtypes.items() if c != filename_column} if dtypes else dtypes
         self.read_kwargs = read_kwargs
         self.empty: Any = None  # zero-row frame with the dataset's columns, given to empty files
-        # Files packed by blocksize keep their own row index, as NeMo's one partition per file has;
-        # files_per_partition renumbers, as NeMo's concatenation does.
-        self.keep_file_index = False
         self.partition_dtypes: dict[str, Any] = {}  # Parquet: columns from `<column>=<value>` directories
 
     def __call__(self, parts: tuple[FilePart, ...]) -> Any:
         frames = [self._read_one(part) for part in parts]
+        runs = [
+            file_run(f, p.path, p.piece is not None) for f, p in zip(frames, parts, strict=True) if len(f)
+        ]
         if self.empty is not None:
             # Every partition matches the dataset's metadata (see schema.py); an empty file has no columns
             # to infer (or only the text column): it gets the dataset's.
@@ -230,14 +230,19 @@ class PartitionReader:
             ]
         # A zero-row frame would change the others' dtypes in the concatenation (int64 -> float64): only
         # frames with rows are joined, one empty frame kept when all are empty.
-        joined = [f for f in frames if len(f)] or frames[:1]
-        frame = frames[0] if len(frames) == 1 else _concat(joined, self.keep_file_index)
+        joined = keep_bools_apart([f for f in frames if len(f)] or frames[:1])
+        # NeMo's readers give every JSONL/Parquet partition a RangeIndex from 0 (a user's map_partitions may
+        # align a new pd.Series on it); a pickle keeps the index it was saved with (pd.read_pickle, as NeMo).
+        renumber = self.kind != "pickle"
+        frame = joined[0] if len(joined) == 1 else _concat(joined, ignore_index=renumber)
         if isinstance(frame, pd.DataFrame):
-            # A piece's index is its rows' positions in the file; a whole file's is a RangeIndex from 0.
-            # Always set: a Parquet or pickle file our writer made may bring back an old value in its attrs.
-            frame.attrs[FILE_ROWS] = (len(frames) == 1 or self.keep_file_index) and all(
-                p.piece is not None or _counts_rows(f) for f, p in zip(frames, parts, strict=True)
-            )
+            if renumber:
+                frame.index = pd.RangeIndex(len(frame))
+            # Which file row each row is, for errors that name it; always set: a Parquet or pickle file our
+            # writer made may bring back an old value in its attrs.
+            frame.attrs.pop(FILE_ROWS, None)
+            if None not in runs and frame.index.equals(pd.RangeIndex(len(frame))):
+                frame.attrs[FILE_ROWS] = file_rows(runs)
         if self.kind == "pickle" and self.backend == "cudf" and isinstance(frame, pd.DataFrame):
             frame = import_cudf().from_pandas(frame)
         return frame
@@ -301,15 +306,10 @@ def _read_pickle(path: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _counts_rows(frame: Any) -> bool:
-    index = frame.index
-    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
-
-
-def _concat(frames: list[Any], keep_index: bool) -> Any:
+def _concat(frames: list[Any], ignore_index: bool) -> Any:
     if type(frames[0]).__module__.startswith("cudf"):
-        return import_cudf().concat(frames, ignore_index=not keep_index)
-    return pd.concat(frames, ignore_index=not keep_index)
+        return import_cudf().concat(frames, ignore_index=ignore_index)
+    return pd.concat(frames, ignore_index=ignore_index)
 
 
 def _first_partition_with_rows(reader: PartitionReader, groups: list[tuple[str, ...]]) -> Any:

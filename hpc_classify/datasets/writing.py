@@ -24,9 +24,9 @@ from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_par
 from hpc_classify.datasets.reading import filename_column
 from hpc_classify.datasets.value_dirs import partition_file, removing_new_value_dirs, value_dir
 from hpc_classify.errors import ConfigError, DataLayoutError
+from hpc_classify.io.file_rows import FILE_ROWS
 from hpc_classify.io.formats import document_suffix, known_format, output_relpath
 from hpc_classify.io.output_clashes import refuse_output_clashes
-from hpc_classify.io.readers import FILE_ROWS
 from hpc_classify.io.writers import write_atomically, write_frame
 
 logger = logging.getLogger(__name__)

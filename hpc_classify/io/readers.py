@@ -28,9 +28,6 @@ from hpc_classify.io.rows import (  # noqa: F401  (BadRow, BAD_ROW_HINT, import_
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("pandas", "cudf")
-# A frame's `attrs` key, set (True) by the dataset reader when the frame's index is each row's 0-based
-# position in its file, so that an error about a row names the file's row, not the partition's.
-FILE_ROWS = "hpc_classify.file_rows"
 
 
 def read_documents(

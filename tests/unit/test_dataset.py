@@ -164,6 +164,33 @@ def test_columns_given_as_one_name_is_that_column(tmp_path):
     assert parquet["id"].tolist() == ["p-2", "p-1"] and list(parquet.columns) == ["id"]
 
 
+def test_columns_and_input_meta_may_name_the_file_name_column(corpus, tmp_path):
+    """NeMo adds the file name column, then selects: naming it in columns= / input_meta= was an error here
+    (the column was looked for in the files)."""
+    pd.DataFrame(_rows("p.parquet", 2)).to_parquet(tmp_path / "p.parquet")
+    jsonl = [(os.path.join(corpus, n), _read_jsonl(corpus / n)) for n in sorted(os.listdir(corpus))]
+    parquet = [(str(tmp_path / "p.parquet"), pd.read_parquet(tmp_path / "p.parquet").to_dict("records"))]
+    for read, files in ((DocumentDataset.read_json, jsonl), (DocumentDataset.read_parquet, parquet)):
+        for keywords, column, kept in (
+            ({"add_filename": True, "columns": ["text", "file_name"]}, "file_name", ["text"]),
+            ({"add_filename": "src", "columns": ["src", "text"]}, "src", ["text"]),
+            (
+                {"add_filename": True, "input_meta": {"text": "str", "file_name": "str"}},
+                "file_name",
+                ["text"],
+            ),
+            ({"add_filename": True, "input_meta": {"file_name": "str"}}, "file_name", []),
+        ):
+            frame = read([path for path, _ in files], **keywords).df.compute()
+            expected = [
+                {**{c: row[c] for c in kept}, column: os.path.basename(path)}
+                for path, rows in files
+                for row in rows
+            ]
+            assert frame.to_dict("records") == expected, (read, keywords)
+            assert list(frame.columns) == sorted([*kept, column])
+
+
 def test_no_temp_files_left(corpus, tmp_path):
     DocumentDataset.read_json(str(corpus), add_filename=True).to_json(
         str(tmp_path / "out"), write_to_filename=True

@@ -243,17 +243,21 @@ def test_gpu_cluster_without_rapids_names_the_options_that_need_it(monkeypatch):
     assert "rmm_async=True" in message
 
 
-def test_packed_files_keep_their_own_index_as_nemo(tmp_path):
-    # NeMo's test_keep_extensions: with the default blocksize NeMo reads one partition per file, so the rows
-    # keep each file's index (pd.concat of the files); files_per_partition renumbers (NeMo concatenates).
+def test_packed_files_are_indexed_from_0_per_partition_as_nemo(tmp_path):
+    # NeMo's test_keep_extensions: NeMo reads one partition per file, each indexed from 0, so its computed
+    # frame equals pd.concat of the files. Here the small files share one partition (blocksize packs them),
+    # indexed from 0 as NeMo's partitions are: the same rows, numbered on through the partition.
     first = pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]})
     second = pd.DataFrame({"a": [7, 8, 9], "b": [10, 11, 12]})
     first.to_json(tmp_path / "json_1.jsonl", orient="records", lines=True)
     second.to_json(tmp_path / "json_2.jsonl", orient="records", lines=True)
     files = get_all_files_paths_under(str(tmp_path), keep_extensions="jsonl")
-    assert pd.concat([first, second]).equals(DocumentDataset.read_json(files).df.compute())
-    renumbered = DocumentDataset.read_json(files, files_per_partition=2).df.compute()
-    assert renumbered.index.tolist() == list(range(6))
+    both = pd.concat([first, second], ignore_index=True)
+    assert both.equals(DocumentDataset.read_json(files).df.compute())
+    assert both.equals(DocumentDataset.read_json(files, files_per_partition=2).df.compute())
+    assert pd.concat([first, second]).equals(
+        DocumentDataset.read_json(files, files_per_partition=1).df.compute()
+    )
 
 
 def test_file_type_json_documents_are_refused_naming_the_difference(tmp_path):

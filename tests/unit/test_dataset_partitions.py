@@ -111,7 +111,10 @@ def test_dtypes_are_cast_only_without_loss(tmp_path):
         InputFileError, match=r"b_floats\.jsonl: column 'score' is float64 here but int64"
     ) as caught:
         narrowed.df.compute()
-    assert "input_meta" in caught.value.hint  # the remedy it names works:
+    # NeMo returns floats here; the dataset's dtype (int64) is fixed before this file is read, so the error
+    # names the file, the column, a value that would change and the type that holds both.
+    assert "(some values would change, first 0.5 to 0)" in str(caught.value)
+    assert "input_meta, e.g. {'score': 'float64', ...} (input_meta" in caught.value.hint  # it works:
     remedied = DocumentDataset.read_json(
         [ints, floats], files_per_partition=1, blocksize=None, input_meta={"id": "int64", "score": "float64"}
     )
@@ -120,6 +123,27 @@ def test_dtypes_are_cast_only_without_loss(tmp_path):
     no_score = _write_jsonl(tmp_path / "c.jsonl", [{"id": 3}])
     with pytest.raises(InputFileError, match=r"c\.jsonl: column 'score'"):
         DocumentDataset.read_json([ints, no_score], files_per_partition=1, blocksize=None).df.compute()
+
+
+def test_a_bool_is_not_a_number_when_files_are_conformed(tmp_path):
+    # True == 1 in Python: a later file's 1/0 were written back as true/false (and false as 0 the other way).
+    flags = _write_jsonl(tmp_path / "a.jsonl", [{"text": "a", "flag": True}])
+    ones = _write_jsonl(tmp_path / "b.jsonl", [{"text": "b", "flag": 1}, {"text": "c", "flag": 0}])
+    for files, problem in (
+        ([flags, ones], r"b\.jsonl: column 'flag' is int64 here but bool .*numbers would become true/false"),
+        ([ones, flags], r"a\.jsonl: column 'flag' is bool here but int64 .*true/false would become numbers"),
+    ):
+        with pytest.raises(InputFileError, match=problem):
+            DocumentDataset.read_json(files, files_per_partition=1).df.compute()
+    # The remedy the error names keeps every file's values as written; so does a partition of both files.
+    as_written = [True, 1, 0]
+    for read in ({"files_per_partition": 1, "input_meta": {"text": "str", "flag": "object"}}, {}):
+        dataset = DocumentDataset.read_json([flags, ones], add_filename=True, **read)
+        assert [(v, type(v)) for v in dataset.df.compute()["flag"]] == [(v, type(v)) for v in as_written]
+        dataset.to_json(str(tmp_path / f"out{len(read)}"), write_to_filename=True)
+        written = (tmp_path / f"out{len(read)}" / "b.jsonl").read_text().splitlines()
+        assert [json.loads(line)["flag"] for line in written] == [1, 0]
+        assert all(type(json.loads(line)["flag"]) is int for line in written)
 
 
 def test_empty_first_file_takes_the_metadata_of_the_first_with_rows(tmp_path):
