@@ -11,7 +11,7 @@
         <node>/scheduler.log, <node>/worker.log
         <node>/workers.json             how many workers this node starts (rank 0 waits for that many)
         <node>/worker-exit.json         this node's worker command failed (rank 0 then fails at once)
-        <node>/node-exit.json           why this node stopped after rank 0's loss
+        <node>/node-exit.json           why this node stopped: rank 0's loss, or it refused its options
       <job id>[.<restart>].replaced-<time>-<pid>/   another run's directory with the same job id, set aside
       submitit/                         `hpc-classify submit`: submitit's job files and logs (`--submitit-dir`)
         <job id>-<time>-<random>/       one submission: <job id>_<task>_log.out|err, its pickles
