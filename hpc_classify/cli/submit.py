@@ -116,7 +116,7 @@ def register(subparsers: Any) -> None:
     job.add_argument(
         "--submitit-dir",
         help="submitit's job files and logs, in a folder <job id>-<time>-<random> per submission "
-        "(default: <output>/_jobs/submitit)",
+        "(local-<time>-<random> with --local; default: <output>/_jobs/submitit)",
     )
     job.add_argument("--local", action="store_true", help="run through submitit's local executor (no Slurm)")
     job.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
@@ -138,7 +138,7 @@ def handle(args: argparse.Namespace) -> int:
     config = config_from_args(parse_run_argv(run_args))
     folder = args.submitit_dir or submitit_dir(config.output)
     options = SubmitOptions(
-        folder=submitit_job_folder(folder),
+        folder=submitit_job_folder(folder, local=args.local),
         nodes=args.nodes,
         gpus_per_node=args.gpus_per_node,
         time_min=args.time,

@@ -11,10 +11,11 @@
         <node>/scheduler.log, <node>/worker.log
         <node>/workers.json             how many workers this node starts (rank 0 waits for that many)
         <node>/worker-exit.json         this node's worker command failed (rank 0 then fails at once)
-        <node>/node-exit.json           why this node stopped after rank 0's loss
+        <node>/node-exit.json           why this node stopped: rank 0's loss, or it refused its options
       <job id>[.<restart>].replaced-<time>-<pid>/   another run's directory with the same job id, set aside
       submitit/                         `hpc-classify submit`: submitit's job files and logs (`--submitit-dir`)
         <job id>-<time>-<random>/       one submission: <job id>_<task>_log.out|err, its pickles
+        local-<time>-<random>/          one `submit --local` (the same files)
       jobqueue/                         `--cluster jobqueue`: the worker jobs' logs
 
 Job ids are reused (a slurmctld state reset, two clusters on one file system), so the directory keeps its
@@ -42,14 +43,18 @@ def submitit_dir(output: str) -> str:
     return os.path.join(output, JOBS_DIR, "submitit")
 
 
-def submitit_job_folder(submitit_root: str) -> str:
+def submitit_job_folder(submitit_root: str, local: bool = False) -> str:
     """submitit's folder for the job of one submission (submitit puts the job id in place of `%j`): the id
     first, to find it by, then a stamp of this submission. submitit takes a job as done, with its result, as
     soon as `<job id>_<task>_result.pkl` exists in that folder, and the job loads `<job id>_submitted.pkl`
     from it: a folder of the id alone would hand an earlier job with the same id (a slurmctld state reset,
-    two clusters on one output) both to `submit` and to the new job. A requeue keeps the folder."""
+    two clusters on one output) both to `submit` and to the new job. A requeue keeps the folder.
+
+    `local` (submitit's local executor): its job controller makes the folder exactly as given, `%j` unresolved,
+    and leaves it empty beside the real one; so a local job's folder is `local-<stamp>` (unique by itself;
+    its job id, the controller's pid, is in the file names)."""
     stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    return os.path.join(os.path.abspath(submitit_root), f"%j-{stamp}")
+    return os.path.join(os.path.abspath(submitit_root), f"local-{stamp}" if local else f"%j-{stamp}")
 
 
 def jobqueue_log_dir(output: str) -> str:

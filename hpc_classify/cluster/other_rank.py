@@ -8,11 +8,13 @@ access (`incarnation`), processes and waits (`_poll`, `start_workers`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import subprocess
 import time
 
 from hpc_classify.cluster.node_files import signals_ignored
+from hpc_classify.cluster.node_refusal import rank0_published, rank0_refusal
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, end_job_once
 from hpc_classify.stop_request import WARNING_SIGNALS
 
@@ -32,9 +34,15 @@ class OtherRankRole:
             return self._serve_workers(interrupted_code)
 
     def _serve_workers(self, interrupted_code: int) -> int:
-        if self._poll(self._scheduler_or_shutdown, f"the scheduler file {self.scheduler_file}") == "shutdown":
-            # Rank 0 ended before this node started its workers (it failed to start its scheduler, or ended
-            # while this node was still starting): its error, or its result, is the job's.
+        rank0_files = functools.partial(rank0_published, self.paths, self.incarnation)
+        if self._poll(rank0_files, f"the scheduler file {self.scheduler_file}") == "shutdown":
+            # Rank 0 ended before this node started its workers (it refused its options, failed to start its
+            # scheduler, or ended while this node was still starting): its error, or its result, is the job's.
+            if (refused := rank0_refusal(self.paths, self.incarnation)) is not None:
+                logger.error(
+                    "node %s: rank 0 refused its options (%s): exiting", self.identity.node_name, refused
+                )
+                return 0
             logger.error(
                 "node %s: rank 0 ended before this node started its workers; see rank 0's log: exiting",
                 self.identity.node_name,
@@ -77,12 +85,6 @@ class OtherRankRole:
                 return ended
             time.sleep(self.options.shutdown_poll_interval)
         return ended
-
-    def _scheduler_or_shutdown(self) -> str | None:
-        """Which of rank 0's files is there: "scheduler" to join, or "shutdown" when rank 0 ended first."""
-        if self.incarnation.read(self.paths.shutdown) is not None:
-            return "shutdown"
-        return "scheduler" if self.incarnation.read(self.scheduler_file) is not None else None
 
     def _rank0_lost(self, rank0: HeartbeatWatch, interrupted_code: int) -> int:
         """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may

@@ -32,6 +32,7 @@ from hpc_classify.cluster.local import (
 )
 from hpc_classify.cluster.node_files import log_tail, read_json
 from hpc_classify.cluster.node_processes import NodeProcesses
+from hpc_classify.cluster.node_refusal import refusals_error, report_refusal
 from hpc_classify.cluster.other_rank import OtherRankRole
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWriter
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
@@ -104,7 +105,18 @@ def run_node(
     the run."""
     identity = identity or NodeIdentity.from_environment()
     stop = stop if stop is not None else StopRequest()
-    launcher = NodeLauncher(options, identity)
+    try:
+        launcher = NodeLauncher(options, identity)
+    except ConfigError as error:
+        # The other nodes stop now, not after --worker-timeout.
+        report_refusal(
+            identity,
+            error,
+            options.job_root,
+            wait=options.worker_timeout,
+            poll_interval=options.poll_interval,
+        )
+        raise
     logger.info(
         "node %s: rank %d of %d, job %s, job dir %s",
         identity.node_name,
@@ -238,13 +250,15 @@ class NodeLauncher(OtherRankRole):
 
     def wait_for_workers(self, client: Any, stop: StopRequest) -> None:
         """Poll the scheduler until every node's workers joined; fail fast when a node reports that
-        its worker exited, else at the deadline, naming the missing nodes with their log tails."""
+        it refused its options or that its worker exited, else at the deadline, naming the missing nodes with their log tails."""
         while True:
             names = [w.get("name", "") for w in client.scheduler_info(n_workers=-1)["workers"].values()]
             missing = self.roster.missing_nodes([str(n) for n in names])
             if not missing or stop.requested:
                 return
             self.processes.record_exit("worker")
+            if (refused := refusals_error(self.paths, self.incarnation, missing)) is not None:
+                raise refused
             exited = [n for n in missing if self.incarnation.read(self.paths.exit_record(n, "worker"))]
             if exited or time.monotonic() > self.deadline:
                 raise self.roster.missing_error(exited or missing, bool(exited))

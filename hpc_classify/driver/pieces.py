@@ -27,7 +27,7 @@ from hpc_classify.driver.input_changes import VANISHED, InputChange
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import PieceWork
 from hpc_classify.driver.plan import PlannedFile
-from hpc_classify.driver.worker_gpus import workers_see_gpus
+from hpc_classify.driver.worker_gpus import WorkerGpus
 from hpc_classify.io.formats import format_of
 from hpc_classify.io.hashing import HashCancelled, file_sha256
 from hpc_classify.io.markers import CompletionMarker, marker_path
@@ -72,11 +72,11 @@ class PieceJob:
         return f"piece {self.work.piece.index} of {count}"
 
 
-def default_piece_bytes(device: str, client: Any = None) -> int:
-    """The --piece-bytes default for the workers' device: "cuda", "cpu", or for "auto" the GPUs the workers
-    of `client` see (the driver may run on a login node without any)."""
+def default_piece_bytes(device: str, gpus: WorkerGpus | None = None) -> int:
+    """The --piece-bytes default for the workers' device: "cuda", "cpu", or for "auto" whether the run's
+    workers see GPUs (`gpus`; None: the driver's node; the driver may run on a login node without any)."""
     if device == "auto":
-        return GPU_PIECE_BYTES if workers_see_gpus(client) else CPU_PIECE_BYTES
+        return GPU_PIECE_BYTES if (gpus or WorkerGpus(None)).seen else CPU_PIECE_BYTES
     return GPU_PIECE_BYTES if device == "cuda" else CPU_PIECE_BYTES
 
 

@@ -40,7 +40,7 @@ from hpc_classify.driver.plan import (
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.text_field_check import check_text_fields
-from hpc_classify.driver.worker_gpus import refuse_gpu_settings_without_gpus
+from hpc_classify.driver.worker_gpus import WorkerGpus, refuse_gpu_settings_without_gpus
 from hpc_classify.errors import ConfigError, OutputDirectoryError
 from hpc_classify.stop_request import StopRequest
 
@@ -229,10 +229,11 @@ def _classify(
             info["workers"],
             info["dashboard"],
         )
-        refuse_gpu_settings_without_gpus(config.classifiers, client)
+        gpus = WorkerGpus(client)  # asked at most once, by whichever setting needs it first
+        refuse_gpu_settings_without_gpus(config.classifiers, gpus)
         piece_bytes = config.piece_bytes
         if piece_bytes is None:
-            piece_bytes = default_piece_bytes(config.device, client)
+            piece_bytes = default_piece_bytes(config.device, gpus)
         if piece_bytes:
             logger.info("files over %d bytes are classified in pieces of that size", piece_bytes)
         progress = Progress(

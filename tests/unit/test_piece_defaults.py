@@ -8,6 +8,7 @@ from distributed import Client, LocalCluster
 
 from hpc_classify.cluster import local
 from hpc_classify.driver.pieces import CPU_PIECE_BYTES, GPU_PIECE_BYTES, default_piece_bytes
+from hpc_classify.driver.worker_gpus import WorkerGpus
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def test_auto_takes_the_workers_device_not_the_drivers(driver_sees_a_gpu) -> Non
         Client(cluster) as client,
     ):
         assert sum(client.run(local.visible_gpu_count).values()) == 0  # this machine's workers: no GPU
-        assert default_piece_bytes("auto", client) == CPU_PIECE_BYTES
+        assert default_piece_bytes("auto", WorkerGpus(client)) == CPU_PIECE_BYTES
 
 
 def test_auto_with_no_worker_yet_takes_the_drivers_node(driver_sees_a_gpu) -> None:
@@ -32,7 +33,7 @@ def test_auto_with_no_worker_yet_takes_the_drivers_node(driver_sees_a_gpu) -> No
         LocalCluster(n_workers=0, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
-        assert default_piece_bytes("auto", client) == GPU_PIECE_BYTES
+        assert default_piece_bytes("auto", WorkerGpus(client)) == GPU_PIECE_BYTES
 
 
 def test_an_explicit_device_decides_alone() -> None:
