@@ -1,5 +1,5 @@
-"""The environment of a Dask worker process: the one owner of what the cluster layer sets there (quiet UCX,
-the worker's share of the cores for torch) and of the names the classifiers read back in the worker.
+"""The environment of a Dask worker process: the one owner of what the cluster layer sets there (UCX's
+settings, the worker's share of the cores for torch) and of the names the classifiers read back in the worker.
 
 Standard library only: `cluster` writes these variables and `classifiers` reads them, and neither layer
 imports the other."""
@@ -12,6 +12,12 @@ import os
 TORCH_THREADS_ENV = "HPC_CLASSIFY_TORCH_THREADS"
 # UCX warns about every UCX_* variable it does not use; the defaults Dask sets trip this.
 QUIET_UCX = {"UCX_WARN_UNUSED_ENV_VARS": "n"}
+# distributed-ucxx starts UCXX in "blocking" progress mode unless UCXPY_PROGRESS_MODE is set, where every
+# pending receive (Dask keeps one open per connection) polls the event loop without pause: each idle process
+# took most of a core, and ucxx ran 5x slower than tcp on CPU nodes (docs/slurm.md). UCXX's thread mode waits
+# in epoll instead. Its progress thread makes a CUDA context on device 0, so processes on GPU nodes keep
+# distributed-ucxx's default.
+UCX_CPU_PROGRESS = {"UCXPY_PROGRESS_MODE": "thread", "UCXPY_ENABLE_PYTHON_FUTURE": "1"}
 
 
 def torch_threads(cores: int, workers: int) -> int:
@@ -19,13 +25,20 @@ def torch_threads(cores: int, workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-def cpu_worker_environment(cores: int, workers: int) -> dict[str, str]:
-    """What a CPU worker process needs in its environment (GPU workers: QUIET_UCX only)."""
-    return {**QUIET_UCX, TORCH_THREADS_ENV: str(torch_threads(cores, workers))}
+def ucx_environment(*, gpus: bool) -> dict[str, str]:
+    """The UCX settings of a scheduler, worker or client process, on a node with or without GPUs; a value
+    the user set in this environment wins."""
+    wanted = QUIET_UCX if gpus else {**QUIET_UCX, **UCX_CPU_PROGRESS}
+    return {name: os.environ.get(name, value) for name, value in wanted.items()}
 
 
-def quiet_ucx_here() -> None:
-    """Quiet UCX in this process and its children (a client or a local cluster over ucxx), unless the
-    user set the variable."""
-    for name, value in QUIET_UCX.items():
-        os.environ.setdefault(name, value)
+def cpu_worker_environment(cores: int, workers: int, *, gpus_on_node: bool = False) -> dict[str, str]:
+    """What a CPU worker process needs in its environment (GPU workers: ucx_environment(gpus=True));
+    `gpus_on_node`: CPU workers on a node with GPUs (--device cpu there)."""
+    return {**ucx_environment(gpus=gpus_on_node), TORCH_THREADS_ENV: str(torch_threads(cores, workers))}
+
+
+def ucx_settings_here(*, gpus: bool) -> None:
+    """ucx_environment in this process and its children (a client or a local cluster over ucxx), before
+    its first ucxx connection (UCXX reads them once per process)."""
+    os.environ.update(ucx_environment(gpus=gpus))

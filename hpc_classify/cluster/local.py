@@ -15,7 +15,7 @@ from typing import Any
 
 from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
 from hpc_classify.whole_numbers import is_whole_number
-from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads
+from hpc_classify.worker_env import TORCH_THREADS_ENV, torch_threads, ucx_settings_here
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ def start_local_cluster(
     several small ones), each with `threads_per_worker` task threads (default 1) and cores/workers torch
     threads. GPU (device "cuda", or "auto" with GPUs visible): dask-cuda, one worker per GPU.
     """
-    if protocol == "ucxx":
-        quiet_ucx_here()  # the workers inherit it
     gpus = visible_gpu_count() if device != "cpu" else 0
+    if protocol == "ucxx":
+        ucx_settings_here(gpus=visible_gpu_count() > 0)  # the workers inherit them (the machine's GPUs)
     refuse_cuda_without_gpu(
         device, gpus, "this machine", hint="check CUDA_VISIBLE_DEVICES/nvidia-smi, or use --device cpu"
     )

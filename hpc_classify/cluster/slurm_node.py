@@ -41,7 +41,7 @@ from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.stop_request import StopRequest
 from hpc_classify.whole_numbers import is_whole_number
-from hpc_classify.worker_env import QUIET_UCX, cpu_worker_environment
+from hpc_classify.worker_env import cpu_worker_environment, ucx_environment
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class NodeLauncher(OtherRankRole):
         argv += ["--protocol", self.options.protocol, "--port", "0", "--dashboard-address", ":0"]
         if self.options.interface:
             argv += ["--interface", self.options.interface]
-        self.processes.spawn("scheduler", argv, QUIET_UCX)
+        self.processes.spawn("scheduler", argv, ucx_environment(gpus=visible_gpu_count() > 0))
         info = self._poll(lambda: read_json(private), "the scheduler to write its address", "scheduler")
         self.incarnation.write(self.scheduler_file, info)  # Dask reads only the keys it knows
         private.unlink(missing_ok=True)  # a scheduler that died at once took its file along
@@ -267,7 +267,13 @@ class NodeLauncher(OtherRankRole):
     # ----- workers ---------------------------------------------------------------------------
     def start_workers(self) -> None:
         # GPU workers: dask-cuda pins each to its GPU; CPU workers: an equal share of the node's cores.
-        env = cpu_worker_environment(node_cores(), self.workers_per_node) if not self._gpus() else QUIET_UCX
+        env = (
+            ucx_environment(gpus=True)
+            if self._gpus()
+            else cpu_worker_environment(
+                node_cores(), self.workers_per_node, gpus_on_node=visible_gpu_count() > 0
+            )
+        )
         directory = self.paths.node_dir(self.identity.node_name)
         directory.mkdir(parents=True, exist_ok=True)
         self.incarnation.write(

@@ -1,0 +1,27 @@
+"""worker_env: UCX's settings per process kind, and a value the user set wins."""
+
+from __future__ import annotations
+
+from hpc_classify.worker_env import TORCH_THREADS_ENV, cpu_worker_environment, ucx_environment
+
+
+def test_cpu_processes_get_the_thread_progress_mode_gpu_nodes_keep_the_default(monkeypatch):
+    for name in ("UCXPY_PROGRESS_MODE", "UCXPY_ENABLE_PYTHON_FUTURE", "UCX_WARN_UNUSED_ENV_VARS"):
+        monkeypatch.delenv(name, raising=False)
+    assert ucx_environment(gpus=False) == {
+        "UCX_WARN_UNUSED_ENV_VARS": "n",
+        "UCXPY_PROGRESS_MODE": "thread",
+        "UCXPY_ENABLE_PYTHON_FUTURE": "1",
+    }
+    # The progress thread would make a CUDA context on device 0 of a GPU node: distributed-ucxx's default.
+    assert ucx_environment(gpus=True) == {"UCX_WARN_UNUSED_ENV_VARS": "n"}
+    assert cpu_worker_environment(8, 2) == {**ucx_environment(gpus=False), TORCH_THREADS_ENV: "4"}
+    assert cpu_worker_environment(8, 2, gpus_on_node=True) == {
+        "UCX_WARN_UNUSED_ENV_VARS": "n",
+        TORCH_THREADS_ENV: "4",
+    }
+
+
+def test_a_value_the_user_set_wins(monkeypatch):
+    monkeypatch.setenv("UCXPY_PROGRESS_MODE", "polling")
+    assert ucx_environment(gpus=False)["UCXPY_PROGRESS_MODE"] == "polling"
