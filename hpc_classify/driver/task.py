@@ -118,7 +118,7 @@ def write_classified(
     )
     destination = destination or file_destination(settings, input_file.relpath)
     output_path = destination.output_path
-    write_frame(kept, output_path, settings.output_format)
+    write_frame(kept, output_path, settings.output_format, source=input_file.path)
     quarantine = _write_quarantine(destination.quarantine_path, result.bad_rows)
 
     finished = time.time()
