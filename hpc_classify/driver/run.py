@@ -19,6 +19,7 @@ from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
+from hpc_classify.driver.column_checks import check_keep_columns, check_text_fields
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
@@ -39,7 +40,6 @@ from hpc_classify.driver.plan import (
 )
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
-from hpc_classify.driver.text_field_check import check_text_fields
 from hpc_classify.driver.worker_gpus import WorkerGpus, refuse_gpu_settings_without_gpus
 from hpc_classify.errors import ConfigError, OutputDirectoryError
 from hpc_classify.stop_request import StopRequest
@@ -99,6 +99,7 @@ def run_classification(
         output_dir = os.path.abspath(config.output)
         files = list_input_files(config.inputs, output_dir, config.output_format)
         check_text_fields(config.classifiers, files)
+        check_keep_columns(config.keep_columns, config.key_column, files)
         _make_output_dir(output_dir)
         with RunLock(output_dir, on_lost=lambda: stop.abandon_now(LOCK_LOST)):
             return _run_locked(

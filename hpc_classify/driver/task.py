@@ -22,6 +22,7 @@ import pandas as pd
 from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile, output_relpath
+from hpc_classify.io.formats import PARQUET, format_of
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker, iso_time, marker_path, write_marker
 from hpc_classify.io.readers import BadRow, ReadResult, read_documents
@@ -117,7 +118,7 @@ def write_classified(
     )
     destination = destination or file_destination(settings, input_file.relpath)
     output_path = destination.output_path
-    write_frame(kept, output_path, settings.output_format)
+    write_frame(kept, output_path, settings.output_format, source=input_file.path)
     quarantine = _write_quarantine(destination.quarantine_path, result.bad_rows)
 
     finished = time.time()
@@ -167,18 +168,26 @@ def lean_columns(
     row_number_column: str | None,
     input_file: InputFile,
 ) -> pd.DataFrame:
-    """`frame` as written: all columns, or the kept input columns + row number + prediction columns."""
+    """`frame` as written: all columns, or the kept input columns + row number + prediction columns.
+
+    A kept column that `frame` lacks is null in JSONL (a row without a key has no value there; a piece or
+    a file whose rows all lack it is no different, wherever the pieces were cut), and an error for
+    Parquet, whose schema says which columns every row of the file has (each piece reads that schema)."""
     if keep_columns is None:
         return frame
     predictions = [c for classifier in classifiers for c in classifier.output_columns()]
     missing = [c for c in keep_columns if c not in frame.columns]
-    if missing and len(frame):
+    if missing and format_of(input_file.path) is PARQUET:
         raise InputFileError(
             input_file.path,
-            f"no column(s) {', '.join(map(repr, missing))} to keep (columns: {', '.join(map(str, frame.columns))})",
-            hint="fix --keep-columns, or leave it out to write every input column",
+            f"no column(s) {', '.join(map(repr, missing))} to keep in this Parquet file's schema "
+            f"(columns: {', '.join(map(str, frame.columns))})",
+            hint="leave the column out of --keep-columns, or give the file that column",
         )
-    lean = frame[[c for c in keep_columns if c in frame.columns]].copy()
+    lean = pd.DataFrame(index=frame.index)
+    for column in keep_columns:
+        # Missing: object None, which Parquet writes as type null, unified with the type of other pieces.
+        lean[column] = frame[column] if column in frame.columns else pd.Series(None, lean.index, object)
     if row_number_column is not None:
         lean.insert(0, row_number_column, frame.index.to_numpy(dtype="int64"))
     for column in predictions:

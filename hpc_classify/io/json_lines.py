@@ -3,6 +3,7 @@
 NaN/NA become null, numpy scalars and arrays Python values, timestamps ISO strings: what a JSONL reader
 reads back as the same values. Infinities become null too, as pandas' `to_json` writes them: JSON has no
 infinity (Python's `json` reads a non-standard `Infinity` in an input, which other readers reject).
+Decimals become strings of their exact digits, and a Parquet input's maps JSON objects (see below).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -17,6 +19,7 @@ import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.compression import open_compressed_writer
+from hpc_classify.io.parquet_format import map_columns
 
 _LINES_PER_CHUNK = 2048  # JSONL lines encoded per write call: few syscalls, bounded extra memory
 
@@ -34,23 +37,46 @@ def write_jsonl_rows(rows: Iterable[Mapping[str, Any]], fileobj: BinaryIO, path:
             out.write(("\n".join(chunk) + "\n").encode("utf-8"))
 
 
-def frame_rows(df: pd.DataFrame) -> Iterable[dict[str, Any]]:
-    """Rows of `df` as JSON-ready dicts: NaN/NA/infinity -> None, numpy scalars and arrays -> Python values."""
+def frame_rows(df: pd.DataFrame, source: str | None = None) -> Iterable[dict[str, Any]]:
+    """Rows of `df` as JSON-ready dicts: NaN/NA/infinity -> None, numpy scalars and arrays -> Python values.
+    `source`: the input file the rows come from, named in errors; a Parquet one's maps become objects."""
     names = [str(c) for c in df.columns]
+    maps = map_columns(source)
+    where = f"{source}: " if source else ""
     columns = []
     for i, name in enumerate(names):
         try:
-            columns.append(_column_values(df.iloc[:, i]))
+            values = _column_values(df.iloc[:, i])
+            columns.append([_map_object(v) for v in values] if name in maps else values)
         except _BytesValue:
             raise DataLayoutError(
-                f"column {name!r} holds bytes (e.g. a Parquet binary column): JSON has no bytes, and decoding "
-                "them as text could change them",
+                f"{where}column {name!r} holds bytes (e.g. a Parquet binary column): JSON has no bytes, and "
+                "decoding them as text could change them",
                 hint=f"write Parquet, which keeps bytes (hpc-classify run --output-format parquet); or drop the "
                 f"column (columns=[...] / --keep-columns without it), or decode it yourself "
                 f"(df[{name!r}].str.decode('utf-8')) before writing JSONL",
             ) from None
+        except _UnwritableValue as problem:
+            raise DataLayoutError(
+                f"{where}column {name!r} holds {problem}, which has no JSON form",
+                hint="write Parquet (hpc-classify run --output-format parquet); or drop the column "
+                "(columns=[...] / --keep-columns without it), or convert it before writing JSONL",
+            ) from None
     for values in zip(*columns, strict=True):
         yield dict(zip(names, values, strict=True))
+
+
+def _map_object(pairs: list | None) -> dict | None:
+    """A map's (key, value) pairs as the JSON object a reader expects ({"k": 1}, not [["k", 1]]). A map
+    may repeat a key (Arrow allows it), which an object cannot hold: that is an error, not a lost value."""
+    if pairs is None:
+        return None
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise _UnwritableValue(f"a map with the key {key!r} twice")
+        found[key] = value
+    return found
 
 
 def _column_values(series: pd.Series) -> list[Any]:
@@ -79,14 +105,26 @@ def _to_json_value(value: Any) -> Any:
         return _to_json_value(value.item())
     if isinstance(value, bytes | bytearray | memoryview):
         raise _BytesValue
-    return value  # anything else goes to json_default
+    try:
+        return json_default(value)
+    except TypeError:
+        raise _UnwritableValue(f"a {type(value).__name__} value") from None
 
 
 class _BytesValue(Exception):
     """A bytes value: frame_rows names its column (pandas' to_json decodes it as UTF-8, or fails)."""
 
 
+class _UnwritableValue(Exception):
+    """A value JSON cannot hold: frame_rows names its column (the error is the data's: never retried)."""
+
+
 def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # A string of its exact digits ("12.50"): a JSON number is read as a binary float by most readers
+        # (pandas, JavaScript, Python's json), which silently changes a decimal beyond ~15 digits and drops
+        # its scale; Decimal(s) or pd.to_numeric gives the value back. "f": never an exponent ("0E-10").
+        return format(value, "f") if value.is_finite() else None
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

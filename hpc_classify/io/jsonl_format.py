@@ -157,9 +157,9 @@ class JsonlFormat:
         except OSError as exc:
             raise self.corrupt_error(path, exc) from exc
 
-    def write(self, df: pd.DataFrame, fileobj: BinaryIO, path: str) -> None:
-        """`df` (index dropped) as JSONL, compressed as `path`'s extension says."""
-        write_jsonl_rows(frame_rows(df), fileobj, path)
+    def write(self, df: pd.DataFrame, fileobj: BinaryIO, path: str, source: str | None = None) -> None:
+        """`df` (index dropped) as JSONL, compressed as `path`'s extension says; `source` as `write_frame`'s."""
+        write_jsonl_rows(frame_rows(df, source), fileobj, path)
 
     def assemble(self, parts: Sequence[str], out: BinaryIO) -> None:
         """Parts written by `write`, in order: lines concatenate, and so do gzip members and zstd frames."""

@@ -68,10 +68,11 @@ def write_atomically(final_path: str, write_fn: Callable[[BinaryIO], Any]) -> No
     _fsync_directory(directory)
 
 
-def write_frame(df: pd.DataFrame, path: str, fmt: str) -> None:
-    """Write `df` (index dropped) atomically as JSONL (gzip/zstd by extension) or Parquet."""
+def write_frame(df: pd.DataFrame, path: str, fmt: str, source: str | None = None) -> None:
+    """Write `df` (index dropped) atomically as JSONL (gzip/zstd by extension) or Parquet. `source`: the
+    input file its rows were read from (named in errors; a Parquet one's map columns stay maps)."""
     document_format = output_format(fmt)
-    write_atomically(path, lambda f: document_format.write(df, f, path))
+    write_atomically(path, lambda f: document_format.write(df, f, path, source))
 
 
 def write_jsonl_records(path: str, records: Iterable[Mapping[str, Any]]) -> None:

@@ -207,6 +207,23 @@ def test_a_text_field_no_row_has_is_one_setting_error(tmp_path, tiny_domain_mode
     assert not (tmp_path / "out").exists()
 
 
+def test_a_kept_column_no_sampled_row_has_is_one_setting_error(tmp_path, tiny_domain_model):
+    make_corpus(tmp_path / "in", n_files=2, docs_per_file=2)
+
+    result = run_cli(run_args(tmp_path / "in", tmp_path / "out", tiny_domain_model, "--keep-columns", "idd"))
+
+    assert result.returncode == 2
+    paths = [tmp_path / "in" / f"part-00{i}.jsonl" for i in range(2)]
+    rows = sum(len(path.read_text().splitlines()) for path in paths)
+    files = ", ".join(map(str, paths))
+    assert error_lines(result) == [
+        f"hpc-classify run: error: --keep-columns 'idd': none of the {rows} rows of {files} has that "
+        "column (their columns: id, text); HINT: did you mean 'id'? fix --keep-columns (keep_columns in a "
+        "YAML config), or leave the column out"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_mistyped_flag_gets_a_suggestion(tmp_path):
     result = run_cli(["run", "--input", str(tmp_path), "--outptu", str(tmp_path / "o"), "--text-fild=body"])
 
