@@ -17,7 +17,7 @@ from typing import Any
 from hpc_classify.cluster.job_layout import jobqueue_log_dir
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError
-from hpc_classify.worker_env import cpu_worker_environment
+from hpc_classify.worker_env import cpu_worker_environment, ucx_environment
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,13 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
         },
         "job_script_prologue": [
             *(site.get("job-script-prologue") or []),
-            # One worker process per job: torch gets the job's cores.
-            *(f"export {name}={value}" for name, value in cpu_worker_environment(cores, 1).items()),
+            # One worker process per job: torch gets the job's cores; GPU jobs keep UCXX's default progress.
+            *(
+                f"export {name}={value}"
+                for name, value in (
+                    ucx_environment(gpus=True) if gpu else cpu_worker_environment(cores, 1)
+                ).items()
+            ),
         ],
         "worker_extra_args": [
             *(site.get("worker-extra-args") or []),

@@ -25,3 +25,25 @@ def test_cpu_processes_get_the_thread_progress_mode_gpu_nodes_keep_the_default(m
 def test_a_value_the_user_set_wins(monkeypatch):
     monkeypatch.setenv("UCXPY_PROGRESS_MODE", "polling")
     assert ucx_environment(gpus=False)["UCXPY_PROGRESS_MODE"] == "polling"
+
+
+def test_jobqueue_gpu_jobs_keep_ucxx_default_progress_cpu_jobs_get_thread_mode(monkeypatch):
+    from types import SimpleNamespace
+
+    from hpc_classify.cluster.jobqueue import jobqueue_settings
+    from hpc_classify.config import RunConfig
+
+    monkeypatch.delenv("UCXPY_PROGRESS_MODE", raising=False)
+
+    def prologue(device: str) -> list[str]:
+        config = RunConfig(
+            classifiers=(SimpleNamespace(device=device),),
+            inputs=["in"],
+            output="out",
+            cluster="jobqueue",
+            protocol="ucxx",
+        )
+        return jobqueue_settings(config)["job_script_prologue"]
+
+    assert "export UCXPY_PROGRESS_MODE=thread" in prologue("cpu")
+    assert not [line for line in prologue("cuda") if "UCXPY_" in line]
