@@ -22,11 +22,19 @@ from hpc_classify.io.formats import (  # noqa: F401  (document_suffix, output_re
     document_suffix,
     output_relpath,
 )
+from hpc_classify.io.writers import is_temp_file
 
 logger = logging.getLogger(__name__)
 
 _GLOB_CHARS = frozenset("*?[")
-_SKIPPED_SHOWN = 3  # skipped names a listing's warning shows
+_SHOWN = 3  # names a listing's warning shows
+# What a run of ours leaves beside its outputs (the driver, report and cluster layers name these; a test
+# holds them equal) and other tools' markers: skipped without a word. Other hidden or "_" names are said.
+BOOKKEEPING_NAMES = frozenset(
+    {"_markers", "_jobs", "_plan.json", "_run.json", "_summary.json", "_report.html", "_report.json"}
+    | {"_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
+)
+QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
 _LOOP_HINT = (
     "remove or retarget the link: it points at a directory that holds it, so the files under it would be "
     "listed again and again under ever longer paths"
@@ -62,24 +70,42 @@ def get_all_files_paths_under(
     paths = sorted(
         os.path.join(root, rel) for rel in _walk_relpaths(root, recurse_subdirectories, followlinks, skipped)
     )
-    if skipped:
-        shown = ", ".join(skipped[:_SKIPPED_SHOWN]) + (", ..." if len(skipped) > _SKIPPED_SHOWN else "")
+    unexpected = [rel for rel in skipped if _worth_saying(rel, keep_extensions)]
+    if unexpected:
         logger.warning(
-            "%s: %d hidden or '_'-prefixed name(s) skipped, not listed (%s): bookkeeping such as _SUCCESS, "
-            "_markers/ or temp files; NeMo would list them",
+            "%s: %d hidden or '_'-prefixed name(s) skipped, not listed (%s); NeMo would list them",
             root,
-            len(skipped),
-            shown,
+            len(unexpected),
+            _first_names(unexpected),
         )
     return paths if keep_extensions is None else filter_files_by_extension(paths, keep_extensions)
+
+
+def _worth_saying(relpath: str, keep_extensions: str | Sequence[str] | None) -> bool:
+    """A skipped name a user may have meant to list: not bookkeeping (ours, temp files, other tools'), and,
+    with `keep_extensions`, a file they would keep (a directory may hold such files)."""
+    name = os.path.basename(relpath.rstrip(os.sep))
+    if name in BOOKKEEPING_NAMES or name.endswith(QUARANTINE_SUFFIX) or is_temp_file(name):
+        return False
+    if keep_extensions is None or relpath.endswith(os.sep):
+        return True
+    return name.endswith(dotted_extensions(keep_extensions))
+
+
+def dotted_extensions(extensions: str | Sequence[str]) -> tuple[str, ...]:
+    """Extensions with their dot ("jsonl" and ".jsonl" alike), as NeMo's file helpers take them."""
+    listed = [extensions] if isinstance(extensions, str) else extensions
+    return tuple(e if e.startswith(".") else "." + e for e in listed)
+
+
+def _first_names(names: Sequence[str]) -> str:
+    return ", ".join(names[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
 
 
 def filter_files_by_extension(files_list: Sequence[str], keep_extensions: str | Sequence[str]) -> list[str]:
     """The files of `files_list` (in order) whose names end with one of `keep_extensions` ("jsonl" or
     ".jsonl"; case-sensitive, as NeMo's); a warning when any is left out, as NeMo's."""
-    if isinstance(keep_extensions, str):
-        keep_extensions = [keep_extensions]
-    suffixes = tuple(e if e.startswith(".") else "." + e for e in keep_extensions)
+    suffixes = dotted_extensions(keep_extensions)
     kept = [f for f in files_list if f.endswith(suffixes)]
     if len(kept) != len(files_list):
         warnings.warn(
@@ -137,7 +163,10 @@ def _walk_relpaths(
         rel_dir = os.path.relpath(dirpath, root)
         # Pruning in place stops os.walk from entering hidden dirs; sorting makes the walk deterministic.
         if skipped is not None:
-            hidden = sorted(n for n in (dirnames if recurse else []) + filenames if _is_hidden(n))
+            hidden = sorted(
+                [d + os.sep for d in (dirnames if recurse else []) if _is_hidden(d)]
+                + [f for f in filenames if _is_hidden(f)]
+            )
             skipped.extend(n if rel_dir == "." else os.path.join(rel_dir, n) for n in hidden)
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d)) if recurse else []
         if followlinks:
@@ -234,11 +263,10 @@ def _expand_one(spec: str) -> list[InputFile]:
             raise InputFileError(spec, "directory holds no document files", hint=_suffix_hint())
         if others:  # said, never silent: a corpus of .ndjson or .txt files would be left out whole
             logger.warning(
-                "%s: %d file(s) without a document suffix left out (%s%s); %s",
+                "%s: %d file(s) without a document suffix left out (%s); %s",
                 spec,
                 len(others),
-                ", ".join(others[:3]),
-                ", ..." if len(others) > 3 else "",
+                _first_names(others),
                 _suffix_hint(),
             )
         return found

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 from hpc_classify.errors import ConfigError
+from hpc_classify.io.discovery import dotted_extensions
 from hpc_classify.io.writers import is_temp_file
 from hpc_classify.whole_numbers import is_whole_number
 
@@ -75,7 +76,7 @@ def _as_input_names(names: set[str], output_type: str | None, input_type: str | 
     """Output names with the output extension swapped for the input's (unchanged when either is None)."""
     if output_type is None or input_type is None:
         return names
-    old, new = (t if t.startswith(".") else "." + t for t in (output_type, input_type))
+    old, new = dotted_extensions([output_type, input_type])
     if old == new:
         return names
     return {os.path.splitext(n)[0] + new if n.endswith(old) else n for n in names}
