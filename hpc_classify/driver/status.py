@@ -124,7 +124,8 @@ def _current_inputs(plan: dict[str, Any]) -> tuple[list[InputFile] | None, str |
     if not all(os.path.isabs(spec) for spec in specs):
         return None, "the plan's inputs are relative paths of an older version, their directory unknown"
     try:
-        return expand_inputs(specs), None
+        earlier = {e["path"]: e["relpath"] for e in plan.get("files", []) if e.get("path")}
+        return expand_inputs(specs, earlier), None
     except (HpcClassifyError, OSError) as error:
         return None, f"out of reach: {error}"
 

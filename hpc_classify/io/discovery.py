@@ -13,7 +13,7 @@ import glob
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from hpc_classify.errors import ConfigError, InputFileError
@@ -116,7 +116,7 @@ def filter_files_by_extension(files_list: Sequence[str], keep_extensions: str | 
     return kept
 
 
-def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
+def expand_inputs(specs: Sequence[str], earlier_relpaths: Mapping[str, str] | None = None) -> list[InputFile]:
     """Expand directories (recursively), files and globs into sorted, de-duplicated InputFiles.
 
     A directory's files get relpaths relative to it; a file or glob match gets its base name. Links to
@@ -125,16 +125,22 @@ def expand_inputs(specs: Sequence[str]) -> list[InputFile]:
     Raises InputFileError for a missing path, a glob/directory with no document files, or one file reached by
     two paths (links, hard links), and ConfigError when two different inputs would write to the same output
     relpath.
+
+    A file under two specs (`d` and `d/sub`) is one input, under the longer relpath (`sub/x.jsonl`) whatever
+    the specs' order, unless `earlier_relpaths` (path -> relpath, the stored plan's) gave it the other one:
+    a resumed run must not rename an output it already wrote.
     """
     if isinstance(specs, str):
         specs = [specs]
     by_path: dict[str, InputFile] = {}
+    earlier = earlier_relpaths or {}
     for spec in specs:
         for item in _expand_one(spec):
-            # The same file named twice is one input, under the longer relpath whatever the order (`d` and
-            # `d/sub`: d's `sub/x.jsonl`): reordering the --input flags must not rename outputs.
             known = by_path.setdefault(item.path, item)
-            if len(item.relpath) > len(known.relpath):
+            if item.relpath != known.relpath and (
+                earlier.get(item.path) == item.relpath
+                or (earlier.get(item.path) != known.relpath and len(item.relpath) > len(known.relpath))
+            ):
                 by_path[item.path] = item
     inputs = sorted(by_path.values())
     _refuse_names_not_utf8(inputs)

@@ -326,3 +326,21 @@ def test_a_file_under_two_inputs_keeps_one_relpath_whatever_their_order(tmp_path
     assert [(f.path, f.relpath) for f in expand_inputs([sub, d])] == forward
     glob_first = [(f.path, f.relpath) for f in expand_inputs([str(tmp_path / "d/sub/*.jsonl"), d])]
     assert glob_first == forward
+
+
+def test_a_resumed_run_keeps_the_relpath_its_plan_gave_a_file_under_two_specs(tmp_path):
+    """A run planned `d/sub/x.jsonl` as `x.jsonl` (an earlier version let the first of `--input d/sub --input d`
+    name it): its rerun keeps that name, where the longer one would classify the file again beside it."""
+    from hpc_classify.driver.plan import list_input_files, write_plan
+
+    _touch(tmp_path / "d", "a.jsonl", "sub/x.jsonl")
+    d, sub, out = str(tmp_path / "d"), str(tmp_path / "d" / "sub"), str(tmp_path / "out")
+    x = str(tmp_path / "d" / "sub" / "x.jsonl")
+    assert dict((f.path, f.relpath) for f in expand_inputs([sub, d], {x: "x.jsonl"}))[x] == "x.jsonl"
+    assert dict((f.path, f.relpath) for f in expand_inputs([d, sub], {x: "x.jsonl"}))[x] == "x.jsonl"
+    assert dict((f.path, f.relpath) for f in expand_inputs([sub, d]))[x] == "sub/x.jsonl"
+    os.makedirs(out)
+    planned = list_input_files([sub, d], out, "jsonl")
+    renamed = [f if f.path != x else type(f)(f.path, "x.jsonl", f.size, f.mtime) for f in planned]
+    write_plan(out, [sub, d], renamed)
+    assert {f.relpath for f in list_input_files([sub, d], out, "jsonl")} == {"a.jsonl", "x.jsonl"}
