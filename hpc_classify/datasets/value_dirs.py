@@ -1,12 +1,14 @@
 """The `partition_on` layout, a directory per value of the column (`<column>=<value>/part.N.<ext>`, as hive,
-the value as `str` gives it),
+the value as `str` gives it, a `%` written `%25` so that the value reads back as it was),
 what a failed write leaves of it, and the columns a Parquet read takes back from such directory names.
 
 Reading, as Dask and pyarrow read a list of Parquet files (NeMo's `read_parquet`): every `<column>=<value>`
-directory segment of a file's path, as the path is given, becomes a column of that file's rows, unless the
-file has a column of that name (its own values are kept). The column is categorical, with the values of
-every file of the read as categories, sorted: integers (int32) when every value is one that fits, else strings.
-A value is percent-decoded (`en%20US` is `en US`), and `__HIVE_DEFAULT_PARTITION__` is null.
+directory segment of a file's absolute path (a relative path is taken from the working directory, as Dask
+makes it absolute) becomes a column of that file's rows, unless the file has a column of that name (its own
+values are kept). The column is categorical, with the values of every file of the read as categories,
+sorted: integers (int32) when every value is one that fits and no two values are the same integer (`12` and
+`0012`: strings, where Dask fails), else strings. A value is percent-decoded (`en%20US` is `en US`), and
+`__HIVE_DEFAULT_PARTITION__` is null.
 
 A write that fails removes the value directories it made, with the files it wrote into them: a later read
 of the output would take them for partitions (empty ones: the directory is made before its file is written).
@@ -38,12 +40,13 @@ _INT32 = (
     -(2**31),
     2**31 - 1,
 )  # pyarrow reads a partition value as int32 when every one is an integer in range
-_INTEGER = re.compile(r"[+-]?[0-9]+")
+_INTEGER = re.compile(r"-?[0-9]+")  # as pyarrow: `+5` is a string
 
 
 def value_dir(column: str, value: Any) -> str:
     """The directory of the rows whose `column` is `value`: `str(value)` as it is, as Dask and NeMo name it
-    (`lang=en US`); a value that cannot be part of a directory name is a ConfigError."""
+    (`lang=en US`), except `%`, written `%25`: a read percent-decodes the name, so `a%20b` written raw would
+    read back as `a b` (Dask writes it raw). A value that cannot be part of a directory name is a ConfigError."""
     if pd.isna(value):
         return f"{column}={HIVE_NULL}"
     text = str(value)
@@ -53,7 +56,7 @@ def value_dir(column: str, value: Any) -> str:
             f"{'a /' if '/' in text else 'a NUL character'})",
             hint=f"replace those characters in column {column!r} before writing, or partition on another column",
         )
-    return f"{column}={text}"
+    return f"{column}={text.replace('%', '%25')}"
 
 
 def partition_file(index: int, ext: str) -> str:
@@ -96,9 +99,10 @@ def _remove_written_dir(directory: str, ext: str) -> None:
 
 
 def path_values(path: str) -> dict[str, str | None]:
-    """The `<column>=<value>` directory segments of `path` (the innermost wins for a column named twice)."""
+    """The `<column>=<value>` directory segments of `path` made absolute, as Dask makes it (a relative
+    `corpus/a.parquet` read in `run=3/` has `run`); the innermost wins for a column named twice."""
     values: dict[str, str | None] = {}
-    for segment in os.path.dirname(os.path.normpath(path)).split(os.sep):
+    for segment in os.path.dirname(os.path.abspath(path)).split(os.sep):
         column, equals, value = segment.partition("=")
         if equals and column:
             values[column] = None if value == HIVE_NULL else unquote(value)
@@ -115,8 +119,12 @@ def partition_dtypes(paths: Iterable[str]) -> dict[str, pd.CategoricalDtype]:
 
 
 def _categories(values: set[str]) -> pd.CategoricalDtype:
+    """Integers where every value is one in int32's range and no two are the same integer (`12`, `0012`:
+    Dask would fail on the duplicate category), else strings."""
     if values and all(_INTEGER.fullmatch(v) and _INT32[0] <= int(v) <= _INT32[1] for v in values):
-        return pd.CategoricalDtype(pd.Index(sorted(int(v) for v in values), dtype="int32"))
+        integers = {int(v) for v in values}
+        if len(integers) == len(values):
+            return pd.CategoricalDtype(pd.Index(sorted(integers), dtype="int32"))
     return pd.CategoricalDtype(pd.Index(sorted(values), dtype=object))
 
 

@@ -27,6 +27,7 @@ from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.io.file_rows import FILE_ROWS
 from hpc_classify.io.formats import document_suffix, known_format, output_relpath
 from hpc_classify.io.output_clashes import refuse_output_clashes
+from hpc_classify.io.parquet_format import map_columns
 from hpc_classify.io.writers import write_atomically, write_frame
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def write_to_disk(
     """NeMo's `write_to_disk` for a Dask dataframe (or a DocumentDataset: then an input whose rows were all
     filtered out still gets its empty output when written by the column add_filename filled)."""
     source_files = getattr(df, "source_files", None)
+    read_from = source_files  # the input files behind each partition, whatever writes: their Map columns
     frame = getattr(df, "df", df)
     if output_type not in OUTPUT_TYPES:
         raise ConfigError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}")
@@ -66,9 +68,11 @@ def write_to_disk(
     spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on, token)
     parts = frame.to_delayed()
     expected = source_files if source_files and len(source_files) == len(parts) else None
+    inputs = read_from if read_from and len(read_from) == len(parts) else None
     write = dask.delayed(spec, pure=False)
     tasks = [
-        write(part, index, expected and _base_names(expected[index])) for index, part in enumerate(parts)
+        write(part, index, expected and _base_names(expected[index]), inputs and tuple(inputs[index]))
+        for index, part in enumerate(parts)
     ]
     with removing_new_value_dirs(output_path, partition_on, OUTPUT_TYPES[output_type]):
         try:
@@ -186,7 +190,9 @@ def _refuse_shared_outputs(file_names: list[str], fmt: str) -> None:
 
 class PartitionWriter:
     """Writes one partition; returns (output name, name written, file name) for each file written. With a
-    file name column, each name's rows go to a part file of the write `token` (see `assembly`). Picklable."""
+    file name column, each name's rows go to a part file of the write `token` (see `assembly`). Given the
+    input files the partition was read from, a Parquet one's Map columns are written as maps (Parquet) or
+    objects (JSONL), as the driver writes them. Errors name the output file, never a part. Picklable."""
 
     def __init__(
         self,
@@ -205,18 +211,23 @@ class PartitionWriter:
         self.token = token
 
     def __call__(
-        self, part: Any, index: int, source_names: tuple[str, ...] | None = None
+        self,
+        part: Any,
+        index: int,
+        source_names: tuple[str, ...] | None = None,
+        inputs: tuple[str, ...] | None = None,
     ) -> list[tuple[str, str, str]]:
         part = _to_pandas(part)
         if FILE_ROWS in part.attrs:  # the reader's note on this partition, not data (Parquet would keep it)
             part = part.copy(deep=False)  # a persisted partition keeps its note
             del part.attrs[FILE_ROWS]
         ext = OUTPUT_TYPES[self.fmt]
+        source = _map_source(inputs or ())
         if self.partition_on:
-            return self._write_partitioned(part, index, partition_file(index, ext))
+            return self._write_partitioned(part, index, partition_file(index, ext), source)
         if not self.column:
             name = partition_file(index, ext)
-            return [(name, self._write(part, self._part(index, 0, name)), "")]
+            return [(name, self._write(part, index, 0, name, source), "")]
         nameless = int(part[self.column].isna().sum())
         if nameless:  # they would match no name: an empty "nan" file, and the rows lost
             raise DataLayoutError(
@@ -229,37 +240,59 @@ class PartitionWriter:
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
         _refuse_shared_outputs([str(name) for name in present + missing], self.fmt)  # before any write
+        by_name = {os.path.basename(p): p for p in inputs or ()}
         names = []
         for file_name in present + missing:
             rows = part[rows_of[file_name]] if file_name in rows_of else part.iloc[:0]
             if not self.keep_filename_column:
                 rows = rows.drop(columns=[self.column])
             name = output_name(str(file_name), self.fmt)
-            written = self._part(index, len(names), name)
-            names.append((name, self._write(rows, written), str(file_name)))
+            read_from = by_name.get(str(file_name), source)
+            names.append((name, self._write(rows, index, len(names), name, read_from), str(file_name)))
         return names
 
-    def _write_partitioned(self, part: pd.DataFrame, index: int, base: str) -> list[tuple[str, str, str]]:
+    def _write_partitioned(
+        self, part: pd.DataFrame, index: int, base: str, source: str | None
+    ) -> list[tuple[str, str, str]]:
         names = []
-        for value, rows in part.groupby(self.partition_on, dropna=False, sort=False):
+        # observed=True: a categorical column (a read of value directories gives one) writes the values its
+        # rows have, not an empty file for each of its other categories (pandas 2's default).
+        for value, rows in part.groupby(self.partition_on, dropna=False, sort=False, observed=True):
             directory = value_dir(self.partition_on, value)
             if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
                 rows = rows.drop(columns=[self.partition_on])
             name = f"{directory}/{base}"
-            names.append((name, self._write(rows, self._part(index, len(names), name)), ""))
+            names.append((name, self._write(rows, index, len(names), name, source), ""))
         return names
 
-    def _part(self, index: int, position: int, name: str) -> str:
-        return part_name(self.token, index, position, name) if self.token else name
-
-    def _write(self, rows: pd.DataFrame, name: str) -> str:
-        path = os.path.join(self.output_path, name)
+    def _write(self, rows: pd.DataFrame, index: int, position: int, name: str, source: str | None) -> str:
+        """Write output `name` (or its part, with a token); returns the name written."""
+        written = part_name(self.token, index, position, name) if self.token else name
+        path = os.path.join(self.output_path, written)
         if self.fmt == "pickle":
             data = rows.reset_index(drop=True)
             write_atomically(path, lambda f: pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL))
-        else:
-            write_frame(rows, path, self.fmt)
-        return name
+            return written
+        try:
+            write_frame(rows, path, self.fmt, source)
+        except DataLayoutError as exc:  # it names the part written (hidden) or the input: name the output
+            raise _naming_output(exc, source or path, os.path.join(self.output_path, name), source) from exc
+        return written
+
+
+def _map_source(inputs: tuple[str, ...]) -> str | None:
+    """The input file whose Map column types a partition read from `inputs` is written with: the first
+    with any (a partition is usually one file)."""
+    return next((path for path in dict.fromkeys(inputs) if map_columns(path)), None)
+
+
+def _naming_output(exc: DataLayoutError, named: str, output: str, source: str | None) -> DataLayoutError:
+    """`exc` (a column that cannot be written, its message beginning `named: `) naming `output` instead,
+    and the input the rows were read from where known."""
+    message = str(exc).split("\nHINT: ")[0]
+    message = message.removeprefix(f"{named}: ")
+    read_from = f" (rows read from {source})" if source else ""
+    return DataLayoutError(f"{output}{read_from}: {message}", hint=exc.hint)
 
 
 def output_name(file_name: str, fmt: str) -> str:

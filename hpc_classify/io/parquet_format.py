@@ -226,8 +226,8 @@ def _unconvertible(
     what = f"column {name!r}" if name is not None else "the rows"
     return DataLayoutError(
         f"{source}: {what} cannot be written as Parquet ({exc})",
-        hint="give the column one Arrow type, drop it (--keep-columns without it), or write JSONL "
-        "(--output-format jsonl)",
+        hint="give the column one Arrow type, drop it (--keep-columns / columns=[...] without it), or write "
+        "JSONL (--output-format jsonl / to_json)",
     )
 
 

@@ -77,13 +77,15 @@ def test_jsonl_reads_take_no_columns_from_directory_names(tmp_path):
 
 @pytest.mark.parametrize("writer", ["to_json", "to_parquet"])
 def test_value_directories_are_named_by_the_raw_value_as_dask_names_them(tmp_path, writer):
-    frame = pd.DataFrame({"text": list("abc"), "lang": ["en US", "Food & Drink", "50%"]})
+    frame = pd.DataFrame({"text": list("ab"), "lang": ["en US", "Food & Drink"]})
     out = tmp_path / "out"
     getattr(DocumentDataset.from_pandas(frame), writer)(str(out), partition_on="lang")
-    assert sorted(os.listdir(out)) == ["lang=50%", "lang=Food & Drink", "lang=en US"]
+    assert sorted(os.listdir(out)) == ["lang=Food & Drink", "lang=en US"]
     dask_out = tmp_path / "dask"
     dd.from_pandas(frame, npartitions=1).to_parquet(str(dask_out), partition_on="lang", write_index=False)
     assert sorted(os.listdir(out)) == sorted(os.listdir(dask_out))
+    # but `%` as `%25` (Dask writes it raw), so that a read, which percent-decodes, gives the value back
+    # (test_hive_round_trip)
 
 
 @pytest.mark.parametrize("value", ["a/b", "a\0b"])

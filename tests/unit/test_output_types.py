@@ -115,8 +115,8 @@ def test_a_column_parquet_cannot_hold_is_a_clear_error_naming_file_and_column(tm
     message = caught.value.one_line()
     assert message.startswith("/in/x.jsonl: column 'mixed' cannot be written as Parquet (")
     assert message.endswith(
-        "HINT: give the column one Arrow type, drop it (--keep-columns without it), or write JSONL "
-        "(--output-format jsonl)"
+        "HINT: give the column one Arrow type, drop it (--keep-columns / columns=[...] without it), or write "
+        "JSONL (--output-format jsonl / to_json)"
     )
     assert not is_retryable(caught.value)
     assert not os.listdir(tmp_path)  # nothing left behind
