@@ -52,14 +52,14 @@ def frame_rows(df: pd.DataFrame, source: str | None = None) -> Iterable[dict[str
             raise DataLayoutError(
                 f"{where}column {name!r} holds bytes (e.g. a Parquet binary column): JSON has no bytes, and "
                 "decoding them as text could change them",
-                hint=f"write Parquet, which keeps bytes (hpc-classify run --output-format parquet); or drop the "
+                hint=f"write Parquet, which keeps bytes (--output-format parquet / to_parquet); or drop the "
                 f"column (columns=[...] / --keep-columns without it), or decode it yourself "
                 f"(df[{name!r}].str.decode('utf-8')) before writing JSONL",
             ) from None
         except _UnwritableValue as problem:
             raise DataLayoutError(
                 f"{where}column {name!r} holds {problem}, which has no JSON form",
-                hint="write Parquet (hpc-classify run --output-format parquet); or drop the column "
+                hint="write Parquet (--output-format parquet / to_parquet); or drop the column "
                 "(columns=[...] / --keep-columns without it), or convert it before writing JSONL",
             ) from None
     for values in zip(*columns, strict=True):

@@ -1,4 +1,4 @@
-"""JSON Lines documents (.jsonl, .json; .jsonl.gz and .jsonl.zst compressed): read, cut, write, assemble.
+"""JSON Lines documents (.jsonl, .json; compressed: .gz and .zst): read, cut, write, assemble.
 
 Plain JSONL is cut into byte ranges of about `piece_bytes`; a piece owns the lines that *start* in its range
 [start, stop), so pieces never split a line and every line belongs to exactly one piece (the layout is

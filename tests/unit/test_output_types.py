@@ -73,7 +73,7 @@ def test_a_map_with_a_repeated_key_is_a_clear_error_naming_file_and_column(tmp_p
 
     assert caught.value.one_line() == (
         f"{path}: column 'm' holds a map with the key 'k' twice, which has no JSON form; HINT: write Parquet "
-        "(hpc-classify run --output-format parquet); or drop the column (columns=[...] / --keep-columns "
+        "(--output-format parquet / to_parquet); or drop the column (columns=[...] / --keep-columns "
         "without it), or convert it before writing JSONL"
     )
     assert not is_retryable(caught.value)
