@@ -13,14 +13,13 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
+from hpc_classify.io.parquet_rows import check_parquet_table, table_to_frame
 from hpc_classify.io.rows import (
     Piece,
     ReadResult,
     TextFields,
-    check_parquet_table,
     corrupt_file_error,
     import_cudf,
-    table_to_frame,
     text_fields,
 )
 
