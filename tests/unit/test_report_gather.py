@@ -268,7 +268,9 @@ def test_the_report_a_run_writes_does_not_list_its_inputs_again(tmp_path, monkey
     write_plan(str(output), [str(corpus)], list_input_files([str(corpus)], str(output), "jsonl"))
     listings = []
     real_expand = status.expand_inputs
-    monkeypatch.setattr(status, "expand_inputs", lambda specs: listings.append(specs) or real_expand(specs))
+    monkeypatch.setattr(
+        status, "expand_inputs", lambda specs, *rest: listings.append(specs) or real_expand(specs, *rest)
+    )
     write_report_quietly(str(output))
     assert listings == [] and (output / "_report.json").exists()
     collect_report(str(output))
