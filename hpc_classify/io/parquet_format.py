@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
-from hpc_classify.io.parquet_rows import check_parquet_table, table_to_frame
+from hpc_classify.io.parquet_rows import check_parquet_table, named_index_as_columns, table_to_frame
 from hpc_classify.io.rows import (
     Piece,
     ReadResult,
@@ -54,7 +54,8 @@ class ParquetFormat:
 
     def read_frame(self, path: str, columns: Sequence[str] | None) -> pd.DataFrame:
         """The whole file as pandas, without text checks, with the dtypes pandas gives (the dataset API's)."""
-        return self._read_table(path, columns).to_pandas()
+        table = self._read_table(path, columns)
+        return named_index_as_columns(table, table.to_pandas())
 
     def read_cudf(self, path: str, columns: Sequence[str] | None) -> Any:
         return import_cudf().read_parquet(path, columns=None if columns is None else list(columns))
@@ -126,7 +127,7 @@ class ParquetFormat:
         except (pa.ArrowException, OSError) as exc:
             raise self.corrupt_error(path, exc) from exc
         if text_field is None:
-            frame = table_to_frame(table)
+            frame = named_index_as_columns(table, table_to_frame(table))
             frame.index = pd.RangeIndex(piece.start, piece.start + len(frame))
             return ReadResult(frame=frame)
         frame, bad = check_parquet_table(path, table, text_field, on_bad_row, first_row=piece.start)

@@ -49,7 +49,7 @@ def check_parquet_table(
     bad = [BadRow(first_row + i + 1, reasons[i], _row_json(table, i)) for i in bad_rows]
     if bad_rows:
         table = table.filter(pa.array([reason is None for reason in reasons]))
-    frame = _named_index_as_columns(table, table_to_frame(table))
+    frame = named_index_as_columns(table, table_to_frame(table))
     frame.index = pd.Index(
         [first_row + i for i, reason in enumerate(reasons) if reason is None], dtype="int64"
     )
@@ -59,7 +59,7 @@ def check_parquet_table(
     return frame, bad
 
 
-def _named_index_as_columns(table: Any, frame: pd.DataFrame) -> pd.DataFrame:
+def named_index_as_columns(table: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """pandas stores a named index (`set_index("doc_id")`) as a column that `to_pandas()` makes the index
     again, which the row numbering below would replace: it is data, so it stays a column. An unnamed one
     (`__index_level_0__`, a filtered frame's row labels) is not."""

@@ -105,3 +105,18 @@ def test_a_pickle_keeps_the_index_it_was_saved_with(tmp_path, files_per_partitio
     pd.DataFrame({"text": ["c"]}, index=[30]).to_pickle(tmp_path / "b.pkl")
     dataset = DocumentDataset.read_pickle(str(tmp_path), files_per_partition=files_per_partition)
     assert dataset.df.compute().index.tolist() == [10, 20, 30]
+
+
+@pytest.mark.parametrize(
+    "read", [{}, {"blocksize": 100}, {"files_per_partition": 1}, {"add_filename": True}], ids=repr
+)
+def test_a_parquet_files_named_index_is_a_column_not_lost(tmp_path, read):
+    """`set_index("doc_id").to_parquet(...)`: pyarrow makes doc_id the index, which the partition's index from
+    0 replaced: the ids were gone. They are a column, as `hpc-classify run` keeps them."""
+    source = pd.DataFrame({"doc_id": [f"d{i}" for i in range(9)], "text": [f"t{i}" for i in range(9)]})
+    paths = [str(tmp_path / "f.parquet"), str(tmp_path / "g.parquet")]
+    source.iloc[:6].set_index("doc_id").to_parquet(paths[0])
+    source.iloc[6:].set_index("doc_id").to_parquet(paths[1])
+    frame = DocumentDataset.read_parquet(paths, **read).df.compute()
+    assert frame[["doc_id", "text"]].values.tolist() == source.values.tolist()
+    assert list(DocumentDataset.read_parquet(paths, columns=["text"]).df.columns) == ["text"]
