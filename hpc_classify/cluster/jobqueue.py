@@ -45,11 +45,14 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
         },
         "job_script_prologue": [
             *(site.get("job-script-prologue") or []),
-            # One worker process per job: torch gets the job's cores; GPU jobs keep UCXX's default progress.
+            # One worker process per job: torch gets the job's cores. Only --device cpu jobs get UCXX's thread
+            # progress: with auto, the job's node may have GPUs (this login node cannot tell).
             *(
                 f"export {name}={value}"
                 for name, value in (
-                    ucx_environment(gpus=True) if gpu else cpu_worker_environment(cores, 1)
+                    ucx_environment(gpus=True)
+                    if gpu
+                    else cpu_worker_environment(cores, 1, gpus_on_node=config.device != "cpu")
                 ).items()
             ),
         ],
