@@ -15,6 +15,7 @@ from hpc_classify.worker_env import ucx_settings_here
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 120.0
+CLOSE_TIMEOUT = 60.0  # seconds a client or a cluster of ours may take to close
 
 
 def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> tuple[Any, Any | None]:
@@ -65,14 +66,16 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
 
 
 def close_quietly(client: Any, cluster: Any | None) -> None:
-    """Close the client, and the cluster when we started it; errors on the way down are only logged."""
+    """Close the client, and the cluster when we started it; errors on the way down are only logged. Each
+    close has a deadline: a local cluster's close was once seen waiting for ever on a nanny whose worker had
+    just been restarted, and a finished run must still exit (its workers end with this process)."""
     for thing in (client, cluster):
         if thing is None:
             continue
         try:
-            thing.close()
+            thing.close(timeout=CLOSE_TIMEOUT)
         except Exception as exc:  # shutting down after a failure must not hide the original error
-            logger.warning("error while closing %s: %s", type(thing).__name__, exc)
+            logger.warning("error while closing %s: %s", type(thing).__name__, str(exc) or type(exc).__name__)
 
 
 def retire_and_shut_down(client: Any) -> None:

@@ -48,3 +48,22 @@ def test_jobqueue_gpu_jobs_keep_ucxx_default_progress_cpu_jobs_get_thread_mode(m
     assert "export UCXPY_PROGRESS_MODE=thread" in prologue("cpu")
     for device in ("cuda", "auto"):  # auto: the job's node may have GPUs
         assert not [line for line in prologue(device) if "UCXPY_" in line]
+
+
+def test_closing_a_cluster_has_a_deadline_and_a_hang_is_only_logged(caplog):
+    """A local cluster's close was once seen waiting for ever: the finished run must still exit."""
+    from hpc_classify.cluster.connect import CLOSE_TIMEOUT, close_quietly
+
+    class Stuck:
+        def __init__(self):
+            self.timeouts = []
+
+        def close(self, timeout=None):
+            self.timeouts.append(timeout)
+            raise TimeoutError
+
+    client, cluster = Stuck(), Stuck()
+    with caplog.at_level("WARNING", logger="hpc_classify.cluster.connect"):
+        close_quietly(client, cluster)
+    assert client.timeouts == cluster.timeouts == [CLOSE_TIMEOUT]
+    assert caplog.messages == ["error while closing Stuck: TimeoutError"] * 2
