@@ -16,7 +16,10 @@ QUIET_UCX = {"UCX_WARN_UNUSED_ENV_VARS": "n"}
 # pending receive (Dask keeps one open per connection) polls the event loop without pause: each idle process
 # took most of a core, and ucxx ran 5x slower than tcp on CPU nodes (docs/slurm.md). UCXX's thread mode waits
 # in epoll instead. Its progress thread makes a CUDA context on device 0, so processes on GPU nodes keep
-# distributed-ucxx's default.
+# distributed-ucxx's default. Only processes we spawn get it (workers, a node's scheduler): thread mode binds
+# UCXX to the first event loop of a process, and a second cluster or client in one process (a notebook
+# calling get_client twice) then failed ("Future attached to a different loop"); the driver's own process
+# keeps the default.
 UCX_CPU_PROGRESS = {"UCXPY_PROGRESS_MODE": "thread", "UCXPY_ENABLE_PYTHON_FUTURE": "1"}
 
 
@@ -38,7 +41,8 @@ def cpu_worker_environment(cores: int, workers: int, *, gpus_on_node: bool = Fal
     return {**ucx_environment(gpus=gpus_on_node), TORCH_THREADS_ENV: str(torch_threads(cores, workers))}
 
 
-def ucx_settings_here(*, gpus: bool) -> None:
-    """ucx_environment in this process and its children (a client or a local cluster over ucxx), before
-    its first ucxx connection (UCXX reads them once per process)."""
-    os.environ.update(ucx_environment(gpus=gpus))
+def quiet_ucx_here() -> None:
+    """Quiet UCX in this process and its children (a client or a local cluster over ucxx), unless the
+    user set the variable. (Its progress mode stays distributed-ucxx's: see UCX_CPU_PROGRESS.)"""
+    for name, value in QUIET_UCX.items():
+        os.environ.setdefault(name, value)

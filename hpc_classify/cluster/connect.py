@@ -10,7 +10,7 @@ from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError
-from hpc_classify.worker_env import ucx_settings_here
+from hpc_classify.worker_env import quiet_ucx_here
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +25,7 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
 
     known_address = _known_scheduler_address(config)
     if "ucxx" in (config.protocol, protocol_of(known_address)):
-        from hpc_classify.cluster.local import visible_gpu_count
-
-        ucx_settings_here(gpus=visible_gpu_count() > 0)
+        quiet_ucx_here()
     cluster = None
     if config.scheduler_file:
         target = f"scheduler file {config.scheduler_file}"

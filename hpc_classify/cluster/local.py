@@ -15,7 +15,7 @@ from typing import Any
 
 from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
 from hpc_classify.whole_numbers import is_whole_number
-from hpc_classify.worker_env import TORCH_THREADS_ENV, torch_threads, ucx_settings_here
+from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads, ucx_environment
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def start_local_cluster(
     """
     gpus = visible_gpu_count() if device != "cpu" else 0
     if protocol == "ucxx":
-        ucx_settings_here(gpus=visible_gpu_count() > 0)  # the workers inherit them (the machine's GPUs)
+        quiet_ucx_here()  # the workers inherit it
     refuse_cuda_without_gpu(
         device, gpus, "this machine", hint="check CUDA_VISIBLE_DEVICES/nvidia-smi, or use --device cpu"
     )
@@ -154,7 +154,9 @@ def _start_cpu_cluster(
         "dashboard_address": ":0",  # a free port: several runs (and test clusters) may share a node
         **cluster_kwargs,
     }
-    options["env"] = {TORCH_THREADS_ENV: str(threads), **cluster_kwargs.get("env", {})}
+    # Over ucxx the workers (processes of their own) get UCXX's thread progress on a machine without GPUs.
+    ucx = ucx_environment(gpus=visible_gpu_count() > 0) if protocol == "ucxx" else {}
+    options["env"] = {**ucx, TORCH_THREADS_ENV: str(threads), **cluster_kwargs.get("env", {})}
     options["preload"] = worker_preloads(cluster_kwargs.get("preload"))
     keep_restarting_local_workers()
     try:

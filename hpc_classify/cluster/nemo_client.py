@@ -22,7 +22,7 @@ from hpc_classify.cluster.local import (
     visible_gpu_count,
 )
 from hpc_classify.errors import ClusterError, ConfigError
-from hpc_classify.worker_env import ucx_settings_here
+from hpc_classify.worker_env import quiet_ucx_here
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def dask_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if PROTOCOLS[protocol] == "ucxx":
-        ucx_settings_here(gpus=visible_gpu_count() > 0)
+        quiet_ucx_here()
     return PROTOCOLS[protocol]
 
 
