@@ -16,7 +16,7 @@ from typing import Any
 from hpc_classify._version import __version__
 
 _EXPORTS = {
-    "get_all_files_paths_under": "hpc_classify.io.discovery",
+    "get_all_files_paths_under": "hpc_classify.io.nemo_files",
     "DocumentDataset": "hpc_classify.datasets",
     "DistributedDataClassifier": "hpc_classify.classifiers",
     "CheckpointClassifier": "hpc_classify.classifiers",

@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from hpc_classify.errors import ArgumentTypeError, ConfigError, DataLayoutError
-from hpc_classify.io.discovery import get_all_files_paths_under
 from hpc_classify.io.formats import known_format
+from hpc_classify.io.nemo_files import get_all_files_paths_under
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 FILE_TYPES = ("jsonl", "parquet", "pickle")

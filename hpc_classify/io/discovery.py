@@ -12,7 +12,6 @@ import errno
 import glob
 import logging
 import os
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,19 +21,11 @@ from hpc_classify.io.formats import (  # noqa: F401  (document_suffix, output_re
     document_suffix,
     output_relpath,
 )
-from hpc_classify.io.writers import is_temp_file
 
 logger = logging.getLogger(__name__)
 
 _GLOB_CHARS = frozenset("*?[")
 _SHOWN = 3  # names a listing's warning shows
-# What a run of ours leaves beside its outputs (the driver, report and cluster layers name these; a test
-# holds them equal) and other tools' markers: skipped without a word. Other hidden or "_" names are said.
-BOOKKEEPING_NAMES = frozenset(
-    {"_markers", "_jobs", "_plan.json", "_run.json", "_summary.json", "_report.html", "_report.json"}
-    | {"_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
-)
-QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
 _LOOP_HINT = (
     "remove or retarget the link: it points at a directory that holds it, so the files under it would be "
     "listed again and again under ever longer paths"
@@ -49,71 +40,9 @@ class InputFile:
     relpath: str
 
 
-def get_all_files_paths_under(
-    root: str,
-    recurse_subdirectories: bool = True,
-    followlinks: bool = False,
-    keep_extensions: str | Sequence[str] | None = None,
-) -> list[str]:
-    """All files under `root` (sorted), optionally only those ending with one of `keep_extensions`
-    (NeMo Curator's signature; `followlinks` enters linked directories: a link loop, or a directory reached
-    twice, is then an InputFileError naming the paths, where NeMo lists the files again under each path).
-
-    `keep_extensions` as NeMo's `filter_files_by_extension`: with or without the dot, case-sensitive, several
-    parts allowed ("jsonl.gz"). Hidden and "_"-prefixed files and directories are skipped (NeMo lists them):
-    a warning gives their count and first names.
-    """
-    if not os.path.isdir(root):
-        what = "no such directory" if not os.path.exists(root) else "not a directory"
-        raise InputFileError(root, what, hint="pass the directory that holds the corpus files")
-    skipped: list[str] = []
-    paths = sorted(
-        os.path.join(root, rel) for rel in _walk_relpaths(root, recurse_subdirectories, followlinks, skipped)
-    )
-    unexpected = [rel for rel in skipped if _worth_saying(rel, keep_extensions)]
-    if unexpected:
-        logger.warning(
-            "%s: %d hidden or '_'-prefixed name(s) skipped, not listed (%s); NeMo would list them",
-            root,
-            len(unexpected),
-            _first_names(unexpected),
-        )
-    return paths if keep_extensions is None else filter_files_by_extension(paths, keep_extensions)
-
-
-def _worth_saying(relpath: str, keep_extensions: str | Sequence[str] | None) -> bool:
-    """A skipped name a user may have meant to list: not bookkeeping (ours, temp files, other tools'), and,
-    with `keep_extensions`, a file they would keep (a directory may hold such files)."""
-    name = os.path.basename(relpath.rstrip(os.sep))
-    if name in BOOKKEEPING_NAMES or name.endswith(QUARANTINE_SUFFIX) or is_temp_file(name):
-        return False
-    if keep_extensions is None or relpath.endswith(os.sep):
-        return True
-    return name.endswith(dotted_extensions(keep_extensions))
-
-
-def dotted_extensions(extensions: str | Sequence[str]) -> tuple[str, ...]:
-    """Extensions with their dot ("jsonl" and ".jsonl" alike), as NeMo's file helpers take them."""
-    listed = [extensions] if isinstance(extensions, str) else extensions
-    return tuple(e if e.startswith(".") else "." + e for e in listed)
-
-
-def _first_names(names: Sequence[str]) -> str:
+def first_names(names: Sequence[str]) -> str:
+    """`names`, the first few of them: what a listing's warning shows."""
     return ", ".join(names[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
-
-
-def filter_files_by_extension(files_list: Sequence[str], keep_extensions: str | Sequence[str]) -> list[str]:
-    """The files of `files_list` (in order) whose names end with one of `keep_extensions` ("jsonl" or
-    ".jsonl"; case-sensitive, as NeMo's); a warning when any is left out, as NeMo's."""
-    suffixes = dotted_extensions(keep_extensions)
-    kept = [f for f in files_list if f.endswith(suffixes)]
-    if len(kept) != len(files_list):
-        warnings.warn(
-            f"Skipped {len(files_list) - len(kept)} of {len(files_list)} file(s) not ending with "
-            f"{' or '.join(suffixes)} (case-sensitive)",
-            stacklevel=2,
-        )
-    return kept
 
 
 def expand_inputs(specs: Sequence[str], earlier_relpaths: Mapping[str, str] | None = None) -> list[InputFile]:
@@ -153,7 +82,7 @@ def _is_hidden(name: str) -> bool:
     return name.startswith((".", "_")) or name == "lost+found"
 
 
-def _walk_relpaths(
+def walk_relpaths(
     root: str, recurse: bool, followlinks: bool = True, skipped: list[str] | None = None
 ) -> Iterator[str]:
     """Relative paths (with os.sep) of the non-hidden files under `root`, in a stable order; `skipped` (when
@@ -260,7 +189,7 @@ def _expand_one(spec: str) -> list[InputFile]:
     if os.path.isdir(spec):
         root = os.path.abspath(spec)
         found, others = [], []
-        for rel in _walk_relpaths(root, recurse=True):
+        for rel in walk_relpaths(root, recurse=True):
             if document_suffix(rel) is None:
                 others.append(rel)
             else:
@@ -272,7 +201,7 @@ def _expand_one(spec: str) -> list[InputFile]:
                 "%s: %d file(s) without a document suffix left out (%s); %s",
                 spec,
                 len(others),
-                _first_names(others),
+                first_names(others),
                 _suffix_hint(),
             )
         return found

@@ -1,5 +1,7 @@
-"""NeMo Curator 0.7.1's file helpers for resuming by output files: `get_remaining_files`, `get_batched_files`
-and `expand_outdir_and_mkdir`, with NeMo's signatures, order and rules (NeMo's inference scripts import them).
+"""NeMo Curator 0.7.1's file helpers, with NeMo's signatures, order and rules: listing a directory
+(`get_all_files_paths_under`, `filter_files_by_extension`: the run's own listing is discovery.expand_inputs),
+and resuming by output files (`get_remaining_files`, `get_batched_files`, `expand_outdir_and_mkdir`; NeMo's
+inference scripts import them).
 
 What counts as done is an output file whose name is an input's (its extension swapped when the types differ):
 the files our writers make are written to a temp file and renamed, so an output file that exists is complete;
@@ -8,13 +10,88 @@ the temp files of a write that was stopped are not outputs and count for nothing
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 
-from hpc_classify.errors import ConfigError
-from hpc_classify.io.discovery import dotted_extensions
+from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.discovery import first_names, walk_relpaths
 from hpc_classify.io.writers import is_temp_file
 from hpc_classify.whole_numbers import is_whole_number
+
+logger = logging.getLogger(__name__)
+
+# What a run of ours leaves beside its outputs (the driver, report and cluster layers name these; a test
+# holds them equal) and other tools' markers: skipped without a word. Other hidden or "_" names are said.
+BOOKKEEPING_NAMES = frozenset(
+    {"_markers", "_jobs", "_plan.json", "_run.json", "_summary.json", "_report.html", "_report.json"}
+    | {"_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
+)
+QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
+
+
+def get_all_files_paths_under(
+    root: str,
+    recurse_subdirectories: bool = True,
+    followlinks: bool = False,
+    keep_extensions: str | Sequence[str] | None = None,
+) -> list[str]:
+    """All files under `root` (sorted), optionally only those ending with one of `keep_extensions`
+    (NeMo Curator's signature; `followlinks` enters linked directories: a link loop, or a directory reached
+    twice, is then an InputFileError naming the paths, where NeMo lists the files again under each path).
+
+    `keep_extensions` as NeMo's `filter_files_by_extension`: with or without the dot, case-sensitive, several
+    parts allowed ("jsonl.gz"). Hidden and "_"-prefixed files and directories are skipped (NeMo lists them):
+    a warning gives their count and first names.
+    """
+    if not os.path.isdir(root):
+        what = "no such directory" if not os.path.exists(root) else "not a directory"
+        raise InputFileError(root, what, hint="pass the directory that holds the corpus files")
+    skipped: list[str] = []
+    paths = sorted(
+        os.path.join(root, rel) for rel in walk_relpaths(root, recurse_subdirectories, followlinks, skipped)
+    )
+    unexpected = [rel for rel in skipped if _worth_saying(rel, keep_extensions)]
+    if unexpected:
+        logger.warning(
+            "%s: %d hidden or '_'-prefixed name(s) skipped, not listed (%s); NeMo would list them",
+            root,
+            len(unexpected),
+            first_names(unexpected),
+        )
+    return paths if keep_extensions is None else filter_files_by_extension(paths, keep_extensions)
+
+
+def _worth_saying(relpath: str, keep_extensions: str | Sequence[str] | None) -> bool:
+    """A skipped name a user may have meant to list: not bookkeeping (ours, temp files, other tools'), and,
+    with `keep_extensions`, a file they would keep (a directory may hold such files)."""
+    name = os.path.basename(relpath.rstrip(os.sep))
+    if name in BOOKKEEPING_NAMES or name.endswith(QUARANTINE_SUFFIX) or is_temp_file(name):
+        return False
+    if keep_extensions is None or relpath.endswith(os.sep):
+        return True
+    return name.endswith(dotted_extensions(keep_extensions))
+
+
+def dotted_extensions(extensions: str | Sequence[str]) -> tuple[str, ...]:
+    """Extensions with their dot ("jsonl" and ".jsonl" alike), as NeMo's file helpers take them."""
+    listed = [extensions] if isinstance(extensions, str) else extensions
+    return tuple(e if e.startswith(".") else "." + e for e in listed)
+
+
+def filter_files_by_extension(files_list: Sequence[str], keep_extensions: str | Sequence[str]) -> list[str]:
+    """The files of `files_list` (in order) whose names end with one of `keep_extensions` ("jsonl" or
+    ".jsonl"; case-sensitive, as NeMo's); a warning when any is left out, as NeMo's."""
+    suffixes = dotted_extensions(keep_extensions)
+    kept = [f for f in files_list if f.endswith(suffixes)]
+    if len(kept) != len(files_list):
+        warnings.warn(
+            f"Skipped {len(files_list) - len(kept)} of {len(files_list)} file(s) not ending with "
+            f"{' or '.join(suffixes)} (case-sensitive)",
+            stacklevel=2,
+        )
+    return kept
 
 
 def expand_outdir_and_mkdir(outdir: str | os.PathLike) -> str:

@@ -13,7 +13,7 @@ import zstandard
 
 from hpc_classify.dataset import DocumentDataset
 from hpc_classify.errors import ConfigError, DataLayoutError, InputFileError
-from hpc_classify.io.discovery import get_all_files_paths_under
+from hpc_classify.io.nemo_files import get_all_files_paths_under
 from hpc_classify.io.writers import is_temp_file
 
 NAMES = ["books_a.jsonl", "books_b.jsonl.gz", "books_c.jsonl.zst"]

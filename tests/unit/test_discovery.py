@@ -7,7 +7,8 @@ import os
 import pytest
 
 from hpc_classify.errors import ConfigError, InputFileError
-from hpc_classify.io.discovery import InputFile, expand_inputs, get_all_files_paths_under, output_relpath
+from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
+from hpc_classify.io.nemo_files import get_all_files_paths_under
 
 
 def _touch(root, *relpaths):

@@ -13,7 +13,8 @@ import pytest
 from mounts import bind_mount, bound_by_permissions
 
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.discovery import expand_inputs, get_all_files_paths_under
+from hpc_classify.io.discovery import expand_inputs
+from hpc_classify.io.nemo_files import get_all_files_paths_under
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,8 @@ def _touch(root: Path, *relpaths: str) -> None:
 _LIST_EVERY_WAY = """
 import json, sys
 from hpc_classify.datasets import DocumentDataset
-from hpc_classify.io.discovery import expand_inputs, get_all_files_paths_under
+from hpc_classify.io.discovery import expand_inputs
+from hpc_classify.io.nemo_files import get_all_files_paths_under
 root = sys.argv[1]
 calls = {
     "expand_inputs": lambda: [f.relpath for f in expand_inputs([root])],

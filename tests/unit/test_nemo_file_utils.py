@@ -28,7 +28,7 @@ def tree(tmp_path):
 
 
 def test_hidden_and_underscore_names_are_skipped_with_a_warning_naming_them(tree, caplog):
-    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.discovery"):
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.nemo_files"):
         paths = get_all_files_paths_under(tree)
     assert paths == [os.path.join(tree, p) for p in ["B.JSONL", "a.jsonl", os.path.join("sub", "d.jsonl")]]
     [record] = caplog.records
@@ -48,14 +48,14 @@ def test_a_runs_own_bookkeeping_is_skipped_without_a_word(tmp_path, caplog):
     (out / "_a.jsonl.quarantine.jsonl").write_text("{}\n")
     (out / ".b.jsonl.tmp-123-abcdef").write_text("")
     (out / "_SUCCESS").write_text("")
-    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.discovery"):
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.nemo_files"):
         assert get_all_files_paths_under(str(out)) == [str(out / "a.jsonl")]
     assert not caplog.records
     # With keep_extensions, only what would have been kept is news (and a directory, which may hold it).
     (out / "_notes.txt").write_text("")
     (out / "_private").mkdir()
     (out / "_shard.jsonl").write_text("{}\n")
-    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.discovery"):
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.nemo_files"):
         assert get_all_files_paths_under(str(out), keep_extensions="jsonl") == [str(out / "a.jsonl")]
     assert caplog.messages == [
         f"{out}: 2 hidden or '_'-prefixed name(s) skipped, not listed (_private{os.sep}, _shard.jsonl); NeMo "
@@ -69,17 +69,17 @@ def test_the_bookkeeping_names_are_the_ones_the_run_writes():
     from hpc_classify.driver.plan import PLAN_FILE
     from hpc_classify.driver.summary import SUMMARY_FILE
     from hpc_classify.driver.task import QUARANTINE_SUFFIX
-    from hpc_classify.io import discovery
+    from hpc_classify.io import nemo_files
     from hpc_classify.io.markers import MARKERS_DIRNAME
     from hpc_classify.report.files import REPORT_HTML, REPORT_JSON
 
     ours = {MARKERS_DIRNAME, JOBS_DIR, PLAN_FILE, RUN_FILE, SUMMARY_FILE, REPORT_HTML, REPORT_JSON}
-    assert ours <= discovery.BOOKKEEPING_NAMES
-    assert discovery.QUARANTINE_SUFFIX == QUARANTINE_SUFFIX
+    assert ours <= nemo_files.BOOKKEEPING_NAMES
+    assert nemo_files.QUARANTINE_SUFFIX == QUARANTINE_SUFFIX
 
 
 def test_nothing_skipped_no_warning(tree, caplog):
-    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.discovery"):
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.io.nemo_files"):
         assert get_all_files_paths_under(os.path.join(tree, "sub")) == [os.path.join(tree, "sub", "d.jsonl")]
     assert not caplog.records
 
