@@ -45,7 +45,7 @@ class PlannedFile:
 def list_input_files(inputs: Sequence[str], output_dir: str, output_format: str) -> list[PlannedFile]:
     """Expand --input specs into files with their sizes; refuse an output that would overwrite an input
     or that two inputs would share."""
-    files = expand_inputs(list(inputs), earlier_relpaths(output_dir))
+    files = expand_inputs(list(inputs), _earlier_relpaths(output_dir))
     refuse_output_clashes((f.path, output_relpath(f.relpath, output_format)) for f in files)
     for f in files:
         _refuse_a_name_too_long(f, output_format)
@@ -163,14 +163,19 @@ def _is_plan(plan: Any) -> bool:
     )
 
 
-def earlier_relpaths(output_dir: str) -> dict[str, str]:
-    """path -> relpath of the stored plan's files (none before a first run, or where the plan is unreadable:
-    the run rewrites it)."""
+def _earlier_relpaths(output_dir: str) -> dict[str, str]:
+    """The stored plan's relpaths_by_path (none before a first run, or where the plan is unreadable: the run
+    rewrites it)."""
     try:
         plan = read_plan(output_dir)
     except OutputDirectoryError:
         return {}
-    return {e["path"]: e["relpath"] for e in plan["files"] if e.get("path")} if plan else {}
+    return relpaths_by_path(plan) if plan else {}
+
+
+def relpaths_by_path(plan: dict[str, Any]) -> dict[str, str]:
+    """path -> relpath of a plan's files (plans of older versions store no path: left out)."""
+    return {e["path"]: e["relpath"] for e in plan.get("files", []) if e.get("path")}
 
 
 def stored_files(plan: dict[str, Any]) -> dict[str, PlannedFile]:

@@ -13,7 +13,7 @@ from typing import Any
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.input_changes import VANISHED, capped_lines, describe_change
 from hpc_classify.driver.pieces import partly_done
-from hpc_classify.driver.plan import PlannedFile, read_plan, stored_files
+from hpc_classify.driver.plan import PlannedFile, read_plan, relpaths_by_path, stored_files
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.errors import HpcClassifyError, InputFileError, OutputDirectoryError
@@ -124,8 +124,7 @@ def _current_inputs(plan: dict[str, Any]) -> tuple[list[InputFile] | None, str |
     if not all(os.path.isabs(spec) for spec in specs):
         return None, "the plan's inputs are relative paths of an older version, their directory unknown"
     try:
-        earlier = {e["path"]: e["relpath"] for e in plan.get("files", []) if e.get("path")}
-        return expand_inputs(specs, earlier), None
+        return expand_inputs(specs, relpaths_by_path(plan)), None
     except (HpcClassifyError, OSError) as error:
         return None, f"out of reach: {error}"
 
