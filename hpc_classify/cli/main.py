@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from hpc_classify._version import __version__
 from hpc_classify.cli.flag_typos import unrecognized_arguments
 from hpc_classify.errors import HpcClassifyError
+from hpc_classify.stop_request import WARNING_SIGNALS
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `handler=fn(args) -> int`.
 SUBCOMMAND_MODULES = ("run", "status", "report", "demo", "bench", "fetch_models", "node", "submit")
@@ -50,8 +52,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(argv: list[str] | None) -> int:
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    # srun starts `hpc-classify node` on every node, and the job's warning (USR1/USR2) can come at once:
+    # its default action would kill the task while the parser's imports run (most of a second). Held
+    # (blocked: delayed, not lost) until we know the command; `node` releases them once its own handlers
+    # are in place, any other command at once (a warning then has its default action, as before).
+    mask_before = signal.pthread_sigmask(signal.SIG_BLOCK, WARNING_SIGNALS)
+    try:
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if args.command != "node":
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask_before)
+        return _run_parsed(parser, args, unknown)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask_before)
+
+
+def _run_parsed(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> int:
     if unknown:
         subparser = getattr(args, "subparser", None) or parser
         subparser.error(unrecognized_arguments(subparser, unknown))

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import math
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -218,6 +219,7 @@ def handle(args: argparse.Namespace) -> int:
     # the warnings, and TERM and INT end them as before. (srun's task rank is the node's: one task per node.)
     stop = StopRequest() if int(os.environ.get("SLURM_PROCID") or 0) == 0 else None
     with stop if stop is not None else signals_ignored(WARNING_SIGNALS):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WARNING_SIGNALS)  # held by main until now: see there
         from hpc_classify.cli.run import parse_run_argv
         from hpc_classify.cli.run_config import config_from_args
 

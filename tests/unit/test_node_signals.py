@@ -4,6 +4,7 @@ processes it starts survive them, and rank 0's driver never loses one, nor dies 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -172,3 +173,43 @@ def test_a_job_ending_signal_during_write_json_waits_for_the_rename_then_ends_th
     assert "went on" not in done.stdout
     assert json.loads(record.read_text()) == {"node": "node3"}
     assert [p.name for p in tmp_path.iterdir()] == ["node-exit.json"]  # no `.node-exit.json.tmp-<pid>`
+
+
+# `hpc-classify node` as srun starts it, the warning coming while the parser's imports run (before any
+# handler of ours exists): the driver is stood in for by a print of what it would have been handed.
+WARNED_WHILE_THE_PARSER_IS_BUILT = """
+import os, signal, sys
+from hpc_classify.cli import main, node
+real_build_parser = main.build_parser
+def build_parser_as_the_warning_comes():
+    os.kill(os.getpid(), signal.{sig})
+    return real_build_parser()
+main.build_parser = build_parser_as_the_warning_comes
+node.run_this_node = lambda options, config, stop: print("driver handed", stop and stop.signal_name) or 3
+sys.exit(main.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+@pytest.mark.parametrize("sig", ["SIGUSR1", "SIGUSR2"])
+def test_a_warning_while_the_command_line_is_parsed_does_not_kill_the_node_task(
+    tmp_path: Path, rank: str, sig: str
+) -> None:
+    argv = ["node", "--", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    done = subprocess.run(
+        [sys.executable, "-c", WARNED_WHILE_THE_PARSER_IS_BUILT.format(sig=sig), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SLURM_PROCID": rank},
+    )
+    assert done.returncode == 3, done.stderr
+    # Rank 0's driver gets the warning; the other ranks ignore it.
+    assert done.stdout.splitlines() == [f"driver handed {sig if rank == '0' else None}"]
+
+
+def test_another_command_releases_the_warnings_it_held_while_parsing(tmp_path: Path) -> None:
+    from hpc_classify.cli.main import main
+
+    assert main(["status", "--output", str(tmp_path / "missing")]) != 0
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []).isdisjoint(WARNING_SIGNALS)
