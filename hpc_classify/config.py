@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.errors import ConfigError
+from hpc_classify.whole_numbers import is_integer
 
 DEVICES = ("auto", "cpu", "cuda")
 BAD_ROW_POLICIES = ("error", "skip")
@@ -175,8 +176,10 @@ class RunConfig:
             value = getattr(self, name)
             if value is None and optional:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_integer(value):
                 raise ConfigError(f"{name} must be an integer, not {value!r}")
+            # A computed count (numpy's int64) is taken, as a plain int: the configuration is written as JSON.
+            object.__setattr__(self, name, int(value))
         for name in ("workers", "max_workers", "threads_per_worker"):
             value = getattr(self, name)
             if value is not None and value < 1:

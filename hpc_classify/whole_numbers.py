@@ -7,5 +7,9 @@ import numbers
 from typing import Any
 
 
+def is_integer(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral)
+
+
 def is_whole_number(value: Any, minimum: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
+    return is_integer(value) and value >= minimum

@@ -124,6 +124,20 @@ def test_wrong_values_are_refused_by_name(setting, value, message):
         RunConfig(**settings)
 
 
+def test_computed_counts_from_numpy_are_taken_as_plain_integers():
+    import numpy as np
+
+    counts = {"workers": np.int64(2), "max_retries": np.int32(3), "group_bytes": np.uint64(4096)}
+    config = RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, **counts)
+    assert {name: (type(getattr(config, name)), getattr(config, name)) for name in counts} == {
+        "workers": (int, 2),
+        "max_retries": (int, 3),
+        "group_bytes": (int, 4096),
+    }
+    with pytest.raises(ConfigError, match="workers must be an integer, not True"):
+        RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, workers=True)
+
+
 def _run_yaml(tmp_path, text: str, *flags: str) -> tuple[int, str]:
     import contextlib
     import io
