@@ -51,6 +51,8 @@ def get_all_files_paths_under(
     """
     if not os.path.isdir(root):
         return _no_directory(root, recurse_subdirectories)
+    if keep_extensions is not None and not isinstance(keep_extensions, str):
+        keep_extensions = list(keep_extensions)  # read twice below: an iterator would be spent on the first
     skipped: list[str] = []
     paths = sorted(
         os.path.join(root, rel) for rel in walk_relpaths(root, recurse_subdirectories, followlinks, skipped)

@@ -102,6 +102,17 @@ def test_without_recursion_the_files_nemo_lists(corpus):
     assert os.path.join(str(corpus), "broken.jsonl") in nemo
 
 
+def test_keep_extensions_from_an_iterator_is_read_once(corpus):
+    """The extensions are read for the skipped-names warning as well as the filter: an iterator must not be
+    spent on the first (old: nothing listed at all)."""
+    (corpus / "_x.parquet").write_text("")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = get_all_files_paths_under(str(corpus), keep_extensions=iter(["parquet"]))
+        nemo = nemo_get_all_files_paths_under(str(corpus), keep_extensions=iter(["parquet"]))
+    assert got == [p for p in nemo if "_x" not in p] == [str(corpus / "b0" / "y.parquet")]
+
+
 @pytest.mark.parametrize("what", ["missing", "a file"])
 def test_a_root_that_is_no_directory_lists_nothing_as_nemos_with_a_warning(tmp_path, caplog, what):
     root = tmp_path / "corpus"
