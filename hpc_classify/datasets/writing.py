@@ -15,6 +15,7 @@ import os
 import pickle
 import secrets
 from collections import Counter
+from pathlib import PurePath
 from typing import Any
 
 import dask
@@ -24,8 +25,9 @@ from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_par
 from hpc_classify.datasets.reading import filename_column
 from hpc_classify.datasets.value_dirs import partition_file, removing_new_value_dirs, value_dir
 from hpc_classify.errors import ConfigError, DataLayoutError
+from hpc_classify.io.compression import compression_of
 from hpc_classify.io.file_rows import FILE_ROWS
-from hpc_classify.io.formats import document_suffix, known_format, output_relpath
+from hpc_classify.io.formats import known_format
 from hpc_classify.io.output_clashes import refuse_output_clashes
 from hpc_classify.io.parquet_format import map_columns
 from hpc_classify.io.writers import write_atomically, write_frame
@@ -296,15 +298,13 @@ def _naming_output(exc: DataLayoutError, named: str, output: str, source: str | 
 
 
 def output_name(file_name: str, fmt: str) -> str:
-    """The output of an input file: x.jsonl.gz -> x.jsonl.gz (JSONL keeps its compression), x.jsonl ->
-    x.parquet, x.parquet -> x.jsonl, x.jsonl -> x.pkl; a name with no known suffix gets one (doc -> doc.jsonl)."""
-    suffix = document_suffix(file_name)
-    if fmt == "pickle":
-        stem = file_name[: -len(suffix)] if suffix else os.path.splitext(file_name)[0]
-        return stem + ".pkl"
-    if suffix is None:
-        return f"{file_name}.{OUTPUT_TYPES[fmt]}"
-    return output_relpath(file_name, fmt)
+    """The output of an input file, by NeMo's rule, `Path(name).stem` and the format's suffix (x.jsonl,
+    x.json, x.ndjson, x.txt, x -> x.jsonl; x.jsonl -> x.parquet; x.parquet -> x.jsonl; x.jsonl -> x.pkl),
+    except that a compressed name's `.gz`/`.zst` is set aside first and JSONL keeps it: x.jsonl.gz ->
+    x.jsonl.gz (NeMo: an uncompressed x.jsonl.jsonl) and x.parquet (NeMo: x.jsonl.parquet)."""
+    compression = file_name[file_name.rfind(".") :] if compression_of(file_name) else ""
+    stem = PurePath(file_name[: len(file_name) - len(compression)]).stem
+    return f"{stem}.{OUTPUT_TYPES[fmt]}{compression.lower() if fmt == 'jsonl' else ''}"
 
 
 def _to_pandas(part: Any) -> pd.DataFrame:
