@@ -147,23 +147,18 @@ def _finish(output_path: str, written: list[tuple[str, str, str]], fmt: str, tok
         raise
 
 
-def _refuse_unsafe_names(values: pd.Series, present: list[Any], column: str) -> None:
-    """A name with a path separator or `..` would write outside the output directory; an empty or
-    dot-leading one a hidden file, which the next read of the directory skips (its rows lost)."""
-    bad = [name for name in present if _unsafe_name(str(name))]
+def _refuse_hidden_outputs(values: pd.Series, present: list[Any], column: str, fmt: str) -> None:
+    """An empty or dot-leading name (`""`, `.x.jsonl`, `..`) names a hidden file, which the next read of the
+    directory skips (its rows lost). A path is no harm: its output takes the last part's name, as NeMo's."""
+    bad = [name for name in present if output_name(str(name), fmt).startswith(".")]
     if bad:
         count = int(values.astype(str).isin({str(name) for name in bad}).sum())
         raise DataLayoutError(
-            f"{count} row(s) of a partition have a file name in column {column!r} that is not a plain file "
-            f"name (e.g. {str(bad[0])!r}): its file would land outside the output directory, or be hidden "
-            "(a directory read skips it)",
-            hint=f"give those rows base names without '/', '..' or a leading '.' in {column!r} "
-            "(e.g. os.path.basename), or write without write_to_filename",
+            f"{count} row(s) of a partition have a file name in column {column!r} that names a hidden output "
+            f"file (e.g. {str(bad[0])!r} -> {output_name(str(bad[0]), fmt)!r}): a directory read skips it",
+            hint=f"give those rows names in {column!r} that are not empty and do not start with '.', "
+            "or write without write_to_filename",
         )
-
-
-def _unsafe_name(name: str) -> bool:
-    return not name or name.startswith(".") or any(sep and sep in name for sep in ("/", os.sep, os.altsep))
 
 
 def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -238,7 +233,7 @@ class PartitionWriter:
                 hint=f"fill {self.column!r} for those rows, or write without write_to_filename",
             )
         present = list(part[self.column].unique())  # first-seen order
-        _refuse_unsafe_names(part[self.column], present, self.column)
+        _refuse_hidden_outputs(part[self.column], present, self.column, self.fmt)
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
         _refuse_shared_outputs([str(name) for name in present + missing], self.fmt)  # before any write
@@ -299,12 +294,14 @@ def _naming_output(exc: DataLayoutError, named: str, output: str, source: str | 
 
 def output_name(file_name: str, fmt: str) -> str:
     """The output of an input file, by NeMo's rule, `Path(name).stem` and the format's suffix (x.jsonl,
-    x.json, x.ndjson, x.txt, x -> x.jsonl; x.jsonl -> x.parquet; x.parquet -> x.jsonl; x.jsonl -> x.pkl),
-    except that a compressed name's `.gz`/`.zst` is set aside first and JSONL keeps it: x.jsonl.gz ->
-    x.jsonl.gz (NeMo: an uncompressed x.jsonl.jsonl) and x.parquet (NeMo: x.jsonl.parquet)."""
-    compression = file_name[file_name.rfind(".") :] if compression_of(file_name) else ""
-    stem = PurePath(file_name[: len(file_name) - len(compression)]).stem
-    return f"{stem}.{OUTPUT_TYPES[fmt]}{compression.lower() if fmt == 'jsonl' else ''}"
+    x.json, x.ndjson, x.txt, x -> x.jsonl; x.jsonl -> x.parquet; x.parquet -> x.jsonl; x.jsonl -> x.pkl;
+    a path's directories dropped: sub/x.jsonl -> x.jsonl), except that a compressed name's `.gz`/`.zst` is
+    set aside first and JSONL keeps it: x.jsonl.gz -> x.jsonl.gz (NeMo: an uncompressed x.jsonl.jsonl) and
+    x.parquet (NeMo: x.jsonl.parquet)."""
+    name = PurePath(file_name).name
+    compression = name[name.rfind(".") :].lower() if compression_of(name) else ""
+    stem = PurePath(name[: len(name) - len(compression)]).stem
+    return f"{stem}.{OUTPUT_TYPES[fmt]}{compression if fmt == 'jsonl' else ''}"
 
 
 def _to_pandas(part: Any) -> pd.DataFrame:

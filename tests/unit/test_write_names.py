@@ -116,6 +116,23 @@ def test_compressed_names_set_their_compression_aside_and_jsonl_keeps_it(tmp_pat
     assert json.loads(data) == {"text": "one"}
 
 
+def test_a_path_is_written_under_its_last_parts_name_as_nemos(tmp_path):
+    """NeMo's `Path(name).stem` drops the directories: nothing is written outside the output directory.
+    Old: refused as not a plain file name."""
+    names = ["sub/a.jsonl", "../b.ndjson", f"{tmp_path}/c.parquet", "d/"]
+    for output_type in ("jsonl", "parquet"):
+        dataset = DocumentDataset.from_pandas(_frame(names), npartitions=2)
+        expected = sorted(nemo_name(n, output_type) for n in names)
+        assert _write(dataset, tmp_path / output_type, output_type) == expected
+    assert sorted(os.listdir(tmp_path)) == ["jsonl", "parquet"]
+    with pytest.raises(
+        ConfigError, match="inputs x/a.jsonl and y/a.json would both write the output 'a.jsonl'"
+    ):
+        DocumentDataset.from_pandas(_frame(["x/a.jsonl", "y/a.json"])).to_json(
+            str(tmp_path / "o"), write_to_filename=True
+        )
+
+
 @pytest.mark.parametrize(("first", "second"), [("a.json", "a.jsonl"), ("a.jsonl", "a.txt"), ("a", "a.jsonl")])
 def test_two_file_names_of_one_output_name_are_an_error_naming_both(tmp_path, first, second):
     """NeMo writes both to a.jsonl: the second overwrites the first (or, in one partition, NeMo's loop does),
