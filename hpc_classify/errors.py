@@ -60,26 +60,45 @@ class MissingColumnError(InputFileError, KeyError):
     __str__ = Exception.__str__  # KeyError's would quote the whole message
 
 
-class MissingInputFileError(InputFileError, FileNotFoundError):
-    """An input file that does not exist (NeMo: FileNotFoundError from the reader)."""
+class _InputOSError(InputFileError):
+    """An input error that is also one of OSError's subclasses (the concrete classes below), with its
+    `errno`, `strerror` and `filename`, and printed as our message (not OSError's `[Errno 2] ...`)."""
+
+    errno_code = 0
+    default_message = ""
 
     def __new__(cls, *args, **kwargs):
         # OSError.__new__ would read (path, message) as (errno, strerror): give it nothing to parse.
-        return FileNotFoundError.__new__(cls)
+        return OSError.__new__(cls)
 
-    def __init__(self, path: str, message: str = "no such file", *, hint: str | None = None):
+    def __init__(self, path: str, message: str | None = None, *, hint: str | None = None):
+        message = self.default_message if message is None else message
         super().__init__(path, message, hint=hint)
         self.args = (self._text,)
-        self.errno, self.strerror, self.filename = errno.ENOENT, message, self.path
+        self.errno, self.strerror, self.filename = self.errno_code, message, self.path
 
     __str__ = Exception.__str__
 
     def __reduce__(self):
-        return _rebuild_missing_file, (type(self), self.path, self.reason, self.hint)
+        return _rebuild_os_error, (type(self), self.path, self.reason, self.hint)
 
 
-def _rebuild_missing_file(cls, path: str, reason: str, hint: str | None) -> MissingInputFileError:
+def _rebuild_os_error(cls, path: str, reason: str, hint: str | None) -> _InputOSError:
     return cls(path, reason, hint=hint)
+
+
+class MissingInputFileError(_InputOSError, FileNotFoundError):
+    """An input file that does not exist (NeMo: FileNotFoundError from the reader)."""
+
+    errno_code = errno.ENOENT
+    default_message = "no such file"
+
+
+class NotADirectoryInputError(_InputOSError, NotADirectoryError):
+    """A path to list as a directory that is a file (NeMo: NotADirectoryError from os.scandir)."""
+
+    errno_code = errno.ENOTDIR
+    default_message = "not a directory"
 
 
 class ModelNotAvailableError(HpcClassifyError):

@@ -181,8 +181,9 @@ def column_list(columns: str | Sequence[str] | None) -> list[str] | None:
 
 
 def select_columns(df: Any, columns: Sequence[str] | None, filetype: str, add_filename: bool | str) -> Any:
-    """NeMo's `select_columns`: only `columns` (plus the file name column, when there is one)."""
-    if columns is None:
+    """NeMo's `select_columns`: for JSON Lines (`filetype` "jsonl" or "json") only `columns`, plus the file name
+    column when there is one; for other file types `df` unchanged, as NeMo's (its readers select those)."""
+    if columns is None or filetype not in ("jsonl", "json"):
         return df
     wanted = column_list(columns)
     column = filename_column(add_filename)

@@ -15,6 +15,7 @@ import os
 import pickle
 import secrets
 from collections import Counter
+from pathlib import PurePath
 from typing import Any
 
 import dask
@@ -24,8 +25,9 @@ from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_par
 from hpc_classify.datasets.reading import filename_column
 from hpc_classify.datasets.value_dirs import partition_file, removing_new_value_dirs, value_dir
 from hpc_classify.errors import ConfigError, DataLayoutError
+from hpc_classify.io.compression import compression_of
 from hpc_classify.io.file_rows import FILE_ROWS
-from hpc_classify.io.formats import document_suffix, known_format, output_relpath
+from hpc_classify.io.formats import known_format
 from hpc_classify.io.output_clashes import refuse_output_clashes
 from hpc_classify.io.parquet_format import map_columns
 from hpc_classify.io.writers import write_atomically, write_frame
@@ -145,23 +147,18 @@ def _finish(output_path: str, written: list[tuple[str, str, str]], fmt: str, tok
         raise
 
 
-def _refuse_unsafe_names(values: pd.Series, present: list[Any], column: str) -> None:
-    """A name with a path separator or `..` would write outside the output directory; an empty or
-    dot-leading one a hidden file, which the next read of the directory skips (its rows lost)."""
-    bad = [name for name in present if _unsafe_name(str(name))]
+def _refuse_hidden_outputs(values: pd.Series, present: list[Any], column: str, fmt: str) -> None:
+    """An empty or dot-leading name (`""`, `.x.jsonl`, `..`) names a hidden file, which the next read of the
+    directory skips (its rows lost). A path is no harm: its output takes the last part's name, as NeMo's."""
+    bad = [name for name in present if output_name(str(name), fmt).startswith(".")]
     if bad:
         count = int(values.astype(str).isin({str(name) for name in bad}).sum())
         raise DataLayoutError(
-            f"{count} row(s) of a partition have a file name in column {column!r} that is not a plain file "
-            f"name (e.g. {str(bad[0])!r}): its file would land outside the output directory, or be hidden "
-            "(a directory read skips it)",
-            hint=f"give those rows base names without '/', '..' or a leading '.' in {column!r} "
-            "(e.g. os.path.basename), or write without write_to_filename",
+            f"{count} row(s) of a partition have a file name in column {column!r} that names a hidden output "
+            f"file (e.g. {str(bad[0])!r} -> {output_name(str(bad[0]), fmt)!r}): a directory read skips it",
+            hint=f"give those rows names in {column!r} that are not empty and do not start with '.', "
+            "or write without write_to_filename",
         )
-
-
-def _unsafe_name(name: str) -> bool:
-    return not name or name.startswith(".") or any(sep and sep in name for sep in ("/", os.sep, os.altsep))
 
 
 def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -236,7 +233,7 @@ class PartitionWriter:
                 hint=f"fill {self.column!r} for those rows, or write without write_to_filename",
             )
         present = list(part[self.column].unique())  # first-seen order
-        _refuse_unsafe_names(part[self.column], present, self.column)
+        _refuse_hidden_outputs(part[self.column], present, self.column, self.fmt)
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
         _refuse_shared_outputs([str(name) for name in present + missing], self.fmt)  # before any write
@@ -296,15 +293,15 @@ def _naming_output(exc: DataLayoutError, named: str, output: str, source: str | 
 
 
 def output_name(file_name: str, fmt: str) -> str:
-    """The output of an input file: x.jsonl.gz -> x.jsonl.gz (JSONL keeps its compression), x.jsonl ->
-    x.parquet, x.parquet -> x.jsonl, x.jsonl -> x.pkl; a name with no known suffix gets one (doc -> doc.jsonl)."""
-    suffix = document_suffix(file_name)
-    if fmt == "pickle":
-        stem = file_name[: -len(suffix)] if suffix else os.path.splitext(file_name)[0]
-        return stem + ".pkl"
-    if suffix is None:
-        return f"{file_name}.{OUTPUT_TYPES[fmt]}"
-    return output_relpath(file_name, fmt)
+    """The output of an input file, by NeMo's rule, `Path(name).stem` and the format's suffix (x.jsonl,
+    x.json, x.ndjson, x.txt, x -> x.jsonl; x.jsonl -> x.parquet; x.parquet -> x.jsonl; x.jsonl -> x.pkl;
+    a path's directories dropped: sub/x.jsonl -> x.jsonl), except that a compressed name's `.gz`/`.zst` is
+    set aside first and JSONL keeps it: x.jsonl.gz -> x.jsonl.gz (NeMo: an uncompressed x.jsonl.jsonl) and
+    x.parquet (NeMo: x.jsonl.parquet)."""
+    name = PurePath(file_name).name
+    compression = name[name.rfind(".") :].lower() if compression_of(name) else ""
+    stem = PurePath(name[: len(name) - len(compression)]).stem
+    return f"{stem}.{OUTPUT_TYPES[fmt]}{compression if fmt == 'jsonl' else ''}"
 
 
 def _to_pandas(part: Any) -> pd.DataFrame:

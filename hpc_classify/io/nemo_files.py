@@ -15,7 +15,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 
-from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.errors import ConfigError, MissingInputFileError, NotADirectoryInputError
 from hpc_classify.io.discovery import first_names, walk_relpaths
 from hpc_classify.io.writers import is_temp_file
 from hpc_classify.whole_numbers import is_whole_number
@@ -29,6 +29,7 @@ BOOKKEEPING_NAMES = frozenset(
     | {"_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
 )
 QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
+_ROOT_HINT = "pass the directory that holds the corpus files"
 
 
 def get_all_files_paths_under(
@@ -44,10 +45,14 @@ def get_all_files_paths_under(
     `keep_extensions` as NeMo's `filter_files_by_extension`: with or without the dot, case-sensitive, several
     parts allowed ("jsonl.gz"). Hidden and "_"-prefixed files and directories are skipped (NeMo lists them):
     a warning gives their count and first names.
+
+    A `root` that is not a directory (missing, or a file) lists nothing, as NeMo's `os.walk` does, with a
+    warning; without recursion it is a FileNotFoundError or NotADirectoryError, as NeMo's `os.scandir`.
     """
     if not os.path.isdir(root):
-        what = "no such directory" if not os.path.exists(root) else "not a directory"
-        raise InputFileError(root, what, hint="pass the directory that holds the corpus files")
+        return _no_directory(root, recurse_subdirectories)
+    if keep_extensions is not None and not isinstance(keep_extensions, str):
+        keep_extensions = list(keep_extensions)  # read twice below: an iterator would be spent on the first
     skipped: list[str] = []
     paths = sorted(
         os.path.join(root, rel) for rel in walk_relpaths(root, recurse_subdirectories, followlinks, skipped)
@@ -61,6 +66,18 @@ def get_all_files_paths_under(
             first_names(unexpected),
         )
     return paths if keep_extensions is None else filter_files_by_extension(paths, keep_extensions)
+
+
+def _no_directory(root: str, recurse_subdirectories: bool) -> list[str]:
+    """NeMo's answer for a root that is no directory: `os.walk` lists nothing, `os.scandir` (no recursion)
+    raises. The empty list is said: a mistyped path would otherwise look like an empty corpus."""
+    missing = not os.path.exists(root)
+    what = "no such directory" if missing else "not a directory"
+    if not recurse_subdirectories:
+        error = MissingInputFileError if missing else NotADirectoryInputError
+        raise error(root, what, hint=_ROOT_HINT)
+    logger.warning("%s: %s: no files listed (as NeMo's os.walk); %s", root, what, _ROOT_HINT)
+    return []
 
 
 def _worth_saying(relpath: str, keep_extensions: str | Sequence[str] | None) -> bool:

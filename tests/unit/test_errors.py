@@ -13,6 +13,7 @@ from hpc_classify.errors import (
     InputFileError,
     MissingColumnError,
     MissingInputFileError,
+    NotADirectoryInputError,
     UnexpectedArgumentError,
 )
 
@@ -38,6 +39,7 @@ def test_plain_errors_survive_pickling():
         (UnexpectedArgumentError("does not take lines", hint="columns="), (ValueError, TypeError)),
         (MissingColumnError("/d/a.jsonl", "no column 'x'", hint="fix columns="), (ValueError, KeyError)),
         (MissingInputFileError("/d/a.jsonl", hint="check the path"), (ValueError, FileNotFoundError)),
+        (NotADirectoryInputError("/d/a.jsonl", hint="a directory"), (ValueError, NotADirectoryError)),
     ],
 )
 def test_nemo_builtin_types_survive_pickling_with_message_and_hint(error, builtins):
@@ -51,3 +53,5 @@ def test_missing_input_file_error_is_a_complete_file_not_found_error():
     error = pickle.loads(pickle.dumps(MissingInputFileError("/d/a.jsonl")))
     assert (error.errno, error.filename, error.path) == (2, "/d/a.jsonl", "/d/a.jsonl")
     assert str(error) == "/d/a.jsonl: no such file" and error.one_line() == "/d/a.jsonl: no such file"
+    error = pickle.loads(pickle.dumps(NotADirectoryInputError("/d/a.jsonl")))
+    assert (error.errno, error.filename, str(error)) == (20, "/d/a.jsonl", "/d/a.jsonl: not a directory")
