@@ -164,7 +164,8 @@ class QualityClassifier(_NemoCheckpointClassifier):
         autocast: bool = True,
         max_mem_gb: int | None = None,
         *,
-        max_tokens: int | None = 1024,
+        max_tokens: int
+        | None = None,  # NeMo's rule, as every DeBERTa classifier: see EngineOptions.max_tokens
         **inherited: Any,
     ):
         super().__init__(
@@ -201,7 +202,7 @@ class ContentTypeClassifier(_NemoCheckpointClassifier):
         autocast: bool = True,
         max_mem_gb: int | None = None,
         *,
-        max_tokens: int | None = None,  # None: the tokenizer's model_max_length, else 512 (as NeMo)
+        max_tokens: int | None = None,  # NeMo's rule: see EngineOptions.max_tokens
         **inherited: Any,
     ):
         super().__init__(

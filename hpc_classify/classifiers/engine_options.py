@@ -64,9 +64,13 @@ class EngineOptions:
         Flag("characters kept per document (default: the classifier's, 2000 for domain)", **_POSITIVE),
     )
     max_tokens: int | None = _option(
-        512,
+        None,
         PER_MODEL,
-        Flag("tokens kept per document (default: the classifier's, 512 for domain)", **_POSITIVE),
+        Flag(
+            "tokens kept per document (default, as NeMo Curator: the tokenizer's model_max_length, else the "
+            "model's max_position_embeddings: 512 for the DeBERTa-v3 classifiers)",
+            **_POSITIVE,
+        ),
     )
     batch_size: int | None = _option(
         None,

@@ -41,6 +41,15 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 2048  # documents tokenized (and length-sorted) together
 
 
+def _position_limit(model: nn.Module) -> int | None:
+    """The model configuration's max_position_embeddings (the backbone's, wherever an adapter holds it)."""
+    for module in model.modules():
+        value = getattr(getattr(module, "config", None), "max_position_embeddings", None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 class InferenceEngine:
     """Classifies texts with `model` (input_ids, attention_mask -> logits) and `tokenizer`.
 
@@ -73,7 +82,9 @@ class InferenceEngine:
         self.device = resolve_device(device)
         self.precision = resolve_precision(self.device, precision, autocast)
         self.dtype = precision_dtype(self.precision)
-        self.tokenize = ChunkTokenizer(tokenizer, max_chars=max_chars, max_tokens=max_tokens)
+        self.tokenize = ChunkTokenizer(
+            tokenizer, max_chars=max_chars, max_tokens=max_tokens, position_limit=_position_limit(model)
+        )
         self.token_budget = token_budget or default_token_budget(self.device)
         self.chunk_size = max(1, chunk_size)
         if self.device.type == "cpu":

@@ -20,9 +20,18 @@ class ChunkTokenizer:
     set once: the batch encode releases the GIL (so it overlaps the forward pass in a background thread)
     and the shared tokenizer object is never mutated. Other tokenizers go through their own `__call__`."""
 
-    def __init__(self, tokenizer: Any, *, max_chars: int | None, max_tokens: int | None):
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        max_chars: int | None,
+        max_tokens: int | None,
+        position_limit: int | None = None,
+    ):
         self.max_chars = max_chars
-        self.max_tokens = max_tokens or _model_max_length(tokenizer) or DEFAULT_MAX_TOKENS
+        # max_tokens None: NeMo Curator's rule (crossfit's max_seq_length): the tokenizer's model_max_length,
+        # else the model configuration's max_position_embeddings (`position_limit`).
+        self.max_tokens = max_tokens or _model_max_length(tokenizer) or position_limit or DEFAULT_MAX_TOKENS
         self.pad_id = tokenizer.pad_token_id if getattr(tokenizer, "pad_token_id", None) is not None else 0
         self._hf_tokenizer = tokenizer
         self._backend = _private_backend(tokenizer, self.max_tokens)
@@ -64,8 +73,9 @@ def _tokenization_key(backend: Any, max_chars: int | None) -> str | None:
 
 def _model_max_length(tokenizer: Any) -> int | None:
     value = getattr(tokenizer, "model_max_length", None)
-    # transformers uses a huge sentinel (int(1e30)) when the checkpoint does not say.
-    return int(value) if isinstance(value, int) and 0 < value < 1_000_000 else None
+    # transformers uses a huge sentinel (int(1e30)) when the checkpoint does not say; crossfit (NeMo)
+    # takes anything over 1e5 for it.
+    return int(value) if isinstance(value, int) and 0 < value <= 100_000 else None
 
 
 def _private_backend(tokenizer: Any, max_tokens: int) -> Any | None:

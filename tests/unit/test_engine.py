@@ -184,6 +184,27 @@ def test_chunk_tokenizer_matches_the_hf_tokenizer(tiny_domain_model: Path, corpu
     assert chunked.pad_id == tokenizer.pad_token_id
 
 
+def _crossfit_max_seq_length(tokenizer, base_config) -> int:
+    """NeMo Curator 0.7.1's token limit (crossfit HFModel.max_seq_length), restated as the oracle."""
+    max_seq_length = tokenizer.model_max_length
+    if max_seq_length > 1e5:
+        max_seq_length = base_config.max_position_embeddings
+    return max_seq_length
+
+
+@pytest.mark.parametrize("model_max_length", [300, 100_000, 100_001, int(1e30)])
+def test_without_max_tokens_the_limit_is_nemos_tokenizer_then_position_embeddings(
+    tiny_domain_model: Path, model_max_length: int
+) -> None:
+    loaded = load_classifier_checkpoint(str(tiny_domain_model))
+    loaded.tokenizer.model_max_length = model_max_length
+    engine = InferenceEngine(loaded.model, loaded.tokenizer, device="cpu", autocast=False, max_tokens=None)
+    expected = _crossfit_max_seq_length(loaded.tokenizer, loaded.model.backbone.config)
+    assert engine.tokenize.max_tokens == expected
+    assert expected in (model_max_length, loaded.model.backbone.config.max_position_embeddings)
+    assert loaded.model.backbone.config.max_position_embeddings != 512  # the old fallback would differ
+
+
 def test_a_generic_logits_module_works(tiny_domain_model: Path, corpus: list[str]) -> None:
     loaded = load_classifier_checkpoint(str(tiny_domain_model))
 

@@ -29,9 +29,9 @@ ENGINE_KEYWORDS = "device=auto token_budget=None precision=auto compile=auto"
 # Each built-in's keyword-only parameters (name=default), as they were written out in every class before
 # the options were declared once (NeMo's positional part is held by test_classifier_family/test_aegis_parsing).
 RECORDED_KEYWORDS = {
-    "domain": f"model=None revision=None max_tokens=512 {ENGINE_KEYWORDS}",
-    "multilingual-domain": f"model=None revision=None max_tokens=512 {ENGINE_KEYWORDS}",
-    "quality": f"model=None revision=None max_tokens=1024 {ENGINE_KEYWORDS}",
+    "domain": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
+    "multilingual-domain": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
+    "quality": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
     "content-type": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
     "prompt-task-complexity": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
     "fineweb-edu": f"model=None revision=None max_tokens=None {ENGINE_KEYWORDS}",
