@@ -71,7 +71,8 @@ def _bad_row(frame: pd.DataFrame, position: int, source: str) -> tuple[str, str]
     carries each row's file and row there (io/file_rows): the file's row is named, not the partition's
     (counting within a piece of a file, or files packed in one partition, named the wrong row)."""
     rows = frame.attrs.get(FILE_ROWS)
-    found = rows.locate(frame.index[position]) if isinstance(rows, FileRows) else None
+    ours = isinstance(rows, FileRows) and not rows.renumbered(frame)
+    found = rows.locate(frame.index[position]) if ours else None
     if found is not None:
         path, row = found
         return (path if source == "<dataframe>" else source), f"row {row + 1}"

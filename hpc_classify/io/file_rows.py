@@ -3,7 +3,8 @@
 A partition read from files has NeMo's index (a RangeIndex from 0), so the index no longer says which row
 of which file a row is; the dataset reader records it in the frame's `attrs[FILE_ROWS]` as a `FileRows`,
 and an error about a row (a missing text) names the file's row. Looked up by index label, so it stays right
-after the rows are filtered or sorted (pandas carries `attrs` through such operations).
+after the rows are filtered or sorted (pandas carries `attrs` through such operations); not after rows were
+dropped and the index renumbered (then the partition's row is named instead).
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ class FileRows:
     def __deepcopy__(self, memo: dict) -> FileRows:
         # Immutable: pandas deep-copies attrs on every operation, and a packed partition has one run per file.
         return self
+
+    def renumbered(self, frame: pd.DataFrame) -> bool:
+        """Whether `frame`'s labels can no longer be ours: rows were dropped and the index counts from 0
+        again (`df[mask].reset_index(drop=True)`), so label k is not the k-th row read. (A reset after a
+        sort alone keeps the row count: it cannot be told from the partition as read.)"""
+        index = frame.index
+        renumbered = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+        return renumbered and len(frame) != sum(self.counts)
 
     def locate(self, label: Any) -> tuple[str, int] | None:
         """(path, 0-based row in that file) of the row labelled `label`, or None when it is not one of ours."""

@@ -83,6 +83,24 @@ def test_a_bad_text_is_named_by_its_file_and_row_there(tmp_path):
         open(bad_path, "w").write("\n".join(good) + "\n")
 
 
+def test_after_rows_are_dropped_and_renumbered_the_partitions_row_is_named_not_a_wrong_file_row(tmp_path):
+    paths = _corpus(tmp_path, sizes=(3, 3, 4))
+    lines = open(paths[2]).read().splitlines()
+    lines[3] = json.dumps({"text": None})  # c.jsonl's 4th row; the partition's 10th
+    open(paths[2], "w").write("\n".join(lines) + "\n")
+    part = DocumentDataset.read_json(paths).df.compute()  # the three small files: one partition
+    kept = part[~part["text"].fillna("").str.startswith("a")].reset_index(drop=True)  # 7 rows, labels 0..6
+    assert kept.attrs[FILE_ROWS].locate(6) == (
+        paths[2],
+        0,
+    )  # what the label alone names: c.jsonl row 1, wrong
+    with pytest.raises(InputFileError) as caught:
+        _Texts().texts(kept, "<dataframe>")
+    assert str(caught.value).splitlines()[0] == (
+        "<dataframe>: 1 row(s) whose 'text' is missing or not a string, first at row 7 of the partition"
+    )
+
+
 def test_the_file_rows_are_kept_beside_the_data_not_written(tmp_path):
     paths = _corpus(tmp_path)
     dataset = DocumentDataset.read_json(paths, blocksize=500)
