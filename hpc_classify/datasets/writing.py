@@ -27,7 +27,7 @@ from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.io.file_rows import FILE_ROWS
 from hpc_classify.io.formats import document_suffix, known_format, output_relpath
 from hpc_classify.io.output_clashes import refuse_output_clashes
-from hpc_classify.io.parquet_format import map_columns
+from hpc_classify.io.parquet_types import map_columns
 from hpc_classify.io.writers import write_atomically, write_frame
 
 logger = logging.getLogger(__name__)
