@@ -16,6 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from hpc_classify.classifiers.aegis import InstructionDataGuardClassifier
+from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier
+from hpc_classify.classifiers.combine import output_types
+from hpc_classify.classifiers.fineweb import FineWebEduClassifier
 from hpc_classify.io.formats import PARQUET
 from hpc_classify.io.parquet_types import frame_to_table
 from hpc_classify.io.pieces import plan_pieces, read_piece
@@ -93,3 +97,22 @@ def test_strings_without_an_input_type_are_written_as_string():
     table = frame_to_table(frame, {}, "x.jsonl")
     assert table.schema.names == ["s", "t", "0"]  # a name that is not a string, as pyarrow stores it
     assert table.schema.types == [pa.string(), pa.string(), pa.int64()]
+
+
+def test_prediction_columns_have_their_declared_types_also_without_rows():
+    classifiers = [
+        DomainClassifier(prob_column="domain_prob"),
+        FineWebEduClassifier(),
+        InstructionDataGuardClassifier(),
+    ]
+    types = output_types(classifiers)
+    assert types["domain_prob"] == pa.list_(pa.float64())
+    assert types["domain_pred"] == pa.string()
+    assert types["fineweb-edu-score"] == pa.float32() and types["fineweb-edu-score-int"] == pa.int64()
+    assert types["is_poisoned"] == pa.bool_()
+    # An empty piece's columns, as the classifiers' output_meta make them.
+    empty = pd.DataFrame(
+        {column: pd.Series([], dtype=dtype) for c in classifiers for column, dtype in c.output_meta().items()}
+    )
+    schema = frame_to_table(empty, types, "in.jsonl").schema
+    assert {name: schema.field(name).type for name in schema.names} == types
