@@ -20,6 +20,7 @@ from hpc_classify.classifiers.aegis import InstructionDataGuardClassifier
 from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier
 from hpc_classify.classifiers.combine import output_types
 from hpc_classify.classifiers.fineweb import FineWebEduClassifier
+from hpc_classify.datasets import DocumentDataset
 from hpc_classify.io.formats import PARQUET
 from hpc_classify.io.parquet_types import frame_to_table
 from hpc_classify.io.pieces import plan_pieces, read_piece
@@ -81,6 +82,50 @@ def test_a_parquet_file_keeps_its_column_types_whole_and_in_pieces(tmp_path, pie
     PARQUET.assemble(parts, assembled)
 
     assert_columns_kept(pq.read_table(pa.BufferReader(assembled.getvalue())), source)
+
+
+@pytest.mark.parametrize(
+    "read, write",
+    [
+        ({}, {}),
+        ({"add_filename": True}, {"write_to_filename": True}),
+        ({"blocksize": 1500}, {}),  # pieces of the file, one partition each
+        ({"files_per_partition": 2}, {}),
+    ],
+)
+def test_a_dataset_read_and_written_keeps_parquet_column_types(tmp_path, read, write):
+    sources = [
+        write_input(tmp_path / "in" / f"{name}.parquet", first_id=i * 1000) for i, name in enumerate("ab")
+    ]
+    dataset = DocumentDataset.read_parquet(str(tmp_path / "in"), **read)
+    dataset.to_parquet(str(tmp_path / "out"), **write)
+
+    written = pq.read_table(tmp_path / "out").select(sources[0].column_names).sort_by("id")
+    assert_columns_kept(written, pa.concat_tables(sources))
+
+
+def test_a_column_the_user_gives_another_dtype_is_written_with_it(tmp_path):
+    write_input(tmp_path / "in" / "a.parquet")
+    dataset = DocumentDataset.read_parquet(str(tmp_path / "in"))
+
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(
+            count=frame["count"] / 2,  # halves: no longer int32
+            price=frame["price"].astype("float64"),
+            url=frame["url"].str.len(),
+            seen=frame["seen"].dt.tz_convert("Europe/Paris"),
+            lang=frame["lang"].cat.codes,
+        )
+
+    dataset.map_partitions(change, meta=change(dataset.df._meta)).to_parquet(str(tmp_path / "out"))
+
+    schema = pq.read_schema(tmp_path / "out" / "part.0.parquet")
+    assert schema.field("count").type == pa.float64()
+    assert schema.field("price").type == pa.float64()
+    assert schema.field("url").type == pa.int64()
+    assert schema.field("seen").type == pa.timestamp("ms", tz="Europe/Paris")
+    assert schema.field("lang").type == pa.int8()
+    assert schema.field("id").type == pa.int32()  # the columns left alone keep theirs
 
 
 def test_values_that_no_longer_fit_their_input_type_are_written_with_their_own():
