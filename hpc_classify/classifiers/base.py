@@ -209,6 +209,20 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
         meta[self.pred_column] = "str"
         return meta
 
+    def output_types(self) -> dict[str, Any]:
+        """Column -> the Arrow type each output column has in a Parquet output, also in a piece or file
+        without rows: `output_meta`'s dtype ("str": string; None for object: as pyarrow infers it from the
+        values), the default probability lists list<double>. Values that do not convert are inferred."""
+        from hpc_classify.io.parquet_types import arrow_type_of
+
+        meta = self.output_meta()
+        types = {column: arrow_type_of(dtype) for column, dtype in meta.items()}
+        if self.prob_column in meta and pd.api.types.is_object_dtype(meta[self.prob_column]):
+            import pyarrow as pa
+
+            types[self.prob_column] = pa.list_(pa.float64())  # `columns_from_outputs`: lists of floats
+        return types
+
     def output_counts(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
         """Per output column, value -> count over `frame` (every label listed, zero when unused)."""
         return {self.pred_column: count_values(frame[self.pred_column].tolist(), self.labels)}

@@ -105,3 +105,12 @@ def output_counts(classifiers: Sequence[Classifier], frame: pd.DataFrame) -> dic
     for classifier in classifiers:
         counts.update(classifier.output_counts(frame))
     return counts
+
+
+def output_types(classifiers: Sequence[Classifier]) -> dict[str, Any]:
+    """Every classifier's `output_types`, merged (a later classifier's column replaces an earlier one's, as
+    its values do in `predict_together`)."""
+    types: dict[str, Any] = {}
+    for classifier in classifiers:
+        types.update(classifier.output_types())
+    return types

@@ -33,9 +33,9 @@ DEFAULT_FILES_PER_PARTITION = DefaultInt(1)
 
 class SourceFiles(list):
     """The paths of the files behind each partition (a list of tuples), and the column add_filename filled
-    with their base names: they describe the output only when written by that column."""
+    with their base names (None without): they describe the output only when written by that column."""
 
-    def __init__(self, groups: list[tuple[str, ...]], column: str):
+    def __init__(self, groups: list[tuple[str, ...]], column: str | None):
         super().__init__(groups)
         self.column = column
 

@@ -121,9 +121,9 @@ def read_frame_and_sources(
     columns: Sequence[str] | None,
     read_kwargs: Mapping[str, Any],
     text_field: str | None = None,
-) -> tuple[dd.DataFrame, list[tuple[str, ...]] | None]:
-    """The dataframe, and the paths of the files behind each partition (with add_filename; a file cut into
-    pieces is behind each of its pieces' partitions)."""
+) -> tuple[dd.DataFrame, list[tuple[str, ...]]]:
+    """The dataframe, and the paths of the files behind each partition (a file cut into pieces is behind
+    each of its pieces' partitions), with add_filename's column (None without)."""
     refuse_json_documents(file_type)
     columns = column_list(columns)
     kind = file_type
@@ -147,8 +147,9 @@ def read_frame_and_sources(
     # Dask's convert-string would turn nested values (dicts, lists) into their repr: keep objects as they are.
     with dask.config.set({"dataframe.convert-string": False}):
         frame = dd.from_map(reader, groups, meta=reader.empty, label="read-documents", enforce_metadata=False)
-    sources = SourceFiles([tuple(p.path for p in group) for group in groups], column) if column else None
-    return frame, sources
+    # Always: a write keeps the column types of a partition's Parquet inputs (and, by add_filename's column,
+    # gives each input its output).
+    return frame, SourceFiles([tuple(p.path for p in group) for group in groups], column)
 
 
 def refuse_json_documents(file_type: str) -> None:

@@ -5,7 +5,8 @@ its rows in order even when they span partitions (see `assembly`; an input whose
 still gets its empty output when the dataset knows its sources);
 with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`; a failed write removes those it
 made, see `value_dirs`); a JSONL path for a single-partition dataset writes that one file. Parquet files of
-one write share one schema, so the directory reads as one dataset (see `assembly`).
+one write share one schema, so the directory reads as one dataset (see `assembly`): the column types of
+the Parquet files read, where every file read had the same, else their common type.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hpc_classify.io.compression import compression_of
 from hpc_classify.io.file_rows import FILE_ROWS
 from hpc_classify.io.formats import known_format
 from hpc_classify.io.output_clashes import refuse_output_clashes
-from hpc_classify.io.parquet_format import map_columns
+from hpc_classify.io.parquet_types import input_types, map_columns
 from hpc_classify.io.writers import write_atomically, write_frame
 
 logger = logging.getLogger(__name__)
@@ -48,13 +49,13 @@ def write_to_disk(
     """NeMo's `write_to_disk` for a Dask dataframe (or a DocumentDataset: then an input whose rows were all
     filtered out still gets its empty output when written by the column add_filename filled)."""
     source_files = getattr(df, "source_files", None)
-    read_from = source_files  # the input files behind each partition, whatever writes: their Map columns
+    read_from = source_files  # the files behind each partition, whatever writes: their Map columns, types
     frame = getattr(df, "df", df)
     if output_type not in OUTPUT_TYPES:
         raise ConfigError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}")
     output_path = os.fspath(output_path)
     column = filename_column(write_to_filename)
-    if getattr(source_files, "column", column) != column:
+    if not column or getattr(source_files, "column", column) != column:
         source_files = None  # written by another column than add_filename's: only its values name outputs
     if output_type == "jsonl" and getattr(known_format(output_path), "name", None) == "jsonl":
         _write_single_jsonl(frame, output_path, column, partition_on)
@@ -188,8 +189,9 @@ def _refuse_shared_outputs(file_names: list[str], fmt: str) -> None:
 class PartitionWriter:
     """Writes one partition; returns (output name, name written, file name) for each file written. With a
     file name column, each name's rows go to a part file of the write `token` (see `assembly`). Given the
-    input files the partition was read from, a Parquet one's Map columns are written as maps (Parquet) or
-    objects (JSONL), as the driver writes them. Errors name the output file, never a part. Picklable."""
+    input files the partition was read from, Parquet ones' columns keep their Arrow types in Parquet (where
+    their dtypes still fit, see `io.parquet_types`) and their Map columns are objects in JSONL, as the
+    driver writes them. Errors name the output file, never a part. Picklable."""
 
     def __init__(
         self,
@@ -220,11 +222,13 @@ class PartitionWriter:
             del part.attrs[FILE_ROWS]
         ext = OUTPUT_TYPES[self.fmt]
         source = _map_source(inputs or ())
+        # Parquet: the columns keep the types they have in the partition's Parquet inputs (where they fit).
+        types = input_types(inputs or ()) if self.fmt == "parquet" else None
         if self.partition_on:
-            return self._write_partitioned(part, index, partition_file(index, ext), source)
+            return self._write_partitioned(part, index, partition_file(index, ext), source, types)
         if not self.column:
             name = partition_file(index, ext)
-            return [(name, self._write(part, index, 0, name, source), "")]
+            return [(name, self._write(part, index, 0, name, source, types), "")]
         nameless = int(part[self.column].isna().sum())
         if nameless:  # they would match no name: an empty "nan" file, and the rows lost
             raise DataLayoutError(
@@ -245,11 +249,14 @@ class PartitionWriter:
                 rows = rows.drop(columns=[self.column])
             name = output_name(str(file_name), self.fmt)
             read_from = by_name.get(str(file_name), source)
-            names.append((name, self._write(rows, index, len(names), name, read_from), str(file_name)))
+            own_types = input_types([read_from]) if types is not None and str(file_name) in by_name else types
+            names.append(
+                (name, self._write(rows, index, len(names), name, read_from, own_types), str(file_name))
+            )
         return names
 
     def _write_partitioned(
-        self, part: pd.DataFrame, index: int, base: str, source: str | None
+        self, part: pd.DataFrame, index: int, base: str, source: str | None, types: dict | None
     ) -> list[tuple[str, str, str]]:
         names = []
         # observed=True: a categorical column (a read of value directories gives one) writes the values its
@@ -259,11 +266,20 @@ class PartitionWriter:
             if self.fmt == "parquet":  # the hive layout: the value lives in the directory name
                 rows = rows.drop(columns=[self.partition_on])
             name = f"{directory}/{base}"
-            names.append((name, self._write(rows, index, len(names), name, source), ""))
+            names.append((name, self._write(rows, index, len(names), name, source, types), ""))
         return names
 
-    def _write(self, rows: pd.DataFrame, index: int, position: int, name: str, source: str | None) -> str:
-        """Write output `name` (or its part, with a token); returns the name written."""
+    def _write(
+        self,
+        rows: pd.DataFrame,
+        index: int,
+        position: int,
+        name: str,
+        source: str | None,
+        types: dict | None = None,
+    ) -> str:
+        """Write output `name` (or its part, with a token); returns the name written. `types`: Parquet's
+        column types to keep (see `write_frame`)."""
         written = part_name(self.token, index, position, name) if self.token else name
         path = os.path.join(self.output_path, written)
         if self.fmt == "pickle":
@@ -271,7 +287,7 @@ class PartitionWriter:
             write_atomically(path, lambda f: pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL))
             return written
         try:
-            write_frame(rows, path, self.fmt, source)
+            write_frame(rows, path, self.fmt, source, types)
         except DataLayoutError as exc:  # it names the part written (hidden) or the input: name the output
             raise _naming_output(exc, source or path, os.path.join(self.output_path, name), source) from exc
         return written

@@ -25,6 +25,7 @@ from hpc_classify.io.discovery import InputFile, output_relpath
 from hpc_classify.io.formats import PARQUET, format_of
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker, iso_time, marker_path, write_marker
+from hpc_classify.io.parquet_types import input_types
 from hpc_classify.io.readers import BadRow, ReadResult, read_documents
 from hpc_classify.io.writers import write_frame, write_jsonl_records
 
@@ -105,7 +106,7 @@ def write_classified(
     """Write the output (and quarantine) of one classified file, or piece of one, atomically, then its
     marker; return the marker. `predicted` is the frame with every classifier's output columns;
     `destination` defaults to the whole file's (`file_destination`); `extra` goes to the marker's extra."""
-    from hpc_classify.classifiers.combine import keep_mask, output_counts
+    from hpc_classify.classifiers.combine import keep_mask, output_counts, output_types
 
     input_file, result = read.input_file, read.result
     counts = output_counts(classifiers, predicted)
@@ -118,7 +119,10 @@ def write_classified(
     )
     destination = destination or file_destination(settings, input_file.relpath)
     output_path = destination.output_path
-    write_frame(kept, output_path, settings.output_format, source=input_file.path)
+    types = None
+    if settings.output_format == PARQUET.name:  # the input's column types, then the predictions' own
+        types = {**input_types([input_file.path]), **output_types(classifiers)}
+    write_frame(kept, output_path, settings.output_format, source=input_file.path, types=types)
     quarantine = _write_quarantine(destination.quarantine_path, result.bad_rows)
 
     finished = time.time()

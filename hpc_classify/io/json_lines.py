@@ -19,7 +19,7 @@ import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.compression import open_compressed_writer
-from hpc_classify.io.parquet_format import map_columns
+from hpc_classify.io.parquet_types import map_columns
 
 _LINES_PER_CHUNK = 2048  # JSONL lines encoded per write call: few syscalls, bounded extra memory
 

@@ -157,8 +157,11 @@ class JsonlFormat:
         except OSError as exc:
             raise self.corrupt_error(path, exc) from exc
 
-    def write(self, df: pd.DataFrame, fileobj: BinaryIO, path: str, source: str | None = None) -> None:
-        """`df` (index dropped) as JSONL, compressed as `path`'s extension says; `source` as `write_frame`'s."""
+    def write(
+        self, df: pd.DataFrame, fileobj: BinaryIO, path: str, source: str | None = None, types: Any = None
+    ) -> None:
+        """`df` (index dropped) as JSONL, compressed as `path`'s extension says; `source` as `write_frame`'s
+        (`types`, Parquet's Arrow types, mean nothing to JSON)."""
         write_jsonl_rows(frame_rows(df, source), fileobj, path)
 
     def assemble(self, parts: Sequence[str], out: BinaryIO) -> None:

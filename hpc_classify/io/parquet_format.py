@@ -7,13 +7,14 @@ into row ranges; a piece is read a row group (or a batch of one) at a time, neve
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.parquet_rows import check_parquet_table, named_index_as_columns, table_to_frame
+from hpc_classify.io.parquet_types import frame_to_table, input_types
 from hpc_classify.io.rows import (
     Piece,
     ReadResult,
@@ -136,12 +137,22 @@ class ParquetFormat:
     def iter_stream_pieces(self, path: str, piece_bytes: int, **_: Any) -> Iterator[Any]:
         raise ValueError(f"{path} is Parquet: its pieces are planned, not streamed")
 
-    def write(self, df: pd.DataFrame, fileobj: BinaryIO, path: str, source: str | None = None) -> None:
-        """`df` (index dropped) as one Parquet file; `source`: the input file its rows were read from (a
-        Parquet one's map columns keep their map type; named in errors)."""
+    def write(
+        self,
+        df: pd.DataFrame,
+        fileobj: BinaryIO,
+        path: str,
+        source: str | None = None,
+        types: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`df` (index dropped) as one Parquet file. `types`: column -> the Arrow type it keeps while its
+        values fit (`parquet_types.frame_to_table`), by default the columns' types in `source`, the input
+        file its rows were read from (a Parquet one), which errors name."""
         import pyarrow.parquet as pq
 
-        pq.write_table(_to_arrow(df, source or path), fileobj)
+        if types is None:
+            types = input_types([source])
+        pq.write_table(frame_to_table(df, types, source or path), fileobj)
 
     def assemble(self, parts: Sequence[str], out: BinaryIO, schema: Any = None) -> None:
         """Parts written by `write`, in order, streamed row group by row group into one file under `schema`
@@ -171,64 +182,6 @@ class ParquetFormat:
         import pyarrow.parquet as pq
 
         return pq.read_schema(path).equals(schema, check_metadata=False)
-
-
-def map_columns(source: str | None) -> dict[str, Any]:
-    """The Map columns of the Parquet file `source` (name -> Arrow type); {} for any other input. pandas
-    holds a map as a list of (key, value) pairs, from which neither pyarrow nor JSON can tell it was one."""
-    if source is None or not source.lower().endswith(ParquetFormat.suffixes):  # as formats.format_of
-        return {}
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        schema = pq.read_schema(source)
-    except (pa.ArrowException, OSError):
-        return {}  # no map type known, as before; reading the file reports what is wrong with it
-    return {field.name: field.type for field in schema if pa.types.is_map(field.type)}
-
-
-def _to_arrow(df: pd.DataFrame, source: str) -> Any:
-    """`df` as a pyarrow table with the types pyarrow infers, except the source's map columns: pandas holds
-    a map as (key, value) pairs, which pyarrow cannot infer a type for, so the input's type is given (also
-    where a piece's maps are all empty or null, so that every piece of a file has the same type)."""
-    import pyarrow as pa
-
-    maps = {name: kind for name, kind in map_columns(source).items() if name in df.columns}
-    try:
-        if not maps:
-            return pa.Table.from_pandas(df, preserve_index=False)
-        others = pa.Schema.from_pandas(df.drop(columns=list(maps)), preserve_index=False)
-        schema = pa.schema(
-            [pa.field(c, maps[c]) if c in maps else others.field(c) for c in map(str, df.columns)],
-            metadata=others.metadata,
-        )
-        return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
-    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise _unconvertible(df, source, maps, exc) from exc
-
-
-def _unconvertible(
-    df: pd.DataFrame, source: str, maps: dict[str, Any], exc: BaseException
-) -> DataLayoutError:
-    """The error for a frame pyarrow cannot convert, naming the first column it fails on. A property of
-    the data: a DataLayoutError, so the driver does not retry it."""
-    import pyarrow as pa
-
-    for i, name in enumerate(map(str, df.columns)):
-        try:
-            pa.array(df.iloc[:, i], type=maps.get(name), from_pandas=True)
-        except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as column_exc:
-            exc = column_exc
-            break
-    else:
-        name = None
-    what = f"column {name!r}" if name is not None else "the rows"
-    return DataLayoutError(
-        f"{source}: {what} cannot be written as Parquet ({exc})",
-        hint="give the column one Arrow type, drop it (--keep-columns / columns=[...] without it), or write "
-        "JSONL (--output-format jsonl / to_json)",
-    )
 
 
 def _unify(schemas: Sequence[Any]) -> Any:

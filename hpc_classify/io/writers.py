@@ -68,11 +68,18 @@ def write_atomically(final_path: str, write_fn: Callable[[BinaryIO], Any]) -> No
     _fsync_directory(directory)
 
 
-def write_frame(df: pd.DataFrame, path: str, fmt: str, source: str | None = None) -> None:
+def write_frame(
+    df: pd.DataFrame,
+    path: str,
+    fmt: str,
+    source: str | None = None,
+    types: Mapping[str, Any] | None = None,
+) -> None:
     """Write `df` (index dropped) atomically as JSONL (gzip/zstd by extension) or Parquet. `source`: the
-    input file its rows were read from (named in errors; a Parquet one's map columns stay maps)."""
+    input file its rows were read from (named in errors; a Parquet one's map columns stay maps). Parquet:
+    `types` (column -> Arrow type), by default `source`'s column types, are kept where the values fit."""
     document_format = output_format(fmt)
-    write_atomically(path, lambda f: document_format.write(df, f, path, source))
+    write_atomically(path, lambda f: document_format.write(df, f, path, source, types))
 
 
 def write_jsonl_records(path: str, records: Iterable[Mapping[str, Any]]) -> None:

@@ -174,10 +174,10 @@ def test_a_failed_partition_on_write_removes_only_the_directories_it_made(tmp_pa
     (out / "lang=it").mkdir()  # empty, but not this write's to remove
     real_write = JsonlFormat.write
 
-    def write_failing_for_de(self, df, fileobj, path, source=None):
+    def write_failing_for_de(self, df, fileobj, path, *args):
         if (df["lang"] == "de").any():
             raise OSError(5, "Input/output error (injected)")
-        real_write(self, df, fileobj, path, source)
+        real_write(self, df, fileobj, path, *args)
 
     monkeypatch.setattr(JsonlFormat, "write", write_failing_for_de)
     frame = pd.DataFrame({"text": ["a", "b", "c", "d"], "lang": ["en", "fr", "de", "fr"]})
