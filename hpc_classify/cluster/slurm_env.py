@@ -30,6 +30,16 @@ def incarnation_token(job_id: str, restart_count: int) -> str:
     return f"{cluster}:{job_id}.{restart_count}:{start}:step {step}"
 
 
+def job_run() -> tuple[str, int]:
+    """("<cluster>:<job id>", restart count) of the Slurm job this process runs in; ("", -1) outside one.
+    The cluster name tells apart two clusters whose job ids meet on one file system."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return "", -1
+    cluster = os.environ.get("SLURM_CLUSTER_NAME", "")
+    return f"{cluster}:{job_id}", int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+
+
 def current_node_name() -> str:
     """The Slurm node name under Slurm (emulated nodes share one host name), else the host name."""
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname()

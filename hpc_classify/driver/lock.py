@@ -4,6 +4,7 @@ The lock file holds the host, pid, pid space and start time of the run that owns
 refreshes the file's mtime (a heartbeat) from a background thread. A lock is stale, and may be taken over, when
 - it was written in this pid space (this host, this boot, this pid namespace) and its pid is dead (a driver
   killed with SIGKILL), or
+- it was written by an earlier run of the same Slurm job (a requeue: Slurm ended that run first), or
 - it was written elsewhere and its heartbeat is older than `stale_after` seconds (we cannot see those
   processes; a live driver refreshes the heartbeat every `heartbeat_interval` seconds). Elsewhere includes
   this host in another pid namespace (per-job containers, e.g. enroot/pyxis or `apptainer --pid`, share the
@@ -53,6 +54,17 @@ class LockOwner:
     started: float
     token: str
     pid_space: str = ""  # see pid_space(); "" in locks written before it was recorded
+    # The Slurm job run that holds it (slurm_env.job_run: "<cluster>:<job id>" and its restart count); "" and
+    # -1 outside Slurm and in locks written before it was recorded.
+    job: str = ""
+    job_restart: int = -1
+
+
+def ended_before_us(owner: LockOwner, job: str, job_restart: int) -> bool:
+    """Whether `owner` is an earlier run of our own Slurm job: Slurm ends every process of a job before it
+    starts the requeued one, so that owner is dead wherever it ran (another node, another pid namespace),
+    without waiting out its heartbeat (a driver SIGKILLed at the time limit while planning or reporting)."""
+    return bool(job) and owner.job == job and 0 <= owner.job_restart < job_restart
 
 
 def pid_space() -> str:
@@ -86,6 +98,8 @@ def read_lock(path: str) -> LockOwner | None:
             float(data["started"]),
             str(data["token"]),
             str(data.get("pid_space", "")),
+            str(data.get("job", "")),
+            int(data.get("job_restart", -1)),
         )
     except FileNotFoundError:
         return None
@@ -113,7 +127,11 @@ def is_stale(
     stale_after: float,
     host: str | None = None,
     space: str | None = None,
+    job: tuple[str, int] = ("", -1),
 ) -> bool:
+    """`job`: ours, as LockOwner.job and .job_restart."""
+    if ended_before_us(owner, *job):
+        return True
     if owner.token == "corrupt":
         # Empty or partial: either a driver died right after creating it, or one is writing it this instant.
         return heartbeat_age > min(stale_after, CORRUPT_GRACE)
@@ -136,12 +154,17 @@ class RunLock:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         stale_after: float = DEFAULT_STALE_AFTER,
         on_lost: Callable[[], None] | None = None,
+        job: tuple[str, int] = ("", -1),
     ):
+        """`job`: the Slurm job run this driver is in (slurm_env.job_run()), recorded so that the requeued
+        job takes over the lock of its own killed run at once."""
         self.path = lock_path(output_dir)
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
         self.on_lost = on_lost
-        self.owner = LockOwner(socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex, pid_space())
+        self.owner = LockOwner(
+            socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex, pid_space(), *job
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -156,7 +179,11 @@ class RunLock:
                 continue  # released between our attempt and the read
             age = self._heartbeat_age()
             verdict = (
-                "stale" if is_stale(holder, age, stale_after=self.stale_after) else self._watch(holder, age)
+                "stale"
+                if is_stale(
+                    holder, age, stale_after=self.stale_after, job=(self.owner.job, self.owner.job_restart)
+                )
+                else self._watch(holder, age)
             )
             if verdict == "gone":
                 continue

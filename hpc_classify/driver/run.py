@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from hpc_classify.cluster.slurm_env import job_run
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.column_checks import check_keep_columns, check_text_fields
@@ -101,7 +102,7 @@ def run_classification(
         check_text_fields(config.classifiers, files)
         check_keep_columns(config.keep_columns, config.key_column, files)
         _make_output_dir(output_dir)
-        with RunLock(output_dir, on_lost=lambda: stop.abandon_now(LOCK_LOST)):
+        with RunLock(output_dir, on_lost=lambda: stop.abandon_now(LOCK_LOST), job=job_run()):
             return _run_locked(
                 config,
                 output_dir,

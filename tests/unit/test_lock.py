@@ -153,3 +153,20 @@ def test_a_lock_taken_over_while_held_stops_the_run_and_its_heartbeat(tmp_path):
         lock._thread.join(10)
         assert not lock._thread.is_alive() and os.stat(lock.path).st_mtime == 1000.0
     assert read_lock(lock.path) == other  # released: theirs is left alone
+
+
+def test_the_requeued_job_takes_over_its_own_killed_runs_lock_at_once(tmp_path, monkeypatch):
+    """Rank 0 SIGKILLed at the time limit while planning, requeued onto another node: the lock's heartbeat
+    is fresh but its run is over (Slurm ended it before the requeue): no wait of stale_after."""
+    killed = LockOwner("node7", 4242, time.time(), "theirs", "elsewhere", "c1:42", 0)
+    (tmp_path / "_lock").write_text(json.dumps(dataclasses.asdict(killed)))
+    watched = []
+    monkeypatch.setattr(RunLock, "_watch", lambda self, holder, age: watched.append(holder) or "alive")
+    with RunLock(str(tmp_path), stale_after=3600, job=("c1:42", 1)) as lock:
+        assert read_lock(str(tmp_path / "_lock")) == lock.owner
+        assert (lock.owner.job, lock.owner.job_restart) == ("c1:42", 1)
+    assert watched == []
+    # Another job, or the same run (its other step), is not ended by our start: their lock is watched.
+    for job in (("c1:43", 1), ("c2:42", 1), ("c1:42", 0)):
+        assert not is_stale(killed, 0.0, stale_after=3600, host="here", job=job)
+    assert is_stale(killed, 0.0, stale_after=3600, host="here", job=("c1:42", 1))
