@@ -118,6 +118,13 @@ def register(subparsers: Any) -> None:
         help="submitit's job files and logs, in a folder <job id>-<time>-<random> per submission "
         "(local-<time>-<random> with --local; default: <output>/_jobs/submitit)",
     )
+    job.add_argument(
+        "--max-requeues",
+        type=non_negative_int,
+        metavar="N",
+        help="times the job is requeued after reaching its time limit (default 10; preemptions do not count): "
+        "a corpus that needs more runs of --time than that stops there, resumable by submitting again",
+    )
     job.add_argument("--local", action="store_true", help="run through submitit's local executor (no Slurm)")
     job.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
     add_node_options(parser)
@@ -145,6 +152,7 @@ def handle(args: argparse.Namespace) -> int:
         partition=args.partition,
         job_name=args.job_name,
         local=args.local,
+        max_requeues=args.max_requeues,
         sbatch=parse_sbatch_params(args.sbatch),
     )
     job = submit(options, NodeEntry(node_options(node_args, config), config, args.log_level))

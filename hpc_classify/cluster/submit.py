@@ -48,6 +48,8 @@ def sbatch_key(key: str) -> str:
 _WARNING = re.compile(r"USR2@\d+")
 # Slurm checks time limits about once a minute: a warning may come up to this much before its lead.
 SLURM_SIGNAL_EARLY_S = 60
+# A job longer than the partition allows runs as a chain of time-limited runs: room for a multi-day corpus.
+DEFAULT_MAX_REQUEUES = 10
 
 
 def refuse_sbatch_set_by_submit(sbatch: dict[str, Any], gpus_per_node: int = 0) -> None:
@@ -86,7 +88,8 @@ class SubmitOptions:
     job_name: str = "hpc-classify"
     local: bool = False  # submitit's LocalExecutor: one node, this machine, no Slurm
     signal_delay_s: int = 300  # warning signal (USR2 in submitit) this long before the time limit
-    max_requeues: int = 10  # submitit's budget of automatic requeues after timeout/preemption
+    # submitit's budget of requeues after the time limit (its max_num_timeout; preemptions are not counted).
+    max_requeues: int | None = None  # None: DEFAULT_MAX_REQUEUES
     exclusive: bool = True
     sbatch: dict[str, Any] = field(default_factory=dict)  # extra sbatch parameters (key without --)
 
@@ -96,7 +99,7 @@ class SubmitOptions:
             ("--gpus-per-node", self.gpus_per_node, 0),
             ("--time", self.time_min, 0),  # 0: no time limit, where the partition allows it
             ("signal_delay_s", self.signal_delay_s, 0),
-            ("max_requeues", self.max_requeues, 0),
+            ("--max-requeues", DEFAULT_MAX_REQUEUES if self.max_requeues is None else self.max_requeues, 0),
         ):
             if not is_whole_number(value, minimum):
                 raise ConfigError(f"{flag} must be a whole number >= {minimum}, not {value!r}")
@@ -110,6 +113,7 @@ class SubmitOptions:
                 ("--gpus-per-node", self.gpus_per_node),
                 ("--partition", self.partition),
                 ("--sbatch", self.sbatch),
+                ("--max-requeues", self.max_requeues is not None),
             )
             if value
         ]
@@ -149,7 +153,8 @@ class SubmitOptions:
 def make_executor(options: SubmitOptions) -> Any:
     import submitit
 
-    extra = {} if options.local else {"slurm_max_num_timeout": options.max_requeues}
+    requeues = DEFAULT_MAX_REQUEUES if options.max_requeues is None else options.max_requeues
+    extra = {} if options.local else {"slurm_max_num_timeout": requeues}
     executor = submitit.AutoExecutor(
         folder=options.folder, cluster="local" if options.local else None, **extra
     )

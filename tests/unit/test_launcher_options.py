@@ -96,6 +96,34 @@ def test_submit_local_refuses_slurms_own_options(given: dict, named: str) -> Non
     assert SubmitOptions(folder="f", local=True).local
 
 
+def test_max_requeues_reaches_submitits_timeout_budget(tmp_path: Path, monkeypatch) -> None:
+    from hpc_classify.cluster import submit
+
+    submitted = []
+    monkeypatch.setattr(
+        submit, "submit", lambda options, *args: submitted.append(options) or pytest.fail("stop")
+    )
+    argv = ["submit", "--max-requeues", "50", "--", "--input", str(tmp_path), "--output", str(tmp_path / "o")]
+    with pytest.raises(pytest.fail.Exception):
+        main([*argv, "--device", "cpu"])
+    assert submitted[0].max_requeues == 50
+
+    class Executor:  # submitit's AutoExecutor, as far as make_executor uses it
+        cluster = "slurm"
+
+        def __init__(self, folder, cluster=None, **extra):
+            self.extra = extra
+
+        def update_parameters(self, **params):
+            self.params = params
+
+    monkeypatch.setattr("submitit.AutoExecutor", Executor)
+    assert submit.make_executor(submitted[0]).extra == {"slurm_max_num_timeout": 50}
+    assert submit.make_executor(SubmitOptions(folder="f")).extra == {"slurm_max_num_timeout": 10}
+    with pytest.raises(ConfigError, match="--max-requeues given with --local"):
+        SubmitOptions(folder="f", local=True, max_requeues=3)
+
+
 def test_the_submit_command_line_says_so_with_exit_code_2(tmp_path: Path, monkeypatch, capsys) -> None:
     from hpc_classify.cluster import submit
 
