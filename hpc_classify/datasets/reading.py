@@ -46,12 +46,14 @@ PICKLE_KWARGS = ("compression", "storage_options")  # what pandas.read_pickle ta
 
 
 def filename_column(add_filename: bool | str) -> str | None:
-    """NeMo's add_filename / write_to_filename: False -> None, True -> "file_name", a string -> that column."""
-    if add_filename is False or add_filename is None:
+    """NeMo's add_filename / write_to_filename: False -> None, True -> "file_name", a string -> that column.
+    None and "" are False, as NeMo's `if add_filename:` reads them (its write_to_disk refuses None: see
+    `writing.write_filename_column`)."""
+    if add_filename is False or add_filename is None or (isinstance(add_filename, str) and not add_filename):
         return None
     if add_filename is True:
         return FILENAME_COLUMN
-    if isinstance(add_filename, str) and add_filename:
+    if isinstance(add_filename, str):
         return add_filename
     raise ConfigError(f"a file name column must be True, False or a column name, not {add_filename!r}")
 

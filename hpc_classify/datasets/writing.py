@@ -16,17 +16,16 @@ import os
 import pickle
 import secrets
 from collections import Counter
-from pathlib import PurePath
 from typing import Any
 
 import dask
 import pandas as pd
 
 from hpc_classify.datasets.assembly import finish_outputs, part_name, remove_parts
+from hpc_classify.datasets.output_names import OUTPUT_TYPES, file_name_text, output_name
 from hpc_classify.datasets.reading import filename_column
 from hpc_classify.datasets.value_dirs import partition_file, removing_new_value_dirs, value_dir
 from hpc_classify.errors import ConfigError, DataLayoutError
-from hpc_classify.io.compression import compression_of
 from hpc_classify.io.file_rows import FILE_ROWS
 from hpc_classify.io.formats import known_format
 from hpc_classify.io.output_clashes import refuse_output_clashes
@@ -34,8 +33,6 @@ from hpc_classify.io.parquet_types import input_types, map_columns
 from hpc_classify.io.writers import write_atomically, write_frame
 
 logger = logging.getLogger(__name__)
-
-OUTPUT_TYPES = {"jsonl": "jsonl", "parquet": "parquet", "pickle": "pkl"}
 
 
 def write_to_disk(
@@ -53,13 +50,13 @@ def write_to_disk(
     frame = getattr(df, "df", df)
     if output_type not in OUTPUT_TYPES:
         raise ConfigError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}")
-    output_path = os.fspath(output_path)
-    column = filename_column(write_to_filename)
+    column = write_filename_column(write_to_filename)
     if not column or getattr(source_files, "column", column) != column:
         source_files = None  # written by another column than add_filename's: only its values name outputs
-    if output_type == "jsonl" and getattr(known_format(output_path), "name", None) == "jsonl":
+    if _names_one_jsonl_file(output_path, output_type):
         _write_single_jsonl(frame, output_path, column, partition_on)
         return
+    output_path = os.fspath(output_path)
     _check_columns(frame, column, partition_on)
     if column and source_files:
         _check_distinct_sources(source_files)
@@ -91,6 +88,34 @@ def write_to_disk(
         else:
             names = [name for name, _, _ in written]
     logger.info("wrote %d %s file(s) to %s", len(names), output_type, output_path)
+
+
+def write_filename_column(write_to_filename: bool | str) -> str | None:
+    """The file name column of a write: as `reading.filename_column` (False and "" write without file names),
+    except that None is refused, as NeMo's write_to_disk refuses it (ValueError)."""
+    if write_to_filename is None:
+        raise ConfigError(
+            "write_to_filename=None: it must be True, False or a column name",
+            hint="False (or leave it out) writes without file names; True writes one file per 'file_name' value",
+        )
+    return filename_column(write_to_filename)
+
+
+def _names_one_jsonl_file(output_path: Any, output_type: str) -> bool:
+    """Whether `output_path` is one JSONL file rather than a directory: a `str` (as NeMo: a `pathlib.Path` is a
+    directory, whatever its name) with a JSONL name (`.jsonl`, as NeMo, and `.json`, `.gz`/`.zst` ones). A
+    `.jsonl` name with another output type is refused: NeMo fails inside Dask's metadata inference there."""
+    if not isinstance(output_path, str) or getattr(known_format(output_path), "name", None) != "jsonl":
+        return False
+    if output_type == "jsonl":
+        return True
+    if output_path.endswith(".jsonl"):
+        raise ConfigError(
+            f"{output_path} names a JSON Lines file, but output_type={output_type!r} writes a directory of "
+            f"{output_type} files",
+            hint="give a directory path (a name without .jsonl), or write JSON Lines",
+        )
+    return False  # out.json, out.jsonl.gz: a directory for other types, as in NeMo
 
 
 def _write_single_jsonl(frame: Any, output_path: str, column: str | None, partition_on: str | None) -> None:
@@ -151,12 +176,13 @@ def _finish(output_path: str, written: list[tuple[str, str, str]], fmt: str, tok
 def _refuse_hidden_outputs(values: pd.Series, present: list[Any], column: str, fmt: str) -> None:
     """An empty or dot-leading name (`""`, `.x.jsonl`, `..`) names a hidden file, which the next read of the
     directory skips (its rows lost). A path is no harm: its output takes the last part's name, as NeMo's."""
-    bad = [name for name in present if output_name(str(name), fmt).startswith(".")]
+    bad = [name for name in present if output_name(file_name_text(name, column), fmt).startswith(".")]
     if bad:
-        count = int(values.astype(str).isin({str(name) for name in bad}).sum())
+        count = int(values.isin(bad).sum())
+        example = file_name_text(bad[0], column)
         raise DataLayoutError(
             f"{count} row(s) of a partition have a file name in column {column!r} that names a hidden output "
-            f"file (e.g. {str(bad[0])!r} -> {output_name(str(bad[0]), fmt)!r}): a directory read skips it",
+            f"file (e.g. {example!r} -> {output_name(example, fmt)!r}): a directory read skips it",
             hint=f"give those rows names in {column!r} that are not empty and do not start with '.', "
             "or write without write_to_filename",
         )
@@ -240,19 +266,19 @@ class PartitionWriter:
         _refuse_hidden_outputs(part[self.column], present, self.column, self.fmt)
         missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
-        _refuse_shared_outputs([str(name) for name in present + missing], self.fmt)  # before any write
+        texts = {name: file_name_text(name, self.column) for name in present + missing}
+        _refuse_shared_outputs(list(texts.values()), self.fmt)  # before any write
         by_name = {os.path.basename(p): p for p in inputs or ()}
         names = []
         for file_name in present + missing:
             rows = part[rows_of[file_name]] if file_name in rows_of else part.iloc[:0]
             if not self.keep_filename_column:
                 rows = rows.drop(columns=[self.column])
-            name = output_name(str(file_name), self.fmt)
-            read_from = by_name.get(str(file_name), source)
-            own_types = input_types([read_from]) if types is not None and str(file_name) in by_name else types
-            names.append(
-                (name, self._write(rows, index, len(names), name, read_from, own_types), str(file_name))
-            )
+            text = texts[file_name]
+            name = output_name(text, self.fmt)
+            read_from = by_name.get(text, source)
+            own_types = input_types([read_from]) if types is not None and text in by_name else types
+            names.append((name, self._write(rows, index, len(names), name, read_from, own_types), text))
         return names
 
     def _write_partitioned(
@@ -306,18 +332,6 @@ def _naming_output(exc: DataLayoutError, named: str, output: str, source: str | 
     message = message.removeprefix(f"{named}: ")
     read_from = f" (rows read from {source})" if source else ""
     return DataLayoutError(f"{output}{read_from}: {message}", hint=exc.hint)
-
-
-def output_name(file_name: str, fmt: str) -> str:
-    """The output of an input file, by NeMo's rule, `Path(name).stem` and the format's suffix (x.jsonl,
-    x.json, x.ndjson, x.txt, x -> x.jsonl; x.jsonl -> x.parquet; x.parquet -> x.jsonl; x.jsonl -> x.pkl;
-    a path's directories dropped: sub/x.jsonl -> x.jsonl), except that a compressed name's `.gz`/`.zst` is
-    set aside first and JSONL keeps it: x.jsonl.gz -> x.jsonl.gz (NeMo: an uncompressed x.jsonl.jsonl) and
-    x.parquet (NeMo: x.jsonl.parquet)."""
-    name = PurePath(file_name).name
-    compression = name[name.rfind(".") :].lower() if compression_of(name) else ""
-    stem = PurePath(name[: len(name) - len(compression)]).stem
-    return f"{stem}.{OUTPUT_TYPES[fmt]}{compression if fmt == 'jsonl' else ''}"
 
 
 def _to_pandas(part: Any) -> pd.DataFrame:
