@@ -1,8 +1,17 @@
 """NeMo Curator's `nemo_curator.utils.file_utils`: `from hpc_classify.utils.file_utils import ...`.
 
-NeMo's `separate_by_metadata` is not here: see docs/nemo-differences.md for what to use instead.
+NeMo's `separate_by_metadata`, `write_dataframe_by_meta` and `reshard_jsonl` are not here yet; where the others
+behave differently: docs/nemo-differences.md.
 """
 
+from hpc_classify.io.nemo_file_helpers import (
+    NEMO_CURATOR_HOME,
+    merge_counts,
+    mkdir,
+    parse_str_of_num_bytes,
+    remove_path_extension,
+    write_record,
+)
 from hpc_classify.io.nemo_files import (
     expand_outdir_and_mkdir,
     filter_files_by_extension,
@@ -12,9 +21,15 @@ from hpc_classify.io.nemo_files import (
 )
 
 __all__ = [
+    "NEMO_CURATOR_HOME",
     "expand_outdir_and_mkdir",
     "filter_files_by_extension",
     "get_all_files_paths_under",
     "get_batched_files",
     "get_remaining_files",
+    "merge_counts",
+    "mkdir",
+    "parse_str_of_num_bytes",
+    "remove_path_extension",
+    "write_record",
 ]
