@@ -1,9 +1,9 @@
 """NeMo Curator's `nemo_curator.utils.file_utils`: `from hpc_classify.utils.file_utils import ...`.
 
-NeMo's `separate_by_metadata`, `write_dataframe_by_meta` and `reshard_jsonl` are not here yet; where the others
-behave differently: docs/nemo-differences.md.
+NeMo's `reshard_jsonl` is not here yet; where the others behave differently: docs/nemo-differences.md.
 """
 
+from hpc_classify.datasets.by_metadata import separate_by_metadata, write_dataframe_by_meta
 from hpc_classify.io.nemo_file_helpers import (
     NEMO_CURATOR_HOME,
     merge_counts,
@@ -31,5 +31,7 @@ __all__ = [
     "mkdir",
     "parse_str_of_num_bytes",
     "remove_path_extension",
+    "separate_by_metadata",
+    "write_dataframe_by_meta",
     "write_record",
 ]
