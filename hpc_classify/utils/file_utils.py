@@ -1,9 +1,10 @@
 """NeMo Curator's `nemo_curator.utils.file_utils`: `from hpc_classify.utils.file_utils import ...`.
 
-NeMo's `reshard_jsonl` is not here yet; where the others behave differently: docs/nemo-differences.md.
+Every public name of NeMo Curator 0.7.1's module; where they behave differently: docs/nemo-differences.md.
 """
 
 from hpc_classify.datasets.by_metadata import separate_by_metadata, write_dataframe_by_meta
+from hpc_classify.datasets.reshard import reshard_jsonl
 from hpc_classify.io.nemo_file_helpers import (
     NEMO_CURATOR_HOME,
     merge_counts,
@@ -31,6 +32,7 @@ __all__ = [
     "mkdir",
     "parse_str_of_num_bytes",
     "remove_path_extension",
+    "reshard_jsonl",
     "separate_by_metadata",
     "write_dataframe_by_meta",
     "write_record",

@@ -19,6 +19,7 @@ from nemo_file_oracles import (
 )
 
 from hpc_classify.errors import ConfigError
+from hpc_classify.utils import file_utils
 from hpc_classify.utils.file_utils import (
     NEMO_CURATOR_HOME,
     merge_counts,
@@ -29,6 +30,27 @@ from hpc_classify.utils.file_utils import (
 )
 
 # --- the comparisons ---------------------------------------------------------------------------------------
+
+
+def test_every_public_name_of_nemos_module_is_here():
+    nemo_names = {
+        "NEMO_CURATOR_HOME",
+        "mkdir",
+        "expand_outdir_and_mkdir",
+        "filter_files_by_extension",
+        "get_all_files_paths_under",
+        "get_remaining_files",
+        "get_batched_files",
+        "write_dataframe_by_meta",
+        "merge_counts",
+        "write_record",
+        "separate_by_metadata",
+        "parse_str_of_num_bytes",
+        "reshard_jsonl",
+        "remove_path_extension",
+    }
+    assert nemo_names <= set(file_utils.__all__)
+    assert all(hasattr(file_utils, name) for name in nemo_names)
 
 
 def test_nemo_curator_home_as_nemos():
