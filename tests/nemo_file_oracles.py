@@ -1,12 +1,25 @@
-"""NeMo Curator 0.7.1's small helpers of nemo_curator/utils/file_utils.py (git tag v0.7.1), verbatim but for
-their names (`nemo_` prefixed) and formatting: the oracles our `hpc_classify.utils.file_utils` is tested
-against (tests/unit/test_nemo_file_helpers.py, test_separate_by_metadata.py)."""
+"""NeMo Curator 0.7.1's small helpers of nemo_curator/utils/file_utils.py and distributed_utils.py (git tag
+v0.7.1), verbatim but for their names (`nemo_` prefixed) and formatting: the oracles our
+`hpc_classify.utils` is tested against (tests/unit/test_nemo_file_helpers.py, test_separate_by_metadata.py,
+test_nemo_distributed_edges.py, test_write_path_edges.py)."""
 
 import json
 import os
 import pathlib
 
 NEMO_HOME = os.environ.get("NEMO_CURATOR_HOME", os.path.join(os.path.expanduser("~"), ".nemo_curator"))
+
+
+def nemo_resolve_filename_col(filename):
+    """distributed_utils._resolve_filename_col."""
+    if filename is False:
+        return False
+    elif filename is True:
+        return "file_name"
+    elif isinstance(filename, str):
+        return filename
+    else:
+        raise ValueError(f"Unknown filename value: {filename}")
 
 
 def nemo_mkdir(d):

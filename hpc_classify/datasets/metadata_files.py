@@ -20,6 +20,7 @@ from typing import Any
 import dask
 
 from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.nemo_file_helpers import merge_counts
 from hpc_classify.io.nemo_files import get_all_files_paths_under
 from hpc_classify.io.writers import write_atomically
 
@@ -54,8 +55,7 @@ def separate_jsonl_files(
     for file_counts in dask.compute(
         *[task(p, os.path.relpath(os.path.abspath(p), root), *options) for p in paths]
     ):
-        for value, count in file_counts.items():
-            counts[value] = counts.get(value, 0) + count
+        merge_counts(counts, file_counts)
     return counts
 
 

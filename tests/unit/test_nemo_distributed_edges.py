@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from nemo_file_oracles import nemo_resolve_filename_col
 
 from hpc_classify.utils.distributed_utils import select_columns
-
-
-def _nemo_resolve_filename_col(filename):
-    if filename is False:
-        return False
-    elif filename is True:
-        return "file_name"
-    elif isinstance(filename, str):
-        return filename
-    else:
-        raise ValueError(f"Unknown filename value: {filename}")
 
 
 def nemo_select_columns(df, columns, filetype, add_filename):
     if filetype in ["jsonl", "json"] and columns is not None:
         if add_filename:
-            filename_str = _nemo_resolve_filename_col(add_filename)
+            filename_str = nemo_resolve_filename_col(add_filename)
             if filename_str not in columns:
                 columns.append(filename_str)
         df = df[columns]

@@ -15,23 +15,11 @@ import os
 
 import pandas as pd
 import pytest
+from nemo_file_oracles import nemo_resolve_filename_col
 
 from hpc_classify.datasets import DocumentDataset
 from hpc_classify.errors import ConfigError, DataLayoutError
 from hpc_classify.utils.distributed_utils import write_to_disk
-
-
-def nemo_resolve_filename_col(filename):
-    """NeMo 0.7.1's `_resolve_filename_col`, verbatim."""
-    if filename is False:
-        return False
-    elif filename is True:
-        return "file_name"
-    elif isinstance(filename, str):
-        return filename
-    else:
-        msg = f"Unknown filename value: {filename}"
-        raise ValueError(msg)
 
 
 def nemo_is_one_file(output_path) -> bool:
