@@ -1,0 +1,103 @@
+"""NeMo Curator 0.7.1's `DistributedDataClassifier` hooks: `call` runs `_run_classifier(dataset)`, then, when
+`filter_by` is set, `_filter_documents(result)`, so that a user's subclass overriding either changes what
+`classifier(dataset)` returns."""
+
+from __future__ import annotations
+
+import dask
+import pandas as pd
+import pytest
+
+from hpc_classify import DocumentDataset, DomainClassifier
+
+
+@pytest.fixture(autouse=True)
+def _synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+TEXTS = ["sports game football", "", "cars and engines", "x" * 5000, "cooking food recipe", "law court judge"]
+
+
+def dataset() -> DocumentDataset:
+    return DocumentDataset.from_pandas(pd.DataFrame({"id": range(len(TEXTS)), "text": TEXTS}), npartitions=2)
+
+
+def nemo_call(classifier, data: DocumentDataset) -> pd.DataFrame:
+    """NeMo 0.7.1's `DistributedDataClassifier.call` and, unless the class overrides it, its
+    `_filter_documents`, verbatim (nemo_curator/classifiers/base.py), on the classifier's `_run_classifier`."""
+    result_doc_dataset = classifier._run_classifier(data)
+    if classifier.filter_by is None:
+        return result_doc_dataset.df.compute()
+    if type(classifier)._filter_documents is not DomainClassifier._filter_documents:
+        return classifier._filter_documents(result_doc_dataset).df.compute()
+    df = result_doc_dataset.df
+    filter_by = classifier.filter_by
+    if type(filter_by) == str:  # noqa: E721 -- NeMo's test
+        return df[df[classifier.pred_column].astype(str) == filter_by].compute()
+    elif type(filter_by) == list:  # noqa: E721
+        return df[df[classifier.pred_column].isin(filter_by)].compute()
+    raise TypeError("filter_by must be a string or list type")
+
+
+class KeepFirstTwo(DomainClassifier):
+    """A user's `_filter_documents`: keeps ids 0 and 1, whatever the predictions."""
+
+    def _filter_documents(self, dataset: DocumentDataset) -> DocumentDataset:
+        df = dataset.df
+        return DocumentDataset(df[df["id"] < 2])
+
+
+class EvenIdsAreGames(DomainClassifier):
+    """A user's `_run_classifier`: the model's predictions, then every even id relabelled Games."""
+
+    def _run_classifier(self, dataset: DocumentDataset) -> DocumentDataset:
+        df = super()._run_classifier(dataset).df
+        df[self.pred_column] = df[self.pred_column].where(df["id"] % 2 == 1, "Games")
+        return DocumentDataset(df)
+
+
+def unfiltered(model: str) -> pd.DataFrame:
+    return DomainClassifier(model=model, device_type="cpu")(dataset()).df.compute()
+
+
+def test_an_overridden_filter_documents_decides_the_rows(tiny_domain_model):
+    model = str(tiny_domain_model)
+    base = unfiltered(model)
+    label = base["domain_pred"].iloc[3]
+    mine = KeepFirstTwo(model=model, device_type="cpu", filter_by=[label])
+    got = mine(dataset()).df.compute()
+    assert got["id"].tolist() == [0, 1]
+    pd.testing.assert_frame_equal(got, nemo_call(mine, dataset()))
+    pd.testing.assert_frame_equal(got, base[base["id"] < 2])
+    # Without filter_by NeMo never calls _filter_documents: every row.
+    everything = KeepFirstTwo(model=model, device_type="cpu")(dataset()).df.compute()
+    pd.testing.assert_frame_equal(everything, base)
+
+
+def test_an_overridden_run_classifier_makes_the_predictions_that_are_filtered(tiny_domain_model):
+    model = str(tiny_domain_model)
+    base = unfiltered(model)
+    games = EvenIdsAreGames(model=model, device_type="cpu", filter_by="Games")
+    got = games(dataset()).df.compute()
+    pd.testing.assert_frame_equal(got, nemo_call(games, dataset()))
+    expected_ids = [
+        i for i, label in zip(base["id"], base["domain_pred"], strict=True) if i % 2 == 0 or label == "Games"
+    ]
+    assert got["id"].tolist() == expected_ids and set(got["domain_pred"]) == {"Games"}
+    relabelled = EvenIdsAreGames(model=model, device_type="cpu")(dataset()).df.compute()
+    assert relabelled["domain_pred"].tolist() == [
+        "Games" if i % 2 == 0 else label for i, label in zip(base["id"], base["domain_pred"], strict=True)
+    ]
+
+
+def test_run_classifier_called_directly_predicts_every_row(tiny_domain_model):
+    model = str(tiny_domain_model)
+    base = unfiltered(model)
+    filtered = DomainClassifier(model=model, device_type="cpu", filter_by=[base["domain_pred"].iloc[0]])
+    pd.testing.assert_frame_equal(filtered._run_classifier(dataset()).df.compute(), base)
+    kept = filtered._filter_documents(filtered._run_classifier(dataset())).df.compute()
+    pd.testing.assert_frame_equal(kept, filtered(dataset()).df.compute())
+    pd.testing.assert_frame_equal(kept, nemo_call(filtered, dataset()))
+    assert kept["domain_pred"].tolist() == [base["domain_pred"].iloc[0]] * len(kept)
