@@ -80,6 +80,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
     """Task types and complexity dimensions of prompts (columns named by the checkpoint's `targets`)."""
 
     out_dim = None  # NeMo's value: several heads of different sizes
+    filters_by_label = False  # NeMo's raises NotImplementedError("filter_by not supported ...")
 
     def __init__(
         self,

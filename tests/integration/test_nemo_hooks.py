@@ -1,6 +1,6 @@
 """NeMo Curator 0.7.1's `DistributedDataClassifier` hooks: `call` runs `_run_classifier(dataset)`, then, when
 `filter_by` is set, `_filter_documents(result)`, so that a user's subclass overriding either changes what
-`classifier(dataset)` returns."""
+`classifier(dataset)` returns; and `filter_by` set after construction is read as in the constructor."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from hpc_classify import DocumentDataset, DomainClassifier
+from hpc_classify.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +102,33 @@ def test_run_classifier_called_directly_predicts_every_row(tiny_domain_model):
     pd.testing.assert_frame_equal(kept, filtered(dataset()).df.compute())
     pd.testing.assert_frame_equal(kept, nemo_call(filtered, dataset()))
     assert kept["domain_pred"].tolist() == [base["domain_pred"].iloc[0]] * len(kept)
+
+
+def test_filter_by_set_after_construction_is_read_as_in_the_constructor(tiny_domain_model):
+    model = str(tiny_domain_model)
+    label = unfiltered(model)["domain_pred"].iloc[0]
+    later = DomainClassifier(model=model, device_type="cpu")
+    later.filter_by = label  # one label, not its letters
+    assert later.filter_by == [label]
+    pd.testing.assert_frame_equal(
+        later(dataset()).df.compute(),
+        DomainClassifier(model=model, device_type="cpu", filter_by=label)(dataset()).df.compute(),
+    )
+    later.filter_by = None
+    assert len(later(dataset()).df.compute()) == len(TEXTS)
+    with pytest.raises(ConfigError, match="filter_by must be a label or a list of labels"):
+        later.filter_by = {"Games": 1}
+    with pytest.raises(ConfigError, match="does not have: Gmaes"):  # the labels are known: checked now
+        later.filter_by = ["Games", "Gmaes"]
+
+
+def test_classifiers_that_never_filter_refuse_a_filter_by(tiny_prompt_complexity_model, tiny_fineweb_model):
+    from hpc_classify import FineWebEduClassifier, PromptTaskComplexityClassifier
+
+    for classifier in (
+        PromptTaskComplexityClassifier(model=str(tiny_prompt_complexity_model), device_type="cpu"),
+        FineWebEduClassifier(model=str(tiny_fineweb_model), device_type="cpu"),
+    ):
+        with pytest.raises(ConfigError, match="does not filter"):
+            classifier.filter_by = ["Games"]
+        classifier.filter_by = None
