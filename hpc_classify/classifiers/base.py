@@ -276,6 +276,7 @@ def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassif
                 hint="subclass hpc_classify.DistributedDataClassifier",
             )
         name = f"{position}: {type(classifier).__name__}"
+        _check_no_dataset_hooks(classifier, name)
         for column in classifier.output_columns():
             if column in owners:
                 raise ConfigError(
@@ -284,3 +285,21 @@ def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassif
                 )
             owners[column] = name
     return found
+
+
+# NeMo's Dask-level hooks: `classifier(dataset)` runs them; a run classifies each file's frame instead.
+_DATASET_HOOKS = ("call", "_run_classifier", "_filter_documents")
+
+
+def _check_no_dataset_hooks(classifier: DistributedDataClassifier, name: str) -> None:
+    """ConfigError for a classifier whose class overrides `call`, `_run_classifier` or `_filter_documents`:
+    a run (`hpc-classify run`, `run()`) never calls them, so the override would be ignored without a word."""
+    cls = type(classifier)
+    overridden = [hook for hook in _DATASET_HOOKS if getattr(cls, hook) is not getattr(FrameMethods, hook)]
+    if overridden:
+        raise ConfigError(
+            f"classifier {name} overrides {', '.join(overridden)}, which a run does not call: it classifies "
+            "each file's rows with predict_frame and keeps them by filter_mask",
+            hint="for a run, override columns_from_outputs (the columns) and filter_mask (the rows kept); "
+            "or classify through the Dask API: classifier(DocumentDataset.read_json(...))",
+        )

@@ -132,3 +132,17 @@ def test_classifiers_that_never_filter_refuse_a_filter_by(tiny_prompt_complexity
         with pytest.raises(ConfigError, match="does not filter"):
             classifier.filter_by = ["Games"]
         classifier.filter_by = None
+
+
+def test_a_run_refuses_a_classifier_whose_dataset_hooks_it_would_ignore(tmp_path, tiny_domain_model):
+    """A run classifies each file's rows (predict_frame, filter_mask), never through call or NeMo's hooks: a
+    class overriding them is refused before anything is written, not run as if they were not there."""
+    from hpc_classify import run
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text('{"text": "sports game"}\n')
+    for cls in (KeepFirstTwo, EvenIdsAreGames):
+        classifier = cls(model=str(tiny_domain_model), device_type="cpu", filter_by=["Games"])
+        with pytest.raises(ConfigError, match=rf"classifier 1: {cls.__name__} overrides _"):
+            run(classifier, str(tmp_path / "in"), str(tmp_path / "out"), workers=1)
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
