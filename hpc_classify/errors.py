@@ -1,8 +1,8 @@
 """Errors users see. Each says what was wrong, where, and what to do about it.
 
 Each is also the built-in type NeMo Curator 0.7.1 raises in the same situation (a bad argument is a
-`ValueError`, an unreadable file a `ValueError` or `FileNotFoundError`, a missing column a `KeyError`), so
-code written against NeMo (`except ValueError:`) still catches it."""
+`ValueError`, an unreadable file a `ValueError` or `FileNotFoundError`, a missing column a `KeyError`, a
+model that cannot be had an `OSError`), so code written against NeMo (`except ValueError:`) still catches it."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class HpcClassifyError(Exception):
 
 
 def _rebuild_error(cls: type[HpcClassifyError], args: tuple, attributes: dict) -> HpcClassifyError:
-    error = Exception.__new__(cls)
+    error = cls.__new__(cls)  # an OSError subclass needs OSError.__new__ (Exception.__new__ refuses it)
     error.args = args
     error.__dict__.update(attributes)
     return error
@@ -101,8 +101,16 @@ class NotADirectoryInputError(_InputOSError, NotADirectoryError):
     default_message = "not a directory"
 
 
-class ModelNotAvailableError(HpcClassifyError):
-    """A model that is neither a local directory nor in the Hugging Face cache (or the hub is unreachable)."""
+class ModelNotAvailableError(HpcClassifyError, OSError):
+    """A model that is neither a local directory nor in the Hugging Face cache (or the hub is unreachable).
+    An OSError, as transformers' `from_pretrained` raises in NeMo for a model it cannot find."""
+
+    __str__ = Exception.__str__  # our message, never OSError's "[Errno ...]" form
+
+
+class ModelAccessError(ModelNotAvailableError, PermissionError):
+    """A gated model (LlamaGuard) this account cannot have: a PermissionError, as NeMo's Aegis and instruction
+    data guard classifiers raise when LlamaGuard-7b cannot be loaded."""
 
 
 class CheckpointFormatError(HpcClassifyError):

@@ -181,6 +181,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
     """
 
     _adapter_has_revision = False  # `revision` is the guard net's
+    filters_by_label = False  # a score and a flag: NeMo passes filter_by=None
     # Kept in the signature for NeMo's scripts, but a setting in a run's config that cannot take effect is
     # refused there (registry.classifier_from_spec), with why.
     UNUSED_ARGUMENTS = {"max_chars": "it reads each document's first 4,096 tokens, as NeMo's guard does"}

@@ -66,6 +66,8 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
     uses_inference_engine = True
     # Engine options a subclass sets itself, so that they are not constructor arguments.
     fixed_engine_options: tuple[str, ...] = ()
+    # False where NeMo's classifier never filters (scores, several heads): a filter_by is refused.
+    filters_by_label = True
 
     def __init__(
         self,
@@ -88,7 +90,7 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
         options = EngineOptions(**inherited)
         if not text_field or not isinstance(text_field, str):
             raise ConfigError(f"text_field must be a non-empty column name, not {text_field!r}")
-        self.filter_by = filter_labels(filter_by)
+        self.filter_by = filter_by  # the property: normalised and checked (filter_labels)
         self.text_field = text_field
         self.pred_column = pred_column or self.default_pred_column
         self.prob_column = prob_column
@@ -113,6 +115,26 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
         return LoadedComponents(self.load_model(device), self.load_tokenizer(), self.load_labels())
 
     # -- labels and validation ---------------------------------------------------------------
+    @property
+    def filter_by(self) -> list[str] | None:
+        """The labels whose rows are kept (None: every row), as a list."""
+        return self.__dict__.get("_filter_by")
+
+    @filter_by.setter
+    def filter_by(self, value: str | Sequence[str] | None) -> None:
+        """Set as in the constructor (`filter_labels`): a string is one label, never its letters; checked
+        against the labels now when they are known, else when they load."""
+        labels = filter_labels(value)
+        if labels is not None and not self.filters_by_label:
+            raise ConfigError(
+                f"{type(self).__name__} does not filter: filter_by must be None, not {value!r}",
+                hint="filter the output columns yourself, e.g. dataset.df[dataset.df[column] > 0.5]",
+            )
+        self._filter_by = labels
+        known = self.__dict__.get("_labels")
+        if labels is not None and known is not None:
+            self._check_filter_labels(known)
+
     @property
     def labels(self) -> list[str]:
         if self._labels is None:
@@ -268,6 +290,7 @@ def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassif
                 hint="subclass hpc_classify.DistributedDataClassifier",
             )
         name = f"{position}: {type(classifier).__name__}"
+        _check_no_dataset_hooks(classifier, name)
         for column in classifier.output_columns():
             if column in owners:
                 raise ConfigError(
@@ -276,3 +299,21 @@ def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassif
                 )
             owners[column] = name
     return found
+
+
+# NeMo's Dask-level hooks: `classifier(dataset)` runs them; a run classifies each file's frame instead.
+_DATASET_HOOKS = ("call", "_run_classifier", "_filter_documents")
+
+
+def _check_no_dataset_hooks(classifier: DistributedDataClassifier, name: str) -> None:
+    """ConfigError for a classifier whose class overrides `call`, `_run_classifier` or `_filter_documents`:
+    a run (`hpc-classify run`, `run()`) never calls them, so the override would be ignored without a word."""
+    cls = type(classifier)
+    overridden = [hook for hook in _DATASET_HOOKS if getattr(cls, hook) is not getattr(FrameMethods, hook)]
+    if overridden:
+        raise ConfigError(
+            f"classifier {name} overrides {', '.join(overridden)}, which a run does not call: it classifies "
+            "each file's rows with predict_frame and keeps them by filter_mask",
+            hint="for a run, override columns_from_outputs (the columns) and filter_mask (the rows kept); "
+            "or classify through the Dask API: classifier(DocumentDataset.read_json(...))",
+        )

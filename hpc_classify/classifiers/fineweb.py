@@ -43,6 +43,8 @@ class _FineWebBaseClassifier(CheckpointClassifier):
     """A sequence-regression checkpoint in the Hugging Face layout (config.json, model.safetensors,
     BERT tokenizer files), loaded with `AutoModelForSequenceClassification`."""
 
+    filters_by_label = False  # a numeric score: NeMo passes filter_by=None
+
     def __init__(
         self,
         fineweb_identifier: str,

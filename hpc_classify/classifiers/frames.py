@@ -1,9 +1,10 @@
 """Applying a classifier to frames: pandas (`predict_frame`, `filter_frame`), a cuDF partition on the GPU
-backend (`classify_frame`), a Dask `DocumentDataset` (`call`, which NeMo's `__call__` runs), and the documents
-of a frame (`texts`)."""
+backend (`classify_frame`), a Dask `DocumentDataset` (`call`, which NeMo's `__call__` runs, through NeMo's
+hooks `_run_classifier` and `_filter_documents`), and the documents of a frame (`texts`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -29,12 +30,7 @@ class FrameMethods:
 
     def classify_frame(self, frame: Any, *, source: str = "<dataframe>") -> Any:
         """Predict and filter one partition: a pandas frame, or a cuDF frame on the GPU backend."""
-        if type(frame).__module__.startswith("cudf"):
-            # The tokenizer needs Python strings anyway: classify on the host, hand cuDF back. (GPU-only path.)
-            import cudf
-
-            return cudf.from_pandas(self.classify_frame(frame.to_pandas(), source=source))
-        return self.filter_frame(self.predict_frame(frame, source=source))
+        return _on_host(frame, lambda host: self.filter_frame(self.predict_frame(host, source=source)))
 
     def texts(self, frame: pd.DataFrame, source: str) -> list[str]:
         """The frame's documents, or InputFileError naming the source when a row has no string text."""
@@ -58,12 +54,53 @@ class FrameMethods:
     # -- the Dask dataframe API ---------------------------------------------------------------
     def call(self, dataset: DocumentDataset) -> DocumentDataset:
         """Classify (and filter) lazily: a map over partitions; the model loads once per worker process.
-        `classifier(dataset)` runs this after checking the dataset's backend (`NemoModule.__call__`)."""
-        self.pin_models()  # here, once: each worker process resolving `main` itself could find another commit
+        `classifier(dataset)` runs this after checking the dataset's backend (`NemoModule.__call__`).
+
+        As NeMo's `DistributedDataClassifier.call`: `self._run_classifier(dataset)`, then, when `filter_by` is
+        set, `self._filter_documents(result)`, so that a subclass overriding either hook changes what `call`
+        returns. A class overriding neither predicts and filters each partition in one step."""
+        cls = type(self)
+        if cls._run_classifier is FrameMethods._run_classifier and (
+            self.filter_by is None or cls._filter_documents is FrameMethods._filter_documents
+        ):
+            self.pin_models()  # here, once: each worker process resolving `main` itself could find another commit
+            return dataset.map_partitions(self.classify_frame, meta=self._predicted_meta(dataset))
+        result = self._run_classifier(dataset)
+        if self.filter_by is not None:
+            return self._filter_documents(result)
+        return result
+
+    def _run_classifier(self, dataset: DocumentDataset) -> DocumentDataset:
+        """NeMo's hook: `dataset` with this classifier's output columns added, every row kept (lazy)."""
+        self.pin_models()
+        return dataset.map_partitions(self._predict_partition, meta=self._predicted_meta(dataset))
+
+    def _filter_documents(self, dataset: DocumentDataset) -> DocumentDataset:
+        """NeMo's hook: the rows whose `pred_column` is one of `filter_by` (NeMo's `isin`; `filter_by` is
+        always a list of labels here: a string is read as one label), by `filter_mask` (lazy)."""
+        return dataset.map_partitions(self._filter_partition, meta=dataset.df._meta)
+
+    def _predict_partition(self, frame: Any) -> Any:
+        return _on_host(frame, self.predict_frame)
+
+    def _filter_partition(self, frame: Any) -> Any:
+        return _on_host(frame, self.filter_frame)
+
+    def _predicted_meta(self, dataset: DocumentDataset) -> pd.DataFrame:
         meta = dataset.df._meta.copy()
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)
-        return dataset.map_partitions(self.classify_frame, meta=meta)
+        return meta
+
+
+def _on_host(frame: Any, step: Callable[[pd.DataFrame], pd.DataFrame]) -> Any:
+    """`step` on a pandas frame; a cuDF frame (GPU backend) goes through it on the host and comes back as cuDF
+    (the tokenizer needs Python strings anyway)."""
+    if type(frame).__module__.startswith("cudf"):
+        import cudf  # GPU-only path
+
+        return cudf.from_pandas(step(frame.to_pandas()))
+    return step(frame)
 
 
 def _bad_row(frame: pd.DataFrame, position: int, source: str) -> tuple[str, str]:

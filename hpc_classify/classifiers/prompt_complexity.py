@@ -37,10 +37,19 @@ COMPLEXITY_WEIGHTS = {
 COMPLEXITY_COLUMN = "prompt_complexity_score"
 
 
-def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str, list]:
-    """The NeMo post-processing of every head's logits (side by side in `outputs`, heads in config order)."""
-    from hpc_classify.engine.engine import softmax
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise float32 softmax by torch, as NeMo's `torch.softmax(preds, dim=1)`: numpy's exp differs from
+    torch's in the last bit of most rows, which moved a 4-decimal score in a few rows in 10,000. Each row's
+    result does not depend on the rows beside it (so not on batching)."""
+    import torch
 
+    rows = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
+    return torch.softmax(rows, dim=1).numpy()
+
+
+def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str, list]:
+    """The NeMo post-processing of every head's logits (side by side in `outputs`, heads in config order):
+    NeMo's `CustomHFDeberta.compute_results` and `process_logits`, to the bit for the same logits."""
     sizes = {name: int(size) for name, size in config["target_sizes"].items()}
     bounds = np.cumsum([0, *sizes.values()])
     logits = {name: outputs[:, bounds[i] : bounds[i + 1]] for i, name in enumerate(sizes)}
@@ -56,6 +65,7 @@ def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str,
         second.append(names[str(indices[1])] if rounded[1] >= SECOND_TASK_MIN_PROBABILITY else "NA")
         first_p.append(rounded[0])
     columns.update(task_type_1=first, task_type_2=second, task_type_prob=first_p)
+    scores: dict[str, np.ndarray] = {}
     for name in sizes:
         if name == TASK_TYPE_TARGET:
             continue
@@ -64,14 +74,18 @@ def complexity_columns(outputs: np.ndarray, config: dict[str, Any]) -> dict[str,
         weights = np.asarray(config["weights_map"][name], dtype=np.float64)
         probabilities = softmax(logits[name]).astype(np.float64)
         raw = (probabilities * weights).sum(axis=1) / float(config["divisor_map"][name])
-        scores = [round(float(value), 4) for value in raw]
+        # NeMo's round(value, 4) on a np.float64 is numpy's rounding (scale, round half to even, unscale),
+        # not Python's correctly rounded decimal one (rarely different at 4 decimals, in about 15% of rows at 5).
+        scores[name] = np.round(raw, 4)
         if name == "number_of_few_shots":
-            scores = [0 if value < FEW_SHOTS_FLOOR else value for value in scores]
-        columns[name] = scores
-    columns[COMPLEXITY_COLUMN] = [
-        round(sum(weight * columns[name][row] for name, weight in COMPLEXITY_WEIGHTS.items()), 5)
-        for row in range(len(outputs))
-    ]
+            scores[name] = np.where(scores[name] >= FEW_SHOTS_FLOOR, scores[name], 0.0)
+    # NeMo's sum, term by term in this order (float64), rounded by numpy too (Python's round differed from
+    # it in about 15% of rows by 1e-5).
+    total = np.zeros(len(outputs), dtype=np.float64)
+    for name, weight in COMPLEXITY_WEIGHTS.items():
+        total = total + weight * scores[name]
+    scores[COMPLEXITY_COLUMN] = np.round(total, 5)
+    columns.update({name: values.tolist() for name, values in scores.items()})
     return {target: columns[target] for target in config["targets"]}
 
 
@@ -80,6 +94,7 @@ class PromptTaskComplexityClassifier(CheckpointClassifier):
     """Task types and complexity dimensions of prompts (columns named by the checkpoint's `targets`)."""
 
     out_dim = None  # NeMo's value: several heads of different sizes
+    filters_by_label = False  # NeMo's raises NotImplementedError("filter_by not supported ...")
 
     def __init__(
         self,

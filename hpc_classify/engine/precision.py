@@ -56,13 +56,23 @@ def _resolve_on_gpu(precision: str) -> str:
             "precision int8 (dynamically quantized Linear layers) runs on CPU only, but this worker has a GPU",
             hint="use --precision auto (bf16, or fp16 on older GPUs) on GPU nodes, or --device cpu",
         )
-    bf16 = torch.cuda.is_bf16_supported()
+    bf16 = gpu_has_native_bf16()
     if precision == "bf16" and not bf16:
         raise ConfigError(
             f"precision bf16 asked for, but {torch.cuda.get_device_name()} has no bf16",
             hint="use --precision auto (fp16 on this GPU) or fp32",
         )
     return "bf16" if bf16 else "fp16"
+
+
+def gpu_has_native_bf16() -> bool:
+    """Whether this process's GPU does bf16 natively (compute capability 8.0 and later, ROCm). Not torch's
+    default answer: `is_bf16_supported()` also says yes where a bf16 tensor can merely be made, as on a V100 or
+    T4, which emulate bf16 slowly; "auto" picks fp16 there."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # a torch without the keyword
+        return bool(torch.version.hip) or torch.cuda.get_device_capability()[0] >= 8
 
 
 def precision_dtype(resolved: str) -> torch.dtype:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpc_classify.errors import CheckpointFormatError, ModelNotAvailableError
+from hpc_classify.errors import CheckpointFormatError, ModelAccessError, ModelNotAvailableError
 from hpc_classify.models.checkpoint_meta import SHA256_BLOB, file_hash
 from hpc_classify.models.hub import hub_cache_dir, read_json_file, resolve_model_dir
 
@@ -81,13 +81,14 @@ def access_hint(base_model: str) -> str:
 
 def resolve_base_dir(base_model: str, revision: str | None = None, token: str | bool | None = None) -> Path:
     """The LlamaGuard base model's directory (local, cache or hub). A gated model without access, or one
-    missing offline, is one ModelNotAvailableError saying how to get access and how to pre-fetch."""
+    missing offline, is one ModelAccessError (a PermissionError, as NeMo raises there) saying how to get
+    access and how to pre-fetch."""
     try:
         return resolve_model_dir(base_model, revision, allow_patterns=BASE_PATTERNS, token=token)
     except ModelNotAvailableError as error:
         if Path(base_model).expanduser().exists() or "does not exist" in _message(error):
             raise  # a local directory that is not there: nothing about the hub to explain
-        raise ModelNotAvailableError(
+        raise ModelAccessError(
             f"base model {base_model!r} (LlamaGuard) is not available: {_message(error)}",
             hint=access_hint(base_model),
         ) from None

@@ -184,7 +184,7 @@ def reference_prompt_complexity(model_dir: Path, texts: list[str]) -> list[dict]
                 # As NeMo: float32 probabilities times numpy's weights array, so summed in float64.
                 p = torch.softmax(logits[n], dim=1).numpy()
                 weighted = np.sum(p * np.array(config["weights_map"][n]), axis=1) / config["divisor_map"][n]
-                value = round(float(weighted[0]), 4)
+                value = round(weighted[0], 4)  # a np.float64: numpy's rounding, as NeMo's
                 row[n] = 0 if n == "number_of_few_shots" and value < 0.05 else value
             row["prompt_complexity_score"] = round(
                 0.35 * row["creativity_scope"]

@@ -13,6 +13,8 @@ from hpc_classify.errors import (
     InputFileError,
     MissingColumnError,
     MissingInputFileError,
+    ModelAccessError,
+    ModelNotAvailableError,
     NotADirectoryInputError,
     UnexpectedArgumentError,
 )
@@ -40,6 +42,8 @@ def test_plain_errors_survive_pickling():
         (MissingColumnError("/d/a.jsonl", "no column 'x'", hint="fix columns="), (ValueError, KeyError)),
         (MissingInputFileError("/d/a.jsonl", hint="check the path"), (ValueError, FileNotFoundError)),
         (NotADirectoryInputError("/d/a.jsonl", hint="a directory"), (ValueError, NotADirectoryError)),
+        (ModelNotAvailableError("model 'x' is not available", hint="fetch-models"), (OSError,)),
+        (ModelAccessError("LlamaGuard is not available", hint="log in"), (OSError, PermissionError)),
     ],
 )
 def test_nemo_builtin_types_survive_pickling_with_message_and_hint(error, builtins):
@@ -55,3 +59,21 @@ def test_missing_input_file_error_is_a_complete_file_not_found_error():
     assert str(error) == "/d/a.jsonl: no such file" and error.one_line() == "/d/a.jsonl: no such file"
     error = pickle.loads(pickle.dumps(NotADirectoryInputError("/d/a.jsonl")))
     assert (error.errno, error.filename, str(error)) == (20, "/d/a.jsonl", "/d/a.jsonl: not a directory")
+
+
+def test_model_errors_are_nemos_os_errors_and_still_ours():
+    """NeMo raises OSError (transformers' from_pretrained) for a model it cannot find and PermissionError for
+    LlamaGuard: `except OSError` catches ours too, which keep their message, hint and the CLI's exit code."""
+    error = ModelNotAvailableError("classifier 'x' is not available", hint="run fetch-models")
+    assert isinstance(error, OSError) and not isinstance(error, PermissionError)
+    assert (error.errno, error.strerror, error.filename) == (None, None, None)
+    assert (
+        error.one_line() == "classifier 'x' is not available; HINT: run fetch-models" and error.exit_code == 2
+    )
+    gated = pickle.loads(pickle.dumps(ModelAccessError("LlamaGuard is not available", hint="log in")))
+    assert isinstance(gated, ModelNotAvailableError) and isinstance(gated, PermissionError)
+    assert gated.one_line() == "LlamaGuard is not available; HINT: log in" and gated.exit_code == 2
+    try:
+        raise gated
+    except OSError as caught:  # a NeMo user's handler
+        assert caught is gated

@@ -254,3 +254,14 @@ def test_a_precision_flag_overrides_the_files_setting_in_either_spelling(
         parse_run_argv(["--config", str(tmp_path / "c.yaml"), *flag])
     ).classifiers
     assert (classifier.precision, classifier.autocast) == (precision, autocast)
+
+
+def test_auto_takes_fp16_on_a_gpu_that_only_emulates_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's is_bf16_supported() says yes on a V100 or T4 (a bf16 tensor can be made there, and is slow):
+    only native bf16 counts (including_emulation=False), else "auto" ran emulated bf16, not fp16."""
+    gpu = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla T4")
+    assert resolve_precision(gpu, "auto") == "fp16"
+    with pytest.raises(ConfigError, match="Tesla T4 has no bf16"):
+        resolve_precision(gpu, "bf16")
