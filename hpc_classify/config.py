@@ -28,8 +28,9 @@ CLUSTER_KINDS = ("local", "jobqueue")
 # Settings of the workers a run starts itself: they do not apply when it joins a running scheduler.
 WORKER_SETTINGS = ("workers", "max_workers", "threads_per_worker")
 # What the backbone's matrix products run in: auto = bf16 where the hardware has it natively (fp16 on older
-# GPUs), else fp32; int8 = dynamically quantized Linear layers (CPU only). See hpc_classify.engine.precision.
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+# GPUs), else fp32; fp16 = NeMo Curator's torch.autocast("cuda") on any GPU (GPU only); int8 = dynamically
+# quantized Linear layers (CPU only). See hpc_classify.engine.precision.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 # torch.compile of the model: auto = where measured faster (so far nowhere: eager; HPC_CLASSIFY_COMPILE=on
 # makes auto compile), True, False (the eager path).
 # A speed setting: outputs stay within the precision's tolerance, so it is not in the fingerprint.

@@ -92,7 +92,8 @@ class EngineOptions:
         SHARED,
         Flag(
             "auto (default): bf16 where the CPU/GPU has it natively, else fp32; fp32: exact; bf16: also where "
-            "only emulated (slow); int8: dynamically quantized Linear layers, CPU only, not exact",
+            "only emulated (slow); fp16: as NeMo Curator's autocast, GPU only; int8: dynamically quantized "
+            "Linear layers, CPU only, not exact",
             choices=PRECISIONS,
         ),
     )
@@ -134,6 +135,11 @@ class EngineOptions:
             raise ConfigError(
                 "compile=True with precision int8: the dynamically quantized Linear layers are not compiled",
                 hint="use compile auto/false with int8, or precision bf16/fp32 with compile",
+            )
+        if self.precision == "fp16" and device == "cpu":
+            raise ConfigError(
+                "precision fp16 (NeMo Curator's GPU autocast) runs on GPUs only, not on device cpu",
+                hint="use precision auto, bf16 or int8 on CPU",
             )
         if self.precision == "int8" and device == "cuda":
             raise ConfigError(

@@ -7,6 +7,8 @@
 - "fp32": exact (the same as `autocast=False`).
 - "bf16": bf16 even where the CPU only emulates it (allowed, with a warning: it is slow); an error on a GPU
   without bf16.
+- "fp16": fp16 on any GPU, as NeMo Curator's `torch.autocast("cuda")` (for outputs closest to NeMo's); an
+  error on a CPU (no fast fp16 there).
 - "int8": the backbone's Linear layers quantized dynamically to int8 (weights per tensor, activations per
   batch), everything else fp32; CPU only. Not exact: the benchmark reports its argmax agreement with fp32.
 """
@@ -37,6 +39,11 @@ def resolve_precision(device: torch.device, precision: str = "auto", autocast: b
         return _resolve_on_gpu(precision)
     if precision == "int8":
         return "int8"
+    if precision == "fp16":
+        raise ConfigError(
+            "precision fp16 runs on GPUs only (NeMo Curator's autocast), but this worker has none",
+            hint="use --precision auto (bf16 where the CPU has it, else fp32), bf16 or int8 on CPU",
+        )
     native = cpu_has_native_bf16()
     if precision == "bf16":
         if not native:
@@ -56,6 +63,8 @@ def _resolve_on_gpu(precision: str) -> str:
             "precision int8 (dynamically quantized Linear layers) runs on CPU only, but this worker has a GPU",
             hint="use --precision auto (bf16, or fp16 on older GPUs) on GPU nodes, or --device cpu",
         )
+    if precision == "fp16":
+        return "fp16"
     bf16 = gpu_has_native_bf16()
     if precision == "bf16" and not bf16:
         raise ConfigError(

@@ -55,6 +55,16 @@ def test_engine_half_precision_on_cuda_agrees_with_fp32(
     assert np.abs(exact - fast).max() <= 0.05
 
 
+def test_precision_fp16_runs_fp16_on_a_gpu_with_bf16_too(tiny_domain_model, texts):
+    """NeMo Curator's torch.autocast("cuda"): fp16 whatever the GPU, when asked for."""
+    exact, _ = probabilities(tiny_domain_model, texts, device="cpu", precision="fp32")
+    fast, engine = probabilities(tiny_domain_model, texts, device="cuda", precision="fp16")
+    assert engine.precision == "fp16" and engine.dtype == torch.float16
+    assert np.isfinite(fast).all()
+    assert (exact.argmax(1) == fast.argmax(1)).mean() >= 0.99
+    assert np.abs(exact - fast).max() <= 0.05
+
+
 def test_out_of_memory_splits_the_batch_and_lowers_the_budget(caplog):
     """A base-sized model under a GPU memory cap a full-budget batch cannot fit in: the engine must split,
     retry, lower its budget, and give the same outputs as an uncapped run with small batches."""

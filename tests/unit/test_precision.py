@@ -91,7 +91,7 @@ def test_auto_stays_fp32_where_onednn_only_converts_bf16(monkeypatch, avx512_bf1
     assert resolve_precision(CPU, "auto") == resolved
 
 
-@pytest.mark.parametrize("asked", ["bf16", "int8"])
+@pytest.mark.parametrize("asked", ["bf16", "fp16", "int8"])
 def test_no_autocast_with_a_lower_precision_is_a_config_error(asked) -> None:
     with pytest.raises(ConfigError, match=f"autocast=False.*precision='{asked}'"):
         resolve_precision(CPU, asked, autocast=False)
@@ -100,7 +100,7 @@ def test_no_autocast_with_a_lower_precision_is_a_config_error(asked) -> None:
 
 
 def test_unknown_precision_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, bf16, int8, not 'fp8'"):
+    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, bf16, fp16, int8, not 'fp8'"):
         resolve_precision(CPU, "fp8")
     with pytest.raises(ConfigError, match="not 'fp8'"):
         DomainClassifier(precision="fp8")
@@ -265,3 +265,18 @@ def test_auto_takes_fp16_on_a_gpu_that_only_emulates_bf16(monkeypatch: pytest.Mo
     assert resolve_precision(gpu, "auto") == "fp16"
     with pytest.raises(ConfigError, match="Tesla T4 has no bf16"):
         resolve_precision(gpu, "bf16")
+
+
+def test_fp16_is_nemos_gpu_autocast_on_any_gpu_and_refused_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = torch.device("cuda")
+    for has_bf16 in (
+        True,
+        False,
+    ):  # an A100/H100 as a V100: fp16 when asked, as NeMo's torch.autocast("cuda")
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, has_bf16=has_bf16, **k: has_bf16)
+        assert resolve_precision(gpu, "fp16") == "fp16"
+    assert DomainClassifier(precision="fp16", device="cuda").precision_key() == "fp16"
+    with pytest.raises(ConfigError, match="fp16 runs on GPUs only"):
+        resolve_precision(CPU, "fp16")
+    with pytest.raises(ConfigError, match="runs on GPUs only, not on device cpu"):
+        DomainClassifier(precision="fp16", device="cpu")
