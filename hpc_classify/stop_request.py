@@ -34,7 +34,11 @@ _WARNING_NAMES = frozenset(sig.name for sig in WARNING_SIGNALS)
 
 class StopRequest:
     """Context manager: while active, the stop signals set `requested` (and `abandon` on the second).
-    Entered again inside itself, only the outermost exit restores the handlers from before."""
+    Entered again inside itself, only the outermost exit restores the handlers from before.
+
+    `finished`: how many files and pieces the run holding this request has finished (classified, or failed for
+    good). The driver counts them; the Slurm launcher's heartbeat carries the count to the other nodes, which
+    requeue a job whose rank 0 was lost only if it had made progress (cluster/other_rank.py)."""
 
     def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS):
         self.signals = signals
@@ -42,6 +46,7 @@ class StopRequest:
         self.requested_at: float | None = None
         self.terminated_at: float | None = None  # a TERM or INT that came after a warning
         self.abandon = False
+        self.finished = 0
         self.clock = time.monotonic  # the clock of the graces (a test's own)
         self._previous: dict[int, Any] = {}
         self._depth = 0

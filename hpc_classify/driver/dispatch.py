@@ -131,6 +131,7 @@ class Dispatcher:
                 pass
             for future in [f for f in self.in_flight if f.done()]:
                 self._collect(future, queue)
+            self.stop.finished = self.stats.finished_count  # for the Slurm launcher's heartbeat
             self.progress.tick()
 
     def capacity(self) -> int:
