@@ -4,6 +4,11 @@ The first stop signal asks the driver to stop submitting and to let in-flight fi
 period; a second one asks it to abandon them at once. Abandoning is safe because a task writes its output
 and marker atomically: an unfinished file simply has no marker and is redone.
 
+Two graces: the time-limit warning (USR1, USR2) comes minutes before the end (`--signal=...@300`), so the files
+in flight get most of that lead (`warning_grace`, config.py); SIGTERM and SIGINT leave only Slurm's KillWait
+(30 s by default) before SIGKILL (`stop_grace`). A TERM or INT after a warning (the time limit itself, a
+cancel) is not a second signal: it shortens the wait to `stop_grace` from its arrival.
+
 Standard library only: the Slurm node entry (cluster layer) holds one from before its cluster starts and
 hands it to the driver, so a signal at any moment of the job reaches the run.
 """
@@ -24,17 +29,25 @@ logger = logging.getLogger(__name__)
 # The driver stops on it; the scheduler, the workers and the other nodes' entries ignore it.
 WARNING_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, *WARNING_SIGNALS)
+_WARNING_NAMES = frozenset(sig.name for sig in WARNING_SIGNALS)
 
 
 class StopRequest:
     """Context manager: while active, the stop signals set `requested` (and `abandon` on the second).
-    Entered again inside itself, only the outermost exit restores the handlers from before."""
+    Entered again inside itself, only the outermost exit restores the handlers from before.
+
+    `finished`: how many files and pieces the run holding this request has finished (classified, or failed for
+    good). The driver counts them; the Slurm launcher's heartbeat carries the count to the other nodes, which
+    requeue a job whose rank 0 was lost only if it had made progress (cluster/other_rank.py)."""
 
     def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS):
         self.signals = signals
         self.signal_name: str | None = None
         self.requested_at: float | None = None
+        self.terminated_at: float | None = None  # a TERM or INT that came after a warning
         self.abandon = False
+        self.finished = 0
+        self.clock = time.monotonic  # the clock of the graces (a test's own)
         self._previous: dict[int, Any] = {}
         self._depth = 0
 
@@ -45,13 +58,16 @@ class StopRequest:
     @property
     def warned(self) -> bool:
         """The stop was the time-limit or preemption warning (a requeue is wanted), not a cancel."""
-        return self.signal_name in {sig.name for sig in WARNING_SIGNALS}
+        return self.signal_name in _WARNING_NAMES
 
     def request(self, name: str) -> None:
-        """Ask to stop (what a signal does; also usable from code and tests)."""
+        """Ask to stop (what a signal does; also usable from code and tests). A second request abandons the
+        files in flight, but for a first TERM or INT after a warning, which starts the TERM grace."""
         if self.signal_name is None:
             self.signal_name = name
-            self.requested_at = time.monotonic()
+            self.requested_at = self.clock()
+        elif self.warned and name not in _WARNING_NAMES and self.terminated_at is None and not self.abandon:
+            self.terminated_at = self.clock()
         else:
             self.abandon = True
 
@@ -59,19 +75,41 @@ class StopRequest:
         """Stop at once, abandoning the files in flight; `name` says why from now on (a reason other than a
         signal: the output's lock taken over), whatever stop came before."""
         if self.requested_at is None:
-            self.requested_at = time.monotonic()
+            self.requested_at = self.clock()
         self.signal_name = name
         self.abandon = True
 
+    def grace_over(self, stop_grace: float, warning_grace: float) -> bool:
+        """Whether the files in flight are to be abandoned now: asked for (a second signal), or the grace is
+        over: `warning_grace` s after a warning, `stop_grace` s after a TERM or INT (one that followed a warning
+        too, from its own arrival, unless the warning's grace ends first)."""
+        if self.abandon:
+            return True
+        if self.requested_at is None:
+            return False
+        now = self.clock()
+        if not self.warned:
+            return now - self.requested_at >= stop_grace
+        if self.terminated_at is not None and now - self.terminated_at >= stop_grace:
+            return True
+        return now - self.requested_at >= warning_grace
+
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        again = self.requested
+        first = self.signal_name
         self.request(name)
         # Logging from a handler is safe enough here: the handler runs in the main thread between bytecodes.
-        if again:
-            logger.warning("%s received again: abandoning the files in flight", name)
-        else:
+        if first is None:
             logger.warning("%s received: no new files will be submitted; finishing the files in flight", name)
+        elif self.abandon:
+            logger.warning("%s received after %s: abandoning the files in flight", name, first)
+        else:
+            logger.warning(
+                "%s received after the warning %s: the files in flight now get --stop-grace to finish; "
+                "another signal abandons them",
+                name,
+                first,
+            )
 
     def __enter__(self) -> StopRequest:
         # signal.signal only works in the main thread; elsewhere (an embedding application) we do without.

@@ -10,7 +10,9 @@ the driver with it against the Dask cluster the nodes start.
 Exit status: rank 0 returns the driver's exit code (see `hpc-classify run --help`); the other nodes return
 once rank 0 shuts the cluster down, or with 3 (resumable) when rank 0's heartbeat stops for --death-timeout
 seconds (its node or its scheduler lost): the first of them then requeues the job (or cancels it when it
-may not be requeued) and writes why in <job dir>/<node>/node-exit.json.
+may not be requeued) and writes why in <job dir>/<node>/node-exit.json. If rank 0's driver had not finished a
+single file or piece in this run of the job, they exit 5 and cancel the job instead: a rank 0 that dies the same
+way at every start is not requeued for ever.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
         type=positive_seconds,
         default=argparse.SUPPRESS if suppress_defaults else 60.0,
         help="seconds without rank 0 (its heartbeat file, its scheduler) after which the other nodes stop "
-        "their workers, exit 3 (resumable) and requeue the job (default 60)",
+        "their workers, exit 3 (resumable) and requeue the job; exit 5 and cancel it if rank 0 had finished "
+        "nothing in this run of the job (default 60)",
     )
     group.add_argument(
         "--workers-per-node",

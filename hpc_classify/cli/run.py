@@ -156,7 +156,19 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--progress-interval", type=float, metavar="SECONDS", help="log progress every (default 30)"
     )
     run.add_argument(
-        "--stop-grace", type=float, metavar="SECONDS", help="after a signal, wait this long (20)"
+        "--stop-grace",
+        type=float,
+        metavar="SECONDS",
+        help="after SIGTERM or SIGINT (also one after the warning), let the files in flight finish for this "
+        "long (default 20: below Slurm's KillWait)",
+    )
+    run.add_argument(
+        "--warning-grace",
+        type=float,
+        metavar="SECONDS",
+        help="after the time-limit warning (USR1 of slurm/classify.sbatch, USR2 of submit), let the files in "
+        "flight finish for this long; below the warning's lead (default: the lead less 60 s, 240 for the 300 s "
+        "lead; the lead from HPC_CLASSIFY_WARNING_LEAD, which classify.sbatch exports, else 300)",
     )
     run.add_argument(
         "--worker-wait",

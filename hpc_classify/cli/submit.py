@@ -140,6 +140,7 @@ def handle(args: argparse.Namespace) -> int:
     from hpc_classify.cli.run_config import config_from_args
     from hpc_classify.cluster.job_layout import submitit_dir, submitit_job_folder
     from hpc_classify.cluster.submit import SubmitOptions, parse_sbatch_params, submit
+    from hpc_classify.config import with_warning_lead
 
     node_args, run_args = split_node_args(args)
     config = config_from_args(parse_run_argv(run_args))
@@ -155,6 +156,8 @@ def handle(args: argparse.Namespace) -> int:
         max_requeues=args.max_requeues,
         sbatch=parse_sbatch_params(args.sbatch),
     )
+    # The files in flight get most of the warning's lead; a --warning-grace not below it is refused here.
+    config = with_warning_lead(config, options.warning_lead_s(), options.warning_lead_source())
     job = submit(options, NodeEntry(node_options(node_args, config), config, args.log_level))
     print(f"submitted job {job.job_id}; logs: {job.paths.stdout}")
     if args.no_wait:

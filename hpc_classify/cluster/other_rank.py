@@ -24,16 +24,16 @@ logger = logging.getLogger(__name__)
 class OtherRankRole:
     """Rank 1..N-1 of the node entry."""
 
-    def run_other_rank(self, interrupted_code: int) -> int:
+    def run_other_rank(self, interrupted_code: int, stopped_early_code: int) -> int:
         """Run this node's workers until rank 0 ends (its ended beat, or the shutdown file); if rank 0's
-        heartbeat stops (its node or its scheduler lost), stop them and return `interrupted_code`, ending the
-        job."""
+        heartbeat stops (its node or its scheduler lost), stop them, end the job and return `interrupted_code`
+        (requeued), or `stopped_early_code` (cancelled) when the run had finished nothing since it started."""
         # The warning signal is for the driver on rank 0 (it reaches every task): ignored here and by the
         # workers started meanwhile (they inherit it); restored after, for a caller that lives on.
         with signals_ignored(WARNING_SIGNALS):
-            return self._serve_workers(interrupted_code)
+            return self._serve_workers(interrupted_code, stopped_early_code)
 
-    def _serve_workers(self, interrupted_code: int) -> int:
+    def _serve_workers(self, interrupted_code: int, stopped_early_code: int) -> int:
         rank0_files = functools.partial(rank0_published, self.paths, self.incarnation)
         if self._poll(rank0_files, f"the scheduler file {self.scheduler_file}") == "shutdown":
             # Rank 0 ended before this node started its workers (it refused its options, failed to start its
@@ -58,7 +58,7 @@ class OtherRankRole:
         worker = self.processes.running["worker"]
         ended = self._wait_for_rank0_end(rank0, worker)
         if ended is None:
-            return self._rank0_lost(rank0, interrupted_code)
+            return self._rank0_lost(rank0, interrupted_code, stopped_early_code)
         if ended.get("clean"):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
@@ -86,21 +86,34 @@ class OtherRankRole:
             time.sleep(self.options.shutdown_poll_interval)
         return ended
 
-    def _rank0_lost(self, rank0: HeartbeatWatch, interrupted_code: int) -> int:
+    def _rank0_lost(self, rank0: HeartbeatWatch, interrupted_code: int, stopped_early_code: int) -> int:
         """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may
-        not), end the job once for all nodes so it restarts, and leave with the resumable code."""
+        not), end the job once for all nodes, and leave. The job is requeued (`interrupted_code`) only if its
+        driver had finished a file or piece since the job started: a rank 0 that dies the same way at every
+        start (killed for memory while it plans, a crash) would otherwise be requeued for ever. Without
+        progress it is cancelled (`stopped_early_code`, as the driver's own stop before any result)."""
         name = self.identity.node_name
         first = rank0.node() or (self.identity.node_names or ("rank 0",))[0]
         address = (self.incarnation.read(self.scheduler_file) or {}).get("address", "?")
-        reason = (
+        progress = rank0.finished() > 0
+        code = interrupted_code if progress else stopped_early_code
+        gone = (
             f"node {name}: rank 0 ({first}) and its scheduler at {address} are gone: "
-            f"{self.paths.heartbeat} unchanged for {self.options.death_timeout:.0f} s "
-            f"({rank0.last_beat()}); stopping this node's workers and exiting with {interrupted_code} "
-            f"(resumable). Rank 0's logs: {self.paths.node_dir(first)}; the markers keep every finished file"
+            f"{self.paths.heartbeat} unchanged for {self.options.death_timeout:.0f} s ({rank0.last_beat()})"
         )
+        if progress:
+            reason = f"{gone}; stopping this node's workers and exiting with {code} (resumable)"
+        else:
+            reason = (
+                f"{gone}, before its driver had finished a single file or piece in this run of the job; stopping "
+                f"this node's workers and exiting with {code}: not requeued, since a rank 0 that dies the same way "
+                "at every start (killed for memory while planning, a crash) would be requeued for ever. Fix the "
+                "cause, then submit the same command again to resume"
+            )
+        reason += f". Rank 0's logs: {self.paths.node_dir(first)}; the markers keep every finished file"
         logger.error("%s", reason)
         self.processes.stop(grace=0.0)
-        record = {"node": name, "exit_code": interrupted_code, "reason": reason}
+        record = {"node": name, "exit_code": code, "reason": reason}
         exit_record = self.paths.exit_record(name, "node")
 
         def report(ending: str | None = None) -> None:
@@ -111,6 +124,10 @@ class OtherRankRole:
 
         report()
         end_job_once(
-            self.identity.job_id, self.identity.restart_count, self.paths.ending_claim, report=report
+            self.identity.job_id,
+            self.identity.restart_count,
+            self.paths.ending_claim,
+            report=report,
+            progress=progress,
         )
-        return interrupted_code
+        return code

@@ -15,6 +15,11 @@ their next look. The `shutdown` file is written too, but it is a new name: an NF
 every second caches its absence (lookupcache=all) for up to acdirmax (60 s by default), as long as the
 default --death-timeout, which counts from the last beat. Without the ended beat a node could take a run
 that ended cleanly for rank 0's loss and requeue it.
+
+Each beat also carries how many files and pieces rank 0's driver has finished in this run of the job
+(`"finished"`). A rank 0 lost before it finished any (its driver killed for memory while it plans, a crash) is
+not requeued but cancelled: one that dies the same way at every start would otherwise be requeued for ever,
+each time at the cost of the allocation's start-up (as the batch script does not requeue the driver's exit 5).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ HEARTBEAT_FILE = "heartbeat.json"
 
 class HeartbeatWriter:
     """A daemon thread that rewrites the heartbeat file every `interval` seconds while `alive()`, until
-    `end()` writes the ended beat (no beat of the thread follows it)."""
+    `end()` writes the ended beat (no beat of the thread follows it). Each beat says `finished()`: the files
+    and pieces that the driver has finished so far."""
 
     def __init__(
         self,
@@ -50,10 +56,12 @@ class HeartbeatWriter:
         alive: Callable[[], bool],
         interval: float = 5.0,
         incarnation: Incarnation = UNCHECKED,
+        finished: Callable[[], int] = lambda: 0,
     ):
         self.path = path
         self.node = node
         self.alive = alive
+        self.finished = finished
         self.interval = interval
         self.incarnation = incarnation
         self._stop = threading.Event()
@@ -90,7 +98,8 @@ class HeartbeatWriter:
 
     def _write(self, extra: dict[str, Any]) -> None:
         self._beats += 1
-        data = self.incarnation.stamp({"node": self.node, "beat": self._beats, "time": time.time(), **extra})
+        beat = {"node": self.node, "beat": self._beats, "time": time.time(), "finished": self.finished()}
+        data = self.incarnation.stamp({**beat, **extra})
         # Rewritten in place, no temp file (none can be left behind when rank 0's node dies mid-write):
         # a reader that catches it half-written only sees one more change, which it counts as alive.
         try:
@@ -125,6 +134,7 @@ class HeartbeatWatch:
         self.incarnation = incarnation
         self.pause_gap = pause_gap
         self._last: bytes | None = None
+        self._finished = 0  # the most that rank 0's beats said its driver had finished
         self._changed_at = self._looked_at = time.monotonic()
 
     def seconds_silent(self) -> float:
@@ -141,16 +151,26 @@ class HeartbeatWatch:
             )
             self._changed_at += now - self._looked_at
         self._looked_at = now
-        if content is not None and content != self._last and self._ours(content):
+        if content is not None and content != self._last and self._take(content):
             self._last, self._changed_at = content, now
         return now - self._changed_at
 
-    def _ours(self, content: bytes) -> bool:
+    def _take(self, content: bytes) -> bool:
+        """Whether `content` is a beat of this run's rank 0 (noting how much its driver had finished)."""
         try:
             data = json.loads(content)
         except ValueError:
             return True  # caught half-written: a change, so alive (see HeartbeatWriter.beat)
-        return isinstance(data, dict) and self.incarnation.owns(data)
+        if not (isinstance(data, dict) and self.incarnation.owns(data)):
+            return False
+        if isinstance(finished := data.get("finished"), int):
+            self._finished = max(self._finished, finished)
+        return True
+
+    def finished(self) -> int:
+        """Files and pieces that rank 0's driver had finished in this run of the job, as its beats said
+        (0 if none said more): whether the run made progress since the job (re)started."""
+        return self._finished
 
     def stale(self) -> bool:
         """Rank 0 lost: silent for `timeout` s. Never after its ended beat (rank 0 ended, it was not lost)."""
@@ -232,8 +252,14 @@ def _show_job(job_id: str) -> str | None:
     return None
 
 
-def planned_ending(job_id: str, requeue: bool | None) -> str:
+def planned_ending(job_id: str, requeue: bool | None, progress: bool = True) -> str:
     """What `end_job_for_restart` is about to do, in words (recorded before it runs)."""
+    if not progress:
+        return (
+            f"cancelling job {job_id} (scancel) instead of requeueing it: rank 0 was lost before this run of the "
+            "job finished a single file or piece, and a restart would likely end the same way; fix the cause "
+            "(rank 0's log), then submit the same command again to resume"
+        )
     if requeue:
         return f"requeueing job {job_id} (scontrol requeue): it restarts and resumes from the markers"
     if requeue is None:
@@ -251,14 +277,17 @@ def planned_ending(job_id: str, requeue: bool | None) -> str:
 STILL_RUNNING = frozenset({"RUNNING", "CONFIGURING", "SUSPENDED", "STOPPED"})
 
 
-def end_job_once(job_id: str, restart_count: int, claim_path: Path, report: Callable[[str], None]) -> None:
+def end_job_once(
+    job_id: str, restart_count: int, claim_path: Path, report: Callable[[str], None], *, progress: bool = True
+) -> None:
     """Rank 0 is lost: the first node that finds it so ends the job, once. With --no-kill, Slurm keeps a job
-    whose batch host failed running on the other nodes until its time limit. `report(ending)` records each
-    step before the next: a requeue or cancel also ends this process."""
+    whose batch host failed running on the other nodes until its time limit. Requeued only after `progress`
+    (this run of the job finished a file or piece), else cancelled. `report(ending)` records each step before
+    the next: a requeue or cancel also ends this process."""
     if job_id.startswith("local-") or not claim(claim_path):
         return
-    requeue = job_may_be_requeued(job_id)
-    ending = planned_ending(job_id, requeue)
+    requeue = job_may_be_requeued(job_id) if progress else False
+    ending = planned_ending(job_id, requeue, progress)
     logger.error("%s", ending)
     report(ending)
     done = end_job_for_restart(job_id, requeue, restart_count)

@@ -133,7 +133,7 @@ def run_node(
             code = (
                 launcher.run_rank0(run_driver, stopped_early_code, stop)
                 if identity.rank == 0
-                else launcher.run_other_rank(interrupted_code)
+                else launcher.run_other_rank(interrupted_code, stopped_early_code)
             )
             clean = True
             return code
@@ -218,6 +218,7 @@ class NodeLauncher(OtherRankRole):
                 alive=lambda: scheduler.poll() is None,
                 interval=self.options.heartbeat_interval,
                 incarnation=self.incarnation,
+                finished=lambda: stop.finished,  # the driver's count: the other nodes requeue after progress
             ).start()
             self.start_workers()
             client = self._connect()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.cluster.slurm_env import JOB_TOKEN_EXPORT
+from hpc_classify.config import WARNING_LEAD_ENV
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.whole_numbers import is_whole_number
 
@@ -48,6 +49,7 @@ def sbatch_key(key: str) -> str:
 _WARNING = re.compile(r"USR2@\d+")
 # Slurm checks time limits about once a minute: a warning may come up to this much before its lead.
 SLURM_SIGNAL_EARLY_S = 60
+LOCAL_WARNING_LEAD_S = 30  # submitit's LocalExecutor's own signal_delay_s (--local: not ours to set)
 # A job longer than the partition allows runs as a chain of time-limited runs: room for a multi-day corpus.
 DEFAULT_MAX_REQUEUES = 10
 
@@ -126,11 +128,22 @@ class SubmitOptions:
             )
 
     def warning_lead_s(self) -> int:
-        """Seconds before the time limit at which Slurm sends the drain warning (USR2)."""
+        """Seconds before the time limit at which Slurm (--local: submitit) sends the drain warning (USR2)."""
+        if self.local:
+            return LOCAL_WARNING_LEAD_S
         for key, value in self.sbatch.items():
             if sbatch_key(key) == "signal":
                 return int(str(value).rpartition("@")[2])
         return self.signal_delay_s
+
+    def warning_lead_source(self) -> str:
+        """What sets warning_lead_s, in words (for an error that names it)."""
+        if self.local:
+            return f"submitit's local executor warns {LOCAL_WARNING_LEAD_S} s before --time"
+        for key, value in self.sbatch.items():
+            if sbatch_key(key) == "signal":
+                return f"--sbatch {key}={value}"
+        return f"submit's default --signal=USR2@{self.signal_delay_s}"
 
     def _refuse_a_time_limit_within_the_warning(self) -> None:
         """A job whose time limit is within the warning's lead (Slurm sends it up to a minute early) is
@@ -183,7 +196,9 @@ def make_executor(options: SubmitOptions) -> Any:
         params["slurm_additional_parameters"] = {"no_kill": True, **options.sbatch}
         # Before srun, in every run of the script (requeues too): the token that tells this run's files in
         # the job directory from those of another job with the same id (job_incarnation.py).
-        params["slurm_setup"] = [JOB_TOKEN_EXPORT]
+        # And the warning's lead, as slurm/classify.sbatch exports it: one inherited from the submitting shell
+        # would contradict the warning grace that submit derived from the lead (config.resolve_warning_grace).
+        params["slurm_setup"] = [JOB_TOKEN_EXPORT, f"export {WARNING_LEAD_ENV}={options.warning_lead_s()}"]
     executor.update_parameters(**params)
     return executor
 

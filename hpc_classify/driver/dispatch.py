@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from hpc_classify.config import RunConfig
+from hpc_classify.config import RunConfig, resolve_warning_grace
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.done_markers import marker_written_since
 from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable
@@ -56,7 +56,6 @@ class Dispatcher:
         failures: FailureLog,
         progress: Progress,
         stop: StopRequest,
-        stop_grace: float,
         piece_bytes: int = 0,
     ):
         self.client = client
@@ -67,7 +66,7 @@ class Dispatcher:
         self.failures = failures
         self.progress = progress
         self.stop = stop
-        self.stop_grace = stop_grace
+        self.warning_grace = resolve_warning_grace(config)  # TERM/INT: config.stop_grace
         self.in_flight: dict[Any, list[Any]] = {}  # task -> its files, or its one piece job
         self.pieces = PieceScheduler(output_dir, piece_bytes)
         # A group never holds more work than a piece.
@@ -115,7 +114,7 @@ class Dispatcher:
                 self._top_up(queue)
             if not self.in_flight:
                 break
-            if self.stop.requested and self._should_abandon():
+            if self.stop.requested and self.stop.grace_over(self.config.stop_grace, self.warning_grace):
                 self._abandon()
                 break
             if self.halted is None and (lost := self.watch.check()):
@@ -132,6 +131,7 @@ class Dispatcher:
                 pass
             for future in [f for f in self.in_flight if f.done()]:
                 self._collect(future, queue)
+            self.stop.finished = self.stats.finished_count  # for the Slurm launcher's heartbeat
             self.progress.tick()
 
     def capacity(self) -> int:
@@ -307,12 +307,6 @@ class Dispatcher:
     def _halt(self, reason: str, exit_code: int) -> None:
         self.halted = reason
         self.stats.stop_reason, self.stats.stop_exit_code = reason, exit_code
-
-    def _should_abandon(self) -> bool:
-        if self.stop.abandon:
-            return True
-        requested_at = self.stop.requested_at if self.stop.requested_at is not None else time.monotonic()
-        return time.monotonic() - requested_at >= self.stop_grace
 
     def _abandon(self) -> None:
         files = sorted(p.relpath for group in self.in_flight.values() for p in group)

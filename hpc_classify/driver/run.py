@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.cluster.slurm_env import job_run
-from hpc_classify.config import RunConfig
+from hpc_classify.config import RunConfig, resolve_warning_grace
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.column_checks import check_keep_columns, check_text_fields
 from hpc_classify.driver.dispatch import Dispatcher
@@ -96,6 +96,7 @@ def run_classification(
     # Signals are caught from the start: listing a large corpus and reading its markers can take minutes,
     # and a stop asked for meanwhile must still end in a clean summary (nothing is submitted then).
     with nullcontext(stop) if stop is not None else StopRequest() as stop:
+        resolve_warning_grace(config)  # a grace not below the batch script's warning lead: refused now
         details = _fingerprint_details(config)
         output_dir = os.path.abspath(config.output)
         files = list_input_files(config.inputs, output_dir, config.output_format)
@@ -250,8 +251,13 @@ def _classify(
             failures=failures,
             progress=progress,
             stop=stop,
-            stop_grace=config.stop_grace,
             piece_bytes=piece_bytes,
+        )
+        logger.info(
+            "on a stop the files in flight get %g s to finish after the time-limit warning (USR1/USR2), "
+            "%g s after SIGTERM/SIGINT",
+            dispatcher.warning_grace,
+            config.stop_grace,
         )
         try:
             with hooks.around_classifying(config, output_dir):

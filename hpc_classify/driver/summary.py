@@ -60,9 +60,14 @@ class RunStats:
             self.engines.setdefault(name, Counter())[description] += 1
 
     @property
+    def finished_count(self) -> int:
+        """Files and pieces this run finished (classified, or failed for good)."""
+        return self.files_processed + self.pieces_processed + self.files_failed
+
+    @property
     def finished_something(self) -> bool:
-        """Whether this run finished a file or a piece (classified, or failed for good)."""
-        return bool(self.files_processed or self.pieces_processed or self.files_failed)
+        """Whether this run finished a file or a piece."""
+        return self.finished_count > 0
 
     @property
     def files_remaining(self) -> int:

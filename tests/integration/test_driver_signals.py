@@ -150,12 +150,13 @@ def test_ucxx_protocol_end_to_end_with_a_yaml_config(tmp_path, tiny_domain_model
 def test_sigusr1_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):
     inputs, output = tmp_path / "in", tmp_path / "out"
     expected = make_corpus(inputs, n_files=24, docs_per_file=30)
+    # --stop-grace 0 is for SIGTERM/SIGINT: the warning gets its own grace (the lead's 300 s less 60 s).
     args = run_args(
         inputs,
         output,
         tiny_domain_model,
         "--stop-grace",
-        "120",
+        "0",
         "--tasks-per-worker",
         "2",
         "--group-bytes",

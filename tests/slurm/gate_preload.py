@@ -5,7 +5,8 @@ workers); production code has no hook. It wraps `hpc_classify.classifiers.combin
 
 HPC_CLASSIFY_TEST_GATE_DIR: a directory; every classification first creates
     `started-<node>-<pid>-<n>` there, then waits while the file `hold` exists in it, so that a test can
-    kill a node while each node has a file in flight, and then let the run go on.
+    kill a node while each node has a file in flight, and then let the run go on. A file `open-<node>` lets
+    that node's classifications through while `hold` still holds the others'.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def _gated_predict(classifiers, frame, *args, **kwargs):
     if gate:
         node = os.environ.get("SLURMD_NODENAME", "local")
         open(os.path.join(gate, f"started-{node}-{os.getpid()}-{next(_calls)}"), "w").close()
-        while os.path.exists(os.path.join(gate, "hold")):
+        opened = os.path.join(gate, f"open-{node}")
+        while os.path.exists(os.path.join(gate, "hold")) and not os.path.exists(opened):
             time.sleep(0.1)
     return _real_predict(classifiers, frame, *args, **kwargs)
 

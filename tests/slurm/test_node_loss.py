@@ -2,8 +2,11 @@
 and every process of the job on it are SIGKILLed while each node has a file in flight.
 
 - a node other than rank 0: the run finishes on the other two (exit 0), naming the lost worker;
-- rank 0's node (scheduler, driver, batch script): the other nodes stop when its heartbeat is --death-timeout old, exit 3
-  and end the job; a resubmission (or the requeued job, once the node is back) finishes the run.
+- rank 0's node (scheduler, driver, batch script), once the run made progress: the other nodes stop when its
+  heartbeat is --death-timeout old, exit 3 and end the job; a resubmission (or the requeued job, once the node is
+  back) finishes the run;
+- rank 0's driver killed before the run finished anything (as an OOM kill while it plans would, at every start):
+  the other nodes exit 5 and cancel the job instead of requeueing it for ever.
 
 Each ends with every document exactly once and no partial or temp file. The files are held at a gate
 (tests/slurm/gate_preload.py) until the node is dead, so the lost node always had work in flight.
@@ -78,10 +81,23 @@ def _node_exits(out: Path, job: str) -> dict[str, dict]:
     return found
 
 
+def _heartbeat_finished(out: Path, job: str) -> int:
+    """What rank 0's heartbeat says its driver has finished (0 while none is readable)."""
+    try:
+        return int(json.loads(job_paths(out, job).heartbeat.read_text()).get("finished", 0))
+    except (OSError, ValueError):  # not written yet, or caught half-written
+        return 0
+
+
 def _kill_rank0_and_check_the_others_stop(cluster, gate: Path, out: Path, job: str) -> dict:
-    """Kill node1 mid-run; the first of node2/node3 to find rank 0's heartbeat stale stops its workers,
-    exits 3 and ends the job (which also ends the other one). Returns that node's exit record."""
+    """Kill node1 mid-run, once the run made progress (a requeue is only for a run that did); the first of
+    node2/node3 to find rank 0's heartbeat stale stops its workers, exits 3 and ends the job (which also ends
+    the other one). Returns that node's exit record."""
     wait_for_a_file_in_flight_on_every_node(gate)
+    (gate / "open-node2").touch()  # node2's files go on; node1's and node3's stay in flight
+    wait_until(
+        lambda: _heartbeat_finished(out, job) >= 1, 120, "rank 0's heartbeat to say a file was finished"
+    )
     assert cluster.kill_node("node1")
     (gate / "hold").unlink()  # node2's and node3's files in flight may still finish (atomically)
     # What made them stop is in each record's reason (rank 0's heartbeat unchanged for --death-timeout).
@@ -117,7 +133,7 @@ def test_losing_rank0_node_ends_the_job_with_code_3_and_a_resubmission_resumes(
         "submit the same command again to resume",
         f"cancelled job {first}; submit the same command again to resume",
     )
-    assert len(markers(out)) < FILES
+    assert 1 <= len(markers(out)) < FILES
 
     # node1 is still down: resubmit the same command on the two nodes left.
     second = submit_classify(cluster, tmp_path, args, "-N2")
@@ -197,3 +213,53 @@ def test_a_job_suspended_for_longer_than_the_death_timeout_is_not_a_loss(
     assert _node_exits(out, job) == {}  # no node stopped for rank 0's silence
     assert_complete_exactly_once(corpus, out)
     assert looked in job_log(tmp_path, job)
+
+
+def _rank0_entry(cluster) -> int:
+    """The pid of rank 0's `hpc-classify node` process (driver, heartbeat) on node1: not srun's."""
+    found = []
+    for pid in cluster.node_processes("node1"):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1].endswith(b"hpc-classify") and argv[2] == b"node":
+            found.append(pid)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_rank0s_driver_killed_before_any_progress_ends_the_job_without_a_requeue(
+    slurm_cluster, tiny_domain_model, tmp_path, gated
+) -> None:
+    """As an OOM kill of rank 0's driver while it plans a large corpus would, at every start: requeued, the job
+    would die the same way for ever. node1 itself lives on (Slurm does not requeue the job for it)."""
+    cluster = slurm_cluster
+    gate, env = gated
+    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    job = submit_classify(
+        cluster, tmp_path, run_args(corpus, out, tiny_domain_model, "--death-timeout", "20"), env=env
+    )
+    wait_for_a_file_in_flight_on_every_node(gate)  # held: nothing is finished
+    assert _heartbeat_finished(out, job) == 0
+    os.kill(_rank0_entry(cluster), signal.SIGKILL)
+    wait_until(lambda: any("job" in r for r in _node_exits(out, job).values()), 180, "the job to be ended")
+    assert cluster.wait_job(job, timeout=120) == "CANCELLED", job_log(tmp_path, job)
+    assert cluster.job_info(job)["Restarts"] == "0"
+    exits = _node_exits(out, job)
+    enders = [r for r in exits.values() if "job" in r]
+    assert len(enders) == 1, exits
+    assert enders[0]["job"].startswith(
+        (
+            f"cancelling job {job} (scancel) instead of requeueing it: rank 0 was lost before",
+            f"cancelled job {job}",
+        )
+    ), enders[0]
+    for node, record in exits.items():
+        assert record["exit_code"] == 5, record
+        assert record["reason"].startswith(f"node {node}: rank 0 (node1) and its scheduler at tcp://")
+        assert (
+            "before its driver had finished a single file or piece in this run of the job" in record["reason"]
+        )
+        assert "not requeued" in record["reason"]
+    assert markers(out) == []

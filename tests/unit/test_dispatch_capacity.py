@@ -40,6 +40,5 @@ def test_tasks_in_flight_are_counted_per_worker_thread(
             failures=FailureLog(str(tmp_path)),
             progress=Progress(0, interval=60),
             stop=StopRequest(()),
-            stop_grace=1.0,
         )
         assert dispatcher.capacity() == tasks_per_worker * workers * threads
