@@ -228,7 +228,20 @@ def handle(args: argparse.Namespace) -> int:
 
         node_args, run_args = split_node_args(args)
         config = config_from_args(parse_run_argv(run_args))
-        return run_this_node(node_options(node_args, config), config, stop)
+        code = run_this_node(node_options(node_args, config), config, stop)
+        if stop is not None:  # still holding the signals: a late warning must not kill rank 0 here
+            _report_stop(code, stop)
+        return code
+
+
+def _report_stop(code: int, stop: StopRequest) -> None:
+    """For slurm/classify.sbatch: whether rank 0's resumable stop (3) should requeue the job (a SIGTERM or
+    SIGINT sent to the job's steps, `scancel -s TERM`, should not): see cluster/stop_report.py."""
+    from hpc_classify.cluster.slurm_env import slurm_job_id
+    from hpc_classify.cluster.stop_report import report_stop
+    from hpc_classify.driver.exit_codes import INTERRUPTED
+
+    report_stop(code, stop.signal_name, slurm_job_id(), interrupted_code=INTERRUPTED)
 
 
 def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | None = None) -> int:

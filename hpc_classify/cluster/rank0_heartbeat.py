@@ -222,6 +222,13 @@ def job_may_be_requeued(job_id: str) -> bool | None:
     return None if shown is None else re.search(r"\bRequeue=1\b", shown) is not None
 
 
+def job_preempted(job_id: str) -> bool | None:
+    """Whether Slurm has selected the job for preemption (`PreemptTime` set in `scontrol show job`: with a
+    GraceTime its tasks get SIGTERM then), None if Slurm did not say."""
+    found = re.search(r"\bPreemptTime=(\S+)", _show_job(job_id) or "")
+    return None if found is None else found.group(1) not in ("None", "Unknown")
+
+
 def job_instance(job_id: str) -> tuple[str, int] | None:
     """The job's state and how often it was requeued so far (`JobState=`, `Restarts=` from one
     `scontrol show job`), None if unknown."""

@@ -40,6 +40,11 @@ def job_run() -> tuple[str, int]:
     return f"{cluster}:{job_id}", int(os.environ.get("SLURM_RESTART_COUNT") or 0)
 
 
+def slurm_job_id() -> str | None:
+    """The Slurm job id this process runs in, None outside a job."""
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
 def current_node_name() -> str:
     """The Slurm node name under Slurm (emulated nodes share one host name), else the host name."""
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname()

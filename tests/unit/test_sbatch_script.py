@@ -7,9 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "slurm" / "classify.sbatch"
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "slurm" / "classify.sbatch"
 
 
 def _stub(bin_dir: Path, name: str, body: str) -> None:
@@ -106,3 +110,48 @@ def test_a_refused_requeue_is_said_and_the_status_kept(tmp_path: Path) -> None:
     proc, calls = _run_script(tmp_path, "exit 3\n", scontrol_status=1)
     assert (proc.returncode, calls) == (3, ["requeue 42"]), proc.stdout + proc.stderr
     assert "scontrol requeue failed (submitted with --no-requeue?)" in proc.stderr
+
+
+def _srun_of_rank0_stopped_by(stop: str | None, preempted: bool) -> str:
+    """A stub srun whose rank 0 writes its stop report as `hpc-classify node` does, then exits 3."""
+    report = (
+        "from hpc_classify.cluster.stop_report import report_stop; "
+        f"report_stop(3, {stop!r}, '42', interrupted_code=3, preempted=lambda job: {preempted})"
+    )
+    return f'"{sys.executable}" -c "{report}"\nexit 3\n'
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_users_term_or_int_to_the_steps_ends_the_job_without_a_requeue(tmp_path: Path, stop: str) -> None:
+    """`scancel -s TERM <job>` (or INT) signals the job's steps, not this script: the driver drains and exits 3
+    as after the warning, and the job the user stopped went back to the queue."""
+    proc, calls = _run_script(tmp_path, _srun_of_rank0_stopped_by(stop, False), PYTHONPATH=str(REPO))
+    assert (proc.returncode, calls) == (3, []), proc.stdout + proc.stderr
+    assert f"not requeueing job 42 (exit status 3): {stop} stopped the run" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("stop", "preempted", "why"),
+    [
+        ("SIGUSR1", False, "the time-limit or preemption warning"),
+        (None, False, "no worker was left for --worker-wait"),
+        ("SIGTERM", True, "preempting job 42"),
+    ],
+    ids=["warning", "no-worker-left", "preemption-grace-sigterm"],
+)
+def test_a_resumable_stop_that_is_no_users_stop_is_requeued(
+    tmp_path: Path, stop: str | None, preempted: bool, why: str
+) -> None:
+    proc, calls = _run_script(tmp_path, _srun_of_rank0_stopped_by(stop, preempted), PYTHONPATH=str(REPO))
+    assert (proc.returncode, calls) == (3, ["requeue 42"]), proc.stdout + proc.stderr
+    assert "requeueing job 42 (exit status 3: " in proc.stdout and why in proc.stdout
+
+
+def test_without_a_report_from_rank0_a_3_is_requeued_and_the_report_is_removed(tmp_path: Path) -> None:
+    # Rank 0 could not write it (its node's temporary directory is not this script's): the old rule.
+    reports = tmp_path / "reports"
+    srun = f'echo "$HPC_CLASSIFY_STOP_REPORT" > {reports}\nexit 3\n'
+    proc, calls = _run_script(tmp_path, srun)
+    assert (proc.returncode, calls) == (3, ["requeue 42"]), proc.stdout + proc.stderr
+    named = Path(reports.read_text().strip())
+    assert named.name == "stop-report" and not named.parent.exists()  # the script's directory, cleaned up
