@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from hpc_classify.cluster.local import available_cores
+from hpc_classify.errors import ConfigError
 
 # Slurm exports no start time before 23.02 (SLURM_JOB_START_TIME): a batch script that runs `hpc-classify node`
 # exports this variable before `srun` instead, fresh in every run of the script (a requeue runs it again).
@@ -88,6 +89,27 @@ class NodeIdentity:
         else:  # submitit's local executor: one task, so any fresh token is agreed on
             token = uuid.uuid4().hex if env.num_tasks == 1 else None
         return cls(env.global_rank, num_nodes, node_name, names, job_id, restarts, token)
+
+
+# What a batch job's environment hands srun as its task count (srun's input variables; --ntasks wins over
+# --ntasks-per-node): `sbatch -n 8` or `--ntasks-per-node=8` starts several node entries on one node.
+INHERITED_TASK_COUNTS = ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NTASKS_PER_NODE")
+
+
+def refuse_several_tasks_per_node() -> None:
+    """`hpc-classify node` is one task per node of srun's step: more tasks than nodes (SLURM_STEP_NUM_TASKS over
+    SLURM_STEP_NUM_NODES) would start several launchers on a node, each with the same worker names, or ranks
+    that wait for each other's workers. Refused (ConfigError: exit 2) before anything starts, on every task."""
+    tasks, nodes = os.environ.get("SLURM_STEP_NUM_TASKS"), os.environ.get("SLURM_STEP_NUM_NODES")
+    if not (tasks and nodes and tasks.isdigit() and nodes.isdigit()) or int(tasks) <= int(nodes):
+        return
+    raise ConfigError(
+        f"srun started {tasks} tasks on {nodes} node(s) (SLURM_STEP_NUM_TASKS={tasks}, "
+        f"SLURM_STEP_NUM_NODES={nodes}): `hpc-classify node` runs as one task per node",
+        hint="start it with `srun --ntasks-per-node=1` and no task count: a batch job's "
+        f"{', '.join(INHERITED_TASK_COUNTS)} (`sbatch -n`, or `--ntasks-per-node` above 1) set srun's; "
+        "unset them for srun (`env -u SLURM_NTASKS -u SLURM_NPROCS srun ...`, as slurm/classify.sbatch does)",
+    )
 
 
 def step_nodes() -> tuple[int, tuple[str, ...]] | None:

@@ -35,7 +35,7 @@ from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.node_refusal import refusals_error, report_refusal
 from hpc_classify.cluster.other_rank import OtherRankRole
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWriter
-from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores
+from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores, refuse_several_tasks_per_node
 from hpc_classify.cluster.worker_command import WorkerSpec, refuse_gpu_worker_options, worker_command
 from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
@@ -103,7 +103,9 @@ def run_node(
     stop before the driver started). `run_driver(scheduler file, stop)`; on rank 0 `stop` (a new one if
     None) holds the stop signals for the whole entry, so that the caller can read afterwards what stopped
     the run."""
-    identity = identity or NodeIdentity.from_environment()
+    if identity is None:
+        refuse_several_tasks_per_node()  # every task of such a step refuses: none is the node's own
+        identity = NodeIdentity.from_environment()
     stop = stop if stop is not None else StopRequest()
     try:
         launcher = NodeLauncher(options, identity)

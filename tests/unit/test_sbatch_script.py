@@ -155,3 +155,34 @@ def test_without_a_report_from_rank0_a_3_is_requeued_and_the_report_is_removed(t
     assert (proc.returncode, calls) == (3, ["requeue 42"]), proc.stdout + proc.stderr
     named = Path(reports.read_text().strip())
     assert named.name == "stop-report" and not named.parent.exists()  # the script's directory, cleaned up
+
+
+def test_srun_gets_one_task_per_node_and_the_scripts_environment_whatever_sbatch_was_given(
+    tmp_path: Path,
+) -> None:
+    """`sbatch --ntasks-per-node=8` (or `-n 16`) leaves SLURM_NTASKS/SLURM_NPROCS in the job's environment, which
+    srun reads as its --ntasks (winning over --ntasks-per-node=1): several `node` tasks per node. SBATCH_EXPORT=NONE
+    leaves SLURM_EXPORT_ENV=NONE, and the tasks would get none of this script's environment (module load, token)."""
+    seen_env, seen_args = tmp_path / "srun-env", tmp_path / "srun-args"
+    srun = f'env > {seen_env}\nprintf "%s\\n" "$@" > {seen_args}\nexit 0\n'
+    inherited = {
+        "SLURM_NTASKS": "16",
+        "SLURM_NPROCS": "16",
+        "SLURM_NTASKS_PER_NODE": "8",
+        "SLURM_NTASKS_PER_GPU": "1",
+        "SLURM_EXPORT_ENV": "NONE",
+        "SLURM_JOB_NUM_NODES": "2",
+    }
+    proc, calls = _run_script(tmp_path, srun, **inherited)
+    assert (proc.returncode, calls) == (0, []), proc.stdout + proc.stderr
+    env = dict(line.split("=", 1) for line in seen_env.read_text().splitlines() if "=" in line)
+    assert not {"SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NTASKS_PER_NODE", "SLURM_NTASKS_PER_GPU"} & set(env)
+    assert env["SLURM_JOB_NUM_NODES"] == "2" and env["HPC_CLASSIFY_JOB_TOKEN"]  # the node count stays
+    args = seen_args.read_text().splitlines()
+    assert args[: args.index("hpc-classify")] == [
+        "--ntasks-per-node=1",
+        "--export=ALL",  # the command line wins over SLURM_EXPORT_ENV (srun's man page)
+        "--no-kill",
+        "--kill-on-bad-exit=0",
+    ]
+    assert args[args.index("hpc-classify") :] == ["hpc-classify", "node", "--", "--input", "IN"]

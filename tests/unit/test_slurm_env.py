@@ -68,3 +68,34 @@ def test_rank0_of_the_step_waits_for_the_steps_nodes_only(task_environment, tmp_
         launcher.paths.node_dir(node).mkdir(parents=True)
         launcher.incarnation.write(launcher.paths.node_workers(node), {"workers": 1})
     assert launcher.roster.missing_nodes(["node2-0", "node4-0"]) == []
+
+
+def test_a_step_with_more_tasks_than_nodes_is_refused_naming_the_variables(
+    task_environment, tmp_path, capsys
+) -> None:
+    """`sbatch --ntasks-per-node=8` in a script of one's own: srun inherits the task count and starts 8 node
+    entries per node, with the same worker names. Each refuses (exit 2) before it starts anything."""
+    from hpc_classify.cli.main import main
+    from hpc_classify.cluster.slurm_env import refuse_several_tasks_per_node
+    from hpc_classify.errors import ConfigError
+
+    task_environment.setenv("SLURM_STEP_NUM_NODES", "2")
+    task_environment.setenv("SLURM_STEP_NUM_TASKS", "2")
+    refuse_several_tasks_per_node()  # one per node: fine
+    task_environment.setenv("SLURM_STEP_NUM_TASKS", "16")
+    with pytest.raises(ConfigError, match="SLURM_STEP_NUM_TASKS=16, SLURM_STEP_NUM_NODES=2") as refused:
+        refuse_several_tasks_per_node()
+    assert "SLURM_NTASKS, SLURM_NPROCS, SLURM_NTASKS_PER_NODE" in refused.value.hint
+    argv = [
+        "node",
+        "--job-dir",
+        str(tmp_path),
+        "--",
+        "--input",
+        str(tmp_path),
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    assert main([*argv, "--device", "cpu"]) == 2
+    assert "hpc-classify node: error: srun started 16 tasks on 2 node(s)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing started, no job directory taken
