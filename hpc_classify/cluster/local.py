@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
+from hpc_classify.cluster.hidden_gpus import warn_if_gpus_hidden
 from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
 from hpc_classify.whole_numbers import is_whole_number
 from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads, ucx_environment
@@ -76,6 +77,7 @@ def start_local_cluster(
     refuse_cuda_without_gpu(
         device, gpus, "this machine", hint="check CUDA_VISIBLE_DEVICES/nvidia-smi, or use --device cpu"
     )
+    warn_if_gpus_hidden(device, gpus, "this machine")  # e.g. `srun hpc-classify run` in a job without GPUs
     if gpus:
         refuse_workers_other_than_gpus(
             "--workers",

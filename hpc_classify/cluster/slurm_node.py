@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.cluster.connect import retire_and_shut_down
+from hpc_classify.cluster.hidden_gpus import warn_if_gpus_hidden
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.local import (
@@ -176,6 +177,8 @@ class NodeLauncher(OtherRankRole):
         self.deadline = time.monotonic() + options.worker_timeout
         gpus = self._gpus()
         self._refuse_what_this_node_cannot_do(gpus)
+        # A GPU node that shows this job none of its GPUs (no --gpus-per-node): CPU workers, said loudly.
+        self.gpus_hidden = warn_if_gpus_hidden(options.device, gpus, f"node {identity.node_name}")
         self.workers_per_node = options.workers_per_node or gpus or 1
         self.roster = WorkerRoster(self.paths, self.incarnation, identity.node_names, options.worker_timeout)
 
@@ -231,7 +234,10 @@ class NodeLauncher(OtherRankRole):
             logger.info(
                 "all %d workers joined; running the driver", sum(self.roster.expected_workers().values())
             )
-            return run_driver(str(self.scheduler_file), stop)
+            code = run_driver(str(self.scheduler_file), stop)
+            if self.gpus_hidden:  # again beside the run's result: the log's start is far behind by now
+                logger.warning("%s", self.gpus_hidden)
+            return code
         finally:
             if client is not None:
                 if self.heartbeat is not None:
