@@ -5,6 +5,7 @@ just as srun ends). The real-Slurm tests (tests/slurm/test_launcher.py) run the 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,3 +187,9 @@ def test_srun_gets_one_task_per_node_and_the_scripts_environment_whatever_sbatch
         "--kill-on-bad-exit=0",
     ]
     assert args[args.index("hpc-classify") :] == ["hpc-classify", "node", "--", "--input", "IN"]
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_the_script_is_shellcheck_clean() -> None:
+    proc = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
