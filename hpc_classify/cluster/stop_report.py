@@ -3,10 +3,12 @@
 Exit 3 says "interrupted, resumable", whatever stopped the run: the time-limit or preemption warning (USR1,
 which the script traps and forwards), no worker left for --worker-wait (nodes lost), a SIGTERM or SIGINT. The
 code alone does not say whether the job should go back to the queue: `scancel -s TERM <job>` (or `-s INT`)
-signals the job's steps, not the batch script, so the script never sees that deliberate stop, and it used to
-requeue the job. The script therefore names a file in HPC_CLASSIFY_STOP_REPORT (in its private temporary
+signals the job's steps, not the batch script, so the script never sees that deliberate stop, and it
+requeued a job whose srun ended with rank 0's 3 (one node: on several, the other tasks die of the SIGTERM). The
+script therefore names a file in HPC_CLASSIFY_STOP_REPORT (in its private temporary
 directory, on its node, which is rank 0's), and rank 0, ending with the resumable code, writes one line there:
-`requeue <why>` or `stop <why>`. The script requeues a 3 unless it reads `stop` (no line: the old rule, requeue).
+`requeue <why>` or `stop <why>`, and that word decides, whatever srun's status (on several nodes the other
+tasks die of the same SIGTERM, and srun reports 143 over rank 0's 3); no line: a 3 is requeued, the old rule.
 
 A SIGTERM is also Slurm's notice to the tasks of a job selected for preemption with a GraceTime (the batch
 script gets its SIGTERM only when the grace time is over): that one is requeued, as the warning is; Slurm

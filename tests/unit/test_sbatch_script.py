@@ -113,13 +113,13 @@ def test_a_refused_requeue_is_said_and_the_status_kept(tmp_path: Path) -> None:
     assert "scontrol requeue failed (submitted with --no-requeue?)" in proc.stderr
 
 
-def _srun_of_rank0_stopped_by(stop: str | None, preempted: bool) -> str:
-    """A stub srun whose rank 0 writes its stop report as `hpc-classify node` does, then exits 3."""
+def _srun_of_rank0_stopped_by(stop: str | None, preempted: bool, srun_status: int = 3) -> str:
+    """A stub srun whose rank 0 writes its stop report as `hpc-classify node` does, then exits `srun_status`."""
     report = (
         "from hpc_classify.cluster.stop_report import report_stop; "
         f"report_stop(3, {stop!r}, '42', interrupted_code=3, preempted=lambda job: {preempted})"
     )
-    return f'"{sys.executable}" -c "{report}"\nexit 3\n'
+    return f'"{sys.executable}" -c "{report}"\nexit {srun_status}\n'
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
@@ -146,6 +146,23 @@ def test_a_resumable_stop_that_is_no_users_stop_is_requeued(
     proc, calls = _run_script(tmp_path, _srun_of_rank0_stopped_by(stop, preempted), PYTHONPATH=str(REPO))
     assert (proc.returncode, calls) == (3, ["requeue 42"]), proc.stdout + proc.stderr
     assert "requeueing job 42 (exit status 3: " in proc.stdout and why in proc.stdout
+
+
+@pytest.mark.parametrize(("preempted", "requeues"), [(True, ["requeue 42"]), (False, [])])
+def test_rank0s_report_decides_when_the_other_nodes_died_of_the_same_sigterm(
+    tmp_path: Path, preempted: bool, requeues: list[str]
+) -> None:
+    """On several nodes the SIGTERM also kills the other nodes' tasks (they do not catch it): srun reports
+    143, a signal's status, over rank 0's 3. Rank 0's word still decides; the script keeps srun's status."""
+    srun = _srun_of_rank0_stopped_by("SIGTERM", preempted, srun_status=143)
+    proc, calls = _run_script(tmp_path, srun, PYTHONPATH=str(REPO))
+    assert (proc.returncode, calls) == (143, requeues), proc.stdout + proc.stderr
+    said = (
+        "requeueing job 42 (exit status 143: SIGTERM"
+        if preempted
+        else "not requeueing job 42 (exit status 143)"
+    )
+    assert said in proc.stdout
 
 
 def test_without_a_report_from_rank0_a_3_is_requeued_and_the_report_is_removed(tmp_path: Path) -> None:
