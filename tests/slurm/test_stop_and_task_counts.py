@@ -53,11 +53,11 @@ def test_a_term_to_the_jobs_steps_ends_the_job_without_a_requeue(
 
 
 def test_a_task_count_given_to_sbatch_still_runs_one_node_entry_per_node(
-    slurm_cluster, tiny_domain_model, corpus, tmp_path
+    slurm_cluster, tiny_domain_model, tmp_path
 ) -> None:
     """`sbatch -n 6 --ntasks-per-node=2` puts SLURM_NTASKS/SLURM_NPROCS (6) in the job's environment; srun took
     them as its --ntasks, which wins over --ntasks-per-node=1: two node entries per node (now refused: exit 2)."""
-    out = tmp_path / "out"
+    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
     tasks = ["-n", "6", "--ntasks-per-node=2"]
     job = slurm_cluster.sbatch(
         ["-N3", *tasks, "-o", "job-%j.out", str(SBATCH_SCRIPT), *run_args(corpus, out, tiny_domain_model)],
@@ -71,10 +71,10 @@ def test_a_task_count_given_to_sbatch_still_runs_one_node_entry_per_node(
 
 
 def test_a_step_with_more_tasks_than_nodes_is_refused_by_every_task(
-    slurm_cluster, tiny_domain_model, corpus, tmp_path
+    slurm_cluster, tiny_domain_model, tmp_path
 ) -> None:
     """A batch script of one's own that starts two tasks per node: each refuses, exit 2, naming the variables."""
-    out = tmp_path / "out"
+    corpus, out = write_corpus(tmp_path / "in"), tmp_path / "out"
     script = tmp_path / "own.sbatch"
     node = "srun --ntasks-per-node=2 hpc-classify node -- " + " ".join(
         run_args(corpus, out, tiny_domain_model)
