@@ -14,7 +14,7 @@ from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
-from hpc_classify.driver.done_markers import marker_written_since
+from hpc_classify.driver.done_markers import count_late_markers, marker_written_since
 from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable
 from hpc_classify.driver.file_group import FileOutcome
 from hpc_classify.driver.grouping import FileQueue, group_budget
@@ -327,20 +327,5 @@ class Dispatcher:
         self.in_flight.clear()
 
     def count_late_markers(self) -> None:
-        """Count the stopped work that finished anyway: a task abandoned at the stop may still complete
-        (its output and marker are atomic) before its worker is retired. The marker on disk is the truth."""
-        for item in self.unfinished:
-            if isinstance(item, PieceJob):
-                markers = self.pieces.markers_of_failed(item)
-                if item.work is None:
-                    late = marker_written_since(
-                        self.output_dir, item.planned.relpath, self.fingerprint, self._started
-                    )
-                    markers = [late] if late is not None else []
-                for marker in markers:
-                    (self.stats.add_file if item.work is None else self.stats.add_piece)(marker)
-                continue
-            marker = marker_written_since(self.output_dir, item.relpath, self.fingerprint, self._started)
-            if marker is not None:
-                self.stats.add_marker(marker)
-                logger.info("%s finished while the run was stopping: counted as processed", item.relpath)
+        """Count the stopped work that finished anyway (driver/done_markers.count_late_markers)."""
+        count_late_markers(self.unfinished, self.pieces, self.stats, self.fingerprint, self._started)
