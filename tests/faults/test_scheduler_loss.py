@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from driver_support import (
     CLI,
     all_ids,
@@ -49,7 +50,11 @@ def scheduler_address(scheduler_file: Path) -> str | None:
         return None  # not written yet (the scheduler writes it once it listens)
 
 
-def test_scheduler_killed_mid_run_stops_resumably_then_a_new_cluster_completes(tmp_path, tiny_domain_model):
+# --dask-report: Dask's performance report is kept by the scheduler; its end must not hold up or fail the run.
+@pytest.mark.parametrize("report", [(), ("--dask-report",)], ids=["plain", "dask-report"])
+def test_scheduler_killed_mid_run_stops_resumably_then_a_new_cluster_completes(
+    tmp_path, tiny_domain_model, report
+):
     inputs, output, stall = tmp_path / "in", tmp_path / "out", tmp_path / "stall"
     stall.mkdir()
     expected = make_corpus(inputs, n_files=4, docs_per_file=5)
@@ -81,7 +86,7 @@ def test_scheduler_killed_mid_run_stops_resumably_then_a_new_cluster_completes(t
             worker_env,
         )
         args = ["run", "--input", str(inputs), "--output", str(output), "--model", str(tiny_domain_model)]
-        args += ["--device", "cpu", "--scheduler-file", str(scheduler_file), "--group-bytes", "0"]
+        args += ["--device", "cpu", "--scheduler-file", str(scheduler_file), "--group-bytes", "0", *report]
         driver = start_process([*CLI, *args, "--progress-interval", "2"], tmp_path / "run1.log", env)
         wait_for(lambda: list(stall.iterdir()), timeout=240, what="the worker to start the stalled file")
         # The driver is frozen while the other files finish: their results reach no driver before the
@@ -102,6 +107,8 @@ def test_scheduler_killed_mid_run_stops_resumably_then_a_new_cluster_completes(t
     assert code == 3, log[-4000:]
     assert f"lost the Dask scheduler at {address}" in log
     assert "Traceback" not in log, log[-4000:]
+    if report:
+        assert "no Dask performance report: the client lost its scheduler" in log
     s = summary(output)
     assert s["exit_code"] == 3
     assert s["stop_reason"].startswith(f"lost the Dask scheduler at {address}")
