@@ -102,14 +102,20 @@ def _reconnect_cancel_unlogged(thing: Any) -> Iterator[None]:
 
 
 def retire_and_shut_down(client: Any) -> None:
-    """Retire the workers, stop the scheduler and close the client: the end of a cluster we own."""
-    try:
-        client.retire_workers(close_workers=True)
-    except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
-        logger.warning("retiring workers: %s", exc)
-    with contextlib.suppress(Exception):
-        client.shutdown()
-    client.close()
+    """Retire the workers, stop the scheduler and close the client: the end of a cluster we own. A client that
+    lost its scheduler only closes: each request would wait out its reconnect timeout (minutes) in vain, and
+    the workers end on their own without their scheduler."""
+    if getattr(client, "status", "running") != "running":
+        logger.warning("the scheduler is gone (the client is %s): no workers to retire", client.status)
+    else:
+        try:
+            client.retire_workers(close_workers=True)
+        except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
+            logger.warning("retiring workers: %s", exc)
+        with contextlib.suppress(Exception):
+            client.shutdown()
+    with _reconnect_cancel_unlogged(client):
+        client.close()
 
 
 def _join(make_client: Any, target: str) -> Any:
