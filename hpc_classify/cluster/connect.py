@@ -3,9 +3,11 @@ Slurm launcher uses), start a jobqueue cluster, or start a local one. Never impo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from hpc_classify.config import RunConfig
@@ -71,20 +73,49 @@ def close_quietly(client: Any, cluster: Any | None) -> None:
         if thing is None:
             continue
         try:
-            thing.close(timeout=CLOSE_TIMEOUT)
+            with _reconnect_cancel_unlogged(thing):
+                thing.close(timeout=CLOSE_TIMEOUT)
         except Exception as exc:  # shutting down after a failure must not hide the original error
             logger.warning("error while closing %s: %s", type(thing).__name__, str(exc) or type(exc).__name__)
 
 
-def retire_and_shut_down(client: Any) -> None:
-    """Retire the workers, stop the scheduler and close the client: the end of a cluster we own."""
+class _ReconnectCancelled(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+@contextlib.contextmanager
+def _reconnect_cancel_unlogged(thing: Any) -> Iterator[None]:
+    """A client that lost its scheduler is trying to reconnect when it is closed; distributed logs the end of
+    that attempt as an ERROR with a CancelledError traceback. The driver has said what happened (the lost
+    scheduler): that traceback is dropped, and nothing else."""
+    if getattr(thing, "status", "running") != "connecting":
+        yield
+        return
+    client_logger = logging.getLogger("distributed.client")
+    quiet = _ReconnectCancelled()
+    client_logger.addFilter(quiet)
     try:
-        client.retire_workers(close_workers=True)
-    except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
-        logger.warning("retiring workers: %s", exc)
-    with contextlib.suppress(Exception):
-        client.shutdown()
-    client.close()
+        yield
+    finally:
+        client_logger.removeFilter(quiet)
+
+
+def retire_and_shut_down(client: Any) -> None:
+    """Retire the workers, stop the scheduler and close the client: the end of a cluster we own. A client that
+    lost its scheduler only closes: each request would wait out its reconnect timeout (minutes) in vain, and
+    the workers end on their own without their scheduler."""
+    if getattr(client, "status", "running") != "running":
+        logger.warning("the scheduler is gone (the client is %s): no workers to retire", client.status)
+    else:
+        try:
+            client.retire_workers(close_workers=True)
+        except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
+            logger.warning("retiring workers: %s", exc)
+        with contextlib.suppress(Exception):
+            client.shutdown()
+    with _reconnect_cancel_unlogged(client):
+        client.close()
 
 
 def _join(make_client: Any, target: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from hpc_classify.config import RunConfig, resolve_warning_grace
 from hpc_classify.driver import exit_codes
-from hpc_classify.driver.done_markers import marker_written_since
+from hpc_classify.driver.done_markers import count_late_markers, marker_written_since
 from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable
 from hpc_classify.driver.file_group import FileOutcome
 from hpc_classify.driver.grouping import FileQueue, group_budget
@@ -22,6 +22,7 @@ from hpc_classify.driver.liveness import WorkerWatch
 from hpc_classify.driver.pieces import PieceJob, PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.scheduler_loss import SchedulerWatch
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.driver.task_futures import result_or_error
 from hpc_classify.driver.worker_deaths import WorkerDeaths
@@ -82,6 +83,7 @@ class Dispatcher:
         self._submitted = 0  # numbers each task's key: a requeued file must not reuse its erred key
         self.halted: str | None = None  # why the run stopped on its own (no workers, output unwritable)
         self.watch = WorkerWatch(client, config)
+        self.scheduler = SchedulerWatch(client)
         self._task_threads = 1
         self._run_token = uuid.uuid4().hex[:8]
         self._threads_counted_at = float("-inf")
@@ -110,6 +112,11 @@ class Dispatcher:
 
     def _loop(self, queue: FileQueue, wait: Any) -> None:
         while True:
+            if self.halted is None and (gone := self.scheduler.lost()):
+                self._halt(gone, exit_codes.INTERRUPTED)
+                logger.error("stopping: %s", gone)
+                self._drop_in_flight()  # nothing to cancel; what finished is on disk (count_late_markers)
+                break
             if not self.stop.requested and self.halted is None:
                 self._top_up(queue)
             if not self.in_flight:
@@ -123,12 +130,11 @@ class Dispatcher:
                 self._abandon()
                 break
             self.stats.workers_lost = sorted(self.watch.lost.values())
-            try:
-                # A wait with a timeout, rather than a blocking as_completed iterator: the loop must also
-                # notice signals and write progress while no file finishes for minutes.
-                wait(list(self.in_flight), timeout=TICK_SECONDS, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                pass
+            # A wait with a timeout, rather than a blocking as_completed iterator: the loop must also notice
+            # signals and write progress while no file finishes for minutes.
+            self.scheduler.wait_for_one(wait, list(self.in_flight), TICK_SECONDS)
+            if self.scheduler.lost():
+                continue  # its futures are all cancelled: the loop's first test stops the run
             for future in [f for f in self.in_flight if f.done()]:
                 self._collect(future, queue)
             self.stop.finished = self.stats.finished_count  # for the Slurm launcher's heartbeat
@@ -139,7 +145,7 @@ class Dispatcher:
         threads (--threads-per-worker) has a task queued behind each running one, as a one-thread
         worker has."""
         now = time.monotonic()
-        if now - self._threads_counted_at >= THREAD_COUNT_REFRESH:
+        if now - self._threads_counted_at >= THREAD_COUNT_REFRESH and not self.scheduler.lost():
             self._task_threads = max(1, sum(self.client.nthreads().values()))
             self._threads_counted_at = now
         return self.config.tasks_per_worker * self._task_threads
@@ -257,8 +263,8 @@ class Dispatcher:
         """A file, or a piece job of one (`item.relpath` is its key), failed: retry it, or record its file
         as failed (once, however many of its pieces fail). `started`: a worker began running its task;
         `beside`: how many other tasks had begun in the worker process that died running it."""
-        if self.stop.requested or self.halted is not None:
-            # Workers may be dying from the same signal: not the file's fault; it stays pending.
+        if self.stop.requested or self.halted is not None or self.scheduler.lost():
+            # Workers may be dying from the same signal, or the scheduler is gone: not the file's fault.
             logger.info("%s not finished before the stop (%s); it will be redone", item.relpath, error)
             self.unfinished.append(item)
             return
@@ -315,26 +321,14 @@ class Dispatcher:
             self.client.cancel(list(self.in_flight))
         except Exception as exc:  # the cluster may be going down with the same signal
             logger.debug("cancel failed: %s", exc)
+        self._drop_in_flight()
+
+    def _drop_in_flight(self) -> None:
         self.unfinished.extend(p for group in self.in_flight.values() for p in group)
         for future in self.in_flight:
             self.progress.unit_dropped(future.key)
         self.in_flight.clear()
 
     def count_late_markers(self) -> None:
-        """Count the stopped work that finished anyway: a task abandoned at the stop may still complete
-        (its output and marker are atomic) before its worker is retired. The marker on disk is the truth."""
-        for item in self.unfinished:
-            if isinstance(item, PieceJob):
-                markers = self.pieces.markers_of_failed(item)
-                if item.work is None:
-                    late = marker_written_since(
-                        self.output_dir, item.planned.relpath, self.fingerprint, self._started
-                    )
-                    markers = [late] if late is not None else []
-                for marker in markers:
-                    (self.stats.add_file if item.work is None else self.stats.add_piece)(marker)
-                continue
-            marker = marker_written_since(self.output_dir, item.relpath, self.fingerprint, self._started)
-            if marker is not None:
-                self.stats.add_marker(marker)
-                logger.info("%s finished while the run was stopping: counted as processed", item.relpath)
+        """Count the stopped work that finished anyway (driver/done_markers.count_late_markers)."""
+        count_late_markers(self.unfinished, self.pieces, self.stats, self.fingerprint, self._started)

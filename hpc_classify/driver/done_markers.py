@@ -1,12 +1,17 @@
 """Did a file finish although its task failed? A task of several files writes each file's output and
-marker as it goes: when its worker dies half-way, the files it finished are done and must not be redone."""
+marker as it goes: when its worker dies half-way, the files it finished are done and must not be redone.
+Likewise the work left in flight by a stop or a lost scheduler (`count_late_markers`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import os
+from collections.abc import Iterable
+from typing import Any
 
+from hpc_classify.driver.pieces import PieceJob, PieceScheduler
+from hpc_classify.driver.summary import RunStats
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.markers import CompletionMarker, marker_path, read_marker
 
@@ -36,3 +41,25 @@ def marker_written_since(
     if marker.fingerprint != fingerprint or not written:
         return None
     return marker if dt.datetime.fromisoformat(written).timestamp() >= since - CLOCK_SKEW_SECONDS else None
+
+
+def count_late_markers(
+    unfinished: Iterable[Any], pieces: PieceScheduler, stats: RunStats, fingerprint: str, since: float
+) -> None:
+    """Count into `stats` the stopped work that finished anyway: a task abandoned at a stop may still complete
+    (its output and marker are atomic) before its worker is retired, and one whose result a lost scheduler
+    took along had completed. The marker on disk is the truth. `unfinished`: files and piece jobs."""
+    output_dir = pieces.output_dir
+    for item in unfinished:
+        if isinstance(item, PieceJob):
+            markers = pieces.markers_of_failed(item)
+            if item.work is None:
+                late = marker_written_since(output_dir, item.planned.relpath, fingerprint, since)
+                markers = [late] if late is not None else []
+            for marker in markers:
+                (stats.add_file if item.work is None else stats.add_piece)(marker)
+            continue
+        marker = marker_written_since(output_dir, item.relpath, fingerprint, since)
+        if marker is not None:
+            stats.add_marker(marker)
+            logger.info("%s finished while the run was stopping: counted as processed", item.relpath)

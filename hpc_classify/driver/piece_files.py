@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import output_relpath
 from hpc_classify.io.markers import CompletionMarker, read_marker
 from hpc_classify.io.pieces import Piece
@@ -123,6 +124,21 @@ def done_piece_indices(output_dir: str, relpath: str) -> set[int]:
 def read_piece_markers(output_dir: str, relpath: str, indices: Sequence[int]) -> list[CompletionMarker]:
     """The markers of the given pieces, in that order."""
     return [read_marker(piece_marker_path(output_dir, relpath, index)) for index in indices]
+
+
+def read_piece_markers_if_kept(
+    output_dir: str, relpath: str, indices: Sequence[int]
+) -> list[CompletionMarker] | None:
+    """As `read_piece_markers` for a reader beside a running run (`status`): None when one of them is gone
+    since the listing, because the run removed the file's pieces meanwhile (its assembly finished: the file
+    has its completion marker now; or a redo forgot them). A marker that is there but unreadable still
+    raises."""
+    try:
+        return read_piece_markers(output_dir, relpath, indices)
+    except InputFileError:
+        if all(os.path.exists(piece_marker_path(output_dir, relpath, i)) for i in indices):
+            raise
+        return None
 
 
 def files_in_pieces(output_dir: str) -> list[str]:

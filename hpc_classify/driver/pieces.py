@@ -255,14 +255,17 @@ def remove_finished_pieces(output_dir: str, done: set[str]) -> None:
 
 def partly_done(output_dir: str, planned: set[str]) -> list[dict[str, Any]]:
     """The planned files started in pieces and not finished: pieces done (of how many; None while a
-    compressed file's count is unknown) and their documents."""
+    compressed file's count is unknown) and their documents. A file whose pieces a running run removes while
+    they are read (its assembly finished) is left out: it is no longer partly done."""
     found = []
     for relpath in piece_files.files_in_pieces(output_dir):
         layout = piece_files.read_layout(output_dir, relpath)
         if relpath not in planned or layout is None:
             continue
         done = sorted(piece_files.done_piece_indices(output_dir, relpath))
-        markers = piece_files.read_piece_markers(output_dir, relpath, done)
+        markers = piece_files.read_piece_markers_if_kept(output_dir, relpath, done)
+        if markers is None:  # its pieces were removed since the listing: assembled (done) or forgotten
+            continue
         found.append(
             {
                 "relpath": relpath,

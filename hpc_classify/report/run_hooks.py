@@ -25,7 +25,36 @@ def dask_performance_report(config: RunConfig, output_dir: str) -> AbstractConte
     from distributed import performance_report
 
     # mode="inline": Bokeh's scripts inside the file (the default loads them from a CDN: offline nodes).
-    return performance_report(filename=os.path.join(output_dir, DASK_REPORT_HTML), mode="inline")
+    return _UnlessSchedulerLost(
+        performance_report(filename=os.path.join(output_dir, DASK_REPORT_HTML), mode="inline")
+    )
+
+
+class _UnlessSchedulerLost:
+    """Dask's performance report, whose end never fails the run: the scheduler holds its data, and when the
+    scheduler is lost its end would wait out the client's reconnect timeout, then raise (no summary)."""
+
+    def __init__(self, report: Any):
+        self.report = report
+
+    def __enter__(self) -> _UnlessSchedulerLost:
+        self.report.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        from distributed import get_client
+
+        try:
+            status = get_client().status
+            if status != "running":
+                logger.warning("no Dask performance report: the client lost its scheduler (%s)", status)
+                return False
+            self.report.__exit__(*exc_info)
+        except Exception as exc:  # noqa: BLE001 - any failure of the report is only a warning
+            logger.warning(
+                "the Dask performance report could not be written (%s: %s)", type(exc).__name__, exc
+            )
+        return False  # an error of the classifying itself goes on up
 
 
 def write_report_quietly(output_dir: str) -> None:

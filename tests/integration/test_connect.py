@@ -1,12 +1,18 @@
 """Joining a running scheduler (--scheduler-file / --scheduler-address): the scheduler's address decides the
-protocol, and a protocol given that it does not speak is a clear error, not silently tcp."""
+protocol, and a protocol given that it does not speak is a clear error, not silently tcp. The end of a cluster
+whose scheduler was killed closes the client without waiting on the dead scheduler."""
 
 from __future__ import annotations
 
-import pytest
-from distributed import Client, LocalCluster
+import logging
+import subprocess
+import sys
+from concurrent.futures import CancelledError
 
-from hpc_classify.cluster.connect import close_quietly, connect
+import pytest
+from distributed import Client, LocalCluster, wait
+
+from hpc_classify.cluster.connect import close_quietly, connect, retire_and_shut_down
 from hpc_classify.cluster.nemo_client import get_client
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError
@@ -57,3 +63,30 @@ def test_nemo_get_client_with_ucx_and_a_tcp_scheduler(scheduler_file, tcp_cluste
         get_client(
             scheduler_address=tcp_cluster, protocol="ucx"
         )  # a cluster object, as NeMo's docstring allows
+
+
+def test_the_end_of_a_cluster_whose_scheduler_was_killed_only_closes_the_client(tmp_path, caplog) -> None:
+    # Rank 0 of a Slurm job ends its cluster after the driver stopped on a lost scheduler: retiring the
+    # workers would wait out the client's reconnect timeout (worker_timeout: 300 s), then fail.
+    scheduler_file = tmp_path / "scheduler.json"
+    argv = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(scheduler_file)]
+    argv += ["--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0"]
+    scheduler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = Client(scheduler_file=str(scheduler_file), timeout=30)
+        future = client.submit(sum, [1, 2], pure=False)  # no worker: it waits on the scheduler
+        scheduler.kill()
+        scheduler.wait(timeout=60)
+        with pytest.raises(CancelledError):  # the client has noticed the loss
+            wait([future], timeout=60)
+        with caplog.at_level(logging.INFO):
+            retire_and_shut_down(client)
+        assert client.status == "closed"
+        messages = [r.getMessage() for r in caplog.records]
+        assert "the scheduler is gone (the client is connecting): no workers to retire" in messages
+        assert not [m for m in messages if m.startswith("retiring workers")]
+        # No error with the traceback of the reconnect's cancellation.
+        assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
+    finally:
+        scheduler.kill()
+        scheduler.wait(timeout=60)
