@@ -102,7 +102,7 @@ def _fetch_error(
     reason = hub_failure_reason(error)
     login = (
         f"{repo_id} is gated: accept its license on https://huggingface.co/{repo_id} with your Hugging Face "
-        "account and log in (`huggingface-cli login`, or set HF_TOKEN)"
+        "account and log in (`hf auth login`, or set HF_TOKEN)"
     )
     if hub_offline():
         hint = (

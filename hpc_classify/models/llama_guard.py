@@ -70,7 +70,7 @@ def _message(error: ModelNotAvailableError) -> str:
 def access_hint(base_model: str) -> str:
     return (
         f"{base_model} is a gated model: accept its license on https://huggingface.co/{base_model} with "
-        "your Hugging Face account, then log in with `huggingface-cli login` (or set HF_TOKEN, or pass "
+        "your Hugging Face account, then log in with `hf auth login` (or set HF_TOKEN, or pass "
         "token=... to the classifier). Compute nodes are usually offline: pre-fetch it on a login node with "
         "internet (`hpc-classify fetch-models --classifier aegis` (or aegis-permissive, instruction-data-guard)) "
         "with the same HF_HOME as the compute "
