@@ -7,12 +7,14 @@
 #   PREFIX/venv/                                  pinned requirements (env/requirements[-gpu].txt) + this package
 #   PREFIX/modulefiles/hpc-classify/VERSION.lua   Lmod:                 module use PREFIX/modulefiles
 #   PREFIX/modulefiles-tcl/hpc-classify/VERSION   Environment Modules:  module use PREFIX/modulefiles-tcl
-#   PREFIX/hf-cache/                              default HF_HOME (unless --hf-home), filled by fetch-models
+#   PREFIX/hf-cache/                              shared model cache root (unless --hf-home): the module sets
+#                                                 HF_HUB_CACHE=PREFIX/hf-cache/hub, filled by fetch-models
 #
 # Options:
 #   --gpu             add the GPU extra (cudf-cu12, dask-cuda, distributed-ucxx-cu12) and GPU defaults
 #   --python PY       interpreter for the venv (default: python3); Python >= 3.11
-#   --hf-home DIR     site default for HF_HOME instead of PREFIX/hf-cache (users may still override it)
+#   --hf-home DIR     shared model cache root instead of PREFIX/hf-cache (the module sets HF_HUB_CACHE=DIR/hub,
+#                     never HF_HOME, which holds each user's login token)
 #   --infiniband      force UCX over InfiniBand (default: UCX chooses transports itself)
 #   --setenv N=V      bake another overridable default into the modulefile (e.g. UCX_NET_DEVICES=mlx5_0:1)
 # Re-running with the same arguments reinstalls only this package (pins already satisfied) and rewrites the
@@ -20,7 +22,7 @@
 set -euo pipefail
 
 die() { echo "install.sh: error: $*" >&2; exit 2; }
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX=""
