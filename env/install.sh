@@ -19,10 +19,14 @@
 #   --setenv N=V      bake another overridable default into the modulefile (e.g. UCX_NET_DEVICES=mlx5_0:1)
 # Re-running with the same arguments reinstalls only this package (pins already satisfied) and rewrites the
 # modulefiles atomically. Extra pip options (e.g. a CPU torch index) pass through PIP_* environment variables.
+# Everything is created world-readable (umask 022); docs/modules.md says how to restrict it to one group.
 set -euo pipefail
+# All of it is for every user of the cluster: under a private umask (077) the prefix, the venv, the
+# modulefiles and the model cache would be readable by the admin alone.
+umask 022
 
 die() { echo "install.sh: error: $*" >&2; exit 2; }
-usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,23s/^# \{0,1\}//p' "$0"; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX=""

@@ -240,6 +240,28 @@ def test_install_is_idempotent_and_rewrites_the_modulefiles(prefix):
     assert sorted(p.name for p in lua.iterdir()) == [f"{__version__}.lua"]  # no temp files left behind
 
 
+def test_install_under_a_private_umask_is_usable_by_everyone(prefix, tmp_path):
+    """An admin's umask 077 must not make the installation private to the admin."""
+    try:
+        done = subprocess.run(
+            ["bash", "-c", 'umask 077 && exec bash "$@"', "-", str(REPO / "env" / "install.sh"), str(prefix)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        [package] = (prefix / "venv" / "lib").glob("python3*/site-packages/hpc_classify/__init__.py")
+        readable = [package, package.parent, prefix / "venv" / "pip-freeze.txt"]
+        assert {path.name: oct(path.stat().st_mode & 0o055) for path in readable} == {
+            path.name: oct(0o055 if path.is_dir() else 0o044) for path in readable
+        }
+    finally:
+        restored = subprocess.run(
+            ["bash", str(REPO / "env" / "install.sh"), str(prefix)], capture_output=True, text=True
+        )
+    assert restored.returncode == 0, restored.stderr[-3000:]
+
+
 def test_site_options_are_baked_in_as_overridable_defaults(login, tmp_path):
     # The renderer alone (no venv needed): what `install.sh --gpu --infiniband --hf-home --setenv` writes.
     # (No space in this path: Lmod's own Tcl reader, tcl2lua.tcl, cannot open a modulefile whose path has one.)
