@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         site.append((name, value))
     prefix = str(Path(args.prefix).resolve())
-    defaults = module_defaults(prefix, args.hf_home, args.gpu, args.infiniband, site)
+    # A relative --hf-home would be each job's own directory, relative to wherever it starts.
+    hf_home = os.path.abspath(os.path.expanduser(args.hf_home)) if args.hf_home else None
+    defaults = module_defaults(prefix, hf_home, args.gpu, args.infiniband, site)
     flavour = "gpu" if args.gpu else "cpu"
     width = max(len(name) for name, _, _ in defaults)
     vwidth = max(len(value) for _, value, _ in defaults)

@@ -240,26 +240,48 @@ def test_install_is_idempotent_and_rewrites_the_modulefiles(prefix):
     assert sorted(p.name for p in lua.iterdir()) == [f"{__version__}.lua"]  # no temp files left behind
 
 
-def test_install_under_a_private_umask_is_usable_by_everyone(prefix, tmp_path):
-    """An admin's umask 077 must not make the installation private to the admin."""
+def test_install_under_a_private_umask_is_usable_by_everyone_and_makes_hf_home_absolute(prefix, tmp_path):
+    """An admin's umask 077 must not make the installation private; `--hf-home` relative to the directory
+    install.sh runs in is that directory's absolute path in the modulefile (a relative one would be relative to
+    each job's directory), created by install.sh, and then PREFIX/hf-cache is not made."""
+    default_cache = prefix / "hf-cache"
+    if default_cache.is_dir() and not any(default_cache.iterdir()):
+        default_cache.rmdir()
     try:
         done = subprocess.run(
-            ["bash", "-c", 'umask 077 && exec bash "$@"', "-", str(REPO / "env" / "install.sh"), str(prefix)],
+            ["bash", "-c", 'umask 077 && exec bash "$@"', "-", str(REPO / "env" / "install.sh"), str(prefix)]
+            + ["--hf-home", "site-hf"],
             capture_output=True,
             text=True,
             cwd=tmp_path,
         )
         assert done.returncode == 0, done.stderr[-3000:]
+        from hpc_classify._version import __version__
+
+        lua = (prefix / "modulefiles" / "hpc-classify" / f"{__version__}.lua").read_text()
+        assert f'default_env("HF_HUB_CACHE", "{tmp_path}/site-hf/hub", ' in lua
+        assert (tmp_path / "site-hf").is_dir() and not default_cache.exists()
         [package] = (prefix / "venv" / "lib").glob("python3*/site-packages/hpc_classify/__init__.py")
-        readable = [package, package.parent, prefix / "venv" / "pip-freeze.txt"]
+        readable = [tmp_path / "site-hf", package, package.parent, prefix / "venv" / "pip-freeze.txt"]
         assert {path.name: oct(path.stat().st_mode & 0o055) for path in readable} == {
             path.name: oct(0o055 if path.is_dir() else 0o044) for path in readable
         }
     finally:
+        # Back to the session's installation, with what an `hf auth login` under an earlier module (HF_HOME
+        # set to the shared cache) left there: install.sh says so.
+        default_cache.mkdir(exist_ok=True)
+        (default_cache / "token").write_text("hf_someone")
+        default_cache.chmod(0o700)
         restored = subprocess.run(
             ["bash", str(REPO / "env" / "install.sh"), str(prefix)], capture_output=True, text=True
         )
+        (default_cache / "token").unlink()
+        default_cache.chmod(0o755)
     assert restored.returncode == 0, restored.stderr[-3000:]
+    assert (
+        f"warning: {default_cache}/token is a Hugging Face login token in the shared cache" in restored.stderr
+    )
+    assert f"warning: {default_cache} is mode 0700" in restored.stderr
 
 
 def test_site_options_are_baked_in_as_overridable_defaults(login, tmp_path):

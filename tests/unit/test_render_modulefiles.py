@@ -45,6 +45,13 @@ def test_the_cache_is_hf_hub_cache_unless_the_user_names_hf_home(render):
     assert 'default_env("HF_HOME"' not in lua and "default_env HF_HOME" not in tcl
 
 
+def test_a_relative_hf_home_is_made_absolute(render, tmp_path):
+    _, run = render
+    lua, tcl = run("--hf-home", "site/hf")
+    assert f'default_env("HF_HUB_CACHE", "{tmp_path}/site/hf/hub", ' in lua
+    assert f"default_env HF_HUB_CACHE {{{tmp_path}/site/hf/hub}} " in tcl
+
+
 def test_a_site_hf_home_replaces_the_cache_default(render):
     _, run = render
     lua, tcl = run("--setenv", "HF_HOME=/site/hf")
