@@ -7,32 +7,39 @@
 #   PREFIX/venv/                                  pinned requirements (env/requirements[-gpu].txt) + this package
 #   PREFIX/modulefiles/hpc-classify/VERSION.lua   Lmod:                 module use PREFIX/modulefiles
 #   PREFIX/modulefiles-tcl/hpc-classify/VERSION   Environment Modules:  module use PREFIX/modulefiles-tcl
-#   PREFIX/hf-cache/                              default HF_HOME (unless --hf-home), filled by fetch-models
+#   PREFIX/hf-cache/                              shared model cache root (unless --hf-home): the module sets
+#                                                 HF_HUB_CACHE=PREFIX/hf-cache/hub, filled by fetch-models
 #
 # Options:
 #   --gpu             add the GPU extra (cudf-cu12, dask-cuda, distributed-ucxx-cu12) and GPU defaults
 #   --python PY       interpreter for the venv (default: python3); Python >= 3.11
-#   --hf-home DIR     site default for HF_HOME instead of PREFIX/hf-cache (users may still override it)
+#   --hf-home DIR     shared model cache root instead of PREFIX/hf-cache, created (relative: to the current
+#                     directory); the module sets HF_HUB_CACHE=DIR/hub, never HF_HOME (each user's login token)
 #   --infiniband      force UCX over InfiniBand (default: UCX chooses transports itself)
 #   --setenv N=V      bake another overridable default into the modulefile (e.g. UCX_NET_DEVICES=mlx5_0:1)
 # Re-running with the same arguments reinstalls only this package (pins already satisfied) and rewrites the
 # modulefiles atomically. Extra pip options (e.g. a CPU torch index) pass through PIP_* environment variables.
+# Everything is created world-readable (umask 022); docs/modules.md says how to restrict it to one group.
 set -euo pipefail
+# All of it is for every user of the cluster: under a private umask (077) the prefix, the venv, the
+# modulefiles and the model cache would be readable by the admin alone.
+umask 022
 
 die() { echo "install.sh: error: $*" >&2; exit 2; }
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,23s/^# \{0,1\}//p' "$0"; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX=""
 GPU=0
 PY="python3"
+HF_ROOT=""
 RENDER_ARGS=()
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --gpu) GPU=1 ;;
         --python) [ $# -ge 2 ] || die "--python needs a value"; PY="$2"; shift ;;
-        --hf-home) [ $# -ge 2 ] || die "--hf-home needs a value"; RENDER_ARGS+=(--hf-home "$2"); shift ;;
+        --hf-home) [ $# -ge 2 ] && [ -n "$2" ] || die "--hf-home needs a value"; HF_ROOT="$2"; shift ;;
         --infiniband) RENDER_ARGS+=(--infiniband) ;;
         --setenv) [ $# -ge 2 ] || die "--setenv needs NAME=VALUE"; RENDER_ARGS+=(--setenv "$2"); shift ;;
         -h|--help) usage; exit 0 ;;
@@ -53,6 +60,27 @@ PREFIX="$(cd "$PREFIX" && pwd -P)"
 VENV="$PREFIX/venv"
 VERSION="$(sed -n 's/^__version__ *= *"\([^"]*\)".*/\1/p' "$REPO/hpc_classify/_version.py")"
 [ -n "$VERSION" ] || die "cannot read __version__ from $REPO/hpc_classify/_version.py"
+
+# The model cache root, made absolute (a relative one in the modulefile would be relative to each job's
+# directory) and created now, before minutes of pip: an unwritable one fails here.
+if [ -n "$HF_ROOT" ]; then
+    mkdir -p "$HF_ROOT" || die "cannot create --hf-home $HF_ROOT"
+    HF_ROOT="$(cd "$HF_ROOT" && pwd)"
+    RENDER_ARGS+=(--hf-home "$HF_ROOT")
+else
+    HF_ROOT="$PREFIX/hf-cache"
+    mkdir -p "$HF_ROOT"
+fi
+# Left by earlier modules, which set HF_HOME to this directory: `hf auth login` then wrote the user's token
+# into it and made it private (0700), which hides the models from everyone else.
+for secret in "$HF_ROOT/token" "$HF_ROOT/stored_tokens"; do
+    [ ! -e "$secret" ] || echo "install.sh: warning: $secret is a Hugging Face login token in the shared cache" \
+        "(\`hf auth login\` under an earlier module); its owner should move it to ~/.cache/huggingface/" >&2
+done
+if [ -n "$(find "$HF_ROOT" -maxdepth 0 -perm 700)" ]; then
+    echo "install.sh: warning: $HF_ROOT is mode 0700 (as \`hf auth login\` leaves it): other users cannot" \
+        "read the models in it; chmod 755 it" >&2
+fi
 
 if [ "$GPU" = 1 ]; then
     REQUIREMENTS="$REPO/env/requirements-gpu.txt"
@@ -91,7 +119,6 @@ find "$STAGE" -name __pycache__ -prune -exec rm -rf {} +
 
 "$VENV/bin/python" "$REPO/env/render_modulefiles.py" --prefix "$PREFIX" --version "$VERSION" \
     --venv-bin "$VENV/bin" ${RENDER_ARGS[@]+"${RENDER_ARGS[@]}"}
-mkdir -p "$PREFIX/hf-cache"
 "${PIP[@]}" freeze --exclude-editable > "$PREFIX/venv/pip-freeze.txt"
 
 cat <<EOF

@@ -22,7 +22,9 @@ def module_defaults(
 ) -> list[tuple[str, str, str]]:
     """(name, value, why) of every overridable default, in the order the modulefile sets them."""
     defaults = [
-        ("HF_HOME", hf_home or f"{prefix}/hf-cache", "Hugging Face cache on the shared filesystem"),
+        # The hub cache only, never HF_HOME: HF_HOME also holds each user's login token (`hf auth login`
+        # writes $HF_HOME/token and makes $HF_HOME private), which must stay in the user's own home.
+        ("HF_HUB_CACHE", f"{hf_home or f'{prefix}/hf-cache'}/hub", "shared model cache, seen by every node"),
         # Compute nodes usually have no internet: fail fast with our hint instead of hub timeouts.
         ("HF_HUB_OFFLINE", "1", "no hub access from compute nodes (fetch-models first)"),
         ("HF_HUB_DISABLE_TELEMETRY", "1", "no phone-home from batch jobs"),
@@ -45,6 +47,9 @@ def module_defaults(
             ("DASK_DISTRIBUTED_UCXX__INFINIBAND", "True", "UCX over InfiniBand (rc transport)"),
             ("DASK_DISTRIBUTED__COMM__UCX__INFINIBAND", "True", "same, legacy Dask config name"),
         ]
+    if any(name == "HF_HOME" for name, _ in site) and not any(name == "HF_HUB_CACHE" for name, _ in site):
+        # The site's HF_HOME names the cache ($HF_HOME/hub, with the token caveat above): ours would override it.
+        defaults = [default for default in defaults if default[0] != "HF_HUB_CACHE"]
     defaults += [(name, value, "site setting (install.sh --setenv)") for name, value in site]
     seen: set[str] = set()
     unique = []
@@ -53,6 +58,11 @@ def module_defaults(
             seen.add(name)
             unique.append((name, value, why))
     return list(reversed(unique))
+
+
+# A default that is not set either when the user (or site) set one of these before loading: they already say
+# where the cache is (huggingface_hub reads HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub).
+YIELDS_TO = {"HF_HUB_CACHE": ("HF_HOME", "HUGGINGFACE_HUB_CACHE")}
 
 
 def lua_string(value: str) -> str:
@@ -64,6 +74,20 @@ def tcl_string(value: str) -> str:
     if value.count("{") != value.count("}") or value.endswith("\\"):
         raise ValueError(f"value {value!r} cannot be quoted for Tcl")
     return "{" + value + "}"
+
+
+def _unless(name: str) -> str:
+    return f" (not if {' or '.join(YIELDS_TO[name])} is set)" if name in YIELDS_TO else ""
+
+
+def _lua_unless(name: str) -> str:
+    return (
+        ", {" + ", ".join(lua_string(other) for other in YIELDS_TO[name]) + "}" if name in YIELDS_TO else ""
+    )
+
+
+def _tcl_unless(name: str) -> str:
+    return " {" + " ".join(YIELDS_TO[name]) + "}" if name in YIELDS_TO else ""
 
 
 def render(template: str, fields: dict[str, str]) -> str:
@@ -92,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv-bin", required=True)
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--infiniband", action="store_true")
-    parser.add_argument("--hf-home", default=None)
+    parser.add_argument(
+        "--hf-home",
+        default=None,
+        help="shared cache root: the module sets HF_HUB_CACHE=DIR/hub (default PREFIX/hf-cache)",
+    )
     parser.add_argument("--setenv", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
 
@@ -105,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         site.append((name, value))
     prefix = str(Path(args.prefix).resolve())
-    defaults = module_defaults(prefix, args.hf_home, args.gpu, args.infiniband, site)
+    # A relative --hf-home would be each job's own directory, relative to wherever it starts.
+    hf_home = os.path.abspath(os.path.expanduser(args.hf_home)) if args.hf_home else None
+    defaults = module_defaults(prefix, hf_home, args.gpu, args.infiniband, site)
     flavour = "gpu" if args.gpu else "cpu"
     width = max(len(name) for name, _, _ in defaults)
     vwidth = max(len(value) for _, value, _ in defaults)
@@ -114,9 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         "VERSION": args.version,
         "VENV_BIN": args.venv_bin,
         "FLAVOUR": flavour,
-        "HELP_DEFAULTS": "\n".join(f"    {n:<{width}} = {v:<{vwidth}}  # {why}" for n, v, why in defaults),
-        "LUA_DEFAULTS": "\n".join(f"default_env({lua_string(n)}, {lua_string(v)})" for n, v, _ in defaults),
-        "TCL_DEFAULTS": "\n".join(f"default_env {n} {tcl_string(v)}" for n, v, _ in defaults),
+        "HELP_DEFAULTS": "\n".join(
+            f"    {n:<{width}} = {v:<{vwidth}}  # {why}{_unless(n)}" for n, v, why in defaults
+        ),
+        "LUA_DEFAULTS": "\n".join(
+            f"default_env({lua_string(n)}, {lua_string(v)}{_lua_unless(n)})" for n, v, _ in defaults
+        ),
+        "TCL_DEFAULTS": "\n".join(f"default_env {n} {tcl_string(v)}{_tcl_unless(n)}" for n, v, _ in defaults),
     }
     for value in (prefix, args.venv_bin):
         if '"' in value or "{" in value or "}" in value or "]]" in value:

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help=f"built-in names ({', '.join([*DEFAULT_MODELS, *BUNDLED_MODELS])}) or hub ids (org/name); "
         "NAME@REVISION pins one. aegis* and instruction-data-guard also fetch the gated meta-llama/LlamaGuard-7b: "
-        "accept its license on the hub and log in (huggingface-cli login or HF_TOKEN) first",
+        "accept its license on the hub and log in (HF_HUB_OFFLINE=0 hf auth login, or HF_TOKEN) first",
     )
     parser.add_argument(
         "--revision",

@@ -26,6 +26,7 @@ from hpc_classify.models.hub import (
     hub_cache_dir,
     hub_failure_reason,
     hub_offline,
+    offline_token,
     offline_variable,
     read_json_file,
 )
@@ -101,7 +102,7 @@ def _fetch_error(
     reason = hub_failure_reason(error)
     login = (
         f"{repo_id} is gated: accept its license on https://huggingface.co/{repo_id} with your Hugging Face "
-        "account and log in (`huggingface-cli login`, or set HF_TOKEN)"
+        "account and log in (`hf auth login`, or set HF_TOKEN)"
     )
     if hub_offline():
         hint = (
@@ -141,6 +142,7 @@ def _fetch_one(
                 cache_dir=cache,
                 allow_patterns=list(patterns),
                 local_files_only=offline,
+                token=offline_token(offline),
             )
         )
     except Exception as error:  # noqa: BLE001 — every hub failure means the same thing to the user
@@ -189,7 +191,13 @@ def _fetch_base_config(config: dict, repo_id: str, cache: Path, offline: bool, c
     # Revision "main", as the loader asks for it: a base model's config does not change between commits
     # in a way that matters here, and a classifier pins its own weights.
     try:
-        path = hf_hub_download(str(base), BASE_CONFIG_FILE, cache_dir=cache, local_files_only=offline)
+        path = hf_hub_download(
+            str(base),
+            BASE_CONFIG_FILE,
+            cache_dir=cache,
+            local_files_only=offline,
+            token=offline_token(offline),
+        )
     except Exception as error:  # noqa: BLE001
         what = f"base model config of {repo_id}:"
         raise _fetch_error(what, str(base), "main", cache, error, command) from None

@@ -70,6 +70,14 @@ def hub_cache_dir() -> Path:
     return home / "hub"
 
 
+def offline_token(offline: bool, token: str | bool | None = None) -> str | bool | None:
+    """The `token=` of a hub call: False offline, where the cache needs no authentication, so that the hub
+    client does not read the login token file (`$HF_HOME/token`): one another user's login left unreadable
+    (0600) in a shared HF_HOME would fail every cache look-up with PermissionError. Online, `token` as given
+    (None: the hub client's default, HF_TOKEN or the `hf auth login` token)."""
+    return False if offline else token
+
+
 def _looks_like_path(model: str) -> bool:
     """Whether `model` is meant as a directory on disk rather than a hub id ("name" or "org/name").
 
@@ -186,7 +194,7 @@ def resolve_model_dir(
 
     `allow_patterns` replaces `CLASSIFIER_FILE_PATTERNS` for models of another layout (a causal LM, a
     LoRA adapter); `token` is the Hugging Face access token for gated or private repositories (None: the
-    hub client's default, i.e. HF_TOKEN or the `huggingface-cli login` token)."""
+    hub client's default, i.e. HF_TOKEN or the `hf auth login` token; never read offline)."""
     model = os.fspath(model)
     local = _local_dir(model)
     if local is not None:
@@ -195,14 +203,15 @@ def resolve_model_dir(
         return local
     from huggingface_hub import snapshot_download  # lazy: importing the hub client is not free
 
+    offline = hub_offline()
     try:
         path = snapshot_download(
             model,
             revision=revision,
             cache_dir=hub_cache_dir(),
             allow_patterns=list(CLASSIFIER_FILE_PATTERNS if allow_patterns is None else allow_patterns),
-            local_files_only=hub_offline(),
-            token=token,
+            local_files_only=offline,
+            token=offline_token(offline, token),
         )
     except Exception as error:  # noqa: BLE001 — every hub failure means the same thing to the user
         raise _not_available("classifier", model, revision, error) from None
@@ -238,13 +247,15 @@ def resolve_base_config(base_model: str, revision: str | None = None) -> dict[st
         return read_json_file(local / BASE_CONFIG_FILE, f"base model {base_model}")
     from huggingface_hub import hf_hub_download
 
+    offline = hub_offline()
     try:
         downloaded = hf_hub_download(
             base_model,
             BASE_CONFIG_FILE,
             revision=revision,
             cache_dir=hub_cache_dir(),
-            local_files_only=hub_offline(),
+            local_files_only=offline,
+            token=offline_token(offline),
         )
     except Exception as error:  # noqa: BLE001
         raise _not_available("base model config of", base_model, revision, error, base=True) from None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,11 +69,10 @@ def _message(error: ModelNotAvailableError) -> str:
 def access_hint(base_model: str) -> str:
     return (
         f"{base_model} is a gated model: accept its license on https://huggingface.co/{base_model} with "
-        "your Hugging Face account, then log in with `huggingface-cli login` (or set HF_TOKEN, or pass "
+        "your Hugging Face account, then log in with `hf auth login` (or set HF_TOKEN, or pass "
         "token=... to the classifier). Compute nodes are usually offline: pre-fetch it on a login node with "
         "internet (`hpc-classify fetch-models --classifier aegis` (or aegis-permissive, instruction-data-guard)) "
-        "with the same HF_HOME as the compute "
-        f"nodes (now HF_HOME={os.environ.get('HF_HOME', '<unset>')}, cache {hub_cache_dir()}), "
+        f"into the cache the compute nodes read (now {hub_cache_dir()}: HF_HUB_CACHE, else $HF_HOME/hub), "
         "or pass base_model=<local directory holding the model>"
     )
 

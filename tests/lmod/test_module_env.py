@@ -104,9 +104,10 @@ dump loaded"""
     loaded = envs["loaded"]
     assert loaded["PATH"] == f"{prefix}/venv/bin:{CLEAN_PATH}"
     assert {k: loaded.get(k) for k in MODULE_DEFAULTS} == MODULE_DEFAULTS
-    assert loaded["HF_HOME"] == f"{prefix}/hf-cache"
+    assert loaded["HF_HUB_CACHE"] == f"{prefix}/hf-cache/hub"
+    assert "HF_HOME" not in loaded  # the user's own, with their login token (see the test below)
     assert loaded["HPC_CLASSIFY_HOME"] == str(prefix)
-    assert loaded["HPC_CLASSIFY_MODULE_DEFAULTS"].split(":") == ["HF_HOME", *MODULE_DEFAULTS]
+    assert loaded["HPC_CLASSIFY_MODULE_DEFAULTS"].split(":") == ["HF_HUB_CACHE", *MODULE_DEFAULTS]
     assert (prefix / "hf-cache").is_dir()
 
 
@@ -142,6 +143,7 @@ dump after""",
     assert loaded["RAPIDS_NO_INITIALIZE"] == "1"  # the defaults the user did not set still apply
     assert loaded["PATH"] == f"{prefix}/venv/bin:{CLEAN_PATH}"
     assert "HF_HOME" not in loaded["HPC_CLASSIFY_MODULE_DEFAULTS"].split(":")
+    assert "HF_HUB_CACHE" not in loaded  # the user's HF_HOME says where the cache is: $HF_HOME/hub
     assert {k: after.get(k) for k in preset} == preset
     assert [
         k
@@ -149,6 +151,24 @@ dump after""",
         if k in after and k not in preset
     ] == []
     assert after["PATH"] == CLEAN_PATH
+
+
+@pytest.mark.parametrize("flavour", ["modulefiles", "modulefiles-tcl"])
+def test_a_user_logged_in_before_loading_stays_logged_in_and_the_token_stays_private(prefix, login, flavour):
+    """The module sets the shared hub cache, not HF_HOME: HF_HOME also holds the login token, which a shared
+    HF_HOME would hide (`hf auth login` done before loading no longer found) or expose (a later login writes
+    it into the shared directory and makes that 0700 for everyone else)."""
+    done, envs = login(
+        f"""mkdir -p "$HOME/.cache/huggingface" && printf hf_mine > "$HOME/.cache/huggingface/token"
+module use {prefix}/{flavour}
+module load hpc-classify
+dump loaded
+python -c 'from huggingface_hub import constants, get_token; print(get_token(), constants.HF_TOKEN_PATH)'"""
+    )
+    assert done.returncode == 0, done.stderr
+    home = envs["loaded"]["HOME"]
+    assert done.stdout.split() == ["hf_mine", f"{home}/.cache/huggingface/token"]
+    assert envs["loaded"]["HF_HUB_CACHE"] == f"{prefix}/hf-cache/hub"
 
 
 def test_module_help_and_whatis_describe_the_installation(prefix, login):
@@ -162,7 +182,8 @@ module help hpc-classify 2>&1"""
     assert "Name: hpc-classify" in text
     assert "Description: label large sharded text corpora with pre-trained DeBERTa classifiers" in text
     assert f"installed in {prefix}" in text
-    assert f"HF_HOME                                   = {prefix}/hf-cache" in text
+    assert f"HF_HUB_CACHE                              = {prefix}/hf-cache/hub" in text
+    assert "`HF_HUB_OFFLINE=0 hf auth login` first" in text
     assert (
         "HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier domain quality multilingual-domain" in text
     )
@@ -195,7 +216,7 @@ def test_offline_default_makes_fetch_models_check_the_cache_instead_of_downloadi
     done, _ = login(
         f"""module use {prefix}/modulefiles
 module load hpc-classify
-export HF_HOME={tmp_path}/empty-hf
+export HF_HUB_CACHE={tmp_path}/empty-hf/hub
 hpc-classify fetch-models --classifier domain""",
     )
     assert done.returncode == 2
@@ -217,6 +238,50 @@ def test_install_is_idempotent_and_rewrites_the_modulefiles(prefix):
     assert done.returncode == 0, done.stderr
     assert "updating" in done.stdout and "No broken requirements found." in done.stdout
     assert sorted(p.name for p in lua.iterdir()) == [f"{__version__}.lua"]  # no temp files left behind
+
+
+def test_install_under_a_private_umask_is_usable_by_everyone_and_makes_hf_home_absolute(prefix, tmp_path):
+    """An admin's umask 077 must not make the installation private; `--hf-home` relative to the directory
+    install.sh runs in is that directory's absolute path in the modulefile (a relative one would be relative to
+    each job's directory), created by install.sh, and then PREFIX/hf-cache is not made."""
+    default_cache = prefix / "hf-cache"
+    if default_cache.is_dir() and not any(default_cache.iterdir()):
+        default_cache.rmdir()
+    try:
+        done = subprocess.run(
+            ["bash", "-c", 'umask 077 && exec bash "$@"', "-", str(REPO / "env" / "install.sh"), str(prefix)]
+            + ["--hf-home", "site-hf"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        from hpc_classify._version import __version__
+
+        lua = (prefix / "modulefiles" / "hpc-classify" / f"{__version__}.lua").read_text()
+        assert f'default_env("HF_HUB_CACHE", "{tmp_path}/site-hf/hub", ' in lua
+        assert (tmp_path / "site-hf").is_dir() and not default_cache.exists()
+        [package] = (prefix / "venv" / "lib").glob("python3*/site-packages/hpc_classify/__init__.py")
+        readable = [tmp_path / "site-hf", package, package.parent, prefix / "venv" / "pip-freeze.txt"]
+        assert {path.name: oct(path.stat().st_mode & 0o055) for path in readable} == {
+            path.name: oct(0o055 if path.is_dir() else 0o044) for path in readable
+        }
+    finally:
+        # Back to the session's installation, with what an `hf auth login` under an earlier module (HF_HOME
+        # set to the shared cache) left there: install.sh says so.
+        default_cache.mkdir(exist_ok=True)
+        (default_cache / "token").write_text("hf_someone")
+        default_cache.chmod(0o700)
+        restored = subprocess.run(
+            ["bash", str(REPO / "env" / "install.sh"), str(prefix)], capture_output=True, text=True
+        )
+        (default_cache / "token").unlink()
+        default_cache.chmod(0o755)
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    assert (
+        f"warning: {default_cache}/token is a Hugging Face login token in the shared cache" in restored.stderr
+    )
+    assert f"warning: {default_cache} is mode 0700" in restored.stderr
 
 
 def test_site_options_are_baked_in_as_overridable_defaults(login, tmp_path):
@@ -246,7 +311,7 @@ def test_site_options_are_baked_in_as_overridable_defaults(login, tmp_path):
     )
     assert rendered.returncode == 0, rendered.stderr
     expected = {
-        "HF_HOME": "/shared/hf",
+        "HF_HUB_CACHE": "/shared/hf/hub",
         "HF_HUB_OFFLINE": "0",  # a site value replaces the built-in default
         "DASK_DISTRIBUTED_UCXX__CREATE_CUDA_CONTEXT": "True",
         "DASK_DISTRIBUTED_UCXX__INFINIBAND": "True",

@@ -231,7 +231,7 @@ def test_a_gated_or_missing_base_model_says_how_to_get_it(tmp_path, monkeypatch)
     for needed in (
         "accept its license",
         f"https://huggingface.co/{missing}",
-        "huggingface-cli login",
+        "`hf auth login`",
         "HF_TOKEN",
     ):
         assert needed in message

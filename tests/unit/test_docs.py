@@ -58,3 +58,19 @@ def test_the_readme_opens_with_the_two_commands_and_ci_runs_the_second():
         line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("scripts/")
     ]
     assert ci_commands == [first_block[1]]
+
+
+def test_hub_commands_in_the_docs_work_with_the_module_loaded():
+    # The module sets HF_HUB_OFFLINE=1 (compute nodes are offline), and then fetch-models only checks the cache
+    # and `hf auth login` cannot reach the hub to validate the token: on the login node both need HF_HUB_OFFLINE=0.
+    hub_commands = re.compile(
+        r"^\s*(?:[A-Z_]+=\S+\s+)*(?:hpc-classify fetch-models|hf auth login)\b.*$", re.MULTILINE
+    )
+    offline_default = [
+        f"{page.relative_to(ROOT).as_posix()}: {line.strip()}"
+        for page in PAGES
+        for block in CODE_BLOCK.findall(page.read_text())
+        for line in hub_commands.findall(block)
+        if "HF_HUB_OFFLINE=0" not in line and "--help" not in line
+    ]
+    assert offline_default == []

@@ -46,3 +46,21 @@ def test_test_module_basenames_are_unique():
     # collection fail on a fresh clone with "import file mismatch".
     names = sorted(path.name for path in (ROOT / "tests").rglob("test_*.py"))
     assert sorted({name for name in names if names.count(name) > 1}) == []
+
+
+def test_login_advice_names_the_command_the_pinned_hub_client_installs():
+    # The pinned huggingface_hub installs `hf` (login: `hf auth login`), no longer `huggingface-cli`: advice to run
+    # the old command fails with "command not found" on the very step that unlocks a gated model.
+    assert (Path(sys.executable).parent / "hf").exists()
+    texts = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "env").iterdir()]
+    texts += [
+        *(ROOT / "hpc_classify").rglob("*.py"),
+        *(ROOT / "slurm").iterdir(),
+        *(ROOT / "examples").rglob("*"),
+    ]
+    stale = [
+        str(p.relative_to(ROOT))
+        for p in texts
+        if p.is_file() and "huggingface-cli" in p.read_text(errors="replace")
+    ]
+    assert stale == []
