@@ -251,3 +251,10 @@ def _repositories(name: str, repo_id: str, revision: str) -> list[tuple[str, str
         ]
     adapter = lg.AEGIS_PERMISSIVE if name == "aegis-permissive" else lg.AEGIS_DEFENSIVE
     return [base, (adapter, revision, lg.ADAPTER_PATTERNS, adapter_files)]
+
+
+def pinned_repository(name: str, repo_id: str) -> str:
+    """The repository that classifier `name`'s @REVISION (and `run --revision`) pins: the classifier's own,
+    a bundle's adapter (aegis, aegis-permissive) or guard net (instruction-data-guard), never the LlamaGuard
+    base, which is taken at main."""
+    return _repositories(name, repo_id, "main")[-1][0]
