@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpc_classify.errors import CheckpointFormatError, ConfigError, ModelNotAvailableError
+from hpc_classify.errors import CacheAccessError, CheckpointFormatError, ConfigError, ModelNotAvailableError
 from hpc_classify.models.checkpoint_meta import TOKENIZER_FILES_HINT, VOCABULARY_PATTERNS
 from hpc_classify.models.hub import (
     BASE_CONFIG_FILE,
@@ -98,6 +98,15 @@ def _gated(repo_id: str, error: Exception) -> bool:
 def _fetch_error(
     what: str, repo_id: str, revision: str, cache: Path, error: Exception, command: str
 ) -> ModelNotAvailableError:
+    from hpc_classify.models.cache_access import cache_problem
+
+    # A cache this user may not read (another user's, fetched under umask 077): the hub is not to blame.
+    problem = cache_problem(cache, repo_id, revision, error)
+    if problem is not None:
+        return CacheAccessError(
+            f"cannot fetch {what} {repo_id!r} at revision {revision!r} into {cache} ({problem.reason})",
+            hint=problem.hint,
+        )
     reason = hub_failure_reason(error)
     login = (
         f"{repo_id} is gated: accept its license on https://huggingface.co/{repo_id} with your Hugging Face "

@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpc_classify.errors import CheckpointFormatError, ModelAccessError, ModelNotAvailableError
+from hpc_classify.errors import (
+    CacheAccessError,
+    CheckpointFormatError,
+    ModelAccessError,
+    ModelNotAvailableError,
+)
 from hpc_classify.models.checkpoint_meta import SHA256_BLOB, file_hash
 from hpc_classify.models.hub import hub_cache_dir, read_json_file, resolve_model_dir
 
@@ -85,6 +90,8 @@ def resolve_base_dir(base_model: str, revision: str | None = None, token: str | 
     access and how to pre-fetch."""
     try:
         return resolve_model_dir(base_model, revision, allow_patterns=BASE_PATTERNS, token=token)
+    except CacheAccessError:
+        raise  # the cache is there but not readable by this user: access to the hub is not the cure
     except ModelNotAvailableError as error:
         if Path(base_model).expanduser().exists() or "does not exist" in _message(error):
             raise  # a local directory that is not there: nothing about the hub to explain

@@ -1,0 +1,116 @@
+"""Whether this user can read the Hugging Face cache.
+
+A site's cache is filled by one user on a login node and read by every user's jobs on the compute nodes.
+huggingface_hub writes what it downloads under the process's umask (folders by mkdir, a blob with the mode
+of a probe file made beside it) and its tree listings (`trees/<commit>.json`) by mkstemp: mode 0600, whatever
+the umask. Fetched under `umask 077`, a model is its fetcher's alone, and another user's offline resolution
+finds no snapshot at all (`os.path.exists` is False for a folder one may not enter): "not in the cache, run
+fetch-models" then sent that user to fetch what is there. Here: the path this user cannot read, said as such
+with its remedy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True)
+class CacheProblem:
+    """A local reason why the cache cannot serve a model: `reason` in one line, `hint` what to do."""
+
+    reason: str
+    hint: str
+
+
+def repo_cache_dir(cache: str | os.PathLike[str], repo_id: str) -> Path:
+    """The cache's folder of the model `repo_id` (`models--org--name`)."""
+    return Path(cache) / f"models--{repo_id.replace('/', '--')}"
+
+
+def user_name(uid: int | None = None) -> str:
+    """The login name of `uid` (default: this process's), or `uid N` without one."""
+    import pwd
+
+    uid = os.geteuid() if uid is None else uid
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def cache_problem(
+    cache: str | os.PathLike[str], repo_id: str, revision: str | None, error: BaseException | None
+) -> CacheProblem | None:
+    """Why `repo_id` at `revision` could not be had from `cache` if the reason is local: a path that an
+    offline resolution reads and this user may not. None when the hub or a missing file is to blame."""
+    unreadable = unreadable_path(cache, repo_id, revision)
+    return None if unreadable is None else not_readable(unreadable, repo_cache_dir(cache, repo_id))
+
+
+def unreadable_path(cache: str | os.PathLike[str], repo_id: str, revision: str | None) -> Path | None:
+    """The first path that an offline resolution of `repo_id` at `revision` reads and this user may not: a
+    folder on the way, its `refs/` file, the snapshot folder or a file in it (then its blob). None when all
+    can be read, or when something is missing: that is no permission problem."""
+    repo = repo_cache_dir(cache, repo_id)
+    try:
+        os.stat(repo)
+        commit = revision if revision and _COMMIT.fullmatch(revision) else _ref(repo, revision or "main")
+        snapshots = repo / "snapshots"
+        for name in [commit] if commit else sorted(os.listdir(snapshots)):
+            with os.scandir(snapshots / name) as entries:
+                for entry in entries:
+                    try:
+                        open(entry.path, "rb").close()  # opened, not read: a blob may be 13 GB
+                    except (FileNotFoundError, IsADirectoryError):
+                        continue  # missing, or a subfolder: no permission problem
+    except PermissionError as error:
+        return blocked_path(error.filename or repo)
+    except OSError:
+        return None
+    return None
+
+
+def blocked_path(path: str | os.PathLike[str]) -> Path:
+    """What keeps this user from `path` (through its symlinks): the first folder from the top that it may
+    not enter, else `path` itself (a file it may not read, a folder it may not list)."""
+    real = Path(os.path.realpath(path))
+    for folder in reversed(real.parents):
+        if not os.access(folder, os.X_OK):
+            return folder
+    return real
+
+
+def not_readable(path: Path, repo: Path) -> CacheProblem:
+    """`path` (in or above the model folder `repo`) is not readable by this user: say so, and who fixes it."""
+    if path == repo or repo in path.parents:
+        fix = f"`chmod -R a+rX {repo}`"
+    else:
+        fix = f"`chmod a+rx {path}`, then `chmod -R a+rX` on the models--* folders below it if need be"
+    return CacheProblem(
+        f"Hugging Face cache not readable by user {user_name()}: {path}",
+        f"{path} is {_owner(path)}: its owner or an administrator must make the cache readable, e.g. {fix} "
+        "(g+rX instead of a+rX to share it with the owner's group only). Models fetched under a private umask "
+        "(077) are readable by whoever fetched them only; fetching them again does not change that. "
+        "Or use a cache of your own: HF_HOME=DIR, filled by `hpc-classify fetch-models`",
+    )
+
+
+def _owner(path: Path) -> str:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "not readable"
+    return f"owned by {user_name(info.st_uid)} (mode {stat.S_IMODE(info.st_mode):04o})"
+
+
+def _ref(repo: Path, revision: str) -> str | None:
+    try:
+        return (repo / "refs" / revision).read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None

@@ -1,0 +1,124 @@
+"""A cache shared between users, and the local reasons a model cannot be had from it: the real
+huggingface_hub client, fetching from a stand-in hub on 127.0.0.1 (tests/hub_server.py) into the cache and
+reading it offline, as the user who fetched or as another (tests/other_user.py).
+
+- offline, the hub's own reason is kept (an incomplete snapshot says which files it misses);
+- a cache another user fetched under umask 077 is "not readable by user X", with the chmod that fixes it,
+  not "not in the cache: run fetch-models".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+from hub_cache import cache_snapshot
+from hub_server import LocalHub
+from other_user import hand_over, run_as_other_user
+
+from hpc_classify.errors import ModelNotAvailableError
+from hpc_classify.models.fetch import fetch_models
+
+DOMAIN_REPO = "nvidia/domain-classifier"
+BASE_REPO = "fake-org/tiny-deberta-base"
+COMMIT, NEW_COMMIT, BASE_COMMIT = "a" * 40, "b" * 40, "c" * 40
+REPO_DIR = "models--nvidia--domain-classifier"
+
+
+def _user() -> str:
+    from hpc_classify.models.cache_access import user_name
+
+    return user_name()
+
+
+@pytest.fixture
+def hub(tiny_domain_model: Path) -> LocalHub:
+    """The tiny domain classifier (its base model a hub id, as in the public checkpoints) on a local hub."""
+    files = {p.name: p.read_bytes() for p in tiny_domain_model.iterdir() if p.is_file()}
+    config = json.loads(files["config.json"])
+    base_config = Path(config["base_model"], "config.json").read_bytes()
+    files["config.json"] = json.dumps({**config, "base_model": BASE_REPO}).encode()
+    local = LocalHub()
+    local.add(DOMAIN_REPO, COMMIT, files)
+    local.add(BASE_REPO, BASE_COMMIT, {"config.json": base_config})
+    with local:
+        yield local
+
+
+@pytest.fixture
+def online(hub: LocalHub, monkeypatch: pytest.MonkeyPatch) -> LocalHub:
+    """This process's hub client talks to the local hub (huggingface_hub froze its endpoint at import)."""
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.endpoint)
+    template = hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    return hub
+
+
+def _shared_cache(tmp_path: Path, mode: int = 0o755) -> Path:
+    """HF_HOME/hub, made by an administrator for everybody (env/install.sh makes HF_HOME)."""
+    cache = tmp_path / "hf" / "hub"
+    cache.mkdir(parents=True)
+    os.chmod(cache.parent, mode)
+    os.chmod(cache, mode)
+    return cache
+
+
+def test_offline_an_incomplete_snapshot_says_what_it_misses(online, tmp_path, monkeypatch):
+    from hpc_classify.models.checkpoint import load_classifier_checkpoint
+
+    cache = tmp_path / "hf" / "hub"
+    [item] = fetch_models(["domain"], cache_dir=cache)  # the real client: it lists the commit's files
+    assert (cache / REPO_DIR / "trees" / f"{COMMIT}.json").is_file()
+    (item.path / "model.safetensors").unlink()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelNotAvailableError) as error:
+        load_classifier_checkpoint(DOMAIN_REPO)
+    assert "is incomplete: 1 file(s) are missing (model.safetensors)" in str(error.value)
+    assert "local_files_only" not in str(error.value)  # the hub client's advice about its own argument
+
+    shutil.rmtree(cache / REPO_DIR)  # nothing there: the hub has nothing to add
+    with pytest.raises(ModelNotAvailableError) as error:
+        load_classifier_checkpoint(DOMAIN_REPO)
+    assert str(error.value).split("\n")[0].endswith("and offline (HF_HUB_OFFLINE=1)")
+
+
+def test_a_cache_another_user_fetched_under_umask_077_is_not_readable_not_missing(hub, tmp_path):
+    cache = _shared_cache(tmp_path)
+    old = os.umask(0o077)  # how huggingface_hub writes under such a umask: 0700 folders, 0600 files
+    try:
+        files = {name: tmp_path / name for name in hub.repos[DOMAIN_REPO][COMMIT]}
+        for name, path in files.items():
+            path.write_bytes(hub.repos[DOMAIN_REPO][COMMIT][name])
+        cache_snapshot(cache, DOMAIN_REPO, COMMIT, files)
+    finally:
+        os.umask(old)
+    hand_over(cache)
+
+    done = run_as_other_user(
+        "from hpc_classify.models.checkpoint import load_classifier_checkpoint\n"
+        "from hpc_classify.models.fetch import fetch_models\n"
+        "for load in (lambda: load_classifier_checkpoint('nvidia/domain-classifier'), "
+        "lambda: fetch_models(['domain'])):\n"
+        "    try:\n"
+        "        load()\n"
+        "    except Exception as error:\n"
+        "        print(type(error).__name__, error.one_line())\n",
+        {"HF_HOME": str(cache.parent), "HF_HUB_OFFLINE": "1"},
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    loading, checking = done.stdout.splitlines()
+    repo = cache / REPO_DIR
+    for message in (loading, checking):
+        assert message.startswith("CacheAccessError "), message
+        assert f"Hugging Face cache not readable by user {_user()}: {repo}" in message
+        assert f"`chmod -R a+rX {repo}`" in message
+        assert "not in the Hugging Face cache" not in message and "HF_HUB_OFFLINE=0" not in message
+    assert "run `hpc-classify fetch-models --classifier domain`" not in loading
