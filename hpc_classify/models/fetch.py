@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +34,9 @@ from hpc_classify.models.registry_defaults import BUNDLED_MODELS, DEFAULT_MODELS
 logger = logging.getLogger(__name__)
 
 # What a repository must hold for its loader: a file name, or a tuple of patterns of which one must match
-# (the tokenizer: its files vary by model, but without one transformers builds an empty tokenizer).
-Required = Sequence[str | tuple[str, ...]]
+# (the tokenizer: its files vary by model, but without one transformers builds an empty tokenizer), or a
+# function of the snapshot folder saying what it lacks (LlamaGuard's weight shards, named by their index).
+Required = Sequence[str | tuple[str, ...] | Callable[[Path], list[str]]]
 REQUIRED_FILES: Required = ("config.json", "model.safetensors", VOCABULARY_PATTERNS)
 
 
@@ -156,11 +157,16 @@ def _fetch_one(
         what = f"{name} repository" if name in BUNDLED_MODELS else "classifier"
         raise _fetch_error(what, repo_id, revision, cache, error, command) from None
     files = tuple(sorted(p.name for p in snapshot.iterdir() if p.is_file()))
-    missing = _missing(required, files)
+    missing = _missing(required, files, snapshot)
     if missing:
         raise CheckpointFormatError(
             f"{repo_id}@{revision}: the repository has no {'; no '.join(missing)} (found: {', '.join(files)})",
-            hint="hpc-classify loads checkpoints in the public NVIDIA layout (config.json, model.safetensors, "
+            hint=(
+                f"the cached snapshot {snapshot} lacks files (an interrupted fetch, or files removed): on a "
+                f"login node with internet run `HF_HUB_OFFLINE=0 {command}`"
+            )
+            if offline
+            else "hpc-classify loads checkpoints in the public NVIDIA layout (config.json, model.safetensors, "
             f"tokenizer files; {TOKENIZER_FILES_HINT}); a repository with only pytorch_model.bin needs "
             "converting",
         )
@@ -173,10 +179,12 @@ def _fetch_one(
     )
 
 
-def _missing(required: Required, files: Sequence[str]) -> list[str]:
+def _missing(required: Required, files: Sequence[str], snapshot: Path) -> list[str]:
     missing = []
     for need in required:
-        if isinstance(need, str):
+        if callable(need):
+            missing.extend(need(snapshot))
+        elif isinstance(need, str):
             if need not in files:
                 missing.append(need)
         elif not any(fnmatch.fnmatch(name, pattern) for name in files for pattern in need):
@@ -249,8 +257,14 @@ def _repositories(name: str, repo_id: str, revision: str) -> list[tuple[str, str
     if name not in BUNDLED_MODELS:
         return [(repo_id, revision, CLASSIFIER_FILE_PATTERNS, REQUIRED_FILES)]
     from hpc_classify.models import llama_guard as lg
+    from hpc_classify.models.llama_guard_weights import missing_base_weights
 
-    base = (lg.LLAMA_GUARD_BASE, "main", lg.BASE_PATTERNS, ("config.json", VOCABULARY_PATTERNS))
+    base = (
+        lg.LLAMA_GUARD_BASE,
+        "main",
+        lg.BASE_PATTERNS,
+        ("config.json", VOCABULARY_PATTERNS, missing_base_weights),
+    )
     adapter_files = ("adapter_config.json", lg.ADAPTER_WEIGHTS)
     if name == "instruction-data-guard":
         return [
