@@ -1,23 +1,26 @@
-"""Whether this user can read the Hugging Face cache.
+"""Whether this user can use the Hugging Face cache: read it, write it, and the disk it is on.
 
 A site's cache is filled by one user on a login node and read by every user's jobs on the compute nodes.
 huggingface_hub writes what it downloads under the process's umask (folders by mkdir, a blob with the mode
 of a probe file made beside it) and its tree listings (`trees/<commit>.json`) by mkstemp: mode 0600, whatever
 the umask. Fetched under `umask 077`, a model is its fetcher's alone, and another user's offline resolution
 finds no snapshot at all (`os.path.exists` is False for a folder one may not enter): "not in the cache, run
-fetch-models" then sent that user to fetch what is there. Here: the path this user cannot read, said as such
-with its remedy.
+fetch-models" then sent that user to fetch what is there. Here: the path this user cannot read (or write),
+said as such with its remedy; a full disk, said as such.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,21 @@ def user_name(uid: int | None = None) -> str:
 def cache_problem(
     cache: str | os.PathLike[str], repo_id: str, revision: str | None, error: BaseException | None
 ) -> CacheProblem | None:
-    """Why `repo_id` at `revision` could not be had from `cache` if the reason is local: a path that an
-    offline resolution reads and this user may not. None when the hub or a missing file is to blame."""
+    """Why `repo_id` at `revision` could not be had from, or fetched into, `cache` if the reason is local:
+    a full disk (in `error`'s chain), a path that an offline resolution reads and this user may not, or a
+    path `error` was refused (a folder not writable). None when the hub or a missing file is to blame."""
+    causes = list(_causes(error))
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.errno in _FULL_DISK:
+            return _full_disk(Path(cache), cause)
+    repo = repo_cache_dir(cache, repo_id)
     unreadable = unreadable_path(cache, repo_id, revision)
-    return None if unreadable is None else not_readable(unreadable, repo_cache_dir(cache, repo_id))
+    if unreadable is not None:
+        return not_readable(unreadable, repo)
+    for cause in causes:
+        if isinstance(cause, PermissionError):
+            return _refused(Path(cache), cause)
+    return None
 
 
 def unreadable_path(cache: str | os.PathLike[str], repo_id: str, revision: str | None) -> Path | None:
@@ -101,6 +115,32 @@ def not_readable(path: Path, repo: Path) -> CacheProblem:
     )
 
 
+def _refused(cache: Path, error: PermissionError) -> CacheProblem:
+    target = Path(error.filename) if error.filename else cache
+    folder = next((p for p in (target, *target.parents) if os.path.lexists(p)), target)
+    if os.access(folder, os.W_OK):  # not a folder it cannot write: name the path itself
+        reason = f"permission denied to user {user_name()}: {target}"
+    else:
+        reason = f"Hugging Face cache not writable by user {user_name()}: {folder}"
+    return CacheProblem(
+        reason,
+        f"{folder} is {_owner(folder)}: a local file permission problem, not the hub. Fetch as the user who "
+        f"owns the cache, have it made group-writable for a shared cache (`chmod -R g+w {cache}` with a "
+        "common group), or use a cache you can write: `--cache DIR` (compute nodes then read it with "
+        "HF_HUB_CACHE=DIR)",
+    )
+
+
+def _full_disk(cache: Path, error: OSError) -> CacheProblem:
+    what = "over its quota" if error.errno == errno.EDQUOT else "full"
+    return CacheProblem(
+        f"the disk holding the Hugging Face cache {cache} is {what} ({os.strerror(error.errno)})",
+        f"free space there (`df -h {cache}`; your quota), then run the same command again (the files "
+        "downloaded completely are kept); or use a cache on a filesystem with room: `--cache DIR` (compute "
+        "nodes then read it with HF_HUB_CACHE=DIR)",
+    )
+
+
 def _owner(path: Path) -> str:
     try:
         info = os.stat(path)
@@ -114,3 +154,11 @@ def _ref(repo: Path, revision: str) -> str | None:
         return (repo / "refs" / revision).read_text().strip() or None
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def _causes(error: BaseException | None) -> Iterator[BaseException]:
+    seen: list[BaseException] = []
+    while error is not None and not any(error is s for s in seen):
+        seen.append(error)
+        yield error
+        error = error.__cause__ or error.__context__

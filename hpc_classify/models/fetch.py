@@ -101,7 +101,9 @@ def _fetch_error(
 ) -> ModelNotAvailableError:
     from hpc_classify.models.cache_access import cache_problem
 
-    # A cache this user may not read (another user's, fetched under umask 077): the hub is not to blame.
+    # A full disk, a cache folder not writable (or not readable) by this user: the hub is not to blame.
+    # (LocalEntryNotFoundError is an OSError too, a FileNotFoundError: cache_problem looks at errno and
+    # PermissionError only, and at the cache's files.)
     problem = cache_problem(cache, repo_id, revision, error)
     if problem is not None:
         return CacheAccessError(

@@ -93,7 +93,7 @@ def resolve_base_dir(base_model: str, revision: str | None = None, token: str | 
     try:
         base_dir = resolve_model_dir(base_model, revision, allow_patterns=BASE_PATTERNS, token=token)
     except CacheAccessError:
-        raise  # the cache is there but not readable by this user: access to the hub is not the cure
+        raise  # the cache is there but not readable (or the disk full): access to the hub is not the cure
     except ModelNotAvailableError as error:
         if Path(base_model).expanduser().exists() or "does not exist" in _message(error):
             raise  # a local directory that is not there: nothing about the hub to explain

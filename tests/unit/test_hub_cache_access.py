@@ -4,7 +4,9 @@ reading it offline, as the user who fetched or as another (tests/other_user.py).
 
 - offline, the hub's own reason is kept (an incomplete snapshot says which files it misses);
 - a cache another user fetched under umask 077 is "not readable by user X", with the chmod that fixes it,
-  not "not in the cache: run fetch-models".
+  not "not in the cache: run fetch-models";
+- fetching into a cache folder this user may not write, or onto a full disk, blames neither the hub nor the
+  network.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import huggingface_hub
@@ -70,6 +74,10 @@ def _shared_cache(tmp_path: Path, mode: int = 0o755) -> Path:
     return cache
 
 
+def _hub_env(hub: LocalHub, **env: str) -> dict[str, str]:
+    return {"HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_OFFLINE": "0", **env}
+
+
 def test_offline_an_incomplete_snapshot_says_what_it_misses(online, tmp_path, monkeypatch):
     from hpc_classify.models.checkpoint import load_classifier_checkpoint
 
@@ -122,3 +130,55 @@ def test_a_cache_another_user_fetched_under_umask_077_is_not_readable_not_missin
         assert f"`chmod -R a+rX {repo}`" in message
         assert "not in the Hugging Face cache" not in message and "HF_HUB_OFFLINE=0" not in message
     assert "run `hpc-classify fetch-models --classifier domain`" not in loading
+
+
+def test_fetching_into_a_cache_this_user_may_not_write_blames_no_network(online, tmp_path):
+    cache = _shared_cache(tmp_path)
+    fetch_models(["domain"], cache_dir=cache)  # by the cache's owner, under the default umask
+    online.add(DOMAIN_REPO, NEW_COMMIT, {**online.repos[DOMAIN_REPO][COMMIT], "tokenizer.json": b"{}"})
+    hand_over(cache)
+
+    done = run_as_other_user(  # another user updates it: main has moved on
+        "from hpc_classify.models.fetch import fetch_models\n"
+        f"try:\n    fetch_models(['domain'], cache_dir={str(cache)!r})\n"
+        "except Exception as error:\n    print(type(error).__name__, error.one_line())\n",
+        _hub_env(online),
+    )
+    message = done.stdout.strip()
+    assert message.startswith("CacheAccessError cannot fetch classifier 'nvidia/domain-classifier'"), done
+    assert f"Hugging Face cache not writable by user {_user()}: {cache}" in message
+    assert "proxy" not in message and "check the name and revision" not in message
+
+
+def _small_filesystems() -> bool:
+    """Whether this user may mount a tmpfs in a mount namespace of its own (`unshare -Urm`)."""
+    if shutil.which("unshare") is None:
+        return False
+    mount = 'mount -t tmpfs -o size=64k tmpfs "$0"'
+    probe = subprocess.run(["unshare", "-Urm", "sh", "-c", mount, "/tmp"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _small_filesystems(), reason="needs a tmpfs mounted with unshare -Urm")
+def test_fetching_onto_a_full_disk_says_so(hub, tmp_path):
+    cache = tmp_path / "small"
+    cache.mkdir()
+    code = (
+        "from hpc_classify.models.fetch import fetch_models\n"
+        f"try:\n    fetch_models(['domain'], cache_dir={str(cache)!r})\n"
+        "except Exception as error:\n    print(type(error).__name__, error.one_line())\n"
+    )
+    path = os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(  # a 256 KiB filesystem in a mount namespace of its own: the weights do not fit
+        ["unshare", "-Urm", "sh", "-c", 'mount -t tmpfs -o size=256k tmpfs "$0" && exec "$1" -c "$2"']
+        + [str(cache), sys.executable, code],
+        env={**os.environ, **_hub_env(hub), "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    message = done.stdout.strip()
+    assert message.startswith("CacheAccessError cannot fetch classifier 'nvidia/domain-classifier'"), done
+    assert f"the disk holding the Hugging Face cache {cache} is full (No space left on device)" in message
+    assert "proxy" not in message and f"df -h {cache}" in message
