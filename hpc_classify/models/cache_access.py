@@ -1,4 +1,4 @@
-"""Whether this user can use the Hugging Face cache: read it, write it, and the disk it is on.
+"""Whether this user can use the Hugging Face cache, and sharing what `fetch-models` puts into it.
 
 A site's cache is filled by one user on a login node and read by every user's jobs on the compute nodes.
 huggingface_hub writes what it downloads under the process's umask (folders by mkdir, a blob with the mode
@@ -6,7 +6,8 @@ of a probe file made beside it) and its tree listings (`trees/<commit>.json`) by
 the umask. Fetched under `umask 077`, a model is its fetcher's alone, and another user's offline resolution
 finds no snapshot at all (`os.path.exists` is False for a folder one may not enter): "not in the cache, run
 fetch-models" then sent that user to fetch what is there. Here: the path this user cannot read (or write),
-said as such with its remedy; a full disk, said as such.
+said as such with its remedy; a full disk, said as such; and, after fetching, the fetched `models--*` folders
+opened to whoever the cache's own folder is open to.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+_GROUP = stat.S_IRGRP | stat.S_IXGRP
+_OTHER = stat.S_IROTH | stat.S_IXOTH
+_READ = stat.S_IRGRP | stat.S_IROTH  # of a file: read only (`chmod +rX` adds no execute bit to a file)
 
 
 @dataclass(frozen=True)
@@ -162,3 +166,84 @@ def _causes(error: BaseException | None) -> Iterator[BaseException]:
         seen.append(error)
         yield error
         error = error.__cause__ or error.__context__
+
+
+# -- sharing what fetch-models fetched ----------------------------------------------------------
+def shared_bits(folder: str | os.PathLike[str]) -> int:
+    """The read and search bits a folder grants its group (g+rx) and others (o+rx), from its search bit."""
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return 0
+    return (_GROUP if mode & stat.S_IXGRP else 0) | (_OTHER if mode & stat.S_IXOTH else 0)
+
+
+def make_cache_dir(cache: Path) -> None:
+    """`cache` with its missing parents, each made as open as the nearest folder that was there (an HF_HOME
+    made world-readable by env/install.sh, then `hub/` made here under umask 077, would hide every model)."""
+    made = []
+    folder = Path(cache)
+    while not os.path.lexists(folder) and folder != folder.parent:
+        made.append(folder)
+        folder = folder.parent
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    bits = shared_bits(folder)
+    for new in reversed(made):
+        _add_bits(new, bits, [])
+
+
+def share_like_cache(cache: Path, repo_ids: Iterable[str]) -> list[Path]:
+    """Open the `models--*` folders of `repo_ids` in `cache` to whoever may enter `cache` itself (`chmod -R
+    g+rX` and/or `o+rX`, tree listings included). Returns the paths this user may not change."""
+    bits = shared_bits(cache)
+    failed: list[Path] = []
+    if not bits:
+        return failed  # a private cache stays private
+    for repo_id in dict.fromkeys(repo_ids):
+        for folder, _, files in os.walk(repo_cache_dir(cache, repo_id)):
+            _add_bits(Path(folder), bits, failed)
+            for name in files:
+                _add_bits(Path(folder, name), bits & _READ, failed)
+    return failed
+
+
+def _add_bits(path: Path, bits: int, failed: list[Path]) -> None:
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISLNK(info.st_mode) and info.st_mode & bits != bits:  # a symlink's mode is not its own
+            os.chmod(path, stat.S_IMODE(info.st_mode) | bits)
+    except OSError:
+        failed.append(path)
+
+
+def whom(bits: int) -> str:
+    """Who `bits` (of `shared_bits`) open a path to, in words."""
+    return " and ".join(w for w, b in (("its group", _GROUP), ("other users", _OTHER)) if bits & b)
+
+
+def current_umask() -> int:
+    """This process's umask (from /proc, else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_warning(cache: Path) -> str | None:
+    """A warning when the umask hides what is written into `cache` from those its folder is open to."""
+    bits, mask = shared_bits(cache), current_umask()
+    hidden = bits & mask
+    if not hidden:
+        return None
+    return (
+        f"umask {mask:04o} makes files written into {cache} unreadable by {whom(hidden)}, to whom the "
+        f"cache is open: fetch-models opens what it fetched to them, but what anything else writes there "
+        "(huggingface_hub downloads of a job with HF_HUB_OFFLINE=0) stays private; run `umask 022` (027: "
+        "the group only) before writing into a shared cache"
+    )

@@ -229,16 +229,22 @@ def fetch_models(
     cache = Path(cache_dir).expanduser().resolve() if cache_dir else hub_cache_dir()
     offline = hub_offline()
     if not offline:
-        cache.mkdir(parents=True, exist_ok=True)
-    fetched = []
-    for name, repo_id, rev in specs:
-        # What the user asked for (`aegis`, not the LlamaGuard repository it needs; never a base model, which
-        # is no classifier), so that running it again fetches everything that classifier loads.
-        command = fetch_models_command(name, rev, cache)
-        for repo, revision, patterns, required in _repositories(name, repo_id, rev):
-            logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo, revision, cache)
-            fetched.append(
-                _fetch_one(
+        from hpc_classify.models.cache_access import make_cache_dir, umask_warning
+
+        make_cache_dir(cache)
+        if warning := umask_warning(cache):
+            logger.warning("%s", warning)
+    fetched: list[FetchedModel] = []
+    attempted: list[str] = []
+    try:
+        for name, repo_id, rev in specs:
+            # What the user asked for (`aegis`, not the LlamaGuard repository it needs; never a base model,
+            # which is no classifier), so that running it again fetches everything that classifier loads.
+            command = fetch_models_command(name, rev, cache)
+            for repo, revision, patterns, required in _repositories(name, repo_id, rev):
+                logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo, revision, cache)
+                attempted.append(repo)
+                item = _fetch_one(
                     name,
                     repo,
                     revision,
@@ -248,8 +254,29 @@ def fetch_models(
                     patterns=patterns,
                     required=required,
                 )
-            )
+                fetched.append(item)
+                attempted.extend([item.base_model] if item.base_model else [])
+    finally:
+        if not offline:  # what was written, even by a fetch that failed half-way
+            _share(cache, attempted)
     return fetched
+
+
+def _share(cache: Path, repo_ids: list[str]) -> None:
+    """Whoever may read the cache's folder may read what was fetched into it (huggingface_hub writes under
+    the umask, and its tree listings 0600 whatever the umask)."""
+    from hpc_classify.models.cache_access import share_like_cache, shared_bits, whom
+
+    failed = share_like_cache(cache, repo_ids)
+    if failed:
+        logger.warning(
+            "%d path(s) of the models fetched into %s stay unreadable by %s, to whom the cache is open: "
+            "this user may not change them (e.g. %s); their owner must run `chmod -R a+rX` on them",
+            len(failed),
+            cache,
+            whom(shared_bits(cache)),
+            failed[0],
+        )
 
 
 def _repositories(name: str, repo_id: str, revision: str) -> list[tuple[str, str, Sequence[str], Required]]:

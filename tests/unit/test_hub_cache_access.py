@@ -6,7 +6,9 @@ reading it offline, as the user who fetched or as another (tests/other_user.py).
 - a cache another user fetched under umask 077 is "not readable by user X", with the chmod that fixes it,
   not "not in the cache: run fetch-models";
 - fetching into a cache folder this user may not write, or onto a full disk, blames neither the hub nor the
-  network.
+  network;
+- what fetch-models fetches is open to whoever the cache's folder is open to, whatever the umask (the tree
+  listings, which huggingface_hub writes 0600, included), and a umask that hides files says so.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +185,47 @@ def test_fetching_onto_a_full_disk_says_so(hub, tmp_path):
     assert message.startswith("CacheAccessError cannot fetch classifier 'nvidia/domain-classifier'"), done
     assert f"the disk holding the Hugging Face cache {cache} is full (No space left on device)" in message
     assert "proxy" not in message and f"df -h {cache}" in message
+
+
+@pytest.mark.parametrize(
+    ("root_mode", "made_here", "dir_bits", "file_bits"),
+    [
+        (0o755, False, 0o055, 0o044),  # the cache open to all: so is what was fetched
+        (0o755, True, 0o055, 0o044),  # HF_HOME open to all, hub/ made by fetch-models: the same
+        (0o750, False, 0o050, 0o040),  # open to the group only: nothing for others
+    ],
+)
+def test_what_fetch_models_fetches_under_umask_077_is_as_open_as_the_cache(
+    hub, tmp_path, root_mode, made_here, dir_bits, file_bits
+):
+    cache = _shared_cache(tmp_path, root_mode)
+    if made_here:
+        cache.rmdir()
+    code = (
+        "import os, sys; os.umask(0o077)\nfrom hpc_classify.cli.main import main\n"
+        f"sys.exit(main(['fetch-models', '--classifier', 'domain', '--cache', {str(cache)!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **_hub_env(hub), "PYTHONPATH": str(Path(__file__).parents[2])},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert f"umask 0077 makes files written into {cache} unreadable by" in done.stderr, done.stderr
+    assert stat.S_IMODE(cache.stat().st_mode) & 0o077 == root_mode & 0o055
+    paths = [p for repo in cache.glob("models--*") for p in [repo, *repo.rglob("*")] if not p.is_symlink()]
+    assert any(p.parent.name == "trees" for p in paths)  # huggingface_hub's listing, made 0600
+    for path in paths:
+        bits = dir_bits if path.is_dir() else file_bits
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == bits, path
+    if root_mode & 0o005:  # open to all: another user reads it offline, tree listings included
+        hand_over(cache)
+        code = (
+            "from hpc_classify.models.checkpoint import load_classifier_checkpoint\n"
+            "print(len(load_classifier_checkpoint('nvidia/domain-classifier').labels))\n"
+        )
+        read = run_as_other_user(code, {"HF_HOME": str(cache.parent), "HF_HUB_OFFLINE": "1"})
+        assert read.stdout.strip() == "26", read.stderr
+        assert "Ignoring corrupted tree cache file" not in read.stderr
