@@ -113,6 +113,12 @@ class ModelAccessError(ModelNotAvailableError, PermissionError):
     data guard classifiers raise when LlamaGuard-7b cannot be loaded."""
 
 
+class CacheAccessError(ModelNotAvailableError):
+    """A model the Hugging Face cache cannot serve for a local reason: its files are not readable (or its
+    folders not writable) by this user, or its disk is full. The hub is not to blame, and fetching again
+    does not help: the hint says what does."""
+
+
 class CheckpointFormatError(HpcClassifyError):
     """A checkpoint directory whose files do not match the expected layout."""
 

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fetch_models(args: argparse.Namespace) -> int:
-    from hpc_classify.models.fetch import fetch_models
+    from hpc_classify.models.fetch import fetch_models, pinned_repository
     from hpc_classify.models.hub import hub_cache_dir
 
     fetched = fetch_models(args.classifier, cache_dir=args.cache, revision=args.revision)
@@ -56,8 +56,17 @@ def run_fetch_models(args: argparse.Namespace) -> int:
         base = f"; base config {item.base_model}@{item.base_commit}" if item.base_model else ""
         print(f"{item.name}: {item.repo_id}@{item.revision} -> commit {item.commit} {offline}".rstrip())
         print(f"    {item.path} ({len(item.files)} files: {', '.join(item.files)}){base}")
-    pins = " ".join(f"{item.name}@{item.commit}" for item in fetched)
+    # One pin per classifier: @REVISION pins one repository (a bundle's adapter or guard net), so the commit
+    # of the LlamaGuard base (always taken at main) in a pin would name no commit of the pinned repository.
+    pinned = [item.repo_id == pinned_repository(item.name, item.repo_id) for item in fetched]
+    pins = " ".join(f"{item.name}@{item.commit}" for item, pin in zip(fetched, pinned, strict=True) if pin)
     print(f"pin these commits: hpc-classify fetch-models --classifier {pins}")
+    for item, pin in zip(fetched, pinned, strict=True):
+        if not pin:
+            print(
+                f"    {item.name} also loads {item.repo_id} at {item.revision} (now commit {item.commit}), "
+                f"which {item.name}@REVISION does not pin"
+            )
     if args.cache and os.path.realpath(args.cache) != os.path.realpath(hub_cache_dir()):
         # The loader looks in HF_HUB_CACHE / HF_HOME/hub: say how to point compute nodes at this cache.
         print(f"compute nodes must read this cache: export HF_HUB_CACHE={os.path.realpath(args.cache)}")

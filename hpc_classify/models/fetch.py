@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpc_classify.errors import CheckpointFormatError, ConfigError, ModelNotAvailableError
+from hpc_classify.errors import CacheAccessError, CheckpointFormatError, ConfigError, ModelNotAvailableError
 from hpc_classify.models.checkpoint_meta import TOKENIZER_FILES_HINT, VOCABULARY_PATTERNS
 from hpc_classify.models.hub import (
     BASE_CONFIG_FILE,
@@ -35,8 +35,9 @@ from hpc_classify.models.registry_defaults import BUNDLED_MODELS, DEFAULT_MODELS
 logger = logging.getLogger(__name__)
 
 # What a repository must hold for its loader: a file name, or a tuple of patterns of which one must match
-# (the tokenizer: its files vary by model, but without one transformers builds an empty tokenizer).
-Required = Sequence[str | tuple[str, ...]]
+# (the tokenizer: its files vary by model, but without one transformers builds an empty tokenizer), or a
+# function of the snapshot folder saying what it lacks (LlamaGuard's weight shards, named by their index).
+Required = Sequence[str | tuple[str, ...] | Callable[[Path], list[str]]]
 REQUIRED_FILES: Required = ("config.json", "model.safetensors", VOCABULARY_PATTERNS)
 
 
@@ -99,6 +100,17 @@ def _gated(repo_id: str, error: Exception) -> bool:
 def _fetch_error(
     what: str, repo_id: str, revision: str, cache: Path, error: Exception, command: str
 ) -> ModelNotAvailableError:
+    from hpc_classify.models.cache_access import cache_problem
+
+    # A full disk, a cache folder not writable (or not readable) by this user: the hub is not to blame.
+    # (LocalEntryNotFoundError is an OSError too, a FileNotFoundError: cache_problem looks at errno and
+    # PermissionError only, and at the cache's files.)
+    problem = cache_problem(cache, repo_id, revision, error)
+    if problem is not None:
+        return CacheAccessError(
+            f"cannot fetch {what} {repo_id!r} at revision {revision!r} into {cache} ({problem.reason})",
+            hint=problem.hint,
+        )
     reason = hub_failure_reason(error)
     login = (
         f"{repo_id} is gated: accept its license on https://huggingface.co/{repo_id} with your Hugging Face "
@@ -149,11 +161,16 @@ def _fetch_one(
         what = f"{name} repository" if name in BUNDLED_MODELS else "classifier"
         raise _fetch_error(what, repo_id, revision, cache, error, command) from None
     files = tuple(sorted(p.name for p in snapshot.iterdir() if p.is_file()))
-    missing = _missing(required, files)
+    missing = _missing(required, files, snapshot)
     if missing:
         raise CheckpointFormatError(
             f"{repo_id}@{revision}: the repository has no {'; no '.join(missing)} (found: {', '.join(files)})",
-            hint="hpc-classify loads checkpoints in the public NVIDIA layout (config.json, model.safetensors, "
+            hint=(
+                f"the cached snapshot {snapshot} lacks files (an interrupted fetch, or files removed): on a "
+                f"login node with internet run `HF_HUB_OFFLINE=0 {command}`"
+            )
+            if offline
+            else "hpc-classify loads checkpoints in the public NVIDIA layout (config.json, model.safetensors, "
             f"tokenizer files; {TOKENIZER_FILES_HINT}); a repository with only pytorch_model.bin needs "
             "converting",
         )
@@ -166,10 +183,12 @@ def _fetch_one(
     )
 
 
-def _missing(required: Required, files: Sequence[str]) -> list[str]:
+def _missing(required: Required, files: Sequence[str], snapshot: Path) -> list[str]:
     missing = []
     for need in required:
-        if isinstance(need, str):
+        if callable(need):
+            missing.extend(need(snapshot))
+        elif isinstance(need, str):
             if need not in files:
                 missing.append(need)
         elif not any(fnmatch.fnmatch(name, pattern) for name in files for pattern in need):
@@ -218,16 +237,22 @@ def fetch_models(
     cache = Path(cache_dir).expanduser().resolve() if cache_dir else hub_cache_dir()
     offline = hub_offline()
     if not offline:
-        cache.mkdir(parents=True, exist_ok=True)
-    fetched = []
-    for name, repo_id, rev in specs:
-        # What the user asked for (`aegis`, not the LlamaGuard repository it needs; never a base model, which
-        # is no classifier), so that running it again fetches everything that classifier loads.
-        command = fetch_models_command(name, rev, cache)
-        for repo, revision, patterns, required in _repositories(name, repo_id, rev):
-            logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo, revision, cache)
-            fetched.append(
-                _fetch_one(
+        from hpc_classify.models.cache_access import make_cache_dir, umask_warning
+
+        make_cache_dir(cache)
+        if warning := umask_warning(cache):
+            logger.warning("%s", warning)
+    fetched: list[FetchedModel] = []
+    attempted: list[str] = []
+    try:
+        for name, repo_id, rev in specs:
+            # What the user asked for (`aegis`, not the LlamaGuard repository it needs; never a base model,
+            # which is no classifier), so that running it again fetches everything that classifier loads.
+            command = fetch_models_command(name, rev, cache)
+            for repo, revision, patterns, required in _repositories(name, repo_id, rev):
+                logger.info("%s %s@%s into %s", "checking" if offline else "fetching", repo, revision, cache)
+                attempted.append(repo)
+                item = _fetch_one(
                     name,
                     repo,
                     revision,
@@ -237,8 +262,29 @@ def fetch_models(
                     patterns=patterns,
                     required=required,
                 )
-            )
+                fetched.append(item)
+                attempted.extend([item.base_model] if item.base_model else [])
+    finally:
+        if not offline:  # what was written, even by a fetch that failed half-way
+            _share(cache, attempted)
     return fetched
+
+
+def _share(cache: Path, repo_ids: list[str]) -> None:
+    """Whoever may read the cache's folder may read what was fetched into it (huggingface_hub writes under
+    the umask, and its tree listings 0600 whatever the umask)."""
+    from hpc_classify.models.cache_access import share_like_cache, shared_bits, whom
+
+    failed = share_like_cache(cache, repo_ids)
+    if failed:
+        logger.warning(
+            "%d path(s) of the models fetched into %s stay unreadable by %s, to whom the cache is open: "
+            "this user may not change them (e.g. %s); their owner must run `chmod -R a+rX` on them",
+            len(failed),
+            cache,
+            whom(shared_bits(cache)),
+            failed[0],
+        )
 
 
 def _repositories(name: str, repo_id: str, revision: str) -> list[tuple[str, str, Sequence[str], Required]]:
@@ -248,8 +294,14 @@ def _repositories(name: str, repo_id: str, revision: str) -> list[tuple[str, str
     if name not in BUNDLED_MODELS:
         return [(repo_id, revision, CLASSIFIER_FILE_PATTERNS, REQUIRED_FILES)]
     from hpc_classify.models import llama_guard as lg
+    from hpc_classify.models.llama_guard_weights import missing_base_weights
 
-    base = (lg.LLAMA_GUARD_BASE, "main", lg.BASE_PATTERNS, ("config.json", VOCABULARY_PATTERNS))
+    base = (
+        lg.LLAMA_GUARD_BASE,
+        "main",
+        lg.BASE_PATTERNS,
+        ("config.json", VOCABULARY_PATTERNS, missing_base_weights),
+    )
     adapter_files = ("adapter_config.json", lg.ADAPTER_WEIGHTS)
     if name == "instruction-data-guard":
         return [
@@ -259,3 +311,10 @@ def _repositories(name: str, repo_id: str, revision: str) -> list[tuple[str, str
         ]
     adapter = lg.AEGIS_PERMISSIVE if name == "aegis-permissive" else lg.AEGIS_DEFENSIVE
     return [base, (adapter, revision, lg.ADAPTER_PATTERNS, adapter_files)]
+
+
+def pinned_repository(name: str, repo_id: str) -> str:
+    """The repository that classifier `name`'s @REVISION (and `run --revision`) pins: the classifier's own,
+    a bundle's adapter (aegis, aegis-permissive) or guard net (instruction-data-guard), never the LlamaGuard
+    base, which is taken at main."""
+    return _repositories(name, repo_id, "main")[-1][0]

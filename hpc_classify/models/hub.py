@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpc_classify.errors import CheckpointFormatError, ModelNotAvailableError
+from hpc_classify.errors import CacheAccessError, CheckpointFormatError, ModelNotAvailableError
 from hpc_classify.models.registry_defaults import DEFAULT_MODELS
 
 logger = logging.getLogger(__name__)
@@ -143,8 +143,23 @@ def _fetch_hint(model: str, revision: str | None, *, base: bool = False) -> str:
 def _not_available(
     what: str, model: str, revision: str | None, error: Exception, *, base: bool = False
 ) -> ModelNotAvailableError:
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from hpc_classify.models.cache_access import cache_problem
+
+    # A cache this user may not read (fetched under umask 077), or a full disk: no fetch-models would help.
+    problem = cache_problem(hub_cache_dir(), model, revision, error)
+    if problem is not None:
+        return CacheAccessError(
+            f"{what} {model!r} (revision {revision or 'main'}) is not available: {problem.reason}",
+            hint=problem.hint,
+        )
     if hub_offline():
-        where = f"not in the Hugging Face cache {hub_cache_dir()}, and offline ({offline_variable()}=1)"
+        # The hub's reason, unless it only says that nothing is there (an incomplete snapshot says more).
+        reason = "" if type(error) is LocalEntryNotFoundError else f" ({hub_failure_reason(error)})"
+        where = (
+            f"not in the Hugging Face cache {hub_cache_dir()}, and offline ({offline_variable()}=1){reason}"
+        )
     else:
         where = f"not in the Hugging Face cache {hub_cache_dir()} and not downloadable ({hub_failure_reason(error)})"
     # An "org/name" may have been meant as a local path: say that no such directory exists either.

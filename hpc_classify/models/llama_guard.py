@@ -23,9 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpc_classify.errors import CheckpointFormatError, ModelAccessError, ModelNotAvailableError
+from hpc_classify.errors import (
+    CacheAccessError,
+    CheckpointFormatError,
+    ModelAccessError,
+    ModelNotAvailableError,
+)
 from hpc_classify.models.checkpoint_meta import SHA256_BLOB, file_hash
 from hpc_classify.models.hub import hub_cache_dir, read_json_file, resolve_model_dir
+from hpc_classify.models.llama_guard_weights import cached_repo_id, require_base_weights
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,11 +84,14 @@ def access_hint(base_model: str) -> str:
 
 
 def resolve_base_dir(base_model: str, revision: str | None = None, token: str | bool | None = None) -> Path:
-    """The LlamaGuard base model's directory (local, cache or hub). A gated model without access, or one
-    missing offline, is one ModelAccessError (a PermissionError, as NeMo raises there) saying how to get
-    access and how to pre-fetch."""
+    """The LlamaGuard base model's directory (local, cache or hub), with all its weights. A gated model
+    without access, or one missing offline, is one ModelAccessError (a PermissionError, as NeMo raises there)
+    saying how to get access and how to pre-fetch; one whose weight shards are not all there, a
+    ModelNotAvailableError saying how to complete it."""
     try:
-        return resolve_model_dir(base_model, revision, allow_patterns=BASE_PATTERNS, token=token)
+        base_dir = resolve_model_dir(base_model, revision, allow_patterns=BASE_PATTERNS, token=token)
+    except CacheAccessError:
+        raise  # the cache is there but not readable (or the disk full): access to the hub is not the cure
     except ModelNotAvailableError as error:
         if Path(base_model).expanduser().exists() or "does not exist" in _message(error):
             raise  # a local directory that is not there: nothing about the hub to explain
@@ -90,6 +99,8 @@ def resolve_base_dir(base_model: str, revision: str | None = None, token: str | 
             f"base model {base_model!r} (LlamaGuard) is not available: {_message(error)}",
             hint=access_hint(base_model),
         ) from None
+    require_base_weights(base_model, base_dir)
+    return base_dir
 
 
 def resolve_adapter_dir(adapter: str, revision: str | None = None, token: str | bool | None = None) -> Path:
@@ -151,6 +162,7 @@ def load_llama_guard(
     from hpc_classify.models.checkpoint import check_tokenizer_fits
 
     base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
+    require_base_weights(cached_repo_id(base_dir) or str(base_dir), base_dir)  # not a raw FileNotFoundError
     tokenizer = load_llama_guard_tokenizer(base_dir)  # first: a missing one is refused before 13 GB load
     placement = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
     base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype, **placement)
