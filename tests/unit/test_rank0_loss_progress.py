@@ -6,11 +6,11 @@ ever. Plain processes and a temporary directory: no cluster, no Slurm."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from test_rank0_end import INTERRUPTED, NODES, SLEEPER, STOPPED_BEFORE_PROGRESS, TOKEN
 
 from hpc_classify.cluster import rank0_heartbeat, slurm_node
 from hpc_classify.cluster.job_incarnation import Incarnation
@@ -19,15 +19,6 @@ from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter
 from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions, run_node
 from hpc_classify.stop_request import StopRequest
-
-TOKEN = "c1:42.0:1714557010:step 0"
-NODES = ("node1", "node2")
-INTERRUPTED, STOPPED_BEFORE_PROGRESS = 3, 5
-SLEEPER = [
-    sys.executable,
-    "-c",
-    "import signal, sys; signal.signal(15, lambda *_: sys.exit(0)); signal.pause()",
-]
 
 
 def test_each_beat_says_what_the_driver_finished_and_the_watch_keeps_the_most(tmp_path: Path) -> None:
