@@ -101,7 +101,7 @@ class SubmitOptions:
             ("--gpus-per-node", self.gpus_per_node, 0),
             ("--time", self.time_min, 0),  # 0: no time limit, where the partition allows it
             ("signal_delay_s", self.signal_delay_s, 0),
-            ("--max-requeues", DEFAULT_MAX_REQUEUES if self.max_requeues is None else self.max_requeues, 0),
+            ("--max-requeues", self.requeue_budget(), 0),
         ):
             if not is_whole_number(value, minimum):
                 raise ConfigError(f"{flag} must be a whole number >= {minimum}, not {value!r}")
@@ -126,6 +126,10 @@ class SubmitOptions:
                 f"{'them' if len(slurm_only) > 1 else 'it'}",
                 hint=f"drop {', '.join(slurm_only)} for a local check, or drop --local to submit to Slurm",
             )
+
+    def requeue_budget(self) -> int:
+        """Requeues after the time limit submitit may do: --max-requeues, else DEFAULT_MAX_REQUEUES."""
+        return DEFAULT_MAX_REQUEUES if self.max_requeues is None else self.max_requeues
 
     def warning_lead_s(self) -> int:
         """Seconds before the time limit at which Slurm (--local: submitit) sends the drain warning (USR2)."""
@@ -166,8 +170,7 @@ class SubmitOptions:
 def make_executor(options: SubmitOptions) -> Any:
     import submitit
 
-    requeues = DEFAULT_MAX_REQUEUES if options.max_requeues is None else options.max_requeues
-    extra = {} if options.local else {"slurm_max_num_timeout": requeues}
+    extra = {} if options.local else {"slurm_max_num_timeout": options.requeue_budget()}
     executor = submitit.AutoExecutor(
         folder=options.folder, cluster="local" if options.local else None, **extra
     )
