@@ -5,7 +5,8 @@ own folder), and the number of rows of each value.
 As NeMo's: in each value's directory one file per value of the file name column, named `Path(name).stem` and
 the format's suffix (see `output_names`), without the file name column, and without the metadata column with
 `remove_metadata`; `include_values` keeps only those values, else `exclude_values` leaves those out (an empty
-list: no filter); the counts are those of the values written, merged across partitions by `merge_counts`.
+list: no filter); the counts are those of the values written, merged across partitions by `merge_counts`; a
+categorical column's unused categories count 0 and get an empty directory (NeMo's `value_counts`).
 A directory of JSON Lines files to JSON Lines goes line by line (`metadata_files`).
 
 Where NeMo loses rows or fails unclearly, ours differs (docs/nemo-differences.md): a file name in several
@@ -169,7 +170,8 @@ class _MetaSplit:
                 f"{nulls} row(s) have no value in column {self.field!r} (null): no directory to write them to",
                 hint=f"fill them (df[{self.field!r}].fillna('unknown')), drop them, or pass include_values",
             )
-        counts = {k: v for k, v in values.value_counts(sort=True).to_dict().items() if v}
+        # A categorical column's unused categories count 0 and get an empty folder, as NeMo's value_counts.
+        counts = values.value_counts(sort=True).to_dict()
         if self.include_values:
             counts = {k: v for k, v in counts.items() if k in self.include_values}
         elif self.exclude_values:
@@ -177,6 +179,9 @@ class _MetaSplit:
         directories = {value: value_directory(value, self.field) for value in counts}  # all checked first
         written = []
         for value, directory in directories.items():
+            if not counts[value]:
+                os.makedirs(os.path.join(self.output_dir, directory), exist_ok=True)
+                continue
             rows = part[(values == value).fillna(False).to_numpy(dtype=bool)]  # null: not this value
             if self.remove_metadata:
                 rows = rows.drop(columns=[self.field])

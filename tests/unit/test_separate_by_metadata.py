@@ -209,3 +209,23 @@ def test_two_names_of_one_output_in_a_value_folder_are_refused_before_any_is_wri
 def test_computed_on_the_active_scheduler(tmp_path):
     with dask.config.set(scheduler="threads"):
         assert separate_by_metadata(_frame(), str(tmp_path / "t"), "dom").compute() == {"Games": 3, "News": 2}
+
+
+@pytest.mark.parametrize("include", [None, ["Games", "Legal"]])
+def test_unused_categories_get_an_empty_folder_and_a_zero_count_as_in_nemo(tmp_path, include):
+    # NeMo 0.7.1's write_dataframe_by_meta counts with value_counts, which lists a categorical column's
+    # unused categories with 0, and makes each one's folder (an empty partition writes no file).
+    frame = _frame().compute()
+    frame["dom"] = frame["dom"].astype(pd.CategoricalDtype(["Games", "Legal", "News"]))
+    counts = write_dataframe_by_meta(frame, str(tmp_path / "one"), "dom", include_values=include)
+    expected = {"Games": 3, "Legal": 0, "News": 2}
+    expected = {k: v for k, v in expected.items() if include is None or k in include}
+    assert counts == expected
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == sorted(expected)
+    assert list((tmp_path / "one" / "Legal").iterdir()) == []
+    # Through a Dask frame: every partition's zero merged into one count of 0.
+    total = separate_by_metadata(
+        dd.from_pandas(frame, npartitions=2), str(tmp_path / "all"), "dom", include_values=include
+    ).compute()
+    assert total == expected
+    assert list((tmp_path / "all" / "Legal").iterdir()) == []
