@@ -4,7 +4,8 @@ The scheduler runs in the driver's process; each worker is its own Slurm job (on
 CPU; on GPU a dask-cuda worker per job, one per GPU it was given). Site settings (partition, account,
 walltime, cores, memory, job-script prologue such as `module load`, interface) come from Dask's
 configuration, `jobqueue.slurm.*` (~/.config/dask/jobqueue.yaml or DASK_JOBQUEUE__SLURM__QUEUE=...);
-the run decides the protocol, the worker count and the worker command. Never imports torch.
+the run decides the protocol, the worker count and the worker command. Worker jobs retire before their
+walltime and are submitted again (worker_jobs.py), so a run may last longer than one. Never imports torch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from typing import Any
 
 from hpc_classify.cluster.job_layout import jobqueue_log_dir
+from hpc_classify.cluster.worker_jobs import keep_worker_jobs, lifetime_arguments
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError
 from hpc_classify.worker_env import cpu_worker_environment, ucx_environment
@@ -32,6 +34,7 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
     site = dask.config.get("jobqueue.slurm", default={}) or {}
     cores = site.get("cores") or DEFAULT_CORES
     gpu = config.device == "cuda"
+    site_worker_args = list(site.get("worker-extra-args") or [])
     settings: dict[str, Any] = {
         "cores": cores,
         "memory": site.get("memory") or DEFAULT_MEMORY,
@@ -57,9 +60,11 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
             ),
         ],
         "worker_extra_args": [
-            *(site.get("worker-extra-args") or []),
+            *site_worker_args,
             "--nthreads",
             str(config.threads_per_worker or 1),
+            # Each worker retires before its job's walltime; keep_worker_jobs submits another (worker_jobs.py).
+            *lifetime_arguments(site.get("walltime"), site_worker_args),
         ],
     }
     if gpu:
@@ -94,6 +99,7 @@ def start_jobqueue_cluster(config: RunConfig) -> Any:
         cluster.adapt(minimum_jobs=jobs, maximum_jobs=config.max_workers)
     else:
         cluster.scale(jobs=jobs)
+    keep_worker_jobs(cluster)
     logger.info(
         "jobqueue: scheduler %s, %d worker job(s) requested; job script:\n%s",
         cluster.scheduler_address,

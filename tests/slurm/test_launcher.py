@@ -292,3 +292,32 @@ def test_jobqueue_cluster_completes(slurm_cluster, tiny_domain_model, corpus, tm
     # The workers were Slurm jobs, and they are gone once the run has ended.
     assert list(Path(jobqueue_log_dir(str(out))).glob("*.out"))
     wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")
+
+
+def test_jobqueue_worker_jobs_past_their_walltime_are_replaced(
+    slurm_cluster, tiny_domain_model, corpus, tmp_path, gated
+) -> None:
+    """A run longer than a worker job's walltime (one minute here): the worker retires before it and
+    another job takes its place, so the held file is taken up again by a new worker and the run completes."""
+    gate, gate_env = gated
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hpc_classify.cli.main", "run", "--cluster", "jobqueue", "--workers", "1"]
+    cmd += run_args(corpus, out, tiny_domain_model)
+    env = {**slurm_cluster.env, **gate_env, "DASK_JOBQUEUE__SLURM__WALLTIME": "00:01:00"}
+    log = (tmp_path / "run.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def worker_processes() -> set[str]:
+            return {p.name.split("-")[2] for p in gate.glob("started-*")}
+
+        # The first worker holds a file; once it has retired, a worker of a new job takes the file up.
+        wait_until(lambda: len(worker_processes()) >= 2, 240, "a second worker job to take the held file")
+        (gate / "hold").unlink()
+        assert proc.wait(timeout=240) == 0, (tmp_path / "run.log").read_text()
+    finally:
+        proc.kill()
+        log.close()
+    assert_complete_exactly_once(corpus, out)
+    assert len(list(Path(jobqueue_log_dir(str(out))).glob("*.out"))) >= 2
+    wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")
