@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from hpc_classify.cluster.job_layout import jobqueue_log_dir
-from hpc_classify.cluster.worker_jobs import keep_worker_jobs, lifetime_arguments
+from hpc_classify.cluster.worker_jobs import keep_worker_jobs, lifetime_environment
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError
 from hpc_classify.worker_env import cpu_worker_environment, ucx_environment
@@ -58,13 +58,16 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
                     else cpu_worker_environment(cores, 1, gpus_on_node=config.device != "cpu")
                 ).items()
             ),
+            # Each worker retires before its job's walltime; keep_worker_jobs submits another (worker_jobs.py).
+            *(
+                f"export {name}={value}"
+                for name, value in lifetime_environment(site.get("walltime"), site_worker_args).items()
+            ),
         ],
         "worker_extra_args": [
             *site_worker_args,
             "--nthreads",
             str(config.threads_per_worker or 1),
-            # Each worker retires before its job's walltime; keep_worker_jobs submits another (worker_jobs.py).
-            *lifetime_arguments(site.get("walltime"), site_worker_args),
         ],
     }
     if gpu:

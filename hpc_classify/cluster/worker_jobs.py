@@ -3,7 +3,7 @@
 Each worker is a Slurm job with a walltime (`jobqueue.slurm.walltime`, 30 min by default); a run over a
 corpus lasts longer. Two things keep such a run going, as dask-jobqueue's docs advise:
 
-- each worker retires by itself (`dask worker --lifetime`) a margin before its walltime, its start of the
+- each worker retires by itself (Dask's worker lifetime) a margin before its walltime, its start of the
   margin staggered so that the jobs do not all leave at once: Slurm's kill would count the files in flight as
   suspects of the worker's death (`allowed-failures`), a worker's own retirement does not;
 - a worker job that has ended is submitted again. SpecCluster forgets a worker that left only when its name
@@ -54,15 +54,20 @@ def slurm_time_seconds(text: str) -> int | None:
     return int(first) * 60 + int(second or 0)  # minutes[:seconds]
 
 
-def lifetime_arguments(walltime: Any, given: list[str]) -> list[str]:
-    """`dask worker` arguments that retire a worker before its job's `walltime`: a margin of a tenth of it
-    (at least 30 s, at most 5 min) for the retirement, and a stagger of a twentieth (at most 2 min) taken
-    off too. None added where the site's worker arguments already set a lifetime, or there is no walltime."""
-    if any(arg == "--lifetime" or arg.startswith("--lifetime=") for arg in given):
-        return []
+def lifetime_environment(walltime: Any, site_args: list[str]) -> dict[str, str]:
+    """Dask's worker lifetime settings, as environment variables of the job script (`dask cuda worker` has no
+    `--lifetime` flag; both read Dask's config): retire a margin before the job's `walltime`, a tenth of it (at
+    least 30 s, at most 5 min), with a stagger of a twentieth (at most 2 min) taken off too. None where the
+    site sets a lifetime (its worker arguments or Dask config), or there is no walltime."""
+    import dask
+
+    if dask.config.get("distributed.worker.lifetime.duration", default=None) is not None or any(
+        arg == "--lifetime" or arg.startswith("--lifetime=") for arg in site_args
+    ):
+        return {}
     seconds = None if walltime is None else slurm_time_seconds(walltime)
     if seconds is None:
-        return []
+        return {}
     margin = min(300, max(30, seconds // 10))
     stagger = min(120, seconds // 20)
     lifetime = seconds - margin - stagger
@@ -72,7 +77,10 @@ def lifetime_arguments(walltime: Any, given: list[str]) -> list[str]:
             "before the walltime",
             hint="give the worker jobs a walltime of 2 minutes or more",
         )
-    return ["--lifetime", f"{lifetime}s", "--lifetime-stagger", f"{stagger}s"]
+    return {
+        "DASK_DISTRIBUTED__WORKER__LIFETIME__DURATION": f"{lifetime}s",
+        "DASK_DISTRIBUTED__WORKER__LIFETIME__STAGGER": f"{stagger}s",
+    }
 
 
 def keep_worker_jobs(cluster: Any) -> None:

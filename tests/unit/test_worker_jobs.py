@@ -11,7 +11,7 @@ import pytest
 from distributed.core import Status
 
 from hpc_classify.cluster.jobqueue import jobqueue_settings
-from hpc_classify.cluster.worker_jobs import ENDED_AFTER, JobKeeper, lifetime_arguments, slurm_time_seconds
+from hpc_classify.cluster.worker_jobs import ENDED_AFTER, JobKeeper, lifetime_environment, slurm_time_seconds
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ConfigError
 
@@ -43,32 +43,44 @@ def test_a_walltime_that_is_no_slurm_time_is_refused():
     [("01:00:00", 3600 - 300 - 120, 120), ("00:30:00", 1800 - 180 - 90, 90), ("00:01:00", 60 - 30 - 3, 3)],
 )
 def test_workers_retire_a_margin_and_their_stagger_before_the_walltime(walltime, lifetime, stagger):
-    args = lifetime_arguments(walltime, [])
-    assert args == ["--lifetime", f"{lifetime}s", "--lifetime-stagger", f"{stagger}s"]
+    assert lifetime_environment(walltime, []) == {
+        "DASK_DISTRIBUTED__WORKER__LIFETIME__DURATION": f"{lifetime}s",
+        "DASK_DISTRIBUTED__WORKER__LIFETIME__STAGGER": f"{stagger}s",
+    }
     assert lifetime + stagger < slurm_time_seconds(walltime)  # the latest retirement is still before it
 
 
 def test_a_sites_own_lifetime_or_no_walltime_adds_none():
-    assert lifetime_arguments("01:00:00", ["--lifetime=50m"]) == []
-    assert lifetime_arguments("01:00:00", ["--lifetime", "50m"]) == []
-    assert lifetime_arguments(None, []) == []
+    import dask
+
+    assert lifetime_environment("01:00:00", ["--lifetime=50m"]) == {}
+    assert lifetime_environment("01:00:00", ["--lifetime", "50m"]) == {}
+    with dask.config.set({"distributed.worker.lifetime.duration": "50m"}):
+        assert lifetime_environment("01:00:00", []) == {}
+    assert lifetime_environment(None, []) == {}
     with pytest.raises(ConfigError, match=r"leaves a worker job no time to work"):
-        lifetime_arguments("0:40", [])
+        lifetime_environment("0:40", [])
 
 
-def test_jobqueue_settings_carry_the_lifetime_of_the_sites_walltime():
+def test_the_job_script_exports_the_lifetime_for_cpu_and_gpu_workers():
     import dask
     import dask_jobqueue  # noqa: F401  (its defaults: jobqueue.slurm.walltime 00:30:00)
 
-    config = RunConfig(
-        classifiers=(SimpleNamespace(device="cpu"),), inputs=["in"], output="out", cluster="jobqueue"
-    )
-    assert jobqueue_settings(config)["worker_extra_args"][-4:] == lifetime_arguments("00:30:00", [])
+    def prologue(device: str) -> list[str]:
+        config = RunConfig(
+            classifiers=(SimpleNamespace(device=device),), inputs=["in"], output="out", cluster="jobqueue"
+        )
+        return jobqueue_settings(config)["job_script_prologue"]
+
+    for device in ("cpu", "cuda"):  # `dask cuda worker` takes no --lifetime: the environment reaches both
+        lines = prologue(device)
+        for name, value in lifetime_environment("00:30:00", []).items():
+            assert f"export {name}={value}" in lines
     with dask.config.set(
-        {"jobqueue.slurm.walltime": "02:00:00", "jobqueue.slurm.worker-extra-args": ["--x"]}
+        {"jobqueue.slurm.walltime": "02:00:00", "jobqueue.slurm.job-script-prologue": ["x"]}
     ):
-        args = jobqueue_settings(config)["worker_extra_args"]
-    assert args == ["--x", "--nthreads", "1", *lifetime_arguments("02:00:00", [])]
+        lines = prologue("cpu")
+    assert lines[0] == "x" and "export DASK_DISTRIBUTED__WORKER__LIFETIME__DURATION=6780s" in lines
 
 
 class _Job:
