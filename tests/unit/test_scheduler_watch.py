@@ -15,6 +15,7 @@ from hpc_classify.driver.scheduler_loss import SchedulerWatch
 
 
 def _wait_for(event: str) -> bool:
+    Event("started").set()
     return Event(event).wait(60)
 
 
@@ -26,6 +27,9 @@ def test_a_future_cancelled_by_the_scheduler_is_collected_not_a_loss() -> None:
     ):
         release = Event("release", client)
         future = client.submit(_wait_for, "release", pure=False)
+        # Running, so the scheduler knows it: a cancel that reached the scheduler before the submit did would
+        # cancel nothing (seen once on a loaded machine: the task then ran until the wait timed out).
+        assert Event("started", client).wait(60)
         watch = SchedulerWatch(client)
         # Another client cancels our task on the scheduler (as a user at the dashboard or a console could).
         other.cancel([Future(future.key, other)], force=True)
