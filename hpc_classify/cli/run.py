@@ -106,7 +106,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_const",
         const=True,
         help="if --output holds another run's files (other model/settings), discard its markers and redo every "
-        "file; with the same settings this is a plain resume",
+        "file; if it holds files of no run, write into it anyway; with the same settings this is a plain resume",
     )
 
     clf = parser.add_argument_group(

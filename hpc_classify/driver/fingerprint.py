@@ -3,7 +3,8 @@
 Resuming into a directory is only safe when the new run would write the same outputs: same model (id and
 revision, and the checkpoint's hash, so a re-downloaded or retrained checkpoint counts as different),
 same classifier settings, same output format and same package version. Anything else is refused
-unless the user passes --overwrite, which discards the old run's bookkeeping so every file is redone.
+unless the user passes --overwrite, which discards the old run's bookkeeping so every file is redone. A
+first run into a directory that holds files of no run is refused alike (its outputs could replace them).
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, over
     stored = read_run_file(output_dir)
     if stored is not None and stored.get("fingerprint") == new_id:
         return new_id
+    if stored is None:
+        refuse_files_of_no_run(output_dir, overwrite=overwrite)
     if stored is not None:
         differences = describe_differences(stored.get("details", {}), details)
         if not overwrite:
@@ -95,6 +98,29 @@ def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, over
         indent=2,
     )
     return new_id
+
+
+def refuse_files_of_no_run(output_dir: str, *, overwrite: bool) -> None:
+    """A first run into a directory that already holds files (none of a run: no `_run.json`) would replace
+    any of them that has an output's name, the user's own data perhaps: refused, unless `overwrite`. Ours
+    are `_`-named (the launcher's `_jobs/` comes first) or the failure log; hidden files are not data."""
+    ours = {*RUN_STATE, RUN_FILE}
+    found = sorted(
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in os.scandir(output_dir)
+        if entry.name not in ours and not entry.name.startswith(("_", "."))
+    )
+    if not found:
+        return
+    listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    if overwrite:
+        logger.warning("--overwrite: writing into %s, which holds files of no run: %s", output_dir, listed)
+        return
+    raise OutputDirectoryError(
+        f"--output {output_dir} already holds files that no hpc-classify run wrote ({listed}): outputs with "
+        "the same names would replace them",
+        hint="give a new or empty --output, or --overwrite to write into it anyway",
+    )
 
 
 def discard_run_state(output_dir: str) -> None:

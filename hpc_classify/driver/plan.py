@@ -109,10 +109,21 @@ def write_plan(output_dir: str, inputs: Sequence[str], files: Sequence[PlannedFi
         "files": [{"relpath": f.relpath, "size": f.size, "path": os.path.abspath(f.path)} for f in files],
     }
     try:
-        if read_plan(output_dir) == plan:
-            return False
+        earlier = read_plan(output_dir)
     except OutputDirectoryError:  # a corrupt plan is simply replaced
-        pass
+        earlier = None
+    if earlier == plan:
+        return False
+    if earlier and earlier.get("inputs") and earlier["inputs"] != plan["inputs"]:
+        # Another corpus into this directory, or an --input added or dropped: say so, as the outputs of what
+        # the last run planned stay beside the new ones (`status` counts them outside the plan).
+        logger.warning(
+            "--input differs from the last run's into %s (%s, now %s): outputs of files no longer listed are "
+            "kept; use a new --output for another corpus",
+            output_dir,
+            " ".join(earlier["inputs"]),
+            " ".join(plan["inputs"]),
+        )
     write_json_atomically(os.path.join(output_dir, PLAN_FILE), plan)
     return True
 

@@ -38,6 +38,10 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
     files (markers of files no longer among the inputs are counted in `files_outside_plan` only).
     """
     plan = read_plan(output_dir)
+    if plan is None and not os.path.exists(output_dir):
+        raise OutputDirectoryError(
+            f"{output_dir} does not exist", hint="pass the --output directory of a run"
+        )
     if plan is None:
         raise OutputDirectoryError(
             f"{output_dir} holds no run (no _plan.json)", hint="pass the --output directory of a run"
@@ -269,6 +273,11 @@ def format_status(status: dict[str, Any]) -> str:
     if new:
         lines.append(
             f"new inputs:      {new} file(s) found since the last run's plan: the rerun classifies them"
+        )
+    if status.get("files_outside_plan"):
+        lines.append(
+            f"outside plan:    {status['files_outside_plan']} output(s) of files the last run's --input no "
+            "longer lists (kept; not counted above)"
         )
     if not status.get("inputs_rechecked", True):
         why = status.get("inputs_not_rechecked_because") or "out of reach"

@@ -45,6 +45,54 @@ def test_resume_with_other_settings_is_refused_unless_overwrite(tmp_path, tiny_d
     assert sorted(output_ids(output)) == all_ids(expected)
 
 
+def test_a_first_run_into_a_directory_of_other_files_is_refused_unless_overwrite(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=2, docs_per_file=3)
+    output.mkdir()
+    (output / "part-000.jsonl").write_text('{"precious": 1}\n')  # the user's own file, an output's name
+    (output / "notes").mkdir()
+
+    refused = run_cli(run_args(inputs, output, tiny_domain_model))
+
+    assert refused.returncode == 2
+    assert "already holds files that no hpc-classify run wrote (notes/, part-000.jsonl)" in refused.stderr
+    assert (output / "part-000.jsonl").read_text() == '{"precious": 1}\n'
+    assert sorted(p.name for p in output.iterdir() if not p.name.startswith("_")) == [
+        "notes",
+        "part-000.jsonl",
+    ]
+
+    accepted = run_cli(run_args(inputs, output, tiny_domain_model, "--overwrite"))
+
+    assert accepted.returncode == 0, accepted.stderr[-3000:]
+    assert sorted(output_ids(output)) == all_ids(expected)
+
+
+def test_bookkeeping_and_hidden_files_are_no_obstacle_and_another_corpus_is_warned_of(
+    tmp_path, tiny_domain_model
+):
+    inputs, other, output = tmp_path / "in", tmp_path / "other", tmp_path / "out"
+    make_corpus(inputs, n_files=2, docs_per_file=3)
+    (output / "_jobs" / "123").mkdir(parents=True)  # the Slurm launcher's, made before the driver runs
+    (output / ".nfs0001").write_text("")
+    first = run_cli(run_args(inputs, output, tiny_domain_model))
+    assert first.returncode == 0, first.stderr[-3000:]
+    make_corpus(other, n_files=1, docs_per_file=3, seed=5)
+    (other / "part-000.jsonl").rename(other / "another.jsonl")
+
+    second = run_cli(run_args(other, output, tiny_domain_model))
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"--input differs from the last run's into {output} ({inputs}, now {other})" in second.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "hpc_classify.cli.main", "status", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "outside plan:    2 output(s) of files the last run's --input no longer lists" in status.stdout
+
+
 def test_concurrent_run_is_refused_and_a_stale_lock_is_taken_over(tmp_path, tiny_domain_model):
     inputs, output = tmp_path / "in", tmp_path / "out"
     expected = make_corpus(inputs, n_files=20, docs_per_file=20)

@@ -8,9 +8,12 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from hpc_classify.driver.plan import PlannedFile, list_input_files, pending_files, write_plan
 from hpc_classify.driver.status import compute_status, format_status
 from hpc_classify.driver.summary import write_summary
+from hpc_classify.errors import OutputDirectoryError
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -206,3 +209,10 @@ def test_where_the_inputs_cannot_be_listed_again_a_planned_file_not_done_stays_r
 
     assert status["inputs_rechecked"] is False
     assert (status["files_done"], status["files_remaining"], status["files_vanished"]) == (1, 1, 0)
+
+
+def test_a_missing_directory_is_said_to_be_missing_an_empty_one_to_hold_no_run(tmp_path):
+    with pytest.raises(OutputDirectoryError, match=r"/nothing-here does not exist"):
+        compute_status(str(tmp_path / "nothing-here"))
+    with pytest.raises(OutputDirectoryError, match=r"holds no run \(no _plan.json\)"):
+        compute_status(str(tmp_path))
