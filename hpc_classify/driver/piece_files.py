@@ -13,6 +13,7 @@ discovery and out of the completion-marker scan.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -152,8 +153,12 @@ def files_in_pieces(output_dir: str) -> list[str]:
 
 
 def remove_pieces(output_dir: str, relpath: str) -> None:
-    """Remove the file's pieces directory, then any parent left empty (up to `_pieces/`)."""
+    """Remove the file's pieces directory, then any parent left empty (up to `_pieces/`). The layout goes
+    first: a removal cut short (the worker killed) leaves no layout, so the file's task, run again, finds
+    its marker and counts it as assembled, instead of finding pieces missing and failing the file."""
     directory = pieces_dir(output_dir, relpath)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(directory, LAYOUT_FILE))
     shutil.rmtree(directory, ignore_errors=True)
     root = os.path.join(output_dir, PIECES_DIRNAME)
     parent = os.path.dirname(directory)

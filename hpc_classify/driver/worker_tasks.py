@@ -147,7 +147,7 @@ def _assembled(planned: Any, settings: FileSettings) -> CompletionMarker:
     after it had finished (Dask reruns the task, or the driver retries it): its pieces are gone by then, and
     the marker it wrote, with this run's fingerprint, is the result."""
     from hpc_classify.driver.assembly import assemble_file
-    from hpc_classify.driver.piece_files import read_layout
+    from hpc_classify.driver.piece_files import read_layout, remove_pieces
 
     layout = read_layout(settings.output_dir, planned.relpath)
     if layout is not None:
@@ -155,5 +155,6 @@ def _assembled(planned: Any, settings: FileSettings) -> CompletionMarker:
     path = file_destination(settings, planned.relpath).marker_path
     if os.path.exists(path) and (marker := read_marker(path)).fingerprint == settings.fingerprint:
         logger.info("%s: already assembled (its task ran again)", planned.relpath)
+        remove_pieces(settings.output_dir, planned.relpath)  # what a removal cut short left
         return marker
     raise FileNotFoundError(f"no piece layout for {planned.relpath} in {settings.output_dir}")

@@ -6,11 +6,14 @@ HPC_CLASSIFY_TEST_KILL_RUN_AT=piece    a piece's output is written, its marker n
 HPC_CLASSIFY_TEST_KILL_RUN_AT=assembly half of the file's output is written under its temp name
 HPC_CLASSIFY_TEST_KILL_RUN_AT=worker-after-assembly   the worker, once the file is assembled and marked and
                                        its pieces removed, before the task's result reaches the driver
+HPC_CLASSIFY_TEST_KILL_RUN_AT=worker-removing-pieces  the worker, once the file is assembled and marked,
+                                       with half of its piece files removed
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 
 from hpc_classify.driver import piece_files, task
@@ -21,10 +24,22 @@ _where = os.environ.get("HPC_CLASSIFY_TEST_KILL_RUN_AT")
 _real_write_marker = getattr(task.write_marker, "__wrapped_original__", task.write_marker)
 _real_assemble = getattr(JsonlFormat.assemble, "__wrapped_original__", JsonlFormat.assemble)
 _real_remove_pieces = getattr(piece_files.remove_pieces, "__wrapped_original__", piece_files.remove_pieces)
+_real_rmtree = getattr(shutil.rmtree, "__wrapped_original__", shutil.rmtree)
 
 
 def _kill_run() -> None:
     os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def _first_kill_of_the_run() -> bool:
+    """Whether no worker of this run was killed yet (HPC_CLASSIFY_TEST_KILL_ONCE: a file, made at the kill):
+    the task runs again in new worker processes, which must not die as well."""
+    flag = os.environ["HPC_CLASSIFY_TEST_KILL_ONCE"]
+    try:
+        os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
 
 
 if _where == "piece":
@@ -51,13 +66,24 @@ if _where == "assembly":
     JsonlFormat.assemble = _assemble
 
 if _where == "worker-after-assembly":
-    _assembled_once = []
 
     def _remove_pieces(output_dir, relpath):
         _real_remove_pieces(output_dir, relpath)
-        if not _assembled_once:  # once per worker process: its replacement finds nothing to remove anyway
-            _assembled_once.append(relpath)
+        if _first_kill_of_the_run():
             os.kill(os.getpid(), signal.SIGKILL)
 
     _remove_pieces.__wrapped_original__ = _real_remove_pieces
     piece_files.remove_pieces = _remove_pieces
+
+if _where == "worker-removing-pieces":
+
+    def _rmtree(path, *args, **kwargs):
+        if "_pieces" not in str(path) or not _first_kill_of_the_run():
+            return _real_rmtree(path, *args, **kwargs)
+        names = sorted(os.listdir(path))
+        for name in names[: len(names) // 2]:  # piece outputs and markers, in name order
+            os.remove(os.path.join(path, name))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    _rmtree.__wrapped_original__ = _real_rmtree
+    shutil.rmtree = _rmtree

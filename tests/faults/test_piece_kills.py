@@ -47,7 +47,9 @@ def start_with_kills(tmp_path, model, fmt: str, where: str):
     path, piece_bytes = write_input(inputs, fmt, ids)
     args = run_args(inputs, output, model, "--piece-bytes", str(piece_bytes))
     env = cli_env(
-        HPC_CLASSIFY_TEST_KILL_RUN_AT=where, DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)])
+        HPC_CLASSIFY_TEST_KILL_RUN_AT=where,
+        HPC_CLASSIFY_TEST_KILL_ONCE=str(tmp_path / "killed-once"),
+        DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(PRELOAD)]),
     )
     proc = start_cli(args, tmp_path / "first.log", env=env)
     return args, path, ids, output, proc.wait(timeout=600)
@@ -104,12 +106,12 @@ def test_overwrite_after_a_kill_redoes_the_old_runs_pieces(tmp_path, tiny_domain
     assert not (output / "_pieces").exists()
 
 
-def test_an_assembly_whose_worker_died_after_it_finished_counts_as_done(tmp_path, tiny_domain_model):
-    """The worker dies once the file is assembled and marked, before its result reaches the driver: the task
-    runs again, finds the file's marker instead of its pieces, and the file counts as processed, not failed."""
-    _, _, ids, output, status = start_with_kills(
-        tmp_path, tiny_domain_model, "jsonl", "worker-after-assembly"
-    )
+@pytest.mark.parametrize("where", ["worker-after-assembly", "worker-removing-pieces"])
+def test_an_assembly_whose_worker_died_after_it_finished_counts_as_done(tmp_path, tiny_domain_model, where):
+    """The worker dies once the file is assembled and marked, before its result reaches the driver (its
+    pieces removed, or half of them): the task runs again, finds the file's marker instead of its pieces, and
+    the file counts as processed, not failed."""
+    _, _, ids, output, status = start_with_kills(tmp_path, tiny_domain_model, "jsonl", where)
 
     log = (tmp_path / "first.log").read_text()
     assert status == 0, log[-3000:]
@@ -121,3 +123,4 @@ def test_an_assembly_whose_worker_died_after_it_finished_counts_as_done(tmp_path
     assert not (output / "failures.jsonl").exists() or not (output / "failures.jsonl").read_text().strip()
     (written,) = output_files(output).values()
     assert [row["id"] for row in read_jsonl(written)] == ids
+    assert not (output / "_pieces").exists()
