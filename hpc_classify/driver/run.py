@@ -31,6 +31,7 @@ from hpc_classify.driver.input_changes import (
     merge_changes,
 )
 from hpc_classify.driver.lock import LOCK_LOST, RunLock
+from hpc_classify.driver.lost_outputs import forget_lost_outputs
 from hpc_classify.driver.pieces import changed_partial_inputs, default_piece_bytes, remove_finished_pieces
 from hpc_classify.driver.plan import (
     PlannedFile,
@@ -150,6 +151,7 @@ def _run_locked(
     if apply_changed_input_policy(merge_changes(classified, cut), config.on_changed_input, output_dir):
         forget_old_versions(output_dir, classified, cut)  # they are pending now, as if never classified
     write_plan(output_dir, config.inputs, files)
+    forget_lost_outputs([f.relpath for f in files], output_dir, config.output_format)
     pending = pending_files(files, output_dir)
     remove_finished_pieces(output_dir, {f.relpath for f in files} - {f.relpath for f in pending})
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))

@@ -12,6 +12,7 @@ from typing import Any
 
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.input_changes import VANISHED, capped_lines, describe_change
+from hpc_classify.driver.lost_outputs import OutputListing, output_of_marker
 from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import PlannedFile, read_plan, relpaths_by_path, stored_files
 from hpc_classify.driver.summary import SUMMARY_FILE
@@ -65,6 +66,7 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         "files_changed": len(tally.changed),
         "files_vanished": tally.vanished_planned,
         "files_outside_plan": tally.outside,
+        "files_output_missing": len(tally.output_missing),
         "bytes_done": tally.bytes_done,
         "bytes_planned": sum(f.size for f in planned.values()),
         "documents_in": totals.documents_in,
@@ -149,6 +151,7 @@ class StatusTally:
     changed: list[dict[str, str]] = field(default_factory=list)
     vanished: list[dict[str, str]] = field(default_factory=list)
     vanished_planned: int = 0
+    output_missing: list[dict[str, str]] = field(default_factory=list)  # marked done, output gone: remaining
     outside: int = 0  # markers of files no longer among the planned inputs
     bytes_done: int = 0
     inputs_checked: bool = True
@@ -201,6 +204,14 @@ def tally_markers(
     def input_path(relpath: str, marker: CompletionMarker) -> str:
         return planned[relpath].path or marker.input_path
 
+    outputs = OutputListing(output_dir)
+
+    def add_done(relpath: str, marker: CompletionMarker) -> None:
+        if outputs.has(output_of_marker(relpath, marker.output_path)):
+            tally.add_done(relpath, planned[relpath].size, marker)
+        else:  # deleted or moved: a rerun classifies it again (lost_outputs.py)
+            tally.output_missing.append({"relpath": relpath, "output": marker.output_path})
+
     if check_inputs is None:
         check_inputs = any(os.path.exists(f.path) for f in planned.values() if f.path) or any(
             os.path.exists(input_path(r, m)) for r, m in read if r in planned
@@ -215,7 +226,7 @@ def tally_markers(
                 )
             continue
         if not check_inputs:
-            tally.add_done(relpath, planned[relpath].size, marker)
+            add_done(relpath, marker)
             continue
         path = input_path(relpath, marker)
         what = describe_change(marker, path, verify=verify_inputs)
@@ -224,9 +235,11 @@ def tally_markers(
         elif what is not None:
             tally.changed.append({"relpath": relpath, "input_path": path, "change": what})
         else:
-            tally.add_done(relpath, planned[relpath].size, marker)
+            add_done(relpath, marker)
     # The rerun lists the inputs again and never plans these: not remaining, whatever the stored plan says.
-    counted = tally.done | tally.vanished_relpaths() | {e["relpath"] for e in tally.changed}
+    counted = (
+        tally.done | tally.vanished_relpaths() | {e["relpath"] for e in tally.changed + tally.output_missing}
+    )
     for relpath in sorted(set(gone) - counted):
         tally.add_vanished(relpath, planned[relpath].path, None)
     return tally
@@ -273,6 +286,11 @@ def format_status(status: dict[str, Any]) -> str:
     if new:
         lines.append(
             f"new inputs:      {new} file(s) found since the last run's plan: the rerun classifies them"
+        )
+    if status.get("files_output_missing"):
+        lines.append(
+            f"lost outputs:    {status['files_output_missing']} file(s) marked done have no output (deleted or "
+            "moved?): counted as remaining, the rerun classifies them again"
         )
     if status.get("files_outside_plan"):
         lines.append(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -94,4 +96,30 @@ def test_finished_run_reruns_as_a_no_op(tmp_path, tiny_domain_model):
     assert s["scheduler_address"] is None  # nothing to do: no cluster was started
     # Nothing but the summary and report is rewritten: outputs, markers, plan and fingerprint keep their mtimes.
     assert {p: p.stat().st_mtime_ns for p in tree} == tree
+    assert sorted(output_ids(output)) == all_ids(expected)
+
+
+def test_an_output_deleted_after_its_file_finished_is_remaining_and_redone(tmp_path, tiny_domain_model):
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=3, docs_per_file=4)
+    (inputs / "sub").mkdir()
+    (inputs / "part-002.jsonl").rename(inputs / "sub" / "part-002.jsonl")
+    args = run_args(inputs, output, tiny_domain_model)
+    assert run_cli(args).returncode == 0
+    (output / "sub" / "part-002.jsonl").unlink()  # a user's clean-up, a file moved away
+
+    status = subprocess.run(
+        [sys.executable, "-m", "hpc_classify.cli.main", "status", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "files:           2 done, 1 remaining" in status.stdout, status.stdout + status.stderr
+    assert "lost outputs:    1 file(s) marked done have no output" in status.stdout
+
+    rerun = run_cli(args)
+
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "1 finished file(s) have no output" in rerun.stderr and "sub/part-002.jsonl" in rerun.stderr
+    assert "1 file(s) processed, 2 already done" in rerun.stdout
     assert sorted(output_ids(output)) == all_ids(expected)

@@ -45,6 +45,8 @@ def _done(tmp_path, output, relpath: str, rows: int, worker: str, start: float, 
         finished_at=_iso(end),
     )
     write_marker(marker_path(str(output), relpath), marker)
+    (output / relpath).parent.mkdir(parents=True, exist_ok=True)
+    (output / relpath).write_text("")  # its output: a marker without one is not done (lost_outputs.py)
     return PlannedFile(str(path), relpath, stat.st_size, stat.st_mtime)
 
 

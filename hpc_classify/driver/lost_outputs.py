@@ -1,0 +1,65 @@
+"""Finished files whose output is gone: deleted or moved out of the output directory after their marker was
+written. The marker alone said "done", so a rerun skipped them and `status` counted them done: their
+documents were missing from the output with nothing to say so. Now `status` counts them as remaining and a
+rerun classifies them again (their markers removed first, as for a changed input).
+
+Whether an output exists is read from one listing per output directory, not a stat per file: a resume of
+100,000 files on Lustre would otherwise ask the metadata server 100,000 more times.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from collections.abc import Sequence
+
+from hpc_classify.io.formats import output_relpath
+from hpc_classify.io.markers import iter_marker_relpaths, marker_path
+
+logger = logging.getLogger(__name__)
+
+
+class OutputListing:
+    """Which files exist under an output directory, listing each of its directories once when first asked."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self._names: dict[str, set[str]] = {}
+
+    def has(self, relpath: str) -> bool:
+        directory, name = posixpath.split(relpath.replace(os.sep, "/"))
+        if directory not in self._names:
+            try:
+                self._names[directory] = set(os.listdir(os.path.join(self.output_dir, directory)))
+            except (FileNotFoundError, NotADirectoryError):
+                self._names[directory] = set()
+        return name in self._names[directory]
+
+
+def output_of_marker(relpath: str, marker_output_path: str) -> str:
+    """The output relpath of the input `relpath` whose marker names `marker_output_path`: the marker's file
+    name in the input's directory (the absolute path it recorded may be of a directory since moved)."""
+    return posixpath.join(
+        posixpath.dirname(relpath.replace(os.sep, "/")), os.path.basename(marker_output_path)
+    )
+
+
+def forget_lost_outputs(relpaths: Sequence[str], output_dir: str, output_format: str) -> list[str]:
+    """Remove the markers of the files among `relpaths` whose output is missing, so that they are classified
+    again; returns their relpaths (sorted), after a warning naming them."""
+    done = set(iter_marker_relpaths(output_dir))
+    listing = OutputListing(output_dir)
+    lost = sorted(r for r in relpaths if r in done and not listing.has(output_relpath(r, output_format)))
+    if not lost:
+        return lost
+    for relpath in lost:
+        os.remove(marker_path(output_dir, relpath))
+    named = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+    logger.warning(
+        "%d finished file(s) have no output in %s any more (deleted or moved?): classifying them again: %s",
+        len(lost),
+        output_dir,
+        named,
+    )
+    return lost
