@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpc_classify.cluster.hidden_gpus import warn_if_gpus_hidden
+from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
 from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
 from hpc_classify.whole_numbers import is_whole_number
 from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads, ucx_environment
@@ -139,6 +140,7 @@ def _start_cpu_cluster(
     """A LocalCluster of worker processes; `cluster_kwargs` (LocalCluster's own options) override ours."""
     from distributed import LocalCluster
 
+    refuse_start_while_importing_main()
     check_cluster_arguments(LocalCluster, workers, threads_per_worker, cluster_kwargs)
     threads = torch_threads(available_cores(), workers or available_cores())
     logger.info(
@@ -164,6 +166,7 @@ def _start_cpu_cluster(
     try:
         return LocalCluster(**options)
     except Exception as exc:
+        refuse_unguarded_main(exc)
         raise ClusterError(
             f"could not start a local Dask cluster over {protocol}: {exc}",
             hint="try --protocol tcp, fewer --workers, or check that distributed-ucxx is installed for ucxx",
@@ -173,6 +176,7 @@ def _start_cpu_cluster(
 def _start_cuda_cluster(
     gpus: int, workers: int | None, threads_per_worker: int | None, protocol: str, *, required: bool
 ) -> Any:
+    refuse_start_while_importing_main()
     try:
         from dask_cuda import LocalCUDACluster
     except ImportError as exc:
@@ -199,6 +203,7 @@ def _start_cuda_cluster(
             preload=worker_preloads(),
         )
     except Exception as exc:
+        refuse_unguarded_main(exc)
         raise ClusterError(
             f"could not start a local dask-cuda cluster over {protocol}: {exc}",
             hint="check the GPUs with nvidia-smi, try --protocol tcp, or run with --device cpu",

@@ -21,6 +21,7 @@ from hpc_classify.cluster.local import (
     keep_restarting_local_workers,
     visible_gpu_count,
 )
+from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.worker_env import quiet_ucx_here
 
@@ -128,6 +129,7 @@ def start_dask_gpu_local_cluster(
     """A client on a new dask-cuda LocalCUDACluster: one worker per visible GPU, with RMM and cuDF spilling."""
     from distributed import Client
 
+    refuse_start_while_importing_main()
     _check_rapids_for(
         {
             "enable_spilling": ("cudf", enable_spilling),
@@ -156,16 +158,20 @@ def start_dask_gpu_local_cluster(
             "nvlink_only needs protocol='ucx'", hint="pass protocol='ucx' (UCXX) with nvlink_only=True"
         )
     keep_restarting_local_workers()
-    cluster = LocalCUDACluster(
-        protocol=protocol,
-        rmm_pool_size=rmm_pool_size,
-        enable_cudf_spill=enable_spilling,
-        rmm_async=rmm_async,
-        rmm_maximum_pool_size=rmm_maximum_pool_size,
-        rmm_managed_memory=rmm_managed_memory,
-        rmm_release_threshold=rmm_release_threshold,
-        **{"dashboard_address": ":0", **cluster_kwargs},
-    )
+    try:
+        cluster = LocalCUDACluster(
+            protocol=protocol,
+            rmm_pool_size=rmm_pool_size,
+            enable_cudf_spill=enable_spilling,
+            rmm_async=rmm_async,
+            rmm_maximum_pool_size=rmm_maximum_pool_size,
+            rmm_managed_memory=rmm_managed_memory,
+            rmm_release_threshold=rmm_release_threshold,
+            **{"dashboard_address": ":0", **cluster_kwargs},
+        )
+    except Exception as exc:
+        refuse_unguarded_main(exc)
+        raise
     client = _client_with_workers(Client(cluster), "the local GPU cluster")
     if set_torch_to_use_rmm:
         from hpc_classify.engine.rmm_allocator import use_rmm_for_torch

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from hpc_classify.cluster.main_guard import refuse_start_while_importing_main
 from hpc_classify.cluster.slurm_env import job_run
 from hpc_classify.config import RunConfig, resolve_warning_grace
 from hpc_classify.driver import exit_codes
@@ -96,6 +97,7 @@ def run_classification(
     # inputs, and the output path itself. A corrected command then starts afresh.
     # Signals are caught from the start: listing a large corpus and reading its markers can take minutes,
     # and a stop asked for meanwhile must still end in a clean summary (nothing is submitted then).
+    refuse_start_while_importing_main()  # a script's unguarded run(), again in a worker process: stop now
     with nullcontext(stop) if stop is not None else StopRequest() as stop:
         resolve_warning_grace(config)  # a grace not below the batch script's warning lead: refused now
         details = _fingerprint_details(config)

@@ -25,6 +25,7 @@ from hpc_classify.models.checkpoint_meta import (
     WEIGHTS_FILE,
     checkpoint_hash,
     labels_from_config,
+    missing_file_hint,
     require_tokenizer_files,
 )
 from hpc_classify.models.head import ClassifierModel, backbone_config_from_dict
@@ -84,7 +85,7 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
         extra = f" (found {', '.join(others)}: only safetensors are loaded)" if others else ""
         raise CheckpointFormatError(
             f"{model_dir}: {WEIGHTS_FILE} is missing{extra}",
-            hint="re-run `hpc-classify fetch-models` if the checkpoint came from the hub",
+            hint=missing_file_hint(model_dir),
         )
     state = read_safetensors(path)
     return {k: v for k, v in state.items() if not k.endswith(_LEGACY_BUFFER_SUFFIXES)}

@@ -74,8 +74,7 @@ def require_tokenizer_files(model_dir: str | Path) -> list[str]:
         present = sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else []
         raise CheckpointFormatError(
             f"{model_dir}: no tokenizer files (the directory holds {', '.join(present) or 'nothing'})",
-            hint=f"{TOKENIZER_FILES_HINT}; copy them from where the checkpoint came from, or re-run "
-            "`hpc-classify fetch-models` if it came from the hub",
+            hint=f"{TOKENIZER_FILES_HINT}; {missing_file_hint(model_dir)}",
         )
     return found
 
@@ -119,6 +118,30 @@ def checkpoint_hash(model_dir: str | Path) -> str:
     return file_hash(Path(model_dir) / WEIGHTS_FILE, f"{model_dir}: {WEIGHTS_FILE}")
 
 
+CHECKPOINT_FILES = (
+    "config.json, the model weights (model.safetensors) and the tokenizer files (tokenizer.json, a "
+    "sentencepiece *.model or vocab.txt)"
+)
+
+
+def in_hub_snapshot(path: str | Path) -> bool:
+    """Whether `path` lies in a Hugging Face cache snapshot (`models--org--name/snapshots/<commit>/...`)."""
+    parts = Path(path).parts
+    return any(
+        part == "snapshots" and parts[i - 1].startswith("models--") for i, part in enumerate(parts) if i
+    )
+
+
+def missing_file_hint(path: str | Path) -> str:
+    """The remedy for a file missing from a checkpoint at `path`: fetch-models fills the hub cache's
+    snapshots only; a local directory is the user's own, read as it is."""
+    if in_hub_snapshot(path):
+        return "re-run `hpc-classify fetch-models` (the cached snapshot is incomplete)"
+    return (
+        "copy what is missing from where the checkpoint came from, or pass the whole checkpoint's directory"
+    )
+
+
 def file_hash(path: str | Path, what: str) -> str:
     """sha256 of a file, first 16 hex digits; free for a Hugging Face cache blob (named by its sha256);
     cached by (path, size, mtime). A missing file is a CheckpointFormatError naming `what`."""
@@ -126,10 +149,7 @@ def file_hash(path: str | Path, what: str) -> str:
         real = Path(path).resolve(strict=True)
         stat = real.stat()
     except OSError:
-        raise CheckpointFormatError(
-            f"{what} is missing",
-            hint="re-run `hpc-classify fetch-models` (the cached snapshot is incomplete) or check the directory",
-        ) from None
+        raise CheckpointFormatError(f"{what} is missing", hint=missing_file_hint(path)) from None
     key = (str(real), stat.st_size, stat.st_mtime_ns)
     with _hash_lock:
         if key in _hash_cache:

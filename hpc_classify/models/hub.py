@@ -10,15 +10,18 @@ pre-fetches it, instead of a stack of hub exceptions.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hpc_classify.errors import CacheAccessError, CheckpointFormatError, ModelNotAvailableError
+from hpc_classify.models.checkpoint_meta import CHECKPOINT_FILES, in_hub_snapshot, missing_file_hint
 from hpc_classify.models.registry_defaults import DEFAULT_MODELS
 
 logger = logging.getLogger(__name__)
@@ -181,10 +184,31 @@ def snapshot_commit(model: str | os.PathLike[str], model_dir: Path) -> str | Non
     return None if is_local_model(model) else Path(model_dir).name
 
 
-def _local_dir(model: str) -> Path | None:
+def _local_dir(model: str, config_file: str | None = None) -> Path | None:
+    """`model` as a local directory (None: a hub id). With `config_file`, a directory without it is refused:
+    it is no checkpoint (a corpus directory given as --model), and no fetch-models would change that."""
     path = Path(model).expanduser()
     if path.is_dir():
+        if config_file is not None and not (path / config_file).is_file():
+            contents, inner = _survey(path, config_file)
+            if in_hub_snapshot(path):  # an incomplete snapshot, fetched or copied: fetch-models completes it
+                hint = missing_file_hint(path)
+            elif inner:
+                hint = f"pass the checkpoint directory itself, e.g. {os.path.join(model, inner)}"
+            else:
+                hint = _checkpoint_dir_hint(config_file)
+            raise ModelNotAvailableError(
+                f"{model} is not a checkpoint directory (no {config_file}; {contents})", hint=hint
+            )
         return path.resolve()
+    if path.is_file():
+        parent = os.path.dirname(model) or "."
+        its_dir = Path(parent).expanduser() / (config_file or "config.json")
+        mean = f" (did you mean its directory {parent}?)" if its_dir.is_file() else ""
+        raise ModelNotAvailableError(
+            f"{model} is a file, not a checkpoint directory{mean}",
+            hint=_checkpoint_dir_hint(config_file or "config.json"),
+        )
     if _looks_like_path(model):
         hint = "pass an existing local checkpoint directory or a hub id such as nvidia/domain-classifier"
         first, slash, rest = model.partition("/")
@@ -197,21 +221,51 @@ def _local_dir(model: str) -> Path | None:
     return None
 
 
+def _checkpoint_dir_hint(config_file: str) -> str:
+    if config_file != "config.json":  # another layout (a LoRA adapter)
+        return f"pass a directory holding {config_file} and the weights beside it, or a hub id"
+    example = "nvidia/domain-classifier"
+    return f"pass a checkpoint directory (it holds {CHECKPOINT_FILES}) or a hub id such as {example}"
+
+
+def _survey(path: Path, config_file: str, limit: int = 10_000) -> tuple[str, str | None]:
+    """What a directory that is no checkpoint holds, in short ('it holds 3 .jsonl files, 1 directory'), and
+    the first checkpoint directory inside it, if any. Its first `limit` entries only: a corpus may hold
+    millions."""
+    files: Counter[str] = Counter()
+    directories: list[str] = []
+    with os.scandir(path) as entries:
+        for entry in itertools.islice(entries, limit):
+            if entry.is_dir():
+                directories.append(entry.name)
+            else:
+                files[Path(entry.name).suffix or "extension-less"] += 1
+    common = sorted(files.items(), key=lambda kind_count: (-kind_count[1], kind_count[0]))[:3]
+    parts = [f"{n} {kind} file{'s' * (n > 1)}" for kind, n in common]
+    parts += ["other files"] if len(files) > 3 else []
+    count = len(directories)
+    parts += [f"{count} director{'ies' if count > 1 else 'y'}"] if count else []
+    inner = next((d for d in sorted(directories)[:100] if (path / d / config_file).is_file()), None)
+    return (f"it holds {', '.join(parts)}" if parts else "it is empty"), inner
+
+
 def resolve_model_dir(
     model: str | os.PathLike[str],
     revision: str | None = None,
     *,
     allow_patterns: Sequence[str] | None = None,
     token: str | bool | None = None,
+    config_file: str = "config.json",
 ) -> Path:
     """The directory holding a classifier checkpoint: `model` itself if it is a local directory, else the
     hub snapshot (cache first; downloads only the files in `CLASSIFIER_FILE_PATTERNS` when online).
 
     `allow_patterns` replaces `CLASSIFIER_FILE_PATTERNS` for models of another layout (a causal LM, a
     LoRA adapter); `token` is the Hugging Face access token for gated or private repositories (None: the
-    hub client's default, i.e. HF_TOKEN or the `hf auth login` token; never read offline)."""
+    hub client's default, i.e. HF_TOKEN or the `hf auth login` token; never read offline). A local path
+    must be a directory holding `config_file` (the file every layout's loader reads first)."""
     model = os.fspath(model)
-    local = _local_dir(model)
+    local = _local_dir(model, config_file)
     if local is not None:
         if revision:
             logger.debug("model %s is a local directory: revision %s ignored", local, revision)
@@ -239,11 +293,7 @@ def read_json_file(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CheckpointFormatError(
-            f"{what}: {path} is missing",
-            hint="a checkpoint directory needs config.json, model.safetensors and the tokenizer files; "
-            "re-run `hpc-classify fetch-models` if it came from the hub",
-        ) from None
+        raise CheckpointFormatError(f"{what}: {path} is missing", hint=missing_file_hint(path)) from None
     except (OSError, ValueError) as error:
         raise CheckpointFormatError(f"{what}: {path} is not valid JSON ({error})") from None
     if not isinstance(data, dict):

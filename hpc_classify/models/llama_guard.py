@@ -105,7 +105,9 @@ def resolve_base_dir(base_model: str, revision: str | None = None, token: str | 
 
 def resolve_adapter_dir(adapter: str, revision: str | None = None, token: str | bool | None = None) -> Path:
     """An Aegis LoRA adapter's directory (adapter_config.json, adapter_model.safetensors)."""
-    return resolve_model_dir(adapter, revision, allow_patterns=ADAPTER_PATTERNS, token=token)
+    return resolve_model_dir(
+        adapter, revision, allow_patterns=ADAPTER_PATTERNS, token=token, config_file="adapter_config.json"
+    )
 
 
 def resolve_guard_dir(guard: str, revision: str | None = None, token: str | bool | None = None) -> Path:
