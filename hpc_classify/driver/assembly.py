@@ -115,8 +115,7 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
 
 def _piece_summary(marker: CompletionMarker) -> dict[str, Any]:
     """What the file's marker keeps of each piece: who classified it, when, and how much."""
-    keys = ("rows_in", "rows_out", "rows_bad", "seconds", "node", "worker", "started_at", "finished_at")
-    return {"piece": marker.extra["piece"], **{k: getattr(marker, k) for k in keys}}
+    return {"piece": marker.extra["piece"], **marker.work_summary()}
 
 
 def _engines(markers: Sequence[CompletionMarker]) -> dict[str, str] | None:

@@ -26,7 +26,7 @@ class MarkerTally:
         self.rows_bad += marker.rows_bad
         for column, values in marker.label_counts.items():
             self.labels.setdefault(column, Counter()).update(values)
-        for piece in marker.extra.get("pieces") or [marker.to_dict()]:
+        for piece in marker.extra.get("pieces") or [marker.work_summary()]:
             worker = f"{piece['node']}/{piece['worker']}"
             self.nodes.add(str(piece["node"]))
             self.busy.setdefault(worker, []).append(_interval(piece))

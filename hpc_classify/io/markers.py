@@ -25,6 +25,16 @@ logger = logging.getLogger(__name__)
 
 MARKERS_DIRNAME = "_markers"
 MARKER_SUFFIX = ".done.json"
+WORK_SUMMARY_KEYS = (
+    "rows_in",
+    "rows_out",
+    "rows_bad",
+    "seconds",
+    "node",
+    "worker",
+    "started_at",
+    "finished_at",
+)
 
 
 @dataclass
@@ -53,6 +63,12 @@ class CompletionMarker:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def work_summary(self) -> dict[str, Any]:
+        """Who classified it, when, and how much: what a file's marker keeps of each of its pieces, and what
+        tallies read of a marker. (Not `to_dict`, whose deep copy cost 88 us a marker: a report of 50,000
+        files spent seconds in it.)"""
+        return {key: getattr(self, key) for key in WORK_SUMMARY_KEYS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompletionMarker:

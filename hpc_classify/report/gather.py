@@ -61,7 +61,7 @@ class _MarkerScan:
         self.tally.add(marker)
         self.fingerprints[marker.fingerprint] += 1
         # A file in pieces: each piece on the worker that classified it.
-        for part in marker.extra.get("pieces") or [marker.to_dict()]:
+        for part in marker.extra.get("pieces") or [marker.work_summary()]:
             interval = marker_interval(
                 f"{part['node']}/{part['worker']}",
                 part["started_at"],
