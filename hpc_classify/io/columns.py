@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from hpc_classify.io.compression import DECOMPRESSION_ERRORS, open_decompressed
+from hpc_classify.errors import InputFileError
+from hpc_classify.io.compression import DECOMPRESSION_ERRORS, compression_of, open_decompressed
+from hpc_classify.io.file_head import check_jsonl_head
 from hpc_classify.io.formats import PARQUET, known_format
 from hpc_classify.io.rows import is_blank_line, parse_line, without_bom
 
@@ -36,6 +38,7 @@ def sample_columns(path: str, max_rows: int) -> ColumnSample:
     rows = 0
     try:
         with open_decompressed(path) as stream:
+            check_jsonl_head(path, stream, compression_of(path))
             # At most `max_rows` rows looked at, good or bad: a file of bad rows is not read to its end here.
             lines = ((n, raw) for n, raw in enumerate(stream, start=1) if not is_blank_line(raw, n))
             for lineno, raw in itertools.islice(lines, max_rows):
@@ -44,6 +47,6 @@ def sample_columns(path: str, max_rows: int) -> ColumnSample:
                     columns.update(dict.fromkeys(map(str, record)))
                     rows += 1
             whole_file = next(lines, None) is None
-    except (*DECOMPRESSION_ERRORS, OSError):
+    except (*DECOMPRESSION_ERRORS, OSError, InputFileError):
         return ColumnSample(tuple(columns), rows, False)
     return ColumnSample(tuple(columns), rows, whole_file)
