@@ -1,6 +1,7 @@
 """Whole-file problems are one error for the file, not every row a bad row: compressed data under a plain
-JSONL name (gzip, zstd, bzip2, xz), text in UTF-16/UTF-32. Each read them as "invalid UTF-8 (byte N of the
-line)" with the row hint; under --on-bad-row skip every line was quarantined."""
+JSONL name (gzip, zstd, bzip2, xz), text in UTF-16/UTF-32, and a Parquet text column that is not text
+(binary, list, null, a number). Each read them as "invalid UTF-8 (byte N of the line)" (or "has type ...")
+with the row hint; under --on-bad-row skip every line was quarantined."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import bz2
 import gzip
 import json
 import lzma
+import os
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 
@@ -124,3 +128,31 @@ def test_a_line_of_nul_bytes_is_still_a_bad_row(tmp_path):
     path.write_bytes(b"\x00" * 64 + b"\n" + DATA)
     result = read_documents(str(path), on_bad_row="skip")
     assert len(result.frame) == 200 and [b.line for b in result.bad_rows] == [1]
+
+
+@pytest.mark.parametrize(
+    ("column", "shown", "remedy"),
+    [
+        (pa.array([b"a", b"b"], pa.binary()), "binary", "cast(pa.string())"),
+        (pa.array([b"a", b"b"], pa.large_binary()), "large_binary", ".str.decode('utf-8')"),
+        (pa.array([["a"], ["b"]]), "list<element: string>", ".str.join("),
+        (pa.nulls(2), "null", "every value of the column is null"),
+        (pa.array([1, 2]), "int64", "astype(str)"),
+    ],
+)
+@pytest.mark.parametrize("on_bad_row", ["error", "skip"])
+def test_a_parquet_text_column_that_is_not_text_is_one_error(tmp_path, column, shown, remedy, on_bad_row):
+    path = str(tmp_path / "p.parquet")
+    pq.write_table(pa.table({"id": [1, 2], "text": column}), path)
+    error = _whole_file_error(path, on_bad_row)
+    assert error.reason.startswith(f"text field 'text' has the Arrow type {shown}, not string")
+    assert remedy in error.hint and "--text-field" in error.hint
+    with pytest.raises(InputFileError, match="not string"):
+        read_piece(path, plan_pieces(path, os.path.getsize(path), 1 << 20)[0], on_bad_row=on_bad_row)
+    assert read_documents(path, text_field=None).frame["id"].tolist() == [1, 2]  # no text checked: read
+
+
+def test_a_categorical_parquet_text_column_is_text(tmp_path):
+    path = str(tmp_path / "c.parquet")
+    pq.write_table(pa.table({"text": pa.array(["a", "b", "a"]).dictionary_encode()}), path)
+    assert read_documents(path).frame["text"].tolist() == ["a", "b", "a"]
