@@ -12,6 +12,7 @@ import pandas as pd
 from hpc_classify.classifiers import combine
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.file_rows import FILE_ROWS, FileRows
+from hpc_classify.io.rows import SKIP_BAD_ROWS
 
 if TYPE_CHECKING:
     from hpc_classify.datasets import DocumentDataset
@@ -47,7 +48,7 @@ class FrameMethods:
             raise InputFileError(
                 name,
                 f"{len(bad)} row(s) whose {self.text_field!r} is missing or not a string, first at {row}",
-                hint="fix or drop those rows (the driver's --on-bad-row skip quarantines them)",
+                hint=f"fix or drop those rows; a run quarantines them with {SKIP_BAD_ROWS}",
             )
         return column.tolist()
 

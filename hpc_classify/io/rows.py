@@ -21,7 +21,10 @@ import pandas as pd
 from hpc_classify.config import BAD_ROW_POLICIES
 from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
 
-BAD_ROW_HINT = "fix the row, or run with --on-bad-row skip to quarantine bad rows"
+# The bad-row policy as the CLI and the Python API spell it (a DocumentDataset read has none: it refuses a bad
+# row, as NeMo's readers do), for hints that hold wherever the error is raised.
+SKIP_BAD_ROWS = '--on-bad-row skip (in Python: hpc_classify.run(..., on_bad_row="skip"))'
+BAD_ROW_HINT = f"fix the row, or quarantine bad rows with {SKIP_BAD_ROWS}"
 
 # The text field(s) a reader checks: None (objects only), one name, or several (classifiers reading other
 # fields of one file): a row whose text is bad in any of them is a bad row, set aside for all of them.

@@ -11,11 +11,13 @@ import json
 import lzma
 import os
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from hpc_classify.bench.length_classifier import LengthClassifier
 from hpc_classify.datasets import DocumentDataset
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.columns import sample_columns
@@ -156,3 +158,16 @@ def test_a_categorical_parquet_text_column_is_text(tmp_path):
     path = str(tmp_path / "c.parquet")
     pq.write_table(pa.table({"text": pa.array(["a", "b", "a"]).dictionary_encode()}), path)
     assert read_documents(path).frame["text"].tolist() == ["a", "b", "a"]
+
+
+def test_bad_row_hints_name_the_policy_as_the_cli_and_python_spell_it(tmp_path):
+    """The Python API's setting is on_bad_row="skip" (run()); the hints named only the CLI's flag (a
+    DocumentDataset read has no such setting: it refuses bad rows, as NeMo's readers)."""
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"{oops\n")
+    with pytest.raises(InputFileError) as caught:
+        read_documents(str(path))
+    assert "--on-bad-row skip" in caught.value.hint and 'on_bad_row="skip"' in caught.value.hint
+    with pytest.raises(InputFileError) as caught:
+        LengthClassifier().texts(pd.DataFrame({"text": ["a", None]}), "frame")
+    assert "--on-bad-row skip" in caught.value.hint and 'on_bad_row="skip"' in caught.value.hint
