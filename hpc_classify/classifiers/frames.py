@@ -4,6 +4,7 @@ hooks `_run_classifier` and `_filter_documents`), and the documents of a frame (
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from hpc_classify.io.rows import SKIP_BAD_ROWS
 
 if TYPE_CHECKING:
     from hpc_classify.datasets import DocumentDataset
+
+logger = logging.getLogger(__name__)
 
 
 class FrameMethods:
@@ -89,6 +92,14 @@ class FrameMethods:
 
     def _predicted_meta(self, dataset: DocumentDataset) -> pd.DataFrame:
         meta = dataset.df._meta.copy()
+        replaced = [column for column in self.output_meta() if column in meta.columns]
+        if replaced:  # as NeMo, the column is replaced; but said (an earlier run's labels are lost)
+            logger.warning(
+                "%s replaces the dataset's column(s) %s with its predictions; HINT: to keep both, give the "
+                "predictions other names (pred_column= / prob_column= when creating the classifier)",
+                type(self).__name__,
+                ", ".join(map(repr, replaced)),
+            )
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)
         return meta
