@@ -250,6 +250,15 @@ class RunConfig:
             if not keep or not all(isinstance(c, str) and c for c in keep):
                 raise ConfigError(f"keep_columns must be a list of column names, not {self.keep_columns!r}")
             object.__setattr__(self, "keep_columns", keep)
+        if keep is not None and self.key_column is None and ROW_NUMBER_COLUMN in keep:
+            # Both would be written under one name: the input's or ours would be lost (pandas refused it).
+            raise ConfigError(
+                f"--keep-columns {ROW_NUMBER_COLUMN}: a lean output already has a {ROW_NUMBER_COLUMN!r} column, "
+                "which the run adds to join it back to its input (each row's 0-based position in its file)",
+                hint=f"if the inputs' {ROW_NUMBER_COLUMN!r} identifies their rows, join on it instead: "
+                f"--key-column {ROW_NUMBER_COLUMN} (key_column in a YAML config or run()), and no column is "
+                f"added; else leave {ROW_NUMBER_COLUMN!r} out of --keep-columns, or rename it in the inputs",
+            )
         if self.key_column is not None:
             if keep is None:
                 raise ConfigError("key_column is only meaningful with keep_columns")

@@ -4,6 +4,7 @@ hooks `_run_classifier` and `_filter_documents`), and the documents of a frame (
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +13,12 @@ import pandas as pd
 from hpc_classify.classifiers import combine
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.file_rows import FILE_ROWS, FileRows
+from hpc_classify.io.rows import SKIP_BAD_ROWS
 
 if TYPE_CHECKING:
     from hpc_classify.datasets import DocumentDataset
+
+logger = logging.getLogger(__name__)
 
 
 class FrameMethods:
@@ -47,7 +51,7 @@ class FrameMethods:
             raise InputFileError(
                 name,
                 f"{len(bad)} row(s) whose {self.text_field!r} is missing or not a string, first at {row}",
-                hint="fix or drop those rows (the driver's --on-bad-row skip quarantines them)",
+                hint=f"fix or drop those rows; a run quarantines them with {SKIP_BAD_ROWS}",
             )
         return column.tolist()
 
@@ -88,6 +92,14 @@ class FrameMethods:
 
     def _predicted_meta(self, dataset: DocumentDataset) -> pd.DataFrame:
         meta = dataset.df._meta.copy()
+        replaced = [column for column in self.output_meta() if column in meta.columns]
+        if replaced:  # as NeMo, the column is replaced; but said (an earlier run's labels are lost)
+            logger.warning(
+                "%s replaces the dataset's column(s) %s with its predictions; HINT: to keep both, give the "
+                "predictions other names (pred_column= / prob_column= when creating the classifier)",
+                type(self).__name__,
+                ", ".join(map(repr, replaced)),
+            )
         for column, dtype in self.output_meta().items():
             meta[column] = pd.Series([], dtype=dtype)
         return meta

@@ -1,7 +1,8 @@
 """Settings that name columns the inputs do not have are mistakes: one error (exit 2) before anything is
-written or submitted, naming the columns the files do have, instead of one failed file per input.
+written or submitted, naming the columns the files do have, instead of one failed file per input. Input
+columns that the predictions would replace are said (a warning).
 
-Both checks look at the same cheap sample: the first SAMPLE_ROWS rows (a Parquet file: its schema) of the
+The checks look at the same cheap sample: the first SAMPLE_ROWS rows (a Parquet file: its schema) of the
 first SAMPLE_FILES files."""
 
 from __future__ import annotations
@@ -74,6 +75,27 @@ def check_keep_columns(
     if every_row:
         raise problem
     logger.warning("%s; the run goes on: rows without it get null there", problem.one_line())
+
+
+def warn_prediction_columns(
+    classifiers: Sequence[Any], keep_columns: Sequence[str] | None, files: Sequence[PlannedFile]
+) -> None:
+    """A warning naming the input columns that a classifier's output replaces in the outputs (a corpus
+    labelled by an earlier run has `domain_pred`): not refused, re-labelling a corpus is fine, but said.
+    Under keep_columns only the kept ones: the others are not written anyway."""
+    outputs = [c for classifier in classifiers for c in classifier.output_columns()]
+    for planned, sample in _samples(files):
+        written = sample.columns if keep_columns is None else [c for c in sample.columns if c in keep_columns]
+        replaced = [c for c in outputs if c in written]
+        if replaced:
+            logger.warning(
+                "%s has the column(s) %s, which the predictions replace in the outputs; HINT: to keep both, "
+                "give the predictions other names (--pred-column / --prob-column, pred_column / prob_column "
+                "in a YAML config's classifiers list or a classifier's arguments)",
+                planned.path,
+                ", ".join(map(repr, replaced)),
+            )
+            return  # one file named is enough: a corpus's files share their columns
 
 
 def _samples(files: Sequence[PlannedFile]) -> Iterator[tuple[PlannedFile, ColumnSample]]:

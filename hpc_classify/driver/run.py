@@ -21,7 +21,7 @@ from hpc_classify.cluster.main_guard import refuse_start_while_importing_main
 from hpc_classify.cluster.slurm_env import job_run
 from hpc_classify.config import RunConfig, resolve_warning_grace
 from hpc_classify.driver import exit_codes
-from hpc_classify.driver.column_checks import check_keep_columns, check_text_fields
+from hpc_classify.driver.column_checks import check_keep_columns, check_text_fields, warn_prediction_columns
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
@@ -105,6 +105,7 @@ def run_classification(
         files = list_input_files(config.inputs, output_dir, config.output_format)
         check_text_fields(config.classifiers, files)
         check_keep_columns(config.keep_columns, config.key_column, files)
+        warn_prediction_columns(config.classifiers, config.keep_columns, files)
         _make_output_dir(output_dir)
         with RunLock(output_dir, on_lost=lambda: stop.abandon_now(LOCK_LOST), job=job_run()):
             return _run_locked(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 from dataclasses import dataclass
 
-from hpc_classify.io.compression import DECOMPRESSION_ERRORS, open_decompressed
+from hpc_classify.errors import InputFileError
+from hpc_classify.io.compression import DECOMPRESSION_ERRORS, compression_of, open_decompressed
+from hpc_classify.io.file_head import check_jsonl_head
 from hpc_classify.io.formats import PARQUET, known_format
+from hpc_classify.io.rows import is_blank_line, parse_line, without_bom
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,9 @@ class ColumnSample:
 
 
 def sample_columns(path: str, max_rows: int) -> ColumnSample:
-    """A Parquet file's schema (every row has its columns), or the keys of a JSONL file's first `max_rows`
-    JSON objects. Unreadable files and lines are skipped silently: reading the file reports them properly."""
+    """A Parquet file's schema (every row has its columns), or the keys of the JSON objects among a JSONL
+    file's first `max_rows` rows (judged as the readers judge them). Unreadable files and rows are passed over
+    silently: reading the file reports them properly."""
     if known_format(path) is PARQUET:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -34,16 +38,15 @@ def sample_columns(path: str, max_rows: int) -> ColumnSample:
     rows = 0
     try:
         with open_decompressed(path) as stream:
-            for raw in stream:
-                try:
-                    record = json.loads(raw)
-                except ValueError:  # JSONDecodeError, UnicodeDecodeError; blank lines too
-                    continue
-                if isinstance(record, dict):
+            check_jsonl_head(path, stream, compression_of(path))
+            # At most `max_rows` rows looked at, good or bad: a file of bad rows is not read to its end here.
+            lines = ((n, raw) for n, raw in enumerate(stream, start=1) if not is_blank_line(raw, n))
+            for lineno, raw in itertools.islice(lines, max_rows):
+                record, _reason = parse_line(without_bom(raw, lineno))
+                if record is not None:
                     columns.update(dict.fromkeys(map(str, record)))
                     rows += 1
-                    if rows == max_rows:
-                        return ColumnSample(tuple(columns), rows, False)
-    except (*DECOMPRESSION_ERRORS, OSError):
+            whole_file = next(lines, None) is None
+    except (*DECOMPRESSION_ERRORS, OSError, InputFileError):
         return ColumnSample(tuple(columns), rows, False)
-    return ColumnSample(tuple(columns), rows, True)
+    return ColumnSample(tuple(columns), rows, whole_file)

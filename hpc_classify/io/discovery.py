@@ -21,8 +21,17 @@ from hpc_classify.io.formats import (  # noqa: F401  (document_suffix, output_re
     document_suffix,
     output_relpath,
 )
+from hpc_classify.io.writers import is_temp_file
 
 logger = logging.getLogger(__name__)
+
+# What a run of ours leaves beside its outputs (the driver, report and cluster layers name these; a test
+# holds them equal) and other tools' markers: skipped without a word. Other hidden or "_" names are said.
+BOOKKEEPING_NAMES = frozenset(
+    {"_markers", "_pieces", "_jobs", "_lock", "_plan.json", "_run.json", "_summary.json"}
+    | {"_report.html", "_report.json", "_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
+)
+QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
 
 _GLOB_CHARS = frozenset("*?[")
 _SHOWN = 3  # names a listing's warning shows
@@ -80,6 +89,13 @@ def expand_inputs(specs: Sequence[str], earlier_relpaths: Mapping[str, str] | No
 
 def _is_hidden(name: str) -> bool:
     return name.startswith((".", "_")) or name == "lost+found"
+
+
+def is_bookkeeping(relpath: str) -> bool:
+    """A skipped name nobody means to list: ours (markers, summary, quarantines, temp files) or other
+    tools' (`_SUCCESS`, `.DS_Store`); `relpath` may end with os.sep (a directory)."""
+    name = os.path.basename(relpath.rstrip(os.sep))
+    return name in BOOKKEEPING_NAMES or name.endswith(QUARANTINE_SUFFIX) or is_temp_file(name)
 
 
 def walk_relpaths(
@@ -188,8 +204,8 @@ def _paths_below(root: str, path: str) -> list[str]:
 def _expand_one(spec: str) -> list[InputFile]:
     if os.path.isdir(spec):
         root = os.path.abspath(spec)
-        found, others = [], []
-        for rel in walk_relpaths(root, recurse=True):
+        found, others, hidden = [], [], []
+        for rel in walk_relpaths(root, recurse=True, skipped=hidden):
             if document_suffix(rel) is None:
                 others.append(rel)
             else:
@@ -204,6 +220,7 @@ def _expand_one(spec: str) -> list[InputFile]:
                 first_names(others),
                 _suffix_hint(),
             )
+        _say_hidden(spec, hidden)
         return found
     if os.path.exists(spec):
         if document_suffix(spec) is None:
@@ -216,6 +233,22 @@ def _expand_one(spec: str) -> list[InputFile]:
             raise InputFileError(spec, "pattern matches no document files", hint=_suffix_hint())
         return [InputFile(os.path.abspath(m), os.path.basename(m)) for m in matches]
     raise InputFileError(spec, "no such file or directory", hint="check the --input path (and quote globs)")
+
+
+def _say_hidden(spec: str, hidden: list[str]) -> None:
+    """Hidden and "_" files with a document suffix, and such directories, are never read: said, with their
+    count, as files of other suffixes are (a corpus of `_part-0001.jsonl` shards was left out unseen)."""
+    meant = [
+        rel for rel in hidden if not is_bookkeeping(rel) and (rel.endswith(os.sep) or document_suffix(rel))
+    ]
+    if meant:
+        logger.warning(
+            "%s: %d hidden or '_'-prefixed name(s) left out (%s): names starting with '.' or '_' are never "
+            "read from a directory; rename them, or give such a file as an input by its own path",
+            spec,
+            len(meant),
+            first_names(meant),
+        )
 
 
 def _is_document_match(pattern: str, match: str) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from hpc_classify.io.compression import DECOMPRESSION_ERRORS, open_decompressed
+from hpc_classify.io.file_head import check_jsonl_head
 from hpc_classify.io.json_lines import frame_rows, write_jsonl_rows
 from hpc_classify.io.rows import (
     Piece,
@@ -64,6 +65,7 @@ class JsonlFormat:
         indexed by file position."""
         try:
             with open_decompressed(path) as stream:
+                check_jsonl_head(path, stream, self.compression)
                 records, bad, positions = parse_jsonl_lines(path, stream, text_field, on_bad_row)
         except DECOMPRESSION_ERRORS as exc:
             raise self.corrupt_error(path, exc) from exc
@@ -79,6 +81,11 @@ class JsonlFormat:
         return frame
 
     def read_cudf(self, path: str, columns: Sequence[str] | None) -> Any:
+        try:  # cudf reads the file itself: what file_head finds is said as for the other reads
+            with open_decompressed(path) as stream:
+                check_jsonl_head(path, stream, self.compression)
+        except (*DECOMPRESSION_ERRORS, OSError) as exc:
+            raise self.corrupt_error(path, exc) from exc
         frame = import_cudf().read_json(path, lines=True, compression=self.compression)
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
@@ -101,6 +108,7 @@ class JsonlFormat:
     ) -> ReadResult:
         try:
             with open(path, "rb") as stream:
+                check_jsonl_head(path, stream, None)  # every piece: each would read its lines as bad rows
                 offset, lines_before, rows_before = _first_line_at(stream, piece.start)
                 stream.seek(offset)
                 records, bad, positions = parse_jsonl_lines(
@@ -128,6 +136,7 @@ class JsonlFormat:
     ) -> Iterator[StreamPiece]:
         try:
             with open_decompressed(path) as stream:
+                check_jsonl_head(path, stream, self.compression)
                 skipped = sum(1 for _ in itertools.islice(stream, skip_lines))
                 if skipped < skip_lines:
                     raise self.corrupt_error(

@@ -16,19 +16,18 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from hpc_classify.errors import ConfigError, MissingInputFileError, NotADirectoryInputError
-from hpc_classify.io.discovery import first_names, walk_relpaths
+from hpc_classify.io.discovery import (  # noqa: F401  (BOOKKEEPING_NAMES, QUARANTINE_SUFFIX: this module's API)
+    BOOKKEEPING_NAMES,
+    QUARANTINE_SUFFIX,
+    first_names,
+    is_bookkeeping,
+    walk_relpaths,
+)
 from hpc_classify.io.writers import is_temp_file
 from hpc_classify.whole_numbers import is_whole_number
 
 logger = logging.getLogger(__name__)
 
-# What a run of ours leaves beside its outputs (the driver, report and cluster layers name these; a test
-# holds them equal) and other tools' markers: skipped without a word. Other hidden or "_" names are said.
-BOOKKEEPING_NAMES = frozenset(
-    {"_markers", "_jobs", "_plan.json", "_run.json", "_summary.json", "_report.html", "_report.json"}
-    | {"_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
-)
-QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
 _ROOT_HINT = "pass the directory that holds the corpus files"
 
 
@@ -83,12 +82,11 @@ def _no_directory(root: str, recurse_subdirectories: bool) -> list[str]:
 def _worth_saying(relpath: str, keep_extensions: str | Sequence[str] | None) -> bool:
     """A skipped name a user may have meant to list: not bookkeeping (ours, temp files, other tools'), and,
     with `keep_extensions`, a file they would keep (a directory may hold such files)."""
-    name = os.path.basename(relpath.rstrip(os.sep))
-    if name in BOOKKEEPING_NAMES or name.endswith(QUARANTINE_SUFFIX) or is_temp_file(name):
+    if is_bookkeeping(relpath):
         return False
     if keep_extensions is None or relpath.endswith(os.sep):
         return True
-    return name.endswith(dotted_extensions(keep_extensions))
+    return os.path.basename(relpath).endswith(dotted_extensions(keep_extensions))
 
 
 def dotted_extensions(extensions: str | Sequence[str]) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,10 @@ import pandas as pd
 from hpc_classify.config import BAD_ROW_POLICIES
 from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
 
-BAD_ROW_HINT = "fix the row, or run with --on-bad-row skip to quarantine bad rows"
+# The bad-row policy as the CLI and the Python API spell it (a DocumentDataset read has none: it refuses a bad
+# row, as NeMo's readers do), for hints that hold wherever the error is raised.
+SKIP_BAD_ROWS = '--on-bad-row skip (in Python: hpc_classify.run(..., on_bad_row="skip"))'
+BAD_ROW_HINT = f"fix the row, or quarantine bad rows with {SKIP_BAD_ROWS}"
 
 # The text field(s) a reader checks: None (objects only), one name, or several (classifiers reading other
 # fields of one file): a row whose text is bad in any of them is a bad row, set aside for all of them.
@@ -141,7 +145,7 @@ def parse_jsonl_lines(
             continue  # blank lines carry no document: not counted as bad
         position += 1
         raw = without_bom(raw, lineno)
-        record, reason = _parse_line(raw, fields)
+        record, reason = parse_line(raw, fields)
         if reason is None:
             records.append(record)
             positions.append(position)
@@ -152,8 +156,9 @@ def parse_jsonl_lines(
     return records, bad, positions
 
 
-def _parse_line(raw: bytes, fields: tuple[str, ...]) -> tuple[Any, str | None]:
-    """Return (record, None) for a good line, else (None, reason)."""
+def parse_line(raw: bytes, fields: tuple[str, ...] = ()) -> tuple[Any, str | None]:
+    """Return (record, None) for a good line (a JSON object, with a string in each of `fields`), else (None,
+    reason). `raw` is a line without the byte order mark a file may open with (`without_bom`)."""
     try:
         decoded = raw.decode("utf-8")  # strict: a bad byte is a bad row, never silently replaced
     except UnicodeDecodeError as exc:
@@ -163,8 +168,14 @@ def _parse_line(raw: bytes, fields: tuple[str, ...]) -> tuple[Any, str | None]:
     except json.JSONDecodeError as exc:
         # Some messages end in "at" ("Unterminated string starting at"): no "at at".
         return None, f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
+    except RecursionError:
+        return None, _TOO_DEEP
+    except ValueError:  # Python's cap on int("...") digits: the only other ValueError json.loads raises
+        return None, f"integer too long (more than {sys.get_int_max_str_digits()} digits)"
     if not isinstance(record, dict):
         return None, f"not a JSON object (a JSON {_json_type(record)})"
+    if (decoded.count("[") + decoded.count("{") > MAX_JSON_DEPTH) and _deeper_than(record, MAX_JSON_DEPTH):
+        return None, _TOO_DEEP
     if _LONE_SURROGATE.search(decoded) and not _encodes_as_utf8(record):
         return None, "invalid Unicode: an escaped lone surrogate (half of a character, as \\ud83d)"
     for name in fields:
@@ -172,6 +183,28 @@ def _parse_line(raw: bytes, fields: tuple[str, ...]) -> tuple[Any, str | None]:
         if reason is not None:
             return None, reason
     return record, None
+
+
+# Deeper rows are bad rows: json.loads fails on them at a depth that depends on the caller's stack (about
+# 1000 levels less the frames below it), and the JSONL writer recurses too (two frames a level): a row that
+# parsed could still fail its file at the write, on every retry. Real documents nest a few levels.
+MAX_JSON_DEPTH = 200
+_TOO_DEEP = f"nesting too deep (more than {MAX_JSON_DEPTH} levels of arrays and objects)"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests arrays and objects more than `limit` levels (itself one), without recursion."""
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 # JSON may escape half of a UTF-16 pair (`"\ud83d"`, an emoji cut in two); json.loads keeps it as a lone

@@ -3,6 +3,7 @@ bad rows follow --on-bad-row with exact counts."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -224,3 +225,32 @@ def test_skip_sets_aside_rows_bad_in_any_classifiers_text_field(tmp_path, tiny_d
     assert (s["rows_bad"], s["documents_in"], s["documents_out"]) == (4, 6, 6)
     pieces = read_marker(marker_path(str(output), "a.jsonl")).extra.get("pieces", [])
     assert (len(pieces) > 1) == (piece_bytes != "0")
+
+
+def test_rows_json_cannot_read_and_whole_file_problems_through_the_cli(tmp_path, tiny_domain_model):
+    """A first file opening with a row nested 3000 deep crashed the pre-run column check (rc 1, a traceback);
+    such rows and a 5000-digit integer are quarantined under skip. gzip data named .jsonl fails its file
+    once, not retried, naming the remedy (every line was a bad row). Hidden shards are said."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    good = "".join(json.dumps({"id": i, "text": f"sports game {i}"}) + "\n" for i in range(4))
+    deep = '{"text": "x", "v": ' + "[" * 3000 + "]" * 3000 + "}\n"
+    huge = '{"text": "x", "n": ' + "9" * 5000 + "}\n"
+    (inputs / "a.jsonl").write_text(deep + good + huge)
+    (inputs / "b.jsonl").write_bytes(gzip.compress(good.encode()))
+    (inputs / "_c.jsonl").write_text(good)
+
+    result = run_cli(run_args(inputs, output, tiny_domain_model, "--on-bad-row", "skip"))
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "1 hidden or '_'-prefixed name(s) left out (_c.jsonl)" in result.stderr
+    assert [row["id"] for row in read_jsonl(output / "a.jsonl")] == [0, 1, 2, 3]
+    quarantined = read_jsonl(output / "_a.jsonl.quarantine.jsonl")
+    assert [(row["line"], row["reason"].split(" (")[0]) for row in quarantined] == [
+        (1, "nesting too deep"),
+        (6, "integer too long"),
+    ]
+    (failure,) = read_jsonl(output / "failures.jsonl")
+    assert (failure["relpath"], failure["attempts"]) == ("b.jsonl", 1)
+    assert "this file is gzip-compressed" in failure["error"] and "name it b.jsonl.gz" in failure["error"]

@@ -84,6 +84,25 @@ def test_settings_of_a_cluster_the_run_starts_are_refused_when_it_joins_one(sett
         RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, **setting, **join)
 
 
+def test_keeping_a_row_number_column_beside_the_added_one_is_refused_before_the_run(tmp_path, capsys):
+    """The lean output's join column `row_number` and a kept input `row_number` clashed in every file task
+    (a bare `ValueError: cannot insert row_number, already exists`, retried): refused first, exit 2."""
+    from hpc_classify.cli.main import main
+
+    with pytest.raises(ConfigError, match="--keep-columns row_number: a lean output already has") as caught:
+        RunConfig(inputs=("in",), output="out", classifiers=("c",), keep_columns=["row_number", "url"])
+    assert "--key-column row_number" in caught.value.hint
+    keyed = RunConfig(
+        inputs=("in",), output="out", classifiers=("c",), keep_columns=["row_number"], key_column="row_number"
+    )
+    assert keyed.row_number_column is None  # the remedy: the input's own row_number joins, none is added
+    (tmp_path / "a.jsonl").write_text('{"text": "x", "row_number": 7}\n')
+    argv = ["run", "--input", str(tmp_path / "a.jsonl"), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    assert main([*argv, "--keep-columns", "row_number", "text"]) == 2
+    assert "a lean output already has a 'row_number' column" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_max_workers_is_refused_outside_jobqueue():
     with pytest.raises(ConfigError, match=r"max_workers applies only to cluster jobqueue"):
         RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, max_workers=4)

@@ -129,3 +129,27 @@ def test_output_relpath_rejects_unknown():
         output_relpath("x.txt", "jsonl")
     with pytest.raises(ConfigError):
         output_relpath("x.jsonl", "csv")
+
+
+def test_hidden_documents_and_directories_left_out_of_a_directory_are_said(corpus, caplog):
+    """`hpc-classify run` skipped `_part-0001.jsonl` shards without a word (the Python listing warns)."""
+    _touch(corpus, "_part-0001.jsonl", "sub/_part-0002.parquet", "_x.jsonl.quarantine.jsonl", "_SUCCESS")
+    with caplog.at_level("WARNING", logger="hpc_classify.io.discovery"):
+        expand_inputs([str(corpus)])
+    hidden = [m for m in caplog.messages if "hidden or" in m]
+    assert hidden == [
+        f"{corpus}: 4 hidden or '_'-prefixed name(s) left out (.cache{os.sep}, .hidden.jsonl, _part-0001.jsonl, "
+        "...): names starting with '.' or '_' are never read from a directory; rename them, or give such a "
+        "file as an input by its own path"
+    ]
+    assert expand_inputs([str(corpus / "_part-0001.jsonl")])[0].relpath == "_part-0001.jsonl"  # the remedy
+
+
+def test_bookkeeping_and_hidden_non_documents_are_not_said(tmp_path, caplog):
+    _touch(
+        tmp_path, "a.jsonl", "_summary.json", "_markers/a.jsonl.done.json", ".a.jsonl.tmp-1-abcd", "_SUCCESS"
+    )
+    _touch(tmp_path, "_a.jsonl.quarantine.jsonl", ".DS_Store", ".gitattributes", "_notes.txt")
+    with caplog.at_level("WARNING", logger="hpc_classify.io.discovery"):
+        assert [i.relpath for i in expand_inputs([str(tmp_path)])] == ["a.jsonl"]
+    assert caplog.messages == []

@@ -66,6 +66,8 @@ def test_a_runs_own_bookkeeping_is_skipped_without_a_word(tmp_path, caplog):
 def test_the_bookkeeping_names_are_the_ones_the_run_writes():
     from hpc_classify.cluster.job_layout import JOBS_DIR
     from hpc_classify.driver.fingerprint import RUN_FILE
+    from hpc_classify.driver.lock import LOCK_FILE
+    from hpc_classify.driver.piece_files import PIECES_DIRNAME
     from hpc_classify.driver.plan import PLAN_FILE
     from hpc_classify.driver.summary import SUMMARY_FILE
     from hpc_classify.driver.task import QUARANTINE_SUFFIX
@@ -73,7 +75,8 @@ def test_the_bookkeeping_names_are_the_ones_the_run_writes():
     from hpc_classify.io.markers import MARKERS_DIRNAME
     from hpc_classify.report.files import REPORT_HTML, REPORT_JSON
 
-    ours = {MARKERS_DIRNAME, JOBS_DIR, PLAN_FILE, RUN_FILE, SUMMARY_FILE, REPORT_HTML, REPORT_JSON}
+    ours = {MARKERS_DIRNAME, PIECES_DIRNAME, JOBS_DIR, LOCK_FILE, PLAN_FILE, RUN_FILE, SUMMARY_FILE}
+    ours |= {REPORT_HTML, REPORT_JSON}
     assert ours <= nemo_files.BOOKKEEPING_NAMES
     assert nemo_files.QUARANTINE_SUFFIX == QUARANTINE_SUFFIX
 

@@ -1,0 +1,58 @@
+"""Whether a Parquet file's text column is text at all: its Arrow type is the same for every row, so a
+binary, list, null or number column is one error for the file (naming the cast that makes it text), not
+every row a bad row (each quarantined under --on-bad-row skip, every attempt alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hpc_classify.errors import InputFileError
+
+
+def is_text_type(arrow_type: Any) -> bool:
+    """string, large_string, string_view, or a dictionary of them (pandas' categorical text)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    is_view = getattr(pa.types, "is_string_view", lambda _t: False)  # pyarrow >= 16
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or is_view(arrow_type)
+
+
+def check_text_column_types(path: str, schema: Any, fields: Sequence[str]) -> None:
+    """InputFileError for the first of `fields` that `schema` holds with a type that is not text (a field
+    the schema lacks is left to the row checks, which name it)."""
+    for name in fields:
+        if name not in schema.names:
+            continue
+        arrow_type = schema.field(name).type
+        if not is_text_type(arrow_type):
+            raise InputFileError(
+                path,
+                f"text field {name!r} has the Arrow type {arrow_type}, not string: no row of this file has "
+                "a text to classify",
+                hint=_cast_hint(name, arrow_type),
+            )
+
+
+def _cast_hint(name: str, arrow_type: Any) -> str:
+    import pyarrow as pa
+
+    elsewhere = "or point --text-field (text_field=) at the column that holds the documents"
+    if pa.types.is_null(arrow_type):
+        return (
+            "every value of the column is null (pandas writes an all-None column so): the file has no "
+            f"documents; remove it from the inputs, {elsewhere}"
+        )
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return (
+            "if the bytes are UTF-8 text, write the column as string (pyarrow: "
+            f"table[{name!r}].cast(pa.string()); pandas: df[{name!r}].str.decode('utf-8')), {elsewhere}"
+        )
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return (
+            f"each row holds a list: join each into one string (pandas: df[{name!r}].str.join('\\n')), "
+            f"{elsewhere}"
+        )
+    return f"write the column as string (pandas: df[{name!r}].astype(str)), {elsewhere}"
