@@ -54,7 +54,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from hpc_classify.api import classify
     from hpc_classify.classifiers import DomainClassifier
     from hpc_classify.config import RunConfig
-    from hpc_classify.driver.status import compute_status, format_status
+    from hpc_classify.driver.status import compute_status
+    from hpc_classify.driver.status_text import format_status
     from hpc_classify.errors import ConfigError
     from hpc_classify.models.tiny import DOMAIN_LABELS, build_tiny_checkpoint
 

@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hpc_classify.driver.status import compute_status, format_status
+    from hpc_classify.driver.status import compute_status
+    from hpc_classify.driver.status_text import format_status
 
     status = compute_status(args.output, verify_inputs=args.verify_inputs)
     print(json.dumps(status, indent=2) if args.json else format_status(status))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hpc_classify.driver.plan import PlannedFile, list_input_files, pending_files, write_plan
-from hpc_classify.driver.status import compute_status, format_status
+from hpc_classify.driver.status import compute_status
+from hpc_classify.driver.status_text import format_status
 from hpc_classify.driver.summary import write_summary
 from hpc_classify.errors import OutputDirectoryError
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
