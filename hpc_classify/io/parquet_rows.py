@@ -13,12 +13,13 @@ from hpc_classify.io.rows import BAD_ROW_HINT, BadRow, TextFields, text_fields
 
 
 def table_to_frame(table: Any) -> pd.DataFrame:
-    """A pyarrow table as pandas, every value kept. `to_pandas()` alone makes an integer column with a null
-    float64: 3 would be written back as 3.0 and an id above 2**53 changed. Such columns become pandas'
-    nullable integers."""
+    """A pyarrow table as pandas, every value kept. `to_pandas()` alone makes integers beside a null
+    float64: 3 would be written back as 3.0 and an id above 2**53 changed. Top-level such columns become
+    pandas' nullable integers; nested ones (a list<uint64> minhash signature, token ids, a struct's field)
+    hold Python ints and None (`integer_object_nulls`, which reaches every nested child)."""
     import pyarrow as pa
 
-    frame = table.to_pandas()
+    frame = table.to_pandas(integer_object_nulls=True)
     for i, name in enumerate(table.column_names):
         column = table.column(i)
         if pa.types.is_integer(column.type) and column.null_count:

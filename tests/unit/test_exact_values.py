@@ -1,0 +1,89 @@
+"""Every input value comes out as it went in, whole file or in pieces, JSONL or Parquet output, or the file
+fails with a clear error that is not retried. Each output is compared with an independent reading of the
+input (pyarrow's `to_pylist`, Python's `json`): an int stays that int, never a float near it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hpc_classify.io.formats import output_format
+from hpc_classify.io.pieces import plan_pieces, read_piece
+from hpc_classify.io.readers import read_documents
+from hpc_classify.io.writers import write_frame
+
+BIG = 2**53 + 1  # the first int a float64 cannot hold
+
+
+def written(tmp_path, path: str, fmt: str, piece_bytes: int | None) -> list[dict] | pa.Table:
+    """What a run writes for `path` in output format `fmt`: read whole (piece_bytes=None), or in pieces
+    of `piece_bytes` assembled as the driver does. JSONL: the output's lines, parsed; Parquet: its table."""
+    out = str(tmp_path / f"out-{piece_bytes}.{fmt}")
+    if piece_bytes is None:
+        write_frame(read_documents(path).frame, out, fmt, source=path)
+    else:
+        parts = []
+        for piece in plan_pieces(path, os.path.getsize(path), piece_bytes):
+            parts.append(str(tmp_path / f"part-{piece_bytes}-{piece.index}.{fmt}"))
+            write_frame(read_piece(path, piece, text_field="text").frame, parts[-1], fmt, source=path)
+        with open(out, "wb") as stream:
+            output_format(fmt).assemble(parts, stream)
+    if fmt == "parquet":
+        return pq.read_table(out)
+    with open(out, encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def same_json(got, expected) -> bool:
+    """Equal as JSON text: 7 and 7.0 differ, as 9007199254740993 and 9007199254740992 do."""
+    return json.dumps(got) == json.dumps(expected)
+
+
+def nested_ints_input(tmp_path) -> str:
+    """Nested int64/uint64 values above 2**53 beside nulls, in row groups of one row (a piece each)."""
+    path = str(tmp_path / "nested.parquet")
+    top = 2**64 - 1  # a uint64 hash: no int64 nor float64 holds it
+    table = pa.table(
+        {
+            "text": ["a", "b", "c"],
+            "ids": pa.array([[BIG, 1], [None], None], pa.list_(pa.int64())),
+            "minhash": pa.array([[top, None], [3], []], pa.list_(pa.uint64())),
+            "st": pa.array([{"k": BIG}, {"k": None}, None], pa.struct([("k", pa.int64())])),
+            "deep": pa.array([[[BIG, None]], [[1]], []], pa.list_(pa.list_(pa.int64()))),
+            "rows": pa.array([[{"a": BIG}, {"a": None}], [], None], pa.list_(pa.struct([("a", pa.int64())]))),
+            "big": pa.array([[BIG, None], [2], None], pa.large_list(pa.int64())),
+            "pair": pa.array([[BIG, None], [1, 2], None], pa.list_(pa.int64(), 2)),
+            "m": pa.array([[("x", BIG), ("y", None)], [], None], pa.map_(pa.string(), pa.int64())),
+        }
+    )
+    pq.write_table(table, path, row_group_size=1)
+    return path
+
+
+@pytest.mark.parametrize("piece_bytes", [None, 1])
+def test_nested_integers_beside_nulls_are_kept_exactly_in_parquet_output(tmp_path, piece_bytes):
+    path = nested_ints_input(tmp_path)
+    source = pq.read_table(path)
+
+    table = written(tmp_path, path, "parquet", piece_bytes)
+
+    for name in source.column_names:
+        assert table.schema.field(name).type == source.schema.field(name).type, name
+        assert table.column(name).to_pylist() == source.column(name).to_pylist(), name
+
+
+@pytest.mark.parametrize("piece_bytes", [None, 1])
+def test_nested_integers_beside_nulls_are_kept_exactly_in_jsonl_output(tmp_path, piece_bytes):
+    path = nested_ints_input(tmp_path)
+    expected = pq.read_table(path).to_pylist()
+    for row in expected:  # a map is a JSON object
+        row["m"] = None if row["m"] is None else dict(row["m"])
+
+    rows = written(tmp_path, path, "jsonl", piece_bytes)
+
+    assert same_json(rows, expected)
+    assert rows[0]["minhash"] == [2**64 - 1, None] and rows[0]["ids"] == [BIG, 1]
