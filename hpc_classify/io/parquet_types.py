@@ -131,7 +131,8 @@ def fits(dtype: Any, arrow_type: Any) -> bool:
 def _conversion_errors() -> tuple[type[BaseException], ...]:
     import pyarrow as pa
 
-    return (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError)
+    # OverflowError: a Python int beyond int64 and uint64 (pyarrow raises it, not an ArrowInvalid).
+    return (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError)
 
 
 def _table(df: pd.DataFrame, names: list[str], chosen: Mapping[int, Any]) -> Any:

@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from hpc_classify.driver.failures import is_retryable
+from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.formats import output_format
 from hpc_classify.io.pieces import plan_pieces, read_piece
 from hpc_classify.io.readers import read_documents
@@ -87,3 +89,20 @@ def test_nested_integers_beside_nulls_are_kept_exactly_in_jsonl_output(tmp_path,
 
     assert same_json(rows, expected)
     assert rows[0]["minhash"] == [2**64 - 1, None] and rows[0]["ids"] == [BIG, 1]
+
+
+@pytest.mark.parametrize("piece_bytes", [None, 40])
+def test_an_int_beyond_uint64_is_exact_in_jsonl_and_a_clear_error_in_parquet(tmp_path, piece_bytes):
+    huge = 123456789012345678901234567890
+    path = tmp_path / "h.jsonl"
+    path.write_text(f'{{"text": "a", "h": {huge}}}\n{{"text": "b", "h": 1}}\n')
+
+    assert same_json(
+        written(tmp_path, str(path), "jsonl", piece_bytes), [{"text": "a", "h": huge}, {"text": "b", "h": 1}]
+    )
+    with pytest.raises(DataLayoutError) as caught:
+        written(tmp_path, str(path), "parquet", piece_bytes)
+
+    assert caught.value.one_line().startswith(f"{path}: column 'h' cannot be written as Parquet (")
+    assert "write JSONL" in caught.value.one_line()
+    assert not is_retryable(caught.value)
