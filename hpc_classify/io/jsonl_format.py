@@ -164,8 +164,9 @@ class JsonlFormat:
         (`types`, Parquet's Arrow types, mean nothing to JSON)."""
         write_jsonl_rows(frame_rows(df, source), fileobj, path)
 
-    def assemble(self, parts: Sequence[str], out: BinaryIO) -> None:
-        """Parts written by `write`, in order: lines concatenate, and so do gzip members and zstd frames."""
+    def assemble(self, parts: Sequence[str], out: BinaryIO, source: str | None = None) -> None:
+        """Parts written by `write`, in order: lines concatenate, and so do gzip members and zstd frames
+        (`source`, the input file, is for Parquet's errors: concatenation changes no value)."""
         concat_files(parts, out)
 
 

@@ -24,6 +24,12 @@ from hpc_classify.errors import DataLayoutError
 
 logger = logging.getLogger(__name__)
 
+# The remedy for a column Parquet cannot hold (a piece's, or the assembled file's).
+UNWRITABLE_HINT = (
+    "give the column one Arrow type, drop it (--keep-columns / columns=[...] without it), or write "
+    "JSONL (--output-format jsonl / to_json)"
+)
+
 # As formats.format_of tells a Parquet file (formats imports this module, through parquet_format).
 PARQUET_SUFFIX = ".parquet"
 
@@ -191,8 +197,4 @@ def _unconvertible(
         except _conversion_errors() as column_exc:
             what, exc = f"column {name!r}", column_exc
             break
-    return DataLayoutError(
-        f"{source}: {what} cannot be written as Parquet ({exc})",
-        hint="give the column one Arrow type, drop it (--keep-columns / columns=[...] without it), or write "
-        "JSONL (--output-format jsonl / to_json)",
-    )
+    return DataLayoutError(f"{source}: {what} cannot be written as Parquet ({exc})", hint=UNWRITABLE_HINT)

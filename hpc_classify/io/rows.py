@@ -226,13 +226,20 @@ def records_to_frame(records: list[dict], text_field: TextFields) -> pd.DataFram
         return pd.DataFrame({name: pd.Series([], dtype="str") for name in text_fields(text_field)})
     # from_records on dicts: columns are the union of keys in first-seen order, rows in file order.
     frame = pd.DataFrame.from_records(records)
+    # pandas makes a column float64 where its ints meet a null or a fraction: 7 would be written back as 7.0
+    # and an id above 2**53 changed (see parquet_rows.table_to_frame). Ints and nulls become nullable ints;
+    # ints beside fractions (and ints beyond int64) stay the Python values read, which the writers keep.
     for name in frame.columns[frame.dtypes == "float64"]:
         values = [record.get(name) for record in records]
-        if all(value is None or (type(value) is int) for value in values):  # see parquet_rows.table_to_frame
-            try:
+        if not any(type(value) is int for value in values):
+            continue  # fractions and nulls only: float64 holds them as read
+        try:
+            if all(value is None or type(value) is int for value in values):
                 frame[name] = pd.array(values, dtype="Int64")
-            except (OverflowError, TypeError):  # beyond int64 (uint64 hashes): Python ints, as read
-                frame[name] = pd.Series(values, index=frame.index, dtype=object)
+                continue
+        except (OverflowError, TypeError):  # beyond int64 (uint64 hashes)
+            pass
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)
     return frame
 
 

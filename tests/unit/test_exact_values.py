@@ -33,7 +33,7 @@ def written(tmp_path, path: str, fmt: str, piece_bytes: int | None) -> list[dict
             parts.append(str(tmp_path / f"part-{piece_bytes}-{piece.index}.{fmt}"))
             write_frame(read_piece(path, piece, text_field="text").frame, parts[-1], fmt, source=path)
         with open(out, "wb") as stream:
-            output_format(fmt).assemble(parts, stream)
+            output_format(fmt).assemble(parts, stream, source=path)
     if fmt == "parquet":
         return pq.read_table(out)
     with open(out, encoding="utf-8") as lines:
@@ -105,4 +105,43 @@ def test_an_int_beyond_uint64_is_exact_in_jsonl_and_a_clear_error_in_parquet(tmp
 
     assert caught.value.one_line().startswith(f"{path}: column 'h' cannot be written as Parquet (")
     assert "write JSONL" in caught.value.one_line()
+    assert not is_retryable(caught.value)
+
+
+def mixed_numbers_input(tmp_path, ids: list) -> str:
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps({"text": f"doc {i}", "id": v}) + "\n" for i, v in enumerate(ids)))
+    return str(path)
+
+
+@pytest.mark.parametrize("piece_bytes", [None, 30])  # 30: a piece per line
+def test_ints_beside_fractions_are_written_to_jsonl_as_read(tmp_path, piece_bytes):
+    path = mixed_numbers_input(tmp_path, [BIG, 1.5, 7, None, 2.0])
+    with open(path, encoding="utf-8") as lines:
+        expected = [json.loads(line) for line in lines]
+
+    assert same_json(written(tmp_path, path, "jsonl", piece_bytes), expected)
+
+
+@pytest.mark.parametrize("piece_bytes", [None, 30])
+def test_ints_beside_fractions_are_double_in_parquet_where_a_double_holds_each(tmp_path, piece_bytes):
+    ids = [2**53, 1.5, 7, None, -(2**53)]
+    path = mixed_numbers_input(tmp_path, ids)
+
+    table = written(tmp_path, path, "parquet", piece_bytes)
+
+    assert table.schema.field("id").type == pa.float64()
+    assert same_json(table.column("id").to_pylist(), [None if v is None else float(v) for v in ids])
+
+
+@pytest.mark.parametrize("piece_bytes", [None, 30])
+def test_an_int_a_double_cannot_hold_beside_fractions_is_a_clear_error_in_parquet(tmp_path, piece_bytes):
+    path = mixed_numbers_input(tmp_path, [BIG, 1.5, 7])
+
+    with pytest.raises(DataLayoutError) as caught:
+        written(tmp_path, path, "parquet", piece_bytes)
+
+    message = caught.value.one_line()
+    assert message.startswith(f"{path}: column 'id' cannot be written as Parquet")
+    assert str(BIG) in message and message.endswith("or write JSONL (--output-format jsonl / to_json)")
     assert not is_retryable(caught.value)
