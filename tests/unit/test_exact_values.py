@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -145,3 +147,35 @@ def test_an_int_a_double_cannot_hold_beside_fractions_is_a_clear_error_in_parque
     assert message.startswith(f"{path}: column 'id' cannot be written as Parquet")
     assert str(BIG) in message and message.endswith("or write JSONL (--output-format jsonl / to_json)")
     assert not is_retryable(caught.value)
+
+
+def nested(depth: int, leaf=BIG):
+    """A value `depth` lists and dicts deep, built by a loop."""
+    value = leaf
+    for level in range(depth):
+        value = [value, 1.5] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("piece_bytes", [None, 1 << 20])
+def test_a_row_nested_hundreds_deep_is_written_to_jsonl_as_read(tmp_path, piece_bytes):
+    path = tmp_path / "deep.jsonl"
+    lines = [{"text": "a", "deep": nested(800)}, {"text": "b", "deep": [1, [2, [3]]]}]
+    path.write_text("".join(json.dumps(row) + "\n" for row in lines))
+
+    assert same_json(written(tmp_path, str(path), "jsonl", piece_bytes), lines)
+
+
+def test_a_value_nested_deeper_than_json_can_write_is_a_clear_error(tmp_path):
+    column = np.empty(1, dtype=object)
+    column[0] = nested(5000)
+    frame = pd.DataFrame({"text": ["a"], "n": [1]}).assign(deep=column)
+
+    with pytest.raises(DataLayoutError) as caught:
+        write_frame(frame, str(tmp_path / "o.jsonl"), "jsonl", source="/in/x.parquet")
+
+    assert caught.value.one_line().startswith(
+        "/in/x.parquet: column 'deep' holds a value nested 5000 levels deep, deeper than JSON can be written"
+    )
+    assert not is_retryable(caught.value)
+    assert not os.listdir(tmp_path)
