@@ -21,6 +21,7 @@ import pandas as pd
 from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.compression import open_compressed_writer
 from hpc_classify.io.parquet_types import map_columns
+from hpc_classify.io.rows import output_column_names
 
 _LINES_PER_CHUNK = 2048  # JSONL lines encoded per write call: few syscalls, bounded extra memory
 
@@ -47,7 +48,7 @@ def write_jsonl_rows(
 def frame_rows(df: pd.DataFrame, source: str | None = None) -> Iterable[dict[str, Any]]:
     """Rows of `df` as JSON-ready dicts: NaN/NA/infinity -> None, numpy scalars and arrays -> Python values.
     `source`: the input file the rows come from, named in errors; a Parquet one's maps become objects."""
-    names = [str(c) for c in df.columns]
+    names = output_column_names(df, source)
     maps = map_columns(source)
     where = f"{source}: " if source else ""
     columns = []

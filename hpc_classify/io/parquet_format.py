@@ -13,7 +13,12 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
-from hpc_classify.io.parquet_rows import check_parquet_table, named_index_as_columns, table_to_frame
+from hpc_classify.io.parquet_rows import (
+    check_column_names,
+    check_parquet_table,
+    named_index_as_columns,
+    table_to_frame,
+)
 from hpc_classify.io.parquet_types import UNWRITABLE_HINT, frame_to_table, input_types
 from hpc_classify.io.rows import (
     Piece,
@@ -66,9 +71,10 @@ class ParquetFormat:
         import pyarrow.parquet as pq
 
         try:
+            schema = pq.read_schema(path)
+            check_column_names(path, schema)
             if columns is not None:
-                present = set(pq.read_schema(path).names)
-                columns = [c for c in columns if c in present]
+                columns = [c for c in columns if c in set(schema.names)]
             return pq.read_table(path, columns=None if columns is None else list(columns))
         except (pa.ArrowException, OSError) as exc:
             raise self.corrupt_error(path, exc) from exc
@@ -78,7 +84,9 @@ class ParquetFormat:
         import pyarrow.parquet as pq
 
         try:
-            metadata = pq.ParquetFile(path).metadata
+            parquet = pq.ParquetFile(path)
+            check_column_names(path, parquet.schema_arrow)
+            metadata = parquet.metadata
         except (pa.ArrowException, OSError) as exc:
             raise self.corrupt_error(path, exc) from exc
         ranges: list[tuple[int, int]] = []
@@ -117,6 +125,7 @@ class ParquetFormat:
 
         try:
             parquet = pq.ParquetFile(path)
+            check_column_names(path, parquet.schema_arrow)
             wanted = None
             if columns is not None:
                 present = set(parquet.schema_arrow.names)

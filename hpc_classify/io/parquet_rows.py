@@ -9,7 +9,31 @@ from typing import Any
 import pandas as pd
 
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.rows import BAD_ROW_HINT, BadRow, TextFields, text_fields
+from hpc_classify.io.rows import BAD_ROW_HINT, BadRow, TextFields, repeated_names, text_fields
+
+
+def check_column_names(path: str, schema: Any) -> None:
+    """Refuse a file whose schema repeats a column name, or a field name inside a struct (`s.k`): pandas
+    holds one column of a name and a dict one value of a key, so one of them would be lost silently, or
+    the read fail later with an error that blames the file's bytes."""
+    import pyarrow as pa
+
+    repeated = repeated_names(schema.names)
+    fields = [(field.name, field.type) for field in schema]
+    for name, kind in fields:  # grows as nested types are met: every level is checked
+        children = [kind.field(i) for i in range(kind.num_fields)]
+        if pa.types.is_struct(kind):
+            repeated += [f"{name}.{child}" for child in repeated_names(c.name for c in children)]
+            fields += [(f"{name}.{c.name}", c.type) for c in children]
+        else:  # a list's items, a map's entries: named by their column
+            fields += [(name, c.type) for c in children]
+    if repeated:
+        raise InputFileError(
+            path,
+            f"repeats the column name(s) {', '.join(map(repr, repeated))}: one of each would be lost",
+            hint="rename the columns so that each name occurs once (pyarrow: table.rename_columns([...])), "
+            "and write the file again",
+        )
 
 
 def table_to_frame(table: Any) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
+from hpc_classify.io.rows import output_column_names
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def frame_to_table(df: pd.DataFrame, types: Mapping[str, Any], source: str) -> A
     else inferred (a pandas string column as `string`). `source` names the file in errors."""
     import pyarrow as pa
 
-    names = [str(c) for c in df.columns]
+    names = output_column_names(df, source)
     if list(df.columns) != names:  # pyarrow finds a schema's columns by name: 0 is stored as "0" anyway
         df = df.set_axis(names, axis=1)
     chosen = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from hpc_classify.config import BAD_ROW_POLICIES
-from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
+from hpc_classify.errors import ConfigError, DataLayoutError, InputFileError, MissingInputFileError
 
 BAD_ROW_HINT = "fix the row, or run with --on-bad-row skip to quarantine bad rows"
 
@@ -218,6 +219,26 @@ def _json_type(value: Any) -> str:
 def _raw_text(raw: bytes) -> str:
     # backslashreplace keeps invalid bytes recoverable in the quarantine file (\xff rather than U+FFFD).
     return raw.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
+
+
+def repeated_names(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, each once, in first-seen order."""
+    counts = Counter(names)
+    return [name for name, count in counts.items() if count > 1]
+
+
+def output_column_names(df: pd.DataFrame, source: str | None) -> list[str]:
+    """`df`'s column names as an output writes them (str), each once: a JSON object holds one value of a
+    key, a Parquet file one column of a name. `source`, the input file, is named in the error."""
+    names = [str(c) for c in df.columns]
+    if repeated := repeated_names(names):
+        where = f"{source}: " if source else ""
+        raise DataLayoutError(
+            f"{where}the column name(s) {', '.join(map(repr, repeated))} occur more than once: an output "
+            "holds one column of a name, so one of them would be lost",
+            hint="rename the columns (df.columns = [...]) or drop the repeats before writing",
+        )
+    return names
 
 
 def records_to_frame(records: list[dict], text_field: TextFields) -> pd.DataFrame:

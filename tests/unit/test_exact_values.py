@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from hpc_classify.driver.failures import is_retryable
-from hpc_classify.errors import DataLayoutError
+from hpc_classify.errors import DataLayoutError, InputFileError
 from hpc_classify.io.formats import output_format
 from hpc_classify.io.pieces import plan_pieces, read_piece
-from hpc_classify.io.readers import read_documents
+from hpc_classify.io.readers import read_documents, read_frame
+from hpc_classify.io.rows import Piece
 from hpc_classify.io.writers import write_frame
 
 BIG = 2**53 + 1  # the first int a float64 cannot hold
@@ -176,6 +177,62 @@ def test_a_value_nested_deeper_than_json_can_write_is_a_clear_error(tmp_path):
 
     assert caught.value.one_line().startswith(
         "/in/x.parquet: column 'deep' holds a value nested 5000 levels deep, deeper than JSON can be written"
+    )
+    assert not is_retryable(caught.value)
+    assert not os.listdir(tmp_path)
+
+
+def repeated_names_input(tmp_path, names: list[str]) -> str:
+    path = str(tmp_path / "dup.parquet")
+    columns = [pa.array(["a", "b"]) if name == "text" else pa.array([1, 2]) for name in names]
+    pq.write_table(pa.Table.from_arrays(columns, names=names), path)
+    return path
+
+
+READS = {
+    "whole": lambda path: read_documents(path),
+    "frame": lambda path: read_frame(path),
+    "plan": lambda path: plan_pieces(path, os.path.getsize(path), 1),
+    "piece": lambda path: read_piece(path, Piece(0, 0, 2), text_field="text"),
+    "piece, no text check": lambda path: read_piece(path, Piece(0, 0, 2), text_field=None),
+}
+
+
+@pytest.mark.parametrize("read", READS)
+@pytest.mark.parametrize("names, named", [(["text", "x", "x"], "'x'"), (["text", "text", "y"], "'text'")])
+def test_a_parquet_file_repeating_a_column_name_is_a_clear_error_wherever_it_is_opened(
+    tmp_path, read, names, named
+):
+    path = repeated_names_input(tmp_path, names)
+
+    with pytest.raises(InputFileError) as caught:
+        READS[read](path)
+
+    assert caught.value.one_line() == (
+        f"{path}: repeats the column name(s) {named}: one of each would be lost; HINT: rename the columns so "
+        "that each name occurs once (pyarrow: table.rename_columns([...])), and write the file again"
+    )
+    assert not is_retryable(caught.value)
+
+
+def test_a_struct_repeating_a_field_name_is_the_same_error(tmp_path):
+    path = str(tmp_path / "s.parquet")
+    inner = pa.StructArray.from_arrays([pa.array([1]), pa.array([2])], names=["k", "k"])
+    pq.write_table(pa.table({"text": ["a"], "s": pa.ListArray.from_arrays([0, 1], inner)}), path)
+
+    with pytest.raises(InputFileError, match=r"repeats the column name\(s\) 's\.k'"):
+        read_documents(path)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_frame_repeating_a_column_name_is_not_written(tmp_path, fmt):
+    frame = pd.DataFrame([["a", 1, 2]], columns=["text", "x", "x"])
+
+    with pytest.raises(DataLayoutError) as caught:
+        write_frame(frame, str(tmp_path / f"o.{fmt}"), fmt, source="/in/x.jsonl")
+
+    assert caught.value.one_line().startswith(
+        "/in/x.jsonl: the column name(s) 'x' occur more than once: an output holds one column of a name"
     )
     assert not is_retryable(caught.value)
     assert not os.listdir(tmp_path)
