@@ -155,7 +155,7 @@ def _nested_to_json(value: Any) -> list | dict:
     return root
 
 
-_NESTED = object()  # _leaf's answer for a container, which _to_json_value's loop fills
+_NESTED = object()  # _leaf's answer for a container, which _nested_to_json fills
 
 
 def _leaf(value: Any) -> Any:
