@@ -69,7 +69,9 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
     pieces = [m.extra["piece"] for m in markers]
     parts = [piece_files.piece_output_path(out, relpath, i, settings.output_format) for i in pieces]
     document_format = output_format(settings.output_format)
-    write_atomically(destination.output_path, lambda f: document_format.assemble(parts, f))
+    write_atomically(
+        destination.output_path, lambda f: document_format.assemble(parts, f, source=input_file.path)
+    )
     quarantines = [
         piece_files.piece_quarantine_path(out, relpath, m.extra["piece"])
         for m in markers

@@ -171,10 +171,11 @@ class JsonlFormat:
     ) -> None:
         """`df` (index dropped) as JSONL, compressed as `path`'s extension says; `source` as `write_frame`'s
         (`types`, Parquet's Arrow types, mean nothing to JSON)."""
-        write_jsonl_rows(frame_rows(df, source), fileobj, path)
+        write_jsonl_rows(frame_rows(df, source), fileobj, path, source)
 
-    def assemble(self, parts: Sequence[str], out: BinaryIO) -> None:
-        """Parts written by `write`, in order: lines concatenate, and so do gzip members and zstd frames."""
+    def assemble(self, parts: Sequence[str], out: BinaryIO, source: str | None = None) -> None:
+        """Parts written by `write`, in order: lines concatenate, and so do gzip members and zstd frames
+        (`source`, the input file, is for Parquet's errors: concatenation changes no value)."""
         concat_files(parts, out)
 
 

@@ -13,9 +13,14 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
-from hpc_classify.io.parquet_rows import check_parquet_table, named_index_as_columns, table_to_frame
+from hpc_classify.io.parquet_rows import (
+    check_column_names,
+    check_parquet_table,
+    named_index_as_columns,
+    table_to_frame,
+)
 from hpc_classify.io.parquet_text import check_text_column_types
-from hpc_classify.io.parquet_types import frame_to_table, input_types
+from hpc_classify.io.parquet_types import UNWRITABLE_HINT, frame_to_table, input_types
 from hpc_classify.io.rows import (
     Piece,
     ReadResult,
@@ -68,9 +73,10 @@ class ParquetFormat:
         import pyarrow.parquet as pq
 
         try:
+            schema = pq.read_schema(path)
+            check_column_names(path, schema)
             if columns is not None:
-                present = set(pq.read_schema(path).names)
-                columns = [c for c in columns if c in present]
+                columns = [c for c in columns if c in set(schema.names)]
             return pq.read_table(path, columns=None if columns is None else list(columns))
         except (pa.ArrowException, OSError) as exc:
             raise self.corrupt_error(path, exc) from exc
@@ -80,7 +86,9 @@ class ParquetFormat:
         import pyarrow.parquet as pq
 
         try:
-            metadata = pq.ParquetFile(path).metadata
+            parquet = pq.ParquetFile(path)
+            check_column_names(path, parquet.schema_arrow)
+            metadata = parquet.metadata
         except (pa.ArrowException, OSError) as exc:
             raise self.corrupt_error(path, exc) from exc
         ranges: list[tuple[int, int]] = []
@@ -119,6 +127,7 @@ class ParquetFormat:
 
         try:
             parquet = pq.ParquetFile(path)
+            check_column_names(path, parquet.schema_arrow)
             wanted = None
             if columns is not None:
                 present = set(parquet.schema_arrow.names)
@@ -157,18 +166,21 @@ class ParquetFormat:
             types = input_types([source])
         pq.write_table(frame_to_table(df, types, source or path), fileobj)
 
-    def assemble(self, parts: Sequence[str], out: BinaryIO, schema: Any = None) -> None:
+    def assemble(
+        self, parts: Sequence[str], out: BinaryIO, schema: Any = None, source: str | None = None
+    ) -> None:
         """Parts written by `write`, in order, streamed row group by row group into one file under `schema`
-        (by default their `common_schema`)."""
+        (by default their `common_schema`). `source`: the input file the parts come from, named in errors
+        (by default the part)."""
         import pyarrow.parquet as pq
 
         files = [pq.ParquetFile(path) for path in parts]
         if schema is None:
             schema = _unify([f.schema_arrow for f in files])
         with pq.ParquetWriter(out, schema) as writer:
-            for parquet in files:
+            for part, parquet in zip(parts, files, strict=True):
                 for group in range(parquet.metadata.num_row_groups):
-                    writer.write_table(_conform(parquet.read_row_group(group), schema))
+                    writer.write_table(_conform(parquet.read_row_group(group), schema, source or part))
             if all(f.metadata.num_rows == 0 for f in files):
                 writer.write_table(schema.empty_table())
 
@@ -248,14 +260,23 @@ def _parquet_rows(parquet: Any, start: int, stop: int, columns: list[str] | None
             break
 
 
-def _conform(table: Any, schema: Any) -> Any:
-    """`table` with `schema`'s columns in its order and types (columns it lacks are all null)."""
+def _conform(table: Any, schema: Any, source: str) -> Any:
+    """`table` with `schema`'s columns in its order and types (columns it lacks are all null). A value the
+    shared type cannot hold exactly (an int64 above 2**53 in a column that is double in another part) is
+    the data's: a DataLayoutError naming `source` and the column, as writing the whole file would give."""
     import pyarrow as pa
 
-    columns = [
-        table.column(field.name).cast(field.type)
-        if field.name in table.column_names
-        else pa.nulls(table.num_rows, field.type)
-        for field in schema
-    ]
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        try:
+            columns.append(table.column(field.name).cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise DataLayoutError(
+                f"{source}: column {field.name!r} cannot be written as Parquet: its pieces' values have no "
+                f"common type that holds each exactly ({exc})",
+                hint=UNWRITABLE_HINT,
+            ) from exc
     return pa.Table.from_arrays(columns, schema=schema)

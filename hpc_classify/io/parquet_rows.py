@@ -9,16 +9,41 @@ from typing import Any
 import pandas as pd
 
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.rows import BAD_ROW_HINT, BadRow, TextFields, text_fields
+from hpc_classify.io.rows import BAD_ROW_HINT, BadRow, TextFields, repeated_names, text_fields
+
+
+def check_column_names(path: str, schema: Any) -> None:
+    """Refuse a file whose schema repeats a column name, or a field name inside a struct (`s.k`): pandas
+    holds one column of a name and a dict one value of a key, so one of them would be lost silently, or
+    the read fail later with an error that blames the file's bytes."""
+    import pyarrow as pa
+
+    repeated = repeated_names(schema.names)
+    fields = [(field.name, field.type) for field in schema]
+    for name, kind in fields:  # grows as nested types are met: every level is checked
+        children = [kind.field(i) for i in range(kind.num_fields)]
+        if pa.types.is_struct(kind):
+            repeated += [f"{name}.{child}" for child in repeated_names(c.name for c in children)]
+            fields += [(f"{name}.{c.name}", c.type) for c in children]
+        else:  # a list's items, a map's entries: named by their column
+            fields += [(name, c.type) for c in children]
+    if repeated:
+        raise InputFileError(
+            path,
+            f"repeats the column name(s) {', '.join(map(repr, repeated))}: one of each would be lost",
+            hint="rename the columns so that each name occurs once (pyarrow: table.rename_columns([...])), "
+            "and write the file again",
+        )
 
 
 def table_to_frame(table: Any) -> pd.DataFrame:
-    """A pyarrow table as pandas, every value kept. `to_pandas()` alone makes an integer column with a null
-    float64: 3 would be written back as 3.0 and an id above 2**53 changed. Such columns become pandas'
-    nullable integers."""
+    """A pyarrow table as pandas, every value kept. `to_pandas()` alone makes integers beside a null
+    float64: 3 would be written back as 3.0 and an id above 2**53 changed. Top-level such columns become
+    pandas' nullable integers; nested ones (a list<uint64> minhash signature, token ids, a struct's field)
+    hold Python ints and None (`integer_object_nulls`, which reaches every nested child)."""
     import pyarrow as pa
 
-    frame = table.to_pandas()
+    frame = table.to_pandas(integer_object_nulls=True)
     for i, name in enumerate(table.column_names):
         column = table.column(i)
         if pa.types.is_integer(column.type) and column.null_count:

@@ -21,8 +21,15 @@ from typing import Any
 import pandas as pd
 
 from hpc_classify.errors import DataLayoutError
+from hpc_classify.io.rows import output_column_names
 
 logger = logging.getLogger(__name__)
+
+# The remedy for a column Parquet cannot hold (a piece's, or the assembled file's).
+UNWRITABLE_HINT = (
+    "give the column one Arrow type, drop it (--keep-columns / columns=[...] without it), or write "
+    "JSONL (--output-format jsonl / to_json)"
+)
 
 # As formats.format_of tells a Parquet file (formats imports this module, through parquet_format).
 PARQUET_SUFFIX = ".parquet"
@@ -76,7 +83,7 @@ def frame_to_table(df: pd.DataFrame, types: Mapping[str, Any], source: str) -> A
     else inferred (a pandas string column as `string`). `source` names the file in errors."""
     import pyarrow as pa
 
-    names = [str(c) for c in df.columns]
+    names = output_column_names(df, source)
     if list(df.columns) != names:  # pyarrow finds a schema's columns by name: 0 is stored as "0" anyway
         df = df.set_axis(names, axis=1)
     chosen = {}
@@ -131,7 +138,8 @@ def fits(dtype: Any, arrow_type: Any) -> bool:
 def _conversion_errors() -> tuple[type[BaseException], ...]:
     import pyarrow as pa
 
-    return (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError)
+    # OverflowError: a Python int beyond int64 and uint64 (pyarrow raises it, not an ArrowInvalid).
+    return (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError)
 
 
 def _table(df: pd.DataFrame, names: list[str], chosen: Mapping[int, Any]) -> Any:
@@ -190,8 +198,4 @@ def _unconvertible(
         except _conversion_errors() as column_exc:
             what, exc = f"column {name!r}", column_exc
             break
-    return DataLayoutError(
-        f"{source}: {what} cannot be written as Parquet ({exc})",
-        hint="give the column one Arrow type, drop it (--keep-columns / columns=[...] without it), or write "
-        "JSONL (--output-format jsonl / to_json)",
-    )
+    return DataLayoutError(f"{source}: {what} cannot be written as Parquet ({exc})", hint=UNWRITABLE_HINT)

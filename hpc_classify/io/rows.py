@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from hpc_classify.config import BAD_ROW_POLICIES
-from hpc_classify.errors import ConfigError, InputFileError, MissingInputFileError
+from hpc_classify.errors import ConfigError, DataLayoutError, InputFileError, MissingInputFileError
 
 # The bad-row policy as the CLI and the Python API spell it (a DocumentDataset read has none: it refuses a bad
 # row, as NeMo's readers do), for hints that hold wherever the error is raised.
@@ -253,19 +254,46 @@ def _raw_text(raw: bytes) -> str:
     return raw.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
 
 
+def repeated_names(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, each once, in first-seen order."""
+    counts = Counter(names)
+    return [name for name, count in counts.items() if count > 1]
+
+
+def output_column_names(df: pd.DataFrame, source: str | None) -> list[str]:
+    """`df`'s column names as an output writes them (str), each once: a JSON object holds one value of a
+    key, a Parquet file one column of a name. `source`, the input file, is named in the error."""
+    names = [str(c) for c in df.columns]
+    if repeated := repeated_names(names):
+        where = f"{source}: " if source else ""
+        raise DataLayoutError(
+            f"{where}the column name(s) {', '.join(map(repr, repeated))} occur more than once: an output "
+            "holds one column of a name, so one of them would be lost",
+            hint="rename the columns (df.columns = [...]) or drop the repeats before writing",
+        )
+    return names
+
+
 def records_to_frame(records: list[dict], text_field: TextFields) -> pd.DataFrame:
     if not records:
         # An empty file is valid: zero rows, but the text columns exist so downstream code can rely on them.
         return pd.DataFrame({name: pd.Series([], dtype="str") for name in text_fields(text_field)})
     # from_records on dicts: columns are the union of keys in first-seen order, rows in file order.
     frame = pd.DataFrame.from_records(records)
+    # pandas makes a column float64 where its ints meet a null or a fraction: 7 would be written back as 7.0
+    # and an id above 2**53 changed (see parquet_rows.table_to_frame). Ints and nulls become nullable ints;
+    # ints beside fractions (and ints beyond int64) stay the Python values read, which the writers keep.
     for name in frame.columns[frame.dtypes == "float64"]:
         values = [record.get(name) for record in records]
-        if all(value is None or (type(value) is int) for value in values):  # see parquet_rows.table_to_frame
-            try:
+        if not any(type(value) is int for value in values):
+            continue  # fractions and nulls only: float64 holds them as read
+        try:
+            if all(value is None or type(value) is int for value in values):
                 frame[name] = pd.array(values, dtype="Int64")
-            except (OverflowError, TypeError):  # beyond int64 (uint64 hashes): Python ints, as read
-                frame[name] = pd.Series(values, index=frame.index, dtype=object)
+                continue
+        except (OverflowError, TypeError):  # beyond int64 (uint64 hashes)
+            pass
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)
     return frame
 
 
