@@ -110,13 +110,14 @@ def _parquet_problems(table: Any, field: str) -> list[str | None]:
     if field not in table.column_names:
         return [f"missing text field {field!r}"] * table.num_rows
     field_type = table.schema.field(field).type
-    if not _is_string_type(field_type):
+    if not is_string_type(field_type):
         return [f"text field {field!r} has type {field_type}, not string"] * table.num_rows
     problem = f"text field {field!r} is null"
     return [problem if is_null else None for is_null in pc.is_null(table.column(field)).to_pylist()]
 
 
-def _is_string_type(arrow_type) -> bool:
+def is_string_type(arrow_type) -> bool:
+    """string, large_string or string_view (a text column's types, its dictionary's values aside)."""
     import pyarrow as pa
 
     is_view = getattr(pa.types, "is_string_view", lambda _t: False)  # pyarrow >= 16
@@ -126,7 +127,7 @@ def _is_string_type(arrow_type) -> bool:
 def _is_string_dictionary(arrow_type) -> bool:
     import pyarrow as pa
 
-    return pa.types.is_dictionary(arrow_type) and _is_string_type(arrow_type.value_type)
+    return pa.types.is_dictionary(arrow_type) and is_string_type(arrow_type.value_type)
 
 
 def _row_json(table, index: int) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hpc_classify.errors import InputFileError
+from hpc_classify.io.parquet_rows import is_string_type
 
 
 def is_text_type(arrow_type: Any) -> bool:
@@ -16,8 +17,7 @@ def is_text_type(arrow_type: Any) -> bool:
 
     if pa.types.is_dictionary(arrow_type):
         arrow_type = arrow_type.value_type
-    is_view = getattr(pa.types, "is_string_view", lambda _t: False)  # pyarrow >= 16
-    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or is_view(arrow_type)
+    return is_string_type(arrow_type)
 
 
 def check_text_column_types(path: str, schema: Any, fields: Sequence[str]) -> None:
