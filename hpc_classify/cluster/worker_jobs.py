@@ -109,8 +109,8 @@ class JobKeeper:
 
         self.cluster = cluster
         self.clock = clock or time.monotonic
-        self.connected_once: set[str] = set()
-        self.gone_since: dict[str, float] = {}
+        self.connected_once: set[Any] = set()  # job objects
+        self.gone_since: dict[Any, float] = {}
         self.closing: set[asyncio.Future] = set()
 
     def replace_ended_jobs(self) -> None:
@@ -121,20 +121,23 @@ class JobKeeper:
             return
         names = [str(w.get("name")) for w in cluster.scheduler_info.get("workers", {}).values()]
         now = self.clock()
-        for job in list(cluster.workers):
-            if any(name == job or name.startswith(f"{job}-") for name in names):
+        # By job object, not name: a replacement takes its predecessor's name, and while it waits in the
+        # queue it must not pass for the ended job.
+        for name, job in list(cluster.workers.items()):
+            if any(worker == name or worker.startswith(f"{name}-") for worker in names):
                 self.connected_once.add(job)
                 self.gone_since.pop(job, None)
             elif job in self.connected_once and now - self.gone_since.setdefault(job, now) >= ENDED_AFTER:
                 logger.info(
-                    "jobqueue: worker job %s has ended (its workers left %.0f s ago)", job, ENDED_AFTER
+                    "jobqueue: worker job %s has ended (its workers left %.0f s ago)", name, ENDED_AFTER
                 )
-                ended = cluster.workers.pop(job)
-                self.connected_once.discard(job)
-                self.gone_since.pop(job, None)
-                closing = asyncio.ensure_future(ended.close())  # scancel, should it still run
+                del cluster.workers[name]
+                closing = asyncio.ensure_future(job.close())  # scancel, should it still run
                 self.closing.add(closing)
                 closing.add_done_callback(self.closing.discard)
+        jobs = set(cluster.workers.values())  # forget the jobs SpecCluster forgot, or this loop did
+        self.connected_once &= jobs
+        self.gone_since = {job: since for job, since in self.gone_since.items() if job in jobs}
         missing = len(cluster.worker_spec) - len(cluster.workers)
         if missing > 0:
             logger.info("jobqueue: submitting %d worker job(s) in place of those that ended", missing)

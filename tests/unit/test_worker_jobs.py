@@ -140,8 +140,35 @@ async def _jobs_left_for_a_while():
     for closing in list(keeper.closing):
         await closing
     assert old.closed
+    # The replacement, named as job 0 was, waits in the queue: it never connected, so it is left alone.
+    replacement = cluster.workers["J-0"]
+    for _ in range(3):
+        now[0] += 2 * ENDED_AFTER
+        keeper.replace_ended_jobs()
+    assert cluster.scaled == [3] and cluster.workers["J-0"] is replacement and not replacement.closed
     cluster.status = Status.closing
     cluster.connected = []
     now[0] += 10 * ENDED_AFTER
     keeper.replace_ended_jobs()
     assert cluster.scaled == [3]  # a closing cluster is left to close
+
+
+def test_a_job_spec_cluster_forgot_first_is_replaced_and_its_queued_replacement_kept():
+    asyncio.run(_forgotten_by_spec_cluster())
+
+
+async def _forgotten_by_spec_cluster():
+    now = [0.0]
+    cluster = _Cluster(["J-0"], ["J-0"])
+    keeper = JobKeeper(cluster, clock=lambda: now[0])
+    keeper.replace_ended_jobs()
+    cluster.connected = []
+    del cluster.workers["J-0"]  # SpecCluster's own bookkeeping, lost-worker-timeout (15 s) after it left
+    now[0] += 15
+    keeper.replace_ended_jobs()
+    assert cluster.scaled == [1]
+    replacement = cluster.workers["J-0"]  # the same name, queued: never connected
+    for _ in range(3):
+        now[0] += 2 * ENDED_AFTER
+        keeper.replace_ended_jobs()
+    assert cluster.scaled == [1] and cluster.workers["J-0"] is replacement and not replacement.closed
