@@ -22,6 +22,7 @@ import dask
 from hpc_classify.errors import ConfigError, InputFileError
 from hpc_classify.io.nemo_file_helpers import merge_counts
 from hpc_classify.io.nemo_files import get_all_files_paths_under
+from hpc_classify.io.rows import parse_line
 from hpc_classify.io.writers import write_atomically
 
 
@@ -112,12 +113,11 @@ def _records(path: str):
             for lineno, line in enumerate(f, 1):  # noqa: B007 (named in the decoding error below)
                 if not line.strip():
                     continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputFileError(path, f"not a JSON line ({exc.msg})", line=lineno) from None
-                if not isinstance(record, dict):
-                    raise InputFileError(path, f"a JSON {type(record).__name__}, not an object", line=lineno)
+                # The readers' judgement of a row (too deep or too long an integer included: bare
+                # RecursionError/ValueError before).
+                record, problem = parse_line(line.encode("utf-8"))
+                if problem is not None:
+                    raise InputFileError(path, problem, line=lineno)
                 yield lineno, record
     except UnicodeDecodeError as exc:
         raise InputFileError(path, f"not UTF-8 text ({exc.reason})", line=lineno + 1) from None

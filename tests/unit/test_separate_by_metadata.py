@@ -103,8 +103,17 @@ def test_jsonl_lines_nemo_would_drop_are_errors(corpus, tmp_path):
     ).compute()
     assert counts == {"Games": 2}
     (corpus / "a.jsonl").write_text('{"text": "ok", "dom": "Games"}\nnot json\n')
-    with pytest.raises(InputFileError, match=r"a\.jsonl:2: not a JSON line"):
+    with pytest.raises(InputFileError, match=r"a\.jsonl:2: invalid JSON \(Expecting value at column 1\)"):
         separate_by_metadata(str(corpus), str(tmp_path / "bad"), "dom")
+    # Rows the readers refuse are refused here too: nested too deep, an integer too long (were bare errors).
+    deep = "[" * 300 + "]" * 300
+    for line, why in (
+        (f'{{"dom": "Games", "x": {deep}}}', "nesting too deep"),
+        ('{"x": ' + "9" * 5000 + "}", "integer too long"),
+    ):
+        (corpus / "a.jsonl").write_text(line + "\n")
+        with pytest.raises(InputFileError, match=rf"a\.jsonl:1: {why}"):
+            separate_by_metadata(str(corpus), str(tmp_path / "deep"), "dom")
 
 
 def _frame() -> dd.DataFrame:
