@@ -57,8 +57,8 @@ if _where == "piece":
 
 if _where == "assembly":
 
-    def _assemble(self, paths, out):
-        _real_assemble(self, paths[: len(paths) // 2], out)
+    def _assemble(self, paths, out, **kwargs):
+        _real_assemble(self, paths[: len(paths) // 2], out, **kwargs)
         out.flush()
         _kill_run()
 
