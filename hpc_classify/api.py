@@ -3,8 +3,9 @@ commands: the resumable driver plus the run report (driver/run.py never imports 
 
     from hpc_classify import DomainClassifier, QualityClassifier, run
 
-    result = run([DomainClassifier(filter_by=["News"]), QualityClassifier()], "/data/corpus", "/data/out")
-    result.exit_code, result.summary["documents_out"]
+    if __name__ == "__main__":  # the local cluster's workers import this script again
+        result = run([DomainClassifier(filter_by=["News"]), QualityClassifier()], "/data/corpus", "/data/out")
+        result.exit_code, result.summary["documents_out"]
 
 Same resumability, markers, fingerprint, lock, signals and exit codes as `hpc-classify run`. Its settings
 are RunConfig's fields, by the same names, defaults and meanings (its signature is built from them).
