@@ -128,18 +128,22 @@ def fetch_models_command(classifier: str, revision: str | None = None, cache: Pa
     return f"hpc-classify fetch-models --classifier {classifier}{revision_option}{cache_option}"
 
 
+# The hpc-classify module sets HF_HUB_OFFLINE=1, and offline `fetch-models` only checks the cache.
+_ONLINE_PREFIX = "HF_HUB_OFFLINE=0 "
+
+
 def _fetch_hint(model: str, revision: str | None, *, base: bool = False) -> str:
     name = {hub_id: name for name, hub_id in DEFAULT_MODELS.items()}.get(model, model)
     # A base model is fetched with the classifier that names it (its config only): say so beside the command.
     command = (
-        f"`{fetch_models_command('NAME')}` for the classifier whose base model it is (it fetches that config too)"
+        f"`{_ONLINE_PREFIX}{fetch_models_command('NAME')}` for the classifier whose base model it is (it fetches that config too)"
         if base
-        else f"`{fetch_models_command(name, revision)}`"
+        else f"`{_ONLINE_PREFIX}{fetch_models_command(name, revision)}`"
     )
     return (
         f"on a login node with internet, run {command} "
-        f"with the same HF_HOME as the compute nodes (now HF_HOME={os.environ.get('HF_HOME', '<unset>')}, "
-        f"cache {hub_cache_dir()}), or pass a local directory holding the checkpoint"
+        f"with the same Hugging Face cache as the compute nodes (this one: {hub_cache_dir()}, from "
+        "HF_HUB_CACHE or HF_HOME), or pass a local directory holding the checkpoint"
     )
 
 

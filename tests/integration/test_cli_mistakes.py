@@ -166,9 +166,9 @@ def test_a_hub_id_missing_offline_says_both_what_it_is_not_without_library_advic
     assert error_lines(result) == [
         "hpc-classify run: error: classifier 'nvidia/no-such' (revision main) is not available: no local "
         f"directory of that name, not in the Hugging Face cache {home / 'hub'}, and offline (HF_HUB_OFFLINE=1); "
-        "HINT: on a login node with internet, run `hpc-classify fetch-models --classifier nvidia/no-such` with "
-        f"the same HF_HOME as the compute nodes (now HF_HOME={home}, cache {home / 'hub'}), or pass a local "
-        "directory holding the checkpoint"
+        "HINT: on a login node with internet, run `HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier "
+        f"nvidia/no-such` with the same Hugging Face cache as the compute nodes (this one: {home / 'hub'}, from "
+        "HF_HUB_CACHE or HF_HOME), or pass a local directory holding the checkpoint"
     ]
 
 

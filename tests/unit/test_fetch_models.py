@@ -360,6 +360,7 @@ def test_a_missing_base_configs_hint_is_a_command_that_works(tmp_path, monkeypat
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(ModelNotAvailableError) as missing:
         resolve_base_config("microsoft/deberta-v3-base")
-    assert "`hpc-classify fetch-models --classifier NAME` for the classifier whose base model it is" in (
-        missing.value.hint
+    assert (
+        "`HF_HUB_OFFLINE=0 hpc-classify fetch-models --classifier NAME` for the classifier whose base model it is"
+        in (missing.value.hint)
     )
