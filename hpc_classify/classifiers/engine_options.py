@@ -91,7 +91,7 @@ class EngineOptions:
         "auto",
         SHARED,
         Flag(
-            "auto (default): bf16 where the CPU/GPU has it natively, else fp32; fp32: exact; bf16: also where "
+            "auto (default): bf16 where the CPU/GPU has it natively, else fp16 on a GPU, fp32 on a CPU; fp32: exact; bf16: also where "
             "only emulated (slow); fp16: as NeMo Curator's autocast, GPU only; int8: dynamically quantized "
             "Linear layers, CPU only, not exact",
             choices=PRECISIONS,

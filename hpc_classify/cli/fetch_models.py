@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pre-fetch classifier checkpoints into the Hugging Face cache (run on a login node)",
         description=(
             "Download each classifier's checkpoint files (config, weights, tokenizer) and its base model's "
-            "config.json only (never the base weights) into the Hugging Face cache, pinned to a revision, so "
+            "config.json only (the base weights only for aegis and instruction-data-guard, which run on LlamaGuard-7b) into the Hugging Face cache, pinned to a revision, so "
             "that compute nodes can run with HF_HUB_OFFLINE=1. With HF_HUB_OFFLINE=1 set (the hpc-classify "
             "module sets it), nothing is downloaded: the command checks that the cache is complete."
         ),

@@ -19,7 +19,7 @@ EXIT_CODES_HELP = """exit codes:
   1  some files failed after their retries (listed in OUTPUT/failures.jsonl); the others are done
   2  usage/config error, output directory refused (other run's fingerprint, locked), inputs changed
      since they were classified (see --on-changed-input), or no cluster
-  3  interrupted by SIGTERM, SIGINT or SIGUSR1, no worker left for --worker-wait seconds, or the
+  3  interrupted by SIGTERM, SIGINT, SIGUSR1 or SIGUSR2, no worker left for --worker-wait seconds, or the
      Dask scheduler lost; rerun the same command to resume
   4  the output file system refused a write (full, quota, read-only); fix it, then rerun to resume
   5  stopped (as 3) before this run finished any file or piece; rerun to resume (batch scripts

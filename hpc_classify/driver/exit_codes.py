@@ -6,7 +6,7 @@ They are distinct so that a Slurm script can tell "requeue me" (3) from "fix som
 - 1 `FILES_FAILED`: the run finished, but some files kept failing; they are listed in `<output>/failures.jsonl`.
 - 2 `USAGE`: bad flags/config, output directory refused (fingerprint mismatch, locked by a live run),
   or no cluster; nothing was classified. Raised as an HpcClassifyError and mapped by the CLI.
-- 3 `INTERRUPTED`: SIGTERM, SIGINT or SIGUSR1 stopped the run early, no worker was left for
+- 3 `INTERRUPTED`: SIGTERM, SIGINT, SIGUSR1 or SIGUSR2 stopped the run early, no worker was left for
   --worker-wait seconds, or the client lost the Dask scheduler; rerunning the same command resumes. Takes precedence over 1, because the
   unfinished files are not failures.
 - 4 `OUTPUT_UNWRITABLE`: the output file system refused a write (full, over quota, read-only); nothing
@@ -31,7 +31,7 @@ DESCRIPTIONS = {
     OK: "all files done",
     FILES_FAILED: "some files failed (see failures.jsonl); the others are done",
     USAGE: "usage, configuration, output-directory or cluster error; nothing classified",
-    INTERRUPTED: "interrupted (a signal SIGTERM/SIGINT/SIGUSR1, no worker left, or the scheduler lost); rerun to resume",
+    INTERRUPTED: "interrupted (a signal SIGTERM/SIGINT/SIGUSR1/SIGUSR2, no worker left, or the scheduler lost); rerun to resume",
     OUTPUT_UNWRITABLE: "the output file system refused a write (full, quota, read-only); fix it, rerun to resume",
     STOPPED_BEFORE_PROGRESS: "stopped (as 3) before this run finished any file or piece; rerun to resume (not requeued)",
 }
