@@ -53,7 +53,7 @@ class ParquetFormat:
         """The whole file with its text field(s) checked, rows indexed by file position."""
         fields = text_fields(text_field)
         table = self._read_table(path, None if columns is None else list(dict.fromkeys([*columns, *fields])))
-        check_text_column_types(path, table.schema, fields)
+        check_text_column_types(path, table.schema, fields, table.num_rows)
         frame, bad = check_parquet_table(path, table, text_field, on_bad_row)
         if columns is not None:
             wanted = [c for c in columns if c in frame.columns]
@@ -142,7 +142,7 @@ class ParquetFormat:
             frame = named_index_as_columns(table, table_to_frame(table))
             frame.index = pd.RangeIndex(piece.start, piece.start + len(frame))
             return ReadResult(frame=frame)
-        check_text_column_types(path, table.schema, text_fields(text_field))
+        check_text_column_types(path, table.schema, text_fields(text_field), table.num_rows)
         frame, bad = check_parquet_table(path, table, text_field, on_bad_row, first_row=piece.start)
         return ReadResult(frame=frame, bad_rows=bad)
 

@@ -171,3 +171,40 @@ def test_bad_row_hints_name_the_policy_as_the_cli_and_python_spell_it(tmp_path):
     with pytest.raises(InputFileError) as caught:
         LengthClassifier().texts(pd.DataFrame({"text": ["a", None]}), "frame")
     assert "--on-bad-row skip" in caught.value.hint and 'on_bad_row="skip"' in caught.value.hint
+
+
+@pytest.mark.parametrize("on_bad_row", ["error", "skip"])
+def test_a_parquet_file_without_the_text_column_is_one_error(tmp_path, on_bad_row):
+    """Every row was quarantined as "missing text field 'text'" under skip (the schema is every row's): one
+    error for the file names its columns and the setting that picks the column, whole or in pieces."""
+    path = str(tmp_path / "p.parquet")
+    pq.write_table(pa.table({"id": [1, 2, 3], "content": ["a", "b", "c"]}), path, row_group_size=1)
+    error = _whole_file_error(path, on_bad_row)
+    assert error.reason.startswith("has no text column 'text' (its columns: 'id', 'content')")
+    assert "--text-field content" in error.hint and "text_field='content'" in error.hint
+    assert isinstance(error, KeyError)  # MissingColumnError: what NeMo's pandas would raise
+    pieces = plan_pieces(path, os.path.getsize(path), 1)
+    assert len(pieces) == 3
+    for piece in pieces:
+        with pytest.raises(InputFileError, match="has no text column 'text'") as caught:
+            read_piece(path, piece, on_bad_row=on_bad_row)
+        assert caught.value.line is None and not caught.value.retryable
+    with pytest.raises(InputFileError, match=r"has no text column 'body'.*content"):
+        read_documents(path, text_field=["content", "body"], on_bad_row=on_bad_row)
+    assert read_documents(path, text_field="content").frame["content"].tolist() == ["a", "b", "c"]
+
+
+def test_an_empty_parquet_file_without_the_text_column_has_zero_rows(tmp_path):
+    """No rows: nothing lacks a text (as an empty file lacks columns=' columns without error)."""
+    path = str(tmp_path / "e.parquet")
+    pq.write_table(pa.table({"content": pa.array([], pa.string())}), path)
+    result = read_documents(path)
+    assert len(result.frame) == 0 and result.bad_rows == []
+
+
+def test_a_jsonl_row_without_the_text_field_is_still_a_bad_row(tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"text": "a"}\n{"content": "b"}\n')
+    result = read_documents(str(path), on_bad_row="skip")
+    assert result.frame["text"].tolist() == ["a"]
+    assert [(b.line, b.reason) for b in result.bad_rows] == [(2, "missing text field 'text'")]
