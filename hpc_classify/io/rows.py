@@ -115,7 +115,7 @@ def require_file(path: str) -> None:
 
 
 def corrupt_file_error(path: str, kind: str, exc: BaseException) -> InputFileError:
-    """The error for a file that cannot be read as `kind` ("Parquet", "gzip", "zstd", "text")."""
+    """The error for a file that cannot be read as `kind` ("Parquet", "gzip", "zstd", "bz2", "xz", "text")."""
     return InputFileError(
         path,
         f"cannot read the file as {kind} ({type(exc).__name__}: {exc})",

@@ -309,8 +309,8 @@ def test_compressed_json_files_are_inputs_and_other_files_are_said_to_be_left_ou
     assert [f.relpath for f in found] == ["a.jsonl", "e.json.gz", "f.json.zst"]
     assert caplog.messages == [
         f"{tmp_path / 'corpus'}: 4 file(s) without a document suffix left out (README.md, sub/b.ndjson, "
-        "sub/c.txt, ...); supported files end with .jsonl.gz, .json.gz, .jsonl.zst, .json.zst, .jsonl, .json, "
-        ".parquet"
+        "sub/c.txt, ...); supported files end with .jsonl.gz, .json.gz, .jsonl.zst, .json.zst, .jsonl.bz2, "
+        ".json.bz2, .jsonl.xz, .json.xz, .jsonl, .json, .parquet"
     ]
     assert [read_documents(f.path).frame["text"].tolist() for f in found[1:]] == [["compressed"]] * 2
 

@@ -46,13 +46,15 @@ def _whole_file_error(path: str, on_bad_row: str) -> InputFileError:
             "this file is zstd-compressed",
             "name it z.jsonl.zst",
         ),
+        ("b.jsonl", bz2.compress(DATA), "this file is bzip2-compressed", "name it b.jsonl.bz2"),
+        ("x.json", lzma.compress(DATA), "this file is xz-compressed", "name it x.jsonl.xz"),
+        ("twice.jsonl.xz", lzma.compress(bz2.compress(DATA)), "its xz data holds bzip2-compressed", "once"),
         (
-            "b.jsonl.bz2",
-            bz2.compress(DATA),
-            "this file is bzip2-compressed, which is not read here",
-            "bzip2 -dc",
+            "u.jsonl.bz2",
+            bz2.compress(TEXT.encode("utf-16")),
+            "this file's decompressed text is UTF-16 text",
+            "bzip2 -dc u.jsonl.bz2 | iconv -f UTF-16 -t UTF-8 | bzip2 > u.utf8.jsonl.bz2",
         ),
-        ("x.jsonl.xz", lzma.compress(DATA), "this file is xz-compressed, which is not read here", "xz -dc"),
         ("u.jsonl", TEXT.encode("utf-16"), "this file is UTF-16 text", "iconv -f UTF-16 -t UTF-8 u.jsonl"),
         ("le.jsonl", TEXT.encode("utf-16-le"), "this file is UTF-16LE text", "iconv -f UTF-16LE -t UTF-8"),
         ("be.jsonl", TEXT.encode("utf-16-be"), "this file is UTF-16BE text", "iconv -f UTF-16BE -t UTF-8"),
@@ -94,10 +96,10 @@ def test_every_piece_and_the_stream_of_such_a_file_say_so(tmp_path):
 
 
 def test_the_dataset_api_and_read_frame_say_so(tmp_path):
-    path = str(tmp_path / "docs.jsonl.bz2")
+    path = str(tmp_path / "docs.jsonl")
     with open(path, "wb") as f:
         f.write(bz2.compress(DATA))
-    with pytest.raises(InputFileError, match="bzip2-compressed, which is not read here"):
+    with pytest.raises(InputFileError, match="bzip2-compressed, but its name says plain JSONL"):
         DocumentDataset.read_json(path).df.compute()
     with pytest.raises(InputFileError, match="bzip2-compressed"):
         read_frame(path)
