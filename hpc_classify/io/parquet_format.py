@@ -20,7 +20,12 @@ from hpc_classify.io.parquet_rows import (
     table_to_frame,
 )
 from hpc_classify.io.parquet_text import check_text_column_types
-from hpc_classify.io.parquet_types import UNWRITABLE_HINT, frame_to_table, input_types
+from hpc_classify.io.parquet_types import (
+    UNWRITABLE_HINT,
+    check_readable_depth,
+    frame_to_table,
+    input_types,
+)
 from hpc_classify.io.rows import (
     Piece,
     ReadResult,
@@ -164,7 +169,9 @@ class ParquetFormat:
 
         if types is None:
             types = input_types([source])
-        pq.write_table(frame_to_table(df, types, source or path), fileobj)
+        table = frame_to_table(df, types, source or path)
+        check_readable_depth(table.schema, source or path)
+        pq.write_table(table, fileobj)
 
     def assemble(
         self, parts: Sequence[str], out: BinaryIO, schema: Any = None, source: str | None = None
