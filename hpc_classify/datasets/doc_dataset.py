@@ -64,7 +64,7 @@ class DocumentDataset:
         text_field: str | None = None,
         **kwargs: Any,
     ) -> DocumentDataset:
-        """Read JSONL files (.jsonl, .json, and those compressed: .gz, .zst) or directories of them.
+        """Read JSONL files (.jsonl, .json, and those compressed: .gz, .zst, .bz2, .xz) or directories of them.
 
         `text_field`, when given, checks each row has a string text (a bad row raises InputFileError naming
         file:line). NeMo's pandas/cuDF reader options (`**kwargs`) are refused: the files are parsed here."""

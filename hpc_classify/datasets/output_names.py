@@ -15,7 +15,7 @@ OUTPUT_TYPES = {"jsonl": "jsonl", "parquet": "parquet", "pickle": "pkl"}
 def output_name(file_name: str, fmt: str) -> str:
     """The output of an input file, by NeMo's rule, `Path(name).stem` and the format's suffix (x.jsonl,
     x.json, x.ndjson, x.txt, x -> x.jsonl; x.jsonl -> x.parquet; x.parquet -> x.jsonl; x.jsonl -> x.pkl;
-    a path's directories dropped: sub/x.jsonl -> x.jsonl), except that a compressed name's `.gz`/`.zst` is
+    a path's directories dropped: sub/x.jsonl -> x.jsonl), except that a compressed name's `.gz`/`.zst`/`.bz2`/`.xz` is
     set aside first and JSONL keeps it: x.jsonl.gz -> x.jsonl.gz (NeMo: an uncompressed x.jsonl.jsonl) and
     x.parquet (NeMo: x.jsonl.parquet)."""
     name = PurePath(file_name).name

@@ -103,7 +103,7 @@ def write_filename_column(write_to_filename: bool | str) -> str | None:
 
 def _names_one_jsonl_file(output_path: Any, output_type: str) -> bool:
     """Whether `output_path` is one JSONL file rather than a directory: a `str` (as NeMo: a `pathlib.Path` is a
-    directory, whatever its name) with a JSONL name (`.jsonl`, as NeMo, and `.json`, `.gz`/`.zst` ones). A
+    directory, whatever its name) with a JSONL name (`.jsonl`, as NeMo, and `.json`, compressed ones). A
     `.jsonl` name with another output type is refused: NeMo fails inside Dask's metadata inference there."""
     if not isinstance(output_path, str) or getattr(known_format(output_path), "name", None) != "jsonl":
         return False

@@ -1,7 +1,7 @@
 """A file's one output, assembled from its done pieces in input order, then its completion marker.
 
 The output format's `assemble` joins the pieces (JSONL: bytes concatenated, compressed pieces being whole
-gzip members or zstd frames; Parquet: row groups streamed into one file). Never the whole file in memory. The output is written atomically, then the completion marker, then the pieces are removed: a kill
+gzip members, zstd frames or bzip2/xz streams; Parquet: row groups streamed into one file). Never the whole file in memory. The output is written atomically, then the completion marker, then the pieces are removed: a kill
 at any point leaves either the pieces (assembled again) or the finished file (its pieces removed by the
 next run's plan).
 """

@@ -21,6 +21,7 @@ from hpc_classify.io.formats import (  # noqa: F401  (document_suffix, output_re
     document_suffix,
     output_relpath,
 )
+from hpc_classify.io.markers import MARKERS_DIRNAME
 from hpc_classify.io.writers import is_temp_file
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ BOOKKEEPING_NAMES = frozenset(
     | {"_report.html", "_report.json", "_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
 )
 QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
+# A run's failed files (driver/failures.py), beside `_markers/`: a JSONL name without "_", as users read it.
+# Skipped, with a warning, only where `_markers/` says the directory is a run's output directory.
+RUN_FAILURES_FILE = "failures.jsonl"
 
 _GLOB_CHARS = frozenset("*?[")
 _SHOWN = 3  # names a listing's warning shows
@@ -112,19 +116,41 @@ def walk_relpaths(
     for dirpath, dirnames, filenames in os.walk(root, onerror=_unlistable, followlinks=followlinks):
         _visit_once(seen, root, dirpath)
         rel_dir = os.path.relpath(dirpath, root)
+        # In a run's output directory (it holds _markers/), its failures.jsonl is no shard.
+        ours = {RUN_FAILURES_FILE} if MARKERS_DIRNAME in dirnames else set()
         # Pruning in place stops os.walk from entering hidden dirs; sorting makes the walk deterministic.
         if skipped is not None:
             hidden = sorted(
                 [d + os.sep for d in (dirnames if recurse else []) if _is_hidden(d)]
-                + [f for f in filenames if _is_hidden(f)]
+                + [f for f in filenames if _is_hidden(f) or f in ours]
             )
             skipped.extend(n if rel_dir == "." else os.path.join(rel_dir, n) for n in hidden)
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d)) if recurse else []
         if followlinks:
             _refuse_link_loops(dirpath, dirnames)
         for name in sorted(filenames):
-            if not _is_hidden(name):
+            if not _is_hidden(name) and name not in ours:
                 yield name if rel_dir == "." else os.path.join(rel_dir, name)
+
+
+def is_run_failures(relpath: str) -> bool:
+    """A name `walk_relpaths` skipped as a run's failures.jsonl (elsewhere, that name is listed)."""
+    return os.path.basename(relpath) == RUN_FAILURES_FILE
+
+
+def say_run_failures(where: str, skipped: Sequence[str], log: logging.Logger, nemo: bool = False) -> None:
+    """The warning for the run failures lists a listing of `where` skipped (among its `skipped` names)."""
+    found = [rel for rel in skipped if is_run_failures(rel)]
+    if found:
+        log.warning(
+            "%s: %d run failures list(s) left out (%s): the %s an hpc_classify run writes beside its "
+            "_markers/ directory, not documents%s; to read one as documents, give it by its own path",
+            where,
+            len(found),
+            first_names(found),
+            RUN_FAILURES_FILE,
+            " (NeMo would list them)" if nemo else "",
+        )
 
 
 def _unlistable(error: OSError) -> None:
@@ -229,6 +255,8 @@ def _expand_one(spec: str) -> list[InputFile]:
         return [InputFile(path, os.path.basename(path))]
     if _GLOB_CHARS & set(spec):
         matches = [m for m in glob.glob(spec, recursive=True) if _is_document_match(spec, m)]
+        say_run_failures(spec, [m for m in matches if _is_run_failures_file(m)], logger)
+        matches = [m for m in matches if not _is_run_failures_file(m)]
         if not matches:
             raise InputFileError(spec, "pattern matches no document files", hint=_suffix_hint())
         return [InputFile(os.path.abspath(m), os.path.basename(m)) for m in matches]
@@ -238,8 +266,13 @@ def _expand_one(spec: str) -> list[InputFile]:
 def _say_hidden(spec: str, hidden: list[str]) -> None:
     """Hidden and "_" files with a document suffix, and such directories, are never read: said, with their
     count, as files of other suffixes are (a corpus of `_part-0001.jsonl` shards was left out unseen)."""
+    say_run_failures(spec, hidden, logger)
     meant = [
-        rel for rel in hidden if not is_bookkeeping(rel) and (rel.endswith(os.sep) or document_suffix(rel))
+        rel
+        for rel in hidden
+        if not is_bookkeeping(rel)
+        and not is_run_failures(rel)
+        and (rel.endswith(os.sep) or document_suffix(rel))
     ]
     if meant:
         logger.warning(
@@ -249,6 +282,10 @@ def _say_hidden(spec: str, hidden: list[str]) -> None:
             len(meant),
             first_names(meant),
         )
+
+
+def _is_run_failures_file(path: str) -> bool:
+    return is_run_failures(path) and os.path.isdir(os.path.join(os.path.dirname(path), MARKERS_DIRNAME))
 
 
 def _is_document_match(pattern: str, match: str) -> bool:

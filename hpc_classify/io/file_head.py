@@ -12,13 +12,15 @@ from hpc_classify.errors import InputFileError
 
 HEAD_BYTES = 6  # enough for every signature below
 
-# (magic, name, the suffix that reads it here or None): a valid JSON line never starts with these bytes.
+# (magic, name, the suffix that reads it here): a valid JSON line never starts with these bytes.
 _COMPRESSED = (
     (b"\x1f\x8b", "gzip", ".jsonl.gz"),
     (b"\x28\xb5\x2f\xfd", "zstd", ".jsonl.zst"),
-    (b"BZh", "bzip2", None),
-    (b"\xfd7zXZ\x00", "xz", None),
+    (b"BZh", "bzip2", ".jsonl.bz2"),
+    (b"\xfd7zXZ\x00", "xz", ".jsonl.xz"),
 )
+# compression_of's name -> (its command-line tool, its suffix)
+_TOOLS = {"gzip": ("gzip", ".gz"), "zstd": ("zstd", ".zst"), "bz2": ("bzip2", ".bz2"), "xz": ("xz", ".xz")}
 # Byte order marks, longest first: UTF-32-LE's starts with UTF-16-LE's.
 _WIDE_BOMS = (
     (b"\x00\x00\xfe\xff", "UTF-32"),
@@ -30,8 +32,8 @@ _WIDE_BOMS = (
 
 def check_jsonl_head(path: str, stream: BinaryIO, compression: str | None) -> None:
     """InputFileError when the text `stream` opens with (decompressed as `compression` says, None: plain)
-    is compressed data or UTF-16/UTF-32. Reads nothing from the stream: it peeks (plain files, gzip and
-    our zstd reader are buffered)."""
+    is compressed data or UTF-16/UTF-32. Reads nothing from the stream: it peeks (plain files, our zstd reader
+    and Python's gzip, bz2 and lzma readers are buffered)."""
     head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
     problem = _compressed(path, head, compression) or _wide_text(path, head, compression)
     if problem is not None:
@@ -47,22 +49,13 @@ def _compressed(path: str, head: bytes, compression: str | None) -> InputFileErr
                 path,
                 f"its {compression} data holds {name}-compressed data again (compressed twice)",
                 hint="decompress it once and give the result the suffix of what it then holds "
-                "(.jsonl, .jsonl.gz or .jsonl.zst)",
+                "(.jsonl, .jsonl.gz, .jsonl.zst, .jsonl.bz2 or .jsonl.xz)",
             )
-        stem = _stem(path)
-        if suffix is not None:
-            return InputFileError(
-                path,
-                f"this file is {name}-compressed, but its name says plain JSONL (the suffix decides how a "
-                "file is read)",
-                hint=f"name it {stem}{suffix}",
-            )
-        tool = "bzip2" if name == "bzip2" else "xz"
         return InputFileError(
             path,
-            f"this file is {name}-compressed, which is not read here (only gzip .gz and zstd .zst are)",
-            hint=f"recompress it, e.g. {tool} -dc {os.path.basename(path)} | zstd -o {stem}.jsonl.zst "
-            f"(or decompress it to {stem}.jsonl)",
+            f"this file is {name}-compressed, but its name says plain JSONL (the suffix decides how a "
+            "file is read)",
+            hint=f"name it {_stem(path)}{suffix}",
         )
     return None
 
@@ -88,7 +81,7 @@ def _wide_text(path: str, head: bytes, compression: str | None) -> InputFileErro
     if compression is None:
         example = f"{convert} {name} > {stem}.utf8.jsonl"
     else:
-        tool, suffix = ("gzip", ".gz") if compression == "gzip" else ("zstd", ".zst")
+        tool, suffix = _TOOLS[compression]
         example = f"{tool} -dc {name} | {convert} | {tool} > {stem}.utf8.jsonl{suffix}"
     what = "this file's decompressed text" if compression else "this file"
     return InputFileError(
@@ -101,6 +94,6 @@ def _wide_text(path: str, head: bytes, compression: str | None) -> InputFileErro
 def _stem(path: str) -> str:
     """The file's name without its compression and JSON suffixes (`a.jsonl.bz2` -> `a`)."""
     name = os.path.basename(path)
-    for suffixes in ((".gz", ".zst", ".bz2", ".xz"), (".jsonl", ".json")):
+    for suffixes in (tuple(suffix for _tool, suffix in _TOOLS.values()), (".jsonl", ".json")):
         name = next((name[: -len(s)] for s in suffixes if name.lower().endswith(s)), name)
     return name

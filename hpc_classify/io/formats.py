@@ -29,13 +29,15 @@ class DocumentFormat(Protocol):
 # .json is JSON Lines here as in NeMo's read_json(lines=True); compressed, it is the same format.
 JSONL_GZIP = JsonlFormat("gzip", (".jsonl.gz", ".json.gz"))
 JSONL_ZSTD = JsonlFormat("zstd", (".jsonl.zst", ".json.zst"))
+JSONL_BZ2 = JsonlFormat("bz2", (".jsonl.bz2", ".json.bz2"))
+JSONL_XZ = JsonlFormat("xz", (".jsonl.xz", ".json.xz"))
 JSONL = JsonlFormat(None, (".jsonl", ".json"))
 PARQUET = ParquetFormat()
 # Longest suffixes first, so ".jsonl.gz" wins over a shorter match.
-DOCUMENT_FORMATS = (JSONL_GZIP, JSONL_ZSTD, JSONL, PARQUET)
+DOCUMENT_FORMATS = (JSONL_GZIP, JSONL_ZSTD, JSONL_BZ2, JSONL_XZ, JSONL, PARQUET)
 SUPPORTED_SUFFIXES = tuple(suffix for fmt in DOCUMENT_FORMATS for suffix in fmt.suffixes)
 JSONL_SUFFIXES = tuple(s for fmt in DOCUMENT_FORMATS if fmt.name == "jsonl" for s in fmt.suffixes)
-_JSONL_BY_COMPRESSION = {None: JSONL, "gzip": JSONL_GZIP, "zstd": JSONL_ZSTD}
+_JSONL_BY_COMPRESSION = {fmt.compression: fmt for fmt in DOCUMENT_FORMATS if fmt.name == "jsonl"}
 _OUTPUT = {"jsonl": JSONL, "parquet": PARQUET}  # keys: config.OUTPUT_FORMATS (a test holds them equal)
 
 
@@ -53,7 +55,7 @@ def known_format(name: str) -> DocumentFormat | None:
 
 def format_of(path: str) -> DocumentFormat:
     """The format a file is read as: Parquet by its suffix, anything else JSONL, compressed as its last
-    suffix says (".gz", ".zst")."""
+    suffix says (".gz", ".zst", ".bz2", ".xz")."""
     if str(path).lower().endswith(PARQUET.suffixes):
         return PARQUET
     return _JSONL_BY_COMPRESSION[compression_of(path)]

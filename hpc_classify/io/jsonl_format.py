@@ -1,4 +1,4 @@
-"""JSON Lines documents (.jsonl, .json; compressed: .gz and .zst): read, cut, write, assemble.
+"""JSON Lines documents (.jsonl, .json; compressed: .gz, .zst, .bz2, .xz): read, cut, write, assemble.
 
 Plain JSONL is cut into byte ranges of about `piece_bytes`; a piece owns the lines that *start* in its range
 [start, stop), so pieces never split a line and every line belongs to exactly one piece (the layout is
@@ -37,7 +37,8 @@ _COPY_CHUNK = 8 << 20
 
 
 class JsonlFormat:
-    """JSONL with one compression (None, "gzip" or "zstd"); `suffixes` are the names it is recognised by."""
+    """JSONL with one compression (None, "gzip", "zstd", "bz2" or "xz"); `suffixes` are the names it is
+    recognised by."""
 
     name = "jsonl"
     output_suffix = ".jsonl"
@@ -69,7 +70,9 @@ class JsonlFormat:
                 records, bad, positions = parse_jsonl_lines(path, stream, text_field, on_bad_row)
         except DECOMPRESSION_ERRORS as exc:
             raise self.corrupt_error(path, exc) from exc
-        except OSError as exc:  # gzip.BadGzipFile is an OSError; so are read errors mid-file
+        except (
+            OSError
+        ) as exc:  # gzip.BadGzipFile and bz2's bad data are OSErrors; so are read errors mid-file
             raise self.corrupt_error(path, exc) from exc
         return _result(records, bad, positions, text_field, columns)
 
@@ -174,8 +177,9 @@ class JsonlFormat:
         write_jsonl_rows(frame_rows(df, source), fileobj, path, source)
 
     def assemble(self, parts: Sequence[str], out: BinaryIO, source: str | None = None) -> None:
-        """Parts written by `write`, in order: lines concatenate, and so do gzip members and zstd frames
-        (`source`, the input file, is for Parquet's errors: concatenation changes no value)."""
+        """Parts written by `write`, in order: lines concatenate, and so do gzip members, zstd frames and
+        bzip2 and xz streams (`source`, the input file, is for Parquet's errors: concatenation changes no
+        value)."""
         concat_files(parts, out)
 
 

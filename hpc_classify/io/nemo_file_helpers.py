@@ -10,7 +10,8 @@ import os
 import pathlib
 from typing import Any
 
-from hpc_classify.errors import ArgumentTypeError, ConfigError
+from hpc_classify.errors import ArgumentTypeError, ConfigError, InputFileError
+from hpc_classify.io.rows import TOO_DEEP, nests_too_deep
 
 NEMO_CURATOR_HOME = os.environ.get(
     "NEMO_CURATOR_HOME", os.path.join(os.path.expanduser("~"), ".nemo_curator")
@@ -51,9 +52,20 @@ def write_record(
     """NeMo's: append the JSON `line` to `output_dir/<its field's value>/<file_name's path under input_dir>`
     and return the value; None (nothing written) for a line that is not JSON, lacks `field`, or whose value
     `include_values`/`exclude_values` leave out. The line is written as `json.dumps` gives it.
-    `separate_by_metadata` does not use it here: it refuses such lines rather than drop them."""
+    `separate_by_metadata` does not use it here: it refuses such lines rather than drop them.
+
+    A line nested more than `rows.MAX_JSON_DEPTH` levels is the readers' InputFileError, naming `file_name`
+    (NeMo: a bare RecursionError from json, at a depth that depends on the caller's stack, or the row
+    written, which the readers then refuse)."""
     try:
         record = json.loads(line)
+    except RecursionError:
+        raise _too_deep(file_name, line) from None
+    except ValueError:  # not JSON (JSONDecodeError), or an integer past Python's digits: NeMo's None
+        return None
+    if isinstance(record, dict | list) and nests_too_deep(record):
+        raise _too_deep(file_name, line)
+    try:
         category = record[field]
         if (exclude_values and category in exclude_values) or (
             include_values and category not in include_values
@@ -65,8 +77,17 @@ def write_record(
         with open(f"{directory}/{base}", "a") as f:
             f.write(json.dumps(record) + "\n")
         return category
-    except (KeyError, ValueError, json.JSONDecodeError):
+    except (KeyError, ValueError):
         return None
+
+
+def _too_deep(file_name: str, line: str | bytes) -> InputFileError:
+    start = line[:60] if isinstance(line, str) else line[:60].decode("utf-8", "replace")
+    return InputFileError(
+        file_name,
+        f"{TOO_DEEP}: the line starting {start!r}",
+        hint="flatten or remove that row (separate_by_metadata names its line number)",
+    )
 
 
 def parse_str_of_num_bytes(s: str, return_str: bool = False) -> str | int:

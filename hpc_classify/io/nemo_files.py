@@ -21,6 +21,8 @@ from hpc_classify.io.discovery import (  # noqa: F401  (BOOKKEEPING_NAMES, QUARA
     QUARANTINE_SUFFIX,
     first_names,
     is_bookkeeping,
+    is_run_failures,
+    say_run_failures,
     walk_relpaths,
 )
 from hpc_classify.io.writers import is_temp_file
@@ -43,7 +45,7 @@ def get_all_files_paths_under(
 
     `keep_extensions` as NeMo's `filter_files_by_extension`: with or without the dot, case-sensitive, several
     parts allowed ("jsonl.gz"). Hidden and "_"-prefixed files and directories are skipped (NeMo lists them):
-    a warning gives their count and first names.
+    a warning gives their count and first names; so is a run's failures.jsonl beside its `_markers/`.
 
     A `root` that is not a directory (missing, or a file) lists nothing, as NeMo's `os.walk` does, with a
     warning; without recursion it is a FileNotFoundError or NotADirectoryError, as NeMo's `os.scandir`.
@@ -56,7 +58,8 @@ def get_all_files_paths_under(
     paths = sorted(
         os.path.join(root, rel) for rel in walk_relpaths(root, recurse_subdirectories, followlinks, skipped)
     )
-    unexpected = [rel for rel in skipped if _worth_saying(rel, keep_extensions)]
+    say_run_failures(root, [rel for rel in skipped if _worth_saying(rel, keep_extensions)], logger, nemo=True)
+    unexpected = [rel for rel in skipped if _worth_saying(rel, keep_extensions) and not is_run_failures(rel)]
     if unexpected:
         logger.warning(
             "%s: %d hidden or '_'-prefixed name(s) skipped, not listed (%s); NeMo would list them",

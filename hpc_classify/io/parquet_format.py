@@ -20,7 +20,12 @@ from hpc_classify.io.parquet_rows import (
     table_to_frame,
 )
 from hpc_classify.io.parquet_text import check_text_column_types
-from hpc_classify.io.parquet_types import UNWRITABLE_HINT, frame_to_table, input_types
+from hpc_classify.io.parquet_types import (
+    UNWRITABLE_HINT,
+    check_readable_depth,
+    frame_to_table,
+    input_types,
+)
 from hpc_classify.io.rows import (
     Piece,
     ReadResult,
@@ -53,7 +58,7 @@ class ParquetFormat:
         """The whole file with its text field(s) checked, rows indexed by file position."""
         fields = text_fields(text_field)
         table = self._read_table(path, None if columns is None else list(dict.fromkeys([*columns, *fields])))
-        check_text_column_types(path, table.schema, fields)
+        check_text_column_types(path, table.schema, fields, table.num_rows)
         frame, bad = check_parquet_table(path, table, text_field, on_bad_row)
         if columns is not None:
             wanted = [c for c in columns if c in frame.columns]
@@ -142,7 +147,7 @@ class ParquetFormat:
             frame = named_index_as_columns(table, table_to_frame(table))
             frame.index = pd.RangeIndex(piece.start, piece.start + len(frame))
             return ReadResult(frame=frame)
-        check_text_column_types(path, table.schema, text_fields(text_field))
+        check_text_column_types(path, table.schema, text_fields(text_field), table.num_rows)
         frame, bad = check_parquet_table(path, table, text_field, on_bad_row, first_row=piece.start)
         return ReadResult(frame=frame, bad_rows=bad)
 
@@ -164,7 +169,9 @@ class ParquetFormat:
 
         if types is None:
             types = input_types([source])
-        pq.write_table(frame_to_table(df, types, source or path), fileobj)
+        table = frame_to_table(df, types, source or path)
+        check_readable_depth(table.schema, source or path)
+        pq.write_table(table, fileobj)
 
     def assemble(
         self, parts: Sequence[str], out: BinaryIO, schema: Any = None, source: str | None = None

@@ -107,7 +107,7 @@ def _parquet_problems(table: Any, field: str) -> list[str | None]:
     """Each row's problem with its text `field` (None: a string)."""
     import pyarrow.compute as pc
 
-    if field not in table.column_names:
+    if field not in table.column_names:  # zero rows: check_text_column_types refuses a table with rows
         return [f"missing text field {field!r}"] * table.num_rows
     field_type = table.schema.field(field).type
     if not is_string_type(field_type):

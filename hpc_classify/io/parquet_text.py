@@ -1,13 +1,15 @@
-"""Whether a Parquet file's text column is text at all: its Arrow type is the same for every row, so a
-binary, list, null or number column is one error for the file (naming the cast that makes it text), not
-every row a bad row (each quarantined under --on-bad-row skip, every attempt alike)."""
+"""Whether a Parquet file has its text column, and whether it is text at all: the schema is the same for
+every row, so a missing column, or a binary, list, null or number one, is one error for the file (naming
+the columns it has, or the cast that makes it text), not every row a bad row (each quarantined under
+--on-bad-row skip, every attempt alike)."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
-from hpc_classify.errors import InputFileError
+from hpc_classify.errors import InputFileError, MissingColumnError
 from hpc_classify.io.parquet_rows import is_string_type
 
 
@@ -20,11 +22,14 @@ def is_text_type(arrow_type: Any) -> bool:
     return is_string_type(arrow_type)
 
 
-def check_text_column_types(path: str, schema: Any, fields: Sequence[str]) -> None:
-    """InputFileError for the first of `fields` that `schema` holds with a type that is not text (a field
-    the schema lacks is left to the row checks, which name it)."""
+def check_text_column_types(path: str, schema: Any, fields: Sequence[str], num_rows: int) -> None:
+    """InputFileError for the first of `fields` that `schema` lacks (MissingColumnError; not for a table of
+    `num_rows` 0: an empty file has no values to lack, as the dataset readers') or holds with a type that
+    is not text."""
     for name in fields:
         if name not in schema.names:
+            if num_rows:
+                raise _missing_column(path, name, schema)
             continue
         arrow_type = schema.field(name).type
         if not is_text_type(arrow_type):
@@ -34,6 +39,20 @@ def check_text_column_types(path: str, schema: Any, fields: Sequence[str]) -> No
                 "a text to classify",
                 hint=_cast_hint(name, arrow_type),
             )
+
+
+def _missing_column(path: str, name: str, schema: Any) -> MissingColumnError:
+    columns = schema.names
+    texts = [field.name for field in schema if is_text_type(field.type)]
+    close = difflib.get_close_matches(name, texts, n=1) or (texts if len(texts) == 1 else ["<column>"])
+    guess = close[0]
+    return MissingColumnError(
+        path,
+        f"has no text column {name!r} (its columns: {', '.join(map(repr, columns)) or 'none'}): no row "
+        "of this file has a text to classify",
+        hint=f"name the column that holds the documents: --text-field {guess} (text_field={guess!r} in "
+        "Python or a YAML config)",
+    )
 
 
 def _cast_hint(name: str, arrow_type: Any) -> str:

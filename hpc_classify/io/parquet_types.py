@@ -31,6 +31,11 @@ UNWRITABLE_HINT = (
     "JSONL (--output-format jsonl / to_json)"
 )
 
+# pyarrow's Parquet reader refuses a schema deeper than this ("Parquet schema too deeply nested ... limit is
+# 100"), counting the root and every schema node on the way to a leaf (`schema_depth`); its writer writes
+# such a file without complaint. 49 nested lists are readable, 50 are not; 98 nested structs, 99 are not.
+PARQUET_MAX_SCHEMA_DEPTH = 100
+
 # As formats.format_of tells a Parquet file (formats imports this module, through parquet_format).
 PARQUET_SUFFIX = ".parquet"
 
@@ -107,6 +112,41 @@ def frame_to_table(df: pd.DataFrame, types: Mapping[str, Any], source: str) -> A
         return _table(df, names, kept)
     except _conversion_errors() as exc:
         raise _unconvertible(df, source, kept, exc) from exc
+
+
+def check_readable_depth(schema: Any, source: str) -> None:
+    """DataLayoutError, naming `source` and the column, for a schema pyarrow would write but not read back
+    (its depth above PARQUET_MAX_SCHEMA_DEPTH): rows nested a few dozen levels (JSONL inputs may nest 200)."""
+    for field in schema:
+        depth = 1 + schema_depth(field.type)  # with the root
+        if depth > PARQUET_MAX_SCHEMA_DEPTH:
+            raise DataLayoutError(
+                f"{source}: column {field.name!r} nests too deep for Parquet: its type takes {depth} schema "
+                f"levels, and pyarrow cannot read a file deeper than {PARQUET_MAX_SCHEMA_DEPTH} (a list takes "
+                "2 levels, a struct 1: at most 49 nested lists); the file would be written but unreadable",
+                hint="write JSONL (--output-format jsonl / to_json), which keeps such values, or drop the "
+                "column (--keep-columns / columns=[...] without it)",
+            )
+
+
+def schema_depth(arrow_type: Any) -> int:
+    """The Parquet schema nodes a column of `arrow_type` takes, its own to its deepest leaf: a list 2 (its
+    group and the repeated one), a map 2, a struct 1, a leaf 1 (a dictionary is an encoding: its values')."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        return schema_depth(arrow_type.value_type)
+    if isinstance(arrow_type, pa.ExtensionType):
+        return schema_depth(arrow_type.storage_type)
+    if pa.types.is_struct(arrow_type):
+        return 1 + max(
+            (schema_depth(arrow_type.field(i).type) for i in range(arrow_type.num_fields)), default=0
+        )
+    if pa.types.is_map(arrow_type):
+        return 2 + max(schema_depth(arrow_type.key_type), schema_depth(arrow_type.item_type))
+    if hasattr(arrow_type, "value_type"):  # list, large_list, fixed_size_list, list views
+        return 2 + schema_depth(arrow_type.value_type)
+    return 1
 
 
 def fits(dtype: Any, arrow_type: Any) -> bool:

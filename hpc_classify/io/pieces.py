@@ -5,7 +5,7 @@ A piece is the unit of work and of checkpointing inside a file. How a file is cu
 
 - plain JSONL: byte ranges of about `piece_bytes`, each owning the lines that start in it;
 - Parquet: row ranges, by row groups, a row group larger than `piece_bytes` cut into row ranges;
-- compressed JSONL (.gz, .zst): not seekable, so it is not cut up front: one task reads it as a stream and
+- compressed JSONL (.gz, .zst, .bz2, .xz): not seekable, so it is not cut up front: one task reads it as a stream and
   ends a piece after each `piece_bytes` of decompressed lines (`iter_stream_pieces`).
 
 Every reader returns the same `ReadResult` as a whole-file read, with the file's own row positions as the

@@ -1,4 +1,4 @@
-"""Read one document file (JSONL, compressed .gz or .zst, Parquet) into a pandas frame, checking every row.
+"""Read one document file (JSONL, compressed .gz, .zst, .bz2 or .xz, Parquet) into a pandas frame, checking every row.
 
 `read_documents` is what a classification task uses: each row must be a JSON object whose text field is a
 string; rows that are not are either an error naming file:line or collected as `BadRow`s (the driver writes

@@ -115,7 +115,7 @@ def require_file(path: str) -> None:
 
 
 def corrupt_file_error(path: str, kind: str, exc: BaseException) -> InputFileError:
-    """The error for a file that cannot be read as `kind` ("Parquet", "gzip", "zstd", "text")."""
+    """The error for a file that cannot be read as `kind` ("Parquet", "gzip", "zstd", "bz2", "xz", "text")."""
     return InputFileError(
         path,
         f"cannot read the file as {kind} ({type(exc).__name__}: {exc})",
@@ -170,13 +170,13 @@ def parse_line(raw: bytes, fields: tuple[str, ...] = ()) -> tuple[Any, str | Non
         # Some messages end in "at" ("Unterminated string starting at"): no "at at".
         return None, f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
     except RecursionError:
-        return None, _TOO_DEEP
+        return None, TOO_DEEP
     except ValueError:  # Python's cap on int("...") digits: the only other ValueError json.loads raises
         return None, f"integer too long (more than {sys.get_int_max_str_digits()} digits)"
     if not isinstance(record, dict):
         return None, f"not a JSON object (a JSON {_json_type(record)})"
-    if (decoded.count("[") + decoded.count("{") > MAX_JSON_DEPTH) and _deeper_than(record, MAX_JSON_DEPTH):
-        return None, _TOO_DEEP
+    if (decoded.count("[") + decoded.count("{") > MAX_JSON_DEPTH) and nests_too_deep(record):
+        return None, TOO_DEEP
     if _LONE_SURROGATE.search(decoded) and not _encodes_as_utf8(record):
         return None, "invalid Unicode: an escaped lone surrogate (half of a character, as \\ud83d)"
     for name in fields:
@@ -190,13 +190,14 @@ def parse_line(raw: bytes, fields: tuple[str, ...] = ()) -> tuple[Any, str | Non
 # 1000 levels less the frames below it), and the JSONL writer recurses too (two frames a level): a row that
 # parsed could still fail its file at the write, on every retry. Real documents nest a few levels.
 MAX_JSON_DEPTH = 200
-_TOO_DEEP = f"nesting too deep (more than {MAX_JSON_DEPTH} levels of arrays and objects)"
+TOO_DEEP = f"nesting too deep (more than {MAX_JSON_DEPTH} levels of arrays and objects)"
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether `value` nests arrays and objects more than `limit` levels (itself one), without recursion."""
+def nests_too_deep(value: Any) -> bool:
+    """Whether `value` nests arrays and objects more than MAX_JSON_DEPTH levels (itself one), without
+    recursion."""
     level = [value]
-    for _ in range(limit):
+    for _ in range(MAX_JSON_DEPTH):
         level = [
             child
             for container in level

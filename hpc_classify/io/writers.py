@@ -75,7 +75,7 @@ def write_frame(
     source: str | None = None,
     types: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write `df` (index dropped) atomically as JSONL (gzip/zstd by extension) or Parquet. `source`: the
+    """Write `df` (index dropped) atomically as JSONL (compressed by extension) or Parquet. `source`: the
     input file its rows were read from (named in errors; a Parquet one's map columns stay maps). Parquet:
     `types` (column -> Arrow type), by default `source`'s column types, are kept where the values fit."""
     document_format = output_format(fmt)
@@ -83,7 +83,7 @@ def write_frame(
 
 
 def write_jsonl_records(path: str, records: Iterable[Mapping[str, Any]]) -> None:
-    """Write dicts atomically as JSONL (gzip/zstd by extension), e.g. a quarantine file of bad rows."""
+    """Write dicts atomically as JSONL (compressed by extension), e.g. a quarantine file of bad rows."""
     write_atomically(path, lambda f: write_jsonl_rows(records, f, path))
 
 

@@ -254,3 +254,33 @@ def test_rows_json_cannot_read_and_whole_file_problems_through_the_cli(tmp_path,
     (failure,) = read_jsonl(output / "failures.jsonl")
     assert (failure["relpath"], failure["attempts"]) == ("b.jsonl", 1)
     assert "this file is gzip-compressed" in failure["error"] and "name it b.jsonl.gz" in failure["error"]
+
+
+@pytest.mark.parametrize("piece_bytes", ["0", "1"])
+def test_a_parquet_file_without_the_text_column_fails_once_whole_or_in_pieces(
+    tmp_path, tiny_domain_model, piece_bytes
+):
+    """Its every row was quarantined ("missing text field 'text'") and the file counted done: one error for
+    the file, naming its columns and --text-field, not retried. The pre-run check sees only the first file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    pq.write_table(pa.table({"id": [0, 1], "text": ["sports game", "a recipe"]}), inputs / "a.parquet")
+    other = pa.table({"id": [2, 3, 4], "content": ["sports", "cooking", "news"]})
+    pq.write_table(other, inputs / "b.parquet", row_group_size=1)
+
+    result = run_cli(
+        run_args(inputs, output, tiny_domain_model, "--on-bad-row", "skip", "--piece-bytes", piece_bytes)
+    )
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert [row["id"] for row in read_jsonl(output / "a.jsonl")] == [0, 1]
+    assert not (output / "b.jsonl").exists() and not (output / "_b.jsonl.quarantine.jsonl").exists()
+    (failure,) = read_jsonl(output / "failures.jsonl")
+    assert (failure["relpath"], failure["attempts"]) == ("b.parquet", 1)
+    assert "has no text column 'text' (its columns: 'id', 'content')" in failure["error"]
+    assert "--text-field content" in failure["error"]
+    assert summary(output)["rows_bad"] == 0

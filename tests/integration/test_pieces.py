@@ -5,9 +5,11 @@ once, in input order, also when the output directory moved in between."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
+import lzma
 import signal
 from pathlib import Path
 
@@ -30,7 +32,8 @@ from driver_support import (
 from hpc_classify.io.markers import iter_markers
 from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
 
-FORMATS = ("jsonl", "jsonl.gz", "jsonl.zst", "parquet")
+FORMATS = ("jsonl", "jsonl.gz", "jsonl.zst", "jsonl.bz2", "jsonl.xz", "parquet")
+_DECOMPRESS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}  # every member/stream
 
 
 def write_big(root: Path, name: str, fmt: str, count: int, seed: int) -> list[str]:
@@ -47,14 +50,18 @@ def write_big(root: Path, name: str, fmt: str, count: int, seed: int) -> list[st
         data = gzip.compress(data)
     elif fmt.endswith(".zst"):
         data = zstandard.compress(data)
+    elif fmt.endswith(".bz2"):
+        data = bz2.compress(data)
+    elif fmt.endswith(".xz"):
+        data = lzma.compress(data)
     path.write_bytes(data)
     return ids
 
 
 def decompressed_size(path: Path) -> int:
     data = path.read_bytes()
-    if path.name.endswith(".gz"):
-        return len(gzip.decompress(data))
+    if path.suffix in _DECOMPRESS:
+        return len(_DECOMPRESS[path.suffix](data))
     if path.name.endswith(".zst"):
         return len(zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 30))
     return len(data)
@@ -68,8 +75,8 @@ def read_output(path: Path) -> pd.DataFrame:
 
 def _read_compressed(path: Path) -> list[dict]:
     data = path.read_bytes()
-    if path.name.endswith(".gz"):
-        data = gzip.decompress(data)
+    if path.suffix in _DECOMPRESS:
+        data = _DECOMPRESS[path.suffix](data)
     else:
         # The output of a file in pieces is one zstd frame per piece: read across frames.
         data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()

@@ -309,8 +309,8 @@ def test_compressed_json_files_are_inputs_and_other_files_are_said_to_be_left_ou
     assert [f.relpath for f in found] == ["a.jsonl", "e.json.gz", "f.json.zst"]
     assert caplog.messages == [
         f"{tmp_path / 'corpus'}: 4 file(s) without a document suffix left out (README.md, sub/b.ndjson, "
-        "sub/c.txt, ...); supported files end with .jsonl.gz, .json.gz, .jsonl.zst, .json.zst, .jsonl, .json, "
-        ".parquet"
+        "sub/c.txt, ...); supported files end with .jsonl.gz, .json.gz, .jsonl.zst, .json.zst, .jsonl.bz2, "
+        ".json.bz2, .jsonl.xz, .json.xz, .jsonl, .json, .parquet"
     ]
     assert [read_documents(f.path).frame["text"].tolist() for f in found[1:]] == [["compressed"]] * 2
 
@@ -346,3 +346,44 @@ def test_a_resumed_run_keeps_the_relpath_its_plan_gave_a_file_under_two_specs(tm
     renamed = [f if f.path != x else type(f)(f.path, "x.jsonl", f.size, f.mtime) for f in planned]
     write_plan(out, [sub, d], renamed)
     assert {f.relpath for f in list_input_files([sub, d], out, "jsonl")} == {"a.jsonl", "x.jsonl"}
+
+
+def test_a_runs_failures_list_is_no_shard_of_its_output_directory(tmp_path, caplog):
+    """failures.jsonl (not "_"-named: users read it) was listed as a shard when an output directory was given
+    as an input later: where `_markers/` says the directory is a run's output, it is left out, said."""
+    out = tmp_path / "out"
+    _touch(out, "a.jsonl", "failures.jsonl", "_markers/a.jsonl.done.json", "_a.jsonl.quarantine.jsonl")
+    _touch(out, "sub/b.jsonl", "sub/failures.jsonl")  # no _markers/ beside it: a user's shard
+    _touch(tmp_path / "runs", "r1/x.jsonl", "r1/failures.jsonl", "r1/_markers/x.jsonl.done.json")
+    with caplog.at_level("WARNING", logger="hpc_classify.io.discovery"):
+        found = expand_inputs([str(out), str(tmp_path / "runs")])
+        globbed = expand_inputs([str(out / "*.jsonl")])
+    assert [f.relpath for f in found] == ["a.jsonl", "sub/b.jsonl", "sub/failures.jsonl", "r1/x.jsonl"]
+    assert [f.relpath for f in globbed] == ["a.jsonl"]
+    said = [m for m in caplog.messages if "failures" in m]
+    assert said == [
+        f"{where}: 1 run failures list(s) left out ({name}): the failures.jsonl an hpc_classify run writes "
+        "beside its _markers/ directory, not documents; to read one as documents, give it by its own path"
+        for where, name in (
+            (out, "failures.jsonl"),
+            (tmp_path / "runs", "r1/failures.jsonl"),
+            (out / "*.jsonl", out / "failures.jsonl"),
+        )
+    ]
+    assert not any("hidden" in m and "failures" in m for m in caplog.messages)
+    by_path = expand_inputs([str(out / "failures.jsonl")])  # its own path: read as asked
+    assert [f.relpath for f in by_path] == ["failures.jsonl"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hpc_classify.io.nemo_files"):
+        listed = get_all_files_paths_under(str(out))
+        with pytest.warns(UserWarning, match="Skipped 3 of 3"):  # NeMo's, for keep_extensions
+            assert get_all_files_paths_under(str(out), keep_extensions="parquet") == []
+    assert [os.path.relpath(p, out) for p in listed] == [
+        "a.jsonl",
+        os.path.join("sub", "b.jsonl"),
+        os.path.join("sub", "failures.jsonl"),
+    ]
+    assert caplog.messages[0].startswith(f"{out}: 1 run failures list(s) left out (failures.jsonl)")
+    assert caplog.messages[0].endswith(
+        "not documents (NeMo would list them); to read one as documents, give it by its own path"
+    )

@@ -46,13 +46,15 @@ def _whole_file_error(path: str, on_bad_row: str) -> InputFileError:
             "this file is zstd-compressed",
             "name it z.jsonl.zst",
         ),
+        ("b.jsonl", bz2.compress(DATA), "this file is bzip2-compressed", "name it b.jsonl.bz2"),
+        ("x.json", lzma.compress(DATA), "this file is xz-compressed", "name it x.jsonl.xz"),
+        ("twice.jsonl.xz", lzma.compress(bz2.compress(DATA)), "its xz data holds bzip2-compressed", "once"),
         (
-            "b.jsonl.bz2",
-            bz2.compress(DATA),
-            "this file is bzip2-compressed, which is not read here",
-            "bzip2 -dc",
+            "u.jsonl.bz2",
+            bz2.compress(TEXT.encode("utf-16")),
+            "this file's decompressed text is UTF-16 text",
+            "bzip2 -dc u.jsonl.bz2 | iconv -f UTF-16 -t UTF-8 | bzip2 > u.utf8.jsonl.bz2",
         ),
-        ("x.jsonl.xz", lzma.compress(DATA), "this file is xz-compressed, which is not read here", "xz -dc"),
         ("u.jsonl", TEXT.encode("utf-16"), "this file is UTF-16 text", "iconv -f UTF-16 -t UTF-8 u.jsonl"),
         ("le.jsonl", TEXT.encode("utf-16-le"), "this file is UTF-16LE text", "iconv -f UTF-16LE -t UTF-8"),
         ("be.jsonl", TEXT.encode("utf-16-be"), "this file is UTF-16BE text", "iconv -f UTF-16BE -t UTF-8"),
@@ -94,10 +96,10 @@ def test_every_piece_and_the_stream_of_such_a_file_say_so(tmp_path):
 
 
 def test_the_dataset_api_and_read_frame_say_so(tmp_path):
-    path = str(tmp_path / "docs.jsonl.bz2")
+    path = str(tmp_path / "docs.jsonl")
     with open(path, "wb") as f:
         f.write(bz2.compress(DATA))
-    with pytest.raises(InputFileError, match="bzip2-compressed, which is not read here"):
+    with pytest.raises(InputFileError, match="bzip2-compressed, but its name says plain JSONL"):
         DocumentDataset.read_json(path).df.compute()
     with pytest.raises(InputFileError, match="bzip2-compressed"):
         read_frame(path)
@@ -171,3 +173,40 @@ def test_bad_row_hints_name_the_policy_as_the_cli_and_python_spell_it(tmp_path):
     with pytest.raises(InputFileError) as caught:
         LengthClassifier().texts(pd.DataFrame({"text": ["a", None]}), "frame")
     assert "--on-bad-row skip" in caught.value.hint and 'on_bad_row="skip"' in caught.value.hint
+
+
+@pytest.mark.parametrize("on_bad_row", ["error", "skip"])
+def test_a_parquet_file_without_the_text_column_is_one_error(tmp_path, on_bad_row):
+    """Every row was quarantined as "missing text field 'text'" under skip (the schema is every row's): one
+    error for the file names its columns and the setting that picks the column, whole or in pieces."""
+    path = str(tmp_path / "p.parquet")
+    pq.write_table(pa.table({"id": [1, 2, 3], "content": ["a", "b", "c"]}), path, row_group_size=1)
+    error = _whole_file_error(path, on_bad_row)
+    assert error.reason.startswith("has no text column 'text' (its columns: 'id', 'content')")
+    assert "--text-field content" in error.hint and "text_field='content'" in error.hint
+    assert isinstance(error, KeyError)  # MissingColumnError: what NeMo's pandas would raise
+    pieces = plan_pieces(path, os.path.getsize(path), 1)
+    assert len(pieces) == 3
+    for piece in pieces:
+        with pytest.raises(InputFileError, match="has no text column 'text'") as caught:
+            read_piece(path, piece, on_bad_row=on_bad_row)
+        assert caught.value.line is None and not caught.value.retryable
+    with pytest.raises(InputFileError, match=r"has no text column 'body'.*content"):
+        read_documents(path, text_field=["content", "body"], on_bad_row=on_bad_row)
+    assert read_documents(path, text_field="content").frame["content"].tolist() == ["a", "b", "c"]
+
+
+def test_an_empty_parquet_file_without_the_text_column_has_zero_rows(tmp_path):
+    """No rows: nothing lacks a text (as an empty file lacks columns=' columns without error)."""
+    path = str(tmp_path / "e.parquet")
+    pq.write_table(pa.table({"content": pa.array([], pa.string())}), path)
+    result = read_documents(path)
+    assert len(result.frame) == 0 and result.bad_rows == []
+
+
+def test_a_jsonl_row_without_the_text_field_is_still_a_bad_row(tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"text": "a"}\n{"content": "b"}\n')
+    result = read_documents(str(path), on_bad_row="skip")
+    assert result.frame["text"].tolist() == ["a"]
+    assert [(b.line, b.reason) for b in result.bad_rows] == [(2, "missing text field 'text'")]

@@ -1,11 +1,13 @@
 """The format registry: every document format one object, found by file name or output format name, whose
-write, pieces and assemble give back exactly what an independent reader (pandas, gzip, zstd) reads."""
+write, pieces and assemble give back exactly what an independent reader (pandas, gzip, zstd, bz2, lzma) reads."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
+import lzma
 
 import pandas as pd
 import pytest
@@ -16,7 +18,9 @@ from hpc_classify.errors import ConfigError
 from hpc_classify.io.formats import (
     DOCUMENT_FORMATS,
     JSONL,
+    JSONL_BZ2,
     JSONL_GZIP,
+    JSONL_XZ,
     JSONL_ZSTD,
     PARQUET,
     SUPPORTED_SUFFIXES,
@@ -38,6 +42,10 @@ def _independent_read(path) -> pd.DataFrame:
         data = gzip.decompress(data)
     elif name.endswith(".zst"):
         data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    elif name.endswith(".bz2"):
+        data = bz2.decompress(data)  # every stream, as assembled parts are
+    elif name.endswith(".xz"):
+        data = lzma.decompress(data)
     return pd.DataFrame([json.loads(line) for line in data.decode("utf-8").splitlines()])
 
 
@@ -56,6 +64,8 @@ def test_every_output_format_name_in_config_has_its_object():
         ("a.jsonl.zst", JSONL_ZSTD),
         ("a.json.gz", JSONL_GZIP),  # listed too: a corpus of them was skipped as "no document files"
         ("a.JSON.zst", JSONL_ZSTD),
+        ("a.jsonl.bz2", JSONL_BZ2),  # refused before, though NeMo's pandas reads them by suffix
+        ("a.json.XZ", JSONL_XZ),
         ("d/a.parquet", PARQUET),
         ("a.txt.gz", JSONL_GZIP),  # read as JSONL compressed as its last suffix says, as before
         ("a.txt", JSONL),
@@ -72,11 +82,15 @@ def test_suffixes_are_the_formats_suffixes_longest_match_first():
         ".json.gz",
         ".jsonl.zst",
         ".json.zst",
+        ".jsonl.bz2",
+        ".json.bz2",
+        ".jsonl.xz",
+        ".json.xz",
         ".jsonl",
         ".json",
         ".parquet",
     )
-    assert [f.streamed for f in DOCUMENT_FORMATS] == [True, True, False, False]
+    assert [f.streamed for f in DOCUMENT_FORMATS] == [True, True, True, True, False, False]
 
 
 @pytest.mark.parametrize("fmt", DOCUMENT_FORMATS, ids=repr)
@@ -136,6 +150,10 @@ def _write_input(path, fmt) -> None:
         data = gzip.compress(data)
     elif fmt is JSONL_ZSTD:
         data = zstandard.ZstdCompressor().compress(data)
+    elif fmt is JSONL_BZ2:
+        data = bz2.compress(data)
+    elif fmt is JSONL_XZ:
+        data = lzma.compress(data)
     path.write_bytes(data)
 
 

@@ -18,7 +18,7 @@ from nemo_file_oracles import (
     nemo_write_record,
 )
 
-from hpc_classify.errors import ConfigError
+from hpc_classify.errors import ConfigError, InputFileError
 from hpc_classify.utils import file_utils
 from hpc_classify.utils.file_utils import (
     NEMO_CURATOR_HOME,
@@ -178,6 +178,25 @@ def test_write_record_as_nemos(tmp_path, include, exclude):
         else:
             assert ours_returned == returned
     assert _tree(tmp_path / "ours") == _tree(tmp_path / "nemo")
+
+
+@pytest.mark.parametrize("depth", [201, 3000, 100_000])
+def test_write_record_of_a_row_deeper_than_the_readers_read_is_their_error(tmp_path, depth):
+    """NeMo's json.loads lets a RecursionError through (3000, 100000 levels; fewer levels are written, and
+    then refused by every reader here): the readers' error, naming the file, nothing written."""
+    line = '{"dom": "Games", "v": ' + "[" * depth + "]" * depth + "}\n"
+    inp = str(tmp_path / "in")
+    with pytest.raises(
+        InputFileError, match=r"/in/a\.jsonl: nesting too deep \(more than 200 levels"
+    ) as caught:
+        write_record(inp, f"{inp}/a.jsonl", line, "dom", str(tmp_path / "out"))
+    assert "flatten or remove that row" in caught.value.hint
+    assert not (tmp_path / "out").exists()
+    if depth > 1000:
+        with pytest.raises(RecursionError):
+            nemo_write_record(inp, f"{inp}/a.jsonl", line, "dom", str(tmp_path / "nemo"))
+    shallow = '{"dom": "Games", "v": ' + "[" * 199 + "]" * 199 + "}\n"  # 200 levels with the object
+    assert write_record(inp, f"{inp}/a.jsonl", shallow, "dom", str(tmp_path / "out")) == "Games"
 
 
 def _tree(root) -> dict[str, str]:

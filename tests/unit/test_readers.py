@@ -205,7 +205,7 @@ def test_parquet_non_string_or_missing_text_column(tmp_path):
     pq.write_table(pa.table({"text": [1, 2]}), path)
     with pytest.raises(InputFileError, match="text field 'text' has the Arrow type int64, not string"):
         read_documents(path, on_bad_row="skip")  # the whole file: test_file_head.py
-    with pytest.raises(InputFileError, match="missing text field 'body'"):
+    with pytest.raises(InputFileError, match="has no text column 'body'"):
         read_documents(path, text_field="body")
 
 
