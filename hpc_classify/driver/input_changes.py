@@ -11,6 +11,8 @@ atomically, and an output without a marker is redone by any resume (no --on-chan
 pieces already cut from the new version are kept, so a stopped redo resumes where it stopped). While a
 run goes, a marker of a pending file is therefore always this run's: the old one is never taken for it.
 A kill between two of these steps leaves either the change (found again) or a pending file.
+At a run start the input's size and mtime are those its listing took (`PlannedFile`), not a stat again: a
+file that changes after that moment is as one changing after the check.
 """
 
 from __future__ import annotations
@@ -49,23 +51,33 @@ class InputChange:
     what: str  # e.g. "size 120 -> 240 bytes"
 
 
-def describe_change(marker: CompletionMarker, path: str, *, verify: bool) -> str | None:
-    """What differs between the input at `path` now and the version `marker` was made from, or None."""
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return VANISHED
-    if stat.st_size != marker.input_size:
-        return f"size {marker.input_size} -> {stat.st_size} bytes"
+def describe_change(
+    marker: CompletionMarker, path: str, *, verify: bool, listed: PlannedFile | None = None
+) -> str | None:
+    """What differs between the input at `path` now and the version `marker` was made from, or None.
+    `listed`: the file as this run's listing just stat'ed it (size, mtime), used instead of a stat."""
+    if listed is not None and listed.mtime is not None:
+        size, mtime = listed.size, listed.mtime
+    else:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return VANISHED
+        size, mtime = stat.st_size, stat.st_mtime
+    if size != marker.input_size:
+        return f"size {marker.input_size} -> {size} bytes"
     if verify and marker.input_sha256:
         return None if file_sha256(path) == marker.input_sha256 else "same size, different content (SHA-256)"
-    if stat.st_mtime != marker.input_mtime:
-        return f"modified at {iso_time(stat.st_mtime)}, after the classified version of {iso_time(marker.input_mtime)}"
+    if mtime != marker.input_mtime:
+        return (
+            f"modified at {iso_time(mtime)}, after the classified version of {iso_time(marker.input_mtime)}"
+        )
     return None
 
 
 def find_changed_inputs(files: Sequence[PlannedFile], output_dir: str, *, verify: bool) -> list[InputChange]:
-    """Planned files whose completion marker no longer matches the input (an unreadable marker counts too)."""
+    """Planned files whose completion marker no longer matches the input (an unreadable marker counts too).
+    Their size and mtime are the planned ones where the listing took them."""
     by_relpath = {f.relpath: f for f in files}
     changes: list[InputChange] = []
     unhashed = 0
@@ -78,7 +90,7 @@ def find_changed_inputs(files: Sequence[PlannedFile], output_dir: str, *, verify
             changes.append(InputChange(relpath, planned.path, exc.reason))
             continue
         unhashed += verify and not marker.input_sha256
-        what = describe_change(marker, planned.path, verify=verify)
+        what = describe_change(marker, planned.path, verify=verify, listed=planned)
         if what is not None:
             changes.append(InputChange(relpath, planned.path, what))
         elif verify and planned.mtime is not None and planned.mtime != marker.input_mtime:
