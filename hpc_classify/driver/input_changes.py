@@ -29,8 +29,8 @@ from hpc_classify.errors import InputFileError, InputsChangedError
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import (
     CompletionMarker,
+    MarkerListing,
     iso_time,
-    iter_marker_relpaths,
     marker_path,
     read_marker,
     write_marker,
@@ -75,13 +75,17 @@ def describe_change(
     return None
 
 
-def find_changed_inputs(files: Sequence[PlannedFile], output_dir: str, *, verify: bool) -> list[InputChange]:
+def find_changed_inputs(
+    files: Sequence[PlannedFile], output_dir: str, *, verify: bool, markers: MarkerListing | None = None
+) -> list[InputChange]:
     """Planned files whose completion marker no longer matches the input (an unreadable marker counts too).
-    Their size and mtime are the planned ones where the listing took them."""
+    Their size and mtime are the planned ones where the listing took them. `markers`: the run start's
+    listing of `_markers/` (None: scanned here)."""
     by_relpath = {f.relpath: f for f in files}
     changes: list[InputChange] = []
     unhashed = 0
-    for relpath in sorted(set(iter_marker_relpaths(output_dir)) & by_relpath.keys()):
+    listed = markers if markers is not None else MarkerListing(output_dir)
+    for relpath in sorted(listed.relpaths() & by_relpath.keys()):
         planned = by_relpath[relpath]
         try:
             marker = read_marker(marker_path(output_dir, relpath))
@@ -132,21 +136,23 @@ def merge_changes(*lists: Sequence[InputChange]) -> list[InputChange]:
 
 
 def forget_old_versions(
-    output_dir: str, classified: Sequence[InputChange], cut: Sequence[InputChange]
+    output_dir: str,
+    classified: Sequence[InputChange],
+    cut: Sequence[InputChange],
+    markers: MarkerListing | None = None,
 ) -> None:
     """Under `redo`: remove the pieces cut from another version of their input (`cut`), and those of a
     file with a completion marker (`classified`: pieces outlive the marker only when a kill came before
     their removal, so they are the marker's version, even where size and mtime match the new one); then the
     old versions' markers, so that the files are pending like files never finished. Pieces of a file without
     a marker, cut from its current version (a stopped redo), stay: they are resumed. In this order, a kill
-    in between leaves the old marker, so the file is found changed again."""
+    in between leaves the old marker, so the file is found changed again. `markers`: the run start's listing
+    of `_markers/`, which forgets them."""
     for relpath in dict.fromkeys(change.relpath for change in (*cut, *classified)):
         remove_pieces(output_dir, relpath)
+    listing = markers if markers is not None else MarkerListing(output_dir)  # removes without a scan
     for change in classified:
-        try:
-            os.remove(marker_path(output_dir, change.relpath))
-        except FileNotFoundError:
-            pass
+        listing.remove(change.relpath)
 
 
 def format_changes(changes: Sequence[InputChange]) -> str:

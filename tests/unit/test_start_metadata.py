@@ -1,4 +1,5 @@
-"""The metadata work of a run start, counted: each input is stat'ed once (by its listing).
+"""The metadata work of a run start, counted: `_markers/` is listed once for all its steps (changed inputs,
+lost outputs, pending files), and each input is stat'ed once (by its listing).
 A no-op resume of 50,000 files made about 300,000 metadata calls: three stats per input and three scans of
 `_markers/`."""
 
@@ -14,8 +15,13 @@ from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import run as driver_run
 from hpc_classify.driver.fingerprint import check_or_store_fingerprint
+from hpc_classify.driver.input_changes import find_changed_inputs, forget_old_versions
+from hpc_classify.driver.lost_outputs import forget_lost_outputs
+from hpc_classify.driver.plan import list_input_files, pending_files
 from hpc_classify.io.markers import (
+    MARKERS_DIRNAME,
     CompletionMarker,
+    MarkerListing,
     marker_path,
     write_marker,
 )
@@ -70,3 +76,31 @@ def test_a_no_op_resume_lists_the_markers_once_and_stats_each_input_once(tmp_pat
     assert {relpath: counted["stat"][str(inputs / relpath)] for relpath in RELPATHS} == dict.fromkeys(
         RELPATHS, 1
     )
+    # Once by the sweep of stale temp files (it walks the whole output tree), once for the markers.
+    assert counted["scandir"][str(output / MARKERS_DIRNAME)] == 2
+
+
+def test_the_markers_a_start_removes_leave_its_one_listing_true(tmp_path, counted):
+    """A changed input redone and an output lost: their markers go, and the same listing says they are pending."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    _make_done(inputs, output)
+    (output / "sub/b.jsonl").unlink()  # its output deleted
+    with open(inputs / "sub/c.jsonl", "a") as f:  # its input appended to
+        f.write(json.dumps({"text": "more"}) + "\n")
+    files = list_input_files([str(inputs)], str(output), "jsonl")
+    counted["scandir"].clear()
+
+    markers = MarkerListing(str(output))
+    changed = find_changed_inputs(files, str(output), verify=False, markers=markers)
+    assert [c.relpath for c in changed] == ["sub/c.jsonl"]
+    forget_old_versions(str(output), changed, [], markers)
+    assert forget_lost_outputs([f.relpath for f in files], str(output), "jsonl", markers) == ["sub/b.jsonl"]
+
+    assert sorted(f.relpath for f in pending_files(files, str(output), markers)) == [
+        "sub/b.jsonl",
+        "sub/c.jsonl",
+    ]
+    assert markers.relpaths() == {"a.jsonl"}
+    assert not os.path.exists(marker_path(str(output), "sub/b.jsonl"))
+    assert not os.path.exists(marker_path(str(output), "sub/c.jsonl"))
+    assert counted["scandir"][str(output / MARKERS_DIRNAME)] == 1
