@@ -11,6 +11,8 @@ atomically, and an output without a marker is redone by any resume (no --on-chan
 pieces already cut from the new version are kept, so a stopped redo resumes where it stopped). While a
 run goes, a marker of a pending file is therefore always this run's: the old one is never taken for it.
 A kill between two of these steps leaves either the change (found again) or a pending file.
+At a run start the input's size and mtime are those its listing took (`PlannedFile`), not a stat again: a
+file that changes after that moment is as one changing after the check.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from hpc_classify.errors import InputFileError, InputsChangedError
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import (
     CompletionMarker,
+    MarkerListing,
     iso_time,
-    iter_marker_relpaths,
     marker_path,
     read_marker,
     write_marker,
@@ -49,27 +51,41 @@ class InputChange:
     what: str  # e.g. "size 120 -> 240 bytes"
 
 
-def describe_change(marker: CompletionMarker, path: str, *, verify: bool) -> str | None:
-    """What differs between the input at `path` now and the version `marker` was made from, or None."""
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return VANISHED
-    if stat.st_size != marker.input_size:
-        return f"size {marker.input_size} -> {stat.st_size} bytes"
+def describe_change(
+    marker: CompletionMarker, path: str, *, verify: bool, listed: PlannedFile | None = None
+) -> str | None:
+    """What differs between the input at `path` now and the version `marker` was made from, or None.
+    `listed`: the file as this run's listing just stat'ed it (size, mtime), used instead of a stat."""
+    if listed is not None and listed.mtime is not None:
+        size, mtime = listed.size, listed.mtime
+    else:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return VANISHED
+        size, mtime = stat.st_size, stat.st_mtime
+    if size != marker.input_size:
+        return f"size {marker.input_size} -> {size} bytes"
     if verify and marker.input_sha256:
         return None if file_sha256(path) == marker.input_sha256 else "same size, different content (SHA-256)"
-    if stat.st_mtime != marker.input_mtime:
-        return f"modified at {iso_time(stat.st_mtime)}, after the classified version of {iso_time(marker.input_mtime)}"
+    if mtime != marker.input_mtime:
+        return (
+            f"modified at {iso_time(mtime)}, after the classified version of {iso_time(marker.input_mtime)}"
+        )
     return None
 
 
-def find_changed_inputs(files: Sequence[PlannedFile], output_dir: str, *, verify: bool) -> list[InputChange]:
-    """Planned files whose completion marker no longer matches the input (an unreadable marker counts too)."""
+def find_changed_inputs(
+    files: Sequence[PlannedFile], output_dir: str, *, verify: bool, markers: MarkerListing | None = None
+) -> list[InputChange]:
+    """Planned files whose completion marker no longer matches the input (an unreadable marker counts too).
+    Their size and mtime are the planned ones where the listing took them. `markers`: the run start's
+    listing of `_markers/` (None: scanned here)."""
     by_relpath = {f.relpath: f for f in files}
     changes: list[InputChange] = []
     unhashed = 0
-    for relpath in sorted(set(iter_marker_relpaths(output_dir)) & by_relpath.keys()):
+    listed = markers if markers is not None else MarkerListing(output_dir)
+    for relpath in sorted(listed.relpaths() & by_relpath.keys()):
         planned = by_relpath[relpath]
         try:
             marker = read_marker(marker_path(output_dir, relpath))
@@ -78,7 +94,7 @@ def find_changed_inputs(files: Sequence[PlannedFile], output_dir: str, *, verify
             changes.append(InputChange(relpath, planned.path, exc.reason))
             continue
         unhashed += verify and not marker.input_sha256
-        what = describe_change(marker, planned.path, verify=verify)
+        what = describe_change(marker, planned.path, verify=verify, listed=planned)
         if what is not None:
             changes.append(InputChange(relpath, planned.path, what))
         elif verify and planned.mtime is not None and planned.mtime != marker.input_mtime:
@@ -120,21 +136,23 @@ def merge_changes(*lists: Sequence[InputChange]) -> list[InputChange]:
 
 
 def forget_old_versions(
-    output_dir: str, classified: Sequence[InputChange], cut: Sequence[InputChange]
+    output_dir: str,
+    classified: Sequence[InputChange],
+    cut: Sequence[InputChange],
+    markers: MarkerListing | None = None,
 ) -> None:
     """Under `redo`: remove the pieces cut from another version of their input (`cut`), and those of a
     file with a completion marker (`classified`: pieces outlive the marker only when a kill came before
     their removal, so they are the marker's version, even where size and mtime match the new one); then the
     old versions' markers, so that the files are pending like files never finished. Pieces of a file without
     a marker, cut from its current version (a stopped redo), stay: they are resumed. In this order, a kill
-    in between leaves the old marker, so the file is found changed again."""
+    in between leaves the old marker, so the file is found changed again. `markers`: the run start's listing
+    of `_markers/`, which forgets them."""
     for relpath in dict.fromkeys(change.relpath for change in (*cut, *classified)):
         remove_pieces(output_dir, relpath)
+    listing = markers if markers is not None else MarkerListing(output_dir)  # removes without a scan
     for change in classified:
-        try:
-            os.remove(marker_path(output_dir, change.relpath))
-        except FileNotFoundError:
-            pass
+        listing.remove(change.relpath)
 
 
 def format_changes(changes: Sequence[InputChange]) -> str:

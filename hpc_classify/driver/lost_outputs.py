@@ -15,7 +15,7 @@ import posixpath
 from collections.abc import Sequence
 
 from hpc_classify.io.formats import output_relpath
-from hpc_classify.io.markers import iter_marker_relpaths, marker_path
+from hpc_classify.io.markers import MarkerListing
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +45,19 @@ def output_of_marker(relpath: str, marker_output_path: str) -> str:
     )
 
 
-def forget_lost_outputs(relpaths: Sequence[str], output_dir: str, output_format: str) -> list[str]:
+def forget_lost_outputs(
+    relpaths: Sequence[str], output_dir: str, output_format: str, markers: MarkerListing | None = None
+) -> list[str]:
     """Remove the markers of the files among `relpaths` whose output is missing, so that they are classified
-    again; returns their relpaths (sorted), after a warning naming them."""
-    done = set(iter_marker_relpaths(output_dir))
+    again; returns their relpaths (sorted), after a warning naming them. `markers`: the run start's listing
+    of `_markers/` (None: scanned here), which forgets the removed ones."""
+    done = markers if markers is not None else MarkerListing(output_dir)
     listing = OutputListing(output_dir)
     lost = sorted(r for r in relpaths if r in done and not listing.has(output_relpath(r, output_format)))
     if not lost:
         return lost
     for relpath in lost:
-        os.remove(marker_path(output_dir, relpath))
+        done.remove(relpath)
     named = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
     logger.warning(
         "%d finished file(s) have no output in %s any more (deleted or moved?): classifying them again: %s",

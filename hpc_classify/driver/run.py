@@ -45,6 +45,7 @@ from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.worker_gpus import WorkerGpus, refuse_gpu_settings_without_gpus
 from hpc_classify.errors import ConfigError, OutputDirectoryError
+from hpc_classify.io.markers import MarkerListing
 from hpc_classify.stop_request import StopRequest
 
 logger = logging.getLogger(__name__)
@@ -149,13 +150,15 @@ def _run_locked(
     started = time.time()
     fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
     remove_stale_temp_files(output_dir)
-    classified = find_changed_inputs(files, output_dir, verify=config.verify_inputs)
+    # One scan of _markers/ for every step below; the steps that remove markers update it.
+    markers = MarkerListing(output_dir)
+    classified = find_changed_inputs(files, output_dir, verify=config.verify_inputs, markers=markers)
     cut = changed_partial_inputs(files, output_dir, verify=config.verify_inputs)
     if apply_changed_input_policy(merge_changes(classified, cut), config.on_changed_input, output_dir):
-        forget_old_versions(output_dir, classified, cut)  # they are pending now, as if never classified
+        forget_old_versions(output_dir, classified, cut, markers)  # pending now, as if never classified
     write_plan(output_dir, config.inputs, files)
-    forget_lost_outputs([f.relpath for f in files], output_dir, config.output_format)
-    pending = pending_files(files, output_dir)
+    forget_lost_outputs([f.relpath for f in files], output_dir, config.output_format, markers)
+    pending = pending_files(files, output_dir, markers)
     remove_finished_pieces(output_dir, {f.relpath for f in files} - {f.relpath for f in pending})
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))
     failures = FailureLog(output_dir)

@@ -58,7 +58,12 @@ def first_names(names: Sequence[str]) -> str:
     return ", ".join(names[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
 
 
-def expand_inputs(specs: Sequence[str], earlier_relpaths: Mapping[str, str] | None = None) -> list[InputFile]:
+def expand_inputs(
+    specs: Sequence[str],
+    earlier_relpaths: Mapping[str, str] | None = None,
+    *,
+    stats: dict[str, os.stat_result] | None = None,
+) -> list[InputFile]:
     """Expand directories (recursively), files and globs into sorted, de-duplicated InputFiles.
 
     A directory's files get relpaths relative to it; a file or glob match gets its base name. Links to
@@ -71,6 +76,9 @@ def expand_inputs(specs: Sequence[str], earlier_relpaths: Mapping[str, str] | No
     A file under two specs (`d` and `d/sub`) is one input, under the longer relpath (`sub/x.jsonl`) whatever
     the specs' order, unless `earlier_relpaths` (path -> relpath, the stored plan's) gave it the other one:
     a resumed run must not rename an output it already wrote.
+
+    `stats`, when given, receives each input's `os.stat` by path (taken to compare inodes): the planner's
+    sizes and mtimes without a second stat per file.
     """
     if isinstance(specs, str):
         specs = [specs]
@@ -86,7 +94,7 @@ def expand_inputs(specs: Sequence[str], earlier_relpaths: Mapping[str, str] | No
                 by_path[item.path] = item
     inputs = sorted(by_path.values())
     _refuse_names_not_utf8(inputs)
-    _refuse_files_reached_twice(inputs)
+    _refuse_files_reached_twice(inputs, {} if stats is None else stats)
     _check_unique_relpaths(inputs)
     return inputs
 
@@ -313,9 +321,10 @@ def _refuse_names_not_utf8(inputs: list[InputFile]) -> None:
             ) from None
 
 
-def _refuse_files_reached_twice(inputs: list[InputFile]) -> None:
+def _refuse_files_reached_twice(inputs: list[InputFile], stats: dict[str, os.stat_result]) -> None:
     """One file under two paths (a link to a file beside it, a hard link, a file given once by a linked
-    path): its documents would be classified and written twice, under two outputs."""
+    path): its documents would be classified and written twice, under two outputs. Each stat is kept in
+    `stats` by path."""
     seen: dict[tuple[int, int], str] = {}
     for item in inputs:
         try:
@@ -324,6 +333,7 @@ def _refuse_files_reached_twice(inputs: list[InputFile]) -> None:
             raise InputFileError(
                 item.path, f"cannot read this input file's status ({error.strerror})"
             ) from error
+        stats[item.path] = stat
         first = seen.setdefault((stat.st_dev, stat.st_ino), item.path)
         if first != item.path:
             links = [p for p in (first, item.path) if os.path.islink(p)]

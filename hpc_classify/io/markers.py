@@ -2,8 +2,8 @@
 
 A marker's presence is what makes a file "done" on resume (an output without a marker is redone), so
 markers live apart from the outputs under `<output>/_markers/<relpath>.done.json` and are written with
-`write_json_atomically`. `iter_marker_relpaths` lists them without parsing (the resume scan);
-`iter_markers` parses them (status, summary).
+`write_json_atomically`. `iter_marker_relpaths` lists them without parsing (the resume scan; `MarkerListing`
+keeps one such scan for the several steps of a run start); `iter_markers` parses them (status, summary).
 """
 
 from __future__ import annotations
@@ -132,6 +132,37 @@ def iter_marker_relpaths(output_dir: str) -> Iterator[str]:
     """Yield the relpath of every marker (forward slashes), without reading them; order is not sorted."""
     for relpath, _ in _iter_marker_files(output_dir):
         yield relpath
+
+
+class MarkerListing:
+    """Which relpaths have a marker, from one scan of `_markers/` (made when first asked): a run start asks
+    it in several steps (changed inputs, lost outputs, pending files), and each scan of 100,000 markers on
+    Lustre is a long walk. A step that removes a marker does so through `remove`, so the listing stays true."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self._relpaths: set[str] | None = None
+
+    def relpaths(self) -> set[str]:
+        """The relpaths with a marker (a copy: the listing's own changes only through `remove`)."""
+        return set(self._listed())
+
+    def __contains__(self, relpath: object) -> bool:
+        return relpath in self._listed()
+
+    def remove(self, relpath: str) -> None:
+        """Delete `relpath`'s marker (one already gone is fine) and forget it."""
+        try:
+            os.remove(marker_path(self.output_dir, relpath))
+        except FileNotFoundError:
+            pass
+        if self._relpaths is not None:
+            self._relpaths.discard(relpath)
+
+    def _listed(self) -> set[str]:
+        if self._relpaths is None:
+            self._relpaths = set(iter_marker_relpaths(self.output_dir))
+        return self._relpaths
 
 
 def iter_markers(output_dir: str) -> Iterator[CompletionMarker]:
