@@ -131,13 +131,14 @@ def keep_worker_jobs(cluster: Any) -> None:
 async def slurm_job_states() -> dict[str, str] | None:
     """squeue's state of each job of this user (job id -> state, e.g. "PENDING"), ended ones it still keeps
     included; None when squeue gave no answer (then nothing may be concluded from a job missing)."""
-    command = ["squeue", "--noheader", "--states=all", f"--user={getpass.getuser()}", "--format=%i %T"]
     try:
+        user = getpass.getuser()  # KeyError where this uid has no passwd entry and no $USER
+        command = ["squeue", "--noheader", "--states=all", f"--user={user}", "--format=%i %T"]
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
-    except OSError as exc:
-        logger.warning("jobqueue: could not run squeue to find worker jobs that ended: %s", exc)
+    except (OSError, KeyError) as exc:
+        logger.warning("jobqueue: could not run squeue to find worker jobs that ended: %r", exc)
         return None
     try:
         out, err = await asyncio.wait_for(process.communicate(), SQUEUE_TIMEOUT)
