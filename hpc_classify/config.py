@@ -23,6 +23,8 @@ ROW_NUMBER_COLUMN = "row_number"
 OUTPUT_FORMATS = ("jsonl", "parquet")
 PROTOCOLS = ("tcp", "ucxx")
 DEFAULT_PROTOCOL = "tcp"
+# Seconds without any worker that stop a run (--worker-wait); local workers must start within it too.
+DEFAULT_WORKER_WAIT = 300.0
 # The clusters a run starts itself; on Slurm the launcher (slurm/classify.sbatch, `hpc-classify submit`)
 # starts the cluster and the run joins it by its scheduler file.
 CLUSTER_KINDS = ("local", "jobqueue")
@@ -109,7 +111,7 @@ class RunConfig:
     warning_grace: float | None = None
     on_changed_input: str = "error"  # an input changed after its marker: "error" (exit 2) or "redo"
     verify_inputs: bool = False  # compare done inputs by content hash rather than size and mtime
-    worker_wait: float = 300.0  # no worker at all for this long -> stop, exit 3 (0: wait forever)
+    worker_wait: float = DEFAULT_WORKER_WAIT  # no worker for this long -> stop, exit 3 (0: wait forever)
     dask_report: bool = (
         False  # also Dask's performance_report of the classifying as <output>/_dask-report.html
     )

@@ -51,6 +51,7 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
             threads_per_worker=config.threads_per_worker,
             protocol=config.cluster_protocol,
             device=config.device,
+            worker_wait=config.worker_wait,
         )
         target = "the local cluster"
         client = Client(cluster)

@@ -8,7 +8,9 @@ would then find the old run's scheduler.json (its other nodes connect to a dead 
 Every task of one run derives the same token without talking to the others (slurm_env.incarnation_token:
 cluster, job id and restart, the job's start, the step), and:
 - rank 0, before it writes anything else, takes the directory: one that another run left is renamed
-  aside (`<job id>.replaced-<time>-<pid>`, with a log line), then incarnation.json records the token;
+  aside (`<job id>.replaced-<time>-<pid>`, with a log line), then incarnation.json records the token; of
+  the directories set aside in the job root, the newest KEEP_REPLACED stay and older ones are removed (a
+  log line each): after a state reset every job id is reused, and the old runs' logs would pile up;
 - every shared file is written with the token (key "incarnation"), and a file with another token, or
   none, is read as missing. The other nodes write nothing before they read a scheduler.json with their
   token, which rank 0 publishes only after it took the directory: no sleep, no race.
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +46,8 @@ from hpc_classify.errors import ClusterError
 logger = logging.getLogger(__name__)
 
 STAMP = "incarnation"
+KEEP_REPLACED = 5  # directories set aside that stay in a job root, the newest (by their stamp)
+_REPLACED = re.compile(r".+\.replaced-(\d{8}T\d{6})-(\d+)")
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,26 @@ class Incarnation:
             logger.warning(
                 "%s belonged to another run of this job id (%s): moved to %s", job_dir, owner, aside
             )
+            remove_old_replaced(job_dir.parent)
         job_dir.mkdir(parents=True, exist_ok=True)
         self.write(paths.incarnation_file, {"node": node, "time": time.time()})
+
+
+def remove_old_replaced(job_root: Path, keep: int = KEEP_REPLACED) -> None:
+    """Remove the directories set aside in `job_root` (`*.replaced-<time>-<pid>`) but the newest `keep`: the
+    logs of earlier runs with reused job ids, kept a while to look at. A failed removal is only logged."""
+    aside = []
+    for path in job_root.iterdir():
+        match = _REPLACED.fullmatch(path.name)
+        if match and path.is_dir():
+            aside.append(((match[1], int(match[2])), path))
+    for _, path in sorted(aside, reverse=True)[keep:]:
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            logger.warning("could not remove %s, set aside by an earlier run: %s", path, exc)
+        else:
+            logger.info("removed %s, set aside by an earlier run (the newest %d stay)", path, keep)
 
 
 UNCHECKED = Incarnation(None)  # no token: every file is taken as this run's

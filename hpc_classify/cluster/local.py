@@ -15,6 +15,8 @@ from typing import Any
 
 from hpc_classify.cluster.hidden_gpus import warn_if_gpus_hidden
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
+from hpc_classify.cluster.worker_start import start_with_deadline
+from hpc_classify.config import DEFAULT_WORKER_WAIT
 from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
 from hpc_classify.whole_numbers import is_whole_number
 from hpc_classify.worker_env import TORCH_THREADS_ENV, quiet_ucx_here, torch_threads, ucx_environment
@@ -65,12 +67,14 @@ def start_local_cluster(
     threads_per_worker: int | None = None,
     protocol: str = "tcp",
     device: str = "auto",
+    worker_wait: float | None = None,
 ) -> Any:
     """Start and return a local cluster (the caller closes it).
 
     CPU: `workers` processes (default 1: one process whose torch pool uses every core is faster than
     several small ones), each with `threads_per_worker` task threads (default 1) and cores/workers torch
-    threads. GPU (device "cuda", or "auto" with GPUs visible): dask-cuda, one worker per GPU.
+    threads; they must start within `worker_wait` s (the run's --worker-wait; None: its default; 0: no
+    deadline). GPU (device "cuda", or "auto" with GPUs visible): dask-cuda, one worker per GPU.
     """
     gpus = visible_gpu_count() if device != "cpu" else 0
     if protocol == "ucxx":
@@ -89,7 +93,7 @@ def start_local_cluster(
             "--device cpu for CPU workers",
         )
         return _start_cuda_cluster(gpus, workers, threads_per_worker, protocol, required=device == "cuda")
-    return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol)
+    return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol, worker_wait=worker_wait)
 
 
 def check_cluster_arguments(
@@ -135,9 +139,15 @@ def cluster_keywords(cluster_class: type) -> frozenset[str]:
 
 
 def _start_cpu_cluster(
-    workers: int | None, threads_per_worker: int, protocol: str, **cluster_kwargs: Any
+    workers: int | None,
+    threads_per_worker: int,
+    protocol: str,
+    worker_wait: float | None = None,
+    **cluster_kwargs: Any,
 ) -> Any:
-    """A LocalCluster of worker processes; `cluster_kwargs` (LocalCluster's own options) override ours."""
+    """A LocalCluster of worker processes; `cluster_kwargs` (LocalCluster's own options) override ours. Its
+    workers start within `worker_wait` s (None: --worker-wait's default; 0: no deadline), or within
+    `death_timeout` where the caller gives Dask's own startup deadline."""
     from distributed import LocalCluster
 
     refuse_start_while_importing_main()
@@ -164,13 +174,27 @@ def _start_cpu_cluster(
     options["preload"] = worker_preloads(cluster_kwargs.get("preload"))
     keep_restarting_local_workers()
     try:
-        return LocalCluster(**options)
+        # Dask's own start deadline (death_timeout) is ours: given to the nannies as well, theirs fires first
+        # and leaves them waiting on the hung process, where ours kills it.
+        wait = _start_wait(worker_wait, cluster_kwargs)
+        options.pop("death_timeout", None)
+        return start_with_deadline(LocalCluster, options, wait)
+    except ClusterError:  # the workers did not start in time: it says why
+        raise
     except Exception as exc:
         refuse_unguarded_main(exc)
         raise ClusterError(
             f"could not start a local Dask cluster over {protocol}: {exc}",
             hint="try --protocol tcp, fewer --workers, or check that distributed-ucxx is installed for ucxx",
         ) from exc
+
+
+def _start_wait(worker_wait: float | None, cluster_kwargs: Mapping[str, Any]) -> float | None:
+    from dask.utils import parse_timedelta
+
+    if cluster_kwargs.get("death_timeout") is not None:
+        return parse_timedelta(cluster_kwargs["death_timeout"])
+    return DEFAULT_WORKER_WAIT if worker_wait is None else worker_wait
 
 
 def _start_cuda_cluster(

@@ -12,13 +12,23 @@ corpus lasts longer. Two things keep such a run going, as dask-jobqueue's docs a
   neither `scale` nor `adapt` (whose target is unchanged) does so by itself, so the run would wait without
   workers until `--worker-wait` stopped it. `keep_worker_jobs` looks every REPLACE_INTERVAL seconds for
   jobs whose workers have left, forgets them, and scales the cluster to its own plan, which starts new ones.
+
+A job can also end before its worker ever connected (its node failed, its worker crashed at start, its
+walltime ran out while it started): nothing of it reaches the scheduler, so only Slurm can tell it from a
+job still waiting in the queue. While jobs wait for their first worker, the keeper asks `squeue` (at most
+every QUEUE_LOOK_INTERVAL seconds) and replaces those it no longer lists or lists as ended. A job that fails
+at start fails again: after START_FAILURES such jobs in a row in one place of the plan the keeper stops
+submitting it, with an error naming the last job's output files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
+import os
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hpc_classify.errors import ConfigError
@@ -29,6 +39,26 @@ REPLACE_INTERVAL = 10.0  # seconds between two looks for ended worker jobs
 # A worker whose process died is restarted by its nanny within seconds, under its name: only a job whose
 # workers have been gone this long has ended.
 ENDED_AFTER = 30.0
+QUEUE_LOOK_INTERVAL = 30.0  # seconds between two `squeue` looks while jobs wait for their first worker
+SQUEUE_TIMEOUT = 60.0  # a slurmctld too busy to answer: no answer, nothing concluded
+START_FAILURES = 3  # jobs in a row of one place in the plan that ended before their worker connected
+# squeue's states (%T) of a job that has ended, or is ending (COMPLETING): its worker will never connect.
+# Any other state (PENDING, RUNNING, REQUEUED after a node failure...) is a job that may still start.
+ENDED_STATES = frozenset(
+    {
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "COMPLETING",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "TIMEOUT",
+    }
+)
+NOT_LISTED = "no longer listed by squeue"
 _CALLBACK = "hpc-classify-replace-worker-jobs"
 _TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
 
@@ -91,29 +121,93 @@ def keep_worker_jobs(cluster: Any) -> None:
     keeper = JobKeeper(cluster)
 
     def install() -> None:
-        callback = PeriodicCallback(keeper.replace_ended_jobs, REPLACE_INTERVAL * 1000)
+        callback = PeriodicCallback(keeper.look, REPLACE_INTERVAL * 1000)
         cluster.periodic_callbacks[_CALLBACK] = callback  # stopped by the cluster's close
         callback.start()
 
     cluster.loop.add_callback(install)
 
 
-class JobKeeper:
-    """Finds the worker jobs whose workers connected once and have been gone for ENDED_AFTER seconds (a job
-    still queued has never connected: it is left alone), forgets them, and scales the cluster back to its
-    plan. A job's workers are named after it (`SLURMCluster-3`; `SLURMCluster-3-0`, `-1`... for dask-cuda's
-    worker per GPU, a name SpecCluster itself never matches to its job)."""
+async def slurm_job_states() -> dict[str, str] | None:
+    """squeue's state of each job of this user (job id -> state, e.g. "PENDING"), ended ones it still keeps
+    included; None when squeue gave no answer (then nothing may be concluded from a job missing)."""
+    try:
+        user = getpass.getuser()  # KeyError where this uid has no passwd entry and no $USER
+        command = ["squeue", "--noheader", "--states=all", f"--user={user}", "--format=%i %T"]
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+    except (OSError, KeyError) as exc:
+        logger.warning("jobqueue: could not run squeue to find worker jobs that ended: %r", exc)
+        return None
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), SQUEUE_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        logger.warning("jobqueue: squeue did not answer within %.0f s", SQUEUE_TIMEOUT)
+        return None
+    if process.returncode != 0:
+        logger.warning("jobqueue: %s failed: %s", " ".join(command), err.decode(errors="replace").strip())
+        return None
+    return dict(line.split(None, 1) for line in out.decode().splitlines() if len(line.split(None, 1)) == 2)
 
-    def __init__(self, cluster: Any, clock: Any = None):
+
+def job_output_files(job: Any) -> str:
+    """Where Slurm writes a worker job's output (dask-jobqueue's -o/-e with a log directory)."""
+    if getattr(job, "log_directory", None):
+        stem = os.path.join(job.log_directory, f"{getattr(job, 'job_name', None) or 'worker'}-{job.job_id}")
+        return f"{stem}.err and {stem}.out"
+    return f"slurm-{job.job_id}.out in the directory the run was started from"
+
+
+class JobKeeper:
+    """Finds the worker jobs whose workers connected once and have been gone for ENDED_AFTER seconds, and
+    the jobs that ended before their worker ever connected (by `squeue`; a job still queued is left alone),
+    forgets them, and scales the cluster back to its plan. A job's workers are named after it
+    (`SLURMCluster-3`; `SLURMCluster-3-0`, `-1`... for dask-cuda's worker per GPU, a name SpecCluster itself
+    never matches to its job); a replacement takes its predecessor's name, its place in the plan."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        clock: Any = None,
+        job_states: Callable[[], Awaitable[dict[str, str] | None]] = slurm_job_states,
+    ):
         import time
 
         self.cluster = cluster
         self.clock = clock or time.monotonic
+        self.job_states = job_states
         self.connected_once: set[Any] = set()  # job objects
         self.gone_since: dict[Any, float] = {}
         self.closing: set[asyncio.Future] = set()
+        self.start_failures: dict[str, int] = {}  # name -> jobs in a row that ended before connecting
+        self.given_up: set[Any] = set()  # the last of those: kept in the plan, never submitted again
+        self.looked_at = float("-inf")
 
-    def replace_ended_jobs(self) -> None:
+    async def look(self) -> None:
+        """One round: ask Slurm about the jobs still waiting for their first worker, then replace."""
+        self.replace_ended_jobs(await self.jobs_ended_unconnected())
+
+    async def jobs_ended_unconnected(self) -> dict[Any, str]:
+        """Jobs (submitted, never seen connected) that squeue lists as ended or no longer lists -> why."""
+        waiting = [
+            job
+            for job in self.cluster.workers.values()
+            if getattr(job, "job_id", None) and job not in self.connected_once and job not in self.given_up
+        ]
+        now = self.clock()
+        if not waiting or now - self.looked_at < QUEUE_LOOK_INTERVAL:
+            return {}
+        self.looked_at = now
+        states = await self.job_states()  # after `waiting` was taken: each of those was in the queue already
+        if states is None:
+            return {}
+        ended = {job: states.get(str(job.job_id), NOT_LISTED) for job in waiting}
+        return {job: state for job, state in ended.items() if state == NOT_LISTED or state in ENDED_STATES}
+
+    def replace_ended_jobs(self, ended_unconnected: dict[Any, str] | None = None) -> None:
         from distributed.core import Status
 
         cluster = self.cluster
@@ -127,18 +221,52 @@ class JobKeeper:
             if any(worker == name or worker.startswith(f"{name}-") for worker in names):
                 self.connected_once.add(job)
                 self.gone_since.pop(job, None)
+                self.start_failures.pop(name, None)
             elif job in self.connected_once and now - self.gone_since.setdefault(job, now) >= ENDED_AFTER:
                 logger.info(
                     "jobqueue: worker job %s has ended (its workers left %.0f s ago)", name, ENDED_AFTER
                 )
-                del cluster.workers[name]
-                closing = asyncio.ensure_future(job.close())  # scancel, should it still run
-                self.closing.add(closing)
-                closing.add_done_callback(self.closing.discard)
+                self._forget(name, job)
+            elif ended_unconnected and job in ended_unconnected:
+                self._ended_before_connecting(name, job, ended_unconnected[job])
         jobs = set(cluster.workers.values())  # forget the jobs SpecCluster forgot, or this loop did
         self.connected_once &= jobs
+        self.given_up &= jobs
         self.gone_since = {job: since for job, since in self.gone_since.items() if job in jobs}
         missing = len(cluster.worker_spec) - len(cluster.workers)
         if missing > 0:
             logger.info("jobqueue: submitting %d worker job(s) in place of those that ended", missing)
             cluster.scale(jobs=len(cluster.worker_spec))
+
+    def _ended_before_connecting(self, name: str, job: Any, state: str) -> None:
+        failures = self.start_failures[name] = self.start_failures.get(name, 0) + 1
+        ended = f"worker job {name} (Slurm job {job.job_id}) ended ({state}) before its worker connected"
+        if failures >= START_FAILURES:
+            # Left in the plan, so that SpecCluster starts nothing in its place: the run goes on with the
+            # workers it has, or --worker-wait ends it.
+            self.given_up.add(job)
+            logger.error(
+                "jobqueue: %s, %d jobs in a row: not submitting it again. Its output: %s; `sacct -j %s` "
+                "tells why it ended (check the job script's prologue, the worker command and the site's "
+                "jobqueue.slurm settings)",
+                ended,
+                failures,
+                job_output_files(job),
+                job.job_id,
+            )
+            return
+        logger.warning(
+            "jobqueue: %s; submitting another (%d such end(s) in a row; at %d it is not submitted again); "
+            "its output: %s",
+            ended,
+            failures,
+            START_FAILURES,
+            job_output_files(job),
+        )
+        self._forget(name, job)
+
+    def _forget(self, name: str, job: Any) -> None:
+        del self.cluster.workers[name]
+        closing = asyncio.ensure_future(job.close())  # scancel, should it still run (or be requeued)
+        self.closing.add(closing)
+        closing.add_done_callback(self.closing.discard)

@@ -321,3 +321,24 @@ def test_jobqueue_worker_jobs_past_their_walltime_are_replaced(
     assert_complete_exactly_once(corpus, out)
     assert len(list(Path(jobqueue_log_dir(str(out))).glob("*.out"))) >= 2
     wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")
+
+
+def test_jobqueue_worker_job_that_ends_before_its_worker_connects_is_replaced(
+    slurm_cluster, tiny_domain_model, corpus, tmp_path
+) -> None:
+    """The first worker job fails in its prologue, before its worker starts (as a node failure or a crash at
+    start would end it): Slurm alone knows it ended. The keeper finds it by squeue and submits another, which
+    completes the run (it used to wait without a worker until --worker-wait)."""
+    out = tmp_path / "out"
+    failed_once = tmp_path / "first-job-failed"
+    cmd = [sys.executable, "-m", "hpc_classify.cli.main", "run", "--cluster", "jobqueue", "--workers", "1"]
+    cmd += run_args(corpus, out, tiny_domain_model)
+    prologue = json.dumps([f"mkdir {failed_once} 2>/dev/null && exit 1"])  # only the first job gets to exit
+    env = {**slurm_cluster.env, "DASK_JOBQUEUE__SLURM__JOB_SCRIPT_PROLOGUE": prologue}
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert failed_once.is_dir()
+    assert "before its worker connected; submitting another" in proc.stderr, proc.stderr
+    assert_complete_exactly_once(corpus, out)
+    assert len(list(Path(jobqueue_log_dir(str(out))).glob("*.err"))) >= 2
+    wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")

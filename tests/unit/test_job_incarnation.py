@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hpc_classify.cluster.job_incarnation import STAMP, Incarnation
+from hpc_classify.cluster.job_incarnation import KEEP_REPLACED, STAMP, Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.node_files import read_json, write_json
 from hpc_classify.cluster.node_processes import NodeProcesses
@@ -185,6 +185,28 @@ def test_rank0_sets_aside_a_directory_that_another_run_left(tmp_path: Path, capl
     Incarnation(OURS).take_job_dir(paths, "node1")  # a directory with its own token stays, with a warning
     assert paths.scheduler_file.exists() and len(list(tmp_path.glob("42.replaced-*"))) == 1
     assert f"holds files with this run's token ({OURS}) already, taken as this run's" in caplog.text
+
+
+def test_only_the_newest_directories_set_aside_stay(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    # Earlier runs' directories set aside, of several reused job ids; their stamps order them (not mtimes).
+    stamps = [f"2026010{day}T120000-{pid}" for day in range(1, 8) for pid in (7, 31)][: KEEP_REPLACED + 2]
+    for index, stamp in enumerate(stamps):
+        (tmp_path / f"{index % 3}.replaced-{stamp}" / "node1").mkdir(parents=True)
+    (tmp_path / "7").mkdir()  # a job's own directory, and a file that only looks like one set aside
+    (tmp_path / "8.replaced-notes.txt").write_text("x")
+    paths = JobPaths.for_job(tmp_path, "42")
+    _left_by_another_run(paths)
+    Incarnation(OURS).take_job_dir(paths, "node1")
+    (newest,) = tmp_path.glob("42.replaced-*")
+    kept = sorted(p.name for p in tmp_path.glob("*.replaced-*") if p.is_dir())
+    oldest = [f"{index % 3}.replaced-{stamp}" for index, stamp in enumerate(stamps)][:3]
+    assert len(kept) == KEEP_REPLACED and newest.name in kept and not set(oldest) & set(kept)
+    assert (
+        (tmp_path / "7").is_dir() and (tmp_path / "8.replaced-notes.txt").exists() and paths.job_dir.is_dir()
+    )
+    for name in oldest:
+        assert f"removed {tmp_path / name}, set aside by an earlier run (the newest 5 stay)" in caplog.text
 
 
 def test_without_a_token_the_directory_is_used_as_before_with_a_warning(tmp_path: Path, caplog) -> None:

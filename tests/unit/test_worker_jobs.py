@@ -5,13 +5,24 @@ test cluster in tests/slurm/test_launcher.py (a run four times longer than one w
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+import os
 from types import SimpleNamespace
 
 import pytest
 from distributed.core import Status
 
 from hpc_classify.cluster.jobqueue import jobqueue_settings
-from hpc_classify.cluster.worker_jobs import ENDED_AFTER, JobKeeper, lifetime_environment, slurm_time_seconds
+from hpc_classify.cluster.worker_jobs import (
+    ENDED_AFTER,
+    QUEUE_LOOK_INTERVAL,
+    START_FAILURES,
+    JobKeeper,
+    lifetime_environment,
+    slurm_job_states,
+    slurm_time_seconds,
+)
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ConfigError
 
@@ -83,9 +94,18 @@ def test_the_job_script_exports_the_lifetime_for_cpu_and_gpu_workers():
     assert lines[0] == "x" and "export DASK_DISTRIBUTED__WORKER__LIFETIME__DURATION=6780s" in lines
 
 
+_JOB_IDS = itertools.count(100)
+
+
 class _Job:
+    """A submitted worker job as the keeper sees it: its Slurm job id, where dask-jobqueue has Slurm write
+    its output, and its close (scancel)."""
+
     def __init__(self):
         self.closed = False
+        self.job_id = str(next(_JOB_IDS))
+        self.log_directory = "/out/_jobs/jobqueue"
+        self.job_name = "dask-worker"
 
     async def close(self):
         self.closed = True
@@ -172,3 +192,121 @@ async def _forgotten_by_spec_cluster():
         now[0] += 2 * ENDED_AFTER
         keeper.replace_ended_jobs()
     assert cluster.scaled == [1] and cluster.workers["J-0"] is replacement and not replacement.closed
+
+
+class _Squeue:
+    """squeue's answer, set by the test (job id -> state; None: squeue failed), and how often it was asked."""
+
+    def __init__(self):
+        self.states: dict[str, str] | None = {}
+        self.asked = 0
+
+    async def __call__(self):
+        self.asked += 1
+        return self.states
+
+
+def test_jobs_that_ended_before_their_worker_connected_are_replaced_queued_ones_kept(caplog):
+    asyncio.run(_ended_before_connecting(caplog))
+
+
+async def _ended_before_connecting(caplog):
+    now = [0.0]
+    squeue = _Squeue()
+    # Job 0 runs its worker; job 1 waits in the queue; job 2's node failed before its worker connected.
+    cluster = _Cluster(["J-0", "J-1", "J-2"], ["J-0"])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    running, queued, failed = (cluster.workers[name] for name in ("J-0", "J-1", "J-2"))
+    squeue.states = {running.job_id: "RUNNING", queued.job_id: "PENDING", failed.job_id: "NODE_FAIL"}
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.cluster.worker_jobs"):
+        await keeper.look()
+    assert cluster.scaled == [3] and cluster.workers["J-1"] is queued and cluster.workers["J-0"] is running
+    assert cluster.workers["J-2"] is not failed
+    await asyncio.gather(*keeper.closing)
+    assert failed.closed and not queued.closed
+    assert f"Slurm job {failed.job_id}) ended (NODE_FAIL) before its worker connected" in caplog.text
+    assert f"/out/_jobs/jobqueue/dask-worker-{failed.job_id}.err" in caplog.text
+    # squeue is asked again only QUEUE_LOOK_INTERVAL later; a job it no longer lists has ended too (Slurm
+    # forgets ended jobs after MinJobAge), one it lists as pending or requeued has not.
+    replacement = cluster.workers["J-2"]
+    squeue.states = {queued.job_id: "PENDING", replacement.job_id: "REQUEUED"}
+    now[0] += QUEUE_LOOK_INTERVAL / 2
+    await keeper.look()
+    assert squeue.asked == 1
+    now[0] += QUEUE_LOOK_INTERVAL
+    await keeper.look()
+    assert squeue.asked == 2 and cluster.scaled == [3] and cluster.workers["J-2"] is replacement
+    squeue.states = None  # squeue failed: nothing is concluded from the jobs it did not list
+    now[0] += QUEUE_LOOK_INTERVAL
+    await keeper.look()
+    assert cluster.scaled == [3] and set(cluster.workers.values()) == {running, queued, replacement}
+    squeue.states = {queued.job_id: "PENDING"}
+    now[0] += QUEUE_LOOK_INTERVAL
+    await keeper.look()
+    assert cluster.scaled == [3, 3] and cluster.workers["J-2"] is not replacement
+
+
+def test_a_place_whose_jobs_keep_failing_at_start_is_given_up_naming_the_output(caplog):
+    asyncio.run(_failing_at_start(caplog))
+
+
+async def _failing_at_start(caplog):
+    now = [0.0]
+    squeue = _Squeue()
+    cluster = _Cluster(["J-0", "J-1"], ["J-0"])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    submitted = []
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.cluster.worker_jobs"):
+        for _ in range(START_FAILURES + 2):  # every job of J-1 fails as it starts (a broken prologue)
+            submitted.append(cluster.workers["J-1"])
+            squeue.states = {cluster.workers["J-0"].job_id: "RUNNING"}
+            await keeper.look()
+            now[0] += QUEUE_LOOK_INTERVAL
+    assert len(set(submitted)) == START_FAILURES and cluster.scaled == [2] * (START_FAILURES - 1)
+    last = submitted[-1]
+    assert cluster.workers["J-1"] is last and not last.closed  # kept in the plan: SpecCluster starts no other
+    assert squeue.asked == START_FAILURES  # only jobs still waiting for a worker are asked about
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "3 jobs in a row: not submitting it again" in errors[0]
+    assert f"/out/_jobs/jobqueue/dask-worker-{last.job_id}.err" in errors[0]
+
+
+def test_a_job_that_connects_resets_its_places_failures():
+    asyncio.run(_connects_after_failures())
+
+
+async def _connects_after_failures():
+    now = [0.0]
+    squeue = _Squeue()
+    cluster = _Cluster(["J-0"], [])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    for _ in range(START_FAILURES - 1):
+        await keeper.look()  # not listed: ended
+        now[0] += QUEUE_LOOK_INTERVAL
+    cluster.connected = ["J-0"]  # the next one starts its worker
+    squeue.states = {cluster.workers["J-0"].job_id: "RUNNING"}
+    await keeper.look()
+    cluster.connected = []  # it retires at its walltime, and its replacement fails at start again
+    keeper.replace_ended_jobs()
+    now[0] += ENDED_AFTER
+    keeper.replace_ended_jobs()
+    assert cluster.scaled == [1] * START_FAILURES
+    squeue.states = {}
+    now[0] += QUEUE_LOOK_INTERVAL
+    await keeper.look()
+    assert cluster.scaled == [1] * (START_FAILURES + 1)  # one failure since it connected: tried again
+
+
+def test_squeue_states_are_read_and_a_failed_squeue_is_no_answer(tmp_path, monkeypatch):
+    squeue = tmp_path / "squeue"
+    squeue.write_text(
+        '#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\nprintf "101 PENDING\\n102 NODE_FAIL\\n"\n'
+    )
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert asyncio.run(slurm_job_states()) == {"101": "PENDING", "102": "NODE_FAIL"}
+    assert "--states=all" in (tmp_path / "args").read_text()  # ended jobs Slurm still keeps are listed
+    squeue.write_text(
+        "#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n"
+    )
+    assert asyncio.run(slurm_job_states()) is None
