@@ -21,16 +21,13 @@ import pandas as pd
 
 from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.discovery import (  # noqa: F401  (QUARANTINE_SUFFIX: this module's API)
-    QUARANTINE_SUFFIX,
-    InputFile,
-    output_relpath,
-)
+from hpc_classify.io.discovery import InputFile, output_relpath
 from hpc_classify.io.formats import PARQUET, format_of
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker, iso_time, marker_path, write_marker
 from hpc_classify.io.parquet_types import input_types
 from hpc_classify.io.readers import BadRow, ReadResult, read_documents
+from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX  # noqa: F401  (this module's API too)
 from hpc_classify.io.writers import write_frame, write_jsonl_records
 
 logger = logging.getLogger(__name__)

@@ -1,9 +1,8 @@
 """Find the document files of a corpus, deterministically, and name their outputs.
 
-Hidden files and names starting with "_" are skipped everywhere: they are our own bookkeeping
-(`_markers/`, `_summary.json`, `.x.tmp-…` temp files) or other tools' (`.DS_Store`, `_SUCCESS`). So is
-`lost+found`, fsck's directory at the root of a file system (only root may list it): a corpus on a volume of
-its own would otherwise be refused as unlistable.
+What a listing passes over (hidden and "_" names, `lost+found`, a run's failures.jsonl) and how it says so:
+`skipped_names.py`. `lost+found` matters: only root may list it, so a corpus on a volume of its own would
+otherwise be refused as unlistable.
 """
 
 from __future__ import annotations
@@ -22,23 +21,19 @@ from hpc_classify.io.formats import (  # noqa: F401  (document_suffix, output_re
     output_relpath,
 )
 from hpc_classify.io.markers import MARKERS_DIRNAME
-from hpc_classify.io.writers import is_temp_file
+from hpc_classify.io.skipped_names import (
+    RUN_FAILURES_FILE,
+    first_names,
+    is_bookkeeping,
+    is_hidden,
+    is_run_failures,
+    is_run_failures_file,
+    say_run_failures,
+)
 
 logger = logging.getLogger(__name__)
 
-# What a run of ours leaves beside its outputs (the driver, report and cluster layers name these; a test
-# holds them equal) and other tools' markers: skipped without a word. Other hidden or "_" names are said.
-BOOKKEEPING_NAMES = frozenset(
-    {"_markers", "_pieces", "_jobs", "_lock", "_plan.json", "_run.json", "_summary.json"}
-    | {"_report.html", "_report.json", "_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
-)
-QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
-# A run's failed files (driver/failures.py), beside `_markers/`: a JSONL name without "_", as users read it.
-# Skipped, with a warning, only where `_markers/` says the directory is a run's output directory.
-RUN_FAILURES_FILE = "failures.jsonl"
-
 _GLOB_CHARS = frozenset("*?[")
-_SHOWN = 3  # names a listing's warning shows
 _LOOP_HINT = (
     "remove or retarget the link: it points at a directory that holds it, so the files under it would be "
     "listed again and again under ever longer paths"
@@ -51,11 +46,6 @@ class InputFile:
 
     path: str
     relpath: str
-
-
-def first_names(names: Sequence[str]) -> str:
-    """`names`, the first few of them: what a listing's warning shows."""
-    return ", ".join(names[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
 
 
 def expand_inputs(
@@ -99,17 +89,6 @@ def expand_inputs(
     return inputs
 
 
-def _is_hidden(name: str) -> bool:
-    return name.startswith((".", "_")) or name == "lost+found"
-
-
-def is_bookkeeping(relpath: str) -> bool:
-    """A skipped name nobody means to list: ours (markers, summary, quarantines, temp files) or other
-    tools' (`_SUCCESS`, `.DS_Store`); `relpath` may end with os.sep (a directory)."""
-    name = os.path.basename(relpath.rstrip(os.sep))
-    return name in BOOKKEEPING_NAMES or name.endswith(QUARANTINE_SUFFIX) or is_temp_file(name)
-
-
 def walk_relpaths(
     root: str, recurse: bool, followlinks: bool = True, skipped: list[str] | None = None
 ) -> Iterator[str]:
@@ -129,36 +108,16 @@ def walk_relpaths(
         # Pruning in place stops os.walk from entering hidden dirs; sorting makes the walk deterministic.
         if skipped is not None:
             hidden = sorted(
-                [d + os.sep for d in (dirnames if recurse else []) if _is_hidden(d)]
-                + [f for f in filenames if _is_hidden(f) or f in ours]
+                [d + os.sep for d in (dirnames if recurse else []) if is_hidden(d)]
+                + [f for f in filenames if is_hidden(f) or f in ours]
             )
             skipped.extend(n if rel_dir == "." else os.path.join(rel_dir, n) for n in hidden)
-        dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d)) if recurse else []
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d)) if recurse else []
         if followlinks:
             _refuse_link_loops(dirpath, dirnames)
         for name in sorted(filenames):
-            if not _is_hidden(name) and name not in ours:
+            if not is_hidden(name) and name not in ours:
                 yield name if rel_dir == "." else os.path.join(rel_dir, name)
-
-
-def is_run_failures(relpath: str) -> bool:
-    """A name `walk_relpaths` skipped as a run's failures.jsonl (elsewhere, that name is listed)."""
-    return os.path.basename(relpath) == RUN_FAILURES_FILE
-
-
-def say_run_failures(where: str, skipped: Sequence[str], log: logging.Logger, nemo: bool = False) -> None:
-    """The warning for the run failures lists a listing of `where` skipped (among its `skipped` names)."""
-    found = [rel for rel in skipped if is_run_failures(rel)]
-    if found:
-        log.warning(
-            "%s: %d run failures list(s) left out (%s): the %s an hpc_classify run writes beside its "
-            "_markers/ directory, not documents%s; to read one as documents, give it by its own path",
-            where,
-            len(found),
-            first_names(found),
-            RUN_FAILURES_FILE,
-            " (NeMo would list them)" if nemo else "",
-        )
 
 
 def _unlistable(error: OSError) -> None:
@@ -198,7 +157,7 @@ def _walk_comes_back(target: str, here: str) -> bool:
         return True
     if not here.startswith(target.rstrip(os.sep) + os.sep):
         return False
-    return not any(_is_hidden(part) for part in os.path.relpath(here, target).split(os.sep))
+    return not any(is_hidden(part) for part in os.path.relpath(here, target).split(os.sep))
 
 
 def _visit_once(seen: dict[tuple[int, int], str], root: str, dirpath: str) -> None:
@@ -263,8 +222,8 @@ def _expand_one(spec: str) -> list[InputFile]:
         return [InputFile(path, os.path.basename(path))]
     if _GLOB_CHARS & set(spec):
         matches = [m for m in glob.glob(spec, recursive=True) if _is_document_match(spec, m)]
-        say_run_failures(spec, [m for m in matches if _is_run_failures_file(m)], logger)
-        matches = [m for m in matches if not _is_run_failures_file(m)]
+        say_run_failures(spec, [m for m in matches if is_run_failures_file(m)], logger)
+        matches = [m for m in matches if not is_run_failures_file(m)]
         if not matches:
             raise InputFileError(spec, "pattern matches no document files", hint=_suffix_hint())
         return [InputFile(os.path.abspath(m), os.path.basename(m)) for m in matches]
@@ -292,17 +251,13 @@ def _say_hidden(spec: str, hidden: list[str]) -> None:
         )
 
 
-def _is_run_failures_file(path: str) -> bool:
-    return is_run_failures(path) and os.path.isdir(os.path.join(os.path.dirname(path), MARKERS_DIRNAME))
-
-
 def _is_document_match(pattern: str, match: str) -> bool:
     """A glob match that is a document file not inside hidden/bookkeeping dirs below the fixed prefix."""
     if not os.path.isfile(match) or document_suffix(match) is None:
         return False
     fixed = os.path.dirname(pattern[: min(pattern.find(c) for c in _GLOB_CHARS if c in pattern)])
     below = os.path.relpath(match, fixed or ".")
-    return not any(_is_hidden(part) for part in below.split(os.sep))
+    return not any(is_hidden(part) for part in below.split(os.sep))
 
 
 def _refuse_names_not_utf8(inputs: list[InputFile]) -> None:

@@ -16,14 +16,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from hpc_classify.errors import ConfigError, MissingInputFileError, NotADirectoryInputError
-from hpc_classify.io.discovery import (  # noqa: F401  (BOOKKEEPING_NAMES, QUARANTINE_SUFFIX: this module's API)
+from hpc_classify.io.discovery import walk_relpaths
+from hpc_classify.io.skipped_names import (  # noqa: F401  (BOOKKEEPING_NAMES, QUARANTINE_SUFFIX: this module's API)
     BOOKKEEPING_NAMES,
     QUARANTINE_SUFFIX,
     first_names,
     is_bookkeeping,
     is_run_failures,
     say_run_failures,
-    walk_relpaths,
 )
 from hpc_classify.io.writers import is_temp_file
 from hpc_classify.whole_numbers import is_whole_number
