@@ -31,23 +31,27 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
     """Keyword arguments for SLURMCluster: Dask's `jobqueue.slurm` config, completed by the run's choices."""
     import dask
 
-    site = dask.config.get("jobqueue.slurm", default={}) or {}
-    cores = site.get("cores") or DEFAULT_CORES
+    def site(key: str, default: Any = None) -> Any:
+        # Dask's own lookup: `job-script-prologue` and `job_script_prologue` (what DASK_JOBQUEUE__SLURM__...
+        # environment variables give) are one key to Dask; a dict's .get saw only the first spelling.
+        return dask.config.get(f"jobqueue.slurm.{key}", default=None) or default
+
+    cores = site("cores", DEFAULT_CORES)
     gpu = config.device == "cuda"
-    site_worker_args = list(site.get("worker-extra-args") or [])
+    site_worker_args = list(site("worker-extra-args", []))
     settings: dict[str, Any] = {
         "cores": cores,
-        "memory": site.get("memory") or DEFAULT_MEMORY,
+        "memory": site("memory", DEFAULT_MEMORY),
         "processes": 1,  # one worker per job: the model is loaded once per job
         "protocol": config.cluster_protocol,
-        "python": site.get("python") or sys.executable,  # the same environment as the driver
+        "python": site("python", sys.executable),  # the same environment as the driver
         "scheduler_options": {
             "protocol": config.cluster_protocol,
             "dashboard_address": ":0",
-            **site.get("scheduler-options", {}),
+            **site("scheduler-options", {}),
         },
         "job_script_prologue": [
-            *(site.get("job-script-prologue") or []),
+            *site("job-script-prologue", []),
             # One worker process per job: torch gets the job's cores. Only --device cpu jobs get UCXX's thread
             # progress: with auto, the job's node may have GPUs (this login node cannot tell).
             *(
@@ -61,7 +65,7 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
             # Each worker retires before its job's walltime; keep_worker_jobs submits another (worker_jobs.py).
             *(
                 f"export {name}={value}"
-                for name, value in lifetime_environment(site.get("walltime"), site_worker_args).items()
+                for name, value in lifetime_environment(site("walltime"), site_worker_args).items()
             ),
         ],
         "worker_extra_args": [
@@ -73,7 +77,7 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
     if gpu:
         # dask-cuda's worker through dask's CLI (`python -m dask cuda worker`): one worker per GPU of the job.
         settings["worker_command"] = "dask cuda worker"
-    if site.get("log-directory") is None:
+    if site("log-directory") is None:
         settings["log_directory"] = jobqueue_log_dir(config.output)
     return settings
 

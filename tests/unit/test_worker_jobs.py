@@ -310,3 +310,41 @@ def test_squeue_states_are_read_and_a_failed_squeue_is_no_answer(tmp_path, monke
         "#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n"
     )
     assert asyncio.run(slurm_job_states()) is None
+
+
+SETTINGS_FROM_THE_ENVIRONMENT = """
+import json
+from types import SimpleNamespace
+from hpc_classify.cluster.jobqueue import jobqueue_settings
+from hpc_classify.config import RunConfig
+config = RunConfig(classifiers=(SimpleNamespace(device="cpu"),), inputs=["in"], output="out", cluster="jobqueue")
+settings = jobqueue_settings(config)
+print(json.dumps([settings["job_script_prologue"][0], settings["worker_extra_args"], settings["memory"]]))
+"""
+
+
+def test_site_settings_given_as_dask_environment_variables_take_effect():
+    """DASK_JOBQUEUE__SLURM__JOB_SCRIPT_PROLOGUE and the like: Dask keeps their underscore spelling as the
+    key, which a plain dict lookup of `job-script-prologue` missed (the site's `module load` never ran)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DASK_JOBQUEUE__SLURM__JOB_SCRIPT_PROLOGUE": '["module load site-python"]',
+        "DASK_JOBQUEUE__SLURM__WORKER_EXTRA_ARGS": '["--resources", "gpu=1"]',
+        "DASK_JOBQUEUE__SLURM__MEMORY": "16GB",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SETTINGS_FROM_THE_ENVIRONMENT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    prologue_first, worker_args, memory = json.loads(done.stdout)
+    assert prologue_first == "module load site-python"
+    assert worker_args[:2] == ["--resources", "gpu=1"] and memory == "16GB"
