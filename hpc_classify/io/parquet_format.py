@@ -36,6 +36,7 @@ from hpc_classify.io.rows import (
 )
 
 _PARQUET_BATCH_ROWS = 8192  # rows decoded at a time inside a row group larger than a piece
+_READ_BUFFER_BYTES = 8 << 20  # a piece's reads go through a buffer this size, not whole column chunks
 
 
 class ParquetFormat:
@@ -131,7 +132,9 @@ class ParquetFormat:
         import pyarrow.parquet as pq
 
         try:
-            parquet = pq.ParquetFile(path)
+            # Not pre-buffered, read through a bounded buffer: a piece of a huge row group decodes its
+            # batches, without first loading the row group's whole column chunks.
+            parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BUFFER_BYTES)
             check_column_names(path, parquet.schema_arrow)
             wanted = None
             if columns is not None:
