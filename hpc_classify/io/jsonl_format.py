@@ -169,6 +169,7 @@ class JsonlFormat:
                     if last:
                         return
                     index, line, row = index + 1, line + len(chunk), row + rows
+                    del chunk, records, bad, positions, result  # not alive while the next piece is read
         except DECOMPRESSION_ERRORS as exc:
             raise self.corrupt_error(path, exc) from exc
         except OSError as exc:

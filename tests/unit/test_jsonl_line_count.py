@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import random
+import weakref
 
 import pytest
 
 from hpc_classify.io import columns, jsonl_format
 from hpc_classify.io.jsonl_format import _first_line_at
+from hpc_classify.io.pieces import iter_stream_pieces
 from hpc_classify.io.rows import is_blank_line
 
 
@@ -94,3 +97,20 @@ def test_the_column_sampler_does_not_read_the_line_after_its_rows(tmp_path, monk
     sample = columns.sample_columns(str(path), 2)
     assert (sample.columns, sample.rows, sample.whole_file) == (("text", "id", "z"), 2, whole)
     assert opened[0].largest <= 1 << 20
+
+
+def test_a_streamed_piece_is_not_alive_while_the_next_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "a.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(b'{"text": "t%d"}\n' % i for i in range(300))))
+    frames, alive = [], []
+    parse = jsonl_format.parse_jsonl_lines
+
+    def spy(*args, **kwargs):
+        alive.append(sum(ref() is not None for ref in frames))
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(jsonl_format, "parse_jsonl_lines", spy)
+    for piece in iter_stream_pieces(str(path), 1000, text_field="text"):
+        frames.append(weakref.ref(piece.result.frame))
+        del piece
+    assert len(alive) > 3 and alive == [0] * len(alive)
