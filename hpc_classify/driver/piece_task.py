@@ -57,6 +57,7 @@ def classify_pieces(
         predicted = predict_together(classifiers, result.frame, source=f"{input_file.path} (piece {index})")
         destination = piece_destination(settings, input_file.relpath, index)
         yield write_classified(read, predicted, classifiers, settings, destination, {"piece": index, **extra})
+        del result, read, predicted  # this piece's rows: not alive while the next piece is read
 
 
 def _read_pieces(
@@ -80,6 +81,7 @@ def _read_pieces(
     ):
         extra = {"end_line": piece.end_line, "end_row": piece.end_row, "last": piece.last}
         yield piece.index, started, piece.result, extra
+        del piece  # its rows, while the stream reads the next piece
         started = time.time()
 
 

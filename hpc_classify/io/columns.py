@@ -46,7 +46,16 @@ def sample_columns(path: str, max_rows: int) -> ColumnSample:
                 if record is not None:
                     columns.update(dict.fromkeys(map(str, record)))
                     rows += 1
-            whole_file = next(lines, None) is None
+            whole_file = _only_blank_left(stream)
     except (*DECOMPRESSION_ERRORS, OSError, InputFileError):
         return ColumnSample(tuple(columns), rows, False)
     return ColumnSample(tuple(columns), rows, whole_file)
+
+
+def _only_blank_left(stream) -> bool:
+    """Whether the rest of the stream is whitespace (no row left), read in chunks: the next line may be
+    hundreds of MB, and the settings check needs only whether it exists."""
+    while chunk := stream.read(1 << 16):
+        if chunk.strip():
+            return False
+    return True

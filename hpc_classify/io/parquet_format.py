@@ -36,6 +36,7 @@ from hpc_classify.io.rows import (
 )
 
 _PARQUET_BATCH_ROWS = 8192  # rows decoded at a time inside a row group larger than a piece
+_READ_BUFFER_BYTES = 8 << 20  # a piece's reads go through a buffer this size, not whole column chunks
 
 
 class ParquetFormat:
@@ -131,7 +132,9 @@ class ParquetFormat:
         import pyarrow.parquet as pq
 
         try:
-            parquet = pq.ParquetFile(path)
+            # Not pre-buffered, read through a bounded buffer: a piece of a huge row group decodes its
+            # batches, without first loading the row group's whole column chunks.
+            parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BUFFER_BYTES)
             check_column_names(path, parquet.schema_arrow)
             wanted = None
             if columns is not None:
@@ -181,14 +184,18 @@ class ParquetFormat:
         (by default the part)."""
         import pyarrow.parquet as pq
 
-        files = [pq.ParquetFile(path) for path in parts]
         if schema is None:
-            schema = _unify([f.schema_arrow for f in files])
+            schema = self.common_schema(parts)
+        rows = 0
         with pq.ParquetWriter(out, schema) as writer:
-            for part, parquet in zip(parts, files, strict=True):
-                for group in range(parquet.metadata.num_row_groups):
-                    writer.write_table(_conform(parquet.read_row_group(group), schema, source or part))
-            if all(f.metadata.num_rows == 0 for f in files):
+            # One part open at a time, not pre-buffered: a file of a thousand pieces must not hold a
+            # thousand descriptors (EMFILE) nor every part's column chunks in memory at once.
+            for part in parts:
+                with pq.ParquetFile(part, pre_buffer=False) as parquet:
+                    for group in range(parquet.metadata.num_row_groups):
+                        writer.write_table(_conform(parquet.read_row_group(group), schema, source or part))
+                    rows += parquet.metadata.num_rows
+            if rows == 0:
                 writer.write_table(schema.empty_table())
 
     def common_schema(self, paths: Sequence[str]) -> Any:
