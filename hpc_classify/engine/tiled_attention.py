@@ -6,8 +6,8 @@ bias input (docs/attention.md). Here the scores come from one batched matmul, th
 one each over only the offsets each window of rows meets (`window_products`), `csrc/tiled_attention.cpp`
 adds c2p + p2c, masks and takes the softmax in place (fp32 arithmetic, 16 query rows per tile, no bias
 tensor), and a second batched matmul applies the probabilities to the values. In bf16 on a CPU with AVX-512
-BF16 the kernel computes c2p and p2c itself, per 16 x 16 block of a tile with vdpbf16ps (`uses_fused`): no
-position products are written, and each term costs its least, L x L x d multiply-adds.
+BF16 the kernel computes q.k, c2p and p2c itself, per 16 x 16 block of a tile with vdpbf16ps (`uses_fused`):
+no scores or position products are written, and each term costs its least, L x L x d multiply-adds.
 
 The C++ file is compiled on first use (torch.utils.cpp_extension, about a minute on 2 cores) for the
 instruction set torch itself dispatches to here (AVX-512, AVX2 or the portable default), and cached under
@@ -115,21 +115,22 @@ def uses_fused(dtype: torch.dtype) -> bool:
 
 
 def _fused_attend(query, key, value, blocked, pos_key, pos_query, scale) -> torch.Tensor:
-    """tiled_attend with c2p and p2c computed per 16 x 16 block inside the kernel (never written): the
-    operands are packed in pairs of the head dimension, offsets (or keys) inner, as vdpbf16ps reads them."""
-    scores, mask = _scores_and_mask(query, key, blocked, scale)
+    """tiled_attend with q.k, c2p and p2c computed per 16 x 16 block inside the kernel (none written): keys
+    and position projections are packed in pairs of the head dimension, keys (or offsets) inner, as
+    vdpbf16ps reads them; the query is read in place."""
+    batch, heads, length, _ = query.shape
+    probabilities = query.new_empty(batch * heads, length, length)
     with torch.profiler.record_function("fused_attention_probabilities_"):
         _kernel().fused_attention_probabilities_(
-            scores,
-            query.contiguous(),
+            probabilities,
+            query,
             _pairs_inner(key, (0, TILE_ROWS)),
             _pairs_inner(pos_key, (TILE_ROWS, 2 * TILE_ROWS)),
-            _pairs_inner(
-                pos_query.flip(-2), (TILE_ROWS, 2 * TILE_ROWS)
-            ),  # offsets reversed: see the C++ file
-            mask,
+            _pairs_inner(pos_query, (TILE_ROWS, 2 * TILE_ROWS), reverse=True),  # see the C++ file
+            None if blocked is None else blocked[:, 0].contiguous(),
+            1.0 / scale,
         )
-    return _apply(scores, value)
+    return _apply(probabilities, value)
 
 
 def _scores_and_mask(query, key, blocked, scale) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -146,12 +147,21 @@ def _apply(probabilities: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return torch.matmul(probabilities.view(batch, heads, length, length), value)
 
 
-def _pairs_inner(rows: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
-    """[..., N, d] -> [..., d/2, before + N + after, 2]: row n's pair p at [..., p, before + n, :], between
-    zero rows (the kernel's windows of 16 lanes reach past both ends)."""
-    padded = F.pad(rows, (0, 0, *padding))
-    *outer, count, size = padded.shape
-    return padded.view(*outer, count, size // 2, 2).transpose(-2, -3).contiguous()
+def _pairs_inner(rows: torch.Tensor, padding: tuple[int, int], *, reverse: bool = False) -> torch.Tensor:
+    """[..., N, d] bf16 (last dimension contiguous) -> [..., d/2, before + N + after, 2]: row n's pair p at
+    [..., p, before + n, :] (`reverse`: row N - 1 - n's), between zero rows (the kernel's windows of 16 lanes
+    reach past both ends). Each pair is moved as one 32-bit word: a transposing copy of bf16 pairs (an inner
+    dimension of 2) ran 3x slower (docs/attention.md)."""
+    before, after = padding
+    *outer, count, size = rows.shape
+    words = rows.view(torch.int32)  # [..., N, d/2]: one word per pair
+    if reverse:
+        words = words.flip(-2)
+    packed = words.new_empty(*outer, size // 2, before + count + after)
+    packed[..., :before].zero_()
+    packed[..., before + count :].zero_()
+    packed[..., before : before + count].copy_(words.transpose(-1, -2))
+    return packed.view(torch.bfloat16).view(*outer, size // 2, before + count + after, 2)
 
 
 def window_products(

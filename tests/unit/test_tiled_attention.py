@@ -115,10 +115,10 @@ def _needs_fused() -> None:
 def test_fused_probabilities_equal_the_fp64_ones_to_bf16_rounding(
     batch: int, length: int, size: int, masked: bool
 ) -> None:
-    """The fused kernel's c2p and p2c (vdpbf16ps per 16 x 16 block, fp32 sums, never stored) against fp64
-    from the same bf16 inputs: the values are the identity, so the output is the probabilities themselves,
-    and they may differ only by their own bf16 rounding (the q.k scores are the same bf16 matmul on both
-    sides). Lengths inside, at and across the 16-row tiles and 16-key blocks; head sizes 8, 16 and 64."""
+    """The fused kernel's q.k, c2p and p2c (vdpbf16ps per 16 x 16 block, fp32 sums, never stored) against
+    fp64 from the same bf16 inputs: the values are the identity, so the output is the probabilities
+    themselves, and they may differ only by their own bf16 rounding. Lengths inside, at and across the
+    16-row tiles and 16-key blocks; head sizes 8, 16 and 64."""
     _needs_fused()
     query, key, _, blocked, pos_key, pos_query, scale = _case(batch, length, torch.bfloat16, masked)
     if size != query.size(-1):
@@ -131,13 +131,35 @@ def test_fused_probabilities_equal_the_fp64_ones_to_bf16_rounding(
         probabilities = tiled_attend(
             query, key, identity, blocked, pos_key, pos_query, scale, fused=True
         ).double()
-        scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).double()
     q, k, pk, pq = (t.double() for t in (query, key, pos_key, pos_query))
+    scores = q @ k.transpose(-1, -2) / scale
     scores = scores + _skew(q @ pk.transpose(-1, -2), length, transpose=False)
     scores = scores + _skew(k @ pq.transpose(-1, -2), length, transpose=True)
     if blocked is not None:
         scores = scores.masked_fill(blocked, float("-inf"))
     torch.testing.assert_close(probabilities, scores.softmax(-1), rtol=2**-8, atol=1e-6)
+
+
+def test_the_fused_kernel_reads_the_query_in_place_whatever_its_strides() -> None:
+    """The engine passes the query as the projection's own view ([B, L, H*d] seen as [B, H, L, d]) and, for a
+    chunk of documents, a slice of it: the kernel reads those strides, no copy, and gives exactly what it
+    gives for the same values contiguous (and the reference's probabilities to bf16 rounding)."""
+    _needs_fused()
+    batch, heads, length, size = 3, 3, 40, 16
+    query, key, _, blocked, pos_key, pos_query, scale = _case(batch, length, torch.bfloat16, True, seed=7)
+    projected = torch.randn(batch + 2, length + 9, heads * size).to(torch.bfloat16)
+    strided = projected.view(batch + 2, length + 9, heads, size).transpose(1, 2)[
+        1 : 1 + batch, :, 3 : 3 + length
+    ]
+    strided.copy_(query)
+    assert not strided.is_contiguous() and torch.equal(strided, query)
+    identity = torch.eye(length, dtype=torch.bfloat16).expand(batch, heads, length, length)
+    with torch.inference_mode():
+        from_view = tiled_attend(strided, key, identity, blocked, pos_key, pos_query, scale, fused=True)
+        contiguous = tiled_attend(query, key, identity, blocked, pos_key, pos_query, scale, fused=True)
+    assert torch.equal(from_view, contiguous)
+    exact = _reference(query, key, identity, blocked, pos_key, pos_query, scale)
+    torch.testing.assert_close(from_view.double(), exact, rtol=2**-8, atol=1e-6)
 
 
 def test_the_engine_runs_tiled_on_cpu_and_equals_the_bias_path(tiny_domain_model, caplog) -> None:

@@ -11,7 +11,8 @@
 // skew: 16 consecutive query rows are one contiguous load from p2c's row j, transposed through a 16 x 16
 // block into the row-major tile; 16 consecutive keys lie in one window, so each is one stride further.
 // fused_attention_probabilities_ (bf16, AVX-512 BF16 only; the CPU is asked at run time) computes c2p and
-// p2c itself per 16 x 16 block instead of reading them (see add_position_terms).
+// p2c itself per 16 x 16 block instead of reading them, and q.k too (see block_scores): it writes the
+// probabilities into a buffer of its own, no scores matmul before it.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -205,48 +206,66 @@ FUSED_TARGET inline __m512i shifted(__m512i lo, __m512i hi) {
   }
 }
 
+// acc[r] += q_i . k_j for the 16 keys: q_i's pair broadcast against the 16 keys' pairs (one load for 16 rows).
 template <int... r>
-FUSED_TARGET inline void rows_step(__m512* acc, const uint32_t* q, int64_t d2, int64_t p, __m512i kv,
+FUSED_TARGET inline void content_step(__m512* acc, const uint32_t* q, int64_t q_stride, int64_t p, __m512i kv,
+                                      std::integer_sequence<int, r...>) {
+  ((acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32(int(q[r * q_stride + p])), (__m512bh)kv)), ...);
+}
+
+template <int... r>
+FUSED_TARGET inline void rows_step(__m512* acc, const uint32_t* q, int64_t q_stride, int64_t p, __m512i kv,
                                    const uint32_t* pk_p, const uint32_t* pq_p, std::integer_sequence<int, r...>) {
   const __m512i pk_lo = _mm512_loadu_si512(pk_p - 16), pk_hi = _mm512_loadu_si512(pk_p);
   const __m512i pq_lo = _mm512_loadu_si512(pq_p - 16), pq_hi = _mm512_loadu_si512(pq_p);
   ((acc[r] = _mm512_dpbf16_ps(
-        _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32(int(q[r * d2 + p])),
+        _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32(int(q[r * q_stride + p])),
                          (__m512bh)shifted<r>(pk_lo, pk_hi)),
         (__m512bh)kv, (__m512bh)shifted<r>(pq_lo, pq_hi))),
    ...);
 }
 
-// The R (16, or 1 for a last partial tile: row by row) rows of the tile from `rows_first`, keys j0..j0+15.
+// The scores of the R (16, or 1 for a last partial tile: row by row) rows of the tile from `rows_first`, keys
+// j0..j0+15, written into the tile: q.k / scale (a first pass over the head dimension, then scaled), plus c2p
+// and p2c (a second pass, whose operands are already divided by the scale). Two passes rather than one: a
+// separate q.k accumulator per row would need 32 vector registers with nothing left for the operands.
 template <int R>
-FUSED_TARGET void add_position_terms(float* tile, int64_t ld_tile, int64_t rows_first, int64_t j0, int64_t cols,
-                                     const uint32_t* q, int64_t d2, const uint32_t* pk, const uint32_t* pq_rev,
-                                     const uint32_t* keys, int64_t n, int64_t lk, int64_t length) {
+FUSED_TARGET void block_scores(float* tile, int64_t ld_tile, int64_t rows_first, int64_t j0, int64_t cols,
+                               const uint32_t* q, int64_t q_stride, int64_t d2, float inv_scale,
+                               const uint32_t* pk, const uint32_t* pq_rev, const uint32_t* keys, int64_t n,
+                               int64_t lk, int64_t length) {
   const __mmask16 lanes = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
   __m512 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_maskz_loadu_ps(lanes, tile + r * ld_tile + j0);
-  for (int64_t p = 0; p < d2; ++p) {
-    const int64_t column = kLead + j0 + length - 1 - rows_first;  // row 0's first offset (both terms)
-    rows_step(acc, q, d2, p, _mm512_loadu_si512(keys + p * lk + j0), pk + p * n + column, pq_rev + p * n + column,
-              std::make_integer_sequence<int, R>{});
-  }
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < d2; ++p)
+    content_step(acc, q, q_stride, p, _mm512_loadu_si512(keys + p * lk + j0), std::make_integer_sequence<int, R>{});
+  const __m512 factor = _mm512_set1_ps(inv_scale);
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_mul_ps(acc[r], factor);
+  const int64_t column = kLead + j0 + length - 1 - rows_first;  // row 0's first offset (both terms)
+  for (int64_t p = 0; p < d2; ++p)
+    rows_step(acc, q, q_stride, p, _mm512_loadu_si512(keys + p * lk + j0), pk + p * n + column,
+              pq_rev + p * n + column, std::make_integer_sequence<int, R>{});
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(tile + r * ld_tile + j0, lanes, acc[r]);
 }
 
 bool fused_supported() { return __builtin_cpu_supports("avx512bf16"); }
 #else
 template <int R>
-void add_position_terms(float*, int64_t, int64_t, int64_t, int64_t, const uint32_t*, int64_t, const uint32_t*,
-                        const uint32_t*, const uint32_t*, int64_t, int64_t, int64_t) {}
+void block_scores(float*, int64_t, int64_t, int64_t, int64_t, const uint32_t*, int64_t, int64_t, float,
+                  const uint32_t*, const uint32_t*, const uint32_t*, int64_t, int64_t, int64_t) {}
 bool fused_supported() { return false; }
 #endif
 
-void fused_probabilities(at::Tensor& scores, const at::Tensor& query, const at::Tensor& keys,
-                         const at::Tensor& pk, const at::Tensor& pq_rev, const bool* blocked) {
-  const int64_t groups = scores.size(0), length = scores.size(1), heads = query.size(1);
+// probabilities [B*H, L, L] (written); query [B, H, L, d] with any strides but a contiguous last dimension
+// (the projection's own layout: no copy).
+void fused_probabilities(at::Tensor& probabilities, const at::Tensor& query, const at::Tensor& keys,
+                         const at::Tensor& pk, const at::Tensor& pq_rev, const bool* blocked, float inv_scale) {
+  const int64_t groups = probabilities.size(0), length = probabilities.size(1), heads = query.size(1);
   const int64_t d2 = query.size(3) / 2, n = pk.size(2), lk = keys.size(3);
+  // Strides in pairs of bf16 (uint32): all even, checked by the caller.
+  const int64_t q_batch = query.stride(0) / 2, q_head = query.stride(1) / 2, q_row = query.stride(2) / 2;
   using BF = at::BFloat16;
-  BF* all_scores = scores.data_ptr<BF>();
+  BF* all_probabilities = probabilities.data_ptr<BF>();
   const auto* all_q = reinterpret_cast<const uint32_t*>(query.data_ptr<BF>());
   const auto* all_k = reinterpret_cast<const uint32_t*>(keys.data_ptr<BF>());
   const auto* all_pk = reinterpret_cast<const uint32_t*>(pk.data_ptr<BF>());
@@ -255,28 +274,25 @@ void fused_probabilities(at::Tensor& scores, const at::Tensor& query, const at::
   at::parallel_for(0, groups * tiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> tile(kRows * length);
     for (int64_t work = begin; work < end; ++work) {
-      const int64_t group = work / tiles, first = (work % tiles) * kRows, h = group % heads;
+      const int64_t group = work / tiles, first = (work % tiles) * kRows, b = group / heads, h = group % heads;
       const int64_t rows = std::min(kRows, length - first);
-      BF* s = all_scores + group * length * length;
-      for (int64_t r = 0; r < rows; ++r) {
-        float* t = tile.data() + r * length;
-        load_row(t, s + (first + r) * length, length);
-      }
-      const uint32_t* q = all_q + (group * length + first) * d2;
+      const uint32_t* q = all_q + b * q_batch + h * q_head + first * q_row;
       const uint32_t* k = all_k + group * d2 * lk;
       const uint32_t* pk = all_pk + h * d2 * n;
       const uint32_t* pq = all_pq + h * d2 * n;
       for (int64_t j0 = 0; j0 < length; j0 += kRows) {
         const int64_t cols = std::min(kRows, length - j0);
         if (rows == kRows) {
-          add_position_terms<kRows>(tile.data(), length, first, j0, cols, q, d2, pk, pq, k, n, lk, length);
+          block_scores<kRows>(tile.data(), length, first, j0, cols, q, q_row, d2, inv_scale, pk, pq, k, n, lk,
+                              length);
           continue;
         }
         for (int64_t r = 0; r < rows; ++r)
-          add_position_terms<1>(tile.data() + r * length, length, first + r, j0, cols, q + r * d2, d2, pk, pq, k,
-                                n, lk, length);
+          block_scores<1>(tile.data() + r * length, length, first + r, j0, cols, q + r * q_row, q_row, d2,
+                          inv_scale, pk, pq, k, n, lk, length);
       }
-      masked_softmax_rows(tile.data(), s, blocked, group / heads, first, rows, length);
+      masked_softmax_rows(tile.data(), all_probabilities + group * length * length, blocked, b, first, rows,
+                          length);
     }
   });
 }
@@ -319,28 +335,32 @@ void tiled_attention_probabilities_(at::Tensor scores, const at::Tensor& c2p, co
   }
 }
 
-// The fused variant: scores [B*H, L, L] bf16 (q.k / scale); query [B, H, L, d] bf16; keys packed
-// [B, H, d/2, L + 16, 2]; pk and pq_rev packed [H, d/2, 16 + 2L - 1 + 32, 2] (tiled_attention.py).
-void fused_attention_probabilities_(at::Tensor scores, const at::Tensor& query, const at::Tensor& keys,
+// The fused variant: probabilities [B*H, L, L] bf16 (written, never read); query [B, H, L, d] bf16, last
+// dimension contiguous; keys packed [B, H, d/2, L + 16, 2]; pk and pq_rev packed [H, d/2, 16 + 2L - 1 + 32, 2]
+// (tiled_attention.py); inv_scale: 1 / the attention scale, for q.k (pk and pq_rev are already divided).
+void fused_attention_probabilities_(at::Tensor probabilities, const at::Tensor& query, const at::Tensor& keys,
                                     const at::Tensor& pk, const at::Tensor& pq_rev,
-                                    const c10::optional<at::Tensor>& blocked) {
+                                    const c10::optional<at::Tensor>& blocked, double inv_scale) {
   TORCH_CHECK(fused_supported(), "the fused kernel needs AVX-512 BF16");
-  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&scores, &query, &keys, &pk, &pq_rev}) {
-    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == at::kBFloat16,
-                "CPU contiguous bfloat16 tensors expected");
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&probabilities, &query, &keys, &pk, &pq_rev}) {
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kBFloat16, "CPU bfloat16 tensors expected");
+    TORCH_CHECK(t == &query || t->is_contiguous(), "contiguous tensors expected (but for the query)");
   }
-  const int64_t length = scores.size(1), heads = query.size(1), d = query.size(3);
-  TORCH_CHECK(scores.dim() == 3 && scores.size(2) == length && query.dim() == 4 && query.size(2) == length &&
-                  query.size(0) * heads == scores.size(0) && d % 2 == 0,
-              "scores [B*H, L, L] and query [B, H, L, d] (d even) expected");
-  TORCH_CHECK(keys.dim() == 5 && keys.size(0) * keys.size(1) == scores.size(0) && keys.size(2) == d / 2 &&
+  const int64_t length = probabilities.size(1), heads = query.size(1), d = query.size(3);
+  TORCH_CHECK(probabilities.dim() == 3 && probabilities.size(2) == length && query.dim() == 4 &&
+                  query.size(2) == length && query.size(0) * heads == probabilities.size(0) && d % 2 == 0,
+              "probabilities [B*H, L, L] and query [B, H, L, d] (d even) expected");
+  TORCH_CHECK(query.stride(3) == 1 && query.stride(0) % 2 == 0 && query.stride(1) % 2 == 0 &&
+                  query.stride(2) % 2 == 0 && reinterpret_cast<uintptr_t>(query.data_ptr()) % 4 == 0,
+              "the query's last dimension must be contiguous, its other strides even and its data 4-byte aligned");
+  TORCH_CHECK(keys.dim() == 5 && keys.size(0) * keys.size(1) == probabilities.size(0) && keys.size(2) == d / 2 &&
                   keys.size(3) >= length + kRows && keys.size(4) == 2,
               "keys must be packed [B, H, d/2, L + 16, 2]");
   TORCH_CHECK(pk.sizes() == pq_rev.sizes() && pk.dim() == 4 && pk.size(0) == heads && pk.size(1) == d / 2 &&
                   pk.size(2) >= kLead + 2 * length - 1 + 2 * kRows && pk.size(3) == 2,
               "pk and pq_rev must be packed [H, d/2, 16 + 2L - 1 + 32, 2]");
-  const bool* mask = mask_data(blocked, scores.size(0) / heads, length);
-  fused_probabilities(scores, query, keys, pk, pq_rev, mask);
+  const bool* mask = mask_data(blocked, probabilities.size(0) / heads, length);
+  fused_probabilities(probabilities, query, keys, pk, pq_rev, mask, static_cast<float>(inv_scale));
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
