@@ -140,7 +140,7 @@ def handle(args: argparse.Namespace) -> int:
     from hpc_classify.cli.run_config import config_from_args
     from hpc_classify.cluster.job_layout import submitit_dir, submitit_job_folder
     from hpc_classify.cluster.submit import SubmitOptions, parse_sbatch_params, submit
-    from hpc_classify.config import with_warning_lead
+    from hpc_classify.warning_grace import with_warning_lead
 
     node_args, run_args = split_node_args(args)
     config = config_from_args(parse_run_argv(run_args))

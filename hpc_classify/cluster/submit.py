@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.cluster.slurm_env import JOB_TOKEN_EXPORT
-from hpc_classify.config import WARNING_LEAD_ENV
 from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.warning_grace import WARNING_LEAD_ENV
 from hpc_classify.whole_numbers import is_whole_number
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def make_executor(options: SubmitOptions) -> Any:
         # Before srun, in every run of the script (requeues too): the token that tells this run's files in
         # the job directory from those of another job with the same id (job_incarnation.py).
         # And the warning's lead, as slurm/classify.sbatch exports it: one inherited from the submitting shell
-        # would contradict the warning grace that submit derived from the lead (config.resolve_warning_grace).
+        # would contradict the warning grace that submit derived from the lead (warning_grace.resolve_warning_grace).
         params["slurm_setup"] = [JOB_TOKEN_EXPORT, f"export {WARNING_LEAD_ENV}={options.warning_lead_s()}"]
     executor.update_parameters(**params)
     return executor

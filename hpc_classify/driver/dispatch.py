@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from hpc_classify.config import RunConfig, resolve_warning_grace
+from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.done_markers import count_late_markers, marker_written_since
 from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable
@@ -34,6 +34,7 @@ from hpc_classify.driver.worker_tasks import (
 )
 from hpc_classify.errors import OutputWriteError
 from hpc_classify.stop_request import StopRequest
+from hpc_classify.warning_grace import resolve_warning_grace
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main
 from hpc_classify.cluster.slurm_env import job_run
-from hpc_classify.config import RunConfig, resolve_warning_grace
+from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.column_checks import check_keep_columns, check_text_fields, warn_prediction_columns
 from hpc_classify.driver.dispatch import Dispatcher
@@ -47,6 +47,7 @@ from hpc_classify.driver.worker_gpus import WorkerGpus, refuse_gpu_settings_with
 from hpc_classify.errors import ConfigError, OutputDirectoryError
 from hpc_classify.io.markers import MarkerListing
 from hpc_classify.stop_request import StopRequest
+from hpc_classify.warning_grace import resolve_warning_grace
 
 logger = logging.getLogger(__name__)
 

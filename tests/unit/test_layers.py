@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cluster", "classifiers"),
     ("models", "datasets"),
     ("engine", "io"),
+    ("warning_grace",),  # the time-limit warning's lead and grace, for a RunConfig
     ("config",),
     (
         "errors",

@@ -1,4 +1,4 @@
-"""Two graces for the files in flight (stop_request.py, config.resolve_warning_grace, driver/dispatch.py): the
+"""Two graces for the files in flight (stop_request.py, warning_grace.resolve_warning_grace, driver/dispatch.py): the
 time-limit warning (USR1 of slurm/classify.sbatch, USR2 of submit) comes 300 s before the limit, so the files in
 flight get most of that lead; SIGTERM/SIGINT leave only Slurm's KillWait. Before, the 20 s meant for SIGTERM was
 applied to the warning too, and a piece that takes minutes was thrown away at nearly every time-limit requeue.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpc_classify.cli.main import main
-from hpc_classify.config import RunConfig, resolve_warning_grace, warning_grace_for_lead
+from hpc_classify.config import RunConfig
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.grouping import FileQueue
@@ -20,6 +20,7 @@ from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.errors import ConfigError
 from hpc_classify.stop_request import StopRequest
+from hpc_classify.warning_grace import resolve_warning_grace, warning_grace_for_lead
 
 REPO = Path(__file__).resolve().parents[2]
 LEAD = "HPC_CLASSIFY_WARNING_LEAD"
