@@ -26,6 +26,14 @@ from hpc_classify.errors import ConfigError, DataLayoutError, InputFileError, Mi
 # row, as NeMo's readers do), for hints that hold wherever the error is raised.
 SKIP_BAD_ROWS = '--on-bad-row skip (in Python: hpc_classify.run(..., on_bad_row="skip"))'
 BAD_ROW_HINT = f"fix the row, or quarantine bad rows with {SKIP_BAD_ROWS}"
+# A first line opening with "[" is never a row (rows are objects): the file is most likely one JSON array,
+# pretty-printed ("[" alone on line 1) or on one line, which read as lines is all bad rows (or a few good ones).
+JSON_ARRAY_REASON = "the file opens like one JSON array, not JSON Lines (one object per line)"
+
+
+def json_array_hint(path: str) -> str:
+    return f"convert it to JSON Lines and classify that, e.g. jq -c '.[]' {path} > NEW.jsonl"
+
 
 # The text field(s) a reader checks: None (objects only), one name, or several (classifiers reading other
 # fields of one file): a row whose text is bad in any of them is a bad row, set aside for all of them.
@@ -151,8 +159,11 @@ def parse_jsonl_lines(
             records.append(record)
             positions.append(position)
             continue
+        hint = BAD_ROW_HINT
+        if lineno == 1 and raw.lstrip().startswith(b"["):
+            reason, hint = f"{reason}; {JSON_ARRAY_REASON}", json_array_hint(path)
         if on_bad_row == "error":
-            raise InputFileError(path, reason, line=lineno, hint=BAD_ROW_HINT)
+            raise InputFileError(path, reason, line=lineno, hint=hint)
         bad.append(BadRow(lineno, reason, _raw_text(raw)))
     return records, bad, positions
 
