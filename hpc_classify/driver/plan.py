@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.driver.failures import FAILURES_FILE
-from hpc_classify.driver.task import QUARANTINE_SUFFIX
+from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
 from hpc_classify.io.markers import MARKER_SUFFIX, MARKERS_DIRNAME, MarkerListing
@@ -72,7 +72,7 @@ def _refuse_a_name_too_long(f: InputFile, output_format: str) -> None:
     derived = (
         os.path.basename(f.relpath) + MARKER_SUFFIX,
         output_name,
-        f"_{output_name}{QUARANTINE_SUFFIX}",
+        quarantine_relpath(output_name),
     )
     longest = max(len(name.encode()) for name in derived) + temp_extra + 2  # pid digits to spare
     if longest > NAME_MAX:

@@ -27,7 +27,7 @@ from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker, iso_time, marker_path, write_marker
 from hpc_classify.io.parquet_types import input_types
 from hpc_classify.io.readers import BadRow, ReadResult, read_documents
-from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX  # noqa: F401  (this module's API too)
+from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
 from hpc_classify.io.writers import write_frame, write_jsonl_records
 
 logger = logging.getLogger(__name__)

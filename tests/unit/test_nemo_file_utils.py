@@ -70,9 +70,9 @@ def test_the_bookkeeping_names_are_the_ones_the_run_writes():
     from hpc_classify.driver.piece_files import PIECES_DIRNAME
     from hpc_classify.driver.plan import PLAN_FILE
     from hpc_classify.driver.summary import SUMMARY_FILE
-    from hpc_classify.driver.task import QUARANTINE_SUFFIX
     from hpc_classify.io import nemo_files
     from hpc_classify.io.markers import MARKERS_DIRNAME
+    from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
     from hpc_classify.report.files import REPORT_HTML, REPORT_JSON
 
     ours = {MARKERS_DIRNAME, PIECES_DIRNAME, JOBS_DIR, LOCK_FILE, PLAN_FILE, RUN_FILE, SUMMARY_FILE}
