@@ -166,7 +166,8 @@ class Dispatcher:
                     queue.take(0)
                     self._file_failed(head, error, queue)
                 continue
-            group = queue.take(budget, alone=self.pieces.needs_pieces)  # a small file started in pieces
+            # alone: a small file started in pieces; weight: a group holds at most a piece's bytes decoded
+            group = queue.take(budget, alone=self.pieces.needs_pieces, weight=self.pieces.content_bytes)
             self.in_flight[self._submit(group)] = group
 
     def _submit(self, group: list[Any]) -> Any:

@@ -60,24 +60,30 @@ class FileQueue:
         self._files.appendleft(job)
         self.queued_bytes += job.size
 
-    def take(self, budget: int, alone: Callable[[PlannedFile], bool] = lambda _: False) -> list[PlannedFile]:
+    def take(
+        self,
+        budget: int,
+        alone: Callable[[PlannedFile], bool] = lambda _: False,
+        weight: Callable[[PlannedFile], int] = lambda f: f.size,
+    ) -> list[PlannedFile]:
         """The next task's files: the next file, and while they fit, the files after it, at most `budget`
-        bytes in all (`group_budget`; 0: one file). The group ends before a file for which `alone` is true
-        (one to go in pieces: the queue's head when its turn comes)."""
+        bytes in all (`group_budget`; 0: one file), each counted as `weight` says (what its read holds:
+        decompressed). The group ends before a file for which `alone` is true (one to go in pieces: the
+        queue's head when its turn comes)."""
         group = [self._pop()]
         if budget <= 0 or group[0].relpath in self._alone or not isinstance(group[0], PlannedFile):
             return group
-        total = group[0].size
+        total = weight(group[0])
         while (
             self._files
             and len(group) < MAX_FILES_PER_GROUP
             and isinstance(self._files[0], PlannedFile)
             and self._files[0].relpath not in self._alone
             and not alone(self._files[0])
-            and total + self._files[0].size <= budget
+            and total + weight(self._files[0]) <= budget
         ):
             group.append(self._pop())
-            total += group[-1].size
+            total += weight(group[-1])
         return group
 
     def _pop(self) -> PlannedFile:

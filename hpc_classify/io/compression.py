@@ -55,6 +55,32 @@ def open_decompressed(path: str) -> Iterator[BinaryIO]:
             yield raw
 
 
+def decompressed_size_within(path: str, limit: int) -> int | None:
+    """The decompressed size of compressed file `path` if it is at most `limit` bytes, else None; found by
+    decompressing it (in 1 MiB chunks, no more than `limit` + 1 bytes), except a zstd file whose first frame
+    declares a larger content size (the zstd CLI writes it), answered from its header. Raises what its
+    decompressor raises on a corrupt or truncated file. Neither gzip's ISIZE trailer (modulo 2**32, and
+    the last member's only) nor any other header bounds the whole file, so nothing cheaper is exact."""
+    if compression_of(path) == "zstd":
+        with open(path, "rb") as raw:
+            head = raw.read(18)  # the longest frame header
+        try:
+            declared = zstandard.frame_content_size(head)
+        except zstandard.ZstdError:  # not a zstd frame: the reading below raises what a read raises
+            declared = -1
+        if declared > limit:
+            return None
+    buffer = bytearray(1 << 20)
+    total = 0
+    with open_decompressed(path) as stream:
+        while total <= limit:
+            count = stream.readinto(buffer)
+            if not count:
+                return total
+            total += count
+    return None
+
+
 class ZstdFramesReader(io.RawIOBase):
     """The decompressed bytes of a .zst file: its frames one after another (files made by concatenating
     frames, as pzstd, appends and our assembled pieces do, read in full), and EOFError where the file ends

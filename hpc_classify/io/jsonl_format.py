@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from hpc_classify.io.compression import DECOMPRESSION_ERRORS, open_decompressed
+from hpc_classify.io.compression import DECOMPRESSION_ERRORS, decompressed_size_within, open_decompressed
 from hpc_classify.io.file_head import check_jsonl_head
 from hpc_classify.io.json_lines import frame_rows, write_jsonl_rows
 from hpc_classify.io.rows import (
@@ -98,6 +98,19 @@ class JsonlFormat:
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
         return frame
+
+    def content_bytes(self, path: str, size: int, limit: int) -> int:
+        """The bytes a whole read of the file (`size` bytes on disk) decompresses: exact up to `limit`, a
+        number over `limit` beyond it. A compressed file no larger than `limit` on disk is decompressed
+        (up to `limit` + 1 bytes) to know, as text compresses 3-10x; a corrupt one counts its size on disk
+        (its read says what is wrong)."""
+        if self.compression is None or size > limit:
+            return size
+        try:
+            within = decompressed_size_within(path, limit)
+        except (*DECOMPRESSION_ERRORS, OSError):
+            return size
+        return limit + 1 if within is None else within
 
     def plan_pieces(self, path: str, size: int, piece_bytes: int) -> list[Piece]:
         if self.streamed:

@@ -1,7 +1,8 @@
 """Parquet documents: read, cut into row ranges, write, assemble; pyarrow is imported when used.
 
-A file is cut by row groups (consecutive groups up to `piece_bytes` on disk), a row group larger than that
-into row ranges; a piece is read a row group (or a batch of one) at a time, never the whole file.
+A file is cut by row groups (consecutive groups up to `piece_bytes` uncompressed, as the footer gives each
+column chunk's size: text compresses 3-5x, and a piece is held decoded), a row group larger than that into
+row ranges; a piece is read a row group (or a batch of one) at a time, never the whole file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from hpc_classify.errors import DataLayoutError
+from hpc_classify.errors import DataLayoutError, HpcClassifyError
 from hpc_classify.io.parquet_rows import (
     check_column_names,
     check_parquet_table,
@@ -87,34 +88,48 @@ class ParquetFormat:
         except (pa.ArrowException, OSError) as exc:
             raise self.corrupt_error(path, exc) from exc
 
-    def plan_pieces(self, path: str, size: int, piece_bytes: int) -> list[Piece]:
+    def content_bytes(self, path: str, size: int, limit: int) -> int:
+        """The bytes of the file's row groups uncompressed (`size`, on disk, when that is over `limit`
+        already, or when the footer cannot be read: the read says what is wrong)."""
+        if size > limit:
+            return size
+        try:
+            metadata = self._metadata(path)
+        except HpcClassifyError:  # an unreadable footer or names: the file's read reports it
+            return size
+        return sum(_row_group_bytes(metadata.row_group(g)) for g in range(metadata.num_row_groups))
+
+    def _metadata(self, path: str) -> Any:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
             parquet = pq.ParquetFile(path)
             check_column_names(path, parquet.schema_arrow)
-            metadata = parquet.metadata
+            return parquet.metadata
         except (pa.ArrowException, OSError) as exc:
             raise self.corrupt_error(path, exc) from exc
+
+    def plan_pieces(self, path: str, size: int, piece_bytes: int) -> list[Piece]:
+        metadata = self._metadata(path)
         ranges: list[tuple[int, int]] = []
         start = row = pending_bytes = 0
         for group in range(metadata.num_row_groups):
             meta = metadata.row_group(group)
             rows = meta.num_rows
-            on_disk = sum(meta.column(c).total_compressed_size for c in range(meta.num_columns))
-            if on_disk > piece_bytes and rows:  # a large row group: cut into row ranges of about piece_bytes
+            decoded = _row_group_bytes(meta)
+            if decoded > piece_bytes and rows:  # a large row group: cut into row ranges of about piece_bytes
                 if row > start:
                     ranges.append((start, row))
-                cuts = min(rows, math.ceil(on_disk / piece_bytes))
+                cuts = min(rows, math.ceil(decoded / piece_bytes))
                 edges = [row + rows * i // cuts for i in range(cuts + 1)]
                 ranges.extend(zip(edges[:-1], edges[1:], strict=True))
                 start, pending_bytes = row + rows, 0
-            elif pending_bytes + on_disk > piece_bytes and row > start:
+            elif pending_bytes + decoded > piece_bytes and row > start:
                 ranges.append((start, row))
-                start, pending_bytes = row, on_disk
+                start, pending_bytes = row, decoded
             else:
-                pending_bytes += on_disk
+                pending_bytes += decoded
             row += rows
         if row > start or not ranges:
             ranges.append((start, row))
@@ -211,6 +226,13 @@ class ParquetFormat:
         import pyarrow.parquet as pq
 
         return pq.read_schema(path).equals(schema, check_metadata=False)
+
+
+def _row_group_bytes(meta: Any) -> int:
+    """A row group's bytes uncompressed (its column chunks' pages, from the footer), or on disk if more."""
+    columns = [meta.column(c) for c in range(meta.num_columns)]
+    uncompressed = sum(c.total_uncompressed_size for c in columns)
+    return max(uncompressed, sum(c.total_compressed_size for c in columns))
 
 
 def _unify(schemas: Sequence[Any]) -> Any:

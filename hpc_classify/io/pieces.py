@@ -4,7 +4,8 @@ A piece is the unit of work and of checkpointing inside a file. How a file is cu
 (`io/formats.py`):
 
 - plain JSONL: byte ranges of about `piece_bytes`, each owning the lines that start in it;
-- Parquet: row ranges, by row groups, a row group larger than `piece_bytes` cut into row ranges;
+- Parquet: row ranges, by row groups (their sizes uncompressed), a row group larger than `piece_bytes` cut
+  into row ranges;
 - compressed JSONL (.gz, .zst, .bz2, .xz): not seekable, so it is not cut up front: one task reads it as a stream and
   ends a piece after each `piece_bytes` of decompressed lines (`iter_stream_pieces`).
 
@@ -21,12 +22,27 @@ from hpc_classify.errors import ConfigError
 from hpc_classify.io.formats import format_of
 from hpc_classify.io.rows import Piece, ReadResult, StreamPiece, TextFields, check_bad_row_policy
 
-__all__ = ["Piece", "StreamPiece", "is_streamed", "iter_stream_pieces", "plan_pieces", "read_piece"]
+__all__ = [
+    "Piece",
+    "StreamPiece",
+    "content_bytes",
+    "is_streamed",
+    "iter_stream_pieces",
+    "plan_pieces",
+    "read_piece",
+]
 
 
 def is_streamed(path: str) -> bool:
     """Compressed JSONL: read as one stream, its pieces found while reading (not planned up front)."""
     return format_of(path).streamed
+
+
+def content_bytes(path: str, size: int, limit: int) -> int:
+    """The bytes a whole read of the file holds (`size`: on disk), decompressed (compressed JSONL) or
+    uncompressed (Parquet's row groups, from the footer): exact up to `limit`, a number over `limit`
+    beyond it. Whether a file is cut is decided on this, not on its size on disk (text compresses 3-10x)."""
+    return format_of(path).content_bytes(path, size, limit)
 
 
 def plan_pieces(path: str, size: int, piece_bytes: int) -> list[Piece]:
