@@ -88,6 +88,12 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
                 )
             inherited["device"] = device_type
         options = EngineOptions(**inherited)
+        # NeMo's base takes neither: its classifiers, and subclasses written after them, set
+        # `self.text_field` / `self.prob_column` before calling it. Kept unless another is given here.
+        if text_field == "text":
+            text_field = self.__dict__.get("text_field", text_field)
+        if prob_column is None:
+            prob_column = self.__dict__.get("prob_column")
         if not text_field or not isinstance(text_field, str):
             raise ConfigError(f"text_field must be a non-empty column name, not {text_field!r}")
         self.filter_by = filter_by  # the property: normalised and checked (filter_labels)

@@ -148,3 +148,35 @@ def test_a_model_with_another_number_of_outputs_than_labels_is_refused_when_it_l
     # A classifier with its own columns_from_outputs maps its outputs itself: not checked.
     scored = _ThreeLabelsFromOneScore([1.5], str(tiny_domain_model), device="cpu")
     assert scored.predict_frame(frame)["pred"].tolist() == ["B", "B"]
+
+
+class _NemoOrdered(_PathModel):
+    """Written the way NeMo's classifiers (and subclasses modelled on them) are: `text_field` and
+    `prob_column` set on the instance before the base's __init__, which in NeMo takes neither."""
+
+    def __init__(self, model_dir: Path, text_field: str, prob_column: str, text_field_given=None, **kwargs):
+        self.text_field = text_field
+        self.prob_column = prob_column
+        super().__init__(
+            model_dir, **kwargs, **({"text_field": text_field_given} if text_field_given else {})
+        )
+
+
+def test_a_nemo_ordered_subclass_keeps_the_text_field_and_prob_column_it_set_first(
+    tmp_path, tiny_domain_model
+):
+    rows = [{"text": "ignore me " * (i + 1), "body": f"document {i} " + "words " * (i % 5)} for i in range(9)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dataset = DocumentDataset.read_json([str(tmp_path / "a.jsonl")])
+    model = Path(tiny_domain_model)
+    ordered = _NemoOrdered(model, "body", "my_prob", device="cpu", autocast=False)
+    assert (ordered.text_field, ordered.prob_column) == ("body", "my_prob")
+    labelled = ordered(dataset).df.compute()
+    keyword = _PathModel(model, text_field="body", prob_column="my_prob", device="cpu", autocast=False)
+    expected = keyword(dataset).df.compute()
+    assert list(labelled.columns)[-2:] == ["my_prob", "pred"]
+    pd.testing.assert_frame_equal(labelled, expected)
+    on_text = _PathModel(model, prob_column="my_prob", device="cpu", autocast=False)(dataset).df.compute()
+    assert on_text["my_prob"].tolist() != labelled["my_prob"].tolist()  # the column read matters here
+    # Another text field given to the base still decides.
+    assert _NemoOrdered(model, "body", "p", device="cpu", text_field_given="content").text_field == "content"
