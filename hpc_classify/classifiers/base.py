@@ -187,7 +187,12 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
 
     def engine(self) -> tuple[Any, list[str]]:
         """(InferenceEngine, labels), loaded on first use in this process and cached."""
-        cached = runtime.cached_model(self.engine_key(), lambda: runtime.load_engine(self))
+        key = self.engine_key()
+        if self.max_mem_gb is not None and runtime.loaded_model(key) is not None:
+            # Loaded for another classifier (max_mem_gb is not in the key): this one's GPU memory cap still
+            # applies, and on a worker without a GPU it is still an error.
+            self.prepare_device()
+        cached = runtime.cached_model(key, lambda: runtime.load_engine(self))
         self._check_filter_labels(cached[1])  # an engine cached for another filter_by: check this one's
         self._labels = list(cached[1])
         return cached

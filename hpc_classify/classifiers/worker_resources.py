@@ -22,6 +22,9 @@ def torch_threads_for_this_process() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+_LIMITS: dict[str, float] = {}  # device -> the fraction this process set last
+
+
 def limit_gpu_memory(device: torch.device, max_mem_gb: float | None) -> None:
     """NeMo Curator's max_mem_gb: this process may use at most that much of the GPU (the engine's OOM
     split-and-retry then keeps batches under it)."""
@@ -31,5 +34,8 @@ def limit_gpu_memory(device: torch.device, max_mem_gb: float | None) -> None:
 
     total = torch.cuda.get_device_properties(device).total_memory
     fraction = min(1.0, max_mem_gb * 2**30 / total)
+    if _LIMITS.get(str(device)) == fraction:
+        return  # set already (a cached engine's classifier applies its cap at each use)
     torch.cuda.set_per_process_memory_fraction(fraction, device)
+    _LIMITS[str(device)] = fraction
     logger.info("GPU memory of this process limited to %.1f GiB (%.0f%%)", max_mem_gb, fraction * 100)

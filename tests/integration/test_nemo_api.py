@@ -164,6 +164,18 @@ def test_get_client_by_address_over_ucxx():
             client.close()
 
 
+def test_max_mem_gb_applies_when_another_classifier_loaded_the_same_model(tiny_domain_model):
+    """max_mem_gb is not part of the per-process engine key: a classifier with it, running on an engine that
+    a classifier without it loaded, still gets its check (here, a worker without a GPU: the error)."""
+    frame = pd.DataFrame({"text": ["a document", "another one"]})
+    first = DomainClassifier(model=str(tiny_domain_model), device_type="auto")
+    first.predict_frame(frame)  # loads and caches the engine in this process
+    capped = DomainClassifier(model=str(tiny_domain_model), device_type="auto", max_mem_gb=4)
+    assert capped.engine_key() == first.engine_key()
+    with pytest.raises(ConfigError, match="max_mem_gb=4 was given but this worker has no GPU"):
+        capped.predict_frame(frame)
+
+
 def test_classifier_arguments_take_effect(tiny_domain_model):
     positional = DomainClassifier(["Games"], 8, "body", "label", "probs", 100, "cpu", False)
     assert (positional.filter_by, positional.batch_size, positional.text_field) == (["Games"], 8, "body")
