@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hpc_classify.classifiers import combine
-from hpc_classify.errors import InputFileError
+from hpc_classify.errors import InputFileError, MissingColumnError
 from hpc_classify.io.file_rows import FILE_ROWS, FileRows
 from hpc_classify.io.rows import SKIP_BAD_ROWS
 
@@ -39,11 +39,7 @@ class FrameMethods:
     def texts(self, frame: pd.DataFrame, source: str) -> list[str]:
         """The frame's documents, or InputFileError naming the source when a row has no string text."""
         if self.text_field not in frame.columns:
-            raise InputFileError(
-                source,
-                f"no text column {self.text_field!r} (columns: {', '.join(map(str, frame.columns))})",
-                hint="set text_field / --text-field to the column that holds the documents",
-            )
+            raise self._missing_text_column(source, frame.columns)
         column = frame[self.text_field]
         bad = [i for i, value in enumerate(column.tolist()) if not isinstance(value, str)]
         if bad:
@@ -54,6 +50,14 @@ class FrameMethods:
                 hint=f"fix or drop those rows; a run quarantines them with {SKIP_BAD_ROWS}",
             )
         return column.tolist()
+
+    def _missing_text_column(self, source: str, columns: Any) -> MissingColumnError:
+        """A KeyError too, as pandas' (NeMo's) for a missing column."""
+        return MissingColumnError(
+            source,
+            f"no text column {self.text_field!r} (columns: {', '.join(map(str, columns))})",
+            hint="set text_field / --text-field to the column that holds the documents",
+        )
 
     # -- the Dask dataframe API ---------------------------------------------------------------
     def call(self, dataset: DocumentDataset) -> DocumentDataset:
@@ -92,6 +96,9 @@ class FrameMethods:
 
     def _predicted_meta(self, dataset: DocumentDataset) -> pd.DataFrame:
         meta = dataset.df._meta.copy()
+        if type(self).texts is FrameMethods.texts and self.text_field not in meta.columns:
+            # Now, as NeMo's df[text_field] fails when the classifier is called, not at compute
+            raise self._missing_text_column("<dataset>", meta.columns)
         replaced = [column for column in self.output_meta() if column in meta.columns]
         if replaced:  # as NeMo, the column is replaced; but said (an earlier run's labels are lost)
             logger.warning(

@@ -164,6 +164,19 @@ def test_get_client_by_address_over_ucxx():
             client.close()
 
 
+def test_a_missing_text_column_is_a_key_error_when_the_classifier_is_called(tiny_domain_model):
+    """As NeMo's df[text_field]: a KeyError (also our InputFileError, a ValueError) from classifier(dataset),
+    before anything is computed; a frame classified directly says the same."""
+    import dask.dataframe as dd
+
+    dataset = DocumentDataset(dd.from_pandas(pd.DataFrame({"content": ["a", "b"]}), npartitions=1))
+    classifier = DomainClassifier(model=str(tiny_domain_model), text_field="body")
+    with pytest.raises(KeyError, match="no text column 'body' \\(columns: content\\)"):
+        classifier(dataset)
+    with pytest.raises(KeyError, match="no text column 'body'"):
+        classifier.predict_frame(dataset.df.compute())
+
+
 def test_max_mem_gb_applies_when_another_classifier_loaded_the_same_model(tiny_domain_model):
     """max_mem_gb is not part of the per-process engine key: a classifier with it, running on an engine that
     a classifier without it loaded, still gets its check (here, a worker without a GPU: the error)."""
