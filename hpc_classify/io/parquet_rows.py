@@ -84,12 +84,17 @@ def check_parquet_table(
     return frame, bad
 
 
+# Dask's to_parquet stores an unnamed index under this name: an unnamed index still (Dask's reader drops
+# the name), not a column to carry into every output.
+DASK_UNNAMED_INDEX = "__null_dask_index__"
+
+
 def named_index_as_columns(table: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """pandas stores a named index (`set_index("doc_id")`) as a column that `to_pandas()` makes the index
     again, which the row numbering below would replace: it is data, so it stays a column. An unnamed one
-    (`__index_level_0__`, a filtered frame's row labels) is not."""
+    (`__index_level_0__`, a filtered frame's row labels; Dask's `__null_dask_index__`) is not."""
     stored = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
-    named = [name for name in frame.index.names if name is not None]
+    named = [name for name in frame.index.names if name is not None and name != DASK_UNNAMED_INDEX]
     return frame.reset_index(level=named) if stored and named else frame
 
 

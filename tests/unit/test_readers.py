@@ -236,6 +236,29 @@ def test_a_parquet_files_named_index_is_kept_as_a_column_whole_and_in_pieces(tmp
     assert read_documents(filtered).frame.to_dict("records") == expected[::2]
 
 
+def test_dask_s_unnamed_index_is_not_a_column_whole_in_pieces_or_as_a_dataset(tmp_path):
+    """Dask's to_parquet stores an unnamed index as `__null_dask_index__` (NeMo's tutorials write datasets
+    so, then read them back): Dask's reader drops it; it was carried into every output as a column."""
+    import dask.dataframe as dd
+
+    from hpc_classify import DocumentDataset
+    from hpc_classify.io.pieces import plan_pieces, read_piece
+
+    source = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "id": list(range(30))})
+    dd.from_pandas(source[source.id % 3 > 0], npartitions=2).to_parquet(str(tmp_path / "out"))
+    files = sorted(str(f) for f in (tmp_path / "out").glob("*.parquet"))
+    assert "__null_dask_index__" in pq.read_schema(files[0]).names  # what Dask wrote
+    expected = source[source.id % 3 > 0].to_dict("records")
+    whole = pd.concat([read_documents(f).frame for f in files])
+    assert whole.to_dict("records") == expected
+    pieces = pd.concat([read_piece(f, piece).frame for f in files for piece in plan_pieces(f, 0, 1)])
+    assert pieces.to_dict("records") == expected
+    dataset = DocumentDataset.read_parquet(files).df.compute()
+    assert "__null_dask_index__" not in dataset.columns and sorted(dataset["id"]) == [
+        r["id"] for r in expected
+    ]
+
+
 @pytest.mark.parametrize("columns", [["text", "id"], ["id", "text"], ["id"]])
 def test_parquet_columns_may_name_the_text_field(tmp_path, columns):
     path = str(tmp_path / "c.parquet")
