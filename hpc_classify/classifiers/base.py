@@ -148,6 +148,14 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
             self._check_filter_labels(self._labels)
         return self._labels
 
+    @labels.setter
+    def labels(self, value: Any) -> None:
+        """NeMo's subclasses assign their labels; here they come from `load_labels()` (cheap, no weights)."""
+        raise ConfigError(
+            f"{type(self).__name__}: labels cannot be assigned (self.labels = ...), as NeMo's subclasses do",
+            hint="return them from load_labels(self) instead (docs/python-api.md: your own model)",
+        )
+
     def get_labels(self) -> list[str]:
         """NeMo Curator's name for `labels`."""
         return self.labels

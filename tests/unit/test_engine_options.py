@@ -403,3 +403,10 @@ def test_the_default_identity_keeps_every_public_attribute_or_refuses_it():
     with pytest.raises(ConfigError, match=r"_Settings\.extra\[.w.\]\[0\] is of type object"):
         _Settings(extra={"w": [object()]}).model_identity()
     assert _Settings(_model=object()).model_identity() == {}  # private: not part of the identity
+
+
+def test_assigning_labels_as_nemo_subclasses_do_says_where_they_come_from():
+    classifier = _Settings()
+    with pytest.raises(ConfigError, match="labels cannot be assigned") as raised:
+        classifier.labels = ["x", "y"]
+    assert "load_labels" in raised.value.hint and classifier.labels == ["a", "b"]
