@@ -52,17 +52,6 @@ void add_rows(float* dst, const at::BFloat16* a, const at::BFloat16* b, int64_t 
   for (; j < n; ++j) dst[j] = float(a[j]) + float(b[j]);
 }
 
-// dst[j] = float(src[j]).
-void load_row(float* dst, const at::BFloat16* src, int64_t n) {
-  int64_t j = 0;
-  for (; j + BVec::size() <= n; j += BVec::size()) {
-    auto [a0, a1] = at::vec::convert_to_float<at::BFloat16>(BVec::loadu(src + j));
-    a0.store(dst + j);
-    a1.store(dst + j + Vec::size());
-  }
-  for (; j < n; ++j) dst[j] = float(src[j]);
-}
-
 // dst[j] = src[j] * scale, stored in dst's dtype.
 void store_scaled(float* dst, const float* src, float scale, int64_t n) {
   const Vec factor(scale);
