@@ -219,11 +219,12 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
             text_field=text_field,
             pred_column=prob_column,  # as NeMo passes it to its base: see the `pred_column` property
             prob_column=prob_column,
-            max_chars=max_chars,
+            max_chars=None,  # unused, so unchecked: NeMo accepts any value here (-1, 0, ...)
             autocast=autocast,
             max_mem_gb=max_mem_gb,
             **inherited,
         )
+        self.max_chars = max_chars  # read as NeMo's attribute; never applied
         self.model = guard
         self.revision = revision
         self.aegis_adapter = aegis_adapter

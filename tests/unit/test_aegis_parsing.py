@@ -272,3 +272,11 @@ def test_batch_size_none_is_nemos_default_for_the_llama_guard_classifiers():
     assert AegisClassifier(batch_size=8, device_type="cpu")._batch_limits(torch.device("cpu"))[0] == min(
         8, CPU_MAX_DOCUMENTS
     )
+
+
+@pytest.mark.parametrize("max_chars", [-1, 0, 6000, None, "6000"])
+def test_the_guard_takes_any_max_chars_as_nemo_does_and_never_applies_it(max_chars):
+    """NeMo's guard stores max_chars and never reads it, so a NeMo script may pass -1 or 0: accepted, read
+    back as given (NeMo's attribute), not part of what the engine cuts."""
+    guard = InstructionDataGuardClassifier(max_chars=max_chars, device_type="cpu")
+    assert guard.max_chars == max_chars
