@@ -6,9 +6,11 @@ worker processes included. Left alone, a worker dies mid-file with a KeyboardInt
 which owns SIGINT, was going to let its in-flight files finish; the driver retires the workers itself.
 
 When a worker closes, distributed closes its connection pool while a heartbeat may still be in flight; that
-heartbeat then logs "Failed to communicate with scheduler during heartbeat" with a traceback, although
-nothing failed. The filter drops that one message once the worker is closing; a heartbeat failing while the
-worker runs is still logged.
+heartbeat then fails with a traceback although nothing failed: "Failed to communicate with scheduler during
+heartbeat" (an OSError), or, when the pool is already closed as it connects, "Unexpected exception during
+heartbeat" with RuntimeError("ConnectionPool is closed"), which tornado logs a second time as an "Exception in
+callback". The filter drops those once the worker is closing; a heartbeat failing while the worker runs is
+still logged.
 Loaded by `LocalCluster(preload=[__name__])`; Dask calls `dask_setup` in the worker's main thread.
 """
 
@@ -19,6 +21,9 @@ import signal
 from typing import Any
 
 HEARTBEAT_FAILURE = "Failed to communicate with scheduler during heartbeat"
+POOL_CLOSED = "ConnectionPool is closed"  # distributed's RuntimeError for a connect after rpc.close()
+# Where the close race is logged: the worker's heartbeat itself, and tornado for the callback that raised.
+CLOSE_RACE_LOGGERS = ("distributed.worker", "tornado.application")
 
 
 class HeartbeatAtCloseFilter(logging.Filter):
@@ -29,9 +34,16 @@ class HeartbeatAtCloseFilter(logging.Filter):
         self._worker = worker
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith(HEARTBEAT_FAILURE):
+        if not _is_close_race(record):
             return True
         return _is_running(self._worker)
+
+
+def _is_close_race(record: logging.LogRecord) -> bool:
+    if str(record.msg).startswith(HEARTBEAT_FAILURE):
+        return True
+    error = record.exc_info[1] if record.exc_info else None
+    return isinstance(error, RuntimeError) and str(error) == POOL_CLOSED
 
 
 def _is_running(worker: Any) -> bool:
@@ -42,4 +54,12 @@ def _is_running(worker: Any) -> bool:
 
 def dask_setup(worker: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.getLogger("distributed.worker").addFilter(HeartbeatAtCloseFilter(worker))
+    quiet_close_race(worker)
+
+
+def quiet_close_race(worker: Any) -> HeartbeatAtCloseFilter:
+    """Install the filter on the loggers the close race reaches; returned so that a caller may remove it."""
+    close_race = HeartbeatAtCloseFilter(worker)
+    for name in CLOSE_RACE_LOGGERS:
+        logging.getLogger(name).addFilter(close_race)
+    return close_race
