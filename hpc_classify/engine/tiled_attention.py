@@ -95,9 +95,9 @@ def tiled_attend(
         return _fused_attend(query, key, value, blocked, pos_key, pos_query, scale)
     rows = min(length, window_rows)  # one window over all 2L-1 offsets for short documents
     c2p, p2c = window_products(query, key, pos_key, pos_query, rows)
-    scores, mask = _scores_and_mask(query, key, blocked, scale)
+    scores = _scaled_scores(query, key, scale)
     with torch.profiler.record_function("tiled_attention_probabilities_"):  # a profile shows the kernel
-        _kernel().attention_probabilities_(scores, c2p, p2c, mask)
+        _kernel().attention_probabilities_(scores, c2p, p2c, _kernel_mask(blocked))
     del c2p, p2c
     return _apply(scores, value)
 
@@ -127,18 +127,21 @@ def _fused_attend(query, key, value, blocked, pos_key, pos_query, scale) -> torc
             _pairs_inner(key, (0, TILE_ROWS)),
             _pairs_inner(pos_key, (TILE_ROWS, 2 * TILE_ROWS)),
             _pairs_inner(pos_query, (TILE_ROWS, 2 * TILE_ROWS), reverse=True),  # see the C++ file
-            None if blocked is None else blocked[:, 0].contiguous(),
+            _kernel_mask(blocked),
             1.0 / scale,
         )
     return _apply(probabilities, value)
 
 
-def _scores_and_mask(query, key, blocked, scale) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The kernels' inputs: q.k / scale as [B*H, L, L] (turned into probabilities in place) and the
-    [B, L, L] padding mask, contiguous (or None)."""
+def _scaled_scores(query, key, scale) -> torch.Tensor:
+    """The windows kernel's input: q.k / scale as [B*H, L, L], turned into probabilities in place."""
     batch, heads, length, _ = query.shape
-    scores = torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
-    return scores, None if blocked is None else blocked[:, 0].contiguous()
+    return torch.matmul(query, key.transpose(-1, -2) * (1.0 / scale)).view(batch * heads, length, length)
+
+
+def _kernel_mask(blocked: torch.Tensor | None) -> torch.Tensor | None:
+    """Both kernels' padding mask: [B, L, L], contiguous (the heads share it), or None."""
+    return None if blocked is None else blocked[:, 0].contiguous()
 
 
 def _apply(probabilities: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
