@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hpc_classify.config import RunConfig
@@ -20,9 +20,15 @@ DEFAULT_CONNECT_TIMEOUT = 120.0
 CLOSE_TIMEOUT = 60.0  # seconds a client or a cluster of ours may take to close
 
 
-def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> tuple[Any, Any | None]:
+def connect(
+    config: RunConfig,
+    *,
+    timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    stopped: Callable[[], bool] = lambda: False,
+) -> tuple[Any, Any | None]:
     """Return `(client, cluster)`; `cluster` is None when joining a scheduler someone else runs (then the
-    caller must not shut it down). Waits, up to `timeout`, until at least one worker has joined."""
+    caller must not shut it down). Waits, up to `timeout`, until at least one worker has joined; a jobqueue
+    cluster's first worker job up to --worker-wait, or until `stopped()` (first_worker.py)."""
     from distributed import Client
 
     known_address = _known_scheduler_address(config)
@@ -39,10 +45,16 @@ def connect(config: RunConfig, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> t
         client = _join(lambda: Client(known_address, timeout=timeout), target)
     elif config.cluster == "jobqueue":
         from hpc_classify.cluster import jobqueue  # lazily: dask-jobqueue is only needed here
+        from hpc_classify.cluster.first_worker import wait_for_first_worker
 
         cluster = jobqueue.start_jobqueue_cluster(config)
-        target = "the jobqueue cluster"
         client = Client(cluster)
+        try:  # its worker jobs wait in Slurm's queue: --worker-wait's deadline, not `timeout`
+            wait_for_first_worker(client, cluster, config.worker_wait, stopped)
+        except BaseException:
+            close_quietly(client, cluster)
+            raise
+        return client, cluster
     else:  # "local": RunConfig refuses any other kind
         from hpc_classify.cluster.local import start_local_cluster
 

@@ -18,7 +18,9 @@ walltime ran out while it started): nothing of it reaches the scheduler, so only
 job still waiting in the queue. While jobs wait for their first worker, the keeper asks `squeue` (at most
 every QUEUE_LOOK_INTERVAL seconds) and replaces those it no longer lists or lists as ended. A job that fails
 at start fails again: after START_FAILURES such jobs in a row in one place of the plan the keeper stops
-submitting it, with an error naming the last job's output files.
+submitting it, with an error naming the last job's output files. When that is every place of the plan and
+no worker is connected, no worker can come: `why_no_worker_can_start` says so, and the driver stops at once
+instead of waiting out --worker-wait (for ever with --worker-wait 0).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import getpass
 import logging
 import os
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,6 +63,9 @@ ENDED_STATES = frozenset(
 )
 NOT_LISTED = "no longer listed by squeue"
 _CALLBACK = "hpc-classify-replace-worker-jobs"
+# id(cluster) -> its keeper, alive while the cluster's periodic callback holds it (a weak key would be kept
+# alive by the keeper's own reference to its cluster).
+_KEEPERS: weakref.WeakValueDictionary[int, JobKeeper] = weakref.WeakValueDictionary()
 _TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
 
 
@@ -118,7 +124,7 @@ def keep_worker_jobs(cluster: Any) -> None:
     seconds, the worker jobs of its plan that have ended. Stops when the cluster closes."""
     from tornado.ioloop import PeriodicCallback
 
-    keeper = JobKeeper(cluster)
+    keeper = _KEEPERS[id(cluster)] = JobKeeper(cluster)
 
     def install() -> None:
         callback = PeriodicCallback(keeper.look, REPLACE_INTERVAL * 1000)
@@ -126,6 +132,13 @@ def keep_worker_jobs(cluster: Any) -> None:
         callback.start()
 
     cluster.loop.add_callback(install)
+
+
+def why_no_worker_can_start(cluster: Any) -> str | None:
+    """Why no worker of `cluster` can start (its keeper gave up on every place of its plan and none is
+    connected), or None: another kind of cluster, or workers may still come."""
+    keeper = _KEEPERS.get(id(cluster))
+    return keeper.no_worker_can_start if keeper is not None and keeper.cluster is cluster else None
 
 
 async def slurm_job_states() -> dict[str, str] | None:
@@ -185,6 +198,9 @@ class JobKeeper:
         self.start_failures: dict[str, int] = {}  # name -> jobs in a row that ended before connecting
         self.given_up: set[Any] = set()  # the last of those: kept in the plan, never submitted again
         self.looked_at = float("-inf")
+        # Why no worker can start (every place given up, none connected), else None: read by the driver's
+        # thread, written by the cluster's loop (one assignment).
+        self.no_worker_can_start: str | None = None
 
     async def look(self) -> None:
         """One round: ask Slurm about the jobs still waiting for their first worker, then replace."""
@@ -237,6 +253,19 @@ class JobKeeper:
         if missing > 0:
             logger.info("jobqueue: submitting %d worker job(s) in place of those that ended", missing)
             cluster.scale(jobs=len(cluster.worker_spec))
+        self.no_worker_can_start = self._all_given_up(connected=bool(names))
+
+    def _all_given_up(self, *, connected: bool) -> str | None:
+        plan = list(self.cluster.workers.values())
+        if connected or not plan or any(job not in self.given_up for job in plan):
+            return None
+        last = max(plan, key=lambda job: int(job.job_id) if str(job.job_id).isdigit() else -1)
+        return (
+            f"every worker job of the jobqueue cluster ended before its worker connected, {START_FAILURES} "
+            f"times in a row in each of the plan's {len(plan)} place(s): no worker can start. The last "
+            f"job's output: {job_output_files(last)}; `sacct -j {last.job_id}` tells why it ended (check the "
+            "job script's prologue, the worker command and the site's jobqueue.slurm settings)"
+        )
 
     def _ended_before_connecting(self, name: str, job: Any, state: str) -> None:
         failures = self.start_failures[name] = self.start_failures.get(name, 0) + 1

@@ -4,7 +4,8 @@ waiting until its walltime.
 `WorkerWatch.check()` is called from the dispatch loop; once the scheduler has had no worker at all for
 `worker_wait` seconds it returns a message naming the workers last seen and where their logs are, and the
 driver stops with the resumable exit code (3). Workers that come back in time (a nanny restart, a
-requeued node job) reset the clock. A worker that leaves while others remain (one node of a Slurm job
+requeued node job) reset the clock. A jobqueue run whose worker jobs all keep ending before their worker
+connects stops at once: none can come (worker_jobs.why_no_worker_can_start). A worker that leaves while others remain (one node of a Slurm job
 lost) is named in the log and in the summary's `workers_lost`; Dask reruns its tasks on the others.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hpc_classify.cluster.job_layout import JobPaths
+from hpc_classify.cluster.worker_jobs import why_no_worker_can_start
 from hpc_classify.config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,9 @@ class WorkerWatch:
                 logger.info("%d worker(s) connected again", len(workers))
             self.last_seen, self.none_since, self.none_why = workers, None, None
             return None
+        hopeless = why_no_worker_can_start(getattr(self.client, "cluster", None))  # a jobqueue run's keeper
+        if hopeless:
+            return f"{hopeless}. Rerun the same command to resume once that is fixed"
         return self._without_workers(now, NO_WORKER)
 
     def _without_workers(self, now: float, why: str) -> str | None:

@@ -232,7 +232,8 @@ def _classify(
     if given_client is not None:
         client, cluster = given_client, None
     else:
-        client, cluster = connect(config, timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
+        timeout = connect_timeout or DEFAULT_CONNECT_TIMEOUT
+        client, cluster = connect(config, timeout=timeout, stopped=lambda: stop.requested)
     try:
         info = _cluster_info(client)
         logger.info(

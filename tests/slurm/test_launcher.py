@@ -342,3 +342,88 @@ def test_jobqueue_worker_job_that_ends_before_its_worker_connects_is_replaced(
     assert_complete_exactly_once(corpus, out)
     assert len(list(Path(jobqueue_log_dir(str(out))).glob("*.err"))) >= 2
     wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")
+
+
+def test_jobqueue_run_whose_every_worker_job_fails_at_start_stops_naming_the_output(
+    slurm_cluster, tiny_domain_model, corpus, tmp_path
+) -> None:
+    """Every worker job exits in its prologue (a broken `module load`, say). Once each place of the plan has
+    failed START_FAILURES times the run stops with exit 2 naming the last job's output and sacct, although
+    --worker-wait 0 would wait for ever for workers that cannot come (it used to: or fail at 120 s with a
+    bare "no worker joined"); nothing is classified and no worker job is left."""
+    from hpc_classify.cluster.worker_jobs import START_FAILURES
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hpc_classify.cli.main", "run", "--cluster", "jobqueue", "--workers", "1"]
+    cmd += run_args(corpus, out, tiny_domain_model, "--worker-wait", "0")
+    env = {**slurm_cluster.env, "DASK_JOBQUEUE__SLURM__JOB_SCRIPT_PROLOGUE": json.dumps(["exit 1"])}
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = Path(jobqueue_log_dir(str(out)))
+    job_errs = sorted(errors.glob("*.err"))
+    assert len(job_errs) == START_FAILURES, proc.stderr
+    last = max(job_errs, key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+    job_id = last.stem.rsplit("-", 1)[1]
+    assert "no worker can start" in proc.stderr and str(last) in proc.stderr, proc.stderr
+    assert f"sacct -j {job_id}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(out.glob("_markers/*.done.json"))  # nothing classified
+    wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")
+
+
+def test_jobqueue_waits_for_a_worker_job_held_in_the_queue_longer_than_the_connect_timeout(
+    slurm_cluster, tmp_path, monkeypatch
+) -> None:
+    """A worker job waiting in the queue (held here) longer than the connect timeout: the driver keeps
+    waiting (--worker-wait 0) and is connected once the job starts. It used to fail after the timeout with
+    "no worker joined the jobqueue cluster" although the job was only queued."""
+    import threading
+
+    import dask
+    import dask_jobqueue  # noqa: F401  its config defaults, before dask.config.set (whose exit restores)
+
+    from hpc_classify.cluster.connect import close_quietly, connect
+    from hpc_classify.config import RunConfig
+
+    for name in [n for n in os.environ if n.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
+        monkeypatch.delenv(name)
+    for name, value in slurm_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    config = RunConfig(
+        classifiers=["domain"],
+        inputs=["in"],
+        output=str(tmp_path / "out"),
+        cluster="jobqueue",
+        workers=1,
+        worker_wait=0,
+    )
+    released: dict = {}
+
+    def release_once_held_past_the_timeout() -> None:
+        """From beside the driver (which connects in the main thread: it installs signal handlers)."""
+
+        def held_job() -> str:
+            return slurm_cluster.run(["squeue", "-h", "-t", "PENDING", "-o", "%i"]).stdout.strip()
+
+        try:
+            wait_until(lambda: bool(held_job()), 120, "the worker job in the queue")
+            held_at = time.monotonic()
+            job = held_job()
+            # Held well past the timeout (2 s) given to connect: the old code failed meanwhile.
+            wait_until(lambda: time.monotonic() - held_at > 10, 20, "10 s of the job held")
+            released["job"] = job
+            slurm_cluster.run(["scontrol", "release", job])
+        except BaseException as exc:  # reported below
+            released["error"] = exc
+
+    releaser = threading.Thread(target=release_once_held_past_the_timeout)
+    releaser.start()
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": ["--hold"]}):
+        client, cluster = connect(config, timeout=2)
+    releaser.join(timeout=60)
+    try:
+        assert "job" in released, released
+        assert len(client.nthreads()) == 1
+    finally:
+        close_quietly(client, cluster)
+    wait_until(lambda: not slurm_cluster.run(["squeue", "-h"]).stdout.strip(), 60, "worker jobs to end")

@@ -348,3 +348,43 @@ def test_site_settings_given_as_dask_environment_variables_take_effect():
     prologue_first, worker_args, memory = json.loads(done.stdout)
     assert prologue_first == "module load site-python"
     assert worker_args[:2] == ["--resources", "gpu=1"] and memory == "16GB"
+
+
+def test_no_worker_can_start_once_every_place_is_given_up_and_none_is_connected():
+    asyncio.run(_every_place_given_up())
+
+
+async def _every_place_given_up():
+    now = [0.0]
+    squeue = _Squeue()
+    squeue.states = {}  # every job it is asked about has ended (no longer listed)
+    cluster = _Cluster(["J-0", "J-1"], [])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    verdicts = []
+    for _ in range(START_FAILURES):
+        await keeper.look()
+        verdicts.append(keeper.no_worker_can_start)
+        now[0] += QUEUE_LOOK_INTERVAL
+    assert verdicts[:-1] == [None] * (START_FAILURES - 1)  # places still tried
+    last = max(cluster.workers.values(), key=lambda job: int(job.job_id))
+    assert "no worker can start" in verdicts[-1]
+    assert f"dask-worker-{last.job_id}.err" in verdicts[-1] and f"sacct -j {last.job_id}" in verdicts[-1]
+    cluster.connected = ["J-0"]  # a worker of a given-up job connects after all (it was only slow to)
+    keeper.replace_ended_jobs()
+    assert keeper.no_worker_can_start is None
+
+
+def test_a_place_still_tried_means_a_worker_may_come():
+    asyncio.run(_one_place_left())
+
+
+async def _one_place_left():
+    now = [0.0]
+    squeue = _Squeue()
+    cluster = _Cluster(["J-0", "J-1"], [])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    for _ in range(START_FAILURES + 1):  # J-0's jobs end at start; J-1's job waits in the queue
+        squeue.states = {cluster.workers["J-1"].job_id: "PENDING"}
+        await keeper.look()
+        now[0] += QUEUE_LOOK_INTERVAL
+    assert cluster.workers["J-0"] in keeper.given_up and keeper.no_worker_can_start is None
