@@ -119,9 +119,9 @@ def lifetime_environment(walltime: Any, site_args: list[str]) -> dict[str, str]:
     }
 
 
-def keep_worker_jobs(cluster: Any) -> None:
+def keep_worker_jobs(cluster: Any) -> JobKeeper:
     """Have `cluster` (a dask-jobqueue cluster in this process) submit again, every REPLACE_INTERVAL
-    seconds, the worker jobs of its plan that have ended. Stops when the cluster closes."""
+    seconds, the worker jobs of its plan that have ended. Stops when the cluster closes. Returns its keeper."""
     from tornado.ioloop import PeriodicCallback
 
     keeper = _KEEPERS[id(cluster)] = JobKeeper(cluster)
@@ -132,6 +132,7 @@ def keep_worker_jobs(cluster: Any) -> None:
         callback.start()
 
     cluster.loop.add_callback(install)
+    return keeper
 
 
 def why_no_worker_can_start(cluster: Any) -> str | None:

@@ -223,3 +223,25 @@ def test_a_scheduler_that_never_answers_again_ends_the_run_after_the_worker_wait
         "no Dask worker for 30 s (--worker-wait) (the scheduler did not answer): the workers last seen were "
         "node1-0 on h1"
     )
+
+
+def test_a_jobqueue_run_whose_worker_jobs_cannot_start_stops_at_once_even_under_worker_wait_0(
+    monkeypatch,
+) -> None:
+    """The keeper gave up on every worker job: waiting (for ever under --worker-wait 0) would never end."""
+    from hpc_classify.cluster.worker_jobs import keep_worker_jobs
+
+    monkeypatch.setattr(liveness, "CHECK_INTERVAL", 0.0)
+    cluster = SimpleNamespace(loop=SimpleNamespace(add_callback=lambda install: None))  # never installed
+    keeper = keep_worker_jobs(cluster)
+    client = _FakeClient()
+    client.cluster = cluster  # as distributed's Client(cluster) keeps it
+    client.workers = {"tcp://a:1": {"name": "SLURMCluster-0", "host": "h1"}}
+    watch = _watch(client, wait=0.0)
+    keeper.no_worker_can_start = "every worker job ... no worker can start (X.err)"
+    assert watch.check() is None  # a worker is connected: the run goes on
+    client.workers = {}
+    reason = watch.check()
+    assert reason is not None and reason.startswith("every worker job ... no worker can start (X.err)")
+    keeper.no_worker_can_start = None  # the keeper's verdict alone decides: without it, --worker-wait 0 waits
+    assert watch.check() is None
