@@ -118,7 +118,7 @@ class PieceScheduler:
         piece_bytes of decoded data, whatever the compression (io.pieces.content_bytes; its size on disk
         when files are not cut). Found once per file: ahead of the queue where `measure_ahead` named it
         (driver/content_sizes.py), else when the queue reaches it."""
-        # A compressed file no larger than a piece on disk is decompressed here up to piece_bytes + 1 bytes:
+        # A compressed file no larger than a piece on disk is decompressed up to piece_bytes + 1 bytes:
         # no header bounds the whole file (gzip's ISIZE is modulo 2**32 and the last member's), and sending
         # every such file to the stream path instead would give each small shard a pieces directory, a
         # piece, a marker and an assembly task, and no group. Decompressing 4 MiB takes 6-16 ms (zstd, gzip;
