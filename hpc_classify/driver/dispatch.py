@@ -14,6 +14,7 @@ from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
+from hpc_classify.driver.content_sizes import AHEAD_ITEMS
 from hpc_classify.driver.done_markers import count_late_markers, marker_written_since
 from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable
 from hpc_classify.driver.file_group import FileOutcome
@@ -155,6 +156,8 @@ class Dispatcher:
         capacity = self.capacity()
         budget = group_budget(self.group_bytes, queue.queued_bytes, self._task_threads)
         while queue and len(self.in_flight) < capacity:
+            # The next files' decoded sizes are found in the background, not here when each is reached.
+            self.pieces.measure_ahead(queue.upcoming(AHEAD_ITEMS))
             head = queue.peek()
             if isinstance(head, PieceJob) and head.planned.relpath in self.failed_files:
                 queue.take(0)  # its file failed: the file's other pieces would never be assembled
@@ -169,6 +172,7 @@ class Dispatcher:
             # alone: a small file started in pieces; weight: a group holds at most a piece's bytes decoded
             group = queue.take(budget, alone=self.pieces.needs_pieces, weight=self.pieces.content_bytes)
             self.in_flight[self._submit(group)] = group
+        self.pieces.measure_ahead(queue.upcoming(AHEAD_ITEMS))  # measured while this round's tasks run
 
     def _submit(self, group: list[Any]) -> Any:
         first = group[0]

@@ -9,9 +9,10 @@ share of what is queued, so that a few small files still spread over every worke
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from hpc_classify.driver.plan import PlannedFile
@@ -47,6 +48,10 @@ class FileQueue:
 
     def peek(self) -> Any:
         return self._files[0]
+
+    def upcoming(self, count: int) -> Iterator[Any]:
+        """The next `count` queued items (files, piece jobs), the head first, without taking them."""
+        return itertools.islice(self._files, count)
 
     def replace_first(self, jobs: Sequence[Any]) -> None:
         """Put `jobs` (a large file's piece jobs) in place of the file at the front."""

@@ -16,13 +16,14 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 from hpc_classify.driver import piece_files
 from hpc_classify.driver.assembly import piece_indices_needed
+from hpc_classify.driver.content_sizes import ContentSizes
 from hpc_classify.driver.input_changes import VANISHED, InputChange
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import PieceWork
@@ -31,7 +32,7 @@ from hpc_classify.driver.worker_gpus import WorkerGpus
 from hpc_classify.io.formats import format_of
 from hpc_classify.io.hashing import HashCancelled, file_sha256
 from hpc_classify.io.markers import CompletionMarker, marker_path
-from hpc_classify.io.pieces import content_bytes, is_streamed, plan_pieces
+from hpc_classify.io.pieces import is_streamed, plan_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -91,34 +92,38 @@ class PieceScheduler:
         self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layout-sha256")
         self._hash_requested: set[str] = set()
         self._closing = threading.Event()
-        self._content_bytes: dict[str, int] = {}  # per file: content_bytes, found once
+        self._sizes = ContentSizes(piece_bytes)  # per file: content_bytes, found once, ahead of the queue
 
     def close(self, *, abandon: bool = False) -> None:
         """Wait for the hash being computed, or with `abandon` (a stop: a 100 GB file takes minutes, more
-        than a stop's grace) drop it; hashes not begun are dropped. The next run computes what is missing."""
+        than a stop's grace) drop it; hashes not begun are dropped. The next run computes what is missing.
+        Sizes measured ahead and not begun are dropped; with `abandon`, those running are not waited for."""
         if abandon:
             self._closing.set()
+        self._sizes.close(wait=not abandon)
         self._hashing.shutdown(wait=True, cancel_futures=True)
 
     def needs_pieces(self, planned: PlannedFile) -> bool:
         return planned.relpath in self.started or (0 < self.piece_bytes < self.content_bytes(planned))
 
+    def measure_ahead(self, upcoming: Iterable[Any]) -> None:
+        """Start finding `content_bytes` of the queue's next items (`upcoming`, a bounded window) in the
+        background, so that asking for them later does not decompress on the dispatch thread."""
+        self._sizes.measure_ahead(
+            f for f in upcoming if isinstance(f, PlannedFile) and f.relpath not in self.started
+        )
+
     def content_bytes(self, planned: PlannedFile) -> int:
         """What a whole read of the file holds, exact up to piece_bytes: a worker's memory is bounded by
         piece_bytes of decoded data, whatever the compression (io.pieces.content_bytes; its size on disk
-        when files are not cut). Found once per file, when the queue reaches it."""
-        # A compressed file no larger than a piece on disk is decompressed here up to piece_bytes + 1 bytes:
+        when files are not cut). Found once per file: ahead of the queue where `measure_ahead` named it
+        (driver/content_sizes.py), else when the queue reaches it."""
+        # A compressed file no larger than a piece on disk is decompressed up to piece_bytes + 1 bytes:
         # no header bounds the whole file (gzip's ISIZE is modulo 2**32 and the last member's), and sending
         # every such file to the stream path instead would give each small shard a pieces directory, a
         # piece, a marker and an assembly task, and no group. Decompressing 4 MiB takes 6-16 ms (zstd, gzip;
         # xz 46 ms, bz2 0.12 s), under 1% of classifying it on CPU (docs/pieces.md).
-        if self.piece_bytes <= 0:
-            return planned.size
-        found = self._content_bytes.get(planned.relpath)
-        if found is None:
-            found = content_bytes(planned.path, planned.size, self.piece_bytes)
-            self._content_bytes[planned.relpath] = found
-        return found
+        return self._sizes.of(planned)
 
     def expand(self, planned: PlannedFile) -> list[PieceJob]:
         """The file's remaining jobs (its layout written first if it has none)."""

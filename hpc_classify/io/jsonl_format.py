@@ -104,13 +104,18 @@ class JsonlFormat:
         number over `limit` beyond it. A compressed file no larger than `limit` on disk is decompressed
         (up to `limit` + 1 bytes) to know, as text compresses 3-10x; a corrupt one counts its size on disk
         (its read says what is wrong)."""
-        if self.compression is None or size > limit:
+        if not self.content_bytes_reads(size, limit):
             return size
         try:
             within = decompressed_size_within(path, limit)
         except (*DECOMPRESSION_ERRORS, OSError):
             return size
         return limit + 1 if within is None else within
+
+    def content_bytes_reads(self, size: int, limit: int) -> bool:
+        """Whether `content_bytes` opens the file (a compressed one no larger than `limit` on disk); else
+        it answers `size` at no cost."""
+        return self.compression is not None and size <= limit
 
     def plan_pieces(self, path: str, size: int, piece_bytes: int) -> list[Piece]:
         if self.streamed:

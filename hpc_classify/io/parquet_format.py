@@ -91,13 +91,17 @@ class ParquetFormat:
     def content_bytes(self, path: str, size: int, limit: int) -> int:
         """The bytes of the file's row groups uncompressed (`size`, on disk, when that is over `limit`
         already, or when the footer cannot be read: the read says what is wrong)."""
-        if size > limit:
+        if not self.content_bytes_reads(size, limit):
             return size
         try:
             metadata = self._metadata(path)
         except HpcClassifyError:  # an unreadable footer or names: the file's read reports it
             return size
         return sum(_row_group_bytes(metadata.row_group(g)) for g in range(metadata.num_row_groups))
+
+    def content_bytes_reads(self, size: int, limit: int) -> bool:
+        """Whether `content_bytes` opens the file (reads its footer: one no larger than `limit` on disk)."""
+        return size <= limit
 
     def _metadata(self, path: str) -> Any:
         import pyarrow as pa

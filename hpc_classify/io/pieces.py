@@ -26,6 +26,7 @@ __all__ = [
     "Piece",
     "StreamPiece",
     "content_bytes",
+    "content_bytes_reads",
     "is_streamed",
     "iter_stream_pieces",
     "plan_pieces",
@@ -43,6 +44,12 @@ def content_bytes(path: str, size: int, limit: int) -> int:
     uncompressed (Parquet's row groups, from the footer): exact up to `limit`, a number over `limit`
     beyond it. Whether a file is cut is decided on this, not on its size on disk (text compresses 3-10x)."""
     return format_of(path).content_bytes(path, size, limit)
+
+
+def content_bytes_reads(path: str, size: int, limit: int) -> bool:
+    """Whether `content_bytes` opens the file (decompresses it, reads its footer): a compressed JSONL or a
+    Parquet file no larger than `limit` on disk. Otherwise it answers `size` at no cost."""
+    return format_of(path).content_bytes_reads(size, limit)
 
 
 def plan_pieces(path: str, size: int, piece_bytes: int) -> list[Piece]:
