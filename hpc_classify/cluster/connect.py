@@ -27,10 +27,17 @@ def connect(
     stopped: Callable[[], bool] = lambda: False,
 ) -> tuple[Any, Any | None]:
     """Return `(client, cluster)`; `cluster` is None when joining a scheduler someone else runs (then the
-    caller must not shut it down). Waits, up to `timeout`, until at least one worker has joined; a jobqueue
-    cluster's first worker job up to --worker-wait, or until `stopped()` (first_worker.py)."""
+    caller must not shut it down). `timeout` bounds the connection to a scheduler; a cluster whose workers
+    may wait in Slurm's queue (a scheduler file or address to join, a jobqueue cluster) is waited for, its
+    scheduler file and first worker, under --worker-wait and until `stopped()` (first_worker.py: raises
+    ConnectStopped); a local cluster's workers have started when it returns."""
     from distributed import Client
 
+    from hpc_classify.cluster.first_worker import WorkerWait, wait_for_first_worker, wait_for_scheduler_file
+
+    wait = WorkerWait(config.worker_wait, stopped)
+    if config.scheduler_file:
+        wait_for_scheduler_file(config.scheduler_file, wait)
     known_address = _known_scheduler_address(config)
     if "ucxx" in (config.protocol, protocol_of(known_address)):
         quiet_ucx_here()
@@ -45,16 +52,10 @@ def connect(
         client = _join(lambda: Client(known_address, timeout=timeout), target)
     elif config.cluster == "jobqueue":
         from hpc_classify.cluster import jobqueue  # lazily: dask-jobqueue is only needed here
-        from hpc_classify.cluster.first_worker import wait_for_first_worker
 
         cluster = jobqueue.start_jobqueue_cluster(config)
+        target = "the jobqueue cluster"
         client = Client(cluster)
-        try:  # its worker jobs wait in Slurm's queue: --worker-wait's deadline, not `timeout`
-            wait_for_first_worker(client, cluster, config.worker_wait, stopped)
-        except BaseException:
-            close_quietly(client, cluster)
-            raise
-        return client, cluster
     else:  # "local": RunConfig refuses any other kind
         from hpc_classify.cluster.local import start_local_cluster
 
@@ -65,16 +66,13 @@ def connect(
             device=config.device,
             worker_wait=config.worker_wait,
         )
-        target = "the local cluster"
         client = Client(cluster)
+        return client, cluster  # its workers have started (within --worker-wait)
     try:
-        client.wait_for_workers(1, timeout=timeout)
-    except TimeoutError as exc:
+        wait_for_first_worker(client, cluster, wait, target)
+    except BaseException:
         close_quietly(client, cluster)
-        raise ClusterError(
-            f"no worker joined {target} within {timeout:.0f} s",
-            hint="check the workers' logs; under Slurm, that the node jobs started and can reach the scheduler",
-        ) from exc
+        raise
     return client, cluster
 
 

@@ -1,14 +1,18 @@
-"""The first worker of a `--cluster jobqueue` run. Its worker jobs wait in Slurm's queue for as long as the
-cluster is busy (minutes to hours), so the driver waits for the first one under `--worker-wait` (0: as long as
-it takes), as it waits for workers later in the run, and not under a fixed connect timeout (two minutes once:
-a queue wait longer than that failed the run). The wait ends early on a stop request (the driver then stops
-the run as it stops any run before progress) and when the job keeper gave up on every worker job
-(`worker_jobs.why_no_worker_can_start`): no worker can come, and waiting would never end with --worker-wait 0.
+"""Waiting for a cluster the driver does not start itself: a scheduler file still to be written and a first
+worker still to join. Their workers (jobqueue's worker jobs, workers submitted as jobs of their own for a
+`--scheduler-file`) wait in Slurm's queue for as long as the cluster is busy (minutes to hours), so the driver
+waits under `--worker-wait` (0: as long as it takes), as it waits for workers later in the run, not under a
+fixed connect timeout (two minutes once: a queue wait longer than that failed the run), and never in a call
+that nothing interrupts (distributed's wait for a scheduler file has no deadline and ignores signals). A stop
+request ends the wait (ConnectStopped: the driver ends the run as it ends any stopped before it began), and
+so does a jobqueue keeper that gave up on every worker job (`worker_jobs.why_no_worker_can_start`): no worker
+can come, and waiting would never end under --worker-wait 0.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,18 +22,62 @@ from hpc_classify.errors import ClusterError
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 2.0  # each look waits this long for a worker: stops and the keeper's verdict are seen as soon
+POLL_SECONDS = 2.0  # each look waits this long: stops and the keeper's verdict are seen this soon
+WAIT_HINT = "give --worker-wait 0 to wait as long as the queue takes; nothing was classified"
 
 
-def wait_for_first_worker(client: Any, cluster: Any, worker_wait: float, stopped: Callable[[], bool]) -> None:
-    """Return once a worker has joined `client`'s scheduler or `stopped()` is true; raise a ClusterError when
-    no worker of `cluster` can start, or none joined within `worker_wait` s (0: no deadline)."""
-    started = time.monotonic()
-    limit = (
-        f"up to {worker_wait:g} s (--worker-wait)" if worker_wait else "as long as it takes (--worker-wait 0)"
-    )
-    logger.info("jobqueue: waiting %s for the first worker job to start (squeue lists them)", limit)
-    while not stopped():
+class ConnectStopped(Exception):
+    """A stop request ended the wait for the cluster: nothing was submitted."""
+
+
+class WorkerWait:
+    """One --worker-wait budget (`seconds`, 0: none) shared by the waits of one connection."""
+
+    def __init__(self, seconds: float, stopped: Callable[[], bool]):
+        self.seconds = seconds
+        self.stopped = stopped
+        self.started = time.monotonic()
+
+    def over(self) -> bool:
+        return bool(self.seconds) and time.monotonic() - self.started >= self.seconds
+
+    def describe(self) -> str:
+        return (
+            f"up to {self.seconds:g} s (--worker-wait)"
+            if self.seconds
+            else "as long as it takes (--worker-wait 0)"
+        )
+
+    def check_stop(self, what: str) -> None:
+        if self.stopped():
+            raise ConnectStopped(f"stopped while waiting for {what}")
+
+
+def wait_for_scheduler_file(path: str, wait: WorkerWait) -> None:
+    """Return once `path` exists; a ClusterError past the wait, ConnectStopped on a stop."""
+    if os.path.exists(path):
+        return
+    logger.info("waiting %s for the scheduler file %s to be written", wait.describe(), path)
+    while not os.path.exists(path):
+        wait.check_stop(f"the scheduler file {path}")
+        if wait.over():
+            raise ClusterError(
+                f"the scheduler file {path} was not written within {wait.seconds:g} s (--worker-wait)",
+                hint="check the path, and that the scheduler that writes it (`dask scheduler --scheduler-file "
+                f"...`, a job of its own) runs or waits in the queue; {WAIT_HINT}",
+            )
+        time.sleep(POLL_SECONDS)  # a file appearing has no event to wait on: looked for again
+
+
+def wait_for_first_worker(client: Any, cluster: Any, wait: WorkerWait, target: str) -> None:
+    """Return once a worker has joined `client`'s scheduler (`target`, for messages); a ClusterError when no
+    worker of `cluster` can start (a jobqueue cluster's keeper says so) or none joined within the wait,
+    ConnectStopped on a stop."""
+    if client.nthreads():
+        return
+    logger.info("waiting %s for the first worker of %s", wait.describe(), target)
+    while True:
+        wait.check_stop(f"the first worker of {target}")
         try:
             client.wait_for_workers(1, timeout=POLL_SECONDS)
             return
@@ -40,10 +88,9 @@ def wait_for_first_worker(client: Any, cluster: Any, worker_wait: float, stopped
             raise ClusterError(
                 hopeless, hint="fix the cause named in that output, then run the same command again"
             )
-        if worker_wait and time.monotonic() - started >= worker_wait:
+        if wait.over():
             raise ClusterError(
-                f"no worker job of the jobqueue cluster started within {worker_wait:g} s (--worker-wait)",
-                hint="squeue shows whether the jobs still wait for resources (give --worker-wait 0 to wait as "
-                "long as the queue takes) or why they cannot start; nothing was classified",
+                f"no worker joined {target} within {wait.seconds:g} s (--worker-wait)",
+                hint=f"squeue shows whether its workers' jobs still wait for resources or why they cannot "
+                f"start; {WAIT_HINT}",
             )
-    logger.info("jobqueue: stopping before the first worker job started")

@@ -179,8 +179,20 @@ def _run_locked(
     if pending and stop.requested:
         logger.warning("%s received before classifying began: nothing submitted", stop.signal_name)
     elif pending:
-        cluster_info = _classify(
-            config, output_dir, fingerprint, pending, stats, failures, stop, client, connect_timeout, hooks
+        cluster_info = (
+            _classify(
+                config,
+                output_dir,
+                fingerprint,
+                pending,
+                stats,
+                failures,
+                stop,
+                client,
+                connect_timeout,
+                hooks,
+            )
+            or cluster_info  # None: stopped before a cluster was reached
         )
     finished_anyway = stop.requested and stats.files_remaining == 0
     if finished_anyway:  # the stop came, but the files in flight finished within the grace period
@@ -226,14 +238,19 @@ def _classify(
     given_client: Any | None,
     connect_timeout: float | None,
     hooks: RunHooks,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     from hpc_classify.cluster.connect import DEFAULT_CONNECT_TIMEOUT, close_quietly, connect
+    from hpc_classify.cluster.first_worker import ConnectStopped
 
     if given_client is not None:
         client, cluster = given_client, None
     else:
         timeout = connect_timeout or DEFAULT_CONNECT_TIMEOUT
-        client, cluster = connect(config, timeout=timeout, stopped=lambda: stop.requested)
+        try:
+            client, cluster = connect(config, timeout=timeout, stopped=lambda: stop.requested)
+        except ConnectStopped as stopped:
+            logger.warning("%s received (%s): nothing submitted", stop.signal_name, stopped)
+            return None
     try:
         info = _cluster_info(client)
         logger.info(

@@ -1,5 +1,6 @@
-"""A jobqueue run's wait for its first worker job: --worker-wait's deadline (0: none), not a fixed timeout; it
-ends on a stop request and when no worker can start. A real scheduler without workers; the keeper's verdict is
+"""Waiting for a cluster the driver joins: the first worker and the scheduler file under --worker-wait's
+deadline (0: none), not a fixed timeout; a stop request ends the waits (ConnectStopped), and so does a
+jobqueue keeper's verdict that no worker can start. A real scheduler without workers; the keeper's verdict is
 set by hand (the real keeper reaches it in tests/slurm)."""
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import pytest
 from distributed import Client, LocalCluster
 
 from hpc_classify.cluster import first_worker
+from hpc_classify.cluster.first_worker import ConnectStopped, WorkerWait
 from hpc_classify.errors import ClusterError
+
+TARGET = "the test scheduler"
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +26,17 @@ def no_workers():
         yield client, cluster
 
 
+@pytest.fixture(autouse=True)
+def short_polls(monkeypatch):
+    monkeypatch.setattr(first_worker, "POLL_SECONDS", 0.1)
+
+
+def never() -> bool:
+    return False
+
+
 def test_it_returns_once_a_worker_joins_past_any_fixed_timeout(no_workers, monkeypatch):
     client, cluster = no_workers
-    monkeypatch.setattr(first_worker, "POLL_SECONDS", 0.2)
     joined = threading.Event()
     looks = []
 
@@ -37,32 +49,53 @@ def test_it_returns_once_a_worker_joins_past_any_fixed_timeout(no_workers, monke
 
     monkeypatch.setattr(first_worker, "why_no_worker_can_start", verdict)
     try:
-        first_worker.wait_for_first_worker(client, cluster, 0, stopped=lambda: False)
+        first_worker.wait_for_first_worker(client, cluster, WorkerWait(0, never), TARGET)
         assert joined.is_set() and len(client.nthreads()) == 1
     finally:
         cluster.scale(0)
         client.retire_workers(list(client.nthreads()))
 
 
-def test_a_stop_request_ends_the_wait_without_an_error(no_workers, monkeypatch):
+def test_a_stop_request_ends_the_wait(no_workers):
     client, cluster = no_workers
-    monkeypatch.setattr(first_worker, "POLL_SECONDS", 0.1)
     looks = iter([False, False, True])
-    first_worker.wait_for_first_worker(client, cluster, 0, stopped=lambda: next(looks))
+    with pytest.raises(ConnectStopped, match="the first worker of the test scheduler"):
+        first_worker.wait_for_first_worker(client, cluster, WorkerWait(0, lambda: next(looks)), TARGET)
     assert next(looks, "done") == "done"  # asked until it said stop
 
 
 def test_no_worker_that_can_start_is_an_error_at_once(no_workers, monkeypatch):
     client, cluster = no_workers
-    monkeypatch.setattr(first_worker, "POLL_SECONDS", 0.1)
     monkeypatch.setattr(first_worker, "why_no_worker_can_start", lambda _c: "every worker job ended (X.err)")
     with pytest.raises(ClusterError, match=r"every worker job ended \(X\.err\)"):
-        first_worker.wait_for_first_worker(client, cluster, 0, stopped=lambda: False)
+        first_worker.wait_for_first_worker(client, cluster, WorkerWait(0, never), TARGET)
 
 
-def test_worker_wait_ends_the_wait_with_an_error_naming_it(no_workers, monkeypatch):
+def test_worker_wait_ends_the_wait_with_an_error_naming_it(no_workers):
     client, cluster = no_workers
-    monkeypatch.setattr(first_worker, "POLL_SECONDS", 0.1)
-    with pytest.raises(ClusterError, match=r"within 0\.3 s \(--worker-wait\)") as raised:
-        first_worker.wait_for_first_worker(client, cluster, 0.3, stopped=lambda: False)
+    with pytest.raises(ClusterError, match=r"no worker joined the test scheduler within 0\.3 s") as raised:
+        first_worker.wait_for_first_worker(client, cluster, WorkerWait(0.3, never), TARGET)
     assert "--worker-wait 0" in raised.value.hint
+
+
+def test_a_scheduler_file_written_later_is_waited_for(tmp_path):
+    path = tmp_path / "scheduler.json"
+    looks = []
+
+    def stopped() -> bool:
+        looks.append(1)
+        if len(looks) == 3:
+            path.write_text("{}")
+        return False
+
+    first_worker.wait_for_scheduler_file(str(path), WorkerWait(0, stopped))
+    assert len(looks) == 3
+
+
+def test_a_scheduler_file_never_written_is_an_error_after_the_wait_or_a_stop(tmp_path):
+    path = str(tmp_path / "missing.json")
+    with pytest.raises(ClusterError, match=r"missing\.json was not written within 0\.3 s \(--worker-wait\)"):
+        first_worker.wait_for_scheduler_file(path, WorkerWait(0.3, never))
+    looks = iter([False, True])
+    with pytest.raises(ConnectStopped, match="missing.json"):
+        first_worker.wait_for_scheduler_file(path, WorkerWait(0, lambda: next(looks)))
