@@ -8,7 +8,8 @@ corpus lasts longer. Two things keep such a run going, as dask-jobqueue's docs a
   suspects of the worker's death (`allowed-failures`), a worker's own retirement does not;
 - a worker job that has ended is submitted again. SpecCluster forgets a worker that left only when its name
   is gone from the scheduler for `lost-worker-timeout` (never for dask-cuda's workers, named after the job
-  and a GPU), and starts one in its place only when it is scaled:
+  and a GPU; `keep_worker_jobs` sets it to never, so that a worker its nanny restarts slowly keeps its job),
+  and starts one in its place only when it is scaled:
   neither `scale` nor `adapt` (whose target is unchanged) does so by itself, so the run would wait without
   workers until `--worker-wait` stopped it. `keep_worker_jobs` looks every REPLACE_INTERVAL seconds for
   jobs whose workers have left, forgets them, and scales the cluster to its own plan, which starts new ones.
@@ -47,6 +48,7 @@ REPLACE_INTERVAL = 10.0  # seconds between two looks for ended worker jobs
 # A worker whose process died is restarted by its nanny within seconds, under its name: only a job whose
 # workers have been gone this long has ended.
 ENDED_AFTER = 30.0
+LOST_WORKER_TIMEOUT = "3650 days"  # SpecCluster's own forgetting of a job whose worker left: never
 QUEUE_LOOK_INTERVAL = 30.0  # seconds between two `squeue` looks while jobs wait for their first worker
 SQUEUE_TIMEOUT = 60.0  # a slurmctld too busy to answer: no answer, nothing concluded
 START_FAILURES = 3  # jobs in a row of one place in the plan that ended before their worker connected
@@ -129,8 +131,13 @@ def keep_worker_jobs(cluster: Any) -> JobKeeper:
     seconds, the worker jobs of its plan that have ended or whose submission failed. Stops when the cluster
     closes. Returns its keeper. Call it before the cluster's first scale, so that a first failed submission
     leaves its error for the keeper's message."""
+    import dask
     from tornado.ioloop import PeriodicCallback
 
+    # SpecCluster would close (scancel) a job whose worker left lost-worker-timeout (15 s) ago, e.g. one its
+    # nanny restarts after an OOM kill, slowly on a cold shared file system. The keeper's ENDED_AFTER is the
+    # only clock instead (read at each removal, long after the cluster starts: set process-wide).
+    dask.config.set({"distributed.deploy.lost-worker-timeout": LOST_WORKER_TIMEOUT})
     record_start_errors(cluster)
     keeper = _KEEPERS[id(cluster)] = JobKeeper(cluster)
 

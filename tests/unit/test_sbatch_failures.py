@@ -41,7 +41,12 @@ def test_a_slurm_cluster_submits_again_where_sbatch_failed(tmp_path, monkeypatch
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAIL_FIRST", "2")
     monkeypatch.setattr(worker_jobs, "REPLACE_INTERVAL", 0.2)
-    asyncio.run(_slurm_cluster(tmp_path, bin_dir))
+    import dask
+
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "15s"}):  # restored on exit
+        asyncio.run(_slurm_cluster(tmp_path, bin_dir))
+        # Only the keeper forgets a job whose worker left (its nanny may take long to restart it).
+        assert dask.config.get("distributed.deploy.lost-worker-timeout") == worker_jobs.LOST_WORKER_TIMEOUT
 
 
 async def _slurm_cluster(tmp_path, bin_dir):
