@@ -101,12 +101,12 @@ def start_jobqueue_cluster(config: RunConfig) -> Any:
             f"could not start the jobqueue SLURMCluster: {exc}",
             hint="check the jobqueue.slurm settings in your Dask config (queue, account, cores, memory)",
         ) from exc
+    keep_worker_jobs(cluster)  # before the first scale: it keeps the error of a failed first submission
     jobs = config.workers or 1
     if config.max_workers and config.max_workers > jobs:
         cluster.adapt(minimum_jobs=jobs, maximum_jobs=config.max_workers)
     else:
         cluster.scale(jobs=jobs)
-    keep_worker_jobs(cluster)
     logger.info(
         "jobqueue: scheduler %s, %d worker job(s) requested; job script:\n%s",
         cluster.scheduler_address,

@@ -101,9 +101,16 @@ class _Job:
     """A submitted worker job as the keeper sees it: its Slurm job id, where dask-jobqueue has Slurm write
     its output, and its close (scancel)."""
 
-    def __init__(self):
+    def __init__(self, sbatch_error: str | None = None):
         self.closed = False
-        self.job_id = str(next(_JOB_IDS))
+        self.job_id = None if sbatch_error else str(next(_JOB_IDS))
+        # As a dask-jobqueue Job after its start: running once submitted, still created if sbatch failed.
+        self.status = Status.created if sbatch_error else Status.running
+        if sbatch_error:  # dask-jobqueue's error of a failed command, kept by record_start_errors
+            self.start_error = (
+                f"Command exited with non-zero exit code.\nExit code: 1\nCommand:\nsbatch /tmp/x.sh\nstdout:\n"
+                f"\nstderr:\n{sbatch_error}\n"
+            )
         self.log_directory = "/out/_jobs/jobqueue"
         self.job_name = "dask-worker"
 
@@ -121,6 +128,7 @@ class _Cluster:
         self.workers = {job: _Job() for job in jobs}
         self.connected = connected
         self.scaled = []
+        self.sbatch_errors: list[str] = []  # the errors of the next submissions to fail, in turn
 
     @property
     def scheduler_info(self):
@@ -128,7 +136,9 @@ class _Cluster:
 
     def scale(self, jobs):
         self.scaled.append(jobs)
-        self.workers.update({job: _Job() for job in self.worker_spec if job not in self.workers})
+        for job in self.worker_spec:
+            if job not in self.workers:
+                self.workers[job] = _Job(self.sbatch_errors.pop(0) if self.sbatch_errors else None)
 
 
 def test_only_jobs_whose_workers_left_for_a_while_are_replaced():
@@ -388,3 +398,74 @@ async def _one_place_left():
         await keeper.look()
         now[0] += QUEUE_LOOK_INTERVAL
     assert cluster.workers["J-0"] in keeper.given_up and keeper.no_worker_can_start is None
+
+
+# A failed submission (cluster/worker_jobs.py): SpecCluster keeps the job, with no job id.
+TIMED_OUT = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
+
+
+def test_a_job_whose_sbatch_failed_is_submitted_again(caplog):
+    asyncio.run(_submitted_again(caplog))
+
+
+async def _submitted_again(caplog):
+    now = [0.0]
+    squeue = _Squeue()
+    cluster = _Cluster(["J-0", "J-1"], ["J-0"])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    cluster.sbatch_errors = [TIMED_OUT]
+    del cluster.workers["J-1"]
+    cluster.scale(jobs=2)  # J-1's first submission fails: listed, with no job id
+    failed = cluster.workers["J-1"]
+    assert failed.job_id is None
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.cluster.worker_jobs"):
+        await keeper.look()
+    replacement = cluster.workers["J-1"]
+    assert replacement is not failed and replacement.job_id is not None and cluster.scaled[-1] == 2
+    assert "worker job J-1 could not be submitted" in caplog.text and TIMED_OUT in caplog.text
+    assert squeue.asked == 1  # squeue was asked about the submitted replacement only once it had an id
+    squeue.states = {cluster.workers["J-0"].job_id: "RUNNING", replacement.job_id: "PENDING"}
+    for _ in range(3):  # the replacement waits in the queue: left alone
+        now[0] += QUEUE_LOOK_INTERVAL
+        await keeper.look()
+    assert cluster.workers["J-1"] is replacement and keeper.no_worker_can_start is None
+
+
+def test_a_place_whose_sbatch_keeps_failing_is_given_up_naming_sbatchs_error(caplog):
+    asyncio.run(_sbatch_keeps_failing(caplog))
+
+
+async def _sbatch_keeps_failing(caplog):
+    now = [0.0]
+    cluster = _Cluster(["J-0"], [])
+    cluster.sbatch_errors = [TIMED_OUT] * (START_FAILURES + 5)
+    del cluster.workers["J-0"]
+    cluster.scale(jobs=1)
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=_Squeue())
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.cluster.worker_jobs"):
+        for _ in range(START_FAILURES + 2):
+            await keeper.look()
+            now[0] += QUEUE_LOOK_INTERVAL
+    # The first scale, then one per failure but the last: the place is kept in the plan, given up.
+    assert cluster.scaled == [1] * START_FAILURES
+    assert cluster.workers["J-0"] in keeper.given_up
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and f"{START_FAILURES} jobs in a row: not submitting it again" in errors[0]
+    assert TIMED_OUT in errors[0]
+    assert "no worker can start" in keeper.no_worker_can_start and TIMED_OUT in keeper.no_worker_can_start
+
+
+def test_sbatch_failures_and_jobs_ending_at_start_count_together():
+    asyncio.run(_mixed_failures())
+
+
+async def _mixed_failures():
+    now = [0.0]
+    squeue = _Squeue()  # lists nothing: every submitted job has ended
+    cluster = _Cluster(["J-0"], [])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    cluster.sbatch_errors = [TIMED_OUT]
+    for _ in range(START_FAILURES + 1):  # a job that ended, a failed sbatch, a job that ended: given up
+        await keeper.look()
+        now[0] += QUEUE_LOOK_INTERVAL
+    assert cluster.scaled == [1] * (START_FAILURES - 1) and keeper.no_worker_can_start is not None
