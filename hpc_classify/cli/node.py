@@ -62,7 +62,8 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
         default=argparse.SUPPRESS if suppress_defaults else 60.0,
         help="seconds without rank 0 (its heartbeat file, its scheduler) after which the other nodes stop "
         "their workers, exit 3 (resumable) and requeue the job; exit 5 and cancel it if rank 0 had finished "
-        "nothing in this run of the job (default 60)",
+        "nothing in this run of the job (default 60). The workers get the larger of this and "
+        "--worker-timeout as Dask's --death-timeout, which also bounds each start of a worker",
     )
     group.add_argument(
         "--workers-per-node",

@@ -302,7 +302,9 @@ class NodeLauncher(OtherRankRole):
             gpus=self._gpus(),
             threads_per_worker=opts.threads_per_worker,
             protocol=opts.protocol,
-            death_timeout=opts.death_timeout,
+            # Dask's --death-timeout is also the nanny's deadline for each start of its worker (imports, CUDA,
+            # an RMM pool: a minute and more on a cold shared file system): never below --worker-timeout.
+            death_timeout=max(opts.death_timeout, opts.worker_timeout),
             interface=opts.interface,
             local_directory=opts.local_directory,
             rmm_pool_size=opts.rmm_pool_size,

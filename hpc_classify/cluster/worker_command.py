@@ -20,7 +20,7 @@ class WorkerSpec:
     gpus: int
     threads_per_worker: int
     protocol: str
-    death_timeout: float
+    death_timeout: float  # Dask's: a worker without its scheduler this long exits; also each start's deadline
     interface: str | None = None
     local_directory: str | None = None
     rmm_pool_size: str | None = None

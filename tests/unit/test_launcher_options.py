@@ -296,3 +296,19 @@ def test_sbatch_may_say_what_no_flag_can() -> None:
     assert typed.sbatch == {"gpus_per_node": "a100:4", "signal": "USR2@900"}
     with pytest.raises(ConfigError, match=r"^--gpus-per-node 4 and --sbatch gpus-per-node=a100:4 both given"):
         SubmitOptions(folder="f", gpus_per_node=4, sbatch={"gpus_per_node": "a100:4"})
+
+
+@pytest.mark.parametrize(
+    ("death_timeout", "worker_timeout", "given"), [(60.0, 300.0, "300.0"), (400.0, 300.0, "400.0")]
+)
+def test_workers_get_time_to_start_of_at_least_the_worker_timeout(
+    tmp_path: Path, monkeypatch, death_timeout, worker_timeout, given
+) -> None:
+    """Dask's --death-timeout is also the nanny's deadline for each start of its worker: at 60 s a GPU worker
+    slower to start (imports and CUDA on a cold shared file system) exited with "Timed out connecting Nanny"
+    and rank 0 failed the job, although --worker-timeout gave the nodes 300 s."""
+    for gpus in (0, 2):
+        argv = _node(
+            tmp_path, monkeypatch, gpus, death_timeout=death_timeout, worker_timeout=worker_timeout
+        ).worker_command()
+        assert argv[argv.index("--death-timeout") + 1] == given
