@@ -11,6 +11,9 @@ Fixtures (names are stable; other test modules rely on them):
   `shard-02.jsonl` (20, 15 and 10 rows) of `synthetic_corpus` documents over `DOMAIN_LABELS`; each
   row is {"id": "<shard>-<n>", "text": ..., "topic": <the label the text was worded from>}.
 
+Every test module must end with no Dask worker child process of its own left alive
+(`no_worker_outlives_its_module`, autouse): module-scoped clusters are allowed, as they close before it checks.
+
 The two models are read-only for tests: copy a directory before changing anything in it. They are
 built once (a few seconds each) and reused across sessions from `<repo>/.cache/tiny-models/<key>`,
 where the key covers the builder's parameters and source, the package and library versions; a fresh
@@ -23,8 +26,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,26 @@ def pytest_configure(config: pytest.Config) -> None:
     # pinned off unless set explicitly (=on runs the whole suite compiled). The compile tests
     # (tests/unit/test_compiled.py) ask for compile=True themselves.
     os.environ.setdefault("HPC_CLASSIFY_COMPILE", "off")
+
+
+def dask_worker_children() -> set[int]:
+    """The pids of this process's live Dask worker processes (a Nanny's children)."""
+    return {p.pid for p in multiprocessing.active_children() if "Dask Worker" in p.name}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_worker_outlives_its_module(request: pytest.FixtureRequest):
+    """A module's Dask workers must be gone once its tests and its module-scoped fixtures end (this one is set
+    up first, so torn down last): a worker left by a close that failed or timed out ran for the rest of the
+    session (and would in a user's notebook). Leftovers are not killed: a nanny still alive would restart its
+    worker, and a later module would be blamed for it."""
+    before = dask_worker_children()
+    yield
+    deadline = time.monotonic() + 10  # a close that returned has joined its workers: this rarely waits
+    while (left := dask_worker_children() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if left:
+        pytest.fail(f"{request.module.__name__} left Dask worker process(es) {sorted(left)} alive")
 
 
 _COMPLETE = ".complete"

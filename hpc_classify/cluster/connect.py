@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from hpc_classify.cluster.worker_processes import close_or_kill_workers
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError
 from hpc_classify.worker_env import quiet_ucx_here
@@ -79,15 +80,21 @@ def connect(
 def close_quietly(client: Any, cluster: Any | None) -> None:
     """Close the client, and the cluster when we started it; errors on the way down are only logged. Each
     close has a deadline: a local cluster's close was once seen waiting for ever on a nanny whose worker had
-    just been restarted, and a finished run must still exit (its workers end with this process)."""
-    for thing in (client, cluster):
-        if thing is None:
-            continue
-        try:
-            with _reconnect_cancel_unlogged(thing):
-                thing.close(timeout=CLOSE_TIMEOUT)
-        except Exception as exc:  # shutting down after a failure must not hide the original error
-            logger.warning("error while closing %s: %s", type(thing).__name__, str(exc) or type(exc).__name__)
+    just been restarted, and a finished run must still return. The worker processes of a cluster whose close
+    failed or timed out are killed: they would otherwise run as long as this process (a notebook, a long
+    Python session calling `run`), not only until a CLI run exits."""
+    if client is not None:
+        _close_logging_errors(client, lambda: client.close(timeout=CLOSE_TIMEOUT))
+    if cluster is not None:
+        _close_logging_errors(cluster, lambda: close_or_kill_workers(cluster, CLOSE_TIMEOUT))
+
+
+def _close_logging_errors(thing: Any, close: Any) -> None:
+    try:
+        with _reconnect_cancel_unlogged(thing):
+            close()
+    except Exception as exc:  # shutting down after a failure must not hide the original error
+        logger.warning("error while closing %s: %s", type(thing).__name__, str(exc) or type(exc).__name__)
 
 
 class _ReconnectCancelled(logging.Filter):

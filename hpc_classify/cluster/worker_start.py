@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 from typing import Any
 
+from hpc_classify.cluster.worker_processes import close_or_kill_workers, kill_worker_processes, worker_nannies
 from hpc_classify.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ def start_with_deadline(cluster_class: type, options: dict[str, Any], wait: floa
         cluster.sync(_start_workers, cluster, workers, wait or None)
     except BaseException:
         try:
-            cluster.close(timeout=CLOSE_TIMEOUT)
+            close_or_kill_workers(cluster, CLOSE_TIMEOUT)
         except Exception as exc:  # the start's own error is the one to report
             logger.warning("error while closing the local cluster that did not start: %s", exc)
         raise
@@ -64,7 +63,7 @@ async def _start_workers(cluster: Any, workers: int, wait: float | None) -> None
     if done:
         starting.result()  # a worker that failed to start: the constructor's error
         return
-    hung = _kill_worker_processes(cluster)
+    hung = kill_worker_processes(worker_nannies(cluster), starting_only=True)
     done, _ = await asyncio.wait([starting], timeout=_AFTER_KILL)
     if done:
         starting.exception()  # the nannies' failure after the kill: not the cause, retrieved quietly
@@ -80,18 +79,3 @@ async def _start_workers(cluster: Any, workers: int, wait: float | None) -> None
         "lines); `py-spy dump --pid <worker pid>` shows where a hanging worker waits; if the workers only "
         "start slowly, give a longer --worker-wait (worker_wait=, death_timeout= for get_client)",
     )
-
-
-def _kill_worker_processes(cluster: Any) -> int:
-    """Kill the processes of the workers still starting (their nanny's start and close both wait on them)."""
-    killed = 0
-    for nanny in list(getattr(cluster, "_created", ())):  # SpecCluster's workers being made
-        process = getattr(getattr(nanny, "process", None), "process", None)  # WorkerProcess -> AsyncProcess
-        pid = getattr(process, "pid", None)
-        if pid and getattr(nanny, "status", None) is not None and nanny.status.name != "running":
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-    return killed
