@@ -16,7 +16,8 @@ import sys
 from typing import Any
 
 from hpc_classify.cluster.job_layout import jobqueue_log_dir
-from hpc_classify.cluster.worker_jobs import keep_worker_jobs, lifetime_environment
+from hpc_classify.cluster.worker_jobs import keep_worker_jobs
+from hpc_classify.cluster.worker_lifetime import lifetime_environment
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ClusterError
 from hpc_classify.worker_env import cpu_worker_environment, ucx_environment

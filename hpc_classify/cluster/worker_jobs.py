@@ -3,9 +3,7 @@
 Each worker is a Slurm job with a walltime (`jobqueue.slurm.walltime`, 30 min by default); a run over a
 corpus lasts longer. Two things keep such a run going, as dask-jobqueue's docs advise:
 
-- each worker retires by itself (Dask's worker lifetime) a margin before its walltime, its start of the
-  margin staggered so that the jobs do not all leave at once: Slurm's kill would count the files in flight as
-  suspects of the worker's death (`allowed-failures`), a worker's own retirement does not;
+- each worker retires by itself a margin before its walltime (worker_lifetime.py);
 - a worker job that has ended is submitted again. SpecCluster forgets a worker that left only when its name
   is gone from the scheduler for `lost-worker-timeout` (never for dask-cuda's workers, named after the job
   and a GPU; `keep_worker_jobs` sets it to never, so that a worker its nanny restarts slowly keeps its job),
@@ -24,9 +22,9 @@ submitting it, with an error naming the last job's output files.
 A job's submission can fail too (`sbatch` timing out on a busy slurmctld): SpecCluster keeps such a job in
 its plan and its list of jobs, with no job id, and never submits that place again. The keeper forgets it and
 scales the cluster to its plan, as for a job that ended before connecting, and counts it towards the same
-START_FAILURES: an sbatch that keeps failing ends in the keeper's error naming sbatch's error. When that is every place of the plan and
-no worker is connected, no worker can come: `why_no_worker_can_start` says so, and the driver stops at once
-instead of waiting out --worker-wait (for ever with --worker-wait 0).
+START_FAILURES: an sbatch that keeps failing ends in the keeper's error naming sbatch's error. When that is
+every place of the plan and no worker is connected, no worker can come: `why_no_worker_can_start` says so,
+and the driver stops at once instead of waiting out --worker-wait (for ever with --worker-wait 0).
 """
 
 from __future__ import annotations
@@ -35,12 +33,9 @@ import asyncio
 import getpass
 import logging
 import os
-import re
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from hpc_classify.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -73,57 +68,6 @@ _CALLBACK = "hpc-classify-replace-worker-jobs"
 # id(cluster) -> its keeper, alive while the cluster's periodic callback holds it (a weak key would be kept
 # alive by the keeper's own reference to its cluster).
 _KEEPERS: weakref.WeakValueDictionary[int, JobKeeper] = weakref.WeakValueDictionary()
-_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
-
-
-def slurm_time_seconds(text: str) -> int | None:
-    """Seconds of a Slurm time limit ("minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours",
-    "days-hours:minutes", "days-hours:minutes:seconds"); None for no limit ("", "UNLIMITED", "INFINITE")."""
-    text = str(text).strip()
-    if text.upper() in ("", "UNLIMITED", "INFINITE", "-1"):
-        return None
-    match = _TIME.fullmatch(text)
-    if not match:
-        raise ConfigError(
-            f"jobqueue.slurm.walltime {text!r} is not a Slurm time",
-            hint="give minutes, MM:SS, HH:MM:SS or D-HH:MM:SS, as sbatch --time takes",
-        )
-    days, first, second, third = match.groups()
-    if days is not None:  # days-hours[:minutes[:seconds]]
-        parts = [int(first), int(second or 0), int(third or 0)]
-        return int(days) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
-    if third is not None:  # hours:minutes:seconds
-        return int(first) * 3600 + int(second) * 60 + int(third)
-    return int(first) * 60 + int(second or 0)  # minutes[:seconds]
-
-
-def lifetime_environment(walltime: Any, site_args: list[str]) -> dict[str, str]:
-    """Dask's worker lifetime settings, as environment variables of the job script (`dask cuda worker` has no
-    `--lifetime` flag; both read Dask's config): retire a margin before the job's `walltime`, a tenth of it (at
-    least 30 s, at most 5 min), with a stagger of a twentieth (at most 2 min) taken off too. None where the
-    site sets a lifetime (its worker arguments or Dask config), or there is no walltime."""
-    import dask
-
-    if dask.config.get("distributed.worker.lifetime.duration", default=None) is not None or any(
-        arg == "--lifetime" or arg.startswith("--lifetime=") for arg in site_args
-    ):
-        return {}
-    seconds = None if walltime is None else slurm_time_seconds(walltime)
-    if seconds is None:
-        return {}
-    margin = min(300, max(30, seconds // 10))
-    stagger = min(120, seconds // 20)
-    lifetime = seconds - margin - stagger
-    if lifetime < 20:
-        raise ConfigError(
-            f"jobqueue.slurm.walltime {walltime!r} leaves a worker job no time to work: it retires {margin} s "
-            "before the walltime",
-            hint="give the worker jobs a walltime of 2 minutes or more",
-        )
-    return {
-        "DASK_DISTRIBUTED__WORKER__LIFETIME__DURATION": f"{lifetime}s",
-        "DASK_DISTRIBUTED__WORKER__LIFETIME__STAGGER": f"{stagger}s",
-    }
 
 
 def keep_worker_jobs(cluster: Any) -> JobKeeper:

@@ -19,10 +19,9 @@ from hpc_classify.cluster.worker_jobs import (
     QUEUE_LOOK_INTERVAL,
     START_FAILURES,
     JobKeeper,
-    lifetime_environment,
     slurm_job_states,
-    slurm_time_seconds,
 )
+from hpc_classify.cluster.worker_lifetime import lifetime_environment, slurm_time_seconds
 from hpc_classify.config import RunConfig
 from hpc_classify.errors import ConfigError
 
