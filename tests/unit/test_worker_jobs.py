@@ -146,24 +146,27 @@ def test_only_jobs_whose_workers_left_for_a_while_are_replaced():
 
 async def _jobs_left_for_a_while():
     now = [0.0]
+    squeue = _Squeue()
     # Job 0: dask-cuda's two workers (names of the job and a GPU); job 1: one worker; job 2: still queued.
     cluster = _Cluster(["J-0", "J-1", "J-2"], ["J-0-0", "J-0-1", "J-1"])
-    keeper = JobKeeper(cluster, clock=lambda: now[0])
-    keeper.replace_ended_jobs()
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    old, running, queued = (cluster.workers[name] for name in ("J-0", "J-1", "J-2"))
+    squeue.states = {old.job_id: "RUNNING", running.job_id: "RUNNING", queued.job_id: "PENDING"}
+    await keeper.look()
     cluster.connected = ["J-1"]  # job 0's workers left (its walltime)
-    keeper.replace_ended_jobs()
+    await keeper.look()
     now[0] = ENDED_AFTER - 1
-    keeper.replace_ended_jobs()
+    await keeper.look()
     assert cluster.scaled == []  # a nanny could still restart them
-    old = cluster.workers["J-0"]
     cluster.connected = ["J-1", "J-0-1"]  # one came back: the job runs
     now[0] = ENDED_AFTER + 1
-    keeper.replace_ended_jobs()
+    await keeper.look()
     assert cluster.scaled == [] and cluster.workers["J-0"] is old
     cluster.connected = ["J-1"]
-    keeper.replace_ended_jobs()
+    await keeper.look()
     now[0] += ENDED_AFTER
-    keeper.replace_ended_jobs()
+    squeue.states[old.job_id] = "COMPLETED"  # its worker retired before the walltime, and the job ended
+    await keeper.look()
     assert cluster.scaled == [3]  # job 0 forgotten, then submitted again; the queued job 2 untouched
     assert cluster.workers["J-0"] is not old and set(cluster.workers) == {"J-0", "J-1", "J-2"}
     for closing in list(keeper.closing):
@@ -171,14 +174,15 @@ async def _jobs_left_for_a_while():
     assert old.closed
     # The replacement, named as job 0 was, waits in the queue: it never connected, so it is left alone.
     replacement = cluster.workers["J-0"]
+    squeue.states[replacement.job_id] = "PENDING"
     for _ in range(3):
         now[0] += 2 * ENDED_AFTER
-        keeper.replace_ended_jobs()
+        await keeper.look()
     assert cluster.scaled == [3] and cluster.workers["J-0"] is replacement and not replacement.closed
     cluster.status = Status.closing
     cluster.connected = []
     now[0] += 10 * ENDED_AFTER
-    keeper.replace_ended_jobs()
+    await keeper.look()
     assert cluster.scaled == [3]  # a closing cluster is left to close
 
 
@@ -298,7 +302,8 @@ async def _connects_after_failures():
     cluster.connected = []  # it retires at its walltime, and its replacement fails at start again
     keeper.replace_ended_jobs()
     now[0] += ENDED_AFTER
-    keeper.replace_ended_jobs()
+    squeue.states = {}  # it has ended: no longer listed
+    await keeper.look()
     assert cluster.scaled == [1] * START_FAILURES
     squeue.states = {}
     now[0] += QUEUE_LOOK_INTERVAL
