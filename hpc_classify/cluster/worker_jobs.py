@@ -77,8 +77,8 @@ def keep_worker_jobs(cluster: Any) -> JobKeeper:
     from tornado.ioloop import PeriodicCallback
 
     # SpecCluster would close (scancel) a job whose worker left lost-worker-timeout (15 s) ago, e.g. one its
-    # nanny restarts after an OOM kill, slowly on a cold shared file system. The keeper's ENDED_AFTER is the
-    # only clock instead (read at each removal, long after the cluster starts: set process-wide).
+    # nanny restarts after an OOM kill, slowly on a cold shared file system. The keeper alone decides instead,
+    # by squeue (read at each removal, long after the cluster starts: set process-wide).
     dask.config.set({"distributed.deploy.lost-worker-timeout": LOST_WORKER_TIMEOUT})
     record_start_errors(cluster)
     keeper = _KEEPERS[id(cluster)] = JobKeeper(cluster)
