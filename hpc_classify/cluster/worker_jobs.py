@@ -12,10 +12,17 @@ corpus lasts longer. Two things keep such a run going, as dask-jobqueue's docs a
   workers until `--worker-wait` stopped it. `keep_worker_jobs` looks every REPLACE_INTERVAL seconds for
   jobs whose workers have left, forgets them, and scales the cluster to its own plan, which starts new ones.
 
+A job whose workers have been gone ENDED_AFTER seconds may have ended (its walltime) or may still run (a nanny
+restarting its worker after an OOM kill, slowly on a cold shared file system): the keeper asks `squeue`. Ended
+or no longer listed: replaced. Running: kept (logged once), until its workers have been gone GONE_LIMIT
+seconds (a worker that crashed for good, a job script that hangs): then cancelled and replaced. Queued again
+(requeued after a node failure), suspended: kept, as a job waiting for its first worker. squeue giving no
+answer: the timer's verdict, GONE_LIMIT seconds after they left.
+
 A job can also end before its worker ever connected (its node failed, its worker crashed at start, its
 walltime ran out while it started): nothing of it reaches the scheduler, so only Slurm can tell it from a
 job still waiting in the queue. While jobs wait for their first worker, the keeper asks `squeue` (at most
-every QUEUE_LOOK_INTERVAL seconds) and replaces those it no longer lists or lists as ended. A job that fails
+every QUEUE_LOOK_INTERVAL seconds; slurm_queue.py) and replaces those it no longer lists or lists as ended. A job that fails
 at start fails again: after START_FAILURES such jobs in a row in one place of the plan the keeper stops
 submitting it, with an error naming the last job's output files.
 
@@ -30,40 +37,31 @@ and the driver stops at once instead of waiting out --worker-wait (for ever with
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
-import os
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from hpc_classify.cluster.job_start_errors import (
+    job_output_files,
+    record_start_errors,
+    submission_error,
+    why_ended,
+)
+from hpc_classify.cluster.slurm_queue import ENDED, RUNNING, QueueAnswer, job_fate, slurm_job_states
+
 logger = logging.getLogger(__name__)
 
 REPLACE_INTERVAL = 10.0  # seconds between two looks for ended worker jobs
-# A worker whose process died is restarted by its nanny within seconds, under its name: only a job whose
-# workers have been gone this long has ended.
+# A worker whose process died is restarted by its nanny, under its name: a job whose workers have been gone
+# this long may have ended, which squeue tells (a nanny slow to restart on a cold file system keeps its job).
 ENDED_AFTER = 30.0
+# A job whose workers have been gone this long while squeue lists it running (its worker crashed for good, its
+# script hangs), or while squeue gives no answer, is cancelled and submitted again.
+GONE_LIMIT = 600.0
 LOST_WORKER_TIMEOUT = "3650 days"  # SpecCluster's own forgetting of a job whose worker left: never
-QUEUE_LOOK_INTERVAL = 30.0  # seconds between two `squeue` looks while jobs wait for their first worker
-SQUEUE_TIMEOUT = 60.0  # a slurmctld too busy to answer: no answer, nothing concluded
+QUEUE_LOOK_INTERVAL = 30.0  # seconds between two `squeue` looks while jobs wait or their workers are gone
 START_FAILURES = 3  # jobs in a row of one place in the plan that ended before their worker connected
-# squeue's states (%T) of a job that has ended, or is ending (COMPLETING): its worker will never connect.
-# Any other state (PENDING, RUNNING, REQUEUED after a node failure...) is a job that may still start.
-ENDED_STATES = frozenset(
-    {
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "COMPLETING",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "TIMEOUT",
-    }
-)
-NOT_LISTED = "no longer listed by squeue"
 _CALLBACK = "hpc-classify-replace-worker-jobs"
 # id(cluster) -> its keeper, alive while the cluster's periodic callback holds it (a weak key would be kept
 # alive by the keeper's own reference to its cluster).
@@ -79,8 +77,8 @@ def keep_worker_jobs(cluster: Any) -> JobKeeper:
     from tornado.ioloop import PeriodicCallback
 
     # SpecCluster would close (scancel) a job whose worker left lost-worker-timeout (15 s) ago, e.g. one its
-    # nanny restarts after an OOM kill, slowly on a cold shared file system. The keeper's ENDED_AFTER is the
-    # only clock instead (read at each removal, long after the cluster starts: set process-wide).
+    # nanny restarts after an OOM kill, slowly on a cold shared file system. The keeper alone decides instead,
+    # by squeue (read at each removal, long after the cluster starts: set process-wide).
     dask.config.set({"distributed.deploy.lost-worker-timeout": LOST_WORKER_TIMEOUT})
     record_start_errors(cluster)
     keeper = _KEEPERS[id(cluster)] = JobKeeper(cluster)
@@ -94,45 +92,6 @@ def keep_worker_jobs(cluster: Any) -> JobKeeper:
     return keeper
 
 
-def record_start_errors(cluster: Any) -> None:
-    """Have the jobs `cluster` starts from now keep the error of a failed submission as `start_error`:
-    SpecCluster raises it in a task of its own, which neither it nor the keeper can read afterwards."""
-    spec = getattr(cluster, "new_spec", None)
-    if not spec or getattr(spec.get("cls"), "_records_start_error", False):
-        return
-    job_class = spec["cls"]
-    if isinstance(job_class, str):
-        from distributed.utils import import_term
-
-        job_class = import_term(job_class)
-
-    async def start(self: Any) -> None:
-        from distributed.core import Status
-
-        try:
-            await job_class.start(self)
-        except Exception as exc:
-            # Its text, not the exception: its traceback would hold the job (SpecCluster's close asserts that
-            # the jobs still alive are closed or failed, as this one now is).
-            self.start_error = str(exc) or repr(exc)
-            self.status = Status.failed
-            raise
-
-    # In place: the plan's entries are this very dict (SpecCluster's new_worker_spec hands it out).
-    spec["cls"] = type(job_class.__name__, (job_class,), {"start": start, "_records_start_error": True})
-
-
-def submission_error(job: Any) -> str:
-    """The error of a job's failed submission, for a log line: sbatch's own message where it gave one
-    (dask-jobqueue's error holds the command, its stdout and its stderr)."""
-    error = getattr(job, "start_error", None)
-    if error is None:
-        return "its error is in the log of the cluster's loop"
-    text = str(error)
-    stderr = text.partition("stderr:\n")[2].strip()
-    return " ".join((stderr or text).split())
-
-
 def why_no_worker_can_start(cluster: Any) -> str | None:
     """Why no worker of `cluster` can start (its keeper gave up on every place of its plan and none is
     connected), or None: another kind of cluster, or workers may still come."""
@@ -140,45 +99,12 @@ def why_no_worker_can_start(cluster: Any) -> str | None:
     return keeper.no_worker_can_start if keeper is not None and keeper.cluster is cluster else None
 
 
-async def slurm_job_states() -> dict[str, str] | None:
-    """squeue's state of each job of this user (job id -> state, e.g. "PENDING"), ended ones it still keeps
-    included; None when squeue gave no answer (then nothing may be concluded from a job missing)."""
-    try:
-        user = getpass.getuser()  # KeyError where this uid has no passwd entry and no $USER
-        command = ["squeue", "--noheader", "--states=all", f"--user={user}", "--format=%i %T"]
-        process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-    except (OSError, KeyError) as exc:
-        logger.warning("jobqueue: could not run squeue to find worker jobs that ended: %r", exc)
-        return None
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), SQUEUE_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        logger.warning("jobqueue: squeue did not answer within %.0f s", SQUEUE_TIMEOUT)
-        return None
-    if process.returncode != 0:
-        logger.warning("jobqueue: %s failed: %s", " ".join(command), err.decode(errors="replace").strip())
-        return None
-    return dict(line.split(None, 1) for line in out.decode().splitlines() if len(line.split(None, 1)) == 2)
-
-
-def job_output_files(job: Any) -> str:
-    """Where Slurm writes a worker job's output (dask-jobqueue's -o/-e with a log directory)."""
-    if getattr(job, "log_directory", None):
-        stem = os.path.join(job.log_directory, f"{getattr(job, 'job_name', None) or 'worker'}-{job.job_id}")
-        return f"{stem}.err and {stem}.out"
-    return f"slurm-{job.job_id}.out in the directory the run was started from"
-
-
 class JobKeeper:
-    """Finds the worker jobs whose workers connected once and have been gone for ENDED_AFTER seconds, and
-    the jobs that ended before their worker ever connected (by `squeue`; a job still queued is left alone),
-    forgets them, and scales the cluster back to its plan. A job's workers are named after it
-    (`SLURMCluster-3`; `SLURMCluster-3-0`, `-1`... for dask-cuda's worker per GPU, a name SpecCluster itself
-    never matches to its job); a replacement takes its predecessor's name, its place in the plan."""
+    """Finds the worker jobs that have ended: by `squeue` (a job still queued is left alone), for those whose
+    worker never connected and those whose workers connected once and have been gone ENDED_AFTER seconds;
+    forgets them (scancel, should one still run) and scales the cluster back to its plan. A job's workers are
+    named after it (`SLURMCluster-3`; `SLURMCluster-3-0`, `-1`... for dask-cuda's worker per GPU, a name
+    SpecCluster itself never matches to its job); a replacement takes its predecessor's name, its place."""
 
     def __init__(
         self,
@@ -193,6 +119,7 @@ class JobKeeper:
         self.job_states = job_states
         self.connected_once: set[Any] = set()  # job objects
         self.gone_since: dict[Any, float] = {}
+        self.told_still_running: set[Any] = set()  # jobs gone, still running, whose wait was logged
         self.closing: set[asyncio.Future] = set()
         self.start_failures: dict[str, int] = {}  # name -> jobs in a row that ended before connecting
         self.given_up: set[Any] = set()  # the last of those: kept in the plan, never submitted again
@@ -202,27 +129,31 @@ class JobKeeper:
         self.no_worker_can_start: str | None = None
 
     async def look(self) -> None:
-        """One round: ask Slurm about the jobs still waiting for their first worker, then replace."""
-        self.replace_ended_jobs(await self.jobs_ended_unconnected())
+        """One round: ask Slurm about the jobs that only it can judge, then replace those that ended."""
+        self.replace_ended_jobs(await self.ask_slurm())
 
-    async def jobs_ended_unconnected(self) -> dict[Any, str]:
-        """Jobs (submitted, never seen connected) that squeue lists as ended or no longer lists -> why."""
-        waiting = [
-            job
-            for job in self.cluster.workers.values()
-            if getattr(job, "job_id", None) and job not in self.connected_once and job not in self.given_up
-        ]
+    async def ask_slurm(self) -> QueueAnswer | None:
+        """squeue's answer about the jobs still waiting for their first worker and those whose workers have
+        been gone ENDED_AFTER s, at most every QUEUE_LOOK_INTERVAL s and once as a job's workers reach
+        ENDED_AFTER; None when not asked."""
         now = self.clock()
-        if not waiting or now - self.looked_at < QUEUE_LOOK_INTERVAL:
-            return {}
+        waiting, gone = [], []
+        for job in self.cluster.workers.values():
+            if not getattr(job, "job_id", None):
+                continue
+            if job not in self.connected_once:
+                if job not in self.given_up:
+                    waiting.append(job)
+            elif job in self.gone_since and now - self.gone_since[job] >= ENDED_AFTER:
+                gone.append(job)
+        not_asked_since_gone = any(self.gone_since[job] + ENDED_AFTER > self.looked_at for job in gone)
+        if not not_asked_since_gone and (not (waiting or gone) or now - self.looked_at < QUEUE_LOOK_INTERVAL):
+            return None
         self.looked_at = now
-        states = await self.job_states()  # after `waiting` was taken: each of those was in the queue already
-        if states is None:
-            return {}
-        ended = {job: states.get(str(job.job_id), NOT_LISTED) for job in waiting}
-        return {job: state for job, state in ended.items() if state == NOT_LISTED or state in ENDED_STATES}
+        states = await self.job_states()  # after the jobs were listed: each of those was in the queue already
+        return QueueAnswer(states, frozenset(waiting + gone))
 
-    def replace_ended_jobs(self, ended_unconnected: dict[Any, str] | None = None) -> None:
+    def replace_ended_jobs(self, answer: QueueAnswer | None = None) -> None:
         from distributed.core import Status
 
         cluster = self.cluster
@@ -233,28 +164,80 @@ class JobKeeper:
         # By job object, not name: a replacement takes its predecessor's name, and while it waits in the
         # queue it must not pass for the ended job.
         for name, job in list(cluster.workers.items()):
+            state = answer.state(job) if answer is not None else None
             if self._submission_failed(job) and job not in self.given_up:
                 self._ended_before_connecting(name, job, None)
             elif any(worker == name or worker.startswith(f"{name}-") for worker in names):
                 self.connected_once.add(job)
                 self.gone_since.pop(job, None)
+                self.told_still_running.discard(job)
                 self.start_failures.pop(name, None)
-            elif job in self.connected_once and now - self.gone_since.setdefault(job, now) >= ENDED_AFTER:
-                logger.info(
-                    "jobqueue: worker job %s has ended (its workers left %.0f s ago)", name, ENDED_AFTER
-                )
-                self._forget(name, job)
-            elif ended_unconnected and job in ended_unconnected:
-                self._ended_before_connecting(name, job, ended_unconnected[job])
+            elif job in self.connected_once:
+                self._judge_gone(name, job, now - self.gone_since.setdefault(job, now), answer, state)
+            elif state is not None and job_fate(state) == ENDED:
+                self._ended_before_connecting(name, job, state)
         jobs = set(cluster.workers.values())  # forget the jobs SpecCluster forgot, or this loop did
         self.connected_once &= jobs
         self.given_up &= jobs
+        self.told_still_running &= jobs
         self.gone_since = {job: since for job, since in self.gone_since.items() if job in jobs}
         missing = len(cluster.worker_spec) - len(cluster.workers)
         if missing > 0:
             logger.info("jobqueue: submitting %d worker job(s) in place of those that ended", missing)
             cluster.scale(jobs=len(cluster.worker_spec))
         self.no_worker_can_start = self._all_given_up(connected=bool(names))
+
+    def _judge_gone(
+        self, name: str, job: Any, gone: float, answer: QueueAnswer | None, state: str | None
+    ) -> None:
+        """A job whose workers connected once have been gone `gone` s: squeue's `state` (None: no answer in
+        `answer`, or none asked this round) decides, once they have been gone ENDED_AFTER s."""
+        if gone < ENDED_AFTER or answer is None:
+            return  # a nanny may still restart them; or squeue is asked in a round to come
+        job_text = f"worker job {name} (Slurm job {job.job_id})"
+        if state is None:
+            if gone >= GONE_LIMIT:  # squeue failed: the timer's verdict, late
+                logger.warning(
+                    "jobqueue: %s: its workers have been gone %.0f s and squeue gives no answer; taking it as "
+                    "ended: cancelling it and submitting another",
+                    job_text,
+                    gone,
+                )
+                self._forget(name, job)
+            return
+        fate = job_fate(state)
+        if fate == ENDED:
+            logger.info("jobqueue: %s has ended (%s; its workers left %.0f s ago)", job_text, state, gone)
+            self._forget(name, job)
+        elif fate == RUNNING and gone >= GONE_LIMIT:
+            logger.warning(
+                "jobqueue: %s is still %s but its workers have been gone %.0f s (a worker that crashed for "
+                "good, or a job script that hangs): cancelling it and submitting another; its output: %s",
+                job_text,
+                state,
+                gone,
+                job_output_files(job),
+            )
+            self._forget(name, job)
+        elif fate == RUNNING and job not in self.told_still_running:
+            self.told_still_running.add(job)
+            logger.warning(
+                "jobqueue: the workers of %s left %.0f s ago but the job is still %s: waiting for them (a "
+                "nanny restarting one), at most %.0f s before it is cancelled and submitted again",
+                job_text,
+                gone,
+                state,
+                GONE_LIMIT,
+            )
+        elif (
+            fate != RUNNING
+        ):  # queued again (requeued after a node failure), suspended...: waits, as one queued
+            logger.info(
+                "jobqueue: the workers of %s left and the job is %s: left to start again", job_text, state
+            )
+            self.connected_once.discard(job)
+            self.gone_since.pop(job, None)
+            self.told_still_running.discard(job)
 
     @staticmethod
     def _submission_failed(job: Any) -> bool:
@@ -273,7 +256,7 @@ class JobKeeper:
         return (
             f"every worker job of the jobqueue cluster ended before its worker connected or could not be "
             f"submitted, {START_FAILURES} times in a row in each of the plan's {len(plan)} place(s): no worker "
-            f"can start. {_why_ended(last)}"
+            f"can start. {why_ended(last)}"
         )
 
     def _ended_before_connecting(self, name: str, job: Any, state: str | None) -> None:
@@ -295,7 +278,7 @@ class JobKeeper:
                 "jobqueue: %s, %d jobs in a row: not submitting it again. %s",
                 ended,
                 failures,
-                _why_ended(job),
+                why_ended(job),
             )
             return
         logger.warning(
@@ -314,16 +297,3 @@ class JobKeeper:
         closing = asyncio.ensure_future(job.close())  # scancel, should it still run (or be requeued)
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)
-
-
-def _why_ended(job: Any) -> str:
-    """Where to look for why a job that never connected ended (or was never submitted)."""
-    if getattr(job, "job_id", None) is None:
-        return (
-            f"Its submission failed: {submission_error(job)} (check the site's jobqueue.slurm settings, or "
-            "whether slurmctld answers)"
-        )
-    return (
-        f"Its output: {job_output_files(job)}; `sacct -j {job.job_id}` tells why it ended (check the job "
-        "script's prologue, the worker command and the site's jobqueue.slurm settings)"
-    )

@@ -5,13 +5,14 @@ test cluster in tests/slurm/test_launcher.py (a run four times longer than one w
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 from types import SimpleNamespace
 
 import pytest
 from distributed.core import Status
+from fake_worker_jobs import StandInCluster as _Cluster
+from fake_worker_jobs import StandInSqueue as _Squeue
 
 from hpc_classify.cluster.jobqueue import jobqueue_settings
 from hpc_classify.cluster.worker_jobs import (
@@ -93,77 +94,33 @@ def test_the_job_script_exports_the_lifetime_for_cpu_and_gpu_workers():
     assert lines[0] == "x" and "export DASK_DISTRIBUTED__WORKER__LIFETIME__DURATION=6780s" in lines
 
 
-_JOB_IDS = itertools.count(100)
-
-
-class _Job:
-    """A submitted worker job as the keeper sees it: its Slurm job id, where dask-jobqueue has Slurm write
-    its output, and its close (scancel)."""
-
-    def __init__(self, sbatch_error: str | None = None):
-        self.closed = False
-        self.job_id = None if sbatch_error else str(next(_JOB_IDS))
-        # As a dask-jobqueue Job after its start: running once submitted, still created if sbatch failed.
-        self.status = Status.created if sbatch_error else Status.running
-        if sbatch_error:  # dask-jobqueue's error of a failed command, kept by record_start_errors
-            self.start_error = (
-                f"Command exited with non-zero exit code.\nExit code: 1\nCommand:\nsbatch /tmp/x.sh\nstdout:\n"
-                f"\nstderr:\n{sbatch_error}\n"
-            )
-        self.log_directory = "/out/_jobs/jobqueue"
-        self.job_name = "dask-worker"
-
-    async def close(self):
-        self.closed = True
-
-
-class _Cluster:
-    """What JobKeeper reads of a dask-jobqueue cluster: its plan, its jobs and the scheduler's workers. (A
-    stand-in: dask-cuda's per-GPU workers cannot start here; the real cluster is in tests/slurm.)"""
-
-    def __init__(self, jobs, connected):
-        self.status = Status.running
-        self.worker_spec = {job: {} for job in jobs}
-        self.workers = {job: _Job() for job in jobs}
-        self.connected = connected
-        self.scaled = []
-        self.sbatch_errors: list[str] = []  # the errors of the next submissions to fail, in turn
-
-    @property
-    def scheduler_info(self):
-        return {"workers": {f"tcp://h:{i}": {"name": name} for i, name in enumerate(self.connected)}}
-
-    def scale(self, jobs):
-        self.scaled.append(jobs)
-        for job in self.worker_spec:
-            if job not in self.workers:
-                self.workers[job] = _Job(self.sbatch_errors.pop(0) if self.sbatch_errors else None)
-
-
 def test_only_jobs_whose_workers_left_for_a_while_are_replaced():
     asyncio.run(_jobs_left_for_a_while())  # the keeper runs on the cluster's event loop
 
 
 async def _jobs_left_for_a_while():
     now = [0.0]
+    squeue = _Squeue()
     # Job 0: dask-cuda's two workers (names of the job and a GPU); job 1: one worker; job 2: still queued.
     cluster = _Cluster(["J-0", "J-1", "J-2"], ["J-0-0", "J-0-1", "J-1"])
-    keeper = JobKeeper(cluster, clock=lambda: now[0])
-    keeper.replace_ended_jobs()
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    old, running, queued = (cluster.workers[name] for name in ("J-0", "J-1", "J-2"))
+    squeue.states = {old.job_id: "RUNNING", running.job_id: "RUNNING", queued.job_id: "PENDING"}
+    await keeper.look()
     cluster.connected = ["J-1"]  # job 0's workers left (its walltime)
-    keeper.replace_ended_jobs()
+    await keeper.look()
     now[0] = ENDED_AFTER - 1
-    keeper.replace_ended_jobs()
+    await keeper.look()
     assert cluster.scaled == []  # a nanny could still restart them
-    old = cluster.workers["J-0"]
     cluster.connected = ["J-1", "J-0-1"]  # one came back: the job runs
     now[0] = ENDED_AFTER + 1
-    keeper.replace_ended_jobs()
+    await keeper.look()
     assert cluster.scaled == [] and cluster.workers["J-0"] is old
     cluster.connected = ["J-1"]
-    keeper.replace_ended_jobs()
+    await keeper.look()
     now[0] += ENDED_AFTER
-    keeper.replace_ended_jobs()
+    squeue.states[old.job_id] = "COMPLETED"  # its worker retired before the walltime, and the job ended
+    await keeper.look()
     assert cluster.scaled == [3]  # job 0 forgotten, then submitted again; the queued job 2 untouched
     assert cluster.workers["J-0"] is not old and set(cluster.workers) == {"J-0", "J-1", "J-2"}
     for closing in list(keeper.closing):
@@ -171,14 +128,15 @@ async def _jobs_left_for_a_while():
     assert old.closed
     # The replacement, named as job 0 was, waits in the queue: it never connected, so it is left alone.
     replacement = cluster.workers["J-0"]
+    squeue.states[replacement.job_id] = "PENDING"
     for _ in range(3):
         now[0] += 2 * ENDED_AFTER
-        keeper.replace_ended_jobs()
+        await keeper.look()
     assert cluster.scaled == [3] and cluster.workers["J-0"] is replacement and not replacement.closed
     cluster.status = Status.closing
     cluster.connected = []
     now[0] += 10 * ENDED_AFTER
-    keeper.replace_ended_jobs()
+    await keeper.look()
     assert cluster.scaled == [3]  # a closing cluster is left to close
 
 
@@ -201,18 +159,6 @@ async def _forgotten_by_spec_cluster():
         now[0] += 2 * ENDED_AFTER
         keeper.replace_ended_jobs()
     assert cluster.scaled == [1] and cluster.workers["J-0"] is replacement and not replacement.closed
-
-
-class _Squeue:
-    """squeue's answer, set by the test (job id -> state; None: squeue failed), and how often it was asked."""
-
-    def __init__(self):
-        self.states: dict[str, str] | None = {}
-        self.asked = 0
-
-    async def __call__(self):
-        self.asked += 1
-        return self.states
 
 
 def test_jobs_that_ended_before_their_worker_connected_are_replaced_queued_ones_kept(caplog):
@@ -298,7 +244,8 @@ async def _connects_after_failures():
     cluster.connected = []  # it retires at its walltime, and its replacement fails at start again
     keeper.replace_ended_jobs()
     now[0] += ENDED_AFTER
-    keeper.replace_ended_jobs()
+    squeue.states = {}  # it has ended: no longer listed
+    await keeper.look()
     assert cluster.scaled == [1] * START_FAILURES
     squeue.states = {}
     now[0] += QUEUE_LOOK_INTERVAL
