@@ -117,12 +117,15 @@ class JobKeeper:
         self.cluster = cluster
         self.clock = clock or time.monotonic
         self.job_states = job_states
-        self.connected_once: set[Any] = set()  # job objects
-        self.gone_since: dict[Any, float] = {}
-        self.told_still_running: set[Any] = set()  # jobs gone, still running, whose wait was logged
+        # Job objects, held weakly: SpecCluster's close asserts that every job still alive was closed, and
+        # dask-jobqueue's close (scancel) leaves a job's status running; one only the keeper holds is gone.
+        self.connected_once: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.gone_since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self.told_still_running: weakref.WeakSet[Any] = weakref.WeakSet()  # gone, still running, wait logged
         self.closing: set[asyncio.Future] = set()
         self.start_failures: dict[str, int] = {}  # name -> jobs in a row that ended before connecting
-        self.given_up: set[Any] = set()  # the last of those: kept in the plan, never submitted again
+        # The last of those: kept in the plan, never submitted again.
+        self.given_up: weakref.WeakSet[Any] = weakref.WeakSet()
         self.looked_at = float("-inf")
         # Why no worker can start (every place given up, none connected), else None: read by the driver's
         # thread, written by the cluster's loop (one assignment).
@@ -180,7 +183,8 @@ class JobKeeper:
         self.connected_once &= jobs
         self.given_up &= jobs
         self.told_still_running &= jobs
-        self.gone_since = {job: since for job, since in self.gone_since.items() if job in jobs}
+        for job in [job for job in self.gone_since if job not in jobs]:
+            del self.gone_since[job]
         missing = len(cluster.worker_spec) - len(cluster.workers)
         if missing > 0:
             logger.info("jobqueue: submitting %d worker job(s) in place of those that ended", missing)

@@ -6,7 +6,8 @@ workers); production code has no hook. It wraps `hpc_classify.classifiers.combin
 HPC_CLASSIFY_TEST_GATE_DIR: a directory; every classification first creates
     `started-<node>-<pid>-<n>` there, then waits while the file `hold` exists in it, so that a test can
     kill a node while each node has a file in flight, and then let the run go on. A file `open-<node>` lets
-    that node's classifications through while `hold` still holds the others'.
+    that node's classifications through while `hold` still holds the others'. While the file `hold-start`
+    exists, a worker starting (importing this preload) waits: a nanny's restart lasts as long as a test needs.
 """
 
 from __future__ import annotations
@@ -34,3 +35,7 @@ def _gated_predict(classifiers, frame, *args, **kwargs):
 
 _gated_predict.__wrapped_original__ = _real_predict
 combine.predict_together = _gated_predict
+
+_gate = os.environ.get("HPC_CLASSIFY_TEST_GATE_DIR")
+while _gate and os.path.exists(os.path.join(_gate, "hold-start")):
+    time.sleep(0.1)
