@@ -242,7 +242,9 @@ def _report_stop(code: int, stop: StopRequest) -> None:
     from hpc_classify.cluster.stop_report import report_stop
     from hpc_classify.driver.exit_codes import INTERRUPTED
 
-    report_stop(code, stop.signal_name, slurm_job_id(), interrupted_code=INTERRUPTED)
+    # KillWait runs from the stop signal: Slurm is asked within what is left of it (cluster/slurm_job.py).
+    since_stop = None if stop.requested_at is None else stop.clock() - stop.requested_at
+    report_stop(code, stop.signal_name, slurm_job_id(), interrupted_code=INTERRUPTED, since_stop=since_stop)
 
 
 def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | None = None) -> int:

@@ -6,7 +6,7 @@ clock (no clock skew between nodes matters) concludes that rank 0's node, or its
 it stops its workers and leaves with the resumable exit code, so that the job ends instead of idling until
 its time limit. With `sbatch --no-kill` Slurm keeps a job whose batch host (rank 0's node) failed running
 on the other nodes, with nothing left to end it: `end_job_for_restart` requeues it (or cancels it when it
-may not be requeued), and the markers make the restart or a resubmission resume exactly once.
+may not be requeued: slurm_job.py), and the markers make the restart or a resubmission resume exactly once.
 
 Rank 0's end is told through the same file: its last write is an ended beat (`"ended": true`), once the
 driver has returned and before the writes stop. The other nodes read the heartbeat by content every poll,
@@ -24,13 +24,9 @@ each time at the cost of the allocation's start-up (as the batch script does not
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import re
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hpc_classify.cluster.job_incarnation import UNCHECKED, Incarnation
+from hpc_classify.cluster.slurm_job import RANK0_LOST, end_job_for_restart, job_may_be_requeued
 
 logger = logging.getLogger(__name__)
 
@@ -215,52 +212,8 @@ def claim(path: Path) -> bool:
     return True
 
 
-def job_may_be_requeued(job_id: str) -> bool | None:
-    """Whether Slurm would requeue the job (`Requeue=1` in `scontrol show job`; submitted with --requeue),
-    None if Slurm did not say."""
-    shown = _show_job(job_id)
-    return None if shown is None else re.search(r"\bRequeue=1\b", shown) is not None
-
-
-def job_preempted(job_id: str) -> bool | None:
-    """Whether Slurm has selected the job for preemption (`PreemptTime` set in `scontrol show job`: with a
-    GraceTime its tasks get SIGTERM then), None if Slurm did not say."""
-    found = re.search(r"\bPreemptTime=(\S+)", _show_job(job_id) or "")
-    return None if found is None else found.group(1) not in ("None", "Unknown")
-
-
-def job_instance(job_id: str) -> tuple[str, int] | None:
-    """The job's state and how often it was requeued so far (`JobState=`, `Restarts=` from one
-    `scontrol show job`), None if unknown."""
-    shown = _show_job(job_id) or ""
-    state, restarts = re.search(r"\bJobState=(\S+)", shown), re.search(r"\bRestarts=(\d+)\b", shown)
-    return (state.group(1), int(restarts.group(1))) if state and restarts else None
-
-
-SHOW_JOB_TRIES = 3
-
-
-def _show_job(job_id: str) -> str | None:
-    """`scontrol show job -o` of the job, None if Slurm did not answer. Tried again after a pause: slurmctld
-    may be busy with the very node failure that brought us here."""
-    scontrol = shutil.which("scontrol")
-    if scontrol is None:
-        return None
-    for attempt in range(1, SHOW_JOB_TRIES + 1):
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            proc = subprocess.run(
-                [scontrol, "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60
-            )
-            if proc.returncode == 0 and "JobId=" in proc.stdout:
-                return proc.stdout
-            logger.warning("scontrol show job %s (try %d): %s", job_id, attempt, proc.stderr.strip())
-        if attempt < SHOW_JOB_TRIES:
-            time.sleep(2.0 * attempt)  # a back-off before asking a busy slurmctld again
-    return None
-
-
 def planned_ending(job_id: str, requeue: bool | None, progress: bool = True) -> str:
-    """What `end_job_for_restart` is about to do, in words (recorded before it runs)."""
+    """What `end_job_for_restart` (slurm_job.py) is about to do, in words (recorded before it runs)."""
     if not progress:
         return (
             f"cancelling job {job_id} (scancel) instead of requeueing it: rank 0 was lost before this run of the "
@@ -280,69 +233,20 @@ def planned_ending(job_id: str, requeue: bool | None, progress: bool = True) -> 
     )
 
 
-# Job states in which the instance that lost rank 0 still holds its nodes (`scontrol show job`).
-STILL_RUNNING = frozenset({"RUNNING", "CONFIGURING", "SUSPENDED", "STOPPED"})
-
-
 def end_job_once(
     job_id: str, restart_count: int, claim_path: Path, report: Callable[[str], None], *, progress: bool = True
 ) -> None:
     """Rank 0 is lost: the first node that finds it so ends the job, once. With --no-kill, Slurm keeps a job
     whose batch host failed running on the other nodes until its time limit. Requeued only after `progress`
     (this run of the job finished a file or piece), else cancelled. `report(ending)` records each step before
-    the next: a requeue or cancel also ends this process."""
+    the next: a requeue or cancel also ends this process. Not the stop path: this node has time, so Slurm gets
+    RANK0_LOST's patience (slurm_job.py)."""
     if job_id.startswith("local-") or not claim(claim_path):
         return
-    requeue = job_may_be_requeued(job_id) if progress else False
+    requeue = job_may_be_requeued(job_id, RANK0_LOST) if progress else False
     ending = planned_ending(job_id, requeue, progress)
     logger.error("%s", ending)
     report(ending)
-    done = end_job_for_restart(job_id, requeue, restart_count)
+    done = end_job_for_restart(job_id, requeue, restart_count, RANK0_LOST)
     logger.error("%s", done)  # if we are still here: the requeue or cancel ends this task too
     report(done)
-
-
-def end_job_for_restart(job_id: str, requeue: bool | None, restart_count: int = 0) -> str:
-    """End Slurm job `job_id` so that it restarts or can be resubmitted: `scontrol requeue` (the job
-    restarts and resumes), or `scancel` (it may not be requeued, or the requeue was refused). Returns what
-    was done, in words. Ending the job ends this process too (one of its tasks): say what you do first.
-
-    `restart_count` is the caller's instance of the job: Slurm itself requeues a --requeue job whose batch
-    host it declares DOWN (after SlurmdTimeout), and a requeue or cancel sent after that would end the
-    restarted instance instead. So nothing is sent unless the job still runs as that instance; what is
-    left is the milliseconds between that check and the command (scontrol cannot requeue one instance).
-    If Slurm does not say (`requeue` None, or no instance read), the job is taken as still ours (we run in
-    it: Slurm ending our instance would have ended us) and a requeue is tried first, the launcher's default:
-    Slurm refuses it for a job submitted with --no-requeue ("presently disabled"), which is then cancelled.
-    """
-    scontrol, scancel = shutil.which("scontrol"), shutil.which("scancel")
-    if scontrol is None or scancel is None:
-        return "scontrol/scancel not found: the job stays until Slurm ends it"
-    instance = job_instance(job_id)
-    if instance is not None:
-        state, restarts = instance
-        if restarts > restart_count:
-            return f"job {job_id} was requeued already (restart {restarts}; this was restart {restart_count})"
-        if state not in STILL_RUNNING:
-            # Slurm requeued or ended it already: a requeue now would end the instance it starts next.
-            return f"job {job_id} is {state} already: nothing to end"
-    refused = ""
-    if requeue is not False:  # True, or not known: the launcher's default
-        error = _run([scontrol, "requeue", job_id])
-        if error is None:
-            return f"requeued job {job_id}: it restarts and resumes from the markers"
-        refused = f" (the requeue was refused: {error})"
-    error = _run([scancel, job_id])
-    if error is None:
-        return f"cancelled job {job_id}{refused}; submit the same command again to resume"
-    return f"could not end job {job_id}{refused}; scancel: {error}"
-
-
-def _run(argv: list[str]) -> str | None:
-    """None if the command succeeded, else its error output."""
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        if proc.returncode == 0:
-            return None
-        return (proc.stderr or proc.stdout).strip() or f"exit status {proc.returncode}"
-    return f"{argv[0]} did not run"

@@ -12,7 +12,9 @@ tasks die of the same SIGTERM, and srun reports 143 over rank 0's 3); no line: a
 
 A SIGTERM is also Slurm's notice to the tasks of a job selected for preemption with a GraceTime (the batch
 script gets its SIGTERM only when the grace time is over): that one is requeued, as the warning is; Slurm
-says so by the job's `PreemptTime` (`scontrol show job`). SIGINT never comes from Slurm on its own.
+says so by the job's `PreemptTime` (`scontrol show job`). SIGINT never comes from Slurm on its own. That
+question is asked within the seconds KillWait has left after the SIGTERM (slurm_job.stop_path_patience): one
+that Slurm does not answer in time counts as not answered.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from hpc_classify.cluster.rank0_heartbeat import job_preempted
+from hpc_classify.cluster.slurm_job import job_preempted, stop_path_patience
 from hpc_classify.stop_request import WARNING_SIGNALS
 
 logger = logging.getLogger(__name__)
@@ -33,11 +35,15 @@ PREEMPTION_SIGNAL = "SIGTERM"
 
 
 def requeue_verdict(
-    stop_name: str | None, job_id: str | None, preempted: Callable[[str], bool | None] | None = None
+    stop_name: str | None,
+    job_id: str | None,
+    preempted: Callable[[str], bool | None] | None = None,
+    since_stop: float | None = None,
 ) -> tuple[bool, str]:
     """Whether a run that `stop_name` (StopRequest.signal_name; None: no stop asked for) ended with the
     resumable code should be requeued, and why, in words. `preempted(job_id)`: is Slurm preempting the job
-    (None: Slurm did not say; default: `scontrol show job`)."""
+    (None: Slurm did not say; default: `scontrol show job` within what KillWait leaves `since_stop` s after
+    the stop signal, slurm_job.stop_path_patience)."""
     if stop_name is None:
         return True, "no stop was asked for (no worker was left for --worker-wait: nodes lost)"
     if stop_name in {sig.name for sig in WARNING_SIGNALS}:
@@ -46,7 +52,10 @@ def requeue_verdict(
         return True, f"stopped by {stop_name}"
     short = stop_name.removeprefix("SIG")
     if stop_name == PREEMPTION_SIGNAL and job_id:
-        by_slurm = (preempted or job_preempted)(job_id)
+        if preempted is None:
+            by_slurm = job_preempted(job_id, patience=stop_path_patience(since_stop))
+        else:
+            by_slurm = preempted(job_id)
         if by_slurm:
             return True, f"{stop_name} from Slurm, which is preempting job {job_id} (its grace time)"
         if by_slurm is None:
@@ -64,13 +73,15 @@ def report_stop(
     *,
     interrupted_code: int,
     preempted: Callable[[str], bool | None] | None = None,
+    since_stop: float | None = None,
 ) -> None:
     """On rank 0, after the run: for the batch script that set HPC_CLASSIFY_STOP_REPORT, whether the
-    resumable `code` should requeue the job (nothing for another code, or without the variable)."""
+    resumable `code` should requeue the job (nothing for another code, or without the variable). `since_stop`:
+    seconds since the stop signal (None: not known), which bound the question to Slurm (requeue_verdict)."""
     path = os.environ.get(STOP_REPORT_VARIABLE)
     if not path or code != interrupted_code:
         return
-    requeue, why = requeue_verdict(stop_name, job_id, preempted)
+    requeue, why = requeue_verdict(stop_name, job_id, preempted, since_stop)
     (logger.info if requeue else logger.warning)("exit %d: %s", code, why)
     try:
         with open(path, "w", encoding="utf-8") as report:

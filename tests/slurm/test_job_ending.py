@@ -1,9 +1,10 @@
-"""Ending a job after rank 0's loss (cluster/rank0_heartbeat.end_job_for_restart) on the real cluster: the
+"""Ending a job after rank 0's loss (cluster/slurm_job.end_job_for_restart) on the real cluster: the
 node that ends the job requeues only the instance it belongs to. Slurm itself requeues a --requeue job whose
 batch host it declares DOWN; a requeue sent after that must not end the instance Slurm starts next."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -11,13 +12,13 @@ import shutil
 import pytest
 from test_launcher import wait_until
 
-from hpc_classify.cluster import rank0_heartbeat
-from hpc_classify.cluster.rank0_heartbeat import (
+from hpc_classify.cluster.rank0_heartbeat import planned_ending
+from hpc_classify.cluster.slurm_job import (
+    RANK0_LOST,
     STILL_RUNNING,
     end_job_for_restart,
     job_instance,
     job_may_be_requeued,
-    planned_ending,
 )
 
 
@@ -79,6 +80,9 @@ def test_a_job_that_may_not_be_requeued_is_cancelled(slurm_env, tmp_path) -> Non
         cluster.run(["scancel", job], check=False)
 
 
+ONE_TRY = dataclasses.replace(RANK0_LOST, tries=1)  # no back-off pauses in the test
+
+
 @pytest.fixture
 def show_job_fails(tmp_path, monkeypatch: pytest.MonkeyPatch):
     """`set_failing(True)`: `scontrol show job` fails (a slurmctld too busy to answer, as it may be while it
@@ -93,7 +97,6 @@ def show_job_fails(tmp_path, monkeypatch: pytest.MonkeyPatch):
     )
     wrapper.chmod(0o755)
     real_path = os.environ["PATH"]
-    monkeypatch.setattr(rank0_heartbeat, "SHOW_JOB_TRIES", 1)  # no back-off pauses in the test
 
     def set_failing(failing: bool) -> None:
         monkeypatch.setenv("PATH", f"{wrapper_dir}:{real_path}" if failing else real_path)
@@ -109,10 +112,10 @@ def test_when_slurm_does_not_say_a_requeue_is_tried_and_slurm_keeps_no_requeue(
     job = _sleeper(cluster, tmp_path, flag)
     show_job_fails(True)
     try:
-        requeue = job_may_be_requeued(job)
-        assert requeue is None and job_instance(job) is None
+        requeue = job_may_be_requeued(job, ONE_TRY)
+        assert requeue is None and job_instance(job, ONE_TRY) is None
         assert "Slurm did not say whether it was submitted with --requeue" in planned_ending(job, requeue)
-        done = end_job_for_restart(job, requeue, restart_count=0)
+        done = end_job_for_restart(job, requeue, restart_count=0, patience=ONE_TRY)
         show_job_fails(False)  # read what Slurm did
         if flag == "--requeue":
             assert done == f"requeued job {job}: it restarts and resumes from the markers"

@@ -17,6 +17,7 @@ from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.node_files import read_json
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter
 from hpc_classify.cluster.slurm_env import NodeIdentity
+from hpc_classify.cluster.slurm_job import RANK0_LOST, SlurmPatience
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions, run_node
 from hpc_classify.stop_request import StopRequest
 
@@ -66,11 +67,15 @@ def _rank0_lost_after(tmp_path: Path, monkeypatch, finished: int) -> tuple[int, 
     ).beat()
     asked: list = []
 
-    def may_be_requeued(job_id: str) -> bool:
+    def may_be_requeued(job_id: str, patience: SlurmPatience) -> bool:
+        assert patience == RANK0_LOST  # not the stop path: this node has time
         asked.append(("may be requeued?", job_id))
         return True
 
-    def end_job_for_restart(job_id: str, requeue: bool | None, restart_count: int = 0) -> str:
+    def end_job_for_restart(
+        job_id: str, requeue: bool | None, restart_count: int, patience: SlurmPatience
+    ) -> str:
+        assert patience == RANK0_LOST
         asked.append(("end", job_id, requeue, restart_count))
         return f"requeued job {job_id}" if requeue else f"cancelled job {job_id}"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hpc_classify.cli.main import main
-from hpc_classify.cluster import rank0_heartbeat, stop_report
+from hpc_classify.cluster import slurm_job, stop_report
 from hpc_classify.cluster.stop_report import STOP_REPORT_VARIABLE, report_stop, requeue_verdict
 
 INTERRUPTED = 3
@@ -66,7 +66,7 @@ def test_slurm_says_a_preemption_by_the_jobs_preempt_time(
 ) -> None:
     shown = f"JobId=42 JobName=x JobState=RUNNING PreemptEligibleTime=2026-12-05T09:00:00 PreemptTime={preempt_time}"
     _scontrol(tmp_path, monkeypatch, shown)
-    assert rank0_heartbeat.job_preempted("42") is preempted
+    assert slurm_job.job_preempted("42") is preempted
 
 
 def test_report_is_written_for_the_resumable_code_only_and_only_for_the_script(
@@ -100,10 +100,12 @@ def test_the_node_entry_of_rank0_reports_what_stopped_its_driver(tmp_path: Path,
         return INTERRUPTED
 
     monkeypatch.setattr(node, "run_this_node", run_this_node)
-    monkeypatch.setattr(stop_report, "job_preempted", lambda job: False)
+    asked: list = []  # Slurm is asked within what KillWait leaves after the SIGTERM (cluster/slurm_job.py)
+    monkeypatch.setattr(stop_report, "job_preempted", lambda job, patience: asked.append(patience) or False)
     report = tmp_path / "report"
     for name, value in {STOP_REPORT_VARIABLE: str(report), "SLURM_PROCID": "0", "SLURM_JOB_ID": "42"}.items():
         monkeypatch.setenv(name, value)
     argv = ["node", "--", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--device", "cpu"]
     assert main(argv) == INTERRUPTED
     assert report.read_text().startswith("stop SIGTERM stopped the run (scancel -s TERM)")
+    assert [(patience.timeout, patience.tries) for patience in asked] == [(slurm_job.STOP_PATH_MAX_S, 1)]
