@@ -1,5 +1,6 @@
 """The part of a Slurm node's entry that runs on every node but the first (rank 0): serve this node's
-workers until rank 0 ends, and end the job for all nodes when rank 0 is lost (its heartbeat stops).
+workers until rank 0 ends, and end the job for all nodes when rank 0 is lost (its heartbeat stops, and its
+scheduler does not answer: rank0_liveness.py).
 
 A mixin of `NodeLauncher` (slurm_node.py), which holds the node's identity, options, job paths, shared-file
 access (`incarnation`), processes and waits (`_poll`, `start_workers`).
@@ -16,6 +17,7 @@ import time
 from hpc_classify.cluster.node_files import signals_ignored
 from hpc_classify.cluster.node_refusal import rank0_published, rank0_refusal
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, end_job_once
+from hpc_classify.cluster.rank0_liveness import Rank0Verdict
 from hpc_classify.stop_request import WARNING_SIGNALS
 
 logger = logging.getLogger(__name__)
@@ -48,11 +50,15 @@ class OtherRankRole:
                 self.identity.node_name,
             )
             return 0
-        rank0 = HeartbeatWatch(
+        watch = HeartbeatWatch(
             self.paths.heartbeat,
             self.options.death_timeout,
             self.incarnation,
             pause_gap=max(10.0, 5 * self.options.shutdown_poll_interval),
+        )
+        # The address this node's workers join, read once: the scheduler file is rank 0's for the whole run.
+        rank0 = Rank0Verdict(
+            watch, str((self.incarnation.read(self.scheduler_file) or {}).get("address", ""))
         )
         self.start_workers()
         worker = self.processes.running["worker"]
@@ -71,7 +77,7 @@ class OtherRankRole:
         # on rank 0's 3 only if no other node's code hides it.
         return 0
 
-    def _wait_for_rank0_end(self, rank0: HeartbeatWatch, worker: subprocess.Popen[bytes]) -> dict | None:
+    def _wait_for_rank0_end(self, rank0: Rank0Verdict, worker: subprocess.Popen[bytes]) -> dict | None:
         """Rank 0's end as it wrote it (its ended beat or its shutdown file), or None when it was lost."""
         # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0 writes its
         # ended beat and the shutdown file right after retiring the workers, or its heartbeat stops. The ended
@@ -79,28 +85,35 @@ class OtherRankRole:
         while (ended := self.incarnation.read(self.paths.shutdown)) is None:
             if worker.poll() is not None:
                 self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
-            if rank0.stale():  # reads the heartbeat: never stale once it is the ended beat
+            if rank0.lost():  # reads the heartbeat: never lost once it is the ended beat
                 return None
-            if (ended := rank0.ending()) is not None:
+            if (ended := rank0.watch.ending()) is not None:
                 return ended
             time.sleep(self.options.shutdown_poll_interval)
         return ended
 
-    def _rank0_lost(self, rank0: HeartbeatWatch, interrupted_code: int, stopped_early_code: int) -> int:
+    def _rank0_lost(self, verdict: Rank0Verdict, interrupted_code: int, stopped_early_code: int) -> int:
         """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may
         not), end the job once for all nodes, and leave. The job is requeued (`interrupted_code`) only if its
         driver had finished a file or piece since the job started: a rank 0 that dies the same way at every
         start (killed for memory while it plans, a crash) would otherwise be requeued for ever. Without
         progress it is cancelled (`stopped_early_code`, as the driver's own stop before any result)."""
-        name = self.identity.node_name
+        name, rank0 = self.identity.node_name, verdict.watch
         first = rank0.node() or (self.identity.node_names or ("rank 0",))[0]
-        address = (self.incarnation.read(self.scheduler_file) or {}).get("address", "?")
+        address = verdict.address or "?"
         progress = rank0.finished() > 0
         code = interrupted_code if progress else stopped_early_code
-        gone = (
-            f"node {name}: rank 0 ({first}) and its scheduler at {address} are gone: "
-            f"{self.paths.heartbeat} unchanged for {self.options.death_timeout:.0f} s ({rank0.last_beat()})"
-        )
+        if verdict.scheduler_answered():  # the bound of rank0_liveness.py's policy
+            gone = (
+                f"node {name}: rank 0 ({first}) taken for lost although its scheduler at {address} still "
+                f"answers: {self.paths.heartbeat} unchanged for {verdict.silent:.0f} s ({rank0.last_beat()}), "
+                f"longer than a file system stall (--death-timeout + {verdict.grace:.0f} s)"
+            )
+        else:
+            gone = (
+                f"node {name}: rank 0 ({first}) and its scheduler at {address} are gone: {self.paths.heartbeat} "
+                f"unchanged for {self.options.death_timeout:.0f} s ({rank0.last_beat()})"
+            )
         if progress:
             reason = f"{gone}; stopping this node's workers and exiting with {code} (resumable)"
         else:

@@ -2,7 +2,8 @@
 
 Rank 0 (the scheduler and the driver) rewrites `<job dir>/heartbeat.json` every few seconds while its
 scheduler process runs. Another node that sees the file unchanged for `death_timeout` seconds of its own
-clock (no clock skew between nodes matters) concludes that rank 0's node, or its scheduler, was lost:
+clock (no clock skew between nodes matters), and rank 0's scheduler not answering (rank0_liveness.py: a file
+system stall on rank 0's node alone silences the heartbeat too), concludes that rank 0's node was lost:
 it stops its workers and leaves with the resumable exit code, so that the job ends instead of idling until
 its time limit. With `sbatch --no-kill` Slurm keeps a job whose batch host (rank 0's node) failed running
 on the other nodes, with nothing left to end it: `end_job_for_restart` requeues it (or cancels it when it
