@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from hpc_classify.cluster.die_with_parent import wrapped
 from hpc_classify.cluster.job_incarnation import UNCHECKED, Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.node_files import signals_held
@@ -38,7 +39,7 @@ class NodeProcesses:
         with open(log, "ab") as out, signals_held(WARNING_SIGNALS):
             # Children start with the warning signals blocked: they must not kill the scheduler or workers.
             proc = subprocess.Popen(
-                argv,
+                wrapped(argv),  # ends with us: a launcher killed outright leaves no orphan behind
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

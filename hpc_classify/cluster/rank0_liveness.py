@@ -16,9 +16,9 @@ verdict falls back to the heartbeat alone, as for an address that names no host 
 
 Policy: a scheduler that answers defers the verdict by at most `STALL_GRACE` seconds (15 minutes) past
 --death-timeout, not for ever. The heartbeat is written by rank 0's launcher, and the scheduler is its child:
-one that outlives a launcher killed outright (the OOM killer, SIGKILL) still answers until the job step ends, and
-deferring for ever would keep every node of the allocation idle until the job's time limit, which is what the
-heartbeat is there to prevent. A stall that long keeps rank 0 from writing its markers too: the run makes no
+a launcher killed outright takes its scheduler with it (die_with_parent.py), but a launcher or driver that hangs
+while its scheduler serves would, deferred for ever, keep every node of the allocation idle until the job's
+time limit, which is what the heartbeat is there to prevent. A stall that long keeps rank 0 from writing its markers too: the run makes no
 progress, and a requeue (which resumes from the markers) loses nothing.
 """
 
@@ -34,9 +34,8 @@ from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 3.0  # s to wait for the scheduler's accept; below HeartbeatWatch's pause_gap (10 s)
-PROBE_EVERY = (
-    10.0  # s during a stall before a scheduler that answered is asked again (each ask is a log line)
-)
+# s during a stall before a scheduler that answered is asked again (each ask is a log line)
+PROBE_EVERY = 10.0
 STALL_GRACE = 900.0  # s past --death-timeout that a scheduler which answers defers the verdict
 PROBED_PROTOCOLS = frozenset({"tcp", "tls", "ucx", "ucxx"})
 
