@@ -24,14 +24,19 @@ def _stub(bin_dir: Path, name: str, body: str) -> None:
 
 
 def _run_script(
-    root: Path, srun_body: str, command: list[str] | None = None, scontrol_status: int = 0, **env: str
+    root: Path,
+    srun_body: str,
+    command: list[str] | None = None,
+    scontrol_status: int = 0,
+    scontrol_sleep: float = 0,
+    **env: str,
 ) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run the script (or `command`) with stub srun/scontrol; returns the result and scontrol's calls."""
     bin_dir = root / "bin"
     bin_dir.mkdir(parents=True)
     calls = root / "scontrol-calls"
     _stub(bin_dir, "srun", srun_body)
-    _stub(bin_dir, "scontrol", f'echo "$*" >> {calls}\nexit {scontrol_status}\n')
+    _stub(bin_dir, "scontrol", f'echo "$*" >> {calls}\nsleep {scontrol_sleep}\nexit {scontrol_status}\n')
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "SLURM_JOB_ID": "42",
@@ -111,6 +116,15 @@ def test_a_refused_requeue_is_said_and_the_status_kept(tmp_path: Path) -> None:
     proc, calls = _run_script(tmp_path, "exit 3\n", scontrol_status=1)
     assert (proc.returncode, calls) == (3, ["requeue 42"]), proc.stdout + proc.stderr
     assert "scontrol requeue failed (submitted with --no-requeue?)" in proc.stderr
+
+
+def test_a_requeue_without_an_answer_is_bounded_and_not_called_refused(tmp_path: Path) -> None:
+    # slurmctld busy (a preemption wave): the script must end before KillWait's SIGKILL, and must not say the
+    # job cannot be requeued when the requeue may have happened.
+    proc, calls = _run_script(tmp_path, "exit 3\n", scontrol_sleep=30, HPC_CLASSIFY_REQUEUE_TIMEOUT="1")
+    assert (proc.returncode, calls) == (3, ["requeue 42"]), proc.stdout + proc.stderr
+    assert "scontrol requeue got no answer within 1 s: job 42 may or may not be requeued" in proc.stderr
+    assert "--no-requeue?" not in proc.stderr
 
 
 def _srun_of_rank0_stopped_by(stop: str | None, preempted: bool, srun_status: int = 3) -> str:
