@@ -22,9 +22,12 @@ answer: the timer's verdict, GONE_LIMIT seconds after they left.
 A job can also end before its worker ever connected (its node failed, its worker crashed at start, its
 walltime ran out while it started): nothing of it reaches the scheduler, so only Slurm can tell it from a
 job still waiting in the queue. While jobs wait for their first worker, the keeper asks `squeue` (at most
-every QUEUE_LOOK_INTERVAL seconds; slurm_queue.py) and replaces those it no longer lists or lists as ended. A job that fails
-at start fails again: after START_FAILURES such jobs in a row in one place of the plan the keeper stops
-submitting it, with an error naming the last job's output files.
+every QUEUE_LOOK_INTERVAL seconds; slurm_queue.py) and replaces those it no longer lists or lists as ended.
+One that squeue lists as running for GONE_LIMIT seconds without its worker connecting (a worker that cannot
+reach the scheduler: a firewall, a wrong --interface; a start that hangs) is cancelled and replaced the same
+way: it would otherwise hold its node until its walltime, for nothing. A job that fails at start fails again:
+after START_FAILURES such jobs in a row in one place of the plan the keeper stops submitting it (the last one
+cancelled, should it still run), with an error naming the last job's output files.
 
 A job's submission can fail too (`sbatch` timing out on a busy slurmctld): SpecCluster keeps such a job in
 its plan and its list of jobs, with no job id, and never submits that place again. The keeper forgets it and
@@ -57,7 +60,8 @@ REPLACE_INTERVAL = 10.0  # seconds between two looks for ended worker jobs
 # this long may have ended, which squeue tells (a nanny slow to restart on a cold file system keeps its job).
 ENDED_AFTER = 30.0
 # A job whose workers have been gone this long while squeue lists it running (its worker crashed for good, its
-# script hangs), or while squeue gives no answer, is cancelled and submitted again.
+# script hangs), or while squeue gives no answer, or that has run this long without its worker ever connecting,
+# is cancelled and submitted again.
 GONE_LIMIT = 600.0
 LOST_WORKER_TIMEOUT = "3650 days"  # SpecCluster's own forgetting of a job whose worker left: never
 QUEUE_LOOK_INTERVAL = 30.0  # seconds between two `squeue` looks while jobs wait or their workers are gone
@@ -122,6 +126,8 @@ class JobKeeper:
         self.connected_once: weakref.WeakSet[Any] = weakref.WeakSet()
         self.gone_since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self.told_still_running: weakref.WeakSet[Any] = weakref.WeakSet()  # gone, still running, wait logged
+        # Jobs never connected, since squeue first listed them running.
+        self.running_unconnected: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self.closing: set[asyncio.Future] = set()
         self.start_failures: dict[str, int] = {}  # name -> jobs in a row that ended before connecting
         # The last of those: kept in the plan, never submitted again.
@@ -174,11 +180,12 @@ class JobKeeper:
                 self.connected_once.add(job)
                 self.gone_since.pop(job, None)
                 self.told_still_running.discard(job)
+                self.running_unconnected.pop(job, None)
                 self.start_failures.pop(name, None)
             elif job in self.connected_once:
                 self._judge_gone(name, job, now - self.gone_since.setdefault(job, now), answer, state)
-            elif state is not None and job_fate(state) == ENDED:
-                self._ended_before_connecting(name, job, state)
+            elif state is not None:
+                self._judge_unconnected(name, job, state, now)
         jobs = set(cluster.workers.values())  # forget the jobs SpecCluster forgot, or this loop did
         self.connected_once &= jobs
         self.given_up &= jobs
@@ -263,21 +270,44 @@ class JobKeeper:
             f"can start. {why_ended(last)}"
         )
 
-    def _ended_before_connecting(self, name: str, job: Any, state: str | None) -> None:
-        """A job of place `name` ended (squeue's `state`) before its worker connected, or its submission
-        failed (`state` None)."""
+    def _judge_unconnected(self, name: str, job: Any, state: str, now: float) -> None:
+        """A job whose worker never connected, listed by squeue as `state`: ended, or running GONE_LIMIT s
+        without its worker, it failed to start; queued (again), it is left to start."""
+        fate = job_fate(state)
+        if fate == ENDED:
+            self._ended_before_connecting(name, job, state)
+        elif fate == RUNNING:
+            ran = now - self.running_unconnected.setdefault(job, now)
+            if ran >= GONE_LIMIT:
+                self._ended_before_connecting(name, job, state, ran_for=ran)
+        else:
+            self.running_unconnected.pop(job, None)
+
+    def _ended_before_connecting(
+        self, name: str, job: Any, state: str | None, ran_for: float | None = None
+    ) -> None:
+        """A job of place `name` ended (squeue's `state`) before its worker connected, has run `ran_for` s
+        without it, or its submission failed (`state` None)."""
         from distributed.core import Status
 
         failures = self.start_failures[name] = self.start_failures.get(name, 0) + 1
         if state is None:
             job.status = Status.failed  # as record_start_errors marks it: no job of it will ever run
             ended = f"worker job {name} could not be submitted"
+        elif ran_for is not None:
+            ended = (
+                f"worker job {name} (Slurm job {job.job_id}) has been {state} for {ran_for:.0f} s and its worker "
+                "never connected (can it reach the scheduler? a firewall, --interface; a start that hangs): "
+                "cancelling it"
+            )
         else:
             ended = f"worker job {name} (Slurm job {job.job_id}) ended ({state}) before its worker connected"
         if failures >= START_FAILURES:
             # Left in the plan, so that SpecCluster starts nothing in its place: the run goes on with the
-            # workers it has, or --worker-wait ends it.
+            # workers it has, or --worker-wait ends it. One still running is cancelled (it holds a node).
             self.given_up.add(job)
+            if ran_for is not None:
+                self._close(job)
             logger.error(
                 "jobqueue: %s, %d jobs in a row: not submitting it again. %s",
                 ended,
@@ -298,6 +328,9 @@ class JobKeeper:
 
     def _forget(self, name: str, job: Any) -> None:
         del self.cluster.workers[name]
+        self._close(job)
+
+    def _close(self, job: Any) -> None:
         closing = asyncio.ensure_future(job.close())  # scancel, should it still run (or be requeued)
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)

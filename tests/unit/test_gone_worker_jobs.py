@@ -15,6 +15,7 @@ from hpc_classify.cluster.worker_jobs import (
     GONE_LIMIT,
     QUEUE_LOOK_INTERVAL,
     REPLACE_INTERVAL,
+    START_FAILURES,
     JobKeeper,
 )
 
@@ -173,3 +174,62 @@ async def _requeued():
     run.squeue.states = {run.job.job_id: "NODE_FAIL"}
     await run.rounds(QUEUE_LOOK_INTERVAL + REPLACE_INTERVAL)
     assert run.cluster.scaled == [1] and run.cluster.workers["J-0"] is not run.job
+
+
+def test_a_job_running_without_its_worker_ever_connecting_is_cancelled_and_replaced(caplog):
+    """A worker that cannot reach the scheduler (a firewall, a wrong --interface) or whose start hangs: its job
+    ran until its walltime, holding a node for nothing, and its place in the plan never got a worker."""
+    asyncio.run(_running_unconnected(caplog))
+
+
+async def _running_unconnected(caplog):
+    now = [0.0]
+    squeue = StandInSqueue()
+    cluster = StandInCluster(["J-0", "J-1"], ["J-0"])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    connected, silent = cluster.workers["J-0"], cluster.workers["J-1"]
+    squeue.states = {connected.job_id: "RUNNING", silent.job_id: "PENDING"}
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        for _ in range(int(GONE_LIMIT // QUEUE_LOOK_INTERVAL)):  # queued first: that wait does not count
+            await keeper.look()
+            now[0] += QUEUE_LOOK_INTERVAL
+        squeue.states[silent.job_id] = "RUNNING"
+        while now[0] < 2 * GONE_LIMIT:  # running since, its worker never connecting
+            await keeper.look()
+            assert cluster.workers["J-1"] is silent and not silent.closed
+            now[0] += QUEUE_LOOK_INTERVAL
+        await keeper.look()
+        await asyncio.gather(*keeper.closing)
+    assert silent.closed and cluster.workers["J-1"] is not silent and cluster.scaled == [2]
+    assert not connected.closed
+    assert (
+        f"Slurm job {silent.job_id}) has been RUNNING for {GONE_LIMIT:.0f} s and its worker never"
+        in caplog.text
+    )
+    assert f"/out/_jobs/jobqueue/dask-worker-{silent.job_id}.err" in caplog.text
+
+
+def test_a_place_whose_jobs_run_without_ever_connecting_is_given_up_and_its_last_job_cancelled(caplog):
+    asyncio.run(_never_connecting_place(caplog))
+
+
+async def _never_connecting_place(caplog):
+    now = [0.0]
+    squeue = StandInSqueue()
+    cluster = StandInCluster(["J-0"], [])
+    keeper = JobKeeper(cluster, clock=lambda: now[0], job_states=squeue)
+    jobs = []
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        while len(jobs) < START_FAILURES or not jobs[-1].closed:
+            job = cluster.workers["J-0"]
+            if job not in jobs:
+                jobs.append(job)
+            squeue.states = {job.job_id: "RUNNING"}
+            await keeper.look()
+            await asyncio.gather(*keeper.closing)
+            now[0] += QUEUE_LOOK_INTERVAL
+            assert now[0] < 10 * GONE_LIMIT, "the place was never given up"
+    assert len(jobs) == START_FAILURES and all(job.closed for job in jobs)
+    assert cluster.workers["J-0"] is jobs[-1]  # kept in the plan, cancelled: SpecCluster starts no other
+    assert keeper.no_worker_can_start is not None
+    assert "3 jobs in a row: not submitting it again" in caplog.text
