@@ -6,7 +6,10 @@ refreshes the file's mtime (a heartbeat) from a background thread. A lock is sta
   killed with SIGKILL), or
 - it was written by an earlier run of the same Slurm job (a requeue: Slurm ended that run first), or
 - it was written elsewhere and its heartbeat is older than `stale_after` seconds (we cannot see those
-  processes; a live driver refreshes the heartbeat every `heartbeat_interval` seconds). Elsewhere includes
+  processes; a live driver refreshes the heartbeat every `heartbeat_interval` seconds), and has not beaten
+  while we watched it for two of its heartbeat intervals: its age compares our clock with an mtime the file
+  server (NFS) or the other node (Lustre) set, and a node whose clock runs minutes ahead would otherwise take
+  a live run's lock over at once. Elsewhere includes
   this host in another pid namespace (per-job containers, e.g. enroot/pyxis or `apptainer --pid`, share the
   node's host name but not its pids) and this host before a reboot.
   A younger heartbeat from elsewhere is watched, not trusted: a job restarted on another node soon after
@@ -58,6 +61,7 @@ class LockOwner:
     # -1 outside Slurm and in locks written before it was recorded.
     job: str = ""
     job_restart: int = -1
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL  # the holder's; locks written before: the default
 
 
 def ended_before_us(owner: LockOwner, job: str, job_restart: int) -> bool:
@@ -100,6 +104,7 @@ def read_lock(path: str) -> LockOwner | None:
             str(data.get("pid_space", "")),
             str(data.get("job", "")),
             int(data.get("job_restart", -1)),
+            float(data.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)),
         )
     except FileNotFoundError:
         return None
@@ -163,7 +168,13 @@ class RunLock:
         self.stale_after = stale_after
         self.on_lost = on_lost
         self.owner = LockOwner(
-            socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex, pid_space(), *job
+            socket.gethostname(),
+            os.getpid(),
+            time.time(),
+            uuid.uuid4().hex,
+            pid_space(),
+            *job,
+            heartbeat_interval,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -178,13 +189,11 @@ class RunLock:
             if holder is None:
                 continue  # released between our attempt and the read
             age = self._heartbeat_age()
-            verdict = (
-                "stale"
-                if is_stale(
-                    holder, age, stale_after=self.stale_after, job=(self.owner.job, self.owner.job_restart)
-                )
-                else self._watch(holder, age)
+            stale = is_stale(
+                holder, age, stale_after=self.stale_after, job=(self.owner.job, self.owner.job_restart)
             )
+            # Stale by its age alone (another host's): confirmed by watching, as a fresh one is.
+            verdict = "stale" if stale and not self._judged_by_age(holder) else self._watch(holder, age)
             if verdict == "gone":
                 continue
             if verdict == "alive":
@@ -240,25 +249,37 @@ class RunLock:
             raise OutputWriteError(self.path, exc.strerror or str(exc), errno=exc.errno) from exc
         return True
 
+    def _judged_by_age(self, holder: LockOwner) -> bool:
+        """Whether `holder`'s lock can only be judged by its heartbeat's age (another host or pid space)."""
+        return not (
+            ended_before_us(holder, self.owner.job, self.owner.job_restart)
+            or holder.token == "corrupt"
+            or shares_pids(holder, self.owner.host, self.owner.pid_space)
+        )
+
     def _watch(self, holder: LockOwner, age: float) -> str:
-        """Whether a fresh lock's run is alive: one in our pid space is ("alive"); another's heartbeat is watched
-        until it is "stale", beats ("alive") or the lock is "gone"."""
+        """Whether a lock's run is alive: one in our pid space is ("alive"); another's heartbeat is watched
+        until it is "stale", beats ("alive") or the lock is "gone". Stale: no beat for what `stale_after` leaves
+        of its `age`, and for two of the holder's heartbeat intervals at least, by our monotonic clock (the age
+        compares clocks that may disagree)."""
         if shares_pids(holder, self.owner.host, self.owner.pid_space) or holder.token == "corrupt":
             return "alive"
+        confirm = min(self.stale_after, 2 * holder.heartbeat_interval + LOCK_POLL_SECONDS)
+        wait = max(confirm, self.stale_after - min(age, self.stale_after))
         logger.warning(
-            "the lock %s is held by host %s (pid %d, heartbeat %.0f s ago): waiting up to %.0f s to see "
-            "whether that run is alive",
+            "the lock %s is held by host %s (pid %d, heartbeat %.0f s ago by our clock): waiting up to %.0f s "
+            "to see whether that run is alive",
             self.path,
             holder.host,
             holder.pid,
             age,
-            self.stale_after - age,
+            wait,
         )
-        beat = self._mtime()
+        beat, since = self._mtime(), time.monotonic()
         while (now := self._mtime()) == beat and beat is not None:
-            if time.time() - now > self.stale_after:
+            if time.monotonic() - since >= wait:
                 return "stale"
-            time.sleep(LOCK_POLL_SECONDS)
+            time.sleep(LOCK_POLL_SECONDS)  # another host's beat has no event to wait on
         return "gone" if now is None else "alive"
 
     def _mtime(self) -> float | None:

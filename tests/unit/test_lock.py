@@ -24,9 +24,14 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def write_lock(tmp_path, *, host: str, pid: int, age: float = 0.0) -> None:
+def write_lock(
+    tmp_path, *, host: str, pid: int, age: float = 0.0, heartbeat_interval: float | None = None
+) -> None:
     path = tmp_path / "_lock"
-    path.write_text(json.dumps({"host": host, "pid": pid, "started": time.time() - age, "token": "other"}))
+    owner = {"host": host, "pid": pid, "started": time.time() - age, "token": "other"}
+    if heartbeat_interval is not None:  # else as a lock written before the interval was recorded
+        owner["heartbeat_interval"] = heartbeat_interval
+    path.write_text(json.dumps(owner))
     os.utime(path, (time.time() - age, time.time() - age))
 
 
@@ -86,9 +91,23 @@ def test_another_hosts_lock_whose_heartbeat_stops_is_taken_over(tmp_path):
     with RunLock(str(tmp_path), stale_after=120) as lock:
         assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
     released.join()
-    write_lock(tmp_path, host="other-node", pid=1, age=120)  # already stale: taken over at once
+    # Already stale by its age: taken over once two of its heartbeat intervals passed without a beat.
+    write_lock(tmp_path, host="other-node", pid=1, age=120, heartbeat_interval=0.5)
+    started = time.monotonic()
     with RunLock(str(tmp_path), stale_after=60) as lock:
         assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
+    assert time.monotonic() - started < 30  # not the whole stale_after
+
+
+def test_another_hosts_live_lock_is_not_taken_over_when_our_clock_runs_ahead(tmp_path):
+    """Its mtime (set by the file server, or the other node's clock) looks older than stale_after by ours: a
+    node whose clock runs minutes ahead took a live run's lock over at once."""
+    write_lock(tmp_path, host="other-node", pid=1, age=600, heartbeat_interval=1.0)
+    beat = _after(2.0, lambda: os.utime(tmp_path / "_lock", (time.time() - 590, time.time() - 590)))
+    with pytest.raises(OutputDirectoryError, match="host other-node"):
+        RunLock(str(tmp_path), stale_after=300).acquire()
+    beat.join()
+    assert read_lock(str(tmp_path / "_lock")).token == "other"
 
 
 def test_heartbeat_refreshes_the_lock_mtime(tmp_path):
