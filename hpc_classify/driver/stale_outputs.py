@@ -86,13 +86,16 @@ def remove_outputs_of_markers(output_dir: str, fallback_format: str | None) -> l
     return sorted(removed)
 
 
-def outside_entry(output_dir: str, relpath: str, marker: CompletionMarker) -> dict[str, Any]:
-    """What `status` lists of a marker of no planned file: its output (in the output directory) and input."""
+def outside_entry(
+    output_dir: str, relpath: str, marker: CompletionMarker, input_exists: bool | None
+) -> dict[str, Any]:
+    """What `status` lists of a marker of no planned file: its output (in the output directory) and input;
+    `input_exists` as the caller found it (None: not looked up, the inputs being out of reach)."""
     return {
         "relpath": relpath,
         "output": os.path.join(output_dir, *output_of_marker(relpath, marker.output_path).split("/")),
         "input_path": marker.input_path,
-        "input_exists": os.path.exists(marker.input_path),
+        "input_exists": input_exists,
     }
 
 
@@ -105,12 +108,12 @@ def warn_outside_plan(output_dir: str, planned: Collection[str], markers: Marker
     lines = []
     for relpath in outside[:LISTED]:
         try:
-            entry = outside_entry(output_dir, relpath, read_marker(marker_path(output_dir, relpath)))
+            marker = read_marker(marker_path(output_dir, relpath))
         except InputFileError as exc:
             lines.append(f"  {relpath}: {exc.reason}")
             continue
-        state = "still exists" if entry["input_exists"] else "is gone"
-        lines.append(f"  {entry['output']} (input {entry['input_path']} {state})")
+        entry = outside_entry(output_dir, relpath, marker, os.path.exists(marker.input_path))
+        lines.append(f"  {entry['output']} (input {entry['input_path']} {input_state(entry)})")
     if len(outside) > LISTED:
         lines.append(f"  ... and {len(outside) - LISTED} more (hpc-classify status --json lists them all)")
     logger.warning(
@@ -121,6 +124,11 @@ def warn_outside_plan(output_dir: str, planned: Collection[str], markers: Marker
         "\n".join(lines),
     )
     return outside
+
+
+def input_state(entry: dict[str, Any]) -> str:
+    """An `outside_entry`'s input, in words."""
+    return {True: "still exists", False: "is gone", None: "not checked"}[entry["input_exists"]]
 
 
 def log_removed(removed: list[str], output_dir: str, why: str) -> None:

@@ -224,8 +224,9 @@ def tally_markers(
     for relpath, marker in read:
         if relpath not in planned:
             tally.outside += 1
-            tally.outside_plan.append(outside_entry(os.path.abspath(output_dir), relpath, marker))
-            if check_inputs and not os.path.exists(marker.input_path):
+            exists = os.path.exists(marker.input_path) if check_inputs else None
+            tally.outside_plan.append(outside_entry(os.path.abspath(output_dir), relpath, marker, exists))
+            if exists is False:
                 tally.vanished.append(
                     {"relpath": relpath, "input_path": marker.input_path, "output": marker.output_path}
                 )

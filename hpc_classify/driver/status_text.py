@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpc_classify.driver.input_changes import capped_lines
-from hpc_classify.driver.stale_outputs import OUTSIDE_REMEDY
+from hpc_classify.driver.stale_outputs import OUTSIDE_REMEDY, input_state
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -73,8 +73,7 @@ def format_status(status: dict[str, Any]) -> str:
         _capped(
             status.get("outside_plan", []),
             lambda e: (
-                f"OUTSIDE PLAN {e['relpath']}: output {e['output']}; input {e['input_path']} "
-                + ("still exists" if e["input_exists"] else "is gone")
+                f"OUTSIDE PLAN {e['relpath']}: output {e['output']}; input {e['input_path']} {input_state(e)}"
             ),
         )
     )
