@@ -3,7 +3,8 @@
 Resuming into a directory is only safe when the new run would write the same outputs: same model (id and
 revision, and the checkpoint's hash, so a re-downloaded or retrained checkpoint counts as different),
 same classifier settings, same output format and same package version. Anything else is refused
-unless the user passes --overwrite, which discards the old run's bookkeeping so every file is redone. A
+unless the user passes --overwrite, which discards the old run's outputs (those its markers name: ours) and
+its bookkeeping so every file is redone, and no output of the old settings is left among the new ones. A
 first run into a directory that holds files of no run is refused alike (its outputs could replace them).
 """
 
@@ -21,6 +22,7 @@ from hpc_classify.config import stable_hash
 from hpc_classify.driver.failures import FAILURES_FILE
 from hpc_classify.driver.piece_files import PIECES_DIRNAME
 from hpc_classify.driver.plan import PLAN_FILE
+from hpc_classify.driver.stale_outputs import log_removed, remove_outputs_of_markers
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.errors import OutputDirectoryError
 from hpc_classify.io.markers import MARKERS_DIRNAME
@@ -72,8 +74,9 @@ def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, over
     """Return the fingerprint id, after checking it against `_run.json` (or writing that file).
 
     On a mismatch: OutputDirectoryError naming the differences, or with `overwrite` the old run's
-    markers, pieces (with their markers), failures, plan and summary are removed so that every file is
-    redone.
+    outputs (those its markers name), then its markers, pieces (with their markers), failures, plan and
+    summary are removed so that every file is redone; `_run.json` last, so that a kill before leaves the
+    old fingerprint, and the next --overwrite discards what is left.
     """
     new_id = fingerprint_id(details)
     stored = read_run_file(output_dir)
@@ -91,7 +94,7 @@ def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, over
                 "or --overwrite to discard the old run's markers and redo every file",
             )
         logger.warning("--overwrite: discarding the previous run in %s (%s)", output_dir, differences)
-        discard_run_state(output_dir)
+        discard_run_state(output_dir, stored.get("details", {}).get("output_format"))
     write_json_atomically(
         os.path.join(output_dir, RUN_FILE),
         {"fingerprint": new_id, "details": details, "created": time.time()},
@@ -123,8 +126,12 @@ def refuse_files_of_no_run(output_dir: str, *, overwrite: bool) -> None:
     )
 
 
-def discard_run_state(output_dir: str) -> None:
-    """Remove the bookkeeping of a previous run (never the outputs themselves: they are rewritten atomically)."""
+def discard_run_state(output_dir: str, output_format: str | None = None) -> None:
+    """Remove the outputs of a previous run that its markers name (an unreadable marker's by the name
+    `output_format`, the old run's, gives), then its bookkeeping (driver/stale_outputs.py: a file the new
+    settings name otherwise, or that fails in the new run, must not keep the old settings' output)."""
+    removed = remove_outputs_of_markers(output_dir, output_format)
+    log_removed(removed, output_dir, "--overwrite: the outputs of the previous run's settings")
     for name in RUN_STATE:
         path = os.path.join(output_dir, name)
         if os.path.isdir(path):

@@ -5,10 +5,11 @@ appended to later no longer matches: by default (size and mtime) or, with --veri
 (streamed; a touched but identical file then counts as unchanged, and its marker takes the new mtime). The policy --on-changed-input is `error`
 (stop before any work, naming the files: exit 2) or `redo` (classify them again). A redo first forgets the
 old version: pieces cut from another version of the input, or left beside a completion marker, are removed,
-then the old completion markers.
-Each file is then pending as one never finished: its old output stays until the new one replaces it
-atomically, and an output without a marker is redone by any resume (no --on-changed-input needed again;
-pieces already cut from the new version are kept, so a stopped redo resumes where it stopped). While a
+then the old version's output (and quarantine: those its marker names), then the old completion markers.
+Each file is then pending as one never finished, with no output: a redo that fails leaves none of the old
+version under the final name (driver/stale_outputs.py), and a file without a marker is redone by any
+resume (no --on-changed-input needed again; pieces already cut from the new version are kept, so a
+stopped redo resumes where it stopped). While a
 run goes, a marker of a pending file is therefore always this run's: the old one is never taken for it.
 A kill between two of these steps leaves either the change (found again) or a pending file.
 At a run start the input's size and mtime are those its listing took (`PlannedFile`), not a stat again: a
@@ -25,6 +26,7 @@ from typing import TypeVar
 
 from hpc_classify.driver.piece_files import remove_pieces
 from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.driver.stale_outputs import log_removed, remove_output_of
 from hpc_classify.errors import InputFileError, InputsChangedError
 from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import (
@@ -140,19 +142,25 @@ def forget_old_versions(
     classified: Sequence[InputChange],
     cut: Sequence[InputChange],
     markers: MarkerListing | None = None,
+    *,
+    output_format: str | None = None,
 ) -> None:
     """Under `redo`: remove the pieces cut from another version of their input (`cut`), and those of a
     file with a completion marker (`classified`: pieces outlive the marker only when a kill came before
     their removal, so they are the marker's version, even where size and mtime match the new one); then the
-    old versions' markers, so that the files are pending like files never finished. Pieces of a file without
-    a marker, cut from its current version (a stopped redo), stay: they are resumed. In this order, a kill
-    in between leaves the old marker, so the file is found changed again. `markers`: the run start's listing
-    of `_markers/`, which forgets them."""
+    old versions' outputs (an unreadable marker's by the name `output_format`, the run's, gives) and
+    markers, so that the files are pending like files never finished, with no output. Pieces of a file
+    without a marker, cut from its current version (a stopped redo), stay: they are resumed. In this order,
+    a kill in between leaves the old marker, so the file is found changed again. `markers`: the run start's
+    listing of `_markers/`, which forgets them."""
     for relpath in dict.fromkeys(change.relpath for change in (*cut, *classified)):
         remove_pieces(output_dir, relpath)
     listing = markers if markers is not None else MarkerListing(output_dir)  # removes without a scan
+    removed: list[str] = []
     for change in classified:
+        removed += remove_output_of(output_dir, change.relpath, output_format)
         listing.remove(change.relpath)
+    log_removed(removed, output_dir, "the outputs of the changed inputs' old versions, before their redo")
 
 
 def format_changes(changes: Sequence[InputChange]) -> str:

@@ -42,6 +42,7 @@ from hpc_classify.driver.plan import (
     write_plan,
 )
 from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.stale_outputs import warn_outside_plan
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.worker_gpus import WorkerGpus, refuse_gpu_settings_without_gpus
 from hpc_classify.errors import ConfigError, OutputDirectoryError
@@ -156,9 +157,11 @@ def _run_locked(
     classified = find_changed_inputs(files, output_dir, verify=config.verify_inputs, markers=markers)
     cut = changed_partial_inputs(files, output_dir, verify=config.verify_inputs)
     if apply_changed_input_policy(merge_changes(classified, cut), config.on_changed_input, output_dir):
-        forget_old_versions(output_dir, classified, cut, markers)  # pending now, as if never classified
+        # pending now, as if never classified, and with no output of the old version
+        forget_old_versions(output_dir, classified, cut, markers, output_format=config.output_format)
     write_plan(output_dir, config.inputs, files)
     forget_lost_outputs([f.relpath for f in files], output_dir, config.output_format, markers)
+    warn_outside_plan(output_dir, [f.relpath for f in files], markers)  # renamed inputs: reported, kept
     pending = pending_files(files, output_dir, markers)
     remove_finished_pieces(output_dir, {f.relpath for f in files} - {f.relpath for f in pending})
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))

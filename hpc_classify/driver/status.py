@@ -15,6 +15,7 @@ from hpc_classify.driver.input_changes import VANISHED, describe_change
 from hpc_classify.driver.lost_outputs import OutputListing, output_of_marker
 from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import PlannedFile, read_plan, relpaths_by_path, stored_files
+from hpc_classify.driver.stale_outputs import outside_entry
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.errors import HpcClassifyError, InputFileError, OutputDirectoryError
@@ -36,7 +37,8 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
     (its output is kept, never deleted; `files_vanished` counts the planned ones), and so is a planned file
     without a marker that the inputs listed again no longer have (its `output` None: a rerun does not plan
     it, so it is neither remaining nor failed). documents_in/out, labels and nodes are summed over the done
-    files (markers of files no longer among the inputs are counted in `files_outside_plan` only).
+    files (markers of files no longer among the inputs are counted in `files_outside_plan` only, and listed
+    in `outside_plan` with their outputs: a renamed input's old output duplicates the new one's documents).
     """
     plan = read_plan(output_dir)
     if plan is None and not os.path.exists(output_dir):
@@ -66,6 +68,7 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         "files_changed": len(tally.changed),
         "files_vanished": tally.vanished_planned,
         "files_outside_plan": tally.outside,
+        "outside_plan": sorted(tally.outside_plan, key=lambda e: e["relpath"]),  # kept: a rerun skips them
         "files_output_missing": len(tally.output_missing),
         "bytes_done": tally.bytes_done,
         "bytes_planned": sum(f.size for f in planned.values()),
@@ -153,6 +156,7 @@ class StatusTally:
     vanished_planned: int = 0
     output_missing: list[dict[str, str]] = field(default_factory=list)  # marked done, output gone: remaining
     outside: int = 0  # markers of files no longer among the planned inputs
+    outside_plan: list[dict[str, Any]] = field(default_factory=list)  # their stale_outputs.outside_entry
     bytes_done: int = 0
     inputs_checked: bool = True
     markers: MarkerTally = field(default_factory=MarkerTally)
@@ -220,7 +224,9 @@ def tally_markers(
     for relpath, marker in read:
         if relpath not in planned:
             tally.outside += 1
-            if check_inputs and not os.path.exists(marker.input_path):
+            exists = os.path.exists(marker.input_path) if check_inputs else None
+            tally.outside_plan.append(outside_entry(os.path.abspath(output_dir), relpath, marker, exists))
+            if exists is False:
                 tally.vanished.append(
                     {"relpath": relpath, "input_path": marker.input_path, "output": marker.output_path}
                 )

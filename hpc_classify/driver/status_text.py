@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpc_classify.driver.input_changes import capped_lines
+from hpc_classify.driver.stale_outputs import OUTSIDE_REMEDY, input_state
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -31,7 +32,7 @@ def format_status(status: dict[str, Any]) -> str:
     if status.get("files_outside_plan"):
         lines.append(
             f"outside plan:    {status['files_outside_plan']} output(s) of files the last run's --input no "
-            "longer lists (kept; not counted above)"
+            f"longer lists (kept; not counted above): {OUTSIDE_REMEDY}"
         )
     if not status.get("inputs_rechecked", True):
         why = status.get("inputs_not_rechecked_because") or "out of reach"
@@ -70,7 +71,16 @@ def format_status(status: dict[str, Any]) -> str:
         )
     lines.extend(
         _capped(
-            status["vanished"],
+            status.get("outside_plan", []),
+            lambda e: (
+                f"OUTSIDE PLAN {e['relpath']}: output {e['output']}; input {e['input_path']} {input_state(e)}"
+            ),
+        )
+    )
+    outside = {e["relpath"] for e in status.get("outside_plan", [])}
+    lines.extend(
+        _capped(
+            [e for e in status["vanished"] if e["relpath"] not in outside],
             lambda e: (
                 f"VANISHED {e['relpath']}: the input is gone; its output is kept: {e['output']}"
                 if e["output"]

@@ -14,6 +14,7 @@ from hpc_classify.driver.fingerprint import (
     fingerprint_id,
 )
 from hpc_classify.errors import OutputDirectoryError
+from hpc_classify.io.markers import CompletionMarker, write_marker
 
 
 def details(**classifier):
@@ -50,16 +51,35 @@ def test_mismatch_is_refused_naming_the_difference(tmp_path):
         check_or_store_fingerprint(str(tmp_path), details(checkpoint_hash="def"), overwrite=False)
 
 
-def test_overwrite_discards_the_old_runs_bookkeeping_but_not_outputs(tmp_path):
+def test_overwrite_discards_the_old_runs_bookkeeping_and_the_outputs_its_markers_name(tmp_path):
     check_or_store_fingerprint(str(tmp_path), details(), overwrite=False)
-    (tmp_path / "_markers").mkdir()
-    (tmp_path / "_markers" / "a.jsonl.done.json").write_text("{}")
+    (tmp_path / "_markers" / "sub").mkdir(parents=True)
+    marker = CompletionMarker(
+        "/in/sub/b.jsonl", 1, 0.0, "/moved/sub/b.jsonl", 1, 1, 0, {}, 0.0, "n", "w", "f"
+    )
+    marker.quarantine_path = "/moved/sub/_b.jsonl.quarantine.jsonl"
+    write_marker(str(tmp_path / "_markers" / "sub" / "b.jsonl.done.json"), marker)
+    (tmp_path / "_markers" / "a.jsonl.done.json").write_text("{}")  # unreadable: the old format's name
     (tmp_path / "failures.jsonl").write_text("{}\n")
-    (tmp_path / "a.jsonl").write_text("{}\n")
+    (tmp_path / "sub").mkdir()
+    for name in ("a.jsonl", "sub/b.jsonl", "sub/_b.jsonl.quarantine.jsonl", "c.jsonl", "notes.txt"):
+        (tmp_path / name).write_text("{}\n")
     new = check_or_store_fingerprint(str(tmp_path), details(max_chars=10), overwrite=True)
     assert json.loads((tmp_path / "_run.json").read_text())["fingerprint"] == new
     assert not (tmp_path / "_markers").exists() and not (tmp_path / "failures.jsonl").exists()
-    assert (tmp_path / "a.jsonl").exists()
+    # Those the markers name are gone; a file no marker names (not provably ours) stays.
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["_run.json", "c.jsonl", "notes.txt"]
+
+
+def test_a_marker_naming_bookkeeping_or_a_directory_removes_nothing(tmp_path):
+    check_or_store_fingerprint(str(tmp_path), details(), overwrite=False)
+    (tmp_path / "x.jsonl").mkdir()  # a directory where an output's name is
+    for relpath, named in (("a.jsonl", "/o/_run.json"), ("x.jsonl", "/o/x.jsonl"), ("b.jsonl", "/o/..")):
+        marker = CompletionMarker("/in/" + relpath, 1, 0.0, named, 1, 1, 0, {}, 0.0, "n", "w", "f")
+        write_marker(str(tmp_path / "_markers" / f"{relpath}.done.json"), marker)
+    check_or_store_fingerprint(str(tmp_path), details(max_chars=10), overwrite=True)
+    assert (tmp_path / "_run.json").exists() and (tmp_path / "x.jsonl").is_dir()
 
 
 def test_describe_differences_flattens_nested_keys():

@@ -1,0 +1,143 @@
+"""Outputs that no completion marker of the current plan stands for: readers of an output directory glob it for
+data files, so an output left under its final name after its marker is gone (or whose marker is of no planned
+input) duplicates documents, or holds those of an old version of its input.
+
+Which outputs are ours is read from our own markers, never guessed from names: a marker names the output
+(and quarantine) it stands for. Two steps remove its marker, and remove the output with it, output first, so
+that a kill in between leaves the marker (found again by the next run) and never an output without one:
+- `--overwrite` over a run of other settings (driver/fingerprint.py): every output of the old run's markers
+  (`remove_outputs_of_markers`), those the new settings would rewrite under the same name included: a file
+  that fails in the new run must not keep the old settings' output; then its bookkeeping.
+- `--on-changed-input redo` (driver/input_changes.py): the old version's output, before the new attempt
+  (`remove_output_of`), so that a failed redo leaves no output of the old version.
+An output without any marker (a run killed in the instant between its rename and its marker's) is not
+provably ours, and stays: a resume of the same settings rewrites it.
+
+Markers of files the plan no longer lists (a renamed or recompressed input, an input spec narrowed) are
+reported, never removed (`warn_outside_plan`, and `status` through `outside_entry`): their inputs may only be
+out of this run's --input (another part of a corpus classified into the same directory), and their outputs
+are then wanted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import stat
+from collections.abc import Collection
+from typing import Any
+
+from hpc_classify.driver.lost_outputs import output_of_marker
+from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.formats import output_relpath
+from hpc_classify.io.markers import CompletionMarker, MarkerListing, marker_path, read_marker
+from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
+
+logger = logging.getLogger(__name__)
+
+LISTED = 20  # outputs named in a warning; the rest are counted
+OUTSIDE_REMEDY = (
+    "if their inputs were renamed, recompressed or removed, these outputs duplicate or outlive them: delete "
+    "each output and its marker (_markers/<relpath>.done.json); if they are another part of the corpus "
+    "classified into this directory, keep them"
+)
+
+
+def outputs_of_marker(output_dir: str, relpath: str, fallback_format: str | None) -> list[str]:
+    """The relpaths of the output and quarantine that `relpath`'s marker names (in the input's directory: the
+    absolute paths it recorded may be of a directory since moved); for an unreadable marker, the output
+    name `fallback_format` gives (None: none)."""
+    try:
+        marker = read_marker(marker_path(output_dir, relpath))
+    except InputFileError:
+        try:
+            return [output_relpath(relpath, fallback_format)] if fallback_format else []
+        except ConfigError:  # not a format or a document name of ours: nothing known to be ours
+            return []
+    named = [marker.output_path] if _output_name(marker.output_path) else []
+    if marker.quarantine_path and marker.quarantine_path.endswith(QUARANTINE_SUFFIX):
+        named.append(marker.quarantine_path)
+    return [output_of_marker(relpath, path) for path in named]
+
+
+def remove_output_of(output_dir: str, relpath: str, fallback_format: str | None) -> list[str]:
+    """Remove the output (and quarantine) `relpath`'s marker names, not the marker; returns the relpaths
+    removed (a file already gone, or not a regular file, is left)."""
+    removed = []
+    for out_relpath in outputs_of_marker(output_dir, relpath, fallback_format):
+        path = os.path.join(output_dir, *out_relpath.split("/"))
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            os.remove(path)
+        except FileNotFoundError:
+            continue
+        removed.append(out_relpath)
+    return removed
+
+
+def remove_outputs_of_markers(output_dir: str, fallback_format: str | None) -> list[str]:
+    """Remove the outputs (and quarantines) that every marker under `output_dir` names, not the markers;
+    returns the removed files' relpaths, sorted."""
+    removed: list[str] = []
+    for relpath in sorted(MarkerListing(output_dir).relpaths()):
+        removed.extend(remove_output_of(output_dir, relpath, fallback_format))
+    return sorted(removed)
+
+
+def outside_entry(
+    output_dir: str, relpath: str, marker: CompletionMarker, input_exists: bool | None
+) -> dict[str, Any]:
+    """What `status` lists of a marker of no planned file: its output (in the output directory) and input;
+    `input_exists` as the caller found it (None: not looked up, the inputs being out of reach)."""
+    return {
+        "relpath": relpath,
+        "output": os.path.join(output_dir, *output_of_marker(relpath, marker.output_path).split("/")),
+        "input_path": marker.input_path,
+        "input_exists": input_exists,
+    }
+
+
+def warn_outside_plan(output_dir: str, planned: Collection[str], markers: MarkerListing) -> list[str]:
+    """Warn of the markers of files not in `planned` (relpaths), naming the first LISTED outputs and the
+    remedy; returns those marker relpaths, sorted. Only the named ones' markers are read."""
+    outside = sorted(markers.relpaths() - set(planned))
+    if not outside:
+        return outside
+    lines = []
+    for relpath in outside[:LISTED]:
+        try:
+            marker = read_marker(marker_path(output_dir, relpath))
+        except InputFileError as exc:
+            lines.append(f"  {relpath}: {exc.reason}")
+            continue
+        entry = outside_entry(output_dir, relpath, marker, os.path.exists(marker.input_path))
+        lines.append(f"  {entry['output']} (input {entry['input_path']} {input_state(entry)})")
+    if len(outside) > LISTED:
+        lines.append(f"  ... and {len(outside) - LISTED} more (hpc-classify status --json lists them all)")
+    logger.warning(
+        "%d output(s) in %s have a marker of no file this run's --input lists (kept, not counted): %s\n%s",
+        len(outside),
+        output_dir,
+        OUTSIDE_REMEDY,
+        "\n".join(lines),
+    )
+    return outside
+
+
+def input_state(entry: dict[str, Any]) -> str:
+    """An `outside_entry`'s input, in words."""
+    return {True: "still exists", False: "is gone", None: "not checked"}[entry["input_exists"]]
+
+
+def log_removed(removed: list[str], output_dir: str, why: str) -> None:
+    if removed:
+        named = ", ".join(removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5 else "")
+        logger.warning("removed %d old output file(s) from %s (%s): %s", len(removed), output_dir, why, named)
+
+
+def _output_name(path: str) -> bool:
+    """A recorded path whose file name can be an output's: never "", "..", bookkeeping ("_") or hidden."""
+    name = posixpath.basename(path.replace(os.sep, "/"))
+    return bool(name) and not name.startswith(("_", "."))
