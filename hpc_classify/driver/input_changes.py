@@ -2,7 +2,10 @@
 
 A completion marker stores the input's size, mtime and SHA-256 as the worker read it. A file regenerated or
 appended to later no longer matches: by default (size and mtime) or, with --verify-inputs, by content hash
-(streamed; a touched but identical file then counts as unchanged, and its marker takes the new mtime). The policy --on-changed-input is `error`
+(streamed; a touched but identical file then counts as unchanged, and its marker takes the new mtime).
+A marker records its input's path too: one made from another file that still exists (a new file now has
+that output name) is never this file's, whatever the sizes and mtimes say (with --verify-inputs, the same
+content, a copy, counts as unchanged); a recorded path that is gone is a corpus moved since. The policy --on-changed-input is `error`
 (stop before any work, naming the files: exit 2) or `redo` (classify them again). A redo first forgets the
 old version: pieces cut from another version of the input, or left beside a completion marker, are removed,
 then the old version's output (and quarantine: those its marker names), then the old completion markers.
@@ -57,7 +60,10 @@ def describe_change(
     marker: CompletionMarker, path: str, *, verify: bool, listed: PlannedFile | None = None
 ) -> str | None:
     """What differs between the input at `path` now and the version `marker` was made from, or None.
-    `listed`: the file as this run's listing just stat'ed it (size, mtime), used instead of a stat."""
+    `listed`: the file as this run's listing just stat'ed it (size, mtime), used instead of a stat.
+
+    A marker made from another file that still exists (`another_input`) is not this file's, whatever
+    their sizes and mtimes; with `verify`, the same content (a copy) counts as unchanged."""
     if listed is not None and listed.mtime is not None:
         size, mtime = listed.size, listed.mtime
     else:
@@ -66,6 +72,9 @@ def describe_change(
         except FileNotFoundError:
             return VANISHED
         size, mtime = stat.st_size, stat.st_mtime
+    other = another_input(marker, path)
+    if other and not (verify and marker.input_sha256):
+        return f"classified from another input file, {marker.input_path}, which still exists"
     if size != marker.input_size:
         return f"size {marker.input_size} -> {size} bytes"
     if verify and marker.input_sha256:
@@ -75,6 +84,21 @@ def describe_change(
             f"modified at {iso_time(mtime)}, after the classified version of {iso_time(marker.input_mtime)}"
         )
     return None
+
+
+def another_input(marker: CompletionMarker, path: str) -> bool:
+    """Whether `marker` was made from an existing file other than `path` (compared by identity, st_dev and
+    st_ino, so a link or another mount path to the same file is the same file). A recorded path that no
+    longer exists is a corpus moved or renamed since (the plan's paths decide which file is which): False,
+    and size and mtime (or the content hash) decide as for any input. Stats only where the paths differ."""
+    recorded = marker.input_path
+    if not recorded or recorded == path:
+        return False
+    try:
+        then, now = os.stat(recorded), os.stat(path)
+    except OSError:
+        return False
+    return (then.st_dev, then.st_ino) != (now.st_dev, now.st_ino)
 
 
 def find_changed_inputs(
@@ -99,9 +123,15 @@ def find_changed_inputs(
         what = describe_change(marker, planned.path, verify=verify, listed=planned)
         if what is not None:
             changes.append(InputChange(relpath, planned.path, what))
-        elif verify and planned.mtime is not None and planned.mtime != marker.input_mtime:
-            # Touched, same content: record the new mtime, so that checks by size and mtime agree again.
+        elif (
+            verify
+            and planned.mtime is not None
+            and (planned.mtime != marker.input_mtime or another_input(marker, planned.path))
+        ):
+            # Touched (or a copy), same content: record the new mtime and path, so that checks by size and
+            # mtime agree again.
             marker.input_mtime = planned.mtime
+            marker.input_path = planned.path
             write_marker(marker_path(output_dir, relpath), marker)
     if unhashed:
         logger.warning(
@@ -121,7 +151,7 @@ def apply_changed_input_policy(changes: Sequence[InputChange], policy: str, outp
         raise InputsChangedError(
             f"{len(changes)} input file(s) changed after they were classified into {output_dir}:\n{listing}",
             hint="rerun with --on-changed-input redo to classify them again (their outputs are replaced), "
-            "or restore the original inputs; if only their timestamps changed (a copied corpus), "
+            "or restore the original inputs; if only their timestamps or paths changed (a copied corpus), "
             "--verify-inputs compares contents instead",
         )
     logger.warning("%d changed input file(s) will be classified again:\n%s", len(changes), listing)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.driver.failures import FAILURES_FILE
+from hpc_classify.driver.input_roots import refuse_renamed_outputs
 from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
@@ -44,11 +45,14 @@ class PlannedFile:
 
 def list_input_files(inputs: Sequence[str], output_dir: str, output_format: str) -> list[PlannedFile]:
     """Expand --input specs into files with their sizes; refuse an output that would overwrite an input
-    or that two inputs would share."""
+    or that two inputs would share, and a file of the stored plan that would get another output name
+    (another --input root: driver/input_roots.py)."""
     # The listing's own stat of each file (it compares their inodes) gives the sizes and mtimes: one stat
     # per input, where 100,000 inputs on Lustre make each extra round a long wait on the metadata server.
     stats: dict[str, os.stat_result] = {}
-    files = expand_inputs(list(inputs), _earlier_relpaths(output_dir), stats=stats)
+    earlier = _earlier_plan(output_dir)
+    files = expand_inputs(list(inputs), relpaths_by_path(earlier) if earlier else {}, stats=stats)
+    refuse_renamed_outputs(earlier, files, inputs, output_dir, output_format)
     refuse_output_clashes((f.path, output_relpath(f.relpath, output_format)) for f in files)
     for f in files:
         _refuse_a_name_too_long(f, output_format)
@@ -180,14 +184,12 @@ def _is_plan(plan: Any) -> bool:
     )
 
 
-def _earlier_relpaths(output_dir: str) -> dict[str, str]:
-    """The stored plan's relpaths_by_path (none before a first run, or where the plan is unreadable: the run
-    rewrites it)."""
+def _earlier_plan(output_dir: str) -> dict[str, Any] | None:
+    """The stored plan (None before a first run, or where the plan is unreadable: the run rewrites it)."""
     try:
-        plan = read_plan(output_dir)
+        return read_plan(output_dir)
     except OutputDirectoryError:
-        return {}
-    return relpaths_by_path(plan) if plan else {}
+        return None
 
 
 def relpaths_by_path(plan: dict[str, Any]) -> dict[str, str]:

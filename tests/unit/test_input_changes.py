@@ -123,3 +123,31 @@ def test_a_corrupt_marker_is_a_changed_input_with_one_remedy(tmp_path):
     with pytest.raises(InputsChangedError) as caught:
         apply_changed_input_policy([change], "error", output)
     assert str(caught.value).count("HINT") == 1
+
+
+def test_a_marker_of_another_existing_file_is_not_this_files_whatever_size_and_mtime(tmp_path):
+    out = str(tmp_path / "out")
+    (tmp_path / "en").mkdir()
+    then, now = tmp_path / "en" / "shard-000.jsonl", tmp_path / "shard-000.jsonl"
+    then.write_text('{"text": "abc"}\n')
+    now.write_text('{"text": "xyz"}\n')  # same size
+    os.utime(now, ns=(then.stat().st_atime_ns, then.stat().st_mtime_ns))
+    marker = _mark(out, str(then), "shard-000.jsonl")
+
+    expected = f"classified from another input file, {then}, which still exists"
+    assert describe_change(marker, str(now), verify=False) == expected
+    assert describe_change(marker, str(now), verify=True) == "same size, different content (SHA-256)"
+    # The same file through a link (another mount path) is the same file.
+    os.symlink(tmp_path / "en", tmp_path / "link")
+    assert describe_change(marker, str(tmp_path / "link" / "shard-000.jsonl"), verify=False) is None
+    # A copy with the same content: refused by size and mtime, unchanged by content, and then recorded.
+    now.write_bytes(then.read_bytes())
+    os.utime(now, ns=(then.stat().st_atime_ns, then.stat().st_mtime_ns))
+    assert describe_change(marker, str(now), verify=False) == expected
+    files = list_input_files([str(now)], out, "jsonl")
+    assert find_changed_inputs(files, out, verify=True) == []
+    assert read_marker(marker_path(out, "shard-000.jsonl")).input_path == str(now)
+    assert find_changed_inputs(files, out, verify=False) == []
+    # The recorded file gone (the corpus moved): size and mtime decide, as before.
+    marker.input_path = str(tmp_path / "gone" / "shard-000.jsonl")
+    assert describe_change(marker, str(now), verify=False) is None
