@@ -19,8 +19,9 @@ EXIT_CODES_HELP = """exit codes:
   1  some files failed after their retries (listed in OUTPUT/failures.jsonl); the others are done
   2  usage/config error, output directory refused (other run's fingerprint, locked), inputs changed
      since they were classified (see --on-changed-input), or no cluster
-  3  interrupted by SIGTERM, SIGINT, SIGUSR1 or SIGUSR2, no worker left for --worker-wait seconds, or the
-     Dask scheduler lost; rerun the same command to resume
+  3  interrupted by SIGTERM, SIGINT, SIGUSR1 or SIGUSR2, no worker left for --worker-wait seconds, the
+     Dask scheduler lost, or files left neither done nor failed (named in the log and in
+     _summary.json's stop_reason); rerun the same command to resume
   4  the output file system refused a write (full, quota, read-only); fix it, then rerun to resume
   5  stopped (as 3) before this run finished any file or piece; rerun to resume (batch scripts
      do not requeue it: a time limit too short for start-up, or workers that die at every start,

@@ -45,7 +45,10 @@ def requeue_verdict(
     (None: Slurm did not say; default: `scontrol show job` within what KillWait leaves `since_stop` s after
     the stop signal, slurm_job.stop_path_patience)."""
     if stop_name is None:
-        return True, "no stop was asked for (no worker was left for --worker-wait: nodes lost)"
+        return (
+            True,
+            "no stop was asked for (no worker left for --worker-wait, or files left unfinished: see stop_reason)",
+        )
     if stop_name in {sig.name for sig in WARNING_SIGNALS}:
         return True, f"{stop_name}: the time-limit or preemption warning"
     if stop_name not in USER_STOP_SIGNALS:

@@ -29,6 +29,10 @@ from hpc_classify.io.writers import write_atomically
 
 logger = logging.getLogger(__name__)
 
+# How long an assembly waits for piece markers it does not see yet (wait_for_pieces): NFS caches a
+# directory's entries and a name's absence for acdirmax, 60 s by default.
+MARKER_WAIT_SECONDS = 120.0
+
 
 def piece_indices_needed(
     layout: PieceLayout, done: set[int], output_dir: str, relpath: str
@@ -47,15 +51,62 @@ def piece_indices_needed(
     return list(range(top + 1)) if last.extra.get("last") else None
 
 
+def wait_for_pieces(
+    path: str, layout: PieceLayout, output_dir: str, relpath: str, *, timeout: float | None = None
+) -> list[int]:
+    """The pieces that make the whole file, once their markers are seen; InputFileError naming the first
+    missing marker when they are not seen within `timeout` (MARKER_WAIT_SECONDS).
+
+    The assembly runs because the driver knows every piece is done (their tasks returned after writing
+    their markers), but this node may not see the markers yet: an NFS client serves a directory's cached
+    entries, and a name's cached absence, for up to a minute after a worker on another node wrote it. A
+    planned layout's markers are looked up by their known names, never by listing; a streamed file's count
+    is only known from its pieces, so it is listed again until whole. Each look is a fresh stat or listing,
+    the interval between them doubling up to a second: the wait ends as soon as the markers are seen."""
+    timeout = MARKER_WAIT_SECONDS if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    interval = 0.02
+    while True:
+        indices, missing = _whole_or_missing(layout, output_dir, relpath)
+        if indices is not None:
+            return indices
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise InputFileError(
+                path,
+                f"cannot assemble: {missing} not found within {timeout:g} s, although its task finished",
+                hint="rerun to resume: the pieces done are kept, a missing piece is classified again "
+                "(an output directory on NFS: check that all nodes mount it with the same options)",
+            )
+        time.sleep(min(interval, left))
+        interval = min(interval * 2, 1.0)
+
+
+def _whole_or_missing(layout: PieceLayout, output_dir: str, relpath: str) -> tuple[list[int] | None, str]:
+    """(the pieces that make the whole file, "") or (None, which marker is missing, in words)."""
+    if layout.pieces is not None:
+        for piece in layout.pieces:
+            marker = piece_files.piece_marker_path(output_dir, relpath, piece.index)
+            if not os.path.exists(marker):
+                return None, f"the marker of piece {piece.index} of {len(layout.pieces)} ({marker})"
+        return [p.index for p in layout.pieces], ""
+    done = piece_files.done_piece_indices(output_dir, relpath)
+    indices = piece_indices_needed(layout, done, output_dir, relpath)
+    if indices is not None:
+        return indices, ""
+    gaps = sorted(set(range(max(done, default=-1) + 1)) - done)
+    index = gaps[0] if gaps else max(done, default=-1) + 1
+    marker = piece_files.piece_marker_path(output_dir, relpath, index)
+    return None, f"the marker of streamed piece {index} ({marker}; no piece marked last is seen)"
+
+
 def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSettings) -> CompletionMarker:
     """Write the file's output and quarantine from its pieces, then its completion marker; remove the
     pieces; return the marker."""
     started = time.time()
     out, relpath = settings.output_dir, input_file.relpath
     stat = check_unchanged(input_file.path, layout)
-    indices = piece_indices_needed(layout, piece_files.done_piece_indices(out, relpath), out, relpath)
-    if indices is None:
-        raise InputFileError(input_file.path, "cannot assemble: some of its pieces are not done")
+    indices = wait_for_pieces(input_file.path, layout, out, relpath)
     markers = piece_files.read_piece_markers(out, relpath, indices)
     if stale := sorted(m.extra["piece"] for m in markers if m.fingerprint != settings.fingerprint):
         raise InputFileError(

@@ -89,6 +89,7 @@ class PieceScheduler:
         self.piece_bytes = piece_bytes
         self.started = set(piece_files.files_in_pieces(output_dir))  # files with a layout already
         self._remaining: dict[str, set[int]] = {}  # per file: its pieces not yet done in this run
+        self._assembly_queued: set[str] = set()  # files whose assembly `after` returned
         self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layout-sha256")
         self._hash_requested: set[str] = set()
         self._closing = threading.Event()
@@ -160,17 +161,29 @@ class PieceScheduler:
         ]
 
     def after(self, job: PieceJob) -> PieceJob | None:
-        """The job that follows `job`'s success: the file's assembly once all its pieces are done."""
-        if job.work is None:
+        """The job that follows `job`'s success: the file's assembly once all its pieces are done.
+
+        Decided from what this run knows, never from a listing of the pieces directory: a piece's task
+        returns after its marker is written, and a stream's after the piece marked last, but the driver's
+        node may not list a marker written on another node yet (NFS caches directory entries). A listing
+        that lagged here left the file unassembled, its documents missing from a run that ended "all done".
+        The assembly itself waits for the markers it does not see yet (assembly.wait_for_pieces)."""
+        relpath = job.planned.relpath
+        if job.work is None or relpath in self._assembly_queued:  # one assembly, however pieces report
             return None
-        remaining = self._remaining.get(job.planned.relpath)
-        if job.work.piece is not None and remaining is not None:
-            remaining.discard(job.work.piece.index)
-            if remaining:  # no listing of the pieces directory per piece (O(pieces^2) for a large file)
-                return None
-        done = piece_files.done_piece_indices(self.output_dir, job.planned.relpath)
-        if piece_indices_needed(job.work.layout, done, self.output_dir, job.planned.relpath) is None:
-            return None
+        if job.work.piece is None:  # a stream that succeeded read its file to the end
+            return self._assembly(job)
+        remaining = self._remaining.get(relpath)
+        if remaining is None:  # a piece this scheduler did not expand (never in a run): listed once
+            done = piece_files.done_piece_indices(self.output_dir, relpath)
+            remaining = {p.index for p in job.work.layout.pieces or ()} - done
+            self._remaining[relpath] = remaining
+        remaining.discard(job.work.piece.index)
+        return None if remaining else self._assembly(job)
+
+    def _assembly(self, job: PieceJob) -> PieceJob:
+        self._assembly_queued.add(job.planned.relpath)
+        self._remaining.pop(job.planned.relpath, None)
         return PieceJob(job.planned, None, 0)
 
     def markers_of_failed(self, job: PieceJob) -> list[CompletionMarker]:

@@ -44,6 +44,7 @@ from hpc_classify.driver.plan import (
 from hpc_classify.driver.progress import Progress
 from hpc_classify.driver.stale_outputs import warn_outside_plan
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
+from hpc_classify.driver.unfinished import check_all_accounted_for
 from hpc_classify.driver.worker_gpus import WorkerGpus, refuse_gpu_settings_without_gpus
 from hpc_classify.errors import ConfigError, OutputDirectoryError
 from hpc_classify.io.markers import MarkerListing
@@ -203,9 +204,11 @@ def _run_locked(
             "%s received, but every file had finished (done or failed): the run is complete, not interrupted",
             stop.signal_name,
         )
+    if not stop.requested and stats.stop_exit_code is None:  # files left over anyway: 3, never 0
+        check_all_accounted_for(stats, pending, output_dir)
     if stop.requested and not finished_anyway:
         exit_code = exit_codes.stopped(exit_codes.INTERRUPTED, stats.finished_something)
-    elif stats.stop_exit_code is not None:  # no workers left, output unwritable
+    elif stats.stop_exit_code is not None:  # no workers left, output unwritable, files left over
         exit_code = exit_codes.stopped(stats.stop_exit_code, stats.finished_something)
     elif stats.files_failed:
         exit_code = exit_codes.FILES_FAILED

@@ -5,6 +5,7 @@ pieces directory until the last one, and --verify-inputs tells a touched partly 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ def test_the_layout_gets_the_inputs_hash_from_the_background(tmp_path):
     assert (layout.input_size, layout.input_mtime) == (planned.size, planned.mtime)
 
 
-def test_only_the_last_piece_lists_the_pieces_directory(tmp_path, monkeypatch):
+def test_no_finished_piece_lists_the_pieces_directory(tmp_path, monkeypatch):
     planned = big_jsonl(tmp_path / "big.jsonl")
     scheduler = PieceScheduler(str(tmp_path / "out"), 4096)
     jobs = scheduler.expand(planned)
@@ -49,8 +50,40 @@ def test_only_the_last_piece_lists_the_pieces_directory(tmp_path, monkeypatch):
     all_done = {job.work.piece.index for job in jobs}
     monkeypatch.setattr(piece_files, "done_piece_indices", lambda *a: listings.append(a) or all_done)
     follows = [scheduler.after(job) for job in reversed(jobs)]  # in any order
-    assert follows[:-1] == [None] * (len(jobs) - 1) and len(listings) == 1
+    assert follows[:-1] == [None] * (len(jobs) - 1) and listings == []
     assert follows[-1].work is None and follows[-1].relpath == "big.jsonl#assemble"
+
+
+def test_the_last_piece_queues_the_assembly_though_the_listing_misses_its_marker(tmp_path, monkeypatch):
+    # An NFS client lists a directory from its cache for up to a minute: the marker the last piece's
+    # worker wrote on another node is not in it yet. The run knows the piece is done (its task returned).
+    planned = big_jsonl(tmp_path / "big.jsonl")
+    out = str(tmp_path / "out")
+    scheduler = PieceScheduler(out, 4096)
+    jobs = scheduler.expand(planned)
+    scheduler.close()
+    newest = jobs[-1].work.piece.index
+    monkeypatch.setattr(piece_files, "done_piece_indices", lambda *a: set(range(newest)))  # lagging
+    follows = [scheduler.after(job) for job in jobs]
+    assert [f.relpath for f in follows if f is not None] == ["big.jsonl#assemble"]
+    assert follows[-1] is not None and follows[-1].work is None
+    assert scheduler.after(jobs[0]) is None  # a piece reported again: still one assembly
+
+
+def test_a_stream_that_succeeded_queues_the_assembly_without_a_listing(tmp_path, monkeypatch):
+    path = tmp_path / "big.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for i in range(400):
+            f.write(json.dumps({"id": i, "text": f"document {i} " + "word " * 20}) + "\n")
+    stat = os.stat(path)
+    planned = PlannedFile(str(path), path.name, stat.st_size, stat.st_mtime)
+    scheduler = PieceScheduler(str(tmp_path / "out"), 4096)
+    [stream] = scheduler.expand(planned)
+    scheduler.close()
+    assert stream.work.piece is None
+    monkeypatch.setattr(piece_files, "done_piece_indices", lambda *a: set())  # nothing listed yet
+    follow = scheduler.after(stream)
+    assert follow is not None and follow.relpath == "big.jsonl.gz#assemble"
 
 
 def test_verify_inputs_on_a_partly_done_file_compares_contents(tmp_path):

@@ -149,7 +149,7 @@ def test_a_users_term_or_int_to_the_steps_ends_the_job_without_a_requeue(tmp_pat
     ("stop", "preempted", "why"),
     [
         ("SIGUSR1", False, "the time-limit or preemption warning"),
-        (None, False, "no worker was left for --worker-wait"),
+        (None, False, "no worker left for --worker-wait, or files left unfinished"),
         ("SIGTERM", True, "preempting job 42"),
     ],
     ids=["warning", "no-worker-left", "preemption-grace-sigterm"],
