@@ -19,7 +19,7 @@ from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.driver import piece_files
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import check_unchanged
-from hpc_classify.driver.task import FileSettings, file_destination
+from hpc_classify.driver.task import FileSettings, file_destination, owner_fence
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile
 from hpc_classify.io.formats import JSONL, output_format
@@ -120,17 +120,26 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
     pieces = [m.extra["piece"] for m in markers]
     parts = [piece_files.piece_output_path(out, relpath, i, settings.output_format) for i in pieces]
     document_format = output_format(settings.output_format)
+    # Each rename into a final name first checks that this run still owns the directory (run_owner.py).
     write_atomically(
-        destination.output_path, lambda f: document_format.assemble(parts, f, source=input_file.path)
+        destination.output_path,
+        lambda f: document_format.assemble(parts, f, source=input_file.path),
+        before_rename=owner_fence(settings, destination.output_path),
     )
     quarantines = [
         piece_files.piece_quarantine_path(out, relpath, m.extra["piece"])
         for m in markers
         if m.quarantine_path
     ]
+    quarantine_fence = owner_fence(settings, destination.quarantine_path)
     if quarantines:  # JSONL, whatever the output format
-        write_atomically(destination.quarantine_path, lambda f: JSONL.assemble(quarantines, f))
+        write_atomically(
+            destination.quarantine_path,
+            lambda f: JSONL.assemble(quarantines, f),
+            before_rename=quarantine_fence,
+        )
     elif os.path.exists(destination.quarantine_path):
+        quarantine_fence()  # the newer run's quarantine is not this task's to remove
         os.remove(destination.quarantine_path)  # from an earlier attempt: would be misleading
     # The pieces checked size and mtime against the layout, which holds the content hash.
     input_sha256 = layout.input_sha256 or file_sha256(input_file.path)
@@ -160,7 +169,9 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
             **({"engines": engines} if (engines := _engines(markers)) else {}),
         },
     )
-    write_marker(destination.marker_path, marker)
+    write_marker(
+        destination.marker_path, marker, before_rename=owner_fence(settings, destination.marker_path)
+    )
     piece_files.remove_pieces(out, relpath)
     logger.debug("%s: assembled from %d piece(s)", relpath, len(markers))
     return marker

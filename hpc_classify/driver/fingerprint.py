@@ -22,6 +22,7 @@ from hpc_classify.config import stable_hash
 from hpc_classify.driver.failures import FAILURES_FILE
 from hpc_classify.driver.piece_files import PIECES_DIRNAME
 from hpc_classify.driver.plan import PLAN_FILE
+from hpc_classify.driver.run_owner import RUN_FILE
 from hpc_classify.driver.stale_outputs import log_removed, remove_outputs_of_markers
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.errors import OutputDirectoryError
@@ -30,7 +31,6 @@ from hpc_classify.io.writers import write_json_atomically
 
 logger = logging.getLogger(__name__)
 
-RUN_FILE = "_run.json"
 # Bookkeeping that belongs to one run's fingerprint; removed when --overwrite takes a directory over.
 RUN_STATE = (MARKERS_DIRNAME, PIECES_DIRNAME, FAILURES_FILE, SUMMARY_FILE, PLAN_FILE)
 

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 from hpc_classify.driver.piece_files import remove_pieces
 from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.driver.run_owner import say_classified_again, written_under_other_settings
 from hpc_classify.driver.stale_outputs import log_removed, remove_output_of
 from hpc_classify.errors import InputFileError, InputsChangedError
 from hpc_classify.io.hashing import file_sha256
@@ -102,14 +103,23 @@ def another_input(marker: CompletionMarker, path: str) -> bool:
 
 
 def find_changed_inputs(
-    files: Sequence[PlannedFile], output_dir: str, *, verify: bool, markers: MarkerListing | None = None
+    files: Sequence[PlannedFile],
+    output_dir: str,
+    *,
+    verify: bool,
+    markers: MarkerListing | None = None,
+    fingerprint: str | None = None,
 ) -> list[InputChange]:
     """Planned files whose completion marker no longer matches the input (an unreadable marker counts too).
     Their size and mtime are the planned ones where the listing took them. `markers`: the run start's
-    listing of `_markers/` (None: scanned here)."""
+    listing of `_markers/` (None: scanned here). `fingerprint` (the run's): a marker written under another
+    (a task of an earlier, killed run finished after this run took the directory: run_owner.py) is removed
+    here, whatever the policy, with a warning: its file is pending like one never finished, not a change."""
     by_relpath = {f.relpath: f for f in files}
     changes: list[InputChange] = []
     unhashed = 0
+    other_settings: list[str] = []
+    other_outputs: list[str] = []
     listed = markers if markers is not None else MarkerListing(output_dir)
     for relpath in sorted(listed.relpaths() & by_relpath.keys()):
         planned = by_relpath[relpath]
@@ -118,6 +128,13 @@ def find_changed_inputs(
         except InputFileError as exc:
             # Its reason only: the marker's own hint (delete it) would nest inside the policy's.
             changes.append(InputChange(relpath, planned.path, exc.reason))
+            continue
+        if fingerprint is not None and written_under_other_settings(marker.fingerprint, fingerprint):
+            # Its output too (another format's name, or this run's attempt failing would leave it there
+            # with no marker), then the marker.
+            other_outputs += remove_output_of(output_dir, relpath, None)
+            listed.remove(relpath)
+            other_settings.append(relpath)
             continue
         unhashed += verify and not marker.input_sha256
         what = describe_change(marker, planned.path, verify=verify, listed=planned)
@@ -133,6 +150,8 @@ def find_changed_inputs(
             marker.input_mtime = planned.mtime
             marker.input_path = planned.path
             write_marker(marker_path(output_dir, relpath), marker)
+    say_classified_again(other_settings)
+    log_removed(other_outputs, output_dir, "the outputs those markers named")
     if unhashed:
         logger.warning(
             "%d completion marker(s) hold no content hash (written by an older version): those inputs "

@@ -155,7 +155,9 @@ def _run_locked(
     remove_stale_temp_files(output_dir)
     # One scan of _markers/ for every step below; the steps that remove markers update it.
     markers = MarkerListing(output_dir)
-    classified = find_changed_inputs(files, output_dir, verify=config.verify_inputs, markers=markers)
+    classified = find_changed_inputs(  # also removes markers of another fingerprint: pending again
+        files, output_dir, verify=config.verify_inputs, markers=markers, fingerprint=fingerprint
+    )
     cut = changed_partial_inputs(files, output_dir, verify=config.verify_inputs)
     if apply_changed_input_policy(merge_changes(classified, cut), config.on_changed_input, output_dir):
         # pending now, as if never classified, and with no output of the old version

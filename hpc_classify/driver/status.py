@@ -15,6 +15,7 @@ from hpc_classify.driver.input_changes import VANISHED, describe_change
 from hpc_classify.driver.lost_outputs import OutputListing, output_of_marker
 from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import PlannedFile, read_plan, relpaths_by_path, stored_files
+from hpc_classify.driver.run_owner import stored_fingerprint, written_under_other_settings
 from hpc_classify.driver.stale_outputs import outside_entry
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
@@ -70,6 +71,7 @@ def compute_status(output_dir: str, *, verify_inputs: bool = False) -> dict[str,
         "files_outside_plan": tally.outside,
         "outside_plan": sorted(tally.outside_plan, key=lambda e: e["relpath"]),  # kept: a rerun skips them
         "files_output_missing": len(tally.output_missing),
+        "files_other_settings": len(tally.other_settings),
         "bytes_done": tally.bytes_done,
         "bytes_planned": sum(f.size for f in planned.values()),
         "documents_in": totals.documents_in,
@@ -155,6 +157,8 @@ class StatusTally:
     vanished: list[dict[str, str]] = field(default_factory=list)
     vanished_planned: int = 0
     output_missing: list[dict[str, str]] = field(default_factory=list)  # marked done, output gone: remaining
+    # Marked done under another fingerprint than _run.json's (a killed run's task, late): remaining.
+    other_settings: list[dict[str, str]] = field(default_factory=list)
     outside: int = 0  # markers of files no longer among the planned inputs
     outside_plan: list[dict[str, Any]] = field(default_factory=list)  # their stale_outputs.outside_entry
     bytes_done: int = 0
@@ -190,8 +194,10 @@ def tally_markers(
     the same files done. `check_inputs=False`: every readable marker of a planned file counts as done;
     None: so only where no planned input can be reached (a copy of the output directory elsewhere).
     `gone` (RerunFiles.gone): planned files the inputs listed again lack; those without a marker that
-    counts are vanished, not remaining."""
+    counts are vanished, not remaining. A marker written under another fingerprint than `_run.json`'s
+    counts as none (`other_settings`: the rerun classifies the file again, driver/run_owner.py)."""
     tally = StatusTally()
+    fingerprint = stored_fingerprint(output_dir) or None  # none, or unreadable: no marker set aside
     read: list[tuple[str, CompletionMarker]] = []
     for relpath in iter_marker_relpaths(output_dir):
         try:
@@ -222,6 +228,14 @@ def tally_markers(
         )
     tally.inputs_checked = check_inputs
     for relpath, marker in read:
+        if (
+            relpath in planned
+            and fingerprint
+            and written_under_other_settings(marker.fingerprint, fingerprint)
+        ):
+            if relpath not in gone:
+                tally.other_settings.append({"relpath": relpath, "fingerprint": marker.fingerprint})
+            continue
         if relpath not in planned:
             tally.outside += 1
             exists = os.path.exists(marker.input_path) if check_inputs else None

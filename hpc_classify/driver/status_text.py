@@ -29,6 +29,11 @@ def format_status(status: dict[str, Any]) -> str:
             f"lost outputs:    {status['files_output_missing']} file(s) marked done have no output (deleted or "
             "moved?): counted as remaining, the rerun classifies them again"
         )
+    if status.get("files_other_settings"):
+        lines.append(
+            f"other settings:  {status['files_other_settings']} file(s) whose marker was written under other "
+            "settings (a task of an earlier, killed run): counted as remaining, the rerun classifies them again"
+        )
     if status.get("files_outside_plan"):
         lines.append(
             f"outside plan:    {status['files_outside_plan']} output(s) of files the last run's --input no "

@@ -13,13 +13,14 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from hpc_classify.cluster.slurm_env import current_node_name
+from hpc_classify.driver.run_owner import fence
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile, output_relpath
 from hpc_classify.io.formats import PARQUET, format_of
@@ -121,8 +122,18 @@ def write_classified(
     types = None
     if settings.output_format == PARQUET.name:  # the input's column types, then the predictions' own
         types = {**input_types([input_file.path]), **output_types(classifiers)}
-    write_frame(kept, output_path, settings.output_format, source=input_file.path, types=types)
-    quarantine = _write_quarantine(destination.quarantine_path, result.bad_rows)
+    # Each rename into a final name first checks that this run still owns the directory (run_owner.py).
+    write_frame(
+        kept,
+        output_path,
+        settings.output_format,
+        source=input_file.path,
+        types=types,
+        before_rename=owner_fence(settings, output_path),
+    )
+    quarantine = _write_quarantine(
+        destination.quarantine_path, result.bad_rows, owner_fence(settings, destination.quarantine_path)
+    )
 
     finished = time.time()
     marker = CompletionMarker(
@@ -146,7 +157,9 @@ def write_classified(
         extra={**_engine_descriptions(classifiers), **(extra or {})},
         bad_rows_by_kind=dict(Counter(bad_row_kind(b.reason) for b in result.bad_rows)),
     )
-    write_marker(destination.marker_path, marker)
+    write_marker(
+        destination.marker_path, marker, before_rename=owner_fence(settings, destination.marker_path)
+    )
     logger.debug(
         "%s: %d rows in, %d out, %d bad", input_file.relpath, marker.rows_in, marker.rows_out, marker.rows_bad
     )
@@ -204,11 +217,19 @@ def bad_row_kind(reason: str) -> str:
     return reason.split(" (", 1)[0]
 
 
-def _write_quarantine(path: str, bad_rows: list[BadRow]) -> str | None:
+def owner_fence(settings: FileSettings, path: str) -> Callable[[], None]:
+    """The check before `path` is renamed into place (or removed): the run of `settings` still owns the
+    output directory (run_owner.py), or RunSupersededError."""
+    return fence(settings.output_dir, settings.fingerprint, path)
+
+
+def _write_quarantine(path: str, bad_rows: list[BadRow], before_rename: Callable[[], None]) -> str | None:
     if not bad_rows:
         # A quarantine from an earlier attempt of this file (e.g. before --overwrite) would be misleading.
         if os.path.exists(path):
+            before_rename()  # the newer run's quarantine is not this task's to remove
             os.remove(path)
         return None
-    write_jsonl_records(path, ({"line": b.line, "reason": b.reason, "raw": b.raw} for b in bad_rows))
+    records = ({"line": b.line, "reason": b.reason, "raw": b.raw} for b in bad_rows)
+    write_jsonl_records(path, records, before_rename=before_rename)
     return os.path.abspath(path)

@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,9 +108,12 @@ def marker_path(output_dir: str, relpath: str) -> str:
     return os.path.join(output_dir, MARKERS_DIRNAME, *parts[:-1], parts[-1] + MARKER_SUFFIX)
 
 
-def write_marker(path: str, marker: CompletionMarker) -> None:
-    """Write the marker atomically (its directory is created as needed)."""
-    write_json_atomically(path, marker.to_dict())
+def write_marker(
+    path: str, marker: CompletionMarker, *, before_rename: Callable[[], None] | None = None
+) -> None:
+    """Write the marker atomically (its directory is created as needed); `before_rename`: as
+    `io.writers.write_atomically`'s."""
+    write_json_atomically(path, marker.to_dict(), before_rename=before_rename)
 
 
 def read_marker(path: str) -> CompletionMarker:

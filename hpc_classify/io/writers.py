@@ -41,11 +41,18 @@ def temp_path_for(final_path: str) -> str:
     return os.path.join(directory, f".{base}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def write_atomically(final_path: str, write_fn: Callable[[BinaryIO], Any]) -> None:
+def write_atomically(
+    final_path: str,
+    write_fn: Callable[[BinaryIO], Any],
+    *,
+    before_rename: Callable[[], None] | None = None,
+) -> None:
     """Call write_fn(binary file) on a temp file, then fsync and rename it to `final_path`.
 
     The parent directory is created if needed. If write_fn (or anything after it) fails, the temp file is
-    removed and the exception re-raised; `final_path` is then untouched. A file system that refuses writes
+    removed and the exception re-raised; `final_path` is then untouched. `before_rename`: called once the
+    temp file is on disk, just before the rename; what it raises stops the write the same way (a task's
+    check that its run still owns the output directory). A file system that refuses writes
     (full, over quota, read-only, no permission) raises OutputWriteError naming `final_path`.
     """
     directory = os.path.dirname(os.path.abspath(final_path))
@@ -57,6 +64,8 @@ def write_atomically(final_path: str, write_fn: Callable[[BinaryIO], Any]) -> No
                 write_fn(fileobj)
                 fileobj.flush()
                 os.fsync(fileobj.fileno())
+            if before_rename is not None:
+                before_rename()
             os.replace(tmp, final_path)
         except BaseException:  # also KeyboardInterrupt/SystemExit: never leave a temp file behind
             _remove_quietly(tmp)
@@ -74,23 +83,32 @@ def write_frame(
     fmt: str,
     source: str | None = None,
     types: Mapping[str, Any] | None = None,
+    *,
+    before_rename: Callable[[], None] | None = None,
 ) -> None:
     """Write `df` (index dropped) atomically as JSONL (compressed by extension) or Parquet. `source`: the
     input file its rows were read from (named in errors; a Parquet one's map columns stay maps). Parquet:
-    `types` (column -> Arrow type), by default `source`'s column types, are kept where the values fit."""
+    `types` (column -> Arrow type), by default `source`'s column types, are kept where the values fit.
+    `before_rename`: as `write_atomically`'s."""
     document_format = output_format(fmt)
-    write_atomically(path, lambda f: document_format.write(df, f, path, source, types))
+    write_atomically(
+        path, lambda f: document_format.write(df, f, path, source, types), before_rename=before_rename
+    )
 
 
-def write_jsonl_records(path: str, records: Iterable[Mapping[str, Any]]) -> None:
+def write_jsonl_records(
+    path: str, records: Iterable[Mapping[str, Any]], *, before_rename: Callable[[], None] | None = None
+) -> None:
     """Write dicts atomically as JSONL (compressed by extension), e.g. a quarantine file of bad rows."""
-    write_atomically(path, lambda f: write_jsonl_rows(records, f, path))
+    write_atomically(path, lambda f: write_jsonl_rows(records, f, path), before_rename=before_rename)
 
 
-def write_json_atomically(path: str, obj: Any, *, indent: int | None = None) -> None:
+def write_json_atomically(
+    path: str, obj: Any, *, indent: int | None = None, before_rename: Callable[[], None] | None = None
+) -> None:
     """Write one JSON document atomically (UTF-8, non-ASCII kept as is)."""
     data = json.dumps(obj, ensure_ascii=False, indent=indent, default=json_default).encode("utf-8")
-    write_atomically(path, lambda f: f.write(data))
+    write_atomically(path, lambda f: f.write(data), before_rename=before_rename)
 
 
 def _make_directories(directory: str) -> None:

@@ -116,6 +116,7 @@ def collect_report(output_dir: str, *, relist_inputs: bool = True) -> dict[str, 
             "done": len(counted.done),
             "done_outside_plan": counted.outside,
             "changed": len(counted.changed),
+            "other_settings": len(counted.other_settings),  # a late task of an earlier run's: remaining
             "vanished": counted.vanished_planned,
             "failed": len(failures),
             "remaining": len(planned) - len(counted.done) - len(failures) - counted.vanished_planned,

@@ -68,6 +68,7 @@ def _overview(report: dict[str, Any]) -> str:
     for key, label in (
         ("new", "new input files since the last run's plan (remaining)"),
         ("changed", "files whose input changed since (remaining)"),
+        ("other_settings", "files marked done under other settings (remaining)"),
         ("vanished", "files whose input is gone"),
         ("done_outside_plan", "done files no longer among the inputs"),
     ):

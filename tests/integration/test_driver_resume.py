@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from driver_support import (
     run_args,
     run_cli,
     start_cli,
+    status_json,
     summary,
     temp_files,
     wait_for,
@@ -123,3 +125,31 @@ def test_an_output_deleted_after_its_file_finished_is_remaining_and_redone(tmp_p
     assert "1 finished file(s) have no output" in rerun.stderr and "sub/part-002.jsonl" in rerun.stderr
     assert "1 file(s) processed, 2 already done" in rerun.stdout
     assert sorted(output_ids(output)) == all_ids(expected)
+
+
+def test_a_late_marker_of_other_settings_is_classified_again_each_document_once(tmp_path, tiny_domain_model):
+    # A task of a killed driver, left running on a joined cluster, finished after an --overwrite run with
+    # other settings: it rewrote one file's output and marker under its own fingerprint.
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    expected = make_corpus(inputs, n_files=3, docs_per_file=4)
+    args = run_args(inputs, output, tiny_domain_model)
+    assert run_cli(args).returncode == 0
+    marker_file = output / "_markers" / "part-001.jsonl.done.json"
+    late = json.loads(marker_file.read_text())
+    # Its output in another format: a name this run never writes, so never replaced, only removed.
+    (output / "part-001.jsonl").rename(output / "part-001.parquet")
+    late_output = late["output_path"].removesuffix(".jsonl") + ".parquet"
+    marker_file.write_text(json.dumps({**late, "fingerprint": "of-a-killed-run", "output_path": late_output}))
+
+    status = status_json(output)
+    assert (status["files_done"], status["files_remaining"]) == (2, 1)
+    assert status["files_other_settings"] == 1
+
+    rerun = run_cli(args)
+
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "1 file(s) whose marker was written under other settings" in rerun.stderr
+    assert "removed 1 old output file(s)" in rerun.stderr and not (output / "part-001.parquet").exists()
+    assert "1 file(s) processed, 2 already done" in rerun.stdout
+    assert sorted(output_ids(output)) == all_ids(expected)  # every document, exactly once
+    assert json.loads(marker_file.read_text())["fingerprint"] == summary(output)["fingerprint"]

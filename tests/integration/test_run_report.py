@@ -138,6 +138,7 @@ def test_report_counts_equal_the_markers_and_the_off_shard_drifts_most(finished_
         "done": len(markers),
         "done_outside_plan": 0,
         "changed": 0,
+        "other_settings": 0,
         "vanished": 0,
         "failed": 1,
         "remaining": 0,

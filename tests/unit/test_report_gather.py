@@ -157,6 +157,7 @@ def test_the_report_counts_files_as_status_does(tmp_path):
         "done": 1,  # kept.jsonl
         "done_outside_plan": 1,  # old.jsonl
         "changed": 1,
+        "other_settings": 0,
         "vanished": 2,  # gone.jsonl (its output kept) and never.jsonl
         "failed": 0,
         "remaining": 2,  # changed.jsonl and new.jsonl
