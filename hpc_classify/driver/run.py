@@ -1,8 +1,8 @@
 """`run_classification(config) -> RunResult`: one resumable run over a sharded corpus.
 
-Steps: take the output directory's lock; check (or store) the run fingerprint; remove temp files a killed
-run left; list the inputs and store the plan; skip files with a completion marker; connect to (or start)
-the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json`. Exit codes are in
+Steps: list the inputs; take the output directory's lock; bring the directory in line with this run
+(driver/run_start.py: fingerprint, changed inputs, plan; files with a completion marker are skipped);
+connect to (or start) the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json`. Exit codes are in
 driver/exit_codes.py. What a caller above the driver adds to a run (the report: hpc_classify/api.py) comes
 in as `RunHooks`.
 """
@@ -24,30 +24,16 @@ from hpc_classify.driver import exit_codes
 from hpc_classify.driver.column_checks import check_keep_columns, check_text_fields, warn_prediction_columns
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
-from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
-from hpc_classify.driver.input_changes import (
-    apply_changed_input_policy,
-    find_changed_inputs,
-    forget_old_versions,
-    merge_changes,
-)
+from hpc_classify.driver.fingerprint import compute_run_fingerprint
 from hpc_classify.driver.lock import LOCK_LOST, RunLock
-from hpc_classify.driver.lost_outputs import forget_lost_outputs
-from hpc_classify.driver.pieces import changed_partial_inputs, default_piece_bytes, remove_finished_pieces
-from hpc_classify.driver.plan import (
-    PlannedFile,
-    list_input_files,
-    pending_files,
-    remove_stale_temp_files,
-    write_plan,
-)
+from hpc_classify.driver.pieces import default_piece_bytes
+from hpc_classify.driver.plan import PlannedFile, list_input_files
 from hpc_classify.driver.progress import Progress
-from hpc_classify.driver.stale_outputs import warn_outside_plan
+from hpc_classify.driver.run_start import reconcile_output_dir
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.unfinished import check_all_accounted_for
 from hpc_classify.driver.worker_gpus import WorkerGpus, refuse_gpu_settings_without_gpus
 from hpc_classify.errors import ConfigError, OutputDirectoryError
-from hpc_classify.io.markers import MarkerListing
 from hpc_classify.stop_request import StopRequest
 from hpc_classify.warning_grace import resolve_warning_grace
 
@@ -151,22 +137,7 @@ def _run_locked(
     hooks: RunHooks,
 ) -> RunResult:
     started = time.time()
-    fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
-    remove_stale_temp_files(output_dir)
-    # One scan of _markers/ for every step below; the steps that remove markers update it.
-    markers = MarkerListing(output_dir)
-    classified = find_changed_inputs(  # also removes markers of another fingerprint: pending again
-        files, output_dir, verify=config.verify_inputs, markers=markers, fingerprint=fingerprint
-    )
-    cut = changed_partial_inputs(files, output_dir, verify=config.verify_inputs)
-    if apply_changed_input_policy(merge_changes(classified, cut), config.on_changed_input, output_dir):
-        # pending now, as if never classified, and with no output of the old version
-        forget_old_versions(output_dir, classified, cut, markers, output_format=config.output_format)
-    write_plan(output_dir, config.inputs, files)
-    forget_lost_outputs([f.relpath for f in files], output_dir, config.output_format, markers)
-    warn_outside_plan(output_dir, [f.relpath for f in files], markers)  # renamed inputs: reported, kept
-    pending = pending_files(files, output_dir, markers)
-    remove_finished_pieces(output_dir, {f.relpath for f in files} - {f.relpath for f in pending})
+    fingerprint, pending = reconcile_output_dir(config, output_dir, details, files)
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))
     failures = FailureLog(output_dir)
     logger.info(
