@@ -45,12 +45,12 @@ def _first_kill_of_the_run() -> bool:
 if _where == "piece":
     _pieces_marked = []
 
-    def _write_marker(path, marker):
+    def _write_marker(path, marker, **kwargs):
         if "_pieces" in path:
             _pieces_marked.append(path)
             if len(_pieces_marked) == 3:
                 _kill_run()
-        return _real_write_marker(path, marker)
+        return _real_write_marker(path, marker, **kwargs)
 
     _write_marker.__wrapped_original__ = _real_write_marker
     task.write_marker = _write_marker

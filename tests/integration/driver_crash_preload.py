@@ -19,7 +19,7 @@ from hpc_classify.driver import task
 _real_write_marker = getattr(task.write_marker, "__wrapped_original__", task.write_marker)
 
 
-def _crashing_write_marker(path, marker):
+def _crashing_write_marker(path, marker, **kwargs):
     if os.path.basename(marker.input_path) == os.environ.get("HPC_CLASSIFY_TEST_CRASH_FILE"):
         if os.environ.get("HPC_CLASSIFY_TEST_CRASH_MODE", "once") == "always":
             os._exit(17)
@@ -31,7 +31,7 @@ def _crashing_write_marker(path, marker):
             pass  # crashed once already: this attempt succeeds
         else:
             os._exit(17)
-    _real_write_marker(path, marker)
+    _real_write_marker(path, marker, **kwargs)
 
 
 _crashing_write_marker.__wrapped_original__ = _real_write_marker

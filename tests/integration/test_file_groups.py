@@ -22,17 +22,6 @@ GROUPED = 8 * 1024 * 1024
 
 
 @pytest.fixture
-def local_client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
-@pytest.fixture
 def batch_sizes(monkeypatch) -> list[int]:
     """The size of every batch the engine runs (plan_batches is looked up by the engine at call time)."""
     sizes: list[int] = []

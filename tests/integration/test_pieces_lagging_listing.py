@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from driver_support import read_jsonl
 
 from hpc_classify import DomainClassifier, run
@@ -19,17 +18,6 @@ from hpc_classify.driver.pieces import PieceScheduler
 from hpc_classify.models.tiny import DOMAIN_LABELS, synthetic_corpus
 
 DOCUMENTS, PIECES = 150, 8
-
-
-@pytest.fixture
-def local_client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 def big_file(inputs: Path) -> tuple[list[str], int]:
