@@ -51,17 +51,18 @@ def _no_context(config: RunConfig, output_dir: str) -> AbstractContextManager[An
     return nullcontext()
 
 
-def _nothing(output_dir: str) -> None:
+def _nothing(output_dir: str, stopped_by: str | None) -> None:
     return None
 
 
 @dataclass(frozen=True)
 class RunHooks:
     """What a layer above the driver adds to a run, given (config, output directory): a context around
-    the classifying (while the cluster is up), and a step after the summary is written."""
+    the classifying (while the cluster is up), and a step after the summary is written, told the stop signal
+    that interrupted the run (None: not interrupted): a job stopping for its time limit has seconds left."""
 
     around_classifying: Callable[[RunConfig, str], AbstractContextManager[Any]] = _no_context
-    after_summary: Callable[[str], None] = _nothing
+    after_summary: Callable[[str, str | None], None] = _nothing
 
 
 def run_classification(
@@ -187,12 +188,13 @@ def _run_locked(
         exit_code = exit_codes.FILES_FAILED
     else:
         exit_code = exit_codes.OK
+    interrupted_by = None if finished_anyway else stop.signal_name
     summary = build_summary(
         stats,
         started=started,
         finished=time.time(),
         exit_code=exit_code,
-        interrupted_by=None if finished_anyway else stop.signal_name,
+        interrupted_by=interrupted_by,
         fingerprint=fingerprint,
         cluster=cluster_info,
     )
@@ -202,7 +204,7 @@ def _run_locked(
         return RunResult(exit_code=exit_code, summary=summary, summary_path=None)
     path = write_summary(output_dir, summary)
     _log_outcome(summary, failures)
-    hooks.after_summary(output_dir)
+    hooks.after_summary(output_dir, interrupted_by)
     return RunResult(exit_code=exit_code, summary=summary, summary_path=path)
 
 
