@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import numbers
 import os
 from typing import Any
 
@@ -84,10 +85,10 @@ def get_client(
     if cluster_type not in ("cpu", "gpu"):
         raise ConfigError(f"cluster_type must be 'cpu' or 'gpu', not {cluster_type!r}")
     if worker_wait is not None and (
-        isinstance(worker_wait, bool) or not isinstance(worker_wait, (int, float)) or not worker_wait >= 0
+        isinstance(worker_wait, bool) or not isinstance(worker_wait, numbers.Real) or not worker_wait >= 0
     ):
         raise ConfigError(f"worker_wait must be a number of seconds >= 0 (0: no limit), not {worker_wait!r}")
-    local_only = {"worker_wait": worker_wait} if worker_wait is not None else {}
+    join_only = {"worker_wait": worker_wait} if worker_wait is not None else {}
     protocol = dask_protocol(protocol)
     gpu_options = {
         "nvlink_only": nvlink_only,
@@ -109,7 +110,7 @@ def get_client(
         )
         wait = WorkerWait(DEFAULT_WORKER_WAIT if worker_wait is None else worker_wait, _never, "worker_wait")
         return _join(scheduler_address, scheduler_file, protocol, wait)
-    _warn_unused("a local cluster (death_timeout= sets its workers' start deadline)", local_only)
+    _warn_unused("a local cluster (death_timeout= sets its workers' start deadline)", join_only)
     if cluster_type == "gpu" and visible_gpu_count() > 0:
         _warn_unused("a GPU cluster (one worker per GPU, as in NeMo Curator)", _changed_local(local))
         return start_dask_gpu_local_cluster(protocol=protocol, **gpu_options, **cluster_kwargs)
