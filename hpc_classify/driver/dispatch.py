@@ -71,7 +71,7 @@ class Dispatcher:
         self.stop = stop
         self.warning_grace = resolve_warning_grace(config)  # TERM/INT: config.stop_grace
         self.in_flight: dict[Any, list[Any]] = {}  # task -> its files, or its one piece job
-        self.pieces = PieceScheduler(output_dir, piece_bytes)
+        self.pieces = PieceScheduler(output_dir, piece_bytes, fingerprint)
         # A group never holds more work than a piece.
         self.group_bytes = (
             min(b for b in (config.group_bytes, piece_bytes) if b > 0) if config.group_bytes else 0

@@ -3,8 +3,9 @@
 Resuming into a directory is only safe when the new run would write the same outputs: same model (id and
 revision, and the checkpoint's hash, so a re-downloaded or retrained checkpoint counts as different),
 same classifier settings, same output format and same package version. Anything else is refused
-unless the user passes --overwrite, which discards the old run's outputs (those its markers name: ours) and
-its bookkeeping so every file is redone, and no output of the old settings is left among the new ones. A
+unless the user passes --overwrite, which takes the directory over (`_run.json` first, so that the old run's
+tasks are fenced out) and then discards the old run's outputs (those its markers name: ours) and its
+bookkeeping so every file is redone, and no output of the old settings is left among the new ones. A
 first run into a directory that holds files of no run is refused alike (its outputs could replace them).
 """
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Bookkeeping that belongs to one run's fingerprint; removed when --overwrite takes a directory over.
 RUN_STATE = (MARKERS_DIRNAME, PIECES_DIRNAME, FAILURES_FILE, SUMMARY_FILE, PLAN_FILE)
+# `_run.json`'s note of an --overwrite's discard not finished yet: {"fingerprint", "output_format"} of the old run.
+DISCARDING = "discarding"
 
 
 def compute_run_fingerprint(
@@ -73,14 +76,23 @@ def read_run_file(output_dir: str) -> dict[str, Any] | None:
 def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, overwrite: bool) -> str:
     """Return the fingerprint id, after checking it against `_run.json` (or writing that file).
 
-    On a mismatch: OutputDirectoryError naming the differences, or with `overwrite` the old run's
-    outputs (those its markers name), then its markers, pieces (with their markers), failures, plan and
-    summary are removed so that every file is redone; `_run.json` last, so that a kill before leaves the
-    old fingerprint, and the next --overwrite discards what is left.
+    On a mismatch: OutputDirectoryError naming the differences, or with `overwrite` a take-over:
+    `_run.json` is written first with the new fingerprint and a `discarding` note (the old run's fingerprint
+    and output format), so that a task of the old run still running (a joined cluster) fails the fence
+    (run_owner.py) from that moment and cannot rename an output or marker behind the discard; then the old
+    run's outputs (those its markers name), its markers, pieces (with their markers), failures, plan and
+    summary are removed; then `_run.json` is written again without the note. A run that finds the note
+    (a take-over killed midway: the new settings, or --overwrite with any) finishes the discard first.
     """
     new_id = fingerprint_id(details)
     stored = read_run_file(output_dir)
     if stored is not None and stored.get("fingerprint") == new_id:
+        if pending := stored.get(DISCARDING):
+            logger.warning(
+                "%s: finishing the discard of a previous run that an --overwrite began", output_dir
+            )
+            discard_run_state(output_dir, pending.get("output_format"))
+            _write_run_file(output_dir, new_id, details)
         return new_id
     if stored is None:
         refuse_files_of_no_run(output_dir, overwrite=overwrite)
@@ -94,13 +106,29 @@ def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, over
                 "or --overwrite to discard the old run's markers and redo every file",
             )
         logger.warning("--overwrite: discarding the previous run in %s (%s)", output_dir, differences)
-        discard_run_state(output_dir, stored.get("details", {}).get("output_format"))
+        # A discard already pending names the output format of the run whose outputs may be left.
+        old_format = (stored.get(DISCARDING) or {}).get("output_format") or stored.get("details", {}).get(
+            "output_format"
+        )
+        _write_run_file(
+            output_dir,
+            new_id,
+            details,
+            {DISCARDING: {"fingerprint": stored.get("fingerprint"), "output_format": old_format}},
+        )
+        discard_run_state(output_dir, old_format)
+    _write_run_file(output_dir, new_id, details)
+    return new_id
+
+
+def _write_run_file(
+    output_dir: str, new_id: str, details: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
     write_json_atomically(
         os.path.join(output_dir, RUN_FILE),
-        {"fingerprint": new_id, "details": details, "created": time.time()},
+        {"fingerprint": new_id, "details": details, "created": time.time(), **(extra or {})},
         indent=2,
     )
-    return new_id
 
 
 def refuse_files_of_no_run(output_dir: str, *, overwrite: bool) -> None:

@@ -92,7 +92,12 @@ def another_input(marker: CompletionMarker, path: str) -> bool:
     st_ino, so a link or another mount path to the same file is the same file). A recorded path that no
     longer exists is a corpus moved or renamed since (the plan's paths decide which file is which): False,
     and size and mtime (or the content hash) decide as for any input. Stats only where the paths differ."""
-    recorded = marker.input_path
+    return another_file(marker.input_path, path)
+
+
+def another_file(recorded: str | None, path: str) -> bool:
+    """Whether `recorded` (a path a marker or a piece layout recorded) is an existing file other than
+    `path` (`another_input`'s test)."""
     if not recorded or recorded == path:
         return False
     try:

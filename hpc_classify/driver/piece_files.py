@@ -1,6 +1,7 @@
 """The files of a file in pieces, all under `<output>/_pieces/<relpath>/` (one owner of that layout).
 
-    layout.json           how the file is cut: fixed when its first piece starts, kept until it is done
+    layout.json           how the file is cut, for which settings (fingerprint) and input: fixed when its
+                          first piece starts, kept until it is done
     000003.<suffix>       piece 3's output (the output format's suffix, compressed as the final output)
     _000003.quarantine.jsonl   its bad rows, when it has some
     000003.done.json      its marker, written last (atomically): the piece is done
@@ -36,13 +37,18 @@ PIECE_MARKER_SUFFIX = ".done.json"
 class PieceLayout:
     """How one input file is cut. `pieces` is None for a compressed file (its pieces are found while it
     is streamed, each about `piece_bytes` decompressed). `input_size`/`input_mtime`: the input as it was
-    when the first piece started; a piece or resume that sees another input refuses to mix versions."""
+    when the first piece started; a piece or resume that sees another input refuses to mix versions.
+    `fingerprint` and `input_path`: the run settings and the input the pieces are made for; a run of other
+    settings or another input does not use them (driver/foreign_pieces.py). None in a layout of an older
+    version, which recorded neither."""
 
     piece_bytes: int
     input_size: int
     input_mtime: float
     pieces: tuple[Piece, ...] | None
     input_sha256: str | None = None
+    fingerprint: str | None = None
+    input_path: str | None = None
 
     @property
     def streamed(self) -> bool:
@@ -55,6 +61,8 @@ class PieceLayout:
             "input_mtime": self.input_mtime,
             "pieces": None if self.pieces is None else [p.to_list() for p in self.pieces],
             "input_sha256": self.input_sha256,
+            "fingerprint": self.fingerprint,
+            "input_path": self.input_path,
         }
 
     @classmethod
@@ -66,6 +74,8 @@ class PieceLayout:
             input_mtime=float(data["input_mtime"]),
             pieces=None if pieces is None else tuple(Piece(*map(int, p)) for p in pieces),
             input_sha256=data.get("input_sha256"),
+            fingerprint=data.get("fingerprint"),
+            input_path=data.get("input_path"),
         )
 
 

@@ -84,9 +84,10 @@ def default_piece_bytes(device: str, gpus: WorkerGpus | None = None) -> int:
 class PieceScheduler:
     """Expands large pending files into piece jobs and notices when a file's pieces are all done."""
 
-    def __init__(self, output_dir: str, piece_bytes: int):
+    def __init__(self, output_dir: str, piece_bytes: int, fingerprint: str | None = None):
         self.output_dir = output_dir
         self.piece_bytes = piece_bytes
+        self.fingerprint = fingerprint  # the run's, recorded in each new layout (None: a scheduler alone)
         self.started = set(piece_files.files_in_pieces(output_dir))  # files with a layout already
         self._remaining: dict[str, set[int]] = {}  # per file: its pieces not yet done in this run
         self._assembly_queued: set[str] = set()  # files whose assembly `after` returned
@@ -200,7 +201,9 @@ class PieceScheduler:
         pieces = None
         if not is_streamed(planned.path):
             pieces = tuple(plan_pieces(planned.path, stat.st_size, self.piece_bytes))
-        layout = PieceLayout(self.piece_bytes, stat.st_size, stat.st_mtime, pieces, None)
+        layout = PieceLayout(
+            self.piece_bytes, stat.st_size, stat.st_mtime, pieces, None, self.fingerprint, planned.path
+        )
         logger.info(
             "%s: %d bytes, classified in %s",
             planned.relpath,

@@ -13,6 +13,9 @@ marker there. So two checks, both against the fingerprint:
   as remaining. This catches what the fence cannot: a task that passed its check just before the newer run
   wrote `_run.json`.
 
+An --overwrite writes `_run.json` before it discards the old run's files (driver/fingerprint.py), so the fence
+holds throughout the discard.
+
 A directory without `_run.json` has no owner to defend (the per-file functions called on their own): writes go
 ahead.
 """

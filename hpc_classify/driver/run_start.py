@@ -2,7 +2,7 @@
 settings and plan, and find the files still to classify.
 
 In order: the run fingerprint (checked, or stored; `--overwrite` discards the old run's state), temp files a
-killed run left, inputs changed since they were classified (`--on-changed-input`), the plan, outputs whose
+killed run left, pieces of other settings or inputs (redone), inputs changed since they were classified (`--on-changed-input`), the plan, outputs whose
 marker was lost, outputs outside the plan (reported), then the pending files and the pieces of finished ones.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.driver.fingerprint import check_or_store_fingerprint
+from hpc_classify.driver.foreign_pieces import forget_pieces_of_other_runs
 from hpc_classify.driver.input_changes import (
     apply_changed_input_policy,
     find_changed_inputs,
@@ -32,6 +33,8 @@ def reconcile_output_dir(
     run) agrees with `config` and `files`."""
     fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
     remove_stale_temp_files(output_dir)
+    # Before the pieces' inputs are compared: pieces of other settings or inputs are no version of this file.
+    forget_pieces_of_other_runs(output_dir, files, fingerprint)
     # One scan of _markers/ for every step below; the steps that remove markers update it.
     markers = MarkerListing(output_dir)
     classified = find_changed_inputs(  # also removes markers of another fingerprint: pending again

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from fake_markers import marker_of
 
+from hpc_classify.driver import fingerprint as fingerprint_module
+from hpc_classify.driver.fingerprint import check_or_store_fingerprint, compute_run_fingerprint
 from hpc_classify.driver.input_changes import find_changed_inputs
 from hpc_classify.driver.piece_task import piece_destination
 from hpc_classify.driver.plan import PlannedFile, pending_files, write_plan
-from hpc_classify.driver.run_owner import RUN_FILE, RunSupersededError
+from hpc_classify.driver.run_owner import RUN_FILE, RunSupersededError, stored_fingerprint
 from hpc_classify.driver.status import compute_status
 from hpc_classify.driver.task import FileSettings, read_input, write_classified
 from hpc_classify.io.discovery import InputFile
@@ -36,6 +38,10 @@ class _Label:
 
     def output_types(self) -> dict[str, object]:
         return {}
+
+
+def _details(max_chars: int) -> dict:
+    return compute_run_fingerprint([{"model": "/m", "max_chars": max_chars}], output_format="jsonl")
 
 
 def _own(output, fingerprint: str) -> None:
@@ -147,3 +153,72 @@ def test_status_counts_a_marker_of_other_settings_as_remaining(tmp_path):
     assert (status["files_done"], status["files_remaining"]) == (1, 1)
     assert status["files_other_settings"] == 1
     assert status["documents_in"] == 1  # the done file's only
+
+
+def _an_old_runs_output(output, tmp_path, fingerprint):
+    """A file classified and marked by the old run (its output and marker in place)."""
+    read, predicted = _classified(tmp_path)
+    write_classified(read, predicted, [_Label()], FileSettings(str(output), "jsonl", "skip", fingerprint))
+
+
+def test_a_task_of_the_old_settings_renaming_during_an_overwrites_discard_fails_the_fence(
+    tmp_path, monkeypatch
+):
+    """An --overwrite discards the old run's outputs and markers; a task of that run still running (a joined
+    cluster) must not rename an output, piece or marker into place behind the discard."""
+    output = tmp_path / "out"
+    output.mkdir()
+    old = check_or_store_fingerprint(str(output), _details(2000), overwrite=False)
+    _an_old_runs_output(output, tmp_path, old)
+    second = tmp_path / "second"
+    second.mkdir()
+    read, predicted = _classified(second)  # the old run's task for another file, still classifying
+    settings = FileSettings(str(output), "jsonl", "skip", fingerprint=old)
+    attempts: list[BaseException | str] = []
+    real_remove = fingerprint_module.remove_outputs_of_markers
+
+    def discard_with_an_old_task_renaming(output_dir, fallback_format):
+        for destination in (None, piece_destination(settings, "b.jsonl", 0)):  # a whole file, then a piece
+            try:
+                write_classified(read, predicted, [_Label()], settings, destination)
+                attempts.append("written")
+            except RunSupersededError as exc:
+                attempts.append(exc)
+        return real_remove(output_dir, fallback_format)
+
+    monkeypatch.setattr(fingerprint_module, "remove_outputs_of_markers", discard_with_an_old_task_renaming)
+
+    new = check_or_store_fingerprint(str(output), _details(10), overwrite=True)
+
+    assert [type(a) for a in attempts] == [RunSupersededError, RunSupersededError]
+    assert all(old in str(a) and new in str(a) for a in attempts)
+    assert _files_under(output) == [RUN_FILE]  # nothing of the old run: no output, piece nor marker
+    stored = json.loads((output / RUN_FILE).read_text())
+    assert (stored["fingerprint"], "discarding" in stored) == (new, False)
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new-settings", "overwrite-again"])
+def test_an_overwrite_killed_during_its_discard_is_finished_by_the_next_run(tmp_path, monkeypatch, overwrite):
+    output = tmp_path / "out"
+    output.mkdir()
+    old = check_or_store_fingerprint(str(output), _details(2000), overwrite=False)
+    _an_old_runs_output(output, tmp_path, old)
+    (output / "_pieces" / "big.jsonl").mkdir(parents=True)
+    (output / "_pieces" / "big.jsonl" / "layout.json").write_text("{}")
+
+    def killed(output_dir, fallback_format):
+        raise KeyboardInterrupt  # the take-over killed after its _run.json, before any of the discard
+
+    monkeypatch.setattr(fingerprint_module, "remove_outputs_of_markers", killed)
+    with pytest.raises(KeyboardInterrupt):
+        check_or_store_fingerprint(str(output), _details(10), overwrite=True)
+    monkeypatch.undo()
+    assert stored_fingerprint(str(output)) == fingerprint_module.fingerprint_id(
+        _details(10)
+    )  # fenced already
+
+    new = check_or_store_fingerprint(str(output), _details(10), overwrite=overwrite)
+
+    assert _files_under(output) == [RUN_FILE]  # the old output, quarantine, marker and pieces: gone
+    assert json.loads((output / RUN_FILE).read_text())["fingerprint"] == new
+    assert "discarding" not in json.loads((output / RUN_FILE).read_text())
