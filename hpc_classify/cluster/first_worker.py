@@ -6,7 +6,10 @@ fixed connect timeout (two minutes once: a queue wait longer than that failed th
 that nothing interrupts (distributed's wait for a scheduler file has no deadline and ignores signals). A stop
 request ends the wait (ConnectStopped: the driver ends the run as it ends any stopped before it began), and
 so does a jobqueue keeper that gave up on every worker job (`worker_jobs.why_no_worker_can_start`): no worker
-can come, and waiting would never end under --worker-wait 0.
+can come, and waiting would never end under --worker-wait 0. NeMo's `get_client` joins through the same waits
+(its `worker_wait=` the budget, no stop request: Ctrl-C ends them). A wait still going after NOTICE_AFTER
+seconds says so once as a warning naming what it waits for: a mistyped path or a scheduler that never started
+is seen there, also where INFO is not logged (a notebook).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from hpc_classify.errors import ClusterError
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0  # each look waits this long: stops and the keeper's verdict are seen this soon
-WAIT_HINT = "give --worker-wait 0 to wait as long as the queue takes; nothing was classified"
+NOTICE_AFTER = 30.0  # seconds a wait goes on before it warns, once, that it still waits
 
 
 class ConnectStopped(Exception):
@@ -31,22 +34,40 @@ class ConnectStopped(Exception):
 
 
 class WorkerWait:
-    """One --worker-wait budget (`seconds`, 0: none) shared by the waits of one connection."""
+    """One --worker-wait budget (`seconds`, 0: none) shared by the waits of one connection. `knob` names the
+    setting in messages: "--worker-wait" (the CLI, where nothing was classified yet when it runs out) or
+    "worker_wait" (get_client's keyword)."""
 
-    def __init__(self, seconds: float, stopped: Callable[[], bool]):
+    def __init__(self, seconds: float, stopped: Callable[[], bool], knob: str = "--worker-wait"):
         self.seconds = seconds
         self.stopped = stopped
+        self.knob = knob
         self.started = time.monotonic()
 
     def over(self) -> bool:
         return bool(self.seconds) and time.monotonic() - self.started >= self.seconds
 
+    def zero(self) -> str:
+        return f"{self.knob} 0" if self.knob.startswith("--") else f"{self.knob}=0"
+
     def describe(self) -> str:
         return (
-            f"up to {self.seconds:g} s (--worker-wait)"
+            f"up to {self.seconds:g} s ({self.knob})"
             if self.seconds
-            else "as long as it takes (--worker-wait 0)"
+            else f"as long as it takes ({self.zero()})"
         )
+
+    def hint(self) -> str:
+        cli = "; nothing was classified" if self.knob.startswith("--") else ""
+        return f"give {self.zero()} to wait as long as the queue takes{cli}"
+
+    def notice(self, since: float, what: str, advice: str) -> float | None:
+        """Warn once, NOTICE_AFTER s after `since`, that the wait for `what` goes on; returns the new `since`
+        (None once warned)."""
+        if time.monotonic() - since < NOTICE_AFTER:
+            return since
+        logger.warning("still waiting for %s after %g s, %s: %s", what, NOTICE_AFTER, self.describe(), advice)
+        return None
 
     def check_stop(self, what: str) -> None:
         if self.stopped():
@@ -58,13 +79,20 @@ def wait_for_scheduler_file(path: str, wait: WorkerWait) -> None:
     if os.path.exists(path):
         return
     logger.info("waiting %s for the scheduler file %s to be written", wait.describe(), path)
+    since: float | None = time.monotonic()
     while not os.path.exists(path):
         wait.check_stop(f"the scheduler file {path}")
         if wait.over():
             raise ClusterError(
-                f"the scheduler file {path} was not written within {wait.seconds:g} s (--worker-wait)",
+                f"the scheduler file {path} was not written within {wait.seconds:g} s ({wait.knob})",
                 hint="check the path, and that the scheduler that writes it (`dask scheduler --scheduler-file "
-                f"...`, a job of its own) runs or waits in the queue; {WAIT_HINT}",
+                f"...`, a job of its own) runs or waits in the queue; {wait.hint()}",
+            )
+        if since is not None:
+            since = wait.notice(
+                since,
+                f"the scheduler file {path}",
+                "check the path, and that its scheduler runs or is queued",
             )
         time.sleep(POLL_SECONDS)  # a file appearing has no event to wait on: looked for again
 
@@ -76,6 +104,7 @@ def wait_for_first_worker(client: Any, cluster: Any, wait: WorkerWait, target: s
     if client.nthreads():
         return
     logger.info("waiting %s for the first worker of %s", wait.describe(), target)
+    since: float | None = time.monotonic()
     while True:
         wait.check_stop(f"the first worker of {target}")
         try:
@@ -90,7 +119,11 @@ def wait_for_first_worker(client: Any, cluster: Any, wait: WorkerWait, target: s
             )
         if wait.over():
             raise ClusterError(
-                f"no worker joined {target} within {wait.seconds:g} s (--worker-wait)",
+                f"no worker joined {target} within {wait.seconds:g} s ({wait.knob})",
                 hint=f"squeue shows whether its workers' jobs still wait for resources or why they cannot "
-                f"start; {WAIT_HINT}",
+                f"start; {wait.hint()}",
+            )
+        if since is not None:
+            since = wait.notice(
+                since, f"the first worker of {target}", "squeue shows whether its workers' jobs are queued"
             )

@@ -3,7 +3,11 @@
 Same names, arguments and defaults. Differences that make them work everywhere: `protocol` applies to CPU
 clusters too, NeMo's "ucx" means UCXX ("ucxx"), `cluster_type="gpu"` on a machine without a GPU starts a
 CPU cluster with a warning, and options that cannot apply (GPU options on CPU, local-cluster options when
-joining a scheduler) are named in a warning instead of being dropped without a word. Never imports torch
+joining a scheduler) are named in a warning instead of being dropped without a word. Joining a scheduler waits
+for its scheduler file and first worker (NeMo: an AssertionError unless a worker is there already, and a
+scheduler file not yet written waited for without end inside distributed), as `run --scheduler-file` does
+(first_worker.py): workers submitted as jobs of their own may wait in Slurm's queue; the keyword-only
+`worker_wait` bounds both (None: --worker-wait's default, 0: as long as it takes). Never imports torch
 (`set_torch_to_use_rmm` runs the engine's `use_rmm_for_torch` on the GPU workers).
 """
 
@@ -11,10 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import numbers
 import os
 from typing import Any
 
 from hpc_classify.cluster.connect import check_client_protocol
+from hpc_classify.cluster.first_worker import WorkerWait, wait_for_first_worker, wait_for_scheduler_file
 from hpc_classify.cluster.local import (
     _start_cpu_cluster,
     check_cluster_arguments,
@@ -22,13 +28,14 @@ from hpc_classify.cluster.local import (
     visible_gpu_count,
 )
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
+from hpc_classify.config import DEFAULT_WORKER_WAIT
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.worker_env import quiet_ucx_here
 
 logger = logging.getLogger(__name__)
 
 PROTOCOLS = {"tcp": "tcp", "ucx": "ucxx", "ucxx": "ucxx"}
-CONNECT_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 30  # reaching a scheduler (its file written), and a local cluster's first worker
 _GPU_DEFAULTS = {
     "nvlink_only": False,
     "rmm_pool_size": "1024M",
@@ -65,13 +72,23 @@ def get_client(
     rmm_maximum_pool_size: int | str | None = None,
     rmm_managed_memory: bool = False,
     rmm_release_threshold: int | str | None = None,
+    *,
+    worker_wait: float | None = None,
     **cluster_kwargs: Any,
 ) -> Any:
     """A `distributed.Client`: joined to `scheduler_address` (an address, or a cluster object such as a
     LocalCluster) or `scheduler_file`, else on a new local CPU or GPU cluster (`cluster_kwargs` go to
-    LocalCluster / LocalCUDACluster). Close it with `client.shutdown()` to stop a cluster started here."""
+    LocalCluster / LocalCUDACluster). Close it with `client.shutdown()` to stop a cluster started here.
+    Joining waits up to `worker_wait` s (None: 300, --worker-wait's default; 0: as long as it takes) for the
+    scheduler file to be written and a first worker to join; it does not apply to a local cluster (whose
+    workers' start deadline `death_timeout=` sets)."""
     if cluster_type not in ("cpu", "gpu"):
         raise ConfigError(f"cluster_type must be 'cpu' or 'gpu', not {cluster_type!r}")
+    if worker_wait is not None and (
+        isinstance(worker_wait, bool) or not isinstance(worker_wait, numbers.Real) or not worker_wait >= 0
+    ):
+        raise ConfigError(f"worker_wait must be a number of seconds >= 0 (0: no limit), not {worker_wait!r}")
+    join_only = {"worker_wait": worker_wait} if worker_wait is not None else {}
     protocol = dask_protocol(protocol)
     gpu_options = {
         "nvlink_only": nvlink_only,
@@ -91,7 +108,9 @@ def get_client(
             "joining a running scheduler",
             {**_changed(gpu_options), **_changed_local(local), **cluster_kwargs},
         )
-        return _join(scheduler_address, scheduler_file, protocol)
+        wait = WorkerWait(DEFAULT_WORKER_WAIT if worker_wait is None else worker_wait, _never, "worker_wait")
+        return _join(scheduler_address, scheduler_file, protocol, wait)
+    _warn_unused("a local cluster (death_timeout= sets its workers' start deadline)", join_only)
     if cluster_type == "gpu" and visible_gpu_count() > 0:
         _warn_unused("a GPU cluster (one worker per GPU, as in NeMo Curator)", _changed_local(local))
         return start_dask_gpu_local_cluster(protocol=protocol, **gpu_options, **cluster_kwargs)
@@ -197,10 +216,13 @@ def _check_rapids_for(options: dict[str, tuple[str, Any]]) -> None:
         )
 
 
-def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str) -> Any:
+def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str, wait: WorkerWait) -> Any:
+    """A client of the scheduler, once a worker has joined it (within `wait`). The scheduler file is waited for
+    here: distributed's own wait for it has no end and says nothing."""
     from distributed import Client
 
     if scheduler_file:
+        wait_for_scheduler_file(scheduler_file, wait)
         target = f"scheduler file {scheduler_file}"
         make = lambda: Client(scheduler_file=scheduler_file, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
     elif not isinstance(scheduler_address, str):  # a cluster object, as NeMo's docstring allows
@@ -220,7 +242,16 @@ def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str) -> 
         ) from exc
     if protocol != "tcp":  # ucx asked for (tcp is the default: it cannot be told from "not given")
         check_client_protocol(client, protocol, target)
-    return _client_with_workers(client, target)
+    try:
+        wait_for_first_worker(client, None, wait, target)
+    except BaseException:  # also Ctrl-C, the way out of worker_wait=0
+        client.close()
+        raise
+    return client
+
+
+def _never() -> bool:
+    return False  # no stop request in a Python session: Ctrl-C (KeyboardInterrupt) ends a wait
 
 
 def _client_with_workers(client: Any, target: str) -> Any:

@@ -9,6 +9,7 @@ published its scheduler file (job_incarnation.py). So:
   for its scheduler file, find `shutdown` instead and stop, naming rank 0's node and its error;
 - another node refusing waits until rank 0 has published its scheduler file (or ended), then records its
   refusal: rank 0, waiting for that node's workers, fails at once naming it, and its `shutdown` stops the rest.
+Both waits look at the files with a backoff (file_looks.py): "at once" is within its LONGEST_GAP.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import time
 from collections.abc import Iterable
 
+from hpc_classify.cluster.file_looks import Backoff
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.slurm_env import NodeIdentity
@@ -58,11 +60,11 @@ def report_refusal(
 
 
 def _rank0_started(paths: JobPaths, incarnation: Incarnation, wait: float, poll_interval: float) -> bool:
-    deadline = time.monotonic() + wait
+    deadline, looks = time.monotonic() + wait, Backoff(poll_interval)
     while rank0_published(paths, incarnation) is None:
         if time.monotonic() > deadline:
             return False
-        time.sleep(poll_interval)
+        looks.sleep()
     return True
 
 

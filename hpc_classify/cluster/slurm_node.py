@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.cluster.connect import retire_and_shut_down
+from hpc_classify.cluster.file_looks import LONGEST_GAP, Backoff
 from hpc_classify.cluster.hidden_gpus import warn_if_gpus_hidden
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
@@ -34,7 +35,7 @@ from hpc_classify.cluster.local import (
 from hpc_classify.cluster.node_end import end_node
 from hpc_classify.cluster.node_files import log_tail, read_json
 from hpc_classify.cluster.node_processes import NodeProcesses
-from hpc_classify.cluster.node_refusal import refusals_error, report_refusal
+from hpc_classify.cluster.node_refusal import report_refusal
 from hpc_classify.cluster.other_rank import OtherRankRole
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWriter
 from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores, refuse_several_tasks_per_node
@@ -66,6 +67,8 @@ class NodeOptions:
     # for this long stops its workers and exits with the resumable code (ending the job).
     death_timeout: float = 60.0
     heartbeat_interval: float = 5.0  # rank 0 rewrites <job dir>/heartbeat.json this often
+    # Rank 0 asks its scheduler this often while it waits for the workers; the waits' looks at the shared job
+    # directory start this often and back off (file_looks.py). Not a command-line option: see docs/slurm.md.
     poll_interval: float = 0.2
     shutdown_poll_interval: float = 1.0  # other ranks: how often to look for rank 0's shutdown file
 
@@ -244,26 +247,24 @@ class NodeLauncher(OtherRankRole):
         if self.options.interface:
             argv += ["--interface", self.options.interface]
         self.processes.spawn("scheduler", argv, ucx_environment(gpus=visible_gpu_count() > 0))
-        info = self._poll(lambda: read_json(private), "the scheduler to write its address", "scheduler")
+        # Every node waits for this one file: looked at every poll_interval, without backoff.
+        info = self._poll(
+            lambda: read_json(private), "the scheduler to write its address", "scheduler", longest=0.0
+        )
         self.incarnation.write(self.scheduler_file, info)  # Dask reads only the keys it knows
         private.unlink(missing_ok=True)  # a scheduler that died at once took its file along
         logger.info("scheduler at %s (dashboard port %s)", info["address"], info.get("services", {}))
 
     def wait_for_workers(self, client: Any, stop: StopRequest) -> None:
-        """Poll the scheduler until every node's workers joined; fail fast when a node reports that
+        """Wait until every node's workers joined (WorkerRoster.wait); fail fast when a node reports that
         it refused its options or that its worker exited, else at the deadline, naming the missing nodes with their log tails."""
-        while True:
-            names = [w.get("name", "") for w in client.scheduler_info(n_workers=-1)["workers"].values()]
-            missing = self.roster.missing_nodes([str(n) for n in names])
-            if not missing or stop.requested:
-                return
-            self.processes.record_exit("worker")
-            if (refused := refusals_error(self.paths, self.incarnation, missing)) is not None:
-                raise refused
-            exited = [n for n in missing if self.incarnation.read(self.paths.exit_record(n, "worker"))]
-            if exited or time.monotonic() > self.deadline:
-                raise self.roster.missing_error(exited or missing, bool(exited))
-            time.sleep(self.options.poll_interval)
+        self.roster.wait(
+            client,
+            stop,
+            self.deadline,
+            self.options.poll_interval,
+            lambda: self.processes.record_exit("worker"),
+        )
 
     # ----- workers ---------------------------------------------------------------------------
     def start_workers(self) -> None:
@@ -308,8 +309,12 @@ class NodeLauncher(OtherRankRole):
         return 0 if self.options.device == "cpu" else visible_gpu_count()
 
     # ----- processes -------------------------------------------------------------------------
-    def _poll(self, read: Callable[[], Any], what: str, watch: str | None = None) -> Any:
-        """Poll `read()` until it returns a value; fail at the deadline or if process `watch` exits."""
+    def _poll(
+        self, read: Callable[[], Any], what: str, watch: str | None = None, *, longest: float = LONGEST_GAP
+    ) -> Any:
+        """Poll `read()` until it returns a value, every poll_interval backing off to `longest` (file_looks.py);
+        fail at the deadline or if process `watch` exits."""
+        looks = Backoff(self.options.poll_interval, longest)
         while (value := read()) is None:
             proc = self.processes.running.get(watch or "")
             if proc is not None and proc.poll() is not None:
@@ -324,7 +329,7 @@ class NodeLauncher(OtherRankRole):
                     f"node {self.identity.node_name}: waited {self.options.worker_timeout:.0f} s for {what} in vain",
                     hint=f"check rank 0's log and {self.job_dir}",
                 )
-            time.sleep(self.options.poll_interval)
+            looks.sleep()
         return value
 
     def _connect(self) -> Any:

@@ -66,8 +66,9 @@ def wait_for_pieces(
     timeout = MARKER_WAIT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + timeout
     interval = 0.02
+    seen: set[int] = set()  # markers are never removed meanwhile: each is stat'ed until seen once
     while True:
-        indices, missing = _whole_or_missing(layout, output_dir, relpath)
+        indices, missing = _whole_or_missing(layout, output_dir, relpath, seen)
         if indices is not None:
             return indices
         left = deadline - time.monotonic()
@@ -82,13 +83,19 @@ def wait_for_pieces(
         interval = min(interval * 2, 1.0)
 
 
-def _whole_or_missing(layout: PieceLayout, output_dir: str, relpath: str) -> tuple[list[int] | None, str]:
-    """(the pieces that make the whole file, "") or (None, which marker is missing, in words)."""
+def _whole_or_missing(
+    layout: PieceLayout, output_dir: str, relpath: str, seen: set[int]
+) -> tuple[list[int] | None, str]:
+    """(the pieces that make the whole file, "") or (None, which marker is missing, in words). A planned
+    layout's markers found are added to `seen` and not looked up again (10,000 pieces: one stat each)."""
     if layout.pieces is not None:
         for piece in layout.pieces:
+            if piece.index in seen:
+                continue
             marker = piece_files.piece_marker_path(output_dir, relpath, piece.index)
             if not os.path.exists(marker):
                 return None, f"the marker of piece {piece.index} of {len(layout.pieces)} ({marker})"
+            seen.add(piece.index)
         return [p.index for p in layout.pieces], ""
     done = piece_files.done_piece_indices(output_dir, relpath)
     indices = piece_indices_needed(layout, done, output_dir, relpath)

@@ -99,3 +99,21 @@ def test_a_scheduler_file_never_written_is_an_error_after_the_wait_or_a_stop(tmp
     looks = iter([False, True])
     with pytest.raises(ConnectStopped, match="missing.json"):
         first_worker.wait_for_scheduler_file(path, WorkerWait(0, lambda: next(looks)))
+
+
+def test_a_long_wait_warns_once_naming_what_it_waits_for(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(first_worker, "NOTICE_AFTER", 0.2, raising=False)  # absent where it never warned
+    path = tmp_path / "scheduler.json"
+    looks = []
+
+    def stopped() -> bool:
+        looks.append(1)
+        if len(looks) == 6:  # ~0.5 s of looks: past NOTICE_AFTER, long enough to warn twice if it did
+            path.write_text("{}")
+        return False
+
+    first_worker.wait_for_scheduler_file(str(path), WorkerWait(0, stopped))
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"still waiting for the scheduler file {path} after 0.2 s, as long as it takes (--worker-wait 0): "
+        "check the path, and that its scheduler runs or is queued"
+    ]
