@@ -229,15 +229,14 @@ def handle(args: argparse.Namespace) -> int:
 
         node_args, run_args = split_node_args(args)
         config = config_from_args(parse_run_argv(run_args))
-        code = run_this_node(node_options(node_args, config), config, stop)
-        if stop is not None:  # still holding the signals: a late warning must not kill rank 0 here
-            _report_stop(code, stop)
-        return code
+        # Rank 0's stop report is written from inside, as soon as its code is known (_report_stop).
+        return run_this_node(node_options(node_args, config), config, stop)
 
 
 def _report_stop(code: int, stop: StopRequest) -> None:
     """For slurm/classify.sbatch: whether rank 0's resumable stop (3) should requeue the job (a SIGTERM or
-    SIGINT sent to the job's steps, `scancel -s TERM`, should not): see cluster/stop_report.py."""
+    SIGINT sent to the job's steps, `scancel -s TERM`, should not): see cluster/stop_report.py. Called while the
+    signals are held, before the cluster's end: what KillWait leaves after a SIGTERM may not cover that end."""
     from hpc_classify.cluster.slurm_env import slurm_job_id
     from hpc_classify.cluster.stop_report import report_stop
     from hpc_classify.driver.exit_codes import INTERRUPTED
@@ -249,7 +248,7 @@ def _report_stop(code: int, stop: StopRequest) -> None:
 
 def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | None = None) -> int:
     """This node's part of the job; rank 0 runs the driver with `config` and returns its exit code.
-    `stop`: see run_node (the caller reads from it what stopped the run)."""
+    `stop`: see run_node (rank 0's: what stopped the run, for its stop report)."""
     from hpc_classify.cluster.slurm_node import run_node
     from hpc_classify.driver.exit_codes import INTERRUPTED, STOPPED_BEFORE_PROGRESS
 
@@ -259,6 +258,7 @@ def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | N
         interrupted_code=INTERRUPTED,
         stopped_early_code=STOPPED_BEFORE_PROGRESS,
         stop=stop,
+        on_outcome=None if stop is None else lambda code: _report_stop(code, stop),
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 120.0
 CLOSE_TIMEOUT = 60.0  # seconds a client or a cluster of ours may take to close
+# The same after a stop signal: Slurm's KillWait (30 s by default) runs from the SIGTERM and --stop-grace (20 s)
+# took most of it; after the warning the margin of 60 s also holds the summary and the requeue (warning_grace.py).
+STOP_CLOSE_TIMEOUT = 5.0
 
 
 def connect(
@@ -77,16 +81,18 @@ def connect(
     return client, cluster
 
 
-def close_quietly(client: Any, cluster: Any | None) -> None:
+def close_quietly(client: Any, cluster: Any | None, timeout: float | None = None) -> None:
     """Close the client, and the cluster when we started it; errors on the way down are only logged. Each
     close has a deadline: a local cluster's close was once seen waiting for ever on a nanny whose worker had
     just been restarted, and a finished run must still return. The worker processes of a cluster whose close
     failed or timed out are killed: they would otherwise run as long as this process (a notebook, a long
-    Python session calling `run`), not only until a CLI run exits."""
+    Python session calling `run`), not only until a CLI run exits. `timeout`: each close's (STOP_CLOSE_TIMEOUT
+    after a stop signal; default CLOSE_TIMEOUT)."""
+    timeout = CLOSE_TIMEOUT if timeout is None else timeout
     if client is not None:
-        _close_logging_errors(client, lambda: client.close(timeout=CLOSE_TIMEOUT))
+        _close_logging_errors(client, lambda: client.close(timeout=timeout))
     if cluster is not None:
-        _close_logging_errors(cluster, lambda: close_or_kill_workers(cluster, CLOSE_TIMEOUT))
+        _close_logging_errors(cluster, lambda: close_or_kill_workers(cluster, timeout))
 
 
 def _close_logging_errors(thing: Any, close: Any) -> None:
@@ -119,21 +125,31 @@ def _reconnect_cancel_unlogged(thing: Any) -> Iterator[None]:
         client_logger.removeFilter(quiet)
 
 
-def retire_and_shut_down(client: Any) -> None:
-    """Retire the workers, stop the scheduler and close the client: the end of a cluster we own. A client that
-    lost its scheduler only closes: each request would wait out its reconnect timeout (minutes) in vain, and
-    the workers end on their own without their scheduler."""
+def retire_and_shut_down(client: Any, timeout: float | None = None) -> None:
+    """Retire the workers, stop the scheduler and close the client: the end of a cluster we own, within `timeout`
+    s in all (default CLOSE_TIMEOUT; each step gets what the ones before it left): a scheduler that no longer
+    answers (stopped, its node swapping) must not hold the job's end past what a stop leaves. A client that lost
+    its scheduler only closes: each request would wait out its reconnect timeout (minutes) in vain, and the
+    workers end on their own without their scheduler. Errors and timeouts are only logged: the run's result is
+    decided already."""
+    deadline = time.monotonic() + (CLOSE_TIMEOUT if timeout is None else timeout)
+
+    def left() -> float:  # a step past the deadline still gets a moment: a live scheduler answers in one
+        return max(0.1, deadline - time.monotonic())
+
     if getattr(client, "status", "running") != "running":
         logger.warning("the scheduler is gone (the client is %s): no workers to retire", client.status)
     else:
         try:
-            client.retire_workers(close_workers=True)
+            # callback_timeout: Client.sync's own bound (retire_workers passes it on; shutdown() takes none).
+            client.retire_workers(close_workers=True, callback_timeout=left())
         except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
-            logger.warning("retiring workers: %s", exc)
-        with contextlib.suppress(Exception):
-            client.shutdown()
-    with _reconnect_cancel_unlogged(client):
-        client.close()
+            logger.warning("retiring workers: %s", str(exc) or type(exc).__name__)
+        try:
+            client.sync(client._shutdown, callback_timeout=left())
+        except Exception as exc:
+            logger.warning("stopping the scheduler: %s", str(exc) or type(exc).__name__)
+    _close_logging_errors(client, lambda: client.close(timeout=left()))
 
 
 def _join(make_client: Any, target: str) -> Any:

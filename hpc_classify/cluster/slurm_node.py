@@ -32,6 +32,7 @@ from hpc_classify.cluster.local import (
     refuse_workers_other_than_gpus,
     visible_gpu_count,
 )
+from hpc_classify.cluster.node_end import end_node
 from hpc_classify.cluster.node_files import log_tail, read_json
 from hpc_classify.cluster.node_processes import NodeProcesses
 from hpc_classify.cluster.node_refusal import report_refusal
@@ -102,11 +103,13 @@ def run_node(
     stopped_early_code: int,
     identity: NodeIdentity | None = None,
     stop: StopRequest | None = None,
+    on_outcome: Callable[[int], None] | None = None,
 ) -> int:
     """Run this node's part of the job; rank 0 returns the driver's exit code (`stopped_early_code` for a
     stop before the driver started). `run_driver(scheduler file, stop)`; on rank 0 `stop` (a new one if
     None) holds the stop signals for the whole entry, so that the caller can read afterwards what stopped
-    the run."""
+    the run, and `on_outcome(code)` is called as soon as the code is known, before the cluster's end: after a
+    stop signal that end has only what KillWait leaves (the stop report, cluster/stop_report.py, comes first)."""
     if identity is None:
         refuse_several_tasks_per_node()  # every task of such a step refuses: none is the node's own
         identity = NodeIdentity.from_environment()
@@ -136,35 +139,16 @@ def run_node(
     # kill it (USR1's default action) and turn the driver's exit code into a signal's.
     with stop if identity.rank == 0 else contextlib.nullcontext():
         try:
-            code = (
-                launcher.run_rank0(run_driver, stopped_early_code, stop)
-                if identity.rank == 0
-                else launcher.run_other_rank(interrupted_code, stopped_early_code)
-            )
+            if identity.rank != 0:
+                code = launcher.run_other_rank(interrupted_code, stopped_early_code)
+            else:
+                code = launcher.run_rank0(run_driver, stopped_early_code, stop)
+                if on_outcome is not None:
+                    on_outcome(code)
             clean = True
             return code
         finally:
-            _end_node(launcher, clean)
-
-
-def _end_node(launcher: NodeLauncher, clean: bool) -> None:
-    rank0 = launcher.identity.rank == 0
-    try:
-        if rank0 and launcher.heartbeat is not None:
-            # First the ended beat: the other nodes read the heartbeat by content at every look, so they see
-            # the end even while their file system still shows no `shutdown` (see rank0_heartbeat.py).
-            launcher.heartbeat.end(clean)
-        if rank0 and launcher.job_dir.is_dir():
-            # The other nodes then stop their workers at once, also those that never reached the
-            # scheduler (they would otherwise wait for their worker or death timeout).
-            launcher.incarnation.write(
-                launcher.paths.shutdown, {"node": launcher.identity.node_name, "clean": clean}
-            )
-    except OSError as exc:  # a full or failing file system: the others notice the heartbeat stop instead
-        logger.error("could not write %s: %s", launcher.paths.shutdown, exc)
-    finally:
-        # After rank 0's clean shutdown its children exit by themselves; otherwise nothing waits for them.
-        launcher.processes.stop(grace=2.0 if clean and rank0 else 0.0)
+            end_node(launcher, clean, stopping=identity.rank == 0 and stop.requested)
 
 
 class NodeLauncher(OtherRankRole):
@@ -177,6 +161,7 @@ class NodeLauncher(OtherRankRole):
         self.incarnation = Incarnation(identity.incarnation)
         self.processes = NodeProcesses(self.paths, identity.node_name, self.incarnation)
         self.heartbeat: HeartbeatWriter | None = None  # rank 0's, from its scheduler's start to its end
+        self.client: Any = None  # rank 0's, connected to its scheduler until end_cluster
         self.deadline = time.monotonic() + options.worker_timeout
         gpus = self._gpus()
         self._refuse_what_this_node_cannot_do(gpus)
@@ -213,7 +198,8 @@ class NodeLauncher(OtherRankRole):
     ) -> int:
         """Start the scheduler and this node's workers, wait for every node's, then run the driver with
         `stop`, which the caller entered before anything started: a stop signal before the driver runs
-        means start nothing, and one while the driver starts up reaches it."""
+        means start nothing, and one while the driver starts up reaches it. Its cluster is ended by
+        end_cluster, which run_node calls once the caller has the code."""
         client = None
         try:
             self.incarnation.take_job_dir(self.paths, self.identity.node_name)
@@ -242,10 +228,16 @@ class NodeLauncher(OtherRankRole):
                 logger.warning("%s", self.gpus_hidden)
             return code
         finally:
-            if client is not None:
-                if self.heartbeat is not None:
-                    self.heartbeat.scheduler_ends()  # on purpose now: its exit is no failure to report
-                retire_and_shut_down(client)  # so that every node's entry returns
+            self.client = client
+            if client is not None and self.heartbeat is not None:
+                self.heartbeat.scheduler_ends()  # on purpose from now on: its exit is no failure to report
+
+    def end_cluster(self, timeout: float) -> None:
+        """Rank 0: retire the workers and stop the scheduler, so that every node's entry returns, within
+        `timeout` s."""
+        client, self.client = self.client, None
+        if client is not None:
+            retire_and_shut_down(client, timeout)
 
     def start_scheduler(self) -> None:
         """Start the scheduler, then publish its file with this run's token in one atomic rename."""

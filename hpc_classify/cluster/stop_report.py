@@ -78,7 +78,8 @@ def report_stop(
     preempted: Callable[[str], bool | None] | None = None,
     since_stop: float | None = None,
 ) -> None:
-    """On rank 0, after the run: for the batch script that set HPC_CLASSIFY_STOP_REPORT, whether the
+    """On rank 0, as soon as the driver returned and before the cluster's end (which a stop's KillWait may cut
+    short, cluster/node_end.py): for the batch script that set HPC_CLASSIFY_STOP_REPORT, whether the
     resumable `code` should requeue the job (nothing for another code, or without the variable). `since_stop`:
     seconds since the stop signal (None: not known), which bound the question to Slurm (requeue_verdict)."""
     path = os.environ.get(STOP_REPORT_VARIABLE)

@@ -220,7 +220,13 @@ def _classify(
     connect_timeout: float | None,
     hooks: RunHooks,
 ) -> dict[str, Any] | None:
-    from hpc_classify.cluster.connect import DEFAULT_CONNECT_TIMEOUT, close_quietly, connect
+    from hpc_classify.cluster.connect import (
+        CLOSE_TIMEOUT,
+        DEFAULT_CONNECT_TIMEOUT,
+        STOP_CLOSE_TIMEOUT,
+        close_quietly,
+        connect,
+    )
     from hpc_classify.cluster.first_worker import ConnectStopped
 
     if given_client is not None:
@@ -273,8 +279,8 @@ def _classify(
         finally:
             progress.close()
     finally:
-        if given_client is None:
-            close_quietly(client, cluster)
+        if given_client is None:  # after a stop, within what it leaves: the summary and the requeue follow
+            close_quietly(client, cluster, STOP_CLOSE_TIMEOUT if stop.requested else CLOSE_TIMEOUT)
     dispatcher.count_late_markers()
     return info
 

@@ -5,6 +5,8 @@ whose scheduler was killed closes the client without waiting on the dead schedul
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 from concurrent.futures import CancelledError
@@ -87,6 +89,35 @@ def test_the_end_of_a_cluster_whose_scheduler_was_killed_only_closes_the_client(
         assert not [m for m in messages if m.startswith("retiring workers")]
         # No error with the traceback of the reconnect's cancellation.
         assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
+    finally:
+        scheduler.kill()
+        scheduler.wait(timeout=60)
+
+
+@pytest.mark.timeout(120)
+def test_the_end_of_a_cluster_whose_scheduler_no_longer_answers_is_cut_at_its_deadline(
+    tmp_path, caplog
+) -> None:
+    # After a stop signal rank 0 ends its cluster within seconds (what KillWait leaves): a scheduler that no
+    # longer answers (stopped here; its node swapping) must not hold it. Each step used to wait without a deadline
+    # (retiring the workers), or twice the client's timeout (closing it: 600 s with --worker-timeout 300).
+    scheduler_file = tmp_path / "scheduler.json"
+    argv = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(scheduler_file)]
+    argv += ["--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0"]
+    scheduler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = Client(scheduler_file=str(scheduler_file), timeout=300)
+        os.kill(scheduler.pid, signal.SIGSTOP)
+        with caplog.at_level(logging.WARNING):
+            retire_and_shut_down(client, timeout=1.0)
+        messages = [r.getMessage() for r in caplog.records if r.name == "hpc_classify.cluster.connect"]
+        # Each step was cut at the deadline, logged, and the next one still ran.
+        assert [m.split(":")[0] for m in messages] == [
+            "retiring workers",
+            "stopping the scheduler",
+            "error while closing Client",
+        ], messages
+        assert all("timed out after" in m for m in messages), messages
     finally:
         scheduler.kill()
         scheduler.wait(timeout=60)

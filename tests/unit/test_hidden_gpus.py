@@ -78,7 +78,9 @@ def test_a_slurm_node_that_sees_none_of_its_gpus_warns_at_start_and_beside_the_r
     monkeypatch.setattr(NodeLauncher, "start_scheduler", start_scheduler)
     monkeypatch.setattr(NodeLauncher, "_connect", lambda self: object())
     monkeypatch.setattr(NodeLauncher, "wait_for_workers", lambda self, client, stop: None)
-    monkeypatch.setattr(slurm_node, "retire_and_shut_down", lambda client: None)  # stopped with the node
+    monkeypatch.setattr(
+        slurm_node, "retire_and_shut_down", lambda client, timeout: None
+    )  # stopped with the node
     monkeypatch.setattr(NodeLauncher, "start_workers", publish_workers)
     caplog.set_level(logging.INFO)
     options = NodeOptions(job_root=str(tmp_path / "jobs"), poll_interval=0.01, heartbeat_interval=0.05)

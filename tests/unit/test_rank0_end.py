@@ -84,7 +84,7 @@ def test_other_nodes_see_rank0s_clean_end_through_its_heartbeat_and_requeue_noth
         heartbeat_while_the_driver_ran.append(_heartbeat(node2.paths.heartbeat))
         return 0
 
-    def retire_and_shut_down(client: object) -> None:
+    def retire_and_shut_down(client: object, timeout: float) -> None:
         # node2's worker is retired and the scheduler stops (rank 0's heartbeat thread sees that).
         for process in (node2.processes.running["worker"], rank0[0].processes.running["scheduler"]):
             process.terminate()

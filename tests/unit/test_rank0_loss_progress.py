@@ -139,7 +139,7 @@ def test_rank0s_heartbeat_carries_its_drivers_count(tmp_path: Path, monkeypatch)
         self.paths.node_dir("node1").mkdir(parents=True, exist_ok=True)  # what start_workers publishes
         self.incarnation.write(self.paths.node_workers("node1"), {"workers": 1})
 
-    def retire_and_shut_down(client: object) -> None:
+    def retire_and_shut_down(client: object, timeout: float) -> None:
         rank0[0].processes.running["scheduler"].terminate()
 
     monkeypatch.setattr(NodeLauncher, "start_scheduler", start_scheduler)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hpc_classify.cli.main import main
-from hpc_classify.cluster import slurm_job, stop_report
+from hpc_classify.cluster import slurm_job
 from hpc_classify.cluster.stop_report import STOP_REPORT_VARIABLE, report_stop, requeue_verdict
 
 INTERRUPTED = 3
@@ -89,23 +88,3 @@ def test_a_report_that_cannot_be_written_is_logged(tmp_path: Path, monkeypatch, 
     monkeypatch.setenv(STOP_REPORT_VARIABLE, str(tmp_path / "missing" / "report"))
     report_stop(INTERRUPTED, "SIGINT", "42", interrupted_code=INTERRUPTED)
     assert "the batch script will requeue the job" in caplog.text
-
-
-def test_the_node_entry_of_rank0_reports_what_stopped_its_driver(tmp_path: Path, monkeypatch) -> None:
-    """`hpc-classify node` (rank 0) writes the report with the stop its signals caught."""
-    from hpc_classify.cli import node
-
-    def run_this_node(options, config, stop):
-        stop.request("SIGTERM")  # as the handler does on `scancel -s TERM`
-        return INTERRUPTED
-
-    monkeypatch.setattr(node, "run_this_node", run_this_node)
-    asked: list = []  # Slurm is asked within what KillWait leaves after the SIGTERM (cluster/slurm_job.py)
-    monkeypatch.setattr(stop_report, "job_preempted", lambda job, patience: asked.append(patience) or False)
-    report = tmp_path / "report"
-    for name, value in {STOP_REPORT_VARIABLE: str(report), "SLURM_PROCID": "0", "SLURM_JOB_ID": "42"}.items():
-        monkeypatch.setenv(name, value)
-    argv = ["node", "--", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--device", "cpu"]
-    assert main(argv) == INTERRUPTED
-    assert report.read_text().startswith("stop SIGTERM stopped the run (scancel -s TERM)")
-    assert [(patience.timeout, patience.tries) for patience in asked] == [(slurm_job.STOP_PATH_MAX_S, 1)]
