@@ -170,9 +170,10 @@ class HeartbeatWatch:
         (0 if none said more): whether the run made progress since the job (re)started."""
         return self._finished
 
-    def stale(self) -> bool:
-        """Rank 0 lost: silent for `timeout` s. Never after its ended beat (rank 0 ended, it was not lost)."""
-        return self.seconds_silent() >= self.timeout and self.ending() is None
+    def stale(self, silent: float) -> bool:
+        """Whether `silent` s of silence (what `seconds_silent` just said) are long enough to take rank 0
+        for lost: `timeout` s. Never after its ended beat (rank 0 ended, it was not lost)."""
+        return silent >= self.timeout and self.ending() is None
 
     def ending(self) -> dict[str, Any] | None:
         """Rank 0's ended beat (see HeartbeatWriter.end) if that is what the last look read, else None."""

@@ -85,7 +85,7 @@ class Rank0Verdict:
     def lost(self) -> bool:
         """One look at the heartbeat (and, when it is stale, at the scheduler). Never after rank 0's ended beat."""
         self.silent = self.watch.seconds_silent()
-        if self.silent < self.watch.timeout or self.watch.ending() is not None:
+        if not self.watch.stale(self.silent):
             if self.answered_at is not None:
                 logger.info("%s changed again: rank 0 was not lost", self.watch.path)
             self.answered_at = None

@@ -58,10 +58,16 @@ class InputChange:
 
 
 def describe_change(
-    marker: CompletionMarker, path: str, *, verify: bool, listed: PlannedFile | None = None
+    marker: CompletionMarker,
+    path: str,
+    *,
+    verify: bool,
+    listed: PlannedFile | None = None,
+    other: bool | None = None,
 ) -> str | None:
     """What differs between the input at `path` now and the version `marker` was made from, or None.
     `listed`: the file as this run's listing just stat'ed it (size, mtime), used instead of a stat.
+    `other`: `another_input(marker, path)` where the caller needs it too (None: found here).
 
     A marker made from another file that still exists (`another_input`) is not this file's, whatever
     their sizes and mtimes; with `verify`, the same content (a copy) counts as unchanged."""
@@ -73,7 +79,8 @@ def describe_change(
         except FileNotFoundError:
             return VANISHED
         size, mtime = stat.st_size, stat.st_mtime
-    other = another_input(marker, path)
+    if other is None:
+        other = another_input(marker, path)
     if other and not (verify and marker.input_sha256):
         return f"classified from another input file, {marker.input_path}, which still exists"
     if size != marker.input_size:
@@ -142,14 +149,11 @@ def find_changed_inputs(
             other_settings.append(relpath)
             continue
         unhashed += verify and not marker.input_sha256
-        what = describe_change(marker, planned.path, verify=verify, listed=planned)
+        other = another_input(marker, planned.path)  # two stats where the paths differ: once per file
+        what = describe_change(marker, planned.path, verify=verify, listed=planned, other=other)
         if what is not None:
             changes.append(InputChange(relpath, planned.path, what))
-        elif (
-            verify
-            and planned.mtime is not None
-            and (planned.mtime != marker.input_mtime or another_input(marker, planned.path))
-        ):
+        elif verify and planned.mtime is not None and (planned.mtime != marker.input_mtime or other):
             # Touched (or a copy), same content: record the new mtime and path, so that checks by size and
             # mtime agree again.
             marker.input_mtime = planned.mtime

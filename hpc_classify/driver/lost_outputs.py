@@ -4,7 +4,9 @@ documents were missing from the output with nothing to say so. Now `status` coun
 rerun classifies them again (their markers removed first, as for a changed input).
 
 Whether an output exists is read from one listing per output directory, not a stat per file: a resume of
-100,000 files on Lustre would otherwise ask the metadata server 100,000 more times.
+100,000 files on Lustre would otherwise ask the metadata server 100,000 more times. A name the listing lacks
+is looked up once by its own path before the file counts as lost: an NFS client may serve a listing cached
+before another node wrote the output (a requeue right after a kill), and the done file would be redone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 class OutputListing:
-    """Which files exist under an output directory, listing each of its directories once when first asked."""
+    """Which files exist under an output directory, listing each of its directories once when first asked;
+    a name not listed is looked up by its path (the listing may lag), so a stat only for the missing ones."""
 
     def __init__(self, output_dir: str):
         self.output_dir = output_dir
@@ -34,7 +37,7 @@ class OutputListing:
                 self._names[directory] = set(os.listdir(os.path.join(self.output_dir, directory)))
             except (FileNotFoundError, NotADirectoryError):
                 self._names[directory] = set()
-        return name in self._names[directory]
+        return name in self._names[directory] or os.path.exists(os.path.join(self.output_dir, relpath))
 
 
 def output_of_marker(relpath: str, marker_output_path: str) -> str:

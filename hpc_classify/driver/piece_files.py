@@ -119,7 +119,9 @@ def piece_marker_path(output_dir: str, relpath: str, index: int) -> str:
 
 
 def done_piece_indices(output_dir: str, relpath: str) -> set[int]:
-    """Indices of the file's pieces with a marker (a directory listing: no marker is parsed)."""
+    """Indices of the file's pieces with a marker (a directory listing: no marker is parsed). For reports
+    and a streamed file's assembly, which waits for what it does not see yet; deciding whether to classify
+    a piece takes `marked_pieces`."""
     try:
         with os.scandir(pieces_dir(output_dir, relpath)) as entries:
             names = [e.name for e in entries]
@@ -130,6 +132,26 @@ def done_piece_indices(output_dir: str, relpath: str) -> set[int]:
         for name in names
         if name.endswith(PIECE_MARKER_SUFFIX) and not is_temp_file(name)
     }
+
+
+def marked_pieces(output_dir: str, relpath: str, layout: PieceLayout, first: int = 0) -> set[int]:
+    """Indices of the file's pieces from `first` on with a marker, each marker looked up by its own name (a
+    stat), never by listing the directory: an NFS client may serve a cached listing for up to a minute, which
+    lacks a marker a worker on another node just wrote, and the done piece would be classified again. A
+    planned layout names its pieces; a streamed file's are written in order, so they are looked up from
+    `first` until one is missing (never a gap: a stream resumes after the contiguous ones)."""
+    if layout.pieces is not None:
+        indices = [p.index for p in layout.pieces if p.index >= first]
+        return {i for i in indices if piece_marked(output_dir, relpath, i)}
+    done: set[int] = set()
+    while piece_marked(output_dir, relpath, first + len(done)):
+        done.add(first + len(done))
+    return done
+
+
+def piece_marked(output_dir: str, relpath: str, index: int) -> bool:
+    """Whether piece `index` is done: its marker looked up by name (see `marked_pieces`)."""
+    return os.path.exists(piece_marker_path(output_dir, relpath, index))
 
 
 def read_piece_markers(output_dir: str, relpath: str, indices: Sequence[int]) -> list[CompletionMarker]:

@@ -5,8 +5,9 @@ reaches it, into jobs: one per remaining piece (plain JSONL, Parquet: any worker
 one stream job (compressed JSONL: read from its first remaining piece to its end), or, when every piece is
 done, one assembly job. Its layout is written then, before its first piece runs, and kept for the file's
 life: a rerun with another --piece-bytes keeps it. What a rerun needs is recomputed from the pieces directory
-(a listing, no marker parsed but a streamed file's last), so a resume redoes at most the pieces in flight;
-within a run, the pieces still to finish are counted in memory. The input's SHA-256 (for --verify-inputs)
+(each piece's marker looked up by name, never by a listing that may lag on NFS: piece_files.marked_pieces; no
+marker parsed but a streamed file's last), so a resume redoes at most the pieces in flight; within a run, the
+pieces still to finish are counted in memory. The input's SHA-256 (for --verify-inputs)
 is added to the layout by a background thread, so that hashing a large file never holds up the dispatch.
 """
 
@@ -130,6 +131,7 @@ class PieceScheduler:
     def expand(self, planned: PlannedFile) -> list[PieceJob]:
         """The file's remaining jobs (its layout written first if it has none)."""
         layout = piece_files.read_layout(self.output_dir, planned.relpath)
+        done: set[int] = set()
         if layout is None:
             # A pieces directory without a layout holds nothing of this version (a layout is written before
             # any piece, removed after all): leftovers of an interrupted removal, never to count as done.
@@ -137,17 +139,18 @@ class PieceScheduler:
             layout = self._new_layout(planned)
             piece_files.write_layout(self.output_dir, planned.relpath, layout)
             self.started.add(planned.relpath)
-        elif layout.piece_bytes != self.piece_bytes:
-            logger.info(
-                "%s: continuing with the %d-byte pieces it was started with (not %d)",
-                planned.relpath,
-                layout.piece_bytes,
-                self.piece_bytes,
-            )
+        else:
+            done = piece_files.marked_pieces(self.output_dir, planned.relpath, layout)
+            if layout.piece_bytes != self.piece_bytes:
+                logger.info(
+                    "%s: continuing with the %d-byte pieces it was started with (not %d)",
+                    planned.relpath,
+                    layout.piece_bytes,
+                    self.piece_bytes,
+                )
         if layout.input_sha256 is None and planned.relpath not in self._hash_requested:
             self._hash_requested.add(planned.relpath)  # a stream's retry expands its file again
             self._hashing.submit(self._add_sha256, planned, layout)
-        done = piece_files.done_piece_indices(self.output_dir, planned.relpath)
         if piece_indices_needed(layout, done, self.output_dir, planned.relpath) is not None:
             return [PieceJob(planned, None, 0)]
         if layout.pieces is None:
@@ -175,8 +178,8 @@ class PieceScheduler:
         if job.work.piece is None:  # a stream that succeeded read its file to the end
             return self._assembly(job)
         remaining = self._remaining.get(relpath)
-        if remaining is None:  # a piece this scheduler did not expand (never in a run): listed once
-            done = piece_files.done_piece_indices(self.output_dir, relpath)
+        if remaining is None:  # a piece this scheduler did not expand (never in a run): looked up once
+            done = piece_files.marked_pieces(self.output_dir, relpath, job.work.layout)
             remaining = {p.index for p in job.work.layout.pieces or ()} - done
             self._remaining[relpath] = remaining
         remaining.discard(job.work.piece.index)
@@ -188,13 +191,18 @@ class PieceScheduler:
         return PieceJob(job.planned, None, 0)
 
     def markers_of_failed(self, job: PieceJob) -> list[CompletionMarker]:
-        """The piece markers a failed job wrote before it failed (a stream checkpoints as it goes)."""
+        """The piece markers a failed job wrote before it failed (a stream checkpoints as it goes), looked up
+        by name: its worker may have died on another node just after writing one, which a listing here may
+        not show yet (the done piece would be classified again, or its file failed with no retry left)."""
         work = job.work
         if work is None:
             return []
-        done = piece_files.done_piece_indices(self.output_dir, job.planned.relpath)
-        mine = {work.piece.index} if work.piece is not None else {i for i in done if i >= work.first_index}
-        return piece_files.read_piece_markers(self.output_dir, job.planned.relpath, sorted(mine & done))
+        out, relpath = self.output_dir, job.planned.relpath
+        if work.piece is not None:
+            mine = [work.piece.index] if piece_files.piece_marked(out, relpath, work.piece.index) else []
+        else:
+            mine = sorted(piece_files.marked_pieces(out, relpath, work.layout, work.first_index))
+        return piece_files.read_piece_markers(out, relpath, mine)
 
     def _new_layout(self, planned: PlannedFile) -> PieceLayout:
         stat = os.stat(planned.path)

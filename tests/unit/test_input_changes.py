@@ -151,3 +151,34 @@ def test_a_marker_of_another_existing_file_is_not_this_files_whatever_size_and_m
     # The recorded file gone (the corpus moved): size and mtime decide, as before.
     marker.input_path = str(tmp_path / "gone" / "shard-000.jsonl")
     assert describe_change(marker, str(now), verify=False) is None
+
+
+def test_verify_inputs_stats_a_recorded_path_that_differs_once_per_file(tmp_path, monkeypatch):
+    """Copies (same content and mtime, new paths): each recorded path is stat'ed once, not again to decide
+    that the copy's path is to be recorded."""
+    out = str(tmp_path / "out")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    recorded = []
+    for name in ("a.jsonl", "b.jsonl"):
+        then, now = tmp_path / "old" / name, tmp_path / "new" / name
+        then.write_text('{"text": "abc"}\n')
+        now.write_bytes(then.read_bytes())
+        os.utime(now, ns=(then.stat().st_atime_ns, then.stat().st_mtime_ns))
+        _mark(out, str(then), name)
+        recorded.append(str(then))
+    files = list_input_files([str(tmp_path / "new")], out, "jsonl")
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kwargs):
+        stats.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    assert find_changed_inputs(files, out, verify=True) == []
+    assert sorted(p for p in stats if p in recorded) == recorded  # once each
+    monkeypatch.undo()
+    assert [read_marker(marker_path(out, n)).input_path for n in ("a.jsonl", "b.jsonl")] == [
+        str(tmp_path / "new" / n) for n in ("a.jsonl", "b.jsonl")
+    ]

@@ -38,7 +38,7 @@ def test_heartbeat_goes_stale_only_when_it_stops_changing(tmp_path: Path, monkey
 
     def stale_after(seconds: float) -> bool:
         now[0] += seconds
-        return watch.stale()
+        return watch.stale(watch.seconds_silent())
 
     # A beat, then four looks 0.25 s apart: the first sees the change, the last 0.75 s of silence; the next
     # look is 1 s after that change, and only the next beat keeps it from being stale.
@@ -94,11 +94,11 @@ def test_a_scheduler_shut_down_on_purpose_ends_the_beats_without_a_warning(tmp_p
 def test_a_missing_heartbeat_is_stale_after_the_timeout(tmp_path: Path, monkeypatch) -> None:
     now = _fake_monotonic(monkeypatch)
     watch = HeartbeatWatch(tmp_path / "heartbeat.json", timeout=2.0)
-    assert not watch.stale()
+    assert watch.seconds_silent() == 0.0 and not watch.stale(0.0)
     now[0] += 1.0
-    assert not watch.stale()
+    assert watch.seconds_silent() == 1.0 and not watch.stale(1.0)
     now[0] += 1.0
-    assert watch.stale()
+    assert watch.seconds_silent() == 2.0 and watch.stale(2.0)
     assert watch.last_beat() == "no heartbeat was ever read" and watch.node() is None
 
 
@@ -116,11 +116,12 @@ def test_time_the_watcher_did_not_run_is_not_counted_as_rank0_silence(tmp_path: 
 
     assert look_after(1.0) == 0.0  # the first beat read
     assert look_after(3.0) == 3.0
-    assert look_after(60.0) == 3.0 and not watch.stale()  # suspended for 60 s: not silence
+    assert look_after(60.0) == 3.0  # suspended for 60 s: not silence
     silences = [look_after(1.0) for _ in range(17)]
-    assert silences == [float(s) for s in range(4, 21)] and watch.stale()  # 20 s of looked-at silence
+    assert silences == [float(s) for s in range(4, 21)]  # 20 s of looked-at silence
+    assert [watch.stale(s) for s in silences] == [False] * 16 + [True]
     path.write_text('{"node": "node1", "beat": 2}')
-    assert look_after(1.0) == 0.0 and not watch.stale()
+    assert look_after(1.0) == 0.0
     assert look_after(9.0) == 9.0  # a gap up to pause_gap is silence
 
 

@@ -151,3 +151,29 @@ def test_no_layout_is_left_for_a_file_assembled_just_before_its_hash_is_stored(t
     monkeypatch.setattr(piece_files, "write_layout", assembled_then_written)
     rerun._add_sha256(planned, piece_files.read_layout(out, planned.relpath))
     assert not os.path.exists(piece_files.pieces_dir(out, planned.relpath))
+
+
+def test_a_failed_stream_keeps_the_pieces_it_marked_though_the_listing_lags(tmp_path, monkeypatch):
+    """A stream's worker died after marking pieces 0-2, and the driver's listing does not show piece 2's
+    marker yet (written on another node): the three are counted, and the retry streams from piece 3."""
+    path = tmp_path / "big.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for i in range(400):
+            f.write(json.dumps({"id": i, "text": f"document {i} " + "word " * 20}) + "\n")
+    stat = os.stat(path)
+    planned = PlannedFile(str(path), path.name, stat.st_size, stat.st_mtime)
+    out = str(tmp_path / "out")
+    scheduler = PieceScheduler(out, 4096)
+    [stream] = scheduler.expand(planned)
+    scheduler.close()
+    for index, end_line in enumerate((50, 100, 150)):
+        marker = dataclasses.replace(
+            marker_of(planned),
+            extra={"piece": index, "end_line": end_line, "end_row": end_line, "last": False},
+        )
+        write_marker(piece_files.piece_marker_path(out, planned.relpath, index), marker)
+    monkeypatch.setattr(piece_files, "done_piece_indices", lambda *a: {0, 1})  # a lagging listing
+
+    assert [m.extra["piece"] for m in scheduler.markers_of_failed(stream)] == [0, 1, 2]
+    [retry] = scheduler.expand(planned)
+    assert (retry.work.piece, retry.work.first_index, retry.work.skip_lines) == (None, 3, 150)

@@ -14,6 +14,7 @@ from pathlib import Path
 from hpc_classify.cluster import other_rank, slurm_node
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, HeartbeatWriter
+from hpc_classify.cluster.rank0_liveness import Rank0Verdict
 from hpc_classify.cluster.slurm_env import NodeIdentity
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions, run_node
 from hpc_classify.stop_request import StopRequest
@@ -127,22 +128,24 @@ def test_the_ended_beat_is_the_last_and_a_watcher_never_takes_it_for_a_loss(tmp_
     path = tmp_path / "heartbeat.json"
     writer = HeartbeatWriter(path, "node1", alive=lambda: True, interval=0.01).start()
     watch = HeartbeatWatch(path, timeout=0.3, pause_gap=10.0)
-    assert not watch.stale() and watch.ending() is None
+    rank0 = Rank0Verdict(watch, "inproc://")  # a scheduler that cannot be asked: the heartbeat alone decides
+    assert not rank0.lost() and watch.ending() is None
     writer.end(clean=False)
     ended = path.read_text()
     time.sleep(0.1)  # the thread's next beats would have come by now
     writer.beat()  # and a late one is refused
     assert path.read_text() == ended
-    assert not watch.stale()
+    assert not rank0.lost()
     assert watch.ending() == json.loads(ended) and json.loads(ended)["clean"] is False
     time.sleep(0.4)  # silent for longer than the timeout after the end: still no loss
-    assert not watch.stale() and watch.ending() is not None
+    assert not rank0.lost() and rank0.silent >= 0.4 and watch.ending() is not None
 
 
 def test_a_heartbeat_without_the_end_still_goes_stale(tmp_path: Path) -> None:
     path = tmp_path / "heartbeat.json"
     path.write_text('{"node": "node1", "beat": 1, "time": 0.0}')
     watch = HeartbeatWatch(path, timeout=0.2)
-    assert not watch.stale()
+    rank0 = Rank0Verdict(watch, "inproc://")
+    assert not rank0.lost()
     time.sleep(0.3)
-    assert watch.stale() and watch.ending() is None
+    assert rank0.lost() and watch.ending() is None

@@ -28,18 +28,18 @@ def test_each_beat_says_what_the_driver_finished_and_the_watch_keeps_the_most(tm
     writer = HeartbeatWriter(path, "node1", alive=lambda: True, finished=lambda: finished[0])  # beats by hand
     watch = HeartbeatWatch(path, timeout=60.0)
     writer.beat()
-    watch.stale()
+    watch.seconds_silent()  # one look
     assert json.loads(path.read_text())["finished"] == 0 and watch.finished() == 0
     finished[0] = 3
     writer.beat()
-    watch.stale()
+    watch.seconds_silent()  # one look
     assert watch.finished() == 3
     path.write_text('{"node": "node1", "beat": 9, "fin')  # caught half-written: still alive, nothing said
-    watch.stale()
+    watch.seconds_silent()  # one look
     assert watch.finished() == 3
     theirs = HeartbeatWatch(path, timeout=60.0, incarnation=Incarnation(TOKEN))
     Incarnation("another run").write(path, {"node": "node1", "beat": 1, "time": 0.0, "finished": 7})
-    theirs.stale()
+    theirs.seconds_silent()
     assert theirs.finished() == 0  # another run's heartbeat says nothing about this one
 
 
@@ -130,9 +130,11 @@ def test_rank0s_heartbeat_carries_its_drivers_count(tmp_path: Path, monkeypatch)
         stop.finished = 4  # as driver/dispatch.py counts what it collected
         watch = HeartbeatWatch(rank0[0].paths.heartbeat, timeout=60.0, incarnation=rank0[0].incarnation)
         deadline = time.monotonic() + 60
-        while watch.stale() or watch.finished() < 4:  # until a beat says so
+        watch.seconds_silent()
+        while watch.finished() < 4:  # until a beat says so
             assert time.monotonic() < deadline, "no heartbeat said what the driver finished"
             time.sleep(0.01)
+            watch.seconds_silent()
         return 0
 
     def wait_for_workers(self: NodeLauncher, client: object, stop: StopRequest) -> None:
@@ -193,8 +195,8 @@ def test_the_driver_counts_what_it_finished_for_the_heartbeat(
 def test_a_watch_that_never_read_a_beat_knows_of_no_progress(tmp_path: Path, finished: int) -> None:
     path = tmp_path / "heartbeat.json"
     watch = HeartbeatWatch(path, timeout=60.0)
-    watch.stale()
+    watch.seconds_silent()  # one look
     assert watch.finished() == 0
     HeartbeatWriter(path, "node1", lambda: True, finished=lambda: finished).beat()
-    watch.stale()
+    watch.seconds_silent()  # one look
     assert watch.finished() == finished
