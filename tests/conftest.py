@@ -14,6 +14,9 @@ Fixtures (names are stable; other test modules rely on them):
 Every test module must end with no Dask worker child process of its own left alive
 (`no_worker_outlives_its_module`, autouse): module-scoped clusters are allowed, as they close before it checks.
 
+The Dask settings that the package sets process-wide by design (`PROCESS_WIDE_DASK_SETTINGS`) are put back
+after each test and each module (`process_wide_dask_settings_per_test`/`_per_module`, autouse).
+
 The two models are read-only for tests: copy a directory before changing anything in it. They are
 built once (a few seconds each) and reused across sessions from `<repo>/.cache/tiny-models/<key>`,
 where the key covers the builder's parameters and source, the package and library versions; a fresh
@@ -65,6 +68,53 @@ def no_worker_outlives_its_module(request: pytest.FixtureRequest):
         time.sleep(0.05)
     if left:
         pytest.fail(f"{request.module.__name__} left Dask worker process(es) {sorted(left)} alive")
+
+
+# Set process-wide, not for one cluster, as a process runs one job (cluster/local.py, cluster/worker_jobs.py,
+# logging_setup.py); in a test session every later test would inherit them.
+PROCESS_WIDE_DASK_SETTINGS = ("distributed.deploy.lost-worker-timeout", "logging.distributed")
+_UNSET = object()
+
+
+def _dask_settings() -> dict[str, Any]:
+    import dask.config
+
+    return {key: dask.config.get(key, _UNSET) for key in PROCESS_WIDE_DASK_SETTINGS}
+
+
+def _restore_dask_settings(saved: dict[str, Any]) -> None:
+    """Put `saved` back; a setting unset then goes back to its default, which a package imported since (e.g.
+    distributed) may have added, else is removed."""
+    import dask.config
+
+    for key, value in saved.items():
+        if value is _UNSET:
+            value = dask.config.get(key, _UNSET, config=dask.config.merge(*dask.config.defaults))
+        if dask.config.get(key, _UNSET) == value:
+            continue
+        if value is not _UNSET:
+            dask.config.set({key: value})
+            continue
+        *parents, leaf = key.split(".")
+        node = dask.config.config
+        for parent in parents:
+            node = node.get(parent, {})
+        node.pop(leaf, None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def process_wide_dask_settings_per_module():
+    """Settings made by a module-scoped fixture (a cluster it starts) end with the module."""
+    saved = _dask_settings()
+    yield
+    _restore_dask_settings(saved)
+
+
+@pytest.fixture(autouse=True)
+def process_wide_dask_settings_per_test():
+    saved = _dask_settings()
+    yield
+    _restore_dask_settings(saved)
 
 
 _COMPLETE = ".complete"

@@ -7,8 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import threading
-import time
 
 import pytest
 from fake_markers import marker_of
@@ -51,15 +49,20 @@ def test_a_marker_that_appears_late_is_waited_for_by_its_name(tmp_path, monkeypa
     for index in range(count - 1):
         mark(out, planned, index)
     monkeypatch.setattr(piece_files, "done_piece_indices", lambda *a: pytest.fail("listed"))
-    late = threading.Timer(0.3, mark, (out, planned, count - 1))
-    late.start()
-    started = time.monotonic()
-    try:
-        indices = wait_for_pieces(planned.path, layout, out, planned.relpath, timeout=30)
-    finally:
-        late.join()
+    last = piece_files.piece_marker_path(out, planned.relpath, count - 1)
+    exists, looks = os.path.exists, []
+
+    def looking(path: str) -> bool:
+        if path == last:
+            looks.append(path)
+            if len(looks) == 3:  # this node sees it from its third look on
+                mark(out, planned, count - 1)
+        return exists(path)
+
+    monkeypatch.setattr(os.path, "exists", looking)
+    indices = wait_for_pieces(planned.path, layout, out, planned.relpath, timeout=30)
     assert indices == list(range(count)) and count > 5
-    assert time.monotonic() - started < 10  # as soon as it is seen, not the whole bound
+    assert len(looks) == 3  # the wait ends at the look that sees it, not at the bound
 
 
 def test_each_marker_is_looked_up_until_seen_once_not_at_every_look(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -80,29 +81,43 @@ def test_another_hosts_lock_that_beats_is_refused(tmp_path):
     beat.join()
 
 
-def test_another_hosts_lock_whose_heartbeat_stops_is_taken_over(tmp_path):
+def _waits(caplog) -> list[str]:
+    """How long each watch of another host's lock said it would wait ("waiting up to N s")."""
+    return [
+        r.getMessage().split("waiting up to ")[1].split(" ")[0]
+        for r in caplog.records
+        if "waiting up to" in r.getMessage()
+    ]
+
+
+def test_another_hosts_lock_whose_heartbeat_stops_is_taken_over(tmp_path, caplog):
     """A driver whose node died: its job restarted on another node soon after is not refused (the lock is
     taken over once its heartbeat is stale_after old), nor is a run whose predecessor released meanwhile."""
-    write_lock(tmp_path, host="other-node", pid=1, age=10)
+    caplog.set_level(logging.WARNING, logger="hpc_classify.driver.lock")
+    # Its short heartbeat interval leaves what stale_after has left of the lock's age (2 s) to decide the watch.
+    write_lock(tmp_path, host="other-node", pid=1, age=10, heartbeat_interval=0.25)
     with RunLock(str(tmp_path), stale_after=12) as lock:  # watched for about 2 s, no beat
         assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
+    assert _waits(caplog) == ["2"]
     write_lock(tmp_path, host="other-node", pid=1, age=10)
     released = _after(1.5, lambda: os.remove(tmp_path / "_lock"))
     with RunLock(str(tmp_path), stale_after=120) as lock:
         assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
     released.join()
     # Already stale by its age: taken over once two of its heartbeat intervals passed without a beat.
+    caplog.clear()
     write_lock(tmp_path, host="other-node", pid=1, age=120, heartbeat_interval=0.5)
-    started = time.monotonic()
     with RunLock(str(tmp_path), stale_after=60) as lock:
         assert read_lock(str(tmp_path / "_lock")).token == lock.owner.token
-    assert time.monotonic() - started < 30  # not the whole stale_after
+    assert _waits(caplog) == ["2"]  # 2 * 0.5 s + one look, not the whole stale_after
+    assert "taking over the stale lock of host other-node pid 1" in caplog.text
 
 
 def test_another_hosts_live_lock_is_not_taken_over_when_our_clock_runs_ahead(tmp_path):
     """Its mtime (set by the file server, or the other node's clock) looks older than stale_after by ours: a
     node whose clock runs minutes ahead took a live run's lock over at once."""
-    write_lock(tmp_path, host="other-node", pid=1, age=600, heartbeat_interval=1.0)
+    # Watched for 2 * 5 s + one look: its beat at 2 s is seen whatever this machine's load.
+    write_lock(tmp_path, host="other-node", pid=1, age=600, heartbeat_interval=5.0)
     beat = _after(2.0, lambda: os.utime(tmp_path / "_lock", (time.time() - 590, time.time() - 590)))
     with pytest.raises(OutputDirectoryError, match="host other-node"):
         RunLock(str(tmp_path), stale_after=300).acquire()

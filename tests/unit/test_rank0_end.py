@@ -56,8 +56,9 @@ def test_other_nodes_see_rank0s_clean_end_through_its_heartbeat_and_requeue_noth
     ended_job = []
     monkeypatch.setattr(other_rank, "end_job_once", lambda *args, **kwargs: ended_job.append(args))
     options = dict(job_root=str(tmp_path), device="cpu", poll_interval=0.01, heartbeat_interval=0.05)
+    # A death timeout a stalled test process cannot reach: node2 leaves on the ended beat, long before it.
     node2 = NodeLauncher(
-        NodeOptions(**options, death_timeout=1.0, shutdown_poll_interval=0.02),
+        NodeOptions(**options, death_timeout=30.0, shutdown_poll_interval=0.02),
         NodeIdentity(1, 2, "node2", NODES, "42", 0, TOKEN),
     )
     node2.incarnation = _NewNamesCachedMissing(TOKEN)

@@ -130,13 +130,23 @@ def test_with_nothing_listening_a_stale_heartbeat_is_lost_after_the_timeout_as_b
 
 
 def test_a_scheduler_that_answers_defers_the_verdict_only_up_to_the_bound(
-    tmp_path: Path, scheduler: Scheduler
+    tmp_path: Path, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    now = [
+        1000.0
+    ]  # the heartbeat's and the verdict's monotonic clock, moved on by hand: no stall can skip a look
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     verdict = _silent_verdict(tmp_path, scheduler.address)
     verdict.grace = 0.5
-    _until(lambda: not verdict.lost() and scheduler.accepted >= 1, "the scheduler asked")
-    _until(verdict.lost, "rank 0 lost at the bound")
-    assert verdict.silent >= 0.2 + 0.5 and verdict.scheduler_answered()
+
+    def lost_after(seconds: float) -> bool:
+        now[0] += seconds
+        return verdict.lost()
+
+    # Silent for 0.3 s and 0.6 s (past the 0.2 s timeout) with the scheduler answering, then for 0.75 s.
+    assert [lost_after(0.0), lost_after(0.3), lost_after(0.3)] == [False] * 3
+    assert verdict.scheduler_answered()
+    assert lost_after(0.15) and verdict.silent == pytest.approx(0.75) and verdict.scheduler_answered()
 
 
 def _node2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, address: str) -> NodeLauncher:

@@ -5,9 +5,9 @@ cancel that would end the requeued job."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,8 +25,11 @@ from hpc_classify.cluster.slurm_job import (
 )
 from hpc_classify.cluster.stop_report import requeue_verdict
 
-HANG_S = 20  # how long a hanging fake command sleeps: far past every deadline below
-QUICK = SlurmPatience(timeout=1.0)
+# How long a hanging fake command sleeps: a call that hangs on one returns in under HANG_S / 2 only if its
+# deadline (a few seconds below) cut it, however busy the machine.
+HANG_S = 60
+# Commands that answer must answer in time on a loaded machine too (a bash fake forks several times).
+QUICK = SlurmPatience(timeout=5.0)
 
 SCONTROL = r"""#!/bin/bash
 echo "scontrol $*" >> "$FAKE/calls"
@@ -86,16 +89,24 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
     return FakeSlurm(tmp_path)
 
 
-def _within(seconds: float, call):
-    """`call()`'s result, failing the test if it took longer than `seconds` (run in a thread, so that a call
-    that hangs fails the test in time instead of holding it)."""
+def _cut_short(call):
+    """`call()`'s result, failing the test if it waited for a hanging fake command to end (run in a thread, so
+    that such a call fails the test in time instead of holding it)."""
     result: list = []
     thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
-    started = time.monotonic()
     thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still waiting for Slurm after {time.monotonic() - started:.1f} s"
+    thread.join(HANG_S / 2)
+    assert not thread.is_alive(), f"still waiting for Slurm after {HANG_S / 2:g} s: a hang was not cut"
     return result[0]
+
+
+def _deadlines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The deadlines that timed-out `scontrol show` calls were given, as their warnings say."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == slurm_job.__name__ and r.getMessage().startswith("scontrol show job")
+    ]
 
 
 def test_the_stop_path_gets_a_few_seconds_never_past_kill_wait() -> None:
@@ -109,24 +120,29 @@ def test_the_stop_path_gets_a_few_seconds_never_past_kill_wait() -> None:
 
 
 def test_the_preemption_verdict_comes_within_its_deadline_when_scontrol_hangs(
-    fake_slurm: FakeSlurm, monkeypatch: pytest.MonkeyPatch
+    fake_slurm: FakeSlurm, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger=slurm_job.__name__)
     fake_slurm.show_hangs()
     monkeypatch.setattr(slurm_job, "STOP_PATH_MAX_S", 1.5)  # a quicker test; the rule is the same
-    assert _within(1.5 + 3, lambda: job_preempted("42")) is None  # Slurm did not say
+    assert _cut_short(lambda: job_preempted("42")) is None  # Slurm did not say
     # 26 s after the SIGTERM: KillWait leaves 4 s, less the reserve, so one second.
-    requeue, why = _within(STOP_PATH_MIN_S + 3, lambda: requeue_verdict("SIGTERM", "42", since_stop=26.0))
+    requeue, why = _cut_short(lambda: requeue_verdict("SIGTERM", "42", since_stop=26.0))
     assert not requeue and "Slurm did not say whether it is preempting the job" in why
     assert fake_slurm.calls() == ["scontrol show job -o 42"] * 2  # one try each
+    assert _deadlines(caplog) == [
+        "scontrol show job 42 (try 1, within 1.5 s): timed out",
+        f"scontrol show job 42 (try 1, within {STOP_PATH_MIN_S:g} s): timed out",
+    ]
 
 
 def test_a_requeue_that_timed_out_but_happened_is_not_followed_by_a_cancel(fake_slurm: FakeSlurm) -> None:
     fake_slurm.set(requeue="done-then-hang")
-    done = _within(QUICK.timeout * 3 + 3, lambda: end_job_for_restart("42", True, 0, QUICK))
+    done = _cut_short(lambda: end_job_for_restart("42", True, 0, QUICK))
     assert fake_slurm.restarts() == 1
     assert not [call for call in fake_slurm.calls() if call.startswith("scancel")], done
     assert done.startswith(
-        "requeued job 42 (scontrol requeue got no answer within 1 s, but Slurm shows restart 1"
+        "requeued job 42 (scontrol requeue got no answer within 5 s, but Slurm shows restart 1"
     )
 
 
@@ -151,17 +167,17 @@ def test_a_requeue_without_answer_and_without_news_of_the_job_cancels_nothing(
         return shown
 
     monkeypatch.setattr(slurm_job, "show_job", show_then_hang)
-    done = _within(QUICK.timeout * 4 + 3, lambda: end_job_for_restart("42", True, 0, QUICK))
+    done = _cut_short(lambda: end_job_for_restart("42", True, 0, QUICK))
     assert not [call for call in fake_slurm.calls() if call.startswith("scancel")], done
     assert "outcome unknown, not cancelled" in done and "squeue -j 42" in done
 
 
 def test_a_requeue_without_answer_that_did_not_happen_is_cancelled_saying_so(fake_slurm: FakeSlurm) -> None:
     fake_slurm.set(requeue="hang")
-    done = _within(QUICK.timeout * 4 + 3, lambda: end_job_for_restart("42", True, 0, QUICK))
+    done = _cut_short(lambda: end_job_for_restart("42", True, 0, QUICK))
     assert fake_slurm.calls()[-1] == "scancel 42"
     assert done == (
-        "cancelled job 42 (no answer within 1 s, and Slurm shows it still running as restart 0: not requeued); "
+        "cancelled job 42 (no answer within 5 s, and Slurm shows it still running as restart 0: not requeued); "
         "submit the same command again to resume"
     )
 

@@ -4,7 +4,6 @@ named), and asked once per run however many settings depend on it."""
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import contextmanager
 
 import pytest
@@ -31,6 +30,7 @@ def _never_answer() -> None:
     worker_local.visible_gpu_count = stuck
 
 
+# The stuck worker never answers: the question returns at all only if its deadline cut it.
 @pytest.mark.timeout(60)
 def test_a_worker_that_never_answers_counts_as_unknown_and_is_named(caplog) -> None:
     with (
@@ -39,12 +39,11 @@ def test_a_worker_that_never_answers_counts_as_unknown_and_is_named(caplog) -> N
     ):
         stuck, _answering = sorted(client.scheduler_info(n_workers=-1)["workers"])
         client.run(_never_answer, workers=[stuck])
-        started = time.monotonic()
         with caplog.at_level(logging.WARNING, logger="hpc_classify.driver.worker_gpus"):
-            assert workers_see_gpus(client, timeout=2) is False  # the one answer: no GPU
-        assert time.monotonic() - started < 20
+            # Room for the other worker's answer on a loaded machine: it must be counted.
+            assert workers_see_gpus(client, timeout=10) is False  # the one answer: no GPU
     warnings = [r.getMessage() for r in caplog.records if r.name == "hpc_classify.driver.worker_gpus"]
-    assert len(warnings) == 1 and f"({stuck}) did not say within 2 s whether it sees a GPU" in warnings[0]
+    assert len(warnings) == 1 and f"({stuck}) did not say within 10 s whether it sees a GPU" in warnings[0]
 
 
 class _Aborted(Exception):
