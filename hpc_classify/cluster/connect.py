@@ -49,7 +49,8 @@ def connect(
     cluster = None
     if config.scheduler_file:
         target = f"scheduler file {config.scheduler_file}"
-        client = _join(lambda: Client(scheduler_file=config.scheduler_file, timeout=timeout), target)
+        make = lambda: Client(scheduler_file=config.scheduler_file, timeout=timeout)  # noqa: E731
+        client = _join(make, target, config.scheduler_file)
         check_client_protocol(client, config.protocol, target)
     elif config.scheduler_address:
         target = f"scheduler {known_address}"
@@ -152,14 +153,14 @@ def retire_and_shut_down(client: Any, timeout: float | None = None) -> None:
     _close_logging_errors(client, lambda: client.close(timeout=left()))
 
 
-def _join(make_client: Any, target: str) -> Any:
+def _join(make_client: Any, target: str, scheduler_file: str | None = None) -> Any:
+    from hpc_classify.cluster.first_worker import join_error
+
     try:
         return make_client()
     except (OSError, TimeoutError) as exc:
-        raise ClusterError(
-            f"could not connect to {target}: {exc}",
-            hint="is the scheduler running, and reachable over this protocol and interface?",
-        ) from exc
+        hint = "is the scheduler running, and reachable over this protocol and interface?"
+        raise join_error(target, exc, scheduler_file, hint) from exc
 
 
 def protocol_of(address: str | None) -> str | None:

@@ -6,6 +6,9 @@ start (a minute or more on a cold file system). So the looks back off: the first
 `poll_interval`, each next one twice the last, up to `LONGEST_GAP`; a change (workers joined) starts over. A
 file that appears is seen within `LONGEST_GAP` seconds. The one wait without it: rank 0's for its own
 scheduler's file, which every node waits for.
+
+Once its workers started, every other node watches rank 0 (its heartbeat, its `shutdown` file) for the rest of
+the job, days: the same backoff, up to `rank0_watch_gap` (other_rank.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ import math
 import time
 
 LONGEST_GAP = 5.0  # seconds: the bound on seeing a node's refusal, its worker's exit or rank 0's files
+
+
+def rank0_watch_gap(death_timeout: float) -> float:
+    """The longest gap between another node's looks at rank 0's heartbeat and `shutdown` while it serves: 5 s
+    (LONGEST_GAP, also rank 0's heartbeat interval: looking more often mostly rereads the same beat), or a tenth
+    of --death-timeout where that is less. Rank 0's loss is declared at the first look after death_timeout s of
+    silence, so at most a tenth late; rank 0's end (its ended beat, `shutdown`) is seen within the gap."""
+    return min(LONGEST_GAP, death_timeout / 10)
 
 
 class Backoff:

@@ -10,16 +10,24 @@ can come, and waiting would never end under --worker-wait 0. NeMo's `get_client`
 (its `worker_wait=` the budget, no stop request: Ctrl-C ends them). A wait still going after NOTICE_AFTER
 seconds says so once as a warning naming what it waits for: a mistyped path or a scheduler that never started
 is seen there, also where INFO is not logged (a notebook).
+
+A scheduler file can outlive its scheduler (a previous job's, a scheduler killed outright). Scheduler and driver
+started as jobs of their own start in either order, and the driver's may find last week's file: one whose tcp
+or tls address refuses (or times out) a plain TCP connect is waited over like a missing one, until the new
+scheduler overwrites it, and named as such when the wait ends. (A ucx address is not judged so: UCX without its
+TCP connection manager refuses that connect while it serves.) A connection that fails anyway says the same.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from hpc_classify.cluster.rank0_liveness import scheduler_answers
 from hpc_classify.cluster.worker_jobs import why_no_worker_can_start
 from hpc_classify.errors import ClusterError
 
@@ -74,15 +82,55 @@ class WorkerWait:
             raise ConnectStopped(f"stopped while waiting for {what}")
 
 
+def scheduler_file_names(path: str) -> str | None:
+    """ "the scheduler file F (written at <mtime>) names <address>", None where it cannot be read."""
+    try:
+        written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.stat(path).st_mtime))
+        with open(path) as f:
+            address = json.load(f)["address"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return f"the scheduler file {path} (written at {written}) names {address}"
+
+
+def dead_scheduler_file(path: str) -> str | None:
+    """Why the scheduler file at `path` is likely a dead scheduler's (its tcp or tls address does not answer),
+    None when it answers, cannot be read or cannot be judged (see the module's docstring)."""
+    names = scheduler_file_names(path)
+    if names is None:
+        return None
+    address = names.rpartition(" names ")[2]
+    if address.partition("://")[0] not in ("tcp", "tls") or scheduler_answers(address):
+        return None
+    return f"{names}, which does not answer: its scheduler may have ended (a previous job's file?)"
+
+
+REMOVE_OR_START = "remove the file or start the scheduler (`dask scheduler --scheduler-file ...`)"
+
+
 def wait_for_scheduler_file(path: str, wait: WorkerWait) -> None:
-    """Return once `path` exists; a ClusterError past the wait, ConnectStopped on a stop."""
-    if os.path.exists(path):
-        return
-    logger.info("waiting %s for the scheduler file %s to be written", wait.describe(), path)
+    """Return once `path` exists and names a scheduler that answers (or one that cannot be asked); a
+    ClusterError past the wait, ConnectStopped on a stop."""
     since: float | None = time.monotonic()
-    while not os.path.exists(path):
+    told: str | None = ""  # the reason for the wait last logged (None: the file is missing)
+    while True:
+        exists = os.path.exists(path)
+        dead = dead_scheduler_file(path) if exists else None
+        if exists and dead is None:
+            return
+        if dead != told:
+            told = dead
+            if dead is None:
+                logger.info("waiting %s for the scheduler file %s to be written", wait.describe(), path)
+            else:
+                logger.warning("%s; waiting %s for a new scheduler to overwrite it", dead, wait.describe())
         wait.check_stop(f"the scheduler file {path}")
         if wait.over():
+            if dead is not None:
+                raise ClusterError(
+                    f"{dead}, and no scheduler overwrote it within {wait.seconds:g} s ({wait.knob})",
+                    hint=f"{REMOVE_OR_START}; {wait.hint()}",
+                )
             raise ClusterError(
                 f"the scheduler file {path} was not written within {wait.seconds:g} s ({wait.knob})",
                 hint="check the path, and that the scheduler that writes it (`dask scheduler --scheduler-file "
@@ -95,6 +143,17 @@ def wait_for_scheduler_file(path: str, wait: WorkerWait) -> None:
                 "check the path, and that its scheduler runs or is queued",
             )
         time.sleep(POLL_SECONDS)  # a file appearing has no event to wait on: looked for again
+
+
+def join_error(target: str, exc: BaseException, scheduler_file: str | None, hint: str) -> ClusterError:
+    """The error of a failed connection to `target`: for a scheduler file, what it names and since when."""
+    names = scheduler_file_names(scheduler_file) if scheduler_file else None
+    if names is None:
+        return ClusterError(f"could not connect to {target}: {exc}", hint=hint)
+    return ClusterError(
+        f"could not connect to {names}: {exc}; its scheduler may have ended (a previous job's file?)",
+        hint=f"{REMOVE_OR_START}; if it runs: {hint}",
+    )
 
 
 def wait_for_first_worker(client: Any, cluster: Any, wait: WorkerWait, target: str) -> None:

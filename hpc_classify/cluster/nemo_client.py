@@ -20,7 +20,12 @@ import os
 from typing import Any
 
 from hpc_classify.cluster.connect import check_client_protocol
-from hpc_classify.cluster.first_worker import WorkerWait, wait_for_first_worker, wait_for_scheduler_file
+from hpc_classify.cluster.first_worker import (
+    WorkerWait,
+    join_error,
+    wait_for_first_worker,
+    wait_for_scheduler_file,
+)
 from hpc_classify.cluster.local import (
     _start_cpu_cluster,
     check_cluster_arguments,
@@ -236,10 +241,8 @@ def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str, wai
     try:
         client = make()
     except (OSError, TimeoutError) as exc:
-        raise ClusterError(
-            f"could not connect to {target}: {exc}",
-            hint="is the scheduler running, and reachable over this protocol ('tcp' or 'ucx')?",
-        ) from exc
+        hint = "is the scheduler running, and reachable over this protocol ('tcp' or 'ucx')?"
+        raise join_error(target, exc, scheduler_file, hint) from exc
     if protocol != "tcp":  # ucx asked for (tcp is the default: it cannot be told from "not given")
         check_client_protocol(client, protocol, target)
     try:

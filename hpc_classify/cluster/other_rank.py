@@ -12,8 +12,8 @@ import contextlib
 import functools
 import logging
 import subprocess
-import time
 
+from hpc_classify.cluster.file_looks import Backoff, rank0_watch_gap
 from hpc_classify.cluster.node_files import signals_ignored
 from hpc_classify.cluster.node_refusal import rank0_published, rank0_refusal
 from hpc_classify.cluster.rank0_heartbeat import HeartbeatWatch, end_job_once
@@ -50,11 +50,10 @@ class OtherRankRole:
                 self.identity.node_name,
             )
             return 0
+        # A look farther apart than 3 gaps (each look may add a 3 s probe of the scheduler) was a pause.
+        gap = rank0_watch_gap(self.options.death_timeout)
         watch = HeartbeatWatch(
-            self.paths.heartbeat,
-            self.options.death_timeout,
-            self.incarnation,
-            pause_gap=max(10.0, 5 * self.options.shutdown_poll_interval),
+            self.paths.heartbeat, self.options.death_timeout, self.incarnation, pause_gap=max(10.0, 3 * gap)
         )
         # The address this node's workers join, read once: the scheduler file is rank 0's for the whole run.
         rank0 = Rank0Verdict(
@@ -82,6 +81,9 @@ class OtherRankRole:
         # A worker that exits (retired by rank 0 at the end, or failed) does not end the wait: rank 0 writes its
         # ended beat and the shutdown file right after retiring the workers, or its heartbeat stops. The ended
         # beat decides where the new `shutdown` stays invisible (NFS caches a name looked for as missing).
+        # For days: looks back off to rank0_watch_gap, 2 lookups each (a missing name, the heartbeat's open).
+        gap = rank0_watch_gap(self.options.death_timeout)
+        looks = Backoff(min(self.options.shutdown_poll_interval, gap), gap)
         while (ended := self.incarnation.read(self.paths.shutdown)) is None:
             if worker.poll() is not None:
                 self.processes.record_exit("worker")  # rank 0 fails at once if it still waits for it
@@ -89,7 +91,7 @@ class OtherRankRole:
                 return None
             if (ended := rank0.watch.ending()) is not None:
                 return ended
-            time.sleep(self.options.shutdown_poll_interval)
+            looks.sleep()
         return ended
 
     def _rank0_lost(self, verdict: Rank0Verdict, interrupted_code: int, stopped_early_code: int) -> int:

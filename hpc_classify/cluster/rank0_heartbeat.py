@@ -121,8 +121,8 @@ class HeartbeatWatch:
     Two looks more than `pause_gap` s apart mean this process was not running in between: the job was
     suspended (`scontrol suspend`, preemption by suspension: SIGSTOP, while the monotonic clock runs on), or
     the node stalled. Rank 0 was stopped too, so that time is not silence; counted, every resumed job
-    would be taken for one whose rank 0 was lost, and requeued or cancelled. The caller looks far more often
-    (every `shutdown_poll_interval`)."""
+    would be taken for one whose rank 0 was lost, and requeued or cancelled. The caller looks more often (every
+    file_looks.rank0_watch_gap at most, 5 s; the heartbeat is rewritten every `interval`, 5 s too)."""
 
     def __init__(
         self, path: Path, timeout: float, incarnation: Incarnation = UNCHECKED, *, pause_gap: float = 10.0

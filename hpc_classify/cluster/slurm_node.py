@@ -70,7 +70,7 @@ class NodeOptions:
     # Rank 0 asks its scheduler this often while it waits for the workers; the waits' looks at the shared job
     # directory start this often and back off (file_looks.py). Not a command-line option: see docs/slurm.md.
     poll_interval: float = 0.2
-    shutdown_poll_interval: float = 1.0  # other ranks: how often to look for rank 0's shutdown file
+    shutdown_poll_interval: float = 1.0  # other ranks: first gap of their watch of rank 0 (file_looks.py)
 
     def __post_init__(self) -> None:
         seconds = (
