@@ -37,14 +37,21 @@ def _lags(path: object) -> bool:
     return isinstance(path, str) and os.path.abspath(path) == os.path.dirname(HIDDEN)
 
 
+def _hide(path: object, name: str) -> bool:
+    """Whether the listing of `path` leaves `name` out; says so on stderr (the test checks the lag was staged)."""
+    if _lags(path) and name == os.path.basename(HIDDEN):
+        print(f"TEST: a listing of {path} missed {name}", file=sys.stderr)
+        return True
+    return False
+
+
 def _lagging_scandir(path=".", *args):
     entries = list(_real_scandir(path, *args))
-    return _Listing(e for e in entries if not (_lags(path) and e.path == HIDDEN))
+    return _Listing(e for e in entries if not _hide(path, e.name))
 
 
 def _lagging_listdir(path="."):
-    names = _real_listdir(path)
-    return [n for n in names if not (_lags(path) and n == os.path.basename(HIDDEN))]
+    return [name for name in _real_listdir(path) if not _hide(path, name)]
 
 
 _real_discard = fingerprint.discard_run_state

@@ -40,6 +40,7 @@ def test_another_output_format_leaves_no_output_of_the_old_one(tmp_path, tiny_do
     )
 
     assert second.returncode == 0, second.stderr[-3000:]
+    assert f"TEST: a listing of {output / '_markers'} missed {HIDDEN}.done.json" in second.stderr
     assert data_ids(output) == all_ids(expected)  # each of the 15 documents once: none of the old jsonl
     assert sorted(output_files(output)) == ["part-000.parquet", "part-001.parquet", "part-002.parquet"]
     assert sorted(p.name for p in output.glob("_*.quarantine.jsonl")) == [
@@ -63,6 +64,7 @@ def test_a_file_that_fails_under_the_new_settings_keeps_no_output_of_the_old_one
     )
 
     assert second.returncode == 1, second.stderr[-3000:]
+    assert f"TEST: a listing of {output / '_markers'} missed {HIDDEN}.done.json" in second.stderr
     assert not (
         output / HIDDEN
     ).exists()  # same name under both settings: the old output is gone all the same
