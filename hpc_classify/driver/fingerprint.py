@@ -4,9 +4,10 @@ Resuming into a directory is only safe when the new run would write the same out
 revision, and the checkpoint's hash, so a re-downloaded or retrained checkpoint counts as different),
 same classifier settings, same output format and same package version. Anything else is refused
 unless the user passes --overwrite, which takes the directory over (`_run.json` first, so that the old run's
-tasks are fenced out) and then discards the old run's outputs (those its markers name: ours) and its
-bookkeeping so every file is redone, and no output of the old settings is left among the new ones. A
-first run into a directory that holds files of no run is refused alike (its outputs could replace them).
+tasks are fenced out) and then discards the old run's outputs (those its markers name, and those its plan's
+files have under its output format: ours) and its bookkeeping so every file is redone, and no output of the
+old settings is left among the new ones. A first run into a directory that holds files of no run is refused
+alike (its outputs could replace them).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hpc_classify.driver.failures import FAILURES_FILE
 from hpc_classify.driver.piece_files import PIECES_DIRNAME
 from hpc_classify.driver.plan import PLAN_FILE
 from hpc_classify.driver.run_owner import RUN_FILE
-from hpc_classify.driver.stale_outputs import log_removed, remove_outputs_of_markers
+from hpc_classify.driver.stale_outputs import log_removed, remove_outputs_of_markers, remove_outputs_of_plan
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.errors import OutputDirectoryError
 from hpc_classify.io.markers import MARKERS_DIRNAME
@@ -32,7 +33,8 @@ from hpc_classify.io.writers import write_json_atomically
 
 logger = logging.getLogger(__name__)
 
-# Bookkeeping that belongs to one run's fingerprint; removed when --overwrite takes a directory over.
+# Bookkeeping that belongs to one run's fingerprint; removed when --overwrite takes a directory over, in this
+# order: the plan last, as the discard of a take-over killed midway reads it again to find the old outputs.
 RUN_STATE = (MARKERS_DIRNAME, PIECES_DIRNAME, FAILURES_FILE, SUMMARY_FILE, PLAN_FILE)
 # `_run.json`'s note of an --overwrite's discard not finished yet: {"fingerprint", "output_format"} of the old run.
 DISCARDING = "discarding"
@@ -80,9 +82,11 @@ def check_or_store_fingerprint(output_dir: str, details: dict[str, Any], *, over
     `_run.json` is written first with the new fingerprint and a `discarding` note (the old run's fingerprint
     and output format), so that a task of the old run still running (a joined cluster) fails the fence
     (run_owner.py) from that moment and cannot rename an output or marker behind the discard; then the old
-    run's outputs (those its markers name), its markers, pieces (with their markers), failures, plan and
-    summary are removed; then `_run.json` is written again without the note. A run that finds the note
-    (a take-over killed midway: the new settings, or --overwrite with any) finishes the discard first.
+    run's outputs (those its markers name, and those of every file its plan lists: a listing of `_markers/`
+    may lag), its markers, pieces (with their markers), failures, summary and plan (last: a discard killed
+    before it is finished from the plan again) are removed; then `_run.json` is written again without the
+    note. A run that finds the note (a take-over killed midway: the new settings, or --overwrite with any)
+    finishes the discard first.
     """
     new_id = fingerprint_id(details)
     stored = read_run_file(output_dir)
@@ -156,9 +160,11 @@ def refuse_files_of_no_run(output_dir: str, *, overwrite: bool) -> None:
 
 def discard_run_state(output_dir: str, output_format: str | None = None) -> None:
     """Remove the outputs of a previous run that its markers name (an unreadable marker's by the name
-    `output_format`, the old run's, gives), then its bookkeeping (driver/stale_outputs.py: a file the new
-    settings name otherwise, or that fails in the new run, must not keep the old settings' output)."""
+    `output_format`, the old run's, gives) and those its plan's files have under `output_format` (a marker
+    the listing missed), then its bookkeeping (driver/stale_outputs.py: a file the new settings name
+    otherwise, or that fails in the new run, must not keep the old settings' output)."""
     removed = remove_outputs_of_markers(output_dir, output_format)
+    removed = sorted({*removed, *remove_outputs_of_plan(output_dir, output_format)})
     log_removed(removed, output_dir, "--overwrite: the outputs of the previous run's settings")
     for name in RUN_STATE:
         path = os.path.join(output_dir, name)

@@ -2,16 +2,20 @@
 data files, so an output left under its final name after its marker is gone (or whose marker is of no planned
 input) duplicates documents, or holds those of an old version of its input.
 
-Which outputs are ours is read from our own markers, never guessed from names: a marker names the output
-(and quarantine) it stands for. Two steps remove its marker, and remove the output with it, output first, so
-that a kill in between leaves the marker (found again by the next run) and never an output without one:
+Which outputs are ours is read from our own bookkeeping, never guessed from names: a marker names the output
+(and quarantine) it stands for, and a run's plan the files whose outputs it writes. Two steps remove its
+marker, and remove the output with it, output first, so that a kill in between leaves the marker (found again
+by the next run) and never an output without one:
 - `--overwrite` over a run of other settings (driver/fingerprint.py): every output of the old run's markers
   (`remove_outputs_of_markers`), those the new settings would rewrite under the same name included: a file
-  that fails in the new run must not keep the old settings' output; then its bookkeeping.
+  that fails in the new run must not keep the old settings' output; and the output (and quarantine) every
+  file of the old run's `_plan.json` has under the old output format (`remove_outputs_of_plan`): a shared
+  file system's cached listing of `_markers/` may miss a marker another node wrote a moment ago (NFS: up to
+  a minute), and that file's output would outlive its marker; then the old run's bookkeeping.
 - `--on-changed-input redo` (driver/input_changes.py): the old version's output, before the new attempt
   (`remove_output_of`), so that a failed redo leaves no output of the old version.
-An output without any marker (a run killed in the instant between its rename and its marker's) is not
-provably ours, and stays: a resume of the same settings rewrites it.
+Otherwise an output without any marker (a run killed in the instant between its rename and its marker's) is
+not provably ours, and stays: a resume of the same settings rewrites it.
 
 Markers of files the plan no longer lists (a renamed or recompressed input, an input spec narrowed) are
 reported, never removed (`warn_outside_plan`, and `status` through `outside_entry`): their inputs may only be
@@ -29,9 +33,11 @@ from collections.abc import Collection
 from typing import Any
 
 from hpc_classify.driver.lost_outputs import output_of_marker
-from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.driver.plan import PLAN_FILE, read_plan
+from hpc_classify.driver.task import quarantine_relpath
+from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.formats import output_relpath
-from hpc_classify.io.markers import CompletionMarker, MarkerListing, marker_path, read_marker
+from hpc_classify.io.markers import MARKERS_DIRNAME, CompletionMarker, MarkerListing, marker_path, read_marker
 from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -46,35 +52,36 @@ OUTSIDE_REMEDY = (
 
 def outputs_of_marker(output_dir: str, relpath: str, fallback_format: str | None) -> list[str]:
     """The relpaths of the output and quarantine that `relpath`'s marker names (in the input's directory: the
-    absolute paths it recorded may be of a directory since moved); for an unreadable marker, the output
-    name `fallback_format` gives (None: none)."""
+    absolute paths it recorded may be of a directory since moved); for an unreadable marker, those
+    `fallback_format` gives (None: none)."""
     try:
         marker = read_marker(marker_path(output_dir, relpath))
     except InputFileError:
-        try:
-            return [output_relpath(relpath, fallback_format)] if fallback_format else []
-        except ConfigError:  # not a format or a document name of ours: nothing known to be ours
-            return []
+        return outputs_by_name(relpath, fallback_format) if fallback_format else []
     named = [marker.output_path] if _output_name(marker.output_path) else []
     if marker.quarantine_path and marker.quarantine_path.endswith(QUARANTINE_SUFFIX):
         named.append(marker.quarantine_path)
     return [output_of_marker(relpath, path) for path in named]
 
 
+def outputs_by_name(relpath: str, output_format: str) -> list[str]:
+    """The relpaths of the output and quarantine that the input `relpath` has under `output_format`; none
+    for a relpath no input of ours has (not plain, or without a document suffix) or whose output name is
+    bookkeeping's ("_"/"." names)."""
+    parts = relpath.split("/")
+    if relpath.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return []
+    try:
+        out_relpath = output_relpath(relpath, output_format)
+    except ConfigError:  # not a format or a document name of ours: nothing known to be ours
+        return []
+    return [out_relpath, quarantine_relpath(out_relpath)] if _output_name(out_relpath) else []
+
+
 def remove_output_of(output_dir: str, relpath: str, fallback_format: str | None) -> list[str]:
     """Remove the output (and quarantine) `relpath`'s marker names, not the marker; returns the relpaths
     removed (a file already gone, or not a regular file, is left)."""
-    removed = []
-    for out_relpath in outputs_of_marker(output_dir, relpath, fallback_format):
-        path = os.path.join(output_dir, *out_relpath.split("/"))
-        try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                continue
-            os.remove(path)
-        except FileNotFoundError:
-            continue
-        removed.append(out_relpath)
-    return removed
+    return _remove_files(output_dir, outputs_of_marker(output_dir, relpath, fallback_format))
 
 
 def remove_outputs_of_markers(output_dir: str, fallback_format: str | None) -> list[str]:
@@ -84,6 +91,46 @@ def remove_outputs_of_markers(output_dir: str, fallback_format: str | None) -> l
     for relpath in sorted(MarkerListing(output_dir).relpaths()):
         removed.extend(remove_output_of(output_dir, relpath, fallback_format))
     return sorted(removed)
+
+
+def remove_outputs_of_plan(output_dir: str, output_format: str | None) -> list[str]:
+    """Remove the output (and quarantine) that every file of the stored plan has under `output_format` (the
+    previous run's), whether or not a listing of `_markers/` found its marker; returns the removed files'
+    relpaths, sorted. Without a readable plan, or the previous run's format, nothing: a warning says that
+    only the markers listed were gone by, where there are markers."""
+    try:
+        plan = read_plan(output_dir)
+    except OutputDirectoryError as exc:
+        plan, why = None, str(exc).partition("\n")[0]  # no HINT: rewriting it is no remedy now
+    else:
+        why = f"no run plan {os.path.join(output_dir, PLAN_FILE)}"
+    if plan is None or not output_format:
+        if os.path.isdir(os.path.join(output_dir, MARKERS_DIRNAME)):
+            logger.warning(
+                "--overwrite: %s: the previous run's outputs are found only by listing its markers; an output "
+                "whose marker the listing misses (a shared file system's cached listing) stays",
+                why if plan is None else "the previous run's output format is not recorded in _run.json",
+            )
+        return []
+    removed: list[str] = []
+    for entry in plan["files"]:
+        removed.extend(_remove_files(output_dir, outputs_by_name(entry["relpath"], output_format)))
+    return sorted(removed)
+
+
+def _remove_files(output_dir: str, relpaths: list[str]) -> list[str]:
+    """Remove those of `relpaths` that are regular files; returns the relpaths removed."""
+    removed = []
+    for out_relpath in relpaths:
+        path = os.path.join(output_dir, *out_relpath.split("/"))
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            os.remove(path)
+        except FileNotFoundError:
+            continue
+        removed.append(out_relpath)
+    return removed
 
 
 def outside_entry(

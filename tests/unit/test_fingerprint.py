@@ -142,3 +142,53 @@ def test_a_changed_configuration_or_local_base_configuration_is_another_model(ti
     assert len({entry["config_hash"] for entry in seen}) == 3
     assert len({entry["checkpoint_hash"] for entry in seen}) == 1
     assert seen[-1] == fingerprint()  # and nothing else moves it
+
+
+def _write_plan(output, *relpaths):
+    files = [{"relpath": r, "size": 1, "path": f"/in/{r}"} for r in relpaths]
+    (output / "_plan.json").write_text(json.dumps({"inputs": ["/in"], "files": files}))
+
+
+def test_overwrite_removes_the_outputs_of_every_planned_file_a_marker_listing_missed(tmp_path):
+    """The old run's plan names files whose markers a lagging listing misses (here: none written yet): their
+    outputs and quarantines under the old format are removed all the same; nothing outside the output
+    directory, no directory, and no name the new format gives."""
+    output = tmp_path / "out"
+    output.mkdir()
+    check_or_store_fingerprint(str(output), details(), overwrite=False)
+    (output / "_markers").mkdir()
+    _write_plan(output, "a.jsonl", "sub/b.jsonl.gz", "d.jsonl", "../escape.jsonl", "notes.txt")
+    (output / "sub").mkdir()
+    (output / "d.jsonl").mkdir()  # a directory where an output's name is: not ours to remove
+    for name in ("a.jsonl", "_a.jsonl.quarantine.jsonl", "sub/b.jsonl.gz", "a.parquet", "notes.txt"):
+        (output / name).write_text("{}\n")
+    (tmp_path / "escape.jsonl").write_text("{}\n")
+
+    check_or_store_fingerprint(str(output), details(max_chars=10), overwrite=True)
+
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["escape.jsonl", "out/_run.json", "out/a.parquet", "out/notes.txt"]
+    assert (output / "d.jsonl").is_dir() and not (output / "_plan.json").exists()
+
+
+@pytest.mark.parametrize("plan", [None, "not json"], ids=["missing", "unreadable"])
+def test_without_a_readable_plan_the_discard_goes_by_the_markers_and_says_so(tmp_path, caplog, plan):
+    check_or_store_fingerprint(str(tmp_path), details(), overwrite=False)
+    marker = CompletionMarker("/in/a.jsonl", 1, 0.0, "/o/a.jsonl", 1, 1, 0, {}, 0.0, "n", "w", "f")
+    write_marker(str(tmp_path / "_markers" / "a.jsonl.done.json"), marker)
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    if plan is not None:
+        (tmp_path / "_plan.json").write_text(plan)
+
+    check_or_store_fingerprint(str(tmp_path), details(max_chars=10), overwrite=True)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_run.json"]
+    why = (
+        f"no run plan {tmp_path / '_plan.json'}"
+        if plan is None
+        else f"the run plan {tmp_path / '_plan.json'} is not valid JSON (Expecting value: line 1 column 1 (char 0))"
+    )
+    assert (
+        f"--overwrite: {why}: the previous run's outputs are found only by listing its markers; an output whose "
+        "marker the listing misses (a shared file system's cached listing) stays"
+    ) in caplog.text
