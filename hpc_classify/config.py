@@ -39,11 +39,8 @@ WORKER_SETTINGS = ("workers", "max_workers", "threads_per_worker")
 # GPUs), else fp32; fp16 = NeMo Curator's torch.autocast("cuda") on any GPU (GPU only); int8 = dynamically
 # quantized Linear layers (CPU only). See hpc_classify.engine.precision.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-# torch.compile of the model: auto = where measured faster (so far nowhere: eager; HPC_CLASSIFY_COMPILE=on
-# makes auto compile), True, False (the eager path).
-# A speed setting: outputs stay within the precision's tolerance, so it is not in the fingerprint.
-# See hpc_classify.engine.compiled.
-COMPILE_CHOICES = ("auto", True, False)
+# torch.compile of the model ("auto", True, False; --compile auto|on|off): decided here for the classifiers'
+# options and the engine alike (check_compile, compile_from_text). See hpc_classify.engine.compiled.
 
 # About 4,000 documents of 2 kB: enough for full batches on any device, small enough that a killed task
 # loses little and a stop's grace period is not spent on one long task.
@@ -65,13 +62,30 @@ def check_precision(precision: str, autocast: bool = True) -> None:
         )
 
 
-def check_compile(compile: object) -> None:
-    """ConfigError unless `compile` is "auto", True or False."""
+def check_compile(compile: object, precision: str = "auto") -> None:
+    """ConfigError unless `compile` is "auto", True or False, and can take effect in `precision`.
+
+    auto = compiled where measured faster (so far nowhere: eager; HPC_CLASSIFY_COMPILE=on makes auto compile),
+    True, False (the eager path). A speed setting: outputs stay within the precision's tolerance, so it is not
+    in the fingerprint."""
     if not (compile == "auto" or isinstance(compile, bool)):
         raise ConfigError(
             f"compile must be auto, true or false, not {compile!r}",
             hint="auto: compiled where measured faster (HPC_CLASSIFY_COMPILE=on|off sets it); false: eager",
         )
+    if compile is True and precision == "int8":
+        raise ConfigError(
+            "compile=True with precision int8: the dynamically quantized Linear layers are not compiled",
+            hint="use compile auto/false with int8, or precision bf16/fp32 with compile",
+        )
+
+
+def compile_from_text(text: str) -> bool | str:
+    """--compile auto|on|off as the `compile` setting ("auto", True, False)."""
+    choices = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
+    if text.lower() not in choices:
+        raise ValueError(f"invalid choice: {text!r} (choose from auto, on, off)")
+    return choices[text.lower()]
 
 
 @dataclass(frozen=True)
