@@ -26,9 +26,9 @@ from hpc_classify.cluster.first_worker import (
     wait_for_scheduler_file,
 )
 from hpc_classify.cluster.local import (
-    _start_cpu_cluster,
     check_cluster_arguments,
     keep_restarting_local_workers,
+    start_cpu_cluster,
     visible_gpu_count,
 )
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
@@ -134,7 +134,7 @@ def start_dask_cpu_local_cluster(
     from distributed import Client
 
     protocol = dask_protocol(cluster_kwargs.pop("protocol", "tcp"))
-    cluster = _start_cpu_cluster(n_workers, threads_per_worker, protocol, **cluster_kwargs)
+    cluster = start_cpu_cluster(n_workers, threads_per_worker, protocol, **cluster_kwargs)
     return _client_with_workers(Client(cluster), "the local CPU cluster")
 
 
