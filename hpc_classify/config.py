@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.errors import ConfigError
-from hpc_classify.whole_numbers import is_integer
+from hpc_classify.whole_numbers import is_integer, is_seconds, seconds_rule
 
 DEVICES = ("auto", "cpu", "cuda")
 BAD_ROW_POLICIES = ("error", "skip")
@@ -24,6 +23,13 @@ PROTOCOLS = ("tcp", "ucxx")
 DEFAULT_PROTOCOL = "tcp"
 # Seconds without any worker that stop a run (--worker-wait); local workers must start within it too.
 DEFAULT_WORKER_WAIT = 300.0
+# The settings in seconds, and whether 0 is allowed (a grace of 0; worker_wait 0: no limit).
+SECONDS_SETTINGS = (
+    ("progress_interval", False),
+    ("stop_grace", True),
+    ("warning_grace", True),
+    ("worker_wait", True),
+)
 # The clusters a run starts itself; on Slurm the launcher (slurm/classify.sbatch, `hpc-classify submit`)
 # starts the cluster and the run joins it by its scheduler file.
 CLUSTER_KINDS = ("local", "jobqueue")
@@ -33,11 +39,8 @@ WORKER_SETTINGS = ("workers", "max_workers", "threads_per_worker")
 # GPUs), else fp32; fp16 = NeMo Curator's torch.autocast("cuda") on any GPU (GPU only); int8 = dynamically
 # quantized Linear layers (CPU only). See hpc_classify.engine.precision.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-# torch.compile of the model: auto = where measured faster (so far nowhere: eager; HPC_CLASSIFY_COMPILE=on
-# makes auto compile), True, False (the eager path).
-# A speed setting: outputs stay within the precision's tolerance, so it is not in the fingerprint.
-# See hpc_classify.engine.compiled.
-COMPILE_CHOICES = ("auto", True, False)
+# torch.compile of the model ("auto", True, False; --compile auto|on|off): decided here for the classifiers'
+# options and the engine alike (check_compile, compile_from_text). See hpc_classify.engine.compiled.
 
 # About 4,000 documents of 2 kB: enough for full batches on any device, small enough that a killed task
 # loses little and a stop's grace period is not spent on one long task.
@@ -59,13 +62,30 @@ def check_precision(precision: str, autocast: bool = True) -> None:
         )
 
 
-def check_compile(compile: object) -> None:
-    """ConfigError unless `compile` is "auto", True or False."""
+def check_compile(compile: object, precision: str = "auto") -> None:
+    """ConfigError unless `compile` is "auto", True or False, and can take effect in `precision`.
+
+    auto = compiled where measured faster (so far nowhere: eager; HPC_CLASSIFY_COMPILE=on makes auto compile),
+    True, False (the eager path). A speed setting: outputs stay within the precision's tolerance, so it is not
+    in the fingerprint."""
     if not (compile == "auto" or isinstance(compile, bool)):
         raise ConfigError(
             f"compile must be auto, true or false, not {compile!r}",
             hint="auto: compiled where measured faster (HPC_CLASSIFY_COMPILE=on|off sets it); false: eager",
         )
+    if compile is True and precision == "int8":
+        raise ConfigError(
+            "compile=True with precision int8: the dynamically quantized Linear layers are not compiled",
+            hint="use compile auto/false with int8, or precision bf16/fp32 with compile",
+        )
+
+
+def compile_from_text(text: str) -> bool | str:
+    """--compile auto|on|off as the `compile` setting ("auto", True, False)."""
+    choices = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
+    if text.lower() not in choices:
+        raise ValueError(f"invalid choice: {text!r} (choose from auto, on, off)")
+    return choices[text.lower()]
 
 
 @dataclass(frozen=True)
@@ -147,8 +167,6 @@ class RunConfig:
         _check_choice("on_changed_input", self.on_changed_input, CHANGED_INPUT_POLICIES)
         self._check_number_types()
         self._check_cluster()
-        if self.worker_wait < 0:
-            raise ConfigError(f"worker_wait must be >= 0 (0: wait forever), not {self.worker_wait}")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, not {self.max_retries}")
         if self.max_workers is not None and self.max_workers < (self.workers or 1):
@@ -166,9 +184,6 @@ class RunConfig:
             raise ConfigError(
                 f"piece_bytes must be >= 0, not {self.piece_bytes}", hint="0 classifies every file whole"
             )
-        for name in ("stop_grace", "warning_grace"):
-            if (value := getattr(self, name)) is not None and value < 0:
-                raise ConfigError(f"{name} must be >= 0, not {value}")
 
     def _check_number_types(self) -> None:
         # A YAML value such as `max_retries: many`, `max_retries:` (null) or `overwrite: 'false'` must fail
@@ -193,14 +208,17 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be >= 1, not {value}", hint="leave it unset for the default")
-        for name in ("progress_interval", "stop_grace", "warning_grace", "worker_wait"):
+        for name, allow_zero in SECONDS_SETTINGS:
             value = getattr(self, name)
             if value is None and name == "warning_grace":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number of seconds, not {value!r}")
-        if self.progress_interval <= 0:
-            raise ConfigError(f"progress_interval must be > 0 seconds, not {self.progress_interval}")
+            if not is_seconds(value, allow_zero=allow_zero):
+                no_limit = " (0: no limit)" if name == "worker_wait" else ""
+                raise ConfigError(
+                    f"{name} must be {seconds_rule(allow_zero=allow_zero)}{no_limit}, not {value!r}"
+                )
+            if not isinstance(value, int | float):  # numpy's (a computed wait) as Python's, for the JSON
+                object.__setattr__(self, name, float(value))
         for name in ("overwrite", "verify_inputs", "dask_report"):
             value = getattr(self, name)
             if not isinstance(value, bool):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hpc_classify.errors import ConfigError
+from hpc_classify.whole_numbers import is_seconds
 
 if TYPE_CHECKING:
     from hpc_classify.config import RunConfig
@@ -53,7 +54,7 @@ def warning_lead_from(environ: Mapping[str, str]) -> float | None:
         lead = float(text)
     except ValueError:
         lead = math.nan
-    if not math.isfinite(lead) or lead <= 0:
+    if not is_seconds(lead, allow_zero=False):
         raise ConfigError(
             f"{WARNING_LEAD_ENV}={text!r} is not a number of seconds > 0",
             hint="set it to the seconds of the batch script's --signal=B:USR1@SECONDS (300 in "

@@ -103,8 +103,6 @@ class AegisClassifier(LlamaGuardClassifier):
         check_name(pred_column=pred_column, raw_pred_column=raw_pred_column)
         if not isinstance(keep_raw_pred, bool):
             raise ConfigError(f"keep_raw_pred must be true or false, not {keep_raw_pred!r}")
-        if keep_raw_pred and raw_pred_column == pred_column:
-            raise ConfigError(f"raw_pred_column and pred_column are both {pred_column!r}: name them apart")
         super().__init__(
             adapter=adapter,
             revision=revision,
@@ -205,8 +203,6 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         **inherited: Any,
     ):
         check_name(pred_column=pred_column, prob_column=prob_column)
-        if pred_column == prob_column:
-            raise ConfigError(f"pred_column and prob_column are both {pred_column!r}: name them apart")
         guard = INSTRUCTION_DATA_GUARD if model is None else model
         check_name(model=guard)
         super().__init__(

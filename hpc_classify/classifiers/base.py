@@ -24,6 +24,7 @@ from hpc_classify.classifiers.frames import FrameMethods
 from hpc_classify.classifiers.identity import ClassifierIdentity
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.nemo_module import NemoModule
+from hpc_classify.classifiers.own_columns import check_own_columns
 from hpc_classify.classifiers.value_counts import count_values
 from hpc_classify.errors import CheckpointFormatError, ConfigError
 
@@ -310,6 +311,7 @@ def check_classifiers(classifiers: Sequence[Any]) -> list[DistributedDataClassif
             )
         name = f"{position}: {type(classifier).__name__}"
         _check_no_dataset_hooks(classifier, name)
+        check_own_columns(classifier)  # a clash within one classifier, named by its parameters
         for column in classifier.output_columns():
             if column in owners:
                 raise ConfigError(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpc_classify.config import DEVICES, PRECISIONS, check_compile, check_precision
+from hpc_classify.config import DEVICES, PRECISIONS, check_compile, check_precision, compile_from_text
 from hpc_classify.errors import ConfigError
 from hpc_classify.whole_numbers import is_whole_number
 
@@ -41,14 +41,6 @@ def _option(default: Any, scope: str | None, flag: Flag | None = None) -> Any:
     if (scope is None) != (flag is None):
         raise TypeError("an option has a flag exactly when it has a CLI/YAML scope")
     return field(default=default, metadata={"scope": scope, "flag": flag})
-
-
-def compile_from_text(text: str) -> bool | str:
-    """--compile auto|on|off as the `compile` option ("auto", True, False)."""
-    choices = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
-    if text.lower() not in choices:
-        raise ValueError(f"invalid choice: {text!r} (choose from auto, on, off)")
-    return choices[text.lower()]
 
 
 _POSITIVE = {"parse": int, "metavar": "N"}
@@ -130,12 +122,7 @@ class EngineOptions:
         if not isinstance(self.autocast, bool):
             raise ConfigError(f"autocast must be true or false, not {self.autocast!r}")
         check_precision(self.precision, self.autocast)
-        check_compile(self.compile)
-        if self.compile is True and self.precision == "int8":
-            raise ConfigError(
-                "compile=True with precision int8: the dynamically quantized Linear layers are not compiled",
-                hint="use compile auto/false with int8, or precision bf16/fp32 with compile",
-            )
+        check_compile(self.compile, self.precision)
         if self.precision == "fp16" and device == "cpu":
             raise ConfigError(
                 "precision fp16 (NeMo Curator's GPU autocast) runs on GPUs only, not on device cpu",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hpc_classify.classifiers import combine
+from hpc_classify.classifiers.own_columns import check_own_columns
 from hpc_classify.errors import InputFileError, MissingColumnError
 from hpc_classify.io.file_rows import FILE_ROWS, FileRows
 from hpc_classify.io.rows import SKIP_BAD_ROWS
@@ -67,6 +68,7 @@ class FrameMethods:
         As NeMo's `DistributedDataClassifier.call`: `self._run_classifier(dataset)`, then, when `filter_by` is
         set, `self._filter_documents(result)`, so that a subclass overriding either hook changes what `call`
         returns. A class overriding neither predicts and filters each partition in one step."""
+        check_own_columns(self)
         cls = type(self)
         if cls._run_classifier is FrameMethods._run_classifier and (
             self.filter_by is None or cls._filter_documents is FrameMethods._filter_documents

@@ -138,11 +138,3 @@ def _argument_names(cls: type) -> list[str] | None:
 def _with_suggestion(key: str, valid: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1)
     return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
-
-
-def classifier_name(classifier: DistributedDataClassifier) -> str:
-    """The name `resolve_classifier_class` accepts for this object's class."""
-    for name, cls in CLASSIFIERS.items():
-        if type(classifier) is cls:
-            return name
-    return f"{type(classifier).__module__}:{type(classifier).__qualname__}"

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
 from hpc_classify.errors import ConfigError, HpcClassifyError
+from hpc_classify.whole_numbers import is_seconds, seconds_rule
 
 if TYPE_CHECKING:
     from hpc_classify.cluster.slurm_node import NodeOptions
@@ -120,8 +120,8 @@ def positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, not {text!r}")
+    if not is_seconds(value, allow_zero=False):
+        raise argparse.ArgumentTypeError(f"must be {seconds_rule(allow_zero=False)}, not {text!r}")
     return value
 
 

@@ -93,7 +93,7 @@ def start_local_cluster(
             "--device cpu for CPU workers",
         )
         return _start_cuda_cluster(gpus, workers, threads_per_worker, protocol, required=device == "cuda")
-    return _start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol, worker_wait=worker_wait)
+    return start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol, worker_wait=worker_wait)
 
 
 def check_cluster_arguments(
@@ -138,7 +138,7 @@ def cluster_keywords(cluster_class: type) -> frozenset[str]:
     return frozenset(names)
 
 
-def _start_cpu_cluster(
+def start_cpu_cluster(
     workers: int | None,
     threads_per_worker: int,
     protocol: str,
@@ -212,7 +212,7 @@ def _start_cuda_cluster(
         logger.warning(
             "%d GPU(s) visible but dask-cuda is missing: one local worker will use the first GPU", gpus
         )
-        return _start_cpu_cluster(1, threads_per_worker or 1, protocol)
+        return start_cpu_cluster(1, threads_per_worker or 1, protocol)
     n_workers = gpus  # start_local_cluster refused another --workers
     logger.info(
         "starting a local dask-cuda cluster: %d worker(s), one per GPU, protocol %s", n_workers, protocol

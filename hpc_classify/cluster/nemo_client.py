@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import numbers
 import os
 from typing import Any
 
@@ -27,14 +26,15 @@ from hpc_classify.cluster.first_worker import (
     wait_for_scheduler_file,
 )
 from hpc_classify.cluster.local import (
-    _start_cpu_cluster,
     check_cluster_arguments,
     keep_restarting_local_workers,
+    start_cpu_cluster,
     visible_gpu_count,
 )
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
 from hpc_classify.config import DEFAULT_WORKER_WAIT
 from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.whole_numbers import is_seconds, seconds_rule
 from hpc_classify.worker_env import quiet_ucx_here
 
 logger = logging.getLogger(__name__)
@@ -89,10 +89,10 @@ def get_client(
     workers' start deadline `death_timeout=` sets)."""
     if cluster_type not in ("cpu", "gpu"):
         raise ConfigError(f"cluster_type must be 'cpu' or 'gpu', not {cluster_type!r}")
-    if worker_wait is not None and (
-        isinstance(worker_wait, bool) or not isinstance(worker_wait, numbers.Real) or not worker_wait >= 0
-    ):
-        raise ConfigError(f"worker_wait must be a number of seconds >= 0 (0: no limit), not {worker_wait!r}")
+    if worker_wait is not None and not is_seconds(worker_wait, allow_zero=True):
+        raise ConfigError(
+            f"worker_wait must be {seconds_rule(allow_zero=True)} (0: no limit), not {worker_wait!r}"
+        )
     join_only = {"worker_wait": worker_wait} if worker_wait is not None else {}
     protocol = dask_protocol(protocol)
     gpu_options = {
@@ -134,7 +134,7 @@ def start_dask_cpu_local_cluster(
     from distributed import Client
 
     protocol = dask_protocol(cluster_kwargs.pop("protocol", "tcp"))
-    cluster = _start_cpu_cluster(n_workers, threads_per_worker, protocol, **cluster_kwargs)
+    cluster = start_cpu_cluster(n_workers, threads_per_worker, protocol, **cluster_kwargs)
     return _client_with_workers(Client(cluster), "the local CPU cluster")
 
 

@@ -39,8 +39,6 @@ from hpc_classify.cluster.slurm_job import RANK0_LOST, end_job_for_restart, job_
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_FILE = "heartbeat.json"
-
 
 class HeartbeatWriter:
     """A daemon thread that rewrites the heartbeat file every `interval` seconds while `alive()`, until

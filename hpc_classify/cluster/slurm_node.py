@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import sys
 import time
@@ -43,7 +42,7 @@ from hpc_classify.cluster.worker_command import WorkerSpec, refuse_gpu_worker_op
 from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.stop_request import StopRequest
-from hpc_classify.whole_numbers import is_whole_number
+from hpc_classify.whole_numbers import is_seconds, is_whole_number, seconds_rule
 from hpc_classify.worker_env import cpu_worker_environment, ucx_environment
 
 logger = logging.getLogger(__name__)
@@ -82,13 +81,8 @@ class NodeOptions:
         )
         for name in seconds:  # a negative or nan timeout would fail inside the job, after it was queued
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ConfigError(f"{name} must be a finite number of seconds > 0, not {value!r}")
+            if not is_seconds(value, allow_zero=False):
+                raise ConfigError(f"{name} must be {seconds_rule(allow_zero=False)}, not {value!r}")
         for name in ("workers_per_node", "threads_per_worker"):
             value = getattr(self, name)
             if value is not None and not is_whole_number(value, 1):

@@ -18,17 +18,19 @@ from typing import Any
 
 from hpc_classify.driver.failures import FAILURES_FILE
 from hpc_classify.driver.input_roots import refuse_renamed_outputs
+from hpc_classify.driver.piece_files import PIECES_DIRNAME
 from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
 from hpc_classify.io.markers import MARKER_SUFFIX, MARKERS_DIRNAME, MarkerListing
 from hpc_classify.io.output_clashes import refuse_output_clashes
+from hpc_classify.io.skipped_names import is_hidden
 from hpc_classify.io.writers import is_temp_file, temp_path_for, write_json_atomically
 
 logger = logging.getLogger(__name__)
 
 PLAN_FILE = "_plan.json"
-OUR_DIRNAMES = (MARKERS_DIRNAME, "_pieces")  # bookkeeping directories only a run holding the lock writes
+OUR_DIRNAMES = (MARKERS_DIRNAME, PIECES_DIRNAME)  # bookkeeping directories only a run holding the lock writes
 
 
 @dataclass(frozen=True)
@@ -209,10 +211,10 @@ def remove_stale_temp_files(output_dir: str) -> int:
     """
     removed = 0
     for dirpath, dirnames, filenames in os.walk(output_dir):
-        # Only where a run of ours writes: outputs (their relpaths never have "_"/"." parts), _markers/ and
-        # _pieces/ (whose own names are plain, so the walk goes on inside them).
+        # Only where a run of ours writes: outputs (their relpaths have no part that a listing passes over:
+        # is_hidden), _markers/ and _pieces/ (whose own names are plain, so the walk goes on inside them).
         # Other bookkeeping dirs (e.g. the Slurm launcher's _jobs/) may be written by live processes.
-        dirnames[:] = [d for d in dirnames if not d.startswith(("_", ".")) or d in OUR_DIRNAMES]
+        dirnames[:] = [d for d in dirnames if not is_hidden(d) or d in OUR_DIRNAMES]
         for name in filenames:
             if is_temp_file(name):
                 try:

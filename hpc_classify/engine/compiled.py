@@ -40,7 +40,6 @@ import torch
 from torch import nn
 
 from hpc_classify.config import check_compile
-from hpc_classify.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +55,9 @@ _FALSE = ("0", "off", "false", "no")
 
 def resolve_compile(compile: Any, device: torch.device, precision: str) -> bool:
     """Whether this engine compiles its model (the module docstring gives the policy)."""
-    check_compile(compile)
+    # The classifiers' options were checked already; an InferenceEngine built directly (bench, users) was not.
+    check_compile(compile, precision)
     if compile is True:
-        if precision == "int8":
-            raise ConfigError(
-                "compile=True with precision int8: the dynamically quantized Linear layers are not compiled",
-                hint="use compile auto/false with int8, or precision bf16/fp32 with compile",
-            )
         return True
     if compile is False:
         return False

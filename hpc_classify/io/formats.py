@@ -36,7 +36,6 @@ PARQUET = ParquetFormat()
 # Longest suffixes first, so ".jsonl.gz" wins over a shorter match.
 DOCUMENT_FORMATS = (JSONL_GZIP, JSONL_ZSTD, JSONL_BZ2, JSONL_XZ, JSONL, PARQUET)
 SUPPORTED_SUFFIXES = tuple(suffix for fmt in DOCUMENT_FORMATS for suffix in fmt.suffixes)
-JSONL_SUFFIXES = tuple(s for fmt in DOCUMENT_FORMATS if fmt.name == "jsonl" for s in fmt.suffixes)
 _JSONL_BY_COMPRESSION = {fmt.compression: fmt for fmt in DOCUMENT_FORMATS if fmt.name == "jsonl"}
 _OUTPUT = {"jsonl": JSONL, "parquet": PARQUET}  # keys: config.OUTPUT_FORMATS (a test holds them equal)
 

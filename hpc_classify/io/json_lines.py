@@ -121,12 +121,6 @@ def _column_values(series: pd.Series) -> list[Any]:
     return [v if (v := leaf(x)) is not _NESTED else _nested_to_json(x) for x in series.tolist()]
 
 
-def _to_json_value(value: Any) -> Any:
-    """`value` as JSON-ready Python values."""
-    converted = _leaf(value)
-    return converted if converted is not _NESTED else _nested_to_json(value)
-
-
 def _nested_to_json(value: Any) -> list | dict:
     """A list, tuple, dict or array as JSON-ready Python values, by a loop rather than recursion: a row
     nested ~1000 deep, which `json.loads` reads, would exhaust Python's stack (a RecursionError). Each

@@ -150,7 +150,9 @@ def test_no_worker_within_worker_wait_is_an_error_naming_it(tmp_path, no_workers
 
 def test_worker_wait_is_checked_and_named_where_it_does_not_apply(caplog):
     for bad in (-1, "60", True):
-        with pytest.raises(ConfigError, match=f"worker_wait must be a number of seconds >= 0.*not {bad!r}"):
+        with pytest.raises(
+            ConfigError, match=f"worker_wait must be a finite number of seconds >= 0.*not {bad!r}"
+        ):
             get_client(scheduler_address="tcp://127.0.0.1:1", worker_wait=bad)
     client = get_client(n_workers=1, worker_wait=5)
     client.shutdown()

@@ -163,10 +163,10 @@ def test_arguments():
         AegisClassifier(device_type="cuda", device="cpu")
     with pytest.raises(ConfigError, match="keep_raw_pred"):
         AegisClassifier(keep_raw_pred="yes")
+    with pytest.raises(ConfigError, match="name them apart"):  # the messages: test_own_columns.py
+        check_classifiers([AegisClassifier(raw_pred_column="aegis_pred", keep_raw_pred=True)])
     with pytest.raises(ConfigError, match="name them apart"):
-        AegisClassifier(raw_pred_column="aegis_pred", keep_raw_pred=True)
-    with pytest.raises(ConfigError, match="name them apart"):
-        InstructionDataGuardClassifier(pred_column="x", prob_column="x")
+        check_classifiers([InstructionDataGuardClassifier(pred_column="x", prob_column="x")])
     with pytest.raises(ConfigError, match="max_mem_gb"):
         InstructionDataGuardClassifier(device_type="cpu", max_mem_gb=8)
     with pytest.raises(ConfigError, match="batch_size"):

@@ -131,9 +131,13 @@ def test_a_yaml_cluster_slurm_is_refused_before_anything_is_written(tmp_path, ca
         ("workers", 0, r"workers must be >= 1, not 0"),
         ("workers", -3, r"workers must be >= 1, not -3"),
         ("threads_per_worker", -1, r"threads_per_worker must be >= 1"),
-        ("worker_wait", float("nan"), r"worker_wait must be a finite number of seconds, not nan"),
+        (
+            "worker_wait",
+            float("nan"),
+            r"worker_wait must be a finite number of seconds >= 0 \(0: no limit\), not nan",
+        ),
         ("stop_grace", float("inf"), r"stop_grace must be a finite number"),
-        ("progress_interval", 0, r"progress_interval must be > 0 seconds, not 0"),
+        ("progress_interval", 0, r"progress_interval must be a finite number of seconds > 0, not 0"),
         ("inputs", (5,), r"inputs must be paths, not 5"),
     ],
 )

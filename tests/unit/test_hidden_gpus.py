@@ -96,7 +96,7 @@ def test_a_slurm_node_that_sees_none_of_its_gpus_warns_at_start_and_beside_the_r
 
 def test_a_local_cluster_on_such_a_machine_warns_too(gpu_node, monkeypatch, caplog) -> None:
     monkeypatch.setattr(local, "visible_gpu_count", lambda: 0)
-    monkeypatch.setattr(local, "_start_cpu_cluster", lambda *args, **kwargs: "cpu cluster")
+    monkeypatch.setattr(local, "start_cpu_cluster", lambda *args, **kwargs: "cpu cluster")
     assert local.start_local_cluster() == "cpu cluster"
     assert "this machine has 2 NVIDIA GPU(s)" in caplog.text and "--gpus-per-node" in caplog.text
     caplog.clear()

@@ -280,7 +280,7 @@ def test_local_workers_on_several_gpus_without_dask_cuda_are_refused(monkeypatch
 
     monkeypatch.setattr(builtins, "__import__", no_dask_cuda)
     monkeypatch.setattr(local, "visible_gpu_count", lambda: 2)
-    monkeypatch.setattr(local, "_start_cpu_cluster", lambda *a, **k: pytest.fail("a CPU cluster was started"))
+    monkeypatch.setattr(local, "start_cpu_cluster", lambda *a, **k: pytest.fail("a CPU cluster was started"))
     with pytest.raises(ClusterError, match=r"2 GPU\(s\) visible but dask-cuda is not installed"):
         local.start_local_cluster(workers=2, device="auto")
 

@@ -176,7 +176,7 @@ def test_the_warning_grace_follows_the_lead_unless_given() -> None:
         resolve_warning_grace(_config(), {LEAD: "soon"})
     with pytest.raises(ConfigError, match="warning_grace must be a finite number of seconds"):
         _config(warning_grace="long")
-    with pytest.raises(ConfigError, match="warning_grace must be >= 0"):
+    with pytest.raises(ConfigError, match="warning_grace must be a finite number of seconds >= 0, not -1"):
         _config(warning_grace=-1)
 
 
