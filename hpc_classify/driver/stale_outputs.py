@@ -32,7 +32,7 @@ from hpc_classify.driver.lost_outputs import output_of_marker
 from hpc_classify.errors import ConfigError, InputFileError
 from hpc_classify.io.formats import output_relpath
 from hpc_classify.io.markers import CompletionMarker, MarkerListing, marker_path, read_marker
-from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
+from hpc_classify.io.skipped_names import QUARANTINE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def outputs_of_marker(output_dir: str, relpath: str, fallback_format: str | None
         except ConfigError:  # not a format or a document name of ours: nothing known to be ours
             return []
     named = [marker.output_path] if _output_name(marker.output_path) else []
-    if marker.quarantine_path and marker.quarantine_path.endswith(QUARANTINE_SUFFIX):
+    if marker.quarantine_path and marker.quarantine_path.endswith(QUARANTINE_SUFFIXES):
         named.append(marker.quarantine_path)
     return [output_of_marker(relpath, path) for path in named]
 
