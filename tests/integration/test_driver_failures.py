@@ -212,9 +212,7 @@ def test_skip_sets_aside_rows_bad_in_any_classifiers_text_field(tmp_path, tiny_d
     written = read_jsonl(output / "a.jsonl")
     assert [row["id"] for row in written] == [row["id"] for row in good]
     assert all(row["domain_pred"] and row["prompt_pred"] for row in written)
-    quarantined = {
-        json.loads(row["raw"])["id"]: row for row in read_jsonl(output / "_a.jsonl.quarantine")
-    }
+    quarantined = {json.loads(row["raw"])["id"]: row for row in read_jsonl(output / "_a.jsonl.quarantine")}
     assert sorted(quarantined) == sorted(row["id"] for row in bad)
     assert quarantined["null-prompt"]["reason"] == "text field 'prompt' is null"
     assert quarantined["no-prompt"]["reason"] == "missing text field 'prompt'"
