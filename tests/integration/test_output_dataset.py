@@ -28,15 +28,6 @@ def test_a_failed_run_directory_reads_as_exactly_its_outputs(tmp_path, tiny_doma
     result = run_cli(run_args(inputs, out, tiny_domain_model, *args))
 
     assert result.returncode == 1, result.stderr[-3000:]
-    assert [f["relpath"] for f in read_jsonl(out / "_failures.ndjson")] == ["b.jsonl"]
-    assert (
-        len(
-            read_jsonl(
-                out / "_a.jsonl.quarantine" if output_format == "jsonl" else out / "_a.parquet.quarantine"
-            )
-        )
-        == 1
-    )
     suffix = output_format
     assert sorted(glob.glob(str(out / f"*.{suffix}"))) == [str(out / f"a.{suffix}")]
     assert sorted(glob.glob(str(out / "**" / f"*.{suffix}"), recursive=True)) == [
@@ -49,3 +40,12 @@ def test_a_failed_run_directory_reads_as_exactly_its_outputs(tmp_path, tiny_doma
 
         assert ds.dataset(str(out)).count_rows() == 6
         assert sorted(pd.read_parquet(str(out))["id"]) == [0, 0, 1, 1, 2, 2]
+    assert [f["relpath"] for f in read_jsonl(out / "_failures.ndjson")] == ["b.jsonl"]
+    assert (
+        len(
+            read_jsonl(
+                out / "_a.jsonl.quarantine" if output_format == "jsonl" else out / "_a.parquet.quarantine"
+            )
+        )
+        == 1
+    )
