@@ -2,7 +2,7 @@
 (100,000 by default; the issue asks for under 30 s), then the report's phases timed (prints figures; not
 a test).
 
-The output directory gets `_plan.json`, `_run.json`, `_summary.json`, `failures.jsonl` (1 in 1,000 files
+The output directory gets `_plan.json`, `_run.json`, `_summary.json`, `_failures.ndjson` (1 in 1,000 files
 failed) and one marker per done file: three output columns (26 domain labels, 3 quality labels, a score
 histogram in tenths), 16 nodes x 4 workers, one shard in 500 skewed to one label, 1 in 200 with bad rows.
 Markers are written plainly (no fsync: building is not what is measured) and read from the page cache
@@ -67,7 +67,7 @@ def build_run(output: str, files: int, seed: int = 0) -> None:
             "node": f"node{worker // WORKERS_PER_NODE + 1:03d}",
             "worker": f"node{worker // WORKERS_PER_NODE + 1:03d}-{worker % WORKERS_PER_NODE}",
             "fingerprint": "benchfingerprint",
-            "quarantine_path": f"{output}/_{relpath}.quarantine.jsonl" if bad else None,
+            "quarantine_path": f"{output}/_{relpath}.quarantine" if bad else None,
             "started_at": _iso(begin),
             "finished_at": _iso(begin + seconds),
             "bad_rows_by_kind": {"invalid JSON": bad} if bad else {},
@@ -88,7 +88,7 @@ def build_run(output: str, files: int, seed: int = 0) -> None:
     }
     _write_json(output, "_run.json", {"fingerprint": "benchfingerprint", "details": details})
     _write_json(output, "_summary.json", {"command": "hpc-classify run ...", "exit_code": 1})
-    with open(os.path.join(output, "failures.jsonl"), "w") as f:
+    with open(os.path.join(output, "_failures.ndjson"), "w") as f:
         for i in sorted(failed):
             entry = {
                 "relpath": relpaths[i],

@@ -16,7 +16,7 @@ from hpc_classify.config import BAD_ROW_POLICIES, CHANGED_INPUT_POLICIES, OUTPUT
 
 EXIT_CODES_HELP = """exit codes:
   0  every file done
-  1  some files failed after their retries (listed in OUTPUT/failures.jsonl); the others are done
+  1  some files failed after their retries (listed in OUTPUT/_failures.ndjson); the others are done
   2  usage/config error, output directory refused (other run's fingerprint, locked), inputs changed
      since they were classified (see --on-changed-input), or no cluster
   3  interrupted by SIGTERM, SIGINT, SIGUSR1 or SIGUSR2, no worker left for --worker-wait seconds, the

@@ -19,7 +19,7 @@ from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.driver import piece_files
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import check_unchanged
-from hpc_classify.driver.task import FileSettings, file_destination, owner_fence
+from hpc_classify.driver.task import FileSettings, file_destination, owner_fence, remove_earlier_quarantines
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile
 from hpc_classify.io.formats import JSONL, output_format
@@ -133,21 +133,21 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
         lambda f: document_format.assemble(parts, f, source=input_file.path),
         before_rename=owner_fence(settings, destination.output_path),
     )
+    # By the name each piece's marker recorded, in the pieces' directory now: pieces of an older version
+    # named their quarantines otherwise.
     quarantines = [
-        piece_files.piece_quarantine_path(out, relpath, m.extra["piece"])
+        os.path.join(piece_files.pieces_dir(out, relpath), os.path.basename(m.quarantine_path))
         for m in markers
         if m.quarantine_path
     ]
     quarantine_fence = owner_fence(settings, destination.quarantine_path)
+    remove_earlier_quarantines(destination.quarantine_path, bool(quarantines), quarantine_fence)
     if quarantines:  # JSONL, whatever the output format
         write_atomically(
             destination.quarantine_path,
             lambda f: JSONL.assemble(quarantines, f),
             before_rename=quarantine_fence,
         )
-    elif os.path.exists(destination.quarantine_path):
-        quarantine_fence()  # the newer run's quarantine is not this task's to remove
-        os.remove(destination.quarantine_path)  # from an earlier attempt: would be misleading
     # The pieces checked size and mtime against the layout, which holds the content hash.
     input_sha256 = layout.input_sha256 or file_sha256(input_file.path)
     finished = time.time()

@@ -181,7 +181,7 @@ class Dispatcher:
         # task of an earlier driver for the same file (a retried file goes alone).
         key = f"classify-{first.relpath}-{len(group)}-{self._submitted}-{self._run_token}"
         self.progress.unit_started(key)
-        common = {"key": key, "pure": False, "retries": 0}  # retries are ours: counted, in failures.jsonl
+        common = {"key": key, "pure": False, "retries": 0}  # retries are ours: counted, in _failures.ndjson
         args = (self.output_dir, self.config, self.fingerprint)
         solo = self.worker_deaths.solo(first.relpath)  # a retried file is taken alone: its group is itself
         if isinstance(first, PieceJob):

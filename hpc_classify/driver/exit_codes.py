@@ -4,7 +4,7 @@ They are distinct so that a Slurm script can tell "requeue me" (3) from "fix som
 
 - 0 `OK`: every planned file has a completion marker. A run that nothing stopped, yet ends with files
   neither done nor failed, is never 0: it names them and exits 3 (driver/unfinished.py).
-- 1 `FILES_FAILED`: the run finished, but some files kept failing; they are listed in `<output>/failures.jsonl`.
+- 1 `FILES_FAILED`: the run finished, but some files kept failing; they are listed in `<output>/_failures.ndjson`.
 - 2 `USAGE`: bad flags/config, output directory refused (fingerprint mismatch, locked by a live run),
   or no cluster; nothing was classified. Raised as an HpcClassifyError and mapped by the CLI.
 - 3 `INTERRUPTED`: SIGTERM, SIGINT, SIGUSR1 or SIGUSR2 stopped the run early, no worker was left for
@@ -31,7 +31,7 @@ STOPPED_BEFORE_PROGRESS = 5
 
 DESCRIPTIONS = {
     OK: "all files done",
-    FILES_FAILED: "some files failed (see failures.jsonl); the others are done",
+    FILES_FAILED: "some files failed (see _failures.ndjson); the others are done",
     USAGE: "usage, configuration, output-directory or cluster error; nothing classified",
     INTERRUPTED: "interrupted (a signal SIGTERM/SIGINT/SIGUSR1/SIGUSR2, no worker left, the scheduler lost, "
     "or files left neither done nor failed: see stop_reason); rerun to resume",

@@ -1,7 +1,9 @@
-"""`<output>/failures.jsonl`: one line per file that kept failing in the latest run (its retries spent).
+"""`<output>/_failures.ndjson`: one line per file that kept failing in the latest run (its retries spent).
 
 Rewritten from scratch by each run (the failed files of a previous run are retried), appended and fsynced
-one line at a time, so the file is accurate even when the driver is killed.
+one line at a time, so the file is accurate even when the driver is killed. JSON Lines, named with "_" and no
+document suffix so that readers of the output directory as a dataset never take it for documents. Older
+versions wrote `failures.jsonl`: it is read when the new log is absent, and a run removes it.
 """
 
 from __future__ import annotations
@@ -14,22 +16,28 @@ from typing import Any
 
 from hpc_classify.errors import HpcClassifyError
 from hpc_classify.io.markers import iso_time
+from hpc_classify.io.skipped_names import FAILURES_FILE, RUN_FAILURES_FILE
 
 logger = logging.getLogger(__name__)
 
-FAILURES_FILE = "failures.jsonl"
+LEGACY_FAILURES_FILE = RUN_FAILURES_FILE  # an older version's failure log
 
 
 def failures_path(output_dir: str) -> str:
     return os.path.join(output_dir, FAILURES_FILE)
 
 
+def legacy_failures_path(output_dir: str) -> str:
+    return os.path.join(output_dir, LEGACY_FAILURES_FILE)
+
+
 class FailureLog:
     def __init__(self, output_dir: str):
         self.path = failures_path(output_dir)
         self.relpaths: list[str] = []
-        if os.path.exists(self.path):
-            os.remove(self.path)
+        for path in (self.path, legacy_failures_path(output_dir)):
+            if os.path.exists(path):
+                os.remove(path)
 
     def record(
         self, *, relpath: str, input_path: str, attempts: int, error: BaseException, reason: str = ""
@@ -56,17 +64,20 @@ class FailureLog:
 
 
 def read_failures(output_dir: str) -> list[dict[str, Any]]:
-    """Entries of failures.jsonl (a torn last line from a crash is ignored)."""
+    """Entries of the failure log, or of an older version's `failures.jsonl` where the run that wrote it
+    was the last (a torn last line from a crash is ignored)."""
     entries: list[dict[str, Any]] = []
-    try:
-        with open(failures_path(output_dir), encoding="utf-8") as f:
-            for line in f:
-                try:
-                    entries.append(json.loads(line))
-                except ValueError:
-                    continue
-    except FileNotFoundError:
-        pass
+    for path in (failures_path(output_dir), legacy_failures_path(output_dir)):
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        entries.append(json.loads(line))
+                    except ValueError:
+                        continue
+        except FileNotFoundError:
+            continue
+        return entries
     return entries
 
 
@@ -79,7 +90,7 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def failure_reason(error: BaseException, attempts: int, deaths: int) -> str:
-    """Why a file ended in failures.jsonl, in words (its `reason`)."""
+    """Why a file ended in the failure log, in words (its `reason`)."""
     if deaths:
         return (
             f"the worker process running it died (KilledWorker) in {deaths} of {attempts} attempt(s): "

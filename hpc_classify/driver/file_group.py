@@ -109,7 +109,7 @@ def _failed(input_file: InputFile, error: Exception) -> FileOutcome:
 
 
 def picklable(error: BaseException) -> BaseException:
-    """`error` itself when it pickles (ours do, with their attributes: failures.jsonl shows the real type);
+    """`error` itself when it pickles (ours do, with their attributes: _failures.ndjson shows the real type);
     otherwise a RuntimeError naming it, since one unpicklable error must not lose the group's markers."""
     try:
         pickle.loads(pickle.dumps(error))

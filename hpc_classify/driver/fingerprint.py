@@ -21,7 +21,7 @@ from typing import Any
 
 from hpc_classify._version import __version__
 from hpc_classify.config import stable_hash
-from hpc_classify.driver.failures import FAILURES_FILE
+from hpc_classify.driver.failures import FAILURES_FILE, LEGACY_FAILURES_FILE
 from hpc_classify.driver.piece_files import PIECES_DIRNAME
 from hpc_classify.driver.plan import PLAN_FILE
 from hpc_classify.driver.run_owner import RUN_FILE
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 # Bookkeeping that belongs to one run's fingerprint; removed when --overwrite takes a directory over, in this
 # order: the plan last, as the discard of a take-over killed midway reads it again to find the old outputs.
-RUN_STATE = (MARKERS_DIRNAME, PIECES_DIRNAME, FAILURES_FILE, SUMMARY_FILE, PLAN_FILE)
+RUN_STATE = (MARKERS_DIRNAME, PIECES_DIRNAME, FAILURES_FILE, LEGACY_FAILURES_FILE, SUMMARY_FILE, PLAN_FILE)
 # `_run.json`'s note of an --overwrite's discard not finished yet: {"fingerprint", "output_format"} of the old run.
 DISCARDING = "discarding"
 

@@ -3,7 +3,7 @@
     layout.json           how the file is cut, for which settings (fingerprint) and input: fixed when its
                           first piece starts, kept until it is done
     000003.<suffix>       piece 3's output (the output format's suffix, compressed as the final output)
-    _000003.quarantine.jsonl   its bad rows, when it has some
+    _000003.quarantine    its bad rows (JSON Lines), when it has some
     000003.done.json      its marker, written last (atomically): the piece is done
 
 A piece's output is written atomically before its marker, so a marker always stands for a complete
@@ -26,6 +26,7 @@ from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import output_relpath
 from hpc_classify.io.markers import CompletionMarker, read_marker
 from hpc_classify.io.pieces import Piece
+from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
 from hpc_classify.io.writers import is_temp_file, write_json_atomically
 
 PIECES_DIRNAME = "_pieces"
@@ -111,7 +112,7 @@ def piece_output_path(output_dir: str, relpath: str, index: int, output_format: 
 
 
 def piece_quarantine_path(output_dir: str, relpath: str, index: int) -> str:
-    return os.path.join(pieces_dir(output_dir, relpath), f"_{piece_stem(index)}.quarantine.jsonl")
+    return os.path.join(pieces_dir(output_dir, relpath), f"_{piece_stem(index)}{QUARANTINE_SUFFIX}")
 
 
 def piece_marker_path(output_dir: str, relpath: str, index: int) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpc_classify.driver.failures import FAILURES_FILE
+from hpc_classify.driver.failures import LEGACY_FAILURES_FILE
 from hpc_classify.driver.input_roots import refuse_renamed_outputs
 from hpc_classify.driver.piece_files import PIECES_DIRNAME
 from hpc_classify.driver.task import quarantine_relpath
@@ -250,10 +250,11 @@ def _check_output_apart(
 
     for f in files:
         out_relpath = output_relpath(f.relpath, output_format)
-        if out_relpath == FAILURES_FILE:
+        # Older versions' failure log, still read where the current one is absent (driver/failures.py).
+        if out_relpath == LEGACY_FAILURES_FILE:
             raise ConfigError(
-                f"the output for {f.path} would be {FAILURES_FILE} at the top of --output, which is the run's "
-                "failure log (rewritten by every run)",
+                f"the output for {f.path} would be {LEGACY_FAILURES_FILE} at the top of --output, which is the "
+                "failure log of earlier versions (read and removed by every run)",
                 hint="rename that input or move it into a sub-directory; if it is an earlier run's failure "
                 "log (the inputs are an hpc_classify output), move it out of the inputs",
             )

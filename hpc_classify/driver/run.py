@@ -81,7 +81,7 @@ def run_classification(
     node's rank 0, from before its cluster starts); None: the run holds the stop signals itself.
     Raises OutputDirectoryError (locked, fingerprint mismatch), ConfigError (classifiers, settings),
     InputFileError (inputs), ModelNotAvailableError or ClusterError before any work; per-file errors
-    end in failures.jsonl.
+    end in _failures.ndjson.
     """
     # Everything that can be wrong with the command is checked before anything is written into the
     # output directory: the classifiers and their fingerprint (labels, checkpoint hashes: no weights), the

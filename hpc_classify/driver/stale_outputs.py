@@ -38,7 +38,7 @@ from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.formats import output_relpath
 from hpc_classify.io.markers import MARKERS_DIRNAME, CompletionMarker, MarkerListing, marker_path, read_marker
-from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
+from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, QUARANTINE_SUFFIX, QUARANTINE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def outputs_of_marker(output_dir: str, relpath: str, fallback_format: str | None
     except InputFileError:
         return outputs_by_name(relpath, fallback_format) if fallback_format else []
     named = [marker.output_path] if _output_name(marker.output_path) else []
-    if marker.quarantine_path and marker.quarantine_path.endswith(QUARANTINE_SUFFIX):
+    if marker.quarantine_path and marker.quarantine_path.endswith(QUARANTINE_SUFFIXES):
         named.append(marker.quarantine_path)
     return [output_of_marker(relpath, path) for path in named]
 
@@ -75,7 +75,11 @@ def outputs_by_name(relpath: str, output_format: str) -> list[str]:
         out_relpath = output_relpath(relpath, output_format)
     except ConfigError:  # not a format or a document name of ours: nothing known to be ours
         return []
-    return [out_relpath, quarantine_relpath(out_relpath)] if _output_name(out_relpath) else []
+    if not _output_name(out_relpath):
+        return []
+    # An older version's quarantine name too: the run being discarded may be of that version.
+    legacy = quarantine_relpath(out_relpath).removesuffix(QUARANTINE_SUFFIX) + LEGACY_QUARANTINE_SUFFIX
+    return [out_relpath, quarantine_relpath(out_relpath), legacy]
 
 
 def remove_output_of(output_dir: str, relpath: str, fallback_format: str | None) -> list[str]:

@@ -1,5 +1,5 @@
 """`hpc-classify status`: where a run stands, computed from the output directory alone
-(the stored plan, the completion markers, failures.jsonl and the last `_summary.json`)."""
+(the stored plan, the completion markers, _failures.ndjson and the last `_summary.json`)."""
 
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ def tally_markers(
 def failures_of_a_rerun(
     output_dir: str, planned: Mapping[str, PlannedFile], tally: StatusTally
 ) -> list[dict[str, Any]]:
-    """The entries of failures.jsonl that a rerun retries: of planned files with no marker that counts by
+    """The entries of _failures.ndjson that a rerun retries: of planned files with no marker that counts by
     now (a later run completed them) and whose input is still there (a vanished one is not retried)."""
     settled = tally.done | tally.vanished_relpaths()
     return [

@@ -28,17 +28,29 @@ from hpc_classify.io.hashing import file_sha256
 from hpc_classify.io.markers import CompletionMarker, iso_time, marker_path, write_marker
 from hpc_classify.io.parquet_types import input_types
 from hpc_classify.io.readers import BadRow, ReadResult, read_documents
-from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
+from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, QUARANTINE_SUFFIX
 from hpc_classify.io.writers import write_frame, write_jsonl_records
 
 logger = logging.getLogger(__name__)
 
 
 def quarantine_relpath(out_relpath: str) -> str:
-    """`dir/_<output name>.quarantine.jsonl`: beside the output, but "_"-prefixed so that input discovery
-    skips it when this output directory is the input of a next classification stage."""
+    """`dir/_<output name>.quarantine`: beside the output, but "_"-prefixed so that input discovery skips it
+    when this output directory is the input of a next classification stage, and with no document suffix so
+    that `dir/*.jsonl` globs and dataset readers of the directory never take it for documents."""
     directory, name = os.path.split(out_relpath)
     return os.path.join(directory, f"_{name}{QUARANTINE_SUFFIX}")
+
+
+def remove_earlier_quarantines(path: str, rewritten: bool, fence: Callable[[], None]) -> None:
+    """Remove what an earlier attempt of this file quarantined (e.g. before --overwrite), misleading now:
+    `path` unless it is `rewritten`, and the quarantine an older version named `_<output>.quarantine.jsonl`.
+    `fence` first: the newer run's quarantine is not this task's to remove."""
+    legacy = path[: -len(QUARANTINE_SUFFIX)] + LEGACY_QUARANTINE_SUFFIX
+    for earlier in (legacy,) if rewritten else (path, legacy):
+        if os.path.exists(earlier):
+            fence()
+            os.remove(earlier)
 
 
 @dataclass(frozen=True)
@@ -224,11 +236,8 @@ def owner_fence(settings: FileSettings, path: str) -> Callable[[], None]:
 
 
 def _write_quarantine(path: str, bad_rows: list[BadRow], before_rename: Callable[[], None]) -> str | None:
+    remove_earlier_quarantines(path, bool(bad_rows), before_rename)
     if not bad_rows:
-        # A quarantine from an earlier attempt of this file (e.g. before --overwrite) would be misleading.
-        if os.path.exists(path):
-            before_rename()  # the newer run's quarantine is not this task's to remove
-            os.remove(path)
         return None
     records = ({"line": b.line, "reason": b.reason, "raw": b.raw} for b in bad_rows)
     write_jsonl_records(path, records, before_rename=before_rename)

@@ -62,7 +62,7 @@ def run_task_on_worker(
     solo: bool = False,
 ) -> list[FileOutcome]:
     """classify_files: one file, or a group of small files classified together. One outcome per file,
-    in order; per-file errors come back as themselves (failures.jsonl shows the real type). `unit` (the
+    in order; per-file errors come back as themselves (_failures.ndjson shows the real type). `unit` (the
     task's key) and `size` (its input bytes) label its progress events; `solo`: nothing else runs in the
     worker process meanwhile (driver/solo_gate.py)."""
     settings = file_settings(output_dir, config, fingerprint)

@@ -1,9 +1,12 @@
 """The names a corpus listing passes over, and the warnings that say so.
 
 Hidden files and names starting with "_" are never listed: they are our own bookkeeping (`_markers/`,
-`_summary.json`, `.x.tmp-…` temp files) or other tools' (`.DS_Store`, `_SUCCESS`). So is `lost+found`, fsck's
-directory at the root of a file system. A run's `failures.jsonl` is passed over only where `_markers/` beside
-it says the directory is a run's output directory. Both listings (`discovery.expand_inputs` and NeMo's
+`_summary.json`, `_failures.ndjson`, `.x.tmp-…` temp files) or other tools' (`.DS_Store`, `_SUCCESS`). So is
+`lost+found`, fsck's directory at the root of a file system. The failure log of an older version, `failures.jsonl`,
+is passed over only where `_markers/` beside it says the directory is a run's output directory.
+
+Every bookkeeping name of a run starts with "_" and ends in no document suffix (io/formats.py), so the output
+directory reads as a dataset: `OUT/*.jsonl` globs, pyarrow/pandas/dask readers of `OUT` see only outputs. Both listings (`discovery.expand_inputs` and NeMo's
 `nemo_files.get_all_files_paths_under`) decide by these functions.
 """
 
@@ -19,12 +22,18 @@ from hpc_classify.io.writers import is_temp_file
 # What a run of ours leaves beside its outputs (the driver, report and cluster layers name these; a test
 # holds them equal) and other tools' markers: skipped without a word. Other hidden or "_" names are said.
 BOOKKEEPING_NAMES = frozenset(
-    {"_markers", "_pieces", "_jobs", "_lock", "_plan.json", "_run.json", "_summary.json"}
+    {"_markers", "_pieces", "_jobs", "_lock", "_plan.json", "_run.json", "_summary.json", "_failures.ndjson"}
     | {"_report.html", "_report.json", "_SUCCESS", "_metadata", "_common_metadata", ".DS_Store"}
 )
-QUARANTINE_SUFFIX = ".quarantine.jsonl"  # a run's bad rows beside an output (driver/task.py writes them)
-# A run's failed files (driver/failures.py), beside `_markers/`: a JSONL name without "_", as users read it.
-# Skipped, with a warning, only where `_markers/` says the directory is a run's output directory.
+# A run's bad rows beside an output, `_<output name>.quarantine` (driver/task.py writes them; JSON Lines, but
+# no document suffix: `OUT/*.jsonl` must not match them). Older versions wrote `_<output name>.quarantine.jsonl`.
+QUARANTINE_SUFFIX = ".quarantine"
+LEGACY_QUARANTINE_SUFFIX = ".quarantine.jsonl"
+QUARANTINE_SUFFIXES = (QUARANTINE_SUFFIX, LEGACY_QUARANTINE_SUFFIX)
+# A run's failed files (driver/failures.py): JSON Lines, named out of every `*.jsonl` glob.
+FAILURES_FILE = "_failures.ndjson"
+# The failure log of older versions, beside `_markers/`: still read (status, report) and removed by a run.
+# A listing skips it, with a warning, only where `_markers/` says the directory is a run's output directory.
 RUN_FAILURES_FILE = "failures.jsonl"
 _SHOWN = 3  # names a listing's warning shows
 
@@ -43,11 +52,11 @@ def is_bookkeeping(relpath: str) -> bool:
     """A skipped name nobody means to list: ours (markers, summary, quarantines, temp files) or other
     tools' (`_SUCCESS`, `.DS_Store`); `relpath` may end with os.sep (a directory)."""
     name = os.path.basename(relpath.rstrip(os.sep))
-    return name in BOOKKEEPING_NAMES or name.endswith(QUARANTINE_SUFFIX) or is_temp_file(name)
+    return name in BOOKKEEPING_NAMES or name.endswith(QUARANTINE_SUFFIXES) or is_temp_file(name)
 
 
 def is_run_failures(relpath: str) -> bool:
-    """A name `walk_relpaths` skipped as a run's failures.jsonl (elsewhere, that name is listed)."""
+    """A name `walk_relpaths` skipped as an older run's failures.jsonl (elsewhere, that name is listed)."""
     return os.path.basename(relpath) == RUN_FAILURES_FILE
 
 

@@ -1,5 +1,5 @@
 """The numbers behind the run report (`_report.json`), from the output directory's bookkeeping alone:
-the completion markers, `_plan.json`, `_run.json`, `_summary.json` and `failures.jsonl` (outputs and
+the completion markers, `_plan.json`, `_run.json`, `_summary.json` and `_failures.ndjson` (outputs and
 quarantine files are never read, so 100,000 files take seconds).
 
 One pass over the markers that count (driver/status.tally_markers: of planned files whose input is unchanged,
@@ -204,7 +204,7 @@ def _kinds(columns: list[str], labels: dict[str, Counter[str]]) -> list[dict[str
 
 
 def _group_failures(failures: list[dict[str, Any]]) -> dict[str, Any]:
-    """failures.jsonl grouped by error type, largest group first."""
+    """_failures.ndjson grouped by error type, largest group first."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for entry in failures:
         first_line = (entry.get("error") or "").splitlines()[:1]

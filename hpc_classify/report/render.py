@@ -261,7 +261,7 @@ ul {{ margin: 0; padding-left: 1.2em; }}
 <body>
 <h1>{heading}</h1>
 <p>Written {generated} from the completion markers, <code>_plan.json</code>, <code>_run.json</code>,
-<code>_summary.json</code> and <code>failures.jsonl</code>; the numbers are in <code>_report.json</code> beside this page.</p>
+<code>_summary.json</code> and <code>_failures.ndjson</code>; the numbers are in <code>_report.json</code> beside this page.</p>
 {body}
 </body>
 </html>

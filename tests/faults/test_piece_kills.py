@@ -120,7 +120,7 @@ def test_an_assembly_whose_worker_died_after_it_finished_counts_as_done(tmp_path
     assert "distributed.nanny: Restarting worker" in log, log[-3000:]
     totals = summary(output)
     assert (totals["files_processed"], totals["files_failed"]) == (1, 0)
-    assert not (output / "failures.jsonl").exists() or not (output / "failures.jsonl").read_text().strip()
+    assert not (output / "_failures.ndjson").exists() or not (output / "_failures.ndjson").read_text().strip()
     (written,) = output_files(output).values()
     assert [row["id"] for row in read_jsonl(written)] == ids
     assert not (output / "_pieces").exists()

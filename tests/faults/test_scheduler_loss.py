@@ -114,7 +114,7 @@ def test_scheduler_killed_mid_run_stops_resumably_then_a_new_cluster_completes(
     assert s["stop_reason"].startswith(f"lost the Dask scheduler at {address}")
     assert s["files_processed"] == 3 == len(markers(output))
     assert s["files_remaining"] == 1 and s["files_failed"] == 0
-    assert not (output / "failures.jsonl").exists() or not (output / "failures.jsonl").read_text().strip()
+    assert not (output / "_failures.ndjson").exists() or not (output / "_failures.ndjson").read_text().strip()
     assert temp_files(output) == []
 
     # A new cluster (the run's own local one): only the stalled file is left, and it is done once.

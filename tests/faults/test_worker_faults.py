@@ -48,7 +48,7 @@ def test_poison_document_fails_only_its_file(tmp_path, tiny_domain_model):
     result = run_cli(args, env=fault_env(HPC_CLASSIFY_TEST_POISON="XPOISONX"))
 
     assert result.returncode == 1, result.stderr[-3000:]
-    [failure] = read_jsonl(output / "failures.jsonl")
+    [failure] = read_jsonl(output / "_failures.ndjson")
     assert (failure["relpath"], failure["attempts"], failure["error_type"]) == (
         "part-002.jsonl",
         3,
@@ -77,7 +77,7 @@ def run_beside_poison(tmp_path, model, docs_per_file: int, *extra: str):
     )
     result = run_cli(args, env=fault_env(HPC_CLASSIFY_TEST_POISON="XPOISONX"))
     assert result.returncode == 1, result.stderr[-3000:]
-    [failure] = read_jsonl(output / "failures.jsonl")
+    [failure] = read_jsonl(output / "_failures.ndjson")
     assert (failure["relpath"], failure["attempts"]) == ("part-000.jsonl", 2)
     assert set(re.findall(r"(part-\d+\.jsonl) failed", result.stderr)) == {"part-000.jsonl"}
     del expected["part-000.jsonl"]

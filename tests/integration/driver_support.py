@@ -116,7 +116,9 @@ def output_files(output: Path) -> dict[str, Path]:
     found = {}
     for path in output.rglob("*"):
         rel = path.relative_to(output)
-        bookkeeping = str(rel) == "failures.jsonl" or any(part.startswith(("_", ".")) for part in rel.parts)
+        bookkeeping = str(rel) in ("failures.jsonl", "_failures.ndjson") or any(
+            part.startswith(("_", ".")) for part in rel.parts
+        )
         if path.is_file() and not bookkeeping:
             found[str(rel)] = path
     return found

@@ -277,5 +277,5 @@ def test_max_mem_gb_on_cpu_workers_is_one_setting_error_not_a_failure_per_file(t
         "of this run have no GPU: max_mem_gb limits GPU memory; HINT: leave max_mem_gb out on CPU workers, or "
         "run on GPU workers (a GPU node; --gpus-per-node with `hpc-classify submit`)"
     )
-    assert not (tmp_path / "out" / "failures.jsonl").exists()
+    assert not (tmp_path / "out" / "_failures.ndjson").exists()
     assert not (tmp_path / "out" / "_markers").exists()

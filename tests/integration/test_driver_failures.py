@@ -1,4 +1,4 @@
-"""Failures: a worker dying mid-file is retried; a file that keeps failing ends in failures.jsonl with exit 1;
+"""Failures: a worker dying mid-file is retried; a file that keeps failing ends in _failures.ndjson with exit 1;
 bad rows follow --on-bad-row with exact counts."""
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def test_file_that_keeps_failing_is_recorded_and_the_others_finish(tmp_path, tin
     result = run_cli(args, env=env)
 
     assert result.returncode == 1, result.stderr[-3000:]
-    failures = read_jsonl(output / "failures.jsonl")
+    failures = read_jsonl(output / "_failures.ndjson")
     assert [(f["relpath"], f["attempts"], f["error_type"]) for f in failures] == [
         ("part-001.jsonl", 2, "KilledWorker")
     ]
@@ -118,7 +118,7 @@ def test_a_worker_death_in_a_group_redoes_only_the_unfinished_files_each_alone(t
     result = run_cli(args, env=env)
 
     assert result.returncode == 1, result.stderr[-3000:]
-    failures = read_jsonl(output / "failures.jsonl")
+    failures = read_jsonl(output / "_failures.ndjson")
     assert [(f["relpath"], f["attempts"], f["error_type"]) for f in failures] == [
         (crasher, 2, "KilledWorker")
     ]
@@ -145,7 +145,7 @@ def test_bad_rows_fail_the_file_by_default(tmp_path, tiny_domain_model):
     result = run_cli(run_args(inputs, output, tiny_domain_model, "--max-retries", "3"))
 
     assert result.returncode == 1, result.stderr[-3000:]
-    failures = {f["relpath"]: f for f in read_jsonl(output / "failures.jsonl")}
+    failures = {f["relpath"]: f for f in read_jsonl(output / "_failures.ndjson")}
     assert sorted(failures) == ["part-001.jsonl", "part-003.jsonl"]
     # Deterministic input errors are not retried; the error names the file and line (6 good rows, then line 7).
     assert failures["part-001.jsonl"]["attempts"] == 1
@@ -169,7 +169,7 @@ def test_bad_rows_are_quarantined_with_skip(tmp_path, tiny_domain_model):
         bad = BAD_LINES.get(int(relpath[5:8]), [])
         assert (marker.rows_in, marker.rows_out, marker.rows_bad) == (len(ids), len(ids), len(bad))
         assert sum(marker.label_counts["domain_pred"].values()) == len(ids)
-        quarantine = output / f"_{relpath}.quarantine.jsonl"
+        quarantine = output / f"_{relpath}.quarantine"
         if not bad:
             assert marker.quarantine_path is None and not quarantine.exists()
             continue
@@ -212,9 +212,7 @@ def test_skip_sets_aside_rows_bad_in_any_classifiers_text_field(tmp_path, tiny_d
     written = read_jsonl(output / "a.jsonl")
     assert [row["id"] for row in written] == [row["id"] for row in good]
     assert all(row["domain_pred"] and row["prompt_pred"] for row in written)
-    quarantined = {
-        json.loads(row["raw"])["id"]: row for row in read_jsonl(output / "_a.jsonl.quarantine.jsonl")
-    }
+    quarantined = {json.loads(row["raw"])["id"]: row for row in read_jsonl(output / "_a.jsonl.quarantine")}
     assert sorted(quarantined) == sorted(row["id"] for row in bad)
     assert quarantined["null-prompt"]["reason"] == "text field 'prompt' is null"
     assert quarantined["no-prompt"]["reason"] == "missing text field 'prompt'"
@@ -246,12 +244,12 @@ def test_rows_json_cannot_read_and_whole_file_problems_through_the_cli(tmp_path,
     assert "Traceback" not in result.stderr
     assert "1 hidden or '_'-prefixed name(s) left out (_c.jsonl)" in result.stderr
     assert [row["id"] for row in read_jsonl(output / "a.jsonl")] == [0, 1, 2, 3]
-    quarantined = read_jsonl(output / "_a.jsonl.quarantine.jsonl")
+    quarantined = read_jsonl(output / "_a.jsonl.quarantine")
     assert [(row["line"], row["reason"].split(" (")[0]) for row in quarantined] == [
         (1, "nesting too deep"),
         (6, "integer too long"),
     ]
-    (failure,) = read_jsonl(output / "failures.jsonl")
+    (failure,) = read_jsonl(output / "_failures.ndjson")
     assert (failure["relpath"], failure["attempts"]) == ("b.jsonl", 1)
     assert "this file is gzip-compressed" in failure["error"] and "name it b.jsonl.gz" in failure["error"]
 
@@ -278,8 +276,8 @@ def test_a_parquet_file_without_the_text_column_fails_once_whole_or_in_pieces(
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert [row["id"] for row in read_jsonl(output / "a.jsonl")] == [0, 1]
-    assert not (output / "b.jsonl").exists() and not (output / "_b.jsonl.quarantine.jsonl").exists()
-    (failure,) = read_jsonl(output / "failures.jsonl")
+    assert not (output / "b.jsonl").exists() and not (output / "_b.jsonl.quarantine").exists()
+    (failure,) = read_jsonl(output / "_failures.ndjson")
     assert (failure["relpath"], failure["attempts"]) == ("b.parquet", 1)
     assert "has no text column 'text' (its columns: 'id', 'content')" in failure["error"]
     assert "--text-field content" in failure["error"]

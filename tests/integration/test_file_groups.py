@@ -88,7 +88,7 @@ def test_small_files_share_batches_and_give_the_same_outputs_as_one_file_at_a_ti
         )
         assert second.rows_bad == len(bad.get(int(name[5:8]), []))
         assert second.label_counts == first.label_counts
-        quarantine = f"_{name}.quarantine.jsonl"
+        quarantine = f"_{name}.quarantine"
         assert (tmp_path / "together" / quarantine).exists() == (tmp_path / "alone" / quarantine).exists()
         if second.rows_bad:
             assert read_jsonl(tmp_path / "together" / quarantine) == read_jsonl(

@@ -54,7 +54,7 @@ def test_shards_measured_ahead_are_classified_exactly_once(tmp_path, tiny_domain
     result = run_cli(run_args(inputs, output, tiny_domain_model, "--piece-bytes", str(PIECE_BYTES)))
 
     assert result.returncode == 1, result.stderr[-3000:]
-    assert [f["relpath"] for f in read_jsonl(output / "failures.jsonl")] == ["bad.jsonl.gz"]
+    assert [f["relpath"] for f in read_jsonl(output / "_failures.ndjson")] == ["bad.jsonl.gz"]
     by_stem = {name.split(".", 1)[0]: ids for name, ids in expected.items()}
     outputs = {relpath.split(".", 1)[0]: path for relpath, path in output_files(output).items()}
     assert sorted(outputs) == sorted(by_stem)  # a Parquet input's output is JSONL

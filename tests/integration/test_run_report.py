@@ -169,7 +169,7 @@ def test_report_counts_equal_the_markers_and_the_off_shard_drifts_most(finished_
     assert {w["worker"]: w["files"] for w in report["timeline"]} == dict(per_worker)
 
     # failures and quarantine (the quarantine file's reasons, read here, against the marker's kinds)
-    failures = [json.loads(line) for line in (output / "failures.jsonl").read_text().splitlines()]
+    failures = [json.loads(line) for line in (output / "_failures.ndjson").read_text().splitlines()]
     assert [(g["error_type"], g["count"]) for g in report["failures"]["by_type"]] == [
         (failures[0]["error_type"], 1)
     ]

@@ -60,13 +60,15 @@ def test_overwrite_discards_the_old_runs_bookkeeping_and_the_outputs_its_markers
     marker.quarantine_path = "/moved/sub/_b.jsonl.quarantine.jsonl"
     write_marker(str(tmp_path / "_markers" / "sub" / "b.jsonl.done.json"), marker)
     (tmp_path / "_markers" / "a.jsonl.done.json").write_text("{}")  # unreadable: the old format's name
-    (tmp_path / "failures.jsonl").write_text("{}\n")
+    (tmp_path / "failures.jsonl").write_text("{}\n")  # an older version's failure log
+    (tmp_path / "_failures.ndjson").write_text("{}\n")
     (tmp_path / "sub").mkdir()
     for name in ("a.jsonl", "sub/b.jsonl", "sub/_b.jsonl.quarantine.jsonl", "c.jsonl", "notes.txt"):
         (tmp_path / name).write_text("{}\n")
     new = check_or_store_fingerprint(str(tmp_path), details(max_chars=10), overwrite=True)
     assert json.loads((tmp_path / "_run.json").read_text())["fingerprint"] == new
     assert not (tmp_path / "_markers").exists() and not (tmp_path / "failures.jsonl").exists()
+    assert not (tmp_path / "_failures.ndjson").exists()
     # Those the markers name are gone; a file no marker names (not provably ours) stays.
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert left == ["_run.json", "c.jsonl", "notes.txt"]

@@ -184,7 +184,7 @@ def test_an_input_whose_bookkeeping_names_would_be_too_long_is_refused_before_an
     inputs.mkdir()
     fits = (
         "a" * 200 + ".jsonl"
-    )  # its longest: the quarantine's temp file, "._<name>.quarantine.jsonl.tmp-<pid>-<8 hex>"
+    )  # its longest: the quarantine's temp file, "._<name>.quarantine.tmp-<pid>-<8 hex>"
     (inputs / fits).write_text('{"text": "x"}\n')
     assert [f.relpath for f in list_input_files([str(inputs)], str(out), "jsonl")] == [fits]
     long = "b" * 230 + ".jsonl"

@@ -103,7 +103,7 @@ def test_the_owning_runs_task_writes_output_then_marker(tmp_path):
     assert read_marker(marker_path(str(output), "a.jsonl")).fingerprint == "this-run"
     assert [json.loads(line)["id"] for line in (output / "a.jsonl").read_text().splitlines()] == [0, 1, 2]
     assert _files_under(output) == sorted(
-        [RUN_FILE, "_a.jsonl.quarantine.jsonl", "_markers/a.jsonl.done.json", "a.jsonl"]
+        [RUN_FILE, "_a.jsonl.quarantine", "_markers/a.jsonl.done.json", "a.jsonl"]
     )
 
 

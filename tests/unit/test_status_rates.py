@@ -180,7 +180,7 @@ def test_a_planned_input_deleted_before_it_was_classified_is_vanished_not_remain
     _finished_run(tmp_path, output, ["a.jsonl"])
     _planned_not_done(tmp_path, output, ["b.jsonl", "c.jsonl", "d.jsonl"])
     failure = {"relpath": "d.jsonl", "input_path": str(tmp_path / "in" / "d.jsonl"), "error": "boom"}
-    (output / "failures.jsonl").write_text(json.dumps(failure) + "\n")
+    (output / "_failures.ndjson").write_text(json.dumps(failure) + "\n")
     (tmp_path / "in" / "b.jsonl").unlink()
     (tmp_path / "in" / "d.jsonl").unlink()
 
