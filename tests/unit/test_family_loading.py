@@ -1,5 +1,6 @@
 """Loading the prompt task/complexity (multi-head) and FineWeb-Edu checkpoints: a tokenizer that does not
-belong to the weights is refused at load, naming both sizes, not deep in the first forward."""
+belong to the weights is refused at load, naming both sizes, not deep in the first forward; a FineWeb
+checkpoint's config.json and weights are checked as strictly as the DeBERTa classifiers'."""
 
 from __future__ import annotations
 
@@ -185,12 +186,3 @@ def test_fineweb_python_api_fails_on_a_headless_checkpoint_instead_of_scoring(
         f"{model_dir / 'model.safetensors'}: weights do not match the classifier built from its config: "
         "1 missing key(s) ['classifier.bias']"
     )
-
-
-def test_a_half_precision_fineweb_checkpoint_loads_in_fp32(tiny_fineweb_model: Path, tmp_path: Path):
-    """transformers 5 keeps the file's dtype by default; the engine casts from fp32 itself (as materialize)."""
-    from hpc_classify import FineWebEduClassifier
-
-    model_dir = fineweb_copy(tiny_fineweb_model, tmp_path / "m", change=lambda k, v: v.half().contiguous())
-    model = FineWebEduClassifier(model=str(model_dir), device_type="cpu").load_model(torch.device("cpu"))
-    assert {p.dtype for p in model.parameters()} == {torch.float32}
