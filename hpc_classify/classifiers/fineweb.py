@@ -9,7 +9,6 @@ integer scores (and the labels).
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +18,6 @@ from hpc_classify.classifiers.base import LoadedComponents
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.value_counts import count_values
-from hpc_classify.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +39,7 @@ def fineweb_scores(raw: np.ndarray) -> np.ndarray:
 @inherited_keywords
 class _FineWebBaseClassifier(CheckpointClassifier):
     """A sequence-regression checkpoint in the Hugging Face layout (config.json, model.safetensors,
-    BERT tokenizer files), loaded with `AutoModelForSequenceClassification`."""
+    BERT tokenizer files), loaded strictly by `models.checkpoint.load_sequence_regressor`."""
 
     filters_by_label = False  # a numeric score: NeMo passes filter_by=None
 
@@ -94,20 +92,23 @@ class _FineWebBaseClassifier(CheckpointClassifier):
 
     # -- loading: a plain Hugging Face regression checkpoint ------------------------------------
     def load_labels(self) -> list[str]:
-        return []  # a score, not classes
+        """[] (a score, not classes); config.json is read and checked for one output here, where the
+        driver asks for labels before any worker starts, as every checkpoint classifier's."""
+        from hpc_classify.models.checkpoint_meta import check_regressor_config
+        from hpc_classify.models.hub import read_json_file
+
+        config = read_json_file(self._model_dir() / "config.json", f"classifier {self.model}")
+        check_regressor_config(config, self.model)
+        return []
 
     def get_labels(self) -> None:
         """As NeMo: a regressor has no labels."""
         return None
 
     def load_model(self, device: torch.device) -> Any:
-        from transformers import AutoModelForSequenceClassification
+        from hpc_classify.models.checkpoint import load_sequence_regressor
 
-        model_dir = self._model_dir()
-        config = json.loads((model_dir / "config.json").read_text())
-        if config.get("num_labels", len(config.get("id2label") or {"0": 0})) != 1:
-            raise ConfigError(f"{self.model}: a FineWeb-Edu classifier has one output (a score), not several")
-        return AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(device).eval()
+        return load_sequence_regressor(self._model_dir(), device, self.model)
 
     def load_components(self, device: torch.device) -> LoadedComponents:
         from hpc_classify.models.checkpoint import check_tokenizer_fits

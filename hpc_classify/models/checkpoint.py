@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from transformers import DebertaV2Config
 from hpc_classify.errors import CheckpointFormatError
 from hpc_classify.models.checkpoint_meta import (
     WEIGHTS_FILE,
+    check_regressor_config,
     checkpoint_hash,
     labels_from_config,
     missing_file_hint,
@@ -40,6 +41,7 @@ __all__ = [
     "labels_from_config",
     "load_checkpoint_tokenizer",
     "load_classifier_checkpoint",
+    "load_sequence_regressor",
     "resolve_model_dir",
 ]
 
@@ -76,7 +78,9 @@ def backbone_config_for(config: dict[str, Any], source: str) -> DebertaV2Config:
     return backbone_config_from_dict(resolve_base_config(base_model), source=f"base model {base_model}")
 
 
-def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+def require_weights_file(model_dir: Path) -> Path:
+    """`model_dir`'s model.safetensors; without it (a .bin or .pt beside it is never loaded) a
+    CheckpointFormatError naming the directory."""
     path = model_dir / WEIGHTS_FILE
     if not path.exists():
         others = sorted(p.name for p in model_dir.glob("*.bin")) + sorted(
@@ -87,7 +91,11 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
             f"{model_dir}: {WEIGHTS_FILE} is missing{extra}",
             hint=missing_file_hint(model_dir),
         )
-    state = read_safetensors(path)
+    return path
+
+
+def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    state = read_safetensors(require_weights_file(model_dir))
     return {k: v for k, v in state.items() if not k.endswith(_LEGACY_BUFFER_SUFFIXES)}
 
 
@@ -96,16 +104,30 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointFormatError(
-            f"{path}: not a readable safetensors file ({error})",
-            hint="the file is damaged or incomplete (an interrupted download, a Git LFS pointer): re-run "
-            "`hpc-classify fetch-models` if it came from the hub, else copy it again",
-        ) from None
+        raise _damaged(path, error) from None
+
+
+def _damaged(path: Path, error: Exception) -> CheckpointFormatError:
+    return CheckpointFormatError(
+        f"{path}: not a readable safetensors file ({error})",
+        hint="the file is damaged or incomplete (an interrupted download, a Git LFS pointer): re-run "
+        "`hpc-classify fetch-models` if it came from the hub, else copy it again",
+    )
 
 
 def _check_keys(expected: set[str], state: dict[str, torch.Tensor], where: Path, layout: str) -> None:
-    missing = sorted(expected - state.keys())
-    unexpected = sorted(state.keys() - expected)
+    refuse_key_mismatch(expected - state.keys(), state.keys() - expected, where, layout)
+
+
+def refuse_key_mismatch(
+    missing: Iterable[str],
+    unexpected: Iterable[str],
+    where: Path,
+    layout: str,
+    remedy: str = "check base_model / the architecture",
+) -> None:
+    """A CheckpointFormatError naming `where` and the first keys missing from it or unexpected in it, if any."""
+    missing, unexpected = sorted(missing), sorted(unexpected)
     if not (missing or unexpected):
         return
     parts = []
@@ -115,7 +137,7 @@ def _check_keys(expected: set[str], state: dict[str, torch.Tensor], where: Path,
         parts.append(f"{len(unexpected)} unexpected key(s) {unexpected[:5]}")
     raise CheckpointFormatError(
         f"{where}: weights do not match the classifier built from its config: {'; '.join(parts)}",
-        hint=f"expected keys {layout}; check base_model / the architecture",
+        hint=f"expected keys {layout}; {remedy}",
     )
 
 
@@ -154,6 +176,57 @@ def materialize(
     # assign=True keeps the file's dtype: an fp16 checkpoint would run in fp16 whatever precision was asked
     # (the engine casts from fp32 itself; on a CPU the tiled kernel refuses fp16).
     return net.to(dtype)
+
+
+SEQUENCE_REGRESSOR_LAYOUT = (
+    "those of config.json's architecture (BERT: bert.*, classifier.weight, classifier.bias)"
+)
+
+
+def load_sequence_regressor(
+    model_dir: Path, device: str | torch.device, source: str, dtype: torch.dtype = torch.float32
+) -> torch.nn.Module:
+    """A Hugging Face one-output sequence regressor (config.json naming its architecture, model.safetensors),
+    eval, on `device`, in `dtype` whatever the file's. As strict as `materialize`: transformers alone
+    initialises a weight missing from the file at random (another head in every worker, silently) and drops
+    unexpected ones; here either, or a shape the config does not give, is a CheckpointFormatError naming the
+    file. `source` names the model in errors (the hub id or directory as given)."""
+    from transformers import AutoModelForSequenceClassification  # lazy: the driver never loads weights
+
+    check_regressor_config(read_json_file(model_dir / "config.json", f"classifier {source}"), source)
+    weights = require_weights_file(model_dir)
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir),
+            dtype=dtype,
+            use_safetensors=True,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported below, naming the weights, instead of a bare RuntimeError
+        )
+    except SafetensorError as error:
+        raise _damaged(weights, error) from None
+    except (OSError, ValueError, KeyError) as error:  # an unknown model_type, an unreadable file
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointFormatError(
+            f"{model_dir}: transformers cannot build the model ({type(error).__name__}: {message})",
+            hint="config.json must name a transformers architecture (model_type, architectures)",
+        ) from None
+    if info["mismatched_keys"]:
+        shapes = [
+            f"{key} {list(got)} (config: {list(want)})" for key, got, want in sorted(info["mismatched_keys"])
+        ]
+        raise CheckpointFormatError(
+            f"{weights}: weight shapes do not match the configuration: {', '.join(shapes[:5])}",
+            hint="config.json (hidden size, vocab, layers, one output) and the weights must match",
+        )
+    refuse_key_mismatch(
+        info["missing_keys"],
+        info["unexpected_keys"],
+        weights,
+        SEQUENCE_REGRESSOR_LAYOUT,
+        "the file must hold the whole trained model (a backbone saved alone lacks the head)",
+    )
+    return model.to(device).eval()
 
 
 def load_checkpoint_tokenizer(model_dir: Path, **options: Any) -> Any:

@@ -37,6 +37,20 @@ def labels_from_config(config: dict[str, Any], source: str) -> list[str]:
     return [name for _, name in ids]
 
 
+def check_regressor_config(config: dict[str, Any], source: str) -> None:
+    """Refuse a config.json that does not describe a one-output sequence regressor (the FineWeb-Edu head: NeMo
+    squeezes the single logit into the score). transformers builds one output per `id2label` entry, else
+    `num_labels`, else 2."""
+    id2label = config.get("id2label")
+    outputs = len(id2label) if isinstance(id2label, dict) and id2label else config.get("num_labels", 2)
+    if outputs != 1:
+        raise CheckpointFormatError(
+            f"{source}: config.json describes a model with {outputs!r} outputs (id2label, else num_labels, "
+            "else 2); a score regressor has exactly one",
+            hint='a FineWeb-Edu checkpoint\'s config.json has "id2label": {"0": "LABEL_0"} (or "num_labels": 1)',
+        )
+
+
 _hash_cache: dict[tuple[str, int, int], str] = {}
 _hash_lock = threading.Lock()
 

@@ -161,13 +161,19 @@ def load_llama_guard(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from hpc_classify.models.checkpoint import check_tokenizer_fits
+    from hpc_classify.models.checkpoint import check_tokenizer_fits, refuse_key_mismatch
 
     base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
     require_base_weights(cached_repo_id(base_dir) or str(base_dir), base_dir)  # not a raw FileNotFoundError
     tokenizer = load_llama_guard_tokenizer(base_dir)  # first: a missing one is refused before 13 GB load
     placement = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
-    base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype, **placement)
+    base, info = AutoModelForCausalLM.from_pretrained(
+        str(base_dir), dtype=dtype, output_loading_info=True, **placement
+    )
+    # A weight missing from the files would be random, another in every worker; unexpected ones change nothing.
+    refuse_key_mismatch(
+        info["missing_keys"], (), base_dir, "those of config.json's architecture (model.*, lm_head.*)"
+    )
     check_tokenizer_fits(tokenizer, base.get_input_embeddings().num_embeddings, base_dir)
     parameters = sum(p.numel() for p in base.parameters())
     if device.type == "cpu" and parameters >= LARGE_MODEL_PARAMETERS:

@@ -83,3 +83,22 @@ def test_a_damaged_guard_net_names_its_file(tmp_path: Path, content: bytes):
     with pytest.raises(CheckpointFormatError, match=f"^{path}: not a readable safetensors file") as info:
         load_guard_net(guard_dir, torch.device("cpu"))
     assert "hpc-classify fetch-models" in info.value.hint
+
+
+def test_a_base_model_missing_a_weight_is_refused_not_initialised_at_random(tmp_path: Path):
+    """transformers alone initialises it at random: another LlamaGuard in every worker, no error."""
+    from safetensors.torch import load_file, save_file
+
+    base_dir, adapter_dir = tmp_path / "base", tmp_path / "adapter"
+    save_tiny_llama(base_dir, adapter_dir, vocab_size=300)
+    size = save_tokenizer(base_dir, vocab_size=300)
+    save_tiny_llama(base_dir, adapter_dir, vocab_size=size)
+    weights = load_file(str(base_dir / "model.safetensors"))
+    save_file(
+        {k: v for k, v in weights.items() if k != "model.norm.weight"}, str(base_dir / "model.safetensors")
+    )
+    with pytest.raises(CheckpointFormatError) as info:
+        load_llama_guard(base_dir, adapter_dir, torch.device("cpu"), torch.float32)
+    assert str(info.value).splitlines()[0] == (
+        f"{base_dir}: weights do not match the classifier built from its config: 1 missing key(s) ['model.norm.weight']"
+    )
