@@ -32,6 +32,7 @@ from hpc_classify.driver.grouping import FileQueue
 from hpc_classify.driver.pieces import PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.run_context import RunContext
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.stop_request import StopRequest
 
@@ -75,13 +76,15 @@ def dispatch(
     config = RunConfig(inputs=(work,), output=work, classifiers=("stored only",), tasks_per_worker=1)
     dispatcher = Dispatcher(
         _Cluster(args.tasks_per_round),
-        config,
-        output_dir=work,
-        fingerprint="f",
-        stats=RunStats(),
-        failures=FailureLog(work),
+        RunContext(
+            config=config,
+            output_dir=work,
+            fingerprint="f",
+            stats=RunStats(),
+            failures=FailureLog(work),
+            stop=StopRequest(()),
+        ),
         progress=Progress(0, interval=3600),
-        stop=StopRequest(()),
         piece_bytes=args.piece_mib << 20,
     )
     if not ahead:

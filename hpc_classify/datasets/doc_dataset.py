@@ -71,14 +71,14 @@ class DocumentDataset:
         frame, sources = read_frame_and_sources(
             input_files,
             "jsonl",
-            backend,
-            blocksize,
-            files_per_partition,
-            add_filename,
-            input_meta,
-            columns,
-            kwargs,
-            text_field,
+            backend=backend,
+            blocksize=blocksize,
+            files_per_partition=files_per_partition,
+            add_filename=add_filename,
+            input_meta=input_meta,
+            columns=columns,
+            read_kwargs=kwargs,
+            text_field=text_field,
         )
         return cls(frame, sources)
 
@@ -100,14 +100,14 @@ class DocumentDataset:
         frame, sources = read_frame_and_sources(
             input_files,
             "parquet",
-            backend,
-            blocksize,
-            files_per_partition,
-            add_filename,
-            input_meta,
-            columns,
-            kwargs,
-            text_field,
+            backend=backend,
+            blocksize=blocksize,
+            files_per_partition=files_per_partition,
+            add_filename=add_filename,
+            input_meta=input_meta,
+            columns=columns,
+            read_kwargs=kwargs,
+            text_field=text_field,
         )
         return cls(frame, sources)
 
@@ -131,13 +131,13 @@ class DocumentDataset:
         frame, sources = read_frame_and_sources(
             input_files,
             "pickle",
-            backend,
-            blocksize,
-            files_per_partition,
-            add_filename,
-            input_meta,
-            columns,
-            kwargs,
+            backend=backend,
+            blocksize=blocksize,
+            files_per_partition=files_per_partition,
+            add_filename=add_filename,
+            input_meta=input_meta,
+            columns=columns,
+            read_kwargs=kwargs,
         )
         return cls(frame, sources)
 

@@ -101,13 +101,13 @@ def read_data(
     frame, _ = read_frame_and_sources(
         input_files,
         file_type,
-        backend,
-        blocksize,
-        files_per_partition,
-        add_filename,
-        input_meta,
-        columns,
-        kwargs,
+        backend=backend,
+        blocksize=blocksize,
+        files_per_partition=files_per_partition,
+        add_filename=add_filename,
+        input_meta=input_meta,
+        columns=columns,
+        read_kwargs=kwargs,
     )
     return frame
 
@@ -115,6 +115,7 @@ def read_data(
 def read_frame_and_sources(
     input_files: str | Sequence[str],
     file_type: str,
+    *,
     backend: str,
     blocksize: str | int | None,
     files_per_partition: int | None,
@@ -125,7 +126,8 @@ def read_frame_and_sources(
     text_field: str | None = None,
 ) -> tuple[dd.DataFrame, list[tuple[str, ...]]]:
     """The dataframe, and the paths of the files behind each partition (a file cut into pieces is behind
-    each of its pieces' partitions), with add_filename's column (None without)."""
+    each of its pieces' partitions), with add_filename's column (None without). Keyword-only after
+    `file_type`: the public readers order blocksize and files_per_partition differently (NeMo's orders)."""
     refuse_json_documents(file_type)
     columns = column_list(columns)
     kind = file_type

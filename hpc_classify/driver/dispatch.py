@@ -12,19 +12,18 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from hpc_classify.config import RunConfig
 from hpc_classify.driver import exit_codes
 from hpc_classify.driver.content_sizes import AHEAD_ITEMS
 from hpc_classify.driver.done_markers import count_late_markers, marker_written_since
-from hpc_classify.driver.failures import FailureLog, failure_reason, is_retryable
+from hpc_classify.driver.failures import failure_reason, is_retryable
 from hpc_classify.driver.file_group import FileOutcome
 from hpc_classify.driver.grouping import FileQueue, group_budget
 from hpc_classify.driver.liveness import WorkerWatch
 from hpc_classify.driver.pieces import PieceJob, PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.run_context import RunContext
 from hpc_classify.driver.scheduler_loss import SchedulerWatch
-from hpc_classify.driver.summary import RunStats
 from hpc_classify.driver.task_futures import result_or_error
 from hpc_classify.driver.worker_deaths import WorkerDeaths
 from hpc_classify.driver.worker_tasks import (
@@ -34,7 +33,6 @@ from hpc_classify.driver.worker_tasks import (
     run_task_on_worker,
 )
 from hpc_classify.errors import OutputWriteError
-from hpc_classify.stop_request import StopRequest
 from hpc_classify.warning_grace import resolve_warning_grace
 
 logger = logging.getLogger(__name__)
@@ -48,33 +46,16 @@ class Dispatcher:
     or one piece of a file larger than `piece_bytes`: driver/pieces.py), keeping at most
     tasks_per_worker tasks per task thread of the cluster in flight."""
 
-    def __init__(
-        self,
-        client: Any,
-        config: RunConfig,
-        *,
-        output_dir: str,
-        fingerprint: str,
-        stats: RunStats,
-        failures: FailureLog,
-        progress: Progress,
-        stop: StopRequest,
-        piece_bytes: int = 0,
-    ):
-        self.client = client
-        self.config = config
-        self.output_dir = output_dir
-        self.fingerprint = fingerprint
-        self.stats = stats
-        self.failures = failures
-        self.progress = progress
-        self.stop = stop
-        self.warning_grace = resolve_warning_grace(config)  # TERM/INT: config.stop_grace
+    def __init__(self, client: Any, context: RunContext, *, progress: Progress, piece_bytes: int = 0):
+        self.client, self.progress, self.config = client, progress, context.config
+        self.output_dir, self.fingerprint = context.output_dir, context.fingerprint
+        self.stats, self.failures, self.stop = context.stats, context.failures, context.stop
+        self.warning_grace = resolve_warning_grace(self.config)  # TERM/INT: config.stop_grace
         self.in_flight: dict[Any, list[Any]] = {}  # task -> its files, or its one piece job
-        self.pieces = PieceScheduler(output_dir, piece_bytes, fingerprint)
+        self.pieces = PieceScheduler(context.output_dir, piece_bytes, context.fingerprint)
         # A group never holds more work than a piece.
         self.group_bytes = (
-            min(b for b in (config.group_bytes, piece_bytes) if b > 0) if config.group_bytes else 0
+            min(b for b in (self.config.group_bytes, piece_bytes) if b > 0) if self.config.group_bytes else 0
         )
         self.failed_files: set[str] = set()  # a file whose piece failed is failed: its other pieces stop
         self.attempts: dict[str, int] = {}  # only files that failed at least once
@@ -84,7 +65,7 @@ class Dispatcher:
         self.worker_deaths = WorkerDeaths()
         self._submitted = 0  # numbers each task's key: a requeued file must not reuse its erred key
         self.halted: str | None = None  # why the run stopped on its own (no workers, output unwritable)
-        self.watch = WorkerWatch(client, config)
+        self.watch = WorkerWatch(client, self.config)
         self.scheduler = SchedulerWatch(client)
         self._task_threads = 1
         self._run_token = uuid.uuid4().hex[:8]

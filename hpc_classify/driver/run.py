@@ -29,6 +29,7 @@ from hpc_classify.driver.lock import LOCK_LOST, RunLock
 from hpc_classify.driver.pieces import default_piece_bytes
 from hpc_classify.driver.plan import PlannedFile, list_input_files
 from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.run_context import RunContext
 from hpc_classify.driver.run_start import reconcile_output_dir
 from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.unfinished import check_all_accounted_for
@@ -99,16 +100,8 @@ def run_classification(
         warn_prediction_columns(config.classifiers, config.keep_columns, files)
         _make_output_dir(output_dir)
         with RunLock(output_dir, on_lost=lambda: stop.abandon_now(LOCK_LOST), job=job_run()):
-            return _run_locked(
-                config,
-                output_dir,
-                details,
-                files,
-                stop,
-                client=client,
-                connect_timeout=connect_timeout,
-                hooks=hooks,
-            )
+            caller = _Caller(client=client, connect_timeout=connect_timeout, hooks=hooks)
+            return _run_locked(config, output_dir, details, files, stop, caller)
 
 
 def _make_output_dir(output_dir: str) -> None:
@@ -126,21 +119,35 @@ def _make_output_dir(output_dir: str) -> None:
         ) from exc
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Caller:
+    """What the caller of `run_classification` passed besides the config, for the steps that use it."""
+
+    client: Any | None
+    connect_timeout: float | None
+    hooks: RunHooks
+
+
 def _run_locked(
     config: RunConfig,
     output_dir: str,
     details: dict[str, Any],
     files: list[PlannedFile],
     stop: StopRequest,
-    *,
-    client: Any | None,
-    connect_timeout: float | None,
-    hooks: RunHooks,
+    caller: _Caller,
 ) -> RunResult:
     started = time.time()
     fingerprint, pending = reconcile_output_dir(config, output_dir, details, files)
     stats = RunStats(files_planned=len(files), files_skipped=len(files) - len(pending))
     failures = FailureLog(output_dir)
+    context = RunContext(
+        config=config,
+        output_dir=output_dir,
+        fingerprint=fingerprint,
+        stats=stats,
+        failures=failures,
+        stop=stop,
+    )
     logger.info(
         "%d input file(s): %d already done, %d to classify into %s",
         len(files),
@@ -157,21 +164,7 @@ def _run_locked(
     if pending and stop.requested:
         logger.warning("%s received before classifying began: nothing submitted", stop.signal_name)
     elif pending:
-        cluster_info = (
-            _classify(
-                config,
-                output_dir,
-                fingerprint,
-                pending,
-                stats,
-                failures,
-                stop,
-                client,
-                connect_timeout,
-                hooks,
-            )
-            or cluster_info  # None: stopped before a cluster was reached
-        )
+        cluster_info = _classify(context, pending, caller) or cluster_info  # None: stopped before a cluster
     finished_anyway = stop.requested and stats.files_remaining == 0
     if finished_anyway:  # the stop came, but the files in flight finished within the grace period
         logger.info(
@@ -204,22 +197,11 @@ def _run_locked(
         return RunResult(exit_code=exit_code, summary=summary, summary_path=None)
     path = write_summary(output_dir, summary)
     _log_outcome(summary, failures)
-    hooks.after_summary(output_dir, interrupted_by)
+    caller.hooks.after_summary(output_dir, interrupted_by)
     return RunResult(exit_code=exit_code, summary=summary, summary_path=path)
 
 
-def _classify(
-    config: RunConfig,
-    output_dir: str,
-    fingerprint: str,
-    pending: list[PlannedFile],
-    stats: RunStats,
-    failures: FailureLog,
-    stop: StopRequest,
-    given_client: Any | None,
-    connect_timeout: float | None,
-    hooks: RunHooks,
-) -> dict[str, Any] | None:
+def _classify(context: RunContext, pending: list[PlannedFile], caller: _Caller) -> dict[str, Any] | None:
     from hpc_classify.cluster.connect import (
         CLOSE_TIMEOUT,
         DEFAULT_CONNECT_TIMEOUT,
@@ -229,10 +211,11 @@ def _classify(
     )
     from hpc_classify.cluster.first_worker import ConnectStopped
 
+    config, stop, given_client = context.config, context.stop, caller.client
     if given_client is not None:
         client, cluster = given_client, None
     else:
-        timeout = connect_timeout or DEFAULT_CONNECT_TIMEOUT
+        timeout = caller.connect_timeout or DEFAULT_CONNECT_TIMEOUT
         try:
             client, cluster = connect(config, timeout=timeout, stopped=lambda: stop.requested)
         except ConnectStopped as stopped:
@@ -256,17 +239,7 @@ def _classify(
         progress = Progress(
             len(pending), interval=config.progress_interval, total_bytes=sum(f.size for f in pending)
         )
-        dispatcher = Dispatcher(
-            client,
-            config,
-            output_dir=output_dir,
-            fingerprint=fingerprint,
-            stats=stats,
-            failures=failures,
-            progress=progress,
-            stop=stop,
-            piece_bytes=piece_bytes,
-        )
+        dispatcher = Dispatcher(client, context, progress=progress, piece_bytes=piece_bytes)
         logger.info(
             "on a stop the files in flight get %g s to finish after the time-limit warning (USR1/USR2), "
             "%g s after SIGTERM/SIGINT",
@@ -274,7 +247,7 @@ def _classify(
             config.stop_grace,
         )
         try:
-            with hooks.around_classifying(config, output_dir):
+            with caller.hooks.around_classifying(config, context.output_dir):
                 dispatcher.run(pending)
         finally:
             progress.close()

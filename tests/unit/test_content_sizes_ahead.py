@@ -29,6 +29,7 @@ from hpc_classify.driver.grouping import FileQueue
 from hpc_classify.driver.pieces import PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.run_context import RunContext
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.io.pieces import content_bytes
 from hpc_classify.stop_request import StopRequest
@@ -66,13 +67,15 @@ def _dispatcher(tmp_path: Path, client: _Client, **settings: Any) -> Dispatcher:
     )
     return Dispatcher(
         client,
-        config,
-        output_dir=str(tmp_path / "out"),
-        fingerprint="f",
-        stats=RunStats(),
-        failures=FailureLog(str(tmp_path / "out")),
+        RunContext(
+            config=config,
+            output_dir=str(tmp_path / "out"),
+            fingerprint="f",
+            stats=RunStats(),
+            failures=FailureLog(str(tmp_path / "out")),
+            stop=StopRequest(()),
+        ),
         progress=Progress(0, interval=60),
-        stop=StopRequest(()),
         piece_bytes=PIECE_BYTES,
     )
 

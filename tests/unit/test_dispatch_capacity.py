@@ -13,6 +13,7 @@ from hpc_classify.config import RunConfig
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.run_context import RunContext
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.stop_request import StopRequest
 
@@ -33,12 +34,14 @@ def test_tasks_in_flight_are_counted_per_worker_thread(
     ):
         dispatcher = Dispatcher(
             client,
-            config,
-            output_dir=str(tmp_path),
-            fingerprint="f",
-            stats=RunStats(),
-            failures=FailureLog(str(tmp_path)),
+            RunContext(
+                config=config,
+                output_dir=str(tmp_path),
+                fingerprint="f",
+                stats=RunStats(),
+                failures=FailureLog(str(tmp_path)),
+                stop=StopRequest(()),
+            ),
             progress=Progress(0, interval=60),
-            stop=StopRequest(()),
         )
         assert dispatcher.capacity() == tasks_per_worker * workers * threads

@@ -17,6 +17,7 @@ from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.grouping import FileQueue
 from hpc_classify.driver.progress import Progress
+from hpc_classify.driver.run_context import RunContext
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.errors import ConfigError
 from hpc_classify.stop_request import StopRequest
@@ -125,13 +126,15 @@ def _abandoned_after(tmp_path: Path, signals: dict[float, str], monkeypatch, **s
     )
     dispatcher = Dispatcher(
         client,
-        config,
-        output_dir=str(tmp_path),
-        fingerprint="f",
-        stats=RunStats(),
-        failures=FailureLog(str(tmp_path)),
+        RunContext(
+            config=config,
+            output_dir=str(tmp_path),
+            fingerprint="f",
+            stats=RunStats(),
+            failures=FailureLog(str(tmp_path)),
+            stop=stop,
+        ),
         progress=Progress(0, interval=60),
-        stop=stop,
     )
     monkeypatch.setattr(dispatcher.watch, "check", lambda: None)
     dispatcher.in_flight = {_Future(): [_Planned()]}
