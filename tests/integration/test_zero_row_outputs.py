@@ -83,3 +83,45 @@ def test_a_leftover_output_of_a_zero_row_file_is_removed(tmp_path, tiny_domain_m
     assert summary(output)["files_processed"] == 1
     assert sorted(output_files(output)) == ["c-normal.jsonl"]
     assert not os.path.exists(output / "a-empty.jsonl")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_pieces_of_no_output_row_are_left_out_of_the_assembly(tmp_path, tiny_domain_model, fmt):
+    """A file cut into pieces: those whose rows were all quarantined wrote nothing, the file's output holds
+    the others' rows in order; a file all of whose pieces had none gets no output."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    bad = [json.dumps({"id": f"bad-{i}", "text": i, "pad": "x" * 80}) for i in range(30)]
+    texts, _ = synthetic_corpus(30, DOMAIN_LABELS, seed=5)
+    good = [json.dumps({"id": f"good-{i}", "text": t}) for i, t in enumerate(texts)]
+    (inputs / "all-bad.jsonl").write_text("\n".join(bad) + "\n", encoding="utf-8")
+    (inputs / "mixed.jsonl").write_text("\n".join(bad + good) + "\n", encoding="utf-8")
+    args = run_args(
+        inputs,
+        output,
+        tiny_domain_model,
+        "--on-bad-row",
+        "skip",
+        "--output-format",
+        fmt,
+        "--piece-bytes",
+        "1000",
+    )
+
+    result = run_cli(args)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    all_bad, mixed = (read_marker(marker_path(str(output), r)) for r in ("all-bad.jsonl", "mixed.jsonl"))
+    assert len(all_bad.extra["pieces"]) > 1 and len(mixed.extra["pieces"]) > 2
+    assert (all_bad.rows_out, all_bad.rows_bad, all_bad.output_path) == (0, 30, "")
+    assert (mixed.rows_out, mixed.rows_bad) == (30, 30)
+    name = f"mixed.{fmt}"
+    assert sorted(output_files(output)) == [name]
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        ids = pq.read_table(output / name).column("id").to_pylist()
+    else:
+        ids = [json.loads(line)["id"] for line in (output / name).read_text().splitlines()]
+    assert ids == [f"good-{i}" for i in range(30)]
+    assert status_json(output)["files_done"] == 2
