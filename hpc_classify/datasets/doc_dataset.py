@@ -26,8 +26,8 @@ class DocumentDataset:
 
     def __init__(self, dataset_df: dd.DataFrame, source_files: list[tuple[str, ...]] | None = None):
         self.df = dataset_df
-        # Paths of the files behind each partition (when read with add_filename): lets write_to_filename by
-        # that column give every input its output, even one whose rows were all filtered out.
+        # Paths of the files behind each partition (when read with add_filename): what write_to_filename by
+        # that column checks its output names against, and where Parquet writes find the inputs' types.
         self.source_files = source_files
 
     def map_partitions(self, func: Any, *args: Any, **kwargs: Any) -> DocumentDataset:

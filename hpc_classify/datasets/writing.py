@@ -67,13 +67,9 @@ def write_to_disk(
     token = secrets.token_hex(4) if column or output_type == "parquet" else None
     spec = PartitionWriter(output_path, output_type, column, keep_filename_column, partition_on, token)
     parts = frame.to_delayed()
-    expected = source_files if source_files and len(source_files) == len(parts) else None
     inputs = read_from if read_from and len(read_from) == len(parts) else None
     write = dask.delayed(spec, pure=False)
-    tasks = [
-        write(part, index, expected and _base_names(expected[index]), inputs and tuple(inputs[index]))
-        for index, part in enumerate(parts)
-    ]
+    tasks = [write(part, index, inputs and tuple(inputs[index])) for index, part in enumerate(parts)]
     with removing_new_value_dirs(output_path, partition_on, OUTPUT_TYPES[output_type]):
         try:
             written = [entry for entries in dask.compute(*tasks) for entry in entries]
@@ -188,10 +184,6 @@ def _refuse_hidden_outputs(values: pd.Series, present: list[Any], column: str, f
         )
 
 
-def _base_names(paths: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(os.path.basename(p) for p in paths))
-
-
 def _check_distinct_sources(source_files: list[tuple[str, ...]]) -> None:
     """Different input files with one base name would write one output (a file in pieces is one file)."""
     paths = dict.fromkeys(p for group in source_files for p in group)
@@ -239,7 +231,6 @@ class PartitionWriter:
         self,
         part: Any,
         index: int,
-        source_names: tuple[str, ...] | None = None,
         inputs: tuple[str, ...] | None = None,
     ) -> list[tuple[str, str, str]]:
         part = _to_pandas(part)
@@ -264,14 +255,14 @@ class PartitionWriter:
             )
         present = list(part[self.column].unique())  # first-seen order
         _refuse_hidden_outputs(part[self.column], present, self.column, self.fmt)
-        missing = [name for name in (source_names or ()) if name not in set(present)]
         rows_of = {name: part[self.column] == name for name in present}  # boolean selection keeps row order
-        texts = {name: file_name_text(name, self.column) for name in present + missing}
+        # An input none of whose rows is left gets no file, as in NeMo: an empty one breaks directory readers.
+        texts = {name: file_name_text(name, self.column) for name in present}
         _refuse_shared_outputs(list(texts.values()), self.fmt)  # before any write
         by_name = {os.path.basename(p): p for p in inputs or ()}
         names = []
-        for file_name in present + missing:
-            rows = part[rows_of[file_name]] if file_name in rows_of else part.iloc[:0]
+        for file_name in present:
+            rows = part[rows_of[file_name]]
             if not self.keep_filename_column:
                 rows = rows.drop(columns=[self.column])
             text = texts[file_name]

@@ -19,7 +19,13 @@ from hpc_classify.cluster.slurm_env import current_node_name
 from hpc_classify.driver import piece_files
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.piece_task import check_unchanged
-from hpc_classify.driver.task import FileSettings, file_destination, owner_fence, remove_earlier_quarantines
+from hpc_classify.driver.task import (
+    FileSettings,
+    file_destination,
+    owner_fence,
+    remove_earlier_quarantines,
+    remove_leftover_output,
+)
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.discovery import InputFile
 from hpc_classify.io.formats import JSONL, output_format
@@ -124,15 +130,23 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
     destination = file_destination(settings, relpath)
     # The pieces where they are now, not the absolute paths their markers recorded: the output directory
     # may have moved, or be mounted elsewhere on the node of a requeue.
-    pieces = [m.extra["piece"] for m in markers]
-    parts = [piece_files.piece_output_path(out, relpath, i, settings.output_format) for i in pieces]
+    # A piece of no output row wrote no file (task.py); a file all of whose pieces did gets none either.
+    parts = [
+        piece_files.piece_output_path(out, relpath, m.extra["piece"], settings.output_format)
+        for m in markers
+        if m.output_path
+    ]
     document_format = output_format(settings.output_format)
     # Each rename into a final name first checks that this run still owns the directory (run_owner.py).
-    write_atomically(
-        destination.output_path,
-        lambda f: document_format.assemble(parts, f, source=input_file.path),
-        before_rename=owner_fence(settings, destination.output_path),
-    )
+    output_path = destination.output_path
+    if parts:
+        write_atomically(
+            output_path,
+            lambda f: document_format.assemble(parts, f, source=input_file.path),
+            before_rename=owner_fence(settings, output_path),
+        )
+    else:
+        output_path = remove_leftover_output(output_path, owner_fence(settings, output_path))
     # By the name each piece's marker recorded, in the pieces' directory now: pieces of an older version
     # named their quarantines otherwise.
     quarantines = [
@@ -155,7 +169,7 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
         input_path=input_file.path,
         input_size=stat.st_size,
         input_mtime=stat.st_mtime,
-        output_path=destination.output_path,
+        output_path=output_path,
         rows_in=sum(m.rows_in for m in markers),
         rows_out=sum(m.rows_out for m in markers),
         rows_bad=sum(m.rows_bad for m in markers),
@@ -168,7 +182,7 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
         quarantine_path=os.path.abspath(destination.quarantine_path) if quarantines else None,
         started_at=min(m.started_at or "" for m in markers) or None,
         finished_at=iso_time(finished),
-        output_size=os.path.getsize(destination.output_path),
+        output_size=os.path.getsize(output_path) if output_path else 0,
         input_sha256=input_sha256,
         extra={
             "pieces": [_piece_summary(m) for m in markers],

@@ -7,6 +7,9 @@ Whether an output exists is read from one listing per output directory, not a st
 100,000 files on Lustre would otherwise ask the metadata server 100,000 more times. A name the listing lacks
 is looked up once by its own path before the file counts as lost: an NFS client may serve a listing cached
 before another node wrote the output (a requeue right after a kill), and the done file would be redone.
+
+A file of no output row has no output and a marker naming none (output path ""): never lost. Its marker is
+read only when its output is not listed, so a resume reads no marker of a file whose output is there.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import os
 import posixpath
 from collections.abc import Sequence
 
+from hpc_classify.errors import InputFileError
 from hpc_classify.io.formats import output_relpath
-from hpc_classify.io.markers import MarkerListing
+from hpc_classify.io.markers import CompletionMarker, MarkerListing, marker_path, read_marker
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,19 @@ class OutputListing:
         return name in self._names[directory] or os.path.exists(os.path.join(self.output_dir, relpath))
 
 
+def has_output_of(listing: OutputListing, relpath: str, marker: CompletionMarker) -> bool:
+    """Whether the output that `relpath`'s marker names is there (a marker naming none: nothing missing)."""
+    return not marker.output_path or listing.has(output_of_marker(relpath, marker.output_path))
+
+
+def _names_no_output(output_dir: str, relpath: str) -> bool:
+    """Whether `relpath`'s marker records that the file had no output row, hence no output."""
+    try:
+        return not read_marker(marker_path(output_dir, relpath)).output_path
+    except InputFileError:  # unreadable: redone like a lost output
+        return False
+
+
 def output_of_marker(relpath: str, marker_output_path: str) -> str:
     """The output relpath of the input `relpath` whose marker names `marker_output_path`: the marker's file
     name in the input's directory (the absolute path it recorded may be of a directory since moved)."""
@@ -56,7 +73,13 @@ def forget_lost_outputs(
     of `_markers/` (None: scanned here), which forgets the removed ones."""
     done = markers if markers is not None else MarkerListing(output_dir)
     listing = OutputListing(output_dir)
-    lost = sorted(r for r in relpaths if r in done and not listing.has(output_relpath(r, output_format)))
+    lost = sorted(
+        r
+        for r in relpaths
+        if r in done
+        and not listing.has(output_relpath(r, output_format))
+        and not _names_no_output(output_dir, r)
+    )
     if not lost:
         return lost
     for relpath in lost:

@@ -144,7 +144,9 @@ def outside_entry(
     `input_exists` as the caller found it (None: not looked up, the inputs being out of reach)."""
     return {
         "relpath": relpath,
-        "output": os.path.join(output_dir, *output_of_marker(relpath, marker.output_path).split("/")),
+        "output": os.path.join(output_dir, *output_of_marker(relpath, marker.output_path).split("/"))
+        if marker.output_path  # "": a file of no output row, which has none
+        else None,
         "input_path": marker.input_path,
         "input_exists": input_exists,
     }

@@ -12,7 +12,7 @@ from typing import Any
 
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.input_changes import VANISHED, describe_change
-from hpc_classify.driver.lost_outputs import OutputListing, output_of_marker
+from hpc_classify.driver.lost_outputs import OutputListing, has_output_of
 from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import PlannedFile, read_plan, relpaths_by_path, stored_files
 from hpc_classify.driver.run_owner import stored_fingerprint, written_under_other_settings
@@ -217,7 +217,7 @@ def tally_markers(
     outputs = OutputListing(output_dir)
 
     def add_done(relpath: str, marker: CompletionMarker) -> None:
-        if outputs.has(output_of_marker(relpath, marker.output_path)):
+        if has_output_of(outputs, relpath, marker):
             tally.add_done(relpath, planned[relpath].size, marker)
         else:  # deleted or moved: a rerun classifies it again (lost_outputs.py)
             tally.output_missing.append({"relpath": relpath, "output": marker.output_path})

@@ -4,7 +4,10 @@ the pieces of a large file.
 
 Order matters for resumability: the output (and quarantine) are written atomically first, the completion
 marker last. A crash at any point leaves either nothing under a final name, or an output without a
-marker, which the next run redoes; a marker therefore always stands for a complete output.
+marker, which the next run redoes; a marker therefore always stands for a complete output. A file (or
+piece) with no output row has no output file at all, in either format, and its marker records the output
+path "" (a zero-row JSONL file or a Parquet file without the input's columns breaks readers of the whole
+output directory: Dask's "Metadata mismatch", pyarrow taking that file's schema and dropping the others').
 """
 
 from __future__ import annotations
@@ -135,14 +138,17 @@ def write_classified(
     if settings.output_format == PARQUET.name:  # the input's column types, then the predictions' own
         types = {**input_types([input_file.path]), **output_types(classifiers)}
     # Each rename into a final name first checks that this run still owns the directory (run_owner.py).
-    write_frame(
-        kept,
-        output_path,
-        settings.output_format,
-        source=input_file.path,
-        types=types,
-        before_rename=owner_fence(settings, output_path),
-    )
+    if len(kept):
+        write_frame(
+            kept,
+            output_path,
+            settings.output_format,
+            source=input_file.path,
+            types=types,
+            before_rename=owner_fence(settings, output_path),
+        )
+    else:  # no rows, no file (as NeMo): an empty one breaks readers of the whole directory
+        output_path = remove_leftover_output(output_path, owner_fence(settings, output_path))
     quarantine = _write_quarantine(
         destination.quarantine_path, result.bad_rows, owner_fence(settings, destination.quarantine_path)
     )
@@ -164,7 +170,7 @@ def write_classified(
         quarantine_path=quarantine,
         started_at=iso_time(read.started),
         finished_at=iso_time(finished),
-        output_size=os.path.getsize(output_path),
+        output_size=os.path.getsize(output_path) if output_path else 0,
         input_sha256=read.input_sha256,
         extra={**_engine_descriptions(classifiers), **(extra or {})},
         bad_rows_by_kind=dict(Counter(bad_row_kind(b.reason) for b in result.bad_rows)),
@@ -233,6 +239,16 @@ def owner_fence(settings: FileSettings, path: str) -> Callable[[], None]:
     """The check before `path` is renamed into place (or removed): the run of `settings` still owns the
     output directory (run_owner.py), or RunSupersededError."""
     return fence(settings.output_dir, settings.fingerprint, path)
+
+
+def remove_leftover_output(path: str, before_remove: Callable[[], None]) -> str:
+    """For an output of zero rows, which is never written: remove a file left at its name by an earlier
+    attempt (a marker naming no output must mean that no file holds its rows); returns "", the output
+    name such a marker records."""
+    if os.path.lexists(path):
+        before_remove()  # the newer run's output is not this task's to remove
+        os.remove(path)
+    return ""
 
 
 def _write_quarantine(path: str, bad_rows: list[BadRow], before_rename: Callable[[], None]) -> str | None:

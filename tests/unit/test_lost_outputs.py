@@ -48,3 +48,21 @@ def test_a_listed_output_costs_no_stat(tmp_path, monkeypatch):
     listing = OutputListing(output)
     monkeypatch.setattr(os.path, "exists", lambda path: (_ for _ in ()).throw(AssertionError(path)))
     assert listing.has("a.jsonl")
+
+
+def test_a_marker_naming_no_output_is_not_lost(tmp_path):
+    """A file of no output row has no output file and a marker naming none (""): done, not lost; a marker
+    naming an output that is gone is lost, and so is one that cannot be read."""
+    output = str(tmp_path / "out")
+    _done(output, "gone.jsonl")
+    os.remove(os.path.join(output, "gone.jsonl"))
+    empty = CompletionMarker("in/empty.jsonl", 0, 0.0, "", 0, 0, 0, {}, 0.1, "n", "w", "f")
+    write_marker(marker_path(output, "empty.jsonl"), empty)
+    os.makedirs(os.path.dirname(marker_path(output, "corrupt.jsonl")), exist_ok=True)
+    with open(marker_path(output, "corrupt.jsonl"), "w", encoding="utf-8") as f:
+        f.write("{")
+    markers = MarkerListing(output)
+
+    relpaths = ["corrupt.jsonl", "empty.jsonl", "gone.jsonl"]
+    assert forget_lost_outputs(relpaths, output, "jsonl", markers) == ["corrupt.jsonl", "gone.jsonl"]
+    assert sorted(markers.relpaths()) == ["empty.jsonl"]
