@@ -51,7 +51,7 @@ def test_weights_without_the_head_fail_every_file_naming_the_missing_keys(tmp_pa
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert output_files(tmp_path / "out") == {}  # no document scored by a random head
-    failures = [json.loads(line) for line in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
+    failures = [json.loads(line) for line in (tmp_path / "out" / "_failures.ndjson").read_text().splitlines()]
     assert sorted(f["relpath"] for f in failures) == ["part-000.jsonl", "part-001.jsonl"]
     want = (
         f"{model / 'model.safetensors'}: weights do not match the classifier built from its config: "
