@@ -239,24 +239,20 @@ def _report_stop(code: int, stop: StopRequest) -> None:
     signals are held, before the cluster's end: what KillWait leaves after a SIGTERM may not cover that end."""
     from hpc_classify.cluster.slurm_env import slurm_job_id
     from hpc_classify.cluster.stop_report import report_stop
-    from hpc_classify.driver.exit_codes import INTERRUPTED
 
     # KillWait runs from the stop signal: Slurm is asked within what is left of it (cluster/slurm_job.py).
     since_stop = None if stop.requested_at is None else stop.clock() - stop.requested_at
-    report_stop(code, stop.signal_name, slurm_job_id(), interrupted_code=INTERRUPTED, since_stop=since_stop)
+    report_stop(code, stop.signal_name, slurm_job_id(), since_stop=since_stop)
 
 
 def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | None = None) -> int:
     """This node's part of the job; rank 0 runs the driver with `config` and returns its exit code.
     `stop`: see run_node (rank 0's: what stopped the run, for its stop report)."""
     from hpc_classify.cluster.slurm_node import run_node
-    from hpc_classify.driver.exit_codes import INTERRUPTED, STOPPED_BEFORE_PROGRESS
 
     return run_node(
         options,
         lambda scheduler_file, stop: run_driver(config, scheduler_file, stop),
-        interrupted_code=INTERRUPTED,
-        stopped_early_code=STOPPED_BEFORE_PROGRESS,
         stop=stop,
         on_outcome=None if stop is None else lambda code: _report_stop(code, stop),
     )

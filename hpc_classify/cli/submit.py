@@ -50,7 +50,7 @@ class NodeEntry(submitit.helpers.Checkpointable):
 
     def __call__(self) -> int:
         from hpc_classify.cli.node import run_this_node
-        from hpc_classify.driver.exit_codes import INTERRUPTED
+        from hpc_classify.exit_codes import INTERRUPTED
         from hpc_classify.logging_setup import configure_logging
         from hpc_classify.stop_request import StopRequest
 
