@@ -216,12 +216,13 @@ def _worker_threads(launcher_flag: int | None, run_setting: int | None) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     from hpc_classify.cluster.node_files import signals_ignored
+    from hpc_classify.cluster.slurm_env import task_rank
     from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
 
     # From here on a warning while the run's configuration is read (its imports take a second) must not kill
     # the task (USR1's default action): rank 0 holds every stop signal for its driver; the other ranks ignore
     # the warnings, and TERM and INT end them as before. (srun's task rank is the node's: one task per node.)
-    stop = StopRequest() if int(os.environ.get("SLURM_PROCID") or 0) == 0 else None
+    stop = StopRequest() if task_rank() == 0 else None
     with stop if stop is not None else signals_ignored(WARNING_SIGNALS):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, WARNING_SIGNALS)  # held by main until now: see there
         from hpc_classify.cli.run import parse_run_argv

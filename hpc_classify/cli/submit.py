@@ -50,6 +50,7 @@ class NodeEntry(submitit.helpers.Checkpointable):
 
     def __call__(self) -> int:
         from hpc_classify.cli.node import run_this_node
+        from hpc_classify.cluster.slurm_env import task_rank
         from hpc_classify.exit_codes import INTERRUPTED
         from hpc_classify.logging_setup import configure_logging
         from hpc_classify.stop_request import StopRequest
@@ -64,7 +65,7 @@ class NodeEntry(submitit.helpers.Checkpointable):
                 stop.signal_name,
             )
             submitit_requeue(SUBMITIT_WARNING, None)  # requeues and exits (or raises: requeues used up)
-        if code and job_rank() == 0:
+        if code and task_rank() == 0:
             raise RuntimeError(f"{NODE_EXITED} {code}; see the job's logs")
         # Another node's code is returned, not raised: rank 0's result speaks for the job (as its exit status
         # does under srun). A raised error there would outlive a requeue in submitit's result file of that
@@ -78,11 +79,6 @@ def job_exit_code(failure: str) -> int:
     any other failure."""
     found = re.search(rf"{NODE_EXITED} (\d+)", failure)
     return int(found.group(1)) if found else 1
-
-
-def job_rank() -> int:
-    """This task's rank in the submitit job."""
-    return submitit.JobEnvironment().global_rank
 
 
 def register(subparsers: Any) -> None:
