@@ -24,8 +24,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from hpc_classify.cli.arg_types import positive_int, positive_seconds
 from hpc_classify.errors import ConfigError, HpcClassifyError
-from hpc_classify.whole_numbers import is_seconds, seconds_rule
 
 if TYPE_CHECKING:
     from hpc_classify.cluster.slurm_node import NodeOptions
@@ -36,7 +36,9 @@ NODE_DESCRIPTION = __doc__
 
 
 def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
-    """The launcher's own options (also used by `hpc-classify submit`)."""
+    """The launcher's own options (also used by `hpc-classify submit`). Their defaults are NodeOptions'."""
+    from hpc_classify.cluster.slurm_node import NodeOptions
+
     default = argparse.SUPPRESS if suppress_defaults else None
     group = parser.add_argument_group("node launcher")
     group.add_argument(
@@ -53,17 +55,17 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
     group.add_argument(
         "--worker-timeout",
         type=positive_seconds,
-        default=argparse.SUPPRESS if suppress_defaults else 300.0,
-        help="seconds to wait for the scheduler and for every node's workers (default 300)",
+        default=argparse.SUPPRESS if suppress_defaults else NodeOptions.worker_timeout,
+        help=f"seconds to wait for the scheduler and for every node's workers (default {NodeOptions.worker_timeout:g})",
     )
     group.add_argument(
         "--death-timeout",
         type=positive_seconds,
-        default=argparse.SUPPRESS if suppress_defaults else 60.0,
+        default=argparse.SUPPRESS if suppress_defaults else NodeOptions.death_timeout,
         help="seconds without rank 0 (its heartbeat file, its scheduler) after which the other nodes stop "
         "their workers, exit 3 (resumable) and requeue the job; exit 5 and cancel it if rank 0 had finished "
-        "nothing in this run of the job (default 60). The workers get the larger of this and "
-        "--worker-timeout as Dask's --death-timeout, which also bounds each start of a worker",
+        f"nothing in this run of the job (default {NodeOptions.death_timeout:g}). The workers get the larger of "
+        "this and --worker-timeout as Dask's --death-timeout, which also bounds each start of a worker",
     )
     group.add_argument(
         "--workers-per-node",
@@ -86,43 +88,12 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
     group.add_argument(
         "--enable-cudf-spill",
         action="store_true",
-        default=argparse.SUPPRESS if suppress_defaults else False,
+        default=argparse.SUPPRESS if suppress_defaults else NodeOptions.enable_cudf_spill,
         help="dask-cuda: let cuDF spill device memory to host (GPU nodes only: refused where no GPU is visible)",
     )
     group.add_argument(
         "--local-directory", default=default, help="worker scratch directory (node-local disk)"
     )
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1 (0 would silently become the default)."""
-    return _whole_number(text, minimum=1)
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    return _whole_number(text, minimum=0)
-
-
-def _whole_number(text: str, *, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be >= {minimum}, not {value}")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds > 0 (a negative or nan timeout fails inside the job)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not is_seconds(value, allow_zero=False):
-        raise argparse.ArgumentTypeError(f"must be {seconds_rule(allow_zero=False)}, not {text!r}")
-    return value
 
 
 def register(subparsers: Any) -> None:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import submitit
 
-from hpc_classify.cli.node import add_node_options, non_negative_int, positive_int, split_node_args
+from hpc_classify.cli.arg_types import non_negative_int, positive_int
+from hpc_classify.cli.node import add_node_options, split_node_args
 
 # The signal submitit asks Slurm for (`--signal=USR2@<delay>`) and handles in the job.
 # How rank 0 reports the driver's exit code through submitit, whose failures reach `submit` as text only.
