@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import os
 
+from hpc_classify.exit_codes import OUTPUT_UNWRITABLE, USAGE
+
 
 class HpcClassifyError(Exception):
     """Base of every error this package raises on purpose (the CLI prints these without a traceback).
@@ -18,7 +20,7 @@ class HpcClassifyError(Exception):
     """
 
     retryable = False
-    exit_code = 2
+    exit_code = USAGE
 
     def __init__(self, message: str, *, hint: str | None = None):
         self.hint = hint
@@ -156,7 +158,7 @@ class OutputWriteError(HpcClassifyError):
     """The output file system refuses writes (full, over quota, read-only, no permission): the run stops,
     nothing partial is left under a final name, and rerunning once it is fixed resumes."""
 
-    exit_code = 4
+    exit_code = OUTPUT_UNWRITABLE
 
     def __init__(self, path: str, reason: str, *, errno: int | None = None, hint: str | None = None):
         self.path = str(path)

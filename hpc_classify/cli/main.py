@@ -74,7 +74,7 @@ def _run_parsed(parser: argparse.ArgumentParser, args: argparse.Namespace, unkno
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    from hpc_classify.driver.exit_codes import STOPPED_BEFORE_PROGRESS
+    from hpc_classify.exit_codes import STOPPED_BEFORE_PROGRESS
     from hpc_classify.logging_setup import configure_logging, requested_level
 
     try:

@@ -24,8 +24,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from hpc_classify.cli.arg_types import positive_int, positive_seconds
 from hpc_classify.errors import ConfigError, HpcClassifyError
-from hpc_classify.whole_numbers import is_seconds, seconds_rule
 
 if TYPE_CHECKING:
     from hpc_classify.cluster.slurm_node import NodeOptions
@@ -36,7 +36,9 @@ NODE_DESCRIPTION = __doc__
 
 
 def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
-    """The launcher's own options (also used by `hpc-classify submit`)."""
+    """The launcher's own options (also used by `hpc-classify submit`). Their defaults are NodeOptions'."""
+    from hpc_classify.cluster.slurm_node import NodeOptions
+
     default = argparse.SUPPRESS if suppress_defaults else None
     group = parser.add_argument_group("node launcher")
     group.add_argument(
@@ -53,17 +55,17 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
     group.add_argument(
         "--worker-timeout",
         type=positive_seconds,
-        default=argparse.SUPPRESS if suppress_defaults else 300.0,
-        help="seconds to wait for the scheduler and for every node's workers (default 300)",
+        default=argparse.SUPPRESS if suppress_defaults else NodeOptions.worker_timeout,
+        help=f"seconds to wait for the scheduler and for every node's workers (default {NodeOptions.worker_timeout:g})",
     )
     group.add_argument(
         "--death-timeout",
         type=positive_seconds,
-        default=argparse.SUPPRESS if suppress_defaults else 60.0,
+        default=argparse.SUPPRESS if suppress_defaults else NodeOptions.death_timeout,
         help="seconds without rank 0 (its heartbeat file, its scheduler) after which the other nodes stop "
         "their workers, exit 3 (resumable) and requeue the job; exit 5 and cancel it if rank 0 had finished "
-        "nothing in this run of the job (default 60). The workers get the larger of this and "
-        "--worker-timeout as Dask's --death-timeout, which also bounds each start of a worker",
+        f"nothing in this run of the job (default {NodeOptions.death_timeout:g}). The workers get the larger of "
+        "this and --worker-timeout as Dask's --death-timeout, which also bounds each start of a worker",
     )
     group.add_argument(
         "--workers-per-node",
@@ -86,43 +88,12 @@ def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool
     group.add_argument(
         "--enable-cudf-spill",
         action="store_true",
-        default=argparse.SUPPRESS if suppress_defaults else False,
+        default=argparse.SUPPRESS if suppress_defaults else NodeOptions.enable_cudf_spill,
         help="dask-cuda: let cuDF spill device memory to host (GPU nodes only: refused where no GPU is visible)",
     )
     group.add_argument(
         "--local-directory", default=default, help="worker scratch directory (node-local disk)"
     )
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1 (0 would silently become the default)."""
-    return _whole_number(text, minimum=1)
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    return _whole_number(text, minimum=0)
-
-
-def _whole_number(text: str, *, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be >= {minimum}, not {value}")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds > 0 (a negative or nan timeout fails inside the job)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not is_seconds(value, allow_zero=False):
-        raise argparse.ArgumentTypeError(f"must be {seconds_rule(allow_zero=False)}, not {text!r}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -216,12 +187,13 @@ def _worker_threads(launcher_flag: int | None, run_setting: int | None) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     from hpc_classify.cluster.node_files import signals_ignored
+    from hpc_classify.cluster.slurm_env import task_rank
     from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
 
     # From here on a warning while the run's configuration is read (its imports take a second) must not kill
     # the task (USR1's default action): rank 0 holds every stop signal for its driver; the other ranks ignore
     # the warnings, and TERM and INT end them as before. (srun's task rank is the node's: one task per node.)
-    stop = StopRequest() if int(os.environ.get("SLURM_PROCID") or 0) == 0 else None
+    stop = StopRequest() if task_rank() == 0 else None
     with stop if stop is not None else signals_ignored(WARNING_SIGNALS):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, WARNING_SIGNALS)  # held by main until now: see there
         from hpc_classify.cli.run import parse_run_argv
@@ -239,24 +211,20 @@ def _report_stop(code: int, stop: StopRequest) -> None:
     signals are held, before the cluster's end: what KillWait leaves after a SIGTERM may not cover that end."""
     from hpc_classify.cluster.slurm_env import slurm_job_id
     from hpc_classify.cluster.stop_report import report_stop
-    from hpc_classify.driver.exit_codes import INTERRUPTED
 
     # KillWait runs from the stop signal: Slurm is asked within what is left of it (cluster/slurm_job.py).
     since_stop = None if stop.requested_at is None else stop.clock() - stop.requested_at
-    report_stop(code, stop.signal_name, slurm_job_id(), interrupted_code=INTERRUPTED, since_stop=since_stop)
+    report_stop(code, stop.signal_name, slurm_job_id(), since_stop=since_stop)
 
 
 def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | None = None) -> int:
     """This node's part of the job; rank 0 runs the driver with `config` and returns its exit code.
     `stop`: see run_node (rank 0's: what stopped the run, for its stop report)."""
     from hpc_classify.cluster.slurm_node import run_node
-    from hpc_classify.driver.exit_codes import INTERRUPTED, STOPPED_BEFORE_PROGRESS
 
     return run_node(
         options,
         lambda scheduler_file, stop: run_driver(config, scheduler_file, stop),
-        interrupted_code=INTERRUPTED,
-        stopped_early_code=STOPPED_BEFORE_PROGRESS,
         stop=stop,
         on_outcome=None if stop is None else lambda code: _report_stop(code, stop),
     )

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import submitit
 
-from hpc_classify.cli.node import add_node_options, non_negative_int, positive_int, split_node_args
+from hpc_classify.cli.arg_types import non_negative_int, positive_int
+from hpc_classify.cli.node import add_node_options, split_node_args
 
 # The signal submitit asks Slurm for (`--signal=USR2@<delay>`) and handles in the job.
 # How rank 0 reports the driver's exit code through submitit, whose failures reach `submit` as text only.
@@ -50,7 +51,8 @@ class NodeEntry(submitit.helpers.Checkpointable):
 
     def __call__(self) -> int:
         from hpc_classify.cli.node import run_this_node
-        from hpc_classify.driver.exit_codes import INTERRUPTED
+        from hpc_classify.cluster.slurm_env import task_rank
+        from hpc_classify.exit_codes import INTERRUPTED
         from hpc_classify.logging_setup import configure_logging
         from hpc_classify.stop_request import StopRequest
 
@@ -64,7 +66,7 @@ class NodeEntry(submitit.helpers.Checkpointable):
                 stop.signal_name,
             )
             submitit_requeue(SUBMITIT_WARNING, None)  # requeues and exits (or raises: requeues used up)
-        if code and job_rank() == 0:
+        if code and task_rank() == 0:
             raise RuntimeError(f"{NODE_EXITED} {code}; see the job's logs")
         # Another node's code is returned, not raised: rank 0's result speaks for the job (as its exit status
         # does under srun). A raised error there would outlive a requeue in submitit's result file of that
@@ -78,11 +80,6 @@ def job_exit_code(failure: str) -> int:
     any other failure."""
     found = re.search(rf"{NODE_EXITED} (\d+)", failure)
     return int(found.group(1)) if found else 1
-
-
-def job_rank() -> int:
-    """This task's rank in the submitit job."""
-    return submitit.JobEnvironment().global_rank
 
 
 def register(subparsers: Any) -> None:

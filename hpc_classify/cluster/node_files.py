@@ -76,11 +76,22 @@ def ending_signals_deferred() -> Iterator[None]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write `path` atomically (temp file, then rename), also when a job-ending signal comes meanwhile."""
+    """Write `path` atomically (temp file, fsync, then rename), also when a job-ending signal comes meanwhile;
+    a write that fails leaves no temp file. Not io/writers.write_json_atomically: that one turns a full or
+    read-only file system into OutputWriteError (the output's exit 4, no OSError, which the node entry's
+    callers catch for its shared job files) and brings pandas into the launcher's start."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with ending_signals_deferred():
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as file:
+                file.write(json.dumps(data))
+                file.flush()
+                os.fsync(file.fileno())  # on disk before the rename: the other nodes read it after a crash
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -13,6 +13,7 @@ import functools
 import logging
 import subprocess
 
+from hpc_classify import exit_codes
 from hpc_classify.cluster.file_looks import Backoff, rank0_watch_gap
 from hpc_classify.cluster.node_files import signals_ignored
 from hpc_classify.cluster.node_refusal import rank0_published, rank0_refusal
@@ -26,16 +27,16 @@ logger = logging.getLogger(__name__)
 class OtherRankRole:
     """Rank 1..N-1 of the node entry."""
 
-    def run_other_rank(self, interrupted_code: int, stopped_early_code: int) -> int:
+    def run_other_rank(self) -> int:
         """Run this node's workers until rank 0 ends (its ended beat, or the shutdown file); if rank 0's
-        heartbeat stops (its node or its scheduler lost), stop them, end the job and return `interrupted_code`
-        (requeued), or `stopped_early_code` (cancelled) when the run had finished nothing since it started."""
+        heartbeat stops (its node or its scheduler lost), stop them, end the job and return 3
+        (INTERRUPTED: requeued), or 5 (STOPPED_BEFORE_PROGRESS: cancelled) when the run had finished nothing since it started."""
         # The warning signal is for the driver on rank 0 (it reaches every task): ignored here and by the
         # workers started meanwhile (they inherit it); restored after, for a caller that lives on.
         with signals_ignored(WARNING_SIGNALS):
-            return self._serve_workers(interrupted_code, stopped_early_code)
+            return self._serve_workers()
 
-    def _serve_workers(self, interrupted_code: int, stopped_early_code: int) -> int:
+    def _serve_workers(self) -> int:
         rank0_files = functools.partial(rank0_published, self.paths, self.incarnation)
         if self._poll(rank0_files, f"the scheduler file {self.scheduler_file}") == "shutdown":
             # Rank 0 ended before this node started its workers (it refused its options, failed to start its
@@ -63,7 +64,7 @@ class OtherRankRole:
         worker = self.processes.running["worker"]
         ended = self._wait_for_rank0_end(rank0, worker)
         if ended is None:
-            return self._rank0_lost(rank0, interrupted_code, stopped_early_code)
+            return self._rank0_lost(rank0)
         if ended.get("clean"):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(timeout=2.0)  # a worker the scheduler closed is exiting already
@@ -94,17 +95,17 @@ class OtherRankRole:
             looks.sleep()
         return ended
 
-    def _rank0_lost(self, verdict: Rank0Verdict, interrupted_code: int, stopped_early_code: int) -> int:
+    def _rank0_lost(self, verdict: Rank0Verdict) -> int:
         """Rank 0 is gone: stop our workers, say so where it survives rank 0's node (the job's output may
-        not), end the job once for all nodes, and leave. The job is requeued (`interrupted_code`) only if its
+        not), end the job once for all nodes, and leave. The job is requeued (3) only if its
         driver had finished a file or piece since the job started: a rank 0 that dies the same way at every
         start (killed for memory while it plans, a crash) would otherwise be requeued for ever. Without
-        progress it is cancelled (`stopped_early_code`, as the driver's own stop before any result)."""
+        progress it is cancelled (5, as the driver's own stop before any result: exit_codes.stopped)."""
         name, rank0 = self.identity.node_name, verdict.watch
         first = rank0.node() or (self.identity.node_names or ("rank 0",))[0]
         address = verdict.address or "?"
         progress = rank0.finished() > 0
-        code = interrupted_code if progress else stopped_early_code
+        code = exit_codes.stopped(exit_codes.INTERRUPTED, progress)
         if verdict.scheduler_answered():  # the bound of rank0_liveness.py's policy
             gone = (
                 f"node {name}: rank 0 ({first}) taken for lost although its scheduler at {address} still "

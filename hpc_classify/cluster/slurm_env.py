@@ -46,6 +46,26 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID") or None
 
 
+def task_rank() -> int:
+    """This task's rank in its step or job: SLURM_PROCID under srun (the step's rank, which submitit's Slurm
+    environment reads too), else submitit's (its local executor), else 0 (a task of its own). A SLURM_PROCID
+    that is no whole number is a ConfigError naming it, on every task, before anything starts."""
+    procid = os.environ.get("SLURM_PROCID")
+    if procid:
+        if not (procid.isascii() and procid.isdigit()):
+            raise ConfigError(
+                f"SLURM_PROCID={procid!r} is not a task rank (a whole number >= 0)",
+                hint="srun sets it in each task: start `hpc-classify node` with srun, without setting SLURM_PROCID",
+            )
+        return int(procid)
+    import submitit
+
+    try:
+        return submitit.JobEnvironment().global_rank
+    except RuntimeError:  # neither Slurm nor submitit: the only task
+        return 0
+
+
 def current_node_name() -> str:
     """The Slurm node name under Slurm (emulated nodes share one host name), else the host name."""
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
@@ -72,6 +92,7 @@ class NodeIdentity:
         if "SLURM_JOB_ID" in os.environ and "SUBMITIT_EXECUTOR" not in os.environ:
             # submitit recognises Slurm only through this variable (its own sbatch scripts export it).
             os.environ["SUBMITIT_EXECUTOR"] = "slurm"
+        rank = task_rank()  # before submitit's: a bad SLURM_PROCID is refused by name, not by a ValueError
         try:
             env = submitit.JobEnvironment()
         except RuntimeError:  # neither Slurm nor submitit: a single-node run on this machine
@@ -88,7 +109,7 @@ class NodeIdentity:
             token = incarnation_token(job_id, restarts)
         else:  # submitit's local executor: one task, so any fresh token is agreed on
             token = uuid.uuid4().hex if env.num_tasks == 1 else None
-        return cls(env.global_rank, num_nodes, node_name, names, job_id, restarts, token)
+        return cls(rank, num_nodes, node_name, names, job_id, restarts, token)
 
 
 # What a batch job's environment hands srun as its task count (srun's input variables; --ntasks wins over

@@ -41,6 +41,7 @@ from hpc_classify.cluster.slurm_env import NodeIdentity, node_cores, refuse_seve
 from hpc_classify.cluster.worker_command import WorkerSpec, refuse_gpu_worker_options, worker_command
 from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
+from hpc_classify.exit_codes import STOPPED_BEFORE_PROGRESS
 from hpc_classify.stop_request import StopRequest
 from hpc_classify.whole_numbers import is_seconds, is_whole_number, seconds_rule
 from hpc_classify.worker_env import cpu_worker_environment, ucx_environment
@@ -93,13 +94,11 @@ def run_node(
     options: NodeOptions,
     run_driver: Callable[[str, StopRequest], int],
     *,
-    interrupted_code: int,
-    stopped_early_code: int,
     identity: NodeIdentity | None = None,
     stop: StopRequest | None = None,
     on_outcome: Callable[[int], None] | None = None,
 ) -> int:
-    """Run this node's part of the job; rank 0 returns the driver's exit code (`stopped_early_code` for a
+    """Run this node's part of the job; rank 0 returns the driver's exit code (5, STOPPED_BEFORE_PROGRESS, for a
     stop before the driver started). `run_driver(scheduler file, stop)`; on rank 0 `stop` (a new one if
     None) holds the stop signals for the whole entry, so that the caller can read afterwards what stopped
     the run, and `on_outcome(code)` is called as soon as the code is known, before the cluster's end: after a
@@ -134,9 +133,9 @@ def run_node(
     with stop if identity.rank == 0 else contextlib.nullcontext():
         try:
             if identity.rank != 0:
-                code = launcher.run_other_rank(interrupted_code, stopped_early_code)
+                code = launcher.run_other_rank()
             else:
-                code = launcher.run_rank0(run_driver, stopped_early_code, stop)
+                code = launcher.run_rank0(run_driver, stop)
                 if on_outcome is not None:
                     on_outcome(code)
             clean = True
@@ -187,9 +186,7 @@ class NodeLauncher(OtherRankRole):
         )
 
     # ----- rank 0 ----------------------------------------------------------------------------
-    def run_rank0(
-        self, run_driver: Callable[[str, StopRequest], int], stopped_early_code: int, stop: StopRequest
-    ) -> int:
+    def run_rank0(self, run_driver: Callable[[str, StopRequest], int], stop: StopRequest) -> int:
         """Start the scheduler and this node's workers, wait for every node's, then run the driver with
         `stop`, which the caller entered before anything started: a stop signal before the driver runs
         means start nothing, and one while the driver starts up reaches it. Its cluster is ended by
@@ -213,7 +210,7 @@ class NodeLauncher(OtherRankRole):
             self.wait_for_workers(client, stop)
             if stop.requested:
                 logger.warning("%s received before the driver started: stopping", stop.signal_name)
-                return stopped_early_code
+                return STOPPED_BEFORE_PROGRESS
             logger.info(
                 "all %d workers joined; running the driver", sum(self.roster.expected_workers().values())
             )

@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable
 
 from hpc_classify.cluster.slurm_job import job_preempted, stop_path_patience
+from hpc_classify.exit_codes import INTERRUPTED
 from hpc_classify.stop_request import WARNING_SIGNALS
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,6 @@ def report_stop(
     stop_name: str | None,
     job_id: str | None,
     *,
-    interrupted_code: int,
     preempted: Callable[[str], bool | None] | None = None,
     since_stop: float | None = None,
 ) -> None:
@@ -83,7 +83,7 @@ def report_stop(
     resumable `code` should requeue the job (nothing for another code, or without the variable). `since_stop`:
     seconds since the stop signal (None: not known), which bound the question to Slurm (requeue_verdict)."""
     path = os.environ.get(STOP_REPORT_VARIABLE)
-    if not path or code != interrupted_code:
+    if not path or code != INTERRUPTED:
         return
     requeue, why = requeue_verdict(stop_name, job_id, preempted, since_stop)
     (logger.info if requeue else logger.warning)("exit %d: %s", code, why)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from hpc_classify.driver import exit_codes
+from hpc_classify import exit_codes
 from hpc_classify.driver.content_sizes import AHEAD_ITEMS
 from hpc_classify.driver.done_markers import count_late_markers, marker_written_since
 from hpc_classify.driver.failures import failure_reason, is_retryable

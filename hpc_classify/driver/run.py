@@ -3,7 +3,7 @@
 Steps: list the inputs; take the output directory's lock; bring the directory in line with this run
 (driver/run_start.py: fingerprint, changed inputs, plan; files with a completion marker are skipped);
 connect to (or start) the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json`. Exit codes are in
-driver/exit_codes.py. What a caller above the driver adds to a run (the report: hpc_classify/api.py) comes
+hpc_classify/exit_codes.py. What a caller above the driver adds to a run (the report: hpc_classify/api.py) comes
 in as `RunHooks`.
 """
 
@@ -17,10 +17,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from hpc_classify import exit_codes
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main
 from hpc_classify.cluster.slurm_env import job_run
 from hpc_classify.config import RunConfig
-from hpc_classify.driver import exit_codes
 from hpc_classify.driver.column_checks import check_keep_columns, check_text_fields, warn_prediction_columns
 from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpc_classify.driver import exit_codes
+from hpc_classify import exit_codes
 from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.io.markers import CompletionMarker, iso_time
 from hpc_classify.io.writers import write_json_atomically

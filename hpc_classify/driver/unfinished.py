@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Sequence
 
-from hpc_classify.driver import exit_codes
+from hpc_classify import exit_codes
 from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.summary import RunStats

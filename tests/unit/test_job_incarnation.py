@@ -98,7 +98,7 @@ def test_the_second_step_of_an_allocation_does_not_take_the_first_steps_shutdown
     with pytest.raises(
         ClusterError, match="for the scheduler file .* in vain"
     ):  # its own rank 0 never started here
-        launcher.run_other_rank(INTERRUPTED, STOPPED_BEFORE_PROGRESS)
+        launcher.run_other_rank()
     launcher.incarnation.take_job_dir(paths, "node1")  # the second step's rank 0 sets the first's aside
     assert sorted(p.name for p in paths.job_dir.iterdir()) == ["incarnation.json"]
     assert len(list(tmp_path.glob("42.replaced-*"))) == 1
@@ -129,7 +129,7 @@ def test_other_ranks_wait_for_this_runs_scheduler_file_not_another_runs(tmp_path
 
     monkeypatch.setattr(launcher, "start_workers", start_workers)
     with pytest.raises(ClusterError, match="for the scheduler file .* in vain"):
-        launcher.run_other_rank(INTERRUPTED, STOPPED_BEFORE_PROGRESS)
+        launcher.run_other_rank()
 
 
 def test_another_runs_shutdown_does_not_stop_this_runs_workers(tmp_path: Path, monkeypatch) -> None:
@@ -142,7 +142,7 @@ def test_another_runs_shutdown_does_not_stop_this_runs_workers(tmp_path: Path, m
     worker = [sys.executable, "-c", "import signal; signal.pause()"]  # a worker that runs until stopped
     monkeypatch.setattr(launcher, "start_workers", lambda: launcher.processes.spawn("worker", worker, {}))
     try:
-        assert launcher.run_other_rank(INTERRUPTED, STOPPED_BEFORE_PROGRESS) == STOPPED_BEFORE_PROGRESS
+        assert launcher.run_other_rank() == STOPPED_BEFORE_PROGRESS
     finally:
         launcher.processes.stop(grace=0.0)
     record = read_json(paths.exit_record("node2", "node"))
@@ -266,7 +266,7 @@ def test_after_rank0s_shutdown_a_node_exits_0_even_if_its_worker_had_died(
     launcher.incarnation.write(paths.heartbeat, {"node": "node1", "beat": 1, "time": 0.0})
     usr1 = signal.getsignal(signal.SIGUSR1)
     try:
-        assert launcher.run_other_rank(INTERRUPTED, STOPPED_BEFORE_PROGRESS) == 0
+        assert launcher.run_other_rank() == 0
     finally:
         launcher.processes.stop(grace=0.0)
     assert launcher.processes.running["worker"].returncode == -signal.SIGKILL  # it did start, and die
@@ -282,4 +282,4 @@ def test_a_node_leaves_at_once_when_rank0_ended_before_publishing_a_scheduler(
     launcher.paths.job_dir.mkdir(parents=True)
     launcher.incarnation.write(launcher.paths.shutdown, {"node": "node1", "clean": False})
     monkeypatch.setattr(launcher, "start_workers", lambda: pytest.fail("no workers without a scheduler"))
-    assert launcher.run_other_rank(INTERRUPTED, STOPPED_BEFORE_PROGRESS) == 0
+    assert launcher.run_other_rank() == 0

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "stop_request",
         "whole_numbers",
     ),  # standard library only
+    ("exit_codes",),  # the CLI's exit codes and their rules: errors and the cluster layer decide with them
 )
 
 # (importing module, imported module): why it is allowed for now. Delete a line once its import is gone.

@@ -55,7 +55,7 @@ def test_rank0_holds_the_stop_signals_until_its_processes_are_stopped(tmp_path: 
     """A warning while rank 0 stops its scheduler and workers (up to several seconds) must reach the stop
     request, not kill the process and replace the driver's exit code."""
     handlers_while_stopping = []
-    monkeypatch.setattr(NodeLauncher, "run_rank0", lambda self, run_driver, interrupted_code, stop: 0)
+    monkeypatch.setattr(NodeLauncher, "run_rank0", lambda self, run_driver, stop: 0)
     monkeypatch.setattr(
         NodeProcesses,
         "stop",
@@ -67,8 +67,6 @@ def test_rank0_holds_the_stop_signals_until_its_processes_are_stopped(tmp_path: 
         run_node(
             NodeOptions(job_root=str(tmp_path), device="cpu"),
             None,
-            interrupted_code=3,
-            stopped_early_code=5,
             identity=identity,
             stop=stop,
         )

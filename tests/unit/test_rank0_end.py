@@ -97,9 +97,7 @@ def test_other_nodes_see_rank0s_clean_end_through_its_heartbeat_and_requeue_noth
     monkeypatch.setattr(NodeLauncher, "_connect", lambda self: object())
     monkeypatch.setattr(NodeLauncher, "wait_for_workers", wait_for_workers)
     monkeypatch.setattr(slurm_node, "retire_and_shut_down", retire_and_shut_down)
-    waiting = threading.Thread(
-        target=lambda: node2_code.append(node2._serve_workers(INTERRUPTED, STOPPED_BEFORE_PROGRESS))
-    )
+    waiting = threading.Thread(target=lambda: node2_code.append(node2._serve_workers()))
     waiting.start()
     try:
         identity = NodeIdentity(0, 2, "node1", NODES, "42", 0, TOKEN)
@@ -107,8 +105,6 @@ def test_other_nodes_see_rank0s_clean_end_through_its_heartbeat_and_requeue_noth
             run_node(
                 NodeOptions(**options),
                 run_driver,
-                interrupted_code=INTERRUPTED,
-                stopped_early_code=STOPPED_BEFORE_PROGRESS,
                 identity=identity,
             )
             == 0

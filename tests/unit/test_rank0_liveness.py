@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_rank0_end import INTERRUPTED, NODES, SLEEPER, STOPPED_BEFORE_PROGRESS, TOKEN
+from test_rank0_end import NODES, SLEEPER, STOPPED_BEFORE_PROGRESS, TOKEN
 
 from hpc_classify.cluster import other_rank, rank0_liveness
 from hpc_classify.cluster.node_files import read_json
@@ -181,9 +181,7 @@ def test_a_node_serves_on_through_rank0s_file_system_stall_and_still_ends_with_r
     writer = HeartbeatWriter(node2.paths.heartbeat, "node1", lambda: True, incarnation=node2.incarnation)
     writer.beat()
     code: list[int] = []
-    serving = threading.Thread(
-        target=lambda: code.append(node2._serve_workers(INTERRUPTED, STOPPED_BEFORE_PROGRESS))
-    )
+    serving = threading.Thread(target=lambda: code.append(node2._serve_workers()))
     serving.start()
     try:
         # Stale for well over --death-timeout, the scheduler asked again and again: node2 still serves.
@@ -211,7 +209,7 @@ def test_a_stall_past_the_bound_ends_the_job_and_says_the_scheduler_still_answer
     node2 = _node2(tmp_path, monkeypatch, scheduler.address)
     HeartbeatWriter(node2.paths.heartbeat, "node1", lambda: True, incarnation=node2.incarnation).beat()
     try:
-        code = node2._serve_workers(INTERRUPTED, STOPPED_BEFORE_PROGRESS)
+        code = node2._serve_workers()
     finally:
         node2.processes.stop(grace=0.0)
     assert code == STOPPED_BEFORE_PROGRESS and len(ended_job) == 1 and scheduler.accepted >= 1

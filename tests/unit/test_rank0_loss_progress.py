@@ -82,7 +82,7 @@ def _rank0_lost_after(tmp_path: Path, monkeypatch, finished: int) -> tuple[int, 
     monkeypatch.setattr(rank0_heartbeat, "job_may_be_requeued", may_be_requeued)
     monkeypatch.setattr(rank0_heartbeat, "end_job_for_restart", end_job_for_restart)
     try:
-        code = node2.run_other_rank(INTERRUPTED, STOPPED_BEFORE_PROGRESS)
+        code = node2.run_other_rank()
     finally:
         node2.processes.stop(grace=0.0)
     return code, asked, read_json(node2.paths.exit_record("node2", "node"))
@@ -154,8 +154,6 @@ def test_rank0s_heartbeat_carries_its_drivers_count(tmp_path: Path, monkeypatch)
     code = run_node(
         options,
         run_driver,
-        interrupted_code=INTERRUPTED,
-        stopped_early_code=STOPPED_BEFORE_PROGRESS,
         identity=identity,
     )
     assert code == 0

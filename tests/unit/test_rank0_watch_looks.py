@@ -118,7 +118,7 @@ class Watched:
     def serve(self, address: str) -> int:
         self.node2.incarnation.write(self.node2.scheduler_file, {"address": address})
         try:
-            return self.node2._serve_workers(INTERRUPTED, STOPPED_BEFORE_PROGRESS)
+            return self.node2._serve_workers()
         finally:
             self.node2.processes.stop(grace=0.0)
 

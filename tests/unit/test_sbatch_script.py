@@ -131,7 +131,7 @@ def _srun_of_rank0_stopped_by(stop: str | None, preempted: bool, srun_status: in
     """A stub srun whose rank 0 writes its stop report as `hpc-classify node` does, then exits `srun_status`."""
     report = (
         "from hpc_classify.cluster.stop_report import report_stop; "
-        f"report_stop(3, {stop!r}, '42', interrupted_code=3, preempted=lambda job: {preempted})"
+        f"report_stop(3, {stop!r}, '42', preempted=lambda job: {preempted})"
     )
     return f'"{sys.executable}" -c "{report}"\nexit {srun_status}\n'
 

@@ -10,7 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from hpc_classify.cli.node import positive_seconds
+from hpc_classify.cli.arg_types import positive_seconds
 from hpc_classify.cluster import nemo_client
 from hpc_classify.cluster.slurm_node import NodeOptions
 from hpc_classify.config import RunConfig

@@ -3,10 +3,13 @@ task, without Slurm: the node launcher's runs are srun's steps, which may span f
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from hpc_classify.cluster.slurm_env import NodeIdentity
+from hpc_classify.cluster.slurm_env import NodeIdentity, task_rank
 from hpc_classify.cluster.slurm_node import NodeLauncher, NodeOptions
+from hpc_classify.errors import ConfigError
 
 JOB = {  # `salloc -N4`, or sbatch -N4
     "SLURM_JOB_ID": "42",
@@ -99,3 +102,26 @@ def test_a_step_with_more_tasks_than_nodes_is_refused_naming_the_variables(
     assert main([*argv, "--device", "cpu"]) == 2
     assert "hpc-classify node: error: srun started 16 tasks on 2 node(s)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing started, no job directory taken
+
+
+@pytest.mark.parametrize("procid", ["node3", "-1", "1.0"])
+def test_a_task_rank_that_is_no_whole_number_is_refused_by_name(
+    task_environment, tmp_path, capsys, procid
+) -> None:
+    """The node entry reads its rank before anything starts, in one place (slurm_env.task_rank): a bad
+    SLURM_PROCID is exit 2 with a message naming it, not a ValueError's traceback (rank 0 would wait for it)."""
+    from hpc_classify.cli.main import main
+
+    task_environment.setenv("SLURM_PROCID", procid)
+    with pytest.raises(ConfigError, match=rf"^SLURM_PROCID='{re.escape(procid)}' is not a task rank"):
+        NodeIdentity.from_environment()
+    argv = ["node", "--", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    assert main(argv) == 2
+    assert f"hpc-classify node: error: SLURM_PROCID='{procid}' is not a task rank" in capsys.readouterr().err
+
+
+def test_the_task_rank_is_srun_s_then_0_outside_a_job(task_environment) -> None:
+    assert task_rank() == 1  # STEP's SLURM_PROCID
+    for name in ("SLURM_PROCID", "SLURM_JOB_ID", "SUBMITIT_EXECUTOR"):
+        task_environment.delenv(name)
+    assert task_rank() == 0

@@ -174,7 +174,7 @@ def test_another_rank_looks_for_rank0s_files_with_a_backoff_and_joins_within_5_s
 
     monkeypatch.setattr(launcher, "start_workers", start_workers)
     with pytest.raises(Started):
-        launcher.run_other_rank(3, 5)
+        launcher.run_other_rank()
     assert [path for at, path in reads if at < WAITED] == ["42/shutdown", "42/scheduler.json"] * LOOKS_IN_WAIT
     assert WAITED <= started[0] <= WAITED + LONGEST_GAP
 

@@ -8,9 +8,8 @@ import json
 import os
 import signal
 
-from hpc_classify import run
+from hpc_classify import exit_codes, run
 from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier
-from hpc_classify.driver import exit_codes
 from hpc_classify.driver import run as driver_run
 
 

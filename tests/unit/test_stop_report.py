@@ -72,19 +72,19 @@ def test_report_is_written_for_the_resumable_code_only_and_only_for_the_script(
     tmp_path: Path, monkeypatch
 ) -> None:
     report = tmp_path / "report"
-    report_stop(INTERRUPTED, "SIGTERM", "42", interrupted_code=INTERRUPTED, preempted=lambda job: False)
+    report_stop(INTERRUPTED, "SIGTERM", "42", preempted=lambda job: False)
     assert not report.exists()  # no HPC_CLASSIFY_STOP_REPORT: `hpc-classify node` from a script of one's own
     monkeypatch.setenv(STOP_REPORT_VARIABLE, str(report))
-    report_stop(0, "SIGTERM", "42", interrupted_code=INTERRUPTED, preempted=_never_asked)
+    report_stop(0, "SIGTERM", "42", preempted=_never_asked)
     assert not report.exists()  # the files in flight were the last: nothing to requeue anyway
-    report_stop(INTERRUPTED, "SIGTERM", "42", interrupted_code=INTERRUPTED, preempted=lambda job: False)
+    report_stop(INTERRUPTED, "SIGTERM", "42", preempted=lambda job: False)
     verdict, why = report.read_text().rstrip("\n").split(" ", 1)
     assert verdict == "stop" and why.startswith("SIGTERM stopped the run")
-    report_stop(INTERRUPTED, "SIGUSR1", "42", interrupted_code=INTERRUPTED)
+    report_stop(INTERRUPTED, "SIGUSR1", "42")
     assert report.read_text() == "requeue SIGUSR1: the time-limit or preemption warning\n"
 
 
 def test_a_report_that_cannot_be_written_is_logged(tmp_path: Path, monkeypatch, caplog) -> None:
     monkeypatch.setenv(STOP_REPORT_VARIABLE, str(tmp_path / "missing" / "report"))
-    report_stop(INTERRUPTED, "SIGINT", "42", interrupted_code=INTERRUPTED)
+    report_stop(INTERRUPTED, "SIGINT", "42")
     assert "the batch script will requeue the job" in caplog.text

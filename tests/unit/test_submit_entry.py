@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 
 from hpc_classify.cli import node, submit
+from hpc_classify.cluster import slurm_env
 from hpc_classify.cluster.slurm_node import NodeOptions
 
 
 @pytest.mark.parametrize(("rank", "code"), [(0, 0), (0, 3), (1, 0), (1, 3), (2, 1)])
 def test_only_rank0_raises_for_a_non_zero_code(monkeypatch, rank: int, code: int) -> None:
     monkeypatch.setattr(node, "run_this_node", lambda options, config, stop: code)
-    monkeypatch.setattr(submit, "job_rank", lambda: rank)
+    monkeypatch.setattr(slurm_env, "task_rank", lambda: rank)
     entry = submit.NodeEntry(NodeOptions(job_root="out/_jobs"), object())  # the config goes to run_this_node
     if rank == 0 and code:
         with pytest.raises(RuntimeError, match=f"hpc-classify node exited with code {code}"):

@@ -7,7 +7,7 @@ import logging
 
 from fake_markers import marker_of
 
-from hpc_classify.driver import exit_codes
+from hpc_classify import exit_codes
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.driver.unfinished import check_all_accounted_for

@@ -1,5 +1,8 @@
 """Exit codes of `hpc-classify run` (documented in the CLI help, the README and docs/running.md).
 
+The bottom layer (standard library only), so that every layer decides with the same names and rules: errors.py
+(2, 4), the driver, and the cluster layer's node entry (3 and 5 of a rank 0 lost, cluster/other_rank.py).
+
 They are distinct so that a Slurm script can tell "requeue me" (3) from "fix something" (1, 2):
 
 - 0 `OK`: every planned file has a completion marker. A run that nothing stopped, yet ends with files
