@@ -33,7 +33,7 @@ def test_another_output_format_leaves_no_output_of_the_old_one(tmp_path, tiny_do
     skip = ("--on-bad-row", "skip")  # HIDDEN's bad row is quarantined beside its output
     first = run_cli(run_args(inputs, output, tiny_domain_model, *skip))
     assert first.returncode == 0, first.stderr[-3000:]
-    assert (output / f"_{HIDDEN}.quarantine.jsonl").is_file()
+    assert (output / f"_{HIDDEN}.quarantine").is_file()
 
     second = overwrite_with_a_lagging_listing(
         inputs, output, tiny_domain_model, "--output-format", "parquet", *skip
@@ -43,8 +43,8 @@ def test_another_output_format_leaves_no_output_of_the_old_one(tmp_path, tiny_do
     assert f"TEST: a listing of {output / '_markers'} missed {HIDDEN}.done.json" in second.stderr
     assert data_ids(output) == all_ids(expected)  # each of the 15 documents once: none of the old jsonl
     assert sorted(output_files(output)) == ["part-000.parquet", "part-001.parquet", "part-002.parquet"]
-    assert sorted(p.name for p in output.glob("_*.quarantine.jsonl")) == [
-        "_part-001.parquet.quarantine.jsonl"
+    assert sorted(p.name for p in output.glob("_*.quarantine*")) == [
+        "_part-001.parquet.quarantine"
     ]
     assert "removed 4 old output file(s)" in second.stderr  # 3 outputs and HIDDEN's quarantine
 
