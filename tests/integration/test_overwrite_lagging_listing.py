@@ -43,9 +43,7 @@ def test_another_output_format_leaves_no_output_of_the_old_one(tmp_path, tiny_do
     assert f"TEST: a listing of {output / '_markers'} missed {HIDDEN}.done.json" in second.stderr
     assert data_ids(output) == all_ids(expected)  # each of the 15 documents once: none of the old jsonl
     assert sorted(output_files(output)) == ["part-000.parquet", "part-001.parquet", "part-002.parquet"]
-    assert sorted(p.name for p in output.glob("_*.quarantine*")) == [
-        "_part-001.parquet.quarantine"
-    ]
+    assert sorted(p.name for p in output.glob("_*.quarantine*")) == ["_part-001.parquet.quarantine"]
     assert "removed 4 old output file(s)" in second.stderr  # 3 outputs and HIDDEN's quarantine
 
 
