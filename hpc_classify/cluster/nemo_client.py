@@ -23,6 +23,7 @@ from hpc_classify.cluster.first_worker import (
     WorkerWait,
     join_error,
     wait_for_first_worker,
+    wait_for_scheduler_address,
     wait_for_scheduler_file,
 )
 from hpc_classify.cluster.local import (
@@ -32,6 +33,7 @@ from hpc_classify.cluster.local import (
     visible_gpu_count,
 )
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
+from hpc_classify.cluster.scheduler_handshake import check_answers_as_scheduler
 from hpc_classify.config import DEFAULT_WORKER_WAIT
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.whole_numbers import is_seconds, seconds_rule
@@ -237,7 +239,10 @@ def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str, wai
     else:
         address = scheduler_address if "://" in scheduler_address else f"{protocol}://{scheduler_address}"
         target = f"scheduler {address}"
+        wait_for_scheduler_address(address, wait)
         make = lambda: Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
+    if scheduler_file or isinstance(scheduler_address, str):
+        check_answers_as_scheduler(None if scheduler_file else address, CONNECT_TIMEOUT_S, scheduler_file)
     try:
         client = make()
     except (OSError, TimeoutError) as exc:
