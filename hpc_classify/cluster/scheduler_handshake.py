@@ -42,14 +42,18 @@ async def _read_handshake(address: str, timeout: float) -> None:
         return  # refused or unreachable: the Client's own error names that
     try:
         handshake = await asyncio.wait_for(comm.read(), max(0.1, deadline - time.monotonic()))
+        if not isinstance(handshake, dict):
+            raise _Silent(f"its first message is not a Dask handshake: {handshake!r:.80}")
+        # Ours in return, so that the scheduler does not log a connection "closed before handshake completed".
+        await asyncio.wait_for(comm.write(comm.handshake_info()), max(0.1, deadline - time.monotonic()))
+    except _Silent:
+        raise
     except TimeoutError as exc:
         raise _Silent(f"no handshake within {timeout:g} s") from exc
     except Exception as exc:  # the peer closed the connection, or sent what is not a Dask message
         raise _Silent(str(exc) or type(exc).__name__) from exc
     finally:
-        comm.abort()
-    if not isinstance(handshake, dict):
-        raise _Silent(f"its first message is not a Dask handshake: {handshake!r:.80}")
+        await comm.close()
 
 
 def check_answers_as_scheduler(address: Any, timeout: float, scheduler_file: str | None = None) -> None:
