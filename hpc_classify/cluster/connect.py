@@ -39,6 +39,7 @@ def connect(
     from distributed import Client
 
     from hpc_classify.cluster.first_worker import WorkerWait, wait_for_first_worker, wait_for_scheduler_file
+    from hpc_classify.cluster.scheduler_handshake import check_answers_as_scheduler
 
     wait = WorkerWait(config.worker_wait, stopped)
     if config.scheduler_file:
@@ -50,11 +51,13 @@ def connect(
     if config.scheduler_file:
         target = f"scheduler file {config.scheduler_file}"
         make = lambda: Client(scheduler_file=config.scheduler_file, timeout=timeout)  # noqa: E731
+        check_answers_as_scheduler(None, timeout, config.scheduler_file)
         client = _join(make, target, config.scheduler_file)
         check_client_protocol(client, config.protocol, target)
     elif config.scheduler_address:
         target = f"scheduler {known_address}"
         check_protocol(config.protocol, known_address, target)
+        check_answers_as_scheduler(known_address, timeout)
         client = _join(lambda: Client(known_address, timeout=timeout), target)
     elif config.cluster == "jobqueue":
         from hpc_classify.cluster import jobqueue  # lazily: dask-jobqueue is only needed here

@@ -145,6 +145,33 @@ def wait_for_scheduler_file(path: str, wait: WorkerWait) -> None:
         time.sleep(POLL_SECONDS)  # a file appearing has no event to wait on: looked for again
 
 
+def wait_for_scheduler_address(address: str, wait: WorkerWait) -> None:
+    """Return once the scheduler at `address` accepts a TCP connection (at once where that cannot be judged: a ucx
+    address); a ClusterError past the wait, ConnectStopped on a stop. A scheduler started as a job of its own, at
+    an address known beforehand, may start after the client's job."""
+    if address.partition("://")[0] not in ("tcp", "tls"):
+        return
+    since: float | None = time.monotonic()
+    told = False
+    while not scheduler_answers(address):
+        if not told:
+            told = True
+            logger.info("waiting %s for the scheduler %s to accept connections", wait.describe(), address)
+        wait.check_stop(f"the scheduler {address}")
+        if wait.over():
+            raise ClusterError(
+                f"the scheduler {address} did not accept a connection within {wait.seconds:g} s ({wait.knob})",
+                hint=f"check the address, and that its scheduler runs or waits in the queue; {wait.hint()}",
+            )
+        if since is not None:
+            since = wait.notice(
+                since,
+                f"the scheduler {address}",
+                "check the address, and that its scheduler runs or is queued",
+            )
+        time.sleep(POLL_SECONDS)  # a scheduler starting has no event to wait on: asked again
+
+
 def join_error(target: str, exc: BaseException, scheduler_file: str | None, hint: str) -> ClusterError:
     """The error of a failed connection to `target`: for a scheduler file, what it names and since when."""
     names = scheduler_file_names(scheduler_file) if scheduler_file else None

@@ -7,7 +7,10 @@ joining a scheduler) are named in a warning instead of being dropped without a w
 for its scheduler file and first worker (NeMo: an AssertionError unless a worker is there already, and a
 scheduler file not yet written waited for without end inside distributed), as `run --scheduler-file` does
 (first_worker.py): workers submitted as jobs of their own may wait in Slurm's queue; the keyword-only
-`worker_wait` bounds both (None: --worker-wait's default, 0: as long as it takes). Never imports torch
+`worker_wait` bounds both (None: --worker-wait's default, 0: as long as it takes), and a `scheduler_address` that
+refuses connections is waited for too (a scheduler job started beside the client's; NeMo: an error after 30 s).
+An address that accepts but never speaks Dask is an error within the connect timeout (scheduler_handshake.py;
+NeMo: waits for ever). Never imports torch
 (`set_torch_to_use_rmm` runs the engine's `use_rmm_for_torch` on the GPU workers).
 """
 
@@ -23,6 +26,7 @@ from hpc_classify.cluster.first_worker import (
     WorkerWait,
     join_error,
     wait_for_first_worker,
+    wait_for_scheduler_address,
     wait_for_scheduler_file,
 )
 from hpc_classify.cluster.local import (
@@ -32,6 +36,7 @@ from hpc_classify.cluster.local import (
     visible_gpu_count,
 )
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
+from hpc_classify.cluster.scheduler_handshake import check_answers_as_scheduler
 from hpc_classify.config import DEFAULT_WORKER_WAIT
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.whole_numbers import is_seconds, seconds_rule
@@ -85,7 +90,7 @@ def get_client(
     LocalCluster) or `scheduler_file`, else on a new local CPU or GPU cluster (`cluster_kwargs` go to
     LocalCluster / LocalCUDACluster). Close it with `client.shutdown()` to stop a cluster started here.
     Joining waits up to `worker_wait` s (None: 300, --worker-wait's default; 0: as long as it takes) for the
-    scheduler file to be written and a first worker to join; it does not apply to a local cluster (whose
+    scheduler file to be written (or the scheduler address to accept connections) and a first worker to join; it does not apply to a local cluster (whose
     workers' start deadline `death_timeout=` sets)."""
     if cluster_type not in ("cpu", "gpu"):
         raise ConfigError(f"cluster_type must be 'cpu' or 'gpu', not {cluster_type!r}")
@@ -222,8 +227,9 @@ def _check_rapids_for(options: dict[str, tuple[str, Any]]) -> None:
 
 
 def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str, wait: WorkerWait) -> Any:
-    """A client of the scheduler, once a worker has joined it (within `wait`). The scheduler file is waited for
-    here: distributed's own wait for it has no end and says nothing."""
+    """A client of the scheduler, once a worker has joined it (within `wait`). The scheduler file, or a scheduler
+    address not accepting yet, is waited for here: distributed's own wait for a file has no end and says nothing,
+    and an address is tried for 30 s only."""
     from distributed import Client
 
     if scheduler_file:
@@ -237,7 +243,10 @@ def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str, wai
     else:
         address = scheduler_address if "://" in scheduler_address else f"{protocol}://{scheduler_address}"
         target = f"scheduler {address}"
+        wait_for_scheduler_address(address, wait)
         make = lambda: Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
+    if scheduler_file or isinstance(scheduler_address, str):
+        check_answers_as_scheduler(None if scheduler_file else address, CONNECT_TIMEOUT_S, scheduler_file)
     try:
         client = make()
     except (OSError, TimeoutError) as exc:
