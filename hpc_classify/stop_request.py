@@ -9,6 +9,10 @@ in flight get most of that lead (`warning_grace`, config.py); SIGTERM and SIGINT
 (30 s by default) before SIGKILL (`stop_grace`). A TERM or INT after a warning (the time limit itself, a
 cancel) is not a second signal: it shortens the wait to `stop_grace` from its arrival.
 
+In a Slurm job (`kill_wait` known) a TERM or INT also starts one `StopDeadline`: KillWait less KILL_WAIT_MARGIN_S.
+Every step after it takes the smaller of its own cap and what is left (`within`), and the files' grace gives way
+first: it ends AFTER_GRACE_RESERVE_S before the deadline, whatever --stop-grace says (`grace_after_term`).
+
 Standard library only: the Slurm node entry (cluster layer) holds one from before its cluster starts and
 hands it to the driver, so a signal at any moment of the job reaches the run.
 """
@@ -19,6 +23,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -31,6 +36,29 @@ WARNING_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, *WARNING_SIGNALS)
 _WARNING_NAMES = frozenset(sig.name for sig in WARNING_SIGNALS)
 
+# Kept at the end of KillWait: srun's exit and the batch script's reading of the stop report (and its requeue).
+KILL_WAIT_MARGIN_S = 3.0
+# Kept after the files' grace, within the deadline, for what follows it at the least: the driver's next look (once
+# a second), closing its client and writing the summary (1 s), one look at Slurm for the stop report (1 s),
+# retiring the workers (2 s) and the node's processes' SIGTERM-to-SIGKILL (2 s). Each gets more if it is left.
+AFTER_GRACE_RESERVE_S = 7.0
+
+
+class StopDeadline:
+    """The seconds a stop signal leaves (`total`), counted from when it is made (the signal's arrival)."""
+
+    def __init__(self, total: float, clock: Callable[[], float] = time.monotonic):
+        self.total = total
+        self.clock = clock
+        self.started = clock()
+
+    def left(self) -> float:
+        return max(0.0, self.total - (self.clock() - self.started))
+
+    def within(self, cap: float) -> float:
+        """What a step whose own limit is `cap` s may take now: never past the deadline."""
+        return min(cap, self.left())
+
 
 class StopRequest:
     """Context manager: while active, the stop signals set `requested` (and `abandon` on the second).
@@ -40,8 +68,11 @@ class StopRequest:
     good). The driver counts them; the Slurm launcher's heartbeat carries the count to the other nodes, which
     requeue a job whose rank 0 was lost only if it had made progress (cluster/other_rank.py)."""
 
-    def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS):
+    def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS, kill_wait: float | None = None):
         self.signals = signals
+        # Seconds from a TERM to Slurm's SIGKILL (its KillWait, cluster/kill_wait.py); None: none follows.
+        self.kill_wait = kill_wait
+        self.deadline: StopDeadline | None = None  # from the first TERM or INT, when kill_wait is known
         self.signal_name: str | None = None
         self.requested_at: float | None = None
         self.terminated_at: float | None = None  # a TERM or INT that came after a warning
@@ -70,6 +101,35 @@ class StopRequest:
             self.terminated_at = self.clock()
         else:
             self.abandon = True
+        if name not in _WARNING_NAMES and self.deadline is None and self.kill_wait is not None:
+            self.deadline = StopDeadline(self.kill_wait - KILL_WAIT_MARGIN_S, self.clock)
+
+    def within(self, cap: float) -> float:
+        """What a step after the stop, whose own limit is `cap` s, may take now: `cap`, or less once a TERM or INT
+        started the deadline."""
+        return cap if self.deadline is None else self.deadline.within(cap)
+
+    def grace_after_term(self, stop_grace: float) -> float:
+        """The seconds the files in flight get after a TERM or INT: `stop_grace`, less where KillWait is short."""
+        if self.kill_wait is None:
+            return stop_grace
+        return max(0.0, min(stop_grace, self.kill_wait - KILL_WAIT_MARGIN_S - AFTER_GRACE_RESERVE_S))
+
+    def warn_if_grace_cut(self, stop_grace: float) -> None:
+        """At the start: say so if KillWait leaves the files in flight less than `stop_grace` after a TERM (not an
+        error: KillWait may differ between partitions, and --stop-grace comes from a command line or YAML)."""
+        grace = self.grace_after_term(stop_grace)
+        if self.kill_wait is not None and grace < stop_grace:
+            logger.warning(
+                "--stop-grace %g s does not fit in Slurm's KillWait of %g s (SIGKILL follows a SIGTERM that much "
+                "later; %g s of it are kept for the cluster's end and the stop report, %g s for the batch script): "
+                "after a SIGTERM or SIGINT the files in flight get %g s",
+                stop_grace,
+                self.kill_wait,
+                AFTER_GRACE_RESERVE_S,
+                KILL_WAIT_MARGIN_S,
+                grace,
+            )
 
     def abandon_now(self, name: str) -> None:
         """Stop at once, abandoning the files in flight; `name` says why from now on (a reason other than a
@@ -82,8 +142,11 @@ class StopRequest:
     def grace_over(self, stop_grace: float, warning_grace: float) -> bool:
         """Whether the files in flight are to be abandoned now: asked for (a second signal), or the grace is
         over: `warning_grace` s after a warning, `stop_grace` s after a TERM or INT (one that followed a warning
-        too, from its own arrival, unless the warning's grace ends first)."""
+        too, from its own arrival, unless the warning's grace ends first), or ends AFTER_GRACE_RESERVE_S before the
+        deadline a TERM or INT started."""
         if self.abandon:
+            return True
+        if self.deadline is not None and self.deadline.left() <= AFTER_GRACE_RESERVE_S:
             return True
         if self.requested_at is None:
             return False

@@ -186,6 +186,7 @@ def _worker_threads(launcher_flag: int | None, run_setting: int | None) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from hpc_classify.cluster.kill_wait import kill_wait_here
     from hpc_classify.cluster.node_files import signals_ignored
     from hpc_classify.cluster.slurm_env import task_rank
     from hpc_classify.stop_request import WARNING_SIGNALS, StopRequest
@@ -193,7 +194,7 @@ def handle(args: argparse.Namespace) -> int:
     # From here on a warning while the run's configuration is read (its imports take a second) must not kill
     # the task (USR1's default action): rank 0 holds every stop signal for its driver; the other ranks ignore
     # the warnings, and TERM and INT end them as before. (srun's task rank is the node's: one task per node.)
-    stop = StopRequest() if task_rank() == 0 else None
+    stop = StopRequest(kill_wait=kill_wait_here()) if task_rank() == 0 else None
     with stop if stop is not None else signals_ignored(WARNING_SIGNALS):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, WARNING_SIGNALS)  # held by main until now: see there
         from hpc_classify.cli.run import parse_run_argv
@@ -213,8 +214,8 @@ def _report_stop(code: int, stop: StopRequest) -> None:
     from hpc_classify.cluster.stop_report import report_stop
 
     # KillWait runs from the stop signal: Slurm is asked within what is left of it (cluster/slurm_job.py).
-    since_stop = None if stop.requested_at is None else stop.clock() - stop.requested_at
-    report_stop(code, stop.signal_name, slurm_job_id(), since_stop=since_stop)
+    time_left = None if stop.deadline is None else stop.deadline.left()
+    report_stop(code, stop.signal_name, slurm_job_id(), time_left=time_left)
 
 
 def run_this_node(options: NodeOptions, config: RunConfig, stop: StopRequest | None = None) -> int:

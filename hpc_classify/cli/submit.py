@@ -51,6 +51,7 @@ class NodeEntry(submitit.helpers.Checkpointable):
 
     def __call__(self) -> int:
         from hpc_classify.cli.node import run_this_node
+        from hpc_classify.cluster.kill_wait import kill_wait_here
         from hpc_classify.cluster.slurm_env import task_rank
         from hpc_classify.exit_codes import INTERRUPTED
         from hpc_classify.logging_setup import configure_logging
@@ -58,7 +59,7 @@ class NodeEntry(submitit.helpers.Checkpointable):
 
         configure_logging(self.log_level)
         submitit_requeue = signal.getsignal(SUBMITIT_WARNING)  # installed by submitit before this call
-        stop = StopRequest()
+        stop = StopRequest(kill_wait=kill_wait_here())
         code = run_this_node(self.options, self.config, stop)
         if code == INTERRUPTED and stop.warned and callable(submitit_requeue):
             logging.getLogger(__name__).warning(

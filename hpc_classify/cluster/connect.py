@@ -20,8 +20,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 120.0
 CLOSE_TIMEOUT = 60.0  # seconds a client or a cluster of ours may take to close
-# The same after a stop signal: Slurm's KillWait (30 s by default) runs from the SIGTERM and --stop-grace (20 s)
-# took most of it; after the warning the margin of 60 s also holds the summary and the requeue (warning_grace.py).
+# The same after a stop signal, less once a SIGTERM's deadline is near (StopRequest.within): KillWait runs from the
+# SIGTERM; after the warning the margin of 60 s also holds the summary and the requeue (warning_grace.py).
 STOP_CLOSE_TIMEOUT = 5.0
 
 
@@ -92,7 +92,8 @@ def close_quietly(client: Any, cluster: Any | None, timeout: float | None = None
     failed or timed out are killed: they would otherwise run as long as this process (a notebook, a long
     Python session calling `run`), not only until a CLI run exits. `timeout`: each close's (STOP_CLOSE_TIMEOUT
     after a stop signal; default CLOSE_TIMEOUT)."""
-    timeout = CLOSE_TIMEOUT if timeout is None else timeout
+    # A close past a stop's deadline still gets a moment: a live scheduler answers in one.
+    timeout = CLOSE_TIMEOUT if timeout is None else max(0.1, timeout)
     if client is not None:
         _close_logging_errors(client, lambda: client.close(timeout=timeout))
     if cluster is not None:

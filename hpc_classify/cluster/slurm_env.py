@@ -46,6 +46,11 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID") or None
 
 
+def slurm_conf_path() -> str:
+    """The slurm.conf this job's Slurm commands read: SLURM_CONF, else the usual place."""
+    return os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf"
+
+
 def task_rank() -> int:
     """This task's rank in its step or job: SLURM_PROCID under srun (the step's rank, which submitit's Slurm
     environment reads too), else submitit's (its local executor), else 0 (a task of its own). A SLURM_PROCID

@@ -3,8 +3,8 @@
 One place decides how long each may take (`SlurmPatience`), for two kinds of caller:
 - the stop path (`stop_path_patience`): rank 0 ending on a stop signal asks whether Slurm is preempting the job.
   A SIGTERM leaves KillWait (30 s by default) before SIGKILL and the driver used most of it (--stop-grace, 20 s):
-  one try, no pause, a few seconds at most and never past what is left, so that rank 0 still writes its report
-  and the batch script still requeues the job. A command that does not answer in time answers None ("Slurm did
+  one try, no pause, a few seconds at most and never past what the stop's deadline leaves (stop_request.py), so
+  that rank 0 still writes its report and the batch script still requeues the job. A command that does not answer in time answers None ("Slurm did
   not say"), as one that fails does.
 - the other nodes after rank 0's loss (`RANK0_LOST`): the job runs on (--no-kill) until its time limit, and
   slurmctld may be busy with the very node failure that brought us here: longer, and tried again after a pause.
@@ -42,19 +42,15 @@ class SlurmPatience:
 
 # Rank 0 lost, seen from another node: the job runs on until its time limit.
 RANK0_LOST = SlurmPatience(timeout=60.0, tries=3, pause=2.0)
-# The stop path: SIGTERM to SIGKILL (Slurm's default KillWait; a site may set less, rarely), the most one command
-# may take there, and what is kept after it for rank 0's report and the batch script's own requeue.
-KILL_WAIT_S = 30.0
+# The stop path: the most one command may take there, and the least (a short look is still worth more than none).
 STOP_PATH_MAX_S = 5.0
-STOP_PATH_RESERVE_S = 3.0
 STOP_PATH_MIN_S = 1.0
 
 
-def stop_path_patience(since_term: float | None = None) -> SlurmPatience:
-    """One try within what the stop path has left: `since_term` s after the SIGTERM (None: not known), at most
-    STOP_PATH_MAX_S, less once KillWait is nearly over (never under STOP_PATH_MIN_S: a short look is still worth
-    more than none)."""
-    left = STOP_PATH_MAX_S if since_term is None else KILL_WAIT_S - since_term - STOP_PATH_RESERVE_S
+def stop_path_patience(time_left: float | None = None) -> SlurmPatience:
+    """One try within what the stop path has left: `time_left` s before the stop's deadline (StopDeadline.left;
+    None: no deadline), at most STOP_PATH_MAX_S and never under STOP_PATH_MIN_S."""
+    left = STOP_PATH_MAX_S if time_left is None else time_left
     return SlurmPatience(timeout=max(STOP_PATH_MIN_S, min(STOP_PATH_MAX_S, left)))
 
 

@@ -26,6 +26,7 @@ from hpc_classify.cluster.file_looks import LONGEST_GAP, Backoff
 from hpc_classify.cluster.hidden_gpus import warn_if_gpus_hidden
 from hpc_classify.cluster.job_incarnation import Incarnation
 from hpc_classify.cluster.job_layout import JobPaths
+from hpc_classify.cluster.kill_wait import kill_wait_here
 from hpc_classify.cluster.local import (
     refuse_cuda_without_gpu,
     refuse_workers_other_than_gpus,
@@ -106,7 +107,7 @@ def run_node(
     if identity is None:
         refuse_several_tasks_per_node()  # every task of such a step refuses: none is the node's own
         identity = NodeIdentity.from_environment()
-    stop = stop if stop is not None else StopRequest()
+    stop = stop if stop is not None else StopRequest(kill_wait=kill_wait_here())
     try:
         launcher = NodeLauncher(options, identity)
     except ConfigError as error:
@@ -141,7 +142,7 @@ def run_node(
             clean = True
             return code
         finally:
-            end_node(launcher, clean, stopping=identity.rank == 0 and stop.requested)
+            end_node(launcher, clean, stopping=identity.rank == 0 and stop.requested, within=stop.within)
 
 
 class NodeLauncher(OtherRankRole):

@@ -13,7 +13,7 @@ tasks die of the same SIGTERM, and srun reports 143 over rank 0's 3); no line: a
 A SIGTERM is also Slurm's notice to the tasks of a job selected for preemption with a GraceTime (the batch
 script gets its SIGTERM only when the grace time is over): that one is requeued, as the warning is; Slurm
 says so by the job's `PreemptTime` (`scontrol show job`). SIGINT never comes from Slurm on its own. That
-question is asked within the seconds KillWait has left after the SIGTERM (slurm_job.stop_path_patience): one
+question is asked within what the SIGTERM's deadline has left of KillWait (slurm_job.stop_path_patience): one
 that Slurm does not answer in time counts as not answered.
 """
 
@@ -39,12 +39,12 @@ def requeue_verdict(
     stop_name: str | None,
     job_id: str | None,
     preempted: Callable[[str], bool | None] | None = None,
-    since_stop: float | None = None,
+    time_left: float | None = None,
 ) -> tuple[bool, str]:
     """Whether a run that `stop_name` (StopRequest.signal_name; None: no stop asked for) ended with the
     resumable code should be requeued, and why, in words. `preempted(job_id)`: is Slurm preempting the job
-    (None: Slurm did not say; default: `scontrol show job` within what KillWait leaves `since_stop` s after
-    the stop signal, slurm_job.stop_path_patience)."""
+    (None: Slurm did not say; default: `scontrol show job` within the `time_left` s that KillWait leaves,
+    slurm_job.stop_path_patience)."""
     if stop_name is None:
         return (
             True,
@@ -57,7 +57,7 @@ def requeue_verdict(
     short = stop_name.removeprefix("SIG")
     if stop_name == PREEMPTION_SIGNAL and job_id:
         if preempted is None:
-            by_slurm = job_preempted(job_id, patience=stop_path_patience(since_stop))
+            by_slurm = job_preempted(job_id, patience=stop_path_patience(time_left))
         else:
             by_slurm = preempted(job_id)
         if by_slurm:
@@ -76,16 +76,16 @@ def report_stop(
     job_id: str | None,
     *,
     preempted: Callable[[str], bool | None] | None = None,
-    since_stop: float | None = None,
+    time_left: float | None = None,
 ) -> None:
     """On rank 0, as soon as the driver returned and before the cluster's end (which a stop's KillWait may cut
     short, cluster/node_end.py): for the batch script that set HPC_CLASSIFY_STOP_REPORT, whether the
-    resumable `code` should requeue the job (nothing for another code, or without the variable). `since_stop`:
-    seconds since the stop signal (None: not known), which bound the question to Slurm (requeue_verdict)."""
+    resumable `code` should requeue the job (nothing for another code, or without the variable). `time_left`:
+    seconds the stop's deadline leaves (None: none), which bound the question to Slurm (requeue_verdict)."""
     path = os.environ.get(STOP_REPORT_VARIABLE)
     if not path or code != INTERRUPTED:
         return
-    requeue, why = requeue_verdict(stop_name, job_id, preempted, since_stop)
+    requeue, why = requeue_verdict(stop_name, job_id, preempted, time_left)
     (logger.info if requeue else logger.warning)("exit %d: %s", code, why)
     try:
         with open(path, "w", encoding="utf-8") as report:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify import exit_codes
+from hpc_classify.cluster.kill_wait import kill_wait_here
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main
 from hpc_classify.cluster.slurm_env import job_run
 from hpc_classify.config import RunConfig
@@ -90,8 +91,9 @@ def run_classification(
     # Signals are caught from the start: listing a large corpus and reading its markers can take minutes,
     # and a stop asked for meanwhile must still end in a clean summary (nothing is submitted then).
     refuse_start_while_importing_main()  # a script's unguarded run(), again in a worker process: stop now
-    with nullcontext(stop) if stop is not None else StopRequest() as stop:
+    with nullcontext(stop) if stop is not None else StopRequest(kill_wait=kill_wait_here()) as stop:
         resolve_warning_grace(config)  # a grace not below the batch script's warning lead: refused now
+        stop.warn_if_grace_cut(config.stop_grace)  # Slurm's KillWait leaves less: said, and cut then
         details = _fingerprint_details(config)
         output_dir = os.path.abspath(config.output)
         files = list_input_files(config.inputs, output_dir, config.output_format)
@@ -244,7 +246,7 @@ def _classify(context: RunContext, pending: list[PlannedFile], caller: _Caller) 
             "on a stop the files in flight get %g s to finish after the time-limit warning (USR1/USR2), "
             "%g s after SIGTERM/SIGINT",
             dispatcher.warning_grace,
-            config.stop_grace,
+            stop.grace_after_term(config.stop_grace),
         )
         try:
             with caller.hooks.around_classifying(config, context.output_dir):
@@ -253,7 +255,9 @@ def _classify(context: RunContext, pending: list[PlannedFile], caller: _Caller) 
             progress.close()
     finally:
         if given_client is None:  # after a stop, within what it leaves: the summary and the requeue follow
-            close_quietly(client, cluster, STOP_CLOSE_TIMEOUT if stop.requested else CLOSE_TIMEOUT)
+            close_quietly(
+                client, cluster, stop.within(STOP_CLOSE_TIMEOUT) if stop.requested else CLOSE_TIMEOUT
+            )
     dispatcher.count_late_markers()
     return info
 

@@ -14,7 +14,6 @@ import pytest
 
 from hpc_classify.cluster import slurm_job
 from hpc_classify.cluster.slurm_job import (
-    KILL_WAIT_S,
     RANK0_LOST,
     STOP_PATH_MAX_S,
     STOP_PATH_MIN_S,
@@ -111,9 +110,9 @@ def _deadlines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_the_stop_path_gets_a_few_seconds_never_past_kill_wait() -> None:
     assert stop_path_patience().timeout == STOP_PATH_MAX_S <= 5
-    assert stop_path_patience(since_term=0).timeout == STOP_PATH_MAX_S
-    assert stop_path_patience(since_term=KILL_WAIT_S - 5).timeout == 2.0  # the reserve is kept
-    assert stop_path_patience(since_term=KILL_WAIT_S + 10).timeout == STOP_PATH_MIN_S
+    assert stop_path_patience(time_left=27).timeout == STOP_PATH_MAX_S
+    assert stop_path_patience(time_left=2).timeout == 2.0  # never past the stop's deadline
+    assert stop_path_patience(time_left=0).timeout == STOP_PATH_MIN_S
     for since in (None, 0, 25, 40):
         assert stop_path_patience(since).tries == 1  # no retry, no pause
     assert RANK0_LOST.timeout > STOP_PATH_MAX_S and RANK0_LOST.tries > 1  # the other nodes have time
@@ -126,8 +125,8 @@ def test_the_preemption_verdict_comes_within_its_deadline_when_scontrol_hangs(
     fake_slurm.show_hangs()
     monkeypatch.setattr(slurm_job, "STOP_PATH_MAX_S", 1.5)  # a quicker test; the rule is the same
     assert _cut_short(lambda: job_preempted("42")) is None  # Slurm did not say
-    # 26 s after the SIGTERM: KillWait leaves 4 s, less the reserve, so one second.
-    requeue, why = _cut_short(lambda: requeue_verdict("SIGTERM", "42", since_stop=26.0))
+    # 26 s after the SIGTERM: KillWait leaves 4 s, less the margin (StopDeadline.left), so one second.
+    requeue, why = _cut_short(lambda: requeue_verdict("SIGTERM", "42", time_left=1.0))
     assert not requeue and "Slurm did not say whether it is preempting the job" in why
     assert fake_slurm.calls() == ["scontrol show job -o 42"] * 2  # one try each
     assert _deadlines(caplog) == [
