@@ -197,7 +197,7 @@ class NodeLauncher(OtherRankRole):
             self.incarnation.take_job_dir(self.paths, self.identity.node_name)
             self.start_scheduler()
             scheduler = self.processes.running["scheduler"]
-            # It beats until _end_node writes its ended beat, after the driver returned.
+            # It beats until node_end.end_node writes its ended beat, after the driver returned.
             self.heartbeat = HeartbeatWriter(
                 self.paths.heartbeat,
                 self.identity.node_name,

@@ -2,7 +2,7 @@
 
 One file per partition (`part.N.<ext>`); with `write_to_filename` one file per value of the file name column,
 its rows in order even when they span partitions (see `assembly`; an input whose rows were all filtered out
-still gets its empty output when the dataset knows its sources);
+gets no file, as in NeMo: an empty one breaks readers of the directory);
 with `partition_on` a directory per value (`<column>=<value>/part.N.<ext>`; a failed write removes those it
 made, see `value_dirs`); a JSONL path for a single-partition dataset writes that one file. Parquet files of
 one write share one schema, so the directory reads as one dataset (see `assembly`): the column types of
@@ -43,8 +43,9 @@ def write_to_disk(
     output_type: str = "jsonl",
     partition_on: str | None = None,
 ) -> None:
-    """NeMo's `write_to_disk` for a Dask dataframe (or a DocumentDataset: then an input whose rows were all
-    filtered out still gets its empty output when written by the column add_filename filled)."""
+    """NeMo's `write_to_disk` for a Dask dataframe (or a DocumentDataset: then the files behind its partitions
+    give Parquet outputs their column types, and, written by the column add_filename filled, inputs whose
+    names would share an output are refused). An input whose rows were all filtered out gets no file."""
     source_files = getattr(df, "source_files", None)
     read_from = source_files  # the files behind each partition, whatever writes: their Map columns, types
     frame = getattr(df, "df", df)

@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 RUN_STATE = (MARKERS_DIRNAME, PIECES_DIRNAME, FAILURES_FILE, LEGACY_FAILURES_FILE, SUMMARY_FILE, PLAN_FILE)
 # `_run.json`'s note of an --overwrite's discard not finished yet: {"fingerprint", "output_format"} of the old run.
 DISCARDING = "discarding"
+# `_run.json`'s note that the directory's outputs are laid out as this version writes them (a file of no output
+# row has no output; quarantines are `_<output>.quarantine`). A directory without it was started by an earlier
+# release of the same version number: its leftovers are migrated once (driver/legacy_outputs.py).
+LAYOUT_KEY = "output_layout"
+LAYOUT = 2
 
 
 def compute_run_fingerprint(
@@ -130,7 +135,13 @@ def _write_run_file(
 ) -> None:
     write_json_atomically(
         os.path.join(output_dir, RUN_FILE),
-        {"fingerprint": new_id, "details": details, "created": time.time(), **(extra or {})},
+        {
+            "fingerprint": new_id,
+            "details": details,
+            "created": time.time(),
+            LAYOUT_KEY: LAYOUT,
+            **(extra or {}),
+        },
         indent=2,
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryErro
 from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
 from hpc_classify.io.markers import MARKER_SUFFIX, MARKERS_DIRNAME, MarkerListing
 from hpc_classify.io.output_clashes import refuse_output_clashes
-from hpc_classify.io.skipped_names import is_hidden
+from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, is_hidden
 from hpc_classify.io.writers import is_temp_file, temp_path_for, write_json_atomically
 
 logger = logging.getLogger(__name__)
@@ -204,8 +205,10 @@ def stored_files(plan: dict[str, Any]) -> dict[str, PlannedFile]:
     return {e["relpath"]: PlannedFile(e.get("path", ""), e["relpath"], e["size"]) for e in plan["files"]}
 
 
-def remove_stale_temp_files(output_dir: str) -> int:
+def remove_stale_temp_files(output_dir: str, legacy_quarantines: list[str] | None = None) -> int:
     """Delete temp files a killed run left in the output tree (only our own `.<name>.tmp-…` pattern).
+    `legacy_quarantines`: where given, the relpaths of the quarantines under an older version's name found
+    beside the outputs are appended to it (driver/legacy_outputs.py renames them: this walk is their listing).
 
     Safe only while holding the run lock: then no writer of ours is active in this directory.
     """
@@ -215,6 +218,8 @@ def remove_stale_temp_files(output_dir: str) -> int:
         # is_hidden), _markers/ and _pieces/ (whose own names are plain, so the walk goes on inside them).
         # Other bookkeeping dirs (e.g. the Slurm launcher's _jobs/) may be written by live processes.
         dirnames[:] = [d for d in dirnames if not is_hidden(d) or d in OUR_DIRNAMES]
+        directory = os.path.relpath(dirpath, output_dir)
+        beside_outputs = legacy_quarantines is not None and directory.split(os.sep)[0] not in OUR_DIRNAMES
         for name in filenames:
             if is_temp_file(name):
                 try:
@@ -222,6 +227,10 @@ def remove_stale_temp_files(output_dir: str) -> int:
                     removed += 1
                 except FileNotFoundError:
                     pass
+            elif beside_outputs and name.startswith("_") and name.endswith(LEGACY_QUARANTINE_SUFFIX):
+                legacy_quarantines.append(
+                    posixpath.normpath(posixpath.join(directory.replace(os.sep, "/"), name))
+                )
     if removed:
         logger.info("removed %d temp file(s) left by an interrupted run in %s", removed, output_dir)
     return removed

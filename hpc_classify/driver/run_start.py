@@ -2,7 +2,7 @@
 settings and plan, and find the files still to classify.
 
 In order: the run fingerprint (checked, or stored; `--overwrite` discards the old run's state), temp files a
-killed run left, pieces of other settings or inputs (redone), inputs changed since they were classified (`--on-changed-input`), the plan, outputs whose
+killed run left, what an earlier release left (driver/legacy_outputs.py), pieces of other settings or inputs (redone), inputs changed since they were classified (`--on-changed-input`), the plan, outputs whose
 marker was lost, outputs outside the plan (reported), then the pending files and the pieces of finished ones.
 """
 
@@ -19,6 +19,7 @@ from hpc_classify.driver.input_changes import (
     forget_old_versions,
     merge_changes,
 )
+from hpc_classify.driver.legacy_outputs import migrate_legacy_outputs
 from hpc_classify.driver.lost_outputs import forget_lost_outputs
 from hpc_classify.driver.pieces import changed_partial_inputs, remove_finished_pieces
 from hpc_classify.driver.plan import PlannedFile, pending_files, remove_stale_temp_files, write_plan
@@ -32,11 +33,14 @@ def reconcile_output_dir(
     """The run's fingerprint and the planned `files` still to classify, once `output_dir` (locked by this
     run) agrees with `config` and `files`."""
     fingerprint = check_or_store_fingerprint(output_dir, details, overwrite=config.overwrite)
-    remove_stale_temp_files(output_dir)
+    legacy_quarantines: list[str] = []
+    remove_stale_temp_files(output_dir, legacy_quarantines)
     # Before the pieces' inputs are compared: pieces of other settings or inputs are no version of this file.
     forget_pieces_of_other_runs(output_dir, files, fingerprint)
     # One scan of _markers/ for every step below; the steps that remove markers update it.
     markers = MarkerListing(output_dir)
+    # Before lost outputs are looked for: a migrated marker of no output row names no output.
+    migrate_legacy_outputs(output_dir, fingerprint, config.output_format, markers, legacy_quarantines)
     classified = find_changed_inputs(  # also removes markers of another fingerprint: pending again
         files, output_dir, verify=config.verify_inputs, markers=markers, fingerprint=fingerprint
     )

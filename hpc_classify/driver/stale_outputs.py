@@ -43,6 +43,7 @@ from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, QUARANTINE_S
 logger = logging.getLogger(__name__)
 
 LISTED = 20  # outputs named in a warning; the rest are counted
+NO_OUTPUT = "no output file (classified, no output rows)"  # a marker naming output "": what messages say
 OUTSIDE_REMEDY = (
     "if their inputs were renamed, recompressed or removed, these outputs duplicate or outlive them: delete "
     "each output and its marker (_markers/<relpath>.done.json); if they are another part of the corpus "
@@ -166,7 +167,8 @@ def warn_outside_plan(output_dir: str, planned: Collection[str], markers: Marker
             lines.append(f"  {relpath}: {exc.reason}")
             continue
         entry = outside_entry(output_dir, relpath, marker, os.path.exists(marker.input_path))
-        lines.append(f"  {entry['output']} (input {entry['input_path']} {input_state(entry)})")
+        output = entry["output"] or f"{relpath}: {NO_OUTPUT}"
+        lines.append(f"  {output} (input {entry['input_path']} {input_state(entry)})")
     if len(outside) > LISTED:
         lines.append(f"  ... and {len(outside) - LISTED} more (hpc-classify status --json lists them all)")
     logger.warning(
@@ -177,6 +179,11 @@ def warn_outside_plan(output_dir: str, planned: Collection[str], markers: Marker
         "\n".join(lines),
     )
     return outside
+
+
+def output_in_words(entry: dict[str, Any]) -> str:
+    """An `outside_entry`'s output: "output <path>", or that it has none."""
+    return f"output {entry['output']}" if entry["output"] else NO_OUTPUT
 
 
 def input_state(entry: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpc_classify.driver.input_changes import capped_lines
-from hpc_classify.driver.stale_outputs import OUTSIDE_REMEDY, input_state
+from hpc_classify.driver.stale_outputs import NO_OUTPUT, OUTSIDE_REMEDY, input_state, output_in_words
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -78,7 +78,7 @@ def format_status(status: dict[str, Any]) -> str:
         _capped(
             status.get("outside_plan", []),
             lambda e: (
-                f"OUTSIDE PLAN {e['relpath']}: output {e['output']}; input {e['input_path']} {input_state(e)}"
+                f"OUTSIDE PLAN {e['relpath']}: {output_in_words(e)}; input {e['input_path']} {input_state(e)}"
             ),
         )
     )
@@ -86,11 +86,7 @@ def format_status(status: dict[str, Any]) -> str:
     lines.extend(
         _capped(
             [e for e in status["vanished"] if e["relpath"] not in outside],
-            lambda e: (
-                f"VANISHED {e['relpath']}: the input is gone; its output is kept: {e['output']}"
-                if e["output"]
-                else f"VANISHED {e['relpath']}: the input is gone, never classified (a rerun skips it)"
-            ),
+            lambda e: f"VANISHED {e['relpath']}: the input is gone{_vanished_output(e['output'])}",
         )
     )
     lines.extend(
@@ -100,6 +96,13 @@ def format_status(status: dict[str, Any]) -> str:
         )
     )
     return "\n".join(lines)
+
+
+def _vanished_output(output: str | None) -> str:
+    """A vanished file's output (status.py: None for a file never classified, "" for one of no output row)."""
+    if output is None:
+        return ", never classified (a rerun skips it)"
+    return f"; its output is kept: {output}" if output else f"; {NO_OUTPUT}"
 
 
 def _capped(entries: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]) -> list[str]:

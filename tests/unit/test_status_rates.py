@@ -3,6 +3,7 @@ once), and counts that say what a rerun would do (moved corpus, new inputs, corr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -11,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from hpc_classify.driver.plan import PlannedFile, list_input_files, pending_files, write_plan
+from hpc_classify.driver.stale_outputs import warn_outside_plan
 from hpc_classify.driver.status import compute_status
 from hpc_classify.driver.status_text import format_status
 from hpc_classify.driver.summary import write_summary
 from hpc_classify.errors import OutputDirectoryError
-from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
+from hpc_classify.io.markers import CompletionMarker, MarkerListing, marker_path, read_marker, write_marker
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -219,3 +221,32 @@ def test_a_missing_directory_is_said_to_be_missing_an_empty_one_to_hold_no_run(t
         compute_status(str(tmp_path / "nothing-here"))
     with pytest.raises(OutputDirectoryError, match=r"holds no run \(no _plan.json\)"):
         compute_status(str(tmp_path))
+
+
+def test_a_vanished_or_outside_file_of_no_output_row_says_it_was_classified(tmp_path, caplog):
+    """A file of no output row has a marker naming output "": classified, with no output file. Its VANISHED
+    line said "never classified" and its OUTSIDE PLAN lines (status, run start) "output None"."""
+    output = tmp_path / "out"
+    files = _finished_run(tmp_path, output, ["a.jsonl", "empty.jsonl"])
+    _done(tmp_path, output, "moved.jsonl", 3, "a", 0.0, 1.0)  # of an earlier plan: outside the last one
+    for relpath in ("empty.jsonl", "moved.jsonl"):  # as task.py writes a file of no output row
+        marker = read_marker(marker_path(str(output), relpath))
+        write_marker(
+            marker_path(str(output), relpath), dataclasses.replace(marker, output_path="", rows_out=0)
+        )
+        (output / relpath).unlink()
+    moved = tmp_path / "in" / "moved.jsonl"
+    for path in (moved, tmp_path / "in" / "empty.jsonl"):
+        path.unlink()
+
+    lines = format_status(compute_status(str(output))).splitlines()
+    with caplog.at_level("WARNING", logger="hpc_classify.driver.stale_outputs"):
+        warn_outside_plan(str(output), [f.relpath for f in files], MarkerListing(str(output)))
+
+    assert [line for line in lines if line.startswith(("VANISHED", "OUTSIDE PLAN"))] == [
+        f"OUTSIDE PLAN moved.jsonl: no output file (classified, no output rows); input {moved} is gone",
+        "VANISHED empty.jsonl: the input is gone; no output file (classified, no output rows)",
+    ]
+    assert caplog.records[0].getMessage().splitlines()[1:] == [
+        f"  moved.jsonl: no output file (classified, no output rows) (input {moved} is gone)"
+    ]
