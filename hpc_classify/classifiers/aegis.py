@@ -149,7 +149,7 @@ class AegisClassifier(LlamaGuardClassifier):
 
     def raw_responses(self, texts: list[str]) -> list[str]:
         """The model's answers (prompt stripped) to `texts`, in order."""
-        from hpc_classify.models.llama_guard import generate_responses
+        from hpc_classify.models.llama_guard_inference import generate_responses
 
         if not texts:
             return []
@@ -257,7 +257,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
 
     def load_guard_net(self, device: torch.device) -> Any:
         """The guard net on `device`, cached per process."""
-        from hpc_classify.models.llama_guard import load_guard_net
+        from hpc_classify.models.llama_guard_loading import load_guard_net
 
         guard_dir = self._guard_dir()
         return runtime.cached_model(
@@ -291,7 +291,7 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
     def scores(self, texts: list[str]) -> np.ndarray:
         """Poisoning scores (float32) of `texts`, in order."""
         from hpc_classify.errors import CheckpointFormatError
-        from hpc_classify.models.llama_guard import guard_scores, last_hidden_states
+        from hpc_classify.models.llama_guard_inference import guard_scores, last_hidden_states
 
         if not texts:
             return np.zeros(0, dtype=np.float32)

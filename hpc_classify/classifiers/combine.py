@@ -4,7 +4,7 @@ Classifiers whose engines tokenize identically (same tokenizer, max_chars and ma
 `tokenize.key`) on the same text column form one group: the group's documents are tokenized once and
 every member's model runs on those ids.
 A row is kept when it passes every classifier's `filter_by`. (Whether a list of objects is a valid set of
-classifiers for one run is `base.check_classifiers`: this module knows classifiers only by what they do.)
+classifiers for one run is `run_checks.check_classifiers`: this module knows classifiers only by what they do.)
 """
 
 from __future__ import annotations

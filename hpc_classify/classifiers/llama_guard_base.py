@@ -94,7 +94,7 @@ class LlamaGuardClassifier(DistributedDataClassifier):
     def _loaded(self, device: torch.device | None = None):
         """The base model + adapter and tokenizer on `device` (cached per process)."""
         from hpc_classify.engine.device import compute_dtype
-        from hpc_classify.models.llama_guard import load_llama_guard
+        from hpc_classify.models.llama_guard_loading import load_llama_guard
 
         device = device or self.prepare_device()
         base_dir, adapter_dir = self._base_dir(), self._adapter_dir()
@@ -116,7 +116,7 @@ class LlamaGuardClassifier(DistributedDataClassifier):
         return self._loaded(device).model
 
     def load_tokenizer(self) -> Any:
-        from hpc_classify.models.llama_guard import load_llama_guard_tokenizer
+        from hpc_classify.models.llama_guard_loading import load_llama_guard_tokenizer
 
         return load_llama_guard_tokenizer(self._base_dir())
 

@@ -18,9 +18,9 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
+from hpc_classify.datasets.partition_reader import PartitionReader
 from hpc_classify.datasets.partitioning import FilePart
 from hpc_classify.datasets.reading import (
-    PartitionReader,
     filename_column,
     parse_input_meta,
     read_data,

@@ -264,7 +264,7 @@ def _classify(context: RunContext, pending: list[PlannedFile], caller: _Caller) 
 
 def _fingerprint_details(config: RunConfig) -> dict[str, Any]:
     # Labels and the checkpoints' hashes only: no weights are loaded in the driver.
-    from hpc_classify.classifiers.base import check_classifiers
+    from hpc_classify.classifiers.run_checks import check_classifiers
 
     classifiers = check_classifiers(config.classifiers)
     row_column = config.row_number_column

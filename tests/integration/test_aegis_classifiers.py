@@ -213,7 +213,7 @@ def test_aegis_through_the_cli_config(tmp_path, corpus, tiny_llama_guard, tiny_g
 
 
 def test_frames_fingerprint_and_the_cpu_warning(tiny_llama_guard, tiny_guard_net, monkeypatch, caplog):
-    import hpc_classify.models.llama_guard as llama_guard
+    import hpc_classify.models.llama_guard_loading as llama_guard_loading
     from hpc_classify.classifiers import runtime
 
     base, adapter = tiny_llama_guard
@@ -234,8 +234,8 @@ def test_frames_fingerprint_and_the_cpu_warning(tiny_llama_guard, tiny_guard_net
     assert len(guard.model_fingerprint()["guard_hash"]) == 16
 
     monkeypatch.setattr(runtime, "_MODELS", {})  # load afresh, as a "7B" model
-    monkeypatch.setattr(llama_guard, "LARGE_MODEL_PARAMETERS", 1000)
-    with caplog.at_level(logging.WARNING, logger="hpc_classify.models.llama_guard"):
+    monkeypatch.setattr(llama_guard_loading, "LARGE_MODEL_PARAMETERS", 1000)
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.models.llama_guard_loading"):
         aegis.load_model(torch.device("cpu"))
     assert any("very slow" in r.getMessage() and "GPU" in r.getMessage() for r in caplog.records)
 

@@ -21,7 +21,7 @@ from hpc_classify.classifiers.aegis import (
     format_aegis,
     parse_aegis_response,
 )
-from hpc_classify.classifiers.base import check_classifiers
+from hpc_classify.classifiers.run_checks import check_classifiers
 from hpc_classify.errors import ConfigError, ModelNotAvailableError
 from hpc_classify.models.llama_guard import CPU_MAX_DOCUMENTS
 

@@ -19,20 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from fake_dispatcher import make_dispatcher
 
-from hpc_classify.config import RunConfig
 from hpc_classify.driver import content_sizes
 from hpc_classify.driver.content_sizes import AHEAD_ITEMS, MEASURING_THREADS
 from hpc_classify.driver.dispatch import Dispatcher
-from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.grouping import FileQueue
 from hpc_classify.driver.pieces import PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
-from hpc_classify.driver.progress import Progress
-from hpc_classify.driver.run_context import RunContext
-from hpc_classify.driver.summary import RunStats
 from hpc_classify.io.pieces import content_bytes
-from hpc_classify.stop_request import StopRequest
 
 PIECE_BYTES = 64 << 10
 GUARD = 30.0  # seconds: only so that a build that never measures ahead fails rather than hangs
@@ -62,22 +57,7 @@ class _Client:
 
 
 def _dispatcher(tmp_path: Path, client: _Client, **settings: Any) -> Dispatcher:
-    config = RunConfig(
-        inputs=(str(tmp_path),), output=str(tmp_path / "out"), classifiers=("stored only",), **settings
-    )
-    return Dispatcher(
-        client,
-        RunContext(
-            config=config,
-            output_dir=str(tmp_path / "out"),
-            fingerprint="f",
-            stats=RunStats(),
-            failures=FailureLog(str(tmp_path / "out")),
-            stop=StopRequest(()),
-        ),
-        progress=Progress(0, interval=60),
-        piece_bytes=PIECE_BYTES,
-    )
+    return make_dispatcher(client, tmp_path / "out", piece_bytes=PIECE_BYTES, **settings)
 
 
 def _jsonl(count: int, start: int = 0) -> bytes:

@@ -8,40 +8,16 @@ from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
-
-from hpc_classify.config import RunConfig
-from hpc_classify.driver.dispatch import Dispatcher
-from hpc_classify.driver.failures import FailureLog
-from hpc_classify.driver.progress import Progress
-from hpc_classify.driver.run_context import RunContext
-from hpc_classify.driver.summary import RunStats
-from hpc_classify.stop_request import StopRequest
+from fake_dispatcher import make_dispatcher
 
 
 @pytest.mark.parametrize(("workers", "threads", "tasks_per_worker"), [(1, 1, 2), (2, 3, 2), (1, 4, 1)])
 def test_tasks_in_flight_are_counted_per_worker_thread(
     tmp_path: Path, workers: int, threads: int, tasks_per_worker: int
 ) -> None:
-    config = RunConfig(
-        inputs=(str(tmp_path),),
-        output=str(tmp_path / "out"),
-        classifiers=("stored only",),
-        tasks_per_worker=tasks_per_worker,
-    )
     with (
         LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False) as cluster,
         Client(cluster) as client,
     ):
-        dispatcher = Dispatcher(
-            client,
-            RunContext(
-                config=config,
-                output_dir=str(tmp_path),
-                fingerprint="f",
-                stats=RunStats(),
-                failures=FailureLog(str(tmp_path)),
-                stop=StopRequest(()),
-            ),
-            progress=Progress(0, interval=60),
-        )
+        dispatcher = make_dispatcher(client, tmp_path, tasks_per_worker=tasks_per_worker)
         assert dispatcher.capacity() == tasks_per_worker * workers * threads

@@ -17,6 +17,7 @@ from hpc_classify.cli.main import main
 from hpc_classify.errors import CheckpointFormatError, ModelNotAvailableError
 from hpc_classify.models import llama_guard as lg
 from hpc_classify.models.fetch import fetch_models
+from hpc_classify.models.llama_guard_loading import load_llama_guard
 
 BASE_COMMIT, ADAPTER_COMMIT, GUARD_COMMIT, COMPLETE_COMMIT = "c" * 40, "d" * 40, "e" * 40, "f" * 40
 FETCH_AEGIS = "hpc-classify fetch-models --classifier aegis"
@@ -139,13 +140,13 @@ def test_a_cached_base_missing_a_weight_shard_is_refused_by_name(sharded_llama_g
         return error.value
 
     refused(lambda: lg.resolve_base_dir(lg.LLAMA_GUARD_BASE))
-    refused(lambda: lg.load_llama_guard(snapshot, adapter, torch.device("cpu"), torch.float32))
+    refused(lambda: load_llama_guard(snapshot, adapter, torch.device("cpu"), torch.float32))
     refused(lambda: AegisClassifier(device_type="cpu").model_fingerprint())  # hashed 2 of 3 shards
 
     # The complete snapshot (main moves on: a fetch completed it) resolves, loads and is fingerprinted.
     complete = cache_snapshot(offline, lg.LLAMA_GUARD_BASE, COMPLETE_COMMIT, files)
     assert lg.resolve_base_dir(lg.LLAMA_GUARD_BASE) == complete
-    assert lg.load_llama_guard(complete, adapter, torch.device("cpu"), torch.float32).hidden_size == 16
+    assert load_llama_guard(complete, adapter, torch.device("cpu"), torch.float32).hidden_size == 16
     assert len(AegisClassifier(device_type="cpu").model_fingerprint()["base_model_hash"]) == 16
     assert [item.commit for item in fetch_models(["aegis"])] == [COMPLETE_COMMIT, ADAPTER_COMMIT]
 

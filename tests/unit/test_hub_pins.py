@@ -77,7 +77,7 @@ def test_llama_guard_workers_load_the_commits_the_driver_fingerprinted(
     guard: bool, pin: str, offline_home: Path, tmp_path: Path, monkeypatch
 ):
     """Base model, adapter and guard net: each is pinned, and `_loaded`/`load_guard_net` get those snapshots."""
-    from hpc_classify.models import llama_guard
+    from hpc_classify.models import llama_guard_loading
 
     hub = offline_home / "hub"
     repos = {
@@ -104,8 +104,10 @@ def test_llama_guard_workers_load_the_commits_the_driver_fingerprinted(
         return SimpleNamespace(model=None)
 
     monkeypatch.setattr(runtime, "_MODELS", {})
-    monkeypatch.setattr(llama_guard, "load_llama_guard", lambda base, adapter, *_: record(base, adapter))
-    monkeypatch.setattr(llama_guard, "load_guard_net", lambda guard_dir, _: record(guard_dir))
+    monkeypatch.setattr(
+        llama_guard_loading, "load_llama_guard", lambda base, adapter, *_: record(base, adapter)
+    )
+    monkeypatch.setattr(llama_guard_loading, "load_guard_net", lambda guard_dir, _: record(guard_dir))
     worker = shipped(classifier)
     worker.load_model(CPU)
     assert loads == [(first["org/base"], first["org/adapter"])]

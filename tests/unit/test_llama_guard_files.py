@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hpc_classify.errors import CheckpointFormatError
-from hpc_classify.models.llama_guard import load_llama_guard, load_llama_guard_tokenizer
+from hpc_classify.models.llama_guard_loading import load_llama_guard, load_llama_guard_tokenizer
 
 TEXTS = [f"Please tell me about gardens, birds and the weather, day {i}." for i in range(50)]
 
@@ -73,7 +73,7 @@ def test_a_tokenizer_larger_than_the_embedding_table_is_refused(tmp_path: Path):
 )
 def test_a_damaged_guard_net_names_its_file(tmp_path: Path, content: bytes):
     """As a classifier's damaged model.safetensors does: one CheckpointFormatError with the re-fetch hint."""
-    from hpc_classify.models.llama_guard import load_guard_net
+    from hpc_classify.models.llama_guard_loading import load_guard_net
 
     guard_dir = tmp_path / "guard"
     guard_dir.mkdir()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hpc_classify.driver.lock import LockOwner, RunLock, is_stale, pid_space, read_lock
+from hpc_classify.driver.lock import RunLock
+from hpc_classify.driver.lock_owner import LockOwner, is_stale, pid_space, read_lock
 from hpc_classify.errors import OutputDirectoryError
 
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from hpc_classify.classifiers.aegis import AegisClassifier, InstructionDataGuardClassifier
-from hpc_classify.classifiers.base import check_classifiers
 from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier, QualityClassifier
 from hpc_classify.classifiers.fineweb import FineWebEduClassifier
+from hpc_classify.classifiers.run_checks import check_classifiers
 from hpc_classify.datasets import DocumentDataset
 from hpc_classify.errors import ConfigError
 

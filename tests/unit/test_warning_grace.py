@@ -10,15 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
+from fake_dispatcher import make_dispatcher
 
 from hpc_classify.cli.main import main
 from hpc_classify.config import RunConfig
-from hpc_classify.driver.dispatch import Dispatcher
-from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.grouping import FileQueue
-from hpc_classify.driver.progress import Progress
-from hpc_classify.driver.run_context import RunContext
-from hpc_classify.driver.summary import RunStats
 from hpc_classify.errors import ConfigError
 from hpc_classify.stop_request import StopRequest
 from hpc_classify.warning_grace import resolve_warning_grace, warning_grace_for_lead
@@ -121,21 +117,7 @@ def _abandoned_after(tmp_path: Path, signals: dict[float, str], monkeypatch, **s
     start = clock.now
     stop = _stop(clock)
     client = _Client(clock)
-    config = RunConfig(
-        inputs=(str(tmp_path),), output=str(tmp_path), classifiers=("stored only",), **settings
-    )
-    dispatcher = Dispatcher(
-        client,
-        RunContext(
-            config=config,
-            output_dir=str(tmp_path),
-            fingerprint="f",
-            stats=RunStats(),
-            failures=FailureLog(str(tmp_path)),
-            stop=stop,
-        ),
-        progress=Progress(0, interval=60),
-    )
+    dispatcher = make_dispatcher(client, tmp_path, stop=stop, **settings)
     monkeypatch.setattr(dispatcher.watch, "check", lambda: None)
     dispatcher.in_flight = {_Future(): [_Planned()]}
 
