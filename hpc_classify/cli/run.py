@@ -175,7 +175,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--worker-wait",
         type=float,
         metavar="SECONDS",
-        help="no worker at all for this long: stop, exit 3 (resumable) (default 300; 0 waits forever)",
+        help="no worker at all for this long: stop, exit 3 (resumable); also how long a scheduler to join, and "
+        "the first worker, are waited for before exit 2 (default 300; 0 waits forever)",
     )
     run.add_argument(
         "--dask-report",

@@ -34,11 +34,16 @@ def connect(
     """Return `(client, cluster)`; `cluster` is None when joining a scheduler someone else runs (then the
     caller must not shut it down). `timeout` bounds the connection to a scheduler; a cluster whose workers
     may wait in Slurm's queue (a scheduler file or address to join, a jobqueue cluster) is waited for, its
-    scheduler file and first worker, under --worker-wait and until `stopped()` (first_worker.py: raises
-    ConnectStopped); a local cluster's workers have started when it returns."""
+    scheduler file (or address not accepting yet) and first worker, under --worker-wait and until `stopped()`
+    (first_worker.py: raises ConnectStopped); a local cluster's workers have started when it returns."""
     from distributed import Client
 
-    from hpc_classify.cluster.first_worker import WorkerWait, wait_for_first_worker, wait_for_scheduler_file
+    from hpc_classify.cluster.first_worker import (
+        WorkerWait,
+        wait_for_first_worker,
+        wait_for_scheduler_address,
+        wait_for_scheduler_file,
+    )
     from hpc_classify.cluster.scheduler_handshake import check_answers_as_scheduler
 
     wait = WorkerWait(config.worker_wait, stopped)
@@ -57,6 +62,8 @@ def connect(
     elif config.scheduler_address:
         target = f"scheduler {known_address}"
         check_protocol(config.protocol, known_address, target)
+        # A scheduler submitted as a job of its own may start after this one, as get_client waits for it too.
+        wait_for_scheduler_address(known_address, wait)
         check_answers_as_scheduler(known_address, timeout)
         client = _join(lambda: Client(known_address, timeout=timeout), target)
     elif config.cluster == "jobqueue":
