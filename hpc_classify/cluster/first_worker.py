@@ -1,5 +1,5 @@
-"""Waiting for a cluster the driver does not start itself: a scheduler file still to be written and a first
-worker still to join. Their workers (jobqueue's worker jobs, workers submitted as jobs of their own for a
+"""Waiting for a cluster the driver does not start itself: a scheduler file still to be written, a scheduler
+address not yet accepting connections, and a first worker still to join. Their workers (jobqueue's worker jobs, workers submitted as jobs of their own for a
 `--scheduler-file`) wait in Slurm's queue for as long as the cluster is busy (minutes to hours), so the driver
 waits under `--worker-wait` (0: as long as it takes), as it waits for workers later in the run, not under a
 fixed connect timeout (two minutes once: a queue wait longer than that failed the run), and never in a call
