@@ -75,6 +75,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     io = parser.add_argument_group("input and output")
     io.add_argument("--config", metavar="YAML", help="YAML file of settings (keys = long flag names)")
     io.add_argument("--input", action="append", metavar="DIR|FILE|GLOB", help="input corpus (repeatable)")
+    io.add_argument(
+        "--input-list",
+        action="append",
+        metavar="FILE",
+        help="a file naming inputs, one DIR|FILE|GLOB per line (blank lines and # comments skipped); relative "
+        "paths are read from the list file's directory, not the current one; repeatable, adds to --input",
+    )
     io.add_argument("--output", metavar="DIR", help="output directory (outputs, markers, summary)")
     io.add_argument("--output-format", choices=OUTPUT_FORMATS, help="jsonl (default) or parquet")
     io.add_argument(

@@ -10,8 +10,9 @@ YAML keys are the long flag names (dashes or underscores). Classifiers are given
         model_dir: /models/tox
 
 or, for one classifier, as top-level keys (`classifier: quality`, `model: ...`). Flags override the file:
-`--classifier` (repeatable) replaces its classifiers; the per-model flags (--model, --filter-by, ...) need
-exactly one classifier; the shared flags (--device, --batch-size, ...) apply to every classifier.
+`--classifier` (repeatable) replaces its classifiers; `--input` or `--input-list` replaces its `input` and
+`input_list` both (one setting: what to read); the per-model flags (--model, --filter-by, ...) need exactly one
+classifier; the shared flags (--device, --batch-size, ...) apply to every classifier.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ SHARED_KEYS = ("text_field", *option_names(SHARED))
 # Two spellings of one setting (autocast false is precision fp32): a flag for either overrides the file's both.
 ONE_SETTING = ("precision", "autocast")
 RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("classifiers", "inputs"))
-LIST_KEYS = ("input", "filter_by", "keep_columns", "classifier")
-TOP_LEVEL_KEYS = frozenset(("input", "classifiers", "classifier", *PER_MODEL_KEYS, *SHARED_KEYS, *RUN_KEYS))
+LIST_KEYS = ("input", "input_list", "filter_by", "keep_columns", "classifier")
+# The inputs are one setting: --input or --input-list on the command line replaces the file's both.
+INPUT_KEYS = ("input", "input_list")
+TOP_LEVEL_KEYS = frozenset(
+    (*INPUT_KEYS, "classifiers", "classifier", *PER_MODEL_KEYS, *SHARED_KEYS, *RUN_KEYS)
+)
 
 
 def load_yaml_config(path: str) -> dict[str, Any]:
@@ -124,12 +129,26 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     specs = classifier_specs(from_file, flags)
     classifiers = [classifier_from_spec(spec) for spec in specs]
     run_values = {k: flags.get(k, from_file.get(k)) for k in RUN_KEYS if k in flags or k in from_file}
-    inputs = flags.get("input", from_file.get("input")) or ()
+    inputs = run_inputs(flags if any(k in flags for k in INPUT_KEYS) else from_file)
     run_values.setdefault("output", None)  # missing: RunConfig's own error names the flag
     try:
         return RunConfig(inputs=tuple(inputs), classifiers=tuple(classifiers), **run_values)
     except TypeError as exc:  # a YAML value of the wrong kind reaching the dataclass
         raise ConfigError(f"invalid setting: {exc}") from exc
+
+
+def run_inputs(settings: dict[str, Any]) -> list[str]:
+    """The --input specs, then those of each --input-list file (io/input_list.py), in order."""
+    from hpc_classify.io.input_list import read_input_list
+
+    inputs = list(settings.get("input") or ())
+    for list_file in settings.get("input_list") or ():
+        if not isinstance(list_file, str):  # a YAML number would be taken for a file descriptor by open()
+            raise ConfigError(
+                f"input_list must name files, not {list_file!r}", hint="e.g. `input_list: shards.txt`"
+            )
+        inputs.extend(read_input_list(list_file))
+    return inputs
 
 
 def classifier_specs(from_file: dict[str, Any], flags: dict[str, Any]) -> list[dict[str, Any]]:

@@ -44,8 +44,8 @@ def refuse_renamed_outputs(
     new_out = output_relpath(example.relpath, output_format)
     old_out = output_relpath(old, output_format)
     raise ConfigError(
-        f"--input {_specs(inputs)} names {len(renamed)} file(s) that the last run into {output_dir} listed "
-        f"under another input root (--input {_specs(plan.get('inputs') or ['?'])}), so their outputs "
+        f"--input {shown_specs(inputs)} names {len(renamed)} file(s) that the last run into {output_dir} listed "
+        f"under another input root (--input {shown_specs(plan.get('inputs') or ['?'])}), so their outputs "
         f"would get other names: e.g. {example.path} is {old_out} in that run's plan, now it would be "
         f"{new_out}. Classified again under the new names, their documents would be written twice, and a "
         "new name that was another file's would be taken as done for it",
@@ -53,8 +53,15 @@ def refuse_renamed_outputs(
     )
 
 
-def _specs(specs: Iterable[str]) -> str:
-    return " ".join(os.path.abspath(spec) for spec in specs)
+# Specs named in a message: an --input-list of 20,000 shards would otherwise fill the log with one line.
+SPECS_SHOWN = 5
+
+
+def shown_specs(specs: Iterable[str]) -> str:
+    """The specs, absolute, space-separated; past SPECS_SHOWN, the first ones and how many more."""
+    specs = [os.path.abspath(spec) for spec in specs]
+    more = f" (and {len(specs) - SPECS_SHOWN} more)" if len(specs) > SPECS_SHOWN else ""
+    return " ".join(specs[:SPECS_SHOWN]) + more
 
 
 class _RealPaths:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.driver.failures import LEGACY_FAILURES_FILE
-from hpc_classify.driver.input_roots import refuse_renamed_outputs
+from hpc_classify.driver.input_roots import refuse_renamed_outputs, shown_specs
 from hpc_classify.driver.piece_files import PIECES_DIRNAME
 from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
@@ -134,8 +134,8 @@ def write_plan(output_dir: str, inputs: Sequence[str], files: Sequence[PlannedFi
             "--input differs from the last run's into %s (%s, now %s): outputs of files no longer listed are "
             "kept; use a new --output for another corpus",
             output_dir,
-            " ".join(earlier["inputs"]),
-            " ".join(plan["inputs"]),
+            shown_specs(earlier["inputs"]),
+            shown_specs(plan["inputs"]),
         )
     write_json_atomically(os.path.join(output_dir, PLAN_FILE), plan)
     return True
