@@ -201,7 +201,8 @@ def handle(args: argparse.Namespace) -> int:
         from hpc_classify.cli.run_config import config_from_args
 
         node_args, run_args = split_node_args(args)
-        config = config_from_args(parse_run_argv(run_args))
+        # Only rank 0 plans: the other ranks do not look up each entry of an --input-list.
+        config = config_from_args(parse_run_argv(run_args), check_inputs=task_rank() == 0)
         # Rank 0's stop report is written from inside, as soon as its code is known (_report_stop).
         return run_this_node(node_options(node_args, config), config, stop)
 

@@ -120,8 +120,9 @@ def _check_classifier_list(settings: dict[str, Any], path: str) -> None:
         )
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The RunConfig of parsed `run` flags (and the YAML file they name), validated."""
+def config_from_args(args: argparse.Namespace, *, check_inputs: bool = True) -> RunConfig:
+    """The RunConfig of parsed `run` flags (and the YAML file they name), validated. `check_inputs=False`:
+    entries of input lists are not looked up (see io/input_list.py)."""
     from hpc_classify.classifiers.registry import classifier_from_spec
 
     from_file = load_yaml_config(args.config) if getattr(args, "config", None) else {}
@@ -129,7 +130,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     specs = classifier_specs(from_file, flags)
     classifiers = [classifier_from_spec(spec) for spec in specs]
     run_values = {k: flags.get(k, from_file.get(k)) for k in RUN_KEYS if k in flags or k in from_file}
-    inputs = run_inputs(flags if any(k in flags for k in INPUT_KEYS) else from_file)
+    inputs = run_inputs(
+        flags if any(k in flags for k in INPUT_KEYS) else from_file, check_entries=check_inputs
+    )
     run_values.setdefault("output", None)  # missing: RunConfig's own error names the flag
     try:
         return RunConfig(inputs=tuple(inputs), classifiers=tuple(classifiers), **run_values)
@@ -137,7 +140,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise ConfigError(f"invalid setting: {exc}") from exc
 
 
-def run_inputs(settings: dict[str, Any]) -> list[str]:
+def run_inputs(settings: dict[str, Any], *, check_entries: bool = True) -> list[str]:
     """The --input specs, then those of each --input-list file (io/input_list.py), in order."""
     from hpc_classify.io.input_list import read_input_list
 
@@ -147,7 +150,7 @@ def run_inputs(settings: dict[str, Any]) -> list[str]:
             raise ConfigError(
                 f"input_list must name files, not {list_file!r}", hint="e.g. `input_list: shards.txt`"
             )
-        inputs.extend(read_input_list(list_file))
+        inputs.extend(read_input_list(list_file, check_entries=check_entries))
     return inputs
 
 

@@ -98,3 +98,20 @@ def test_messages_name_five_specs_and_count_the_rest():
     assert shown_specs(["/a", "/b"]) == "/a /b"
     assert shown_specs([f"/s{i}" for i in range(7)]) == "/s0 /s1 /s2 /s3 /s4 (and 2 more)"
     assert shown_specs(["rel"]) == os.path.abspath("rel")
+
+
+def test_unchecked_reading_gives_the_checked_specs_and_looks_up_only_glob_entries(data, monkeypatch):
+    """A job's other ranks read the list with check_entries=False (cli/node.py): the same specs as rank 0's,
+    without one metadata request per listed file."""
+    listed = data / "inputs.txt"
+    listed.write_text("./shards/\nsingle.jsonl\n../far.jsonl\nshards/*.jsonl\ngone.jsonl\n")
+    looked_up = []
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: looked_up.append(str(p)) or real_exists(p))
+
+    unchecked = read_input_list(str(listed), check_entries=False)
+
+    assert looked_up == [str(data / "shards/*.jsonl")]
+    assert unchecked[-1] == str(data / "gone.jsonl")  # not refused: rank 0 refuses it
+    listed.write_text("./shards/\nsingle.jsonl\n../far.jsonl\nshards/*.jsonl\n")
+    assert read_input_list(str(listed), check_entries=False) == read_input_list(str(listed)) == unchecked[:-1]
