@@ -14,7 +14,17 @@ from hpc_classify.errors import HpcClassifyError
 from hpc_classify.stop_request import WARNING_SIGNALS
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `handler=fn(args) -> int`.
-SUBCOMMAND_MODULES = ("run", "status", "report", "demo", "bench", "fetch_models", "node", "submit")
+SUBCOMMAND_MODULES = (
+    "run",
+    "status",
+    "report",
+    "unify_schema",
+    "demo",
+    "bench",
+    "fetch_models",
+    "node",
+    "submit",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

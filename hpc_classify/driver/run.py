@@ -2,7 +2,8 @@
 
 Steps: list the inputs; take the output directory's lock; bring the directory in line with this run
 (driver/run_start.py: fingerprint, changed inputs, plan; files with a completion marker are skipped);
-connect to (or start) the cluster; stream the rest through it (driver/dispatch.py); write `_summary.json`. Exit codes are in
+connect to (or start) the cluster; stream the rest through it (driver/dispatch.py); give a complete Parquet run's
+outputs one schema (driver/output_schema.py); write `_summary.json`. Exit codes are in
 hpc_classify/exit_codes.py. What a caller above the driver adds to a run (the report: hpc_classify/api.py) comes
 in as `RunHooks`.
 """
@@ -27,6 +28,7 @@ from hpc_classify.driver.dispatch import Dispatcher
 from hpc_classify.driver.failures import FailureLog
 from hpc_classify.driver.fingerprint import compute_run_fingerprint
 from hpc_classify.driver.lock import LOCK_LOST, RunLock
+from hpc_classify.driver.output_schema import after_run, before_classifying
 from hpc_classify.driver.pieces import default_piece_bytes
 from hpc_classify.driver.plan import PlannedFile, list_input_files
 from hpc_classify.driver.progress import Progress
@@ -166,6 +168,7 @@ def _run_locked(
     if pending and stop.requested:
         logger.warning("%s received before classifying began: nothing submitted", stop.signal_name)
     elif pending:
+        before_classifying(config.output_format, output_dir)
         cluster_info = _classify(context, pending, caller) or cluster_info  # None: stopped before a cluster
     finished_anyway = stop.requested and stats.files_remaining == 0
     if finished_anyway:  # the stop came, but the files in flight finished within the grace period
@@ -184,6 +187,7 @@ def _run_locked(
     else:
         exit_code = exit_codes.OK
     interrupted_by = None if finished_anyway else stop.signal_name
+    output_schema = after_run(context, exit_code)  # a complete Parquet run's outputs: one schema
     summary = build_summary(
         stats,
         started=started,
@@ -193,6 +197,8 @@ def _run_locked(
         fingerprint=fingerprint,
         cluster=cluster_info,
     )
+    if output_schema is not None:
+        summary["output_schema"] = output_schema
     if stop.signal_name == LOCK_LOST:
         # The directory is another run's now: its summary and report are its own to write.
         logger.error("the output directory's lock was taken over: no summary or report written by this run")

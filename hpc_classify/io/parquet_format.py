@@ -223,7 +223,7 @@ class ParquetFormat:
         the other's type)."""
         import pyarrow.parquet as pq
 
-        return _unify([pq.read_schema(path) for path in paths])
+        return unify_schemas([pq.read_schema(path) for path in paths])
 
     def has_schema(self, path: str, schema: Any) -> bool:
         """The file's columns are `schema`'s, in order and types (metadata aside): it needs no rewrite."""
@@ -239,7 +239,10 @@ def _row_group_bytes(meta: Any) -> int:
     return max(uncompressed, sum(c.total_compressed_size for c in columns))
 
 
-def _unify(schemas: Sequence[Any]) -> Any:
+def unify_schemas(schemas: Sequence[Any]) -> Any:
+    """One schema for files of one dataset: pyarrow's permissive unification (a column all null in one
+    takes the other's type, int64 and double give double, a struct gains the fields of each); a
+    DataLayoutError naming the first column of no common type."""
     import pyarrow as pa
 
     try:

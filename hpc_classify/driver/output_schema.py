@@ -1,0 +1,179 @@
+"""One schema for an output directory's Parquet files, once every planned file is done.
+
+Each output is written with the column types of its own rows, so files of one run can differ (a field null in
+all of one shard's rows, `1` in one and `1.5` in another, a key only in later shards), and readers of the
+directory (`pd.read_parquet`, `pyarrow.dataset`, dask) then fail to merge them or silently keep the first
+file's columns. At the end of a complete Parquet run (and by `hpc-classify unify-schema --output DIR`) the
+outputs that the markers name are brought to one schema (io/parquet_dataset.py: footers read, unified,
+the files that differ rewritten atomically with safe casts only), each rewritten file's marker gets its new
+`output_size`, and `DIR/_common_metadata` holds the schema. A column of no common type (text in one file,
+int64 in another) leaves every file as it is: the log and `_summary.json` name it and its files, and no
+`_common_metadata` is written. Nothing here changes a run's exit code.
+
+Kill-safe and idempotent: every rewrite is atomic, the next pass rewrites what is left and sets the
+`output_size` of any marker a kill left stale; a directory already unified is read (markers and footers)
+and not written but for `_common_metadata`. A run that classifies anything first removes `_common_metadata`,
+which would no longer describe the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hpc_classify import exit_codes
+from hpc_classify.driver.lost_outputs import output_of_marker
+from hpc_classify.driver.run_context import RunContext
+from hpc_classify.errors import HpcClassifyError
+from hpc_classify.io.formats import PARQUET
+from hpc_classify.io.markers import CompletionMarker, iter_markers_with_relpaths, marker_path, write_marker
+from hpc_classify.io.parquet_dataset import (
+    COMMON_METADATA,
+    Clash,
+    conform_file,
+    plan_schema,
+    remove_common_metadata,
+    write_common_metadata,
+)
+
+logger = logging.getLogger(__name__)
+
+UNREADABLE_NAMED = 10  # unreadable outputs named in the summary (all are counted)
+
+
+@dataclass
+class SchemaOutcome:
+    """What one pass did; `to_summary` is `_summary.json`'s `output_schema`."""
+
+    files: int = 0
+    rewritten: int = 0
+    markers_updated: int = 0
+    clashes: list[Clash] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # relpath -> why its footer could not be read
+    common_metadata: str | None = None  # its path, once written
+    stopped: bool = False  # a stop came before every file was rewritten: the next pass finishes
+    seconds: float = 0.0
+
+    def to_summary(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "rewritten": self.rewritten,
+            "markers_updated": self.markers_updated,
+            "clashes": [c.to_dict() for c in self.clashes],
+            "unreadable": dict(list(self.unreadable.items())[:UNREADABLE_NAMED]),
+            "unreadable_count": len(self.unreadable),
+            "common_metadata": self.common_metadata,
+            "stopped": self.stopped,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def before_classifying(output_format: str, output_dir: str) -> None:
+    """A Parquet run about to write outputs: `_common_metadata` may no longer describe them, so it goes."""
+    if output_format == PARQUET.name and remove_common_metadata(output_dir):
+        logger.info("removed %s: rewritten when every file is done", COMMON_METADATA)
+
+
+def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
+    """The `output_schema` of a run's summary: a complete Parquet run's outputs unified (None: not a
+    Parquet run, or files failed or remain). An error here (disk full) is logged, never the run's."""
+    if context.config.output_format != PARQUET.name or exit_code != exit_codes.OK:
+        return None
+    try:
+        return unify_output_schemas(context.output_dir, stopped=lambda: context.stop.requested).to_summary()
+    except (HpcClassifyError, OSError) as exc:
+        logger.error("the Parquet outputs were not brought to one schema: %s; HINT: rerun to finish", exc)
+        return {"error": str(exc)}
+
+
+def unify_output_schemas(output_dir: str, *, stopped: Callable[[], bool] = lambda: False) -> SchemaOutcome:
+    """Bring the Parquet outputs the markers of `output_dir` name to one schema (see the module's doc);
+    `stopped`: asked before each rewrite (a stop signal, a lost lock), which then leaves the rest."""
+    started = time.monotonic()
+    outputs: dict[str, tuple[str, CompletionMarker]] = {}  # output path -> (input relpath, marker)
+    for relpath, marker in iter_markers_with_relpaths(output_dir):
+        if marker.output_path.endswith(PARQUET.output_suffix):  # "": the file had no output row
+            outputs[os.path.join(output_dir, output_of_marker(relpath, marker.output_path))] = (
+                relpath,
+                marker,
+            )
+    plan = plan_schema(sorted(outputs))
+    outcome = SchemaOutcome(
+        files=len(outputs),
+        clashes=[_relative(c, output_dir) for c in plan.clashes],
+        unreadable={os.path.relpath(p, output_dir): why for p, why in plan.unreadable.items()},
+    )
+    for path in plan.to_rewrite if plan.schema is not None else ():
+        if stopped():
+            outcome.stopped = True
+            break
+        clash = conform_file(path, plan.schema)
+        if clash is None:
+            outcome.rewritten += 1
+        else:
+            outcome.clashes.append(_relative(clash, output_dir))
+    for path, (relpath, marker) in outputs.items():
+        outcome.markers_updated += _record_size(output_dir, relpath, marker, path)
+    if plan.schema is not None and not (outcome.clashes or outcome.unreadable or outcome.stopped):
+        outcome.common_metadata = write_common_metadata(output_dir, plan.schema)
+    else:
+        remove_common_metadata(output_dir)
+    outcome.seconds = time.monotonic() - started
+    _log(outcome, len(plan.to_rewrite))
+    return outcome
+
+
+def _record_size(output_dir: str, relpath: str, marker: CompletionMarker, path: str) -> bool:
+    """Set the marker's `output_size` to its output's size (rewritten, or a kill came before its marker was);
+    whether it changed."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:  # named among the unreadable
+        return False
+    if marker.output_size == size:
+        return False
+    write_marker(marker_path(output_dir, relpath), replace(marker, output_size=size))
+    return True
+
+
+def _relative(clash: Clash, output_dir: str) -> Clash:
+    named = {
+        kind: [os.path.relpath(p, output_dir) for p in paths] for kind, paths in clash.files_by_type.items()
+    }
+    return replace(clash, files_by_type=named)
+
+
+def _log(outcome: SchemaOutcome, differing: int) -> None:
+    if outcome.unreadable:
+        named = ", ".join(list(outcome.unreadable)[:UNREADABLE_NAMED])
+        logger.error(
+            "%d Parquet output(s) could not be read (left out of the common schema): %s",
+            len(outcome.unreadable),
+            named,
+        )
+    if outcome.clashes:
+        logger.warning(
+            "the Parquet outputs keep their own schemas (no %s written): %s; HINT: give each such column one "
+            "type in the inputs, or read the files one at a time",
+            COMMON_METADATA,
+            "; ".join(c.describe() for c in outcome.clashes),
+        )
+    elif outcome.stopped:
+        logger.warning(
+            "stopped while bringing the Parquet outputs to one schema (%d of %d rewritten); the next run, or "
+            "`hpc-classify unify-schema`, finishes it",
+            outcome.rewritten,
+            differing,
+        )
+    elif outcome.common_metadata is not None:
+        logger.info(
+            "the %d Parquet output(s) share one schema (%d rewritten to it, %.1f s); written %s",
+            outcome.files,
+            outcome.rewritten,
+            outcome.seconds,
+            outcome.common_metadata,
+        )

@@ -1,0 +1,143 @@
+"""driver/output_schema.py over real files and markers, no cluster: a kill in the middle of the rewrites leaves
+every output whole (old or new) and the next pass finishes, markers included; a value the unified type cannot
+hold exactly leaves its file as written; a pass over a unified directory writes nothing but its schema."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hpc_classify.driver import output_schema
+from hpc_classify.driver.output_schema import before_classifying, unify_output_schemas
+from hpc_classify.io import writers
+from hpc_classify.io.markers import CompletionMarker, marker_path, read_marker, write_marker
+
+TABLES = {
+    "a": {"id": [0, 1], "x": [1, 2], "maybe": pa.nulls(2)},
+    "b": {"id": [2], "x": [2.5], "maybe": ["m"], "late_key": ["L"]},
+    "c": {"id": [3, 4], "x": [3, 4], "maybe": pa.nulls(2), "meta": [{"k": 1}, {"k": 2}]},
+    "d": {"id": [5], "x": [5], "maybe": pa.nulls(1), "meta": [{"k": 3, "extra": "e"}]},
+}
+
+
+def _outputs(out: Path, tables: dict[str, dict]) -> None:
+    """Outputs and their markers as a run writes them (a `name.jsonl` input each)."""
+    for name, columns in tables.items():
+        path = out / f"{name}.parquet"
+        pq.write_table(pa.table(columns), path)
+        marker = CompletionMarker(
+            input_path=f"/in/{name}.jsonl",
+            input_size=1,
+            input_mtime=0.0,
+            output_path=str(path),
+            rows_in=len(columns["id"]),
+            rows_out=len(columns["id"]),
+            rows_bad=0,
+            label_counts={},
+            seconds=0.0,
+            node="n",
+            worker="w",
+            fingerprint="f",
+            output_size=path.stat().st_size,
+        )
+        write_marker(marker_path(str(out), f"{name}.jsonl"), marker)
+
+
+def _rows(out: Path) -> list[dict]:
+    frame = pd.read_parquet(out).sort_values("id")
+    return [{k: (None if v is None or v != v else v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def _marker_sizes_match(out: Path) -> bool:
+    return all(
+        read_marker(marker_path(str(out), f"{name}.jsonl")).output_size
+        == (out / f"{name}.parquet").stat().st_size
+        for name in TABLES
+    )
+
+
+EXPECTED = [
+    {"id": 0, "x": 1.0, "maybe": None, "late_key": None, "meta": None},
+    {"id": 1, "x": 2.0, "maybe": None, "late_key": None, "meta": None},
+    {"id": 2, "x": 2.5, "maybe": "m", "late_key": "L", "meta": None},
+    {"id": 3, "x": 3.0, "maybe": None, "late_key": None, "meta": {"k": 1, "extra": None}},
+    {"id": 4, "x": 4.0, "maybe": None, "late_key": None, "meta": {"k": 2, "extra": None}},
+    {"id": 5, "x": 5.0, "maybe": None, "late_key": None, "meta": {"k": 3, "extra": "e"}},
+]
+
+
+def test_a_kill_during_the_rewrites_leaves_whole_files_and_the_next_pass_finishes(tmp_path, monkeypatch):
+    _outputs(tmp_path, TABLES)
+    real_replace, renames = os.replace, []
+
+    def replace_but_the_second_output(src, dst):
+        if str(dst).endswith(".parquet"):
+            renames.append(dst)
+            if len(renames) == 2:
+                raise KeyboardInterrupt  # the kill, at the rename of the second rewritten output
+        real_replace(src, dst)
+
+    monkeypatch.setattr(writers.os, "replace", replace_but_the_second_output)
+    with pytest.raises(KeyboardInterrupt):
+        unify_output_schemas(str(tmp_path))
+    monkeypatch.setattr(writers.os, "replace", real_replace)
+
+    assert len(renames) == 2
+    assert not [p for p in tmp_path.iterdir() if writers.is_temp_file(p.name)]
+    assert not (tmp_path / "_common_metadata").exists()
+    for name in TABLES:  # each whole: the first rewritten, the others as written
+        assert pq.read_table(tmp_path / f"{name}.parquet").num_rows == len(TABLES[name]["id"])
+
+    outcome = unify_output_schemas(str(tmp_path))
+
+    assert (outcome.files, outcome.rewritten, outcome.clashes, outcome.stopped) == (4, 3, [], False)
+    assert outcome.markers_updated == 4  # the 3 rewritten now, and the one the kill left with its old size
+    assert _rows(tmp_path) == EXPECTED
+    schema = pq.read_schema(tmp_path / "_common_metadata")
+    assert schema.names == ["id", "x", "maybe", "late_key", "meta"]
+    assert all(pq.read_schema(tmp_path / f"{n}.parquet").equals(schema) for n in TABLES)
+    assert _marker_sizes_match(tmp_path)
+
+
+def test_a_unified_directory_is_only_read(tmp_path, monkeypatch):
+    _outputs(tmp_path, TABLES)
+    unify_output_schemas(str(tmp_path))
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.parquet")}
+    written = []
+    monkeypatch.setattr(output_schema, "conform_file", lambda path, schema: written.append(path))
+
+    outcome = unify_output_schemas(str(tmp_path))
+
+    assert (outcome.rewritten, outcome.markers_updated, written) == (0, 0, [])
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.parquet")} == before
+    assert outcome.common_metadata == str(tmp_path / "_common_metadata")
+
+
+def test_an_int_a_double_cannot_hold_exactly_leaves_its_file_as_written(tmp_path):
+    big = 2**53 + 1
+    _outputs(tmp_path, {"a": {"id": [0], "x": [big]}, "b": {"id": [1], "x": [0.5]}})
+    written = (tmp_path / "a.parquet").read_bytes()
+
+    outcome = unify_output_schemas(str(tmp_path))
+
+    (clash,) = outcome.clashes
+    assert (clash.column, clash.files_by_type) == ("x", {"int64": ["a.parquet"]})
+    assert clash.reason.startswith("values of a.parquet do not fit double exactly: ")
+    assert (tmp_path / "a.parquet").read_bytes() == written
+    assert pq.read_table(tmp_path / "a.parquet")["x"].to_pylist() == [big]
+    assert outcome.common_metadata is None and not (tmp_path / "_common_metadata").exists()
+
+
+def test_a_run_about_to_write_parquet_removes_the_schema_it_may_outdate(tmp_path):
+    _outputs(tmp_path, TABLES)
+    unify_output_schemas(str(tmp_path))
+
+    before_classifying("jsonl", str(tmp_path))
+    assert (tmp_path / "_common_metadata").exists()
+    before_classifying("parquet", str(tmp_path))
+    assert not (tmp_path / "_common_metadata").exists()
