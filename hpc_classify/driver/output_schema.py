@@ -43,6 +43,10 @@ from hpc_classify.io.parquet_dataset import (
 logger = logging.getLogger(__name__)
 
 UNREADABLE_NAMED = 10  # unreadable outputs named in the summary (all are counted)
+# What the end of a run rewrites itself: a minute or two of one process's I/O. Past it (a key in a few late
+# shards is a column every other file lacks: the whole output copied) the job would hold its nodes for hours
+# for a serial copy, so the run ends and says to run `hpc-classify unify-schema`, which has no limit.
+RUN_REWRITE_BYTES = 4 << 30
 
 
 @dataclass
@@ -56,6 +60,7 @@ class SchemaOutcome:
     unreadable: dict[str, str] = field(default_factory=dict)  # relpath -> why its footer could not be read
     common_metadata: str | None = None  # its path, once written
     stopped: bool = False  # a stop came before every file was rewritten: the next pass finishes
+    deferred_bytes: int = 0  # the rewrites were left to `hpc-classify unify-schema`: this many bytes to copy
     seconds: float = 0.0
 
     def to_summary(self) -> dict[str, Any]:
@@ -68,6 +73,7 @@ class SchemaOutcome:
             "unreadable_count": len(self.unreadable),
             "common_metadata": self.common_metadata,
             "stopped": self.stopped,
+            "deferred_bytes": self.deferred_bytes,
             "seconds": round(self.seconds, 3),
         }
 
@@ -83,16 +89,30 @@ def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
     Parquet run, or files failed or remain). An error here (disk full) is logged, never the run's."""
     if context.config.output_format != PARQUET.name or exit_code != exit_codes.OK:
         return None
+    if context.stop.requested:  # finished within the stop's grace: the job's last seconds are not for this
+        logger.warning(
+            "the Parquet outputs were not brought to one schema (%s received): the next run does it, or "
+            "`hpc-classify unify-schema --output %s`",
+            context.stop.signal_name,
+            context.output_dir,
+        )
+        return {"skipped": context.stop.signal_name}
     try:
-        return unify_output_schemas(context.output_dir, stopped=lambda: context.stop.requested).to_summary()
+        outcome = unify_output_schemas(
+            context.output_dir, stopped=lambda: context.stop.requested, rewrite_limit=RUN_REWRITE_BYTES
+        )
+        return outcome.to_summary()
     except (HpcClassifyError, OSError) as exc:
         logger.error("the Parquet outputs were not brought to one schema: %s; HINT: rerun to finish", exc)
         return {"error": str(exc)}
 
 
-def unify_output_schemas(output_dir: str, *, stopped: Callable[[], bool] = lambda: False) -> SchemaOutcome:
+def unify_output_schemas(
+    output_dir: str, *, stopped: Callable[[], bool] = lambda: False, rewrite_limit: int | None = None
+) -> SchemaOutcome:
     """Bring the Parquet outputs the markers of `output_dir` name to one schema (see the module's doc);
-    `stopped`: asked before each rewrite (a stop signal, a lost lock), which then leaves the rest."""
+    `stopped`: asked before each rewrite (a stop signal, a lost lock), which then leaves the rest;
+    `rewrite_limit`: more bytes than this to rewrite are left (`deferred_bytes`), none rewritten."""
     started = time.monotonic()
     outputs: dict[str, tuple[str, CompletionMarker]] = {}  # output path -> (input relpath, marker)
     for relpath, marker in iter_markers_with_relpaths(output_dir):
@@ -107,7 +127,11 @@ def unify_output_schemas(output_dir: str, *, stopped: Callable[[], bool] = lambd
         clashes=[_relative(c, output_dir) for c in plan.clashes],
         unreadable={os.path.relpath(p, output_dir): why for p, why in plan.unreadable.items()},
     )
-    for path in plan.to_rewrite if plan.schema is not None else ():
+    to_rewrite = plan.to_rewrite if plan.schema is not None else []
+    to_copy = sum(_size(outputs[path][1], path) for path in to_rewrite)
+    if rewrite_limit is not None and to_copy > rewrite_limit:
+        outcome.deferred_bytes, to_rewrite = to_copy, []
+    for path in to_rewrite:
         if stopped():
             outcome.stopped = True
             break
@@ -118,13 +142,24 @@ def unify_output_schemas(output_dir: str, *, stopped: Callable[[], bool] = lambd
             outcome.clashes.append(_relative(clash, output_dir))
     for path, (relpath, marker) in outputs.items():
         outcome.markers_updated += _record_size(output_dir, relpath, marker, path)
-    if plan.schema is not None and not (outcome.clashes or outcome.unreadable or outcome.stopped):
+    if plan.schema is not None and not (
+        outcome.clashes or outcome.unreadable or outcome.stopped or outcome.deferred_bytes
+    ):
         outcome.common_metadata = write_common_metadata(output_dir, plan.schema)
     else:
         remove_common_metadata(output_dir)
     outcome.seconds = time.monotonic() - started
-    _log(outcome, len(plan.to_rewrite))
+    _log(outcome, len(plan.to_rewrite), output_dir)
     return outcome
+
+
+def _size(marker: CompletionMarker, path: str) -> int:
+    if marker.output_size is not None:
+        return marker.output_size
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _record_size(output_dir: str, relpath: str, marker: CompletionMarker, path: str) -> bool:
@@ -147,7 +182,7 @@ def _relative(clash: Clash, output_dir: str) -> Clash:
     return replace(clash, files_by_type=named)
 
 
-def _log(outcome: SchemaOutcome, differing: int) -> None:
+def _log(outcome: SchemaOutcome, differing: int, output_dir: str) -> None:
     if outcome.unreadable:
         named = ", ".join(list(outcome.unreadable)[:UNREADABLE_NAMED])
         logger.error(
@@ -161,6 +196,16 @@ def _log(outcome: SchemaOutcome, differing: int) -> None:
             "type in the inputs, or read the files one at a time",
             COMMON_METADATA,
             "; ".join(c.describe() for c in outcome.clashes),
+        )
+    elif outcome.deferred_bytes:
+        logger.warning(
+            "the Parquet outputs keep their own schemas: %d of %d file(s) differ, %.1f GiB to rewrite, more "
+            "than a run's end does itself; HINT: run `hpc-classify unify-schema --output %s` (one process, "
+            "e.g. a one-node job) to give them one schema",
+            differing,
+            outcome.files,
+            outcome.deferred_bytes / (1 << 30),
+            output_dir,
         )
     elif outcome.stopped:
         logger.warning(

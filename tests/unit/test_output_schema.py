@@ -141,3 +141,44 @@ def test_a_run_about_to_write_parquet_removes_the_schema_it_may_outdate(tmp_path
     assert (tmp_path / "_common_metadata").exists()
     before_classifying("parquet", str(tmp_path))
     assert not (tmp_path / "_common_metadata").exists()
+
+
+def test_a_run_that_finished_within_a_stops_grace_leaves_the_schema_to_the_next(tmp_path, caplog):
+    """A stop signal's last seconds go to the summary and the requeue, not to reading every footer."""
+    from hpc_classify.driver.output_schema import after_run
+    from hpc_classify.stop_request import StopRequest
+    from tests.unit.fake_dispatcher import run_context
+
+    _outputs(tmp_path, TABLES)
+    before = {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES}
+    stop = StopRequest(())
+    stop.request("SIGUSR1")
+
+    outcome = after_run(run_context(tmp_path, stop=stop, output_format="parquet"), 0)
+
+    assert outcome == {"skipped": "SIGUSR1"}
+    assert {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES} == before
+    assert not (tmp_path / "_common_metadata").exists()
+    assert f"`hpc-classify unify-schema --output {tmp_path}`" in caplog.text
+    # Each file lacks a column another has: every one is rewritten by the next run.
+    assert after_run(run_context(tmp_path, output_format="parquet"), 0)["rewritten"] == len(TABLES)
+
+
+def test_more_to_rewrite_than_a_runs_end_does_is_left_to_the_command(tmp_path, monkeypatch, caplog):
+    """A run's end does not hold the job's nodes for a serial copy of the whole output."""
+    from hpc_classify.driver.output_schema import after_run
+    from tests.unit.fake_dispatcher import run_context
+
+    _outputs(tmp_path, TABLES)
+    before = {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES}
+    total = sum(len(data) for data in before.values())  # every file lacks a column another has
+    monkeypatch.setattr(output_schema, "RUN_REWRITE_BYTES", total - 1)
+
+    outcome = after_run(run_context(tmp_path, output_format="parquet"), 0)
+
+    assert (outcome["rewritten"], outcome["deferred_bytes"], outcome["common_metadata"]) == (0, total, None)
+    assert {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES} == before
+    assert f"`hpc-classify unify-schema --output {tmp_path}`" in caplog.text
+    monkeypatch.setattr(output_schema, "RUN_REWRITE_BYTES", total)
+    assert after_run(run_context(tmp_path, output_format="parquet"), 0)["rewritten"] == len(TABLES)
+    assert (tmp_path / "_common_metadata").exists()
