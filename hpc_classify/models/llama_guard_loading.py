@@ -103,6 +103,8 @@ def load_adapter_strictly(base: Any, adapter_dir: Path) -> Any:
     from hpc_classify.models.checkpoint import refuse_key_mismatch
 
     weights = adapter_dir / ADAPTER_WEIGHTS
+    if not weights.is_file():  # else peft takes the directory for a hub id: an error about the hub
+        raise CheckpointFormatError(f"{weights} is missing", hint=ADAPTER_HINT)
     config = PeftConfig.from_pretrained(str(adapter_dir))
     config.inference_mode = True
     peft_class = MODEL_TYPE_TO_PEFT_MODEL_MAPPING.get(config.task_type, PeftModel)
@@ -123,11 +125,13 @@ def load_adapter_strictly(base: Any, adapter_dir: Path) -> Any:
 
     # Older peft lists every base-model key as missing too: only the adapter's own (its name in them) count.
     missing = [as_saved(k) for k in result.missing_keys if ADAPTER_NAME in k.split(".")]
+    targets = config.target_modules  # a list, or one regular expression
+    targets = sorted(targets) if isinstance(targets, list | set | tuple) else repr(targets)
     refuse_key_mismatch(
         missing,
         result.unexpected_keys,
         weights,
-        f"those of adapter_config.json's target modules ({sorted(config.target_modules or ())}) in the base model",
+        f"those of adapter_config.json's target modules ({targets}) in the base model",
         ADAPTER_HINT,
     )
     return model

@@ -140,6 +140,17 @@ def test_an_adapter_missing_a_weight_is_refused_not_left_at_its_init(tmp_path: P
     assert "adapter_config.json's target modules (['q_proj', 'v_proj'])" in info.value.hint
 
 
+def test_an_adapter_without_its_weights_file_is_refused_naming_it(tmp_path: Path):
+    """peft took the directory for a hub id then: an error about the hub, not the missing file."""
+    base_dir, adapter_dir = save_tiny_guard(tmp_path)
+    path = adapter_dir / "adapter_model.safetensors"
+    path.unlink()
+    with pytest.raises(CheckpointFormatError) as info:
+        load_llama_guard(base_dir, adapter_dir, torch.device("cpu"), torch.float32)
+    assert str(info.value).splitlines()[0] == f"{path} is missing"
+    assert "hpc-classify fetch-models" in info.value.hint
+
+
 def test_an_adapter_with_a_weight_of_another_module_is_refused(tmp_path: Path):
     """A tensor under another target module's name: peft alone drops it and keeps the zero B it replaces."""
     base_dir, adapter_dir = save_tiny_guard(tmp_path)
