@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpc_classify.errors import CheckpointFormatError
 from hpc_classify.models.hub import read_json_file
+from hpc_classify.models.llama_guard import ADAPTER_WEIGHTS
 from hpc_classify.models.llama_guard_weights import cached_repo_id, require_base_weights
 
 if TYPE_CHECKING:
@@ -26,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 GUARD_LAYERS = ("input_layer", "hidden_layer_0", "hidden_layer_1", "hidden_layer_2")
 LARGE_MODEL_PARAMETERS = 1_000_000_000  # on a CPU, a model this large is warned about
+ADAPTER_NAME = "default"  # peft's, as PeftModel.from_pretrained names the one adapter
+# transformers logs its own report of missing keys here ("newly initialized"): held during the load
+TRANSFORMERS_LOAD_LOGGER = "transformers.modeling_utils"
 
 
 @dataclass
@@ -53,7 +59,6 @@ def load_llama_guard(
     base_dir: str | Path, adapter_dir: str | Path, device: torch.device, dtype: torch.dtype
 ) -> LoadedLlamaGuard:
     """The base model with the LoRA adapter and the tokenizer, on `device` in `dtype`."""
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from hpc_classify.models.checkpoint import check_tokenizer_fits, refuse_key_mismatch
@@ -62,13 +67,16 @@ def load_llama_guard(
     require_base_weights(cached_repo_id(base_dir) or str(base_dir), base_dir)  # not a raw FileNotFoundError
     tokenizer = load_llama_guard_tokenizer(base_dir)  # first: a missing one is refused before 13 GB load
     placement = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
-    base, info = AutoModelForCausalLM.from_pretrained(
-        str(base_dir), dtype=dtype, output_loading_info=True, **placement
-    )
-    # A weight missing from the files would be random, another in every worker; unexpected ones change nothing.
-    refuse_key_mismatch(
-        info["missing_keys"], (), base_dir, "those of config.json's architecture (model.*, lm_head.*)"
-    )
+    with held_warnings(TRANSFORMERS_LOAD_LOGGER) as release:
+        base, info = AutoModelForCausalLM.from_pretrained(
+            str(base_dir), dtype=dtype, output_loading_info=True, **placement
+        )
+        # A weight missing from the files would be random, another in every worker; unexpected ones change
+        # nothing. Refused, the error names the keys: transformers' "newly initialized" report is dropped.
+        refuse_key_mismatch(
+            info["missing_keys"], (), base_dir, "those of config.json's architecture (model.*, lm_head.*)"
+        )
+        release()
     check_tokenizer_fits(tokenizer, base.get_input_embeddings().num_embeddings, base_dir)
     parameters = sum(p.numel() for p in base.parameters())
     if device.type == "cpu" and parameters >= LARGE_MODEL_PARAMETERS:
@@ -78,9 +86,88 @@ def load_llama_guard(
             base_dir.name,
             parameters / 1e9,
         )
-    model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False).to(device).eval()
+    model = load_adapter_strictly(base, adapter_dir).to(device).eval()
     logger.info("loaded %s + adapter %s on %s (%s)", base_dir, adapter_dir, device, dtype)
     return LoadedLlamaGuard(model, tokenizer, device, dtype)
+
+
+def load_adapter_strictly(base: Any, adapter_dir: Path) -> Any:
+    """`base` with `adapter_dir`'s adapter, built as `peft.PeftModel.from_pretrained` builds it (unmerged, not
+    trainable) but strict: peft leaves an adapter weight missing from the file at its init (LoRA B = 0: the
+    adapter silently a no-op, every document scored by the bare base model) and drops a key the model lacks
+    (another target module, another base model). Either, or a shape or target module that does not fit the
+    base model, is a CheckpointFormatError naming the file and the keys (as saved in it)."""
+    from peft import PeftConfig, PeftModel
+    from peft.auto import MODEL_TYPE_TO_PEFT_MODEL_MAPPING
+
+    from hpc_classify.models.checkpoint import refuse_key_mismatch
+
+    weights = adapter_dir / ADAPTER_WEIGHTS
+    if not weights.is_file():  # else peft takes the directory for a hub id: an error about the hub
+        raise CheckpointFormatError(f"{weights} is missing", hint=ADAPTER_HINT)
+    config = PeftConfig.from_pretrained(str(adapter_dir))
+    config.inference_mode = True
+    peft_class = MODEL_TYPE_TO_PEFT_MODEL_MAPPING.get(config.task_type, PeftModel)
+    try:
+        model = peft_class(base, config, ADAPTER_NAME)
+        # from_pretrained discards this result (it only warns of missing keys): hence the two steps
+        result = model.load_adapter(str(adapter_dir), ADAPTER_NAME, is_trainable=False)
+    except (ValueError, RuntimeError) as error:  # target modules not in the model, shapes of another model
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        raise CheckpointFormatError(
+            f"{weights}: the LoRA adapter does not fit the base model ({type(error).__name__}: "
+            f"{' '.join(lines[:3])})",
+            hint=ADAPTER_HINT,
+        ) from None
+
+    def as_saved(key: str) -> str:  # peft inserts the adapter's name into the model's keys, not the file's
+        return ".".join(part for part in key.split(".") if part != ADAPTER_NAME)
+
+    # Older peft lists every base-model key as missing too: only the adapter's own (its name in them) count.
+    missing = [as_saved(k) for k in result.missing_keys if ADAPTER_NAME in k.split(".")]
+    targets = config.target_modules  # a list, or one regular expression
+    targets = sorted(targets) if isinstance(targets, list | set | tuple) else repr(targets)
+    refuse_key_mismatch(
+        missing,
+        result.unexpected_keys,
+        weights,
+        f"those of adapter_config.json's target modules ({targets}) in the base model",
+        ADAPTER_HINT,
+    )
+    return model
+
+
+ADAPTER_HINT = (
+    "the adapter file must hold every weight of the adapter its adapter_config.json describes, for this base "
+    "model (an Aegis adapter: meta-llama/LlamaGuard-7b); re-run `hpc-classify fetch-models` if it came from the "
+    "hub, else copy it again"
+)
+
+
+@contextmanager
+def held_warnings(name: str) -> Iterator[Any]:
+    """Hold the warnings logged to logger `name` in the block; the block calls the function it gets to let them
+    out (loaded as it should be). Left unreleased (our error replaces them), they are dropped."""
+    held: list[logging.LogRecord] = []
+    target = logging.getLogger(name)
+
+    def hold(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        held.append(record)
+        return False
+
+    def release() -> None:
+        target.removeFilter(hold)
+        for record in held:
+            target.handle(record)
+        held.clear()
+
+    target.addFilter(hold)
+    try:
+        yield release
+    finally:
+        target.removeFilter(hold)
 
 
 def _guard_net_class() -> type:

@@ -275,3 +275,33 @@ def test_autocast_stays_within_bf16_tolerance(tiny_llama_guard, tiny_guard_net):
         auto = guard()
         assert auto[column].tolist() == a[column].tolist()  # auto: fp32 here, the same computation
         assert auto["is_poisoned"].tolist() == a["is_poisoned"].tolist()
+
+
+def test_an_adapter_missing_a_weight_fails_every_file_naming_the_key(tmp_path, corpus, tiny_llama_guard):
+    """peft alone left that LoRA B at zero: documents scored by a partly bare LlamaGuard, exit 0. Now the
+    worker's load is refused before any document is scored: every file failed with the key, exit 1."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    base, good = tiny_llama_guard
+    adapter = tmp_path / "adapter"
+    shutil.copytree(good, adapter)
+    weights = adapter / "adapter_model.safetensors"
+    key = "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight"
+    state = load_file(str(weights))
+    save_file({k: v for k, v in state.items() if k != key}, str(weights))
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"input: {corpus}\noutput: {tmp_path / 'out'}\nworkers: 1\nthreads_per_worker: 1\ndevice: cpu\n"
+        f"classifiers:\n  - classifier: {AEGIS_CLASS}\n    base_model: {base}\n    model: {adapter}\n"
+        "    autocast: false\n"
+    )
+    proc = run_cli(["run", "--config", str(config)])
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert output_files(tmp_path / "out") == {}
+    failures = [json.loads(line) for line in (tmp_path / "out" / "_failures.ndjson").read_text().splitlines()]
+    assert sorted(f["relpath"] for f in failures) == ["a.jsonl", "b.jsonl"]
+    want = f"{weights}: weights do not match the classifier built from its config: 1 missing key(s) ['{key}']"
+    assert all(f["error"].startswith(want) for f in failures), failures
+    assert all(f["error_type"] == "CheckpointFormatError" for f in failures), failures
