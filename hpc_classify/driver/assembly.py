@@ -131,12 +131,8 @@ def assemble_file(input_file: InputFile, layout: PieceLayout, settings: FileSett
     # The pieces where they are now, not the absolute paths their markers recorded: the output directory
     # may have moved, or be mounted elsewhere on the node of a requeue.
     # A piece of no output row wrote no file (task.py); a file all of whose pieces did gets none either.
-    parts = [
-        piece_files.piece_output_path(out, relpath, m.extra["piece"], settings.output_format)
-        for m in markers
-        if m.output_path
-    ]
-    document_format = output_format(settings.output_format)
+    parts = [piece_files.piece_output_path(out, relpath, m.extra["piece"]) for m in markers if m.output_path]
+    document_format = output_format(settings.output_format)  # by the settings: a piece's name says none
     # Each rename into a final name first checks that this run still owns the directory (run_owner.py).
     output_path = destination.output_path
     if parts:

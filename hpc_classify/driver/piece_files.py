@@ -1,15 +1,20 @@
-"""The files of a file in pieces, all under `<output>/_pieces/<relpath>/` (one owner of that layout).
+"""The files of a file in pieces, all under `<output>/_pieces/<relpath>.pieces/` (one owner of that layout).
 
-    layout.json           how the file is cut, for which settings (fingerprint) and input: fixed when its
-                          first piece starts, kept until it is done
-    000003.<suffix>       piece 3's output (the output format's suffix, compressed as the final output)
+    layout                how the file is cut, for which settings (fingerprint) and input (JSON): fixed
+                          when its first piece starts, kept until it is done
+    000003.piece          piece 3's output, in the run's output format and compressed as the file's final
+                          output (the run settings say which, not this name)
     _000003.quarantine    its bad rows (JSON Lines), when it has some
-    000003.done.json      its marker, written last (atomically): the piece is done
+    000003.done           its marker (JSON), written last (atomically): the piece is done
 
 A piece's output is written atomically before its marker, so a marker always stands for a complete
 piece. When every piece is done, the file's output is assembled from them (driver/assembly.py) and its
 completion marker written; only then is this directory removed. The "_" prefix keeps it out of input
-discovery and out of the completion-marker scan.
+discovery, the completion-marker scan and pyarrow/pandas readers of the output directory; no name under it
+ends in a document suffix, so that a recursive glob (`OUT/**/*.jsonl`) of an unfinished run's directory
+matches its finished outputs only, never a piece nor a pieces directory. Older versions wrote
+`_pieces/<relpath>/` with `000003.<output suffix>` pieces, `000003.done.json` and `layout.json`: such a
+directory is only found to be removed (`legacy_pieces_dirs`; the file is classified again).
 """
 
 from __future__ import annotations
@@ -23,15 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.discovery import output_relpath
 from hpc_classify.io.markers import CompletionMarker, read_marker
 from hpc_classify.io.pieces import Piece
 from hpc_classify.io.skipped_names import QUARANTINE_SUFFIX
 from hpc_classify.io.writers import is_temp_file, write_json_atomically
 
 PIECES_DIRNAME = "_pieces"
-LAYOUT_FILE = "layout.json"
-PIECE_MARKER_SUFFIX = ".done.json"
+PIECES_DIR_SUFFIX = ".pieces"  # on the relpath: `_pieces/big.jsonl/` matched `OUT/**/*.jsonl`
+LAYOUT_FILE = "layout"
+PIECE_OUTPUT_SUFFIX = ".piece"
+PIECE_MARKER_SUFFIX = ".done"
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ class PieceLayout:
 
 
 def pieces_dir(output_dir: str, relpath: str) -> str:
-    return os.path.join(output_dir, PIECES_DIRNAME, *relpath.split("/"))
+    return os.path.join(output_dir, PIECES_DIRNAME, *relpath.split("/")) + PIECES_DIR_SUFFIX
 
 
 def layout_path(output_dir: str, relpath: str) -> str:
@@ -105,10 +111,10 @@ def piece_stem(index: int) -> str:
     return f"{index:06d}"
 
 
-def piece_output_path(output_dir: str, relpath: str, index: int, output_format: str) -> str:
-    """Piece `index`'s output: the final output's suffix (and compression) on the piece's number."""
-    suffix = output_relpath(relpath, output_format)[len(_stem_of(relpath, output_format)) :]
-    return os.path.join(pieces_dir(output_dir, relpath), piece_stem(index) + suffix)
+def piece_output_path(output_dir: str, relpath: str, index: int) -> str:
+    """Piece `index`'s output. Its name says no format: it is written as the file's final output's name says
+    (`piece_task.piece_destination`) and read as the run's output format (`assembly.assemble_file`)."""
+    return os.path.join(pieces_dir(output_dir, relpath), piece_stem(index) + PIECE_OUTPUT_SUFFIX)
 
 
 def piece_quarantine_path(output_dir: str, relpath: str, index: int) -> str:
@@ -180,8 +186,23 @@ def files_in_pieces(output_dir: str) -> list[str]:
     root = os.path.join(output_dir, PIECES_DIRNAME)
     found = []
     for dirpath, _dirnames, filenames in os.walk(root):
-        if LAYOUT_FILE in filenames:
+        if dirpath.endswith(PIECES_DIR_SUFFIX) and LAYOUT_FILE in filenames:
+            relpath = os.path.relpath(dirpath, root)[: -len(PIECES_DIR_SUFFIX)]
+            found.append(relpath.replace(os.sep, "/"))
+    return sorted(found)
+
+
+def legacy_pieces_dirs(output_dir: str) -> list[str]:
+    """Relpaths of the pieces directories an older version left (`_pieces/<relpath>/`, whose pieces read as
+    outputs), sorted: the directories under `_pieces/` that hold files but are no `<relpath>.pieces/`
+    (this version's hold files only there, its other directories only directories)."""
+    root = os.path.join(output_dir, PIECES_DIRNAME)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.endswith(PIECES_DIR_SUFFIX)]
+        if filenames and dirpath != root:
             found.append(os.path.relpath(dirpath, root).replace(os.sep, "/"))
+            dirnames.clear()
     return sorted(found)
 
 
@@ -192,6 +213,15 @@ def remove_pieces(output_dir: str, relpath: str) -> None:
     directory = pieces_dir(output_dir, relpath)
     with contextlib.suppress(FileNotFoundError):
         os.remove(os.path.join(directory, LAYOUT_FILE))
+    _remove_with_empty_parents(output_dir, directory)
+
+
+def remove_legacy_pieces(output_dir: str, relpath: str) -> None:
+    """Remove a pieces directory of an older version (`legacy_pieces_dirs`), then any parent left empty."""
+    _remove_with_empty_parents(output_dir, os.path.join(output_dir, PIECES_DIRNAME, *relpath.split("/")))
+
+
+def _remove_with_empty_parents(output_dir: str, directory: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     root = os.path.join(output_dir, PIECES_DIRNAME)
     parent = os.path.dirname(directory)
@@ -201,11 +231,3 @@ def remove_pieces(output_dir: str, relpath: str) -> None:
         except OSError:
             break
         parent = os.path.dirname(parent)
-
-
-def _stem_of(relpath: str, output_format: str) -> str:
-    """The output relpath without its document suffix (`dir/x` for `dir/x.jsonl.gz`)."""
-    from hpc_classify.io.discovery import document_suffix
-
-    out = output_relpath(relpath, output_format)
-    return out[: -len(document_suffix(out) or "")]

@@ -15,7 +15,7 @@ from hpc_classify.driver import piece_files
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.task import Destination, FileSettings, InputRead, write_classified
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.discovery import InputFile
+from hpc_classify.io.discovery import InputFile, output_relpath
 from hpc_classify.io.markers import CompletionMarker
 from hpc_classify.io.pieces import Piece, iter_stream_pieces, read_piece
 from hpc_classify.io.readers import ReadResult
@@ -37,9 +37,12 @@ class PieceWork:
 def piece_destination(settings: FileSettings, relpath: str, index: int) -> Destination:
     out = settings.output_dir
     return Destination(
-        output_path=piece_files.piece_output_path(out, relpath, index, settings.output_format),
+        output_path=piece_files.piece_output_path(out, relpath, index),
         quarantine_path=piece_files.piece_quarantine_path(out, relpath, index),
         marker_path=piece_files.piece_marker_path(out, relpath, index),
+        # A piece's name says no format (no glob of the output directory may match it): compressed as
+        # the file's own output will be, so that the pieces concatenate into it.
+        output_named_as=output_relpath(relpath, settings.output_format),
     )
 
 

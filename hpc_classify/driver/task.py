@@ -93,11 +93,14 @@ def read_input(input_file: InputFile, text_field: str | Sequence[str], on_bad_ro
 
 @dataclass(frozen=True)
 class Destination:
-    """Where one classified unit (a file, or a piece of one) is written: output, quarantine, marker."""
+    """Where one classified unit (a file, or a piece of one) is written: output, quarantine, marker.
+    `output_named_as`: the name whose suffix says how the output is compressed, where `output_path`'s does
+    not (a piece's: its file's output name; None: `output_path`)."""
 
     output_path: str
     quarantine_path: str
     marker_path: str
+    output_named_as: str | None = None
 
 
 def file_destination(settings: FileSettings, relpath: str) -> Destination:
@@ -146,6 +149,7 @@ def write_classified(
             source=input_file.path,
             types=types,
             before_rename=owner_fence(settings, output_path),
+            named_as=destination.output_named_as,
         )
     else:  # no rows, no file (as NeMo): an empty one breaks readers of the whole directory
         output_path = remove_leftover_output(output_path, owner_fence(settings, output_path))

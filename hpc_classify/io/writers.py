@@ -85,14 +85,16 @@ def write_frame(
     types: Mapping[str, Any] | None = None,
     *,
     before_rename: Callable[[], None] | None = None,
+    named_as: str | None = None,
 ) -> None:
-    """Write `df` (index dropped) atomically as JSONL (compressed by extension) or Parquet. `source`: the
-    input file its rows were read from (named in errors; a Parquet one's map columns stay maps). Parquet:
-    `types` (column -> Arrow type), by default `source`'s column types, are kept where the values fit.
-    `before_rename`: as `write_atomically`'s."""
+    """Write `df` (index dropped) atomically as JSONL (compressed by extension: `named_as`'s, by default
+    `path`'s) or Parquet. `source`: the input file its rows were read from (named in errors; a Parquet one's
+    map columns stay maps). Parquet: `types` (column -> Arrow type), by default `source`'s column types, are
+    kept where the values fit. `before_rename`: as `write_atomically`'s."""
     document_format = output_format(fmt)
+    name = named_as or path
     write_atomically(
-        path, lambda f: document_format.write(df, f, path, source, types), before_rename=before_rename
+        path, lambda f: document_format.write(df, f, name, source, types), before_rename=before_rename
     )
 
 

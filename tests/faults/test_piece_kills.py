@@ -63,13 +63,13 @@ def test_kill_9_during_a_piece_or_the_assembly_then_rerun_is_exactly_once(
     args, path, ids, output, status = start_with_kills(tmp_path, tiny_domain_model, fmt, where)
     assert status == -9, (tmp_path / "first.log").read_text()[-3000:]
     assert not output_files(output), "nothing may sit under a final name after the kill"
-    pieces_left = list((output / "_pieces").rglob("*.done.json"))
+    pieces_left = list((output / "_pieces").rglob("*.done"))
     if where == "piece":
         assert len(pieces_left) == 2
     else:  # every piece done: the last one of a streamed file says so
         last = json.loads(max(pieces_left).read_text())
         assert len(pieces_left) == last["extra"]["piece"] + 1 >= 5
-        layout = json.loads((output / "_pieces" / path.name / "layout.json").read_text())
+        layout = json.loads((output / "_pieces" / f"{path.name}.pieces" / "layout").read_text())
         assert (
             last["extra"].get("last")
             if layout["pieces"] is None
@@ -94,7 +94,7 @@ def test_overwrite_after_a_kill_redoes_the_old_runs_pieces(tmp_path, tiny_domain
     --overwrite classifies them again (the output once held the old run's rows for them: another column)."""
     args, _, ids, output, status = start_with_kills(tmp_path, tiny_domain_model, "jsonl", "piece")
     assert status == -9, (tmp_path / "first.log").read_text()[-3000:]
-    assert len(list((output / "_pieces").rglob("*.done.json"))) == 2
+    assert len(list((output / "_pieces").rglob("*.done"))) == 2
 
     rerun = run_cli([*args, "--pred-column", "label", "--overwrite"])
 

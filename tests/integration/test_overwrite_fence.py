@@ -28,6 +28,8 @@ from driver_support import (
 )
 from test_stale_outputs import data_ids
 
+from hpc_classify.driver import piece_files
+
 HERE = Path(__file__).resolve().parent
 REL = "part-000.jsonl"
 
@@ -68,13 +70,13 @@ def test_an_overwrite_killed_during_its_discard_leaves_each_document_once_after_
 
 def _stop_after_some_pieces(tmp_path: Path, inputs: Path, output: Path, args: list[str]) -> int:
     """Start the run, SIGTERM it once 3 pieces of REL are done; returns the pieces done (fewer than all)."""
-    pieces = output / "_pieces" / REL
-    done = lambda: sorted(p.name for p in pieces.glob("0*.done.json")) if pieces.exists() else []  # noqa: E731
+    pieces = Path(piece_files.pieces_dir(str(output), REL))
+    done = lambda: sorted(p.name for p in pieces.glob("0*.done")) if pieces.exists() else []  # noqa: E731
     proc = start_cli([*args, "--stop-grace", "0"], tmp_path / "stopped.log")
     wait_for(lambda: len(done()) >= 3, timeout=300, what="3 pieces done")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 3, (tmp_path / "stopped.log").read_text()[-3000:]
-    total = len(json.loads((pieces / "layout.json").read_text())["pieces"])
+    total = len(json.loads((pieces / "layout").read_text())["pieces"])
     assert 3 <= len(done()) < total, "the file was finished before SIGTERM: the test proved nothing"
     return total
 
@@ -100,7 +102,7 @@ def test_pieces_not_made_for_this_run_are_redone_each_document_once(tmp_path, ti
             f"this run's {_run_json(reference)['fingerprint']})"
         )
     else:  # a layout as an older version wrote it, with no fingerprint nor input path
-        layout_path = output / "_pieces" / REL / "layout.json"
+        layout_path = Path(piece_files.layout_path(str(output), REL))
         layout = json.loads(layout_path.read_text())
         layout.pop("fingerprint", None), layout.pop("input_path", None)
         layout_path.write_text(json.dumps(layout))

@@ -140,7 +140,7 @@ def counting_config(tmp_path: Path, inputs: Path, output: Path, model: Path, pie
 
 
 def done_pieces(output: Path) -> int:
-    return sum(1 for _ in (output / "_pieces").rglob("*.done.json")) if (output / "_pieces").exists() else 0
+    return sum(1 for _ in (output / "_pieces").rglob("*.done")) if (output / "_pieces").exists() else 0
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -22,6 +22,7 @@ from driver_support import (
     wait_for,
 )
 
+from hpc_classify.driver import piece_files
 from hpc_classify.io.markers import marker_path, read_marker
 
 REL = "part-000.jsonl"
@@ -42,8 +43,8 @@ def classify_then_change(
 
 
 def done_piece_markers(output: Path) -> dict[int, dict]:
-    pieces = output / "_pieces" / REL
-    found = pieces.glob("*.done.json") if pieces.exists() else []
+    pieces = Path(piece_files.pieces_dir(str(output), REL))
+    found = pieces.glob("*" + piece_files.PIECE_MARKER_SUFFIX) if pieces.exists() else []
     return {int(p.name.split(".")[0]): json.loads(p.read_text()) for p in found if not p.name.startswith(".")}
 
 
@@ -97,7 +98,7 @@ def test_a_stopped_redo_resumes_from_its_done_pieces(tmp_path, tiny_domain_model
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 3, (tmp_path / "stopped.log").read_text()[-3000:]
     done_before = done_piece_markers(output)
-    total = len(json.loads((output / "_pieces" / REL / "layout.json").read_text())["pieces"])
+    total = len(json.loads(Path(piece_files.layout_path(str(output), REL)).read_text())["pieces"])
     assert 3 <= len(done_before) < total, "the redo finished before SIGTERM: the test proved nothing"
     # The old version is no longer done (its marker is gone: any resume redoes the file), and its output
     # went before the marker: no reader takes the old version's documents for the new one's.

@@ -43,7 +43,7 @@ def read_ids(path: Path) -> list[str]:
 
 
 def pieces_done(out: Path) -> int:
-    return sum(1 for _ in (out / "_pieces").rglob("*.done.json")) if (out / "_pieces").exists() else 0
+    return sum(1 for _ in (out / "_pieces").rglob("*.done")) if (out / "_pieces").exists() else 0
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])

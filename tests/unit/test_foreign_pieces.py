@@ -4,6 +4,7 @@ recorded neither, are removed with one warning per file; those of this run are k
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 from hpc_classify.driver import piece_files
@@ -75,3 +76,53 @@ def test_a_new_layout_records_the_runs_fingerprint_and_the_input_path(tmp_path):
     assert (layout.fingerprint, layout.input_path) == ("this-run", planned.path)
     assert os.path.isabs(layout.input_path)
     assert forget_pieces_of_other_runs(out, [planned], "this-run") == []
+
+
+def _older_versions_pieces(out: str, planned: PlannedFile, *, with_layout: bool = True) -> str:
+    """A pieces directory as versions before `<relpath>.pieces/` wrote it: pieces named as outputs."""
+    directory = os.path.join(out, "_pieces", *planned.relpath.split("/"))
+    os.makedirs(directory)
+    layout = PieceLayout(8, planned.size, planned.mtime, (Piece(0, 0, 8),), None, "this-run", planned.path)
+    names = {"000000.jsonl": '{"text": "x"}\n', "000000.done.json": "{}"}
+    if with_layout:  # none: a removal cut short after the layout went
+        names["layout.json"] = json.dumps(layout.to_dict())
+    for name, text in names.items():
+        with open(os.path.join(directory, name), "w") as f:
+            f.write(text)
+    return directory
+
+
+def test_pieces_an_older_version_named_as_outputs_are_removed_whatever_their_layout_says(tmp_path, caplog):
+    out = str(tmp_path / "out")
+    mine, older, cut_short, nested = (
+        _planned(tmp_path / "in", name) for name in ("mine.jsonl", "o.jsonl", "cut.jsonl", "sub/deep/n.jsonl")
+    )
+    _pieces_of(out, mine)
+    _pieces_of(out, nested)  # this version's, beside an older version's directory of the same parent
+    old_dirs = [
+        _older_versions_pieces(out, older),  # this run's fingerprint and input: only the names are old
+        _older_versions_pieces(out, cut_short, with_layout=False),
+        _older_versions_pieces(out, _planned(tmp_path / "in", "sub/deep/m.jsonl")),
+    ]
+
+    forgotten = forget_pieces_of_other_runs(out, [mine, older, cut_short, nested], "this-run")
+
+    assert forgotten == ["cut.jsonl", "o.jsonl", "sub/deep/m.jsonl"]
+    assert [os.path.exists(d) for d in old_dirs] == [False, False, False]
+    assert piece_files.files_in_pieces(out) == ["mine.jsonl", "sub/deep/n.jsonl"]
+    assert piece_files.done_piece_indices(out, "sub/deep/n.jsonl") == {0}
+    assert sorted(os.listdir(os.path.join(out, "_pieces"))) == ["mine.jsonl.pieces", "sub"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{relpath}: its pieces were left by an older version of hpc-classify under names that read as "
+        "outputs" + REDONE
+        for relpath in forgotten
+    ]
+    assert forget_pieces_of_other_runs(out, [mine, nested], "this-run") == []
+
+
+def test_a_removed_older_versions_directory_takes_its_emptied_parents_along(tmp_path):
+    out = str(tmp_path / "out")
+    _older_versions_pieces(out, _planned(tmp_path / "in", "a/b/c.jsonl"))
+
+    assert forget_pieces_of_other_runs(out, [], "this-run") == ["a/b/c.jsonl"]
+    assert sorted(os.listdir(out)) == []  # no empty a/b/ left behind, nor _pieces/ (as remove_pieces)
