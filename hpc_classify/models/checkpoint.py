@@ -30,6 +30,7 @@ from hpc_classify.models.checkpoint_meta import (
     require_tokenizer_files,
 )
 from hpc_classify.models.head import ClassifierModel, backbone_config_from_dict
+from hpc_classify.models.held_warnings import TRANSFORMERS_LOAD_LOGGER, held_warnings
 from hpc_classify.models.hub import read_json_file, resolve_base_config, resolve_model_dir
 
 __all__ = [
@@ -195,8 +196,16 @@ def load_sequence_regressor(
 
     check_regressor_config(read_json_file(model_dir / "config.json", f"classifier {source}"), source)
     weights = require_weights_file(model_dir)
+    with held_warnings(TRANSFORMERS_LOAD_LOGGER) as release:
+        model, info = _from_pretrained(AutoModelForSequenceClassification, model_dir, weights, dtype)
+        _refuse_regressor_mismatch(info, weights)
+        release()
+    return model.to(device).eval()
+
+
+def _from_pretrained(auto_class: Any, model_dir: Path, weights: Path, dtype: torch.dtype) -> tuple[Any, Any]:
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
+        return auto_class.from_pretrained(
             str(model_dir),
             dtype=dtype,
             use_safetensors=True,
@@ -211,6 +220,9 @@ def load_sequence_regressor(
             f"{model_dir}: transformers cannot build the model ({type(error).__name__}: {message})",
             hint="config.json must name a transformers architecture (model_type, architectures)",
         ) from None
+
+
+def _refuse_regressor_mismatch(info: dict[str, Any], weights: Path) -> None:
     if info["mismatched_keys"]:
         shapes = [
             f"{key} {list(got)} (config: {list(want)})" for key, got, want in sorted(info["mismatched_keys"])
@@ -226,7 +238,6 @@ def load_sequence_regressor(
         SEQUENCE_REGRESSOR_LAYOUT,
         "the file must hold the whole trained model (a backbone saved alone lacks the head)",
     )
-    return model.to(device).eval()
 
 
 def load_checkpoint_tokenizer(model_dir: Path, **options: Any) -> Any:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpc_classify.errors import CheckpointFormatError
+from hpc_classify.models.held_warnings import TRANSFORMERS_LOAD_LOGGER, held_warnings
 from hpc_classify.models.hub import read_json_file
 from hpc_classify.models.llama_guard import ADAPTER_WEIGHTS
 from hpc_classify.models.llama_guard_weights import cached_repo_id, require_base_weights
@@ -31,7 +30,6 @@ GUARD_LAYERS = ("input_layer", "hidden_layer_0", "hidden_layer_1", "hidden_layer
 LARGE_MODEL_PARAMETERS = 1_000_000_000  # on a CPU, a model this large is warned about
 ADAPTER_NAME = "default"  # peft's, as PeftModel.from_pretrained names the one adapter
 # transformers logs its own report of missing keys here ("newly initialized"): held during the load
-TRANSFORMERS_LOAD_LOGGER = "transformers.modeling_utils"
 
 
 @dataclass
@@ -142,32 +140,6 @@ ADAPTER_HINT = (
     "model (an Aegis adapter: meta-llama/LlamaGuard-7b); re-run `hpc-classify fetch-models` if it came from the "
     "hub, else copy it again"
 )
-
-
-@contextmanager
-def held_warnings(name: str) -> Iterator[Any]:
-    """Hold the warnings logged to logger `name` in the block; the block calls the function it gets to let them
-    out (loaded as it should be). Left unreleased (our error replaces them), they are dropped."""
-    held: list[logging.LogRecord] = []
-    target = logging.getLogger(name)
-
-    def hold(record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        held.append(record)
-        return False
-
-    def release() -> None:
-        target.removeFilter(hold)
-        for record in held:
-            target.handle(record)
-        held.clear()
-
-    target.addFilter(hold)
-    try:
-        yield release
-    finally:
-        target.removeFilter(hold)
 
 
 def _guard_net_class() -> type:

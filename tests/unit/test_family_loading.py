@@ -90,12 +90,34 @@ def test_fineweb_refuses_weights_without_the_head_naming_the_file_and_keys(
     )
     classifier = getattr(hpc_classify, variant)(model=str(model_dir), device_type="cpu", autocast=False)
     assert classifier.labels == []  # config.json is sound: the driver's early check passes
-    with pytest.raises(CheckpointFormatError) as info:
+    reported = _transformers_warnings()
+    with pytest.raises(CheckpointFormatError) as info, reported:
         classifier.load_components(torch.device("cpu"))
     assert str(info.value).splitlines()[0] == (
         f"{model_dir / 'model.safetensors'}: weights do not match the classifier built from its config: "
         "2 missing key(s) ['classifier.bias', 'classifier.weight']"
     )
+    assert reported.seen == []  # transformers' "newly initialized" report would precede our error: dropped
+
+
+class _transformers_warnings:
+    """The warnings transformers' loading logger emits inside the block, in `seen`."""
+
+    def __enter__(self):
+        import logging
+
+        from hpc_classify.models.held_warnings import TRANSFORMERS_LOAD_LOGGER
+
+        self.seen: list[str] = []
+        self.handler = logging.Handler(logging.WARNING)
+        self.handler.emit = lambda record: self.seen.append(record.getMessage())
+        self.logger = logging.getLogger(TRANSFORMERS_LOAD_LOGGER)
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc_info):
+        self.logger.removeHandler(self.handler)
+        return False
 
 
 def test_fineweb_refuses_unexpected_and_misshapen_weights(tiny_fineweb_model: Path, tmp_path: Path):

@@ -203,7 +203,7 @@ def test_transformers_report_of_a_missing_base_weight_is_replaced_by_the_error(t
 
     from safetensors.torch import load_file, save_file
 
-    from hpc_classify.models.llama_guard_loading import TRANSFORMERS_LOAD_LOGGER
+    from hpc_classify.models.held_warnings import TRANSFORMERS_LOAD_LOGGER
 
     base_dir, adapter_dir = save_tiny_guard(tmp_path)
     weights = load_file(str(base_dir / "model.safetensors"))
@@ -229,7 +229,7 @@ def test_transformers_report_of_a_missing_base_weight_is_replaced_by_the_error(t
 def test_held_warnings_are_let_out_on_release_and_dropped_otherwise(caplog):
     import logging
 
-    from hpc_classify.models.llama_guard_loading import held_warnings
+    from hpc_classify.models.held_warnings import held_warnings
 
     log = logging.getLogger("hpc_classify.tests.held")
     with caplog.at_level(logging.INFO, logger=log.name):
