@@ -95,9 +95,9 @@ def test_a_warning_while_the_node_entry_reads_the_runs_configuration_reaches_the
 
     real_config_from_args = run_config.config_from_args
 
-    def config_as_the_warning_comes(args):
+    def config_as_the_warning_comes(args, **checks):
         signal.raise_signal(signal.SIGUSR1)
-        return real_config_from_args(args)
+        return real_config_from_args(args, **checks)
 
     handed_on = []
     monkeypatch.setattr(run_config, "config_from_args", config_as_the_warning_comes)
@@ -119,11 +119,12 @@ def test_the_other_ranks_entry_ignores_only_the_warnings_term_and_int_still_end_
     real_config_from_args = run_config.config_from_args
     seen = {}
 
-    def config_looking_at_the_handlers(args):
+    def config_looking_at_the_handlers(args, *, check_inputs):
         seen.update(
             {sig.name: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
         )
-        return real_config_from_args(args)
+        seen["check_inputs"] = check_inputs  # only rank 0 plans, so only it looks up an input list's entries
+        return real_config_from_args(args, check_inputs=check_inputs)
 
     handed_on = []
     monkeypatch.setenv("SLURM_PROCID", "1")
@@ -134,7 +135,7 @@ def test_the_other_ranks_entry_ignores_only_the_warnings_term_and_int_still_end_
     args = build_parser().parse_args(argv)
     assert args.handler(args) == 0
     assert handed_on == [None]
-    assert seen == {**before, "SIGUSR1": signal.SIG_IGN}
+    assert seen == {**before, "SIGUSR1": signal.SIG_IGN, "check_inputs": False}
 
 
 # The signal comes between the temp file's write and its rename, as a requeue's SIGTERM can.
