@@ -124,6 +124,30 @@ def test_sbatch_classifies_on_all_three_nodes(
         assert paths.log(node, "worker").stat().st_size > 0
 
 
+def test_sbatch_takes_an_input_list_read_on_every_node(slurm_cluster, tiny_domain_model, corpus, tmp_path):
+    """`--input-list` through the batch script: every rank reads the list for the run's settings, rank 0 plans
+    from it; its entries are relative to the list's own directory, not the job's working directory."""
+    out = tmp_path / "out"
+    listed = tmp_path / "lists" / "kept.txt"
+    listed.parent.mkdir()
+    names = sorted(p.name for p in corpus.glob("*.jsonl"))
+    listed.write_text("# the shards to classify\n\n" + "".join(f"../in/{name}\n" for name in names))
+    args = [
+        "--input-list",
+        str(listed),
+        "--output",
+        str(out),
+        "--model",
+        str(tiny_domain_model),
+        "--device",
+        "cpu",
+    ]
+    job = submit_classify(slurm_cluster, tmp_path, args)
+    assert slurm_cluster.wait_job(job, timeout=240) == "COMPLETED", job_log(tmp_path, job)
+    found = assert_complete_exactly_once(corpus, out)
+    assert sorted(m["input_path"] for m in found) == [str(corpus / name) for name in names]
+
+
 def test_node_whose_workers_never_start_fails_fast_naming_it(
     slurm_cluster, tiny_domain_model, corpus, tmp_path
 ):
