@@ -8,6 +8,8 @@ import sys
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEVEL_ENV = "HPC_CLASSIFY_LOG_LEVEL"
+# Libraries whose INFO chatter configure_logging turns down to WARNING (unless DEBUG was asked for).
+QUIETED_LOGGERS = ("distributed", "urllib3", "filelock", "asyncio")
 
 
 def requested_level(level: str | None = None) -> str:
@@ -31,7 +33,7 @@ def configure_logging(level: str | None = None) -> None:
     # Dask logs every worker start/stop at INFO: at our INFO level keep only its warnings (the driver logs
     # the dashboard, workers and progress itself); --log-level DEBUG shows everything.
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for noisy in ("distributed", "urllib3", "filelock", "asyncio"):
+        for noisy in QUIETED_LOGGERS:
             logging.getLogger(noisy).setLevel(logging.WARNING)
         # distributed sets its loggers' levels from Dask's config when it is imported (later, lazily):
         # say it there too. Local workers inherit this config; Slurm workers log to their own files.

@@ -15,7 +15,8 @@ Every test module must end with no Dask worker child process of its own left ali
 (`no_worker_outlives_its_module`, autouse): module-scoped clusters are allowed, as they close before it checks.
 
 The Dask settings that the package sets process-wide by design (`PROCESS_WIDE_DASK_SETTINGS`) are put back
-after each test and each module (`process_wide_dask_settings_per_test`/`_per_module`, autouse).
+after each test and each module (`process_wide_dask_settings_per_test`/`_per_module`, autouse); so is the
+logging that the CLI's `main()` configures for its process (`process_wide_logging_per_test`, autouse).
 
 The two models are read-only for tests: copy a directory before changing anything in it. They are
 built once (a few seconds each) and reused across sessions from `<repo>/.cache/tiny-models/<key>`,
@@ -115,6 +116,57 @@ def process_wide_dask_settings_per_test():
     saved = _dask_settings()
     yield
     _restore_dask_settings(saved)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def distributed_logging_in_place() -> None:
+    """distributed sets its loggers' levels when first imported: imported before the first test (as most modules'
+    collection does; inside a test phase, so that pytest's handlers on the root keep it propagating), its levels
+    are part of every test's starting point, not undone after whichever test happened to import it first."""
+    import distributed  # noqa: F401
+
+
+def _logging_state() -> tuple[int, list[tuple[Any, ...]]]:
+    """What the CLI's logging_setup.configure_logging changes: the root (basicConfig) and QUIETED_LOGGERS."""
+    import logging
+
+    from hpc_classify.logging_setup import QUIETED_LOGGERS
+
+    loggers = [logging.getLogger(), *map(logging.getLogger, QUIETED_LOGGERS)]
+    return logging.root.manager.disable, [
+        (lg, lg.level, lg.handlers[:], lg.propagate, lg.disabled) for lg in loggers
+    ]
+
+
+def _pytests(handler: Any) -> bool:
+    return type(handler).__module__ == "_pytest.logging"
+
+
+def _restore_logging(saved: tuple[int, list[tuple[Any, ...]]]) -> None:
+    import logging
+
+    disable, loggers = saved
+    if logging.root.manager.disable != disable:
+        logging.disable(disable)
+    for logger, level, handlers, propagate, disabled in loggers:
+        if logger.level != level:
+            logger.setLevel(level)  # (clears the loggers' cached effective levels)
+        if (
+            logger is logging.root
+        ):  # pytest puts its capturing handlers on and off per test phase: its own business
+            handlers = [h for h in handlers if not _pytests(h)] + [h for h in logger.handlers if _pytests(h)]
+        if logger.handlers != handlers:
+            logger.handlers[:] = handlers
+        logger.propagate, logger.disabled = propagate, disabled
+
+
+@pytest.fixture(autouse=True)
+def process_wide_logging_per_test():
+    """Tests that call the CLI's main() in-process leave its logging configured (fine for a CLI's process): a later
+    test's caplog would miss distributed's INFO records, or see them, depending on the order the tests ran in."""
+    saved = _logging_state()
+    yield
+    _restore_logging(saved)
 
 
 _COMPLETE = ".complete"
