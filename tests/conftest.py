@@ -14,7 +14,7 @@ Fixtures (names are stable; other test modules rely on them):
 Every test module must end with no Dask worker child process of its own left alive
 (`no_worker_outlives_its_module`, autouse): module-scoped clusters are allowed, as they close before it checks.
 
-The Dask settings that the package sets process-wide by design (`PROCESS_WIDE_DASK_SETTINGS`) are put back
+The Dask settings that the package sets process-wide by design (tests/process_state.py: `PROCESS_WIDE_DASK_SETTINGS`) are put back
 after each test and each module (`process_wide_dask_settings_per_test`/`_per_module`, autouse); so is the
 logging that the CLI's `main()` configures for its process (`process_wide_logging_per_test`, autouse).
 
@@ -30,15 +30,22 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Registered here, defined in tests/process_state.py: what each test and module must put back or end.
+from process_state import (  # noqa: F401, E402
+    distributed_logging_in_place,
+    no_worker_outlives_its_module,
+    process_wide_dask_settings_per_module,
+    process_wide_dask_settings_per_test,
+    process_wide_logging_per_test,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,124 +56,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # pinned off unless set explicitly (=on runs the whole suite compiled). The compile tests
     # (tests/unit/test_compiled.py) ask for compile=True themselves.
     os.environ.setdefault("HPC_CLASSIFY_COMPILE", "off")
-
-
-def dask_worker_children() -> set[int]:
-    """The pids of this process's live Dask worker processes (a Nanny's children)."""
-    return {p.pid for p in multiprocessing.active_children() if "Dask Worker" in p.name}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_worker_outlives_its_module(request: pytest.FixtureRequest):
-    """A module's Dask workers must be gone once its tests and its module-scoped fixtures end (this one is set
-    up first, so torn down last): a worker left by a close that failed or timed out ran for the rest of the
-    session (and would in a user's notebook). Leftovers are not killed: a nanny still alive would restart its
-    worker, and a later module would be blamed for it."""
-    before = dask_worker_children()
-    yield
-    deadline = time.monotonic() + 10  # a close that returned has joined its workers: this rarely waits
-    while (left := dask_worker_children() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if left:
-        pytest.fail(f"{request.module.__name__} left Dask worker process(es) {sorted(left)} alive")
-
-
-# Set process-wide, not for one cluster, as a process runs one job (cluster/local.py, cluster/worker_jobs.py,
-# logging_setup.py); in a test session every later test would inherit them.
-PROCESS_WIDE_DASK_SETTINGS = ("distributed.deploy.lost-worker-timeout", "logging.distributed")
-_UNSET = object()
-
-
-def _dask_settings() -> dict[str, Any]:
-    import dask.config
-
-    return {key: dask.config.get(key, _UNSET) for key in PROCESS_WIDE_DASK_SETTINGS}
-
-
-def _restore_dask_settings(saved: dict[str, Any]) -> None:
-    """Put `saved` back; a setting unset then goes back to its default, which a package imported since (e.g.
-    distributed) may have added, else is removed."""
-    import dask.config
-
-    for key, value in saved.items():
-        if value is _UNSET:
-            value = dask.config.get(key, _UNSET, config=dask.config.merge(*dask.config.defaults))
-        if dask.config.get(key, _UNSET) == value:
-            continue
-        if value is not _UNSET:
-            dask.config.set({key: value})
-            continue
-        *parents, leaf = key.split(".")
-        node = dask.config.config
-        for parent in parents:
-            node = node.get(parent, {})
-        node.pop(leaf, None)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def process_wide_dask_settings_per_module():
-    """Settings made by a module-scoped fixture (a cluster it starts) end with the module."""
-    saved = _dask_settings()
-    yield
-    _restore_dask_settings(saved)
-
-
-@pytest.fixture(autouse=True)
-def process_wide_dask_settings_per_test():
-    saved = _dask_settings()
-    yield
-    _restore_dask_settings(saved)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def distributed_logging_in_place() -> None:
-    """distributed sets its loggers' levels when first imported: imported before the first test (as most modules'
-    collection does; inside a test phase, so that pytest's handlers on the root keep it propagating), its levels
-    are part of every test's starting point, not undone after whichever test happened to import it first."""
-    import distributed  # noqa: F401
-
-
-def _logging_state() -> tuple[int, list[tuple[Any, ...]]]:
-    """What the CLI's logging_setup.configure_logging changes: the root (basicConfig) and QUIETED_LOGGERS."""
-    import logging
-
-    from hpc_classify.logging_setup import QUIETED_LOGGERS
-
-    loggers = [logging.getLogger(), *map(logging.getLogger, QUIETED_LOGGERS)]
-    return logging.root.manager.disable, [
-        (lg, lg.level, lg.handlers[:], lg.propagate, lg.disabled) for lg in loggers
-    ]
-
-
-def _pytests(handler: Any) -> bool:
-    return type(handler).__module__ == "_pytest.logging"
-
-
-def _restore_logging(saved: tuple[int, list[tuple[Any, ...]]]) -> None:
-    import logging
-
-    disable, loggers = saved
-    if logging.root.manager.disable != disable:
-        logging.disable(disable)
-    for logger, level, handlers, propagate, disabled in loggers:
-        if logger.level != level:
-            logger.setLevel(level)  # (clears the loggers' cached effective levels)
-        if (
-            logger is logging.root
-        ):  # pytest puts its capturing handlers on and off per test phase: its own business
-            handlers = [h for h in handlers if not _pytests(h)] + [h for h in logger.handlers if _pytests(h)]
-        if logger.handlers != handlers:
-            logger.handlers[:] = handlers
-        logger.propagate, logger.disabled = propagate, disabled
-
-
-@pytest.fixture(autouse=True)
-def process_wide_logging_per_test():
-    """Tests that call the CLI's main() in-process leave its logging configured (fine for a CLI's process): a later
-    test's caplog would miss distributed's INFO records, or see them, depending on the order the tests ran in."""
-    saved = _logging_state()
-    yield
-    _restore_logging(saved)
 
 
 _COMPLETE = ".complete"

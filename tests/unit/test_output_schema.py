@@ -145,9 +145,10 @@ def test_a_run_about_to_write_parquet_removes_the_schema_it_may_outdate(tmp_path
 
 def test_a_run_that_finished_within_a_stops_grace_leaves_the_schema_to_the_next(tmp_path, caplog):
     """A stop signal's last seconds go to the summary and the requeue, not to reading every footer."""
+    from fake_dispatcher import run_context
+
     from hpc_classify.driver.output_schema import after_run
     from hpc_classify.stop_request import StopRequest
-    from tests.unit.fake_dispatcher import run_context
 
     _outputs(tmp_path, TABLES)
     before = {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES}
@@ -166,8 +167,9 @@ def test_a_run_that_finished_within_a_stops_grace_leaves_the_schema_to_the_next(
 
 def test_more_to_rewrite_than_a_runs_end_does_is_left_to_the_command(tmp_path, monkeypatch, caplog):
     """A run's end does not hold the job's nodes for a serial copy of the whole output."""
+    from fake_dispatcher import run_context
+
     from hpc_classify.driver.output_schema import after_run
-    from tests.unit.fake_dispatcher import run_context
 
     _outputs(tmp_path, TABLES)
     before = {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES}
