@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hpc_classify.cluster.rank0_liveness import scheduler_answers
+from hpc_classify.cluster.rank0_liveness import scheduler_answers, scheduler_host_port
 from hpc_classify.cluster.worker_jobs import why_no_worker_can_start
-from hpc_classify.errors import ClusterError
+from hpc_classify.errors import ClusterError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,13 @@ def wait_for_scheduler_address(address: str, wait: WorkerWait) -> None:
     an address known beforehand, may start after the client's job."""
     if address.partition("://")[0] not in ("tcp", "tls"):
         return
+    if (
+        scheduler_host_port(address) is None
+    ):  # no port: no scheduler could ever answer, so waiting is pointless
+        raise ConfigError(
+            f"the scheduler address {address} names no host and port",
+            hint="give the scheduler's address as its log or scheduler file says, e.g. tcp://10.0.0.5:8786",
+        )
     since: float | None = time.monotonic()
     told = False
     while not scheduler_answers(address):

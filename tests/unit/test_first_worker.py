@@ -12,7 +12,7 @@ from distributed import Client, LocalCluster
 
 from hpc_classify.cluster import first_worker
 from hpc_classify.cluster.first_worker import ConnectStopped, WorkerWait
-from hpc_classify.errors import ClusterError
+from hpc_classify.errors import ClusterError, ConfigError
 
 TARGET = "the test scheduler"
 
@@ -99,6 +99,19 @@ def test_a_scheduler_file_never_written_is_an_error_after_the_wait_or_a_stop(tmp
     looks = iter([False, True])
     with pytest.raises(ConnectStopped, match="missing.json"):
         first_worker.wait_for_scheduler_file(path, WorkerWait(0, lambda: next(looks)))
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1", "tcp://10.0.0.5:", "tls://host:port"])
+def test_an_address_without_a_port_is_refused_at_once_not_waited_for(address):
+    """No scheduler can ever answer there (under --worker-wait 0 the wait would never end): refused at once."""
+    with pytest.raises(ConfigError) as caught:
+        first_worker.wait_for_scheduler_address(
+            address, WorkerWait(0.5, never)
+        )  # the old code: 0.5 s, then another error
+    assert caught.value.one_line() == (
+        f"the scheduler address {address} names no host and port; HINT: give the scheduler's address as its "
+        "log or scheduler file says, e.g. tcp://10.0.0.5:8786"
+    )
 
 
 def test_a_long_wait_warns_once_naming_what_it_waits_for(tmp_path, monkeypatch, caplog):
