@@ -92,11 +92,13 @@ def test_a_kill_during_the_rewrites_leaves_whole_files_and_the_next_pass_finishe
     assert not (tmp_path / "_common_metadata").exists()
     for name in TABLES:  # each whole: the first rewritten, the others as written
         assert pq.read_table(tmp_path / f"{name}.parquet").num_rows == len(TABLES[name]["id"])
+    first = Path(renames[0])  # its marker followed it, before the kill
+    assert read_marker(marker_path(str(tmp_path), f"{first.stem}.jsonl")).output_size == first.stat().st_size
 
     outcome = unify_output_schemas(str(tmp_path))
 
     assert (outcome.files, outcome.rewritten, outcome.clashes, outcome.stopped) == (4, 3, [], False)
-    assert outcome.markers_updated == 4  # the 3 rewritten now, and the one the kill left with its old size
+    assert outcome.markers_updated == 3  # the 3 rewritten now: the kill left no stale one
     assert _rows(tmp_path) == EXPECTED
     schema = pq.read_schema(tmp_path / "_common_metadata")
     assert schema.names == ["id", "x", "maybe", "late_key", "meta"]
