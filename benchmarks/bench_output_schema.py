@@ -1,11 +1,15 @@
 """The end-of-run schema step (driver/output_schema.py) over N small Parquet outputs with their markers. Prints
 figures; not a test.
 
-Three passes: over a directory where every `--differ`-th file lacks a column the others have (those are
-rewritten), over the same directory again (unified already: markers and footers read, nothing rewritten), and
-over a directory where no file differs from the start.
+Each pass one thread, then several (`--threads` rewrites and `--read-threads` markers and footers read at once):
+over a fresh directory where every `--differ`-th file lacks a column the others have (those are rewritten), over
+the same directory again (unified already: markers and footers read, nothing rewritten), and over a directory
+where no file differs from the start. On a local disk the reads are page-cache hits: a parallel file system,
+where each open is a metadata round trip, gains more from the threads than these figures show; `--latency-ms`
+adds such a wait (the GIL released, as in real I/O) before each marker and footer read to emulate one.
 
     .venv/bin/python benchmarks/bench_output_schema.py [--files 2000] [--rows 100] [--differ 2] [--dir DIR]
+        [--threads 8] [--read-threads 16] [--latency-ms 1]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pyarrow.parquet as pq
 
 from hpc_classify.driver.output_schema import unify_output_schemas
 from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
+from hpc_classify.io.threaded_map import METADATA_THREADS
 
 
 def write_outputs(directory: str, files: int, rows: int, differ: int) -> None:
@@ -48,11 +53,27 @@ def write_outputs(directory: str, files: int, rows: int, differ: int) -> None:
         write_marker(marker_path(directory, f"part-{i:06d}.jsonl"), marker)
 
 
-def timed_pass(directory: str, what: str) -> None:
+def add_latency(seconds: float) -> None:
+    """Each marker and footer read waits `seconds` first: a parallel file system's metadata round trip."""
+    from hpc_classify.io import markers
+
+    def delayed(read):
+        def read_after_a_round_trip(*args, **kwargs):
+            time.sleep(seconds)
+            return read(*args, **kwargs)
+
+        return read_after_a_round_trip
+
+    markers.read_marker = delayed(markers.read_marker)
+    pq.read_schema = delayed(pq.read_schema)
+
+
+def timed_pass(directory: str, what: str, threads: int, read_threads: int) -> None:
     started = time.perf_counter()
-    outcome = unify_output_schemas(directory)
+    outcome = unify_output_schemas(directory, threads=threads, read_threads=read_threads)
     print(
-        f"{what}: {outcome.files} files, {outcome.rewritten} rewritten, {time.perf_counter() - started:.2f} s"
+        f"{what}, {threads} rewriting / {read_threads} reading thread(s): {outcome.files} files, "
+        f"{outcome.rewritten} rewritten, {time.perf_counter() - started:.2f} s"
     )
 
 
@@ -62,17 +83,28 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--differ", type=int, default=2, help="every n-th file lacks a column (rewritten)")
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
+    parser.add_argument("--threads", type=int, default=min(8, os.cpu_count() or 1), help="rewrites at once")
+    parser.add_argument("--read-threads", type=int, default=METADATA_THREADS, help="footers read at once")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="emulated wait before each metadata read"
+    )
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, latency {args.latency_ms} ms"
+    )
+    if args.latency_ms:
+        add_latency(args.latency_ms / 1000)
     with tempfile.TemporaryDirectory(dir=args.dir) as root:
-        differing, same = os.path.join(root, "differing"), os.path.join(root, "same")
-        os.makedirs(differing)
+        same = os.path.join(root, "same")
         os.makedirs(same)
-        write_outputs(differing, args.files, args.rows, args.differ)
         write_outputs(same, args.files, args.rows, 0)
-        timed_pass(differing, f"every {args.differ}-th file differs")
-        timed_pass(differing, "the same directory again")
-        timed_pass(same, "no file differs")
+        for threads, read_threads in ((1, 1), (args.threads, args.read_threads)):
+            differing = os.path.join(root, f"differing-{threads}")
+            os.makedirs(differing)
+            write_outputs(differing, args.files, args.rows, args.differ)
+            timed_pass(differing, f"every {args.differ}-th file differs", threads, read_threads)
+            timed_pass(differing, "the same directory again", threads, read_threads)
+            timed_pass(same, "no file differs", threads, read_threads)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,26 @@
 """`hpc-classify unify-schema --output DIR`: bring a directory's Parquet outputs to one schema and write
 `DIR/_common_metadata` (driver/output_schema.py), as a complete run does at its end: for a directory written
-by an older version, or a run finished in several partial invocations. Takes the directory's lock, so it
-refuses while a run writes there. Exit 0 when the outputs share one schema, 1 when a column has no common
-type or an output could not be read (named; no file changed for a clash)."""
+by an older version, a run finished in several partial invocations, or one whose end left more to rewrite than
+it does itself. Takes the directory's lock, so it refuses while a run writes there. `--threads` files are
+rewritten at once. A stop signal (Ctrl-C, SIGTERM, the time-limit warning) lets the rewrites in flight finish
+and starts no other: every file is whole, old or new, and a rerun finishes. Exit 0 when the outputs share one
+schema, 1 when a column has no common type or an output could not be read (named; no file changed for a
+clash), 3 when stopped."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import threading
+from types import FrameType
 from typing import Any
+
+from hpc_classify.cli.arg_types import positive_int
+from hpc_classify.stop_request import STOP_SIGNALS
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -15,16 +28,56 @@ def register(subparsers: Any) -> None:
         "unify-schema", help="give the Parquet outputs of a run one schema (and write _common_metadata)"
     )
     parser.add_argument("--output", required=True, metavar="DIR", help="the run's --output directory")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=min(8, os.cpu_count() or 1),
+        metavar="N",
+        help="files rewritten at once (default: the cores, at most 8; a parallel file system gives several "
+        "streams more bandwidth than one)",
+    )
     parser.set_defaults(handler=handle)
 
 
-def handle(args: argparse.Namespace) -> int:
-    import os
+class StopOnSignals:
+    """While active (in the main thread), the first stop signal sets `signal_name`: asked before each rewrite
+    starts. A later one changes nothing: the rewrites in flight end on their own, each file whole."""
 
+    def __init__(self) -> None:
+        self.signals = STOP_SIGNALS
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.signal_name is not None
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.signal_name is None:
+            self.signal_name = name
+            logger.warning("%s received: finishing the rewrites in flight, starting no other", name)
+        else:
+            logger.warning(
+                "%s received: still finishing the rewrites in flight (each file stays whole)", name
+            )
+
+    def __enter__(self) -> StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+
+def handle(args: argparse.Namespace) -> int:
     from hpc_classify.driver.lock import RunLock
     from hpc_classify.driver.output_schema import UNREADABLE_NAMED, unify_output_schemas
     from hpc_classify.errors import OutputDirectoryError
-    from hpc_classify.exit_codes import FILES_FAILED
+    from hpc_classify.exit_codes import FILES_FAILED, INTERRUPTED
 
     output_dir = os.path.abspath(args.output)
     if not os.path.isdir(output_dir):
@@ -38,16 +91,24 @@ def handle(args: argparse.Namespace) -> int:
             hint="rerun when that run has ended (a complete Parquet run unifies its outputs itself)",
         ) from None
     try:
-        outcome = unify_output_schemas(output_dir)
+        with StopOnSignals() as stop:
+            outcome = unify_output_schemas(output_dir, stopped=stop, threads=args.threads)
     finally:
         lock.release()
+    for clash in outcome.clashes:
+        print(f"no common type: {clash.describe()}")
+    for relpath, why in list(outcome.unreadable.items())[:UNREADABLE_NAMED]:
+        print(f"unreadable: {relpath}: {why}")
+    if len(outcome.unreadable) > UNREADABLE_NAMED:
+        print(f"... and {len(outcome.unreadable) - UNREADABLE_NAMED} more unreadable")
+    if outcome.stopped:
+        print(
+            f"stopped by {stop.signal_name}: {outcome.rewritten} of {outcome.differing} differing Parquet "
+            f"output(s) rewritten to one schema, every file whole; no _common_metadata written; rerun "
+            f"`hpc-classify unify-schema --output {output_dir}` to finish"
+        )
+        return INTERRUPTED
     if outcome.clashes or outcome.unreadable:
-        for clash in outcome.clashes:
-            print(f"no common type: {clash.describe()}")
-        for relpath, why in list(outcome.unreadable.items())[:UNREADABLE_NAMED]:
-            print(f"unreadable: {relpath}: {why}")
-        if len(outcome.unreadable) > UNREADABLE_NAMED:
-            print(f"... and {len(outcome.unreadable) - UNREADABLE_NAMED} more unreadable")
         print(
             f"{outcome.files} Parquet output(s), {outcome.rewritten} rewritten (never for a clash); "
             "no _common_metadata written"

@@ -22,8 +22,9 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from hpc_classify import exit_codes
 from hpc_classify.driver.lost_outputs import output_of_marker
@@ -39,6 +40,7 @@ from hpc_classify.io.parquet_dataset import (
     remove_common_metadata,
     write_common_metadata,
 )
+from hpc_classify.io.threaded_map import METADATA_THREADS
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ UNREADABLE_NAMED = 10  # unreadable outputs named in the summary (all are counte
 # shards is a column every other file lacks: the whole output copied) the job would hold its nodes for hours
 # for a serial copy, so the run ends and says to run `hpc-classify unify-schema`, which has no limit.
 RUN_REWRITE_BYTES = 4 << 30
+# Rewrites at once at a run's end: a parallel file system gives several streams more than one (the node is
+# otherwise idle by then); `unify-schema --threads` chooses its own.
+RUN_REWRITE_THREADS = 4
+Result = TypeVar("Result")
 
 
 @dataclass
@@ -54,6 +60,7 @@ class SchemaOutcome:
     """What one pass did; `to_summary` is `_summary.json`'s `output_schema`."""
 
     files: int = 0
+    differing: int = 0  # files whose schema differed from the unified one (to rewrite)
     rewritten: int = 0
     markers_updated: int = 0
     clashes: list[Clash] = field(default_factory=list)
@@ -99,7 +106,10 @@ def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
         return {"skipped": context.stop.signal_name}
     try:
         outcome = unify_output_schemas(
-            context.output_dir, stopped=lambda: context.stop.requested, rewrite_limit=RUN_REWRITE_BYTES
+            context.output_dir,
+            stopped=lambda: context.stop.requested,
+            rewrite_limit=RUN_REWRITE_BYTES,
+            threads=RUN_REWRITE_THREADS,
         )
         return outcome.to_summary()
     except (HpcClassifyError, OSError) as exc:
@@ -108,22 +118,30 @@ def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
 
 
 def unify_output_schemas(
-    output_dir: str, *, stopped: Callable[[], bool] = lambda: False, rewrite_limit: int | None = None
+    output_dir: str,
+    *,
+    stopped: Callable[[], bool] = lambda: False,
+    rewrite_limit: int | None = None,
+    threads: int = 1,
+    read_threads: int = METADATA_THREADS,
 ) -> SchemaOutcome:
     """Bring the Parquet outputs the markers of `output_dir` name to one schema (see the module's doc);
-    `stopped`: asked before each rewrite (a stop signal, a lost lock), which then leaves the rest;
-    `rewrite_limit`: more bytes than this to rewrite are left (`deferred_bytes`), none rewritten."""
+    `stopped`: asked before each rewrite starts (a stop signal, a lost lock): the rewrites in flight finish,
+    no other starts; `rewrite_limit`: more bytes than this to rewrite are left (`deferred_bytes`), none
+    rewritten; `threads`: rewrites at once; `read_threads`: markers and footers read at once. The outcome,
+    the files and the markers are those of one thread, whatever the numbers."""
     started = time.monotonic()
     outputs: dict[str, tuple[str, CompletionMarker]] = {}  # output path -> (input relpath, marker)
-    for relpath, marker in iter_markers_with_relpaths(output_dir):
+    for relpath, marker in iter_markers_with_relpaths(output_dir, threads=read_threads):
         if marker.output_path.endswith(PARQUET.output_suffix):  # "": the file had no output row
             outputs[os.path.join(output_dir, output_of_marker(relpath, marker.output_path))] = (
                 relpath,
                 marker,
             )
-    plan = plan_schema(sorted(outputs))
+    plan = plan_schema(sorted(outputs), threads=read_threads)
     outcome = SchemaOutcome(
         files=len(outputs),
+        differing=len(plan.to_rewrite),
         clashes=[_relative(c, output_dir) for c in plan.clashes],
         unreadable={os.path.relpath(p, output_dir): why for p, why in plan.unreadable.items()},
     )
@@ -131,17 +149,23 @@ def unify_output_schemas(
     to_copy = sum(_size(outputs[path][1], path) for path in to_rewrite)
     if rewrite_limit is not None and to_copy > rewrite_limit:
         outcome.deferred_bytes, to_rewrite = to_copy, []
-    for path in to_rewrite:
-        if stopped():
-            outcome.stopped = True
-            break
+
+    def rewrite(path: str) -> tuple[Clash | None, bool]:
+        """Its marker follows its own file: a kill between the two leaves one stale size, not every one."""
         clash = conform_file(path, plan.schema)
+        return clash, clash is None and _record_size(output_dir, *outputs[path], path)
+
+    recorded = set()
+    for path, (clash, marker_updated) in _rewrite_in_threads(rewrite, to_rewrite, threads, stopped, outcome):
         if clash is None:
             outcome.rewritten += 1
+            outcome.markers_updated += marker_updated
+            recorded.add(path)
         else:
             outcome.clashes.append(_relative(clash, output_dir))
     for path, (relpath, marker) in outputs.items():
-        outcome.markers_updated += _record_size(output_dir, relpath, marker, path)
+        if path not in recorded:
+            outcome.markers_updated += _record_size(output_dir, relpath, marker, path)
     if plan.schema is not None and not (
         outcome.clashes or outcome.unreadable or outcome.stopped or outcome.deferred_bytes
     ):
@@ -149,8 +173,46 @@ def unify_output_schemas(
     else:
         remove_common_metadata(output_dir)
     outcome.seconds = time.monotonic() - started
-    _log(outcome, len(plan.to_rewrite), output_dir)
+    _log(outcome, output_dir)
     return outcome
+
+
+def _rewrite_in_threads(
+    rewrite: Callable[[str], Result],
+    paths: list[str],
+    threads: int,
+    stopped: Callable[[], bool],
+    outcome: SchemaOutcome,
+) -> list[tuple[str, Result]]:
+    """(path, rewrite(path)) in `paths`' order, at most `threads` at once. `stopped()` is asked before each
+    start: once true, none starts (`outcome.stopped`) and those in flight finish. An error (disk full, a
+    KeyboardInterrupt) starts none either and is raised once those in flight have ended, each file whole."""
+    results: dict[int, Result] = {}
+    queue = iter(enumerate(paths))
+    error: BaseException | None = None
+    with ThreadPoolExecutor(threads, thread_name_prefix="conform") as pool:
+        in_flight: dict[Future[Result], int] = {}
+        while True:
+            while error is None and not outcome.stopped and len(in_flight) < threads:
+                index, path = next(queue, (None, ""))
+                if index is None:
+                    break
+                if stopped():
+                    outcome.stopped = True
+                    break
+                in_flight[pool.submit(rewrite, path)] = index
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = in_flight.pop(future)
+                try:
+                    results[index] = future.result()
+                except BaseException as exc:  # noqa: BLE001 (raised below, once the others have ended)
+                    error = error or exc
+    if error is not None:
+        raise error
+    return [(paths[index], results[index]) for index in sorted(results)]
 
 
 def _size(marker: CompletionMarker, path: str) -> int:
@@ -182,7 +244,7 @@ def _relative(clash: Clash, output_dir: str) -> Clash:
     return replace(clash, files_by_type=named)
 
 
-def _log(outcome: SchemaOutcome, differing: int, output_dir: str) -> None:
+def _log(outcome: SchemaOutcome, output_dir: str) -> None:
     if outcome.unreadable:
         named = ", ".join(list(outcome.unreadable)[:UNREADABLE_NAMED])
         logger.error(
@@ -202,7 +264,7 @@ def _log(outcome: SchemaOutcome, differing: int, output_dir: str) -> None:
             "the Parquet outputs keep their own schemas: %d of %d file(s) differ, %.1f GiB to rewrite, more "
             "than a run's end does itself; HINT: run `hpc-classify unify-schema --output %s` (one process, "
             "e.g. a one-node job) to give them one schema",
-            differing,
+            outcome.differing,
             outcome.files,
             outcome.deferred_bytes / (1 << 30),
             output_dir,
@@ -212,7 +274,7 @@ def _log(outcome: SchemaOutcome, differing: int, output_dir: str) -> None:
             "stopped while bringing the Parquet outputs to one schema (%d of %d rewritten); the next run, or "
             "`hpc-classify unify-schema`, finishes it",
             outcome.rewritten,
-            differing,
+            outcome.differing,
         )
     elif outcome.common_metadata is not None:
         logger.info(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_classify.errors import InputFileError
+from hpc_classify.io.threaded_map import map_in_threads
 from hpc_classify.io.writers import is_temp_file, write_json_atomically
 
 logger = logging.getLogger(__name__)
@@ -174,14 +175,22 @@ def iter_markers(output_dir: str) -> Iterator[CompletionMarker]:
         yield marker
 
 
-def iter_markers_with_relpaths(output_dir: str) -> Iterator[tuple[str, CompletionMarker]]:
-    """(relpath, marker) for every readable marker (the report needs the shard's name beside its counts);
-    corrupt ones are logged and skipped, as by `iter_markers`."""
-    for relpath, path in _iter_marker_files(output_dir):
-        try:
-            yield relpath, read_marker(path)
-        except InputFileError as exc:
-            logger.warning("skipping unreadable marker: %s", exc)
+def iter_markers_with_relpaths(output_dir: str, threads: int = 1) -> Iterator[tuple[str, CompletionMarker]]:
+    """(relpath, marker) for every readable marker (the report needs the shard's name beside its counts), read
+    `threads` at a time in the order found; corrupt ones are logged and skipped, as by `iter_markers`."""
+    for relpath, marker in map_in_threads(_read_or_why, _iter_marker_files(output_dir), threads):
+        if isinstance(marker, CompletionMarker):
+            yield relpath, marker
+        else:
+            logger.warning("skipping unreadable marker: %s", marker)
+
+
+def _read_or_why(found: tuple[str, str]) -> tuple[str, CompletionMarker | str]:
+    relpath, path = found
+    try:
+        return relpath, read_marker(path)
+    except InputFileError as exc:
+        return relpath, str(exc)
 
 
 def _iter_marker_files(output_dir: str) -> Iterator[tuple[str, str]]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from hpc_classify.errors import DataLayoutError
 from hpc_classify.io.parquet_format import ParquetFormat, unify_schemas
+from hpc_classify.io.threaded_map import METADATA_THREADS, map_in_threads
 from hpc_classify.io.writers import write_atomically
 
 COMMON_METADATA = "_common_metadata"  # pyarrow's (and dask's) name for a dataset's schema, without rows
@@ -50,18 +51,16 @@ class SchemaPlan:
     unreadable: dict[str, str] = field(default_factory=dict)  # path -> why its footer could not be read
 
 
-def plan_schema(paths: Sequence[str]) -> SchemaPlan:
-    """Read each file's footer and unify them; an unreadable footer is named and the file left out."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def plan_schema(paths: Sequence[str], threads: int = METADATA_THREADS) -> SchemaPlan:
+    """Read each file's footer (`threads` at a time) and unify them; an unreadable footer is named and the file
+    left out. The unified columns follow the first readable path's order, whatever order the reads end in."""
     plan = SchemaPlan()
     schemas: dict[str, Any] = {}
-    for path in paths:
-        try:
-            schemas[path] = pq.read_schema(path)
-        except (pa.ArrowException, OSError) as exc:
-            plan.unreadable[path] = str(exc)
+    for path, (schema, why) in zip(paths, map_in_threads(_read_schema, paths, threads), strict=True):
+        if schema is None:
+            plan.unreadable[path] = why
+        else:
+            schemas[path] = schema
     if not schemas:
         return plan
     first = next(iter(schemas.values()))
@@ -74,6 +73,17 @@ def plan_schema(paths: Sequence[str]) -> SchemaPlan:
         return plan
     plan.to_rewrite = [p for p, s in schemas.items() if not s.equals(plan.schema, check_metadata=False)]
     return plan
+
+
+def _read_schema(path: str) -> tuple[Any, str]:
+    """(the footer's schema, "") or (None, why it could not be read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path), ""
+    except (pa.ArrowException, OSError) as exc:
+        return None, str(exc)
 
 
 def type_clashes(schemas: dict[str, Any]) -> list[Clash]:

@@ -5,6 +5,9 @@ hold exactly leaves its file as written; a pass over a unified directory writes 
 from __future__ import annotations
 
 import os
+import shutil
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -92,11 +95,13 @@ def test_a_kill_during_the_rewrites_leaves_whole_files_and_the_next_pass_finishe
     assert not (tmp_path / "_common_metadata").exists()
     for name in TABLES:  # each whole: the first rewritten, the others as written
         assert pq.read_table(tmp_path / f"{name}.parquet").num_rows == len(TABLES[name]["id"])
+    first = Path(renames[0])  # its marker followed it, before the kill
+    assert read_marker(marker_path(str(tmp_path), f"{first.stem}.jsonl")).output_size == first.stat().st_size
 
     outcome = unify_output_schemas(str(tmp_path))
 
     assert (outcome.files, outcome.rewritten, outcome.clashes, outcome.stopped) == (4, 3, [], False)
-    assert outcome.markers_updated == 4  # the 3 rewritten now, and the one the kill left with its old size
+    assert outcome.markers_updated == 3  # the 3 rewritten now: the kill left no stale one
     assert _rows(tmp_path) == EXPECTED
     schema = pq.read_schema(tmp_path / "_common_metadata")
     assert schema.names == ["id", "x", "maybe", "late_key", "meta"]
@@ -184,3 +189,95 @@ def test_more_to_rewrite_than_a_runs_end_does_is_left_to_the_command(tmp_path, m
     monkeypatch.setattr(output_schema, "RUN_REWRITE_BYTES", total)
     assert after_run(run_context(tmp_path, output_format="parquet"), 0)["rewritten"] == len(TABLES)
     assert (tmp_path / "_common_metadata").exists()
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "tables",
+    [
+        TABLES,
+        {  # a value of a.parquet does not fit double: the clash found mid-rewrite, the others rewritten
+            "a": {"id": [0], "x": [2**53 + 1]},
+            "b": {"id": [1], "x": [0.5]},
+            "c": {"id": [2], "x": [3]},
+            "d": {"id": [3], "x": [4], "y": ["d"]},
+        },
+    ],
+    ids=["unified", "lossy"],
+)
+def test_threads_give_the_result_of_one(tmp_path, tables):
+    """Same outcome, same bytes of every output, marker and _common_metadata, whatever the threads."""
+    results = []
+    for threads in (1, 4):
+        out = tmp_path / "out"  # the same path each time: markers hold it
+        out.mkdir()
+        _outputs(out, tables)
+        outcome = unify_output_schemas(str(out), threads=threads, read_threads=threads)
+        results.append((replace(outcome, seconds=0), _snapshot(out)))
+        shutil.rmtree(out)
+    assert results[0] == results[1]
+    outcome, files = results[0]
+    assert (outcome.rewritten, [c.column for c in outcome.clashes]) == (
+        (4, []) if tables is TABLES else (3, ["x"])
+    )
+    assert ("_common_metadata" in files) == (tables is TABLES)
+
+
+def test_footers_read_out_of_order_keep_the_first_files_column_order(tmp_path, monkeypatch):
+    """The unified columns follow the first file's order even when its footer is the last read."""
+    tables = {"a": {"z": [0], "id": [0]}, "b": {"id": [1], "z": [1]}, "c": {"id": [2], "z": [2]}}
+    _outputs(tmp_path, tables)
+    real_read_schema, others_read, lock, read = pq.read_schema, threading.Event(), threading.Lock(), []
+
+    def read_a_last(path, *args, **kwargs):
+        if str(path).endswith("a.parquet"):
+            assert others_read.wait(timeout=30), "the other footers were not read alongside"
+        schema = real_read_schema(path, *args, **kwargs)
+        with lock:
+            read.append(Path(path).name)
+            if len(read) == len(tables) - 1:
+                others_read.set()
+        return schema
+
+    monkeypatch.setattr(pq, "read_schema", read_a_last)
+    outcome = unify_output_schemas(str(tmp_path), read_threads=3)
+
+    assert read[-1] == "a.parquet"
+    assert pq.read_schema(tmp_path / "_common_metadata").names == ["z", "id"]
+    assert (outcome.rewritten, outcome.differing) == (2, 2)
+
+
+def test_a_stop_lets_the_rewrites_in_flight_finish_and_starts_none(tmp_path, monkeypatch):
+    _outputs(tmp_path, TABLES)
+    before = _snapshot(tmp_path)
+    both_started, stop = threading.Barrier(2, timeout=30), threading.Event()
+    real_conform = output_schema.conform_file
+
+    def conform_then_stop(path, schema):
+        both_started.wait()  # two rewrites in flight when the stop comes
+        stop.set()
+        return real_conform(path, schema)
+
+    monkeypatch.setattr(output_schema, "conform_file", conform_then_stop)
+    outcome = unify_output_schemas(str(tmp_path), stopped=stop.is_set, threads=2)
+
+    assert (outcome.rewritten, outcome.differing, outcome.markers_updated, outcome.stopped) == (2, 4, 2, True)
+    assert outcome.common_metadata is None and not (tmp_path / "_common_metadata").exists()
+    after = _snapshot(tmp_path)
+    assert [name for name in before if before[name] != after[name]] == [
+        "_markers/a.jsonl.done.json",
+        "_markers/b.jsonl.done.json",
+        "a.parquet",
+        "b.parquet",
+    ]
+    assert _marker_sizes_match(tmp_path)
+    monkeypatch.setattr(output_schema, "conform_file", real_conform)
+
+    outcome = unify_output_schemas(str(tmp_path), threads=2)
+
+    assert (outcome.rewritten, outcome.markers_updated, outcome.stopped) == (2, 2, False)
+    assert _rows(tmp_path) == EXPECTED
+    assert _marker_sizes_match(tmp_path)
