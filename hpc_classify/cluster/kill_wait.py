@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 
 from hpc_classify.cluster.slurm_env import slurm_conf_path, slurm_job_id
@@ -19,6 +20,8 @@ from hpc_classify.cluster.slurm_env import slurm_conf_path, slurm_job_id
 logger = logging.getLogger(__name__)
 
 DEFAULT_KILL_WAIT_S = 30.0  # Slurm's default
+# slurm.conf's KEY=VALUE as Slurm's parser takes it (src/common/parse_config.c): blanks around "=", a quoted value.
+_KEY_VALUE = re.compile(r'([\w.]+)\s*=\s*(?:"([^"]*)"|(\S+))')
 
 
 def read_kill_wait(path: str | Path) -> float | None:
@@ -29,11 +32,11 @@ def read_kill_wait(path: str | Path) -> float | None:
         return None
     seconds = DEFAULT_KILL_WAIT_S
     for line in text.splitlines():
-        for word in line.split("#", 1)[0].split():  # several KEY=VALUE may share a line; keys ignore case
-            key, _, value = word.partition("=")
+        # Several KEY=VALUE may share a line; keys ignore case; `KillWait = 10` and `KillWait="10"` are Slurm's too.
+        for key, quoted, bare in _KEY_VALUE.findall(line.split("#", 1)[0]):
             if key.lower() == "killwait":
                 try:
-                    found = float(value)
+                    found = float(quoted or bare)
                 except ValueError:
                     continue
                 if math.isfinite(found) and found >= 0:

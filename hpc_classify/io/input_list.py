@@ -36,7 +36,8 @@ def read_input_list(path: str, *, check_entries: bool = True) -> list[str]:
         )
     try:
         with open(path, "rb") as f:
-            raw_lines = f.read().splitlines()
+            # A byte-order mark (a list saved by a Windows editor) is no part of the first entry's name.
+            raw_lines = f.read().removeprefix(b"\xef\xbb\xbf").splitlines()
     except OSError as error:
         raise InputFileError(
             path,

@@ -115,3 +115,9 @@ def test_unchecked_reading_gives_the_checked_specs_and_looks_up_only_glob_entrie
     assert unchecked[-1] == str(data / "gone.jsonl")  # not refused: rank 0 refuses it
     listed.write_text("./shards/\nsingle.jsonl\n../far.jsonl\nshards/*.jsonl\n")
     assert read_input_list(str(listed), check_entries=False) == read_input_list(str(listed)) == unchecked[:-1]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_entry(data):
+    listed = data / "inputs.txt"
+    listed.write_bytes("single.jsonl\r\nshards\r\n".encode("utf-8-sig"))
+    assert read_input_list(str(listed)) == [str(data / "single.jsonl"), str(data / "shards")]

@@ -170,6 +170,10 @@ def test_kill_wait_is_read_from_slurm_conf_and_is_slurms_default_when_unknown(
         "ClusterName=c1\n# KillWait=5\nSlurmctldPort=6817 killwait=45  # site's own\nMinJobAge=10\n"
     )
     assert read_kill_wait(conf) == 45
+    conf.write_text("ClusterName=c1\nKillWait = 12\n")
+    assert read_kill_wait(conf) == 12  # blanks around "=", as Slurm's parser takes them
+    conf.write_text('ClusterName=c1 KillWait="14" MinJobAge = 10\n')
+    assert read_kill_wait(conf) == 14  # a quoted value
     conf.write_text("ClusterName=c1\n")
     assert read_kill_wait(conf) == DEFAULT_KILL_WAIT_S == 30  # not set: Slurm's default
     assert read_kill_wait(tmp_path / "missing.conf") is None
