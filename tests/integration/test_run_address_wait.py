@@ -11,8 +11,8 @@ import signal
 import socket
 
 import pytest
-from distributed import LocalCluster
 from driver_support import cli_env, make_corpus, run_args, run_cli, start_cli, wait_for
+from scheduler_waits import SchedulerOnWarning
 
 from hpc_classify import DomainClassifier
 from hpc_classify.cluster import first_worker
@@ -48,19 +48,9 @@ def test_run_joins_a_scheduler_started_after_the_warning(
     monkeypatch.setattr(first_worker, "NOTICE_AFTER", CONNECT_TIMEOUT + 1)  # started past the connect timeout
     expected = make_corpus(tmp_path / "in", 2, 3)
     address = f"tcp://127.0.0.1:{free_port}"
-    started: list[LocalCluster] = []
-
-    class StartOnWarning(logging.Handler):  # the scheduler starts once the driver says it still waits for it
-        def emit(self, record: logging.LogRecord) -> None:
-            if "still waiting for the scheduler" in record.getMessage() and not started:
-                started.append(
-                    LocalCluster(
-                        n_workers=1, processes=False, scheduler_port=free_port, dashboard_address=None
-                    )
-                )
-
     caplog.set_level(logging.INFO, logger=WAITS.name)
-    handler = StartOnWarning()
+    handler = SchedulerOnWarning(free_port)
+    started = handler.started
     WAITS.addHandler(handler)
     try:
         # 120 s, not 0: should the scheduler never be joined, the test fails instead of hanging.

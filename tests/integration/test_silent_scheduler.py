@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from distributed import LocalCluster
+from scheduler_waits import SchedulerOnWarning, within
 
 from hpc_classify import get_client
 from hpc_classify.cluster import first_worker, nemo_client
@@ -50,26 +49,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _within(seconds: float, call: Callable[[], Any]) -> Any:
-    """call() in a daemon thread: its result or its exception; an AssertionError if it has not returned (the
-    thread is left behind, as a hung call would be)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the test
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"did not return within {seconds} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _file_naming(tmp_path: Path, address: str) -> Path:
     path = tmp_path / "scheduler.json"
     path.write_text(f'{{"type": "Scheduler", "address": "{address}", "id": "Scheduler-x"}}')
@@ -80,7 +59,7 @@ def test_get_client_of_a_file_naming_a_silent_port_fails_naming_both(tmp_path, s
     address = f"tcp://127.0.0.1:{silent_port}"
     path = _file_naming(tmp_path, address)
     with pytest.raises(ClusterError) as raised:
-        _within(RETURN_WITHIN, lambda: get_client(scheduler_file=str(path), worker_wait=120))
+        within(RETURN_WITHIN, lambda: get_client(scheduler_file=str(path), worker_wait=120))
     message, hint = str(raised.value).split("\nHINT: ")
     assert message.startswith(f"the scheduler file {path} (written at ")
     assert message.endswith(f") names {address}, which {SILENT}")
@@ -91,7 +70,7 @@ def test_get_client_of_a_dashboard_address_fails_naming_it(tmp_path) -> None:
     with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as cluster:
         dashboard = f"tcp://127.0.0.1:{cluster.scheduler.http_server.port}"  # HTTP: waits for a request
         with pytest.raises(ClusterError) as raised:
-            _within(RETURN_WITHIN, lambda: get_client(scheduler_address=dashboard, worker_wait=120))
+            within(RETURN_WITHIN, lambda: get_client(scheduler_address=dashboard, worker_wait=120))
     message, hint = str(raised.value).split("\nHINT: ")
     assert message == f"the scheduler {dashboard} {SILENT}"
     assert hint == "check the address: the scheduler's port (8786 by default), not its dashboard's (8787)"
@@ -103,7 +82,7 @@ def test_run_connect_to_a_silent_port_fails_within_its_timeout(tmp_path, silent_
     where = str(_file_naming(tmp_path, address)) if join == "scheduler_file" else address
     config = RunConfig(classifiers=["domain"], inputs=["in"], output="out", **{join: where})
     with pytest.raises(ClusterError) as raised:
-        _within(RETURN_WITHIN, lambda: connect(config, timeout=1))
+        within(RETURN_WITHIN, lambda: connect(config, timeout=1))
     message = str(raised.value).split("\nHINT: ")[0]
     if join == "scheduler_file":
         assert message.startswith(f"the scheduler file {where} (written at ")
@@ -114,22 +93,12 @@ def test_run_connect_to_a_silent_port_fails_within_its_timeout(tmp_path, silent_
 
 def test_get_client_waits_for_a_scheduler_address_started_later(free_port, caplog) -> None:
     address = f"tcp://127.0.0.1:{free_port}"
-    started: list[LocalCluster] = []
-
-    class StartOnWarning(logging.Handler):  # the scheduler starts once get_client says it still waits for it
-        def emit(self, record: logging.LogRecord) -> None:
-            if "still waiting for the scheduler" in record.getMessage() and not started:
-                started.append(
-                    LocalCluster(
-                        n_workers=1, processes=False, scheduler_port=free_port, dashboard_address=None
-                    )
-                )
-
     caplog.set_level(logging.INFO, logger=WAITS.name)
-    handler = StartOnWarning()
+    handler = SchedulerOnWarning(free_port)
+    started = handler.started
     WAITS.addHandler(handler)
     try:
-        client = _within(RETURN_WITHIN, lambda: get_client(scheduler_address=address, worker_wait=120))
+        client = within(RETURN_WITHIN, lambda: get_client(scheduler_address=address, worker_wait=120))
     finally:
         WAITS.removeHandler(handler)
     try:
@@ -149,9 +118,7 @@ def test_get_client_waits_for_a_scheduler_address_started_later(free_port, caplo
 
 def test_a_scheduler_address_not_up_within_worker_wait_is_an_error_naming_it(free_port) -> None:
     with pytest.raises(ClusterError) as raised:
-        _within(
-            RETURN_WITHIN, lambda: get_client(scheduler_address=f"127.0.0.1:{free_port}", worker_wait=0.5)
-        )
+        within(RETURN_WITHIN, lambda: get_client(scheduler_address=f"127.0.0.1:{free_port}", worker_wait=0.5))
     message, hint = str(raised.value).split("\nHINT: ")
     assert (
         message

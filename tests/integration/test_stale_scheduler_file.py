@@ -10,12 +10,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from distributed import Client, LocalCluster
+from scheduler_waits import within
 
 from hpc_classify import get_client
 from hpc_classify.cluster import first_worker, nemo_client
@@ -53,29 +53,10 @@ def _stale_file(tmp_path: Path, port: int) -> tuple[Path, str]:
     return path, names
 
 
-def _within(seconds: float, call: Callable[[], Any]) -> Any:
-    """call() in a daemon thread: its result or its exception; an AssertionError if it has not returned."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the test
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"did not return within {seconds} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def test_get_client_names_a_dead_schedulers_file_after_worker_wait(tmp_path, dead_port) -> None:
     path, names = _stale_file(tmp_path, dead_port)
     with pytest.raises(ClusterError) as raised:
-        _within(RETURN_WITHIN, lambda: get_client(scheduler_file=str(path), worker_wait=1))
+        within(RETURN_WITHIN, lambda: get_client(scheduler_file=str(path), worker_wait=1))
     assert str(raised.value).split("\nHINT: ")[0] == (
         f"{names}, which does not answer: its scheduler may have ended (a previous job's file?), and no "
         "scheduler overwrote it within 1 s (worker_wait)"
@@ -90,7 +71,7 @@ def test_run_names_a_dead_schedulers_file_after_worker_wait(tmp_path, dead_port)
         classifiers=["domain"], inputs=["in"], output="out", scheduler_file=str(path), worker_wait=1
     )
     with pytest.raises(ClusterError) as raised:
-        _within(RETURN_WITHIN, lambda: connect(config, timeout=1))
+        within(RETURN_WITHIN, lambda: connect(config, timeout=1))
     assert str(raised.value).split("\nHINT: ")[0] == (
         f"{names}, which does not answer: its scheduler may have ended (a previous job's file?), and no "
         "scheduler overwrote it within 1 s (--worker-wait)"
@@ -118,7 +99,7 @@ def test_a_scheduler_started_later_overwrites_a_dead_ones_file_and_is_joined(
         handler = _OnWaiting()
         WAITS.addHandler(handler)
         try:
-            client = _within(RETURN_WITHIN, lambda: get_client(scheduler_file=str(path), worker_wait=120))
+            client = within(RETURN_WITHIN, lambda: get_client(scheduler_file=str(path), worker_wait=120))
         finally:
             WAITS.removeHandler(handler)
         try:
