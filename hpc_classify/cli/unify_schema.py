@@ -51,6 +51,10 @@ class StopOnSignals:
     def __call__(self) -> bool:
         return self.signal_name is not None
 
+    def lose_lock(self, name: str) -> None:
+        """The lock was taken over (the heartbeat thread says so, as `name`): no rewrite starts, none renames."""
+        self.signal_name = name
+
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.signal_name is None:
@@ -74,16 +78,19 @@ class StopOnSignals:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hpc_classify.driver.lock import RunLock
+    from hpc_classify.driver.lock import LOCK_LOST, RunLock
     from hpc_classify.driver.output_schema import UNREADABLE_NAMED, unify_output_schemas
+    from hpc_classify.driver.run_owner import stored_fingerprint
+    from hpc_classify.driver.schema_outputs import ownership_check
     from hpc_classify.errors import OutputDirectoryError
     from hpc_classify.exit_codes import FILES_FAILED, INTERRUPTED
 
     output_dir = os.path.abspath(args.output)
     if not os.path.isdir(output_dir):
         raise OutputDirectoryError(f"--output {output_dir} is not a directory", hint="give a run's --output")
+    stop = StopOnSignals()
     try:
-        lock = RunLock(output_dir)
+        lock = RunLock(output_dir, on_lost=lambda: stop.lose_lock(LOCK_LOST))
         lock.acquire()
     except OutputDirectoryError as error:
         raise OutputDirectoryError(
@@ -91,8 +98,12 @@ def handle(args: argparse.Namespace) -> int:
             hint="rerun when that run has ended (a complete Parquet run unifies its outputs itself)",
         ) from None
     try:
-        with StopOnSignals() as stop:
-            outcome = unify_output_schemas(output_dir, stopped=stop, threads=args.threads)
+        # Fenced as a run's writes are: the lock and the run that owns the directory, as when the lock was taken.
+        owned = ownership_check(
+            output_dir, stored_fingerprint(output_dir), lambda: stop.signal_name == LOCK_LOST
+        )
+        with stop:
+            outcome = unify_output_schemas(output_dir, stopped=stop, owned=owned, threads=args.threads)
     finally:
         lock.release()
     for clash in outcome.clashes:

@@ -38,6 +38,7 @@ from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.formats import output_relpath
 from hpc_classify.io.markers import MARKERS_DIRNAME, CompletionMarker, MarkerListing, marker_path, read_marker
+from hpc_classify.io.parquet_dataset import COMMON_METADATA, remove_common_metadata
 from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, QUARANTINE_SUFFIX, QUARANTINE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -92,10 +93,12 @@ def remove_output_of(output_dir: str, relpath: str, fallback_format: str | None)
 def remove_outputs_of_markers(output_dir: str, fallback_format: str | None) -> list[str]:
     """Remove the outputs (and quarantines) that every marker under `output_dir` names, not the markers;
     returns the removed files' relpaths, sorted."""
-    removed: list[str] = []
-    for relpath in sorted(MarkerListing(output_dir).relpaths()):
-        removed.extend(remove_output_of(output_dir, relpath, fallback_format))
-    return sorted(removed)
+    named = [
+        out
+        for relpath in sorted(MarkerListing(output_dir).relpaths())
+        for out in outputs_of_marker(output_dir, relpath, fallback_format)
+    ]
+    return sorted(_remove_files(output_dir, named))
 
 
 def remove_outputs_of_plan(output_dir: str, output_format: str | None) -> list[str]:
@@ -117,20 +120,22 @@ def remove_outputs_of_plan(output_dir: str, output_format: str | None) -> list[s
                 why if plan is None else "the previous run's output format is not recorded in _run.json",
             )
         return []
-    removed: list[str] = []
-    for entry in plan["files"]:
-        removed.extend(_remove_files(output_dir, outputs_by_name(entry["relpath"], output_format)))
-    return sorted(removed)
+    named = [out for entry in plan["files"] for out in outputs_by_name(entry["relpath"], output_format)]
+    return sorted(_remove_files(output_dir, named))
 
 
 def _remove_files(output_dir: str, relpaths: list[str]) -> list[str]:
-    """Remove those of `relpaths` that are regular files; returns the relpaths removed."""
+    """Remove those of `relpaths` that are regular files; returns the relpaths removed. `_common_metadata`
+    goes before the first of them: it would describe outputs no longer there, or replaced by a redo that
+    the run may not finish (a kill, a stop before classifying)."""
     removed = []
     for out_relpath in relpaths:
         path = os.path.join(output_dir, *out_relpath.split("/"))
         try:
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 continue
+            if not removed and remove_common_metadata(output_dir):
+                logger.info("removed %s: outputs are removed", COMMON_METADATA)
             os.remove(path)
         except FileNotFoundError:
             continue
