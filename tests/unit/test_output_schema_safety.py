@@ -85,8 +85,10 @@ def test_a_marker_rewritten_since_it_was_read_is_left_as_it_is(tmp_path, monkeyp
     redone.fingerprint, redone.input_size = "newer", 2
 
     def a_newer_run_redoes_a():
-        if read_marker(where).fingerprint != "newer":
-            write_marker(where, redone)
+        if not done:
+            done.append(write_marker(where, redone))
+
+    done: list[None] = []
 
     _stop_at_the_first_rewrite(monkeypatch, a_newer_run_redoes_a)
     outcome = unify_output_schemas(str(tmp_path))
