@@ -4,8 +4,9 @@ by an older version, a run finished in several partial invocations, or one whose
 it does itself. Takes the directory's lock, so it refuses while a run writes there. `--threads` files are
 rewritten at once. A stop signal (Ctrl-C, SIGTERM, the time-limit warning) lets the rewrites in flight finish
 and starts no other: every file is whole, old or new, and a rerun finishes. Exit 0 when the outputs share one
-schema, 1 when a column has no common type or an output could not be read (named; no file changed for a
-clash), 3 when stopped."""
+schema, 1 when a column has no common type or an output could not be read, nor its marker, or a Parquet file
+has no marker (named; no file changed for a clash), 3 when stopped (or the lock was taken over: its renames
+are refused)."""
 
 from __future__ import annotations
 
