@@ -4,8 +4,9 @@ by an older version, a run finished in several partial invocations, or one whose
 it does itself. Takes the directory's lock, so it refuses while a run writes there. `--threads` files are
 rewritten at once. A stop signal (Ctrl-C, SIGTERM, the time-limit warning) lets the rewrites in flight finish
 and starts no other: every file is whole, old or new, and a rerun finishes. Exit 0 when the outputs share one
-schema, 1 when a column has no common type or an output could not be read (named; no file changed for a
-clash), 3 when stopped."""
+schema, 1 when a column has no common type or an output could not be read, nor its marker, or a Parquet file
+has no marker (named; no file changed for a clash), 3 when stopped (or the lock was taken over: its renames
+are refused)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ class StopOnSignals:
     def __call__(self) -> bool:
         return self.signal_name is not None
 
+    def lose_lock(self, name: str) -> None:
+        """The lock was taken over (the heartbeat thread says so, as `name`): no rewrite starts, none renames."""
+        self.signal_name = name
+
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.signal_name is None:
@@ -74,16 +79,19 @@ class StopOnSignals:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hpc_classify.driver.lock import RunLock
+    from hpc_classify.driver.lock import LOCK_LOST, RunLock
     from hpc_classify.driver.output_schema import UNREADABLE_NAMED, unify_output_schemas
+    from hpc_classify.driver.run_owner import stored_fingerprint
+    from hpc_classify.driver.schema_outputs import ownership_check
     from hpc_classify.errors import OutputDirectoryError
     from hpc_classify.exit_codes import FILES_FAILED, INTERRUPTED
 
     output_dir = os.path.abspath(args.output)
     if not os.path.isdir(output_dir):
         raise OutputDirectoryError(f"--output {output_dir} is not a directory", hint="give a run's --output")
+    stop = StopOnSignals()
     try:
-        lock = RunLock(output_dir)
+        lock = RunLock(output_dir, on_lost=lambda: stop.lose_lock(LOCK_LOST))
         lock.acquire()
     except OutputDirectoryError as error:
         raise OutputDirectoryError(
@@ -91,8 +99,12 @@ def handle(args: argparse.Namespace) -> int:
             hint="rerun when that run has ended (a complete Parquet run unifies its outputs itself)",
         ) from None
     try:
-        with StopOnSignals() as stop:
-            outcome = unify_output_schemas(output_dir, stopped=stop, threads=args.threads)
+        # Fenced as a run's writes are: the lock and the run that owns the directory, as when the lock was taken.
+        owned = ownership_check(
+            output_dir, stored_fingerprint(output_dir), lambda: stop.signal_name == LOCK_LOST
+        )
+        with stop:
+            outcome = unify_output_schemas(output_dir, stopped=stop, owned=owned, threads=args.threads)
     finally:
         lock.release()
     for clash in outcome.clashes:

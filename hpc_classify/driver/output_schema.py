@@ -8,12 +8,16 @@ outputs that the markers name are brought to one schema (io/parquet_dataset.py: 
 the files that differ rewritten atomically with safe casts only), each rewritten file's marker gets its new
 `output_size`, and `DIR/_common_metadata` holds the schema. A column of no common type (text in one file,
 int64 in another) leaves every file as it is: the log and `_summary.json` name it and its files, and no
-`_common_metadata` is written. Nothing here changes a run's exit code.
+`_common_metadata` is written; nor when an output could not be read, its marker could not, or a Parquet file
+beside the outputs has no marker (driver/schema_outputs.py). Nothing here changes a run's exit code.
+
+A stop asked while the markers and footers are read ends the reads and the pass writes nothing: a SIGTERM
+leaves ~30 s, for the summary. Every rename first checks that this process still owns the directory.
 
 Kill-safe and idempotent: every rewrite is atomic, the next pass rewrites what is left and sets the
 `output_size` of any marker a kill left stale; a directory already unified is read (markers and footers)
-and not written but for `_common_metadata`. A run that classifies anything first removes `_common_metadata`,
-which would no longer describe the files.
+and not written but for `_common_metadata`. A run that classifies anything, or a run start that removes
+outputs (driver/stale_outputs.py), first removes `_common_metadata`, which would no longer describe the files.
 """
 
 from __future__ import annotations
@@ -22,16 +26,16 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from hpc_classify import exit_codes
-from hpc_classify.driver.lost_outputs import output_of_marker
+from hpc_classify.driver.lock import LOCK_LOST
 from hpc_classify.driver.run_context import RunContext
+from hpc_classify.driver.schema_outputs import ownership_check, read_outputs, record_size, unmarked_outputs
 from hpc_classify.errors import HpcClassifyError
 from hpc_classify.io.formats import PARQUET
-from hpc_classify.io.markers import CompletionMarker, iter_markers_with_relpaths, marker_path, write_marker
+from hpc_classify.io.markers import CompletionMarker
 from hpc_classify.io.parquet_dataset import (
     COMMON_METADATA,
     Clash,
@@ -40,7 +44,7 @@ from hpc_classify.io.parquet_dataset import (
     remove_common_metadata,
     write_common_metadata,
 )
-from hpc_classify.io.threaded_map import METADATA_THREADS
+from hpc_classify.io.threaded_map import METADATA_THREADS, run_until_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +56,6 @@ RUN_REWRITE_BYTES = 4 << 30
 # Rewrites at once at a run's end: a parallel file system gives several streams more than one (the node is
 # otherwise idle by then); `unify-schema --threads` chooses its own.
 RUN_REWRITE_THREADS = 4
-Result = TypeVar("Result")
 
 
 @dataclass
@@ -93,7 +96,7 @@ def before_classifying(output_format: str, output_dir: str) -> None:
 
 def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
     """The `output_schema` of a run's summary: a complete Parquet run's outputs unified (None: not a
-    Parquet run, or files failed or remain). An error here (disk full) is logged, never the run's."""
+    Parquet run, or files failed or remain). An error here (disk full, a bug) is logged, never the run's."""
     if context.config.output_format != PARQUET.name or exit_code != exit_codes.OK:
         return None
     if context.stop.requested:  # finished within the stop's grace: the job's last seconds are not for this
@@ -108,12 +111,20 @@ def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
         outcome = unify_output_schemas(
             context.output_dir,
             stopped=lambda: context.stop.requested,
+            owned=ownership_check(
+                context.output_dir, context.fingerprint, lambda: context.stop.signal_name == LOCK_LOST
+            ),
             rewrite_limit=RUN_REWRITE_BYTES,
             threads=RUN_REWRITE_THREADS,
         )
         return outcome.to_summary()
-    except (HpcClassifyError, OSError) as exc:
-        logger.error("the Parquet outputs were not brought to one schema: %s; HINT: rerun to finish", exc)
+    except Exception as exc:  # noqa: BLE001 - pyarrow's ArrowInvalid, a MemoryError: the run is complete
+        logger.error(
+            "the Parquet outputs were not brought to one schema: %s: %s; HINT: rerun to finish",
+            type(exc).__name__,
+            exc,
+            exc_info=not isinstance(exc, HpcClassifyError | OSError),
+        )
         return {"error": str(exc)}
 
 
@@ -121,30 +132,37 @@ def unify_output_schemas(
     output_dir: str,
     *,
     stopped: Callable[[], bool] = lambda: False,
+    owned: Callable[[str], None] = lambda _path: None,
     rewrite_limit: int | None = None,
     threads: int = 1,
     read_threads: int = METADATA_THREADS,
 ) -> SchemaOutcome:
     """Bring the Parquet outputs the markers of `output_dir` name to one schema (see the module's doc);
-    `stopped`: asked before each rewrite starts (a stop signal, a lost lock): the rewrites in flight finish,
-    no other starts; `rewrite_limit`: more bytes than this to rewrite are left (`deferred_bytes`), none
-    rewritten; `threads`: rewrites at once; `read_threads`: markers and footers read at once. The outcome,
-    the files and the markers are those of one thread, whatever the numbers."""
+    `stopped`: asked as markers and footers are read (once true, none other is read and nothing is
+    written) and before each rewrite starts (a stop signal, a lost lock): the rewrites in flight finish,
+    no other starts; `owned(path)`: asked before each rename, raises when this process no longer owns the
+    directory (driver/schema_outputs.py); `rewrite_limit`: more bytes than this to rewrite are left
+    (`deferred_bytes`), none rewritten; `threads`: rewrites at once; `read_threads`: markers and footers
+    read at once. The outcome, the files and the markers are those of one thread, whatever the numbers."""
     started = time.monotonic()
-    outputs: dict[str, tuple[str, CompletionMarker]] = {}  # output path -> (input relpath, marker)
-    for relpath, marker in iter_markers_with_relpaths(output_dir, threads=read_threads):
-        if marker.output_path.endswith(PARQUET.output_suffix):  # "": the file had no output row
-            outputs[os.path.join(output_dir, output_of_marker(relpath, marker.output_path))] = (
-                relpath,
-                marker,
-            )
-    plan = plan_schema(sorted(outputs), threads=read_threads)
+    unreadable: dict[str, str] = {}  # relpath -> why: markers, outputs with no marker, footers
+    outputs = read_outputs(output_dir, read_threads, stopped, unreadable)
+    unreadable.update(unmarked_outputs(output_dir, outputs, read_threads, stopped))
+    plan = plan_schema(sorted(outputs), threads=read_threads, stopped=stopped)
     outcome = SchemaOutcome(
         files=len(outputs),
         differing=len(plan.to_rewrite),
         clashes=[_relative(c, output_dir) for c in plan.clashes],
-        unreadable={os.path.relpath(p, output_dir): why for p, why in plan.unreadable.items()},
+        unreadable={
+            **unreadable,
+            **{os.path.relpath(p, output_dir): why for p, why in plan.unreadable.items()},
+        },
     )
+    if plan.stopped or stopped():  # the job's last seconds go to its summary: nothing written
+        outcome.stopped = True
+        outcome.seconds = time.monotonic() - started
+        _log(outcome, output_dir)
+        return outcome
     to_rewrite = plan.to_rewrite if plan.schema is not None else []
     to_copy = sum(_size(outputs[path][1], path) for path in to_rewrite)
     if rewrite_limit is not None and to_copy > rewrite_limit:
@@ -152,11 +170,12 @@ def unify_output_schemas(
 
     def rewrite(path: str) -> tuple[Clash | None, bool]:
         """Its marker follows its own file: a kill between the two leaves one stale size, not every one."""
-        clash = conform_file(path, plan.schema)
-        return clash, clash is None and _record_size(output_dir, *outputs[path], path)
+        clash = conform_file(path, plan.schema, before_rename=lambda: owned(path))
+        return clash, clash is None and record_size(output_dir, *outputs[path], path, owned)
 
+    done, outcome.stopped = run_until_stopped(rewrite, to_rewrite, threads, stopped)
     recorded = set()
-    for path, (clash, marker_updated) in _rewrite_in_threads(rewrite, to_rewrite, threads, stopped, outcome):
+    for path, (clash, marker_updated) in done:
         if clash is None:
             outcome.rewritten += 1
             outcome.markers_updated += marker_updated
@@ -164,55 +183,19 @@ def unify_output_schemas(
         else:
             outcome.clashes.append(_relative(clash, output_dir))
     for path, (relpath, marker) in outputs.items():
-        if path not in recorded:
-            outcome.markers_updated += _record_size(output_dir, relpath, marker, path)
+        if path not in recorded and not outcome.stopped:  # a stat each: not in a stop's last seconds
+            outcome.markers_updated += record_size(output_dir, relpath, marker, path, owned)
+    common = os.path.join(output_dir, COMMON_METADATA)
     if plan.schema is not None and not (
         outcome.clashes or outcome.unreadable or outcome.stopped or outcome.deferred_bytes
     ):
-        outcome.common_metadata = write_common_metadata(output_dir, plan.schema)
+        outcome.common_metadata = write_common_metadata(output_dir, plan.schema, lambda: owned(common))
     else:
+        owned(common)
         remove_common_metadata(output_dir)
     outcome.seconds = time.monotonic() - started
     _log(outcome, output_dir)
     return outcome
-
-
-def _rewrite_in_threads(
-    rewrite: Callable[[str], Result],
-    paths: list[str],
-    threads: int,
-    stopped: Callable[[], bool],
-    outcome: SchemaOutcome,
-) -> list[tuple[str, Result]]:
-    """(path, rewrite(path)) in `paths`' order, at most `threads` at once. `stopped()` is asked before each
-    start: once true, none starts (`outcome.stopped`) and those in flight finish. An error (disk full, a
-    KeyboardInterrupt) starts none either and is raised once those in flight have ended, each file whole."""
-    results: dict[int, Result] = {}
-    queue = iter(enumerate(paths))
-    error: BaseException | None = None
-    with ThreadPoolExecutor(threads, thread_name_prefix="conform") as pool:
-        in_flight: dict[Future[Result], int] = {}
-        while True:
-            while error is None and not outcome.stopped and len(in_flight) < threads:
-                index, path = next(queue, (None, ""))
-                if index is None:
-                    break
-                if stopped():
-                    outcome.stopped = True
-                    break
-                in_flight[pool.submit(rewrite, path)] = index
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = in_flight.pop(future)
-                try:
-                    results[index] = future.result()
-                except BaseException as exc:  # noqa: BLE001 (raised below, once the others have ended)
-                    error = error or exc
-    if error is not None:
-        raise error
-    return [(paths[index], results[index]) for index in sorted(results)]
 
 
 def _size(marker: CompletionMarker, path: str) -> int:
@@ -222,19 +205,6 @@ def _size(marker: CompletionMarker, path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def _record_size(output_dir: str, relpath: str, marker: CompletionMarker, path: str) -> bool:
-    """Set the marker's `output_size` to its output's size (rewritten, or a kill came before its marker was);
-    whether it changed."""
-    try:
-        size = os.path.getsize(path)
-    except FileNotFoundError:  # named among the unreadable
-        return False
-    if marker.output_size == size:
-        return False
-    write_marker(marker_path(output_dir, relpath), replace(marker, output_size=size))
-    return True
 
 
 def _relative(clash: Clash, output_dir: str) -> Clash:
@@ -248,8 +218,9 @@ def _log(outcome: SchemaOutcome, output_dir: str) -> None:
     if outcome.unreadable:
         named = ", ".join(list(outcome.unreadable)[:UNREADABLE_NAMED])
         logger.error(
-            "%d Parquet output(s) could not be read (left out of the common schema): %s",
+            "%d Parquet output(s) could not be read or have no readable marker (no %s written): %s",
             len(outcome.unreadable),
+            COMMON_METADATA,
             named,
         )
     if outcome.clashes:

@@ -38,6 +38,7 @@ from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
 from hpc_classify.io.formats import output_relpath
 from hpc_classify.io.markers import MARKERS_DIRNAME, CompletionMarker, MarkerListing, marker_path, read_marker
+from hpc_classify.io.parquet_dataset import COMMON_METADATA, remove_common_metadata
 from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, QUARANTINE_SUFFIX, QUARANTINE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -83,18 +84,24 @@ def outputs_by_name(relpath: str, output_format: str) -> list[str]:
     return [out_relpath, quarantine_relpath(out_relpath), legacy]
 
 
-def remove_output_of(output_dir: str, relpath: str, fallback_format: str | None) -> list[str]:
+def remove_output_of(
+    output_dir: str, relpath: str, fallback_format: str | None, *, schema_gone: bool = False
+) -> list[str]:
     """Remove the output (and quarantine) `relpath`'s marker names, not the marker; returns the relpaths
-    removed (a file already gone, or not a regular file, is left)."""
-    return _remove_files(output_dir, outputs_of_marker(output_dir, relpath, fallback_format))
+    removed (a file already gone, or not a regular file, is left). `schema_gone`: `_common_metadata` was
+    removed already (by a caller removing many)."""
+    return _remove_files(output_dir, outputs_of_marker(output_dir, relpath, fallback_format), schema_gone)
 
 
 def remove_outputs_of_markers(output_dir: str, fallback_format: str | None) -> list[str]:
     """Remove the outputs (and quarantines) that every marker under `output_dir` names, not the markers;
     returns the removed files' relpaths, sorted."""
+    relpaths = sorted(MarkerListing(output_dir).relpaths())
+    if relpaths:
+        _remove_schema(output_dir)  # once, not once per output
     removed: list[str] = []
-    for relpath in sorted(MarkerListing(output_dir).relpaths()):
-        removed.extend(remove_output_of(output_dir, relpath, fallback_format))
+    for relpath in relpaths:
+        removed.extend(remove_output_of(output_dir, relpath, fallback_format, schema_gone=True))
     return sorted(removed)
 
 
@@ -117,25 +124,32 @@ def remove_outputs_of_plan(output_dir: str, output_format: str | None) -> list[s
                 why if plan is None else "the previous run's output format is not recorded in _run.json",
             )
         return []
-    removed: list[str] = []
-    for entry in plan["files"]:
-        removed.extend(_remove_files(output_dir, outputs_by_name(entry["relpath"], output_format)))
-    return sorted(removed)
+    named = [out for entry in plan["files"] for out in outputs_by_name(entry["relpath"], output_format)]
+    return sorted(_remove_files(output_dir, named))
 
 
-def _remove_files(output_dir: str, relpaths: list[str]) -> list[str]:
-    """Remove those of `relpaths` that are regular files; returns the relpaths removed."""
+def _remove_files(output_dir: str, relpaths: list[str], schema_gone: bool = False) -> list[str]:
+    """Remove those of `relpaths` that are regular files; returns the relpaths removed. `_common_metadata`
+    goes before the first of them (unless `schema_gone`): it would describe outputs no longer there, or
+    replaced by a redo that the run may not finish (a kill, a stop before classifying)."""
     removed = []
     for out_relpath in relpaths:
         path = os.path.join(output_dir, *out_relpath.split("/"))
         try:
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 continue
+            if not (removed or schema_gone):
+                _remove_schema(output_dir)
             os.remove(path)
         except FileNotFoundError:
             continue
         removed.append(out_relpath)
     return removed
+
+
+def _remove_schema(output_dir: str) -> None:
+    if remove_common_metadata(output_dir):
+        logger.info("removed %s: outputs are removed", COMMON_METADATA)
 
 
 def outside_entry(

@@ -175,14 +175,24 @@ def iter_markers(output_dir: str) -> Iterator[CompletionMarker]:
         yield marker
 
 
-def iter_markers_with_relpaths(output_dir: str, threads: int = 1) -> Iterator[tuple[str, CompletionMarker]]:
+def iter_markers_with_relpaths(
+    output_dir: str,
+    threads: int = 1,
+    *,
+    stopped: Callable[[], bool] | None = None,
+    unreadable: dict[str, str] | None = None,
+) -> Iterator[tuple[str, CompletionMarker]]:
     """(relpath, marker) for every readable marker (the report needs the shard's name beside its counts), read
-    `threads` at a time in the order found; corrupt ones are logged and skipped, as by `iter_markers`."""
-    for relpath, marker in map_in_threads(_read_or_why, _iter_marker_files(output_dir), threads):
+    `threads` at a time in the order found; corrupt ones are logged and skipped, as by `iter_markers`, and
+    put in `unreadable` (relpath -> why) when given. `stopped()`: asked as markers are taken; once true, none
+    other is read."""
+    for relpath, marker in map_in_threads(_read_or_why, _iter_marker_files(output_dir), threads, stopped):
         if isinstance(marker, CompletionMarker):
             yield relpath, marker
         else:
             logger.warning("skipping unreadable marker: %s", marker)
+            if unreadable is not None:
+                unreadable[relpath] = marker
 
 
 def _read_or_why(found: tuple[str, str]) -> tuple[str, CompletionMarker | str]:

@@ -12,7 +12,7 @@ at a time, atomically (a kill leaves the old file or the new one, both whole). A
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,18 +49,29 @@ class SchemaPlan:
     to_rewrite: list[str] = field(default_factory=list)
     clashes: list[Clash] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # path -> why its footer could not be read
+    stopped: bool = False  # a stop came before every footer was read: nothing else is planned
 
 
-def plan_schema(paths: Sequence[str], threads: int = METADATA_THREADS) -> SchemaPlan:
+def plan_schema(
+    paths: Sequence[str], threads: int = METADATA_THREADS, stopped: Callable[[], bool] | None = None
+) -> SchemaPlan:
     """Read each file's footer (`threads` at a time) and unify them; an unreadable footer is named and the file
-    left out. The unified columns follow the first readable path's order, whatever order the reads end in."""
+    left out. The unified columns follow the first readable path's order, whatever order the reads end in.
+    `stopped()`: asked as footers are taken; once true, no other is read and the plan is only `stopped`."""
     plan = SchemaPlan()
     schemas: dict[str, Any] = {}
-    for path, (schema, why) in zip(paths, map_in_threads(_read_schema, paths, threads), strict=True):
+    read = 0
+    # strict=False: fewer results than paths after a stop
+    for path, (schema, why) in zip(
+        paths, map_in_threads(_read_schema, paths, threads, stopped), strict=False
+    ):
+        read += 1
         if schema is None:
             plan.unreadable[path] = why
         else:
             schemas[path] = schema
+    if read < len(paths):
+        return SchemaPlan(stopped=True)
     if not schemas:
         return plan
     first = next(iter(schemas.values()))
@@ -104,12 +115,17 @@ def type_clashes(schemas: dict[str, Any]) -> list[Clash]:
     return clashes
 
 
-def conform_file(path: str, schema: Any) -> Clash | None:
+def conform_file(path: str, schema: Any, before_rename: Callable[[], None] | None = None) -> Clash | None:
     """Rewrite `path` atomically with `schema`'s columns, order and types; None when done. A value the
     unified type cannot hold exactly (an int64 above 2**53 where the column is double elsewhere) leaves the
-    file as it is: the Clash naming it."""
+    file as it is: the Clash naming it. `before_rename`: as `write_atomically`'s (the writer still owns the
+    directory)."""
     try:
-        write_atomically(path, lambda out: ParquetFormat().assemble([path], out, schema, source=path))
+        write_atomically(
+            path,
+            lambda out: ParquetFormat().assemble([path], out, schema, source=path),
+            before_rename=before_rename,
+        )
     except DataLayoutError as exc:
         name, own = _lossy_column(path, schema)
         target = str(schema.field(name).type) if name else "the unified type"
@@ -118,12 +134,14 @@ def conform_file(path: str, schema: Any) -> Clash | None:
     return None
 
 
-def write_common_metadata(directory: str, schema: Any) -> str:
+def write_common_metadata(
+    directory: str, schema: Any, before_rename: Callable[[], None] | None = None
+) -> str:
     """`directory/_common_metadata`, the dataset's schema as pyarrow and dask read it, written atomically."""
     import pyarrow.parquet as pq
 
     path = os.path.join(directory, COMMON_METADATA)
-    write_atomically(path, lambda out: pq.write_metadata(schema, out))
+    write_atomically(path, lambda out: pq.write_metadata(schema, out), before_rename=before_rename)
     return path
 
 

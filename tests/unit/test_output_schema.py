@@ -256,10 +256,10 @@ def test_a_stop_lets_the_rewrites_in_flight_finish_and_starts_none(tmp_path, mon
     both_started, stop = threading.Barrier(2, timeout=30), threading.Event()
     real_conform = output_schema.conform_file
 
-    def conform_then_stop(path, schema):
+    def conform_then_stop(path, schema, **kwargs):
         both_started.wait()  # two rewrites in flight when the stop comes
         stop.set()
-        return real_conform(path, schema)
+        return real_conform(path, schema, **kwargs)
 
     monkeypatch.setattr(output_schema, "conform_file", conform_then_stop)
     outcome = unify_output_schemas(str(tmp_path), stopped=stop.is_set, threads=2)

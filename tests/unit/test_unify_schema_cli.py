@@ -32,10 +32,10 @@ def test_a_signal_during_the_rewrites_finishes_those_in_flight_and_says_how_many
     both_started = threading.Barrier(2, timeout=30)
     real_conform = output_schema.conform_file
 
-    def conform_after_a_sigint(path, schema):
+    def conform_after_a_sigint(path, schema, **kwargs):
         if both_started.wait() == 0:  # two rewrites in flight: one of them takes the signal
             signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
-        return real_conform(path, schema)
+        return real_conform(path, schema, **kwargs)
 
     monkeypatch.setattr(output_schema, "conform_file", conform_after_a_sigint)
     code = main(["unify-schema", "--output", str(tmp_path), "--threads", "2"])

@@ -1,0 +1,125 @@
+"""What the one-schema step (driver/output_schema.py) counts as a run's Parquet outputs, and its writes' fences.
+
+The outputs are those the markers name. An unreadable marker's output, and a Parquet file with no marker beside
+the outputs (not provably an output of a run: driver/stale_outputs.py), are counted as unreadable, so that
+`_common_metadata` never claims a schema for files it was not checked against. The files with no marker are
+found in one listing of each directory that holds an output (no stat per file, no walk of other directories:
+a Parquet file in a directory holding no output is not seen).
+
+Each rename (a rewritten output, a marker, `_common_metadata`) first asks `owned(path)`, which refuses once this
+process no longer owns the directory: its lock taken over (a suspended job, a file system stalled past the
+lock's staleness) or `_run.json` naming another run. A marker is also read again before its `output_size` is
+set, and left when it changed since it was planned (a new owner redid the file).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import replace
+
+from hpc_classify.driver.lost_outputs import output_of_marker
+from hpc_classify.driver.run_owner import check_run_owner
+from hpc_classify.errors import InputFileError, OutputDirectoryError
+from hpc_classify.io.formats import PARQUET
+from hpc_classify.io.markers import (
+    CompletionMarker,
+    iter_markers_with_relpaths,
+    marker_path,
+    read_marker,
+    write_marker,
+)
+from hpc_classify.io.skipped_names import is_hidden
+from hpc_classify.io.threaded_map import map_in_threads
+
+logger = logging.getLogger(__name__)
+
+NO_MARKER = "no completion marker: not an output of a run here"
+Outputs = dict[str, tuple[str, CompletionMarker]]  # output path -> (input relpath, marker)
+
+
+def ownership_check(
+    output_dir: str, fingerprint: str | None, lock_lost: Callable[[], bool]
+) -> Callable[[str], None]:
+    """`owned(path)`, asked before each rename into `output_dir`: raises OutputDirectoryError once `lock_lost()`,
+    RunSupersededError when `_run.json` names a run other than `fingerprint` (None: not checked)."""
+
+    def owned(path: str) -> None:
+        if lock_lost():
+            raise OutputDirectoryError(
+                f"{path}: not written: the lock of {output_dir} was taken over by another run",
+                hint="nothing to do: the run that holds the lock now owns the directory",
+            )
+        if fingerprint is not None:
+            check_run_owner(output_dir, fingerprint, path)
+
+    return owned
+
+
+def read_outputs(
+    output_dir: str, threads: int, stopped: Callable[[], bool], unreadable: dict[str, str]
+) -> Outputs:
+    """The Parquet outputs the markers name; each unreadable marker put in `unreadable` (its relpath -> why)."""
+    outputs: Outputs = {}
+    bad_markers: dict[str, str] = {}
+    for relpath, marker in iter_markers_with_relpaths(
+        output_dir, threads=threads, stopped=stopped, unreadable=bad_markers
+    ):
+        if marker.output_path.endswith(PARQUET.output_suffix):  # "": the file had no output row
+            outputs[os.path.join(output_dir, output_of_marker(relpath, marker.output_path))] = (
+                relpath,
+                marker,
+            )
+    for relpath, why in bad_markers.items():
+        unreadable[os.path.relpath(marker_path(output_dir, relpath), output_dir)] = why
+    return outputs
+
+
+def unmarked_outputs(
+    output_dir: str, outputs: Outputs, threads: int, stopped: Callable[[], bool]
+) -> dict[str, str]:
+    """relpath -> NO_MARKER for each Parquet file that a reader of `output_dir` would read, in a directory
+    holding an output, that no marker names."""
+    directories = sorted({os.path.dirname(path) for path in outputs})
+    unmarked: dict[str, str] = {}
+    for names in map_in_threads(_parquet_names, directories, threads, stopped):
+        for path in names:
+            if path not in outputs:
+                unmarked[os.path.relpath(path, output_dir)] = NO_MARKER
+    return unmarked
+
+
+def _parquet_names(directory: str) -> list[str]:
+    try:
+        with os.scandir(directory) as entries:
+            return [
+                e.path
+                for e in entries
+                if e.name.endswith(PARQUET.output_suffix) and not is_hidden(e.name) and e.is_file()
+            ]
+    except FileNotFoundError:
+        return []
+
+
+def record_size(
+    output_dir: str, relpath: str, marker: CompletionMarker, path: str, owned: Callable[[str], None]
+) -> bool:
+    """Set the marker's `output_size` to its output's size (rewritten, or a kill came before its marker was),
+    unless the marker changed since `marker` was read; whether it was written."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:  # named among the unreadable
+        return False
+    if marker.output_size == size:
+        return False
+    where = marker_path(output_dir, relpath)
+    try:
+        current = read_marker(where)
+    except InputFileError:  # removed or rewritten since: not this pass's to set
+        current = None
+    if current is None or replace(current, output_size=None) != replace(marker, output_size=None):
+        logger.warning("%s changed while the outputs were brought to one schema: left as it is", where)
+        return False
+    write_marker(where, replace(marker, output_size=size), before_rename=lambda: owned(where))
+    return True
