@@ -113,9 +113,7 @@ class RunConfig:
     # checkpointed each (driver/pieces.py); None: by device (4 MiB on CPU, 256 MiB on GPUs); 0: whole files.
     piece_bytes: int | None = None
     progress_interval: float = 30.0
-    stop_grace: float = (
-        20.0  # after TERM/INT: below Slurm's default KillWait (30 s) between SIGTERM and SIGKILL
-    )
+    stop_grace: float = 20.0  # after TERM/INT; in a Slurm job cut to fit KillWait (stop_request.StopDeadline)
     # After the time-limit warning (USR1, USR2), which comes minutes before the limit. None: the warning's lead
     # less a margin (warning_grace.resolve_warning_grace): 240 s for the default lead of 300 s.
     warning_grace: float | None = None

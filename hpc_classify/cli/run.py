@@ -168,7 +168,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SECONDS",
         help="after SIGTERM or SIGINT (also one after the warning), let the files in flight finish for this "
-        "long (default 20: below Slurm's KillWait)",
+        "long (default 20; in a Slurm job cut to what KillWait leaves, with a warning at the start)",
     )
     run.add_argument(
         "--warning-grace",

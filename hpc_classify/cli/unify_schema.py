@@ -104,7 +104,16 @@ def handle(args: argparse.Namespace) -> int:
             output_dir, stored_fingerprint(output_dir), lambda: stop.signal_name == LOCK_LOST
         )
         with stop:
-            outcome = unify_output_schemas(output_dir, stopped=stop, owned=owned, threads=args.threads)
+            try:
+                outcome = unify_output_schemas(output_dir, stopped=stop, owned=owned, threads=args.threads)
+            except OutputDirectoryError:  # a rename refused: the directory is another run's now
+                if stop.signal_name != LOCK_LOST:
+                    raise
+                print(
+                    f"stopped by {LOCK_LOST}: another run took {output_dir} over; every file is whole; "
+                    "that run brings its outputs to one schema when it completes"
+                )
+                return INTERRUPTED
     finally:
         lock.release()
     for clash in outcome.clashes:

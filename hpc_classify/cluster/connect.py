@@ -97,8 +97,8 @@ def close_quietly(client: Any, cluster: Any | None, timeout: float | None = None
     close has a deadline: a local cluster's close was once seen waiting for ever on a nanny whose worker had
     just been restarted, and a finished run must still return. The worker processes of a cluster whose close
     failed or timed out are killed: they would otherwise run as long as this process (a notebook, a long
-    Python session calling `run`), not only until a CLI run exits. `timeout`: each close's (STOP_CLOSE_TIMEOUT
-    after a stop signal; default CLOSE_TIMEOUT)."""
+    Python session calling `run`), not only until a CLI run exits. `timeout`: each close's (after a stop signal, what
+    the stop's deadline leaves of STOP_CLOSE_TIMEOUT: StopRequest.within; default CLOSE_TIMEOUT)."""
     # A close past a stop's deadline still gets a moment: a live scheduler answers in one.
     timeout = CLOSE_TIMEOUT if timeout is None else max(0.1, timeout)
     if client is not None:

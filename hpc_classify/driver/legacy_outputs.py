@@ -87,17 +87,16 @@ def _rename_quarantines(
         old_path = _path(output_dir, old)
         new_path = old_path.removesuffix(LEGACY_QUARANTINE_SUFFIX) + QUARANTINE_SUFFIX
         recorded = os.path.basename(marker.quarantine_path or "")
-        if recorded == os.path.basename(new_path) and os.path.exists(new_path):
-            os.remove(
-                old_path
-            )  # the marker's quarantine is the new one: the old one is of an earlier attempt
-            continue
         if recorded == os.path.basename(old_path):
             write_marker(
                 marker_path(output_dir, relpath),
                 dataclasses.replace(marker, quarantine_path=os.path.abspath(new_path)),
             )
-        os.replace(old_path, new_path)
+        elif recorded != os.path.basename(new_path) or os.path.exists(new_path):
+            # Not the quarantine the marker counts (none, or the new one is there): an earlier attempt's.
+            os.remove(old_path)
+            continue
+        os.replace(old_path, new_path)  # the marker names the new name: a kill came before this rename
         renamed += 1
     return renamed
 

@@ -11,8 +11,8 @@ int64 in another) leaves every file as it is: the log and `_summary.json` name i
 `_common_metadata` is written; nor when an output could not be read, its marker could not, or a Parquet file
 beside the outputs has no marker (driver/schema_outputs.py). Nothing here changes a run's exit code.
 
-A stop asked while the markers and footers are read ends the reads and the pass writes nothing: a SIGTERM
-leaves ~30 s, for the summary. Every rename first checks that this process still owns the directory.
+A stop asked while the markers, footers or output sizes are read ends the reads and the pass writes nothing
+more: after a SIGTERM, what KillWait leaves is for the summary. Every rename first checks that this process still owns the directory.
 
 Kill-safe and idempotent: every rewrite is atomic, the next pass rewrites what is left and sets the
 `output_size` of any marker a kill left stale; a directory already unified is read (markers and footers)
@@ -33,7 +33,7 @@ from hpc_classify import exit_codes
 from hpc_classify.driver.lock import LOCK_LOST
 from hpc_classify.driver.run_context import RunContext
 from hpc_classify.driver.schema_outputs import ownership_check, read_outputs, record_size, unmarked_outputs
-from hpc_classify.errors import HpcClassifyError
+from hpc_classify.errors import HpcClassifyError, OutputDirectoryError
 from hpc_classify.io.formats import PARQUET
 from hpc_classify.io.markers import CompletionMarker
 from hpc_classify.io.parquet_dataset import (
@@ -44,14 +44,14 @@ from hpc_classify.io.parquet_dataset import (
     remove_common_metadata,
     write_common_metadata,
 )
-from hpc_classify.io.threaded_map import METADATA_THREADS, run_until_stopped
+from hpc_classify.io.threaded_map import METADATA_THREADS, map_in_threads, run_until_stopped
 
 logger = logging.getLogger(__name__)
 
 UNREADABLE_NAMED = 10  # unreadable outputs named in the summary (all are counted)
 # What the end of a run rewrites itself: a minute or two of one process's I/O. Past it (a key in a few late
 # shards is a column every other file lacks: the whole output copied) the job would hold its nodes for hours
-# for a serial copy, so the run ends and says to run `hpc-classify unify-schema`, which has no limit.
+# of copying, so the run ends and says to run `hpc-classify unify-schema`, which has no limit.
 RUN_REWRITE_BYTES = 4 << 30
 # Rewrites at once at a run's end: a parallel file system gives several streams more than one (the node is
 # otherwise idle by then); `unify-schema --threads` chooses its own.
@@ -182,20 +182,33 @@ def unify_output_schemas(
             recorded.add(path)
         else:
             outcome.clashes.append(_relative(clash, output_dir))
-    for path, (relpath, marker) in outputs.items():
-        if path not in recorded and not outcome.stopped:  # a stat each: not in a stop's last seconds
-            outcome.markers_updated += record_size(output_dir, relpath, marker, path, owned)
+    if (
+        not outcome.stopped
+    ):  # a stat each (a metadata request on Lustre): threaded, and not in a stop's last seconds
+        left = [(path, entry) for path, entry in outputs.items() if path not in recorded]
+        sizes = map_in_threads(
+            lambda item: record_size(output_dir, *item[1], item[0], owned), left, read_threads, stopped
+        )
+        outcome.markers_updated += sum(sizes)
+        outcome.stopped = stopped()
     common = os.path.join(output_dir, COMMON_METADATA)
     if plan.schema is not None and not (
         outcome.clashes or outcome.unreadable or outcome.stopped or outcome.deferred_bytes
     ):
         outcome.common_metadata = write_common_metadata(output_dir, plan.schema, lambda: owned(common))
-    else:
-        owned(common)
+    elif _still_owned(owned, common):  # a lost lock's directory is the new owner's to tidy
         remove_common_metadata(output_dir)
     outcome.seconds = time.monotonic() - started
     _log(outcome, output_dir)
     return outcome
+
+
+def _still_owned(owned: Callable[[str], None], path: str) -> bool:
+    try:
+        owned(path)
+    except OutputDirectoryError:
+        return False
+    return True
 
 
 def _size(marker: CompletionMarker, path: str) -> int:

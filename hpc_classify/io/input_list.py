@@ -27,9 +27,10 @@ _NO_STDIN_HINT = (
 def read_input_list(path: str, *, check_entries: bool = True) -> list[str]:
     """The absolute input specs that the list file `path` names, in its order. InputFileError (exit 2)
     naming `path` (and the line, where one is at fault) for an unreadable or empty list, a line that is
-    not UTF-8, or an entry that names nothing. `check_entries=False` looks up only entries with glob
-    characters (a literal name or a pattern?): a job's other nodes read the list for the run's settings and
-    never its inputs, and 100 nodes each stat'ing a 100,000-line list is ten million metadata requests."""
+    not UTF-8, or an entry that names nothing. `check_entries=False` looks nothing up: a job's other
+    nodes read the list for the run's settings and never its inputs (100 nodes each stat'ing a 100,000-line
+    list would be ten million metadata requests, and a glob briefly matching nothing there would fail a
+    node that never reads the files)."""
     if path == "-":
         raise InputFileError(
             path, "an input list is read from a file, not from standard input", hint=_NO_STDIN_HINT
@@ -66,8 +67,8 @@ def read_input_list(path: str, *, check_entries: bool = True) -> list[str]:
 
 def _spec_of(entry: str, base: str, path: str, number: int, check: bool) -> str:
     spec = os.path.join(base, entry)  # an absolute entry stays itself
-    if not check and not _GLOB_CHARS & set(entry):
-        return os.path.abspath(spec)  # what the check returns for it when it exists
+    if not check:  # what the check returns for an entry that exists (a glob's `..` stays the glob's)
+        return spec if _GLOB_CHARS & set(entry) else os.path.abspath(spec)
     if os.path.exists(spec):  # taken literally, as discovery does, even with glob characters (`corp[1]`)
         return os.path.abspath(spec)
     if _GLOB_CHARS & set(entry):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 
 import pytest
@@ -100,21 +101,23 @@ def test_messages_name_five_specs_and_count_the_rest():
     assert shown_specs(["rel"]) == os.path.abspath("rel")
 
 
-def test_unchecked_reading_gives_the_checked_specs_and_looks_up_only_glob_entries(data, monkeypatch):
+def test_unchecked_reading_gives_the_checked_specs_and_looks_nothing_up(data, monkeypatch):
     """A job's other ranks read the list with check_entries=False (cli/node.py): the same specs as rank 0's,
-    without one metadata request per listed file."""
+    without one metadata request per listed entry, and no failure for an entry rank 0 would refuse."""
     listed = data / "inputs.txt"
-    listed.write_text("./shards/\nsingle.jsonl\n../far.jsonl\nshards/*.jsonl\ngone.jsonl\n")
+    listed.write_text("./shards/\nsingle.jsonl\n../far.jsonl\nshards/*.jsonl\ngone.jsonl\nshards/*.none\n")
     looked_up = []
-    real_exists = os.path.exists
+    real_exists, real_iglob = os.path.exists, glob.iglob
     monkeypatch.setattr(os.path, "exists", lambda p: looked_up.append(str(p)) or real_exists(p))
+    monkeypatch.setattr(glob, "iglob", lambda p, **k: looked_up.append(str(p)) or real_iglob(p, **k))
 
     unchecked = read_input_list(str(listed), check_entries=False)
 
-    assert looked_up == [str(data / "shards/*.jsonl")]
-    assert unchecked[-1] == str(data / "gone.jsonl")  # not refused: rank 0 refuses it
+    assert looked_up == []
+    assert unchecked[-2:] == [str(data / "gone.jsonl"), str(data / "shards/*.none")]  # rank 0 refuses them
     listed.write_text("./shards/\nsingle.jsonl\n../far.jsonl\nshards/*.jsonl\n")
-    assert read_input_list(str(listed), check_entries=False) == read_input_list(str(listed)) == unchecked[:-1]
+    monkeypatch.undo()
+    assert read_input_list(str(listed), check_entries=False) == read_input_list(str(listed)) == unchecked[:-2]
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_entry(data):

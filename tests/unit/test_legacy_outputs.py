@@ -130,3 +130,30 @@ def test_only_finished_files_quarantines_move_and_a_killed_rename_is_finished(tm
         "_a.jsonl.quarantine", "_markers", "_pending.jsonl.quarantine.jsonl", "_run.json", "a.jsonl",
     ]  # fmt: skip
     assert new_quarantine.read_text() == "a's bad rows\n"
+
+
+def test_an_old_quarantine_the_marker_does_not_count_is_removed_not_renamed(tmp_path):
+    """A finished file whose marker records no quarantine (its last attempt had no bad row), or the new one
+    already there: the old-named file is an earlier attempt's, and must not become the quarantine it counts."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    output.mkdir()
+    fingerprint = check_or_store_fingerprint(str(output), DETAILS, overwrite=False)
+    _done(inputs, output, "clean.jsonl", 1, fingerprint)  # no quarantine recorded
+    (output / "_clean.jsonl.quarantine.jsonl").write_text("an earlier attempt's bad rows\n")
+    _done(inputs, output, "both.jsonl", 1, fingerprint, quarantine=str(output / "_both.jsonl.quarantine"))
+    (output / "_both.jsonl.quarantine").write_text("the counted bad rows\n")
+    (output / "_both.jsonl.quarantine.jsonl").write_text("an earlier attempt's bad rows\n")
+    found: list[str] = []
+    remove_stale_temp_files(str(output), found)
+
+    migrate_legacy_outputs(str(output), fingerprint, "jsonl", MarkerListing(str(output)), found)
+
+    assert sorted(os.listdir(output)) == [
+        "_both.jsonl.quarantine",
+        "_markers",
+        "_run.json",
+        "both.jsonl",
+        "clean.jsonl",
+    ]
+    assert (output / "_both.jsonl.quarantine").read_text() == "the counted bad rows\n"
+    assert read_marker(marker_path(str(output), "clean.jsonl")).quarantine_path is None

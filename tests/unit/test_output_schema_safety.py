@@ -7,6 +7,7 @@ step is the step's, not the run's."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -188,3 +189,21 @@ def test_a_stop_during_the_step_counts_for_the_report_not_for_the_runs_outcome(
 
     assert (result.exit_code, result.summary["interrupted"]) == (0, False)
     assert told == (["SIGTERM"] if stop_during_the_step else [None])
+
+
+def test_a_stop_during_the_size_checks_checks_no_more_and_writes_no_schema(tmp_path, monkeypatch):
+    """After the footers, each output's size is a stat (a metadata request on Lustre): a stop there ends them
+    and claims no schema, as a stop during the reads does."""
+    _outputs(tmp_path, TABLES)
+    assert unify_output_schemas(str(tmp_path)).common_metadata is not None  # one schema: nothing to rewrite
+    (tmp_path / "_common_metadata").unlink()
+    for name in TABLES:  # sizes a kill left stale: each would be set
+        path = marker_path(str(tmp_path), f"{name}.jsonl")
+        write_marker(path, replace(read_marker(path), output_size=1))
+    real_record_size, checked = output_schema.record_size, []
+    monkeypatch.setattr(output_schema, "record_size", lambda *a: checked.append(a[3]) or real_record_size(*a))
+
+    outcome = unify_output_schemas(str(tmp_path), stopped=lambda: bool(checked), read_threads=1)
+
+    assert (len(checked), outcome.stopped, outcome.common_metadata) == (1, True, None)
+    assert not (tmp_path / "_common_metadata").exists()

@@ -57,3 +57,30 @@ def test_a_signal_during_the_rewrites_finishes_those_in_flight_and_says_how_many
         f"4 Parquet output(s) share one schema (2 rewritten); {tmp_path / '_common_metadata'}\n"
     )
     assert all(pq.read_schema(tmp_path / f"{n}.parquet").equals(schemas["a"]) for n in TABLES)
+
+
+def test_a_lock_taken_over_during_the_rewrites_is_a_stop_not_an_error(tmp_path, monkeypatch, capsys):
+    """The rename the take-over refuses is this command's stop (exit 3), not a directory error (exit 2)."""
+    from hpc_classify.cli import unify_schema
+    from hpc_classify.driver.lock import LOCK_LOST
+
+    _outputs(tmp_path, TABLES)
+    before = {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES}
+    stops: list[unify_schema.StopOnSignals] = []
+    real_stop = unify_schema.StopOnSignals
+    monkeypatch.setattr(unify_schema, "StopOnSignals", lambda: stops.append(real_stop()) or stops[-1])
+    real_conform = output_schema.conform_file
+
+    def conform_after_a_take_over(path, schema, **kwargs):
+        stops[0].lose_lock(LOCK_LOST)  # the heartbeat thread's word, as the rewrite is under way
+        return real_conform(path, schema, **kwargs)
+
+    monkeypatch.setattr(output_schema, "conform_file", conform_after_a_take_over)
+    code = main(["unify-schema", "--output", str(tmp_path), "--threads", "1"])
+
+    assert code == 3
+    assert capsys.readouterr().out == (
+        f"stopped by {LOCK_LOST}: another run took {tmp_path} over; every file is whole; that run brings its "
+        "outputs to one schema when it completes\n"
+    )
+    assert {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES} == before
