@@ -38,6 +38,7 @@ def test_a_signal_during_the_rewrites_finishes_those_in_flight_and_says_how_many
         return real_conform(path, schema, **kwargs)
 
     monkeypatch.setattr(output_schema, "conform_file", conform_after_a_sigint)
+    handler_before = signal.getsignal(signal.SIGINT)  # Python's own, unless an earlier test left another
     code = main(["unify-schema", "--output", str(tmp_path), "--threads", "2"])
 
     assert code == 3
@@ -45,7 +46,7 @@ def test_a_signal_during_the_rewrites_finishes_those_in_flight_and_says_how_many
         "stopped by SIGINT: 2 of 4 differing Parquet output(s) rewritten to one schema, every file whole; "
         f"no _common_metadata written; rerun `hpc-classify unify-schema --output {tmp_path}` to finish\n"
     )
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before  # put back
     schemas = {name: pq.read_schema(tmp_path / f"{name}.parquet") for name in TABLES}
     assert schemas["a"].equals(schemas["b"]) and not schemas["a"].equals(schemas["c"])
     assert {name: (tmp_path / f"{name}.parquet").read_bytes() for name in ("c", "d")} == untouched
