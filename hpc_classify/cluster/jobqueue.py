@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from hpc_classify.cluster.job_layout import jobqueue_log_dir
@@ -83,15 +85,27 @@ def jobqueue_settings(config: RunConfig) -> dict[str, Any]:
     return settings
 
 
-def start_jobqueue_cluster(config: RunConfig) -> Any:
-    """Start a SLURMCluster and ask for `config.workers` worker jobs (default 1); with `max_workers`
-    above that, adapt between the two instead. The caller closes it."""
+def slurm_cluster_class() -> Any:
+    """dask_jobqueue's SLURMCluster, imported without its side effect: importing it (dask_jobqueue/runner.py)
+    sets the process's SIGINT handler to `sys.exit()`, which would replace the run's own (StopRequest: a
+    Ctrl-C then raised SystemExit wherever the driver was, instead of its clean stop)."""
+    kept = signal.getsignal(signal.SIGINT)
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:
         raise ClusterError(
             f"--cluster jobqueue needs dask-jobqueue ({exc})", hint="pip install dask-jobqueue"
         ) from exc
+    finally:
+        if kept is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, kept)
+    return SLURMCluster
+
+
+def start_jobqueue_cluster(config: RunConfig) -> Any:
+    """Start a SLURMCluster and ask for `config.workers` worker jobs (default 1); with `max_workers`
+    above that, adapt between the two instead. The caller closes it."""
+    SLURMCluster = slurm_cluster_class()  # noqa: N806 - a class
     settings = jobqueue_settings(config)
     if settings.get("log_directory"):
         os.makedirs(settings["log_directory"], exist_ok=True)

@@ -404,11 +404,12 @@ def test_jobqueue_waits_for_a_worker_job_held_in_the_queue_longer_than_the_conne
     import threading
 
     import dask
-    import dask_jobqueue  # noqa: F401  its config defaults, before dask.config.set (whose exit restores)
 
     from hpc_classify.cluster.connect import close_quietly, connect
+    from hpc_classify.cluster.jobqueue import slurm_cluster_class
     from hpc_classify.config import RunConfig
 
+    slurm_cluster_class()  # dask_jobqueue's config defaults, before dask.config.set (whose exit restores them)
     for name in [n for n in os.environ if n.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
         monkeypatch.delenv(name)
     for name, value in slurm_cluster.env.items():

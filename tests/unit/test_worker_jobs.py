@@ -14,7 +14,7 @@ from distributed.core import Status
 from fake_worker_jobs import StandInCluster as _Cluster
 from fake_worker_jobs import StandInSqueue as _Squeue
 
-from hpc_classify.cluster.jobqueue import jobqueue_settings
+from hpc_classify.cluster.jobqueue import jobqueue_settings, slurm_cluster_class
 from hpc_classify.cluster.worker_jobs import (
     ENDED_AFTER,
     QUEUE_LOOK_INTERVAL,
@@ -75,7 +75,8 @@ def test_a_sites_own_lifetime_or_no_walltime_adds_none():
 
 def test_the_job_script_exports_the_lifetime_for_cpu_and_gpu_workers():
     import dask
-    import dask_jobqueue  # noqa: F401  (its defaults: jobqueue.slurm.walltime 00:30:00)
+
+    slurm_cluster_class()  # dask_jobqueue's defaults (jobqueue.slurm.walltime 00:30:00), SIGINT's handler kept
 
     def prologue(device: str) -> list[str]:
         config = RunConfig(
@@ -271,7 +272,7 @@ def test_squeue_states_are_read_and_a_failed_squeue_is_no_answer(tmp_path, monke
 SETTINGS_FROM_THE_ENVIRONMENT = """
 import json
 from types import SimpleNamespace
-from hpc_classify.cluster.jobqueue import jobqueue_settings
+from hpc_classify.cluster.jobqueue import jobqueue_settings, slurm_cluster_class
 from hpc_classify.config import RunConfig
 config = RunConfig(classifiers=(SimpleNamespace(device="cpu"),), inputs=["in"], output="out", cluster="jobqueue")
 settings = jobqueue_settings(config)
