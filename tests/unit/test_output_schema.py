@@ -14,11 +14,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fake_markers import marker_of
 
 from hpc_classify.driver import output_schema
 from hpc_classify.driver.output_schema import before_classifying, unify_output_schemas
+from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.io import writers
-from hpc_classify.io.markers import CompletionMarker, marker_path, read_marker, write_marker
+from hpc_classify.io.markers import marker_path, read_marker, write_marker
 
 TABLES = {
     "a": {"id": [0, 1], "x": [1, 2], "maybe": pa.nulls(2)},
@@ -33,19 +35,12 @@ def _outputs(out: Path, tables: dict[str, dict]) -> None:
     for name, columns in tables.items():
         path = out / f"{name}.parquet"
         pq.write_table(pa.table(columns), path)
-        marker = CompletionMarker(
-            input_path=f"/in/{name}.jsonl",
-            input_size=1,
-            input_mtime=0.0,
+        rows = len(columns["id"])
+        marker = replace(
+            marker_of(PlannedFile(f"/in/{name}.jsonl", f"{name}.jsonl", 1, 0.0)),
             output_path=str(path),
-            rows_in=len(columns["id"]),
-            rows_out=len(columns["id"]),
-            rows_bad=0,
-            label_counts={},
-            seconds=0.0,
-            node="n",
-            worker="w",
-            fingerprint="f",
+            rows_in=rows,
+            rows_out=rows,
             output_size=path.stat().st_size,
         )
         write_marker(marker_path(str(out), f"{name}.jsonl"), marker)
