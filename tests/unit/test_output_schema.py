@@ -118,6 +118,32 @@ def test_a_unified_directory_is_only_read(tmp_path, monkeypatch):
     assert outcome.common_metadata == str(tmp_path / "_common_metadata")
 
 
+def test_each_output_is_stated_once_a_pass_even_when_rewritten(tmp_path, monkeypatch):
+    """A stat is a metadata request on Lustre: one per output, the size to copy (a marker of an earlier release
+    records none) and the size recorded after the rewrite (the bytes written) sharing it."""
+    _outputs(tmp_path, TABLES)
+    for name in TABLES:
+        where = marker_path(str(tmp_path), f"{name}.jsonl")
+        write_marker(where, replace(read_marker(where), output_size=None))
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path)) and str(path).endswith(".parquet"):  # only this test's outputs
+            stats.append(os.path.basename(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    first = unify_output_schemas(str(tmp_path))
+    first_stats, stats[:] = sorted(stats), []
+    again = unify_output_schemas(str(tmp_path))
+    monkeypatch.undo()
+
+    assert (first.rewritten, first.markers_updated, again.rewritten, again.markers_updated) == (4, 4, 0, 0)
+    assert first_stats == sorted(stats) == [f"{name}.parquet" for name in TABLES]
+    assert _marker_sizes_match(tmp_path)
+
+
 def test_an_int_a_double_cannot_hold_exactly_leaves_its_file_as_written(tmp_path):
     big = 2**53 + 1
     _outputs(tmp_path, {"a": {"id": [0], "x": [big]}, "b": {"id": [1], "x": [0.5]}})
