@@ -22,11 +22,11 @@ import dataclasses
 import logging
 import os
 import posixpath
-import stat
 
 from hpc_classify.driver.fingerprint import LAYOUT, LAYOUT_KEY, read_run_file
 from hpc_classify.driver.lost_outputs import output_of_marker
 from hpc_classify.driver.run_owner import RUN_FILE
+from hpc_classify.driver.stale_outputs import remove_output_files
 from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.formats import output_relpath
@@ -107,13 +107,10 @@ def _remove_zero_row_outputs(output_dir: str, fingerprint: str, markers: MarkerL
         marker = _marker_of(output_dir, relpath, fingerprint)
         if marker is None or marker.rows_out != 0 or not marker.output_path:
             continue
-        path = _path(output_dir, output_of_marker(relpath, marker.output_path))
-        try:
-            if stat.S_ISREG(os.lstat(path).st_mode):
-                os.remove(path)
-                removed += 1
-        except FileNotFoundError:
-            pass  # removed by a migration killed before it rewrote the marker
+        # Through the one remover of outputs: `_common_metadata` goes before the first. An output gone
+        # already was removed by a migration killed before it rewrote the marker.
+        out = output_of_marker(relpath, marker.output_path)
+        removed += len(remove_output_files(output_dir, [out], schema_gone=removed > 0))
         write_marker(
             marker_path(output_dir, relpath), dataclasses.replace(marker, output_path="", output_size=0)
         )

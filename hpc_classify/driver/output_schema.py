@@ -170,8 +170,8 @@ def unify_output_schemas(
 
     def rewrite(path: str) -> tuple[Clash | None, bool]:
         """Its marker follows its own file: a kill between the two leaves one stale size, not every one."""
-        clash = conform_file(path, plan.schema, before_rename=lambda: owned(path))
-        return clash, clash is None and record_size(output_dir, *outputs[path], path, owned)
+        clash, size = conform_file(path, plan.schema, before_rename=lambda: owned(path))
+        return clash, clash is None and record_size(output_dir, *outputs[path], path, owned, size)
 
     done, outcome.stopped = run_until_stopped(rewrite, to_rewrite, threads, stopped)
     recorded = set()

@@ -22,7 +22,7 @@ from hpc_classify.driver.input_roots import refuse_renamed_outputs, shown_specs
 from hpc_classify.driver.piece_files import PIECES_DIRNAME
 from hpc_classify.driver.task import quarantine_relpath
 from hpc_classify.errors import ConfigError, InputFileError, OutputDirectoryError
-from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
+from hpc_classify.io.discovery import InputFile, absolute_spec, expand_inputs, output_relpath
 from hpc_classify.io.markers import MARKER_SUFFIX, MARKERS_DIRNAME, MarkerListing
 from hpc_classify.io.output_clashes import refuse_output_clashes
 from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, is_hidden
@@ -103,15 +103,6 @@ def pending_files(
     pending = [f for f in files if f.relpath not in done]
     pending.sort(key=lambda f: (-f.size, f.relpath))
     return pending
-
-
-def absolute_spec(spec: str) -> str:
-    """An --input spec that names the same inputs from any working directory. Only the cwd is prepended
-    (no normalising: a glob's `..` stays the glob's); an existing path, which discovery takes literally
-    even with glob characters (`corp[1]`), is made absolute as a path."""
-    if os.path.exists(spec):
-        return os.path.abspath(spec)
-    return spec if os.path.isabs(spec) else os.path.join(os.getcwd(), spec)
 
 
 def write_plan(output_dir: str, inputs: Sequence[str], files: Sequence[PlannedFile]) -> bool:

@@ -103,14 +103,21 @@ def _parquet_names(directory: str) -> list[str]:
 
 
 def record_size(
-    output_dir: str, relpath: str, marker: CompletionMarker, path: str, owned: Callable[[str], None]
+    output_dir: str,
+    relpath: str,
+    marker: CompletionMarker,
+    path: str,
+    owned: Callable[[str], None],
+    size: int | None = None,
 ) -> bool:
     """Set the marker's `output_size` to its output's size (rewritten, or a kill came before its marker was),
-    unless the marker changed since `marker` was read; whether it was written."""
-    try:
-        size = os.path.getsize(path)
-    except FileNotFoundError:  # named among the unreadable
-        return False
+    unless the marker changed since `marker` was read; whether it was written. `size`: the output's, where
+    the caller knows it (it just wrote the file); None: a stat (a metadata request on Lustre)."""
+    if size is None:
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:  # named among the unreadable
+            return False
     if marker.output_size == size:
         return False
     where = marker_path(output_dir, relpath)

@@ -90,7 +90,9 @@ def remove_output_of(
     """Remove the output (and quarantine) `relpath`'s marker names, not the marker; returns the relpaths
     removed (a file already gone, or not a regular file, is left). `schema_gone`: `_common_metadata` was
     removed already (by a caller removing many)."""
-    return _remove_files(output_dir, outputs_of_marker(output_dir, relpath, fallback_format), schema_gone)
+    return remove_output_files(
+        output_dir, outputs_of_marker(output_dir, relpath, fallback_format), schema_gone
+    )
 
 
 def remove_outputs_of_markers(output_dir: str, fallback_format: str | None) -> list[str]:
@@ -125,13 +127,14 @@ def remove_outputs_of_plan(output_dir: str, output_format: str | None) -> list[s
             )
         return []
     named = [out for entry in plan["files"] for out in outputs_by_name(entry["relpath"], output_format)]
-    return sorted(_remove_files(output_dir, named))
+    return sorted(remove_output_files(output_dir, named))
 
 
-def _remove_files(output_dir: str, relpaths: list[str], schema_gone: bool = False) -> list[str]:
-    """Remove those of `relpaths` that are regular files; returns the relpaths removed. `_common_metadata`
-    goes before the first of them (unless `schema_gone`): it would describe outputs no longer there, or
-    replaced by a redo that the run may not finish (a kill, a stop before classifying)."""
+def remove_output_files(output_dir: str, relpaths: list[str], schema_gone: bool = False) -> list[str]:
+    """Remove those of `relpaths` (output relpaths, "/"-separated) that are regular files; returns the relpaths
+    removed. The one remover of outputs: `_common_metadata` goes before the first of them (unless
+    `schema_gone`): it would describe outputs no longer there, or replaced by a redo that the run may not
+    finish (a kill, a stop before classifying)."""
     removed = []
     for out_relpath in relpaths:
         path = os.path.join(output_dir, *out_relpath.split("/"))

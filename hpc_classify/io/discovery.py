@@ -89,6 +89,17 @@ def expand_inputs(
     return inputs
 
 
+def absolute_spec(spec: str, base: str | None = None, *, exists: bool | None = None) -> str:
+    """An --input spec that names the same inputs from any working directory: joined to `base` (None: the
+    cwd; an absolute spec stays itself), no normalising (a glob's `..` stays the glob's), but an existing
+    path, which discovery takes literally even with glob characters (`corp[1]`), made absolute as a path.
+    `exists`: whether the joined spec is an existing path, where the caller knows (None: looked up)."""
+    joined = os.path.join(os.getcwd() if base is None else base, spec)
+    if exists is None:
+        exists = os.path.exists(joined)
+    return os.path.abspath(joined) if exists else joined
+
+
 def walk_relpaths(
     root: str, recurse: bool, followlinks: bool = True, skipped: list[str] | None = None
 ) -> Iterator[str]:

@@ -3,7 +3,7 @@
 Blank lines and lines starting with `#` are skipped, surrounding whitespace is stripped, and a relative
 path is read from the list file's own directory (a list written on a login node names the same inputs from
 any working directory). Each entry becomes the absolute spec `--input` would store for it in the plan
-(driver/plan.absolute_spec), so a list and the equivalent `--input` flags give the same plan, the same
+(io/discovery.absolute_spec), so a list and the equivalent `--input` flags give the same plan, the same
 output names and the same resume.
 
 Every entry is checked here, so that a stale line is named by list file and line number (and refused on
@@ -16,6 +16,7 @@ import glob
 import os
 
 from hpc_classify.errors import InputFileError
+from hpc_classify.io.discovery import absolute_spec
 
 _GLOB_CHARS = frozenset("*?[")
 _NO_STDIN_HINT = (
@@ -67,16 +68,14 @@ def read_input_list(path: str, *, check_entries: bool = True) -> list[str]:
 
 def _spec_of(entry: str, base: str, path: str, number: int, check: bool) -> str:
     spec = os.path.join(base, entry)  # an absolute entry stays itself
-    if not check:  # what the check returns for an entry that exists (a glob's `..` stays the glob's)
-        return spec if _GLOB_CHARS & set(entry) else os.path.abspath(spec)
-    if os.path.exists(spec):  # taken literally, as discovery does, even with glob characters (`corp[1]`)
-        return os.path.abspath(spec)
-    if _GLOB_CHARS & set(entry):
-        if next(glob.iglob(spec, recursive=True), None) is not None:
-            return spec  # a glob's `..` stays the glob's, as absolute_spec keeps it
-        what = "pattern matches nothing"
-    else:
-        what = "no such file or directory"
+    is_glob = bool(_GLOB_CHARS & set(entry))
+    if not check:  # looks nothing up: what the check returns for an entry that exists
+        return absolute_spec(entry, base, exists=not is_glob)
+    # Taken literally where it exists, as discovery does, even with glob characters (`corp[1]`).
+    exists = os.path.exists(spec)
+    if exists or (is_glob and next(glob.iglob(spec, recursive=True), None) is not None):
+        return absolute_spec(entry, base, exists=exists)
+    what = "pattern matches nothing" if is_glob else "no such file or directory"
     where = "" if os.path.isabs(entry) else f" (relative paths are read from the list's directory, {base})"
     raise InputFileError(
         path,

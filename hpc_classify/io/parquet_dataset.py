@@ -115,23 +115,28 @@ def type_clashes(schemas: dict[str, Any]) -> list[Clash]:
     return clashes
 
 
-def conform_file(path: str, schema: Any, before_rename: Callable[[], None] | None = None) -> Clash | None:
-    """Rewrite `path` atomically with `schema`'s columns, order and types; None when done. A value the
-    unified type cannot hold exactly (an int64 above 2**53 where the column is double elsewhere) leaves the
-    file as it is: the Clash naming it. `before_rename`: as `write_atomically`'s (the writer still owns the
-    directory)."""
+def conform_file(
+    path: str, schema: Any, before_rename: Callable[[], None] | None = None
+) -> tuple[Clash | None, int]:
+    """Rewrite `path` atomically with `schema`'s columns, order and types: (None, the bytes written, which the
+    caller records without a stat of its own). A value the unified type cannot hold exactly (an int64 above
+    2**53 where the column is double elsewhere) leaves the file as it is: (the Clash naming it, 0).
+    `before_rename`: as `write_atomically`'s (the writer still owns the directory)."""
+    written = []
+
+    def write(out: Any) -> None:
+        ParquetFormat().assemble([path], out, schema, source=path)
+        written.append(out.tell())  # the whole file: the writer has closed, the file object stays open
+
     try:
-        write_atomically(
-            path,
-            lambda out: ParquetFormat().assemble([path], out, schema, source=path),
-            before_rename=before_rename,
-        )
+        write_atomically(path, write, before_rename=before_rename)
     except DataLayoutError as exc:
         name, own = _lossy_column(path, schema)
         target = str(schema.field(name).type) if name else "the unified type"
         reason = f"values of {os.path.basename(path)} do not fit {target} exactly"
-        return Clash(name or "?", {own: [path]} if name else {}, f"{reason}: {exc.args[0].splitlines()[0]}")
-    return None
+        clash = Clash(name or "?", {own: [path]} if name else {}, f"{reason}: {exc.args[0].splitlines()[0]}")
+        return clash, 0
+    return None, written[0]
 
 
 def write_common_metadata(

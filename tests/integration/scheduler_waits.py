@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from distributed import LocalCluster
@@ -45,3 +46,17 @@ class SchedulerOnWarning(logging.Handler):
             self.started.append(
                 LocalCluster(n_workers=1, processes=False, scheduler_port=self.port, dashboard_address=None)
             )
+
+
+@contextmanager
+def scheduler_on_warning(port: int, waits: logging.Logger) -> Iterator[list[LocalCluster]]:
+    """A SchedulerOnWarning on `waits` for the block; yields the clusters it started (none, or one), closed
+    when the block ends (close a client of it inside the block)."""
+    handler = SchedulerOnWarning(port)
+    waits.addHandler(handler)
+    try:
+        yield handler.started
+    finally:
+        waits.removeHandler(handler)
+        for cluster in handler.started:
+            cluster.close()

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 from driver_support import cli_env, make_corpus, run_args, run_cli, start_cli, wait_for
-from scheduler_waits import SchedulerOnWarning
+from scheduler_waits import scheduler_on_warning
 
 from hpc_classify import DomainClassifier
 from hpc_classify.cluster import first_worker
@@ -49,17 +49,10 @@ def test_run_joins_a_scheduler_started_after_the_warning(
     expected = make_corpus(tmp_path / "in", 2, 3)
     address = f"tcp://127.0.0.1:{free_port}"
     caplog.set_level(logging.INFO, logger=WAITS.name)
-    handler = SchedulerOnWarning(free_port)
-    started = handler.started
-    WAITS.addHandler(handler)
-    try:
+    with scheduler_on_warning(free_port, WAITS) as started:
         # 120 s, not 0: should the scheduler never be joined, the test fails instead of hanging.
         config = _config(tmp_path, tiny_domain_model, address, worker_wait=120)
         result = run_classification(config, connect_timeout=CONNECT_TIMEOUT)
-    finally:
-        WAITS.removeHandler(handler)
-        for cluster in started:
-            cluster.close()
     assert len(started) == 1 and result.exit_code == 0
     for relpath, ids in expected.items():
         written = [json.loads(line)["id"] for line in (tmp_path / "out" / relpath).read_text().splitlines()]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from distributed import LocalCluster
-from scheduler_waits import SchedulerOnWarning, within
+from scheduler_waits import scheduler_on_warning, within
 
 from hpc_classify import get_client
 from hpc_classify.cluster import first_worker, nemo_client
@@ -94,21 +94,14 @@ def test_run_connect_to_a_silent_port_fails_within_its_timeout(tmp_path, silent_
 def test_get_client_waits_for_a_scheduler_address_started_later(free_port, caplog) -> None:
     address = f"tcp://127.0.0.1:{free_port}"
     caplog.set_level(logging.INFO, logger=WAITS.name)
-    handler = SchedulerOnWarning(free_port)
-    started = handler.started
-    WAITS.addHandler(handler)
-    try:
+    with scheduler_on_warning(free_port, WAITS):
         client = within(RETURN_WITHIN, lambda: get_client(scheduler_address=address, worker_wait=120))
-    finally:
-        WAITS.removeHandler(handler)
-    try:
-        assert client.scheduler.address == address
-        assert len(client.nthreads()) == 1
-        assert client.submit(sum, [1, 2, 3]).result() == 6
-    finally:
-        client.close()
-        for cluster in started:
-            cluster.close()
+        try:
+            assert client.scheduler.address == address
+            assert len(client.nthreads()) == 1
+            assert client.submit(sum, [1, 2, 3]).result() == 6
+        finally:
+            client.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
         f"still waiting for the scheduler {address} after 1.5 s, up to 120 s (worker_wait): "

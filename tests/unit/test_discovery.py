@@ -7,7 +7,7 @@ import os
 import pytest
 
 from hpc_classify.errors import ConfigError, InputFileError
-from hpc_classify.io.discovery import InputFile, expand_inputs, output_relpath
+from hpc_classify.io.discovery import InputFile, absolute_spec, expand_inputs, output_relpath
 from hpc_classify.io.nemo_files import get_all_files_paths_under
 
 
@@ -153,3 +153,17 @@ def test_bookkeeping_and_hidden_non_documents_are_not_said(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="hpc_classify.io.discovery"):
         assert [i.relpath for i in expand_inputs([str(tmp_path)])] == ["a.jsonl"]
     assert caplog.messages == []
+
+
+def test_absolute_spec_resolves_against_the_base_given_an_existing_path_normalised_a_glob_only_joined(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "data" / "corp[1]").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # not the base: the base decides, the cwd only where none is given
+    base = str(tmp_path / "data")
+
+    assert absolute_spec("./corp[1]/", base) == str(tmp_path / "data" / "corp[1]")  # a path, literally
+    assert absolute_spec("../data/*.jsonl", base) == os.path.join(base, "../data/*.jsonl")  # `..` kept
+    assert absolute_spec("/abs/x.jsonl", base) == "/abs/x.jsonl"
+    assert absolute_spec("data/./corp[1]") == str(tmp_path / "data" / "corp[1]")
+    assert absolute_spec("x/../y.jsonl", base, exists=True) == os.path.join(base, "y.jsonl")  # not looked up

@@ -11,8 +11,8 @@ import pytest
 from hpc_classify.cli.run import parse_run_argv
 from hpc_classify.cli.run_config import config_from_args
 from hpc_classify.driver.input_roots import shown_specs
-from hpc_classify.driver.plan import absolute_spec
 from hpc_classify.errors import ConfigError, InputFileError
+from hpc_classify.io.discovery import absolute_spec
 from hpc_classify.io.input_list import read_input_list
 
 

@@ -157,3 +157,19 @@ def test_an_old_quarantine_the_marker_does_not_count_is_removed_not_renamed(tmp_
     ]
     assert (output / "_both.jsonl.quarantine").read_text() == "the counted bad rows\n"
     assert read_marker(marker_path(str(output), "clean.jsonl")).quarantine_path is None
+
+
+def test_a_zero_row_output_the_migration_removes_takes_common_metadata_with_it(tmp_path):
+    """`_common_metadata` describes the outputs: once one is removed it no longer does, so it goes first."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    output.mkdir()
+    fingerprint = _earlier_release(output)
+    _done(inputs, output, "kept.jsonl", 1, fingerprint)
+    _done(inputs, output, "empty.jsonl", 0, fingerprint)
+    _done(inputs, output, "sub/empty.jsonl", 0, fingerprint)
+    (output / "_common_metadata").write_bytes(b"PAR1 schema only")
+
+    assert migrate_legacy_outputs(str(output), fingerprint, "jsonl", MarkerListing(str(output)), []) == (0, 2)
+
+    assert sorted(os.listdir(output)) == ["_markers", "_run.json", "kept.jsonl", "sub"]
+    assert os.listdir(output / "sub") == []

@@ -14,11 +14,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fake_markers import marker_of
 
 from hpc_classify.driver import output_schema
 from hpc_classify.driver.output_schema import before_classifying, unify_output_schemas
+from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.io import writers
-from hpc_classify.io.markers import CompletionMarker, marker_path, read_marker, write_marker
+from hpc_classify.io.markers import marker_path, read_marker, write_marker
 
 TABLES = {
     "a": {"id": [0, 1], "x": [1, 2], "maybe": pa.nulls(2)},
@@ -33,19 +35,12 @@ def _outputs(out: Path, tables: dict[str, dict]) -> None:
     for name, columns in tables.items():
         path = out / f"{name}.parquet"
         pq.write_table(pa.table(columns), path)
-        marker = CompletionMarker(
-            input_path=f"/in/{name}.jsonl",
-            input_size=1,
-            input_mtime=0.0,
+        rows = len(columns["id"])
+        marker = replace(
+            marker_of(PlannedFile(f"/in/{name}.jsonl", f"{name}.jsonl", 1, 0.0)),
             output_path=str(path),
-            rows_in=len(columns["id"]),
-            rows_out=len(columns["id"]),
-            rows_bad=0,
-            label_counts={},
-            seconds=0.0,
-            node="n",
-            worker="w",
-            fingerprint="f",
+            rows_in=rows,
+            rows_out=rows,
             output_size=path.stat().st_size,
         )
         write_marker(marker_path(str(out), f"{name}.jsonl"), marker)
@@ -121,6 +116,32 @@ def test_a_unified_directory_is_only_read(tmp_path, monkeypatch):
     assert (outcome.rewritten, outcome.markers_updated, written) == (0, 0, [])
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.parquet")} == before
     assert outcome.common_metadata == str(tmp_path / "_common_metadata")
+
+
+def test_each_output_is_stated_once_a_pass_even_when_rewritten(tmp_path, monkeypatch):
+    """A stat is a metadata request on Lustre: one per output, the size to copy (a marker of an earlier release
+    records none) and the size recorded after the rewrite (the bytes written) sharing it."""
+    _outputs(tmp_path, TABLES)
+    for name in TABLES:
+        where = marker_path(str(tmp_path), f"{name}.jsonl")
+        write_marker(where, replace(read_marker(where), output_size=None))
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path)) and str(path).endswith(".parquet"):  # only this test's outputs
+            stats.append(os.path.basename(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    first = unify_output_schemas(str(tmp_path))
+    first_stats, stats[:] = sorted(stats), []
+    again = unify_output_schemas(str(tmp_path))
+    monkeypatch.undo()
+
+    assert (first.rewritten, first.markers_updated, again.rewritten, again.markers_updated) == (4, 4, 0, 0)
+    assert first_stats == sorted(stats) == [f"{name}.parquet" for name in TABLES]
+    assert _marker_sizes_match(tmp_path)
 
 
 def test_an_int_a_double_cannot_hold_exactly_leaves_its_file_as_written(tmp_path):
