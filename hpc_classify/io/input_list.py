@@ -16,9 +16,8 @@ import glob
 import os
 
 from hpc_classify.errors import InputFileError
-from hpc_classify.io.discovery import absolute_spec
+from hpc_classify.io.discovery import absolute_spec, is_glob
 
-_GLOB_CHARS = frozenset("*?[")
 _NO_STDIN_HINT = (
     "write the list to a file and pass its path: a requeued or resumed job reads its inputs again, "
     "and standard input is gone by then"
@@ -68,14 +67,14 @@ def read_input_list(path: str, *, check_entries: bool = True) -> list[str]:
 
 def _spec_of(entry: str, base: str, path: str, number: int, check: bool) -> str:
     spec = os.path.join(base, entry)  # an absolute entry stays itself
-    is_glob = bool(_GLOB_CHARS & set(entry))
+    entry_is_glob = is_glob(entry)
     if not check:  # looks nothing up: what the check returns for an entry that exists
-        return absolute_spec(entry, base, exists=not is_glob)
+        return absolute_spec(entry, base, exists=not entry_is_glob)
     # Taken literally where it exists, as discovery does, even with glob characters (`corp[1]`).
     exists = os.path.exists(spec)
-    if exists or (is_glob and next(glob.iglob(spec, recursive=True), None) is not None):
+    if exists or (entry_is_glob and next(glob.iglob(spec, recursive=True), None) is not None):
         return absolute_spec(entry, base, exists=exists)
-    what = "pattern matches nothing" if is_glob else "no such file or directory"
+    what = "pattern matches nothing" if entry_is_glob else "no such file or directory"
     where = "" if os.path.isabs(entry) else f" (relative paths are read from the list's directory, {base})"
     raise InputFileError(
         path,

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from hpc_classify.errors import ConfigError, MissingInputFileError, NotADirectoryInputError
-from hpc_classify.io.discovery import walk_relpaths
+from hpc_classify.io.directory_walk import walk_relpaths
 from hpc_classify.io.skipped_names import (  # noqa: F401  (BOOKKEEPING_NAMES, QUARANTINE_SUFFIX: this module's API)
     BOOKKEEPING_NAMES,
     QUARANTINE_SUFFIX,
