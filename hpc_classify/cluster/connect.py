@@ -63,7 +63,7 @@ def connect(
         target = f"scheduler {known_address}"
         check_protocol(config.protocol, known_address, target)
         # A scheduler submitted as a job of its own may start after this one, as get_client waits for it too.
-        wait_for_scheduler_address(known_address, wait)
+        wait_for_scheduler_address(known_address, wait, timeout=timeout)
         check_answers_as_scheduler(known_address, timeout)
         client = _join(lambda: Client(known_address, timeout=timeout), target)
     elif config.cluster == "jobqueue":

@@ -243,7 +243,7 @@ def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str, wai
     else:
         address = scheduler_address if "://" in scheduler_address else f"{protocol}://{scheduler_address}"
         target = f"scheduler {address}"
-        wait_for_scheduler_address(address, wait)
+        wait_for_scheduler_address(address, wait, timeout=CONNECT_TIMEOUT_S)
         make = lambda: Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
     if scheduler_file or isinstance(scheduler_address, str):
         check_answers_as_scheduler(None if scheduler_file else address, CONNECT_TIMEOUT_S, scheduler_file)
