@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hpc_classify.cluster.rank0_liveness import PROBE_TIMEOUT, scheduler_answers, scheduler_host_port
+from hpc_classify.cluster.rank0_liveness import scheduler_answers, scheduler_host_port
 from hpc_classify.cluster.worker_jobs import why_no_worker_can_start
 from hpc_classify.errors import ClusterError, ConfigError
 
@@ -146,14 +146,11 @@ def wait_for_scheduler_file(path: str, wait: WorkerWait) -> None:
         time.sleep(POLL_SECONDS)  # a file appearing has no event to wait on: looked for again
 
 
-def wait_for_scheduler_address(address: str, wait: WorkerWait, *, timeout: float) -> None:
-    """Return once the scheduler at `address` answers a Dask handshake (at once where that cannot be judged: a ucx
-    address); a ClusterError past the wait, or within `timeout` s of a connection accepted by what does not speak
-    Dask; ConnectStopped on a stop. A scheduler started as a job of its own, at an address known beforehand, may
-    start after the client's job."""
-    # Here, not at the top: scheduler_handshake names the scheduler file with this module's helpers.
-    from hpc_classify.cluster.scheduler_handshake import answers_as_scheduler
-
+def wait_for_scheduler_address(address: str, wait: WorkerWait, *, answers: Callable[[str], bool]) -> None:
+    """Return once `answers(address)` (scheduler_handshake.answers_as_scheduler: a Dask handshake, a ClusterError
+    for a port that accepts and never speaks Dask) says the scheduler is up (at once where that cannot be judged: a
+    ucx address); a ClusterError past the wait, ConnectStopped on a stop. A scheduler started as a job of its own,
+    at an address known beforehand, may start after the client's job."""
     if address.partition("://")[0] not in ("tcp", "tls"):
         return
     if (
@@ -165,7 +162,7 @@ def wait_for_scheduler_address(address: str, wait: WorkerWait, *, timeout: float
         )
     since: float | None = time.monotonic()
     told = False
-    while not answers_as_scheduler(address, timeout, PROBE_TIMEOUT):
+    while not answers(address):
         if not told:
             told = True
             logger.info("waiting %s for the scheduler %s to accept connections", wait.describe(), address)

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from hpc_classify.cluster.first_worker import REMOVE_OR_START, scheduler_file_names
+from hpc_classify.cluster.rank0_liveness import PROBE_TIMEOUT
 from hpc_classify.errors import ClusterError
 
 SILENT = "accepts connections but does not answer as a Dask scheduler"
@@ -69,7 +70,7 @@ def check_answers_as_scheduler(address: Any, timeout: float, scheduler_file: str
     _ask(address, timeout, None, scheduler_file)
 
 
-def answers_as_scheduler(address: str, timeout: float, connect_timeout: float) -> bool:
+def answers_as_scheduler(address: str, timeout: float, connect_timeout: float = PROBE_TIMEOUT) -> bool:
     """Whether the scheduler at the tcp or tls `address` is up: False where nothing accepts a connection within
     `connect_timeout` s (refused, unreachable), True once the handshakes are exchanged, a ClusterError where it
     accepts but sends no Dask handshake within `timeout` s. A plain TCP connect, closed at once, made a live

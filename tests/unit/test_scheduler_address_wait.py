@@ -15,11 +15,16 @@ from distributed import Client, LocalCluster
 
 from hpc_classify.cluster import first_worker
 from hpc_classify.cluster.first_worker import ConnectStopped, WorkerWait
+from hpc_classify.cluster.scheduler_handshake import answers_as_scheduler
 from hpc_classify.errors import ClusterError
 
 
 def never() -> bool:
     return False
+
+
+def _handshake(timeout: float):
+    return lambda address: answers_as_scheduler(address, timeout)  # as connect and get_client ask
 
 
 class _Lines(logging.Handler):
@@ -43,7 +48,7 @@ def test_a_live_scheduler_logs_no_connection_closed_before_its_handshake() -> No
             Client(cluster) as client,
         ):
             first_worker.wait_for_scheduler_address(
-                cluster.scheduler_address, WorkerWait(5, never), timeout=5
+                cluster.scheduler_address, WorkerWait(5, never), answers=_handshake(5)
             )
             # A round trip on a new connection: the scheduler has read the probe's connection to its end by then.
             with Client(cluster.scheduler_address) as again:
@@ -57,7 +62,7 @@ def test_a_port_that_accepts_and_never_speaks_dask_is_named_within_the_timeout()
     with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nothing ever writes
         address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
         with pytest.raises(ClusterError) as raised:
-            first_worker.wait_for_scheduler_address(address, WorkerWait(0, never), timeout=0.5)
+            first_worker.wait_for_scheduler_address(address, WorkerWait(0, never), answers=_handshake(0.5))
     assert raised.value.one_line() == (
         f"the scheduler {address} accepts connections but does not answer as a Dask scheduler (no handshake "
         "within 0.5 s); HINT: check the address: the scheduler's port (8786 by default), not its dashboard's (8787)"
@@ -70,7 +75,9 @@ def test_a_stop_ends_the_wait_for_an_address_nothing_listens_on(monkeypatch) -> 
         address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
     looks = iter([False, False, True])
     with pytest.raises(ConnectStopped, match=f"stopped while waiting for the scheduler {address}"):
-        first_worker.wait_for_scheduler_address(address, WorkerWait(0, lambda: next(looks)), timeout=5)
+        first_worker.wait_for_scheduler_address(
+            address, WorkerWait(0, lambda: next(looks)), answers=_handshake(5)
+        )
     assert next(looks, "done") == "done"
 
 
@@ -98,7 +105,9 @@ def test_a_scheduler_that_starts_later_is_joined(monkeypatch) -> None:
     thread = threading.Thread(target=start)
     thread.start()
     try:
-        first_worker.wait_for_scheduler_address(f"tcp://127.0.0.1:{port}", WorkerWait(30, stopped), timeout=5)
+        first_worker.wait_for_scheduler_address(
+            f"tcp://127.0.0.1:{port}", WorkerWait(30, stopped), answers=_handshake(5)
+        )
     finally:
         thread.join()
         holder["cluster"].close()
