@@ -30,3 +30,9 @@ def is_seconds(value: Any, *, allow_zero: bool) -> bool:
 def seconds_rule(*, allow_zero: bool) -> str:
     """What `is_seconds` accepts, for an error message: "a finite number of seconds > 0" (or ">= 0")."""
     return f"a finite number of seconds {'>= 0' if allow_zero else '> 0'}"
+
+
+def plain_number(value: Any) -> int | float:
+    """An accepted number as Python's int or float: numpy's (np.int64, np.float64) repr as `np.float64(2.5)` and
+    np.int64 is no JSON number."""
+    return int(value) if is_integer(value) else float(value)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from typing import Any
 
 from hpc_classify.classifiers.engine_options import PER_MODEL, SHARED, option_names
@@ -35,6 +36,8 @@ RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in 
 LIST_KEYS = ("input", "input_list", "filter_by", "keep_columns", "classifier")
 # The inputs are one setting: --input or --input-list on the command line replaces the file's both.
 INPUT_KEYS = ("input", "input_list")
+# Keys whose values are paths: a leading `~` or `~user` is expanded, as the shell does for the same flags.
+PATH_KEYS = ("input", "input_list", "output", "scheduler_file", "dask_report")
 TOP_LEVEL_KEYS = frozenset(
     (*INPUT_KEYS, "classifiers", "classifier", *PER_MODEL_KEYS, *SHARED_KEYS, *RUN_KEYS)
 )
@@ -71,6 +74,8 @@ def load_yaml_config(path: str) -> dict[str, Any]:
             )
         if name in LIST_KEYS and name != "classifier":
             value = _as_list(value, key, path)
+        if name in PATH_KEYS:
+            value = _home_expanded(value)
         settings[name] = value
     if "classifiers" in settings:
         _check_classifier_list(settings, path)
@@ -88,6 +93,13 @@ def _as_list(value: Any, key: str, path: str) -> list[Any] | None:
         f"--config {path}: {key!r} must be a value or a list of values, not {value!r}",
         hint=f"e.g. `{key}: [a, b]` or `{key}: a`",
     )
+
+
+def _home_expanded(value: Any) -> Any:
+    """`~/x` and `~user/x` (one value or each of a list) as the shell would expand them; anything else as it is."""
+    if isinstance(value, list):
+        return [_home_expanded(item) for item in value]
+    return os.path.expanduser(value) if isinstance(value, str) else value
 
 
 def _unique_keys_loader(yaml: Any) -> type:

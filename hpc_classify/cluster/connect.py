@@ -44,7 +44,7 @@ def connect(
         wait_for_scheduler_address,
         wait_for_scheduler_file,
     )
-    from hpc_classify.cluster.scheduler_handshake import check_answers_as_scheduler
+    from hpc_classify.cluster.scheduler_handshake import answers_as_scheduler, check_answers_as_scheduler
 
     wait = WorkerWait(config.worker_wait, stopped)
     if config.scheduler_file:
@@ -63,7 +63,9 @@ def connect(
         target = f"scheduler {known_address}"
         check_protocol(config.protocol, known_address, target)
         # A scheduler submitted as a job of its own may start after this one, as get_client waits for it too.
-        wait_for_scheduler_address(known_address, wait)
+        wait_for_scheduler_address(
+            known_address, wait, answers=lambda address: answers_as_scheduler(address, timeout)
+        )
         check_answers_as_scheduler(known_address, timeout)
         client = _join(lambda: Client(known_address, timeout=timeout), target)
     elif config.cluster == "jobqueue":

@@ -1,5 +1,6 @@
 """Waiting for a cluster the driver does not start itself: a scheduler file still to be written, a scheduler
-address not yet accepting connections, and a first worker still to join. Their workers (jobqueue's worker jobs, workers submitted as jobs of their own for a
+address not yet answering (each look a Dask handshake: a plain connect made a live scheduler log a "closed before
+handshake completed" line), and a first worker still to join. Their workers (jobqueue's worker jobs, workers submitted as jobs of their own for a
 `--scheduler-file`) wait in Slurm's queue for as long as the cluster is busy (minutes to hours), so the driver
 waits under `--worker-wait` (0: as long as it takes), as it waits for workers later in the run, not under a
 fixed connect timeout (two minutes once: a queue wait longer than that failed the run), and never in a call
@@ -145,10 +146,11 @@ def wait_for_scheduler_file(path: str, wait: WorkerWait) -> None:
         time.sleep(POLL_SECONDS)  # a file appearing has no event to wait on: looked for again
 
 
-def wait_for_scheduler_address(address: str, wait: WorkerWait) -> None:
-    """Return once the scheduler at `address` accepts a TCP connection (at once where that cannot be judged: a ucx
-    address); a ClusterError past the wait, ConnectStopped on a stop. A scheduler started as a job of its own, at
-    an address known beforehand, may start after the client's job."""
+def wait_for_scheduler_address(address: str, wait: WorkerWait, *, answers: Callable[[str], bool]) -> None:
+    """Return once `answers(address)` (scheduler_handshake.answers_as_scheduler: a Dask handshake, a ClusterError
+    for a port that accepts and never speaks Dask) says the scheduler is up (at once where that cannot be judged: a
+    ucx address); a ClusterError past the wait, ConnectStopped on a stop. A scheduler started as a job of its own,
+    at an address known beforehand, may start after the client's job."""
     if address.partition("://")[0] not in ("tcp", "tls"):
         return
     if (
@@ -160,7 +162,7 @@ def wait_for_scheduler_address(address: str, wait: WorkerWait) -> None:
         )
     since: float | None = time.monotonic()
     told = False
-    while not scheduler_answers(address):
+    while not answers(address):
         if not told:
             told = True
             logger.info("waiting %s for the scheduler %s to accept connections", wait.describe(), address)

@@ -176,7 +176,7 @@ def start_cpu_cluster(
     try:
         # Dask's own start deadline (death_timeout) is ours: given to the nannies as well, theirs fires first
         # and leaves them waiting on the hung process, where ours kills it.
-        wait = _start_wait(worker_wait, cluster_kwargs)
+        wait = start_wait(worker_wait, cluster_kwargs)
         options.pop("death_timeout", None)
         return start_with_deadline(LocalCluster, options, wait)
     except ClusterError:  # the workers did not start in time: it says why
@@ -189,7 +189,7 @@ def start_cpu_cluster(
         ) from exc
 
 
-def _start_wait(worker_wait: float | None, cluster_kwargs: Mapping[str, Any]) -> float | None:
+def start_wait(worker_wait: float | None, cluster_kwargs: Mapping[str, Any]) -> float | None:
     from dask.utils import parse_timedelta
 
     if cluster_kwargs.get("death_timeout") is not None:

@@ -33,10 +33,12 @@ from hpc_classify.cluster.local import (
     check_cluster_arguments,
     keep_restarting_local_workers,
     start_cpu_cluster,
+    start_wait,
     visible_gpu_count,
 )
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
-from hpc_classify.cluster.scheduler_handshake import check_answers_as_scheduler
+from hpc_classify.cluster.scheduler_handshake import answers_as_scheduler, check_answers_as_scheduler
+from hpc_classify.cluster.worker_start import construct_with_deadline
 from hpc_classify.config import DEFAULT_WORKER_WAIT
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.whole_numbers import is_seconds, seconds_rule
@@ -187,17 +189,24 @@ def start_dask_gpu_local_cluster(
             "nvlink_only needs protocol='ucx'", hint="pass protocol='ucx' (UCXX) with nvlink_only=True"
         )
     keep_restarting_local_workers()
+    # The CPU path's start deadline (death_timeout=, else --worker-wait's default): NeMo's waits for ever.
+    wait = start_wait(None, cluster_kwargs)
+    cluster_kwargs.pop("death_timeout", None)
+    options = {
+        "protocol": protocol,
+        "rmm_pool_size": rmm_pool_size,
+        "enable_cudf_spill": enable_spilling,
+        "rmm_async": rmm_async,
+        "rmm_maximum_pool_size": rmm_maximum_pool_size,
+        "rmm_managed_memory": rmm_managed_memory,
+        "rmm_release_threshold": rmm_release_threshold,
+        "dashboard_address": ":0",
+        **cluster_kwargs,
+    }
     try:
-        cluster = LocalCUDACluster(
-            protocol=protocol,
-            rmm_pool_size=rmm_pool_size,
-            enable_cudf_spill=enable_spilling,
-            rmm_async=rmm_async,
-            rmm_maximum_pool_size=rmm_maximum_pool_size,
-            rmm_managed_memory=rmm_managed_memory,
-            rmm_release_threshold=rmm_release_threshold,
-            **{"dashboard_address": ":0", **cluster_kwargs},
-        )
+        cluster = construct_with_deadline(LocalCUDACluster, options, wait, "death_timeout= of get_client")
+    except ClusterError:
+        raise
     except Exception as exc:
         refuse_unguarded_main(exc)
         raise
@@ -243,7 +252,9 @@ def _join(scheduler_address: Any, scheduler_file: str | None, protocol: str, wai
     else:
         address = scheduler_address if "://" in scheduler_address else f"{protocol}://{scheduler_address}"
         target = f"scheduler {address}"
-        wait_for_scheduler_address(address, wait)
+        wait_for_scheduler_address(
+            address, wait, answers=lambda a: answers_as_scheduler(a, CONNECT_TIMEOUT_S)
+        )
         make = lambda: Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # noqa: E731
     if scheduler_file or isinstance(scheduler_address, str):
         check_answers_as_scheduler(None if scheduler_file else address, CONNECT_TIMEOUT_S, scheduler_file)

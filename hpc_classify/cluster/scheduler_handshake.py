@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from hpc_classify.cluster.first_worker import REMOVE_OR_START, scheduler_file_names
+from hpc_classify.cluster.rank0_liveness import PROBE_TIMEOUT
 from hpc_classify.errors import ClusterError
 
 SILENT = "accepts connections but does not answer as a Dask scheduler"
@@ -26,7 +27,7 @@ class _Silent(Exception):
     """Connected, but no handshake came: why (a timeout, the peer closing, bytes that are not Dask's)."""
 
 
-async def _read_handshake(address: str, timeout: float) -> None:
+async def _read_handshake(address: str, timeout: float, connect_timeout: float | None = None) -> bool:
     from distributed.comm import registry
     from distributed.comm.addressing import parse_address
     from distributed.security import Security
@@ -36,10 +37,11 @@ async def _read_handshake(address: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     try:
         comm = await asyncio.wait_for(
-            connector.connect(loc, deserialize=False, **Security().get_connection_args("client")), timeout
+            connector.connect(loc, deserialize=False, **Security().get_connection_args("client")),
+            connect_timeout or timeout,
         )
     except (TimeoutError, OSError):
-        return  # refused or unreachable: the Client's own error names that
+        return False  # refused or unreachable: the Client's own error names that
     try:
         handshake = await asyncio.wait_for(comm.read(), max(0.1, deadline - time.monotonic()))
         if not isinstance(handshake, dict):
@@ -54,6 +56,7 @@ async def _read_handshake(address: str, timeout: float) -> None:
         raise _Silent(str(exc) or type(exc).__name__) from exc
     finally:
         await comm.close()
+    return True
 
 
 def check_answers_as_scheduler(address: Any, timeout: float, scheduler_file: str | None = None) -> None:
@@ -64,9 +67,21 @@ def check_answers_as_scheduler(address: Any, timeout: float, scheduler_file: str
         address = _address_in(scheduler_file)
     if not isinstance(address, str) or address.partition("://")[0] not in ("tcp", "tls"):
         return
+    _ask(address, timeout, None, scheduler_file)
+
+
+def answers_as_scheduler(address: str, timeout: float, connect_timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether the scheduler at the tcp or tls `address` is up: False where nothing accepts a connection within
+    `connect_timeout` s (refused, unreachable), True once the handshakes are exchanged, a ClusterError where it
+    accepts but sends no Dask handshake within `timeout` s. A plain TCP connect, closed at once, made a live
+    scheduler log "Connection from ... closed before handshake completed" at each look of a wait."""
+    return _ask(address, timeout, connect_timeout, None)
+
+
+def _ask(address: str, timeout: float, connect_timeout: float | None, scheduler_file: str | None) -> bool:
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scheduler-handshake") as pool:
         try:
-            pool.submit(asyncio.run, _read_handshake(address, timeout)).result()
+            return pool.submit(asyncio.run, _read_handshake(address, timeout, connect_timeout)).result()
         except _Silent as exc:
             raise _silent_error(address, scheduler_file, str(exc)) from None
 

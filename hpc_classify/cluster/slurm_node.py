@@ -44,7 +44,7 @@ from hpc_classify.cluster.worker_roster import WorkerRoster
 from hpc_classify.errors import ClusterError, ConfigError
 from hpc_classify.exit_codes import STOPPED_BEFORE_PROGRESS
 from hpc_classify.stop_request import StopRequest
-from hpc_classify.whole_numbers import is_seconds, is_whole_number, seconds_rule
+from hpc_classify.whole_numbers import is_seconds, is_whole_number, plain_number, seconds_rule
 from hpc_classify.worker_env import cpu_worker_environment, ucx_environment
 
 logger = logging.getLogger(__name__)
@@ -85,10 +85,12 @@ class NodeOptions:
             value = getattr(self, name)
             if not is_seconds(value, allow_zero=False):
                 raise ConfigError(f"{name} must be {seconds_rule(allow_zero=False)}, not {value!r}")
+            object.__setattr__(self, name, plain_number(value))  # numpy's (computed) as Python's, for JSON
         for name in ("workers_per_node", "threads_per_worker"):
             value = getattr(self, name)
             if value is not None and not is_whole_number(value, 1):
                 raise ConfigError(f"{name} must be a whole number >= 1, not {value!r}")
+            object.__setattr__(self, name, None if value is None else plain_number(value))
 
 
 def run_node(

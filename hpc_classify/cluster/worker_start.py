@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 from hpc_classify.cluster.worker_processes import close_or_kill_workers, kill_worker_processes, worker_nannies
@@ -78,4 +79,61 @@ async def _start_workers(cluster: Any, workers: int, wait: float | None) -> None
         hint="the workers log into this process's stderr above (distributed.nanny / distributed.worker "
         "lines); `py-spy dump --pid <worker pid>` shows where a hanging worker waits; if the workers only "
         "start slowly, give a longer --worker-wait (worker_wait=, death_timeout= for get_client)",
+    )
+
+
+def construct_with_deadline(
+    cluster_class: type, options: dict[str, Any], wait: float | None, knob: str
+) -> Any:
+    """`cluster_class(**options)` within `wait` s (None or 0: no deadline), for a cluster that starts its workers
+    in its constructor and cannot be made without them (dask-cuda's LocalCUDACluster refuses n_workers=0, so
+    start_with_deadline's scale-up cannot serve): made on a thread of its own. Past the deadline the worker
+    processes still starting are killed (the constructor then fails and its thread ends), a cluster that comes up
+    after all is closed, and a ClusterError names the deadline and `knob`, the setting that gives it."""
+    made: list[Any] = []
+
+    class Recorded(cluster_class):  # type: ignore[misc,valid-type]  # the object before it returns: its nannies
+        def __init__(self, **kwargs: Any) -> None:
+            made.append(self)
+            super().__init__(**kwargs)
+
+    Recorded.__name__ = Recorded.__qualname__ = cluster_class.__name__
+    outcome: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def build() -> None:
+        try:
+            cluster = Recorded(**options)
+        except BaseException as exc:  # the constructor's own error, raised by the caller
+            outcome["error"] = exc
+            return
+        with lock:
+            outcome["cluster"] = cluster
+            late = "abandoned" in outcome
+        if late:  # the caller has raised already: nobody else would close it
+            try:
+                close_or_kill_workers(cluster, CLOSE_TIMEOUT)
+            except Exception as exc:
+                logger.warning("error while closing the local cluster that started too late: %s", exc)
+
+    thread = threading.Thread(target=build, name=f"start-{cluster_class.__name__}", daemon=True)
+    thread.start()
+    thread.join(wait or None)
+    with lock:
+        outcome["abandoned"] = True
+        if "cluster" in outcome:
+            return outcome["cluster"]  # came up at the deadline: kept
+    if "error" in outcome:
+        raise outcome["error"]
+    hung = kill_worker_processes(worker_nannies(made[0]), starting_only=True) if made else 0
+    if hung:
+        thread.join(_AFTER_KILL)
+    which = f"{hung} worker(s)" if hung else "the workers"
+    raise ClusterError(
+        f"{which} of the local {cluster_class.__name__} did not start within {wait:g} s ({knob}) and were "
+        "stopped. A GPU worker hangs at start when its GPU is held by another process or has less free memory "
+        "than the RMM pool asks, when a worker preload or plugin blocks, or when it cannot reach the scheduler "
+        "over its protocol",
+        hint=f"nvidia-smi shows what holds the GPUs; the workers log into this process's stderr above; if they "
+        f"only start slowly, give a longer {knob}",
     )

@@ -1,6 +1,7 @@
 """`--input-list FILE`: a manifest of inputs, one `--input` spec (file, directory or glob) per line.
 
-Blank lines and lines starting with `#` are skipped, surrounding whitespace is stripped, and a relative
+Blank lines and lines starting with `#` are skipped, surrounding whitespace is stripped, a leading `~` or
+`~user` is expanded (as the shell does for `--input ~/x`), and a relative
 path is read from the list file's own directory (a list written on a login node names the same inputs from
 any working directory). Each entry becomes the absolute spec `--input` would store for it in the plan
 (io/discovery.absolute_spec), so a list and the equivalent `--input` flags give the same plan, the same
@@ -66,6 +67,8 @@ def read_input_list(path: str, *, check_entries: bool = True) -> list[str]:
 
 
 def _spec_of(entry: str, base: str, path: str, number: int, check: bool) -> str:
+    # `~/x`, `~user/x`: what the shell does for a flag, nothing did for a list.
+    entry = os.path.expanduser(entry)
     spec = os.path.join(base, entry)  # an absolute entry stays itself
     entry_is_glob = is_glob(entry)
     if not check:  # looks nothing up: what the check returns for an entry that exists

@@ -1,0 +1,73 @@
+"""get_client(cluster_type="gpu") starts its dask-cuda cluster under the CPU path's start deadline (death_timeout=,
+else --worker-wait's default): LocalCUDACluster's constructor waits for its workers with no deadline, so a GPU
+worker that hung at start (a GPU held elsewhere, an RMM pool larger than the free memory) kept get_client waiting
+for ever. No GPU can exist here: a stand-in LocalCUDACluster that never becomes ready drives the same seam
+(tests/gpu/test_nemo_gpu.py starts the real one)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+
+import pytest
+
+from hpc_classify.cluster import nemo_client
+from hpc_classify.cluster.worker_start import construct_with_deadline
+from hpc_classify.errors import ClusterError
+
+HINT = (
+    "HINT: nvidia-smi shows what holds the GPUs; the workers log into this process's stderr above; if they only "
+    "start slowly, give a longer death_timeout= of get_client"
+)
+
+
+@pytest.fixture
+def never_ready(monkeypatch):
+    release = threading.Event()
+    made = []
+
+    class LocalCUDACluster:
+        def __init__(self, protocol=None, dashboard_address=None, **options) -> None:
+            made.append(options)
+            release.wait(30)  # its workers never start (until the test ends)
+
+        def close(self, timeout=None) -> None:
+            pass  # what the late start's thread calls once the test has released it
+
+    monkeypatch.setitem(sys.modules, "dask_cuda", types.SimpleNamespace(LocalCUDACluster=LocalCUDACluster))
+    monkeypatch.setattr(nemo_client, "visible_gpu_count", lambda: 1)
+    yield made
+    release.set()
+
+
+def test_get_client_gpu_ends_its_wait_at_death_timeout_naming_it(never_ready) -> None:
+    started = time.monotonic()
+    with pytest.raises(ClusterError) as raised:
+        nemo_client.get_client(
+            cluster_type="gpu", rmm_pool_size=None, rmm_async=False, enable_spilling=False, death_timeout=0.5
+        )
+    assert time.monotonic() - started < 10
+    assert raised.value.one_line() == (
+        "the workers of the local LocalCUDACluster did not start within 0.5 s (death_timeout= of get_client) and "
+        "were stopped. A GPU worker hangs at start when its GPU is held by another process or has less free "
+        "memory than the RMM pool asks, when a worker preload or plugin blocks, or when it cannot reach the "
+        f"scheduler over its protocol; {HINT}"
+    )
+    assert len(never_ready) == 1 and "death_timeout" not in never_ready[0]  # the deadline is ours
+
+
+def test_a_cluster_that_starts_in_time_is_returned_and_its_errors_are_its_own() -> None:
+    class Ready:
+        def __init__(self, **options) -> None:
+            self.options = options
+
+    class Broken:
+        def __init__(self, **options) -> None:
+            raise ValueError("no such protocol")
+
+    cluster = construct_with_deadline(Ready, {"protocol": "tcp"}, 5, "--worker-wait")
+    assert type(cluster).__name__ == "Ready" and cluster.options == {"protocol": "tcp"}
+    with pytest.raises(ValueError, match="^no such protocol$"):
+        construct_with_deadline(Broken, {}, 5, "--worker-wait")
