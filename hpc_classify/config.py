@@ -215,7 +215,7 @@ class RunConfig:
                 raise ConfigError(
                     f"{name} must be {seconds_rule(allow_zero=allow_zero)}{no_limit}, not {value!r}"
                 )
-            if not isinstance(value, int | float):  # numpy's (a computed wait) as Python's, for the JSON
+            if type(value) not in (int, float):  # numpy's (a computed wait; np.float64 is a float) as Python's
                 object.__setattr__(self, name, float(value))
         for name in ("overwrite", "verify_inputs", "dask_report"):
             value = getattr(self, name)

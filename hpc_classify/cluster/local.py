@@ -15,7 +15,7 @@ from typing import Any
 
 from hpc_classify.cluster.hidden_gpus import warn_if_gpus_hidden
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
-from hpc_classify.cluster.worker_start import start_with_deadline
+from hpc_classify.cluster.worker_start import construct_with_deadline, start_with_deadline
 from hpc_classify.config import DEFAULT_WORKER_WAIT
 from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
 from hpc_classify.whole_numbers import is_whole_number
@@ -92,7 +92,9 @@ def start_local_cluster(
             hint="drop --workers (one worker per GPU), choose the GPUs with CUDA_VISIBLE_DEVICES, or pass "
             "--device cpu for CPU workers",
         )
-        return _start_cuda_cluster(gpus, workers, threads_per_worker, protocol, required=device == "cuda")
+        return _start_cuda_cluster(
+            gpus, workers, threads_per_worker, protocol, required=device == "cuda", worker_wait=worker_wait
+        )
     return start_cpu_cluster(workers or 1, threads_per_worker or 1, protocol, worker_wait=worker_wait)
 
 
@@ -198,7 +200,13 @@ def start_wait(worker_wait: float | None, cluster_kwargs: Mapping[str, Any]) -> 
 
 
 def _start_cuda_cluster(
-    gpus: int, workers: int | None, threads_per_worker: int | None, protocol: str, *, required: bool
+    gpus: int,
+    workers: int | None,
+    threads_per_worker: int | None,
+    protocol: str,
+    *,
+    required: bool,
+    worker_wait: float | None = None,
 ) -> Any:
     refuse_start_while_importing_main()
     try:
@@ -219,13 +227,19 @@ def _start_cuda_cluster(
     )
     keep_restarting_local_workers()
     try:
-        return LocalCUDACluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker or 1,
-            protocol=protocol,
-            dashboard_address=":0",
-            preload=worker_preloads(),
+        options = {
+            "n_workers": n_workers,
+            "threads_per_worker": threads_per_worker or 1,
+            "protocol": protocol,
+            "dashboard_address": ":0",
+            "preload": worker_preloads(),
+        }
+        # Its constructor waits for its workers with no deadline: a GPU held elsewhere would hang the run.
+        return construct_with_deadline(
+            LocalCUDACluster, options, start_wait(worker_wait, {}), "--worker-wait"
         )
+    except ClusterError:
+        raise
     except Exception as exc:
         refuse_unguarded_main(exc)
         raise ClusterError(

@@ -71,3 +71,33 @@ def test_a_cluster_that_starts_in_time_is_returned_and_its_errors_are_its_own() 
     assert type(cluster).__name__ == "Ready" and cluster.options == {"protocol": "tcp"}
     with pytest.raises(ValueError, match="^no such protocol$"):
         construct_with_deadline(Broken, {}, 5, "--worker-wait")
+
+
+def test_a_runs_local_gpu_cluster_ends_its_wait_at_worker_wait(monkeypatch) -> None:
+    """`run --cluster local` on a GPU machine: the same constructor, under --worker-wait."""
+    from hpc_classify.cluster import local
+
+    release = threading.Event()
+
+    class LocalCUDACluster:
+        def __init__(self, **options) -> None:
+            release.wait(30)
+
+        def close(self, timeout=None) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "dask_cuda", types.SimpleNamespace(LocalCUDACluster=LocalCUDACluster))
+    monkeypatch.setattr(local, "visible_gpu_count", lambda: 1)
+    monkeypatch.setattr(local, "keep_restarting_local_workers", lambda: None)  # dask's config, process-wide
+    started = time.monotonic()
+    try:
+        with pytest.raises(ClusterError) as raised:
+            local.start_local_cluster(device="cuda", worker_wait=0.5)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10
+    message = raised.value.one_line()
+    assert message.startswith(
+        "the workers of the local LocalCUDACluster did not start within 0.5 s (--worker-wait)"
+    )
+    assert message.endswith("if they only start slowly, give a longer --worker-wait")
