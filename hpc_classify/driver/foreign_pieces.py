@@ -8,8 +8,10 @@ relpath, size and mtime) must never be assembled into this run's output, nor fai
 and the file is classified again from its first piece, with one warning naming it. A layout without these
 fields was written by an older version, which recorded neither: its pieces are not trusted, and redone alike.
 So are the pieces directories of versions that named pieces as outputs (`_pieces/<relpath>/000003.jsonl`,
-which a recursive glob of the output directory matched): this version would never look there, and they
-would stay, matched, for good.
+which a recursive glob of the output directory matched), or put one within another (piece_files.py): this
+version would never look there, and they would stay, matched, for good. An upgraded directory may hold
+thousands: one warning counts them, names the first few files to be classified again (a file whose
+completion marker of this run's settings stands is done, not redone) and the full list goes to DEBUG.
 A recorded input path that is gone is a corpus moved since: size and mtime decide, as for completion markers
 (driver/input_changes.py).
 """
@@ -23,22 +25,23 @@ from hpc_classify.driver import piece_files
 from hpc_classify.driver.input_changes import another_file
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.errors import InputFileError
+from hpc_classify.io.markers import marker_path, read_marker
 
 logger = logging.getLogger(__name__)
 
 _REDONE = ", the file is classified again from its first piece"
 LEGACY_NAMES = "left by an older version of hpc-classify under names that read as outputs"
+_KEPT = ", the file is done (its completion marker stands)"
+_UNPLANNED = ", the file is not among this run's inputs"
+NAMED = 5  # files a warning names; the rest are counted
 
 
 def forget_pieces_of_other_runs(output_dir: str, files: Sequence[PlannedFile], fingerprint: str) -> list[str]:
     """Remove the pieces made under another fingerprint than `fingerprint` (the run's), by an older version,
     or (for a planned file) from another input than the planned one; returns their relpaths, sorted."""
     by_relpath = {f.relpath: f for f in files}
-    forgotten = []
-    for relpath in piece_files.legacy_pieces_dirs(output_dir):
-        piece_files.remove_legacy_pieces(output_dir, relpath)
-        logger.warning("%s: its pieces were %s: removed%s", relpath, LEGACY_NAMES, _REDONE)
-        forgotten.append(relpath)
+    forgotten = _forget_legacy_pieces(output_dir, set(by_relpath), fingerprint)
     for relpath in piece_files.files_in_pieces(output_dir):
         layout = piece_files.read_layout(output_dir, relpath)
         planned = by_relpath.get(relpath)
@@ -49,6 +52,52 @@ def forget_pieces_of_other_runs(output_dir: str, files: Sequence[PlannedFile], f
         logger.warning("%s: its pieces were %s: removed%s", relpath, why, _REDONE)
         forgotten.append(relpath)
     return sorted(forgotten)
+
+
+def _forget_legacy_pieces(output_dir: str, planned: set[str], fingerprint: str) -> list[str]:
+    """Remove the pieces directories of older versions (one warning for all); returns their files' relpaths."""
+    directories = piece_files.legacy_pieces_dirs(output_dir)
+    relpaths, redone, done = [], [], 0
+    for directory in directories:
+        piece_files.remove_legacy_pieces(output_dir, directory)
+        relpath = piece_files.legacy_relpath(directory)
+        relpaths.append(relpath)
+        if _finished(output_dir, relpath, fingerprint):
+            done += 1
+            then = _KEPT
+        elif relpath in planned:
+            redone.append(relpath)
+            then = _REDONE
+        else:
+            then = _UNPLANNED
+        logger.debug("%s: its pieces were %s: removed%s", relpath, LEGACY_NAMES, then)
+    if directories:
+        named = ", ".join(redone[:NAMED]) + (
+            f" and {len(redone) - NAMED} more" if len(redone) > NAMED else ""
+        )
+        logger.warning(
+            "%s: removed %d pieces director%s %s; %d of their files will be classified again from their first "
+            "piece%s; %d done already, their completion markers stand; %d not among this run's inputs (each file "
+            "is named at --log-level DEBUG)",
+            output_dir,
+            len(directories),
+            "y" if len(directories) == 1 else "ies",
+            LEGACY_NAMES,
+            len(redone),
+            f" ({named})" if redone else "",
+            done,
+            len(directories) - len(redone) - done,
+        )
+    return relpaths
+
+
+def _finished(output_dir: str, relpath: str, fingerprint: str) -> bool:
+    """Whether `relpath` has a readable completion marker of this run's settings: it is done, not redone (a
+    marker of other settings, or one whose input changed since, is redone by a later step, which says so)."""
+    try:
+        return read_marker(marker_path(output_dir, relpath)).fingerprint == fingerprint
+    except InputFileError:
+        return False
 
 
 def not_this_runs(layout: PieceLayout, fingerprint: str, input_path: str | None) -> str | None:

@@ -14,6 +14,10 @@ of this one resumes, migrated at the run start so that the directory reads as a 
   is removed before its marker is rewritten, and the note written last: a kill in between leaves a marker
   naming a missing output, which the next run's migration (before its check of lost outputs) rewrites.
 Markers of another fingerprint are left: their files are classified again, which rewrites both.
+
+`hpc-classify status` (and `report`) write nothing: they read such a directory as the migration will leave it
+(`as_migrated`), so that a file of no row whose 0-byte output was deleted counts as done, as the next run finds
+it, not as an output missing.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from hpc_classify.driver.lost_outputs import output_of_marker
 from hpc_classify.driver.run_owner import RUN_FILE
 from hpc_classify.driver.stale_outputs import remove_output_files
 from hpc_classify.driver.task import quarantine_relpath
-from hpc_classify.errors import InputFileError
+from hpc_classify.errors import InputFileError, OutputDirectoryError
 from hpc_classify.io.formats import output_relpath
 from hpc_classify.io.markers import CompletionMarker, MarkerListing, marker_path, read_marker, write_marker
 from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, QUARANTINE_SUFFIX
@@ -64,6 +68,29 @@ def migrate_legacy_outputs(
             removed,
         )
     return renamed, removed
+
+
+def laid_out(output_dir: str) -> bool:
+    """Whether `output_dir`'s `_run.json` has the layout note (or there is none to read: nothing to migrate)."""
+    try:
+        run_file = read_run_file(output_dir)
+    except OutputDirectoryError:
+        return True
+    return run_file is None or run_file.get(LAYOUT_KEY) == LAYOUT
+
+
+def as_migrated(marker: CompletionMarker, fingerprint: str | None, *, laid_out: bool) -> CompletionMarker:
+    """`marker` as the migration of a run of `fingerprint` leaves it (markers of another one are left as they
+    are); `laid_out`: the directory's `laid_out`. For readers that write nothing (`status`)."""
+    if fingerprint is None or marker.fingerprint != fingerprint:
+        return marker
+    if not laid_out and marker.rows_out == 0 and marker.output_path:
+        marker = dataclasses.replace(marker, output_path="", output_size=0)
+    quarantine = marker.quarantine_path
+    if quarantine and quarantine.endswith(LEGACY_QUARANTINE_SUFFIX):
+        new = quarantine.removesuffix(LEGACY_QUARANTINE_SUFFIX) + QUARANTINE_SUFFIX
+        marker = dataclasses.replace(marker, quarantine_path=new)
+    return marker
 
 
 def _rename_quarantines(

@@ -15,6 +15,13 @@ ends in a document suffix, so that a recursive glob (`OUT/**/*.jsonl`) of an unf
 matches its finished outputs only, never a piece nor a pieces directory. Older versions wrote
 `_pieces/<relpath>/` with `000003.<output suffix>` pieces, `000003.done.json` and `layout.json`: such a
 directory is only found to be removed (`legacy_pieces_dirs`; the file is classified again).
+
+A directory of the input named like a pieces directory (`X.jsonl.pieces/`, beside an input `X.jsonl`) would put
+the pieces of its files inside `X.jsonl`'s pieces directory, which `X.jsonl`'s assembly removes: a directory
+component ending in `.pieces` (and any number of `+`) takes one more `+` under `_pieces/`
+(`_pieces/X.jsonl.pieces+/a.jsonl.pieces/`), so that a name ending in `.pieces` is always one file's pieces
+directory, and an ordinary corpus's layout is unchanged. Versions before that put them inside it: found by
+`legacy_pieces_dirs` too (a directory within a pieces directory), and removed.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +46,7 @@ PIECES_DIR_SUFFIX = ".pieces"  # on the relpath: `_pieces/big.jsonl/` matched `O
 LAYOUT_FILE = "layout"
 PIECE_OUTPUT_SUFFIX = ".piece"
 PIECE_MARKER_SUFFIX = ".done"
+_ESCAPED = re.compile(r"\.pieces\+*\Z")  # directory names that take one more "+" under _pieces/
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,25 @@ class PieceLayout:
 
 
 def pieces_dir(output_dir: str, relpath: str) -> str:
-    return os.path.join(output_dir, PIECES_DIRNAME, *relpath.split("/")) + PIECES_DIR_SUFFIX
+    *directories, name = relpath.split("/")
+    escaped = [d + "+" if _ESCAPED.search(d) else d for d in directories]
+    return os.path.join(output_dir, PIECES_DIRNAME, *escaped, name + PIECES_DIR_SUFFIX)
+
+
+def _relpath_of(parts: list[str]) -> str:
+    """The relpath whose pieces directory is `_pieces/<parts>` (the inverse of `pieces_dir`)."""
+    directories = [d[:-1] if d.endswith("+") and _ESCAPED.search(d) else d for d in parts[:-1]]
+    return "/".join([*directories, parts[-1][: -len(PIECES_DIR_SUFFIX)]])
+
+
+def _is_pieces_dir(parts: list[str]) -> bool:
+    """Whether `_pieces/<parts>` is where this version puts a file's pieces (no directory above it ends in
+    `.pieces`: that is one of a version before the escape, which put pieces directories inside another)."""
+    return (
+        bool(parts)
+        and parts[-1].endswith(PIECES_DIR_SUFFIX)
+        and not any(d.endswith(PIECES_DIR_SUFFIX) for d in parts[:-1])
+    )
 
 
 def layout_path(output_dir: str, relpath: str) -> str:
@@ -185,25 +212,39 @@ def files_in_pieces(output_dir: str) -> list[str]:
     """Relpaths of the files that have a pieces directory (a layout), sorted."""
     root = os.path.join(output_dir, PIECES_DIRNAME)
     found = []
-    for dirpath, _dirnames, filenames in os.walk(root):
-        if dirpath.endswith(PIECES_DIR_SUFFIX) and LAYOUT_FILE in filenames:
-            relpath = os.path.relpath(dirpath, root)[: -len(PIECES_DIR_SUFFIX)]
-            found.append(relpath.replace(os.sep, "/"))
+    for dirpath, dirnames, filenames in os.walk(root):
+        parts = _parts(root, dirpath)
+        if _is_pieces_dir(parts):
+            dirnames.clear()  # what lies within is an older version's (`legacy_pieces_dirs`)
+            if LAYOUT_FILE in filenames:
+                found.append(_relpath_of(parts))
     return sorted(found)
 
 
 def legacy_pieces_dirs(output_dir: str) -> list[str]:
-    """Relpaths of the pieces directories an older version left (`_pieces/<relpath>/`, whose pieces read as
-    outputs), sorted: the directories under `_pieces/` that hold files but are no `<relpath>.pieces/`
-    (this version's hold files only there, its other directories only directories)."""
+    """The pieces directories an older version left, relative to `_pieces/` ("/"-separated), sorted: the
+    directories under `_pieces/` that hold files but are no pieces directory of this version
+    (`_pieces/<relpath>/`, whose pieces read as outputs, or one within another's, before the escape of
+    `.pieces` directory names); this version's other directories hold only directories.
+    `legacy_relpath` says whose pieces each held."""
     root = os.path.join(output_dir, PIECES_DIRNAME)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.endswith(PIECES_DIR_SUFFIX)]
-        if filenames and dirpath != root:
-            found.append(os.path.relpath(dirpath, root).replace(os.sep, "/"))
+        parts = _parts(root, dirpath)
+        if filenames and parts and not _is_pieces_dir(parts):
+            found.append("/".join(parts))
             dirnames.clear()
     return sorted(found)
+
+
+def legacy_relpath(directory: str) -> str:
+    """The relpath of the file whose pieces the older version's `directory` (`legacy_pieces_dirs`) held."""
+    return directory.removesuffix(PIECES_DIR_SUFFIX)
+
+
+def _parts(root: str, dirpath: str) -> list[str]:
+    relative = os.path.relpath(dirpath, root)
+    return [] if relative == os.curdir else relative.split(os.sep)
 
 
 def remove_pieces(output_dir: str, relpath: str) -> None:
@@ -216,9 +257,9 @@ def remove_pieces(output_dir: str, relpath: str) -> None:
     _remove_with_empty_parents(output_dir, directory)
 
 
-def remove_legacy_pieces(output_dir: str, relpath: str) -> None:
+def remove_legacy_pieces(output_dir: str, directory: str) -> None:
     """Remove a pieces directory of an older version (`legacy_pieces_dirs`), then any parent left empty."""
-    _remove_with_empty_parents(output_dir, os.path.join(output_dir, PIECES_DIRNAME, *relpath.split("/")))
+    _remove_with_empty_parents(output_dir, os.path.join(output_dir, PIECES_DIRNAME, *directory.split("/")))
 
 
 def _remove_with_empty_parents(output_dir: str, directory: str) -> None:

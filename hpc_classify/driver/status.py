@@ -12,6 +12,7 @@ from typing import Any
 
 from hpc_classify.driver.failures import read_failures
 from hpc_classify.driver.input_changes import VANISHED, describe_change
+from hpc_classify.driver.legacy_outputs import as_migrated, laid_out
 from hpc_classify.driver.lost_outputs import OutputListing, has_output_of
 from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import PlannedFile, read_plan, relpaths_by_path, stored_files
@@ -195,13 +196,16 @@ def tally_markers(
     None: so only where no planned input can be reached (a copy of the output directory elsewhere).
     `gone` (RerunFiles.gone): planned files the inputs listed again lack; those without a marker that
     counts are vanished, not remaining. A marker written under another fingerprint than `_run.json`'s
-    counts as none (`other_settings`: the rerun classifies the file again, driver/run_owner.py)."""
+    counts as none (`other_settings`: the rerun classifies the file again, driver/run_owner.py). A directory
+    an earlier release left is read as the rerun's migration leaves it (driver/legacy_outputs.py)."""
     tally = StatusTally()
     fingerprint = stored_fingerprint(output_dir) or None  # none, or unreadable: no marker set aside
+    layout_current = laid_out(output_dir)
     read: list[tuple[str, CompletionMarker]] = []
     for relpath in iter_marker_relpaths(output_dir):
         try:
-            read.append((relpath, read_marker(marker_path(output_dir, relpath))))
+            marker = read_marker(marker_path(output_dir, relpath))
+            read.append((relpath, as_migrated(marker, fingerprint, laid_out=layout_current)))
         except InputFileError as exc:
             if relpath not in planned:
                 logger.warning("%s", exc)

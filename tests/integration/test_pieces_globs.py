@@ -30,8 +30,9 @@ DOCUMENT_SUFFIXES = (
     ".jsonl.xz",
 )
 OLDER_VERSION = (
-    "big.jsonl: its pieces were left by an older version of hpc-classify under names that read as outputs: "
-    "removed, the file is classified again from its first piece"
+    "removed 1 pieces directory left by an older version of hpc-classify under names that read as outputs; 1 of "
+    "their files will be classified again from their first piece (big.jsonl); 0 done already, their completion "
+    "markers stand; 0 not among this run's inputs (each file is named at --log-level DEBUG)"
 )
 
 

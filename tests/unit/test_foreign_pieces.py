@@ -8,10 +8,11 @@ import json
 import os
 
 from hpc_classify.driver import piece_files
-from hpc_classify.driver.foreign_pieces import forget_pieces_of_other_runs
+from hpc_classify.driver.foreign_pieces import LEGACY_NAMES, forget_pieces_of_other_runs
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.pieces import PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
 from hpc_classify.io.pieces import Piece
 
 REDONE = ": removed, the file is classified again from its first piece"
@@ -93,6 +94,7 @@ def _older_versions_pieces(out: str, planned: PlannedFile, *, with_layout: bool 
 
 
 def test_pieces_an_older_version_named_as_outputs_are_removed_whatever_their_layout_says(tmp_path, caplog):
+    caplog.set_level("DEBUG", logger="hpc_classify.driver.foreign_pieces")
     out = str(tmp_path / "out")
     mine, older, cut_short, nested = (
         _planned(tmp_path / "in", name) for name in ("mine.jsonl", "o.jsonl", "cut.jsonl", "sub/deep/n.jsonl")
@@ -112,11 +114,15 @@ def test_pieces_an_older_version_named_as_outputs_are_removed_whatever_their_lay
     assert piece_files.files_in_pieces(out) == ["mine.jsonl", "sub/deep/n.jsonl"]
     assert piece_files.done_piece_indices(out, "sub/deep/n.jsonl") == {0}
     assert sorted(os.listdir(os.path.join(out, "_pieces"))) == ["mine.jsonl.pieces", "sub"]
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{relpath}: its pieces were left by an older version of hpc-classify under names that read as "
-        "outputs" + REDONE
-        for relpath in forgotten
-    ]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("DEBUG", f"cut.jsonl: its pieces were {LEGACY_NAMES}" + REDONE),
+        ("DEBUG", f"o.jsonl: its pieces were {LEGACY_NAMES}" + REDONE),
+        ("DEBUG", f"sub/deep/m.jsonl: its pieces were {LEGACY_NAMES}: removed, the file is not among this run's "
+         "inputs"),
+        ("WARNING", f"{out}: removed 3 pieces directories {LEGACY_NAMES}; 2 of their files will be classified "
+         "again from their first piece (cut.jsonl, o.jsonl); 0 done already, their completion markers stand; 1 "
+         "not among this run's inputs (each file is named at --log-level DEBUG)"),
+    ]  # fmt: skip
     assert forget_pieces_of_other_runs(out, [mine, nested], "this-run") == []
 
 
@@ -126,3 +132,40 @@ def test_a_removed_older_versions_directory_takes_its_emptied_parents_along(tmp_
 
     assert forget_pieces_of_other_runs(out, [], "this-run") == ["a/b/c.jsonl"]
     assert sorted(os.listdir(out)) == []  # no empty a/b/ left behind, nor _pieces/ (as remove_pieces)
+
+
+def _marked_done(out: str, planned: PlannedFile, fingerprint: str) -> None:
+    marker = CompletionMarker(
+        planned.path, planned.size, planned.mtime, "", 4, 0, 0, {}, 0.0, "n", "w", fingerprint
+    )
+    write_marker(marker_path(out, planned.relpath), marker)
+
+
+def test_an_upgraded_directory_gets_one_warning_and_done_files_are_not_said_to_be_redone(tmp_path, caplog):
+    """Thousands of older pieces directories would be thousands of warnings: one counts them, names the first
+    NAMED files to redo; a file whose marker of this run's settings stands is done (its pieces were left by a
+    kill before their removal), not redone. A marker of other settings is redone (a later step says why)."""
+    caplog.set_level("DEBUG", logger="hpc_classify.driver.foreign_pieces")
+    out = str(tmp_path / "out")
+    files = [_planned(tmp_path / "in", f"f{i}.jsonl") for i in range(9)]
+    for planned in files:
+        _older_versions_pieces(out, planned)
+    _marked_done(out, files[1], "this-run")
+    _marked_done(out, files[4], "this-run")
+    _marked_done(out, files[6], "another-run")  # redone: its marker is set aside later
+
+    forgotten = forget_pieces_of_other_runs(out, files, "this-run")
+
+    assert forgotten == [f.relpath for f in files]
+    assert not os.path.exists(os.path.join(out, "_pieces"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{out}: removed 9 pieces directories {LEGACY_NAMES}; 7 of their files will be classified again from "
+        "their first piece (f0.jsonl, f2.jsonl, f3.jsonl, f5.jsonl, f6.jsonl and 2 more); 2 done already, their "
+        "completion markers stand; 0 not among this run's inputs (each file is named at --log-level DEBUG)"
+    ]
+    debug = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG"]
+    kept = ": removed, the file is done (its completion marker stands)"
+    assert debug == [
+        f"f{i}.jsonl: its pieces were {LEGACY_NAMES}" + (kept if i in (1, 4) else REDONE) for i in range(9)
+    ]

@@ -16,7 +16,8 @@ from hpc_classify.driver import legacy_outputs
 from hpc_classify.driver import run as driver_run
 from hpc_classify.driver.fingerprint import LAYOUT, LAYOUT_KEY, check_or_store_fingerprint
 from hpc_classify.driver.legacy_outputs import migrate_legacy_outputs
-from hpc_classify.driver.plan import remove_stale_temp_files
+from hpc_classify.driver.plan import PlannedFile, remove_stale_temp_files, write_plan
+from hpc_classify.driver.status import compute_status, tally_markers
 from hpc_classify.io.markers import CompletionMarker, MarkerListing, marker_path, read_marker, write_marker
 
 DETAILS = {"test": "legacy outputs"}  # the run's fingerprint details: no model needed
@@ -173,3 +174,53 @@ def test_a_zero_row_output_the_migration_removes_takes_common_metadata_with_it(t
 
     assert sorted(os.listdir(output)) == ["_markers", "_run.json", "kept.jsonl", "sub"]
     assert os.listdir(output / "sub") == []
+
+
+def _tree(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_status_reads_an_earlier_releases_directory_as_its_migration_leaves_it(tmp_path, monkeypatch):
+    """`status` writes nothing, yet counts what the next run will find: a file of no row whose 0-byte output
+    the user deleted is done (its migrated marker names no output), not an output missing to redo."""
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    output.mkdir()
+    fingerprint = _earlier_release(output)
+    legacy_quarantine = output / "_a.jsonl.quarantine.jsonl"
+    _done(inputs, output, "a.jsonl", 1, fingerprint, quarantine=str(legacy_quarantine))
+    legacy_quarantine.write_text('{"line": 2, "reason": "invalid JSON", "raw": "{"}\n')
+    _done(inputs, output, "empty.jsonl", 0, fingerprint)
+    _done(inputs, output, "deleted.jsonl", 0, fingerprint)
+    (output / "deleted.jsonl").unlink()  # `find OUT -empty -delete`: the old release's 0-byte outputs
+    _done(inputs, output, "gone/outside.jsonl", 0, fingerprint)  # of no planned input
+    (inputs / "gone" / "outside.jsonl").unlink()
+    planned = [
+        PlannedFile(str(inputs / r), r, os.path.getsize(inputs / r))
+        for r in ("a.jsonl", "empty.jsonl", "deleted.jsonl")
+    ]
+    write_plan(str(output), [str(inputs)], planned)
+    before = _tree(output)
+
+    status = compute_status(str(output))
+
+    assert _tree(output) == before  # read-only
+    counts = ("files_done", "files_remaining", "files_output_missing", "files_outside_plan")
+    assert [status[key] for key in counts] == [3, 0, 0, 1]
+    assert status["outside_plan"] == [
+        {"relpath": "gone/outside.jsonl", "output": None, "input_path": str(inputs / "gone" / "outside.jsonl"),
+         "input_exists": False}
+    ]  # fmt: skip
+    tally = tally_markers(str(output), {f.relpath: f for f in planned}, verify_inputs=False)
+    assert dict(tally.done_markers)["a.jsonl"].quarantine_path == str(output / "_a.jsonl.quarantine")
+
+    # The next run finds the same: nothing to classify, the same counts.
+    monkeypatch.setattr(driver_run, "_fingerprint_details", lambda config: DETAILS)
+    config = RunConfig(
+        inputs=(str(inputs),), output=str(output), classifiers=(DomainClassifier(device="cpu"),)
+    )
+    result = driver_run.run_classification(config, client=object())  # all done: the client is never used
+    assert (result.summary["files_skipped"], result.summary["files_processed"]) == (3, 0)
+    after = compute_status(str(output))
+    assert {k: v for k, v in after.items() if k != "last_run"} == {
+        k: v for k, v in status.items() if k != "last_run"
+    }
