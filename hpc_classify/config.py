@@ -215,7 +215,8 @@ class RunConfig:
                 raise ConfigError(
                     f"{name} must be {seconds_rule(allow_zero=allow_zero)}{no_limit}, not {value!r}"
                 )
-            if type(value) not in (int, float):  # numpy's (a computed wait; np.float64 is a float) as Python's
+            # numpy's (a computed wait) as Python's, for the JSON: np.float64 is a float, so no isinstance.
+            if type(value) not in (int, float):
                 object.__setattr__(self, name, float(value))
         for name in ("overwrite", "verify_inputs", "dask_report"):
             value = getattr(self, name)
