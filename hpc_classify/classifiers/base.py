@@ -24,6 +24,7 @@ from hpc_classify.classifiers.frames import FrameMethods
 from hpc_classify.classifiers.identity import ClassifierIdentity
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.nemo_module import NemoModule
+from hpc_classify.classifiers.own_columns import check_column_name
 from hpc_classify.classifiers.value_counts import count_values
 from hpc_classify.errors import CheckpointFormatError, ConfigError
 
@@ -96,6 +97,10 @@ class DistributedDataClassifier(ClassifierIdentity, FrameMethods, NemoModule, AB
             prob_column = self.__dict__.get("prob_column")
         if not text_field or not isinstance(text_field, str):
             raise ConfigError(f"text_field must be a non-empty column name, not {text_field!r}")
+        # None: the class's default (a YAML null is "not set"); "" was silently that default too: refused.
+        if pred_column is not None:
+            check_column_name(type(self).__name__, "pred_column", pred_column)
+        check_column_name(type(self).__name__, "prob_column", prob_column, optional=True)
         self.filter_by = filter_by  # the property: normalised and checked (filter_labels)
         self.text_field = text_field
         self.pred_column = pred_column or self.default_pred_column

@@ -17,6 +17,7 @@ import pandas as pd
 from hpc_classify.classifiers.base import LoadedComponents
 from hpc_classify.classifiers.checkpoint_classifier import CheckpointClassifier
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
+from hpc_classify.classifiers.own_columns import check_column_name
 from hpc_classify.classifiers.value_counts import count_values
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class _FineWebBaseClassifier(CheckpointClassifier):
         max_tokens: int | None = None,
         **inherited: Any,
     ):
+        check_column_name(type(self).__name__, "int_column", int_column)
+        # None: no label column, as NeMo's `is not None`; "" would name no column silently.
+        check_column_name(type(self).__name__, "quality_label_column", quality_label_column, optional=True)
         if max_chars is None or max_chars == -1:
             max_chars = None  # NeMo's default: no character cut, the tokenizer truncates
         super().__init__(
@@ -149,6 +153,8 @@ class _FineWebBaseClassifier(CheckpointClassifier):
 class FineWebEduClassifier(_FineWebBaseClassifier):
     """HuggingFaceFW/fineweb-edu-classifier: `fineweb-edu-score` (0..5) and `fineweb-edu-score-int`."""
 
+    default_pred_column = "fineweb-edu-score"  # pred_column=None
+
     def __init__(
         self,
         batch_size: int = 256,
@@ -179,6 +185,8 @@ class FineWebEduClassifier(_FineWebBaseClassifier):
 @inherited_keywords
 class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
     """nvidia/nemocurator-fineweb-mixtral-edu-classifier: score, int score and high/low quality label."""
+
+    default_pred_column = "fineweb-mixtral-edu-score"  # pred_column=None
 
     def __init__(
         self,
@@ -211,6 +219,8 @@ class FineWebMixtralEduClassifier(_FineWebBaseClassifier):
 @inherited_keywords
 class FineWebNemotronEduClassifier(_FineWebBaseClassifier):
     """nvidia/nemocurator-fineweb-nemotron-4-edu-classifier: score, int score and high/low quality label."""
+
+    default_pred_column = "fineweb-nemotron-edu-score"  # pred_column=None
 
     def __init__(
         self,

@@ -8,7 +8,11 @@ import pytest
 
 from hpc_classify.classifiers.aegis import AegisClassifier, InstructionDataGuardClassifier
 from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier, QualityClassifier
-from hpc_classify.classifiers.fineweb import FineWebEduClassifier
+from hpc_classify.classifiers.fineweb import (
+    FineWebEduClassifier,
+    FineWebMixtralEduClassifier,
+    FineWebNemotronEduClassifier,
+)
 from hpc_classify.classifiers.run_checks import check_classifiers
 from hpc_classify.datasets import DocumentDataset
 from hpc_classify.errors import ConfigError
@@ -56,3 +60,70 @@ def test_a_column_written_by_two_classifiers_still_names_both():
     check_classifiers(
         [QualityClassifier(model="/nonexistent"), AegisClassifier(raw_pred_column="aegis_pred")]
     )
+
+
+# A column-name argument that is not a non-empty string: "" was replaced by a default without a word (FineWeb's
+# by "pred", a column NeMo never writes), and a number or a list was kept until a write failed on it.
+BAD_NAMES = [
+    (
+        lambda v: DomainClassifier(pred_column=v, model="/nonexistent"),
+        "DomainClassifier",
+        "pred_column",
+        False,
+    ),
+    (
+        lambda v: QualityClassifier(prob_column=v, model="/nonexistent"),
+        "QualityClassifier",
+        "prob_column",
+        True,
+    ),
+    (
+        lambda v: FineWebEduClassifier(pred_column=v, model="/nonexistent"),
+        "FineWebEduClassifier",
+        "pred_column",
+        False,
+    ),
+    (
+        lambda v: FineWebEduClassifier(int_column=v, model="/nonexistent"),
+        "FineWebEduClassifier",
+        "int_column",
+        False,
+    ),
+    (
+        lambda v: FineWebMixtralEduClassifier(quality_label_column=v, model="/nonexistent"),
+        "FineWebMixtralEduClassifier",
+        "quality_label_column",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize("value", ["", 5, ["x"]])
+@pytest.mark.parametrize(
+    ("make", "owner", "parameter", "optional"), BAD_NAMES, ids=[b[2] + b[1] for b in BAD_NAMES]
+)
+def test_a_column_name_that_is_not_a_non_empty_string_is_refused_naming_it(
+    make, owner, parameter, optional, value
+):
+    with pytest.raises(ConfigError) as raised:
+        make(value)
+    allowed = "a non-empty column name" + (", or None for no such column" if optional else "")
+    assert str(raised.value).split("\nHINT: ")[0] == f"{owner}: {parameter} must be {allowed}, not {value!r}"
+
+
+def test_none_means_the_default_column_of_the_class_or_no_such_column():
+    # A YAML null is "not set": FineWeb's pred_column falls back on NeMo's default, not the base's "pred".
+    assert FineWebEduClassifier(pred_column=None, model="/m").output_columns() == [
+        "fineweb-edu-score",
+        "fineweb-edu-score-int",
+    ]
+    assert (
+        FineWebNemotronEduClassifier(pred_column=None, model="/m").pred_column == "fineweb-nemotron-edu-score"
+    )
+    assert FineWebMixtralEduClassifier(quality_label_column=None, model="/m").output_columns() == [
+        "fineweb-mixtral-edu-score",
+        "fineweb-mixtral-edu-score-int",
+    ]
+    assert QualityClassifier(prob_column=None, model="/m").output_columns() == ["quality_pred"]
+    with pytest.raises(ConfigError, match="int_column must be a non-empty column name, not None"):
+        FineWebEduClassifier(int_column=None, model="/m")
