@@ -157,11 +157,10 @@ def test_a_removal_that_finds_no_output_keeps_common_metadata(tmp_path):
     assert (tmp_path / "_common_metadata").exists()
 
 
-@pytest.mark.parametrize("stop_during_the_step", [True, False])
-def test_a_stop_during_the_step_counts_for_the_report_not_for_the_runs_outcome(
-    tmp_path, monkeypatch, stop_during_the_step
-):
-    """The report reads every marker: a SIGTERM that came during the step leaves no time for it."""
+@pytest.mark.parametrize("stop", ["during the step", "before it, every file finished", None])
+def test_any_stop_counts_for_the_report_not_for_the_runs_outcome(tmp_path, monkeypatch, stop):
+    """The report reads every marker: a stop signal leaves no time for it, whether it came during the schema
+    step or before it, to a run whose files then all finished within its grace (exit 0, not interrupted)."""
     from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier
     from hpc_classify.config import RunConfig
     from hpc_classify.driver import run as driver_run
@@ -172,11 +171,14 @@ def test_a_stop_during_the_step_counts_for_the_report_not_for_the_runs_outcome(
     output.mkdir()
     _done(inputs, output, "a.jsonl", 1, check_or_store_fingerprint(str(output), DETAILS, overwrite=False))
     monkeypatch.setattr(driver_run, "_fingerprint_details", lambda config: DETAILS)
+    request = StopRequest(())
+    if stop == "before it, every file finished":
+        request.request("SIGUSR1")
 
     def step(context, exit_code):
-        if stop_during_the_step:
+        if stop == "during the step":
             context.stop.request("SIGTERM")
-        return {"stopped": stop_during_the_step}
+        return {}
 
     monkeypatch.setattr(driver_run, "after_run", step)
     told = []
@@ -185,10 +187,11 @@ def test_a_stop_during_the_step_counts_for_the_report_not_for_the_runs_outcome(
     )
     hooks = driver_run.RunHooks(after_summary=lambda out, stopped_by: told.append(stopped_by))
 
-    result = driver_run.run_classification(config, client=object(), hooks=hooks)  # all done: no client used
+    # all done: no client used
+    result = driver_run.run_classification(config, client=object(), hooks=hooks, stop=request)
 
     assert (result.exit_code, result.summary["interrupted"]) == (0, False)
-    assert told == (["SIGTERM"] if stop_during_the_step else [None])
+    assert told == [{"during the step": "SIGTERM", "before it, every file finished": "SIGUSR1"}.get(stop)]
 
 
 def test_a_stop_during_the_size_checks_checks_no_more_and_writes_no_schema(tmp_path, monkeypatch):
