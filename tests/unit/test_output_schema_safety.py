@@ -41,6 +41,34 @@ def test_a_stop_during_the_reads_reads_no_more_and_writes_nothing(tmp_path, monk
     assert _snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    ("reads_before_the_stop", "what_was_done"),
+    [
+        (2, "while reading the completion markers (2 Parquet output(s) found so far): nothing rewritten"),
+        (6, "while reading the outputs' schemas (2 of 4 read): nothing rewritten"),
+    ],
+)
+def test_a_stop_during_the_reads_says_what_was_done_and_what_is_left(
+    tmp_path, monkeypatch, caplog, reads_before_the_stop, what_was_done
+):
+    """Not "0 of 0 rewritten": which reads the stop cut short, how far they got, and the command that finishes."""
+    _outputs(tmp_path, TABLES)
+    real_read_marker, real_read_schema, reads = markers_module.read_marker, pq.read_schema, []
+    monkeypatch.setattr(markers_module, "read_marker", lambda p: reads.append(p) or real_read_marker(p))
+    monkeypatch.setattr(pq, "read_schema", lambda p, **k: reads.append(p) or real_read_schema(p, **k))
+
+    with caplog.at_level("WARNING", logger="hpc_classify.driver.output_schema"):
+        outcome = unify_output_schemas(
+            str(tmp_path), stopped=lambda: len(reads) >= reads_before_the_stop, read_threads=1
+        )
+
+    assert (len(reads), outcome.stopped, outcome.rewritten) == (reads_before_the_stop, True, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"stopped {what_was_done}, every file whole; no _common_metadata written; run "
+        f"`hpc-classify unify-schema --output {tmp_path}` (or the next run) to finish"
+    ]
+
+
 def _stop_at_the_first_rewrite(monkeypatch, act):
     """conform_file, with `act()` done when the first rewrite starts (the rewrites are then in flight)."""
     real_conform = output_schema.conform_file
