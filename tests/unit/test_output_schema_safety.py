@@ -7,6 +7,7 @@ step is the step's, not the run's."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import pyarrow as pa
@@ -131,6 +132,12 @@ def test_unreadable_markers_and_parquet_files_of_no_marker_leave_no_common_metad
     (tmp_path / "_markers" / "d.jsonl.done.json").write_text("{not json")
     pq.write_table(pa.table({"id": [9]}), tmp_path / "stray.parquet")
     pq.write_table(pa.table({"id": [9]}), tmp_path / "_hidden.parquet")  # no reader reads it
+    (tmp_path / "sub" / "deeper").mkdir(
+        parents=True
+    )  # directories holding no output: readers still read them
+    pq.write_table(pa.table({"id": [9]}), tmp_path / "sub" / "deeper" / "left.parquet")
+    (tmp_path / "_pieces").mkdir()
+    pq.write_table(pa.table({"id": [9]}), tmp_path / "_pieces" / "p.parquet")  # ours, and no reader's
 
     assert main(["unify-schema", "--output", str(tmp_path)]) == 1
 
@@ -139,7 +146,8 @@ def test_unreadable_markers_and_parquet_files_of_no_marker_leave_no_common_metad
     no_marker = "no completion marker: not an output of a run here"
     assert f"unreadable: stray.parquet: {no_marker}\n" in out
     assert f"unreadable: d.parquet: {no_marker}\n" in out  # its marker unreadable: none names it
-    assert out.count("unreadable: ") == 3
+    assert f"unreadable: {os.path.join('sub', 'deeper', 'left.parquet')}: {no_marker}\n" in out
+    assert out.count("unreadable: ") == 4
     assert out.endswith("3 Parquet output(s), 3 rewritten (never for a clash); no _common_metadata written\n")
     assert not (tmp_path / "_common_metadata").exists()
 
