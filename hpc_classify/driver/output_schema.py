@@ -9,7 +9,7 @@ the files that differ rewritten atomically with safe casts only), each rewritten
 `output_size`, and `DIR/_common_metadata` holds the schema. A column of no common type (text in one file,
 int64 in another) leaves every file as it is: the log and `_summary.json` name it and its files, and no
 `_common_metadata` is written; nor when an output could not be read, its marker could not, or a Parquet file
-beside the outputs has no marker (driver/schema_outputs.py). Nothing here changes a run's exit code.
+a reader of the directory would read has no marker (driver/schema_outputs.py). Nothing here changes a run's exit code.
 
 A stop asked while the markers, footers or output sizes are read ends the reads and the pass writes nothing
 more: after a SIGTERM, what KillWait leaves is for the summary. Every rename first checks that this process still owns the directory.
