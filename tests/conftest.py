@@ -41,6 +41,7 @@ import pytest
 # Registered here, defined in tests/process_state.py: what each test and module must put back or end.
 from process_state import (  # noqa: F401, E402
     distributed_logging_in_place,
+    no_distributed_log_handler_outlives_its_module,
     no_worker_outlives_its_module,
     process_wide_dask_settings_per_module,
     process_wide_dask_settings_per_test,

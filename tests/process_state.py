@@ -127,3 +127,41 @@ def process_wide_logging_per_test():
     saved = _logging_state()
     yield
     _restore_logging(saved)
+
+
+def _distributed_deque_handlers() -> dict[Any, list[Any]]:
+    """logger -> its DequeHandlers, for every logger of distributed: each Scheduler, Worker and Nanny adds one
+    to its class's logger, removed only when the object is garbage (weakref.finalize), never at its close."""
+    import logging
+
+    from distributed.utils import DequeHandler
+
+    loggers = [
+        lg
+        for name, lg in list(logging.root.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and name.split(".")[0] == "distributed"
+    ]
+    return {lg: [h for h in lg.handlers if isinstance(h, DequeHandler)] for lg in loggers}
+
+
+def remove_deque_handlers_added_since(saved: dict[Any, list[Any]]) -> int:
+    """Remove (and empty) the DequeHandlers added to distributed's loggers since `saved`; how many."""
+    removed = 0
+    for logger, handlers in _distributed_deque_handlers().items():
+        for handler in handlers:
+            if handler not in saved.get(logger, ()):
+                logger.removeHandler(handler)
+                handler.clear()
+                removed += 1
+    return removed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_distributed_log_handler_outlives_its_module():
+    """An in-process cluster's Scheduler and Workers that something still references after their close (a
+    thread a test left behind, distributed's caches) keep their DequeHandler on distributed's loggers: each
+    holds up to `distributed.admin.log-length` (10,000) records, and every later log call of the session went
+    through all of them. The module's clusters are closed by now (this fixture is torn down after its own)."""
+    saved = _distributed_deque_handlers()
+    yield
+    remove_deque_handlers_added_since(saved)

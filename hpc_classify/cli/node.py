@@ -28,7 +28,7 @@ from hpc_classify.cli.arg_types import positive_int, positive_seconds
 from hpc_classify.errors import ConfigError, HpcClassifyError
 
 if TYPE_CHECKING:
-    from hpc_classify.cluster.slurm_node import NodeOptions
+    from hpc_classify.cluster.node_options import NodeOptions
     from hpc_classify.config import RunConfig
     from hpc_classify.stop_request import StopRequest
 
@@ -37,7 +37,7 @@ NODE_DESCRIPTION = __doc__
 
 def add_node_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
     """The launcher's own options (also used by `hpc-classify submit`). Their defaults are NodeOptions'."""
-    from hpc_classify.cluster.slurm_node import NodeOptions
+    from hpc_classify.cluster.node_options import NodeOptions
 
     default = argparse.SUPPRESS if suppress_defaults else None
     group = parser.add_argument_group("node launcher")
@@ -126,7 +126,7 @@ def node_options(node_args: argparse.Namespace, config: RunConfig) -> NodeOption
     """The launcher's settings: its own options, plus the output, protocol, device and worker threads of
     the run. The run's settings for a cluster it would start or join itself do not apply here: refused."""
     from hpc_classify.cluster.job_layout import default_job_root
-    from hpc_classify.cluster.slurm_node import NodeOptions
+    from hpc_classify.cluster.node_options import NodeOptions
 
     _refuse_settings_of_other_clusters(config)
     job_root = node_args.job_dir or default_job_root(config.output)

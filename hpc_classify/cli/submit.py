@@ -28,7 +28,7 @@ NODE_EXITED = "hpc-classify node exited with code"
 SUBMITIT_WARNING = signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
 
 if TYPE_CHECKING:
-    from hpc_classify.cluster.slurm_node import NodeOptions
+    from hpc_classify.cluster.node_options import NodeOptions
     from hpc_classify.config import RunConfig
 
 

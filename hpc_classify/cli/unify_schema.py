@@ -124,9 +124,8 @@ def handle(args: argparse.Namespace) -> int:
         print(f"... and {len(outcome.unreadable) - UNREADABLE_NAMED} more unreadable")
     if outcome.stopped:
         print(
-            f"stopped by {stop.signal_name}: {outcome.rewritten} of {outcome.differing} differing Parquet "
-            f"output(s) rewritten to one schema, every file whole; no _common_metadata written; rerun "
-            f"`hpc-classify unify-schema --output {output_dir}` to finish"
+            f"stopped by {stop.signal_name} {outcome.stop_progress()}, every file whole; no _common_metadata "
+            f"written; rerun `hpc-classify unify-schema --output {output_dir}` to finish"
         )
         return INTERRUPTED
     if outcome.clashes or outcome.unreadable:

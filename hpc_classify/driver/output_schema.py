@@ -9,7 +9,7 @@ the files that differ rewritten atomically with safe casts only), each rewritten
 `output_size`, and `DIR/_common_metadata` holds the schema. A column of no common type (text in one file,
 int64 in another) leaves every file as it is: the log and `_summary.json` name it and its files, and no
 `_common_metadata` is written; nor when an output could not be read, its marker could not, or a Parquet file
-beside the outputs has no marker (driver/schema_outputs.py). Nothing here changes a run's exit code.
+a reader of the directory would read has no marker (driver/schema_outputs.py). Nothing here changes a run's exit code.
 
 A stop asked while the markers, footers or output sizes are read ends the reads and the pass writes nothing
 more: after a SIGTERM, what KillWait leaves is for the summary. Every rename first checks that this process still owns the directory.
@@ -56,6 +56,8 @@ RUN_REWRITE_BYTES = 4 << 30
 # Rewrites at once at a run's end: a parallel file system gives several streams more than one (the node is
 # otherwise idle by then); `unify-schema --threads` chooses its own.
 RUN_REWRITE_THREADS = 4
+# The reads and writes of a pass, in their order: what a stop came during (`SchemaOutcome.stopped_while`).
+MARKERS, FOOTERS, REWRITES, SIZES = "markers", "footers", "rewrites", "sizes"
 
 
 @dataclass
@@ -70,8 +72,23 @@ class SchemaOutcome:
     unreadable: dict[str, str] = field(default_factory=dict)  # relpath -> why its footer could not be read
     common_metadata: str | None = None  # its path, once written
     stopped: bool = False  # a stop came before every file was rewritten: the next pass finishes
+    stopped_while: str = ""  # MARKERS, FOOTERS, REWRITES or SIZES: what a stop cut short
+    footers_read: int = 0
     deferred_bytes: int = 0  # the rewrites were left to `hpc-classify unify-schema`: this many bytes to copy
     seconds: float = 0.0
+
+    def stop_progress(self) -> str:
+        """What was done and what was left when a stop came (`stopped`), for the log and the CLI."""
+        if self.stopped_while == MARKERS:
+            found = f"{self.files} Parquet output(s) found so far"
+            return f"while reading the completion markers ({found}): nothing rewritten"
+        if self.stopped_while == FOOTERS:
+            return f"while reading the outputs' schemas ({self.footers_read} of {self.files} read): nothing rewritten"
+        during = "rewriting" if self.stopped_while == REWRITES else "checking the markers' output sizes"
+        rewritten = (
+            f"{self.rewritten} of {self.differing} differing Parquet output(s) rewritten to one schema"
+        )
+        return f"while {during}: {rewritten}"
 
     def to_summary(self) -> dict[str, Any]:
         return {
@@ -147,6 +164,11 @@ def unify_output_schemas(
     started = time.monotonic()
     unreadable: dict[str, str] = {}  # relpath -> why: markers, outputs with no marker, footers
     outputs = read_outputs(output_dir, read_threads, stopped, unreadable)
+    if stopped():  # the markers may be some of them only
+        outcome = SchemaOutcome(
+            files=len(outputs), unreadable=unreadable, stopped=True, stopped_while=MARKERS
+        )
+        return _stopped_before_writing(outcome, started, output_dir)
     unreadable.update(unmarked_outputs(output_dir, outputs, read_threads, stopped))
     plan = plan_schema(sorted(outputs), threads=read_threads, stopped=stopped)
     outcome = SchemaOutcome(
@@ -157,12 +179,11 @@ def unify_output_schemas(
             **unreadable,
             **{os.path.relpath(p, output_dir): why for p, why in plan.unreadable.items()},
         },
+        footers_read=plan.read,
     )
     if plan.stopped or stopped():  # the job's last seconds go to its summary: nothing written
-        outcome.stopped = True
-        outcome.seconds = time.monotonic() - started
-        _log(outcome, output_dir)
-        return outcome
+        outcome.stopped, outcome.stopped_while = True, FOOTERS
+        return _stopped_before_writing(outcome, started, output_dir)
     to_rewrite = plan.to_rewrite if plan.schema is not None else []
     to_copy = sum(_size(outputs[path][1], path) for path in to_rewrite)
     if rewrite_limit is not None and to_copy > rewrite_limit:
@@ -174,6 +195,7 @@ def unify_output_schemas(
         return clash, clash is None and record_size(output_dir, *outputs[path], path, owned, size)
 
     done, outcome.stopped = run_until_stopped(rewrite, to_rewrite, threads, stopped)
+    outcome.stopped_while = REWRITES if outcome.stopped else ""
     recorded = set()
     for path, (clash, marker_updated) in done:
         if clash is None:
@@ -191,6 +213,7 @@ def unify_output_schemas(
         )
         outcome.markers_updated += sum(sizes)
         outcome.stopped = stopped()
+        outcome.stopped_while = SIZES if outcome.stopped else ""
     common = os.path.join(output_dir, COMMON_METADATA)
     if plan.schema is not None and not (
         outcome.clashes or outcome.unreadable or outcome.stopped or outcome.deferred_bytes
@@ -198,6 +221,12 @@ def unify_output_schemas(
         outcome.common_metadata = write_common_metadata(output_dir, plan.schema, lambda: owned(common))
     elif _still_owned(owned, common):  # a lost lock's directory is the new owner's to tidy
         remove_common_metadata(output_dir)
+    outcome.seconds = time.monotonic() - started
+    _log(outcome, output_dir)
+    return outcome
+
+
+def _stopped_before_writing(outcome: SchemaOutcome, started: float, output_dir: str) -> SchemaOutcome:
     outcome.seconds = time.monotonic() - started
     _log(outcome, output_dir)
     return outcome
@@ -255,10 +284,11 @@ def _log(outcome: SchemaOutcome, output_dir: str) -> None:
         )
     elif outcome.stopped:
         logger.warning(
-            "stopped while bringing the Parquet outputs to one schema (%d of %d rewritten); the next run, or "
-            "`hpc-classify unify-schema`, finishes it",
-            outcome.rewritten,
-            outcome.differing,
+            "stopped %s, every file whole; no %s written; run `hpc-classify unify-schema --output %s` (or the "
+            "next run) to finish",
+            outcome.stop_progress(),
+            COMMON_METADATA,
+            output_dir,
         )
     elif outcome.common_metadata is not None:
         logger.info(

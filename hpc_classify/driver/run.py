@@ -63,8 +63,8 @@ def _nothing(output_dir: str, stopped_by: str | None) -> None:
 class RunHooks:
     """What a layer above the driver adds to a run, given (config, output directory): a context around
     the classifying (while the cluster is up), and a step after the summary is written, told the stop signal
-    that interrupted the run, or came after its outcome was decided (None: neither; a stop whose files all
-    finished is not): a job stopping for its time limit has seconds left."""
+    that came at any time (None: none), one whose files all finished within its grace included: a job
+    stopping for its time limit has seconds left, whether or not its run is complete."""
 
     around_classifying: Callable[[RunConfig, str], AbstractContextManager[Any]] = _no_context
     after_summary: Callable[[str, str | None], None] = _nothing
@@ -188,10 +188,7 @@ def _run_locked(
     else:
         exit_code = exit_codes.OK
     interrupted_by = None if finished_anyway else stop.signal_name
-    stopped_before = stop.requested
     output_schema = after_run(context, exit_code)  # a complete Parquet run's outputs: one schema
-    # A stop during that step leaves the run complete (its code, its summary) but the job seconds: no report.
-    report_stop = interrupted_by if stopped_before else stop.signal_name
     summary = build_summary(
         stats,
         started=started,
@@ -209,7 +206,8 @@ def _run_locked(
         return RunResult(exit_code=exit_code, summary=summary, summary_path=None)
     path = write_summary(output_dir, summary)
     _log_outcome(summary, failures)
-    caller.hooks.after_summary(output_dir, report_stop)
+    # Any stop, before the schema step or during it, leaves the job seconds, a complete run's too: no report.
+    caller.hooks.after_summary(output_dir, stop.signal_name)
     return RunResult(exit_code=exit_code, summary=summary, summary_path=path)
 
 

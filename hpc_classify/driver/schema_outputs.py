@@ -3,8 +3,9 @@
 The outputs are those the markers name. An unreadable marker's output, and a Parquet file with no marker beside
 the outputs (not provably an output of a run: driver/stale_outputs.py), are counted as unreadable, so that
 `_common_metadata` never claims a schema for files it was not checked against. The files with no marker are
-found in one listing of each directory that holds an output (no stat per file, no walk of other directories:
-a Parquet file in a directory holding no output is not seen).
+found as a reader of the directory finds them: one listing of each directory it descends into (every one but
+hidden and "_" names: `_markers/`, `_pieces/`, `_jobs/`), a directory that holds no output included (a
+stray file, an output whose marker a kill never wrote, of an input no longer planned); no stat per file.
 
 Each rename (a rewritten output, a marker, `_common_metadata`) first asks `owned(path)`, which refuses once this
 process no longer owns the directory: its lock taken over (a suspended job, a file system stalled past the
@@ -79,27 +80,34 @@ def read_outputs(
 def unmarked_outputs(
     output_dir: str, outputs: Outputs, threads: int, stopped: Callable[[], bool]
 ) -> dict[str, str]:
-    """relpath -> NO_MARKER for each Parquet file that a reader of `output_dir` would read, in a directory
-    holding an output, that no marker names."""
-    directories = sorted({os.path.dirname(path) for path in outputs})
+    """relpath -> NO_MARKER for each Parquet file that a reader of `output_dir` would read that no marker names:
+    the directories listed a level at a time, `threads` listings at once."""
     unmarked: dict[str, str] = {}
-    for names in map_in_threads(_parquet_names, directories, threads, stopped):
-        for path in names:
-            if path not in outputs:
-                unmarked[os.path.relpath(path, output_dir)] = NO_MARKER
+    level = [output_dir]
+    while level and not stopped():
+        below: list[str] = []
+        for files, directories in map_in_threads(_listing, level, threads, stopped):
+            unmarked.update((os.path.relpath(p, output_dir), NO_MARKER) for p in files if p not in outputs)
+            below.extend(directories)
+        level = sorted(below)
     return unmarked
 
 
-def _parquet_names(directory: str) -> list[str]:
+def _listing(directory: str) -> tuple[list[str], list[str]]:
+    """(the Parquet files, the subdirectories) a reader of `directory` reads: no hidden or "_" name."""
+    files, directories = [], []
     try:
         with os.scandir(directory) as entries:
-            return [
-                e.path
-                for e in entries
-                if e.name.endswith(PARQUET.output_suffix) and not is_hidden(e.name) and e.is_file()
-            ]
+            for e in entries:
+                if is_hidden(e.name):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    directories.append(e.path)
+                elif e.name.endswith(PARQUET.output_suffix) and e.is_file():
+                    files.append(e.path)
     except FileNotFoundError:
-        return []
+        pass
+    return files, directories
 
 
 def record_size(

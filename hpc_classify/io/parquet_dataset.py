@@ -50,6 +50,7 @@ class SchemaPlan:
     clashes: list[Clash] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # path -> why its footer could not be read
     stopped: bool = False  # a stop came before every footer was read: nothing else is planned
+    read: int = 0  # footers read (all of them unless `stopped`)
 
 
 def plan_schema(
@@ -70,8 +71,9 @@ def plan_schema(
             plan.unreadable[path] = why
         else:
             schemas[path] = schema
+    plan.read = read
     if read < len(paths):
-        return SchemaPlan(stopped=True)
+        return SchemaPlan(stopped=True, read=read)
     if not schemas:
         return plan
     first = next(iter(schemas.values()))

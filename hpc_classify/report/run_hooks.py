@@ -57,16 +57,16 @@ class _UnlessSchedulerLost:
         return False  # an error of the classifying itself goes on up
 
 
-def write_report_quietly(output_dir: str, interrupted_by: str | None = None) -> None:
-    """The run's HTML report and its numbers, or a warning saying how to retry; none when a stop signal
-    interrupted the run (files remain: the next run writes it)."""
-    if interrupted_by is not None:
+def write_report_quietly(output_dir: str, stopped_by: str | None = None) -> None:
+    """The run's HTML report and its numbers, or a warning saying how to retry; none after a stop signal,
+    whether it interrupted the run or every file finished within its grace (`hpc-classify report` writes it)."""
+    if stopped_by is not None:
         # The report reads every marker (100,000 files: 10-30 s warm, more cold on a parallel file system): a
-        # job warned of its time limit, preempted or cancelled has seconds left, and they go to its requeue.
+        # job warned of its time limit, preempted or cancelled has seconds left, for its summary and requeue.
         logger.info(
-            "no run report after %s (the job's last seconds go to its requeue): the next run writes it, or "
-            "`hpc-classify report --output %s` now",
-            interrupted_by,
+            "no run report after %s (the job's last seconds are not for reading every marker): "
+            "`hpc-classify report --output %s` writes it later, as does the next run",
+            stopped_by,
             output_dir,
         )
         return

@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from distributed import LocalCluster
 
@@ -48,15 +48,28 @@ class SchedulerOnWarning(logging.Handler):
             )
 
 
+Handler = TypeVar("Handler", bound=logging.Handler)
+
+
+@contextmanager
+def handler_on(logger: logging.Logger, handler: Handler) -> Iterator[Handler]:
+    """`handler` on `logger` for the block, removed however the block ends (a later test's records must not
+    reach it)."""
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
 @contextmanager
 def scheduler_on_warning(port: int, waits: logging.Logger) -> Iterator[list[LocalCluster]]:
     """A SchedulerOnWarning on `waits` for the block; yields the clusters it started (none, or one), closed
     when the block ends (close a client of it inside the block)."""
     handler = SchedulerOnWarning(port)
-    waits.addHandler(handler)
     try:
-        yield handler.started
+        with handler_on(waits, handler):
+            yield handler.started
     finally:
-        waits.removeHandler(handler)
         for cluster in handler.started:
             cluster.close()

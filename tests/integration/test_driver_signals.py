@@ -179,7 +179,9 @@ def test_sigusr1_lets_the_files_in_flight_finish(tmp_path, tiny_domain_model):
     assert s["files_processed"] == len(done)
     assert set(output_files(output)) == done
     # The job's last minute goes to its requeue: no report (it reads every marker), the next run writes it.
-    assert "no run report after SIGUSR1 (the job's last seconds go to its requeue)" in log, log[-3000:]
+    assert "no run report after SIGUSR1 (the job's last seconds are not for reading every marker)" in log, (
+        log[-3000:]
+    )
     assert not (output / "_report.html").exists() and not (output / "_report.json").exists()
 
 
@@ -219,4 +221,6 @@ def test_ctrl_c_when_the_last_files_then_finish_within_the_grace_exits_0(tmp_pat
     assert (s["exit_code"], s["interrupted"], s["files_processed"], s["files_remaining"]) == (0, False, 2, 0)
     assert markers(output) == set(expected)
     assert sorted(output_ids(output)) == all_ids(expected)
-    assert (output / "_report.html").exists()  # not interrupted: its report is written as after any run
+    # Complete, but the job's last seconds are not for reading every marker: the report is left to the command.
+    assert f"`hpc-classify report --output {output}` writes it later" in output_log, output_log[-3000:]
+    assert not (output / "_report.html").exists() and not (output / "_report.json").exists()

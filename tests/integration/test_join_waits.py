@@ -13,6 +13,7 @@ import threading
 
 from distributed import Client, LocalCluster
 from driver_support import make_corpus, run_args, start_cli, wait_for
+from scheduler_waits import handler_on
 
 from hpc_classify import DomainClassifier
 from hpc_classify.config import RunConfig
@@ -78,12 +79,8 @@ def test_workers_that_join_after_the_connect_timeout_classify_the_run(tmp_path, 
             scheduler_file=str(scheduler_file),
             worker_wait=120,  # not 0: should the worker never join, the test fails instead of hanging
         )
-        joins = _ScaleOnceWaiting(cluster)
-        waits.addHandler(joins)
-        try:
+        with handler_on(waits, _ScaleOnceWaiting(cluster)) as joins:
             result = run_classification(config, connect_timeout=CONNECT_TIMEOUT)
-        finally:
-            waits.removeHandler(joins)
     assert joins.waiting.is_set() and result.exit_code == 0
     for relpath, ids in expected.items():
         written = [json.loads(line)["id"] for line in (output / relpath).read_text().splitlines()]

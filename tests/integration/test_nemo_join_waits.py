@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
+from scheduler_waits import handler_on, within
 
 from hpc_classify import DocumentDataset, DomainClassifier, get_client
 from hpc_classify.cluster import first_worker, nemo_client
@@ -52,27 +52,11 @@ class _OnLog(logging.Handler):
 
 
 def _get_client_within(seconds: float, on_log: _OnLog, **kwargs: Any) -> Any:
-    """get_client(**kwargs) in a daemon thread: its client, or its exception; an AssertionError when it has not
-    returned within `seconds` (the thread is left behind, as a hung call would be)."""
-    outcome: dict[str, Any] = {}
-
-    def call() -> None:
-        try:
-            outcome["client"] = get_client(**kwargs)
-        except BaseException as exc:  # handed to the test
-            outcome["error"] = exc
-
-    WAITS.addHandler(on_log)
-    try:
-        thread = threading.Thread(target=call, daemon=True)
-        thread.start()
-        thread.join(seconds)
-    finally:
-        WAITS.removeHandler(on_log)
-    assert not thread.is_alive(), f"get_client({kwargs}) did not return within {seconds} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["client"]
+    """get_client(**kwargs), with `on_log` on the waits' logger, in a daemon thread: its client, or its exception;
+    an AssertionError when it has not returned within `seconds` (the thread is left behind, as a hung call
+    would be)."""
+    with handler_on(WAITS, on_log):
+        return within(seconds, lambda: get_client(**kwargs))
 
 
 def test_a_worker_joining_after_the_connect_timeout_classifies(

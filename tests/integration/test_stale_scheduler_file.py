@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
-from scheduler_waits import within
+from scheduler_waits import handler_on, within
 
 from hpc_classify import get_client
 from hpc_classify.cluster import first_worker, nemo_client
@@ -96,12 +96,8 @@ def test_a_scheduler_started_later_overwrites_a_dead_ones_file_and_is_joined(
                         with Client(cluster) as owner:
                             owner.write_scheduler_file(str(path))
 
-        handler = _OnWaiting()
-        WAITS.addHandler(handler)
-        try:
+        with handler_on(WAITS, _OnWaiting()):
             client = within(RETURN_WITHIN, lambda: get_client(scheduler_file=str(path), worker_wait=120))
-        finally:
-            WAITS.removeHandler(handler)
         try:
             assert client.scheduler.address == cluster.scheduler_address
             assert len(client.nthreads()) == 1

@@ -7,6 +7,7 @@ step is the step's, not the run's."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import pyarrow as pa
@@ -39,6 +40,34 @@ def test_a_stop_during_the_reads_reads_no_more_and_writes_nothing(tmp_path, monk
     assert (len(reads), outcome.stopped, outcome.rewritten, outcome.markers_updated) == (2, True, 0, 0)
     assert all(str(p).endswith(".done.json") for p in reads)  # two markers read, no footer
     assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("reads_before_the_stop", "what_was_done"),
+    [
+        (2, "while reading the completion markers (2 Parquet output(s) found so far): nothing rewritten"),
+        (6, "while reading the outputs' schemas (2 of 4 read): nothing rewritten"),
+    ],
+)
+def test_a_stop_during_the_reads_says_what_was_done_and_what_is_left(
+    tmp_path, monkeypatch, caplog, reads_before_the_stop, what_was_done
+):
+    """Not "0 of 0 rewritten": which reads the stop cut short, how far they got, and the command that finishes."""
+    _outputs(tmp_path, TABLES)
+    real_read_marker, real_read_schema, reads = markers_module.read_marker, pq.read_schema, []
+    monkeypatch.setattr(markers_module, "read_marker", lambda p: reads.append(p) or real_read_marker(p))
+    monkeypatch.setattr(pq, "read_schema", lambda p, **k: reads.append(p) or real_read_schema(p, **k))
+
+    with caplog.at_level("WARNING", logger="hpc_classify.driver.output_schema"):
+        outcome = unify_output_schemas(
+            str(tmp_path), stopped=lambda: len(reads) >= reads_before_the_stop, read_threads=1
+        )
+
+    assert (len(reads), outcome.stopped, outcome.rewritten) == (reads_before_the_stop, True, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"stopped {what_was_done}, every file whole; no _common_metadata written; run "
+        f"`hpc-classify unify-schema --output {tmp_path}` (or the next run) to finish"
+    ]
 
 
 def _stop_at_the_first_rewrite(monkeypatch, act):
@@ -103,6 +132,12 @@ def test_unreadable_markers_and_parquet_files_of_no_marker_leave_no_common_metad
     (tmp_path / "_markers" / "d.jsonl.done.json").write_text("{not json")
     pq.write_table(pa.table({"id": [9]}), tmp_path / "stray.parquet")
     pq.write_table(pa.table({"id": [9]}), tmp_path / "_hidden.parquet")  # no reader reads it
+    (tmp_path / "sub" / "deeper").mkdir(
+        parents=True
+    )  # directories holding no output: readers still read them
+    pq.write_table(pa.table({"id": [9]}), tmp_path / "sub" / "deeper" / "left.parquet")
+    (tmp_path / "_pieces").mkdir()
+    pq.write_table(pa.table({"id": [9]}), tmp_path / "_pieces" / "p.parquet")  # ours, and no reader's
 
     assert main(["unify-schema", "--output", str(tmp_path)]) == 1
 
@@ -111,7 +146,8 @@ def test_unreadable_markers_and_parquet_files_of_no_marker_leave_no_common_metad
     no_marker = "no completion marker: not an output of a run here"
     assert f"unreadable: stray.parquet: {no_marker}\n" in out
     assert f"unreadable: d.parquet: {no_marker}\n" in out  # its marker unreadable: none names it
-    assert out.count("unreadable: ") == 3
+    assert f"unreadable: {os.path.join('sub', 'deeper', 'left.parquet')}: {no_marker}\n" in out
+    assert out.count("unreadable: ") == 4
     assert out.endswith("3 Parquet output(s), 3 rewritten (never for a clash); no _common_metadata written\n")
     assert not (tmp_path / "_common_metadata").exists()
 
@@ -157,11 +193,10 @@ def test_a_removal_that_finds_no_output_keeps_common_metadata(tmp_path):
     assert (tmp_path / "_common_metadata").exists()
 
 
-@pytest.mark.parametrize("stop_during_the_step", [True, False])
-def test_a_stop_during_the_step_counts_for_the_report_not_for_the_runs_outcome(
-    tmp_path, monkeypatch, stop_during_the_step
-):
-    """The report reads every marker: a SIGTERM that came during the step leaves no time for it."""
+@pytest.mark.parametrize("stop", ["during the step", "before it, every file finished", None])
+def test_any_stop_counts_for_the_report_not_for_the_runs_outcome(tmp_path, monkeypatch, stop):
+    """The report reads every marker: a stop signal leaves no time for it, whether it came during the schema
+    step or before it, to a run whose files then all finished within its grace (exit 0, not interrupted)."""
     from hpc_classify.classifiers.checkpoint_classifier import DomainClassifier
     from hpc_classify.config import RunConfig
     from hpc_classify.driver import run as driver_run
@@ -172,11 +207,14 @@ def test_a_stop_during_the_step_counts_for_the_report_not_for_the_runs_outcome(
     output.mkdir()
     _done(inputs, output, "a.jsonl", 1, check_or_store_fingerprint(str(output), DETAILS, overwrite=False))
     monkeypatch.setattr(driver_run, "_fingerprint_details", lambda config: DETAILS)
+    request = StopRequest(())
+    if stop == "before it, every file finished":
+        request.request("SIGUSR1")
 
     def step(context, exit_code):
-        if stop_during_the_step:
+        if stop == "during the step":
             context.stop.request("SIGTERM")
-        return {"stopped": stop_during_the_step}
+        return {}
 
     monkeypatch.setattr(driver_run, "after_run", step)
     told = []
@@ -185,10 +223,11 @@ def test_a_stop_during_the_step_counts_for_the_report_not_for_the_runs_outcome(
     )
     hooks = driver_run.RunHooks(after_summary=lambda out, stopped_by: told.append(stopped_by))
 
-    result = driver_run.run_classification(config, client=object(), hooks=hooks)  # all done: no client used
+    # all done: no client used
+    result = driver_run.run_classification(config, client=object(), hooks=hooks, stop=request)
 
     assert (result.exit_code, result.summary["interrupted"]) == (0, False)
-    assert told == (["SIGTERM"] if stop_during_the_step else [None])
+    assert told == [{"during the step": "SIGTERM", "before it, every file finished": "SIGUSR1"}.get(stop)]
 
 
 def test_a_stop_during_the_size_checks_checks_no_more_and_writes_no_schema(tmp_path, monkeypatch):

@@ -284,3 +284,20 @@ def test_the_report_a_run_writes_does_not_list_its_inputs_again(tmp_path, monkey
     assert listings == [] and (output / "_report.json").exists()
     collect_report(str(output))
     assert listings == [[str(corpus)]]
+
+
+def test_a_run_stopped_by_a_signal_writes_no_report_and_says_how_to(tmp_path, caplog):
+    """The report reads every marker: after a stop signal (even one every file outlived) the job's last seconds
+    are not for it, and the log names the command that writes it."""
+    from hpc_classify.report.run_hooks import write_report_quietly
+
+    output = tmp_path / "out"
+    output.mkdir()
+    with caplog.at_level("INFO", logger="hpc_classify.report.run_hooks"):
+        write_report_quietly(str(output), "SIGUSR1")
+
+    assert list(output.iterdir()) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "no run report after SIGUSR1 (the job's last seconds are not for reading every marker): "
+        f"`hpc-classify report --output {output}` writes it later, as does the next run"
+    ]

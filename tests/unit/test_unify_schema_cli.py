@@ -43,8 +43,9 @@ def test_a_signal_during_the_rewrites_finishes_those_in_flight_and_says_how_many
 
     assert code == 3
     assert capsys.readouterr().out == (
-        "stopped by SIGINT: 2 of 4 differing Parquet output(s) rewritten to one schema, every file whole; "
-        f"no _common_metadata written; rerun `hpc-classify unify-schema --output {tmp_path}` to finish\n"
+        "stopped by SIGINT while rewriting: 2 of 4 differing Parquet output(s) rewritten to one schema, every "
+        f"file whole; no _common_metadata written; rerun `hpc-classify unify-schema --output {tmp_path}` to "
+        "finish\n"
     )
     assert signal.getsignal(signal.SIGINT) is handler_before  # put back
     schemas = {name: pq.read_schema(tmp_path / f"{name}.parquet") for name in TABLES}
