@@ -57,7 +57,7 @@ RUN_REWRITE_BYTES = 4 << 30
 # otherwise idle by then); `unify-schema --threads` chooses its own.
 RUN_REWRITE_THREADS = 4
 # The reads and writes of a pass, in their order: what a stop came during (`SchemaOutcome.stopped_while`).
-MARKERS, FOOTERS, REWRITES, SIZES = "markers", "footers", "rewrites", "sizes"
+MARKERS, LISTING, FOOTERS, REWRITES, SIZES = "markers", "listing", "footers", "rewrites", "sizes"
 
 
 @dataclass
@@ -72,7 +72,7 @@ class SchemaOutcome:
     unreadable: dict[str, str] = field(default_factory=dict)  # relpath -> why its footer could not be read
     common_metadata: str | None = None  # its path, once written
     stopped: bool = False  # a stop came before every file was rewritten: the next pass finishes
-    stopped_while: str = ""  # MARKERS, FOOTERS, REWRITES or SIZES: what a stop cut short
+    stopped_while: str = ""  # MARKERS, LISTING, FOOTERS, REWRITES or SIZES: what a stop cut short
     footers_read: int = 0
     deferred_bytes: int = 0  # the rewrites were left to `hpc-classify unify-schema`: this many bytes to copy
     seconds: float = 0.0
@@ -82,6 +82,8 @@ class SchemaOutcome:
         if self.stopped_while == MARKERS:
             found = f"{self.files} Parquet output(s) found so far"
             return f"while reading the completion markers ({found}): nothing rewritten"
+        if self.stopped_while == LISTING:
+            return "while listing the output directory for Parquet files no marker names: nothing rewritten"
         if self.stopped_while == FOOTERS:
             return f"while reading the outputs' schemas ({self.footers_read} of {self.files} read): nothing rewritten"
         during = "rewriting" if self.stopped_while == REWRITES else "checking the markers' output sizes"
@@ -170,6 +172,11 @@ def unify_output_schemas(
         )
         return _stopped_before_writing(outcome, started, output_dir)
     unreadable.update(unmarked_outputs(output_dir, outputs, read_threads, stopped))
+    if stopped():  # the listing may have left directories out
+        outcome = SchemaOutcome(
+            files=len(outputs), unreadable=unreadable, stopped=True, stopped_while=LISTING
+        )
+        return _stopped_before_writing(outcome, started, output_dir)
     plan = plan_schema(sorted(outputs), threads=read_threads, stopped=stopped)
     outcome = SchemaOutcome(
         files=len(outputs),

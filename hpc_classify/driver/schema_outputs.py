@@ -15,6 +15,7 @@ set, and left when it changed since it was planned (a new owner redid the file).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Callable
@@ -80,21 +81,29 @@ def read_outputs(
 def unmarked_outputs(
     output_dir: str, outputs: Outputs, threads: int, stopped: Callable[[], bool]
 ) -> dict[str, str]:
-    """relpath -> NO_MARKER for each Parquet file that a reader of `output_dir` would read that no marker names:
-    the directories listed a level at a time, `threads` listings at once."""
+    """relpath -> NO_MARKER for each Parquet file that a reader of `output_dir` would read that no marker names,
+    and `<relpath>/` -> why for each directory that cannot be listed (what it holds is unknown: no one schema
+    can be claimed for the directory): the directories listed a level at a time, `threads` listings at once."""
     unmarked: dict[str, str] = {}
     level = [output_dir]
     while level and not stopped():
         below: list[str] = []
-        for files, directories in map_in_threads(_listing, level, threads, stopped):
+        for directory, (files, directories, error) in zip(
+            level,
+            map_in_threads(_listing, level, threads, stopped),
+            strict=False,  # a stop: fewer results
+        ):
+            if error:
+                unmarked[os.path.relpath(directory, output_dir) + "/"] = error
             unmarked.update((os.path.relpath(p, output_dir), NO_MARKER) for p in files if p not in outputs)
             below.extend(directories)
         level = sorted(below)
     return unmarked
 
 
-def _listing(directory: str) -> tuple[list[str], list[str]]:
-    """(the Parquet files, the subdirectories) a reader of `directory` reads: no hidden or "_" name."""
+def _listing(directory: str) -> tuple[list[str], list[str], str]:
+    """(the Parquet files, the subdirectories) a reader of `directory` reads (no hidden or "_" name), and why
+    it could not be listed ("" when it could; gone since: nothing to read, no error)."""
     files, directories = [], []
     try:
         with os.scandir(directory) as entries:
@@ -107,7 +116,10 @@ def _listing(directory: str) -> tuple[list[str], list[str]]:
                     files.append(e.path)
     except FileNotFoundError:
         pass
-    return files, directories
+    except OSError as error:  # permissions, EIO or ESTALE on a parallel file system
+        code = f"{errno.errorcode[error.errno]}: " if error.errno in errno.errorcode else ""
+        return [], [], f"cannot list this directory ({code}{error.strerror or error})"
+    return files, directories, ""
 
 
 def record_size(

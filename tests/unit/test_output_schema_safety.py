@@ -152,6 +152,51 @@ def test_unreadable_markers_and_parquet_files_of_no_marker_leave_no_common_metad
     assert not (tmp_path / "_common_metadata").exists()
 
 
+def test_a_directory_that_cannot_be_listed_is_named_and_leaves_no_common_metadata(
+    tmp_path, monkeypatch, capsys
+):
+    """A user's folder under OUT with no read permission (EACCES; EIO or ESTALE on Lustre): what it holds is
+    unknown, so no one schema is claimed; named, never a traceback."""
+    _outputs(tmp_path, TABLES)
+    (tmp_path / "private").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(
+            tmp_path / "private"
+        ):  # only this test's directory (scandir is process-wide)
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+    assert main(["unify-schema", "--output", str(tmp_path)]) == 1
+
+    out = capsys.readouterr().out
+    assert "unreadable: private/: cannot list this directory (EACCES: Permission denied)\n" in out
+    assert out.count("unreadable: ") == 1
+    assert not (tmp_path / "_common_metadata").exists()
+
+
+def test_a_stop_during_the_listing_says_so(tmp_path, monkeypatch, caplog):
+    _outputs(tmp_path, TABLES)
+    listed = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path=".": listed.append(os.fspath(path)) or real_scandir(path))
+
+    with caplog.at_level("WARNING", logger="hpc_classify.driver.output_schema"):
+        outcome = unify_output_schemas(  # stopped once the listing of OUT itself (not _markers/) has begun
+            str(tmp_path), stopped=lambda: str(tmp_path) in listed, read_threads=1
+        )
+
+    assert (outcome.stopped, outcome.footers_read, outcome.rewritten) == (True, 0, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "stopped while listing the output directory for Parquet files no marker names: nothing rewritten, every "
+        f"file whole; no _common_metadata written; run `hpc-classify unify-schema --output {tmp_path}` (or the "
+        "next run) to finish"
+    ]
+
+
 def test_any_error_of_the_step_is_logged_and_recorded_not_raised(tmp_path, monkeypatch, caplog):
     _outputs(tmp_path, TABLES)
 
