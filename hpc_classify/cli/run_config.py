@@ -37,7 +37,7 @@ LIST_KEYS = ("input", "input_list", "filter_by", "keep_columns", "classifier")
 # The inputs are one setting: --input or --input-list on the command line replaces the file's both.
 INPUT_KEYS = ("input", "input_list")
 # Keys whose values are paths: a leading `~` or `~user` is expanded, as the shell does for the same flags.
-PATH_KEYS = ("input", "input_list", "output", "scheduler_file", "dask_report")
+PATH_KEYS = ("input", "input_list", "output", "scheduler_file")
 TOP_LEVEL_KEYS = frozenset(
     (*INPUT_KEYS, "classifiers", "classifier", *PER_MODEL_KEYS, *SHARED_KEYS, *RUN_KEYS)
 )
@@ -139,6 +139,8 @@ def config_from_args(args: argparse.Namespace, *, check_inputs: bool = True) -> 
 
     from_file = load_yaml_config(args.config) if getattr(args, "config", None) else {}
     flags = {k: v for k, v in vars(args).items() if v is not None}
+    # `--output=~/x`: the shell expands `~` only at a word's start, so `=` left it as written.
+    flags.update((k, _home_expanded(flags[k])) for k in PATH_KEYS if k in flags)
     specs = classifier_specs(from_file, flags)
     classifiers = [classifier_from_spec(spec) for spec in specs]
     run_values = {k: flags.get(k, from_file.get(k)) for k in RUN_KEYS if k in flags or k in from_file}

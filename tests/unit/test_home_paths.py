@@ -49,17 +49,25 @@ def test_yaml_path_values_expand_a_leading_tilde(home, tmp_path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(
         "input: [~/data/a.jsonl, rel/b.jsonl]\ninput_list: ~/lists/l.txt\noutput: ~/out\n"
-        "scheduler_file: ~/sched.json\ndask_report: ~/report.html\nkey_column: ~id\n"
+        "scheduler_file: ~/sched.json\nkey_column: ~id\n"
     )
     assert load_yaml_config(str(config)) == {
         "input": [str(home / "data" / "a.jsonl"), "rel/b.jsonl"],  # a relative path stays the working dir's
         "input_list": [str(home / "lists" / "l.txt")],
         "output": str(home / "out"),
         "scheduler_file": str(home / "sched.json"),
-        "dask_report": str(home / "report.html"),
         "key_column": "~id",  # not a path: as written
     }
     config.write_text("input_list: ~/lists/l.txt\noutput: ~/out\n")
     run = config_from_args(parse_run_argv(["--config", str(config)]))
     assert run.inputs == (str(home / "data" / "a.jsonl"),)
     assert run.output == str(home / "out")
+
+
+def test_path_flags_written_with_an_equals_sign_expand_a_leading_tilde(home, tmp_path) -> None:
+    """bash leaves `--output=~/out` as written (`~` expands at a word's start only): a directory named `~`."""
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    (home / "data" / "a.jsonl").write_text('{"text": "x"}\n')
+    argv = ["--input=~/data/a.jsonl", "--output=~/out", "--classifier", "domain"]
+    run = config_from_args(parse_run_argv(argv))
+    assert (run.inputs, run.output) == ((str(home / "data" / "a.jsonl"),), str(home / "out"))
