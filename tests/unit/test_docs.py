@@ -74,3 +74,17 @@ def test_hub_commands_in_the_docs_work_with_the_module_loaded():
         if "HF_HUB_OFFLINE=0" not in line and "--help" not in line
     ]
     assert offline_default == []
+
+
+def test_no_table_row_is_broken_across_lines():
+    """A line right after a table row that does not start with `|` is a row of its own in Markdown (GFM): a
+    hard-wrapped cell splits the row, its rest landing in the first column."""
+    broken = []
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        broken += [
+            f"{page.name}:{n + 2}: {line[:60]}"
+            for n, (row, line) in enumerate(zip(lines, lines[1:], strict=False))
+            if row.startswith("|") and line.strip() and not line.startswith("|")
+        ]
+    assert broken == []
