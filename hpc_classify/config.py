@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpc_classify.errors import ConfigError
-from hpc_classify.whole_numbers import is_integer, is_seconds, seconds_rule
+from hpc_classify.whole_numbers import is_integer, is_seconds, plain_number, seconds_rule
 
 DEVICES = ("auto", "cpu", "cuda")
 BAD_ROW_POLICIES = ("error", "skip")
@@ -217,7 +217,7 @@ class RunConfig:
                 )
             # numpy's (a computed wait) as Python's, for the JSON: np.float64 is a float, so no isinstance.
             if type(value) not in (int, float):
-                object.__setattr__(self, name, float(value))
+                object.__setattr__(self, name, plain_number(value))
         for name in ("overwrite", "verify_inputs", "dask_report"):
             value = getattr(self, name)
             if not isinstance(value, bool):

@@ -118,7 +118,17 @@ def construct_with_deadline(
 
     thread = threading.Thread(target=build, name=f"start-{cluster_class.__name__}", daemon=True)
     thread.start()
-    thread.join(wait or None)
+    try:
+        thread.join(wait or None)
+    except BaseException:  # Ctrl-C in a notebook: a cluster coming up later would hold the GPUs, unowned
+        with lock:
+            outcome["abandoned"] = True
+            cluster = outcome.get("cluster")
+        if cluster is not None:
+            close_or_kill_workers(cluster, CLOSE_TIMEOUT)
+        elif made:
+            kill_worker_processes(worker_nannies(made[0]), starting_only=True)
+        raise
     with lock:
         outcome["abandoned"] = True
         if "cluster" in outcome:

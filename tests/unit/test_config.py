@@ -161,14 +161,14 @@ def test_computed_counts_from_numpy_are_taken_as_plain_integers():
         RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, workers=True)
 
 
-def test_computed_seconds_from_numpy_are_taken_as_plain_floats():
+def test_computed_seconds_from_numpy_are_taken_as_plain_numbers():
     import numpy as np
 
     waits = {"stop_grace": np.float64(12.5), "worker_wait": np.int64(60)}
     config = RunConfig(inputs=("in",), output="out", classifiers=NO_CLASSIFIER_NEEDED, **waits)
     assert {name: (type(getattr(config, name)), repr(getattr(config, name))) for name in waits} == {
         "stop_grace": (float, "12.5"),
-        "worker_wait": (float, "60.0"),
+        "worker_wait": (int, "60"),  # as NodeOptions takes it: whole_numbers.plain_number
     }
 
 

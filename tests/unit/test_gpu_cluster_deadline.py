@@ -101,3 +101,30 @@ def test_a_runs_local_gpu_cluster_ends_its_wait_at_worker_wait(monkeypatch) -> N
         "the workers of the local LocalCUDACluster did not start within 0.5 s (--worker-wait)"
     )
     assert message.endswith("if they only start slowly, give a longer --worker-wait")
+
+
+def test_ctrl_c_during_the_start_closes_the_cluster_that_comes_up_after() -> None:
+    """A notebook user interrupts a slow get_client: the cluster that starts a moment later is closed, not left
+    holding the GPUs with nobody to close it (a retry would then find them busy)."""
+    import signal
+
+    closed = threading.Event()
+
+    class SlowCluster:
+        def __init__(self, **options) -> None:
+            time.sleep(1)  # its workers starting
+
+        def close(self, timeout=None) -> None:
+            closed.set()
+
+    main_thread = threading.main_thread().ident
+    interrupt = threading.Timer(0.2, lambda: signal.pthread_kill(main_thread, signal.SIGINT))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupt.start()
+        with pytest.raises(KeyboardInterrupt):
+            construct_with_deadline(SlowCluster, {}, 30, "--worker-wait")
+    finally:
+        interrupt.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert closed.wait(10)
