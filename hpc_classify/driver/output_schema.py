@@ -102,6 +102,7 @@ class SchemaOutcome:
             "unreadable_count": len(self.unreadable),
             "common_metadata": self.common_metadata,
             "stopped": self.stopped,
+            "stopped_while": self.stopped_while,
             "deferred_bytes": self.deferred_bytes,
             "seconds": round(self.seconds, 3),
         }

@@ -97,6 +97,7 @@ def test_outputs_of_differing_shards_read_as_one_dataset(tmp_path, tiny_domain_m
         "unreadable_count": 0,
         "common_metadata": str(out / "_common_metadata"),
         "stopped": False,
+        "stopped_while": "",
         "deferred_bytes": 0,
         "seconds": 0,
     }

@@ -190,6 +190,7 @@ def test_a_stop_during_the_listing_says_so(tmp_path, monkeypatch, caplog):
         )
 
     assert (outcome.stopped, outcome.footers_read, outcome.rewritten) == (True, 0, 0)
+    assert outcome.to_summary()["stopped_while"] == "listing"  # _summary.json says it as the log does
     assert [r.getMessage() for r in caplog.records] == [
         "stopped while listing the output directory for Parquet files no marker names: nothing rewritten, every "
         f"file whole; no _common_metadata written; run `hpc-classify unify-schema --output {tmp_path}` (or the "
