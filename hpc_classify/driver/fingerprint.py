@@ -30,6 +30,7 @@ from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.errors import OutputDirectoryError
 from hpc_classify.io.markers import MARKERS_DIRNAME
 from hpc_classify.io.writers import write_json_atomically
+from hpc_classify.named_items import first_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def refuse_files_of_no_run(output_dir: str, *, overwrite: bool) -> None:
     )
     if not found:
         return
-    listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    listed = first_and_count(found)
     if overwrite:
         logger.warning("--overwrite: writing into %s, which holds files of no run: %s", output_dir, listed)
         return

@@ -27,6 +27,7 @@ from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.markers import marker_path, read_marker
+from hpc_classify.named_items import first_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +35,13 @@ _REDONE = ", the file is classified again from its first piece"
 LEGACY_NAMES = "left by an older version of hpc-classify under names that read as outputs"
 _KEPT = ", the file is done (its completion marker stands)"
 _UNPLANNED = ", the file is not among this run's inputs"
-NAMED = 5  # files a warning names; the rest are counted
 
 
 def forget_pieces_of_other_runs(output_dir: str, files: Sequence[PlannedFile], fingerprint: str) -> list[str]:
     """Remove the pieces made under another fingerprint than `fingerprint` (the run's), by an older version,
     or (for a planned file) from another input than the planned one; returns their relpaths, sorted."""
     by_relpath = {f.relpath: f for f in files}
+    _remove_unlaid_pieces(output_dir)
     forgotten = _forget_legacy_pieces(output_dir, set(by_relpath), fingerprint)
     for relpath in piece_files.files_in_pieces(output_dir):
         layout = piece_files.read_layout(output_dir, relpath)
@@ -52,6 +53,23 @@ def forget_pieces_of_other_runs(output_dir: str, files: Sequence[PlannedFile], f
         logger.warning("%s: its pieces were %s: removed%s", relpath, why, _REDONE)
         forgotten.append(relpath)
     return sorted(forgotten)
+
+
+def _remove_unlaid_pieces(output_dir: str) -> None:
+    """Pieces directories without a layout: a removal a kill cut short (after an assembly, or here). Nothing
+    in them counts; gone, so that a finished file leaves no `_pieces/` behind."""
+    relpaths = piece_files.files_in_unlaid_pieces(output_dir)
+    for relpath in relpaths:
+        piece_files.remove_pieces(output_dir, relpath)
+    if relpaths:
+        logger.info(
+            "%s: removed %d pieces director%s whose removal a kill cut short (no layout: nothing in them counts): "
+            "%s",
+            output_dir,
+            len(relpaths),
+            "y" if len(relpaths) == 1 else "ies",
+            first_and_count(relpaths),
+        )
 
 
 def _forget_legacy_pieces(output_dir: str, planned: set[str], fingerprint: str) -> list[str]:
@@ -72,9 +90,7 @@ def _forget_legacy_pieces(output_dir: str, planned: set[str], fingerprint: str) 
             then = _UNPLANNED
         logger.debug("%s: its pieces were %s: removed%s", relpath, LEGACY_NAMES, then)
     if directories:
-        named = ", ".join(redone[:NAMED]) + (
-            f" and {len(redone) - NAMED} more" if len(redone) > NAMED else ""
-        )
+        named = first_and_count(redone)
         logger.warning(
             "%s: removed %d pieces director%s %s; %d of their files will be classified again from their first "
             "piece%s; %d done already, their completion markers stand; %d not among this run's inputs (each file "

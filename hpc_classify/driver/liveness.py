@@ -20,6 +20,7 @@ from typing import Any
 from hpc_classify.cluster.job_layout import JobPaths
 from hpc_classify.cluster.worker_jobs import why_no_worker_can_start
 from hpc_classify.config import RunConfig
+from hpc_classify.named_items import first_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,7 @@ class WorkerWatch:
         if not self.wait or now - self.none_since < self.wait:
             return None
         seen = sorted(self.last_seen.values())
-        listed = ", ".join(seen[:_LISTED]) + (
-            f" and {len(seen) - _LISTED} more" if len(seen) > _LISTED else ""
-        )
+        listed = first_and_count(seen, _LISTED)
         answer = "" if why == NO_WORKER else f" ({why})"
         return (
             f"no Dask worker for {self.wait:g} s (--worker-wait){answer}: the workers last seen were "

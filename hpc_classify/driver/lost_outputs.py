@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from hpc_classify.errors import InputFileError
 from hpc_classify.io.formats import output_relpath
 from hpc_classify.io.markers import CompletionMarker, MarkerListing, marker_path, read_marker
+from hpc_classify.named_items import first_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def forget_lost_outputs(
         return lost
     for relpath in lost:
         done.remove(relpath)
-    named = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+    named = first_and_count(lost)
     logger.warning(
         "%d finished file(s) have no output in %s any more (deleted or moved?): classifying them again: %s",
         len(lost),

@@ -210,14 +210,25 @@ def read_piece_markers_if_kept(
 
 def files_in_pieces(output_dir: str) -> list[str]:
     """Relpaths of the files that have a pieces directory (a layout), sorted."""
+    return [relpath for relpath, laid_out in _pieces_dirs(output_dir) if laid_out]
+
+
+def files_in_unlaid_pieces(output_dir: str) -> list[str]:
+    """Relpaths of the files whose pieces directory has no layout, sorted: what a kill inside `remove_pieces`
+    leaves (the layout goes first). Nothing in it counts (`PieceScheduler.expand` starts such a file afresh),
+    but for a done file nothing else would ever remove it."""
+    return [relpath for relpath, laid_out in _pieces_dirs(output_dir) if not laid_out]
+
+
+def _pieces_dirs(output_dir: str) -> list[tuple[str, bool]]:
+    """(relpath, whether it has a layout) of each pieces directory of this version, sorted by relpath."""
     root = os.path.join(output_dir, PIECES_DIRNAME)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         parts = _parts(root, dirpath)
         if _is_pieces_dir(parts):
             dirnames.clear()  # what lies within is an older version's (`legacy_pieces_dirs`)
-            if LAYOUT_FILE in filenames:
-                found.append(_relpath_of(parts))
+            found.append((_relpath_of(parts), LAYOUT_FILE in filenames))
     return sorted(found)
 
 

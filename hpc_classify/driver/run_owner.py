@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from hpc_classify.errors import OutputDirectoryError
+from hpc_classify.named_items import first_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def say_classified_again(relpaths: Sequence[str]) -> None:
     """The run start's warning for the files whose marker was written under other settings."""
     if not relpaths:
         return
-    named = ", ".join(relpaths[:5]) + (f" and {len(relpaths) - 5} more" if len(relpaths) > 5 else "")
+    named = first_and_count(relpaths)
     logger.warning(
         "%d file(s) whose marker was written under other settings (a task of an earlier, killed run): "
         "classified again: %s",

@@ -40,6 +40,7 @@ from hpc_classify.io.formats import output_relpath
 from hpc_classify.io.markers import MARKERS_DIRNAME, CompletionMarker, MarkerListing, marker_path, read_marker
 from hpc_classify.io.parquet_dataset import COMMON_METADATA, remove_common_metadata
 from hpc_classify.io.skipped_names import LEGACY_QUARANTINE_SUFFIX, QUARANTINE_SUFFIX, QUARANTINE_SUFFIXES
+from hpc_classify.named_items import first_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ def input_state(entry: dict[str, Any]) -> str:
 
 def log_removed(removed: list[str], output_dir: str, why: str) -> None:
     if removed:
-        named = ", ".join(removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5 else "")
+        named = first_and_count(removed)
         logger.warning("removed %d old output file(s) from %s (%s): %s", len(removed), output_dir, why, named)
 
 

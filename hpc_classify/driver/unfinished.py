@@ -18,6 +18,7 @@ from hpc_classify.driver.pieces import partly_done
 from hpc_classify.driver.plan import PlannedFile
 from hpc_classify.driver.summary import RunStats
 from hpc_classify.io.markers import marker_path
+from hpc_classify.named_items import first_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,7 @@ def check_all_accounted_for(stats: RunStats, pending: Sequence[PlannedFile], out
         logger.error(
             "%s was neither finished nor failed by this run: %s", relpath, _lacks(in_pieces.get(relpath))
         )
-    named = ", ".join(left[:NAMED_IN_SUMMARY]) + (
-        f" and {len(left) - NAMED_IN_SUMMARY} more" if len(left) > NAMED_IN_SUMMARY else ""
-    )
+    named = first_and_count(left, NAMED_IN_SUMMARY)
     stats.stop_reason = (
         f"{stats.files_remaining} file(s) left neither done nor failed, though nothing stopped the run"
         f"{': ' + named if named else ''}; rerun to finish them"

@@ -169,3 +169,25 @@ def test_an_upgraded_directory_gets_one_warning_and_done_files_are_not_said_to_b
     assert debug == [
         f"f{i}.jsonl: its pieces were {LEGACY_NAMES}" + (kept if i in (1, 4) else REDONE) for i in range(9)
     ]
+
+
+def test_pieces_directories_a_kill_left_without_a_layout_are_removed_at_the_run_start(tmp_path, caplog):
+    """`remove_pieces` removes the layout, then the rest: a kill between (found by a fault-injection loop, a
+    SIGKILL right after a file's assembly) left `000008.piece` and `.done` files under `_pieces/` of a done
+    file for good. Nothing in them counts; the next run start removes them, and nothing else."""
+    out = str(tmp_path / "out")
+    done, started = _planned(tmp_path / "in", "sub/done.jsonl"), _planned(tmp_path / "in", "started.jsonl")
+    _pieces_of(out, done)
+    os.remove(piece_files.layout_path(out, done.relpath))  # the kill came after the layout went
+    _pieces_of(out, started)  # a file partly done: kept
+
+    with caplog.at_level("INFO", logger="hpc_classify.driver.foreign_pieces"):
+        assert forget_pieces_of_other_runs(out, [done, started], "this-run") == []
+
+    assert piece_files.files_in_unlaid_pieces(out) == []
+    assert sorted(os.listdir(os.path.join(out, "_pieces"))) == ["started.jsonl.pieces"]  # sub/ went too
+    assert piece_files.done_piece_indices(out, "started.jsonl") == {0}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: removed 1 pieces directory whose removal a kill cut short (no layout: nothing in them counts): "
+        "sub/done.jsonl"
+    ]

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "worker_env",
         "stop_request",
         "whole_numbers",
+        "named_items",
     ),  # standard library only
     ("exit_codes",),  # the CLI's exit codes and their rules: errors and the cluster layer decide with them
 )
