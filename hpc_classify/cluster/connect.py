@@ -39,6 +39,7 @@ def connect(
     from distributed import Client
 
     from hpc_classify.cluster.first_worker import (
+        ConnectStopped,
         WorkerWait,
         wait_for_first_worker,
         wait_for_scheduler_address,
@@ -77,13 +78,20 @@ def connect(
     else:  # "local": RunConfig refuses any other kind
         from hpc_classify.cluster.local import start_local_cluster
 
-        cluster = start_local_cluster(
-            workers=config.workers,
-            threads_per_worker=config.threads_per_worker,
-            protocol=config.cluster_protocol,
-            device=config.device,
-            worker_wait=config.worker_wait,
-        )
+        try:
+            cluster = start_local_cluster(
+                workers=config.workers,
+                threads_per_worker=config.threads_per_worker,
+                protocol=config.cluster_protocol,
+                device=config.device,
+                worker_wait=config.worker_wait,
+            )
+        except ClusterError:
+            # Ctrl-C reaches the terminal's whole process group: workers still starting die of it, and their
+            # start fails. That is the stop (exit 5), not a cluster that cannot start (exit 2).
+            if stopped():
+                raise ConnectStopped("the local cluster's start was cut short") from None
+            raise
         client = Client(cluster)
         return client, cluster  # its workers have started (within --worker-wait)
     try:
