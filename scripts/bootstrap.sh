@@ -16,6 +16,24 @@ if [[ ! -x .venv/bin/python ]]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
 
+# Runs an apt command, waiting while another apt or dpkg holds apt's locks (a fresh VM's unattended-upgrades,
+# a second bootstrap): apt-get update fails at once on a held lists lock, DPkg::Lock::Timeout does not cover it.
+# Any other failure is returned at once with apt's own message.
+apt_when_free() {
+  local waited=0 errors
+  errors=$(mktemp)
+  until "$@" >/dev/null 2>"$errors"; do
+    if ! grep -q 'Could not get lock' "$errors" || (( waited >= 900 )); then
+      cat "$errors" >&2; rm -f "$errors"
+      (( waited >= 900 )) && echo "bootstrap: apt still locked after ${waited} s by another apt/dpkg: wait for it, then rerun" >&2
+      return 1
+    fi
+    (( waited % 60 == 0 )) && echo "bootstrap: another apt/dpkg holds apt's lock; waiting (${waited} s so far)"
+    sleep 5; waited=$((waited + 5))
+  done
+  rm -f "$errors"
+}
+
 if (( with_tests )); then
   missing=()
   for binary in slurmctld slurmd munged; do command -v "$binary" >/dev/null || missing+=("$binary"); done
@@ -24,8 +42,8 @@ if (( with_tests )); then
   if (( ${#missing[@]} )); then
     echo "bootstrap: installing slurm-wlm, munge, lmod and chromium (missing: ${missing[*]})"
     sudo_cmd=(); (( EUID == 0 )) || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq slurm-wlm munge lmod chromium >/dev/null
+    apt_when_free "${sudo_cmd[@]}" apt-get update -qq
+    apt_when_free env DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq slurm-wlm munge lmod chromium
   fi
 fi
 
