@@ -64,51 +64,27 @@ def test_a_column_written_by_two_classifiers_still_names_both():
 
 # A column-name argument that is not a non-empty string: "" was replaced by a default without a word (FineWeb's
 # by "pred", a column NeMo never writes), and a number or a list was kept until a write failed on it.
-BAD_NAMES = [
-    (
-        lambda v: DomainClassifier(pred_column=v, model="/nonexistent"),
-        "DomainClassifier",
-        "pred_column",
-        False,
-    ),
-    (
-        lambda v: QualityClassifier(prob_column=v, model="/nonexistent"),
-        "QualityClassifier",
-        "prob_column",
-        True,
-    ),
-    (
-        lambda v: FineWebEduClassifier(pred_column=v, model="/nonexistent"),
-        "FineWebEduClassifier",
-        "pred_column",
-        False,
-    ),
-    (
-        lambda v: FineWebEduClassifier(int_column=v, model="/nonexistent"),
-        "FineWebEduClassifier",
-        "int_column",
-        False,
-    ),
-    (
-        lambda v: FineWebMixtralEduClassifier(quality_label_column=v, model="/nonexistent"),
-        "FineWebMixtralEduClassifier",
-        "quality_label_column",
-        True,
-    ),
+BAD_NAMES = [  # (classifier, parameter, whether None is allowed)
+    (DomainClassifier, "pred_column", False),
+    (QualityClassifier, "prob_column", True),
+    (FineWebEduClassifier, "pred_column", False),
+    (FineWebEduClassifier, "int_column", False),
+    (FineWebMixtralEduClassifier, "quality_label_column", True),
 ]
 
 
 @pytest.mark.parametrize("value", ["", 5, ["x"]])
 @pytest.mark.parametrize(
-    ("make", "owner", "parameter", "optional"), BAD_NAMES, ids=[b[2] + b[1] for b in BAD_NAMES]
+    ("classifier", "parameter", "optional"), BAD_NAMES, ids=[b[1] + b[0].__name__ for b in BAD_NAMES]
 )
 def test_a_column_name_that_is_not_a_non_empty_string_is_refused_naming_it(
-    make, owner, parameter, optional, value
+    classifier, parameter, optional, value
 ):
     with pytest.raises(ConfigError) as raised:
-        make(value)
+        classifier(model="/nonexistent", **{parameter: value})
     allowed = "a non-empty column name" + (", or None for no such column" if optional else "")
-    assert str(raised.value).split("\nHINT: ")[0] == f"{owner}: {parameter} must be {allowed}, not {value!r}"
+    expected = f"{classifier.__name__}: {parameter} must be {allowed}, not {value!r}"
+    assert str(raised.value).split("\nHINT: ")[0] == expected
 
 
 def test_none_means_the_default_column_of_the_class_or_no_such_column():
