@@ -9,7 +9,9 @@ means Slurm's default, 30 s; one that cannot be read gives that default too.
 
 `Include FILE` lines are followed as Slurm's parser follows them (src/common/parse_config.c, slurm.conf(5) "INCLUDE
 MODIFIERS"): a line that starts with the word Include (any case), blanks, then one file name; a relative name is
-taken from the directory of the file that includes it; `%c` stands for the ClusterName set before the line
+taken from slurm.conf's directory, at any depth (Slurm 23.02 and later: get_extra_conf_path), else, where no such
+file is, from the directory of the file that includes it (Slurm before 23.02: the two differ only for an Include
+inside an included file of another directory); `%c` stands for the ClusterName set before the line
 (lowercased); the included file's settings count where the line stands, so the last KillWait read wins. A name is
 one file, not a glob (Slurm does not expand one). A file that cannot be read is skipped with a log line naming it:
 slurmctld would not have started with it missing, so it is one this node does not see, and the files read decide.
@@ -42,7 +44,7 @@ def read_kill_wait(path: str | Path) -> float | None:
     if text is None:
         return None
     seconds = DEFAULT_KILL_WAIT_S
-    for found in _kill_waits(Path(path), text, {}, 0):
+    for found in _kill_waits(Path(path), text, _Walk(Path(path).parent), 0):
         seconds = found  # the last one counts, as for Slurm
     return seconds
 
@@ -54,19 +56,26 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _kill_waits(path: Path, text: str, settings: dict[str, str], depth: int) -> Iterator[float]:
-    """The valid KillWait values of `text` (the file at `path`) and of the files it includes, in Slurm's order.
-    `settings` carries ClusterName across files, for `%c`."""
+class _Walk:
+    """What the reading of slurm.conf and its includes carries from file to file."""
+
+    def __init__(self, conf_dir: Path) -> None:
+        self.conf_dir = conf_dir  # relative Include names are taken from here first
+        self.cluster_name: str | None = None  # the last ClusterName read, for `%c`
+
+
+def _kill_waits(path: Path, text: str, walk: _Walk, depth: int) -> Iterator[float]:
+    """The valid KillWait values of `text` (the file at `path`) and of the files it includes, in Slurm's order."""
     for line in text.splitlines():
         line = line.split("#", 1)[0]
         include = _INCLUDE.match(line)
         if include:
-            yield from _included(path, include.group(1), settings, depth)
+            yield from _included(path, include.group(1), walk, depth)
             continue
         # Several KEY=VALUE may share a line; keys ignore case; `KillWait = 10` and `KillWait="10"` are Slurm's too.
         for key, quoted, bare in _KEY_VALUE.findall(line):
             if key.lower() == "clustername":
-                settings["clustername"] = quoted or bare
+                walk.cluster_name = quoted or bare
             if key.lower() == "killwait":
                 try:
                     found = float(quoted or bare)
@@ -76,13 +85,15 @@ def _kill_waits(path: Path, text: str, settings: dict[str, str], depth: int) -> 
                     yield found
 
 
-def _included(path: Path, name: str, settings: dict[str, str], depth: int) -> Iterator[float]:
+def _included(path: Path, name: str, walk: _Walk, depth: int) -> Iterator[float]:
     if "%c" in name:
-        if "clustername" not in settings:
+        if walk.cluster_name is None:
             logger.info("%s: Include %s before any ClusterName: skipped, as Slurm cannot read it", path, name)
             return
-        name = name.replace("%c", settings["clustername"].lower())
-    target = path.parent / name  # an absolute name stays itself
+        name = name.replace("%c", walk.cluster_name.lower())
+    target = walk.conf_dir / name  # an absolute name stays itself
+    if not target.exists() and (path.parent / name).exists():
+        target = path.parent / name  # Slurm before 23.02
     if depth >= MAX_INCLUDE_DEPTH:
         logger.info(
             "%s: Include %s is %d files deep: skipped in looking for KillWait", path, target, depth + 1
@@ -92,7 +103,7 @@ def _included(path: Path, name: str, settings: dict[str, str], depth: int) -> It
     if text is None:
         logger.info("%s: cannot read its Include %s: KillWait taken from the files read", path, target)
         return
-    yield from _kill_waits(target, text, settings, depth + 1)
+    yield from _kill_waits(target, text, walk, depth + 1)
 
 
 def kill_wait_here() -> float | None:

@@ -1,5 +1,6 @@
 """KillWait set through slurm.conf's `Include` lines (cluster/kill_wait.py): Slurm reads an included file inline,
-a relative name from the including file's directory, `%c` as the ClusterName; the last KillWait read wins. Read
+a relative name from slurm.conf's directory (else, for Slurm before 23.02, from the including file's), `%c` as the
+ClusterName; the last KillWait read wins. Read
 without following them, a site that keeps its timers in an included file got 30 s, and a stop sized for 30 s
 was SIGKILLed after a KillWait of 10."""
 
@@ -28,14 +29,25 @@ def test_an_included_file_sets_kill_wait_where_its_line_stands(tmp_path: Path, m
     assert kill_wait_here() == 12
 
 
-def test_nested_includes_take_names_from_their_own_directory_and_percent_c_is_the_cluster(
+def test_nested_includes_take_names_from_slurm_conf_directory_and_percent_c_is_the_cluster(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "sites" / "inner").mkdir(parents=True)
+    # Slurm 23.02 and later (parse_config.c: get_extra_conf_path) take every relative Include name from
+    # slurm.conf's directory, also inside an included file of another directory; they were read from the
+    # including file's directory, missed, and KillWait taken as 30 s.
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "inner").mkdir()
     (tmp_path / "sites" / "mycluster.conf").write_text("Include inner/kill.conf\n")
-    (tmp_path / "sites" / "inner" / "kill.conf").write_text("KillWait=7\n")
+    (tmp_path / "inner" / "kill.conf").write_text("KillWait=10\n")
     conf = tmp_path / "slurm.conf"
     conf.write_text("ClusterName=MyCluster\nInclude sites/%c.conf\n")
+    assert read_kill_wait(conf) == 10
+    # Where both files exist, slurm.conf's directory wins, as for Slurm 23.02 and later.
+    (tmp_path / "sites" / "inner").mkdir()
+    (tmp_path / "sites" / "inner" / "kill.conf").write_text("KillWait=7\n")
+    assert read_kill_wait(conf) == 10
+    # Only beside the including file: Slurm before 23.02 reads that one (this machine's 22.05 does).
+    (tmp_path / "inner" / "kill.conf").unlink()
     assert read_kill_wait(conf) == 7
     conf.write_text(
         "Include sites/%c.conf\nClusterName=MyCluster\n"
