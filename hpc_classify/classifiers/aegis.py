@@ -38,6 +38,7 @@ from hpc_classify.classifiers.aegis_prompt import (
 )
 from hpc_classify.classifiers.inherited_keywords import inherited_keywords
 from hpc_classify.classifiers.llama_guard_base import DEFAULT_BATCH_SIZE, LlamaGuardClassifier, check_name
+from hpc_classify.classifiers.own_columns import check_column_name
 from hpc_classify.classifiers.value_counts import TENTHS, count_values
 from hpc_classify.errors import ConfigError
 from hpc_classify.models.llama_guard import (  # constants only: no torch at import
@@ -49,6 +50,10 @@ from hpc_classify.models.llama_guard import (  # constants only: no torch at imp
 
 if TYPE_CHECKING:
     import torch
+
+# NeMo's column names for the instruction data guard: the poisoning score, and the flag of a score >= 0.5.
+GUARD_SCORE_COLUMN = "instruction_data_guard_poisoning_score"
+GUARD_FLAG_COLUMN = "is_poisoned"
 
 __all__ = [
     "AEGIS_LABELS",
@@ -81,7 +86,7 @@ class AegisClassifier(LlamaGuardClassifier):
         filter_by: list[str] | None = None,
         batch_size: int | None = DEFAULT_BATCH_SIZE,
         text_field: str = "text",
-        pred_column: str = "aegis_pred",
+        pred_column: str | None = "aegis_pred",  # None: the default (a YAML null), checked by the base
         raw_pred_column: str = "_aegis_raw_pred",
         keep_raw_pred: bool = False,
         max_chars: int = 6000,
@@ -100,7 +105,7 @@ class AegisClassifier(LlamaGuardClassifier):
                 hint=f"both name the Aegis LoRA adapter, e.g. {AEGIS_DEFENSIVE} or {AEGIS_PERMISSIVE}",
             )
         adapter = model if model is not None else aegis_variant
-        check_name(pred_column=pred_column, raw_pred_column=raw_pred_column)
+        check_column_name(type(self).__name__, "raw_pred_column", raw_pred_column)
         if not isinstance(keep_raw_pred, bool):
             raise ConfigError(f"keep_raw_pred must be true or false, not {keep_raw_pred!r}")
         super().__init__(
@@ -189,8 +194,8 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         token: str | bool | None = None,
         batch_size: int | None = DEFAULT_BATCH_SIZE,
         text_field: str = "text",
-        pred_column: str = "is_poisoned",
-        prob_column: str = "instruction_data_guard_poisoning_score",
+        pred_column: str | None = GUARD_FLAG_COLUMN,
+        prob_column: str | None = GUARD_SCORE_COLUMN,
         max_chars: int = 6000,
         autocast: bool = True,
         device_type: str = "auto",
@@ -202,7 +207,11 @@ class InstructionDataGuardClassifier(LlamaGuardClassifier):
         aegis_adapter: str = AEGIS_DEFENSIVE,
         **inherited: Any,
     ):
-        check_name(pred_column=pred_column, prob_column=prob_column)
+        # None is the default column (a YAML null is "not set"), as for every classifier's pred_column.
+        pred_column = GUARD_FLAG_COLUMN if pred_column is None else pred_column
+        prob_column = GUARD_SCORE_COLUMN if prob_column is None else prob_column
+        check_column_name(type(self).__name__, "pred_column", pred_column)
+        check_column_name(type(self).__name__, "prob_column", prob_column)
         guard = INSTRUCTION_DATA_GUARD if model is None else model
         check_name(model=guard)
         super().__init__(

@@ -103,3 +103,35 @@ def test_none_means_the_default_column_of_the_class_or_no_such_column():
     assert QualityClassifier(prob_column=None, model="/m").output_columns() == ["quality_pred"]
     with pytest.raises(ConfigError, match="int_column must be a non-empty column name, not None"):
         FineWebEduClassifier(int_column=None, model="/m")
+
+
+@pytest.mark.parametrize(
+    ("classifier", "given", "columns"),
+    [
+        (AegisClassifier, {"pred_column": None}, ["aegis_pred"]),
+        (
+            InstructionDataGuardClassifier,
+            {"pred_column": None, "prob_column": None},
+            ["instruction_data_guard_poisoning_score", "is_poisoned"],
+        ),
+    ],
+)
+def test_the_guards_take_none_as_their_default_columns_as_every_classifier_does(classifier, given, columns):
+    # A YAML `pred_column: null` was refused for the two LlamaGuard classifiers alone, by a second rule.
+    assert classifier(**given).output_columns() == columns
+
+
+@pytest.mark.parametrize(
+    ("classifier", "parameter"),
+    [
+        (AegisClassifier, "raw_pred_column"),
+        (AegisClassifier, "pred_column"),
+        (InstructionDataGuardClassifier, "pred_column"),
+        (InstructionDataGuardClassifier, "prob_column"),
+    ],
+)
+def test_a_guards_empty_column_name_is_refused_naming_the_class(classifier, parameter):
+    with pytest.raises(
+        ConfigError, match=f"^{classifier.__name__}: {parameter} must be a non-empty column name"
+    ):
+        classifier(**{parameter: ""})
