@@ -65,7 +65,7 @@ def test_poison_document_fails_only_its_file(tmp_path, tiny_domain_model):
     assert summary(output)["failures"] == ["part-002.jsonl"]
 
 
-def run_beside_poison(tmp_path, model, docs_per_file: int, *extra: str):
+def run_beside_poison(tmp_path, model, docs_per_file: int, *extra: str, beside: bool = False):
     """part-000 (the largest: submitted first) holds a poison document; one file per task, two tasks in
     flight on the one worker, one retry. Returns the run and the other files' expected ids."""
     inputs, output = tmp_path / "in", tmp_path / "out"
@@ -75,7 +75,11 @@ def run_beside_poison(tmp_path, model, docs_per_file: int, *extra: str):
     args = run_args(
         inputs, output, model, "--max-retries", "1", "--tasks-per-worker", "2", "--group-bytes", "0", *extra
     )
-    result = run_cli(args, env=fault_env(HPC_CLASSIFY_TEST_POISON="XPOISONX"))
+    poison = {
+        "HPC_CLASSIFY_TEST_POISON": "XPOISONX",
+        "HPC_CLASSIFY_TEST_POISON_BESIDE": "1" if beside else "0",
+    }
+    result = run_cli(args, env=fault_env(**poison))
     assert result.returncode == 1, result.stderr[-3000:]
     [failure] = read_jsonl(output / "_failures.ndjson")
     assert (failure["relpath"], failure["attempts"]) == ("part-000.jsonl", 2)
@@ -101,7 +105,9 @@ def test_a_file_running_beside_a_poison_document_is_retried_alone_and_not_blamed
     # Two task threads: part-001 is in the middle of its file when part-000's poison kills their worker
     # process. Either could be the killer: both are retried alone in their worker, uncounted; alone,
     # part-001 finishes and part-000 dies again, which counts.
-    result, failure = run_beside_poison(tmp_path, tiny_domain_model, 8, "--threads-per-worker", "2")
+    result, failure = run_beside_poison(
+        tmp_path, tiny_domain_model, 8, "--threads-per-worker", "2", beside=True
+    )
     assert "died (KilledWorker) in 2 of 2 attempt(s)" in failure["reason"]
     beside = re.findall(r"(part-\d+\.jsonl): the worker process running it died while 1 other", result.stderr)
     assert sorted(beside) == ["part-000.jsonl", "part-001.jsonl"]
