@@ -14,14 +14,14 @@ discovery, the completion-marker scan and pyarrow/pandas readers of the output d
 ends in a document suffix, so that a recursive glob (`OUT/**/*.jsonl`) of an unfinished run's directory
 matches its finished outputs only, never a piece nor a pieces directory. Older versions wrote
 `_pieces/<relpath>/` with `000003.<output suffix>` pieces, `000003.done.json` and `layout.json`: such a
-directory is only found to be removed (`legacy_pieces_dirs`; the file is classified again).
+directory is only found to be removed (`scan_pieces`; the file is classified again).
 
 A directory of the input named like a pieces directory (`X.jsonl.pieces/`, beside an input `X.jsonl`) would put
 the pieces of its files inside `X.jsonl`'s pieces directory, which `X.jsonl`'s assembly removes: a directory
 component ending in `.pieces` (and any number of `+`) takes one more `+` under `_pieces/`
 (`_pieces/X.jsonl.pieces+/a.jsonl.pieces/`), so that a name ending in `.pieces` is always one file's pieces
 directory, and an ordinary corpus's layout is unchanged. Versions before that put them inside it: found by
-`legacy_pieces_dirs` too (a directory within a pieces directory), and removed.
+`scan_pieces` too (a directory within a pieces directory), and removed.
 """
 
 from __future__ import annotations
@@ -208,48 +208,45 @@ def read_piece_markers_if_kept(
         return None
 
 
+@dataclass(frozen=True)
+class PiecesScan:
+    """What `_pieces/` holds. `laid`/`unlaid`: relpaths of the files whose pieces directory of this version
+    has a layout / none (what a kill inside `remove_pieces`, which removes the layout first, leaves: nothing
+    in it counts, but for a done file nothing else would ever remove it). `legacy`: the pieces directories an
+    older version left, relative to `_pieces/` ("/"-separated; `legacy_relpath` says whose pieces each held).
+    Each sorted."""
+
+    laid: list[str]
+    unlaid: list[str]
+    legacy: list[str]
+
+
+def scan_pieces(output_dir: str) -> PiecesScan:
+    """One walk of `_pieces/`, which lists each directory once (on a parallel file system a listing is
+    metadata requests: a pieces directory may hold thousands of files). This version's pieces directories
+    hold files only; any other directory holding files is an older version's: `_pieces/<relpath>/`, whose
+    pieces read as outputs, or one within a pieces directory, before the escape of `.pieces` names. A
+    `.pieces` directory holding directories only is no file's: the parent of such older ones (an older
+    version's `_pieces/X.pieces/<relpath>/`, or its `X.jsonl.pieces/` of nested ones)."""
+    root = os.path.join(output_dir, PIECES_DIRNAME)
+    laid, unlaid, legacy = [], [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        parts = _parts(root, dirpath)
+        if _is_pieces_dir(parts) and (filenames or not dirnames):
+            (laid if LAYOUT_FILE in filenames else unlaid).append(_relpath_of(parts))
+        elif filenames and parts:
+            legacy.append("/".join(parts))
+            dirnames.clear()  # all of it goes
+    return PiecesScan(sorted(laid), sorted(unlaid), sorted(legacy))
+
+
 def files_in_pieces(output_dir: str) -> list[str]:
     """Relpaths of the files that have a pieces directory (a layout), sorted."""
-    return [relpath for relpath, laid_out in _pieces_dirs(output_dir) if laid_out]
-
-
-def files_in_unlaid_pieces(output_dir: str) -> list[str]:
-    """Relpaths of the files whose pieces directory has no layout, sorted: what a kill inside `remove_pieces`
-    leaves (the layout goes first). Nothing in it counts (`PieceScheduler.expand` starts such a file afresh),
-    but for a done file nothing else would ever remove it."""
-    return [relpath for relpath, laid_out in _pieces_dirs(output_dir) if not laid_out]
-
-
-def _pieces_dirs(output_dir: str) -> list[tuple[str, bool]]:
-    """(relpath, whether it has a layout) of each pieces directory of this version, sorted by relpath."""
-    root = os.path.join(output_dir, PIECES_DIRNAME)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        parts = _parts(root, dirpath)
-        if _is_pieces_dir(parts):
-            dirnames.clear()  # what lies within is an older version's (`legacy_pieces_dirs`)
-            found.append((_relpath_of(parts), LAYOUT_FILE in filenames))
-    return sorted(found)
-
-
-def legacy_pieces_dirs(output_dir: str) -> list[str]:
-    """The pieces directories an older version left, relative to `_pieces/` ("/"-separated), sorted: the
-    directories under `_pieces/` that hold files but are no pieces directory of this version
-    (`_pieces/<relpath>/`, whose pieces read as outputs, or one within another's, before the escape of
-    `.pieces` directory names); this version's other directories hold only directories.
-    `legacy_relpath` says whose pieces each held."""
-    root = os.path.join(output_dir, PIECES_DIRNAME)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        parts = _parts(root, dirpath)
-        if filenames and parts and not _is_pieces_dir(parts):
-            found.append("/".join(parts))
-            dirnames.clear()
-    return sorted(found)
+    return scan_pieces(output_dir).laid
 
 
 def legacy_relpath(directory: str) -> str:
-    """The relpath of the file whose pieces the older version's `directory` (`legacy_pieces_dirs`) held."""
+    """The relpath of the file whose pieces the older version's `directory` (`PiecesScan.legacy`) held."""
     return directory.removesuffix(PIECES_DIR_SUFFIX)
 
 
@@ -269,7 +266,7 @@ def remove_pieces(output_dir: str, relpath: str) -> None:
 
 
 def remove_legacy_pieces(output_dir: str, directory: str) -> None:
-    """Remove a pieces directory of an older version (`legacy_pieces_dirs`), then any parent left empty."""
+    """Remove a pieces directory of an older version (`PiecesScan.legacy`), then any parent left empty."""
     _remove_with_empty_parents(output_dir, os.path.join(output_dir, PIECES_DIRNAME, *directory.split("/")))
 
 

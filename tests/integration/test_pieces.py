@@ -143,6 +143,30 @@ def done_pieces(output: Path) -> int:
     return sum(1 for _ in (output / "_pieces").rglob("*.done")) if (output / "_pieces").exists() else 0
 
 
+def two_workers(config: Path) -> list[str]:
+    """`run` arguments: 2 workers of 1 thread, no grace after a SIGTERM (pieces in flight are abandoned)."""
+    return [
+        "run",
+        "--config",
+        str(config),
+        "--workers",
+        "2",
+        "--threads-per-worker",
+        "1",
+        "--stop-grace",
+        "0",
+    ]
+
+
+def stop_at_half(args: list[str], output: Path, pieces: int, log: Path) -> None:
+    """Run `args` and SIGTERM it once half of its file's `pieces` are done (exit 3: stopped, unfinished)."""
+    proc = start_cli(args, log)
+    wait_for(lambda: done_pieces(output) >= pieces // 2, timeout=300, what="half of the pieces done")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 3, log.read_text()[-3000:]
+    assert not output_files(output), "the file was finished before SIGTERM: the test proved nothing"
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_sigterm_at_half_then_rerun_classifies_at_most_1_3x_the_file(
     tmp_path, tiny_toxicity_model, user_package_path, fmt
@@ -155,24 +179,8 @@ def test_sigterm_at_half_then_rerun_classifies_at_most_1_3x_the_file(
     config = counting_config(
         tmp_path, inputs, output, tiny_toxicity_model, decompressed_size(next(inputs.iterdir())) // pieces
     )
-    args = [
-        "run",
-        "--config",
-        str(config),
-        "--workers",
-        "2",
-        "--threads-per-worker",
-        "1",
-        "--stop-grace",
-        "0",
-        "--progress-interval",
-        "2",
-    ]
-    proc = start_cli(args, tmp_path / "first.log")
-    wait_for(lambda: done_pieces(output) >= pieces // 2, timeout=300, what="half of the pieces done")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 3, (tmp_path / "first.log").read_text()[-3000:]
-    assert not output_files(output), "the file was finished before SIGTERM: the test proved nothing"
+    args = [*two_workers(config), "--progress-interval", "2"]
+    stop_at_half(args, output, pieces, tmp_path / "first.log")
     # The output directory moves before the rerun (as on a requeue mounting it elsewhere): its pieces are
     # found where they are now, not at the paths their markers recorded.
     moved = tmp_path / "moved"

@@ -1,5 +1,5 @@
 """At run start, pieces made for another run's settings, another input file, or by an older version that
-recorded neither, are removed with one warning per file; those of this run are kept (driver/foreign_pieces.py)."""
+recorded neither, are removed with one warning for each kind; those of this run are kept (driver/foreign_pieces.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import os
 
 from hpc_classify.driver import piece_files
-from hpc_classify.driver.foreign_pieces import LEGACY_NAMES, forget_pieces_of_other_runs
+from hpc_classify.driver.foreign_pieces import FOREIGN, LEGACY_NAMES, forget_pieces_of_other_runs
 from hpc_classify.driver.piece_files import PieceLayout
 from hpc_classify.driver.pieces import PieceScheduler
 from hpc_classify.driver.plan import PlannedFile
@@ -34,6 +34,7 @@ def _pieces_of(out: str, planned: PlannedFile, **fields) -> None:
 
 
 def test_pieces_of_other_settings_another_input_or_an_older_version_are_removed(tmp_path, caplog):
+    caplog.set_level("DEBUG", logger="hpc_classify.driver.foreign_pieces")
     out = str(tmp_path / "out")
     mine, other, copied, older, moved = (
         _planned(tmp_path / "in", name)
@@ -53,16 +54,42 @@ def test_pieces_of_other_settings_another_input_or_an_older_version_are_removed(
     assert forgotten == ["c.jsonl", "not-listed.jsonl", "o.jsonl", "other.jsonl"]
     assert piece_files.files_in_pieces(out) == ["m.jsonl", "mine.jsonl"]
     assert piece_files.done_piece_indices(out, "mine.jsonl") == {0}
-    assert [r.getMessage() for r in caplog.records] == [
-        f"c.jsonl: its pieces were made from another input file, {elsewhere.path}, which still exists"
-        + REDONE,
-        "not-listed.jsonl: its pieces were made under other settings (fingerprint killed-run, this run's "
-        "this-run)" + REDONE,
-        "o.jsonl: its pieces were cut by an older version of hpc-classify, which recorded neither their "
-        "settings nor their input" + REDONE,
-        "other.jsonl: its pieces were made under other settings (fingerprint killed-run, this run's this-run)"
-        + REDONE,
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("DEBUG", f"c.jsonl: its pieces were made from another input file, {elsewhere.path}, which still exists"
+         + REDONE),
+        ("DEBUG", "not-listed.jsonl: its pieces were made under other settings (fingerprint killed-run, this "
+         "run's this-run): removed, the file is not among this run's inputs"),
+        ("DEBUG", "o.jsonl: its pieces were cut by an older version of hpc-classify, which recorded neither "
+         "their settings nor their input" + REDONE),
+        ("DEBUG", "other.jsonl: its pieces were made under other settings (fingerprint killed-run, this run's "
+         "this-run)" + REDONE),
+        ("WARNING", f"{out}: removed 4 pieces directories {FOREIGN}; 3 of their files will be classified again "
+         "from their first piece (c.jsonl, o.jsonl, other.jsonl); 0 done already, their completion markers "
+         "stand; 1 not among this run's inputs (each file is named at --log-level DEBUG)"),
+    ]  # fmt: skip
+
+
+def test_thousands_of_files_of_other_settings_get_one_warning(tmp_path, caplog):
+    """A change of settings after a stopped run leaves a pieces directory per started file: one warning
+    counts them and names the first few to redo (a file done since, its marker of this run's settings
+    standing, is not said to be redone); each file goes to DEBUG."""
+    caplog.set_level("DEBUG", logger="hpc_classify.driver.foreign_pieces")
+    out = str(tmp_path / "out")
+    files = [_planned(tmp_path / "in", f"f{i}.jsonl") for i in range(8)]
+    for planned in files:
+        _pieces_of(out, planned, fingerprint="earlier-settings")
+    _marked_done(out, files[2], "this-run")
+
+    assert forget_pieces_of_other_runs(out, files, "this-run") == [f.relpath for f in files]
+
+    assert piece_files.files_in_pieces(out) == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{out}: removed 8 pieces directories {FOREIGN}; 7 of their files will be classified again from their "
+        "first piece (f0.jsonl, f1.jsonl, f3.jsonl, f4.jsonl, f5.jsonl and 2 more); 1 done already, their "
+        "completion markers stand; 0 not among this run's inputs (each file is named at --log-level DEBUG)"
     ]
+    assert len([r for r in caplog.records if r.levelname == "DEBUG"]) == 8
 
 
 def test_a_new_layout_records_the_runs_fingerprint_and_the_input_path(tmp_path):
@@ -184,7 +211,7 @@ def test_pieces_directories_a_kill_left_without_a_layout_are_removed_at_the_run_
     with caplog.at_level("INFO", logger="hpc_classify.driver.foreign_pieces"):
         assert forget_pieces_of_other_runs(out, [done, started], "this-run") == []
 
-    assert piece_files.files_in_unlaid_pieces(out) == []
+    assert piece_files.scan_pieces(out).unlaid == []
     assert sorted(os.listdir(os.path.join(out, "_pieces"))) == ["started.jsonl.pieces"]  # sub/ went too
     assert piece_files.done_piece_indices(out, "started.jsonl") == {0}
     assert [r.getMessage() for r in caplog.records] == [
