@@ -87,7 +87,7 @@ def test_a_lock_taken_over_during_the_rewrites_renames_nothing_and_no_summary(tm
     stop = StopRequest(())
     _stop_at_the_first_rewrite(monkeypatch, lambda: stop.abandon_now(LOCK_LOST))
 
-    outcome = after_run(run_context(tmp_path, stop=stop, output_format="parquet"), 0)
+    outcome, _ = after_run(run_context(tmp_path, stop=stop, output_format="parquet"), 0)
 
     assert outcome.keys() == {"error"} and "was taken over by another run" in outcome["error"]
     assert _snapshot(tmp_path) == before  # every output and marker the new owner's to write
@@ -100,7 +100,7 @@ def test_a_directory_another_run_owns_now_is_not_written(tmp_path, monkeypatch):
     newer = json.dumps({"fingerprint": "newer"})
     _stop_at_the_first_rewrite(monkeypatch, lambda: (tmp_path / "_run.json").write_text(newer))
 
-    outcome = after_run(run_context(tmp_path, output_format="parquet"), 0)
+    outcome, _ = after_run(run_context(tmp_path, output_format="parquet"), 0)
 
     assert "a newer run with other settings owns" in outcome["error"]
     assert {k: v for k, v in _snapshot(tmp_path).items() if k != "_run.json"} == {
@@ -205,9 +205,10 @@ def test_any_error_of_the_step_is_logged_and_recorded_not_raised(tmp_path, monke
         raise pa.ArrowInvalid("a footer pyarrow chokes on")
 
     monkeypatch.setattr(output_schema, "plan_schema", broken)
-    assert after_run(run_context(tmp_path, output_format="parquet"), 0) == {
-        "error": "a footer pyarrow chokes on"
-    }
+    assert after_run(run_context(tmp_path, output_format="parquet"), 0) == (
+        {"error": "a footer pyarrow chokes on"},
+        None,  # no markers handed on to the report: it reads them itself
+    )
     assert "ArrowInvalid: a footer pyarrow chokes on; HINT: rerun to finish" in caplog.text
     assert "Traceback" in caplog.text
     monkeypatch.setattr(
@@ -260,14 +261,14 @@ def test_any_stop_counts_for_the_report_not_for_the_runs_outcome(tmp_path, monke
     def step(context, exit_code):
         if stop == "during the step":
             context.stop.request("SIGTERM")
-        return {}
+        return {}, None
 
     monkeypatch.setattr(driver_run, "after_run", step)
     told = []
     config = RunConfig(
         inputs=(str(inputs),), output=str(output), classifiers=(DomainClassifier(device="cpu"),)
     )
-    hooks = driver_run.RunHooks(after_summary=lambda out, stopped_by: told.append(stopped_by))
+    hooks = driver_run.RunHooks(after_summary=lambda out, stopped_by, markers: told.append(stopped_by))
 
     # all done: no client used
     result = driver_run.run_classification(config, client=object(), hooks=hooks, stop=request)
