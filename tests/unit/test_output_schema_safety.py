@@ -22,7 +22,7 @@ from hpc_classify.driver.lock import LOCK_LOST
 from hpc_classify.driver.output_schema import after_run, unify_output_schemas
 from hpc_classify.driver.stale_outputs import remove_output_of
 from hpc_classify.io import markers as markers_module
-from hpc_classify.io.markers import marker_path, read_marker, write_marker
+from hpc_classify.io.markers import marker_path, read_marker, read_marker_files, write_marker
 from hpc_classify.stop_request import StopRequest
 from tests.unit.test_output_schema import TABLES, _outputs, _snapshot
 
@@ -125,6 +125,8 @@ def test_a_marker_rewritten_since_it_was_read_is_left_as_it_is(tmp_path, monkeyp
 
     assert read_marker(where) == redone  # not the plan's marker with a new output_size
     assert (outcome.rewritten, outcome.markers_updated) == (4, 3)
+    # What the report is handed: the markers as the directory holds them now, the newer run's a included.
+    assert outcome.markers.found == read_marker_files(str(tmp_path)).found
 
 
 def test_unreadable_markers_and_parquet_files_of_no_marker_leave_no_common_metadata(tmp_path, capsys):
