@@ -7,6 +7,9 @@ the same directory again (unified already: markers and footers read, nothing rew
 where no file differs from the start. On a local disk the reads are page-cache hits: a parallel file system,
 where each open is a metadata round trip, gains more from the threads than these figures show; `--latency-ms`
 adds such a wait (the GIL released, as in real I/O) before each marker and footer read to emulate one.
+Last, a run's end after the step: the report's count of the markers (driver/status.tally_markers) over the
+markers the step handed on, against reading them all again (`--read-threads` at once, and one at a time as
+releases before 2026-12-07 did).
 
     .venv/bin/python benchmarks/bench_output_schema.py [--files 2000] [--rows 100] [--differ 2] [--dir DIR]
         [--threads 8] [--read-threads 16] [--latency-ms 1]
@@ -24,7 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hpc_classify.driver.output_schema import unify_output_schemas
-from hpc_classify.io.markers import CompletionMarker, marker_path, write_marker
+from hpc_classify.driver.plan import PlannedFile
+from hpc_classify.driver.status import tally_markers
+from hpc_classify.io.markers import CompletionMarker, marker_path, read_marker_files, write_marker
 from hpc_classify.io.threaded_map import METADATA_THREADS
 
 
@@ -77,6 +82,23 @@ def timed_pass(directory: str, what: str, threads: int, read_threads: int) -> No
     )
 
 
+def timed_report_count(directory: str, read_threads: int) -> None:
+    """The report's count after the step: over the markers it handed on, or over the markers read again."""
+    markers = unify_output_schemas(directory, read_threads=read_threads).markers
+    planned = {r: PlannedFile(m.input_path, r, m.input_size) for r, m in markers.found.items()}
+    ways = (
+        ("handed on by the step", lambda: markers),
+        (f"read again, {read_threads} at once", lambda: read_marker_files(directory, read_threads)),
+        ("read again, one at a time", lambda: read_marker_files(directory)),
+    )
+    for what, markers_of in ways:
+        started = time.perf_counter()
+        tally = tally_markers(directory, planned, False, check_inputs=False, markers=markers_of())
+        print(
+            f"the report's count of {len(tally.done)} markers {what}: {time.perf_counter() - started:.2f} s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000)
@@ -105,6 +127,7 @@ def main() -> None:
             timed_pass(differing, f"every {args.differ}-th file differs", threads, read_threads)
             timed_pass(differing, "the same directory again", threads, read_threads)
             timed_pass(same, "no file differs", threads, read_threads)
+        timed_report_count(same, args.read_threads)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from hpc_classify.driver.run_context import RunContext
 from hpc_classify.driver.schema_outputs import ownership_check, read_outputs, record_size, unmarked_outputs
 from hpc_classify.errors import HpcClassifyError, OutputDirectoryError
 from hpc_classify.io.formats import PARQUET
-from hpc_classify.io.markers import CompletionMarker
+from hpc_classify.io.markers import CompletionMarker, MarkerFiles, read_marker_files
 from hpc_classify.io.parquet_dataset import (
     COMMON_METADATA,
     Clash,
@@ -76,6 +76,8 @@ class SchemaOutcome:
     footers_read: int = 0
     deferred_bytes: int = 0  # the rewrites were left to `hpc-classify unify-schema`: this many bytes to copy
     seconds: float = 0.0
+    # The markers as the pass left them (its new output sizes in): the run's report counts them, not read again.
+    markers: MarkerFiles = field(default_factory=MarkerFiles, repr=False)
 
     def stop_progress(self) -> str:
         """What was done and what was left when a stop came (`stopped`), for the log and the CLI."""
@@ -114,11 +116,12 @@ def before_classifying(output_format: str, output_dir: str) -> None:
         logger.info("removed %s: rewritten when every file is done", COMMON_METADATA)
 
 
-def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
+def after_run(context: RunContext, exit_code: int) -> tuple[dict[str, Any] | None, MarkerFiles | None]:
     """The `output_schema` of a run's summary: a complete Parquet run's outputs unified (None: not a
-    Parquet run, or files failed or remain). An error here (disk full, a bug) is logged, never the run's."""
+    Parquet run, or files failed or remain), and the markers it read, as it left them, for the report (None:
+    not read, or not all of them). An error here (disk full, a bug) is logged, never the run's."""
     if context.config.output_format != PARQUET.name or exit_code != exit_codes.OK:
-        return None
+        return None, None
     if context.stop.requested:  # finished within the stop's grace: the job's last seconds are not for this
         logger.warning(
             "the Parquet outputs were not brought to one schema (%s received): the next run does it, or "
@@ -126,7 +129,7 @@ def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
             context.stop.signal_name,
             context.output_dir,
         )
-        return {"skipped": context.stop.signal_name}
+        return {"skipped": context.stop.signal_name}, None
     try:
         outcome = unify_output_schemas(
             context.output_dir,
@@ -137,7 +140,7 @@ def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
             rewrite_limit=RUN_REWRITE_BYTES,
             threads=RUN_REWRITE_THREADS,
         )
-        return outcome.to_summary()
+        return outcome.to_summary(), outcome.markers if outcome.markers.complete else None
     except Exception as exc:  # noqa: BLE001 - pyarrow's ArrowInvalid, a MemoryError: the run is complete
         logger.error(
             "the Parquet outputs were not brought to one schema: %s: %s; HINT: rerun to finish",
@@ -145,7 +148,7 @@ def after_run(context: RunContext, exit_code: int) -> dict[str, Any] | None:
             exc,
             exc_info=not isinstance(exc, HpcClassifyError | OSError),
         )
-        return {"error": str(exc)}
+        return {"error": str(exc)}, None
 
 
 def unify_output_schemas(
@@ -165,17 +168,18 @@ def unify_output_schemas(
     (`deferred_bytes`), none rewritten; `threads`: rewrites at once; `read_threads`: markers and footers
     read at once. The outcome, the files and the markers are those of one thread, whatever the numbers."""
     started = time.monotonic()
+    markers = read_marker_files(output_dir, read_threads, stopped=stopped)
     unreadable: dict[str, str] = {}  # relpath -> why: markers, outputs with no marker, footers
-    outputs = read_outputs(output_dir, read_threads, stopped, unreadable)
+    outputs = read_outputs(output_dir, markers, unreadable)
     if stopped():  # the markers may be some of them only
         outcome = SchemaOutcome(
-            files=len(outputs), unreadable=unreadable, stopped=True, stopped_while=MARKERS
+            files=len(outputs), unreadable=unreadable, stopped=True, stopped_while=MARKERS, markers=markers
         )
         return _stopped_before_writing(outcome, started, output_dir)
     unreadable.update(unmarked_outputs(output_dir, outputs, read_threads, stopped))
     if stopped():  # the listing may have left directories out
         outcome = SchemaOutcome(
-            files=len(outputs), unreadable=unreadable, stopped=True, stopped_while=LISTING
+            files=len(outputs), unreadable=unreadable, stopped=True, stopped_while=LISTING, markers=markers
         )
         return _stopped_before_writing(outcome, started, output_dir)
     plan = plan_schema(sorted(outputs), threads=read_threads, stopped=stopped)
@@ -188,6 +192,7 @@ def unify_output_schemas(
             **{os.path.relpath(p, output_dir): why for p, why in plan.unreadable.items()},
         },
         footers_read=plan.read,
+        markers=markers,
     )
     if plan.stopped or stopped():  # the job's last seconds go to its summary: nothing written
         outcome.stopped, outcome.stopped_while = True, FOOTERS
@@ -200,7 +205,7 @@ def unify_output_schemas(
     def rewrite(path: str) -> tuple[Clash | None, bool]:
         """Its marker follows its own file: a kill between the two leaves one stale size, not every one."""
         clash, size = conform_file(path, plan.schema, before_rename=lambda: owned(path))
-        return clash, clash is None and record_size(output_dir, *outputs[path], path, owned, size)
+        return clash, clash is None and record_size(output_dir, markers, outputs[path], path, owned, size)
 
     done, outcome.stopped = run_until_stopped(rewrite, to_rewrite, threads, stopped)
     outcome.stopped_while = REWRITES if outcome.stopped else ""
@@ -217,7 +222,10 @@ def unify_output_schemas(
     ):  # a stat each (a metadata request on Lustre): threaded, and not in a stop's last seconds
         left = [(path, entry) for path, entry in outputs.items() if path not in recorded]
         sizes = map_in_threads(
-            lambda item: record_size(output_dir, *item[1], item[0], owned), left, read_threads, stopped
+            lambda item: record_size(output_dir, markers, item[1], item[0], owned),
+            left,
+            read_threads,
+            stopped,
         )
         outcome.markers_updated += sum(sizes)
         outcome.stopped = stopped()

@@ -38,6 +38,7 @@ from hpc_classify.driver.summary import RunStats, build_summary, write_summary
 from hpc_classify.driver.unfinished import check_all_accounted_for
 from hpc_classify.driver.worker_gpus import WorkerGpus, refuse_gpu_settings_without_gpus
 from hpc_classify.errors import ConfigError, OutputDirectoryError
+from hpc_classify.io.markers import MarkerFiles
 from hpc_classify.stop_request import StopRequest
 from hpc_classify.warning_grace import resolve_warning_grace
 
@@ -55,7 +56,7 @@ def _no_context(config: RunConfig, output_dir: str) -> AbstractContextManager[An
     return nullcontext()
 
 
-def _nothing(output_dir: str, stopped_by: str | None) -> None:
+def _nothing(output_dir: str, stopped_by: str | None, markers: MarkerFiles | None) -> None:
     return None
 
 
@@ -64,10 +65,11 @@ class RunHooks:
     """What a layer above the driver adds to a run, given (config, output directory): a context around
     the classifying (while the cluster is up), and a step after the summary is written, told the stop signal
     that came at any time (None: none), one whose files all finished within its grace included: a job
-    stopping for its time limit has seconds left, whether or not its run is complete."""
+    stopping for its time limit has seconds left, whether or not its run is complete; and every marker, where
+    the run's end has read them all already (a complete Parquet run's one-schema step; None: not read)."""
 
     around_classifying: Callable[[RunConfig, str], AbstractContextManager[Any]] = _no_context
-    after_summary: Callable[[str, str | None], None] = _nothing
+    after_summary: Callable[[str, str | None, MarkerFiles | None], None] = _nothing
 
 
 def run_classification(
@@ -188,7 +190,7 @@ def _run_locked(
     else:
         exit_code = exit_codes.OK
     interrupted_by = None if finished_anyway else stop.signal_name
-    output_schema = after_run(context, exit_code)  # a complete Parquet run's outputs: one schema
+    output_schema, markers = after_run(context, exit_code)  # a complete Parquet run's outputs: one schema
     summary = build_summary(
         stats,
         started=started,
@@ -207,7 +209,7 @@ def _run_locked(
     path = write_summary(output_dir, summary)
     _log_outcome(summary, failures)
     # Any stop, before the schema step or during it, leaves the job seconds, a complete run's too: no report.
-    caller.hooks.after_summary(output_dir, stop.signal_name)
+    caller.hooks.after_summary(output_dir, stop.signal_name, markers)  # each marker read once at the end
     return RunResult(exit_code=exit_code, summary=summary, summary_path=path)
 
 

@@ -23,15 +23,9 @@ from dataclasses import replace
 
 from hpc_classify.driver.lost_outputs import output_of_marker
 from hpc_classify.driver.run_owner import check_run_owner
-from hpc_classify.errors import InputFileError, OutputDirectoryError
+from hpc_classify.errors import OutputDirectoryError
 from hpc_classify.io.formats import PARQUET
-from hpc_classify.io.markers import (
-    CompletionMarker,
-    iter_markers_with_relpaths,
-    marker_path,
-    read_marker,
-    write_marker,
-)
+from hpc_classify.io.markers import CompletionMarker, MarkerFiles, marker_path, write_marker
 from hpc_classify.io.skipped_names import is_hidden
 from hpc_classify.io.threaded_map import map_in_threads
 
@@ -59,22 +53,17 @@ def ownership_check(
     return owned
 
 
-def read_outputs(
-    output_dir: str, threads: int, stopped: Callable[[], bool], unreadable: dict[str, str]
-) -> Outputs:
+def read_outputs(output_dir: str, markers: MarkerFiles, unreadable: dict[str, str]) -> Outputs:
     """The Parquet outputs the markers name; each unreadable marker put in `unreadable` (its relpath -> why)."""
     outputs: Outputs = {}
-    bad_markers: dict[str, str] = {}
-    for relpath, marker in iter_markers_with_relpaths(
-        output_dir, threads=threads, stopped=stopped, unreadable=bad_markers
-    ):
+    for relpath, marker in markers.found.items():
         if marker.output_path.endswith(PARQUET.output_suffix):  # "": the file had no output row
             outputs[os.path.join(output_dir, output_of_marker(relpath, marker.output_path))] = (
                 relpath,
                 marker,
             )
-    for relpath, why in bad_markers.items():
-        unreadable[os.path.relpath(marker_path(output_dir, relpath), output_dir)] = why
+    for relpath, error in markers.unreadable.items():
+        unreadable[os.path.relpath(marker_path(output_dir, relpath), output_dir)] = str(error)
     return outputs
 
 
@@ -124,15 +113,17 @@ def _listing(directory: str) -> tuple[list[str], list[str], str]:
 
 def record_size(
     output_dir: str,
-    relpath: str,
-    marker: CompletionMarker,
+    markers: MarkerFiles,
+    output: tuple[str, CompletionMarker],
     path: str,
     owned: Callable[[str], None],
     size: int | None = None,
 ) -> bool:
-    """Set the marker's `output_size` to its output's size (rewritten, or a kill came before its marker was),
-    unless the marker changed since `marker` was read; whether it was written. `size`: the output's, where
-    the caller knows it (it just wrote the file); None: a stat (a metadata request on Lustre)."""
+    """Set the `output_size` of the marker of `output` (its relpath, the marker as planned) to its output's size
+    (rewritten, or a kill came before its marker was), unless the marker changed since it was planned; whether
+    it was written. `markers` are kept what the directory holds. `size`: the output's, where the caller knows it
+    (it just wrote the file); None: a stat (a metadata request on Lustre)."""
+    relpath, marker = output
     if size is None:
         try:
             size = os.path.getsize(path)
@@ -141,12 +132,13 @@ def record_size(
     if marker.output_size == size:
         return False
     where = marker_path(output_dir, relpath)
-    try:
-        current = read_marker(where)
-    except InputFileError:  # removed or rewritten since: not this pass's to set
-        current = None
+    current = markers.read_again(
+        output_dir, relpath
+    )  # None: removed or rewritten since: not this pass's to set
     if current is None or replace(current, output_size=None) != replace(marker, output_size=None):
         logger.warning("%s changed while the outputs were brought to one schema: left as it is", where)
         return False
-    write_marker(where, replace(marker, output_size=size), before_rename=lambda: owned(where))
+    updated = replace(marker, output_size=size)
+    write_marker(where, updated, before_rename=lambda: owned(where))
+    markers.update(relpath, updated)
     return True

@@ -20,9 +20,10 @@ from hpc_classify.driver.run_owner import stored_fingerprint, written_under_othe
 from hpc_classify.driver.stale_outputs import outside_entry
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
-from hpc_classify.errors import HpcClassifyError, InputFileError, OutputDirectoryError
+from hpc_classify.errors import HpcClassifyError, OutputDirectoryError
 from hpc_classify.io.discovery import InputFile, expand_inputs
-from hpc_classify.io.markers import CompletionMarker, iter_marker_relpaths, marker_path, read_marker
+from hpc_classify.io.markers import CompletionMarker, MarkerFiles, read_marker_files
+from hpc_classify.io.threaded_map import METADATA_THREADS
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ def tally_markers(
     *,
     check_inputs: bool | None = True,
     gone: Collection[str] = (),
+    markers: MarkerFiles | None = None,
 ) -> StatusTally:
     """Each marker of a planned file is compared with the planned file's path, as the driver does (the
     marker's own input_path only where an older plan has no paths): after the corpus moved, a rerun finds
@@ -197,23 +199,23 @@ def tally_markers(
     `gone` (RerunFiles.gone): planned files the inputs listed again lack; those without a marker that
     counts are vanished, not remaining. A marker written under another fingerprint than `_run.json`'s
     counts as none (`other_settings`: the rerun classifies the file again, driver/run_owner.py). A directory
-    an earlier release left is read as the rerun's migration leaves it (driver/legacy_outputs.py)."""
+    an earlier release left is read as the rerun's migration leaves it (driver/legacy_outputs.py).
+    `markers`: every marker of `output_dir`, read already (a run's end); None: read here, a few at a time (each
+    a metadata round trip on a parallel file system)."""
     tally = StatusTally()
     fingerprint = stored_fingerprint(output_dir) or None  # none, or unreadable: no marker set aside
     layout_current = laid_out(output_dir)
-    read: list[tuple[str, CompletionMarker]] = []
-    for relpath in iter_marker_relpaths(output_dir):
-        try:
-            marker = read_marker(marker_path(output_dir, relpath))
-            read.append((relpath, as_migrated(marker, fingerprint, laid_out=layout_current)))
-        except InputFileError as exc:
-            if relpath not in planned:
-                logger.warning("%s", exc)
-            # As the driver: a changed input (exit 2, or redone with --on-changed-input redo).
-            elif relpath not in gone:
-                tally.changed.append(
-                    {"relpath": relpath, "input_path": planned[relpath].path, "change": exc.reason}
-                )
+    if markers is None:
+        markers = read_marker_files(output_dir, METADATA_THREADS)
+    read = [(r, as_migrated(m, fingerprint, laid_out=layout_current)) for r, m in markers.found.items()]
+    for relpath, exc in markers.unreadable.items():
+        if relpath not in planned:
+            logger.warning("%s", exc)
+        # As the driver: a changed input (exit 2, or redone with --on-changed-input redo).
+        elif relpath not in gone:
+            tally.changed.append(
+                {"relpath": relpath, "input_path": planned[relpath].path, "change": exc.reason}
+            )
 
     def input_path(relpath: str, marker: CompletionMarker) -> str:
         return planned[relpath].path or marker.input_path

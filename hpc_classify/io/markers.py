@@ -3,7 +3,8 @@
 A marker's presence is what makes a file "done" on resume (an output without a marker is redone), so
 markers live apart from the outputs under `<output>/_markers/<relpath>.done.json` and are written with
 `write_json_atomically`. `iter_marker_relpaths` lists them without parsing (the resume scan; `MarkerListing`
-keeps one such scan for the several steps of a run start); `iter_markers` parses them (status, summary).
+keeps one such scan for the several steps of a run start); `iter_markers` parses them; `read_marker_files` reads
+them all once, for the several steps of a run's end (the one-schema step, then the report) and for `status`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 MARKERS_DIRNAME = "_markers"
 MARKER_SUFFIX = ".done.json"
+NO_SUCH_MARKER = "no such completion marker"
 WORK_SUMMARY_KEYS = (
     "rows_in",
     "rows_out",
@@ -123,7 +125,7 @@ def read_marker(path: str) -> CompletionMarker:
             data = json.loads(f.read())
         return CompletionMarker.from_dict(data)
     except FileNotFoundError:
-        raise InputFileError(path, "no such completion marker") from None
+        raise InputFileError(path, NO_SUCH_MARKER) from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise InputFileError(
             path,
@@ -175,32 +177,65 @@ def iter_markers(output_dir: str) -> Iterator[CompletionMarker]:
         yield marker
 
 
-def iter_markers_with_relpaths(
-    output_dir: str,
-    threads: int = 1,
-    *,
-    stopped: Callable[[], bool] | None = None,
-    unreadable: dict[str, str] | None = None,
-) -> Iterator[tuple[str, CompletionMarker]]:
-    """(relpath, marker) for every readable marker (the report needs the shard's name beside its counts), read
-    `threads` at a time in the order found; corrupt ones are logged and skipped, as by `iter_markers`, and
-    put in `unreadable` (relpath -> why) when given. `stopped()`: asked as markers are taken; once true, none
-    other is read."""
-    for relpath, marker in map_in_threads(_read_or_why, _iter_marker_files(output_dir), threads, stopped):
+def iter_markers_with_relpaths(output_dir: str) -> Iterator[tuple[str, CompletionMarker]]:
+    """(relpath, marker) for every readable marker, in the order found; corrupt ones are logged and skipped, as
+    by `iter_markers`."""
+    for found in _iter_marker_files(output_dir):
+        relpath, marker = _read_or_error(found)
         if isinstance(marker, CompletionMarker):
             yield relpath, marker
         else:
             logger.warning("skipping unreadable marker: %s", marker)
-            if unreadable is not None:
-                unreadable[relpath] = marker
 
 
-def _read_or_why(found: tuple[str, str]) -> tuple[str, CompletionMarker | str]:
+@dataclass
+class MarkerFiles:
+    """Every marker of an output directory as one pass read it (`read_marker_files`). On a parallel file system
+    each marker read is a metadata round trip: a run's end reads them once and hands them from step to step, and
+    a step that rewrites a marker puts the new one here (`update`), so that they stay what the directory holds."""
+
+    found: dict[str, CompletionMarker] = field(default_factory=dict)  # relpath -> marker, in the order found
+    unreadable: dict[str, InputFileError] = field(default_factory=dict)  # relpath -> why it could not be read
+    complete: bool = True  # False: a stop ended the reads, some markers are missing
+
+    def update(self, relpath: str, marker: CompletionMarker) -> None:
+        """`relpath`'s marker as just written."""
+        self.found[relpath] = marker
+        self.unreadable.pop(relpath, None)
+
+    def read_again(self, output_dir: str, relpath: str) -> CompletionMarker | None:
+        """`relpath`'s marker as the directory holds it now, kept here (None: unreadable or gone since)."""
+        _, marker = _read_or_error((relpath, marker_path(output_dir, relpath)))
+        if isinstance(marker, CompletionMarker):
+            self.update(relpath, marker)  # in its place: the report's shards keep their order
+            return marker
+        self.found.pop(relpath, None)
+        if marker.reason != NO_SUCH_MARKER:
+            self.unreadable[relpath] = marker
+        return None
+
+
+def read_marker_files(
+    output_dir: str, threads: int = 1, *, stopped: Callable[[], bool] | None = None
+) -> MarkerFiles:
+    """Every marker under `output_dir`, `threads` read at once; `stopped()`: asked as markers are taken, once
+    true none other is read (`complete` False)."""
+    markers = MarkerFiles()
+    for relpath, marker in map_in_threads(_read_or_error, _iter_marker_files(output_dir), threads, stopped):
+        if isinstance(marker, CompletionMarker):
+            markers.found[relpath] = marker
+        else:
+            markers.unreadable[relpath] = marker
+    markers.complete = stopped is None or not stopped()
+    return markers
+
+
+def _read_or_error(found: tuple[str, str]) -> tuple[str, CompletionMarker | InputFileError]:
     relpath, path = found
     try:
         return relpath, read_marker(path)
     except InputFileError as exc:
-        return relpath, str(exc)
+        return relpath, exc
 
 
 def _iter_marker_files(output_dir: str) -> Iterator[tuple[str, str]]:

@@ -24,7 +24,7 @@ from hpc_classify.driver.status import failures_of_a_rerun, files_of_a_rerun, ta
 from hpc_classify.driver.summary import SUMMARY_FILE
 from hpc_classify.driver.tally import MarkerTally
 from hpc_classify.errors import OutputDirectoryError
-from hpc_classify.io.markers import CompletionMarker
+from hpc_classify.io.markers import CompletionMarker, MarkerFiles
 from hpc_classify.report.drift import DISTANCE_NAME, rank_drift
 from hpc_classify.report.files import DASK_REPORT_HTML
 from hpc_classify.report.timeline import Interval, marker_interval, throughput_series, worker_timeline
@@ -86,9 +86,12 @@ class _MarkerScan:
             )
 
 
-def collect_report(output_dir: str, *, relist_inputs: bool = True) -> dict[str, Any]:
+def collect_report(
+    output_dir: str, *, relist_inputs: bool = True, markers: MarkerFiles | None = None
+) -> dict[str, Any]:
     """The report's numbers as one JSON-ready dict (see docs/report.md for its keys). `relist_inputs` False:
-    count over the stored plan without listing the inputs again (a run's own report: it just listed them)."""
+    count over the stored plan without listing the inputs again (a run's own report: it just listed them).
+    `markers`: every marker of `output_dir`, read already (a run's end that read them); None: read here."""
     output_dir = os.path.abspath(output_dir)
     plan = read_plan(output_dir)
     if plan is None:
@@ -99,7 +102,9 @@ def collect_report(output_dir: str, *, relist_inputs: bool = True) -> dict[str, 
     # of a copy of OUT, where no planned input can be reached, cannot look at them: then every marker counts.
     rerun = files_of_a_rerun(plan, relist=relist_inputs)
     planned, new = rerun.planned, rerun.new
-    counted = tally_markers(output_dir, planned, verify_inputs=False, check_inputs=None, gone=rerun.gone)
+    counted = tally_markers(
+        output_dir, planned, verify_inputs=False, check_inputs=None, gone=rerun.gone, markers=markers
+    )
     scan = _MarkerScan()
     for relpath, marker in counted.done_markers:
         scan.add(relpath, marker)

@@ -12,6 +12,7 @@ from typing import Any
 
 from hpc_classify.config import RunConfig
 from hpc_classify.driver.run import RunHooks
+from hpc_classify.io.markers import MarkerFiles
 from hpc_classify.report.files import DASK_REPORT_HTML
 from hpc_classify.report.write import write_report
 
@@ -57,9 +58,12 @@ class _UnlessSchedulerLost:
         return False  # an error of the classifying itself goes on up
 
 
-def write_report_quietly(output_dir: str, stopped_by: str | None = None) -> None:
+def write_report_quietly(
+    output_dir: str, stopped_by: str | None = None, markers: MarkerFiles | None = None
+) -> None:
     """The run's HTML report and its numbers, or a warning saying how to retry; none after a stop signal,
-    whether it interrupted the run or every file finished within its grace (`hpc-classify report` writes it)."""
+    whether it interrupted the run or every file finished within its grace (`hpc-classify report` writes it).
+    `markers`: every marker, read already by the run's end (None: the report reads them)."""
     if stopped_by is not None:
         # The report reads every marker (100,000 files: 10-30 s warm, more cold on a parallel file system): a
         # job warned of its time limit, preempted or cancelled has seconds left, for its summary and requeue.
@@ -73,7 +77,7 @@ def write_report_quietly(output_dir: str, stopped_by: str | None = None) -> None
     try:
         # The run listed its inputs when it started (a walk of a million files on a parallel file system
         # takes minutes): its report counts over that plan.
-        write_report(output_dir, relist_inputs=False)
+        write_report(output_dir, relist_inputs=False, markers=markers)
     except Exception as exc:  # noqa: BLE001 - any bug or missing library in the report is only a warning
         logger.warning(
             "the run report could not be written (%s: %s); the run itself is unaffected. "

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 
 from hpc_classify.errors import OutputWriteError
+from hpc_classify.io.markers import MarkerFiles
 from hpc_classify.io.writers import write_atomically, write_json_atomically
 from hpc_classify.report.files import REPORT_HTML, REPORT_JSON
 from hpc_classify.report.gather import collect_report
@@ -21,12 +22,18 @@ class ReportPaths:
     json: str
 
 
-def write_report(output_dir: str, to_dir: str | None = None, *, relist_inputs: bool = True) -> ReportPaths:
+def write_report(
+    output_dir: str,
+    to_dir: str | None = None,
+    *,
+    relist_inputs: bool = True,
+    markers: MarkerFiles | None = None,
+) -> ReportPaths:
     """Collect the run's numbers from `output_dir` and write the page and its JSON beside the outputs, or
-    into `to_dir` (an output directory one may read but not write)."""
+    into `to_dir` (an output directory one may read but not write); `markers`: as `collect_report`'s."""
     from hpc_classify.report.render import render_page  # Bokeh: only when a page is drawn
 
-    report = collect_report(output_dir, relist_inputs=relist_inputs)
+    report = collect_report(output_dir, relist_inputs=relist_inputs, markers=markers)
     page = render_page(report).encode("utf-8")
     into = to_dir if to_dir is not None else output_dir
     if to_dir is not None:

@@ -14,6 +14,7 @@ from hpc_classify.io.markers import (
     iter_markers,
     marker_path,
     read_marker,
+    read_marker_files,
     write_marker,
 )
 from hpc_classify.io.writers import is_temp_file
@@ -95,3 +96,30 @@ def test_iter_markers_counts_all_and_ignores_temp_and_corrupt(tmp_path):
 
 def test_iter_markers_without_markers_dir(tmp_path):
     assert list(iter_markers(str(tmp_path))) == []
+
+
+def test_marker_files_read_again_keep_what_the_directory_holds_in_the_order_found(tmp_path):
+    """A run's end hands its one read of the markers on (schema step, then report): each marker it reads again
+    is kept as it is now: rewritten in its place, corrupt among the unreadable, gone dropped."""
+    out = str(tmp_path)
+    for name in ("a", "b", "c", "d"):
+        write_marker(marker_path(out, f"{name}.jsonl"), _marker(f"{name}.jsonl"))
+    markers = read_marker_files(out, threads=2)
+    order = list(markers.found)
+    write_marker(marker_path(out, "b.jsonl"), _marker("b.jsonl", rows_out=3))
+    (tmp_path / "_markers" / "c.jsonl.done.json").write_text("{")
+    os.remove(marker_path(out, "d.jsonl"))
+
+    assert [markers.read_again(out, f"{n}.jsonl") for n in "abcd"] == [
+        _marker("a.jsonl"),
+        _marker("b.jsonl", rows_out=3),
+        None,
+        None,
+    ]
+    afresh = read_marker_files(out)
+    assert list(markers.found) == [r for r in order if r in afresh.found]
+    assert markers.found == afresh.found
+    assert {r: str(e) for r, e in markers.unreadable.items()} == {
+        r: str(e) for r, e in afresh.unreadable.items()
+    }
+    assert list(markers.unreadable) == ["c.jsonl"] and markers.complete

@@ -181,14 +181,14 @@ def test_a_run_that_finished_within_a_stops_grace_leaves_the_schema_to_the_next(
     stop = StopRequest(())
     stop.request("SIGUSR1")
 
-    outcome = after_run(run_context(tmp_path, stop=stop, output_format="parquet"), 0)
+    outcome, _ = after_run(run_context(tmp_path, stop=stop, output_format="parquet"), 0)
 
     assert outcome == {"skipped": "SIGUSR1"}
     assert {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES} == before
     assert not (tmp_path / "_common_metadata").exists()
     assert f"`hpc-classify unify-schema --output {tmp_path}`" in caplog.text
     # Each file lacks a column another has: every one is rewritten by the next run.
-    assert after_run(run_context(tmp_path, output_format="parquet"), 0)["rewritten"] == len(TABLES)
+    assert after_run(run_context(tmp_path, output_format="parquet"), 0)[0]["rewritten"] == len(TABLES)
 
 
 def test_more_to_rewrite_than_a_runs_end_does_is_left_to_the_command(tmp_path, monkeypatch, caplog):
@@ -202,13 +202,13 @@ def test_more_to_rewrite_than_a_runs_end_does_is_left_to_the_command(tmp_path, m
     total = sum(len(data) for data in before.values())  # every file lacks a column another has
     monkeypatch.setattr(output_schema, "RUN_REWRITE_BYTES", total - 1)
 
-    outcome = after_run(run_context(tmp_path, output_format="parquet"), 0)
+    outcome, _ = after_run(run_context(tmp_path, output_format="parquet"), 0)
 
     assert (outcome["rewritten"], outcome["deferred_bytes"], outcome["common_metadata"]) == (0, total, None)
     assert {name: (tmp_path / f"{name}.parquet").read_bytes() for name in TABLES} == before
     assert f"`hpc-classify unify-schema --output {tmp_path}`" in caplog.text
     monkeypatch.setattr(output_schema, "RUN_REWRITE_BYTES", total)
-    assert after_run(run_context(tmp_path, output_format="parquet"), 0)["rewritten"] == len(TABLES)
+    assert after_run(run_context(tmp_path, output_format="parquet"), 0)[0]["rewritten"] == len(TABLES)
     assert (tmp_path / "_common_metadata").exists()
 
 

@@ -22,7 +22,7 @@ from hpc_classify.driver.lock import LOCK_LOST
 from hpc_classify.driver.output_schema import after_run, unify_output_schemas
 from hpc_classify.driver.stale_outputs import remove_output_of
 from hpc_classify.io import markers as markers_module
-from hpc_classify.io.markers import marker_path, read_marker, write_marker
+from hpc_classify.io.markers import marker_path, read_marker, read_marker_files, write_marker
 from hpc_classify.stop_request import StopRequest
 from tests.unit.test_output_schema import TABLES, _outputs, _snapshot
 
@@ -87,7 +87,7 @@ def test_a_lock_taken_over_during_the_rewrites_renames_nothing_and_no_summary(tm
     stop = StopRequest(())
     _stop_at_the_first_rewrite(monkeypatch, lambda: stop.abandon_now(LOCK_LOST))
 
-    outcome = after_run(run_context(tmp_path, stop=stop, output_format="parquet"), 0)
+    outcome, _ = after_run(run_context(tmp_path, stop=stop, output_format="parquet"), 0)
 
     assert outcome.keys() == {"error"} and "was taken over by another run" in outcome["error"]
     assert _snapshot(tmp_path) == before  # every output and marker the new owner's to write
@@ -100,7 +100,7 @@ def test_a_directory_another_run_owns_now_is_not_written(tmp_path, monkeypatch):
     newer = json.dumps({"fingerprint": "newer"})
     _stop_at_the_first_rewrite(monkeypatch, lambda: (tmp_path / "_run.json").write_text(newer))
 
-    outcome = after_run(run_context(tmp_path, output_format="parquet"), 0)
+    outcome, _ = after_run(run_context(tmp_path, output_format="parquet"), 0)
 
     assert "a newer run with other settings owns" in outcome["error"]
     assert {k: v for k, v in _snapshot(tmp_path).items() if k != "_run.json"} == {
@@ -125,6 +125,8 @@ def test_a_marker_rewritten_since_it_was_read_is_left_as_it_is(tmp_path, monkeyp
 
     assert read_marker(where) == redone  # not the plan's marker with a new output_size
     assert (outcome.rewritten, outcome.markers_updated) == (4, 3)
+    # What the report is handed: the markers as the directory holds them now, the newer run's a included.
+    assert outcome.markers.found == read_marker_files(str(tmp_path)).found
 
 
 def test_unreadable_markers_and_parquet_files_of_no_marker_leave_no_common_metadata(tmp_path, capsys):
@@ -205,9 +207,10 @@ def test_any_error_of_the_step_is_logged_and_recorded_not_raised(tmp_path, monke
         raise pa.ArrowInvalid("a footer pyarrow chokes on")
 
     monkeypatch.setattr(output_schema, "plan_schema", broken)
-    assert after_run(run_context(tmp_path, output_format="parquet"), 0) == {
-        "error": "a footer pyarrow chokes on"
-    }
+    assert after_run(run_context(tmp_path, output_format="parquet"), 0) == (
+        {"error": "a footer pyarrow chokes on"},
+        None,  # no markers handed on to the report: it reads them itself
+    )
     assert "ArrowInvalid: a footer pyarrow chokes on; HINT: rerun to finish" in caplog.text
     assert "Traceback" in caplog.text
     monkeypatch.setattr(
@@ -260,14 +263,14 @@ def test_any_stop_counts_for_the_report_not_for_the_runs_outcome(tmp_path, monke
     def step(context, exit_code):
         if stop == "during the step":
             context.stop.request("SIGTERM")
-        return {}
+        return {}, None
 
     monkeypatch.setattr(driver_run, "after_run", step)
     told = []
     config = RunConfig(
         inputs=(str(inputs),), output=str(output), classifiers=(DomainClassifier(device="cpu"),)
     )
-    hooks = driver_run.RunHooks(after_summary=lambda out, stopped_by: told.append(stopped_by))
+    hooks = driver_run.RunHooks(after_summary=lambda out, stopped_by, markers: told.append(stopped_by))
 
     # all done: no client used
     result = driver_run.run_classification(config, client=object(), hooks=hooks, stop=request)
