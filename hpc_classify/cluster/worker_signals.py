@@ -96,6 +96,9 @@ def ignore_stop_signals() -> None:
     for sig in ignored:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, ignored)
+    if not hasattr(signal, "sigwaitinfo"):  # macOS: no sender to tell apart; TERM keeps its default, an end
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        return
     # Blocked here and in every thread started from now on: the waiting thread alone receives it.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     threading.Thread(
