@@ -87,8 +87,9 @@ def connect(
                 worker_wait=config.worker_wait,
             )
         except ClusterError:
-            # Ctrl-C reaches the terminal's whole process group: workers still starting die of it, and their
-            # start fails. That is the stop (exit 5), not a cluster that cannot start (exit 2).
+            # A start that fails after a stop signal (the workers ignore it from their start on: worker_signals.py,
+            # but not a process of theirs, nor a worker of a cluster made otherwise) is the stop (exit 5), not a
+            # cluster that cannot start (exit 2).
             if stopped():
                 raise ConnectStopped("the local cluster's start was cut short") from None
             raise

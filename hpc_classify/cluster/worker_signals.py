@@ -1,9 +1,17 @@
 """A Dask worker preload for local clusters: the driver alone decides when a worker stops, and a stop it
-asked for logs no traceback.
+asked for logs no traceback; and the driver's side of it, `stop_signals_held`.
 
-A Ctrl-C in a terminal reaches every process of the foreground process group, the local cluster's
-worker processes included. Left alone, a worker dies mid-file with a KeyboardInterrupt while the driver,
-which owns SIGINT, was going to let its in-flight files finish; the driver retires the workers itself.
+The stop signals (stop_request.STOP_SIGNALS) reach more than the driver: a terminal's Ctrl-C every process of
+the foreground process group, Slurm's time limit (SIGTERM) and `scancel --signal=USR1` without `B:` every
+process of the job step. Left alone, a worker dies mid-file (KeyboardInterrupt, or Python's default for TERM
+and USR1: the end) while the driver, which owns those signals, was going to let its in-flight files finish,
+and its nanny restarts it meanwhile; the driver retires the workers itself. So the driver makes its cluster
+with the stop signals blocked in the making thread: the IO loop thread it starts keeps that mask and hands it
+to every worker process it spawns (restarts included), blocked from the first instruction on; a worker's
+preload then ignores INT, USR1 and USR2 (SIG_IGN drops one already pending) and keeps TERM blocked, for a
+thread of its own that ends the worker on a SIGTERM from its parent only (multiprocessing's terminate at the
+driver's exit, a stray process reaped), never on one from Slurm or a shell. A driver SIGKILLed takes its
+workers with it all the same: each exits when its pipe to the driver closes (distributed's AsyncProcess).
 
 When a worker closes, distributed closes its connection pool while a heartbeat may still be in flight; that
 heartbeat then fails with a traceback although nothing failed: "Failed to communicate with scheduler during
@@ -16,9 +24,16 @@ Loaded by `LocalCluster(preload=[__name__])`; Dask calls `dask_setup` in the wor
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
+
+from hpc_classify.cluster.node_files import signals_held
+from hpc_classify.stop_request import STOP_SIGNALS
 
 HEARTBEAT_FAILURE = "Failed to communicate with scheduler during heartbeat"
 POOL_CLOSED = "ConnectionPool is closed"  # distributed's RuntimeError for a connect after rpc.close()
@@ -52,9 +67,51 @@ def _is_running(worker: Any) -> bool:
     return worker.status in WORKER_ANY_RUNNING
 
 
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Around the making of a local cluster, in the thread that makes it (its IO loop thread is started
+    meanwhile and keeps the mask: never the driver's main thread, whose signals are only delayed here).
+    The resource tracker that multiprocessing spawns for the workers is started first, with the signals held
+    too (it ignores INT and TERM itself; USR1 and USR2 then stay blocked in it): started later by the loop
+    thread, its start would unblock INT and TERM there, for every worker spawned after it."""
+    from distributed.utils import get_mp_context
+
+    if get_mp_context().get_start_method() != "fork":
+        from multiprocessing import resource_tracker
+
+        with signals_held(STOP_SIGNALS):
+            resource_tracker.ensure_running()  # one started before (not ours) is left as it is
+    with signals_held(STOP_SIGNALS):
+        yield
+
+
 def dask_setup(worker: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()
     quiet_close_race(worker)
+
+
+def ignore_stop_signals() -> None:
+    """In the worker's main thread: the stop signals ignored, but a SIGTERM from the driver (our parent)."""
+    ignored = tuple(sig for sig in STOP_SIGNALS if sig != signal.SIGTERM)
+    for sig in ignored:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, ignored)
+    if not hasattr(signal, "sigwaitinfo"):  # macOS: no sender to tell apart; TERM keeps its default, an end
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        return
+    # Blocked here and in every thread started from now on: the waiting thread alone receives it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    threading.Thread(
+        target=_end_on_sigterm_from, args=(os.getppid(),), name="SIGTERM from the driver", daemon=True
+    ).start()
+
+
+def _end_on_sigterm_from(parent: int) -> None:
+    while signal.sigwaitinfo({signal.SIGTERM}).si_pid != parent:
+        pass
+    # Delivered to this thread alone, unblocked: TERM's default action, the end it would have been.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
 
 
 def quiet_close_race(worker: Any) -> HeartbeatAtCloseFilter:

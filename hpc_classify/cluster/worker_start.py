@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from hpc_classify.cluster.worker_processes import close_or_kill_workers, kill_worker_processes, worker_nannies
+from hpc_classify.cluster.worker_signals import stop_signals_held
 from hpc_classify.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ def start_with_deadline(cluster_class: type, options: dict[str, Any], wait: floa
     else a ClusterError. A worker that fails at once still fails at once, as in the constructor."""
     options = dict(options)
     workers = local_worker_count(options.pop("n_workers", None), options)
-    cluster = cluster_class(n_workers=0, **options)
+    with stop_signals_held():  # the workers its loop thread spawns are spared the run's stop signals
+        cluster = cluster_class(n_workers=0, **options)
     try:
         cluster.sync(_start_workers, cluster, workers, wait or None)
     except BaseException:
@@ -103,7 +105,8 @@ def construct_with_deadline(
 
     def build() -> None:
         try:
-            cluster = Recorded(**options)
+            with stop_signals_held():  # see start_with_deadline
+                cluster = Recorded(**options)
         except BaseException as exc:  # the constructor's own error, raised by the caller
             outcome["error"] = exc
             return
