@@ -113,17 +113,25 @@ def close_quietly(client: Any, cluster: Any | None, timeout: float | None = None
     # A close past a stop's deadline still gets a moment: a live scheduler answers in one.
     timeout = CLOSE_TIMEOUT if timeout is None else max(0.1, timeout)
     if client is not None:
-        _close_logging_errors(client, lambda: client.close(timeout=timeout))
+        _close_logging_errors(client, lambda: client.close(timeout=timeout), timeout)
     if cluster is not None:
-        _close_logging_errors(cluster, lambda: close_or_kill_workers(cluster, timeout))
+        _close_logging_errors(cluster, lambda: close_or_kill_workers(cluster, timeout), timeout)
 
 
-def _close_logging_errors(thing: Any, close: Any) -> None:
+def _close_logging_errors(thing: Any, close: Any, timeout: float) -> None:
     try:
         with _reconnect_cancel_unlogged(thing):
             close()
     except Exception as exc:  # shutting down after a failure must not hide the original error
-        logger.warning("error while closing %s: %s", type(thing).__name__, str(exc) or type(exc).__name__)
+        logger.warning("error while closing %s: %s", type(thing).__name__, _why(exc, timeout))
+
+
+def _why(exc: Exception, timeout: float) -> str:
+    """A close step's failure in words. A timeout says so with the deadline, whichever of distributed's nested
+    timeouts fired (some raise a TimeoutError with no message: the log said only "TimeoutError")."""
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {timeout:g} s"
+    return str(exc) or type(exc).__name__
 
 
 class _ReconnectCancelled(logging.Filter):
@@ -165,14 +173,15 @@ def retire_and_shut_down(client: Any, timeout: float | None = None) -> None:
     else:
         try:
             # callback_timeout: Client.sync's own bound (retire_workers passes it on; shutdown() takes none).
-            client.retire_workers(close_workers=True, callback_timeout=left())
+            client.retire_workers(close_workers=True, callback_timeout=(allowed := left()))
         except Exception as exc:  # shutting down: a lost worker must not hide the driver's result
-            logger.warning("retiring workers: %s", str(exc) or type(exc).__name__)
+            logger.warning("retiring workers: %s", _why(exc, allowed))
         try:
-            client.sync(client._shutdown, callback_timeout=left())
+            client.sync(client._shutdown, callback_timeout=(allowed := left()))
         except Exception as exc:
-            logger.warning("stopping the scheduler: %s", str(exc) or type(exc).__name__)
-    _close_logging_errors(client, lambda: client.close(timeout=left()))
+            logger.warning("stopping the scheduler: %s", _why(exc, allowed))
+    allowed = left()
+    _close_logging_errors(client, lambda: client.close(timeout=allowed), allowed)
 
 
 def _join(make_client: Any, target: str, scheduler_file: str | None = None) -> Any:
