@@ -42,8 +42,9 @@ if (( with_tests )); then
   if (( ${#missing[@]} )); then
     echo "bootstrap: installing slurm-wlm, munge, lmod and chromium (missing: ${missing[*]})"
     sudo_cmd=(); (( EUID == 0 )) || sudo_cmd=(sudo)
-    apt_when_free "${sudo_cmd[@]}" apt-get update -qq
-    apt_when_free env DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq slurm-wlm munge lmod chromium
+    # env after sudo (sudo resets the environment); LC_ALL=C: apt's lock message in the words apt_when_free reads.
+    apt_when_free "${sudo_cmd[@]}" env LC_ALL=C apt-get update -qq
+    apt_when_free "${sudo_cmd[@]}" env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge lmod chromium
   fi
 fi
 

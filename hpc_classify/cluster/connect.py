@@ -129,7 +129,9 @@ def _close_logging_errors(thing: Any, close: Any, timeout: float) -> None:
 def _why(exc: Exception, timeout: float) -> str:
     """A close step's failure in words. A timeout says so with the deadline, whichever of distributed's nested
     timeouts fired (some raise a TimeoutError with no message: the log said only "TimeoutError")."""
-    if isinstance(exc, TimeoutError):
+    if (
+        isinstance(exc, TimeoutError) and exc.errno is None
+    ):  # not an OS error such as ETIMEDOUT: its words stay
         return f"timed out after {timeout:g} s"
     return str(exc) or type(exc).__name__
 

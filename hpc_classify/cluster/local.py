@@ -15,6 +15,7 @@ from typing import Any
 
 from hpc_classify.cluster.hidden_gpus import warn_if_gpus_hidden
 from hpc_classify.cluster.main_guard import refuse_start_while_importing_main, refuse_unguarded_main
+from hpc_classify.cluster.worker_signals import preload_list
 from hpc_classify.cluster.worker_start import construct_with_deadline, start_with_deadline
 from hpc_classify.config import DEFAULT_WORKER_WAIT
 from hpc_classify.errors import ClusterError, ConfigError, UnexpectedArgumentError
@@ -269,13 +270,7 @@ def worker_preloads(given: Any = None) -> list[str]:
     import dask
 
     configured = dask.config.get("distributed.worker.preload", default=None)
-    return [*WORKER_PRELOAD, *_as_list(configured), *_as_list(given)]
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
+    return [*WORKER_PRELOAD, *preload_list(configured), *preload_list(given)]
 
 
 def _nvml_device_count() -> int | None:

@@ -67,6 +67,29 @@ def _is_running(worker: Any) -> bool:
     return worker.status in WORKER_ANY_RUNNING
 
 
+def with_this_preload(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` for a local cluster, with this module among its worker preloads: workers made with the stop
+    signals held must run it, or they keep all four blocked, the driver's SIGTERM included. An explicit
+    `preload=` is kept (this module put first); without one, Dask's configured preloads stay (an explicit
+    list replaces them)."""
+    import dask
+
+    if "preload" in options:
+        preloads = preload_list(options["preload"])
+    else:
+        preloads = preload_list(dask.config.get("distributed.worker.preload", default=None))
+    if __name__ not in preloads:
+        preloads = [__name__, *preloads]
+    return {**options, "preload": preloads}
+
+
+def preload_list(value: Any) -> list[str]:
+    """A `preload` setting (None, one name, or several) as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 @contextlib.contextmanager
 def stop_signals_held() -> Iterator[None]:
     """Around the making of a local cluster, in the thread that makes it (its IO loop thread is started
@@ -91,7 +114,9 @@ def dask_setup(worker: Any) -> None:
 
 
 def ignore_stop_signals() -> None:
-    """In the worker's main thread: the stop signals ignored, but a SIGTERM from the driver (our parent)."""
+    """In the worker's main thread: the stop signals ignored, but a SIGTERM from the driver. Processes a worker
+    starts inherit this (INT, USR1, USR2 ignored, TERM blocked): one that must end on a plain SIGTERM unblocks it
+    first (engine/tiled_attention.py's build child does)."""
     ignored = tuple(sig for sig in STOP_SIGNALS if sig != signal.SIGTERM)
     for sig in ignored:
         signal.signal(sig, signal.SIG_IGN)
@@ -102,8 +127,17 @@ def ignore_stop_signals() -> None:
     # Blocked here and in every thread started from now on: the waiting thread alone receives it.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     threading.Thread(
-        target=_end_on_sigterm_from, args=(os.getppid(),), name="SIGTERM from the driver", daemon=True
+        target=_end_on_sigterm_from, args=(driver_pid(),), name="SIGTERM from the driver", daemon=True
     ).start()
+
+
+def driver_pid() -> int:
+    """The process that started this worker: multiprocessing's parent (under forkserver the OS parent is the
+    fork server, not the driver whose terminate() sends the SIGTERM), else the OS parent."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getppid()
 
 
 def _end_on_sigterm_from(parent: int) -> None:

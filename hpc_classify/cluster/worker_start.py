@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from hpc_classify.cluster.worker_processes import close_or_kill_workers, kill_worker_processes, worker_nannies
-from hpc_classify.cluster.worker_signals import stop_signals_held
+from hpc_classify.cluster.worker_signals import stop_signals_held, with_this_preload
 from hpc_classify.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -28,17 +28,20 @@ _AFTER_KILL = 30.0  # seconds the nannies may take to notice their killed proces
 def start_with_deadline(cluster_class: type, options: dict[str, Any], wait: float | None) -> Any:
     """`cluster_class(**options)` with its `n_workers` started within `wait` seconds (None or 0: no deadline),
     else a ClusterError. A worker that fails at once still fails at once, as in the constructor."""
-    options = dict(options)
+    options = with_this_preload(options)
     workers = local_worker_count(options.pop("n_workers", None), options)
-    with stop_signals_held():  # the workers its loop thread spawns are spared the run's stop signals
-        cluster = cluster_class(n_workers=0, **options)
+    cluster = None
     try:
+        with stop_signals_held():  # the workers its loop thread spawns are spared the run's stop signals
+            cluster = cluster_class(n_workers=0, **options)
+        # A Ctrl-C held while the cluster was made arrives here, as the mask is restored: inside the try.
         cluster.sync(_start_workers, cluster, workers, wait or None)
     except BaseException:
-        try:
-            close_or_kill_workers(cluster, CLOSE_TIMEOUT)
-        except Exception as exc:  # the start's own error is the one to report
-            logger.warning("error while closing the local cluster that did not start: %s", exc)
+        if cluster is not None:
+            try:
+                close_or_kill_workers(cluster, CLOSE_TIMEOUT)
+            except Exception as exc:  # the start's own error is the one to report
+                logger.warning("error while closing the local cluster that did not start: %s", exc)
         raise
     return cluster
 
@@ -92,6 +95,7 @@ def construct_with_deadline(
     start_with_deadline's scale-up cannot serve): made on a thread of its own. Past the deadline the worker
     processes still starting are killed (the constructor then fails and its thread ends), a cluster that comes up
     after all is closed, and a ClusterError names the deadline and `knob`, the setting that gives it."""
+    options = with_this_preload(options)
     made: list[Any] = []
 
     class Recorded(cluster_class):  # type: ignore[misc,valid-type]  # the object before it returns: its nannies

@@ -290,8 +290,11 @@ def _build(name: str, flags: list[str], scratch: Path) -> Path:
     return final
 
 
+# The child unblocks every signal first: built inside a local cluster's worker it inherits SIGTERM blocked
+# (cluster/worker_signals.py), and it, ninja and the compilers must end on a plain SIGTERM like any process.
 _BUILD_CHILD = """
-import json, sys
+import json, signal, sys
+signal.pthread_sigmask(signal.SIG_SETMASK, ())
 from torch.utils import cpp_extension
 try:
     cpp_extension.load(**json.loads(sys.argv[1]))

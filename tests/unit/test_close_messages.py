@@ -39,3 +39,15 @@ def test_another_close_error_keeps_its_words(caplog) -> None:
         "error while closing Closing: connection reset",
         "error while closing Closing: RuntimeError",
     ]
+
+
+def test_an_os_timeout_keeps_its_own_words(caplog) -> None:
+    import errno
+
+    error = OSError(errno.ETIMEDOUT, "Connection timed out")  # Python makes it a TimeoutError with an errno
+    assert isinstance(error, TimeoutError)
+    with caplog.at_level(logging.WARNING, logger="hpc_classify.cluster.connect"):
+        connect.close_quietly(Closing(error), None, timeout=2.0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "error while closing Closing: [Errno 110] Connection timed out"
+    ]

@@ -68,7 +68,9 @@ def test_a_cluster_that_starts_in_time_is_returned_and_its_errors_are_its_own() 
             raise ValueError("no such protocol")
 
     cluster = construct_with_deadline(Ready, {"protocol": "tcp"}, 5, "--worker-wait")
-    assert type(cluster).__name__ == "Ready" and cluster.options == {"protocol": "tcp"}
+    assert type(cluster).__name__ == "Ready" and cluster.options["protocol"] == "tcp"
+    # Made with the stop signals held, so its workers run the preload that takes them (worker_signals.py).
+    assert cluster.options["preload"][0] == "hpc_classify.cluster.worker_signals"
     with pytest.raises(ValueError, match="^no such protocol$"):
         construct_with_deadline(Broken, {}, 5, "--worker-wait")
 
