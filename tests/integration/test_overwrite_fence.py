@@ -112,8 +112,13 @@ def test_pieces_not_made_for_this_run_are_redone_each_document_once(tmp_path, ti
     resumed = run_cli(new_args)
 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    warning = f"{REL}: its pieces were {why}: removed, the file is classified again from its first piece"
+    # One summary warning (each file's reason, `why`, at DEBUG: tests/unit/test_foreign_pieces.py).
+    warning = (
+        "removed 1 pieces directory made for another run (other settings, another input file, or an older "
+        f"version that recorded neither); 1 of their files will be classified again from their first piece ({REL})"
+    )
     assert resumed.stderr.count(warning) == 1, resumed.stderr[-3000:]
+    assert why not in resumed.stderr
     assert summary(output)["pieces_processed"] == total  # every piece again, none taken from the old run
     rows = read_jsonl(output / REL)
     assert [row["id"] for row in rows] == expected[REL]  # each document once, in input order
