@@ -270,11 +270,16 @@ def test_usr1_when_the_files_in_flight_are_the_last_the_run_completes_without_a_
 
 
 def test_cancelled_mid_run_then_resubmitted_completes_exactly_once(
-    slurm_cluster, tiny_domain_model, corpus, tmp_path
+    slurm_cluster, tiny_domain_model, corpus, tmp_path, gated
 ) -> None:
     out = tmp_path / "out"
     args = run_args(corpus, out, tiny_domain_model)
-    first = submit_classify(slurm_cluster, tmp_path, args)
+    # node1 classifies; node2 and node3 each hold a file at the gate, so the cancel finds the run mid-way (with
+    # nothing held, a quick machine finished all 9 files between the first marker and the scancel).
+    gate, gate_env = gated
+    (gate / "open-node1").touch()
+    first = submit_classify(slurm_cluster, tmp_path, args, env=gate_env)
+    wait_for_a_file_in_flight_on_every_node(gate)
     wait_until(
         lambda: len(markers(out)) >= 1 if (out / "_markers").exists() else False, 180, "a first marker"
     )
